@@ -1,0 +1,287 @@
+/* sabha engine API: one replicated log, several consensus protocols.
+ *
+ * An engine is one node's share of a consensus group. It is a deterministic
+ * state machine: it never reads a clock, never touches a file or a socket and
+ * never calls rand(). Everything it knows arrives through four inputs
+ *
+ *   sabha_engine_tick(now_ms)      time, as the host's clock reads it;
+ *   sabha_engine_step(msg)         a message from a peer;
+ *   sabha_engine_propose(bytes)    a command to replicate;
+ *   sabha_engine_read_index(id)    a request to serve a linearizable read;
+ *
+ * plus a seed given at creation. Everything it wants done leaves through a
+ * "ready" batch (struct sabha_ready) that the host collects, carries out in
+ * the order written beside the struct, and acknowledges with
+ * sabha_engine_advance(). Because the simulator and the real node drive an
+ * engine the same way, a bug found in simulation is a bug in production code
+ * and a seed reproduces it exactly.
+ *
+ * Raft, Multi-Paxos and classic Paxos sit behind this one interface. They use
+ * one vocabulary: "term" is Raft's term or Paxos's ballot, "vote" is a vote or
+ * a promise, "index" is a log index or a slot, "commit" is the highest index
+ * known chosen with every lower index chosen too.
+ *
+ * Threading: an engine is not thread-safe; one host thread drives it. There is
+ * no global state, so a process may run any number of engines (one per
+ * consensus group).
+ */
+#ifndef SABHA_ENGINE_H
+#define SABHA_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sabha/error.h"
+
+/* Node ids are small positive integers; 0 means "none". */
+#define SABHA_NODE_NONE 0u
+#define SABHA_NODES_MAX 16u
+
+enum sabha_role {
+  SABHA_ROLE_FOLLOWER = 0,
+  SABHA_ROLE_PRECANDIDATE, /* Raft PreVote (thesis §9.6); Paxos: probing */
+  SABHA_ROLE_CANDIDATE,    /* Raft candidate; Paxos: running phase 1 */
+  SABHA_ROLE_LEADER,       /* Raft leader; Paxos: distinguished proposer */
+};
+
+const char *sabha_role_name(enum sabha_role role);
+
+enum sabha_entry_type {
+  SABHA_ENTRY_COMMAND = 1, /* opaque bytes for the state machine */
+  SABHA_ENTRY_NOOP = 2,    /* written by a new leader; applies nothing */
+};
+
+/* One log entry. The index and term travel with the entry everywhere (on the
+ * wire, on disk) so that a record can be checked and repaired on its own. */
+struct sabha_entry {
+  uint64_t index;
+  uint64_t term; /* term (Raft) or ballot (Paxos) it was written under */
+  uint32_t type; /* enum sabha_entry_type */
+  uint32_t size_bytes;
+  const uint8_t *data; /* owner and lifetime: see the struct holding it */
+};
+
+/* What must be durable before a node may vote, promise or acknowledge. Term
+ * and vote live in one record so a crash can never persist one without the
+ * other (a node that did so could vote twice in a term). */
+struct sabha_hard_state {
+  uint64_t term;   /* current term or highest promised ballot */
+  uint32_t vote;   /* node voted for in term, or SABHA_NODE_NONE */
+  uint64_t commit; /* a hint: may lag; never needed for safety */
+};
+
+struct sabha_snapshot_meta {
+  uint64_t index; /* last index the snapshot covers */
+  uint64_t term;  /* term of that entry */
+};
+
+/* A message between two engines of one group. The hosts treat it as opaque
+ * except for `from`, `to` and sabha_msg_size_bytes(); each protocol gives the
+ * fields its own meaning (documented in its source). The pointers inside are
+ * owned by the sender: in a ready batch, valid until sabha_engine_advance();
+ * given to sabha_engine_step(), valid only during the call. */
+struct sabha_msg {
+  uint32_t type; /* protocol-specific message type */
+  uint32_t from;
+  uint32_t to;
+  uint32_t reject; /* nonzero: the request was refused */
+  uint64_t term;
+  uint64_t index;
+  uint64_t log_term;
+  uint64_t commit;
+  uint64_t hint_index; /* on a refusal: where the sender should look next */
+  uint64_t hint_term;
+  uint64_t context; /* request id, heartbeat round, read id */
+  uint32_t n_entries;
+  const struct sabha_entry *entries;
+  /* A snapshot chunk: bytes [snap_offset, snap_offset + snap_size_bytes) of a
+   * snapshot of snap_total_bytes that covers the log up to snap.index. */
+  struct sabha_snapshot_meta snap;
+  uint64_t snap_offset;
+  uint64_t snap_total_bytes;
+  uint32_t snap_size_bytes;
+  const uint8_t *snap_data;
+};
+
+/* Approximate bytes the message takes on the wire (header plus payload). */
+size_t sabha_msg_size_bytes(const struct sabha_msg *msg);
+
+struct sabha_read_state {
+  uint64_t request_id; /* as given to sabha_engine_read_index() */
+  uint64_t index;      /* serve the read once the state machine has applied
+                          this index */
+};
+
+/* The output of an engine, to be carried out by the host in this order:
+ *
+ *   1. Send `msgs` at once. They do not depend on anything in this batch
+ *      being durable (a leader's appends go here, so that the leader writes
+ *      its own log in parallel with its followers; the leader counts itself
+ *      towards a quorum only after advance()).
+ *   2. Persist, in this order, `hard_state` (if has_hard_state), the
+ *      snapshot (if has_snapshot), the truncation of every entry at index >=
+ *      `truncate_from` (if nonzero), then `entries`. One fsync may cover all
+ *      of it (group commit); it must complete before step 3.
+ *   3. Send `msgs_after_persist` (votes, promises, acknowledgements: each
+ *      tells a peer that something is durable here).
+ *   4. Install the snapshot into the state machine (if has_snapshot), then
+ *      apply `committed` in index order. Entries of type NOOP change nothing.
+ *   5. Serve `reads` once the state machine has applied each one's index.
+ *   6. Call sabha_engine_advance().
+ *
+ * Every pointer in the batch stays valid until advance(). Between
+ * sabha_engine_ready() and sabha_engine_advance() the host makes no other call
+ * on the engine. */
+struct sabha_ready {
+  bool has_hard_state;
+  struct sabha_hard_state hard_state;
+
+  bool has_snapshot;
+  struct sabha_snapshot_meta snapshot;
+  const uint8_t *snapshot_data;
+  size_t snapshot_size_bytes;
+
+  uint64_t truncate_from; /* 0: nothing to truncate */
+  const struct sabha_entry *entries;
+  size_t n_entries;
+
+  const struct sabha_msg *msgs;
+  size_t n_msgs;
+  const struct sabha_msg *msgs_after_persist;
+  size_t n_msgs_after_persist;
+
+  const struct sabha_entry *committed;
+  size_t n_committed;
+
+  const struct sabha_read_state *reads;
+  size_t n_reads;
+};
+
+/* Deliberately broken safety rules, for proving that the checkers can fail.
+ * Never set outside tests and the simulator's --bug flag. */
+enum sabha_bug {
+  SABHA_BUG_VOTE_TWICE = 1u << 0,     /* grant a vote despite an earlier one */
+  SABHA_BUG_STALE_COMMIT = 1u << 1,   /* commit old-term entries by count */
+  SABHA_BUG_SKIP_LOG_CHECK = 1u << 2, /* vote without the up-to-date check */
+  SABHA_BUG_ACCEPT_LOWER_BALLOT = 1u << 3, /* Paxos: ignore a promise */
+  SABHA_BUG_NO_ADOPT = 1u << 4, /* Paxos: ignore accepted values in phase 1 */
+};
+
+struct sabha_config {
+  uint32_t id;                        /* this node; must be in voters */
+  uint32_t n_voters;                  /* 1..SABHA_NODES_MAX */
+  uint32_t voters[SABHA_NODES_MAX];   /* every member, this node included */
+  uint32_t election_timeout_ms_min;   /* default 150 */
+  uint32_t election_timeout_ms_max;   /* default 300 */
+  uint32_t heartbeat_ms;              /* default 50 */
+  bool pre_vote;                      /* default true (thesis §9.6) */
+  bool check_quorum;                  /* default true (thesis §6.2) */
+  uint32_t inflight_msgs_max;         /* appends in flight per peer; 64 */
+  uint32_t entries_per_msg_max;       /* default 256 */
+  uint32_t bytes_per_msg_max;         /* default 1 MiB */
+  uint32_t uncommitted_entries_max;   /* propose refuses beyond it; 4096 */
+  uint32_t snapshot_chunk_bytes;      /* default 64 KiB */
+  uint32_t entry_size_bytes_max;      /* default 1 MiB */
+  uint64_t seed;                      /* for randomized timeouts */
+  uint32_t bugs;                      /* enum sabha_bug bits; 0 */
+};
+
+/* Fills `cfg` with the defaults above for node `id` of `voters`. */
+void sabha_config_init(struct sabha_config *cfg, uint32_t id,
+                       const uint32_t *voters, uint32_t n_voters);
+
+/* What a restarted node found on its disk. Entries must be contiguous and
+ * start right after the snapshot (or at index 1 without one). */
+struct sabha_persisted {
+  struct sabha_hard_state hard_state;
+  bool has_snapshot;
+  struct sabha_snapshot_meta snapshot;
+  const uint8_t *snapshot_data;
+  size_t snapshot_size_bytes;
+  const struct sabha_entry *entries;
+  size_t n_entries;
+  uint64_t applied; /* index the host's state machine already reflects (the
+                       snapshot's, normally); committed entries after it are
+                       handed out again */
+};
+
+struct sabha_status {
+  uint32_t id;
+  enum sabha_role role;
+  uint64_t term;
+  uint32_t vote;
+  uint32_t leader; /* as far as this node knows; SABHA_NODE_NONE if unknown */
+  uint64_t commit;
+  uint64_t applied;
+  uint64_t first_index; /* first entry in the log (snapshot.index + 1) */
+  uint64_t last_index;
+  uint64_t snapshot_index;
+  uint64_t elections_started; /* phase-1 rounds for Paxos */
+  uint64_t elections_won;
+  uint64_t ballots_burned; /* terms/ballots this node moved past */
+};
+
+struct sabha_engine;
+
+/* Names of the protocols this build knows, NULL-terminated. */
+const char *const *sabha_protocols(void);
+
+/* Creates an engine for `protocol` ("raft", ...). `persisted` may be NULL for
+ * a node with an empty disk; its contents are copied. Returns 0 and sets *out,
+ * SABHA_EPROTO for an unknown name, SABHA_EINVAL for a bad config,
+ * SABHA_ENOMEM. */
+int sabha_engine_new(struct sabha_engine **out, const char *protocol,
+                     const struct sabha_config *cfg,
+                     const struct sabha_persisted *persisted);
+void sabha_engine_free(struct sabha_engine *e);
+const char *sabha_engine_protocol(const struct sabha_engine *e);
+
+/* Advances the engine's notion of time. `now_ms` never goes backwards. */
+int sabha_engine_tick(struct sabha_engine *e, uint64_t now_ms);
+
+/* Hands the engine a message addressed to it. Messages may arrive late,
+ * twice, out of order or not at all; the engine copes with all of these. */
+int sabha_engine_step(struct sabha_engine *e, const struct sabha_msg *msg);
+
+/* Appends a command to the replicated log. The bytes are copied. Returns 0
+ * (the command will be applied if it commits; the host learns so when it
+ * appears among committed entries), SABHA_ENOTLEADER, SABHA_EBUSY when
+ * uncommitted_entries_max are outstanding, SABHA_ETOOBIG, SABHA_ETRANSFER. */
+int sabha_engine_propose(struct sabha_engine *e, const void *data,
+                         size_t size_bytes);
+
+/* Asks for a linearizable read (thesis §6.4, ReadIndex). When the engine has
+ * confirmed it is still leader, a sabha_read_state with this id appears in a
+ * ready batch. Returns 0 or SABHA_ENOTLEADER. A request may never complete
+ * (leadership lost): hosts time out. */
+int sabha_engine_read_index(struct sabha_engine *e, uint64_t request_id);
+
+/* True when sabha_engine_ready() would return a non-empty batch. */
+bool sabha_engine_has_ready(const struct sabha_engine *e);
+/* Fills `rd` (see struct sabha_ready); an empty batch when nothing is due. */
+void sabha_engine_ready(struct sabha_engine *e, struct sabha_ready *rd);
+/* Acknowledges that the host carried out everything in `rd`. */
+void sabha_engine_advance(struct sabha_engine *e, const struct sabha_ready *rd);
+
+void sabha_engine_status(const struct sabha_engine *e, struct sabha_status *st);
+
+/* Hands leadership to `to` (thesis §3.10). The leader stops taking proposals
+ * until the transfer completes or an election timeout passes. Returns 0,
+ * SABHA_ENOTLEADER or SABHA_EINVAL. */
+int sabha_engine_transfer_leadership(struct sabha_engine *e, uint32_t to);
+
+/* Replaces the log up to `index` (<= applied) with a snapshot of the state
+ * machine taken at that index. The bytes are copied: the engine sends them to
+ * followers that fall behind the log. Returns 0, SABHA_EINVAL (index beyond
+ * applied), SABHA_ECOMPACTED (already covered) or SABHA_ENOMEM. */
+int sabha_engine_compact(struct sabha_engine *e, uint64_t index,
+                         const void *data, size_t size_bytes);
+
+/* Inspection, for checkers and tools: the entry at `index` in this node's
+ * log (persisted or not). The data pointer is valid until the next call on the
+ * engine. Returns 0, SABHA_ECOMPACTED or SABHA_EUNAVAILABLE. */
+int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
+                       struct sabha_entry *out);
+
+#endif

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages sabha needs to build and test, and nothing when
+# they are all present already. `make demo` and `make test` call it first so
+# that a fresh Debian machine needs no other set-up step.
+set -eu
+
+PACKAGES="gcc make cmake libc6-dev"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "sabha: installing missing Debian packages:$missing"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

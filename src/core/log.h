@@ -1,0 +1,52 @@
+/* The in-memory log an engine keeps: entries [first, last] after a snapshot
+ * that covers everything up to snap_index.
+ *
+ * Indices are 1-based and contiguous; index 0 with term 0 is the empty
+ * prefix every log agrees on. Entry bytes are copied in and owned by the
+ * log. The durable copy is the host's business: the log only says what to
+ * persist through the ready batch. */
+#ifndef SABHA_CORE_LOG_H
+#define SABHA_CORE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sabha/engine.h"
+
+struct log {
+  struct sabha_entry *entries; /* entries[i].index == snap_index + 1 + i */
+  size_t n;
+  size_t cap;
+  uint64_t snap_index; /* last index covered by the snapshot (0: none) */
+  uint64_t snap_term;
+};
+
+void log_init(struct log *l);
+void log_free(struct log *l);
+
+static inline uint64_t log_first_index(const struct log *l) {
+  return l->snap_index + 1;
+}
+static inline uint64_t log_last_index(const struct log *l) {
+  return l->snap_index + l->n;
+}
+uint64_t log_last_term(const struct log *l);
+
+/* Sets *term to the term at `index`. Returns 0, SABHA_ECOMPACTED (index
+ * below the snapshot) or SABHA_EUNAVAILABLE (past the end). */
+int log_term(const struct log *l, uint64_t index, uint64_t *term);
+/* The term at `index`, or 0 when it is not known. */
+uint64_t log_term_or_zero(const struct log *l, uint64_t index);
+/* The entry at `index`, or NULL when it is compacted or absent. */
+const struct sabha_entry *log_get(const struct log *l, uint64_t index);
+
+/* Appends a copy of `e` (e->index must be last + 1). Returns 0 or
+ * SABHA_ENOMEM (the log is unchanged). */
+int log_append(struct log *l, const struct sabha_entry *e);
+/* Removes every entry at index >= `index` (index > snap_index). */
+void log_truncate_from(struct log *l, uint64_t index);
+/* Drops every entry at index <= `index` and records the snapshot there.
+ * `index` may be past the end: the log is then empty after it. */
+void log_compact(struct log *l, uint64_t index, uint64_t term);
+
+#endif

@@ -1,0 +1,499 @@
+/* Raft: creation, time, role changes and the ready/advance cycle.
+ *
+ * This file holds what every Raft role shares: the message dispatcher that
+ * applies the term rules of Figure 2 ("if RPC request or response contains
+ * term T > currentTerm: set currentTerm = T, convert to follower") together
+ * with the lease rule that keeps a healthy leader in place (thesis §4.2.3,
+ * §6.2), the timers, and the translation of internal state into the ready
+ * batch of include/sabha/engine.h. The protocol proper lives beside it, one
+ * file per concern (see raft.h). */
+#include "raft/raft.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_impl.h"
+
+int raft_voter_slot(const struct raft *r, uint32_t id) {
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++)
+    if (r->cfg.voters[i] == id)
+      return (int)i;
+  return -1;
+}
+
+uint32_t raft_quorum(const struct raft *r) { return r->cfg.n_voters / 2 + 1; }
+
+void raft_reset_election_timer(struct raft *r) {
+  /* §5.2: randomized timeouts make split votes rare. */
+  r->election_deadline_ms =
+      r->now_ms + prng_range(&r->prng, r->cfg.election_timeout_ms_min,
+                             r->cfg.election_timeout_ms_max);
+}
+
+/* A leader (or a follower that heard one within the minimum election
+ * timeout) ignores requests to vote in a higher term: a node that merely
+ * lost touch must not depose a leader the majority still follows (thesis
+ * §4.2.3; Howard & Abraham 2020 show the liveness failures without it). */
+bool raft_in_lease(const struct raft *r) {
+  if (!r->cfg.check_quorum)
+    return false;
+  if (r->role == SABHA_ROLE_LEADER)
+    return true;
+  return r->leader != SABHA_NODE_NONE &&
+         r->now_ms < r->leader_contact_ms + r->cfg.election_timeout_ms_min;
+}
+
+void raft_send(struct raft *r, struct sabha_msg *m, bool after_persist) {
+  m->from = r->cfg.id;
+  if (m->term == 0)
+    m->term = r->term;
+  /* A message the outbox cannot hold is a message lost: Raft copes. */
+  (void)outbox_send(&r->out, m, after_persist);
+}
+
+void raft_become_follower(struct raft *r, uint64_t term, uint32_t leader) {
+  assert(term >= r->term);
+  if (term > r->term) {
+    r->terms_burned += term - r->term;
+    r->term = term;
+    r->vote = SABHA_NODE_NONE;
+  }
+  if (r->role == SABHA_ROLE_LEADER)
+    raft_reads_drop(r);
+  r->role = SABHA_ROLE_FOLLOWER;
+  r->leader = leader;
+  r->transferee = SABHA_NODE_NONE;
+  if (leader != SABHA_NODE_NONE)
+    r->leader_contact_ms = r->now_ms;
+  raft_reset_election_timer(r);
+}
+
+void raft_become_leader(struct raft *r) {
+  assert(r->role == SABHA_ROLE_CANDIDATE);
+  r->role = SABHA_ROLE_LEADER;
+  r->leader = r->cfg.id;
+  r->elections_won++;
+  r->transferee = SABHA_NODE_NONE;
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++)
+    raft_progress_reset(r, &r->peers[i]);
+  r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
+  r->check_quorum_due_ms = r->now_ms + r->cfg.election_timeout_ms_min;
+  /* §8, thesis §6.4: a no-op of the new term lets the leader learn which
+   * entries are committed, and unblocks reads, as soon as it commits. */
+  int rv = raft_append_local(r, SABHA_ENTRY_NOOP, NULL, 0);
+  assert(rv == 0 || rv == SABHA_ENOMEM);
+  (void)rv;
+  r->term_start_index = log_last_index(&r->log);
+  raft_broadcast_append(r);
+  raft_maybe_commit(r); /* a single-node group may commit at once */
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static void raft_destroy(void *state) {
+  struct raft *r = state;
+  if (r == NULL)
+    return;
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
+    free(r->peers[i].inflight);
+  free(r->reads);
+  free(r->deferred_reads);
+  free(r->snap_data);
+  free(r->incoming.buf);
+  log_free(&r->log);
+  outbox_free(&r->out);
+  free(r);
+}
+
+static int raft_restore(struct raft *r, const struct sabha_persisted *p) {
+  r->term = p->hard_state.term;
+  r->vote = p->hard_state.vote;
+  r->hs_durable = p->hard_state;
+  if (p->has_snapshot) {
+    log_compact(&r->log, p->snapshot.index, p->snapshot.term);
+    if (p->snapshot_size_bytes > 0) {
+      r->snap_data = malloc(p->snapshot_size_bytes);
+      if (r->snap_data == NULL)
+        return SABHA_ENOMEM;
+      memcpy(r->snap_data, p->snapshot_data, p->snapshot_size_bytes);
+    }
+    r->snap_size = p->snapshot_size_bytes;
+  }
+  for (size_t i = 0; i < p->n_entries; i++) {
+    if (p->entries[i].index != log_last_index(&r->log) + 1 ||
+        p->entries[i].term < log_last_term(&r->log))
+      return SABHA_EINVAL;
+    int rv = log_append(&r->log, &p->entries[i]);
+    if (rv != 0)
+      return rv;
+  }
+  /* The durable commit is only a hint: the host may have lost the records
+   * written after it, so start from what the state machine already holds
+   * and let the leader tell us the rest. */
+  r->applied = p->applied > r->log.snap_index ? p->applied : r->log.snap_index;
+  if (r->applied > log_last_index(&r->log))
+    return SABHA_EINVAL;
+  r->commit = r->applied;
+  return 0;
+}
+
+static int raft_create(void **state, const struct sabha_config *cfg,
+                       const struct sabha_persisted *persisted) {
+  struct raft *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return SABHA_ENOMEM;
+  r->cfg = *cfg;
+  prng_seed(&r->prng, cfg->seed ^ ((uint64_t)cfg->id << 32));
+  log_init(&r->log);
+  outbox_init(&r->out);
+  for (uint32_t i = 0; i < cfg->n_voters; i++) {
+    r->peers[i].id = cfg->voters[i];
+    r->peers[i].inflight = calloc(cfg->inflight_msgs_max, sizeof(uint64_t));
+    if (r->peers[i].inflight == NULL)
+      goto nomem;
+  }
+  r->reads = calloc(RAFT_READS_MAX, sizeof *r->reads);
+  r->deferred_reads = calloc(RAFT_READS_MAX, sizeof *r->deferred_reads);
+  if (r->reads == NULL || r->deferred_reads == NULL)
+    goto nomem;
+  if (persisted != NULL) {
+    int rv = raft_restore(r, persisted);
+    if (rv != 0) {
+      raft_destroy(r);
+      return rv;
+    }
+  }
+  r->unstable_from = log_last_index(&r->log) + 1;
+  r->persisted_last = log_last_index(&r->log);
+  r->role = SABHA_ROLE_FOLLOWER;
+  raft_reset_election_timer(r);
+  *state = r;
+  return 0;
+nomem:
+  raft_destroy(r);
+  return SABHA_ENOMEM;
+}
+
+/* ---- inputs ------------------------------------------------------------ */
+
+static void raft_check_quorum(struct raft *r) {
+  /* §6.2: a leader that has not heard from a majority within an election
+   * timeout steps down, so that clients stop waiting on it. */
+  uint32_t active = 1;
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    struct raft_progress *pr = &r->peers[i];
+    if (pr->id == r->cfg.id)
+      continue;
+    if (pr->recent_active)
+      active++;
+    pr->recent_active = false;
+  }
+  if (active < raft_quorum(r))
+    raft_become_follower(r, r->term, SABHA_NODE_NONE);
+}
+
+static int raft_tick(void *state, uint64_t now_ms) {
+  struct raft *r = state;
+  if (!r->clock_started) {
+    /* Timers were drawn before the host's clock was known: start them now,
+     * or a restarted node would campaign at once. */
+    r->clock_started = true;
+    r->now_ms = now_ms;
+    raft_reset_election_timer(r);
+  }
+  if (now_ms > r->now_ms)
+    r->now_ms = now_ms;
+  if (r->role != SABHA_ROLE_LEADER) {
+    if (r->now_ms >= r->election_deadline_ms)
+      raft_campaign(r, r->cfg.pre_vote, false);
+    return 0;
+  }
+  if (r->now_ms >= r->heartbeat_due_ms) {
+    r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
+    raft_broadcast_heartbeat(r, r->read_round);
+  }
+  if (r->transferee != SABHA_NODE_NONE &&
+      r->now_ms >= r->transfer_deadline_ms)
+    r->transferee = SABHA_NODE_NONE; /* §3.10: abort, resume service */
+  if (r->cfg.check_quorum && r->now_ms >= r->check_quorum_due_ms) {
+    r->check_quorum_due_ms = r->now_ms + r->cfg.election_timeout_ms_min;
+    raft_check_quorum(r);
+  }
+  return 0;
+}
+
+static bool from_leader(uint32_t type) {
+  return type == RAFT_MSG_APPEND || type == RAFT_MSG_HEARTBEAT ||
+         type == RAFT_MSG_SNAPSHOT;
+}
+
+/* The term rules every message goes through first. Returns false when the
+ * message is to be dropped. */
+static bool raft_step_term(struct raft *r, const struct sabha_msg *m) {
+  if (m->term > r->term) {
+    bool vote_request = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
+    if (vote_request && m->context != 1 && raft_in_lease(r))
+      return false;
+    if (m->type == RAFT_MSG_PREVOTE)
+      return true; /* a pre-vote never changes our term (thesis §9.6) */
+    if (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)
+      return true; /* granted for the term the pre-candidate would take */
+    raft_become_follower(r, m->term,
+                         from_leader(m->type) ? m->from : SABHA_NODE_NONE);
+    return true;
+  }
+  if (m->term < r->term) {
+    if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) {
+      /* Figure 2: reply with our term so a deposed leader steps down. With
+       * PreVote it might never hear a higher term otherwise. */
+      struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+      resp.reject = 1;
+      raft_send(r, &resp, true);
+    } else if (m->type == RAFT_MSG_PREVOTE) {
+      struct sabha_msg resp = {.type = RAFT_MSG_PREVOTE_RESP, .to = m->from};
+      resp.reject = 1;
+      raft_send(r, &resp, false);
+    }
+    return false;
+  }
+  return true;
+}
+
+static int raft_step(void *state, const struct sabha_msg *m) {
+  struct raft *r = state;
+  if (m->to != r->cfg.id || raft_voter_slot(r, m->from) < 0 ||
+      m->from == r->cfg.id)
+    return SABHA_EINVAL;
+  if (!raft_step_term(r, m))
+    return 0;
+  switch (m->type) {
+  case RAFT_MSG_APPEND:
+  case RAFT_MSG_HEARTBEAT:
+  case RAFT_MSG_SNAPSHOT:
+    if (r->role == SABHA_ROLE_LEADER)
+      return 0; /* two leaders in one term: impossible unless broken */
+    if (r->role != SABHA_ROLE_FOLLOWER || r->leader != m->from)
+      raft_become_follower(r, m->term, m->from);
+    r->leader_contact_ms = r->now_ms;
+    raft_reset_election_timer(r);
+    if (m->type == RAFT_MSG_APPEND)
+      raft_recv_append(r, m);
+    else if (m->type == RAFT_MSG_HEARTBEAT)
+      raft_recv_heartbeat(r, m);
+    else
+      raft_recv_snapshot(r, m);
+    return 0;
+  case RAFT_MSG_APPEND_RESP:
+    if (r->role == SABHA_ROLE_LEADER)
+      raft_recv_append_resp(r, m);
+    return 0;
+  case RAFT_MSG_HEARTBEAT_RESP:
+    if (r->role == SABHA_ROLE_LEADER)
+      raft_recv_heartbeat_resp(r, m);
+    return 0;
+  case RAFT_MSG_SNAPSHOT_RESP:
+    if (r->role == SABHA_ROLE_LEADER)
+      raft_recv_snapshot_resp(r, m);
+    return 0;
+  case RAFT_MSG_PREVOTE:
+  case RAFT_MSG_VOTE:
+    raft_recv_vote(r, m);
+    return 0;
+  case RAFT_MSG_PREVOTE_RESP:
+  case RAFT_MSG_VOTE_RESP:
+    raft_recv_vote_resp(r, m);
+    return 0;
+  case RAFT_MSG_TIMEOUT_NOW:
+    raft_recv_timeout_now(r, m);
+    return 0;
+  default:
+    return SABHA_EINVAL;
+  }
+}
+
+static int raft_propose(void *state, const void *data, size_t size_bytes) {
+  struct raft *r = state;
+  if (r->role != SABHA_ROLE_LEADER)
+    return SABHA_ENOTLEADER;
+  if (r->transferee != SABHA_NODE_NONE)
+    return SABHA_ETRANSFER;
+  if (size_bytes > r->cfg.entry_size_bytes_max)
+    return SABHA_ETOOBIG;
+  if (log_last_index(&r->log) - r->commit >= r->cfg.uncommitted_entries_max)
+    return SABHA_EBUSY;
+  int rv = raft_append_local(r, SABHA_ENTRY_COMMAND, data, size_bytes);
+  if (rv != 0)
+    return rv;
+  /* Sending waits for ready(): every proposal that arrives before the host
+   * collects the batch travels in the same append (§10.2.1 batching). */
+  return 0;
+}
+
+static int raft_read_index_op(void *state, uint64_t request_id) {
+  return raft_read_index(state, request_id);
+}
+
+/* ---- the ready/advance cycle ------------------------------------------- */
+
+static uint64_t raft_commit_ready_last(const struct raft *r) {
+  uint64_t last = log_last_index(&r->log);
+  return r->commit < last ? r->commit : last;
+}
+
+static uint64_t raft_apply_from(const struct raft *r) {
+  uint64_t from = r->applied + 1;
+  if (r->snap_to_install && from <= r->log.snap_index)
+    from = r->log.snap_index + 1;
+  return from;
+}
+
+static bool raft_hard_state_changed(const struct raft *r) {
+  return r->term != r->hs_durable.term || r->vote != r->hs_durable.vote ||
+         r->commit != r->hs_durable.commit;
+}
+
+static bool raft_has_ready(const void *state) {
+  const struct raft *r = state;
+  return !outbox_empty(&r->out) || raft_hard_state_changed(r) ||
+         r->unstable_from <= log_last_index(&r->log) || r->truncate_from ||
+         r->snap_to_install ||
+         raft_apply_from(r) <= raft_commit_ready_last(r);
+}
+
+static void raft_ready(void *state, struct sabha_ready *rd) {
+  struct raft *r = state;
+  /* Flush proposals gathered since the last batch, one append per peer. */
+  if (r->role == SABHA_ROLE_LEADER &&
+      r->unstable_from <= log_last_index(&r->log))
+    raft_broadcast_append(r);
+
+  if (raft_hard_state_changed(r)) {
+    rd->has_hard_state = true;
+    rd->hard_state.term = r->term;
+    rd->hard_state.vote = r->vote;
+    rd->hard_state.commit = r->commit;
+  }
+  if (r->snap_to_install) {
+    rd->has_snapshot = true;
+    rd->snapshot.index = r->log.snap_index;
+    rd->snapshot.term = r->log.snap_term;
+    rd->snapshot_data = r->snap_data;
+    rd->snapshot_size_bytes = r->snap_size;
+  }
+  rd->truncate_from = r->truncate_from;
+  uint64_t last = log_last_index(&r->log);
+  if (r->unstable_from <= last) {
+    assert(r->unstable_from > r->log.snap_index);
+    rd->entries = log_get(&r->log, r->unstable_from);
+    rd->n_entries = (size_t)(last - r->unstable_from + 1);
+  }
+  rd->msgs = r->out.now.items;
+  rd->n_msgs = r->out.now.n;
+  rd->msgs_after_persist = r->out.after_persist.items;
+  rd->n_msgs_after_persist = r->out.after_persist.n;
+  uint64_t from = raft_apply_from(r);
+  uint64_t to = raft_commit_ready_last(r);
+  if (from <= to) {
+    rd->committed = log_get(&r->log, from);
+    rd->n_committed = (size_t)(to - from + 1);
+  }
+  rd->reads = r->out.reads;
+  rd->n_reads = r->out.n_reads;
+}
+
+static void raft_advance(void *state, const struct sabha_ready *rd) {
+  struct raft *r = state;
+  if (rd->has_hard_state)
+    r->hs_durable = rd->hard_state;
+  if (rd->has_snapshot) {
+    r->snap_to_install = false;
+    if (r->persisted_last < rd->snapshot.index)
+      r->persisted_last = rd->snapshot.index;
+    if (r->applied < rd->snapshot.index)
+      r->applied = rd->snapshot.index;
+  }
+  if (rd->truncate_from != 0) {
+    if (r->persisted_last >= rd->truncate_from)
+      r->persisted_last = rd->truncate_from - 1;
+    r->truncate_from = 0;
+  }
+  if (rd->n_entries > 0) {
+    r->persisted_last = rd->entries[rd->n_entries - 1].index;
+    r->unstable_from = r->persisted_last + 1;
+  }
+  if (rd->n_committed > 0)
+    r->applied = rd->committed[rd->n_committed - 1].index;
+  outbox_reset(&r->out);
+  /* The leader counts its own copy only now that it is durable. */
+  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r))
+    raft_broadcast_append(r);
+}
+
+static void raft_status(const void *state, struct sabha_status *st) {
+  const struct raft *r = state;
+  st->id = r->cfg.id;
+  st->role = r->role;
+  st->term = r->term;
+  st->vote = r->vote;
+  st->leader = r->leader;
+  st->commit = r->commit;
+  st->applied = r->applied;
+  st->first_index = log_first_index(&r->log);
+  st->last_index = log_last_index(&r->log);
+  st->snapshot_index = r->log.snap_index;
+  st->elections_started = r->elections_started;
+  st->elections_won = r->elections_won;
+  st->ballots_burned = r->terms_burned;
+}
+
+static int raft_transfer_leadership(void *state, uint32_t to) {
+  struct raft *r = state;
+  if (r->role != SABHA_ROLE_LEADER)
+    return SABHA_ENOTLEADER;
+  int slot = raft_voter_slot(r, to);
+  if (slot < 0 || to == r->cfg.id)
+    return SABHA_EINVAL;
+  r->transferee = to;
+  r->transfer_deadline_ms = r->now_ms + r->cfg.election_timeout_ms_min;
+  struct raft_progress *pr = &r->peers[slot];
+  if (pr->match == log_last_index(&r->log))
+    raft_transfer_check(r, pr);
+  else
+    raft_send_append(r, pr, true);
+  return 0;
+}
+
+static int raft_compact_op(void *state, uint64_t index, const void *data,
+                           size_t size_bytes) {
+  return raft_compact(state, index, data, size_bytes);
+}
+
+static int raft_entry(const void *state, uint64_t index,
+                      struct sabha_entry *out) {
+  const struct raft *r = state;
+  if (index <= r->log.snap_index)
+    return SABHA_ECOMPACTED;
+  const struct sabha_entry *e = log_get(&r->log, index);
+  if (e == NULL)
+    return SABHA_EUNAVAILABLE;
+  *out = *e;
+  return 0;
+}
+
+const struct engine_ops raft_engine_ops = {
+    .name = "raft",
+    .create = raft_create,
+    .destroy = raft_destroy,
+    .tick = raft_tick,
+    .step = raft_step,
+    .propose = raft_propose,
+    .read_index = raft_read_index_op,
+    .has_ready = raft_has_ready,
+    .ready = raft_ready,
+    .advance = raft_advance,
+    .status = raft_status,
+    .transfer_leadership = raft_transfer_leadership,
+    .compact = raft_compact_op,
+    .entry = raft_entry,
+};

@@ -1,0 +1,199 @@
+/* The Raft core's private state, shared by the files of src/raft.
+ *
+ * Raft as in Ongaro & Ousterhout (2014) and Ongaro's thesis (2014), with the
+ * extensions production systems need: PreVote (thesis §9.6), CheckQuorum
+ * (§6.2), pipelined and batched replication with probe/replicate flow control
+ * (§10.2.1), ReadIndex (§6.4), leadership transfer (§3.10) and snapshots sent
+ * in chunks (§5). The files are named after what they handle:
+ *
+ *   raft.c         creation, time, role changes, the ready/advance cycle
+ *   election.c     PreVote, RequestVote, TimeoutNow (§3.4, §9.6, §3.10)
+ *   replication.c  AppendEntries, heartbeats, flow control, commit (§3.5, §3.6)
+ *   read.c         ReadIndex (§6.4)
+ *   snapshot.c     compaction and InstallSnapshot (§5)
+ *
+ * The core is pure: no clock, no I/O, no rand(); see include/sabha/engine.h. */
+#ifndef SABHA_RAFT_H
+#define SABHA_RAFT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "core/outbox.h"
+#include "core/prng.h"
+#include "sabha/engine.h"
+
+/* Message types. Field use, beyond from/to/term:
+ *   APPEND        index, log_term: the entry before `entries`; commit.
+ *   APPEND_RESP   index: last index known to match (success), or the index
+ *                 refused; hint_index/hint_term: where to probe next.
+ *   HEARTBEAT     commit (capped at the follower's match); context: read
+ *                 round being confirmed.
+ *   HEARTBEAT_RESP context echoed.
+ *   PREVOTE, VOTE index, log_term: the candidate's last entry; context 1 for
+ *                 an election forced by TimeoutNow (ignores leases).
+ *   *_RESP        reject.
+ *   SNAPSHOT      snap, snap_offset, snap_total_bytes, snap_data.
+ *   SNAPSHOT_RESP snap.index; context: bytes received so far.
+ *   TIMEOUT_NOW   start an election now (leadership transfer). */
+enum raft_msg_type {
+  RAFT_MSG_APPEND = 1,
+  RAFT_MSG_APPEND_RESP,
+  RAFT_MSG_HEARTBEAT,
+  RAFT_MSG_HEARTBEAT_RESP,
+  RAFT_MSG_PREVOTE,
+  RAFT_MSG_PREVOTE_RESP,
+  RAFT_MSG_VOTE,
+  RAFT_MSG_VOTE_RESP,
+  RAFT_MSG_SNAPSHOT,
+  RAFT_MSG_SNAPSHOT_RESP,
+  RAFT_MSG_TIMEOUT_NOW,
+};
+
+/* How the leader sends to one follower (etcd's flow control, thesis
+ * §10.2.1): PROBE sends one append per heartbeat until the logs match;
+ * REPLICATE streams appends up to inflight_msgs_max ahead of
+ * acknowledgements; SNAPSHOT sends the snapshot chunk by chunk. */
+enum raft_progress_state {
+  RAFT_PROBE = 0,
+  RAFT_REPLICATE,
+  RAFT_SNAPSHOT,
+};
+
+struct raft_progress {
+  uint32_t id;
+  uint64_t match; /* highest index known replicated there */
+  uint64_t next;  /* next index to send */
+  enum raft_progress_state state;
+  bool probe_sent;    /* PROBE: an append is out, wait for its answer */
+  bool recent_active; /* heard from within this CheckQuorum period */
+  uint64_t read_round_acked; /* highest read round it confirmed */
+  /* REPLICATE: the last index of each append in flight, oldest first. */
+  uint64_t *inflight;
+  uint32_t inflight_head;
+  uint32_t inflight_n;
+  /* SNAPSHOT: which snapshot is being sent and how far it got. */
+  uint64_t snap_index;
+  uint64_t snap_offset;
+};
+
+struct raft_read {
+  uint64_t request_id;
+  uint64_t index; /* commit index when the read arrived */
+  uint64_t round; /* heartbeat round that must be confirmed */
+};
+
+struct raft {
+  struct sabha_config cfg;
+  struct prng prng;
+  uint64_t now_ms;
+  bool clock_started; /* the first tick has arrived */
+
+  /* Persistent state (Figure 2) and what the host has made durable. */
+  uint64_t term;
+  uint32_t vote;
+  struct sabha_hard_state hs_durable;
+  struct log log;
+  uint64_t unstable_from;  /* first index not yet handed to the host */
+  uint64_t truncate_from;  /* pending disk truncation, 0 for none */
+  uint64_t persisted_last; /* last index the host has made durable */
+
+  /* Volatile state. */
+  enum sabha_role role;
+  uint32_t leader;
+  uint64_t commit;
+  uint64_t applied;
+  uint64_t applying; /* last index handed out in a ready, not advanced yet */
+
+  /* Timers, in the host's milliseconds. */
+  uint64_t election_deadline_ms;
+  uint64_t heartbeat_due_ms;
+  uint64_t check_quorum_due_ms;
+  uint64_t leader_contact_ms; /* last time a current leader was heard */
+
+  /* Elections: one bit per voter slot (cfg.voters order). */
+  uint32_t votes_granted;
+  uint32_t votes_refused;
+
+  /* Leader state. */
+  struct raft_progress peers[SABHA_NODES_MAX]; /* indexed like cfg.voters */
+  uint64_t term_start_index; /* index of this term's no-op */
+  uint32_t transferee;
+  uint64_t transfer_deadline_ms;
+  uint64_t read_round;
+  struct raft_read *reads; /* FIFO, bounded by RAFT_READS_MAX */
+  uint32_t reads_head;
+  uint32_t reads_n;
+  uint64_t *deferred_reads; /* arrived before this term committed an entry */
+  uint32_t deferred_n;
+
+  /* The newest local snapshot (covers log.snap_index). */
+  uint8_t *snap_data;
+  size_t snap_size;
+  /* A snapshot arriving from the leader in chunks. */
+  struct {
+    bool active;
+    struct sabha_snapshot_meta meta;
+    uint8_t *buf;
+    uint64_t total;
+    uint64_t received;
+  } incoming;
+  bool snap_to_install; /* the local snapshot goes out in the next ready */
+  bool snap_installing; /* handed out; cleared by advance */
+
+  struct outbox out;
+
+  /* Counters. */
+  uint64_t elections_started;
+  uint64_t elections_won;
+  uint64_t terms_burned;
+};
+
+#define RAFT_READS_MAX 4096u
+
+/* raft.c */
+int raft_voter_slot(const struct raft *r, uint32_t id);
+uint32_t raft_quorum(const struct raft *r);
+void raft_reset_election_timer(struct raft *r);
+void raft_become_follower(struct raft *r, uint64_t term, uint32_t leader);
+void raft_become_leader(struct raft *r);
+void raft_send(struct raft *r, struct sabha_msg *m, bool after_persist);
+bool raft_in_lease(const struct raft *r);
+
+/* election.c */
+void raft_campaign(struct raft *r, bool pre_vote, bool forced);
+void raft_recv_vote(struct raft *r, const struct sabha_msg *m);
+void raft_recv_vote_resp(struct raft *r, const struct sabha_msg *m);
+void raft_recv_timeout_now(struct raft *r, const struct sabha_msg *m);
+bool raft_log_up_to_date(const struct raft *r, uint64_t last_index,
+                         uint64_t last_term);
+
+/* replication.c */
+void raft_progress_reset(struct raft *r, struct raft_progress *pr);
+bool raft_send_append(struct raft *r, struct raft_progress *pr, bool empty_ok);
+void raft_broadcast_append(struct raft *r);
+void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round);
+void raft_recv_append(struct raft *r, const struct sabha_msg *m);
+void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m);
+void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m);
+void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m);
+bool raft_maybe_commit(struct raft *r);
+int raft_append_local(struct raft *r, uint32_t type, const void *data,
+                      size_t size);
+void raft_transfer_check(struct raft *r, struct raft_progress *pr);
+
+/* read.c */
+int raft_read_index(struct raft *r, uint64_t request_id);
+void raft_reads_on_ack(struct raft *r);
+void raft_reads_on_term_commit(struct raft *r);
+void raft_reads_drop(struct raft *r);
+
+/* snapshot.c */
+void raft_send_snapshot(struct raft *r, struct raft_progress *pr);
+void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m);
+void raft_recv_snapshot_resp(struct raft *r, const struct sabha_msg *m);
+int raft_compact(struct raft *r, uint64_t index, const void *data,
+                 size_t size);
+
+#endif

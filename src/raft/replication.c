@@ -1,0 +1,392 @@
+/* Raft log replication: AppendEntries, heartbeats, flow control, commit.
+ *
+ * §5.3 and thesis §3.5: the leader sends its entries with the index and term
+ * of the entry before them; a follower accepts only if its log holds that
+ * entry (the consistency check that gives Log Matching), deletes a conflicting
+ * suffix and appends. On a refusal the follower returns a hint (the last
+ * index at or before the refused one whose term is no newer than the
+ * leader's entry there) so the leader skips a whole term per round trip
+ * instead of one entry (§5.3, "the protocol can be optimized").
+ *
+ * Thesis §10.2.1: the leader pipelines appends (REPLICATE: up to
+ * inflight_msgs_max in flight per follower, each bounded in entries and
+ * bytes) once a follower's log matches, and probes one message at a time
+ * (PROBE) until then.
+ *
+ * §5.4.2 and Figure 8: the commit index only moves to an entry of the
+ * leader's own term replicated on a majority; earlier entries commit with
+ * it, never by being counted themselves. */
+#include <assert.h>
+#include <string.h>
+
+#include "raft/raft.h"
+
+void raft_progress_reset(struct raft *r, struct raft_progress *pr) {
+  pr->match = 0;
+  pr->next = log_last_index(&r->log) + 1;
+  pr->state = RAFT_PROBE;
+  pr->probe_sent = false;
+  pr->recent_active = true; /* every peer gets one period to answer */
+  pr->read_round_acked = 0;
+  pr->inflight_head = 0;
+  pr->inflight_n = 0;
+  pr->snap_index = 0;
+  pr->snap_offset = 0;
+  if (pr->id == r->cfg.id) {
+    pr->match = r->persisted_last;
+    pr->state = RAFT_REPLICATE;
+  }
+}
+
+static void progress_become_probe(struct raft_progress *pr) {
+  pr->state = RAFT_PROBE;
+  pr->probe_sent = false;
+  pr->inflight_n = 0;
+  pr->inflight_head = 0;
+}
+
+static void progress_become_replicate(struct raft_progress *pr) {
+  pr->state = RAFT_REPLICATE;
+  pr->next = pr->match + 1;
+  pr->inflight_n = 0;
+  pr->inflight_head = 0;
+}
+
+static void inflight_add(struct raft *r, struct raft_progress *pr,
+                         uint64_t last) {
+  uint32_t cap = r->cfg.inflight_msgs_max;
+  assert(pr->inflight_n < cap);
+  pr->inflight[(pr->inflight_head + pr->inflight_n) % cap] = last;
+  pr->inflight_n++;
+}
+
+/* Frees every append in flight whose entries are now acknowledged. */
+static void inflight_free_to(struct raft *r, struct raft_progress *pr,
+                             uint64_t index) {
+  uint32_t cap = r->cfg.inflight_msgs_max;
+  while (pr->inflight_n > 0 && pr->inflight[pr->inflight_head] <= index) {
+    pr->inflight_head = (pr->inflight_head + 1) % cap;
+    pr->inflight_n--;
+  }
+}
+
+int raft_append_local(struct raft *r, uint32_t type, const void *data,
+                      size_t size) {
+  struct sabha_entry e = {
+      .index = log_last_index(&r->log) + 1,
+      .term = r->term,
+      .type = type,
+      .size_bytes = (uint32_t)size,
+      .data = data,
+  };
+  return log_append(&r->log, &e);
+}
+
+bool raft_send_append(struct raft *r, struct raft_progress *pr,
+                      bool empty_ok) {
+  assert(pr->id != r->cfg.id);
+  if (pr->state == RAFT_SNAPSHOT)
+    return false;
+  if (pr->state == RAFT_PROBE && pr->probe_sent)
+    return false;
+  if (pr->state == RAFT_REPLICATE && pr->inflight_n >= r->cfg.inflight_msgs_max)
+    return false;
+  uint64_t prev = pr->next - 1;
+  uint64_t prev_term = 0;
+  if (log_term(&r->log, prev, &prev_term) != 0) {
+    /* The entries it needs are compacted away: send the snapshot (§5). */
+    raft_send_snapshot(r, pr);
+    return true;
+  }
+  uint64_t last = log_last_index(&r->log);
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  for (uint64_t i = pr->next; i <= last && n < r->cfg.entries_per_msg_max;
+       i++) {
+    uint64_t size = log_get(&r->log, i)->size_bytes;
+    if (n > 0 && bytes + size > r->cfg.bytes_per_msg_max)
+      break;
+    bytes += size;
+    n++;
+  }
+  if (n == 0 && !empty_ok)
+    return false;
+  struct sabha_msg m = {
+      .type = RAFT_MSG_APPEND,
+      .to = pr->id,
+      .index = prev,
+      .log_term = prev_term,
+      .commit = r->commit,
+      .n_entries = n,
+      .entries = n > 0 ? log_get(&r->log, pr->next) : NULL,
+  };
+  raft_send(r, &m, false);
+  if (pr->state == RAFT_REPLICATE) {
+    if (n > 0) {
+      pr->next = prev + n + 1; /* optimistic: pipelining */
+      inflight_add(r, pr, prev + n);
+    }
+  } else {
+    pr->probe_sent = true;
+  }
+  return true;
+}
+
+static void raft_send_all(struct raft *r, struct raft_progress *pr) {
+  while (raft_send_append(r, pr, false) && pr->state == RAFT_REPLICATE &&
+         pr->next <= log_last_index(&r->log))
+    ;
+}
+
+void raft_broadcast_append(struct raft *r) {
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    struct raft_progress *pr = &r->peers[i];
+    if (pr->id != r->cfg.id)
+      raft_send_all(r, pr);
+  }
+}
+
+/* After the commit index moves, followers that are up to date hear of it
+ * through an empty append rather than waiting for the next heartbeat. */
+static void raft_broadcast_commit(struct raft *r) {
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    struct raft_progress *pr = &r->peers[i];
+    if (pr->id == r->cfg.id)
+      continue;
+    if (pr->state == RAFT_REPLICATE && pr->next > log_last_index(&r->log))
+      raft_send_append(r, pr, true);
+    else
+      raft_send_all(r, pr);
+  }
+}
+
+void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round) {
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    struct raft_progress *pr = &r->peers[i];
+    if (pr->id == r->cfg.id)
+      continue;
+    /* Only what the follower is known to hold may be committed there. */
+    struct sabha_msg m = {
+        .type = RAFT_MSG_HEARTBEAT,
+        .to = pr->id,
+        .commit = pr->match < r->commit ? pr->match : r->commit,
+        .context = read_round,
+    };
+    raft_send(r, &m, false);
+  }
+}
+
+bool raft_maybe_commit(struct raft *r) {
+  assert(r->role == SABHA_ROLE_LEADER);
+  uint64_t matches[SABHA_NODES_MAX];
+  uint32_t n = r->cfg.n_voters;
+  for (uint32_t i = 0; i < n; i++) {
+    struct raft_progress *pr = &r->peers[i];
+    matches[i] = pr->id == r->cfg.id ? r->persisted_last : pr->match;
+  }
+  /* Insertion sort, descending: n <= SABHA_NODES_MAX. */
+  for (uint32_t i = 1; i < n; i++) {
+    uint64_t v = matches[i];
+    uint32_t j = i;
+    for (; j > 0 && matches[j - 1] < v; j--)
+      matches[j] = matches[j - 1];
+    matches[j] = v;
+  }
+  uint64_t q = matches[raft_quorum(r) - 1];
+  if (q <= r->commit)
+    return false;
+  uint64_t term = 0;
+  if (log_term(&r->log, q, &term) != 0)
+    return false;
+  /* Figure 8: never commit an earlier term's entry by counting replicas. */
+  if (term != r->term && !(r->cfg.bugs & SABHA_BUG_STALE_COMMIT))
+    return false;
+  bool first_of_term = r->commit < r->term_start_index;
+  r->commit = q;
+  if (first_of_term && r->commit >= r->term_start_index)
+    raft_reads_on_term_commit(r);
+  return true;
+}
+
+/* The last index at or before `index` whose term is at most `term`: every
+ * entry after it in this log is of a newer term than the other side has
+ * there, so it cannot match. */
+static uint64_t find_conflict_by_term(const struct raft *r, uint64_t index,
+                                      uint64_t term, uint64_t *found_term) {
+  uint64_t last = log_last_index(&r->log);
+  if (index > last)
+    index = last;
+  for (;;) {
+    uint64_t t = 0;
+    if (log_term(&r->log, index, &t) != 0) {
+      *found_term = 0;
+      return index;
+    }
+    if (t <= term || index <= r->log.snap_index) {
+      *found_term = t;
+      return index;
+    }
+    index--;
+  }
+}
+
+static void note_truncation(struct raft *r, uint64_t index) {
+  /* Entries the host already holds must go from the disk too. */
+  if (index < r->unstable_from) {
+    r->unstable_from = index;
+    if (r->truncate_from == 0 || index < r->truncate_from)
+      r->truncate_from = index;
+  }
+}
+
+void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
+  struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+  if (m->index < r->commit) {
+    /* Everything up to commit matches any leader's log already. */
+    resp.index = r->commit;
+    raft_send(r, &resp, true);
+    return;
+  }
+  uint64_t prev_term = 0;
+  if (log_term(&r->log, m->index, &prev_term) != 0 ||
+      prev_term != m->log_term) {
+    resp.reject = 1;
+    resp.index = m->index;
+    uint64_t hint = m->index < log_last_index(&r->log) ? m->index
+                                                      : log_last_index(&r->log);
+    resp.hint_index = find_conflict_by_term(r, hint, m->log_term,
+                                            &resp.hint_term);
+    raft_send(r, &resp, true);
+    return;
+  }
+  uint64_t last_new = m->index;
+  for (uint32_t i = 0; i < m->n_entries; i++) {
+    const struct sabha_entry *e = &m->entries[i];
+    assert(e->index == m->index + 1 + i);
+    uint64_t have = 0;
+    int rv = log_term(&r->log, e->index, &have);
+    if (rv == 0 && have == e->term) {
+      last_new = e->index;
+      continue; /* already there: a duplicate or reordered append */
+    }
+    if (rv == 0) {
+      /* §5.3: a conflict; it can only be an uncommitted entry. */
+      assert(e->index > r->commit);
+      log_truncate_from(&r->log, e->index);
+      note_truncation(r, e->index);
+    }
+    if (log_append(&r->log, e) != 0)
+      break; /* out of memory: acknowledge what we hold */
+    last_new = e->index;
+  }
+  /* Commit no further than what is known to match the leader's log. */
+  uint64_t commit = m->commit < last_new ? m->commit : last_new;
+  if (commit > r->commit)
+    r->commit = commit;
+  resp.index = last_new;
+  raft_send(r, &resp, true);
+}
+
+void raft_transfer_check(struct raft *r, struct raft_progress *pr) {
+  if (r->transferee != pr->id || pr->match != log_last_index(&r->log))
+    return;
+  struct sabha_msg m = {.type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id};
+  raft_send(r, &m, false);
+}
+
+static struct raft_progress *progress_of(struct raft *r, uint32_t id) {
+  int slot = raft_voter_slot(r, id);
+  assert(slot >= 0);
+  return &r->peers[slot];
+}
+
+static void raft_recv_append_reject(struct raft *r, struct raft_progress *pr,
+                                    const struct sabha_msg *m) {
+  if (pr->state == RAFT_SNAPSHOT)
+    return;
+  if (pr->state == RAFT_REPLICATE && m->index <= pr->match)
+    return; /* stale: refers to a point already known to match */
+  if (pr->state == RAFT_PROBE && m->index != pr->next - 1)
+    return; /* stale: not the probe we are waiting for */
+  uint64_t probe = m->hint_index;
+  if (m->hint_term > 0) {
+    uint64_t ignored;
+    probe = find_conflict_by_term(r, m->hint_index, m->hint_term, &ignored);
+  }
+  uint64_t next = m->index < probe + 1 ? m->index : probe + 1;
+  if (next < pr->match + 1)
+    next = pr->match + 1;
+  if (next < 1)
+    next = 1;
+  progress_become_probe(pr);
+  pr->next = next;
+  raft_send_append(r, pr, true);
+}
+
+void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
+  struct raft_progress *pr = progress_of(r, m->from);
+  pr->recent_active = true;
+  if (m->reject) {
+    raft_recv_append_reject(r, pr, m);
+    return;
+  }
+  bool updated = m->index > pr->match;
+  if (updated)
+    pr->match = m->index;
+  if (pr->next < m->index + 1)
+    pr->next = m->index + 1;
+  switch (pr->state) {
+  case RAFT_PROBE:
+    progress_become_replicate(pr);
+    break;
+  case RAFT_REPLICATE:
+    inflight_free_to(r, pr, m->index);
+    break;
+  case RAFT_SNAPSHOT:
+    if (pr->match >= pr->snap_index) {
+      progress_become_probe(pr);
+      pr->next = pr->match + 1;
+    }
+    break;
+  }
+  if (updated && raft_maybe_commit(r))
+    raft_broadcast_commit(r);
+  else
+    raft_send_all(r, pr);
+  raft_transfer_check(r, pr);
+}
+
+void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m) {
+  uint64_t commit = m->commit;
+  if (commit > log_last_index(&r->log))
+    commit = log_last_index(&r->log);
+  if (commit > r->commit)
+    r->commit = commit;
+  struct sabha_msg resp = {
+      .type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
+  raft_send(r, &resp, true);
+}
+
+void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m) {
+  struct raft_progress *pr = progress_of(r, m->from);
+  pr->recent_active = true;
+  if (m->context > pr->read_round_acked) {
+    pr->read_round_acked = m->context;
+    raft_reads_on_ack(r);
+  }
+  if (pr->state == RAFT_SNAPSHOT) {
+    raft_send_snapshot(r, pr); /* the last chunk may have been lost */
+    return;
+  }
+  if (pr->match >= log_last_index(&r->log))
+    return;
+  /* The follower is alive but behind: whatever we sent may be lost. An
+   * append is sent even when it would be empty, so that a follower that
+   * lost the tail of a pipeline refuses it and the leader probes back. */
+  if (pr->state == RAFT_PROBE)
+    pr->probe_sent = false;
+  else if (pr->inflight_n >= r->cfg.inflight_msgs_max)
+    inflight_free_to(r, pr, pr->inflight[pr->inflight_head]);
+  if (raft_send_append(r, pr, true))
+    raft_send_all(r, pr);
+}
