@@ -49,9 +49,36 @@ const struct sabha_entry *log_get(const struct log *l, uint64_t index) {
   return &l->entries[index - l->snap_index - 1];
 }
 
+static uint8_t *copy_data(const struct sabha_entry *e, int *rv) {
+  *rv = 0;
+  if (e->size_bytes == 0)
+    return NULL;
+  uint8_t *copy = malloc(e->size_bytes);
+  if (copy == NULL)
+    *rv = SABHA_ENOMEM;
+  else
+    memcpy(copy, e->data, e->size_bytes);
+  return copy;
+}
+
+int log_put(struct log *l, const struct sabha_entry *e) {
+  if (e->index <= l->snap_index || e->index > log_last_index(l) + 1)
+    return SABHA_EINVAL;
+  if (e->index == log_last_index(l) + 1)
+    return log_append(l, e);
+  int rv;
+  uint8_t *copy = copy_data(e, &rv);
+  if (rv != 0)
+    return rv;
+  struct sabha_entry *slot = &l->entries[e->index - l->snap_index - 1];
+  entry_release(slot);
+  *slot = *e;
+  slot->data = copy;
+  return 0;
+}
+
 int log_append(struct log *l, const struct sabha_entry *e) {
   assert(e->index == log_last_index(l) + 1);
-  assert(e->term >= log_last_term(l));
   if (l->n == l->cap) {
     size_t cap = l->cap == 0 ? 256 : l->cap * 2;
     struct sabha_entry *grown = realloc(l->entries, cap * sizeof *grown);
@@ -60,13 +87,10 @@ int log_append(struct log *l, const struct sabha_entry *e) {
     l->entries = grown;
     l->cap = cap;
   }
-  uint8_t *copy = NULL;
-  if (e->size_bytes > 0) {
-    copy = malloc(e->size_bytes);
-    if (copy == NULL)
-      return SABHA_ENOMEM;
-    memcpy(copy, e->data, e->size_bytes);
-  }
+  int rv;
+  uint8_t *copy = copy_data(e, &rv);
+  if (rv != 0)
+    return rv;
   struct sabha_entry *slot = &l->entries[l->n++];
   *slot = *e;
   slot->data = copy;

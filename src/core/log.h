@@ -43,6 +43,11 @@ const struct sabha_entry *log_get(const struct log *l, uint64_t index);
 /* Appends a copy of `e` (e->index must be last + 1). Returns 0 or
  * SABHA_ENOMEM (the log is unchanged). */
 int log_append(struct log *l, const struct sabha_entry *e);
+/* Stores a copy of `e` at e->index: replaces the entry there (entries after
+ * it stay: a Paxos slot accepted again), or appends when e->index is last + 1.
+ * Returns 0, SABHA_EINVAL (a gap or a compacted index) or SABHA_ENOMEM (the
+ * log is unchanged). */
+int log_put(struct log *l, const struct sabha_entry *e);
 /* Removes every entry at index >= `index` (index > snap_index). */
 void log_truncate_from(struct log *l, uint64_t index);
 /* Drops every entry at index <= `index` and records the snapshot there.

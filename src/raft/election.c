@@ -14,10 +14,10 @@
 bool raft_log_up_to_date(const struct raft *r, uint64_t last_index,
                          uint64_t last_term) {
   /* §5.4.1: compare the terms of the last entries, then the lengths. */
-  uint64_t my_term = log_last_term(&r->log);
+  uint64_t my_term = log_last_term(&r->rl.log);
   if (last_term != my_term)
     return last_term > my_term;
-  return last_index >= log_last_index(&r->log);
+  return last_index >= log_last_index(&r->rl.log);
 }
 
 static uint32_t count_bits(uint32_t x) {
@@ -76,8 +76,8 @@ void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
     if (id == r->cfg.id)
       continue;
     struct sabha_msg m = {.type = type, .to = id, .term = term};
-    m.index = log_last_index(&r->log);
-    m.log_term = log_last_term(&r->log);
+    m.index = log_last_index(&r->rl.log);
+    m.log_term = log_last_term(&r->rl.log);
     m.context = forced ? 1 : 0;
     /* A vote request waits for the self-vote to be durable (a node that
      * crashed before writing it could vote for another in the same term);

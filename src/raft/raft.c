@@ -84,7 +84,7 @@ void raft_become_leader(struct raft *r) {
   int rv = raft_append_local(r, SABHA_ENTRY_NOOP, NULL, 0);
   assert(rv == 0 || rv == SABHA_ENOMEM);
   (void)rv;
-  r->term_start_index = log_last_index(&r->log);
+  r->term_start_index = log_last_index(&r->rl.log);
   raft_broadcast_append(r);
   raft_maybe_commit(r); /* a single-node group may commit at once */
 }
@@ -97,45 +97,10 @@ static void raft_destroy(void *state) {
     return;
   for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
     free(r->peers[i].inflight);
-  free(r->reads);
-  free(r->deferred_reads);
-  free(r->snap_data);
-  free(r->incoming.buf);
-  log_free(&r->log);
+  readq_free(&r->reads);
+  replog_free(&r->rl);
   outbox_free(&r->out);
   free(r);
-}
-
-static int raft_restore(struct raft *r, const struct sabha_persisted *p) {
-  r->term = p->hard_state.term;
-  r->vote = p->hard_state.vote;
-  r->hs_durable = p->hard_state;
-  if (p->has_snapshot) {
-    log_compact(&r->log, p->snapshot.index, p->snapshot.term);
-    if (p->snapshot_size_bytes > 0) {
-      r->snap_data = malloc(p->snapshot_size_bytes);
-      if (r->snap_data == NULL)
-        return SABHA_ENOMEM;
-      memcpy(r->snap_data, p->snapshot_data, p->snapshot_size_bytes);
-    }
-    r->snap_size = p->snapshot_size_bytes;
-  }
-  for (size_t i = 0; i < p->n_entries; i++) {
-    if (p->entries[i].index != log_last_index(&r->log) + 1 ||
-        p->entries[i].term < log_last_term(&r->log))
-      return SABHA_EINVAL;
-    int rv = log_append(&r->log, &p->entries[i]);
-    if (rv != 0)
-      return rv;
-  }
-  /* The durable commit is only a hint: the host may have lost the records
-   * written after it, so start from what the state machine already holds
-   * and let the leader tell us the rest. */
-  r->applied = p->applied > r->log.snap_index ? p->applied : r->log.snap_index;
-  if (r->applied > log_last_index(&r->log))
-    return SABHA_EINVAL;
-  r->commit = r->applied;
-  return 0;
 }
 
 static int raft_create(void **state, const struct sabha_config *cfg,
@@ -145,34 +110,33 @@ static int raft_create(void **state, const struct sabha_config *cfg,
     return SABHA_ENOMEM;
   r->cfg = *cfg;
   prng_seed(&r->prng, cfg->seed ^ ((uint64_t)cfg->id << 32));
-  log_init(&r->log);
+  replog_init(&r->rl);
   outbox_init(&r->out);
-  for (uint32_t i = 0; i < cfg->n_voters; i++) {
+  int rv = readq_init(&r->reads);
+  for (uint32_t i = 0; i < cfg->n_voters && rv == 0; i++) {
     r->peers[i].id = cfg->voters[i];
     r->peers[i].inflight = calloc(cfg->inflight_msgs_max, sizeof(uint64_t));
     if (r->peers[i].inflight == NULL)
-      goto nomem;
+      rv = SABHA_ENOMEM;
   }
-  r->reads = calloc(RAFT_READS_MAX, sizeof *r->reads);
-  r->deferred_reads = calloc(RAFT_READS_MAX, sizeof *r->deferred_reads);
-  if (r->reads == NULL || r->deferred_reads == NULL)
-    goto nomem;
-  if (persisted != NULL) {
-    int rv = raft_restore(r, persisted);
-    if (rv != 0) {
-      raft_destroy(r);
-      return rv;
-    }
+  if (rv == 0 && persisted != NULL) {
+    r->term = persisted->hard_state.term;
+    r->vote = persisted->hard_state.vote;
+    rv = replog_restore(&r->rl, persisted);
+    /* Raft logs never go back in term (Log Matching keeps them so). */
+    for (uint64_t i = log_first_index(&r->rl.log) + 1;
+         rv == 0 && i <= log_last_index(&r->rl.log); i++)
+      if (log_get(&r->rl.log, i)->term < log_get(&r->rl.log, i - 1)->term)
+        rv = SABHA_EINVAL;
   }
-  r->unstable_from = log_last_index(&r->log) + 1;
-  r->persisted_last = log_last_index(&r->log);
+  if (rv != 0) {
+    raft_destroy(r);
+    return rv;
+  }
   r->role = SABHA_ROLE_FOLLOWER;
   raft_reset_election_timer(r);
   *state = r;
   return 0;
-nomem:
-  raft_destroy(r);
-  return SABHA_ENOMEM;
 }
 
 /* ---- inputs ------------------------------------------------------------ */
@@ -211,7 +175,7 @@ static int raft_tick(void *state, uint64_t now_ms) {
   }
   if (r->now_ms >= r->heartbeat_due_ms) {
     r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
-    raft_broadcast_heartbeat(r, r->read_round);
+    raft_broadcast_heartbeat(r, r->reads.round);
   }
   if (r->transferee != SABHA_NODE_NONE &&
       r->now_ms >= r->transfer_deadline_ms)
@@ -320,7 +284,7 @@ static int raft_propose(void *state, const void *data, size_t size_bytes) {
     return SABHA_ETRANSFER;
   if (size_bytes > r->cfg.entry_size_bytes_max)
     return SABHA_ETOOBIG;
-  if (log_last_index(&r->log) - r->commit >= r->cfg.uncommitted_entries_max)
+  if (log_last_index(&r->rl.log) - r->rl.commit >= r->cfg.uncommitted_entries_max)
     return SABHA_EBUSY;
   int rv = raft_append_local(r, SABHA_ENTRY_COMMAND, data, size_bytes);
   if (rv != 0)
@@ -336,94 +300,23 @@ static int raft_read_index_op(void *state, uint64_t request_id) {
 
 /* ---- the ready/advance cycle ------------------------------------------- */
 
-static uint64_t raft_commit_ready_last(const struct raft *r) {
-  uint64_t last = log_last_index(&r->log);
-  return r->commit < last ? r->commit : last;
-}
-
-static uint64_t raft_apply_from(const struct raft *r) {
-  uint64_t from = r->applied + 1;
-  if (r->snap_to_install && from <= r->log.snap_index)
-    from = r->log.snap_index + 1;
-  return from;
-}
-
-static bool raft_hard_state_changed(const struct raft *r) {
-  return r->term != r->hs_durable.term || r->vote != r->hs_durable.vote ||
-         r->commit != r->hs_durable.commit;
-}
-
 static bool raft_has_ready(const void *state) {
   const struct raft *r = state;
-  return !outbox_empty(&r->out) || raft_hard_state_changed(r) ||
-         r->unstable_from <= log_last_index(&r->log) || r->truncate_from ||
-         r->snap_to_install ||
-         raft_apply_from(r) <= raft_commit_ready_last(r);
+  return !outbox_empty(&r->out) || replog_has_ready(&r->rl, r->term, r->vote);
 }
 
 static void raft_ready(void *state, struct sabha_ready *rd) {
   struct raft *r = state;
   /* Flush proposals gathered since the last batch, one append per peer. */
   if (r->role == SABHA_ROLE_LEADER &&
-      r->unstable_from <= log_last_index(&r->log))
+      r->rl.unstable_from <= log_last_index(&r->rl.log))
     raft_broadcast_append(r);
-
-  if (raft_hard_state_changed(r)) {
-    rd->has_hard_state = true;
-    rd->hard_state.term = r->term;
-    rd->hard_state.vote = r->vote;
-    rd->hard_state.commit = r->commit;
-  }
-  if (r->snap_to_install) {
-    rd->has_snapshot = true;
-    rd->snapshot.index = r->log.snap_index;
-    rd->snapshot.term = r->log.snap_term;
-    rd->snapshot_data = r->snap_data;
-    rd->snapshot_size_bytes = r->snap_size;
-  }
-  rd->truncate_from = r->truncate_from;
-  uint64_t last = log_last_index(&r->log);
-  if (r->unstable_from <= last) {
-    assert(r->unstable_from > r->log.snap_index);
-    rd->entries = log_get(&r->log, r->unstable_from);
-    rd->n_entries = (size_t)(last - r->unstable_from + 1);
-  }
-  rd->msgs = r->out.now.items;
-  rd->n_msgs = r->out.now.n;
-  rd->msgs_after_persist = r->out.after_persist.items;
-  rd->n_msgs_after_persist = r->out.after_persist.n;
-  uint64_t from = raft_apply_from(r);
-  uint64_t to = raft_commit_ready_last(r);
-  if (from <= to) {
-    rd->committed = log_get(&r->log, from);
-    rd->n_committed = (size_t)(to - from + 1);
-  }
-  rd->reads = r->out.reads;
-  rd->n_reads = r->out.n_reads;
+  replog_fill_ready(&r->rl, r->term, r->vote, &r->out, rd);
 }
 
 static void raft_advance(void *state, const struct sabha_ready *rd) {
   struct raft *r = state;
-  if (rd->has_hard_state)
-    r->hs_durable = rd->hard_state;
-  if (rd->has_snapshot) {
-    r->snap_to_install = false;
-    if (r->persisted_last < rd->snapshot.index)
-      r->persisted_last = rd->snapshot.index;
-    if (r->applied < rd->snapshot.index)
-      r->applied = rd->snapshot.index;
-  }
-  if (rd->truncate_from != 0) {
-    if (r->persisted_last >= rd->truncate_from)
-      r->persisted_last = rd->truncate_from - 1;
-    r->truncate_from = 0;
-  }
-  if (rd->n_entries > 0) {
-    r->persisted_last = rd->entries[rd->n_entries - 1].index;
-    r->unstable_from = r->persisted_last + 1;
-  }
-  if (rd->n_committed > 0)
-    r->applied = rd->committed[rd->n_committed - 1].index;
+  replog_advance(&r->rl, rd);
   outbox_reset(&r->out);
   /* The leader counts its own copy only now that it is durable. */
   if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r))
@@ -437,11 +330,11 @@ static void raft_status(const void *state, struct sabha_status *st) {
   st->term = r->term;
   st->vote = r->vote;
   st->leader = r->leader;
-  st->commit = r->commit;
-  st->applied = r->applied;
-  st->first_index = log_first_index(&r->log);
-  st->last_index = log_last_index(&r->log);
-  st->snapshot_index = r->log.snap_index;
+  st->commit = r->rl.commit;
+  st->applied = r->rl.applied;
+  st->first_index = log_first_index(&r->rl.log);
+  st->last_index = log_last_index(&r->rl.log);
+  st->snapshot_index = r->rl.log.snap_index;
   st->elections_started = r->elections_started;
   st->elections_won = r->elections_won;
   st->ballots_burned = r->terms_burned;
@@ -457,7 +350,7 @@ static int raft_transfer_leadership(void *state, uint32_t to) {
   r->transferee = to;
   r->transfer_deadline_ms = r->now_ms + r->cfg.election_timeout_ms_min;
   struct raft_progress *pr = &r->peers[slot];
-  if (pr->match == log_last_index(&r->log))
+  if (pr->match == log_last_index(&r->rl.log))
     raft_transfer_check(r, pr);
   else
     raft_send_append(r, pr, true);
@@ -466,19 +359,14 @@ static int raft_transfer_leadership(void *state, uint32_t to) {
 
 static int raft_compact_op(void *state, uint64_t index, const void *data,
                            size_t size_bytes) {
-  return raft_compact(state, index, data, size_bytes);
+  struct raft *r = state;
+  return replog_compact(&r->rl, index, data, size_bytes);
 }
 
 static int raft_entry(const void *state, uint64_t index,
                       struct sabha_entry *out) {
   const struct raft *r = state;
-  if (index <= r->log.snap_index)
-    return SABHA_ECOMPACTED;
-  const struct sabha_entry *e = log_get(&r->log, index);
-  if (e == NULL)
-    return SABHA_EUNAVAILABLE;
-  *out = *e;
-  return 0;
+  return replog_entry(&r->rl, index, out);
 }
 
 const struct engine_ops raft_engine_ops = {

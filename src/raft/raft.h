@@ -19,9 +19,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/log.h"
 #include "core/outbox.h"
 #include "core/prng.h"
+#include "core/readq.h"
+#include "core/replog.h"
 #include "sabha/engine.h"
 
 /* Message types. Field use, beyond from/to/term:
@@ -68,7 +69,6 @@ struct raft_progress {
   enum raft_progress_state state;
   bool probe_sent;    /* PROBE: an append is out, wait for its answer */
   bool recent_active; /* heard from within this CheckQuorum period */
-  uint64_t read_round_acked; /* highest read round it confirmed */
   /* REPLICATE: the last index of each append in flight, oldest first. */
   uint64_t *inflight;
   uint32_t inflight_head;
@@ -78,33 +78,21 @@ struct raft_progress {
   uint64_t snap_offset;
 };
 
-struct raft_read {
-  uint64_t request_id;
-  uint64_t index; /* commit index when the read arrived */
-  uint64_t round; /* heartbeat round that must be confirmed */
-};
-
 struct raft {
   struct sabha_config cfg;
   struct prng prng;
   uint64_t now_ms;
   bool clock_started; /* the first tick has arrived */
 
-  /* Persistent state (Figure 2) and what the host has made durable. */
+  /* Persistent state (Figure 2); the log, commit and applied indices and
+   * what the host has made durable live in `rl`. */
   uint64_t term;
   uint32_t vote;
-  struct sabha_hard_state hs_durable;
-  struct log log;
-  uint64_t unstable_from;  /* first index not yet handed to the host */
-  uint64_t truncate_from;  /* pending disk truncation, 0 for none */
-  uint64_t persisted_last; /* last index the host has made durable */
+  struct replog rl;
 
   /* Volatile state. */
   enum sabha_role role;
   uint32_t leader;
-  uint64_t commit;
-  uint64_t applied;
-  uint64_t applying; /* last index handed out in a ready, not advanced yet */
 
   /* Timers, in the host's milliseconds. */
   uint64_t election_deadline_ms;
@@ -121,26 +109,7 @@ struct raft {
   uint64_t term_start_index; /* index of this term's no-op */
   uint32_t transferee;
   uint64_t transfer_deadline_ms;
-  uint64_t read_round;
-  struct raft_read *reads; /* FIFO, bounded by RAFT_READS_MAX */
-  uint32_t reads_head;
-  uint32_t reads_n;
-  uint64_t *deferred_reads; /* arrived before this term committed an entry */
-  uint32_t deferred_n;
-
-  /* The newest local snapshot (covers log.snap_index). */
-  uint8_t *snap_data;
-  size_t snap_size;
-  /* A snapshot arriving from the leader in chunks. */
-  struct {
-    bool active;
-    struct sabha_snapshot_meta meta;
-    uint8_t *buf;
-    uint64_t total;
-    uint64_t received;
-  } incoming;
-  bool snap_to_install; /* the local snapshot goes out in the next ready */
-  bool snap_installing; /* handed out; cleared by advance */
+  struct readq reads;
 
   struct outbox out;
 
@@ -149,8 +118,6 @@ struct raft {
   uint64_t elections_won;
   uint64_t terms_burned;
 };
-
-#define RAFT_READS_MAX 4096u
 
 /* raft.c */
 int raft_voter_slot(const struct raft *r, uint32_t id);
@@ -193,7 +160,5 @@ void raft_reads_drop(struct raft *r);
 void raft_send_snapshot(struct raft *r, struct raft_progress *pr);
 void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m);
 void raft_recv_snapshot_resp(struct raft *r, const struct sabha_msg *m);
-int raft_compact(struct raft *r, uint64_t index, const void *data,
-                 size_t size);
 
 #endif

@@ -23,17 +23,16 @@
 
 void raft_progress_reset(struct raft *r, struct raft_progress *pr) {
   pr->match = 0;
-  pr->next = log_last_index(&r->log) + 1;
+  pr->next = log_last_index(&r->rl.log) + 1;
   pr->state = RAFT_PROBE;
   pr->probe_sent = false;
   pr->recent_active = true; /* every peer gets one period to answer */
-  pr->read_round_acked = 0;
   pr->inflight_head = 0;
   pr->inflight_n = 0;
   pr->snap_index = 0;
   pr->snap_offset = 0;
   if (pr->id == r->cfg.id) {
-    pr->match = r->persisted_last;
+    pr->match = replog_self_match(&r->rl);
     pr->state = RAFT_REPLICATE;
   }
 }
@@ -73,13 +72,13 @@ static void inflight_free_to(struct raft *r, struct raft_progress *pr,
 int raft_append_local(struct raft *r, uint32_t type, const void *data,
                       size_t size) {
   struct sabha_entry e = {
-      .index = log_last_index(&r->log) + 1,
+      .index = log_last_index(&r->rl.log) + 1,
       .term = r->term,
       .type = type,
       .size_bytes = (uint32_t)size,
       .data = data,
   };
-  return log_append(&r->log, &e);
+  return log_append(&r->rl.log, &e);
 }
 
 bool raft_send_append(struct raft *r, struct raft_progress *pr,
@@ -93,17 +92,17 @@ bool raft_send_append(struct raft *r, struct raft_progress *pr,
     return false;
   uint64_t prev = pr->next - 1;
   uint64_t prev_term = 0;
-  if (log_term(&r->log, prev, &prev_term) != 0) {
+  if (log_term(&r->rl.log, prev, &prev_term) != 0) {
     /* The entries it needs are compacted away: send the snapshot (§5). */
     raft_send_snapshot(r, pr);
     return true;
   }
-  uint64_t last = log_last_index(&r->log);
+  uint64_t last = log_last_index(&r->rl.log);
   uint32_t n = 0;
   uint64_t bytes = 0;
   for (uint64_t i = pr->next; i <= last && n < r->cfg.entries_per_msg_max;
        i++) {
-    uint64_t size = log_get(&r->log, i)->size_bytes;
+    uint64_t size = log_get(&r->rl.log, i)->size_bytes;
     if (n > 0 && bytes + size > r->cfg.bytes_per_msg_max)
       break;
     bytes += size;
@@ -116,9 +115,9 @@ bool raft_send_append(struct raft *r, struct raft_progress *pr,
       .to = pr->id,
       .index = prev,
       .log_term = prev_term,
-      .commit = r->commit,
+      .commit = r->rl.commit,
       .n_entries = n,
-      .entries = n > 0 ? log_get(&r->log, pr->next) : NULL,
+      .entries = n > 0 ? log_get(&r->rl.log, pr->next) : NULL,
   };
   raft_send(r, &m, false);
   if (pr->state == RAFT_REPLICATE) {
@@ -134,7 +133,7 @@ bool raft_send_append(struct raft *r, struct raft_progress *pr,
 
 static void raft_send_all(struct raft *r, struct raft_progress *pr) {
   while (raft_send_append(r, pr, false) && pr->state == RAFT_REPLICATE &&
-         pr->next <= log_last_index(&r->log))
+         pr->next <= log_last_index(&r->rl.log))
     ;
 }
 
@@ -153,7 +152,7 @@ static void raft_broadcast_commit(struct raft *r) {
     struct raft_progress *pr = &r->peers[i];
     if (pr->id == r->cfg.id)
       continue;
-    if (pr->state == RAFT_REPLICATE && pr->next > log_last_index(&r->log))
+    if (pr->state == RAFT_REPLICATE && pr->next > log_last_index(&r->rl.log))
       raft_send_append(r, pr, true);
     else
       raft_send_all(r, pr);
@@ -169,7 +168,7 @@ void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round) {
     struct sabha_msg m = {
         .type = RAFT_MSG_HEARTBEAT,
         .to = pr->id,
-        .commit = pr->match < r->commit ? pr->match : r->commit,
+        .commit = pr->match < r->rl.commit ? pr->match : r->rl.commit,
         .context = read_round,
     };
     raft_send(r, &m, false);
@@ -182,7 +181,7 @@ bool raft_maybe_commit(struct raft *r) {
   uint32_t n = r->cfg.n_voters;
   for (uint32_t i = 0; i < n; i++) {
     struct raft_progress *pr = &r->peers[i];
-    matches[i] = pr->id == r->cfg.id ? r->persisted_last : pr->match;
+    matches[i] = pr->id == r->cfg.id ? replog_self_match(&r->rl) : pr->match;
   }
   /* Insertion sort, descending: n <= SABHA_NODES_MAX. */
   for (uint32_t i = 1; i < n; i++) {
@@ -193,17 +192,17 @@ bool raft_maybe_commit(struct raft *r) {
     matches[j] = v;
   }
   uint64_t q = matches[raft_quorum(r) - 1];
-  if (q <= r->commit)
+  if (q <= r->rl.commit)
     return false;
   uint64_t term = 0;
-  if (log_term(&r->log, q, &term) != 0)
+  if (log_term(&r->rl.log, q, &term) != 0)
     return false;
   /* Figure 8: never commit an earlier term's entry by counting replicas. */
   if (term != r->term && !(r->cfg.bugs & SABHA_BUG_STALE_COMMIT))
     return false;
-  bool first_of_term = r->commit < r->term_start_index;
-  r->commit = q;
-  if (first_of_term && r->commit >= r->term_start_index)
+  bool first_of_term = r->rl.commit < r->term_start_index;
+  r->rl.commit = q;
+  if (first_of_term && r->rl.commit >= r->term_start_index)
     raft_reads_on_term_commit(r);
   return true;
 }
@@ -213,16 +212,16 @@ bool raft_maybe_commit(struct raft *r) {
  * there, so it cannot match. */
 static uint64_t find_conflict_by_term(const struct raft *r, uint64_t index,
                                       uint64_t term, uint64_t *found_term) {
-  uint64_t last = log_last_index(&r->log);
+  uint64_t last = log_last_index(&r->rl.log);
   if (index > last)
     index = last;
   for (;;) {
     uint64_t t = 0;
-    if (log_term(&r->log, index, &t) != 0) {
+    if (log_term(&r->rl.log, index, &t) != 0) {
       *found_term = 0;
       return index;
     }
-    if (t <= term || index <= r->log.snap_index) {
+    if (t <= term || index <= r->rl.log.snap_index) {
       *found_term = t;
       return index;
     }
@@ -230,30 +229,21 @@ static uint64_t find_conflict_by_term(const struct raft *r, uint64_t index,
   }
 }
 
-static void note_truncation(struct raft *r, uint64_t index) {
-  /* Entries the host already holds must go from the disk too. */
-  if (index < r->unstable_from) {
-    r->unstable_from = index;
-    if (r->truncate_from == 0 || index < r->truncate_from)
-      r->truncate_from = index;
-  }
-}
-
 void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
-  if (m->index < r->commit) {
+  if (m->index < r->rl.commit) {
     /* Everything up to commit matches any leader's log already. */
-    resp.index = r->commit;
+    resp.index = r->rl.commit;
     raft_send(r, &resp, true);
     return;
   }
   uint64_t prev_term = 0;
-  if (log_term(&r->log, m->index, &prev_term) != 0 ||
+  if (log_term(&r->rl.log, m->index, &prev_term) != 0 ||
       prev_term != m->log_term) {
     resp.reject = 1;
     resp.index = m->index;
-    uint64_t hint = m->index < log_last_index(&r->log) ? m->index
-                                                      : log_last_index(&r->log);
+    uint64_t hint = m->index < log_last_index(&r->rl.log) ? m->index
+                                                      : log_last_index(&r->rl.log);
     resp.hint_index = find_conflict_by_term(r, hint, m->log_term,
                                             &resp.hint_term);
     raft_send(r, &resp, true);
@@ -264,31 +254,31 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
     const struct sabha_entry *e = &m->entries[i];
     assert(e->index == m->index + 1 + i);
     uint64_t have = 0;
-    int rv = log_term(&r->log, e->index, &have);
+    int rv = log_term(&r->rl.log, e->index, &have);
     if (rv == 0 && have == e->term) {
       last_new = e->index;
       continue; /* already there: a duplicate or reordered append */
     }
     if (rv == 0) {
       /* §5.3: a conflict; it can only be an uncommitted entry. */
-      assert(e->index > r->commit);
-      log_truncate_from(&r->log, e->index);
-      note_truncation(r, e->index);
+      assert(e->index > r->rl.commit);
+      log_truncate_from(&r->rl.log, e->index);
+      replog_note_truncation(&r->rl, e->index);
     }
-    if (log_append(&r->log, e) != 0)
+    if (log_append(&r->rl.log, e) != 0)
       break; /* out of memory: acknowledge what we hold */
     last_new = e->index;
   }
   /* Commit no further than what is known to match the leader's log. */
   uint64_t commit = m->commit < last_new ? m->commit : last_new;
-  if (commit > r->commit)
-    r->commit = commit;
+  if (commit > r->rl.commit)
+    r->rl.commit = commit;
   resp.index = last_new;
   raft_send(r, &resp, true);
 }
 
 void raft_transfer_check(struct raft *r, struct raft_progress *pr) {
-  if (r->transferee != pr->id || pr->match != log_last_index(&r->log))
+  if (r->transferee != pr->id || pr->match != log_last_index(&r->rl.log))
     return;
   struct sabha_msg m = {.type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id};
   raft_send(r, &m, false);
@@ -358,10 +348,10 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
 
 void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m) {
   uint64_t commit = m->commit;
-  if (commit > log_last_index(&r->log))
-    commit = log_last_index(&r->log);
-  if (commit > r->commit)
-    r->commit = commit;
+  if (commit > log_last_index(&r->rl.log))
+    commit = log_last_index(&r->rl.log);
+  if (commit > r->rl.commit)
+    r->rl.commit = commit;
   struct sabha_msg resp = {
       .type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
   raft_send(r, &resp, true);
@@ -370,15 +360,13 @@ void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m) {
 void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m) {
   struct raft_progress *pr = progress_of(r, m->from);
   pr->recent_active = true;
-  if (m->context > pr->read_round_acked) {
-    pr->read_round_acked = m->context;
-    raft_reads_on_ack(r);
-  }
+  readq_ack(&r->reads, (uint32_t)raft_voter_slot(r, m->from), m->context);
+  raft_reads_on_ack(r);
   if (pr->state == RAFT_SNAPSHOT) {
     raft_send_snapshot(r, pr); /* the last chunk may have been lost */
     return;
   }
-  if (pr->match >= log_last_index(&r->log))
+  if (pr->match >= log_last_index(&r->rl.log))
     return;
   /* The follower is alive but behind: whatever we sent may be lost. An
    * append is sent even when it would be empty, so that a follower that

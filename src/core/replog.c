@@ -1,0 +1,250 @@
+/* The storage-facing half of an engine; see replog.h. */
+#include "core/replog.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A snapshot larger than this is refused: a bound on memory that a confused
+ * or hostile peer could make us allocate. */
+#define REPLOG_SNAPSHOT_BYTES_MAX (1ull << 32)
+
+void replog_init(struct replog *rl) {
+  memset(rl, 0, sizeof *rl);
+  log_init(&rl->log);
+  rl->unstable_from = 1;
+}
+
+void replog_free(struct replog *rl) {
+  log_free(&rl->log);
+  free(rl->snap_data);
+  free(rl->incoming.buf);
+  memset(rl, 0, sizeof *rl);
+}
+
+int replog_restore(struct replog *rl, const struct sabha_persisted *p) {
+  rl->hs_durable = p->hard_state;
+  if (p->has_snapshot) {
+    log_compact(&rl->log, p->snapshot.index, p->snapshot.term);
+    if (p->snapshot_size_bytes > 0) {
+      rl->snap_data = malloc(p->snapshot_size_bytes);
+      if (rl->snap_data == NULL)
+        return SABHA_ENOMEM;
+      memcpy(rl->snap_data, p->snapshot_data, p->snapshot_size_bytes);
+    }
+    rl->snap_size = p->snapshot_size_bytes;
+  }
+  for (size_t i = 0; i < p->n_entries; i++) {
+    if (p->entries[i].index != log_last_index(&rl->log) + 1)
+      return SABHA_EINVAL;
+    int rv = log_put(&rl->log, &p->entries[i]);
+    if (rv != 0)
+      return rv;
+  }
+  /* The durable commit is only a hint: the host may have lost the records
+   * written after it, so start from what the state machine already holds
+   * and let the leader tell us the rest. */
+  rl->applied = p->applied > rl->log.snap_index ? p->applied : rl->log.snap_index;
+  if (rl->applied > log_last_index(&rl->log))
+    return SABHA_EINVAL;
+  rl->commit = rl->applied;
+  rl->unstable_from = log_last_index(&rl->log) + 1;
+  rl->persisted_last = log_last_index(&rl->log);
+  return 0;
+}
+
+void replog_note_rewrite(struct replog *rl, uint64_t index) {
+  if (index < rl->unstable_from)
+    rl->unstable_from = index;
+}
+
+void replog_note_truncation(struct replog *rl, uint64_t index) {
+  /* Entries the host already holds must go from the disk too. */
+  if (index < rl->unstable_from) {
+    rl->unstable_from = index;
+    if (rl->truncate_from == 0 || index < rl->truncate_from)
+      rl->truncate_from = index;
+  }
+}
+
+static uint64_t commit_ready_last(const struct replog *rl) {
+  uint64_t last = log_last_index(&rl->log);
+  return rl->commit < last ? rl->commit : last;
+}
+
+static uint64_t apply_from(const struct replog *rl) {
+  uint64_t from = rl->applied + 1;
+  if (rl->snap_to_install && from <= rl->log.snap_index)
+    from = rl->log.snap_index + 1;
+  return from;
+}
+
+static bool hard_state_changed(const struct replog *rl, uint64_t term,
+                               uint32_t vote) {
+  return term != rl->hs_durable.term || vote != rl->hs_durable.vote ||
+         rl->commit != rl->hs_durable.commit;
+}
+
+bool replog_has_ready(const struct replog *rl, uint64_t term, uint32_t vote) {
+  return hard_state_changed(rl, term, vote) ||
+         rl->unstable_from <= log_last_index(&rl->log) || rl->truncate_from ||
+         rl->snap_to_install || apply_from(rl) <= commit_ready_last(rl);
+}
+
+void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
+                       const struct outbox *out, struct sabha_ready *rd) {
+  if (hard_state_changed(rl, term, vote)) {
+    rd->has_hard_state = true;
+    rd->hard_state.term = term;
+    rd->hard_state.vote = vote;
+    rd->hard_state.commit = rl->commit;
+  }
+  if (rl->snap_to_install) {
+    rd->has_snapshot = true;
+    rd->snapshot.index = rl->log.snap_index;
+    rd->snapshot.term = rl->log.snap_term;
+    rd->snapshot_data = rl->snap_data;
+    rd->snapshot_size_bytes = rl->snap_size;
+  }
+  rd->truncate_from = rl->truncate_from;
+  uint64_t last = log_last_index(&rl->log);
+  if (rl->unstable_from <= last) {
+    assert(rl->unstable_from > rl->log.snap_index);
+    rd->entries = log_get(&rl->log, rl->unstable_from);
+    rd->n_entries = (size_t)(last - rl->unstable_from + 1);
+  }
+  rd->msgs = out->now.items;
+  rd->n_msgs = out->now.n;
+  rd->msgs_after_persist = out->after_persist.items;
+  rd->n_msgs_after_persist = out->after_persist.n;
+  uint64_t from = apply_from(rl);
+  uint64_t to = commit_ready_last(rl);
+  if (from <= to) {
+    rd->committed = log_get(&rl->log, from);
+    rd->n_committed = (size_t)(to - from + 1);
+  }
+  rd->reads = out->reads;
+  rd->n_reads = out->n_reads;
+}
+
+void replog_advance(struct replog *rl, const struct sabha_ready *rd) {
+  if (rd->has_hard_state)
+    rl->hs_durable = rd->hard_state;
+  if (rd->has_snapshot) {
+    rl->snap_to_install = false;
+    if (rl->persisted_last < rd->snapshot.index)
+      rl->persisted_last = rd->snapshot.index;
+    if (rl->applied < rd->snapshot.index)
+      rl->applied = rd->snapshot.index;
+  }
+  if (rd->truncate_from != 0) {
+    if (rl->persisted_last >= rd->truncate_from)
+      rl->persisted_last = rd->truncate_from - 1;
+    rl->truncate_from = 0;
+  }
+  if (rd->n_entries > 0) {
+    uint64_t last = rd->entries[rd->n_entries - 1].index;
+    if (last > rl->persisted_last)
+      rl->persisted_last = last;
+    rl->unstable_from = last + 1;
+  }
+  if (rd->n_committed > 0)
+    rl->applied = rd->committed[rd->n_committed - 1].index;
+}
+
+int replog_compact(struct replog *rl, uint64_t index, const void *data,
+                   size_t size) {
+  if (index <= rl->log.snap_index)
+    return SABHA_ECOMPACTED;
+  if (index > rl->applied)
+    return SABHA_EINVAL;
+  uint64_t term = 0;
+  int rv = log_term(&rl->log, index, &term);
+  assert(rv == 0);
+  (void)rv;
+  uint8_t *copy = NULL;
+  if (size > 0) {
+    copy = malloc(size);
+    if (copy == NULL)
+      return SABHA_ENOMEM;
+    memcpy(copy, data, size);
+  }
+  free(rl->snap_data);
+  rl->snap_data = copy;
+  rl->snap_size = size;
+  log_compact(&rl->log, index, term);
+  return 0;
+}
+
+int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
+                          uint64_t *received) {
+  bool same = rl->incoming.active &&
+              rl->incoming.meta.index == m->snap.index &&
+              rl->incoming.meta.term == m->snap.term &&
+              rl->incoming.total == m->snap_total_bytes;
+  if (!same) {
+    *received = 0;
+    if (m->snap_offset != 0 || m->snap_total_bytes > REPLOG_SNAPSHOT_BYTES_MAX)
+      return 0;
+    free(rl->incoming.buf);
+    rl->incoming.buf = NULL;
+    rl->incoming.active = false;
+    if (m->snap_total_bytes > 0) {
+      rl->incoming.buf = malloc((size_t)m->snap_total_bytes);
+      if (rl->incoming.buf == NULL)
+        return 0; /* the sender will try again */
+    }
+    rl->incoming.active = true;
+    rl->incoming.meta = m->snap;
+    rl->incoming.total = m->snap_total_bytes;
+    rl->incoming.received = 0;
+  }
+  *received = rl->incoming.received;
+  if (m->snap_offset != rl->incoming.received ||
+      m->snap_offset + m->snap_size_bytes > rl->incoming.total)
+    return 0;
+  if (m->snap_size_bytes > 0)
+    memcpy(rl->incoming.buf + m->snap_offset, m->snap_data,
+           m->snap_size_bytes);
+  rl->incoming.received += m->snap_size_bytes;
+  *received = rl->incoming.received;
+  return rl->incoming.received == rl->incoming.total;
+}
+
+void replog_install_snapshot(struct replog *rl, bool keep_matching) {
+  assert(rl->incoming.active && rl->incoming.received == rl->incoming.total);
+  struct sabha_snapshot_meta meta = rl->incoming.meta;
+  uint64_t term = 0;
+  bool keep = !keep_matching ||
+              (log_term(&rl->log, meta.index, &term) == 0 && term == meta.term);
+  if (!keep) {
+    if (log_last_index(&rl->log) > rl->log.snap_index)
+      log_truncate_from(&rl->log, rl->log.snap_index + 1);
+    /* Whatever the disk holds after the snapshot no longer belongs. */
+    if (rl->truncate_from == 0 || rl->truncate_from > meta.index + 1)
+      rl->truncate_from = meta.index + 1;
+    rl->unstable_from = meta.index + 1;
+  } else if (rl->unstable_from < meta.index + 1) {
+    rl->unstable_from = meta.index + 1;
+  }
+  log_compact(&rl->log, meta.index, meta.term);
+  free(rl->snap_data);
+  rl->snap_data = rl->incoming.buf;
+  rl->snap_size = (size_t)rl->incoming.total;
+  rl->incoming.buf = NULL;
+  rl->incoming.active = false;
+  if (rl->commit < meta.index)
+    rl->commit = meta.index;
+  rl->snap_to_install = true;
+}
+
+int replog_entry(const struct replog *rl, uint64_t index,
+                 struct sabha_entry *out) {
+  if (index <= rl->log.snap_index)
+    return SABHA_ECOMPACTED;
+  const struct sabha_entry *e = log_get(&rl->log, index);
+  if (e == NULL)
+    return SABHA_EUNAVAILABLE;
+  *out = *e;
+  return 0;
+}

@@ -1,0 +1,88 @@
+/* The storage-facing half of an engine: its log, what of it the host has made
+ * durable, the snapshot it holds or is receiving, and the translation of all
+ * that into the persist-and-apply part of a ready batch.
+ *
+ * Raft and Multi-Paxos differ in how they decide what goes into the log, not
+ * in how a log reaches the disk or the state machine, so both embed one
+ * `struct replog` and share this code. Writes are tracked as a range: every
+ * index at or after `unstable_from` is handed to the host in the next batch
+ * (a put at an index overwrites what the disk has there), and `truncate_from`
+ * asks the host to drop a suffix first (Raft only: Paxos never forgets an
+ * accepted value). */
+#ifndef SABHA_CORE_REPLOG_H
+#define SABHA_CORE_REPLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "core/outbox.h"
+#include "sabha/engine.h"
+
+struct replog {
+  struct log log;
+  uint64_t unstable_from;  /* first index not yet handed to the host */
+  uint64_t truncate_from;  /* pending disk truncation, 0 for none */
+  uint64_t persisted_last; /* last index the host holds durably */
+  struct sabha_hard_state hs_durable;
+  uint64_t commit;
+  uint64_t applied;
+  /* The newest local snapshot (covers log.snap_index). */
+  uint8_t *snap_data;
+  size_t snap_size;
+  bool snap_to_install; /* received from a peer; goes out in the next batch */
+  /* A snapshot arriving in chunks. */
+  struct {
+    bool active;
+    struct sabha_snapshot_meta meta;
+    uint8_t *buf;
+    uint64_t total;
+    uint64_t received;
+  } incoming;
+};
+
+void replog_init(struct replog *rl);
+void replog_free(struct replog *rl);
+/* Loads what a restarted node found on disk. Returns 0, SABHA_EINVAL for
+ * inconsistent input or SABHA_ENOMEM. */
+int replog_restore(struct replog *rl, const struct sabha_persisted *p);
+
+/* The last index the host holds durably with nothing rewritten since: what a
+ * leader may count as its own acknowledgement. */
+static inline uint64_t replog_self_match(const struct replog *rl) {
+  uint64_t stable = rl->unstable_from - 1;
+  return rl->persisted_last < stable ? rl->persisted_last : stable;
+}
+
+/* Notes that entries at index >= `index` changed in memory and must be
+ * handed to the host again. */
+void replog_note_rewrite(struct replog *rl, uint64_t index);
+/* Notes that entries at index >= `index` were removed in memory. */
+void replog_note_truncation(struct replog *rl, uint64_t index);
+
+bool replog_has_ready(const struct replog *rl, uint64_t term, uint32_t vote);
+/* Fills the persist and apply fields of `rd` (hard state, snapshot,
+ * truncation, entries, committed) and the messages and reads from `out`. */
+void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
+                       const struct outbox *out, struct sabha_ready *rd);
+/* Records that the host carried out `rd`. */
+void replog_advance(struct replog *rl, const struct sabha_ready *rd);
+
+/* Replaces the log up to `index` (<= applied) with a snapshot. */
+int replog_compact(struct replog *rl, uint64_t index, const void *data,
+                   size_t size);
+
+/* Offers a snapshot chunk. Returns 1 when the snapshot is complete (then
+ * call replog_install_snapshot), 0 when more is expected; *received says how
+ * many bytes are held, for the acknowledgement. */
+int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
+                          uint64_t *received);
+/* Installs the completed incoming snapshot. With `keep_matching` (Raft), log
+ * entries after the snapshot survive only if the log holds the snapshot's
+ * last entry with its term; without it (Paxos), they always survive. */
+void replog_install_snapshot(struct replog *rl, bool keep_matching);
+
+int replog_entry(const struct replog *rl, uint64_t index,
+                 struct sabha_entry *out);
+
+#endif
