@@ -75,8 +75,14 @@ void raft_become_leader(struct raft *r) {
   r->leader = r->cfg.id;
   r->elections_won++;
   r->transferee = SABHA_NODE_NONE;
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++)
-    raft_progress_reset(r, &r->peers[i]);
+  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    struct progress *pr = &r->peers[i];
+    progress_reset(pr, log_last_index(&r->rl.log) + 1);
+    if (pr->id == r->cfg.id) {
+      pr->match = replog_self_match(&r->rl);
+      pr->state = PROGRESS_REPLICATE;
+    }
+  }
   r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
   r->check_quorum_due_ms = r->now_ms + r->cfg.election_timeout_ms_min;
   /* §8, thesis §6.4: a no-op of the new term lets the leader learn which
@@ -96,7 +102,7 @@ static void raft_destroy(void *state) {
   if (r == NULL)
     return;
   for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
-    free(r->peers[i].inflight);
+    progress_free(&r->peers[i]);
   readq_free(&r->reads);
   replog_free(&r->rl);
   outbox_free(&r->out);
@@ -114,10 +120,7 @@ static int raft_create(void **state, const struct sabha_config *cfg,
   outbox_init(&r->out);
   int rv = readq_init(&r->reads);
   for (uint32_t i = 0; i < cfg->n_voters && rv == 0; i++) {
-    r->peers[i].id = cfg->voters[i];
-    r->peers[i].inflight = calloc(cfg->inflight_msgs_max, sizeof(uint64_t));
-    if (r->peers[i].inflight == NULL)
-      rv = SABHA_ENOMEM;
+    rv = progress_init(&r->peers[i], cfg->voters[i], cfg->inflight_msgs_max);
   }
   if (rv == 0 && persisted != NULL) {
     r->term = persisted->hard_state.term;
@@ -146,7 +149,7 @@ static void raft_check_quorum(struct raft *r) {
    * timeout steps down, so that clients stop waiting on it. */
   uint32_t active = 1;
   for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    struct raft_progress *pr = &r->peers[i];
+    struct progress *pr = &r->peers[i];
     if (pr->id == r->cfg.id)
       continue;
     if (pr->recent_active)
@@ -349,7 +352,7 @@ static int raft_transfer_leadership(void *state, uint32_t to) {
     return SABHA_EINVAL;
   r->transferee = to;
   r->transfer_deadline_ms = r->now_ms + r->cfg.election_timeout_ms_min;
-  struct raft_progress *pr = &r->peers[slot];
+  struct progress *pr = &r->peers[slot];
   if (pr->match == log_last_index(&r->rl.log))
     raft_transfer_check(r, pr);
   else

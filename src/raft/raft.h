@@ -21,6 +21,7 @@
 
 #include "core/outbox.h"
 #include "core/prng.h"
+#include "core/progress.h"
 #include "core/readq.h"
 #include "core/replog.h"
 #include "sabha/engine.h"
@@ -52,32 +53,6 @@ enum raft_msg_type {
   RAFT_MSG_TIMEOUT_NOW,
 };
 
-/* How the leader sends to one follower (etcd's flow control, thesis
- * §10.2.1): PROBE sends one append per heartbeat until the logs match;
- * REPLICATE streams appends up to inflight_msgs_max ahead of
- * acknowledgements; SNAPSHOT sends the snapshot chunk by chunk. */
-enum raft_progress_state {
-  RAFT_PROBE = 0,
-  RAFT_REPLICATE,
-  RAFT_SNAPSHOT,
-};
-
-struct raft_progress {
-  uint32_t id;
-  uint64_t match; /* highest index known replicated there */
-  uint64_t next;  /* next index to send */
-  enum raft_progress_state state;
-  bool probe_sent;    /* PROBE: an append is out, wait for its answer */
-  bool recent_active; /* heard from within this CheckQuorum period */
-  /* REPLICATE: the last index of each append in flight, oldest first. */
-  uint64_t *inflight;
-  uint32_t inflight_head;
-  uint32_t inflight_n;
-  /* SNAPSHOT: which snapshot is being sent and how far it got. */
-  uint64_t snap_index;
-  uint64_t snap_offset;
-};
-
 struct raft {
   struct sabha_config cfg;
   struct prng prng;
@@ -105,7 +80,7 @@ struct raft {
   uint32_t votes_refused;
 
   /* Leader state. */
-  struct raft_progress peers[SABHA_NODES_MAX]; /* indexed like cfg.voters */
+  struct progress peers[SABHA_NODES_MAX]; /* indexed like cfg.voters */
   uint64_t term_start_index; /* index of this term's no-op */
   uint32_t transferee;
   uint64_t transfer_deadline_ms;
@@ -137,8 +112,7 @@ bool raft_log_up_to_date(const struct raft *r, uint64_t last_index,
                          uint64_t last_term);
 
 /* replication.c */
-void raft_progress_reset(struct raft *r, struct raft_progress *pr);
-bool raft_send_append(struct raft *r, struct raft_progress *pr, bool empty_ok);
+bool raft_send_append(struct raft *r, struct progress *pr, bool empty_ok);
 void raft_broadcast_append(struct raft *r);
 void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round);
 void raft_recv_append(struct raft *r, const struct sabha_msg *m);
@@ -148,7 +122,7 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m);
 bool raft_maybe_commit(struct raft *r);
 int raft_append_local(struct raft *r, uint32_t type, const void *data,
                       size_t size);
-void raft_transfer_check(struct raft *r, struct raft_progress *pr);
+void raft_transfer_check(struct raft *r, struct progress *pr);
 
 /* read.c */
 int raft_read_index(struct raft *r, uint64_t request_id);
@@ -157,7 +131,7 @@ void raft_reads_on_term_commit(struct raft *r);
 void raft_reads_drop(struct raft *r);
 
 /* snapshot.c */
-void raft_send_snapshot(struct raft *r, struct raft_progress *pr);
+void raft_send_snapshot(struct raft *r, struct progress *pr);
 void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m);
 void raft_recv_snapshot_resp(struct raft *r, const struct sabha_msg *m);
 

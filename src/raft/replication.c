@@ -21,54 +21,6 @@
 
 #include "raft/raft.h"
 
-void raft_progress_reset(struct raft *r, struct raft_progress *pr) {
-  pr->match = 0;
-  pr->next = log_last_index(&r->rl.log) + 1;
-  pr->state = RAFT_PROBE;
-  pr->probe_sent = false;
-  pr->recent_active = true; /* every peer gets one period to answer */
-  pr->inflight_head = 0;
-  pr->inflight_n = 0;
-  pr->snap_index = 0;
-  pr->snap_offset = 0;
-  if (pr->id == r->cfg.id) {
-    pr->match = replog_self_match(&r->rl);
-    pr->state = RAFT_REPLICATE;
-  }
-}
-
-static void progress_become_probe(struct raft_progress *pr) {
-  pr->state = RAFT_PROBE;
-  pr->probe_sent = false;
-  pr->inflight_n = 0;
-  pr->inflight_head = 0;
-}
-
-static void progress_become_replicate(struct raft_progress *pr) {
-  pr->state = RAFT_REPLICATE;
-  pr->next = pr->match + 1;
-  pr->inflight_n = 0;
-  pr->inflight_head = 0;
-}
-
-static void inflight_add(struct raft *r, struct raft_progress *pr,
-                         uint64_t last) {
-  uint32_t cap = r->cfg.inflight_msgs_max;
-  assert(pr->inflight_n < cap);
-  pr->inflight[(pr->inflight_head + pr->inflight_n) % cap] = last;
-  pr->inflight_n++;
-}
-
-/* Frees every append in flight whose entries are now acknowledged. */
-static void inflight_free_to(struct raft *r, struct raft_progress *pr,
-                             uint64_t index) {
-  uint32_t cap = r->cfg.inflight_msgs_max;
-  while (pr->inflight_n > 0 && pr->inflight[pr->inflight_head] <= index) {
-    pr->inflight_head = (pr->inflight_head + 1) % cap;
-    pr->inflight_n--;
-  }
-}
-
 int raft_append_local(struct raft *r, uint32_t type, const void *data,
                       size_t size) {
   struct sabha_entry e = {
@@ -81,14 +33,9 @@ int raft_append_local(struct raft *r, uint32_t type, const void *data,
   return log_append(&r->rl.log, &e);
 }
 
-bool raft_send_append(struct raft *r, struct raft_progress *pr,
-                      bool empty_ok) {
+bool raft_send_append(struct raft *r, struct progress *pr, bool empty_ok) {
   assert(pr->id != r->cfg.id);
-  if (pr->state == RAFT_SNAPSHOT)
-    return false;
-  if (pr->state == RAFT_PROBE && pr->probe_sent)
-    return false;
-  if (pr->state == RAFT_REPLICATE && pr->inflight_n >= r->cfg.inflight_msgs_max)
+  if (progress_paused(pr))
     return false;
   uint64_t prev = pr->next - 1;
   uint64_t prev_term = 0;
@@ -120,26 +67,20 @@ bool raft_send_append(struct raft *r, struct raft_progress *pr,
       .entries = n > 0 ? log_get(&r->rl.log, pr->next) : NULL,
   };
   raft_send(r, &m, false);
-  if (pr->state == RAFT_REPLICATE) {
-    if (n > 0) {
-      pr->next = prev + n + 1; /* optimistic: pipelining */
-      inflight_add(r, pr, prev + n);
-    }
-  } else {
-    pr->probe_sent = true;
-  }
+  if (n > 0 || pr->state == PROGRESS_PROBE)
+    progress_sent(pr, prev + n);
   return true;
 }
 
-static void raft_send_all(struct raft *r, struct raft_progress *pr) {
-  while (raft_send_append(r, pr, false) && pr->state == RAFT_REPLICATE &&
+static void raft_send_all(struct raft *r, struct progress *pr) {
+  while (raft_send_append(r, pr, false) && pr->state == PROGRESS_REPLICATE &&
          pr->next <= log_last_index(&r->rl.log))
     ;
 }
 
 void raft_broadcast_append(struct raft *r) {
   for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    struct raft_progress *pr = &r->peers[i];
+    struct progress *pr = &r->peers[i];
     if (pr->id != r->cfg.id)
       raft_send_all(r, pr);
   }
@@ -149,10 +90,10 @@ void raft_broadcast_append(struct raft *r) {
  * through an empty append rather than waiting for the next heartbeat. */
 static void raft_broadcast_commit(struct raft *r) {
   for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    struct raft_progress *pr = &r->peers[i];
+    struct progress *pr = &r->peers[i];
     if (pr->id == r->cfg.id)
       continue;
-    if (pr->state == RAFT_REPLICATE && pr->next > log_last_index(&r->rl.log))
+    if (pr->state == PROGRESS_REPLICATE && pr->next > log_last_index(&r->rl.log))
       raft_send_append(r, pr, true);
     else
       raft_send_all(r, pr);
@@ -161,7 +102,7 @@ static void raft_broadcast_commit(struct raft *r) {
 
 void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round) {
   for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    struct raft_progress *pr = &r->peers[i];
+    struct progress *pr = &r->peers[i];
     if (pr->id == r->cfg.id)
       continue;
     /* Only what the follower is known to hold may be committed there. */
@@ -180,7 +121,7 @@ bool raft_maybe_commit(struct raft *r) {
   uint64_t matches[SABHA_NODES_MAX];
   uint32_t n = r->cfg.n_voters;
   for (uint32_t i = 0; i < n; i++) {
-    struct raft_progress *pr = &r->peers[i];
+    struct progress *pr = &r->peers[i];
     matches[i] = pr->id == r->cfg.id ? replog_self_match(&r->rl) : pr->match;
   }
   /* Insertion sort, descending: n <= SABHA_NODES_MAX. */
@@ -277,26 +218,26 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   raft_send(r, &resp, true);
 }
 
-void raft_transfer_check(struct raft *r, struct raft_progress *pr) {
+void raft_transfer_check(struct raft *r, struct progress *pr) {
   if (r->transferee != pr->id || pr->match != log_last_index(&r->rl.log))
     return;
   struct sabha_msg m = {.type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id};
   raft_send(r, &m, false);
 }
 
-static struct raft_progress *progress_of(struct raft *r, uint32_t id) {
+static struct progress *progress_of(struct raft *r, uint32_t id) {
   int slot = raft_voter_slot(r, id);
   assert(slot >= 0);
   return &r->peers[slot];
 }
 
-static void raft_recv_append_reject(struct raft *r, struct raft_progress *pr,
+static void raft_recv_append_reject(struct raft *r, struct progress *pr,
                                     const struct sabha_msg *m) {
-  if (pr->state == RAFT_SNAPSHOT)
+  if (pr->state == PROGRESS_SNAPSHOT)
     return;
-  if (pr->state == RAFT_REPLICATE && m->index <= pr->match)
+  if (pr->state == PROGRESS_REPLICATE && m->index <= pr->match)
     return; /* stale: refers to a point already known to match */
-  if (pr->state == RAFT_PROBE && m->index != pr->next - 1)
+  if (pr->state == PROGRESS_PROBE && m->index != pr->next - 1)
     return; /* stale: not the probe we are waiting for */
   uint64_t probe = m->hint_index;
   if (m->hint_term > 0) {
@@ -314,7 +255,7 @@ static void raft_recv_append_reject(struct raft *r, struct raft_progress *pr,
 }
 
 void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
-  struct raft_progress *pr = progress_of(r, m->from);
+  struct progress *pr = progress_of(r, m->from);
   pr->recent_active = true;
   if (m->reject) {
     raft_recv_append_reject(r, pr, m);
@@ -326,13 +267,13 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   if (pr->next < m->index + 1)
     pr->next = m->index + 1;
   switch (pr->state) {
-  case RAFT_PROBE:
+  case PROGRESS_PROBE:
     progress_become_replicate(pr);
     break;
-  case RAFT_REPLICATE:
-    inflight_free_to(r, pr, m->index);
+  case PROGRESS_REPLICATE:
+    progress_acked(pr, m->index);
     break;
-  case RAFT_SNAPSHOT:
+  case PROGRESS_SNAPSHOT:
     if (pr->match >= pr->snap_index) {
       progress_become_probe(pr);
       pr->next = pr->match + 1;
@@ -358,11 +299,11 @@ void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m) {
 }
 
 void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m) {
-  struct raft_progress *pr = progress_of(r, m->from);
+  struct progress *pr = progress_of(r, m->from);
   pr->recent_active = true;
   readq_ack(&r->reads, (uint32_t)raft_voter_slot(r, m->from), m->context);
   raft_reads_on_ack(r);
-  if (pr->state == RAFT_SNAPSHOT) {
+  if (pr->state == PROGRESS_SNAPSHOT) {
     raft_send_snapshot(r, pr); /* the last chunk may have been lost */
     return;
   }
@@ -371,10 +312,10 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m) {
   /* The follower is alive but behind: whatever we sent may be lost. An
    * append is sent even when it would be empty, so that a follower that
    * lost the tail of a pipeline refuses it and the leader probes back. */
-  if (pr->state == RAFT_PROBE)
+  if (pr->state == PROGRESS_PROBE)
     pr->probe_sent = false;
-  else if (pr->inflight_n >= r->cfg.inflight_msgs_max)
-    inflight_free_to(r, pr, pr->inflight[pr->inflight_head]);
+  else if (pr->inflight_n >= pr->inflight_max)
+    progress_free_one(pr);
   if (raft_send_append(r, pr, true))
     raft_send_all(r, pr);
 }

@@ -12,14 +12,9 @@
 
 #include "raft/raft.h"
 
-void raft_send_snapshot(struct raft *r, struct raft_progress *pr) {
-  if (pr->state != RAFT_SNAPSHOT || pr->snap_index != r->rl.log.snap_index) {
-    pr->state = RAFT_SNAPSHOT;
-    pr->snap_index = r->rl.log.snap_index;
-    pr->snap_offset = 0;
-    pr->inflight_n = 0;
-    pr->inflight_head = 0;
-  }
+void raft_send_snapshot(struct raft *r, struct progress *pr) {
+  if (pr->state != PROGRESS_SNAPSHOT || pr->snap_index != r->rl.log.snap_index)
+    progress_become_snapshot(pr, r->rl.log.snap_index);
   uint64_t left = r->rl.snap_size - pr->snap_offset;
   uint32_t chunk = left < r->cfg.snapshot_chunk_bytes
                        ? (uint32_t)left
@@ -39,9 +34,9 @@ void raft_send_snapshot(struct raft *r, struct raft_progress *pr) {
 void raft_recv_snapshot_resp(struct raft *r, const struct sabha_msg *m) {
   int slot = raft_voter_slot(r, m->from);
   assert(slot >= 0);
-  struct raft_progress *pr = &r->peers[slot];
+  struct progress *pr = &r->peers[slot];
   pr->recent_active = true;
-  if (pr->state != RAFT_SNAPSHOT || m->snap.index != pr->snap_index ||
+  if (pr->state != PROGRESS_SNAPSHOT || m->snap.index != pr->snap_index ||
       pr->snap_index != r->rl.log.snap_index)
     return;
   pr->snap_offset = m->context <= r->rl.snap_size ? m->context : 0;

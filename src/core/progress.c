@@ -1,0 +1,85 @@
+/* Per-follower flow control; see progress.h. */
+#include "core/progress.h"
+
+#include <assert.h>
+#include <stdlib.h>
+
+#include "sabha/error.h"
+
+int progress_init(struct progress *pr, uint32_t id, uint32_t inflight_max) {
+  pr->id = id;
+  pr->inflight_max = inflight_max;
+  pr->inflight = calloc(inflight_max, sizeof *pr->inflight);
+  return pr->inflight == NULL ? SABHA_ENOMEM : 0;
+}
+
+void progress_free(struct progress *pr) {
+  free(pr->inflight);
+  pr->inflight = NULL;
+}
+
+void progress_reset(struct progress *pr, uint64_t next) {
+  pr->match = 0;
+  pr->next = next;
+  pr->recent_active = true; /* every peer gets one period to answer */
+  pr->snap_index = 0;
+  pr->snap_offset = 0;
+  progress_become_probe(pr);
+}
+
+void progress_become_probe(struct progress *pr) {
+  pr->state = PROGRESS_PROBE;
+  pr->probe_sent = false;
+  pr->inflight_head = 0;
+  pr->inflight_n = 0;
+}
+
+void progress_become_replicate(struct progress *pr) {
+  pr->state = PROGRESS_REPLICATE;
+  pr->next = pr->match + 1;
+  pr->inflight_head = 0;
+  pr->inflight_n = 0;
+}
+
+void progress_become_snapshot(struct progress *pr, uint64_t snap_index) {
+  pr->state = PROGRESS_SNAPSHOT;
+  pr->snap_index = snap_index;
+  pr->snap_offset = 0;
+  pr->inflight_head = 0;
+  pr->inflight_n = 0;
+}
+
+bool progress_paused(const struct progress *pr) {
+  switch (pr->state) {
+  case PROGRESS_PROBE:
+    return pr->probe_sent;
+  case PROGRESS_REPLICATE:
+    return pr->inflight_n >= pr->inflight_max;
+  case PROGRESS_SNAPSHOT:
+    return true;
+  }
+  return true;
+}
+
+void progress_sent(struct progress *pr, uint64_t last) {
+  if (pr->state == PROGRESS_PROBE) {
+    pr->probe_sent = true;
+    return;
+  }
+  assert(pr->state == PROGRESS_REPLICATE && pr->inflight_n < pr->inflight_max);
+  pr->inflight[(pr->inflight_head + pr->inflight_n) % pr->inflight_max] = last;
+  pr->inflight_n++;
+  pr->next = last + 1; /* optimistic: pipelining */
+}
+
+void progress_acked(struct progress *pr, uint64_t index) {
+  while (pr->inflight_n > 0 && pr->inflight[pr->inflight_head] <= index) {
+    pr->inflight_head = (pr->inflight_head + 1) % pr->inflight_max;
+    pr->inflight_n--;
+  }
+}
+
+void progress_free_one(struct progress *pr) {
+  if (pr->inflight_n > 0)
+    progress_acked(pr, pr->inflight[pr->inflight_head]);
+}
