@@ -16,6 +16,7 @@ struct sabha_engine {
 
 static const struct engine_ops *const engine_table[] = {
     &raft_engine_ops,
+    &multipaxos_engine_ops,
 };
 
 #define ENGINE_COUNT (sizeof engine_table / sizeof engine_table[0])

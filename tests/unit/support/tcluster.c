@@ -98,12 +98,14 @@ static void disk_snapshot(struct tc_disk *d, const struct sabha_snapshot_meta *m
 static void record_apply(struct tcluster *tc, const struct sabha_entry *e) {
   if (e->index >= TC_APPLIED_MAX)
     return;
+  /* The value decides, not the term: a Paxos leader re-proposes a chosen
+   * value under its own ballot, so learners may hold it under different
+   * ballots. */
   uint64_t h = fnv(e->data, e->size_bytes, 0xcbf29ce484222325ull ^ e->type);
-  if (tc->applied_term[e->index] == 0) {
-    tc->applied_term[e->index] = e->term;
+  if (!tc->applied_seen[e->index]) {
+    tc->applied_seen[e->index] = true;
     tc->applied_hash[e->index] = h;
-  } else if (tc->applied_term[e->index] != e->term ||
-             tc->applied_hash[e->index] != h) {
+  } else if (tc->applied_hash[e->index] != h) {
     tc->conflicts++;
   }
 }

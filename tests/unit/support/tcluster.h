@@ -76,7 +76,7 @@ struct tcluster {
   tc_filter filter; /* returns true to drop */
   void *filter_arg;
   /* Checkers. */
-  uint64_t applied_term[TC_APPLIED_MAX];
+  bool applied_seen[TC_APPLIED_MAX];
   uint64_t applied_hash[TC_APPLIED_MAX];
   uint32_t leader_of_term[TC_TERMS_MAX];
   uint32_t conflicts;

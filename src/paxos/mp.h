@@ -1,0 +1,167 @@
+/* Multi-Paxos: private state shared by the files of src/paxos that make up
+ * the "multipaxos" engine.
+ *
+ * Lamport, "Paxos Made Simple" (2001) §3, in the formulation of Howard &
+ * Mortier, "Paxos vs Raft: Have we reached consensus on distributed
+ * consensus?" (PaPoC 2020), which restates Multi-Paxos in Raft's vocabulary so
+ * that the two differ only where they truly differ:
+ *
+ *   - ballots are round << 8 | node id: totally ordered, disjoint per node,
+ *     never reused (the promise is durable before phase 1 goes out);
+ *   - any node may become leader: an acceptor promises any higher ballot
+ *     without looking at the candidate's log (Raft's vote checks the log);
+ *   - phase 1 runs once for every slot from the candidate's first unchosen
+ *     one; promises carry each accepted (slot, ballot, value); the candidate
+ *     adopts, per slot, the value of the highest ballot, re-proposes it under
+ *     its own ballot and fills gaps with no-ops (Raft keeps the leader's log
+ *     as it is);
+ *   - then phase 2 only: one round trip per slot, pipelined and batched with
+ *     the same flow control as Raft (core/progress.h);
+ *   - an acceptor never forgets an accepted value: slots are overwritten in
+ *     place, never truncated.
+ *
+ * Files: multipaxos.c (creation, time, dispatch, ready/advance), phase1.c
+ * (probe, prepare, promise, adoption), phase2.c (accept, accepted, commit,
+ * heartbeats, reads, snapshots). */
+#ifndef SABHA_PAXOS_MP_H
+#define SABHA_PAXOS_MP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/outbox.h"
+#include "core/prng.h"
+#include "core/progress.h"
+#include "core/readq.h"
+#include "core/replog.h"
+#include "sabha/engine.h"
+
+/* Message types. Beyond from/to, `term` is always a ballot.
+ *   PROBE          "could you promise this ballot?" (the PreVote of Paxos:
+ *                  nothing is promised, nothing durable changes).
+ *   PREPARE        phase 1a; index: first slot asked about; context 1 for a
+ *                  leadership transfer (ignores leases).
+ *   PROMISE        phase 1b; entries: every accepted slot from index on;
+ *                  commit: the acceptor's; context 2: the acceptor compacted
+ *                  past the first slot asked about (the candidate is behind).
+ *   ACCEPT         phase 2a; index: first slot of entries; commit.
+ *   ACCEPTED       phase 2b; index: highest slot accepted under this ballot
+ *                  with every slot before it; on a refusal hint_index is that
+ *                  slot (there is a gap) or term the higher ballot promised.
+ *   HEARTBEAT      commit (capped at what the acceptor holds); context: read
+ *                  round.
+ *   SNAPSHOT, SNAPSHOT_RESP, TIMEOUT_NOW as in Raft. */
+enum mp_msg_type {
+  MP_MSG_PROBE = 1,
+  MP_MSG_PROBE_RESP,
+  MP_MSG_PREPARE,
+  MP_MSG_PROMISE,
+  MP_MSG_ACCEPT,
+  MP_MSG_ACCEPTED,
+  MP_MSG_HEARTBEAT,
+  MP_MSG_HEARTBEAT_RESP,
+  MP_MSG_SNAPSHOT,
+  MP_MSG_SNAPSHOT_RESP,
+  MP_MSG_TIMEOUT_NOW,
+};
+
+#define MP_BEHIND 2u
+
+static inline uint64_t mp_ballot(uint64_t round, uint32_t id) {
+  return round << 8 | id;
+}
+static inline uint32_t mp_ballot_node(uint64_t ballot) {
+  return (uint32_t)(ballot & 0xff);
+}
+static inline uint64_t mp_ballot_round(uint64_t ballot) { return ballot >> 8; }
+
+/* The best value seen for one slot during phase 1. */
+struct mp_slot {
+  uint64_t ballot; /* 0: nothing accepted seen yet */
+  uint32_t type;
+  uint32_t size_bytes;
+  uint8_t *data; /* owned */
+};
+
+struct mp {
+  struct sabha_config cfg;
+  struct prng prng;
+  uint64_t now_ms;
+  bool clock_started;
+
+  /* Acceptor state: the promise (durable, one record with its owner) and
+   * the accepted slots (rl.log; each entry's term is its ballot). */
+  uint64_t promised;
+  uint32_t vote; /* node whose ballot is promised */
+  struct replog rl;
+  /* Highest slot such that every slot after the commit index up to it was
+   * accepted under `promised`: only those may be learnt as chosen from the
+   * leader's commit index. */
+  uint64_t accepted_upto;
+
+  enum sabha_role role;
+  uint32_t leader;
+
+  uint64_t election_deadline_ms;
+  uint64_t heartbeat_due_ms;
+  uint64_t check_quorum_due_ms;
+  uint64_t leader_contact_ms;
+
+  uint32_t grants;   /* one bit per voter slot */
+  uint32_t refusals;
+
+  /* Phase 1 in progress: slots [p1_from, p1_from + p1_n). */
+  uint64_t p1_from;
+  struct mp_slot *p1;
+  uint64_t p1_n;
+  uint64_t p1_cap;
+
+  /* Leader state. */
+  struct progress peers[SABHA_NODES_MAX];
+  uint64_t term_start_index; /* last slot phase 1 re-proposed */
+  uint32_t transferee;
+  uint64_t transfer_deadline_ms;
+  struct readq reads;
+
+  struct outbox out;
+
+  uint64_t elections_started;
+  uint64_t elections_won;
+  uint64_t ballots_burned;
+};
+
+/* multipaxos.c */
+int mp_voter_slot(const struct mp *p, uint32_t id);
+uint32_t mp_quorum(const struct mp *p);
+void mp_reset_election_timer(struct mp *p);
+bool mp_in_lease(const struct mp *p);
+void mp_send(struct mp *p, struct sabha_msg *m, bool after_persist);
+void mp_adopt_ballot(struct mp *p, uint64_t ballot, uint32_t leader);
+void mp_become_follower(struct mp *p, uint32_t leader);
+uint64_t mp_scan_accepted(const struct mp *p, uint64_t from);
+
+/* phase1.c */
+void mp_campaign(struct mp *p, bool probe, bool forced);
+void mp_recv_probe(struct mp *p, const struct sabha_msg *m);
+void mp_recv_probe_resp(struct mp *p, const struct sabha_msg *m);
+void mp_recv_prepare(struct mp *p, const struct sabha_msg *m);
+void mp_recv_promise(struct mp *p, const struct sabha_msg *m);
+void mp_p1_clear(struct mp *p);
+
+/* phase2.c */
+bool mp_send_accept(struct mp *p, struct progress *pr, bool empty_ok);
+void mp_broadcast_accept(struct mp *p);
+void mp_broadcast_heartbeat(struct mp *p, uint64_t read_round);
+bool mp_maybe_commit(struct mp *p);
+void mp_recv_accept(struct mp *p, const struct sabha_msg *m);
+void mp_recv_accepted(struct mp *p, const struct sabha_msg *m);
+void mp_recv_heartbeat(struct mp *p, const struct sabha_msg *m);
+void mp_recv_heartbeat_resp(struct mp *p, const struct sabha_msg *m);
+void mp_recv_snapshot(struct mp *p, const struct sabha_msg *m);
+void mp_recv_snapshot_resp(struct mp *p, const struct sabha_msg *m);
+void mp_transfer_check(struct mp *p, struct progress *pr);
+int mp_read_index(struct mp *p, uint64_t request_id);
+void mp_reads_on_ack(struct mp *p);
+void mp_reads_on_start_commit(struct mp *p);
+
+#endif

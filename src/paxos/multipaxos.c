@@ -1,0 +1,398 @@
+/* Multi-Paxos: creation, time, ballot rules, dispatch and the ready/advance
+ * cycle (see mp.h for the protocol and where each part lives).
+ *
+ * The ballot rules play the part of Raft's term rules: a message carrying a
+ * higher ballot makes the receiver promise it (durably, with its owner) and
+ * follow, except a prepare or probe that arrives while the receiver still
+ * hears a live leader (the lease: a node that merely lost touch must not
+ * depose a leader the majority follows). A message with a lower ballot is
+ * answered with a refusal carrying the promised one, so stale leaders and
+ * candidates learn and step aside. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_impl.h"
+#include "paxos/mp.h"
+
+int mp_voter_slot(const struct mp *p, uint32_t id) {
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
+    if (p->cfg.voters[i] == id)
+      return (int)i;
+  return -1;
+}
+
+uint32_t mp_quorum(const struct mp *p) { return p->cfg.n_voters / 2 + 1; }
+
+void mp_reset_election_timer(struct mp *p) {
+  /* Randomized, so that candidates pre-empted in phase 1 back off by
+   * different amounts and one of them gets through. */
+  p->election_deadline_ms =
+      p->now_ms + prng_range(&p->prng, p->cfg.election_timeout_ms_min,
+                             p->cfg.election_timeout_ms_max);
+}
+
+bool mp_in_lease(const struct mp *p) {
+  if (!p->cfg.check_quorum)
+    return false;
+  if (p->role == SABHA_ROLE_LEADER)
+    return true;
+  return p->leader != SABHA_NODE_NONE &&
+         p->now_ms < p->leader_contact_ms + p->cfg.election_timeout_ms_min;
+}
+
+void mp_send(struct mp *p, struct sabha_msg *m, bool after_persist) {
+  m->from = p->cfg.id;
+  if (m->term == 0)
+    m->term = p->promised;
+  (void)outbox_send(&p->out, m, after_persist);
+}
+
+/* The highest slot from `from` on such that every slot up to it holds a
+ * value accepted under the promised ballot. */
+uint64_t mp_scan_accepted(const struct mp *p, uint64_t from) {
+  uint64_t upto = from;
+  const struct log *l = &p->rl.log;
+  while (upto < log_last_index(l)) {
+    const struct sabha_entry *e = log_get(l, upto + 1);
+    if (e == NULL || e->term != p->promised)
+      break;
+    upto++;
+  }
+  return upto;
+}
+
+void mp_become_follower(struct mp *p, uint32_t leader) {
+  if (p->role == SABHA_ROLE_LEADER)
+    readq_drop(&p->reads);
+  if (p->role == SABHA_ROLE_CANDIDATE)
+    mp_p1_clear(p);
+  p->role = SABHA_ROLE_FOLLOWER;
+  p->leader = leader;
+  p->transferee = SABHA_NODE_NONE;
+  if (leader != SABHA_NODE_NONE)
+    p->leader_contact_ms = p->now_ms;
+  mp_reset_election_timer(p);
+}
+
+void mp_adopt_ballot(struct mp *p, uint64_t ballot, uint32_t leader) {
+  assert(ballot > p->promised);
+  p->ballots_burned++;
+  p->promised = ballot;
+  p->vote = mp_ballot_node(ballot);
+  /* Nothing is accepted under the new ballot yet. */
+  p->accepted_upto = p->rl.commit;
+  mp_become_follower(p, leader);
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static void mp_destroy(void *state) {
+  struct mp *p = state;
+  if (p == NULL)
+    return;
+  mp_p1_clear(p);
+  free(p->p1);
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
+    progress_free(&p->peers[i]);
+  readq_free(&p->reads);
+  replog_free(&p->rl);
+  outbox_free(&p->out);
+  free(p);
+}
+
+static int mp_create(void **state, const struct sabha_config *cfg,
+                     const struct sabha_persisted *persisted) {
+  if (cfg->n_voters > 255)
+    return SABHA_EINVAL;
+  for (uint32_t i = 0; i < cfg->n_voters; i++)
+    if (cfg->voters[i] > 255)
+      return SABHA_EINVAL; /* node ids live in the ballot's low byte */
+  struct mp *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return SABHA_ENOMEM;
+  p->cfg = *cfg;
+  prng_seed(&p->prng, cfg->seed ^ ((uint64_t)cfg->id << 32) ^ 0x9a05);
+  replog_init(&p->rl);
+  outbox_init(&p->out);
+  int rv = readq_init(&p->reads);
+  for (uint32_t i = 0; i < cfg->n_voters && rv == 0; i++)
+    rv = progress_init(&p->peers[i], cfg->voters[i], cfg->inflight_msgs_max);
+  if (rv == 0 && persisted != NULL) {
+    p->promised = persisted->hard_state.term;
+    p->vote = persisted->hard_state.vote;
+    rv = replog_restore(&p->rl, persisted);
+  }
+  if (rv != 0) {
+    mp_destroy(p);
+    return rv;
+  }
+  p->accepted_upto = mp_scan_accepted(p, p->rl.commit);
+  p->role = SABHA_ROLE_FOLLOWER;
+  mp_reset_election_timer(p);
+  *state = p;
+  return 0;
+}
+
+/* ---- inputs ------------------------------------------------------------ */
+
+static void mp_check_quorum(struct mp *p) {
+  uint32_t active = 1;
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
+    struct progress *pr = &p->peers[i];
+    if (pr->id == p->cfg.id)
+      continue;
+    if (pr->recent_active)
+      active++;
+    pr->recent_active = false;
+  }
+  if (active < mp_quorum(p))
+    mp_become_follower(p, SABHA_NODE_NONE);
+}
+
+static int mp_tick(void *state, uint64_t now_ms) {
+  struct mp *p = state;
+  if (!p->clock_started) {
+    p->clock_started = true;
+    p->now_ms = now_ms;
+    mp_reset_election_timer(p);
+  }
+  if (now_ms > p->now_ms)
+    p->now_ms = now_ms;
+  if (p->role != SABHA_ROLE_LEADER) {
+    if (p->now_ms >= p->election_deadline_ms)
+      mp_campaign(p, p->cfg.pre_vote, false);
+    return 0;
+  }
+  if (p->now_ms >= p->heartbeat_due_ms) {
+    p->heartbeat_due_ms = p->now_ms + p->cfg.heartbeat_ms;
+    mp_broadcast_heartbeat(p, p->reads.round);
+  }
+  if (p->transferee != SABHA_NODE_NONE && p->now_ms >= p->transfer_deadline_ms)
+    p->transferee = SABHA_NODE_NONE;
+  if (p->cfg.check_quorum && p->now_ms >= p->check_quorum_due_ms) {
+    p->check_quorum_due_ms = p->now_ms + p->cfg.election_timeout_ms_min;
+    mp_check_quorum(p);
+  }
+  return 0;
+}
+
+static bool from_leader(uint32_t type) {
+  return type == MP_MSG_ACCEPT || type == MP_MSG_HEARTBEAT ||
+         type == MP_MSG_SNAPSHOT;
+}
+
+static void refuse_lower(struct mp *p, const struct sabha_msg *m) {
+  uint32_t type = 0;
+  switch (m->type) {
+  case MP_MSG_ACCEPT:
+  case MP_MSG_HEARTBEAT:
+    type = MP_MSG_ACCEPTED;
+    break;
+  case MP_MSG_PREPARE:
+    type = MP_MSG_PROMISE;
+    break;
+  case MP_MSG_PROBE:
+    type = MP_MSG_PROBE_RESP;
+    break;
+  default:
+    return;
+  }
+  struct sabha_msg resp = {.type = type, .to = m->from, .reject = 1};
+  mp_send(p, &resp, false);
+}
+
+/* Returns false when the message is to be dropped. */
+static bool mp_step_ballot(struct mp *p, const struct sabha_msg *m) {
+  if (m->term > p->promised) {
+    bool asks = m->type == MP_MSG_PREPARE || m->type == MP_MSG_PROBE;
+    if (asks && m->context != 1 && mp_in_lease(p))
+      return false;
+    if (asks)
+      return true; /* the handlers decide what to promise */
+    if (m->type == MP_MSG_PROBE_RESP && !m->reject)
+      return true;
+    mp_adopt_ballot(p, m->term,
+                    from_leader(m->type) ? m->from : SABHA_NODE_NONE);
+    return true;
+  }
+  if (m->term < p->promised) {
+    if (m->type == MP_MSG_ACCEPT && (p->cfg.bugs & SABHA_BUG_ACCEPT_LOWER_BALLOT))
+      return true; /* the deliberately broken acceptor */
+    refuse_lower(p, m);
+    return false;
+  }
+  return true;
+}
+
+static int mp_step(void *state, const struct sabha_msg *m) {
+  struct mp *p = state;
+  if (m->to != p->cfg.id || mp_voter_slot(p, m->from) < 0 ||
+      m->from == p->cfg.id)
+    return SABHA_EINVAL;
+  if (!mp_step_ballot(p, m))
+    return 0;
+  switch (m->type) {
+  case MP_MSG_ACCEPT:
+  case MP_MSG_HEARTBEAT:
+  case MP_MSG_SNAPSHOT:
+    if (m->term == p->promised && p->role == SABHA_ROLE_LEADER)
+      return 0; /* ballots are disjoint: only a broken peer sends this */
+    if (m->term == p->promised &&
+        (p->role != SABHA_ROLE_FOLLOWER || p->leader != m->from))
+      mp_become_follower(p, m->from);
+    p->leader_contact_ms = p->now_ms;
+    mp_reset_election_timer(p);
+    if (m->type == MP_MSG_ACCEPT)
+      mp_recv_accept(p, m);
+    else if (m->type == MP_MSG_HEARTBEAT)
+      mp_recv_heartbeat(p, m);
+    else
+      mp_recv_snapshot(p, m);
+    return 0;
+  case MP_MSG_ACCEPTED:
+    if (p->role == SABHA_ROLE_LEADER)
+      mp_recv_accepted(p, m);
+    return 0;
+  case MP_MSG_HEARTBEAT_RESP:
+    if (p->role == SABHA_ROLE_LEADER)
+      mp_recv_heartbeat_resp(p, m);
+    return 0;
+  case MP_MSG_SNAPSHOT_RESP:
+    if (p->role == SABHA_ROLE_LEADER)
+      mp_recv_snapshot_resp(p, m);
+    return 0;
+  case MP_MSG_PROBE:
+    mp_recv_probe(p, m);
+    return 0;
+  case MP_MSG_PROBE_RESP:
+    mp_recv_probe_resp(p, m);
+    return 0;
+  case MP_MSG_PREPARE:
+    mp_recv_prepare(p, m);
+    return 0;
+  case MP_MSG_PROMISE:
+    mp_recv_promise(p, m);
+    return 0;
+  case MP_MSG_TIMEOUT_NOW:
+    if (p->role != SABHA_ROLE_LEADER)
+      mp_campaign(p, false, true);
+    return 0;
+  default:
+    return SABHA_EINVAL;
+  }
+}
+
+static int mp_propose(void *state, const void *data, size_t size_bytes) {
+  struct mp *p = state;
+  if (p->role != SABHA_ROLE_LEADER)
+    return SABHA_ENOTLEADER;
+  if (p->transferee != SABHA_NODE_NONE)
+    return SABHA_ETRANSFER;
+  if (size_bytes > p->cfg.entry_size_bytes_max)
+    return SABHA_ETOOBIG;
+  if (log_last_index(&p->rl.log) - p->rl.commit >=
+      p->cfg.uncommitted_entries_max)
+    return SABHA_EBUSY;
+  struct sabha_entry e = {
+      .index = log_last_index(&p->rl.log) + 1,
+      .term = p->promised,
+      .type = SABHA_ENTRY_COMMAND,
+      .size_bytes = (uint32_t)size_bytes,
+      .data = data,
+  };
+  /* Sent at the next ready(), together with every proposal before it. */
+  return log_append(&p->rl.log, &e);
+}
+
+static int mp_read_index_op(void *state, uint64_t request_id) {
+  return mp_read_index(state, request_id);
+}
+
+/* ---- the ready/advance cycle ------------------------------------------- */
+
+static bool mp_has_ready(const void *state) {
+  const struct mp *p = state;
+  return !outbox_empty(&p->out) ||
+         replog_has_ready(&p->rl, p->promised, p->vote);
+}
+
+static void mp_ready(void *state, struct sabha_ready *rd) {
+  struct mp *p = state;
+  if (p->role == SABHA_ROLE_LEADER &&
+      p->rl.unstable_from <= log_last_index(&p->rl.log))
+    mp_broadcast_accept(p);
+  replog_fill_ready(&p->rl, p->promised, p->vote, &p->out, rd);
+}
+
+static void mp_advance(void *state, const struct sabha_ready *rd) {
+  struct mp *p = state;
+  replog_advance(&p->rl, rd);
+  outbox_reset(&p->out);
+  /* The leader's own acceptance counts once it is durable. */
+  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p))
+    mp_broadcast_accept(p);
+}
+
+static void mp_status(const void *state, struct sabha_status *st) {
+  const struct mp *p = state;
+  st->id = p->cfg.id;
+  st->role = p->role;
+  st->term = p->promised;
+  st->vote = p->vote;
+  st->leader = p->leader;
+  st->commit = p->rl.commit;
+  st->applied = p->rl.applied;
+  st->first_index = log_first_index(&p->rl.log);
+  st->last_index = log_last_index(&p->rl.log);
+  st->snapshot_index = p->rl.log.snap_index;
+  st->elections_started = p->elections_started;
+  st->elections_won = p->elections_won;
+  st->ballots_burned = p->ballots_burned;
+}
+
+static int mp_transfer_leadership(void *state, uint32_t to) {
+  struct mp *p = state;
+  if (p->role != SABHA_ROLE_LEADER)
+    return SABHA_ENOTLEADER;
+  int slot = mp_voter_slot(p, to);
+  if (slot < 0 || to == p->cfg.id)
+    return SABHA_EINVAL;
+  p->transferee = to;
+  p->transfer_deadline_ms = p->now_ms + p->cfg.election_timeout_ms_min;
+  struct progress *pr = &p->peers[slot];
+  if (pr->match == log_last_index(&p->rl.log))
+    mp_transfer_check(p, pr);
+  else
+    mp_send_accept(p, pr, true);
+  return 0;
+}
+
+static int mp_compact_op(void *state, uint64_t index, const void *data,
+                         size_t size_bytes) {
+  struct mp *p = state;
+  return replog_compact(&p->rl, index, data, size_bytes);
+}
+
+static int mp_entry(const void *state, uint64_t index,
+                    struct sabha_entry *out) {
+  const struct mp *p = state;
+  return replog_entry(&p->rl, index, out);
+}
+
+const struct engine_ops multipaxos_engine_ops = {
+    .name = "multipaxos",
+    .create = mp_create,
+    .destroy = mp_destroy,
+    .tick = mp_tick,
+    .step = mp_step,
+    .propose = mp_propose,
+    .read_index = mp_read_index_op,
+    .has_ready = mp_has_ready,
+    .ready = mp_ready,
+    .advance = mp_advance,
+    .status = mp_status,
+    .transfer_leadership = mp_transfer_leadership,
+    .compact = mp_compact_op,
+    .entry = mp_entry,
+};

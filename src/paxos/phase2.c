@@ -1,0 +1,339 @@
+/* Multi-Paxos phase 2 and everything a settled leader does: accepts,
+ * learning what is chosen, heartbeats, reads, catch-up and transfer.
+ *
+ * Paxos Made Simple §2.2 (phase 2) and §3: in steady state the leader sends
+ * accept(ballot, slot, value) for new slots only; an acceptor accepts unless
+ * it promised a higher ballot; a value accepted by a majority under one
+ * ballot is chosen. Slots are streamed with the same pipelining and flow
+ * control as Raft (core/progress.h), several per message.
+ *
+ * Learning (§2.3) rides on the accepts and heartbeats: the leader sends the
+ * highest slot it knows chosen with everything before it. An acceptor may
+ * take that as chosen only for slots it accepted under the leader's own
+ * ballot (one value per slot per ballot, so those values are the leader's),
+ * which is what `accepted_upto` tracks; slots still holding a value from an
+ * older ballot wait until the leader's accept replaces them.
+ *
+ * Reads use the same ReadIndex scheme as Raft (core/readq.h): a round of
+ * heartbeats acknowledged by a majority proves no higher ballot has been
+ * promised by a majority, so the leader's chosen prefix is current. */
+#include <assert.h>
+
+#include "paxos/mp.h"
+
+static struct progress *progress_of(struct mp *p, uint32_t id) {
+  int slot = mp_voter_slot(p, id);
+  assert(slot >= 0);
+  return &p->peers[slot];
+}
+
+static void mp_send_snapshot(struct mp *p, struct progress *pr) {
+  if (pr->state != PROGRESS_SNAPSHOT || pr->snap_index != p->rl.log.snap_index)
+    progress_become_snapshot(pr, p->rl.log.snap_index);
+  uint64_t left = p->rl.snap_size - pr->snap_offset;
+  uint32_t chunk = left < p->cfg.snapshot_chunk_bytes
+                       ? (uint32_t)left
+                       : p->cfg.snapshot_chunk_bytes;
+  struct sabha_msg m = {
+      .type = MP_MSG_SNAPSHOT,
+      .to = pr->id,
+      .snap = {.index = p->rl.log.snap_index, .term = p->rl.log.snap_term},
+      .snap_offset = pr->snap_offset,
+      .snap_total_bytes = p->rl.snap_size,
+      .snap_size_bytes = chunk,
+      .snap_data = chunk > 0 ? p->rl.snap_data + pr->snap_offset : NULL,
+  };
+  mp_send(p, &m, false);
+}
+
+bool mp_send_accept(struct mp *p, struct progress *pr, bool empty_ok) {
+  assert(pr->id != p->cfg.id);
+  if (progress_paused(pr))
+    return false;
+  if (pr->next <= p->rl.log.snap_index) {
+    mp_send_snapshot(p, pr); /* the slots it needs are compacted (§5) */
+    return true;
+  }
+  uint64_t last = log_last_index(&p->rl.log);
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  for (uint64_t i = pr->next; i <= last && n < p->cfg.entries_per_msg_max;
+       i++) {
+    uint64_t size = log_get(&p->rl.log, i)->size_bytes;
+    if (n > 0 && bytes + size > p->cfg.bytes_per_msg_max)
+      break;
+    bytes += size;
+    n++;
+  }
+  if (n == 0 && !empty_ok)
+    return false;
+  struct sabha_msg m = {
+      .type = MP_MSG_ACCEPT,
+      .to = pr->id,
+      .index = pr->next,
+      .commit = p->rl.commit,
+      .n_entries = n,
+      .entries = n > 0 ? log_get(&p->rl.log, pr->next) : NULL,
+  };
+  mp_send(p, &m, false);
+  if (n > 0 || pr->state == PROGRESS_PROBE)
+    progress_sent(pr, pr->next + n - 1);
+  return true;
+}
+
+static void send_all(struct mp *p, struct progress *pr) {
+  while (mp_send_accept(p, pr, false) && pr->state == PROGRESS_REPLICATE &&
+         pr->next <= log_last_index(&p->rl.log))
+    ;
+}
+
+void mp_broadcast_accept(struct mp *p) {
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
+    if (p->peers[i].id != p->cfg.id)
+      send_all(p, &p->peers[i]);
+}
+
+static void broadcast_commit(struct mp *p) {
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
+    struct progress *pr = &p->peers[i];
+    if (pr->id == p->cfg.id)
+      continue;
+    if (pr->state == PROGRESS_REPLICATE && pr->next > log_last_index(&p->rl.log))
+      mp_send_accept(p, pr, true);
+    else
+      send_all(p, pr);
+  }
+}
+
+void mp_broadcast_heartbeat(struct mp *p, uint64_t read_round) {
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
+    struct progress *pr = &p->peers[i];
+    if (pr->id == p->cfg.id)
+      continue;
+    struct sabha_msg m = {
+        .type = MP_MSG_HEARTBEAT,
+        .to = pr->id,
+        .commit = pr->match < p->rl.commit ? pr->match : p->rl.commit,
+        .context = read_round,
+    };
+    mp_send(p, &m, false);
+  }
+}
+
+bool mp_maybe_commit(struct mp *p) {
+  assert(p->role == SABHA_ROLE_LEADER);
+  uint64_t matches[SABHA_NODES_MAX];
+  uint32_t n = p->cfg.n_voters;
+  for (uint32_t i = 0; i < n; i++) {
+    const struct progress *pr = &p->peers[i];
+    matches[i] = pr->id == p->cfg.id ? replog_self_match(&p->rl) : pr->match;
+  }
+  for (uint32_t i = 1; i < n; i++) {
+    uint64_t v = matches[i];
+    uint32_t j = i;
+    for (; j > 0 && matches[j - 1] < v; j--)
+      matches[j] = matches[j - 1];
+    matches[j] = v;
+  }
+  /* Every slot up to q was accepted under this ballot by a majority: chosen.
+   * (Every slot the leader holds carries its ballot: phase 1 re-proposed
+   * the older ones.) */
+  uint64_t q = matches[mp_quorum(p) - 1];
+  if (q <= p->rl.commit)
+    return false;
+  bool first = p->rl.commit < p->term_start_index;
+  p->rl.commit = q;
+  if (first && p->rl.commit >= p->term_start_index)
+    mp_reads_on_start_commit(p);
+  return true;
+}
+
+/* Learns the leader's chosen prefix as far as this acceptor holds the
+ * leader's own values. */
+static void learn_commit(struct mp *p, uint64_t leader_commit) {
+  uint64_t c = leader_commit < p->accepted_upto ? leader_commit
+                                                : p->accepted_upto;
+  if (c > p->rl.commit)
+    p->rl.commit = c;
+}
+
+void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
+  struct sabha_msg resp = {.type = MP_MSG_ACCEPTED, .to = m->from};
+  bool lower = m->term < p->promised; /* only with the deliberate bug */
+  if (lower)
+    resp.term = m->term;
+  uint64_t first = m->index;
+  if (!lower && first > p->accepted_upto + 1) {
+    /* A gap: slots before `first` are not yet ours under this ballot. */
+    resp.reject = 1;
+    resp.hint_index = p->accepted_upto;
+    resp.index = first;
+    mp_send(p, &resp, true);
+    return;
+  }
+  if (lower && first > log_last_index(&p->rl.log) + 1)
+    return;
+  uint64_t last = first;
+  bool ok = true;
+  for (uint32_t i = 0; i < m->n_entries && ok; i++) {
+    const struct sabha_entry *e = &m->entries[i];
+    assert(e->index == first + i);
+    last = e->index;
+    if (e->index <= p->rl.commit)
+      continue; /* chosen already: the same value, maybe compacted */
+    ok = log_put(&p->rl.log, e) == 0;
+    if (ok)
+      replog_note_rewrite(&p->rl, e->index);
+    else
+      last = e->index - 1;
+  }
+  if (lower) {
+    resp.index = m->n_entries > 0 ? last : first - 1;
+    mp_send(p, &resp, true);
+    return;
+  }
+  if (m->n_entries > 0 && last > p->accepted_upto)
+    p->accepted_upto = last;
+  learn_commit(p, m->commit);
+  resp.index = p->accepted_upto;
+  mp_send(p, &resp, true); /* accepted only once durable (§2.2) */
+}
+
+void mp_transfer_check(struct mp *p, struct progress *pr) {
+  if (p->transferee != pr->id || pr->match != log_last_index(&p->rl.log))
+    return;
+  struct sabha_msg m = {.type = MP_MSG_TIMEOUT_NOW, .to = pr->id};
+  mp_send(p, &m, false);
+}
+
+void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
+  if (m->term != p->promised)
+    return;
+  struct progress *pr = progress_of(p, m->from);
+  pr->recent_active = true;
+  if (m->reject) {
+    if (pr->state == PROGRESS_SNAPSHOT)
+      return;
+    /* The acceptor holds our values only up to hint_index (it restarted,
+     * or accepts were lost): resend from there. What it acknowledged
+     * before is still durable there, so `match` stands. */
+    progress_become_probe(pr);
+    pr->next = m->hint_index + 1;
+    mp_send_accept(p, pr, true);
+    return;
+  }
+  bool updated = m->index > pr->match;
+  if (updated)
+    pr->match = m->index;
+  if (pr->next < m->index + 1)
+    pr->next = m->index + 1;
+  switch (pr->state) {
+  case PROGRESS_PROBE:
+    progress_become_replicate(pr);
+    break;
+  case PROGRESS_REPLICATE:
+    progress_acked(pr, m->index);
+    break;
+  case PROGRESS_SNAPSHOT:
+    if (pr->match >= pr->snap_index) {
+      progress_become_probe(pr);
+      pr->next = pr->match + 1;
+    }
+    break;
+  }
+  if (updated && mp_maybe_commit(p))
+    broadcast_commit(p);
+  else
+    send_all(p, pr);
+  mp_transfer_check(p, pr);
+}
+
+void mp_recv_heartbeat(struct mp *p, const struct sabha_msg *m) {
+  learn_commit(p, m->commit);
+  struct sabha_msg resp = {
+      .type = MP_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
+  mp_send(p, &resp, true);
+}
+
+void mp_recv_heartbeat_resp(struct mp *p, const struct sabha_msg *m) {
+  struct progress *pr = progress_of(p, m->from);
+  pr->recent_active = true;
+  readq_ack(&p->reads, (uint32_t)mp_voter_slot(p, m->from), m->context);
+  mp_reads_on_ack(p);
+  if (pr->state == PROGRESS_SNAPSHOT) {
+    mp_send_snapshot(p, pr);
+    return;
+  }
+  if (pr->match >= log_last_index(&p->rl.log))
+    return;
+  if (pr->state == PROGRESS_PROBE)
+    pr->probe_sent = false;
+  else if (pr->inflight_n >= pr->inflight_max)
+    progress_free_one(pr);
+  if (mp_send_accept(p, pr, true))
+    send_all(p, pr);
+}
+
+void mp_recv_snapshot(struct mp *p, const struct sabha_msg *m) {
+  struct sabha_msg ack = {.type = MP_MSG_ACCEPTED, .to = m->from};
+  if (m->snap.index <= p->rl.commit) {
+    ack.index = p->accepted_upto;
+    mp_send(p, &ack, true);
+    return;
+  }
+  uint64_t received = 0;
+  if (replog_snapshot_chunk(&p->rl, m, &received) == 0) {
+    struct sabha_msg resp = {.type = MP_MSG_SNAPSHOT_RESP, .to = m->from};
+    resp.snap = m->snap;
+    resp.context = received;
+    mp_send(p, &resp, false);
+    return;
+  }
+  /* An acceptor never forgets an accepted value: the slots after the
+   * snapshot stay, whatever their ballot. */
+  replog_install_snapshot(&p->rl, false);
+  uint64_t from = p->rl.commit > p->accepted_upto ? p->rl.commit
+                                                  : p->accepted_upto;
+  p->accepted_upto = mp_scan_accepted(p, from);
+  ack.index = p->accepted_upto;
+  mp_send(p, &ack, true);
+}
+
+void mp_recv_snapshot_resp(struct mp *p, const struct sabha_msg *m) {
+  struct progress *pr = progress_of(p, m->from);
+  pr->recent_active = true;
+  if (pr->state != PROGRESS_SNAPSHOT || m->snap.index != pr->snap_index ||
+      pr->snap_index != p->rl.log.snap_index)
+    return;
+  pr->snap_offset = m->context <= p->rl.snap_size ? m->context : 0;
+  if (pr->snap_offset < p->rl.snap_size)
+    mp_send_snapshot(p, pr);
+}
+
+int mp_read_index(struct mp *p, uint64_t request_id) {
+  if (p->role != SABHA_ROLE_LEADER)
+    return SABHA_ENOTLEADER;
+  /* Until the slots phase 1 re-proposed are chosen, this leader does not
+   * know the chosen prefix. */
+  if (p->rl.commit < p->term_start_index)
+    return readq_defer(&p->reads, request_id);
+  int64_t round = readq_add(&p->reads, request_id, p->rl.commit);
+  if (round < 0)
+    return (int)round;
+  mp_broadcast_heartbeat(p, (uint64_t)round);
+  mp_reads_on_ack(p);
+  return 0;
+}
+
+void mp_reads_on_ack(struct mp *p) {
+  readq_release(&p->reads, (uint32_t)mp_voter_slot(p, p->cfg.id),
+                p->cfg.n_voters, mp_quorum(p), &p->out);
+}
+
+void mp_reads_on_start_commit(struct mp *p) {
+  uint64_t round = readq_undefer(&p->reads, p->rl.commit);
+  if (round == 0)
+    return;
+  mp_broadcast_heartbeat(p, round);
+  mp_reads_on_ack(p);
+}
