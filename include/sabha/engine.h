@@ -184,6 +184,10 @@ struct sabha_config {
   uint32_t snapshot_chunk_bytes;      /* default 64 KiB */
   uint32_t entry_size_bytes_max;      /* default 1 MiB */
   uint64_t seed;                      /* for randomized timeouts */
+  bool proposer_backoff;              /* classic Paxos: wait a random,
+                                         growing time after being pre-empted
+                                         (default true; false shows the
+                                         dueling-proposers livelock) */
   uint32_t bugs;                      /* enum sabha_bug bits; 0 */
 };
 

@@ -17,6 +17,7 @@ struct sabha_engine {
 static const struct engine_ops *const engine_table[] = {
     &raft_engine_ops,
     &multipaxos_engine_ops,
+    &paxos_engine_ops,
 };
 
 #define ENGINE_COUNT (sizeof engine_table / sizeof engine_table[0])
@@ -62,6 +63,7 @@ void sabha_config_init(struct sabha_config *cfg, uint32_t id,
   cfg->snapshot_chunk_bytes = 64u << 10;
   cfg->entry_size_bytes_max = 1u << 20;
   cfg->seed = id;
+  cfg->proposer_backoff = true;
   cfg->bugs = 0;
 }
 

@@ -29,5 +29,6 @@ struct engine_ops {
 
 extern const struct engine_ops raft_engine_ops;
 extern const struct engine_ops multipaxos_engine_ops;
+extern const struct engine_ops paxos_engine_ops;
 
 #endif

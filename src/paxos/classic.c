@@ -1,0 +1,685 @@
+/* Classic Paxos: every node a proposer, every slot a full two-phase Paxos
+ * instance, no distinguished leader. The "paxos" engine, for the lab.
+ *
+ * Paxos Made Simple §2: to get a command chosen a node takes the first slot
+ * it does not know chosen, picks a ballot above any it has seen, and runs
+ * phase 1 (prepare/promise) and phase 2 (accept/accepted) for that slot. If a
+ * promise reports a value already accepted there, the highest-ballot one is
+ * proposed instead (P2c) and the node's own command waits for the next slot.
+ * A value accepted by a majority is chosen; the proposer tells everyone.
+ *
+ * §2.4: with several proposers and no leader, progress is not guaranteed:
+ * two proposers can pre-empt each other's phase 2 with ever higher ballots
+ * forever. With `proposer_backoff` a pre-empted proposer waits a random time
+ * that grows with each consecutive pre-emption, and the duel ends; without
+ * it, it retries at once, which is the livelock the lab shows.
+ *
+ * One instance is in flight per node (as in simple Paxos libraries), so each
+ * command costs two round trips: this engine is the baseline Multi-Paxos
+ * improves on, not a fast path.
+ *
+ * Reads go through the log: a read is a no-op command carrying the request
+ * id, served once it is chosen and applied. Without a leader there is no one
+ * whose lease could vouch for a local read.
+ *
+ * Learning: chosen values travel to everyone at once; a node that missed one
+ * catches up from peers that know more (each node sends its commit index
+ * every heartbeat_ms; a peer ahead answers with chosen entries, or with its
+ * snapshot, which the lagging node pulls chunk by chunk). */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_impl.h"
+#include "core/outbox.h"
+#include "core/prng.h"
+#include "core/replog.h"
+
+enum cp_msg_type {
+  CP_MSG_PREPARE = 1, /* term: ballot; index: slot */
+  CP_MSG_PROMISE,     /* entries: the value accepted at the slot, if any */
+  CP_MSG_ACCEPT,      /* entries: the one value proposed */
+  CP_MSG_ACCEPTED,
+  CP_MSG_CHOSEN,      /* entries: chosen values, contiguous */
+  CP_MSG_STATUS,      /* commit; snap/context: snapshot being pulled */
+  CP_MSG_SNAPSHOT,
+};
+
+/* context of PROMISE and ACCEPTED: why the answer is not a plain one. */
+enum { CP_CHOSEN = 1, CP_BEHIND = 2 };
+
+#define CP_QUEUE_MAX 4096u
+#define CP_READ_MARK 0x52454144u /* "READ": a no-op that carries a read */
+
+struct cp_item {
+  bool is_read;
+  uint64_t request_id;
+  uint32_t size_bytes;
+  uint8_t *data; /* owned command bytes, or the read marker */
+};
+
+struct cp {
+  struct sabha_config cfg;
+  struct prng prng;
+  uint64_t now_ms;
+  bool clock_started;
+
+  uint64_t promised; /* acceptor: durable with its owner in `vote` */
+  uint32_t vote;
+  uint64_t max_seen; /* highest ballot heard of: the next one goes above */
+  struct replog rl;
+
+  /* Proposer: commands waiting for a slot, oldest first. */
+  struct cp_item *queue;
+  uint32_t queue_head;
+  uint32_t queue_n;
+
+  /* The instance in flight, if any. */
+  bool active;
+  int phase; /* 1 or 2 */
+  uint64_t slot;
+  uint64_t ballot;
+  uint32_t grants; /* bits per voter slot */
+  uint64_t best_ballot;
+  struct sabha_entry value; /* proposed in phase 2; data owned */
+  bool value_is_own;
+  bool self_accept_pending;
+  uint64_t deadline_ms;
+  uint64_t retry_at_ms;
+  uint32_t preemptions; /* consecutive, for the backoff */
+
+  uint64_t status_due_ms;
+  struct outbox out;
+
+  uint64_t elections_started; /* phase-1 rounds */
+  uint64_t ballots_burned;
+};
+
+static int voter_slot(const struct cp *p, uint32_t id) {
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
+    if (p->cfg.voters[i] == id)
+      return (int)i;
+  return -1;
+}
+
+static uint32_t quorum(const struct cp *p) { return p->cfg.n_voters / 2 + 1; }
+
+static uint32_t count_bits(uint32_t x) {
+  uint32_t n = 0;
+  for (; x != 0; x &= x - 1)
+    n++;
+  return n;
+}
+
+static void send(struct cp *p, struct sabha_msg *m, bool after_persist) {
+  m->from = p->cfg.id;
+  (void)outbox_send(&p->out, m, after_persist);
+}
+
+static void broadcast(struct cp *p, struct sabha_msg *m, bool after_persist) {
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
+    if (p->cfg.voters[i] == p->cfg.id)
+      continue;
+    m->to = p->cfg.voters[i];
+    send(p, m, after_persist);
+  }
+}
+
+static void value_clear(struct cp *p) {
+  free((void *)p->value.data);
+  memset(&p->value, 0, sizeof p->value);
+}
+
+static int value_set(struct cp *p, uint32_t type, const uint8_t *data,
+                     uint32_t size) {
+  uint8_t *copy = NULL;
+  if (size > 0) {
+    copy = malloc(size);
+    if (copy == NULL)
+      return SABHA_ENOMEM;
+    memcpy(copy, data, size);
+  }
+  value_clear(p);
+  p->value.type = type;
+  p->value.size_bytes = size;
+  p->value.data = copy;
+  return 0;
+}
+
+static struct cp_item *queue_front(struct cp *p) {
+  return p->queue_n > 0 ? &p->queue[p->queue_head] : NULL;
+}
+
+static void queue_pop(struct cp *p) {
+  assert(p->queue_n > 0);
+  free(p->queue[p->queue_head].data);
+  p->queue_head = (p->queue_head + 1) % CP_QUEUE_MAX;
+  p->queue_n--;
+}
+
+static int queue_push(struct cp *p, bool is_read, uint64_t request_id,
+                      const void *data, size_t size) {
+  if (p->queue_n >= CP_QUEUE_MAX ||
+      p->queue_n >= p->cfg.uncommitted_entries_max)
+    return SABHA_EBUSY;
+  uint8_t *copy = NULL;
+  if (size > 0) {
+    copy = malloc(size);
+    if (copy == NULL)
+      return SABHA_ENOMEM;
+    memcpy(copy, data, size);
+  }
+  struct cp_item *it = &p->queue[(p->queue_head + p->queue_n) % CP_QUEUE_MAX];
+  *it = (struct cp_item){.is_read = is_read, .request_id = request_id,
+                         .size_bytes = (uint32_t)size, .data = copy};
+  p->queue_n++;
+  return 0;
+}
+
+/* The entry the queue's front item becomes in the log. */
+static void item_entry(const struct cp_item *it, struct sabha_entry *e) {
+  e->type = it->is_read ? SABHA_ENTRY_NOOP : SABHA_ENTRY_COMMAND;
+  e->size_bytes = it->size_bytes;
+  e->data = it->data;
+}
+
+static bool same_value(const struct sabha_entry *a, const struct sabha_entry *b) {
+  return a->type == b->type && a->size_bytes == b->size_bytes &&
+         (a->size_bytes == 0 || memcmp(a->data, b->data, a->size_bytes) == 0);
+}
+
+/* ---- learning ----------------------------------------------------------- */
+
+/* Records that `e` is chosen at e->index, which must be commit + 1. If it is
+ * what the queue's front asked for, that item is done. */
+static void learn(struct cp *p, const struct sabha_entry *e) {
+  assert(e->index == p->rl.commit + 1);
+  if (log_put(&p->rl.log, e) != 0)
+    return; /* out of memory: a peer will tell us again */
+  replog_note_rewrite(&p->rl, e->index);
+  p->rl.commit = e->index;
+  struct cp_item *front = queue_front(p);
+  if (front != NULL) {
+    struct sabha_entry mine = {0};
+    item_entry(front, &mine);
+    if (same_value(&mine, e)) {
+      if (front->is_read)
+        (void)outbox_read_state(&p->out, front->request_id, e->index);
+      queue_pop(p);
+      p->preemptions = 0;
+    }
+  }
+  if (p->active && p->slot <= p->rl.commit) {
+    p->active = false; /* the slot is decided: move on */
+    value_clear(p);
+  }
+}
+
+static void learn_batch(struct cp *p, const struct sabha_msg *m) {
+  for (uint32_t i = 0; i < m->n_entries; i++)
+    if (m->entries[i].index == p->rl.commit + 1)
+      learn(p, &m->entries[i]);
+}
+
+/* ---- the proposer -------------------------------------------------------- */
+
+static void backoff(struct cp *p) {
+  p->active = false;
+  value_clear(p);
+  p->preemptions++;
+  if (!p->cfg.proposer_backoff) {
+    p->retry_at_ms = p->now_ms; /* retry at once: dueling proposers */
+    return;
+  }
+  uint32_t shift = p->preemptions < 5 ? p->preemptions : 5;
+  uint64_t cap = (uint64_t)p->cfg.heartbeat_ms << shift;
+  if (cap > p->cfg.election_timeout_ms_max)
+    cap = p->cfg.election_timeout_ms_max;
+  p->retry_at_ms = p->now_ms + prng_range(&p->prng, 1, cap);
+}
+
+static void start_instance(struct cp *p) {
+  assert(!p->active && p->queue_n > 0);
+  uint64_t above = p->promised > p->max_seen ? p->promised : p->max_seen;
+  p->ballot = ((above >> 8) + 1) << 8 | p->cfg.id;
+  p->max_seen = p->ballot;
+  p->promised = p->ballot; /* the proposer's own acceptor promises it */
+  p->vote = p->cfg.id;
+  p->ballots_burned++;
+  p->elections_started++;
+  p->active = true;
+  p->phase = 1;
+  p->slot = p->rl.commit + 1;
+  p->grants = 1u << voter_slot(p, p->cfg.id);
+  p->best_ballot = 0;
+  p->self_accept_pending = false;
+  value_clear(p);
+  /* Our own accepted value at the slot counts like any promise's. */
+  const struct sabha_entry *mine = log_get(&p->rl.log, p->slot);
+  if (mine != NULL && value_set(p, mine->type, mine->data, mine->size_bytes) == 0)
+    p->best_ballot = mine->term;
+  p->deadline_ms = p->now_ms + p->cfg.election_timeout_ms_min;
+  struct sabha_msg m = {.type = CP_MSG_PREPARE, .term = p->ballot,
+                        .index = p->slot};
+  broadcast(p, &m, true); /* once our own promise is durable */
+}
+
+static void self_accept(struct cp *p) {
+  struct sabha_entry e = p->value;
+  e.index = p->slot;
+  e.term = p->ballot;
+  if (p->promised > p->ballot || log_put(&p->rl.log, &e) != 0)
+    return; /* we promised a higher ballot: our acceptor refuses */
+  replog_note_rewrite(&p->rl, p->slot);
+  p->self_accept_pending = true; /* counted once durable (advance) */
+}
+
+static void start_phase2(struct cp *p) {
+  p->phase = 2;
+  p->grants = 0;
+  bool adopt = !(p->cfg.bugs & SABHA_BUG_NO_ADOPT);
+  if (!adopt || p->best_ballot == 0) {
+    struct sabha_entry mine = {0};
+    item_entry(queue_front(p), &mine);
+    if (value_set(p, mine.type, mine.data, mine.size_bytes) != 0) {
+      backoff(p);
+      return;
+    }
+  }
+  p->value.index = p->slot;
+  p->value.term = p->ballot;
+  self_accept(p);
+  struct sabha_msg m = {.type = CP_MSG_ACCEPT, .term = p->ballot,
+                        .index = p->slot, .n_entries = 1,
+                        .entries = &p->value};
+  broadcast(p, &m, false);
+}
+
+static void chosen(struct cp *p) {
+  struct sabha_entry e = p->value;
+  e.index = p->slot;
+  e.term = p->ballot;
+  struct sabha_msg m = {.type = CP_MSG_CHOSEN, .term = p->ballot,
+                        .commit = p->slot, .n_entries = 1, .entries = &e};
+  broadcast(p, &m, false);
+  learn(p, &e);
+}
+
+static void count_accept(struct cp *p, uint32_t from) {
+  p->grants |= 1u << voter_slot(p, from);
+  if (count_bits(p->grants) >= quorum(p))
+    chosen(p);
+}
+
+/* ---- acceptor ------------------------------------------------------------ */
+
+static bool answer_decided(struct cp *p, const struct sabha_msg *m,
+                           struct sabha_msg *resp) {
+  if (m->index <= p->rl.log.snap_index && m->index <= p->rl.commit) {
+    resp->context = CP_BEHIND; /* compacted: it must catch up first */
+    resp->commit = p->rl.commit;
+    send(p, resp, false);
+    return true;
+  }
+  if (m->index <= p->rl.commit) {
+    resp->context = CP_CHOSEN;
+    resp->n_entries = 1;
+    resp->entries = log_get(&p->rl.log, m->index);
+    send(p, resp, false);
+    return true;
+  }
+  if (m->index > log_last_index(&p->rl.log) + 1) {
+    resp->context = CP_BEHIND; /* we lack earlier slots: the proposer will
+                                  tell us, and then we can answer */
+    resp->commit = p->rl.commit;
+    send(p, resp, false);
+    return true;
+  }
+  return false;
+}
+
+static void recv_prepare(struct cp *p, const struct sabha_msg *m) {
+  struct sabha_msg resp = {.type = CP_MSG_PROMISE, .to = m->from,
+                           .term = m->term, .index = m->index};
+  if (answer_decided(p, m, &resp))
+    return;
+  bool again = m->term == p->promised && p->vote == m->from; /* duplicate */
+  if (m->term < p->promised || (m->term == p->promised && !again)) {
+    resp.reject = 1;
+    resp.term = p->promised;
+    send(p, &resp, false);
+    return;
+  }
+  p->promised = m->term;
+  p->vote = m->from;
+  const struct sabha_entry *e = log_get(&p->rl.log, m->index);
+  if (e != NULL) {
+    resp.n_entries = 1;
+    resp.entries = e;
+  }
+  send(p, &resp, true); /* the promise is durable first */
+}
+
+static void recv_accept(struct cp *p, const struct sabha_msg *m) {
+  struct sabha_msg resp = {.type = CP_MSG_ACCEPTED, .to = m->from,
+                           .term = m->term, .index = m->index};
+  if (answer_decided(p, m, &resp))
+    return;
+  if (m->term < p->promised || m->n_entries != 1) {
+    resp.reject = 1;
+    resp.term = p->promised;
+    send(p, &resp, false);
+    return;
+  }
+  if (m->term > p->promised) {
+    p->promised = m->term;
+    p->vote = m->from;
+  }
+  if (log_put(&p->rl.log, &m->entries[0]) != 0)
+    return;
+  replog_note_rewrite(&p->rl, m->index);
+  send(p, &resp, true); /* accepted only once durable */
+}
+
+static void recv_answer(struct cp *p, const struct sabha_msg *m) {
+  if (m->context == CP_CHOSEN) {
+    learn_batch(p, m);
+    return;
+  }
+  if (m->context == CP_BEHIND) {
+    /* Tell it what we know, so it can answer next time. */
+    uint64_t from = m->commit + 1;
+    if (from <= p->rl.log.snap_index || from > p->rl.commit)
+      return;
+    uint64_t n = p->rl.commit - from + 1;
+    if (n > p->cfg.entries_per_msg_max)
+      n = p->cfg.entries_per_msg_max;
+    struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = m->from,
+                          .entries = log_get(&p->rl.log, from),
+                          .n_entries = (uint32_t)n};
+    send(p, &c, false);
+    return;
+  }
+  if (m->term > p->max_seen)
+    p->max_seen = m->term;
+  if (!p->active || m->index != p->slot)
+    return;
+  if (m->reject) {
+    if (m->term > p->ballot)
+      backoff(p); /* pre-empted by a higher ballot */
+    return;
+  }
+  if (m->term != p->ballot)
+    return;
+  if (m->type == CP_MSG_PROMISE && p->phase == 1) {
+    if (m->n_entries == 1 && m->entries[0].term > p->best_ballot) {
+      if (value_set(p, m->entries[0].type, m->entries[0].data,
+                    m->entries[0].size_bytes) != 0)
+        return;
+      p->best_ballot = m->entries[0].term;
+    }
+    p->grants |= 1u << voter_slot(p, m->from);
+    if (count_bits(p->grants) >= quorum(p))
+      start_phase2(p);
+  } else if (m->type == CP_MSG_ACCEPTED && p->phase == 2) {
+    count_accept(p, m->from);
+  }
+}
+
+/* ---- catch-up ------------------------------------------------------------ */
+
+static void send_status(struct cp *p) {
+  struct sabha_msg m = {.type = CP_MSG_STATUS, .commit = p->rl.commit};
+  if (p->rl.incoming.active) {
+    m.snap = p->rl.incoming.meta;
+    m.context = p->rl.incoming.received;
+  }
+  broadcast(p, &m, false);
+}
+
+static void recv_status(struct cp *p, const struct sabha_msg *m) {
+  if (m->commit >= p->rl.commit)
+    return;
+  uint64_t from = m->commit + 1;
+  if (from > p->rl.log.snap_index) {
+    uint64_t n = p->rl.commit - from + 1;
+    if (n > p->cfg.entries_per_msg_max)
+      n = p->cfg.entries_per_msg_max;
+    struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = m->from,
+                          .entries = log_get(&p->rl.log, from),
+                          .n_entries = (uint32_t)n};
+    send(p, &c, false);
+    return;
+  }
+  /* It needs what we compacted: hand out the next chunk it asks for. */
+  uint64_t offset = m->snap.index == p->rl.log.snap_index &&
+                            m->snap.term == p->rl.log.snap_term &&
+                            m->context <= p->rl.snap_size
+                        ? m->context
+                        : 0;
+  uint64_t left = p->rl.snap_size - offset;
+  uint32_t chunk = left < p->cfg.snapshot_chunk_bytes
+                       ? (uint32_t)left
+                       : p->cfg.snapshot_chunk_bytes;
+  struct sabha_msg s = {
+      .type = CP_MSG_SNAPSHOT, .to = m->from,
+      .snap = {.index = p->rl.log.snap_index, .term = p->rl.log.snap_term},
+      .snap_offset = offset, .snap_total_bytes = p->rl.snap_size,
+      .snap_size_bytes = chunk,
+      .snap_data = chunk > 0 ? p->rl.snap_data + offset : NULL};
+  send(p, &s, false);
+}
+
+static void recv_snapshot(struct cp *p, const struct sabha_msg *m) {
+  if (m->snap.index <= p->rl.commit)
+    return;
+  uint64_t received = 0;
+  if (replog_snapshot_chunk(&p->rl, m, &received) == 1) {
+    replog_install_snapshot(&p->rl, false);
+    if (p->active && p->slot <= p->rl.commit) {
+      p->active = false;
+      value_clear(p);
+    }
+    return;
+  }
+  /* Ask the sender for the next chunk at once. */
+  struct sabha_msg st = {.type = CP_MSG_STATUS, .to = m->from,
+                         .commit = p->rl.commit, .snap = m->snap,
+                         .context = received};
+  send(p, &st, false);
+}
+
+/* ---- the engine ---------------------------------------------------------- */
+
+static void cp_destroy(void *state) {
+  struct cp *p = state;
+  if (p == NULL)
+    return;
+  while (p->queue_n > 0)
+    queue_pop(p);
+  free(p->queue);
+  value_clear(p);
+  replog_free(&p->rl);
+  outbox_free(&p->out);
+  free(p);
+}
+
+static int cp_create(void **state, const struct sabha_config *cfg,
+                     const struct sabha_persisted *persisted) {
+  for (uint32_t i = 0; i < cfg->n_voters; i++)
+    if (cfg->voters[i] > 255)
+      return SABHA_EINVAL; /* node ids live in the ballot's low byte */
+  struct cp *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return SABHA_ENOMEM;
+  p->cfg = *cfg;
+  prng_seed(&p->prng, cfg->seed ^ ((uint64_t)cfg->id << 32) ^ 0xc1a5);
+  replog_init(&p->rl);
+  outbox_init(&p->out);
+  p->queue = calloc(CP_QUEUE_MAX, sizeof *p->queue);
+  int rv = p->queue == NULL ? SABHA_ENOMEM : 0;
+  if (rv == 0 && persisted != NULL) {
+    p->promised = persisted->hard_state.term;
+    p->vote = persisted->hard_state.vote;
+    rv = replog_restore(&p->rl, persisted);
+  }
+  if (rv != 0) {
+    cp_destroy(p);
+    return rv;
+  }
+  p->max_seen = p->promised;
+  *state = p;
+  return 0;
+}
+
+static int cp_tick(void *state, uint64_t now_ms) {
+  struct cp *p = state;
+  if (!p->clock_started) {
+    p->clock_started = true;
+    p->now_ms = now_ms;
+    p->status_due_ms = now_ms;
+  }
+  if (now_ms > p->now_ms)
+    p->now_ms = now_ms;
+  if (p->now_ms >= p->status_due_ms) {
+    p->status_due_ms = p->now_ms + p->cfg.heartbeat_ms;
+    send_status(p);
+  }
+  if (p->active && p->now_ms >= p->deadline_ms)
+    backoff(p); /* messages lost, or a silent pre-emption */
+  if (!p->active && p->queue_n > 0 && p->now_ms >= p->retry_at_ms)
+    start_instance(p);
+  return 0;
+}
+
+static int cp_step(void *state, const struct sabha_msg *m) {
+  struct cp *p = state;
+  if (m->to != p->cfg.id || voter_slot(p, m->from) < 0 || m->from == p->cfg.id)
+    return SABHA_EINVAL;
+  switch (m->type) {
+  case CP_MSG_PREPARE:
+    recv_prepare(p, m);
+    return 0;
+  case CP_MSG_ACCEPT:
+    recv_accept(p, m);
+    return 0;
+  case CP_MSG_PROMISE:
+  case CP_MSG_ACCEPTED:
+    recv_answer(p, m);
+    return 0;
+  case CP_MSG_CHOSEN:
+    learn_batch(p, m);
+    return 0;
+  case CP_MSG_STATUS:
+    recv_status(p, m);
+    return 0;
+  case CP_MSG_SNAPSHOT:
+    recv_snapshot(p, m);
+    return 0;
+  default:
+    return SABHA_EINVAL;
+  }
+}
+
+static int cp_propose(void *state, const void *data, size_t size_bytes) {
+  struct cp *p = state;
+  if (size_bytes > p->cfg.entry_size_bytes_max)
+    return SABHA_ETOOBIG;
+  int rv = queue_push(p, false, 0, data, size_bytes);
+  if (rv == 0 && !p->active && p->now_ms >= p->retry_at_ms)
+    start_instance(p);
+  return rv;
+}
+
+static int cp_read_index(void *state, uint64_t request_id) {
+  struct cp *p = state;
+  uint8_t mark[16];
+  uint32_t tag = CP_READ_MARK;
+  /* The marker is unique per node and request, so that learning it chosen
+   * is learning that this read has its slot. */
+  memcpy(mark, &tag, 4);
+  memcpy(mark + 4, &p->cfg.id, 4);
+  memcpy(mark + 8, &request_id, 8);
+  int rv = queue_push(p, true, request_id, mark, sizeof mark);
+  if (rv == 0 && !p->active && p->now_ms >= p->retry_at_ms)
+    start_instance(p);
+  return rv;
+}
+
+static bool cp_has_ready(const void *state) {
+  const struct cp *p = state;
+  return !outbox_empty(&p->out) ||
+         replog_has_ready(&p->rl, p->promised, p->vote);
+}
+
+static void cp_ready(void *state, struct sabha_ready *rd) {
+  struct cp *p = state;
+  replog_fill_ready(&p->rl, p->promised, p->vote, &p->out, rd);
+}
+
+static void cp_advance(void *state, const struct sabha_ready *rd) {
+  struct cp *p = state;
+  replog_advance(&p->rl, rd);
+  outbox_reset(&p->out);
+  if (p->active && p->phase == 2 && p->self_accept_pending &&
+      replog_self_match(&p->rl) >= p->slot) {
+    p->self_accept_pending = false;
+    count_accept(p, p->cfg.id);
+  }
+}
+
+static void cp_status(const void *state, struct sabha_status *st) {
+  const struct cp *p = state;
+  st->id = p->cfg.id;
+  /* No leader: a node is a "candidate" in phase 1 and a "leader" of its
+   * ballot in phase 2 (ballots are disjoint, so never two per ballot). */
+  st->role = !p->active      ? SABHA_ROLE_FOLLOWER
+             : p->phase == 1 ? SABHA_ROLE_CANDIDATE
+                             : SABHA_ROLE_LEADER;
+  st->term = p->promised;
+  st->vote = p->vote;
+  st->leader = SABHA_NODE_NONE;
+  st->commit = p->rl.commit;
+  st->applied = p->rl.applied;
+  st->first_index = log_first_index(&p->rl.log);
+  st->last_index = log_last_index(&p->rl.log);
+  st->snapshot_index = p->rl.log.snap_index;
+  st->elections_started = p->elections_started;
+  st->elections_won = 0;
+  st->ballots_burned = p->ballots_burned;
+}
+
+static int cp_transfer_leadership(void *state, uint32_t to) {
+  (void)state;
+  (void)to;
+  return SABHA_ENOTLEADER; /* there is no leader to move */
+}
+
+static int cp_compact(void *state, uint64_t index, const void *data,
+                      size_t size_bytes) {
+  struct cp *p = state;
+  return replog_compact(&p->rl, index, data, size_bytes);
+}
+
+static int cp_entry(const void *state, uint64_t index,
+                    struct sabha_entry *out) {
+  const struct cp *p = state;
+  return replog_entry(&p->rl, index, out);
+}
+
+const struct engine_ops paxos_engine_ops = {
+    .name = "paxos",
+    .create = cp_create,
+    .destroy = cp_destroy,
+    .tick = cp_tick,
+    .step = cp_step,
+    .propose = cp_propose,
+    .read_index = cp_read_index,
+    .has_ready = cp_has_ready,
+    .ready = cp_ready,
+    .advance = cp_advance,
+    .status = cp_status,
+    .transfer_leadership = cp_transfer_leadership,
+    .compact = cp_compact,
+    .entry = cp_entry,
+};
