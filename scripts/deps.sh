@@ -4,7 +4,7 @@
 # that a fresh Debian machine needs no other set-up step.
 set -eu
 
-PACKAGES="gcc make cmake libc6-dev"
+PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools"
 
 missing=""
 for p in $PACKAGES; do
