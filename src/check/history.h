@@ -37,14 +37,28 @@ struct hist_op {
   uint64_t return_us; /* meaningless when status is HIST_INFO */
 };
 
-/* Writes `ops` as JSON lines. Returns 0 or SABHA_EIO. */
+/* Writes `ops` as JSON lines and flushes `f`. Returns 0 or SABHA_EIO. Fields
+ * a status makes meaningless are not written: return_us for info, outputs
+ * of ops that are not ok (null), a get's "value" (null: the read is
+ * "output"). */
 int hist_write_jsonl(FILE *f, const struct hist_op *ops, size_t n_ops);
 
 /* Reads JSON lines written by hist_write_jsonl(). On success returns 0 and
- * sets *ops_out (malloc'd, caller frees) and *n_out. On a malformed line
- * returns SABHA_ECORRUPT and, if err is not NULL, writes "line N: why" into
- * err (err_size bytes). */
-int hist_read_jsonl(FILE *f, struct hist_op **ops_out, size_t *n_out,
-                    char *err, size_t err_size);
+ * sets *ops_out (malloc'd, caller frees; NULL for no ops) and *n_out. On a
+ * malformed line returns SABHA_ECORRUPT and, if err is not NULL, writes
+ * "line N: why" into err (err_size bytes); likewise SABHA_ETOOBIG past 16 Mi
+ * operations, SABHA_ENOMEM, and SABHA_EIO on a read error. On failure
+ * *ops_out is NULL and *n_out 0.
+ *
+ * Strict on purpose: keys in any order and whitespace are fine, but unknown
+ * or repeated keys, lines over 4096 bytes, string escapes, signed or
+ * fractional numbers, leading zeros, and fields that do not fit the op and
+ * status (e.g. "expected" on a put, an output on a failed op) are rejected.
+ * Blank lines are skipped but counted. Fields the line does not carry read
+ * as 0 (return_us of info, output of put and of ops not ok) or HIST_NIL
+ * (expected of put and get, value of a get that is not ok), so writing what
+ * was read gives the same text back. */
+int hist_read_jsonl(FILE *f, struct hist_op **ops_out, size_t *n_out, char *err,
+                    size_t err_size);
 
 #endif

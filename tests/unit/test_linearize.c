@@ -309,10 +309,15 @@ static void violation_outranks_unknown(void) {
   struct hist_op h[16];
   size_t n = concurrent_puts(h, 0);
   h[n++] = get(9, 0, 3, 200, 210);
+  size_t n_hard = n;
   h[n++] = put(1, 1, 1, 300, 310);
   h[n++] = get(2, 1, NIL, 320, 330);
+  /* A budget that proves partition 1 wrong but cannot settle partition 0. */
   struct lin_report r;
-  CHECK(check(h, n, 6, &r) == LIN_VIOLATION);
+  CHECK(check(&h[n_hard], n - n_hard, 0, &r) == LIN_VIOLATION);
+  uint64_t steps_max = r.steps;
+  CHECK(check(h, n_hard, steps_max, &r) == LIN_UNKNOWN);
+  CHECK(check(h, n, steps_max, &r) == LIN_VIOLATION);
   CHECK(r.partition == 1);
 }
 
@@ -479,12 +484,18 @@ static void random_small_histories_agree_with_brute_force(void) {
       }
     }
     bool want = oracle_linearizable(h, n);
-    /* The kv model as shipped, and without its observes() hint, which
-     * turns off the state merging and the blind-write rule. */
+    /* The kv model as shipped, and without the hints that enable the
+     * checker's shortcuts: observes() (state merging, blind writes) and
+     * read_only() (reads placed at once). */
+    struct lin_model no_observes = lin_model_kv, no_reads = lin_model_kv;
     struct lin_model plain = lin_model_kv;
+    no_observes.observes = NULL;
+    no_reads.read_only = NULL;
     plain.observes = NULL;
-    const struct lin_model *models[] = {&lin_model_kv, &plain};
-    for (size_t m = 0; m < 2; m++) {
+    plain.read_only = NULL;
+    const struct lin_model *models[] = {&lin_model_kv, &no_observes, &no_reads,
+                                        &plain};
+    for (size_t m = 0; m < N(models); m++) {
       struct lin_report r;
       int rc = lin_check(h, n, models[m], 0, &r);
       CHECK(rc == 0);
