@@ -111,17 +111,17 @@ static uint32_t count_bits(uint32_t x) {
   return n;
 }
 
-static void send(struct cp *p, struct sabha_msg *m, bool after_persist) {
+static void cp_send(struct cp *p, struct sabha_msg *m, bool after_persist) {
   m->from = p->cfg.id;
   (void)outbox_send(&p->out, m, after_persist);
 }
 
-static void broadcast(struct cp *p, struct sabha_msg *m, bool after_persist) {
+static void cp_broadcast(struct cp *p, struct sabha_msg *m, bool after_persist) {
   for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
     if (p->cfg.voters[i] == p->cfg.id)
       continue;
     m->to = p->cfg.voters[i];
-    send(p, m, after_persist);
+    cp_send(p, m, after_persist);
   }
 }
 
@@ -261,7 +261,7 @@ static void start_instance(struct cp *p) {
   p->deadline_ms = p->now_ms + p->cfg.election_timeout_ms_min;
   struct sabha_msg m = {.type = CP_MSG_PREPARE, .term = p->ballot,
                         .index = p->slot};
-  broadcast(p, &m, true); /* once our own promise is durable */
+  cp_broadcast(p, &m, true); /* once our own promise is durable */
 }
 
 static void self_accept(struct cp *p) {
@@ -292,7 +292,7 @@ static void start_phase2(struct cp *p) {
   struct sabha_msg m = {.type = CP_MSG_ACCEPT, .term = p->ballot,
                         .index = p->slot, .n_entries = 1,
                         .entries = &p->value};
-  broadcast(p, &m, false);
+  cp_broadcast(p, &m, false);
 }
 
 static void chosen(struct cp *p) {
@@ -301,7 +301,7 @@ static void chosen(struct cp *p) {
   e.term = p->ballot;
   struct sabha_msg m = {.type = CP_MSG_CHOSEN, .term = p->ballot,
                         .commit = p->slot, .n_entries = 1, .entries = &e};
-  broadcast(p, &m, false);
+  cp_broadcast(p, &m, false);
   learn(p, &e);
 }
 
@@ -318,21 +318,21 @@ static bool answer_decided(struct cp *p, const struct sabha_msg *m,
   if (m->index <= p->rl.log.snap_index && m->index <= p->rl.commit) {
     resp->context = CP_BEHIND; /* compacted: it must catch up first */
     resp->commit = p->rl.commit;
-    send(p, resp, false);
+    cp_send(p, resp, false);
     return true;
   }
   if (m->index <= p->rl.commit) {
     resp->context = CP_CHOSEN;
     resp->n_entries = 1;
     resp->entries = log_get(&p->rl.log, m->index);
-    send(p, resp, false);
+    cp_send(p, resp, false);
     return true;
   }
   if (m->index > log_last_index(&p->rl.log) + 1) {
     resp->context = CP_BEHIND; /* we lack earlier slots: the proposer will
                                   tell us, and then we can answer */
     resp->commit = p->rl.commit;
-    send(p, resp, false);
+    cp_send(p, resp, false);
     return true;
   }
   return false;
@@ -347,7 +347,7 @@ static void recv_prepare(struct cp *p, const struct sabha_msg *m) {
   if (m->term < p->promised || (m->term == p->promised && !again)) {
     resp.reject = 1;
     resp.term = p->promised;
-    send(p, &resp, false);
+    cp_send(p, &resp, false);
     return;
   }
   p->promised = m->term;
@@ -357,7 +357,7 @@ static void recv_prepare(struct cp *p, const struct sabha_msg *m) {
     resp.n_entries = 1;
     resp.entries = e;
   }
-  send(p, &resp, true); /* the promise is durable first */
+  cp_send(p, &resp, true); /* the promise is durable first */
 }
 
 static void recv_accept(struct cp *p, const struct sabha_msg *m) {
@@ -368,7 +368,7 @@ static void recv_accept(struct cp *p, const struct sabha_msg *m) {
   if (m->term < p->promised || m->n_entries != 1) {
     resp.reject = 1;
     resp.term = p->promised;
-    send(p, &resp, false);
+    cp_send(p, &resp, false);
     return;
   }
   if (m->term > p->promised) {
@@ -378,7 +378,7 @@ static void recv_accept(struct cp *p, const struct sabha_msg *m) {
   if (log_put(&p->rl.log, &m->entries[0]) != 0)
     return;
   replog_note_rewrite(&p->rl, m->index);
-  send(p, &resp, true); /* accepted only once durable */
+  cp_send(p, &resp, true); /* accepted only once durable */
 }
 
 static void recv_answer(struct cp *p, const struct sabha_msg *m) {
@@ -397,7 +397,7 @@ static void recv_answer(struct cp *p, const struct sabha_msg *m) {
     struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = m->from,
                           .entries = log_get(&p->rl.log, from),
                           .n_entries = (uint32_t)n};
-    send(p, &c, false);
+    cp_send(p, &c, false);
     return;
   }
   if (m->term > p->max_seen)
@@ -434,7 +434,7 @@ static void send_status(struct cp *p) {
     m.snap = p->rl.incoming.meta;
     m.context = p->rl.incoming.received;
   }
-  broadcast(p, &m, false);
+  cp_broadcast(p, &m, false);
 }
 
 static void recv_status(struct cp *p, const struct sabha_msg *m) {
@@ -448,7 +448,7 @@ static void recv_status(struct cp *p, const struct sabha_msg *m) {
     struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = m->from,
                           .entries = log_get(&p->rl.log, from),
                           .n_entries = (uint32_t)n};
-    send(p, &c, false);
+    cp_send(p, &c, false);
     return;
   }
   /* It needs what we compacted: hand out the next chunk it asks for. */
@@ -467,7 +467,7 @@ static void recv_status(struct cp *p, const struct sabha_msg *m) {
       .snap_offset = offset, .snap_total_bytes = p->rl.snap_size,
       .snap_size_bytes = chunk,
       .snap_data = chunk > 0 ? p->rl.snap_data + offset : NULL};
-  send(p, &s, false);
+  cp_send(p, &s, false);
 }
 
 static void recv_snapshot(struct cp *p, const struct sabha_msg *m) {
@@ -486,7 +486,7 @@ static void recv_snapshot(struct cp *p, const struct sabha_msg *m) {
   struct sabha_msg st = {.type = CP_MSG_STATUS, .to = m->from,
                          .commit = p->rl.commit, .snap = m->snap,
                          .context = received};
-  send(p, &st, false);
+  cp_send(p, &st, false);
 }
 
 /* ---- the engine ---------------------------------------------------------- */
