@@ -636,7 +636,9 @@ static void cp_status(const void *state, struct sabha_status *st) {
   st->role = !p->active      ? SABHA_ROLE_FOLLOWER
              : p->phase == 1 ? SABHA_ROLE_CANDIDATE
                              : SABHA_ROLE_LEADER;
-  st->term = p->promised;
+  /* A proposer in phase 2 leads its own ballot; otherwise the ballot it
+   * promised is the one it knows of. */
+  st->term = p->active && p->phase == 2 ? p->ballot : p->promised;
   st->vote = p->vote;
   st->leader = SABHA_NODE_NONE;
   st->commit = p->rl.commit;
