@@ -1,0 +1,604 @@
+/* The write side of the WAL: turning a ready batch into records, grouping
+ * them in a buffer, moving to a new segment when one is full, syncing, and
+ * storing snapshots. wal_open() lives here too but hands the reading back to
+ * wal_recover.c. The format and the durability rules are in wal.h.
+ *
+ * Two rules shape this file. First, a write or fsync that fails leaves the
+ * handle failed for good (w->failed): after such an error the kernel may
+ * have dropped the unsynced pages and the next fsync could report success
+ * without writing them, so the only honest course is to stop and let
+ * recovery decide what is on disk. Second, a ready batch is checked whole
+ * before the first byte is written, so a refused batch changes nothing. */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sabha/error.h"
+#include "storage/crc32c.h"
+#include "storage/wal_internal.h"
+
+void wal_options_init(struct wal_options *opt, const char *dir) {
+  assert(opt != NULL);
+  memset(opt, 0, sizeof *opt);
+  opt->dir = dir;
+  opt->segment_size_bytes = WAL_SEGMENT_BYTES_DEFAULT;
+  opt->entry_size_bytes_max = WAL_ENTRY_BYTES_DEFAULT;
+  opt->snapshot_size_bytes_max = WAL_SNAPSHOT_BYTES_DEFAULT;
+  opt->buffer_size_bytes = WAL_BUFFER_BYTES_DEFAULT;
+}
+
+/* ---- errors ---- */
+
+int wal_error(struct wal *w, int code, const char *fmt, ...) {
+  assert(code < 0);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->errmsg, sizeof w->errmsg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+int wal_io_error(struct wal *w, int rv, const char *what, const char *path) {
+  assert(rv < 0);
+  int code = rv == -ENOMEM ? SABHA_ENOMEM : SABHA_EIO;
+  wal_error(w, code, "%s %s: %s", what, path, strerror(-rv));
+  w->failed = code;
+  return code;
+}
+
+static int wal_nomem(struct wal *w, const char *what) {
+  wal_error(w, SABHA_ENOMEM, "out of memory (%s)", what);
+  w->failed = SABHA_ENOMEM;
+  return SABHA_ENOMEM;
+}
+
+const char *wal_errmsg(const struct wal *w) {
+  return w->errmsg;
+}
+
+/* ---- paths ---- */
+
+static const char *path_join(char *out, const char *dir, const char *name) {
+  int n = snprintf(out, WAL_IO_PATH_MAX, "%s/%s", dir, name);
+  /* wal_open refused directories too long for any name we use. */
+  assert(n > 0 && n < WAL_IO_PATH_MAX);
+  (void)n;
+  return out;
+}
+
+const char *wal_path(struct wal *w, const char *name) {
+  return path_join(w->path, w->dir, name);
+}
+
+const char *wal_path2(struct wal *w, const char *name) {
+  return path_join(w->path2, w->dir, name);
+}
+
+static struct wal_seg *active(struct wal *w) {
+  assert(w->n_segs > 0);
+  return &w->segs[w->n_segs - 1];
+}
+
+static const char *active_path(struct wal *w) {
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, active(w)->seq);
+  return wal_path(w, name);
+}
+
+/* ---- syncing ---- */
+
+void wal_fsync_latency(struct wal *w, uint64_t ns) {
+  uint64_t us = ns / 1000;
+  struct wal_stats *st = &w->stats;
+  st->fsyncs++;
+  st->fsync_us_last = us;
+  st->fsync_us_total += us;
+  if (us > st->fsync_us_max)
+    st->fsync_us_max = us;
+  unsigned b = 0;
+  while (b + 1 < WAL_FSYNC_HIST_BUCKETS && (us >> (b + 1)) != 0)
+    b++;
+  st->fsync_us_hist[b]++;
+}
+
+int wal_flush(struct wal *w) {
+  if (w->failed)
+    return w->failed;
+  if (w->buf_len == 0)
+    return 0;
+  assert(w->fd >= 0);
+  struct wal_seg *s = active(w);
+  int rv = w->io.write(w->io.ctx, w->fd, s->size_bytes, w->buf, w->buf_len);
+  if (rv != 0)
+    return wal_io_error(w, rv, "write", active_path(w));
+  s->size_bytes += w->buf_len;
+  w->stats.bytes_written += w->buf_len;
+  w->buf_len = 0;
+  return 0;
+}
+
+int wal_sync_active(struct wal *w) {
+  int rv = wal_flush(w);
+  if (rv != 0)
+    return rv;
+  struct wal_seg *s = active(w);
+  assert(w->durable_bytes <= s->size_bytes);
+  if (w->durable_bytes == s->size_bytes)
+    return 0;
+  uint64_t t0 = w->io.clock_ns(w->io.ctx);
+  rv = w->io.sync(w->io.ctx, w->fd, true);
+  uint64_t t1 = w->io.clock_ns(w->io.ctx);
+  if (rv != 0)
+    return wal_io_error(w, rv, "fdatasync", active_path(w));
+  wal_fsync_latency(w, t1 - t0);
+  w->durable_bytes = s->size_bytes;
+  return 0;
+}
+
+int wal_sync_dir(struct wal *w) {
+  if (w->failed)
+    return w->failed;
+  int rv = w->io.sync_dir(w->io.ctx, w->dir);
+  w->stats.dir_fsyncs++;
+  if (rv != 0)
+    return wal_io_error(w, rv, "fsync of directory", w->dir);
+  return 0;
+}
+
+int wal_sync(struct wal *w) {
+  assert(w != NULL);
+  if (w->failed)
+    return w->failed;
+  return wal_sync_active(w);
+}
+
+/* ---- records ---- */
+
+/* Encodes one record into the buffer. The caller made sure it fits in the
+ * active segment. */
+static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
+                         uint32_t head_bytes, const uint8_t *body,
+                         uint32_t body_bytes) {
+  size_t payload = (size_t)head_bytes + body_bytes;
+  size_t need = w->buf_len + WAL_REC_HEADER_BYTES + payload;
+  if (need > w->buf_cap) {
+    size_t cap = w->buf_cap < 4096 ? 4096 : w->buf_cap;
+    while (cap < need)
+      cap *= 2;
+    uint8_t *b = realloc(w->buf, cap);
+    if (b == NULL)
+      return wal_nomem(w, "record buffer");
+    w->buf = b;
+    w->buf_cap = cap;
+  }
+  uint8_t *h = w->buf + w->buf_len;
+  uint64_t offset = active(w)->size_bytes + w->buf_len;
+  assert(w->durable_bytes <= offset);
+  wal_put_u32(h + 4, (uint32_t)payload);
+  h[8] = type;
+  h[9] = 0;
+  wal_put_u16(h + 10, 0);
+  wal_put_u32(h + 12, (uint32_t)w->durable_bytes);
+  memcpy(h + WAL_REC_HEADER_BYTES, head, head_bytes);
+  if (body_bytes > 0)
+    memcpy(h + WAL_REC_HEADER_BYTES + head_bytes, body, body_bytes);
+  wal_put_u32(h, wal_rec_crc(active(w)->seq, h, (uint32_t)payload));
+  w->buf_len = need;
+  w->stats.records_written++;
+  assert(wal_get_u32(h + 4) == payload && h[8] == type);
+  return 0;
+}
+
+static void hard_state_encode(uint8_t *p, const struct sabha_hard_state *hs) {
+  wal_put_u64(p, hs->term);
+  wal_put_u32(p + 8, hs->vote);
+  wal_put_u32(p + 12, 0);
+  wal_put_u64(p + 16, hs->commit);
+}
+
+int wal_segs_push(struct wal *w, struct wal_seg seg) {
+  if (w->n_segs == w->cap_segs) {
+    size_t cap = w->cap_segs == 0 ? 16 : w->cap_segs * 2;
+    struct wal_seg *v = realloc(w->segs, cap * sizeof *v);
+    if (v == NULL)
+      return wal_nomem(w, "segment list");
+    w->segs = v;
+    w->cap_segs = cap;
+  }
+  w->segs[w->n_segs++] = seg;
+  return 0;
+}
+
+int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
+  assert(w->fd < 0 && w->buf_len == 0);
+  if (w->failed)
+    return w->failed;
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, seq);
+  const char *path = wal_path(w, name);
+  int fd;
+  int rv = w->io.open(w->io.ctx, path, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "create", path);
+  uint8_t h[WAL_SEG_HEADER_BYTES];
+  wal_seg_header_encode(h, seq, flags);
+  const char *what = "write";
+  rv = w->io.write(w->io.ctx, fd, 0, h, sizeof h);
+  if (rv == 0) {
+    what = "fdatasync";
+    uint64_t t0 = w->io.clock_ns(w->io.ctx);
+    rv = w->io.sync(w->io.ctx, fd, true);
+    if (rv == 0)
+      wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
+  }
+  if (rv != 0) {
+    w->io.close(w->io.ctx, fd);
+    return wal_io_error(w, rv, what, path);
+  }
+  w->fd = fd;
+  rv = wal_segs_push(
+      w, (struct wal_seg){.seq = seq, .size_bytes = WAL_SEG_HEADER_BYTES});
+  if (rv != 0)
+    return rv;
+  w->durable_bytes = WAL_SEG_HEADER_BYTES;
+  w->stats.bytes_written += WAL_SEG_HEADER_BYTES;
+  /* The name must be durable before anything written into the file is
+   * acknowledged: a sync of the file alone does not promise it. */
+  rv = wal_sync_dir(w);
+  if (rv != 0)
+    return rv;
+  /* Each segment begins by restating the hard state, so that damage in an
+   * older segment can never hide the latest one (see DISCARDING). */
+  if (w->has_hs) {
+    uint8_t p[WAL_HARD_STATE_BYTES];
+    hard_state_encode(p, &w->hs);
+    return encode_record(w, WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
+  }
+  return 0;
+}
+
+/* Closes the full active segment, durably, and starts the next one. */
+static int rollover(struct wal *w) {
+  int rv = wal_sync_active(w);
+  if (rv != 0)
+    return rv;
+  uint64_t seq = active(w)->seq + 1;
+  w->io.close(w->io.ctx, w->fd);
+  w->fd = -1;
+  return wal_segment_create(w, seq, 0);
+}
+
+int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
+                      uint32_t head_bytes, const uint8_t *body,
+                      uint32_t body_bytes) {
+  if (w->failed)
+    return w->failed;
+  uint64_t size = WAL_REC_HEADER_BYTES + (uint64_t)head_bytes + body_bytes;
+  /* wal_open checked that a fresh segment holds the largest record. */
+  assert(WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES +
+             size <=
+         w->opt.segment_size_bytes);
+  if (active(w)->size_bytes + w->buf_len + size > w->opt.segment_size_bytes) {
+    int rv = rollover(w);
+    if (rv != 0)
+      return rv;
+  }
+  int rv = encode_record(w, type, head, head_bytes, body, body_bytes);
+  if (rv == 0 && w->buf_len >= w->opt.buffer_size_bytes)
+    rv = wal_flush(w);
+  return rv;
+}
+
+int wal_append_hard_state(struct wal *w, const struct sabha_hard_state *hs) {
+  /* Terms and ballots never go back; DISCARDING relies on it. */
+  assert(!w->has_hs || hs->term >= w->hs.term);
+  uint8_t p[WAL_HARD_STATE_BYTES];
+  hard_state_encode(p, hs);
+  int rv = wal_append_record(w, WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
+  if (rv == 0) {
+    w->has_hs = true;
+    w->hs = *hs;
+  }
+  return rv;
+}
+
+static uint64_t snap_index(const struct wal *w) {
+  return w->has_snapshot ? w->snap.index : 0;
+}
+
+static int append_truncate(struct wal *w, uint64_t from) {
+  assert(from >= 1);
+  uint8_t p[WAL_TRUNCATE_BYTES];
+  wal_put_u64(p, from);
+  int rv = wal_append_record(w, WAL_REC_TRUNCATE, p, sizeof p, NULL, 0);
+  if (rv != 0)
+    return rv;
+  if (from - 1 < w->last_index)
+    w->last_index = from - 1 > snap_index(w) ? from - 1 : snap_index(w);
+  assert(w->last_index >= snap_index(w));
+  return 0;
+}
+
+static int append_entry(struct wal *w, const struct sabha_entry *e) {
+  assert(e->index > snap_index(w) && e->index <= w->last_index + 1);
+  assert(e->data != NULL || e->size_bytes == 0);
+  uint8_t p[WAL_ENTRY_HEADER_BYTES];
+  wal_put_u64(p, e->index);
+  wal_put_u64(p + 8, e->term);
+  wal_put_u32(p + 16, e->type);
+  wal_put_u32(p + 20, e->size_bytes);
+  int rv =
+      wal_append_record(w, WAL_REC_ENTRY, p, sizeof p, e->data, e->size_bytes);
+  if (rv != 0)
+    return rv;
+  struct wal_seg *s = active(w);
+  if (e->index > s->index_max)
+    s->index_max = e->index;
+  if (e->index > w->last_index)
+    w->last_index = e->index;
+  w->stats.entries_written++;
+  return 0;
+}
+
+/* ---- snapshots ---- */
+
+static int snapshot_check(struct wal *w, const struct sabha_snapshot_meta *m,
+                          size_t size_bytes) {
+  if (m->index == 0)
+    return wal_error(w, SABHA_EINVAL, "snapshot at index 0");
+  if (w->has_snapshot && m->index <= w->snap.index)
+    return wal_error(w, SABHA_ECOMPACTED,
+                     "snapshot at %llu is not newer than the one at %llu",
+                     (unsigned long long)m->index,
+                     (unsigned long long)w->snap.index);
+  if (size_bytes > w->opt.snapshot_size_bytes_max)
+    return wal_error(
+        w, SABHA_ETOOBIG, "snapshot of %zu bytes is above the limit of %llu",
+        size_bytes, (unsigned long long)w->opt.snapshot_size_bytes_max);
+  return 0;
+}
+
+int wal_delete_covered(struct wal *w) {
+  assert(w->has_snapshot && w->n_segs > 0);
+  size_t n = 0;
+  int rv = 0;
+  while (n + 1 < w->n_segs && w->segs[n].index_max <= w->snap.index) {
+    char name[WAL_SEG_NAME_BYTES + 1];
+    wal_seg_name(name, w->segs[n].seq);
+    const char *path = wal_path(w, name);
+    rv = w->io.unlink(w->io.ctx, path);
+    if (rv != 0 && rv != -ENOENT) {
+      rv = wal_io_error(w, rv, "unlink", path);
+      break;
+    }
+    rv = wal_sync_dir(w);
+    if (rv != 0)
+      break;
+    n++;
+  }
+  memmove(w->segs, w->segs + n, (w->n_segs - n) * sizeof *w->segs);
+  w->n_segs -= n;
+  w->stats.segments_deleted += n;
+  return rv;
+}
+
+static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
+                            const void *data, size_t size_bytes) {
+  /* What came before the snapshot is durable before the snapshot is, so a
+   * crash leaves a prefix of what was appended, never a hole in it. */
+  int rv = wal_sync_active(w);
+  if (rv == 0)
+    rv = wal_snapshot_write(w, m, data, size_bytes);
+  if (rv != 0)
+    return rv;
+  w->has_snapshot = true;
+  w->snap = *m;
+  if (w->last_index < m->index)
+    w->last_index = m->index;
+  uint8_t p[WAL_SNAPSHOT_REC_BYTES];
+  wal_put_u64(p, m->index);
+  wal_put_u64(p + 8, m->term);
+  rv = wal_append_record(w, WAL_REC_SNAPSHOT, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    rv = wal_sync_active(w);
+  /* The latest hard state cannot go with the deleted segments: it is in
+   * the active segment, which stays, or restated at its start. */
+  if (rv == 0)
+    rv = wal_delete_covered(w);
+  if (rv == 0)
+    w->stats.snapshots_saved++;
+  return rv;
+}
+
+int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
+                      const void *data, size_t size_bytes) {
+  assert(w != NULL && meta != NULL);
+  assert(data != NULL || size_bytes == 0);
+  if (w->failed)
+    return w->failed;
+  int rv = snapshot_check(w, meta, size_bytes);
+  if (rv != 0)
+    return rv;
+  return snapshot_install(w, meta, data, size_bytes);
+}
+
+/* ---- ready batches ---- */
+
+/* Refuses a batch that could not be written whole, before writing any of
+ * it, by replaying its effect on the log's bounds. */
+static int ready_check(struct wal *w, const struct sabha_ready *rd) {
+  uint64_t snap = snap_index(w);
+  uint64_t last = w->last_index;
+  if (rd->has_snapshot) {
+    int rv = snapshot_check(w, &rd->snapshot, rd->snapshot_size_bytes);
+    if (rv != 0)
+      return rv;
+    snap = rd->snapshot.index;
+    if (last < snap)
+      last = snap;
+  }
+  if (rd->truncate_from != 0 && rd->truncate_from - 1 < last)
+    last = rd->truncate_from - 1 > snap ? rd->truncate_from - 1 : snap;
+  for (size_t i = 0; i < rd->n_entries; i++) {
+    const struct sabha_entry *e = &rd->entries[i];
+    if (e->size_bytes > w->opt.entry_size_bytes_max)
+      return wal_error(w, SABHA_ETOOBIG,
+                       "entry %llu of %u bytes is above the limit of %u",
+                       (unsigned long long)e->index, e->size_bytes,
+                       w->opt.entry_size_bytes_max);
+    if (e->index <= snap)
+      continue;
+    if (e->index > last + 1)
+      return wal_error(w, SABHA_EINVAL,
+                       "entry %llu would leave a gap: the log ends at %llu",
+                       (unsigned long long)e->index, (unsigned long long)last);
+    if (e->index == last + 1)
+      last++;
+  }
+  return 0;
+}
+
+int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
+  assert(w != NULL && rd != NULL);
+  assert(rd->entries != NULL || rd->n_entries == 0);
+  if (w->failed)
+    return w->failed;
+  int rv = ready_check(w, rd);
+  if (rv != 0)
+    return rv;
+  if (rd->has_hard_state)
+    rv = wal_append_hard_state(w, &rd->hard_state);
+  if (rv == 0 && rd->has_snapshot)
+    rv = snapshot_install(w, &rd->snapshot, rd->snapshot_data,
+                          rd->snapshot_size_bytes);
+  if (rv == 0 && rd->truncate_from != 0)
+    rv = append_truncate(w, rd->truncate_from);
+  for (size_t i = 0; rv == 0 && i < rd->n_entries; i++)
+    if (rd->entries[i].index > snap_index(w))
+      rv = append_entry(w, &rd->entries[i]);
+  return rv;
+}
+
+/* ---- open, stats, close ---- */
+
+static int options_check(const struct wal_options *o, char *err,
+                         size_t err_size) {
+  const char *why = NULL;
+  uint64_t fresh_min = (uint64_t)WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
+                       WAL_HARD_STATE_BYTES + WAL_REC_HEADER_BYTES +
+                       WAL_ENTRY_HEADER_BYTES + o->entry_size_bytes_max;
+  if (o->dir == NULL || o->dir[0] == '\0')
+    why = "no directory given";
+  else if (strlen(o->dir) + 1 + 64 > WAL_IO_PATH_MAX)
+    why = "directory path too long";
+  else if (o->entry_size_bytes_max == 0 ||
+           o->entry_size_bytes_max > WAL_SEGMENT_BYTES_LIMIT / 2)
+    why = "entry_size_bytes_max out of range";
+  else if (o->segment_size_bytes > WAL_SEGMENT_BYTES_LIMIT)
+    why = "segment_size_bytes above WAL_SEGMENT_BYTES_LIMIT";
+  else if (o->segment_size_bytes < fresh_min)
+    why = "segment_size_bytes cannot hold an entry of entry_size_bytes_max";
+  else if (o->snapshot_size_bytes_max > SIZE_MAX - WAL_SNAP_HEADER_BYTES)
+    why = "snapshot_size_bytes_max out of range";
+  if (why == NULL)
+    return 0;
+  if (err != NULL && err_size > 0)
+    snprintf(err, err_size, "wal options: %s", why);
+  return SABHA_EINVAL;
+}
+
+int wal_open(struct wal **out, const struct wal_options *opt,
+             struct sabha_persisted *recovered, char *err, size_t err_size) {
+  assert(out != NULL && opt != NULL && recovered != NULL);
+  if (err != NULL && err_size > 0)
+    err[0] = '\0';
+  memset(recovered, 0, sizeof *recovered);
+  int rv = options_check(opt, err, err_size);
+  if (rv != 0)
+    return rv;
+  struct wal *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    if (err != NULL && err_size > 0)
+      snprintf(err, err_size, "out of memory");
+    return SABHA_ENOMEM;
+  }
+  if (opt->io != NULL)
+    w->io = *opt->io;
+  else
+    wal_io_posix(&w->io);
+  w->opt = *opt;
+  snprintf(w->dir, sizeof w->dir, "%s", opt->dir);
+  for (size_t n = strlen(w->dir); n > 1 && w->dir[n - 1] == '/'; n--)
+    w->dir[n - 1] = '\0'; /* "data/" names the same place as "data" */
+  w->opt.dir = w->dir;
+  w->opt.io = NULL;
+  w->fd = -1;
+  char note[WAL_ERRMSG_MAX] = "";
+  rv = wal_recover(w, recovered, note, sizeof note);
+  if (rv != 0) {
+    if (err != NULL && err_size > 0)
+      snprintf(err, err_size, "%s", w->errmsg);
+    memset(recovered, 0, sizeof *recovered);
+    wal_close(w);
+    return rv;
+  }
+  assert(w->fd >= 0 && w->n_segs > 0 && !w->failed);
+  if (err != NULL && err_size > 0)
+    snprintf(err, err_size, "%s", note);
+  *out = w;
+  return 0;
+}
+
+void wal_stats(const struct wal *w, struct wal_stats *st) {
+  assert(w != NULL && st != NULL);
+  *st = w->stats;
+  st->snapshot_index = snap_index(w);
+  st->first_index = st->snapshot_index + 1;
+  st->last_index = w->last_index;
+  st->entries = w->last_index - st->snapshot_index;
+  st->segments = w->n_segs;
+  st->bytes = w->buf_len;
+  for (size_t i = 0; i < w->n_segs; i++)
+    st->bytes += w->segs[i].size_bytes;
+}
+
+uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q) {
+  assert(q > 0 && q <= 1);
+  uint64_t total = 0;
+  for (unsigned b = 0; b < WAL_FSYNC_HIST_BUCKETS; b++)
+    total += st->fsync_us_hist[b];
+  if (total == 0)
+    return 0;
+  double want = q * (double)total;
+  uint64_t seen = 0;
+  for (unsigned b = 0; b < WAL_FSYNC_HIST_BUCKETS; b++) {
+    seen += st->fsync_us_hist[b];
+    if ((double)seen >= want)
+      return (uint64_t)1 << (b + 1);
+  }
+  return (uint64_t)1 << WAL_FSYNC_HIST_BUCKETS;
+}
+
+void wal_release_recovered(struct wal *w) {
+  assert(w != NULL);
+  free(w->rec_bytes);
+  free(w->rec_entries);
+  free(w->rec_snap);
+  w->rec_bytes = NULL;
+  w->rec_entries = NULL;
+  w->rec_snap = NULL;
+}
+
+void wal_close(struct wal *w) {
+  if (w == NULL)
+    return;
+  if (w->fd >= 0)
+    w->io.close(w->io.ctx, w->fd);
+  wal_release_recovered(w);
+  free(w->buf);
+  free(w->segs);
+  free(w);
+}

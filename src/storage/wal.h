@@ -1,0 +1,257 @@
+/* The write-ahead log of a sabha node: where a node's hard state, log
+ * entries and snapshot live on disk, and how they come back after a crash.
+ *
+ * An engine (include/sabha/engine.h) never touches a disk; it hands the host
+ * a ready batch whose "persist" part must be durable before the host sends
+ * the batch's msgs_after_persist. The host carries that part out with
+ *
+ *     wal_append_ready(w, &rd);   records into a buffer / the segment file
+ *     wal_sync(w);                one fdatasync for the whole batch
+ *
+ * and, after a restart, gets everything back from wal_open() as a struct
+ * sabha_persisted to give to sabha_engine_new(). Snapshots taken by the host
+ * (sabha_engine_compact) go to wal_save_snapshot(), which also drops the log
+ * prefix they cover. docs/storage.md tells the same story for operators.
+ *
+ * ON DISK. A data directory holds
+ *
+ *     wal-<seq>.log      segments, <seq> = 16 lowercase hex digits, from 1;
+ *                        one active segment is appended to, older ones are
+ *                        full (or were the active one before a restart)
+ *     snapshot           the latest snapshot (written as snapshot.tmp, then
+ *                        renamed)
+ *     discard.intent     only while a damaged log is being moved aside
+ *     damaged-<date>/    damaged logs moved aside (discard_corrupt)
+ *
+ * Every integer is little-endian. A segment starts with a 32-byte header:
+ *
+ *     0  magic "SABHAWAL"      16 u64 segment sequence (as in the name)
+ *     8  u32 format version 1  24 u32 flags (bit 0: the log starts here;
+ *    12  u32 header bytes, 32          earlier segments do not belong to it)
+ *                              28 u32 CRC32C of bytes 0..27
+ *
+ * followed by records, each a 16-byte header and a payload:
+ *
+ *     0  u32 CRC32C of the segment sequence (u64), then bytes 4..15 of
+ *            the header and the payload (a record is valid only in its own
+ *            segment: stale blocks of a deleted one never pass for records)
+ *     4  u32 payload bytes
+ *     8  u8  type; 9: u8 0; 10: u16 0
+ *    12  u32 durable bytes: how much of this segment had been fsynced when
+ *            the record was written (see RECOVERY)
+ *
+ * and the payloads, by type:
+ *
+ *     1 HARD_STATE  u64 term, u32 vote, u32 0, u64 commit         (24 bytes)
+ *     2 ENTRY       u64 index, u64 term, u32 entry type, u32 size, then
+ *                   `size` bytes                            (24 + size)
+ *     3 TRUNCATE    u64 from: drop every entry at index >= from     (8)
+ *     4 SNAPSHOT    u64 index, u64 term: the snapshot file covers the log
+ *                   up to index                                    (16)
+ *
+ * Term and vote share one record, so a crash never keeps one without the
+ * other. An ENTRY at an index the log holds replaces that entry and keeps
+ * the later ones (Paxos accepts a slot again under a higher ballot; a Raft
+ * engine writes a TRUNCATE first). Entries carry their index and term so
+ * that a damaged entry can one day be identified and fetched from a peer.
+ *
+ * The snapshot file is a 48-byte header and the state machine's bytes:
+ *
+ *     0  magic "SABHASNP"      16 u64 index     32 u64 data bytes
+ *     8  u32 version 1         24 u64 term      40 u32 CRC32C of the data
+ *    12  u32 header bytes, 48                   44 u32 CRC32C of bytes 0..43
+ *
+ * RECOVERY (wal_open). Segments are read in sequence order and replayed:
+ * the last HARD_STATE wins; ENTRY and TRUNCATE rebuild the log on top of the
+ * snapshot file (entries at or below its index are ignored; a SNAPSHOT
+ * record must agree with the file). A record that is incomplete or fails
+ * its checksum is judged by where it is:
+ *   - in the last segment, if no later intact record says (by its "durable
+ *     bytes") that the damaged bytes had been fsynced, the damage is the
+ *     unsynced tail of a crash: it was never acknowledged, so the file is cut
+ *     there and recovery goes on (stats.recovered_tail_bytes says how much);
+ *   - anywhere else it is corruption of acknowledged data: wal_open fails
+ *     with SABHA_ECORRUPT and a message naming the file and byte offset.
+ *     Nothing is dropped silently. So does a missing segment, a damaged
+ *     snapshot file or segment header, and a log that contradicts itself
+ *     (an entry past a gap, a snapshot marker the snapshot file lacks).
+ * The one blind spot: damage to the records written after the last
+ * "witness" (in practice, the last batch before the node stopped) cannot be
+ * told from a torn write without a second fsync per batch, and is cut.
+ * What wal_open returns is durable: it fsyncs the last segment and the
+ * directory before returning, so a node never acknowledges what a power cut
+ * could still take away. It also deletes segments the snapshot covers that
+ * a crash left behind.
+ *
+ * DURABILITY. wal_append_ready() only fills a buffer (written to the file
+ * when it reaches buffer_size_bytes); nothing is durable until wal_sync()
+ * returns 0. Exceptions that sync on their own: moving to a new segment
+ * (the full one is fsynced, then the new one is created and its directory
+ * entry fsynced, so that only the last segment can ever have a torn tail),
+ * and snapshots (below).
+ *
+ * SNAPSHOTS (wal_save_snapshot, or a ready batch with has_snapshot): sync
+ * the log; write snapshot.tmp, fsync it, rename it over snapshot, fsync the
+ * directory; append a SNAPSHOT record, sync; then delete, oldest first and
+ * one directory fsync each, the segments whose every entry the snapshot
+ * covers (never the active one). Deleting cannot lose the latest hard
+ * state, because every segment begins by restating the hard state current
+ * when it was created, and the active segment stays; deleting oldest first
+ * keeps the remaining segments contiguous whatever a crash interrupts.
+ *
+ * ERRORS. Functions return 0 or a SABHA_E* code; wal_errmsg() (or the `err`
+ * buffer of wal_open) says what and where. Bad arguments (SABHA_EINVAL,
+ * SABHA_ETOOBIG, SABHA_ECOMPACTED) are refused before anything is written
+ * and leave the handle usable. Any I/O error (SABHA_EIO: EIO, ENOSPC...) or
+ * SABHA_ENOMEM while writing leaves the handle failed: every later call
+ * returns the same code, because after a failed write or fsync nothing is
+ * known about the unsynced data (Linux may drop it and report success on the
+ * next fsync). The host closes the handle and opens the directory again;
+ * recovery repairs the tail.
+ *
+ * DISCARDING A DAMAGED LOG (options.discard_corrupt). A node whose log is
+ * damaged can be told to give it up and rejoin from its peers. What must not
+ * be lost is the hard state: a node that forgets its vote can vote twice in
+ * a term. Hard states only move forward and every new segment begins by
+ * restating the current one, so the last intact HARD_STATE record that lies
+ * after every damaged byte is provably the latest. When there is one (or no
+ * damaged byte can hold one: a damaged snapshot file), wal_open moves the
+ * segments and the snapshot into damaged-<date>/, starts a new log holding
+ * that hard state only, and returns it with stats.discarded set. When the
+ * damage could hide a later hard state it refuses: SABHA_ECORRUPT, and
+ * the message says why. The move is crash-safe: discard.intent records the
+ * hard state and the folder first, and any later wal_open finishes the job.
+ * Caveat for operators: the discarded log may have held entries this node
+ * acknowledged; until it has caught up from its peers it must not count
+ * towards a quorum (a Raft node could otherwise vote for a candidate that
+ * lacks a committed entry). This module cannot enforce that.
+ *
+ * LIMITS. Entries above entry_size_bytes_max and snapshots above
+ * snapshot_size_bytes_max are refused with SABHA_ETOOBIG; segments are at
+ * most WAL_SEGMENT_BYTES_LIMIT; recovery reads one segment at a time into
+ * one buffer and uses no recursion. Memory for the recovered state is the
+ * size of the live log plus the snapshot.
+ *
+ * Threading: a handle is used by one thread at a time. */
+#ifndef SABHA_STORAGE_WAL_H
+#define SABHA_STORAGE_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sabha/engine.h"
+#include "storage/wal_io.h"
+
+#define WAL_FORMAT_VERSION 1u
+#define WAL_SEGMENT_BYTES_DEFAULT (64u << 20)
+#define WAL_SEGMENT_BYTES_LIMIT (1u << 30)
+#define WAL_ENTRY_BYTES_DEFAULT (1u << 20)
+#define WAL_SNAPSHOT_BYTES_DEFAULT (1ull << 30)
+#define WAL_BUFFER_BYTES_DEFAULT (1u << 20)
+#define WAL_FSYNC_HIST_BUCKETS 32
+#define WAL_ERRMSG_MAX 320
+
+struct wal_options {
+  const char *dir;                  /* data directory; created if missing (its
+                                       parent must exist); copied */
+  const struct wal_io *io;          /* NULL: the POSIX calls; copied */
+  uint32_t segment_size_bytes;      /* a new segment when the next record
+                                       would pass it; default 64 MiB */
+  uint32_t entry_size_bytes_max;    /* default 1 MiB */
+  uint64_t snapshot_size_bytes_max; /* default 1 GiB */
+  uint32_t buffer_size_bytes;       /* written to the file past this; 1 MiB */
+  bool discard_corrupt;             /* see DISCARDING above; default false */
+};
+
+/* Counters for metrics. Sizes are as written (buffered bytes included);
+ * "since open" counters start at 0 in wal_open. */
+struct wal_stats {
+  uint64_t first_index;    /* first entry of the log (snapshot index + 1) */
+  uint64_t last_index;     /* last entry, or the snapshot index if none */
+  uint64_t snapshot_index; /* 0: no snapshot */
+  uint64_t entries;        /* last_index - snapshot_index */
+  uint64_t segments;       /* segment files in use */
+  uint64_t bytes;          /* bytes in them */
+  uint64_t bytes_written;  /* since open, segments only */
+  uint64_t records_written;
+  uint64_t entries_written;
+  uint64_t fsyncs; /* fdatasync/fsync of files, since open */
+  uint64_t dir_fsyncs;
+  uint64_t fsync_us_last;
+  uint64_t fsync_us_max;
+  uint64_t fsync_us_total;
+  /* fsync_us_hist[b] counts fsyncs that took [2^b, 2^(b+1)) microseconds
+   * (b = 0 also counts 0); the last bucket has no upper bound. */
+  uint64_t fsync_us_hist[WAL_FSYNC_HIST_BUCKETS];
+  uint64_t snapshots_saved;
+  uint64_t segments_deleted;
+  uint64_t recovered_tail_bytes; /* cut from a torn tail by wal_open */
+  bool discarded;                /* wal_open moved a damaged log aside */
+};
+
+struct wal;
+
+/* Fills `opt` with the defaults above for directory `dir`. */
+void wal_options_init(struct wal_options *opt, const char *dir);
+
+/* Opens (creating if needed) the log in opt->dir and recovers it (see
+ * RECOVERY). On success returns 0, sets *out and fills `recovered`: the hard
+ * state (commit clamped to the last recovered index), the snapshot if any
+ * (its bytes loaded from the snapshot file), the entries after it, contiguous
+ * from snapshot index + 1, and applied = snapshot index. Its pointers are
+ * owned by the handle and stay valid until wal_release_recovered() or
+ * wal_close(). `err` (may be NULL) receives a message on failure and, on
+ * success, a note of any repair (empty when there was none).
+ * Errors: SABHA_EINVAL (bad options, or a format version this build does not
+ * read), SABHA_ECORRUPT (see RECOVERY; *out is not set), SABHA_EIO,
+ * SABHA_ENOMEM. */
+int wal_open(struct wal **out, const struct wal_options *opt,
+             struct sabha_persisted *recovered, char *err, size_t err_size);
+
+/* Appends the persist part of `rd` in the ready contract's order: hard state
+ * (if has_hard_state), snapshot (if has_snapshot, as wal_save_snapshot,
+ * which syncs), truncation (if truncate_from), entries. Entries at or below
+ * the snapshot index are skipped (the snapshot holds them). Nothing else is
+ * durable until wal_sync(). The ready is checked first and refused whole,
+ * with nothing written: SABHA_ETOOBIG (an entry or the snapshot above its
+ * limit), SABHA_EINVAL (an entry that would leave a gap in the log),
+ * SABHA_ECOMPACTED (a snapshot no newer than the current one). Otherwise 0,
+ * or SABHA_EIO / SABHA_ENOMEM with the handle failed. Copies what it needs
+ * of `rd`; no allocation per entry. */
+int wal_append_ready(struct wal *w, const struct sabha_ready *rd);
+
+/* Makes everything appended so far durable with one fdatasync (group
+ * commit); returns at once when there is nothing new. 0, or SABHA_EIO with
+ * the handle failed (nothing appended since the last successful sync may be
+ * assumed durable). Its latency goes into the stats. */
+int wal_sync(struct wal *w);
+
+/* Stores a snapshot of the state machine covering the log up to
+ * meta->index, durably, and drops the log prefix it covers (see SNAPSHOTS).
+ * Entries after meta->index stay (a Raft engine that wants them gone also
+ * truncates). `data` is copied to the file; the caller keeps it. Returns 0
+ * when all of it is durable, SABHA_ECOMPACTED when meta->index is not above
+ * the current snapshot's, SABHA_EINVAL for index 0, SABHA_ETOOBIG, or
+ * SABHA_EIO / SABHA_ENOMEM with the handle failed. */
+int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
+                      const void *data, size_t size_bytes);
+
+/* Frees the memory behind wal_open's `recovered` (optional: wal_close does
+ * it). Call once the engine has copied it. */
+void wal_release_recovered(struct wal *w);
+
+void wal_stats(const struct wal *w, struct wal_stats *st);
+
+/* The upper bound in microseconds of the histogram bucket holding the q-th
+ * quantile (0 < q <= 1) of fsync latency, or 0 when there were none. */
+uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q);
+
+/* The message of the last error on this handle ("" if none). */
+const char *wal_errmsg(const struct wal *w);
+
+/* Closes the files and frees the handle (NULL is fine). Does not sync:
+ * call wal_sync() first to keep what was appended. */
+void wal_close(struct wal *w);
+
+#endif

@@ -1,0 +1,202 @@
+/* The write-ahead log's insides, shared by wal.c (writing), wal_snapshot.c
+ * (the snapshot file) and wal_recover.c (reading back). The format itself is
+ * specified in wal.h; this header holds its constants, the little-endian
+ * codec and the checks one record must pass, so that the writer and the
+ * reader cannot disagree. Not for use outside src/storage. */
+#ifndef SABHA_STORAGE_WAL_INTERNAL_H
+#define SABHA_STORAGE_WAL_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/wal.h"
+
+#define WAL_SEG_MAGIC "SABHAWAL"
+#define WAL_SEG_HEADER_BYTES 32u
+#define WAL_SEG_FLAG_LOG_START 1u
+
+#define WAL_REC_HEADER_BYTES 16u
+enum wal_rec_type {
+  WAL_REC_HARD_STATE = 1,
+  WAL_REC_ENTRY = 2,
+  WAL_REC_TRUNCATE = 3,
+  WAL_REC_SNAPSHOT = 4,
+};
+#define WAL_HARD_STATE_BYTES 24u
+#define WAL_ENTRY_HEADER_BYTES 24u
+#define WAL_TRUNCATE_BYTES 8u
+#define WAL_SNAPSHOT_REC_BYTES 16u
+
+#define WAL_SNAP_MAGIC "SABHASNP"
+#define WAL_SNAP_HEADER_BYTES 48u
+#define WAL_SNAP_NAME "snapshot"
+#define WAL_SNAP_TMP_NAME "snapshot.tmp"
+
+#define WAL_INTENT_MAGIC "SABHADSC"
+#define WAL_INTENT_BYTES 96u
+#define WAL_INTENT_NAME "discard.intent"
+#define WAL_INTENT_TMP_NAME "discard.intent.tmp"
+#define WAL_INTENT_FOLDER_MAX 44u /* with its NUL */
+
+/* Segment file names: "wal-" + 16 hex digits + ".log". */
+#define WAL_SEG_NAME_BYTES 24u
+
+/* ---- little-endian codec ---- */
+
+static inline void wal_put_u16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static inline void wal_put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void wal_put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t wal_get_u16(const uint8_t *p) {
+  return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t wal_get_u32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+static inline uint64_t wal_get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* ---- one record ---- */
+
+struct wal_rec {
+  uint32_t payload_bytes;
+  uint8_t type;
+  uint32_t durable_bytes;
+  const uint8_t *payload;
+};
+
+/* The CRC of a record of segment `seq` whose header is at `h`: over the
+ * segment's sequence number (u64), header bytes 4..15 and the payload. The
+ * sequence number makes a record valid only in its own segment, so blocks
+ * of a deleted segment that a file system exposes in a new file after a
+ * crash (ext4 data=writeback does) cannot pass for records. */
+uint32_t wal_rec_crc(uint64_t seq, const uint8_t *h, uint32_t payload_bytes);
+
+/* Checks the record at `offset` of the image `seg` (`size` bytes) of
+ * segment `seq`: complete, well-formed (known type, zero padding, payload
+ * length right for its type, durable bytes not past its own offset) and
+ * matching its CRC. Returns true and fills *rec; false and sets *why to a
+ * static reason. */
+bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
+                   uint64_t seq, struct wal_rec *rec, const char **why);
+
+/* Writes a 32-byte segment header for `seq` into `p`. */
+void wal_seg_header_encode(uint8_t *p, uint64_t seq, uint32_t flags);
+/* Checks a segment header: 0, or SABHA_ECORRUPT (bad magic or CRC) or
+ * SABHA_EINVAL (a version this build does not read) with *why set. */
+int wal_seg_header_check(const uint8_t *p, uint64_t size, uint64_t *seq,
+                         uint32_t *flags, const char **why);
+
+/* "wal-%016llx.log" for `seq` into `name` (WAL_SEG_NAME_BYTES + 1). */
+void wal_seg_name(char *name, uint64_t seq);
+/* Parses a segment file name; false for any other name. */
+bool wal_seg_name_parse(const char *name, uint64_t *seq);
+
+/* ---- the handle ---- */
+
+struct wal_seg {
+  uint64_t seq;
+  uint64_t size_bytes; /* in the file (the active one: without the buffer) */
+  uint64_t index_max;  /* highest entry index written into it; 0: none */
+};
+
+struct wal {
+  struct wal_io io;
+  struct wal_options opt; /* opt.dir points at dir below */
+  char dir[WAL_IO_PATH_MAX];
+  char path[WAL_IO_PATH_MAX]; /* scratch for wal_path() */
+  char path2[WAL_IO_PATH_MAX];
+
+  /* The active segment is segs[n_segs - 1]; fd is -1 before it exists. */
+  int fd;
+  uint64_t durable_bytes; /* of the active segment, as last fsynced */
+  struct wal_seg *segs;
+  size_t n_segs;
+  size_t cap_segs;
+
+  /* Records not yet written to the file (they start at the active
+   * segment's size_bytes). */
+  uint8_t *buf;
+  size_t buf_len;
+  size_t buf_cap;
+
+  /* The log as written (durable or not). */
+  bool has_hs;
+  struct sabha_hard_state hs;
+  bool has_snapshot;
+  struct sabha_snapshot_meta snap;
+  uint64_t last_index; /* >= snap.index */
+
+  int failed; /* 0, or the code every call now returns */
+  char errmsg[WAL_ERRMSG_MAX];
+  struct wal_stats stats;
+
+  /* What wal_open recovered, owned here. */
+  uint8_t *rec_bytes;
+  struct sabha_entry *rec_entries;
+  uint8_t *rec_snap;
+};
+
+/* "dir/name" into w->path (or w->path2 for the second of two), returned. */
+const char *wal_path(struct wal *w, const char *name);
+const char *wal_path2(struct wal *w, const char *name);
+
+/* Records an error message (printf style) and returns `code`. */
+int wal_error(struct wal *w, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records an I/O failure (negative errno `rv`) of `what` on `path`, marks
+ * the handle failed and returns SABHA_EIO (SABHA_ENOMEM for -ENOMEM). */
+int wal_io_error(struct wal *w, int rv, const char *what, const char *path);
+
+/* Write path, wal.c. */
+int wal_flush(struct wal *w);
+int wal_sync_active(struct wal *w);
+int wal_sync_dir(struct wal *w);
+/* Creates segment `seq` with `flags`, durably, and makes it active (the
+ * previous active one must be closed). Restates the hard state in it. */
+int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags);
+int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
+                      uint32_t head_bytes, const uint8_t *body,
+                      uint32_t body_bytes);
+int wal_append_hard_state(struct wal *w, const struct sabha_hard_state *hs);
+int wal_segs_push(struct wal *w, struct wal_seg seg);
+/* Deletes, oldest first, the segments (never the active one) whose every
+ * entry the snapshot covers. One directory fsync per deletion keeps the
+ * survivors contiguous whatever a crash leaves. */
+int wal_delete_covered(struct wal *w);
+void wal_fsync_latency(struct wal *w, uint64_t ns);
+
+/* Snapshot file, wal_snapshot.c. */
+/* Writes, fsyncs and renames the snapshot file into place, and fsyncs the
+ * directory. */
+int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
+                       const void *data, size_t size_bytes);
+/* Reads and checks the snapshot file. 0 with *data (malloc'd, owned by the
+ * caller; NULL when size is 0) and *meta, SABHA_ECORRUPT, SABHA_ETOOBIG
+ * (above snapshot_size_bytes_max), SABHA_EIO, SABHA_ENOMEM. */
+int wal_snapshot_read(struct wal *w, struct sabha_snapshot_meta *meta,
+                      uint8_t **data, size_t *size_bytes);
+
+/* Recovery, wal_recover.c. Fills `recovered`; on error the message is in
+ * w->errmsg. */
+int wal_recover(struct wal *w, struct sabha_persisted *recovered, char *note,
+                size_t note_size);
+
+#endif

@@ -1,0 +1,897 @@
+/* Recovery: what wal_open does before it hands a node its durable state.
+ *
+ * The steps, in order (the rules themselves are in wal.h, RECOVERY and
+ * DISCARDING):
+ *   1. create the directory if needed; delete leftover temporary files;
+ *      finish a discard that a crash interrupted (discard.intent);
+ *   2. load the snapshot file: it is the base of the log (entries at or
+ *      below its index are ignored, and a SNAPSHOT record must never claim
+ *      more than it holds);
+ *   3. replay the segments in order, one whole file at a time into one
+ *      buffer, cutting a torn tail off the last one;
+ *   4. on corruption, with discard_corrupt, salvage the hard state if it is
+ *      provably intact and move the damaged log aside;
+ *   5. make what was found durable (fsync the last segment and the
+ *      directory) and open the last segment for appending.
+ *
+ * Why starting from the snapshot file is right even though SNAPSHOT records
+ * sit somewhere in the middle of the log: the segments deleted after a
+ * snapshot held only entries it covers, every entry above it is in a later
+ * segment, and a snapshot only ever drops entries at or below its index. So
+ * the entries above the file's index come out the same whether the replay
+ * starts from nothing and meets the record, or starts from the file. That
+ * also covers a crash between the rename of the file and the sync of its
+ * record.
+ *
+ * Everything is loops over bounded buffers; nothing recurses. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sabha/error.h"
+#include "storage/crc32c.h"
+#include "storage/wal_internal.h"
+
+/* ---- the directory listing ---- */
+
+struct listing {
+  uint64_t *seqs; /* sorted after list_dir */
+  size_t n;
+  size_t cap;
+  bool snapshot;
+  bool snapshot_tmp;
+  bool intent;
+  bool intent_tmp;
+};
+
+static int list_each(void *arg, const char *name) {
+  struct listing *l = arg;
+  uint64_t seq;
+  if (wal_seg_name_parse(name, &seq)) {
+    if (l->n == l->cap) {
+      size_t cap = l->cap == 0 ? 64 : l->cap * 2;
+      uint64_t *v = realloc(l->seqs, cap * sizeof *v);
+      if (v == NULL)
+        return -ENOMEM;
+      l->seqs = v;
+      l->cap = cap;
+    }
+    l->seqs[l->n++] = seq;
+  } else if (strcmp(name, WAL_SNAP_NAME) == 0) {
+    l->snapshot = true;
+  } else if (strcmp(name, WAL_SNAP_TMP_NAME) == 0) {
+    l->snapshot_tmp = true;
+  } else if (strcmp(name, WAL_INTENT_NAME) == 0) {
+    l->intent = true;
+  } else if (strcmp(name, WAL_INTENT_TMP_NAME) == 0) {
+    l->intent_tmp = true;
+  }
+  return 0; /* anything else (damaged-* folders, operators' files) stays */
+}
+
+static int seq_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int list_dir(struct wal *w, struct listing *l) {
+  free(l->seqs);
+  memset(l, 0, sizeof *l);
+  int rv = w->io.list(w->io.ctx, w->dir, list_each, l);
+  if (rv != 0)
+    return wal_io_error(w, rv, "list", w->dir);
+  if (l->n > 1)
+    qsort(l->seqs, l->n, sizeof *l->seqs, seq_cmp);
+  for (size_t i = 1; i < l->n; i++)
+    assert(l->seqs[i - 1] < l->seqs[i]);
+  return 0;
+}
+
+/* ---- the replayed state ---- */
+
+struct rentry {
+  uint64_t term;
+  uint32_t type;
+  uint32_t size_bytes;
+  size_t offset; /* into bytes */
+};
+
+struct replay {
+  bool has_snap;
+  struct sabha_snapshot_meta snap;
+  uint8_t *snap_data;
+  size_t snap_size;
+  bool has_hs;
+  struct sabha_hard_state hs;
+  struct rentry *v; /* v[k] holds index base + 1 + k */
+  size_t n;
+  size_t cap;
+  uint8_t *bytes; /* entry payloads; overwritten ones stay as garbage */
+  size_t bytes_len;
+  size_t bytes_cap;
+  uint8_t *img; /* one segment, as read */
+  size_t img_cap;
+};
+
+static void replay_free(struct replay *r) {
+  free(r->snap_data);
+  free(r->v);
+  free(r->bytes);
+  free(r->img);
+  memset(r, 0, sizeof *r);
+}
+
+/* Forgets the log part, keeping the image buffer for reuse. */
+static void replay_reset(struct replay *r) {
+  uint8_t *img = r->img;
+  size_t img_cap = r->img_cap;
+  r->img = NULL;
+  replay_free(r);
+  r->img = img;
+  r->img_cap = img_cap;
+}
+
+static uint64_t replay_base(const struct replay *r) {
+  return r->has_snap ? r->snap.index : 0;
+}
+
+static int corrupt_at(struct wal *w, const char *path, uint64_t offset,
+                      const char *why) {
+  return wal_error(w, SABHA_ECORRUPT, "%s: offset %llu: %s", path,
+                   (unsigned long long)offset, why);
+}
+
+static int put_entry(struct wal *w, struct replay *r, uint64_t index,
+                     uint64_t term, uint32_t type, const uint8_t *data,
+                     uint32_t size_bytes, const char *path, uint64_t off) {
+  uint64_t base = replay_base(r);
+  if (index <= base)
+    return 0; /* the snapshot holds it */
+  uint64_t k = index - base - 1;
+  if (k > r->n) {
+    char why[128];
+    snprintf(why, sizeof why, "entry %llu leaves a gap: the log ends at %llu",
+             (unsigned long long)index, (unsigned long long)(base + r->n));
+    return corrupt_at(w, path, off, why);
+  }
+  if (r->bytes_len + size_bytes > r->bytes_cap) {
+    size_t cap = r->bytes_cap < 65536 ? 65536 : r->bytes_cap;
+    while (cap < r->bytes_len + size_bytes)
+      cap *= 2;
+    uint8_t *b = realloc(r->bytes, cap);
+    if (b == NULL)
+      return wal_error(w, SABHA_ENOMEM, "out of memory (recovered entries)");
+    r->bytes = b;
+    r->bytes_cap = cap;
+  }
+  if (k == r->n) {
+    if (r->n == r->cap) {
+      size_t cap = r->cap == 0 ? 1024 : r->cap * 2;
+      struct rentry *v = realloc(r->v, cap * sizeof *v);
+      if (v == NULL)
+        return wal_error(w, SABHA_ENOMEM, "out of memory (recovered log)");
+      r->v = v;
+      r->cap = cap;
+    }
+    r->n++;
+  }
+  if (size_bytes > 0)
+    memcpy(r->bytes + r->bytes_len, data, size_bytes);
+  r->v[k] = (struct rentry){.term = term,
+                            .type = type,
+                            .size_bytes = size_bytes,
+                            .offset = r->bytes_len};
+  r->bytes_len += size_bytes;
+  return 0;
+}
+
+/* Applies one checked record to the replayed state. */
+static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
+                 struct wal_seg *seg, const char *path, uint64_t off) {
+  const uint8_t *p = rec->payload;
+  uint64_t base = replay_base(r);
+  switch (rec->type) {
+  case WAL_REC_HARD_STATE:
+    r->has_hs = true;
+    r->hs.term = wal_get_u64(p);
+    r->hs.vote = wal_get_u32(p + 8);
+    r->hs.commit = wal_get_u64(p + 16);
+    return 0;
+  case WAL_REC_ENTRY: {
+    uint64_t index = wal_get_u64(p);
+    uint32_t size = wal_get_u32(p + 20);
+    assert(WAL_ENTRY_HEADER_BYTES + size == rec->payload_bytes);
+    if (index > seg->index_max)
+      seg->index_max = index;
+    return put_entry(w, r, index, wal_get_u64(p + 8), wal_get_u32(p + 16),
+                     p + WAL_ENTRY_HEADER_BYTES, size, path, off);
+  }
+  case WAL_REC_TRUNCATE: {
+    uint64_t from = wal_get_u64(p);
+    if (from <= base + 1)
+      r->n = 0;
+    else if (from - base - 1 < r->n)
+      r->n = (size_t)(from - base - 1);
+    return 0;
+  }
+  case WAL_REC_SNAPSHOT: {
+    uint64_t index = wal_get_u64(p), term = wal_get_u64(p + 8);
+    char why[160];
+    if (!r->has_snap || index > r->snap.index) {
+      snprintf(why, sizeof why,
+               "snapshot record for index %llu, but the snapshot file %s",
+               (unsigned long long)index,
+               r->has_snap ? "is older" : "is missing");
+      return corrupt_at(w, path, off, why);
+    }
+    if (index == r->snap.index && term != r->snap.term) {
+      snprintf(why, sizeof why,
+               "snapshot record says term %llu, the snapshot file %llu",
+               (unsigned long long)term, (unsigned long long)r->snap.term);
+      return corrupt_at(w, path, off, why);
+    }
+    return 0;
+  }
+  default:
+    assert(0 && "wal_rec_check let an unknown type through");
+    return SABHA_ECORRUPT;
+  }
+}
+
+/* ---- reading one segment ---- */
+
+/* Reads the whole segment file `fd` into r->img; *size is its length. */
+static int read_image(struct wal *w, struct replay *r, int fd, const char *path,
+                      uint64_t *size) {
+  int rv = w->io.size(w->io.ctx, fd, size);
+  if (rv != 0)
+    return wal_io_error(w, rv, "stat", path);
+  if (*size > WAL_SEGMENT_BYTES_LIMIT)
+    return corrupt_at(w, path, WAL_SEGMENT_BYTES_LIMIT,
+                      "larger than any segment sabha writes");
+  if (*size > r->img_cap) {
+    uint8_t *img = realloc(r->img, (size_t)*size);
+    if (img == NULL)
+      return wal_error(w, SABHA_ENOMEM, "out of memory (segment buffer)");
+    r->img = img;
+    r->img_cap = (size_t)*size;
+  }
+  size_t n = 0;
+  rv = w->io.read(w->io.ctx, fd, 0, r->img, (size_t)*size, &n);
+  if (rv != 0)
+    return wal_io_error(w, rv, "read", path);
+  if (n != *size)
+    return wal_error(w, SABHA_EIO, "read %s: file shrank while read", path);
+  return 0;
+}
+
+/* Could a record start at `y`? Cheap tests first; the CRC last. */
+static bool record_at(const uint8_t *img, uint64_t size, uint64_t seq,
+                      uint64_t y) {
+  const uint8_t *h = img + y;
+  if (h[8] < WAL_REC_HARD_STATE || h[8] > WAL_REC_SNAPSHOT || h[9] != 0 ||
+      h[10] != 0 || h[11] != 0)
+    return false;
+  struct wal_rec rec;
+  const char *why;
+  return wal_rec_check(img, size, y, seq, &rec, &why);
+}
+
+/* The offset of the first intact record after `x` whose durable-bytes field
+ * covers x, or 0. Such a record proves that the bytes at x had been fsynced
+ * before it was written. Durable-bytes values are record boundaries, so
+ * covering x means covering the whole record that starts there. */
+static uint64_t find_witness(const uint8_t *img, uint64_t size, uint64_t seq,
+                             uint64_t x) {
+  for (uint64_t y = x + 1; y + WAL_REC_HEADER_BYTES <= size; y++) {
+    uint32_t durable = wal_get_u32(img + y + 12);
+    if (durable > x && durable <= y && record_at(img, size, seq, y))
+      return y;
+  }
+  return 0;
+}
+
+/* The offset of the first intact record at or after `from`, or 0. */
+static uint64_t find_next(const uint8_t *img, uint64_t size, uint64_t seq,
+                          uint64_t from) {
+  for (uint64_t y = from; y + WAL_REC_HEADER_BYTES <= size; y++)
+    if (record_at(img, size, seq, y))
+      return y;
+  return 0;
+}
+
+struct seg_ctx {
+  uint64_t seq;
+  bool first;
+  bool last;
+};
+
+/* Cuts the torn tail at `off` off the last segment, durably. */
+static int cut_tail(struct wal *w, int fd, const char *path, uint64_t off,
+                    uint64_t size, char *note, size_t note_size) {
+  int rv = w->io.truncate(w->io.ctx, fd, off);
+  if (rv == 0)
+    rv = w->io.sync(w->io.ctx, fd, false);
+  if (rv != 0)
+    return wal_io_error(w, rv, "truncate", path);
+  w->stats.recovered_tail_bytes += size - off;
+  snprintf(note, note_size,
+           "cut %llu bytes of an unsynced tail off %s at offset %llu",
+           (unsigned long long)(size - off), path, (unsigned long long)off);
+  return 0;
+}
+
+/* Removes a last segment whose creation a crash interrupted (its header
+ * never became durable, so nothing in it was ever acknowledged). */
+static int remove_unborn(struct wal *w, int fd, const char *path, char *note,
+                         size_t note_size) {
+  w->io.close(w->io.ctx, fd);
+  int rv = w->io.unlink(w->io.ctx, path);
+  if (rv != 0)
+    return wal_io_error(w, rv, "unlink", path);
+  snprintf(note, note_size, "removed %s: a crash interrupted its creation",
+           path);
+  return wal_sync_dir(w);
+}
+
+static int replay_segment(struct wal *w, struct replay *r,
+                          const struct seg_ctx *sc, char *note,
+                          size_t note_size) {
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, sc->seq);
+  char path[WAL_IO_PATH_MAX];
+  snprintf(path, sizeof path, "%s", wal_path(w, name));
+  int fd;
+  int rv = w->io.open(w->io.ctx, path, 0, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "open", path);
+  uint64_t size = 0;
+  rv = read_image(w, r, fd, path, &size);
+  uint64_t hseq = 0;
+  uint32_t flags = 0;
+  const char *why = NULL;
+  if (rv == 0) {
+    rv = wal_seg_header_check(r->img, size, &hseq, &flags, &why);
+    if (rv == SABHA_ECORRUPT && sc->last && size <= WAL_SEG_HEADER_BYTES &&
+        (!sc->first || sc->seq == 1 || r->has_snap))
+      return remove_unborn(w, fd, path, note, note_size);
+    if (rv == SABHA_EINVAL)
+      rv = wal_error(w, rv, "%s: %s", path, why);
+    else if (rv != 0)
+      rv = corrupt_at(w, path, 0, why);
+    else if (hseq != sc->seq)
+      rv = corrupt_at(w, path, 16, "header names another segment");
+    else if (sc->first && sc->seq != 1 && !r->has_snap &&
+             !(flags & WAL_SEG_FLAG_LOG_START))
+      rv = corrupt_at(w, path, 0,
+                      "the log starts here but there is no snapshot: "
+                      "earlier segments are missing");
+    else if (!sc->first && (flags & WAL_SEG_FLAG_LOG_START))
+      rv = corrupt_at(w, path, 24,
+                      "a segment that starts a new log follows older ones");
+  }
+  struct wal_seg seg = {.seq = sc->seq};
+  uint64_t off = WAL_SEG_HEADER_BYTES;
+  while (rv == 0 && off < size) {
+    struct wal_rec rec;
+    if (wal_rec_check(r->img, size, off, sc->seq, &rec, &why)) {
+      rv = apply(w, r, &rec, &seg, path, off);
+      off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
+      continue;
+    }
+    char msg[192];
+    if (!sc->last) {
+      snprintf(msg, sizeof msg, "%s in a segment before the last", why);
+      rv = corrupt_at(w, path, off, msg);
+      break;
+    }
+    uint64_t y = find_witness(r->img, size, sc->seq, off);
+    if (y != 0) {
+      snprintf(msg, sizeof msg,
+               "%s, in bytes the record at offset %llu shows were fsynced", why,
+               (unsigned long long)y);
+      rv = corrupt_at(w, path, off, msg);
+      break;
+    }
+    rv = cut_tail(w, fd, path, off, size, note, note_size);
+    size = off;
+  }
+  seg.size_bytes = size;
+  if (rv == 0)
+    rv = wal_segs_push(w, seg);
+  if (rv != 0 || !sc->last) {
+    w->io.close(w->io.ctx, fd);
+    return rv;
+  }
+  w->fd = fd;
+  return 0;
+}
+
+static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
+                      char *note, size_t note_size) {
+  if (l->snapshot) {
+    int rv = wal_snapshot_read(w, &r->snap, &r->snap_data, &r->snap_size);
+    if (rv != 0)
+      return rv;
+    r->has_snap = true;
+  }
+  for (size_t i = 0; i < l->n; i++) {
+    if (i > 0 && l->seqs[i] != l->seqs[i - 1] + 1) {
+      char name[WAL_SEG_NAME_BYTES + 1];
+      wal_seg_name(name, l->seqs[i - 1] + 1);
+      return wal_error(w, SABHA_ECORRUPT,
+                       "%s: segment missing (the log jumps from %llu to %llu)",
+                       wal_path(w, name), (unsigned long long)l->seqs[i - 1],
+                       (unsigned long long)l->seqs[i]);
+    }
+    struct seg_ctx sc = {
+        .seq = l->seqs[i], .first = i == 0, .last = i + 1 == l->n};
+    int rv = replay_segment(w, r, &sc, note, note_size);
+    if (rv != 0)
+      return rv;
+  }
+  return 0;
+}
+
+/* Undoes what a failed replay set up on the handle. */
+static void unwind(struct wal *w) {
+  if (w->fd >= 0)
+    w->io.close(w->io.ctx, w->fd);
+  w->fd = -1;
+  w->n_segs = 0;
+  w->buf_len = 0;
+}
+
+/* ---- discarding a damaged log ---- */
+
+/* A position in the log: segment ordinal, then byte offset. */
+static uint64_t pos_key(size_t ordinal, uint64_t offset) {
+  return ((uint64_t)ordinal << 32) | offset;
+}
+
+struct salvage {
+  bool has_hs;
+  struct sabha_hard_state hs;
+  uint64_t hs_key;
+  bool damaged;
+  uint64_t damage_key;
+  char damage_at[WAL_IO_PATH_MAX + 32];
+};
+
+static void note_damage(struct salvage *s, uint64_t key, const char *path,
+                        uint64_t off) {
+  s->damaged = true;
+  s->damage_key = key;
+  snprintf(s->damage_at, sizeof s->damage_at, "%s offset %llu", path,
+           (unsigned long long)off);
+}
+
+/* Reads every segment, past damage, to find the last intact hard state and
+ * the last damaged byte that could have held a later one. */
+static int salvage_scan(struct wal *w, struct replay *r,
+                        const struct listing *l, struct salvage *s) {
+  memset(s, 0, sizeof *s);
+  for (size_t i = 0; i < l->n; i++) {
+    char name[WAL_SEG_NAME_BYTES + 1];
+    wal_seg_name(name, l->seqs[i]);
+    char path[WAL_IO_PATH_MAX];
+    snprintf(path, sizeof path, "%s", wal_path(w, name));
+    bool last = i + 1 == l->n;
+    if (i > 0 && l->seqs[i] != l->seqs[i - 1] + 1)
+      note_damage(s, pos_key(i, 0), path, 0); /* a lost segment before */
+    int fd;
+    int rv = w->io.open(w->io.ctx, path, 0, &fd);
+    if (rv != 0)
+      return wal_io_error(w, rv, "open", path);
+    uint64_t size = 0;
+    rv = read_image(w, r, fd, path, &size);
+    w->io.close(w->io.ctx, fd);
+    if (rv != 0)
+      return rv;
+    uint64_t seq;
+    uint32_t flags;
+    const char *why;
+    uint64_t off = WAL_SEG_HEADER_BYTES;
+    if (wal_seg_header_check(r->img, size, &seq, &flags, &why) != 0) {
+      if (last && size <= WAL_SEG_HEADER_BYTES)
+        continue; /* never born */
+      note_damage(s, pos_key(i, 0), path, 0);
+      off = size > off ? find_next(r->img, size, l->seqs[i], off) : 0;
+      if (off == 0)
+        continue;
+    }
+    while (off < size) {
+      struct wal_rec rec;
+      if (wal_rec_check(r->img, size, off, l->seqs[i], &rec, &why)) {
+        if (rec.type == WAL_REC_HARD_STATE) {
+          s->has_hs = true;
+          s->hs.term = wal_get_u64(rec.payload);
+          s->hs.vote = wal_get_u32(rec.payload + 8);
+          s->hs.commit = wal_get_u64(rec.payload + 16);
+          s->hs_key = pos_key(i, off);
+        }
+        off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
+        continue;
+      }
+      if (last && find_witness(r->img, size, l->seqs[i], off) == 0)
+        break; /* an unsynced tail: never acknowledged, hides nothing */
+      note_damage(s, pos_key(i, off), path, off);
+      off = find_next(r->img, size, l->seqs[i], off + 1);
+      if (off == 0)
+        break;
+    }
+  }
+  return 0;
+}
+
+static void intent_encode(uint8_t *p, bool has_hs,
+                          const struct sabha_hard_state *hs, const char *folder,
+                          uint64_t new_seq) {
+  memset(p, 0, WAL_INTENT_BYTES);
+  memcpy(p, WAL_INTENT_MAGIC, 8);
+  wal_put_u32(p + 8, WAL_FORMAT_VERSION);
+  wal_put_u32(p + 12, WAL_INTENT_BYTES);
+  wal_put_u64(p + 16, hs->term);
+  wal_put_u32(p + 24, hs->vote);
+  wal_put_u32(p + 28, has_hs ? 1 : 0);
+  wal_put_u64(p + 32, hs->commit);
+  wal_put_u64(p + 40, new_seq);
+  assert(strlen(folder) < WAL_INTENT_FOLDER_MAX);
+  memcpy(p + 48, folder, strlen(folder));
+  wal_put_u32(p + 92, wal_crc32c(0, p, 92));
+}
+
+struct intent {
+  bool has_hs;
+  struct sabha_hard_state hs;
+  uint64_t new_seq;
+  char folder[WAL_INTENT_FOLDER_MAX];
+};
+
+static int intent_read(struct wal *w, struct intent *in) {
+  const char *path = wal_path(w, WAL_INTENT_NAME);
+  int fd;
+  int rv = w->io.open(w->io.ctx, path, 0, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "open", path);
+  uint8_t p[WAL_INTENT_BYTES + 1];
+  size_t n = 0;
+  rv = w->io.read(w->io.ctx, fd, 0, p, sizeof p, &n);
+  w->io.close(w->io.ctx, fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "read", path);
+  /* It was fsynced before it got its name: damage here is real. */
+  if (n != WAL_INTENT_BYTES || memcmp(p, WAL_INTENT_MAGIC, 8) != 0 ||
+      wal_get_u32(p + 8) != WAL_FORMAT_VERSION ||
+      wal_crc32c(0, p, 92) != wal_get_u32(p + 92) ||
+      p[48 + WAL_INTENT_FOLDER_MAX - 1] != 0 || p[48] == 0 ||
+      wal_get_u64(p + 40) == 0)
+    return corrupt_at(w, path, 0, "damaged discard intent");
+  in->hs.term = wal_get_u64(p + 16);
+  in->hs.vote = wal_get_u32(p + 24);
+  in->has_hs = wal_get_u32(p + 28) != 0;
+  in->hs.commit = wal_get_u64(p + 32);
+  in->new_seq = wal_get_u64(p + 40);
+  memcpy(in->folder, p + 48, WAL_INTENT_FOLDER_MAX);
+  if (strchr(in->folder, '/') != NULL || strcmp(in->folder, "..") == 0 ||
+      strcmp(in->folder, ".") == 0)
+    return corrupt_at(w, path, 48, "bad folder name in discard intent");
+  return 0;
+}
+
+/* Writes discard.intent through a temporary name, durably. */
+static int intent_write(struct wal *w, const struct intent *in) {
+  uint8_t p[WAL_INTENT_BYTES];
+  intent_encode(p, in->has_hs, &in->hs, in->folder, in->new_seq);
+  const char *tmp = wal_path(w, WAL_INTENT_TMP_NAME);
+  int fd;
+  int rv = w->io.open(w->io.ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "create", tmp);
+  rv = w->io.write(w->io.ctx, fd, 0, p, sizeof p);
+  if (rv == 0)
+    rv = w->io.sync(w->io.ctx, fd, false);
+  w->io.close(w->io.ctx, fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "write", tmp);
+  rv = w->io.rename(w->io.ctx, tmp, wal_path2(w, WAL_INTENT_NAME));
+  if (rv != 0)
+    return wal_io_error(w, rv, "rename", tmp);
+  return wal_sync_dir(w);
+}
+
+/* Carries out a recorded discard; safe to repeat after a crash. The new
+ * log is made durable first, so the hard state is never only in the
+ * intent; then every other segment and the snapshot move into the folder;
+ * the intent goes last. */
+static int discard_finish(struct wal *w, const struct intent *in) {
+  unwind(w);
+  w->has_hs = in->has_hs;
+  w->hs = in->hs;
+  w->has_snapshot = false;
+  char folder[WAL_IO_PATH_MAX];
+  snprintf(folder, sizeof folder, "%s", wal_path(w, in->folder));
+  int rv = w->io.mkdir(w->io.ctx, folder);
+  if (rv != 0 && rv != -EEXIST)
+    return wal_io_error(w, rv, "mkdir", folder);
+  rv = wal_segment_create(w, in->new_seq, WAL_SEG_FLAG_LOG_START);
+  if (rv == 0)
+    rv = wal_sync_active(w);
+  unwind(w);
+  if (rv != 0)
+    return rv;
+  struct listing l = {0};
+  rv = list_dir(w, &l);
+  for (size_t i = 0; rv == 0 && i <= l.n; i++) {
+    char name[WAL_SEG_NAME_BYTES + 1];
+    if (i == l.n && !l.snapshot)
+      break;
+    if (i < l.n && l.seqs[i] == in->new_seq)
+      continue;
+    if (i < l.n)
+      wal_seg_name(name, l.seqs[i]);
+    else
+      snprintf(name, sizeof name, "%s", WAL_SNAP_NAME);
+    char to[WAL_IO_PATH_MAX];
+    int n = snprintf(to, sizeof to, "%s/%s", folder, name);
+    assert(n > 0 && n < (int)sizeof to);
+    (void)n;
+    rv = w->io.rename(w->io.ctx, wal_path(w, name), to);
+    if (rv != 0)
+      rv = wal_io_error(w, rv, "rename", w->path);
+  }
+  free(l.seqs);
+  if (rv == 0) {
+    rv = w->io.sync_dir(w->io.ctx, folder);
+    if (rv != 0)
+      rv = wal_io_error(w, rv, "fsync of directory", folder);
+  }
+  if (rv == 0)
+    rv = wal_sync_dir(w);
+  if (rv == 0) {
+    const char *path = wal_path(w, WAL_INTENT_NAME);
+    rv = w->io.unlink(w->io.ctx, path);
+    if (rv != 0)
+      rv = wal_io_error(w, rv, "unlink", path);
+  }
+  if (rv == 0)
+    rv = wal_sync_dir(w);
+  if (rv == 0)
+    w->stats.discarded = true;
+  return rv;
+}
+
+/* Picks a fresh damaged-<date>[-n] folder name and creates the folder. */
+static int make_folder(struct wal *w, char *folder) {
+  time_t t = (time_t)w->io.time_s(w->io.ctx);
+  struct tm tm;
+  if (gmtime_r(&t, &tm) == NULL)
+    memset(&tm, 0, sizeof tm);
+  char stamp[16]; /* YYYYMMDD-HHMMSS */
+  if (strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm) == 0)
+    snprintf(stamp, sizeof stamp, "undated");
+  for (int k = 1; k < 100; k++) {
+    if (k == 1)
+      snprintf(folder, WAL_INTENT_FOLDER_MAX, "damaged-%s", stamp);
+    else
+      snprintf(folder, WAL_INTENT_FOLDER_MAX, "damaged-%s-%d", stamp, k);
+    const char *path = wal_path(w, folder);
+    int rv = w->io.mkdir(w->io.ctx, path);
+    if (rv == 0)
+      return wal_sync_dir(w);
+    if (rv != -EEXIST)
+      return wal_io_error(w, rv, "mkdir", path);
+  }
+  return wal_error(w, SABHA_EIO, "%s: no free name for a damaged-* folder",
+                   w->dir);
+}
+
+/* The log is corrupt (the reason is in w->errmsg): give it up if the hard
+ * state survives intact, else refuse. */
+static int discard(struct wal *w, struct replay *r, const struct listing *l,
+                   char *note, size_t note_size) {
+  char reason[WAL_ERRMSG_MAX];
+  snprintf(reason, sizeof reason, "%s", w->errmsg);
+  unwind(w);
+  struct salvage s;
+  int rv = salvage_scan(w, r, l, &s);
+  if (rv != 0)
+    return rv;
+  if (s.damaged && (!s.has_hs || s.hs_key < s.damage_key))
+    return wal_error(w, SABHA_ECORRUPT,
+                     "%s; not discarding the log: the damage at %s could "
+                     "hide a newer hard state than the last intact one",
+                     reason, s.damage_at);
+  struct intent in = {.has_hs = s.has_hs, .hs = s.hs, .new_seq = 1};
+  if (l->n > 0)
+    in.new_seq = l->seqs[l->n - 1] + 1;
+  rv = make_folder(w, in.folder);
+  if (rv == 0)
+    rv = intent_write(w, &in);
+  if (rv == 0)
+    rv = discard_finish(w, &in);
+  if (rv == 0)
+    snprintf(note, note_size,
+             "discarded a damaged log into %s/%s (term %llu, vote %u kept): "
+             "%s",
+             w->dir, in.folder, (unsigned long long)in.hs.term, in.hs.vote,
+             reason);
+  return rv;
+}
+
+/* ---- putting it together ---- */
+
+static int ensure_dir(struct wal *w) {
+  int rv = w->io.mkdir(w->io.ctx, w->dir);
+  if (rv == -EEXIST)
+    return 0;
+  if (rv != 0)
+    return wal_io_error(w, rv, "mkdir", w->dir);
+  /* The new directory's own name must survive a crash too. */
+  char parent[WAL_IO_PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", w->dir);
+  size_t n = strlen(parent);
+  while (n > 1 && parent[n - 1] == '/')
+    parent[--n] = '\0';
+  char *slash = strrchr(parent, '/');
+  if (slash == NULL)
+    snprintf(parent, sizeof parent, ".");
+  else if (slash == parent)
+    parent[1] = '\0';
+  else
+    *slash = '\0';
+  rv = w->io.sync_dir(w->io.ctx, parent);
+  if (rv != 0)
+    return wal_io_error(w, rv, "fsync of directory", parent);
+  return 0;
+}
+
+/* Deletes leftovers of interrupted writes and finishes an interrupted
+ * discard; leaves a fresh listing in *l. */
+static int tidy(struct wal *w, struct listing *l, char *note,
+                size_t note_size) {
+  int rv = list_dir(w, l);
+  if (rv != 0)
+    return rv;
+  const char *tmps[2] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+                         l->intent_tmp ? WAL_INTENT_TMP_NAME : NULL};
+  for (int i = 0; i < 2; i++) {
+    if (tmps[i] == NULL)
+      continue;
+    const char *path = wal_path(w, tmps[i]);
+    rv = w->io.unlink(w->io.ctx, path);
+    if (rv != 0 && rv != -ENOENT)
+      return wal_io_error(w, rv, "unlink", path);
+    rv = wal_sync_dir(w);
+    if (rv != 0)
+      return rv;
+  }
+  if (l->intent) {
+    struct intent in;
+    rv = intent_read(w, &in);
+    if (rv == 0)
+      rv = discard_finish(w, &in);
+    if (rv == 0)
+      snprintf(note, note_size,
+               "finished discarding a damaged log into %s/%s (term %llu, "
+               "vote %u kept)",
+               w->dir, in.folder, (unsigned long long)in.hs.term, in.hs.vote);
+  }
+  if (rv == 0 && (l->intent || l->snapshot_tmp || l->intent_tmp))
+    rv = list_dir(w, l);
+  return rv;
+}
+
+/* Hands the replayed state to the handle and to `p`, taking its memory. */
+static int hand_over(struct wal *w, struct replay *r,
+                     struct sabha_persisted *p) {
+  static const uint8_t empty[1];
+  uint64_t base = replay_base(r);
+  w->has_hs = r->has_hs;
+  w->hs = r->hs;
+  w->has_snapshot = r->has_snap;
+  w->snap = r->snap;
+  w->last_index = base + r->n;
+  if (r->n > 0) {
+    w->rec_entries = malloc(r->n * sizeof *w->rec_entries);
+    if (w->rec_entries == NULL)
+      return wal_error(w, SABHA_ENOMEM, "out of memory (recovered log)");
+  }
+  for (size_t k = 0; k < r->n; k++) {
+    const struct rentry *e = &r->v[k];
+    assert(e->offset + e->size_bytes <= r->bytes_len);
+    w->rec_entries[k] = (struct sabha_entry){
+        .index = base + 1 + k,
+        .term = e->term,
+        .type = e->type,
+        .size_bytes = e->size_bytes,
+        .data = e->size_bytes > 0 ? r->bytes + e->offset : empty};
+  }
+  w->rec_bytes = r->bytes;
+  w->rec_snap = r->snap_data;
+  r->bytes = NULL;
+  r->snap_data = NULL;
+  p->hard_state = r->hs;
+  /* The commit hint may name entries a torn tail took away. */
+  if (p->hard_state.commit > w->last_index)
+    p->hard_state.commit = w->last_index;
+  p->has_snapshot = r->has_snap;
+  p->snapshot = r->snap;
+  p->snapshot_data = w->rec_snap;
+  p->snapshot_size_bytes = r->snap_size;
+  p->entries = w->rec_entries;
+  p->n_entries = r->n;
+  p->applied = base;
+  return 0;
+}
+
+/* Makes the recovered state durable and the last segment ready for
+ * appending (or creates the first one). */
+static int make_ready(struct wal *w, const struct listing *l) {
+  if (w->n_segs == 0) {
+    uint64_t seq = l->n > 0 ? l->seqs[l->n - 1] : 1;
+    return wal_segment_create(w, seq, 0);
+  }
+  /* The previous process may have died with its last writes still in the
+   * page cache: readable now, gone after a power cut. Sync before anyone
+   * acts on them. */
+  struct wal_seg *s = &w->segs[w->n_segs - 1];
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, s->seq);
+  int rv = 0;
+  if (w->fd < 0) {
+    /* The last file was an unborn segment, removed: append to the one
+     * before it, which was complete and fsynced when it was left. */
+    rv = w->io.open(w->io.ctx, wal_path(w, name), 0, &w->fd);
+    if (rv != 0)
+      return wal_io_error(w, rv, "open", w->path);
+  }
+  uint64_t t0 = w->io.clock_ns(w->io.ctx);
+  rv = w->io.sync(w->io.ctx, w->fd, false);
+  if (rv != 0)
+    return wal_io_error(w, rv, "fsync", wal_path(w, name));
+  wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
+  w->durable_bytes = s->size_bytes;
+  rv = wal_sync_dir(w);
+  /* A crash between a snapshot and the deletions it allows leaves covered
+   * segments behind; finish the job. */
+  if (rv == 0 && w->has_snapshot)
+    rv = wal_delete_covered(w);
+  return rv;
+}
+
+int wal_recover(struct wal *w, struct sabha_persisted *recovered, char *note,
+                size_t note_size) {
+  struct listing l = {0};
+  struct replay r = {0};
+  int rv = ensure_dir(w);
+  if (rv == 0)
+    rv = tidy(w, &l, note, note_size);
+  if (rv == 0) {
+    rv = replay_all(w, &r, &l, note, note_size);
+    if (rv == SABHA_ECORRUPT && w->opt.discard_corrupt) {
+      rv = discard(w, &r, &l, note, note_size);
+      if (rv == 0) {
+        char kept[WAL_ERRMSG_MAX];
+        snprintf(kept, sizeof kept, "%s", note);
+        replay_reset(&r);
+        rv = list_dir(w, &l);
+        if (rv == 0)
+          rv = replay_all(w, &r, &l, note, note_size);
+        snprintf(note, note_size, "%s", kept);
+      }
+    }
+  }
+  if (rv == 0)
+    rv = hand_over(w, &r, recovered);
+  if (rv == 0)
+    rv = make_ready(w, &l);
+  if (rv != 0)
+    unwind(w);
+  free(l.seqs);
+  replay_free(&r);
+  return rv;
+}

@@ -1,0 +1,906 @@
+/* Behaviour tests of the write-ahead log (src/storage/wal.h), one rule per
+ * test: what survives a power cut, how overwrites, truncations, segments
+ * and snapshots replay, how damage is told apart from a torn tail and
+ * reported, and what discarding a damaged log keeps. Most run on memfs so
+ * that a power cut is one call; one runs on a real directory under /tmp.
+ * The exhaustive crash-point enumeration lives in test_wal_crash.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/crc32c.h"
+#include "storage/memfs.h"
+#include "storage/wal.h"
+
+static int failures;
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+      return;                                                                  \
+    }                                                                          \
+  } while (0)
+#define RUN(test)                                                              \
+  do {                                                                         \
+    int before_ = failures;                                                    \
+    test();                                                                    \
+    printf("%s %s\n", failures == before_ ? "ok  " : "FAIL", #test);           \
+  } while (0)
+
+#define SEG1 "wal/wal-0000000000000001.log"
+#define SEG2 "wal/wal-0000000000000002.log"
+
+struct fx {
+  struct memfs *fs;
+  struct wal_io io;
+  struct wal_options opt;
+  struct wal *w;
+  struct sabha_persisted p;
+  char err[WAL_ERRMSG_MAX];
+};
+
+static void fx_init(struct fx *f, uint32_t segment_size_bytes) {
+  memset(f, 0, sizeof *f);
+  if (memfs_new(&f->fs, 42) != 0)
+    abort();
+  memfs_io(f->fs, &f->io);
+  wal_options_init(&f->opt, "wal");
+  f->opt.io = &f->io;
+  f->opt.segment_size_bytes = segment_size_bytes;
+  f->opt.entry_size_bytes_max = 256;
+}
+
+static int fx_open(struct fx *f) {
+  f->w = NULL;
+  return wal_open(&f->w, &f->opt, &f->p, f->err, sizeof f->err);
+}
+
+/* The process dies and starts again; the machine stays up. */
+static int fx_restart(struct fx *f) {
+  wal_close(f->w);
+  return fx_open(f);
+}
+
+/* The machine loses power: only what was fsynced is left. */
+static int fx_power_cut(struct fx *f) {
+  wal_close(f->w);
+  memfs_crash(f->fs, MEMFS_CRASH_DROP);
+  return fx_open(f);
+}
+
+static void fx_free(struct fx *f) {
+  wal_close(f->w);
+  memfs_free(f->fs);
+}
+
+/* Entry payloads are "e<index>t<term>", so a recovered entry checks
+ * itself. */
+static char texts[64][32];
+
+static int append(struct wal *w, uint64_t from, uint64_t n, uint64_t term) {
+  struct sabha_entry e[64];
+  if (n > 64)
+    abort();
+  for (uint64_t i = 0; i < n; i++) {
+    snprintf(texts[i], sizeof texts[i], "e%llut%llu",
+             (unsigned long long)(from + i), (unsigned long long)term);
+    e[i] = (struct sabha_entry){.index = from + i,
+                                .term = term,
+                                .type = SABHA_ENTRY_COMMAND,
+                                .size_bytes = (uint32_t)strlen(texts[i]),
+                                .data = (const uint8_t *)texts[i]};
+  }
+  struct sabha_ready rd = {.entries = e, .n_entries = n};
+  return wal_append_ready(w, &rd);
+}
+
+static int append_sync(struct wal *w, uint64_t from, uint64_t n,
+                       uint64_t term) {
+  int rv = append(w, from, n, term);
+  return rv != 0 ? rv : wal_sync(w);
+}
+
+static int hard_state(struct wal *w, uint64_t term, uint32_t vote,
+                      uint64_t commit) {
+  struct sabha_ready rd = {.has_hard_state = true,
+                           .hard_state = {term, vote, commit}};
+  int rv = wal_append_ready(w, &rd);
+  return rv != 0 ? rv : wal_sync(w);
+}
+
+static int truncate_from(struct wal *w, uint64_t from) {
+  struct sabha_ready rd = {.truncate_from = from};
+  return wal_append_ready(w, &rd);
+}
+
+/* True when p holds exactly entries first..last, written under the terms
+ * `term_of` gives. */
+static bool log_is(const struct sabha_persisted *p, uint64_t first,
+                   uint64_t last, uint64_t (*term_of)(uint64_t index)) {
+  if (p->n_entries != last + 1 - first)
+    return false;
+  for (uint64_t i = first; i <= last; i++) {
+    const struct sabha_entry *e = &p->entries[i - first];
+    char want[32];
+    snprintf(want, sizeof want, "e%llut%llu", (unsigned long long)i,
+             (unsigned long long)term_of(i));
+    if (e->index != i || e->term != term_of(i) ||
+        e->size_bytes != strlen(want) ||
+        memcmp(e->data, want, e->size_bytes) != 0 ||
+        e->type != SABHA_ENTRY_COMMAND)
+      return false;
+  }
+  return true;
+}
+
+static uint64_t term1(uint64_t i) {
+  (void)i;
+  return 1;
+}
+
+static void wal_fresh_directory_recovers_empty(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(f.err[0] == '\0');
+  CHECK(f.p.n_entries == 0 && !f.p.has_snapshot && f.p.applied == 0);
+  CHECK(f.p.hard_state.term == 0 && f.p.hard_state.vote == 0);
+  CHECK(memfs_exists(f.fs, SEG1));
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  CHECK(st.segments == 1 && st.first_index == 1 && st.last_index == 0);
+  CHECK(fx_power_cut(&f) == 0 && f.p.n_entries == 0);
+  fx_free(&f);
+}
+
+static void wal_synced_entries_and_hard_state_survive_power_cut(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 3, 2, 7) == 0);
+  CHECK(append_sync(f.w, 1, 10, 1) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 2);
+  CHECK(f.p.hard_state.commit == 7);
+  CHECK(log_is(&f.p, 1, 10, term1));
+  fx_free(&f);
+}
+
+static void wal_commit_hint_is_clamped_to_the_recovered_log(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 3, 1) == 0);
+  CHECK(hard_state(f.w, 1, 0, 9) == 0);
+  CHECK(fx_restart(&f) == 0);
+  CHECK(f.p.hard_state.commit == 3);
+  fx_free(&f);
+}
+
+static void wal_unsynced_appends_are_not_durable(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 2, 1) == 0);
+  CHECK(append(f.w, 3, 2, 1) == 0); /* in the buffer only */
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 2, term1));
+  fx_free(&f);
+}
+
+/* A process crash leaves written-but-unsynced records in the page cache;
+ * wal_open returns them, so it must make them durable before it does. */
+static void wal_open_makes_what_it_recovers_durable(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  f.opt.buffer_size_bytes = 0; /* every record goes to the file at once */
+  CHECK(fx_open(&f) == 0);
+  CHECK(append(f.w, 1, 4, 1) == 0);
+  CHECK(fx_restart(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  fx_free(&f);
+}
+
+static uint64_t term_3_is_2(uint64_t i) {
+  return i == 3 ? 2 : 1;
+}
+
+static void wal_put_at_existing_index_overwrites_and_keeps_later(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 5, 1) == 0);
+  CHECK(append_sync(f.w, 3, 1, 2) == 0); /* slot 3 accepted again */
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  CHECK(st.last_index == 5);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 5, term_3_is_2));
+  fx_free(&f);
+}
+
+static uint64_t term_from_4_is_2(uint64_t i) {
+  return i >= 4 ? 2 : 1;
+}
+
+static void wal_truncation_drops_the_suffix(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 6, 1) == 0);
+  CHECK(truncate_from(f.w, 4) == 0);
+  CHECK(append_sync(f.w, 4, 2, 2) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 5, term_from_4_is_2));
+  CHECK(truncate_from(f.w, 3) == 0 && wal_sync(f.w) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 2, term1));
+  fx_free(&f);
+}
+
+static void wal_refuses_gaps_and_oversized_entries_whole(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 2, 1) == 0);
+  struct wal_stats before, after;
+  wal_stats(f.w, &before);
+  CHECK(append(f.w, 4, 1, 1) == SABHA_EINVAL);
+  CHECK(strstr(wal_errmsg(f.w), "gap") != NULL);
+  static uint8_t big[257];
+  struct sabha_entry e[2] = {
+      {.index = 3, .term = 1, .type = 1, .size_bytes = 1, .data = big},
+      {.index = 4, .term = 1, .type = 1, .size_bytes = 257, .data = big}};
+  struct sabha_ready rd = {.has_hard_state = true,
+                           .hard_state = {5, 1, 0},
+                           .entries = e,
+                           .n_entries = 2};
+  CHECK(wal_append_ready(f.w, &rd) == SABHA_ETOOBIG);
+  wal_stats(f.w, &after);
+  CHECK(after.records_written == before.records_written);
+  CHECK(after.bytes == before.bytes);
+  CHECK(append_sync(f.w, 3, 1, 1) == 0); /* still usable */
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 3, term1) && f.p.hard_state.term == 0);
+  fx_free(&f);
+}
+
+static void wal_rolls_over_to_new_segments(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 4, 1, 0) == 0);
+  for (uint64_t i = 1; i <= 100; i += 10)
+    CHECK(append_sync(f.w, i, 10, 1) == 0);
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  CHECK(st.segments >= 4);
+  CHECK(st.entries == 100 && st.entries_written == 100);
+  CHECK(memfs_exists(f.fs, SEG2));
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 100, term1));
+  CHECK(f.p.hard_state.term == 4 && f.p.hard_state.vote == 1);
+  wal_stats(f.w, &st);
+  CHECK(st.segments >= 4);
+  fx_free(&f);
+}
+
+static void wal_snapshot_deletes_covered_segments_and_keeps_the_boundary(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 2, 3, 0) == 0); /* only in segment 1 */
+  for (uint64_t i = 1; i <= 100; i += 10)
+    CHECK(append_sync(f.w, i, 10, 1) == 0);
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  uint64_t segments = st.segments;
+  struct sabha_snapshot_meta m = {.index = 60, .term = 1};
+  CHECK(wal_save_snapshot(f.w, &m, "state@60", 8) == 0);
+  wal_stats(f.w, &st);
+  CHECK(st.segments < segments && st.segments_deleted > 0);
+  CHECK(!memfs_exists(f.fs, SEG1));
+  CHECK(st.first_index == 61 && st.last_index == 100 && st.entries == 40);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.has_snapshot && f.p.snapshot.index == 60);
+  CHECK(f.p.snapshot.term == 1 && f.p.applied == 60);
+  CHECK(f.p.snapshot_size_bytes == 8);
+  CHECK(memcmp(f.p.snapshot_data, "state@60", 8) == 0);
+  CHECK(log_is(&f.p, 61, 100, term1)); /* starts at index + 1, exactly */
+  CHECK(f.p.hard_state.term == 2 && f.p.hard_state.vote == 3);
+  CHECK(append(f.w, 100, 1, 1) == 0); /* the boundary holds for writes */
+  CHECK(append_sync(f.w, 101, 1, 1) == 0);
+  CHECK(fx_restart(&f) == 0);
+  CHECK(log_is(&f.p, 61, 101, term1));
+  fx_free(&f);
+}
+
+/* Whatever call of a snapshot fails, a restart ends with the snapshot
+ * either not taken or taken, and covered segments deleted. */
+static void wal_open_finishes_deletions_a_failure_interrupted(void) {
+  bool saw_leftover = false;
+  for (uint64_t point = 1; point < 40; point++) {
+    struct fx f;
+    fx_init(&f, 1024);
+    CHECK(fx_open(&f) == 0);
+    for (uint64_t i = 1; i <= 100; i += 10)
+      CHECK(append_sync(f.w, i, 10, 1) == 0);
+    memfs_fail_at(f.fs, memfs_counts(f.fs).calls + point, EIO);
+    struct sabha_snapshot_meta m = {.index = 60, .term = 1};
+    int rv = wal_save_snapshot(f.w, &m, "s60", 3);
+    memfs_fail_at(f.fs, 0, 0);
+    bool leftover = rv != 0 && memfs_exists(f.fs, SEG1);
+    CHECK(fx_restart(&f) == 0);
+    if (f.p.has_snapshot) {
+      CHECK(!memfs_exists(f.fs, SEG1));
+      CHECK(f.p.snapshot.index == 60 && log_is(&f.p, 61, 100, term1));
+      saw_leftover |= leftover;
+    } else {
+      CHECK(log_is(&f.p, 1, 100, term1));
+    }
+    fx_free(&f);
+    if (rv == 0)
+      break;
+  }
+  CHECK(saw_leftover);
+}
+
+static void wal_snapshot_beyond_the_log_leaves_it_empty(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 5, 1) == 0);
+  /* A follower installs a leader's snapshot (Raft: log does not match). */
+  struct sabha_ready rd = {.has_hard_state = true,
+                           .hard_state = {3, 0, 10},
+                           .has_snapshot = true,
+                           .snapshot = {.index = 10, .term = 3},
+                           .snapshot_data = (const uint8_t *)"s10",
+                           .snapshot_size_bytes = 3,
+                           .truncate_from = 11};
+  CHECK(wal_append_ready(f.w, &rd) == 0 && wal_sync(f.w) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.has_snapshot && f.p.snapshot.index == 10 && f.p.n_entries == 0);
+  CHECK(f.p.hard_state.commit == 10 && f.p.applied == 10);
+  CHECK(append(f.w, 12, 1, 3) == SABHA_EINVAL);
+  CHECK(append(f.w, 5, 1, 3) == 0); /* covered: skipped, not written */
+  CHECK(append_sync(f.w, 11, 2, 3) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.n_entries == 2 && f.p.entries[0].index == 11);
+  fx_free(&f);
+}
+
+static void wal_snapshot_keeps_entries_after_it(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 10, 1) == 0);
+  struct sabha_ready rd = {.has_snapshot = true,
+                           .snapshot = {.index = 5, .term = 1},
+                           .snapshot_data = (const uint8_t *)"s5",
+                           .snapshot_size_bytes = 2};
+  CHECK(wal_append_ready(f.w, &rd) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.snapshot.index == 5 && log_is(&f.p, 6, 10, term1));
+  struct sabha_snapshot_meta m = {.index = 5, .term = 1};
+  CHECK(wal_save_snapshot(f.w, &m, "x", 1) == SABHA_ECOMPACTED);
+  m.index = 0;
+  CHECK(wal_save_snapshot(f.w, &m, "x", 1) == SABHA_EINVAL);
+  m.index = 7;
+  CHECK(wal_save_snapshot(f.w, &m, NULL, 0) == 0); /* empty state is fine */
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.snapshot.index == 7 && f.p.snapshot_size_bytes == 0);
+  CHECK(log_is(&f.p, 8, 10, term1));
+  fx_free(&f);
+}
+
+/* A batch using every part, in the contract's order. */
+static uint64_t term_from_9_is_4(uint64_t i) {
+  return i >= 9 ? 4 : 1;
+}
+
+static void wal_ready_parts_apply_in_contract_order(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 10, 1) == 0);
+  struct sabha_entry e[2];
+  char t[2][32];
+  for (int i = 0; i < 2; i++) {
+    snprintf(t[i], sizeof t[i], "e%dt4", 9 + i);
+    e[i] = (struct sabha_entry){.index = (uint64_t)(9 + i),
+                                .term = 4,
+                                .type = SABHA_ENTRY_COMMAND,
+                                .size_bytes = (uint32_t)strlen(t[i]),
+                                .data = (const uint8_t *)t[i]};
+  }
+  struct sabha_ready rd = {.has_hard_state = true,
+                           .hard_state = {4, 2, 0},
+                           .has_snapshot = true,
+                           .snapshot = {.index = 6, .term = 1},
+                           .snapshot_data = (const uint8_t *)"s6",
+                           .snapshot_size_bytes = 2,
+                           .truncate_from = 9,
+                           .entries = e,
+                           .n_entries = 2};
+  CHECK(wal_append_ready(f.w, &rd) == 0 && wal_sync(f.w) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.hard_state.term == 4 && f.p.hard_state.vote == 2);
+  CHECK(f.p.snapshot.index == 6 && log_is(&f.p, 7, 10, term_from_9_is_4));
+  fx_free(&f);
+}
+
+static void wal_corruption_in_a_closed_segment_names_file_and_offset(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  for (uint64_t i = 1; i <= 60; i += 10)
+    CHECK(append_sync(f.w, i, 10, 1) == 0);
+  CHECK(memfs_exists(f.fs, SEG2));
+  wal_close(f.w);
+  f.w = NULL;
+  /* The first record starts at 32, after the segment header. */
+  CHECK(memfs_corrupt(f.fs, SEG1, 32 + 16 + 3, 0x40) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT && f.w == NULL);
+  CHECK(strstr(f.err, SEG1) != NULL);
+  CHECK(strstr(f.err, "offset 32:") != NULL);
+  CHECK(strstr(f.err, "checksum") != NULL);
+  fx_free(&f);
+}
+
+/* Record offsets in a segment holding hard-state-free entries "e<i>t1" of
+ * one digit: 16 + 24 + 4 bytes each. */
+#define REC1_BYTES (16 + 24 + 4)
+
+static void
+wal_corruption_before_the_tail_of_the_last_segment_is_reported(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  for (uint64_t i = 1; i <= 5; i++)
+    CHECK(append_sync(f.w, i, 1, 1) == 0); /* one fsync each */
+  wal_close(f.w);
+  f.w = NULL;
+  uint64_t second = 32 + REC1_BYTES;
+  CHECK(memfs_corrupt(f.fs, SEG1, second + 20, 0x01) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  char want[64];
+  snprintf(want, sizeof want, "offset %llu:", (unsigned long long)second);
+  CHECK(strstr(f.err, want) != NULL && strstr(f.err, SEG1) != NULL);
+  CHECK(strstr(f.err, "fsynced") != NULL);
+  fx_free(&f);
+}
+
+static void wal_torn_tail_is_cut_and_the_log_goes_on(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  for (uint64_t i = 1; i <= 5; i++)
+    CHECK(append_sync(f.w, i, 1, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  uint64_t size;
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
+  CHECK(size == 32 + 5 * REC1_BYTES);
+  CHECK(memfs_cut(f.fs, SEG1, size - 7) == 0); /* half a record */
+  CHECK(fx_open(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  CHECK(strstr(f.err, "cut") != NULL);
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  CHECK(st.recovered_tail_bytes == REC1_BYTES - 7);
+  CHECK(append_sync(f.w, 5, 2, 1) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 6, term1));
+  fx_free(&f);
+}
+
+static void wal_garbage_in_the_last_record_is_cut(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  for (uint64_t i = 1; i <= 5; i++)
+    CHECK(append_sync(f.w, i, 1, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  CHECK(memfs_corrupt(f.fs, SEG1, 32 + 4 * REC1_BYTES + 1, 0x80) == 0);
+  CHECK(fx_open(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  fx_free(&f);
+}
+
+/* After a crash some file systems show blocks of a deleted file inside the
+ * unsynced part of a new one. A record of segment 1 found at the same
+ * offset in segment 2, past a hole, must not count as proof that the hole
+ * was fsynced. */
+static void wal_stale_records_of_another_segment_are_not_witnesses(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  uint64_t i = 1;
+  while (!memfs_exists(f.fs, SEG2))
+    CHECK(append_sync(f.w, i++, 1, 1) == 0); /* one fsync each */
+  CHECK(append_sync(f.w, i, 2, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  uint64_t size2;
+  CHECK(memfs_size(f.fs, SEG2, &size2) == 0);
+  uint64_t at = 32 + 9 * REC1_BYTES + 3 * (REC1_BYTES + 1); /* entry 13 */
+  CHECK(at > size2 + 64);
+  uint8_t rec[REC1_BYTES + 1];
+  int fd;
+  size_t n;
+  CHECK(f.io.open(f.io.ctx, SEG1, 0, &fd) == 0);
+  CHECK(f.io.read(f.io.ctx, fd, at, rec, sizeof rec, &n) == 0);
+  f.io.close(f.io.ctx, fd);
+  /* It shows up at the same offset of segment 2, far past its end. */
+  CHECK(f.io.open(f.io.ctx, SEG2, 0, &fd) == 0);
+  CHECK(f.io.write(f.io.ctx, fd, at, rec, n) == 0);
+  CHECK(f.io.sync(f.io.ctx, fd, true) == 0);
+  f.io.close(f.io.ctx, fd);
+  CHECK(fx_open(&f) == 0);
+  CHECK(log_is(&f.p, 1, i + 1, term1));
+  fx_free(&f);
+}
+
+static void wal_missing_segment_is_reported(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  for (uint64_t i = 1; i <= 60; i += 10)
+    CHECK(append_sync(f.w, i, 10, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  CHECK(f.io.unlink(f.io.ctx, SEG2) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, SEG2) != NULL && strstr(f.err, "missing") != NULL);
+  fx_free(&f);
+}
+
+static void wal_damaged_snapshot_is_reported(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 5, 1) == 0);
+  struct sabha_snapshot_meta m = {.index = 3, .term = 1};
+  CHECK(wal_save_snapshot(f.w, &m, "abcdef", 6) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  CHECK(memfs_corrupt(f.fs, "wal/snapshot", 48 + 2, 0x10) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, "wal/snapshot: offset 48") != NULL);
+  fx_free(&f);
+}
+
+static void wal_leftovers_of_interrupted_writes_are_removed(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 3, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  CHECK(memfs_put(f.fs, "wal/snapshot.tmp", "half a snap", 11) == 0);
+  /* A segment whose header never made it to disk whole. */
+  CHECK(memfs_put(f.fs, SEG2, "SABHAW", 6) == 0);
+  CHECK(fx_open(&f) == 0);
+  CHECK(!memfs_exists(f.fs, "wal/snapshot.tmp") && !memfs_exists(f.fs, SEG2));
+  CHECK(log_is(&f.p, 1, 3, term1));
+  CHECK(append_sync(f.w, 4, 1, 1) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  fx_free(&f);
+}
+
+static void wal_newer_format_is_refused_not_called_corrupt(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  /* A well-formed header of a format version this build does not know. */
+  uint8_t h[32];
+  memcpy(h, "SABHAWAL", 8);
+  const uint8_t rest[20] = {2, 0, 0, 0, 32, 0, 0, 0, 1};
+  memcpy(h + 8, rest, sizeof rest);
+  uint32_t crc = wal_crc32c(0, h, 28);
+  for (int i = 0; i < 4; i++)
+    h[28 + i] = (uint8_t)(crc >> (8 * i));
+  CHECK(memfs_put(f.fs, SEG1, h, sizeof h) == 0);
+  f.opt.discard_corrupt = true; /* must not count as damage */
+  CHECK(fx_open(&f) == SABHA_EINVAL);
+  CHECK(strstr(f.err, "format version") != NULL);
+  CHECK(memfs_exists(f.fs, SEG1));
+  fx_free(&f);
+}
+
+static int count_entries(void *arg, const char *name) {
+  (void)name;
+  (*(int *)arg)++;
+  return 0;
+}
+
+struct find_ctx {
+  char name[64];
+};
+
+static int find_damaged(void *arg, const char *name) {
+  struct find_ctx *c = arg;
+  if (strncmp(name, "damaged-", 8) == 0)
+    snprintf(c->name, sizeof c->name, "%s", name);
+  return 0;
+}
+
+static void wal_discard_moves_damaged_log_aside_keeping_hard_state(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 5, 2, 0) == 0);
+  for (uint64_t i = 1; i <= 60; i += 10)
+    CHECK(append_sync(f.w, i, 10, 1) == 0);
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  uint64_t segments = st.segments;
+  CHECK(segments >= 3);
+  wal_close(f.w);
+  f.w = NULL;
+  CHECK(memfs_corrupt(f.fs, SEG1, 32 + 16 + 3, 0x40) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  f.opt.discard_corrupt = true;
+  CHECK(fx_open(&f) == 0);
+  CHECK(strstr(f.err, "discarded") != NULL);
+  CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
+  CHECK(f.p.n_entries == 0 && !f.p.has_snapshot);
+  wal_stats(f.w, &st);
+  CHECK(st.discarded && st.segments == 1);
+  struct find_ctx c = {""};
+  CHECK(f.io.list(f.io.ctx, "wal", find_damaged, &c) == 0);
+  CHECK(strcmp(c.name, "damaged-20231114-221320") == 0);
+  char folder[128];
+  snprintf(folder, sizeof folder, "wal/%s", c.name);
+  int n = 0;
+  CHECK(f.io.list(f.io.ctx, folder, count_entries, &n) == 0);
+  CHECK((uint64_t)n == segments);
+  CHECK(!memfs_exists(f.fs, SEG1) && !memfs_exists(f.fs, "wal/discard.intent"));
+  /* The new log is an ordinary one: it grows and survives power cuts. */
+  f.opt.discard_corrupt = false;
+  CHECK(append_sync(f.w, 1, 3, 6) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.hard_state.term == 5 && f.p.n_entries == 3);
+  fx_free(&f);
+}
+
+static void wal_discard_refused_when_damage_could_hide_the_hard_state(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  f.opt.discard_corrupt = true;
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 5, 2, 0) == 0);
+  for (uint64_t i = 1; i <= 5; i++)
+    CHECK(append_sync(f.w, i, 1, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  uint64_t second = 32 + (16 + 24) + REC1_BYTES; /* hard state, entry 1 */
+  CHECK(memfs_corrupt(f.fs, SEG1, second + 20, 0x01) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, "not discarding") != NULL);
+  CHECK(memfs_exists(f.fs, SEG1));
+  fx_free(&f);
+}
+
+/* A crash at any point of a discard leaves a directory that the next open
+ * (asked to discard) turns into the same result. */
+static void wal_discard_survives_a_crash_at_every_step(void) {
+  for (uint64_t point = 1;; point++) {
+    struct fx f;
+    fx_init(&f, 1024);
+    CHECK(fx_open(&f) == 0);
+    CHECK(hard_state(f.w, 7, 3, 0) == 0);
+    for (uint64_t i = 1; i <= 40; i += 10)
+      CHECK(append_sync(f.w, i, 10, 1) == 0);
+    struct sabha_snapshot_meta m = {.index = 5, .term = 1};
+    CHECK(wal_save_snapshot(f.w, &m, "s", 1) == 0);
+    wal_close(f.w);
+    f.w = NULL;
+    CHECK(memfs_corrupt(f.fs, "wal/snapshot", 48, 0x01) == 0);
+    f.opt.discard_corrupt = true;
+    memfs_crash_at(f.fs, memfs_counts(f.fs).calls + point);
+    int rv = fx_open(&f);
+    bool done = rv == 0;
+    wal_close(f.w);
+    f.w = NULL;
+    memfs_crash(f.fs, (enum memfs_crash_mode)(point % MEMFS_CRASH_MODES));
+    CHECK(fx_open(&f) == 0);
+    CHECK(f.p.hard_state.term == 7 && f.p.hard_state.vote == 3);
+    CHECK(f.p.n_entries == 0 && !f.p.has_snapshot);
+    f.opt.discard_corrupt = false;
+    CHECK(fx_restart(&f) == 0 && f.p.hard_state.term == 7);
+    fx_free(&f);
+    if (done)
+      break;
+    CHECK(point < 1000);
+  }
+}
+
+/* Recovery reads whatever is on the disk: random damage anywhere (bit
+ * flips, cut files, in segments and the snapshot) must give a clean error
+ * or a log that keeps the persisted contract, never a crash (run under the
+ * sanitizers too). */
+static void wal_recovery_survives_random_damage(void) {
+  static const char *files[] = {SEG1, SEG2, "wal/wal-0000000000000003.log",
+                                "wal/snapshot"};
+  uint64_t opened = 0, refused = 0;
+  for (uint64_t round = 0; round < 300; round++) {
+    struct fx f;
+    fx_init(&f, 1024);
+    CHECK(fx_open(&f) == 0);
+    CHECK(hard_state(f.w, 1 + round % 3, 1, 0) == 0);
+    for (uint64_t i = 1; i <= 80; i += 8)
+      CHECK(append_sync(f.w, i, 8, 1) == 0);
+    struct sabha_snapshot_meta m = {.index = 20, .term = 1};
+    CHECK(wal_save_snapshot(f.w, &m, "snapshot-bytes", 14) == 0);
+    wal_close(f.w);
+    f.w = NULL;
+    uint64_t x = round * 2654435761u + 12345;
+    for (int k = 0; k < 1 + (int)(round % 4); k++) {
+      x = x * 6364136223846793005u + 1442695040888963407u;
+      const char *file = files[(x >> 33) % 4];
+      uint64_t size;
+      if (memfs_size(f.fs, file, &size) != 0 || size == 0)
+        continue;
+      uint64_t at = (x >> 13) % size;
+      if ((x >> 60) == 0)
+        memfs_cut(f.fs, file, at);
+      else
+        memfs_corrupt(f.fs, file, at, (uint8_t)(1 + (x >> 40) % 255));
+    }
+    f.opt.discard_corrupt = round % 2 == 1;
+    int rv = fx_open(&f);
+    CHECK(rv == 0 || rv == SABHA_ECORRUPT || rv == SABHA_EINVAL);
+    if (rv != 0) {
+      refused++;
+      CHECK(strstr(f.err, "wal/") != NULL); /* names a file */
+    } else {
+      opened++;
+      uint64_t first = f.p.has_snapshot ? f.p.snapshot.index + 1 : 1;
+      CHECK(f.p.applied == first - 1);
+      for (size_t k = 0; k < f.p.n_entries; k++)
+        CHECK(f.p.entries[k].index == first + k);
+      CHECK(append_sync(f.w, first + f.p.n_entries, 1, 9) == 0);
+    }
+    fx_free(&f);
+  }
+  CHECK(opened > 0 && refused > 0);
+}
+
+static void wal_io_error_fails_the_handle(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 2, 1) == 0);
+  CHECK(append(f.w, 3, 1, 1) == 0);
+  memfs_fail_at(f.fs, memfs_counts(f.fs).calls + 2, EIO); /* the fsync */
+  CHECK(wal_sync(f.w) == SABHA_EIO);
+  CHECK(strstr(wal_errmsg(f.w), "fdatasync") != NULL);
+  CHECK(strstr(wal_errmsg(f.w), "Input/output error") != NULL);
+  CHECK(wal_sync(f.w) == SABHA_EIO); /* never "fixed" */
+  CHECK(append(f.w, 4, 1, 1) == SABHA_EIO);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 2, term1));
+  f.opt.buffer_size_bytes = 0;
+  CHECK(fx_restart(&f) == 0);
+  memfs_fail_at(f.fs, memfs_counts(f.fs).calls + 1, ENOSPC);
+  CHECK(append(f.w, 3, 1, 1) == SABHA_EIO);
+  CHECK(strstr(wal_errmsg(f.w), "No space left") != NULL);
+  fx_free(&f);
+}
+
+static void wal_stats_report_fsync_latency(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  memfs_set_sync_latency(f.fs, 3000000); /* 3 ms each */
+  CHECK(fx_open(&f) == 0);
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  uint64_t before = st.fsyncs;
+  for (uint64_t i = 1; i <= 10; i++)
+    CHECK(append_sync(f.w, i, 1, 1) == 0);
+  CHECK(wal_sync(f.w) == 0); /* nothing new: no fsync */
+  wal_stats(f.w, &st);
+  CHECK(st.fsyncs == before + 10);
+  CHECK(st.fsync_us_last == 3000 && st.fsync_us_max == 3000);
+  CHECK(st.fsync_us_hist[11] >= 10); /* 2048 <= 3000 < 4096 */
+  CHECK(wal_fsync_us_quantile(&st, 0.5) == 4096);
+  CHECK(st.bytes == 32 + 10 * REC1_BYTES + 1); /* e10t1 is 1 longer */
+  fx_free(&f);
+}
+
+static void wal_options_are_checked(void) {
+  struct fx f;
+  fx_init(&f, 100);
+  CHECK(fx_open(&f) == SABHA_EINVAL);
+  CHECK(strstr(f.err, "segment_size_bytes") != NULL);
+  f.opt.segment_size_bytes = 4096;
+  f.opt.dir = "";
+  CHECK(fx_open(&f) == SABHA_EINVAL);
+  fx_free(&f);
+}
+
+static int remove_in(void *arg, const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", (const char *)arg, name);
+  unlink(path);
+  return 0;
+}
+
+static void wal_works_on_a_real_directory(void) {
+  char root[] = "/tmp/sabha-test-wal-XXXXXX";
+  CHECK(mkdtemp(root) != NULL);
+  char dir[64];
+  snprintf(dir, sizeof dir, "%s/data", root);
+  struct wal_options opt;
+  wal_options_init(&opt, dir);
+  opt.segment_size_bytes = 2048;
+  opt.entry_size_bytes_max = 256;
+  struct wal *w = NULL;
+  struct sabha_persisted p;
+  char err[WAL_ERRMSG_MAX];
+  CHECK(wal_open(&w, &opt, &p, err, sizeof err) == 0);
+  CHECK(hard_state(w, 2, 1, 0) == 0);
+  for (uint64_t i = 1; i <= 200; i += 20)
+    CHECK(append_sync(w, i, 20, 1) == 0);
+  struct sabha_snapshot_meta m = {.index = 150, .term = 1};
+  CHECK(wal_save_snapshot(w, &m, "real", 4) == 0);
+  wal_close(w);
+  CHECK(wal_open(&w, &opt, &p, err, sizeof err) == 0);
+  CHECK(p.hard_state.term == 2 && p.snapshot.index == 150);
+  CHECK(log_is(&p, 151, 200, term1));
+  struct wal_stats st;
+  wal_stats(w, &st);
+  CHECK(st.fsyncs >= 1 && st.segments >= 1);
+  wal_close(w);
+  struct wal_io io;
+  wal_io_posix(&io);
+  io.list(io.ctx, dir, remove_in, dir);
+  rmdir(dir);
+  rmdir(root);
+}
+
+int main(void) {
+  RUN(wal_fresh_directory_recovers_empty);
+  RUN(wal_synced_entries_and_hard_state_survive_power_cut);
+  RUN(wal_commit_hint_is_clamped_to_the_recovered_log);
+  RUN(wal_unsynced_appends_are_not_durable);
+  RUN(wal_open_makes_what_it_recovers_durable);
+  RUN(wal_put_at_existing_index_overwrites_and_keeps_later);
+  RUN(wal_truncation_drops_the_suffix);
+  RUN(wal_refuses_gaps_and_oversized_entries_whole);
+  RUN(wal_rolls_over_to_new_segments);
+  RUN(wal_snapshot_deletes_covered_segments_and_keeps_the_boundary);
+  RUN(wal_open_finishes_deletions_a_failure_interrupted);
+  RUN(wal_snapshot_beyond_the_log_leaves_it_empty);
+  RUN(wal_snapshot_keeps_entries_after_it);
+  RUN(wal_ready_parts_apply_in_contract_order);
+  RUN(wal_corruption_in_a_closed_segment_names_file_and_offset);
+  RUN(wal_corruption_before_the_tail_of_the_last_segment_is_reported);
+  RUN(wal_torn_tail_is_cut_and_the_log_goes_on);
+  RUN(wal_garbage_in_the_last_record_is_cut);
+  RUN(wal_stale_records_of_another_segment_are_not_witnesses);
+  RUN(wal_missing_segment_is_reported);
+  RUN(wal_damaged_snapshot_is_reported);
+  RUN(wal_leftovers_of_interrupted_writes_are_removed);
+  RUN(wal_newer_format_is_refused_not_called_corrupt);
+  RUN(wal_discard_moves_damaged_log_aside_keeping_hard_state);
+  RUN(wal_discard_refused_when_damage_could_hide_the_hard_state);
+  RUN(wal_discard_survives_a_crash_at_every_step);
+  RUN(wal_recovery_survives_random_damage);
+  RUN(wal_io_error_fails_the_handle);
+  RUN(wal_stats_report_fsync_latency);
+  RUN(wal_options_are_checked);
+  RUN(wal_works_on_a_real_directory);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,679 @@
+/* Crash and I/O-error tests of the write-ahead log, in the SQLite manner:
+ * run one deterministic workload against memfs, count its injection points
+ * (every write, fsync, directory fsync, create, rename, unlink...), then for
+ * EVERY point N rerun the workload and
+ *
+ *   - crash the machine at call N, once per way of treating unsynced data
+ *     (dropped, a prefix kept, the last write torn, bytes garbled, writes
+ *     landing out of order), sometimes crash again during the recovery, and
+ *     recover with wal_open; or
+ *   - make call N alone fail with EIO (or ENOSPC) and check that the WAL
+ *     reports it, refuses to go on, and never called anything durable that
+ *     a power cut then takes away.
+ *
+ * The oracle is a model of the log. The workload is a list of steps (a
+ * ready batch, or a snapshot taken by the host), each ending with
+ * wal_sync(); a step's records are appended in order. So after a crash
+ * during step k the disk must hold exactly the model after steps 0..k-1
+ * plus some prefix of step k's records: everything acknowledged, nothing
+ * half-written, nothing invented. wal_open must never return
+ * SABHA_ECORRUPT for damage confined to unsynced data. After recovery the
+ * log must also keep working: a follow-up batch is written, synced, and
+ * must survive a power cut exactly. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/prng.h"
+#include "storage/memfs.h"
+#include "storage/wal.h"
+
+static int failures;
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+      return;                                                                  \
+    }                                                                          \
+  } while (0)
+#define RUN(test)                                                              \
+  do {                                                                         \
+    int before_ = failures;                                                    \
+    test();                                                                    \
+    printf("%s %s\n", failures == before_ ? "ok  " : "FAIL", #test);           \
+  } while (0)
+
+#define STEPS 60
+#define OPS_MAX 12
+#define ENTRY_BYTES_MAX 160
+#define SNAP_BYTES_MAX 48
+#define INDEX_MAX 400
+#define SEGMENT_BYTES 1024
+
+/* ---- the model ---- */
+
+enum op_kind { OP_HS = 1, OP_SNAP, OP_TRUNC, OP_PUT };
+
+struct mentry {
+  uint64_t term;
+  uint32_t type;
+  uint32_t size;
+  uint8_t data[ENTRY_BYTES_MAX];
+};
+
+struct op {
+  int kind;
+  struct sabha_hard_state hs;
+  struct sabha_snapshot_meta snap;
+  uint8_t snap_data[SNAP_BYTES_MAX];
+  size_t snap_size;
+  uint64_t from;
+  uint64_t index;
+  struct mentry e;
+};
+
+struct step {
+  bool host_snapshot; /* wal_save_snapshot rather than a ready batch */
+  struct op ops[OPS_MAX];
+  size_t n_ops;
+};
+
+struct model {
+  bool has_hs;
+  struct sabha_hard_state hs;
+  bool has_snap;
+  struct sabha_snapshot_meta snap;
+  uint8_t snap_data[SNAP_BYTES_MAX];
+  size_t snap_size;
+  uint64_t last;
+  struct mentry e[INDEX_MAX + 1]; /* by index; (snap.index, last] count */
+};
+
+static uint64_t model_snap(const struct model *m) {
+  return m->has_snap ? m->snap.index : 0;
+}
+
+/* The WAL's rules, written out plainly (wal.h, "records"). */
+static void model_apply(struct model *m, const struct op *op) {
+  uint64_t snap = model_snap(m);
+  switch (op->kind) {
+  case OP_HS:
+    m->has_hs = true;
+    m->hs = op->hs;
+    break;
+  case OP_SNAP:
+    m->has_snap = true;
+    m->snap = op->snap;
+    memcpy(m->snap_data, op->snap_data, op->snap_size);
+    m->snap_size = op->snap_size;
+    if (m->last < op->snap.index)
+      m->last = op->snap.index;
+    break;
+  case OP_TRUNC:
+    if (op->from - 1 < m->last)
+      m->last = op->from - 1 > snap ? op->from - 1 : snap;
+    break;
+  case OP_PUT:
+    if (op->index <= snap)
+      break;
+    if (op->index > m->last + 1 || op->index > INDEX_MAX)
+      abort(); /* the generator broke its own rules */
+    m->e[op->index] = op->e;
+    if (op->index > m->last)
+      m->last = op->index;
+    break;
+  default:
+    abort();
+  }
+}
+
+/* Does the recovered state equal the model? Says why not in `why`. */
+static bool model_matches(const struct model *m,
+                          const struct sabha_persisted *p, char *why,
+                          size_t why_size) {
+  struct sabha_hard_state hs = m->has_hs ? m->hs : (struct sabha_hard_state){0};
+  uint64_t commit = hs.commit < m->last ? hs.commit : m->last;
+  uint64_t snap = model_snap(m);
+  if (p->hard_state.term != hs.term || p->hard_state.vote != hs.vote ||
+      p->hard_state.commit != commit) {
+    snprintf(why, why_size, "hard state (%llu,%u,%llu) want (%llu,%u,%llu)",
+             (unsigned long long)p->hard_state.term, p->hard_state.vote,
+             (unsigned long long)p->hard_state.commit,
+             (unsigned long long)hs.term, hs.vote, (unsigned long long)commit);
+    return false;
+  }
+  if (p->has_snapshot != m->has_snap || p->applied != snap ||
+      (m->has_snap &&
+       (p->snapshot.index != m->snap.index ||
+        p->snapshot.term != m->snap.term ||
+        p->snapshot_size_bytes != m->snap_size ||
+        (m->snap_size > 0 &&
+         memcmp(p->snapshot_data, m->snap_data, m->snap_size) != 0)))) {
+    snprintf(why, why_size, "snapshot at %llu want %llu",
+             (unsigned long long)(p->has_snapshot ? p->snapshot.index : 0),
+             (unsigned long long)snap);
+    return false;
+  }
+  if (p->n_entries != m->last - snap) {
+    snprintf(why, why_size, "%zu entries want %llu", p->n_entries,
+             (unsigned long long)(m->last - snap));
+    return false;
+  }
+  for (size_t k = 0; k < p->n_entries; k++) {
+    const struct sabha_entry *e = &p->entries[k];
+    const struct mentry *want = &m->e[snap + 1 + k];
+    if (e->index != snap + 1 + k || e->term != want->term ||
+        e->type != want->type || e->size_bytes != want->size ||
+        (want->size > 0 && memcmp(e->data, want->data, want->size) != 0)) {
+      snprintf(why, why_size, "entry %llu differs",
+               (unsigned long long)(snap + 1 + k));
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- the workload ---- */
+
+struct workload {
+  struct step steps[STEPS];
+  struct model *after; /* after[k]: the model once steps 0..k-1 are done */
+};
+
+static struct op *push_op(struct step *st, int kind) {
+  if (st->n_ops == OPS_MAX)
+    abort();
+  struct op *op = &st->ops[st->n_ops++];
+  memset(op, 0, sizeof *op);
+  op->kind = kind;
+  return op;
+}
+
+static void fill_entry(struct prng *g, struct op *op, uint64_t index,
+                       uint64_t term) {
+  op->index = index;
+  op->e.term = term;
+  op->e.type = prng_chance(g, 0.1) ? SABHA_ENTRY_NOOP : SABHA_ENTRY_COMMAND;
+  /* Mostly small, sometimes large, so segments hold several and roll. */
+  op->e.size =
+      (uint32_t)(prng_chance(g, 0.2) ? prng_below(g, ENTRY_BYTES_MAX + 1)
+                                     : prng_below(g, 24));
+  for (uint32_t i = 0; i < op->e.size; i++)
+    op->e.data[i] = (uint8_t)prng_next(g);
+}
+
+static void apply_step(struct model *m, const struct step *st) {
+  for (size_t i = 0; i < st->n_ops; i++)
+    model_apply(m, &st->ops[i]);
+}
+
+/* A deterministic mix of everything a host asks of the WAL: new terms and
+ * votes, appends, Raft truncate-and-rewrite, Paxos overwrites in place,
+ * snapshots from a leader (beyond the log, inside it, with and without a
+ * truncation) and host compactions. */
+static void workload_make(struct workload *wl, uint64_t seed) {
+  struct prng g;
+  prng_seed(&g, seed);
+  wl->after = calloc(STEPS + 1, sizeof *wl->after);
+  if (wl->after == NULL)
+    abort();
+  struct model m;
+  memset(&m, 0, sizeof m);
+  uint64_t term = 1;
+  for (size_t s = 0; s < STEPS; s++) {
+    struct step *st = &wl->steps[s];
+    memset(st, 0, sizeof *st);
+    wl->after[s] = m;
+    uint64_t snap = model_snap(&m);
+    if (m.last > snap && prng_chance(&g, 0.1)) {
+      st->host_snapshot = true;
+      struct op *op = push_op(st, OP_SNAP);
+      uint64_t at = prng_range(&g, snap + 1, m.last);
+      op->snap = (struct sabha_snapshot_meta){at, m.e[at].term};
+      op->snap_size = (size_t)prng_below(&g, SNAP_BYTES_MAX + 1);
+      for (size_t i = 0; i < op->snap_size; i++)
+        op->snap_data[i] = (uint8_t)prng_next(&g);
+      model_apply(&m, op);
+      continue;
+    }
+    if (prng_chance(&g, 0.3)) {
+      struct op *op = push_op(st, OP_HS);
+      term += prng_below(&g, 2);
+      op->hs = (struct sabha_hard_state){term, (uint32_t)prng_below(&g, 4),
+                                         prng_below(&g, m.last + 2)};
+      model_apply(&m, op);
+    }
+    if (prng_chance(&g, 0.08)) {
+      struct op *op = push_op(st, OP_SNAP);
+      uint64_t at = prng_range(&g, snap + 1, m.last + 3);
+      op->snap =
+          (struct sabha_snapshot_meta){at, at <= m.last ? m.e[at].term : term};
+      op->snap_size = (size_t)prng_below(&g, SNAP_BYTES_MAX + 1);
+      for (size_t i = 0; i < op->snap_size; i++)
+        op->snap_data[i] = (uint8_t)prng_next(&g);
+      model_apply(&m, op);
+      if (prng_chance(&g, 0.5)) {
+        /* Raft: the log did not hold the snapshot's last entry. */
+        op = push_op(st, OP_TRUNC);
+        op->from = at + 1;
+        model_apply(&m, op);
+      }
+    }
+    snap = model_snap(&m);
+    bool truncated = st->n_ops > 0 && st->ops[st->n_ops - 1].kind == OP_TRUNC;
+    if (!truncated && m.last > snap && prng_chance(&g, 0.15)) {
+      /* Raft: drop a suffix and write it again under a newer term. */
+      struct op *op = push_op(st, OP_TRUNC);
+      op->from = prng_range(&g, snap + 1, m.last);
+      model_apply(&m, op);
+      term++;
+    } else if (m.last > snap && prng_chance(&g, 0.15)) {
+      /* Paxos: a slot accepted again under a higher ballot. */
+      struct op *op = push_op(st, OP_PUT);
+      fill_entry(&g, op, prng_range(&g, snap + 1, m.last), term + 1);
+      model_apply(&m, op);
+    }
+    uint64_t n = prng_below(&g, 5);
+    for (uint64_t i = 0; i < n && st->n_ops < OPS_MAX; i++) {
+      struct op *op = push_op(st, OP_PUT);
+      fill_entry(&g, op, m.last + 1, term);
+      model_apply(&m, op);
+    }
+  }
+  wl->after[STEPS] = m;
+}
+
+static void workload_free(struct workload *wl) {
+  free(wl->after);
+}
+
+/* The ready batch for a (non-host-snapshot) step; `e` holds its entries. */
+static void ready_of(const struct step *st, struct sabha_ready *rd,
+                     struct sabha_entry *e) {
+  memset(rd, 0, sizeof *rd);
+  for (size_t i = 0; i < st->n_ops; i++) {
+    const struct op *op = &st->ops[i];
+    switch (op->kind) {
+    case OP_HS:
+      rd->has_hard_state = true;
+      rd->hard_state = op->hs;
+      break;
+    case OP_SNAP:
+      rd->has_snapshot = true;
+      rd->snapshot = op->snap;
+      rd->snapshot_data = op->snap_data;
+      rd->snapshot_size_bytes = op->snap_size;
+      break;
+    case OP_TRUNC:
+      rd->truncate_from = op->from;
+      break;
+    case OP_PUT:
+      e[rd->n_entries++] = (struct sabha_entry){.index = op->index,
+                                                .term = op->e.term,
+                                                .type = op->e.type,
+                                                .size_bytes = op->e.size,
+                                                .data = op->e.data};
+      break;
+    default:
+      abort();
+    }
+  }
+  rd->entries = e;
+}
+
+/* Carries out one step and syncs; 0 or the first error. */
+static int run_step(struct wal *w, const struct step *st) {
+  int rv;
+  if (st->host_snapshot) {
+    const struct op *op = &st->ops[0];
+    rv = wal_save_snapshot(w, &op->snap, op->snap_data, op->snap_size);
+  } else {
+    struct sabha_ready rd;
+    struct sabha_entry e[OPS_MAX];
+    ready_of(st, &rd, e);
+    rv = wal_append_ready(w, &rd);
+  }
+  return rv != 0 ? rv : wal_sync(w);
+}
+
+/* ---- one run ---- */
+
+struct harness {
+  struct memfs *fs;
+  struct wal_io io;
+  struct wal_options opt;
+  struct wal *w;
+  struct sabha_persisted p;
+  char err[WAL_ERRMSG_MAX];
+};
+
+static void h_init(struct harness *h, uint64_t fs_seed,
+                   uint32_t buffer_size_bytes) {
+  memset(h, 0, sizeof *h);
+  if (memfs_new(&h->fs, fs_seed) != 0)
+    abort();
+  memfs_io(h->fs, &h->io);
+  wal_options_init(&h->opt, "wal");
+  h->opt.io = &h->io;
+  h->opt.segment_size_bytes = SEGMENT_BYTES;
+  h->opt.entry_size_bytes_max = ENTRY_BYTES_MAX;
+  h->opt.snapshot_size_bytes_max = SNAP_BYTES_MAX;
+  h->opt.buffer_size_bytes = buffer_size_bytes;
+}
+
+static int h_open(struct harness *h) {
+  wal_close(h->w);
+  h->w = NULL;
+  return wal_open(&h->w, &h->opt, &h->p, h->err, sizeof h->err);
+}
+
+static void h_free(struct harness *h) {
+  wal_close(h->w);
+  memfs_free(h->fs);
+}
+
+/* Runs the workload until an error; returns the step in progress then
+ * (STEPS when none failed) and its error in *rv. */
+static size_t h_workload(struct harness *h, const struct workload *wl,
+                         int *rv) {
+  *rv = h_open(h);
+  if (*rv != 0)
+    return 0;
+  for (size_t k = 0; k < STEPS; k++) {
+    *rv = run_step(h->w, &wl->steps[k]);
+    if (*rv != 0)
+      return k;
+  }
+  return STEPS;
+}
+
+/* Which prefix of step k's records the recovered state shows, or -1. */
+static int match_prefix(const struct workload *wl, size_t k,
+                        const struct sabha_persisted *p, struct model *out,
+                        char *why, size_t why_size) {
+  *out = wl->after[k];
+  if (model_matches(out, p, why, why_size))
+    return 0;
+  if (k == STEPS)
+    return -1;
+  for (size_t j = 0; j < wl->steps[k].n_ops; j++) {
+    model_apply(out, &wl->steps[k].ops[j]);
+    if (model_matches(out, p, why, why_size))
+      return (int)j + 1;
+  }
+  return -1;
+}
+
+/* Writes one more batch on the recovered log, syncs, cuts the power and
+ * checks that exactly it was added: the log goes on after a repair. */
+static bool follow_up(struct harness *h, struct model *m, char *why,
+                      size_t why_size) {
+  struct step st;
+  memset(&st, 0, sizeof st);
+  struct op *op = push_op(&st, OP_HS);
+  op->hs = (struct sabha_hard_state){h->p.hard_state.term + 1, 1, 0};
+  for (uint64_t i = 0; i < 3; i++) {
+    op = push_op(&st, OP_PUT);
+    op->index = m->last + 1 + i;
+    op->e.term = h->p.hard_state.term + 1;
+    op->e.type = SABHA_ENTRY_COMMAND;
+    op->e.size = 20;
+    memset(op->e.data, 'f' + (int)i, op->e.size);
+  }
+  int rv = run_step(h->w, &st);
+  if (rv != 0) {
+    snprintf(why, why_size, "follow-up batch failed: %s", wal_errmsg(h->w));
+    return false;
+  }
+  apply_step(m, &st);
+  wal_close(h->w);
+  h->w = NULL;
+  memfs_crash(h->fs, MEMFS_CRASH_DROP);
+  rv = h_open(h);
+  if (rv != 0) {
+    snprintf(why, why_size, "reopen after follow-up: %s", h->err);
+    return false;
+  }
+  return model_matches(m, &h->p, why, why_size);
+}
+
+struct tally {
+  uint64_t runs;
+  uint64_t torn_tails_cut;
+  uint64_t partial_steps; /* recovered inside the step that crashed */
+  uint64_t double_crashes;
+};
+
+/* Crash at injection point `point` with `mode`; every claim checked. */
+static void crash_run(const struct workload *wl, uint32_t buffer_bytes,
+                      uint64_t point, enum memfs_crash_mode mode,
+                      uint64_t fs_seed, struct tally *t) {
+  struct harness h;
+  h_init(&h, fs_seed, buffer_bytes);
+  memfs_crash_at(h.fs, point);
+  int rv;
+  size_t k = h_workload(&h, wl, &rv);
+  if (!memfs_dead(h.fs)) {
+    fprintf(stderr, "point %llu: no crash (rv %d)\n", (unsigned long long)point,
+            rv);
+    failures++;
+    h_free(&h);
+    return;
+  }
+  if (rv != SABHA_EIO) {
+    fprintf(stderr, "point %llu: the crash surfaced as %d, not SABHA_EIO\n",
+            (unsigned long long)point, rv);
+    failures++;
+  }
+  memfs_crash(h.fs, mode);
+  if (point % 3 == 0) {
+    /* Crash again, during recovery this time. */
+    memfs_crash_at(h.fs, memfs_counts(h.fs).calls + 1 + point % 7);
+    rv = h_open(&h);
+    if (rv != 0) {
+      t->double_crashes++;
+      memfs_crash(h.fs,
+                  (enum memfs_crash_mode)((mode + 1) % MEMFS_CRASH_MODES));
+    } else {
+      memfs_crash_at(h.fs, 0);
+    }
+  }
+  rv = h_open(&h);
+  char why[WAL_ERRMSG_MAX + 64] = "";
+  struct model m;
+  int j = -1;
+  if (rv == 0) {
+    j = match_prefix(wl, k, &h.p, &m, why, sizeof why);
+    struct wal_stats st;
+    wal_stats(h.w, &st);
+    t->torn_tails_cut += st.recovered_tail_bytes > 0;
+  }
+  if (rv == 0 && j >= 0 && !follow_up(&h, &m, why, sizeof why))
+    j = -2;
+  if (rv != 0 || j < 0) {
+    fprintf(stderr,
+            "crash at call %llu (step %zu, mode %s, fs seed %llu): %s%s\n",
+            (unsigned long long)point, k, memfs_crash_mode_name(mode),
+            (unsigned long long)fs_seed, rv != 0 ? "recovery failed: " : "",
+            rv != 0 ? h.err : why);
+    failures++;
+  } else {
+    t->runs++;
+    t->partial_steps += j > 0 && (size_t)j < wl->steps[k].n_ops;
+  }
+  h_free(&h);
+}
+
+static uint64_t count_points(const struct workload *wl, uint32_t buffer_bytes,
+                             struct memfs_counts *c) {
+  struct harness h;
+  h_init(&h, 1, buffer_bytes);
+  int rv;
+  size_t k = h_workload(&h, wl, &rv);
+  if (rv != 0 || k != STEPS)
+    abort();
+  *c = memfs_counts(h.fs);
+  h_free(&h);
+  return c->calls;
+}
+
+/* The workload alone, no faults: the model and the WAL agree. */
+static void wal_crash_workload_runs_clean(void) {
+  struct workload wl;
+  workload_make(&wl, 1);
+  struct harness h;
+  h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+  int rv;
+  CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+  struct wal_stats st;
+  wal_stats(h.w, &st);
+  CHECK(st.snapshots_saved > 0 && st.segments_deleted > 0);
+  CHECK(st.bytes_written > 4 * SEGMENT_BYTES); /* several rollovers */
+  memfs_crash(h.fs, MEMFS_CRASH_DROP);
+  CHECK(h_open(&h) == 0);
+  char why[WAL_ERRMSG_MAX + 64];
+  CHECK(model_matches(&wl.after[STEPS], &h.p, why, sizeof why));
+  h_free(&h);
+  workload_free(&wl);
+}
+
+/* The oracle can fail. A WAL that acknowledges before it syncs (appends
+ * the last batch, skips the fsync, says "done") loses that batch at a power
+ * cut, and the check must say so. */
+static void wal_crash_oracle_catches_acknowledged_but_lost_data(void) {
+  struct workload wl;
+  workload_make(&wl, 1);
+  size_t last = STEPS;
+  for (size_t k = 0; k < STEPS; k++)
+    if (!wl.steps[k].host_snapshot && wl.steps[k].n_ops > 0)
+      last = k;
+  CHECK(last < STEPS);
+  struct harness h;
+  h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+  CHECK(h_open(&h) == 0);
+  for (size_t k = 0; k < last; k++)
+    CHECK(run_step(h.w, &wl.steps[k]) == 0);
+  /* The broken host: append, and call it durable without wal_sync. */
+  struct sabha_ready rd;
+  struct sabha_entry e[OPS_MAX];
+  ready_of(&wl.steps[last], &rd, e);
+  CHECK(wal_append_ready(h.w, &rd) == 0);
+  wal_close(h.w);
+  h.w = NULL;
+  memfs_crash(h.fs, MEMFS_CRASH_DROP);
+  CHECK(h_open(&h) == 0);
+  char why[WAL_ERRMSG_MAX + 64];
+  CHECK(model_matches(&wl.after[last], &h.p, why, sizeof why) ||
+        rd.has_snapshot);
+  CHECK(!model_matches(&wl.after[last + 1], &h.p, why, sizeof why));
+  h_free(&h);
+  workload_free(&wl);
+}
+
+/* `buffer_bytes` small makes a batch many writes, so that a crash can
+ * tear, garble or reorder the middle of a batch, not only its end. */
+static void crash_every_point(uint64_t seed, uint32_t buffer_bytes) {
+  struct workload wl;
+  workload_make(&wl, seed);
+  struct memfs_counts c;
+  uint64_t points = count_points(&wl, buffer_bytes, &c);
+  struct tally t = {0};
+  for (uint64_t point = 1; point <= points; point++)
+    for (int mode = 0; mode < MEMFS_CRASH_MODES; mode++)
+      crash_run(&wl, buffer_bytes, point, (enum memfs_crash_mode)mode,
+                seed * 1000003 + point * 7 + (uint64_t)mode, &t);
+  printf("     workload %llu, buffer %u: %llu injection points (%llu writes, "
+         "%llu fsyncs), %llu crash runs recovered, %llu inside a step, %llu "
+         "torn tails cut, %llu crashed again in recovery\n",
+         (unsigned long long)seed, buffer_bytes, (unsigned long long)points,
+         (unsigned long long)c.writes, (unsigned long long)c.syncs,
+         (unsigned long long)t.runs, (unsigned long long)t.partial_steps,
+         (unsigned long long)t.torn_tails_cut,
+         (unsigned long long)t.double_crashes);
+  workload_free(&wl);
+}
+
+static void wal_crash_at_every_point_recovers_a_prefix(void) {
+  int before = failures;
+  for (uint64_t seed = 1; seed <= 4; seed++)
+    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100);
+  CHECK(failures == before);
+}
+
+/* Call `point` fails with `err`: the WAL says so, refuses to continue, and
+ * what it acknowledged before survives a power cut. */
+static void error_run(const struct workload *wl, uint32_t buffer_bytes,
+                      uint64_t point, int err, enum memfs_crash_mode mode,
+                      uint64_t *reported) {
+  struct harness h;
+  h_init(&h, point, buffer_bytes);
+  memfs_fail_at(h.fs, point, err);
+  int rv;
+  size_t k = h_workload(&h, wl, &rv);
+  if (k < STEPS) {
+    (*reported)++;
+    if (rv != SABHA_EIO) {
+      fprintf(stderr, "error at call %llu: got %d, want SABHA_EIO\n",
+              (unsigned long long)point, rv);
+      failures++;
+    }
+    if (h.w != NULL && (wal_sync(h.w) != SABHA_EIO ||
+                        run_step(h.w, &wl->steps[k]) != SABHA_EIO)) {
+      fprintf(stderr, "error at call %llu: handle not failed\n",
+              (unsigned long long)point);
+      failures++;
+    }
+  } else if (h.w != NULL && point <= memfs_counts(h.fs).calls) {
+    /* The failed call was one whose failure is harmless and reported
+     * nowhere: only a leftover-file unlink could be; there is none here. */
+    fprintf(stderr, "error at call %llu went unreported\n",
+            (unsigned long long)point);
+    failures++;
+  }
+  wal_close(h.w);
+  h.w = NULL;
+  memfs_crash(h.fs, mode);
+  rv = h_open(&h);
+  char why[WAL_ERRMSG_MAX + 64] = "";
+  struct model m;
+  if (rv != 0 || match_prefix(wl, k, &h.p, &m, why, sizeof why) < 0) {
+    fprintf(stderr, "error %d at call %llu (step %zu, %s): %s\n", err,
+            (unsigned long long)point, k, memfs_crash_mode_name(mode),
+            rv != 0 ? h.err : why);
+    failures++;
+  }
+  h_free(&h);
+}
+
+static void wal_io_error_at_every_point_is_reported_and_not_acknowledged(void) {
+  struct workload wl;
+  workload_make(&wl, 3);
+  int before = failures;
+  const uint32_t buffers[2] = {WAL_BUFFER_BYTES_DEFAULT, 100};
+  for (int b = 0; b < 2; b++) {
+    struct memfs_counts c;
+    uint64_t points = count_points(&wl, buffers[b], &c);
+    uint64_t reported = 0;
+    for (uint64_t point = 1; point <= points; point++) {
+      int err = point % 5 == 0 ? ENOSPC : EIO;
+      error_run(&wl, buffers[b], point, err, MEMFS_CRASH_DROP, &reported);
+      error_run(&wl, buffers[b], point, err, MEMFS_CRASH_PREFIX, &reported);
+    }
+    printf("     buffer %u: %llu injection points, %llu errors reported\n",
+           buffers[b], (unsigned long long)points,
+           (unsigned long long)reported);
+    CHECK(reported == 2 * points);
+  }
+  CHECK(failures == before);
+  workload_free(&wl);
+}
+
+int main(void) {
+  RUN(wal_crash_workload_runs_clean);
+  RUN(wal_crash_oracle_catches_acknowledged_but_lost_data);
+  RUN(wal_crash_at_every_point_recovers_a_prefix);
+  RUN(wal_io_error_at_every_point_is_reported_and_not_acknowledged);
+  return failures == 0 ? 0 : 1;
+}
