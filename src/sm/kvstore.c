@@ -1,0 +1,1669 @@
+/* The replicated key-value store (see kvstore.h for the contract, the
+ * command and snapshot formats, and the rules for time and sessions).
+ *
+ * Inside: keys live in an open-addressing hash table (linear probing,
+ * deletion by backward shift, so no tombstones pile up) placed by SipHash-2-4
+ * under a configurable key; keys with an expiry also sit in a binary min-heap
+ * ordered by (expiry, key bytes), a total order that does not depend on where
+ * things sit in memory, so every replica reclaims expired keys in the same
+ * order. Sessions live in a second hash table and a doubly linked list from
+ * least to most recently used, which decides eviction.
+ *
+ * Applying a command never half-happens. Each apply first decides what it
+ * will do from the command alone, then allocates everything the change may
+ * need (entries, table and heap room, a session), and only then touches the
+ * store; the steps after that cannot fail. That is how an out-of-memory apply
+ * leaves the store unchanged, so the host can retry it. Tables only shrink at
+ * the end of an apply, where a failed shrink costs nothing. */
+#include "sm/kvstore.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sabha/error.h"
+
+const struct kvstore_config kvstore_config_default = {
+    .key_bytes_max = 64u << 10,
+    .value_bytes_max = 8u << 20,
+    .keys_max = 1u << 24,
+    .data_bytes_max = 1ull << 30,
+    .sessions_max = 10000,
+    .hash_key = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
+};
+
+#define SNAPSHOT_MAGIC 0x31564b53u /* "SKV1" as little-endian bytes */
+#define SNAPSHOT_HEADER_BYTES 33u
+#define SNAPSHOT_KEY_BYTES 16u     /* per key, before its bytes */
+#define SNAPSHOT_SESSION_BYTES 26u /* per session */
+#define SNAPSHOT_TRAILER_BYTES 4u
+#define INT64_TEXT_BYTES_MAX 20u /* "-9223372036854775808" */
+
+/* ---- Small helpers ----------------------------------------------------- */
+
+/* memcpy and memcmp want valid pointers even for 0 bytes; slices may be
+ * NULL when empty. */
+static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
+  if (n > 0)
+    memcpy(dst, src, n);
+}
+
+static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
+  return n == 0 || memcmp(a, b, n) == 0;
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+/* ---- Memory ------------------------------------------------------------ */
+
+/* Every allocation goes through the config's allocator, so that a test can
+ * fail any one of them. */
+static void *mem_realloc(const struct kvstore_config *cfg, void *p,
+                         size_t size) {
+  assert(size > 0);
+  if (cfg->alloc_fn != NULL)
+    return cfg->alloc_fn(cfg->alloc_ctx, p, size);
+  return realloc(p, size);
+}
+
+static void *mem_alloc(const struct kvstore_config *cfg, size_t size) {
+  return mem_realloc(cfg, NULL, size);
+}
+
+static void *mem_zalloc(const struct kvstore_config *cfg, size_t size) {
+  void *p = mem_alloc(cfg, size);
+  if (p != NULL)
+    memset(p, 0, size);
+  return p;
+}
+
+static void mem_free(const struct kvstore_config *cfg, void *p) {
+  if (p == NULL)
+    return;
+  if (cfg->alloc_fn != NULL)
+    (void)cfg->alloc_fn(cfg->alloc_ctx, p, 0);
+  else
+    free(p);
+}
+
+/* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) ------------------------ */
+
+static uint64_t rotl(uint64_t x, int b) {
+  return (x << b) | (x >> (64 - b));
+}
+
+struct sip {
+  uint64_t v0, v1, v2, v3;
+};
+
+static void sip_round(struct sip *s) {
+  s->v0 += s->v1;
+  s->v1 = rotl(s->v1, 13);
+  s->v1 ^= s->v0;
+  s->v0 = rotl(s->v0, 32);
+  s->v2 += s->v3;
+  s->v3 = rotl(s->v3, 16);
+  s->v3 ^= s->v2;
+  s->v0 += s->v3;
+  s->v3 = rotl(s->v3, 21);
+  s->v3 ^= s->v0;
+  s->v2 += s->v1;
+  s->v1 = rotl(s->v1, 17);
+  s->v1 ^= s->v2;
+  s->v2 = rotl(s->v2, 32);
+}
+
+static void sip_absorb(struct sip *s, uint64_t m) {
+  s->v3 ^= m;
+  sip_round(s);
+  sip_round(s);
+  s->v0 ^= m;
+}
+
+static uint64_t siphash24(const uint8_t *p, size_t n, const uint64_t key[2]) {
+  struct sip s = {
+      0x736f6d6570736575ull ^ key[0], 0x646f72616e646f6dull ^ key[1],
+      0x6c7967656e657261ull ^ key[0], 0x7465646279746573ull ^ key[1]};
+  size_t whole = n - n % 8;
+  for (size_t i = 0; i < whole; i += 8)
+    sip_absorb(&s, get_u64(p + i));
+  uint64_t last = (uint64_t)n << 56;
+  for (size_t i = whole; i < n; i++)
+    last |= (uint64_t)p[i] << (8 * (i - whole));
+  sip_absorb(&s, last);
+  s.v2 ^= 0xff;
+  for (int i = 0; i < 4; i++)
+    sip_round(&s);
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
+/* ---- CRC32C, four bits at a time --------------------------------------- */
+
+/* The reflected Castagnoli polynomial 0x82f63b78 applied to each nibble. */
+static const uint32_t crc32c_nibble[16] = {
+    0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u,
+    0x417b1dbcu, 0x5125dad3u, 0x61c69362u, 0x7198540du,
+    0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u,
+    0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u,
+};
+
+static uint32_t crc32c(const uint8_t *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    c = (c >> 4) ^ crc32c_nibble[c & 15];
+    c = (c >> 4) ^ crc32c_nibble[c & 15];
+  }
+  return c ^ 0xffffffffu;
+}
+
+/* ---- Entries ----------------------------------------------------------- */
+
+#define HEAP_NONE SIZE_MAX
+
+/* One key and its value, in one allocation. */
+struct entry {
+  uint64_t expire_at_ms; /* 0: never */
+  size_t heap_index;     /* in kv->expiring, or HEAP_NONE */
+  uint32_t key_len;
+  uint32_t value_len;
+  uint8_t bytes[]; /* key, then value (with room for value_cap bytes) */
+};
+
+static uint8_t *entry_value(struct entry *e) {
+  return e->bytes + e->key_len;
+}
+
+static const uint8_t *entry_value_c(const struct entry *e) {
+  return e->bytes + e->key_len;
+}
+
+/* A new entry with a copy of the key and of `value` (NULL: uninitialized),
+ * with room for value_cap >= value_len bytes of value. NULL when out of
+ * memory. */
+static struct entry *entry_new(const struct kvstore_config *cfg,
+                               struct kvstore_slice key,
+                               struct kvstore_slice value, size_t value_cap) {
+  assert(value.len <= value_cap && key.len <= UINT32_MAX);
+  struct entry *e = mem_alloc(cfg, sizeof *e + key.len + value_cap);
+  if (e == NULL)
+    return NULL;
+  e->expire_at_ms = 0;
+  e->heap_index = HEAP_NONE;
+  e->key_len = (uint32_t)key.len;
+  e->value_len = (uint32_t)value.len;
+  copy_bytes(e->bytes, key.ptr, key.len);
+  copy_bytes(e->bytes + key.len, value.ptr, value.len);
+  return e;
+}
+
+/* ---- Hash table -------------------------------------------------------- */
+
+struct slot {
+  uint64_t hash;
+  void *item; /* NULL: empty */
+};
+
+struct table {
+  struct slot *slots;
+  size_t cap; /* 0 or a power of two >= TABLE_CAP_MIN */
+  size_t n;
+};
+
+#define TABLE_CAP_MIN 16u
+
+/* At most three quarters full, so that probe runs stay short. */
+static size_t table_cap_for(size_t n) {
+  size_t cap = TABLE_CAP_MIN;
+  while (n > cap / 4 * 3)
+    cap *= 2;
+  return cap;
+}
+
+static void table_place(struct slot *slots, size_t cap, uint64_t hash,
+                        void *item) {
+  size_t mask = cap - 1;
+  size_t i = (size_t)hash & mask;
+  while (slots[i].item != NULL)
+    i = (i + 1) & mask;
+  slots[i].hash = hash;
+  slots[i].item = item;
+}
+
+static int table_resize(const struct kvstore_config *cfg, struct table *t,
+                        size_t cap) {
+  assert(cap >= TABLE_CAP_MIN && (cap & (cap - 1)) == 0);
+  assert(t->n <= cap / 4 * 3);
+  struct slot *slots = mem_zalloc(cfg, cap * sizeof *slots);
+  if (slots == NULL)
+    return SABHA_ENOMEM;
+  for (size_t i = 0; i < t->cap; i++)
+    if (t->slots[i].item != NULL)
+      table_place(slots, cap, t->slots[i].hash, t->slots[i].item);
+  mem_free(cfg, t->slots);
+  t->slots = slots;
+  t->cap = cap;
+  return 0;
+}
+
+/* Room for `extra` more items without allocating. */
+static int table_reserve(const struct kvstore_config *cfg, struct table *t,
+                         size_t extra) {
+  assert(extra <= SIZE_MAX / 2 - t->n);
+  size_t need = t->n + extra;
+  if (t->cap > 0 && need <= t->cap / 4 * 3)
+    return 0;
+  return table_resize(cfg, t, table_cap_for(need));
+}
+
+/* Gives memory back once the table is mostly empty; a failure changes
+ * nothing that matters. */
+static void table_maybe_shrink(const struct kvstore_config *cfg,
+                               struct table *t) {
+  if (t->cap > TABLE_CAP_MIN && t->n < t->cap / 8)
+    (void)table_resize(cfg, t, table_cap_for(t->n * 2));
+}
+
+typedef bool (*match_fn)(const void *item, const void *ctx);
+
+/* The slot holding the item `match` accepts, or SIZE_MAX. */
+static size_t table_find(const struct table *t, uint64_t hash, match_fn match,
+                         const void *ctx) {
+  if (t->cap == 0)
+    return SIZE_MAX;
+  size_t mask = t->cap - 1;
+  /* Bounded: the table always has an empty slot. */
+  for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+    const struct slot *s = &t->slots[i];
+    if (s->item == NULL)
+      return SIZE_MAX;
+    if (s->hash == hash && match(s->item, ctx))
+      return i;
+  }
+}
+
+/* Inserts an item known to be absent, into room already reserved. */
+static void table_insert(struct table *t, uint64_t hash, void *item) {
+  assert(item != NULL && t->cap > 0 && t->n + 1 <= t->cap / 4 * 3);
+  table_place(t->slots, t->cap, hash, item);
+  t->n++;
+}
+
+/* Empties slot i and shifts later members of its probe run back, so that
+ * every item stays reachable from its home slot. */
+static void table_remove_at(struct table *t, size_t i) {
+  assert(i < t->cap && t->slots[i].item != NULL && t->n > 0);
+  size_t mask = t->cap - 1;
+  size_t hole = i;
+  for (size_t j = (i + 1) & mask; t->slots[j].item != NULL;
+       j = (j + 1) & mask) {
+    size_t home = (size_t)t->slots[j].hash & mask;
+    /* The item at j may fill the hole unless its home lies cyclically in
+     * (hole, j], where moving it would put it before its home. */
+    bool home_between =
+        hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (!home_between) {
+      t->slots[hole] = t->slots[j];
+      hole = j;
+    }
+  }
+  t->slots[hole].item = NULL;
+  t->slots[hole].hash = 0;
+  t->n--;
+}
+
+/* ---- Expiry heap ------------------------------------------------------- */
+
+struct heap {
+  struct entry **items;
+  size_t n;
+  size_t cap;
+};
+
+/* A total order: by expiry, then by key bytes. Replicas hold the same keys,
+ * so they agree on it whatever their memory looks like. */
+static bool expires_before(const struct entry *a, const struct entry *b) {
+  if (a->expire_at_ms != b->expire_at_ms)
+    return a->expire_at_ms < b->expire_at_ms;
+  size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+  int c = n ? memcmp(a->bytes, b->bytes, n) : 0;
+  if (c != 0)
+    return c < 0;
+  return a->key_len < b->key_len;
+}
+
+static void heap_set(struct heap *h, size_t i, struct entry *e) {
+  h->items[i] = e;
+  e->heap_index = i;
+}
+
+static void heap_sift_up(struct heap *h, size_t i) {
+  struct entry *e = h->items[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!expires_before(e, h->items[parent]))
+      break;
+    heap_set(h, i, h->items[parent]);
+    i = parent;
+  }
+  heap_set(h, i, e);
+}
+
+static void heap_sift_down(struct heap *h, size_t i) {
+  struct entry *e = h->items[i];
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= h->n)
+      break;
+    if (child + 1 < h->n &&
+        expires_before(h->items[child + 1], h->items[child]))
+      child++;
+    if (!expires_before(h->items[child], e))
+      break;
+    heap_set(h, i, h->items[child]);
+    i = child;
+  }
+  heap_set(h, i, e);
+}
+
+static int heap_reserve(const struct kvstore_config *cfg, struct heap *h,
+                        size_t extra) {
+  if (h->cap - h->n >= extra)
+    return 0;
+  size_t cap = h->cap < 16 ? 16 : h->cap;
+  while (cap - h->n < extra)
+    cap *= 2;
+  struct entry **items = mem_realloc(cfg, h->items, cap * sizeof *items);
+  if (items == NULL)
+    return SABHA_ENOMEM;
+  h->items = items;
+  h->cap = cap;
+  return 0;
+}
+
+static void heap_push(struct heap *h, struct entry *e) {
+  assert(h->n < h->cap && e->heap_index == HEAP_NONE && e->expire_at_ms != 0);
+  h->items[h->n] = e;
+  e->heap_index = h->n;
+  h->n++;
+  heap_sift_up(h, h->n - 1);
+}
+
+static void heap_remove(struct heap *h, struct entry *e) {
+  size_t i = e->heap_index;
+  assert(i < h->n && h->items[i] == e);
+  h->n--;
+  if (i != h->n) {
+    heap_set(h, i, h->items[h->n]);
+    heap_sift_down(h, i);
+    heap_sift_up(h, i);
+  }
+  e->heap_index = HEAP_NONE;
+}
+
+/* ---- Sessions ---------------------------------------------------------- */
+
+/* The replies a session may have saved: every reply of an applied command.
+ * The codes travel in snapshots, so they never change meaning. */
+enum saved_error {
+  SAVED_NONE = 0,
+  SAVED_NOT_INTEGER = 1,
+  SAVED_OVERFLOW = 2,
+  SAVED_DECR_OVERFLOW = 3,
+  SAVED_SYNTAX = 4,
+  SAVED_EXPIRE = 5,
+  SAVED_TOO_BIG = 6,
+  SAVED_FULL = 7,
+  SAVED_ERRORS_N = 8,
+};
+
+static const char *const saved_errors[SAVED_ERRORS_N] = {
+    NULL,
+    KVSTORE_ERR_NOT_INTEGER,
+    KVSTORE_ERR_OVERFLOW,
+    KVSTORE_ERR_DECR_OVERFLOW,
+    KVSTORE_ERR_SYNTAX,
+    KVSTORE_ERR_EXPIRE,
+    KVSTORE_ERR_TOO_BIG,
+    KVSTORE_ERR_FULL,
+};
+
+struct session {
+  uint64_t id;
+  uint64_t last_seq;
+  struct session *older; /* toward kv->oldest */
+  struct session *newer; /* toward kv->newest */
+  int64_t integer;       /* the saved reply */
+  uint8_t kind;          /* enum kvstore_reply */
+  uint8_t error;         /* enum saved_error */
+};
+
+struct kvstore {
+  struct kvstore_config config;
+  struct table keys;     /* of struct entry */
+  struct heap expiring;  /* entries with an expiry */
+  uint64_t data_bytes;   /* sum of key_len + value_len over keys */
+  uint64_t clock_ms;     /* the highest now_ms applied */
+  uint64_t next_session; /* the id the next REGISTER assigns; from 1 */
+  struct table sessions; /* of struct session */
+  struct session *oldest, *newest;
+};
+
+static bool entry_matches(const void *item, const void *ctx) {
+  const struct entry *e = item;
+  const struct kvstore_slice *key = ctx;
+  return e->key_len == key->len && bytes_equal(e->bytes, key->ptr, key->len);
+}
+
+static bool session_matches(const void *item, const void *ctx) {
+  return ((const struct session *)item)->id == *(const uint64_t *)ctx;
+}
+
+static uint64_t key_hash(const struct kvstore *kv, struct kvstore_slice key) {
+  return siphash24(key.ptr ? key.ptr : (const uint8_t *)"", key.len,
+                   kv->config.hash_key);
+}
+
+static uint64_t session_hash(const struct kvstore *kv, uint64_t id) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++)
+    b[i] = (uint8_t)(id >> (8 * i));
+  return siphash24(b, sizeof b, kv->config.hash_key);
+}
+
+static struct session *session_find(const struct kvstore *kv, uint64_t id) {
+  size_t i =
+      table_find(&kv->sessions, session_hash(kv, id), session_matches, &id);
+  return i == SIZE_MAX ? NULL : kv->sessions.slots[i].item;
+}
+
+static void lru_unlink(struct kvstore *kv, struct session *s) {
+  if (s->older != NULL)
+    s->older->newer = s->newer;
+  else
+    kv->oldest = s->newer;
+  if (s->newer != NULL)
+    s->newer->older = s->older;
+  else
+    kv->newest = s->older;
+  s->older = s->newer = NULL;
+}
+
+static void lru_append(struct kvstore *kv, struct session *s) {
+  s->older = kv->newest;
+  s->newer = NULL;
+  if (kv->newest != NULL)
+    kv->newest->newer = s;
+  else
+    kv->oldest = s;
+  kv->newest = s;
+}
+
+/* Adds a session (allocated, room reserved), first evicting the least
+ * recently used one if the table is full. */
+static void session_add(struct kvstore *kv, struct session *s) {
+  if (kv->sessions.n >= kv->config.sessions_max) {
+    struct session *victim = kv->oldest;
+    assert(victim != NULL);
+    size_t i = table_find(&kv->sessions, session_hash(kv, victim->id),
+                          session_matches, &victim->id);
+    assert(i != SIZE_MAX);
+    table_remove_at(&kv->sessions, i);
+    lru_unlink(kv, victim);
+    mem_free(&kv->config, victim);
+  }
+  table_insert(&kv->sessions, session_hash(kv, s->id), s);
+  lru_append(kv, s);
+}
+
+static void session_touch(struct kvstore *kv, struct session *s) {
+  lru_unlink(kv, s);
+  lru_append(kv, s);
+}
+
+/* ---- Store ------------------------------------------------------------- */
+
+int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
+  assert(out != NULL && config != NULL);
+  if (config->key_bytes_max < 1 ||
+      config->value_bytes_max < INT64_TEXT_BYTES_MAX || config->keys_max < 1 ||
+      config->data_bytes_max < 1 || config->sessions_max < 1)
+    return SABHA_EINVAL;
+  struct kvstore *kv = mem_zalloc(config, sizeof *kv);
+  if (kv == NULL)
+    return SABHA_ENOMEM;
+  kv->config = *config;
+  kv->next_session = 1;
+  *out = kv;
+  return 0;
+}
+
+void kvstore_free(struct kvstore *kv) {
+  if (kv == NULL)
+    return;
+  const struct kvstore_config cfg = kv->config; /* outlives *kv */
+  for (size_t i = 0; i < kv->keys.cap; i++)
+    mem_free(&cfg, kv->keys.slots[i].item);
+  mem_free(&cfg, kv->keys.slots);
+  mem_free(&cfg, kv->expiring.items);
+  struct session *s = kv->oldest;
+  while (s != NULL) {
+    struct session *next = s->newer;
+    mem_free(&cfg, s);
+    s = next;
+  }
+  mem_free(&cfg, kv->sessions.slots);
+  mem_free(&cfg, kv);
+}
+
+static bool expired_at(const struct entry *e, uint64_t at_ms) {
+  return e->expire_at_ms != 0 && at_ms > e->expire_at_ms;
+}
+
+/* Removes and frees the entry in `slot`. */
+static void entry_delete_at(struct kvstore *kv, size_t slot) {
+  struct entry *e = kv->keys.slots[slot].item;
+  assert(e != NULL);
+  if (e->heap_index != HEAP_NONE)
+    heap_remove(&kv->expiring, e);
+  assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
+  kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
+  table_remove_at(&kv->keys, slot);
+  mem_free(&kv->config, e);
+}
+
+/* The live entry for `key`, reclaiming it first if it has expired. Sets
+ * *hash, and *slot to its slot or SIZE_MAX when absent. */
+static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
+                               uint64_t *hash, size_t *slot) {
+  *hash = key_hash(kv, key);
+  *slot = table_find(&kv->keys, *hash, entry_matches, &key);
+  if (*slot == SIZE_MAX)
+    return NULL;
+  struct entry *e = kv->keys.slots[*slot].item;
+  if (!expired_at(e, kv->clock_ms))
+    return e;
+  entry_delete_at(kv, *slot);
+  *slot = SIZE_MAX;
+  return NULL;
+}
+
+/* Puts `e` (with its expiry set) in place of the entry in `slot`, or as a
+ * new key when slot is SIZE_MAX. Room in the table, and in the heap for a
+ * new expiring key, was reserved. */
+static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
+                      struct entry *e) {
+  assert(e->heap_index == HEAP_NONE);
+  kv->data_bytes += (uint64_t)e->key_len + e->value_len;
+  if (slot == SIZE_MAX) {
+    table_insert(&kv->keys, hash, e);
+    if (e->expire_at_ms != 0)
+      heap_push(&kv->expiring, e);
+    return;
+  }
+  struct entry *old = kv->keys.slots[slot].item;
+  assert(old != NULL && kv->keys.slots[slot].hash == hash);
+  kv->data_bytes -= (uint64_t)old->key_len + old->value_len;
+  kv->keys.slots[slot].item = e;
+  if (old->heap_index != HEAP_NONE && e->expire_at_ms != 0) {
+    /* Take the old entry's place in the heap, then move as the new expiry
+     * says. */
+    heap_set(&kv->expiring, old->heap_index, e);
+    heap_sift_down(&kv->expiring, e->heap_index);
+    heap_sift_up(&kv->expiring, e->heap_index);
+  } else if (old->heap_index != HEAP_NONE) {
+    heap_remove(&kv->expiring, old);
+  } else if (e->expire_at_ms != 0) {
+    heap_push(&kv->expiring, e);
+  }
+  mem_free(&kv->config, old);
+}
+
+/* Reclaims up to `max` expired keys, soonest expiry first. */
+static void purge_expired(struct kvstore *kv, size_t max) {
+  for (size_t i = 0; i < max && kv->expiring.n > 0; i++) {
+    struct entry *e = kv->expiring.items[0];
+    if (!expired_at(e, kv->clock_ms))
+      return;
+    struct kvstore_slice key = {e->bytes, e->key_len};
+    size_t slot = table_find(&kv->keys, key_hash(kv, key), entry_matches, &key);
+    assert(slot != SIZE_MAX && kv->keys.slots[slot].item == e);
+    entry_delete_at(kv, slot);
+  }
+}
+
+/* ---- Command decoding -------------------------------------------------- */
+
+/* A bounds-checked cursor over a command or a snapshot. Once a read runs
+ * past the end, `ok` turns false and every later read returns zeros. */
+struct reader {
+  const uint8_t *p;
+  size_t len;
+  size_t off;
+  bool ok;
+};
+
+static bool rd_has(struct reader *r, size_t n) {
+  if (r->ok && n <= r->len - r->off)
+    return true;
+  r->ok = false;
+  return false;
+}
+
+static uint8_t rd_u8(struct reader *r) {
+  if (!rd_has(r, 1))
+    return 0;
+  return r->p[r->off++];
+}
+
+static uint32_t rd_u32(struct reader *r) {
+  if (!rd_has(r, 4))
+    return 0;
+  uint32_t v = get_u32(r->p + r->off);
+  r->off += 4;
+  return v;
+}
+
+static uint64_t rd_u64(struct reader *r) {
+  if (!rd_has(r, 8))
+    return 0;
+  uint64_t v = get_u64(r->p + r->off);
+  r->off += 8;
+  return v;
+}
+
+static struct kvstore_slice rd_bytes(struct reader *r, size_t n) {
+  struct kvstore_slice s = {NULL, 0};
+  if (!rd_has(r, n))
+    return s;
+  s.ptr = r->p + r->off;
+  s.len = n;
+  r->off += n;
+  return s;
+}
+
+/* A u32 length and that many bytes. */
+static struct kvstore_slice rd_string(struct reader *r) {
+  return rd_bytes(r, rd_u32(r));
+}
+
+/* A command, checked for shape only: fields present, lengths inside the
+ * bytes, nothing left over. Its meaning is judged when it is applied. */
+struct command {
+  struct kvstore_hdr hdr;
+  uint8_t op;
+  uint8_t flags;
+  int64_t number;                /* SET px_ms, INCRBY or DECRBY delta */
+  struct kvstore_slice key;      /* SET, INCRBY, DECRBY, CAS */
+  struct kvstore_slice value;    /* SET value, CAS new value */
+  struct kvstore_slice expected; /* CAS */
+  uint32_t n;                    /* DEL keys, MSET pairs */
+  struct reader list;            /* DEL, MSET: the items, from the first */
+};
+
+static bool decode_hdr(struct reader *r, struct kvstore_hdr *hdr, uint8_t *op) {
+  uint8_t version = rd_u8(r);
+  *op = rd_u8(r);
+  hdr->session = rd_u64(r);
+  hdr->seq = rd_u64(r);
+  hdr->now_ms = rd_u64(r);
+  return r->ok && version == KVSTORE_FORMAT_VERSION;
+}
+
+static bool decode_command(const uint8_t *bytes, size_t len,
+                           struct command *c) {
+  memset(c, 0, sizeof *c);
+  struct reader r = {bytes, len, 0, bytes != NULL};
+  if (!decode_hdr(&r, &c->hdr, &c->op))
+    return false;
+  /* REGISTER belongs to no session yet; every other command to one. */
+  bool registering = c->op == KVSTORE_OP_REGISTER;
+  if (registering != (c->hdr.session == 0) || registering != (c->hdr.seq == 0))
+    return false;
+  switch (c->op) {
+  case KVSTORE_OP_REGISTER:
+    break;
+  case KVSTORE_OP_SET:
+    c->flags = rd_u8(&r);
+    c->number = (int64_t)rd_u64(&r);
+    c->key = rd_string(&r);
+    c->value = rd_string(&r);
+    if (c->flags & ~(KVSTORE_SET_NX | KVSTORE_SET_XX | KVSTORE_SET_PX |
+                     KVSTORE_SET_KEEPTTL))
+      return false;
+    if (!(c->flags & KVSTORE_SET_PX) && c->number != 0)
+      return false;
+    break;
+  case KVSTORE_OP_INCRBY:
+  case KVSTORE_OP_DECRBY:
+    c->key = rd_string(&r);
+    c->number = (int64_t)rd_u64(&r);
+    break;
+  case KVSTORE_OP_DEL:
+  case KVSTORE_OP_MSET:
+    c->n = rd_u32(&r);
+    if (c->n == 0)
+      return false;
+    c->list = r;
+    /* Walk the items once to prove their shape; each takes at least four
+     * bytes, so a lying count fails within len / 4 turns. */
+    for (uint32_t i = 0; i < c->n && r.ok; i++) {
+      rd_string(&r);
+      if (c->op == KVSTORE_OP_MSET)
+        rd_string(&r);
+    }
+    break;
+  case KVSTORE_OP_CAS:
+    c->flags = rd_u8(&r);
+    c->key = rd_string(&r);
+    c->expected = rd_string(&r);
+    c->value = rd_string(&r);
+    if (c->flags & ~1u)
+      return false;
+    if ((c->flags & 1u) && c->expected.len != 0)
+      return false;
+    break;
+  default:
+    return false;
+  }
+  return r.ok && r.off == len;
+}
+
+int kvstore_decode_hdr(const uint8_t *cmd, size_t len,
+                       struct kvstore_hdr *hdr) {
+  assert(hdr != NULL && (cmd != NULL || len == 0));
+  struct reader r = {cmd, len, 0, cmd != NULL};
+  uint8_t op;
+  return decode_hdr(&r, hdr, &op) ? 0 : SABHA_ECORRUPT;
+}
+
+/* ---- Command encoding -------------------------------------------------- */
+
+/* Writes into buf[0, cap) when buf is not NULL; always counts. The encoders
+ * run once with buf NULL to size a command, then once to write it. */
+struct writer {
+  uint8_t *buf;
+  size_t off;
+};
+
+static void wr_bytes(struct writer *w, const void *p, size_t n) {
+  if (w->buf != NULL)
+    copy_bytes(w->buf + w->off, p, n);
+  w->off += n;
+}
+
+static void wr_u8(struct writer *w, uint8_t v) {
+  wr_bytes(w, &v, 1);
+}
+
+static void wr_u32(struct writer *w, uint32_t v) {
+  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+                  (uint8_t)(v >> 24)};
+  wr_bytes(w, b, 4);
+}
+
+static void wr_u64(struct writer *w, uint64_t v) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++)
+    b[i] = (uint8_t)(v >> (8 * i));
+  wr_bytes(w, b, 8);
+}
+
+static void wr_string(struct writer *w, struct kvstore_slice s) {
+  assert(s.len <= UINT32_MAX && (s.ptr != NULL || s.len == 0));
+  wr_u32(w, (uint32_t)s.len);
+  wr_bytes(w, s.ptr, s.len);
+}
+
+static void wr_hdr(struct writer *w, const struct kvstore_hdr *hdr,
+                   enum kvstore_op op) {
+  assert(hdr != NULL);
+  assert(op == KVSTORE_OP_REGISTER ? hdr->session == 0 && hdr->seq == 0
+                                   : hdr->session >= 1 && hdr->seq >= 1);
+  wr_u8(w, KVSTORE_FORMAT_VERSION);
+  wr_u8(w, (uint8_t)op);
+  wr_u64(w, hdr->session);
+  wr_u64(w, hdr->seq);
+  wr_u64(w, hdr->now_ms);
+}
+
+/* The arguments of every encoder, so that one function can write them all
+ * twice (sizing, then writing). */
+struct encode_args {
+  enum kvstore_op op;
+  const struct kvstore_hdr *hdr;
+  struct kvstore_slice key, value;
+  const struct kvstore_slice *expected; /* CAS; NULL: absent */
+  const struct kvstore_slice *items;    /* DEL keys, MSET pairs */
+  size_t n;
+  uint32_t flags;
+  int64_t number;
+};
+
+static void encode(struct writer *w, const struct encode_args *a) {
+  wr_hdr(w, a->hdr, a->op);
+  switch (a->op) {
+  case KVSTORE_OP_REGISTER:
+    break;
+  case KVSTORE_OP_SET:
+    wr_u8(w, (uint8_t)a->flags);
+    wr_u64(w, (uint64_t)a->number);
+    wr_string(w, a->key);
+    wr_string(w, a->value);
+    break;
+  case KVSTORE_OP_INCRBY:
+  case KVSTORE_OP_DECRBY:
+    wr_string(w, a->key);
+    wr_u64(w, (uint64_t)a->number);
+    break;
+  case KVSTORE_OP_DEL:
+  case KVSTORE_OP_MSET: {
+    size_t per = a->op == KVSTORE_OP_MSET ? 2 : 1;
+    wr_u32(w, (uint32_t)a->n);
+    for (size_t i = 0; i < a->n * per; i++)
+      wr_string(w, a->items[i]);
+    break;
+  }
+  case KVSTORE_OP_CAS: {
+    struct kvstore_slice none = {NULL, 0};
+    wr_u8(w, a->expected == NULL ? 1 : 0);
+    wr_string(w, a->key);
+    wr_string(w, a->expected == NULL ? none : *a->expected);
+    wr_string(w, a->value);
+    break;
+  }
+  }
+}
+
+static size_t encode_into(uint8_t *buf, size_t cap,
+                          const struct encode_args *a) {
+  assert(buf != NULL || cap == 0);
+  struct writer sizing = {NULL, 0};
+  encode(&sizing, a);
+  if (sizing.off <= cap) {
+    struct writer w = {buf, 0};
+    encode(&w, a);
+    assert(w.off == sizing.off);
+  }
+  return sizing.off;
+}
+
+size_t kvstore_encode_set(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          struct kvstore_slice key, struct kvstore_slice value,
+                          uint32_t flags, int64_t px_ms) {
+  assert((flags & ~15u) == 0);
+  assert((flags & KVSTORE_SET_PX) || px_ms == 0);
+  struct encode_args a = {.op = KVSTORE_OP_SET,
+                          .hdr = hdr,
+                          .key = key,
+                          .value = value,
+                          .flags = flags,
+                          .number = px_ms};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms) {
+  struct kvstore_hdr hdr = {0, 0, now_ms};
+  struct encode_args a = {.op = KVSTORE_OP_REGISTER, .hdr = &hdr};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_del(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          const struct kvstore_slice *keys, size_t n) {
+  assert(keys != NULL && n >= 1 && n <= UINT32_MAX);
+  struct encode_args a = {
+      .op = KVSTORE_OP_DEL, .hdr = hdr, .items = keys, .n = n};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_incrby(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key, int64_t delta) {
+  struct encode_args a = {
+      .op = KVSTORE_OP_INCRBY, .hdr = hdr, .key = key, .number = delta};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_decrby(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key, int64_t delta) {
+  struct encode_args a = {
+      .op = KVSTORE_OP_DECRBY, .hdr = hdr, .key = key, .number = delta};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_mset(uint8_t *buf, size_t cap,
+                           const struct kvstore_hdr *hdr,
+                           const struct kvstore_slice *pairs, size_t n) {
+  assert(pairs != NULL && n >= 1 && n <= UINT32_MAX);
+  struct encode_args a = {
+      .op = KVSTORE_OP_MSET, .hdr = hdr, .items = pairs, .n = n};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_cas(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          struct kvstore_slice key,
+                          const struct kvstore_slice *expected,
+                          struct kvstore_slice new_value) {
+  struct encode_args a = {.op = KVSTORE_OP_CAS,
+                          .hdr = hdr,
+                          .key = key,
+                          .value = new_value,
+                          .expected = expected};
+  return encode_into(buf, cap, &a);
+}
+
+/* ---- Applying ---------------------------------------------------------- */
+
+static void reply_ok(struct kvstore_result *out) {
+  out->kind = KVSTORE_REPLY_OK;
+}
+
+static void reply_int(struct kvstore_result *out, int64_t v) {
+  out->kind = KVSTORE_REPLY_INT;
+  out->integer = v;
+}
+
+static void reply_null(struct kvstore_result *out) {
+  out->kind = KVSTORE_REPLY_NULL;
+}
+
+static void reply_error(struct kvstore_result *out, const char *msg) {
+  out->kind = KVSTORE_REPLY_ERROR;
+  out->error = msg;
+}
+
+static void reply_saved_error(struct kvstore_result *out, enum saved_error e) {
+  assert(e > SAVED_NONE && e < SAVED_ERRORS_N);
+  reply_error(out, saved_errors[e]);
+}
+
+/* Redis's rule for integers held as strings: optional '-', 1 to 19 digits,
+ * no leading zero, no '+', no spaces, within int64. */
+static bool parse_int64(const uint8_t *p, size_t n, int64_t *out) {
+  if (n == 0 || n > INT64_TEXT_BYTES_MAX)
+    return false;
+  bool negative = p[0] == '-';
+  size_t i = negative ? 1 : 0;
+  if (i == n || (p[i] == '0' && (n - i > 1 || negative)))
+    return false;
+  uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  uint64_t v = 0;
+  for (; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9')
+      return false;
+    uint64_t d = (uint64_t)(p[i] - '0');
+    if (v > (limit - d) / 10)
+      return false;
+    v = v * 10 + d;
+  }
+  /* -(v - 1) - 1 reaches INT64_MIN without overflowing. */
+  *out = !negative ? (int64_t)v : v == 0 ? 0 : -(int64_t)(v - 1) - 1;
+  return true;
+}
+
+static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
+  uint8_t digits[INT64_TEXT_BYTES_MAX];
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  size_t n = 0;
+  do {
+    digits[n++] = (uint8_t)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  size_t len = 0;
+  if (v < 0)
+    out[len++] = '-';
+  while (n > 0)
+    out[len++] = digits[--n];
+  return len;
+}
+
+/* Everything an apply may need, allocated before the store is touched. */
+struct reservation {
+  struct entry *one;   /* SET, INCRBY, DECRBY, CAS */
+  struct entry **many; /* MSET: one per pair */
+  size_t n_many;
+};
+
+static void reservation_release(const struct kvstore *kv,
+                                struct reservation *r) {
+  const struct kvstore_config *cfg = &kv->config;
+  mem_free(cfg, r->one);
+  for (size_t i = 0; i < r->n_many; i++)
+    mem_free(cfg, r->many[i]);
+  mem_free(cfg, r->many);
+  memset(r, 0, sizeof *r);
+}
+
+/* The reply a command gets whatever the store holds, judged from the command
+ * alone; SAVED_NONE when the store must decide. */
+static enum saved_error check_command(const struct kvstore *kv,
+                                      const struct command *c,
+                                      uint64_t *mset_bytes) {
+  const struct kvstore_config *cfg = &kv->config;
+  switch (c->op) {
+  case KVSTORE_OP_SET:
+    if ((c->flags & KVSTORE_SET_NX) && (c->flags & KVSTORE_SET_XX))
+      return SAVED_SYNTAX;
+    if ((c->flags & KVSTORE_SET_PX) && (c->flags & KVSTORE_SET_KEEPTTL))
+      return SAVED_SYNTAX;
+    if ((c->flags & KVSTORE_SET_PX) && c->number <= 0)
+      return SAVED_EXPIRE;
+    if (c->key.len > cfg->key_bytes_max || c->value.len > cfg->value_bytes_max)
+      return SAVED_TOO_BIG;
+    return SAVED_NONE;
+  case KVSTORE_OP_INCRBY:
+  case KVSTORE_OP_DECRBY:
+    if (c->op == KVSTORE_OP_DECRBY && c->number == INT64_MIN)
+      return SAVED_DECR_OVERFLOW;
+    if (c->key.len > cfg->key_bytes_max)
+      return SAVED_TOO_BIG;
+    return SAVED_NONE;
+  case KVSTORE_OP_MSET: {
+    struct reader r = c->list;
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+      struct kvstore_slice key = rd_string(&r);
+      struct kvstore_slice value = rd_string(&r);
+      if (key.len > cfg->key_bytes_max || value.len > cfg->value_bytes_max)
+        return SAVED_TOO_BIG;
+      bytes += key.len + value.len;
+    }
+    assert(r.ok);
+    *mset_bytes = bytes;
+    return SAVED_NONE;
+  }
+  case KVSTORE_OP_CAS:
+    if (c->key.len > cfg->key_bytes_max || c->value.len > cfg->value_bytes_max)
+      return SAVED_TOO_BIG;
+    return SAVED_NONE;
+  default:
+    return SAVED_NONE; /* DEL cannot fail */
+  }
+}
+
+/* Allocates what applying `c` may need. Returns 0 or SABHA_ENOMEM (nothing
+ * then stays allocated). The tables grow here, which changes no reply. */
+static int reserve(struct kvstore *kv, const struct command *c,
+                   struct reservation *r) {
+  const struct kvstore_config *cfg = &kv->config;
+  memset(r, 0, sizeof *r);
+  switch (c->op) {
+  case KVSTORE_OP_SET:
+  case KVSTORE_OP_CAS:
+    r->one = entry_new(cfg, c->key, c->value, c->value.len);
+    if (r->one == NULL || table_reserve(cfg, &kv->keys, 1) != 0 ||
+        heap_reserve(cfg, &kv->expiring, 1) != 0)
+      goto nomem;
+    return 0;
+  case KVSTORE_OP_INCRBY:
+  case KVSTORE_OP_DECRBY: {
+    struct kvstore_slice none = {NULL, 0};
+    r->one = entry_new(cfg, c->key, none, INT64_TEXT_BYTES_MAX);
+    if (r->one == NULL || table_reserve(cfg, &kv->keys, 1) != 0)
+      goto nomem;
+    return 0;
+  }
+  case KVSTORE_OP_MSET: {
+    r->many = mem_zalloc(cfg, c->n * sizeof *r->many);
+    if (r->many == NULL)
+      goto nomem;
+    struct reader list = c->list;
+    for (uint32_t i = 0; i < c->n; i++) {
+      struct kvstore_slice key = rd_string(&list);
+      struct kvstore_slice value = rd_string(&list);
+      r->many[i] = entry_new(cfg, key, value, value.len);
+      if (r->many[i] == NULL)
+        goto nomem;
+      r->n_many++;
+    }
+    if (table_reserve(cfg, &kv->keys, c->n) != 0)
+      goto nomem;
+    return 0;
+  }
+  default:
+    return 0; /* DEL frees, never allocates */
+  }
+nomem:
+  reservation_release(kv, r);
+  return SABHA_ENOMEM;
+}
+
+/* Whether adding `e` in place of `old` (NULL: a new key) stays within the
+ * store's bounds. */
+static bool fits(const struct kvstore *kv, const struct entry *old,
+                 uint64_t key_bytes, uint64_t value_bytes) {
+  if (old == NULL && kv->keys.n >= kv->config.keys_max)
+    return false;
+  uint64_t freed = old ? (uint64_t)old->key_len + old->value_len : 0;
+  return kv->data_bytes - freed + key_bytes + value_bytes <=
+         kv->config.data_bytes_max;
+}
+
+static void apply_set(struct kvstore *kv, const struct command *c,
+                      struct reservation *r, struct kvstore_result *out) {
+  uint64_t expire_at_ms = 0;
+  if (c->flags & KVSTORE_SET_PX) {
+    /* Past INT64_MAX the instant is nonsense, as Redis judges it. */
+    if (kv->clock_ms > (uint64_t)INT64_MAX ||
+        (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms) {
+      reply_saved_error(out, SAVED_EXPIRE);
+      return;
+    }
+    expire_at_ms = kv->clock_ms + (uint64_t)c->number;
+  }
+  uint64_t hash;
+  size_t slot;
+  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  if (((c->flags & KVSTORE_SET_NX) && old != NULL) ||
+      ((c->flags & KVSTORE_SET_XX) && old == NULL)) {
+    reply_null(out);
+    return;
+  }
+  if (!fits(kv, old, c->key.len, c->value.len)) {
+    reply_saved_error(out, SAVED_FULL);
+    return;
+  }
+  if ((c->flags & KVSTORE_SET_KEEPTTL) && old != NULL)
+    expire_at_ms = old->expire_at_ms;
+  r->one->expire_at_ms = expire_at_ms;
+  entry_put(kv, hash, slot, r->one);
+  r->one = NULL;
+  reply_ok(out);
+}
+
+static void apply_incr(struct kvstore *kv, const struct command *c,
+                       struct reservation *r, struct kvstore_result *out) {
+  int64_t delta = c->op == KVSTORE_OP_DECRBY ? -c->number : c->number;
+  uint64_t hash;
+  size_t slot;
+  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  int64_t current = 0;
+  if (old != NULL &&
+      !parse_int64(entry_value_c(old), old->value_len, &current)) {
+    reply_saved_error(out, SAVED_NOT_INTEGER);
+    return;
+  }
+  if ((delta > 0 && current > INT64_MAX - delta) ||
+      (delta < 0 && current < INT64_MIN - delta)) {
+    reply_saved_error(out, SAVED_OVERFLOW);
+    return;
+  }
+  int64_t result = current + delta;
+  struct entry *e = r->one;
+  e->value_len = (uint32_t)format_int64(entry_value(e), result);
+  if (!fits(kv, old, c->key.len, e->value_len)) {
+    reply_saved_error(out, SAVED_FULL);
+    return;
+  }
+  e->expire_at_ms = old != NULL ? old->expire_at_ms : 0; /* INCR keeps TTL */
+  entry_put(kv, hash, slot, e);
+  r->one = NULL;
+  reply_int(out, result);
+}
+
+static void apply_del(struct kvstore *kv, const struct command *c,
+                      struct kvstore_result *out) {
+  struct reader list = c->list;
+  int64_t n_deleted = 0;
+  for (uint32_t i = 0; i < c->n; i++) {
+    struct kvstore_slice key = rd_string(&list);
+    uint64_t hash;
+    size_t slot;
+    if (touch_key(kv, key, &hash, &slot) != NULL) {
+      entry_delete_at(kv, slot);
+      n_deleted++;
+    }
+  }
+  assert(list.ok);
+  reply_int(out, n_deleted);
+}
+
+static void apply_mset(struct kvstore *kv, const struct command *c,
+                       uint64_t mset_bytes, struct reservation *r,
+                       struct kvstore_result *out) {
+  /* All or nothing, so the bound is checked as if every pair were a new
+   * key: a full store may refuse an MSET that would only overwrite. */
+  if (c->n > kv->config.keys_max - kv->keys.n ||
+      mset_bytes > kv->config.data_bytes_max - kv->data_bytes) {
+    reply_saved_error(out, SAVED_FULL);
+    return;
+  }
+  struct reader list = c->list;
+  for (uint32_t i = 0; i < c->n; i++) {
+    struct kvstore_slice key = rd_string(&list);
+    rd_string(&list);
+    uint64_t hash;
+    size_t slot;
+    touch_key(kv, key, &hash, &slot);
+    entry_put(kv, hash, slot, r->many[i]); /* MSET clears any expiry */
+    r->many[i] = NULL;
+  }
+  assert(list.ok);
+  reply_ok(out);
+}
+
+static void apply_cas(struct kvstore *kv, const struct command *c,
+                      struct reservation *r, struct kvstore_result *out) {
+  uint64_t hash;
+  size_t slot;
+  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  bool expect_absent = c->flags & 1u;
+  bool match = expect_absent
+                   ? old == NULL
+                   : old != NULL && old->value_len == c->expected.len &&
+                         bytes_equal(entry_value_c(old), c->expected.ptr,
+                                     c->expected.len);
+  if (!match) {
+    reply_int(out, 0);
+    return;
+  }
+  if (!fits(kv, old, c->key.len, c->value.len)) {
+    reply_saved_error(out, SAVED_FULL);
+    return;
+  }
+  entry_put(kv, hash, slot, r->one); /* like SET, clears any expiry */
+  r->one = NULL;
+  reply_int(out, 1);
+}
+
+static void save_reply(struct session *s, uint64_t seq,
+                       const struct kvstore_result *out) {
+  assert(out->kind != KVSTORE_REPLY_BULK);
+  s->last_seq = seq;
+  s->kind = (uint8_t)out->kind;
+  s->integer = out->kind == KVSTORE_REPLY_INT ? out->integer : 0;
+  s->error = SAVED_NONE;
+  if (out->kind == KVSTORE_REPLY_ERROR) {
+    for (uint8_t e = 1; e < SAVED_ERRORS_N; e++)
+      if (out->error == saved_errors[e])
+        s->error = e;
+    assert(s->error != SAVED_NONE);
+  }
+}
+
+static void load_reply(const struct session *s, struct kvstore_result *out) {
+  out->kind = (enum kvstore_reply)s->kind;
+  out->integer = s->integer;
+  if (s->kind == KVSTORE_REPLY_ERROR)
+    reply_saved_error(out, (enum saved_error)s->error);
+}
+
+/* What every well-formed command does, applied or not: time moves on (never
+ * back), and finish_apply() then reclaims a few expired keys. */
+static void advance_clock(struct kvstore *kv, uint64_t now_ms) {
+  if (now_ms > kv->clock_ms)
+    kv->clock_ms = now_ms;
+}
+
+static void finish_apply(struct kvstore *kv) {
+  purge_expired(kv, KVSTORE_EXPIRE_PER_APPLY);
+  table_maybe_shrink(&kv->config, &kv->keys);
+  table_maybe_shrink(&kv->config, &kv->sessions);
+}
+
+/* REGISTER: a new session with the next id, evicting the least recently
+ * used one if the table is full. */
+static int apply_register(struct kvstore *kv, const struct command *c,
+                          struct kvstore_result *out) {
+  /* Ids are replies, so they must fit an int64; 2^63 registrations will not
+   * happen, but a snapshot could claim them. */
+  if (kv->next_session > (uint64_t)INT64_MAX) {
+    advance_clock(kv, c->hdr.now_ms);
+    out->outcome = KVSTORE_REFUSED;
+    reply_error(out, KVSTORE_ERR_IDS);
+    finish_apply(kv);
+    return 0;
+  }
+  struct session *s = mem_zalloc(&kv->config, sizeof *s);
+  if (s == NULL || table_reserve(&kv->config, &kv->sessions, 1) != 0) {
+    mem_free(&kv->config, s);
+    out->outcome = KVSTORE_REFUSED;
+    reply_error(out, "ERR out of memory");
+    return SABHA_ENOMEM;
+  }
+  advance_clock(kv, c->hdr.now_ms);
+  s->id = kv->next_session++;
+  session_add(kv, s);
+  out->outcome = KVSTORE_APPLIED;
+  reply_int(out, (int64_t)s->id);
+  finish_apply(kv);
+  return 0;
+}
+
+int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
+                  struct kvstore_result *out) {
+  assert(kv != NULL && out != NULL && (cmd != NULL || len == 0));
+  memset(out, 0, sizeof *out);
+  struct command c;
+  if (!decode_command(cmd, len, &c)) {
+    out->outcome = KVSTORE_REFUSED;
+    reply_error(out, KVSTORE_ERR_MALFORMED);
+    return SABHA_ECORRUPT;
+  }
+  if (c.op == KVSTORE_OP_REGISTER)
+    return apply_register(kv, &c, out);
+
+  /* Sessions first (Raft thesis §6.3): only the next number applies. An id
+   * below the counter but not in the table was evicted. */
+  struct session *s = session_find(kv, c.hdr.session);
+  const char *refusal = NULL;
+  if (s == NULL)
+    refusal = c.hdr.session < kv->next_session ? KVSTORE_ERR_SESSION
+                                               : KVSTORE_ERR_NO_SESSION;
+  else if (c.hdr.seq < s->last_seq)
+    refusal = KVSTORE_ERR_STALE;
+  else if (c.hdr.seq > s->last_seq && c.hdr.seq - 1 != s->last_seq)
+    refusal = KVSTORE_ERR_ORDER;
+  if (refusal != NULL || c.hdr.seq == s->last_seq) {
+    advance_clock(kv, c.hdr.now_ms);
+    if (refusal != NULL) {
+      out->outcome = KVSTORE_REFUSED;
+      reply_error(out, refusal);
+    } else {
+      out->outcome = KVSTORE_DUPLICATE;
+      load_reply(s, out);
+      session_touch(kv, s);
+    }
+    finish_apply(kv);
+    return 0;
+  }
+
+  uint64_t mset_bytes = 0;
+  enum saved_error early = check_command(kv, &c, &mset_bytes);
+  struct reservation r;
+  memset(&r, 0, sizeof r);
+  if (early == SAVED_NONE && reserve(kv, &c, &r) != 0) {
+    out->outcome = KVSTORE_REFUSED;
+    reply_error(out, "ERR out of memory");
+    return SABHA_ENOMEM;
+  }
+
+  /* From here on nothing can fail. */
+  advance_clock(kv, c.hdr.now_ms);
+  session_touch(kv, s);
+  out->outcome = KVSTORE_APPLIED;
+  if (early != SAVED_NONE) {
+    reply_saved_error(out, early);
+  } else {
+    switch (c.op) {
+    case KVSTORE_OP_SET:
+      apply_set(kv, &c, &r, out);
+      break;
+    case KVSTORE_OP_INCRBY:
+    case KVSTORE_OP_DECRBY:
+      apply_incr(kv, &c, &r, out);
+      break;
+    case KVSTORE_OP_DEL:
+      apply_del(kv, &c, out);
+      break;
+    case KVSTORE_OP_MSET:
+      apply_mset(kv, &c, mset_bytes, &r, out);
+      break;
+    case KVSTORE_OP_CAS:
+      apply_cas(kv, &c, &r, out);
+      break;
+    default:
+      assert(false);
+    }
+  }
+  save_reply(s, c.hdr.seq, out);
+  reservation_release(kv, &r); /* what the command did not use */
+  finish_apply(kv);
+  return 0;
+}
+
+/* ---- Reading ----------------------------------------------------------- */
+
+static const struct entry *find_live(const struct kvstore *kv,
+                                     const uint8_t *key, size_t key_len,
+                                     uint64_t now_ms) {
+  assert(kv != NULL && (key != NULL || key_len == 0));
+  struct kvstore_slice k = {key, key_len};
+  size_t slot = table_find(&kv->keys, key_hash(kv, k), entry_matches, &k);
+  if (slot == SIZE_MAX)
+    return NULL;
+  const struct entry *e = kv->keys.slots[slot].item;
+  uint64_t at_ms = now_ms > kv->clock_ms ? now_ms : kv->clock_ms;
+  return expired_at(e, at_ms) ? NULL : e;
+}
+
+bool kvstore_get(const struct kvstore *kv, const uint8_t *key, size_t key_len,
+                 uint64_t now_ms, const uint8_t **value, size_t *value_len) {
+  assert(value != NULL && value_len != NULL);
+  const struct entry *e = find_live(kv, key, key_len, now_ms);
+  if (e == NULL)
+    return false;
+  *value = entry_value_c(e);
+  *value_len = e->value_len;
+  return true;
+}
+
+bool kvstore_exists(const struct kvstore *kv, const uint8_t *key,
+                    size_t key_len, uint64_t now_ms) {
+  return find_live(kv, key, key_len, now_ms) != NULL;
+}
+
+int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
+                     size_t key_len, uint64_t now_ms) {
+  const struct entry *e = find_live(kv, key, key_len, now_ms);
+  if (e == NULL)
+    return -2;
+  if (e->expire_at_ms == 0)
+    return -1;
+  uint64_t at_ms = now_ms > kv->clock_ms ? now_ms : kv->clock_ms;
+  assert(at_ms <= e->expire_at_ms && e->expire_at_ms <= (uint64_t)INT64_MAX);
+  return (int64_t)(e->expire_at_ms - at_ms);
+}
+
+uint64_t kvstore_dbsize(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->keys.n;
+}
+
+uint64_t kvstore_clock_ms(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->clock_ms;
+}
+
+uint64_t kvstore_n_sessions(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->sessions.n;
+}
+
+bool kvstore_session(const struct kvstore *kv, uint64_t session,
+                     uint64_t *last_seq) {
+  assert(last_seq != NULL);
+  const struct session *s = session_find(kv, session);
+  if (s == NULL)
+    return false;
+  *last_seq = s->last_seq;
+  return true;
+}
+
+/* ---- Snapshots --------------------------------------------------------- */
+
+size_t kvstore_snapshot_size(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return SNAPSHOT_HEADER_BYTES + SNAPSHOT_KEY_BYTES * kv->keys.n +
+         (size_t)kv->data_bytes + SNAPSHOT_SESSION_BYTES * kv->sessions.n +
+         SNAPSHOT_TRAILER_BYTES;
+}
+
+size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
+  assert(kv != NULL && buf != NULL);
+  size_t size = kvstore_snapshot_size(kv);
+  assert(cap >= size);
+  struct writer w = {buf, 0};
+  wr_u32(&w, SNAPSHOT_MAGIC);
+  wr_u8(&w, KVSTORE_FORMAT_VERSION);
+  wr_u64(&w, kv->clock_ms);
+  wr_u64(&w, kv->next_session);
+  wr_u64(&w, kv->keys.n);
+  wr_u32(&w, (uint32_t)kv->sessions.n);
+  size_t n_keys = 0;
+  for (size_t i = 0; i < kv->keys.cap; i++) {
+    const struct entry *e = kv->keys.slots[i].item;
+    if (e == NULL)
+      continue;
+    wr_u32(&w, e->key_len);
+    wr_u32(&w, e->value_len);
+    wr_u64(&w, e->expire_at_ms);
+    wr_bytes(&w, e->bytes, (size_t)e->key_len + e->value_len);
+    n_keys++;
+  }
+  assert(n_keys == kv->keys.n);
+  size_t n_sessions = 0;
+  for (const struct session *s = kv->oldest; s != NULL; s = s->newer) {
+    wr_u64(&w, s->id);
+    wr_u64(&w, s->last_seq);
+    wr_u8(&w, s->kind);
+    wr_u8(&w, s->error);
+    wr_u64(&w, (uint64_t)s->integer);
+    n_sessions++;
+  }
+  assert(n_sessions == kv->sessions.n);
+  wr_u32(&w, crc32c(buf, w.off));
+  assert(w.off == size);
+  return size;
+}
+
+/* A saved reply is one an applied command can give, or none before the
+ * session's first command. */
+static bool saved_reply_valid(uint64_t last_seq, uint8_t kind, uint8_t error,
+                              int64_t integer) {
+  if (last_seq == 0)
+    return kind == 0 && error == SAVED_NONE && integer == 0;
+  switch (kind) {
+  case KVSTORE_REPLY_OK:
+  case KVSTORE_REPLY_NULL:
+    return error == SAVED_NONE && integer == 0;
+  case KVSTORE_REPLY_INT:
+    return error == SAVED_NONE;
+  case KVSTORE_REPLY_ERROR:
+    return error > SAVED_NONE && error < SAVED_ERRORS_N && integer == 0;
+  default:
+    return false;
+  }
+}
+
+/* Reads the keys of a snapshot into the empty store `kv`. Returns 0,
+ * SABHA_ECORRUPT or SABHA_ENOMEM. */
+static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys) {
+  const struct kvstore_config *cfg = &kv->config;
+  /* Each key takes SNAPSHOT_KEY_BYTES at least: a count the bytes cannot
+   * hold is corrupt, and must not size an allocation. */
+  if (n_keys > cfg->keys_max || n_keys > (r->len - r->off) / SNAPSHOT_KEY_BYTES)
+    return SABHA_ECORRUPT;
+  if (table_reserve(cfg, &kv->keys, (size_t)n_keys) != 0)
+    return SABHA_ENOMEM;
+  for (uint64_t i = 0; i < n_keys; i++) {
+    uint32_t key_len = rd_u32(r);
+    uint32_t value_len = rd_u32(r);
+    uint64_t expire_at_ms = rd_u64(r);
+    struct kvstore_slice key = rd_bytes(r, key_len);
+    struct kvstore_slice value = rd_bytes(r, value_len);
+    if (!r->ok || key_len > cfg->key_bytes_max ||
+        value_len > cfg->value_bytes_max ||
+        expire_at_ms > (uint64_t)INT64_MAX ||
+        kv->data_bytes + key_len + value_len > cfg->data_bytes_max)
+      return SABHA_ECORRUPT;
+    uint64_t hash = key_hash(kv, key);
+    if (table_find(&kv->keys, hash, entry_matches, &key) != SIZE_MAX)
+      return SABHA_ECORRUPT; /* a key twice */
+    struct entry *e = entry_new(cfg, key, value, value_len);
+    if (e == NULL)
+      return SABHA_ENOMEM;
+    e->expire_at_ms = expire_at_ms;
+    if (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0) {
+      mem_free(cfg, e);
+      return SABHA_ENOMEM;
+    }
+    entry_put(kv, hash, SIZE_MAX, e);
+  }
+  return 0;
+}
+
+static int restore_sessions(struct kvstore *kv, struct reader *r,
+                            uint32_t n_sessions) {
+  if (n_sessions > kv->config.sessions_max ||
+      n_sessions > (r->len - r->off) / SNAPSHOT_SESSION_BYTES)
+    return SABHA_ECORRUPT;
+  if (table_reserve(&kv->config, &kv->sessions, n_sessions) != 0)
+    return SABHA_ENOMEM;
+  for (uint32_t i = 0; i < n_sessions; i++) {
+    uint64_t id = rd_u64(r);
+    uint64_t last_seq = rd_u64(r);
+    uint8_t kind = rd_u8(r);
+    uint8_t error = rd_u8(r);
+    int64_t integer = (int64_t)rd_u64(r);
+    if (!r->ok || id == 0 || id >= kv->next_session ||
+        !saved_reply_valid(last_seq, kind, error, integer) ||
+        session_find(kv, id) != NULL)
+      return SABHA_ECORRUPT;
+    struct session *s = mem_zalloc(&kv->config, sizeof *s);
+    if (s == NULL)
+      return SABHA_ENOMEM;
+    s->id = id;
+    s->last_seq = last_seq;
+    s->kind = kind;
+    s->error = error;
+    s->integer = integer;
+    session_add(kv, s); /* oldest first: the order of use is kept */
+  }
+  return 0;
+}
+
+int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len) {
+  assert(kv != NULL && (data != NULL || len == 0));
+  if (len < SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES)
+    return SABHA_ECORRUPT;
+  size_t body = len - SNAPSHOT_TRAILER_BYTES;
+  if (crc32c(data, body) != get_u32(data + body))
+    return SABHA_ECORRUPT;
+  struct reader r = {data, body, 0, true};
+  uint32_t magic = rd_u32(&r);
+  uint8_t version = rd_u8(&r);
+  uint64_t clock_ms = rd_u64(&r);
+  uint64_t next_session = rd_u64(&r);
+  uint64_t n_keys = rd_u64(&r);
+  uint32_t n_sessions = rd_u32(&r);
+  if (!r.ok || magic != SNAPSHOT_MAGIC || version != KVSTORE_FORMAT_VERSION ||
+      next_session == 0)
+    return SABHA_ECORRUPT;
+
+  /* Build the new state aside, so that a bad snapshot changes nothing. */
+  struct kvstore *fresh;
+  int rc = kvstore_new(&fresh, &kv->config);
+  if (rc != 0)
+    return rc;
+  fresh->clock_ms = clock_ms;
+  fresh->next_session = next_session;
+  rc = restore_keys(fresh, &r, n_keys);
+  if (rc == 0)
+    rc = restore_sessions(fresh, &r, n_sessions);
+  if (rc == 0 && r.off != body)
+    rc = SABHA_ECORRUPT;
+  if (rc != 0) {
+    kvstore_free(fresh);
+    return rc;
+  }
+  struct kvstore old = *kv;
+  *kv = *fresh;
+  *fresh = old;
+  kvstore_free(fresh);
+  return 0;
+}

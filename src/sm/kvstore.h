@@ -1,0 +1,302 @@
+/* The replicated key-value store of the real node (sabhad).
+ *
+ * sabhad serves Redis clients from this state machine. Every write a client
+ * sends (SET, DEL, INCR, MSET, ...) is encoded by the leader into a compact
+ * command (kvstore_encode_*), replicated through the log, and applied by
+ * kvstore_apply() on every node in the same order; applying the same commands
+ * in the same order gives every node the same store and the same replies.
+ * Reads are not commands: a node serves GET, EXISTS, PTTL and DBSIZE from its
+ * own store (kvstore_get() and friends) once its engine's ReadIndex says the
+ * store is current enough. (src/sm/kv.[ch] is the simulator's far smaller
+ * model with integer keys; this one is for real clients.)
+ *
+ * Data. Keys and values are byte strings, binary-safe, bounded by
+ * key_bytes_max and value_bytes_max; the store as a whole is bounded by
+ * keys_max and data_bytes_max (the sum of key and value bytes). A write that
+ * would pass a bound is answered with an error and changes nothing; MSET,
+ * all or nothing, is refused unless every pair would fit as a new key.
+ * Every replica must use the same bounds, as they decide replies.
+ *
+ * Time. Replicas must agree on when a key expires, so nothing here reads a
+ * clock. The leader stamps each command with its wall clock, now_ms, when it
+ * proposes it, and the store keeps clock_ms, the highest stamp applied so far
+ * (a new leader's clock may lag the old one's; the maximum never runs
+ * backwards). SET ... PX ms makes a key expire at clock_ms + ms; a key is
+ * expired once clock_ms passes that instant (Redis's rule: alive at exactly
+ * its expiry time, gone one millisecond later). Expired keys are invisible to
+ * every command; they are reclaimed when a command touches them and, a few per
+ * command (KVSTORE_EXPIRE_PER_APPLY), in expiry order, so memory is returned
+ * even for keys no one touches again, always in the same order on every
+ * replica. Reads take the caller's own clock too: a key counts as expired for
+ * a read when max(now_ms, clock_ms) passes its expiry, and a read never
+ * changes the store.
+ *
+ * Exactly once, as in the Raft thesis (§6.3). A client (for sabhad, one
+ * per client connection) first registers a session through the log: the
+ * REGISTER command's reply is the new session's id, which the store assigns
+ * from a counter (1, 2, 3, ...), so ids are never reused and every replica
+ * assigns the same one. Every later command carries that id and a sequence
+ * number: 1 for the session's first command, then each the previous plus 1;
+ * the client resends a command, with the same number, until it has an
+ * answer. The store keeps, per session, the last number applied and its
+ * reply; a resent command with that number gets the saved reply and is not
+ * applied again. A lower number (its reply is gone) or a gap (an earlier
+ * command is missing) is refused and not applied.
+ *
+ * The table keeps sessions_max sessions (10000 by default); registering one
+ * more evicts the session that applied or retried least recently. The
+ * consequence of the bound: a client whose session was evicted, say one idle
+ * while 10000 others registered, finds every later command refused with
+ * "session expired" (an id below the counter but not in the table), even a
+ * resend of a command that was applied before the eviction; it must report
+ * that command's outcome as unknown and register again. Nothing is ever
+ * applied twice. A lost REGISTER reply costs only an unused session, which
+ * ages out.
+ *
+ * Command format (version 1, integers little-endian, lengths u32):
+ *
+ *   header   u8 version (1) | u8 op | u64 session | u64 seq | u64 now_ms
+ *   REGISTER (nothing more; session and seq are 0)
+ *   SET      u8 flags (NX 1, XX 2, PX 4, KEEPTTL 8) | i64 px_ms (0 unless PX)
+ *            | u32 key_len | key | u32 value_len | value
+ *   DEL      u32 n (>= 1) | n x (u32 key_len | key)
+ *   INCRBY   u32 key_len | key | i64 delta
+ *   DECRBY   u32 key_len | key | i64 delta
+ *   MSET     u32 n (>= 1) | n x (u32 key_len | key | u32 value_len | value)
+ *   CAS      u8 flags (1: expect the key absent) | u32 key_len | key
+ *            | u32 expected_len | expected (empty when absent)
+ *            | u32 new_len | new
+ *
+ * The bytes must be exactly one command; anything else is malformed.
+ *
+ * Snapshot format (version 1, little-endian):
+ *
+ *   u32 magic "SKV1" | u8 version (1) | u64 clock_ms
+ *   | u64 next_session (the id the next REGISTER gets) | u64 n_keys
+ *   | u32 n_sessions
+ *   | n_keys x (u32 key_len | u32 value_len | u64 expire_at_ms (0: none)
+ *               | key | value)
+ *   | n_sessions x (u64 id | u64 last_seq | u8 reply kind | u8 error code
+ *                   | i64 integer), least recently used first; the kind is
+ *                   an enum kvstore_reply, the error code one of 1 not an
+ *                   integer, 2 overflow, 3 decrement overflow, 4 syntax,
+ *                   5 expire time, 6 too big, 7 full (0 otherwise); a
+ *                   session with no command yet has last_seq 0 and kind 0
+ *   | u32 CRC32C (Castagnoli) of every byte before it
+ *
+ * Keys appear in no particular order: two replicas in the same state may
+ * write different bytes, but restore to the same state.
+ *
+ * Threading: one thread at a time. There is no global state. */
+#ifndef SABHA_SM_KVSTORE_H
+#define SABHA_SM_KVSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVSTORE_FORMAT_VERSION 1u
+#define KVSTORE_CMD_HEADER_BYTES 26u
+/* Expired keys reclaimed at most per applied command, beyond those it
+ * touches: bounds the work of one apply. */
+#define KVSTORE_EXPIRE_PER_APPLY 32u
+
+enum kvstore_op {
+  KVSTORE_OP_SET = 1,
+  KVSTORE_OP_DEL = 2,
+  KVSTORE_OP_INCRBY = 3,
+  KVSTORE_OP_DECRBY = 4,
+  KVSTORE_OP_MSET = 5,
+  KVSTORE_OP_CAS = 6,
+  KVSTORE_OP_REGISTER = 7,
+};
+
+/* SET flags, as Redis's SET options. NX with XX, and PX with KEEPTTL, are
+ * syntax errors (replies, not malformed commands). */
+#define KVSTORE_SET_NX 1u      /* only if the key is absent */
+#define KVSTORE_SET_XX 2u      /* only if the key is present */
+#define KVSTORE_SET_PX 4u      /* expire px_ms after the command's clock */
+#define KVSTORE_SET_KEEPTTL 8u /* keep the key's expiry; else it is cleared */
+
+struct kvstore_config {
+  uint32_t key_bytes_max;   /* >= 1 */
+  uint32_t value_bytes_max; /* >= 20, so that any INCR result fits */
+  uint64_t keys_max;        /* >= 1 */
+  uint64_t data_bytes_max;  /* key and value bytes of all keys */
+  uint32_t sessions_max;    /* >= 1 */
+  /* The key of the SipHash that places keys in the hash table. It decides
+   * only where keys sit in memory, never a reply, so replicas may differ;
+   * a secret random one keeps clients from forcing collisions. */
+  uint64_t hash_key[2];
+  /* Optional: where the store gets memory (NULL: the C library). As Lua's
+   * allocator: alloc_fn(ctx, NULL, n) allocates, alloc_fn(ctx, p, n)
+   * resizes, alloc_fn(ctx, p, 0) frees and returns NULL; n > 0 fails by
+   * returning NULL. Tests use it to fail the Nth allocation. */
+  void *(*alloc_fn)(void *ctx, void *ptr, size_t size);
+  void *alloc_ctx;
+};
+
+/* 64 KiB keys, 8 MiB values (resp_limits_default's argument bound), 16 Mi
+ * keys, 1 GiB of data, 10000 sessions, and a fixed hash key (replace it with
+ * random bytes in a server). */
+extern const struct kvstore_config kvstore_config_default;
+
+/* ---- Commands ---------------------------------------------------------- */
+
+/* What every command carries besides its operation. */
+struct kvstore_hdr {
+  uint64_t session; /* the id REGISTER gave the client's session */
+  uint64_t seq;     /* 1, 2, 3, ... within the session */
+  uint64_t now_ms;  /* the leader's wall clock when it proposed */
+};
+
+struct kvstore_slice {
+  const uint8_t *ptr; /* may be NULL when len is 0 */
+  size_t len;
+};
+
+/* The encoders build one command into buf[0, cap) and return its size in
+ * bytes. Like snprintf, they write only when it fits (buf may be NULL when
+ * cap is 0), so a caller can ask the size first. Every length must fit a u32
+ * and n must be >= 1 (programmer errors otherwise); the store's own bounds
+ * are checked when the command is applied. INCR is INCRBY 1 and DECR is
+ * DECRBY 1. */
+size_t kvstore_encode_set(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          struct kvstore_slice key, struct kvstore_slice value,
+                          uint32_t flags, int64_t px_ms);
+size_t kvstore_encode_del(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          const struct kvstore_slice *keys, size_t n);
+size_t kvstore_encode_incrby(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key, int64_t delta);
+size_t kvstore_encode_decrby(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key, int64_t delta);
+/* pairs[2i] is a key and pairs[2i + 1] its value, for i < n. */
+size_t kvstore_encode_mset(uint8_t *buf, size_t cap,
+                           const struct kvstore_hdr *hdr,
+                           const struct kvstore_slice *pairs, size_t n);
+/* expected NULL: swap only if the key is absent. */
+size_t kvstore_encode_cas(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          struct kvstore_slice key,
+                          const struct kvstore_slice *expected,
+                          struct kvstore_slice new_value);
+
+/* REGISTER: opens a session; the reply is its id. now_ms as in a header. */
+size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms);
+
+/* Reads the header of a command, e.g. for the leader to match a committed
+ * entry with the client waiting for it. Returns 0, or SABHA_ECORRUPT when the
+ * bytes are too short or of another version. */
+int kvstore_decode_hdr(const uint8_t *cmd, size_t len, struct kvstore_hdr *hdr);
+
+/* ---- Applying ---------------------------------------------------------- */
+
+enum kvstore_reply {
+  KVSTORE_REPLY_OK = 1,    /* +OK */
+  KVSTORE_REPLY_INT = 2,   /* :integer */
+  KVSTORE_REPLY_BULK = 3,  /* $bulk (no command replies so yet) */
+  KVSTORE_REPLY_NULL = 4,  /* $-1: SET NX/XX whose condition failed */
+  KVSTORE_REPLY_ERROR = 5, /* -error */
+};
+
+enum kvstore_outcome {
+  KVSTORE_APPLIED = 0,   /* applied now (an error reply counts: the
+                            sequence number is used up) */
+  KVSTORE_DUPLICATE = 1, /* a resend of the session's last command: the
+                            saved reply, nothing applied */
+  KVSTORE_REFUSED = 2,   /* not applied: malformed, stale, out of order,
+                            unknown or expired session; the reply says
+                            which */
+};
+
+struct kvstore_result {
+  enum kvstore_reply kind;
+  enum kvstore_outcome outcome;
+  int64_t integer;     /* KVSTORE_REPLY_INT */
+  const uint8_t *bulk; /* KVSTORE_REPLY_BULK: valid until the next apply */
+  size_t bulk_len;
+  const char *error; /* KVSTORE_REPLY_ERROR: static, Redis-style, e.g.
+                        "ERR value is not an integer or out of range" */
+};
+
+/* Replies that name what went wrong, as Redis words them where it has the
+ * same error. */
+#define KVSTORE_ERR_NOT_INTEGER "ERR value is not an integer or out of range"
+#define KVSTORE_ERR_OVERFLOW "ERR increment or decrement would overflow"
+#define KVSTORE_ERR_DECR_OVERFLOW "ERR decrement would overflow"
+#define KVSTORE_ERR_SYNTAX "ERR syntax error"
+#define KVSTORE_ERR_EXPIRE "ERR invalid expire time in 'set' command"
+#define KVSTORE_ERR_TOO_BIG "ERR string exceeds maximum allowed size"
+#define KVSTORE_ERR_FULL "OOM command not allowed: the key-value store is full"
+#define KVSTORE_ERR_MALFORMED "ERR malformed command"
+#define KVSTORE_ERR_SESSION                                                    \
+  "ERR session expired; the outcome of this request is unknown"
+#define KVSTORE_ERR_NO_SESSION "ERR unknown session"
+#define KVSTORE_ERR_IDS "ERR no session ids left"
+#define KVSTORE_ERR_STALE                                                      \
+  "ERR request already applied; its reply is no longer kept"
+#define KVSTORE_ERR_ORDER "ERR request out of order; an earlier one is missing"
+
+struct kvstore;
+
+/* Creates an empty store. Returns 0 and sets *out, SABHA_EINVAL for a config
+ * outside the bounds noted in struct kvstore_config, or SABHA_ENOMEM. */
+int kvstore_new(struct kvstore **out, const struct kvstore_config *config);
+void kvstore_free(struct kvstore *kv);
+
+/* Applies one committed command and fills *out with the reply to send.
+ *
+ * Returns 0 (the reply may still be an error, such as "not an integer"), or
+ *   SABHA_ECORRUPT  the bytes are not a well-formed command: *out is the
+ *                   KVSTORE_ERR_MALFORMED error, the store is unchanged
+ *                   (every replica sees the same bytes, so all agree);
+ *   SABHA_ENOMEM    memory ran out: the store is unchanged, and the host must
+ *                   not move on to the next command (retry it, or stop the
+ *                   node) or this replica would diverge from the others.
+ * Deterministic: equal stores and equal bytes give equal replies and equal
+ * stores. */
+int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
+                  struct kvstore_result *out);
+
+/* ---- Reading ----------------------------------------------------------- */
+
+/* The value of a live key: returns true and points *value and *value_len into
+ * the store (valid until the next apply or restore), or false when the key is
+ * missing or expired at max(now_ms, clock). */
+bool kvstore_get(const struct kvstore *kv, const uint8_t *key, size_t key_len,
+                 uint64_t now_ms, const uint8_t **value, size_t *value_len);
+/* True when the key is live at max(now_ms, clock). */
+bool kvstore_exists(const struct kvstore *kv, const uint8_t *key,
+                    size_t key_len, uint64_t now_ms);
+/* As Redis's PTTL: -2 when missing or expired, -1 without an expiry, else
+ * the milliseconds left at max(now_ms, clock). */
+int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
+                     size_t key_len, uint64_t now_ms);
+/* Keys held, as Redis's DBSIZE: this may count keys already expired but not
+ * yet reclaimed. */
+uint64_t kvstore_dbsize(const struct kvstore *kv);
+/* The highest now_ms applied so far. */
+uint64_t kvstore_clock_ms(const struct kvstore *kv);
+/* Sessions in the table. */
+uint64_t kvstore_n_sessions(const struct kvstore *kv);
+/* True, with *last_seq, when the session is in the table. */
+bool kvstore_session(const struct kvstore *kv, uint64_t session,
+                     uint64_t *last_seq);
+
+/* ---- Snapshots --------------------------------------------------------- */
+
+/* Bytes kvstore_snapshot() writes; O(1). */
+size_t kvstore_snapshot_size(const struct kvstore *kv);
+/* Writes the whole state (keys, expiry times, clock, session table) into
+ * buf[0, cap), cap >= kvstore_snapshot_size(). Returns the bytes written. */
+size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap);
+/* Replaces the state with a snapshot's. Returns 0; SABHA_ECORRUPT when the
+ * bytes fail their checksum, are malformed, or hold more than this store's
+ * config allows; or SABHA_ENOMEM. On error the store is unchanged. */
+int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len);
+
+#endif
