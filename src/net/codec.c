@@ -1,0 +1,373 @@
+/* The wire codec (see codec.h for the format and docs/wire.md for the
+ * specification).
+ *
+ * Encoding computes the frame size first, grows the output once and writes
+ * straight through; it never allocates per entry. Decoding walks the buffer
+ * with a cursor whose every read is checked against the bytes left and which
+ * stays failed once a read falls short, so that no input, however hostile,
+ * makes it read outside the buffer; each length is also checked against its
+ * limit before anything is sized from it. */
+#include "net/codec.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Offsets inside a message body (after the version and kind bytes). */
+enum {
+  OFF_TYPE = 0,
+  OFF_FROM = 4,
+  OFF_TO = 8,
+  OFF_REJECT = 12,
+  OFF_TERM = 16,
+  OFF_INDEX = 24,
+  OFF_LOG_TERM = 32,
+  OFF_COMMIT = 40,
+  OFF_HINT_INDEX = 48,
+  OFF_HINT_TERM = 56,
+  OFF_CONTEXT = 64,
+  OFF_SNAP_INDEX = 72,
+  OFF_SNAP_TERM = 80,
+  OFF_SNAP_OFFSET = 88,
+  OFF_SNAP_TOTAL = 96,
+  OFF_N_ENTRIES = 104,
+  OFF_SNAP_SIZE = 108,
+  OFF_END = 112,
+};
+
+_Static_assert(OFF_END == CODEC_MSG_FIXED_BYTES, "fixed block size");
+_Static_assert((uint64_t)CODEC_ENTRIES_MAX *(CODEC_ENTRY_HEADER_BYTES +
+                                             CODEC_ENTRY_BYTES_MAX) <
+                   UINT64_MAX / 2,
+               "frame sizes are summed in uint64_t without overflow");
+
+void codec_put_u16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+
+void codec_put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void codec_put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint16_t codec_get_u16(const uint8_t *p) {
+  return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
+
+uint32_t codec_get_u32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+uint64_t codec_get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+int codec_kind_of_engine(const char *engine_name) {
+  assert(engine_name != NULL);
+  if (strcmp(engine_name, "raft") == 0)
+    return CODEC_KIND_RAFT;
+  if (strcmp(engine_name, "multipaxos") == 0)
+    return CODEC_KIND_MULTIPAXOS;
+  if (strcmp(engine_name, "paxos") == 0)
+    return CODEC_KIND_PAXOS;
+  return SABHA_EPROTO;
+}
+
+int codec_kind_is_msg(uint32_t kind) {
+  return kind == CODEC_KIND_RAFT || kind == CODEC_KIND_MULTIPAXOS ||
+         kind == CODEC_KIND_PAXOS;
+}
+
+int codec_peek(const uint8_t *buf, size_t len, struct codec_header *h) {
+  assert(buf != NULL && h != NULL);
+  assert(len >= CODEC_HEADER_BYTES);
+  h->payload_bytes = codec_get_u32(buf);
+  h->version = buf[4];
+  h->kind = buf[5];
+  if (h->payload_bytes < 2 || h->payload_bytes > CODEC_PAYLOAD_BYTES_MAX)
+    return SABHA_ECORRUPT;
+  if (h->version != CODEC_VERSION)
+    return SABHA_ECORRUPT;
+  return 0;
+}
+
+void codec_buf_init(struct codec_buf *b) {
+  b->data = NULL;
+  b->size_bytes = 0;
+  b->cap_bytes = 0;
+}
+
+void codec_buf_free(struct codec_buf *b) {
+  free(b->data);
+  codec_buf_init(b);
+}
+
+static int buf_grow(struct codec_buf *b, size_t more_bytes, int exact) {
+  assert(b->size_bytes <= b->cap_bytes);
+  if (more_bytes > SIZE_MAX / 2 - b->size_bytes)
+    return SABHA_ENOMEM;
+  size_t need = b->size_bytes + more_bytes;
+  if (need <= b->cap_bytes)
+    return 0;
+  size_t cap = need;
+  if (!exact) {
+    /* Starting at 4 KiB avoids a run of tiny reallocations for the first
+     * heartbeats. */
+    cap = b->cap_bytes > 0 ? b->cap_bytes : 4096;
+    while (cap < need)
+      cap *= 2;
+  }
+  uint8_t *grown = realloc(b->data, cap);
+  if (grown == NULL)
+    return SABHA_ENOMEM;
+  b->data = grown;
+  b->cap_bytes = cap;
+  return 0;
+}
+
+int codec_buf_reserve(struct codec_buf *b, size_t more_bytes) {
+  return buf_grow(b, more_bytes, 0);
+}
+
+int codec_buf_reserve_exact(struct codec_buf *b, size_t more_bytes) {
+  return buf_grow(b, more_bytes, 1);
+}
+
+int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes) {
+  assert(m != NULL && frame_bytes != NULL);
+  if (m->n_entries > 0 && m->entries == NULL)
+    return SABHA_EINVAL;
+  if (m->snap_size_bytes > 0 && m->snap_data == NULL)
+    return SABHA_EINVAL;
+  if (m->n_entries > CODEC_ENTRIES_MAX ||
+      m->snap_size_bytes > CODEC_SNAP_CHUNK_BYTES_MAX)
+    return SABHA_ETOOBIG;
+  if (m->snap_offset > m->snap_total_bytes ||
+      m->snap_size_bytes > m->snap_total_bytes - m->snap_offset)
+    return SABHA_EINVAL;
+  uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES + m->snap_size_bytes;
+  for (uint32_t i = 0; i < m->n_entries; i++) {
+    const struct sabha_entry *e = &m->entries[i];
+    if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP)
+      return SABHA_EINVAL;
+    if (e->size_bytes > 0 && e->data == NULL)
+      return SABHA_EINVAL;
+    if (e->size_bytes > CODEC_ENTRY_BYTES_MAX)
+      return SABHA_ETOOBIG;
+    payload += CODEC_ENTRY_HEADER_BYTES + (uint64_t)e->size_bytes;
+  }
+  if (payload > CODEC_PAYLOAD_BYTES_MAX)
+    return SABHA_ETOOBIG;
+  *frame_bytes = (size_t)(CODEC_LENGTH_BYTES + payload);
+  return 0;
+}
+
+void codec_write(const struct sabha_msg *m, uint8_t kind, uint8_t *out,
+                 size_t frame_bytes) {
+  assert(codec_kind_is_msg(kind));
+  assert(frame_bytes >= CODEC_MSG_FRAME_BYTES_MIN);
+  codec_put_u32(out, (uint32_t)(frame_bytes - CODEC_LENGTH_BYTES));
+  out[4] = CODEC_VERSION;
+  out[5] = kind;
+  uint8_t *f = out + CODEC_HEADER_BYTES;
+  codec_put_u32(f + OFF_TYPE, m->type);
+  codec_put_u32(f + OFF_FROM, m->from);
+  codec_put_u32(f + OFF_TO, m->to);
+  codec_put_u32(f + OFF_REJECT, m->reject);
+  codec_put_u64(f + OFF_TERM, m->term);
+  codec_put_u64(f + OFF_INDEX, m->index);
+  codec_put_u64(f + OFF_LOG_TERM, m->log_term);
+  codec_put_u64(f + OFF_COMMIT, m->commit);
+  codec_put_u64(f + OFF_HINT_INDEX, m->hint_index);
+  codec_put_u64(f + OFF_HINT_TERM, m->hint_term);
+  codec_put_u64(f + OFF_CONTEXT, m->context);
+  codec_put_u64(f + OFF_SNAP_INDEX, m->snap.index);
+  codec_put_u64(f + OFF_SNAP_TERM, m->snap.term);
+  codec_put_u64(f + OFF_SNAP_OFFSET, m->snap_offset);
+  codec_put_u64(f + OFF_SNAP_TOTAL, m->snap_total_bytes);
+  codec_put_u32(f + OFF_N_ENTRIES, m->n_entries);
+  codec_put_u32(f + OFF_SNAP_SIZE, m->snap_size_bytes);
+  uint8_t *p = f + OFF_END;
+  for (uint32_t i = 0; i < m->n_entries; i++) {
+    const struct sabha_entry *e = &m->entries[i];
+    codec_put_u64(p, e->index);
+    codec_put_u64(p + 8, e->term);
+    codec_put_u32(p + 16, e->type);
+    codec_put_u32(p + 20, e->size_bytes);
+    p += CODEC_ENTRY_HEADER_BYTES;
+    if (e->size_bytes > 0)
+      memcpy(p, e->data, e->size_bytes);
+    p += e->size_bytes;
+  }
+  if (m->snap_size_bytes > 0)
+    memcpy(p, m->snap_data, m->snap_size_bytes);
+  p += m->snap_size_bytes;
+  /* The size and the writer must agree to the byte, or a peer would read
+   * our next frame's length from the middle of this one. */
+  assert((size_t)(p - out) == frame_bytes);
+}
+
+int codec_encode(const struct sabha_msg *m, uint8_t kind, struct codec_buf *b) {
+  assert(codec_kind_is_msg(kind));
+  size_t frame_bytes;
+  int rc = codec_frame_size(m, &frame_bytes);
+  if (rc != 0)
+    return rc;
+  rc = codec_buf_reserve(b, frame_bytes);
+  if (rc != 0)
+    return rc;
+  codec_write(m, kind, b->data + b->size_bytes, frame_bytes);
+  b->size_bytes += frame_bytes;
+  return 0;
+}
+
+/* A bounds-checked reader. Once a read falls short, `ok` stays false and
+ * every later read returns zeros without touching memory, so the decoder
+ * can check once at the points where a value is used to size something. */
+struct cursor {
+  const uint8_t *p;
+  size_t left;
+  int ok;
+};
+
+static const uint8_t *cursor_take(struct cursor *c, size_t n) {
+  if (!c->ok || n > c->left) {
+    c->ok = 0;
+    return NULL;
+  }
+  const uint8_t *at = c->p;
+  c->p += n;
+  c->left -= n;
+  return at;
+}
+
+static uint32_t cursor_u32(struct cursor *c) {
+  const uint8_t *at = cursor_take(c, 4);
+  return at != NULL ? codec_get_u32(at) : 0;
+}
+
+static uint64_t cursor_u64(struct cursor *c) {
+  const uint8_t *at = cursor_take(c, 8);
+  return at != NULL ? codec_get_u64(at) : 0;
+}
+
+static void decode_fixed(struct cursor *c, struct sabha_msg *out) {
+  out->type = cursor_u32(c);
+  out->from = cursor_u32(c);
+  out->to = cursor_u32(c);
+  out->reject = cursor_u32(c);
+  out->term = cursor_u64(c);
+  out->index = cursor_u64(c);
+  out->log_term = cursor_u64(c);
+  out->commit = cursor_u64(c);
+  out->hint_index = cursor_u64(c);
+  out->hint_term = cursor_u64(c);
+  out->context = cursor_u64(c);
+  out->snap.index = cursor_u64(c);
+  out->snap.term = cursor_u64(c);
+  out->snap_offset = cursor_u64(c);
+  out->snap_total_bytes = cursor_u64(c);
+  out->n_entries = cursor_u32(c);
+  out->snap_size_bytes = cursor_u32(c);
+}
+
+static int decode_entry(struct cursor *c, struct sabha_entry *e) {
+  e->index = cursor_u64(c);
+  e->term = cursor_u64(c);
+  e->type = cursor_u32(c);
+  e->size_bytes = cursor_u32(c);
+  if (!c->ok)
+    return SABHA_ECORRUPT;
+  if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP)
+    return SABHA_ECORRUPT;
+  if (e->size_bytes > CODEC_ENTRY_BYTES_MAX)
+    return SABHA_ECORRUPT;
+  e->data = NULL;
+  if (e->size_bytes > 0) {
+    e->data = cursor_take(c, e->size_bytes);
+    if (e->data == NULL)
+      return SABHA_ECORRUPT;
+  }
+  return 0;
+}
+
+int codec_decode(const uint8_t *buf, size_t len, struct sabha_msg *out,
+                 struct sabha_entry *entries, uint32_t entries_max) {
+  assert(buf != NULL || len == 0);
+  assert(out != NULL);
+  assert(entries != NULL || entries_max == 0);
+  memset(out, 0, sizeof *out);
+  if (len < CODEC_MSG_FRAME_BYTES_MIN)
+    return SABHA_ECORRUPT;
+  struct codec_header h;
+  if (codec_peek(buf, len, &h) != 0)
+    return SABHA_ECORRUPT;
+  /* The length must describe exactly this buffer: a shorter one is a torn
+   * frame, a longer one hides trailing bytes. */
+  if ((uint64_t)h.payload_bytes + CODEC_LENGTH_BYTES != len)
+    return SABHA_ECORRUPT;
+  if (!codec_kind_is_msg(h.kind))
+    return SABHA_ECORRUPT;
+
+  struct cursor c = {buf + CODEC_HEADER_BYTES, len - CODEC_HEADER_BYTES, 1};
+  decode_fixed(&c, out);
+  if (!c.ok)
+    return SABHA_ECORRUPT;
+  if (out->n_entries > CODEC_ENTRIES_MAX || out->n_entries > entries_max)
+    return SABHA_ECORRUPT;
+  /* Every entry has a header: refuse a count the bytes cannot hold before
+   * walking it, so that a short frame with a large count costs nothing. */
+  if ((uint64_t)out->n_entries * CODEC_ENTRY_HEADER_BYTES > c.left)
+    return SABHA_ECORRUPT;
+  if (out->snap_size_bytes > CODEC_SNAP_CHUNK_BYTES_MAX)
+    return SABHA_ECORRUPT;
+  if (out->snap_offset > out->snap_total_bytes ||
+      out->snap_size_bytes > out->snap_total_bytes - out->snap_offset)
+    return SABHA_ECORRUPT;
+
+  for (uint32_t i = 0; i < out->n_entries; i++) {
+    if (decode_entry(&c, &entries[i]) != 0)
+      return SABHA_ECORRUPT;
+  }
+  out->entries = out->n_entries > 0 ? entries : NULL;
+  out->snap_data = NULL;
+  if (out->snap_size_bytes > 0) {
+    out->snap_data = cursor_take(&c, out->snap_size_bytes);
+    if (out->snap_data == NULL)
+      return SABHA_ECORRUPT;
+  }
+  if (c.left != 0)
+    return SABHA_ECORRUPT;
+  return 0;
+}
+
+int codec_check_config(const struct sabha_config *cfg) {
+  assert(cfg != NULL);
+  if (cfg->entries_per_msg_max > CODEC_ENTRIES_MAX ||
+      cfg->entry_size_bytes_max > CODEC_ENTRY_BYTES_MAX ||
+      cfg->snapshot_chunk_bytes > CODEC_SNAP_CHUNK_BYTES_MAX)
+    return SABHA_ETOOBIG;
+  /* An append holds at most bytes_per_msg_max of data, except that a
+   * single entry is always sent even when it alone is larger. */
+  uint64_t data = cfg->bytes_per_msg_max > cfg->entry_size_bytes_max
+                      ? cfg->bytes_per_msg_max
+                      : cfg->entry_size_bytes_max;
+  uint64_t payload =
+      2 + (uint64_t)CODEC_MSG_FIXED_BYTES +
+      (uint64_t)cfg->entries_per_msg_max * CODEC_ENTRY_HEADER_BYTES + data;
+  if (payload > CODEC_PAYLOAD_BYTES_MAX)
+    return SABHA_ETOOBIG;
+  return 0;
+}

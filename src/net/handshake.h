@@ -1,0 +1,140 @@
+/* The peer handshake: the two frames that open every peer connection, and
+ * the proof that both ends know the cluster secret.
+ *
+ * Before two nodes exchange a single consensus message they must agree that
+ * they speak the same protocol version, belong to the same cluster, run the
+ * same engine, and (when a secret is configured) that each knows the secret.
+ * A node that joined the wrong cluster, or runs Paxos among Raft nodes, would
+ * otherwise corrupt the others' state with messages that parse but mean
+ * something else. This module holds the pure part of that conversation:
+ * encoding and strictly decoding the HELLO, AUTH and REFUSE frames and
+ * computing the MAC. The transport (transport.c) drives it over sockets.
+ *
+ * The conversation. The dialer (D) speaks first; the listener (L) answers
+ * only once it has checked D's HELLO, so that its answer is also its
+ * acceptance, a stranger learns nothing about the cluster, and a refused
+ * dialer never believes itself connected:
+ *
+ *   D -> L  HELLO {version, flags, id_D, nonce_D, cluster, engine}
+ *   L -> D  HELLO {version, flags, id_L, nonce_L, cluster, engine}
+ *   with a secret, L at once, D once L's AUTH checks out:
+ *   L -> D  AUTH  {HMAC-SHA256(secret, "sabha-auth-v1" | id_L | id_D |
+ *                              nonce_L | nonce_D | cluster | engine)}
+ *   D -> L  AUTH  {the same with L and D swapped}
+ *
+ * Either side that refuses the other sends REFUSE {reason} (best effort)
+ * and closes, so that both logs say why. One round trip without a secret,
+ * one and a half with one.
+ *
+ * The MAC names its sender first, so a MAC cannot be reflected back to the
+ * node that made it; each side's fresh nonce makes a recorded MAC useless on a
+ * later connection. What it does not do: frames after the handshake carry no
+ * MAC and nothing is encrypted, so an attacker who can rewrite TCP traffic
+ * between two nodes can still inject messages. The secret keeps out
+ * misconfigured and casual peers; a hostile network needs a tunnel
+ * (WireGuard, TLS) under sabha. docs/wire.md has the byte layout. */
+#ifndef SABHA_NET_HANDSHAKE_H
+#define SABHA_NET_HANDSHAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HS_PROTOCOL_VERSION 1u
+#define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
+#define HS_MAGIC_BYTES 8u
+#define HS_NONCE_BYTES 32u
+#define HS_MAC_BYTES 32u
+#define HS_CLUSTER_ID_BYTES_MAX 64u
+#define HS_ENGINE_BYTES_MAX 16u
+/* HELLO flags. */
+#define HS_FLAG_AUTH 1u /* the sender has a secret and will send AUTH */
+/* The largest frame a peer may send before the handshake completes. A
+ * HELLO of any version keeps under it, so an unauthenticated peer can make
+ * us buffer no more than this. */
+#define HS_FRAME_BYTES_MAX 256u
+#define HS_HELLO_FRAME_BYTES_MAX                                               \
+  (56u + HS_CLUSTER_ID_BYTES_MAX + HS_ENGINE_BYTES_MAX)
+#define HS_AUTH_FRAME_BYTES (6u + HS_MAC_BYTES)
+#define HS_REFUSE_FRAME_BYTES 7u
+
+/* Why a handshake was refused: one counter per reason in the transport's
+ * stats, one sentence per reason in its log. */
+#define HS_REFUSAL_MAP(X)                                                      \
+  X(MALFORMED, "malformed handshake frame")                                    \
+  X(VERSION, "protocol or format version mismatch")                            \
+  X(CLUSTER, "cluster id mismatch")                                            \
+  X(ENGINE, "engine mismatch")                                                 \
+  X(NODE, "unknown or unexpected node id")                                     \
+  X(AUTH, "authentication failed")                                             \
+  X(TIMEOUT, "handshake timed out")                                            \
+  X(LIMIT, "too many connections")
+
+enum hs_refusal {
+  HS_ACCEPTED = 0, /* not a refusal: functions below return it for "ok" */
+#define HS_REFUSAL_ENUM(name, text) HS_REFUSED_##name,
+  HS_REFUSAL_MAP(HS_REFUSAL_ENUM)
+#undef HS_REFUSAL_ENUM
+      HS_REFUSAL_COUNT
+};
+
+/* A static sentence for a reason (HS_ACCEPTED included). */
+const char *hs_refusal_text(enum hs_refusal reason);
+
+struct hs_hello {
+  uint16_t protocol_version;
+  uint16_t flags; /* HS_FLAG_* */
+  uint32_t node_id;
+  uint8_t nonce[HS_NONCE_BYTES];
+  char cluster_id[HS_CLUSTER_ID_BYTES_MAX + 1]; /* NUL-terminated */
+  char engine[HS_ENGINE_BYTES_MAX + 1];         /* NUL-terminated */
+};
+
+/* Writes h's HELLO frame to `out` (room for HS_HELLO_FRAME_BYTES_MAX) and
+ * returns its size. h's strings must be 1..their max bytes long. */
+size_t hs_hello_encode(const struct hs_hello *h, uint8_t *out);
+
+/* Decodes the complete frame buf[0, len) as a HELLO. Returns HS_ACCEPTED (0);
+ * HS_REFUSED_VERSION when the frame
+ * or protocol version differs from ours, with out->protocol_version set
+ * when it could be read; or HS_REFUSED_MALFORMED for anything else wrong:
+ * length, kind, magic, string lengths, NUL bytes in strings, trailing
+ * bytes. Never reads outside buf[0, len). */
+int hs_hello_decode(const uint8_t *buf, size_t len, struct hs_hello *out);
+
+/* Compares a decoded peer HELLO with ours. Returns HS_ACCEPTED or the reason
+ * to refuse: VERSION, CLUSTER, ENGINE, NODE (the peer claims our own id) or
+ * AUTH (a secret configured on one side only). */
+int hs_hello_check(const struct hs_hello *mine, const struct hs_hello *theirs);
+
+/* Writes an AUTH frame carrying `mac` to `out` (HS_AUTH_FRAME_BYTES). */
+void hs_auth_encode(const uint8_t mac[HS_MAC_BYTES], uint8_t *out);
+/* Decodes the complete frame buf[0, len) as an AUTH. Returns HS_ACCEPTED
+ * or HS_REFUSED_MALFORMED. */
+int hs_auth_decode(const uint8_t *buf, size_t len, uint8_t mac[HS_MAC_BYTES]);
+
+/* Writes a REFUSE frame carrying `reason` to `out` (HS_REFUSE_FRAME_BYTES).
+ * Its layout is frozen for every version (like a HELLO's first 16 bytes),
+ * so that a node can always tell a peer of another version why it closed. */
+void hs_refuse_encode(enum hs_refusal reason, uint8_t *out);
+/* Decodes the complete frame buf[0, len) as a REFUSE, whatever its version
+ * byte. Returns HS_ACCEPTED with *reason set (HS_REFUSED_MALFORMED when the
+ * peer named a reason this version does not know), or HS_REFUSED_MALFORMED
+ * when it is no REFUSE. */
+int hs_refuse_decode(const uint8_t *buf, size_t len, enum hs_refusal *reason);
+
+/* The MAC that `sender` sends to `receiver`: HMAC-SHA256 keyed with the
+ * secret over the transcript above. Both HELLOs carry the same cluster and
+ * engine by the time a MAC is made (hs_hello_check passed), so the sender's
+ * are used. */
+void hs_mac(const uint8_t *secret, size_t secret_bytes,
+            const struct hs_hello *sender, const struct hs_hello *receiver,
+            uint8_t mac[HS_MAC_BYTES]);
+
+/* Checks `mac` as the one `sender` should have sent `receiver`, in constant
+ * time. Returns HS_ACCEPTED or HS_REFUSED_AUTH. */
+int hs_mac_verify(const uint8_t *secret, size_t secret_bytes,
+                  const struct hs_hello *sender,
+                  const struct hs_hello *receiver,
+                  const uint8_t mac[HS_MAC_BYTES]);
+
+#endif
