@@ -1,0 +1,23 @@
+/* The `sabha` command: one executable, one subcommand per job (`sim` today;
+ * the lab, the benchmarks and the server's tools later). Each subcommand
+ * parses its own flags and returns the process exit status:
+ *
+ *   0  success;
+ *   1  the job ran and found a failure (for `sim`: a run failed a check);
+ *   2  usage error (unknown flag, bad value): nothing ran;
+ *   3  the job could not do its work (an output file cannot be written). */
+#ifndef SABHA_CLI_H
+#define SABHA_CLI_H
+
+#include <stdio.h>
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILED 1
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_ERROR 3
+
+/* `sabha sim ...`: argv[0] is "sim". */
+int cli_sim(int argc, char **argv);
+void cli_sim_usage(FILE *f);
+
+#endif

@@ -1,0 +1,535 @@
+/* `sabha sim`: run the deterministic simulator on one seed or a range of
+ * seeds and print a summary, one `key: value` per line.
+ *
+ * Seeds run one after another in this process: simple, and the output for a
+ * given command line is the same every time (but for sim_events_per_s, a
+ * wall-clock figure). Every failed run is reported on stderr with its seed,
+ * its first failed check and the command that replays it alone. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/history.h"
+#include "cli/cli.h"
+#include "sim/sim.h"
+
+#define SEEDS_MAX 10000000ull
+
+void cli_sim_usage(FILE *f) {
+  fprintf(f,
+          "usage: sabha sim [options]\n"
+          "\n"
+          "Simulates a cluster of one protocol in virtual time: closed-loop\n"
+          "clients do put/get/cas while faults are injected; checkers verify\n"
+          "election safety, log matching, leader completeness, state machine\n"
+          "safety, that no acknowledged write is lost, and linearizability.\n"
+          "The same options give the same run (see trace_hash).\n"
+          "\n"
+          "options (defaults in brackets):\n"
+          "  --protocol NAME   consensus protocol [raft]; this build knows:");
+  for (const char *const *p = sabha_protocols(); *p != NULL; p++)
+    fprintf(f, " %s", *p);
+  fprintf(
+      f,
+      "\n"
+      "  --nodes N         cluster size, 1..16 [5]\n"
+      "  --seed S          run one seed [1]\n"
+      "  --seeds A..B      run seeds A to B inclusive\n"
+      "  --ops N           client operations per run [1000]\n"
+      "  --clients C       closed-loop clients, 1..256 [5]\n"
+      "  --keys K          keys the clients use, 1..1024 [5]\n"
+      "  --faults LIST     none, all, or a comma list of partition, crash,\n"
+      "                    loss, dup, reorder, slow, clock [all]\n"
+      "  --bug NAME        break one safety rule on purpose, to show the\n"
+      "                    checkers catch it: vote-twice, stale-commit,\n"
+      "                    skip-log-check (Raft engine); accept-lower-ballot,\n"
+      "                    no-adopt (Paxos engines); ack-before-fsync,\n"
+      "                    stale-read (the host)\n"
+      "  --history FILE    write the client history as JSON lines: the first\n"
+      "                    failing run's, else the last run's\n"
+      "  --json FILE       write the summary as one JSON object\n"
+      "  --verbose         one line per run on stderr\n"
+      "  --help            this text\n"
+      "\n"
+      "output: protocol, runs, runs_failed, ops_ok, ops_failed,\n"
+      "ops_indeterminate, safety_violations, linearizability_failures,\n"
+      "acked_writes_lost, elections, latency_ms_p50, latency_ms_p99,\n"
+      "throughput_ops_per_s (simulated time), sim_events_per_s (wall clock),\n"
+      "liveness_failures (runs that did not converge once healed, or hit\n"
+      "their time or event cap), trace_hash (one seed only),\n"
+      "first_failing_seed (if a run failed).\n"
+      "\n"
+      "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
+      "3 an output file could not be written.\n");
+}
+
+/* ---- argument parsing ---------------------------------------------------- */
+
+struct sim_args {
+  struct sim_options o;
+  uint64_t seed_first;
+  uint64_t seed_last;
+  bool seed_given;
+  bool seeds_given;
+  const char *bug;
+  const char *faults;
+  const char *history_path;
+  const char *json_path;
+  bool verbose;
+};
+
+static int usage_error(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "sabha sim: ");
+  fprintf(stderr, fmt, a, b);
+  fprintf(stderr, "\n(sabha sim --help lists the options)\n");
+  return CLI_EXIT_USAGE;
+}
+
+/* Parses a decimal u64 in [lo, hi]. */
+static bool parse_u64(const char *text, uint64_t lo, uint64_t hi,
+                      uint64_t *out) {
+  if (text == NULL || text[0] < '0' || text[0] > '9')
+    return false;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
+    return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_seed_range(const char *text, uint64_t *first,
+                             uint64_t *last) {
+  const char *dots = text != NULL ? strstr(text, "..") : NULL;
+  if (dots == NULL || dots == text)
+    return false;
+  char left[32];
+  size_t len = (size_t)(dots - text);
+  if (len >= sizeof left)
+    return false;
+  memcpy(left, text, len);
+  left[len] = '\0';
+  return parse_u64(left, 0, UINT64_MAX, first) &&
+         parse_u64(dots + 2, 0, UINT64_MAX, last) && *first <= *last &&
+         *last - *first < SEEDS_MAX;
+}
+
+/* Splits "--flag=value" or "--flag value"; returns the value or NULL. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag) {
+  const char *arg = argv[*i];
+  size_t len = strlen(flag);
+  if (strncmp(arg, flag, len) != 0)
+    return NULL;
+  if (arg[len] == '=')
+    return arg + len + 1;
+  if (arg[len] != '\0')
+    return NULL;
+  if (*i + 1 >= argc)
+    return "";
+  return argv[++*i];
+}
+
+static bool flag_is(const char *arg, const char *flag) {
+  size_t len = strlen(flag);
+  return strncmp(arg, flag, len) == 0 && (arg[len] == '\0' || arg[len] == '=');
+}
+
+static int parse_number_flag(const char *flag, const char *value, uint64_t lo,
+                             uint64_t hi, uint64_t *out) {
+  if (parse_u64(value, lo, hi, out))
+    return 0;
+  char range[64];
+  snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, lo, hi);
+  fprintf(stderr, "sabha sim: %s needs a number in %s, got '%s'\n", flag, range,
+          value);
+  fprintf(stderr, "(sabha sim --help lists the options)\n");
+  return CLI_EXIT_USAGE;
+}
+
+static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
+  const char *arg = argv[*i];
+  uint64_t v;
+  int rv;
+  if (flag_is(arg, "--protocol")) {
+    a->o.protocol = flag_value(argc, argv, i, "--protocol");
+    return 0;
+  }
+  static const struct {
+    const char *flag;
+    uint64_t lo, hi;
+  } numbers[] = {{"--nodes", 1, SABHA_NODES_MAX},
+                 {"--ops", 1, SIM_OPS_MAX},
+                 {"--clients", 1, SIM_CLIENTS_MAX},
+                 {"--keys", 1, SIM_KEYS_MAX},
+                 {"--seed", 0, UINT64_MAX}};
+  for (size_t k = 0; k < sizeof numbers / sizeof numbers[0]; k++) {
+    if (!flag_is(arg, numbers[k].flag))
+      continue;
+    const char *value = flag_value(argc, argv, i, numbers[k].flag);
+    rv = parse_number_flag(numbers[k].flag, value, numbers[k].lo, numbers[k].hi,
+                           &v);
+    if (rv != 0)
+      return rv;
+    if (k == 0)
+      a->o.n_nodes = (uint32_t)v;
+    else if (k == 1)
+      a->o.n_ops = v;
+    else if (k == 2)
+      a->o.n_clients = (uint32_t)v;
+    else if (k == 3)
+      a->o.n_keys = (uint32_t)v;
+    else {
+      a->seed_first = a->seed_last = v;
+      a->seed_given = true;
+    }
+    return 0;
+  }
+  if (flag_is(arg, "--seeds")) {
+    const char *value = flag_value(argc, argv, i, "--seeds");
+    if (!parse_seed_range(value, &a->seed_first, &a->seed_last))
+      return usage_error("--seeds needs A..B with A <= B (at most 10000000 "
+                         "seeds), got '%s'%s",
+                         value, "");
+    a->seeds_given = true;
+    return 0;
+  }
+  if (flag_is(arg, "--faults")) {
+    a->faults = flag_value(argc, argv, i, "--faults");
+    return 0;
+  }
+  if (flag_is(arg, "--bug")) {
+    a->bug = flag_value(argc, argv, i, "--bug");
+    return 0;
+  }
+  if (flag_is(arg, "--history")) {
+    a->history_path = flag_value(argc, argv, i, "--history");
+    return a->history_path[0]
+               ? 0
+               : usage_error("%s needs a file%s", "--history", "");
+  }
+  if (flag_is(arg, "--json")) {
+    a->json_path = flag_value(argc, argv, i, "--json");
+    return a->json_path[0] ? 0 : usage_error("%s needs a file%s", "--json", "");
+  }
+  if (strcmp(arg, "--verbose") == 0) {
+    a->verbose = true;
+    return 0;
+  }
+  return usage_error("unknown option '%s'%s", arg, "");
+}
+
+static int parse_args(struct sim_args *a, int argc, char **argv) {
+  memset(a, 0, sizeof *a);
+  sim_options_init(&a->o);
+  a->seed_first = a->seed_last = 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      cli_sim_usage(stdout);
+      return -1;
+    }
+    int rv = parse_one(a, argc, argv, &i);
+    if (rv != 0)
+      return rv;
+  }
+  if (a->seed_given && a->seeds_given)
+    return usage_error("give --seed or --seeds, not both%s%s", "", "");
+  if (a->o.protocol == NULL || a->o.protocol[0] == '\0')
+    return usage_error("--protocol needs a name%s%s", "", "");
+  char err[256];
+  if (a->faults != NULL &&
+      sim_faults_parse(a->faults, &a->o.faults, err, sizeof err) != 0)
+    return usage_error("%s%s", err, "");
+  if (a->bug != NULL && sim_bug_parse(a->bug, &a->o.engine_bugs,
+                                      &a->o.host_bugs, err, sizeof err) != 0)
+    return usage_error("%s%s", err, "");
+  bool known = false;
+  for (const char *const *p = sabha_protocols(); *p != NULL; p++)
+    known |= strcmp(*p, a->o.protocol) == 0;
+  if (!known) {
+    fprintf(stderr, "sabha sim: unknown protocol '%s' (this build knows:",
+            a->o.protocol);
+    for (const char *const *p = sabha_protocols(); *p != NULL; p++)
+      fprintf(stderr, " %s", *p);
+    fprintf(stderr, ")\n");
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+/* ---- the summary --------------------------------------------------------- */
+
+struct summary {
+  uint64_t runs;
+  uint64_t runs_failed;
+  uint64_t ops_ok, ops_failed, ops_indeterminate;
+  uint64_t safety_violations, linearizability_failures, acked_writes_lost;
+  uint64_t liveness_failures;
+  uint64_t elections;
+  uint64_t events;
+  double wall_seconds;
+  uint64_t client_time_us;
+  uint32_t *latencies_us;
+  size_t n_latencies, cap_latencies;
+  uint64_t trace_hash;
+  bool has_failing_seed;
+  uint64_t first_failing_seed;
+  char first_failure[512];
+  double latency_ms_p50, latency_ms_p99;
+};
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static double percentile_ms(const uint32_t *sorted, size_t n, double p) {
+  if (n == 0)
+    return 0;
+  size_t rank = (size_t)(p * (double)n + 0.999999);
+  if (rank < 1)
+    rank = 1;
+  if (rank > n)
+    rank = n;
+  return (double)sorted[rank - 1] / 1000.0;
+}
+
+static bool summary_add(struct summary *sum, const struct sim_result *r,
+                        uint64_t seed) {
+  sum->runs++;
+  sum->ops_ok += r->ops_ok;
+  sum->ops_failed += r->ops_failed;
+  sum->ops_indeterminate += r->ops_indeterminate;
+  sum->safety_violations += r->safety_violations;
+  sum->linearizability_failures += r->linearizability_failures;
+  sum->acked_writes_lost += r->acked_writes_lost;
+  sum->liveness_failures += r->liveness_failures;
+  sum->elections += r->elections;
+  sum->events += r->events;
+  sum->wall_seconds += r->wall_seconds;
+  sum->client_time_us += r->client_time_us;
+  sum->trace_hash = r->trace_hash;
+  if (sum->n_latencies + r->n_latencies > sum->cap_latencies) {
+    size_t cap = sum->cap_latencies ? sum->cap_latencies : 4096;
+    while (cap < sum->n_latencies + r->n_latencies)
+      cap *= 2;
+    uint32_t *v = realloc(sum->latencies_us, cap * sizeof *v);
+    if (v == NULL)
+      return false;
+    sum->latencies_us = v;
+    sum->cap_latencies = cap;
+  }
+  if (r->n_latencies > 0)
+    memcpy(sum->latencies_us + sum->n_latencies, r->latencies_us,
+           r->n_latencies * sizeof *r->latencies_us);
+  sum->n_latencies += r->n_latencies;
+  if (r->failed) {
+    sum->runs_failed++;
+    if (!sum->has_failing_seed) {
+      sum->has_failing_seed = true;
+      sum->first_failing_seed = seed;
+      snprintf(sum->first_failure, sizeof sum->first_failure, "%s", r->failure);
+    }
+  }
+  return true;
+}
+
+static void summary_finish(struct summary *sum) {
+  qsort(sum->latencies_us, sum->n_latencies, sizeof *sum->latencies_us,
+        cmp_u32);
+  sum->latency_ms_p50 = percentile_ms(sum->latencies_us, sum->n_latencies, 0.5);
+  sum->latency_ms_p99 =
+      percentile_ms(sum->latencies_us, sum->n_latencies, 0.99);
+}
+
+static double throughput(const struct summary *sum) {
+  return sum->client_time_us == 0
+             ? 0
+             : (double)sum->ops_ok * 1e6 / (double)sum->client_time_us;
+}
+
+static double events_per_s(const struct summary *sum) {
+  return sum->wall_seconds <= 0 ? 0 : (double)sum->events / sum->wall_seconds;
+}
+
+static void summary_print(const struct sim_args *a, const struct summary *sum) {
+  printf("protocol: %s\n", a->o.protocol);
+  printf("runs: %" PRIu64 "\n", sum->runs);
+  printf("runs_failed: %" PRIu64 "\n", sum->runs_failed);
+  printf("ops_ok: %" PRIu64 "\n", sum->ops_ok);
+  printf("ops_failed: %" PRIu64 "\n", sum->ops_failed);
+  printf("ops_indeterminate: %" PRIu64 "\n", sum->ops_indeterminate);
+  printf("safety_violations: %" PRIu64 "\n", sum->safety_violations);
+  printf("linearizability_failures: %" PRIu64 "\n",
+         sum->linearizability_failures);
+  printf("acked_writes_lost: %" PRIu64 "\n", sum->acked_writes_lost);
+  printf("elections: %" PRIu64 "\n", sum->elections);
+  printf("latency_ms_p50: %.3f\n", sum->latency_ms_p50);
+  printf("latency_ms_p99: %.3f\n", sum->latency_ms_p99);
+  printf("throughput_ops_per_s: %.1f\n", throughput(sum));
+  printf("sim_events_per_s: %.0f\n", events_per_s(sum));
+  printf("liveness_failures: %" PRIu64 "\n", sum->liveness_failures);
+  if (sum->runs == 1)
+    printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
+  if (sum->has_failing_seed)
+    printf("first_failing_seed: %" PRIu64 "\n", sum->first_failing_seed);
+  fflush(stdout);
+}
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static int summary_json(const struct sim_args *a, const struct summary *sum) {
+  FILE *f = fopen(a->json_path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "sabha sim: cannot write %s: %s\n", a->json_path,
+            strerror(errno));
+    return CLI_EXIT_ERROR;
+  }
+  char faults[128];
+  sim_faults_format(a->o.faults, faults, sizeof faults);
+  fprintf(f, "{\"protocol\":");
+  json_string(f, a->o.protocol);
+  fprintf(f,
+          ",\"nodes\":%u,\"clients\":%u,\"ops_per_run\":%" PRIu64
+          ",\"seed_first\":%" PRIu64 ",\"seed_last\":%" PRIu64 ",\"faults\":",
+          a->o.n_nodes, a->o.n_clients, a->o.n_ops, a->seed_first,
+          a->seed_last);
+  json_string(f, faults);
+  fprintf(f, ",\"bug\":");
+  json_string(f, a->bug != NULL ? a->bug : "none");
+  fprintf(f,
+          ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64
+          ",\"ops_ok\":%" PRIu64 ",\"ops_failed\":%" PRIu64
+          ",\"ops_indeterminate\":%" PRIu64 ",\"safety_violations\":%" PRIu64
+          ",\"linearizability_failures\":%" PRIu64
+          ",\"acked_writes_lost\":%" PRIu64 ",\"liveness_failures\":%" PRIu64
+          ",\"elections\":%" PRIu64
+          ",\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f"
+          ",\"throughput_ops_per_s\":%.1f,\"sim_events_per_s\":%.0f"
+          ",\"events\":%" PRIu64,
+          sum->runs, sum->runs_failed, sum->ops_ok, sum->ops_failed,
+          sum->ops_indeterminate, sum->safety_violations,
+          sum->linearizability_failures, sum->acked_writes_lost,
+          sum->liveness_failures, sum->elections, sum->latency_ms_p50,
+          sum->latency_ms_p99, throughput(sum), events_per_s(sum), sum->events);
+  if (sum->runs == 1)
+    fprintf(f, ",\"trace_hash\":\"0x%016" PRIx64 "\"", sum->trace_hash);
+  if (sum->has_failing_seed) {
+    fprintf(f, ",\"first_failing_seed\":%" PRIu64 ",\"first_failure\":",
+            sum->first_failing_seed);
+    json_string(f, sum->first_failure);
+  }
+  fprintf(f, "}\n");
+  if (fclose(f) != 0) {
+    fprintf(stderr, "sabha sim: cannot write %s\n", a->json_path);
+    return CLI_EXIT_ERROR;
+  }
+  return 0;
+}
+
+static int history_write(const char *path, const struct hist_op *ops,
+                         size_t n) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "sabha sim: cannot write %s: %s\n", path, strerror(errno));
+    return CLI_EXIT_ERROR;
+  }
+  int rv = hist_write_jsonl(f, ops, n);
+  if (fclose(f) != 0 || rv != 0) {
+    fprintf(stderr, "sabha sim: cannot write %s\n", path);
+    return CLI_EXIT_ERROR;
+  }
+  return 0;
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+static void report_failure(const struct sim_args *a, uint64_t seed,
+                           const struct sim_result *r) {
+  char faults[128];
+  sim_faults_format(a->o.faults, faults, sizeof faults);
+  fprintf(stderr, "sabha sim: seed %" PRIu64 " FAILED %s\n", seed, r->failure);
+  fprintf(stderr,
+          "  replay: sabha sim --protocol %s --nodes %u --clients %u "
+          "--keys %u --ops %" PRIu64 " --faults %s%s%s --seed %" PRIu64 "\n",
+          a->o.protocol, a->o.n_nodes, a->o.n_clients, a->o.n_keys, a->o.n_ops,
+          faults, a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
+          seed);
+}
+
+int cli_sim(int argc, char **argv) {
+  struct sim_args a;
+  int rv = parse_args(&a, argc, argv);
+  if (rv != 0)
+    return rv < 0 ? CLI_EXIT_OK : rv;
+  struct summary sum;
+  memset(&sum, 0, sizeof sum);
+  struct hist_op *keep = NULL; /* history for --history */
+  size_t n_keep = 0;
+  bool keep_is_failure = false;
+  for (uint64_t seed = a.seed_first;; seed++) {
+    struct sim_result r;
+    char err[256];
+    a.o.seed = seed;
+    rv = sim_run(&a.o, &r, err, sizeof err);
+    if (rv != 0) {
+      fprintf(stderr, "sabha sim: %s\n", err);
+      free(keep);
+      free(sum.latencies_us);
+      return rv == SABHA_ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_USAGE;
+    }
+    if (r.failed)
+      report_failure(&a, seed, &r);
+    if (a.verbose)
+      fprintf(stderr,
+              "seed %" PRIu64 ": %s ok=%" PRIu64 " fail=%" PRIu64
+              " info=%" PRIu64 " elections=%" PRIu64 " crashes=%" PRIu64
+              " snapshots=%" PRIu64 "/%" PRIu64 " events=%" PRIu64
+              " sim=%.1fs\n",
+              seed, r.failed ? "FAILED" : "passed", r.ops_ok, r.ops_failed,
+              r.ops_indeterminate, r.elections, r.crashes, r.snapshots_taken,
+              r.snapshots_installed, r.events, (double)r.sim_time_us / 1e6);
+    if (!summary_add(&sum, &r, seed)) {
+      fprintf(stderr, "sabha sim: out of memory\n");
+      sim_result_free(&r);
+      free(keep);
+      return CLI_EXIT_ERROR;
+    }
+    if (a.history_path != NULL && !keep_is_failure) {
+      free(keep);
+      keep = r.history;
+      n_keep = r.n_history;
+      r.history = NULL;
+      keep_is_failure = r.failed;
+    }
+    sim_result_free(&r);
+    if (seed == a.seed_last)
+      break;
+  }
+  summary_finish(&sum);
+  summary_print(&a, &sum);
+  int out_rv = 0;
+  if (a.json_path != NULL)
+    out_rv = summary_json(&a, &sum);
+  if (a.history_path != NULL && out_rv == 0)
+    out_rv = history_write(a.history_path, keep, n_keep);
+  free(keep);
+  free(sum.latencies_us);
+  if (out_rv != 0)
+    return out_rv;
+  return sum.runs_failed > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+}

@@ -1,0 +1,395 @@
+/* The checkers: what must hold in every run, whatever the faults.
+ *
+ * During the run (Raft paper Figure 3; they hold for any correct log-based
+ * consensus behind engine.h):
+ *   - election safety: at most one leader per term. After every engine call
+ *     the node's status is read; a node seen leading a term for the first
+ *     time is entered in a term -> leader map;
+ *   - state machine safety: no two nodes apply different commands at one
+ *     index. The first apply of an index, or the first time a leader's
+ *     commit index covers it, records the hash of the entry's type and
+ *     bytes; every later apply or leader commit must match. (Not the term:
+ *     Multi-Paxos re-proposes a chosen value under its new ballot.);
+ *   - log matching: every 100 ms and at the end, for every pair of live
+ *     nodes, over the indices both hold: for Raft, if the logs hold the
+ *     same term at some index they are identical up to there (§5.3); for
+ *     other protocols, entries with the same index and term are identical;
+ *   - leader completeness (Raft, Multi-Paxos): a node that becomes leader
+ *     holds every entry committed or applied anywhere at an index still in
+ *     its log;
+ *   - the host/engine contract: what a node's disk holds after an fsync
+ *     matches its engine's log (checked with the ack-before-fsync bug off).
+ * At the end, once healed and quiet:
+ *   - no acknowledged write lost: every write a client was told succeeded is
+ *     in every node's applied-operation set;
+ *   - linearizability of the client history (check/linearize.h); an unknown
+ *     result (search budget exhausted) is a failure.
+ * A failure is recorded with sim_fail(); a safety failure stops the run. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/linearize.h"
+#include "sim/sim_internal.h"
+
+#define CHECK_TERMS_INITIAL 256u
+#define CHECK_LOG_VIEW_MAX 1000000u /* a log longer than this is not viewed */
+
+void checks_init(struct sim *s) {
+  struct checks *ck = &s->ck;
+  memset(ck, 0, sizeof *ck);
+  /* Raft keeps a leader's log as it is, so logs that agree at one (index,
+   * term) agree on everything before it; Paxos adopts values slot by slot
+   * under new ballots, so only one value per (slot, ballot) is promised.
+   * Raft's and Multi-Paxos's leaders hold every chosen entry once elected
+   * (Raft by its vote rule, Multi-Paxos by phase 1 over all open slots);
+   * classic Paxos has no leader, only proposers of one slot each. Unknown
+   * protocols get only the checks every consensus log owes. */
+  bool raft = strcmp(s->o.protocol, "raft") == 0;
+  ck->log_matching = raft;
+  ck->leader_completeness = raft || strcmp(s->o.protocol, "multipaxos") == 0;
+  ck->terms_cap = CHECK_TERMS_INITIAL;
+  ck->terms = sim_xcalloc(ck->terms_cap, sizeof *ck->terms);
+}
+
+void checks_free(struct sim *s) {
+  struct checks *ck = &s->ck;
+  free(ck->terms);
+  free(ck->applied);
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
+    free(ck->views[i].term);
+    free(ck->views[i].hash);
+  }
+  memset(ck, 0, sizeof *ck);
+}
+
+static uint64_t entry_hash(const struct sabha_entry *e) {
+  return sim_mix(sim_hash_bytes(e->data, e->size_bytes), e->type);
+}
+
+/* ---- state machine safety ------------------------------------------------ */
+
+/* Records that node i applied (applied) or, as leader, committed the entry
+ * `e`; the first record of an index fixes it, later ones must agree. */
+static void check_committed(struct sim *s, uint32_t i,
+                            const struct sabha_entry *e, bool applied) {
+  struct checks *ck = &s->ck;
+  if (e->index >= ck->applied_cap) {
+    size_t cap = ck->applied_cap == 0 ? 4096 : ck->applied_cap;
+    while (cap <= e->index)
+      cap *= 2;
+    ck->applied = sim_xrealloc(ck->applied, cap * sizeof *ck->applied);
+    memset(ck->applied + ck->applied_cap, 0,
+           (cap - ck->applied_cap) * sizeof *ck->applied);
+    ck->applied_cap = cap;
+  }
+  struct applied_slot *a = &ck->applied[e->index];
+  uint64_t hash = entry_hash(e);
+  if (a->node == 0) {
+    *a = (struct applied_slot){
+        .term = e->term, .hash = hash, .node = i + 1, .applied = applied};
+    if (e->index > ck->applied_max)
+      ck->applied_max = e->index;
+    return;
+  }
+  if (a->hash != hash)
+    sim_fail(s, FAIL_SAFETY,
+             "state machine safety: node %u %s a different entry at index "
+             "%llu (term %llu) than node %u %s (term %llu)",
+             i + 1, applied ? "applied" : "committed as leader",
+             (unsigned long long)e->index, (unsigned long long)e->term, a->node,
+             a->applied ? "applied" : "committed as leader",
+             (unsigned long long)a->term);
+}
+
+void check_apply(struct sim *s, uint32_t i, const struct sabha_entry *e) {
+  check_committed(s, i, e, true);
+}
+
+/* A leader's commit index moved: what it now covers is committed (Raft
+ * §5.3), whether or not anyone applied it yet. Recording it here, not only
+ * at apply time, lets leader completeness judge the leaders that follow
+ * against every entry a leader ever declared committed. */
+static void check_leader_commit(struct sim *s, uint32_t i,
+                                const struct sabha_status *st) {
+  struct node *n = &s->nodes[i];
+  uint64_t from = n->commit_seen + 1;
+  if (from < st->first_index)
+    from = st->first_index;
+  n->commit_seen = st->commit;
+  for (uint64_t idx = from; idx <= st->commit && !s->stop; idx++) {
+    struct sabha_entry e;
+    if (sabha_engine_entry(n->e, idx, &e) != 0) {
+      sim_fail(s, FAIL_SAFETY,
+               "engine contract: leader node %u committed index %llu that "
+               "is not in its log",
+               n->id, (unsigned long long)idx);
+      return;
+    }
+    check_committed(s, i, &e, false);
+  }
+}
+
+/* ---- election safety ----------------------------------------------------- */
+
+static struct term_slot *term_slot(struct checks *ck, uint64_t term) {
+  size_t mask = ck->terms_cap - 1;
+  size_t i = (size_t)(sim_mix(0, term) & mask);
+  while (ck->terms[i].term != 0 && ck->terms[i].term != term)
+    i = (i + 1) & mask;
+  return &ck->terms[i];
+}
+
+static void terms_grow(struct checks *ck) {
+  struct term_slot *old = ck->terms;
+  size_t old_cap = ck->terms_cap;
+  ck->terms_cap *= 2;
+  ck->terms = sim_xcalloc(ck->terms_cap, sizeof *ck->terms);
+  for (size_t i = 0; i < old_cap; i++)
+    if (old[i].term != 0)
+      *term_slot(ck, old[i].term) = old[i];
+  free(old);
+}
+
+/* Leader completeness for node i, leader of st->term since just now. */
+static void check_leader_complete(struct sim *s, uint32_t i,
+                                  const struct sabha_status *st) {
+  struct checks *ck = &s->ck;
+  struct node *n = &s->nodes[i];
+  uint64_t from = st->first_index > 1 ? st->first_index : 1;
+  for (uint64_t idx = from; idx <= ck->applied_max; idx++) {
+    const struct applied_slot *a = &ck->applied[idx];
+    if (a->node == 0)
+      continue;
+    struct sabha_entry e;
+    int rv = idx > st->last_index ? SABHA_EUNAVAILABLE
+                                  : sabha_engine_entry(n->e, idx, &e);
+    if (rv == SABHA_ECOMPACTED)
+      continue;
+    if (rv != 0 || entry_hash(&e) != a->hash) {
+      sim_fail(s, FAIL_SAFETY,
+               "leader completeness: node %u became leader of term %llu "
+               "without the entry at index %llu (term %llu) that node %u "
+               "%s; it has %s",
+               n->id, (unsigned long long)st->term, (unsigned long long)idx,
+               (unsigned long long)a->term, a->node,
+               a->applied ? "applied" : "committed as leader",
+               rv != 0 ? "no entry there" : "a different entry");
+      return;
+    }
+  }
+}
+
+void check_status(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  struct sabha_status st;
+  sabha_engine_status(n->e, &st);
+  bool new_leadership =
+      st.role == SABHA_ROLE_LEADER &&
+      (n->last_role != SABHA_ROLE_LEADER || n->last_term != st.term);
+  n->last_role = st.role;
+  n->last_term = st.term;
+  if (!new_leadership) {
+    if (st.role == SABHA_ROLE_LEADER && st.commit > n->commit_seen) {
+      check_leader_commit(s, i, &st);
+      if (!s->stop)
+        nemesis_on_leader_commit(s, i);
+    }
+    return;
+  }
+  struct checks *ck = &s->ck;
+  if (2 * (ck->terms_n + 1) > ck->terms_cap)
+    terms_grow(ck);
+  struct term_slot *slot = term_slot(ck, st.term);
+  if (slot->term == 0) {
+    slot->term = st.term;
+    slot->leader = n->id;
+    ck->terms_n++;
+    s->res->elections++;
+    if (ck->leader_completeness)
+      check_leader_complete(s, i, &st);
+    n->commit_seen = st.commit;
+    if (!s->stop)
+      nemesis_on_new_leader(s, i);
+  } else if (slot->leader != n->id) {
+    sim_fail(s, FAIL_SAFETY,
+             "election safety: term %llu has two leaders, node %u and "
+             "node %u",
+             (unsigned long long)st.term, slot->leader, n->id);
+  }
+}
+
+/* ---- log matching -------------------------------------------------------- */
+
+/* Reads node i's log into its view. Returns false for an empty log. */
+static bool view_load(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  struct log_view *v = &s->ck.views[i];
+  struct sabha_status st;
+  sabha_engine_status(n->e, &st);
+  if (st.last_index < st.first_index ||
+      st.last_index - st.first_index >= CHECK_LOG_VIEW_MAX)
+    return false;
+  size_t len = (size_t)(st.last_index - st.first_index + 1);
+  if (v->cap < len) {
+    v->cap = len * 2;
+    v->term = sim_xrealloc(v->term, v->cap * sizeof *v->term);
+    v->hash = sim_xrealloc(v->hash, v->cap * sizeof *v->hash);
+  }
+  v->first = st.first_index;
+  v->last = st.last_index;
+  for (size_t k = 0; k < len; k++) {
+    struct sabha_entry e;
+    if (sabha_engine_entry(n->e, v->first + k, &e) != 0) {
+      sim_fail(s, FAIL_SAFETY,
+               "engine contract: node %u reports log [%llu, %llu] but has "
+               "no entry at %llu",
+               n->id, (unsigned long long)v->first, (unsigned long long)v->last,
+               (unsigned long long)(v->first + k));
+      return false;
+    }
+    v->term[k] = e.term;
+    v->hash[k] = entry_hash(&e);
+  }
+  return true;
+}
+
+/* Log Matching proper (Raft §5.3): if the two logs hold the same term at
+ * some index, they are identical up to there. */
+static void check_pair_prefix(struct sim *s, uint32_t a, uint32_t b,
+                              uint64_t lo, uint64_t hi) {
+  const struct log_view *va = &s->ck.views[a], *vb = &s->ck.views[b];
+  uint64_t match = 0;
+  for (uint64_t idx = hi; idx >= lo; idx--)
+    if (va->term[idx - va->first] == vb->term[idx - vb->first]) {
+      match = idx;
+      break;
+    }
+  for (uint64_t idx = lo; match != 0 && idx <= match; idx++) {
+    size_t ka = (size_t)(idx - va->first), kb = (size_t)(idx - vb->first);
+    if (va->term[ka] != vb->term[kb] || va->hash[ka] != vb->hash[kb]) {
+      sim_fail(s, FAIL_SAFETY,
+               "log matching: nodes %u and %u both hold index %llu with "
+               "term %llu but differ at index %llu",
+               a + 1, b + 1, (unsigned long long)match,
+               (unsigned long long)va->term[match - va->first],
+               (unsigned long long)idx);
+      return;
+    }
+  }
+}
+
+/* What every ballot-based log promises: one value per (index, term). */
+static void check_pair_slots(struct sim *s, uint32_t a, uint32_t b, uint64_t lo,
+                             uint64_t hi) {
+  const struct log_view *va = &s->ck.views[a], *vb = &s->ck.views[b];
+  for (uint64_t idx = lo; idx <= hi; idx++) {
+    size_t ka = (size_t)(idx - va->first), kb = (size_t)(idx - vb->first);
+    if (va->term[ka] == vb->term[kb] && va->hash[ka] != vb->hash[kb]) {
+      sim_fail(s, FAIL_SAFETY,
+               "log matching: nodes %u and %u hold different entries at "
+               "index %llu under the same term %llu",
+               a + 1, b + 1, (unsigned long long)idx,
+               (unsigned long long)va->term[ka]);
+      return;
+    }
+  }
+}
+
+static void check_pair(struct sim *s, uint32_t a, uint32_t b) {
+  const struct log_view *va = &s->ck.views[a], *vb = &s->ck.views[b];
+  uint64_t lo = va->first > vb->first ? va->first : vb->first;
+  uint64_t hi = va->last < vb->last ? va->last : vb->last;
+  if (lo > hi)
+    return;
+  if (s->ck.log_matching)
+    check_pair_prefix(s, a, b, lo, hi);
+  else
+    check_pair_slots(s, a, b, lo, hi);
+}
+
+void check_log_matching(struct sim *s) {
+  bool loaded[SABHA_NODES_MAX] = {false};
+  for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
+    loaded[i] = s->nodes[i].up && view_load(s, i);
+  for (uint32_t a = 0; a < s->n_nodes && !s->stop; a++)
+    for (uint32_t b = a + 1; b < s->n_nodes && !s->stop; b++)
+      if (loaded[a] && loaded[b])
+        check_pair(s, a, b);
+}
+
+/* ---- the host/engine contract -------------------------------------------- */
+
+void check_persisted(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  if ((s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) || !n->up)
+    return;
+  struct sabha_status st;
+  sabha_engine_status(n->e, &st);
+  uint64_t disk_last = disk_last_index(&n->disk);
+  const struct disk_entry *de = disk_entry_at(&n->disk, disk_last);
+  struct sabha_entry e;
+  bool differ = disk_last > st.last_index;
+  if (!differ && de != NULL && disk_last >= st.first_index)
+    differ = sabha_engine_entry(n->e, disk_last, &e) != 0 || e.term != de->term;
+  if (differ)
+    sim_fail(s, FAIL_SAFETY,
+             "engine contract: after an fsync node %u's disk ends at index "
+             "%llu (term %llu) but its log is [%llu, %llu]",
+             n->id, (unsigned long long)disk_last,
+             (unsigned long long)(de != NULL ? de->term : 0),
+             (unsigned long long)st.first_index,
+             (unsigned long long)st.last_index);
+}
+
+/* ---- the end ------------------------------------------------------------- */
+
+static void check_acked_writes(struct sim *s) {
+  uint64_t lost = 0;
+  for (uint64_t id = 0; id < s->ops_issued; id++) {
+    const struct hist_op *h = &s->hist[id];
+    if (h->status != HIST_OK || h->kind == HIST_GET)
+      continue;
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+      if (kv_op_applied(s->nodes[i].kv, id))
+        continue;
+      if (lost++ == 0)
+        sim_fail(s, FAIL_ACKED_LOST,
+                 "acknowledged write lost: op %llu (client %u %s k%u=v%lld) "
+                 "is not in node %u's state",
+                 (unsigned long long)id, h->client,
+                 h->kind == HIST_PUT ? "put" : "cas", h->key,
+                 (long long)h->value, i + 1);
+      break;
+    }
+  }
+  s->res->acked_writes_lost = lost;
+}
+
+static void check_linearizable(struct sim *s) {
+  struct lin_report rep;
+  memset(&rep, 0, sizeof rep);
+  int rv = lin_check(s->hist, (size_t)s->ops_issued, &lin_model_kv, 0, &rep);
+  if (rv != 0) {
+    sim_fail(s, FAIL_LINEARIZABILITY, "linearizability: checker error: %s",
+             sabha_strerror(rv));
+    return;
+  }
+  if (rep.result == LIN_OK)
+    return;
+  sim_fail(s, FAIL_LINEARIZABILITY, "linearizability: %s on key %llu: %s",
+           rep.result == LIN_VIOLATION ? "violation"
+                                       : "unknown (search budget exhausted)",
+           (unsigned long long)rep.partition, rep.message);
+}
+
+void checks_final(struct sim *s) {
+  check_log_matching(s);
+  if (s->stop)
+    return;
+  if (s->res->liveness_failures == 0)
+    check_acked_writes(s);
+  if (s->o.check_linearizability)
+    check_linearizable(s);
+}

@@ -1,0 +1,606 @@
+/* The nemesis: faults on a random schedule drawn from the seed, and faults
+ * from a script.
+ *
+ * Every 100-600 ms the random schedule considers starting a fault of a kind
+ * enabled by --faults and not already active, as long as fewer than three are
+ * active; each heals 0.2-2.5 s later. Kinds:
+ *
+ *   partition  a full split into two or three groups, the leader isolated,
+ *              an asymmetric cut (a node that is not heard, or cannot hear),
+ *              a partial cut (two nodes that cannot reach each other while
+ *              every node reaches the others, Howard & Abraham 2020), a
+ *              bridge node between two halves, random directed links; or
+ *              one of two episodes aimed at leaders (below);
+ *   crash      1..minority nodes (often the leader) crash and restart after
+ *              0.05-2 s each; or, half the time no node is down, a power
+ *              loss: a majority or every node crashes at the same instant
+ *              and all restart after 0.05-1 s (what makes acknowledging
+ *              before the fsync visible);
+ *   loss, dup, reorder   on every node link (loss also, lightly, on client
+ *              links);
+ *   slow       a node (often the leader) takes 0.2-5 ms per message and its
+ *              fsyncs take 2-20x longer;
+ *   clock      a node's clock runs at 0.8-1.25x, sometimes after jumping
+ *              forward.
+ *
+ * Random timing alone rarely hits the few milliseconds that matter most: a
+ * leader whose term never left it, a leader cut off while it brings others
+ * up to date with entries of an earlier term. So the nemesis also reacts to
+ * what it sees (through the status of the engines, never their insides):
+ *
+ *   strikes    a tenth of the time a node wins an election (nine tenths
+ *              during a leader-churn episode, which starts by striking the
+ *              current leader), the nemesis strikes it, at once (before its
+ *              first appends leave) or within 100 ms: it is cut from every
+ *              peer for 0.05-1.5 s (partition faults) or crashes (crash
+ *              faults);
+ *   Figure 8   an episode that plays the history of Raft's Figure 8 with
+ *              whoever holds the roles (figure8_start() tells it).
+ *
+ * Scripted faults (struct sim_script_event) are applied at their time on top
+ * of the random ones. When the clients are done, the nemesis stops and heals
+ * everything (nemesis_stop_and_heal); scripted faults due later are dropped. */
+#include <assert.h>
+#include <string.h>
+
+#include "sim/sim_internal.h"
+
+#define NEM_STEP_US_MIN 100000u
+#define NEM_STEP_US_MAX 600000u
+#define NEM_DURATION_US_MIN 200000u
+#define NEM_DURATION_US_MAX 2500000u
+#define NEM_CONCURRENT_MAX 3u
+#define CRASH_DOWN_US_MIN 50000u
+#define CRASH_DOWN_US_MAX 2000000u
+#define POWER_DOWN_US_MAX 1000000u
+#define POWER_LOSS_CHANCE 0.5
+#define STRIKE_CHANCE 0.1
+#define STRIKE_CHANCE_CHURN 0.9
+#define STRIKE_DELAY_US_MAX 100000u
+#define F8_DURATION_US_MIN 1500000u
+#define F8_DURATION_US_MAX 3000000u
+#define ISOLATE_US_MIN 50000u
+#define ISOLATE_US_MAX 1500000u
+
+void nemesis_init(struct sim *s) {
+  memset(&s->nem, 0, sizeof s->nem);
+  s->nem.concurrent_max = NEM_CONCURRENT_MAX;
+  if (s->o.faults != 0) {
+    struct sim_event *ev = ev_new(s, EV_NEMESIS, 0);
+    sim_at(s,
+           s->now_us +
+               prng_range(&s->prng_nemesis, NEM_STEP_US_MIN, NEM_STEP_US_MAX),
+           ev);
+  }
+  for (size_t k = 0; k < s->o.n_script; k++) {
+    struct sim_event *ev = ev_new(s, EV_SCRIPT, 0);
+    ev->aux = (uint32_t)k;
+    sim_at(s, s->o.script[k].at_ms * 1000u, ev);
+  }
+}
+
+static uint32_t rand_node(struct sim *s) {
+  return (uint32_t)prng_below(&s->prng_nemesis, s->n_nodes);
+}
+
+/* The leader if there is one, else a random node. */
+static uint32_t leader_or_random(struct sim *s) {
+  int l = node_leader(s);
+  return l >= 0 ? (uint32_t)l : rand_node(s);
+}
+
+static void cut(struct sim *s, uint32_t from, uint32_t to) {
+  if (from != to)
+    s->links[from][to].fault_blocked = true;
+}
+
+static void cut_groups(struct sim *s, const uint8_t *group) {
+  for (uint32_t a = 0; a < s->n_nodes; a++)
+    for (uint32_t b = 0; b < s->n_nodes; b++)
+      if (group[a] != group[b])
+        cut(s, a, b);
+}
+
+/* Random groups 0..n_groups-1 with at least two groups non-empty. */
+static void random_groups(struct sim *s, uint8_t *group, uint32_t n_groups) {
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    group[i] = (uint8_t)prng_below(&s->prng_nemesis, n_groups);
+  bool split = false;
+  for (uint32_t i = 1; i < s->n_nodes; i++)
+    split |= group[i] != group[0];
+  if (!split)
+    group[rand_node(s)] ^= 1;
+}
+
+static void strike(struct sim *s, uint32_t i);
+
+/* Cuts node i from every peer, or restores it; a newer call makes any
+ * pending end of an earlier isolation stale. */
+static void isolate(struct sim *s, uint32_t i, bool on) {
+  s->nodes[i].isolated = on;
+  s->nodes[i].isolate_token++;
+}
+
+/* The Figure 8 episode (Raft paper §5.4.2), played with whoever holds the
+ * roles: leader L1 is cut off with one follower F1 and keeps appending the
+ * clients' writes; the majority elects L2, which is cut off the instant it
+ * wins (its term's entries never leave it); the cut heals; the next leader
+ * L3 (L1 or F1: their logs are the longest) starts bringing the others up
+ * to date, and the instant its commit index first moves, L3 and its partner
+ * from the minority are cut off while L2 comes back. A correct engine moves
+ * its commit index only to an entry of its own term, which is then on a
+ * majority that L2 cannot win over; an engine that counted replicas of L1's
+ * entries committed them where L2 can win and overwrite them: caught. */
+static bool figure8_start(struct sim *s) {
+  struct nem_figure8 *f8 = &s->nem.f8;
+  int l1 = node_leader(s);
+  if (l1 < 0 || s->n_nodes < 3)
+    return false;
+  uint32_t f1 = (uint32_t)prng_below(&s->prng_nemesis, s->n_nodes - 1);
+  if (f1 >= (uint32_t)l1)
+    f1++;
+  uint8_t group[SABHA_NODES_MAX] = {0};
+  group[l1] = group[f1] = 1;
+  cut_groups(s, group);
+  *f8 = (struct nem_figure8){.stage = F8_WAIT_L2, .l1 = (uint32_t)l1, .f1 = f1};
+  return true;
+}
+
+/* A node just won an election during the episode. */
+static void figure8_on_leader(struct sim *s, uint32_t i) {
+  struct nem_figure8 *f8 = &s->nem.f8;
+  if (f8->stage == F8_WAIT_L2 && i != f8->l1 && i != f8->f1) {
+    f8->l2 = i;
+    isolate(s, i, true); /* before its first appends leave */
+    for (uint32_t a = 0; a < s->n_nodes; a++)
+      for (uint32_t b = 0; b < s->n_nodes; b++)
+        s->links[a][b].fault_blocked = false;
+    f8->stage = F8_WAIT_L3;
+  } else if (f8->stage == F8_WAIT_L3 && i != f8->l2) {
+    f8->l3 = i;
+    f8->stage = F8_WAIT_COMMIT;
+  }
+}
+
+void nemesis_on_leader_commit(struct sim *s, uint32_t i) {
+  struct nem_figure8 *f8 = &s->nem.f8;
+  if (f8->stage != F8_WAIT_COMMIT || i != f8->l3 || s->nem.stopped)
+    return;
+  /* Before the messages of this very step leave. */
+  f8->partner = i == f8->l1 ? f8->f1 : i == f8->f1 ? f8->l1 : i;
+  isolate(s, f8->l3, true);
+  isolate(s, f8->partner, true);
+  isolate(s, f8->l2, false);
+  f8->stage = F8_STRUCK;
+}
+
+static void figure8_end(struct sim *s) {
+  struct nem_figure8 *f8 = &s->nem.f8;
+  if (f8->stage == F8_IDLE)
+    return;
+  if (f8->stage >= F8_WAIT_L3)
+    isolate(s, f8->l2, false);
+  if (f8->stage == F8_STRUCK) {
+    isolate(s, f8->l3, false);
+    isolate(s, f8->partner, false);
+  }
+  f8->stage = F8_IDLE;
+}
+
+/* Starts a random partition; returns its duration. */
+static uint64_t partition_start(struct sim *s) {
+  uint8_t group[SABHA_NODES_MAX] = {0};
+  uint32_t x = rand_node(s);
+  uint64_t duration_us =
+      prng_range(&s->prng_nemesis, NEM_DURATION_US_MIN, NEM_DURATION_US_MAX);
+  switch (prng_below(&s->prng_nemesis, 10)) {
+  case 0: /* two random groups */
+    random_groups(s, group, 2);
+    cut_groups(s, group);
+    break;
+  case 1: /* the leader alone */
+    group[leader_or_random(s)] = 1;
+    cut_groups(s, group);
+    break;
+  case 2: /* three ways: maybe no side has a majority */
+    random_groups(s, group, 3);
+    cut_groups(s, group);
+    break;
+  case 3: /* asymmetric: x is not heard, or x cannot hear */
+    for (uint32_t i = 0; i < s->n_nodes; i++) {
+      if (prng_chance(&s->prng_nemesis, 0.5))
+        cut(s, x, i);
+      else
+        cut(s, i, x);
+    }
+    break;
+  case 4: { /* partial: x and y cannot talk, both reach everyone else */
+    uint32_t y = rand_node(s);
+    if (prng_chance(&s->prng_nemesis, 0.5))
+      x = leader_or_random(s);
+    cut(s, x, y);
+    cut(s, y, x);
+    break;
+  }
+  case 5: /* two halves joined only through bridge node x */
+    random_groups(s, group, 2);
+    for (uint32_t a = 0; a < s->n_nodes; a++)
+      for (uint32_t b = 0; b < s->n_nodes; b++)
+        if (group[a] != group[b] && a != x && b != x)
+          cut(s, a, b);
+    break;
+  case 6: /* random directed links */
+    for (uint32_t a = 0; a < s->n_nodes; a++)
+      for (uint32_t b = 0; b < s->n_nodes; b++)
+        if (prng_chance(&s->prng_nemesis, 0.3))
+          cut(s, a, b);
+    break;
+  case 7: { /* leader churn: strike the leader, and most new ones */
+    s->nem.churn = true;
+    int l = node_leader(s);
+    if (l >= 0)
+      strike(s, (uint32_t)l);
+    break;
+  }
+  default: /* the Figure 8 episode; without a leader, two random groups */
+    if (figure8_start(s))
+      return prng_range(&s->prng_nemesis, F8_DURATION_US_MIN,
+                        F8_DURATION_US_MAX);
+    random_groups(s, group, 2);
+    cut_groups(s, group);
+    break;
+  }
+  return duration_us;
+}
+
+static void partition_heal(struct sim *s) {
+  s->nem.churn = false;
+  figure8_end(s);
+  for (uint32_t a = 0; a < s->n_nodes; a++)
+    for (uint32_t b = 0; b < s->n_nodes; b++)
+      s->links[a][b].fault_blocked = false;
+}
+
+static void crash_one(struct sim *s, uint32_t i, uint64_t down_us) {
+  node_crash(s, i);
+  s->nodes[i].crashed_by_nemesis = true;
+  struct sim_event *ev = ev_new(s, EV_RESTART, i);
+  ev->gen = s->nodes[i].gen;
+  sim_at(s, s->now_us + down_us, ev);
+}
+
+static bool crash_active(const struct sim *s) {
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    if (!s->nodes[i].up && s->nodes[i].crashed_by_nemesis)
+      return true;
+  return false;
+}
+
+/* Crashes up to `k` up nodes; with `leader_first`, the leader goes first. */
+static void crash_some(struct sim *s, uint32_t k, bool leader_first,
+                       uint64_t down_us_max) {
+  uint32_t order[SABHA_NODES_MAX];
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    order[i] = i;
+  for (uint32_t i = s->n_nodes - 1; i > 0; i--) { /* Fisher-Yates */
+    uint32_t j = (uint32_t)prng_below(&s->prng_nemesis, i + 1);
+    uint32_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  int l = node_leader(s);
+  if (leader_first && l >= 0)
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+      if (order[i] == (uint32_t)l) {
+        order[i] = order[0];
+        order[0] = (uint32_t)l;
+      }
+  for (uint32_t i = 0; i < s->n_nodes && k > 0; i++) {
+    if (!s->nodes[order[i]].up)
+      continue;
+    crash_one(s, order[i],
+              prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, down_us_max));
+    k--;
+  }
+}
+
+static void crash_start(struct sim *s) {
+  uint32_t down = nodes_down(s);
+  uint32_t minority = (s->n_nodes - 1) / 2;
+  if (down == 0 && s->n_nodes > 1 &&
+      prng_chance(&s->prng_nemesis, POWER_LOSS_CHANCE)) {
+    /* Power loss: a majority, or everyone, at the same instant. */
+    uint32_t k = prng_chance(&s->prng_nemesis, 0.5) ? s->n_nodes : s->quorum;
+    crash_some(s, k, false, POWER_DOWN_US_MAX);
+    return;
+  }
+  if (down >= minority)
+    return;
+  uint32_t k = 1 + (uint32_t)prng_below(&s->prng_nemesis, minority - down);
+  crash_some(s, k, prng_chance(&s->prng_nemesis, 0.5), CRASH_DOWN_US_MAX);
+}
+
+static void slow_set(struct sim *s, uint32_t i, uint32_t delay_us,
+                     uint32_t fsync_factor) {
+  s->nodes[i].slow_delay_us = delay_us;
+  s->nodes[i].fsync_factor = fsync_factor < 1 ? 1 : fsync_factor;
+}
+
+static void links_set_fault(struct sim *s, enum nem_kind kind, double p,
+                            uint32_t extra_us) {
+  for (uint32_t a = 0; a < s->n_nodes; a++)
+    for (uint32_t b = 0; b < s->n_nodes; b++) {
+      struct link *l = &s->links[a][b];
+      if (kind == NEM_LOSS)
+        l->fault_loss = p;
+      else if (kind == NEM_DUP)
+        l->fault_dup = p;
+      else {
+        l->fault_reorder = p;
+        l->fault_reorder_us = extra_us;
+      }
+    }
+  if (kind == NEM_LOSS)
+    s->client_link.fault_loss = p / 5;
+}
+
+static double rand_between(struct sim *s, double lo, double hi) {
+  return lo + (hi - lo) * prng_unit(&s->prng_nemesis);
+}
+
+static void fault_start(struct sim *s, enum nem_kind kind) {
+  struct nemesis *nem = &s->nem;
+  uint64_t duration_us =
+      prng_range(&s->prng_nemesis, NEM_DURATION_US_MIN, NEM_DURATION_US_MAX);
+  switch (kind) {
+  case NEM_PARTITION:
+    duration_us = partition_start(s);
+    break;
+  case NEM_CRASH:
+    crash_start(s);
+    return; /* heals node by node (EV_RESTART) */
+  case NEM_LOSS:
+    links_set_fault(s, kind, rand_between(s, 0.05, 0.3), 0);
+    break;
+  case NEM_DUP:
+    links_set_fault(s, kind, rand_between(s, 0.05, 0.25), 0);
+    break;
+  case NEM_REORDER:
+    links_set_fault(s, kind, rand_between(s, 0.1, 0.4),
+                    (uint32_t)prng_range(&s->prng_nemesis, 5000, 50000));
+    break;
+  case NEM_SLOW:
+    nem->slow_node =
+        prng_chance(&s->prng_nemesis, 0.5) ? leader_or_random(s) : rand_node(s);
+    slow_set(s, nem->slow_node,
+             (uint32_t)prng_range(&s->prng_nemesis, 200, 5000),
+             (uint32_t)prng_range(&s->prng_nemesis, 2, 20));
+    break;
+  case NEM_CLOCK: {
+    nem->clock_node = rand_node(s);
+    uint64_t jump_ms = prng_chance(&s->prng_nemesis, 0.3)
+                           ? prng_range(&s->prng_nemesis, 10, 1000)
+                           : 0;
+    node_set_clock(s, nem->clock_node,
+                   prng_range(&s->prng_nemesis, 800000, 1250000), jump_ms);
+    break;
+  }
+  default:
+    assert(0 && "unknown fault kind");
+  }
+  nem->active[kind] = true;
+  struct sim_event *ev = ev_new(s, EV_HEAL, 0);
+  ev->aux = kind;
+  sim_at(s, s->now_us + duration_us, ev);
+}
+
+static void fault_heal(struct sim *s, enum nem_kind kind) {
+  struct nemesis *nem = &s->nem;
+  switch (kind) {
+  case NEM_PARTITION:
+    partition_heal(s);
+    break;
+  case NEM_LOSS:
+  case NEM_DUP:
+  case NEM_REORDER:
+    links_set_fault(s, kind, 0, 0);
+    break;
+  case NEM_SLOW:
+    slow_set(s, nem->slow_node, 0, 1);
+    break;
+  case NEM_CLOCK:
+    node_set_clock(s, nem->clock_node, 1000000u, 0);
+    break;
+  default:
+    break;
+  }
+  nem->active[kind] = false;
+}
+
+static void nemesis_step(struct sim *s) {
+  struct nemesis *nem = &s->nem;
+  nem->active[NEM_CRASH] = crash_active(s);
+  uint32_t n_active = 0;
+  enum nem_kind candidates[NEM_KINDS];
+  uint32_t n_candidates = 0;
+  for (uint32_t k = 0; k < NEM_KINDS; k++) {
+    n_active += nem->active[k];
+    if ((s->o.faults & (1u << k)) && !nem->active[k])
+      candidates[n_candidates++] = (enum nem_kind)k;
+  }
+  if (n_active >= nem->concurrent_max || n_candidates == 0)
+    return;
+  fault_start(s, candidates[prng_below(&s->prng_nemesis, n_candidates)]);
+}
+
+/* ---- strikes at new leaders ---------------------------------------------- */
+
+static void strike(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  bool crash_ok =
+      (s->o.faults & SIM_FAULT_CRASH) && nodes_down(s) < (s->n_nodes - 1) / 2;
+  bool isolate_ok = (s->o.faults & SIM_FAULT_PARTITION) && !n->isolated;
+  if (!n->up || (!crash_ok && !isolate_ok))
+    return;
+  s->nem.strikes++;
+  if (crash_ok && (!isolate_ok || prng_chance(&s->prng_nemesis, 0.5))) {
+    crash_one(
+        s, i,
+        prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, CRASH_DOWN_US_MAX));
+    return;
+  }
+  isolate(s, i, true);
+  struct sim_event *ev = ev_new(s, EV_UNISOLATE, i);
+  ev->gen = n->isolate_token;
+  sim_at(s,
+         s->now_us +
+             prng_range(&s->prng_nemesis, ISOLATE_US_MIN, ISOLATE_US_MAX),
+         ev);
+}
+
+void nemesis_on_new_leader(struct sim *s, uint32_t i) {
+  if (s->nem.stopped || s->phase != PHASE_CLIENTS)
+    return;
+  if (s->nem.f8.stage != F8_IDLE) {
+    figure8_on_leader(s, i);
+    return;
+  }
+  if (!(s->o.faults & (SIM_FAULT_PARTITION | SIM_FAULT_CRASH)) ||
+      !prng_chance(&s->prng_nemesis,
+                   s->nem.churn ? STRIKE_CHANCE_CHURN : STRIKE_CHANCE))
+    return;
+  if (prng_chance(&s->prng_nemesis, 0.5)) {
+    strike(s, i);
+    return;
+  }
+  struct sim_event *ev = ev_new(s, EV_STRIKE, i);
+  ev->gen = s->nodes[i].gen;
+  sim_at(s, s->now_us + prng_range(&s->prng_nemesis, 1, STRIKE_DELAY_US_MAX),
+         ev);
+}
+
+/* ---- scripted faults ----------------------------------------------------- */
+
+/* Node index for a scripted node id; 0 means the leader (-1: none). */
+static int script_node(struct sim *s, uint32_t id) {
+  if (id == 0)
+    return node_leader(s);
+  return (int)id - 1;
+}
+
+static void script_heal(struct sim *s) {
+  net_heal(s);
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    s->nodes[i].isolated = false;
+    slow_set(s, i, 0, 1);
+    if (s->nodes[i].clock_rate_ppm != 1000000u)
+      node_set_clock(s, i, 1000000u, 0);
+  }
+  for (uint32_t k = 0; k < NEM_KINDS; k++)
+    if (k != NEM_CRASH)
+      s->nem.active[k] = false;
+}
+
+static void script_link(struct sim *s, const struct sim_script_event *se) {
+  for (uint32_t a = 0; a < s->n_nodes; a++)
+    for (uint32_t b = 0; b < s->n_nodes; b++) {
+      bool all = se->node == 0 && se->peer == 0;
+      if (!all && (a != se->node - 1 || b != se->peer - 1))
+        continue;
+      s->links[a][b].latency_us = se->latency_us;
+      s->links[a][b].jitter_us = se->jitter_us;
+      s->links[a][b].loss = se->loss;
+    }
+}
+
+static void script_apply(struct sim *s, const struct sim_script_event *se) {
+  int i = script_node(s, se->node);
+  switch (se->op) {
+  case SIM_SCRIPT_PARTITION:
+    for (uint32_t a = 0; a < s->n_nodes; a++)
+      for (uint32_t b = 0; b < s->n_nodes; b++)
+        if (se->group[a] != se->group[b])
+          s->links[a][b].script_blocked = true;
+    break;
+  case SIM_SCRIPT_HEAL:
+    script_heal(s);
+    break;
+  case SIM_SCRIPT_BLOCK:
+  case SIM_SCRIPT_UNBLOCK:
+    if (i >= 0 && se->peer >= 1 && (uint32_t)i != se->peer - 1)
+      s->links[i][se->peer - 1].script_blocked = se->op == SIM_SCRIPT_BLOCK;
+    break;
+  case SIM_SCRIPT_CRASH:
+    if (i >= 0)
+      node_crash(s, (uint32_t)i);
+    break;
+  case SIM_SCRIPT_RESTART:
+    if (i >= 0 && !s->nodes[i].up)
+      node_start(s, (uint32_t)i);
+    break;
+  case SIM_SCRIPT_POWER_LOSS:
+    for (uint32_t k = 0; k < s->n_nodes; k++)
+      if (se->node_mask == 0 || (se->node_mask >> k) & 1u)
+        node_crash(s, k);
+    break;
+  case SIM_SCRIPT_LINK:
+    script_link(s, se);
+    break;
+  case SIM_SCRIPT_SLOW:
+    if (i >= 0)
+      slow_set(s, (uint32_t)i, se->delay_us, se->fsync_factor);
+    break;
+  case SIM_SCRIPT_CLOCK:
+    if (i >= 0)
+      node_set_clock(s, (uint32_t)i, (uint64_t)(se->rate * 1e6 + 0.5),
+                     se->jump_ms);
+    break;
+  }
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+void nemesis_on_event(struct sim *s, struct sim_event *ev) {
+  uint32_t kind = ev->kind, target = ev->target, gen = ev->gen, aux = ev->aux;
+  if (kind == EV_NEMESIS && !s->nem.stopped) {
+    nemesis_step(s);
+    sim_at(s,
+           s->now_us +
+               prng_range(&s->prng_nemesis, NEM_STEP_US_MIN, NEM_STEP_US_MAX),
+           ev);
+    return;
+  }
+  ev_free(s, ev);
+  if (s->nem.stopped)
+    return; /* the run is healing: scripted and random faults are over */
+  if (kind == EV_SCRIPT) {
+    assert(aux < s->o.n_script);
+    script_apply(s, &s->o.script[aux]);
+    return;
+  }
+  if (kind == EV_HEAL) {
+    fault_heal(s, (enum nem_kind)aux);
+  } else if (kind == EV_STRIKE) {
+    const struct node *n = &s->nodes[target];
+    if (n->up && n->gen == gen && n->last_role == SABHA_ROLE_LEADER)
+      strike(s, target);
+  } else if (kind == EV_UNISOLATE) {
+    if (s->nodes[target].isolate_token == gen)
+      s->nodes[target].isolated = false;
+  } else if (kind == EV_RESTART) {
+    struct node *n = &s->nodes[target];
+    if (!n->up && n->gen == gen && n->crashed_by_nemesis)
+      node_start(s, target);
+  }
+}
+
+void nemesis_stop_and_heal(struct sim *s) {
+  s->nem.stopped = true;
+  s->nem.churn = false;
+  s->nem.f8.stage = F8_IDLE;
+  script_heal(s);
+  memset(s->nem.active, 0, sizeof s->nem.active);
+  for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
+    if (!s->nodes[i].up)
+      node_start(s, i);
+}

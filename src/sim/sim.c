@@ -1,0 +1,548 @@
+/* The simulator's run: options, the event loop, the phases of a run, and
+ * the result.
+ *
+ * A run has three phases:
+ *   clients   the clients do their n_ops operations while the nemesis
+ *             breaks things;
+ *   quiesce   the nemesis stops and everything heals (links, clocks, slow
+ *             nodes; crashed nodes restart); a barrier command goes through
+ *             the log and the run waits, up to quiesce_ms_max, until every
+ *             node has applied it (not getting there is a liveness
+ *             failure);
+ *   done      the final checks (checks.c).
+ * The loop pops one event at a time from the queue (queue.c), folds it into
+ * the trace hash and hands it to its owner. Nothing else moves time, so the
+ * same options replay the same run. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim/sim_internal.h"
+
+#define CHECK_PERIOD_US 100000u /* log matching, during the run */
+#define QUIESCE_POLL_US 10000u
+#define BARRIER_RETRY_US 100000u
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void oom(void) {
+  fprintf(stderr, "sabha sim: out of memory\n");
+  abort();
+}
+
+void *sim_xmalloc(size_t size) {
+  void *p = malloc(size == 0 ? 1 : size);
+  if (p == NULL)
+    oom();
+  return p;
+}
+
+void *sim_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
+  if (p == NULL)
+    oom();
+  return p;
+}
+
+void *sim_xrealloc(void *p, size_t size) {
+  void *q = realloc(p, size == 0 ? 1 : size);
+  if (q == NULL)
+    oom();
+  return q;
+}
+
+uint64_t sim_hash_bytes(const uint8_t *data, size_t size) {
+  /* Eight bytes per step: entries are hashed on every apply and commit. */
+  uint64_t h = 0xcbf29ce484222325ull ^ size;
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t w;
+    memcpy(&w, data + i, 8);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  for (; i < size; i++)
+    h = (h ^ data[i]) * 0x100000001b3ull;
+  return sim_mix(h, size);
+}
+
+void sim_fail(struct sim *s, enum fail_kind kind, const char *fmt, ...) {
+  struct sim_result *r = s->res;
+  switch (kind) {
+  case FAIL_SAFETY:
+    r->safety_violations++;
+    s->stop = true;
+    break;
+  case FAIL_LINEARIZABILITY:
+    r->linearizability_failures++;
+    break;
+  case FAIL_LIVENESS:
+    r->liveness_failures++;
+    break;
+  case FAIL_LIMIT:
+    r->liveness_failures++;
+    s->stop = true;
+    break;
+  case FAIL_ACKED_LOST:
+    break;
+  }
+  if (r->failed)
+    return;
+  r->failed = true;
+  int used = snprintf(r->failure, sizeof r->failure,
+                      "at %.3f ms: ", (double)s->now_us / 1000.0);
+  if (used < 0 || (size_t)used >= sizeof r->failure)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->failure + used, sizeof r->failure - (size_t)used, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+static const char *const fault_names[] = {
+    "partition", "crash", "loss", "dup", "reorder", "slow", "clock",
+};
+#define FAULT_NAMES_N (sizeof fault_names / sizeof fault_names[0])
+
+int sim_faults_parse(const char *list, uint32_t *mask, char *err,
+                     size_t err_size) {
+  *mask = 0;
+  if (list == NULL || list[0] == '\0') {
+    snprintf(err, err_size,
+             "--faults needs a value: none, all, or a comma "
+             "list of partition,crash,loss,dup,reorder,slow,clock");
+    return SABHA_EINVAL;
+  }
+  if (strcmp(list, "none") == 0)
+    return 0;
+  if (strcmp(list, "all") == 0) {
+    *mask = SIM_FAULT_ALL;
+    return 0;
+  }
+  const char *p = list;
+  for (;;) {
+    size_t len = strcspn(p, ",");
+    size_t k = 0;
+    while (k < FAULT_NAMES_N && !(strlen(fault_names[k]) == len &&
+                                  strncmp(fault_names[k], p, len) == 0))
+      k++;
+    if (k == FAULT_NAMES_N) {
+      snprintf(err, err_size,
+               "unknown fault '%.*s' in --faults %s (known: "
+               "none, all, partition, crash, loss, dup, reorder, slow, clock)",
+               (int)len, p, list);
+      return SABHA_EINVAL;
+    }
+    *mask |= 1u << k;
+    if (p[len] == '\0')
+      return 0;
+    p += len + 1;
+  }
+}
+
+void sim_faults_format(uint32_t mask, char *buf, size_t size) {
+  if (size == 0)
+    return;
+  buf[0] = '\0';
+  if (mask == 0 || (mask & SIM_FAULT_ALL) == SIM_FAULT_ALL) {
+    snprintf(buf, size, "%s", mask == 0 ? "none" : "all");
+    return;
+  }
+  size_t used = 0;
+  for (size_t k = 0; k < FAULT_NAMES_N && used < size; k++)
+    if (mask & (1u << k)) {
+      int w = snprintf(buf + used, size - used, "%s%s", used ? "," : "",
+                       fault_names[k]);
+      if (w < 0)
+        return;
+      used += (size_t)w;
+    }
+}
+
+struct bug_name {
+  const char *name;
+  uint32_t engine_bugs;
+  uint32_t host_bugs;
+};
+
+static const struct bug_name bug_table[] = {
+    {"none", 0, 0},
+    {"vote-twice", SABHA_BUG_VOTE_TWICE, 0},
+    {"stale-commit", SABHA_BUG_STALE_COMMIT, 0},
+    {"skip-log-check", SABHA_BUG_SKIP_LOG_CHECK, 0},
+    {"ack-before-fsync", 0, SIM_HOST_BUG_ACK_BEFORE_FSYNC},
+    {"stale-read", 0, SIM_HOST_BUG_STALE_READ},
+    {"accept-lower-ballot", SABHA_BUG_ACCEPT_LOWER_BALLOT, 0},
+    {"no-adopt", SABHA_BUG_NO_ADOPT, 0},
+};
+#define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
+
+const char *const *sim_bug_names(void) {
+  static const char *names[BUG_TABLE_N + 1];
+  for (size_t i = 0; i < BUG_TABLE_N; i++)
+    names[i] = bug_table[i].name;
+  names[BUG_TABLE_N] = NULL;
+  return names;
+}
+
+int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
+                  char *err, size_t err_size) {
+  for (size_t i = 0; name != NULL && i < BUG_TABLE_N; i++)
+    if (strcmp(bug_table[i].name, name) == 0) {
+      *engine_bugs = bug_table[i].engine_bugs;
+      *host_bugs = bug_table[i].host_bugs;
+      return 0;
+    }
+  snprintf(err, err_size,
+           "unknown bug '%s' (known: none, vote-twice, "
+           "stale-commit, skip-log-check, ack-before-fsync, stale-read; for "
+           "Paxos: accept-lower-ballot, no-adopt)",
+           name != NULL ? name : "");
+  return SABHA_EINVAL;
+}
+
+void sim_options_init(struct sim_options *o) {
+  memset(o, 0, sizeof *o);
+  o->protocol = "raft";
+  o->n_nodes = 5;
+  o->n_clients = 5;
+  o->n_ops = 1000;
+  o->n_keys = 5;
+  o->seed = 1;
+  o->faults = SIM_FAULT_ALL;
+  o->compact_entries = 64;
+  o->snapshot_chunk_bytes = 0;
+  o->op_timeout_ms = 5000;
+  o->sim_time_ms_max = 0;
+  o->events_max = 0;
+  o->quiesce_ms_max = 20000;
+  o->check_linearizability = true;
+}
+
+static bool protocol_known(const char *name) {
+  for (const char *const *p = sabha_protocols(); *p != NULL; p++)
+    if (strcmp(*p, name) == 0)
+      return true;
+  return false;
+}
+
+static int script_check(const struct sim_options *o, char *err,
+                        size_t err_size) {
+  for (size_t k = 0; k < o->n_script; k++) {
+    const struct sim_script_event *se = &o->script[k];
+    bool bad =
+        se->node > o->n_nodes || se->peer > o->n_nodes ||
+        se->op < SIM_SCRIPT_PARTITION || se->op > SIM_SCRIPT_CLOCK ||
+        !(se->loss >= 0 && se->loss <= 1) ||
+        (se->op == SIM_SCRIPT_CLOCK && !(se->rate > 0 && se->rate < 1000));
+    if ((se->op == SIM_SCRIPT_BLOCK || se->op == SIM_SCRIPT_UNBLOCK ||
+         se->op == SIM_SCRIPT_RESTART) &&
+        (se->node == 0 || (se->op != SIM_SCRIPT_RESTART && se->peer == 0)))
+      bad = true;
+    if (bad) {
+      snprintf(err, err_size, "scripted fault %zu (at %llu ms) is invalid", k,
+               (unsigned long long)se->at_ms);
+      return SABHA_EINVAL;
+    }
+  }
+  return 0;
+}
+
+static int options_check(const struct sim_options *o, char *err,
+                         size_t err_size) {
+  const char *why = NULL;
+  if (o->protocol == NULL)
+    why = "no protocol";
+  else if (o->n_nodes < 1 || o->n_nodes > SABHA_NODES_MAX)
+    why = "nodes must be 1..16";
+  else if (o->n_clients < 1 || o->n_clients > SIM_CLIENTS_MAX)
+    why = "clients must be 1..256";
+  else if (o->n_ops < 1 || o->n_ops > SIM_OPS_MAX)
+    why = "ops must be 1..1000000";
+  else if (o->n_keys < 1 || o->n_keys > SIM_KEYS_MAX)
+    why = "keys must be 1..1024";
+  else if (o->faults & ~(uint32_t)SIM_FAULT_ALL)
+    why = "unknown fault bits";
+  else if (o->host_bugs &
+           ~(uint32_t)(SIM_HOST_BUG_ACK_BEFORE_FSYNC | SIM_HOST_BUG_STALE_READ))
+    why = "unknown host bug bits";
+  else if (o->compact_entries < 1 || o->op_timeout_ms < 1 ||
+           o->quiesce_ms_max < 1)
+    why = "limits must be positive";
+  else if (o->n_script > 0 && o->script == NULL)
+    why = "script has no events";
+  if (why != NULL) {
+    snprintf(err, err_size, "%s", why);
+    return SABHA_EINVAL;
+  }
+  if (!protocol_known(o->protocol)) {
+    snprintf(err, err_size, "unknown protocol '%s'", o->protocol);
+    return SABHA_EPROTO;
+  }
+  return script_check(o, err, err_size);
+}
+
+/* ---- phases -------------------------------------------------------------- */
+
+void sim_clients_done(struct sim *s) {
+  if (s->phase != PHASE_CLIENTS)
+    return;
+  s->phase = PHASE_QUIESCE;
+  s->res->client_time_us = s->now_us;
+  nemesis_stop_and_heal(s);
+  s->quiesce_deadline_us = s->now_us + (uint64_t)s->o.quiesce_ms_max * 1000u;
+  sim_at(s, s->now_us + QUIESCE_POLL_US, ev_new(s, EV_QUIESCE, 0));
+}
+
+void sim_note_barrier(struct sim *s, uint64_t index) {
+  if (s->phase == PHASE_QUIESCE && s->barrier_index == 0)
+    s->barrier_index = index;
+}
+
+/* The barrier: a command no state machine acts on (seq 0 is rejected by
+ * every KV machine alike), sent after healing, to the leader if there is
+ * one, else to each node in turn, every 100 ms until some node applies it.
+ * It is ordered after every write acknowledged before it was sent, so once
+ * every node has applied it, every node has applied them all; and getting
+ * it through needs a working cluster (a leader, for the protocols that have
+ * one). A protocol-neutral way to wait for quiet. */
+static void sim_send_barrier(struct sim *s) {
+  int l = node_leader(s);
+  uint32_t node = l >= 0 ? (uint32_t)l : s->barrier_node++ % s->n_nodes;
+  struct client_msg cm = {.client = 0,
+                          .seq = 0,
+                          .kind = HIST_PUT,
+                          .key = UINT32_MAX,
+                          .value = KV_NIL,
+                          .expected = KV_NIL};
+  net_send_client(s, true, node, 0, &cm);
+  s->barrier_next_us = s->now_us + BARRIER_RETRY_US;
+}
+
+/* True when every node is up and has applied the barrier; otherwise writes
+ * why not into `why`. */
+static bool sim_converged(struct sim *s, char *why, size_t why_size) {
+  if (s->barrier_index == 0) {
+    snprintf(why, why_size, "the barrier command was never applied (%s)",
+             node_leader(s) < 0 ? "no leader" : "a leader, but no progress");
+    return false;
+  }
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    const struct node *n = &s->nodes[i];
+    if (!n->up || n->applied < s->barrier_index) {
+      snprintf(why, why_size, "node %u %s (applied %llu, barrier at %llu)",
+               i + 1, n->up ? "lags" : "is down",
+               (unsigned long long)n->applied,
+               (unsigned long long)s->barrier_index);
+      return false;
+    }
+  }
+  return true;
+}
+
+static void sim_on_quiesce(struct sim *s, struct sim_event *ev) {
+  char why[200];
+  if (s->barrier_index == 0 && s->now_us >= s->barrier_next_us)
+    sim_send_barrier(s);
+  if (sim_converged(s, why, sizeof why)) {
+    ev_free(s, ev);
+    s->phase = PHASE_DONE;
+    return;
+  }
+  if (s->now_us >= s->quiesce_deadline_us) {
+    ev_free(s, ev);
+    sim_fail(s, FAIL_LIVENESS,
+             "liveness: the cluster did not converge within %u ms after "
+             "healing: %s",
+             s->o.quiesce_ms_max, why);
+    s->phase = PHASE_DONE;
+    return;
+  }
+  sim_at(s, s->now_us + QUIESCE_POLL_US, ev);
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void sim_trace(struct sim *s, const struct sim_event *ev) {
+  uint64_t h = sim_mix(s->trace_hash, s->now_us);
+  h = sim_mix(h, ((uint64_t)ev->kind << 32) | ev->target);
+  if (ev->kind == EV_PEER_MSG) {
+    const struct sabha_msg *m = &ev->u.pkt->msg;
+    h = sim_mix(h,
+                ((uint64_t)m->type << 40) | ((uint64_t)m->from << 20) | m->to);
+    h = sim_mix(h, m->term);
+    h = sim_mix(h, m->index);
+  }
+  s->trace_hash = h;
+}
+
+static void sim_dispatch(struct sim *s, struct sim_event *ev) {
+  switch (ev->kind) {
+  case EV_TICK:
+  case EV_WAKE:
+  case EV_FSYNC_DONE:
+  case EV_FLUSH:
+  case EV_PEER_MSG:
+  case EV_CLIENT_REQ:
+    node_on_event(s, ev);
+    break;
+  case EV_CLIENT_REPLY:
+  case EV_CLIENT_TIMER:
+    client_on_event(s, ev);
+    break;
+  case EV_NEMESIS:
+  case EV_HEAL:
+  case EV_RESTART:
+  case EV_SCRIPT:
+  case EV_STRIKE:
+  case EV_UNISOLATE:
+    nemesis_on_event(s, ev);
+    break;
+  case EV_CHECK:
+    check_log_matching(s);
+    sim_at(s, s->now_us + CHECK_PERIOD_US, ev);
+    break;
+  case EV_QUIESCE:
+    sim_on_quiesce(s, ev);
+    break;
+  default:
+    assert(0 && "unknown event kind");
+    ev_free(s, ev);
+  }
+}
+
+static void sim_loop(struct sim *s) {
+  uint64_t time_max_us = s->o.sim_time_ms_max * 1000u;
+  while (s->phase != PHASE_DONE && !s->stop) {
+    uint64_t t;
+    struct sim_event *ev = evq_pop(&s->q, &t);
+    if (ev == NULL) {
+      sim_fail(s, FAIL_LIMIT, "the event queue ran dry");
+      return;
+    }
+    assert(t >= s->now_us);
+    s->now_us = t;
+    if (t > time_max_us || s->res->events >= s->o.events_max) {
+      if (ev->kind == EV_PEER_MSG)
+        packet_free(ev->u.pkt);
+      ev_free(s, ev);
+      sim_fail(s, FAIL_LIMIT,
+               "liveness: the run hit its cap (%llu ms simulated, %llu "
+               "events) with %llu of %llu operations done",
+               (unsigned long long)s->o.sim_time_ms_max,
+               (unsigned long long)s->o.events_max,
+               (unsigned long long)s->ops_done, (unsigned long long)s->o.n_ops);
+      return;
+    }
+    s->res->events++;
+    sim_trace(s, ev);
+    sim_dispatch(s, ev);
+  }
+}
+
+/* ---- setup and teardown -------------------------------------------------- */
+
+static void sim_setup(struct sim *s) {
+  const struct sim_options *o = &s->o;
+  s->n_nodes = o->n_nodes;
+  s->n_clients = o->n_clients;
+  s->quorum = o->n_nodes / 2 + 1;
+  prng_seed(&s->prng_net, sim_mix(o->seed, 0x6e6574));
+  prng_seed(&s->prng_nemesis, sim_mix(o->seed, 0x6e656d));
+  prng_seed(&s->prng_client, sim_mix(o->seed, 0x636c69));
+  prng_seed(&s->prng_disk, sim_mix(o->seed, 0x64736b));
+  prng_seed(&s->prng_node, sim_mix(o->seed, 0x6e6f64));
+  prng_seed(&s->prng_config, sim_mix(o->seed, 0x636667));
+  if (s->o.sim_time_ms_max == 0)
+    s->o.sim_time_ms_max =
+        600000ull + s->o.n_ops * s->o.op_timeout_ms / s->o.n_clients / 10;
+  if (s->o.events_max == 0)
+    s->o.events_max = 10000000ull + 50000ull * s->o.n_ops;
+  static const uint32_t entries_choices[] = {1, 4, 64, 256};
+  static const uint32_t inflight_choices[] = {1, 4, 64};
+  if (s->o.entries_per_msg_max == 0)
+    s->o.entries_per_msg_max = entries_choices[prng_below(&s->prng_config, 4)];
+  if (s->o.inflight_msgs_max == 0)
+    s->o.inflight_msgs_max = inflight_choices[prng_below(&s->prng_config, 3)];
+  evq_init(&s->q);
+  net_init(s);
+  checks_init(s);
+  s->hist = sim_xcalloc((size_t)o->n_ops, sizeof *s->hist);
+  s->value_next = 1;
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    node_init(s, i);
+  s->snap_buf_size = kv_snapshot_size(s->nodes[0].kv);
+  s->snap_buf = sim_xmalloc(s->snap_buf_size);
+  if (s->o.compact_entries < s->snap_buf_size / 32)
+    s->o.compact_entries = (uint32_t)(s->snap_buf_size / 32);
+  if (s->o.snapshot_chunk_bytes == 0)
+    s->o.snapshot_chunk_bytes =
+        s->snap_buf_size / 4 > 128 ? (uint32_t)(s->snap_buf_size / 4) : 128;
+  for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
+    node_start(s, i);
+  clients_init(s);
+  clients_start(s);
+  nemesis_init(s);
+  sim_at(s, CHECK_PERIOD_US, ev_new(s, EV_CHECK, 0));
+}
+
+static void sim_teardown(struct sim *s) {
+  for (size_t k = 0; k < s->q.n; k++)
+    if (s->q.heap[k].ev->kind == EV_PEER_MSG)
+      packet_free(s->q.heap[k].ev->u.pkt);
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    node_free(s, i);
+  clients_free(s);
+  checks_free(s);
+  evq_free(&s->q);
+  free(s->snap_buf);
+  free(s->hist);
+}
+
+static double wall_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
+            size_t err_size) {
+  assert(o != NULL && result != NULL);
+  memset(result, 0, sizeof *result);
+  int rv = options_check(o, err, err_size);
+  if (rv != 0)
+    return rv;
+  double wall_start = wall_seconds();
+  struct sim *s = sim_xcalloc(1, sizeof *s);
+  s->o = *o;
+  s->res = result;
+  sim_setup(s);
+  sim_loop(s);
+  if (!s->stop && s->phase == PHASE_DONE)
+    checks_final(s);
+  if (s->phase == PHASE_CLIENTS)
+    result->client_time_us = s->now_us;
+  result->sim_time_us = s->now_us;
+  result->trace_hash = s->trace_hash;
+  result->n_history = (size_t)s->ops_issued;
+  result->history = s->hist;
+  s->hist = NULL;
+  sim_teardown(s);
+  free(s);
+  result->wall_seconds = wall_seconds() - wall_start;
+  return 0;
+}
+
+void sim_result_free(struct sim_result *result) {
+  if (result == NULL)
+    return;
+  free(result->latencies_us);
+  free(result->history);
+  result->latencies_us = NULL;
+  result->history = NULL;
+}

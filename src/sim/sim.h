@@ -1,0 +1,192 @@
+/* The deterministic simulator: one consensus group, its clients, its network
+ * and its disks, in virtual time.
+ *
+ * sim_run() builds a cluster of `n_nodes` engines of one protocol, drives
+ * them only through include/sabha/engine.h (exactly as the real node will),
+ * feeds them closed-loop clients doing put/get/cas on a small key space, and
+ * breaks things on a schedule: partitions (full, asymmetric, partial), loss,
+ * duplication, reordering, crashes with the unsynced tail of the disk lost,
+ * power loss of a majority, slow nodes and disks, clock drift. Checkers watch
+ * every step (election safety, state machine safety, log matching, leader
+ * completeness) and judge the end (no acknowledged write lost, liveness once
+ * healed, linearizability of the client history).
+ *
+ * Everything is single-threaded and drawn from the seed: the same options
+ * give the same run, event for event, and the same trace_hash. A run always
+ * ends: simulated time and events are capped.
+ *
+ * The lab and the tests also script faults (struct sim_script_event): a list
+ * of timed actions applied on top of, or instead of, the random schedule. */
+#ifndef SABHA_SIM_H
+#define SABHA_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "check/history.h"
+#include "sabha/engine.h"
+
+/* Fault kinds the random schedule (the nemesis) may draw from. */
+enum sim_fault {
+  SIM_FAULT_PARTITION = 1u << 0, /* full, asymmetric and partial partitions */
+  SIM_FAULT_CRASH = 1u << 1,     /* crash + restart; power loss of many */
+  SIM_FAULT_LOSS = 1u << 2,      /* messages dropped */
+  SIM_FAULT_DUP = 1u << 3,       /* messages delivered twice */
+  SIM_FAULT_REORDER = 1u << 4,   /* some messages delayed past later ones */
+  SIM_FAULT_SLOW = 1u << 5,      /* per-message processing delay, slow fsync */
+  SIM_FAULT_CLOCK = 1u << 6,     /* a node's clock runs fast/slow or jumps */
+  SIM_FAULT_ALL = (1u << 7) - 1,
+};
+
+/* Parses "none", "all" or a comma list of partition,crash,loss,dup,reorder,
+ * slow,clock into *mask. Returns 0, or SABHA_EINVAL with a sentence in err. */
+int sim_faults_parse(const char *list, uint32_t *mask, char *err,
+                     size_t err_size);
+/* Writes the canonical name list of `mask` ("none", "all" or a comma list). */
+void sim_faults_format(uint32_t mask, char *buf, size_t size);
+
+/* Bugs the host (the simulator) can commit, as opposed to engine bugs
+ * (enum sabha_bug in engine.h). */
+enum sim_host_bug {
+  /* Acknowledge before the fsync: send msgs_after_persist, apply, answer
+   * clients and advance at once, and flush the disk in the background some
+   * milliseconds later. A crash before the flush loses acknowledged state. */
+  SIM_HOST_BUG_ACK_BEFORE_FSYNC = 1u << 0,
+  /* Serve a read from the local state machine at once, on any node,
+   * without ReadIndex: a follower or a deposed leader answers stale. */
+  SIM_HOST_BUG_STALE_READ = 1u << 1,
+};
+
+/* Parses a --bug name into engine bits (sabha_config.bugs) and host bits.
+ * Returns 0, or SABHA_EINVAL with a sentence in err listing the names. */
+int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
+                  char *err, size_t err_size);
+/* The names sim_bug_parse() accepts, NULL-terminated. */
+const char *const *sim_bug_names(void);
+
+/* A scripted fault. `node` and `peer` are node ids (1..n); node 0 in CRASH
+ * and SLOW means "the current leader" (none: nothing happens). */
+enum sim_script_op {
+  SIM_SCRIPT_PARTITION = 1, /* group[i] is node i+1's group; links between
+                               different groups are cut both ways */
+  SIM_SCRIPT_HEAL,          /* every scripted and random cut, loss, dup,
+                               reorder, slowness and drift ends */
+  SIM_SCRIPT_BLOCK,         /* node -> peer cut (one direction) */
+  SIM_SCRIPT_UNBLOCK,       /* node -> peer restored */
+  SIM_SCRIPT_CRASH,         /* node crashes (0: the leader) */
+  SIM_SCRIPT_RESTART,       /* node restarts from its disk */
+  SIM_SCRIPT_POWER_LOSS,    /* every node in node_mask (bit i: node i+1; 0:
+                               all) crashes at this instant */
+  SIM_SCRIPT_LINK,          /* node -> peer (0 and 0: every node link) gets
+                               latency_us + jitter_us and loss */
+  SIM_SCRIPT_SLOW,          /* node (0: leader) takes delay_us per message
+                               and fsync_factor x longer fsyncs */
+  SIM_SCRIPT_CLOCK,         /* node's clock runs at `rate` after jumping
+                               forward jump_ms */
+};
+
+struct sim_script_event {
+  uint64_t at_ms; /* simulated time */
+  enum sim_script_op op;
+  uint32_t node;
+  uint32_t peer;
+  uint32_t node_mask;
+  uint8_t group[SABHA_NODES_MAX];
+  uint32_t latency_us;
+  uint32_t jitter_us;
+  double loss; /* 0..1 */
+  uint32_t delay_us;
+  uint32_t fsync_factor;
+  double rate; /* clock rate, > 0 */
+  uint32_t jump_ms;
+};
+
+#define SIM_CLIENTS_MAX 256u
+#define SIM_OPS_MAX 1000000ull
+#define SIM_KEYS_MAX 1024u
+
+struct sim_options {
+  const char *protocol; /* a name from sabha_protocols() */
+  uint32_t n_nodes;     /* 1..SABHA_NODES_MAX; default 5 */
+  uint32_t n_clients;   /* 1..SIM_CLIENTS_MAX; default 5 */
+  uint64_t n_ops;       /* client operations in the run; default 1000 */
+  uint32_t n_keys;      /* key space; default 5 */
+  uint64_t seed;        /* default 1 */
+  uint32_t faults;      /* enum sim_fault bits for the nemesis; default all */
+  uint32_t engine_bugs; /* enum sabha_bug bits; default 0 */
+  uint32_t host_bugs;   /* enum sim_host_bug bits; default 0 */
+  uint32_t compact_entries;      /* snapshot when applied is this far past the
+                                    last snapshot; default 64 (small, so that
+                                    followers often catch up by snapshot), and
+                                    never fewer than snapshot bytes / 32, so
+                                    that large runs do not spend their time
+                                    copying snapshots */
+  uint32_t snapshot_chunk_bytes; /* engine config; 0 (default): a quarter
+                                    of the snapshot and at least 128, so
+                                    InstallSnapshot goes in a few chunks */
+  uint32_t entries_per_msg_max;  /* engine config; 0 (default): drawn from
+                                    the seed among 1, 4, 64 and 256, so that
+                                    runs cover one-entry appends (where an
+                                    old-term entry can be acknowledged on its
+                                    own, Figure 8) and batches */
+  uint32_t inflight_msgs_max;    /* engine config; 0 (default): drawn from
+                                    the seed among 1, 4 and 64 */
+  uint32_t op_timeout_ms;        /* a client's overall deadline per op; 5000 */
+  uint64_t sim_time_ms_max;      /* hard cap on simulated time; 0 (default):
+                                    600 s plus a tenth of every op timing out
+                                    (n_ops * op_timeout_ms / n_clients / 10) */
+  uint64_t events_max;           /* hard cap on events; 0 (default): 10 million
+                                    plus 50,000 per op (about 500x a normal run) */
+  uint32_t quiesce_ms_max;       /* time allowed to converge after healing;
+                                    20000 */
+  bool check_linearizability;    /* default true */
+  const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
+  size_t n_script;
+};
+
+/* Fills `o` with the defaults written above. */
+void sim_options_init(struct sim_options *o);
+
+struct sim_result {
+  bool failed;
+  char failure[512]; /* the first check that failed, with the time */
+
+  uint64_t ops_ok;
+  uint64_t ops_failed;
+  uint64_t ops_indeterminate;
+  uint64_t safety_violations;        /* 0 or 1: a run stops at the first */
+  uint64_t linearizability_failures; /* 0 or 1 */
+  uint64_t acked_writes_lost;        /* acknowledged writes missing somewhere */
+  uint64_t liveness_failures;        /* 0 or 1: no convergence after healing */
+  uint64_t elections;                /* distinct (term, leader) pairs seen */
+
+  uint32_t *latencies_us; /* ok ops, in completion order (malloc'd) */
+  size_t n_latencies;
+  uint64_t client_time_us; /* simulated time the clients ran */
+  uint64_t sim_time_us;    /* simulated time of the whole run */
+  uint64_t events;         /* events processed */
+  double wall_seconds;     /* wall time of sim_run(), checks included */
+  uint64_t trace_hash;
+
+  struct hist_op *history; /* n_history ops, malloc'd */
+  size_t n_history;
+
+  /* Counters, for the curious and the tests. */
+  uint64_t msgs_sent;
+  uint64_t msgs_dropped;
+  uint64_t fsyncs;
+  uint64_t crashes;
+  uint64_t snapshots_taken;
+  uint64_t snapshots_installed;
+};
+
+/* Runs one simulation. Returns 0 when the run happened (whether or not a
+ * check failed: see result->failed), SABHA_EINVAL for bad options (with a
+ * sentence in err), SABHA_EPROTO for an unknown protocol, SABHA_ENOMEM.
+ * result must be released with sim_result_free(). */
+int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
+            size_t err_size);
+void sim_result_free(struct sim_result *result);
+
+#endif
