@@ -217,8 +217,11 @@ static bool mp_step_ballot(struct mp *p, const struct sabha_msg *m) {
     return true;
   }
   if (m->term < p->promised) {
-    if (m->type == MP_MSG_ACCEPT && (p->cfg.bugs & SABHA_BUG_ACCEPT_LOWER_BALLOT))
-      return true; /* the deliberately broken acceptor */
+    /* The deliberately broken acceptor: phase 2 traffic of a lower ballot
+     * is taken as if no higher one had been promised. */
+    if ((m->type == MP_MSG_ACCEPT || m->type == MP_MSG_HEARTBEAT) &&
+        (p->cfg.bugs & SABHA_BUG_ACCEPT_LOWER_BALLOT))
+      return true;
     refuse_lower(p, m);
     return false;
   }
@@ -236,6 +239,13 @@ static int mp_step(void *state, const struct sabha_msg *m) {
   case MP_MSG_ACCEPT:
   case MP_MSG_HEARTBEAT:
   case MP_MSG_SNAPSHOT:
+    if (m->term < p->promised) { /* only with the deliberate bug */
+      if (m->type == MP_MSG_ACCEPT)
+        mp_recv_accept(p, m);
+      else
+        mp_recv_heartbeat(p, m);
+      return 0;
+    }
     if (m->term == p->promised && p->role == SABHA_ROLE_LEADER)
       return 0; /* ballots are disjoint: only a broken peer sends this */
     if (m->term == p->promised &&

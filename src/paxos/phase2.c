@@ -249,9 +249,19 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
 }
 
 void mp_recv_heartbeat(struct mp *p, const struct sabha_msg *m) {
-  learn_commit(p, m->commit);
   struct sabha_msg resp = {
       .type = MP_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
+  if (m->term < p->promised) {
+    /* Only with the deliberate bug: follow a deposed leader's word. */
+    uint64_t last = log_last_index(&p->rl.log);
+    uint64_t c = m->commit < last ? m->commit : last;
+    if (c > p->rl.commit)
+      p->rl.commit = c;
+    resp.term = m->term;
+    mp_send(p, &resp, true);
+    return;
+  }
+  learn_commit(p, m->commit);
   mp_send(p, &resp, true);
 }
 
