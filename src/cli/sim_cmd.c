@@ -28,7 +28,8 @@ void cli_sim_usage(FILE *f) {
           "The same options give the same run (see trace_hash).\n"
           "\n"
           "options (defaults in brackets):\n"
-          "  --protocol NAME   consensus protocol [raft]; this build knows:");
+          "  --protocol NAME   consensus protocol [raft], or all (each on the\n"
+          "                    same seeds, side by side); this build knows:");
   for (const char *const *p = sabha_protocols(); *p != NULL; p++)
     fprintf(f, " %s", *p);
   fprintf(
@@ -47,6 +48,8 @@ void cli_sim_usage(FILE *f) {
       "                    skip-log-check (Raft engine); accept-lower-ballot,\n"
       "                    no-adopt (Paxos engines); ack-before-fsync,\n"
       "                    stale-read (the host)\n"
+      "  --backoff on|off  classic Paxos: back off after a pre-emption [on];\n"
+      "                    off shows the dueling-proposers livelock\n"
       "  --history FILE    write the client history as JSON lines: the first\n"
       "                    failing run's, else the last run's\n"
       "  --json FILE       write the summary as one JSON object\n"
@@ -59,6 +62,9 @@ void cli_sim_usage(FILE *f) {
       "throughput_ops_per_s (simulated time), sim_events_per_s (wall clock),\n"
       "liveness_failures (runs that did not converge once healed, or hit\n"
       "their time or event cap), trace_hash (one seed only),\n"
+      "phase1_rounds (elections started, or Paxos phase-1 rounds),\n"
+      "ballots_burned (terms or ballots moved past),\n"
+      "state_hash (one seed: the final key-value state),\n"
       "first_failing_seed (if a run failed).\n"
       "\n"
       "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
@@ -78,6 +84,7 @@ struct sim_args {
   const char *history_path;
   const char *json_path;
   bool verbose;
+  bool all_protocols;
 };
 
 static int usage_error(const char *fmt, const char *a, const char *b) {
@@ -214,6 +221,13 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
     a->json_path = flag_value(argc, argv, i, "--json");
     return a->json_path[0] ? 0 : usage_error("%s needs a file%s", "--json", "");
   }
+  if (flag_is(arg, "--backoff")) {
+    const char *value = flag_value(argc, argv, i, "--backoff");
+    if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+      return usage_error("--backoff takes on or off, got '%s'%s", value, "");
+    a->o.proposer_backoff = strcmp(value, "on") == 0;
+    return 0;
+  }
   if (strcmp(arg, "--verbose") == 0) {
     a->verbose = true;
     return 0;
@@ -245,6 +259,10 @@ static int parse_args(struct sim_args *a, int argc, char **argv) {
   if (a->bug != NULL && sim_bug_parse(a->bug, &a->o.engine_bugs,
                                       &a->o.host_bugs, err, sizeof err) != 0)
     return usage_error("%s%s", err, "");
+  if (strcmp(a->o.protocol, "all") == 0) {
+    a->all_protocols = true;
+    return 0;
+  }
   bool known = false;
   for (const char *const *p = sabha_protocols(); *p != NULL; p++)
     known |= strcmp(*p, a->o.protocol) == 0;
@@ -268,12 +286,15 @@ struct summary {
   uint64_t safety_violations, linearizability_failures, acked_writes_lost;
   uint64_t liveness_failures;
   uint64_t elections;
+  uint64_t phase1_rounds;
+  uint64_t ballots_burned;
   uint64_t events;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
   size_t n_latencies, cap_latencies;
   uint64_t trace_hash;
+  uint64_t state_hash;
   bool has_failing_seed;
   uint64_t first_failing_seed;
   char first_failure[512];
@@ -307,10 +328,13 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->acked_writes_lost += r->acked_writes_lost;
   sum->liveness_failures += r->liveness_failures;
   sum->elections += r->elections;
+  sum->phase1_rounds += r->phase1_rounds;
+  sum->ballots_burned += r->ballots_burned;
   sum->events += r->events;
   sum->wall_seconds += r->wall_seconds;
   sum->client_time_us += r->client_time_us;
   sum->trace_hash = r->trace_hash;
+  sum->state_hash = r->state_hash;
   if (sum->n_latencies + r->n_latencies > sum->cap_latencies) {
     size_t cap = sum->cap_latencies ? sum->cap_latencies : 4096;
     while (cap < sum->n_latencies + r->n_latencies)
@@ -371,8 +395,12 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("throughput_ops_per_s: %.1f\n", throughput(sum));
   printf("sim_events_per_s: %.0f\n", events_per_s(sum));
   printf("liveness_failures: %" PRIu64 "\n", sum->liveness_failures);
-  if (sum->runs == 1)
+  printf("phase1_rounds: %" PRIu64 "\n", sum->phase1_rounds);
+  printf("ballots_burned: %" PRIu64 "\n", sum->ballots_burned);
+  if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
+    printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);
+  }
   if (sum->has_failing_seed)
     printf("first_failing_seed: %" PRIu64 "\n", sum->first_failing_seed);
   fflush(stdout);
@@ -417,14 +445,16 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
           ",\"ops_indeterminate\":%" PRIu64 ",\"safety_violations\":%" PRIu64
           ",\"linearizability_failures\":%" PRIu64
           ",\"acked_writes_lost\":%" PRIu64 ",\"liveness_failures\":%" PRIu64
-          ",\"elections\":%" PRIu64
+          ",\"elections\":%" PRIu64 ",\"phase1_rounds\":%" PRIu64
+          ",\"ballots_burned\":%" PRIu64
           ",\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f"
           ",\"throughput_ops_per_s\":%.1f,\"sim_events_per_s\":%.0f"
           ",\"events\":%" PRIu64,
           sum->runs, sum->runs_failed, sum->ops_ok, sum->ops_failed,
           sum->ops_indeterminate, sum->safety_violations,
           sum->linearizability_failures, sum->acked_writes_lost,
-          sum->liveness_failures, sum->elections, sum->latency_ms_p50,
+          sum->liveness_failures, sum->elections, sum->phase1_rounds,
+          sum->ballots_burned, sum->latency_ms_p50,
           sum->latency_ms_p99, throughput(sum), events_per_s(sum), sum->events);
   if (sum->runs == 1)
     fprintf(f, ",\"trace_hash\":\"0x%016" PRIx64 "\"", sum->trace_hash);
@@ -465,19 +495,18 @@ static void report_failure(const struct sim_args *a, uint64_t seed,
   fprintf(stderr, "sabha sim: seed %" PRIu64 " FAILED %s\n", seed, r->failure);
   fprintf(stderr,
           "  replay: sabha sim --protocol %s --nodes %u --clients %u "
-          "--keys %u --ops %" PRIu64 " --faults %s%s%s --seed %" PRIu64 "\n",
+          "--keys %u --ops %" PRIu64 " --faults %s%s%s%s --seed %" PRIu64 "\n",
           a->o.protocol, a->o.n_nodes, a->o.n_clients, a->o.n_keys, a->o.n_ops,
           faults, a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
-          seed);
+          a->o.proposer_backoff ? "" : " --backoff off", seed);
 }
 
-int cli_sim(int argc, char **argv) {
-  struct sim_args a;
-  int rv = parse_args(&a, argc, argv);
-  if (rv != 0)
-    return rv < 0 ? CLI_EXIT_OK : rv;
-  struct summary sum;
-  memset(&sum, 0, sizeof sum);
+/* Runs every seed for a.o.protocol into `sum` (zeroed by the caller).
+ * Returns 0 or an exit status for an error that stopped the runs. */
+static int run_seeds(struct sim_args *ap, struct summary *sump) {
+  struct sim_args a = *ap;
+  struct summary sum = *sump;
+  int rv;
   struct hist_op *keep = NULL; /* history for --history */
   size_t n_keep = 0;
   bool keep_is_failure = false;
@@ -521,6 +550,11 @@ int cli_sim(int argc, char **argv) {
       break;
   }
   summary_finish(&sum);
+  *sump = sum;
+  if (a.all_protocols) {
+    free(keep);
+    return 0;
+  }
   summary_print(&a, &sum);
   int out_rv = 0;
   if (a.json_path != NULL)
@@ -528,8 +562,84 @@ int cli_sim(int argc, char **argv) {
   if (a.history_path != NULL && out_rv == 0)
     out_rv = history_write(a.history_path, keep, n_keep);
   free(keep);
-  free(sum.latencies_us);
   if (out_rv != 0)
     return out_rv;
+  return 0;
+}
+
+/* --protocol all: every engine on the same seeds, one column each, so the
+ * numbers can be compared line by line. */
+static int run_all(struct sim_args *a) {
+  enum { PROTOCOLS_MAX = 8 };
+  const char *names[PROTOCOLS_MAX];
+  struct summary sums[PROTOCOLS_MAX];
+  size_t n = 0;
+  int rv = 0;
+  for (const char *const *p = sabha_protocols(); *p != NULL && n < PROTOCOLS_MAX;
+       p++) {
+    names[n] = *p;
+    memset(&sums[n], 0, sizeof sums[n]);
+    a->o.protocol = *p;
+    rv = run_seeds(a, &sums[n]);
+    n++;
+    if (rv != 0)
+      break;
+  }
+  printf("%-26s", "protocol:");
+  for (size_t k = 0; k < n; k++)
+    printf(" %12s", names[k]);
+  printf("\n");
+#define ALL_ROW(key, fmt, expr)                                                \
+  do {                                                                         \
+    printf("%-26s", key ":");                                                  \
+    for (size_t k = 0; k < n; k++)                                             \
+      printf(" %12" fmt, expr);                                                \
+    printf("\n");                                                              \
+  } while (0)
+  ALL_ROW("runs", PRIu64, sums[k].runs);
+  ALL_ROW("runs_failed", PRIu64, sums[k].runs_failed);
+  ALL_ROW("ops_ok", PRIu64, sums[k].ops_ok);
+  ALL_ROW("ops_failed", PRIu64, sums[k].ops_failed);
+  ALL_ROW("ops_indeterminate", PRIu64, sums[k].ops_indeterminate);
+  ALL_ROW("safety_violations", PRIu64, sums[k].safety_violations);
+  ALL_ROW("linearizability_failures", PRIu64, sums[k].linearizability_failures);
+  ALL_ROW("acked_writes_lost", PRIu64, sums[k].acked_writes_lost);
+  ALL_ROW("elections", PRIu64, sums[k].elections);
+  ALL_ROW("phase1_rounds", PRIu64, sums[k].phase1_rounds);
+  ALL_ROW("ballots_burned", PRIu64, sums[k].ballots_burned);
+  ALL_ROW("latency_ms_p50", ".3f", sums[k].latency_ms_p50);
+  ALL_ROW("latency_ms_p99", ".3f", sums[k].latency_ms_p99);
+  ALL_ROW("throughput_ops_per_s", ".1f", throughput(&sums[k]));
+  ALL_ROW("sim_events_per_s", ".0f", events_per_s(&sums[k]));
+  ALL_ROW("liveness_failures", PRIu64, sums[k].liveness_failures);
+  if (a->seed_first == a->seed_last)
+    ALL_ROW("state_hash", PRIx64, sums[k].state_hash);
+#undef ALL_ROW
+  uint64_t failed = 0;
+  for (size_t k = 0; k < n; k++) {
+    failed += sums[k].runs_failed;
+    free(sums[k].latencies_us);
+  }
+  if (rv != 0)
+    return rv;
+  return failed > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+}
+
+int cli_sim(int argc, char **argv) {
+  struct sim_args a;
+  int rv = parse_args(&a, argc, argv);
+  if (rv != 0)
+    return rv < 0 ? CLI_EXIT_OK : rv;
+  if (a.all_protocols) {
+    if (a.history_path != NULL || a.json_path != NULL)
+      return usage_error("--history and --json take one protocol%s%s", "", "");
+    return run_all(&a);
+  }
+  struct summary sum;
+  memset(&sum, 0, sizeof sum);
+  rv = run_seeds(&a, &sum);
+  free(sum.latencies_us);
+  if (rv != 0)
+    return rv;
   return sum.runs_failed > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 }

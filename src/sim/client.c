@@ -33,6 +33,7 @@ void clients_init(struct sim *s) {
     struct client *c = &s->clients[i];
     c->index = i;
     c->node = (uint32_t)prng_below(&s->prng_client, s->n_nodes);
+    prng_seed(&c->workload, sim_mix(sim_mix(s->o.seed, 0x3017c), i));
     c->last_seen = sim_xmalloc(s->o.n_keys * sizeof *c->last_seen);
     for (uint32_t k = 0; k < s->o.n_keys; k++)
       c->last_seen[k] = KV_NIL;
@@ -142,11 +143,11 @@ static void client_begin(struct sim *s, struct client *c) {
   }
   uint64_t op_id = s->ops_issued++;
   struct hist_op *h = &s->hist[op_id];
-  uint64_t roll = prng_below(&s->prng_client, 100);
+  uint64_t roll = prng_below(&c->workload, 100);
   memset(h, 0, sizeof *h);
   h->client = c->index;
   h->kind = roll < 40 ? HIST_PUT : roll < 80 ? HIST_GET : HIST_CAS;
-  h->key = (uint32_t)prng_below(&s->prng_client, s->o.n_keys);
+  h->key = (uint32_t)prng_below(&c->workload, s->o.n_keys);
   h->status = HIST_INFO;
   h->value = HIST_NIL;
   h->expected = HIST_NIL;

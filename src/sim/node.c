@@ -70,8 +70,20 @@ static void inbox_clear(struct sim *s, struct node *n) {
   n->inbox_head = 0;
 }
 
+/* Adds what an engine incarnation counted to the run's totals, before the
+ * engine goes away with its counters. */
+static void node_count_engine(struct sim *s, struct node *n) {
+  if (n->e == NULL)
+    return;
+  struct sabha_status st;
+  sabha_engine_status(n->e, &st);
+  s->res->phase1_rounds += st.elections_started;
+  s->res->ballots_burned += st.ballots_burned;
+}
+
 void node_free(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
+  node_count_engine(s, n);
   sabha_engine_free(n->e);
   inbox_clear(s, n);
   free(n->inbox);
@@ -474,6 +486,7 @@ void node_crash(struct sim *s, uint32_t i) {
   n->up = false;
   n->crashed_by_nemesis = false; /* crash_one() sets it for its crashes */
   n->gen++; /* every tick, wake, fsync and flush in flight is now stale */
+  node_count_engine(s, n);
   sabha_engine_free(n->e);
   n->e = NULL;
   inbox_clear(s, n);
@@ -516,6 +529,7 @@ void node_start(struct sim *s, uint32_t i) {
   cfg.snapshot_chunk_bytes = s->o.snapshot_chunk_bytes;
   cfg.entries_per_msg_max = s->o.entries_per_msg_max;
   cfg.inflight_msgs_max = s->o.inflight_msgs_max;
+  cfg.proposer_backoff = s->o.proposer_backoff;
   int rv = sabha_engine_new(&n->e, s->o.protocol, &cfg, has_disk ? &p : NULL);
   if (rv != 0) {
     n->e = NULL;

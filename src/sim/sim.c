@@ -222,6 +222,7 @@ void sim_options_init(struct sim_options *o) {
   o->events_max = 0;
   o->quiesce_ms_max = 20000;
   o->check_linearizability = true;
+  o->proposer_backoff = true;
 }
 
 static bool protocol_known(const char *name) {
@@ -510,6 +511,22 @@ static double wall_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A hash of the first live node's key-value state (after quiescence every
+ * node holds the same): the value of every key and how many commands it
+ * applied. */
+static uint64_t final_state_hash(const struct sim *s) {
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    const struct node *n = &s->nodes[i];
+    if (!n->up)
+      continue;
+    uint64_t h = sim_mix(0x5ab4a, kv_n_applied(n->kv));
+    for (uint32_t key = 0; key < s->o.n_keys; key++)
+      h = sim_mix(h, (uint64_t)kv_get(n->kv, key));
+    return h;
+  }
+  return 0;
+}
+
 int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
             size_t err_size) {
   assert(o != NULL && result != NULL);
@@ -529,6 +546,7 @@ int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
     result->client_time_us = s->now_us;
   result->sim_time_us = s->now_us;
   result->trace_hash = s->trace_hash;
+  result->state_hash = final_state_hash(s);
   result->n_history = (size_t)s->ops_issued;
   result->history = s->hist;
   s->hist = NULL;

@@ -141,6 +141,8 @@ struct sim_options {
   uint32_t quiesce_ms_max;       /* time allowed to converge after healing;
                                     20000 */
   bool check_linearizability;    /* default true */
+  bool proposer_backoff;         /* engine config (classic Paxos): back off
+                                    after a pre-emption; default true */
   const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
   size_t n_script;
 };
@@ -160,6 +162,9 @@ struct sim_result {
   uint64_t acked_writes_lost;        /* acknowledged writes missing somewhere */
   uint64_t liveness_failures;        /* 0 or 1: no convergence after healing */
   uint64_t elections;                /* distinct (term, leader) pairs seen */
+  uint64_t phase1_rounds;  /* elections started (Raft) or phase-1 rounds
+                              (Paxos), every node, every incarnation */
+  uint64_t ballots_burned; /* terms or ballots the nodes moved past */
 
   uint32_t *latencies_us; /* ok ops, in completion order (malloc'd) */
   size_t n_latencies;
@@ -168,6 +173,9 @@ struct sim_result {
   uint64_t events;         /* events processed */
   double wall_seconds;     /* wall time of sim_run(), checks included */
   uint64_t trace_hash;
+  uint64_t state_hash; /* the key-value state every node converged to: the
+                          same workload on any engine, without faults,
+                          must end in the same state */
 
   struct hist_op *history; /* n_history ops, malloc'd */
   size_t n_history;

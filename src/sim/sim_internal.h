@@ -210,6 +210,10 @@ struct client {
   uint64_t timeout_due_us;   /* 0: disarmed */
   uint64_t timeout_event_us; /* when its pending event fires; 0: none */
   int64_t *last_seen;        /* [n_keys]: last value this client saw per key */
+  /* Draws what the client does (kind, key) and nothing else, so the
+   * workload does not depend on timing: the same seed gives every engine
+   * the same sequence of operations per client. */
+  struct prng workload;
 };
 
 /* ---- the nemesis --------------------------------------------------------- */
