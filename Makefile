@@ -4,7 +4,7 @@ JOBS ?= 2
 BUILD := build
 BUILD_ASAN := build-asan
 
-.PHONY: all build asan test demo deps clean format
+.PHONY: all build asan test demo bench deps clean format
 
 all: build
 
@@ -30,6 +30,16 @@ test: build asan
 demo: build
 	@echo "== sabha demo: 5-node Raft, 20 seeds, partitions, crashes, loss, slow nodes, clock drift =="
 	@./$(BUILD)/sabha sim --protocol raft --nodes 5 --seeds 1..20 --ops 500 --faults all
+
+# Figures, not pass/fail: simulator speed per engine, the linearizability
+# checker, the write-ahead log's group commit on this machine's disk.
+bench: build
+	@for p in raft multipaxos paxos; do \
+		echo "== sim: $$p, 5 nodes, 20 seeds, all faults"; \
+		./$(BUILD)/sabha sim --protocol $$p --nodes 5 --seeds 1..20 --faults all | grep -E '^(sim_events_per_s|throughput_ops_per_s|latency_ms_p50|latency_ms_p99):'; \
+	done
+	@echo "== linearizability checker"; ./$(BUILD)/bench/bench_linearize
+	@echo "== write-ahead log"; ./$(BUILD)/bench/bench_wal
 
 format:
 	@clang-format -i $$(find include src tests bench -name '*.[ch]')
