@@ -83,3 +83,33 @@ void progress_free_one(struct progress *pr) {
   if (pr->inflight_n > 0)
     progress_acked(pr, pr->inflight[pr->inflight_head]);
 }
+
+uint64_t progress_quorum_index(const struct progress *peers, uint32_t n,
+                               uint32_t self_id, uint64_t self_match,
+                               uint32_t quorum) {
+  assert(n >= 1 && quorum >= 1 && quorum <= n && n <= 64);
+  uint64_t matches[64];
+  for (uint32_t i = 0; i < n; i++)
+    matches[i] = peers[i].id == self_id ? self_match : peers[i].match;
+  /* Insertion sort, descending: n is a cluster size. */
+  for (uint32_t i = 1; i < n; i++) {
+    uint64_t v = matches[i];
+    uint32_t j = i;
+    for (; j > 0 && matches[j - 1] < v; j--)
+      matches[j] = matches[j - 1];
+    matches[j] = v;
+  }
+  return matches[quorum - 1];
+}
+
+uint32_t progress_take_active(struct progress *peers, uint32_t n,
+                              uint32_t self_id) {
+  uint32_t active = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (peers[i].id == self_id || peers[i].recent_active)
+      active++;
+    if (peers[i].id != self_id)
+      peers[i].recent_active = false;
+  }
+  return active;
+}

@@ -53,4 +53,16 @@ void progress_acked(struct progress *pr, uint64_t index);
 /* Frees the oldest append in flight (its answer may be lost). */
 void progress_free_one(struct progress *pr);
 
+/* The highest index that `quorum` of the n voters hold: the self entry's
+ * match is `self_match` (what the leader holds durably), the others' their
+ * progress. Both leaders commit from it. */
+uint64_t progress_quorum_index(const struct progress *peers, uint32_t n,
+                               uint32_t self_id, uint64_t self_match,
+                               uint32_t quorum);
+
+/* CheckQuorum (Raft thesis §6.2): counts the voters heard from since the
+ * last call, the leader included, and starts a new period. */
+uint32_t progress_take_active(struct progress *peers, uint32_t n,
+                              uint32_t self_id);
+
 #endif

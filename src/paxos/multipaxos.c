@@ -137,15 +137,7 @@ static int mp_create(void **state, const struct sabha_config *cfg,
 /* ---- inputs ------------------------------------------------------------ */
 
 static void mp_check_quorum(struct mp *p) {
-  uint32_t active = 1;
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
-    struct progress *pr = &p->peers[i];
-    if (pr->id == p->cfg.id)
-      continue;
-    if (pr->recent_active)
-      active++;
-    pr->recent_active = false;
-  }
+  uint32_t active = progress_take_active(p->peers, p->cfg.n_voters, p->cfg.id);
   if (active < mp_quorum(p))
     mp_become_follower(p, SABHA_NODE_NONE);
 }

@@ -122,23 +122,8 @@ void mp_broadcast_heartbeat(struct mp *p, uint64_t read_round) {
 
 bool mp_maybe_commit(struct mp *p) {
   assert(p->role == SABHA_ROLE_LEADER);
-  uint64_t matches[SABHA_NODES_MAX];
-  uint32_t n = p->cfg.n_voters;
-  for (uint32_t i = 0; i < n; i++) {
-    const struct progress *pr = &p->peers[i];
-    matches[i] = pr->id == p->cfg.id ? replog_self_match(&p->rl) : pr->match;
-  }
-  for (uint32_t i = 1; i < n; i++) {
-    uint64_t v = matches[i];
-    uint32_t j = i;
-    for (; j > 0 && matches[j - 1] < v; j--)
-      matches[j] = matches[j - 1];
-    matches[j] = v;
-  }
-  /* Every slot up to q was accepted under this ballot by a majority: chosen.
-   * (Every slot the leader holds carries its ballot: phase 1 re-proposed
-   * the older ones.) */
-  uint64_t q = matches[mp_quorum(p) - 1];
+  uint64_t q = progress_quorum_index(p->peers, p->cfg.n_voters, p->cfg.id,
+                                     replog_self_match(&p->rl), mp_quorum(p));
   if (q <= p->rl.commit)
     return false;
   bool first = p->rl.commit < p->term_start_index;

@@ -147,15 +147,7 @@ static int raft_create(void **state, const struct sabha_config *cfg,
 static void raft_check_quorum(struct raft *r) {
   /* §6.2: a leader that has not heard from a majority within an election
    * timeout steps down, so that clients stop waiting on it. */
-  uint32_t active = 1;
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    struct progress *pr = &r->peers[i];
-    if (pr->id == r->cfg.id)
-      continue;
-    if (pr->recent_active)
-      active++;
-    pr->recent_active = false;
-  }
+  uint32_t active = progress_take_active(r->peers, r->cfg.n_voters, r->cfg.id);
   if (active < raft_quorum(r))
     raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }

@@ -118,21 +118,8 @@ void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round) {
 
 bool raft_maybe_commit(struct raft *r) {
   assert(r->role == SABHA_ROLE_LEADER);
-  uint64_t matches[SABHA_NODES_MAX];
-  uint32_t n = r->cfg.n_voters;
-  for (uint32_t i = 0; i < n; i++) {
-    struct progress *pr = &r->peers[i];
-    matches[i] = pr->id == r->cfg.id ? replog_self_match(&r->rl) : pr->match;
-  }
-  /* Insertion sort, descending: n <= SABHA_NODES_MAX. */
-  for (uint32_t i = 1; i < n; i++) {
-    uint64_t v = matches[i];
-    uint32_t j = i;
-    for (; j > 0 && matches[j - 1] < v; j--)
-      matches[j] = matches[j - 1];
-    matches[j] = v;
-  }
-  uint64_t q = matches[raft_quorum(r) - 1];
+  uint64_t q = progress_quorum_index(r->peers, r->cfg.n_voters, r->cfg.id,
+                                     replog_self_match(&r->rl), raft_quorum(r));
   if (q <= r->rl.commit)
     return false;
   uint64_t term = 0;

@@ -1,0 +1,123 @@
+/* The sabhad node runtime: one member of a sabha cluster as a process.
+ *
+ * Everything else in sabha is a piece: a pure engine that decides, a
+ * write-ahead log that remembers, a transport that carries messages, a
+ * key-value store that applies commands, RESP and HTTP parsers. This module
+ * is where they meet. It runs one libuv loop on one thread and drives the
+ * engine exactly as the simulator does (src/sim/node.c):
+ *
+ *   inputs    a timer ticks the engine every tick_ms (uv_now); the transport
+ *             hands it peer messages; RESP clients propose writes and ask
+ *             for ReadIndex reads;
+ *   a batch   once per loop iteration, after the I/O callbacks of that
+ *             iteration (a uv_check handle), the node drains the engine's
+ *             ready batches in the order of include/sabha/engine.h: send
+ *             msgs; wal_append_ready + wal_sync (one fdatasync for
+ *             everything that arrived in the iteration: group commit); send
+ *             msgs_after_persist; install a snapshot; apply committed
+ *             entries to the kvstore and answer the clients that wait for
+ *             them; serve reads whose index is applied; advance.
+ *
+ * Nothing a client or a peer is told depends on bytes that are not yet
+ * fsynced, so SIGKILL loses nothing acknowledged. The fsync runs on the loop
+ * thread: while it runs no other input is taken (acceptable at today's
+ * fsync latencies of a fraction of a millisecond to a few milliseconds; a
+ * disk thread is future work).
+ *
+ * Clients speak RESP2 (src/server/node_client.c); a follower forwards what
+ * needs the leader over a RESP connection of its own to the leader's client
+ * port (node_forward.c) or, with redirect = moved, answers -MOVED. HTTP
+ * serves /metrics, /status and /health (node_http.c). docs/operations.md is
+ * the operator's guide to every setting below.
+ *
+ * This header is what sabhad_main.c needs: the settings, their parser, and
+ * srv_run(). */
+#ifndef SABHA_SERVER_NODE_H
+#define SABHA_SERVER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sabha/engine.h"
+
+#define SRV_HOST_BYTES_MAX 64u
+#define SRV_PATH_BYTES_MAX 1024u
+#define SRV_SECRET_BYTES_MAX 256u
+#define SRV_CLUSTER_ID_BYTES_MAX 64u
+
+/* A node's address: numeric IPv4 or IPv6 and a port. */
+struct srv_addr {
+  uint32_t id;
+  char host[SRV_HOST_BYTES_MAX];
+  uint16_t port;
+};
+
+enum srv_redirect {
+  SRV_REDIRECT_FORWARD = 0, /* relay commands to the leader */
+  SRV_REDIRECT_MOVED = 1,   /* answer -MOVED 0 host:port */
+};
+
+/* Every setting of a node. Times in milliseconds. */
+struct srv_config {
+  uint32_t id;
+  struct srv_addr peers[SABHA_NODES_MAX]; /* every member, this one too */
+  uint32_t n_peers;
+  /* Client (RESP) addresses of the members, for forwarding and -MOVED;
+   * optional (a follower that does not know the leader's answers
+   * -TRYAGAIN). */
+  struct srv_addr peer_clients[SABHA_NODES_MAX];
+  uint32_t n_peer_clients;
+  char bind[SRV_HOST_BYTES_MAX]; /* default 127.0.0.1 */
+  uint16_t client_port;          /* default 6379 */
+  uint16_t http_port;            /* default 8379 */
+  char data_dir[SRV_PATH_BYTES_MAX];
+  char protocol[16];                            /* default raft */
+  char cluster_id[SRV_CLUSTER_ID_BYTES_MAX + 1]; /* default "sabha" */
+  uint8_t secret[SRV_SECRET_BYTES_MAX];
+  size_t secret_bytes; /* 0: no authentication */
+  enum srv_redirect redirect;
+  uint64_t compact_entries;        /* snapshot when the log has this many
+                                      applied entries past the last one;
+                                      default 20000; 0: never */
+  uint32_t election_timeout_ms;    /* minimum; the maximum is twice it;
+                                      default 500 */
+  uint32_t heartbeat_ms;           /* default 100 */
+  uint32_t tick_ms;                /* default 5 */
+  uint32_t leader_wait_ms;         /* a command waits this long for a
+                                      leader, then -TRYAGAIN; default 2000 */
+  uint32_t request_timeout_ms;     /* a write or read waits this long for
+                                      its commit or ReadIndex; 5000 */
+  uint32_t clients_max;            /* default 1024 */
+  uint32_t wal_segment_bytes;      /* default 64 MiB */
+  bool discard_corrupt_log;        /* see wal.h DISCARDING; default off */
+  bool verbose;                    /* debug logging */
+};
+
+/* Fills `cfg` with the defaults (id 0 and no peers: not yet usable). */
+void srv_config_init(struct srv_config *cfg);
+
+/* Applies the command line (argv[1..argc)) to `cfg`: a --config FILE
+ * anywhere on it is read first, then the flags override it. Returns 0,
+ * 1 when --help was asked for (the usage is printed to `out`), or 2 with a
+ * message in err for a bad flag, value or file. Also checks that the result
+ * is complete (id, peers, this node among them). */
+int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv,
+                          FILE *out, char *err, size_t err_size);
+
+/* Reads `key = value` lines from `path` into cfg ('#' starts a comment; keys
+ * are the long flags without their dashes, '-' and '_' alike). Returns 0
+ * or 2 with a message in err. */
+int srv_config_load_file(struct srv_config *cfg, const char *path, char *err,
+                         size_t err_size);
+
+/* The usage text of sabhad. */
+void srv_usage(FILE *f);
+
+/* Runs a node until SIGTERM or SIGINT (0), or a fatal error (1: cannot
+ * listen, the disk failed; 2: the log cannot be recovered: the message on
+ * stderr names the file and offset). */
+int srv_run(const struct srv_config *cfg);
+
+#endif

@@ -1,0 +1,466 @@
+/* sabhad's settings: defaults, the command line and the config file.
+ *
+ * One table (SETTINGS below) names every setting once; the command line
+ * takes it as --name VALUE (or --name=VALUE) and the config file as
+ * `name = value`, so the two can never drift apart. A --config FILE is read
+ * first wherever it stands, then the flags override what it says.
+ * docs/operations.md lists the same settings for operators. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/node.h"
+
+#define LINE_BYTES_MAX 4096
+
+void srv_config_init(struct srv_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
+  cfg->client_port = 6379;
+  cfg->http_port = 8379;
+  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  snprintf(cfg->cluster_id, sizeof cfg->cluster_id, "sabha");
+  cfg->redirect = SRV_REDIRECT_FORWARD;
+  cfg->compact_entries = 20000;
+  cfg->election_timeout_ms = 500;
+  cfg->heartbeat_ms = 100;
+  cfg->tick_ms = 5;
+  cfg->leader_wait_ms = 2000;
+  cfg->request_timeout_ms = 5000;
+  cfg->clients_max = 1024;
+  cfg->wal_segment_bytes = 64u << 20;
+}
+
+void srv_usage(FILE *f) {
+  fprintf(
+      f,
+      "usage: sabhad --id N --peers 1=HOST:PORT,2=HOST:PORT,... [options]\n"
+      "\n"
+      "sabhad is one node of a sabha cluster: it replicates a key-value\n"
+      "store with Raft or Multi-Paxos, keeps it on disk, and serves it to\n"
+      "any Redis client (RESP2). docs/operations.md has the whole story.\n"
+      "\n"
+      "  --id N                 this node's id (1..16), one of --peers\n"
+      "  --peers LIST           every member: id=host:port of its peer port\n"
+      "  --peer-clients LIST    every member's client (RESP) address, for\n"
+      "                         forwarding to the leader and -MOVED\n"
+      "  --client-port P        RESP port (default 6379)\n"
+      "  --http-port P          /metrics, /status, /health (default 8379)\n"
+      "  --bind HOST            address of all listeners (127.0.0.1)\n"
+      "  --data DIR             data directory (default sabha-data-<id>)\n"
+      "  --protocol NAME        raft or multipaxos (default raft)\n"
+      "  --cluster-id NAME      peers of another cluster are refused\n"
+      "                         (default sabha)\n"
+      "  --secret S             shared secret: peers must prove they know it\n"
+      "  --secret-file FILE     the secret, read from a file\n"
+      "  --redirect forward|moved  a follower relays commands to the leader\n"
+      "                         (forward, default) or answers -MOVED\n"
+      "  --compact-entries N    snapshot every N applied entries (20000;\n"
+      "                         0 never)\n"
+      "  --election-timeout-ms N  minimum election timeout (500; max 2N)\n"
+      "  --heartbeat-ms N       leader heartbeat (100)\n"
+      "  --tick-ms N            engine clock resolution (5)\n"
+      "  --leader-wait-ms N     how long a command waits for a leader\n"
+      "                         before -TRYAGAIN (2000)\n"
+      "  --request-timeout-ms N how long a write waits for its commit (5000)\n"
+      "  --clients-max N        client connections (1024)\n"
+      "  --wal-segment-bytes N  WAL segment size (64 MiB)\n"
+      "  --discard-corrupt-log  move a damaged log aside and rejoin from the\n"
+      "                         peers instead of refusing to start\n"
+      "  --verbose              log debug messages\n"
+      "  --config FILE          the same settings as `name = value` lines\n"
+      "  --help                 this text\n");
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+static int errf(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int errf(char *err, size_t err_size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (err != NULL && err_size > 0)
+    vsnprintf(err, err_size, fmt, ap);
+  va_end(ap);
+  return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
+  if (s == NULL || *s == '\0' || !isdigit((unsigned char)*s))
+    return false;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* "host:port", "[v6]:port". */
+static bool parse_hostport(const char *s, char *host, size_t host_size,
+                           uint16_t *port) {
+  const char *colon = strrchr(s, ':');
+  if (colon == NULL || colon == s)
+    return false;
+  const char *h = s;
+  size_t hlen = (size_t)(colon - s);
+  if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+    h++;
+    hlen -= 2;
+  }
+  if (hlen == 0 || hlen >= host_size)
+    return false;
+  uint64_t p;
+  if (!parse_u64(colon + 1, 65535, &p) || p == 0)
+    return false;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (uint16_t)p;
+  return true;
+}
+
+/* "1=host:port,2=host:port". */
+static bool parse_addr_list(const char *s, struct srv_addr *out, uint32_t *n) {
+  char buf[LINE_BYTES_MAX];
+  if (strlen(s) >= sizeof buf)
+    return false;
+  snprintf(buf, sizeof buf, "%s", s);
+  uint32_t count = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ", ", &save); tok != NULL;
+       tok = strtok_r(NULL, ", ", &save)) {
+    char *eq = strchr(tok, '=');
+    if (eq == NULL || count == SABHA_NODES_MAX)
+      return false;
+    *eq = '\0';
+    uint64_t id;
+    if (!parse_u64(tok, SABHA_NODES_MAX, &id) || id == 0)
+      return false;
+    for (uint32_t k = 0; k < count; k++)
+      if (out[k].id == id)
+        return false;
+    struct srv_addr *a = &out[count];
+    a->id = (uint32_t)id;
+    if (!parse_hostport(eq + 1, a->host, sizeof a->host, &a->port))
+      return false;
+    count++;
+  }
+  if (count == 0)
+    return false;
+  *n = count;
+  return true;
+}
+
+static bool parse_bool(const char *s, bool *out) {
+  if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
+      strcmp(s, "on") == 0) {
+    *out = true;
+    return true;
+  }
+  if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0 ||
+      strcmp(s, "off") == 0) {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+static int read_secret_file(struct srv_config *cfg, const char *path,
+                            char *err, size_t err_size) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return errf(err, err_size, "cannot read secret file %s: %s", path,
+                strerror(errno));
+  size_t n = fread(cfg->secret, 1, sizeof cfg->secret, f);
+  int extra = fgetc(f);
+  fclose(f);
+  if (extra != EOF)
+    return errf(err, err_size, "secret file %s: longer than %u bytes", path,
+                SRV_SECRET_BYTES_MAX);
+  while (n > 0 && (cfg->secret[n - 1] == '\n' || cfg->secret[n - 1] == '\r'))
+    n--;
+  cfg->secret_bytes = n;
+  return 0;
+}
+
+/* ---- the settings table ------------------------------------------------- */
+
+enum kind {
+  K_U32,
+  K_U16,
+  K_U64,
+  K_STR,
+  K_BOOL,
+  K_PEERS,
+  K_PEER_CLIENTS,
+  K_SECRET,
+  K_SECRET_FILE,
+  K_REDIRECT,
+};
+
+struct setting {
+  const char *name; /* with '-' */
+  enum kind kind;
+  size_t offset;
+  size_t size; /* of a string field */
+  uint64_t max;
+  bool is_flag; /* a bool that takes no value on the command line */
+};
+
+#define OFF(f) offsetof(struct srv_config, f)
+#define SZ(f) sizeof(((struct srv_config *)0)->f)
+
+static const struct setting SETTINGS[] = {
+    {"id", K_U32, OFF(id), 0, SABHA_NODES_MAX, false},
+    {"peers", K_PEERS, 0, 0, 0, false},
+    {"peer-clients", K_PEER_CLIENTS, 0, 0, 0, false},
+    {"bind", K_STR, OFF(bind), SZ(bind), 0, false},
+    {"client-port", K_U16, OFF(client_port), 0, 65535, false},
+    {"http-port", K_U16, OFF(http_port), 0, 65535, false},
+    {"data", K_STR, OFF(data_dir), SZ(data_dir), 0, false},
+    {"protocol", K_STR, OFF(protocol), SZ(protocol), 0, false},
+    {"cluster-id", K_STR, OFF(cluster_id), SZ(cluster_id), 0, false},
+    {"secret", K_SECRET, 0, 0, 0, false},
+    {"secret-file", K_SECRET_FILE, 0, 0, 0, false},
+    {"redirect", K_REDIRECT, 0, 0, 0, false},
+    {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
+    {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000,
+     false},
+    {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
+    {"tick-ms", K_U32, OFF(tick_ms), 0, 1000, false},
+    {"leader-wait-ms", K_U32, OFF(leader_wait_ms), 0, 3600000, false},
+    {"request-timeout-ms", K_U32, OFF(request_timeout_ms), 0, 3600000,
+     false},
+    {"clients-max", K_U32, OFF(clients_max), 0, 100000, false},
+    {"wal-segment-bytes", K_U32, OFF(wal_segment_bytes), 0, 1u << 30, false},
+    {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
+    {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
+};
+#define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
+
+/* Names compare with '-' and '_' alike. */
+static bool name_equal(const char *a, const char *b, size_t b_len) {
+  size_t i = 0;
+  for (; a[i] != '\0' && i < b_len; i++) {
+    char x = a[i] == '_' ? '-' : a[i];
+    char y = b[i] == '_' ? '-' : b[i];
+    if (x != y)
+      return false;
+  }
+  return a[i] == '\0' && i == b_len;
+}
+
+static const struct setting *find_setting(const char *name, size_t len) {
+  for (size_t i = 0; i < N_SETTINGS; i++)
+    if (name_equal(SETTINGS[i].name, name, len))
+      return &SETTINGS[i];
+  return NULL;
+}
+
+static int apply_setting(struct srv_config *cfg, const struct setting *s,
+                         const char *value, char *err, size_t err_size) {
+  char *base = (char *)cfg;
+  uint64_t v;
+  switch (s->kind) {
+  case K_U32:
+  case K_U16:
+  case K_U64:
+    if (!parse_u64(value, s->max, &v))
+      return errf(err, err_size, "%s: '%s' is not a number in 0..%" PRIu64,
+                  s->name, value, s->max);
+    if (s->kind == K_U32)
+      *(uint32_t *)(base + s->offset) = (uint32_t)v;
+    else if (s->kind == K_U16)
+      *(uint16_t *)(base + s->offset) = (uint16_t)v;
+    else
+      *(uint64_t *)(base + s->offset) = v;
+    return 0;
+  case K_STR:
+    if (strlen(value) >= s->size || value[0] == '\0')
+      return errf(err, err_size, "%s: empty or longer than %zu bytes",
+                  s->name, s->size - 1);
+    snprintf(base + s->offset, s->size, "%s", value);
+    return 0;
+  case K_BOOL:
+    if (!parse_bool(value, (bool *)(base + s->offset)))
+      return errf(err, err_size, "%s: '%s' is not a boolean", s->name, value);
+    return 0;
+  case K_PEERS:
+    if (!parse_addr_list(value, cfg->peers, &cfg->n_peers))
+      return errf(err, err_size,
+                  "peers: '%s' is not a list of id=host:port (ids 1..%u, "
+                  "each once)",
+                  value, SABHA_NODES_MAX);
+    return 0;
+  case K_PEER_CLIENTS:
+    if (!parse_addr_list(value, cfg->peer_clients, &cfg->n_peer_clients))
+      return errf(err, err_size,
+                  "peer-clients: '%s' is not a list of id=host:port", value);
+    return 0;
+  case K_SECRET: {
+    size_t n = strlen(value);
+    if (n > SRV_SECRET_BYTES_MAX)
+      return errf(err, err_size, "secret: longer than %u bytes",
+                  SRV_SECRET_BYTES_MAX);
+    memcpy(cfg->secret, value, n);
+    cfg->secret_bytes = n;
+    return 0;
+  }
+  case K_SECRET_FILE:
+    return read_secret_file(cfg, value, err, err_size);
+  case K_REDIRECT:
+    if (strcmp(value, "forward") == 0)
+      cfg->redirect = SRV_REDIRECT_FORWARD;
+    else if (strcmp(value, "moved") == 0)
+      cfg->redirect = SRV_REDIRECT_MOVED;
+    else
+      return errf(err, err_size, "redirect: '%s' is not forward or moved",
+                  value);
+    return 0;
+  }
+  return errf(err, err_size, "%s: unhandled setting", s->name);
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s))
+    s++;
+  size_t n = strlen(s);
+  while (n > 0 && isspace((unsigned char)s[n - 1]))
+    s[--n] = '\0';
+  return s;
+}
+
+int srv_config_load_file(struct srv_config *cfg, const char *path, char *err,
+                         size_t err_size) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return errf(err, err_size, "cannot read config file %s: %s", path,
+                strerror(errno));
+  char line[LINE_BYTES_MAX];
+  unsigned lineno = 0;
+  int rc = 0;
+  while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+    lineno++;
+    if (strchr(line, '\n') == NULL && !feof(f)) {
+      rc = errf(err, err_size, "%s:%u: line too long", path, lineno);
+      break;
+    }
+    char *hash = strchr(line, '#');
+    if (hash != NULL)
+      *hash = '\0';
+    char *s = trim(line);
+    if (*s == '\0')
+      continue;
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+      rc = errf(err, err_size, "%s:%u: expected `name = value`", path, lineno);
+      break;
+    }
+    *eq = '\0';
+    char *name = trim(s);
+    char *value = trim(eq + 1);
+    const struct setting *st = find_setting(name, strlen(name));
+    if (st == NULL || strcmp(name, "config") == 0) {
+      rc = errf(err, err_size, "%s:%u: unknown setting '%s'", path, lineno,
+                name);
+      break;
+    }
+    char sub[256];
+    rc = apply_setting(cfg, st, value, sub, sizeof sub);
+    if (rc != 0)
+      errf(err, err_size, "%s:%u: %s", path, lineno, sub);
+  }
+  fclose(f);
+  return rc;
+}
+
+static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
+  if (cfg->id == 0)
+    return errf(err, err_size, "--id is required (1..%u)", SABHA_NODES_MAX);
+  if (cfg->n_peers == 0)
+    return errf(err, err_size, "--peers is required");
+  bool found = false;
+  for (uint32_t i = 0; i < cfg->n_peers; i++)
+    found = found || cfg->peers[i].id == cfg->id;
+  if (!found)
+    return errf(err, err_size, "--id %u is not among --peers", cfg->id);
+  bool known = false;
+  for (const char *const *p = sabha_protocols(); *p != NULL; p++)
+    known = known || strcmp(*p, cfg->protocol) == 0;
+  if (!known)
+    return errf(err, err_size, "--protocol %s: unknown (raft, multipaxos)",
+                cfg->protocol);
+  if (cfg->client_port == 0 || cfg->http_port == 0)
+    return errf(err, err_size, "--client-port and --http-port must be set");
+  if (cfg->tick_ms == 0 || cfg->heartbeat_ms == 0 ||
+      cfg->election_timeout_ms <= cfg->heartbeat_ms)
+    return errf(err, err_size,
+                "timing: need tick-ms > 0 and election-timeout-ms > "
+                "heartbeat-ms > 0");
+  if (cfg->clients_max == 0)
+    return errf(err, err_size, "--clients-max must be at least 1");
+  if (cfg->data_dir[0] == '\0')
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "sabha-data-%u", cfg->id);
+  return 0;
+}
+
+int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv,
+                          FILE *out, char *err, size_t err_size) {
+  /* --help and --config first. */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      srv_usage(out);
+      return 1;
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *path = NULL;
+    if (strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc)
+        return errf(err, err_size, "--config needs a file");
+      path = argv[i + 1];
+    } else if (strncmp(argv[i], "--config=", 9) == 0) {
+      path = argv[i] + 9;
+    }
+    if (path != NULL) {
+      int rc = srv_config_load_file(cfg, path, err, err_size);
+      if (rc != 0)
+        return rc;
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strncmp(arg, "--", 2) != 0)
+      return errf(err, err_size, "unexpected argument '%s'", arg);
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    if (name_equal("config", name, name_len)) {
+      if (eq == NULL)
+        i++;
+      continue;
+    }
+    const struct setting *s = find_setting(name, name_len);
+    if (s == NULL)
+      return errf(err, err_size, "unknown option '%s' (sabhad --help)", arg);
+    const char *value;
+    if (eq != NULL) {
+      value = eq + 1;
+    } else if (s->is_flag) {
+      value = "true";
+    } else {
+      if (i + 1 >= argc)
+        return errf(err, err_size, "%s needs a value", arg);
+      value = argv[++i];
+    }
+    int rc = apply_setting(cfg, s, value, err, err_size);
+    if (rc != 0)
+      return rc;
+  }
+  return check_complete(cfg, err, err_size);
+}
