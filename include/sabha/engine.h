@@ -50,6 +50,9 @@ const char *sabha_role_name(enum sabha_role role);
 enum sabha_entry_type {
   SABHA_ENTRY_COMMAND = 1, /* opaque bytes for the state machine */
   SABHA_ENTRY_NOOP = 2,    /* written by a new leader; applies nothing */
+  SABHA_ENTRY_BATCH = 3,   /* several commands in one slot (Multi-Paxos):
+                              each as a little-endian u32 length and its
+                              bytes; walk them with sabha_batch_next() */
 };
 
 /* One log entry. The index and term travel with the entry everywhere (on the
@@ -103,6 +106,14 @@ struct sabha_msg {
   uint32_t snap_size_bytes;
   const uint8_t *snap_data;
 };
+
+/* Walks the commands of a committed entry, for hosts applying it: a COMMAND
+ * entry yields its bytes once, a BATCH entry each command in order, a NOOP
+ * nothing. Start with *offset = 0. Returns 1 and sets *cmd and *size_bytes
+ * (pointing into e->data) while there is a command, 0 at the end, and
+ * SABHA_ECORRUPT for a malformed batch. */
+int sabha_batch_next(const struct sabha_entry *e, size_t *offset,
+                     const uint8_t **cmd, size_t *size_bytes);
 
 /* Approximate bytes the message takes on the wire (header plus payload). */
 size_t sabha_msg_size_bytes(const struct sabha_msg *msg);
@@ -183,6 +194,10 @@ struct sabha_config {
   uint32_t uncommitted_entries_max;   /* propose refuses beyond it; 4096 */
   uint32_t snapshot_chunk_bytes;      /* default 64 KiB */
   uint32_t entry_size_bytes_max;      /* default 1 MiB */
+  uint32_t commands_per_slot_max;     /* Multi-Paxos batching: commands
+                                         proposed together share one slot,
+                                         up to this many (default 64) ... */
+  uint32_t bytes_per_slot_max;        /* ... and this many bytes (64 KiB) */
   uint64_t seed;                      /* for randomized timeouts */
   bool proposer_backoff;              /* classic Paxos: wait a random,
                                          growing time after being pre-empted

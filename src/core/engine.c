@@ -62,6 +62,8 @@ void sabha_config_init(struct sabha_config *cfg, uint32_t id,
   cfg->uncommitted_entries_max = 4096;
   cfg->snapshot_chunk_bytes = 64u << 10;
   cfg->entry_size_bytes_max = 1u << 20;
+  cfg->commands_per_slot_max = 64;
+  cfg->bytes_per_slot_max = 64u << 10;
   cfg->seed = id;
   cfg->proposer_backoff = true;
   cfg->bugs = 0;
@@ -85,7 +87,7 @@ static int config_check(const struct sabha_config *cfg) {
       cfg->election_timeout_ms_max < cfg->election_timeout_ms_min ||
       cfg->inflight_msgs_max == 0 || cfg->entries_per_msg_max == 0 ||
       cfg->bytes_per_msg_max == 0 || cfg->uncommitted_entries_max == 0 ||
-      cfg->snapshot_chunk_bytes == 0)
+      cfg->snapshot_chunk_bytes == 0 || cfg->commands_per_slot_max == 0)
     return SABHA_EINVAL;
   return 0;
 }
@@ -191,4 +193,29 @@ size_t sabha_msg_size_bytes(const struct sabha_msg *msg) {
   for (uint32_t i = 0; i < msg->n_entries; i++)
     size += 24 + msg->entries[i].size_bytes;
   return size;
+}
+
+int sabha_batch_next(const struct sabha_entry *e, size_t *offset,
+                     const uint8_t **cmd, size_t *size_bytes) {
+  if (e->type == SABHA_ENTRY_COMMAND) {
+    if (*offset != 0)
+      return 0;
+    *offset = e->size_bytes == 0 ? 1 : e->size_bytes;
+    *cmd = e->data;
+    *size_bytes = e->size_bytes;
+    return 1;
+  }
+  if (e->type != SABHA_ENTRY_BATCH || *offset >= e->size_bytes)
+    return 0;
+  if (e->size_bytes - *offset < 4)
+    return SABHA_ECORRUPT;
+  const uint8_t *p = e->data + *offset;
+  size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+               (size_t)p[3] << 24;
+  if (len > e->size_bytes - *offset - 4)
+    return SABHA_ECORRUPT;
+  *cmd = p + 4;
+  *size_bytes = len;
+  *offset += 4 + len;
+  return 1;
 }

@@ -122,6 +122,13 @@ struct mp {
   uint32_t transferee;
   uint64_t transfer_deadline_ms;
   struct readq reads;
+  /* Commands proposed since the last ready, to share one slot (each framed
+   * as in SABHA_ENTRY_BATCH). Paxos decides slots, so batching commands
+   * into a slot spreads one consensus instance over several commands. */
+  uint8_t *batch;
+  size_t batch_bytes;
+  size_t batch_cap;
+  uint32_t batch_n;
 
   struct outbox out;
 
@@ -138,6 +145,7 @@ bool mp_in_lease(const struct mp *p);
 void mp_send(struct mp *p, struct sabha_msg *m, bool after_persist);
 void mp_adopt_ballot(struct mp *p, uint64_t ballot, uint32_t leader);
 void mp_become_follower(struct mp *p, uint32_t leader);
+int mp_flush_batch(struct mp *p);
 uint64_t mp_scan_accepted(const struct mp *p, uint64_t from);
 
 /* phase1.c */

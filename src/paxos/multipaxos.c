@@ -65,6 +65,10 @@ uint64_t mp_scan_accepted(const struct mp *p, uint64_t from) {
 void mp_become_follower(struct mp *p, uint32_t leader) {
   if (p->role == SABHA_ROLE_LEADER)
     readq_drop(&p->reads);
+  /* Commands not yet in a slot are dropped: their clients time out and
+   * retry with the next leader. */
+  p->batch_n = 0;
+  p->batch_bytes = 0;
   if (p->role == SABHA_ROLE_CANDIDATE)
     mp_p1_clear(p);
   p->role = SABHA_ROLE_FOLLOWER;
@@ -93,6 +97,7 @@ static void mp_destroy(void *state) {
     return;
   mp_p1_clear(p);
   free(p->p1);
+  free(p->batch);
   for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
     progress_free(&p->peers[i]);
   readq_free(&p->reads);
@@ -285,26 +290,64 @@ static int mp_step(void *state, const struct sabha_msg *m) {
   }
 }
 
+int mp_flush_batch(struct mp *p) {
+  if (p->batch_n == 0)
+    return 0;
+  struct sabha_entry e = {
+      .index = log_last_index(&p->rl.log) + 1,
+      .term = p->promised,
+      .type = p->batch_n == 1 ? SABHA_ENTRY_COMMAND : SABHA_ENTRY_BATCH,
+      /* A lone command goes in plain, without its frame. */
+      .size_bytes = (uint32_t)(p->batch_n == 1 ? p->batch_bytes - 4
+                                               : p->batch_bytes),
+      .data = p->batch_n == 1 ? p->batch + 4 : p->batch,
+  };
+  int rv = log_append(&p->rl.log, &e);
+  p->batch_n = 0;
+  p->batch_bytes = 0;
+  return rv;
+}
+
 static int mp_propose(void *state, const void *data, size_t size_bytes) {
   struct mp *p = state;
   if (p->role != SABHA_ROLE_LEADER)
     return SABHA_ENOTLEADER;
   if (p->transferee != SABHA_NODE_NONE)
     return SABHA_ETRANSFER;
-  if (size_bytes > p->cfg.entry_size_bytes_max)
+  if (size_bytes > p->cfg.entry_size_bytes_max ||
+      size_bytes > UINT32_MAX - 4)
     return SABHA_ETOOBIG;
-  if (log_last_index(&p->rl.log) - p->rl.commit >=
-      p->cfg.uncommitted_entries_max)
+  size_t framed = 4 + size_bytes;
+  if (p->batch_n > 0 && (p->batch_n >= p->cfg.commands_per_slot_max ||
+                         p->batch_bytes + framed > p->cfg.bytes_per_slot_max)) {
+    int rv = mp_flush_batch(p); /* this slot is full: start the next */
+    if (rv != 0)
+      return rv;
+  }
+  uint64_t slots = log_last_index(&p->rl.log) - p->rl.commit + 1;
+  if (slots > p->cfg.uncommitted_entries_max)
     return SABHA_EBUSY;
-  struct sabha_entry e = {
-      .index = log_last_index(&p->rl.log) + 1,
-      .term = p->promised,
-      .type = SABHA_ENTRY_COMMAND,
-      .size_bytes = (uint32_t)size_bytes,
-      .data = data,
-  };
-  /* Sent at the next ready(), together with every proposal before it. */
-  return log_append(&p->rl.log, &e);
+  if (p->batch_bytes + framed > p->batch_cap) {
+    size_t cap = p->batch_cap ? p->batch_cap : 4096;
+    while (cap < p->batch_bytes + framed)
+      cap *= 2;
+    uint8_t *grown = realloc(p->batch, cap);
+    if (grown == NULL)
+      return SABHA_ENOMEM;
+    p->batch = grown;
+    p->batch_cap = cap;
+  }
+  uint8_t *out = p->batch + p->batch_bytes;
+  out[0] = (uint8_t)size_bytes;
+  out[1] = (uint8_t)(size_bytes >> 8);
+  out[2] = (uint8_t)(size_bytes >> 16);
+  out[3] = (uint8_t)(size_bytes >> 24);
+  if (size_bytes > 0)
+    memcpy(out + 4, data, size_bytes);
+  p->batch_bytes += framed;
+  p->batch_n++;
+  /* The slot goes out at the next ready(), with every command before it. */
+  return 0;
 }
 
 static int mp_read_index_op(void *state, uint64_t request_id) {
@@ -315,12 +358,15 @@ static int mp_read_index_op(void *state, uint64_t request_id) {
 
 static bool mp_has_ready(const void *state) {
   const struct mp *p = state;
-  return !outbox_empty(&p->out) ||
+  return !outbox_empty(&p->out) || p->batch_n > 0 ||
          replog_has_ready(&p->rl, p->promised, p->vote);
 }
 
 static void mp_ready(void *state, struct sabha_ready *rd) {
   struct mp *p = state;
+  if (p->role == SABHA_ROLE_LEADER)
+    (void)mp_flush_batch(p); /* out of memory: the commands are lost, as
+                                 if the leader had crashed; clients retry */
   if (p->role == SABHA_ROLE_LEADER &&
       p->rl.unstable_from <= log_last_index(&p->rl.log))
     mp_broadcast_accept(p);

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "server/node_internal.h"
@@ -936,10 +937,11 @@ static void cmd_config(struct srv_node *n, uint32_t argc,
   for (uint32_t i = 2; i < argc; i++) {
     char pat[128];
     size_t len = argv[i].len < sizeof pat - 1 ? argv[i].len : sizeof pat - 1;
-    memcpy(pat, argv[i].ptr, len);
+    for (size_t k = 0; k < len; k++)
+      pat[k] = (char)tolower(argv[i].ptr[k]);
     pat[len] = '\0';
     for (size_t k = 0; k < np; k++)
-      if (!match[k] && fnmatch(pat, params[k][0], FNM_CASEFOLD) == 0) {
+      if (!match[k] && fnmatch(pat, params[k][0], 0) == 0) {
         match[k] = true;
         count++;
       }

@@ -175,6 +175,29 @@ static void node_refuse(struct sim *s, struct node *n, uint32_t client,
 
 /* ---- applying ------------------------------------------------------------ */
 
+/* Applies one command of a committed entry (an entry may carry several:
+ * Multi-Paxos batches commands into a slot). */
+static void node_apply_command(struct sim *s, struct node *n, uint64_t index,
+                               const uint8_t *data, size_t size) {
+  struct kv_cmd cmd;
+  struct kv_result r;
+  if (kv_apply(n->kv, data, size, &cmd, &r) != 0) {
+    sim_fail(s, FAIL_SAFETY, "node %u: entry %llu is not a KV command", n->id,
+             (unsigned long long)index);
+    return;
+  }
+  if (cmd.seq == 0)
+    sim_note_barrier(s, index);
+  if (cmd.client >= s->n_clients ||
+      (r.outcome != KV_APPLIED && r.outcome != KV_DUPLICATE))
+    return;
+  struct wait_write *w = &n->writes[cmd.client];
+  if (w->active && w->seq == cmd.seq) {
+    w->active = false;
+    node_reply_ok(s, n, cmd.client, cmd.seq, w->attempt, KV_NIL, r.swapped);
+  }
+}
+
 static void node_apply(struct sim *s, struct node *n,
                        const struct sabha_entry *e) {
   if (e->index != n->applied + 1) {
@@ -187,25 +210,15 @@ static void node_apply(struct sim *s, struct node *n,
   }
   check_apply(s, n->id - 1, e);
   n->applied = e->index;
-  if (e->type != SABHA_ENTRY_COMMAND)
-    return;
-  struct kv_cmd cmd;
-  struct kv_result r;
-  if (kv_apply(n->kv, e->data, e->size_bytes, &cmd, &r) != 0) {
-    sim_fail(s, FAIL_SAFETY, "node %u: entry %llu is not a KV command", n->id,
+  size_t offset = 0;
+  const uint8_t *data;
+  size_t size;
+  int more;
+  while ((more = sabha_batch_next(e, &offset, &data, &size)) == 1)
+    node_apply_command(s, n, e->index, data, size);
+  if (more < 0)
+    sim_fail(s, FAIL_SAFETY, "node %u: entry %llu is a malformed batch", n->id,
              (unsigned long long)e->index);
-    return;
-  }
-  if (cmd.seq == 0)
-    sim_note_barrier(s, e->index);
-  if (cmd.client >= s->n_clients ||
-      (r.outcome != KV_APPLIED && r.outcome != KV_DUPLICATE))
-    return;
-  struct wait_write *w = &n->writes[cmd.client];
-  if (w->active && w->seq == cmd.seq) {
-    w->active = false;
-    node_reply_ok(s, n, cmd.client, cmd.seq, w->attempt, KV_NIL, r.swapped);
-  }
 }
 
 /* After a snapshot replaced the machine: answer writes it already covers. */

@@ -223,6 +223,49 @@ static void mp_leadership_transfer(void) {
   tc_free(&tc);
 }
 
+/* Commands proposed together share one slot (a BATCH entry), bounded by
+ * commands_per_slot_max; hosts walk them with sabha_batch_next(). */
+static void few_per_slot(struct sabha_config *cfg) {
+  scripted(cfg);
+  cfg->commands_per_slot_max = 2;
+}
+
+static void mp_commands_proposed_together_share_a_slot(void) {
+  struct tcluster tc;
+  tc_init(&tc, "multipaxos", 3, few_per_slot);
+  CHECK(tc_elect(&tc, 1));
+  CHECK(sabha_engine_propose(tc.node[1].e, "a", 1) == 0);
+  CHECK(sabha_engine_propose(tc.node[1].e, "bb", 2) == 0);
+  CHECK(sabha_engine_propose(tc.node[1].e, "ccc", 3) == 0);
+  tc_settle(&tc);
+  tc_tick_all(&tc, 60);
+  /* Two slots: {a, bb} and {ccc}. */
+  CHECK(tc_status(&tc, 3).applied == 2);
+  struct sabha_entry e;
+  CHECK(sabha_engine_entry(tc.node[3].e, 1, &e) == 0);
+  CHECK(e.type == SABHA_ENTRY_BATCH);
+  size_t offset = 0;
+  const uint8_t *cmd;
+  size_t size;
+  CHECK(sabha_batch_next(&e, &offset, &cmd, &size) == 1);
+  CHECK(size == 1 && cmd[0] == 'a');
+  CHECK(sabha_batch_next(&e, &offset, &cmd, &size) == 1);
+  CHECK(size == 2 && memcmp(cmd, "bb", 2) == 0);
+  CHECK(sabha_batch_next(&e, &offset, &cmd, &size) == 0);
+  CHECK(sabha_engine_entry(tc.node[3].e, 2, &e) == 0);
+  CHECK(e.type == SABHA_ENTRY_COMMAND && e.size_bytes == 3);
+  offset = 0;
+  CHECK(sabha_batch_next(&e, &offset, &cmd, &size) == 1 && size == 3);
+  CHECK(sabha_batch_next(&e, &offset, &cmd, &size) == 0);
+  /* A malformed batch is reported, not read past its end. */
+  uint8_t bad[6] = {9, 0, 0, 0, 'x', 'y'};
+  struct sabha_entry broken = {.type = SABHA_ENTRY_BATCH, .size_bytes = 6,
+                               .data = bad};
+  offset = 0;
+  CHECK(sabha_batch_next(&broken, &offset, &cmd, &size) == SABHA_ECORRUPT);
+  tc_free(&tc);
+}
+
 int main(void) {
   RUN(mp_single_node_commits);
   RUN(mp_leader_replicates_and_all_learn);
@@ -234,5 +277,6 @@ int main(void) {
   RUN(mp_read_index_waits_for_phase1_slots);
   RUN(mp_acceptor_catches_up_from_snapshot);
   RUN(mp_leadership_transfer);
+  RUN(mp_commands_proposed_together_share_a_slot);
   return tc_failures == 0 ? 0 : 1;
 }

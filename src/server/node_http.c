@@ -1,0 +1,353 @@
+/* The node's HTTP endpoints: /metrics (Prometheus text), /status (JSON) and
+ * /health, for operators, Prometheus and `sabha cluster status`.
+ *
+ * One request per connection (http.h: Connection: close), answered from the
+ * node's live state on the loop thread; at most SRV_HTTP_CONNS_MAX
+ * connections at once. docs/operations.md lists every metric. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/http.h"
+#include "server/node_internal.h"
+
+/* ---- /status ------------------------------------------------------------- */
+
+void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
+  struct sabha_status st;
+  srv_status(n, &st);
+  struct wal_stats ws;
+  wal_stats(n->wal, &ws);
+  const struct srv_addr *la = srv_client_addr_of(n, st.leader);
+  char leader_client[96] = "";
+  if (la != NULL)
+    snprintf(leader_client, sizeof leader_client, "%s:%u", la->host,
+             la->port);
+  resp_buf_printf(b, "{\"id\":%u,\"protocol\":", n->cfg.id);
+  http_json_string(b, n->cfg.protocol, strlen(n->cfg.protocol));
+  resp_buf_printf(b, ",\"cluster_id\":");
+  http_json_string(b, n->cfg.cluster_id, strlen(n->cfg.cluster_id));
+  const char *role = sabha_role_name(st.role);
+  resp_buf_printf(b, ",\"role\":");
+  http_json_string(b, role, strlen(role));
+  resp_buf_printf(b,
+                  ",\"term\":%" PRIu64 ",\"vote\":%u,\"leader\":%u,"
+                  "\"leader_client\":",
+                  st.term, st.vote, st.leader);
+  http_json_string(b, leader_client, strlen(leader_client));
+  resp_buf_printf(
+      b,
+      ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
+      ",\"first_index\":%" PRIu64 ",\"last_index\":%" PRIu64
+      ",\"snapshot_index\":%" PRIu64 ",\"elections_started\":%" PRIu64
+      ",\"elections_won\":%" PRIu64 ",\"nodes\":%u,\"peers_connected\":%" PRIu64
+      ",\"clients\":%u,\"keys\":%" PRIu64 ",\"wal_bytes\":%" PRIu64
+      ",\"wal_segments\":%" PRIu64 ",\"client_port\":%u,\"http_port\":%u"
+      ",\"pid\":%ld,\"uptime_s\":%" PRIu64 "}\n",
+      st.commit, n->applied, st.first_index, st.last_index, st.snapshot_index,
+      st.elections_started, st.elections_won, n->cfg.n_peers,
+      n->transport.stats.peers_connected, n->n_clients, kvstore_dbsize(n->kv),
+      ws.bytes, ws.segments, n->cfg.client_port, n->cfg.http_port,
+      (long)getpid(), (srv_wall_ms() - n->started_ms) / 1000u);
+}
+
+/* ---- /metrics ------------------------------------------------------------- */
+
+static void counter(struct resp_buf *b, const char *name, const char *help,
+                    uint64_t v) {
+  http_prom_counter(b, name, help, v);
+}
+
+static void gauge(struct resp_buf *b, const char *name, const char *help,
+                  double v) {
+  http_prom_gauge(b, name, help, v);
+}
+
+static void latency_histogram(struct resp_buf *b, const char *name,
+                              const char *help, const struct srv_latency *l) {
+  http_prom_header(b, name, "histogram", help);
+  struct http_prom_histogram h = {.bounds_upper = srv_latency_bounds_s,
+                                  .counts = l->counts,
+                                  .n_bounds = SRV_LAT_BUCKETS,
+                                  .sum = l->sum_s};
+  http_prom_histogram(b, name, NULL, 0, &h);
+}
+
+static void fsync_histogram(struct resp_buf *b, const struct wal_stats *ws) {
+  double bounds[WAL_FSYNC_HIST_BUCKETS - 1];
+  for (size_t i = 0; i + 1 < WAL_FSYNC_HIST_BUCKETS; i++)
+    bounds[i] = (double)(2ull << i) / 1e6; /* bucket i ends at 2^(i+1) us */
+  struct http_prom_histogram h = {.bounds_upper = bounds,
+                                  .counts = ws->fsync_us_hist,
+                                  .n_bounds = WAL_FSYNC_HIST_BUCKETS - 1,
+                                  .sum = (double)ws->fsync_us_total / 1e6};
+  http_prom_header(b, "sabha_wal_fsync_seconds", "histogram",
+                   "Latency of the WAL's fsyncs (one per ready batch: group "
+                   "commit)");
+  http_prom_histogram(b, "sabha_wal_fsync_seconds", NULL, 0, &h);
+}
+
+static void write_metrics(struct srv_node *n, struct resp_buf *b) {
+  struct sabha_status st;
+  srv_status(n, &st);
+  struct wal_stats ws;
+  wal_stats(n->wal, &ws);
+  const struct transport_stats *ts = &n->transport.stats;
+
+  http_prom_header(b, "sabha_role", "gauge",
+                   "1 for this node's current role, 0 for the others");
+  static const enum sabha_role roles[] = {
+      SABHA_ROLE_FOLLOWER, SABHA_ROLE_PRECANDIDATE, SABHA_ROLE_CANDIDATE,
+      SABHA_ROLE_LEADER};
+  for (size_t i = 0; i < 4; i++) {
+    struct http_prom_label l = {"role", sabha_role_name(roles[i])};
+    http_prom_sample_u64(b, "sabha_role", &l, 1, st.role == roles[i]);
+  }
+  gauge(b, "sabha_is_leader", "1 when this node is the leader",
+        st.role == SABHA_ROLE_LEADER);
+  gauge(b, "sabha_node_id", "This node's id", n->cfg.id);
+  gauge(b, "sabha_term", "Current term (Raft) or ballot (Paxos)",
+        (double)st.term);
+  gauge(b, "sabha_leader", "The leader as this node knows it (0: none)",
+        st.leader);
+  gauge(b, "sabha_commit_index", "Highest index known committed",
+        (double)st.commit);
+  gauge(b, "sabha_applied_index", "Highest index applied to the store",
+        (double)n->applied);
+  gauge(b, "sabha_log_first_index", "First index in the log",
+        (double)st.first_index);
+  gauge(b, "sabha_log_last_index", "Last index in the log",
+        (double)st.last_index);
+  gauge(b, "sabha_snapshot_index", "Index of the latest snapshot",
+        (double)st.snapshot_index);
+  counter(b, "sabha_proposals_total", "Entries proposed by this node",
+          n->m.proposals);
+  counter(b, "sabha_proposals_failed_total",
+          "Proposals refused, lost to a leader change or timed out",
+          n->m.proposals_failed);
+  counter(b, "sabha_commits_total", "Entries applied to the store",
+          n->m.commits);
+  counter(b, "sabha_elections_total",
+          "Elections (Raft) or phase-1 rounds (Paxos) this node started",
+          st.elections_started);
+  counter(b, "sabha_elections_won_total", "Elections this node won",
+          st.elections_won);
+  counter(b, "sabha_leader_changes_total",
+          "Times this node saw the leader change", n->m.leader_changes);
+  fsync_histogram(b, &ws);
+  latency_histogram(b, "sabha_commit_latency_seconds",
+                    "From proposing a client's write to applying it, on the "
+                    "leader",
+                    &n->m.commit_latency);
+  latency_histogram(b, "sabha_read_latency_seconds",
+                    "From a linearizable read's ReadIndex to serving it",
+                    &n->m.read_latency);
+  counter(b, "sabha_wal_fsyncs_total", "fsyncs of WAL files since start",
+          ws.fsyncs);
+  counter(b, "sabha_wal_bytes_written_total", "Bytes written to the WAL",
+          ws.bytes_written);
+  gauge(b, "sabha_wal_bytes", "Bytes in the WAL's segments", (double)ws.bytes);
+  gauge(b, "sabha_wal_segments", "WAL segment files", (double)ws.segments);
+  counter(b, "sabha_snapshots_taken_total", "Snapshots this node took",
+          n->m.snapshots_taken);
+  counter(b, "sabha_snapshots_installed_total",
+          "Snapshots received from the leader and installed",
+          n->m.snapshots_installed);
+  counter(b, "sabha_peer_bytes_sent_total", "Bytes sent to peers",
+          ts->bytes_sent);
+  counter(b, "sabha_peer_bytes_received_total", "Bytes received from peers",
+          ts->bytes_received);
+  counter(b, "sabha_peer_msgs_sent_total", "Messages sent to peers",
+          ts->msgs_sent);
+  counter(b, "sabha_peer_msgs_received_total", "Messages received",
+          ts->msgs_received);
+  counter(b, "sabha_peer_msgs_dropped_total",
+          "Messages dropped (peer unreachable or queue full)",
+          ts->msgs_dropped);
+  gauge(b, "sabha_peers_connected", "Peers connected past the handshake",
+        (double)ts->peers_connected);
+  gauge(b, "sabha_peers", "Other members of the cluster",
+        n->cfg.n_peers - 1.0);
+  http_prom_header(b, "sabha_handshakes_refused_total", "counter",
+                   "Peer handshakes this node refused, by reason");
+  static const char *reasons[HS_REFUSAL_COUNT] = {
+      "",     "malformed", "version", "cluster",
+      "engine", "node",    "auth",    "timeout", "limit"};
+  for (size_t i = 1; i < HS_REFUSAL_COUNT; i++) {
+    struct http_prom_label l = {"reason", reasons[i]};
+    http_prom_sample_u64(b, "sabha_handshakes_refused_total", &l, 1,
+                         ts->refused[i]);
+  }
+  gauge(b, "sabha_clients", "Client connections", n->n_clients);
+  counter(b, "sabha_client_commands_total", "Client commands received",
+          n->m.commands);
+  counter(b, "sabha_client_errors_total",
+          "Commands answered with an error by this node",
+          n->m.commands_failed);
+  counter(b, "sabha_reads_total", "Linearizable reads served", n->m.reads);
+  counter(b, "sabha_stale_reads_total", "Stale (local) reads served",
+          n->m.stale_reads);
+  counter(b, "sabha_forwarded_total", "Commands relayed to the leader",
+          n->m.forwarded);
+  counter(b, "sabha_redirected_total", "Commands answered -MOVED",
+          n->m.redirected);
+  counter(b, "sabha_no_leader_total",
+          "Commands answered -TRYAGAIN for want of a leader",
+          n->m.no_leader);
+  counter(b, "sabha_timeouts_total", "Writes and reads that timed out",
+          n->m.timeouts);
+  gauge(b, "sabha_keys", "Keys in the store",
+        (double)kvstore_dbsize(n->kv));
+  gauge(b, "sabha_sessions", "Client sessions in the store",
+        (double)kvstore_n_sessions(n->kv));
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void on_http_closed(uv_handle_t *h) {
+  struct srv_http_conn *c = h->data;
+  resp_buf_free(&c->out);
+  free(c);
+}
+
+void srv_http_close(struct srv_http_conn *c) {
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  srv_list_remove(&c->link);
+  c->n->n_http--;
+  uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+}
+
+static void on_http_written(uv_write_t *w, int status) {
+  (void)status;
+  srv_http_close(w->data);
+}
+
+static bool path_is(const struct http_request *req, const char *p) {
+  return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static void respond(struct srv_http_conn *c, const struct http_request *req) {
+  struct srv_node *n = c->n;
+  bool head = req->method == HTTP_METHOD_HEAD;
+  struct resp_buf body;
+  resp_buf_init(&body, 16u << 20);
+  if (path_is(req, "/metrics")) {
+    write_metrics(n, &body);
+    http_write_response(&c->out, 200, HTTP_PROM_CONTENT_TYPE, body.data,
+                        body.len, head);
+  } else if (path_is(req, "/status")) {
+    srv_write_status_json(n, &body);
+    http_write_response(&c->out, 200, "application/json", body.data,
+                        body.len, head);
+  } else if (path_is(req, "/health")) {
+    struct sabha_status st;
+    srv_status(n, &st);
+    bool ok = st.leader != SABHA_NODE_NONE;
+    resp_buf_printf(&body, "%s\n", ok ? "ok" : "no leader");
+    http_write_response(&c->out, ok ? 200 : 503, "text/plain", body.data,
+                        body.len, head);
+  } else {
+    http_write_error(&c->out, 404, head);
+  }
+  resp_buf_free(&body);
+}
+
+static void http_send(struct srv_http_conn *c) {
+  c->responded = true;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (c->out.err != 0 || c->out.len == 0) {
+    srv_http_close(c);
+    return;
+  }
+  uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
+    srv_http_close(c);
+}
+
+static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct srv_http_conn *c = h->data;
+  (void)suggested;
+  *buf = uv_buf_init((char *)c->buf + c->len,
+                     (unsigned)(sizeof c->buf - c->len));
+}
+
+static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct srv_http_conn *c = s->data;
+  (void)buf;
+  if (c->responded)
+    return;
+  if (nread < 0) {
+    srv_http_close(c);
+    return;
+  }
+  c->len += (size_t)nread;
+  struct http_request req;
+  size_t consumed = 0;
+  enum http_parse_status st =
+      http_parse(c->buf, c->len, &req, &consumed, &http_limits_default);
+  if (st == HTTP_PARSE_INCOMPLETE) {
+    if (c->len == sizeof c->buf) {
+      http_write_error(&c->out, 431, false);
+      http_send(c);
+    }
+    return;
+  }
+  if (st == HTTP_PARSE_ERROR)
+    http_write_error(&c->out, req.status_error, false);
+  else
+    respond(c, &req);
+  http_send(c);
+}
+
+static void on_free_handle(uv_handle_t *h) { free(h); }
+
+static void on_http_connection(uv_stream_t *server, int status) {
+  struct srv_node *n = server->data;
+  if (status < 0 || n->stopping)
+    return;
+  struct srv_http_conn *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return;
+  uv_tcp_init(&n->loop, &c->tcp);
+  c->tcp.data = c;
+  c->n = n;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+      n->n_http >= SRV_HTTP_CONNS_MAX) {
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
+    return;
+  }
+  resp_buf_init(&c->out, 32u << 20);
+  srv_list_push(&n->https, &c->link);
+  n->n_http++;
+  uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
+}
+
+int srv_http_listen(struct srv_node *n, char *err, size_t err_size) {
+  struct sockaddr_storage addr;
+  int rc = uv_ip4_addr(n->cfg.bind, n->cfg.http_port,
+                       (struct sockaddr_in *)&addr);
+  if (rc != 0)
+    rc = uv_ip6_addr(n->cfg.bind, n->cfg.http_port,
+                     (struct sockaddr_in6 *)&addr);
+  if (rc != 0) {
+    snprintf(err, err_size, "bind address %s is not numeric", n->cfg.bind);
+    return 1;
+  }
+  uv_tcp_init(&n->loop, &n->http_listener);
+  n->http_listener.data = n;
+  n->http_listening = true;
+  rc = uv_tcp_bind(&n->http_listener, (const struct sockaddr *)&addr, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&n->http_listener, 128, on_http_connection);
+  if (rc != 0) {
+    snprintf(err, err_size, "cannot listen for HTTP on %s:%u: %s", n->cfg.bind,
+             n->cfg.http_port, uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
