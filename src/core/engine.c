@@ -188,8 +188,9 @@ int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
 }
 
 size_t sabha_msg_size_bytes(const struct sabha_msg *msg) {
-  /* A fixed header (the wire codec's) plus per-entry headers and payload. */
-  size_t size = 96 + msg->snap_size_bytes;
+  /* The wire codec's fixed header (src/net/codec.h, 118 bytes with the
+   * frame length) plus per-entry headers and payload. */
+  size_t size = 118 + msg->snap_size_bytes;
   for (uint32_t i = 0; i < msg->n_entries; i++)
     size += 24 + msg->entries[i].size_bytes;
   return size;

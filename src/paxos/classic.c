@@ -311,6 +311,24 @@ static void count_accept(struct cp *p, uint32_t from) {
     chosen(p);
 }
 
+/* Sends `to` the chosen values from slot `from` on, bounded in entries and
+ * bytes like any append (the codec refuses oversized frames). */
+static void send_chosen(struct cp *p, uint32_t to, uint64_t from) {
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  for (uint64_t i = from; i <= p->rl.commit && n < p->cfg.entries_per_msg_max;
+       i++) {
+    uint64_t size = log_get(&p->rl.log, i)->size_bytes;
+    if (n > 0 && bytes + size > p->cfg.bytes_per_msg_max)
+      break;
+    bytes += size;
+    n++;
+  }
+  struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = to,
+                        .entries = log_get(&p->rl.log, from), .n_entries = n};
+  cp_send(p, &c, false);
+}
+
 /* ---- acceptor ------------------------------------------------------------ */
 
 static bool answer_decided(struct cp *p, const struct sabha_msg *m,
@@ -391,13 +409,7 @@ static void recv_answer(struct cp *p, const struct sabha_msg *m) {
     uint64_t from = m->commit + 1;
     if (from <= p->rl.log.snap_index || from > p->rl.commit)
       return;
-    uint64_t n = p->rl.commit - from + 1;
-    if (n > p->cfg.entries_per_msg_max)
-      n = p->cfg.entries_per_msg_max;
-    struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = m->from,
-                          .entries = log_get(&p->rl.log, from),
-                          .n_entries = (uint32_t)n};
-    cp_send(p, &c, false);
+    send_chosen(p, m->from, from);
     return;
   }
   if (m->term > p->max_seen)
@@ -442,13 +454,7 @@ static void recv_status(struct cp *p, const struct sabha_msg *m) {
     return;
   uint64_t from = m->commit + 1;
   if (from > p->rl.log.snap_index) {
-    uint64_t n = p->rl.commit - from + 1;
-    if (n > p->cfg.entries_per_msg_max)
-      n = p->cfg.entries_per_msg_max;
-    struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = m->from,
-                          .entries = log_get(&p->rl.log, from),
-                          .n_entries = (uint32_t)n};
-    cp_send(p, &c, false);
+    send_chosen(p, m->from, from);
     return;
   }
   /* It needs what we compacted: hand out the next chunk it asks for. */
