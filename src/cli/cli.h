@@ -20,4 +20,8 @@
 int cli_sim(int argc, char **argv);
 void cli_sim_usage(FILE *f);
 
+/* `sabha cluster ...`: argv[0] is "cluster". */
+int cli_cluster(int argc, char **argv);
+void cli_cluster_usage(FILE *f);
+
 #endif

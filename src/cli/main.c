@@ -18,6 +18,8 @@ static void usage(FILE *f) {
              "commands:\n"
              "  sim     simulate a cluster under faults and check it\n"
              "          (sabha sim --help for its options)\n"
+             "  cluster run a local cluster of sabhad nodes\n"
+             "          (sabha cluster --help)\n"
              "  help    this text; `sabha help sim` for a command's options\n"
              "\n"
              "protocols in this build:");
@@ -25,6 +27,7 @@ static void usage(FILE *f) {
     fprintf(f, " %s", *p);
   fprintf(f, "\n");
 }
+
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -42,6 +45,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "sim") == 0)
     return cli_sim(argc - 1, argv + 1);
+  if (strcmp(cmd, "cluster") == 0) /* src/cli/cluster_cmd.c */
+    return cli_cluster(argc - 1, argv + 1);
   fprintf(stderr, "sabha: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return CLI_EXIT_USAGE;

@@ -160,7 +160,8 @@ int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes) {
   uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES + m->snap_size_bytes;
   for (uint32_t i = 0; i < m->n_entries; i++) {
     const struct sabha_entry *e = &m->entries[i];
-    if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP)
+    if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP &&
+        e->type != SABHA_ENTRY_BATCH)
       return SABHA_EINVAL;
     if (e->size_bytes > 0 && e->data == NULL)
       return SABHA_EINVAL;
@@ -290,7 +291,8 @@ static int decode_entry(struct cursor *c, struct sabha_entry *e) {
   e->size_bytes = cursor_u32(c);
   if (!c->ok)
     return SABHA_ECORRUPT;
-  if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP)
+  if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP &&
+      e->type != SABHA_ENTRY_BATCH)
     return SABHA_ECORRUPT;
   if (e->size_bytes > CODEC_ENTRY_BYTES_MAX)
     return SABHA_ECORRUPT;

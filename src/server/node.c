@@ -12,11 +12,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +31,9 @@ uint64_t srv_wall_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-uint64_t srv_mono_us(void) { return uv_hrtime() / 1000u; }
+uint64_t srv_mono_us(void) {
+  return uv_hrtime() / 1000u;
+}
 
 void srv_log(struct srv_node *n, const char *level, const char *fmt, ...) {
   if (strcmp(level, "DEBUG") == 0 && !n->cfg.verbose)
@@ -59,8 +61,7 @@ static void srv_fatal(struct srv_node *n, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  srv_log(n, "FATAL", "%s; stopping (nothing unsynced was acknowledged)",
-          text);
+  srv_log(n, "FATAL", "%s; stopping (nothing unsynced was acknowledged)", text);
   fflush(stderr);
   /* Everything acknowledged is on disk: leaving at once is safe, and safer
    * than running on with a log in an unknown state. */
@@ -79,7 +80,8 @@ const struct srv_addr *srv_client_addr_of(const struct srv_node *n,
   return NULL;
 }
 
-/* ---- latency histograms --------------------------------------------------- */
+/* ---- latency histograms ---------------------------------------------------
+ */
 
 const double srv_latency_bounds_s[SRV_LAT_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -94,7 +96,8 @@ void srv_latency_observe(struct srv_latency *l, uint64_t us) {
   l->sum_s += s;
 }
 
-/* ---- requests ------------------------------------------------------------- */
+/* ---- requests -------------------------------------------------------------
+ */
 
 void srv_req_free(struct srv_req *r) {
   assert(r->where == SRV_IN_NONE);
@@ -133,7 +136,13 @@ void srv_wait_leader(struct srv_node *n, struct srv_req *r) {
   if (r->deadline_ms == 0)
     r->deadline_ms = uv_now(&n->loop) + n->cfg.leader_wait_ms;
   r->where = SRV_IN_WAIT_LEADER;
-  srv_list_push(&n->wait_leader, &r->glink);
+  /* In arrival order: a request coming back (refused by a node that was
+   * not the leader after all) goes before those that arrived after it. */
+  struct srv_link *at = &n->wait_leader;
+  while (at->prev != &n->wait_leader &&
+         SRV_OF(at->prev, struct srv_req, glink)->order > r->order)
+    at = at->prev;
+  srv_list_push(at, &r->glink);
 }
 
 void srv_dispatch(struct srv_node *n, struct srv_req *r) {
@@ -202,11 +211,14 @@ static void retry_waiting(struct srv_node *n) {
   }
 }
 
-/* ---- the engine's inputs --------------------------------------------------- */
+/* ---- the engine's inputs ---------------------------------------------------
+ */
 
 /* The idle handle does nothing but keep libuv from blocking in poll while
  * an input waits for srv_drain (which runs in the check phase). */
-static void on_idle(uv_idle_t *h) { (void)h; }
+static void on_idle(uv_idle_t *h) {
+  (void)h;
+}
 
 void srv_kick(struct srv_node *n) {
   n->work_due = true;
@@ -226,11 +238,11 @@ static void on_transport_log(void *arg, enum transport_log_level level,
                              const char *text) {
   struct srv_node *n = arg;
   static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-  srv_log(n, names[level <= TRANSPORT_LOG_ERROR ? level : 3], "peer: %s",
-          text);
+  srv_log(n, names[level <= TRANSPORT_LOG_ERROR ? level : 3], "peer: %s", text);
 }
 
-/* ---- applying ---------------------------------------------------------------- */
+/* ---- applying
+ * ---------------------------------------------------------------- */
 
 static void session_reset(struct srv_client *c, uint64_t session) {
   if (c != NULL && c->session_state == SRV_SESSION_READY &&
@@ -284,39 +296,62 @@ static void proposal_applied(struct srv_node *n, struct srv_req *r,
   srv_req_done(n, r);
 }
 
+/* Applies one command of a committed entry and answers the client that
+ * waits for it here, if any. Commands are matched with this node's
+ * proposals by what identifies them (session, sequence number and stamp),
+ * not by index: Multi-Paxos packs several proposals into one slot. Both
+ * engines keep a leader's proposals in the order it made them, so when one
+ * is applied, those this node proposed before it and that are still
+ * waiting were lost (cut from the log, or dropped from an unsent batch by a
+ * leader change): they will never apply. */
+static void apply_command(struct srv_node *n, uint64_t index,
+                          const uint8_t *cmd, size_t len) {
+  struct kvstore_result res;
+  memset(&res, 0, sizeof res);
+  int rc = kvstore_apply(n->kv, cmd, len, &res);
+  if (rc == SABHA_ENOMEM)
+    srv_fatal(n, "out of memory applying entry %" PRIu64, index);
+  struct kvstore_hdr hdr;
+  if (kvstore_decode_hdr(cmd, len, &hdr) != 0 || srv_list_empty(&n->proposals))
+    return;
+  struct srv_req *match = NULL;
+  for (struct srv_link *l = n->proposals.next; l != &n->proposals;
+       l = l->next) {
+    struct srv_req *r = SRV_OF(l, struct srv_req, glink);
+    if (r->session == hdr.session && r->seq == hdr.seq &&
+        r->stamp_ms == hdr.now_ms) {
+      match = r;
+      break;
+    }
+  }
+  if (match == NULL)
+    return; /* another leader's command */
+  while (n->proposals.next != &match->glink)
+    proposal_lost(n, SRV_OF(n->proposals.next, struct srv_req, glink),
+                  "TRYAGAIN leadership changed before the write committed; "
+                  "it was not applied");
+  proposal_applied(n, match, &res);
+}
+
 static void apply_entry(struct srv_node *n, const struct sabha_entry *e) {
   if (e->index != n->applied + 1)
-    srv_fatal(n, "engine contract: committed index %" PRIu64
-                 " handed out after applying %" PRIu64,
+    srv_fatal(n,
+              "engine contract: committed index %" PRIu64
+              " handed out after applying %" PRIu64,
               e->index, n->applied);
   n->applied = e->index;
   n->m.commits++;
-  struct kvstore_result res;
-  memset(&res, 0, sizeof res);
-  struct kvstore_hdr hdr = {0, 0, 0};
-  bool is_cmd = e->type == SABHA_ENTRY_COMMAND;
-  if (is_cmd) {
-    int rc = kvstore_apply(n->kv, e->data, e->size_bytes, &res);
-    if (rc == SABHA_ENOMEM)
-      srv_fatal(n, "out of memory applying entry %" PRIu64, e->index);
-    if (kvstore_decode_hdr(e->data, e->size_bytes, &hdr) != 0)
-      is_cmd = false;
-  }
-  /* Proposals made here, ascending by index. One below this index was
-   * replaced by another entry (a leader change): it will never apply. */
-  while (!srv_list_empty(&n->proposals)) {
-    struct srv_req *r = SRV_OF(n->proposals.next, struct srv_req, glink);
-    if (r->index > e->index)
-      break;
-    if (r->index == e->index && is_cmd && r->session == hdr.session &&
-        r->seq == hdr.seq && r->stamp_ms == hdr.now_ms) {
-      proposal_applied(n, r, &res);
-      break;
-    }
-    proposal_lost(n, r,
-                  "TRYAGAIN leadership changed before the write committed; "
-                  "it was not applied");
-  }
+  size_t off = 0;
+  const uint8_t *cmd;
+  size_t len;
+  int rc;
+  while ((rc = sabha_batch_next(e, &off, &cmd, &len)) == 1)
+    apply_command(n, e->index, cmd, len);
+  if (rc < 0)
+    srv_log(n, "ERROR",
+            "entry %" PRIu64 " holds a malformed batch; its "
+            "remaining commands are skipped on every node alike",
+            e->index);
 }
 
 static void install_snapshot(struct srv_node *n, const struct sabha_ready *rd) {
@@ -328,14 +363,9 @@ static void install_snapshot(struct srv_node *n, const struct sabha_ready *rd) {
   n->m.snapshots_installed++;
   srv_log(n, "INFO", "installed a snapshot at index %" PRIu64,
           rd->snapshot.index);
-  while (!srv_list_empty(&n->proposals)) {
-    struct srv_req *r = SRV_OF(n->proposals.next, struct srv_req, glink);
-    if (r->index > n->applied)
-      break;
-    proposal_lost(n, r,
-                  "TRYAGAIN the write was overtaken by a snapshot; its "
-                  "outcome is unknown");
-  }
+  /* Proposals it covers are answered once a later one of this node's is
+   * applied (they count as lost: their replies are not in the snapshot),
+   * or when they time out. */
 }
 
 static void note_read(struct srv_node *n, const struct sabha_read_state *rs) {
@@ -364,7 +394,8 @@ static void serve_reads(struct srv_node *n) {
   }
 }
 
-/* ---- compaction ------------------------------------------------------------------- */
+/* ---- compaction
+ * ------------------------------------------------------------------- */
 
 static void maybe_compact(struct srv_node *n) {
   if (n->cfg.compact_entries == 0)
@@ -402,7 +433,8 @@ static void maybe_compact(struct srv_node *n) {
   free(buf);
 }
 
-/* ---- the ready cycle ------------------------------------------------------------- */
+/* ---- the ready cycle
+ * ------------------------------------------------------------- */
 
 static void send_all(struct srv_node *n, const struct sabha_msg *msgs,
                      size_t count) {
@@ -422,9 +454,8 @@ static void check_leader(struct srv_node *n) {
     if (st.leader != n->last_leader) {
       n->m.leader_changes++;
       if (st.leader != SABHA_NODE_NONE)
-        srv_log(n, "INFO", "leader is node %u (term %" PRIu64 ")%s",
-                st.leader, st.term,
-                st.leader == n->cfg.id ? ": this node" : "");
+        srv_log(n, "INFO", "leader is node %u (term %" PRIu64 ")%s", st.leader,
+                st.term, st.leader == n->cfg.id ? ": this node" : "");
     }
     n->last_leader = st.leader;
     n->last_role = st.role;
@@ -446,6 +477,16 @@ static void check_leader(struct srv_node *n) {
   retry_waiting(n);
 }
 
+/* Requests held back while a batch was carried out, in their order. */
+static void run_deferred(struct srv_node *n) {
+  while (!srv_list_empty(&n->deferred)) {
+    struct srv_req *r = SRV_OF(n->deferred.next, struct srv_req, glink);
+    srv_list_remove(&r->glink);
+    r->where = SRV_IN_NONE;
+    srv_exec_leader(n, r);
+  }
+}
+
 static void srv_drain(struct srv_node *n) {
   n->work_due = false;
   for (uint32_t k = 0; k < SRV_READIES_PER_DRAIN && !n->stopping &&
@@ -453,6 +494,7 @@ static void srv_drain(struct srv_node *n) {
        k++) {
     struct sabha_ready rd;
     sabha_engine_ready(n->engine, &rd);
+    n->in_ready = true; /* no engine calls until advance: see DEFERRED */
     /* 1. Messages that need nothing durable (the leader's appends). */
     send_all(n, rd.msgs, rd.n_msgs);
     /* 2. Persist, with one fsync for the whole batch. */
@@ -474,6 +516,8 @@ static void srv_drain(struct srv_node *n) {
       note_read(n, &rd.reads[i]);
     /* 6. */
     sabha_engine_advance(n->engine, &rd);
+    n->in_ready = false;
+    run_deferred(n);
   }
   serve_reads(n);
   maybe_compact(n);
@@ -486,11 +530,13 @@ static void on_check(uv_check_t *h) {
     return;
   if (n->work_due || sabha_engine_has_ready(n->engine))
     srv_drain(n);
+  srv_clients_resume(n);
   if (!n->work_due && !sabha_engine_has_ready(n->engine))
     uv_idle_stop(&n->idle);
 }
 
-/* ---- deadlines --------------------------------------------------------------------- */
+/* ---- deadlines
+ * --------------------------------------------------------------------- */
 
 static void scan_deadlines(struct srv_node *n, uint64_t now) {
   char msg[160];
@@ -543,9 +589,12 @@ static void on_tick(uv_timer_t *h) {
   }
 }
 
-/* ---- shutdown ------------------------------------------------------------------------ */
+/* ---- shutdown
+ * ------------------------------------------------------------------------ */
 
-static void on_closed_noop(uv_handle_t *h) { (void)h; }
+static void on_closed_noop(uv_handle_t *h) {
+  (void)h;
+}
 
 static void on_transport_closed(struct transport *t) {
   struct srv_node *n = t->data;
@@ -583,7 +632,8 @@ static void on_signal(uv_signal_t *h, int signum) {
   srv_stop(n);
 }
 
-/* ---- start-up ---------------------------------------------------------------------- */
+/* ---- start-up
+ * ---------------------------------------------------------------------- */
 
 static int open_storage(struct srv_node *n, struct sabha_persisted *p) {
   struct wal_options wo;
@@ -593,8 +643,8 @@ static int open_storage(struct srv_node *n, struct sabha_persisted *p) {
   char err[WAL_ERRMSG_MAX];
   int rc = wal_open(&n->wal, &wo, p, err, sizeof err);
   if (rc != 0) {
-    srv_log(n, "FATAL", "cannot recover the log in %s: %s: %s",
-            n->cfg.data_dir, sabha_strerror(rc), err);
+    srv_log(n, "FATAL", "cannot recover the log in %s: %s: %s", n->cfg.data_dir,
+            sabha_strerror(rc), err);
     if (rc == SABHA_ECORRUPT)
       srv_log(n, "FATAL",
               "the log is damaged before its tail, so acknowledged data "
@@ -635,6 +685,7 @@ static int open_state(struct srv_node *n, const struct sabha_persisted *p) {
   ec.election_timeout_ms_min = n->cfg.election_timeout_ms;
   ec.election_timeout_ms_max = 2 * n->cfg.election_timeout_ms;
   ec.heartbeat_ms = n->cfg.heartbeat_ms;
+  ec.commands_per_slot_max = n->cfg.slot_commands_max;
   randombytes_buf(&ec.seed, sizeof ec.seed);
   if (codec_check_config(&ec) != 0) {
     srv_log(n, "FATAL", "engine limits do not fit the wire codec");
@@ -720,6 +771,7 @@ int srv_run(const struct srv_config *cfg) {
   srv_list_init(&n->clients);
   srv_list_init(&n->https);
   srv_list_init(&n->wait_leader);
+  srv_list_init(&n->deferred);
   srv_list_init(&n->proposals);
   srv_list_init(&n->reads);
   srv_list_init(&n->fwds);
@@ -747,8 +799,8 @@ int srv_run(const struct srv_config *cfg) {
           ", vote %u, commit %" PRIu64 "; log %" PRIu64 "..%" PRIu64
           ", snapshot at %" PRIu64 "%s",
           n->cfg.protocol, n->cfg.id, n->cfg.n_peers, p.hard_state.term,
-          p.hard_state.vote, p.hard_state.commit, ws.first_index,
-          ws.last_index, ws.snapshot_index,
+          p.hard_state.vote, p.hard_state.commit, ws.first_index, ws.last_index,
+          ws.snapshot_index,
           ws.recovered_tail_bytes > 0 ? " (a torn tail was cut)" : "");
 
   uv_loop_init(&n->loop);
@@ -768,8 +820,7 @@ int srv_run(const struct srv_config *cfg) {
             "serving: peers on %s:%u, clients on %s:%u, http on %s:%u, "
             "data in %s",
             n->cfg.bind, transport_port(&n->transport), n->cfg.bind,
-            n->cfg.client_port, n->cfg.bind, n->cfg.http_port,
-            n->cfg.data_dir);
+            n->cfg.client_port, n->cfg.bind, n->cfg.http_port, n->cfg.data_dir);
     uv_run(&n->loop, UV_RUN_DEFAULT);
   } else {
     srv_stop(n);

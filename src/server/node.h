@@ -73,26 +73,29 @@ struct srv_config {
   uint16_t client_port;          /* default 6379 */
   uint16_t http_port;            /* default 8379 */
   char data_dir[SRV_PATH_BYTES_MAX];
-  char protocol[16];                            /* default raft */
+  char protocol[16];                             /* default raft */
   char cluster_id[SRV_CLUSTER_ID_BYTES_MAX + 1]; /* default "sabha" */
   uint8_t secret[SRV_SECRET_BYTES_MAX];
   size_t secret_bytes; /* 0: no authentication */
   enum srv_redirect redirect;
-  uint64_t compact_entries;        /* snapshot when the log has this many
-                                      applied entries past the last one;
-                                      default 20000; 0: never */
-  uint32_t election_timeout_ms;    /* minimum; the maximum is twice it;
-                                      default 500 */
-  uint32_t heartbeat_ms;           /* default 100 */
-  uint32_t tick_ms;                /* default 5 */
-  uint32_t leader_wait_ms;         /* a command waits this long for a
-                                      leader, then -TRYAGAIN; default 2000 */
-  uint32_t request_timeout_ms;     /* a write or read waits this long for
-                                      its commit or ReadIndex; 5000 */
-  uint32_t clients_max;            /* default 1024 */
-  uint32_t wal_segment_bytes;      /* default 64 MiB */
-  bool discard_corrupt_log;        /* see wal.h DISCARDING; default off */
-  bool verbose;                    /* debug logging */
+  uint64_t compact_entries;     /* snapshot when the log has this many
+                                   applied entries past the last one;
+                                   default 20000; 0: never */
+  uint32_t election_timeout_ms; /* minimum; the maximum is twice it;
+                                   default 500 */
+  uint32_t heartbeat_ms;        /* default 100 */
+  uint32_t tick_ms;             /* default 5 */
+  uint32_t leader_wait_ms;      /* a command waits this long for a
+                                   leader, then -TRYAGAIN; default 2000 */
+  uint32_t request_timeout_ms;  /* a write or read waits this long for
+                                   its commit or ReadIndex; 5000 */
+  uint32_t clients_max;         /* default 1024 */
+  uint32_t wal_segment_bytes;   /* default 64 MiB */
+  uint32_t slot_commands_max;   /* Multi-Paxos: commands batched into
+                                   one slot; default 1 until the wire
+                                   codec carries BATCH entries */
+  bool discard_corrupt_log;     /* see wal.h DISCARDING; default off */
+  bool verbose;                 /* debug logging */
 };
 
 /* Fills `cfg` with the defaults (id 0 and no peers: not yet usable). */

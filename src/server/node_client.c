@@ -285,7 +285,8 @@ static const char *validate(const struct srv_command *cmd, uint32_t argc,
   }
 }
 
-/* ---- output ------------------------------------------------------------------ */
+/* ---- output
+ * ------------------------------------------------------------------ */
 
 void srv_outq_init(struct srv_outq *q) {
   resp_buf_init(&q->out, SRV_OUT_BYTES_MAX);
@@ -333,11 +334,12 @@ void srv_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
   resp_write_error(b, "ERR unknown reply");
 }
 
-/* ---- requests ------------------------------------------------------------------- */
+/* ---- requests
+ * ------------------------------------------------------------------- */
 
 static struct srv_req *req_alloc(struct srv_node *n, struct srv_client *c,
-                                 const struct srv_command *cmd,
-                                 uint32_t argc, const struct resp_arg *argv) {
+                                 const struct srv_command *cmd, uint32_t argc,
+                                 const struct resp_arg *argv) {
   struct srv_req *r = calloc(1, sizeof *r);
   if (r == NULL)
     return NULL;
@@ -365,6 +367,7 @@ static struct srv_req *req_alloc(struct srv_node *n, struct srv_client *c,
   srv_list_init(&r->qlink);
   srv_list_init(&r->glink);
   resp_buf_init(&r->reply, SRV_OUT_BYTES_MAX);
+  r->order = ++n->next_req_order;
   r->arrival_ms = uv_now(&n->loop);
   r->started_us = srv_mono_us();
   return r;
@@ -425,7 +428,8 @@ static void exec_read(struct srv_node *n, const struct srv_req *r,
   }
 }
 
-/* ---- writes on the leader --------------------------------------------------------- */
+/* ---- writes on the leader
+ * --------------------------------------------------------- */
 
 static uint8_t *enc_reserve(struct srv_node *n, size_t size) {
   if (size > n->enc_cap) {
@@ -504,9 +508,7 @@ static size_t encode_write(struct srv_node *n, const struct srv_req *r,
   return size;
 }
 
-/* Appends a proposal made at `index`. Proposals at or after it were
- * replaced in this node's log (it lost leadership and won it again), so
- * they can never commit. */
+/* Lists a proposal just made, in proposal order (node.c apply_command). */
 static void add_proposal(struct srv_node *n, struct srv_req *r);
 
 static const char *propose_error(int rc) {
@@ -548,8 +550,20 @@ static int start_register(struct srv_node *n, struct srv_client *c) {
   return 0;
 }
 
+/* While a ready batch is being carried out the engine may not be called:
+ * the request waits for srv_drain to run it after advance. */
+static bool defer_if_in_ready(struct srv_node *n, struct srv_req *r) {
+  if (!n->in_ready)
+    return false;
+  r->where = SRV_IN_DEFERRED;
+  srv_list_push(&n->deferred, &r->glink);
+  return true;
+}
+
 static void exec_write(struct srv_node *n, struct srv_req *r) {
   struct srv_client *c = r->c;
+  if (defer_if_in_ready(n, r))
+    return;
   if (c->session_state == SRV_SESSION_NONE) {
     int rc = start_register(n, c);
     if (rc == SABHA_ENOTLEADER || rc == SABHA_ETRANSFER) {
@@ -593,33 +607,7 @@ static void exec_write(struct srv_node *n, struct srv_req *r) {
 }
 
 static void add_proposal(struct srv_node *n, struct srv_req *r) {
-  struct sabha_status st;
-  srv_status(n, &st);
-  r->index = st.last_index;
   n->m.proposals++;
-  /* Anything listed at or above this index was cut from this node's log. */
-  while (!srv_list_empty(&n->proposals)) {
-    struct srv_req *t = SRV_OF(n->proposals.prev, struct srv_req, glink);
-    if (t->index < r->index)
-      break;
-    srv_list_remove(&t->glink);
-    t->where = SRV_IN_NONE;
-    n->m.proposals_failed++;
-    if (t->cmd == NULL) {
-      struct srv_client *tc = t->c;
-      tc->reg = NULL;
-      srv_req_free(t);
-      srv_session_failed(n, tc,
-                         "TRYAGAIN leadership changed before the session "
-                         "was opened");
-    } else {
-      if (t->c != NULL && t->c->session == t->session)
-        t->c->session_state = SRV_SESSION_NONE;
-      srv_req_fail(n, t,
-                   "TRYAGAIN leadership changed before the write "
-                   "committed; it was not applied");
-    }
-  }
   r->where = SRV_IN_PROPOSALS;
   srv_list_push(&n->proposals, &r->glink);
 }
@@ -651,6 +639,8 @@ void srv_session_failed(struct srv_node *n, struct srv_client *c,
 }
 
 void srv_exec_leader(struct srv_node *n, struct srv_req *r) {
+  if (defer_if_in_ready(n, r))
+    return;
   switch (r->cmd->kind) {
   case CK_READ: {
     r->read_id = n->next_read_id++;
@@ -687,8 +677,9 @@ void srv_exec_leader(struct srv_node *n, struct srv_req *r) {
       return;
     }
     if (rc != 0) {
-      srv_req_fail(n, r, rc == SABHA_EINVAL ? "ERR no such node"
-                                            : "ERR the transfer failed");
+      srv_req_fail(n, r,
+                   rc == SABHA_EINVAL ? "ERR no such node"
+                                      : "ERR the transfer failed");
       return;
     }
     srv_log(n, "INFO", "handing leadership to node %u", (uint32_t)to);
@@ -703,7 +694,8 @@ void srv_exec_leader(struct srv_node *n, struct srv_req *r) {
   assert(false);
 }
 
-/* ---- INFO -------------------------------------------------------------------------- */
+/* ---- INFO
+ * -------------------------------------------------------------------------- */
 
 static bool want_section(const char *section, const char *name) {
   return section == NULL || strcasecmp(section, "all") == 0 ||
@@ -725,13 +717,13 @@ void srv_write_info(struct srv_node *n, struct resp_buf *b,
                     "redis_mode:standalone\r\nos:Linux\r\n"
                     "process_id:%ld\r\ntcp_port:%u\r\n"
                     "uptime_in_seconds:%" PRIu64 "\r\n\r\n",
-                    REDIS_COMPAT_VERSION, SABHA_SERVER_VERSION,
-                    (long)getpid(), n->cfg.client_port,
-                    (now - n->started_ms) / 1000u);
+                    REDIS_COMPAT_VERSION, SABHA_SERVER_VERSION, (long)getpid(),
+                    n->cfg.client_port, (now - n->started_ms) / 1000u);
   }
   if (want_section(section, "clients"))
-    resp_buf_printf(b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
-                    n->n_clients, n->cfg.clients_max);
+    resp_buf_printf(
+        b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
+        n->n_clients, n->cfg.clients_max);
   if (want_section(section, "replication"))
     resp_buf_printf(b, "# Replication\r\nrole:%s\r\n\r\n",
                     st.role == SABHA_ROLE_LEADER ? "master" : "slave");
@@ -761,10 +753,10 @@ void srv_write_info(struct srv_node *n, struct resp_buf *b,
         st.last_index >= st.first_index ? st.last_index - st.first_index + 1
                                         : 0,
         st.snapshot_index, st.elections_started, st.elections_won,
-        st.ballots_burned, n->cfg.n_peers,
-        n->transport.stats.peers_connected, ws.segments, ws.bytes, ws.fsyncs,
-        wal_fsync_us_quantile(&ws, 0.5), wal_fsync_us_quantile(&ws, 0.99),
-        n->m.proposals, n->m.commits, kvstore_n_sessions(n->kv));
+        st.ballots_burned, n->cfg.n_peers, n->transport.stats.peers_connected,
+        ws.segments, ws.bytes, ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
+        wal_fsync_us_quantile(&ws, 0.99), n->m.proposals, n->m.commits,
+        kvstore_n_sessions(n->kv));
   }
   if (want_section(section, "stats"))
     resp_buf_printf(
@@ -777,21 +769,21 @@ void srv_write_info(struct srv_node *n, struct resp_buf *b,
         "linearizable_reads:%" PRIu64 "\r\nstale_reads:%" PRIu64 "\r\n"
         "snapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
         "\r\nleader_changes:%" PRIu64 "\r\n"
-        "total_net_input_bytes:%" PRIu64 "\r\n"
-        "total_net_output_bytes:%" PRIu64 "\r\n\r\n",
+        "peer_bytes_received:%" PRIu64 "\r\n"
+        "peer_bytes_sent:%" PRIu64 "\r\n\r\n",
         n->m.clients_accepted, n->m.clients_refused, n->m.commands,
         n->m.forwarded, n->m.redirected, n->m.no_leader, n->m.timeouts,
         n->m.reads, n->m.stale_reads, n->m.snapshots_taken,
         n->m.snapshots_installed, n->m.leader_changes,
         n->transport.stats.bytes_received, n->transport.stats.bytes_sent);
   if (want_section(section, "keyspace"))
-    resp_buf_printf(b,
-                    "# Keyspace\r\ndb0:keys=%" PRIu64
-                    ",expires=0,avg_ttl=0\r\n\r\n",
-                    kvstore_dbsize(n->kv));
+    resp_buf_printf(
+        b, "# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n\r\n",
+        kvstore_dbsize(n->kv));
 }
 
-/* ---- local commands ------------------------------------------------------------------ */
+/* ---- local commands
+ * ------------------------------------------------------------------ */
 
 static void write_command_info(struct resp_buf *b,
                                const struct srv_command *cmd) {
@@ -895,8 +887,7 @@ static void cmd_command(uint32_t argc, const struct resp_arg *argv,
         write_command_doc(b, cmd);
     }
   } else {
-    resp_buf_printf(b,
-                    "-ERR unknown subcommand '%.*s'. Try COMMAND HELP.\r\n",
+    resp_buf_printf(b, "-ERR unknown subcommand '%.*s'. Try COMMAND HELP.\r\n",
                     (int)(sub->len > 64 ? 64 : sub->len),
                     (const char *)sub->ptr);
   }
@@ -924,11 +915,16 @@ static void cmd_config(struct srv_node *n, uint32_t argc,
   /* What Redis tools ask about, answered truthfully: every write is
    * fsynced before it is acknowledged. */
   const char *params[][2] = {
-      {"save", ""},          {"appendonly", "yes"},
-      {"appendfsync", "always"}, {"databases", "1"},
-      {"maxmemory", "0"},    {"maxmemory-policy", "noeviction"},
-      {"timeout", "0"},      {"port", port},
-      {"bind", n->cfg.bind}, {"maxclients", maxclients},
+      {"save", ""},
+      {"appendonly", "yes"},
+      {"appendfsync", "always"},
+      {"databases", "1"},
+      {"maxmemory", "0"},
+      {"maxmemory-policy", "noeviction"},
+      {"timeout", "0"},
+      {"port", port},
+      {"bind", n->cfg.bind},
+      {"maxclients", maxclients},
       {"cluster-enabled", "no"},
   };
   size_t np = sizeof params / sizeof params[0];
@@ -958,8 +954,8 @@ static void cmd_client(struct srv_client *c, uint32_t argc,
                        const struct resp_arg *argv, struct resp_buf *b) {
   const struct resp_arg *sub = &argv[1];
   if (arg_is(sub, "SETNAME") && argc == 3) {
-    size_t len = argv[2].len < sizeof c->name - 1 ? argv[2].len
-                                                  : sizeof c->name - 1;
+    size_t len =
+        argv[2].len < sizeof c->name - 1 ? argv[2].len : sizeof c->name - 1;
     memcpy(c->name, argv[2].ptr, len);
     c->name[len] = '\0';
     resp_write_simple(b, "OK");
@@ -1023,8 +1019,8 @@ static void exec_local(struct srv_client *c, const struct srv_command *cmd,
     if (cmd->id == C_SABHA_STATUS) {
       snprintf(section, sizeof section, "sabha");
     } else if (argc >= 2) {
-      size_t len = argv[1].len < sizeof section - 1 ? argv[1].len
-                                                    : sizeof section - 1;
+      size_t len =
+          argv[1].len < sizeof section - 1 ? argv[1].len : sizeof section - 1;
       memcpy(section, argv[1].ptr, len);
       section[len] = '\0';
     }
@@ -1103,7 +1099,8 @@ static void exec_local(struct srv_client *c, const struct srv_command *cmd,
   }
 }
 
-/* ---- one command ------------------------------------------------------------------------ */
+/* ---- one command
+ * ------------------------------------------------------------------------ */
 
 /* Answers from n->scratch: straight to the output when nothing waits ahead
  * of it, else as a finished request behind the others. */
@@ -1173,8 +1170,8 @@ static void handle_command(struct srv_client *c, uint32_t argc,
   if (cmd->kind == CK_READ && c->stale_reads) {
     n->m.stale_reads++;
     if (srv_list_empty(&c->queue)) {
-      struct srv_req tmp = {.cmd = cmd, .argc = argc,
-                            .argv = (struct resp_arg *)argv};
+      struct srv_req tmp = {
+          .cmd = cmd, .argc = argc, .argv = (struct resp_arg *)argv};
       exec_read(n, &tmp, &c->oq.out);
       return;
     }
@@ -1192,7 +1189,9 @@ static void handle_command(struct srv_client *c, uint32_t argc,
   srv_dispatch(n, r);
 }
 
-/* ---- connections --------------------------------------------------------------------------- */
+/* ---- connections
+ * ---------------------------------------------------------------------------
+ */
 
 static void on_client_closed(uv_handle_t *h) {
   struct srv_client *c = h->data;
@@ -1208,6 +1207,10 @@ void srv_client_close(struct srv_client *c) {
   c->closing = true;
   srv_list_remove(&c->link);
   n->n_clients--;
+  if (c->resume_due) {
+    c->resume_due = false;
+    n->n_resume_due--;
+  }
   while (!srv_list_empty(&c->queue)) {
     struct srv_req *r = SRV_OF(c->queue.next, struct srv_req, qlink);
     srv_list_remove(&r->qlink);
@@ -1240,6 +1243,10 @@ static void on_client_write(uv_write_t *w, int status) {
   struct srv_client *c = w->handle->data;
   c->oq.writing = false;
   resp_buf_reset(&c->oq.wbuf);
+  if (c->oq.wbuf.cap > SRV_IDLE_BUFFER_BYTES_MAX) {
+    resp_buf_free(&c->oq.wbuf);
+    resp_buf_init(&c->oq.wbuf, SRV_OUT_BYTES_MAX);
+  }
   if (c->closing)
     return;
   if (status < 0) {
@@ -1286,8 +1293,29 @@ void srv_client_flush(struct srv_client *c) {
     srv_client_close(c);
     return;
   }
-  if (c->paused && c->queue_n < SRV_QUEUE_MAX / 2 && !n->in_process)
+  /* Parse what waits in the input buffer later, from the loop (srv_clients
+   * resume): parsing here could run a new command before the caller (say,
+   * one proposing a connection's queued writes in order) is done. */
+  if (c->paused && c->queue_n < SRV_QUEUE_MAX / 2 && !c->resume_due) {
+    c->resume_due = true;
+    n->n_resume_due++;
+    srv_kick(n);
+  }
+}
+
+void srv_clients_resume(struct srv_node *n) {
+  if (n->n_resume_due == 0)
+    return;
+  struct srv_link *l = n->clients.next;
+  while (l != &n->clients && n->n_resume_due > 0) {
+    struct srv_client *c = SRV_OF(l, struct srv_client, link);
+    l = l->next;
+    if (!c->resume_due)
+      continue;
+    c->resume_due = false;
+    n->n_resume_due--;
     process_input(c);
+  }
 }
 
 static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -1296,7 +1324,6 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void process_input(struct srv_client *c) {
   struct srv_node *n = c->n;
   const struct resp_limits *lim = &resp_limits_default;
-  n->in_process = true;
   size_t off = 0;
   while (!c->closing && !c->quit_after) {
     if (c->queue_n >= SRV_QUEUE_MAX) {
@@ -1334,7 +1361,11 @@ static void process_input(struct srv_client *c) {
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
   }
-  n->in_process = false;
+  if (c->in_len == 0 && c->in_cap > SRV_IDLE_BUFFER_BYTES_MAX) {
+    free(c->in); /* one large command need not pin its memory */
+    c->in = NULL;
+    c->in_cap = 0;
+  }
   srv_client_flush(c);
 }
 
@@ -1354,8 +1385,8 @@ static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     c->in = p;
     c->in_cap = cap;
   }
-  *buf = uv_buf_init((char *)c->in + c->in_len,
-                     (unsigned)(c->in_cap - c->in_len));
+  *buf =
+      uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -1376,7 +1407,9 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   process_input(c);
 }
 
-static void on_free_handle(uv_handle_t *h) { free(h); }
+static void on_free_handle(uv_handle_t *h) {
+  free(h);
+}
 
 static void on_client_connection(uv_stream_t *server, int status) {
   struct srv_node *n = server->data;
@@ -1421,8 +1454,8 @@ int srv_clients_listen(struct srv_node *n, char *err, size_t err_size) {
     }
   }
   struct sockaddr_storage addr;
-  int rc = uv_ip4_addr(n->cfg.bind, n->cfg.client_port,
-                       (struct sockaddr_in *)&addr);
+  int rc =
+      uv_ip4_addr(n->cfg.bind, n->cfg.client_port, (struct sockaddr_in *)&addr);
   if (rc != 0)
     rc = uv_ip6_addr(n->cfg.bind, n->cfg.client_port,
                      (struct sockaddr_in6 *)&addr);

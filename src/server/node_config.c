@@ -33,6 +33,7 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->request_timeout_ms = 5000;
   cfg->clients_max = 1024;
   cfg->wal_segment_bytes = 64u << 20;
+  cfg->slot_commands_max = 64;
 }
 
 void srv_usage(FILE *f) {
@@ -69,6 +70,7 @@ void srv_usage(FILE *f) {
       "  --request-timeout-ms N how long a write waits for its commit (5000)\n"
       "  --clients-max N        client connections (1024)\n"
       "  --wal-segment-bytes N  WAL segment size (64 MiB)\n"
+      "  --slot-commands-max N  Multi-Paxos: commands batched per slot (64)\n"
       "  --discard-corrupt-log  move a damaged log aside and rejoin from the\n"
       "                         peers instead of refusing to start\n"
       "  --verbose              log debug messages\n"
@@ -170,8 +172,8 @@ static bool parse_bool(const char *s, bool *out) {
   return false;
 }
 
-static int read_secret_file(struct srv_config *cfg, const char *path,
-                            char *err, size_t err_size) {
+static int read_secret_file(struct srv_config *cfg, const char *path, char *err,
+                            size_t err_size) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return errf(err, err_size, "cannot read secret file %s: %s", path,
@@ -229,15 +231,14 @@ static const struct setting SETTINGS[] = {
     {"secret-file", K_SECRET_FILE, 0, 0, 0, false},
     {"redirect", K_REDIRECT, 0, 0, 0, false},
     {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
-    {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000,
-     false},
+    {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000, false},
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
     {"tick-ms", K_U32, OFF(tick_ms), 0, 1000, false},
     {"leader-wait-ms", K_U32, OFF(leader_wait_ms), 0, 3600000, false},
-    {"request-timeout-ms", K_U32, OFF(request_timeout_ms), 0, 3600000,
-     false},
+    {"request-timeout-ms", K_U32, OFF(request_timeout_ms), 0, 3600000, false},
     {"clients-max", K_U32, OFF(clients_max), 0, 100000, false},
     {"wal-segment-bytes", K_U32, OFF(wal_segment_bytes), 0, 1u << 30, false},
+    {"slot-commands-max", K_U32, OFF(slot_commands_max), 0, 4096, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
 };
@@ -282,8 +283,8 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
     return 0;
   case K_STR:
     if (strlen(value) >= s->size || value[0] == '\0')
-      return errf(err, err_size, "%s: empty or longer than %zu bytes",
-                  s->name, s->size - 1);
+      return errf(err, err_size, "%s: empty or longer than %zu bytes", s->name,
+                  s->size - 1);
     snprintf(base + s->offset, s->size, "%s", value);
     return 0;
   case K_BOOL:
@@ -402,6 +403,8 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
     return errf(err, err_size,
                 "timing: need tick-ms > 0 and election-timeout-ms > "
                 "heartbeat-ms > 0");
+  if (cfg->slot_commands_max == 0)
+    return errf(err, err_size, "--slot-commands-max must be at least 1");
   if (cfg->clients_max == 0)
     return errf(err, err_size, "--clients-max must be at least 1");
   if (cfg->data_dir[0] == '\0')

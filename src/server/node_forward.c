@@ -95,7 +95,8 @@ void srv_write_command(struct resp_buf *b, uint32_t argc,
     resp_write_bulk(b, argv[i].ptr, argv[i].len);
 }
 
-/* ---- links ------------------------------------------------------------------ */
+/* ---- links ------------------------------------------------------------------
+ */
 
 static void on_fwd_closed(uv_handle_t *h) {
   struct srv_fwd *f = h->data;
@@ -113,8 +114,7 @@ static void fwd_close(struct srv_fwd *f, const char *why) {
   if (n->fwd == f)
     n->fwd = NULL;
   if (why != NULL)
-    srv_log(n, "INFO", "forwarding link to node %u closed: %s", f->leader,
-            why);
+    srv_log(n, "INFO", "forwarding link to node %u closed: %s", f->leader, why);
   while (!srv_list_empty(&f->pending)) {
     struct srv_req *r = SRV_OF(f->pending.next, struct srv_req, glink);
     srv_list_remove(&r->glink);
@@ -179,7 +179,10 @@ static void fwd_on_reply(struct srv_fwd *f, const uint8_t *p, size_t len) {
     return;
   }
   if (len >= 10 && memcmp(p, "-NOTLEADER", 10) == 0) {
-    /* Not executed there: wait for this node to learn the real leader. */
+    /* Not executed there: wait for this node to learn the real leader,
+     * and do not ask that node again for a while. */
+    n->fwd_failed_leader = f->leader;
+    n->fwd_failed_ms = uv_now(&n->loop);
     srv_wait_leader(n, r);
     return;
   }
@@ -204,8 +207,8 @@ static void on_fwd_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     f->in = p;
     f->in_cap = cap;
   }
-  *buf = uv_buf_init((char *)f->in + f->in_len,
-                     (unsigned)(f->in_cap - f->in_len));
+  *buf =
+      uv_buf_init((char *)f->in + f->in_len, (unsigned)(f->in_cap - f->in_len));
 }
 
 static void on_fwd_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -282,8 +285,7 @@ static struct srv_fwd *fwd_open(struct srv_node *n, uint32_t leader,
     fwd_close(f, uv_strerror(rc));
     return NULL;
   }
-  static const struct resp_arg hello = {(const uint8_t *)"SABHA.FORWARDED",
-                                        15};
+  static const struct resp_arg hello = {(const uint8_t *)"SABHA.FORWARDED", 15};
   srv_write_command(&f->oq.out, 1, &hello);
   f->skip_replies = 1;
   return f;
@@ -304,13 +306,12 @@ void srv_forward(struct srv_node *n, struct srv_req *r) {
   assert(leader != SABHA_NODE_NONE && leader != n->cfg.id);
   if (n->fwd != NULL && n->fwd->leader != leader)
     fwd_detach(n);
+  if (n->fwd_failed_leader == leader &&
+      uv_now(&n->loop) < n->fwd_failed_ms + SRV_FWD_BACKOFF_MS) {
+    srv_wait_leader(n, r); /* it refused or could not be reached just now */
+    return;
+  }
   if (n->fwd == NULL) {
-    uint64_t now = uv_now(&n->loop);
-    if (n->fwd_failed_leader == leader &&
-        now < n->fwd_failed_ms + SRV_FWD_BACKOFF_MS) {
-      srv_wait_leader(n, r);
-      return;
-    }
     n->fwd = fwd_open(n, leader, srv_client_addr_of(n, leader));
     if (n->fwd == NULL) {
       srv_wait_leader(n, r);

@@ -24,8 +24,7 @@ void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
   const struct srv_addr *la = srv_client_addr_of(n, st.leader);
   char leader_client[96] = "";
   if (la != NULL)
-    snprintf(leader_client, sizeof leader_client, "%s:%u", la->host,
-             la->port);
+    snprintf(leader_client, sizeof leader_client, "%s:%u", la->host, la->port);
   resp_buf_printf(b, "{\"id\":%u,\"protocol\":", n->cfg.id);
   http_json_string(b, n->cfg.protocol, strlen(n->cfg.protocol));
   resp_buf_printf(b, ",\"cluster_id\":");
@@ -40,10 +39,10 @@ void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
   http_json_string(b, leader_client, strlen(leader_client));
   resp_buf_printf(
       b,
-      ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
-      ",\"first_index\":%" PRIu64 ",\"last_index\":%" PRIu64
-      ",\"snapshot_index\":%" PRIu64 ",\"elections_started\":%" PRIu64
-      ",\"elections_won\":%" PRIu64 ",\"nodes\":%u,\"peers_connected\":%" PRIu64
+      ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64 ",\"first_index\":%" PRIu64
+      ",\"last_index\":%" PRIu64 ",\"snapshot_index\":%" PRIu64
+      ",\"elections_started\":%" PRIu64 ",\"elections_won\":%" PRIu64
+      ",\"nodes\":%u,\"peers_connected\":%" PRIu64
       ",\"clients\":%u,\"keys\":%" PRIu64 ",\"wal_bytes\":%" PRIu64
       ",\"wal_segments\":%" PRIu64 ",\"client_port\":%u,\"http_port\":%u"
       ",\"pid\":%ld,\"uptime_s\":%" PRIu64 "}\n",
@@ -54,7 +53,8 @@ void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
       (long)getpid(), (srv_wall_ms() - n->started_ms) / 1000u);
 }
 
-/* ---- /metrics ------------------------------------------------------------- */
+/* ---- /metrics -------------------------------------------------------------
+ */
 
 static void counter(struct resp_buf *b, const char *name, const char *help,
                     uint64_t v) {
@@ -164,29 +164,47 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           ts->msgs_sent);
   counter(b, "sabha_peer_msgs_received_total", "Messages received",
           ts->msgs_received);
-  counter(b, "sabha_peer_msgs_dropped_total",
-          "Messages dropped (peer unreachable or queue full)",
-          ts->msgs_dropped);
+  http_prom_header(b, "sabha_peer_msgs_dropped_total", "counter",
+                   "Messages to peers dropped, by why: normal while a peer is "
+                   "down (the engines resend); too_big means a message the "
+                   "wire codec refuses");
+  const struct {
+    const char *reason;
+    uint64_t count;
+  } drops[] = {{"unconnected", ts->msgs_dropped_unconnected},
+               {"queue_full", ts->msgs_dropped_queue_full},
+               {"too_big", ts->msgs_dropped_too_big},
+               {"conn_lost", ts->msgs_dropped_conn_lost}};
+  for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+    struct http_prom_label l = {"reason", drops[i].reason};
+    http_prom_sample_u64(b, "sabha_peer_msgs_dropped_total", &l, 1,
+                         drops[i].count);
+  }
   gauge(b, "sabha_peers_connected", "Peers connected past the handshake",
         (double)ts->peers_connected);
-  gauge(b, "sabha_peers", "Other members of the cluster",
-        n->cfg.n_peers - 1.0);
+  gauge(b, "sabha_peers", "Other members of the cluster", n->cfg.n_peers - 1.0);
   http_prom_header(b, "sabha_handshakes_refused_total", "counter",
                    "Peer handshakes this node refused, by reason");
   static const char *reasons[HS_REFUSAL_COUNT] = {
-      "",     "malformed", "version", "cluster",
-      "engine", "node",    "auth",    "timeout", "limit"};
+      "",     "malformed", "version", "cluster", "engine",
+      "node", "auth",      "timeout", "limit"};
   for (size_t i = 1; i < HS_REFUSAL_COUNT; i++) {
     struct http_prom_label l = {"reason", reasons[i]};
     http_prom_sample_u64(b, "sabha_handshakes_refused_total", &l, 1,
                          ts->refused[i]);
   }
+  http_prom_header(b, "sabha_handshakes_refused_by_peer_total", "counter",
+                   "Handshakes peers refused (their REFUSE frame), by reason");
+  for (size_t i = 1; i < HS_REFUSAL_COUNT; i++) {
+    struct http_prom_label l = {"reason", reasons[i]};
+    http_prom_sample_u64(b, "sabha_handshakes_refused_by_peer_total", &l, 1,
+                         ts->refused_by_peer[i]);
+  }
   gauge(b, "sabha_clients", "Client connections", n->n_clients);
   counter(b, "sabha_client_commands_total", "Client commands received",
           n->m.commands);
   counter(b, "sabha_client_errors_total",
-          "Commands answered with an error by this node",
-          n->m.commands_failed);
+          "Commands answered with an error by this node", n->m.commands_failed);
   counter(b, "sabha_reads_total", "Linearizable reads served", n->m.reads);
   counter(b, "sabha_stale_reads_total", "Stale (local) reads served",
           n->m.stale_reads);
@@ -195,17 +213,16 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_redirected_total", "Commands answered -MOVED",
           n->m.redirected);
   counter(b, "sabha_no_leader_total",
-          "Commands answered -TRYAGAIN for want of a leader",
-          n->m.no_leader);
+          "Commands answered -TRYAGAIN for want of a leader", n->m.no_leader);
   counter(b, "sabha_timeouts_total", "Writes and reads that timed out",
           n->m.timeouts);
-  gauge(b, "sabha_keys", "Keys in the store",
-        (double)kvstore_dbsize(n->kv));
+  gauge(b, "sabha_keys", "Keys in the store", (double)kvstore_dbsize(n->kv));
   gauge(b, "sabha_sessions", "Client sessions in the store",
         (double)kvstore_n_sessions(n->kv));
 }
 
-/* ---- connections ------------------------------------------------------------ */
+/* ---- connections ------------------------------------------------------------
+ */
 
 static void on_http_closed(uv_handle_t *h) {
   struct srv_http_conn *c = h->data;
@@ -241,8 +258,8 @@ static void respond(struct srv_http_conn *c, const struct http_request *req) {
                         body.len, head);
   } else if (path_is(req, "/status")) {
     srv_write_status_json(n, &body);
-    http_write_response(&c->out, 200, "application/json", body.data,
-                        body.len, head);
+    http_write_response(&c->out, 200, "application/json", body.data, body.len,
+                        head);
   } else if (path_is(req, "/health")) {
     struct sabha_status st;
     srv_status(n, &st);
@@ -272,8 +289,8 @@ static void http_send(struct srv_http_conn *c) {
 static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct srv_http_conn *c = h->data;
   (void)suggested;
-  *buf = uv_buf_init((char *)c->buf + c->len,
-                     (unsigned)(sizeof c->buf - c->len));
+  *buf =
+      uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
 }
 
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -304,7 +321,9 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   http_send(c);
 }
 
-static void on_free_handle(uv_handle_t *h) { free(h); }
+static void on_free_handle(uv_handle_t *h) {
+  free(h);
+}
 
 static void on_http_connection(uv_stream_t *server, int status) {
   struct srv_node *n = server->data;
@@ -329,8 +348,8 @@ static void on_http_connection(uv_stream_t *server, int status) {
 
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size) {
   struct sockaddr_storage addr;
-  int rc = uv_ip4_addr(n->cfg.bind, n->cfg.http_port,
-                       (struct sockaddr_in *)&addr);
+  int rc =
+      uv_ip4_addr(n->cfg.bind, n->cfg.http_port, (struct sockaddr_in *)&addr);
   if (rc != 0)
     rc = uv_ip6_addr(n->cfg.bind, n->cfg.http_port,
                      (struct sockaddr_in6 *)&addr);

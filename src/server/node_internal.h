@@ -17,12 +17,17 @@
  *                   -TRYAGAIN after leader_wait_ms;
  *   AWAIT_SESSION   a write of a connection whose kvstore session is being
  *                   registered through the log;
- *   PROPOSALS       proposed here as leader: matched, by log index and by
- *                   the session and sequence number in its header, with the
- *                   committed entry when it is applied;
+ *   PROPOSALS       proposed here as leader: matched, by the session,
+ *                   sequence number and stamp in its header, with the
+ *                   command when it is applied;
  *   READS           a linearizable read waiting for its ReadIndex;
  *   FORWARD         sent to the leader over a forwarding link; the link's
- *                   replies come back in order.
+ *                   replies come back in order;
+ *   DEFERRED        to be executed on the leader once the ready batch being
+ *                   carried out is acknowledged: between sabha_engine_ready
+ *                   and sabha_engine_advance the host may not call the
+ *                   engine (the batch points into its log), yet applying a
+ *                   REGISTER releases the writes that waited for it.
  * A request no longer in any list and marked done or readable waits only
  * for the requests before it in its connection.
  *
@@ -51,7 +56,9 @@ struct srv_link {
   struct srv_link *prev, *next;
 };
 
-static inline void srv_list_init(struct srv_link *l) { l->prev = l->next = l; }
+static inline void srv_list_init(struct srv_link *l) {
+  l->prev = l->next = l;
+}
 static inline bool srv_list_empty(const struct srv_link *l) {
   return l->next == l;
 }
@@ -67,13 +74,15 @@ static inline void srv_list_remove(struct srv_link *x) {
   x->prev = x->next = x;
 }
 #define SRV_OF(ptr, type, member)                                              \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- limits ------------------------------------------------------------- */
 
-#define SRV_QUEUE_MAX 1024u /* requests in flight per connection; reading
-                               pauses beyond it */
-#define SRV_OUT_BYTES_MAX (256u << 20) /* unsent replies per connection */
+#define SRV_QUEUE_MAX                                                          \
+  1024u /* requests in flight per connection; reading                          \
+           pauses beyond it */
+#define SRV_OUT_BYTES_MAX (256u << 20)       /* unsent replies per connection */
+#define SRV_IDLE_BUFFER_BYTES_MAX (1u << 20) /* kept by an idle connection */
 #define SRV_HTTP_CONNS_MAX 64u
 #define SRV_FWD_BACKOFF_MS 100u /* after a failed connect to the leader */
 #define SRV_TIMEOUT_SCAN_MS 50u /* how often deadlines are checked */
@@ -88,6 +97,7 @@ enum srv_where {
   SRV_IN_PROPOSALS,
   SRV_IN_READS,
   SRV_IN_FORWARD,
+  SRV_IN_DEFERRED,
 };
 
 enum srv_req_state {
@@ -101,9 +111,9 @@ struct srv_command;
 struct srv_client;
 
 struct srv_req {
-  struct srv_link qlink; /* in the client's queue (not a REGISTER) */
-  struct srv_link glink; /* in the node list that `where` names */
-  struct srv_client *c;  /* NULL: the client went away (FORWARD only) */
+  struct srv_link qlink;         /* in the client's queue (not a REGISTER) */
+  struct srv_link glink;         /* in the node list that `where` names */
+  struct srv_client *c;          /* NULL: the client went away (FORWARD only) */
   const struct srv_command *cmd; /* NULL for a REGISTER */
   uint8_t where;                 /* enum srv_where */
   uint8_t state;                 /* enum srv_req_state */
@@ -111,11 +121,11 @@ struct srv_req {
   uint32_t argc;
   struct resp_arg *argv; /* a copy: one allocation with the bytes */
   struct resp_buf reply;
+  uint64_t order;      /* arrival order in the node, from 1 */
   uint64_t arrival_ms; /* uv_now */
   uint64_t deadline_ms;
   uint64_t started_us; /* for latency */
   /* PROPOSALS */
-  uint64_t index;
   uint64_t session;
   uint64_t seq;
   uint64_t stamp_ms;
@@ -163,6 +173,7 @@ struct srv_client {
   bool forwarded_link;   /* another node's forwarding link: never forward */
   bool closing;
   bool paused;     /* reading stopped: too many requests in flight */
+  bool resume_due; /* unpaused: parse the buffered input from the loop */
   bool quit_after; /* QUIT: close once the replies are out */
   char name[64];
 };
@@ -217,10 +228,10 @@ struct srv_metrics {
   uint64_t commands_failed;  /* answered with an error by the node */
   uint64_t reads;            /* linearizable reads served */
   uint64_t stale_reads;
-  uint64_t forwarded;    /* commands relayed to the leader */
-  uint64_t redirected;   /* answered -MOVED */
-  uint64_t no_leader;    /* answered -TRYAGAIN for want of a leader */
-  uint64_t timeouts;     /* writes and reads that timed out */
+  uint64_t forwarded;  /* commands relayed to the leader */
+  uint64_t redirected; /* answered -MOVED */
+  uint64_t no_leader;  /* answered -TRYAGAIN for want of a leader */
+  uint64_t timeouts;   /* writes and reads that timed out */
   uint64_t snapshots_taken;
   uint64_t snapshots_installed;
   uint64_t clients_accepted;
@@ -261,10 +272,13 @@ struct srv_node {
   struct srv_link https;
   uint32_t n_http;
 
+  bool in_ready;            /* between engine ready and advance */
+  struct srv_link deferred; /* requests held while in_ready */
   struct srv_link wait_leader;
-  struct srv_link proposals; /* ascending index */
+  struct srv_link proposals; /* in proposal order */
   struct srv_link reads;
   uint64_t next_read_id;
+  uint64_t next_req_order;
   uint64_t last_stamp_ms; /* strictly increasing REGISTER stamps */
 
   struct srv_link fwds;
@@ -274,7 +288,7 @@ struct srv_node {
 
   struct resp_arg *argv;   /* resp_limits_default.args_max, for parsing */
   uint8_t *inline_scratch; /* resp_limits_default.inline_bytes_max */
-  bool in_process;         /* a client's input is being parsed */
+  uint32_t n_resume_due;   /* clients with resume_due set */
   struct resp_buf scratch; /* an immediate reply being built */
   uint8_t *enc;            /* a command being encoded */
   size_t enc_cap;
@@ -303,6 +317,8 @@ void srv_status(const struct srv_node *n, struct sabha_status *st);
 int srv_clients_listen(struct srv_node *n, char *err, size_t err_size);
 void srv_client_flush(struct srv_client *c);
 void srv_client_close(struct srv_client *c);
+/* Parses the input of clients that were paused and may go on. */
+void srv_clients_resume(struct srv_node *n);
 /* Executes a command that needs the leader, on the leader. */
 void srv_exec_leader(struct srv_node *n, struct srv_req *r);
 bool srv_req_is_read(const struct srv_req *r);

@@ -1,0 +1,921 @@
+/* `sabha cluster`: a local cluster of sabhad processes in one command.
+ *
+ *   sabha cluster start --nodes 3 --protocol raft --dir DIR --base-port P
+ *   sabha cluster status|stop --dir DIR
+ *   sabha cluster kill|restart NODE --dir DIR      NODE: an id or `leader`
+ *
+ * `start` writes DIR/cluster.conf (what the cluster is) and one sabhad config
+ * per node (DIR/nodeN.conf, mode 0600 since it may hold the secret), then
+ * starts one sabhad per node in the background, in a session of its own,
+ * with its log in DIR/nodeN.log, its data in DIR/nodeN/ and its pid in
+ * DIR/nodeN.pid. Every port is at P or above:
+ *
+ *     client (RESP)  P + N - 1        http  P + 100 + N - 1
+ *     peer           P + 200 + N - 1
+ *
+ * The other commands act only on processes this tool started, found by
+ * their pid files and checked against /proc (the command line must name
+ * this node's config file), so a recycled pid is never signalled. `status`
+ * prints one line per node that scripts can read:
+ *
+ *     node=1 role=leader term=3 client=127.0.0.1:17000 http=127.0.0.1:17100
+ * pid=1234
+ *
+ * with role=down (term=0 pid=0) for a node that is not running; role and
+ * term come from the node's /status. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "sabha/engine.h"
+
+
+#define HOST "127.0.0.1"
+#define PORT_CLIENT_OFFSET 0u
+#define PORT_HTTP_OFFSET 100u
+#define PORT_PEER_OFFSET 200u
+#define NODES_MAX 16u
+#define WAIT_START_MS 15000u
+#define WAIT_STOP_MS 15000u
+
+struct cluster {
+  char dir[PATH_MAX]; /* absolute */
+  uint32_t nodes;
+  char protocol[32];
+  uint32_t base_port;
+  char cluster_id[65];
+};
+
+void cli_cluster_usage(FILE *f) {
+  fprintf(f,
+          "usage: sabha cluster <start|status|stop|kill|restart> [options]\n"
+          "\n"
+          "Runs a cluster of sabhad nodes on this machine (127.0.0.1).\n"
+          "\n"
+          "  sabha cluster start --dir DIR [--nodes 3] [--protocol raft]\n"
+          "                      [--base-port 17000] [--secret S]\n"
+          "                      [--cluster-id ID] [--set key=value]...\n"
+          "      starts the nodes in the background: logs, pid files, data\n"
+          "      and configs in DIR; client ports P.., http P+100..,\n"
+          "      peers P+200..; --set adds a sabhad setting for every node;\n"
+          "      on an existing DIR, starts the nodes that are down\n"
+          "  sabha cluster status --dir DIR\n"
+          "      one line per node: node= role= term= client= http= pid=\n"
+          "  sabha cluster stop --dir DIR       SIGTERM, then SIGKILL after "
+          "%u s\n"
+          "  sabha cluster kill NODE --dir DIR  SIGKILL one node\n"
+          "  sabha cluster restart NODE --dir DIR\n"
+          "      NODE is a node id or the word `leader`\n"
+          "\n"
+          "The sabhad next to this sabha binary is used (or $SABHAD).\n",
+          WAIT_STOP_MS / 1000u);
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static bool parse_u32(const char *s, uint32_t max, uint32_t *out) {
+  if (s == NULL || *s < '0' || *s > '9')
+    return false;
+  char *end = NULL;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max)
+    return false;
+  *out = (uint32_t)v;
+  return true;
+}
+
+/* Copies src into dst[size] if it fits. */
+static bool copy_str(char *dst, size_t size, const char *src) {
+  size_t n = strlen(src);
+  if (n >= size)
+    return false;
+  memcpy(dst, src, n + 1);
+  return true;
+}
+
+/* An absolute form of `dir` (which exists), without resolving links. */
+static bool absolute_dir(const char *dir, char *out, size_t size) {
+  if (dir[0] == '/')
+    return copy_str(out, size, dir);
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd) == NULL)
+    return false;
+  size_t a = strlen(cwd), b = strlen(dir);
+  if (a + 1 + b >= size)
+    return false;
+  memcpy(out, cwd, a);
+  out[a] = '/';
+  memcpy(out + a + 1, dir, b + 1);
+  /* Drop a trailing slash, and a leading "./". */
+  size_t n = strlen(out);
+  while (n > 1 && out[n - 1] == '/')
+    out[--n] = '\0';
+  if (strncmp(out + a, "/./", 3) == 0)
+    memmove(out + a, out + a + 2, strlen(out + a + 2) + 1);
+  return true;
+}
+
+static void node_path(const struct cluster *c, uint32_t id, const char *suffix,
+                      char *out, size_t size) {
+  snprintf(out, size, "%s/node%u%s", c->dir, id, suffix);
+}
+
+static uint32_t port_of(const struct cluster *c, uint32_t id, uint32_t offset) {
+  return c->base_port + offset + id - 1;
+}
+
+/* ---- cluster.conf ----------------------------------------------------------
+ */
+
+static int write_file(const char *path, const char *text, mode_t mode) {
+  char tmp[PATH_MAX + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0)
+    return -1;
+  size_t len = strlen(text);
+  ssize_t w = write(fd, text, len);
+  int rc = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : -1;
+  close(fd);
+  if (rc == 0)
+    rc = rename(tmp, path);
+  return rc;
+}
+
+static int load_cluster(struct cluster *c, const char *dir) {
+  memset(c, 0, sizeof *c);
+  if (!absolute_dir(dir, c->dir, sizeof c->dir))
+    return -1;
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/cluster.conf", c->dir);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  char line[PATH_MAX + 64];
+  while (fgets(line, sizeof line, f) != NULL) {
+    char *eq = strchr(line, '=');
+    if (line[0] == '#' || eq == NULL)
+      continue;
+    *eq = '\0';
+    char *key = line, *value = eq + 1;
+    while (*key == ' ' || *key == '\t')
+      key++;
+    size_t kl = strlen(key);
+    while (kl > 0 && (key[kl - 1] == ' ' || key[kl - 1] == '\t'))
+      key[--kl] = '\0';
+    while (*value == ' ' || *value == '\t')
+      value++;
+    size_t vl = strlen(value);
+    while (vl > 0 && (value[vl - 1] == '\n' || value[vl - 1] == '\r' ||
+                      value[vl - 1] == ' '))
+      value[--vl] = '\0';
+    if (strcmp(key, "nodes") == 0)
+      parse_u32(value, NODES_MAX, &c->nodes);
+    else if (strcmp(key, "protocol") == 0)
+      copy_str(c->protocol, sizeof c->protocol, value);
+    else if (strcmp(key, "base_port") == 0)
+      parse_u32(value, 65535, &c->base_port);
+    else if (strcmp(key, "cluster_id") == 0)
+      copy_str(c->cluster_id, sizeof c->cluster_id, value);
+    else if (strcmp(key, "dir") == 0 && value[0] == '/')
+      copy_str(c->dir, sizeof c->dir, value); /* as the nodes know it */
+  }
+  fclose(f);
+  if (c->nodes == 0 || c->base_port == 0 || c->protocol[0] == '\0')
+    return -1;
+  return 0;
+}
+
+static int write_configs(const struct cluster *c, const char *secret,
+                         char **sets, int n_sets) {
+  char text[16384];
+  size_t len = 0;
+  len += (size_t)snprintf(text + len, sizeof text - len,
+                          "# A local sabha cluster, written by `sabha cluster "
+                          "start`.\nnodes = %u\nprotocol = %s\nbase_port = "
+                          "%u\ncluster_id = %s\ndir = %s\n",
+                          c->nodes, c->protocol, c->base_port, c->cluster_id,
+                          c->dir);
+  for (uint32_t i = 1; i <= c->nodes; i++)
+    len += (size_t)snprintf(text + len, sizeof text - len,
+                            "# node %u: client %s:%u http %s:%u peer %s:%u\n",
+                            i, HOST, port_of(c, i, PORT_CLIENT_OFFSET), HOST,
+                            port_of(c, i, PORT_HTTP_OFFSET), HOST,
+                            port_of(c, i, PORT_PEER_OFFSET));
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/cluster.conf", c->dir);
+  if (write_file(path, text, 0644) != 0)
+    return -1;
+
+  char peers[1024] = "", clients[1024] = "";
+  size_t pl = 0, cl = 0;
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    pl += (size_t)snprintf(peers + pl, sizeof peers - pl, "%s%u=%s:%u",
+                           i > 1 ? "," : "", i, HOST,
+                           port_of(c, i, PORT_PEER_OFFSET));
+    cl += (size_t)snprintf(clients + cl, sizeof clients - cl, "%s%u=%s:%u",
+                           i > 1 ? "," : "", i, HOST,
+                           port_of(c, i, PORT_CLIENT_OFFSET));
+  }
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    char data[PATH_MAX + 16];
+    node_path(c, i, "", data, sizeof data);
+    len = (size_t)snprintf(
+        text, sizeof text,
+        "# sabhad settings of node %u (sabhad --help, docs/operations.md)\n"
+        "id = %u\npeers = %s\npeer-clients = %s\nbind = %s\n"
+        "client-port = %u\nhttp-port = %u\ndata = %s\nprotocol = %s\n"
+        "cluster-id = %s\n",
+        i, i, peers, clients, HOST, port_of(c, i, PORT_CLIENT_OFFSET),
+        port_of(c, i, PORT_HTTP_OFFSET), data, c->protocol, c->cluster_id);
+    if (secret != NULL)
+      len += (size_t)snprintf(text + len, sizeof text - len, "secret = %s\n",
+                              secret);
+    for (int k = 0; k < n_sets; k++) {
+      const char *eq = strchr(sets[k], '=');
+      len += (size_t)snprintf(text + len, sizeof text - len, "%.*s = %s\n",
+                              (int)(eq - sets[k]), sets[k], eq + 1);
+    }
+    if (len >= sizeof text)
+      return -1;
+    char conf[PATH_MAX + 16];
+    node_path(c, i, ".conf", conf, sizeof conf);
+    if (write_file(conf, text, 0600) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* ---- processes -------------------------------------------------------------
+ */
+
+static pid_t read_pid(const struct cluster *c, uint32_t id) {
+  char path[PATH_MAX + 16];
+  node_path(c, id, ".pid", path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  long pid = 0;
+  if (fscanf(f, "%ld", &pid) != 1)
+    pid = 0;
+  fclose(f);
+  return pid > 0 ? (pid_t)pid : 0;
+}
+
+/* True when `pid` is a live (not zombie) sabhad running node id's config. */
+static bool node_process(const struct cluster *c, uint32_t id, pid_t pid) {
+  if (pid <= 0 || kill(pid, 0) != 0)
+    return false;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (f != NULL) {
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    if (close_paren != NULL && close_paren[1] == ' ' &&
+        (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+      return false;
+  }
+  snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return false;
+  char cmd[4096];
+  size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+  fclose(f);
+  cmd[n] = '\0';
+  char conf[PATH_MAX + 16];
+  node_path(c, id, ".conf", conf, sizeof conf);
+  /* The arguments are NUL-separated: look at each. */
+  for (size_t i = 0; i < n; i += strlen(cmd + i) + 1)
+    if (strcmp(cmd + i, conf) == 0)
+      return true;
+  return false;
+}
+
+static pid_t running_pid(const struct cluster *c, uint32_t id) {
+  pid_t pid = read_pid(c, id);
+  return node_process(c, id, pid) ? pid : 0;
+}
+
+static void remove_pid_file(const struct cluster *c, uint32_t id) {
+  char path[PATH_MAX + 16];
+  node_path(c, id, ".pid", path, sizeof path);
+  unlink(path);
+}
+
+static bool find_sabhad(char *out, size_t size) {
+  const char *env = getenv("SABHAD");
+  if (env != NULL && env[0] != '\0') {
+    snprintf(out, size, "%s", env);
+    return access(out, X_OK) == 0;
+  }
+  char self[PATH_MAX - 32];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return false;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL)
+    return false;
+  const char *suffix = strstr(slash + 1, "-asan") != NULL ? "-asan" : "";
+  *slash = '\0';
+  snprintf(out, size, "%s/sabhad%s", self, suffix);
+  if (access(out, X_OK) == 0)
+    return true;
+  snprintf(out, size, "%s/sabhad", self);
+  return access(out, X_OK) == 0;
+}
+
+static bool port_free(uint32_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return true;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, HOST, &a.sin_addr);
+  bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+/* Starts node `id` in the background; returns its pid or -1. */
+static pid_t spawn_node(const struct cluster *c, uint32_t id,
+                        const char *sabhad) {
+  char conf[PATH_MAX + 16], logp[PATH_MAX + 16];
+  node_path(c, id, ".conf", conf, sizeof conf);
+  node_path(c, id, ".log", logp, sizeof logp);
+  int log_fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (log_fd < 0)
+    return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(log_fd);
+    return -1;
+  }
+  if (pid == 0) {
+    setsid(); /* out of the caller's terminal and process group */
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0)
+      dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    for (int fd = 3; fd < 1024; fd++)
+      close(fd);
+    signal(SIGPIPE, SIG_DFL);
+    char *args[] = {(char *)sabhad, "--config", conf, NULL};
+    execv(sabhad, args);
+    fprintf(stderr, "sabha cluster: cannot run %s: %s\n", sabhad,
+            strerror(errno));
+    _exit(127);
+  }
+  close(log_fd);
+  char pidp[PATH_MAX + 16], text[32];
+  node_path(c, id, ".pid", pidp, sizeof pidp);
+  snprintf(text, sizeof text, "%ld\n", (long)pid);
+  if (write_file(pidp, text, 0644) != 0)
+    fprintf(stderr, "sabha cluster: cannot write %s\n", pidp);
+  return pid;
+}
+
+/* ---- asking a node ---------------------------------------------------------
+ */
+
+/* GET path from 127.0.0.1:port into body (NUL-terminated); false on any
+ * failure within timeout_ms. */
+static bool http_get(uint32_t port, const char *path, char *body, size_t size,
+                     unsigned timeout_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return false;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, HOST, &a.sin_addr);
+  uint64_t deadline = now_ms() + timeout_ms;
+  bool ok = false;
+  char buf[16384];
+  size_t len = 0;
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+    goto out;
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  if (poll(&p, 1, (int)timeout_ms) != 1)
+    goto out;
+  int soerr = 0;
+  socklen_t sl = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
+    goto out;
+  char req[256];
+  int rl = snprintf(req, sizeof req,
+                    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                    path, HOST);
+  if (write(fd, req, (size_t)rl) != rl)
+    goto out;
+  for (;;) {
+    uint64_t now = now_ms();
+    if (now >= deadline)
+      goto out;
+    p = (struct pollfd){.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, (int)(deadline - now)) != 1)
+      goto out;
+    ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      continue;
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+    if (len == sizeof buf - 1)
+      break;
+  }
+  buf[len] = '\0';
+  char *start = strstr(buf, "\r\n\r\n");
+  if (strncmp(buf, "HTTP/1.1 200", 12) != 0 || start == NULL)
+    goto out;
+  snprintf(body, size, "%s", start + 4);
+  ok = true;
+out:
+  close(fd);
+  return ok;
+}
+
+struct node_view {
+  pid_t pid; /* 0: down */
+  bool answered;
+  char role[24];
+  uint64_t term;
+};
+
+static void json_str(const char *json, const char *key, char *out,
+                     size_t size) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":\"", key);
+  const char *p = strstr(json, pat);
+  out[0] = '\0';
+  if (p == NULL)
+    return;
+  p += strlen(pat);
+  size_t i = 0;
+  while (p[i] != '\0' && p[i] != '"' && i + 1 < size) {
+    out[i] = p[i];
+    i++;
+  }
+  out[i] = '\0';
+}
+
+static uint64_t json_u64(const char *json, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(json, pat);
+  return p == NULL ? 0 : strtoull(p + strlen(pat), NULL, 10);
+}
+
+static void view_node(const struct cluster *c, uint32_t id,
+                      struct node_view *v) {
+  memset(v, 0, sizeof *v);
+  v->pid = running_pid(c, id);
+  if (v->pid == 0) {
+    snprintf(v->role, sizeof v->role, "down");
+    return;
+  }
+  char body[4096];
+  if (http_get(port_of(c, id, PORT_HTTP_OFFSET), "/status", body, sizeof body,
+               1000)) {
+    v->answered = true;
+    json_str(body, "role", v->role, sizeof v->role);
+    v->term = json_u64(body, "term");
+  }
+  if (v->role[0] == '\0')
+    snprintf(v->role, sizeof v->role, "starting");
+}
+
+static void print_node(const struct cluster *c, uint32_t id,
+                       const struct node_view *v) {
+  printf("node=%u role=%s term=%" PRIu64 " client=%s:%u http=%s:%u pid=%ld\n",
+         id, v->role, v->term, HOST, port_of(c, id, PORT_CLIENT_OFFSET), HOST,
+         port_of(c, id, PORT_HTTP_OFFSET), (long)v->pid);
+}
+
+/* The live leader with the highest term, or 0. */
+static uint32_t find_leader(const struct cluster *c) {
+  uint32_t best = 0;
+  uint64_t best_term = 0;
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    struct node_view v;
+    view_node(c, i, &v);
+    if (strcmp(v.role, "leader") == 0 && (best == 0 || v.term > best_term)) {
+      best = i;
+      best_term = v.term;
+    }
+  }
+  return best;
+}
+
+/* Waits until the node answers /status (true) or its process is gone. */
+static bool wait_answering(const struct cluster *c, uint32_t id, pid_t pid,
+                           uint64_t deadline) {
+  while (now_ms() < deadline) {
+    int status;
+    /* Our own child: waitpid, not /proc, says whether it still runs
+     * (until it has exec'd, its command line is still ours). */
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return false;
+    char body[4096];
+    if (http_get(port_of(c, id, PORT_HTTP_OFFSET), "/status", body, sizeof body,
+                 500) &&
+        node_process(c, id, pid))
+      return true;
+    sleep_ms(50);
+  }
+  return false;
+}
+
+static void show_log_tail(const struct cluster *c, uint32_t id) {
+  char path[PATH_MAX + 16];
+  node_path(c, id, ".log", path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  char lines[5][512];
+  int n = 0;
+  char line[512];
+  while (fgets(line, sizeof line, f) != NULL) {
+    snprintf(lines[n % 5], sizeof lines[0], "%s", line);
+    n++;
+  }
+  fclose(f);
+  for (int k = n > 5 ? n - 5 : 0; k < n; k++)
+    fprintf(stderr, "  %s", lines[k % 5]);
+}
+
+/* SIGTERM (or SIGKILL) a node and wait for it to go. */
+static bool stop_node(const struct cluster *c, uint32_t id, bool hard) {
+  pid_t pid = running_pid(c, id);
+  if (pid == 0) {
+    remove_pid_file(c, id);
+    return true;
+  }
+  kill(pid, hard ? SIGKILL : SIGTERM);
+  uint64_t deadline = now_ms() + (hard ? 5000u : WAIT_STOP_MS);
+  while (node_process(c, id, pid) && now_ms() < deadline) {
+    waitpid(pid, NULL, WNOHANG);
+    sleep_ms(20);
+  }
+  if (node_process(c, id, pid) && !hard) {
+    fprintf(stderr,
+            "sabha cluster: node %u (pid %ld) ignored SIGTERM; "
+            "sending SIGKILL\n",
+            id, (long)pid);
+    kill(pid, SIGKILL);
+    deadline = now_ms() + 5000u;
+    while (node_process(c, id, pid) && now_ms() < deadline)
+      sleep_ms(20);
+  }
+  bool gone = !node_process(c, id, pid);
+  if (gone)
+    remove_pid_file(c, id);
+  return gone;
+}
+
+/* ---- subcommands ------------------------------------------------------------
+ */
+
+struct opts {
+  const char *dir;
+  uint32_t nodes;
+  const char *protocol;
+  uint32_t base_port;
+  const char *secret;
+  const char *cluster_id;
+  const char *node; /* kill/restart */
+  char *sets[32];
+  int n_sets;
+  bool nodes_set, protocol_set, base_port_set;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o) {
+  memset(o, 0, sizeof *o);
+  o->nodes = 3;
+  o->protocol = "raft";
+  o->base_port = 17000;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool takes = true;
+    if (strcmp(a, "--dir") == 0 && v != NULL) {
+      o->dir = v;
+    } else if (strcmp(a, "--nodes") == 0 && v != NULL) {
+      if (!parse_u32(v, NODES_MAX, &o->nodes) || o->nodes == 0) {
+        fprintf(stderr, "sabha cluster: --nodes takes 1..%u\n", NODES_MAX);
+        return CLI_EXIT_USAGE;
+      }
+      o->nodes_set = true;
+    } else if (strcmp(a, "--protocol") == 0 && v != NULL) {
+      o->protocol = v;
+      o->protocol_set = true;
+    } else if (strcmp(a, "--base-port") == 0 && v != NULL) {
+      if (!parse_u32(v, 65535 - 300, &o->base_port) || o->base_port < 1024) {
+        fprintf(stderr, "sabha cluster: --base-port takes 1024..%u\n",
+                65535 - 300);
+        return CLI_EXIT_USAGE;
+      }
+      o->base_port_set = true;
+    } else if (strcmp(a, "--secret") == 0 && v != NULL) {
+      o->secret = v;
+    } else if (strcmp(a, "--cluster-id") == 0 && v != NULL) {
+      o->cluster_id = v;
+    } else if (strcmp(a, "--set") == 0 && v != NULL) {
+      if (strchr(v, '=') == NULL || o->n_sets == 32) {
+        fprintf(stderr, "sabha cluster: --set takes key=value\n");
+        return CLI_EXIT_USAGE;
+      }
+      o->sets[o->n_sets++] = (char *)v;
+    } else if (a[0] != '-' && o->node == NULL) {
+      o->node = a;
+      takes = false;
+    } else {
+      fprintf(stderr, "sabha cluster: unknown or incomplete option '%s'\n\n",
+              a);
+      cli_cluster_usage(stderr);
+      return CLI_EXIT_USAGE;
+    }
+    if (takes)
+      i++;
+  }
+  if (o->dir == NULL) {
+    fprintf(stderr, "sabha cluster: --dir DIR is required\n");
+    return CLI_EXIT_USAGE;
+  }
+  return CLI_EXIT_OK;
+}
+
+static int open_cluster(struct cluster *c, const struct opts *o) {
+  if (load_cluster(c, o->dir) != 0) {
+    fprintf(stderr,
+            "sabha cluster: %s holds no cluster (no readable cluster.conf); "
+            "start one with `sabha cluster start --dir %s`\n",
+            o->dir, o->dir);
+    return CLI_EXIT_ERROR;
+  }
+  return CLI_EXIT_OK;
+}
+
+static int cmd_status(const struct cluster *c) {
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    struct node_view v;
+    view_node(c, i, &v);
+    print_node(c, i, &v);
+  }
+  return CLI_EXIT_OK;
+}
+
+/* Starts every node in `which` (a bit per id) that is down. */
+static int start_nodes(const struct cluster *c, uint32_t which) {
+  char sabhad[PATH_MAX];
+  if (!find_sabhad(sabhad, sizeof sabhad)) {
+    fprintf(stderr, "sabha cluster: cannot find the sabhad binary next to "
+                    "sabha (build it, or set $SABHAD)\n");
+    return CLI_EXIT_ERROR;
+  }
+  pid_t pids[NODES_MAX + 1] = {0};
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    if (!(which & (1u << i)) || running_pid(c, i) != 0)
+      continue;
+    const uint32_t offsets[] = {PORT_CLIENT_OFFSET, PORT_HTTP_OFFSET,
+                                PORT_PEER_OFFSET};
+    for (size_t k = 0; k < 3; k++) {
+      uint32_t port = port_of(c, i, offsets[k]);
+      if (!port_free(port)) {
+        fprintf(stderr,
+                "sabha cluster: port %u (node %u) is in use; pick another "
+                "--base-port\n",
+                port, i);
+        return CLI_EXIT_ERROR;
+      }
+    }
+  }
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    if (!(which & (1u << i)))
+      continue;
+    if (running_pid(c, i) != 0) {
+      fprintf(stderr, "sabha cluster: node %u is already running\n", i);
+      continue;
+    }
+    pids[i] = spawn_node(c, i, sabhad);
+    if (pids[i] < 0) {
+      fprintf(stderr, "sabha cluster: cannot start node %u: %s\n", i,
+              strerror(errno));
+      return CLI_EXIT_ERROR;
+    }
+  }
+  uint64_t deadline = now_ms() + WAIT_START_MS;
+  int rc = CLI_EXIT_OK;
+  for (uint32_t i = 1; i <= c->nodes; i++) {
+    if (pids[i] <= 0)
+      continue;
+    if (!wait_answering(c, i, pids[i], deadline)) {
+      fprintf(stderr, "sabha cluster: node %u did not come up; its log ends:\n",
+              i);
+      show_log_tail(c, i);
+      rc = CLI_EXIT_ERROR;
+    }
+  }
+  return rc;
+}
+
+static int wait_leader(const struct cluster *c, unsigned timeout_ms) {
+  uint64_t deadline = now_ms() + timeout_ms;
+  while (now_ms() < deadline) {
+    if (find_leader(c) != 0)
+      return 0;
+    sleep_ms(100);
+  }
+  return -1;
+}
+
+static int cmd_start(const struct opts *o) {
+  struct cluster c;
+  bool existing = load_cluster(&c, o->dir) == 0;
+  if (existing) {
+    if ((o->nodes_set && o->nodes != c.nodes) ||
+        (o->protocol_set && strcmp(o->protocol, c.protocol) != 0) ||
+        (o->base_port_set && o->base_port != c.base_port)) {
+      fprintf(stderr,
+              "sabha cluster: %s already holds a cluster of %u %s nodes at "
+              "base port %u; use another --dir, or leave the options out to "
+              "start its stopped nodes\n",
+              o->dir, c.nodes, c.protocol, c.base_port);
+      return CLI_EXIT_USAGE;
+    }
+  } else {
+    bool known = false;
+    for (const char *const *p = sabha_protocols(); *p != NULL; p++)
+      known = known || strcmp(*p, o->protocol) == 0;
+    if (!known) {
+      fprintf(stderr, "sabha cluster: unknown protocol '%s'\n", o->protocol);
+      return CLI_EXIT_USAGE;
+    }
+    if (mkdir(o->dir, 0755) != 0 && errno != EEXIST) {
+      fprintf(stderr, "sabha cluster: cannot create %s: %s\n", o->dir,
+              strerror(errno));
+      return CLI_EXIT_ERROR;
+    }
+    memset(&c, 0, sizeof c);
+    if (!absolute_dir(o->dir, c.dir, sizeof c.dir)) {
+      fprintf(stderr, "sabha cluster: %s: %s\n", o->dir, strerror(errno));
+      return CLI_EXIT_ERROR;
+    }
+    c.nodes = o->nodes;
+    snprintf(c.protocol, sizeof c.protocol, "%s", o->protocol);
+    c.base_port = o->base_port;
+    if (o->cluster_id != NULL)
+      snprintf(c.cluster_id, sizeof c.cluster_id, "%s", o->cluster_id);
+    else
+      snprintf(c.cluster_id, sizeof c.cluster_id, "local-%u", c.base_port);
+    if (write_configs(&c, o->secret, (char **)o->sets, o->n_sets) != 0) {
+      fprintf(stderr, "sabha cluster: cannot write the configs in %s: %s\n",
+              c.dir, strerror(errno));
+      return CLI_EXIT_ERROR;
+    }
+  }
+  uint32_t all = 0;
+  for (uint32_t i = 1; i <= c.nodes; i++)
+    all |= 1u << i;
+  int rc = start_nodes(&c, all);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  bool leader = wait_leader(&c, 10000) == 0;
+  printf("sabha cluster: %u %s nodes in %s%s\n", c.nodes, c.protocol, c.dir,
+         leader ? "" : " (no leader elected yet)");
+  cmd_status(&c);
+  printf("\nconnect:  redis-cli -p %u   (any node's client port)\n"
+         "status:   sabha cluster status --dir %s\n"
+         "stop:     sabha cluster stop --dir %s\n"
+         "logs:     %s/node<N>.log\n",
+         port_of(&c, 1, PORT_CLIENT_OFFSET), o->dir, o->dir, c.dir);
+  return CLI_EXIT_OK;
+}
+
+static int resolve_node(const struct cluster *c, const char *node,
+                        uint32_t *id) {
+  if (node == NULL) {
+    fprintf(stderr, "sabha cluster: which node? (an id or `leader`)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (strcmp(node, "leader") == 0) {
+    *id = find_leader(c);
+    if (*id == 0) {
+      fprintf(stderr, "sabha cluster: no node is leader right now\n");
+      return CLI_EXIT_FAILED;
+    }
+    return CLI_EXIT_OK;
+  }
+  if (!parse_u32(node, c->nodes, id) || *id == 0) {
+    fprintf(stderr, "sabha cluster: no node '%s' (1..%u or leader)\n", node,
+            c->nodes);
+    return CLI_EXIT_USAGE;
+  }
+  return CLI_EXIT_OK;
+}
+
+int cli_cluster(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+      strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0) {
+    cli_cluster_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+  }
+  const char *sub = argv[1];
+  struct opts o;
+  int rc = parse_opts(argc, argv, &o);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (strcmp(sub, "start") == 0)
+    return cmd_start(&o);
+  struct cluster c;
+  rc = open_cluster(&c, &o);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (strcmp(sub, "status") == 0)
+    return cmd_status(&c);
+  if (strcmp(sub, "stop") == 0) {
+    uint32_t stopped = 0, failed = 0;
+    bool was[NODES_MAX + 1] = {false};
+    for (uint32_t i = 1; i <= c.nodes; i++) {
+      pid_t pid = running_pid(&c, i);
+      was[i] = pid != 0;
+      if (was[i])
+        kill(pid, SIGTERM); /* all at once; then wait for each */
+    }
+    for (uint32_t i = 1; i <= c.nodes; i++) {
+      if (stop_node(&c, i, false))
+        stopped += was[i];
+      else
+        failed++;
+    }
+    printf("sabha cluster: stopped %u node(s) in %s\n", stopped, c.dir);
+    return failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+  }
+  if (strcmp(sub, "kill") == 0 || strcmp(sub, "restart") == 0) {
+    uint32_t id;
+    rc = resolve_node(&c, o.node, &id);
+    if (rc != CLI_EXIT_OK)
+      return rc;
+    pid_t pid = running_pid(&c, id);
+    if (strcmp(sub, "kill") == 0) {
+      if (pid == 0) {
+        fprintf(stderr, "sabha cluster: node %u is not running\n", id);
+        return CLI_EXIT_FAILED;
+      }
+      if (!stop_node(&c, id, true))
+        return CLI_EXIT_FAILED;
+      printf("sabha cluster: killed node %u (pid %ld)\n", id, (long)pid);
+      return CLI_EXIT_OK;
+    }
+    if (!stop_node(&c, id, false))
+      return CLI_EXIT_FAILED;
+    rc = start_nodes(&c, 1u << id);
+    if (rc != CLI_EXIT_OK)
+      return rc;
+    struct node_view v;
+    view_node(&c, id, &v);
+    print_node(&c, id, &v);
+    return CLI_EXIT_OK;
+  }
+  fprintf(stderr, "sabha cluster: unknown subcommand '%s'\n\n", sub);
+  cli_cluster_usage(stderr);
+  return CLI_EXIT_USAGE;
+}
