@@ -1261,6 +1261,28 @@ static void on_client_write(uv_write_t *w, int status) {
     srv_client_close(c);
 }
 
+/* True while a read of this connection waits to be answered. */
+static bool queue_has_read(const struct srv_client *c) {
+  for (const struct srv_link *l = c->queue.next; l != &c->queue; l = l->next) {
+    const struct srv_req *r = SRV_OF(l, const struct srv_req, qlink);
+    if (r->cmd != NULL && r->cmd->kind == CK_READ)
+      return true;
+  }
+  return false;
+}
+
+/* A parsed command that changes state while an earlier read of the same
+ * connection is still unanswered. */
+static bool write_behind_read(const struct srv_client *c,
+                              const struct resp_cmd *cmd) {
+  if (cmd->argc == 0)
+    return false;
+  const struct srv_command *k = find_command(&cmd->argv[0]);
+  if (k == NULL || k->kind == CK_READ || k->kind == CK_LOCAL)
+    return false;
+  return queue_has_read(c);
+}
+
 void srv_client_flush(struct srv_client *c) {
   if (c->closing)
     return;
@@ -1296,7 +1318,10 @@ void srv_client_flush(struct srv_client *c) {
   /* Parse what waits in the input buffer later, from the loop (srv_clients
    * resume): parsing here could run a new command before the caller (say,
    * one proposing a connection's queued writes in order) is done. */
-  if (c->paused && c->queue_n < SRV_QUEUE_MAX / 2 && !c->resume_due) {
+  if (c->read_barrier && !queue_has_read(c))
+    c->read_barrier = false;
+  if (c->paused && !c->read_barrier && c->queue_n < SRV_QUEUE_MAX / 2 &&
+      !c->resume_due) {
     c->resume_due = true;
     n->n_resume_due++;
     srv_kick(n);
@@ -1350,6 +1375,17 @@ static void process_input(struct srv_client *c) {
       error_now(c, cmd.error);
       c->quit_after = true;
       off = c->in_len;
+      break;
+    }
+    if (st == RESP_COMPLETE && write_behind_read(c, &cmd)) {
+      /* Leave the write in the input until the reads ahead of it are
+       * answered: proposed now, it could apply before a read's value is
+       * taken, and the read would see a write its client sent after it. */
+      c->read_barrier = true;
+      if (!c->paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->paused = true;
+      }
       break;
     }
     off += consumed;

@@ -172,7 +172,9 @@ struct srv_client {
   bool stale_reads;      /* SABHA.STALE on / READONLY */
   bool forwarded_link;   /* another node's forwarding link: never forward */
   bool closing;
-  bool paused;     /* reading stopped: too many requests in flight */
+  bool paused;
+  bool read_barrier; /* a write waits in the input for the connection's
+                        earlier reads to be answered */     /* reading stopped: too many requests in flight */
   bool resume_due; /* unpaused: parse the buffered input from the loop */
   bool quit_after; /* QUIT: close once the replies are out */
   char name[64];
