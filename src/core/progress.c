@@ -113,3 +113,23 @@ uint32_t progress_take_active(struct progress *peers, uint32_t n,
   }
   return active;
 }
+
+void progress_send_heartbeats(const struct progress *peers, uint32_t n,
+                              uint32_t self_id, uint32_t type, uint64_t term,
+                              uint64_t commit, uint64_t read_round,
+                              struct outbox *out) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (peers[i].id == self_id)
+      continue;
+    struct sabha_msg m = {
+        .type = type,
+        .from = self_id,
+        .to = peers[i].id,
+        .term = term,
+        .commit = peers[i].match < commit ? peers[i].match : commit,
+        .context = read_round,
+    };
+    /* A heartbeat the outbox cannot hold is a heartbeat lost. */
+    (void)outbox_send(out, &m, false);
+  }
+}

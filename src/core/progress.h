@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/outbox.h"
+
 enum progress_state {
   PROGRESS_PROBE = 0,
   PROGRESS_REPLICATE,
@@ -64,5 +66,14 @@ uint64_t progress_quorum_index(const struct progress *peers, uint32_t n,
  * last call, the leader included, and starts a new period. */
 uint32_t progress_take_active(struct progress *peers, uint32_t n,
                               uint32_t self_id);
+
+/* Queues a heartbeat of `type` to every other voter: the leader's `term`,
+ * the read round it confirms, and the commit index capped at what each
+ * follower is known to hold (only that may be committed there). Both
+ * leaders heartbeat this way; the type number is the protocol's. */
+void progress_send_heartbeats(const struct progress *peers, uint32_t n,
+                              uint32_t self_id, uint32_t type, uint64_t term,
+                              uint64_t commit, uint64_t read_round,
+                              struct outbox *out);
 
 #endif

@@ -106,18 +106,9 @@ static void broadcast_commit(struct mp *p) {
 }
 
 void mp_broadcast_heartbeat(struct mp *p, uint64_t read_round) {
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
-    struct progress *pr = &p->peers[i];
-    if (pr->id == p->cfg.id)
-      continue;
-    struct sabha_msg m = {
-        .type = MP_MSG_HEARTBEAT,
-        .to = pr->id,
-        .commit = pr->match < p->rl.commit ? pr->match : p->rl.commit,
-        .context = read_round,
-    };
-    mp_send(p, &m, false);
-  }
+  progress_send_heartbeats(p->peers, p->cfg.n_voters, p->cfg.id,
+                           MP_MSG_HEARTBEAT, p->promised, p->rl.commit,
+                           read_round, &p->out);
 }
 
 bool mp_maybe_commit(struct mp *p) {

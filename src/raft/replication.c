@@ -101,19 +101,9 @@ static void raft_broadcast_commit(struct raft *r) {
 }
 
 void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round) {
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    struct progress *pr = &r->peers[i];
-    if (pr->id == r->cfg.id)
-      continue;
-    /* Only what the follower is known to hold may be committed there. */
-    struct sabha_msg m = {
-        .type = RAFT_MSG_HEARTBEAT,
-        .to = pr->id,
-        .commit = pr->match < r->rl.commit ? pr->match : r->rl.commit,
-        .context = read_round,
-    };
-    raft_send(r, &m, false);
-  }
+  progress_send_heartbeats(r->peers, r->cfg.n_voters, r->cfg.id,
+                           RAFT_MSG_HEARTBEAT, r->term, r->rl.commit,
+                           read_round, &r->out);
 }
 
 bool raft_maybe_commit(struct raft *r) {
