@@ -6,7 +6,7 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 dirs=""
-for d in src/raft src/paxos src/core; do [ -d "$root/$d" ] && dirs="$dirs $root/$d"; done
+for d in src/raft src/paxos src/async src/core; do [ -d "$root/$d" ] && dirs="$dirs $root/$d"; done
 [ -n "$dirs" ] || exit 0
 pattern='\b(clock_gettime|gettimeofday|time|clock|rand|random|srand|srandom|drand48|getrandom|fopen|open|openat|read|write|pread|pwrite|fsync|fdatasync|socket|connect|accept|send|sendto|recv|recvfrom|sleep|usleep|nanosleep|getenv|printf|fprintf|puts)[[:space:]]*\('
 # shellcheck disable=SC2086

@@ -16,7 +16,10 @@
  * engine the same way, a bug found in simulation is a bug in production code
  * and a seed reproduces it exactly.
  *
- * Raft, Multi-Paxos and classic Paxos sit behind this one interface. They use
+ * Raft, Multi-Paxos and classic Paxos sit behind this one interface, and so
+ * does "async", a baseline that is not consensus (primary-backup that
+ * acknowledges a write once the primary alone has it; it loses acknowledged
+ * writes on failover, on purpose: docs/engines.md). They use
  * one vocabulary: "term" is Raft's term or Paxos's ballot, "vote" is a vote or
  * a promise, "index" is a log index or a slot, "commit" is the highest index
  * known chosen with every lower index chosen too.
@@ -138,6 +141,9 @@ struct sabha_read_state {
  *      tells a peer that something is durable here).
  *   4. Install the snapshot into the state machine (if has_snapshot), then
  *      apply `committed` in index order. Entries of type NOOP change nothing.
+ *      The snapshot's index may be below what the host has applied (async
+ *      rollback: the state goes back to it), and a snapshot of index 0 with
+ *      no bytes means the empty state machine.
  *   5. Serve `reads` once the state machine has applied each one's index.
  *   6. Call sabha_engine_advance().
  *
@@ -287,13 +293,14 @@ void sabha_engine_status(const struct sabha_engine *e, struct sabha_status *st);
 
 /* Hands leadership to `to` (thesis §3.10). The leader stops taking proposals
  * until the transfer completes or an election timeout passes. Returns 0,
- * SABHA_ENOTLEADER or SABHA_EINVAL. */
+ * SABHA_ENOTLEADER, SABHA_EINVAL or SABHA_ENOTSUPP (async has no transfer). */
 int sabha_engine_transfer_leadership(struct sabha_engine *e, uint32_t to);
 
 /* Replaces the log up to `index` (<= applied) with a snapshot of the state
  * machine taken at that index. The bytes are copied: the engine sends them to
  * followers that fall behind the log. Returns 0, SABHA_EINVAL (index beyond
- * applied), SABHA_ECOMPACTED (already covered) or SABHA_ENOMEM. */
+ * applied), SABHA_ECOMPACTED (already covered), SABHA_ENOMEM, or (async)
+ * SABHA_EBUSY: not every node holds the log up to `index` yet, retry later. */
 int sabha_engine_compact(struct sabha_engine *e, uint64_t index,
                          const void *data, size_t size_bytes);
 

@@ -20,7 +20,8 @@
   X(CORRUPT, -9, "data is corrupt")                                            \
   X(IO, -10, "input/output error")                                             \
   X(TRANSFER, -11, "a leadership transfer is in progress")                     \
-  X(BUDGET, -12, "search budget exhausted")
+  X(BUDGET, -12, "search budget exhausted")                                    \
+  X(NOTSUPP, -13, "not supported by this protocol")
 
 enum sabha_errno {
   SABHA_OK = 0,

@@ -18,6 +18,7 @@ static const struct engine_ops *const engine_table[] = {
     &raft_engine_ops,
     &multipaxos_engine_ops,
     &paxos_engine_ops,
+    &async_engine_ops, /* a baseline, not consensus: see src/async */
 };
 
 #define ENGINE_COUNT (sizeof engine_table / sizeof engine_table[0])

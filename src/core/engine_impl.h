@@ -1,6 +1,6 @@
 /* The table through which sabha_engine_* calls reach a protocol.
  *
- * Each protocol (src/raft, src/paxos) fills one `struct engine_ops` and is
+ * Each protocol (src/raft, src/paxos, src/async) fills one `struct engine_ops` and is
  * listed in src/core/engine.c. The public functions check their arguments
  * once here, so the protocols can assert instead of re-checking. */
 #ifndef SABHA_CORE_ENGINE_IMPL_H
@@ -30,5 +30,6 @@ struct engine_ops {
 extern const struct engine_ops raft_engine_ops;
 extern const struct engine_ops multipaxos_engine_ops;
 extern const struct engine_ops paxos_engine_ops;
+extern const struct engine_ops async_engine_ops;
 
 #endif

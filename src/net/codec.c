@@ -82,12 +82,14 @@ int codec_kind_of_engine(const char *engine_name) {
     return CODEC_KIND_MULTIPAXOS;
   if (strcmp(engine_name, "paxos") == 0)
     return CODEC_KIND_PAXOS;
+  if (strcmp(engine_name, "async") == 0)
+    return CODEC_KIND_ASYNC;
   return SABHA_EPROTO;
 }
 
 int codec_kind_is_msg(uint32_t kind) {
   return kind == CODEC_KIND_RAFT || kind == CODEC_KIND_MULTIPAXOS ||
-         kind == CODEC_KIND_PAXOS;
+         kind == CODEC_KIND_PAXOS || kind == CODEC_KIND_ASYNC;
 }
 
 int codec_peek(const uint8_t *buf, size_t len, struct codec_header *h) {

@@ -68,6 +68,7 @@ enum codec_kind {
   CODEC_KIND_RAFT = 1,
   CODEC_KIND_MULTIPAXOS = 2,
   CODEC_KIND_PAXOS = 3,
+  CODEC_KIND_ASYNC = 4, /* the primary-backup baseline (src/async) */
   CODEC_KIND_HELLO = 0x80, /* handshake: src/net/handshake.h */
   CODEC_KIND_AUTH = 0x81,
   CODEC_KIND_REFUSE = 0x82,

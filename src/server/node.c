@@ -22,6 +22,7 @@
 
 #include "net/codec.h"
 #include "server/node_internal.h"
+#include "server/snapshot.h"
 
 /* ---- clocks and logging ------------------------------------------------- */
 
@@ -265,7 +266,8 @@ static void proposal_lost(struct srv_node *n, struct srv_req *r,
     srv_session_failed(n, c, msg);
     return;
   }
-  session_reset(r->c, r->session);
+  if (!r->is_app) /* app commands use no session: ids make retries safe */
+    session_reset(r->c, r->session);
   srv_req_fail(n, r, msg);
 }
 
@@ -296,16 +298,90 @@ static void proposal_applied(struct srv_node *n, struct srv_req *r,
   srv_req_done(n, r);
 }
 
+static void app_proposal_applied(struct srv_node *n, struct srv_req *r,
+                                 const struct app_reply *rep) {
+  req_unlist(r);
+  srv_latency_observe(&n->m.commit_latency, srv_mono_us() - r->started_us);
+  resp_buf_reset(&r->reply);
+  srv_write_app_reply(&r->reply, rep);
+  srv_req_done(n, r);
+}
+
+/* What identifies an applied command among this node's proposals. */
+struct applied_id {
+  bool is_app;
+  uint64_t session, seq; /* kvstore */
+  uint64_t tag;          /* app */
+  uint64_t stamp_ms;
+};
+
+static bool proposal_is(const struct srv_req *r, const struct applied_id *id) {
+  if (r->is_app != id->is_app || r->stamp_ms != id->stamp_ms)
+    return false;
+  return id->is_app ? r->tag == id->tag
+                    : r->session == id->session && r->seq == id->seq;
+}
+
+/* Finds the proposal an applied command answers. Both engines keep a
+ * leader's proposals in the order it made them, so when one is applied,
+ * those this node proposed before it and that are still waiting, of either
+ * kind, were lost (cut from the log, or dropped from an unsent batch by a
+ * leader change): they will never apply. Returns the match or NULL. */
+static struct srv_req *match_proposal(struct srv_node *n,
+                                      const struct applied_id *id) {
+  struct srv_req *match = NULL;
+  for (struct srv_link *l = n->proposals.next; l != &n->proposals;
+       l = l->next) {
+    struct srv_req *r = SRV_OF(l, struct srv_req, glink);
+    if (proposal_is(r, id)) {
+      match = r;
+      break;
+    }
+  }
+  if (match == NULL)
+    return NULL; /* another leader's command */
+  while (n->proposals.next != &match->glink)
+    proposal_lost(n, SRV_OF(n->proposals.next, struct srv_req, glink),
+                  "TRYAGAIN leadership changed before the write committed; "
+                  "it was not applied");
+  return match;
+}
+
+static void apply_app_command(struct srv_node *n, uint64_t index,
+                              const uint8_t *cmd, size_t len) {
+  struct app_reply rep;
+  memset(&rep, 0, sizeof rep);
+  int rc = app_apply(n->app, cmd, len, &rep);
+  if (rc == SABHA_ENOMEM)
+    srv_fatal(n, "out of memory applying entry %" PRIu64, index);
+  struct app_decoded d;
+  if (app_decode(cmd, len, &d) != 0 || srv_list_empty(&n->proposals))
+    return;
+  struct applied_id id = {
+      .is_app = true, .tag = d.hdr.tag, .stamp_ms = d.hdr.now_ms};
+  struct srv_req *r = match_proposal(n, &id);
+  if (r == NULL)
+    return;
+  if (rc != 0) { /* never proposed so by this node: a read op or damage */
+    memset(&rep, 0, sizeof rep);
+    rep.kind = APP_REPLY_ERROR;
+    rep.text_len = (uint16_t)snprintf(rep.text, sizeof rep.text,
+                                      "ERR the command could not be applied");
+  }
+  app_proposal_applied(n, r, &rep);
+}
+
 /* Applies one command of a committed entry and answers the client that
- * waits for it here, if any. Commands are matched with this node's
- * proposals by what identifies them (session, sequence number and stamp),
- * not by index: Multi-Paxos packs several proposals into one slot. Both
- * engines keep a leader's proposals in the order it made them, so when one
- * is applied, those this node proposed before it and that are still
- * waiting were lost (cut from the log, or dropped from an unsent batch by a
- * leader change): they will never apply. */
+ * waits for it here, if any. App commands (sm/app.h, told apart by their
+ * magic byte) go to the applications machine, the rest to the store.
+ * Commands are matched with this node's proposals by what identifies them,
+ * not by index: Multi-Paxos packs several proposals into one slot. */
 static void apply_command(struct srv_node *n, uint64_t index,
                           const uint8_t *cmd, size_t len) {
+  if (app_is_command(cmd, len)) {
+    apply_app_command(n, index, cmd, len);
+    return;
+  }
   struct kvstore_result res;
   memset(&res, 0, sizeof res);
   int rc = kvstore_apply(n->kv, cmd, len, &res);
@@ -314,23 +390,13 @@ static void apply_command(struct srv_node *n, uint64_t index,
   struct kvstore_hdr hdr;
   if (kvstore_decode_hdr(cmd, len, &hdr) != 0 || srv_list_empty(&n->proposals))
     return;
-  struct srv_req *match = NULL;
-  for (struct srv_link *l = n->proposals.next; l != &n->proposals;
-       l = l->next) {
-    struct srv_req *r = SRV_OF(l, struct srv_req, glink);
-    if (r->session == hdr.session && r->seq == hdr.seq &&
-        r->stamp_ms == hdr.now_ms) {
-      match = r;
-      break;
-    }
-  }
-  if (match == NULL)
-    return; /* another leader's command */
-  while (n->proposals.next != &match->glink)
-    proposal_lost(n, SRV_OF(n->proposals.next, struct srv_req, glink),
-                  "TRYAGAIN leadership changed before the write committed; "
-                  "it was not applied");
-  proposal_applied(n, match, &res);
+  struct applied_id id = {.is_app = false,
+                          .session = hdr.session,
+                          .seq = hdr.seq,
+                          .stamp_ms = hdr.now_ms};
+  struct srv_req *r = match_proposal(n, &id);
+  if (r != NULL)
+    proposal_applied(n, r, &res);
 }
 
 static void apply_entry(struct srv_node *n, const struct sabha_entry *e) {
@@ -354,8 +420,37 @@ static void apply_entry(struct srv_node *n, const struct sabha_entry *e) {
             e->index);
 }
 
+/* A fresh applications machine with this node's settings. */
+static int new_app(const struct srv_node *n, struct app **out) {
+  struct app_config ac = app_config_default;
+  ac.dedup_max = n->cfg.dedup_max;
+  return app_new(out, &ac);
+}
+
+/* Replaces the store and the applications machine with a snapshot's
+ * (snapshot.h: "SND2", or an older node's bare "SKV1", which holds no
+ * applications: they restart empty). Returns 0 or an error; on error the
+ * state may be half replaced, so callers stop the node. */
+static int restore_state(struct srv_node *n, const uint8_t *data, size_t len) {
+  struct srv_snap_parts parts;
+  int rc = srv_snap_open(data, len, &parts);
+  if (rc == 0)
+    rc = kvstore_restore(n->kv, parts.kv, parts.kv_len);
+  if (rc != 0)
+    return rc;
+  if (parts.app != NULL)
+    return app_restore(n->app, parts.app, parts.app_len);
+  struct app *empty = NULL;
+  rc = new_app(n, &empty);
+  if (rc != 0)
+    return rc;
+  app_free(n->app);
+  n->app = empty;
+  return 0;
+}
+
 static void install_snapshot(struct srv_node *n, const struct sabha_ready *rd) {
-  int rc = kvstore_restore(n->kv, rd->snapshot_data, rd->snapshot_size_bytes);
+  int rc = restore_state(n, rd->snapshot_data, rd->snapshot_size_bytes);
   if (rc != 0)
     srv_fatal(n, "the snapshot at index %" PRIu64 " does not restore: %s",
               rd->snapshot.index, sabha_strerror(rc));
@@ -397,6 +492,29 @@ static void serve_reads(struct srv_node *n) {
 /* ---- compaction
  * ------------------------------------------------------------------- */
 
+/* The state as one snapshot (snapshot.h), in a buffer the caller frees;
+ * NULL when memory is short (compaction waits for the next chance). */
+static uint8_t *snapshot_state(struct srv_node *n, size_t *size) {
+  size_t kv_len = kvstore_snapshot_size(n->kv);
+  size_t app_len = app_snapshot_size(n->app);
+  size_t cap = srv_snap_size(kv_len, app_len);
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL) {
+    srv_log(n, "WARN", "no memory for a snapshot of %zu bytes", cap);
+    return NULL;
+  }
+  size_t kv_written = kvstore_snapshot(n->kv, srv_snap_kv_at(buf), kv_len);
+  size_t app_written =
+      app_snapshot(n->app, srv_snap_app_at(buf, kv_len), app_len);
+  /* The sizes were exact: the parts must fill their places. */
+  assert(kv_written == kv_len && app_written == app_len);
+  (void)kv_written;
+  (void)app_written;
+  *size = srv_snap_seal(buf, kv_len, app_len);
+  assert(*size == cap);
+  return buf;
+}
+
 static void maybe_compact(struct srv_node *n) {
   if (n->cfg.compact_entries == 0)
     return;
@@ -408,13 +526,10 @@ static void maybe_compact(struct srv_node *n) {
   if (sabha_engine_entry(n->engine, n->applied, &ent) != 0)
     return;
   struct sabha_snapshot_meta meta = {.index = n->applied, .term = ent.term};
-  size_t cap = kvstore_snapshot_size(n->kv);
-  uint8_t *buf = malloc(cap);
-  if (buf == NULL) {
-    srv_log(n, "WARN", "no memory for a snapshot of %zu bytes", cap);
+  size_t size = 0;
+  uint8_t *buf = snapshot_state(n, &size);
+  if (buf == NULL)
     return;
-  }
-  size_t size = kvstore_snapshot(n->kv, buf, cap);
   uint64_t t0 = srv_mono_us();
   int rc = wal_save_snapshot(n->wal, &meta, buf, size);
   if (rc == 0) {
@@ -668,8 +783,14 @@ static int open_state(struct srv_node *n, const struct sabha_persisted *p) {
     return 1;
   }
   n->applied = 0;
+  rc = new_app(n, &n->app);
+  if (rc != 0) {
+    srv_log(n, "FATAL", "cannot create the applications machine: %s",
+            sabha_strerror(rc));
+    return 1;
+  }
   if (p->has_snapshot) {
-    rc = kvstore_restore(n->kv, p->snapshot_data, p->snapshot_size_bytes);
+    rc = restore_state(n, p->snapshot_data, p->snapshot_size_bytes);
     if (rc != 0) {
       srv_log(n, "FATAL", "the snapshot in %s does not restore: %s",
               n->cfg.data_dir, sabha_strerror(rc));
@@ -779,6 +900,8 @@ int srv_run(const struct srv_config *cfg) {
   n->started_ms = srv_wall_ms();
   n->next_client_id = 1;
   n->next_read_id = 1;
+  randombytes_buf(&n->next_tag, sizeof n->next_tag);
+  n->next_tag = ((uint64_t)cfg->id << 56) | (n->next_tag >> 8);
   n->last_role = SABHA_ROLE_FOLLOWER;
 
   struct sabha_persisted p;
@@ -788,6 +911,8 @@ int srv_run(const struct srv_config *cfg) {
   if (rc != 0) {
     wal_close(n->wal);
     kvstore_free(n->kv);
+    if (n->app != NULL)
+      app_free(n->app);
     resp_buf_free(&n->scratch);
     free(n);
     return rc;
@@ -837,8 +962,11 @@ int srv_run(const struct srv_config *cfg) {
   wal_close(n->wal);
   sabha_engine_free(n->engine);
   kvstore_free(n->kv);
+  if (n->app != NULL)
+    app_free(n->app);
   resp_buf_free(&n->scratch);
   free(n->enc);
+  free(n->app_cmds);
   free(n->argv);
   free(n->inline_scratch);
   srv_log(n, "INFO", "stopped");

@@ -15,8 +15,9 @@
  *             msgs; wal_append_ready + wal_sync (one fdatasync for
  *             everything that arrived in the iteration: group commit); send
  *             msgs_after_persist; install a snapshot; apply committed
- *             entries to the kvstore and answer the clients that wait for
- *             them; serve reads whose index is applied; advance.
+ *             entries to the kvstore or the applications machine (sm/app.h)
+ *             and answer the clients that wait for them; serve reads whose
+ * index is applied; advance.
  *
  * Nothing a client or a peer is told depends on bytes that are not yet
  * fsynced, so SIGKILL loses nothing acknowledged. The fsync runs on the loop
@@ -94,6 +95,12 @@ struct srv_config {
   uint32_t slot_commands_max;   /* Multi-Paxos: commands batched into
                                    one slot; default 1 until the wire
                                    codec carries BATCH entries */
+  uint32_t dedup_max;           /* app ids (txid, request_id) remembered
+                                   per application, for exactly-once
+                                   retries (sm/app.h); a retry later than
+                                   this many newer ids applies as new.
+                                   Every node must use the same value:
+                                   it decides replies. Default 100000 */
   bool discard_corrupt_log;     /* see wal.h DISCARDING; default off */
   bool verbose;                 /* debug logging */
 };

@@ -11,6 +11,12 @@
  *           the connection's session and next sequence number, proposed on
  *           the leader, answered when applied;
  *   LEADER  SABHA.LEADER: runs on the leader.
+ * The applications' commands (LEDGER.*, SEATS.*, LOCK.*, FENCED.*, ORDER.*,
+ * sm/app.h) are READ or WRITE rows built at start-up from app_commands()
+ * (struct srv_app_command), so the app's table stays the only list of them.
+ * An app write carries no session: it is encoded with the node's clock and
+ * a tag (node_internal.h, next_tag), and its ids (txid, request_id) are
+ * what make a client's retry safe, whichever node it is sent to.
  * Anything but LOCAL goes through srv_dispatch() (node.c), which executes it
  * here on the leader (srv_exec_leader), forwards it, answers -MOVED or makes
  * it wait for a leader. Arguments are checked before that, so a syntax error
@@ -80,6 +86,8 @@ enum cmd_id {
   C_MSET,
   C_CAS,
   C_SABHA_LEADER,
+  C_APP_READ,  /* an app read: app_read() */
+  C_APP_WRITE, /* an app write: app_encode(), proposed */
 };
 
 struct srv_command {
@@ -157,19 +165,78 @@ static const struct srv_command COMMANDS[] = {
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
+/* An app command's row: r->cmd points at `row`, whose id (C_APP_READ or
+ * C_APP_WRITE) says that `app` is there. */
+struct srv_app_command {
+  struct srv_command row;
+  const struct app_command *app;
+};
+
+static const struct app_command *app_of(const struct srv_command *cmd) {
+  if (cmd->id != C_APP_READ && cmd->id != C_APP_WRITE)
+    return NULL;
+  return SRV_OF(cmd, const struct srv_app_command, row)->app;
+}
+
+/* Builds n->app_cmds from the app's table, once. Returns 0 or
+ * SABHA_ENOMEM. */
+static int build_app_rows(struct srv_node *n) {
+  size_t count = 0;
+  const struct app_command *t = app_commands(&count);
+  n->app_cmds = calloc(count, sizeof *n->app_cmds);
+  if (n->app_cmds == NULL)
+    return SABHA_ENOMEM;
+  for (size_t i = 0; i < count; i++) {
+    struct srv_app_command *a = &n->app_cmds[i];
+    int args = t[i].argc_min + 1; /* the name counts, as in Redis */
+    a->app = &t[i];
+    a->row.name = t[i].name;
+    a->row.arity = t[i].argc_min == t[i].argc_max ? args : -args;
+    a->row.kind = t[i].write ? CK_WRITE : CK_READ;
+    a->row.id = t[i].write ? C_APP_WRITE : C_APP_READ;
+    a->row.flags = t[i].write ? "write denyoom" : "readonly fast";
+    a->row.summary = t[i].usage;
+  }
+  n->n_app_cmds = count;
+  return 0;
+}
+
+static size_t n_commands(const struct srv_node *n) {
+  return N_COMMANDS + n->n_app_cmds;
+}
+
+/* The i-th command of COMMAND's listings: the native ones, then the apps'. */
+static const struct srv_command *command_at(const struct srv_node *n,
+                                            size_t i) {
+  return i < N_COMMANDS ? &COMMANDS[i] : &n->app_cmds[i - N_COMMANDS].row;
+}
+
+/* A command's name in lower case, as Redis quotes it in errors. */
+static size_t lower_name(const char *name, char *out, size_t size) {
+  size_t k = 0;
+  for (; name[k] != '\0' && k + 1 < size; k++)
+    out[k] = (char)tolower((unsigned char)name[k]);
+  out[k] = '\0';
+  return k;
+}
+
 static bool arg_is(const struct resp_arg *a, const char *word) {
   size_t n = strlen(word);
   return a->len == n && strncasecmp((const char *)a->ptr, word, n) == 0;
 }
 
-static const struct srv_command *find_command(const struct resp_arg *a) {
-  for (size_t i = 0; i < N_COMMANDS; i++)
-    if (arg_is(a, COMMANDS[i].name))
-      return &COMMANDS[i];
+static const struct srv_command *find_command(const struct srv_node *n,
+                                              const struct resp_arg *a) {
+  for (size_t i = 0; i < n_commands(n); i++)
+    if (arg_is(a, command_at(n, i)->name))
+      return command_at(n, i);
   return NULL;
 }
 
 static bool arity_ok(const struct srv_command *cmd, uint32_t argc) {
+  const struct app_command *app = app_of(cmd);
+  if (app != NULL)
+    return argc - 1 >= app->argc_min && argc - 1 <= app->argc_max;
   return cmd->arity >= 0 ? argc == (uint32_t)cmd->arity
                          : argc >= (uint32_t)-cmd->arity;
 }
@@ -283,6 +350,25 @@ static const char *validate(const struct srv_command *cmd, uint32_t argc,
   default:
     return NULL;
   }
+}
+
+/* An app command's arguments must fit its encoding (APP_ARG_BYTES_MAX
+ * each); their content is the machine's to judge when it applies them.
+ * Returns false with the error in msg. */
+static bool app_args_fit(const struct srv_command *cmd, uint32_t argc,
+                         const struct resp_arg *argv, char *msg, size_t size) {
+  for (uint32_t i = 1; i < argc; i++) {
+    if (argv[i].len <= APP_ARG_BYTES_MAX)
+      continue;
+    char lower[32];
+    lower_name(cmd->name, lower, sizeof lower);
+    snprintf(msg, size,
+             "ERR argument %u of '%s' is %zu bytes long; at most %u are "
+             "allowed",
+             i, lower, argv[i].len, APP_ARG_BYTES_MAX);
+    return false;
+  }
+  return true;
 }
 
 /* ---- output
@@ -422,6 +508,9 @@ static void exec_read(struct srv_node *n, const struct srv_req *r,
     resp_write_int(b, ms);
     return;
   }
+  case C_APP_READ:
+    srv_app_read(n, app_of(r->cmd)->op, r->argc - 1, r->argv + 1, now, b);
+    return;
   default:
     assert(false);
     resp_write_error(b, "ERR not a read");
@@ -431,7 +520,7 @@ static void exec_read(struct srv_node *n, const struct srv_req *r,
 /* ---- writes on the leader
  * --------------------------------------------------------- */
 
-static uint8_t *enc_reserve(struct srv_node *n, size_t size) {
+uint8_t *srv_enc_reserve(struct srv_node *n, size_t size) {
   if (size > n->enc_cap) {
     size_t cap = n->enc_cap == 0 ? 4096 : n->enc_cap;
     while (cap < size)
@@ -452,7 +541,7 @@ static size_t encode_write(struct srv_node *n, const struct srv_req *r,
   const struct resp_arg *a = r->argv;
   size_t size = 0;
   for (int pass = 0; pass < 2; pass++) {
-    uint8_t *buf = pass == 0 ? NULL : enc_reserve(n, size);
+    uint8_t *buf = pass == 0 ? NULL : srv_enc_reserve(n, size);
     size_t cap = pass == 0 ? 0 : size;
     if (pass == 1 && buf == NULL)
       return 0;
@@ -529,7 +618,7 @@ static int start_register(struct srv_node *n, struct srv_client *c) {
   if (now <= n->last_stamp_ms)
     now = n->last_stamp_ms + 1;
   size_t size = kvstore_encode_register(NULL, 0, now);
-  uint8_t *buf = enc_reserve(n, size);
+  uint8_t *buf = srv_enc_reserve(n, size);
   if (buf == NULL)
     return SABHA_ENOMEM;
   kvstore_encode_register(buf, size, now);
@@ -560,10 +649,56 @@ static bool defer_if_in_ready(struct srv_node *n, struct srv_req *r) {
   return true;
 }
 
+/* Proposes the command in n->enc[0, size) for r. Returns true when it was
+ * proposed; otherwise r waits for a leader or has failed. */
+static bool propose_req(struct srv_node *n, struct srv_req *r, size_t size) {
+  int rc = sabha_engine_propose(n->engine, n->enc, size);
+  if (rc == SABHA_ENOTLEADER || rc == SABHA_ETRANSFER) {
+    srv_wait_leader(n, r);
+    return false;
+  }
+  if (rc != 0) {
+    n->m.proposals_failed++;
+    srv_req_fail(n, r, propose_error(rc));
+    return false;
+  }
+  return true;
+}
+
+/* An app write: no session, a tag to find it again when applied. */
+static void exec_app_write(struct srv_node *n, struct srv_req *r) {
+  struct app_hdr hdr = {.now_ms = srv_wall_ms(), .tag = n->next_tag};
+  size_t size =
+      srv_app_encode(n, app_of(r->cmd)->op, r->argc - 1, r->argv + 1, &hdr);
+  if (size == 0) {
+    srv_req_fail(n, r, "OOM out of memory");
+    return;
+  }
+  if (!propose_req(n, r, size))
+    return;
+  /* The counter runs below the node id's byte and wraps there. */
+  uint64_t low_mask = (UINT64_C(1) << 56) - 1;
+  n->next_tag = (n->next_tag & ~low_mask) | ((n->next_tag + 1) & low_mask);
+  r->is_app = true;
+  r->tag = hdr.tag;
+  r->stamp_ms = hdr.now_ms;
+  r->started_us = srv_mono_us();
+  add_proposal(n, r);
+  srv_kick(n);
+}
+
 static void exec_write(struct srv_node *n, struct srv_req *r) {
   struct srv_client *c = r->c;
   if (defer_if_in_ready(n, r))
     return;
+  /* An app write needs no session; but behind writes of its connection
+   * that wait for theirs it waits too, so that a connection's commands
+   * apply in the order it sent them. */
+  if (r->cmd->id == C_APP_WRITE &&
+      c->session_state != SRV_SESSION_REGISTERING) {
+    exec_app_write(n, r);
+    return;
+  }
   if (c->session_state == SRV_SESSION_NONE) {
     int rc = start_register(n, c);
     if (rc == SABHA_ENOTLEADER || rc == SABHA_ETRANSFER) {
@@ -587,16 +722,8 @@ static void exec_write(struct srv_node *n, struct srv_req *r) {
     srv_req_fail(n, r, "OOM out of memory");
     return;
   }
-  int rc = sabha_engine_propose(n->engine, n->enc, size);
-  if (rc == SABHA_ENOTLEADER || rc == SABHA_ETRANSFER) {
-    srv_wait_leader(n, r);
+  if (!propose_req(n, r, size))
     return;
-  }
-  if (rc != 0) {
-    n->m.proposals_failed++;
-    srv_req_fail(n, r, propose_error(rc));
-    return;
-  }
   c->next_seq++;
   r->session = hdr.session;
   r->seq = hdr.seq;
@@ -776,6 +903,8 @@ void srv_write_info(struct srv_node *n, struct resp_buf *b,
         n->m.reads, n->m.stale_reads, n->m.snapshots_taken,
         n->m.snapshots_installed, n->m.leader_changes,
         n->transport.stats.bytes_received, n->transport.stats.bytes_sent);
+  if (want_section(section, "apps"))
+    srv_app_info(n, b);
   if (want_section(section, "keyspace"))
     resp_buf_printf(
         b, "# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n\r\n",
@@ -788,10 +917,7 @@ void srv_write_info(struct srv_node *n, struct resp_buf *b,
 static void write_command_info(struct resp_buf *b,
                                const struct srv_command *cmd) {
   char lower[32];
-  size_t k = 0;
-  for (; cmd->name[k] != '\0' && k + 1 < sizeof lower; k++)
-    lower[k] = (char)tolower((unsigned char)cmd->name[k]);
-  lower[k] = '\0';
+  size_t k = lower_name(cmd->name, lower, sizeof lower);
   resp_write_array(b, 10);
   resp_write_bulk(b, lower, k);
   resp_write_int(b, cmd->arity);
@@ -820,10 +946,7 @@ static void write_command_info(struct resp_buf *b,
 static void write_command_doc(struct resp_buf *b,
                               const struct srv_command *cmd) {
   char lower[32];
-  size_t k = 0;
-  for (; cmd->name[k] != '\0' && k + 1 < sizeof lower; k++)
-    lower[k] = (char)tolower((unsigned char)cmd->name[k]);
-  lower[k] = '\0';
+  size_t k = lower_name(cmd->name, lower, sizeof lower);
   resp_write_bulk(b, lower, k);
   resp_write_array(b, 6);
   resp_write_bulk(b, "summary", 7);
@@ -831,40 +954,41 @@ static void write_command_doc(struct resp_buf *b,
   resp_write_bulk(b, "since", 5);
   resp_write_bulk(b, "1.0.0", 5);
   resp_write_bulk(b, "group", 5);
-  const char *group = cmd->kind == CK_LOCAL ? "server" : "string";
+  const char *group = app_of(cmd) != NULL     ? "apps"
+                      : cmd->kind == CK_LOCAL ? "server"
+                                              : "string";
   resp_write_bulk(b, group, strlen(group));
 }
 
-static void cmd_command(uint32_t argc, const struct resp_arg *argv,
-                        struct resp_buf *b) {
+static void cmd_command(const struct srv_node *n, uint32_t argc,
+                        const struct resp_arg *argv, struct resp_buf *b) {
+  size_t count = n_commands(n);
   if (argc == 1) {
-    resp_write_array(b, N_COMMANDS);
-    for (size_t i = 0; i < N_COMMANDS; i++)
-      write_command_info(b, &COMMANDS[i]);
+    resp_write_array(b, count);
+    for (size_t i = 0; i < count; i++)
+      write_command_info(b, command_at(n, i));
     return;
   }
   const struct resp_arg *sub = &argv[1];
   if (arg_is(sub, "COUNT")) {
-    resp_write_int(b, (int64_t)N_COMMANDS);
+    resp_write_int(b, (int64_t)count);
   } else if (arg_is(sub, "LIST")) {
-    resp_write_array(b, N_COMMANDS);
-    for (size_t i = 0; i < N_COMMANDS; i++) {
+    resp_write_array(b, count);
+    for (size_t i = 0; i < count; i++) {
       char lower[32];
-      size_t k = 0;
-      for (; COMMANDS[i].name[k] != '\0' && k + 1 < sizeof lower; k++)
-        lower[k] = (char)tolower((unsigned char)COMMANDS[i].name[k]);
+      size_t k = lower_name(command_at(n, i)->name, lower, sizeof lower);
       resp_write_bulk(b, lower, k);
     }
   } else if (arg_is(sub, "INFO")) {
     if (argc == 2) {
-      resp_write_array(b, N_COMMANDS);
-      for (size_t i = 0; i < N_COMMANDS; i++)
-        write_command_info(b, &COMMANDS[i]);
+      resp_write_array(b, count);
+      for (size_t i = 0; i < count; i++)
+        write_command_info(b, command_at(n, i));
       return;
     }
     resp_write_array(b, argc - 2);
     for (uint32_t i = 2; i < argc; i++) {
-      const struct srv_command *cmd = find_command(&argv[i]);
+      const struct srv_command *cmd = find_command(n, &argv[i]);
       if (cmd == NULL)
         resp_write_null_array(b);
       else
@@ -872,17 +996,17 @@ static void cmd_command(uint32_t argc, const struct resp_arg *argv,
     }
   } else if (arg_is(sub, "DOCS")) {
     if (argc == 2) {
-      resp_write_array(b, 2 * N_COMMANDS);
-      for (size_t i = 0; i < N_COMMANDS; i++)
-        write_command_doc(b, &COMMANDS[i]);
+      resp_write_array(b, 2 * count);
+      for (size_t i = 0; i < count; i++)
+        write_command_doc(b, command_at(n, i));
       return;
     }
     size_t found = 0;
     for (uint32_t i = 2; i < argc; i++)
-      found += find_command(&argv[i]) != NULL;
+      found += find_command(n, &argv[i]) != NULL;
     resp_write_array(b, 2 * found);
     for (uint32_t i = 2; i < argc; i++) {
-      const struct srv_command *cmd = find_command(&argv[i]);
+      const struct srv_command *cmd = find_command(n, &argv[i]);
       if (cmd != NULL)
         write_command_doc(b, cmd);
     }
@@ -1032,7 +1156,7 @@ static void exec_local(struct srv_client *c, const struct srv_command *cmd,
     return;
   }
   case C_COMMAND:
-    cmd_command(argc, argv, b);
+    cmd_command(n, argc, argv, b);
     return;
   case C_HELLO: {
     int64_t proto = 2;
@@ -1131,7 +1255,7 @@ static void handle_command(struct srv_client *c, uint32_t argc,
                            const struct resp_arg *argv) {
   struct srv_node *n = c->n;
   n->m.commands++;
-  const struct srv_command *cmd = find_command(&argv[0]);
+  const struct srv_command *cmd = find_command(n, &argv[0]);
   char msg[400];
   if (cmd == NULL) {
     int len = snprintf(msg, sizeof msg,
@@ -1148,10 +1272,7 @@ static void handle_command(struct srv_client *c, uint32_t argc,
   }
   if (!arity_ok(cmd, argc)) {
     char lower[32];
-    size_t k = 0;
-    for (; cmd->name[k] != '\0' && k + 1 < sizeof lower; k++)
-      lower[k] = (char)tolower((unsigned char)cmd->name[k]);
-    lower[k] = '\0';
+    lower_name(cmd->name, lower, sizeof lower);
     snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command",
              lower);
     error_now(c, msg);
@@ -1165,6 +1286,10 @@ static void handle_command(struct srv_client *c, uint32_t argc,
   const char *bad = validate(cmd, argc, argv);
   if (bad != NULL) {
     error_now(c, bad);
+    return;
+  }
+  if (app_of(cmd) != NULL && !app_args_fit(cmd, argc, argv, msg, sizeof msg)) {
+    error_now(c, msg);
     return;
   }
   if (cmd->kind == CK_READ && c->stale_reads) {
@@ -1277,7 +1402,7 @@ static bool write_behind_read(const struct srv_client *c,
                               const struct resp_cmd *cmd) {
   if (cmd->argc == 0)
     return false;
-  const struct srv_command *k = find_command(&cmd->argv[0]);
+  const struct srv_command *k = find_command(c->n, &cmd->argv[0]);
   if (k == NULL || k->kind == CK_READ || k->kind == CK_LOCAL)
     return false;
   return queue_has_read(c);
@@ -1481,6 +1606,10 @@ static void on_client_connection(uv_stream_t *server, int status) {
 }
 
 int srv_clients_listen(struct srv_node *n, char *err, size_t err_size) {
+  if (n->app_cmds == NULL && build_app_rows(n) != 0) {
+    snprintf(err, err_size, "out of memory");
+    return 1;
+  }
   if (n->argv == NULL) {
     n->argv = malloc(resp_limits_default.args_max * sizeof *n->argv);
     n->inline_scratch = malloc(resp_limits_default.inline_bytes_max);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "server/node.h"
+#include "sm/app.h"
 
 #define LINE_BYTES_MAX 4096
 
@@ -34,6 +35,7 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->clients_max = 1024;
   cfg->wal_segment_bytes = 64u << 20;
   cfg->slot_commands_max = 64;
+  cfg->dedup_max = APP_DEDUP_DEFAULT;
 }
 
 void srv_usage(FILE *f) {
@@ -42,8 +44,10 @@ void srv_usage(FILE *f) {
       "usage: sabhad --id N --peers 1=HOST:PORT,2=HOST:PORT,... [options]\n"
       "\n"
       "sabhad is one node of a sabha cluster: it replicates a key-value\n"
-      "store with Raft or Multi-Paxos, keeps it on disk, and serves it to\n"
-      "any Redis client (RESP2). docs/operations.md has the whole story.\n"
+      "store and the applications of docs/apps.md (LEDGER.*, SEATS.*,\n"
+      "LOCK.*, FENCED.*, ORDER.*) with Raft or Multi-Paxos, keeps them on\n"
+      "disk, and serves them to any Redis client (RESP2).\n"
+      "docs/operations.md has the whole story.\n"
       "\n"
       "  --id N                 this node's id (1..16), one of --peers\n"
       "  --peers LIST           every member: id=host:port of its peer port\n"
@@ -71,6 +75,11 @@ void srv_usage(FILE *f) {
       "  --clients-max N        client connections (1024)\n"
       "  --wal-segment-bytes N  WAL segment size (64 MiB)\n"
       "  --slot-commands-max N  Multi-Paxos: commands batched per slot (64)\n"
+      "  --dedup-max N          ids (txid, request_id) each application\n"
+      "                         remembers for exactly-once retries\n"
+      "                         (100000): a retry sent after N newer ids\n"
+      "                         is no longer recognised and applies as new;\n"
+      "                         the same on every node\n"
       "  --discard-corrupt-log  move a damaged log aside and rejoin from the\n"
       "                         peers instead of refusing to start\n"
       "  --verbose              log debug messages\n"
@@ -239,6 +248,7 @@ static const struct setting SETTINGS[] = {
     {"clients-max", K_U32, OFF(clients_max), 0, 100000, false},
     {"wal-segment-bytes", K_U32, OFF(wal_segment_bytes), 0, 1u << 30, false},
     {"slot-commands-max", K_U32, OFF(slot_commands_max), 0, 4096, false},
+    {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
 };
@@ -396,6 +406,14 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
   if (!known)
     return errf(err, err_size, "--protocol %s: unknown (raft, multipaxos)",
                 cfg->protocol);
+  /* The async baseline loses acknowledged writes by design and rolls a
+   * node's applied state back, which the node runtime does not do: it is
+   * the lab's foil, not a service. */
+  if (strcmp(cfg->protocol, "async") == 0)
+    return errf(err, err_size,
+                "--protocol async is the lab's baseline (it loses "
+                "acknowledged writes on failover); sabhad runs raft or "
+                "multipaxos");
   if (cfg->client_port == 0 || cfg->http_port == 0)
     return errf(err, err_size, "--client-port and --http-port must be set");
   if (cfg->tick_ms == 0 || cfg->heartbeat_ms == 0 ||
@@ -407,6 +425,8 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
     return errf(err, err_size, "--slot-commands-max must be at least 1");
   if (cfg->clients_max == 0)
     return errf(err, err_size, "--clients-max must be at least 1");
+  if (cfg->dedup_max == 0)
+    return errf(err, err_size, "--dedup-max must be at least 1");
   if (cfg->data_dir[0] == '\0')
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "sabha-data-%u", cfg->id);
   return 0;

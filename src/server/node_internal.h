@@ -17,9 +17,10 @@
  *                   -TRYAGAIN after leader_wait_ms;
  *   AWAIT_SESSION   a write of a connection whose kvstore session is being
  *                   registered through the log;
- *   PROPOSALS       proposed here as leader: matched, by the session,
- *                   sequence number and stamp in its header, with the
- *                   command when it is applied;
+ *   PROPOSALS       proposed here as leader: matched with the command
+ *                   when it is applied, a kvstore write by the session,
+ *                   sequence number and stamp in its header, an app
+ *                   command (sm/app.h) by its tag and stamp;
  *   READS           a linearizable read waiting for its ReadIndex;
  *   FORWARD         sent to the leader over a forwarding link; the link's
  *                   replies come back in order;
@@ -47,6 +48,7 @@
 #include "sabha/engine.h"
 #include "server/node.h"
 #include "server/resp.h"
+#include "sm/app.h"
 #include "sm/kvstore.h"
 #include "storage/wal.h"
 
@@ -108,6 +110,7 @@ enum srv_req_state {
 };
 
 struct srv_command;
+struct srv_app_command;
 struct srv_client;
 
 struct srv_req {
@@ -126,9 +129,11 @@ struct srv_req {
   uint64_t deadline_ms;
   uint64_t started_us; /* for latency */
   /* PROPOSALS */
+  bool is_app; /* an app command: matched by tag, no kvstore session */
   uint64_t session;
   uint64_t seq;
   uint64_t stamp_ms;
+  uint64_t tag; /* app commands: n->next_tag when proposed */
   /* READS */
   uint64_t read_id;
   uint64_t read_index;
@@ -259,6 +264,7 @@ struct srv_node {
   struct sabha_engine *engine;
   struct wal *wal;
   struct kvstore *kv;
+  struct app *app; /* the applications machine, beside the store */
   uint64_t applied;
   uint32_t last_leader;
   enum sabha_role last_role;
@@ -282,6 +288,13 @@ struct srv_node {
   uint64_t next_read_id;
   uint64_t next_req_order;
   uint64_t last_stamp_ms; /* strictly increasing REGISTER stamps */
+  /* The tag of the next app command proposed here: the node id in the top
+   * byte, a counter from a random start below it, so that no other node,
+   * nor this one before a restart, proposes the same tag (apply_command
+   * would otherwise answer a client with another command's reply). */
+  uint64_t next_tag;
+  struct srv_app_command *app_cmds; /* a row per app command (node_client.c) */
+  size_t n_app_cmds;
 
   struct srv_link fwds;
   struct srv_fwd *fwd; /* the link to the current leader, or NULL */
@@ -334,9 +347,27 @@ void srv_outq_free(struct srv_outq *q);
  * a libuv error. */
 int srv_outq_kick(struct srv_outq *q, uv_stream_t *stream, uv_write_cb cb);
 void srv_write_kv_result(struct resp_buf *b, const struct kvstore_result *res);
+/* An app machine's reply as RESP: OK +OK, INT :n, BULK $, NULL $-1, ERROR
+ * -text, ARRAY * of its items. */
+void srv_write_app_reply(struct resp_buf *b, const struct app_reply *rep);
 /* INFO text, also used by SABHA.STATUS. */
 void srv_write_info(struct srv_node *n, struct resp_buf *b,
                     const char *section);
+
+/* Grows n->enc to hold size bytes; returns it, or NULL (no memory). */
+uint8_t *srv_enc_reserve(struct srv_node *n, size_t size);
+
+/* node_apps.c: the applications machine's side of the node */
+/* Encodes an app write (argv: the arguments after the name, already
+ * checked to fit) into n->enc; returns its size, or 0 (no memory). */
+size_t srv_app_encode(struct srv_node *n, enum app_op op, uint32_t argc,
+                      const struct resp_arg *argv, const struct app_hdr *hdr);
+/* Serves an app read from this node's machine into b. */
+void srv_app_read(struct srv_node *n, enum app_op op, uint32_t argc,
+                  const struct resp_arg *argv, uint64_t now_ms,
+                  struct resp_buf *b);
+/* INFO's "# Apps" section. */
+void srv_app_info(struct srv_node *n, struct resp_buf *b);
 
 /* node_forward.c */
 void srv_forward(struct srv_node *n, struct srv_req *r);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "sim/sim_internal.h"
+#include "sim/workload.h"
 
 #define ATTEMPT_TIMEOUT_US_MIN 200000u
 #define ATTEMPT_TIMEOUT_US_MAX 500000u
@@ -136,6 +137,18 @@ static void client_attempt(struct sim *s, struct client *c) {
   client_set_timeout(s, c, at_us);
 }
 
+/* A put, get or cas on a random key. */
+static void client_draw_kv(struct sim *s, struct client *c,
+                           struct hist_op *h) {
+  uint64_t roll = prng_below(&c->workload, 100);
+  h->kind = roll < 40 ? HIST_PUT : roll < 80 ? HIST_GET : HIST_CAS;
+  h->key = (uint32_t)prng_below(&c->workload, s->o.n_keys);
+  if (h->kind != HIST_GET)
+    h->value = s->value_next++;
+  if (h->kind == HIST_CAS)
+    h->expected = c->last_seen[h->key];
+}
+
 static void client_begin(struct sim *s, struct client *c) {
   if (s->phase != PHASE_CLIENTS || s->ops_issued >= s->o.n_ops) {
     c->finished = true;
@@ -143,20 +156,15 @@ static void client_begin(struct sim *s, struct client *c) {
   }
   uint64_t op_id = s->ops_issued++;
   struct hist_op *h = &s->hist[op_id];
-  uint64_t roll = prng_below(&c->workload, 100);
   memset(h, 0, sizeof *h);
   h->client = c->index;
-  h->kind = roll < 40 ? HIST_PUT : roll < 80 ? HIST_GET : HIST_CAS;
-  h->key = (uint32_t)prng_below(&c->workload, s->o.n_keys);
   h->status = HIST_INFO;
   h->value = HIST_NIL;
   h->expected = HIST_NIL;
   h->call_us = s->now_us;
-  if (h->kind != HIST_GET)
-    h->value = s->value_next++;
-  if (h->kind == HIST_CAS)
-    h->expected = c->last_seen[h->key];
   c->seq++;
+  if (s->wl == NULL || !workload_begin(s, c, op_id, h))
+    client_draw_kv(s, c, h);
   c->op_id = op_id;
   c->in_flight = true;
   c->attempt = 0;
@@ -181,7 +189,9 @@ static void client_succeed(struct sim *s, struct client *c,
   struct hist_op *h = &s->hist[c->op_id];
   h->status = HIST_OK;
   h->return_us = s->now_us;
-  if (h->kind == HIST_GET) {
+  if (h->kind == SIM_HIST_APP) {
+    workload_on_reply(s, c, cm);
+  } else if (h->kind == HIST_GET) {
     h->value = cm->value;
     c->last_seen[h->key] = cm->value;
   } else if (h->kind == HIST_PUT) {

@@ -459,6 +459,7 @@ static void strike(struct sim *s, uint32_t i) {
 }
 
 void nemesis_on_new_leader(struct sim *s, uint32_t i) {
+  sim_note_leader(s, i); /* a record for the lab, whatever the nemesis does */
   if (s->nem.stopped || s->phase != PHASE_CLIENTS)
     return;
   if (s->nem.f8.stage != F8_IDLE) {
@@ -513,6 +514,21 @@ static void script_link(struct sim *s, const struct sim_script_event *se) {
     }
 }
 
+/* SIM_SCRIPT_ISOLATE: cuts node i from `peer` (sim.h) both ways. */
+static void script_isolate(struct sim *s, uint32_t i, uint32_t peer) {
+  if (peer == SIM_PEER_FOLLOWER) {
+    peer = 0;
+    for (uint32_t k = 0; k < s->n_nodes && peer == 0; k++)
+      if (k != i && s->nodes[k].up)
+        peer = k + 1;
+    if (peer == 0)
+      return;
+  }
+  for (uint32_t k = 0; k < s->n_nodes; k++)
+    if (k != i && (peer == 0 || k == peer - 1))
+      s->links[i][k].script_blocked = s->links[k][i].script_blocked = true;
+}
+
 static void script_apply(struct sim *s, const struct sim_script_event *se) {
   int i = script_node(s, se->node);
   switch (se->op) {
@@ -535,7 +551,11 @@ static void script_apply(struct sim *s, const struct sim_script_event *se) {
       node_crash(s, (uint32_t)i);
     break;
   case SIM_SCRIPT_RESTART:
-    if (i >= 0 && !s->nodes[i].up)
+    if (se->node == 0) /* every node that is down */
+      for (uint32_t k = 0; k < s->n_nodes && !s->stop; k++)
+        if (!s->nodes[k].up)
+          node_start(s, k);
+    if (se->node != 0 && !s->nodes[i].up)
       node_start(s, (uint32_t)i);
     break;
   case SIM_SCRIPT_POWER_LOSS:
@@ -554,6 +574,10 @@ static void script_apply(struct sim *s, const struct sim_script_event *se) {
     if (i >= 0)
       node_set_clock(s, (uint32_t)i, (uint64_t)(se->rate * 1e6 + 0.5),
                      se->jump_ms);
+    break;
+  case SIM_SCRIPT_ISOLATE:
+    if (i >= 0)
+      script_isolate(s, (uint32_t)i, se->peer);
     break;
   }
 }

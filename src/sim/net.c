@@ -113,6 +113,7 @@ static uint64_t link_arrival_us(struct sim *s, struct link *l, bool fifo) {
 
 void net_send_peer(struct sim *s, const struct sabha_msg *m) {
   s->res->msgs_sent++;
+  s->res->msg_bytes_sent += sabha_msg_size_bytes(m);
   if (m->from == SABHA_NODE_NONE || m->from > s->n_nodes ||
       m->to == SABHA_NODE_NONE || m->to > s->n_nodes || m->to == m->from) {
     sim_fail(s, FAIL_SAFETY,

@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "sim/sim_internal.h"
+#include "sim/workload.h"
+#include "sm/app.h"
 
 #define FSYNC_US_MIN 1000u
 #define FSYNC_US_MAX 3000u
@@ -49,6 +51,7 @@ void node_init(struct sim *s, uint32_t i) {
     fprintf(stderr, "sabha sim: cannot create the KV state machine\n");
     abort();
   }
+  workload_node_init(s, n);
   n->inbox = sim_xmalloc(NODE_INBOX_MAX * sizeof *n->inbox);
   n->writes = sim_xcalloc(s->n_clients, sizeof *n->writes);
   n->reads = sim_xcalloc(s->n_clients, sizeof *n->reads);
@@ -90,6 +93,7 @@ void node_free(struct sim *s, uint32_t i) {
   free(n->writes);
   free(n->reads);
   kv_free(n->kv);
+  workload_node_free(n);
   disk_free(&n->disk);
   memset(n, 0, sizeof *n);
 }
@@ -178,7 +182,11 @@ static void node_refuse(struct sim *s, struct node *n, uint32_t client,
 /* Applies one command of a committed entry (an entry may carry several:
  * Multi-Paxos batches commands into a slot). */
 static void node_apply_command(struct sim *s, struct node *n, uint64_t index,
-                               const uint8_t *data, size_t size) {
+                               uint32_t pos, const uint8_t *data, size_t size) {
+  if (s->wl != NULL && app_is_command(data, size)) {
+    workload_apply(s, n, index, pos, data, size);
+    return;
+  }
   struct kv_cmd cmd;
   struct kv_result r;
   if (kv_apply(n->kv, data, size, &cmd, &r) != 0) {
@@ -214,8 +222,9 @@ static void node_apply(struct sim *s, struct node *n,
   const uint8_t *data;
   size_t size;
   int more;
-  while ((more = sabha_batch_next(e, &offset, &data, &size)) == 1)
-    node_apply_command(s, n, e->index, data, size);
+  for (uint32_t pos = 0;
+       (more = sabha_batch_next(e, &offset, &data, &size)) == 1; pos++)
+    node_apply_command(s, n, e->index, pos, data, size);
   if (more < 0)
     sim_fail(s, FAIL_SAFETY, "node %u: entry %llu is a malformed batch", n->id,
              (unsigned long long)e->index);
@@ -272,7 +281,9 @@ static void node_maybe_compact(struct sim *s, struct node *n) {
   if (sabha_engine_entry(n->e, n->applied, &ent) != 0)
     return;
   uint64_t term = ent.term;
-  size_t size = kv_snapshot(n->kv, s->snap_buf, s->snap_buf_size);
+  size_t size = s->wl != NULL
+                    ? workload_snapshot(s, n)
+                    : kv_snapshot(n->kv, s->snap_buf, s->snap_buf_size);
   if (sabha_engine_compact(n->e, n->applied, s->snap_buf, size) != 0)
     return;
   struct sabha_snapshot_meta meta = {.index = n->applied, .term = term};
@@ -282,6 +293,22 @@ static void node_maybe_compact(struct sim *s, struct node *n) {
 
 /* ---- the ready cycle ----------------------------------------------------- */
 
+/* Replaces the KV machine with a snapshot's state. Index 0 with no bytes is
+ * the empty machine: the async baseline rolls back to it when it must undo
+ * applied entries before it has a snapshot of its own. */
+static int node_restore(struct sim *s, struct node *n,
+                        struct sabha_snapshot_meta meta, const uint8_t *data,
+                        size_t size) {
+  if (meta.index == 0 && size == 0) {
+    kv_reset(n->kv);
+    workload_node_reset(s, n);
+    return 0;
+  }
+  if (s->wl != NULL)
+    return workload_restore(s, n, data, size);
+  return kv_restore(n->kv, data, size);
+}
+
 /* Steps 3-6 of the ready contract, once the batch is durable (or, under the
  * ack-before-fsync bug, at once). */
 static void node_finish_ready(struct sim *s, struct node *n) {
@@ -289,7 +316,8 @@ static void node_finish_ready(struct sim *s, struct node *n) {
   for (size_t k = 0; k < rd->n_msgs_after_persist; k++)
     net_send_peer(s, &rd->msgs_after_persist[k]);
   if (rd->has_snapshot) {
-    if (kv_restore(n->kv, rd->snapshot_data, rd->snapshot_size_bytes) != 0)
+    if (node_restore(s, n, rd->snapshot, rd->snapshot_data,
+                     rd->snapshot_size_bytes) != 0)
       sim_fail(s, FAIL_SAFETY, "node %u: snapshot at %llu does not restore",
                n->id, (unsigned long long)rd->snapshot.index);
     n->applied = rd->snapshot.index;
@@ -375,10 +403,33 @@ static void node_tick(struct sim *s, struct node *n) {
   node_after_call(s, n);
 }
 
+/* An application command: stamped with this node's clock (skewed by the
+ * clock fault: lock expiry runs on the proposers' clocks) and proposed
+ * again on every retry; the machine's dedup makes that safe. */
+static void node_app_request(struct sim *s, struct node *n, uint32_t client,
+                             const struct client_msg *req) {
+  uint8_t buf[SIM_APP_CMD_BYTES_MAX];
+  size_t size = workload_command(s, req->op_id, node_local_us(s, n) / 1000u,
+                                 buf, sizeof buf);
+  if (size == 0)
+    return;
+  int rv = sabha_engine_propose(n->e, buf, size);
+  if (rv != 0) {
+    node_refuse(s, n, client, req, rv);
+    return;
+  }
+  n->writes[client] = (struct wait_write){
+      .active = true, .seq = req->seq, .attempt = req->attempt};
+}
+
 static void node_client_request(struct sim *s, struct node *n, uint32_t client,
                                 const struct client_msg *req) {
   if (client >= s->n_clients)
     return;
+  if (req->kind == SIM_HIST_APP) {
+    node_app_request(s, n, client, req);
+    return;
+  }
   if (req->kind == HIST_GET && (s->o.host_bugs & SIM_HOST_BUG_STALE_READ)) {
     node_reply_ok(s, n, client, req->seq, req->attempt, kv_get(n->kv, req->key),
                   0);
@@ -518,15 +569,37 @@ void node_crash(struct sim *s, uint32_t i) {
   s->res->crashes++;
 }
 
+/* The lab's engine settings (sim.h): only those it set replace the
+ * engine's defaults. */
+static void node_config_overrides(const struct sim_options *o,
+                                  struct sabha_config *cfg) {
+  if (o->election_timeout_ms_min > 0)
+    cfg->election_timeout_ms_min = o->election_timeout_ms_min;
+  if (o->election_timeout_ms_max > 0)
+    cfg->election_timeout_ms_max = o->election_timeout_ms_max;
+  if (cfg->election_timeout_ms_max < cfg->election_timeout_ms_min)
+    cfg->election_timeout_ms_max = cfg->election_timeout_ms_min;
+  if (o->heartbeat_ms > 0)
+    cfg->heartbeat_ms = o->heartbeat_ms;
+  if (o->commands_per_slot_max > 0)
+    cfg->commands_per_slot_max = o->commands_per_slot_max;
+  if (o->pre_vote != SIM_SWITCH_DEFAULT)
+    cfg->pre_vote = o->pre_vote == SIM_SWITCH_ON;
+  if (o->check_quorum != SIM_SWITCH_DEFAULT)
+    cfg->check_quorum = o->check_quorum == SIM_SWITCH_ON;
+}
+
 void node_start(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   assert(!n->up);
   kv_reset(n->kv);
+  workload_node_reset(s, n);
   n->applied = 0;
   struct sabha_persisted p;
   bool has_disk = disk_persisted(&n->disk, &p);
   if (has_disk && p.has_snapshot) {
-    if (kv_restore(n->kv, p.snapshot_data, p.snapshot_size_bytes) != 0) {
+    if (node_restore(s, n, p.snapshot, p.snapshot_data,
+                     p.snapshot_size_bytes) != 0) {
       sim_fail(s, FAIL_SAFETY, "node %u: its snapshot does not restore", n->id);
       return;
     }
@@ -543,6 +616,7 @@ void node_start(struct sim *s, uint32_t i) {
   cfg.entries_per_msg_max = s->o.entries_per_msg_max;
   cfg.inflight_msgs_max = s->o.inflight_msgs_max;
   cfg.proposer_backoff = s->o.proposer_backoff;
+  node_config_overrides(&s->o, &cfg);
   int rv = sabha_engine_new(&n->e, s->o.protocol, &cfg, has_disk ? &p : NULL);
   if (rv != 0) {
     n->e = NULL;

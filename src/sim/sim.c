@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "sim/sim_internal.h"
+#include "sim/workload.h"
 
 #define CHECK_PERIOD_US 100000u /* log matching, during the run */
 #define QUIESCE_POLL_US 10000u
@@ -87,6 +88,15 @@ void sim_fail(struct sim *s, enum fail_kind kind, const char *fmt, ...) {
     s->stop = true;
     break;
   case FAIL_ACKED_LOST:
+    break;
+  case FAIL_INVARIANT:
+    r->invariant_violations++;
+    /* The async baseline breaks the applications' invariants by design
+     * (it loses acknowledged transfers and bookings on failover): counted
+     * as its result, not a failed run (sim.h, judge_safety). */
+    if (!s->o.judge_safety)
+      return;
+    s->stop = true;
     break;
   }
   if (r->failed)
@@ -179,6 +189,7 @@ static const struct bug_name bug_table[] = {
     {"stale-read", 0, SIM_HOST_BUG_STALE_READ},
     {"accept-lower-ballot", SABHA_BUG_ACCEPT_LOWER_BALLOT, 0},
     {"no-adopt", SABHA_BUG_NO_ADOPT, 0},
+    {"no-dedup", 0, SIM_HOST_BUG_NO_DEDUP},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -201,7 +212,8 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
   snprintf(err, err_size,
            "unknown bug '%s' (known: none, vote-twice, "
            "stale-commit, skip-log-check, ack-before-fsync, stale-read; for "
-           "Paxos: accept-lower-ballot, no-adopt)",
+           "Paxos: accept-lower-ballot, no-adopt; for the application "
+           "workloads: no-dedup)",
            name != NULL ? name : "");
   return SABHA_EINVAL;
 }
@@ -222,6 +234,7 @@ void sim_options_init(struct sim_options *o) {
   o->events_max = 0;
   o->quiesce_ms_max = 20000;
   o->check_linearizability = true;
+  o->judge_safety = true;
   o->proposer_backoff = true;
 }
 
@@ -236,14 +249,17 @@ static int script_check(const struct sim_options *o, char *err,
                         size_t err_size) {
   for (size_t k = 0; k < o->n_script; k++) {
     const struct sim_script_event *se = &o->script[k];
+    bool follower =
+        se->op == SIM_SCRIPT_ISOLATE && se->peer == SIM_PEER_FOLLOWER;
     bool bad =
-        se->node > o->n_nodes || se->peer > o->n_nodes ||
-        se->op < SIM_SCRIPT_PARTITION || se->op > SIM_SCRIPT_CLOCK ||
+        se->node > o->n_nodes || (se->peer > o->n_nodes && !follower) ||
+        se->op < SIM_SCRIPT_PARTITION || se->op > SIM_SCRIPT_ISOLATE ||
         !(se->loss >= 0 && se->loss <= 1) ||
         (se->op == SIM_SCRIPT_CLOCK && !(se->rate > 0 && se->rate < 1000));
     if ((se->op == SIM_SCRIPT_BLOCK || se->op == SIM_SCRIPT_UNBLOCK ||
          se->op == SIM_SCRIPT_RESTART) &&
-        (se->node == 0 || (se->op != SIM_SCRIPT_RESTART && se->peer == 0)))
+        ((se->node == 0 && se->op != SIM_SCRIPT_RESTART) ||
+         (se->op != SIM_SCRIPT_RESTART && se->peer == 0)))
       bad = true;
     if (bad) {
       snprintf(err, err_size, "scripted fault %zu (at %llu ms) is invalid", k,
@@ -270,13 +286,21 @@ static int options_check(const struct sim_options *o, char *err,
   else if (o->faults & ~(uint32_t)SIM_FAULT_ALL)
     why = "unknown fault bits";
   else if (o->host_bugs &
-           ~(uint32_t)(SIM_HOST_BUG_ACK_BEFORE_FSYNC | SIM_HOST_BUG_STALE_READ))
+           ~(uint32_t)(SIM_HOST_BUG_ACK_BEFORE_FSYNC | SIM_HOST_BUG_STALE_READ |
+                       SIM_HOST_BUG_NO_DEDUP))
     why = "unknown host bug bits";
+  else if ((uint32_t)o->workload >= SIM_WORKLOAD_COUNT)
+    why = "unknown workload";
   else if (o->compact_entries < 1 || o->op_timeout_ms < 1 ||
            o->quiesce_ms_max < 1)
     why = "limits must be positive";
   else if (o->n_script > 0 && o->script == NULL)
     why = "script has no events";
+  else if (o->election_timeout_ms_min > 0 && o->election_timeout_ms_max > 0 &&
+           o->election_timeout_ms_min > o->election_timeout_ms_max)
+    why = "election timeout min is above max";
+  else if (o->pre_vote > SIM_SWITCH_ON || o->check_quorum > SIM_SWITCH_ON)
+    why = "pre_vote and check_quorum take enum sim_switch";
   if (why != NULL) {
     snprintf(err, err_size, "%s", why);
     return SABHA_EINVAL;
@@ -300,9 +324,48 @@ void sim_clients_done(struct sim *s) {
   sim_at(s, s->now_us + QUIESCE_POLL_US, ev_new(s, EV_QUIESCE, 0));
 }
 
+void sim_note_leader(struct sim *s, uint32_t i) {
+  struct sim_result *r = s->res;
+  if ((r->n_leader_changes & (r->n_leader_changes - 1)) == 0)
+    r->leader_changes = sim_xrealloc(
+        r->leader_changes,
+        (r->n_leader_changes == 0 ? 1 : 2 * r->n_leader_changes) *
+            sizeof *r->leader_changes);
+  r->leader_changes[r->n_leader_changes++] = (struct sim_leader_change){
+      .time_us = s->now_us, .term = s->nodes[i].last_term, .node = i + 1};
+}
+
+/* client_time_ms is up: the op budget shrinks to what was issued, so no
+ * client starts another and the phase ends when the last one finishes
+ * (client_finish_op), or now if none is out. */
+static void sim_on_clients_stop(struct sim *s) {
+  if (s->phase != PHASE_CLIENTS)
+    return;
+  s->o.n_ops = s->ops_issued;
+  if (s->ops_done >= s->ops_issued)
+    sim_clients_done(s);
+}
+
 void sim_note_barrier(struct sim *s, uint64_t index) {
-  if (s->phase == PHASE_QUIESCE && s->barrier_index == 0)
+  /* Unjudged (async), an applied barrier can be rolled back: the newest
+   * apply is the one to wait for (see barrier_lost()). */
+  if (s->phase == PHASE_QUIESCE &&
+      (s->barrier_index == 0 || !s->o.judge_safety))
     s->barrier_index = index;
+}
+
+/* True when the barrier must be sent (again): never applied yet, or, for the
+ * async baseline, applied by a primary whose log lost it (the current
+ * leader's log ends before it). Consensus never undoes an applied barrier. */
+static bool barrier_lost(struct sim *s) {
+  if (s->barrier_index == 0)
+    return true;
+  int l = node_leader(s);
+  if (s->o.judge_safety || l < 0)
+    return false;
+  struct sabha_status st;
+  sabha_engine_status(s->nodes[l].e, &st);
+  return st.last_index < s->barrier_index;
 }
 
 /* The barrier: a command no state machine acts on (seq 0 is rejected by
@@ -333,13 +396,23 @@ static bool sim_converged(struct sim *s, char *why, size_t why_size) {
              node_leader(s) < 0 ? "no leader" : "a leader, but no progress");
     return false;
   }
+  /* The application checkers compare every node with the whole committed
+   * stream, and a command may commit past the barrier (classic Paxos fills
+   * slots out of order): those workloads wait for every committed index.
+   * Not for the async baseline: its "committed" indices may have been
+   * rolled back and will never be applied again. */
+  uint64_t target = s->barrier_index;
+  if (s->wl != NULL && s->o.judge_safety && s->ck.applied_max > target)
+    target = s->ck.applied_max;
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
-    if (!n->up || n->applied < s->barrier_index) {
-      snprintf(why, why_size, "node %u %s (applied %llu, barrier at %llu)",
+    if (!n->up || n->applied < target) {
+      snprintf(why, why_size,
+               "node %u %s (applied %llu, barrier at %llu, waiting for %llu)",
                i + 1, n->up ? "lags" : "is down",
                (unsigned long long)n->applied,
-               (unsigned long long)s->barrier_index);
+               (unsigned long long)s->barrier_index,
+               (unsigned long long)target);
       return false;
     }
   }
@@ -348,7 +421,7 @@ static bool sim_converged(struct sim *s, char *why, size_t why_size) {
 
 static void sim_on_quiesce(struct sim *s, struct sim_event *ev) {
   char why[200];
-  if (s->barrier_index == 0 && s->now_us >= s->barrier_next_us)
+  if (s->now_us >= s->barrier_next_us && barrier_lost(s))
     sim_send_barrier(s);
   if (sim_converged(s, why, sizeof why)) {
     ev_free(s, ev);
@@ -410,6 +483,10 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev) {
     break;
   case EV_QUIESCE:
     sim_on_quiesce(s, ev);
+    break;
+  case EV_CLIENTS_STOP:
+    ev_free(s, ev);
+    sim_on_clients_stop(s);
     break;
   default:
     assert(0 && "unknown event kind");
@@ -475,6 +552,7 @@ static void sim_setup(struct sim *s) {
   checks_init(s);
   s->hist = sim_xcalloc((size_t)o->n_ops, sizeof *s->hist);
   s->value_next = 1;
+  workload_setup(s);
   for (uint32_t i = 0; i < s->n_nodes; i++)
     node_init(s, i);
   s->snap_buf_size = kv_snapshot_size(s->nodes[0].kv);
@@ -490,6 +568,8 @@ static void sim_setup(struct sim *s) {
   clients_start(s);
   nemesis_init(s);
   sim_at(s, CHECK_PERIOD_US, ev_new(s, EV_CHECK, 0));
+  if (o->client_time_ms > 0)
+    sim_at(s, o->client_time_ms * 1000u, ev_new(s, EV_CLIENTS_STOP, 0));
 }
 
 static void sim_teardown(struct sim *s) {
@@ -500,6 +580,7 @@ static void sim_teardown(struct sim *s) {
     node_free(s, i);
   clients_free(s);
   checks_free(s);
+  workload_teardown(s);
   evq_free(&s->q);
   free(s->snap_buf);
   free(s->hist);
@@ -513,7 +594,7 @@ static double wall_seconds(void) {
 
 /* A hash of the first live node's key-value state (after quiescence every
  * node holds the same): the value of every key and how many commands it
- * applied. */
+ * applied; and its application state, for those workloads. */
 static uint64_t final_state_hash(const struct sim *s) {
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
@@ -522,7 +603,7 @@ static uint64_t final_state_hash(const struct sim *s) {
     uint64_t h = sim_mix(0x5ab4a, kv_n_applied(n->kv));
     for (uint32_t key = 0; key < s->o.n_keys; key++)
       h = sim_mix(h, (uint64_t)kv_get(n->kv, key));
-    return h;
+    return workload_state_hash(s, n, h);
   }
   return 0;
 }
@@ -538,6 +619,10 @@ int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
   struct sim *s = sim_xcalloc(1, sizeof *s);
   s->o = *o;
   s->res = result;
+  /* The async baseline promises none of what consensus does: its breaches
+   * are counted as its result (sim.h, judge_safety). */
+  if (strcmp(o->protocol, "async") == 0)
+    s->o.judge_safety = false;
   sim_setup(s);
   sim_loop(s);
   if (!s->stop && s->phase == PHASE_DONE)
@@ -549,6 +634,7 @@ int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
   result->state_hash = final_state_hash(s);
   result->n_history = (size_t)s->ops_issued;
   result->history = s->hist;
+  result->app_history = workload_take_history(s);
   s->hist = NULL;
   sim_teardown(s);
   free(s);
@@ -561,6 +647,11 @@ void sim_result_free(struct sim_result *result) {
     return;
   free(result->latencies_us);
   free(result->history);
+  free(result->app_history);
+  free(result->leader_changes);
+  result->leader_changes = NULL;
+  result->n_leader_changes = 0;
   result->latencies_us = NULL;
   result->history = NULL;
+  result->app_history = NULL;
 }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "check/history.h"
 #include "sabha/engine.h"
@@ -56,7 +57,30 @@ enum sim_host_bug {
   /* Serve a read from the local state machine at once, on any node,
    * without ReadIndex: a follower or a deposed leader answers stale. */
   SIM_HOST_BUG_STALE_READ = 1u << 1,
+  /* Configure the application machine without its dedup tables
+   * (APP_BUG_NO_DEDUP): a retried transfer or booking applies again. Only
+   * the application workloads notice. */
+  SIM_HOST_BUG_NO_DEDUP = 1u << 2,
 };
+
+/* What the clients do (src/sim/workload.c). kv: put/get/cas on n_keys keys,
+ * judged by linearizability; the others drive the application machine of
+ * sm/app.h and are judged by invariant checkers (app_checks.h): */
+enum sim_workload {
+  SIM_WORKLOAD_KV = 0,
+  SIM_WORKLOAD_LEDGER, /* accounts opened, then racing transfers */
+  SIM_WORKLOAD_SEATS,  /* few seats, many clients booking and cancelling */
+  SIM_WORKLOAD_LOCKS,  /* short leases, renewals, fenced writes */
+  SIM_WORKLOAD_ORDERS, /* orders walked along their workflow */
+  SIM_WORKLOAD_MIXED,  /* kv and all four applications */
+  SIM_WORKLOAD_COUNT,
+};
+
+/* Parses a workload name. Returns 0, or SABHA_EINVAL with a sentence in err
+ * listing the names. */
+int sim_workload_parse(const char *name, enum sim_workload *out, char *err,
+                       size_t err_size);
+const char *sim_workload_name(enum sim_workload w);
 
 /* Parses a --bug name into engine bits (sabha_config.bugs) and host bits.
  * Returns 0, or SABHA_EINVAL with a sentence in err listing the names. */
@@ -75,7 +99,8 @@ enum sim_script_op {
   SIM_SCRIPT_BLOCK,         /* node -> peer cut (one direction) */
   SIM_SCRIPT_UNBLOCK,       /* node -> peer restored */
   SIM_SCRIPT_CRASH,         /* node crashes (0: the leader) */
-  SIM_SCRIPT_RESTART,       /* node restarts from its disk */
+  SIM_SCRIPT_RESTART,       /* node restarts from its disk (0: every
+                               node that is down) */
   SIM_SCRIPT_POWER_LOSS,    /* every node in node_mask (bit i: node i+1; 0:
                                all) crashes at this instant */
   SIM_SCRIPT_LINK,          /* node -> peer (0 and 0: every node link) gets
@@ -84,7 +109,17 @@ enum sim_script_op {
                                and fsync_factor x longer fsyncs */
   SIM_SCRIPT_CLOCK,         /* node's clock runs at `rate` after jumping
                                forward jump_ms */
+  SIM_SCRIPT_ISOLATE,       /* (for the lab) node (0: the leader) is cut
+                               both ways from peer (0: every other node;
+                               SIM_PEER_FOLLOWER: the lowest-numbered up
+                               node that is not `node`) until a HEAL */
 };
+
+/* SIM_SCRIPT_ISOLATE's peer: "a follower of the node", chosen at run time,
+ * so a script can cut the leader from one follower (Howard & Abraham's
+ * partial partition) without knowing who will lead. RESTART's node 0 means
+ * every node that is down. */
+#define SIM_PEER_FOLLOWER UINT32_MAX
 
 struct sim_script_event {
   uint64_t at_ms; /* simulated time */
@@ -141,11 +176,75 @@ struct sim_options {
   uint32_t quiesce_ms_max;       /* time allowed to converge after healing;
                                     20000 */
   bool check_linearizability;    /* default true */
+  bool judge_safety;             /* default true: a breach of state machine
+                                    safety or log matching fails and stops
+                                    the run, an acknowledged write lost or a
+                                    non-linearizable history fails it. False:
+                                    each is only counted in the result (and
+                                    acked_writes_lost is still the real
+                                    number). sim_run() sets it false for the
+                                    async baseline, whose losses are its
+                                    result, not a bug. Election safety and
+                                    the engine contract are always judged. */
   bool proposer_backoff;         /* engine config (classic Paxos): back off
                                     after a pre-emption; default true */
+  enum sim_workload workload;    /* default SIM_WORKLOAD_KV */
   const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
   size_t n_script;
+
+  /* For the lab (src/lab): engine settings and a run length in time. Zero
+   * (and SIM_SWITCH_DEFAULT) keeps what sabha_config_init() gives, so runs
+   * that leave them alone are unchanged. */
+  uint32_t election_timeout_ms_min; /* 0: engine default */
+  uint32_t election_timeout_ms_max; /* 0: engine default */
+  uint32_t heartbeat_ms;            /* 0: engine default */
+  uint32_t commands_per_slot_max;   /* Multi-Paxos batching; 0: default */
+  uint8_t pre_vote;                 /* enum sim_switch */
+  uint8_t check_quorum;             /* enum sim_switch */
+  uint64_t client_time_ms; /* 0: the clients stop after n_ops operations.
+                              Else they start operations only before this
+                              simulated time (n_ops is then a cap): the
+                              client phase ends once the last one started
+                              has finished. A fault timeline needs clients
+                              running through it, whatever the speed. */
 };
+
+enum sim_switch { SIM_SWITCH_DEFAULT = 0, SIM_SWITCH_OFF, SIM_SWITCH_ON };
+
+/* A node seen leading a new term (or ballot) for the first time. */
+struct sim_leader_change {
+  uint64_t time_us;
+  uint64_t term;
+  uint32_t node;
+};
+
+/* hist_op.kind of an application operation: not a kv op, so the
+ * linearizability checker never sees it; its command and reply are in
+ * sim_result.app_history at the same position. */
+#define SIM_HIST_APP 16u
+#define SIM_APP_CMD_BYTES_MAX 112u
+
+struct sim_app_op {
+  uint16_t cmd_len;
+  uint8_t cmd[SIM_APP_CMD_BYTES_MAX]; /* app_encode()d, as the client sent
+                                         it (unstamped) */
+  bool replied;       /* the client got an answer (status ok) */
+  bool duplicate;     /* ... answered from the dedup table */
+  uint8_t reply_kind; /* enum app_reply_kind */
+  uint16_t code;      /* enum app_code */
+  int64_t integer;    /* app_reply.integer */
+};
+
+/* Writes a history as JSON lines: kv ops exactly as hist_write_jsonl()
+ * does, application ops (app_history may be NULL for none) as
+ *   {"client":2,"op":"ledger.transfer","args":["c2.5","a3","a7","120"],
+ *    "call_us":1,"return_us":2,"status":"ok",
+ *    "reply":{"kind":"ok","code":"done","integer":120,"duplicate":false}}
+ * (return_us and reply only for ok). hist_read_jsonl() rejects these lines:
+ * an application history is judged by the invariant checkers, not read
+ * back. Returns 0 or SABHA_EIO. */
+int sim_history_write_jsonl(FILE *f, const struct hist_op *ops,
+                            const struct sim_app_op *app_history, size_t n);
 
 /* Fills `o` with the defaults written above. */
 void sim_options_init(struct sim_options *o);
@@ -157,10 +256,15 @@ struct sim_result {
   uint64_t ops_ok;
   uint64_t ops_failed;
   uint64_t ops_indeterminate;
-  uint64_t safety_violations;        /* 0 or 1: a run stops at the first */
+  uint64_t safety_violations;        /* 0 or 1: a run stops at the first
+                                        (unless !judge_safety: then every
+                                        breach, without stopping) */
   uint64_t linearizability_failures; /* 0 or 1 */
   uint64_t acked_writes_lost;        /* acknowledged writes missing somewhere */
   uint64_t liveness_failures;        /* 0 or 1: no convergence after healing */
+  uint64_t invariant_violations;     /* application invariants broken (a run
+                                        stops at the first found while it
+                                        runs; the end checks count each) */
   uint64_t elections;                /* distinct (term, leader) pairs seen */
   uint64_t phase1_rounds;  /* elections started (Raft) or phase-1 rounds
                               (Paxos), every node, every incarnation */
@@ -177,7 +281,10 @@ struct sim_result {
                           same workload on any engine, without faults,
                           must end in the same state */
 
-  struct hist_op *history; /* n_history ops, malloc'd */
+  struct hist_op *history; /* n_history ops, malloc'd; an application
+                              operation has kind SIM_HIST_APP */
+  struct sim_app_op *app_history; /* [n_history] (malloc'd) for application
+                                     workloads, else NULL */
   size_t n_history;
 
   /* Counters, for the curious and the tests. */
@@ -187,6 +294,11 @@ struct sim_result {
   uint64_t crashes;
   uint64_t snapshots_taken;
   uint64_t snapshots_installed;
+  uint64_t msg_bytes_sent; /* sabha_msg_size_bytes() of every msgs_sent */
+
+  /* Every new leadership, in time order (malloc'd; for the lab's charts). */
+  struct sim_leader_change *leader_changes;
+  size_t n_leader_changes;
 };
 
 /* Runs one simulation. Returns 0 when the run happened (whether or not a

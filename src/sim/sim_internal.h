@@ -25,6 +25,9 @@
 #include "sim/sim.h"
 #include "sm/kv.h"
 
+struct app;
+struct workload;
+
 /* ---- events -------------------------------------------------------------- */
 
 enum ev_kind {
@@ -44,6 +47,7 @@ enum ev_kind {
   EV_QUIESCE,      /* after healing: has the cluster converged? */
   EV_STRIKE,       /* node: a delayed strike at a new leader */
   EV_UNISOLATE,    /* node: a strike's isolation ends (gen: token) */
+  EV_CLIENTS_STOP, /* client_time_ms reached: no new operations */
 };
 
 enum cm_status { CM_OK = 0, CM_NOT_LEADER = 1, CM_BUSY = 2 };
@@ -61,6 +65,13 @@ struct client_msg {
   uint32_t status;  /* reply: enum cm_status */
   uint32_t hint;    /* reply NOT_LEADER: leader's node id or 0 */
   int32_t swapped;  /* reply to cas */
+  /* Application ops (kind SIM_HIST_APP): the request names its op_id (the
+   * command's bytes stand in the world's table, workload.c, as a payload
+   * would); the reply summarizes the app_reply. */
+  bool app_duplicate;
+  uint8_t app_kind; /* enum app_reply_kind */
+  uint16_t app_code; /* enum app_code */
+  int64_t app_integer;
 };
 
 /* A message between engines, cloned into one allocation when sent: the
@@ -146,6 +157,7 @@ struct node {
   uint32_t restarts;
   struct sabha_engine *e;
   struct kv *kv;
+  struct app *app;  /* application workloads only, else NULL */
   uint64_t applied; /* index the KV machine reflects */
   struct disk disk;
 
@@ -300,6 +312,7 @@ enum fail_kind {
   FAIL_ACKED_LOST,
   FAIL_LIVENESS,
   FAIL_LIMIT,
+  FAIL_INVARIANT, /* an application invariant (workload.c); stops the run */
 };
 
 struct sim {
@@ -343,6 +356,8 @@ struct sim {
 
   uint8_t *snap_buf; /* scratch for KV snapshots */
   size_t snap_buf_size;
+
+  struct workload *wl; /* application workloads (workload.h), else NULL */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -423,5 +438,8 @@ void checks_final(struct sim *s);
 void sim_clients_done(struct sim *s);
 /* A barrier command (client request with seq 0) applied at `index`. */
 void sim_note_barrier(struct sim *s, uint64_t index);
+/* Node i was just seen leading a new term: appends to the result's
+ * leader_changes (for the lab's timelines). */
+void sim_note_leader(struct sim *s, uint32_t i);
 
 #endif

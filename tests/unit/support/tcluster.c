@@ -89,7 +89,8 @@ static void disk_snapshot(struct tc_disk *d, const struct sabha_snapshot_meta *m
   d->n -= drop;
   free(d->snap_data);
   d->snap_data = malloc(size + 1);
-  memcpy(d->snap_data, data, size);
+  if (size > 0)
+    memcpy(d->snap_data, data, size);
   d->snap_size = size;
   d->snap = *meta;
   d->has_snapshot = true;
@@ -142,8 +143,11 @@ static bool process_ready(struct tcluster *tc, uint32_t id) {
   for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
     enqueue(tc, &rd.msgs_after_persist[i]);
   if (rd.has_snapshot) {
-    /* The toy state machine's snapshot is its running hash. */
-    memcpy(&nd->applied_sum, rd.snapshot_data, sizeof nd->applied_sum);
+    /* The toy state machine's snapshot is its running hash; no bytes is
+     * the empty machine (an async rollback before any snapshot). */
+    nd->applied_sum = 0;
+    if (rd.snapshot_size_bytes >= sizeof nd->applied_sum)
+      memcpy(&nd->applied_sum, rd.snapshot_data, sizeof nd->applied_sum);
     nd->applied = rd.snapshot.index;
   }
   for (size_t i = 0; i < rd.n_committed; i++) {
@@ -217,7 +221,8 @@ static void create_engine(struct tcluster *tc, uint32_t id) {
     p.snapshot_data = nd->disk.snap_data;
     p.snapshot_size_bytes = nd->disk.snap_size;
     p.applied = nd->disk.snap.index;
-    memcpy(&nd->applied_sum, nd->disk.snap_data, sizeof nd->applied_sum);
+    if (nd->disk.snap_size >= sizeof nd->applied_sum)
+      memcpy(&nd->applied_sum, nd->disk.snap_data, sizeof nd->applied_sum);
     nd->applied = nd->disk.snap.index;
   }
   int rv = sabha_engine_new(&nd->e, tc->protocol, &tc->cfg[id], &p);

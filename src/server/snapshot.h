@@ -1,0 +1,60 @@
+/* The container of a sabhad snapshot: the key-value store and the
+ * applications machine (src/sm/app.h) side by side, in one blob that the
+ * WAL and the engines carry as opaque bytes.
+ *
+ * Why a container: the engines and the WAL know one snapshot per index,
+ * while sabhad now replicates two state machines through one log. Both
+ * must be cut at the same index, so they travel together; each keeps its
+ * own format (and its own checksum), and the container only says where one
+ * ends and the other begins.
+ *
+ * Format "SND2" (integers little-endian):
+ *
+ *   u32 magic "SND2" | u64 kv_len | kv_len bytes (a kvstore snapshot, "SKV1")
+ *   | u64 app_len | app_len bytes (an app snapshot, "SAP1")
+ *   | u32 CRC32C (storage/crc32c.h) of every byte before it
+ *
+ * A bare kvstore snapshot (magic "SKV1", written by nodes before the
+ * applications existed) is still accepted: it opens as a kvstore part and
+ * no app part, which restores as an empty applications machine.
+ *
+ * The parts are written in place (srv_snap_kv_at, srv_snap_app_at) and the
+ * container sealed around them, so a snapshot is never copied. Pure
+ * functions over buffers: no allocation, no I/O, no global state. The same
+ * format is described in docs/storage.md. */
+#ifndef SABHA_SERVER_SNAPSHOT_H
+#define SABHA_SERVER_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SRV_SNAP_MAGIC "SND2"
+#define SRV_SNAP_KV_MAGIC "SKV1"    /* a bare kvstore snapshot */
+#define SRV_SNAP_OVERHEAD_BYTES 24u /* magic, two lengths, CRC */
+
+/* What srv_snap_open() found. */
+struct srv_snap_parts {
+  const uint8_t *kv; /* the kvstore snapshot */
+  size_t kv_len;
+  const uint8_t *app; /* the app snapshot; NULL for a bare "SKV1" */
+  size_t app_len;
+};
+
+/* Bytes of a container holding parts of these sizes. */
+size_t srv_snap_size(size_t kv_len, size_t app_len);
+/* Where the kvstore part goes in a container being built at buf. */
+uint8_t *srv_snap_kv_at(uint8_t *buf);
+/* Where the app part goes, after a kvstore part of kv_len bytes. */
+uint8_t *srv_snap_app_at(uint8_t *buf, size_t kv_len);
+/* Writes the magic, the lengths and the CRC around the two parts already
+ * written in place. buf holds srv_snap_size(kv_len, app_len) bytes; returns
+ * that size. */
+size_t srv_snap_seal(uint8_t *buf, size_t kv_len, size_t app_len);
+
+/* Splits a snapshot into its parts (pointing into data). Returns 0, or
+ * SABHA_ECORRUPT for an unknown magic, lengths that do not add up or a
+ * checksum that does not match. The parts' own formats are checked by
+ * their restore functions. */
+int srv_snap_open(const uint8_t *data, size_t len, struct srv_snap_parts *out);
+
+#endif

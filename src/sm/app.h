@@ -1,0 +1,348 @@
+/* The applications consensus exists for: a payments ledger, seat booking,
+ * locks with fencing tokens and order workflows, as one replicated state
+ * machine (`struct app`).
+ *
+ * Like src/sm/kvstore.h, it knows nothing of its hosts: sabhad turns RESP
+ * commands into app commands, the simulator builds them from its workloads;
+ * both propose the bytes through the log and feed committed commands to
+ * app_apply() on every replica in the same order. Applying the same commands
+ * in the same order gives the same state and the same replies everywhere.
+ * Reads are not commands: a host serves them with app_read() once its
+ * engine's ReadIndex says the state is current enough.
+ *
+ * Commands are the RESP argument vectors users type, minus the command name
+ * (which becomes `op`), so one table (app_commands()) serves sabhad's parser,
+ * the simulator's workloads and the docs:
+ *
+ *   LEDGER.OPEN account initial_paise          +OK
+ *   LEDGER.TRANSFER txid from to amount_paise  +OK | -ERR insufficient funds..
+ *   LEDGER.BALANCE account                     :paise              (read)
+ *   LEDGER.TX txid                             outcome or nil      (read)
+ *   LEDGER.AUDIT                               [accounts, total]   (read)
+ *   SEATS.ADD train date seat [seat ...]       :seats added
+ *   SEATS.BOOK request_id train date seat passenger    $PNR
+ *   SEATS.ANY request_id train date passenger  [PNR, seat]
+ *   SEATS.CANCEL pnr                           +OK
+ *   SEATS.FREE train date                      :free seats         (read)
+ *   SEATS.PNR pnr                    [train, date, seat, passenger, status]
+ *   LOCK.ACQUIRE name owner ttl_ms             :fencing token
+ *   LOCK.RENEW name owner token ttl_ms         :token
+ *   LOCK.RELEASE name owner token              +OK
+ *   LOCK.GET name                    [owner, token, ms left] or nil (read)
+ *   FENCED.SET key value name token            +OK | -ERR stale token
+ *   FENCED.GET key                             $value or nil       (read)
+ *   ORDER.CREATE order_id customer amount_paise        +OK
+ *   ORDER.ADVANCE order_id STATE               +OK | -ERR invalid transition
+ *   ORDER.CANCEL order_id                      +OK
+ *   ORDER.GET order_id               [state, customer, amount] or nil (read)
+ *
+ * Exactly once. Every command that changes state is safe to retry:
+ *   - LEDGER.TRANSFER, SEATS.BOOK and SEATS.ANY carry an id the client
+ *     chooses (txid, request_id). The machine keeps the newest dedup_max ids
+ *     with a fingerprint of their command and their reply; a retry gets the
+ *     saved reply (`duplicate` set) and changes nothing; the same id with a
+ *     different command is refused. Ids older than the newest dedup_max are
+ *     forgotten (first in, first out): a retry that late is applied as new,
+ *     so clients must give up on a command long before dedup_max others
+ *     follow it (sabhad: 100,000 per application by default). The table
+ *     travels in snapshots.
+ *   - The rest are idempotent by what they name: opening an account that
+ *     exists with the same initial amount, adding a seat that exists,
+ *     cancelling a cancelled PNR or order, acquiring a lock the owner holds
+ *     (same token, expiry extended), releasing a grant already gone,
+ *     advancing an order to a state it has already passed, creating an
+ *     order that exists with the same customer and amount: each answers as
+ *     the first time did and changes nothing.
+ *
+ * Details the table leaves open. Unknown names: LEDGER.BALANCE, SEATS.FREE,
+ * SEATS.PNR and the writes answer APP_E_NO_SUCH; LEDGER.TX, LOCK.GET,
+ * FENCED.GET and ORDER.GET answer nil. SEATS.ADD answers the number of
+ * seats it added (0, duplicate set, when all exist). A PNR is "PNR" and its
+ * number zero-padded to 10 digits, and only that form is accepted.
+ * ORDER.ADVANCE takes a workflow state name in any case. FENCED.SET refuses
+ * a token above the newest granted (one no one was ever given). Numbers are
+ * decimal digits only: no sign, no leading zero, at most INT64_MAX
+ * (APP_E_OVERFLOW beyond); names and ids must not be empty.
+ *
+ * Time. Lock expiry must be decided the same way on every replica, so
+ * nothing here reads a clock: the proposer stamps each command with its
+ * wall clock (hdr.now_ms) and the machine keeps clock_ms, the highest stamp
+ * applied (a new leader's clock may lag; the maximum never runs backwards).
+ * A grant made at clock t with ttl expires at t + ttl; it is held while
+ * clock_ms < expiry.
+ *
+ * Fencing. Tokens come from one counter per lock that grows with every new
+ * grant, so a newer holder always has a larger token; FENCED.SET names the
+ * lock and the writer's token and is refused when the token is below the
+ * newest granted for that lock (the fenced write of an expired holder).
+ *
+ * Command format (integers little-endian):
+ *
+ *   u8 magic (APP_CMD_MAGIC) | u8 version (1) | u8 op (enum app_op)
+ *   | u8 argc | u64 now_ms | u64 tag | argc x (u16 len | bytes)
+ *
+ * `tag` is opaque to the machine (a host matches its proposals with it).
+ * The magic byte tells app commands from kvstore and kv commands, whose
+ * first byte is a version number 1.
+ *
+ * Threading: one thread at a time. No global state. */
+#ifndef SABHA_SM_APP_H
+#define SABHA_SM_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define APP_CMD_MAGIC 0xA5u
+#define APP_FORMAT_VERSION 1u
+#define APP_CMD_HEADER_BYTES 20u
+#define APP_ARGS_MAX 32u     /* arguments per command (SEATS.ADD's seats) */
+#define APP_ARG_BYTES_MAX 64u /* names, ids, numbers */
+#define APP_DEDUP_DEFAULT 100000u
+#define APP_DEDUP_LIMIT (1u << 24) /* the largest dedup_max accepted */
+
+enum app_op {
+  APP_LEDGER_OPEN = 1,
+  APP_LEDGER_TRANSFER,
+  APP_LEDGER_BALANCE, /* reads from here ... */
+  APP_LEDGER_TX,
+  APP_LEDGER_AUDIT,
+  APP_SEATS_ADD,
+  APP_SEATS_BOOK,
+  APP_SEATS_ANY,
+  APP_SEATS_CANCEL,
+  APP_SEATS_FREE,
+  APP_SEATS_PNR,
+  APP_LOCK_ACQUIRE,
+  APP_LOCK_RENEW,
+  APP_LOCK_RELEASE,
+  APP_LOCK_GET,
+  APP_FENCED_SET,
+  APP_FENCED_GET,
+  APP_ORDER_CREATE,
+  APP_ORDER_ADVANCE,
+  APP_ORDER_CANCEL,
+  APP_ORDER_GET,
+  APP_OP_COUNT,
+};
+
+/* One row of the command table. */
+struct app_command {
+  const char *name; /* upper case, e.g. "LEDGER.TRANSFER" */
+  enum app_op op;
+  uint8_t argc_min; /* arguments after the name */
+  uint8_t argc_max;
+  bool write;        /* goes through the log; false: app_read() */
+  const char *usage; /* "txid from to amount_paise" */
+};
+
+/* The table, APP_OP_COUNT - 1 rows, in enum order. */
+const struct app_command *app_commands(size_t *n);
+/* The row for a command name (any case), or NULL. */
+const struct app_command *app_command_find(const char *name, size_t len);
+/* The row for an op, or NULL. */
+const struct app_command *app_command_of(enum app_op op);
+
+/* Order states, in workflow order. */
+enum app_order_state {
+  APP_ORDER_CREATED = 1,
+  APP_ORDER_PAYMENT_CONFIRMED,
+  APP_ORDER_INVENTORY_RESERVED,
+  APP_ORDER_SHIPPED,
+  APP_ORDER_DELIVERED,
+  APP_ORDER_CANCELLED,
+};
+const char *app_order_state_name(enum app_order_state s);
+
+/* ---- Commands ---------------------------------------------------------- */
+
+struct app_arg {
+  const uint8_t *ptr;
+  size_t len; /* <= APP_ARG_BYTES_MAX */
+};
+
+struct app_hdr {
+  uint64_t now_ms; /* the proposer's wall clock */
+  uint64_t tag;    /* opaque to the machine */
+};
+
+/* Builds one command into buf[0, cap) and returns its size; writes only when
+ * it fits (buf may be NULL when cap is 0), like snprintf. Returns 0 when the
+ * command cannot be encoded (argc beyond APP_ARGS_MAX or an argument longer
+ * than APP_ARG_BYTES_MAX); arity and content are checked at apply time. */
+size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
+                  enum app_op op, const struct app_arg *argv, size_t argc);
+
+/* True when the bytes start like an app command (magic byte). */
+bool app_is_command(const uint8_t *cmd, size_t len);
+
+struct app_decoded {
+  struct app_hdr hdr;
+  enum app_op op;
+  size_t argc;
+  struct app_arg argv[APP_ARGS_MAX]; /* point into the command bytes */
+};
+/* Decodes a command. Returns 0, or SABHA_ECORRUPT for anything malformed. */
+int app_decode(const uint8_t *cmd, size_t len, struct app_decoded *out);
+
+/* Rewrites the now_ms and tag of an encoded command in place, so a host can
+ * stamp a command built earlier (the simulator's clients build, the node
+ * stamps). */
+void app_stamp(uint8_t *cmd, size_t len, const struct app_hdr *hdr);
+
+/* ---- Replies ----------------------------------------------------------- */
+
+enum app_reply_kind {
+  APP_REPLY_OK = 1, /* +OK */
+  APP_REPLY_INT,    /* :integer */
+  APP_REPLY_BULK,   /* $text */
+  APP_REPLY_NULL,   /* $-1 */
+  APP_REPLY_ERROR,  /* -text */
+  APP_REPLY_ARRAY,  /* *items */
+};
+
+/* Why a command did what it did, for programs (the simulator's checkers)
+ * that must not parse error text. */
+enum app_code {
+  APP_DONE = 0,        /* did what it asked (or already had: duplicate) */
+  APP_E_SYNTAX,        /* wrong arity, a number that is not one, bad state */
+  APP_E_EXISTS,        /* account or order exists with other values */
+  APP_E_NO_SUCH,       /* unknown account, train/date, seat, PNR, order */
+  APP_E_FUNDS,         /* insufficient funds */
+  APP_E_SAME_ACCOUNT,  /* transfer to itself */
+  APP_E_NOT_AVAILABLE, /* seat taken, or no seat free */
+  APP_E_HELD,          /* lock held by another owner */
+  APP_E_NOT_HOLDER,    /* renew/release by someone not holding it */
+  APP_E_STALE_TOKEN,   /* fenced write with a token below the newest */
+  APP_E_TRANSITION,    /* order state change not allowed */
+  APP_E_ID_REUSED,     /* dedup id seen with a different command */
+  APP_E_FULL,          /* a bound in struct app_config reached */
+  APP_E_OVERFLOW,      /* an amount or total beyond int64 */
+};
+
+#define APP_REPLY_ITEMS_MAX 8u
+#define APP_REPLY_TEXT_MAX 512u
+
+struct app_reply_item {
+  uint8_t kind; /* enum app_reply_kind, never ARRAY */
+  int64_t integer;
+  uint16_t off; /* BULK/ERROR: text[off, off + len) */
+  uint16_t len;
+};
+
+struct app_reply {
+  uint8_t kind;      /* enum app_reply_kind */
+  bool duplicate;    /* a retry answered as the first time; nothing changed */
+  uint16_t code;     /* enum app_code */
+  int64_t integer;   /* INT; and BOOK/ANY: the PNR's number; ACQUIRE/RENEW:
+                        the token; TRANSFER: the amount moved */
+  uint16_t text_len; /* BULK and ERROR: text[0, text_len) */
+  uint32_t n_items;  /* ARRAY */
+  struct app_reply_item items[APP_REPLY_ITEMS_MAX];
+  char text[APP_REPLY_TEXT_MAX]; /* NUL-terminated too */
+};
+
+/* ---- The machine ------------------------------------------------------- */
+
+/* Bugs a test can ask for, to show the checkers catch them. */
+enum app_bug {
+  APP_BUG_NO_DEDUP = 1u << 0, /* ids are not looked up: retries apply again */
+};
+
+struct app_config {
+  uint32_t dedup_max;   /* ids remembered per application; >= 1, <= 2^24 */
+  uint64_t objects_max; /* accounts + seats + PNRs + locks + orders + fenced
+                           keys; >= 1, < 2^31 (a PNR is kept after its
+                           cancellation, so it counts as one) */
+  uint32_t bugs;        /* enum app_bug */
+  /* Optional allocator, as kvstore's: alloc_fn(ctx, NULL, n) allocates,
+   * alloc_fn(ctx, p, n) resizes, alloc_fn(ctx, p, 0) frees and returns NULL;
+   * a NULL result for n > 0 is a failure. NULL: malloc. Lets a test fail any
+   * one allocation. */
+  void *(*alloc_fn)(void *ctx, void *ptr, size_t size);
+  void *alloc_ctx;
+};
+/* dedup_max APP_DEDUP_DEFAULT, 4 Mi objects, no bugs. */
+extern const struct app_config app_config_default;
+
+struct app;
+
+/* Returns 0 and sets *out, SABHA_EINVAL for a config out of bounds, or
+ * SABHA_ENOMEM. */
+int app_new(struct app **out, const struct app_config *config);
+void app_free(struct app *a);
+
+/* Applies one committed command. Returns 0 with *out the reply (which may
+ * be an error reply, such as insufficient funds); SABHA_ECORRUPT when the
+ * bytes are not a well-formed app command (*out says so, state unchanged,
+ * the same on every replica); SABHA_EINVAL for a read op (state unchanged);
+ * SABHA_ENOMEM with the state unchanged (the host must not move past the
+ * command, or this replica would diverge). Deterministic. */
+int app_apply(struct app *a, const uint8_t *cmd, size_t len,
+              struct app_reply *out);
+
+/* Serves a read op (LEDGER.BALANCE, ...) from the current state; now_ms is
+ * the host's clock (a lock's time left is judged at max(now_ms, clock_ms)).
+ * Returns 0 with *out, or SABHA_EINVAL for a write op. Arity and syntax
+ * errors are error replies. Never changes the state. */
+int app_read(const struct app *a, enum app_op op, const struct app_arg *argv,
+             size_t argc, uint64_t now_ms, struct app_reply *out);
+
+/* The highest now_ms applied. */
+uint64_t app_clock_ms(const struct app *a);
+
+/* ---- Inspection, for checkers and tests --------------------------------- */
+
+/* Number of accounts and the sum of their balances. */
+void app_ledger_audit(const struct app *a, uint64_t *accounts,
+                      int64_t *total);
+/* Calls fn for every account, in the order they were opened. */
+void app_ledger_foreach(const struct app *a,
+                        void (*fn)(void *ctx, const struct app_arg *name,
+                                   int64_t balance, int64_t opened_with),
+                        void *ctx);
+
+/* Calls fn for every seat, in the order added; pnr 0 when free. */
+void app_seats_foreach(const struct app *a,
+                       void (*fn)(void *ctx, const struct app_arg *train,
+                                  const struct app_arg *date,
+                                  const struct app_arg *seat, uint64_t pnr),
+                       void *ctx);
+/* A PNR's seat and whether it is cancelled: returns false when unknown. */
+bool app_seats_pnr(const struct app *a, uint64_t pnr, struct app_arg *train,
+                   struct app_arg *date, struct app_arg *seat,
+                   bool *cancelled);
+
+struct app_lock_view {
+  struct app_arg owner; /* empty when never granted or released */
+  uint64_t token;       /* the current grant's token (0: none) */
+  uint64_t token_max;   /* the newest token ever granted */
+  uint64_t expires_ms;  /* the current grant's expiry */
+};
+bool app_lock_view(const struct app *a, const uint8_t *name, size_t len,
+                   struct app_lock_view *out);
+
+/* An order's state, or 0 when unknown. */
+enum app_order_state app_order_state(const struct app *a, const uint8_t *id,
+                                     size_t len);
+
+/* A digest of the whole state (the snapshot's content: clock, records in
+ * the order they were made, dedup tables in FIFO order), equal on replicas
+ * in the same state. */
+uint64_t app_state_hash(const struct app *a);
+
+/* ---- Snapshots --------------------------------------------------------- */
+
+/* Bytes app_snapshot() writes. */
+size_t app_snapshot_size(const struct app *a);
+/* Writes the whole state (dedup table and clock included) into buf[0, cap),
+ * cap >= app_snapshot_size(). Returns the bytes written. The format (magic
+ * "SAP1", version, sections per application, CRC32C trailer) is written
+ * out in app.c. */
+size_t app_snapshot(const struct app *a, uint8_t *buf, size_t cap);
+/* Replaces the state with a snapshot's. Returns 0, SABHA_ECORRUPT (bad
+ * checksum, malformed, beyond this config's bounds) or SABHA_ENOMEM; on
+ * error the state is unchanged. */
+int app_restore(struct app *a, const uint8_t *data, size_t len);
+
+#endif
