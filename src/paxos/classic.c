@@ -12,7 +12,13 @@
  * two proposers can pre-empt each other's phase 2 with ever higher ballots
  * forever. With `proposer_backoff` a pre-empted proposer waits a random time
  * that grows with each consecutive pre-emption, and the duel ends; without
- * it, it retries at once, which is the livelock the lab shows.
+ * it, it retries at once, which is the livelock the lab shows. The waits
+ * must outgrow one whole instance (two round trips: on WAN links a few
+ * hundred ms), or two proposers that both wait still collide; so they grow
+ * to several election timeouts. A proposer that sees a slot chosen with
+ * someone else's value also waits before its next try: the winner is
+ * evidently making progress, and letting it run its next slots alone is
+ * what makes a de facto leader emerge (the distinguished proposer of §2.4).
  *
  * One instance is in flight per node (as in simple Paxos libraries), so each
  * command costs two round trips: this engine is the baseline Multi-Paxos
@@ -50,6 +56,7 @@ enum { CP_CHOSEN = 1, CP_BEHIND = 2 };
 
 #define CP_QUEUE_MAX 4096u
 #define CP_READ_MARK 0x52454144u /* "READ": a no-op that carries a read */
+#define BACKOFF_TIMEOUTS_MAX 8u   /* longest backoff, in election timeouts */
 
 struct cp_item {
   bool is_read;
@@ -188,7 +195,36 @@ static bool same_value(const struct sabha_entry *a, const struct sabha_entry *b)
          (a->size_bytes == 0 || memcmp(a->data, b->data, a->size_bytes) == 0);
 }
 
+/* Removes every queued item whose value `e` (just chosen) carries, wherever
+ * it waits: a client that timed out resends its command to other nodes, so
+ * the same command can wait in several queues, and once one proposer got it
+ * chosen, proposing it again would only spend slots on duplicates the state
+ * machine discards, while the queues grow faster than one instance at a
+ * time can drain them. A read is answered at the chosen index. Returns true
+ * when something was removed. */
+static bool queue_drop_chosen(struct cp *p, const struct sabha_entry *e) {
+  uint32_t kept = 0;
+  uint32_t n = p->queue_n;
+  for (uint32_t i = 0; i < n; i++) {
+    struct cp_item *it = &p->queue[(p->queue_head + i) % CP_QUEUE_MAX];
+    struct sabha_entry mine = {0};
+    item_entry(it, &mine);
+    if (!same_value(&mine, e)) {
+      p->queue[(p->queue_head + kept) % CP_QUEUE_MAX] = *it;
+      kept++;
+      continue;
+    }
+    if (it->is_read)
+      (void)outbox_read_state(&p->out, it->request_id, e->index);
+    free(it->data);
+  }
+  p->queue_n = kept;
+  return kept != n;
+}
+
 /* ---- learning ----------------------------------------------------------- */
+
+static void defer(struct cp *p);
 
 /* Records that `e` is chosen at e->index, which must be commit + 1. If it is
  * what the queue's front asked for, that item is done. */
@@ -198,30 +234,41 @@ static void learn(struct cp *p, const struct sabha_entry *e) {
     return; /* out of memory: a peer will tell us again */
   replog_note_rewrite(&p->rl, e->index);
   p->rl.commit = e->index;
-  struct cp_item *front = queue_front(p);
-  if (front != NULL) {
-    struct sabha_entry mine = {0};
-    item_entry(front, &mine);
-    if (same_value(&mine, e)) {
-      if (front->is_read)
-        (void)outbox_read_state(&p->out, front->request_id, e->index);
-      queue_pop(p);
-      p->preemptions = 0;
-    }
-  }
+  if (queue_drop_chosen(p, e) && p->active && p->slot == e->index)
+    p->preemptions = 0; /* our own instance chose our own value */
   if (p->active && p->slot <= p->rl.commit) {
     p->active = false; /* the slot is decided: move on */
     value_clear(p);
   }
 }
 
+/* Values chosen by other proposers. If one of them decided the slot this
+ * node was proposing in, another proposer is winning: let it run for a
+ * while before competing for the next slot (see the top of the file). */
 static void learn_batch(struct cp *p, const struct sabha_msg *m) {
+  bool was_active = p->active;
+  uint32_t queued = p->queue_n;
   for (uint32_t i = 0; i < m->n_entries; i++)
     if (m->entries[i].index == p->rl.commit + 1)
       learn(p, &m->entries[i]);
+  if (was_active && !p->active && p->queue_n == queued && queued > 0 &&
+      p->cfg.proposer_backoff)
+    defer(p);
 }
 
 /* ---- the proposer -------------------------------------------------------- */
+
+/* Waits a random time that doubles with each consecutive pre-emption, up
+ * to BACKOFF_TIMEOUTS_MAX election timeouts. */
+static void defer(struct cp *p) {
+  uint32_t shift = p->preemptions < 7 ? p->preemptions : 7;
+  uint64_t cap = (uint64_t)p->cfg.heartbeat_ms << shift;
+  uint64_t cap_max =
+      (uint64_t)p->cfg.election_timeout_ms_max * BACKOFF_TIMEOUTS_MAX;
+  if (cap > cap_max)
+    cap = cap_max;
+  p->retry_at_ms = p->now_ms + prng_range(&p->prng, 1, cap);
+}
 
 static void backoff(struct cp *p) {
   p->active = false;
@@ -231,11 +278,7 @@ static void backoff(struct cp *p) {
     p->retry_at_ms = p->now_ms; /* retry at once: dueling proposers */
     return;
   }
-  uint32_t shift = p->preemptions < 5 ? p->preemptions : 5;
-  uint64_t cap = (uint64_t)p->cfg.heartbeat_ms << shift;
-  if (cap > p->cfg.election_timeout_ms_max)
-    cap = p->cfg.election_timeout_ms_max;
-  p->retry_at_ms = p->now_ms + prng_range(&p->prng, 1, cap);
+  defer(p);
 }
 
 static void start_instance(struct cp *p) {
@@ -277,6 +320,10 @@ static void self_accept(struct cp *p) {
 static void start_phase2(struct cp *p) {
   p->phase = 2;
   p->grants = 0;
+  /* Each phase gets its own deadline: on WAN links two round trips can
+   * outlast one election timeout, and giving up in phase 2 throws away a
+   * promise a majority just made. */
+  p->deadline_ms = p->now_ms + p->cfg.election_timeout_ms_min;
   bool adopt = !(p->cfg.bugs & SABHA_BUG_NO_ADOPT);
   if (!adopt || p->best_ballot == 0) {
     struct sabha_entry mine = {0};
