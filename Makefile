@@ -4,12 +4,15 @@ JOBS ?= 2
 BUILD := build
 BUILD_ASAN := build-asan
 
-.PHONY: all build asan test demo bench deps clean format
+.PHONY: all build asan test demo bench deps deps-test clean format
 
 all: build
 
 deps:
 	@./scripts/deps.sh
+
+deps-test:
+	@./scripts/deps.sh test
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -21,7 +24,7 @@ asan: deps
 
 # Every test in the optimized build, then the same suite (less the tests
 # labelled slow) built with AddressSanitizer and UndefinedBehaviorSanitizer.
-test: build asan
+test: deps-test build asan
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j$(JOBS) -LE slow
@@ -29,7 +32,8 @@ test: build asan
 # A short simulated 5-node Raft cluster under every kind of fault, the three
 # engines side by side on the same seeds and faults, then a real 3-node
 # cluster on 127.0.0.1: writes with redis-cli, the leader killed, nothing
-# acknowledged lost.
+# acknowledged lost; last, a short lab (benchmark and monsoon, every engine)
+# whose report lands in lab-out/report.html.
 demo: build
 	@echo "== sabha demo: 5-node Raft, 20 seeds, partitions, crashes, loss, duplication, reordering, slow nodes, clock drift =="
 	@./$(BUILD)/sabha sim --protocol raft --nodes 5 --seeds 1..20 --ops 500 --faults all
@@ -38,6 +42,10 @@ demo: build
 	@./$(BUILD)/sabha sim --protocol all --nodes 5 --seeds 1..20 --ops 500 --faults all
 	@echo
 	@./scripts/demo-cluster.sh ./$(BUILD)/sabha
+	@echo
+	@echo "== the lab: every engine through the seed's benchmark and the monsoon partition (docs/lab.md) =="
+	@./$(BUILD)/sabha lab benchmark monsoon --seeds 3 --out lab-out
+	@echo "== open lab-out/report.html in a browser for the charts; sabha lab --all runs every scenario =="
 
 # Figures, not pass/fail: simulator speed per engine, the linearizability
 # checker, the write-ahead log's group commit on this machine's disk.

@@ -1,10 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages sabha needs to build and test, and nothing when
 # they are all present already. `make demo` and `make test` call it first so
-# that a fresh Debian machine needs no other set-up step.
+# that a fresh Debian machine needs no other set-up step. `deps.sh test` adds
+# what only the tests need: a headless browser that renders the lab's report
+# (chromium) and a font for its text.
 set -eu
 
 PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools"
+if [ "${1:-}" = test ]; then
+  PACKAGES="$PACKAGES chromium fonts-dejavu-core"
+fi
 
 missing=""
 for p in $PACKAGES; do

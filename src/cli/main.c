@@ -20,6 +20,8 @@ static void usage(FILE *f) {
              "          (sabha sim --help for its options)\n"
              "  cluster run a local cluster of sabhad nodes\n"
              "          (sabha cluster --help)\n"
+             "  lab     run the engines through the same scenarios and\n"
+             "          report what each did (sabha lab --help)\n"
              "  help    this text; `sabha help sim` for a command's options\n"
              "\n"
              "protocols in this build:");
@@ -39,6 +41,8 @@ int main(int argc, char **argv) {
       strcmp(cmd, "-h") == 0) {
     if (argc >= 3 && strcmp(argv[2], "sim") == 0)
       cli_sim_usage(stdout);
+    else if (argc >= 3 && strcmp(argv[2], "lab") == 0)
+      cli_lab_usage(stdout);
     else
       usage(stdout);
     return CLI_EXIT_OK;
@@ -47,6 +51,8 @@ int main(int argc, char **argv) {
     return cli_sim(argc - 1, argv + 1);
   if (strcmp(cmd, "cluster") == 0) /* src/cli/cluster_cmd.c */
     return cli_cluster(argc - 1, argv + 1);
+  if (strcmp(cmd, "lab") == 0) /* src/cli/lab_cmd.c */
+    return cli_lab(argc - 1, argv + 1);
   fprintf(stderr, "sabha: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return CLI_EXIT_USAGE;
