@@ -84,39 +84,22 @@ bool async_send_append(struct async_node *a, struct progress *pr,
   assert(pr->id != a->cfg.id);
   if (progress_paused(pr))
     return false;
-  uint64_t prev = pr->next - 1;
-  uint64_t prev_term = 0;
-  if (log_term(&a->rl.log, prev, &prev_term) != 0) {
-    async_send_snapshot(a, pr); /* it needs entries compacted away */
-    return true;
-  }
-  uint64_t last = log_last_index(&a->rl.log);
-  uint32_t n = 0;
-  uint64_t bytes = 0;
-  for (uint64_t i = pr->next; i <= last && n < a->cfg.entries_per_msg_max;
-       i++) {
-    uint64_t size = log_get(&a->rl.log, i)->size_bytes;
-    if (n > 0 && bytes + size > a->cfg.bytes_per_msg_max)
-      break;
-    bytes += size;
-    n++;
-  }
-  if (n == 0 && !empty_ok)
-    return false;
   struct sabha_msg m = {
       .type = ASYNC_MSG_APPEND,
       .to = pr->id,
-      .index = prev,
-      .log_term = prev_term,
       .commit = a->rl.commit,
       .hint_index = a->stable,
-      .context = last,
-      .n_entries = n,
-      .entries = n > 0 ? log_get(&a->rl.log, pr->next) : NULL,
+      .context = log_last_index(&a->rl.log),
   };
+  if (progress_fill_append(pr, &a->rl.log, a->cfg.entries_per_msg_max,
+                           a->cfg.bytes_per_msg_max, &m) != 0) {
+    async_send_snapshot(a, pr); /* it needs entries compacted away */
+    return true;
+  }
+  if (m.n_entries == 0 && !empty_ok)
+    return false;
   async_send(a, &m, false);
-  if (n > 0 || pr->state == PROGRESS_PROBE)
-    progress_sent(pr, prev + n);
+  progress_sent(pr, m.index + m.n_entries, m.n_entries);
   return true;
 }
 
@@ -152,84 +135,23 @@ void async_broadcast_heartbeat(struct async_node *a) {
   }
 }
 
-/* The last index at or before `index` whose term is at most `term`: every
- * entry after it here is of a newer term than the other side has there. */
-static uint64_t find_conflict_by_term(const struct async_node *a,
-                                      uint64_t index, uint64_t term,
-                                      uint64_t *found_term) {
-  uint64_t last = log_last_index(&a->rl.log);
-  if (index > last)
-    index = last;
-  for (;;) {
-    uint64_t t = 0;
-    if (log_term(&a->rl.log, index, &t) != 0) {
-      *found_term = 0;
-      return index;
-    }
-    if (t <= term || index <= a->rl.log.snap_index) {
-      *found_term = t;
-      return index;
-    }
-    index--;
-  }
-}
-
 static struct progress *progress_of(struct async_node *a, uint32_t id) {
   int slot = async_voter_slot(a, id);
   assert(slot >= 0);
   return &a->peers[slot];
 }
 
-static void async_recv_append_reject(struct async_node *a, struct progress *pr,
-                                     const struct sabha_msg *m) {
-  if (pr->state == PROGRESS_SNAPSHOT)
-    return;
-  if (pr->state == PROGRESS_REPLICATE && m->index <= pr->match)
-    return; /* stale: refers to a point already known to match */
-  if (pr->state == PROGRESS_PROBE && m->index != pr->next - 1)
-    return; /* stale: not the probe we are waiting for */
-  uint64_t probe = m->hint_index;
-  if (m->hint_term > 0) {
-    uint64_t ignored;
-    probe = find_conflict_by_term(a, m->hint_index, m->hint_term, &ignored);
-  }
-  uint64_t next = m->index < probe + 1 ? m->index : probe + 1;
-  if (next < pr->match + 1)
-    next = pr->match + 1;
-  if (next < 1)
-    next = 1;
-  progress_become_probe(pr);
-  pr->next = next;
-  async_send_append(a, pr, true);
-}
-
 void async_recv_append_resp(struct async_node *a, const struct sabha_msg *m) {
   struct progress *pr = progress_of(a, m->from);
   pr->recent_active = true;
   if (m->reject) {
-    async_recv_append_reject(a, pr, m);
+    if (progress_on_append_refused(pr, &a->rl.log, m->index, m->hint_index,
+                                   m->hint_term))
+      async_send_append(a, pr, true);
     return;
   }
-  if (m->index > pr->match) {
-    pr->match = m->index;
+  if (progress_on_append_ok(pr, m->index))
     async_update_stable(a);
-  }
-  if (pr->next < m->index + 1)
-    pr->next = m->index + 1;
-  switch (pr->state) {
-  case PROGRESS_PROBE:
-    progress_become_replicate(pr);
-    break;
-  case PROGRESS_REPLICATE:
-    progress_acked(pr, m->index);
-    break;
-  case PROGRESS_SNAPSHOT:
-    if (pr->match >= pr->snap_index) {
-      progress_become_probe(pr);
-      pr->next = pr->match + 1;
-    }
-    break;
-  }
   async_send_all(a, pr);
 }
 
@@ -246,10 +168,7 @@ void async_recv_heartbeat_resp(struct async_node *a,
   /* Alive but behind: whatever was sent may be lost. An append goes even
    * when empty, so that a backup that lost the tail of a pipeline refuses
    * it and the primary probes back. */
-  if (pr->state == PROGRESS_PROBE)
-    pr->probe_sent = false;
-  else if (pr->inflight_n >= pr->inflight_max)
-    progress_free_one(pr);
+  progress_unpause(pr);
   if (async_send_append(a, pr, true))
     async_send_all(a, pr);
 }
@@ -314,10 +233,8 @@ void async_recv_append(struct async_node *a, const struct sabha_msg *m) {
   if (!prev_ok) {
     resp.reject = 1;
     resp.index = m->index;
-    uint64_t last = log_last_index(&a->rl.log);
-    uint64_t hint = m->index < last ? m->index : last;
-    resp.hint_index =
-        find_conflict_by_term(a, hint, m->log_term, &resp.hint_term);
+    resp.hint_index = log_find_conflict_by_term(&a->rl.log, m->index,
+                                                m->log_term, &resp.hint_term);
     async_send(a, &resp, true);
     return;
   }

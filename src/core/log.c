@@ -43,6 +43,42 @@ uint64_t log_term_or_zero(const struct log *l, uint64_t index) {
   return term;
 }
 
+uint64_t log_find_conflict_by_term(const struct log *l, uint64_t index,
+                                   uint64_t term, uint64_t *found_term) {
+  uint64_t last = log_last_index(l);
+  if (index > last)
+    index = last;
+  /* Bounded: each round steps back one entry and the snapshot stops it. */
+  for (;;) {
+    uint64_t t = 0;
+    if (log_term(l, index, &t) != 0) {
+      *found_term = 0;
+      return index;
+    }
+    if (t <= term || index <= l->snap_index) {
+      *found_term = t;
+      return index;
+    }
+    index--;
+  }
+}
+
+uint32_t log_batch_count(const struct log *l, uint64_t from, uint64_t end,
+                         uint32_t n_max, uint64_t bytes_max) {
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  for (uint64_t i = from; i < end && n < n_max; i++) {
+    const struct sabha_entry *e = log_get(l, i);
+    assert(e != NULL); /* the caller names entries the log holds */
+    uint64_t size = e->size_bytes;
+    if (n > 0 && bytes + size > bytes_max)
+      break;
+    bytes += size;
+    n++;
+  }
+  return n;
+}
+
 const struct sabha_entry *log_get(const struct log *l, uint64_t index) {
   if (index <= l->snap_index || index > log_last_index(l))
     return NULL;

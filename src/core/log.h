@@ -40,6 +40,22 @@ uint64_t log_term_or_zero(const struct log *l, uint64_t index);
 /* The entry at `index`, or NULL when it is compacted or absent. */
 const struct sabha_entry *log_get(const struct log *l, uint64_t index);
 
+/* Where two logs can last agree, seen from this one: the last index at or
+ * before `index` (capped at the last index) whose term is at most `term`.
+ * Every entry after it here is of a newer term than the other side holds at
+ * `index`, so none of them can match there (Raft §5.3, "the protocol can be
+ * optimized": one round trip per term, not per entry). Stops at the
+ * snapshot. *found_term is the term there, 0 when it is compacted away.
+ * Raft and async use it on both sides of a refused append. */
+uint64_t log_find_conflict_by_term(const struct log *l, uint64_t index,
+                                   uint64_t term, uint64_t *found_term);
+/* How many of the entries [from, end), all held by the log, go into one
+ * message: at most `n_max` and `bytes_max` bytes in all, but the first always
+ * goes, however large, so that one oversized entry cannot stall
+ * replication. Every engine that sends entries batches them this way. */
+uint32_t log_batch_count(const struct log *l, uint64_t from, uint64_t end,
+                         uint32_t n_max, uint64_t bytes_max);
+
 /* Appends a copy of `e` (e->index must be last + 1). Returns 0 or
  * SABHA_ENOMEM (the log is unchanged). */
 int log_append(struct log *l, const struct sabha_entry *e);

@@ -61,11 +61,13 @@ bool progress_paused(const struct progress *pr) {
   return true;
 }
 
-void progress_sent(struct progress *pr, uint64_t last) {
+void progress_sent(struct progress *pr, uint64_t last, uint32_t n_entries) {
   if (pr->state == PROGRESS_PROBE) {
     pr->probe_sent = true;
     return;
   }
+  if (n_entries == 0)
+    return;
   assert(pr->state == PROGRESS_REPLICATE && pr->inflight_n < pr->inflight_max);
   pr->inflight[(pr->inflight_head + pr->inflight_n) % pr->inflight_max] = last;
   pr->inflight_n++;
@@ -82,6 +84,77 @@ void progress_acked(struct progress *pr, uint64_t index) {
 void progress_free_one(struct progress *pr) {
   if (pr->inflight_n > 0)
     progress_acked(pr, pr->inflight[pr->inflight_head]);
+}
+
+int progress_fill_append(const struct progress *pr, const struct log *log,
+                         uint32_t n_max, uint64_t bytes_max,
+                         struct sabha_msg *m) {
+  uint64_t prev = pr->next - 1;
+  uint64_t prev_term = 0;
+  int rv = log_term(log, prev, &prev_term);
+  if (rv != 0)
+    return rv;
+  uint32_t n =
+      log_batch_count(log, pr->next, log_last_index(log) + 1, n_max, bytes_max);
+  m->index = prev;
+  m->log_term = prev_term;
+  m->n_entries = n;
+  m->entries = n > 0 ? log_get(log, pr->next) : NULL;
+  return 0;
+}
+
+bool progress_on_append_ok(struct progress *pr, uint64_t index) {
+  bool updated = index > pr->match;
+  if (updated)
+    pr->match = index;
+  if (pr->next < index + 1)
+    pr->next = index + 1;
+  switch (pr->state) {
+  case PROGRESS_PROBE:
+    progress_become_replicate(pr);
+    break;
+  case PROGRESS_REPLICATE:
+    progress_acked(pr, index);
+    break;
+  case PROGRESS_SNAPSHOT:
+    if (pr->match >= pr->snap_index) {
+      progress_become_probe(pr);
+      pr->next = pr->match + 1;
+    }
+    break;
+  }
+  return updated;
+}
+
+bool progress_on_append_refused(struct progress *pr, const struct log *log,
+                                uint64_t rejected, uint64_t hint_index,
+                                uint64_t hint_term) {
+  if (pr->state == PROGRESS_SNAPSHOT)
+    return false;
+  if (pr->state == PROGRESS_REPLICATE && rejected <= pr->match)
+    return false; /* stale: refers to a point already known to match */
+  if (pr->state == PROGRESS_PROBE && rejected != pr->next - 1)
+    return false; /* stale: not the probe we are waiting for */
+  uint64_t probe = hint_index;
+  if (hint_term > 0) {
+    uint64_t ignored;
+    probe = log_find_conflict_by_term(log, hint_index, hint_term, &ignored);
+  }
+  uint64_t next = rejected < probe + 1 ? rejected : probe + 1;
+  if (next < pr->match + 1)
+    next = pr->match + 1;
+  if (next < 1)
+    next = 1;
+  progress_become_probe(pr);
+  pr->next = next;
+  return true;
+}
+
+void progress_unpause(struct progress *pr) {
+  if (pr->state == PROGRESS_PROBE)
+    pr->probe_sent = false;
+  else if (pr->inflight_n >= pr->inflight_max)
+    progress_free_one(pr);
 }
 
 uint64_t progress_quorum_index(const struct progress *peers, uint32_t n,

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/log.h"
 #include "core/outbox.h"
 
 enum progress_state {
@@ -48,12 +49,48 @@ void progress_become_replicate(struct progress *pr);
 void progress_become_snapshot(struct progress *pr, uint64_t snap_index);
 /* True when no further append may be sent now. */
 bool progress_paused(const struct progress *pr);
-/* Records an append in flight whose last index is `last`. */
-void progress_sent(struct progress *pr, uint64_t last);
+/* Records an append that went out with `n_entries` entries ending at
+ * `last`: in PROBE it is the one probe, in REPLICATE it goes in flight; an
+ * empty append in REPLICATE (a commit notice) is not tracked, as it
+ * carries nothing to acknowledge. */
+void progress_sent(struct progress *pr, uint64_t last, uint32_t n_entries);
 /* Frees every append in flight acknowledged up to `index`. */
 void progress_acked(struct progress *pr, uint64_t index);
 /* Frees the oldest append in flight (its answer may be lost). */
 void progress_free_one(struct progress *pr);
+
+/* Fills the log part of the next append to `pr` from the leader's `log`
+ * (Raft §5.3): index and log_term name the entry before pr->next; entries
+ * and n_entries are what log_batch_count lets follow it. The caller sets
+ * the rest (type, to, commit, its protocol's fields). Returns 0, or
+ * log_term's error when the entry before is not in the log: the follower
+ * needs the snapshot instead. Raft and async append this way. */
+int progress_fill_append(const struct progress *pr, const struct log *log,
+                         uint32_t n_max, uint64_t bytes_max,
+                         struct sabha_msg *m);
+
+/* The follower's log matches the leader's up to `index`: raises match and
+ * next, leaves PROBE for REPLICATE, frees what is acknowledged in flight,
+ * and ends SNAPSHOT once the snapshot is covered. Returns true when match
+ * moved (the caller may commit). All three leaders use it. */
+bool progress_on_append_ok(struct progress *pr, uint64_t index);
+
+/* The follower refused the append whose entry before was `rejected`,
+ * hinting that its log can match no later than hint_index, whose term is
+ * hint_term (0: not known). Returns false when the refusal is stale (it
+ * answers an append already superseded) and leaves `pr` alone; otherwise
+ * moves `pr` back to PROBE at the next index worth trying, found in the
+ * leader's `log` (log_find_conflict_by_term), never at or below match, and
+ * returns true: the caller sends an append there. Raft §5.3. */
+bool progress_on_append_refused(struct progress *pr, const struct log *log,
+                                uint64_t rejected, uint64_t hint_index,
+                                uint64_t hint_term);
+
+/* The follower answered a heartbeat but is behind, so what was sent to it
+ * may be lost: lets one more append go (another probe in PROBE, one slot
+ * freed when the REPLICATE window is full). Without this a follower that
+ * lost the tail of a pipeline would wait forever. */
+void progress_unpause(struct progress *pr);
 
 /* The highest index that `quorum` of the n voters hold: the self entry's
  * match is `self_match` (what the leader holds durably), the others' their

@@ -10,6 +10,44 @@
 #include "lab/lab.h"
 #include "lab/report.h"
 
+/* A cell's figures by the name both files give them, in the order both list
+ * them. baseline_ops_per_s is last because summary.csv has never carried it
+ * (CELL_STATS_CSV_N stops before it); results.json has. */
+struct named_stat {
+  const char *key;
+  const struct lab_stat *st;
+};
+enum { CELL_STATS_N = 15, CELL_STATS_CSV_N = CELL_STATS_N - 1 };
+
+static void cell_stats(const struct lab_cell *cell,
+                       struct named_stat out[CELL_STATS_N]) {
+  const struct named_stat stats[CELL_STATS_N] = {
+      {"throughput_ops_per_s", &cell->throughput},
+      {"success_rate", &cell->success},
+      {"latency_ms_mean", &cell->latency_mean},
+      {"latency_ms_p50", &cell->latency_p50},
+      {"latency_ms_p99", &cell->latency_p99},
+      {"latency_ms_p999", &cell->latency_p999},
+      {"latency_ms_max", &cell->latency_max},
+      {"availability", &cell->availability},
+      {"leader_changes", &cell->leader_changes},
+      {"elections_started", &cell->elections_started},
+      {"msgs_per_op", &cell->msgs_per_op},
+      {"bytes_per_op", &cell->bytes_per_op},
+      {"acked_writes_lost", &cell->acked_lost},
+      {"client_s", &cell->client_s},
+      {"baseline_ops_per_s", &cell->baseline}};
+  memcpy(out, stats, sizeof stats);
+}
+
+/* Median, min and max of `st`, -1 (written as null or empty) when no run
+ * gave the figure. */
+static void stat_figures(const struct lab_stat *st, double out[3]) {
+  out[0] = st->n ? st->median : -1;
+  out[1] = st->n ? st->min : -1;
+  out[2] = st->n ? st->max : -1;
+}
+
 /* ---- JSON ---------------------------------------------------------------- */
 
 static void json_str(FILE *f, const char *s) {
@@ -35,12 +73,14 @@ static void json_num(FILE *f, double v) {
 }
 
 static void json_stat(FILE *f, const char *key, const struct lab_stat *st) {
+  double v[3];
+  stat_figures(st, v);
   fprintf(f, "\"%s\":{\"median\":", key);
-  json_num(f, st->n ? st->median : -1);
+  json_num(f, v[0]);
   fputs(",\"min\":", f);
-  json_num(f, st->n ? st->min : -1);
+  json_num(f, v[1]);
   fputs(",\"max\":", f);
-  json_num(f, st->n ? st->max : -1);
+  json_num(f, v[2]);
   fprintf(f, ",\"n\":%u}", st->n);
 }
 
@@ -137,25 +177,9 @@ static void json_cell(FILE *f, const struct lab_cell *cell,
           (unsigned long long)cell->linearizability_total,
           (unsigned long long)cell->liveness_total,
           (unsigned long long)cell->invariant_total);
-  const struct {
-    const char *key;
-    const struct lab_stat *st;
-  } stats[] = {{"throughput_ops_per_s", &cell->throughput},
-               {"success_rate", &cell->success},
-               {"latency_ms_mean", &cell->latency_mean},
-               {"latency_ms_p50", &cell->latency_p50},
-               {"latency_ms_p99", &cell->latency_p99},
-               {"latency_ms_p999", &cell->latency_p999},
-               {"latency_ms_max", &cell->latency_max},
-               {"availability", &cell->availability},
-               {"leader_changes", &cell->leader_changes},
-               {"elections_started", &cell->elections_started},
-               {"msgs_per_op", &cell->msgs_per_op},
-               {"bytes_per_op", &cell->bytes_per_op},
-               {"acked_writes_lost", &cell->acked_lost},
-               {"client_s", &cell->client_s},
-               {"baseline_ops_per_s", &cell->baseline}};
-  for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
+  struct named_stat stats[CELL_STATS_N];
+  cell_stats(cell, stats);
+  for (size_t i = 0; i < CELL_STATS_N; i++) {
     fputs(i ? "," : "", f);
     json_stat(f, stats[i].key, stats[i].st);
   }
@@ -293,6 +317,50 @@ static void csv_key(FILE *f, const struct lab_case *c, const char *engine) {
   csv_str(f, engine);
 }
 
+/* Calls `row` for every run, by case, engine and seed: the order of every
+ * per-run CSV file. */
+static void csv_each_run(FILE *f, const struct lab *lab,
+                         void (*row)(FILE *, const struct lab_case *,
+                                     const char *engine,
+                                     const struct lab_run *)) {
+  for (size_t i = 0; i < lab->n_cases; i++)
+    for (uint32_t e = 0; e < lab->cases[i].n_cells; e++)
+      for (uint32_t s = 0; s < lab->opt.n_seeds; s++) {
+        const struct lab_case *c = &lab->cases[i];
+        row(f, c, c->cells[e].engine, &c->cells[e].runs[s]);
+      }
+}
+
+static void csv_runs_row(FILE *f, const struct lab_case *c, const char *engine,
+                         const struct lab_run *run) {
+  const struct lab_metrics *m = &run->m;
+  csv_key(f, c, engine);
+  fprintf(f, ",%llu,%llu,%llu,%llu,%llu,", (unsigned long long)run->seed,
+          (unsigned long long)m->ops_total, (unsigned long long)m->ops_ok,
+          (unsigned long long)m->ops_failed, (unsigned long long)m->ops_info);
+  fprintf(f, "%llu,%.3f,%.3f,%.4f,%.3f,%.3f,%.3f,%.3f,%.3f,%.4f,%llu,",
+          (unsigned long long)m->writes_ok, m->client_s, m->throughput,
+          m->success_rate, m->latency_ms_mean, m->latency_ms_p50,
+          m->latency_ms_p99, m->latency_ms_p999, m->latency_ms_max,
+          m->availability, (unsigned long long)m->leader_changes);
+  fprintf(f,
+          "%llu,%llu,%llu,%.2f,%.1f,%llu,%llu,%llu,%llu,%llu,%d,%d,"
+          "%.3f,",
+          (unsigned long long)m->elections_started,
+          (unsigned long long)m->msgs_sent,
+          (unsigned long long)m->msg_bytes_sent, m->msgs_per_op,
+          m->bytes_per_op, (unsigned long long)m->acked_writes_lost,
+          (unsigned long long)m->safety_violations,
+          (unsigned long long)m->linearizability_failures,
+          (unsigned long long)m->liveness_failures,
+          (unsigned long long)m->invariant_violations, m->failed, m->fatal,
+          m->wall_s);
+  fprintf(f, "%llu,0x%016llx,", (unsigned long long)m->events,
+          (unsigned long long)m->trace_hash);
+  csv_str(f, run->rv ? run->err : m->failure);
+  fputc('\n', f);
+}
+
 static void csv_runs(FILE *f, const struct lab *lab) {
   fputs("scenario,variant,engine,seed,ops_total,ops_ok,ops_failed,"
         "ops_indeterminate,writes_ok,client_s,throughput_ops_per_s,"
@@ -303,39 +371,7 @@ static void csv_runs(FILE *f, const struct lab *lab) {
         "liveness_failures,invariant_violations,failed,fatal,wall_s,events,"
         "trace_hash,failure\n",
         f);
-  for (size_t i = 0; i < lab->n_cases; i++)
-    for (uint32_t e = 0; e < lab->cases[i].n_cells; e++)
-      for (uint32_t s = 0; s < lab->opt.n_seeds; s++) {
-        const struct lab_case *c = &lab->cases[i];
-        const struct lab_run *run = &c->cells[e].runs[s];
-        const struct lab_metrics *m = &run->m;
-        csv_key(f, c, c->cells[e].engine);
-        fprintf(f, ",%llu,%llu,%llu,%llu,%llu,", (unsigned long long)run->seed,
-                (unsigned long long)m->ops_total, (unsigned long long)m->ops_ok,
-                (unsigned long long)m->ops_failed,
-                (unsigned long long)m->ops_info);
-        fprintf(f, "%llu,%.3f,%.3f,%.4f,%.3f,%.3f,%.3f,%.3f,%.3f,%.4f,%llu,",
-                (unsigned long long)m->writes_ok, m->client_s, m->throughput,
-                m->success_rate, m->latency_ms_mean, m->latency_ms_p50,
-                m->latency_ms_p99, m->latency_ms_p999, m->latency_ms_max,
-                m->availability, (unsigned long long)m->leader_changes);
-        fprintf(f,
-                "%llu,%llu,%llu,%.2f,%.1f,%llu,%llu,%llu,%llu,%llu,%d,%d,"
-                "%.3f,",
-                (unsigned long long)m->elections_started,
-                (unsigned long long)m->msgs_sent,
-                (unsigned long long)m->msg_bytes_sent, m->msgs_per_op,
-                m->bytes_per_op, (unsigned long long)m->acked_writes_lost,
-                (unsigned long long)m->safety_violations,
-                (unsigned long long)m->linearizability_failures,
-                (unsigned long long)m->liveness_failures,
-                (unsigned long long)m->invariant_violations, m->failed,
-                m->fatal, m->wall_s);
-        fprintf(f, "%llu,0x%016llx,", (unsigned long long)m->events,
-                (unsigned long long)m->trace_hash);
-        csv_str(f, run->rv ? run->err : m->failure);
-        fputc('\n', f);
-      }
+  csv_each_run(f, lab, csv_runs_row);
 }
 
 static void csv_summary(FILE *f, const struct lab *lab) {
@@ -344,34 +380,38 @@ static void csv_summary(FILE *f, const struct lab *lab) {
     for (uint32_t e = 0; e < lab->cases[i].n_cells; e++) {
       const struct lab_case *c = &lab->cases[i];
       const struct lab_cell *cell = &c->cells[e];
-      const struct {
-        const char *key;
-        const struct lab_stat *st;
-      } stats[] = {{"throughput_ops_per_s", &cell->throughput},
-                   {"success_rate", &cell->success},
-                   {"latency_ms_mean", &cell->latency_mean},
-                   {"latency_ms_p50", &cell->latency_p50},
-                   {"latency_ms_p99", &cell->latency_p99},
-                   {"latency_ms_p999", &cell->latency_p999},
-                   {"latency_ms_max", &cell->latency_max},
-                   {"availability", &cell->availability},
-                   {"leader_changes", &cell->leader_changes},
-                   {"elections_started", &cell->elections_started},
-                   {"msgs_per_op", &cell->msgs_per_op},
-                   {"bytes_per_op", &cell->bytes_per_op},
-                   {"acked_writes_lost", &cell->acked_lost},
-                   {"client_s", &cell->client_s}};
-      for (size_t k = 0; k < sizeof stats / sizeof stats[0]; k++) {
+      struct named_stat stats[CELL_STATS_N];
+      cell_stats(cell, stats);
+      for (size_t k = 0; k < CELL_STATS_CSV_N; k++) {
+        double v[3];
+        stat_figures(stats[k].st, v);
         csv_key(f, c, cell->engine);
         fprintf(f, ",%s,", stats[k].key);
-        csv_num(f, stats[k].st->n ? stats[k].st->median : -1);
+        csv_num(f, v[0]);
         fputc(',', f);
-        csv_num(f, stats[k].st->n ? stats[k].st->min : -1);
+        csv_num(f, v[1]);
         fputc(',', f);
-        csv_num(f, stats[k].st->n ? stats[k].st->max : -1);
+        csv_num(f, v[2]);
         fprintf(f, ",%u\n", stats[k].st->n);
       }
     }
+}
+
+static void csv_recovery_rows(FILE *f, const struct lab_case *c,
+                              const char *engine, const struct lab_run *run) {
+  for (uint32_t k = 0; run->rv == 0 && k < c->marks.n; k++) {
+    const struct lab_window *w = &run->m.windows[k + 1];
+    csv_key(f, c, engine);
+    fprintf(f, ",%llu,%.0f,", (unsigned long long)run->seed,
+            c->marks.at_us[k] / 1e3);
+    csv_str(f, c->marks.label[k]);
+    fputc(',', f);
+    csv_num(f, run->m.recovery_s[k]);
+    fputc(',', f);
+    csv_num(f, run->m.first_commit_s[k]);
+    fprintf(f, ",%.0f,%llu,%u\n", w->to_us / 1e3, (unsigned long long)w->writes,
+            w->leader_changes);
+  }
 }
 
 static void csv_recovery(FILE *f, const struct lab *lab) {
@@ -379,63 +419,43 @@ static void csv_recovery(FILE *f, const struct lab *lab) {
         "first_commit_s,window_until_ms,writes_in_window,"
         "leader_changes_in_window\n",
         f);
-  for (size_t i = 0; i < lab->n_cases; i++)
-    for (uint32_t e = 0; e < lab->cases[i].n_cells; e++)
-      for (uint32_t s = 0; s < lab->opt.n_seeds; s++) {
-        const struct lab_case *c = &lab->cases[i];
-        const struct lab_run *run = &c->cells[e].runs[s];
-        for (uint32_t k = 0; run->rv == 0 && k < c->marks.n; k++) {
-          const struct lab_window *w = &run->m.windows[k + 1];
-          csv_key(f, c, c->cells[e].engine);
-          fprintf(f, ",%llu,%.0f,", (unsigned long long)run->seed,
-                  c->marks.at_us[k] / 1e3);
-          csv_str(f, c->marks.label[k]);
-          fputc(',', f);
-          csv_num(f, run->m.recovery_s[k]);
-          fputc(',', f);
-          csv_num(f, run->m.first_commit_s[k]);
-          fprintf(f, ",%.0f,%llu,%u\n", w->to_us / 1e3,
-                  (unsigned long long)w->writes, w->leader_changes);
-        }
-      }
+  csv_each_run(f, lab, csv_recovery_rows);
+}
+
+static void csv_timeseries_rows(FILE *f, const struct lab_case *c,
+                                const char *engine, const struct lab_run *run) {
+  const struct lab_series *ts = &run->m.series;
+  for (uint32_t b = 0; run->rv == 0 && b < ts->n; b++) {
+    csv_key(f, c, engine);
+    fprintf(f, ",%llu,%u,%u,%u,", (unsigned long long)run->seed,
+            b * (LAB_BUCKET_US / 1000u), ts->ops[b], ts->writes[b]);
+    csv_num(f, ts->p50_ms[b]);
+    fputc(',', f);
+    csv_num(f, ts->p99_ms[b]);
+    fputc('\n', f);
+  }
 }
 
 static void csv_timeseries(FILE *f, const struct lab *lab) {
   fputs("scenario,variant,engine,seed,t_ms,ops,writes,latency_ms_p50,"
         "latency_ms_p99\n",
         f);
-  for (size_t i = 0; i < lab->n_cases; i++)
-    for (uint32_t e = 0; e < lab->cases[i].n_cells; e++)
-      for (uint32_t s = 0; s < lab->opt.n_seeds; s++) {
-        const struct lab_case *c = &lab->cases[i];
-        const struct lab_run *run = &c->cells[e].runs[s];
-        const struct lab_series *ts = &run->m.series;
-        for (uint32_t b = 0; run->rv == 0 && b < ts->n; b++) {
-          csv_key(f, c, c->cells[e].engine);
-          fprintf(f, ",%llu,%u,%u,%u,", (unsigned long long)run->seed,
-                  b * (LAB_BUCKET_US / 1000u), ts->ops[b], ts->writes[b]);
-          csv_num(f, ts->p50_ms[b]);
-          fputc(',', f);
-          csv_num(f, ts->p99_ms[b]);
-          fputc('\n', f);
-        }
-      }
+  csv_each_run(f, lab, csv_timeseries_rows);
+}
+
+static void csv_leaders_rows(FILE *f, const struct lab_case *c,
+                             const char *engine, const struct lab_run *run) {
+  for (size_t k = 0; run->rv == 0 && k < run->m.n_leaders; k++) {
+    csv_key(f, c, engine);
+    fprintf(f, ",%llu,%.1f,%u,%llu\n", (unsigned long long)run->seed,
+            run->m.leaders[k].time_us / 1e3, run->m.leaders[k].node,
+            (unsigned long long)run->m.leaders[k].term);
+  }
 }
 
 static void csv_leaders(FILE *f, const struct lab *lab) {
   fputs("scenario,variant,engine,seed,t_ms,node,term\n", f);
-  for (size_t i = 0; i < lab->n_cases; i++)
-    for (uint32_t e = 0; e < lab->cases[i].n_cells; e++)
-      for (uint32_t s = 0; s < lab->opt.n_seeds; s++) {
-        const struct lab_case *c = &lab->cases[i];
-        const struct lab_run *run = &c->cells[e].runs[s];
-        for (size_t k = 0; run->rv == 0 && k < run->m.n_leaders; k++) {
-          csv_key(f, c, c->cells[e].engine);
-          fprintf(f, ",%llu,%.1f,%u,%llu\n", (unsigned long long)run->seed,
-                  run->m.leaders[k].time_us / 1e3, run->m.leaders[k].node,
-                  (unsigned long long)run->m.leaders[k].term);
-        }
-      }
+  csv_each_run(f, lab, csv_leaders_rows);
 }
 
 int lab_write_csv(const struct lab *lab, const char *dir, char *err,

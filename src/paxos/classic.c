@@ -361,16 +361,9 @@ static void count_accept(struct cp *p, uint32_t from) {
 /* Sends `to` the chosen values from slot `from` on, bounded in entries and
  * bytes like any append (the codec refuses oversized frames). */
 static void send_chosen(struct cp *p, uint32_t to, uint64_t from) {
-  uint32_t n = 0;
-  uint64_t bytes = 0;
-  for (uint64_t i = from; i <= p->rl.commit && n < p->cfg.entries_per_msg_max;
-       i++) {
-    uint64_t size = log_get(&p->rl.log, i)->size_bytes;
-    if (n > 0 && bytes + size > p->cfg.bytes_per_msg_max)
-      break;
-    bytes += size;
-    n++;
-  }
+  uint32_t n = log_batch_count(&p->rl.log, from, p->rl.commit + 1,
+                               p->cfg.entries_per_msg_max,
+                               p->cfg.bytes_per_msg_max);
   struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = to,
                         .entries = log_get(&p->rl.log, from), .n_entries = n};
   cp_send(p, &c, false);

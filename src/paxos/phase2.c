@@ -54,17 +54,9 @@ bool mp_send_accept(struct mp *p, struct progress *pr, bool empty_ok) {
     mp_send_snapshot(p, pr); /* the slots it needs are compacted (§5) */
     return true;
   }
-  uint64_t last = log_last_index(&p->rl.log);
-  uint32_t n = 0;
-  uint64_t bytes = 0;
-  for (uint64_t i = pr->next; i <= last && n < p->cfg.entries_per_msg_max;
-       i++) {
-    uint64_t size = log_get(&p->rl.log, i)->size_bytes;
-    if (n > 0 && bytes + size > p->cfg.bytes_per_msg_max)
-      break;
-    bytes += size;
-    n++;
-  }
+  uint32_t n =
+      log_batch_count(&p->rl.log, pr->next, log_last_index(&p->rl.log) + 1,
+                      p->cfg.entries_per_msg_max, p->cfg.bytes_per_msg_max);
   if (n == 0 && !empty_ok)
     return false;
   struct sabha_msg m = {
@@ -76,8 +68,7 @@ bool mp_send_accept(struct mp *p, struct progress *pr, bool empty_ok) {
       .entries = n > 0 ? log_get(&p->rl.log, pr->next) : NULL,
   };
   mp_send(p, &m, false);
-  if (n > 0 || pr->state == PROGRESS_PROBE)
-    progress_sent(pr, pr->next + n - 1);
+  progress_sent(pr, pr->next + n - 1, n);
   return true;
 }
 
@@ -198,25 +189,7 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
     mp_send_accept(p, pr, true);
     return;
   }
-  bool updated = m->index > pr->match;
-  if (updated)
-    pr->match = m->index;
-  if (pr->next < m->index + 1)
-    pr->next = m->index + 1;
-  switch (pr->state) {
-  case PROGRESS_PROBE:
-    progress_become_replicate(pr);
-    break;
-  case PROGRESS_REPLICATE:
-    progress_acked(pr, m->index);
-    break;
-  case PROGRESS_SNAPSHOT:
-    if (pr->match >= pr->snap_index) {
-      progress_become_probe(pr);
-      pr->next = pr->match + 1;
-    }
-    break;
-  }
+  bool updated = progress_on_append_ok(pr, m->index);
   if (updated && mp_maybe_commit(p))
     broadcast_commit(p);
   else
@@ -252,10 +225,7 @@ void mp_recv_heartbeat_resp(struct mp *p, const struct sabha_msg *m) {
   }
   if (pr->match >= log_last_index(&p->rl.log))
     return;
-  if (pr->state == PROGRESS_PROBE)
-    pr->probe_sent = false;
-  else if (pr->inflight_n >= pr->inflight_max)
-    progress_free_one(pr);
+  progress_unpause(pr); /* alive but behind: what was sent may be lost */
   if (mp_send_accept(p, pr, true))
     send_all(p, pr);
 }

@@ -37,38 +37,18 @@ bool raft_send_append(struct raft *r, struct progress *pr, bool empty_ok) {
   assert(pr->id != r->cfg.id);
   if (progress_paused(pr))
     return false;
-  uint64_t prev = pr->next - 1;
-  uint64_t prev_term = 0;
-  if (log_term(&r->rl.log, prev, &prev_term) != 0) {
+  struct sabha_msg m = {
+      .type = RAFT_MSG_APPEND, .to = pr->id, .commit = r->rl.commit};
+  if (progress_fill_append(pr, &r->rl.log, r->cfg.entries_per_msg_max,
+                           r->cfg.bytes_per_msg_max, &m) != 0) {
     /* The entries it needs are compacted away: send the snapshot (§5). */
     raft_send_snapshot(r, pr);
     return true;
   }
-  uint64_t last = log_last_index(&r->rl.log);
-  uint32_t n = 0;
-  uint64_t bytes = 0;
-  for (uint64_t i = pr->next; i <= last && n < r->cfg.entries_per_msg_max;
-       i++) {
-    uint64_t size = log_get(&r->rl.log, i)->size_bytes;
-    if (n > 0 && bytes + size > r->cfg.bytes_per_msg_max)
-      break;
-    bytes += size;
-    n++;
-  }
-  if (n == 0 && !empty_ok)
+  if (m.n_entries == 0 && !empty_ok)
     return false;
-  struct sabha_msg m = {
-      .type = RAFT_MSG_APPEND,
-      .to = pr->id,
-      .index = prev,
-      .log_term = prev_term,
-      .commit = r->rl.commit,
-      .n_entries = n,
-      .entries = n > 0 ? log_get(&r->rl.log, pr->next) : NULL,
-  };
   raft_send(r, &m, false);
-  if (n > 0 || pr->state == PROGRESS_PROBE)
-    progress_sent(pr, prev + n);
+  progress_sent(pr, m.index + m.n_entries, m.n_entries);
   return true;
 }
 
@@ -125,28 +105,6 @@ bool raft_maybe_commit(struct raft *r) {
   return true;
 }
 
-/* The last index at or before `index` whose term is at most `term`: every
- * entry after it in this log is of a newer term than the other side has
- * there, so it cannot match. */
-static uint64_t find_conflict_by_term(const struct raft *r, uint64_t index,
-                                      uint64_t term, uint64_t *found_term) {
-  uint64_t last = log_last_index(&r->rl.log);
-  if (index > last)
-    index = last;
-  for (;;) {
-    uint64_t t = 0;
-    if (log_term(&r->rl.log, index, &t) != 0) {
-      *found_term = 0;
-      return index;
-    }
-    if (t <= term || index <= r->rl.log.snap_index) {
-      *found_term = t;
-      return index;
-    }
-    index--;
-  }
-}
-
 void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
   if (m->index < r->rl.commit) {
@@ -160,10 +118,8 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
       prev_term != m->log_term) {
     resp.reject = 1;
     resp.index = m->index;
-    uint64_t hint = m->index < log_last_index(&r->rl.log) ? m->index
-                                                      : log_last_index(&r->rl.log);
-    resp.hint_index = find_conflict_by_term(r, hint, m->log_term,
-                                            &resp.hint_term);
+    resp.hint_index = log_find_conflict_by_term(&r->rl.log, m->index,
+                                                m->log_term, &resp.hint_term);
     raft_send(r, &resp, true);
     return;
   }
@@ -208,55 +164,16 @@ static struct progress *progress_of(struct raft *r, uint32_t id) {
   return &r->peers[slot];
 }
 
-static void raft_recv_append_reject(struct raft *r, struct progress *pr,
-                                    const struct sabha_msg *m) {
-  if (pr->state == PROGRESS_SNAPSHOT)
-    return;
-  if (pr->state == PROGRESS_REPLICATE && m->index <= pr->match)
-    return; /* stale: refers to a point already known to match */
-  if (pr->state == PROGRESS_PROBE && m->index != pr->next - 1)
-    return; /* stale: not the probe we are waiting for */
-  uint64_t probe = m->hint_index;
-  if (m->hint_term > 0) {
-    uint64_t ignored;
-    probe = find_conflict_by_term(r, m->hint_index, m->hint_term, &ignored);
-  }
-  uint64_t next = m->index < probe + 1 ? m->index : probe + 1;
-  if (next < pr->match + 1)
-    next = pr->match + 1;
-  if (next < 1)
-    next = 1;
-  progress_become_probe(pr);
-  pr->next = next;
-  raft_send_append(r, pr, true);
-}
-
 void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   struct progress *pr = progress_of(r, m->from);
   pr->recent_active = true;
   if (m->reject) {
-    raft_recv_append_reject(r, pr, m);
+    if (progress_on_append_refused(pr, &r->rl.log, m->index, m->hint_index,
+                                   m->hint_term))
+      raft_send_append(r, pr, true);
     return;
   }
-  bool updated = m->index > pr->match;
-  if (updated)
-    pr->match = m->index;
-  if (pr->next < m->index + 1)
-    pr->next = m->index + 1;
-  switch (pr->state) {
-  case PROGRESS_PROBE:
-    progress_become_replicate(pr);
-    break;
-  case PROGRESS_REPLICATE:
-    progress_acked(pr, m->index);
-    break;
-  case PROGRESS_SNAPSHOT:
-    if (pr->match >= pr->snap_index) {
-      progress_become_probe(pr);
-      pr->next = pr->match + 1;
-    }
-    break;
-  }
+  bool updated = progress_on_append_ok(pr, m->index);
   if (updated && raft_maybe_commit(r))
     raft_broadcast_commit(r);
   else
@@ -289,10 +206,7 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m) {
   /* The follower is alive but behind: whatever we sent may be lost. An
    * append is sent even when it would be empty, so that a follower that
    * lost the tail of a pipeline refuses it and the leader probes back. */
-  if (pr->state == PROGRESS_PROBE)
-    pr->probe_sent = false;
-  else if (pr->inflight_n >= pr->inflight_max)
-    progress_free_one(pr);
+  progress_unpause(pr);
   if (raft_send_append(r, pr, true))
     raft_send_all(r, pr);
 }
