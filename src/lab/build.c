@@ -141,6 +141,9 @@ static void emit_event(const struct lab_scenario *sc,
     se->node = sim_node(ev->node);
     se->delay_us = ev->delay_us;
     se->fsync_factor = ev->fsync_factor;
+    se->entry_us = ev->entry_us;
+    se->slow_flags = (ev->follow ? SIM_SLOW_FOLLOW_LEADER : 0u) |
+                     (ev->late_timers ? SIM_SLOW_LATE_TIMERS : 0u);
     break;
   case LAB_EV_CLOCK:
     se = emit(out, ev->at_ms, SIM_SCRIPT_CLOCK);

@@ -7,6 +7,7 @@
  * which no write could commit. Time series are cut into 100 ms buckets of
  * answer time. */
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,9 @@ static int cmp_double(const void *a, const void *b) {
 double lab_quantile_us(const uint32_t *sorted, size_t n, double q) {
   if (n == 0)
     return 0;
-  size_t rank = (size_t)(q * (double)n + 0.999999);
+  /* ceil(q n), with a little slack so that 0.99 * 100 is rank 99, not 100
+   * when the product rounds up in binary. */
+  size_t rank = (size_t)ceil(q * (double)n - 1e-9);
   if (rank < 1)
     rank = 1;
   if (rank > n)
@@ -80,8 +83,16 @@ static int latency_figures(const struct sim_result *r, struct lab_metrics *m) {
   m->n_latencies = n;
   m->latency_ms_mean = n > 0 ? sum_us / (double)n / 1000.0 : 0;
   m->latency_ms_p50 = lab_quantile_us(m->latencies_us, n, 0.50) / 1000.0;
-  m->latency_ms_p99 = lab_quantile_us(m->latencies_us, n, 0.99) / 1000.0;
-  m->latency_ms_p999 = lab_quantile_us(m->latencies_us, n, 0.999) / 1000.0;
+  /* A tail quantile from fewer samples than it needs is only the maximum
+   * (or close to it) under another name: report it as not measured. */
+  m->latency_ms_p99 =
+      n >= LAB_P99_SAMPLES_MIN
+          ? lab_quantile_us(m->latencies_us, n, 0.99) / 1000.0
+          : -1;
+  m->latency_ms_p999 =
+      n >= LAB_P999_SAMPLES_MIN
+          ? lab_quantile_us(m->latencies_us, n, 0.999) / 1000.0
+          : -1;
   m->latency_ms_max = n > 0 ? m->latencies_us[n - 1] / 1000.0 : 0;
   return 0;
 }
@@ -142,7 +153,19 @@ static int series_latency(const struct sim_result *r, struct lab_series *s,
   return 0;
 }
 
-static int series_figures(const struct sim_result *r, struct lab_metrics *m) {
+/* The end of the load phase: the client phase, cut at the workload's
+ * duration (after it the clients start nothing, so fewer answers there
+ * are not a fault). */
+static uint64_t load_end_us(const struct sim_result *r,
+                            const struct lab_marks *marks) {
+  uint64_t end_us = r->client_time_us;
+  return marks->load_end_us > 0 && marks->load_end_us < end_us
+             ? marks->load_end_us
+             : end_us;
+}
+
+static int series_figures(const struct sim_result *r, struct lab_metrics *m,
+                          const struct lab_marks *marks) {
   uint64_t end_us = r->client_time_us;
   uint64_t n = (end_us + LAB_BUCKET_US - 1) / LAB_BUCKET_US;
   if (n > LAB_BUCKETS_MAX)
@@ -159,10 +182,13 @@ static int series_figures(const struct sim_result *r, struct lab_metrics *m) {
     s->ops[b]++;
     s->writes[b] += op_is_write(h);
   }
+  uint64_t n_load = (load_end_us(r, marks) + LAB_BUCKET_US - 1) / LAB_BUCKET_US;
+  if (n_load > s->n)
+    n_load = s->n;
   uint32_t up = 0;
-  for (uint32_t b = 0; b < s->n; b++)
+  for (uint32_t b = 0; b < n_load; b++)
     up += s->writes[b] > 0;
-  m->availability = s->n > 0 ? (double)up / (double)s->n : 0;
+  m->availability = n_load > 0 ? (double)up / (double)n_load : 0;
   return series_latency(r, s, end_us);
 }
 
@@ -190,19 +216,31 @@ static double baseline_ops_per_s(const struct lab_series *s,
   return st.median > 0 ? st.median * (1e6 / LAB_BUCKET_US) : 0;
 }
 
-/* Seconds from `at_us` to the start of the first bucket at or after it from
- * which two buckets in a row reach half the baseline, looking no further
- * than `until_us`; -1 if none. */
+/* Recovery after an event at `at_us`, looking no further than `until_us`
+ * (buckets wholly inside [at, until)): the first dip (the first bucket
+ * under half the baseline, or later two in a row under it) is found; the result is the time from the event
+ * to the start of the first bucket after it from which two buckets in a row
+ * reach half the baseline again. 0 when there is no dip in the window (the
+ * engine kept its pace, however late in the window a dip could have come);
+ * -1 when it dipped and did not come back within the window. */
 static double recovery_after(const struct lab_series *s, double base_per_s,
                              uint64_t at_us, uint64_t until_us) {
   double need = base_per_s * 0.5 * LAB_BUCKET_US / 1e6;
   uint64_t b0 = (at_us + LAB_BUCKET_US - 1) / LAB_BUCKET_US;
-  uint64_t b_end = (until_us + LAB_BUCKET_US - 1) / LAB_BUCKET_US;
+  uint64_t b_end = until_us / LAB_BUCKET_US;
   if (b_end > s->n)
     b_end = s->n;
-  if (base_per_s <= 0)
+  if (base_per_s <= 0 || b0 + 1 >= b_end)
     return -1;
-  for (uint64_t b = b0; b + 1 < b_end; b++)
+  /* Down already at the event (a heal, a restart): the first bucket is
+   * below; otherwise two in a row, so one thin bucket is not a dip. */
+  uint64_t dip = b_end;
+  for (uint64_t b = b0; b + 1 < b_end && dip == b_end; b++)
+    if (s->ops[b] < need && (b == b0 || s->ops[b + 1] < need))
+      dip = b;
+  if (dip == b_end)
+    return 0;
+  for (uint64_t b = dip + 1; b + 1 < b_end; b++)
     if (s->ops[b] >= need && s->ops[b + 1] >= need)
       return (double)(b * LAB_BUCKET_US - at_us) / 1e6;
   return -1;
@@ -249,8 +287,10 @@ static void window_figures(const struct sim_result *r, struct lab_metrics *m,
   m->baseline_ops_per_s = baseline_ops_per_s(&m->series, marks);
   for (uint32_t k = 0; k < marks->n; k++) {
     uint64_t until = k + 1 < marks->n ? marks->at_us[k + 1] : end_us;
+    uint64_t load_until =
+        k + 1 < marks->n ? until : load_end_us(r, marks); /* no tail */
     m->recovery_s[k] = recovery_after(&m->series, m->baseline_ops_per_s,
-                                      marks->at_us[k], until);
+                                      marks->at_us[k], load_until);
     m->first_commit_s[k] = first_commit_after(r, marks->at_us[k], until);
   }
 }
@@ -315,7 +355,7 @@ int lab_metrics_compute(const char *engine, const struct sim_result *r,
   memset(m, 0, sizeof *m);
   count_ops(r, m);
   judge(engine, r, m);
-  if (latency_figures(r, m) != 0 || series_figures(r, m) != 0 ||
+  if (latency_figures(r, m) != 0 || series_figures(r, m, marks) != 0 ||
       leader_figures(r, m) != 0) {
     lab_metrics_free(m);
     return SABHA_ENOMEM;

@@ -9,11 +9,15 @@
  *                  client phase;
  *   latency        call to acknowledgement of each acknowledged operation,
  *                  retries included (p50, p99, p99.9, max, mean);
- *   availability   share of the client phase's 100 ms buckets in which at
+ *   availability   share of the 100 ms buckets of the load phase (the
+ *                  client phase, cut at the workload's duration: after it
+ *                  the clients only finish what they started) in which at
  *                  least one write was acknowledged;
- *   recovery       after each timeline event: from the event to the start
- *                  of the first bucket from which two buckets in a row reach
- *                  half the pre-fault throughput (0: it never fell below);
+ *   recovery       after each timeline event: if throughput dipped (two
+ *                  buckets in a row under half the pre-fault rate) before
+ *                  the next event, from the event to the start of the first
+ *                  bucket after the dip from which two buckets in a row
+ *                  reach half that rate again; 0 with no dip;
  *   first commit   after each event: to the first write both issued and
  *                  acknowledged after it;
  *   leader changes new leaderships after the first, in the client phase;
@@ -32,12 +36,19 @@
 #define LAB_BUCKET_US 100000u  /* 100 ms: the charts' and availability's */
 #define LAB_BUCKETS_MAX 12000u /* 20 minutes of client phase */
 #define LAB_MARKS_MAX LAB_EVENTS_MAX
+/* Fewer acknowledged operations than this and the p99 (p99.9) is not
+ * reported: by nearest rank it would be the maximum, or next to it. */
+#define LAB_P99_SAMPLES_MIN 100u
+#define LAB_P999_SAMPLES_MIN 1000u
 #define LAB_WINDOW_GRACE_US                                                    \
   50000u /* answers already on the wire when a                                 \
             window opens are not counted in it */
 
 /* The timeline's distinct instants (events at one time share a mark). */
 struct lab_marks {
+  uint64_t load_end_us; /* when the clients stop starting operations (the
+                           workload's duration); 0: the run is bounded by
+                           an operation count instead */
   uint32_t n;
   uint64_t at_us[LAB_MARKS_MAX];
   char label[LAB_MARKS_MAX][200];
@@ -67,7 +78,8 @@ struct lab_metrics {
   double throughput;   /* ops_ok / client_s */
   double success_rate; /* ops_ok / ops_total */
   double latency_ms_mean, latency_ms_p50, latency_ms_p99, latency_ms_p999,
-      latency_ms_max;
+      latency_ms_max; /* p99 (p99.9) < 0: fewer than LAB_P99_SAMPLES_MIN
+                         (LAB_P999_SAMPLES_MIN) acknowledged operations */
   double availability; /* 0..1 */
 
   /* After each mark; < 0: not within the window that follows it. */

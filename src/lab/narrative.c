@@ -112,50 +112,113 @@ static const char *election_word(const struct lab_cell *cell) {
   return "new proposer";
 }
 
+/* "0.3 s" for one value, "0.1-0.4 s" for a range. */
+static void range_text(char *buf, size_t size, const struct lab_stat *st) {
+  if (st->max - st->min < 0.05)
+    snprintf(buf, size, "%.1f s", st->median);
+  else
+    snprintf(buf, size, "%.1f-%.1f s", st->min, st->max);
+}
+
+static const struct lab_cell *cell_of(const struct lab_case *c,
+                                      const char *engine) {
+  for (uint32_t e = 0; e < c->n_cells; e++)
+    if (is(&c->cells[e], engine))
+      return &c->cells[e];
+  return NULL;
+}
+
 /* ---- steady state -------------------------------------------------------- */
 
 static void narrate_steady(struct text *t, const struct lab_case *c) {
   bool before = c->marks.n > 0;
   tprintf(t, "%s", before ? "Before the first event, " : "Over the run, ");
-  const struct lab_cell *raft = NULL, *paxos = NULL, *async = NULL;
   for (uint32_t e = 0; e < c->n_cells; e++) {
     const struct lab_cell *cell = &c->cells[e];
     double rate = before && cell->baseline.n ? cell->baseline.median
                                              : cell->throughput.median;
-    tprintf(t, "%s%s answered %.0f ops/s (p50 %.0f ms, p99 %.0f ms)",
+    tprintf(t, "%s%s answered %.0f ops/s",
             e == 0 ? "" : (e + 1 == c->n_cells ? " and " : ", "), title(cell),
-            rate, cell->latency_p50.median, cell->latency_p99.median);
-    raft = is(cell, "raft") ? cell : raft;
-    paxos = is(cell, "paxos") ? cell : paxos;
-    async = is(cell, "async") ? cell : async;
+            rate);
+  }
+  tprintf(t, "%s. ", before ? " (median per 100 ms, as a rate)" : "");
+  /* Latency: over the whole run, which the table gives too. */
+  tprintf(t, "Over the whole run the median latency was ");
+  for (uint32_t e = 0; e < c->n_cells; e++) {
+    const struct lab_cell *cell = &c->cells[e];
+    tprintf(t, "%s%.0f ms for %s",
+            e == 0 ? "" : (e + 1 == c->n_cells ? " and " : ", "),
+            cell->latency_p50.median, title(cell));
   }
   tprintf(t, ". ");
-  const struct lab_cell *mp = NULL;
-  for (uint32_t e = 0; e < c->n_cells; e++)
-    mp = is(&c->cells[e], "multipaxos") ? &c->cells[e] : mp;
+  const struct lab_cell *raft = cell_of(c, "raft"), *mp = cell_of(c, "multipaxos");
+  const struct lab_cell *paxos = cell_of(c, "paxos"), *async = cell_of(c, "async");
   if (raft && mp && raft->latency_p50.median > 0) {
     double d = mp->latency_p50.median / raft->latency_p50.median;
-    if (d > 0.85 && d < 1.15)
+    if (fabs(d - 1) < 0.015)
       tprintf(t,
-              "Raft and Multi-Paxos are within %.0f%% of each other at "
-              "the median: with a stable leader both need one round trip "
-              "to a majority per command. ",
+              "Raft and Multi-Paxos have the same median latency: with a "
+              "stable leader both need one round trip to a majority per "
+              "command. ");
+    else if (d > 0.85 && d < 1.15)
+      tprintf(t,
+              "Raft's and Multi-Paxos's median latencies are within %.0f%% "
+              "of each other: with a stable leader both need one round "
+              "trip to a majority per command. ",
               fabs(d - 1) * 100);
   }
-  if (paxos && raft &&
-      paxos->latency_p50.median > 1.5 * raft->latency_p50.median)
+  if (paxos && raft && raft->latency_p50.median > 0 &&
+      paxos->latency_p50.median > 1.5 * raft->latency_p50.median) {
+    double x = paxos->latency_p50.median / raft->latency_p50.median;
     tprintf(t,
             "Classic Paxos's median is %.1fx Raft's: every command runs "
-            "both phases (prepare, then accept), two round trips, and "
-            "proposers that collide must retry. ",
-            paxos->latency_p50.median / raft->latency_p50.median);
-  if (async && raft &&
-      async->latency_p50.median < 0.8 * raft->latency_p50.median)
-    tprintf(t, "async is fastest at the median because its primary "
-               "acknowledges a write before any backup has it. ");
+            "both phases (prepare, then accept), two round trips",
+            x);
+    if (x > 3 && paxos->elections_started.median >
+                     paxos->throughput.median * paxos->client_s.median)
+      tprintf(t,
+              ", which alone would make it about 2x; the rest is waiting "
+              "behind one instance at a time per node and retrying after "
+              "collisions (%.0f phase-1 rounds for %.0f acknowledged "
+              "operations at the median). ",
+              paxos->elections_started.median,
+              paxos->throughput.median * paxos->client_s.median);
+    else
+      tprintf(t, ". ");
+  }
+  if (async && async->latency_p50.median > 0) {
+    bool fastest = true;
+    for (uint32_t e = 0; e < c->n_cells; e++)
+      if (&c->cells[e] != async &&
+          c->cells[e].latency_p50.median < 1.25 * async->latency_p50.median)
+        fastest = false;
+    if (fastest)
+      tprintf(t, "async has the lowest median because its primary "
+                 "acknowledges a write before any backup has it. ");
+  }
 }
 
 /* ---- each event ---------------------------------------------------------- */
+
+/* True when a partition at mark k leaves no group with a majority. */
+static bool mark_leaves_no_majority(const struct lab_case *c, uint32_t k) {
+  const struct lab_scenario *sc = c->sc;
+  for (uint32_t i = 0; i < sc->n_events; i++) {
+    const struct lab_event *ev = &sc->events[i];
+    if (ev->at_ms * 1000u != c->marks.at_us[k] ||
+        ev->kind != LAB_EV_PARTITION)
+      continue;
+    uint32_t size[SABHA_NODES_MAX + 1] = {0}, largest = 0;
+    for (uint32_t n = 0; n < sc->n_nodes && n < SABHA_NODES_MAX; n++)
+      if (ev->group[n] <= SABHA_NODES_MAX)
+        size[ev->group[n]]++;
+    for (uint32_t g = 0; g <= SABHA_NODES_MAX; g++)
+      largest = size[g] > largest ? size[g] : largest;
+    if (2 * largest <= sc->n_nodes)
+      return true;
+  }
+  return false;
+}
 
 static void narrate_recovery_order(struct text *t, const struct lab_case *c,
                                    uint32_t k, uint32_t n_seeds) {
@@ -176,40 +239,75 @@ static void narrate_recovery_order(struct text *t, const struct lab_case *c,
     const struct lab_stat *r = &cell->recovery[k];
     const struct lab_stat *lc = &cell->window_leader_changes[k + 1];
     tprintf(t, "%s%s ", i == 0 ? "" : "; ", title(cell));
-    if (r->max < 0.05)
-      tprintf(t, "kept its pace");
+    if (r->max == 0)
+      tprintf(t, "stayed above half its earlier rate");
+    else if (r->median == 0)
+      tprintf(t, "mostly stayed above half its earlier rate (below it for "
+                 "up to %.1f s in some seeds)",
+              r->max);
     else
-      tprintf(t, "was back to half its earlier rate after %.1f s", r->median);
+      tprintf(t, "was back to half its earlier rate %.1f s after the event",
+              r->median);
     if (r->n < n_seeds)
-      tprintf(t, " (in %u of %u runs)", r->n, n_seeds);
+      tprintf(t, " (in %u of %u runs; in the others it did not come back "
+                 "before the next event)",
+              r->n, n_seeds);
     if (lc->median >= 1 && !is(cell, "paxos"))
-      tprintf(t, " with %.0f new leader%s (%s)", lc->median,
+      tprintf(t, ", with %.0f new leader%s (%s)", lc->median,
               lc->median >= 2 ? "s" : "", election_word(cell));
-    else if (r->max >= 0.05 && lc->median < 1 && !is(cell, "paxos"))
-      tprintf(t, " without a leader change");
+    else if (r->max > 0 && lc->max == 0 && !is(cell, "paxos"))
+      tprintf(t, ", without a leader change");
   }
+  uint32_t never = 0;
   for (uint32_t e = 0; e < c->n_cells; e++)
-    if (c->cells[e].recovery[k].n == 0)
-      tprintf(t,
-              "%s%s never got back to half its earlier rate before the "
-              "next event",
-              n > 0 || e > 0 ? "; " : "", title(&c->cells[e]));
+    never += c->cells[e].recovery[k].n == 0;
+  if (never > 0) {
+    tprintf(t, "%s", n > 0 ? "; " : "");
+    uint32_t said = 0;
+    for (uint32_t e = 0; e < c->n_cells; e++)
+      if (c->cells[e].recovery[k].n == 0) {
+        said++;
+        tprintf(t, "%s%s", said == 1 ? "" : (said == never ? " and " : ", "),
+                title(&c->cells[e]));
+      }
+    tprintf(t, " dropped below half %s earlier rate and did not get back "
+               "to it before the %s in any seed",
+            never == 1 ? "its" : "their",
+            k + 1 < c->marks.n ? "next event" : "end of the load");
+  }
   tprintf(t, ". ");
+}
+
+/* The median over seeds of the rate in window w (answers after the grace)
+ * as a share of the rate before the first event; < 0 when unknown. */
+static double window_share(const struct lab_cell *cell, uint32_t w,
+                           uint32_t n_seeds) {
+  double v[LAB_SEEDS_MAX];
+  size_t n = 0;
+  for (uint32_t s = 0; s < n_seeds; s++) {
+    const struct lab_run *run = &cell->runs[s];
+    if (run->rv != 0 || run->m.baseline_ops_per_s <= 0 ||
+        w >= run->m.n_windows)
+      continue;
+    const struct lab_window *win = &run->m.windows[w];
+    double len_s = (double)(win->to_us - win->from_us) / 1e6 -
+                   (w > 0 ? LAB_WINDOW_GRACE_US / 1e6 : 0);
+    if (len_s <= 0.2)
+      continue;
+    v[n++] = (double)win->ops / len_s / run->m.baseline_ops_per_s;
+  }
+  struct lab_stat st = lab_stat_of(v, n);
+  return st.n > 0 ? st.median : -1;
 }
 
 /* Writes during the window after mark k: who kept committing, who did not. */
 static void narrate_window(struct text *t, const struct lab_case *c,
-                           uint32_t k) {
-  const struct lab_window_span {
-    double from, to;
-  } span = {c->marks.at_us[k] / 1e6,
-            k + 1 < c->marks.n ? c->marks.at_us[k + 1] / 1e6 : -1};
-  char when[64];
-  if (span.to >= 0)
-    snprintf(when, sizeof when, "Between %.1f and %.1f s", span.from, span.to);
+                           uint32_t k, uint32_t n_seeds) {
+  double from = c->marks.at_us[k] / 1e6;
+  if (k + 1 < c->marks.n)
+    tprintf(t, "Between %.1f and %.1f s ", from, c->marks.at_us[k + 1] / 1e6);
   else
-    snprintf(when, sizeof when, "From %.1f s to the end", span.from);
-  tprintf(t, "%s ", when);
+    tprintf(t, "From %.1f s to the end ", from);
   uint32_t none = 0;
   for (uint32_t e = 0; e < c->n_cells; e++)
     none += c->cells[e].window_writes[k + 1].max == 0;
@@ -220,6 +318,13 @@ static void narrate_window(struct text *t, const struct lab_case *c,
       continue;
     tprintf(t, "%s%s acknowledged %.0f writes", said ? ", " : "",
             title(&c->cells[e]), w->median);
+    double share = window_share(&c->cells[e], k + 1, n_seeds);
+    if (w->max > w->min)
+      tprintf(t, " (%.0f-%.0f%s", w->min, w->max, share >= 0 ? "; " : ")");
+    else if (share >= 0)
+      tprintf(t, " (");
+    if (share >= 0)
+      tprintf(t, "all operations at %.0f%% of its earlier rate)", 100 * share);
     said++;
   }
   if (none > 0) {
@@ -229,55 +334,78 @@ static void narrate_window(struct text *t, const struct lab_case *c,
       if (c->cells[e].window_writes[k + 1].max == 0)
         tprintf(t, "%s%s", k2++ ? (k2 == none ? " and " : ", ") : "",
                 title(&c->cells[e]));
-    tprintf(t, " acknowledged no write at all (no majority could be "
-               "reached, so no command could be chosen)");
+    tprintf(t, " acknowledged no write in any seed");
+    if (mark_leaves_no_majority(c, k))
+      tprintf(t, " (no side of the partition held a majority, so no "
+                 "command could be chosen)");
   }
   tprintf(t, ". ");
 }
 
-/* Why the first two differ, when they differ by more than the noise. */
+/* Why Raft and Multi-Paxos differ, when they differ by more than the noise;
+ * a mechanism is named only when both changed leader in the window. */
 static void narrate_faster(struct text *t, const struct lab_case *c,
                            uint32_t k) {
-  const struct lab_cell *raft = NULL, *mp = NULL;
-  for (uint32_t e = 0; e < c->n_cells; e++) {
-    raft = is(&c->cells[e], "raft") ? &c->cells[e] : raft;
-    mp = is(&c->cells[e], "multipaxos") ? &c->cells[e] : mp;
-  }
+  const struct lab_cell *raft = cell_of(c, "raft"), *mp = cell_of(c, "multipaxos");
   if (raft == NULL || mp == NULL)
     return;
   const struct lab_stat *a = &raft->recovery[k], *b = &mp->recovery[k];
-  if (a->n == 0 || b->n == 0 || (a->median < 0.05 && b->median < 0.05))
+  if (a->n == 0 || b->n == 0 || (a->max == 0 && b->max == 0))
     return;
+  bool both_changed = raft->window_leader_changes[k + 1].median >= 1 &&
+                      mp->window_leader_changes[k + 1].median >= 1;
+  char ra[48], rb[48];
+  range_text(ra, sizeof ra, a);
+  range_text(rb, sizeof rb, b);
   if (ranges_overlap(a, b) || fabs(a->median - b->median) < 0.1) {
-    tprintf(t,
-            "Raft and Multi-Paxos recovered in overlapping ranges "
-            "(%.1f-%.1f s and %.1f-%.1f s): the same failure detector "
-            "(election timeout and heartbeat) sets the pace, and the "
-            "difference is within seed-to-seed noise. ",
-            a->min, a->max, b->min, b->max);
+    tprintf(t, "Raft (%s) and Multi-Paxos (%s) recovered in overlapping "
+               "ranges over the seeds, so the difference is within "
+               "seed-to-seed noise",
+            ra, rb);
+    if (both_changed)
+      tprintf(t, "; both changed leader, and the same failure detector "
+                 "(election timeout and heartbeat) sets the pace");
+    tprintf(t, ". ");
     return;
   }
   const struct lab_cell *fast = a->median < b->median ? raft : mp;
-  const struct lab_cell *slow = fast == raft ? mp : raft;
-  tprintf(t, "%s recovered faster in every seed (%.1f s against %.1f s). ",
-          title(fast), (fast == raft ? a : b)->median,
-          (fast == raft ? b : a)->median);
+  tprintf(t, "%s recovered faster in every seed (%s against %s)",
+          title(fast), fast == raft ? ra : rb, fast == raft ? rb : ra);
+  if (!both_changed) {
+    bool raft_changed = raft->window_leader_changes[k + 1].median >= 1;
+    bool mp_changed = mp->window_leader_changes[k + 1].median >= 1;
+    if (raft_changed || mp_changed)
+      tprintf(t, "; only %s changed leader in this window (median over "
+                 "the seeds). ",
+              raft_changed ? "Raft" : "Multi-Paxos");
+    else
+      tprintf(t, "; neither changed leader in this window, so the gap is "
+                 "not an election. ");
+    return;
+  }
+  double lc_r = raft->window_leader_changes[k + 1].median;
+  double lc_m = mp->window_leader_changes[k + 1].median;
+  if (lc_r != lc_m) {
+    double lc_fast = fast == raft ? lc_r : lc_m;
+    tprintf(t, ": %s changed leader %.0f time%s in this window and %s %.0f "
+               "(medians), and each change costs an election timeout. ",
+            title(fast), lc_fast, lc_fast == 1 ? "" : "s",
+            fast == raft ? "Multi-Paxos" : "Raft", fast == raft ? lc_m : lc_r);
+    return;
+  }
+  tprintf(t, ". Both changed leader as often, after the same timeouts; the "
+             "gap is in what a new leader must do before it commits: ");
   if (fast == raft)
-    tprintf(t,
-            "Both detect the loss with the same timeouts; a new Raft "
-            "leader only needs the votes of nodes whose logs are no "
-            "newer than its own, while a new %s leader first runs phase 1 "
-            "and re-proposes every slot it learns was accepted but not "
-            "chosen. ",
-            title(slow));
+    tprintf(t, "a Raft candidate already holds every committed entry "
+               "(the vote requires an up-to-date log), while a new "
+               "Multi-Paxos leader runs phase 1 over the open slots and "
+               "re-proposes what it learns. ");
   else
-    tprintf(t,
-            "Both detect the loss with the same timeouts; any %s node "
-            "may take over with a higher ballot (phase 1 brings it the "
-            "accepted values it lacks), while Raft can only elect a "
-            "candidate whose log is at least as up to date as a "
-            "majority's, which can take more than one election. ",
-            title(fast));
+    tprintf(t, "any Multi-Paxos node may take over with a higher ballot "
+               "(phase 1 brings it the accepted values it lacks), while "
+               "Raft elects only a candidate whose log is at least as up "
+               "to date as a majority's, which can take more than one "
+               "election. ");
 }
 
 static void narrate_marks(struct text *t, const struct lab_case *c,
@@ -296,7 +424,7 @@ static void narrate_marks(struct text *t, const struct lab_case *c,
             c->marks.at_us[k] / 1e6);
     narrate_recovery_order(t, c, k, n_seeds);
     if (mark_is_fault(c, k))
-      narrate_window(t, c, k);
+      narrate_window(t, c, k, n_seeds);
     narrate_faster(t, c, k);
   }
 }
@@ -306,24 +434,54 @@ static void narrate_marks(struct text *t, const struct lab_case *c,
 static void narrate_collapse(struct text *t, const struct lab_case *c) {
   for (uint32_t e = 0; e < c->n_cells; e++) {
     const struct lab_cell *cell = &c->cells[e];
-    if (!is(cell, "paxos") || cell->success.median >= 0.5)
-      continue;
     const struct lab_run *run = &cell->runs[0];
+    if (!is(cell, "paxos") || cell->success.median >= 0.5 || run->rv != 0 ||
+        run->m.elections_started <= run->m.ops_ok)
+      continue;
     tprintf(t,
             "Classic Paxos collapsed here: only %.0f%% of operations "
             "were acknowledged, with %.0f phase-1 rounds started (seed "
-            "%llu: %llu rounds for %llu acknowledged operations). One "
-            "instance at a time per node and two round trips each put "
-            "its latency above the clients' 200-500 ms retry timeout; "
-            "each retry went to another node, whose proposer then "
-            "pre-empted the first: dueling proposers (Paxos Made Simple "
-            "section 2.4), which a distinguished leader (Multi-Paxos, "
-            "Raft) avoids. ",
+            "%llu: %llu rounds for %llu acknowledged operations). ",
             100 * cell->success.median, cell->elections_started.median,
             (unsigned long long)run->seed,
             (unsigned long long)run->m.elections_started,
             (unsigned long long)run->m.ops_ok);
+    if (cell->latency_p50.median > 200)
+      tprintf(t,
+              "Its median latency (%.0f ms) is above the clients' "
+              "200-500 ms retry timeout, so clients retried at other "
+              "nodes, whose proposers pre-empted the first: dueling "
+              "proposers (Paxos Made Simple section 2.4), which a "
+              "distinguished leader (Multi-Paxos, Raft) avoids. ",
+              cell->latency_p50.median);
+    else
+      tprintf(t, "More rounds than answers is proposers pre-empting each "
+                 "other (Paxos Made Simple section 2.4). ");
   }
+}
+
+/* Availability counts 100 ms buckets with an acknowledged write: an engine
+ * slower than that leaves buckets empty without any fault. */
+static void narrate_availability_caveat(struct text *t,
+                                        const struct lab_case *c) {
+  uint32_t slow = 0;
+  for (uint32_t e = 0; e < c->n_cells; e++)
+    slow += c->cells[e].throughput.median > 0 &&
+            c->cells[e].throughput.median < 20;
+  if (slow == 0)
+    return;
+  uint32_t said = 0;
+  for (uint32_t e = 0; e < c->n_cells; e++) {
+    const struct lab_cell *cell = &c->cells[e];
+    if (!(cell->throughput.median > 0 && cell->throughput.median < 20))
+      continue;
+    tprintf(t, "%s%s's availability (%.0f%%)", said++ ? " and " : "",
+            title(cell), 100 * cell->availability.median);
+  }
+  tprintf(t, " %s low partly because at under 2 acknowledged operations "
+             "per 100 ms many slices have no write even when nothing is "
+             "wrong. ",
+          slow == 1 ? "is" : "are");
 }
 
 /* ---- safety and liveness ------------------------------------------------- */
@@ -414,6 +572,7 @@ void lab_narrate(struct lab_case *c, uint32_t n_seeds) {
   narrate_steady(&t, c);
   narrate_marks(&t, c, n_seeds);
   narrate_collapse(&t, c);
+  narrate_availability_caveat(&t, c);
   narrate_checks(&t, c, n_seeds);
   if (t.used > 0 && c->narrative[t.used - 1] == ' ')
     c->narrative[--t.used] = '\0';
@@ -430,18 +589,24 @@ static void narrate_engine_variants(struct text *t, const struct lab_case *cs,
                                     size_t n, uint32_t e) {
   tprintf(t, "%s: ", title(&cs[0].cells[e]));
   size_t best = 0;
+  bool identical = true;
   for (size_t i = 0; i < n; i++) {
     const struct lab_cell *cell = &cs[i].cells[e];
+    const struct lab_cell *first = &cs[0].cells[e];
     tprintf(t,
             "%s%s %.0f%% available, %.0f ops/s, %.0f leader change%s, "
-            "%.0f elections started",
+            "%.0f election%s started",
             i ? "; " : "", variant_name(&cs[i]),
             100 * cell->availability.median, cell->throughput.median,
             cell->leader_changes.median,
             cell->leader_changes.median == 1 ? "" : "s",
-            cell->elections_started.median);
+            cell->elections_started.median,
+            cell->elections_started.median == 1 ? "" : "s");
     if (cell->availability.median > cs[best].cells[e].availability.median)
       best = i;
+    identical = identical &&
+                cell->runs[0].rv == 0 && first->runs[0].rv == 0 &&
+                cell->runs[0].m.trace_hash == first->runs[0].m.trace_hash;
   }
   double spread = 0;
   for (size_t i = 0; i < n; i++) {
@@ -449,11 +614,15 @@ static void narrate_engine_variants(struct text *t, const struct lab_case *cs,
                cs[i].cells[e].availability.median;
     spread = d > spread ? d : spread;
   }
-  if (spread >= 0.05)
+  if (identical)
+    tprintf(t, " (the same runs, event for event: these settings do not "
+               "change this engine)");
+  else if (spread >= 0.05)
     tprintf(t, " (most available with %s, by up to %.0f points)",
             variant_name(&cs[best]), 100 * spread);
   else
-    tprintf(t, " (the settings made no difference to availability)");
+    tprintf(t, " (availability differs by less than 5 points across the "
+               "settings)");
   tprintf(t, ". ");
 }
 

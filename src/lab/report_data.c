@@ -97,10 +97,11 @@ static void json_run(FILE *f, const struct lab_run *run,
   }
   fprintf(f,
           ",\"ops_total\":%llu,\"ops_ok\":%llu,\"ops_failed\":%llu,"
-          "\"ops_indeterminate\":%llu,\"writes_ok\":%llu",
+          "\"ops_indeterminate\":%llu,\"writes_ok\":%llu,"
+          "\"latency_samples\":%zu",
           (unsigned long long)m->ops_total, (unsigned long long)m->ops_ok,
           (unsigned long long)m->ops_failed, (unsigned long long)m->ops_info,
-          (unsigned long long)m->writes_ok);
+          (unsigned long long)m->writes_ok, m->n_latencies);
   const struct {
     const char *key;
     double v;
@@ -338,11 +339,14 @@ static void csv_runs_row(FILE *f, const struct lab_case *c, const char *engine,
   fprintf(f, ",%llu,%llu,%llu,%llu,%llu,", (unsigned long long)run->seed,
           (unsigned long long)m->ops_total, (unsigned long long)m->ops_ok,
           (unsigned long long)m->ops_failed, (unsigned long long)m->ops_info);
-  fprintf(f, "%llu,%.3f,%.3f,%.4f,%.3f,%.3f,%.3f,%.3f,%.3f,%.4f,%llu,",
-          (unsigned long long)m->writes_ok, m->client_s, m->throughput,
-          m->success_rate, m->latency_ms_mean, m->latency_ms_p50,
-          m->latency_ms_p99, m->latency_ms_p999, m->latency_ms_max,
-          m->availability, (unsigned long long)m->leader_changes);
+  fprintf(f, "%llu,%.3f,%.3f,%.4f,%.3f,%.3f,", (unsigned long long)m->writes_ok,
+          m->client_s, m->throughput, m->success_rate, m->latency_ms_mean,
+          m->latency_ms_p50);
+  csv_num(f, m->latency_ms_p99); /* empty: too few operations for it */
+  fputc(',', f);
+  csv_num(f, m->latency_ms_p999);
+  fprintf(f, ",%.3f,%.4f,%llu,", m->latency_ms_max, m->availability,
+          (unsigned long long)m->leader_changes);
   fprintf(f,
           "%llu,%llu,%llu,%.2f,%.1f,%llu,%llu,%llu,%llu,%llu,%d,%d,"
           "%.3f,",

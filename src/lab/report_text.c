@@ -72,24 +72,45 @@ static void print_case_header(FILE *f, const struct lab *lab,
           lab->opt.n_seeds == 1 ? "" : "s");
 }
 
+/* A median right-aligned in `width`, or "-" when no run measured it. */
+static const char *fmt_stat(char *buf, size_t size, int width,
+                            const struct lab_stat *st, double scale,
+                            int decimals) {
+  if (st->n == 0)
+    snprintf(buf, size, "%*s", width, "-");
+  else
+    snprintf(buf, size, "%*.*f", width, decimals, st->median * scale);
+  return buf;
+}
+
 static void print_main_table(FILE *f, const struct lab_case *c) {
   fprintf(f, "   %-13s %7s %6s %7s %7s %8s %8s %6s %7s %7s %8s %4s  %s\n",
-          "engine", "ops/s", "succ", "mean", "p50 ms", "p99 ms", "p99.9",
-          "max s", "avail", "leader", "msgs/op", "lost", "checks");
+          "engine", "ops/s", "succ", "mean ms", "p50 ms", "p99 ms",
+          "p99.9 ms", "max s", "avail", "leader", "msgs/op", "lost", "checks");
+  bool short_tail = false;
   for (uint32_t e = 0; e < c->n_cells; e++) {
     const struct lab_cell *cell = &c->cells[e];
-    char verdict[64];
+    char verdict[64], p99[16], p999[16];
+    short_tail = short_tail || cell->latency_p99.n < cell->latency_p50.n ||
+                 cell->latency_p999.n < cell->latency_p50.n;
     fprintf(f,
-            "   %-13s %7.1f %5.1f%% %7.1f %7.1f %8.1f %8.1f %6.2f %6.1f%% "
+            "   %-13s %7.1f %5.1f%% %7.1f %7.1f %s %s %6.2f %6.1f%% "
             "%7.0f %8.1f %4.0f  %s\n",
             lab_engine_title(cell->engine), cell->throughput.median,
             100 * cell->success.median, cell->latency_mean.median,
-            cell->latency_p50.median, cell->latency_p99.median,
-            cell->latency_p999.median, cell->latency_max.median / 1000.0,
+            cell->latency_p50.median,
+            fmt_stat(p99, sizeof p99, 8, &cell->latency_p99, 1, 1),
+            fmt_stat(p999, sizeof p999, 8, &cell->latency_p999, 1, 1),
+            cell->latency_max.median / 1000.0,
             100 * cell->availability.median, cell->leader_changes.median,
             cell->msgs_per_op.median, cell->acked_lost.median,
             lab_cell_verdict(cell, verdict, sizeof verdict));
   }
+  if (short_tail)
+    fprintf(f, "   (p99 needs %u acknowledged operations in a run, p99.9 "
+               "%u; '-' or a median over fewer seeds where a run had "
+               "fewer)\n",
+            LAB_P99_SAMPLES_MIN, LAB_P999_SAMPLES_MIN);
 }
 
 static void print_recovery_table(FILE *f, const struct lab_case *c,

@@ -36,6 +36,7 @@ static void case_marks(struct lab_case *c) {
   const struct lab_scenario *sc = c->sc;
   struct lab_marks *mk = &c->marks;
   memset(mk, 0, sizeof *mk);
+  mk->load_end_us = sc->workload.ops > 0 ? 0 : sc->workload.duration_ms * 1000u;
   for (uint32_t k = 0; k < sc->n_events; k++) {
     const struct lab_event *ev = &sc->events[k];
     uint64_t at_us = ev->at_ms * 1000u;

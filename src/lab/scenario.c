@@ -649,7 +649,8 @@ static int ev_slow_or_clock(struct parser *p, struct words *ws, uint32_t k,
   bool slow = ev->kind == LAB_EV_SLOW;
   if (ws->n < k + 2)
     return perr(p, slow ? "slow needs a node (or leader) and delay=TIME, "
-                          "optionally fsync=FACTOR"
+                          "optionally entry=TIME, fsync=FACTOR, follow and "
+                          "late-timers"
                         : "clock needs a node (or leader) and rate=R, "
                           "optionally jump=TIME");
   int rv = event_node(p, ws->w[k], true, false, false, &ev->node);
@@ -663,11 +664,23 @@ static int ev_slow_or_clock(struct parser *p, struct words *ws, uint32_t k,
     uint64_t v;
     double r;
     const char *end;
+    if (slow && strcmp(ws->w[i], "follow") == 0) {
+      ev->follow = true;
+      continue;
+    }
+    if (slow && strcmp(ws->w[i], "late-timers") == 0) {
+      ev->late_timers = true;
+      continue;
+    }
     if (!key_value(ws->w[i], &key, &value))
       return perr(p, "expected key=value, got '%s'", ws->w[i]);
     if (slow && strcmp(key, "delay") == 0 && parse_time_us(value, &v) &&
         v <= 1000000) {
       ev->delay_us = (uint32_t)v;
+      have = true;
+    } else if (slow && strcmp(key, "entry") == 0 && parse_time_us(value, &v) &&
+               v <= 1000000) {
+      ev->entry_us = (uint32_t)v;
       have = true;
     } else if (slow && strcmp(key, "fsync") == 0 &&
                parse_uint(value, 1, 1000, &v)) {
@@ -684,8 +697,9 @@ static int ev_slow_or_clock(struct parser *p, struct words *ws, uint32_t k,
       have = true;
     } else {
       return perr(p,
-                  slow ? "slow takes delay=TIME (up to 1s per message) and "
-                         "fsync=FACTOR (1..1000); got '%s=%s'"
+                  slow ? "slow takes delay=TIME (up to 1s per message), "
+                         "entry=TIME (up to 1s per entry), fsync=FACTOR "
+                         "(1..1000), follow and late-timers; got '%s=%s'"
                        : "clock takes rate=R (0.1..10) and jump=TIME (whole "
                          "ms); got '%s=%s'",
                   key, value);
@@ -693,6 +707,9 @@ static int ev_slow_or_clock(struct parser *p, struct words *ws, uint32_t k,
   }
   if (!have)
     return perr(p, "%s needs at least one setting", slow ? "slow" : "clock");
+  if (ev->follow && ev->node != LAB_NODE_LEADER)
+    return perr(p, "follow moves the slowness to each new leader: only "
+                   "'slow leader ... follow' takes it");
   return 0;
 }
 

@@ -80,7 +80,8 @@ enum lab_event_kind {
   LAB_EV_CUT,           /* a <-> b, or a -> b; a may be the leader, b "a
                            follower" */
   LAB_EV_LINK,          /* a lab_link, until heal */
-  LAB_EV_SLOW,          /* node or leader: delay per message, fsync factor */
+  LAB_EV_SLOW,          /* node or leader: delay per message, fsync factor;
+                           optionally following leadership, late timers */
   LAB_EV_CLOCK,         /* node's clock rate and jump */
 };
 
@@ -100,6 +101,9 @@ struct lab_event {
   struct lab_link link;           /* link */
   uint32_t delay_us;              /* slow */
   uint32_t fsync_factor;          /* slow */
+  uint32_t entry_us;              /* slow: added per entry an input carries */
+  bool follow;                    /* slow: SIM_SLOW_FOLLOW_LEADER */
+  bool late_timers;               /* slow: SIM_SLOW_LATE_TIMERS */
   double rate;                    /* clock */
   uint32_t jump_ms;               /* clock */
   uint32_t line;

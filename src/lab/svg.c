@@ -150,6 +150,8 @@ static void fault_shading(FILE *f, const struct lab_case *c,
       continue;
     double from = sc->events[k].at_ms / 1e3;
     double to = span_end_s(sc, k, a->x1);
+    if (from >= a->x1)
+      continue;
     if (to <= from)
       continue;
     fprintf(f,
@@ -161,6 +163,8 @@ static void fault_shading(FILE *f, const struct lab_case *c,
     fprintf(f, " (%.1f-%.1f s)</title></rect>\n", from, to);
   }
   for (uint32_t k = 0; k < c->marks.n; k++) {
+    if (c->marks.at_us[k] / 1e6 > a->x1)
+      continue;
     double x = px(a, c->marks.at_us[k] / 1e6);
     fprintf(f,
             "<line class=\"event\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
@@ -190,17 +194,55 @@ static double bucket_value(const struct lab_series *s, uint32_t b,
   return s->p50_ms[b];
 }
 
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
+}
+
+/* The shared time window of a case's timelines, in seconds: the load phase
+ * (up to the workload's duration; after it the clients only finish what
+ * they started), or for a run bounded by an operation count, 1.25 times
+ * the median engine's client phase, so that one engine's long tail does
+ * not squash the others into the left edge. */
+double lab_svg_window_s(const struct lab_case *c) {
+  double len[LAB_ENGINES_MAX], longest = 0;
+  uint32_t n = 0;
+  for (uint32_t e = 0; e < c->n_cells; e++) {
+    const struct lab_run *run = &c->cells[e].runs[0];
+    if (run->rv != 0)
+      continue;
+    len[n] = run->m.series.n * (LAB_BUCKET_US / 1e6);
+    longest = len[n] > longest ? len[n] : longest;
+    n++;
+  }
+  if (n == 0)
+    return 1;
+  double x1;
+  if (c->marks.load_end_us > 0) {
+    x1 = c->marks.load_end_us / 1e6;
+  } else {
+    qsort(len, n, sizeof len[0], cmp_double);
+    x1 = ceil(len[n / 2] * 1.25);
+  }
+  if (x1 > longest)
+    x1 = longest;
+  return x1 > 0.1 ? x1 : 1;
+}
+
+static uint32_t buckets_in(const struct lab_series *s, double x1) {
+  uint32_t n = (uint32_t)ceil(x1 / (LAB_BUCKET_US / 1e6) - 1e-9);
+  return n < s->n ? n : s->n;
+}
+
 static void timeline_ranges(const struct lab_case *c,
                             enum lab_timeline_kind kind, struct axes *a) {
-  double x1 = 1, y1 = 0, y_min = 1e9;
+  double x1 = lab_svg_window_s(c), y1 = 0, y_min = 1e9;
   for (uint32_t e = 0; e < c->n_cells; e++) {
     const struct lab_run *run = &c->cells[e].runs[0];
     if (run->rv != 0)
       continue;
     const struct lab_series *s = &run->m.series;
-    if (s->n * (LAB_BUCKET_US / 1e6) > x1)
-      x1 = s->n * (LAB_BUCKET_US / 1e6);
-    for (uint32_t b = 0; b < s->n; b++) {
+    for (uint32_t b = 0; b < buckets_in(s, x1); b++) {
       double v =
           kind == LAB_CHART_LATENCY ? s->p99_ms[b] : bucket_value(s, b, kind);
       if (v > y1)
@@ -231,7 +273,7 @@ static void series_path(FILE *f, const struct lab_series *s,
   fprintf(f, "<path class=\"%s\" stroke=\"%s\" d=\"", p99 ? "line p99" : "line",
           color);
   bool pen = false;
-  for (uint32_t b = 0; b < s->n; b++) {
+  for (uint32_t b = 0; b < buckets_in(s, a->x1); b++) {
     double v = p99 ? s->p99_ms[b] : bucket_value(s, b, kind);
     if (kind == LAB_CHART_LATENCY && v <= 0) {
       pen = false;
@@ -259,6 +301,8 @@ static void leader_ticks(FILE *f, const struct lab_case *c,
     size_t n = run->m.n_leaders, step = n > 400 ? n / 400 : 1;
     fprintf(f, "<path stroke=\"%s\" class=\"ticks\" d=\"", color);
     for (size_t i = 0; i < n; i += step) {
+      if (run->m.leaders[i].time_us / 1e6 > a->x1)
+        break;
       double x = px(a, run->m.leaders[i].time_us / 1e6);
       fprintf(f, "M%.1f %.1fv8", x, y + 1);
     }
@@ -271,10 +315,11 @@ void lab_svg_timeline(FILE *f, const struct lab_case *c,
   struct axes a = {.top = M_TOP, .height = H_PLOT};
   timeline_ranges(c, kind, &a);
   double ticks_y = M_TOP + H_PLOT + 22;
-  double h = ticks_y + TICK_ROW * c->n_cells + 18;
+  double h = ticks_y + TICK_ROW * c->n_cells + 30;
   const char *what = kind == LAB_CHART_THROUGHPUT
-                         ? "acknowledged operations per second"
-                         : "latency per 100 ms bucket (ms, log scale)";
+                         ? "acknowledged operations per second, per 100 ms"
+                         : "latency of the operations answered in each "
+                           "100 ms (ms, log scale)";
   fprintf(f,
           "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f "
           "%.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
@@ -300,9 +345,26 @@ void lab_svg_timeline(FILE *f, const struct lab_case *c,
   leader_ticks(f, c, &a, ticks_y);
   fprintf(f,
           "<text class=\"note\" x=\"%.1f\" y=\"%.1f\">ticks: a new leader "
-          "(classic Paxos: a proposer winning phase 1)</text>\n",
+          "(classic Paxos: a proposer winning phase 1); shaded: a fault "
+          "until it heals</text>\n",
+          M_LEFT, h - 16);
+  /* Say where the window ends and who ran past it. */
+  fprintf(f, "<text class=\"note\" x=\"%.1f\" y=\"%.1f\">time axis: ",
           M_LEFT, h - 4);
-  fputs("</svg>\n", f);
+  if (c->marks.load_end_us > 0)
+    fprintf(f, "0 to %.1f s, when the clients stop starting operations",
+            a.x1);
+  else
+    fprintf(f, "0 to %.1f s, 1.25x the median engine's client phase", a.x1);
+  uint32_t past = 0;
+  for (uint32_t e = 0; e < c->n_cells; e++) {
+    const struct lab_run *run = &c->cells[e].runs[0];
+    double end_s = run->rv == 0 ? run->m.client_s : 0;
+    if (end_s > a.x1 + 0.5) /* more than the last answers trickling in */
+      fprintf(f, "%s%s until %.1f s", past++ ? ", " : "; ran past it: ",
+              lab_engine_title(c->cells[e].engine), end_s);
+  }
+  fputs("</text>\n</svg>\n", f);
 }
 
 /* ---- the latency distribution -------------------------------------------- */
@@ -350,7 +412,7 @@ void lab_svg_cdf(FILE *f, const struct lab_case *c, uint32_t n_seeds) {
   a.x1 = ceil(log10(hi > 1 ? hi : 10));
   if (a.x1 <= a.x0)
     a.x1 = a.x0 + 1;
-  double h = M_TOP + H_PLOT + 40;
+  double h = M_TOP + H_PLOT + 34;
   fprintf(f,
           "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f "
           "%.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
@@ -379,6 +441,14 @@ void lab_svg_cdf(FILE *f, const struct lab_case *c, uint32_t n_seeds) {
     }
     fputs("\"/>\n", f);
   }
+  fprintf(f,
+          "<text class=\"note\" x=\"%.1f\" y=\"%.1f\">latency (ms, log "
+          "scale); operations pooled over the seeds: ",
+          M_LEFT, h - 4);
+  for (uint32_t e = 0; e < c->n_cells; e++)
+    fprintf(f, "%s%s %zu", e ? ", " : "", lab_engine_title(c->cells[e].engine),
+            lat[e] != NULL ? n[e] : (size_t)0);
+  fputs("</text>\n", f);
   for (uint32_t e = 0; e < c->n_cells; e++)
     free(lat[e]);
   fputs("</svg>\n", f);

@@ -19,6 +19,9 @@ void lab_svg_timeline(FILE *f, const struct lab_case *c,
                       enum lab_timeline_kind kind);
 void lab_svg_cdf(FILE *f, const struct lab_case *c, uint32_t n_seeds);
 
+/* The time window (seconds from 0) the timelines of a case share. */
+double lab_svg_window_s(const struct lab_case *c);
+
 /* The colour an engine is drawn in, everywhere in the report. */
 const char *lab_engine_color(const char *engine);
 

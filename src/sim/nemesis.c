@@ -19,7 +19,9 @@
  *   loss, dup, reorder   on every node link (loss also, lightly, on client
  *              links);
  *   slow       a node (often the leader) takes 0.2-5 ms per message and its
- *              fsyncs take 2-20x longer;
+ *              fsyncs take 2-20x longer (a scripted slow may also follow
+ *              leadership and make the node's timers wait behind its
+ *              backlog: enum sim_slow_flag in sim.h);
  *   clock      a node's clock runs at 0.8-1.25x, sometimes after jumping
  *              forward.
  *
@@ -65,6 +67,7 @@
 void nemesis_init(struct sim *s) {
   memset(&s->nem, 0, sizeof s->nem);
   s->nem.concurrent_max = NEM_CONCURRENT_MAX;
+  s->nem.follow_node = -1;
   if (s->o.faults != 0) {
     struct sim_event *ev = ev_new(s, EV_NEMESIS, 0);
     sim_at(s,
@@ -326,6 +329,28 @@ static void slow_set(struct sim *s, uint32_t i, uint32_t delay_us,
   s->nodes[i].fsync_factor = fsync_factor < 1 ? 1 : fsync_factor;
 }
 
+/* Node i recovers from every kind of slowness. */
+static void slow_end(struct sim *s, uint32_t i) {
+  slow_set(s, i, 0, 1);
+  s->nodes[i].slow_entry_us = 0;
+  s->nodes[i].late_timers = false;
+}
+
+/* Slowness that follows leadership (SIM_SLOW_FOLLOW_LEADER): node i now
+ * carries the load; the node that carried it before recovers. Draws
+ * nothing from the seed. */
+static void slow_follow_to(struct sim *s, uint32_t i) {
+  struct nemesis *nem = &s->nem;
+  assert(nem->follow && i < s->n_nodes);
+  if (nem->follow_node >= 0 && (uint32_t)nem->follow_node != i) {
+    slow_end(s, (uint32_t)nem->follow_node);
+  }
+  nem->follow_node = (int)i;
+  slow_set(s, i, nem->follow_delay_us, nem->follow_fsync_factor);
+  s->nodes[i].slow_entry_us = nem->follow_entry_us;
+  s->nodes[i].late_timers = nem->follow_late_timers;
+}
+
 static void links_set_fault(struct sim *s, enum nem_kind kind, double p,
                             uint32_t extra_us) {
   for (uint32_t a = 0; a < s->n_nodes; a++)
@@ -460,6 +485,8 @@ static void strike(struct sim *s, uint32_t i) {
 
 void nemesis_on_new_leader(struct sim *s, uint32_t i) {
   sim_note_leader(s, i); /* a record for the lab, whatever the nemesis does */
+  if (s->nem.follow && !s->nem.stopped)
+    slow_follow_to(s, i); /* the clients' load moves to the new leader */
   if (s->nem.stopped || s->phase != PHASE_CLIENTS)
     return;
   if (s->nem.f8.stage != F8_IDLE) {
@@ -491,9 +518,11 @@ static int script_node(struct sim *s, uint32_t id) {
 
 static void script_heal(struct sim *s) {
   net_heal(s);
+  s->nem.follow = false;
+  s->nem.follow_node = -1;
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     s->nodes[i].isolated = false;
-    slow_set(s, i, 0, 1);
+    slow_end(s, i);
     if (s->nodes[i].clock_rate_ppm != 1000000u)
       node_set_clock(s, i, 1000000u, 0);
   }
@@ -527,6 +556,32 @@ static void script_isolate(struct sim *s, uint32_t i, uint32_t peer) {
   for (uint32_t k = 0; k < s->n_nodes; k++)
     if (k != i && (peer == 0 || k == peer - 1))
       s->links[i][k].script_blocked = s->links[k][i].script_blocked = true;
+}
+
+/* SIM_SCRIPT_SLOW on node i (-1: no leader now). With FOLLOW_LEADER the
+ * slowness is armed even without a leader: the next one gets it. */
+static void script_slow(struct sim *s, const struct sim_script_event *se,
+                        int i) {
+  struct nemesis *nem = &s->nem;
+  if (se->slow_flags & SIM_SLOW_FOLLOW_LEADER) {
+    assert(se->node == 0);
+    if (nem->follow && nem->follow_node >= 0) /* a new level replaces it */
+      slow_end(s, (uint32_t)nem->follow_node);
+    nem->follow = true;
+    nem->follow_node = -1;
+    nem->follow_delay_us = se->delay_us;
+    nem->follow_entry_us = se->entry_us;
+    nem->follow_fsync_factor = se->fsync_factor;
+    nem->follow_late_timers = (se->slow_flags & SIM_SLOW_LATE_TIMERS) != 0;
+    if (i >= 0)
+      slow_follow_to(s, (uint32_t)i);
+    return;
+  }
+  if (i < 0)
+    return;
+  slow_set(s, (uint32_t)i, se->delay_us, se->fsync_factor);
+  s->nodes[i].slow_entry_us = se->entry_us;
+  s->nodes[i].late_timers = (se->slow_flags & SIM_SLOW_LATE_TIMERS) != 0;
 }
 
 static void script_apply(struct sim *s, const struct sim_script_event *se) {
@@ -567,8 +622,7 @@ static void script_apply(struct sim *s, const struct sim_script_event *se) {
     script_link(s, se);
     break;
   case SIM_SCRIPT_SLOW:
-    if (i >= 0)
-      slow_set(s, (uint32_t)i, se->delay_us, se->fsync_factor);
+    script_slow(s, se, i);
     break;
   case SIM_SCRIPT_CLOCK:
     if (i >= 0)

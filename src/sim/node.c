@@ -18,9 +18,13 @@
  * Under the ack-before-fsync bug, step 3 also happens at once and the disk
  * is flushed in the background 5-30 ms later.
  *
- * A slow node spends `slow_delay_us` on every message or request (overload):
- * its inbox grows while it works. Ticks wait their turn too, but jump the
- * inbox queue (a timer fires between two messages of a busy event loop).
+ * A slow node spends `slow_delay_us` on every message or request, plus
+ * `slow_entry_us` per log entry it carries (overload): its inbox grows
+ * while it works. Ticks wait their turn too, but jump the
+ * inbox queue (a timer fires between two messages of a busy event loop) --
+ * unless the node has `late_timers` (SIM_SLOW_LATE_TIMERS, a CPU-starved
+ * process): then a tick that comes due waits behind every input queued
+ * before it, so its heartbeats leave only after the backlog.
  * The local clock runs at the node's rate and never goes backwards. */
 #include <assert.h>
 #include <stdio.h>
@@ -483,7 +487,9 @@ static void node_client_request(struct sim *s, struct node *n, uint32_t client,
 /* Processes one message or request; the node must be able to run. */
 static void node_input(struct sim *s, struct node *n, struct sim_event *ev) {
   assert(node_can_run(s, n));
+  uint64_t entries = 1; /* a client request carries one command */
   if (ev->kind == EV_PEER_MSG) {
+    entries = ev->u.pkt->msg.n_entries;
     sabha_engine_step(n->e, &ev->u.pkt->msg);
     packet_free(ev->u.pkt);
   } else {
@@ -491,16 +497,30 @@ static void node_input(struct sim *s, struct node *n, struct sim_event *ev) {
     node_client_request(s, n, ev->aux, &ev->u.cm);
   }
   ev_free(s, ev);
-  if (n->slow_delay_us > 0)
-    n->busy_until_us = s->now_us + n->slow_delay_us;
+  if (n->slow_delay_us > 0 || n->slow_entry_us > 0)
+    n->busy_until_us =
+        s->now_us + n->slow_delay_us + entries * n->slow_entry_us;
   node_after_call(s, n);
+}
+
+/* A tick came due while the node could not run (or had a backlog). It
+ * jumps the queue unless the node has late timers: then it takes its place
+ * behind the inputs already queued (a later tick merges into it). */
+static void node_tick_defer(struct sim *s, struct node *n) {
+  if (!n->tick_pending)
+    n->tick_behind = n->late_timers ? n->inbox_n : 0;
+  n->tick_pending = true;
+  assert(n->tick_behind <= n->inbox_n);
+  node_ensure_wake(s, n);
 }
 
 /* Works through pending ticks and the inbox while the node can run. */
 static void node_pump(struct sim *s, struct node *n) {
   for (uint32_t k = 0; k < NODE_INBOX_MAX + 2 && node_can_run(s, n); k++) {
-    if (n->tick_pending) {
+    if (n->tick_pending &&
+        (!n->late_timers || n->tick_behind == 0 || n->inbox_n == 0)) {
       n->tick_pending = false;
+      n->tick_behind = 0;
       node_tick(s, n);
       continue;
     }
@@ -509,6 +529,8 @@ static void node_pump(struct sim *s, struct node *n) {
     struct sim_event *ev = n->inbox[n->inbox_head];
     n->inbox_head = (n->inbox_head + 1) % NODE_INBOX_MAX;
     n->inbox_n--;
+    if (n->tick_pending && n->tick_behind > 0)
+      n->tick_behind--;
     node_input(s, n, ev);
   }
   node_ensure_wake(s, n);
@@ -555,6 +577,7 @@ void node_crash(struct sim *s, uint32_t i) {
   n->e = NULL;
   inbox_clear(s, n);
   n->blocked = n->tick_pending = n->wake_scheduled = false;
+  n->tick_behind = 0;
   n->flush_scheduled = false;
   n->busy_until_us = 0;
   memset(n->writes, 0, s->n_clients * sizeof *n->writes);
@@ -643,12 +666,14 @@ static void node_on_tick(struct sim *s, struct node *n, struct sim_event *ev) {
     return;
   }
   sim_at(s, node_next_tick_us(s, n), ev); /* the same event, reused */
-  if (node_can_run(s, n)) {
+  if (node_can_run(s, n) && (!n->late_timers || n->inbox_n == 0)) {
     node_tick(s, n);
     node_pump(s, n);
+  } else if (node_can_run(s, n)) { /* late timers: the backlog goes first */
+    node_tick_defer(s, n);
+    node_pump(s, n);
   } else {
-    n->tick_pending = true;
-    node_ensure_wake(s, n);
+    node_tick_defer(s, n);
   }
 }
 

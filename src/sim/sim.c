@@ -255,7 +255,12 @@ static int script_check(const struct sim_options *o, char *err,
         se->node > o->n_nodes || (se->peer > o->n_nodes && !follower) ||
         se->op < SIM_SCRIPT_PARTITION || se->op > SIM_SCRIPT_ISOLATE ||
         !(se->loss >= 0 && se->loss <= 1) ||
-        (se->op == SIM_SCRIPT_CLOCK && !(se->rate > 0 && se->rate < 1000));
+        (se->op == SIM_SCRIPT_CLOCK && !(se->rate > 0 && se->rate < 1000)) ||
+        ((se->slow_flags != 0 || se->entry_us != 0) &&
+         se->op != SIM_SCRIPT_SLOW) ||
+        (se->slow_flags &
+         ~(uint32_t)(SIM_SLOW_FOLLOW_LEADER | SIM_SLOW_LATE_TIMERS)) != 0 ||
+        ((se->slow_flags & SIM_SLOW_FOLLOW_LEADER) && se->node != 0);
     if ((se->op == SIM_SCRIPT_BLOCK || se->op == SIM_SCRIPT_UNBLOCK ||
          se->op == SIM_SCRIPT_RESTART) &&
         ((se->node == 0 && se->op != SIM_SCRIPT_RESTART) ||

@@ -106,7 +106,9 @@ enum sim_script_op {
   SIM_SCRIPT_LINK,          /* node -> peer (0 and 0: every node link) gets
                                latency_us + jitter_us and loss */
   SIM_SCRIPT_SLOW,          /* node (0: leader) takes delay_us per message
-                               and fsync_factor x longer fsyncs */
+                               (plus entry_us per entry it carries) and
+                               fsync_factor x longer fsyncs, until a HEAL;
+                               slow_flags below */
   SIM_SCRIPT_CLOCK,         /* node's clock runs at `rate` after jumping
                                forward jump_ms */
   SIM_SCRIPT_ISOLATE,       /* (for the lab) node (0: the leader) is cut
@@ -121,6 +123,22 @@ enum sim_script_op {
  * every node that is down. */
 #define SIM_PEER_FOLLOWER UINT32_MAX
 
+/* SIM_SCRIPT_SLOW's slow_flags: a CPU-starved leader, modelled faithfully.
+ * Both are off unless a script asks, so other runs are unchanged. */
+enum sim_slow_flag {
+  /* The slowness follows leadership (node must be 0): whenever a new
+   * leader is seen, it becomes the slowed node and the one slowed before
+   * recovers, until the next HEAL. The overload comes from the clients,
+   * and the clients follow the leader: deposing a starved leader moves the
+   * load, it does not remove it. */
+  SIM_SLOW_FOLLOW_LEADER = 1u << 0,
+  /* The slowed node's timers fire late: a tick that comes due while it
+   * works waits behind the inputs already queued (FIFO), instead of
+   * jumping the queue between two messages. A starved event loop sends
+   * its heartbeats only after the backlog before them. */
+  SIM_SLOW_LATE_TIMERS = 1u << 1,
+};
+
 struct sim_script_event {
   uint64_t at_ms; /* simulated time */
   enum sim_script_op op;
@@ -133,7 +151,12 @@ struct sim_script_event {
   double loss; /* 0..1 */
   uint32_t delay_us;
   uint32_t fsync_factor;
-  double rate; /* clock rate, > 0 */
+  uint32_t slow_flags; /* enum sim_slow_flag bits (SLOW only) */
+  uint32_t entry_us;   /* SLOW: added per log entry an input carries (a
+                          client request: one; an append: its entries), so
+                          the cost of work grows with the load, not with
+                          the number of messages; 0: a flat delay_us */
+  double rate;         /* clock rate, > 0 */
   uint32_t jump_ms;
 };
 

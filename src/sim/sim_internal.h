@@ -184,7 +184,11 @@ struct node {
   bool isolated;          /* a strike cut it from every peer */
   uint32_t isolate_token; /* only the newest isolation's end acts */
   uint32_t slow_delay_us; /* processing time per input */
+  uint32_t slow_entry_us; /* ... plus this per entry the input carries */
   uint32_t fsync_factor;  /* fsync latency multiplier, >= 1 */
+  bool late_timers;       /* SIM_SLOW_LATE_TIMERS: ticks queue behind inputs */
+  uint32_t tick_behind;   /* with late_timers: inbox inputs queued before the
+                             pending tick, processed first */
   bool crashed_by_nemesis;
 
   /* Clients waiting on this node, one slot each (closed loop). */
@@ -263,6 +267,13 @@ struct nemesis {
   uint32_t concurrent_max;
   uint64_t strikes;
   bool churn; /* a leader-churn episode: strike most new leaders */
+  /* A scripted SLOW with SIM_SLOW_FOLLOW_LEADER, until the next HEAL. */
+  bool follow;
+  int follow_node; /* index slowed now; -1: none yet */
+  uint32_t follow_delay_us;
+  uint32_t follow_entry_us;
+  uint32_t follow_fsync_factor;
+  bool follow_late_timers;
   struct nem_figure8 f8;
 };
 

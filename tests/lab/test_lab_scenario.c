@@ -52,6 +52,32 @@ static const char good[] =
     "at 2.5s clock d3 rate=1.2 jump=50ms\n"
     "at 2.5s isolate m2\n";
 
+/* The scenario as one Raft case, turned into simulator options; the script
+ * is malloc'd and belongs to the caller. */
+static struct sim_script_event *build_raft(struct lab_scenario *sc,
+                                           struct sim_options *o,
+                                           uint64_t *cap) {
+  struct lab_case c;
+  memset(&c, 0, sizeof c);
+  c.sc = sc;
+  c.settings = lab_settings_merged(sc, NULL);
+  c.clients = sc->workload.clients;
+  struct sim_script_event *script = calloc(lab_script_size(&c), sizeof *script);
+  lab_build_options(&c, "raft", 1, o, script, cap);
+  return script;
+}
+
+/* Runs the options and expects a run that passes every check. */
+static void run_clean(const struct sim_options *o, const char *what) {
+  struct sim_result r;
+  char err[512] = "";
+  int rv = sim_run(o, &r, err, sizeof err);
+  CHECK(rv == 0, "%s: sim_run: %s", what, err);
+  CHECK(rv != 0 || !r.failed, "%s failed: %s", what, r.failure);
+  if (rv == 0)
+    sim_result_free(&r);
+}
+
 static void test_good(void) {
   struct lab_scenario *sc = calloc(1, sizeof *sc);
   char err[512] = "";
@@ -91,23 +117,70 @@ static void test_good(void) {
   CHECK(lat == 1000, "m2->m1 keeps the LAN default (one-way line), %u", lat);
 
   /* The builder turns it into a script the simulator accepts. */
-  struct lab_case c;
-  memset(&c, 0, sizeof c);
-  c.sc = sc;
-  c.settings = lab_settings_merged(sc, NULL);
-  c.clients = sc->workload.clients;
   struct sim_options o;
   uint64_t cap;
-  struct sim_script_event *script = calloc(lab_script_size(&c), sizeof *script);
-  lab_build_options(&c, "raft", 1, &o, script, &cap);
+  struct sim_script_event *script = build_raft(sc, &o, &cap);
   CHECK(o.n_script >= 6 + 10, "script events %zu", o.n_script);
   CHECK(o.client_time_ms == 4000 && cap > 0, "duration run");
-  struct sim_result r;
-  rv = sim_run(&o, &r, err, sizeof err);
-  CHECK(rv == 0, "sim_run: %s", err);
-  CHECK(rv != 0 || !r.failed, "run failed: %s", r.failure);
-  if (rv == 0)
-    sim_result_free(&r);
+  run_clean(&o, "run");
+  free(script);
+  free(sc);
+}
+
+/* A CPU-starved leader: `slow leader ... follow late-timers entry=` parses
+ * into its flags, becomes one scripted SLOW with them, and runs; a run with
+ * the slowness following leadership is as safe as any other. */
+static void test_slow_follow(void) {
+  static const char text[] =
+      "scenario starved\n"
+      "node a\nnode b\nnode c\n"
+      "workload kv clients=20 duration=3s\n"
+      "settings election-timeout=150..300ms heartbeat=50ms\n"
+      "at 1s slow leader delay=5ms entry=50ms fsync=4 follow late-timers\n"
+      "at 1s slow b delay=1ms late-timers\n"
+      "at 2500ms heal\n";
+  struct lab_scenario *sc = calloc(1, sizeof *sc);
+  char err[512] = "";
+  int rv = lab_scenario_parse(text, sizeof text - 1, "starved.scn", sc, err,
+                              sizeof err);
+  CHECK(rv == 0, "starved scenario: %s", err);
+  const struct lab_event *ev = &sc->events[0];
+  CHECK(sc->n_events == 3 && ev->kind == LAB_EV_SLOW &&
+            ev->node == LAB_NODE_LEADER && ev->delay_us == 5000 &&
+            ev->entry_us == 50000 && ev->fsync_factor == 4 && ev->follow &&
+            ev->late_timers,
+        "slow leader follow: kind %u node %u delay %u entry %u fsync %u "
+        "follow %d late %d",
+        ev->kind, ev->node, ev->delay_us, ev->entry_us, ev->fsync_factor,
+        ev->follow, ev->late_timers);
+  CHECK(!sc->events[1].follow && sc->events[1].late_timers &&
+            sc->events[1].entry_us == 0,
+        "slow b late-timers");
+  CHECK(strcmp(ev->label, "slow leader delay=5ms entry=50ms fsync=4 follow "
+                          "late-timers") == 0,
+        "label '%s'", ev->label);
+
+  struct sim_options o;
+  uint64_t cap;
+  struct sim_script_event *script = build_raft(sc, &o, &cap);
+  int n_slow = 0;
+  for (size_t k = 0; k < o.n_script; k++) {
+    const struct sim_script_event *se = &o.script[k];
+    if (se->op != SIM_SCRIPT_SLOW)
+      continue;
+    n_slow++;
+    if (se->node == 0)
+      CHECK(se->slow_flags == (SIM_SLOW_FOLLOW_LEADER | SIM_SLOW_LATE_TIMERS) &&
+                se->delay_us == 5000 && se->entry_us == 50000 &&
+                se->fsync_factor == 4,
+            "scripted slow leader: flags %u entry %u", se->slow_flags,
+            se->entry_us);
+    else
+      CHECK(se->node == 2 && se->slow_flags == SIM_SLOW_LATE_TIMERS,
+            "scripted slow b: node %u flags %u", se->node, se->slow_flags);
+  }
+  CHECK(n_slow == 2, "%d scripted slow events", n_slow);
+  run_clean(&o, "starved run");
   free(script);
   free(sc);
 }
@@ -127,6 +200,14 @@ static void test_bad_inline(void) {
       {"scenario x\nnode a\nvariant v speed=9\n",
        "x.scn:3: unknown variant key"},
       {"scenario x\nnode a\nat 1s slow a\n", "x.scn:3: slow needs"},
+      {"scenario x\nnode a\nat 1s slow a delay=1ms follow\n",
+       "x.scn:3: follow moves the slowness to each new leader"},
+      {"scenario x\nnode a\nat 1s slow leader follow late-timers\n",
+       "x.scn:3: slow needs at least one setting"},
+      {"scenario x\nnode a\nat 1s slow leader entry=2s\n",
+       "x.scn:3: slow takes delay=TIME"},
+      {"scenario x\nnode a\nat 1s clock a rate=2 follow\n",
+       "x.scn:3: expected key=value, got 'follow'"},
       {"node a\n", "x.scn:0: no 'scenario NAME' line"},
       {"scenario x\nnode a\nat 250us heal\n", "x.scn:3: '250us' is not a time"},
   };
@@ -209,6 +290,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   test_good();
+  test_slow_follow();
   test_bad_inline();
   test_bad_files(argv[2]);
   test_builtins(argv[1]);
