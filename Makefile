@@ -56,6 +56,7 @@ bench: build
 	done
 	@echo "== linearizability checker"; ./$(BUILD)/bench/bench_linearize
 	@echo "== write-ahead log"; ./$(BUILD)/bench/bench_wal
+	@echo "== in-memory log: heap calls per entry"; ./$(BUILD)/bench/bench_log
 
 format:
 	@clang-format -i $$(find include src tests bench -name '*.[ch]')
