@@ -281,6 +281,8 @@ struct srv_node {
   uint32_t n_http;
 
   bool in_ready;            /* between engine ready and advance */
+  uint64_t hs_term;         /* term and vote last written to the WAL: a */
+  uint32_t hs_vote;         /* batch that changes them must be fsynced */
   struct srv_link deferred; /* requests held while in_ready */
   struct srv_link wait_leader;
   struct srv_link proposals; /* in proposal order */
