@@ -20,17 +20,7 @@
 #include "sabha/error.h"
 #include "sm/app.h"
 #include "storage/crc32c.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-      return;                                                                  \
-    }                                                                          \
-  } while (0)
+#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define CMD_BYTES_MAX 4096
@@ -1093,13 +1083,6 @@ static void replicas_agree_and_money_is_conserved(void) {
   app_free(b);
 }
 
-struct test {
-  const char *name;
-  void (*fn)(void);
-};
-
-#define TEST(fn)                                                               \
-  { #fn, fn }
 static const struct test tests[] = {
     TEST(command_table_follows_the_enum_and_finds_any_case),
     TEST(codec_round_trips_and_stamps_in_place),
@@ -1124,20 +1107,5 @@ static const struct test tests[] = {
 };
 
 int main(int argc, char **argv) {
-  size_t n_run = 0;
-  for (size_t i = 0; i < N(tests); i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
-      continue;
-    int failures_before = failures;
-    tests[i].fn();
-    n_run++;
-    printf("%s %s\n", failures == failures_before ? "ok  " : "FAIL",
-           tests[i].name);
-  }
-  if (n_run == 0) {
-    fprintf(stderr, "no test named %s\n", argv[1]);
-    return 2;
-  }
-  printf("%zu tests, %d failed\n", n_run, failures);
-  return failures ? 1 : 0;
+  return test_main(tests, N(tests), argc, argv);
 }

@@ -17,17 +17,7 @@
 #include "core/log.h"
 #include "core/prng.h"
 #include "sabha/error.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-      return;                                                                  \
-    }                                                                          \
-  } while (0)
+#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -317,12 +307,7 @@ static void log_random_operations_match_a_model(void) {
   free(m);
 }
 
-#define TEST(fn)                                                               \
-  { #fn, fn }
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {
+static const struct test tests[] = {
     TEST(log_append_and_get_round_trip),
     TEST(log_put_overwrites_in_place_and_keeps_later_entries),
     TEST(log_truncate_from_drops_the_suffix_only),
@@ -335,20 +320,5 @@ static const struct {
 };
 
 int main(int argc, char **argv) {
-  size_t n_run = 0;
-  for (size_t i = 0; i < N(tests); i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
-      continue;
-    int failures_before = failures;
-    tests[i].fn();
-    n_run++;
-    printf("%s %s\n", failures == failures_before ? "ok  " : "FAIL",
-           tests[i].name);
-  }
-  if (n_run == 0) {
-    fprintf(stderr, "no test named %s\n", argv[1]);
-    return 2;
-  }
-  printf("%zu tests, %d failed\n", n_run, failures);
-  return failures ? 1 : 0;
+  return test_main(tests, N(tests), argc, argv);
 }

@@ -16,17 +16,7 @@
 #include "core/prng.h"
 #include "sabha/error.h"
 #include "server/resp.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-      return;                                                                  \
-    }                                                                          \
-  } while (0)
+#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 /* A string literal's bytes, embedded NULs included, without the final NUL. */
@@ -611,13 +601,6 @@ static void printf_handles_long_output(void) {
   resp_buf_free(&b);
 }
 
-struct test {
-  const char *name;
-  void (*fn)(void);
-};
-
-#define TEST(fn)                                                               \
-  { #fn, fn }
 static const struct test tests[] = {
     TEST(multibulk_command_is_parsed_in_place),
     TEST(bulk_arguments_are_binary_safe),
@@ -641,20 +624,5 @@ static const struct test tests[] = {
 };
 
 int main(int argc, char **argv) {
-  size_t n_run = 0;
-  for (size_t i = 0; i < N(tests); i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
-      continue;
-    int failures_before = failures;
-    tests[i].fn();
-    n_run++;
-    printf("%s %s\n", failures == failures_before ? "ok  " : "FAIL",
-           tests[i].name);
-  }
-  if (n_run == 0) {
-    fprintf(stderr, "no test named %s\n", argv[1]);
-    return 2;
-  }
-  printf("%zu tests, %d failed\n", n_run, failures);
-  return failures ? 1 : 0;
+  return test_main(tests, N(tests), argc, argv);
 }
