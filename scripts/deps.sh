@@ -6,7 +6,7 @@
 # (chromium) and a font for its text.
 set -eu
 
-PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools"
+PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
   PACKAGES="$PACKAGES chromium fonts-dejavu-core"
 fi

@@ -149,8 +149,20 @@ struct sabha_read_state {
  *
  * Every pointer in the batch stays valid until advance(). Between
  * sabha_engine_ready() and sabha_engine_advance() the host makes no other call
- * on the engine. */
+ * on the engine.
+ *
+ * must_sync says whether step 2 needs an fsync before step 3: it is true
+ * when the batch holds entries, a truncation, a snapshot, a new term or vote
+ * (promise), or messages that may only leave once the batch is durable. A
+ * batch that only moves the commit index does not: the commit index is a
+ * hint (a restarted node learns it again from the leader), and what a reply
+ * depends on, the entry being on a majority's disks, was made durable when
+ * the entry was appended. Its hard state record is still written and
+ * reaches the disk with the next fsync. The rule lives here, once, so that
+ * every host keeps it the same way. */
 struct sabha_ready {
+  bool must_sync;
+
   bool has_hard_state;
   struct sabha_hard_state hard_state;
 
@@ -186,30 +198,30 @@ enum sabha_bug {
 };
 
 struct sabha_config {
-  uint32_t id;                        /* this node; must be in voters */
-  uint32_t n_voters;                  /* 1..SABHA_NODES_MAX */
-  uint32_t voters[SABHA_NODES_MAX];   /* every member, this node included */
-  uint32_t election_timeout_ms_min;   /* default 150 */
-  uint32_t election_timeout_ms_max;   /* default 300 */
-  uint32_t heartbeat_ms;              /* default 50 */
-  bool pre_vote;                      /* default true (thesis §9.6) */
-  bool check_quorum;                  /* default true (thesis §6.2) */
-  uint32_t inflight_msgs_max;         /* appends in flight per peer; 64 */
-  uint32_t entries_per_msg_max;       /* default 256 */
-  uint32_t bytes_per_msg_max;         /* default 1 MiB */
-  uint32_t uncommitted_entries_max;   /* propose refuses beyond it; 4096 */
-  uint32_t snapshot_chunk_bytes;      /* default 64 KiB */
-  uint32_t entry_size_bytes_max;      /* default 1 MiB */
-  uint32_t commands_per_slot_max;     /* Multi-Paxos batching: commands
-                                         proposed together share one slot,
-                                         up to this many (default 64) ... */
-  uint32_t bytes_per_slot_max;        /* ... and this many bytes (64 KiB) */
-  uint64_t seed;                      /* for randomized timeouts */
-  bool proposer_backoff;              /* classic Paxos: wait a random,
-                                         growing time after being pre-empted
-                                         (default true; false shows the
-                                         dueling-proposers livelock) */
-  uint32_t bugs;                      /* enum sabha_bug bits; 0 */
+  uint32_t id;                      /* this node; must be in voters */
+  uint32_t n_voters;                /* 1..SABHA_NODES_MAX */
+  uint32_t voters[SABHA_NODES_MAX]; /* every member, this node included */
+  uint32_t election_timeout_ms_min; /* default 150 */
+  uint32_t election_timeout_ms_max; /* default 300 */
+  uint32_t heartbeat_ms;            /* default 50 */
+  bool pre_vote;                    /* default true (thesis §9.6) */
+  bool check_quorum;                /* default true (thesis §6.2) */
+  uint32_t inflight_msgs_max;       /* appends in flight per peer; 64 */
+  uint32_t entries_per_msg_max;     /* default 256 */
+  uint32_t bytes_per_msg_max;       /* default 1 MiB */
+  uint32_t uncommitted_entries_max; /* propose refuses beyond it; 4096 */
+  uint32_t snapshot_chunk_bytes;    /* default 64 KiB */
+  uint32_t entry_size_bytes_max;    /* default 1 MiB */
+  uint32_t commands_per_slot_max;   /* Multi-Paxos batching: commands
+                                       proposed together share one slot,
+                                       up to this many (default 64) ... */
+  uint32_t bytes_per_slot_max;      /* ... and this many bytes (64 KiB) */
+  uint64_t seed;                    /* for randomized timeouts */
+  bool proposer_backoff;            /* classic Paxos: wait a random,
+                                       growing time after being pre-empted
+                                       (default true; false shows the
+                                       dueling-proposers livelock) */
+  uint32_t bugs;                    /* enum sabha_bug bits; 0 */
 };
 
 /* Fills `cfg` with the defaults above for node `id` of `voters`. */

@@ -44,7 +44,8 @@ int replog_restore(struct replog *rl, const struct sabha_persisted *p) {
   /* The durable commit is only a hint: the host may have lost the records
    * written after it, so start from what the state machine already holds
    * and let the leader tell us the rest. */
-  rl->applied = p->applied > rl->log.snap_index ? p->applied : rl->log.snap_index;
+  rl->applied =
+      p->applied > rl->log.snap_index ? p->applied : rl->log.snap_index;
   if (rl->applied > log_last_index(&rl->log))
     return SABHA_EINVAL;
   rl->commit = rl->applied;
@@ -125,6 +126,12 @@ void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
   }
   rd->reads = out->reads;
   rd->n_reads = out->n_reads;
+  /* The fsync rule (engine.h, must_sync): a batch that only moves the
+   * commit index, sends what needs nothing durable or applies entries needs
+   * no fsync. */
+  rd->must_sync = term != rl->hs_durable.term || vote != rl->hs_durable.vote ||
+                  rd->has_snapshot || rd->truncate_from != 0 ||
+                  rd->n_entries > 0 || rd->n_msgs_after_persist > 0;
 }
 
 void replog_advance(struct replog *rl, const struct sabha_ready *rd) {
@@ -178,8 +185,7 @@ int replog_compact(struct replog *rl, uint64_t index, const void *data,
 
 int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
                           uint64_t *received) {
-  bool same = rl->incoming.active &&
-              rl->incoming.meta.index == m->snap.index &&
+  bool same = rl->incoming.active && rl->incoming.meta.index == m->snap.index &&
               rl->incoming.meta.term == m->snap.term &&
               rl->incoming.total == m->snap_total_bytes;
   if (!same) {
@@ -204,8 +210,7 @@ int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
       m->snap_offset + m->snap_size_bytes > rl->incoming.total)
     return 0;
   if (m->snap_size_bytes > 0)
-    memcpy(rl->incoming.buf + m->snap_offset, m->snap_data,
-           m->snap_size_bytes);
+    memcpy(rl->incoming.buf + m->snap_offset, m->snap_data, m->snap_size_bytes);
   rl->incoming.received += m->snap_size_bytes;
   *received = rl->incoming.received;
   return rl->incoming.received == rl->incoming.total;

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/resp.h"
+#include "node/resp.h"
 
 /* ---- Parsing ----------------------------------------------------------- */
 

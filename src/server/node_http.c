@@ -13,18 +13,20 @@
 
 #include "server/http.h"
 #include "server/node_internal.h"
+#include "sm/kvstore.h"
 
 /* ---- /status ------------------------------------------------------------- */
 
 void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
-  srv_status(n, &st);
+  rt_status(n->rt, &st);
   struct wal_stats ws;
-  wal_stats(n->wal, &ws);
-  const struct srv_addr *la = srv_client_addr_of(n, st.leader);
+  rt_wal_stats(n->rt, &ws);
   char leader_client[96] = "";
-  if (la != NULL)
-    snprintf(leader_client, sizeof leader_client, "%s:%u", la->host, la->port);
+  for (uint32_t i = 0; i < n->cfg.n_peer_clients; i++)
+    if (n->cfg.peer_clients[i].id == st.leader)
+      snprintf(leader_client, sizeof leader_client, "%s:%u",
+               n->cfg.peer_clients[i].host, n->cfg.peer_clients[i].port);
   resp_buf_printf(b, "{\"id\":%u,\"protocol\":", n->cfg.id);
   http_json_string(b, n->cfg.protocol, strlen(n->cfg.protocol));
   resp_buf_printf(b, ",\"cluster_id\":");
@@ -46,11 +48,12 @@ void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
       ",\"clients\":%u,\"keys\":%" PRIu64 ",\"wal_bytes\":%" PRIu64
       ",\"wal_segments\":%" PRIu64 ",\"client_port\":%u,\"http_port\":%u"
       ",\"pid\":%ld,\"uptime_s\":%" PRIu64 "}\n",
-      st.commit, n->applied, st.first_index, st.last_index, st.snapshot_index,
-      st.elections_started, st.elections_won, n->cfg.n_peers,
-      n->transport.stats.peers_connected, n->n_clients, kvstore_dbsize(n->kv),
-      ws.bytes, ws.segments, n->cfg.client_port, n->cfg.http_port,
-      (long)getpid(), (srv_wall_ms() - n->started_ms) / 1000u);
+      st.commit, rt_applied_index(n->rt), st.first_index, st.last_index,
+      st.snapshot_index, st.elections_started, st.elections_won, n->cfg.n_peers,
+      n->transport.stats.peers_connected, rt_n_clients(n->rt),
+      kvstore_dbsize(rt_kvstore(n->rt)), ws.bytes, ws.segments,
+      n->cfg.client_port, n->cfg.http_port, (long)getpid(),
+      (srv_wall_ms() - n->started_ms) / 1000u);
 }
 
 /* ---- /metrics -------------------------------------------------------------
@@ -67,11 +70,11 @@ static void gauge(struct resp_buf *b, const char *name, const char *help,
 }
 
 static void latency_histogram(struct resp_buf *b, const char *name,
-                              const char *help, const struct srv_latency *l) {
+                              const char *help, const struct rt_latency *l) {
   http_prom_header(b, name, "histogram", help);
-  struct http_prom_histogram h = {.bounds_upper = srv_latency_bounds_s,
+  struct http_prom_histogram h = {.bounds_upper = rt_latency_bounds_s,
                                   .counts = l->counts,
-                                  .n_bounds = SRV_LAT_BUCKETS,
+                                  .n_bounds = RT_LAT_BUCKETS,
                                   .sum = l->sum_s};
   http_prom_histogram(b, name, NULL, 0, &h);
 }
@@ -92,10 +95,12 @@ static void fsync_histogram(struct resp_buf *b, const struct wal_stats *ws) {
 
 static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
-  srv_status(n, &st);
+  rt_status(n->rt, &st);
   struct wal_stats ws;
-  wal_stats(n->wal, &ws);
+  rt_wal_stats(n->rt, &ws);
+  const struct rt_metrics *m = rt_metrics(n->rt);
   const struct transport_stats *ts = &n->transport.stats;
+  const struct kvstore *kv = rt_kvstore(n->rt);
 
   http_prom_header(b, "sabha_role", "gauge",
                    "1 for this node's current role, 0 for the others");
@@ -116,7 +121,7 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   gauge(b, "sabha_commit_index", "Highest index known committed",
         (double)st.commit);
   gauge(b, "sabha_applied_index", "Highest index applied to the store",
-        (double)n->applied);
+        (double)rt_applied_index(n->rt));
   gauge(b, "sabha_log_first_index", "First index in the log",
         (double)st.first_index);
   gauge(b, "sabha_log_last_index", "Last index in the log",
@@ -124,27 +129,26 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   gauge(b, "sabha_snapshot_index", "Index of the latest snapshot",
         (double)st.snapshot_index);
   counter(b, "sabha_proposals_total", "Entries proposed by this node",
-          n->m.proposals);
+          m->proposals);
   counter(b, "sabha_proposals_failed_total",
           "Proposals refused, lost to a leader change or timed out",
-          n->m.proposals_failed);
-  counter(b, "sabha_commits_total", "Entries applied to the store",
-          n->m.commits);
+          m->proposals_failed);
+  counter(b, "sabha_commits_total", "Entries applied to the store", m->commits);
   counter(b, "sabha_elections_total",
           "Elections (Raft) or phase-1 rounds (Paxos) this node started",
           st.elections_started);
   counter(b, "sabha_elections_won_total", "Elections this node won",
           st.elections_won);
   counter(b, "sabha_leader_changes_total",
-          "Times this node saw the leader change", n->m.leader_changes);
+          "Times this node saw the leader change", m->leader_changes);
   fsync_histogram(b, &ws);
   latency_histogram(b, "sabha_commit_latency_seconds",
                     "From proposing a client's write to applying it, on the "
                     "leader",
-                    &n->m.commit_latency);
+                    &m->commit_latency);
   latency_histogram(b, "sabha_read_latency_seconds",
                     "From a linearizable read's ReadIndex to serving it",
-                    &n->m.read_latency);
+                    &m->read_latency);
   counter(b, "sabha_wal_fsyncs_total", "fsyncs of WAL files since start",
           ws.fsyncs);
   counter(b, "sabha_wal_bytes_written_total", "Bytes written to the WAL",
@@ -152,10 +156,10 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   gauge(b, "sabha_wal_bytes", "Bytes in the WAL's segments", (double)ws.bytes);
   gauge(b, "sabha_wal_segments", "WAL segment files", (double)ws.segments);
   counter(b, "sabha_snapshots_taken_total", "Snapshots this node took",
-          n->m.snapshots_taken);
+          m->snapshots_taken);
   counter(b, "sabha_snapshots_installed_total",
           "Snapshots received from the leader and installed",
-          n->m.snapshots_installed);
+          m->snapshots_installed);
   counter(b, "sabha_peer_bytes_sent_total", "Bytes sent to peers",
           ts->bytes_sent);
   counter(b, "sabha_peer_bytes_received_total", "Bytes received from peers",
@@ -200,25 +204,25 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
     http_prom_sample_u64(b, "sabha_handshakes_refused_by_peer_total", &l, 1,
                          ts->refused_by_peer[i]);
   }
-  gauge(b, "sabha_clients", "Client connections", n->n_clients);
+  gauge(b, "sabha_clients", "Client connections", rt_n_clients(n->rt));
   counter(b, "sabha_client_commands_total", "Client commands received",
-          n->m.commands);
+          m->commands);
   counter(b, "sabha_client_errors_total",
-          "Commands answered with an error by this node", n->m.commands_failed);
-  counter(b, "sabha_reads_total", "Linearizable reads served", n->m.reads);
+          "Commands answered with an error by this node", m->commands_failed);
+  counter(b, "sabha_reads_total", "Linearizable reads served", m->reads);
   counter(b, "sabha_stale_reads_total", "Stale (local) reads served",
-          n->m.stale_reads);
+          m->stale_reads);
   counter(b, "sabha_forwarded_total", "Commands relayed to the leader",
-          n->m.forwarded);
+          m->forwarded);
   counter(b, "sabha_redirected_total", "Commands answered -MOVED",
-          n->m.redirected);
+          m->redirected);
   counter(b, "sabha_no_leader_total",
-          "Commands answered -TRYAGAIN for want of a leader", n->m.no_leader);
+          "Commands answered -TRYAGAIN for want of a leader", m->no_leader);
   counter(b, "sabha_timeouts_total", "Writes and reads that timed out",
-          n->m.timeouts);
-  gauge(b, "sabha_keys", "Keys in the store", (double)kvstore_dbsize(n->kv));
+          m->timeouts);
+  gauge(b, "sabha_keys", "Keys in the store", (double)kvstore_dbsize(kv));
   gauge(b, "sabha_sessions", "Client sessions in the store",
-        (double)kvstore_n_sessions(n->kv));
+        (double)kvstore_n_sessions(kv));
 }
 
 /* ---- connections ------------------------------------------------------------
@@ -233,7 +237,7 @@ static void on_http_closed(uv_handle_t *h) {
 void srv_http_close(struct srv_http_conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp))
     return;
-  srv_list_remove(&c->link);
+  list_remove(&c->link);
   c->n->n_http--;
   uv_close((uv_handle_t *)&c->tcp, on_http_closed);
 }
@@ -249,6 +253,10 @@ static bool path_is(const struct http_request *req, const char *p) {
 
 static void respond(struct srv_http_conn *c, const struct http_request *req) {
   struct srv_node *n = c->n;
+  if (n->rt == NULL) { /* stopping */
+    http_write_error(&c->out, 503, req->method == HTTP_METHOD_HEAD);
+    return;
+  }
   bool head = req->method == HTTP_METHOD_HEAD;
   struct resp_buf body;
   resp_buf_init(&body, 16u << 20);
@@ -261,9 +269,7 @@ static void respond(struct srv_http_conn *c, const struct http_request *req) {
     http_write_response(&c->out, 200, "application/json", body.data, body.len,
                         head);
   } else if (path_is(req, "/health")) {
-    struct sabha_status st;
-    srv_status(n, &st);
-    bool ok = st.leader != SABHA_NODE_NONE;
+    bool ok = rt_has_leader(n->rt);
     resp_buf_printf(&body, "%s\n", ok ? "ok" : "no leader");
     http_write_response(&c->out, ok ? 200 : 503, "text/plain", body.data,
                         body.len, head);
@@ -327,7 +333,7 @@ static void on_free_handle(uv_handle_t *h) {
 
 static void on_http_connection(uv_stream_t *server, int status) {
   struct srv_node *n = server->data;
-  if (status < 0 || n->stopping)
+  if (status < 0 || n->stopping || n->rt == NULL)
     return;
   struct srv_http_conn *c = calloc(1, sizeof *c);
   if (c == NULL)
@@ -341,7 +347,7 @@ static void on_http_connection(uv_stream_t *server, int status) {
     return;
   }
   resp_buf_init(&c->out, 32u << 20);
-  srv_list_push(&n->https, &c->link);
+  list_push(&n->https, &c->link);
   n->n_http++;
   uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
 }

@@ -847,6 +847,12 @@ void app_free(struct app *a) {
   app_mem_free(&cfg, a);
 }
 
+void app_clock_advance(struct app *a, uint64_t now_ms) {
+  assert(a != NULL);
+  if (now_ms > a->clock_ms)
+    a->clock_ms = now_ms;
+}
+
 uint64_t app_clock_ms(const struct app *a) {
   assert(a != NULL);
   return a->clock_ms;

@@ -96,7 +96,7 @@
 #define APP_CMD_MAGIC 0xA5u
 #define APP_FORMAT_VERSION 1u
 #define APP_CMD_HEADER_BYTES 20u
-#define APP_ARGS_MAX 32u     /* arguments per command (SEATS.ADD's seats) */
+#define APP_ARGS_MAX 32u      /* arguments per command (SEATS.ADD's seats) */
 #define APP_ARG_BYTES_MAX 64u /* names, ids, numbers */
 #define APP_DEDUP_DEFAULT 100000u
 #define APP_DEDUP_LIMIT (1u << 24) /* the largest dedup_max accepted */
@@ -282,7 +282,8 @@ int app_apply(struct app *a, const uint8_t *cmd, size_t len,
               struct app_reply *out);
 
 /* Serves a read op (LEDGER.BALANCE, ...) from the current state; now_ms is
- * the host's clock (a lock's time left is judged at max(now_ms, clock_ms)).
+ * the host's clock (a lock's time left is judged at max(now_ms, clock_ms)):
+ * a replicated service passes 0, so that the log's clock alone decides.
  * Returns 0 with *out, or SABHA_EINVAL for a write op. Arity and syntax
  * errors are error replies. Never changes the state. */
 int app_read(const struct app *a, enum app_op op, const struct app_arg *argv,
@@ -290,12 +291,20 @@ int app_read(const struct app *a, enum app_op op, const struct app_arg *argv,
 
 /* The highest now_ms applied. */
 uint64_t app_clock_ms(const struct app *a);
+/* Moves the clock to now_ms (never back), as every applied command does:
+ * for a host applying a clock entry of its log (kvstore's CLOCK), so that
+ * leases expire for reads without waiting for a write. Deterministic. */
+void app_clock_advance(struct app *a, uint64_t now_ms);
+/* The earliest expiry among leases still held at the machine's clock, or 0
+ * when none is: when a host should move the clock for reads to see a lease
+ * end. O(locks): hosts call it when lock commands were applied, not per
+ * read. */
+uint64_t app_next_expiry_ms(const struct app *a);
 
 /* ---- Inspection, for checkers and tests --------------------------------- */
 
 /* Number of accounts and the sum of their balances. */
-void app_ledger_audit(const struct app *a, uint64_t *accounts,
-                      int64_t *total);
+void app_ledger_audit(const struct app *a, uint64_t *accounts, int64_t *total);
 /* Calls fn for every account, in the order they were opened. */
 void app_ledger_foreach(const struct app *a,
                         void (*fn)(void *ctx, const struct app_arg *name,
@@ -310,8 +319,7 @@ void app_seats_foreach(const struct app *a,
                        void *ctx);
 /* A PNR's seat and whether it is cancelled: returns false when unknown. */
 bool app_seats_pnr(const struct app *a, uint64_t pnr, struct app_arg *train,
-                   struct app_arg *date, struct app_arg *seat,
-                   bool *cancelled);
+                   struct app_arg *date, struct app_arg *seat, bool *cancelled);
 
 struct app_lock_view {
   struct app_arg owner; /* empty when never granted or released */

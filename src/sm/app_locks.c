@@ -351,6 +351,18 @@ bool app_lock_view(const struct app *a, const uint8_t *name, size_t len,
   return true;
 }
 
+uint64_t app_next_expiry_ms(const struct app *a) {
+  assert(a != NULL);
+  uint64_t next = 0;
+  const struct app_locks *l = &a->locks;
+  for (uint32_t i = 0; i < l->n; i++) {
+    const struct app_lock *lk = &l->v[i];
+    if (held_at(lk, a->clock_ms) && (next == 0 || lk->expires_ms < next))
+      next = lk->expires_ms;
+  }
+  return next;
+}
+
 void app_locks_write(struct app_w *w, const struct app *a) {
   const struct app_locks *l = &a->locks;
   app_w_u32(w, l->n);

@@ -726,12 +726,13 @@ static bool decode_command(const uint8_t *bytes, size_t len,
   struct reader r = {bytes, len, 0, bytes != NULL};
   if (!decode_hdr(&r, &c->hdr, &c->op))
     return false;
-  /* REGISTER belongs to no session yet; every other command to one. */
-  bool registering = c->op == KVSTORE_OP_REGISTER;
-  if (registering != (c->hdr.session == 0) || registering != (c->hdr.seq == 0))
+  /* REGISTER and CLOCK belong to no session; every other command to one. */
+  bool sessionless = c->op == KVSTORE_OP_REGISTER || c->op == KVSTORE_OP_CLOCK;
+  if (sessionless != (c->hdr.session == 0) || sessionless != (c->hdr.seq == 0))
     return false;
   switch (c->op) {
   case KVSTORE_OP_REGISTER:
+  case KVSTORE_OP_CLOCK:
     break;
   case KVSTORE_OP_SET:
     c->flags = rd_u8(&r);
@@ -828,8 +829,10 @@ static void wr_string(struct writer *w, struct kvstore_slice s) {
 static void wr_hdr(struct writer *w, const struct kvstore_hdr *hdr,
                    enum kvstore_op op) {
   assert(hdr != NULL);
-  assert(op == KVSTORE_OP_REGISTER ? hdr->session == 0 && hdr->seq == 0
-                                   : hdr->session >= 1 && hdr->seq >= 1);
+  bool sessionless = op == KVSTORE_OP_REGISTER || op == KVSTORE_OP_CLOCK;
+  assert(sessionless ? hdr->session == 0 && hdr->seq == 0
+                     : hdr->session >= 1 && hdr->seq >= 1);
+  (void)sessionless;
   wr_u8(w, KVSTORE_FORMAT_VERSION);
   wr_u8(w, (uint8_t)op);
   wr_u64(w, hdr->session);
@@ -854,6 +857,7 @@ static void encode(struct writer *w, const struct encode_args *a) {
   wr_hdr(w, a->hdr, a->op);
   switch (a->op) {
   case KVSTORE_OP_REGISTER:
+  case KVSTORE_OP_CLOCK:
     break;
   case KVSTORE_OP_SET:
     wr_u8(w, (uint8_t)a->flags);
@@ -910,6 +914,12 @@ size_t kvstore_encode_set(uint8_t *buf, size_t cap,
                           .value = value,
                           .flags = flags,
                           .number = px_ms};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_clock(uint8_t *buf, size_t cap, uint64_t now_ms) {
+  struct kvstore_hdr hdr = {0, 0, now_ms};
+  struct encode_args a = {.op = KVSTORE_OP_CLOCK, .hdr = &hdr};
   return encode_into(buf, cap, &a);
 }
 
@@ -1356,6 +1366,15 @@ int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
   }
   if (c.op == KVSTORE_OP_REGISTER)
     return apply_register(kv, &c, out);
+  if (c.op == KVSTORE_OP_CLOCK) {
+    /* Time moves on for every replica at the same place in the log: keys
+     * expire for reads without waiting for a write. */
+    advance_clock(kv, c.hdr.now_ms);
+    out->outcome = KVSTORE_APPLIED;
+    out->kind = KVSTORE_REPLY_OK;
+    finish_apply(kv);
+    return 0;
+  }
 
   /* Sessions first (Raft thesis §6.3): only the next number applies. An id
    * below the counter but not in the table was evicted. */
@@ -1474,6 +1493,11 @@ uint64_t kvstore_dbsize(const struct kvstore *kv) {
   return kv->keys.n;
 }
 
+uint64_t kvstore_next_expiry_ms(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->expiring.n > 0 ? kv->expiring.items[0]->expire_at_ms : 0;
+}
+
 uint64_t kvstore_clock_ms(const struct kvstore *kv) {
   assert(kv != NULL);
   return kv->clock_ms;
@@ -1491,6 +1515,21 @@ bool kvstore_session(const struct kvstore *kv, uint64_t session,
   if (s == NULL)
     return false;
   *last_seq = s->last_seq;
+  return true;
+}
+
+bool kvstore_session_reply(const struct kvstore *kv, uint64_t session,
+                           uint64_t *last_seq, struct kvstore_result *reply) {
+  assert(last_seq != NULL && reply != NULL);
+  const struct session *s = session_find(kv, session);
+  if (s == NULL)
+    return false;
+  *last_seq = s->last_seq;
+  memset(reply, 0, sizeof *reply);
+  if (s->last_seq != 0) {
+    reply->outcome = KVSTORE_DUPLICATE;
+    load_reply(s, reply);
+  }
   return true;
 }
 

@@ -27,9 +27,13 @@
  * every command; they are reclaimed when a command touches them and, a few per
  * command (KVSTORE_EXPIRE_PER_APPLY), in expiry order, so memory is returned
  * even for keys no one touches again, always in the same order on every
- * replica. Reads take the caller's own clock too: a key counts as expired for
+ * replica. Reads take a clock from the caller: a key counts as expired for
  * a read when max(now_ms, clock_ms) passes its expiry, and a read never
- * changes the store.
+ * changes the store. A replicated service passes 0, so that every replica
+ * judges expiry by the log's clock alone: a node's own wall clock, ahead of
+ * the others', would make a key vanish on one leader and come back on the
+ * next. Hosts propose CLOCK commands to move the log's clock when nothing
+ * else does.
  *
  * Exactly once, as in the Raft thesis (§6.3). A client (for sabhad, one
  * per client connection) first registers a session through the log: the
@@ -57,6 +61,7 @@
  *
  *   header   u8 version (1) | u8 op | u64 session | u64 seq | u64 now_ms
  *   REGISTER (nothing more; session and seq are 0)
+ *   CLOCK    (nothing more; session and seq are 0)
  *   SET      u8 flags (NX 1, XX 2, PX 4, KEEPTTL 8) | i64 px_ms (0 unless PX)
  *            | u32 key_len | key | u32 value_len | value
  *   DEL      u32 n (>= 1) | n x (u32 key_len | key)
@@ -109,6 +114,7 @@ enum kvstore_op {
   KVSTORE_OP_MSET = 5,
   KVSTORE_OP_CAS = 6,
   KVSTORE_OP_REGISTER = 7,
+  KVSTORE_OP_CLOCK = 8,
 };
 
 /* SET flags, as Redis's SET options. NX with XX, and PX with KEEPTTL, are
@@ -187,6 +193,11 @@ size_t kvstore_encode_cas(uint8_t *buf, size_t cap,
 
 /* REGISTER: opens a session; the reply is its id. now_ms as in a header. */
 size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms);
+/* CLOCK: moves the store's clock to now_ms (never back) and nothing else;
+ * +OK. A leader proposes one when stored keys may have expired and no write
+ * has moved the log's clock, so that reads, which judge expiry by the log's
+ * clock alone, see them go. Like REGISTER it belongs to no session. */
+size_t kvstore_encode_clock(uint8_t *buf, size_t cap, uint64_t now_ms);
 
 /* Reads the header of a command, e.g. for the leader to match a committed
  * entry with the client waiting for it. Returns 0, or SABHA_ECORRUPT when the
@@ -281,11 +292,19 @@ int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
 uint64_t kvstore_dbsize(const struct kvstore *kv);
 /* The highest now_ms applied so far. */
 uint64_t kvstore_clock_ms(const struct kvstore *kv);
+/* The earliest expiry instant among keys that have one (expired keys not
+ * yet reclaimed included), or 0 when none has. O(1). */
+uint64_t kvstore_next_expiry_ms(const struct kvstore *kv);
 /* Sessions in the table. */
 uint64_t kvstore_n_sessions(const struct kvstore *kv);
 /* True, with *last_seq, when the session is in the table. */
 bool kvstore_session(const struct kvstore *kv, uint64_t session,
                      uint64_t *last_seq);
+/* As kvstore_session(), and the saved reply of the session's last command
+ * (outcome KVSTORE_DUPLICATE; kind 0 when the session applied none yet):
+ * how a host answers a command that reached it inside a snapshot. */
+bool kvstore_session_reply(const struct kvstore *kv, uint64_t session,
+                           uint64_t *last_seq, struct kvstore_result *reply);
 
 /* ---- Snapshots --------------------------------------------------------- */
 

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "server/resp.h"
+#include "node/resp.h"
 
 /* An oracle: a failed one aborts, which both libFuzzer and replay.c report
  * with the input that did it. */

@@ -15,7 +15,7 @@
 
 #include "core/prng.h"
 #include "sabha/error.h"
-#include "server/resp.h"
+#include "node/resp.h"
 #include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

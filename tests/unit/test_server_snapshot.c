@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "sabha/error.h"
-#include "server/snapshot.h"
+#include "node/snapshot.h"
 #include "sm/kvstore.h"
 #include "storage/crc32c.h"
 
@@ -33,12 +33,12 @@ static const char APP[] = "SAP1 pretend app bytes, a little longer";
 /* A container of KV and APP, built in place as the node builds it. */
 static uint8_t *build(size_t *size) {
   size_t kv_len = sizeof KV - 1, app_len = sizeof APP - 1;
-  uint8_t *buf = malloc(srv_snap_size(kv_len, app_len));
+  uint8_t *buf = malloc(rt_snap_size(kv_len, app_len));
   if (buf == NULL)
     return NULL;
-  memcpy(srv_snap_kv_at(buf), KV, kv_len);
-  memcpy(srv_snap_app_at(buf, kv_len), APP, app_len);
-  *size = srv_snap_seal(buf, kv_len, app_len);
+  memcpy(rt_snap_kv_at(buf), KV, kv_len);
+  memcpy(rt_snap_app_at(buf, kv_len), APP, app_len);
+  *size = rt_snap_seal(buf, kv_len, app_len);
   return buf;
 }
 
@@ -46,10 +46,10 @@ static void snapshot_container_round_trips_both_parts(void) {
   size_t size = 0;
   uint8_t *buf = build(&size);
   CHECK(buf != NULL);
-  CHECK(size == SRV_SNAP_OVERHEAD_BYTES + sizeof KV - 1 + sizeof APP - 1);
+  CHECK(size == RT_SNAP_OVERHEAD_BYTES + sizeof KV - 1 + sizeof APP - 1);
   CHECK(memcmp(buf, "SND2", 4) == 0);
-  struct srv_snap_parts p;
-  int rc = srv_snap_open(buf, size, &p);
+  struct rt_snap_parts p;
+  int rc = rt_snap_open(buf, size, &p);
   int ok = rc == 0 && p.kv_len == sizeof KV - 1 &&
            memcmp(p.kv, KV, p.kv_len) == 0 && p.app != NULL &&
            p.app_len == sizeof APP - 1 && memcmp(p.app, APP, p.app_len) == 0;
@@ -63,8 +63,8 @@ static void snapshot_container_opens_an_older_bare_kvstore_snapshot(void) {
   size_t cap = kvstore_snapshot_size(kv);
   uint8_t *buf = malloc(cap);
   size_t len = buf != NULL ? kvstore_snapshot(kv, buf, cap) : 0;
-  struct srv_snap_parts p;
-  int rc = buf != NULL ? srv_snap_open(buf, len, &p) : -1;
+  struct rt_snap_parts p;
+  int rc = buf != NULL ? rt_snap_open(buf, len, &p) : -1;
   int ok = rc == 0 && p.kv == buf && p.kv_len == len && p.app == NULL &&
            kvstore_restore(kv, p.kv, p.kv_len) == 0;
   free(buf);
@@ -80,10 +80,10 @@ static void snapshot_container_refuses_any_flipped_byte(void) {
   for (size_t i = 0; i < size; i++) {
     for (unsigned bit = 0; bit < 8; bit++) {
       buf[i] ^= (uint8_t)(1u << bit);
-      struct srv_snap_parts p;
+      struct rt_snap_parts p;
       /* A flip in the magic may turn it into "SKV1"'s: that is a bare
        * kvstore snapshot, whose own checksum catches it on restore. */
-      if (srv_snap_open(buf, size, &p) == 0 && p.app != NULL)
+      if (rt_snap_open(buf, size, &p) == 0 && p.app != NULL)
         accepted++;
       buf[i] ^= (uint8_t)(1u << bit);
     }
@@ -103,8 +103,8 @@ static void snapshot_container_refuses_every_truncation(void) {
     if (cut == NULL)
       break;
     memcpy(cut, buf, len);
-    struct srv_snap_parts p;
-    accepted += srv_snap_open(cut, len, &p) == 0;
+    struct rt_snap_parts p;
+    accepted += rt_snap_open(cut, len, &p) == 0;
     free(cut);
   }
   free(buf);
@@ -129,8 +129,8 @@ static void snapshot_container_refuses_lengths_that_do_not_add_up(void) {
     uint32_t crc = wal_crc32c(0, copy, size - 4);
     for (unsigned i = 0; i < 4; i++)
       copy[size - 4 + i] = (uint8_t)(crc >> (8 * i));
-    struct srv_snap_parts p;
-    accepted += srv_snap_open(copy, size, &p) == 0;
+    struct rt_snap_parts p;
+    accepted += rt_snap_open(copy, size, &p) == 0;
     free(copy);
   }
   free(buf);
@@ -139,9 +139,9 @@ static void snapshot_container_refuses_lengths_that_do_not_add_up(void) {
 
 static void snapshot_container_refuses_an_unknown_magic(void) {
   static const uint8_t junk[40] = "XXXX and then some bytes";
-  struct srv_snap_parts p;
-  CHECK(srv_snap_open(junk, sizeof junk, &p) == SABHA_ECORRUPT);
-  CHECK(srv_snap_open(junk, 0, &p) == SABHA_ECORRUPT);
+  struct rt_snap_parts p;
+  CHECK(rt_snap_open(junk, sizeof junk, &p) == SABHA_ECORRUPT);
+  CHECK(rt_snap_open(junk, 0, &p) == SABHA_ECORRUPT);
 }
 
 int main(void) {

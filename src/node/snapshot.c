@@ -1,5 +1,5 @@
 /* The "SND2" snapshot container of sabhad: snapshot.h specifies it. */
-#include "server/snapshot.h"
+#include "node/snapshot.h"
 
 #include <assert.h>
 #include <string.h>
@@ -35,47 +35,47 @@ static uint32_t get_u32(const uint8_t *p) {
   return v;
 }
 
-size_t srv_snap_size(size_t kv_len, size_t app_len) {
-  return SRV_SNAP_OVERHEAD_BYTES + kv_len + app_len;
+size_t rt_snap_size(size_t kv_len, size_t app_len) {
+  return RT_SNAP_OVERHEAD_BYTES + kv_len + app_len;
 }
 
-uint8_t *srv_snap_kv_at(uint8_t *buf) {
+uint8_t *rt_snap_kv_at(uint8_t *buf) {
   return buf + MAGIC_BYTES + LEN_BYTES;
 }
 
-uint8_t *srv_snap_app_at(uint8_t *buf, size_t kv_len) {
+uint8_t *rt_snap_app_at(uint8_t *buf, size_t kv_len) {
   return buf + MAGIC_BYTES + LEN_BYTES + kv_len + LEN_BYTES;
 }
 
-size_t srv_snap_seal(uint8_t *buf, size_t kv_len, size_t app_len) {
+size_t rt_snap_seal(uint8_t *buf, size_t kv_len, size_t app_len) {
   assert(buf != NULL);
-  memcpy(buf, SRV_SNAP_MAGIC, MAGIC_BYTES);
+  memcpy(buf, RT_SNAP_MAGIC, MAGIC_BYTES);
   put_u64(buf + MAGIC_BYTES, kv_len);
-  put_u64(srv_snap_app_at(buf, kv_len) - LEN_BYTES, app_len);
-  size_t body = srv_snap_size(kv_len, app_len) - CRC_BYTES;
+  put_u64(rt_snap_app_at(buf, kv_len) - LEN_BYTES, app_len);
+  size_t body = rt_snap_size(kv_len, app_len) - CRC_BYTES;
   put_u32(buf + body, wal_crc32c(0, buf, body));
-  assert(srv_snap_app_at(buf, kv_len) + app_len == buf + body);
+  assert(rt_snap_app_at(buf, kv_len) + app_len == buf + body);
   return body + CRC_BYTES;
 }
 
-int srv_snap_open(const uint8_t *data, size_t len, struct srv_snap_parts *out) {
+int rt_snap_open(const uint8_t *data, size_t len, struct rt_snap_parts *out) {
   memset(out, 0, sizeof *out);
-  if (len >= MAGIC_BYTES && memcmp(data, SRV_SNAP_KV_MAGIC, MAGIC_BYTES) == 0) {
+  if (len >= MAGIC_BYTES && memcmp(data, RT_SNAP_KV_MAGIC, MAGIC_BYTES) == 0) {
     out->kv = data; /* an older node's snapshot: the store alone */
     out->kv_len = len;
     return 0;
   }
-  if (len < SRV_SNAP_OVERHEAD_BYTES ||
-      memcmp(data, SRV_SNAP_MAGIC, MAGIC_BYTES) != 0)
+  if (len < RT_SNAP_OVERHEAD_BYTES ||
+      memcmp(data, RT_SNAP_MAGIC, MAGIC_BYTES) != 0)
     return SABHA_ECORRUPT;
   /* Each length is checked against what is left before it is used, so no
    * sum can wrap. */
   uint64_t kv_len = get_u64(data + MAGIC_BYTES);
-  if (kv_len > len - SRV_SNAP_OVERHEAD_BYTES)
+  if (kv_len > len - RT_SNAP_OVERHEAD_BYTES)
     return SABHA_ECORRUPT;
   const uint8_t *kv = data + MAGIC_BYTES + LEN_BYTES;
   uint64_t app_len = get_u64(kv + kv_len);
-  if (app_len != len - SRV_SNAP_OVERHEAD_BYTES - kv_len)
+  if (app_len != len - RT_SNAP_OVERHEAD_BYTES - kv_len)
     return SABHA_ECORRUPT;
   size_t body = len - CRC_BYTES;
   if (wal_crc32c(0, data, body) != get_u32(data + body))

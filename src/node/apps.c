@@ -2,19 +2,19 @@
  * arguments to app commands, app replies to RESP, reads from the machine,
  * and INFO's "# Apps" section.
  *
- * The life of an app command is otherwise a kvstore command's (node.h):
- * node_client.c finds it in the rows built from app_commands(), checks its
- * arity and argument sizes, and dispatches it; a write is encoded here,
- * proposed on the leader and answered when node.c applies it (matched by
- * its tag); a read waits for its ReadIndex like GET and is served here.
- * Kept apart from node_client.c so that the one place that knows the app's
- * reply and argument types is small. docs/apps.md is the user's guide. */
+ * The life of an app command is otherwise a kvstore command's: commands.c
+ * finds it in the rows built from app_commands(), checks its arity and
+ * argument sizes; requests.c dispatches it, proposes a write encoded here
+ * and answers it when runtime.c applies it (matched by its tag); a read
+ * waits for its ReadIndex like GET and is served here. Kept apart so that
+ * the one place that knows the app's reply and argument types is small.
+ * docs/apps.md is the user's guide. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "server/node_internal.h"
+#include "node/runtime_internal.h"
 
 /* Client arguments as the machine's (the bytes stay where they are). */
 static size_t to_app_args(uint32_t argc, const struct resp_arg *argv,
@@ -28,14 +28,14 @@ static size_t to_app_args(uint32_t argc, const struct resp_arg *argv,
   return argc;
 }
 
-size_t srv_app_encode(struct srv_node *n, enum app_op op, uint32_t argc,
-                      const struct resp_arg *argv, const struct app_hdr *hdr) {
+size_t rt_app_encode(struct rt *rt, enum app_op op, uint32_t argc,
+                     const struct resp_arg *argv, const struct app_hdr *hdr) {
   struct app_arg args[APP_ARGS_MAX];
   size_t nargs = to_app_args(argc, argv, args);
   size_t size = app_encode(NULL, 0, hdr, op, args, nargs);
   /* Sizes were checked (app_args_fit): 0 here would be a programmer error. */
   assert(size > 0);
-  uint8_t *buf = srv_enc_reserve(n, size);
+  uint8_t *buf = rt_enc_reserve(rt, size);
   if (buf == NULL || size == 0)
     return 0;
   size_t written = app_encode(buf, size, hdr, op, args, nargs);
@@ -82,7 +82,7 @@ static void write_item(struct resp_buf *b, const struct app_reply *rep,
   resp_write_error(b, "ERR malformed reply item");
 }
 
-void srv_write_app_reply(struct resp_buf *b, const struct app_reply *rep) {
+void rt_write_app_reply(struct resp_buf *b, const struct app_reply *rep) {
   size_t text_len =
       rep->text_len < APP_REPLY_TEXT_MAX ? rep->text_len : APP_REPLY_TEXT_MAX;
   switch (rep->kind) {
@@ -113,19 +113,19 @@ void srv_write_app_reply(struct resp_buf *b, const struct app_reply *rep) {
   resp_write_error(b, "ERR unknown reply");
 }
 
-void srv_app_read(struct srv_node *n, enum app_op op, uint32_t argc,
-                  const struct resp_arg *argv, uint64_t now_ms,
-                  struct resp_buf *b) {
+void rt_app_read(struct rt *rt, enum app_op op, uint32_t argc,
+                 const struct resp_arg *argv, uint64_t now_ms,
+                 struct resp_buf *b) {
   struct app_arg args[APP_ARGS_MAX];
   size_t nargs = to_app_args(argc, argv, args);
   struct app_reply rep;
   memset(&rep, 0, sizeof rep);
-  int rc = app_read(n->app, op, args, nargs, now_ms, &rep);
+  int rc = app_read(rt->app, op, args, nargs, now_ms, &rep);
   if (rc != 0) {
     resp_write_error(b, "ERR not a read");
     return;
   }
-  srv_write_app_reply(b, &rep);
+  rt_write_app_reply(b, &rep);
 }
 
 struct seat_count {
@@ -144,19 +144,19 @@ static void count_seat(void *ctx, const struct app_arg *train,
   sc->booked += pnr != 0;
 }
 
-void srv_app_info(struct srv_node *n, struct resp_buf *b) {
+void rt_app_info(struct rt *rt, struct resp_buf *b) {
   uint64_t accounts = 0;
   int64_t total = 0;
-  app_ledger_audit(n->app, &accounts, &total);
+  app_ledger_audit(rt->app, &accounts, &total);
   /* One pass over the seats: INFO is for people and probes, not a hot
    * path, and the machine keeps no running count. */
   struct seat_count sc = {0, 0};
-  app_seats_foreach(n->app, count_seat, &sc);
+  app_seats_foreach(rt->app, count_seat, &sc);
   resp_buf_printf(b,
                   "# Apps\r\napp_accounts:%" PRIu64 "\r\n"
                   "app_ledger_total_paise:%" PRId64 "\r\n"
                   "app_seats:%" PRIu64 "\r\napp_seats_booked:%" PRIu64 "\r\n"
                   "app_clock_ms:%" PRIu64 "\r\napp_dedup_max:%u\r\n\r\n",
-                  accounts, total, sc.seats, sc.booked, app_clock_ms(n->app),
-                  n->cfg.dedup_max);
+                  accounts, total, sc.seats, sc.booked, app_clock_ms(rt->app),
+                  rt->cfg.dedup_max);
 }

@@ -10,7 +10,7 @@
  *
  * Errors use Redis's wording where Redis has a message for the same fault, so
  * that clients and people see what they would see from Redis. */
-#include "server/resp.h"
+#include "node/resp.h"
 
 #include <assert.h>
 #include <inttypes.h>

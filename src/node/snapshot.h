@@ -18,22 +18,22 @@
  * applications existed) is still accepted: it opens as a kvstore part and
  * no app part, which restores as an empty applications machine.
  *
- * The parts are written in place (srv_snap_kv_at, srv_snap_app_at) and the
+ * The parts are written in place (rt_snap_kv_at, rt_snap_app_at) and the
  * container sealed around them, so a snapshot is never copied. Pure
  * functions over buffers: no allocation, no I/O, no global state. The same
  * format is described in docs/storage.md. */
-#ifndef SABHA_SERVER_SNAPSHOT_H
-#define SABHA_SERVER_SNAPSHOT_H
+#ifndef SABHA_NODE_SNAPSHOT_H
+#define SABHA_NODE_SNAPSHOT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define SRV_SNAP_MAGIC "SND2"
-#define SRV_SNAP_KV_MAGIC "SKV1"    /* a bare kvstore snapshot */
-#define SRV_SNAP_OVERHEAD_BYTES 24u /* magic, two lengths, CRC */
+#define RT_SNAP_MAGIC "SND2"
+#define RT_SNAP_KV_MAGIC "SKV1"    /* a bare kvstore snapshot */
+#define RT_SNAP_OVERHEAD_BYTES 24u /* magic, two lengths, CRC */
 
-/* What srv_snap_open() found. */
-struct srv_snap_parts {
+/* What rt_snap_open() found. */
+struct rt_snap_parts {
   const uint8_t *kv; /* the kvstore snapshot */
   size_t kv_len;
   const uint8_t *app; /* the app snapshot; NULL for a bare "SKV1" */
@@ -41,20 +41,20 @@ struct srv_snap_parts {
 };
 
 /* Bytes of a container holding parts of these sizes. */
-size_t srv_snap_size(size_t kv_len, size_t app_len);
+size_t rt_snap_size(size_t kv_len, size_t app_len);
 /* Where the kvstore part goes in a container being built at buf. */
-uint8_t *srv_snap_kv_at(uint8_t *buf);
+uint8_t *rt_snap_kv_at(uint8_t *buf);
 /* Where the app part goes, after a kvstore part of kv_len bytes. */
-uint8_t *srv_snap_app_at(uint8_t *buf, size_t kv_len);
+uint8_t *rt_snap_app_at(uint8_t *buf, size_t kv_len);
 /* Writes the magic, the lengths and the CRC around the two parts already
- * written in place. buf holds srv_snap_size(kv_len, app_len) bytes; returns
+ * written in place. buf holds rt_snap_size(kv_len, app_len) bytes; returns
  * that size. */
-size_t srv_snap_seal(uint8_t *buf, size_t kv_len, size_t app_len);
+size_t rt_snap_seal(uint8_t *buf, size_t kv_len, size_t app_len);
 
 /* Splits a snapshot into its parts (pointing into data). Returns 0, or
  * SABHA_ECORRUPT for an unknown magic, lengths that do not add up or a
  * checksum that does not match. The parts' own formats are checked by
  * their restore functions. */
-int srv_snap_open(const uint8_t *data, size_t len, struct srv_snap_parts *out);
+int rt_snap_open(const uint8_t *data, size_t len, struct rt_snap_parts *out);
 
 #endif

@@ -40,8 +40,8 @@
  * strings, nulls, array headers) into a growable output buffer, struct
  * resp_buf, which http.c also uses for its responses.
  */
-#ifndef SABHA_SERVER_RESP_H
-#define SABHA_SERVER_RESP_H
+#ifndef SABHA_NODE_RESP_H
+#define SABHA_NODE_RESP_H
 
 #include <stdbool.h>
 #include <stddef.h>

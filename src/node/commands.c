@@ -1,0 +1,983 @@
+/* The commands a node answers: the table (names, arities, kinds), checks
+ * of their arguments, how each is encoded for the log, how reads and local
+ * commands are answered, and INFO, COMMAND, CONFIG and CLIENT.
+ *
+ * Commands fall into four kinds (struct rt_command.kind):
+ *   LOCAL   answered by this node at once from what it knows (PING, INFO,
+ *           COMMAND, CONFIG GET, SABHA.STATUS, ...);
+ *   READ    GET, MGET, EXISTS, DBSIZE, PTTL, TTL: linearizable by default
+ *           (a ReadIndex on the leader), or served from this node's own
+ *           store after `SABHA.STALE on` or READONLY;
+ *   WRITE   SET, DEL, INCR..., MSET, CAS: encoded as a kvstore command with
+ *           the stream's session and next sequence number, proposed on the
+ *           leader, answered when applied;
+ *   LEADER  SABHA.LEADER: runs on the leader.
+ * The applications' commands (LEDGER.*, SEATS.*, LOCK.*, FENCED.*, ORDER.*,
+ * sm/app.h) are READ or WRITE rows built at start-up from app_commands()
+ * (struct rt_app_command), so the app's table stays the only list of them.
+ * Arguments are checked before a command goes anywhere, so a syntax error
+ * never costs a round trip through the log.
+ *
+ * Time in reads. Expiry (SET ... PX, PTTL, LOCK.GET) is judged by the log's
+ * clock alone, the highest stamp applied, which every replica shares at the
+ * same index; never by this node's wall clock, which would let a key vanish
+ * on one leader and come back on the next (runtime.c proposes clock entries
+ * so that the log's clock moves without writes). */
+#include <assert.h>
+#include <ctype.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "node/runtime_internal.h"
+
+#define SABHA_SERVER_VERSION "0.1.0"
+#define REDIS_COMPAT_VERSION "7.0.0"
+
+/* ---- the command table --------------------------------------------------- */
+
+enum cmd_kind { CK_LOCAL, CK_READ, CK_WRITE, CK_LEADER };
+
+enum cmd_id {
+  C_PING,
+  C_ECHO,
+  C_QUIT,
+  C_SELECT,
+  C_CLIENT,
+  C_CONFIG,
+  C_INFO,
+  C_COMMAND,
+  C_HELLO,
+  C_AUTH,
+  C_TIME,
+  C_READONLY,
+  C_READWRITE,
+  C_SABHA_STALE,
+  C_SABHA_STATUS,
+  C_SABHA_FORWARDED,
+  C_GET,
+  C_MGET,
+  C_EXISTS,
+  C_DBSIZE,
+  C_PTTL,
+  C_TTL,
+  C_SET,
+  C_DEL,
+  C_INCR,
+  C_DECR,
+  C_INCRBY,
+  C_DECRBY,
+  C_MSET,
+  C_CAS,
+  C_SABHA_LEADER,
+  C_APP_READ,  /* an app read: app_read() */
+  C_APP_WRITE, /* an app write: app_encode(), proposed */
+};
+
+struct rt_command {
+  const char *name;
+  int arity; /* Redis style: n exactly, -n at least n (the name counts) */
+  enum cmd_kind kind;
+  enum cmd_id id;
+  const char *flags; /* for COMMAND: space-separated */
+  int first_key, last_key, step;
+  const char *summary;
+};
+
+static const struct rt_command COMMANDS[] = {
+    {"PING", -1, CK_LOCAL, C_PING, "fast stale", 0, 0, 0,
+     "Returns PONG, or the argument"},
+    {"ECHO", 2, CK_LOCAL, C_ECHO, "fast stale", 0, 0, 0,
+     "Returns the argument"},
+    {"QUIT", -1, CK_LOCAL, C_QUIT, "fast stale", 0, 0, 0,
+     "Closes the connection"},
+    {"SELECT", 2, CK_LOCAL, C_SELECT, "fast stale", 0, 0, 0,
+     "Selects database 0, the only one"},
+    {"CLIENT", -2, CK_LOCAL, C_CLIENT, "stale", 0, 0, 0,
+     "SETNAME, GETNAME, ID, INFO, LIST, SETINFO"},
+    {"CONFIG", -2, CK_LOCAL, C_CONFIG, "admin stale", 0, 0, 0,
+     "CONFIG GET of a few Redis parameters; CONFIG RESETSTAT"},
+    {"INFO", -1, CK_LOCAL, C_INFO, "stale", 0, 0, 0,
+     "Server, replication, sabha, stats and keyspace information"},
+    {"COMMAND", -1, CK_LOCAL, C_COMMAND, "stale", 0, 0, 0,
+     "Describes the commands (COMMAND, COUNT, INFO, DOCS, LIST)"},
+    {"HELLO", -1, CK_LOCAL, C_HELLO, "fast stale", 0, 0, 0,
+     "Handshake; only RESP2 is spoken"},
+    {"AUTH", -2, CK_LOCAL, C_AUTH, "fast stale", 0, 0, 0,
+     "No passwords are configured"},
+    {"TIME", 1, CK_LOCAL, C_TIME, "fast stale", 0, 0, 0,
+     "This node's wall clock"},
+    {"READONLY", 1, CK_LOCAL, C_READONLY, "fast stale", 0, 0, 0,
+     "Serve this connection's reads from this node (may be stale)"},
+    {"READWRITE", 1, CK_LOCAL, C_READWRITE, "fast stale", 0, 0, 0,
+     "Linearizable reads again (the default)"},
+    {"SABHA.STALE", 2, CK_LOCAL, C_SABHA_STALE, "fast stale", 0, 0, 0,
+     "on: reads from this node's store; off: linearizable reads"},
+    {"SABHA.STATUS", 1, CK_LOCAL, C_SABHA_STATUS, "stale", 0, 0, 0,
+     "This node's role, term, leader, indexes and log"},
+    {"SABHA.FORWARDED", 1, CK_LOCAL, C_SABHA_FORWARDED, "fast stale", 0, 0, 0,
+     "Marks a node's forwarding link (internal)"},
+    {"GET", 2, CK_READ, C_GET, "readonly fast", 1, 1, 1,
+     "Returns the value of a key"},
+    {"MGET", -2, CK_READ, C_MGET, "readonly fast", 1, -1, 1,
+     "Returns the values of keys"},
+    {"EXISTS", -2, CK_READ, C_EXISTS, "readonly fast", 1, -1, 1,
+     "Counts the keys that exist"},
+    {"DBSIZE", 1, CK_READ, C_DBSIZE, "readonly fast", 0, 0, 0,
+     "Returns the number of keys"},
+    {"PTTL", 2, CK_READ, C_PTTL, "readonly fast", 1, 1, 1,
+     "Milliseconds a key has left"},
+    {"TTL", 2, CK_READ, C_TTL, "readonly fast", 1, 1, 1,
+     "Seconds a key has left"},
+    {"SET", -3, CK_WRITE, C_SET, "write denyoom", 1, 1, 1,
+     "Sets a key: [NX|XX] [PX ms|EX s] [KEEPTTL]"},
+    {"DEL", -2, CK_WRITE, C_DEL, "write", 1, -1, 1, "Deletes keys"},
+    {"INCR", 2, CK_WRITE, C_INCR, "write denyoom fast", 1, 1, 1,
+     "Adds 1 to an integer"},
+    {"DECR", 2, CK_WRITE, C_DECR, "write denyoom fast", 1, 1, 1,
+     "Subtracts 1 from an integer"},
+    {"INCRBY", 3, CK_WRITE, C_INCRBY, "write denyoom fast", 1, 1, 1,
+     "Adds to an integer"},
+    {"DECRBY", 3, CK_WRITE, C_DECRBY, "write denyoom fast", 1, 1, 1,
+     "Subtracts from an integer"},
+    {"MSET", -3, CK_WRITE, C_MSET, "write denyoom", 1, -1, 2,
+     "Sets keys, all or none"},
+    {"CAS", 4, CK_WRITE, C_CAS, "write denyoom", 1, 1, 1,
+     "CAS key expected new: sets key to new if it holds expected; 1 or 0"},
+    {"SABHA.LEADER", 2, CK_LEADER, C_SABHA_LEADER, "admin", 0, 0, 0,
+     "Hands leadership to the node with the given id"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+/* An app command's row: r->cmd points at `row`, whose id (C_APP_READ or
+ * C_APP_WRITE) says that `app` is there. */
+struct rt_app_command {
+  struct rt_command row;
+  const struct app_command *app;
+};
+
+static const struct app_command *app_of(const struct rt_command *cmd) {
+  if (cmd->id != C_APP_READ && cmd->id != C_APP_WRITE)
+    return NULL;
+  return LIST_OF(cmd, const struct rt_app_command, row)->app;
+}
+
+/* Builds rt->app_cmds from the app's table, and the parser's scratch, once.
+ * Returns 0 or SABHA_ENOMEM. */
+int rt_commands_init(struct rt *rt) {
+  rt->argv = malloc(resp_limits_default.args_max * sizeof *rt->argv);
+  rt->inline_scratch = malloc(resp_limits_default.inline_bytes_max);
+  if (rt->argv == NULL || rt->inline_scratch == NULL)
+    return SABHA_ENOMEM;
+  size_t count = 0;
+  const struct app_command *t = app_commands(&count);
+  rt->app_cmds = calloc(count, sizeof *rt->app_cmds);
+  if (rt->app_cmds == NULL)
+    return SABHA_ENOMEM;
+  for (size_t i = 0; i < count; i++) {
+    struct rt_app_command *a = &rt->app_cmds[i];
+    int args = t[i].argc_min + 1; /* the name counts, as in Redis */
+    a->app = &t[i];
+    a->row.name = t[i].name;
+    a->row.arity = t[i].argc_min == t[i].argc_max ? args : -args;
+    a->row.kind = t[i].write ? CK_WRITE : CK_READ;
+    a->row.id = t[i].write ? C_APP_WRITE : C_APP_READ;
+    a->row.flags = t[i].write ? "write denyoom" : "readonly fast";
+    a->row.summary = t[i].usage;
+  }
+  rt->n_app_cmds = count;
+  return 0;
+}
+
+static size_t n_commands(const struct rt *rt) {
+  return N_COMMANDS + rt->n_app_cmds;
+}
+
+/* The i-th command of COMMAND's listings: the native ones, then the apps'. */
+static const struct rt_command *command_at(const struct rt *rt, size_t i) {
+  return i < N_COMMANDS ? &COMMANDS[i] : &rt->app_cmds[i - N_COMMANDS].row;
+}
+
+/* A command's name in lower case, as Redis quotes it in errors. */
+static size_t lower_name(const char *name, char *out, size_t size) {
+  size_t k = 0;
+  for (; name[k] != '\0' && k + 1 < size; k++)
+    out[k] = (char)tolower((unsigned char)name[k]);
+  out[k] = '\0';
+  return k;
+}
+
+static bool arg_is(const struct resp_arg *a, const char *word) {
+  size_t n = strlen(word);
+  return a->len == n && strncasecmp((const char *)a->ptr, word, n) == 0;
+}
+
+static const struct rt_command *find_command(const struct rt *rt,
+                                             const struct resp_arg *a) {
+  for (size_t i = 0; i < n_commands(rt); i++)
+    if (arg_is(a, command_at(rt, i)->name))
+      return command_at(rt, i);
+  return NULL;
+}
+
+static bool arity_ok(const struct rt_command *cmd, uint32_t argc) {
+  const struct app_command *app = app_of(cmd);
+  if (app != NULL)
+    return argc - 1 >= app->argc_min && argc - 1 <= app->argc_max;
+  return cmd->arity >= 0 ? argc == (uint32_t)cmd->arity
+                         : argc >= (uint32_t)-cmd->arity;
+}
+
+/* Redis's integer rule: optional '-', digits, no leading zeros or spaces,
+ * within int64. */
+static bool parse_i64(const struct resp_arg *a, int64_t *out) {
+  const char *p = (const char *)a->ptr;
+  size_t n = a->len;
+  if (n == 0 || n > 20)
+    return false;
+  bool neg = false;
+  size_t i = 0;
+  if (p[0] == '-') {
+    neg = true;
+    i = 1;
+    if (n == 1)
+      return false;
+  }
+  if (p[i] == '0' && n - i > 1)
+    return false;
+  uint64_t v = 0;
+  for (; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9')
+      return false;
+    uint64_t d = (uint64_t)(p[i] - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return false;
+    v = v * 10 + d;
+  }
+  if (neg) {
+    if (v > (uint64_t)INT64_MAX + 1)
+      return false;
+    *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+  } else {
+    if (v > (uint64_t)INT64_MAX)
+      return false;
+    *out = (int64_t)v;
+  }
+  return true;
+}
+
+static struct kvstore_slice slice(const struct resp_arg *a) {
+  return (struct kvstore_slice){a->ptr, a->len};
+}
+
+/* SET's options. Returns NULL or the error to answer. */
+static const char *set_options(uint32_t argc, const struct resp_arg *argv,
+                               uint32_t *flags, int64_t *px_ms) {
+  *flags = 0;
+  *px_ms = 0;
+  bool have_expire = false;
+  for (uint32_t i = 3; i < argc; i++) {
+    const struct resp_arg *a = &argv[i];
+    if (arg_is(a, "NX")) {
+      *flags |= KVSTORE_SET_NX;
+    } else if (arg_is(a, "XX")) {
+      *flags |= KVSTORE_SET_XX;
+    } else if (arg_is(a, "KEEPTTL")) {
+      *flags |= KVSTORE_SET_KEEPTTL;
+    } else if (arg_is(a, "PX") || arg_is(a, "EX")) {
+      if (have_expire || i + 1 >= argc)
+        return KVSTORE_ERR_SYNTAX;
+      int64_t v;
+      if (!parse_i64(&argv[i + 1], &v))
+        return KVSTORE_ERR_NOT_INTEGER;
+      if (v <= 0 || (arg_is(a, "EX") && v > INT64_MAX / 1000))
+        return KVSTORE_ERR_EXPIRE;
+      *px_ms = arg_is(a, "EX") ? v * 1000 : v;
+      *flags |= KVSTORE_SET_PX;
+      have_expire = true;
+      i++;
+    } else if (arg_is(a, "GET")) {
+      return "ERR SET ... GET is not supported by sabha";
+    } else {
+      return KVSTORE_ERR_SYNTAX;
+    }
+  }
+  if ((*flags & KVSTORE_SET_NX) && (*flags & KVSTORE_SET_XX))
+    return KVSTORE_ERR_SYNTAX;
+  if ((*flags & KVSTORE_SET_PX) && (*flags & KVSTORE_SET_KEEPTTL))
+    return KVSTORE_ERR_SYNTAX;
+  return NULL;
+}
+
+/* Checks a command's arguments before it goes anywhere. NULL: fine. */
+static const char *validate(const struct rt_command *cmd, uint32_t argc,
+                            const struct resp_arg *argv) {
+  int64_t v;
+  switch (cmd->id) {
+  case C_SET: {
+    uint32_t flags;
+    int64_t px;
+    return set_options(argc, argv, &flags, &px);
+  }
+  case C_INCRBY:
+  case C_DECRBY:
+    if (!parse_i64(&argv[2], &v))
+      return KVSTORE_ERR_NOT_INTEGER;
+    if (cmd->id == C_DECRBY && v == INT64_MIN)
+      return KVSTORE_ERR_DECR_OVERFLOW;
+    return NULL;
+  case C_MSET:
+    if ((argc - 1) % 2 != 0)
+      return "ERR wrong number of arguments for 'mset' command";
+    return NULL;
+  case C_SABHA_LEADER:
+    if (!parse_i64(&argv[1], &v) || v <= 0 || v > SABHA_NODES_MAX)
+      return "ERR SABHA.LEADER needs a node id";
+    return NULL;
+  default:
+    return NULL;
+  }
+}
+
+/* An app command's arguments must fit its encoding (APP_ARG_BYTES_MAX
+ * each); their content is the machine's to judge when it applies them.
+ * Returns false with the error in msg. */
+static bool app_args_fit(const struct rt_command *cmd, uint32_t argc,
+                         const struct resp_arg *argv, char *msg, size_t size) {
+  for (uint32_t i = 1; i < argc; i++) {
+    if (argv[i].len <= APP_ARG_BYTES_MAX)
+      continue;
+    char lower[32];
+    lower_name(cmd->name, lower, sizeof lower);
+    snprintf(msg, size,
+             "ERR argument %u of '%s' is %zu bytes long; at most %u are "
+             "allowed",
+             i, lower, argv[i].len, APP_ARG_BYTES_MAX);
+    return false;
+  }
+  return true;
+}
+
+void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
+  switch (res->kind) {
+  case KVSTORE_REPLY_OK:
+    resp_write_simple(b, "OK");
+    return;
+  case KVSTORE_REPLY_INT:
+    resp_write_int(b, res->integer);
+    return;
+  case KVSTORE_REPLY_BULK:
+    resp_write_bulk(b, res->bulk, res->bulk_len);
+    return;
+  case KVSTORE_REPLY_NULL:
+    resp_write_null(b);
+    return;
+  case KVSTORE_REPLY_ERROR:
+    resp_write_error(b, res->error != NULL ? res->error : "ERR failed");
+    return;
+  }
+  resp_write_error(b, "ERR unknown reply");
+}
+
+/* ---- reads -----------------------------------------------------------------
+ */
+
+void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
+                  const struct resp_arg *argv, struct resp_buf *b) {
+  uint64_t now = rt_read_clock_ms(rt);
+  const uint8_t *v;
+  size_t vlen;
+  switch (cmd->id) {
+  case C_GET:
+    if (kvstore_get(rt->kv, argv[1].ptr, argv[1].len, now, &v, &vlen))
+      resp_write_bulk(b, v, vlen);
+    else
+      resp_write_null(b);
+    return;
+  case C_MGET:
+    resp_write_array(b, argc - 1);
+    for (uint32_t i = 1; i < argc; i++) {
+      if (kvstore_get(rt->kv, argv[i].ptr, argv[i].len, now, &v, &vlen))
+        resp_write_bulk(b, v, vlen);
+      else
+        resp_write_null(b);
+    }
+    return;
+  case C_EXISTS: {
+    int64_t count = 0;
+    for (uint32_t i = 1; i < argc; i++)
+      count += kvstore_exists(rt->kv, argv[i].ptr, argv[i].len, now);
+    resp_write_int(b, count);
+    return;
+  }
+  case C_DBSIZE:
+    resp_write_int(b, (int64_t)kvstore_dbsize(rt->kv));
+    return;
+  case C_PTTL:
+  case C_TTL: {
+    int64_t ms = kvstore_pttl(rt->kv, argv[1].ptr, argv[1].len, now);
+    if (cmd->id == C_TTL && ms > 0)
+      ms = (ms + 500) / 1000;
+    resp_write_int(b, ms);
+    return;
+  }
+  case C_APP_READ:
+    rt_app_read(rt, app_of(cmd)->op, argc - 1, argv + 1, now, b);
+    return;
+  default:
+    assert(false);
+    resp_write_error(b, "ERR not a read");
+  }
+}
+
+/* ---- encoding writes ---------------------------------------------------- */
+
+uint8_t *rt_enc_reserve(struct rt *rt, size_t size) {
+  if (size > rt->enc_cap) {
+    size_t cap = rt->enc_cap == 0 ? 4096 : rt->enc_cap;
+    while (cap < size)
+      cap *= 2;
+    uint8_t *p = realloc(rt->enc, cap);
+    if (p == NULL)
+      return NULL;
+    rt->enc = p;
+    rt->enc_cap = cap;
+  }
+  return rt->enc;
+}
+
+/* Two passes: the size, then the bytes. */
+size_t rt_encode_write(struct rt *rt, const struct rt_req *r,
+                       const struct kvstore_hdr *hdr) {
+  const struct resp_arg *a = r->argv;
+  size_t size = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    uint8_t *buf = pass == 0 ? NULL : rt_enc_reserve(rt, size);
+    size_t cap = pass == 0 ? 0 : size;
+    if (pass == 1 && buf == NULL)
+      return 0;
+    switch (r->cmd->id) {
+    case C_SET: {
+      uint32_t flags;
+      int64_t px;
+      set_options(r->argc, a, &flags, &px);
+      size = kvstore_encode_set(buf, cap, hdr, slice(&a[1]), slice(&a[2]),
+                                flags, px);
+      break;
+    }
+    case C_DEL:
+    case C_MSET: {
+      size_t nk = r->argc - 1;
+      struct kvstore_slice *sl = malloc(nk * sizeof *sl);
+      if (sl == NULL)
+        return 0;
+      for (size_t i = 0; i < nk; i++)
+        sl[i] = slice(&a[i + 1]);
+      size = r->cmd->id == C_DEL
+                 ? kvstore_encode_del(buf, cap, hdr, sl, nk)
+                 : kvstore_encode_mset(buf, cap, hdr, sl, nk / 2);
+      free(sl);
+      break;
+    }
+    case C_INCR:
+      size = kvstore_encode_incrby(buf, cap, hdr, slice(&a[1]), 1);
+      break;
+    case C_DECR:
+      size = kvstore_encode_decrby(buf, cap, hdr, slice(&a[1]), 1);
+      break;
+    case C_INCRBY:
+    case C_DECRBY: {
+      int64_t d = 0;
+      parse_i64(&a[2], &d);
+      size = r->cmd->id == C_INCRBY
+                 ? kvstore_encode_incrby(buf, cap, hdr, slice(&a[1]), d)
+                 : kvstore_encode_decrby(buf, cap, hdr, slice(&a[1]), d);
+      break;
+    }
+    case C_CAS: {
+      struct kvstore_slice expected = slice(&a[2]);
+      size = kvstore_encode_cas(buf, cap, hdr, slice(&a[1]), &expected,
+                                slice(&a[3]));
+      break;
+    }
+    default:
+      assert(false);
+      return 0;
+    }
+  }
+  return size;
+}
+
+size_t rt_encode_app_write(struct rt *rt, const struct rt_req *r,
+                           const struct app_hdr *ahdr) {
+  return rt_app_encode(rt, app_of(r->cmd)->op, r->argc - 1, r->argv + 1, ahdr);
+}
+
+uint32_t rt_command_leader_target(const struct rt_req *r) {
+  int64_t to = 0;
+  if (r->cmd == NULL || r->cmd->id != C_SABHA_LEADER ||
+      !parse_i64(&r->argv[1], &to))
+    return 0;
+  return (uint32_t)to; /* validate() bounded it to a node id */
+}
+
+/* ---- what other files ask of the table ------------------------------------
+ */
+
+const struct rt_command *rt_command_find(const struct rt *rt,
+                                         const struct resp_arg *name) {
+  return find_command(rt, name);
+}
+
+bool rt_command_is_read(const struct rt_command *cmd) {
+  return cmd != NULL && cmd->kind == CK_READ;
+}
+
+bool rt_command_is_local(const struct rt_command *cmd) {
+  return cmd->kind == CK_LOCAL;
+}
+
+bool rt_command_is_app(const struct rt_command *cmd) {
+  return cmd != NULL && app_of(cmd) != NULL;
+}
+
+const char *rt_command_check(const struct rt *rt, const struct rt_command *cmd,
+                             uint32_t argc, const struct resp_arg *argv,
+                             char *msg, size_t msg_size) {
+  (void)rt;
+  if (!arity_ok(cmd, argc)) {
+    char lower[32];
+    lower_name(cmd->name, lower, sizeof lower);
+    snprintf(msg, msg_size, "ERR wrong number of arguments for '%s' command",
+             lower);
+    return msg;
+  }
+  if (cmd->kind == CK_LOCAL)
+    return NULL;
+  const char *bad = validate(cmd, argc, argv);
+  if (bad != NULL)
+    return bad;
+  if (app_of(cmd) != NULL && !app_args_fit(cmd, argc, argv, msg, msg_size))
+    return msg;
+  return NULL;
+}
+
+/* ---- INFO
+ * -------------------------------------------------------------------------- */
+
+static bool want_section(const char *section, const char *name) {
+  return section == NULL || strcasecmp(section, "all") == 0 ||
+         strcasecmp(section, "default") == 0 ||
+         strcasecmp(section, "everything") == 0 ||
+         strcasecmp(section, name) == 0;
+}
+
+/* What the host says of itself; zeros when it says nothing. */
+static void host_info(const struct rt *rt, struct rt_host_info *hi) {
+  memset(hi, 0, sizeof *hi);
+  if (rt->ports.host_info != NULL)
+    rt->ports.host_info(rt->ports.ctx, hi);
+}
+
+void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  struct wal_stats ws;
+  wal_stats(rt->wal, &ws);
+  struct rt_host_info hi;
+  host_info(rt, &hi);
+  uint64_t now = rt_wall_ms(rt);
+  uint64_t up_s =
+      now > rt->started_wall_ms ? (now - rt->started_wall_ms) / 1000u : 0;
+  if (want_section(section, "server")) {
+    resp_buf_printf(b,
+                    "# Server\r\nredis_version:%s\r\nsabha_version:%s\r\n"
+                    "redis_mode:standalone\r\nos:Linux\r\n"
+                    "process_id:%ld\r\ntcp_port:%u\r\n"
+                    "uptime_in_seconds:%" PRIu64 "\r\n\r\n",
+                    REDIS_COMPAT_VERSION, SABHA_SERVER_VERSION, hi.pid,
+                    hi.client_port, up_s);
+  }
+  if (want_section(section, "clients"))
+    resp_buf_printf(b,
+                    "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
+                    "client_output_paused:%" PRIu64 "\r\n\r\n",
+                    rt->n_clients, rt->cfg.clients_max, rt->m.output_paused);
+  if (want_section(section, "replication"))
+    resp_buf_printf(b, "# Replication\r\nrole:%s\r\n\r\n",
+                    st.role == SABHA_ROLE_LEADER ? "master" : "slave");
+  if (want_section(section, "sabha")) {
+    const struct rt_addr *la = rt_client_addr_of(rt, st.leader);
+    char leader_client[96] = "";
+    if (la != NULL)
+      snprintf(leader_client, sizeof leader_client, "%s:%u", la->host,
+               la->port);
+    resp_buf_printf(
+        b,
+        "# Sabha\r\nnode_id:%u\r\nprotocol:%s\r\ncluster_id:%s\r\n"
+        "role:%s\r\nterm:%" PRIu64 "\r\nvote:%u\r\nleader:%u\r\n"
+        "leader_client:%s\r\ncommit_index:%" PRIu64 "\r\n"
+        "applied_index:%" PRIu64 "\r\nlog_first_index:%" PRIu64 "\r\n"
+        "log_last_index:%" PRIu64 "\r\nlog_entries:%" PRIu64 "\r\n"
+        "snapshot_index:%" PRIu64 "\r\nelections_started:%" PRIu64 "\r\n"
+        "elections_won:%" PRIu64 "\r\nballots_burned:%" PRIu64 "\r\n"
+        "nodes:%u\r\npeers_connected:%" PRIu64 "\r\n"
+        "wal_segments:%" PRIu64 "\r\nwal_bytes:%" PRIu64 "\r\n"
+        "wal_fsyncs:%" PRIu64 "\r\nwal_fsync_us_p50:%" PRIu64 "\r\n"
+        "wal_fsync_us_p99:%" PRIu64 "\r\nproposals:%" PRIu64 "\r\n"
+        "commits:%" PRIu64 "\r\nsessions:%" PRIu64 "\r\n"
+        "log_clock_ms:%" PRIu64 "\r\nclock_entries:%" PRIu64 "\r\n\r\n",
+        rt->cfg.engine.id, rt->cfg.protocol, rt->cfg.cluster_id,
+        sabha_role_name(st.role), st.term, st.vote, st.leader, leader_client,
+        st.commit, rt->applied, st.first_index, st.last_index,
+        st.last_index >= st.first_index ? st.last_index - st.first_index + 1
+                                        : 0,
+        st.snapshot_index, st.elections_started, st.elections_won,
+        st.ballots_burned, rt->cfg.engine.n_voters, hi.peers_connected,
+        ws.segments, ws.bytes, ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
+        wal_fsync_us_quantile(&ws, 0.99), rt->m.proposals, rt->m.commits,
+        kvstore_n_sessions(rt->kv), kvstore_clock_ms(rt->kv),
+        rt->m.clock_entries);
+  }
+  if (want_section(section, "stats"))
+    resp_buf_printf(
+        b,
+        "# Stats\r\ntotal_connections_received:%" PRIu64 "\r\n"
+        "rejected_connections:%" PRIu64 "\r\n"
+        "total_commands_processed:%" PRIu64 "\r\n"
+        "forwarded_commands:%" PRIu64 "\r\nredirected_commands:%" PRIu64
+        "\r\nno_leader_errors:%" PRIu64 "\r\ntimeouts:%" PRIu64 "\r\n"
+        "linearizable_reads:%" PRIu64 "\r\nstale_reads:%" PRIu64 "\r\n"
+        "snapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
+        "\r\nsnapshots_refused:%" PRIu64 "\r\nleader_changes:%" PRIu64
+        "\r\npeer_bytes_received:%" PRIu64 "\r\n"
+        "peer_bytes_sent:%" PRIu64 "\r\n\r\n",
+        rt->m.clients_accepted, rt->m.clients_refused, rt->m.commands,
+        rt->m.forwarded, rt->m.redirected, rt->m.no_leader, rt->m.timeouts,
+        rt->m.reads, rt->m.stale_reads, rt->m.snapshots_taken,
+        rt->m.snapshots_installed, rt->m.snapshots_refused,
+        rt->m.leader_changes, hi.peer_bytes_received, hi.peer_bytes_sent);
+  if (want_section(section, "apps"))
+    rt_app_info(rt, b);
+  if (want_section(section, "keyspace"))
+    resp_buf_printf(
+        b, "# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n\r\n",
+        kvstore_dbsize(rt->kv));
+}
+
+/* ---- local commands
+ * ------------------------------------------------------------------ */
+
+static void write_command_info(struct resp_buf *b,
+                               const struct rt_command *cmd) {
+  char lower[32];
+  size_t k = lower_name(cmd->name, lower, sizeof lower);
+  resp_write_array(b, 10);
+  resp_write_bulk(b, lower, k);
+  resp_write_int(b, cmd->arity);
+  size_t nflags = 0;
+  for (const char *p = cmd->flags; *p != '\0'; p++)
+    nflags += (p == cmd->flags || p[-1] == ' ') && *p != ' ';
+  resp_write_array(b, nflags);
+  const char *p = cmd->flags;
+  while (*p != '\0') {
+    const char *end = strchr(p, ' ');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    resp_buf_printf(b, "+%.*s\r\n", (int)len, p);
+    p += len;
+    while (*p == ' ')
+      p++;
+  }
+  resp_write_int(b, cmd->first_key);
+  resp_write_int(b, cmd->last_key);
+  resp_write_int(b, cmd->step);
+  resp_write_array(b, 0); /* ACL categories */
+  resp_write_array(b, 0); /* tips */
+  resp_write_array(b, 0); /* key specs */
+  resp_write_array(b, 0); /* subcommands */
+}
+
+static void write_command_doc(struct resp_buf *b,
+                              const struct rt_command *cmd) {
+  char lower[32];
+  size_t k = lower_name(cmd->name, lower, sizeof lower);
+  resp_write_bulk(b, lower, k);
+  resp_write_array(b, 6);
+  resp_write_bulk(b, "summary", 7);
+  resp_write_bulk(b, cmd->summary, strlen(cmd->summary));
+  resp_write_bulk(b, "since", 5);
+  resp_write_bulk(b, "1.0.0", 5);
+  resp_write_bulk(b, "group", 5);
+  const char *group = app_of(cmd) != NULL     ? "apps"
+                      : cmd->kind == CK_LOCAL ? "server"
+                                              : "string";
+  resp_write_bulk(b, group, strlen(group));
+}
+
+static void cmd_command(const struct rt *rt, uint32_t argc,
+                        const struct resp_arg *argv, struct resp_buf *b) {
+  size_t count = n_commands(rt);
+  if (argc == 1) {
+    resp_write_array(b, count);
+    for (size_t i = 0; i < count; i++)
+      write_command_info(b, command_at(rt, i));
+    return;
+  }
+  const struct resp_arg *sub = &argv[1];
+  if (arg_is(sub, "COUNT")) {
+    resp_write_int(b, (int64_t)count);
+  } else if (arg_is(sub, "LIST")) {
+    resp_write_array(b, count);
+    for (size_t i = 0; i < count; i++) {
+      char lower[32];
+      size_t k = lower_name(command_at(rt, i)->name, lower, sizeof lower);
+      resp_write_bulk(b, lower, k);
+    }
+  } else if (arg_is(sub, "INFO")) {
+    if (argc == 2) {
+      resp_write_array(b, count);
+      for (size_t i = 0; i < count; i++)
+        write_command_info(b, command_at(rt, i));
+      return;
+    }
+    resp_write_array(b, argc - 2);
+    for (uint32_t i = 2; i < argc; i++) {
+      const struct rt_command *cmd = find_command(rt, &argv[i]);
+      if (cmd == NULL)
+        resp_write_null_array(b);
+      else
+        write_command_info(b, cmd);
+    }
+  } else if (arg_is(sub, "DOCS")) {
+    if (argc == 2) {
+      resp_write_array(b, 2 * count);
+      for (size_t i = 0; i < count; i++)
+        write_command_doc(b, command_at(rt, i));
+      return;
+    }
+    size_t found = 0;
+    for (uint32_t i = 2; i < argc; i++)
+      found += find_command(rt, &argv[i]) != NULL;
+    resp_write_array(b, 2 * found);
+    for (uint32_t i = 2; i < argc; i++) {
+      const struct rt_command *cmd = find_command(rt, &argv[i]);
+      if (cmd != NULL)
+        write_command_doc(b, cmd);
+    }
+  } else {
+    resp_buf_printf(b, "-ERR unknown subcommand '%.*s'. Try COMMAND HELP.\r\n",
+                    (int)(sub->len > 64 ? 64 : sub->len),
+                    (const char *)sub->ptr);
+  }
+}
+
+static void cmd_config(struct rt *rt, uint32_t argc,
+                       const struct resp_arg *argv, struct resp_buf *b) {
+  if (arg_is(&argv[1], "RESETSTAT") && argc == 2) {
+    resp_write_simple(b, "OK");
+    return;
+  }
+  if (arg_is(&argv[1], "SET")) {
+    resp_write_error(b, "ERR CONFIG SET is not supported by sabha; restart "
+                        "the node with new settings");
+    return;
+  }
+  if (!arg_is(&argv[1], "GET") || argc < 3) {
+    resp_write_error(b, "ERR unknown CONFIG subcommand or wrong number of "
+                        "arguments");
+    return;
+  }
+  struct rt_host_info hi;
+  host_info(rt, &hi);
+  char port[16], maxclients[16];
+  snprintf(port, sizeof port, "%u", hi.client_port);
+  snprintf(maxclients, sizeof maxclients, "%u", rt->cfg.clients_max);
+  /* What Redis tools ask about, answered truthfully: every write is
+   * fsynced before it is acknowledged. */
+  const char *params[][2] = {
+      {"save", ""},
+      {"appendonly", "yes"},
+      {"appendfsync", "always"},
+      {"databases", "1"},
+      {"maxmemory", "0"},
+      {"maxmemory-policy", "noeviction"},
+      {"timeout", "0"},
+      {"port", port},
+      {"bind", hi.bind != NULL ? hi.bind : ""},
+      {"maxclients", maxclients},
+      {"cluster-enabled", "no"},
+  };
+  size_t np = sizeof params / sizeof params[0];
+  bool match[sizeof params / sizeof params[0]] = {false};
+  size_t count = 0;
+  for (uint32_t i = 2; i < argc; i++) {
+    char pat[128];
+    size_t len = argv[i].len < sizeof pat - 1 ? argv[i].len : sizeof pat - 1;
+    for (size_t k = 0; k < len; k++)
+      pat[k] = (char)tolower(argv[i].ptr[k]);
+    pat[len] = '\0';
+    for (size_t k = 0; k < np; k++)
+      if (!match[k] && fnmatch(pat, params[k][0], 0) == 0) {
+        match[k] = true;
+        count++;
+      }
+  }
+  resp_write_array(b, 2 * count);
+  for (size_t k = 0; k < np; k++)
+    if (match[k]) {
+      resp_write_bulk(b, params[k][0], strlen(params[k][0]));
+      resp_write_bulk(b, params[k][1], strlen(params[k][1]));
+    }
+}
+
+static void cmd_client(struct rt_stream *c, uint32_t argc,
+                       const struct resp_arg *argv, struct resp_buf *b) {
+  const struct resp_arg *sub = &argv[1];
+  if (arg_is(sub, "SETNAME") && argc == 3) {
+    size_t len =
+        argv[2].len < sizeof c->name - 1 ? argv[2].len : sizeof c->name - 1;
+    memcpy(c->name, argv[2].ptr, len);
+    c->name[len] = '\0';
+    resp_write_simple(b, "OK");
+  } else if (arg_is(sub, "GETNAME")) {
+    if (c->name[0] == '\0')
+      resp_write_null(b);
+    else
+      resp_write_bulk(b, c->name, strlen(c->name));
+  } else if (arg_is(sub, "ID")) {
+    resp_write_int(b, (int64_t)c->id);
+  } else if (arg_is(sub, "INFO") || arg_is(sub, "LIST")) {
+    char line[160];
+    int len = snprintf(line, sizeof line, "id=%" PRIu64 " name=%s db=0%s\n",
+                       c->id, c->name, arg_is(sub, "INFO") ? "" : "");
+    resp_write_bulk(b, line, (size_t)len);
+  } else if (arg_is(sub, "SETINFO") || arg_is(sub, "NO-EVICT") ||
+             arg_is(sub, "NO-TOUCH") || arg_is(sub, "REPLY")) {
+    resp_write_simple(b, "OK");
+  } else {
+    resp_buf_printf(b, "-ERR unknown subcommand '%.*s'. Try CLIENT HELP.\r\n",
+                    (int)(sub->len > 64 ? 64 : sub->len),
+                    (const char *)sub->ptr);
+  }
+}
+
+void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
+                   uint32_t argc, const struct resp_arg *argv,
+                   struct resp_buf *b) {
+  struct rt *rt = c->rt;
+  switch (cmd->id) {
+  case C_PING:
+    if (argc == 1)
+      resp_write_simple(b, "PONG");
+    else if (argc == 2)
+      resp_write_bulk(b, argv[1].ptr, argv[1].len);
+    else
+      resp_write_error(b, "ERR wrong number of arguments for 'ping' command");
+    return;
+  case C_ECHO:
+    resp_write_bulk(b, argv[1].ptr, argv[1].len);
+    return;
+  case C_QUIT:
+    resp_write_simple(b, "OK");
+    c->quit_after = true;
+    return;
+  case C_SELECT:
+    if (argv[1].len == 1 && argv[1].ptr[0] == '0')
+      resp_write_simple(b, "OK");
+    else
+      resp_write_error(b, "ERR DB index is out of range");
+    return;
+  case C_CLIENT:
+    cmd_client(c, argc, argv, b);
+    return;
+  case C_CONFIG:
+    cmd_config(rt, argc, argv, b);
+    return;
+  case C_INFO:
+  case C_SABHA_STATUS: {
+    char section[32] = "";
+    if (cmd->id == C_SABHA_STATUS) {
+      snprintf(section, sizeof section, "sabha");
+    } else if (argc >= 2) {
+      size_t len =
+          argv[1].len < sizeof section - 1 ? argv[1].len : sizeof section - 1;
+      memcpy(section, argv[1].ptr, len);
+      section[len] = '\0';
+    }
+    struct resp_buf text;
+    resp_buf_init(&text, 1u << 20);
+    rt_write_info(rt, &text, section[0] != '\0' ? section : NULL);
+    resp_write_bulk(b, text.data, text.len);
+    resp_buf_free(&text);
+    return;
+  }
+  case C_COMMAND:
+    cmd_command(rt, argc, argv, b);
+    return;
+  case C_HELLO: {
+    int64_t proto = 2;
+    if (argc >= 2 && (!parse_i64(&argv[1], &proto) || proto != 2)) {
+      resp_write_error(b, "NOPROTO sorry, this protocol version is not "
+                          "supported");
+      return;
+    }
+    struct sabha_status st;
+    sabha_engine_status(rt->engine, &st);
+    const char *role = st.role == SABHA_ROLE_LEADER ? "master" : "replica";
+    resp_write_array(b, 14);
+    resp_write_bulk(b, "server", 6);
+    resp_write_bulk(b, "redis", 5);
+    resp_write_bulk(b, "version", 7);
+    resp_write_bulk(b, REDIS_COMPAT_VERSION, strlen(REDIS_COMPAT_VERSION));
+    resp_write_bulk(b, "proto", 5);
+    resp_write_int(b, 2);
+    resp_write_bulk(b, "id", 2);
+    resp_write_int(b, (int64_t)c->id);
+    resp_write_bulk(b, "mode", 4);
+    resp_write_bulk(b, "standalone", 10);
+    resp_write_bulk(b, "role", 4);
+    resp_write_bulk(b, role, strlen(role));
+    resp_write_bulk(b, "modules", 7);
+    resp_write_array(b, 0);
+    return;
+  }
+  case C_AUTH:
+    resp_write_error(b, "ERR AUTH <password> called without any password "
+                        "configured for the default user. Are you sure "
+                        "your configuration is correct?");
+    return;
+  case C_TIME: {
+    uint64_t us = rt_wall_ms(rt) * 1000u;
+    char s[24], u[24];
+    int sl = snprintf(s, sizeof s, "%" PRIu64, us / 1000000u);
+    int ul = snprintf(u, sizeof u, "%" PRIu64, us % 1000000u);
+    resp_write_array(b, 2);
+    resp_write_bulk(b, s, (size_t)sl);
+    resp_write_bulk(b, u, (size_t)ul);
+    return;
+  }
+  case C_READONLY:
+  case C_READWRITE:
+    c->stale_reads = cmd->id == C_READONLY;
+    resp_write_simple(b, "OK");
+    return;
+  case C_SABHA_STALE:
+    if (arg_is(&argv[1], "on") || arg_is(&argv[1], "off")) {
+      c->stale_reads = arg_is(&argv[1], "on");
+      resp_write_simple(b, "OK");
+    } else {
+      resp_write_error(b, "ERR SABHA.STALE takes on or off");
+    }
+    return;
+  case C_SABHA_FORWARDED:
+    c->forwarded_link = true;
+    resp_write_simple(b, "OK");
+    return;
+  default:
+    assert(false);
+    resp_write_error(b, "ERR not a local command");
+  }
+}

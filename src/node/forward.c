@@ -1,0 +1,300 @@
+/* Forwarding: how a follower serves a client that needs the leader.
+ *
+ * A follower keeps one RESP stream of its own (kind FORWARD) to the current
+ * leader's client port, announced as a forwarding link with SABHA.FORWARDED
+ * as its first command. Commands from all of the follower's clients are
+ * pipelined over it in arrival order; the leader answers a stream's
+ * commands in order, so each reply is matched with the oldest request still
+ * waiting on the link (rt_reply_scan finds where one reply ends, arrays
+ * included, without recursion) and relayed byte for byte. At the leader the
+ * link is an ordinary client with its own kvstore session, so forwarded
+ * writes are exactly-once like any other.
+ *
+ * A node that receives a forwarded command but is not the leader does not
+ * forward it again (no loops, no chains): it answers -NOTLEADER, and the
+ * follower puts the request back to wait for a leader, within the request's
+ * original leader_wait_ms. When the leader changes, the follower opens a
+ * link to the new one and lets the old one drain. When a link fails:
+ * requests not yet sent (the link never connected) and reads (no side
+ * effects) are tried again; writes that may have reached the leader are
+ * answered with their outcome unknown. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/runtime_internal.h"
+
+/* ---- links ------------------------------------------------------------------
+ */
+
+static void fwd_close(struct rt_stream *f, const char *why) {
+  if (f->closing)
+    return;
+  if (why != NULL)
+    rt_log(f->rt, RT_LOG_INFO, "forwarding link to node %u closed: %s",
+           f->leader, why);
+  if (f->rt->fwd == f)
+    f->rt->fwd = NULL;
+  rt_stream_close(f, false);
+}
+
+void rt_fwd_lost(struct rt_stream *f, const char *why) {
+  struct rt *rt = f->rt;
+  if (why != NULL)
+    rt_log(rt, RT_LOG_INFO, "forwarding link to node %u closed: %s", f->leader,
+           why);
+  if (rt->fwd == f)
+    rt->fwd = NULL;
+  list_remove(&f->link);
+  while (!list_empty(&f->pending)) {
+    struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
+    list_remove(&r->glink);
+    r->where = RT_IN_NONE;
+    if (r->c == NULL)
+      rt_req_free(r);
+    else if (r->c->closing)
+      continue; /* still in its stream's queue, which frees it */
+    else if (!f->connected || !r->sent || rt_command_is_read(r->cmd))
+      rt_wait_leader(rt, r); /* never executed, or harmless to repeat */
+    else
+      rt_req_fail(rt, r,
+                  "TRYAGAIN lost the connection to the leader; the outcome "
+                  "of the write is unknown");
+  }
+}
+
+static void fwd_kick(struct rt_stream *f) {
+  if (!f->connected || f->closing)
+    return;
+  /* Everything pending is in the output the host takes next. */
+  for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
+    LIST_OF(l, struct rt_req, glink)->sent = true;
+  rt_stream_kick_output(f);
+}
+
+void rt_fwd_connected(struct rt_stream *f) {
+  if (f->closing)
+    return;
+  f->connected = true;
+  rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
+  fwd_kick(f);
+}
+
+void rt_stream_connected(struct rt_stream *s) {
+  rt_fwd_connected(s);
+  rt_reap(s->rt);
+}
+
+static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
+  struct rt *rt = f->rt;
+  if (f->skip_replies > 0) {
+    f->skip_replies--;
+    if (p[0] == '-')
+      rt_log(rt, RT_LOG_WARN, "node %u refused SABHA.FORWARDED: %.*s",
+             f->leader, (int)(len > 120 ? 120 : len - 2), (const char *)p + 1);
+    return;
+  }
+  if (list_empty(&f->pending)) {
+    fwd_close(f, "a reply nobody asked for");
+    return;
+  }
+  struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
+  list_remove(&r->glink);
+  r->where = RT_IN_NONE;
+  if (r->c == NULL) {
+    rt_req_free(r);
+    return;
+  }
+  if (len >= 10 && memcmp(p, "-NOTLEADER", 10) == 0) {
+    /* Not executed there: wait for this node to learn the real leader,
+     * and do not ask that node again for a while. */
+    rt->fwd_failed_leader = f->leader;
+    rt->fwd_failed_ms = rt_now_ms(rt);
+    rt_wait_leader(rt, r);
+    return;
+  }
+  resp_buf_reset(&r->reply);
+  resp_buf_append(&r->reply, p, len);
+  rt_req_done(rt, r);
+}
+
+void rt_fwd_input(struct rt_stream *f) {
+  size_t off = 0;
+  while (!f->closing) {
+    size_t used = 0;
+    int rc = rt_reply_scan(f->in + off, f->in_len - off, &used);
+    if (rc < 0) {
+      fwd_close(f, "malformed reply");
+      return;
+    }
+    if (rc == 0)
+      break;
+    fwd_on_reply(f, f->in + off, used);
+    off += used;
+  }
+  if (f->closing)
+    return;
+  memmove(f->in, f->in + off, f->in_len - off);
+  f->in_len -= off;
+  /* A link to a former leader closes once it has nothing more to bring. */
+  if (f != f->rt->fwd && list_empty(&f->pending))
+    fwd_close(f, NULL);
+}
+
+static struct rt_stream *fwd_open(struct rt *rt, uint32_t leader) {
+  struct rt_stream *f = rt_stream_new_forward(rt);
+  if (f == NULL)
+    return NULL;
+  f->leader = leader;
+  static const struct resp_arg hello = {(const uint8_t *)"SABHA.FORWARDED", 15};
+  rt_write_command(&f->out, 1, &hello);
+  f->skip_replies = 1;
+  list_push(&rt->fwds, &f->link);
+  if (rt->ports.stream_connect(rt->ports.ctx, f, leader) != 0) {
+    rt->fwd_failed_leader = leader;
+    rt->fwd_failed_ms = rt_now_ms(rt);
+    list_remove(&f->link);
+    f->handed = true; /* the host never had it */
+    rt_stream_free(f);
+    return NULL;
+  }
+  return f;
+}
+
+/* The current link stops taking requests: it drains, then closes. */
+static void fwd_detach(struct rt *rt) {
+  struct rt_stream *f = rt->fwd;
+  rt->fwd = NULL;
+  if (f != NULL && list_empty(&f->pending))
+    fwd_close(f, NULL);
+}
+
+void rt_forward(struct rt *rt, struct rt_req *r) {
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  uint32_t leader = st.leader;
+  assert(leader != SABHA_NODE_NONE && leader != rt->cfg.engine.id);
+  if (rt->fwd != NULL && rt->fwd->leader != leader)
+    fwd_detach(rt);
+  if (rt->fwd_failed_leader == leader &&
+      rt_now_ms(rt) < rt->fwd_failed_ms + RT_FWD_BACKOFF_MS) {
+    rt_wait_leader(rt, r); /* it refused or could not be reached just now */
+    return;
+  }
+  if (rt->fwd == NULL) {
+    rt->fwd = fwd_open(rt, leader);
+    if (rt->fwd == NULL) {
+      rt_wait_leader(rt, r);
+      return;
+    }
+  }
+  struct rt_stream *f = rt->fwd;
+  rt_write_command(&f->out, r->argc, r->argv);
+  if (f->out.err != 0) {
+    fwd_close(f, "output buffer overflow");
+    rt_req_fail(rt, r, "TRYAGAIN the forwarding link is overloaded");
+    return;
+  }
+  r->where = RT_IN_FORWARD;
+  r->sent = false;
+  list_push(&f->pending, &r->glink);
+  rt->m.forwarded++;
+  fwd_kick(f);
+}
+
+void rt_fwd_leader_changed(struct rt *rt) {
+  if (rt->fwd != NULL && rt->fwd->leader != rt->last_leader)
+    fwd_detach(rt);
+}
+
+void rt_fwd_close_all(struct rt *rt) {
+  for (struct list_link *l = rt->fwds.next; l != &rt->fwds; l = l->next)
+    fwd_close(LIST_OF(l, struct rt_stream, link), NULL);
+}
+
+void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
+  uint64_t limit =
+      (uint64_t)rt->cfg.request_timeout_ms + rt->cfg.leader_wait_ms;
+  for (struct list_link *l = rt->fwds.next; l != &rt->fwds; l = l->next) {
+    struct rt_stream *f = LIST_OF(l, struct rt_stream, link);
+    if (f->closing || list_empty(&f->pending))
+      continue;
+    struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
+    if (r->arrival_ms + limit < now_ms)
+      fwd_close(f, "the leader stopped answering");
+  }
+}
+
+/* ---- replies
+ * ----------------------------------------------------------------- */
+
+#define REPLY_LINE_BYTES_MAX 65536u
+#define REPLY_BULK_BYTES_MAX (512u << 20)
+#define REPLY_ELEMENTS_MAX (1u << 24)
+
+int rt_reply_scan(const uint8_t *buf, size_t len, size_t *consumed) {
+  size_t pos = 0;
+  uint64_t pending = 1; /* values still to read */
+  while (pending > 0) {
+    if (pos >= len)
+      return 0;
+    size_t eol = pos + 1;
+    while (eol + 1 < len && !(buf[eol] == '\r' && buf[eol + 1] == '\n'))
+      eol++;
+    if (eol + 1 >= len)
+      return len - pos > REPLY_LINE_BYTES_MAX ? -1 : 0;
+    uint8_t type = buf[pos];
+    if (type == '+' || type == '-' || type == ':') {
+      pos = eol + 2;
+      pending--;
+      continue;
+    }
+    if (type != '$' && type != '*')
+      return -1;
+    /* A signed decimal length. */
+    size_t i = pos + 1;
+    bool neg = false;
+    if (i < eol && buf[i] == '-') {
+      neg = true;
+      i++;
+    }
+    if (i == eol)
+      return -1;
+    uint64_t v = 0;
+    for (; i < eol; i++) {
+      if (buf[i] < '0' || buf[i] > '9' || v > REPLY_BULK_BYTES_MAX)
+        return -1;
+      v = v * 10 + (uint64_t)(buf[i] - '0');
+    }
+    if (neg && v != 1)
+      return -1;
+    pos = eol + 2;
+    pending--;
+    if (neg)
+      continue; /* a null bulk string or null array */
+    if (type == '$') {
+      if (v > REPLY_BULK_BYTES_MAX)
+        return -1;
+      if (len - pos < v + 2)
+        return 0;
+      if (buf[pos + v] != '\r' || buf[pos + v + 1] != '\n')
+        return -1;
+      pos += v + 2;
+    } else {
+      if (v > REPLY_ELEMENTS_MAX)
+        return -1;
+      pending += v;
+    }
+  }
+  *consumed = pos;
+  return 1;
+}
+
+void rt_write_command(struct resp_buf *b, uint32_t argc,
+                      const struct resp_arg *argv) {
+  resp_write_array(b, argc);
+  for (uint32_t i = 0; i < argc; i++)
+    resp_write_bulk(b, argv[i].ptr, argv[i].len);
+}

@@ -1,0 +1,775 @@
+/* The node runtime's core: start-up and recovery, the engine's ready cycle,
+ * applying committed entries, snapshots (installed from a peer, taken for
+ * compaction), time (ticks, deadlines, clock entries) and shutdown.
+ * runtime.h tells the story; runtime_internal.h describes the structures.
+ *
+ * Durability rule, restated where it is kept: a client's write is answered
+ * when its entry is applied, which happens only for entries the engine
+ * handed out as committed, and the engine counts this node's copy only after
+ * the batch that wrote it was fsynced (ready_finish runs after the sync;
+ * advance comes last). Votes and acknowledgements (msgs_after_persist) leave
+ * after that same fsync. Whether a batch needs one is the engine's to say
+ * (sabha_ready.must_sync). */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/runtime_internal.h"
+#include "node/snapshot.h"
+
+/* ---- settings ------------------------------------------------------------ */
+
+void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
+                    uint32_t n_voters) {
+  memset(cfg, 0, sizeof *cfg);
+  sabha_config_init(&cfg->engine, id, voters, n_voters);
+  cfg->engine.election_timeout_ms_min = 500;
+  cfg->engine.election_timeout_ms_max = 1000;
+  cfg->engine.heartbeat_ms = 100;
+  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  cfg->wal_segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
+  cfg->compact_entries = 20000;
+  cfg->leader_wait_ms = 2000;
+  cfg->request_timeout_ms = 5000;
+  cfg->clients_max = 1024;
+  cfg->dedup_max = APP_DEDUP_DEFAULT;
+  cfg->clock_ms = 10;
+  cfg->redirect = RT_REDIRECT_FORWARD;
+  snprintf(cfg->cluster_id, sizeof cfg->cluster_id, "sabha");
+}
+
+/* ---- clocks, logging, giving up -------------------------------------------
+ */
+
+uint64_t rt_now_ms(const struct rt *rt) {
+  return rt->ports.now_ms(rt->ports.ctx);
+}
+
+uint64_t rt_wall_ms(const struct rt *rt) {
+  return rt->ports.wall_ms(rt->ports.ctx);
+}
+
+uint64_t rt_mono_us(const struct rt *rt) {
+  return rt->ports.mono_us(rt->ports.ctx);
+}
+
+uint64_t rt_stamp_ms(struct rt *rt) {
+  uint64_t now = rt_wall_ms(rt);
+  if (now <= rt->last_stamp_ms)
+    now = rt->last_stamp_ms + 1;
+  rt->last_stamp_ms = now;
+  return now;
+}
+
+uint64_t rt_read_clock_ms(const struct rt *rt) {
+  /* 0: the store and the machine judge by their own clock, the log's. */
+  return (rt->cfg.bugs & RT_BUG_WALL_CLOCK_READ) ? rt_wall_ms(rt) : 0;
+}
+
+void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...) {
+  if (rt->ports.log == NULL || (level == RT_LOG_DEBUG && !rt->cfg.verbose))
+    return;
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  rt->ports.log(rt->ports.ctx, level, text);
+}
+
+void rt_fatal(struct rt *rt, enum rt_fatal kind, const char *fmt, ...) {
+  if (rt->dead)
+    return;
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  rt->dead = true;
+  rt->ports.fatal(rt->ports.ctx, kind, text);
+}
+
+void rt_kick(struct rt *rt) {
+  if (rt->ports.kick != NULL)
+    rt->ports.kick(rt->ports.ctx);
+}
+
+const struct rt_addr *rt_client_addr_of(const struct rt *rt, uint32_t id) {
+  for (uint32_t i = 0; i < rt->cfg.n_peer_clients; i++)
+    if (rt->cfg.peer_clients[i].id == id)
+      return &rt->cfg.peer_clients[i];
+  return NULL;
+}
+
+const double rt_latency_bounds_s[RT_LAT_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+
+void rt_latency_observe(struct rt_latency *l, uint64_t us) {
+  double s = (double)us / 1e6;
+  size_t b = 0;
+  while (b < RT_LAT_BUCKETS && s > rt_latency_bounds_s[b])
+    b++;
+  l->counts[b]++;
+  l->sum_s += s;
+}
+
+/* ---- the state machines ---------------------------------------------------
+ */
+
+/* A fresh applications machine with this node's settings. */
+static int new_app(const struct rt *rt, uint32_t dedup_max, struct app **out) {
+  struct app_config ac = app_config_default;
+  ac.dedup_max = dedup_max;
+  ac.bugs = rt->cfg.app_bugs;
+  return app_new(out, &ac);
+}
+
+static int new_kv(const struct rt *rt, struct kvstore **out) {
+  struct kvstore_config kc = kvstore_config_default;
+  kc.hash_key[0] = rt->cfg.kv_hash_key[0];
+  kc.hash_key[1] = rt->cfg.kv_hash_key[1];
+  return kvstore_new(out, &kc);
+}
+
+/* Builds the store and the applications machine of a snapshot (snapshot.h:
+ * "SND2", or an older node's bare "SKV1", which holds no applications:
+ * they start empty). A snapshot of index 0 with no bytes is the empty state
+ * (async's rollback). Returns 0 with *kv and *app set, or an error with
+ * nothing allocated and `why` filled. */
+static int build_state(const struct rt *rt, const uint8_t *data, size_t len,
+                       struct kvstore **kv_out, struct app **app_out, char *why,
+                       size_t why_size) {
+  struct kvstore *kv = NULL;
+  struct app *app = NULL;
+  int rc = new_kv(rt, &kv);
+  if (rc == 0)
+    rc = new_app(rt, rt->cfg.dedup_max, &app);
+  if (rc != 0) {
+    snprintf(why, why_size, "no memory for the state machines");
+    goto fail;
+  }
+  if (len == 0) {
+    *kv_out = kv;
+    *app_out = app;
+    return 0;
+  }
+  struct rt_snap_parts parts;
+  rc = rt_snap_open(data, len, &parts);
+  if (rc != 0) {
+    snprintf(why, why_size, "its container is damaged");
+    goto fail;
+  }
+  rc = kvstore_restore(kv, parts.kv, parts.kv_len);
+  if (rc != 0) {
+    snprintf(why, why_size, "its key-value part does not restore (%s)",
+             sabha_strerror(rc));
+    goto fail;
+  }
+  if (parts.app != NULL) {
+    rc = app_restore(app, parts.app, parts.app_len);
+    if (rc == SABHA_ECORRUPT) {
+      /* Tell a settings mismatch from damage: would it restore under the
+       * largest bound? */
+      struct app *big = NULL;
+      if (new_app(rt, APP_DEDUP_LIMIT, &big) == 0 &&
+          app_restore(big, parts.app, parts.app_len) == 0)
+        snprintf(why, why_size,
+                 "it holds more application ids than --dedup-max %u allows; "
+                 "every member must run with the same --dedup-max",
+                 rt->cfg.dedup_max);
+      else
+        snprintf(why, why_size, "its applications part is damaged");
+      app_free(big);
+      goto fail;
+    }
+    if (rc != 0) {
+      snprintf(why, why_size, "its applications part does not restore (%s)",
+               sabha_strerror(rc));
+      goto fail;
+    }
+  }
+  *kv_out = kv;
+  *app_out = app;
+  return 0;
+fail:
+  kvstore_free(kv);
+  app_free(app);
+  return rc != 0 ? rc : SABHA_ECORRUPT;
+}
+
+/* The state as one snapshot (snapshot.h), in a buffer the caller frees;
+ * NULL when memory is short (compaction waits for the next chance). */
+static uint8_t *snapshot_state(struct rt *rt, size_t *size) {
+  size_t kv_len = kvstore_snapshot_size(rt->kv);
+  size_t app_len = app_snapshot_size(rt->app);
+  size_t cap = rt_snap_size(kv_len, app_len);
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL) {
+    rt_log(rt, RT_LOG_WARN, "no memory for a snapshot of %zu bytes", cap);
+    return NULL;
+  }
+  size_t kv_written = kvstore_snapshot(rt->kv, rt_snap_kv_at(buf), kv_len);
+  size_t app_written =
+      app_snapshot(rt->app, rt_snap_app_at(buf, kv_len), app_len);
+  /* The sizes were exact: the parts must fill their places. */
+  assert(kv_written == kv_len && app_written == app_len);
+  (void)kv_written;
+  (void)app_written;
+  *size = rt_snap_seal(buf, kv_len, app_len);
+  assert(*size == cap);
+  return buf;
+}
+
+/* ---- applying --------------------------------------------------------------
+ */
+
+static void apply_app_command(struct rt *rt, uint64_t index, uint32_t pos,
+                              const uint8_t *cmd, size_t len) {
+  struct app_reply rep;
+  memset(&rep, 0, sizeof rep);
+  int rc = app_apply(rt->app, cmd, len, &rep);
+  if (rc == SABHA_ENOMEM) {
+    rt_fatal(rt, RT_FATAL_MEMORY, "out of memory applying entry %" PRIu64,
+             index);
+    return;
+  }
+  if (rt->ports.command_applied != NULL) {
+    struct rt_applied res = {.is_app = true, .app = &rep};
+    rt->ports.command_applied(rt->ports.ctx, index, pos, cmd, len, &res);
+  }
+  struct app_decoded d;
+  if (app_decode(cmd, len, &d) == 0)
+    rt_proposal_applied_app(rt, &d.hdr, rc, &rep);
+}
+
+/* Applies one command of a committed entry and answers the client that
+ * waits for it here, if any. App commands (sm/app.h, told apart by their
+ * magic byte) go to the applications machine, the rest to the store; a
+ * clock entry moves both clocks. Commands are matched with this node's
+ * proposals by what identifies them, not by index: Multi-Paxos packs
+ * several proposals into one slot. */
+static void apply_command(struct rt *rt, uint64_t index, uint32_t pos,
+                          const uint8_t *cmd, size_t len) {
+  if (app_is_command(cmd, len)) {
+    apply_app_command(rt, index, pos, cmd, len);
+    return;
+  }
+  struct kvstore_result res;
+  memset(&res, 0, sizeof res);
+  int rc = kvstore_apply(rt->kv, cmd, len, &res);
+  if (rc == SABHA_ENOMEM) {
+    rt_fatal(rt, RT_FATAL_MEMORY, "out of memory applying entry %" PRIu64,
+             index);
+    return;
+  }
+  struct kvstore_hdr hdr;
+  bool decoded = kvstore_decode_hdr(cmd, len, &hdr) == 0;
+  if (decoded && rc == 0 && len > 1 && cmd[1] == KVSTORE_OP_CLOCK)
+    app_clock_advance(rt->app, hdr.now_ms);
+  if (rt->ports.command_applied != NULL) {
+    struct rt_applied res_view = {.is_app = false, .kv = &res};
+    rt->ports.command_applied(rt->ports.ctx, index, pos, cmd, len, &res_view);
+  }
+  if (decoded)
+    rt_proposal_applied_kv(rt, &hdr, &res);
+}
+
+static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
+  if (e->index != rt->applied + 1) {
+    rt_fatal(rt, RT_FATAL_CONTRACT,
+             "engine contract: committed index %" PRIu64
+             " handed out after applying %" PRIu64,
+             e->index, rt->applied);
+    return;
+  }
+  if (rt->ports.entry_applied != NULL)
+    rt->ports.entry_applied(rt->ports.ctx, e);
+  rt->applied = e->index;
+  rt->m.commits++;
+  size_t off = 0;
+  const uint8_t *cmd;
+  size_t len;
+  int rc;
+  uint32_t pos = 0;
+  while (!rt->dead && (rc = sabha_batch_next(e, &off, &cmd, &len)) == 1)
+    apply_command(rt, e->index, pos++, cmd, len);
+  if (!rt->dead && rc < 0)
+    rt_log(rt, RT_LOG_ERROR,
+           "entry %" PRIu64 " holds a malformed batch; its remaining "
+           "commands are skipped on every node alike",
+           e->index);
+}
+
+/* ---- snapshots -------------------------------------------------------------
+ */
+
+static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
+                             struct kvstore *kv, struct app *app) {
+  kvstore_free(rt->kv);
+  app_free(rt->app);
+  rt->kv = kv;
+  rt->app = app;
+  rt->applied = rd->snapshot.index;
+  rt->m.snapshots_installed++;
+  rt_log(rt, RT_LOG_INFO, "installed a snapshot at index %" PRIu64,
+         rd->snapshot.index);
+  if (rt->ports.snapshot_installed != NULL)
+    rt->ports.snapshot_installed(rt->ports.ctx, rd->snapshot.index);
+  rt_proposals_after_snapshot(rt);
+}
+
+static void maybe_compact(struct rt *rt) {
+  if (rt->cfg.compact_entries == 0 || rt->dead)
+    return;
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  if (rt->applied < st.snapshot_index + rt->cfg.compact_entries)
+    return;
+  struct sabha_entry ent;
+  if (sabha_engine_entry(rt->engine, rt->applied, &ent) != 0)
+    return;
+  struct sabha_snapshot_meta meta = {.index = rt->applied, .term = ent.term};
+  size_t size = 0;
+  uint8_t *buf = snapshot_state(rt, &size);
+  if (buf == NULL)
+    return;
+  uint64_t t0 = rt_mono_us(rt);
+  int rc = wal_save_snapshot(rt->wal, &meta, buf, size);
+  if (rc == 0) {
+    rc = sabha_engine_compact(rt->engine, meta.index, buf, size);
+    if (rc != 0 && rc != SABHA_ECOMPACTED && rc != SABHA_EBUSY)
+      rt_log(rt, RT_LOG_WARN, "engine compaction at %" PRIu64 ": %s",
+             meta.index, sabha_strerror(rc));
+    rt->m.snapshots_taken++;
+    rt_log(rt, RT_LOG_INFO,
+           "snapshot at index %" PRIu64 " (%zu bytes) in %" PRIu64 " ms",
+           meta.index, size, (rt_mono_us(rt) - t0) / 1000u);
+  } else if (rc != SABHA_ECOMPACTED) {
+    rt_fatal(rt, RT_FATAL_DISK, "cannot save a snapshot: %s",
+             wal_errmsg(rt->wal));
+  }
+  free(buf);
+}
+
+/* ---- the ready cycle -------------------------------------------------------
+ */
+
+static void send_all(struct rt *rt, const struct sabha_msg *msgs,
+                     size_t count) {
+  for (size_t k = 0; k < count; k++)
+    rt->ports.send(rt->ports.ctx, &msgs[k]);
+}
+
+static void check_leader(struct rt *rt) {
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  if (st.leader != rt->last_leader || st.role != rt->last_role) {
+    bool was_leader = rt->last_role == SABHA_ROLE_LEADER;
+    if (st.leader != rt->last_leader) {
+      rt->m.leader_changes++;
+      if (st.leader != SABHA_NODE_NONE)
+        rt_log(rt, RT_LOG_INFO, "leader is node %u (term %" PRIu64 ")%s",
+               st.leader, st.term,
+               st.leader == rt->cfg.engine.id ? ": this node" : "");
+    }
+    rt->last_leader = st.leader;
+    rt->last_role = st.role;
+    rt_fwd_leader_changed(rt);
+    if (was_leader && st.role != SABHA_ROLE_LEADER)
+      rt_reads_lost_leadership(rt);
+  }
+  rt_retry_waiting(rt);
+}
+
+/* Steps 3-6 of the ready contract, once the batch is durable (or at once
+ * under RT_BUG_ACK_BEFORE_FSYNC). */
+static void ready_finish(struct rt *rt) {
+  struct sabha_ready *rd = &rt->rd;
+  send_all(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
+  if (rd->has_snapshot) {
+    install_snapshot(rt, rd, rt->pending_kv, rt->pending_app);
+    rt->pending_kv = NULL;
+    rt->pending_app = NULL;
+  }
+  for (size_t i = 0; i < rd->n_committed && !rt->dead; i++)
+    apply_entry(rt, &rd->committed[i]);
+  if (rt->dead)
+    return;
+  for (size_t i = 0; i < rd->n_reads; i++)
+    rt_note_read(rt, &rd->reads[i]);
+  sabha_engine_advance(rt->engine, rd);
+  rt->in_ready = false;
+  rt_run_deferred(rt);
+}
+
+static void sync_now(struct rt *rt) {
+  int rc = wal_sync(rt->wal);
+  if (rc != 0) {
+    rt_fatal(rt, RT_FATAL_DISK, "cannot sync the log: %s (%s)",
+             sabha_strerror(rc), wal_errmsg(rt->wal));
+    return;
+  }
+  if (rt->ports.synced != NULL)
+    rt->ports.synced(rt->ports.ctx);
+}
+
+/* Takes one ready batch and carries it out, up to the fsync; returns with
+ * rt->blocked set when the host defers the fsync. */
+static void ready_begin(struct rt *rt) {
+  if (rt->ports.before_ready != NULL) {
+    rt->ports.before_ready(rt->ports.ctx);
+    if (rt->dead)
+      return;
+  }
+  struct sabha_ready *rd = &rt->rd;
+  sabha_engine_ready(rt->engine, rd);
+  rt->in_ready = true; /* no engine calls until advance: see DEFERRED */
+  if (rd->has_snapshot) {
+    char why[256];
+    int rc = build_state(rt, rd->snapshot_data, rd->snapshot_size_bytes,
+                         &rt->pending_kv, &rt->pending_app, why, sizeof why);
+    if (rc != 0) {
+      rt->m.snapshots_refused++;
+      rt_fatal(rt, rc == SABHA_ENOMEM ? RT_FATAL_MEMORY : RT_FATAL_CONTRACT,
+               "the snapshot at index %" PRIu64 " from a peer does not "
+               "restore: %s; nothing of it was persisted",
+               rd->snapshot.index, why);
+      return;
+    }
+  }
+  /* 1. Messages that need nothing durable (the leader's appends). */
+  send_all(rt, rd->msgs, rd->n_msgs);
+  /* 2. Persist; one fsync for the whole batch when it must be durable. */
+  if (rd->has_hard_state) {
+    rt->hs_term = rd->hard_state.term;
+    rt->hs_vote = rd->hard_state.vote;
+  }
+  int rc = wal_append_ready(rt->wal, rd);
+  if (rc != 0) {
+    bool io = rc == SABHA_EIO || rc == SABHA_ENOMEM;
+    rt_fatal(rt, io ? RT_FATAL_DISK : RT_FATAL_CONTRACT,
+             "cannot write the log: %s (%s)", sabha_strerror(rc),
+             wal_errmsg(rt->wal));
+    return;
+  }
+  if (rd->must_sync && (rt->cfg.bugs & RT_BUG_ACK_BEFORE_FSYNC)) {
+    /* The bug: answer now, sync whenever the host gets to it. */
+    if (rt->ports.sync_later != NULL)
+      rt->ports.sync_later(rt->ports.ctx);
+    ready_finish(rt);
+    return;
+  }
+  if (rd->must_sync) {
+    if (rt->ports.sync_later != NULL && rt->ports.sync_later(rt->ports.ctx)) {
+      rt->blocked = true;
+      return;
+    }
+    sync_now(rt);
+    if (rt->dead)
+      return;
+  }
+  /* 3-6. */
+  ready_finish(rt);
+}
+
+bool rt_blocked(const struct rt *rt) {
+  return rt->blocked;
+}
+
+void rt_sync_done(struct rt *rt) {
+  if (rt->dead)
+    return;
+  sync_now(rt);
+  if (rt->dead || !rt->blocked)
+    return; /* a background sync (RT_BUG_ACK_BEFORE_FSYNC) */
+  rt->blocked = false;
+  ready_finish(rt);
+  rt_run(rt);
+}
+
+bool rt_run(struct rt *rt) {
+  if (rt->dead)
+    return false;
+  for (uint32_t k = 0; k < RT_READIES_PER_RUN && !rt->dead && !rt->blocked &&
+                       sabha_engine_has_ready(rt->engine);
+       k++)
+    ready_begin(rt);
+  if (rt->dead)
+    return false;
+  if (!rt->blocked) {
+    rt_serve_reads(rt);
+    maybe_compact(rt);
+    if (!rt->dead)
+      check_leader(rt);
+  }
+  if (!rt->dead)
+    rt_clients_resume(rt);
+  rt_reap(rt);
+  return !rt->dead && !rt->blocked &&
+         (sabha_engine_has_ready(rt->engine) || rt->n_resume_due > 0);
+}
+
+/* ---- time ------------------------------------------------------------------
+ */
+
+/* The leader proposes a clock entry when something stored expired by its
+ * own clock but not yet by the log's: reads judge by the log's clock alone
+ * (so every replica agrees), and without writes it would stand still. */
+static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
+  if (rt->cfg.clock_ms == 0 || rt->last_role != SABHA_ROLE_LEADER ||
+      rt->in_ready)
+    return;
+  uint64_t wall = rt_wall_ms(rt);
+  uint64_t log_clock = kvstore_clock_ms(rt->kv);
+  if (wall <= log_clock || wall < rt->clock_proposed_ms + rt->cfg.clock_ms)
+    return;
+  uint64_t due = kvstore_next_expiry_ms(rt->kv);
+  uint64_t lease = app_next_expiry_ms(rt->app);
+  if (due == 0 || (lease != 0 && lease < due))
+    due = lease;
+  if (due == 0 || due >= wall || due < log_clock)
+    return;
+  uint64_t stamp = rt_stamp_ms(rt);
+  uint8_t buf[KVSTORE_CMD_HEADER_BYTES];
+  size_t size = kvstore_encode_clock(buf, sizeof buf, stamp);
+  assert(size == sizeof buf);
+  if (sabha_engine_propose(rt->engine, buf, size) == 0) {
+    rt->clock_proposed_ms = stamp;
+    rt->m.clock_entries++;
+    rt_kick(rt);
+  }
+  (void)now_ms;
+}
+
+void rt_tick(struct rt *rt) {
+  if (rt->dead || rt->blocked)
+    return;
+  uint64_t now = rt_now_ms(rt);
+  sabha_engine_tick(rt->engine, now);
+  rt_kick(rt);
+  if (now >= rt->next_timeout_scan_ms) {
+    rt->next_timeout_scan_ms = now + RT_TIMEOUT_SCAN_MS;
+    rt_scan_deadlines(rt, now);
+    maybe_propose_clock(rt, now);
+  }
+}
+
+void rt_step(struct rt *rt, const struct sabha_msg *m) {
+  if (rt->dead || rt->blocked)
+    return;
+  sabha_engine_step(rt->engine, m);
+  rt_kick(rt);
+}
+
+/* ---- start-up --------------------------------------------------------------
+ */
+
+static int open_storage(struct rt *rt, struct sabha_persisted *p, char *err,
+                        size_t err_size) {
+  struct wal_options wo;
+  wal_options_init(&wo, rt->cfg.data_dir);
+  wo.io = rt->cfg.io;
+  wo.segment_size_bytes = rt->cfg.wal_segment_bytes;
+  wo.discard_corrupt = rt->cfg.discard_corrupt_log;
+  char werr[WAL_ERRMSG_MAX];
+  int rc = wal_open(&rt->wal, &wo, p, werr, sizeof werr);
+  if (rc != 0) {
+    rt->wal = NULL;
+    if (rc == SABHA_ECORRUPT) {
+      snprintf(err, err_size,
+               "cannot recover the log in %s: %s. The log is damaged before "
+               "its tail, so acknowledged data may be at stake; refusing to "
+               "start. To give this node's log up and rejoin from its "
+               "peers, restart it with --discard-corrupt-log (see "
+               "docs/operations.md)",
+               rt->cfg.data_dir, werr);
+      return 2;
+    }
+    snprintf(err, err_size, "cannot recover the log in %s: %s: %s",
+             rt->cfg.data_dir, sabha_strerror(rc), werr);
+    return 1;
+  }
+  if (werr[0] != '\0')
+    rt_log(rt, RT_LOG_WARN, "log recovery: %s", werr);
+  return 0;
+}
+
+static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
+                      size_t err_size) {
+  char why[256];
+  const uint8_t *data = p->has_snapshot ? p->snapshot_data : NULL;
+  size_t len = p->has_snapshot ? p->snapshot_size_bytes : 0;
+  int rc = build_state(rt, data, len, &rt->kv, &rt->app, why, sizeof why);
+  if (rc != 0) {
+    snprintf(err, err_size, "the snapshot in %s does not restore: %s",
+             rt->cfg.data_dir, why);
+    return rc == SABHA_ENOMEM ? 1 : 2;
+  }
+  rt->applied = p->has_snapshot ? p->snapshot.index : 0;
+  struct sabha_persisted pp = *p;
+  pp.applied = rt->applied;
+  rc = sabha_engine_new(&rt->engine, rt->cfg.protocol, &rt->cfg.engine, &pp);
+  if (rc != 0) {
+    snprintf(err, err_size, "the %s engine refused to start from %s: %s",
+             rt->cfg.protocol, rt->cfg.data_dir, sabha_strerror(rc));
+    return rc == SABHA_ENOMEM ? 1 : 2;
+  }
+  wal_release_recovered(rt->wal);
+  return 0;
+}
+
+static void free_all(struct rt *rt) {
+  sabha_engine_free(rt->engine);
+  kvstore_free(rt->kv);
+  app_free(rt->app);
+  kvstore_free(rt->pending_kv);
+  app_free(rt->pending_app);
+  resp_buf_free(&rt->scratch);
+  free(rt->enc);
+  free(rt->app_cmds);
+  free(rt->argv);
+  free(rt->inline_scratch);
+  free(rt);
+}
+
+int rt_open(struct rt **out, const struct rt_config *cfg,
+            const struct rt_ports *ports, char *err, size_t err_size) {
+  assert(ports->now_ms && ports->wall_ms && ports->mono_us && ports->send &&
+         ports->stream_output && ports->stream_pause && ports->stream_close &&
+         ports->stream_connect && ports->fatal);
+  err[0] = '\0';
+  struct rt *rt = calloc(1, sizeof *rt);
+  if (rt == NULL) {
+    snprintf(err, err_size, "out of memory");
+    return 1;
+  }
+  rt->cfg = *cfg;
+  rt->ports = *ports;
+  list_init(&rt->clients);
+  list_init(&rt->reaping);
+  list_init(&rt->wait_leader);
+  list_init(&rt->deferred);
+  list_init(&rt->proposals);
+  list_init(&rt->reads);
+  list_init(&rt->fwds);
+  resp_buf_init(&rt->scratch, RT_OUT_BYTES_MAX);
+  rt->started_wall_ms = rt_wall_ms(rt);
+  rt->next_stream_id = 1;
+  rt->next_read_id = 1;
+  rt->next_tag =
+      ((uint64_t)cfg->engine.id << 56) | (cfg->tag_seed & ((1ull << 56) - 1));
+  rt->last_role = SABHA_ROLE_FOLLOWER;
+  if (rt_commands_init(rt) != 0) {
+    snprintf(err, err_size, "out of memory");
+    free_all(rt);
+    return 1;
+  }
+  struct sabha_persisted p;
+  int rc = open_storage(rt, &p, err, err_size);
+  if (rc == 0) {
+    rt->hs_term = p.hard_state.term;
+    rt->hs_vote = p.hard_state.vote;
+    rc = open_state(rt, &p, err, err_size);
+  }
+  if (rc != 0) {
+    wal_close(rt->wal);
+    rt->wal = NULL;
+    free_all(rt);
+    return rc;
+  }
+  struct wal_stats ws;
+  wal_stats(rt->wal, &ws);
+  rt_log(rt, RT_LOG_INFO,
+         "%s node %u of %u: recovered hard state term %" PRIu64
+         ", vote %u, commit %" PRIu64 "; log %" PRIu64 "..%" PRIu64
+         ", snapshot at %" PRIu64 "%s",
+         rt->cfg.protocol, cfg->engine.id, cfg->engine.n_voters,
+         p.hard_state.term, p.hard_state.vote, p.hard_state.commit,
+         ws.first_index, ws.last_index, ws.snapshot_index,
+         ws.recovered_tail_bytes > 0 ? " (a torn tail was cut)" : "");
+  *out = rt;
+  return 0;
+}
+
+/* Closes every stream: the host gets stream_close for each. */
+static void close_streams(struct rt *rt) {
+  for (struct list_link *l = rt->clients.next; l != &rt->clients; l = l->next)
+    rt_stream_close(LIST_OF(l, struct rt_stream, link), false);
+  rt_fwd_close_all(rt);
+  rt_reap(rt);
+}
+
+int rt_close(struct rt *rt) {
+  if (rt == NULL)
+    return 0;
+  int rc = 0;
+  if (!rt->dead) {
+    close_streams(rt);
+    if (rt->blocked || !rt->in_ready)
+      rc = wal_sync(rt->wal) == 0 ? 0 : 1;
+    if (rc != 0)
+      rt_log(rt, RT_LOG_ERROR, "final sync failed: %s", wal_errmsg(rt->wal));
+  }
+  wal_close(rt->wal);
+  rt_log(rt, RT_LOG_INFO, "stopped");
+  free_all(rt);
+  return rc;
+}
+
+void rt_close_crash(struct rt *rt) {
+  if (rt == NULL)
+    return;
+  /* The host forgets its side of every stream; ours go here. */
+  rt_streams_free_all(rt);
+  wal_close(rt->wal);
+  free_all(rt);
+}
+
+/* ---- inspection ------------------------------------------------------------
+ */
+
+void rt_status(const struct rt *rt, struct sabha_status *st) {
+  sabha_engine_status(rt->engine, st);
+}
+
+uint64_t rt_applied_index(const struct rt *rt) {
+  return rt->applied;
+}
+
+const struct rt_metrics *rt_metrics(const struct rt *rt) {
+  return &rt->m;
+}
+
+uint32_t rt_n_clients(const struct rt *rt) {
+  return rt->n_clients;
+}
+
+const struct rt_config *rt_config(const struct rt *rt) {
+  return &rt->cfg;
+}
+
+const struct sabha_engine *rt_engine(const struct rt *rt) {
+  return rt->engine;
+}
+
+const struct kvstore *rt_kvstore(const struct rt *rt) {
+  return rt->kv;
+}
+
+const struct app *rt_app(const struct rt *rt) {
+  return rt->app;
+}
+
+void rt_wal_stats(const struct rt *rt, struct wal_stats *st) {
+  wal_stats(rt->wal, st);
+}
+
+bool rt_has_leader(const struct rt *rt) {
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  return st.leader != SABHA_NODE_NONE;
+}

@@ -1,0 +1,348 @@
+/* The node runtime: one member of a sabha cluster, independent of the world
+ * it runs in.
+ *
+ * An engine (include/sabha/engine.h) decides; a write-ahead log
+ * (storage/wal.h) remembers; a key-value store and the applications machine
+ * (sm/kvstore.h, sm/app.h) apply. The runtime is where they meet: it drives
+ * the engine's ready batches (persist, send, apply, answer), owns the
+ * clients' pending work (proposals waiting for their commit, reads waiting
+ * for their index, sessions and dedup, forwarding to the leader), takes
+ * snapshots and installs them. It exists once, and two hosts run it:
+ *
+ *   sabhad (src/server)  libuv timers and sockets, the TCP peer transport,
+ *                        POSIX files;
+ *   sabha sim (src/sim)  virtual time, simulated links and clients, the
+ *                        in-memory file system with faults.
+ *
+ * So every line that answers a real client also runs, under every fault and
+ * seed, in the simulator, and a failing seed replays it exactly. What stays
+ * outside is only the thin adapters: the host's struct rt_ports below.
+ *
+ * The world reaches the runtime through four small interfaces:
+ *
+ *   time     the host calls rt_tick() every tick_ms and answers now_ms()
+ *            (monotonic) and wall_ms() (stamps on commands, TIME);
+ *   peers    rt_step() hands in a peer's message; ports.send() sends one;
+ *   clients  byte streams (struct rt_stream): a client connection speaking
+ *            RESP2, or a forwarding link this node opened to the leader's
+ *            client port. The host moves bytes; the runtime parses,
+ *            executes and replies;
+ *   disk     the WAL, over the struct wal_io the config names (POSIX or
+ *            memfs). When a batch must be fsynced the host may let the sync
+ *            happen later (ports.sync_later, rt_sync_done): the simulator
+ *            gives fsyncs their latency that way.
+ *
+ * After any input the host calls rt_run(), which carries out what is due:
+ * the engine's ready batches in the order of engine.h, replies, deferred
+ * work. The runtime asks for it with ports.kick().
+ *
+ * Rules for hosts. One thread. A host never calls the runtime from inside
+ * one of its port callbacks (the runtime may be in the middle of a list);
+ * it queues what it learns there and acts after the call returns. While
+ * rt_blocked() is true (a batch waits for its deferred fsync) the host gives
+ * the runtime no input but rt_sync_done() and rt_tick() is not called
+ * either (a real node's loop would be inside fdatasync).
+ *
+ * Error replies follow one rule that clients (and the simulator's clients,
+ * which check it) rely on: a write whose outcome the node cannot know is
+ * answered with an error that says its outcome is "unknown"; any other
+ * -TRYAGAIN means the command was not carried out and may be sent again.
+ * docs/operations.md lists them. */
+#ifndef SABHA_NODE_RUNTIME_H
+#define SABHA_NODE_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/resp.h"
+#include "sabha/engine.h"
+#include "storage/wal.h"
+
+#define RT_HOST_BYTES_MAX 64u
+#define RT_PATH_BYTES_MAX 1024u
+#define RT_CLUSTER_ID_BYTES_MAX 64u
+
+/* A member's client (RESP) address, for -MOVED and INFO. */
+struct rt_addr {
+  uint32_t id;
+  char host[RT_HOST_BYTES_MAX];
+  uint16_t port;
+};
+
+enum rt_redirect {
+  RT_REDIRECT_FORWARD = 0, /* relay commands to the leader */
+  RT_REDIRECT_MOVED = 1,   /* answer -MOVED 0 host:port */
+};
+
+/* Deliberately broken host rules, for proving that the simulator's
+ * checkers see the runtime (as enum sabha_bug does for engines). Never set
+ * outside the simulator's --bug flag and tests. */
+enum rt_bug {
+  /* Acknowledge before the fsync: carry out steps 3-6 of a ready batch at
+   * once and sync later. A crash in between loses acknowledged state. */
+  RT_BUG_ACK_BEFORE_FSYNC = 1u << 0,
+  /* Serve every read from the local state at once, without ReadIndex. */
+  RT_BUG_STALE_READ = 1u << 1,
+  /* A proposal whose entry arrives inside an installed snapshot is failed
+   * as "not applied" once a later proposal applies, and its session reset:
+   * a client that believes it and retries applies the command twice. */
+  RT_BUG_SNAPSHOT_REPLY = 1u << 2,
+  /* Reads of expiring data use this node's wall clock, not the log's. */
+  RT_BUG_WALL_CLOCK_READ = 1u << 3,
+};
+
+struct rt_config {
+  /* The engine's settings, complete: id, voters, timeouts, seed, bugs. The
+   * host fills them (sabha_config_init and its own choices). */
+  struct sabha_config engine;
+  char protocol[16];
+
+  /* Storage. */
+  char data_dir[RT_PATH_BYTES_MAX];
+  const struct wal_io *io; /* NULL: POSIX; copied */
+  uint32_t wal_segment_bytes;
+  bool discard_corrupt_log; /* see wal.h DISCARDING */
+
+  uint64_t compact_entries;    /* snapshot when the log has this many
+                                  applied entries past the last one; 0:
+                                  never */
+  uint32_t leader_wait_ms;     /* a command waits this long for a leader */
+  uint32_t request_timeout_ms; /* a write or read waits this long for its
+                                  commit or ReadIndex */
+  uint32_t clients_max;        /* client streams (forwarding links of other
+                                  nodes included) */
+  uint32_t dedup_max;          /* app ids remembered (sm/app.h); every
+                                  member must agree */
+  uint32_t clock_ms;           /* the leader proposes a clock entry when
+                                  something stored may have expired and the
+                                  log's clock lags its own by this much; 0:
+                                  never (expiry then waits for writes) */
+  enum rt_redirect redirect;
+  struct rt_addr peer_clients[SABHA_NODES_MAX]; /* may be empty */
+  uint32_t n_peer_clients;
+  char cluster_id[RT_CLUSTER_ID_BYTES_MAX + 1];
+  uint64_t kv_hash_key[2]; /* kvstore_config.hash_key: random in sabhad */
+  uint64_t tag_seed;       /* the first app tag's low bits: random */
+  uint32_t bugs;           /* enum rt_bug */
+  uint32_t app_bugs;       /* app_config.bugs */
+  bool verbose;            /* DEBUG log lines */
+};
+
+/* Fills `cfg` with sabhad's defaults for node `id` of `voters`. */
+void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
+                    uint32_t n_voters);
+
+enum rt_log_level { RT_LOG_DEBUG = 0, RT_LOG_INFO, RT_LOG_WARN, RT_LOG_ERROR };
+
+/* Why the runtime gave up (ports.fatal). */
+enum rt_fatal {
+  RT_FATAL_DISK = 1, /* a write or fsync failed: nothing unsynced may be
+                        trusted; restart from the disk */
+  RT_FATAL_MEMORY,   /* out of memory where a replica cannot skip work */
+  RT_FATAL_CONTRACT, /* an engine or state-machine contract was broken: a
+                        bug, never an operating condition */
+};
+
+enum rt_stream_kind {
+  RT_STREAM_CLIENT = 0, /* a RESP client (or another node's forwarding link)
+                           connected to this node */
+  RT_STREAM_FORWARD,    /* this node's link to the leader's client port */
+};
+
+struct rt;
+struct rt_stream;
+
+/* What the host knows that INFO, /status and /metrics print. */
+struct rt_host_info {
+  long pid;
+  uint16_t client_port;
+  uint16_t http_port;
+  const char *bind; /* NULL: unknown */
+  uint64_t peers_connected;
+  uint64_t peer_bytes_sent;
+  uint64_t peer_bytes_received;
+};
+
+/* The result of one applied command, for observers. */
+struct rt_applied {
+  bool is_app;
+  const struct kvstore_result *kv; /* !is_app */
+  const struct app_reply *app;     /* is_app */
+};
+
+struct rt_ports {
+  void *ctx; /* the first argument of every call */
+
+  uint64_t (*now_ms)(void *ctx);  /* monotonic milliseconds */
+  uint64_t (*wall_ms)(void *ctx); /* wall clock, ms since the Unix epoch */
+  uint64_t (*mono_us)(void *ctx); /* monotonic microseconds, for latency */
+
+  /* Sends a message to a peer. Best effort: engines cope with loss. */
+  void (*send)(void *ctx, const struct sabha_msg *m);
+
+  /* Stream `s` has output: take it with rt_stream_out_take() when no write
+   * of it is in flight. */
+  void (*stream_output)(void *ctx, struct rt_stream *s);
+  /* Stop (true) or resume (false) reading `s`: its queue or its unsent
+   * replies are at their bound. */
+  void (*stream_pause)(void *ctx, struct rt_stream *s, bool paused);
+  /* The runtime is done with `s`: close the connection once what
+   * rt_stream_out_take() gave is written (or at once, if `flush` is false),
+   * then call rt_stream_free(s). */
+  void (*stream_close)(void *ctx, struct rt_stream *s, bool flush);
+  /* Opens forwarding link `s` to node `node`'s client port. Returns 0 (then
+   * exactly one of rt_stream_connected(s) or rt_stream_lost(s) follows), or
+   * nonzero when it cannot even start (the runtime frees `s` itself). */
+  int (*stream_connect)(void *ctx, struct rt_stream *s, uint32_t node);
+
+  /* Optional. True: the host will call rt_sync_done() later (the batch
+   * waits; rt_blocked() is true meanwhile); false or NULL: sync now. */
+  bool (*sync_later)(void *ctx);
+  /* Work is due: call rt_run() soon (not from inside this call). */
+  void (*kick)(void *ctx);
+  /* The runtime cannot go on; `why` says why. It returns from the call it
+   * is in without touching more state; the host then frees it
+   * (rt_close_crash) and restarts or exits. */
+  void (*fatal)(void *ctx, enum rt_fatal kind, const char *why);
+  void (*log)(void *ctx, enum rt_log_level level, const char *text);
+  /* Optional: what INFO and /status print about the host. */
+  void (*host_info)(void *ctx, struct rt_host_info *out);
+
+  /* Optional observers, for the simulator's checkers. */
+  void (*before_ready)(void *ctx); /* a ready batch is about to be taken */
+  void (*synced)(void *ctx);       /* a batch's fsync completed */
+  void (*entry_applied)(void *ctx, const struct sabha_entry *e);
+  void (*command_applied)(void *ctx, uint64_t index, uint32_t pos,
+                          const uint8_t *cmd, size_t len,
+                          const struct rt_applied *res);
+  void (*snapshot_installed)(void *ctx, uint64_t index);
+};
+
+/* ---- lifecycle ------------------------------------------------------------
+ */
+
+/* Opens the node: recovers the WAL in cfg->data_dir, restores the state
+ * machines from the snapshot and starts the engine. Returns 0 and sets
+ * *out; 1 for an operating failure (cannot create the store, the disk
+ * failed); 2 when the disk holds something that must not be used (the log
+ * or the snapshot is damaged, or the settings contradict it): `err` says
+ * what and names the file. */
+int rt_open(struct rt **out, const struct rt_config *cfg,
+            const struct rt_ports *ports, char *err, size_t err_size);
+
+/* Syncs the WAL and closes it cleanly, closes every stream (the host gets
+ * stream_close for each, and may call only rt_stream_out_take and
+ * rt_stream_free on them afterwards) and frees the node. Returns 0, or 1
+ * when the final sync failed. */
+int rt_close(struct rt *rt);
+/* Frees everything without a sync or a clean close: a crash (the host must
+ * forget its streams, which are freed here). */
+void rt_close_crash(struct rt *rt);
+
+/* ---- inputs ---------------------------------------------------------------
+ */
+
+/* Time passes: ticks the engine, scans deadlines, proposes a clock entry
+ * when due. */
+void rt_tick(struct rt *rt);
+/* A peer's message. */
+void rt_step(struct rt *rt, const struct sabha_msg *m);
+/* Carries out what is due. Call after inputs (and after ports.kick).
+ * Returns true when more is due at once (call again soon without waiting
+ * for input). */
+bool rt_run(struct rt *rt);
+/* True while a ready batch waits for a deferred sync. */
+bool rt_blocked(const struct rt *rt);
+/* The deferred sync may happen now: the runtime fsyncs and finishes the
+ * batch. */
+void rt_sync_done(struct rt *rt);
+
+/* ---- streams --------------------------------------------------------------
+ */
+
+/* A client connected. Returns NULL and sets *out, or the error line to
+ * write before closing it (the node is full). */
+const char *rt_stream_accept(struct rt *rt, struct rt_stream **out);
+/* Bytes arrived on `s` (copied). */
+void rt_stream_input(struct rt_stream *s, const void *data, size_t n);
+/* Where the host may read up to *cap bytes into, without a copy; then
+ * rt_stream_received(). Returns NULL when memory is short. */
+uint8_t *rt_stream_input_space(struct rt_stream *s, size_t want, size_t *cap);
+void rt_stream_received(struct rt_stream *s, size_t n);
+/* Takes the pending output: *data and *n stay valid and unchanged until
+ * rt_stream_out_done(). Returns false when there is none or a take is
+ * already outstanding. Unlike the other calls it changes nothing but the
+ * stream's buffers, so a host may call it from inside stream_output and
+ * stream_close. */
+bool rt_stream_out_take(struct rt_stream *s, const uint8_t **data, size_t *n);
+/* The bytes of the last take are written. */
+void rt_stream_out_done(struct rt_stream *s);
+/* A forwarding link connected. */
+void rt_stream_connected(struct rt_stream *s);
+/* The connection is gone (EOF, error, refused). The runtime stops using
+ * `s`; the host closes it and then calls rt_stream_free(). */
+void rt_stream_lost(struct rt_stream *s);
+/* Frees `s` once the host is done with it (after stream_close or
+ * rt_stream_lost). */
+void rt_stream_free(struct rt_stream *s);
+/* The host's pointer for the stream. */
+void rt_stream_set_host(struct rt_stream *s, void *host);
+void *rt_stream_host(const struct rt_stream *s);
+enum rt_stream_kind rt_stream_kind(const struct rt_stream *s);
+
+/* ---- inspection -----------------------------------------------------------
+ */
+
+/* Counters the node keeps (INFO, /metrics). */
+#define RT_LAT_BUCKETS 16u
+extern const double rt_latency_bounds_s[RT_LAT_BUCKETS];
+
+struct rt_latency {
+  uint64_t counts[RT_LAT_BUCKETS + 1];
+  double sum_s;
+};
+
+struct rt_metrics {
+  uint64_t proposals;        /* entries proposed here */
+  uint64_t proposals_failed; /* refused or timed out */
+  uint64_t commits;          /* entries applied */
+  uint64_t commands;         /* client commands parsed */
+  uint64_t commands_failed;  /* answered with an error by the node */
+  uint64_t reads;            /* linearizable reads served */
+  uint64_t stale_reads;
+  uint64_t forwarded;  /* commands relayed to the leader */
+  uint64_t redirected; /* answered -MOVED */
+  uint64_t no_leader;  /* answered -TRYAGAIN for want of a leader */
+  uint64_t timeouts;   /* writes and reads that timed out */
+  uint64_t snapshots_taken;
+  uint64_t snapshots_installed;
+  uint64_t snapshots_refused; /* from a peer, not restorable: not persisted */
+  uint64_t clock_entries;     /* clock entries this node proposed */
+  uint64_t clients_accepted;
+  uint64_t clients_refused;
+  uint64_t output_paused; /* times a client's unsent replies stopped its
+                             reading */
+  uint64_t leader_changes;
+  struct rt_latency commit_latency; /* propose to apply, at the leader */
+  struct rt_latency read_latency;   /* read_index to served */
+};
+
+void rt_status(const struct rt *rt, struct sabha_status *st);
+uint64_t rt_applied_index(const struct rt *rt);
+const struct rt_metrics *rt_metrics(const struct rt *rt);
+uint32_t rt_n_clients(const struct rt *rt);
+const struct rt_config *rt_config(const struct rt *rt);
+/* For checkers and tools: the engine, the store, the applications machine
+ * and the log (read only). */
+const struct sabha_engine *rt_engine(const struct rt *rt);
+const struct kvstore *rt_kvstore(const struct rt *rt);
+const struct app *rt_app(const struct rt *rt);
+void rt_wal_stats(const struct rt *rt, struct wal_stats *st);
+
+/* INFO's text (section NULL: the default sections). */
+void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section);
+/* True when a leader is known (for /health). */
+bool rt_has_leader(const struct rt *rt);
+
+#endif

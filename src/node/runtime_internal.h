@@ -1,0 +1,378 @@
+/* Private to the node runtime (src/node): the structures that the ready
+ * cycle (runtime.c), the requests (requests.c), the commands (commands.c),
+ * the client streams (clients.c), the forwarding links (forward.c) and the
+ * applications' glue (apps.c) share.
+ *
+ * The life of a client command, as the structures see it. A client stream
+ * (struct rt_stream, kind CLIENT) parses commands from its input buffer. A
+ * command that can be answered at once (PING, INFO, a stale read) is
+ * answered at once, if nothing earlier from the same stream still waits.
+ * Anything else becomes a request (struct rt_req), queued in the stream's
+ * `queue` in arrival order; replies leave strictly in that order
+ * (rt_client_flush), so pipelined commands are answered in order.
+ *
+ * While it waits, a request sits in at most one of the node's lists, named
+ * by req->where:
+ *   WAIT_LEADER     no leader is known (or a leadership transfer runs); it
+ *                   is dispatched again when one is, or fails with
+ *                   -TRYAGAIN after leader_wait_ms;
+ *   AWAIT_SESSION   a write of a stream whose kvstore session is being
+ *                   registered through the log;
+ *   PROPOSALS       proposed here: matched with the command when it is
+ *                   applied, a kvstore write by the session, sequence
+ *                   number and stamp in its header, an app command
+ *                   (sm/app.h) by its tag and stamp;
+ *   READS           a linearizable read waiting for its ReadIndex;
+ *   FORWARD         sent to the leader over a forwarding link; the link's
+ *                   replies come back in order;
+ *   DEFERRED        to be executed once the ready batch being carried out
+ *                   is acknowledged: between sabha_engine_ready and
+ *                   sabha_engine_advance the host may not call the engine
+ *                   (the batch points into its log), yet applying a
+ *                   REGISTER releases the writes that waited for it.
+ * A request no longer in any list and marked done or readable waits only
+ * for the requests before it in its stream.
+ *
+ * Lists are intrusive and circular (struct list_link), so a request leaves
+ * any of them in O(1) when its stream closes. Requests in a forwarding link
+ * stay there as placeholders (req->c = NULL) because the link's replies are
+ * matched by position.
+ *
+ * Freeing. A stream the runtime closes is not freed where the decision is
+ * taken: it is marked, its requests are unlinked at once, and the stream is
+ * handed to the host (ports.stream_close) only from rt_run's reaping step.
+ * So no code that walks a list of requests can find the memory under its
+ * feet freed by a flush it called (the node once spun forever on exactly
+ * that). */
+#ifndef SABHA_NODE_RUNTIME_INTERNAL_H
+#define SABHA_NODE_RUNTIME_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "node/resp.h"
+#include "node/runtime.h"
+#include "sabha/engine.h"
+#include "sm/app.h"
+#include "sm/kvstore.h"
+#include "storage/wal.h"
+
+/* ---- limits ------------------------------------------------------------- */
+
+#define RT_QUEUE_MAX 1024u /* requests in flight per stream; reading pauses */
+/* A stream's replies are moved from its queue to its output only while
+ * fewer than this many bytes wait to be written: beyond it the stream stops
+ * reading and its finished replies stay in the queue, so a client that
+ * pipelines reads of a large value and never reads the answers costs at
+ * most this much plus one reply, and the node goes on serving others. */
+#define RT_OUT_SOFT_BYTES (4u << 20)
+#define RT_OUT_BYTES_MAX (256u << 20)       /* one reply's worst case */
+#define RT_IDLE_BUFFER_BYTES_MAX (1u << 20) /* kept by an idle stream */
+#define RT_FWD_BACKOFF_MS 100u /* after a failed connect to the leader */
+#define RT_TIMEOUT_SCAN_MS 50u /* how often deadlines are checked */
+#define RT_READIES_PER_RUN 64u
+#define RT_INPUT_CHUNK_BYTES (64u * 1024u)
+
+/* ---- requests ----------------------------------------------------------- */
+
+enum rt_where {
+  RT_IN_NONE = 0,
+  RT_IN_WAIT_LEADER,
+  RT_IN_AWAIT_SESSION,
+  RT_IN_PROPOSALS,
+  RT_IN_READS,
+  RT_IN_FORWARD,
+  RT_IN_DEFERRED,
+};
+
+enum rt_req_state {
+  RT_REQ_WAITING = 0,
+  RT_REQ_DONE,     /* the reply is in req->reply */
+  RT_REQ_READABLE, /* a read whose index is applied: answered from the
+                      store when it reaches the head of its queue */
+};
+
+struct rt_command;
+
+struct rt_req {
+  struct list_link qlink;       /* in the stream's queue (not a REGISTER) */
+  struct list_link glink;       /* in the node list that `where` names */
+  struct rt_stream *c;          /* NULL: the client went away (FORWARD) */
+  const struct rt_command *cmd; /* NULL for a REGISTER */
+  uint8_t where;                /* enum rt_where */
+  uint8_t state;                /* enum rt_req_state */
+  bool sent;                    /* FORWARD: written to the link */
+  uint32_t argc;
+  struct resp_arg *argv; /* a copy: one allocation with the bytes */
+  struct resp_buf reply;
+  uint64_t order;      /* arrival order in the node, from 1 */
+  uint64_t arrival_ms; /* ports.now_ms */
+  uint64_t deadline_ms;
+  uint64_t started_us; /* for latency */
+  /* PROPOSALS */
+  bool is_app; /* an app command: matched by tag, no kvstore session */
+  uint64_t session;
+  uint64_t seq;
+  uint64_t stamp_ms;
+  uint64_t tag;        /* app commands: rt->next_tag when proposed */
+  bool before_install; /* made before a snapshot was installed: it may have
+                          applied inside it (requests.c, settling) */
+  /* READS */
+  uint64_t read_id;
+  uint64_t read_index;
+  bool has_read_index;
+};
+
+/* ---- streams ------------------------------------------------------------- */
+
+enum rt_session_state {
+  RT_SESSION_NONE = 0,
+  RT_SESSION_REGISTERING,
+  RT_SESSION_READY,
+};
+
+struct rt_stream {
+  struct rt *rt;
+  void *host;
+  uint8_t kind;          /* enum rt_stream_kind */
+  struct list_link link; /* in rt->clients or rt->fwds */
+  struct list_link reap; /* in rt->reaping once marked for closing */
+  uint64_t id;
+  bool closing;     /* the runtime is done with it */
+  bool lost;        /* the host said it is gone */
+  bool close_flush; /* close after writing what is taken */
+  bool handed;      /* given to the host to close (or lost) */
+  bool paused;      /* reading stopped (ports.stream_pause) */
+  bool taking;      /* an rt_stream_out_take is outstanding */
+  uint8_t *in;
+  size_t in_len, in_cap;
+  struct resp_buf out;  /* collects replies */
+  struct resp_buf wbuf; /* what the host is writing (taken) */
+
+  /* CLIENT */
+  struct list_link queue; /* struct rt_req.qlink, arrival order */
+  uint32_t queue_n;
+  uint8_t session_state; /* enum rt_session_state */
+  uint64_t session;
+  uint64_t next_seq;
+  struct rt_req *reg;     /* the REGISTER in flight */
+  struct list_link await; /* writes waiting for the session */
+  bool stale_reads;       /* SABHA.STALE on / READONLY */
+  bool forwarded_link;    /* another node's forwarding link: never forward */
+  bool read_barrier;      /* a write waits in the input for the stream's
+                             earlier reads to be answered */
+  bool out_backlog;       /* unsent replies are at RT_OUT_SOFT_BYTES */
+  bool resume_due;        /* parse the buffered input from rt_run */
+  bool quit_after;        /* QUIT or a protocol error: close once answered */
+  char name[64];
+
+  /* FORWARD */
+  uint32_t leader;
+  bool connected;
+  uint32_t skip_replies;    /* replies to our own SABHA.FORWARDED */
+  struct list_link pending; /* struct rt_req.glink, in send order */
+};
+
+/* ---- the node ------------------------------------------------------------ */
+
+struct rt {
+  struct rt_config cfg;
+  struct rt_ports ports;
+  struct sabha_engine *engine;
+  struct wal *wal;
+  struct kvstore *kv;
+  struct app *app; /* the applications machine, beside the store */
+  uint64_t applied;
+  uint32_t last_leader;
+  enum sabha_role last_role;
+  uint64_t next_timeout_scan_ms;
+  uint64_t started_wall_ms;
+  bool dead; /* ports.fatal was called: unwind, touch nothing */
+
+  /* The ready batch being carried out. */
+  bool in_ready; /* between engine ready and advance */
+  bool blocked;  /* waiting for a deferred sync (rt_sync_done) */
+  struct sabha_ready rd;
+  uint64_t hs_term; /* term and vote last written to the WAL */
+  uint32_t hs_vote;
+
+  struct list_link clients;
+  uint32_t n_clients;
+  uint64_t next_stream_id;
+  struct list_link reaping; /* streams marked for closing */
+
+  struct list_link deferred; /* requests held while in_ready */
+  struct list_link wait_leader;
+  struct list_link proposals; /* in proposal order */
+  struct list_link reads;
+  uint64_t next_read_id;
+  uint64_t next_req_order;
+  uint64_t last_stamp_ms;     /* strictly increasing stamps on commands */
+  uint64_t clock_proposed_ms; /* the last clock entry's stamp */
+  /* The tag of the next app command proposed here: the node id in the top
+   * byte, a counter from a random start below it, so that no other node,
+   * nor this one before a restart, proposes the same tag (apply would
+   * otherwise answer a client with another command's reply). */
+  uint64_t next_tag;
+  struct rt_app_command *app_cmds; /* a row per app command (commands.c) */
+  size_t n_app_cmds;
+
+  struct list_link fwds;
+  struct rt_stream *fwd; /* the link to the current leader, or NULL */
+  uint32_t fwd_failed_leader;
+  uint64_t fwd_failed_ms;
+
+  struct resp_arg *argv;   /* resp_limits_default.args_max, for parsing */
+  uint8_t *inline_scratch; /* resp_limits_default.inline_bytes_max */
+  uint32_t n_resume_due;   /* streams with resume_due set */
+  struct resp_buf scratch; /* an immediate reply being built */
+  uint8_t *enc;            /* a command being encoded */
+  size_t enc_cap;
+  /* A snapshot the engine adopted from a peer, built into fresh machines
+   * before anything of its batch is persisted, so that bytes that do not
+   * restore never reach the disk (a node that saved them could never start
+   * again). They replace the live machines at step 4 of the batch. */
+  struct kvstore *pending_kv;
+  struct app *pending_app;
+
+  struct rt_metrics m;
+};
+
+/* ---- runtime.c ------------------------------------------------------------
+ */
+uint64_t rt_now_ms(const struct rt *rt);
+uint64_t rt_wall_ms(const struct rt *rt);
+uint64_t rt_mono_us(const struct rt *rt);
+/* A command stamp: the wall clock, made strictly increasing. */
+uint64_t rt_stamp_ms(struct rt *rt);
+void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Gives up: ports.fatal, then rt->dead. */
+void rt_fatal(struct rt *rt, enum rt_fatal kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rt_kick(struct rt *rt);
+const struct rt_addr *rt_client_addr_of(const struct rt *rt, uint32_t id);
+void rt_latency_observe(struct rt_latency *l, uint64_t us);
+/* The clock reads of expiring data use: the log's (kvstore_clock_ms), or
+ * with RT_BUG_WALL_CLOCK_READ this node's wall clock. */
+uint64_t rt_read_clock_ms(const struct rt *rt);
+
+/* ---- requests.c -----------------------------------------------------------
+ */
+struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
+                            const struct rt_command *cmd, uint32_t argc,
+                            const struct resp_arg *argv);
+void rt_req_free(struct rt_req *r);
+void rt_req_unlist(struct rt_req *r);
+/* The reply is in r->reply: r leaves its list and waits for its turn. */
+void rt_req_done(struct rt *rt, struct rt_req *r);
+void rt_req_fail(struct rt *rt, struct rt_req *r, const char *msg);
+/* A request that needs the leader: execute here, forward, redirect or
+ * wait. */
+void rt_dispatch(struct rt *rt, struct rt_req *r);
+void rt_wait_leader(struct rt *rt, struct rt_req *r);
+/* Dispatches the requests that waited for a leader, in their order. */
+void rt_retry_waiting(struct rt *rt);
+/* Requests held back while a batch was carried out, in their order. */
+void rt_run_deferred(struct rt *rt);
+/* Executes a request on this node as if it led (the engine refuses when it
+ * does not). */
+void rt_exec_leader(struct rt *rt, struct rt_req *r);
+/* Matching applied commands with the proposals that wait for them. */
+void rt_proposal_applied_kv(struct rt *rt, const struct kvstore_hdr *hdr,
+                            const struct kvstore_result *res);
+void rt_proposal_applied_app(struct rt *rt, const struct app_hdr *hdr, int rc,
+                             const struct app_reply *rep);
+/* A snapshot replaced the state: answer the proposals it settles. */
+void rt_proposals_after_snapshot(struct rt *rt);
+/* Deadlines: requests that waited too long. */
+void rt_scan_deadlines(struct rt *rt, uint64_t now_ms);
+/* Leadership moved away: reads awaiting a ReadIndex here ask again. */
+void rt_reads_lost_leadership(struct rt *rt);
+void rt_note_read(struct rt *rt, const struct sabha_read_state *rs);
+void rt_serve_reads(struct rt *rt);
+/* The session machinery (a stream's kvstore session). */
+void rt_session_registered(struct rt *rt, struct rt_stream *c,
+                           uint64_t session);
+void rt_session_failed(struct rt *rt, struct rt_stream *c, const char *msg);
+
+/* ---- commands.c -----------------------------------------------------------
+ */
+/* The command table: name, arity and kind (LOCAL, READ, WRITE, LEADER). */
+int rt_commands_init(struct rt *rt);
+const struct rt_command *rt_command_find(const struct rt *rt,
+                                         const struct resp_arg *name);
+bool rt_command_is_read(const struct rt_command *cmd);
+bool rt_command_is_local(const struct rt_command *cmd);
+bool rt_command_is_app(const struct rt_command *cmd);
+/* Checks the name's arity and arguments; NULL when fine, else the error
+ * written into msg. */
+const char *rt_command_check(const struct rt *rt, const struct rt_command *cmd,
+                             uint32_t argc, const struct resp_arg *argv,
+                             char *msg, size_t msg_size);
+/* Answers a LOCAL command into b. */
+void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
+                   uint32_t argc, const struct resp_arg *argv,
+                   struct resp_buf *b);
+/* The value of a read, from this node's state, now. */
+void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
+                  const struct resp_arg *argv, struct resp_buf *b);
+/* Encodes a write into rt->enc with `hdr` (kvstore) or `ahdr` (app);
+ * returns its size, 0 when memory is short. */
+size_t rt_encode_write(struct rt *rt, const struct rt_req *r,
+                       const struct kvstore_hdr *hdr);
+size_t rt_encode_app_write(struct rt *rt, const struct rt_req *r,
+                           const struct app_hdr *ahdr);
+/* SABHA.LEADER's target. */
+uint32_t rt_command_leader_target(const struct rt_req *r);
+uint8_t *rt_enc_reserve(struct rt *rt, size_t size);
+void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res);
+
+/* ---- clients.c ------------------------------------------------------------
+ */
+/* Moves finished replies from the queue to the output. */
+void rt_client_flush(struct rt_stream *c);
+/* Parses the input of streams that were paused and may go on. */
+void rt_clients_resume(struct rt *rt);
+/* The runtime is done with a stream: requests unlinked now, handed to the
+ * host from rt_reap(). */
+void rt_stream_close(struct rt_stream *s, bool flush);
+/* Hands streams marked for closing to the host. */
+void rt_reap(struct rt *rt);
+/* A forwarding link's stream, not yet connected. */
+struct rt_stream *rt_stream_new_forward(struct rt *rt);
+/* Frees every stream and request at once: a crash (rt_close_crash). */
+void rt_streams_free_all(struct rt *rt);
+/* The output grew: tell the host. */
+void rt_stream_kick_output(struct rt_stream *s);
+
+/* ---- forward.c ------------------------------------------------------------
+ */
+void rt_forward(struct rt *rt, struct rt_req *r);
+void rt_fwd_leader_changed(struct rt *rt);
+void rt_fwd_close_all(struct rt *rt);
+void rt_fwd_scan(struct rt *rt, uint64_t now_ms);
+void rt_fwd_input(struct rt_stream *f);
+void rt_fwd_connected(struct rt_stream *f);
+/* The link is gone: its requests wait again or fail. */
+void rt_fwd_lost(struct rt_stream *f, const char *why);
+/* Finds the end of one RESP2 reply at the start of buf[0, len): returns 1
+ * and *consumed, 0 when incomplete, -1 when malformed. Iterative. */
+int rt_reply_scan(const uint8_t *buf, size_t len, size_t *consumed);
+/* Appends argv as a multibulk command. */
+void rt_write_command(struct resp_buf *b, uint32_t argc,
+                      const struct resp_arg *argv);
+
+/* ---- apps.c ---------------------------------------------------------------
+ */
+size_t rt_app_encode(struct rt *rt, enum app_op op, uint32_t argc,
+                     const struct resp_arg *argv, const struct app_hdr *hdr);
+void rt_app_read(struct rt *rt, enum app_op op, uint32_t argc,
+                 const struct resp_arg *argv, uint64_t now_ms,
+                 struct resp_buf *b);
+void rt_write_app_reply(struct resp_buf *b, const struct app_reply *rep);
+void rt_app_info(struct rt *rt, struct resp_buf *b);
+
+#endif
