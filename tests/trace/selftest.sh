@@ -3,7 +3,9 @@
 #   1. a file with wrong expected outputs fails (status 1) with a readable
 #      diff naming the file, the command's line, and each differing line;
 #   2. --rewrite turns it into exactly the right file, which then passes;
-#   3. a script error (an unknown command) fails with status 2.
+#   3. a script error (an unknown command) fails with status 2;
+#   4. the host's contract check fires on a disk that loses writes, and
+#      such a file fails even when rewritten.
 # Usage: selftest.sh TRACE_RUN SELFTEST_DIR
 set -u
 run=$1
@@ -44,4 +46,12 @@ status=$?
 [ "$status" -eq 2 ] || fail "bad_command.trace: status $status, want 2"
 grep -q "bad_command.trace:6: campaing 1: unknown command 'campaing'" \
   "$tmp/err" || fail "the script error is not named"
+# 4. The contract checker fires, and a rewrite cannot make it pass.
+cp "$dir/lost_writes.trace" "$tmp/lost.trace"
+"$run" --rewrite "$tmp/lost.trace" >/dev/null 2>"$tmp/err"
+status=$?
+[ "$status" -eq 1 ] || fail "lost_writes.trace: status $status, want 1"
+grep -q "^+[0-9]*ms !! contract: n1: applied 1 before persisting it\$" \
+  "$tmp/lost.trace" || fail "no contract line in the output"
+grep -q "broke its contract" "$tmp/err" || fail "no contract failure reported"
 echo "selftest: ok"

@@ -165,6 +165,7 @@ struct pick {
   uint32_t from; /* 0: any */
   uint32_t to;
   char type[32];
+  char has[128]; /* a substring of the description */
   uint64_t n_max;
 };
 
@@ -184,6 +185,8 @@ static int parse_pick(struct trace_world *w, struct args *a, struct pick *p) {
       return fail(a, "%s has no message type '%s'", w->protocol, s);
     snprintf(p->type, sizeof p->type, "%s", s);
   }
+  if ((s = kv(a, "has")) != NULL)
+    snprintf(p->has, sizeof p->has, "%s", s);
   if ((s = kv(a, "n")) != NULL && parse_u64(a, s, &p->n_max) != 0)
     return -1;
   return unused(a);
@@ -193,11 +196,12 @@ static bool picked(const struct trace_world *w, const struct pick *p,
                    const struct sabha_msg *m) {
   if ((p->from != 0 && m->from != p->from) || (p->to != 0 && m->to != p->to))
     return false;
-  if (p->type[0] == '\0')
-    return true;
-  char name[64];
-  type_name(w, m, name, sizeof name);
-  return strcmp(name, p->type) == 0;
+  char text[TR_DESCRIBE_BYTES];
+  host_describe(w, m, text, sizeof text);
+  if (p->has[0] != '\0' && strstr(text, p->has) == NULL)
+    return false;
+  text[strcspn(text, " ")] = '\0';
+  return p->type[0] == '\0' || strcmp(text, p->type) == 0;
 }
 
 /* The sequence numbers of the queued messages `p` picks, oldest first. */
@@ -326,6 +330,9 @@ static int cmd_create(struct trace_world *w, struct args *a) {
     if (parse_config(a, &w->cfg[id]) != 0)
       return -1;
   }
+  const char *lose = kv(a, "lose-writes");
+  if (lose != NULL && parse_bool(a, lose, &w->lose_writes) != 0)
+    return -1;
   if (unused(a) != 0)
     return -1;
   w->created = true;
@@ -410,20 +417,29 @@ static int up_node(struct trace_world *w, struct args *a, const char *s,
 }
 
 /* Ticks a node until its election timer fires (the engine API has no
- * "campaign now": time is the only way to an election). */
+ * "campaign now": time is the only way to an election), which shows as a
+ * change of role or term, or as messages sent (a pre-candidate trying
+ * again). */
 static int cmd_campaign(struct trace_world *w, struct args *a) {
   uint32_t id = 0;
   if (up_node(w, a, positional(a, 0), &id) != 0 || unused(a) != 0)
     return -1;
   struct sabha_status before;
   sabha_engine_status(w->node[id].e, &before);
+  if (before.role == SABHA_ROLE_LEADER)
+    return fail(a, "n%u is the leader", id);
+  size_t queued = w->queue_n;
+  size_t printed = w->o->len;
   w->timed = true;
   for (uint64_t t = 1; t <= TR_WAIT_MS_MAX; t++) {
     w->elapsed_ms = t;
     host_tick_node(w, id);
     struct sabha_status st;
     sabha_engine_status(w->node[id].e, &st);
-    if (st.role != before.role || st.term != before.term) {
+    if (st.role != before.role || st.term != before.term ||
+        w->queue_n > queued) {
+      if (w->o->len == printed)
+        host_line(w, 0, "n%u: %s again", id, sabha_role_name(st.role));
       w->timed = false;
       return 0;
     }
@@ -579,6 +595,33 @@ static int cmd_drop(struct trace_world *w, struct args *a) {
   free(seqs);
   if (n == 0)
     host_line(w, 0, "nothing to drop");
+  return 0;
+}
+
+/* trim [pick] keep=K: queued messages lose every entry after the first K
+ * (a prefix of an append is an append: the story where a leader's newest
+ * entries are lost on the way while older ones arrive). */
+static int cmd_trim(struct trace_world *w, struct args *a) {
+  const char *s = kv(a, "keep");
+  uint64_t keep = 0;
+  if (s == NULL || parse_u64(a, s, &keep) != 0)
+    return s ? -1 : fail(a, "trim [FROM->TO] [type=] [has=] keep=K");
+  struct pick p;
+  if (parse_pick(w, a, &p) != 0)
+    return -1;
+  uint64_t *seqs = NULL;
+  size_t n = pick_seqs(w, &p, &seqs);
+  for (size_t k = 0; k < n; k++) {
+    struct sabha_msg *m = w->queue[queue_find(w, seqs[k])].msg;
+    if (m->n_entries > keep)
+      m->n_entries = (uint32_t)keep;
+    if (m->n_entries == 0)
+      m->entries = NULL;
+    host_print_msg(w, 0, m, "~>", "(trimmed)");
+  }
+  free(seqs);
+  if (n == 0)
+    host_line(w, 0, "nothing to trim");
   return 0;
 }
 
@@ -931,7 +974,8 @@ static const struct {
     {"transfer", cmd_transfer},   {"compact", cmd_compact},
     {"crash", cmd_crash},         {"start", cmd_start},
     {"restart", cmd_restart},     {"deliver", cmd_deliver},
-    {"drop", cmd_drop},           {"pending", cmd_pending},
+    {"drop", cmd_drop},           {"trim", cmd_trim},
+    {"pending", cmd_pending},
     {"stabilize", cmd_stabilize}, {"cut", cmd_cut},
     {"isolate", cmd_isolate},     {"partition", cmd_partition},
     {"heal", cmd_heal},           {"inject", cmd_inject},

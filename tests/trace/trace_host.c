@@ -379,7 +379,7 @@ static void persist(struct trace_world *w, uint32_t id, int indent,
                   rd->snapshot_size_bytes);
   if (rd->truncate_from != 0)
     disk_truncate(d, rd->truncate_from);
-  for (size_t i = 0; i < rd->n_entries; i++)
+  for (size_t i = 0; i < rd->n_entries && !w->lose_writes; i++)
     if (!disk_put(d, &rd->entries[i]))
       host_violation(w, indent, "n%u: entry %llu persisted after a hole (last %llu)",
                 id, (unsigned long long)rd->entries[i].index,

@@ -75,6 +75,7 @@ struct trace_world {
   bool created;
   char protocol[32];
   bool ballots; /* Paxos terms are ballots: round << 8 | node */
+  bool lose_writes; /* the self-test's lying disk: entries never land */
   uint32_t n;
   struct sabha_config cfg[TR_NODES_MAX + 1]; /* by node id */
   struct node node[TR_NODES_MAX + 1];
