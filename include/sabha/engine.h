@@ -336,7 +336,7 @@ int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
  *               accept ballot=2.1 slot=5 entries=5..6/2.1 commit=4
  *               accepted ballot=2.1 index=6 ok
  *   paxos       prepare ballot=1.2 slot=3
- *               promise ballot=1.2 slot=3 accepted=1.1 value="x"
+ *               promise ballot=1.2 slot=3 ok accepted=1.1 value="x"
  *               accept ballot=1.2 slot=3 value="x"
  *               chosen ballot=1.2 commit=3 entries=3/1.2 value="x"
  *   async       append term=2 prev=9/2 entries=10/2 commit=9 stable=8 last=10

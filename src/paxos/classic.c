@@ -766,7 +766,7 @@ static void cp_describe(struct describe *t, const struct sabha_msg *m) {
   case CP_MSG_PROMISE:
   case CP_MSG_ACCEPTED:
     describe_u64(t, "slot", m->index, DESCRIBE_INDEX);
-    if (m->reject)
+    if (m->context == 0 || m->reject)
       describe_verdict(t, m, "ok");
     describe_answer(t, m);
     describe_one_value(t, m, m->context == 0 ? "accepted" : NULL);

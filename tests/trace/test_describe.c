@@ -133,7 +133,7 @@ static void describe_paxos_messages(void) {
   CHECK(reads("paxos", &m, "prepare ballot=2.1 slot=5"));
   m = (struct sabha_msg){.type = 2, .term = B21, .index = 5, .n_entries = 1,
                          .entries = v};
-  CHECK(reads("paxos", &m, "promise ballot=2.1 slot=5 accepted=1.3 value=\"v\""));
+  CHECK(reads("paxos", &m, "promise ballot=2.1 slot=5 ok accepted=1.3 value=\"v\""));
   m = (struct sabha_msg){.type = 2, .term = B13 + 256, .index = 5,
                          .reject = 1};
   CHECK(reads("paxos", &m, "promise ballot=2.3 slot=5 reject"));
@@ -147,7 +147,7 @@ static void describe_paxos_messages(void) {
                          .entries = v};
   CHECK(reads("paxos", &m, "accept ballot=2.1 slot=5 value=\"v\""));
   m = (struct sabha_msg){.type = 4, .term = B21, .index = 5};
-  CHECK(reads("paxos", &m, "accepted ballot=2.1 slot=5"));
+  CHECK(reads("paxos", &m, "accepted ballot=2.1 slot=5 ok"));
   m = (struct sabha_msg){.type = 5, .term = B21, .commit = 5, .n_entries = 1,
                          .entries = v};
   CHECK(reads("paxos", &m,
