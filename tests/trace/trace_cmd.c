@@ -564,7 +564,14 @@ static int cmd_restart(struct trace_world *w, struct args *a) {
 
 /* ---- commands: the network ----------------------------------------------- */
 
-static int cmd_deliver(struct trace_world *w, struct args *a) {
+/* Runs `fn` on each queued message the arguments pick, oldest first and
+ * only among those queued before the command (replies wait), or prints
+ * "nothing to VERB". */
+static int each_picked(struct trace_world *w, struct args *a,
+                       const char *verb,
+                       void (*fn)(struct trace_world *w, size_t i,
+                                  uint64_t arg),
+                       uint64_t arg) {
   struct pick p;
   if (parse_pick(w, a, &p) != 0)
     return -1;
@@ -573,29 +580,41 @@ static int cmd_deliver(struct trace_world *w, struct args *a) {
   for (size_t k = 0; k < n; k++) {
     size_t i = queue_find(w, seqs[k]);
     if (i != SIZE_MAX)
-      host_deliver_at(w, i);
+      fn(w, i, arg);
   }
   free(seqs);
   if (n == 0)
-    host_line(w, 0, "nothing to deliver");
+    host_line(w, 0, "nothing to %s", verb);
   return 0;
 }
 
+static void deliver_one(struct trace_world *w, size_t i, uint64_t arg) {
+  (void)arg;
+  host_deliver_at(w, i);
+}
+
+static int cmd_deliver(struct trace_world *w, struct args *a) {
+  return each_picked(w, a, "deliver", deliver_one, 0);
+}
+
+static void drop_one(struct trace_world *w, size_t i, uint64_t arg) {
+  (void)arg;
+  struct sabha_msg *m = host_dequeue(w, i);
+  host_print_msg(w, 0, m, "-x", "(dropped)");
+  free(m);
+}
+
 static int cmd_drop(struct trace_world *w, struct args *a) {
-  struct pick p;
-  if (parse_pick(w, a, &p) != 0)
-    return -1;
-  uint64_t *seqs = NULL;
-  size_t n = pick_seqs(w, &p, &seqs);
-  for (size_t k = 0; k < n; k++) {
-    struct sabha_msg *m = host_dequeue(w, queue_find(w, seqs[k]));
-    host_print_msg(w, 0, m, "-x", "(dropped)");
-    free(m);
-  }
-  free(seqs);
-  if (n == 0)
-    host_line(w, 0, "nothing to drop");
-  return 0;
+  return each_picked(w, a, "drop", drop_one, 0);
+}
+
+static void trim_one(struct trace_world *w, size_t i, uint64_t keep) {
+  struct sabha_msg *m = w->queue[i].msg;
+  if (m->n_entries > keep)
+    m->n_entries = (uint32_t)keep;
+  if (m->n_entries == 0)
+    m->entries = NULL;
+  host_print_msg(w, 0, m, "~>", "(trimmed)");
 }
 
 /* trim [pick] keep=K: queued messages lose every entry after the first K
@@ -606,23 +625,7 @@ static int cmd_trim(struct trace_world *w, struct args *a) {
   uint64_t keep = 0;
   if (s == NULL || parse_u64(a, s, &keep) != 0)
     return s ? -1 : fail(a, "trim [FROM->TO] [type=] [has=] keep=K");
-  struct pick p;
-  if (parse_pick(w, a, &p) != 0)
-    return -1;
-  uint64_t *seqs = NULL;
-  size_t n = pick_seqs(w, &p, &seqs);
-  for (size_t k = 0; k < n; k++) {
-    struct sabha_msg *m = w->queue[queue_find(w, seqs[k])].msg;
-    if (m->n_entries > keep)
-      m->n_entries = (uint32_t)keep;
-    if (m->n_entries == 0)
-      m->entries = NULL;
-    host_print_msg(w, 0, m, "~>", "(trimmed)");
-  }
-  free(seqs);
-  if (n == 0)
-    host_line(w, 0, "nothing to trim");
-  return 0;
+  return each_picked(w, a, "trim", trim_one, keep);
 }
 
 static int cmd_pending(struct trace_world *w, struct args *a) {

@@ -265,7 +265,9 @@ static void disk_snapshot(struct disk *d, const struct sabha_snapshot_meta *s,
   size_t drop = 0;
   while (drop < d->n && d->entries[drop].index <= s->index)
     free(d->entries[drop++].data);
-  memmove(d->entries, d->entries + drop, (d->n - drop) * sizeof *d->entries);
+  if (d->n > drop)
+    memmove(d->entries, d->entries + drop,
+            (d->n - drop) * sizeof *d->entries);
   d->n -= drop;
   if (d->n > 0 && d->entries[0].index != s->index + 1) {
     /* The log no longer follows the snapshot: it cannot be kept. */
