@@ -331,7 +331,7 @@ int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
  *               snapshot term=3 snap=100/2 bytes=0..4096/9000
  *               snapshot-resp term=3 snap=100/2 received=4096
  *               timeout-now term=3
- *   multipaxos  prepare ballot=2.1 from=5      (probe: the same, phase 0)
+ *   multipaxos  prepare ballot=2.1 from=5      (probe: the same, before it)
  *               promise ballot=2.1 last=7 accepted=5..7/1.3 commit=4
  *               accept ballot=2.1 slot=5 entries=5..6/2.1 commit=4
  *               accepted ballot=2.1 index=6 ok
@@ -345,8 +345,9 @@ int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
  *
  * Writes at most `size` bytes, NUL included, never allocates, and returns
  * the length the whole line has (as snprintf: a result >= size means the
- * line was cut). `buf` may be NULL when `size` is 0. An unknown protocol
- * gives "type=N" and every field that is not zero. */
+ * line was cut). `buf` may be NULL when `size` is 0. An unknown protocol,
+ * or a type the protocol does not know, gives "type=N" and every field
+ * that is not zero. */
 size_t sabha_msg_describe(const char *protocol, const struct sabha_msg *msg,
                           char *buf, size_t size);
 /* The same, for a message of `e`'s protocol. */

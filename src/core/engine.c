@@ -338,15 +338,14 @@ void describe_value(struct describe *t, const struct sabha_entry *e) {
 
 void describe_snapshot_chunk(struct describe *t, const struct sabha_msg *m) {
   describe_at(t, "snap", m->snap.index, m->snap.term, DESCRIBE_SNAP);
-  describe_text(t, " bytes=%llu..%llu/%llu",
-                (unsigned long long)m->snap_offset,
+  describe_text(t, " bytes=%llu..%llu/%llu", (unsigned long long)m->snap_offset,
                 (unsigned long long)(m->snap_offset + m->snap_size_bytes),
                 (unsigned long long)m->snap_total_bytes);
   t->shown |= DESCRIBE_SNAP_BYTES;
 }
 
-bool describe_name(struct describe *t, const char *const *names,
-                   size_t n_names, uint32_t type) {
+bool describe_name(struct describe *t, const char *const *names, size_t n_names,
+                   uint32_t type) {
   if (type >= n_names || names[type] == NULL) {
     describe_text(t, "type=%u", type);
     return false;

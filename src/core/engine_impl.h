@@ -89,8 +89,8 @@ void describe_entries(struct describe *t, const char *key,
 void describe_value(struct describe *t, const struct sabha_entry *e);
 /* The name of `type` from `names` (indexed by type, NULL for none).
  * Returns false, having written "type=N", for a type without a name. */
-bool describe_name(struct describe *t, const char *const *names,
-                   size_t n_names, uint32_t type);
+bool describe_name(struct describe *t, const char *const *names, size_t n_names,
+                   uint32_t type);
 /* An acknowledgement of entries as Raft and async send it: " index=I ok",
  * " index=I reject hint=I/T", or " reject" alone for a stale term. */
 void describe_append_resp(struct describe *t, const struct sabha_msg *m);

@@ -38,8 +38,8 @@ void trace_world_free(struct trace_world *w);
  * is left to the caller to show as "ok"). Returns 0, or -1 for a script
  * error (unknown command, bad argument), described in `err`: those stop the
  * file, since an expected output cannot make a typo right. */
-int trace_command(struct trace_world *w, const char *line,
-                  struct trace_out *o, char *err, size_t err_size);
+int trace_command(struct trace_world *w, const char *line, struct trace_out *o,
+                  char *err, size_t err_size);
 
 /* Breaches of the engine contract the host saw (an entry applied before it
  * was persisted, out of order, a ready batch that never empties...). Each

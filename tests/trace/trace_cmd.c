@@ -223,7 +223,6 @@ static size_t queue_find(const struct trace_world *w, uint64_t seq) {
   return SIZE_MAX;
 }
 
-
 /* ---- commands: the cluster ----------------------------------------------- */
 
 static const struct {
@@ -567,8 +566,7 @@ static int cmd_restart(struct trace_world *w, struct args *a) {
 /* Runs `fn` on each queued message the arguments pick, oldest first and
  * only among those queued before the command (replies wait), or prints
  * "nothing to VERB". */
-static int each_picked(struct trace_world *w, struct args *a,
-                       const char *verb,
+static int each_picked(struct trace_world *w, struct args *a, const char *verb,
                        void (*fn)(struct trace_world *w, size_t i,
                                   uint64_t arg),
                        uint64_t arg) {
@@ -734,7 +732,8 @@ static int parse_runs(struct args *a, const char *s, struct sabha_entry *out,
     for (uint64_t i = first; i <= last; i++) {
       if (*n == cap)
         return fail(a, "at most %u entries", cap);
-      out[(*n)++] = (struct sabha_entry){.index = i, .term = term,
+      out[(*n)++] = (struct sabha_entry){.index = i,
+                                         .term = term,
                                          .type = SABHA_ENTRY_COMMAND,
                                          .size_bytes = 1,
                                          .data = (const uint8_t *)"e"};
@@ -769,12 +768,12 @@ static int cmd_inject(struct trace_world *w, struct args *a) {
     return link ? -1 : fail(a, "inject FROM->TO type=NAME [field=value...]");
   if ((s = kv(a, "type")) == NULL || (m.type = type_of(w, s)) == 0)
     return fail(a, "%s has no message type '%s'", w->protocol, s ? s : "");
-  static const char *const plain[] = {"term", "index", "log_term", "commit",
-                                      "hint_index", "hint_term", "context",
-                                      "snap_offset", "snap_total_bytes"};
-  uint64_t *fields[] = {&m.term, &m.index, &m.log_term, &m.commit,
-                        &m.hint_index, &m.hint_term, &m.context,
-                        &m.snap_offset, &m.snap_total_bytes};
+  static const char *const plain[] = {
+      "term",      "index",   "log_term",    "commit",          "hint_index",
+      "hint_term", "context", "snap_offset", "snap_total_bytes"};
+  uint64_t *fields[] = {&m.term,    &m.index,       &m.log_term,
+                        &m.commit,  &m.hint_index,  &m.hint_term,
+                        &m.context, &m.snap_offset, &m.snap_total_bytes};
   for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
     if ((s = kv(a, plain[i])) != NULL && parse_term(a, s, fields[i]) != 0)
       return -1;
@@ -805,7 +804,8 @@ static int cmd_inject(struct trace_world *w, struct args *a) {
   return 0;
 }
 
-/* ---- commands: looking ---------------------------------------------------- */
+/* ---- commands: looking ----------------------------------------------------
+ */
 
 /* Prints entries as runs "first..last/term value" of one term and value. */
 struct run_printer {
@@ -935,8 +935,7 @@ static void show_status(struct trace_world *w, uint32_t id,
     snprintf(leader, sizeof leader, "%u", st->leader);
   char log[64] = "empty";
   if (st->last_index >= st->first_index)
-    snprintf(log, sizeof log, "%llu..%llu",
-             (unsigned long long)st->first_index,
+    snprintf(log, sizeof log, "%llu..%llu", (unsigned long long)st->first_index,
              (unsigned long long)st->last_index);
   host_line(w, 0,
             "n%u: %s %s=%s vote=%u leader=%s commit=%llu applied=%llu "
@@ -971,23 +970,35 @@ static const struct {
   const char *name;
   int (*fn)(struct trace_world *w, struct args *a);
 } commands[] = {
-    {"create", cmd_create},       {"tick", cmd_tick},
-    {"run", cmd_run},             {"campaign", cmd_campaign},
-    {"propose", cmd_propose},     {"read", cmd_read},
-    {"transfer", cmd_transfer},   {"compact", cmd_compact},
-    {"crash", cmd_crash},         {"start", cmd_start},
-    {"restart", cmd_restart},     {"deliver", cmd_deliver},
-    {"drop", cmd_drop},           {"trim", cmd_trim},
+    {"create", cmd_create},
+    {"tick", cmd_tick},
+    {"run", cmd_run},
+    {"campaign", cmd_campaign},
+    {"propose", cmd_propose},
+    {"read", cmd_read},
+    {"transfer", cmd_transfer},
+    {"compact", cmd_compact},
+    {"crash", cmd_crash},
+    {"start", cmd_start},
+    {"restart", cmd_restart},
+    {"deliver", cmd_deliver},
+    {"drop", cmd_drop},
+    {"trim", cmd_trim},
     {"pending", cmd_pending},
-    {"stabilize", cmd_stabilize}, {"cut", cmd_cut},
-    {"isolate", cmd_isolate},     {"partition", cmd_partition},
-    {"heal", cmd_heal},           {"inject", cmd_inject},
-    {"log", cmd_log},             {"disk", cmd_disk},
-    {"status", cmd_status},       {"check", cmd_check},
+    {"stabilize", cmd_stabilize},
+    {"cut", cmd_cut},
+    {"isolate", cmd_isolate},
+    {"partition", cmd_partition},
+    {"heal", cmd_heal},
+    {"inject", cmd_inject},
+    {"log", cmd_log},
+    {"disk", cmd_disk},
+    {"status", cmd_status},
+    {"check", cmd_check},
 };
 
-int trace_command(struct trace_world *w, const char *text,
-                  struct trace_out *o, char *err, size_t err_size) {
+int trace_command(struct trace_world *w, const char *text, struct trace_out *o,
+                  char *err, size_t err_size) {
   char buf[1024];
   struct args a = {.err = err, .err_size = err_size};
   if (strlen(text) >= sizeof buf)

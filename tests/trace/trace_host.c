@@ -107,8 +107,7 @@ void host_line(struct trace_world *w, int indent, const char *fmt, ...) {
   trace_out_add(w->o, "%*s%s\n", indent * 2, "", text);
 }
 
-void host_violation(struct trace_world *w, int indent, const char *fmt,
-                      ...) {
+void host_violation(struct trace_world *w, int indent, const char *fmt, ...) {
   char text[512];
   va_list ap;
   va_start(ap, fmt);
@@ -120,7 +119,7 @@ void host_violation(struct trace_world *w, int indent, const char *fmt,
 
 /* A term, or a ballot as round.node. */
 const char *host_term_text(const struct trace_world *w, uint64_t term,
-                             char *buf, size_t size) {
+                           char *buf, size_t size) {
   if (w->ballots && term != 0)
     snprintf(buf, size, "%llu.%llu", (unsigned long long)(term >> 8),
              (unsigned long long)(term & 0xff));
@@ -150,15 +149,15 @@ void host_value_text(const struct sabha_entry *e, char *buf, size_t size) {
       char part[TR_VALUE_BYTES * 4 + 16];
       host_value_text(&one, part, sizeof part);
       if (len < size)
-        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "," : "",
-                                part);
+        len +=
+            (size_t)snprintf(buf + len, size - len, "%s%s", i ? "," : "", part);
     }
     if (len < size)
       snprintf(buf + len, size - len, rv == 0 ? "]" : ",corrupt]");
     return;
   }
-  uint32_t shown = e->size_bytes < TR_VALUE_BYTES ? e->size_bytes
-                                                  : TR_VALUE_BYTES;
+  uint32_t shown =
+      e->size_bytes < TR_VALUE_BYTES ? e->size_bytes : TR_VALUE_BYTES;
   len += (size_t)snprintf(buf, size, "\"");
   for (uint32_t i = 0; i < shown && len < size; i++) {
     uint8_t c = e->data[i];
@@ -174,19 +173,19 @@ void host_value_text(const struct sabha_entry *e, char *buf, size_t size) {
 }
 
 void host_describe(const struct trace_world *w, const struct sabha_msg *m,
-                     char *buf, size_t size) {
+                   char *buf, size_t size) {
   size_t len = sabha_msg_describe(w->protocol, m, buf, size);
   if (len >= size && size > 4)
     memcpy(buf + size - 4, "...", 4);
 }
 
 void host_print_msg(struct trace_world *w, int indent,
-                      const struct sabha_msg *m, const char *arrow,
-                      const char *why) {
+                    const struct sabha_msg *m, const char *arrow,
+                    const char *why) {
   char text[TR_DESCRIBE_BYTES];
   host_describe(w, m, text, sizeof text);
   host_line(w, indent, "n%u %s n%u %s%s%s", m->from, arrow, m->to, text,
-       why ? " " : "", why ? why : "");
+            why ? " " : "", why ? why : "");
 }
 
 /* ---- the network --------------------------------------------------------- */
@@ -194,8 +193,8 @@ void host_print_msg(struct trace_world *w, int indent,
 static void enqueue(struct trace_world *w, int indent,
                     const struct sabha_msg *m) {
   if (m->to == 0 || m->to > w->n || m->from == 0 || m->from > w->n) {
-    host_violation(w, indent, "n%u sent a message to n%u, not a member", m->from,
-              m->to);
+    host_violation(w, indent, "n%u sent a message to n%u, not a member",
+                   m->from, m->to);
     return;
   }
   if (w->queue_n == TR_QUEUE_MAX) {
@@ -207,8 +206,8 @@ static void enqueue(struct trace_world *w, int indent,
     w->queue = realloc(w->queue, w->queue_cap * sizeof *w->queue);
     assert(w->queue != NULL);
   }
-  w->queue[w->queue_n++] = (struct queued){.seq = ++w->seq,
-                                           .msg = tc_msg_clone(m)};
+  w->queue[w->queue_n++] =
+      (struct queued){.seq = ++w->seq, .msg = tc_msg_clone(m)};
 }
 
 struct sabha_msg *host_dequeue(struct trace_world *w, size_t i) {
@@ -228,8 +227,7 @@ uint64_t host_disk_last(const struct disk *d) {
   return d->has_snapshot ? d->snap.index : 0;
 }
 
-const struct disk_entry *host_disk_get(const struct disk *d,
-                                         uint64_t index) {
+const struct disk_entry *host_disk_get(const struct disk *d, uint64_t index) {
   if (d->n == 0 || index < d->entries[0].index || index > host_disk_last(d))
     return NULL;
   return &d->entries[index - d->entries[0].index];
@@ -251,8 +249,10 @@ static bool disk_put(struct disk *d, const struct sabha_entry *e) {
   } else {
     free(slot->data);
   }
-  *slot = (struct disk_entry){.index = e->index, .term = e->term,
-                              .type = e->type, .size_bytes = e->size_bytes,
+  *slot = (struct disk_entry){.index = e->index,
+                              .term = e->term,
+                              .type = e->type,
+                              .size_bytes = e->size_bytes,
                               .data = malloc(e->size_bytes + 1u)};
   assert(slot->data != NULL);
   if (e->size_bytes > 0)
@@ -266,8 +266,7 @@ static void disk_snapshot(struct disk *d, const struct sabha_snapshot_meta *s,
   while (drop < d->n && d->entries[drop].index <= s->index)
     free(d->entries[drop++].data);
   if (d->n > drop)
-    memmove(d->entries, d->entries + drop,
-            (d->n - drop) * sizeof *d->entries);
+    memmove(d->entries, d->entries + drop, (d->n - drop) * sizeof *d->entries);
   d->n -= drop;
   if (d->n > 0 && d->entries[0].index != s->index + 1) {
     /* The log no longer follows the snapshot: it cannot be kept. */
@@ -364,9 +363,9 @@ void host_observe(struct trace_world *w, uint32_t id, int indent) {
   if (st.leader != SABHA_NODE_NONE)
     snprintf(leader, sizeof leader, "%u", st.leader);
   host_line(w, indent, "n%u: %s %s=%s leader=%s commit=%llu", id,
-       sabha_role_name(st.role), w->ballots ? "ballot" : "term",
-       host_term_text(w, st.term, t, sizeof t), leader,
-       (unsigned long long)st.commit);
+            sabha_role_name(st.role), w->ballots ? "ballot" : "term",
+            host_term_text(w, st.term, t, sizeof t), leader,
+            (unsigned long long)st.commit);
 }
 
 /* ---- the host: carrying out ready batches -------------------------------- */
@@ -377,15 +376,15 @@ static void persist(struct trace_world *w, uint32_t id, int indent,
   if (rd->has_hard_state)
     d->hs = rd->hard_state;
   if (rd->has_snapshot)
-    disk_snapshot(d, &rd->snapshot, rd->snapshot_data,
-                  rd->snapshot_size_bytes);
+    disk_snapshot(d, &rd->snapshot, rd->snapshot_data, rd->snapshot_size_bytes);
   if (rd->truncate_from != 0)
     disk_truncate(d, rd->truncate_from);
   for (size_t i = 0; i < rd->n_entries && !w->lose_writes; i++)
     if (!disk_put(d, &rd->entries[i]))
-      host_violation(w, indent, "n%u: entry %llu persisted after a hole (last %llu)",
-                id, (unsigned long long)rd->entries[i].index,
-                (unsigned long long)host_disk_last(d));
+      host_violation(w, indent,
+                     "n%u: entry %llu persisted after a hole (last %llu)", id,
+                     (unsigned long long)rd->entries[i].index,
+                     (unsigned long long)host_disk_last(d));
 }
 
 static void apply(struct trace_world *w, uint32_t id, int indent,
@@ -402,24 +401,24 @@ static void apply(struct trace_world *w, uint32_t id, int indent,
     const struct disk_entry *on_disk = host_disk_get(&nd->disk, e->index);
     if (e->index != nd->applied + 1)
       host_violation(w, indent, "n%u: applied %llu after %llu", id,
-                (unsigned long long)e->index,
-                (unsigned long long)nd->applied);
+                     (unsigned long long)e->index,
+                     (unsigned long long)nd->applied);
     else if (on_disk == NULL || on_disk->term != e->term)
       host_violation(w, indent, "n%u: applied %llu before persisting it", id,
-                (unsigned long long)e->index);
+                     (unsigned long long)e->index);
     record_value(w, id, e);
     nd->applied = e->index;
     nd->sm = fnv(e->data, e->size_bytes, nd->sm ^ e->index);
   }
   for (size_t i = 0; i < rd->n_reads; i++) {
     if (rd->reads[i].index > nd->applied)
-      host_violation(w, indent, "n%u: read %llu at %llu, beyond applied %llu", id,
-                (unsigned long long)rd->reads[i].request_id,
-                (unsigned long long)rd->reads[i].index,
-                (unsigned long long)nd->applied);
+      host_violation(w, indent, "n%u: read %llu at %llu, beyond applied %llu",
+                     id, (unsigned long long)rd->reads[i].request_id,
+                     (unsigned long long)rd->reads[i].index,
+                     (unsigned long long)nd->applied);
     host_line(w, indent, "n%u read %llu served at index %llu", id,
-         (unsigned long long)rd->reads[i].request_id,
-         (unsigned long long)rd->reads[i].index);
+              (unsigned long long)rd->reads[i].request_id,
+              (unsigned long long)rd->reads[i].index);
   }
 }
 
@@ -447,7 +446,7 @@ void host_process_ready(struct trace_world *w, uint32_t id, int indent) {
 void host_deliver_at(struct trace_world *w, size_t i) {
   struct sabha_msg *m = host_dequeue(w, i);
   struct node *to = &w->node[m->to];
-  const char *why = to->e == NULL ? "(down)"
+  const char *why = to->e == NULL            ? "(down)"
                     : w->cut[m->from][m->to] ? "(cut)"
                                              : NULL;
   if (why != NULL) {
@@ -491,8 +490,8 @@ int host_start_node(struct trace_world *w, uint32_t id) {
                                  .type = d->entries[i].type,
                                  .size_bytes = d->entries[i].size_bytes,
                                  .data = d->entries[i].data};
-  struct sabha_persisted p = {.hard_state = d->hs, .entries = es,
-                              .n_entries = d->n};
+  struct sabha_persisted p = {
+      .hard_state = d->hs, .entries = es, .n_entries = d->n};
   nd->applied = 0;
   nd->sm = 0;
   if (d->has_snapshot) {
@@ -529,4 +528,3 @@ void host_tick_node(struct trace_world *w, uint32_t id) {
   sabha_engine_tick(nd->e, nd->now_ms);
   host_process_ready(w, id, 0);
 }
-

@@ -12,16 +12,15 @@
 #include "trace.h"
 
 #define TR_NODES_MAX 9u
-#define TR_QUEUE_MAX 65536u        /* messages in flight */
-#define TR_DELIVERIES_MAX 200000u  /* per stabilize: a bound, not a goal */
-#define TR_READY_LOOPS_MAX 1000u   /* ready batches after one input */
+#define TR_QUEUE_MAX 65536u       /* messages in flight */
+#define TR_DELIVERIES_MAX 200000u /* per stabilize: a bound, not a goal */
+#define TR_READY_LOOPS_MAX 1000u  /* ready batches after one input */
 #define TR_ARGS_MAX 64u
-#define TR_WAIT_MS_MAX 100000u     /* campaign: ticks before giving up */
-#define TR_TYPES_MAX 64u           /* message types probed by name */
+#define TR_WAIT_MS_MAX 100000u /* campaign: ticks before giving up */
+#define TR_TYPES_MAX 64u       /* message types probed by name */
 #define TR_DESCRIBE_BYTES 1024u
-#define TR_VALUE_BYTES 32u         /* of a value, in logs and checks */
+#define TR_VALUE_BYTES 32u /* of a value, in logs and checks */
 #define TR_SNAP_PAD_MAX (1u << 20)
-
 
 struct disk_entry {
   uint64_t index;
@@ -74,7 +73,7 @@ struct term_leader {
 struct trace_world {
   bool created;
   char protocol[32];
-  bool ballots; /* Paxos terms are ballots: round << 8 | node */
+  bool ballots;     /* Paxos terms are ballots: round << 8 | node */
   bool lose_writes; /* the self-test's lying disk: entries never land */
   uint32_t n;
   struct sabha_config cfg[TR_NODES_MAX + 1]; /* by node id */
@@ -95,8 +94,8 @@ struct trace_world {
   uint32_t violations;
   /* The command being run: where its output goes and how it is framed. */
   struct trace_out *o;
-  bool quiet;        /* `run`: only state changes, not every message */
-  uint64_t t0_ms;    /* `tick`, `run`: lines carry "+Nms" from here */
+  bool quiet;     /* `run`: only state changes, not every message */
+  uint64_t t0_ms; /* `tick`, `run`: lines carry "+Nms" from here */
   uint64_t elapsed_ms;
   bool timed;
 };

@@ -97,12 +97,11 @@ static void print_diff(char **want, size_t nw, char **got, size_t ng) {
     return;
   for (size_t i = nw; i-- > 0;)
     for (size_t j = ng; j-- > 0;)
-      lcs[i * cols + j] =
-          strcmp(want[i], got[j]) == 0
-              ? lcs[(i + 1) * cols + j + 1] + 1
-              : (lcs[(i + 1) * cols + j] > lcs[i * cols + j + 1]
-                     ? lcs[(i + 1) * cols + j]
-                     : lcs[i * cols + j + 1]);
+      lcs[i * cols + j] = strcmp(want[i], got[j]) == 0
+                              ? lcs[(i + 1) * cols + j + 1] + 1
+                              : (lcs[(i + 1) * cols + j] > lcs[i * cols + j + 1]
+                                     ? lcs[(i + 1) * cols + j]
+                                     : lcs[i * cols + j + 1]);
   /* Walk once to mark, then print with context. */
   size_t total = nw + ng;
   char *op = malloc(total + 1);
@@ -115,8 +114,8 @@ static void print_diff(char **want, size_t nw, char **got, size_t ng) {
       op[k] = ' ';
       text[k++] = want[i++];
       j++;
-    } else if (i < nw && (j == ng || lcs[(i + 1) * cols + j] >=
-                                         lcs[i * cols + j + 1])) {
+    } else if (i < nw &&
+               (j == ng || lcs[(i + 1) * cols + j] >= lcs[i * cols + j + 1])) {
       op[k] = '-';
       text[k++] = want[i++];
     } else {
@@ -142,7 +141,8 @@ static void print_diff(char **want, size_t nw, char **got, size_t ng) {
   free(lcs);
 }
 
-/* ---- one file ------------------------------------------------------------- */
+/* ---- one file -------------------------------------------------------------
+ */
 
 struct result {
   unsigned blocks;
@@ -170,8 +170,8 @@ static void run_lines(const char *path, struct lines *l,
     }
     size_t cmd = i++;
     if (i >= l->n || strcmp(l->at[i], "----") != 0) {
-      fprintf(stderr, "%s:%zu: '%s' is not followed by ----\n", path,
-              cmd + 1, l->at[cmd]);
+      fprintf(stderr, "%s:%zu: '%s' is not followed by ----\n", path, cmd + 1,
+              l->at[cmd]);
       r->script_error = true;
       break;
     }

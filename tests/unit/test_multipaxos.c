@@ -12,8 +12,8 @@ static void batch_next_reports_malformed_batch(void) {
   size_t offset = 0;
   /* A length of 9 with two bytes behind it. */
   uint8_t bad[6] = {9, 0, 0, 0, 'x', 'y'};
-  struct sabha_entry broken = {.type = SABHA_ENTRY_BATCH, .size_bytes = 6,
-                               .data = bad};
+  struct sabha_entry broken = {
+      .type = SABHA_ENTRY_BATCH, .size_bytes = 6, .data = bad};
   CHECK(sabha_batch_next(&broken, &offset, &cmd, &size) == SABHA_ECORRUPT);
   /* A length cut short. */
   offset = 0;
@@ -21,8 +21,8 @@ static void batch_next_reports_malformed_batch(void) {
   CHECK(sabha_batch_next(&broken, &offset, &cmd, &size) == SABHA_ECORRUPT);
   /* A well-formed one walks to its end and stops. */
   uint8_t good[9] = {1, 0, 0, 0, 'a', 0, 0, 0, 0};
-  struct sabha_entry batch = {.type = SABHA_ENTRY_BATCH, .size_bytes = 9,
-                              .data = good};
+  struct sabha_entry batch = {
+      .type = SABHA_ENTRY_BATCH, .size_bytes = 9, .data = good};
   offset = 0;
   CHECK(sabha_batch_next(&batch, &offset, &cmd, &size) == 1 && size == 1 &&
         cmd[0] == 'a');
