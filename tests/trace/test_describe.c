@@ -25,6 +25,18 @@ static const struct sabha_entry two[] = {
      .data = (const uint8_t *)"b"},
 };
 
+/* Entries 41..42 of term 3 after 40/3, commit 39: Raft's and async's
+ * append (type APPEND in both). */
+static struct sabha_msg append_40(uint32_t type) {
+  return (struct sabha_msg){.type = type,
+                            .term = 3,
+                            .index = 40,
+                            .log_term = 3,
+                            .commit = 39,
+                            .n_entries = 2,
+                            .entries = two};
+}
+
 /* Ballot 2.1 and 1.3 as Multi-Paxos packs them (round << 8 | node). */
 #define B21 ((2u << 8) | 1u)
 #define B13 ((1u << 8) | 3u)
@@ -55,13 +67,7 @@ static bool reads(const char *protocol, const struct sabha_msg *m,
 }
 
 static void describe_raft_messages(void) {
-  struct sabha_msg m = {.type = RAFT_MSG_APPEND,
-                        .term = 3,
-                        .index = 40,
-                        .log_term = 3,
-                        .commit = 39,
-                        .n_entries = 2,
-                        .entries = two};
+  struct sabha_msg m = append_40(RAFT_MSG_APPEND);
   CHECK(
       reads("raft", &m, "append term=3 prev=40/3 entries=41..42/3 commit=39"));
   m = (struct sabha_msg){.type = RAFT_MSG_APPEND_RESP, .term = 3, .index = 42};
@@ -219,15 +225,9 @@ static void describe_paxos_messages(void) {
 }
 
 static void describe_async_messages(void) {
-  struct sabha_msg m = {.type = ASYNC_MSG_APPEND,
-                        .term = 3,
-                        .index = 40,
-                        .log_term = 3,
-                        .commit = 39,
-                        .hint_index = 38,
-                        .context = 42,
-                        .n_entries = 2,
-                        .entries = two};
+  struct sabha_msg m = append_40(ASYNC_MSG_APPEND);
+  m.hint_index = 38; /* stable */
+  m.context = 42;    /* the primary's last index */
   CHECK(reads("async", &m,
               "append term=3 prev=40/3 entries=41..42/3 commit=39 stable=38 "
               "last=42"));
@@ -291,13 +291,7 @@ static void describe_bounds_entry_runs(void) {
 /* snprintf's contract: never past `size`, always a string, the whole
  * length returned; size 0 writes nothing. */
 static void describe_truncates_like_snprintf(void) {
-  struct sabha_msg m = {.type = RAFT_MSG_APPEND,
-                        .term = 3,
-                        .index = 40,
-                        .log_term = 3,
-                        .commit = 39,
-                        .n_entries = 2,
-                        .entries = two};
+  struct sabha_msg m = append_40(RAFT_MSG_APPEND);
   char full[256];
   size_t len = sabha_msg_describe("raft", &m, full, sizeof full);
   CHECK(len == strlen(full) && len > 20);
