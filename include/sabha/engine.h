@@ -322,4 +322,49 @@ int sabha_engine_compact(struct sabha_engine *e, uint64_t index,
 int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
                        struct sabha_entry *out);
 
+/* ---- describing messages --------------------------------------------------
+ *
+ * One line of text for a message, in the protocol's own words, for traces,
+ * logs and tools: the message type as the protocol's source names it, then
+ * the fields that type uses as key=value. `from` and `to` are left to the
+ * caller (a trace prints "n1 -> n2 " before the line). Index/term pairs read
+ * "index/term"; Paxos ballots, which pack a round and a node id, read
+ * "round.node" (3.2 is node 2's ballot of round 3); a refusal ends in
+ * "reject". Fields a type does not normally use are still shown when not
+ * zero, as field=value, so that nothing in a message is hidden. Examples:
+ *
+ *   raft        append term=3 prev=40/3 entries=41..42/3 commit=39
+ *               append-resp term=3 index=42 ok
+ *               append-resp term=3 index=44 reject hint=30/2
+ *               prevote term=5 last=41/3
+ *               vote term=4 last=41/3          (" forced": TimeoutNow's)
+ *               vote-resp term=4 granted
+ *               heartbeat term=3 commit=39 ctx=7
+ *               snapshot term=3 snap=100/2 bytes=0..4096/9000
+ *               snapshot-resp term=3 snap=100/2 received=4096
+ *               timeout-now term=3
+ *   multipaxos  prepare ballot=2.1 from=5      (probe: the same, before it)
+ *               promise ballot=2.1 last=7 accepted=5..7/1.3 commit=4
+ *               accept ballot=2.1 slot=5 entries=5..6/2.1 commit=4
+ *               accepted ballot=2.1 index=6 ok
+ *   paxos       prepare ballot=1.2 slot=3
+ *               promise ballot=1.2 slot=3 ok accepted=1.1 value="x"
+ *               accept ballot=1.2 slot=3 value="x"
+ *               chosen ballot=1.2 commit=3 entries=3/1.2 value="x"
+ *   async       append term=2 prev=9/2 entries=10/2 commit=9 stable=8 last=10
+ *
+ * tests/trace/test_describe.c pins the line of every type of every protocol.
+ *
+ * Writes at most `size` bytes, NUL included, never allocates, and returns
+ * the length the whole line has (as snprintf: a result >= size means the
+ * line was cut). `buf` may be NULL when `size` is 0. An unknown protocol,
+ * or a type the protocol does not know, gives "type=N" and every field
+ * that is not zero. */
+size_t sabha_msg_describe(const char *protocol, const struct sabha_msg *msg,
+                          char *buf, size_t size);
+/* The same, for a message of `e`'s protocol. */
+size_t sabha_engine_describe_msg(const struct sabha_engine *e,
+                                 const struct sabha_msg *msg, char *buf,
+                                 size_t size);
+
 #endif

@@ -358,6 +358,57 @@ static int async_entry(const void *state, uint64_t index,
   return replog_entry(&a->rl, index, out);
 }
 
+/* ---- how messages read (sabha_msg_describe) ----------------------------- */
+
+/* The primary's commit and stable points and its last index, which appends
+ * and heartbeats both carry (async.h). */
+static void describe_points(struct describe *t, const struct sabha_msg *m) {
+  describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+  describe_u64(t, "stable", m->hint_index, DESCRIBE_HINT);
+  describe_u64(t, "last", m->context, DESCRIBE_CONTEXT);
+}
+
+static void async_describe(struct describe *t, const struct sabha_msg *m) {
+  static const char *const names[] = {
+      [ASYNC_MSG_APPEND] = "append",
+      [ASYNC_MSG_APPEND_RESP] = "append-resp",
+      [ASYNC_MSG_HEARTBEAT] = "heartbeat",
+      [ASYNC_MSG_HEARTBEAT_RESP] = "heartbeat-resp",
+      [ASYNC_MSG_VOTE] = "vote",
+      [ASYNC_MSG_VOTE_RESP] = "vote-resp",
+      [ASYNC_MSG_SNAPSHOT] = "snapshot",
+      [ASYNC_MSG_SNAPSHOT_RESP] = "snapshot-resp",
+  };
+  if (!describe_name(t, names, sizeof names / sizeof names[0], m->type))
+    return;
+  describe_term(t, "term", m->term);
+  switch (m->type) {
+  case ASYNC_MSG_APPEND:
+    describe_at(t, "prev", m->index, m->log_term,
+                DESCRIBE_INDEX | DESCRIBE_LOG_TERM);
+    describe_entries(t, "entries", m);
+    describe_points(t, m);
+    break;
+  case ASYNC_MSG_HEARTBEAT:
+    describe_points(t, m);
+    break;
+  case ASYNC_MSG_APPEND_RESP:
+    describe_append_resp(t, m);
+    break;
+  case ASYNC_MSG_VOTE_RESP:
+    describe_verdict(t, m, "granted");
+    break;
+  case ASYNC_MSG_SNAPSHOT:
+    describe_snapshot_chunk(t, m);
+    break;
+  case ASYNC_MSG_SNAPSHOT_RESP:
+    describe_snapshot_resp(t, m);
+    break;
+  default: /* HEARTBEAT_RESP, VOTE: nothing beyond the term */
+    break;
+  }
+}
+
 const struct engine_ops async_engine_ops = {
     .name = "async",
     .create = async_create,
@@ -373,4 +424,5 @@ const struct engine_ops async_engine_ops = {
     .transfer_leadership = async_transfer_leadership,
     .compact = async_compact_op,
     .entry = async_entry,
+    .describe = async_describe,
 };

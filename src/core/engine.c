@@ -6,6 +6,8 @@
 #include "core/engine_impl.h"
 
 #include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,4 +222,203 @@ int sabha_batch_next(const struct sabha_entry *e, size_t *offset,
   *size_bytes = len;
   *offset += 4 + len;
   return 1;
+}
+
+/* ---- describing messages (engine_impl.h) -------------------------------- */
+
+#define DESCRIBE_RUNS_MAX 4u     /* entry runs shown before "+n" */
+#define DESCRIBE_VALUE_BYTES 24u /* bytes of a value shown before "+n" */
+
+void describe_text(struct describe *t, const char *fmt, ...) {
+  size_t room = t->len < t->size ? t->size - t->len : 0;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(room > 0 ? t->buf + t->len : NULL, room, fmt, ap);
+  va_end(ap);
+  assert(n >= 0); /* only a bad format fails, and formats are literals */
+  if (n > 0)
+    t->len += (size_t)n;
+}
+
+static void describe_number(struct describe *t, uint64_t term) {
+  if (t->ballots && term != 0)
+    describe_text(t, "%llu.%llu", (unsigned long long)(term >> 8),
+                  (unsigned long long)(term & 0xff));
+  else
+    describe_text(t, "%llu", (unsigned long long)term);
+}
+
+void describe_term(struct describe *t, const char *key, uint64_t term) {
+  describe_text(t, " %s=", key);
+  describe_number(t, term);
+  t->shown |= DESCRIBE_TERM;
+}
+
+void describe_u64(struct describe *t, const char *key, uint64_t value,
+                  uint32_t field) {
+  describe_text(t, " %s=%llu", key, (unsigned long long)value);
+  t->shown |= field;
+}
+
+void describe_at(struct describe *t, const char *key, uint64_t index,
+                 uint64_t term, uint32_t field) {
+  describe_text(t, " %s=%llu/", key, (unsigned long long)index);
+  describe_number(t, term);
+  t->shown |= field;
+}
+
+void describe_verdict(struct describe *t, const struct sabha_msg *m,
+                      const char *ok_word) {
+  describe_text(t, " %s", m->reject ? "reject" : ok_word);
+  t->shown |= DESCRIBE_REJECT;
+}
+
+void describe_entries(struct describe *t, const char *key,
+                      const struct sabha_msg *m) {
+  t->shown |= DESCRIBE_ENTRIES;
+  if (m->n_entries == 0 || m->entries == NULL)
+    return;
+  describe_text(t, " %s=", key);
+  uint32_t runs = 0;
+  for (uint32_t i = 0; i < m->n_entries;) {
+    /* A run: consecutive indices under one term. */
+    uint32_t j = i + 1;
+    while (j < m->n_entries && m->entries[j].term == m->entries[i].term &&
+           m->entries[j].index == m->entries[j - 1].index + 1)
+      j++;
+    if (runs == DESCRIBE_RUNS_MAX) {
+      describe_text(t, ",+%u", m->n_entries - i);
+      return;
+    }
+    describe_text(t, "%s%llu", runs > 0 ? "," : "",
+                  (unsigned long long)m->entries[i].index);
+    if (j - i > 1)
+      describe_text(t, "..%llu", (unsigned long long)m->entries[j - 1].index);
+    describe_text(t, "/");
+    describe_number(t, m->entries[i].term);
+    runs++;
+    i = j;
+  }
+}
+
+void describe_value(struct describe *t, const struct sabha_entry *e) {
+  if (e->type == SABHA_ENTRY_NOOP) {
+    describe_text(t, "noop");
+    return;
+  }
+  if (e->type == SABHA_ENTRY_BATCH) {
+    size_t offset = 0;
+    const uint8_t *cmd;
+    size_t size;
+    uint32_t n = 0;
+    int rv;
+    while ((rv = sabha_batch_next(e, &offset, &cmd, &size)) == 1)
+      n++;
+    describe_text(t, rv == 0 ? "batch(%u)" : "batch(%u,corrupt)", n);
+    return;
+  }
+  if (e->type != SABHA_ENTRY_COMMAND) {
+    describe_text(t, "type%u(%u bytes)", e->type, e->size_bytes);
+    return;
+  }
+  uint32_t shown = e->size_bytes < DESCRIBE_VALUE_BYTES ? e->size_bytes
+                                                        : DESCRIBE_VALUE_BYTES;
+  describe_text(t, "\"");
+  for (uint32_t i = 0; i < shown; i++) {
+    uint8_t c = e->data[i];
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+      describe_text(t, "%c", c);
+    else
+      describe_text(t, "\\x%02x", c);
+  }
+  describe_text(t, "\"");
+  if (shown < e->size_bytes)
+    describe_text(t, "+%u", e->size_bytes - shown);
+}
+
+void describe_snapshot_chunk(struct describe *t, const struct sabha_msg *m) {
+  describe_at(t, "snap", m->snap.index, m->snap.term, DESCRIBE_SNAP);
+  describe_text(t, " bytes=%llu..%llu/%llu", (unsigned long long)m->snap_offset,
+                (unsigned long long)(m->snap_offset + m->snap_size_bytes),
+                (unsigned long long)m->snap_total_bytes);
+  t->shown |= DESCRIBE_SNAP_BYTES;
+}
+
+bool describe_name(struct describe *t, const char *const *names, size_t n_names,
+                   uint32_t type) {
+  if (type >= n_names || names[type] == NULL) {
+    describe_text(t, "type=%u", type);
+    return false;
+  }
+  describe_text(t, "%s", names[type]);
+  return true;
+}
+
+void describe_append_resp(struct describe *t, const struct sabha_msg *m) {
+  /* A refusal of a stale term carries nothing but the term. */
+  bool stale = m->reject && m->index == 0;
+  if (!stale)
+    describe_u64(t, "index", m->index, DESCRIBE_INDEX);
+  describe_verdict(t, m, "ok");
+  if (m->reject && !stale)
+    describe_at(t, "hint", m->hint_index, m->hint_term, DESCRIBE_HINT);
+}
+
+void describe_snapshot_resp(struct describe *t, const struct sabha_msg *m) {
+  describe_at(t, "snap", m->snap.index, m->snap.term, DESCRIBE_SNAP);
+  describe_u64(t, "received", m->context, DESCRIBE_CONTEXT);
+}
+
+/* Every field the protocol did not show and that is not zero. */
+static void describe_rest(struct describe *t, const struct sabha_msg *m) {
+  uint32_t shown = t->shown;
+  if (!(shown & DESCRIBE_TERM) && m->term != 0)
+    describe_term(t, "term", m->term);
+  if (!(shown & DESCRIBE_INDEX) && m->index != 0)
+    describe_u64(t, "index", m->index, DESCRIBE_INDEX);
+  if (!(shown & DESCRIBE_LOG_TERM) && m->log_term != 0)
+    describe_term(t, "log_term", m->log_term);
+  if (!(shown & DESCRIBE_COMMIT) && m->commit != 0)
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+  if (!(shown & DESCRIBE_HINT) && (m->hint_index != 0 || m->hint_term != 0))
+    describe_at(t, "hint", m->hint_index, m->hint_term, DESCRIBE_HINT);
+  if (!(shown & DESCRIBE_CONTEXT) && m->context != 0)
+    describe_u64(t, "ctx", m->context, DESCRIBE_CONTEXT);
+  if (!(shown & DESCRIBE_ENTRIES) && m->n_entries != 0)
+    describe_entries(t, "entries", m);
+  if (!(shown & DESCRIBE_SNAP) && (m->snap.index != 0 || m->snap.term != 0))
+    describe_at(t, "snap", m->snap.index, m->snap.term, DESCRIBE_SNAP);
+  if (!(shown & DESCRIBE_SNAP_BYTES) &&
+      (m->snap_offset != 0 || m->snap_size_bytes != 0 ||
+       m->snap_total_bytes != 0))
+    describe_text(t, " bytes=%llu..%llu/%llu",
+                  (unsigned long long)m->snap_offset,
+                  (unsigned long long)(m->snap_offset + m->snap_size_bytes),
+                  (unsigned long long)m->snap_total_bytes);
+  if (!(shown & DESCRIBE_REJECT) && m->reject != 0)
+    describe_text(t, " reject");
+}
+
+size_t sabha_msg_describe(const char *protocol, const struct sabha_msg *msg,
+                          char *buf, size_t size) {
+  assert(msg != NULL && (buf != NULL || size == 0));
+  struct describe t = {.buf = buf, .size = size};
+  if (size > 0)
+    buf[0] = '\0';
+  const struct engine_ops *ops = NULL;
+  for (size_t i = 0; protocol != NULL && i < ENGINE_COUNT; i++)
+    if (strcmp(engine_table[i]->name, protocol) == 0)
+      ops = engine_table[i];
+  if (ops != NULL)
+    ops->describe(&t, msg);
+  else
+    describe_text(&t, "type=%u", msg->type);
+  describe_rest(&t, msg);
+  return t.len;
+}
+
+size_t sabha_engine_describe_msg(const struct sabha_engine *e,
+                                 const struct sabha_msg *msg, char *buf,
+                                 size_t size) {
+  return sabha_msg_describe(e->ops->name, msg, buf, size);
 }

@@ -715,6 +715,88 @@ static int cp_entry(const void *state, uint64_t index,
   return replog_entry(&p->rl, index, out);
 }
 
+/* ---- how messages read (sabha_msg_describe) ----------------------------- */
+
+/* " chosen" or " behind" for an answer that is not a plain one. */
+static void describe_answer(struct describe *t, const struct sabha_msg *m) {
+  if (m->context == CP_CHOSEN)
+    describe_text(t, " chosen");
+  else if (m->context == CP_BEHIND)
+    describe_text(t, " behind");
+  else if (m->context != 0)
+    return; /* unknown: shown as ctx= */
+  t->shown |= DESCRIBE_CONTEXT;
+  if (m->context == CP_BEHIND)
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+}
+
+/* A single value, as phase 1 and 2 carry it. */
+static void describe_one_value(struct describe *t, const struct sabha_msg *m,
+                               const char *ballot_key) {
+  if (m->n_entries != 1 || m->entries == NULL)
+    return;
+  const struct sabha_entry *e = &m->entries[0];
+  if (e->index != m->index) {
+    describe_entries(t, "entries", m); /* not this slot's: show where */
+  } else if (ballot_key != NULL) {
+    describe_term(t, ballot_key, e->term);
+  }
+  describe_text(t, " value=");
+  describe_value(t, e);
+  t->shown |= DESCRIBE_ENTRIES;
+}
+
+static void cp_describe(struct describe *t, const struct sabha_msg *m) {
+  static const char *const names[] = {
+      [CP_MSG_PREPARE] = "prepare",   [CP_MSG_PROMISE] = "promise",
+      [CP_MSG_ACCEPT] = "accept",     [CP_MSG_ACCEPTED] = "accepted",
+      [CP_MSG_CHOSEN] = "chosen",     [CP_MSG_STATUS] = "status",
+      [CP_MSG_SNAPSHOT] = "snapshot",
+  };
+  t->ballots = true;
+  if (!describe_name(t, names, sizeof names / sizeof names[0], m->type))
+    return;
+  /* Learning and catch-up carry no ballot of their own (term 0). */
+  if (m->term != 0 || m->type <= CP_MSG_ACCEPTED)
+    describe_term(t, "ballot", m->term);
+  switch (m->type) {
+  case CP_MSG_PREPARE:
+    describe_u64(t, "slot", m->index, DESCRIBE_INDEX);
+    break;
+  case CP_MSG_PROMISE:
+  case CP_MSG_ACCEPTED:
+    describe_u64(t, "slot", m->index, DESCRIBE_INDEX);
+    if (m->context == 0 || m->reject)
+      describe_verdict(t, m, "ok");
+    describe_answer(t, m);
+    describe_one_value(t, m, m->context == 0 ? "accepted" : NULL);
+    break;
+  case CP_MSG_ACCEPT:
+    describe_u64(t, "slot", m->index, DESCRIBE_INDEX);
+    describe_one_value(t, m, NULL);
+    break;
+  case CP_MSG_CHOSEN:
+    if (m->commit != 0)
+      describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    describe_entries(t, "entries", m);
+    if (m->n_entries == 1) {
+      describe_text(t, " value=");
+      describe_value(t, &m->entries[0]);
+    }
+    break;
+  case CP_MSG_STATUS:
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    if (m->snap.index != 0) { /* a snapshot being pulled */
+      describe_at(t, "snap", m->snap.index, m->snap.term, DESCRIBE_SNAP);
+      describe_u64(t, "received", m->context, DESCRIBE_CONTEXT);
+    }
+    break;
+  default: /* SNAPSHOT */
+    describe_snapshot_chunk(t, m);
+    break;
+  }
+}
+
 const struct engine_ops paxos_engine_ops = {
     .name = "paxos",
     .create = cp_create,
@@ -730,4 +812,5 @@ const struct engine_ops paxos_engine_ops = {
     .transfer_leadership = cp_transfer_leadership,
     .compact = cp_compact,
     .entry = cp_entry,
+    .describe = cp_describe,
 };

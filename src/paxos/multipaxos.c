@@ -428,6 +428,85 @@ static int mp_entry(const void *state, uint64_t index,
   return replog_entry(&p->rl, index, out);
 }
 
+/* ---- how messages read (sabha_msg_describe) ----------------------------- */
+
+static void mp_describe(struct describe *t, const struct sabha_msg *m) {
+  static const char *const names[] = {
+      [MP_MSG_PROBE] = "probe",
+      [MP_MSG_PROBE_RESP] = "probe-resp",
+      [MP_MSG_PREPARE] = "prepare",
+      [MP_MSG_PROMISE] = "promise",
+      [MP_MSG_ACCEPT] = "accept",
+      [MP_MSG_ACCEPTED] = "accepted",
+      [MP_MSG_HEARTBEAT] = "heartbeat",
+      [MP_MSG_HEARTBEAT_RESP] = "heartbeat-resp",
+      [MP_MSG_SNAPSHOT] = "snapshot",
+      [MP_MSG_SNAPSHOT_RESP] = "snapshot-resp",
+      [MP_MSG_TIMEOUT_NOW] = "timeout-now",
+  };
+  t->ballots = true;
+  if (!describe_name(t, names, sizeof names / sizeof names[0], m->type))
+    return;
+  describe_term(t, "ballot", m->term);
+  switch (m->type) {
+  case MP_MSG_PROBE:
+  case MP_MSG_PREPARE:
+    describe_u64(t, "from", m->index, DESCRIBE_INDEX); /* first slot asked */
+    if (m->context == 1) {
+      describe_text(t, " forced"); /* a transfer: ignores leases */
+      t->shown |= DESCRIBE_CONTEXT;
+    }
+    break;
+  case MP_MSG_PROBE_RESP:
+    describe_verdict(t, m, "granted");
+    break;
+  case MP_MSG_PROMISE:
+    /* Whatever a promise carries is shown as it is: how many slots one
+     * promise holds is phase1.c's business, not this line's. */
+    if (m->reject) {
+      describe_verdict(t, m, "ok");
+      break;
+    }
+    describe_u64(t, "last", m->index, DESCRIBE_INDEX);
+    describe_entries(t, "accepted", m);
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    if (m->context == MP_BEHIND) {
+      describe_text(t, " behind"); /* compacted past the slots asked for */
+      t->shown |= DESCRIBE_CONTEXT;
+    }
+    break;
+  case MP_MSG_ACCEPT:
+    describe_u64(t, "slot", m->index, DESCRIBE_INDEX);
+    describe_entries(t, "entries", m);
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    break;
+  case MP_MSG_ACCEPTED:
+    if (!m->reject || m->index != 0)
+      describe_u64(t, "index", m->index, DESCRIBE_INDEX);
+    describe_verdict(t, m, "ok");
+    if (m->reject && m->index != 0)
+      describe_u64(t, "hint", m->hint_index, DESCRIBE_HINT);
+    break;
+  case MP_MSG_HEARTBEAT:
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    if (m->context != 0)
+      describe_u64(t, "ctx", m->context, DESCRIBE_CONTEXT);
+    break;
+  case MP_MSG_HEARTBEAT_RESP:
+    if (m->context != 0)
+      describe_u64(t, "ctx", m->context, DESCRIBE_CONTEXT);
+    break;
+  case MP_MSG_SNAPSHOT:
+    describe_snapshot_chunk(t, m);
+    break;
+  case MP_MSG_SNAPSHOT_RESP:
+    describe_snapshot_resp(t, m);
+    break;
+  default: /* TIMEOUT_NOW */
+    break;
+  }
+}
+
 const struct engine_ops multipaxos_engine_ops = {
     .name = "multipaxos",
     .create = mp_create,
@@ -443,4 +522,5 @@ const struct engine_ops multipaxos_engine_ops = {
     .transfer_leadership = mp_transfer_leadership,
     .compact = mp_compact_op,
     .entry = mp_entry,
+    .describe = mp_describe,
 };

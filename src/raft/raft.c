@@ -5,7 +5,8 @@
  * term T > currentTerm: set currentTerm = T, convert to follower") together
  * with the lease rule that keeps a healthy leader in place (thesis §4.2.3,
  * §6.2), the timers, and the translation of internal state into the ready
- * batch of include/sabha/engine.h. The protocol proper lives beside it, one
+ * batch of include/sabha/engine.h, and how Raft's messages read in a trace
+ * (sabha_msg_describe). The protocol proper lives beside it, one
  * file per concern (see raft.h). */
 #include "raft/raft.h"
 
@@ -364,6 +365,68 @@ static int raft_entry(const void *state, uint64_t index,
   return replog_entry(&r->rl, index, out);
 }
 
+/* ---- how messages read (sabha_msg_describe) ----------------------------- */
+
+static void raft_describe(struct describe *t, const struct sabha_msg *m) {
+  static const char *const names[] = {
+      [RAFT_MSG_APPEND] = "append",
+      [RAFT_MSG_APPEND_RESP] = "append-resp",
+      [RAFT_MSG_HEARTBEAT] = "heartbeat",
+      [RAFT_MSG_HEARTBEAT_RESP] = "heartbeat-resp",
+      [RAFT_MSG_PREVOTE] = "prevote",
+      [RAFT_MSG_PREVOTE_RESP] = "prevote-resp",
+      [RAFT_MSG_VOTE] = "vote",
+      [RAFT_MSG_VOTE_RESP] = "vote-resp",
+      [RAFT_MSG_SNAPSHOT] = "snapshot",
+      [RAFT_MSG_SNAPSHOT_RESP] = "snapshot-resp",
+      [RAFT_MSG_TIMEOUT_NOW] = "timeout-now",
+  };
+  if (!describe_name(t, names, sizeof names / sizeof names[0], m->type))
+    return;
+  describe_term(t, "term", m->term);
+  switch (m->type) {
+  case RAFT_MSG_APPEND:
+    describe_at(t, "prev", m->index, m->log_term,
+                DESCRIBE_INDEX | DESCRIBE_LOG_TERM);
+    describe_entries(t, "entries", m);
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    break;
+  case RAFT_MSG_APPEND_RESP:
+    describe_append_resp(t, m);
+    break;
+  case RAFT_MSG_HEARTBEAT:
+    describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
+    if (m->context != 0)
+      describe_u64(t, "ctx", m->context, DESCRIBE_CONTEXT);
+    break;
+  case RAFT_MSG_HEARTBEAT_RESP:
+    if (m->context != 0)
+      describe_u64(t, "ctx", m->context, DESCRIBE_CONTEXT);
+    break;
+  case RAFT_MSG_PREVOTE:
+  case RAFT_MSG_VOTE:
+    describe_at(t, "last", m->index, m->log_term,
+                DESCRIBE_INDEX | DESCRIBE_LOG_TERM);
+    if (m->context == 1) {
+      describe_text(t, " forced"); /* by TimeoutNow: ignores leases */
+      t->shown |= DESCRIBE_CONTEXT;
+    }
+    break;
+  case RAFT_MSG_PREVOTE_RESP:
+  case RAFT_MSG_VOTE_RESP:
+    describe_verdict(t, m, "granted");
+    break;
+  case RAFT_MSG_SNAPSHOT:
+    describe_snapshot_chunk(t, m);
+    break;
+  case RAFT_MSG_SNAPSHOT_RESP:
+    describe_snapshot_resp(t, m);
+    break;
+  default: /* TIMEOUT_NOW: the term says it all */
+    break;
+  }
+}
+
 const struct engine_ops raft_engine_ops = {
     .name = "raft",
     .create = raft_create,
@@ -379,4 +442,5 @@ const struct engine_ops raft_engine_ops = {
     .transfer_leadership = raft_transfer_leadership,
     .compact = raft_compact_op,
     .entry = raft_entry,
+    .describe = raft_describe,
 };
