@@ -157,6 +157,25 @@ int wal_sync(struct wal *w) {
 
 /* ---- records ---- */
 
+/* Writes at `h` one record of segment `seq` written when `durable` bytes
+ * of that segment had been fsynced. */
+static void record_encode(uint8_t *h, uint64_t seq, uint64_t durable,
+                          uint8_t type, const uint8_t *head,
+                          uint32_t head_bytes, const uint8_t *body,
+                          uint32_t body_bytes) {
+  uint32_t payload = head_bytes + body_bytes;
+  wal_put_u32(h + 4, payload);
+  h[8] = type;
+  h[9] = 0;
+  wal_put_u16(h + 10, 0);
+  wal_put_u32(h + 12, (uint32_t)durable);
+  memcpy(h + WAL_REC_HEADER_BYTES, head, head_bytes);
+  if (body_bytes > 0)
+    memcpy(h + WAL_REC_HEADER_BYTES + head_bytes, body, body_bytes);
+  wal_put_u32(h, wal_rec_crc(seq, h, payload));
+  assert(wal_get_u32(h + 4) == payload && h[8] == type);
+}
+
 /* Encodes one record into the buffer. The caller made sure it fits in the
  * active segment. */
 static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
@@ -174,21 +193,12 @@ static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
     w->buf = b;
     w->buf_cap = cap;
   }
-  uint8_t *h = w->buf + w->buf_len;
   uint64_t offset = active(w)->size_bytes + w->buf_len;
   assert(w->durable_bytes <= offset);
-  wal_put_u32(h + 4, (uint32_t)payload);
-  h[8] = type;
-  h[9] = 0;
-  wal_put_u16(h + 10, 0);
-  wal_put_u32(h + 12, (uint32_t)w->durable_bytes);
-  memcpy(h + WAL_REC_HEADER_BYTES, head, head_bytes);
-  if (body_bytes > 0)
-    memcpy(h + WAL_REC_HEADER_BYTES + head_bytes, body, body_bytes);
-  wal_put_u32(h, wal_rec_crc(active(w)->seq, h, (uint32_t)payload));
+  record_encode(w->buf + w->buf_len, active(w)->seq, w->durable_bytes, type,
+                head, head_bytes, body, body_bytes);
   w->buf_len = need;
   w->stats.records_written++;
-  assert(wal_get_u32(h + 4) == payload && h[8] == type);
   return 0;
 }
 
@@ -212,21 +222,42 @@ int wal_segs_push(struct wal *w, struct wal_seg seg) {
   return 0;
 }
 
+/* A segment is born whole. Its header and the hard state it restates
+ * (every segment begins with it, so that deleting older segments, or
+ * damage in them, can never take the latest one away) are written under a
+ * temporary name and fsynced, and only then is the file renamed to its
+ * segment name and the directory fsynced. So a segment under its own name
+ * always holds both, durably: a shorter or damaged start is damage, never
+ * a creation a crash interrupted (that leaves segment.tmp, which recovery
+ * deletes). The cost is the same two fsyncs as creating it in place. */
 int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
   assert(w->fd < 0 && w->buf_len == 0);
   if (w->failed)
     return w->failed;
+  enum { BIRTH_BYTES_MAX = WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
+                           WAL_HARD_STATE_BYTES };
+  uint8_t birth[BIRTH_BYTES_MAX];
+  uint32_t birth_bytes = WAL_SEG_HEADER_BYTES;
+  if (w->has_hs)
+    flags |= WAL_SEG_FLAG_HARD_STATE;
+  wal_seg_header_encode(birth, seq, flags);
+  if (w->has_hs) {
+    uint8_t p[WAL_HARD_STATE_BYTES];
+    hard_state_encode(p, &w->hs);
+    record_encode(birth + birth_bytes, seq, WAL_SEG_HEADER_BYTES,
+                  WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
+    birth_bytes = BIRTH_BYTES_MAX;
+    w->stats.records_written++;
+  }
   char name[WAL_SEG_NAME_BYTES + 1];
   wal_seg_name(name, seq);
-  const char *path = wal_path(w, name);
+  const char *tmp = wal_path(w, WAL_SEG_TMP_NAME);
   int fd;
-  int rv = w->io.open(w->io.ctx, path, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
+  int rv = w->io.open(w->io.ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
   if (rv != 0)
-    return wal_io_error(w, rv, "create", path);
-  uint8_t h[WAL_SEG_HEADER_BYTES];
-  wal_seg_header_encode(h, seq, flags);
+    return wal_io_error(w, rv, "create", tmp);
   const char *what = "write";
-  rv = w->io.write(w->io.ctx, fd, 0, h, sizeof h);
+  rv = w->io.write(w->io.ctx, fd, 0, birth, birth_bytes);
   if (rv == 0) {
     what = "fdatasync";
     uint64_t t0 = w->io.clock_ns(w->io.ctx);
@@ -234,34 +265,28 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
     if (rv == 0)
       wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
   }
+  if (rv == 0) {
+    what = "rename to its segment name";
+    rv = w->io.rename(w->io.ctx, tmp, wal_path2(w, name));
+  }
   if (rv != 0) {
     w->io.close(w->io.ctx, fd);
-    return wal_io_error(w, rv, what, path);
+    return wal_io_error(w, rv, what, tmp);
   }
   w->fd = fd;
-  rv = wal_segs_push(
-      w, (struct wal_seg){.seq = seq, .size_bytes = WAL_SEG_HEADER_BYTES});
+  rv = wal_segs_push(w, (struct wal_seg){.seq = seq,
+                                         .size_bytes = birth_bytes,
+                                         .version = WAL_FORMAT_VERSION});
   if (rv != 0)
     return rv;
-  w->durable_bytes = WAL_SEG_HEADER_BYTES;
-  w->stats.bytes_written += WAL_SEG_HEADER_BYTES;
+  w->durable_bytes = birth_bytes;
+  w->stats.bytes_written += birth_bytes;
   /* The name must be durable before anything written into the file is
    * acknowledged: a sync of the file alone does not promise it. */
-  rv = wal_sync_dir(w);
-  if (rv != 0)
-    return rv;
-  /* Each segment begins by restating the hard state, so that damage in an
-   * older segment can never hide the latest one (see DISCARDING). */
-  if (w->has_hs) {
-    uint8_t p[WAL_HARD_STATE_BYTES];
-    hard_state_encode(p, &w->hs);
-    return encode_record(w, WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
-  }
-  return 0;
+  return wal_sync_dir(w);
 }
 
-/* Closes the full active segment, durably, and starts the next one. */
-static int rollover(struct wal *w) {
+int wal_rollover(struct wal *w) {
   int rv = wal_sync_active(w);
   if (rv != 0)
     return rv;
@@ -282,7 +307,7 @@ int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
              size <=
          w->opt.segment_size_bytes);
   if (active(w)->size_bytes + w->buf_len + size > w->opt.segment_size_bytes) {
-    int rv = rollover(w);
+    int rv = wal_rollover(w);
     if (rv != 0)
       return rv;
   }

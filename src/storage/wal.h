@@ -18,6 +18,7 @@
  *     wal-<seq>.log      segments, <seq> = 16 lowercase hex digits, from 1;
  *                        one active segment is appended to, older ones are
  *                        full (or were the active one before a restart)
+ *     segment.tmp        only while a segment is being created
  *     snapshot           the latest snapshot (written as snapshot.tmp, then
  *                        renamed)
  *     discard.intent     only while a damaged log is being moved aside
@@ -26,9 +27,22 @@
  * Every integer is little-endian. A segment starts with a 32-byte header:
  *
  *     0  magic "SABHAWAL"      16 u64 segment sequence (as in the name)
- *     8  u32 format version 1  24 u32 flags (bit 0: the log starts here;
- *    12  u32 header bytes, 32          earlier segments do not belong to it)
+ *     8  u32 format version 2  24 u32 flags: bit 0, the log starts here
+ *    12  u32 header bytes, 32          (earlier segments do not belong to
+ *                                      it); bit 1, a HARD_STATE record
+ *                                      follows the header
  *                              28 u32 CRC32C of bytes 0..27
+ *
+ * A segment is born whole: its header and a HARD_STATE record restating
+ * the current hard state (when there is one; flag bit 1 says so) are
+ * written to segment.tmp, fsynced, and only then renamed to the segment's
+ * name (and the directory fsynced). So a segment under its own name holds
+ * both, durably, from the first moment: these "birth bytes" are never a
+ * torn tail, and a segment shorter than them is damaged, never unborn.
+ * Version 1 (older builds) created segments in place and had no bit 1;
+ * this build reads it, and appends only to segments of version 2 (on
+ * opening a version 1 log it starts a new segment), so that an older
+ * build refuses a log it cannot read instead of misreading it.
  *
  * followed by records, each a 16-byte header and a payload:
  *
@@ -70,14 +84,24 @@
  *     bytes") that the damaged bytes had been fsynced, the damage is the
  *     unsynced tail of a crash: it was never acknowledged, so the file is cut
  *     there and recovery goes on (stats.recovered_tail_bytes says how much);
- *   - anywhere else it is corruption of acknowledged data: wal_open fails
- *     with SABHA_ECORRUPT and a message naming the file and byte offset.
- *     Nothing is dropped silently. So does a missing segment, a damaged
+ *   - anywhere else, or in a segment's birth bytes, it is corruption of
+ *     acknowledged data: wal_open fails with SABHA_ECORRUPT and a message
+ *     naming the file and byte offset. Nothing is dropped silently. So
+ *     does a missing segment, a segment shorter than its birth bytes (its
+ *     header, or the hard state it was created with, cut away), a damaged
  *     snapshot file or segment header, and a log that contradicts itself
  *     (an entry past a gap, a snapshot marker the snapshot file lacks).
- * The one blind spot: damage to the records written after the last
- * "witness" (in practice, the last batch before the node stopped) cannot be
- * told from a torn write without a second fsync per batch, and is cut.
+ *     Only in a log written by version 1, which created segments in place,
+ *     is a last segment with half a header (after a version 1 segment)
+ *     taken for a creation a crash interrupted and removed.
+ * Blind spots. Damage to the records written after the last "witness" (in
+ * practice, the last batch before the node stopped) cannot be told from a
+ * torn write without a second fsync per batch, and is cut. And a segment
+ * cut exactly at a record boundary after its birth bytes looks like a
+ * crash that lost its unsynced tail: what was written there after the
+ * segment's creation (entries, and a term or vote that changed since) is
+ * lost without a word. The hard state a segment was created with cannot be
+ * lost that way.
  * What wal_open returns is durable: it fsyncs the last segment and the
  * directory before returning, so a node never acknowledges what a power cut
  * could still take away. It also deletes segments the snapshot covers that
@@ -86,16 +110,16 @@
  * DURABILITY. wal_append_ready() only fills a buffer (written to the file
  * when it reaches buffer_size_bytes); nothing is durable until wal_sync()
  * returns 0. Exceptions that sync on their own: moving to a new segment
- * (the full one is fsynced, then the new one is created and its directory
- * entry fsynced, so that only the last segment can ever have a torn tail),
- * and snapshots (below).
+ * (the full one is fsynced, then the new one is born whole, see ON DISK,
+ * so that only the last segment can ever have a torn tail), and snapshots
+ * (below).
  *
  * SNAPSHOTS (wal_save_snapshot, or a ready batch with has_snapshot): sync
  * the log; write snapshot.tmp, fsync it, rename it over snapshot, fsync the
  * directory; append a SNAPSHOT record, sync; then delete, oldest first and
  * one directory fsync each, the segments whose every entry the snapshot
  * covers (never the active one). Deleting cannot lose the latest hard
- * state, because every segment begins by restating the hard state current
+ * state, because every segment is born holding the hard state current
  * when it was created, and the active segment stays; deleting oldest first
  * keeps the remaining segments contiguous whatever a crash interrupts.
  *
@@ -143,7 +167,7 @@
 #include "sabha/engine.h"
 #include "storage/wal_io.h"
 
-#define WAL_FORMAT_VERSION 1u
+#define WAL_FORMAT_VERSION 2u /* of the segments this build writes */
 #define WAL_SEGMENT_BYTES_DEFAULT (64u << 20)
 #define WAL_SEGMENT_BYTES_LIMIT (1u << 30)
 #define WAL_ENTRY_BYTES_DEFAULT (1u << 20)

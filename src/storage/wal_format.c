@@ -92,8 +92,8 @@ void wal_seg_header_encode(uint8_t *p, uint64_t seq, uint32_t flags) {
   assert(wal_get_u64(p + 16) == seq);
 }
 
-int wal_seg_header_check(const uint8_t *p, uint64_t size, uint64_t *seq,
-                         uint32_t *flags, const char **why) {
+int wal_seg_header_check(const uint8_t *p, uint64_t size,
+                         struct wal_seg_header *h, const char **why) {
   if (size < WAL_SEG_HEADER_BYTES) {
     *why = "incomplete segment header";
     return SABHA_ECORRUPT;
@@ -103,14 +103,24 @@ int wal_seg_header_check(const uint8_t *p, uint64_t size, uint64_t *seq,
     *why = "bad segment header";
     return SABHA_ECORRUPT;
   }
-  if (wal_get_u32(p + 8) != WAL_FORMAT_VERSION ||
+  uint32_t version = wal_get_u32(p + 8);
+  if (version < WAL_SEG_VERSION_OLDEST || version > WAL_FORMAT_VERSION ||
       wal_get_u32(p + 12) != WAL_SEG_HEADER_BYTES) {
     *why = "segment written in a format version this build does not read";
     return SABHA_EINVAL;
   }
-  *seq = wal_get_u64(p + 16);
-  *flags = wal_get_u32(p + 24);
+  h->seq = wal_get_u64(p + 16);
+  h->version = version;
+  h->flags = wal_get_u32(p + 24);
   return 0;
+}
+
+uint64_t wal_seg_born_bytes(const struct wal_seg_header *h) {
+  if (h->version < 2)
+    return 0;
+  if (h->flags & WAL_SEG_FLAG_HARD_STATE)
+    return WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES;
+  return WAL_SEG_HEADER_BYTES;
 }
 
 void wal_seg_name(char *name, uint64_t seq) {

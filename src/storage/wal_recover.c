@@ -43,6 +43,7 @@ struct listing {
   size_t cap;
   bool snapshot;
   bool snapshot_tmp;
+  bool segment_tmp;
   bool intent;
   bool intent_tmp;
 };
@@ -64,6 +65,8 @@ static int list_each(void *arg, const char *name) {
     l->snapshot = true;
   } else if (strcmp(name, WAL_SNAP_TMP_NAME) == 0) {
     l->snapshot_tmp = true;
+  } else if (strcmp(name, WAL_SEG_TMP_NAME) == 0) {
+    l->segment_tmp = true;
   } else if (strcmp(name, WAL_INTENT_NAME) == 0) {
     l->intent = true;
   } else if (strcmp(name, WAL_INTENT_TMP_NAME) == 0) {
@@ -114,6 +117,7 @@ struct replay {
   size_t bytes_cap;
   uint8_t *img; /* one segment, as read */
   size_t img_cap;
+  uint32_t prev_version; /* of the segment replayed last; 0: none yet */
 };
 
 static void replay_free(struct replay *r) {
@@ -324,6 +328,15 @@ static int cut_tail(struct wal *w, int fd, const char *path, uint64_t off,
   return 0;
 }
 
+/* Could a last segment whose header is incomplete or damaged be one whose
+ * creation a crash interrupted? Only if an older build made it, creating
+ * segments in place: the segment before it is of version 1. This build
+ * names a segment only once its header is durable, so from it such a
+ * header is damage. */
+static bool maybe_unborn(bool last, uint64_t size, uint32_t prev_version) {
+  return last && size <= WAL_SEG_HEADER_BYTES && prev_version == 1;
+}
+
 /* Removes a last segment whose creation a crash interrupted (its header
  * never became durable, so nothing in it was ever acknowledged). */
 static int remove_unborn(struct wal *w, int fd, const char *path, char *note,
@@ -350,39 +363,55 @@ static int replay_segment(struct wal *w, struct replay *r,
     return wal_io_error(w, rv, "open", path);
   uint64_t size = 0;
   rv = read_image(w, r, fd, path, &size);
-  uint64_t hseq = 0;
-  uint32_t flags = 0;
+  struct wal_seg_header hd = {0};
   const char *why = NULL;
   if (rv == 0) {
-    rv = wal_seg_header_check(r->img, size, &hseq, &flags, &why);
-    if (rv == SABHA_ECORRUPT && sc->last && size <= WAL_SEG_HEADER_BYTES &&
-        (!sc->first || sc->seq == 1 || r->has_snap))
+    rv = wal_seg_header_check(r->img, size, &hd, &why);
+    if (rv == SABHA_ECORRUPT && maybe_unborn(sc->last, size, r->prev_version))
       return remove_unborn(w, fd, path, note, note_size);
     if (rv == SABHA_EINVAL)
       rv = wal_error(w, rv, "%s: %s", path, why);
     else if (rv != 0)
       rv = corrupt_at(w, path, 0, why);
-    else if (hseq != sc->seq)
+    else if (hd.seq != sc->seq)
       rv = corrupt_at(w, path, 16, "header names another segment");
     else if (sc->first && sc->seq != 1 && !r->has_snap &&
-             !(flags & WAL_SEG_FLAG_LOG_START))
+             !(hd.flags & WAL_SEG_FLAG_LOG_START))
       rv = corrupt_at(w, path, 0,
                       "the log starts here but there is no snapshot: "
                       "earlier segments are missing");
-    else if (!sc->first && (flags & WAL_SEG_FLAG_LOG_START))
+    else if (!sc->first && (hd.flags & WAL_SEG_FLAG_LOG_START))
       rv = corrupt_at(w, path, 24,
                       "a segment that starts a new log follows older ones");
   }
-  struct wal_seg seg = {.seq = sc->seq};
+  struct wal_seg seg = {.seq = sc->seq, .version = hd.version};
+  uint64_t born = rv == 0 ? wal_seg_born_bytes(&hd) : 0;
+  if (rv == 0 && size < born)
+    rv = corrupt_at(w, path, size,
+                    "the segment ends before the hard state it was created "
+                    "with (fsynced before the segment had its name)");
   uint64_t off = WAL_SEG_HEADER_BYTES;
   while (rv == 0 && off < size) {
     struct wal_rec rec;
-    if (wal_rec_check(r->img, size, off, sc->seq, &rec, &why)) {
+    bool ok = wal_rec_check(r->img, size, off, sc->seq, &rec, &why);
+    if (ok && off < born && rec.type != WAL_REC_HARD_STATE) {
+      ok = false;
+      why = "a record of another type";
+    }
+    if (ok) {
       rv = apply(w, r, &rec, &seg, path, off);
       off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
       continue;
     }
     char msg[192];
+    if (off < born) {
+      snprintf(msg, sizeof msg,
+               "%s where the hard state the segment was created with belongs "
+               "(it was fsynced before the segment had its name)",
+               why);
+      rv = corrupt_at(w, path, off, msg);
+      break;
+    }
     if (!sc->last) {
       snprintf(msg, sizeof msg, "%s in a segment before the last", why);
       rv = corrupt_at(w, path, off, msg);
@@ -400,6 +429,7 @@ static int replay_segment(struct wal *w, struct replay *r,
     size = off;
   }
   seg.size_bytes = size;
+  r->prev_version = hd.version;
   if (rv == 0)
     rv = wal_segs_push(w, seg);
   if (rv != 0 || !sc->last) {
@@ -474,6 +504,7 @@ static void note_damage(struct salvage *s, uint64_t key, const char *path,
 static int salvage_scan(struct wal *w, struct replay *r,
                         const struct listing *l, struct salvage *s) {
   memset(s, 0, sizeof *s);
+  uint32_t prev_version = 0;
   for (size_t i = 0; i < l->n; i++) {
     char name[WAL_SEG_NAME_BYTES + 1];
     wal_seg_name(name, l->seqs[i]);
@@ -491,13 +522,19 @@ static int salvage_scan(struct wal *w, struct replay *r,
     w->io.close(w->io.ctx, fd);
     if (rv != 0)
       return rv;
-    uint64_t seq;
-    uint32_t flags;
+    struct wal_seg_header hd = {0};
     const char *why;
     uint64_t off = WAL_SEG_HEADER_BYTES;
-    if (wal_seg_header_check(r->img, size, &seq, &flags, &why) != 0) {
-      if (last && size <= WAL_SEG_HEADER_BYTES)
-        continue; /* never born */
+    uint64_t born = 0;
+    bool header_ok = wal_seg_header_check(r->img, size, &hd, &why) == 0;
+    if (!header_ok && maybe_unborn(last, size, prev_version))
+      continue;
+    prev_version = hd.version;
+    if (header_ok)
+      born = wal_seg_born_bytes(&hd);
+    if (size < born)
+      note_damage(s, pos_key(i, size), path, size);
+    if (!header_ok) {
       note_damage(s, pos_key(i, 0), path, 0);
       off = size > off ? find_next(r->img, size, l->seqs[i], off) : 0;
       if (off == 0)
@@ -516,7 +553,8 @@ static int salvage_scan(struct wal *w, struct replay *r,
         off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
         continue;
       }
-      if (last && find_witness(r->img, size, l->seqs[i], off) == 0)
+      if (last && off >= born &&
+          find_witness(r->img, size, l->seqs[i], off) == 0)
         break; /* an unsynced tail: never acknowledged, hides nothing */
       note_damage(s, pos_key(i, off), path, off);
       off = find_next(r->img, size, l->seqs[i], off + 1);
@@ -532,7 +570,7 @@ static void intent_encode(uint8_t *p, bool has_hs,
                           uint64_t new_seq) {
   memset(p, 0, WAL_INTENT_BYTES);
   memcpy(p, WAL_INTENT_MAGIC, 8);
-  wal_put_u32(p + 8, WAL_FORMAT_VERSION);
+  wal_put_u32(p + 8, WAL_INTENT_VERSION);
   wal_put_u32(p + 12, WAL_INTENT_BYTES);
   wal_put_u64(p + 16, hs->term);
   wal_put_u32(p + 24, hs->vote);
@@ -565,7 +603,7 @@ static int intent_read(struct wal *w, struct intent *in) {
     return wal_io_error(w, rv, "read", path);
   /* It was fsynced before it got its name: damage here is real. */
   if (n != WAL_INTENT_BYTES || memcmp(p, WAL_INTENT_MAGIC, 8) != 0 ||
-      wal_get_u32(p + 8) != WAL_FORMAT_VERSION ||
+      wal_get_u32(p + 8) != WAL_INTENT_VERSION ||
       wal_crc32c(0, p, 92) != wal_get_u32(p + 92) ||
       p[48 + WAL_INTENT_FOLDER_MAX - 1] != 0 || p[48] == 0 ||
       wal_get_u64(p + 40) == 0)
@@ -756,15 +794,20 @@ static int tidy(struct wal *w, struct listing *l, char *note,
   int rv = list_dir(w, l);
   if (rv != 0)
     return rv;
-  const char *tmps[2] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+  const char *tmps[3] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+                         l->segment_tmp ? WAL_SEG_TMP_NAME : NULL,
                          l->intent_tmp ? WAL_INTENT_TMP_NAME : NULL};
-  for (int i = 0; i < 2; i++) {
+  bool removed = false;
+  for (int i = 0; i < 3; i++) {
     if (tmps[i] == NULL)
       continue;
     const char *path = wal_path(w, tmps[i]);
     rv = w->io.unlink(w->io.ctx, path);
     if (rv != 0 && rv != -ENOENT)
       return wal_io_error(w, rv, "unlink", path);
+    removed = true;
+  }
+  if (removed) {
     rv = wal_sync_dir(w);
     if (rv != 0)
       return rv;
@@ -780,7 +823,7 @@ static int tidy(struct wal *w, struct listing *l, char *note,
                "vote %u kept)",
                w->dir, in.folder, (unsigned long long)in.hs.term, in.hs.vote);
   }
-  if (rv == 0 && (l->intent || l->snapshot_tmp || l->intent_tmp))
+  if (rv == 0 && (l->intent || removed))
     rv = list_dir(w, l);
   return rv;
 }
@@ -828,13 +871,8 @@ static int hand_over(struct wal *w, struct replay *r,
   return 0;
 }
 
-/* Makes the recovered state durable and the last segment ready for
- * appending (or creates the first one). */
-static int make_ready(struct wal *w, const struct listing *l) {
-  if (w->n_segs == 0) {
-    uint64_t seq = l->n > 0 ? l->seqs[l->n - 1] : 1;
-    return wal_segment_create(w, seq, 0);
-  }
+/* Makes the last segment, as recovered, durable and open for appending. */
+static int sync_last(struct wal *w) {
   /* The previous process may have died with its last writes still in the
    * page cache: readable now, gone after a power cut. Sync before anyone
    * acts on them. */
@@ -855,7 +893,25 @@ static int make_ready(struct wal *w, const struct listing *l) {
     return wal_io_error(w, rv, "fsync", wal_path(w, name));
   wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
   w->durable_bytes = s->size_bytes;
-  rv = wal_sync_dir(w);
+  return wal_sync_dir(w);
+}
+
+/* Makes the recovered state durable and the last segment ready for
+ * appending (or creates the first one), and finishes what a crash left
+ * half done. */
+static int make_ready(struct wal *w, const struct listing *l) {
+  int rv;
+  if (w->n_segs == 0) {
+    uint64_t seq = l->n > 0 ? l->seqs[l->n - 1] : 1;
+    rv = wal_segment_create(w, seq, 0);
+  } else {
+    rv = sync_last(w);
+    /* Only segments of this format get appended to: an older build then
+     * refuses the log (a version it does not read) rather than misreads
+     * it, and every segment this build appends to was born whole. */
+    if (rv == 0 && w->segs[w->n_segs - 1].version != WAL_FORMAT_VERSION)
+      rv = wal_rollover(w);
+  }
   /* A crash between a snapshot and the deletions it allows leaves covered
    * segments behind; finish the job. */
   if (rv == 0 && w->has_snapshot)
