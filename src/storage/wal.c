@@ -334,17 +334,21 @@ static uint64_t snap_index(const struct wal *w) {
   return w->has_snapshot ? w->snap.index : 0;
 }
 
-static int append_truncate(struct wal *w, uint64_t from) {
+/* The log's new end once every entry at index >= from is dropped. */
+static void truncate_last_index(struct wal *w, uint64_t from) {
   assert(from >= 1);
-  uint8_t p[WAL_TRUNCATE_BYTES];
-  wal_put_u64(p, from);
-  int rv = wal_append_record(w, WAL_REC_TRUNCATE, p, sizeof p, NULL, 0);
-  if (rv != 0)
-    return rv;
   if (from - 1 < w->last_index)
     w->last_index = from - 1 > snap_index(w) ? from - 1 : snap_index(w);
   assert(w->last_index >= snap_index(w));
-  return 0;
+}
+
+static int append_truncate(struct wal *w, uint64_t from) {
+  uint8_t p[WAL_TRUNCATE_BYTES];
+  wal_put_u64(p, from);
+  int rv = wal_append_record(w, WAL_REC_TRUNCATE, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    truncate_last_index(w, from);
+  return rv;
 }
 
 static int append_entry(struct wal *w, const struct sabha_entry *e) {
@@ -410,11 +414,25 @@ int wal_delete_covered(struct wal *w) {
   return rv;
 }
 
+/* Installs a snapshot and, with truncate_from != 0, drops the log from
+ * there in the same step (see SNAPSHOTS in wal.h for why the order is what
+ * it is). */
 static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
-                            const void *data, size_t size_bytes) {
-  /* What came before the snapshot is durable before the snapshot is, so a
-   * crash leaves a prefix of what was appended, never a hole in it. */
-  int rv = wal_sync_active(w);
+                            const void *data, size_t size_bytes,
+                            uint64_t truncate_from) {
+  /* The INSTALL record, and everything appended before it, is durable
+   * before the snapshot file is. A crash before the file's rename leaves
+   * the record without its snapshot: recovery then abandons it (the old
+   * snapshot, the old log). A crash after leaves both: recovery applies
+   * the truncation the record carries (the new snapshot, the truncated
+   * log). Nothing in between exists on the disk. */
+  uint8_t p[WAL_INSTALL_BYTES];
+  wal_put_u64(p, m->index);
+  wal_put_u64(p + 8, m->term);
+  wal_put_u64(p + 16, truncate_from);
+  int rv = wal_append_record(w, WAL_REC_INSTALL, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    rv = wal_sync_active(w);
   if (rv == 0)
     rv = wal_snapshot_write(w, m, data, size_bytes);
   if (rv != 0)
@@ -423,10 +441,12 @@ static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
   w->snap = *m;
   if (w->last_index < m->index)
     w->last_index = m->index;
-  uint8_t p[WAL_SNAPSHOT_REC_BYTES];
-  wal_put_u64(p, m->index);
-  wal_put_u64(p + 8, m->term);
-  rv = wal_append_record(w, WAL_REC_SNAPSHOT, p, sizeof p, NULL, 0);
+  if (truncate_from != 0)
+    truncate_last_index(w, truncate_from);
+  /* The SNAPSHOT record says the install is done: no record but a
+   * restated hard state ever comes between it and its INSTALL. */
+  rv = wal_append_record(w, WAL_REC_SNAPSHOT, p, WAL_SNAPSHOT_REC_BYTES, NULL,
+                         0);
   if (rv == 0)
     rv = wal_sync_active(w);
   /* The latest hard state cannot go with the deleted segments: it is in
@@ -447,7 +467,7 @@ int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
   int rv = snapshot_check(w, meta, size_bytes);
   if (rv != 0)
     return rv;
-  return snapshot_install(w, meta, data, size_bytes);
+  return snapshot_install(w, meta, data, size_bytes, 0);
 }
 
 /* ---- ready batches ---- */
@@ -496,10 +516,11 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
     return rv;
   if (rd->has_hard_state)
     rv = wal_append_hard_state(w, &rd->hard_state);
+  /* A snapshot carries the batch's truncation: the two are one step. */
   if (rv == 0 && rd->has_snapshot)
     rv = snapshot_install(w, &rd->snapshot, rd->snapshot_data,
-                          rd->snapshot_size_bytes);
-  if (rv == 0 && rd->truncate_from != 0)
+                          rd->snapshot_size_bytes, rd->truncate_from);
+  else if (rv == 0 && rd->truncate_from != 0)
     rv = append_truncate(w, rd->truncate_from);
   for (size_t i = 0; rv == 0 && i < rd->n_entries; i++)
     if (rd->entries[i].index > snap_index(w))

@@ -60,8 +60,18 @@
  *     2 ENTRY       u64 index, u64 term, u32 entry type, u32 size, then
  *                   `size` bytes                            (24 + size)
  *     3 TRUNCATE    u64 from: drop every entry at index >= from     (8)
- *     4 SNAPSHOT    u64 index, u64 term: the snapshot file covers the log
- *                   up to index                                    (16)
+ *     4 SNAPSHOT    u64 index, u64 term: the install of the snapshot at
+ *                   index is done; the snapshot file covers the log up
+ *                   to index                                       (16)
+ *     5 INSTALL     u64 index, u64 term, u64 truncate_from (0: none): a
+ *                   snapshot install begins; once done it drops every
+ *                   entry at index >= truncate_from                (24)
+ *     6 ABORT       u64 index, u64 term: that install never happened (a
+ *                   crash came before the snapshot file was stored) (16)
+ *
+ * Types 5 and 6 are new in version 2. An INSTALL is always followed by its
+ * SNAPSHOT or ABORT, with nothing between them but a restated hard state
+ * (see SNAPSHOTS).
  *
  * Term and vote share one record, so a crash never keeps one without the
  * other. An ENTRY at an index the log holds replaces that entry and keeps
@@ -78,8 +88,13 @@
  * RECOVERY (wal_open). Segments are read in sequence order and replayed:
  * the last HARD_STATE wins; ENTRY and TRUNCATE rebuild the log on top of the
  * snapshot file (entries at or below its index are ignored; a SNAPSHOT
- * record must agree with the file). A record that is incomplete or fails
- * its checksum is judged by where it is:
+ * record must agree with the file); a SNAPSHOT that ends an INSTALL applies
+ * the INSTALL's truncation, an ABORT does not. When the log ends inside an
+ * install, the snapshot file says how far it got: if it is the install's
+ * snapshot, the install is done (its truncation applies), else it never
+ * happened; wal_open then appends the SNAPSHOT or ABORT that says so. A
+ * record that is incomplete or fails its checksum is judged by where it
+ * is:
  *   - in the last segment, if no later intact record says (by its "durable
  *     bytes") that the damaged bytes had been fsynced, the damage is the
  *     unsynced tail of a crash: it was never acknowledged, so the file is cut
@@ -90,7 +105,8 @@
  *     does a missing segment, a segment shorter than its birth bytes (its
  *     header, or the hard state it was created with, cut away), a damaged
  *     snapshot file or segment header, and a log that contradicts itself
- *     (an entry past a gap, a snapshot marker the snapshot file lacks).
+ *     (an entry past a gap, a snapshot marker the snapshot file lacks, an
+ *     INSTALL followed by anything but its end).
  *     Only in a log written by version 1, which created segments in place,
  *     is a last segment with half a header (after a version 1 segment)
  *     taken for a creation a crash interrupted and removed.
@@ -114,11 +130,19 @@
  * so that only the last segment can ever have a torn tail), and snapshots
  * (below).
  *
- * SNAPSHOTS (wal_save_snapshot, or a ready batch with has_snapshot): sync
- * the log; write snapshot.tmp, fsync it, rename it over snapshot, fsync the
+ * SNAPSHOTS (wal_save_snapshot, or a ready batch with has_snapshot): append
+ * an INSTALL record, carrying the batch's truncate_from, and sync the log;
+ * write snapshot.tmp, fsync it, rename it over snapshot, fsync the
  * directory; append a SNAPSHOT record, sync; then delete, oldest first and
  * one directory fsync each, the segments whose every entry the snapshot
- * covers (never the active one). Deleting cannot lose the latest hard
+ * covers (never the active one). The snapshot and its truncation are one
+ * step: the INSTALL (with the truncation in it) is durable before the
+ * snapshot file is, and the file's rename decides whether the install
+ * happened, so a crash at any point leaves the old snapshot with the old
+ * log or the new snapshot with the truncated log, never the new snapshot
+ * over a stale suffix that contradicts it. (Raft's InstallSnapshot drops
+ * the whole log after the snapshot when the entry at its index has another
+ * term.) Deleting cannot lose the latest hard
  * state, because every segment is born holding the hard state current
  * when it was created, and the active segment stays; deleting oldest first
  * keeps the remaining segments contiguous whatever a crash interrupts.
@@ -234,8 +258,9 @@ int wal_open(struct wal **out, const struct wal_options *opt,
              struct sabha_persisted *recovered, char *err, size_t err_size);
 
 /* Appends the persist part of `rd` in the ready contract's order: hard state
- * (if has_hard_state), snapshot (if has_snapshot, as wal_save_snapshot,
- * which syncs), truncation (if truncate_from), entries. Entries at or below
+ * (if has_hard_state), snapshot and truncation (if has_snapshot, installed
+ * together as one step that syncs, see SNAPSHOTS), truncation (if
+ * truncate_from without a snapshot), entries. Entries at or below
  * the snapshot index are skipped (the snapshot holds them). Nothing else is
  * durable until wal_sync(). The ready is checked first and refused whole,
  * with nothing written: SABHA_ETOOBIG (an entry or the snapshot above its

@@ -26,6 +26,10 @@ static uint64_t payload_bytes_expected(uint8_t type, const uint8_t *payload,
     return WAL_TRUNCATE_BYTES;
   case WAL_REC_SNAPSHOT:
     return WAL_SNAPSHOT_REC_BYTES;
+  case WAL_REC_INSTALL:
+    return WAL_INSTALL_BYTES;
+  case WAL_REC_ABORT:
+    return WAL_ABORT_BYTES;
   default:
     return 0;
   }
@@ -50,7 +54,7 @@ bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
   uint32_t payload_bytes = wal_get_u32(h + 4);
   uint8_t type = h[8];
   uint32_t durable = wal_get_u32(h + 12);
-  if (type < WAL_REC_HARD_STATE || type > WAL_REC_SNAPSHOT || h[9] != 0 ||
+  if (type < WAL_REC_HARD_STATE || type > WAL_REC_TYPE_MAX || h[9] != 0 ||
       wal_get_u16(h + 10) != 0) {
     *why = "bad record header";
     return false;

@@ -28,12 +28,18 @@ enum wal_rec_type {
   WAL_REC_HARD_STATE = 1,
   WAL_REC_ENTRY = 2,
   WAL_REC_TRUNCATE = 3,
-  WAL_REC_SNAPSHOT = 4,
+  WAL_REC_SNAPSHOT = 4, /* a snapshot install is done */
+  /* From format version 2 on: */
+  WAL_REC_INSTALL = 5, /* a snapshot install begins */
+  WAL_REC_ABORT = 6,   /* ... was abandoned by a crash */
+  WAL_REC_TYPE_MAX = WAL_REC_ABORT
 };
 #define WAL_HARD_STATE_BYTES 24u
 #define WAL_ENTRY_HEADER_BYTES 24u
 #define WAL_TRUNCATE_BYTES 8u
 #define WAL_SNAPSHOT_REC_BYTES 16u
+#define WAL_INSTALL_BYTES 24u
+#define WAL_ABORT_BYTES 16u
 
 #define WAL_SNAP_MAGIC "SABHASNP"
 #define WAL_SNAP_VERSION 1u

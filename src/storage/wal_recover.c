@@ -12,16 +12,18 @@
  *   4. on corruption, with discard_corrupt, salvage the hard state if it is
  *      provably intact and move the damaged log aside;
  *   5. make what was found durable (fsync the last segment and the
- *      directory) and open the last segment for appending.
+ *      directory), open the last segment for appending, and write the end
+ *      of a snapshot install a crash interrupted.
  *
  * Why starting from the snapshot file is right even though SNAPSHOT records
  * sit somewhere in the middle of the log: the segments deleted after a
  * snapshot held only entries it covers, every entry above it is in a later
  * segment, and a snapshot only ever drops entries at or below its index. So
  * the entries above the file's index come out the same whether the replay
- * starts from nothing and meets the record, or starts from the file. That
- * also covers a crash between the rename of the file and the sync of its
- * record.
+ * starts from nothing and meets the record, or starts from the file. The
+ * truncation that goes with a snapshot install is in its INSTALL record,
+ * durable before the file is renamed; install_resolve settles an install
+ * a crash interrupted by whether the file holds its snapshot.
  *
  * Everything is loops over bounded buffers; nothing recurses. */
 #include <assert.h>
@@ -118,6 +120,17 @@ struct replay {
   uint8_t *img; /* one segment, as read */
   size_t img_cap;
   uint32_t prev_version; /* of the segment replayed last; 0: none yet */
+  /* An INSTALL record not yet followed by its SNAPSHOT or ABORT, and where
+   * it is (segment, offset), for messages. */
+  bool installing;
+  uint64_t inst_index;
+  uint64_t inst_term;
+  uint64_t inst_from;
+  uint64_t inst_seq;
+  uint64_t inst_off;
+  /* Set by install_resolve when the log ends inside an install: the record
+   * (WAL_REC_SNAPSHOT or WAL_REC_ABORT) recovery appends to close it. */
+  uint8_t inst_end;
 };
 
 static void replay_free(struct replay *r) {
@@ -192,11 +205,49 @@ static int put_entry(struct wal *w, struct replay *r, uint64_t index,
   return 0;
 }
 
+/* Drops every replayed entry at index >= from. */
+static void replay_truncate(struct replay *r, uint64_t from) {
+  uint64_t base = replay_base(r);
+  if (from <= base + 1)
+    r->n = 0;
+  else if (from - base - 1 < r->n)
+    r->n = (size_t)(from - base - 1);
+}
+
+static int install_broken(struct wal *w, const struct replay *r,
+                          const char *path, uint64_t off, const char *what) {
+  char why[224];
+  snprintf(why, sizeof why,
+           "%s the snapshot install at index %llu begun in segment %llu at "
+           "offset %llu",
+           what, (unsigned long long)r->inst_index,
+           (unsigned long long)r->inst_seq, (unsigned long long)r->inst_off);
+  return corrupt_at(w, path, off, why);
+}
+
+/* The SNAPSHOT (done) or ABORT record that ends an install. */
+static int install_end(struct wal *w, struct replay *r, uint8_t type,
+                       uint64_t index, uint64_t term, const char *path,
+                       uint64_t off) {
+  if (!r->installing)
+    return 0; /* its INSTALL was in a segment deleted since */
+  if (index != r->inst_index || term != r->inst_term)
+    return install_broken(w, r, path, off, "an end that does not match");
+  if (type == WAL_REC_SNAPSHOT && r->inst_from != 0)
+    replay_truncate(r, r->inst_from);
+  r->installing = false;
+  return 0;
+}
+
 /* Applies one checked record to the replayed state. */
 static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
                  struct wal_seg *seg, const char *path, uint64_t off) {
   const uint8_t *p = rec->payload;
-  uint64_t base = replay_base(r);
+  /* Between an INSTALL and its end the writer appends nothing but the
+   * hard state a new segment restates. */
+  if (r->installing && rec->type != WAL_REC_HARD_STATE &&
+      rec->type != WAL_REC_SNAPSHOT && rec->type != WAL_REC_ABORT)
+    return install_broken(w, r, path, off, "a record inside");
   switch (rec->type) {
   case WAL_REC_HARD_STATE:
     r->has_hs = true;
@@ -213,14 +264,9 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
     return put_entry(w, r, index, wal_get_u64(p + 8), wal_get_u32(p + 16),
                      p + WAL_ENTRY_HEADER_BYTES, size, path, off);
   }
-  case WAL_REC_TRUNCATE: {
-    uint64_t from = wal_get_u64(p);
-    if (from <= base + 1)
-      r->n = 0;
-    else if (from - base - 1 < r->n)
-      r->n = (size_t)(from - base - 1);
+  case WAL_REC_TRUNCATE:
+    replay_truncate(r, wal_get_u64(p));
     return 0;
-  }
   case WAL_REC_SNAPSHOT: {
     uint64_t index = wal_get_u64(p), term = wal_get_u64(p + 8);
     char why[160];
@@ -237,8 +283,19 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
                (unsigned long long)term, (unsigned long long)r->snap.term);
       return corrupt_at(w, path, off, why);
     }
-    return 0;
+    return install_end(w, r, rec->type, index, term, path, off);
   }
+  case WAL_REC_INSTALL:
+    r->installing = true;
+    r->inst_index = wal_get_u64(p);
+    r->inst_term = wal_get_u64(p + 8);
+    r->inst_from = wal_get_u64(p + 16);
+    r->inst_seq = seg->seq;
+    r->inst_off = off;
+    return 0;
+  case WAL_REC_ABORT:
+    return install_end(w, r, rec->type, wal_get_u64(p), wal_get_u64(p + 8),
+                       path, off);
   default:
     assert(0 && "wal_rec_check let an unknown type through");
     return SABHA_ECORRUPT;
@@ -276,7 +333,7 @@ static int read_image(struct wal *w, struct replay *r, int fd, const char *path,
 static bool record_at(const uint8_t *img, uint64_t size, uint64_t seq,
                       uint64_t y) {
   const uint8_t *h = img + y;
-  if (h[8] < WAL_REC_HARD_STATE || h[8] > WAL_REC_SNAPSHOT || h[9] != 0 ||
+  if (h[8] < WAL_REC_HARD_STATE || h[8] > WAL_REC_TYPE_MAX || h[9] != 0 ||
       h[10] != 0 || h[11] != 0)
     return false;
   struct wal_rec rec;
@@ -440,6 +497,35 @@ static int replay_segment(struct wal *w, struct replay *r,
   return 0;
 }
 
+/* The log ends inside a snapshot install (a crash came between its
+ * INSTALL record and its end). The INSTALL was durable before the snapshot
+ * file was renamed, so the file says how far the install got: if it holds
+ * the install's snapshot, the install is done and its truncation applies;
+ * if not, the install never happened. Either way make_ready() appends the
+ * record that says so, so that an INSTALL is never followed by anything
+ * else. */
+static int install_resolve(struct wal *w, struct replay *r) {
+  if (!r->installing)
+    return 0;
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, r->inst_seq);
+  char path[WAL_IO_PATH_MAX];
+  snprintf(path, sizeof path, "%s", wal_path(w, name));
+  bool done = r->has_snap && r->snap.index == r->inst_index;
+  if (r->has_snap && r->snap.index > r->inst_index)
+    return install_broken(w, r, path, r->inst_off,
+                          "the snapshot file is newer than");
+  if (done && r->snap.term != r->inst_term)
+    return install_broken(w, r, path, r->inst_off,
+                          "the snapshot file has another term than");
+  uint8_t end = done ? WAL_REC_SNAPSHOT : WAL_REC_ABORT;
+  int rv = install_end(w, r, end, r->inst_index, r->inst_term, path,
+                       r->inst_off);
+  assert(rv == 0 && !r->installing);
+  r->inst_end = end;
+  return rv;
+}
+
 static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
                       char *note, size_t note_size) {
   if (l->snapshot) {
@@ -463,7 +549,7 @@ static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
     if (rv != 0)
       return rv;
   }
-  return 0;
+  return install_resolve(w, r);
 }
 
 /* Undoes what a failed replay set up on the handle. */
@@ -871,6 +957,13 @@ static int hand_over(struct wal *w, struct replay *r,
   return 0;
 }
 
+/* Adds a sentence to the note wal_open returns. */
+static void note_add(char *note, size_t note_size, const char *sentence) {
+  size_t n = strlen(note);
+  if (n + 1 < note_size)
+    snprintf(note + n, note_size - n, "%s%s", n > 0 ? "; " : "", sentence);
+}
+
 /* Makes the last segment, as recovered, durable and open for appending. */
 static int sync_last(struct wal *w) {
   /* The previous process may have died with its last writes still in the
@@ -896,10 +989,31 @@ static int sync_last(struct wal *w) {
   return wal_sync_dir(w);
 }
 
+/* Appends, durably, the end of the install a crash interrupted (see
+ * install_resolve). */
+static int install_close(struct wal *w, const struct replay *r, char *note,
+                         size_t note_size) {
+  uint8_t p[WAL_SNAPSHOT_REC_BYTES];
+  static_assert(WAL_SNAPSHOT_REC_BYTES == WAL_ABORT_BYTES, "one layout");
+  wal_put_u64(p, r->inst_index);
+  wal_put_u64(p + 8, r->inst_term);
+  int rv = wal_append_record(w, r->inst_end, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    rv = wal_sync_active(w);
+  if (rv == 0)
+    note_add(note, note_size,
+             r->inst_end == WAL_REC_SNAPSHOT
+                 ? "finished a snapshot install a crash interrupted"
+                 : "abandoned a snapshot install a crash interrupted before "
+                   "its snapshot was stored");
+  return rv;
+}
+
 /* Makes the recovered state durable and the last segment ready for
  * appending (or creates the first one), and finishes what a crash left
  * half done. */
-static int make_ready(struct wal *w, const struct listing *l) {
+static int make_ready(struct wal *w, const struct listing *l,
+                      const struct replay *r, char *note, size_t note_size) {
   int rv;
   if (w->n_segs == 0) {
     uint64_t seq = l->n > 0 ? l->seqs[l->n - 1] : 1;
@@ -912,6 +1026,8 @@ static int make_ready(struct wal *w, const struct listing *l) {
     if (rv == 0 && w->segs[w->n_segs - 1].version != WAL_FORMAT_VERSION)
       rv = wal_rollover(w);
   }
+  if (rv == 0 && r->inst_end != 0)
+    rv = install_close(w, r, note, note_size);
   /* A crash between a snapshot and the deletions it allows leaves covered
    * segments behind; finish the job. */
   if (rv == 0 && w->has_snapshot)
@@ -944,7 +1060,7 @@ int wal_recover(struct wal *w, struct sabha_persisted *recovered, char *note,
   if (rv == 0)
     rv = hand_over(w, &r, recovered);
   if (rv == 0)
-    rv = make_ready(w, &l);
+    rv = make_ready(w, &l, &r, note, note_size);
   if (rv != 0)
     unwind(w);
   free(l.seqs);

@@ -177,6 +177,20 @@ static bool model_matches(const struct model *m,
 
 /* ---- the workload ---- */
 
+/* How often a step installs a leader's snapshot, and how often such an
+ * install also truncates the log after it (Raft: the log did not hold the
+ * snapshot's last entry). */
+struct mix {
+  double install;
+  double install_truncates;
+  double install_inside; /* at an index before the log's last entry */
+};
+
+static const struct mix mix_default = {0.08, 0.5, 0};
+/* Installs in a third of the steps, each with a truncation, mostly inside
+ * the log so that a stale suffix is there to be dropped. */
+static const struct mix mix_installs = {0.35, 1.0, 0.8};
+
 struct workload {
   struct step steps[STEPS];
   struct model *after; /* after[k]: the model once steps 0..k-1 are done */
@@ -213,7 +227,8 @@ static void apply_step(struct model *m, const struct step *st) {
  * votes, appends, Raft truncate-and-rewrite, Paxos overwrites in place,
  * snapshots from a leader (beyond the log, inside it, with and without a
  * truncation) and host compactions. */
-static void workload_make(struct workload *wl, uint64_t seed) {
+static void workload_make(struct workload *wl, uint64_t seed,
+                          const struct mix *mix) {
   struct prng g;
   prng_seed(&g, seed);
   wl->after = calloc(STEPS + 1, sizeof *wl->after);
@@ -245,16 +260,19 @@ static void workload_make(struct workload *wl, uint64_t seed) {
                                          prng_below(&g, m.last + 2)};
       model_apply(&m, op);
     }
-    if (prng_chance(&g, 0.08)) {
+    if (prng_chance(&g, mix->install)) {
       struct op *op = push_op(st, OP_SNAP);
       uint64_t at = prng_range(&g, snap + 1, m.last + 3);
+      if (mix->install_inside > 0 && m.last > snap + 1 &&
+          prng_chance(&g, mix->install_inside))
+        at = prng_range(&g, snap + 1, m.last - 1);
       op->snap =
           (struct sabha_snapshot_meta){at, at <= m.last ? m.e[at].term : term};
       op->snap_size = (size_t)prng_below(&g, SNAP_BYTES_MAX + 1);
       for (size_t i = 0; i < op->snap_size; i++)
         op->snap_data[i] = (uint8_t)prng_next(&g);
       model_apply(&m, op);
-      if (prng_chance(&g, 0.5)) {
+      if (prng_chance(&g, mix->install_truncates)) {
         /* Raft: the log did not hold the snapshot's last entry. */
         op = push_op(st, OP_TRUNC);
         op->from = at + 1;
@@ -389,20 +407,33 @@ static size_t h_workload(struct harness *h, const struct workload *wl,
   return STEPS;
 }
 
-/* Which prefix of step k's records the recovered state shows, or -1. */
+/* Does op j of `st` install a snapshot whose truncation is op j + 1? */
+static bool install_then_truncate(const struct step *st, size_t j) {
+  return st->ops[j].kind == OP_SNAP && j + 1 < st->n_ops &&
+         st->ops[j + 1].kind == OP_TRUNC;
+}
+
+/* Which prefix of step k's records the recovered state shows, or -1. A
+ * snapshot and the truncation that goes with it count as one record: the
+ * state between them (the new snapshot over the old log's suffix) is one
+ * the node never had, and must never come back. */
 static int match_prefix(const struct workload *wl, size_t k,
                         const struct sabha_persisted *p, struct model *out,
                         char *why, size_t why_size) {
   *out = wl->after[k];
-  if (model_matches(out, p, why, why_size))
+  char before[160] = "", after[160] = "";
+  if (model_matches(out, p, before, sizeof before))
     return 0;
-  if (k == STEPS)
-    return -1;
-  for (size_t j = 0; j < wl->steps[k].n_ops; j++) {
-    model_apply(out, &wl->steps[k].ops[j]);
-    if (model_matches(out, p, why, why_size))
+  const struct step *st = &wl->steps[k];
+  for (size_t j = 0; k < STEPS && j < st->n_ops; j++) {
+    model_apply(out, &st->ops[j]);
+    if (install_then_truncate(st, j))
+      continue;
+    if (model_matches(out, p, after, sizeof after))
       return (int)j + 1;
   }
+  snprintf(why, why_size, "no prefix of the step matches: before it, %s%s%s",
+           before, after[0] ? "; after it, " : "", after);
   return -1;
 }
 
@@ -441,6 +472,9 @@ static bool follow_up(struct harness *h, struct model *m, char *why,
 
 struct tally {
   uint64_t runs;
+  uint64_t in_installs; /* crashed in a step that installs and truncates */
+  uint64_t installs_finished; /* by recovery: the snapshot was stored */
+  uint64_t installs_abandoned; /* by recovery: it was not */
   uint64_t torn_tails_cut;
   uint64_t partial_steps; /* recovered inside the step that crashed */
   uint64_t double_crashes;
@@ -489,6 +523,8 @@ static void crash_run(const struct workload *wl, uint32_t buffer_bytes,
     struct wal_stats st;
     wal_stats(h.w, &st);
     t->torn_tails_cut += st.recovered_tail_bytes > 0;
+    t->installs_finished += strstr(h.err, "finished a snapshot") != NULL;
+    t->installs_abandoned += strstr(h.err, "abandoned a snapshot") != NULL;
   }
   if (rv == 0 && j >= 0 && !follow_up(&h, &m, why, sizeof why))
     j = -2;
@@ -503,6 +539,8 @@ static void crash_run(const struct workload *wl, uint32_t buffer_bytes,
     t->runs++;
     t->partial_steps += j > 0 && (size_t)j < wl->steps[k].n_ops;
   }
+  for (size_t i = 0; k < STEPS && i < wl->steps[k].n_ops; i++)
+    t->in_installs += install_then_truncate(&wl->steps[k], i);
   h_free(&h);
 }
 
@@ -522,7 +560,7 @@ static uint64_t count_points(const struct workload *wl, uint32_t buffer_bytes,
 /* The workload alone, no faults: the model and the WAL agree. */
 static void wal_crash_workload_runs_clean(void) {
   struct workload wl;
-  workload_make(&wl, 1);
+  workload_make(&wl, 1, &mix_default);
   struct harness h;
   h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
   int rv;
@@ -544,7 +582,7 @@ static void wal_crash_workload_runs_clean(void) {
  * cut, and the check must say so. */
 static void wal_crash_oracle_catches_acknowledged_but_lost_data(void) {
   struct workload wl;
-  workload_make(&wl, 1);
+  workload_make(&wl, 1, &mix_default);
   size_t last = STEPS;
   for (size_t k = 0; k < STEPS; k++)
     if (!wl.steps[k].host_snapshot && wl.steps[k].n_ops > 0)
@@ -572,34 +610,123 @@ static void wal_crash_oracle_catches_acknowledged_but_lost_data(void) {
   workload_free(&wl);
 }
 
+/* The model as wal_open would return it; `e` holds its entries. */
+static void persisted_of(const struct model *m, struct sabha_persisted *p,
+                         struct sabha_entry *e) {
+  memset(p, 0, sizeof *p);
+  uint64_t snap = model_snap(m);
+  if (m->has_hs)
+    p->hard_state = m->hs;
+  if (p->hard_state.commit > m->last)
+    p->hard_state.commit = m->last;
+  p->has_snapshot = m->has_snap;
+  p->snapshot = m->snap;
+  p->snapshot_data = m->snap_data;
+  p->snapshot_size_bytes = m->snap_size;
+  p->applied = snap;
+  for (uint64_t i = snap + 1; i <= m->last; i++)
+    e[i - snap - 1] = (struct sabha_entry){.index = i,
+                                           .term = m->e[i].term,
+                                           .type = m->e[i].type,
+                                           .size_bytes = m->e[i].size,
+                                           .data = m->e[i].data};
+  p->entries = e;
+  p->n_entries = (size_t)(m->last - snap);
+}
+
+/* The oracle can fail here too: the new snapshot over the old log's
+ * suffix (the install without its truncation) is refused, the install
+ * with it accepted. */
+static void wal_crash_oracle_refuses_a_snapshot_without_its_truncation(void) {
+  struct workload wl;
+  workload_make(&wl, 11, &mix_installs);
+  static struct sabha_entry e[INDEX_MAX];
+  size_t tried = 0;
+  for (size_t k = 0; k < STEPS; k++) {
+    const struct step *st = &wl.steps[k];
+    for (size_t j = 0; j + 1 < st->n_ops; j++) {
+      if (!install_then_truncate(st, j))
+        continue;
+      struct model m = wl.after[k];
+      for (size_t i = 0; i <= j; i++)
+        model_apply(&m, &st->ops[i]);
+      struct model whole = m;
+      model_apply(&whole, &st->ops[j + 1]);
+      if (whole.last == m.last)
+        continue; /* nothing after the snapshot to drop */
+      struct sabha_persisted p;
+      struct model out;
+      char why[WAL_ERRMSG_MAX];
+      persisted_of(&m, &p, e);
+      CHECK(match_prefix(&wl, k, &p, &out, why, sizeof why) == -1);
+      persisted_of(&whole, &p, e);
+      CHECK(match_prefix(&wl, k, &p, &out, why, sizeof why) == (int)j + 2);
+      tried++;
+    }
+  }
+  CHECK(tried > 5);
+  workload_free(&wl);
+}
+
 /* `buffer_bytes` small makes a batch many writes, so that a crash can
  * tear, garble or reorder the middle of a batch, not only its end. */
-static void crash_every_point(uint64_t seed, uint32_t buffer_bytes) {
+static void crash_every_point(uint64_t seed, uint32_t buffer_bytes,
+                              const struct mix *mix, struct tally *t) {
   struct workload wl;
-  workload_make(&wl, seed);
+  workload_make(&wl, seed, mix);
   struct memfs_counts c;
   uint64_t points = count_points(&wl, buffer_bytes, &c);
-  struct tally t = {0};
+  *t = (struct tally){0};
   for (uint64_t point = 1; point <= points; point++)
     for (int mode = 0; mode < MEMFS_CRASH_MODES; mode++)
       crash_run(&wl, buffer_bytes, point, (enum memfs_crash_mode)mode,
-                seed * 1000003 + point * 7 + (uint64_t)mode, &t);
+                seed * 1000003 + point * 7 + (uint64_t)mode, t);
   printf("     workload %llu, buffer %u: %llu injection points (%llu writes, "
          "%llu fsyncs), %llu crash runs recovered, %llu inside a step, %llu "
-         "torn tails cut, %llu crashed again in recovery\n",
+         "torn tails cut, %llu crashed again in recovery, %llu inside an "
+         "install that truncates (%llu finished by recovery, %llu "
+         "abandoned)\n",
          (unsigned long long)seed, buffer_bytes, (unsigned long long)points,
          (unsigned long long)c.writes, (unsigned long long)c.syncs,
-         (unsigned long long)t.runs, (unsigned long long)t.partial_steps,
-         (unsigned long long)t.torn_tails_cut,
-         (unsigned long long)t.double_crashes);
+         (unsigned long long)t->runs, (unsigned long long)t->partial_steps,
+         (unsigned long long)t->torn_tails_cut,
+         (unsigned long long)t->double_crashes,
+         (unsigned long long)t->in_installs,
+         (unsigned long long)t->installs_finished,
+         (unsigned long long)t->installs_abandoned);
   workload_free(&wl);
 }
 
 static void wal_crash_at_every_point_recovers_a_prefix(void) {
   int before = failures;
+  struct tally t;
   for (uint64_t seed = 1; seed <= 4; seed++)
-    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100);
+    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100,
+                      &mix_default, &t);
   CHECK(failures == before);
+}
+
+/* A follower installing a leader's snapshot drops the log suffix that
+ * contradicts it. The snapshot file and that truncation must become durable
+ * together: a crash anywhere must leave the old snapshot with the old log
+ * or the new snapshot with the truncated log, never the new snapshot over
+ * the stale suffix (match_prefix refuses that state). */
+static void wal_snapshot_and_its_truncation_survive_a_crash_together(void) {
+  int before = failures;
+  struct tally sum = {0};
+  for (uint64_t seed = 11; seed <= 12; seed++) {
+    struct tally t;
+    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100,
+                      &mix_installs, &t);
+    sum.in_installs += t.in_installs;
+    sum.installs_finished += t.installs_finished;
+    sum.installs_abandoned += t.installs_abandoned;
+  }
+  CHECK(failures == before);
+  /* The workload does what it is for: crashes inside installs, on both
+   * sides of the snapshot file's rename. */
+  CHECK(sum.in_installs > 100);
+  CHECK(sum.installs_finished > 0 && sum.installs_abandoned > 0);
 }
 
 /* Call `point` fails with `err`: the WAL says so, refuses to continue, and
@@ -649,7 +776,7 @@ static void error_run(const struct workload *wl, uint32_t buffer_bytes,
 
 static void wal_io_error_at_every_point_is_reported_and_not_acknowledged(void) {
   struct workload wl;
-  workload_make(&wl, 3);
+  workload_make(&wl, 3, &mix_default);
   int before = failures;
   const uint32_t buffers[2] = {WAL_BUFFER_BYTES_DEFAULT, 100};
   for (int b = 0; b < 2; b++) {
@@ -673,7 +800,9 @@ static void wal_io_error_at_every_point_is_reported_and_not_acknowledged(void) {
 int main(void) {
   RUN(wal_crash_workload_runs_clean);
   RUN(wal_crash_oracle_catches_acknowledged_but_lost_data);
+  RUN(wal_crash_oracle_refuses_a_snapshot_without_its_truncation);
   RUN(wal_crash_at_every_point_recovers_a_prefix);
+  RUN(wal_snapshot_and_its_truncation_survive_a_crash_together);
   RUN(wal_io_error_at_every_point_is_reported_and_not_acknowledged);
   return failures == 0 ? 0 : 1;
 }
