@@ -638,6 +638,25 @@ void wal_release_recovered(struct wal *w) {
   w->rec_snap = NULL;
 }
 
+int wal_close_clean(struct wal *w) {
+  if (w == NULL)
+    return 0;
+  /* Sync first, so that the CLOSE record's durable bytes cover every byte
+   * before it: it is then the witness that makes damage anywhere in the
+   * segment corruption (see RECOVERY), the last batch included. */
+  int rv = wal_sync(w);
+  if (rv == 0) {
+    uint8_t p[WAL_CLOSE_BYTES];
+    wal_put_u64(p, w->last_index);
+    rv = wal_append_record(w, WAL_REC_CLOSE, p, sizeof p, NULL, 0);
+  }
+  if (rv == 0)
+    rv = wal_sync_active(w);
+  assert(rv != 0 || w->durable_bytes == active(w)->size_bytes);
+  wal_close(w);
+  return rv;
+}
+
 void wal_close(struct wal *w) {
   if (w == NULL)
     return;

@@ -68,10 +68,14 @@
  *                   entry at index >= truncate_from                (24)
  *     6 ABORT       u64 index, u64 term: that install never happened (a
  *                   crash came before the snapshot file was stored) (16)
+ *     7 CLOSE       u64 last index of the log: a clean shutdown
+ *                   (wal_close_clean); written after a sync, so its
+ *                   durable bytes cover the whole segment before it  (8)
  *
- * Types 5 and 6 are new in version 2. An INSTALL is always followed by its
+ * Types 5 to 7 are new in version 2. An INSTALL is always followed by its
  * SNAPSHOT or ABORT, with nothing between them but a restated hard state
- * (see SNAPSHOTS).
+ * (see SNAPSHOTS). A CLOSE is the last record until the log is opened and
+ * written again; after that it is one record among others.
  *
  * Term and vote share one record, so a crash never keeps one without the
  * other. An ENTRY at an index the log holds replaces that entry and keeps
@@ -110,14 +114,21 @@
  *     Only in a log written by version 1, which created segments in place,
  *     is a last segment with half a header (after a version 1 segment)
  *     taken for a creation a crash interrupted and removed.
- * Blind spots. Damage to the records written after the last "witness" (in
- * practice, the last batch before the node stopped) cannot be told from a
- * torn write without a second fsync per batch, and is cut. And a segment
- * cut exactly at a record boundary after its birth bytes looks like a
- * crash that lost its unsynced tail: what was written there after the
- * segment's creation (entries, and a term or vote that changed since) is
- * lost without a word. The hard state a segment was created with cannot be
- * lost that way.
+ * A clean shutdown leaves no blind spot at the tail: wal_close_clean()
+ * syncs, then appends a CLOSE record and syncs again, so the CLOSE is a
+ * witness for every byte before it, and damage anywhere, the last batch
+ * included, is corruption (stats.closed_clean says wal_open found the log
+ * so). Damage to the CLOSE record itself is cut like a torn tail: it holds
+ * no data, and a crash inside wal_close_clean can leave it torn.
+ * Blind spots. After a crash (no CLOSE at the tail), damage to the records
+ * written after the last witness (in practice, the last batch before the
+ * node stopped) cannot be told from a torn write without a second fsync
+ * per batch, and is cut. And a segment cut exactly at a record boundary
+ * after its birth bytes (a lost tail, CLOSE and all) looks like a crash
+ * that lost its unsynced tail: what was written there after the segment's
+ * creation (entries, and a term or vote that changed since) is lost
+ * without a word. The hard state a segment was created with cannot be lost
+ * that way.
  * What wal_open returns is durable: it fsyncs the last segment and the
  * directory before returning, so a node never acknowledges what a power cut
  * could still take away. It also deletes segments the snapshot covers that
@@ -236,6 +247,7 @@ struct wal_stats {
   uint64_t segments_deleted;
   uint64_t recovered_tail_bytes; /* cut from a torn tail by wal_open */
   bool discarded;                /* wal_open moved a damaged log aside */
+  bool closed_clean; /* wal_open found the log as wal_close_clean left it */
 };
 
 struct wal;
@@ -300,7 +312,18 @@ uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q);
 const char *wal_errmsg(const struct wal *w);
 
 /* Closes the files and frees the handle (NULL is fine). Does not sync:
- * call wal_sync() first to keep what was appended. */
+ * call wal_sync() first to keep what was appended. As far as the next
+ * wal_open can tell, the log was left by a crash (the torn-tail rule
+ * applies to its last batch); a host that stops on purpose calls
+ * wal_close_clean() instead. */
 void wal_close(struct wal *w);
+
+/* Closes the log after a clean shutdown: syncs what was appended, appends
+ * a clean-shutdown record and syncs it, then closes the files and frees
+ * the handle (always; NULL is fine). Returns 0 when the record is durable:
+ * the next wal_open then reports damage anywhere in the log as corruption
+ * (see RECOVERY). Otherwise the error of the sync or write (or the code of
+ * a failed handle) and the log is left as a crash would leave it. */
+int wal_close_clean(struct wal *w);
 
 #endif

@@ -30,6 +30,8 @@ static uint64_t payload_bytes_expected(uint8_t type, const uint8_t *payload,
     return WAL_INSTALL_BYTES;
   case WAL_REC_ABORT:
     return WAL_ABORT_BYTES;
+  case WAL_REC_CLOSE:
+    return WAL_CLOSE_BYTES;
   default:
     return 0;
   }

@@ -32,7 +32,8 @@ enum wal_rec_type {
   /* From format version 2 on: */
   WAL_REC_INSTALL = 5, /* a snapshot install begins */
   WAL_REC_ABORT = 6,   /* ... was abandoned by a crash */
-  WAL_REC_TYPE_MAX = WAL_REC_ABORT
+  WAL_REC_CLOSE = 7,   /* a clean shutdown: everything before is synced */
+  WAL_REC_TYPE_MAX = WAL_REC_CLOSE
 };
 #define WAL_HARD_STATE_BYTES 24u
 #define WAL_ENTRY_HEADER_BYTES 24u
@@ -40,6 +41,7 @@ enum wal_rec_type {
 #define WAL_SNAPSHOT_REC_BYTES 16u
 #define WAL_INSTALL_BYTES 24u
 #define WAL_ABORT_BYTES 16u
+#define WAL_CLOSE_BYTES 8u
 
 #define WAL_SNAP_MAGIC "SABHASNP"
 #define WAL_SNAP_VERSION 1u

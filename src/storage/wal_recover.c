@@ -296,6 +296,19 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
   case WAL_REC_ABORT:
     return install_end(w, r, rec->type, wal_get_u64(p), wal_get_u64(p + 8),
                        path, off);
+  case WAL_REC_CLOSE: {
+    /* The log as replayed so far is the log as it was closed. (When a
+     * later snapshot covers its end, the entries are gone: no check.) */
+    uint64_t last = wal_get_u64(p), base = replay_base(r);
+    if (last < base || base + r->n == last)
+      return 0;
+    char why[160];
+    snprintf(why, sizeof why,
+             "clean-shutdown record says the log ended at %llu, but it "
+             "ends at %llu here",
+             (unsigned long long)last, (unsigned long long)(base + r->n));
+    return corrupt_at(w, path, off, why);
+  }
   default:
     assert(0 && "wal_rec_check let an unknown type through");
     return SABHA_ECORRUPT;
@@ -448,6 +461,8 @@ static int replay_segment(struct wal *w, struct replay *r,
                     "the segment ends before the hard state it was created "
                     "with (fsynced before the segment had its name)");
   uint64_t off = WAL_SEG_HEADER_BYTES;
+  uint8_t last_type = 0; /* of the last intact record */
+  bool cut = false;
   while (rv == 0 && off < size) {
     struct wal_rec rec;
     bool ok = wal_rec_check(r->img, size, off, sc->seq, &rec, &why);
@@ -458,6 +473,7 @@ static int replay_segment(struct wal *w, struct replay *r,
     if (ok) {
       rv = apply(w, r, &rec, &seg, path, off);
       off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
+      last_type = rec.type;
       continue;
     }
     char msg[192];
@@ -477,14 +493,20 @@ static int replay_segment(struct wal *w, struct replay *r,
     uint64_t y = find_witness(r->img, size, sc->seq, off);
     if (y != 0) {
       snprintf(msg, sizeof msg,
-               "%s, in bytes the record at offset %llu shows were fsynced", why,
+               "%s, in bytes the %s at offset %llu shows were fsynced", why,
+               r->img[y + 8] == WAL_REC_CLOSE
+                   ? "log was closed by a clean shutdown: its record"
+                   : "record",
                (unsigned long long)y);
       rv = corrupt_at(w, path, off, msg);
       break;
     }
     rv = cut_tail(w, fd, path, off, size, note, note_size);
     size = off;
+    cut = true;
   }
+  if (sc->last)
+    w->stats.closed_clean = last_type == WAL_REC_CLOSE && !cut;
   seg.size_bytes = size;
   r->prev_version = hd.version;
   if (rv == 0)

@@ -514,6 +514,65 @@ static void wal_garbage_in_the_last_record_is_cut(void) {
   fx_free(&f);
 }
 
+/* After wal_close_clean nothing in the log is unsynced, so damage anywhere
+ * in it, the last record included, is corruption: reported with file and
+ * offset, never cut as a torn tail. */
+static void wal_reports_a_bit_flip_after_a_clean_shutdown(void) {
+  static const uint64_t flips[] = {1, 20, REC1_BYTES - 1}; /* crc, body */
+  for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+    struct fx f;
+    fx_init(&f, 4096);
+    CHECK(fx_open(&f) == 0);
+    for (uint64_t k = 1; k <= 5; k++)
+      CHECK(append_sync(f.w, k, 1, 1) == 0);
+    CHECK(append(f.w, 6, 1, 1) == 0); /* wal_close_clean syncs it */
+    CHECK(wal_close_clean(f.w) == 0);
+    f.w = NULL;
+    uint64_t last = 32 + 5 * REC1_BYTES; /* entry 6 */
+    CHECK(memfs_corrupt(f.fs, SEG1, last + flips[i], 0x08) == 0);
+    CHECK(fx_open(&f) == SABHA_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "%s: offset %llu:", SEG1,
+             (unsigned long long)last);
+    CHECK(strstr(f.err, want) != NULL);
+    CHECK(strstr(f.err, "clean shutdown") != NULL);
+    fx_free(&f);
+  }
+}
+
+/* After a clean shutdown the log opens whole, says it was closed cleanly,
+ * and goes on: the marker is then one record among others, and a later
+ * crash is judged by the torn-tail rule again. */
+static void wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 2, 1, 0) == 0);
+  CHECK(append_sync(f.w, 1, 3, 1) == 0);
+  CHECK(wal_close_clean(f.w) == 0);
+  f.w = NULL;
+  CHECK(fx_open(&f) == 0 && f.err[0] == '\0');
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  CHECK(st.closed_clean);
+  CHECK(log_is(&f.p, 1, 3, term1) && f.p.hard_state.term == 2);
+  CHECK(append_sync(f.w, 4, 1, 1) == 0);
+  wal_close(f.w); /* a crash, as far as the log can tell */
+  f.w = NULL;
+  uint64_t size;
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
+  CHECK(memfs_cut(f.fs, SEG1, size - 7) == 0); /* entry 4, torn */
+  CHECK(fx_open(&f) == 0);
+  CHECK(strstr(f.err, "cut") != NULL && log_is(&f.p, 1, 3, term1));
+  wal_stats(f.w, &st);
+  CHECK(!st.closed_clean);
+  CHECK(append_sync(f.w, 4, 2, 1) == 0);
+  CHECK(wal_close_clean(f.w) == 0);
+  f.w = NULL;
+  CHECK(fx_open(&f) == 0 && log_is(&f.p, 1, 5, term1));
+  fx_free(&f);
+}
+
 /* After a crash some file systems show blocks of a deleted file inside the
  * unsynced part of a new one. A record of segment 1 found at the same
  * offset in segment 2, past a hole, must not count as proof that the hole
@@ -597,9 +656,9 @@ static void wal_leftovers_of_interrupted_writes_are_removed(void) {
   fx_free(&f);
 }
 
-/* ---- logs written by a build of format version 1 ---- */
+/* ---- logs written by hand (older builds, impossible logs) ---- */
 
-struct v1_seg {
+struct hand_seg {
   uint64_t seq;
   uint8_t b[1024];
   size_t n;
@@ -610,19 +669,19 @@ static void put_le(uint8_t *p, uint64_t v, int bytes) {
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void v1_begin(struct v1_seg *s, uint64_t seq) {
+static void hand_begin(struct hand_seg *s, uint64_t seq, uint32_t version) {
   memset(s, 0, sizeof *s);
   s->seq = seq;
   memcpy(s->b, "SABHAWAL", 8);
-  put_le(s->b + 8, 1, 4);
+  put_le(s->b + 8, version, 4);
   put_le(s->b + 12, 32, 4);
   put_le(s->b + 16, seq, 8);
   put_le(s->b + 28, wal_crc32c(0, s->b, 28), 4);
   s->n = 32;
 }
 
-/* Appends a record as version 1 wrote it; all before it was fsynced. */
-static void v1_record(struct v1_seg *s, uint8_t type, const uint8_t *payload,
+/* Appends a record; all before it was fsynced. */
+static void hand_record(struct hand_seg *s, uint8_t type, const uint8_t *payload,
                       uint32_t size) {
   uint8_t *h = s->b + s->n;
   put_le(h + 4, size, 4);
@@ -637,7 +696,7 @@ static void v1_record(struct v1_seg *s, uint8_t type, const uint8_t *payload,
   s->n += 16 + size;
 }
 
-static void v1_entry(struct v1_seg *s, uint64_t index, uint64_t term) {
+static void hand_entry(struct hand_seg *s, uint64_t index, uint64_t term) {
   uint8_t p[64] = {0};
   int n = snprintf((char *)p + 24, 40, "e%llut%llu", (unsigned long long)index,
                    (unsigned long long)term);
@@ -645,7 +704,7 @@ static void v1_entry(struct v1_seg *s, uint64_t index, uint64_t term) {
   put_le(p + 8, term, 8);
   put_le(p + 16, SABHA_ENTRY_COMMAND, 4);
   put_le(p + 20, (uint64_t)n, 4);
-  v1_record(s, 2, p, 24 + (uint32_t)n);
+  hand_record(s, 2, p, 24 + (uint32_t)n);
 }
 
 /* A log left by an older build, whose last segment that build's crash left
@@ -655,14 +714,14 @@ static void v1_entry(struct v1_seg *s, uint64_t index, uint64_t term) {
 static void wal_reads_a_version_1_log_and_appends_in_version_2(void) {
   struct fx f;
   fx_init(&f, 4096);
-  struct v1_seg s;
-  v1_begin(&s, 1);
+  struct hand_seg s;
+  hand_begin(&s, 1, 1);
   uint8_t hs[24] = {0};
   put_le(hs, 5, 8);
   put_le(hs + 8, 2, 4);
-  v1_record(&s, 1, hs, sizeof hs);
+  hand_record(&s, 1, hs, sizeof hs);
   for (uint64_t i = 1; i <= 3; i++)
-    v1_entry(&s, i, 1);
+    hand_entry(&s, i, 1);
   CHECK(f.io.mkdir(f.io.ctx, "wal") == 0);
   CHECK(memfs_put(f.fs, SEG1, s.b, s.n) == 0);
   CHECK(memfs_put(f.fs, SEG2, "SABHAW", 6) == 0);
@@ -684,6 +743,41 @@ static void wal_reads_a_version_1_log_and_appends_in_version_2(void) {
   CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
   CHECK(log_is(&f.p, 1, 4, term1));
   fx_free(&f);
+}
+
+/* Recovery checks that the log agrees with itself; each check can fail: a
+ * clean-shutdown record that disagrees with the log before it, and a
+ * record inside a snapshot install (between its INSTALL and its end). */
+static void wal_reports_a_log_that_contradicts_its_own_records(void) {
+  for (int variant = 0; variant < 2; variant++) {
+    struct fx f;
+    fx_init(&f, 4096);
+    struct hand_seg s;
+    hand_begin(&s, 1, WAL_FORMAT_VERSION);
+    for (uint64_t i = 1; i <= 3; i++)
+      hand_entry(&s, i, 1);
+    uint8_t p[24] = {0};
+    if (variant == 0) {
+      put_le(p, 5, 8); /* "the log ended at 5" */
+      hand_record(&s, 7, p, 8);
+    } else {
+      put_le(p, 10, 8);
+      put_le(p + 8, 1, 8);
+      hand_record(&s, 5, p, 24); /* INSTALL of a snapshot at 10 */
+      hand_entry(&s, 4, 1);
+    }
+    uint64_t at = s.n - (variant == 0 ? 16 + 8 : 16 + 24 + 4);
+    CHECK(f.io.mkdir(f.io.ctx, "wal") == 0);
+    CHECK(memfs_put(f.fs, SEG1, s.b, s.n) == 0);
+    CHECK(fx_open(&f) == SABHA_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "%s: offset %llu:", SEG1,
+             (unsigned long long)at);
+    CHECK(strstr(f.err, want) != NULL);
+    CHECK(strstr(f.err, variant == 0 ? "clean-shutdown record says"
+                                     : "inside the snapshot install") != NULL);
+    fx_free(&f);
+  }
 }
 
 /* The name of the highest-numbered segment in "wal", as "wal/<name>". */
@@ -1109,6 +1203,8 @@ int main(void) {
   RUN(wal_corruption_before_the_tail_of_the_last_segment_is_reported);
   RUN(wal_torn_tail_is_cut_and_the_log_goes_on);
   RUN(wal_garbage_in_the_last_record_is_cut);
+  RUN(wal_reports_a_bit_flip_after_a_clean_shutdown);
+  RUN(wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule);
   RUN(wal_stale_records_of_another_segment_are_not_witnesses);
   RUN(wal_missing_segment_is_reported);
   RUN(wal_damaged_snapshot_is_reported);
@@ -1118,6 +1214,7 @@ int main(void) {
   RUN(wal_reports_a_first_segment_cut_inside_its_header);
   RUN(wal_keeps_term_and_vote_when_a_crash_follows_a_new_segment);
   RUN(wal_reads_a_version_1_log_and_appends_in_version_2);
+  RUN(wal_reports_a_log_that_contradicts_its_own_records);
   RUN(wal_newer_format_is_refused_not_called_corrupt);
   RUN(wal_discard_moves_damaged_log_aside_keeping_hard_state);
   RUN(wal_discard_refused_when_damage_could_hide_the_hard_state);

@@ -365,6 +365,7 @@ struct harness {
   struct wal *w;
   struct sabha_persisted p;
   char err[WAL_ERRMSG_MAX];
+  bool close_clean; /* the workload ends with wal_close_clean */
 };
 
 static void h_init(struct harness *h, uint64_t fs_seed,
@@ -379,6 +380,7 @@ static void h_init(struct harness *h, uint64_t fs_seed,
   h->opt.entry_size_bytes_max = ENTRY_BYTES_MAX;
   h->opt.snapshot_size_bytes_max = SNAP_BYTES_MAX;
   h->opt.buffer_size_bytes = buffer_size_bytes;
+  h->close_clean = true;
 }
 
 static int h_open(struct harness *h) {
@@ -393,7 +395,8 @@ static void h_free(struct harness *h) {
 }
 
 /* Runs the workload until an error; returns the step in progress then
- * (STEPS when none failed) and its error in *rv. */
+ * (STEPS when none failed, or when the clean close that ends it failed)
+ * and its error in *rv. */
 static size_t h_workload(struct harness *h, const struct workload *wl,
                          int *rv) {
   *rv = h_open(h);
@@ -403,6 +406,10 @@ static size_t h_workload(struct harness *h, const struct workload *wl,
     *rv = run_step(h->w, &wl->steps[k]);
     if (*rv != 0)
       return k;
+  }
+  if (h->close_clean) {
+    *rv = wal_close_clean(h->w);
+    h->w = NULL;
   }
   return STEPS;
 }
@@ -563,6 +570,7 @@ static void wal_crash_workload_runs_clean(void) {
   workload_make(&wl, 1, &mix_default);
   struct harness h;
   h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+  h.close_clean = false;
   int rv;
   CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
   struct wal_stats st;
@@ -729,6 +737,90 @@ static void wal_snapshot_and_its_truncation_survive_a_crash_together(void) {
   CHECK(sum.installs_finished > 0 && sum.installs_abandoned > 0);
 }
 
+/* ---- damage after a clean shutdown ---- */
+
+#define FILES_MAX 32
+
+struct files {
+  char path[FILES_MAX][64];
+  size_t n;
+  size_t last_seg; /* index of the highest-numbered segment */
+};
+
+static int files_each(void *arg, const char *name) {
+  struct files *f = arg;
+  if (f->n == FILES_MAX)
+    abort();
+  snprintf(f->path[f->n], sizeof f->path[f->n], "wal/%s", name);
+  if (strncmp(name, "wal-", 4) == 0 &&
+      strcmp(f->path[f->n], f->path[f->last_seg]) > 0)
+    f->last_seg = f->n;
+  f->n++;
+  return 0;
+}
+
+/* After wal_close_clean nothing in the log is unsynced: a bit flipped at
+ * ANY byte of any file must be reported as corruption, never cut as a torn
+ * tail. The one exception is the clean-shutdown record itself, which holds
+ * no data: damage there is cut, and the log comes back whole. */
+static void wal_every_bit_flip_after_a_clean_shutdown_is_reported(void) {
+  struct workload wl;
+  workload_make(&wl, 5, &mix_default);
+  struct harness h;
+  h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+  int rv;
+  CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+  struct files fl = {.n = 0};
+  CHECK(h.io.list(h.io.ctx, "wal", files_each, &fl) == 0);
+  CHECK(strncmp(fl.path[fl.last_seg], "wal/wal-", 8) == 0);
+  uint64_t size_last;
+  CHECK(memfs_size(h.fs, fl.path[fl.last_seg], &size_last) == 0);
+  const uint64_t close_bytes = 16 + 8;
+  uint64_t flips = 0;
+  for (size_t i = 0; i < fl.n; i++) {
+    uint64_t size;
+    CHECK(memfs_size(h.fs, fl.path[i], &size) == 0);
+    if (i == fl.last_seg)
+      size -= close_bytes; /* the record itself: below */
+    for (uint64_t off = 0; off < size; off++) {
+      uint8_t mask = (uint8_t)(1u << (off % 8));
+      CHECK(memfs_corrupt(h.fs, fl.path[i], off, mask) == 0);
+      rv = h_open(&h);
+      if (rv != SABHA_ECORRUPT)
+        fprintf(stderr, "%s offset %llu: open gave %d (%s)\n", fl.path[i],
+                (unsigned long long)off, rv, h.err);
+      CHECK(rv == SABHA_ECORRUPT); /* and nothing was written */
+      CHECK(memfs_corrupt(h.fs, fl.path[i], off, mask) == 0);
+      flips++;
+    }
+  }
+  printf("     %llu bit flips in %zu files, every one reported\n",
+         (unsigned long long)flips, fl.n);
+  CHECK(flips > 1000 && fl.n >= 3);
+  h_free(&h);
+  for (uint64_t k = 0; k < close_bytes; k++) {
+    h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+    CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+    CHECK(memfs_corrupt(h.fs, fl.path[fl.last_seg], size_last - close_bytes + k,
+                        0x10) == 0);
+    CHECK(h_open(&h) == 0);
+    char why[WAL_ERRMSG_MAX + 64];
+    CHECK(model_matches(&wl.after[STEPS], &h.p, why, sizeof why));
+    struct wal_stats st;
+    wal_stats(h.w, &st);
+    CHECK(!st.closed_clean && st.recovered_tail_bytes == close_bytes);
+    h_free(&h);
+  }
+  h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT); /* and undamaged: clean */
+  CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+  CHECK(h_open(&h) == 0);
+  struct wal_stats st;
+  wal_stats(h.w, &st);
+  CHECK(st.closed_clean && st.recovered_tail_bytes == 0);
+  h_free(&h);
+  workload_free(&wl);
+}
+
 /* Call `point` fails with `err`: the WAL says so, refuses to continue, and
  * what it acknowledged before survives a power cut. */
 static void error_run(const struct workload *wl, uint32_t buffer_bytes,
@@ -739,20 +831,21 @@ static void error_run(const struct workload *wl, uint32_t buffer_bytes,
   memfs_fail_at(h.fs, point, err);
   int rv;
   size_t k = h_workload(&h, wl, &rv);
-  if (k < STEPS) {
+  if (rv != 0) {
     (*reported)++;
     if (rv != SABHA_EIO) {
       fprintf(stderr, "error at call %llu: got %d, want SABHA_EIO\n",
               (unsigned long long)point, rv);
       failures++;
     }
-    if (h.w != NULL && (wal_sync(h.w) != SABHA_EIO ||
-                        run_step(h.w, &wl->steps[k]) != SABHA_EIO)) {
+    if (h.w != NULL && k < STEPS &&
+        (wal_sync(h.w) != SABHA_EIO ||
+         run_step(h.w, &wl->steps[k]) != SABHA_EIO)) {
       fprintf(stderr, "error at call %llu: handle not failed\n",
               (unsigned long long)point);
       failures++;
     }
-  } else if (h.w != NULL && point <= memfs_counts(h.fs).calls) {
+  } else if (point <= memfs_counts(h.fs).calls) {
     /* The failed call was one whose failure is harmless and reported
      * nowhere: only a leftover-file unlink could be; there is none here. */
     fprintf(stderr, "error at call %llu went unreported\n",
@@ -803,6 +896,7 @@ int main(void) {
   RUN(wal_crash_oracle_refuses_a_snapshot_without_its_truncation);
   RUN(wal_crash_at_every_point_recovers_a_prefix);
   RUN(wal_snapshot_and_its_truncation_survive_a_crash_together);
+  RUN(wal_every_bit_flip_after_a_clean_shutdown_is_reported);
   RUN(wal_io_error_at_every_point_is_reported_and_not_acknowledged);
   return failures == 0 ? 0 : 1;
 }
