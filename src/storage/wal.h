@@ -33,17 +33,6 @@
  *                                      follows the header
  *                              28 u32 CRC32C of bytes 0..27
  *
- * A segment is born whole: its header and a HARD_STATE record restating
- * the current hard state (when there is one; flag bit 1 says so) are
- * written to segment.tmp, fsynced, and only then renamed to the segment's
- * name (and the directory fsynced). So a segment under its own name holds
- * both, durably, from the first moment: these "birth bytes" are never a
- * torn tail, and a segment shorter than them is damaged, never unborn.
- * Version 1 (older builds) created segments in place and had no bit 1;
- * this build reads it, and appends only to segments of version 2 (on
- * opening a version 1 log it starts a new segment), so that an older
- * build refuses a log it cannot read instead of misreading it.
- *
  * followed by records, each a 16-byte header and a payload:
  *
  *     0  u32 CRC32C of the segment sequence (u64), then bytes 4..15 of
@@ -82,6 +71,17 @@
  * the later ones (Paxos accepts a slot again under a higher ballot; a Raft
  * engine writes a TRUNCATE first). Entries carry their index and term so
  * that a damaged entry can one day be identified and fetched from a peer.
+ *
+ * A segment is born whole: its header and a HARD_STATE record restating
+ * the current hard state (when there is one; flag bit 1 says so) are
+ * written to segment.tmp, fsynced, and only then renamed to the segment's
+ * name (and the directory fsynced). So a segment under its own name holds
+ * both, durably, from the first moment: these "birth bytes" are never a
+ * torn tail, and a segment shorter than them is damaged, never unborn.
+ * Version 1 (older builds) created segments in place and had no bit 1;
+ * this build reads it, and appends only to segments of version 2 (on
+ * opening a version 1 log it starts a new segment), so that an older
+ * build refuses a log it cannot read instead of misreading it.
  *
  * The snapshot file is a 48-byte header and the state machine's bytes:
  *
@@ -153,10 +153,10 @@
  * log or the new snapshot with the truncated log, never the new snapshot
  * over a stale suffix that contradicts it. (Raft's InstallSnapshot drops
  * the whole log after the snapshot when the entry at its index has another
- * term.) Deleting cannot lose the latest hard
- * state, because every segment is born holding the hard state current
- * when it was created, and the active segment stays; deleting oldest first
- * keeps the remaining segments contiguous whatever a crash interrupts.
+ * term.) Deleting cannot lose the latest hard state, because every segment
+ * is born holding the hard state current when it was created, and the
+ * active segment stays; deleting oldest first keeps the remaining segments
+ * contiguous whatever a crash interrupts.
  *
  * ERRORS. Functions return 0 or a SABHA_E* code; wal_errmsg() (or the `err`
  * buffer of wal_open) says what and where. Bad arguments (SABHA_EINVAL,
