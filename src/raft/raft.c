@@ -127,11 +127,20 @@ static int raft_create(void **state, const struct sabha_config *cfg,
     r->term = persisted->hard_state.term;
     r->vote = persisted->hard_state.vote;
     rv = replog_restore(&r->rl, persisted);
-    /* Raft logs never go back in term (Log Matching keeps them so). */
-    for (uint64_t i = log_first_index(&r->rl.log) + 1;
-         rv == 0 && i <= log_last_index(&r->rl.log); i++)
-      if (log_get(&r->rl.log, i)->term < log_get(&r->rl.log, i - 1)->term)
+    /* Raft logs never go back in term (Log Matching keeps them so), and a
+     * snapshot's term is that of its last entry: an entry after it with a
+     * lower term contradicts it. That is the stale suffix a snapshot
+     * install drops (§5.1 of the thesis: a follower whose entry at the
+     * snapshot's index has another term discards its log) showing up
+     * without its truncation; refuse it rather than start from it. */
+    uint64_t term_before = r->rl.log.snap_term;
+    for (uint64_t i = log_first_index(&r->rl.log);
+         rv == 0 && i <= log_last_index(&r->rl.log); i++) {
+      uint64_t term = log_get(&r->rl.log, i)->term;
+      if (term < term_before)
         rv = SABHA_EINVAL;
+      term_before = term;
+    }
   }
   if (rv != 0) {
     raft_destroy(r);

@@ -157,6 +157,25 @@ int wal_sync(struct wal *w) {
 
 /* ---- records ---- */
 
+/* Writes at `h` one record of segment `seq` written when `durable` bytes
+ * of that segment had been fsynced. */
+static void record_encode(uint8_t *h, uint64_t seq, uint64_t durable,
+                          uint8_t type, const uint8_t *head,
+                          uint32_t head_bytes, const uint8_t *body,
+                          uint32_t body_bytes) {
+  uint32_t payload = head_bytes + body_bytes;
+  wal_put_u32(h + 4, payload);
+  h[8] = type;
+  h[9] = 0;
+  wal_put_u16(h + 10, 0);
+  wal_put_u32(h + 12, (uint32_t)durable);
+  memcpy(h + WAL_REC_HEADER_BYTES, head, head_bytes);
+  if (body_bytes > 0)
+    memcpy(h + WAL_REC_HEADER_BYTES + head_bytes, body, body_bytes);
+  wal_put_u32(h, wal_rec_crc(seq, h, payload));
+  assert(wal_get_u32(h + 4) == payload && h[8] == type);
+}
+
 /* Encodes one record into the buffer. The caller made sure it fits in the
  * active segment. */
 static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
@@ -174,21 +193,12 @@ static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
     w->buf = b;
     w->buf_cap = cap;
   }
-  uint8_t *h = w->buf + w->buf_len;
   uint64_t offset = active(w)->size_bytes + w->buf_len;
   assert(w->durable_bytes <= offset);
-  wal_put_u32(h + 4, (uint32_t)payload);
-  h[8] = type;
-  h[9] = 0;
-  wal_put_u16(h + 10, 0);
-  wal_put_u32(h + 12, (uint32_t)w->durable_bytes);
-  memcpy(h + WAL_REC_HEADER_BYTES, head, head_bytes);
-  if (body_bytes > 0)
-    memcpy(h + WAL_REC_HEADER_BYTES + head_bytes, body, body_bytes);
-  wal_put_u32(h, wal_rec_crc(active(w)->seq, h, (uint32_t)payload));
+  record_encode(w->buf + w->buf_len, active(w)->seq, w->durable_bytes, type,
+                head, head_bytes, body, body_bytes);
   w->buf_len = need;
   w->stats.records_written++;
-  assert(wal_get_u32(h + 4) == payload && h[8] == type);
   return 0;
 }
 
@@ -212,21 +222,42 @@ int wal_segs_push(struct wal *w, struct wal_seg seg) {
   return 0;
 }
 
+/* A segment is born whole. Its header and the hard state it restates
+ * (every segment begins with it, so that deleting older segments, or
+ * damage in them, can never take the latest one away) are written under a
+ * temporary name and fsynced, and only then is the file renamed to its
+ * segment name and the directory fsynced. So a segment under its own name
+ * always holds both, durably: a shorter or damaged start is damage, never
+ * a creation a crash interrupted (that leaves segment.tmp, which recovery
+ * deletes). The cost is the same two fsyncs as creating it in place. */
 int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
   assert(w->fd < 0 && w->buf_len == 0);
   if (w->failed)
     return w->failed;
+  enum { BIRTH_BYTES_MAX = WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
+                           WAL_HARD_STATE_BYTES };
+  uint8_t birth[BIRTH_BYTES_MAX];
+  uint32_t birth_bytes = WAL_SEG_HEADER_BYTES;
+  if (w->has_hs)
+    flags |= WAL_SEG_FLAG_HARD_STATE;
+  wal_seg_header_encode(birth, seq, flags);
+  if (w->has_hs) {
+    uint8_t p[WAL_HARD_STATE_BYTES];
+    hard_state_encode(p, &w->hs);
+    record_encode(birth + birth_bytes, seq, WAL_SEG_HEADER_BYTES,
+                  WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
+    birth_bytes = BIRTH_BYTES_MAX;
+    w->stats.records_written++;
+  }
   char name[WAL_SEG_NAME_BYTES + 1];
   wal_seg_name(name, seq);
-  const char *path = wal_path(w, name);
+  const char *tmp = wal_path(w, WAL_SEG_TMP_NAME);
   int fd;
-  int rv = w->io.open(w->io.ctx, path, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
+  int rv = w->io.open(w->io.ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
   if (rv != 0)
-    return wal_io_error(w, rv, "create", path);
-  uint8_t h[WAL_SEG_HEADER_BYTES];
-  wal_seg_header_encode(h, seq, flags);
+    return wal_io_error(w, rv, "create", tmp);
   const char *what = "write";
-  rv = w->io.write(w->io.ctx, fd, 0, h, sizeof h);
+  rv = w->io.write(w->io.ctx, fd, 0, birth, birth_bytes);
   if (rv == 0) {
     what = "fdatasync";
     uint64_t t0 = w->io.clock_ns(w->io.ctx);
@@ -234,34 +265,28 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
     if (rv == 0)
       wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
   }
+  if (rv == 0) {
+    what = "rename to its segment name";
+    rv = w->io.rename(w->io.ctx, tmp, wal_path2(w, name));
+  }
   if (rv != 0) {
     w->io.close(w->io.ctx, fd);
-    return wal_io_error(w, rv, what, path);
+    return wal_io_error(w, rv, what, tmp);
   }
   w->fd = fd;
-  rv = wal_segs_push(
-      w, (struct wal_seg){.seq = seq, .size_bytes = WAL_SEG_HEADER_BYTES});
+  rv = wal_segs_push(w, (struct wal_seg){.seq = seq,
+                                         .size_bytes = birth_bytes,
+                                         .version = WAL_FORMAT_VERSION});
   if (rv != 0)
     return rv;
-  w->durable_bytes = WAL_SEG_HEADER_BYTES;
-  w->stats.bytes_written += WAL_SEG_HEADER_BYTES;
+  w->durable_bytes = birth_bytes;
+  w->stats.bytes_written += birth_bytes;
   /* The name must be durable before anything written into the file is
    * acknowledged: a sync of the file alone does not promise it. */
-  rv = wal_sync_dir(w);
-  if (rv != 0)
-    return rv;
-  /* Each segment begins by restating the hard state, so that damage in an
-   * older segment can never hide the latest one (see DISCARDING). */
-  if (w->has_hs) {
-    uint8_t p[WAL_HARD_STATE_BYTES];
-    hard_state_encode(p, &w->hs);
-    return encode_record(w, WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
-  }
-  return 0;
+  return wal_sync_dir(w);
 }
 
-/* Closes the full active segment, durably, and starts the next one. */
-static int rollover(struct wal *w) {
+int wal_rollover(struct wal *w) {
   int rv = wal_sync_active(w);
   if (rv != 0)
     return rv;
@@ -282,7 +307,7 @@ int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
              size <=
          w->opt.segment_size_bytes);
   if (active(w)->size_bytes + w->buf_len + size > w->opt.segment_size_bytes) {
-    int rv = rollover(w);
+    int rv = wal_rollover(w);
     if (rv != 0)
       return rv;
   }
@@ -309,17 +334,21 @@ static uint64_t snap_index(const struct wal *w) {
   return w->has_snapshot ? w->snap.index : 0;
 }
 
-static int append_truncate(struct wal *w, uint64_t from) {
+/* The log's new end once every entry at index >= from is dropped. */
+static void truncate_last_index(struct wal *w, uint64_t from) {
   assert(from >= 1);
-  uint8_t p[WAL_TRUNCATE_BYTES];
-  wal_put_u64(p, from);
-  int rv = wal_append_record(w, WAL_REC_TRUNCATE, p, sizeof p, NULL, 0);
-  if (rv != 0)
-    return rv;
   if (from - 1 < w->last_index)
     w->last_index = from - 1 > snap_index(w) ? from - 1 : snap_index(w);
   assert(w->last_index >= snap_index(w));
-  return 0;
+}
+
+static int append_truncate(struct wal *w, uint64_t from) {
+  uint8_t p[WAL_TRUNCATE_BYTES];
+  wal_put_u64(p, from);
+  int rv = wal_append_record(w, WAL_REC_TRUNCATE, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    truncate_last_index(w, from);
+  return rv;
 }
 
 static int append_entry(struct wal *w, const struct sabha_entry *e) {
@@ -385,11 +414,25 @@ int wal_delete_covered(struct wal *w) {
   return rv;
 }
 
+/* Installs a snapshot and, with truncate_from != 0, drops the log from
+ * there in the same step (see SNAPSHOTS in wal.h for why the order is what
+ * it is). */
 static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
-                            const void *data, size_t size_bytes) {
-  /* What came before the snapshot is durable before the snapshot is, so a
-   * crash leaves a prefix of what was appended, never a hole in it. */
-  int rv = wal_sync_active(w);
+                            const void *data, size_t size_bytes,
+                            uint64_t truncate_from) {
+  /* The INSTALL record, and everything appended before it, is durable
+   * before the snapshot file is. A crash before the file's rename leaves
+   * the record without its snapshot: recovery then abandons it (the old
+   * snapshot, the old log). A crash after leaves both: recovery applies
+   * the truncation the record carries (the new snapshot, the truncated
+   * log). Nothing in between exists on the disk. */
+  uint8_t p[WAL_INSTALL_BYTES];
+  wal_put_u64(p, m->index);
+  wal_put_u64(p + 8, m->term);
+  wal_put_u64(p + 16, truncate_from);
+  int rv = wal_append_record(w, WAL_REC_INSTALL, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    rv = wal_sync_active(w);
   if (rv == 0)
     rv = wal_snapshot_write(w, m, data, size_bytes);
   if (rv != 0)
@@ -398,10 +441,12 @@ static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
   w->snap = *m;
   if (w->last_index < m->index)
     w->last_index = m->index;
-  uint8_t p[WAL_SNAPSHOT_REC_BYTES];
-  wal_put_u64(p, m->index);
-  wal_put_u64(p + 8, m->term);
-  rv = wal_append_record(w, WAL_REC_SNAPSHOT, p, sizeof p, NULL, 0);
+  if (truncate_from != 0)
+    truncate_last_index(w, truncate_from);
+  /* The SNAPSHOT record says the install is done: no record but a
+   * restated hard state ever comes between it and its INSTALL. */
+  rv = wal_append_record(w, WAL_REC_SNAPSHOT, p, WAL_SNAPSHOT_REC_BYTES, NULL,
+                         0);
   if (rv == 0)
     rv = wal_sync_active(w);
   /* The latest hard state cannot go with the deleted segments: it is in
@@ -422,7 +467,7 @@ int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
   int rv = snapshot_check(w, meta, size_bytes);
   if (rv != 0)
     return rv;
-  return snapshot_install(w, meta, data, size_bytes);
+  return snapshot_install(w, meta, data, size_bytes, 0);
 }
 
 /* ---- ready batches ---- */
@@ -471,10 +516,11 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
     return rv;
   if (rd->has_hard_state)
     rv = wal_append_hard_state(w, &rd->hard_state);
+  /* A snapshot carries the batch's truncation: the two are one step. */
   if (rv == 0 && rd->has_snapshot)
     rv = snapshot_install(w, &rd->snapshot, rd->snapshot_data,
-                          rd->snapshot_size_bytes);
-  if (rv == 0 && rd->truncate_from != 0)
+                          rd->snapshot_size_bytes, rd->truncate_from);
+  else if (rv == 0 && rd->truncate_from != 0)
     rv = append_truncate(w, rd->truncate_from);
   for (size_t i = 0; rv == 0 && i < rd->n_entries; i++)
     if (rd->entries[i].index > snap_index(w))
@@ -590,6 +636,25 @@ void wal_release_recovered(struct wal *w) {
   w->rec_bytes = NULL;
   w->rec_entries = NULL;
   w->rec_snap = NULL;
+}
+
+int wal_close_clean(struct wal *w) {
+  if (w == NULL)
+    return 0;
+  /* Sync first, so that the CLOSE record's durable bytes cover every byte
+   * before it: it is then the witness that makes damage anywhere in the
+   * segment corruption (see RECOVERY), the last batch included. */
+  int rv = wal_sync(w);
+  if (rv == 0) {
+    uint8_t p[WAL_CLOSE_BYTES];
+    wal_put_u64(p, w->last_index);
+    rv = wal_append_record(w, WAL_REC_CLOSE, p, sizeof p, NULL, 0);
+  }
+  if (rv == 0)
+    rv = wal_sync_active(w);
+  assert(rv != 0 || w->durable_bytes == active(w)->size_bytes);
+  wal_close(w);
+  return rv;
 }
 
 void wal_close(struct wal *w) {

@@ -18,6 +18,7 @@
  *     wal-<seq>.log      segments, <seq> = 16 lowercase hex digits, from 1;
  *                        one active segment is appended to, older ones are
  *                        full (or were the active one before a restart)
+ *     segment.tmp        only while a segment is being created
  *     snapshot           the latest snapshot (written as snapshot.tmp, then
  *                        renamed)
  *     discard.intent     only while a damaged log is being moved aside
@@ -26,8 +27,10 @@
  * Every integer is little-endian. A segment starts with a 32-byte header:
  *
  *     0  magic "SABHAWAL"      16 u64 segment sequence (as in the name)
- *     8  u32 format version 1  24 u32 flags (bit 0: the log starts here;
- *    12  u32 header bytes, 32          earlier segments do not belong to it)
+ *     8  u32 format version 2  24 u32 flags: bit 0, the log starts here
+ *    12  u32 header bytes, 32          (earlier segments do not belong to
+ *                                      it); bit 1, a HARD_STATE record
+ *                                      follows the header
  *                              28 u32 CRC32C of bytes 0..27
  *
  * followed by records, each a 16-byte header and a payload:
@@ -46,14 +49,39 @@
  *     2 ENTRY       u64 index, u64 term, u32 entry type, u32 size, then
  *                   `size` bytes                            (24 + size)
  *     3 TRUNCATE    u64 from: drop every entry at index >= from     (8)
- *     4 SNAPSHOT    u64 index, u64 term: the snapshot file covers the log
- *                   up to index                                    (16)
+ *     4 SNAPSHOT    u64 index, u64 term: the install of the snapshot at
+ *                   index is done; the snapshot file covers the log up
+ *                   to index                                       (16)
+ *     5 INSTALL     u64 index, u64 term, u64 truncate_from (0: none): a
+ *                   snapshot install begins; once done it drops every
+ *                   entry at index >= truncate_from                (24)
+ *     6 ABORT       u64 index, u64 term: that install never happened (a
+ *                   crash came before the snapshot file was stored) (16)
+ *     7 CLOSE       u64 last index of the log: a clean shutdown
+ *                   (wal_close_clean); written after a sync, so its
+ *                   durable bytes cover the whole segment before it  (8)
+ *
+ * Types 5 to 7 are new in version 2. An INSTALL is always followed by its
+ * SNAPSHOT or ABORT, with nothing between them but a restated hard state
+ * (see SNAPSHOTS). A CLOSE is the last record until the log is opened and
+ * written again; after that it is one record among others.
  *
  * Term and vote share one record, so a crash never keeps one without the
  * other. An ENTRY at an index the log holds replaces that entry and keeps
  * the later ones (Paxos accepts a slot again under a higher ballot; a Raft
  * engine writes a TRUNCATE first). Entries carry their index and term so
  * that a damaged entry can one day be identified and fetched from a peer.
+ *
+ * A segment is born whole: its header and a HARD_STATE record restating
+ * the current hard state (when there is one; flag bit 1 says so) are
+ * written to segment.tmp, fsynced, and only then renamed to the segment's
+ * name (and the directory fsynced). So a segment under its own name holds
+ * both, durably, from the first moment: these "birth bytes" are never a
+ * torn tail, and a segment shorter than them is damaged, never unborn.
+ * Version 1 (older builds) created segments in place and had no bit 1;
+ * this build reads it, and appends only to segments of version 2 (on
+ * opening a version 1 log it starts a new segment), so that an older
+ * build refuses a log it cannot read instead of misreading it.
  *
  * The snapshot file is a 48-byte header and the state machine's bytes:
  *
@@ -64,20 +92,43 @@
  * RECOVERY (wal_open). Segments are read in sequence order and replayed:
  * the last HARD_STATE wins; ENTRY and TRUNCATE rebuild the log on top of the
  * snapshot file (entries at or below its index are ignored; a SNAPSHOT
- * record must agree with the file). A record that is incomplete or fails
- * its checksum is judged by where it is:
+ * record must agree with the file); a SNAPSHOT that ends an INSTALL applies
+ * the INSTALL's truncation, an ABORT does not. When the log ends inside an
+ * install, the snapshot file says how far it got: if it is the install's
+ * snapshot, the install is done (its truncation applies), else it never
+ * happened; wal_open then appends the SNAPSHOT or ABORT that says so. A
+ * record that is incomplete or fails its checksum is judged by where it
+ * is:
  *   - in the last segment, if no later intact record says (by its "durable
  *     bytes") that the damaged bytes had been fsynced, the damage is the
  *     unsynced tail of a crash: it was never acknowledged, so the file is cut
  *     there and recovery goes on (stats.recovered_tail_bytes says how much);
- *   - anywhere else it is corruption of acknowledged data: wal_open fails
- *     with SABHA_ECORRUPT and a message naming the file and byte offset.
- *     Nothing is dropped silently. So does a missing segment, a damaged
+ *   - anywhere else, or in a segment's birth bytes, it is corruption of
+ *     acknowledged data: wal_open fails with SABHA_ECORRUPT and a message
+ *     naming the file and byte offset. Nothing is dropped silently. So
+ *     does a missing segment, a segment shorter than its birth bytes (its
+ *     header, or the hard state it was created with, cut away), a damaged
  *     snapshot file or segment header, and a log that contradicts itself
- *     (an entry past a gap, a snapshot marker the snapshot file lacks).
- * The one blind spot: damage to the records written after the last
- * "witness" (in practice, the last batch before the node stopped) cannot be
- * told from a torn write without a second fsync per batch, and is cut.
+ *     (an entry past a gap, a snapshot marker the snapshot file lacks, an
+ *     INSTALL followed by anything but its end).
+ *     Only in a log written by version 1, which created segments in place,
+ *     is a last segment with half a header (after a version 1 segment)
+ *     taken for a creation a crash interrupted and removed.
+ * A clean shutdown leaves no blind spot at the tail: wal_close_clean()
+ * syncs, then appends a CLOSE record and syncs again, so the CLOSE is a
+ * witness for every byte before it, and damage anywhere, the last batch
+ * included, is corruption (stats.closed_clean says wal_open found the log
+ * so). Damage to the CLOSE record itself is cut like a torn tail: it holds
+ * no data, and a crash inside wal_close_clean can leave it torn.
+ * Blind spots. After a crash (no CLOSE at the tail), damage to the records
+ * written after the last witness (in practice, the last batch before the
+ * node stopped) cannot be told from a torn write without a second fsync
+ * per batch, and is cut. And a segment cut exactly at a record boundary
+ * after its birth bytes (a lost tail, CLOSE and all) looks like a crash
+ * that lost its unsynced tail: what was written there after the segment's
+ * creation (entries, and a term or vote that changed since) is lost
+ * without a word. The hard state a segment was created with cannot be lost
+ * that way.
  * What wal_open returns is durable: it fsyncs the last segment and the
  * directory before returning, so a node never acknowledges what a power cut
  * could still take away. It also deletes segments the snapshot covers that
@@ -86,18 +137,26 @@
  * DURABILITY. wal_append_ready() only fills a buffer (written to the file
  * when it reaches buffer_size_bytes); nothing is durable until wal_sync()
  * returns 0. Exceptions that sync on their own: moving to a new segment
- * (the full one is fsynced, then the new one is created and its directory
- * entry fsynced, so that only the last segment can ever have a torn tail),
- * and snapshots (below).
+ * (the full one is fsynced, then the new one is born whole, see ON DISK,
+ * so that only the last segment can ever have a torn tail), and snapshots
+ * (below).
  *
- * SNAPSHOTS (wal_save_snapshot, or a ready batch with has_snapshot): sync
- * the log; write snapshot.tmp, fsync it, rename it over snapshot, fsync the
+ * SNAPSHOTS (wal_save_snapshot, or a ready batch with has_snapshot): append
+ * an INSTALL record, carrying the batch's truncate_from, and sync the log;
+ * write snapshot.tmp, fsync it, rename it over snapshot, fsync the
  * directory; append a SNAPSHOT record, sync; then delete, oldest first and
  * one directory fsync each, the segments whose every entry the snapshot
- * covers (never the active one). Deleting cannot lose the latest hard
- * state, because every segment begins by restating the hard state current
- * when it was created, and the active segment stays; deleting oldest first
- * keeps the remaining segments contiguous whatever a crash interrupts.
+ * covers (never the active one). The snapshot and its truncation are one
+ * step: the INSTALL (with the truncation in it) is durable before the
+ * snapshot file is, and the file's rename decides whether the install
+ * happened, so a crash at any point leaves the old snapshot with the old
+ * log or the new snapshot with the truncated log, never the new snapshot
+ * over a stale suffix that contradicts it. (Raft's InstallSnapshot drops
+ * the whole log after the snapshot when the entry at its index has another
+ * term.) Deleting cannot lose the latest hard state, because every segment
+ * is born holding the hard state current when it was created, and the
+ * active segment stays; deleting oldest first keeps the remaining segments
+ * contiguous whatever a crash interrupts.
  *
  * ERRORS. Functions return 0 or a SABHA_E* code; wal_errmsg() (or the `err`
  * buffer of wal_open) says what and where. Bad arguments (SABHA_EINVAL,
@@ -143,7 +202,7 @@
 #include "sabha/engine.h"
 #include "storage/wal_io.h"
 
-#define WAL_FORMAT_VERSION 1u
+#define WAL_FORMAT_VERSION 2u /* of the segments this build writes */
 #define WAL_SEGMENT_BYTES_DEFAULT (64u << 20)
 #define WAL_SEGMENT_BYTES_LIMIT (1u << 30)
 #define WAL_ENTRY_BYTES_DEFAULT (1u << 20)
@@ -188,6 +247,7 @@ struct wal_stats {
   uint64_t segments_deleted;
   uint64_t recovered_tail_bytes; /* cut from a torn tail by wal_open */
   bool discarded;                /* wal_open moved a damaged log aside */
+  bool closed_clean; /* wal_open found the log as wal_close_clean left it */
 };
 
 struct wal;
@@ -210,8 +270,9 @@ int wal_open(struct wal **out, const struct wal_options *opt,
              struct sabha_persisted *recovered, char *err, size_t err_size);
 
 /* Appends the persist part of `rd` in the ready contract's order: hard state
- * (if has_hard_state), snapshot (if has_snapshot, as wal_save_snapshot,
- * which syncs), truncation (if truncate_from), entries. Entries at or below
+ * (if has_hard_state), snapshot and truncation (if has_snapshot, installed
+ * together as one step that syncs, see SNAPSHOTS), truncation (if
+ * truncate_from without a snapshot), entries. Entries at or below
  * the snapshot index are skipped (the snapshot holds them). Nothing else is
  * durable until wal_sync(). The ready is checked first and refused whole,
  * with nothing written: SABHA_ETOOBIG (an entry or the snapshot above its
@@ -251,7 +312,18 @@ uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q);
 const char *wal_errmsg(const struct wal *w);
 
 /* Closes the files and frees the handle (NULL is fine). Does not sync:
- * call wal_sync() first to keep what was appended. */
+ * call wal_sync() first to keep what was appended. As far as the next
+ * wal_open can tell, the log was left by a crash (the torn-tail rule
+ * applies to its last batch); a host that stops on purpose calls
+ * wal_close_clean() instead. */
 void wal_close(struct wal *w);
+
+/* Closes the log after a clean shutdown: syncs what was appended, appends
+ * a clean-shutdown record and syncs it, then closes the files and frees
+ * the handle (always; NULL is fine). Returns 0 when the record is durable:
+ * the next wal_open then reports damage anywhere in the log as corruption
+ * (see RECOVERY). Otherwise the error of the sync or write (or the code of
+ * a failed handle) and the log is left as a crash would leave it. */
+int wal_close_clean(struct wal *w);
 
 #endif

@@ -26,6 +26,12 @@ static uint64_t payload_bytes_expected(uint8_t type, const uint8_t *payload,
     return WAL_TRUNCATE_BYTES;
   case WAL_REC_SNAPSHOT:
     return WAL_SNAPSHOT_REC_BYTES;
+  case WAL_REC_INSTALL:
+    return WAL_INSTALL_BYTES;
+  case WAL_REC_ABORT:
+    return WAL_ABORT_BYTES;
+  case WAL_REC_CLOSE:
+    return WAL_CLOSE_BYTES;
   default:
     return 0;
   }
@@ -50,7 +56,7 @@ bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
   uint32_t payload_bytes = wal_get_u32(h + 4);
   uint8_t type = h[8];
   uint32_t durable = wal_get_u32(h + 12);
-  if (type < WAL_REC_HARD_STATE || type > WAL_REC_SNAPSHOT || h[9] != 0 ||
+  if (type < WAL_REC_HARD_STATE || type > WAL_REC_TYPE_MAX || h[9] != 0 ||
       wal_get_u16(h + 10) != 0) {
     *why = "bad record header";
     return false;
@@ -92,8 +98,8 @@ void wal_seg_header_encode(uint8_t *p, uint64_t seq, uint32_t flags) {
   assert(wal_get_u64(p + 16) == seq);
 }
 
-int wal_seg_header_check(const uint8_t *p, uint64_t size, uint64_t *seq,
-                         uint32_t *flags, const char **why) {
+int wal_seg_header_check(const uint8_t *p, uint64_t size,
+                         struct wal_seg_header *h, const char **why) {
   if (size < WAL_SEG_HEADER_BYTES) {
     *why = "incomplete segment header";
     return SABHA_ECORRUPT;
@@ -103,14 +109,24 @@ int wal_seg_header_check(const uint8_t *p, uint64_t size, uint64_t *seq,
     *why = "bad segment header";
     return SABHA_ECORRUPT;
   }
-  if (wal_get_u32(p + 8) != WAL_FORMAT_VERSION ||
+  uint32_t version = wal_get_u32(p + 8);
+  if (version < WAL_SEG_VERSION_OLDEST || version > WAL_FORMAT_VERSION ||
       wal_get_u32(p + 12) != WAL_SEG_HEADER_BYTES) {
     *why = "segment written in a format version this build does not read";
     return SABHA_EINVAL;
   }
-  *seq = wal_get_u64(p + 16);
-  *flags = wal_get_u32(p + 24);
+  h->seq = wal_get_u64(p + 16);
+  h->version = version;
+  h->flags = wal_get_u32(p + 24);
   return 0;
+}
+
+uint64_t wal_seg_born_bytes(const struct wal_seg_header *h) {
+  if (h->version < 2)
+    return 0;
+  if (h->flags & WAL_SEG_FLAG_HARD_STATE)
+    return WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES;
+  return WAL_SEG_HEADER_BYTES;
 }
 
 void wal_seg_name(char *name, uint64_t seq) {

@@ -16,25 +16,41 @@
 #define WAL_SEG_MAGIC "SABHAWAL"
 #define WAL_SEG_HEADER_BYTES 32u
 #define WAL_SEG_FLAG_LOG_START 1u
+#define WAL_SEG_FLAG_HARD_STATE 2u /* a HARD_STATE record follows the header */
+/* A segment is created under this name and renamed once whole. */
+#define WAL_SEG_TMP_NAME "segment.tmp"
+/* Segment format versions this build reads: 1 (written by older builds)
+ * and WAL_FORMAT_VERSION (wal.h), the one it writes. */
+#define WAL_SEG_VERSION_OLDEST 1u
 
 #define WAL_REC_HEADER_BYTES 16u
 enum wal_rec_type {
   WAL_REC_HARD_STATE = 1,
   WAL_REC_ENTRY = 2,
   WAL_REC_TRUNCATE = 3,
-  WAL_REC_SNAPSHOT = 4,
+  WAL_REC_SNAPSHOT = 4, /* a snapshot install is done */
+  /* From format version 2 on: */
+  WAL_REC_INSTALL = 5, /* a snapshot install begins */
+  WAL_REC_ABORT = 6,   /* ... was abandoned by a crash */
+  WAL_REC_CLOSE = 7,   /* a clean shutdown: everything before is synced */
+  WAL_REC_TYPE_MAX = WAL_REC_CLOSE
 };
 #define WAL_HARD_STATE_BYTES 24u
 #define WAL_ENTRY_HEADER_BYTES 24u
 #define WAL_TRUNCATE_BYTES 8u
 #define WAL_SNAPSHOT_REC_BYTES 16u
+#define WAL_INSTALL_BYTES 24u
+#define WAL_ABORT_BYTES 16u
+#define WAL_CLOSE_BYTES 8u
 
 #define WAL_SNAP_MAGIC "SABHASNP"
+#define WAL_SNAP_VERSION 1u
 #define WAL_SNAP_HEADER_BYTES 48u
 #define WAL_SNAP_NAME "snapshot"
 #define WAL_SNAP_TMP_NAME "snapshot.tmp"
 
 #define WAL_INTENT_MAGIC "SABHADSC"
+#define WAL_INTENT_VERSION 1u
 #define WAL_INTENT_BYTES 96u
 #define WAL_INTENT_NAME "discard.intent"
 #define WAL_INTENT_TMP_NAME "discard.intent.tmp"
@@ -97,12 +113,25 @@ uint32_t wal_rec_crc(uint64_t seq, const uint8_t *h, uint32_t payload_bytes);
 bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
                    uint64_t seq, struct wal_rec *rec, const char **why);
 
-/* Writes a 32-byte segment header for `seq` into `p`. */
+struct wal_seg_header {
+  uint64_t seq;
+  uint32_t version;
+  uint32_t flags;
+};
+
+/* Writes a 32-byte segment header (format WAL_FORMAT_VERSION) for `seq`
+ * into `p`. */
 void wal_seg_header_encode(uint8_t *p, uint64_t seq, uint32_t flags);
-/* Checks a segment header: 0, or SABHA_ECORRUPT (bad magic or CRC) or
- * SABHA_EINVAL (a version this build does not read) with *why set. */
-int wal_seg_header_check(const uint8_t *p, uint64_t size, uint64_t *seq,
-                         uint32_t *flags, const char **why);
+/* Checks a segment header and fills *h: 0, or SABHA_ECORRUPT (incomplete,
+ * bad magic or CRC) or SABHA_EINVAL (a version this build does not read)
+ * with *why set. */
+int wal_seg_header_check(const uint8_t *p, uint64_t size,
+                         struct wal_seg_header *h, const char **why);
+/* How many bytes at the start of a segment with header `h` were durable
+ * before the segment had its name: the header, and the hard state it
+ * restates. Damage there is never a torn tail. 0 for version 1, whose
+ * segments were created in place. */
+uint64_t wal_seg_born_bytes(const struct wal_seg_header *h);
 
 /* "wal-%016llx.log" for `seq` into `name` (WAL_SEG_NAME_BYTES + 1). */
 void wal_seg_name(char *name, uint64_t seq);
@@ -115,6 +144,7 @@ struct wal_seg {
   uint64_t seq;
   uint64_t size_bytes; /* in the file (the active one: without the buffer) */
   uint64_t index_max;  /* highest entry index written into it; 0: none */
+  uint32_t version;    /* its format version */
 };
 
 struct wal {
@@ -169,9 +199,12 @@ int wal_io_error(struct wal *w, int rv, const char *what, const char *path);
 int wal_flush(struct wal *w);
 int wal_sync_active(struct wal *w);
 int wal_sync_dir(struct wal *w);
-/* Creates segment `seq` with `flags`, durably, and makes it active (the
- * previous active one must be closed). Restates the hard state in it. */
+/* Creates segment `seq` with `flags`, restating the hard state in it,
+ * durably and atomically (see wal.c), and makes it active (the previous
+ * active one must be closed). */
 int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags);
+/* Closes the active segment, durably, and starts the next one. */
+int wal_rollover(struct wal *w);
 int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
                       uint32_t head_bytes, const uint8_t *body,
                       uint32_t body_bytes);

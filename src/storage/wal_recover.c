@@ -12,16 +12,18 @@
  *   4. on corruption, with discard_corrupt, salvage the hard state if it is
  *      provably intact and move the damaged log aside;
  *   5. make what was found durable (fsync the last segment and the
- *      directory) and open the last segment for appending.
+ *      directory), open the last segment for appending, and write the end
+ *      of a snapshot install a crash interrupted.
  *
  * Why starting from the snapshot file is right even though SNAPSHOT records
  * sit somewhere in the middle of the log: the segments deleted after a
  * snapshot held only entries it covers, every entry above it is in a later
  * segment, and a snapshot only ever drops entries at or below its index. So
  * the entries above the file's index come out the same whether the replay
- * starts from nothing and meets the record, or starts from the file. That
- * also covers a crash between the rename of the file and the sync of its
- * record.
+ * starts from nothing and meets the record, or starts from the file. The
+ * truncation that goes with a snapshot install is in its INSTALL record,
+ * durable before the file is renamed; install_resolve settles an install
+ * a crash interrupted by whether the file holds its snapshot.
  *
  * Everything is loops over bounded buffers; nothing recurses. */
 #include <assert.h>
@@ -43,6 +45,7 @@ struct listing {
   size_t cap;
   bool snapshot;
   bool snapshot_tmp;
+  bool segment_tmp;
   bool intent;
   bool intent_tmp;
 };
@@ -64,6 +67,8 @@ static int list_each(void *arg, const char *name) {
     l->snapshot = true;
   } else if (strcmp(name, WAL_SNAP_TMP_NAME) == 0) {
     l->snapshot_tmp = true;
+  } else if (strcmp(name, WAL_SEG_TMP_NAME) == 0) {
+    l->segment_tmp = true;
   } else if (strcmp(name, WAL_INTENT_NAME) == 0) {
     l->intent = true;
   } else if (strcmp(name, WAL_INTENT_TMP_NAME) == 0) {
@@ -114,6 +119,18 @@ struct replay {
   size_t bytes_cap;
   uint8_t *img; /* one segment, as read */
   size_t img_cap;
+  uint32_t prev_version; /* of the segment replayed last; 0: none yet */
+  /* An INSTALL record not yet followed by its SNAPSHOT or ABORT, and where
+   * it is (segment, offset), for messages. */
+  bool installing;
+  uint64_t inst_index;
+  uint64_t inst_term;
+  uint64_t inst_from;
+  uint64_t inst_seq;
+  uint64_t inst_off;
+  /* Set by install_resolve when the log ends inside an install: the record
+   * (WAL_REC_SNAPSHOT or WAL_REC_ABORT) recovery appends to close it. */
+  uint8_t inst_end;
 };
 
 static void replay_free(struct replay *r) {
@@ -188,11 +205,49 @@ static int put_entry(struct wal *w, struct replay *r, uint64_t index,
   return 0;
 }
 
+/* Drops every replayed entry at index >= from. */
+static void replay_truncate(struct replay *r, uint64_t from) {
+  uint64_t base = replay_base(r);
+  if (from <= base + 1)
+    r->n = 0;
+  else if (from - base - 1 < r->n)
+    r->n = (size_t)(from - base - 1);
+}
+
+static int install_broken(struct wal *w, const struct replay *r,
+                          const char *path, uint64_t off, const char *what) {
+  char why[224];
+  snprintf(why, sizeof why,
+           "%s the snapshot install at index %llu begun in segment %llu at "
+           "offset %llu",
+           what, (unsigned long long)r->inst_index,
+           (unsigned long long)r->inst_seq, (unsigned long long)r->inst_off);
+  return corrupt_at(w, path, off, why);
+}
+
+/* The SNAPSHOT (done) or ABORT record that ends an install. */
+static int install_end(struct wal *w, struct replay *r, uint8_t type,
+                       uint64_t index, uint64_t term, const char *path,
+                       uint64_t off) {
+  if (!r->installing)
+    return 0; /* its INSTALL was in a segment deleted since */
+  if (index != r->inst_index || term != r->inst_term)
+    return install_broken(w, r, path, off, "an end that does not match");
+  if (type == WAL_REC_SNAPSHOT && r->inst_from != 0)
+    replay_truncate(r, r->inst_from);
+  r->installing = false;
+  return 0;
+}
+
 /* Applies one checked record to the replayed state. */
 static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
                  struct wal_seg *seg, const char *path, uint64_t off) {
   const uint8_t *p = rec->payload;
-  uint64_t base = replay_base(r);
+  /* Between an INSTALL and its end the writer appends nothing but the
+   * hard state a new segment restates. */
+  if (r->installing && rec->type != WAL_REC_HARD_STATE &&
+      rec->type != WAL_REC_SNAPSHOT && rec->type != WAL_REC_ABORT)
+    return install_broken(w, r, path, off, "a record inside");
   switch (rec->type) {
   case WAL_REC_HARD_STATE:
     r->has_hs = true;
@@ -209,14 +264,9 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
     return put_entry(w, r, index, wal_get_u64(p + 8), wal_get_u32(p + 16),
                      p + WAL_ENTRY_HEADER_BYTES, size, path, off);
   }
-  case WAL_REC_TRUNCATE: {
-    uint64_t from = wal_get_u64(p);
-    if (from <= base + 1)
-      r->n = 0;
-    else if (from - base - 1 < r->n)
-      r->n = (size_t)(from - base - 1);
+  case WAL_REC_TRUNCATE:
+    replay_truncate(r, wal_get_u64(p));
     return 0;
-  }
   case WAL_REC_SNAPSHOT: {
     uint64_t index = wal_get_u64(p), term = wal_get_u64(p + 8);
     char why[160];
@@ -233,7 +283,31 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
                (unsigned long long)term, (unsigned long long)r->snap.term);
       return corrupt_at(w, path, off, why);
     }
+    return install_end(w, r, rec->type, index, term, path, off);
+  }
+  case WAL_REC_INSTALL:
+    r->installing = true;
+    r->inst_index = wal_get_u64(p);
+    r->inst_term = wal_get_u64(p + 8);
+    r->inst_from = wal_get_u64(p + 16);
+    r->inst_seq = seg->seq;
+    r->inst_off = off;
     return 0;
+  case WAL_REC_ABORT:
+    return install_end(w, r, rec->type, wal_get_u64(p), wal_get_u64(p + 8),
+                       path, off);
+  case WAL_REC_CLOSE: {
+    /* The log as replayed so far is the log as it was closed. (When a
+     * later snapshot covers its end, the entries are gone: no check.) */
+    uint64_t last = wal_get_u64(p), base = replay_base(r);
+    if (last < base || base + r->n == last)
+      return 0;
+    char why[160];
+    snprintf(why, sizeof why,
+             "clean-shutdown record says the log ended at %llu, but it "
+             "ends at %llu here",
+             (unsigned long long)last, (unsigned long long)(base + r->n));
+    return corrupt_at(w, path, off, why);
   }
   default:
     assert(0 && "wal_rec_check let an unknown type through");
@@ -272,7 +346,7 @@ static int read_image(struct wal *w, struct replay *r, int fd, const char *path,
 static bool record_at(const uint8_t *img, uint64_t size, uint64_t seq,
                       uint64_t y) {
   const uint8_t *h = img + y;
-  if (h[8] < WAL_REC_HARD_STATE || h[8] > WAL_REC_SNAPSHOT || h[9] != 0 ||
+  if (h[8] < WAL_REC_HARD_STATE || h[8] > WAL_REC_TYPE_MAX || h[9] != 0 ||
       h[10] != 0 || h[11] != 0)
     return false;
   struct wal_rec rec;
@@ -324,6 +398,15 @@ static int cut_tail(struct wal *w, int fd, const char *path, uint64_t off,
   return 0;
 }
 
+/* Could a last segment whose header is incomplete or damaged be one whose
+ * creation a crash interrupted? Only if an older build made it, creating
+ * segments in place: the segment before it is of version 1. This build
+ * names a segment only once its header is durable, so from it such a
+ * header is damage. */
+static bool maybe_unborn(bool last, uint64_t size, uint32_t prev_version) {
+  return last && size <= WAL_SEG_HEADER_BYTES && prev_version == 1;
+}
+
 /* Removes a last segment whose creation a crash interrupted (its header
  * never became durable, so nothing in it was ever acknowledged). */
 static int remove_unborn(struct wal *w, int fd, const char *path, char *note,
@@ -350,39 +433,58 @@ static int replay_segment(struct wal *w, struct replay *r,
     return wal_io_error(w, rv, "open", path);
   uint64_t size = 0;
   rv = read_image(w, r, fd, path, &size);
-  uint64_t hseq = 0;
-  uint32_t flags = 0;
+  struct wal_seg_header hd = {0};
   const char *why = NULL;
   if (rv == 0) {
-    rv = wal_seg_header_check(r->img, size, &hseq, &flags, &why);
-    if (rv == SABHA_ECORRUPT && sc->last && size <= WAL_SEG_HEADER_BYTES &&
-        (!sc->first || sc->seq == 1 || r->has_snap))
+    rv = wal_seg_header_check(r->img, size, &hd, &why);
+    if (rv == SABHA_ECORRUPT && maybe_unborn(sc->last, size, r->prev_version))
       return remove_unborn(w, fd, path, note, note_size);
     if (rv == SABHA_EINVAL)
       rv = wal_error(w, rv, "%s: %s", path, why);
     else if (rv != 0)
       rv = corrupt_at(w, path, 0, why);
-    else if (hseq != sc->seq)
+    else if (hd.seq != sc->seq)
       rv = corrupt_at(w, path, 16, "header names another segment");
     else if (sc->first && sc->seq != 1 && !r->has_snap &&
-             !(flags & WAL_SEG_FLAG_LOG_START))
+             !(hd.flags & WAL_SEG_FLAG_LOG_START))
       rv = corrupt_at(w, path, 0,
                       "the log starts here but there is no snapshot: "
                       "earlier segments are missing");
-    else if (!sc->first && (flags & WAL_SEG_FLAG_LOG_START))
+    else if (!sc->first && (hd.flags & WAL_SEG_FLAG_LOG_START))
       rv = corrupt_at(w, path, 24,
                       "a segment that starts a new log follows older ones");
   }
-  struct wal_seg seg = {.seq = sc->seq};
+  struct wal_seg seg = {.seq = sc->seq, .version = hd.version};
+  uint64_t born = rv == 0 ? wal_seg_born_bytes(&hd) : 0;
+  if (rv == 0 && size < born)
+    rv = corrupt_at(w, path, size,
+                    "the segment ends before the hard state it was created "
+                    "with (fsynced before the segment had its name)");
   uint64_t off = WAL_SEG_HEADER_BYTES;
+  uint8_t last_type = 0; /* of the last intact record */
+  bool cut = false;
   while (rv == 0 && off < size) {
     struct wal_rec rec;
-    if (wal_rec_check(r->img, size, off, sc->seq, &rec, &why)) {
+    bool ok = wal_rec_check(r->img, size, off, sc->seq, &rec, &why);
+    if (ok && off < born && rec.type != WAL_REC_HARD_STATE) {
+      ok = false;
+      why = "a record of another type";
+    }
+    if (ok) {
       rv = apply(w, r, &rec, &seg, path, off);
       off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
+      last_type = rec.type;
       continue;
     }
     char msg[192];
+    if (off < born) {
+      snprintf(msg, sizeof msg,
+               "%s where the hard state the segment was created with belongs "
+               "(it was fsynced before the segment had its name)",
+               why);
+      rv = corrupt_at(w, path, off, msg);
+      break;
+    }
     if (!sc->last) {
       snprintf(msg, sizeof msg, "%s in a segment before the last", why);
       rv = corrupt_at(w, path, off, msg);
@@ -391,15 +493,22 @@ static int replay_segment(struct wal *w, struct replay *r,
     uint64_t y = find_witness(r->img, size, sc->seq, off);
     if (y != 0) {
       snprintf(msg, sizeof msg,
-               "%s, in bytes the record at offset %llu shows were fsynced", why,
+               "%s, in bytes the %s at offset %llu shows were fsynced", why,
+               r->img[y + 8] == WAL_REC_CLOSE
+                   ? "log was closed by a clean shutdown: its record"
+                   : "record",
                (unsigned long long)y);
       rv = corrupt_at(w, path, off, msg);
       break;
     }
     rv = cut_tail(w, fd, path, off, size, note, note_size);
     size = off;
+    cut = true;
   }
+  if (sc->last)
+    w->stats.closed_clean = last_type == WAL_REC_CLOSE && !cut;
   seg.size_bytes = size;
+  r->prev_version = hd.version;
   if (rv == 0)
     rv = wal_segs_push(w, seg);
   if (rv != 0 || !sc->last) {
@@ -408,6 +517,35 @@ static int replay_segment(struct wal *w, struct replay *r,
   }
   w->fd = fd;
   return 0;
+}
+
+/* The log ends inside a snapshot install (a crash came between its
+ * INSTALL record and its end). The INSTALL was durable before the snapshot
+ * file was renamed, so the file says how far the install got: if it holds
+ * the install's snapshot, the install is done and its truncation applies;
+ * if not, the install never happened. Either way make_ready() appends the
+ * record that says so, so that an INSTALL is never followed by anything
+ * else. */
+static int install_resolve(struct wal *w, struct replay *r) {
+  if (!r->installing)
+    return 0;
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, r->inst_seq);
+  char path[WAL_IO_PATH_MAX];
+  snprintf(path, sizeof path, "%s", wal_path(w, name));
+  bool done = r->has_snap && r->snap.index == r->inst_index;
+  if (r->has_snap && r->snap.index > r->inst_index)
+    return install_broken(w, r, path, r->inst_off,
+                          "the snapshot file is newer than");
+  if (done && r->snap.term != r->inst_term)
+    return install_broken(w, r, path, r->inst_off,
+                          "the snapshot file has another term than");
+  uint8_t end = done ? WAL_REC_SNAPSHOT : WAL_REC_ABORT;
+  int rv = install_end(w, r, end, r->inst_index, r->inst_term, path,
+                       r->inst_off);
+  assert(rv == 0 && !r->installing);
+  r->inst_end = end;
+  return rv;
 }
 
 static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
@@ -433,7 +571,7 @@ static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
     if (rv != 0)
       return rv;
   }
-  return 0;
+  return install_resolve(w, r);
 }
 
 /* Undoes what a failed replay set up on the handle. */
@@ -474,6 +612,7 @@ static void note_damage(struct salvage *s, uint64_t key, const char *path,
 static int salvage_scan(struct wal *w, struct replay *r,
                         const struct listing *l, struct salvage *s) {
   memset(s, 0, sizeof *s);
+  uint32_t prev_version = 0;
   for (size_t i = 0; i < l->n; i++) {
     char name[WAL_SEG_NAME_BYTES + 1];
     wal_seg_name(name, l->seqs[i]);
@@ -491,13 +630,19 @@ static int salvage_scan(struct wal *w, struct replay *r,
     w->io.close(w->io.ctx, fd);
     if (rv != 0)
       return rv;
-    uint64_t seq;
-    uint32_t flags;
+    struct wal_seg_header hd = {0};
     const char *why;
     uint64_t off = WAL_SEG_HEADER_BYTES;
-    if (wal_seg_header_check(r->img, size, &seq, &flags, &why) != 0) {
-      if (last && size <= WAL_SEG_HEADER_BYTES)
-        continue; /* never born */
+    uint64_t born = 0;
+    bool header_ok = wal_seg_header_check(r->img, size, &hd, &why) == 0;
+    if (!header_ok && maybe_unborn(last, size, prev_version))
+      continue;
+    prev_version = hd.version;
+    if (header_ok)
+      born = wal_seg_born_bytes(&hd);
+    if (size < born)
+      note_damage(s, pos_key(i, size), path, size);
+    if (!header_ok) {
       note_damage(s, pos_key(i, 0), path, 0);
       off = size > off ? find_next(r->img, size, l->seqs[i], off) : 0;
       if (off == 0)
@@ -516,7 +661,8 @@ static int salvage_scan(struct wal *w, struct replay *r,
         off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
         continue;
       }
-      if (last && find_witness(r->img, size, l->seqs[i], off) == 0)
+      if (last && off >= born &&
+          find_witness(r->img, size, l->seqs[i], off) == 0)
         break; /* an unsynced tail: never acknowledged, hides nothing */
       note_damage(s, pos_key(i, off), path, off);
       off = find_next(r->img, size, l->seqs[i], off + 1);
@@ -532,7 +678,7 @@ static void intent_encode(uint8_t *p, bool has_hs,
                           uint64_t new_seq) {
   memset(p, 0, WAL_INTENT_BYTES);
   memcpy(p, WAL_INTENT_MAGIC, 8);
-  wal_put_u32(p + 8, WAL_FORMAT_VERSION);
+  wal_put_u32(p + 8, WAL_INTENT_VERSION);
   wal_put_u32(p + 12, WAL_INTENT_BYTES);
   wal_put_u64(p + 16, hs->term);
   wal_put_u32(p + 24, hs->vote);
@@ -565,7 +711,7 @@ static int intent_read(struct wal *w, struct intent *in) {
     return wal_io_error(w, rv, "read", path);
   /* It was fsynced before it got its name: damage here is real. */
   if (n != WAL_INTENT_BYTES || memcmp(p, WAL_INTENT_MAGIC, 8) != 0 ||
-      wal_get_u32(p + 8) != WAL_FORMAT_VERSION ||
+      wal_get_u32(p + 8) != WAL_INTENT_VERSION ||
       wal_crc32c(0, p, 92) != wal_get_u32(p + 92) ||
       p[48 + WAL_INTENT_FOLDER_MAX - 1] != 0 || p[48] == 0 ||
       wal_get_u64(p + 40) == 0)
@@ -756,15 +902,20 @@ static int tidy(struct wal *w, struct listing *l, char *note,
   int rv = list_dir(w, l);
   if (rv != 0)
     return rv;
-  const char *tmps[2] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+  const char *tmps[3] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+                         l->segment_tmp ? WAL_SEG_TMP_NAME : NULL,
                          l->intent_tmp ? WAL_INTENT_TMP_NAME : NULL};
-  for (int i = 0; i < 2; i++) {
+  bool removed = false;
+  for (int i = 0; i < 3; i++) {
     if (tmps[i] == NULL)
       continue;
     const char *path = wal_path(w, tmps[i]);
     rv = w->io.unlink(w->io.ctx, path);
     if (rv != 0 && rv != -ENOENT)
       return wal_io_error(w, rv, "unlink", path);
+    removed = true;
+  }
+  if (removed) {
     rv = wal_sync_dir(w);
     if (rv != 0)
       return rv;
@@ -780,7 +931,7 @@ static int tidy(struct wal *w, struct listing *l, char *note,
                "vote %u kept)",
                w->dir, in.folder, (unsigned long long)in.hs.term, in.hs.vote);
   }
-  if (rv == 0 && (l->intent || l->snapshot_tmp || l->intent_tmp))
+  if (rv == 0 && (l->intent || removed))
     rv = list_dir(w, l);
   return rv;
 }
@@ -828,13 +979,15 @@ static int hand_over(struct wal *w, struct replay *r,
   return 0;
 }
 
-/* Makes the recovered state durable and the last segment ready for
- * appending (or creates the first one). */
-static int make_ready(struct wal *w, const struct listing *l) {
-  if (w->n_segs == 0) {
-    uint64_t seq = l->n > 0 ? l->seqs[l->n - 1] : 1;
-    return wal_segment_create(w, seq, 0);
-  }
+/* Adds a sentence to the note wal_open returns. */
+static void note_add(char *note, size_t note_size, const char *sentence) {
+  size_t n = strlen(note);
+  if (n + 1 < note_size)
+    snprintf(note + n, note_size - n, "%s%s", n > 0 ? "; " : "", sentence);
+}
+
+/* Makes the last segment, as recovered, durable and open for appending. */
+static int sync_last(struct wal *w) {
   /* The previous process may have died with its last writes still in the
    * page cache: readable now, gone after a power cut. Sync before anyone
    * acts on them. */
@@ -855,7 +1008,48 @@ static int make_ready(struct wal *w, const struct listing *l) {
     return wal_io_error(w, rv, "fsync", wal_path(w, name));
   wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
   w->durable_bytes = s->size_bytes;
-  rv = wal_sync_dir(w);
+  return wal_sync_dir(w);
+}
+
+/* Appends, durably, the end of the install a crash interrupted (see
+ * install_resolve). */
+static int install_close(struct wal *w, const struct replay *r, char *note,
+                         size_t note_size) {
+  uint8_t p[WAL_SNAPSHOT_REC_BYTES];
+  static_assert(WAL_SNAPSHOT_REC_BYTES == WAL_ABORT_BYTES, "one layout");
+  wal_put_u64(p, r->inst_index);
+  wal_put_u64(p + 8, r->inst_term);
+  int rv = wal_append_record(w, r->inst_end, p, sizeof p, NULL, 0);
+  if (rv == 0)
+    rv = wal_sync_active(w);
+  if (rv == 0)
+    note_add(note, note_size,
+             r->inst_end == WAL_REC_SNAPSHOT
+                 ? "finished a snapshot install a crash interrupted"
+                 : "abandoned a snapshot install a crash interrupted before "
+                   "its snapshot was stored");
+  return rv;
+}
+
+/* Makes the recovered state durable and the last segment ready for
+ * appending (or creates the first one), and finishes what a crash left
+ * half done. */
+static int make_ready(struct wal *w, const struct listing *l,
+                      const struct replay *r, char *note, size_t note_size) {
+  int rv;
+  if (w->n_segs == 0) {
+    uint64_t seq = l->n > 0 ? l->seqs[l->n - 1] : 1;
+    rv = wal_segment_create(w, seq, 0);
+  } else {
+    rv = sync_last(w);
+    /* Only segments of this format get appended to: an older build then
+     * refuses the log (a version it does not read) rather than misreads
+     * it, and every segment this build appends to was born whole. */
+    if (rv == 0 && w->segs[w->n_segs - 1].version != WAL_FORMAT_VERSION)
+      rv = wal_rollover(w);
+  }
+  if (rv == 0 && r->inst_end != 0)
+    rv = install_close(w, r, note, note_size);
   /* A crash between a snapshot and the deletions it allows leaves covered
    * segments behind; finish the job. */
   if (rv == 0 && w->has_snapshot)
@@ -888,7 +1082,7 @@ int wal_recover(struct wal *w, struct sabha_persisted *recovered, char *note,
   if (rv == 0)
     rv = hand_over(w, &r, recovered);
   if (rv == 0)
-    rv = make_ready(w, &l);
+    rv = make_ready(w, &l, &r, note, note_size);
   if (rv != 0)
     unwind(w);
   free(l.seqs);

@@ -21,7 +21,7 @@
 static void header_encode(uint8_t *h, const struct sabha_snapshot_meta *m,
                           const void *data, size_t size_bytes) {
   memcpy(h, WAL_SNAP_MAGIC, 8);
-  wal_put_u32(h + 8, WAL_FORMAT_VERSION);
+  wal_put_u32(h + 8, WAL_SNAP_VERSION);
   wal_put_u32(h + 12, WAL_SNAP_HEADER_BYTES);
   wal_put_u64(h + 16, m->index);
   wal_put_u64(h + 24, m->term);
@@ -92,7 +92,7 @@ static int read_header(struct wal *w, int fd, const char *path,
   if (memcmp(h, WAL_SNAP_MAGIC, 8) != 0 ||
       wal_crc32c(0, h, 44) != wal_get_u32(h + 44))
     return corrupt(w, path, 0, "bad snapshot header");
-  if (wal_get_u32(h + 8) != WAL_FORMAT_VERSION ||
+  if (wal_get_u32(h + 8) != WAL_SNAP_VERSION ||
       wal_get_u32(h + 12) != WAL_SNAP_HEADER_BYTES)
     return wal_error(w, SABHA_EINVAL,
                      "%s: written in a format version this build does not "

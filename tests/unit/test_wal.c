@@ -514,6 +514,65 @@ static void wal_garbage_in_the_last_record_is_cut(void) {
   fx_free(&f);
 }
 
+/* After wal_close_clean nothing in the log is unsynced, so damage anywhere
+ * in it, the last record included, is corruption: reported with file and
+ * offset, never cut as a torn tail. */
+static void wal_reports_a_bit_flip_after_a_clean_shutdown(void) {
+  static const uint64_t flips[] = {1, 20, REC1_BYTES - 1}; /* crc, body */
+  for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+    struct fx f;
+    fx_init(&f, 4096);
+    CHECK(fx_open(&f) == 0);
+    for (uint64_t k = 1; k <= 5; k++)
+      CHECK(append_sync(f.w, k, 1, 1) == 0);
+    CHECK(append(f.w, 6, 1, 1) == 0); /* wal_close_clean syncs it */
+    CHECK(wal_close_clean(f.w) == 0);
+    f.w = NULL;
+    uint64_t last = 32 + 5 * REC1_BYTES; /* entry 6 */
+    CHECK(memfs_corrupt(f.fs, SEG1, last + flips[i], 0x08) == 0);
+    CHECK(fx_open(&f) == SABHA_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "%s: offset %llu:", SEG1,
+             (unsigned long long)last);
+    CHECK(strstr(f.err, want) != NULL);
+    CHECK(strstr(f.err, "clean shutdown") != NULL);
+    fx_free(&f);
+  }
+}
+
+/* After a clean shutdown the log opens whole, says it was closed cleanly,
+ * and goes on: the marker is then one record among others, and a later
+ * crash is judged by the torn-tail rule again. */
+static void wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 2, 1, 0) == 0);
+  CHECK(append_sync(f.w, 1, 3, 1) == 0);
+  CHECK(wal_close_clean(f.w) == 0);
+  f.w = NULL;
+  CHECK(fx_open(&f) == 0 && f.err[0] == '\0');
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  CHECK(st.closed_clean);
+  CHECK(log_is(&f.p, 1, 3, term1) && f.p.hard_state.term == 2);
+  CHECK(append_sync(f.w, 4, 1, 1) == 0);
+  wal_close(f.w); /* a crash, as far as the log can tell */
+  f.w = NULL;
+  uint64_t size;
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
+  CHECK(memfs_cut(f.fs, SEG1, size - 7) == 0); /* entry 4, torn */
+  CHECK(fx_open(&f) == 0);
+  CHECK(strstr(f.err, "cut") != NULL && log_is(&f.p, 1, 3, term1));
+  wal_stats(f.w, &st);
+  CHECK(!st.closed_clean);
+  CHECK(append_sync(f.w, 4, 2, 1) == 0);
+  CHECK(wal_close_clean(f.w) == 0);
+  f.w = NULL;
+  CHECK(fx_open(&f) == 0 && log_is(&f.p, 1, 5, term1));
+  fx_free(&f);
+}
+
 /* After a crash some file systems show blocks of a deleted file inside the
  * unsynced part of a new one. A record of segment 1 found at the same
  * offset in segment 2, past a hole, must not count as proof that the hole
@@ -585,14 +644,269 @@ static void wal_leftovers_of_interrupted_writes_are_removed(void) {
   wal_close(f.w);
   f.w = NULL;
   CHECK(memfs_put(f.fs, "wal/snapshot.tmp", "half a snap", 11) == 0);
-  /* A segment whose header never made it to disk whole. */
-  CHECK(memfs_put(f.fs, SEG2, "SABHAW", 6) == 0);
+  /* A segment whose creation a crash interrupted: it never had its name. */
+  CHECK(memfs_put(f.fs, "wal/segment.tmp", "SABHAW", 6) == 0);
   CHECK(fx_open(&f) == 0);
-  CHECK(!memfs_exists(f.fs, "wal/snapshot.tmp") && !memfs_exists(f.fs, SEG2));
+  CHECK(!memfs_exists(f.fs, "wal/snapshot.tmp"));
+  CHECK(!memfs_exists(f.fs, "wal/segment.tmp") && !memfs_exists(f.fs, SEG2));
   CHECK(log_is(&f.p, 1, 3, term1));
   CHECK(append_sync(f.w, 4, 1, 1) == 0);
   CHECK(fx_power_cut(&f) == 0);
   CHECK(log_is(&f.p, 1, 4, term1));
+  fx_free(&f);
+}
+
+/* ---- logs written by hand (older builds, impossible logs) ---- */
+
+struct hand_seg {
+  uint64_t seq;
+  uint8_t b[1024];
+  size_t n;
+};
+
+static void put_le(uint8_t *p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void hand_begin(struct hand_seg *s, uint64_t seq, uint32_t version) {
+  memset(s, 0, sizeof *s);
+  s->seq = seq;
+  memcpy(s->b, "SABHAWAL", 8);
+  put_le(s->b + 8, version, 4);
+  put_le(s->b + 12, 32, 4);
+  put_le(s->b + 16, seq, 8);
+  put_le(s->b + 28, wal_crc32c(0, s->b, 28), 4);
+  s->n = 32;
+}
+
+/* Appends a record; all before it was fsynced. */
+static void hand_record(struct hand_seg *s, uint8_t type, const uint8_t *payload,
+                      uint32_t size) {
+  uint8_t *h = s->b + s->n;
+  put_le(h + 4, size, 4);
+  h[8] = type;
+  put_le(h + 12, s->n, 4);
+  memcpy(h + 16, payload, size);
+  uint8_t salt[8];
+  put_le(salt, s->seq, 8);
+  uint32_t crc = wal_crc32c(0, salt, 8);
+  crc = wal_crc32c(crc, h + 4, 12);
+  put_le(h, wal_crc32c(crc, h + 16, size), 4);
+  s->n += 16 + size;
+}
+
+static void hand_entry(struct hand_seg *s, uint64_t index, uint64_t term) {
+  uint8_t p[64] = {0};
+  int n = snprintf((char *)p + 24, 40, "e%llut%llu", (unsigned long long)index,
+                   (unsigned long long)term);
+  put_le(p, index, 8);
+  put_le(p + 8, term, 8);
+  put_le(p + 16, SABHA_ENTRY_COMMAND, 4);
+  put_le(p + 20, (uint64_t)n, 4);
+  hand_record(s, 2, p, 24 + (uint32_t)n);
+}
+
+/* A log left by an older build, whose last segment that build's crash left
+ * with half a header (it created segments in place), still opens: the
+ * half-made segment is removed, and new records go into a new segment of
+ * the current version, never into the old one. */
+static void wal_reads_a_version_1_log_and_appends_in_version_2(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  struct hand_seg s;
+  hand_begin(&s, 1, 1);
+  uint8_t hs[24] = {0};
+  put_le(hs, 5, 8);
+  put_le(hs + 8, 2, 4);
+  hand_record(&s, 1, hs, sizeof hs);
+  for (uint64_t i = 1; i <= 3; i++)
+    hand_entry(&s, i, 1);
+  CHECK(f.io.mkdir(f.io.ctx, "wal") == 0);
+  CHECK(memfs_put(f.fs, SEG1, s.b, s.n) == 0);
+  CHECK(memfs_put(f.fs, SEG2, "SABHAW", 6) == 0);
+  CHECK(fx_open(&f) == 0);
+  CHECK(strstr(f.err, "removed") != NULL && strstr(f.err, SEG2) != NULL);
+  CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
+  CHECK(log_is(&f.p, 1, 3, term1));
+  CHECK(append_sync(f.w, 4, 1, 1) == 0);
+  uint64_t size;
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0 && size == s.n); /* untouched */
+  int fd;
+  size_t n;
+  uint8_t h[32];
+  CHECK(f.io.open(f.io.ctx, SEG2, 0, &fd) == 0);
+  CHECK(f.io.read(f.io.ctx, fd, 0, h, sizeof h, &n) == 0 && n == sizeof h);
+  f.io.close(f.io.ctx, fd);
+  CHECK(h[8] == WAL_FORMAT_VERSION && WAL_FORMAT_VERSION == 2);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  fx_free(&f);
+}
+
+/* Recovery checks that the log agrees with itself; each check can fail: a
+ * clean-shutdown record that disagrees with the log before it, and a
+ * record inside a snapshot install (between its INSTALL and its end). */
+static void wal_reports_a_log_that_contradicts_its_own_records(void) {
+  for (int variant = 0; variant < 2; variant++) {
+    struct fx f;
+    fx_init(&f, 4096);
+    struct hand_seg s;
+    hand_begin(&s, 1, WAL_FORMAT_VERSION);
+    for (uint64_t i = 1; i <= 3; i++)
+      hand_entry(&s, i, 1);
+    uint8_t p[24] = {0};
+    if (variant == 0) {
+      put_le(p, 5, 8); /* "the log ended at 5" */
+      hand_record(&s, 7, p, 8);
+    } else {
+      put_le(p, 10, 8);
+      put_le(p + 8, 1, 8);
+      hand_record(&s, 5, p, 24); /* INSTALL of a snapshot at 10 */
+      hand_entry(&s, 4, 1);
+    }
+    uint64_t at = s.n - (variant == 0 ? 16 + 8 : 16 + 24 + 4);
+    CHECK(f.io.mkdir(f.io.ctx, "wal") == 0);
+    CHECK(memfs_put(f.fs, SEG1, s.b, s.n) == 0);
+    CHECK(fx_open(&f) == SABHA_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "%s: offset %llu:", SEG1,
+             (unsigned long long)at);
+    CHECK(strstr(f.err, want) != NULL);
+    CHECK(strstr(f.err, variant == 0 ? "clean-shutdown record says"
+                                     : "inside the snapshot install") != NULL);
+    fx_free(&f);
+  }
+}
+
+/* The name of the highest-numbered segment in "wal", as "wal/<name>". */
+struct last_seg {
+  char path[64];
+};
+
+static int find_last_segment(void *arg, const char *name) {
+  struct last_seg *l = arg;
+  char path[64];
+  snprintf(path, sizeof path, "wal/%s", name);
+  if (strncmp(name, "wal-", 4) == 0 && strcmp(path, l->path) > 0)
+    snprintf(l->path, sizeof l->path, "%s", path);
+  return 0;
+}
+
+/* A log whose only segment was created restating term 3 / vote 1 (the
+ * snapshot deleted the segment where they were first written) and holds
+ * acknowledged entries after it. Returns that segment's path in `l`. */
+static void only_segment_restating_the_vote(struct fx *f, struct last_seg *l) {
+  fx_init(f, 1024);
+  if (fx_open(f) != 0 || hard_state(f->w, 3, 1, 0) != 0)
+    abort();
+  for (uint64_t i = 1; i <= 100; i += 10)
+    if (append_sync(f->w, i, 10, 1) != 0)
+      abort();
+  struct sabha_snapshot_meta m = {.index = 95, .term = 1};
+  if (wal_save_snapshot(f->w, &m, "s95", 3) != 0)
+    abort();
+  struct wal_stats st;
+  wal_stats(f->w, &st);
+  if (st.segments != 1)
+    abort();
+  wal_close(f->w);
+  f->w = NULL;
+  l->path[0] = '\0';
+  f->io.list(f->io.ctx, "wal", find_last_segment, l);
+}
+
+/* A node that forgets its vote can vote twice in a term. Cutting the
+ * segment that holds it down to (or into) its header is damage, not a
+ * segment whose creation a crash interrupted: recovery must refuse, naming
+ * the file and offset, never come back with term 0 and no vote. */
+static void wal_keeps_term_and_vote_when_last_segment_is_cut_to_its_header(
+    void) {
+  static const uint64_t cuts[] = {32, 20, 0};
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+    struct fx f;
+    struct last_seg l;
+    only_segment_restating_the_vote(&f, &l);
+    CHECK(fx_restart(&f) == 0);
+    CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
+    wal_close(f.w);
+    f.w = NULL;
+    CHECK(memfs_cut(f.fs, l.path, cuts[i]) == 0);
+    int rv = fx_open(&f);
+    CHECK(rv == 0 || rv == SABHA_ECORRUPT);
+    if (rv == 0) /* only acceptable if the vote came back */
+      CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
+    CHECK(rv == SABHA_ECORRUPT);
+    CHECK(strstr(f.err, l.path) != NULL && strstr(f.err, "offset") != NULL);
+    f.opt.discard_corrupt = true; /* the damage hides the vote: refused */
+    CHECK(fx_open(&f) == SABHA_ECORRUPT);
+    CHECK(strstr(f.err, "not discarding") != NULL);
+    fx_free(&f);
+  }
+}
+
+/* The same for a bit flipped in that restated hard state when nothing
+ * follows it (here the records after it are cut away): it was fsynced
+ * before the segment got its name, so it is no torn tail. */
+static void wal_reports_damage_to_the_hard_state_a_segment_began_with(void) {
+  struct fx f;
+  struct last_seg l;
+  only_segment_restating_the_vote(&f, &l);
+  CHECK(memfs_cut(f.fs, l.path, 32 + 16 + 24) == 0);
+  CHECK(memfs_corrupt(f.fs, l.path, 32 + 16 + 8, 0x01) == 0); /* the vote */
+  int rv = fx_open(&f);
+  if (rv == 0)
+    CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
+  CHECK(rv == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, l.path) != NULL && strstr(f.err, "offset 32") != NULL);
+  fx_free(&f);
+}
+
+/* A power cut just after a new segment was created, before the batch that
+ * made it was synced: the restart deletes the older segment (the snapshot
+ * covers it), so the new one must hold the hard state durably from its
+ * creation on, or the next restart forgets the vote. */
+static void wal_keeps_term_and_vote_when_a_crash_follows_a_new_segment(void) {
+  bool found = false;
+  for (uint64_t n = 1; n < 40 && !found; n++) {
+    struct fx f;
+    fx_init(&f, 1024);
+    CHECK(fx_open(&f) == 0);
+    CHECK(hard_state(f.w, 3, 1, 0) == 0);
+    for (uint64_t i = 1; i <= n; i++)
+      CHECK(append_sync(f.w, i, 1, 1) == 0);
+    struct sabha_snapshot_meta m = {.index = n, .term = 1};
+    CHECK(wal_save_snapshot(f.w, &m, "s", 1) == 0);
+    if (!memfs_exists(f.fs, SEG2)) {
+      CHECK(append(f.w, n + 1, 1, 1) == 0); /* not synced */
+      found = memfs_exists(f.fs, SEG2);
+    }
+    if (found) {
+      CHECK(fx_power_cut(&f) == 0);
+      CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
+      CHECK(!memfs_exists(f.fs, SEG1));
+      CHECK(fx_restart(&f) == 0);
+      CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
+    }
+    fx_free(&f);
+  }
+  CHECK(found);
+}
+
+/* A young log's first segment, cut inside its header, is damage too: the
+ * header was durable before the segment had its name. */
+static void wal_reports_a_first_segment_cut_inside_its_header(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 3, 1, 0) == 0);
+  CHECK(append_sync(f.w, 1, 3, 3) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  CHECK(memfs_cut(f.fs, SEG1, 20) == 0);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, SEG1) != NULL && strstr(f.err, "offset 0") != NULL);
   fx_free(&f);
 }
 
@@ -605,7 +919,7 @@ static void wal_newer_format_is_refused_not_called_corrupt(void) {
   /* A well-formed header of a format version this build does not know. */
   uint8_t h[32];
   memcpy(h, "SABHAWAL", 8);
-  const uint8_t rest[20] = {2, 0, 0, 0, 32, 0, 0, 0, 1};
+  const uint8_t rest[20] = {WAL_FORMAT_VERSION + 1, 0, 0, 0, 32, 0, 0, 0, 1};
   memcpy(h + 8, rest, sizeof rest);
   uint32_t crc = wal_crc32c(0, h, 28);
   for (int i = 0; i < 4; i++)
@@ -889,10 +1203,18 @@ int main(void) {
   RUN(wal_corruption_before_the_tail_of_the_last_segment_is_reported);
   RUN(wal_torn_tail_is_cut_and_the_log_goes_on);
   RUN(wal_garbage_in_the_last_record_is_cut);
+  RUN(wal_reports_a_bit_flip_after_a_clean_shutdown);
+  RUN(wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule);
   RUN(wal_stale_records_of_another_segment_are_not_witnesses);
   RUN(wal_missing_segment_is_reported);
   RUN(wal_damaged_snapshot_is_reported);
   RUN(wal_leftovers_of_interrupted_writes_are_removed);
+  RUN(wal_keeps_term_and_vote_when_last_segment_is_cut_to_its_header);
+  RUN(wal_reports_damage_to_the_hard_state_a_segment_began_with);
+  RUN(wal_reports_a_first_segment_cut_inside_its_header);
+  RUN(wal_keeps_term_and_vote_when_a_crash_follows_a_new_segment);
+  RUN(wal_reads_a_version_1_log_and_appends_in_version_2);
+  RUN(wal_reports_a_log_that_contradicts_its_own_records);
   RUN(wal_newer_format_is_refused_not_called_corrupt);
   RUN(wal_discard_moves_damaged_log_aside_keeping_hard_state);
   RUN(wal_discard_refused_when_damage_could_hide_the_hard_state);

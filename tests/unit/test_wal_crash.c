@@ -177,6 +177,20 @@ static bool model_matches(const struct model *m,
 
 /* ---- the workload ---- */
 
+/* How often a step installs a leader's snapshot, and how often such an
+ * install also truncates the log after it (Raft: the log did not hold the
+ * snapshot's last entry). */
+struct mix {
+  double install;
+  double install_truncates;
+  double install_inside; /* at an index before the log's last entry */
+};
+
+static const struct mix mix_default = {0.08, 0.5, 0};
+/* Installs in a third of the steps, each with a truncation, mostly inside
+ * the log so that a stale suffix is there to be dropped. */
+static const struct mix mix_installs = {0.35, 1.0, 0.8};
+
 struct workload {
   struct step steps[STEPS];
   struct model *after; /* after[k]: the model once steps 0..k-1 are done */
@@ -213,7 +227,8 @@ static void apply_step(struct model *m, const struct step *st) {
  * votes, appends, Raft truncate-and-rewrite, Paxos overwrites in place,
  * snapshots from a leader (beyond the log, inside it, with and without a
  * truncation) and host compactions. */
-static void workload_make(struct workload *wl, uint64_t seed) {
+static void workload_make(struct workload *wl, uint64_t seed,
+                          const struct mix *mix) {
   struct prng g;
   prng_seed(&g, seed);
   wl->after = calloc(STEPS + 1, sizeof *wl->after);
@@ -245,16 +260,19 @@ static void workload_make(struct workload *wl, uint64_t seed) {
                                          prng_below(&g, m.last + 2)};
       model_apply(&m, op);
     }
-    if (prng_chance(&g, 0.08)) {
+    if (prng_chance(&g, mix->install)) {
       struct op *op = push_op(st, OP_SNAP);
       uint64_t at = prng_range(&g, snap + 1, m.last + 3);
+      if (mix->install_inside > 0 && m.last > snap + 1 &&
+          prng_chance(&g, mix->install_inside))
+        at = prng_range(&g, snap + 1, m.last - 1);
       op->snap =
           (struct sabha_snapshot_meta){at, at <= m.last ? m.e[at].term : term};
       op->snap_size = (size_t)prng_below(&g, SNAP_BYTES_MAX + 1);
       for (size_t i = 0; i < op->snap_size; i++)
         op->snap_data[i] = (uint8_t)prng_next(&g);
       model_apply(&m, op);
-      if (prng_chance(&g, 0.5)) {
+      if (prng_chance(&g, mix->install_truncates)) {
         /* Raft: the log did not hold the snapshot's last entry. */
         op = push_op(st, OP_TRUNC);
         op->from = at + 1;
@@ -347,6 +365,7 @@ struct harness {
   struct wal *w;
   struct sabha_persisted p;
   char err[WAL_ERRMSG_MAX];
+  bool close_clean; /* the workload ends with wal_close_clean */
 };
 
 static void h_init(struct harness *h, uint64_t fs_seed,
@@ -361,6 +380,7 @@ static void h_init(struct harness *h, uint64_t fs_seed,
   h->opt.entry_size_bytes_max = ENTRY_BYTES_MAX;
   h->opt.snapshot_size_bytes_max = SNAP_BYTES_MAX;
   h->opt.buffer_size_bytes = buffer_size_bytes;
+  h->close_clean = true;
 }
 
 static int h_open(struct harness *h) {
@@ -375,7 +395,8 @@ static void h_free(struct harness *h) {
 }
 
 /* Runs the workload until an error; returns the step in progress then
- * (STEPS when none failed) and its error in *rv. */
+ * (STEPS when none failed, or when the clean close that ends it failed)
+ * and its error in *rv. */
 static size_t h_workload(struct harness *h, const struct workload *wl,
                          int *rv) {
   *rv = h_open(h);
@@ -386,23 +407,40 @@ static size_t h_workload(struct harness *h, const struct workload *wl,
     if (*rv != 0)
       return k;
   }
+  if (h->close_clean) {
+    *rv = wal_close_clean(h->w);
+    h->w = NULL;
+  }
   return STEPS;
 }
 
-/* Which prefix of step k's records the recovered state shows, or -1. */
+/* Does op j of `st` install a snapshot whose truncation is op j + 1? */
+static bool install_then_truncate(const struct step *st, size_t j) {
+  return st->ops[j].kind == OP_SNAP && j + 1 < st->n_ops &&
+         st->ops[j + 1].kind == OP_TRUNC;
+}
+
+/* Which prefix of step k's records the recovered state shows, or -1. A
+ * snapshot and the truncation that goes with it count as one record: the
+ * state between them (the new snapshot over the old log's suffix) is one
+ * the node never had, and must never come back. */
 static int match_prefix(const struct workload *wl, size_t k,
                         const struct sabha_persisted *p, struct model *out,
                         char *why, size_t why_size) {
   *out = wl->after[k];
-  if (model_matches(out, p, why, why_size))
+  char before[160] = "", after[160] = "";
+  if (model_matches(out, p, before, sizeof before))
     return 0;
-  if (k == STEPS)
-    return -1;
-  for (size_t j = 0; j < wl->steps[k].n_ops; j++) {
-    model_apply(out, &wl->steps[k].ops[j]);
-    if (model_matches(out, p, why, why_size))
+  const struct step *st = &wl->steps[k];
+  for (size_t j = 0; k < STEPS && j < st->n_ops; j++) {
+    model_apply(out, &st->ops[j]);
+    if (install_then_truncate(st, j))
+      continue;
+    if (model_matches(out, p, after, sizeof after))
       return (int)j + 1;
   }
+  snprintf(why, why_size, "no prefix of the step matches: before it, %s%s%s",
+           before, after[0] ? "; after it, " : "", after);
   return -1;
 }
 
@@ -441,6 +479,9 @@ static bool follow_up(struct harness *h, struct model *m, char *why,
 
 struct tally {
   uint64_t runs;
+  uint64_t in_installs; /* crashed in a step that installs and truncates */
+  uint64_t installs_finished; /* by recovery: the snapshot was stored */
+  uint64_t installs_abandoned; /* by recovery: it was not */
   uint64_t torn_tails_cut;
   uint64_t partial_steps; /* recovered inside the step that crashed */
   uint64_t double_crashes;
@@ -489,6 +530,8 @@ static void crash_run(const struct workload *wl, uint32_t buffer_bytes,
     struct wal_stats st;
     wal_stats(h.w, &st);
     t->torn_tails_cut += st.recovered_tail_bytes > 0;
+    t->installs_finished += strstr(h.err, "finished a snapshot") != NULL;
+    t->installs_abandoned += strstr(h.err, "abandoned a snapshot") != NULL;
   }
   if (rv == 0 && j >= 0 && !follow_up(&h, &m, why, sizeof why))
     j = -2;
@@ -503,6 +546,8 @@ static void crash_run(const struct workload *wl, uint32_t buffer_bytes,
     t->runs++;
     t->partial_steps += j > 0 && (size_t)j < wl->steps[k].n_ops;
   }
+  for (size_t i = 0; k < STEPS && i < wl->steps[k].n_ops; i++)
+    t->in_installs += install_then_truncate(&wl->steps[k], i);
   h_free(&h);
 }
 
@@ -522,9 +567,10 @@ static uint64_t count_points(const struct workload *wl, uint32_t buffer_bytes,
 /* The workload alone, no faults: the model and the WAL agree. */
 static void wal_crash_workload_runs_clean(void) {
   struct workload wl;
-  workload_make(&wl, 1);
+  workload_make(&wl, 1, &mix_default);
   struct harness h;
   h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+  h.close_clean = false;
   int rv;
   CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
   struct wal_stats st;
@@ -544,7 +590,7 @@ static void wal_crash_workload_runs_clean(void) {
  * cut, and the check must say so. */
 static void wal_crash_oracle_catches_acknowledged_but_lost_data(void) {
   struct workload wl;
-  workload_make(&wl, 1);
+  workload_make(&wl, 1, &mix_default);
   size_t last = STEPS;
   for (size_t k = 0; k < STEPS; k++)
     if (!wl.steps[k].host_snapshot && wl.steps[k].n_ops > 0)
@@ -572,34 +618,207 @@ static void wal_crash_oracle_catches_acknowledged_but_lost_data(void) {
   workload_free(&wl);
 }
 
+/* The model as wal_open would return it; `e` holds its entries. */
+static void persisted_of(const struct model *m, struct sabha_persisted *p,
+                         struct sabha_entry *e) {
+  memset(p, 0, sizeof *p);
+  uint64_t snap = model_snap(m);
+  if (m->has_hs)
+    p->hard_state = m->hs;
+  if (p->hard_state.commit > m->last)
+    p->hard_state.commit = m->last;
+  p->has_snapshot = m->has_snap;
+  p->snapshot = m->snap;
+  p->snapshot_data = m->snap_data;
+  p->snapshot_size_bytes = m->snap_size;
+  p->applied = snap;
+  for (uint64_t i = snap + 1; i <= m->last; i++)
+    e[i - snap - 1] = (struct sabha_entry){.index = i,
+                                           .term = m->e[i].term,
+                                           .type = m->e[i].type,
+                                           .size_bytes = m->e[i].size,
+                                           .data = m->e[i].data};
+  p->entries = e;
+  p->n_entries = (size_t)(m->last - snap);
+}
+
+/* The oracle can fail here too: the new snapshot over the old log's
+ * suffix (the install without its truncation) is refused, the install
+ * with it accepted. */
+static void wal_crash_oracle_refuses_a_snapshot_without_its_truncation(void) {
+  struct workload wl;
+  workload_make(&wl, 11, &mix_installs);
+  static struct sabha_entry e[INDEX_MAX];
+  size_t tried = 0;
+  for (size_t k = 0; k < STEPS; k++) {
+    const struct step *st = &wl.steps[k];
+    for (size_t j = 0; j + 1 < st->n_ops; j++) {
+      if (!install_then_truncate(st, j))
+        continue;
+      struct model m = wl.after[k];
+      for (size_t i = 0; i <= j; i++)
+        model_apply(&m, &st->ops[i]);
+      struct model whole = m;
+      model_apply(&whole, &st->ops[j + 1]);
+      if (whole.last == m.last)
+        continue; /* nothing after the snapshot to drop */
+      struct sabha_persisted p;
+      struct model out;
+      char why[WAL_ERRMSG_MAX];
+      persisted_of(&m, &p, e);
+      CHECK(match_prefix(&wl, k, &p, &out, why, sizeof why) == -1);
+      persisted_of(&whole, &p, e);
+      CHECK(match_prefix(&wl, k, &p, &out, why, sizeof why) == (int)j + 2);
+      tried++;
+    }
+  }
+  CHECK(tried > 5);
+  workload_free(&wl);
+}
+
 /* `buffer_bytes` small makes a batch many writes, so that a crash can
  * tear, garble or reorder the middle of a batch, not only its end. */
-static void crash_every_point(uint64_t seed, uint32_t buffer_bytes) {
+static void crash_every_point(uint64_t seed, uint32_t buffer_bytes,
+                              const struct mix *mix, struct tally *t) {
   struct workload wl;
-  workload_make(&wl, seed);
+  workload_make(&wl, seed, mix);
   struct memfs_counts c;
   uint64_t points = count_points(&wl, buffer_bytes, &c);
-  struct tally t = {0};
+  *t = (struct tally){0};
   for (uint64_t point = 1; point <= points; point++)
     for (int mode = 0; mode < MEMFS_CRASH_MODES; mode++)
       crash_run(&wl, buffer_bytes, point, (enum memfs_crash_mode)mode,
-                seed * 1000003 + point * 7 + (uint64_t)mode, &t);
+                seed * 1000003 + point * 7 + (uint64_t)mode, t);
   printf("     workload %llu, buffer %u: %llu injection points (%llu writes, "
          "%llu fsyncs), %llu crash runs recovered, %llu inside a step, %llu "
-         "torn tails cut, %llu crashed again in recovery\n",
+         "torn tails cut, %llu crashed again in recovery, %llu inside an "
+         "install that truncates (%llu finished by recovery, %llu "
+         "abandoned)\n",
          (unsigned long long)seed, buffer_bytes, (unsigned long long)points,
          (unsigned long long)c.writes, (unsigned long long)c.syncs,
-         (unsigned long long)t.runs, (unsigned long long)t.partial_steps,
-         (unsigned long long)t.torn_tails_cut,
-         (unsigned long long)t.double_crashes);
+         (unsigned long long)t->runs, (unsigned long long)t->partial_steps,
+         (unsigned long long)t->torn_tails_cut,
+         (unsigned long long)t->double_crashes,
+         (unsigned long long)t->in_installs,
+         (unsigned long long)t->installs_finished,
+         (unsigned long long)t->installs_abandoned);
   workload_free(&wl);
 }
 
 static void wal_crash_at_every_point_recovers_a_prefix(void) {
   int before = failures;
+  struct tally t;
   for (uint64_t seed = 1; seed <= 4; seed++)
-    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100);
+    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100,
+                      &mix_default, &t);
   CHECK(failures == before);
+}
+
+/* A follower installing a leader's snapshot drops the log suffix that
+ * contradicts it. The snapshot file and that truncation must become durable
+ * together: a crash anywhere must leave the old snapshot with the old log
+ * or the new snapshot with the truncated log, never the new snapshot over
+ * the stale suffix (match_prefix refuses that state). */
+static void wal_snapshot_and_its_truncation_survive_a_crash_together(void) {
+  int before = failures;
+  struct tally sum = {0};
+  for (uint64_t seed = 11; seed <= 12; seed++) {
+    struct tally t;
+    crash_every_point(seed, seed % 2 ? WAL_BUFFER_BYTES_DEFAULT : 100,
+                      &mix_installs, &t);
+    sum.in_installs += t.in_installs;
+    sum.installs_finished += t.installs_finished;
+    sum.installs_abandoned += t.installs_abandoned;
+  }
+  CHECK(failures == before);
+  /* The workload does what it is for: crashes inside installs, on both
+   * sides of the snapshot file's rename. */
+  CHECK(sum.in_installs > 100);
+  CHECK(sum.installs_finished > 0 && sum.installs_abandoned > 0);
+}
+
+/* ---- damage after a clean shutdown ---- */
+
+#define FILES_MAX 32
+
+struct files {
+  char path[FILES_MAX][64];
+  size_t n;
+  size_t last_seg; /* index of the highest-numbered segment */
+};
+
+static int files_each(void *arg, const char *name) {
+  struct files *f = arg;
+  if (f->n == FILES_MAX)
+    abort();
+  snprintf(f->path[f->n], sizeof f->path[f->n], "wal/%s", name);
+  if (strncmp(name, "wal-", 4) == 0 &&
+      strcmp(f->path[f->n], f->path[f->last_seg]) > 0)
+    f->last_seg = f->n;
+  f->n++;
+  return 0;
+}
+
+/* After wal_close_clean nothing in the log is unsynced: a bit flipped at
+ * ANY byte of any file must be reported as corruption, never cut as a torn
+ * tail. The one exception is the clean-shutdown record itself, which holds
+ * no data: damage there is cut, and the log comes back whole. */
+static void wal_every_bit_flip_after_a_clean_shutdown_is_reported(void) {
+  struct workload wl;
+  workload_make(&wl, 5, &mix_default);
+  struct harness h;
+  h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+  int rv;
+  CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+  struct files fl = {.n = 0};
+  CHECK(h.io.list(h.io.ctx, "wal", files_each, &fl) == 0);
+  CHECK(strncmp(fl.path[fl.last_seg], "wal/wal-", 8) == 0);
+  uint64_t size_last;
+  CHECK(memfs_size(h.fs, fl.path[fl.last_seg], &size_last) == 0);
+  const uint64_t close_bytes = 16 + 8;
+  uint64_t flips = 0;
+  for (size_t i = 0; i < fl.n; i++) {
+    uint64_t size;
+    CHECK(memfs_size(h.fs, fl.path[i], &size) == 0);
+    if (i == fl.last_seg)
+      size -= close_bytes; /* the record itself: below */
+    for (uint64_t off = 0; off < size; off++) {
+      uint8_t mask = (uint8_t)(1u << (off % 8));
+      CHECK(memfs_corrupt(h.fs, fl.path[i], off, mask) == 0);
+      rv = h_open(&h);
+      if (rv != SABHA_ECORRUPT)
+        fprintf(stderr, "%s offset %llu: open gave %d (%s)\n", fl.path[i],
+                (unsigned long long)off, rv, h.err);
+      CHECK(rv == SABHA_ECORRUPT); /* and nothing was written */
+      CHECK(memfs_corrupt(h.fs, fl.path[i], off, mask) == 0);
+      flips++;
+    }
+  }
+  printf("     %llu bit flips in %zu files, every one reported\n",
+         (unsigned long long)flips, fl.n);
+  CHECK(flips > 1000 && fl.n >= 3);
+  h_free(&h);
+  for (uint64_t k = 0; k < close_bytes; k++) {
+    h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT);
+    CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+    CHECK(memfs_corrupt(h.fs, fl.path[fl.last_seg], size_last - close_bytes + k,
+                        0x10) == 0);
+    CHECK(h_open(&h) == 0);
+    char why[WAL_ERRMSG_MAX + 64];
+    CHECK(model_matches(&wl.after[STEPS], &h.p, why, sizeof why));
+    struct wal_stats st;
+    wal_stats(h.w, &st);
+    CHECK(!st.closed_clean && st.recovered_tail_bytes == close_bytes);
+    h_free(&h);
+  }
+  h_init(&h, 1, WAL_BUFFER_BYTES_DEFAULT); /* and undamaged: clean */
+  CHECK(h_workload(&h, &wl, &rv) == STEPS && rv == 0);
+  CHECK(h_open(&h) == 0);
+  struct wal_stats st;
+  wal_stats(h.w, &st);
+  CHECK(st.closed_clean && st.recovered_tail_bytes == 0);
+  h_free(&h);
+  workload_free(&wl);
 }
 
 /* Call `point` fails with `err`: the WAL says so, refuses to continue, and
@@ -612,20 +831,21 @@ static void error_run(const struct workload *wl, uint32_t buffer_bytes,
   memfs_fail_at(h.fs, point, err);
   int rv;
   size_t k = h_workload(&h, wl, &rv);
-  if (k < STEPS) {
+  if (rv != 0) {
     (*reported)++;
     if (rv != SABHA_EIO) {
       fprintf(stderr, "error at call %llu: got %d, want SABHA_EIO\n",
               (unsigned long long)point, rv);
       failures++;
     }
-    if (h.w != NULL && (wal_sync(h.w) != SABHA_EIO ||
-                        run_step(h.w, &wl->steps[k]) != SABHA_EIO)) {
+    if (h.w != NULL && k < STEPS &&
+        (wal_sync(h.w) != SABHA_EIO ||
+         run_step(h.w, &wl->steps[k]) != SABHA_EIO)) {
       fprintf(stderr, "error at call %llu: handle not failed\n",
               (unsigned long long)point);
       failures++;
     }
-  } else if (h.w != NULL && point <= memfs_counts(h.fs).calls) {
+  } else if (point <= memfs_counts(h.fs).calls) {
     /* The failed call was one whose failure is harmless and reported
      * nowhere: only a leftover-file unlink could be; there is none here. */
     fprintf(stderr, "error at call %llu went unreported\n",
@@ -649,7 +869,7 @@ static void error_run(const struct workload *wl, uint32_t buffer_bytes,
 
 static void wal_io_error_at_every_point_is_reported_and_not_acknowledged(void) {
   struct workload wl;
-  workload_make(&wl, 3);
+  workload_make(&wl, 3, &mix_default);
   int before = failures;
   const uint32_t buffers[2] = {WAL_BUFFER_BYTES_DEFAULT, 100};
   for (int b = 0; b < 2; b++) {
@@ -673,7 +893,10 @@ static void wal_io_error_at_every_point_is_reported_and_not_acknowledged(void) {
 int main(void) {
   RUN(wal_crash_workload_runs_clean);
   RUN(wal_crash_oracle_catches_acknowledged_but_lost_data);
+  RUN(wal_crash_oracle_refuses_a_snapshot_without_its_truncation);
   RUN(wal_crash_at_every_point_recovers_a_prefix);
+  RUN(wal_snapshot_and_its_truncation_survive_a_crash_together);
+  RUN(wal_every_bit_flip_after_a_clean_shutdown_is_reported);
   RUN(wal_io_error_at_every_point_is_reported_and_not_acknowledged);
   return failures == 0 ? 0 : 1;
 }
