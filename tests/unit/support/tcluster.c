@@ -12,7 +12,7 @@ static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h) {
   return h;
 }
 
-static struct sabha_msg *msg_clone(const struct sabha_msg *m) {
+struct sabha_msg *tc_msg_clone(const struct sabha_msg *m) {
   size_t size = sizeof *m + m->n_entries * sizeof(struct sabha_entry) +
                 m->snap_size_bytes;
   for (uint32_t i = 0; i < m->n_entries; i++)
@@ -42,7 +42,7 @@ static struct sabha_msg *msg_clone(const struct sabha_msg *m) {
 static void enqueue(struct tcluster *tc, const struct sabha_msg *m) {
   if (tc->cut[m->from][m->to])
     return;
-  struct sabha_msg *c = msg_clone(m);
+  struct sabha_msg *c = tc_msg_clone(m);
   if (tc->filter != NULL && tc->filter(tc->filter_arg, c)) {
     free(c);
     return;
