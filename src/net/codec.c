@@ -366,15 +366,20 @@ int codec_decode(const uint8_t *buf, size_t len, struct sabha_msg *out,
 
 int codec_check_config(const struct sabha_config *cfg) {
   assert(cfg != NULL);
+  /* The largest entry: one command, or (Multi-Paxos) several commands
+   * sharing a slot, up to bytes_per_slot_max. */
+  uint64_t entry = cfg->entry_size_bytes_max > cfg->bytes_per_slot_max
+                       ? cfg->entry_size_bytes_max
+                       : cfg->bytes_per_slot_max;
   if (cfg->entries_per_msg_max > CODEC_ENTRIES_MAX ||
-      cfg->entry_size_bytes_max > CODEC_ENTRY_BYTES_MAX ||
+      entry > CODEC_ENTRY_BYTES_MAX ||
       cfg->snapshot_chunk_bytes > CODEC_SNAP_CHUNK_BYTES_MAX)
     return SABHA_ETOOBIG;
-  /* An append holds at most bytes_per_msg_max of data, except that a
-   * single entry is always sent even when it alone is larger. */
-  uint64_t data = cfg->bytes_per_msg_max > cfg->entry_size_bytes_max
-                      ? cfg->bytes_per_msg_max
-                      : cfg->entry_size_bytes_max;
+  /* An append, an accept or a chunk of a promise holds at most
+   * bytes_per_msg_max of data, except that a single entry is always sent
+   * even when it alone is larger. */
+  uint64_t data =
+      cfg->bytes_per_msg_max > entry ? cfg->bytes_per_msg_max : entry;
   uint64_t payload =
       2 + (uint64_t)CODEC_MSG_FIXED_BYTES +
       (uint64_t)cfg->entries_per_msg_max * CODEC_ENTRY_HEADER_BYTES + data;
