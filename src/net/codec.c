@@ -147,6 +147,14 @@ int codec_buf_reserve_exact(struct codec_buf *b, size_t more_bytes) {
   return buf_grow(b, more_bytes, 1);
 }
 
+uint64_t codec_frame_bytes_wanted(const struct sabha_msg *m) {
+  assert(m != NULL);
+  uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES + m->snap_size_bytes;
+  for (uint32_t i = 0; i < m->n_entries && m->entries != NULL; i++)
+    payload += CODEC_ENTRY_HEADER_BYTES + (uint64_t)m->entries[i].size_bytes;
+  return CODEC_LENGTH_BYTES + payload;
+}
+
 int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes) {
   assert(m != NULL && frame_bytes != NULL);
   if (m->n_entries > 0 && m->entries == NULL)
@@ -159,7 +167,6 @@ int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes) {
   if (m->snap_offset > m->snap_total_bytes ||
       m->snap_size_bytes > m->snap_total_bytes - m->snap_offset)
     return SABHA_EINVAL;
-  uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES + m->snap_size_bytes;
   for (uint32_t i = 0; i < m->n_entries; i++) {
     const struct sabha_entry *e = &m->entries[i];
     if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP &&
@@ -169,11 +176,11 @@ int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes) {
       return SABHA_EINVAL;
     if (e->size_bytes > CODEC_ENTRY_BYTES_MAX)
       return SABHA_ETOOBIG;
-    payload += CODEC_ENTRY_HEADER_BYTES + (uint64_t)e->size_bytes;
   }
-  if (payload > CODEC_PAYLOAD_BYTES_MAX)
+  uint64_t frame = codec_frame_bytes_wanted(m);
+  if (frame - CODEC_LENGTH_BYTES > CODEC_PAYLOAD_BYTES_MAX)
     return SABHA_ETOOBIG;
-  *frame_bytes = (size_t)(CODEC_LENGTH_BYTES + payload);
+  *frame_bytes = (size_t)frame;
   return 0;
 }
 
@@ -359,15 +366,20 @@ int codec_decode(const uint8_t *buf, size_t len, struct sabha_msg *out,
 
 int codec_check_config(const struct sabha_config *cfg) {
   assert(cfg != NULL);
+  /* The largest entry: one command, or (Multi-Paxos) several commands
+   * sharing a slot, up to bytes_per_slot_max. */
+  uint64_t entry = cfg->entry_size_bytes_max > cfg->bytes_per_slot_max
+                       ? cfg->entry_size_bytes_max
+                       : cfg->bytes_per_slot_max;
   if (cfg->entries_per_msg_max > CODEC_ENTRIES_MAX ||
-      cfg->entry_size_bytes_max > CODEC_ENTRY_BYTES_MAX ||
+      entry > CODEC_ENTRY_BYTES_MAX ||
       cfg->snapshot_chunk_bytes > CODEC_SNAP_CHUNK_BYTES_MAX)
     return SABHA_ETOOBIG;
-  /* An append holds at most bytes_per_msg_max of data, except that a
-   * single entry is always sent even when it alone is larger. */
-  uint64_t data = cfg->bytes_per_msg_max > cfg->entry_size_bytes_max
-                      ? cfg->bytes_per_msg_max
-                      : cfg->entry_size_bytes_max;
+  /* An append, an accept or a chunk of a promise holds at most
+   * bytes_per_msg_max of data, except that a single entry is always sent
+   * even when it alone is larger. */
+  uint64_t data =
+      cfg->bytes_per_msg_max > entry ? cfg->bytes_per_msg_max : entry;
   uint64_t payload =
       2 + (uint64_t)CODEC_MSG_FIXED_BYTES +
       (uint64_t)cfg->entries_per_msg_max * CODEC_ENTRY_HEADER_BYTES + data;

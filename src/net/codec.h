@@ -122,6 +122,11 @@ int codec_buf_reserve_exact(struct codec_buf *b, size_t more_bytes);
  * an entry type other than COMMAND or NOOP, or n_entries without entries). */
 int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes);
 
+/* The bytes m's frame would take, length field included, whether or not m
+ * keeps the limits above: for saying how far a refused message is over
+ * them. */
+uint64_t codec_frame_bytes_wanted(const struct sabha_msg *m);
+
 /* Writes m's frame of `kind` (a message kind) into `out`, which has exactly
  * `frame_bytes` as codec_frame_size() returned for m. Cannot fail. */
 void codec_write(const struct sabha_msg *m, uint8_t kind, uint8_t *out,

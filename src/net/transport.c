@@ -45,6 +45,9 @@
 /* Backoff doubles at most this often: 2^20 times the minimum is far beyond
  * any sensible maximum, and a bounded shift cannot overflow. */
 #define BACKOFF_DOUBLINGS_MAX 20u
+/* A message the codec refuses is logged at most once per this long: a
+ * protocol that resends it would otherwise fill the log. */
+#define TRANSPORT_TOO_BIG_LOG_MS 10000u
 
 enum conn_state {
   CONN_CONNECTING,
@@ -1004,6 +1007,32 @@ static int count_drop(struct transport *t, uint64_t *reason, int rc) {
   return rc;
 }
 
+/* A message the codec refuses (too big for the wire, or malformed) is an
+ * engine's bug or a configuration codec_check_config() should have
+ * refused: the engine would build the same message on every retry, and
+ * whatever waits for it would wait forever without a word. So besides the
+ * counter it gets an error line, rate-limited. */
+static int drop_refused(struct transport *t, const struct sabha_msg *m,
+                        int rc) {
+  t->too_big_unlogged++;
+  uint64_t now_ms = uv_now(t->loop);
+  if (now_ms >= t->too_big_log_due_ms) {
+    tlog(t, TRANSPORT_LOG_ERROR,
+         "dropped a %s message of type %u to node %u, refused by the codec "
+         "(%s): a frame of %llu bytes with %u entries, where the wire "
+         "allows %u bytes, %u entries, %u bytes per entry and %u per "
+         "snapshot chunk (%llu such drops since the last report)",
+         t->engine, m->type, m->to, sabha_strerror(rc),
+         (unsigned long long)codec_frame_bytes_wanted(m), m->n_entries,
+         CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX, CODEC_ENTRIES_MAX,
+         CODEC_ENTRY_BYTES_MAX, CODEC_SNAP_CHUNK_BYTES_MAX,
+         (unsigned long long)t->too_big_unlogged);
+    t->too_big_unlogged = 0;
+    t->too_big_log_due_ms = now_ms + TRANSPORT_TOO_BIG_LOG_MS;
+  }
+  return count_drop(t, &t->stats.msgs_dropped_too_big, rc);
+}
+
 int transport_send(struct transport *t, const struct sabha_msg *m) {
   assert(t != NULL && m != NULL);
   assert(!t->closing);
@@ -1019,7 +1048,7 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
   size_t frame_bytes;
   int rc = codec_frame_size(m, &frame_bytes);
   if (rc != 0)
-    return count_drop(t, &t->stats.msgs_dropped_too_big, rc);
+    return drop_refused(t, m, rc);
   uint64_t queued_bytes = c->pending.size_bytes + c->inflight.size_bytes;
   uint32_t queued_msgs = c->pending_msgs + c->inflight_msgs;
   if (queued_msgs >= t->cfg.queue_msgs_max ||

@@ -176,6 +176,10 @@ struct transport {
   uint32_t n_conns;
   struct sabha_entry *scratch; /* CODEC_ENTRIES_MAX, for decoding */
   struct prng prng;
+  /* Messages the codec refused are logged at most once per
+   * TRANSPORT_TOO_BIG_LOG_MS (transport.c), with how many since. */
+  uint64_t too_big_log_due_ms;
+  uint64_t too_big_unlogged;
   uint32_t handles_open; /* uv handles not yet closed */
   bool closing;
   transport_close_cb close_cb;
@@ -205,10 +209,11 @@ void transport_close(struct transport *t, transport_close_cb cb);
  * returns. Returns 0 (queued: it will be written unless the connection
  * closes first); SABHA_EUNAVAILABLE (no connection to the peer),
  * SABHA_EBUSY (the peer's queue is full), SABHA_ETOOBIG or SABHA_EINVAL (the
- * codec refuses m), SABHA_ENOMEM: in all of these the message is dropped
- * and counted; or SABHA_EINVAL when m->to is not a configured peer (not
- * counted: a configuration error the caller should report). Drops are normal
- * operation: the engines resend. */
+ * codec refuses m: also logged as an error, at most once every ten seconds,
+ * as no engine should build such a message), SABHA_ENOMEM: in all of these
+ * the message is dropped and counted; or SABHA_EINVAL when m->to is not a
+ * configured peer (not counted: a configuration error the caller should
+ * report). Drops are normal operation: the engines resend. */
 int transport_send(struct transport *t, const struct sabha_msg *m);
 
 /* The port the listener is bound to (useful with listen_port 0), or 0 when

@@ -11,10 +11,11 @@
  *   - any node may become leader: an acceptor promises any higher ballot
  *     without looking at the candidate's log (Raft's vote checks the log);
  *   - phase 1 runs once for every slot from the candidate's first unchosen
- *     one; promises carry each accepted (slot, ballot, value); the candidate
- *     adopts, per slot, the value of the highest ballot, re-proposes it under
- *     its own ballot and fills gaps with no-ops (Raft keeps the leader's log
- *     as it is);
+ *     one; promises carry each accepted (slot, ballot, value), in chunks no
+ *     larger than an accept, the candidate asking for the next chunk until
+ *     the acceptor has sent them all; the candidate adopts, per slot, the
+ *     value of the highest ballot, re-proposes it under its own ballot and
+ *     fills gaps with no-ops (Raft keeps the leader's log as it is);
  *   - then phase 2 only: one round trip per slot, pipelined and batched with
  *     the same flow control as Raft (core/progress.h);
  *   - an acceptor never forgets an accepted value: slots are overwritten in
@@ -40,10 +41,16 @@
  *   PROBE          "could you promise this ballot?" (the PreVote of Paxos:
  *                  nothing is promised, nothing durable changes).
  *   PREPARE        phase 1a; index: first slot asked about; context 1 for a
- *                  leadership transfer (ignores leases).
- *   PROMISE        phase 1b; entries: every accepted slot from index on;
- *                  commit: the acceptor's; context 2: the acceptor compacted
- *                  past the first slot asked about (the candidate is behind).
+ *                  leadership transfer (ignores leases), MP_MORE for a
+ *                  follow-up asking the rest of a promise already made.
+ *   PROMISE        phase 1b, one chunk of it; index: the first slot asked
+ *                  about (the PREPARE's); entries: the accepted slots from
+ *                  index on, contiguous, as many as an accept may carry;
+ *                  hint_index: the last slot the chunk covers; context
+ *                  MP_MORE: slots after hint_index were accepted too (ask
+ *                  again from hint_index + 1), 0: that was every one,
+ *                  MP_BEHIND: the acceptor compacted past index (the
+ *                  candidate lacks chosen slots); commit: the acceptor's.
  *   ACCEPT         phase 2a; index: first slot of entries; commit.
  *   ACCEPTED       phase 2b; index: highest slot accepted under this ballot
  *                  with every slot before it; on a refusal hint_index is that
@@ -66,6 +73,7 @@ enum mp_msg_type {
 };
 
 #define MP_BEHIND 2u
+#define MP_MORE 3u
 
 static inline uint64_t mp_ballot(uint64_t round, uint32_t id) {
   return round << 8 | id;
@@ -110,11 +118,18 @@ struct mp {
   uint32_t grants;   /* one bit per voter slot */
   uint32_t refusals;
 
-  /* Phase 1 in progress: slots [p1_from, p1_from + p1_n). */
+  /* Phase 1 in progress: the best value seen for each of the slots
+   * [p1_from, p1_from + p1_n). */
   uint64_t p1_from;
   struct mp_slot *p1;
   uint64_t p1_n;
   uint64_t p1_cap;
+  /* Per voter slot: its promise has covered [p1_from, p1_next) so far; a
+   * bit in p1_more while it has more to send (then p1_asked_ms is when the
+   * rest was last asked for); a bit in `grants` once it sent everything. */
+  uint64_t p1_next[SABHA_NODES_MAX];
+  uint64_t p1_asked_ms[SABHA_NODES_MAX];
+  uint32_t p1_more;
 
   /* Leader state. */
   struct progress peers[SABHA_NODES_MAX];
@@ -154,6 +169,7 @@ void mp_recv_probe(struct mp *p, const struct sabha_msg *m);
 void mp_recv_probe_resp(struct mp *p, const struct sabha_msg *m);
 void mp_recv_prepare(struct mp *p, const struct sabha_msg *m);
 void mp_recv_promise(struct mp *p, const struct sabha_msg *m);
+void mp_p1_resend(struct mp *p);
 void mp_p1_clear(struct mp *p);
 
 /* phase2.c */

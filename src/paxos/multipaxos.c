@@ -41,7 +41,24 @@ bool mp_in_lease(const struct mp *p) {
          p->now_ms < p->leader_contact_ms + p->cfg.election_timeout_ms_min;
 }
 
+/* True when `m` keeps the engine's own message limits, the ones
+ * codec_check_config() holds against the wire's: at most
+ * entries_per_msg_max entries of at most bytes_per_msg_max bytes in all
+ * (a single entry goes whatever its size) and a snapshot chunk of at most
+ * snapshot_chunk_bytes. A message beyond them could be refused by the
+ * transport on every try, and the protocol would wait for it forever. */
+static bool within_msg_limits(const struct mp *p, const struct sabha_msg *m) {
+  if (m->n_entries > p->cfg.entries_per_msg_max ||
+      m->snap_size_bytes > p->cfg.snapshot_chunk_bytes)
+    return false;
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < m->n_entries; i++)
+    bytes += m->entries[i].size_bytes;
+  return m->n_entries <= 1 || bytes <= p->cfg.bytes_per_msg_max;
+}
+
 void mp_send(struct mp *p, struct sabha_msg *m, bool after_persist) {
+  assert(within_msg_limits(p, m));
   m->from = p->cfg.id;
   if (m->term == 0)
     m->term = p->promised;
@@ -159,6 +176,8 @@ static int mp_tick(void *state, uint64_t now_ms) {
   if (p->role != SABHA_ROLE_LEADER) {
     if (p->now_ms >= p->election_deadline_ms)
       mp_campaign(p, p->cfg.pre_vote, false);
+    else if (p->role == SABHA_ROLE_CANDIDATE)
+      mp_p1_resend(p);
     return 0;
   }
   if (p->now_ms >= p->heartbeat_due_ms) {

@@ -4,11 +4,39 @@
  * first unchosen one). A candidate picks a ballot above every one it has
  * seen, promises it to itself durably, and sends prepare(ballot, from). Each
  * acceptor that promises answers with every value it accepted at slot >= from
- * and the ballot it accepted it under. With promises from a majority the
- * candidate knows every value that may have been chosen: for each slot it
- * adopts the value with the highest ballot (any chosen value is among them,
- * §2.2's invariant P2c), re-proposes it under its own ballot, and fills slots
- * nobody accepted with no-ops (§3) so the log has no holes.
+ * and the ballot it accepted it under (in chunks: below). With promises from
+ * a majority the candidate knows every value that may have been chosen: for
+ * each slot it adopts the value with the highest ballot (any chosen value is
+ * among them, §2.2's invariant P2c), re-proposes it under its own ballot, and
+ * fills slots nobody accepted with no-ops (§3) so the log has no holes.
+ *
+ * A promise comes in chunks. An acceptor may hold any number of accepted
+ * slots past the candidate's first (a leader that ran ahead of its commits
+ * left them), and one message with all of them could outgrow the wire's
+ * frame, which would be refused on every try: no leader, ever. So each
+ * PROMISE carries at most what an accept may (entries_per_msg_max,
+ * bytes_per_msg_max), says up to which slot it covers and whether more
+ * follow, and the candidate asks the same acceptor again from the next
+ * slot with a follow-up PREPARE of the same ballot. An acceptor counts
+ * towards the quorum only once it has covered every slot from the first
+ * asked about: §2.2's rule needs the values accepted by each acceptor of a
+ * majority, and a part of them is not enough.
+ *
+ * Why chunks taken at different times are one promise: once an acceptor
+ * promised ballot b it accepts nothing below b, and nothing of b either
+ * until the candidate leads; if it promises a higher ballot it refuses the
+ * rest, and the candidate never counts it. So every chunk reads the same
+ * accepted values. Chunks may be lost, repeated or late: the candidate
+ * takes one only when it continues what it holds from that acceptor
+ * (merging a value twice changes nothing, as a slot keeps its highest
+ * ballot), asks again for a chunk that did not come within a heartbeat,
+ * and gives its election time again whenever a chunk brings it further,
+ * so a long phase 1 that progresses is not abandoned while a stalled one
+ * still times out. Acceptors asked for more restart their own election
+ * timers as for a first promise, so they do not start a rival phase 1
+ * while they are still answering this one. The memory this takes is one
+ * value per slot the candidate will re-propose (its log holds them next)
+ * and two numbers per voter.
  *
  * Before phase 1 a candidate probes, the way Raft's PreVote does (Raft thesis
  * §9.6): acceptors that still hear a live leader say no, and the candidate
@@ -37,6 +65,7 @@ void mp_p1_clear(struct mp *p) {
   for (uint64_t i = 0; i < p->p1_n; i++)
     free(p->p1[i].data);
   p->p1_n = 0;
+  p->p1_more = 0;
 }
 
 /* Keeps `e` for its slot if its ballot beats what was seen there. */
@@ -156,6 +185,8 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
     p->elections_started++;
     p->accepted_upto = p->rl.commit;
     p->p1_from = p->rl.commit + 1;
+    for (uint32_t i = 0; i < p->cfg.n_voters; i++)
+      p->p1_next[i] = p->p1_from;
     /* The candidate is an acceptor too: its own accepted values count. */
     for (uint64_t s = p->p1_from; s <= log_last_index(&p->rl.log); s++)
       if (p1_merge(p, log_get(&p->rl.log, s)) != 0) {
@@ -198,23 +229,90 @@ void mp_recv_probe_resp(struct mp *p, const struct sabha_msg *m) {
   check_tally(p);
 }
 
+/* Fills `resp` with the chunk of this acceptor's promise that starts at
+ * slot `from` (> the snapshot): the accepted slots from there, bounded as
+ * an accept is (the first always goes, however large, which the wire's
+ * limits allow for: codec_check_config()). */
+static void promise_chunk(const struct mp *p, uint64_t from,
+                          struct sabha_msg *resp) {
+  assert(from > p->rl.log.snap_index);
+  uint64_t last = log_last_index(&p->rl.log);
+  resp->hint_index = from - 1;
+  if (from > last)
+    return; /* nothing accepted from there on: that is all */
+  uint32_t n =
+      log_batch_count(&p->rl.log, from, last + 1, p->cfg.entries_per_msg_max,
+                      p->cfg.bytes_per_msg_max);
+  assert(n >= 1);
+  resp->entries = log_get(&p->rl.log, from);
+  resp->n_entries = n;
+  resp->hint_index = from + n - 1;
+  if (resp->hint_index < last)
+    resp->context = MP_MORE;
+}
+
 void mp_recv_prepare(struct mp *p, const struct sabha_msg *m) {
   if (m->term > p->promised)
     mp_adopt_ballot(p, m->term, SABHA_NODE_NONE);
   if (m->term != p->promised)
     return;
+  if (p->role == SABHA_ROLE_LEADER || p->role == SABHA_ROLE_CANDIDATE)
+    return; /* ballots are disjoint: only a broken peer sends our own */
+  if (m->context == MP_MORE) {
+    /* The candidate we promised is still collecting: start no rival
+     * phase 1 meanwhile (as a Raft follower restarts its timer when it
+     * grants a vote, Raft §5.2). */
+    if (p->role == SABHA_ROLE_PRECANDIDATE)
+      mp_become_follower(p, SABHA_NODE_NONE);
+    else
+      mp_reset_election_timer(p);
+  }
   struct sabha_msg resp = {.type = MP_MSG_PROMISE, .to = m->from};
+  resp.index = m->index;
   resp.commit = p->rl.commit;
   if (m->index <= p->rl.log.snap_index) {
     /* Slots it asks about are compacted here: they are chosen, and the
      * candidate lacks them. It must catch up before it can lead. */
     resp.context = MP_BEHIND;
-  } else if (m->index <= log_last_index(&p->rl.log)) {
-    resp.entries = log_get(&p->rl.log, m->index);
-    resp.n_entries = (uint32_t)(log_last_index(&p->rl.log) - m->index + 1);
+  } else {
+    promise_chunk(p, m->index, &resp);
   }
-  resp.index = log_last_index(&p->rl.log);
   mp_send(p, &resp, true); /* the promise is durable first */
+}
+
+/* Asks voter `slot` for the rest of its promise. The first PREPARE left
+ * only once our own promise was durable, and an answer to it came back,
+ * so this one need not wait. */
+static void ask_more(struct mp *p, uint32_t slot) {
+  struct sabha_msg m = {.type = MP_MSG_PREPARE, .to = p->cfg.voters[slot],
+                        .index = p->p1_next[slot], .context = MP_MORE};
+  p->p1_asked_ms[slot] = p->now_ms;
+  mp_send(p, &m, false);
+}
+
+void mp_p1_resend(struct mp *p) {
+  assert(p->role == SABHA_ROLE_CANDIDATE);
+  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
+    if ((p->p1_more & 1u << i) &&
+        p->now_ms >= p->p1_asked_ms[i] + p->cfg.heartbeat_ms)
+      ask_more(p, i); /* the request or its answer was lost */
+}
+
+/* True when `m` is a well-formed chunk that continues what voter `slot`
+ * has covered: it starts no later than p1_next[slot] (so no slot is
+ * skipped), not before p1_from, and its entries are the slots from
+ * m->index on, in order; a chunk with more to follow covers exactly its
+ * entries (so that each one moves the candidate on). */
+static bool chunk_continues(const struct mp *p, uint32_t slot,
+                            const struct sabha_msg *m) {
+  if (m->index < p->p1_from || m->index > p->p1_next[slot])
+    return false;
+  for (uint32_t i = 0; i < m->n_entries; i++)
+    if (m->entries[i].index != m->index + i)
+      return false;
+  if (m->context == MP_MORE)
+    return m->n_entries > 0 && m->hint_index == m->index + m->n_entries - 1;
+  return m->context == 0;
 }
 
 void mp_recv_promise(struct mp *p, const struct sabha_msg *m) {
@@ -226,9 +324,25 @@ void mp_recv_promise(struct mp *p, const struct sabha_msg *m) {
     mp_become_follower(p, SABHA_NODE_NONE);
     return;
   }
+  int voter = mp_voter_slot(p, m->from);
+  assert(voter >= 0); /* mp_step checked the sender */
+  uint32_t slot = (uint32_t)voter;
+  if ((p->grants & 1u << slot) || !chunk_continues(p, slot, m))
+    return; /* a repeat of a chunk, or one that leaves a gap: wait */
   for (uint32_t i = 0; i < m->n_entries; i++)
     if (p1_merge(p, &m->entries[i]) != 0)
       return; /* out of memory: do not count a promise we could not read */
+  if (m->context == MP_MORE) {
+    if (m->hint_index < p->p1_next[slot])
+      return; /* nothing new */
+    p->p1_next[slot] = m->hint_index + 1;
+    p->p1_more |= 1u << slot;
+    mp_reset_election_timer(p); /* phase 1 is getting somewhere */
+    ask_more(p, slot);
+    return;
+  }
+  /* This acceptor has sent every value it accepted from p1_from on. */
+  p->p1_more &= ~(1u << slot);
   tally(p, m->from, true);
   check_tally(p);
 }

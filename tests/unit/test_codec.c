@@ -659,6 +659,16 @@ static void codec_default_engine_config_fits_the_limits(void) {
   c = cfg;
   c.bytes_per_msg_max = CODEC_PAYLOAD_BYTES_MAX;
   CHECK(codec_check_config(&c) == SABHA_ETOOBIG);
+  /* A Multi-Paxos slot shares commands up to bytes_per_slot_max: one slot
+   * is an entry, however small each command. */
+  c = cfg;
+  c.bytes_per_slot_max = CODEC_ENTRY_BYTES_MAX + 1;
+  CHECK(codec_check_config(&c) == SABHA_ETOOBIG);
+  c = cfg;
+  c.bytes_per_slot_max = CODEC_ENTRY_BYTES_MAX;
+  c.bytes_per_msg_max = CODEC_PAYLOAD_BYTES_MAX / 2;
+  c.entries_per_msg_max = 2;
+  CHECK(codec_check_config(&c) == 0);
 }
 
 static void codec_integers_are_little_endian(void) {

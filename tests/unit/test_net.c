@@ -368,6 +368,16 @@ static bool all_closed(struct node **nodes, uint32_t count) {
   return true;
 }
 
+/* Starts nodes 1 and 2 and waits until they are connected; false if they
+ * are not within WAIT_MS. */
+static bool pair_connected(struct env *e, struct node **nodes) {
+  uint16_t ports[2] = {0};
+  if (cluster_start(e, nodes, 2, ports) != 0)
+    return false;
+  WAIT_UNTIL(e, WAIT_MS, all_connected(nodes, 2));
+  return all_connected(nodes, 2);
+}
+
 static struct node *node_new(void) {
   struct node *n = calloc(1, sizeof *n);
   if (n == NULL) {
@@ -944,6 +954,54 @@ out:
     failures++;
 }
 
+/* A message the codec refuses is dropped and counted, never queued, and
+ * said in an error line that names its type, its size and the wire's
+ * limits (an engine resending it would otherwise wait forever in silence);
+ * a burst of them gives one line, not one per message, and the connection
+ * carries on. */
+static void net_message_too_big_is_dropped_counted_and_logged(void) {
+  static struct sabha_entry many[CODEC_ENTRIES_MAX + 1];
+  pool_fill();
+  struct env e;
+  env_init(&e);
+  struct node *nodes[2] = {node_new(), node_new()};
+  CHECK(pair_connected(&e, nodes));
+  for (uint32_t i = 0; i < N(many); i++)
+    many[i] = (struct sabha_entry){.index = i + 1, .term = 1,
+                                   .type = SABHA_ENTRY_NOOP};
+  struct sabha_msg m = {.type = 4, .from = 2, .to = 1,
+                        .n_entries = N(many), .entries = many};
+  const struct transport_stats *s = &nodes[1]->t.stats;
+  uint64_t warnings = nodes[1]->warnings;
+  CHECK(transport_send(&nodes[1]->t, &m) == SABHA_ETOOBIG);
+  CHECK(s->msgs_dropped == 1 && s->msgs_dropped_too_big == 1);
+  CHECK(nodes[1]->warnings == warnings + 1);
+  const char *line = nodes[1]->last_warning;
+  char want[160];
+  snprintf(want, sizeof want, "frame of %llu bytes with %u entries",
+           (unsigned long long)(CODEC_MSG_FRAME_BYTES_MIN +
+                                N(many) * CODEC_ENTRY_HEADER_BYTES),
+           (unsigned)N(many));
+  CHECK(strstr(line, "raft message of type 4 to node 1") != NULL);
+  CHECK(strstr(line, want) != NULL);
+  snprintf(want, sizeof want, "allows %u bytes, %u entries",
+           CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX, CODEC_ENTRIES_MAX);
+  CHECK(strstr(line, want) != NULL);
+  for (int i = 0; i < 100; i++)
+    CHECK(transport_send(&nodes[1]->t, &m) == SABHA_ETOOBIG);
+  CHECK(s->msgs_dropped_too_big == 101 && s->msgs_dropped == 101);
+  CHECK(nodes[1]->warnings == warnings + 1);
+  struct transport_peer_info info;
+  CHECK(transport_peer_info(&nodes[1]->t, 1, &info) == 0);
+  CHECK(info.connected && info.queued_msgs == 0);
+  CHECK(send_simple(nodes[1], 1, 7, 10) == 0);
+  WAIT_UNTIL(&e, WAIT_MS, nodes[0]->t.stats.msgs_received == 1);
+  CHECK(nodes[0]->last_context_from[2] == 7);
+out:
+  if (!teardown(&e, nodes, 2))
+    failures++;
+}
+
 static void net_bad_configs_are_refused_and_still_close(void) {
   struct env e;
   env_init(&e);
@@ -1007,10 +1065,7 @@ static void net_close_drops_queued_messages_and_counts_them(void) {
   struct env e;
   env_init(&e);
   struct node *nodes[2] = {node_new(), node_new()};
-  uint16_t ports[2] = {0};
-  CHECK(cluster_start(&e, nodes, 2, ports) == 0);
-  WAIT_UNTIL(&e, WAIT_MS, all_connected(nodes, 2));
-  CHECK(all_connected(nodes, 2));
+  CHECK(pair_connected(&e, nodes));
   int queued = 0;
   for (int i = 0; i < 100; i++)
     queued += send_simple(nodes[1], 1, (uint64_t)i, 1000) == 0;
@@ -1105,10 +1160,7 @@ static void net_close_from_inside_the_message_callback_is_safe(void) {
   struct env e;
   env_init(&e);
   struct node *nodes[2] = {node_new(), node_new()};
-  uint16_t ports[2] = {0};
-  CHECK(cluster_start(&e, nodes, 2, ports) == 0);
-  WAIT_UNTIL(&e, WAIT_MS, all_connected(nodes, 2));
-  CHECK(all_connected(nodes, 2));
+  CHECK(pair_connected(&e, nodes));
   nodes[0]->close_on_message = true;
   /* A burst, so that several frames arrive in one read: none after the
    * first may reach the callback once the transport is closing. */
@@ -1145,6 +1197,7 @@ static const struct test tests[] = {
     TEST(net_corrupt_frame_closes_the_connection),
     TEST(net_stranger_is_refused_before_we_buffer_its_bytes),
     TEST(net_send_to_unknown_or_unconnected_peer_is_refused),
+    TEST(net_message_too_big_is_dropped_counted_and_logged),
     TEST(net_bad_configs_are_refused_and_still_close),
     TEST(net_close_drops_queued_messages_and_counts_them),
     TEST(net_connections_beyond_the_limit_are_refused),

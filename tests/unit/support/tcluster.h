@@ -111,8 +111,9 @@ void tc_restart(struct tcluster *tc, uint32_t id);
 
 int tc_propose(struct tcluster *tc, uint32_t id, const char *text);
 
-/* A copy of `m` in one allocation with its entries and snapshot bytes
- * (free() releases it): a message that outlives its ready batch. */
+/* A copy of `m` with its entries and snapshot bytes in one allocation (one
+ * free() releases it): a message that outlives its ready batch, for tests
+ * that hold messages back to deliver them late or twice. */
 struct sabha_msg *tc_msg_clone(const struct sabha_msg *m);
 struct sabha_status tc_status(struct tcluster *tc, uint32_t id);
 /* The live node that is leader in the highest term, or 0. */
