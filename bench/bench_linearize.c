@@ -10,7 +10,13 @@
  * tests decide.
  *
  *   bench_linearize [--seed N] [--ops N] [--clients N] [--keys N]
- *                   [--info P] [--fail P] [--reps N] */
+ *                   [--info P] [--fail P] [--reps N]
+ *                   [--incr W] [--ttl P] [--ttl-us N]
+ *
+ * --incr W draws incr W times as often as a tenth of the ops (put 4, get 4,
+ * cas 2, incr W); --ttl P gives each put a TTL with chance P, its value
+ * vanishing within --ttl-us microseconds (default 2000). Without them the
+ * history is the one the same seed always gave. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +49,8 @@ static int double_cmp(const void *a, const void *b) {
 
 static int usage(void) {
   fprintf(stderr, "usage: bench_linearize [--seed N] [--ops N] [--clients N] "
-                  "[--keys N] [--info P] [--fail P] [--reps N]\n");
+                  "[--keys N] [--info P] [--fail P] [--reps N] [--incr W] "
+                  "[--ttl P] [--ttl-us N]\n");
   return 2;
 }
 
@@ -58,6 +65,7 @@ int main(int argc, char **argv) {
       .think_us_max = 200,
       .chance_info = 0.0,
       .chance_fail = 0.0,
+      .ttl_us_max = 2000,
   };
   for (int i = 1; i < argc; i++) {
     if (i + 1 == argc)
@@ -77,6 +85,12 @@ int main(int argc, char **argv) {
       config.chance_fail = strtod(arg, NULL);
     else if (strcmp(flag, "--reps") == 0)
       reps = (size_t)strtoull(arg, NULL, 10);
+    else if (strcmp(flag, "--incr") == 0)
+      config.weight_incr = (uint32_t)strtoul(arg, NULL, 10);
+    else if (strcmp(flag, "--ttl") == 0)
+      config.chance_ttl = strtod(arg, NULL);
+    else if (strcmp(flag, "--ttl-us") == 0)
+      config.ttl_us_max = strtoull(arg, NULL, 10);
     else
       return usage();
   }
@@ -85,6 +99,11 @@ int main(int argc, char **argv) {
       config.n_keys > HIST_GEN_KEYS_MAX)
     return usage();
 
+  if (config.weight_incr > 0) {
+    config.weight_put = 4;
+    config.weight_get = 4;
+    config.weight_cas = 2;
+  }
   struct hist_op *ops = malloc(n_ops * sizeof *ops);
   if (ops == NULL) {
     fprintf(stderr, "bench_linearize: out of memory\n");
@@ -121,6 +140,9 @@ int main(int argc, char **argv) {
   printf("keys: %" PRIu32 "\n", config.n_keys);
   printf("chance_info: %g\n", config.chance_info);
   printf("chance_fail: %g\n", config.chance_fail);
+  printf("weight_incr: %" PRIu32 "\n", config.weight_incr);
+  printf("chance_ttl: %g\n", config.chance_ttl);
+  printf("ttl_us_max: %" PRIu64 "\n", config.ttl_us_max);
   printf("result: %s\n", results[report.result]);
   printf("ops_checked: %zu\n", report.n_ops);
   printf("partitions: %zu\n", report.n_partitions);

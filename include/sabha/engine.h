@@ -12,9 +12,13 @@
  * plus a seed given at creation. Everything it wants done leaves through a
  * "ready" batch (struct sabha_ready) that the host collects, carries out in
  * the order written beside the struct, and acknowledges with
- * sabha_engine_advance(). Because the simulator and the real node drive an
- * engine the same way, a bug found in simulation is a bug in production code
- * and a seed reproduces it exactly.
+ * sabha_engine_advance(). In sabha one host does this: the node runtime
+ * (src/node/runtime.h, docs/runtime.md), which sabhad runs over libuv and
+ * POSIX files and the simulator over simulated links and an in-memory file
+ * system. So the code that drives an engine in production is the code the
+ * simulator proves, a bug found in simulation is a bug in production code,
+ * and a seed reproduces it exactly. (tests/trace drives engines directly,
+ * step by step, for scenario tests.)
  *
  * Raft, Multi-Paxos and classic Paxos sit behind this one interface, and so
  * does "async", a baseline that is not consensus (primary-backup that
@@ -197,6 +201,10 @@ enum sabha_bug {
   SABHA_BUG_NO_ADOPT = 1u << 4, /* Paxos: ignore accepted values in phase 1 */
 };
 
+/* The fewest entries a Multi-Paxos promise chunk may carry, whatever
+ * entries_per_msg_max says (see struct sabha_config). */
+#define SABHA_PROMISE_ENTRIES_MIN 64u
+
 struct sabha_config {
   uint32_t id;                      /* this node; must be in voters */
   uint32_t n_voters;                /* 1..SABHA_NODES_MAX */
@@ -207,7 +215,12 @@ struct sabha_config {
   bool pre_vote;                    /* default true (thesis §9.6) */
   bool check_quorum;                /* default true (thesis §6.2) */
   uint32_t inflight_msgs_max;       /* appends in flight per peer; 64 */
-  uint32_t entries_per_msg_max;     /* default 256 */
+  uint32_t entries_per_msg_max;     /* default 256; a Multi-Paxos
+                                       promise chunk may carry up to
+                                       SABHA_PROMISE_ENTRIES_MIN when
+                                       this is lower (bytes still bound
+                                       it), so that phase 1 over a long
+                                       backlog takes few round trips */
   uint32_t bytes_per_msg_max;       /* default 1 MiB */
   uint32_t uncommitted_entries_max; /* propose refuses beyond it; 4096 */
   uint32_t snapshot_chunk_bytes;    /* default 64 KiB */

@@ -9,7 +9,9 @@
  * The reader is not a general JSON parser and does not want to be one. It
  * reads one bounded line at a time into a fixed buffer and walks it with a
  * cursor: a flat object of known keys whose values are unsigned integers,
- * short strings without escapes, true, false or null. Anything else is
+ * short strings without escapes, true, false or null. Kinds and fields added
+ * later (incr, ttl) are optional in the sense that old files never carry
+ * them, so an old file reads exactly as before. Anything else is
  * rejected with the line number, because a history that does not parse
  * exactly is a history whose verdict we could not trust. The line parser
  * (parse_line) is a pure function over a buffer, with no I/O or state, so a
@@ -32,7 +34,7 @@
  * past it the input is more likely garbage than a history. */
 #define HIST_OPS_MAX (1u << 24)
 
-static const char *const kind_names[] = {"put", "get", "cas"};
+static const char *const kind_names[] = {"put", "get", "cas", "incr"};
 static const char *const status_names[] = {"ok", "fail", "info"};
 
 /* ---- writer ------------------------------------------------------------ */
@@ -51,29 +53,39 @@ int hist_write_jsonl(FILE *f, const struct hist_op *ops, size_t n_ops) {
   assert(ops != NULL || n_ops == 0);
   for (size_t i = 0; i < n_ops; i++) {
     const struct hist_op *op = &ops[i];
-    assert(op->kind <= HIST_CAS);
+    bool is_get_or_incr = op->kind == HIST_GET || op->kind == HIST_INCR;
+    assert(op->kind <= HIST_INCR);
     assert(op->status <= HIST_INFO);
+    assert((op->flags & ~HIST_TTL) == 0);
+    assert(!(op->flags & HIST_TTL) ||
+           (op->kind == HIST_PUT && op->value != HIST_NIL));
     fprintf(f, "{\"client\":%" PRIu32 ",\"op\":\"%s\",\"key\":\"k%" PRIu32 "\"",
             op->client, kind_names[op->kind], op->key);
     if (op->kind == HIST_CAS) {
       fputs(",\"expected\":", f);
       write_value(f, op->expected);
     }
-    /* A get carries what it read in "output"; its "value" is always null so
-     * that every line has the same keys. */
+    /* A get or incr carries its result in "output"; its "value" is always
+     * null so that every line has the same keys. */
     fputs(",\"value\":", f);
-    write_value(f, op->kind == HIST_GET ? HIST_NIL : op->value);
+    write_value(f, is_get_or_incr ? HIST_NIL : op->value);
+    if (op->flags & HIST_TTL)
+      fputs(",\"ttl\":true", f);
     fprintf(f, ",\"call_us\":%" PRIu64, op->call_us);
     if (op->status != HIST_INFO)
       fprintf(f, ",\"return_us\":%" PRIu64, op->return_us);
     fprintf(f, ",\"status\":\"%s\",\"output\":", status_names[op->status]);
     /* Only an ok operation has an observed output. */
-    if (op->status != HIST_OK || op->kind == HIST_PUT)
+    if (op->status != HIST_OK || op->kind == HIST_PUT) {
       fputs("null", f);
-    else if (op->kind == HIST_GET)
+    } else if (op->kind == HIST_GET) {
       write_value(f, op->value);
-    else
+    } else if (op->kind == HIST_INCR) {
+      assert(op->value >= 0);
+      fprintf(f, "%" PRId64, op->value);
+    } else {
       fputs(op->output ? "true" : "false", f);
+    }
     fputs("}\n", f);
     if (ferror(f))
       return SABHA_EIO;
@@ -106,11 +118,12 @@ enum field {
   F_RETURN_US,
   F_STATUS,
   F_OUTPUT,
+  F_TTL,
   F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
-    "client",  "op",        "key",    "value", "expected",
-    "call_us", "return_us", "status", "output"};
+    "client",  "op",        "key",    "value",  "expected",
+    "call_us", "return_us", "status", "output", "ttl"};
 
 struct cursor {
   const char *p;
@@ -354,7 +367,7 @@ static int build_op(struct cursor *c, const struct jvalue vals[F_COUNT],
   if (rc != 0)
     return rc;
   op->client = (uint32_t)n;
-  rc = parse_name(c, &vals[F_OP], kind_names, 3, &op->kind, "op");
+  rc = parse_name(c, &vals[F_OP], kind_names, 4, &op->kind, "op");
   if (rc != 0)
     return rc;
   rc = parse_name(c, &vals[F_STATUS], status_names, 3, &op->status, "status");
@@ -392,13 +405,42 @@ static int build_op(struct cursor *c, const struct jvalue vals[F_COUNT],
       return rc;
   }
 
+  /* "ttl" has one spelling, true, and only a put that writes a value has
+   * anything that could expire. */
+  if (seen & (1u << F_TTL)) {
+    if (op->kind != HIST_PUT)
+      return reject(c, "\"ttl\" is only allowed for put");
+    if (vals[F_TTL].type != J_TRUE)
+      return reject(c, "\"ttl\" must be true (leave it out for no expiry)");
+    op->flags = HIST_TTL;
+  }
+
   const struct jvalue *out = &vals[F_OUTPUT];
   bool observed = op->status == HIST_OK;
   switch (op->kind) {
   case HIST_PUT:
     if (out->type != J_NULL)
       return reject(c, "put's \"output\" must be null");
-    return parse_value_id(c, &vals[F_VALUE], &op->value, "value");
+    rc = parse_value_id(c, &vals[F_VALUE], &op->value, "value");
+    if (rc == 0 && (op->flags & HIST_TTL) && op->value == HIST_NIL)
+      return reject(c, "a put with \"ttl\" must write a value, not null");
+    return rc;
+  case HIST_INCR: {
+    if (vals[F_VALUE].type != J_NULL)
+      return reject(c,
+                    "incr's \"value\" must be null (its result is \"output\")");
+    op->value = HIST_NIL;
+    if (!observed) {
+      if (out->type != J_NULL)
+        return reject(c, "\"output\" must be null when status is not ok");
+      return 0;
+    }
+    uint64_t n_out = 0;
+    rc = parse_uint(c, out, (uint64_t)INT64_MAX, &n_out, "output");
+    if (rc == 0)
+      op->value = (int64_t)n_out;
+    return rc;
+  }
   case HIST_GET:
     if (vals[F_VALUE].type != J_NULL)
       return reject(c, "get's \"value\" must be null (the read is \"output\")");

@@ -26,11 +26,16 @@
  * - Operations whose outcome is unknown (status info) have no return event:
  *   they may take effect at any point after their call, or never. So the
  *   search has succeeded as soon as every ok operation has taken effect.
- *   Left alone, k pending info writes multiply the search by up to 2^k; three
- *   rules (see search_partition, memo_state and memo_covers) bring that down
- *   to about the number of distinct values still to be read.
- * - Reads (ops that change no state) are placed as soon as they fit, with no
- *   alternatives tried: that alone cuts the steps on a busy key fivefold.
+ *   Left alone, k pending info writes multiply the search by up to 2^k; four
+ *   rules (see search_partition, memo_state, memo_covers and twin_ready)
+ *   bring that down to about the number of distinct values still to be
+ *   read.
+ * - Reads (ops that leave the state as it is) are placed as soon as they
+ *   fit, with no alternatives tried: that alone cuts the steps on a busy
+ *   key fivefold.
+ * - A model may be nondeterministic (an incr of unknown outcome on a value
+ *   that may expire may find it there or gone): an op with two next states
+ *   is tried with each.
  *
  * The search is iterative (an explicit stack as deep as the partition has
  * operations), the list is arrays of indices, and every buffer is sized once
@@ -49,58 +54,189 @@
 
 #define LIN_STEPS_MAX_DEFAULT 10000000u
 #define OBS_NONE UINT32_MAX
+/* Mixed into the hash of a junk key, so that a class and the state with
+ * the same number rarely share a probe chain. */
+#define JUNK_SALT 0x6a09e667f3bcc909ull
 
-/* ---- the key-value model ------------------------------------------------- */
+/* ---- the key-value model ------------------------------------------------- *
+ *
+ * A state is one word: STATE_NIL for a key that holds nothing; a value v
+ * (0 <= v < 2^63) that does not expire as v itself; one that may expire as
+ * v | STATE_EXPIRING. The words cannot be told apart for an expiring
+ * 2^63 - 1, so lin_check refuses ttl puts of values from 2^62 up (kv_invalid):
+ * incrs then keep every expiring value below 2^62 + 2^30, far from it.
+ *
+ * Expiry is a step no client takes, at an instant nobody records, so a
+ * search that placed it explicitly would try every instant. Instead the
+ * model resolves it lazily, at the next op on the key: an op on an
+ * expiring value v may find it still there ("alive") or gone ("dead": it
+ * vanished just before), and the op's recorded output usually says which
+ * (a get of v or of nil). Where both fit, the model keeps what covers the
+ * other (linearize.h): an expiring value covers the same value without
+ * expiry and covers nil, since it can stay forever or vanish at the very
+ * next op. So only an incr of unknown outcome keeps two next states (v + 1
+ * still expiring, or 1 after it vanished), and nothing the search does
+ * depends on when, between two ops, a value vanished. test_linearize checks
+ * this against a brute-force search that places every expiry explicitly. */
 
-static uint64_t kv_init(void) {
-  return (uint64_t)HIST_NIL;
+#define STATE_NIL UINT64_MAX
+#define STATE_EXPIRING (1ull << 63)
+#define KV_TTL_VALUE_LIMIT (1ll << 62)
+
+static bool kv_expiring(uint64_t state) {
+  return state != STATE_NIL && (state & STATE_EXPIRING) != 0;
 }
 
-/* A state is the value id of one key; HIST_NIL (all ones) means absent. An
- * ok op's recorded output must be what the specification gives. An info op
+/* The value a state holds, HIST_NIL for none. */
+static int64_t kv_value(uint64_t state) {
+  return state == STATE_NIL ? HIST_NIL : (int64_t)(state & ~STATE_EXPIRING);
+}
+
+static uint64_t kv_init(void) {
+  return STATE_NIL;
+}
+
+/* Applies `op` to a state that is what it says (an expiring value that has
+ * not vanished yet). Returns whether the recorded output fits. An info op
  * has no observed output, so it is applied the way the specification would
- * apply it and never rejected: a cas of unknown outcome swaps exactly when the
- * state matches, and "it never happened" is covered by the search leaving it
- * out. */
-static bool kv_step(uint64_t state, const struct hist_op *op, uint64_t *next) {
+ * apply it and never rejected: a cas of unknown outcome swaps exactly when
+ * the state matches, and "it never happened" is covered by the search
+ * leaving it out. */
+static bool kv_apply(uint64_t state, const struct hist_op *op, uint64_t *next) {
   bool observed = op->status == HIST_OK;
+  int64_t value = kv_value(state);
   switch (op->kind) {
   case HIST_PUT:
     *next = (uint64_t)op->value;
+    if ((op->flags & HIST_TTL) && op->value != HIST_NIL)
+      *next |= STATE_EXPIRING;
     return true;
   case HIST_GET:
     *next = state;
-    return !observed || state == (uint64_t)op->value;
+    return !observed || value == op->value;
   case HIST_CAS: {
-    bool swaps = state == (uint64_t)op->expected;
-    *next = swaps ? (uint64_t)op->value : state;
+    bool swaps = value == op->expected;
+    *next = swaps ? (uint64_t)op->value : state; /* a swap clears expiry */
     return !observed || (op->output != 0) == swaps;
+  }
+  case HIST_INCR: {
+    if (value == INT64_MAX) { /* overflow: an error that changes nothing */
+      *next = state;
+      return !observed;
+    }
+    int64_t result = value == HIST_NIL ? 1 : value + 1;
+    /* A new key does not expire; an old one keeps its expiry. */
+    *next = (uint64_t)result | (value == HIST_NIL ? 0 : state & STATE_EXPIRING);
+    /* kv_invalid's bound keeps expiring values far below the one word that
+     * would read as nil. */
+    assert(*next != STATE_NIL);
+    return !observed || op->value == result;
   }
   default:
     return false; /* not an operation of this model: nothing explains it */
   }
 }
 
+/* True when state a covers state b (see linearize.h). */
+static bool kv_covers(uint64_t a, uint64_t b) {
+  return a == b ||
+         (kv_expiring(a) && (b == STATE_NIL || b == (a & ~STATE_EXPIRING)));
+}
+
+static unsigned kv_step(uint64_t state, const struct hist_op *op,
+                        uint64_t next[LIN_NEXT_MAX]) {
+  if (!kv_expiring(state))
+    return kv_apply(state, op, &next[0]) ? 1 : 0;
+  uint64_t alive, dead;
+  bool alive_ok = kv_apply(state, op, &alive);
+  bool dead_ok = kv_apply(STATE_NIL, op, &dead);
+  /* An op of unknown outcome that would lead where the state already
+   * covers adds nothing to leaving it out. */
+  if (op->status != HIST_OK) {
+    alive_ok = alive_ok && !kv_covers(state, alive);
+    dead_ok = dead_ok && !kv_covers(state, dead);
+  }
+  if (alive_ok && dead_ok) {
+    if (kv_covers(alive, dead))
+      dead_ok = false;
+    else if (kv_covers(dead, alive))
+      alive_ok = false;
+  }
+  unsigned n = 0;
+  if (alive_ok)
+    next[n++] = alive;
+  if (dead_ok)
+    next[n++] = dead;
+  return n;
+}
+
 static uint64_t kv_partition(const struct hist_op *op) {
   return op->key;
 }
 
-/* A get tells its value apart from all others, a cas its expected value; a
- * put acts the same in every state. */
-static bool kv_observes(const struct hist_op *op, uint64_t *state) {
-  if (op->kind == HIST_GET && op->status == HIST_OK) {
-    *state = (uint64_t)op->value;
-    return true;
-  }
-  if (op->kind == HIST_CAS) {
-    *state = (uint64_t)op->expected;
-    return true;
-  }
-  return false;
+/* Values that do not expire (and nil) are one class, expiring values the
+ * other: a get of nil, say, takes every expiring value to nil and refuses
+ * every other. */
+static unsigned kv_merge_class(uint64_t state) {
+  return kv_expiring(state) ? 1 : 0;
 }
 
-/* A get, and a cas that reports no swap or swaps a value for itself, leave
- * the state as they found it wherever they fit. */
+/* Writes value v, plain and expiring, into states[]; returns how many. The
+ * two are the same number but for the top bit, so that a shift (an incr of
+ * unknown outcome) counts up within each class. */
+static unsigned kv_both(int64_t v, uint64_t *states) {
+  states[0] = (uint64_t)v;
+  if (v == HIST_NIL)
+    return 1;
+  states[1] = (uint64_t)v | STATE_EXPIRING;
+  return 2;
+}
+
+/* A get tells its value apart from all others, a cas its expected value, an
+ * ok incr the value one below what it returned (and nil, if it returned 1);
+ * a put acts the same in every state. Each value counts twice, with and
+ * without expiry. In the class of expiring values, those not listed are
+ * also alike: a get or cas expecting nil finds each gone, an incr that
+ * returned 1 finds each gone. An incr of unknown outcome is a shift (see
+ * linearize.h): it takes v to v + 1, nil (the largest number) to 1, which
+ * is nil + 2 wrapping, and 2^63 - 1 nowhere (incr fails on it); it takes an
+ * expiring v to v + 1 still expiring, or, after the value vanished, to 1
+ * for all of them alike. */
+static unsigned kv_observes(const struct hist_op *op,
+                            uint64_t states[LIN_OBS_MAX]) {
+  switch (op->kind) {
+  case HIST_GET:
+    return op->status == HIST_OK ? kv_both(op->value, states) : 0;
+  case HIST_CAS:
+    return kv_both(op->expected, states);
+  case HIST_INCR:
+    if (op->status != HIST_OK)
+      return LIN_OBS_SHIFT;
+    if (op->value < 1)
+      return 0; /* fits no state at all */
+    if (op->value != 1)
+      return kv_both(op->value - 1, states);
+    states[2] = STATE_NIL;
+    return 1 + kv_both(0, states);
+  default:
+    return 0;
+  }
+}
+
+/* Only a put with ttl leads into the class of expiring values (an incr
+ * stays in its class; a cas that swaps, or a get of nil, leaves it). */
+static unsigned kv_classes(const struct hist_op *op) {
+  return op->kind == HIST_PUT && (op->flags & HIST_TTL) ? 1u << 1 : 0;
+}
+
+/* Incrs of unknown outcome all add one, whatever the key holds. */
+static unsigned kv_twin(const struct hist_op *op) {
+  return op->kind == HIST_INCR && op->status != HIST_OK ? 1 : 0;
+}
+
+/* A get, and a cas that reports no swap or swaps a value for itself: where
+ * they fit, they leave the state as it was, or take an expiring value to
+ * nil or to the same value without expiry, which it covers. */
 static bool kv_read_only(const struct hist_op *op) {
   if (op->status != HIST_OK)
     return false;
@@ -109,13 +245,23 @@ static bool kv_read_only(const struct hist_op *op) {
   return op->kind == HIST_CAS && (op->output == 0 || op->value == op->expected);
 }
 
+static const char *kv_invalid(const struct hist_op *op) {
+  if ((op->flags & HIST_TTL) && op->value >= KV_TTL_VALUE_LIMIT)
+    return "a put with ttl writes a value of 2^62 or more";
+  return NULL;
+}
+
 const struct lin_model lin_model_kv = {
     .name = "kv",
     .init = kv_init,
     .step = kv_step,
     .partition = kv_partition,
     .observes = kv_observes,
+    .merge_class = kv_merge_class,
+    .classes = kv_classes,
+    .twin = kv_twin,
     .read_only = kv_read_only,
+    .invalid = kv_invalid,
 };
 
 /* ---- configurations -------------------------------------------------------
@@ -134,7 +280,8 @@ const struct lin_model lin_model_kv = {
 /* One memo entry's worth of a configuration. */
 struct config {
   uint64_t hash;  /* of the ok ops in the set and the memo's state */
-  uint64_t state; /* as memo_state() gives it */
+  uint64_t state; /* as memo_state() gives it: a state, or a merge class */
+  bool junk;      /* state is a merge class standing for its states */
   uint32_t low, high;
   const uint64_t *ok_words; /* the ok bitset from word low/64 */
   size_t n_ok_words;
@@ -150,6 +297,7 @@ struct memo {
   size_t n_slots; /* a power of two */
   uint64_t *hashes;
   uint64_t *states;
+  uint8_t *junks;
   uint32_t *lows, *highs;
   size_t *word_at; /* entry -> its first word in `words` */
   size_t n_entries, n_entries_cap;
@@ -161,6 +309,7 @@ static void memo_free(struct memo *m) {
   free(m->slots);
   free(m->hashes);
   free(m->states);
+  free(m->junks);
   free(m->lows);
   free(m->highs);
   free(m->word_at);
@@ -191,6 +340,7 @@ static int memo_grow_entries(struct memo *m) {
     return SABHA_ENOMEM; /* slots hold 32-bit entry numbers */
   GROW(m->hashes, cap);
   GROW(m->states, cap);
+  GROW(m->junks, cap);
   GROW(m->lows, cap);
   GROW(m->highs, cap);
   GROW(m->word_at, cap);
@@ -233,7 +383,7 @@ static int memo_grow_slots(struct memo *m) {
 static bool memo_covers(const struct memo *m, size_t e,
                         const struct config *c) {
   if (m->hashes[e] != c->hash || m->states[e] != c->state ||
-      m->lows[e] != c->low || m->highs[e] != c->high)
+      m->junks[e] != c->junk || m->lows[e] != c->low || m->highs[e] != c->high)
     return false;
   const uint64_t *w = &m->words[m->word_at[e]];
   if (memcmp(w, c->ok_words, c->n_ok_words * sizeof *w) != 0)
@@ -272,6 +422,7 @@ static int memo_visit(struct memo *m, const struct config *c) {
   size_t e = m->n_entries++;
   m->hashes[e] = c->hash;
   m->states[e] = c->state;
+  m->junks[e] = c->junk;
   m->lows[e] = c->low;
   m->highs[e] = c->high;
   m->word_at[e] = m->n_words;
@@ -299,15 +450,21 @@ struct event {
 
 /* The three passes over a window, in the order they are tried. */
 enum pass {
-  PASS_READ, /* ok ops that never change the state: the first that fits is
-                the only move (see read_only in linearize.h) */
-  PASS_OK,   /* the other ok ops */
+  PASS_READ, /* ok ops the model calls read_only, where they leave the state
+                as it is: the first that fits is the only move (see
+                read_only in linearize.h) */
+  PASS_OK,   /* the other ok ops, and read_only ones that change the state
+                here */
   PASS_INFO, /* info ops: "not yet" is tried before "now" */
 };
 
 struct frame {
   uint32_t call; /* the call event of the lifted op */
   uint32_t low_before, high_before;
+  uint8_t pass;     /* enum pass: the pass it was lifted in */
+  uint8_t alt;      /* which of step()'s next states it took */
+  uint8_t n_next;   /* how many step() gave */
+  uint8_t deferred; /* `deferred` where it was lifted (search_partition) */
   uint64_t state_before;
 };
 
@@ -328,13 +485,25 @@ struct search {
   uint32_t low;  /* the lowest ok rank not linearized (n_ok when none) */
   uint32_t high; /* one past the highest ok rank linearized (0 when none) */
   /* States that some op observes (model->observes), sorted and unique; how
-   * many ops not yet linearized observe each; per rank, its entry or
-   * OBS_NONE. `junk` is a state no op observes. */
+   * many ops not yet linearized observe each; per rank, how many it
+   * observes (or LIN_OBS_ALL, LIN_OBS_SHIFT) and their entries,
+   * LIN_OBS_MAX per rank. obs_all_left and shift_left count the ops not
+   * yet linearized that observe all and that shift. */
   uint64_t *obs_states;
   size_t n_obs_states;
   uint32_t *obs_left;
+  uint8_t *obs_n;
   uint32_t *obs_of;
-  uint64_t junk;
+  uint32_t obs_all_left;
+  uint32_t shift_left;
+  /* When the partition has shifts: a Fenwick tree over the entries of
+   * obs_states holding how many ops not yet linearized observe each, so
+   * that memo_state asks about a range of states in O(log n). */
+  bool use_tree;
+  uint32_t *tree; /* 1-based: tree[1..n_obs_states] */
+  /* Per info rank: the info op before it with the same twin id (see
+   * model->twin), which must take effect first; UINT32_MAX for none. */
+  uint32_t *twin_before;
   struct frame *stack;
   struct memo memo;
   /* Where the search got furthest, for the violation message. */
@@ -438,6 +607,40 @@ static bool bit_get(const uint64_t *bits, size_t i) {
   return (bits[i / 64] >> (i % 64)) & 1u;
 }
 
+/* Adds delta to entry e's count in the Fenwick tree. */
+static void tree_add(struct search *s, size_t e, int delta) {
+  for (size_t i = e + 1; i <= s->n_obs_states; i += i & (~i + 1))
+    s->tree[i] += (uint32_t)delta;
+}
+
+/* The sum of the counts of entries [0, end). */
+static uint64_t tree_sum(const struct search *s, size_t end) {
+  uint64_t sum = 0;
+  for (size_t i = end; i > 0; i -= i & (~i + 1))
+    sum += s->tree[i];
+  return sum;
+}
+
+/* Counts op's observations as done (-1) or pending again (+1). */
+static void count_observations(struct search *s, uint32_t op, int delta) {
+  uint8_t n = s->obs_n[op];
+  if (n == LIN_OBS_ALL) {
+    s->obs_all_left += (uint32_t)delta;
+    return;
+  }
+  if (n == LIN_OBS_SHIFT) {
+    s->shift_left += (uint32_t)delta;
+    return;
+  }
+  const uint32_t *entries = &s->obs_of[op * LIN_OBS_MAX];
+  for (uint8_t i = 0; i < n; i++)
+    s->obs_left[entries[i]] += (uint32_t)delta;
+  if (s->use_tree) {
+    for (uint8_t i = 0; i < n; i++)
+      tree_add(s, entries[i], delta);
+  }
+}
+
 /* Adds op to the linearized set; low and high move as the set grows (the
  * caller keeps their old values to put back). */
 static void mark(struct search *s, uint32_t op) {
@@ -452,8 +655,7 @@ static void mark(struct search *s, uint32_t op) {
     uint32_t i = op - (uint32_t)s->n_ok;
     s->info_bits[i / 64] |= 1ull << (i % 64);
   }
-  if (s->obs_of[op] != OBS_NONE)
-    s->obs_left[s->obs_of[op]]--;
+  count_observations(s, op, -1);
 }
 
 /* Removes op from the linearized set, restoring low and high. */
@@ -467,8 +669,7 @@ static void unmark(struct search *s, uint32_t op, uint32_t low, uint32_t high) {
   }
   s->low = low;
   s->high = high;
-  if (s->obs_of[op] != OBS_NONE)
-    s->obs_left[s->obs_of[op]]++;
+  count_observations(s, op, +1);
 }
 
 /* The entry for `state` in obs_states, or OBS_NONE. */
@@ -486,25 +687,105 @@ static uint32_t obs_find(const struct search *s, uint64_t state) {
   return OBS_NONE;
 }
 
-/* The state as the memo records it: itself if an op still to be linearized
- * can observe it, else `junk`. By the model's observes() contract, states
- * that no remaining op observes have the same futures, so they may share
- * memo entries. This is what keeps info writes affordable: each can be
- * applied at any time after its call, and its value would otherwise be one
- * more state at every later point of the search. */
-static uint64_t memo_state(const struct search *s, uint64_t state) {
-  if (s->model->observes == NULL)
-    return state;
-  uint32_t i = obs_find(s, state);
-  return i != OBS_NONE && s->obs_left[i] > 0 ? state : s->junk;
+/* The first entry of obs_states above `state` (above: true) or at or
+ * above it (false). */
+static size_t obs_bound(const struct search *s, uint64_t state, bool above) {
+  size_t lo = 0, hi = s->n_obs_states;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->obs_states[mid] < state || (above && s->obs_states[mid] == state))
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
 }
 
-/* True when op observes no state and `key`, the memo's view of the state it
- * leads to, is junk: such an op erases the state and does nothing else, so
- * all such ops are interchangeable. */
-static bool is_blind(const struct search *s, uint32_t op, uint64_t key) {
-  return s->model->observes != NULL && s->obs_of[op] == OBS_NONE &&
-         key == s->junk;
+/* True when an op not yet linearized observes a state in [lo, hi]; only
+ * with shifts, which keep the Fenwick tree. */
+static bool observed_between(const struct search *s, uint64_t lo, uint64_t hi) {
+  assert(s->use_tree);
+  size_t first = obs_bound(s, lo, false);
+  size_t end = obs_bound(s, hi, true);
+  return first < end && tree_sum(s, end) > tree_sum(s, first);
+}
+
+/* The state as the memo records it: itself if an op still to be linearized
+ * can observe it, else its merge class, marked as junk. By the model's
+ * observes() contract, the states of a class that no remaining op observes
+ * have the same futures, so they may share memo entries. This is what keeps
+ * info writes affordable: each can be applied at any time after its call,
+ * and its value would otherwise be one more state at every later point of
+ * the search. The junk mark keeps a class apart from a state that happens
+ * to have the same number.
+ *
+ * With r shifts remaining, the 2r states after `state` count too: the
+ * shifts, each moving a state up by one or two, could carry it to any of
+ * them (see linearize.h). Two states of a class judged alike so stay alike
+ * after a shift, with one shift fewer: their next ranges lie within their
+ * old ones. */
+static void memo_state(const struct search *s, uint64_t state,
+                       struct config *key) {
+  const struct lin_model *model = s->model;
+  key->state = state;
+  key->junk = false;
+  if (model->observes == NULL || s->obs_all_left > 0)
+    return;
+  unsigned cls = model->merge_class ? model->merge_class(state) : 0;
+  if (cls == LIN_CLASS_NONE)
+    return;
+  assert(cls < LIN_CLASSES_MAX);
+  if (s->shift_left == 0) { /* the common case: just this state */
+    uint32_t i = obs_find(s, state);
+    if (i == OBS_NONE || s->obs_left[i] == 0) {
+      key->state = cls;
+      key->junk = true;
+    }
+    return;
+  }
+  uint64_t span = 2 * (uint64_t)s->shift_left;
+  uint64_t last = state + span; /* may wrap */
+  bool observed = last >= state ? observed_between(s, state, last)
+                                : observed_between(s, state, UINT64_MAX) ||
+                                      observed_between(s, 0, last);
+  if (observed)
+    return;
+  key->state = cls;
+  key->junk = true;
+}
+
+/* When op observes no state and `key`, the memo's view of the state it
+ * leads to, is junk: the bit of its class, else 0. Such an op erases the
+ * state and does nothing else, so all such ops leading to one class are
+ * interchangeable. */
+static unsigned blind_bit(const struct search *s, uint32_t op,
+                          const struct config *key) {
+  return s->obs_n[op] == 0 && key->junk ? 1u << key->state : 0;
+}
+
+/* True unless op has a twin called before it that has not taken effect
+ * yet: twins take effect in the order of their calls (see model->twin). */
+static bool twin_ready(const struct search *s, uint32_t op) {
+  if (op < s->n_ok)
+    return true;
+  uint32_t before = s->twin_before[op - s->n_ok];
+  return before == UINT32_MAX ||
+         bit_get(s->info_bits, before - (uint32_t)s->n_ok);
+}
+
+/* Fills twin_before for the ranked partition: info ranks are in call
+ * order, so each twin waits for the one ranked just before it. */
+static void build_twins(struct search *s) {
+  uint32_t last[LIN_TWINS_MAX];
+  for (unsigned t = 0; t < LIN_TWINS_MAX; t++)
+    last[t] = UINT32_MAX;
+  for (uint32_t i = (uint32_t)s->n_ok; i < s->n_ops; i++) {
+    unsigned t = s->model->twin ? s->model->twin(s->ops[i]) : 0;
+    assert(t < LIN_TWINS_MAX);
+    s->twin_before[i - s->n_ok] = t == 0 ? UINT32_MAX : last[t];
+    if (t != 0)
+      last[t] = i;
+  }
 }
 
 static int u64_cmp(const void *a, const void *b) {
@@ -512,14 +793,63 @@ static int u64_cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* The merge classes that can occur in the partition: init()'s, and those
+ * its ops lead into (model->classes); all when the model does not say. */
+static unsigned classes_possible(const struct search *s) {
+  const struct lin_model *model = s->model;
+  if (model->merge_class == NULL)
+    return 1u;
+  if (model->classes == NULL)
+    return (1u << LIN_CLASSES_MAX) - 1;
+  unsigned cls = model->merge_class(model->init());
+  unsigned mask = cls < LIN_CLASSES_MAX ? 1u << cls : 0;
+  for (uint32_t i = 0; i < s->n_ops; i++)
+    mask |= model->classes(s->ops[i]);
+  return mask;
+}
+
+/* What op observes (model->observes), without states of classes that
+ * cannot occur in the partition (`classes`, a mask): they are never the
+ * state, so tracking them would only make every lookup slower. */
+static unsigned observed_states(const struct search *s, uint32_t op,
+                                unsigned classes, uint64_t *states) {
+  const struct lin_model *model = s->model;
+  unsigned n = model->observes(s->ops[op], states);
+  assert(n <= LIN_OBS_MAX || n == LIN_OBS_ALL || n == LIN_OBS_SHIFT);
+  if (n > LIN_OBS_MAX || model->merge_class == NULL)
+    return n;
+  unsigned kept = 0;
+  for (unsigned j = 0; j < n; j++) {
+    unsigned cls = model->merge_class(states[j]);
+    if (cls >= LIN_CLASSES_MAX || (classes >> cls) & 1u)
+      states[kept++] = states[j];
+  }
+  return kept;
+}
+
 /* Fills the observation tables for the ranked partition. */
 static void build_observations(struct search *s) {
   const struct lin_model *model = s->model;
+  s->n_obs_states = 0;
+  s->obs_all_left = 0;
+  s->shift_left = 0;
+  s->use_tree = false;
+  for (uint32_t i = 0; i < s->n_ops; i++)
+    s->obs_n[i] = 0;
+  if (model->observes == NULL)
+    return;
+  unsigned classes = classes_possible(s);
   size_t n = 0;
   for (uint32_t i = 0; i < s->n_ops; i++) {
-    uint64_t state;
-    if (model->observes && model->observes(s->ops[i], &state))
-      s->obs_states[n++] = state;
+    uint64_t *states = &s->obs_states[n];
+    unsigned n_seen = observed_states(s, i, classes, states);
+    s->obs_n[i] = (uint8_t)n_seen;
+    if (n_seen == LIN_OBS_ALL)
+      s->obs_all_left++;
+    else if (n_seen == LIN_OBS_SHIFT)
+      s->shift_left++;
+    else
+      n += n_seen;
   }
   qsort(s->obs_states, n, sizeof *s->obs_states, u64_cmp);
   size_t n_unique = 0;
@@ -528,34 +858,40 @@ static void build_observations(struct search *s) {
       s->obs_states[n_unique++] = s->obs_states[i];
   }
   s->n_obs_states = n_unique;
-  /* The smallest number missing from the sorted list. */
-  s->junk = 0;
-  for (size_t i = 0; i < n_unique && s->obs_states[i] == s->junk; i++)
-    s->junk++;
   for (size_t i = 0; i < n_unique; i++)
     s->obs_left[i] = 0;
   for (uint32_t i = 0; i < s->n_ops; i++) {
-    uint64_t state;
-    s->obs_of[i] = OBS_NONE;
-    if (model->observes && model->observes(s->ops[i], &state)) {
-      s->obs_of[i] = obs_find(s, state);
-      assert(s->obs_of[i] != OBS_NONE);
-      s->obs_left[s->obs_of[i]]++;
+    uint64_t states[LIN_OBS_MAX];
+    if (s->obs_n[i] > LIN_OBS_MAX || s->obs_n[i] == 0)
+      continue;
+    unsigned n_seen = observed_states(s, i, classes, states);
+    assert(n_seen == s->obs_n[i]);
+    for (unsigned j = 0; j < n_seen; j++) {
+      uint32_t e = obs_find(s, states[j]);
+      assert(e != OBS_NONE);
+      s->obs_of[i * LIN_OBS_MAX + j] = e;
+      s->obs_left[e]++;
     }
+  }
+  s->use_tree = s->shift_left > 0;
+  if (s->use_tree) {
+    for (size_t i = 0; i <= n_unique; i++)
+      s->tree[i] = 0;
+    for (size_t e = 0; e < n_unique; e++)
+      tree_add(s, e, (int)s->obs_left[e]);
   }
 }
 
-/* The current configuration, for the memo, with `state` as the state. */
-static struct config current(const struct search *s, uint64_t state) {
-  struct config c;
-  c.state = memo_state(s, state);
-  c.hash = mix64(s->set_hash ^ mix64(c.state));
-  c.low = s->low;
-  c.high = s->high;
-  c.ok_words = &s->ok_bits[s->low / 64];
-  c.n_ok_words = s->high > s->low ? (s->high - 1) / 64 - s->low / 64 + 1 : 0;
-  c.info_words = s->info_bits;
-  return c;
+/* Fills *c with the current configuration, for the memo, with `state` as
+ * the state. */
+static void current(const struct search *s, uint64_t state, struct config *c) {
+  memo_state(s, state, c);
+  c->hash = mix64(s->set_hash ^ mix64(c->state ^ (c->junk ? JUNK_SALT : 0)));
+  c->low = s->low;
+  c->high = s->high;
+  c->ok_words = &s->ok_bits[s->low / 64];
+  c->n_ok_words = s->high > s->low ? (s->high - 1) / 64 - s->low / 64 + 1 : 0;
+  c->info_words = s->info_bits;
 }
 
 struct outcome {
@@ -569,13 +905,16 @@ struct outcome {
  * The ops that may take effect next are those whose call comes before the
  * first remaining return: the window. The walk goes over it in up to three
  * passes (enum pass), each ending at that return:
- * - reads: the first read that fits is lifted and nothing else is tried from
- *   here, since any order that works can be rearranged to start with it;
+ * - reads: the first read that fits and leaves the state as it is, is
+ *   lifted and nothing else is tried from here, since any order that works
+ *   can be rearranged to start with it;
  * - the other ok ops, each in turn;
  * - info ops, each in turn, except that of the blind ones (is_blind) only the
  *   first is tried. Trying "the info op has not happened yet" before "it
  *   has" means a configuration is usually met first with the fewest info ops
  *   applied, so that memo_covers then cuts off its variants with more.
+ * An op whose step() gives two next states is tried with each: undoing the
+ * first comes back to the same op with the second (frame.alt).
  * Why none of these can turn a linearizable history into a violation: a
  * configuration is given up only when each of its moves was tried, or is
  * covered by a configuration that was tried, or (reads, blind writes) can
@@ -587,6 +926,7 @@ static int search_partition(struct search *s, uint64_t steps_max,
   const struct lin_model *model = s->model;
   build_events(s);
   build_observations(s);
+  build_twins(s);
   size_t n_ok_words = (s->n_ok + 63) / 64;
   size_t n_info_words = (s->n_ops - s->n_ok + 63) / 64;
   memset(s->ok_bits, 0, n_ok_words * sizeof *s->ok_bits);
@@ -603,14 +943,20 @@ static int search_partition(struct search *s, uint64_t steps_max,
   size_t n_ok_left = s->n_ok;
   size_t n_info_left = s->n_ops - s->n_ok;
   uint64_t state = model->init();
-  struct config c = current(s, state);
+  struct config c;
+  current(s, state, &c);
   int rc = memo_visit(&s->memo, &c);
   if (rc < 0)
     return rc;
   size_t depth = 0;
   uint64_t steps = 0;
   enum pass pass = PASS_READ;
-  bool blind_tried = false;
+  unsigned blind_tried = 0; /* per class: a blind op leading there was tried */
+  /* The read pass met a read that fits but changes the state here, so the
+   * ok pass must try the reads too; without expiry this never happens,
+   * and the ok pass skips them as it always did. */
+  bool deferred = false;
+  unsigned alt_from = 0; /* the first of step()'s next states to try */
   uint32_t cur = s->next[0];
   out->result = LIN_OK;
   while (n_ok_left > 0) {
@@ -626,46 +972,76 @@ static int search_partition(struct search *s, uint64_t steps_max,
     uint32_t op = ev->op;
     bool dead = false;
     if (ev->is_call) {
-      uint64_t next_state;
-      if (s->pass_of[op] != pass ||
-          !model->step(state, s->ops[op], &next_state)) {
+      /* Most steps pass over ops of another pass: keep that path short. */
+      enum pass op_pass = (enum pass)s->pass_of[op];
+      if (op_pass != pass &&
+          !(pass == PASS_OK && op_pass == PASS_READ && deferred)) {
+        assert(alt_from == 0);
         cur = s->next[cur];
         continue;
       }
-      uint32_t low = s->low, high = s->high;
-      mark(s, op);
-      c = current(s, next_state);
-      bool blind = pass == PASS_INFO && is_blind(s, op, c.state);
-      if (blind && blind_tried) {
+      uint64_t nexts[LIN_NEXT_MAX];
+      unsigned n_next = 0;
+      if (twin_ready(s, op))
+        n_next = model->step(state, s->ops[op], nexts);
+      assert(n_next <= LIN_NEXT_MAX);
+      /* A read counts as one only where it leaves the state as it is. */
+      bool read = pass == PASS_READ && n_next == 1 && nexts[0] == state;
+      if (pass == PASS_READ && !read) {
+        deferred |= n_next > 0;
+        n_next = 0;
+      }
+      unsigned alt = alt_from;
+      alt_from = 0;
+      bool lifted = false;
+      for (; alt < n_next && !lifted && !dead; alt++) {
+        uint32_t low = s->low, high = s->high;
+        mark(s, op);
+        current(s, nexts[alt], &c);
+        unsigned blind = pass == PASS_INFO ? blind_bit(s, op, &c) : 0;
+        if (blind & blind_tried) {
+          unmark(s, op, low, high);
+          continue;
+        }
+        blind_tried |= blind;
+        rc = memo_visit(&s->memo, &c);
+        if (rc < 0)
+          return rc;
+        if (rc == 1) {
+          s->stack[depth++] = (struct frame){.call = cur,
+                                             .low_before = low,
+                                             .high_before = high,
+                                             .pass = (uint8_t)pass,
+                                             .alt = (uint8_t)alt,
+                                             .n_next = (uint8_t)n_next,
+                                             .deferred = deferred,
+                                             .state_before = state};
+          state = nexts[alt];
+          lift(s, cur);
+          if (pass == PASS_INFO)
+            n_info_left--;
+          else
+            n_ok_left--;
+          lifted = true;
+          break;
+        }
         unmark(s, op, low, high);
-        cur = s->next[cur];
-        continue;
+        /* A read that fits now but leads somewhere already explored: this
+         * configuration has no future either (see read_only in
+         * linearize.h). */
+        dead = read;
       }
-      blind_tried |= blind;
-      rc = memo_visit(&s->memo, &c);
-      if (rc < 0)
-        return rc;
-      if (rc == 1) {
-        s->stack[depth++] = (struct frame){cur, low, high, state};
-        state = next_state;
-        lift(s, cur);
-        if (pass == PASS_INFO)
-          n_info_left--;
-        else
-          n_ok_left--;
+      if (lifted) {
         pass = PASS_READ;
-        blind_tried = false;
+        blind_tried = 0;
+        deferred = false;
         cur = s->next[0];
         continue;
       }
-      unmark(s, op, low, high);
-      /* A read that fits now but leads somewhere already explored: this
-       * configuration has no future either (see read_only in linearize.h). */
-      if (pass != PASS_READ) {
+      if (!dead) {
         cur = s->next[cur];
         continue;
       }
-      dead = true;
     }
     /* A return: the window has been tried for this pass; on to the next. */
     if (!dead && pass == PASS_READ) {
@@ -675,7 +1051,7 @@ static int search_partition(struct search *s, uint64_t steps_max,
     }
     if (!dead && pass == PASS_OK && n_info_left > 0) {
       pass = PASS_INFO;
-      blind_tried = false;
+      blind_tried = 0;
       cur = s->next[0];
       continue;
     }
@@ -688,9 +1064,10 @@ static int search_partition(struct search *s, uint64_t steps_max,
       s->last_lifted =
           depth ? s->events[s->stack[depth - 1].call].op : UINT32_MAX;
     }
-    /* Undo the last lift and go on after it, in the pass it was made in.
-     * A read was the only move worth trying from where it was lifted, so
-     * undoing one means undoing the move before it too. */
+    /* Undo the last lift and go on, in the pass it was made in, with the
+     * op's next alternative or else after it. A read was the only move
+     * worth trying from where it was lifted, so undoing one means undoing
+     * the move before it too. */
     bool exhausted = false;
     for (;;) {
       if (depth == 0) {
@@ -701,7 +1078,8 @@ static int search_partition(struct search *s, uint64_t steps_max,
       uint32_t undone = s->events[f.call].op;
       unlift(s, f.call);
       unmark(s, undone, f.low_before, f.high_before);
-      pass = s->pass_of[undone];
+      pass = (enum pass)f.pass;
+      deferred = f.deferred;
       if (pass == PASS_INFO)
         n_info_left++;
       else
@@ -709,10 +1087,16 @@ static int search_partition(struct search *s, uint64_t steps_max,
       /* Whether it was blind is judged in the configuration it was lifted
        * from, where unmark() took the observation counts back to; `state`
        * is still the state it led to. */
-      blind_tried =
-          pass == PASS_INFO && is_blind(s, undone, memo_state(s, state));
+      struct config lifted_to;
+      memo_state(s, state, &lifted_to);
+      blind_tried = pass == PASS_INFO ? blind_bit(s, undone, &lifted_to) : 0;
       state = f.state_before;
-      cur = s->next[f.call];
+      if (f.alt + 1u < f.n_next) {
+        cur = f.call;
+        alt_from = f.alt + 1u;
+      } else {
+        cur = s->next[f.call];
+      }
       if (pass != PASS_READ)
         break;
     }
@@ -733,6 +1117,15 @@ static int format_value(char *buf, size_t size, int64_t value) {
   return snprintf(buf, size, "v%" PRId64, value);
 }
 
+/* A kv model state: "nil", "v7", or "v7 ttl" for a value that may expire. */
+static void format_state(char *buf, size_t size, uint64_t state) {
+  format_value(buf, size, kv_value(state));
+  if (kv_expiring(state)) {
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, " ttl");
+  }
+}
+
 /* "c3 get k1->v7 [120,180]": who did what, and when. */
 static void format_op(char *buf, size_t size, const struct hist_op *op) {
   char v[24], x[24], end[24];
@@ -744,8 +1137,18 @@ static void format_op(char *buf, size_t size, const struct hist_op *op) {
     snprintf(end, sizeof end, "%" PRIu64 "]", op->return_us);
   switch (op->kind) {
   case HIST_PUT:
-    snprintf(buf, size, "c%" PRIu32 " put k%" PRIu32 "=%s [%" PRIu64 ",%s",
-             op->client, op->key, v, op->call_us, end);
+    snprintf(buf, size, "c%" PRIu32 " put k%" PRIu32 "=%s%s [%" PRIu64 ",%s",
+             op->client, op->key, v, (op->flags & HIST_TTL) ? " ttl" : "",
+             op->call_us, end);
+    break;
+  case HIST_INCR:
+    if (op->status == HIST_OK)
+      snprintf(buf, size,
+               "c%" PRIu32 " incr k%" PRIu32 "->%" PRId64 " [%" PRIu64 ",%s",
+               op->client, op->key, op->value, op->call_us, end);
+    else
+      snprintf(buf, size, "c%" PRIu32 " incr k%" PRIu32 "->? [%" PRIu64 ",%s",
+               op->client, op->key, op->call_us, end);
     break;
   case HIST_GET:
     snprintf(buf, size, "c%" PRIu32 " get k%" PRIu32 "->%s [%" PRIu64 ",%s",
@@ -769,7 +1172,7 @@ static void format_op(char *buf, size_t size, const struct hist_op *op) {
 
 static void report_violation(struct lin_report *r, const struct search *s,
                              uint64_t partition) {
-  char stuck[96], last[96], state[24];
+  char stuck[96], last[96], state[32];
   /* The first dead end is always at a return, which records these; a report
    * without them would still be a violation, so say that much. */
   if (s->stuck_op >= s->n_ops) {
@@ -779,7 +1182,7 @@ static void report_violation(struct lin_report *r, const struct search *s,
     return;
   }
   format_op(stuck, sizeof stuck, s->ops[s->stuck_op]);
-  format_value(state, sizeof state, (int64_t)s->stuck_state);
+  format_state(state, sizeof state, s->stuck_state);
   if (s->last_lifted == UINT32_MAX)
     snprintf(last, sizeof last, "none");
   else
@@ -822,7 +1225,10 @@ static void search_free(struct search *s) {
   free(s->info_bits);
   free(s->obs_states);
   free(s->obs_left);
+  free(s->tree);
+  free(s->obs_n);
   free(s->obs_of);
+  free(s->twin_before);
   free(s->stack);
   memo_free(&s->memo);
 }
@@ -842,13 +1248,17 @@ static int search_alloc(struct search *s, const struct lin_model *model,
   s->zobrist = malloc(n_ops_max * sizeof *s->zobrist);
   s->ok_bits = malloc(n_words * sizeof *s->ok_bits);
   s->info_bits = malloc(n_words * sizeof *s->info_bits);
-  s->obs_states = malloc(n_ops_max * sizeof *s->obs_states);
-  s->obs_left = malloc(n_ops_max * sizeof *s->obs_left);
-  s->obs_of = malloc(n_ops_max * sizeof *s->obs_of);
+  s->obs_states = malloc(n_ops_max * LIN_OBS_MAX * sizeof *s->obs_states);
+  s->obs_left = malloc(n_ops_max * LIN_OBS_MAX * sizeof *s->obs_left);
+  s->tree = malloc((n_ops_max * LIN_OBS_MAX + 1) * sizeof *s->tree);
+  s->obs_n = malloc(n_ops_max * sizeof *s->obs_n);
+  s->obs_of = malloc(n_ops_max * LIN_OBS_MAX * sizeof *s->obs_of);
+  s->twin_before = malloc(n_ops_max * sizeof *s->twin_before);
   s->stack = malloc(n_ops_max * sizeof *s->stack);
-  if (!s->ops || !s->events || !s->prev || !s->next || !s->ret_of ||
+  if (!s->ops || !s->tree || !s->events || !s->prev || !s->next || !s->ret_of ||
       !s->pass_of || !s->zobrist || !s->ok_bits || !s->info_bits ||
-      !s->obs_states || !s->obs_left || !s->obs_of || !s->stack)
+      !s->obs_states || !s->obs_left || !s->obs_n || !s->obs_of ||
+      !s->twin_before || !s->stack)
     return SABHA_ENOMEM;
   return 0;
 }
@@ -872,10 +1282,23 @@ int lin_check(const struct hist_op *ops, size_t n_ops,
   /* Reject what cannot be a history, before any verdict. */
   for (size_t i = 0; i < n_ops; i++) {
     const struct hist_op *op = &ops[i];
-    if (op->status > HIST_INFO || op->kind > HIST_CAS) {
+    if (op->status > HIST_INFO || op->kind > HIST_INCR ||
+        (op->flags & ~HIST_TTL) != 0) {
       snprintf(report->message, sizeof report->message,
-               "op %zu: unknown status %" PRIu32 " or kind %" PRIu32, i,
-               op->status, op->kind);
+               "op %zu: unknown status %" PRIu32 ", kind %" PRIu32
+               " or flags %" PRIu32,
+               i, op->status, op->kind, op->flags);
+      return SABHA_EINVAL;
+    }
+    if ((op->flags & HIST_TTL) &&
+        (op->kind != HIST_PUT || op->value == HIST_NIL)) {
+      snprintf(report->message, sizeof report->message,
+               "op %zu: ttl on an op that is not a put of a value", i);
+      return SABHA_EINVAL;
+    }
+    const char *why = model->invalid ? model->invalid(op) : NULL;
+    if (why != NULL) {
+      snprintf(report->message, sizeof report->message, "op %zu: %s", i, why);
       return SABHA_EINVAL;
     }
     if (op->status == HIST_OK && op->return_us < op->call_us) {

@@ -18,24 +18,25 @@
 #define SEEDS_MAX 10000000ull
 
 void cli_sim_usage(FILE *f) {
-  fprintf(f,
-          "usage: sabha sim [options]\n"
-          "\n"
-          "Simulates a cluster of one protocol in virtual time: closed-loop\n"
-          "clients do put/get/cas (or drive the ledger, seats, locks and\n"
-          "orders applications) while faults are injected; checkers verify\n"
-          "election safety, log matching, leader completeness, state machine\n"
-          "safety, that no acknowledged write is lost, linearizability of the\n"
-          "kv ops, and the invariants of each application.\n"
-          "The same options give the same run (see trace_hash).\n"
-          "\n"
-          "options (defaults in brackets):\n"
-          "  --protocol NAME   consensus protocol [raft], or all (each consensus\n"
-          "                    protocol on the same seeds, side by side; not\n"
-          "                    async); async is the primary-backup baseline\n"
-          "                    that acknowledges before replicating: its lost\n"
-          "                    writes and broken checks are counted, not\n"
-          "                    failed; this build knows:");
+  fprintf(
+      f,
+      "usage: sabha sim [options]\n"
+      "\n"
+      "Simulates a cluster of one protocol in virtual time: closed-loop\n"
+      "clients do put/get/cas (or drive the ledger, seats, locks and\n"
+      "orders applications) while faults are injected; checkers verify\n"
+      "election safety, log matching, leader completeness, state machine\n"
+      "safety, that no acknowledged write is lost, linearizability of the\n"
+      "kv ops, and the invariants of each application.\n"
+      "The same options give the same run (see trace_hash).\n"
+      "\n"
+      "options (defaults in brackets):\n"
+      "  --protocol NAME   consensus protocol [raft], or all (each consensus\n"
+      "                    protocol on the same seeds, side by side; not\n"
+      "                    async); async is the primary-backup baseline\n"
+      "                    that acknowledges before replicating: its lost\n"
+      "                    writes and broken checks are counted, not\n"
+      "                    failed; this build knows:");
   for (const char *const *p = sabha_protocols(); *p != NULL; p++)
     fprintf(f, " %s", *p);
   fprintf(
@@ -54,20 +55,32 @@ void cli_sim_usage(FILE *f) {
       "                    holder and fenced writes, valid order workflows);\n"
       "                    mixed (kv and all four)\n"
       "  --faults LIST     none, all, or a comma list of partition, crash,\n"
-      "                    loss, dup, reorder, slow, clock [all]\n"
+      "                    loss, dup, reorder, slow, clock, disk [all]\n"
+      "                    (disk: EIO and ENOSPC on write and fsync, bit\n"
+      "                    flips in synced data, torn writes at crashes)\n"
       "  --bug NAME        break one safety rule on purpose, to show the\n"
       "                    checkers catch it: vote-twice, stale-commit,\n"
       "                    skip-log-check (Raft engine); accept-lower-ballot,\n"
       "                    no-adopt (Paxos engines); ack-before-fsync,\n"
-      "                    stale-read (the host); no-dedup (the application\n"
-      "                    machine forgets retried ids: application workloads)\n"
+      "                    stale-read, snapshot-reply, wall-clock-read (the\n"
+      "                    node runtime); no-dedup (the application\n"
+      "                    machine forgets retried ids: application "
+      "workloads)\n"
       "  --backoff on|off  classic Paxos: back off after a pre-emption [on];\n"
       "                    off shows the dueling-proposers livelock\n"
+      "  --expiry on|off   kv workload: keys with a time to live (SET PX,\n"
+      "                    the expiring keys e0.., quiet spells of reads)\n"
+      "                    [on]; off, the operations depend on the seed and\n"
+      "                    the replies only, so every engine runs the same\n"
+      "                    sequence\n"
       "  --history FILE    write the client history as JSON lines: the first\n"
       "                    failing run's, else the last run's; application\n"
       "                    ops get lines of their own (op, args, reply)\n"
       "  --json FILE       write the summary as one JSON object\n"
       "  --verbose         one line per run on stderr\n"
+      "  --trace           print the run as one readable line per event\n"
+      "                    (time in ms, node, message or step), e.g.\n"
+      "                    12.345 n2 -> n1 append term=3 prev=40/3 ...\n"
       "  --help            this text\n"
       "\n"
       "output: protocol, runs, runs_failed, ops_ok, ops_failed,\n"
@@ -80,6 +93,10 @@ void cli_sim_usage(FILE *f) {
       "phase1_rounds (elections started, or Paxos phase-1 rounds),\n"
       "ballots_burned (terms or ballots moved past),\n"
       "state_hash (one seed: the final key-value and application state),\n"
+      "crashes, snapshots_taken, snapshots_installed, disk_faults (writes or\n"
+      "fsyncs failed, bits flipped), disk_corruptions_detected (bit\n"
+      "flips a node refused to start on), node_fatals, connections (client\n"
+      "connections opened), clock_entries (log clock entries proposed),\n"
       "first_failing_seed (if a run failed).\n"
       "\n"
       "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
@@ -248,8 +265,19 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
     a->o.proposer_backoff = strcmp(value, "on") == 0;
     return 0;
   }
+  if (flag_is(arg, "--expiry")) {
+    const char *value = flag_value(argc, argv, i, "--expiry");
+    if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+      return usage_error("--expiry takes on or off, got '%s'%s", value, "");
+    a->o.expiry = strcmp(value, "on") == 0;
+    return 0;
+  }
   if (strcmp(arg, "--verbose") == 0) {
     a->verbose = true;
+    return 0;
+  }
+  if (strcmp(arg, "--trace") == 0) {
+    a->o.trace = stdout;
     return 0;
   }
   return usage_error("unknown option '%s'%s", arg, "");
@@ -313,6 +341,9 @@ struct summary {
   uint64_t phase1_rounds;
   uint64_t ballots_burned;
   uint64_t events;
+  uint64_t snapshots_taken, snapshots_installed;
+  uint64_t disk_faults, disk_corruptions_detected;
+  uint64_t crashes, node_fatals, conns_opened, clock_entries;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
@@ -356,6 +387,14 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->phase1_rounds += r->phase1_rounds;
   sum->ballots_burned += r->ballots_burned;
   sum->events += r->events;
+  sum->snapshots_taken += r->snapshots_taken;
+  sum->snapshots_installed += r->snapshots_installed;
+  sum->disk_faults += r->disk_faults;
+  sum->disk_corruptions_detected += r->disk_corruptions_detected;
+  sum->crashes += r->crashes;
+  sum->node_fatals += r->node_fatals;
+  sum->conns_opened += r->conns_opened;
+  sum->clock_entries += r->clock_entries;
   sum->wall_seconds += r->wall_seconds;
   sum->client_time_us += r->client_time_us;
   sum->trace_hash = r->trace_hash;
@@ -424,6 +463,15 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("invariant_violations: %" PRIu64 "\n", sum->invariant_violations);
   printf("phase1_rounds: %" PRIu64 "\n", sum->phase1_rounds);
   printf("ballots_burned: %" PRIu64 "\n", sum->ballots_burned);
+  printf("crashes: %" PRIu64 "\n", sum->crashes);
+  printf("snapshots_taken: %" PRIu64 "\n", sum->snapshots_taken);
+  printf("snapshots_installed: %" PRIu64 "\n", sum->snapshots_installed);
+  printf("disk_faults: %" PRIu64 "\n", sum->disk_faults);
+  printf("disk_corruptions_detected: %" PRIu64 "\n",
+         sum->disk_corruptions_detected);
+  printf("node_fatals: %" PRIu64 "\n", sum->node_fatals);
+  printf("connections: %" PRIu64 "\n", sum->conns_opened);
+  printf("clock_entries: %" PRIu64 "\n", sum->clock_entries);
   if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
     printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);
@@ -468,24 +516,28 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   json_string(f, sim_workload_name(a->o.workload));
   fprintf(f, ",\"bug\":");
   json_string(f, a->bug != NULL ? a->bug : "none");
-  fprintf(f,
-          ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64
-          ",\"ops_ok\":%" PRIu64 ",\"ops_failed\":%" PRIu64
-          ",\"ops_indeterminate\":%" PRIu64 ",\"safety_violations\":%" PRIu64
-          ",\"linearizability_failures\":%" PRIu64
-          ",\"acked_writes_lost\":%" PRIu64 ",\"liveness_failures\":%" PRIu64
-          ",\"elections\":%" PRIu64 ",\"phase1_rounds\":%" PRIu64
-          ",\"ballots_burned\":%" PRIu64
-          ",\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f"
-          ",\"throughput_ops_per_s\":%.1f,\"sim_events_per_s\":%.0f"
-          ",\"events\":%" PRIu64 ",\"invariant_violations\":%" PRIu64,
-          sum->runs, sum->runs_failed, sum->ops_ok, sum->ops_failed,
-          sum->ops_indeterminate, sum->safety_violations,
-          sum->linearizability_failures, sum->acked_writes_lost,
-          sum->liveness_failures, sum->elections, sum->phase1_rounds,
-          sum->ballots_burned, sum->latency_ms_p50,
-          sum->latency_ms_p99, throughput(sum), events_per_s(sum), sum->events,
-          sum->invariant_violations);
+  fprintf(
+      f,
+      ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64 ",\"ops_ok\":%" PRIu64
+      ",\"ops_failed\":%" PRIu64 ",\"ops_indeterminate\":%" PRIu64
+      ",\"safety_violations\":%" PRIu64 ",\"linearizability_failures\":%" PRIu64
+      ",\"acked_writes_lost\":%" PRIu64 ",\"liveness_failures\":%" PRIu64
+      ",\"elections\":%" PRIu64 ",\"phase1_rounds\":%" PRIu64
+      ",\"ballots_burned\":%" PRIu64
+      ",\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f"
+      ",\"throughput_ops_per_s\":%.1f,\"sim_events_per_s\":%.0f"
+      ",\"events\":%" PRIu64 ",\"invariant_violations\":%" PRIu64
+      ",\"snapshots_taken\":%" PRIu64 ",\"snapshots_installed\":%" PRIu64
+      ",\"disk_faults\":%" PRIu64 ",\"disk_corruptions_detected\":%" PRIu64
+      ",\"crashes\":%" PRIu64,
+      sum->runs, sum->runs_failed, sum->ops_ok, sum->ops_failed,
+      sum->ops_indeterminate, sum->safety_violations,
+      sum->linearizability_failures, sum->acked_writes_lost,
+      sum->liveness_failures, sum->elections, sum->phase1_rounds,
+      sum->ballots_burned, sum->latency_ms_p50, sum->latency_ms_p99,
+      throughput(sum), events_per_s(sum), sum->events,
+      sum->invariant_violations, sum->snapshots_taken, sum->snapshots_installed,
+      sum->disk_faults, sum->disk_corruptions_detected, sum->crashes);
   if (sum->runs == 1)
     fprintf(f, ",\"trace_hash\":\"0x%016" PRIx64 "\"", sum->trace_hash);
   if (sum->has_failing_seed) {
@@ -526,10 +578,12 @@ static void report_failure(const struct sim_args *a, uint64_t seed,
   fprintf(stderr,
           "  replay: sabha sim --protocol %s --nodes %u --clients %u "
           "--keys %u --ops %" PRIu64 " --workload %s --faults %s%s%s%s "
-          "--seed %" PRIu64 "\n",
+          "%s--seed %" PRIu64 "\n",
           a->o.protocol, a->o.n_nodes, a->o.n_clients, a->o.n_keys, a->o.n_ops,
-          sim_workload_name(a->o.workload), faults, a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
-          a->o.proposer_backoff ? "" : " --backoff off", seed);
+          sim_workload_name(a->o.workload), faults,
+          a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
+          a->o.proposer_backoff ? "" : " --backoff off",
+          a->o.expiry ? "" : "--expiry off ", seed);
 }
 
 /* Runs every seed for a.o.protocol into `sum` (zeroed by the caller).
@@ -560,13 +614,12 @@ static int run_seeds(struct sim_args *ap, struct summary *sump) {
       fprintf(stderr,
               "seed %" PRIu64 ": %s ok=%" PRIu64 " fail=%" PRIu64
               " info=%" PRIu64 " lost=%" PRIu64 " elections=%" PRIu64
-              " crashes=%" PRIu64
-              " snapshots=%" PRIu64 "/%" PRIu64 " events=%" PRIu64
-              " sim=%.1fs\n",
+              " crashes=%" PRIu64 " snapshots=%" PRIu64 "/%" PRIu64
+              " events=%" PRIu64 " sim=%.1fs\n",
               seed, r.failed ? "FAILED" : "passed", r.ops_ok, r.ops_failed,
               r.ops_indeterminate, r.acked_writes_lost, r.elections, r.crashes,
-              r.snapshots_taken,
-              r.snapshots_installed, r.events, (double)r.sim_time_us / 1e6);
+              r.snapshots_taken, r.snapshots_installed, r.events,
+              (double)r.sim_time_us / 1e6);
     if (!summary_add(&sum, &r, seed)) {
       fprintf(stderr, "sabha sim: out of memory\n");
       sim_result_free(&r);
@@ -618,8 +671,8 @@ static int run_all(struct sim_args *a) {
   struct summary sums[PROTOCOLS_MAX];
   size_t n = 0;
   int rv = 0;
-  for (const char *const *p = sabha_protocols(); *p != NULL && n < PROTOCOLS_MAX;
-       p++) {
+  for (const char *const *p = sabha_protocols();
+       *p != NULL && n < PROTOCOLS_MAX; p++) {
     if (strcmp(*p, "async") == 0)
       continue;
     names[n] = *p;

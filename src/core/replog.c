@@ -17,6 +17,7 @@ void replog_init(struct replog *rl) {
 
 void replog_free(struct replog *rl) {
   log_free(&rl->log);
+  free(rl->batch);
   free(rl->snap_data);
   free(rl->incoming.buf);
   memset(rl, 0, sizeof *rl);
@@ -59,6 +60,70 @@ void replog_note_rewrite(struct replog *rl, uint64_t index) {
     rl->unstable_from = index;
 }
 
+void replog_note_put(struct replog *rl, uint64_t index) {
+  if (index >= rl->unstable_from)
+    return; /* the tail goes to the host whole anyway */
+  uint32_t i = 0;
+  while (i < rl->n_puts && rl->puts[i].hi + 1 < index)
+    i++;
+  if (i < rl->n_puts && rl->puts[i].lo <= index + 1) {
+    /* Touches run i: widen it, and join the next run if they now meet. */
+    if (index < rl->puts[i].lo)
+      rl->puts[i].lo = index;
+    if (index > rl->puts[i].hi)
+      rl->puts[i].hi = index;
+    if (i + 1 < rl->n_puts && rl->puts[i].hi + 1 >= rl->puts[i + 1].lo) {
+      rl->puts[i].hi = rl->puts[i + 1].hi;
+      memmove(&rl->puts[i + 1], &rl->puts[i + 2],
+              (rl->n_puts - i - 2) * sizeof rl->puts[0]);
+      rl->n_puts--;
+    }
+    return;
+  }
+  if (rl->n_puts == REPLOG_PUTS_MAX) {
+    /* Too scattered to list: everything from the lowest goes again. */
+    replog_note_rewrite(rl, index < rl->puts[0].lo ? index : rl->puts[0].lo);
+    rl->n_puts = 0;
+    return;
+  }
+  memmove(&rl->puts[i + 1], &rl->puts[i],
+          (rl->n_puts - i) * sizeof rl->puts[0]);
+  rl->puts[i].lo = rl->puts[i].hi = index;
+  rl->n_puts++;
+}
+
+/* Copies the put runs, then the tail from unstable_from, into rl->batch.
+ * Returns how many entries, or -1 without memory for them. */
+static long batch_with_puts(struct replog *rl, uint64_t last) {
+  size_t n = 0;
+  for (uint32_t pass = 0; pass < 2; pass++) {
+    n = 0;
+    for (uint32_t i = 0; i < rl->n_puts; i++) {
+      uint64_t lo = rl->puts[i].lo, hi = rl->puts[i].hi;
+      if (lo <= rl->log.snap_index)
+        lo = rl->log.snap_index + 1;
+      if (hi >= rl->unstable_from)
+        hi = rl->unstable_from - 1;
+      if (hi > last)
+        hi = last;
+      for (uint64_t k = lo; k <= hi; k++, n++)
+        if (pass == 1)
+          rl->batch[n] = *log_get(&rl->log, k);
+    }
+    for (uint64_t k = rl->unstable_from; k <= last; k++, n++)
+      if (pass == 1)
+        rl->batch[n] = *log_get(&rl->log, k);
+    if (pass == 0 && n > rl->batch_cap) {
+      struct sabha_entry *b = realloc(rl->batch, n * sizeof *b);
+      if (b == NULL)
+        return -1;
+      rl->batch = b;
+      rl->batch_cap = n;
+    }
+  }
+  return (long)n;
+}
+
 void replog_note_truncation(struct replog *rl, uint64_t index) {
   /* Entries the host already holds must go from the disk too. */
   if (index < rl->unstable_from) {
@@ -87,7 +152,7 @@ static bool hard_state_changed(const struct replog *rl, uint64_t term,
 }
 
 bool replog_has_ready(const struct replog *rl, uint64_t term, uint32_t vote) {
-  return hard_state_changed(rl, term, vote) ||
+  return hard_state_changed(rl, term, vote) || rl->n_puts > 0 ||
          rl->unstable_from <= log_last_index(&rl->log) || rl->truncate_from ||
          rl->snap_to_install || apply_from(rl) <= commit_ready_last(rl);
 }
@@ -109,7 +174,19 @@ void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
   }
   rd->truncate_from = rl->truncate_from;
   uint64_t last = log_last_index(&rl->log);
-  if (rl->unstable_from <= last) {
+  if (rl->n_puts > 0) {
+    long n = batch_with_puts(rl, last);
+    if (n >= 0) {
+      rd->entries = rl->batch;
+      rd->n_entries = (size_t)n;
+    } else { /* no memory for the list: the whole range goes */
+      replog_note_rewrite(rl, rl->puts[0].lo > rl->log.snap_index
+                                  ? rl->puts[0].lo
+                                  : rl->log.snap_index + 1);
+      rl->n_puts = 0;
+    }
+  }
+  if (rl->n_puts == 0 && rl->unstable_from <= last) {
     assert(rl->unstable_from > rl->log.snap_index);
     rd->entries = log_get(&rl->log, rl->unstable_from);
     rd->n_entries = (size_t)(last - rl->unstable_from + 1);
@@ -153,8 +230,10 @@ void replog_advance(struct replog *rl, const struct sabha_ready *rd) {
     uint64_t last = rd->entries[rd->n_entries - 1].index;
     if (last > rl->persisted_last)
       rl->persisted_last = last;
-    rl->unstable_from = last + 1;
+    if (last + 1 > rl->unstable_from)
+      rl->unstable_from = last + 1;
   }
+  rl->n_puts = 0; /* every put went in this batch */
   if (rd->n_committed > 0)
     rl->applied = rd->committed[rd->n_committed - 1].index;
 }
@@ -183,11 +262,25 @@ int replog_compact(struct replog *rl, uint64_t index, const void *data,
   return 0;
 }
 
+/* Two nodes can hold snapshots of the same index, term and size that are
+ * not the same bytes (a store may lay its keys out differently on each
+ * replica): chunks are spliced only when one sender, in one term, sent them
+ * all. */
+static bool same_transfer(const struct replog *rl, const struct sabha_msg *m) {
+  return rl->incoming.active && rl->incoming.meta.index == m->snap.index &&
+         rl->incoming.meta.term == m->snap.term &&
+         rl->incoming.total == m->snap_total_bytes &&
+         rl->incoming.from == m->from && rl->incoming.sender_term == m->term;
+}
+
+bool replog_chunk_fits(const struct replog *rl, const struct sabha_msg *m) {
+  return same_transfer(rl, m) ? m->snap_offset == rl->incoming.received
+                              : m->snap_offset == 0;
+}
+
 int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
                           uint64_t *received) {
-  bool same = rl->incoming.active && rl->incoming.meta.index == m->snap.index &&
-              rl->incoming.meta.term == m->snap.term &&
-              rl->incoming.total == m->snap_total_bytes;
+  bool same = same_transfer(rl, m);
   if (!same) {
     *received = 0;
     if (m->snap_offset != 0 || m->snap_total_bytes > REPLOG_SNAPSHOT_BYTES_MAX)
@@ -202,6 +295,8 @@ int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
     }
     rl->incoming.active = true;
     rl->incoming.meta = m->snap;
+    rl->incoming.from = m->from;
+    rl->incoming.sender_term = m->term;
     rl->incoming.total = m->snap_total_bytes;
     rl->incoming.received = 0;
   }

@@ -8,7 +8,10 @@
  * index at or after `unstable_from` is handed to the host in the next batch
  * (a put at an index overwrites what the disk has there), and `truncate_from`
  * asks the host to drop a suffix first (Raft only: Paxos never forgets an
- * accepted value). */
+ * accepted value). A Paxos acceptor also puts single slots below its tail
+ * (a slot accepted again, a value learned): those go to the host alone, as
+ * `puts`, not with every slot after them, or an acceptor whose tail runs far
+ * ahead of its commit would write the tail again for each slot it learns. */
 #ifndef SABHA_CORE_REPLOG_H
 #define SABHA_CORE_REPLOG_H
 
@@ -19,9 +22,20 @@
 #include "core/outbox.h"
 #include "sabha/engine.h"
 
+#define REPLOG_PUTS_MAX 32u
+
 struct replog {
   struct log log;
-  uint64_t unstable_from;  /* first index not yet handed to the host */
+  uint64_t unstable_from; /* first index not yet handed to the host */
+  /* Runs of slots put in place below unstable_from since the last batch,
+   * sorted, apart; more than REPLOG_PUTS_MAX runs fall back to lowering
+   * unstable_from. */
+  struct {
+    uint64_t lo, hi;
+  } puts[REPLOG_PUTS_MAX];
+  uint32_t n_puts;
+  struct sabha_entry *batch; /* a batch's entries when puts are in it */
+  size_t batch_cap;
   uint64_t truncate_from;  /* pending disk truncation, 0 for none */
   uint64_t persisted_last; /* last index the host holds durably */
   struct sabha_hard_state hs_durable;
@@ -35,6 +49,8 @@ struct replog {
   struct {
     bool active;
     struct sabha_snapshot_meta meta;
+    uint32_t from;        /* the sender and its term: chunks of one */
+    uint64_t sender_term; /* snapshot come from one node in one term */
     uint8_t *buf;
     uint64_t total;
     uint64_t received;
@@ -51,12 +67,17 @@ int replog_restore(struct replog *rl, const struct sabha_persisted *p);
  * leader may count as its own acknowledgement. */
 static inline uint64_t replog_self_match(const struct replog *rl) {
   uint64_t stable = rl->unstable_from - 1;
+  if (rl->n_puts > 0 && rl->puts[0].lo <= stable)
+    stable = rl->puts[0].lo - 1;
   return rl->persisted_last < stable ? rl->persisted_last : stable;
 }
 
 /* Notes that entries at index >= `index` changed in memory and must be
  * handed to the host again. */
 void replog_note_rewrite(struct replog *rl, uint64_t index);
+/* Notes that the entry at `index` alone was put in place (log_put) and must
+ * be handed to the host again; the entries after it did not change. */
+void replog_note_put(struct replog *rl, uint64_t index);
 /* Notes that entries at index >= `index` were removed in memory. */
 void replog_note_truncation(struct replog *rl, uint64_t index);
 
@@ -77,6 +98,9 @@ int replog_compact(struct replog *rl, uint64_t index, const void *data,
  * many bytes are held, for the acknowledgement. */
 int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
                           uint64_t *received);
+/* Whether replog_snapshot_chunk would take the chunk: the next bytes of the
+ * transfer under way, or the first bytes of a new one. */
+bool replog_chunk_fits(const struct replog *rl, const struct sabha_msg *m);
 /* Installs the completed incoming snapshot. With `keep_matching` (Raft), log
  * entries after the snapshot survive only if the log holds the snapshot's
  * last entry with its term; without it (Paxos), they always survive. */

@@ -380,9 +380,11 @@ int codec_check_config(const struct sabha_config *cfg) {
    * even when it alone is larger. */
   uint64_t data =
       cfg->bytes_per_msg_max > entry ? cfg->bytes_per_msg_max : entry;
-  uint64_t payload =
-      2 + (uint64_t)CODEC_MSG_FIXED_BYTES +
-      (uint64_t)cfg->entries_per_msg_max * CODEC_ENTRY_HEADER_BYTES + data;
+  uint64_t entries = cfg->entries_per_msg_max > SABHA_PROMISE_ENTRIES_MIN
+                         ? cfg->entries_per_msg_max
+                         : SABHA_PROMISE_ENTRIES_MIN;
+  uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES +
+                     entries * CODEC_ENTRY_HEADER_BYTES + data;
   if (payload > CODEC_PAYLOAD_BYTES_MAX)
     return SABHA_ETOOBIG;
   return 0;

@@ -21,16 +21,16 @@ enum {
   HELLO_OFF_NODE = 18,
   HELLO_OFF_NONCE = 22,
   HELLO_OFF_STRINGS = 54, /* u8 cluster length, cluster, u8 engine length,
-                             engine */
+                             engine, then u64 settings */
 };
 
 _Static_assert(HELLO_OFF_NONCE + HS_NONCE_BYTES == HELLO_OFF_STRINGS,
                "HELLO layout");
-_Static_assert(HELLO_OFF_STRINGS + 2 == 56, "HS_HELLO_FRAME_BYTES_MAX");
+_Static_assert(HELLO_OFF_STRINGS + 2 + 8 == 64, "HS_HELLO_FRAME_BYTES_MAX");
 _Static_assert(HS_HELLO_FRAME_BYTES_MAX <= HS_FRAME_BYTES_MAX,
                "a HELLO fits the pre-handshake frame limit");
 
-#define MAC_LABEL "sabha-auth-v1"
+#define MAC_LABEL "sabha-auth-v2"
 
 const char *hs_refusal_text(enum hs_refusal reason) {
   switch (reason) {
@@ -68,6 +68,8 @@ size_t hs_hello_encode(const struct hs_hello *h, uint8_t *out) {
   size_t n = HELLO_OFF_STRINGS;
   n += put_string(out + n, h->cluster_id, HS_CLUSTER_ID_BYTES_MAX);
   n += put_string(out + n, h->engine, HS_ENGINE_BYTES_MAX);
+  codec_put_u64(out + n, h->settings);
+  n += 8;
   assert(n <= HS_HELLO_FRAME_BYTES_MAX);
   codec_put_u32(out, (uint32_t)(n - CODEC_LENGTH_BYTES));
   return n;
@@ -112,8 +114,11 @@ int hs_hello_decode(const uint8_t *buf, size_t len, struct hs_hello *out) {
   size_t at = HELLO_OFF_STRINGS;
   if (get_string(buf, len, &at, out->cluster_id, HS_CLUSTER_ID_BYTES_MAX) !=
           0 ||
-      get_string(buf, len, &at, out->engine, HS_ENGINE_BYTES_MAX) != 0)
+      get_string(buf, len, &at, out->engine, HS_ENGINE_BYTES_MAX) != 0 ||
+      len - at < 8)
     return HS_REFUSED_MALFORMED;
+  out->settings = codec_get_u64(buf + at);
+  at += 8;
   /* Unknown flags are a malformed frame in this version, not something to
    * ignore: a later version that needs one must bump the protocol. */
   if ((out->flags & ~HS_FLAG_AUTH) != 0 || at != len)
@@ -129,6 +134,8 @@ int hs_hello_check(const struct hs_hello *mine, const struct hs_hello *theirs) {
     return HS_REFUSED_CLUSTER;
   if (strcmp(mine->engine, theirs->engine) != 0)
     return HS_REFUSED_ENGINE;
+  if (mine->settings != theirs->settings)
+    return HS_REFUSED_SETTINGS;
   if (theirs->node_id == mine->node_id)
     return HS_REFUSED_NODE;
   if ((mine->flags & HS_FLAG_AUTH) != (theirs->flags & HS_FLAG_AUTH))
@@ -200,6 +207,9 @@ void hs_mac(const uint8_t *secret, size_t secret_bytes,
   crypto_auth_hmacsha256_update(&st, receiver->nonce, HS_NONCE_BYTES);
   mac_string(&st, sender->cluster_id);
   mac_string(&st, sender->engine);
+  uint8_t settings[8];
+  codec_put_u64(settings, sender->settings);
+  crypto_auth_hmacsha256_update(&st, settings, sizeof settings);
   crypto_auth_hmacsha256_final(&st, mac);
   sodium_memzero(&st, sizeof st);
 }

@@ -15,11 +15,19 @@
  * acceptance, a stranger learns nothing about the cluster, and a refused
  * dialer never believes itself connected:
  *
- *   D -> L  HELLO {version, flags, id_D, nonce_D, cluster, engine}
- *   L -> D  HELLO {version, flags, id_L, nonce_L, cluster, engine}
+ *   D -> L  HELLO {version, flags, id_D, nonce_D, cluster, engine, settings}
+ *   L -> D  HELLO {version, flags, id_L, nonce_L, cluster, engine, settings}
  *   with a secret, L at once, D once L's AUTH checks out:
- *   L -> D  AUTH  {HMAC-SHA256(secret, "sabha-auth-v1" | id_L | id_D |
- *                              nonce_L | nonce_D | cluster | engine)}
+ *   L -> D  AUTH  {HMAC-SHA256(secret, "sabha-auth-v2" | id_L | id_D |
+ *                              nonce_L | nonce_D | cluster | engine |
+ *                              settings)}
+ *
+ * `settings` is a digest of the settings that decide replies and so must be
+ * the same on every member (today the applications' dedup bound, sabhad's
+ * --dedup-max): replicas that disagree would answer the same retried command
+ * differently, and one with a smaller bound could not even restore the
+ * leader's snapshot. Peers that differ are refused (SETTINGS), both logs say
+ * why, and no message passes between them.
  *   D -> L  AUTH  {the same with L and D swapped}
  *
  * Either side that refuses the other sends REFUSE {reason} (best effort)
@@ -39,7 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PROTOCOL_VERSION 1u
+#define HS_PROTOCOL_VERSION 2u
 #define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
 #define HS_MAGIC_BYTES 8u
 #define HS_NONCE_BYTES 32u
@@ -53,7 +61,7 @@
  * us buffer no more than this. */
 #define HS_FRAME_BYTES_MAX 256u
 #define HS_HELLO_FRAME_BYTES_MAX                                               \
-  (56u + HS_CLUSTER_ID_BYTES_MAX + HS_ENGINE_BYTES_MAX)
+  (64u + HS_CLUSTER_ID_BYTES_MAX + HS_ENGINE_BYTES_MAX)
 #define HS_AUTH_FRAME_BYTES (6u + HS_MAC_BYTES)
 #define HS_REFUSE_FRAME_BYTES 7u
 
@@ -67,7 +75,8 @@
   X(NODE, "unknown or unexpected node id")                                     \
   X(AUTH, "authentication failed")                                             \
   X(TIMEOUT, "handshake timed out")                                            \
-  X(LIMIT, "too many connections")
+  X(LIMIT, "too many connections")                                             \
+  X(SETTINGS, "settings every member must share differ")
 
 enum hs_refusal {
   HS_ACCEPTED = 0, /* not a refusal: functions below return it for "ok" */
@@ -87,6 +96,7 @@ struct hs_hello {
   uint8_t nonce[HS_NONCE_BYTES];
   char cluster_id[HS_CLUSTER_ID_BYTES_MAX + 1]; /* NUL-terminated */
   char engine[HS_ENGINE_BYTES_MAX + 1];         /* NUL-terminated */
+  uint64_t settings; /* see above; compared for equality only */
 };
 
 /* Writes h's HELLO frame to `out` (room for HS_HELLO_FRAME_BYTES_MAX) and
@@ -102,8 +112,8 @@ size_t hs_hello_encode(const struct hs_hello *h, uint8_t *out);
 int hs_hello_decode(const uint8_t *buf, size_t len, struct hs_hello *out);
 
 /* Compares a decoded peer HELLO with ours. Returns HS_ACCEPTED or the reason
- * to refuse: VERSION, CLUSTER, ENGINE, NODE (the peer claims our own id) or
- * AUTH (a secret configured on one side only). */
+ * to refuse: VERSION, CLUSTER, ENGINE, SETTINGS, NODE (the peer claims our
+ * own id) or AUTH (a secret configured on one side only). */
 int hs_hello_check(const struct hs_hello *mine, const struct hs_hello *theirs);
 
 /* Writes an AUTH frame carrying `mac` to `out` (HS_AUTH_FRAME_BYTES). */

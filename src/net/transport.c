@@ -598,6 +598,7 @@ static void conn_start(struct transport_conn *c) {
   randombytes_buf(h->nonce, sizeof h->nonce);
   memcpy(h->cluster_id, t->cluster_id, sizeof h->cluster_id);
   memcpy(h->engine, t->engine, sizeof h->engine);
+  h->settings = t->cfg.settings;
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc != 0) {
     conn_close(c, uv_strerror(rc));
@@ -660,6 +661,14 @@ static void on_hello(struct transport_conn *c, const uint8_t *frame, size_t n) {
     snprintf(detail, sizeof detail, "node %u runs \"%s\", we run \"%s\"",
              th->node_id, th->engine, c->mine.engine);
     conn_refuse(c, HS_REFUSED_ENGINE, detail);
+    return;
+  case HS_REFUSED_SETTINGS:
+    snprintf(detail, sizeof detail,
+             "node %u runs with settings %llu, we with %llu: every member "
+             "must run with the same --dedup-max",
+             th->node_id, (unsigned long long)th->settings,
+             (unsigned long long)c->mine.settings);
+    conn_refuse(c, HS_REFUSED_SETTINGS, detail);
     return;
   case HS_REFUSED_AUTH:
     snprintf(detail, sizeof detail, "a cluster secret is configured on %s",

@@ -81,6 +81,9 @@ struct transport_config {
   uint32_t id;            /* this node; not SABHA_NODE_NONE */
   const char *cluster_id; /* 1..HS_CLUSTER_ID_BYTES_MAX bytes */
   const char *engine;     /* "raft", "multipaxos" or "paxos" */
+  /* The digest of settings every member must share (handshake.h): peers
+   * whose digest differs are refused. sabhad gives its --dedup-max. */
+  uint64_t settings;
   /* The cluster secret, or NULL (secret_bytes 0) for no authentication.
    * Copied. Every node of a cluster must have the same one, or none. */
   const uint8_t *secret;

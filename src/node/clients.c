@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "node/runtime_internal.h"
 
@@ -69,7 +70,11 @@ const char *rt_stream_accept(struct rt *rt, struct rt_stream **out) {
   *out = NULL;
   if (rt->dead)
     return "-ERR the node is stopping\r\n";
-  if (rt->n_clients >= rt->cfg.clients_max) {
+  /* Past clients_max a few more are let in on probation: other nodes'
+   * forwarding links, which must not be locked out by clients (every write
+   * through a follower would fail). A connection on probation that does
+   * not announce itself as one with its first command is refused then. */
+  if (rt->n_clients >= rt->cfg.clients_max + RT_FORWARD_SLOTS) {
     rt->m.clients_refused++;
     return "-ERR max number of clients reached\r\n";
   }
@@ -78,6 +83,8 @@ const char *rt_stream_accept(struct rt *rt, struct rt_stream **out) {
     rt->m.clients_refused++;
     return "-ERR out of memory\r\n";
   }
+  s->probation = rt->n_clients >= rt->cfg.clients_max;
+  s->accepted_ms = rt_now_ms(rt);
   rt->m.clients_accepted++;
   list_push(&rt->clients, &s->link);
   rt->n_clients++;
@@ -287,6 +294,17 @@ static void handle_command(struct rt_stream *c, uint32_t argc,
                            const struct resp_arg *argv) {
   struct rt *rt = c->rt;
   rt->m.commands++;
+  if (c->probation) {
+    static const char hello[] = "SABHA.FORWARDED";
+    if (argc != 1 || argv[0].len != sizeof hello - 1 ||
+        strncasecmp((const char *)argv[0].ptr, hello, sizeof hello - 1) != 0) {
+      rt->m.clients_refused++;
+      error_now(c, "ERR max number of clients reached");
+      c->quit_after = true;
+      return;
+    }
+    c->probation = false;
+  }
   const struct rt_command *cmd = rt_command_find(rt, &argv[0]);
   char msg[400];
   if (cmd == NULL) {
@@ -461,6 +479,21 @@ static void process_input(struct rt_stream *c) {
     c->in_cap = 0;
   }
   rt_client_flush(c);
+}
+
+void rt_clients_scan(struct rt *rt, uint64_t now_ms) {
+  for (struct list_link *l = rt->clients.next; l != &rt->clients; l = l->next) {
+    struct rt_stream *c = LIST_OF(l, struct rt_stream, link);
+    if (!c->probation || c->closing ||
+        now_ms < c->accepted_ms + RT_PROBATION_MS)
+      continue;
+    /* A slot kept for forwarding links, held by something else. */
+    c->probation = false;
+    rt->m.clients_refused++;
+    error_now(c, "ERR max number of clients reached");
+    c->quit_after = true;
+    rt_client_flush(c);
+  }
 }
 
 void rt_clients_resume(struct rt *rt) {

@@ -5,7 +5,7 @@
  * as its first command. Commands from all of the follower's clients are
  * pipelined over it in arrival order; the leader answers a stream's
  * commands in order, so each reply is matched with the oldest request still
- * waiting on the link (rt_reply_scan finds where one reply ends, arrays
+ * waiting on the link (resp_reply_scan finds where one reply ends, arrays
  * included, without recursion) and relayed byte for byte. At the leader the
  * link is an ordinary client with its own kvstore session, so forwarded
  * writes are exactly-once like any other.
@@ -124,7 +124,7 @@ void rt_fwd_input(struct rt_stream *f) {
   size_t off = 0;
   while (!f->closing) {
     size_t used = 0;
-    int rc = rt_reply_scan(f->in + off, f->in_len - off, &used);
+    int rc = resp_reply_scan(f->in + off, f->in_len - off, &used);
     if (rc < 0) {
       fwd_close(f, "malformed reply");
       return;
@@ -229,68 +229,6 @@ void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
 
 /* ---- replies
  * ----------------------------------------------------------------- */
-
-#define REPLY_LINE_BYTES_MAX 65536u
-#define REPLY_BULK_BYTES_MAX (512u << 20)
-#define REPLY_ELEMENTS_MAX (1u << 24)
-
-int rt_reply_scan(const uint8_t *buf, size_t len, size_t *consumed) {
-  size_t pos = 0;
-  uint64_t pending = 1; /* values still to read */
-  while (pending > 0) {
-    if (pos >= len)
-      return 0;
-    size_t eol = pos + 1;
-    while (eol + 1 < len && !(buf[eol] == '\r' && buf[eol + 1] == '\n'))
-      eol++;
-    if (eol + 1 >= len)
-      return len - pos > REPLY_LINE_BYTES_MAX ? -1 : 0;
-    uint8_t type = buf[pos];
-    if (type == '+' || type == '-' || type == ':') {
-      pos = eol + 2;
-      pending--;
-      continue;
-    }
-    if (type != '$' && type != '*')
-      return -1;
-    /* A signed decimal length. */
-    size_t i = pos + 1;
-    bool neg = false;
-    if (i < eol && buf[i] == '-') {
-      neg = true;
-      i++;
-    }
-    if (i == eol)
-      return -1;
-    uint64_t v = 0;
-    for (; i < eol; i++) {
-      if (buf[i] < '0' || buf[i] > '9' || v > REPLY_BULK_BYTES_MAX)
-        return -1;
-      v = v * 10 + (uint64_t)(buf[i] - '0');
-    }
-    if (neg && v != 1)
-      return -1;
-    pos = eol + 2;
-    pending--;
-    if (neg)
-      continue; /* a null bulk string or null array */
-    if (type == '$') {
-      if (v > REPLY_BULK_BYTES_MAX)
-        return -1;
-      if (len - pos < v + 2)
-        return 0;
-      if (buf[pos + v] != '\r' || buf[pos + v + 1] != '\n')
-        return -1;
-      pos += v + 2;
-    } else {
-      if (v > REPLY_ELEMENTS_MAX)
-        return -1;
-      pending += v;
-    }
-  }
-  *consumed = pos;
-  return 1;
-}
 
 void rt_write_command(struct resp_buf *b, uint32_t argc,
                       const struct resp_arg *argv) {

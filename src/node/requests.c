@@ -253,20 +253,32 @@ static bool propose_req(struct rt *rt, struct rt_req *r, size_t size) {
   return true;
 }
 
+/* The next tag or nonce from `counter`: it runs below the node id's byte
+ * and wraps there, so no two nodes' ever match. */
+static uint64_t next_nonce(uint64_t *counter) {
+  uint64_t low_mask = (UINT64_C(1) << 56) - 1;
+  uint64_t nonce = *counter;
+  *counter = (nonce & ~low_mask) | ((nonce + 1) & low_mask);
+  return nonce;
+}
+
 static int start_register(struct rt *rt, struct rt_stream *c) {
   uint64_t stamp = rt_stamp_ms(rt);
-  size_t size = kvstore_encode_register(NULL, 0, stamp);
+  uint64_t nonce = rt->next_tag;
+  size_t size = kvstore_encode_register(NULL, 0, stamp, nonce);
   uint8_t *buf = rt_enc_reserve(rt, size);
   if (buf == NULL)
     return SABHA_ENOMEM;
-  kvstore_encode_register(buf, size, stamp);
+  kvstore_encode_register(buf, size, stamp, nonce);
   int rc = sabha_engine_propose(rt->engine, buf, size);
   if (rc != 0)
     return rc;
+  next_nonce(&rt->next_tag);
   struct rt_req *r = rt_req_alloc(rt, c, NULL, 0, NULL);
   if (r == NULL)
     return SABHA_ENOMEM; /* proposed anyway: an unused session ages out */
   r->stamp_ms = stamp;
+  r->seq = nonce; /* matched with session 0 (proposal_is) */
   add_proposal(rt, r);
   c->reg = r;
   c->session_state = RT_SESSION_REGISTERING;
@@ -284,9 +296,7 @@ static void exec_app_write(struct rt *rt, struct rt_req *r) {
   }
   if (!propose_req(rt, r, size))
     return;
-  /* The counter runs below the node id's byte and wraps there. */
-  uint64_t low_mask = (UINT64_C(1) << 56) - 1;
-  rt->next_tag = (rt->next_tag & ~low_mask) | ((rt->next_tag + 1) & low_mask);
+  next_nonce(&rt->next_tag);
   r->is_app = true;
   r->tag = hdr.tag;
   r->stamp_ms = hdr.now_ms;
@@ -690,4 +700,5 @@ void rt_scan_deadlines(struct rt *rt, uint64_t now) {
     rt_req_fail(rt, r, "TRYAGAIN the read could not be confirmed in time");
   }
   rt_fwd_scan(rt, now);
+  rt_clients_scan(rt, now);
 }

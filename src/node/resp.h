@@ -178,4 +178,15 @@ int resp_write_array(struct resp_buf *b, size_t n);
 /* *-1\r\n: the null array. */
 int resp_write_null_array(struct resp_buf *b);
 
+/* ---- Scanning replies -----------------------------------------------------
+ */
+
+/* Finds where one RESP2 reply (arrays included, nested or not) ends at the
+ * start of buf[0, len), without recursion and without copying: for a
+ * forwarding link relaying replies byte for byte, and for clients. Returns
+ * 1 and sets *consumed, 0 when the reply is not complete yet, -1 when the
+ * bytes are not RESP2 or pass its bounds (a line of 64 KiB, a bulk of
+ * 512 MiB, 2^24 elements). Pure. */
+int resp_reply_scan(const uint8_t *buf, size_t len, size_t *consumed);
+
 #endif

@@ -338,12 +338,21 @@ static void maybe_compact(struct rt *rt) {
   if (buf == NULL)
     return;
   uint64_t t0 = rt_mono_us(rt);
-  int rc = wal_save_snapshot(rt->wal, &meta, buf, size);
-  if (rc == 0) {
-    rc = sabha_engine_compact(rt->engine, meta.index, buf, size);
-    if (rc != 0 && rc != SABHA_ECOMPACTED && rc != SABHA_EBUSY)
+  /* The engine first: it may refuse (the async baseline keeps what a
+   * rollback could still undo), and a snapshot it refused must not reach
+   * the disk, or a restart would come back with undone state. Compacted in
+   * memory only, the engine loses nothing if the save then fails: the node
+   * stops, and restarts from the whole log still on disk. */
+  int rc = sabha_engine_compact(rt->engine, meta.index, buf, size);
+  if (rc != 0) {
+    if (rc != SABHA_ECOMPACTED && rc != SABHA_EBUSY)
       rt_log(rt, RT_LOG_WARN, "engine compaction at %" PRIu64 ": %s",
              meta.index, sabha_strerror(rc));
+    free(buf);
+    return;
+  }
+  rc = wal_save_snapshot(rt->wal, &meta, buf, size);
+  if (rc == 0) {
     rt->m.snapshots_taken++;
     rt_log(rt, RT_LOG_INFO,
            "snapshot at index %" PRIu64 " (%zu bytes) in %" PRIu64 " ms",
@@ -368,7 +377,11 @@ static void check_leader(struct rt *rt) {
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
   if (st.leader != rt->last_leader || st.role != rt->last_role) {
-    bool was_leader = rt->last_role == SABHA_ROLE_LEADER;
+    /* Leadership as the engine names it: classic Paxos's proposers are
+     * "leaders" of their ballots for a moment, and their reads take a slot
+     * of their own, which no change of role disturbs. */
+    bool was_leader = rt->last_role == SABHA_ROLE_LEADER &&
+                      rt->last_leader == rt->cfg.engine.id;
     if (st.leader != rt->last_leader) {
       rt->m.leader_changes++;
       if (st.leader != SABHA_NODE_NONE)
@@ -420,11 +433,6 @@ static void sync_now(struct rt *rt) {
 /* Takes one ready batch and carries it out, up to the fsync; returns with
  * rt->blocked set when the host defers the fsync. */
 static void ready_begin(struct rt *rt) {
-  if (rt->ports.before_ready != NULL) {
-    rt->ports.before_ready(rt->ports.ctx);
-    if (rt->dead)
-      return;
-  }
   struct sabha_ready *rd = &rt->rd;
   sabha_engine_ready(rt->engine, rd);
   rt->in_ready = true; /* no engine calls until advance: see DEFERRED */
@@ -496,8 +504,12 @@ bool rt_run(struct rt *rt) {
     return false;
   for (uint32_t k = 0; k < RT_READIES_PER_RUN && !rt->dead && !rt->blocked &&
                        sabha_engine_has_ready(rt->engine);
-       k++)
+       k++) {
+    if (rt->ports.before_ready != NULL &&
+        !rt->ports.before_ready(rt->ports.ctx))
+      return true;
     ready_begin(rt);
+  }
   if (rt->dead)
     return false;
   if (!rt->blocked) {
@@ -520,8 +532,13 @@ bool rt_run(struct rt *rt) {
  * own clock but not yet by the log's: reads judge by the log's clock alone
  * (so every replica agrees), and without writes it would stand still. */
 static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
-  if (rt->cfg.clock_ms == 0 || rt->last_role != SABHA_ROLE_LEADER ||
-      rt->in_ready)
+  /* Only a leader the engine names (classic Paxos, which has none, would
+   * have every proposer race for the same instant's entry). */
+  /* (The wall-clock-read bug brings back the old node whole: it judged
+   * expiry by its own clock and had no clock entries.) */
+  if (rt->cfg.clock_ms == 0 || (rt->cfg.bugs & RT_BUG_WALL_CLOCK_READ) ||
+      rt->last_role != SABHA_ROLE_LEADER ||
+      rt->last_leader != rt->cfg.engine.id || rt->in_ready)
     return;
   uint64_t wall = rt_wall_ms(rt);
   uint64_t log_clock = kvstore_clock_ms(rt->kv);
@@ -574,6 +591,8 @@ static int open_storage(struct rt *rt, struct sabha_persisted *p, char *err,
   wal_options_init(&wo, rt->cfg.data_dir);
   wo.io = rt->cfg.io;
   wo.segment_size_bytes = rt->cfg.wal_segment_bytes;
+  /* The log takes what the engine may propose, no more. */
+  wo.entry_size_bytes_max = rt->cfg.engine.entry_size_bytes_max;
   wo.discard_corrupt = rt->cfg.discard_corrupt_log;
   char werr[WAL_ERRMSG_MAX];
   int rc = wal_open(&rt->wal, &wo, p, werr, sizeof werr);
@@ -659,7 +678,10 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
   resp_buf_init(&rt->scratch, RT_OUT_BYTES_MAX);
   rt->started_wall_ms = rt_wall_ms(rt);
   rt->next_stream_id = 1;
-  rt->next_read_id = 1;
+  /* Read ids start at random, like tags: an engine may still carry a read
+   * of this node's previous run (classic Paxos's read markers sit in the
+   * log), which must not answer a new read of the same number. */
+  rt->next_read_id = (cfg->tag_seed >> 8) | 1;
   rt->next_tag =
       ((uint64_t)cfg->engine.id << 56) | (cfg->tag_seed & ((1ull << 56) - 1));
   rt->last_role = SABHA_ROLE_FOLLOWER;
@@ -709,12 +731,15 @@ int rt_close(struct rt *rt) {
   int rc = 0;
   if (!rt->dead) {
     close_streams(rt);
-    if (rt->blocked || !rt->in_ready)
-      rc = wal_sync(rt->wal) == 0 ? 0 : 1;
+    /* A clean close: synced, then marked, so that the next start tells any
+     * damage, the last batch's included, from a torn write (wal.h). */
+    rc = wal_close_clean(rt->wal) == 0 ? 0 : 1;
     if (rc != 0)
-      rt_log(rt, RT_LOG_ERROR, "final sync failed: %s", wal_errmsg(rt->wal));
+      rt_log(rt, RT_LOG_ERROR, "the final sync or clean close failed");
+  } else {
+    wal_close(rt->wal);
   }
-  wal_close(rt->wal);
+  rt->wal = NULL;
   rt_log(rt, RT_LOG_INFO, "stopped");
   free_all(rt);
   return rc;

@@ -210,8 +210,11 @@ struct rt_ports {
   void (*host_info)(void *ctx, struct rt_host_info *out);
 
   /* Optional observers, for the simulator's checkers. */
-  void (*before_ready)(void *ctx); /* a ready batch is about to be taken */
-  void (*synced)(void *ctx);       /* a batch's fsync completed */
+  /* A ready batch is about to be taken: false stops rt_run before it (the
+   * host wants to act first, say crash the node before its first appends
+   * leave); the host calls rt_run again later. */
+  bool (*before_ready)(void *ctx);
+  void (*synced)(void *ctx); /* a batch's fsync completed */
   void (*entry_applied)(void *ctx, const struct sabha_entry *e);
   void (*command_applied)(void *ctx, uint64_t index, uint32_t pos,
                           const uint8_t *cmd, size_t len,

@@ -70,6 +70,10 @@
 #define RT_OUT_SOFT_BYTES (4u << 20)
 #define RT_OUT_BYTES_MAX (256u << 20)       /* one reply's worst case */
 #define RT_IDLE_BUFFER_BYTES_MAX (1u << 20) /* kept by an idle stream */
+/* Connections let in past clients_max, for other nodes' forwarding links
+ * (clients.c). */
+#define RT_FORWARD_SLOTS SABHA_NODES_MAX
+#define RT_PROBATION_MS 1000u  /* to say SABHA.FORWARDED, on probation */
 #define RT_FWD_BACKOFF_MS 100u /* after a failed connect to the leader */
 #define RT_TIMEOUT_SCAN_MS 50u /* how often deadlines are checked */
 #define RT_READIES_PER_RUN 64u
@@ -166,6 +170,9 @@ struct rt_stream {
   bool out_backlog;       /* unsent replies are at RT_OUT_SOFT_BYTES */
   bool resume_due;        /* parse the buffered input from rt_run */
   bool quit_after;        /* QUIT or a protocol error: close once answered */
+  bool probation;         /* let in past clients_max: must be a forwarding
+                            link (clients.c) */
+  uint64_t accepted_ms;
   char name[64];
 
   /* FORWARD */
@@ -334,6 +341,9 @@ void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res);
  */
 /* Moves finished replies from the queue to the output. */
 void rt_client_flush(struct rt_stream *c);
+/* Closes connections on probation that did not say they are forwarding
+ * links in time. */
+void rt_clients_scan(struct rt *rt, uint64_t now_ms);
 /* Parses the input of streams that were paused and may go on. */
 void rt_clients_resume(struct rt *rt);
 /* The runtime is done with a stream: requests unlinked now, handed to the
@@ -358,9 +368,6 @@ void rt_fwd_input(struct rt_stream *f);
 void rt_fwd_connected(struct rt_stream *f);
 /* The link is gone: its requests wait again or fail. */
 void rt_fwd_lost(struct rt_stream *f, const char *why);
-/* Finds the end of one RESP2 reply at the start of buf[0, len): returns 1
- * and *consumed, 0 when incomplete, -1 when malformed. Iterative. */
-int rt_reply_scan(const uint8_t *buf, size_t len, size_t *consumed);
 /* Appends argv as a multibulk command. */
 void rt_write_command(struct resp_buf *b, uint32_t argc,
                       const struct resp_arg *argv);

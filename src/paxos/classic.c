@@ -46,8 +46,8 @@ enum cp_msg_type {
   CP_MSG_PROMISE,     /* entries: the value accepted at the slot, if any */
   CP_MSG_ACCEPT,      /* entries: the one value proposed */
   CP_MSG_ACCEPTED,
-  CP_MSG_CHOSEN,      /* entries: chosen values, contiguous */
-  CP_MSG_STATUS,      /* commit; snap/context: snapshot being pulled */
+  CP_MSG_CHOSEN, /* entries: chosen values, contiguous */
+  CP_MSG_STATUS, /* commit; snap/context: snapshot being pulled */
   CP_MSG_SNAPSHOT,
 };
 
@@ -56,13 +56,14 @@ enum { CP_CHOSEN = 1, CP_BEHIND = 2 };
 
 #define CP_QUEUE_MAX 4096u
 #define CP_READ_MARK 0x52454144u /* "READ": a no-op that carries a read */
-#define BACKOFF_TIMEOUTS_MAX 8u   /* longest backoff, in election timeouts */
+#define BACKOFF_TIMEOUTS_MAX 8u  /* longest backoff, in election timeouts */
 
 struct cp_item {
   bool is_read;
   uint64_t request_id;
   uint32_t size_bytes;
   uint8_t *data; /* owned command bytes, or the read marker */
+  uint64_t queued_ms;
 };
 
 struct cp {
@@ -96,6 +97,7 @@ struct cp {
   uint32_t preemptions; /* consecutive, for the backoff */
 
   uint64_t status_due_ms;
+  uint64_t pull_seen_ms; /* when the snapshot being pulled last grew */
   struct outbox out;
 
   uint64_t elections_started; /* phase-1 rounds */
@@ -109,7 +111,9 @@ static int voter_slot(const struct cp *p, uint32_t id) {
   return -1;
 }
 
-static uint32_t quorum(const struct cp *p) { return p->cfg.n_voters / 2 + 1; }
+static uint32_t quorum(const struct cp *p) {
+  return p->cfg.n_voters / 2 + 1;
+}
 
 static uint32_t count_bits(uint32_t x) {
   uint32_t n = 0;
@@ -123,7 +127,8 @@ static void cp_send(struct cp *p, struct sabha_msg *m, bool after_persist) {
   (void)outbox_send(&p->out, m, after_persist);
 }
 
-static void cp_broadcast(struct cp *p, struct sabha_msg *m, bool after_persist) {
+static void cp_broadcast(struct cp *p, struct sabha_msg *m,
+                         bool after_persist) {
   for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
     if (p->cfg.voters[i] == p->cfg.id)
       continue;
@@ -177,8 +182,11 @@ static int queue_push(struct cp *p, bool is_read, uint64_t request_id,
     memcpy(copy, data, size);
   }
   struct cp_item *it = &p->queue[(p->queue_head + p->queue_n) % CP_QUEUE_MAX];
-  *it = (struct cp_item){.is_read = is_read, .request_id = request_id,
-                         .size_bytes = (uint32_t)size, .data = copy};
+  *it = (struct cp_item){.is_read = is_read,
+                         .request_id = request_id,
+                         .size_bytes = (uint32_t)size,
+                         .data = copy,
+                         .queued_ms = p->now_ms};
   p->queue_n++;
   return 0;
 }
@@ -190,7 +198,8 @@ static void item_entry(const struct cp_item *it, struct sabha_entry *e) {
   e->data = it->data;
 }
 
-static bool same_value(const struct sabha_entry *a, const struct sabha_entry *b) {
+static bool same_value(const struct sabha_entry *a,
+                       const struct sabha_entry *b) {
   return a->type == b->type && a->size_bytes == b->size_bytes &&
          (a->size_bytes == 0 || memcmp(a->data, b->data, a->size_bytes) == 0);
 }
@@ -224,15 +233,28 @@ static bool queue_drop_chosen(struct cp *p, const struct sabha_entry *e) {
 
 /* ---- learning ----------------------------------------------------------- */
 
+/* Stores `e` at its slot; false when out of memory. The slot alone goes to
+ * the disk again (replog_note_put), and not even that when this node holds
+ * the value already (one ballot proposes one value per slot): as when it
+ * learns the value it accepted, or a duplicated accept arrives. */
+static bool put_entry(struct cp *p, const struct sabha_entry *e) {
+  const struct sabha_entry *held = log_get(&p->rl.log, e->index);
+  if (held != NULL && held->term == e->term && same_value(held, e))
+    return true;
+  if (log_put(&p->rl.log, e) != 0)
+    return false;
+  replog_note_put(&p->rl, e->index);
+  return true;
+}
+
 static void defer(struct cp *p);
 
 /* Records that `e` is chosen at e->index, which must be commit + 1. If it is
  * what the queue's front asked for, that item is done. */
 static void learn(struct cp *p, const struct sabha_entry *e) {
   assert(e->index == p->rl.commit + 1);
-  if (log_put(&p->rl.log, e) != 0)
+  if (!put_entry(p, e))
     return; /* out of memory: a peer will tell us again */
-  replog_note_rewrite(&p->rl, e->index);
   p->rl.commit = e->index;
   if (queue_drop_chosen(p, e) && p->active && p->slot == e->index)
     p->preemptions = 0; /* our own instance chose our own value */
@@ -245,6 +267,14 @@ static void learn(struct cp *p, const struct sabha_entry *e) {
 /* Values chosen by other proposers. If one of them decided the slot this
  * node was proposing in, another proposer is winning: let it run for a
  * while before competing for the next slot (see the top of the file). */
+/* Whether the command at the queue's front has waited so long that this node
+ * stops giving way to the proposers that keep winning: with every node
+ * busy, politeness alone can starve one node's clients for good. */
+static bool starving(const struct cp *p) {
+  return p->queue_n > 0 && p->now_ms >= p->queue[p->queue_head].queued_ms +
+                                            2u * p->cfg.election_timeout_ms_max;
+}
+
 static void learn_batch(struct cp *p, const struct sabha_msg *m) {
   bool was_active = p->active;
   uint32_t queued = p->queue_n;
@@ -252,7 +282,7 @@ static void learn_batch(struct cp *p, const struct sabha_msg *m) {
     if (m->entries[i].index == p->rl.commit + 1)
       learn(p, &m->entries[i]);
   if (was_active && !p->active && p->queue_n == queued && queued > 0 &&
-      p->cfg.proposer_backoff)
+      p->cfg.proposer_backoff && !starving(p))
     defer(p);
 }
 
@@ -263,19 +293,27 @@ static void learn_batch(struct cp *p, const struct sabha_msg *m) {
 static void defer(struct cp *p) {
   uint32_t shift = p->preemptions < 7 ? p->preemptions : 7;
   uint64_t cap = (uint64_t)p->cfg.heartbeat_ms << shift;
-  uint64_t cap_max =
-      (uint64_t)p->cfg.election_timeout_ms_max * BACKOFF_TIMEOUTS_MAX;
+  /* A starving node waits at most one election timeout: it comes back
+   * sooner than the nodes that keep winning, once they lose a round. */
+  uint64_t cap_max = (uint64_t)p->cfg.election_timeout_ms_max *
+                     (starving(p) ? 1u : BACKOFF_TIMEOUTS_MAX);
   if (cap > cap_max)
     cap = cap_max;
   p->retry_at_ms = p->now_ms + prng_range(&p->prng, 1, cap);
 }
+
+static void start_instance(struct cp *p);
 
 static void backoff(struct cp *p) {
   p->active = false;
   value_clear(p);
   p->preemptions++;
   if (!p->cfg.proposer_backoff) {
-    p->retry_at_ms = p->now_ms; /* retry at once: dueling proposers */
+    /* Retry at once, not at the next tick (whose phase differs per node and
+     * would itself be a backoff): the dueling proposers of §2.4. */
+    p->retry_at_ms = p->now_ms;
+    if (p->queue_n > 0)
+      start_instance(p);
     return;
   }
   defer(p);
@@ -299,11 +337,12 @@ static void start_instance(struct cp *p) {
   value_clear(p);
   /* Our own accepted value at the slot counts like any promise's. */
   const struct sabha_entry *mine = log_get(&p->rl.log, p->slot);
-  if (mine != NULL && value_set(p, mine->type, mine->data, mine->size_bytes) == 0)
+  if (mine != NULL &&
+      value_set(p, mine->type, mine->data, mine->size_bytes) == 0)
     p->best_ballot = mine->term;
   p->deadline_ms = p->now_ms + p->cfg.election_timeout_ms_min;
-  struct sabha_msg m = {.type = CP_MSG_PREPARE, .term = p->ballot,
-                        .index = p->slot};
+  struct sabha_msg m = {
+      .type = CP_MSG_PREPARE, .term = p->ballot, .index = p->slot};
   cp_broadcast(p, &m, true); /* once our own promise is durable */
 }
 
@@ -313,7 +352,7 @@ static void self_accept(struct cp *p) {
   e.term = p->ballot;
   if (p->promised > p->ballot || log_put(&p->rl.log, &e) != 0)
     return; /* we promised a higher ballot: our acceptor refuses */
-  replog_note_rewrite(&p->rl, p->slot);
+  replog_note_put(&p->rl, p->slot);
   p->self_accept_pending = true; /* counted once durable (advance) */
 }
 
@@ -336,8 +375,10 @@ static void start_phase2(struct cp *p) {
   p->value.index = p->slot;
   p->value.term = p->ballot;
   self_accept(p);
-  struct sabha_msg m = {.type = CP_MSG_ACCEPT, .term = p->ballot,
-                        .index = p->slot, .n_entries = 1,
+  struct sabha_msg m = {.type = CP_MSG_ACCEPT,
+                        .term = p->ballot,
+                        .index = p->slot,
+                        .n_entries = 1,
                         .entries = &p->value};
   cp_broadcast(p, &m, false);
 }
@@ -346,8 +387,11 @@ static void chosen(struct cp *p) {
   struct sabha_entry e = p->value;
   e.index = p->slot;
   e.term = p->ballot;
-  struct sabha_msg m = {.type = CP_MSG_CHOSEN, .term = p->ballot,
-                        .commit = p->slot, .n_entries = 1, .entries = &e};
+  struct sabha_msg m = {.type = CP_MSG_CHOSEN,
+                        .term = p->ballot,
+                        .commit = p->slot,
+                        .n_entries = 1,
+                        .entries = &e};
   cp_broadcast(p, &m, false);
   learn(p, &e);
 }
@@ -361,11 +405,13 @@ static void count_accept(struct cp *p, uint32_t from) {
 /* Sends `to` the chosen values from slot `from` on, bounded in entries and
  * bytes like any append (the codec refuses oversized frames). */
 static void send_chosen(struct cp *p, uint32_t to, uint64_t from) {
-  uint32_t n = log_batch_count(&p->rl.log, from, p->rl.commit + 1,
-                               p->cfg.entries_per_msg_max,
-                               p->cfg.bytes_per_msg_max);
-  struct sabha_msg c = {.type = CP_MSG_CHOSEN, .to = to,
-                        .entries = log_get(&p->rl.log, from), .n_entries = n};
+  uint32_t n =
+      log_batch_count(&p->rl.log, from, p->rl.commit + 1,
+                      p->cfg.entries_per_msg_max, p->cfg.bytes_per_msg_max);
+  struct sabha_msg c = {.type = CP_MSG_CHOSEN,
+                        .to = to,
+                        .entries = log_get(&p->rl.log, from),
+                        .n_entries = n};
   cp_send(p, &c, false);
 }
 
@@ -397,8 +443,10 @@ static bool answer_decided(struct cp *p, const struct sabha_msg *m,
 }
 
 static void recv_prepare(struct cp *p, const struct sabha_msg *m) {
-  struct sabha_msg resp = {.type = CP_MSG_PROMISE, .to = m->from,
-                           .term = m->term, .index = m->index};
+  struct sabha_msg resp = {.type = CP_MSG_PROMISE,
+                           .to = m->from,
+                           .term = m->term,
+                           .index = m->index};
   if (answer_decided(p, m, &resp))
     return;
   bool again = m->term == p->promised && p->vote == m->from; /* duplicate */
@@ -419,8 +467,10 @@ static void recv_prepare(struct cp *p, const struct sabha_msg *m) {
 }
 
 static void recv_accept(struct cp *p, const struct sabha_msg *m) {
-  struct sabha_msg resp = {.type = CP_MSG_ACCEPTED, .to = m->from,
-                           .term = m->term, .index = m->index};
+  struct sabha_msg resp = {.type = CP_MSG_ACCEPTED,
+                           .to = m->from,
+                           .term = m->term,
+                           .index = m->index};
   if (answer_decided(p, m, &resp))
     return;
   if (m->term < p->promised || m->n_entries != 1) {
@@ -433,9 +483,8 @@ static void recv_accept(struct cp *p, const struct sabha_msg *m) {
     p->promised = m->term;
     p->vote = m->from;
   }
-  if (log_put(&p->rl.log, &m->entries[0]) != 0)
+  if (!put_entry(p, &m->entries[0]))
     return;
-  replog_note_rewrite(&p->rl, m->index);
   cp_send(p, &resp, true); /* accepted only once durable */
 }
 
@@ -480,13 +529,25 @@ static void recv_answer(struct cp *p, const struct sabha_msg *m) {
 
 /* ---- catch-up ------------------------------------------------------------ */
 
+/* A snapshot is pulled from one peer at a time: chunks of two peers'
+ * snapshots cannot be spliced, and every peer answers a broadcast status.
+ * The source keeps the transfer while it makes progress; once it has been
+ * silent for an election timeout, any peer may start a new one. */
+static bool pulling(const struct cp *p) {
+  return p->rl.incoming.active &&
+         p->now_ms < p->pull_seen_ms + p->cfg.election_timeout_ms_max;
+}
+
 static void send_status(struct cp *p) {
   struct sabha_msg m = {.type = CP_MSG_STATUS, .commit = p->rl.commit};
-  if (p->rl.incoming.active) {
+  if (pulling(p)) {
+    m.to = p->rl.incoming.from;
     m.snap = p->rl.incoming.meta;
     m.context = p->rl.incoming.received;
+    cp_send(p, &m, false);
+    return;
   }
-  cp_broadcast(p, &m, false);
+  cp_broadcast(p, &m, false); /* no snapshot named: chunks from offset 0 */
 }
 
 static void recv_status(struct cp *p, const struct sabha_msg *m) {
@@ -508,9 +569,11 @@ static void recv_status(struct cp *p, const struct sabha_msg *m) {
                        ? (uint32_t)left
                        : p->cfg.snapshot_chunk_bytes;
   struct sabha_msg s = {
-      .type = CP_MSG_SNAPSHOT, .to = m->from,
+      .type = CP_MSG_SNAPSHOT,
+      .to = m->from,
       .snap = {.index = p->rl.log.snap_index, .term = p->rl.log.snap_term},
-      .snap_offset = offset, .snap_total_bytes = p->rl.snap_size,
+      .snap_offset = offset,
+      .snap_total_bytes = p->rl.snap_size,
       .snap_size_bytes = chunk,
       .snap_data = chunk > 0 ? p->rl.snap_data + offset : NULL};
   cp_send(p, &s, false);
@@ -519,8 +582,19 @@ static void recv_status(struct cp *p, const struct sabha_msg *m) {
 static void recv_snapshot(struct cp *p, const struct sabha_msg *m) {
   if (m->snap.index <= p->rl.commit)
     return;
+  if (pulling(p) && m->from != p->rl.incoming.from)
+    return;
+  /* A duplicate, or an answer to an older status: dropping it (rather than
+   * asking again) keeps one request in flight per transfer; the next
+   * heartbeat's status asks again if the real one was lost. */
+  if (!replog_chunk_fits(&p->rl, m))
+    return;
   uint64_t received = 0;
-  if (replog_snapshot_chunk(&p->rl, m, &received) == 1) {
+  int done = replog_snapshot_chunk(&p->rl, m, &received);
+  if (!p->rl.incoming.active)
+    return; /* no memory for it: a later status starts over */
+  p->pull_seen_ms = p->now_ms;
+  if (done == 1) {
     replog_install_snapshot(&p->rl, false);
     if (p->active && p->slot <= p->rl.commit) {
       p->active = false;
@@ -529,8 +603,10 @@ static void recv_snapshot(struct cp *p, const struct sabha_msg *m) {
     return;
   }
   /* Ask the sender for the next chunk at once. */
-  struct sabha_msg st = {.type = CP_MSG_STATUS, .to = m->from,
-                         .commit = p->rl.commit, .snap = m->snap,
+  struct sabha_msg st = {.type = CP_MSG_STATUS,
+                         .to = m->from,
+                         .commit = p->rl.commit,
+                         .snap = m->snap,
                          .context = received};
   cp_send(p, &st, false);
 }

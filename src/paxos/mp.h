@@ -81,7 +81,9 @@ static inline uint64_t mp_ballot(uint64_t round, uint32_t id) {
 static inline uint32_t mp_ballot_node(uint64_t ballot) {
   return (uint32_t)(ballot & 0xff);
 }
-static inline uint64_t mp_ballot_round(uint64_t ballot) { return ballot >> 8; }
+static inline uint64_t mp_ballot_round(uint64_t ballot) {
+  return ballot >> 8;
+}
 
 /* The best value seen for one slot during phase 1. */
 struct mp_slot {
@@ -115,7 +117,7 @@ struct mp {
   uint64_t check_quorum_due_ms;
   uint64_t leader_contact_ms;
 
-  uint32_t grants;   /* one bit per voter slot */
+  uint32_t grants; /* one bit per voter slot */
   uint32_t refusals;
 
   /* Phase 1 in progress: the best value seen for each of the slots
@@ -167,6 +169,8 @@ uint64_t mp_scan_accepted(const struct mp *p, uint64_t from);
 void mp_campaign(struct mp *p, bool probe, bool forced);
 void mp_recv_probe(struct mp *p, const struct sabha_msg *m);
 void mp_recv_probe_resp(struct mp *p, const struct sabha_msg *m);
+/* The most entries one promise chunk carries (phase1.c). */
+uint32_t mp_promise_entries_max(const struct mp *p);
 void mp_recv_prepare(struct mp *p, const struct sabha_msg *m);
 void mp_recv_promise(struct mp *p, const struct sabha_msg *m);
 void mp_p1_resend(struct mp *p);

@@ -22,7 +22,9 @@ int mp_voter_slot(const struct mp *p, uint32_t id) {
   return -1;
 }
 
-uint32_t mp_quorum(const struct mp *p) { return p->cfg.n_voters / 2 + 1; }
+uint32_t mp_quorum(const struct mp *p) {
+  return p->cfg.n_voters / 2 + 1;
+}
 
 void mp_reset_election_timer(struct mp *p) {
   /* Randomized, so that candidates pre-empted in phase 1 back off by
@@ -48,7 +50,9 @@ bool mp_in_lease(const struct mp *p) {
  * snapshot_chunk_bytes. A message beyond them could be refused by the
  * transport on every try, and the protocol would wait for it forever. */
 static bool within_msg_limits(const struct mp *p, const struct sabha_msg *m) {
-  if (m->n_entries > p->cfg.entries_per_msg_max ||
+  uint32_t entries_max = m->type == MP_MSG_PROMISE ? mp_promise_entries_max(p)
+                                                   : p->cfg.entries_per_msg_max;
+  if (m->n_entries > entries_max ||
       m->snap_size_bytes > p->cfg.snapshot_chunk_bytes)
     return false;
   uint64_t bytes = 0;
@@ -317,8 +321,8 @@ int mp_flush_batch(struct mp *p) {
       .term = p->promised,
       .type = p->batch_n == 1 ? SABHA_ENTRY_COMMAND : SABHA_ENTRY_BATCH,
       /* A lone command goes in plain, without its frame. */
-      .size_bytes = (uint32_t)(p->batch_n == 1 ? p->batch_bytes - 4
-                                               : p->batch_bytes),
+      .size_bytes =
+          (uint32_t)(p->batch_n == 1 ? p->batch_bytes - 4 : p->batch_bytes),
       .data = p->batch_n == 1 ? p->batch + 4 : p->batch,
   };
   int rv = log_append(&p->rl.log, &e);
@@ -333,8 +337,7 @@ static int mp_propose(void *state, const void *data, size_t size_bytes) {
     return SABHA_ENOTLEADER;
   if (p->transferee != SABHA_NODE_NONE)
     return SABHA_ETRANSFER;
-  if (size_bytes > p->cfg.entry_size_bytes_max ||
-      size_bytes > UINT32_MAX - 4)
+  if (size_bytes > p->cfg.entry_size_bytes_max || size_bytes > UINT32_MAX - 4)
     return SABHA_ETOOBIG;
   size_t framed = 4 + size_bytes;
   if (p->batch_n > 0 && (p->batch_n >= p->cfg.commands_per_slot_max ||
@@ -486,11 +489,20 @@ static void mp_describe(struct describe *t, const struct sabha_msg *m) {
       describe_verdict(t, m, "ok");
       break;
     }
-    describe_u64(t, "last", m->index, DESCRIBE_INDEX);
+    /* A chunk: from the slot asked for up to the one it covers (phase1.c),
+     * and whether more follow. */
+    describe_u64(t, "from", m->index, DESCRIBE_INDEX);
+    if (m->hint_index >= m->index)
+      describe_u64(t, "to", m->hint_index, DESCRIBE_HINT);
+    else
+      t->shown |= DESCRIBE_HINT;
     describe_entries(t, "accepted", m);
     describe_u64(t, "commit", m->commit, DESCRIBE_COMMIT);
     if (m->context == MP_BEHIND) {
       describe_text(t, " behind"); /* compacted past the slots asked for */
+      t->shown |= DESCRIBE_CONTEXT;
+    } else if (m->context == MP_MORE) {
+      describe_text(t, " more");
       t->shown |= DESCRIBE_CONTEXT;
     }
     break;

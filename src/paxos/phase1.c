@@ -96,8 +96,10 @@ static int p1_merge(struct mp *p, const struct sabha_entry *e) {
     memcpy(copy, e->data, e->size_bytes);
   }
   free(s->data);
-  *s = (struct mp_slot){.ballot = e->term, .type = e->type,
-                        .size_bytes = e->size_bytes, .data = copy};
+  *s = (struct mp_slot){.ballot = e->term,
+                        .type = e->type,
+                        .size_bytes = e->size_bytes,
+                        .data = copy};
   return 0;
 }
 
@@ -114,8 +116,8 @@ static void mp_become_leader(struct mp *p) {
   bool adopt = !(p->cfg.bugs & SABHA_BUG_NO_ADOPT);
   for (uint64_t s = from; s <= last; s++) {
     const struct mp_slot *best = s - from < p->p1_n ? &p->p1[s - from] : NULL;
-    struct sabha_entry e = {.index = s, .term = p->promised,
-                            .type = SABHA_ENTRY_NOOP};
+    struct sabha_entry e = {
+        .index = s, .term = p->promised, .type = SABHA_ENTRY_NOOP};
     if (adopt && best != NULL && best->ballot != 0) {
       e.type = best->type;
       e.size_bytes = best->size_bytes;
@@ -200,7 +202,8 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
     if (id == p->cfg.id)
       continue;
     struct sabha_msg m = {.type = probe ? MP_MSG_PROBE : MP_MSG_PREPARE,
-                          .to = id, .term = ballot};
+                          .to = id,
+                          .term = ballot};
     m.index = p->rl.commit + 1;
     m.context = forced ? 1 : 0;
     /* A prepare waits for the self-promise to be durable; a probe changes
@@ -229,10 +232,21 @@ void mp_recv_probe_resp(struct mp *p, const struct sabha_msg *m) {
   check_tally(p);
 }
 
+uint32_t mp_promise_entries_max(const struct mp *p) {
+  /* An accept's count may be tiny (one entry, to test single-entry
+   * appends); a promise that small would make phase 1 over a backlog take
+   * a round trip per slot, long enough for rivals to pre-empt it again and
+   * again. Bytes bound it still. */
+  return p->cfg.entries_per_msg_max > SABHA_PROMISE_ENTRIES_MIN
+             ? p->cfg.entries_per_msg_max
+             : SABHA_PROMISE_ENTRIES_MIN;
+}
+
 /* Fills `resp` with the chunk of this acceptor's promise that starts at
- * slot `from` (> the snapshot): the accepted slots from there, bounded as
- * an accept is (the first always goes, however large, which the wire's
- * limits allow for: codec_check_config()). */
+ * slot `from` (> the snapshot): the accepted slots from there, bounded in
+ * bytes as an accept is, and in entries by mp_promise_entries_max() (the
+ * first always goes, however large, which the wire's limits allow for:
+ * codec_check_config()). */
 static void promise_chunk(const struct mp *p, uint64_t from,
                           struct sabha_msg *resp) {
   assert(from > p->rl.log.snap_index);
@@ -241,7 +255,7 @@ static void promise_chunk(const struct mp *p, uint64_t from,
   if (from > last)
     return; /* nothing accepted from there on: that is all */
   uint32_t n =
-      log_batch_count(&p->rl.log, from, last + 1, p->cfg.entries_per_msg_max,
+      log_batch_count(&p->rl.log, from, last + 1, mp_promise_entries_max(p),
                       p->cfg.bytes_per_msg_max);
   assert(n >= 1);
   resp->entries = log_get(&p->rl.log, from);
@@ -284,8 +298,10 @@ void mp_recv_prepare(struct mp *p, const struct sabha_msg *m) {
  * only once our own promise was durable, and an answer to it came back,
  * so this one need not wait. */
 static void ask_more(struct mp *p, uint32_t slot) {
-  struct sabha_msg m = {.type = MP_MSG_PREPARE, .to = p->cfg.voters[slot],
-                        .index = p->p1_next[slot], .context = MP_MORE};
+  struct sabha_msg m = {.type = MP_MSG_PREPARE,
+                        .to = p->cfg.voters[slot],
+                        .index = p->p1_next[slot],
+                        .context = MP_MORE};
   p->p1_asked_ms[slot] = p->now_ms;
   mp_send(p, &m, false);
 }

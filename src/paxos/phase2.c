@@ -89,7 +89,8 @@ static void broadcast_commit(struct mp *p) {
     struct progress *pr = &p->peers[i];
     if (pr->id == p->cfg.id)
       continue;
-    if (pr->state == PROGRESS_REPLICATE && pr->next > log_last_index(&p->rl.log))
+    if (pr->state == PROGRESS_REPLICATE &&
+        pr->next > log_last_index(&p->rl.log))
       mp_send_accept(p, pr, true);
     else
       send_all(p, pr);
@@ -118,8 +119,8 @@ bool mp_maybe_commit(struct mp *p) {
 /* Learns the leader's chosen prefix as far as this acceptor holds the
  * leader's own values. */
 static void learn_commit(struct mp *p, uint64_t leader_commit) {
-  uint64_t c = leader_commit < p->accepted_upto ? leader_commit
-                                                : p->accepted_upto;
+  uint64_t c =
+      leader_commit < p->accepted_upto ? leader_commit : p->accepted_upto;
   if (c > p->rl.commit)
     p->rl.commit = c;
 }
@@ -150,7 +151,7 @@ void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
       continue; /* chosen already: the same value, maybe compacted */
     ok = log_put(&p->rl.log, e) == 0;
     if (ok)
-      replog_note_rewrite(&p->rl, e->index);
+      replog_note_put(&p->rl, e->index);
     else
       last = e->index - 1;
   }
@@ -248,8 +249,8 @@ void mp_recv_snapshot(struct mp *p, const struct sabha_msg *m) {
   /* An acceptor never forgets an accepted value: the slots after the
    * snapshot stay, whatever their ballot. */
   replog_install_snapshot(&p->rl, false);
-  uint64_t from = p->rl.commit > p->accepted_upto ? p->rl.commit
-                                                  : p->accepted_upto;
+  uint64_t from =
+      p->rl.commit > p->accepted_upto ? p->rl.commit : p->accepted_upto;
   p->accepted_upto = mp_scan_accepted(p, from);
   ack.index = p->accepted_upto;
   mp_send(p, &ack, true);

@@ -39,8 +39,9 @@
 
 /* Descriptors kept for everything but clients: the WAL's segment, snapshot
  * and directory files, the listeners, peers (two per peer while one
- * reconnects), HTTP connections, the loop's own, and slack. */
-#define SRV_FDS_RESERVED (64u + 2u * SABHA_NODES_MAX + SRV_HTTP_CONNS_MAX)
+ * reconnects), other nodes' forwarding links (let in past clients-max),
+ * HTTP connections, the loop's own, and slack. */
+#define SRV_FDS_RESERVED (64u + 3u * SABHA_NODES_MAX + SRV_HTTP_CONNS_MAX)
 
 /* ---- clocks and logging ------------------------------------------------- */
 
@@ -361,7 +362,7 @@ static void on_peer_message(void *arg, const struct sabha_msg *m) {
 static void on_transport_log(void *arg, enum transport_log_level level,
                              const char *text) {
   struct srv_node *n = arg;
-  static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+  static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
   srv_log(n, names[level <= TRANSPORT_LOG_ERROR ? level : 3], "peer: %s", text);
 }
 
@@ -547,6 +548,7 @@ static int open_transport(struct srv_node *n) {
     tc.secret = n->cfg.secret;
     tc.secret_bytes = n->cfg.secret_bytes;
   }
+  tc.settings = n->cfg.dedup_max; /* decides replies: members must agree */
   tc.on_message = on_peer_message;
   tc.on_log = on_transport_log;
   tc.arg = n;

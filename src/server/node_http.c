@@ -160,6 +160,14 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_snapshots_installed_total",
           "Snapshots received from the leader and installed",
           m->snapshots_installed);
+  counter(b, "sabha_snapshots_refused_total",
+          "Snapshots from a peer that did not restore (nothing persisted)",
+          m->snapshots_refused);
+  counter(b, "sabha_clock_entries_total",
+          "Log clock entries this node proposed", m->clock_entries);
+  counter(b, "sabha_client_output_paused_total",
+          "Times a connection's unsent replies stopped its reading",
+          m->output_paused);
   counter(b, "sabha_peer_bytes_sent_total", "Bytes sent to peers",
           ts->bytes_sent);
   counter(b, "sabha_peer_bytes_received_total", "Bytes received from peers",
@@ -189,9 +197,9 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   gauge(b, "sabha_peers", "Other members of the cluster", n->cfg.n_peers - 1.0);
   http_prom_header(b, "sabha_handshakes_refused_total", "counter",
                    "Peer handshakes this node refused, by reason");
-  static const char *reasons[HS_REFUSAL_COUNT] = {
+  static const char *const reasons[HS_REFUSAL_COUNT] = {
       "",     "malformed", "version", "cluster", "engine",
-      "node", "auth",      "timeout", "limit"};
+      "node", "auth",      "timeout", "limit",   "settings"};
   for (size_t i = 1; i < HS_REFUSAL_COUNT; i++) {
     struct http_prom_label l = {"reason", reasons[i]};
     http_prom_sample_u64(b, "sabha_handshakes_refused_total", &l, 1,

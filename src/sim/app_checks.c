@@ -35,7 +35,8 @@ static void *xrealloc(void *p, size_t size) {
   return q;
 }
 
-/* ---- a byte-keyed index: key -> dense record number ----------------------- */
+/* ---- a byte-keyed index: key -> dense record number -----------------------
+ */
 
 struct ntab {
   uint8_t *arena; /* keys, back to back */
@@ -151,7 +152,8 @@ static void *dom_get(struct dom *d, const uint8_t *p, size_t len) {
   return dom_at(d, k);
 }
 
-/* ---- the model ------------------------------------------------------------ */
+/* ---- the model ------------------------------------------------------------
+ */
 
 struct ck_account {
   int64_t balance;
@@ -159,8 +161,8 @@ struct ck_account {
 };
 
 struct ck_tx {
-  uint32_t moved;      /* effective applies: at most 1 */
-  uint32_t refused;    /* refused for funds (first time) */
+  uint32_t moved;   /* effective applies: at most 1 */
+  uint32_t refused; /* refused for funds (first time) */
 };
 
 struct ck_seat {
@@ -191,7 +193,7 @@ struct ck_lock {
 };
 
 struct ck_order {
-  uint8_t state; /* enum app_order_state */
+  uint8_t state;          /* enum app_order_state */
   uint8_t cancelled_from; /* the state a cancel found it in */
   bool cancel_applied;
   int64_t amount;
@@ -237,9 +239,8 @@ int appck_new(struct appck **out) {
 void appck_free(struct appck *ck) {
   if (ck == NULL)
     return;
-  struct dom *doms[] = {&ck->accounts, &ck->txs,      &ck->seats,
-                        &ck->groups,   &ck->pnrs,     &ck->requests,
-                        &ck->locks,    &ck->orders};
+  struct dom *doms[] = {&ck->accounts, &ck->txs,      &ck->seats, &ck->groups,
+                        &ck->pnrs,     &ck->requests, &ck->locks, &ck->orders};
   for (size_t i = 0; i < sizeof doms / sizeof doms[0]; i++) {
     nt_free(&doms[i]->keys);
     free(doms[i]->rec);
@@ -248,9 +249,12 @@ void appck_free(struct appck *ck) {
   free(ck);
 }
 
-uint64_t appck_observed(const struct appck *ck) { return ck->observed; }
+uint64_t appck_observed(const struct appck *ck) {
+  return ck->observed;
+}
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 static uint32_t violation(char *why, size_t why_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -279,7 +283,9 @@ static struct ptext pt(const uint8_t *p, size_t len) {
   return t;
 }
 
-static struct ptext ptarg(struct app_arg a) { return pt(a.ptr, a.len); }
+static struct ptext ptarg(struct app_arg a) {
+  return pt(a.ptr, a.len);
+}
 
 /* A decimal in 0..INT64_MAX, digits only. */
 static bool parse_i64(struct app_arg a, int64_t *out) {
@@ -362,7 +368,8 @@ static bool is_ok(const struct app_reply *r) {
   return r->kind != APP_REPLY_ERROR && r->code == APP_DONE;
 }
 
-/* ---- ledger --------------------------------------------------------------- */
+/* ---- ledger ---------------------------------------------------------------
+ */
 
 static uint32_t obs_open(struct appck *ck, const struct app_decoded *d,
                          const struct app_reply *r, uint64_t index, char *why,
@@ -528,7 +535,8 @@ uint32_t appck_ledger_audit(const struct appck *ck, const struct app *a,
   return 0;
 }
 
-/* ---- seats ---------------------------------------------------------------- */
+/* ---- seats ----------------------------------------------------------------
+ */
 
 static uint32_t obs_seats_add(struct appck *ck, const struct app_decoded *d,
                               const struct app_reply *r) {
@@ -645,10 +653,10 @@ static uint32_t obs_book(struct appck *ck, const struct app_decoded *d,
     return obs_unavailable(ck, d, index, why, ws);
   if (!is_ok(r))
     return 0;
-  struct app_arg seat = d->op == APP_SEATS_BOOK ? d->argv[3]
-                                                : (struct app_arg){NULL, 0};
-  if (d->op == APP_SEATS_ANY && r->kind == APP_REPLY_ARRAY &&
-      r->n_items >= 2 && r->items[1].kind == APP_REPLY_BULK)
+  struct app_arg seat =
+      d->op == APP_SEATS_BOOK ? d->argv[3] : (struct app_arg){NULL, 0};
+  if (d->op == APP_SEATS_ANY && r->kind == APP_REPLY_ARRAY && r->n_items >= 2 &&
+      r->items[1].kind == APP_REPLY_BULK)
     seat = (struct app_arg){(const uint8_t *)r->text + r->items[1].off,
                             r->items[1].len};
   return obs_booking(ck, d, seat, (uint64_t)r->integer, index, why, ws);
@@ -715,8 +723,8 @@ static uint32_t final_seats(const struct appck *ck, const struct app *a,
     return violation(why, ws,
                      "seats.count: node %u ends with %u seats, %u booked "
                      "and %u free; the model has %u seats, %u booked",
-                     node, w.seats, w.held, w.seats - w.held,
-                     ck->seats.keys.n, held);
+                     node, w.seats, w.held, w.seats - w.held, ck->seats.keys.n,
+                     held);
   if (w.mismatched > 0)
     return violation(why, ws,
                      "seats.final: node %u's seat %s ends held by PNR %llu; "
@@ -726,7 +734,8 @@ static uint32_t final_seats(const struct appck *ck, const struct app *a,
   return 0;
 }
 
-/* ---- locks ---------------------------------------------------------------- */
+/* ---- locks ----------------------------------------------------------------
+ */
 
 static bool owner_is(const struct ck_lock *l, struct app_arg owner) {
   return l->owner_len == owner.len &&
@@ -765,15 +774,14 @@ static uint32_t obs_acquire(struct appck *ck, const struct app_decoded *d,
   uint64_t prev_expires = l->expires_ms;
   grant(l, owner, token, expires_ms);
   if (held)
-    return violation(why, ws,
-                     "locks.one_holder: lock %s granted to %s (token %llu) "
-                     "at index %llu, clock %llu ms, while %s holds token "
-                     "%llu until %llu ms",
-                     ptarg(d->argv[0]).s, ptarg(owner).s,
-                     (unsigned long long)token, (unsigned long long)index,
-                     (unsigned long long)ck->clock_ms, prev.s,
-                     (unsigned long long)prev_token,
-                     (unsigned long long)prev_expires);
+    return violation(
+        why, ws,
+        "locks.one_holder: lock %s granted to %s (token %llu) "
+        "at index %llu, clock %llu ms, while %s holds token "
+        "%llu until %llu ms",
+        ptarg(d->argv[0]).s, ptarg(owner).s, (unsigned long long)token,
+        (unsigned long long)index, (unsigned long long)ck->clock_ms, prev.s,
+        (unsigned long long)prev_token, (unsigned long long)prev_expires);
   if (token <= prev_max)
     return violation(why, ws,
                      "locks.tokens_increase: lock %s granted to %s with "
@@ -797,8 +805,8 @@ static uint32_t obs_renew(struct appck *ck, const struct app_decoded *d,
     return violation(why, ws,
                      "locks.one_holder: lock %s renewed for %s with token "
                      "%lld at index %llu, but the grant is %s's token %llu",
-                     ptarg(d->argv[0]).s, ptarg(d->argv[1]).s,
-                     (long long)token, (unsigned long long)index,
+                     ptarg(d->argv[0]).s, ptarg(d->argv[1]).s, (long long)token,
+                     (unsigned long long)index,
                      l->owner_len ? pt(l->owner, l->owner_len).s : "nobody",
                      (unsigned long long)l->token);
   if (ck->clock_ms >= l->expires_ms)
@@ -806,8 +814,8 @@ static uint32_t obs_renew(struct appck *ck, const struct app_decoded *d,
                      "locks.one_holder: lock %s renewed for %s with token "
                      "%lld at index %llu, clock %llu ms, but the grant "
                      "expired at %llu ms",
-                     ptarg(d->argv[0]).s, ptarg(d->argv[1]).s,
-                     (long long)token, (unsigned long long)index,
+                     ptarg(d->argv[0]).s, ptarg(d->argv[1]).s, (long long)token,
+                     (unsigned long long)index,
                      (unsigned long long)ck->clock_ms,
                      (unsigned long long)l->expires_ms);
   l->expires_ms = ck->clock_ms + (uint64_t)ttl;
@@ -826,8 +834,8 @@ static void obs_release(struct appck *ck, const struct app_decoded *d,
 }
 
 static uint32_t obs_fenced(struct appck *ck, const struct app_decoded *d,
-                           const struct app_reply *r, uint64_t index,
-                           char *why, size_t ws) {
+                           const struct app_reply *r, uint64_t index, char *why,
+                           size_t ws) {
   int64_t token;
   if (!is_ok(r) || !parse_i64(d->argv[3], &token))
     return 0;
@@ -838,9 +846,8 @@ static uint32_t obs_fenced(struct appck *ck, const struct app_decoded *d,
     return violation(why, ws,
                      "locks.fencing: FENCED.SET %s with lock %s token %lld "
                      "applied at index %llu; token %llu was granted before",
-                     ptarg(d->argv[0]).s, ptarg(d->argv[2]).s,
-                     (long long)token, (unsigned long long)index,
-                     (unsigned long long)newest);
+                     ptarg(d->argv[0]).s, ptarg(d->argv[2]).s, (long long)token,
+                     (unsigned long long)index, (unsigned long long)newest);
   return 0;
 }
 
@@ -857,14 +864,14 @@ static uint32_t final_locks(const struct appck *ck, const struct app *a,
       return violation(why, ws,
                        "locks.final: node %u's lock %s ends with newest "
                        "token %llu; the model has %llu",
-                       node, pt(name, len).s,
-                       (unsigned long long)(v.token_max),
+                       node, pt(name, len).s, (unsigned long long)(v.token_max),
                        (unsigned long long)l->token_max);
   }
   return 0;
 }
 
-/* ---- orders --------------------------------------------------------------- */
+/* ---- orders ---------------------------------------------------------------
+ */
 
 /* The workflow: each state leads to the next; an order may be cancelled
  * until it ships. */
@@ -873,8 +880,8 @@ static bool order_can_cancel(uint8_t state) {
 }
 
 static uint32_t obs_create(struct appck *ck, const struct app_decoded *d,
-                           const struct app_reply *r, uint64_t index,
-                           char *why, size_t ws) {
+                           const struct app_reply *r, uint64_t index, char *why,
+                           size_t ws) {
   int64_t amount;
   if (!is_ok(r) || !parse_i64(d->argv[2], &amount))
     return 0;
@@ -894,8 +901,8 @@ static uint32_t obs_create(struct appck *ck, const struct app_decoded *d,
     return violation(why, ws,
                      "orders.created_once: order %s created again at index "
                      "%llu with other values (customer %s, amount %lld)",
-                     ptarg(id).s, (unsigned long long)index,
-                     ptarg(customer).s, (long long)amount);
+                     ptarg(id).s, (unsigned long long)index, ptarg(customer).s,
+                     (long long)amount);
   return 0; /* the same values: answered as the first time */
 }
 
@@ -908,13 +915,12 @@ static uint32_t obs_advance(struct appck *ck, const struct app_decoded *d,
   uint8_t to = (uint8_t)parse_state(d->argv[1]);
   struct ck_order *o = dom_find(&ck->orders, id.ptr, id.len);
   uint8_t from = o != NULL ? o->state : 0;
-  bool next = from >= APP_ORDER_CREATED && from < APP_ORDER_DELIVERED &&
-              to == from + 1;
+  bool next =
+      from >= APP_ORDER_CREATED && from < APP_ORDER_DELIVERED && to == from + 1;
   /* A state already passed answers as the first time: a cancelled order
    * passed the states before the one it was cancelled in. */
-  uint8_t reached = from == APP_ORDER_CANCELLED && o != NULL
-                        ? o->cancelled_from
-                        : from;
+  uint8_t reached =
+      from == APP_ORDER_CANCELLED && o != NULL ? o->cancelled_from : from;
   bool passed = reached != 0 && to != 0 && to <= reached;
   if (next)
     o->state = to;
@@ -985,11 +991,12 @@ static uint32_t final_orders(const struct appck *ck, const struct app *a,
   return 0;
 }
 
-/* ---- the stream ----------------------------------------------------------- */
+/* ---- the stream -----------------------------------------------------------
+ */
 
 static uint32_t observe_op(struct appck *ck, const struct app_decoded *d,
-                           const struct app_reply *r, uint64_t index,
-                           char *why, size_t ws) {
+                           const struct app_reply *r, uint64_t index, char *why,
+                           size_t ws) {
   switch (d->op) {
   case APP_LEDGER_OPEN:
     return obs_open(ck, d, r, index, why, ws);
@@ -1045,6 +1052,11 @@ static size_t argc_read(enum app_op op) {
   }
 }
 
+void appck_observe_clock(struct appck *ck, uint64_t now_ms) {
+  if (now_ms > ck->clock_ms)
+    ck->clock_ms = now_ms;
+}
+
 uint32_t appck_observe(struct appck *ck, uint64_t index, uint32_t pos,
                        const uint8_t *cmd, size_t len,
                        const struct app_reply *reply, const struct app *after,
@@ -1067,7 +1079,8 @@ uint32_t appck_observe(struct appck *ck, uint64_t index, uint32_t pos,
   return v;
 }
 
-/* ---- the end -------------------------------------------------------------- */
+/* ---- the end --------------------------------------------------------------
+ */
 
 uint32_t appck_final_node(const struct appck *ck, const struct app *a,
                           uint32_t node, char *why, size_t why_size) {
@@ -1080,8 +1093,8 @@ uint32_t appck_final_node(const struct appck *ck, const struct app *a,
                      node, w.mismatched ? w.mismatch_name.s : "?",
                      (long long)w.mismatch_have, (long long)w.mismatch_want,
                      w.known, ck->accounts.keys.n);
-  uint32_t v = appck_ledger_audit(ck, a, node, UINT64_MAX, UINT32_MAX, why,
-                                  why_size);
+  uint32_t v =
+      appck_ledger_audit(ck, a, node, UINT64_MAX, UINT32_MAX, why, why_size);
   if (v == 0)
     v = final_seats(ck, a, node, why, why_size);
   if (v == 0)
@@ -1132,10 +1145,10 @@ static uint32_t saw_pnr(const struct appck *ck, uint64_t pnr,
                      "received%s",
                      i + 1, known ? "ends with" : "does not know",
                      (unsigned long long)pnr,
-                     !known           ? ""
+                     !known         ? ""
                      : p->cancelled ? " as held, but a cancel was applied"
-                                      : " as cancelled, but no cancel was "
-                                        "applied");
+                                    : " as cancelled, but no cancel was "
+                                      "applied");
   }
   return 0;
 }
@@ -1144,14 +1157,14 @@ static uint32_t saw_order(const struct appck *ck, const struct app_decoded *d,
                           char *why, size_t ws) {
   struct app_arg id = d->argv[0];
   const struct ck_order *o = dom_find(&ck->orders, id.ptr, id.len);
-  uint8_t want = d->op == APP_ORDER_ADVANCE ? (uint8_t)parse_state(d->argv[1])
+  uint8_t want = d->op == APP_ORDER_ADVANCE  ? (uint8_t)parse_state(d->argv[1])
                  : d->op == APP_ORDER_CANCEL ? APP_ORDER_CANCELLED
                                              : APP_ORDER_CREATED;
   uint8_t have = o != NULL ? o->state : 0;
-  bool reflected = have != 0 && (have == APP_ORDER_CANCELLED
-                                     ? o->cancel_applied
-                                     : want != APP_ORDER_CANCELLED &&
-                                           have >= want);
+  bool reflected =
+      have != 0 && (have == APP_ORDER_CANCELLED
+                        ? o->cancel_applied
+                        : want != APP_ORDER_CANCELLED && have >= want);
   if (reflected)
     return 0;
   return violation(why, ws,

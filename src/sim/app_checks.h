@@ -55,6 +55,11 @@ uint32_t appck_observe(struct appck *ck, uint64_t index, uint32_t pos,
                        const struct app_reply *reply, const struct app *after,
                        char *why, size_t why_size);
 
+/* The log's clock moved to now_ms without an application command (a clock
+ * entry, kvstore's CLOCK, which the machine applies too): the model's clock
+ * follows, as the machine's does. */
+void appck_observe_clock(struct appck *ck, uint64_t now_ms);
+
 /* Money in node `node`'s machine, after it applied the command at (index,
  * pos), which the checker must have observed: its balances, added up here,
  * and its own running total both equal what the stream opened accounts with
@@ -70,9 +75,9 @@ uint32_t appck_final_node(const struct appck *ck, const struct app *a,
 
 /* What a client was told about one command. */
 enum appck_outcome {
-  APPCK_REPLIED = 0,    /* a reply: see code and integer */
-  APPCK_NOT_APPLIED,    /* definitely not applied (refused before the log) */
-  APPCK_UNKNOWN,        /* gave up not knowing: nothing to judge */
+  APPCK_REPLIED = 0, /* a reply: see code and integer */
+  APPCK_NOT_APPLIED, /* definitely not applied (refused before the log) */
+  APPCK_UNKNOWN,     /* gave up not knowing: nothing to judge */
 };
 
 /* At the end: a client's view of one command against the model and the

@@ -40,6 +40,7 @@
 #include "check/linearize.h"
 #include "sim/sim_internal.h"
 #include "sim/workload.h"
+#include "sm/kvstore.h"
 
 #define CHECK_TERMS_INITIAL 256u
 #define CHECK_LOG_VIEW_MAX 1000000u /* a log longer than this is not viewed */
@@ -144,7 +145,7 @@ static void check_leader_commit(struct sim *s, uint32_t i,
   n->commit_seen = st->commit;
   for (uint64_t idx = from; idx <= st->commit && !s->stop; idx++) {
     struct sabha_entry e;
-    if (sabha_engine_entry(n->e, idx, &e) != 0) {
+    if (sabha_engine_entry(rt_engine(n->rt), idx, &e) != 0) {
       sim_fail(s, FAIL_SAFETY,
                "engine contract: leader node %u committed index %llu that "
                "is not in its log",
@@ -187,8 +188,9 @@ static void check_leader_complete(struct sim *s, uint32_t i,
     if (a->node == 0)
       continue;
     struct sabha_entry e;
-    int rv = idx > st->last_index ? SABHA_EUNAVAILABLE
-                                  : sabha_engine_entry(n->e, idx, &e);
+    int rv = idx > st->last_index
+                 ? SABHA_EUNAVAILABLE
+                 : sabha_engine_entry(rt_engine(n->rt), idx, &e);
     if (rv == SABHA_ECOMPACTED)
       continue;
     if (rv != 0 || entry_hash(&e) != a->hash) {
@@ -207,8 +209,10 @@ static void check_leader_complete(struct sim *s, uint32_t i,
 
 void check_status(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
+  if (n->rt == NULL)
+    return;
   struct sabha_status st;
-  sabha_engine_status(n->e, &st);
+  rt_status(n->rt, &st);
   bool new_leadership =
       st.role == SABHA_ROLE_LEADER &&
       (n->last_role != SABHA_ROLE_LEADER || n->last_term != st.term);
@@ -251,7 +255,7 @@ static bool view_load(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   struct log_view *v = &s->ck.views[i];
   struct sabha_status st;
-  sabha_engine_status(n->e, &st);
+  rt_status(n->rt, &st);
   if (st.last_index < st.first_index ||
       st.last_index - st.first_index >= CHECK_LOG_VIEW_MAX)
     return false;
@@ -265,7 +269,7 @@ static bool view_load(struct sim *s, uint32_t i) {
   v->last = st.last_index;
   for (size_t k = 0; k < len; k++) {
     struct sabha_entry e;
-    if (sabha_engine_entry(n->e, v->first + k, &e) != 0) {
+    if (sabha_engine_entry(rt_engine(n->rt), v->first + k, &e) != 0) {
       sim_fail(s, FAIL_SAFETY,
                "engine contract: node %u reports log [%llu, %llu] but has "
                "no entry at %llu",
@@ -336,7 +340,7 @@ static void check_pair(struct sim *s, uint32_t a, uint32_t b) {
 void check_log_matching(struct sim *s) {
   bool loaded[SABHA_NODES_MAX] = {false};
   for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
-    loaded[i] = s->nodes[i].up && view_load(s, i);
+    loaded[i] = s->nodes[i].up && s->nodes[i].rt != NULL && view_load(s, i);
   for (uint32_t a = 0; a < s->n_nodes && !s->stop; a++)
     for (uint32_t b = a + 1; b < s->n_nodes && !s->stop; b++)
       if (loaded[a] && loaded[b])
@@ -345,51 +349,99 @@ void check_log_matching(struct sim *s) {
 
 /* ---- the host/engine contract -------------------------------------------- */
 
+/* After an fsync, the log on disk (the WAL) ends where the engine's log
+ * does or before: the host never persists what the engine did not give it,
+ * nor keeps what the engine truncated. */
 void check_persisted(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
-  if ((s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) || !n->up)
+  if ((s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) || n->rt == NULL)
     return;
   struct sabha_status st;
-  sabha_engine_status(n->e, &st);
-  uint64_t disk_last = disk_last_index(&n->disk);
-  const struct disk_entry *de = disk_entry_at(&n->disk, disk_last);
-  struct sabha_entry e;
-  bool differ = disk_last > st.last_index;
-  if (!differ && de != NULL && disk_last >= st.first_index)
-    differ = sabha_engine_entry(n->e, disk_last, &e) != 0 || e.term != de->term;
-  if (differ)
+  rt_status(n->rt, &st);
+  struct wal_stats ws;
+  rt_wal_stats(n->rt, &ws);
+  if (ws.last_index > st.last_index && ws.last_index > st.snapshot_index)
     sim_fail(s, FAIL_SAFETY,
-             "engine contract: after an fsync node %u's disk ends at index "
-             "%llu (term %llu) but its log is [%llu, %llu]",
-             n->id, (unsigned long long)disk_last,
-             (unsigned long long)(de != NULL ? de->term : 0),
+             "engine contract: after an fsync node %u's log on disk ends at "
+             "index %llu but its engine's log is [%llu, %llu]",
+             n->id, (unsigned long long)ws.last_index,
              (unsigned long long)st.first_index,
              (unsigned long long)st.last_index);
 }
 
 /* ---- the end ------------------------------------------------------------- */
 
+/* No acknowledged write lost: every put or cas a client saw succeed is in
+ * the committed stream (sim_observe_command), which every node applied
+ * (their states are compared below); and every counter holds at least the
+ * increments clients saw succeed and at most those plus the ones whose
+ * outcome is unknown: one more, and an increment applied twice. */
 static void check_acked_writes(struct sim *s) {
   uint64_t lost = 0;
   for (uint64_t id = 0; id < s->ops_issued; id++) {
     const struct hist_op *h = &s->hist[id];
-    if (h->status != HIST_OK || h->kind == HIST_GET ||
-        h->kind == SIM_HIST_APP)
+    bool write = h->kind == HIST_PUT || (h->kind == HIST_CAS && h->output);
+    if (h->status != HIST_OK || !write || h->value <= 0 ||
+        s->op_committed[h->value - 1])
       continue;
-    for (uint32_t i = 0; i < s->n_nodes; i++) {
-      if (kv_op_applied(s->nodes[i].kv, id))
-        continue;
-      if (lost++ == 0 && s->o.judge_safety)
+    if (lost++ == 0 && s->o.judge_safety)
+      sim_fail(s, FAIL_ACKED_LOST,
+               "acknowledged write lost: op %llu (client %u %s k%u=v%lld) is "
+               "not in the committed log",
+               (unsigned long long)id, h->client,
+               h->kind == HIST_PUT ? "put" : "cas", h->key,
+               (long long)h->value);
+  }
+  for (uint32_t k = 0; k < s->n_counters; k++) {
+    const struct node *n = &s->nodes[0];
+    char key[16];
+    int klen = snprintf(key, sizeof key, "c%u", k);
+    const uint8_t *v;
+    size_t vlen;
+    int64_t value = 0;
+    if (kvstore_get(rt_kvstore(n->rt), (const uint8_t *)key, (size_t)klen, 0,
+                    &v, &vlen)) {
+      for (size_t b = 0; b < vlen && v[b] >= '0' && v[b] <= '9'; b++)
+        value = value * 10 + (v[b] - '0');
+    }
+    uint64_t acked = s->incr_acked[k], maybe = s->incr_maybe[k];
+    if ((uint64_t)value < acked) {
+      lost += acked - (uint64_t)value;
+      if (s->o.judge_safety)
         sim_fail(s, FAIL_ACKED_LOST,
-                 "acknowledged write lost: op %llu (client %u %s k%u=v%lld) "
-                 "is not in node %u's state",
-                 (unsigned long long)id, h->client,
-                 h->kind == HIST_PUT ? "put" : "cas", h->key,
-                 (long long)h->value, i + 1);
-      break;
+                 "acknowledged write lost: counter c%u holds %lld after %llu "
+                 "acknowledged increments",
+                 k, (long long)value, (unsigned long long)acked);
+    } else if ((uint64_t)value > acked + maybe && s->o.judge_safety) {
+      sim_fail(s, FAIL_LINEARIZABILITY,
+               "exactly once: counter c%u holds %lld, but only %llu "
+               "increments were acknowledged and %llu may have applied: one "
+               "was applied twice",
+               k, (long long)value, (unsigned long long)acked,
+               (unsigned long long)maybe);
     }
   }
   s->res->acked_writes_lost = lost;
+}
+
+/* Nodes that applied the same log hold the same keys: what a snapshot
+ * restored differently from a replay, or a read of the wrong clock, would
+ * break. */
+static void check_same_state(struct sim *s) {
+  const struct node *first = &s->nodes[0];
+  uint64_t h = sim_node_state_hash(s, first);
+  for (uint32_t i = 1; i < s->n_nodes; i++) {
+    const struct node *n = &s->nodes[i];
+    if (rt_applied_index(n->rt) != rt_applied_index(first->rt))
+      continue; /* not comparable */
+    if (sim_node_state_hash(s, n) == h)
+      continue;
+    check_breach(s,
+                 "state machine safety: nodes 1 and %u applied up to index "
+                 "%llu but hold different keys",
+                 i + 1, (unsigned long long)rt_applied_index(n->rt));
+    return;
+  }
 }
 
 static void check_linearizable(struct sim *s) {
@@ -430,8 +482,10 @@ void checks_final(struct sim *s) {
   check_log_matching(s);
   if (s->stop)
     return;
-  if (s->res->liveness_failures == 0)
+  if (s->res->liveness_failures == 0) {
+    check_same_state(s);
     check_acked_writes(s);
+  }
   if (s->res->liveness_failures == 0 && s->wl != NULL)
     workload_final(s);
   if (s->o.check_linearizability)

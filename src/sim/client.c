@@ -1,51 +1,103 @@
-/* Closed-loop clients: each has one operation in flight, and records every
- * operation it starts in the history the linearizability checker reads.
+/* Closed-loop clients that speak RESP to the nodes, over connections
+ * (conn.c), exactly as redis-cli and client libraries speak to sabhad: the
+ * request path is the runtime's own (the command table, sessions and
+ * dedup, forwarding from followers, pipelining, timeouts), and every
+ * operation a client starts is recorded in the history the checkers read.
  *
- * An operation is a put (40%), get (40%) or cas (20%) on one of n_keys keys;
- * every put and cas writes a fresh value id, so the checker can tell writes
- * apart. A cas compares against the last value this client saw for the key.
- * The client sends to the node it believes leads; a node that does not lead
- * answers NOT_LEADER with a hint, which the client follows at once (or, with
- * no hint, tries another node after a short backoff). With no answer within
- * 200-500 ms it retries the same operation, same sequence number, at another
- * node: the state machine's sessions make the retry safe. After the overall
- * deadline (op_timeout_ms) it gives up: the operation is recorded "fail" if
- * every attempt was refused before reaching the log, "info" (outcome unknown)
- * otherwise. */
+ * The key-value workload, on n_keys registers r0.., a few counters c0.. and
+ * as many expiring keys e0.. (a cache entry or a lease: set now and then
+ * with a time to live, read far more often, so that reads meet values
+ * about to expire and just expired):
+ *   put   SET rK v<id> (half with PX 20..600 ms; one in a hundred with a
+ *         48 KB tail, so large values cross the log, the WAL's segments and
+ *         snapshots), or SET eK v<id> PX 20..600;
+ *   get   GET rK, GET cK or GET eK;
+ *   cas   CAS rK v<expected> v<new> (SET rK v<new> NX when the client saw
+ *         the key empty);
+ *   incr  INCR cK: not idempotent, so a retry that applied twice shows.
+ * Every put and cas writes a fresh value id, so the checker can tell writes
+ * apart; a value's bytes are a function of its id.
+ *
+ * A client keeps one connection to a node it picked at random (followers
+ * forward to the leader), and up to `pipeline` operations in flight on it.
+ * Replies come back in order. What a reply says decides what the client
+ * records, and so what the checkers hold the node to:
+ *   a value or OK       the operation took effect (ok);
+ *   an error that says "unknown"  it may have (info): never retried, as a
+ *                       retried INCR could apply twice;
+ *   any other -TRYAGAIN it was not carried out: sent again after a short
+ *                       backoff, until op_timeout_ms (then fail, if every
+ *                       attempt was refused so);
+ * A -TRYAGAIN also makes the client move to another node once nothing else
+ * of its waits on the connection (the node may be cut off). A timeout (no
+ * reply within 5-6 s) or a lost connection: the client closes it and
+ * connects elsewhere; reads are sent again, writes recorded info.
+ * Application commands are safe to repeat (their ids or what they name make
+ * them so): they are sent again whatever happened. */
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/resp.h"
 #include "sim/sim_internal.h"
 #include "sim/workload.h"
+#include "sm/app.h"
 
-#define ATTEMPT_TIMEOUT_US_MIN 200000u
-#define ATTEMPT_TIMEOUT_US_MAX 500000u
+/* As a client library's: long enough for a write through a WAN leader, and
+ * longer than the node's own timeouts (leader_wait_ms, request_timeout_ms),
+ * which answer -TRYAGAIN first when the cluster is cut. */
+#define ATTEMPT_TIMEOUT_US_MIN 5000000u
+#define ATTEMPT_TIMEOUT_US_MAX 6000000u
 #define BACKOFF_US_MIN 10000u
 #define BACKOFF_US_MAX 50000u
 #define THINK_US_MAX 1000u
+#define QUIET_EVERY_US_MIN 1500000u
+#define QUIET_EVERY_US_MAX 4000000u
+#define QUIET_US_MIN 300000u
+#define QUIET_US_MAX 1500000u
+#define TTL_MS_MIN 20u
+#define TTL_MS_MAX 600u
+#define LARGE_VALUE_EVERY 100u
+#define LARGE_VALUE_BYTES (48u * 1024u)
+#define REQUEST_BYTES_MAX (LARGE_VALUE_BYTES + 1024u)
+#define BARRIER_KEY "__barrier"
 
 /* Timer purposes (event aux). */
 enum { TIMER_NEXT_OP = 0, TIMER_ATTEMPT_TIMEOUT = 1, TIMER_RETRY = 2 };
 
+/* ---- setup
+ * -------------------------------------------------------------------- */
+
 void clients_init(struct sim *s) {
-  s->clients = sim_xcalloc(s->n_clients, sizeof *s->clients);
-  for (uint32_t i = 0; i < s->n_clients; i++) {
+  /* One more client than asked for: the quiesce barrier's. */
+  s->clients = sim_xcalloc(s->n_clients + 1, sizeof *s->clients);
+  for (uint32_t i = 0; i <= s->n_clients; i++) {
     struct client *c = &s->clients[i];
     c->index = i;
     c->node = (uint32_t)prng_below(&s->prng_client, s->n_nodes);
     prng_seed(&c->workload, sim_mix(sim_mix(s->o.seed, 0x3017c), i));
-    c->last_seen = sim_xmalloc(s->o.n_keys * sizeof *c->last_seen);
-    for (uint32_t k = 0; k < s->o.n_keys; k++)
-      c->last_seen[k] = KV_NIL;
+    uint32_t keys = sim_keys(s);
+    c->last_seen = sim_xmalloc(keys * sizeof *c->last_seen);
+    for (uint32_t k = 0; k < keys; k++)
+      c->last_seen[k] = HIST_NIL;
+    /* Most clients wait for each answer; some pipeline a few. */
+    uint64_t roll = prng_below(&c->workload, 4);
+    /* (Application clients remember one reply at a time: no pipelining.) */
+    c->pipeline = i == s->n_clients || roll < 3 || s->wl != NULL
+                      ? 1
+                      : 2 + (uint32_t)prng_below(&c->workload, 3);
   }
 }
 
 void clients_free(struct sim *s) {
   if (s->clients == NULL)
     return;
-  for (uint32_t i = 0; i < s->n_clients; i++)
+  for (uint32_t i = 0; i <= s->n_clients; i++) {
     free(s->clients[i].last_seen);
+    free(s->clients[i].in);
+  }
   free(s->clients);
   s->clients = NULL;
 }
@@ -86,9 +138,132 @@ static uint32_t client_other_node(struct sim *s, uint32_t node) {
   return other >= node ? other + 1 : other;
 }
 
+/* ---- values and requests
+ * ------------------------------------------------------- */
+
+static size_t value_pad_bytes(int64_t id) {
+  return id % LARGE_VALUE_EVERY == LARGE_VALUE_EVERY - 1 ? LARGE_VALUE_BYTES
+                                                         : 0;
+}
+
+/* A value's bytes: "v<id>", then its tail of dots. Returns the length. */
+static size_t value_bytes(int64_t id, uint8_t *buf, size_t cap) {
+  int n = snprintf((char *)buf, cap, "v%lld", (long long)id);
+  size_t pad = value_pad_bytes(id);
+  assert(n > 0 && (size_t)n + pad <= cap);
+  memset(buf + n, '.', pad);
+  return (size_t)n + pad;
+}
+
+/* The value id a register holds, from its bytes; HIST_NIL for garbage. */
+static int64_t value_id(const uint8_t *p, size_t len) {
+  if (len < 2 || p[0] != 'v')
+    return HIST_NIL;
+  int64_t v = 0;
+  size_t i = 1;
+  for (; i < len && p[i] >= '0' && p[i] <= '9' && v < INT64_MAX / 10; i++)
+    v = v * 10 + (p[i] - '0');
+  return i > 1 ? v : HIST_NIL;
+}
+
+static int64_t decimal(const uint8_t *p, size_t len, bool *ok) {
+  int64_t v = 0;
+  bool neg = len > 0 && p[0] == '-';
+  size_t i = neg ? 1 : 0;
+  *ok = len > i;
+  for (; i < len; i++) {
+    if (p[i] < '0' || p[i] > '9' || v > INT64_MAX / 10) {
+      *ok = false;
+      return 0;
+    }
+    v = v * 10 + (p[i] - '0');
+  }
+  return neg ? -v : v;
+}
+
+static bool is_counter(const struct sim *s, uint32_t key) {
+  return key >= s->n_registers && key < s->n_registers + s->n_counters;
+}
+
+/* The RESP command of a kv operation, into b. */
+static void kv_request(struct sim *s, uint64_t op_id, struct resp_buf *b) {
+  const struct hist_op *h = &s->hist[op_id];
+  const struct op_state *os = &s->ops[op_id];
+  char key[16];
+  int klen = sim_key_name(s, h->key, key, sizeof key);
+  uint8_t *val = s->scratch, *exp = s->scratch + REQUEST_BYTES_MAX;
+  switch (h->kind) {
+  case HIST_GET:
+    resp_write_array(b, 2);
+    resp_write_bulk(b, "GET", 3);
+    resp_write_bulk(b, key, (size_t)klen);
+    return;
+  case HIST_INCR:
+    resp_write_array(b, 2);
+    resp_write_bulk(b, "INCR", 4);
+    resp_write_bulk(b, key, (size_t)klen);
+    return;
+  case HIST_PUT: {
+    size_t vlen = value_bytes(h->value, val, REQUEST_BYTES_MAX);
+    char ttl[24];
+    int tlen = snprintf(ttl, sizeof ttl, "%u", os->ttl_ms);
+    resp_write_array(b, os->ttl_ms > 0 ? 5 : 3);
+    resp_write_bulk(b, "SET", 3);
+    resp_write_bulk(b, key, (size_t)klen);
+    resp_write_bulk(b, val, vlen);
+    if (os->ttl_ms > 0) {
+      resp_write_bulk(b, "PX", 2);
+      resp_write_bulk(b, ttl, (size_t)tlen);
+    }
+    return;
+  }
+  case HIST_CAS: {
+    size_t vlen = value_bytes(h->value, val, REQUEST_BYTES_MAX);
+    if (h->expected == HIST_NIL) { /* only if absent: SET NX */
+      resp_write_array(b, 4);
+      resp_write_bulk(b, "SET", 3);
+      resp_write_bulk(b, key, (size_t)klen);
+      resp_write_bulk(b, val, vlen);
+      resp_write_bulk(b, "NX", 2);
+      return;
+    }
+    size_t elen = value_bytes(h->expected, exp, REQUEST_BYTES_MAX);
+    resp_write_array(b, 4);
+    resp_write_bulk(b, "CAS", 3);
+    resp_write_bulk(b, key, (size_t)klen);
+    resp_write_bulk(b, exp, elen);
+    resp_write_bulk(b, val, vlen);
+    return;
+  }
+  default:
+    assert(0 && "not a kv operation");
+  }
+}
+
+/* An application command as its RESP argv (its name, then its arguments),
+ * from the bytes the workload encoded. */
+static void app_request(const struct sim_app_op *op, struct resp_buf *b) {
+  struct app_decoded d;
+  if (app_decode(op->cmd, op->cmd_len, &d) != 0) {
+    resp_write_array(b, 1);
+    resp_write_bulk(b, "PING", 4);
+    return;
+  }
+  const struct app_command *row = app_command_of(d.op);
+  resp_write_array(b, 1 + d.argc);
+  resp_write_bulk(b, row->name, strlen(row->name));
+  for (uint32_t i = 0; i < d.argc; i++)
+    resp_write_bulk(b, d.argv[i].ptr, d.argv[i].len);
+}
+
+/* ---- operations
+ * ------------------------------------------------------------------- */
+
+static void client_pump(struct sim *s, struct client *c);
+
 static void client_finish_op(struct sim *s, struct client *c) {
-  c->in_flight = false;
-  client_set_timeout(s, c, 0);
+  assert(c->n_open > 0);
+  c->n_open--;
   s->ops_done++;
   if (s->ops_done == s->o.n_ops) {
     sim_clients_done(s);
@@ -96,81 +271,6 @@ static void client_finish_op(struct sim *s, struct client *c) {
   }
   client_kick(s, c, s->now_us + prng_below(&s->prng_client, THINK_US_MAX + 1),
               TIMER_NEXT_OP);
-}
-
-static void client_give_up(struct sim *s, struct client *c) {
-  struct hist_op *h = &s->hist[c->op_id];
-  uint32_t refused = (uint32_t)__builtin_popcountll(c->refused_mask);
-  if (c->attempt > 0 && refused == c->attempt) {
-    h->status = HIST_FAIL;
-    h->return_us = s->now_us;
-    s->res->ops_failed++;
-  } else {
-    h->status = HIST_INFO;
-    h->return_us = 0;
-    s->res->ops_indeterminate++;
-  }
-  client_finish_op(s, c);
-}
-
-static void client_attempt(struct sim *s, struct client *c) {
-  if (c->attempt >= CLIENT_ATTEMPTS_MAX || s->now_us >= c->deadline_us) {
-    client_give_up(s, c);
-    return;
-  }
-  c->attempt++;
-  const struct hist_op *h = &s->hist[c->op_id];
-  struct client_msg cm = {.client = c->index,
-                          .attempt = c->attempt,
-                          .seq = c->seq,
-                          .op_id = c->op_id,
-                          .kind = h->kind,
-                          .key = h->key,
-                          .value = h->value,
-                          .expected = h->expected};
-  net_send_client(s, true, c->node, c->index, &cm);
-  uint64_t at_us =
-      s->now_us + prng_range(&s->prng_client, ATTEMPT_TIMEOUT_US_MIN,
-                             ATTEMPT_TIMEOUT_US_MAX);
-  if (at_us > c->deadline_us)
-    at_us = c->deadline_us;
-  client_set_timeout(s, c, at_us);
-}
-
-/* A put, get or cas on a random key. */
-static void client_draw_kv(struct sim *s, struct client *c,
-                           struct hist_op *h) {
-  uint64_t roll = prng_below(&c->workload, 100);
-  h->kind = roll < 40 ? HIST_PUT : roll < 80 ? HIST_GET : HIST_CAS;
-  h->key = (uint32_t)prng_below(&c->workload, s->o.n_keys);
-  if (h->kind != HIST_GET)
-    h->value = s->value_next++;
-  if (h->kind == HIST_CAS)
-    h->expected = c->last_seen[h->key];
-}
-
-static void client_begin(struct sim *s, struct client *c) {
-  if (s->phase != PHASE_CLIENTS || s->ops_issued >= s->o.n_ops) {
-    c->finished = true;
-    return;
-  }
-  uint64_t op_id = s->ops_issued++;
-  struct hist_op *h = &s->hist[op_id];
-  memset(h, 0, sizeof *h);
-  h->client = c->index;
-  h->status = HIST_INFO;
-  h->value = HIST_NIL;
-  h->expected = HIST_NIL;
-  h->call_us = s->now_us;
-  c->seq++;
-  if (s->wl == NULL || !workload_begin(s, c, op_id, h))
-    client_draw_kv(s, c, h);
-  c->op_id = op_id;
-  c->in_flight = true;
-  c->attempt = 0;
-  c->refused_mask = 0;
-  c->deadline_us = s->now_us + (uint64_t)s->o.op_timeout_ms * 1000u;
-  client_attempt(s, c);
 }
 
 static void client_record_latency(struct sim *s, uint64_t latency_us) {
@@ -184,60 +284,471 @@ static void client_record_latency(struct sim *s, uint64_t latency_us) {
       latency_us > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us;
 }
 
-static void client_succeed(struct sim *s, struct client *c,
-                           const struct client_msg *cm) {
-  struct hist_op *h = &s->hist[c->op_id];
+/* The operation ended without an answer: fail when every attempt was
+ * refused as not carried out, info (outcome unknown) otherwise. */
+static void client_give_up(struct sim *s, struct client *c, uint64_t op_id) {
+  struct hist_op *h = &s->hist[op_id];
+  const struct op_state *os = &s->ops[op_id];
+  if (os->attempts > 0 && os->refused == os->attempts && !os->maybe) {
+    h->status = HIST_FAIL;
+    h->return_us = s->now_us;
+    s->res->ops_failed++;
+  } else {
+    h->status = HIST_INFO;
+    h->return_us = 0;
+    s->res->ops_indeterminate++;
+    if (h->kind == HIST_INCR)
+      s->incr_maybe[h->key - s->n_registers]++;
+  }
+  client_finish_op(s, c);
+}
+
+static void draw_ttl(struct hist_op *h, struct op_state *os, uint64_t r) {
+  os->ttl_ms = TTL_MS_MIN + (uint32_t)(r % (TTL_MS_MAX - TTL_MS_MIN));
+  h->flags |= HIST_TTL;
+}
+
+/* True while the kv workload is in a quiet spell: every 1.5-4 s the
+ * clients only read, for 0.3-1.5 s, as a cache's traffic does at night.
+ * Without writes the log's clock stands still while keys expire by the
+ * leader's; reads must still see them go, and never come back. The spells
+ * are a function of the seed and the time alone. */
+static bool quiet_spell(struct sim *s) {
+  if (!s->o.expiry)
+    return false;
+  while (s->now_us >= s->quiet_end_us) {
+    uint64_t start =
+        s->quiet_end_us +
+        prng_range(&s->prng_quiet, QUIET_EVERY_US_MIN, QUIET_EVERY_US_MAX);
+    s->quiet_start_us = start;
+    s->quiet_end_us =
+        start + prng_range(&s->prng_quiet, QUIET_US_MIN, QUIET_US_MAX);
+  }
+  return s->now_us >= s->quiet_start_us;
+}
+
+/* A put, get, cas or incr on a random key: of a hundred operations, 50 on
+ * registers (20 puts, 17 gets, 13 cas), 25 on counters (18 incrs, 7 gets)
+ * and 25 on expiring keys (6 puts, 5 cas, 14 gets: a cas meets values
+ * about to expire, and tells what the log's clock says of them). */
+static void client_draw_kv(struct sim *s, struct client *c, struct hist_op *h,
+                           struct op_state *os) {
+  uint64_t r[3];
+  for (int k = 0; k < 3; k++)
+    r[k] = prng_next(&c->workload);
+  uint64_t roll = r[0] % 100;
+  if (quiet_spell(s)) { /* a get, of any key */
+    h->kind = HIST_GET;
+    h->key = (uint32_t)(r[1] % sim_keys(s));
+    return;
+  }
+  if (s->n_counters > 0 && roll >= 50 && roll < 75) {
+    h->kind = roll < 68 ? HIST_INCR : HIST_GET;
+    h->key = s->n_registers + (uint32_t)(r[1] % s->n_counters);
+    return;
+  }
+  if (s->n_expiring > 0 && roll >= 75) {
+    h->kind = roll < 81 ? HIST_PUT : roll < 86 ? HIST_CAS : HIST_GET;
+    h->key = s->n_registers + s->n_counters + (uint32_t)(r[1] % s->n_expiring);
+    if (h->kind == HIST_GET)
+      return;
+    h->value = s->value_next++;
+    if (h->kind == HIST_CAS)
+      h->expected = c->last_seen[h->key];
+    else
+      draw_ttl(h, os, r[2]);
+    return;
+  }
+  roll %= 50;
+  h->kind = roll < 20 ? HIST_PUT : roll < 37 ? HIST_GET : HIST_CAS;
+  h->key = (uint32_t)(r[1] % s->n_registers);
+  if (h->kind == HIST_GET)
+    return;
+  h->value = s->value_next++;
+  if (h->kind == HIST_CAS) {
+    h->expected = c->last_seen[h->key];
+    return;
+  }
+  if (s->o.expiry && r[2] % 2 == 0) /* half the puts expire */
+    draw_ttl(h, os, r[2] / 2);
+}
+
+static void client_begin(struct sim *s, struct client *c) {
+  if (s->phase != PHASE_CLIENTS || s->ops_issued >= s->o.n_ops) {
+    c->finished = true;
+    return;
+  }
+  uint64_t op_id = s->ops_issued++;
+  struct hist_op *h = &s->hist[op_id];
+  struct op_state *os = &s->ops[op_id];
+  memset(h, 0, sizeof *h);
+  memset(os, 0, sizeof *os);
+  h->client = c->index;
+  h->status = HIST_INFO;
+  h->value = HIST_NIL;
+  h->expected = HIST_NIL;
+  h->call_us = s->now_us;
+  c->seq++;
+  if (s->wl == NULL || !workload_begin(s, c, op_id, h))
+    client_draw_kv(s, c, h, os);
+  os->deadline_us = s->now_us + (uint64_t)s->o.op_timeout_ms * 1000u;
+  c->n_open++;
+  assert(c->n_queued < CLIENT_PIPELINE_MAX);
+  c->queued[c->n_queued++] = op_id;
+  client_pump(s, c);
+  if (c->n_open < c->pipeline)
+    client_kick(s, c, s->now_us + prng_below(&s->prng_client, THINK_US_MAX + 1),
+                TIMER_NEXT_OP);
+}
+
+/* ---- the connection
+ * ------------------------------------------------------------- */
+
+static void client_drop_conn(struct sim *s, struct client *c) {
+  if (c->conn != 0) {
+    struct conn *cn = conn_get(s, c->conn - 1, c->conn_gen);
+    if (cn != NULL)
+      conn_close_end(s, c->conn - 1, false);
+  }
+  c->conn = 0;
+  c->conn_up = false;
+  c->in_len = 0;
+}
+
+/* The ops sent on a connection that is gone: reads and application
+ * commands go again; a kv write may have been carried out: info. */
+static void client_conn_lost(struct sim *s, struct client *c) {
+  client_drop_conn(s, c);
+  client_set_timeout(s, c, 0);
+  c->node = client_other_node(s, c->node);
+  uint32_t n = c->n_sent;
+  c->n_sent = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    uint64_t op_id = c->sent[k].op_id;
+    const struct hist_op *h = &s->hist[op_id];
+    if (c->index == s->n_clients) { /* the barrier is sent again */
+      continue;
+    }
+    if (h->kind == HIST_GET || h->kind == SIM_HIST_APP) {
+      s->ops[op_id].maybe |= h->kind == SIM_HIST_APP;
+      c->queued[c->n_queued++] = op_id;
+      continue;
+    }
+    s->ops[op_id].maybe = true;
+    client_give_up(s, c, op_id);
+  }
+  if (c->n_queued > 0)
+    client_kick(s, c,
+                s->now_us +
+                    prng_range(&s->prng_client, BACKOFF_US_MIN, BACKOFF_US_MAX),
+                TIMER_RETRY);
+}
+
+static void client_send(struct sim *s, struct client *c, uint64_t op_id) {
+  struct resp_buf *b = &s->request;
+  resp_buf_reset(b);
+  if (s->hist[op_id].kind == SIM_HIST_APP)
+    app_request(workload_op(s, op_id), b);
+  else
+    kv_request(s, op_id, b);
+  s->ops[op_id].attempts++;
+  c->sent[c->n_sent++] = (struct client_op){.op_id = op_id};
+  conn_send(s, c->conn - 1, true, b->data, b->len);
+}
+
+/* Sends what is queued, connecting first if need be. */
+static void client_pump(struct sim *s, struct client *c) {
+  while (c->n_queued > 0) {
+    uint64_t op_id = c->queued[0];
+    if (s->now_us < s->ops[op_id].deadline_us &&
+        s->ops[op_id].attempts < CLIENT_ATTEMPTS_MAX)
+      break;
+    memmove(c->queued, c->queued + 1, --c->n_queued * sizeof *c->queued);
+    client_give_up(s, c, op_id);
+  }
+  if (c->n_queued == 0)
+    return;
+  if (c->conn == 0) {
+    uint32_t id = conn_open_client(s, c->index, c->node);
+    if (id == UINT32_MAX) { /* refused at once: the node is down */
+      c->node = client_other_node(s, c->node);
+      client_kick(s, c,
+                  s->now_us + prng_range(&s->prng_client, BACKOFF_US_MIN,
+                                         BACKOFF_US_MAX),
+                  TIMER_RETRY);
+      return;
+    }
+    c->conn = id + 1;
+    c->conn_gen = s->conns[id].gen;
+    c->conn_up = false;
+    client_set_timeout(s, c,
+                       s->now_us + prng_range(&s->prng_client,
+                                              ATTEMPT_TIMEOUT_US_MIN,
+                                              ATTEMPT_TIMEOUT_US_MAX));
+    return;
+  }
+  if (!c->conn_up)
+    return;
+  bool was_idle = c->n_sent == 0;
+  while (c->n_queued > 0 && c->n_sent < c->pipeline) {
+    uint64_t op_id = c->queued[0];
+    memmove(c->queued, c->queued + 1, --c->n_queued * sizeof *c->queued);
+    client_send(s, c, op_id);
+  }
+  if (was_idle && c->n_sent > 0)
+    client_set_timeout(s, c,
+                       s->now_us + prng_range(&s->prng_client,
+                                              ATTEMPT_TIMEOUT_US_MIN,
+                                              ATTEMPT_TIMEOUT_US_MAX));
+}
+
+/* ---- replies
+ * ----------------------------------------------------------------------- */
+
+/* What a reply is, as the client reads it. */
+struct reply {
+  char type;           /* '+', '-', ':', '$', '*' */
+  bool null;           /* $-1 or *-1 */
+  int64_t integer;     /* ':' */
+  const uint8_t *data; /* '+', '-', '$': the text or the bulk */
+  size_t len;
+  const uint8_t *first; /* '*': the first element's bulk, if any */
+  size_t first_len;
+};
+
+static void reply_parse(const uint8_t *p, size_t len, struct reply *r) {
+  memset(r, 0, sizeof *r);
+  r->type = (char)p[0];
+  const uint8_t *eol = memchr(p, '\r', len);
+  size_t line = eol != NULL ? (size_t)(eol - p) : len;
+  bool ok;
+  switch (r->type) {
+  case '+':
+  case '-':
+    r->data = p + 1;
+    r->len = line - 1;
+    return;
+  case ':':
+    r->integer = decimal(p + 1, line - 1, &ok);
+    return;
+  case '$': {
+    int64_t n = decimal(p + 1, line - 1, &ok);
+    r->null = n < 0;
+    if (!r->null) {
+      r->data = p + line + 2;
+      r->len = (size_t)n;
+    }
+    return;
+  }
+  case '*': {
+    int64_t n = decimal(p + 1, line - 1, &ok);
+    r->null = n < 0;
+    if (n > 0 && p[line + 2] == '$') {
+      struct reply first;
+      reply_parse(p + line + 2, len - line - 2, &first);
+      r->first = first.data;
+      r->first_len = first.len;
+    }
+    return;
+  }
+  default:
+    return;
+  }
+}
+
+static bool text_has(const uint8_t *p, size_t len, const char *word) {
+  size_t w = strlen(word);
+  for (size_t i = 0; i + w <= len; i++)
+    if (memcmp(p + i, word, w) == 0)
+      return true;
+  return false;
+}
+
+/* The application's code for an error reply, by the words the machine uses
+ * (sm/app*.c); what the checkers need is DONE or not. */
+static uint16_t app_code_of(const struct reply *r) {
+  static const struct {
+    const char *words;
+    uint16_t code;
+  } table[] = {
+      {"insufficient funds", APP_E_FUNDS},
+      {"to itself", APP_E_SAME_ACCOUNT},
+      {"not available", APP_E_NOT_AVAILABLE},
+      {"is held by", APP_E_HELD},
+      {"not the holder", APP_E_NOT_HOLDER},
+      {"stale token", APP_E_STALE_TOKEN},
+      {"invalid transition", APP_E_TRANSITION},
+      {"different command", APP_E_ID_REUSED},
+      {"no such", APP_E_NO_SUCH},
+      {"exists", APP_E_EXISTS},
+      {"beyond int64", APP_E_OVERFLOW},
+      {"too many", APP_E_FULL},
+  };
+  for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
+    if (text_has(r->data, r->len, table[k].words))
+      return table[k].code;
+  return APP_E_SYNTAX;
+}
+
+/* A PNR ("PNR0000000042") or a token as a number. */
+static int64_t app_integer_of(const struct reply *r) {
+  const uint8_t *p = r->type == '*' ? r->first : r->data;
+  size_t len = r->type == '*' ? r->first_len : r->len;
+  if (r->type == ':')
+    return r->integer;
+  if (p == NULL || len < 4 || memcmp(p, "PNR", 3) != 0)
+    return 0;
+  bool ok;
+  int64_t v = decimal(p + 3, len - 3, &ok);
+  return ok ? v : 0;
+}
+
+static void client_succeed(struct sim *s, struct client *c, uint64_t op_id,
+                           const struct reply *r) {
+  struct hist_op *h = &s->hist[op_id];
   h->status = HIST_OK;
   h->return_us = s->now_us;
-  if (h->kind == SIM_HIST_APP) {
-    workload_on_reply(s, c, cm);
-  } else if (h->kind == HIST_GET) {
-    h->value = cm->value;
-    c->last_seen[h->key] = cm->value;
-  } else if (h->kind == HIST_PUT) {
+  switch (h->kind) {
+  case SIM_HIST_APP: {
+    uint8_t kind = r->type == '+'   ? APP_REPLY_OK
+                   : r->type == ':' ? APP_REPLY_INT
+                   : r->type == '*' ? APP_REPLY_ARRAY
+                   : r->null        ? APP_REPLY_NULL
+                   : r->type == '-' ? APP_REPLY_ERROR
+                                    : APP_REPLY_BULK;
+    uint16_t code = r->type == '-' ? app_code_of(r) : APP_DONE;
+    workload_on_reply(s, c, op_id, kind, code, app_integer_of(r));
+    break;
+  }
+  case HIST_GET:
+    if (is_counter(s, h->key)) {
+      bool ok = true;
+      h->value = r->null ? HIST_NIL : decimal(r->data, r->len, &ok);
+    } else {
+      h->value = r->null ? HIST_NIL : value_id(r->data, r->len);
+    }
     c->last_seen[h->key] = h->value;
-  } else {
-    h->output = cm->swapped ? 1 : 0;
-    if (cm->swapped)
+    break;
+  case HIST_PUT:
+    c->last_seen[h->key] = h->value;
+    break;
+  case HIST_INCR:
+    h->value = r->integer;
+    s->incr_acked[h->key - s->n_registers]++;
+    break;
+  case HIST_CAS:
+    h->output = h->expected == HIST_NIL ? (r->type == '+') : r->integer == 1;
+    if (h->output)
       c->last_seen[h->key] = h->value;
+    break;
+  default:
+    break;
   }
   s->res->ops_ok++;
   client_record_latency(s, h->return_us - h->call_us);
   client_finish_op(s, c);
 }
 
-static void client_on_reply(struct sim *s, struct client *c, uint32_t node,
-                            const struct client_msg *cm) {
-  if (!c->in_flight || cm->seq != c->seq)
-    return; /* a late answer to an operation already finished */
-  if (cm->status == CM_OK) {
-    client_succeed(s, c, cm);
+/* One reply, for the oldest operation sent on the connection. */
+static void client_on_reply(struct sim *s, struct client *c, const uint8_t *p,
+                            size_t len) {
+  if (c->n_sent == 0)
+    return;
+  uint64_t op_id = c->sent[0].op_id;
+  memmove(c->sent, c->sent + 1, --c->n_sent * sizeof *c->sent);
+  if (c->index == s->n_clients)
+    return; /* the barrier: the run watches the log for it */
+  struct reply r;
+  reply_parse(p, len, &r);
+  const struct hist_op *h = &s->hist[op_id];
+  struct op_state *os = &s->ops[op_id];
+  bool error = r.type == '-';
+  bool app = h->kind == SIM_HIST_APP;
+  if (!error || (app && !text_has(r.data, r.len, "TRYAGAIN") &&
+                 !text_has(r.data, r.len, "unknown"))) {
+    client_succeed(s, c, op_id, &r);
     return;
   }
-  if (cm->attempt >= 1 && cm->attempt <= CLIENT_ATTEMPTS_MAX)
-    c->refused_mask |= 1ull << (cm->attempt - 1);
-  if (cm->attempt != c->attempt)
-    return; /* the current attempt is still out */
-  if (cm->status == CM_NOT_LEADER && cm->hint != SABHA_NODE_NONE &&
-      cm->hint <= s->n_nodes && cm->hint - 1 != node) {
-    c->node = cm->hint - 1;
-    client_attempt(s, c);
+  if (text_has(r.data, r.len, "unknown")) {
+    os->maybe = true;
+    if (app || h->kind == HIST_GET) { /* safe to send again */
+      c->queued[c->n_queued++] = op_id;
+    } else {
+      client_give_up(s, c, op_id);
+      return;
+    }
+  } else if (r.len >= 8 && memcmp(r.data, "TRYAGAIN", 8) == 0) {
+    os->refused++; /* not carried out: may go again, elsewhere */
+    c->queued[c->n_queued++] = op_id;
+    c->move = true;
+  } else {
+    /* An error the workload never causes (not an integer, a full store):
+     * the command was carried out with an error reply; for the history,
+     * its effect is unknown. */
+    os->maybe = true;
+    client_give_up(s, c, op_id);
     return;
   }
-  if (cm->status == CM_NOT_LEADER)
-    c->node = client_other_node(s, node);
-  client_set_timeout(s, c, 0);
   client_kick(s, c,
               s->now_us +
                   prng_range(&s->prng_client, BACKOFF_US_MIN, BACKOFF_US_MAX),
               TIMER_RETRY);
 }
 
+static void client_on_data(struct sim *s, struct client *c,
+                           const struct chunk *ch) {
+  if (c->in_cap - c->in_len < ch->len) {
+    c->in_cap = (c->in_len + ch->len) * 2;
+    c->in = sim_xrealloc(c->in, c->in_cap);
+  }
+  memcpy(c->in + c->in_len, ch->data, ch->len);
+  c->in_len += ch->len;
+  size_t off = 0;
+  for (;;) {
+    size_t used = 0;
+    int rc = resp_reply_scan(c->in + off, c->in_len - off, &used);
+    if (rc < 0) {
+      sim_fail(s, FAIL_SAFETY,
+               "client %u: a node sent bytes that are not "
+               "RESP",
+               c->index);
+      return;
+    }
+    if (rc == 0)
+      break;
+    client_on_reply(s, c, c->in + off, used);
+    off += used;
+  }
+  memmove(c->in, c->in + off, c->in_len - off);
+  c->in_len -= off;
+  if (c->move && c->n_sent == 0) { /* to another node, for what failed */
+    c->move = false;
+    client_drop_conn(s, c);
+    c->node = client_other_node(s, c->node);
+  }
+  if (c->n_sent == 0)
+    client_set_timeout(s, c, 0);
+  else
+    client_set_timeout(s, c,
+                       s->now_us + prng_range(&s->prng_client,
+                                              ATTEMPT_TIMEOUT_US_MIN,
+                                              ATTEMPT_TIMEOUT_US_MAX));
+  client_pump(s, c);
+}
+
+/* ---- events
+ * -------------------------------------------------------------------------- */
+
+/* Kicks are all alike: send what waits, then start an operation if the
+ * pipeline has room. Only the newest kick acts, so a later one (a retry's
+ * backoff) may delay an earlier one's work, never lose it. */
 static void client_on_kick(struct sim *s, struct client *c, uint32_t purpose) {
-  if (purpose == TIMER_NEXT_OP && !c->in_flight)
+  (void)purpose;
+  if (c->index == s->n_clients)
+    return;
+  client_pump(s, c);
+  if (c->n_open < c->pipeline && !c->finished)
     client_begin(s, c);
-  else if (purpose == TIMER_RETRY && c->in_flight)
-    client_attempt(s, c);
 }
 
 /* The timeout's event: stale, early (re-armed later), or due. */
@@ -255,23 +766,103 @@ static void client_on_timeout(struct sim *s, struct client *c,
     return;
   }
   ev_free(s, ev);
-  if (c->timeout_due_us == 0 || !c->in_flight)
+  if (c->timeout_due_us == 0)
     return;
   c->timeout_due_us = 0;
-  c->node = client_other_node(s, c->node);
-  client_attempt(s, c);
+  client_conn_lost(s, c);
+}
+
+static void client_on_conn(struct sim *s, struct client *c,
+                           struct sim_event *ev) {
+  const struct conn_ev *ce = &ev->u.c;
+  bool current = c->conn == ce->conn + 1 && c->conn_gen == ce->conn_gen;
+  if (!current)
+    return;
+  switch (ev->kind) {
+  case EV_CONN_UP:
+    c->conn_up = true;
+    client_pump(s, c);
+    return;
+  case EV_CONN_DATA:
+    client_on_data(s, c, ce->chunk);
+    return;
+  case EV_CONN_DOWN: {
+    struct conn *cn = conn_get(s, ce->conn, ce->conn_gen);
+    if (cn != NULL) {
+      cn->opener_open = false;
+      conn_maybe_free(s, ce->conn);
+    }
+    c->conn = 0;
+    client_conn_lost(s, c);
+    return;
+  }
+  default:
+    return;
+  }
 }
 
 void client_on_event(struct sim *s, struct sim_event *ev) {
-  assert(ev->target < s->n_clients);
+  assert(ev->target <= s->n_clients);
   struct client *c = &s->clients[ev->target];
   if (ev->kind == EV_CLIENT_TIMER && ev->aux == TIMER_ATTEMPT_TIMEOUT) {
     client_on_timeout(s, c, ev);
     return;
   }
-  if (ev->kind == EV_CLIENT_REPLY)
-    client_on_reply(s, c, ev->aux, &ev->u.cm);
-  else if (ev->gen == c->kick_token)
-    client_on_kick(s, c, ev->aux);
+  if (ev->kind == EV_CLIENT_TIMER) {
+    if (ev->gen == c->kick_token)
+      client_on_kick(s, c, ev->aux);
+  } else {
+    client_on_conn(s, c, ev);
+    if (ev->kind == EV_CONN_DATA)
+      chunk_free(ev->u.c.chunk);
+  }
   ev_free(s, ev);
+}
+
+/* ---- the operator's client
+ * --------------------------------------------------------- */
+
+/* One more client than the workload's: an operator's, which sends the
+ * quiesce barrier and the nemesis's admin commands. Its replies are not
+ * read: the run watches the log and the engines' status instead. */
+static void client_send_operator(struct sim *s, uint32_t node, uint32_t argc,
+                                 const struct resp_arg *argv) {
+  struct client *c = &s->clients[s->n_clients];
+  if (c->conn != 0 && c->node != node)
+    client_drop_conn(s, c);
+  c->node = node;
+  c->n_sent = 0;
+  if (c->conn == 0) {
+    uint32_t id = conn_open_client(s, c->index, node);
+    if (id == UINT32_MAX)
+      return;
+    c->conn = id + 1;
+    c->conn_gen = s->conns[id].gen;
+    c->conn_up = false;
+  }
+  resp_buf_reset(&s->request);
+  resp_write_array(&s->request, argc);
+  for (uint32_t k = 0; k < argc; k++)
+    resp_write_bulk(&s->request, argv[k].ptr, argv[k].len);
+  /* Held until the connection is up: the bytes wait in the queue of the
+   * connection as a real client's would in its socket. */
+  conn_send(s, c->conn - 1, true, s->request.data, s->request.len);
+}
+
+void client_send_barrier(struct sim *s, uint32_t node) {
+  char value[32];
+  int vlen = snprintf(value, sizeof value, "%u", ++s->barrier_sent);
+  struct resp_arg argv[3] = {
+      {(const uint8_t *)"SET", 3},
+      {(const uint8_t *)BARRIER_KEY, strlen(BARRIER_KEY)},
+      {(const uint8_t *)value, (size_t)vlen}};
+  client_send_operator(s, node, 3, argv);
+}
+
+void client_send_leader(struct sim *s, uint32_t node, uint32_t to) {
+  char id[16];
+  int len = snprintf(id, sizeof id, "%u", to + 1);
+  struct resp_arg argv[2] = {{(const uint8_t *)"SABHA.LEADER", 12},
+                             {(const uint8_t *)id, (size_t)len}};
+  client_send_operator(s, node, 2, argv);
 }

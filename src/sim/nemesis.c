@@ -23,7 +23,13 @@
  *              leadership and make the node's timers wait behind its
  *              backlog: enum sim_slow_flag in sim.h);
  *   clock      a node's clock runs at 0.8-1.25x, sometimes after jumping
- *              forward.
+ *              forward; half the time its wall clock (the stamps on
+ *              commands) is also stepped back or forward 20-800 ms;
+ *   disk       a write or fsync of a running node fails (EIO or ENOSPC: the
+ *              runtime gives up and the node restarts), or a bit of synced
+ *              data flips on a node that is down (taken down for it if need
+ *              be), which the log must refuse to start on. Crashes are then
+ *              now and then clean stops, whose logs must read back whole.
  *
  * Random timing alone rarely hits the few milliseconds that matter most: a
  * leader whose term never left it, a leader cut off while it brings others
@@ -37,12 +43,16 @@
  *              peer for 0.05-1.5 s (partition faults) or crashes (crash
  *              faults);
  *   Figure 8   an episode that plays the history of Raft's Figure 8 with
- *              whoever holds the roles (figure8_start() tells it).
+ *              whoever holds the roles (figure8_start() tells it);
+ *   comeback   a leader goes deaf while its appends still leave, falls
+ *              behind, is brought back by a snapshot and wins again
+ *              (comeback_start() tells it).
  *
  * Scripted faults (struct sim_script_event) are applied at their time on top
  * of the random ones. When the clients are done, the nemesis stops and heals
  * everything (nemesis_stop_and_heal); scripted faults due later are dropped. */
 #include <assert.h>
+#include <errno.h>
 #include <string.h>
 
 #include "sim/sim_internal.h"
@@ -57,12 +67,20 @@
 #define POWER_DOWN_US_MAX 1000000u
 #define POWER_LOSS_CHANCE 0.5
 #define STRIKE_CHANCE 0.1
+#define CLEAN_STOP_CHANCE 0.25
+#define DISK_FAIL_CHANCE 0.6
+#define WALL_STEP_MS_MIN 20u
+#define WALL_STEP_MS_MAX 800u
 #define STRIKE_CHANCE_CHURN 0.9
 #define STRIKE_DELAY_US_MAX 100000u
 #define F8_DURATION_US_MIN 1500000u
 #define F8_DURATION_US_MAX 3000000u
 #define ISOLATE_US_MIN 50000u
 #define ISOLATE_US_MAX 1500000u
+#define CB_DEAF_US_MIN 400000u
+#define CB_DEAF_US_MAX 1500000u
+#define CB_DURATION_US_MIN 2500000u
+#define CB_DURATION_US_MAX 4000000u
 
 void nemesis_init(struct sim *s) {
   memset(&s->nem, 0, sizeof s->nem);
@@ -190,13 +208,92 @@ static void figure8_end(struct sim *s) {
   f8->stage = F8_IDLE;
 }
 
+/* The comeback episode: leader L goes deaf (it hears no peer, but what it
+ * sends still arrives), so its last appends reach the followers while their
+ * acknowledgements never come back. It steps down for want of a quorum, the
+ * others elect a leader that commits L's entries and moves on. L hears
+ * again; once it is brought up to date by a snapshot, every other node that
+ * wins an election is struck until L wins again. L's clients are still
+ * waiting for the writes it proposed before it went deaf, which applied
+ * inside that snapshot: what L tells them when its new term's first
+ * proposal applies is the test (a write reported "not applied" that did
+ * apply is retried, and an INCR counts twice). Real clusters play this out
+ * with a flapping network card. */
+static bool comeback_start(struct sim *s) {
+  int l = node_leader(s);
+  if (l < 0 || s->n_nodes < 3)
+    return false;
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    cut(s, i, (uint32_t)l);
+  struct nem_comeback *cb = &s->nem.cb;
+  cb->stage = CB_DEAF;
+  cb->node = (uint32_t)l;
+  cb->token++;
+  struct sim_event *ev = ev_new(s, EV_HEAR, (uint32_t)l);
+  ev->gen = cb->token;
+  sim_at(s,
+         s->now_us +
+             prng_range(&s->prng_nemesis, CB_DEAF_US_MIN, CB_DEAF_US_MAX),
+         ev);
+  return true;
+}
+
+static void comeback_hear(struct sim *s, uint32_t token) {
+  struct nem_comeback *cb = &s->nem.cb;
+  if (cb->stage != CB_DEAF || cb->token != token)
+    return;
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    s->links[i][cb->node].fault_blocked = false;
+  cb->stage = CB_CATCHUP;
+}
+
+static uint32_t nodes_isolated(const struct sim *s) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    k += s->nodes[i].isolated;
+  return k;
+}
+
+/* Strikes leader i of the comeback stage, if a majority stays together. */
+static void comeback_strike(struct sim *s, uint32_t i) {
+  if (nodes_isolated(s) + nodes_down(s) < (s->n_nodes - 1) / 2)
+    strike(s, i);
+}
+
+void nemesis_on_snapshot_installed(struct sim *s, uint32_t i) {
+  struct nem_comeback *cb = &s->nem.cb;
+  if (cb->stage != CB_CATCHUP || i != cb->node || s->nem.stopped)
+    return;
+  cb->stage = CB_COMEBACK;
+  /* Half the time an operator moves leadership back to it (SABHA.LEADER,
+   * as after maintenance); otherwise the leader is struck. */
+  int l = node_leader(s);
+  if (l < 0 || (uint32_t)l == i)
+    return;
+  if (prng_chance(&s->prng_nemesis, 0.5))
+    client_send_leader(s, (uint32_t)l, i);
+  else
+    comeback_strike(s, (uint32_t)l);
+}
+
+/* A node just won an election during the episode. */
+static void comeback_on_leader(struct sim *s, uint32_t i) {
+  struct nem_comeback *cb = &s->nem.cb;
+  if (cb->stage != CB_COMEBACK)
+    return;
+  if (i == cb->node)
+    cb->stage = CB_IDLE; /* it won: the rest plays out by itself */
+  else
+    comeback_strike(s, i);
+}
+
 /* Starts a random partition; returns its duration. */
 static uint64_t partition_start(struct sim *s) {
   uint8_t group[SABHA_NODES_MAX] = {0};
   uint32_t x = rand_node(s);
   uint64_t duration_us =
       prng_range(&s->prng_nemesis, NEM_DURATION_US_MIN, NEM_DURATION_US_MAX);
-  switch (prng_below(&s->prng_nemesis, 10)) {
+  switch (prng_below(&s->prng_nemesis, 12)) {
   case 0: /* two random groups */
     random_groups(s, group, 2);
     cut_groups(s, group);
@@ -245,6 +342,14 @@ static uint64_t partition_start(struct sim *s) {
       strike(s, (uint32_t)l);
     break;
   }
+  case 8:
+  case 9: /* the comeback episode; without a leader, a node cut off */
+    if (comeback_start(s))
+      return prng_range(&s->prng_nemesis, CB_DURATION_US_MIN,
+                        CB_DURATION_US_MAX);
+    group[x] = 1;
+    cut_groups(s, group);
+    break;
   default: /* the Figure 8 episode; without a leader, two random groups */
     if (figure8_start(s))
       return prng_range(&s->prng_nemesis, F8_DURATION_US_MIN,
@@ -258,18 +363,41 @@ static uint64_t partition_start(struct sim *s) {
 
 static void partition_heal(struct sim *s) {
   s->nem.churn = false;
+  s->nem.cb.stage = CB_IDLE;
   figure8_end(s);
   for (uint32_t a = 0; a < s->n_nodes; a++)
     for (uint32_t b = 0; b < s->n_nodes; b++)
       s->links[a][b].fault_blocked = false;
 }
 
-static void crash_one(struct sim *s, uint32_t i, uint64_t down_us) {
-  node_crash(s, i);
+/* Node i goes down for down_us: a crash, or now and then a clean stop (a
+ * restart by an operator), whose log must read back whole. */
+static void crash_node(struct sim *s, uint32_t i, uint64_t down_us,
+                       bool clean_ok) {
+  if (clean_ok && (s->o.faults & SIM_FAULT_DISK) && !s->nodes[i].in_call &&
+      prng_chance(&s->prng_nemesis, CLEAN_STOP_CHANCE))
+    node_stop_clean(s, i);
+  else
+    node_crash(s, i);
+  struct node *n = &s->nodes[i];
+  if (!n->up) {
+    nemesis_arm_restart(s, i, down_us);
+    return;
+  }
+  /* Inside a runtime call the crash waits for the call to return (and a new
+   * incarnation): the restart is armed then, for that incarnation. */
+  n->restart_in_us = down_us;
+}
+
+void nemesis_arm_restart(struct sim *s, uint32_t i, uint64_t down_us) {
   s->nodes[i].crashed_by_nemesis = true;
   struct sim_event *ev = ev_new(s, EV_RESTART, i);
   ev->gen = s->nodes[i].gen;
   sim_at(s, s->now_us + down_us, ev);
+}
+
+static void crash_one(struct sim *s, uint32_t i, uint64_t down_us) {
+  crash_node(s, i, down_us, false);
 }
 
 static bool crash_active(const struct sim *s) {
@@ -301,8 +429,9 @@ static void crash_some(struct sim *s, uint32_t k, bool leader_first,
   for (uint32_t i = 0; i < s->n_nodes && k > 0; i++) {
     if (!s->nodes[order[i]].up)
       continue;
-    crash_one(s, order[i],
-              prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, down_us_max));
+    crash_node(s, order[i],
+               prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, down_us_max),
+               down_us_max != POWER_DOWN_US_MAX);
     k--;
   }
 }
@@ -369,6 +498,29 @@ static void links_set_fault(struct sim *s, enum nem_kind kind, double p,
     s->client_link.fault_loss = p / 5;
 }
 
+/* A disk fault on a random node: a write or fsync of a running node fails
+ * (EIO, or ENOSPC), or, on a node that is down or taken down for it, a bit
+ * of synced data flips. */
+static void disk_fault(struct sim *s) {
+  uint32_t i = rand_node(s);
+  struct node *n = &s->nodes[i];
+  if (n->up && prng_chance(&s->prng_nemesis, DISK_FAIL_CHANCE)) {
+    node_disk_fail(s, i, prng_chance(&s->prng_nemesis, 0.3) ? ENOSPC : EIO);
+    return;
+  }
+  if (n->up) {
+    bool crash_ok = (s->o.faults & SIM_FAULT_CRASH) &&
+                    nodes_down(s) < (s->n_nodes - 1) / 2 && !n->in_call;
+    if (!crash_ok)
+      return;
+    crash_node(
+        s, i,
+        prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, CRASH_DOWN_US_MAX),
+        true);
+  }
+  node_disk_flip(s, i);
+}
+
 static double rand_between(struct sim *s, double lo, double hi) {
   return lo + (hi - lo) * prng_unit(&s->prng_nemesis);
 }
@@ -402,14 +554,28 @@ static void fault_start(struct sim *s, enum nem_kind kind) {
              (uint32_t)prng_range(&s->prng_nemesis, 2, 20));
     break;
   case NEM_CLOCK: {
-    nem->clock_node = rand_node(s);
+    nem->clock_node =
+        prng_chance(&s->prng_nemesis, 0.5) ? leader_or_random(s) : rand_node(s);
     uint64_t jump_ms = prng_chance(&s->prng_nemesis, 0.3)
                            ? prng_range(&s->prng_nemesis, 10, 1000)
                            : 0;
     node_set_clock(s, nem->clock_node,
                    prng_range(&s->prng_nemesis, 800000, 1250000), jump_ms);
+    /* Half the time the wall clock is stepped too, back or forward, as an
+     * operator or a bad NTP server does; the heal steps it back. */
+    nem->clock_step_ms = 0;
+    if (prng_chance(&s->prng_nemesis, 0.5)) {
+      int64_t step = (int64_t)prng_range(&s->prng_nemesis, WALL_STEP_MS_MIN,
+                                         WALL_STEP_MS_MAX);
+      nem->clock_step_ms = prng_chance(&s->prng_nemesis, 0.5) ? -step : step;
+      node_step_wall(s, nem->clock_node, nem->clock_step_ms);
+    }
     break;
   }
+  case NEM_DISK:
+    disk_fault(s);
+    duration_us = prng_range(&s->prng_nemesis, 50000, 500000);
+    break;
   default:
     assert(0 && "unknown fault kind");
   }
@@ -435,6 +601,8 @@ static void fault_heal(struct sim *s, enum nem_kind kind) {
     break;
   case NEM_CLOCK:
     node_set_clock(s, nem->clock_node, 1000000u, 0);
+    node_step_wall(s, nem->clock_node, -nem->clock_step_ms);
+    nem->clock_step_ms = 0;
     break;
   default:
     break;
@@ -491,6 +659,10 @@ void nemesis_on_new_leader(struct sim *s, uint32_t i) {
     return;
   if (s->nem.f8.stage != F8_IDLE) {
     figure8_on_leader(s, i);
+    return;
+  }
+  if (s->nem.cb.stage != CB_IDLE) {
+    comeback_on_leader(s, i);
     return;
   }
   if (!(s->o.faults & (SIM_FAULT_PARTITION | SIM_FAULT_CRASH)) ||
@@ -649,6 +821,14 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
     return;
   }
   ev_free(s, ev);
+  if (kind == EV_RESTART && aux == RESTART_SUPERVISOR) {
+    /* A process that gave up is restarted by its supervisor, healing or
+     * not. */
+    struct node *n = &s->nodes[target];
+    if (!n->up && n->gen == gen)
+      node_start(s, target);
+    return;
+  }
   if (s->nem.stopped)
     return; /* the run is healing: scripted and random faults are over */
   if (kind == EV_SCRIPT) {
@@ -662,6 +842,8 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
     const struct node *n = &s->nodes[target];
     if (n->up && n->gen == gen && n->last_role == SABHA_ROLE_LEADER)
       strike(s, target);
+  } else if (kind == EV_HEAR) {
+    comeback_hear(s, gen);
   } else if (kind == EV_UNISOLATE) {
     if (s->nodes[target].isolate_token == gen)
       s->nodes[target].isolated = false;
@@ -674,8 +856,11 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
 
 void nemesis_stop_and_heal(struct sim *s) {
   s->nem.stopped = true;
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    memfs_fail_at(s->nodes[i].fs, 0, 0); /* no disk fault fires from now */
   s->nem.churn = false;
   s->nem.f8.stage = F8_IDLE;
+  s->nem.cb.stage = CB_IDLE;
   script_heal(s);
   memset(s->nem.active, 0, sizeof s->nem.active);
   for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)

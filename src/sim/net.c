@@ -8,10 +8,9 @@
  * drops what is sent over it and what was in flight on it when it arrives
  * (the packets on a failed link are lost with it).
  *
- * Client links only ever add latency and loss: clients reach every node
- * (the faults under study are between nodes), and never see a duplicate,
- * so that a client can tell an operation that was refused everywhere
- * ("fail") from one that may have happened ("info").
+ * The client link only adds latency: clients reach every node (the faults
+ * under study are between nodes), over connections (conn.c) that, like
+ * TCP, neither lose nor duplicate nor reorder bytes.
  *
  * At most LINK_IN_FLIGHT_MAX messages are in flight per link; more are
  * dropped, as a full socket buffer would.
@@ -94,20 +93,21 @@ void packet_free(struct packet *p) {
   free(p);
 }
 
-/* When a message sent now over `l` arrives. */
-static uint64_t link_arrival_us(struct sim *s, struct link *l, bool fifo) {
+uint64_t net_arrival_us(struct sim *s, struct link *l, uint64_t *fifo_us,
+                        bool stream) {
   uint64_t delay_us = l->latency_us;
   if (l->jitter_us > 0)
     delay_us += prng_below(&s->prng_net, (uint64_t)l->jitter_us + 1);
-  if (l->fault_reorder > 0 && prng_chance(&s->prng_net, l->fault_reorder))
-    return s->now_us + delay_us +
-           prng_range(&s->prng_net, 1, l->fault_reorder_us + 1);
   uint64_t at_us = s->now_us + delay_us;
-  if (fifo) {
-    if (at_us < l->fifo_us)
-      at_us = l->fifo_us;
-    l->fifo_us = at_us;
+  if (l->fault_reorder > 0 && prng_chance(&s->prng_net, l->fault_reorder)) {
+    at_us += prng_range(&s->prng_net, 1, l->fault_reorder_us + 1);
+    if (!stream)
+      return at_us; /* a message the fault picks may overtake, or be */
   }
+  /* In order behind what was sent before (a connection's bytes always). */
+  if (at_us < *fifo_us)
+    at_us = *fifo_us;
+  *fifo_us = at_us;
   return at_us;
 }
 
@@ -135,19 +135,6 @@ void net_send_peer(struct sim *s, const struct sabha_msg *m) {
     l->in_flight++;
     struct sim_event *ev = ev_new(s, EV_PEER_MSG, m->to - 1);
     ev->u.pkt = packet_clone(m);
-    sim_at(s, link_arrival_us(s, l, true), ev);
+    sim_at(s, net_arrival_us(s, l, &l->fifo_us, false), ev);
   }
-}
-
-void net_send_client(struct sim *s, bool to_node, uint32_t node,
-                     uint32_t client, const struct client_msg *cm) {
-  struct link *l = &s->client_link;
-  double loss = l->loss + l->fault_loss;
-  if (loss > 0 && prng_chance(&s->prng_net, loss))
-    return;
-  struct sim_event *ev = to_node ? ev_new(s, EV_CLIENT_REQ, node)
-                                 : ev_new(s, EV_CLIENT_REPLY, client);
-  ev->aux = to_node ? client : node;
-  ev->u.cm = *cm;
-  sim_at(s, link_arrival_us(s, l, false), ev);
 }

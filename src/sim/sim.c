@@ -22,6 +22,8 @@
 
 #include "sim/sim_internal.h"
 #include "sim/workload.h"
+#include "sm/app.h"
+#include "sm/kvstore.h"
 
 #define CHECK_PERIOD_US 100000u /* log matching, during the run */
 #define QUIESCE_POLL_US 10000u
@@ -115,7 +117,7 @@ void sim_fail(struct sim *s, enum fail_kind kind, const char *fmt, ...) {
 /* ---- options ------------------------------------------------------------- */
 
 static const char *const fault_names[] = {
-    "partition", "crash", "loss", "dup", "reorder", "slow", "clock",
+    "partition", "crash", "loss", "dup", "reorder", "slow", "clock", "disk",
 };
 #define FAULT_NAMES_N (sizeof fault_names / sizeof fault_names[0])
 
@@ -125,7 +127,7 @@ int sim_faults_parse(const char *list, uint32_t *mask, char *err,
   if (list == NULL || list[0] == '\0') {
     snprintf(err, err_size,
              "--faults needs a value: none, all, or a comma "
-             "list of partition,crash,loss,dup,reorder,slow,clock");
+             "list of partition,crash,loss,dup,reorder,slow,clock,disk");
     return SABHA_EINVAL;
   }
   if (strcmp(list, "none") == 0)
@@ -144,7 +146,8 @@ int sim_faults_parse(const char *list, uint32_t *mask, char *err,
     if (k == FAULT_NAMES_N) {
       snprintf(err, err_size,
                "unknown fault '%.*s' in --faults %s (known: "
-               "none, all, partition, crash, loss, dup, reorder, slow, clock)",
+               "none, all, partition, crash, loss, dup, reorder, slow, clock, "
+               "disk)",
                (int)len, p, list);
       return SABHA_EINVAL;
     }
@@ -190,15 +193,30 @@ static const struct bug_name bug_table[] = {
     {"accept-lower-ballot", SABHA_BUG_ACCEPT_LOWER_BALLOT, 0},
     {"no-adopt", SABHA_BUG_NO_ADOPT, 0},
     {"no-dedup", 0, SIM_HOST_BUG_NO_DEDUP},
+    {"snapshot-reply", 0, SIM_HOST_BUG_SNAPSHOT_REPLY},
+    {"wall-clock-read", 0, SIM_HOST_BUG_WALL_CLOCK_READ},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
+/* The names, fixed at compile time (a table filled on first use would be
+ * state the lab's threads race on); bug_table's, in its order. */
+static const char *const bug_names[] = {"none",
+                                        "vote-twice",
+                                        "stale-commit",
+                                        "skip-log-check",
+                                        "ack-before-fsync",
+                                        "stale-read",
+                                        "accept-lower-ballot",
+                                        "no-adopt",
+                                        "no-dedup",
+                                        "snapshot-reply",
+                                        "wall-clock-read",
+                                        NULL};
+_Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
+               "a name per bug");
+
 const char *const *sim_bug_names(void) {
-  static const char *names[BUG_TABLE_N + 1];
-  for (size_t i = 0; i < BUG_TABLE_N; i++)
-    names[i] = bug_table[i].name;
-  names[BUG_TABLE_N] = NULL;
-  return names;
+  return bug_names;
 }
 
 int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
@@ -211,9 +229,9 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
     }
   snprintf(err, err_size,
            "unknown bug '%s' (known: none, vote-twice, "
-           "stale-commit, skip-log-check, ack-before-fsync, stale-read; for "
-           "Paxos: accept-lower-ballot, no-adopt; for the application "
-           "workloads: no-dedup)",
+           "stale-commit, skip-log-check, ack-before-fsync, stale-read, "
+           "snapshot-reply, wall-clock-read; for Paxos: accept-lower-ballot, "
+           "no-adopt; for the application workloads: no-dedup)",
            name != NULL ? name : "");
   return SABHA_EINVAL;
 }
@@ -227,7 +245,7 @@ void sim_options_init(struct sim_options *o) {
   o->n_keys = 5;
   o->seed = 1;
   o->faults = SIM_FAULT_ALL;
-  o->compact_entries = 64;
+  o->compact_entries = 0;
   o->snapshot_chunk_bytes = 0;
   o->op_timeout_ms = 5000;
   o->sim_time_ms_max = 0;
@@ -236,6 +254,7 @@ void sim_options_init(struct sim_options *o) {
   o->check_linearizability = true;
   o->judge_safety = true;
   o->proposer_backoff = true;
+  o->expiry = true;
 }
 
 static bool protocol_known(const char *name) {
@@ -292,12 +311,12 @@ static int options_check(const struct sim_options *o, char *err,
     why = "unknown fault bits";
   else if (o->host_bugs &
            ~(uint32_t)(SIM_HOST_BUG_ACK_BEFORE_FSYNC | SIM_HOST_BUG_STALE_READ |
-                       SIM_HOST_BUG_NO_DEDUP))
+                       SIM_HOST_BUG_NO_DEDUP | SIM_HOST_BUG_SNAPSHOT_REPLY |
+                       SIM_HOST_BUG_WALL_CLOCK_READ))
     why = "unknown host bug bits";
   else if ((uint32_t)o->workload >= SIM_WORKLOAD_COUNT)
     why = "unknown workload";
-  else if (o->compact_entries < 1 || o->op_timeout_ms < 1 ||
-           o->quiesce_ms_max < 1)
+  else if (o->op_timeout_ms < 1 || o->quiesce_ms_max < 1)
     why = "limits must be positive";
   else if (o->n_script > 0 && o->script == NULL)
     why = "script has no events";
@@ -332,12 +351,15 @@ void sim_clients_done(struct sim *s) {
 void sim_note_leader(struct sim *s, uint32_t i) {
   struct sim_result *r = s->res;
   if ((r->n_leader_changes & (r->n_leader_changes - 1)) == 0)
-    r->leader_changes = sim_xrealloc(
-        r->leader_changes,
-        (r->n_leader_changes == 0 ? 1 : 2 * r->n_leader_changes) *
-            sizeof *r->leader_changes);
+    r->leader_changes =
+        sim_xrealloc(r->leader_changes,
+                     (r->n_leader_changes == 0 ? 1 : 2 * r->n_leader_changes) *
+                         sizeof *r->leader_changes);
   r->leader_changes[r->n_leader_changes++] = (struct sim_leader_change){
       .time_us = s->now_us, .term = s->nodes[i].last_term, .node = i + 1};
+  if (s->trace != NULL)
+    trace_line(s, i + 1, "leads term %llu",
+               (unsigned long long)s->nodes[i].last_term);
 }
 
 /* client_time_ms is up: the op budget shrinks to what was issued, so no
@@ -369,27 +391,21 @@ static bool barrier_lost(struct sim *s) {
   if (s->o.judge_safety || l < 0)
     return false;
   struct sabha_status st;
-  sabha_engine_status(s->nodes[l].e, &st);
+  node_status(&s->nodes[l], &st);
   return st.last_index < s->barrier_index;
 }
 
-/* The barrier: a command no state machine acts on (seq 0 is rejected by
- * every KV machine alike), sent after healing, to the leader if there is
- * one, else to each node in turn, every 100 ms until some node applies it.
- * It is ordered after every write acknowledged before it was sent, so once
+/* The barrier: a write of a key no client uses (client.c), sent after
+ * healing through the real request path, to the leader if there is one,
+ * else to each node in turn, every 100 ms until some node applies it. It
+ * is ordered after every write acknowledged before it was sent, so once
  * every node has applied it, every node has applied them all; and getting
  * it through needs a working cluster (a leader, for the protocols that have
  * one). A protocol-neutral way to wait for quiet. */
 static void sim_send_barrier(struct sim *s) {
   int l = node_leader(s);
-  uint32_t node = l >= 0 ? (uint32_t)l : s->barrier_node++ % s->n_nodes;
-  struct client_msg cm = {.client = 0,
-                          .seq = 0,
-                          .kind = HIST_PUT,
-                          .key = UINT32_MAX,
-                          .value = KV_NIL,
-                          .expected = KV_NIL};
-  net_send_client(s, true, node, 0, &cm);
+  uint32_t node = l >= 0 ? (uint32_t)l : s->barrier_sent % s->n_nodes;
+  client_send_barrier(s, node);
   s->barrier_next_us = s->now_us + BARRIER_RETRY_US;
 }
 
@@ -407,15 +423,15 @@ static bool sim_converged(struct sim *s, char *why, size_t why_size) {
    * Not for the async baseline: its "committed" indices may have been
    * rolled back and will never be applied again. */
   uint64_t target = s->barrier_index;
-  if (s->wl != NULL && s->o.judge_safety && s->ck.applied_max > target)
+  if (s->o.judge_safety && s->ck.applied_max > target)
     target = s->ck.applied_max;
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
-    if (!n->up || n->applied < target) {
+    uint64_t applied = n->rt != NULL ? rt_applied_index(n->rt) : 0;
+    if (!n->up || applied < target) {
       snprintf(why, why_size,
                "node %u %s (applied %llu, barrier at %llu, waiting for %llu)",
-               i + 1, n->up ? "lags" : "is down",
-               (unsigned long long)n->applied,
+               i + 1, n->up ? "lags" : "is down", (unsigned long long)applied,
                (unsigned long long)s->barrier_index,
                (unsigned long long)target);
       return false;
@@ -467,10 +483,17 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev) {
   case EV_FSYNC_DONE:
   case EV_FLUSH:
   case EV_PEER_MSG:
-  case EV_CLIENT_REQ:
+  case EV_CONN_OPEN:
     node_on_event(s, ev);
     break;
-  case EV_CLIENT_REPLY:
+  case EV_CONN_DATA:
+  case EV_CONN_UP:
+  case EV_CONN_DOWN:
+    if (ev->aux == 1)
+      client_on_event(s, ev); /* to a client */
+    else
+      node_on_event(s, ev);
+    break;
   case EV_CLIENT_TIMER:
     client_on_event(s, ev);
     break;
@@ -480,6 +503,7 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev) {
   case EV_SCRIPT:
   case EV_STRIKE:
   case EV_UNISOLATE:
+  case EV_HEAR:
     nemesis_on_event(s, ev);
     break;
   case EV_CHECK:
@@ -513,6 +537,8 @@ static void sim_loop(struct sim *s) {
     if (t > time_max_us || s->res->events >= s->o.events_max) {
       if (ev->kind == EV_PEER_MSG)
         packet_free(ev->u.pkt);
+      else if (ev->kind == EV_CONN_DATA)
+        chunk_free(ev->u.c.chunk);
       ev_free(s, ev);
       sim_fail(s, FAIL_LIMIT,
                "liveness: the run hit its cap (%llu ms simulated, %llu "
@@ -524,23 +550,86 @@ static void sim_loop(struct sim *s) {
     }
     s->res->events++;
     sim_trace(s, ev);
+    if (s->trace != NULL)
+      trace_event(s, ev);
     sim_dispatch(s, ev);
   }
 }
 
 /* ---- setup and teardown -------------------------------------------------- */
 
+/* The lab's engine settings (sim.h): only those it set replace the
+ * engine's defaults. */
+static void engine_overrides(const struct sim_options *o,
+                             struct sabha_config *cfg) {
+  if (o->election_timeout_ms_min > 0)
+    cfg->election_timeout_ms_min = o->election_timeout_ms_min;
+  if (o->election_timeout_ms_max > 0)
+    cfg->election_timeout_ms_max = o->election_timeout_ms_max;
+  if (cfg->election_timeout_ms_max < cfg->election_timeout_ms_min)
+    cfg->election_timeout_ms_max = cfg->election_timeout_ms_min;
+  if (o->heartbeat_ms > 0)
+    cfg->heartbeat_ms = o->heartbeat_ms;
+  if (o->commands_per_slot_max > 0)
+    cfg->commands_per_slot_max = o->commands_per_slot_max;
+  if (o->pre_vote != SIM_SWITCH_DEFAULT)
+    cfg->pre_vote = o->pre_vote == SIM_SWITCH_ON;
+  if (o->check_quorum != SIM_SWITCH_DEFAULT)
+    cfg->check_quorum = o->check_quorum == SIM_SWITCH_ON;
+}
+
+/* What every node's runtime starts with: the engine's settings, the
+ * timeouts, the host bugs, the compaction interval drawn from the seed. */
+static void runtime_setup(struct sim *s) {
+  const struct sim_options *o = &s->o;
+  uint32_t voters[SABHA_NODES_MAX];
+  for (uint32_t k = 0; k < s->n_nodes; k++)
+    voters[k] = k + 1;
+  struct rt_config *cfg = &s->rt_cfg;
+  rt_config_init(cfg, 1, voters, s->n_nodes);
+  sabha_config_init(&cfg->engine, 1, voters, s->n_nodes);
+  cfg->engine.bugs = o->engine_bugs;
+  cfg->engine.snapshot_chunk_bytes = o->snapshot_chunk_bytes;
+  cfg->engine.entries_per_msg_max = o->entries_per_msg_max;
+  cfg->engine.inflight_msgs_max = o->inflight_msgs_max;
+  cfg->engine.proposer_backoff = o->proposer_backoff;
+  /* Entries up to 128 KiB (the clients' largest values fit with room), so
+   * that the WAL's segments can be small. */
+  cfg->engine.entry_size_bytes_max = 128u << 10;
+  engine_overrides(o, &cfg->engine);
+  snprintf(cfg->protocol, sizeof cfg->protocol, "%s", o->protocol);
+  cfg->compact_entries = o->compact_entries;
+  /* Shorter than sabhad's: the clients give up on an attempt after
+   * 200-500 ms, and a run's faults last seconds. */
+  cfg->leader_wait_ms = 2000;
+  cfg->request_timeout_ms = 4000;
+  cfg->clients_max = 4 * SIM_CLIENTS_MAX;
+  /* Every id a run uses stays known, so the end checks may rely on it. */
+  cfg->dedup_max = (uint32_t)(o->n_ops + 64);
+  cfg->bugs =
+      ((o->host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) ? RT_BUG_ACK_BEFORE_FSYNC
+                                                      : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_STALE_READ) ? RT_BUG_STALE_READ : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_SNAPSHOT_REPLY) ? RT_BUG_SNAPSHOT_REPLY
+                                                    : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_WALL_CLOCK_READ) ? RT_BUG_WALL_CLOCK_READ
+                                                     : 0);
+  cfg->app_bugs = (o->host_bugs & SIM_HOST_BUG_NO_DEDUP) ? APP_BUG_NO_DEDUP : 0;
+}
+
 static void sim_setup(struct sim *s) {
   const struct sim_options *o = &s->o;
   s->n_nodes = o->n_nodes;
   s->n_clients = o->n_clients;
   s->quorum = o->n_nodes / 2 + 1;
+  s->active_node = -1;
   prng_seed(&s->prng_net, sim_mix(o->seed, 0x6e6574));
   prng_seed(&s->prng_nemesis, sim_mix(o->seed, 0x6e656d));
   prng_seed(&s->prng_client, sim_mix(o->seed, 0x636c69));
   prng_seed(&s->prng_disk, sim_mix(o->seed, 0x64736b));
   prng_seed(&s->prng_node, sim_mix(o->seed, 0x6e6f64));
   prng_seed(&s->prng_config, sim_mix(o->seed, 0x636667));
+  prng_seed(&s->prng_quiet, sim_mix(o->seed, 0x717569));
   if (s->o.sim_time_ms_max == 0)
     s->o.sim_time_ms_max =
         600000ull + s->o.n_ops * s->o.op_timeout_ms / s->o.n_clients / 10;
@@ -548,25 +637,43 @@ static void sim_setup(struct sim *s) {
     s->o.events_max = 10000000ull + 50000ull * s->o.n_ops;
   static const uint32_t entries_choices[] = {1, 4, 64, 256};
   static const uint32_t inflight_choices[] = {1, 4, 64};
+  static const uint32_t compact_choices[] = {16, 32, 64, 256};
+  static const uint32_t chunk_choices[] = {512, 4096, 65536};
   if (s->o.entries_per_msg_max == 0)
     s->o.entries_per_msg_max = entries_choices[prng_below(&s->prng_config, 4)];
   if (s->o.inflight_msgs_max == 0)
     s->o.inflight_msgs_max = inflight_choices[prng_below(&s->prng_config, 3)];
+  /* Small compaction intervals, so that snapshots are taken, sent and
+   * installed in most runs. */
+  if (s->o.compact_entries == 0)
+    s->o.compact_entries = compact_choices[prng_below(&s->prng_config, 4)];
+  if (s->o.snapshot_chunk_bytes == 0)
+    s->o.snapshot_chunk_bytes = chunk_choices[prng_below(&s->prng_config, 3)];
+  /* The key-value workload's keys: registers, counters for INCR and keys
+   * that always expire (client.c). */
+  s->n_registers = o->n_keys;
+  s->n_counters =
+      o->workload == SIM_WORKLOAD_KV || o->workload == SIM_WORKLOAD_MIXED
+          ? (o->n_keys + 1) / 2
+          : 0;
+  s->n_expiring = s->o.expiry ? s->n_counters : 0;
   evq_init(&s->q);
   net_init(s);
+  conns_init(s);
   checks_init(s);
   s->hist = sim_xcalloc((size_t)o->n_ops, sizeof *s->hist);
+  s->ops = sim_xcalloc((size_t)o->n_ops, sizeof *s->ops);
+  s->op_committed = sim_xcalloc((size_t)o->n_ops, 1);
+  s->incr_acked = sim_xcalloc(s->n_counters + 1, sizeof *s->incr_acked);
+  s->incr_maybe = sim_xcalloc(s->n_counters + 1, sizeof *s->incr_maybe);
+  s->scratch = sim_xmalloc(SIM_SCRATCH_BYTES);
+  resp_buf_init(&s->request, 1u << 20);
   s->value_next = 1;
   workload_setup(s);
+  runtime_setup(s);
+  s->trace = o->trace;
   for (uint32_t i = 0; i < s->n_nodes; i++)
     node_init(s, i);
-  s->snap_buf_size = kv_snapshot_size(s->nodes[0].kv);
-  s->snap_buf = sim_xmalloc(s->snap_buf_size);
-  if (s->o.compact_entries < s->snap_buf_size / 32)
-    s->o.compact_entries = (uint32_t)(s->snap_buf_size / 32);
-  if (s->o.snapshot_chunk_bytes == 0)
-    s->o.snapshot_chunk_bytes =
-        s->snap_buf_size / 4 > 128 ? (uint32_t)(s->snap_buf_size / 4) : 128;
   for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
     node_start(s, i);
   clients_init(s);
@@ -578,17 +685,27 @@ static void sim_setup(struct sim *s) {
 }
 
 static void sim_teardown(struct sim *s) {
-  for (size_t k = 0; k < s->q.n; k++)
-    if (s->q.heap[k].ev->kind == EV_PEER_MSG)
-      packet_free(s->q.heap[k].ev->u.pkt);
+  for (size_t k = 0; k < s->q.n; k++) {
+    struct sim_event *ev = s->q.heap[k].ev;
+    if (ev->kind == EV_PEER_MSG)
+      packet_free(ev->u.pkt);
+    else if (ev->kind == EV_CONN_DATA)
+      chunk_free(ev->u.c.chunk);
+  }
   for (uint32_t i = 0; i < s->n_nodes; i++)
     node_free(s, i);
   clients_free(s);
+  conns_free(s);
   checks_free(s);
   workload_teardown(s);
   evq_free(&s->q);
-  free(s->snap_buf);
   free(s->hist);
+  free(s->ops);
+  free(s->op_committed);
+  free(s->incr_acked);
+  free(s->incr_maybe);
+  free(s->scratch);
+  resp_buf_free(&s->request);
 }
 
 static double wall_seconds(void) {
@@ -597,20 +714,98 @@ static double wall_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A hash of the first live node's key-value state (after quiescence every
- * node holds the same): the value of every key and how many commands it
- * applied; and its application state, for those workloads. */
-static uint64_t final_state_hash(const struct sim *s) {
-  for (uint32_t i = 0; i < s->n_nodes; i++) {
-    const struct node *n = &s->nodes[i];
-    if (!n->up)
-      continue;
-    uint64_t h = sim_mix(0x5ab4a, kv_n_applied(n->kv));
-    for (uint32_t key = 0; key < s->o.n_keys; key++)
-      h = sim_mix(h, (uint64_t)kv_get(n->kv, key));
-    return workload_state_hash(s, n, h);
+/* ---- what the nodes apply --------------------------------------------------
+ */
+
+/* The register value a SET or CAS writes ("v<id>..."), or -1. */
+static int64_t written_id(const struct kvstore_slice *v) {
+  if (v->len < 2 || v->ptr[0] != 'v')
+    return -1;
+  int64_t id = 0;
+  for (size_t i = 1; i < v->len && v->ptr[i] >= '0' && v->ptr[i] <= '9'; i++)
+    id = id * 10 + (v->ptr[i] - '0');
+  return id;
+}
+
+void sim_observe_command(struct sim *s, struct node *n, uint64_t index,
+                         uint32_t pos, const uint8_t *cmd, size_t len,
+                         const struct rt_applied *res) {
+  /* Each log position is seen once, at its first apply anywhere (state
+   * machine safety makes that every node's). */
+  bool first =
+      index > s->seen_index || (index == s->seen_index && pos >= s->seen_pos);
+  if (first) {
+    s->seen_index = index;
+    s->seen_pos = pos + 1;
   }
+  if (res->is_app) {
+    if (s->wl != NULL)
+      workload_observe(s, n, index, pos, cmd, len, res->app, first);
+    return;
+  }
+  struct kvstore_cmd_view v;
+  if (kvstore_decode(cmd, len, &v) != 0)
+    return;
+  if (v.op == KVSTORE_OP_CLOCK && first && s->wl != NULL)
+    workload_observe_clock(s, v.hdr.now_ms);
+  if (v.op != KVSTORE_OP_SET && v.op != KVSTORE_OP_CAS)
+    return;
+  if (v.key.len == 9 && memcmp(v.key.ptr, "__barrier", 9) == 0) {
+    sim_note_barrier(s, index);
+    return;
+  }
+  /* A put or cas that took effect: its value is in the committed stream. */
+  const struct kvstore_result *r = res->kv;
+  bool took = r->outcome == KVSTORE_APPLIED &&
+              (r->kind == KVSTORE_REPLY_OK ||
+               (r->kind == KVSTORE_REPLY_INT && r->integer == 1));
+  int64_t id = written_id(&v.value);
+  if (took && id > 0 && (uint64_t)id <= s->o.n_ops)
+    s->op_committed[id - 1] = 1;
+}
+
+uint32_t sim_keys(const struct sim *s) {
+  return s->n_registers + s->n_counters + s->n_expiring;
+}
+
+int sim_key_name(const struct sim *s, uint32_t key, char *buf, size_t size) {
+  if (key < s->n_registers)
+    return snprintf(buf, size, "r%u", key);
+  key -= s->n_registers;
+  if (key < s->n_counters)
+    return snprintf(buf, size, "c%u", key);
+  return snprintf(buf, size, "e%u", key - s->n_counters);
+}
+
+/* A hash of a node's state: every key the workload uses, as the store
+ * holds it, and the applications' state. */
+static uint64_t node_state_hash(const struct sim *s, const struct node *n) {
+  const struct kvstore *kv = rt_kvstore(n->rt);
+  uint64_t h = 0x5ab4a;
+  for (uint32_t k = 0; k < sim_keys(s); k++) {
+    char key[16];
+    int klen = sim_key_name(s, k, key, sizeof key);
+    const uint8_t *v;
+    size_t vlen;
+    if (kvstore_get(kv, (const uint8_t *)key, (size_t)klen, 0, &v, &vlen))
+      h = sim_mix(h, sim_hash_bytes(v, vlen));
+    else
+      h = sim_mix(h, 0x6e696c);
+  }
+  return workload_state_hash(s, n, h);
+}
+
+/* The state every node converged to (they are compared in checks.c): the
+ * first live node's. */
+static uint64_t final_state_hash(const struct sim *s) {
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].up && s->nodes[i].rt != NULL)
+      return node_state_hash(s, &s->nodes[i]);
   return 0;
+}
+
+uint64_t sim_node_state_hash(const struct sim *s, const struct node *n) {
+  return node_state_hash(s, n);
 }
 
 int sim_run(const struct sim_options *o, struct sim_result *result, char *err,

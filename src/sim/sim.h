@@ -36,12 +36,16 @@ enum sim_fault {
   SIM_FAULT_DUP = 1u << 3,       /* messages delivered twice */
   SIM_FAULT_REORDER = 1u << 4,   /* some messages delayed past later ones */
   SIM_FAULT_SLOW = 1u << 5,      /* per-message processing delay, slow fsync */
-  SIM_FAULT_CLOCK = 1u << 6,     /* a node's clock runs fast/slow or jumps */
-  SIM_FAULT_ALL = (1u << 7) - 1,
+  SIM_FAULT_CLOCK = 1u << 6,     /* a node's clock runs fast/slow or jumps,
+                                    its wall clock steps (back too) */
+  SIM_FAULT_DISK = 1u << 7,      /* a write or fsync fails (EIO, ENOSPC);
+                                    a bit flips in synced data */
+  SIM_FAULT_ALL = (1u << 8) - 1,
 };
 
 /* Parses "none", "all" or a comma list of partition,crash,loss,dup,reorder,
- * slow,clock into *mask. Returns 0, or SABHA_EINVAL with a sentence in err. */
+ * slow,clock,disk into *mask. Returns 0, or SABHA_EINVAL with a sentence in
+ * err. */
 int sim_faults_parse(const char *list, uint32_t *mask, char *err,
                      size_t err_size);
 /* Writes the canonical name list of `mask` ("none", "all" or a comma list). */
@@ -61,6 +65,14 @@ enum sim_host_bug {
    * (APP_BUG_NO_DEDUP): a retried transfer or booking applies again. Only
    * the application workloads notice. */
   SIM_HOST_BUG_NO_DEDUP = 1u << 2,
+  /* A write whose entry arrives inside an installed snapshot is answered
+   * "not applied" (RT_BUG_SNAPSHOT_REPLY): the client retries it and it
+   * applies twice. */
+  SIM_HOST_BUG_SNAPSHOT_REPLY = 1u << 3,
+  /* Reads of expiring keys use the serving node's wall clock
+   * (RT_BUG_WALL_CLOCK_READ): a key vanishes on one leader and comes back
+   * on the next. */
+  SIM_HOST_BUG_WALL_CLOCK_READ = 1u << 4,
 };
 
 /* What the clients do (src/sim/workload.c). kv: put/get/cas on n_keys keys,
@@ -175,14 +187,12 @@ struct sim_options {
   uint32_t engine_bugs; /* enum sabha_bug bits; default 0 */
   uint32_t host_bugs;   /* enum sim_host_bug bits; default 0 */
   uint32_t compact_entries;      /* snapshot when applied is this far past the
-                                    last snapshot; default 64 (small, so that
-                                    followers often catch up by snapshot), and
-                                    never fewer than snapshot bytes / 32, so
-                                    that large runs do not spend their time
-                                    copying snapshots */
-  uint32_t snapshot_chunk_bytes; /* engine config; 0 (default): a quarter
-                                    of the snapshot and at least 128, so
-                                    InstallSnapshot goes in a few chunks */
+                                    last snapshot; 0 (default): drawn from
+                                    the seed among 16, 32, 64 and 256, so
+                                    that snapshots are taken, sent and
+                                    installed in most runs */
+  uint32_t snapshot_chunk_bytes; /* engine config; 0 (default): drawn from
+                                    the seed among 512, 4096 and 65536 */
   uint32_t entries_per_msg_max;  /* engine config; 0 (default): drawn from
                                     the seed among 1, 4, 64 and 256, so that
                                     runs cover one-entry appends (where an
@@ -211,7 +221,15 @@ struct sim_options {
                                     the engine contract are always judged. */
   bool proposer_backoff;         /* engine config (classic Paxos): back off
                                     after a pre-emption; default true */
+  bool expiry;                   /* kv workload: keys with a time to live
+                                    (PX, the expiring keys, quiet spells);
+                                    default true. Off, the operations
+                                    depend on the seed and the replies
+                                    alone, not on time, so every engine
+                                    runs the same sequence */
   enum sim_workload workload;    /* default SIM_WORKLOAD_KV */
+  FILE *trace;                   /* one readable line per event (time,
+                                    node, message or step), or NULL */
   const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
   size_t n_script;
 
@@ -251,11 +269,11 @@ struct sim_app_op {
   uint16_t cmd_len;
   uint8_t cmd[SIM_APP_CMD_BYTES_MAX]; /* app_encode()d, as the client sent
                                          it (unstamped) */
-  bool replied;       /* the client got an answer (status ok) */
-  bool duplicate;     /* ... answered from the dedup table */
-  uint8_t reply_kind; /* enum app_reply_kind */
-  uint16_t code;      /* enum app_code */
-  int64_t integer;    /* app_reply.integer */
+  bool replied;                       /* the client got an answer (status ok) */
+  bool duplicate;                     /* ... answered from the dedup table */
+  uint8_t reply_kind;                 /* enum app_reply_kind */
+  uint16_t code;                      /* enum app_code */
+  int64_t integer;                    /* app_reply.integer */
 };
 
 /* Writes a history as JSON lines: kv ops exactly as hist_write_jsonl()
@@ -304,8 +322,8 @@ struct sim_result {
                           same workload on any engine, without faults,
                           must end in the same state */
 
-  struct hist_op *history; /* n_history ops, malloc'd; an application
-                              operation has kind SIM_HIST_APP */
+  struct hist_op *history;        /* n_history ops, malloc'd; an application
+                                     operation has kind SIM_HIST_APP */
   struct sim_app_op *app_history; /* [n_history] (malloc'd) for application
                                      workloads, else NULL */
   size_t n_history;
@@ -318,6 +336,11 @@ struct sim_result {
   uint64_t snapshots_taken;
   uint64_t snapshots_installed;
   uint64_t msg_bytes_sent; /* sabha_msg_size_bytes() of every msgs_sent */
+  uint64_t disk_faults;    /* writes or fsyncs failed, bits flipped */
+  uint64_t disk_corruptions_detected; /* flips the log refused to start on */
+  uint64_t node_fatals;   /* runtimes that gave up (a disk fault, ...) */
+  uint64_t conns_opened;  /* client connections and forwarding links */
+  uint64_t clock_entries; /* clock entries leaders proposed */
 
   /* Every new leadership, in time order (malloc'd; for the lab's charts). */
   struct sim_leader_change *leader_changes;

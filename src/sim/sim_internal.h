@@ -3,11 +3,14 @@
  *   sim.c      options, the event loop, phases, results
  *   queue.c    events: a pool and a binary heap keyed (time, insertion seq)
  *   net.c      links (latency, jitter, loss, dup, reorder, cuts) and packets
- *   disk.c     a node's simulated disk (disk.h)
- *   node.c     a node: engine, clock, inbox, ready/fsync cycle, KV machine
- *   client.c   closed-loop clients and the history they record
+ *   conn.c     connections: reliable, ordered byte streams between clients
+ *              and nodes, and between nodes (forwarding links)
+ *   host.c     a node: the node runtime (src/node) with a clock, an inbox,
+ *              fsync latency and the in-memory file system (memfs) as disk
+ *   client.c   closed-loop clients speaking RESP, and the history they record
  *   nemesis.c  the random fault schedule and scripted faults
  *   checks.c   the safety, liveness and linearizability checkers
+ *   trace.c    the readable trace (--trace)
  *
  * Indices: nodes are 0..n_nodes-1 here and 1..n_nodes for engines (node id =
  * index + 1); clients are 0..n_clients-1. Times are simulated microseconds
@@ -20,13 +23,15 @@
 #include <stdint.h>
 
 #include "core/prng.h"
+#include "node/resp.h"
+#include "node/runtime.h"
 #include "sabha/engine.h"
-#include "sim/disk.h"
 #include "sim/sim.h"
-#include "sm/kv.h"
+#include "storage/memfs.h"
 
 struct app;
 struct workload;
+struct chunk;
 
 /* ---- events -------------------------------------------------------------- */
 
@@ -36,49 +41,47 @@ enum ev_kind {
   EV_FSYNC_DONE,   /* node: the fsync of the held ready batch completed */
   EV_FLUSH,        /* node: background flush (ack-before-fsync bug) */
   EV_PEER_MSG,     /* node: a packet from a peer arrives */
-  EV_CLIENT_REQ,   /* node: a client request arrives */
-  EV_CLIENT_REPLY, /* client: a node's answer arrives */
+  EV_CONN_OPEN,    /* node: a connection arrives at its client port */
+  EV_CONN_DATA,    /* node or client: bytes on a connection arrive */
+  EV_CONN_UP,      /* node or client: the connection it opened is accepted */
+  EV_CONN_DOWN,    /* node or client: the other end closed or reset it */
   EV_CLIENT_TIMER, /* client: attempt timeout or retry backoff */
   EV_NEMESIS,      /* the random schedule's next step */
   EV_HEAL,         /* end of a random fault (aux: enum nem_kind) */
-  EV_RESTART,      /* node: restart after a crash */
+  EV_RESTART,      /* node: restart after a crash (aux: RESTART_SUPERVISOR
+                      for a node whose runtime gave up) */
   EV_SCRIPT,       /* scripted fault number aux */
   EV_CHECK,        /* periodic log matching check */
   EV_QUIESCE,      /* after healing: has the cluster converged? */
   EV_STRIKE,       /* node: a delayed strike at a new leader */
   EV_UNISOLATE,    /* node: a strike's isolation ends (gen: token) */
+  EV_HEAR,         /* node: a comeback episode's deaf leader hears again */
   EV_CLIENTS_STOP, /* client_time_ms reached: no new operations */
 };
 
-enum cm_status { CM_OK = 0, CM_NOT_LEADER = 1, CM_BUSY = 2 };
-
-/* A client request or reply: small, so it travels inside the event. */
-struct client_msg {
-  uint32_t client;
-  uint32_t attempt;
-  uint64_t seq;
-  uint64_t op_id;
-  uint32_t kind; /* enum hist_kind */
-  uint32_t key;
-  int64_t value;    /* put/cas: value written; get reply: value read */
-  int64_t expected; /* cas */
-  uint32_t status;  /* reply: enum cm_status */
-  uint32_t hint;    /* reply NOT_LEADER: leader's node id or 0 */
-  int32_t swapped;  /* reply to cas */
-  /* Application ops (kind SIM_HIST_APP): the request names its op_id (the
-   * command's bytes stand in the world's table, workload.c, as a payload
-   * would); the reply summarizes the app_reply. */
-  bool app_duplicate;
-  uint8_t app_kind; /* enum app_reply_kind */
-  uint16_t app_code; /* enum app_code */
-  int64_t app_integer;
-};
+#define RESTART_SUPERVISOR 1u
 
 /* A message between engines, cloned into one allocation when sent: the
  * struct, then its entries, then the entries' bytes, then snapshot bytes. */
 struct packet {
   size_t alloc_bytes;
   struct sabha_msg msg;
+};
+
+/* Bytes on a connection, in one allocation. */
+struct chunk {
+  size_t len;
+  uint8_t data[];
+};
+
+/* What a connection event carries: which connection (id and the slot's
+ * incarnation, so that an event for a closed one is ignored) and which end
+ * it goes to. */
+struct conn_ev {
+  uint32_t conn;
+  uint32_t conn_gen;
+  bool to_server;      /* to the accepting node's end, else to the opener */
+  struct chunk *chunk; /* EV_CONN_DATA */
 };
 
 struct sim_event {
@@ -88,7 +91,7 @@ struct sim_event {
   uint32_t aux;
   union {
     struct packet *pkt;
-    struct client_msg cm;
+    struct conn_ev c;
     struct sim_event *next_free;
   } u;
 };
@@ -135,49 +138,56 @@ struct link {
 
 #define NODE_INBOX_MAX 4096u /* a full socket buffer: later arrivals drop */
 
-struct wait_write {
-  bool active;
-  uint64_t seq;
-  uint32_t attempt;
-};
+struct sim;
 
-struct wait_read {
-  bool active;
-  bool has_index; /* the engine confirmed the read; serve at `index` */
-  uint64_t seq;
-  uint32_t attempt;
-  uint32_t key;
-  uint64_t index;
+/* What the runtime's ports get as their context. */
+struct node_port {
+  struct sim *s;
+  uint32_t i;
 };
 
 struct node {
   uint32_t id; /* engine id, index + 1 */
+  struct node_port port;
   bool up;
   uint32_t gen; /* incarnation: bumped at each crash, stale events ignored */
   uint32_t restarts;
-  struct sabha_engine *e;
-  struct kv *kv;
-  struct app *app;  /* application workloads only, else NULL */
-  uint64_t applied; /* index the KV machine reflects */
-  struct disk disk;
+  struct rt *rt; /* the node runtime; NULL while down */
+  /* The disk: an in-memory file system that outlives the node's crashes,
+   * under the real WAL (storage/wal.h). */
+  struct memfs *fs;
+  struct wal_io io;
+  uint32_t wal_segment_bytes; /* drawn per node from the seed */
 
-  /* Processing: one input at a time, then one ready batch. */
-  bool blocked; /* holding `rd` until its fsync completes */
-  struct sabha_ready rd;
+  /* Processing: one input at a time, then the runtime's work. */
   uint64_t busy_until_us;
   bool wake_scheduled;
   bool tick_pending;
-  bool flush_scheduled;     /* ack-before-fsync: a background flush is due */
-  struct sim_event **inbox; /* ring of NODE_INBOX_MAX */
+  bool fsync_scheduled; /* a deferred sync is due (EV_FSYNC_DONE) */
+  bool flush_scheduled; /* ack-before-fsync: a background flush is due */
+  bool in_call;         /* inside a runtime call: no crash now */
+  bool crash_due;       /* a crash asked for during a runtime call */
+  bool fatal;           /* the runtime gave up (ports.fatal) */
+  enum rt_fatal fatal_kind;
+  char fatal_why[256];
+  struct sim_event **inbox; /* ring of inbox_cap, >= NODE_INBOX_MAX */
+  uint32_t inbox_cap;
   uint32_t inbox_head;
   uint32_t inbox_n;
+  uint32_t *out_due; /* connections with output to move (ids) */
+  uint32_t n_out_due, cap_out_due;
 
-  /* The local clock: local_us = base_local_us + (now - base_sim_us) *
-   * rate_ppm / 1e6. Rebased whenever the rate changes, so it never goes
-   * backwards. */
+  /* The local clocks. Monotonic: local_us = base_local_us + (now -
+   * base_sim_us) * rate_ppm / 1e6, rebased whenever the rate changes, so it
+   * never goes backwards; it drives ticks and timeouts. Wall: the
+   * monotonic clock's progress plus an offset (NTP keeps clocks within tens
+   * of milliseconds of each other); the clock fault can step it, back too.
+   * Commands are stamped with the wall clock. */
   uint64_t clock_base_sim_us;
   uint64_t clock_base_local_us;
   uint64_t clock_rate_ppm;
+  uint64_t clock_start_local_us; /* where the monotonic clock began */
+  int64_t wall_offset_us;
   uint64_t last_tick_ms;
 
   /* Faults. */
@@ -190,11 +200,17 @@ struct node {
   uint32_t tick_behind;   /* with late_timers: inbox inputs queued before the
                              pending tick, processed first */
   bool crashed_by_nemesis;
-
-  /* Clients waiting on this node, one slot each (closed loop). */
-  struct wait_write *writes;
-  struct wait_read *reads;
-  uint32_t n_reads_waiting;
+  uint64_t restart_in_us; /* the nemesis's restart, for a crash not yet
+                             done (crash_due): armed when it happens */
+  bool clean_stop;        /* down after a clean shutdown */
+  /* Bits flipped in synced data while down (node_disk_flip), to check at
+   * the next start: refused, or gone from the files. */
+  struct flip {
+    char path[64];
+    uint64_t offset;
+    uint8_t mask;
+  } flips[8];
+  uint32_t n_flips;
 
   /* Last status seen, for the checkers. */
   enum sabha_role last_role;
@@ -202,25 +218,77 @@ struct node {
   uint64_t commit_seen; /* as leader: commit index already recorded */
 };
 
-/* ---- clients ------------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------
+ */
+
+enum conn_kind {
+  CONN_CLIENT = 0, /* a client -> a node's client port */
+  CONN_FORWARD,    /* a node's forwarding link -> the leader's client port */
+};
+
+/* A TCP connection, reduced to what the runtime sees: reliable, ordered
+ * bytes both ways, opened by one end and accepted by a node, closed by
+ * either; it breaks when a node at either end crashes and, for links
+ * between nodes, when a partition cuts them (TCP would time out later; a
+ * break at once is the same story told faster). Flow control is not
+ * modelled: the simulated clients always read. */
+struct conn {
+  uint32_t gen;             /* the slot's incarnation; 0: free */
+  uint8_t kind;             /* enum conn_kind */
+  uint32_t client;          /* CLIENT: the client index */
+  uint32_t from;            /* FORWARD: the opening node's index */
+  uint32_t from_gen;        /* ... and its incarnation */
+  uint32_t node;            /* the accepting node's index */
+  uint32_t node_gen;        /* its incarnation when the connection was opened */
+  struct rt_stream *server; /* the accepting node's stream, once accepted */
+  struct rt_stream *fwd;    /* FORWARD: the opening node's stream */
+  bool opener_open;         /* the opening end has not closed it */
+  bool server_open;         /* the accepting end has not closed it */
+  bool server_closing;      /* the runtime closed its end (stream_close) */
+  bool fwd_closing;         /* FORWARD: the opener's runtime closed it */
+  bool close_flush;
+  bool out_due;               /* listed in its node's out_due */
+  bool broken;                /* cut by a partition: carries nothing more */
+  uint64_t fifo_to_server_us; /* in-order delivery, each way */
+  uint64_t fifo_to_opener_us;
+};
+
+/* ---- clients ---------------------------------------------------------------
+ */
 
 #define CLIENT_ATTEMPTS_MAX 64u
+#define SIM_SCRATCH_BYTES (2u * (48u * 1024u + 1024u))
+#define CLIENT_PIPELINE_MAX 4u
+
+/* An operation a client has sent and waits for. */
+struct client_op {
+  uint64_t op_id;
+  uint32_t attempt;
+};
 
 struct client {
   uint32_t index;
-  bool in_flight; /* an op is outstanding */
-  bool finished;  /* no more ops to take */
-  uint64_t seq;
-  uint64_t op_id;
-  uint32_t node; /* where it sends: its guess of the leader */
-  uint32_t attempt;
-  uint64_t refused_mask; /* attempts definitely refused before proposal */
-  uint64_t deadline_us;
+  bool finished;     /* no more ops to take */
+  uint64_t seq;      /* operations started, for the ids workloads choose */
+  uint32_t pipeline; /* ops it keeps in flight at once, 1..PIPELINE_MAX */
+  /* The connection it uses, if any; ops on it, in the order sent. */
+  uint32_t conn; /* conn id + 1; 0: none */
+  uint32_t conn_gen;
+  bool conn_up;  /* accepted by the node */
+  bool move;     /* connect to another node once nothing waits here */
+  uint32_t node; /* the node it is connected (or connecting) to */
+  struct client_op sent[CLIENT_PIPELINE_MAX];
+  uint32_t n_sent;
+  /* Ops started and not yet sent (a retry waits for its backoff). */
+  uint64_t queued[CLIENT_PIPELINE_MAX];
+  uint32_t n_queued;
+  uint32_t n_open; /* ops started and not finished */
+  uint8_t *in;     /* reply bytes not yet parsed */
+  size_t in_len, in_cap;
   /* Two timers. The kick (next operation, retry after a backoff) is short
    * and only its newest event acts. The attempt timeout is lazy: it is
    * re-armed by moving timeout_due_us; its one event, when it fires early,
-   * re-schedules itself, so an operation that completes in 10 ms does not
-   * leave a 300 ms timeout event in the queue. */
+   * re-schedules itself. */
   uint32_t kick_token;
   uint32_t timeout_token;
   uint64_t timeout_due_us;   /* 0: disarmed */
@@ -230,6 +298,17 @@ struct client {
    * workload does not depend on timing: the same seed gives every engine
    * the same sequence of operations per client. */
   struct prng workload;
+};
+
+/* What the simulator remembers of each operation besides its history
+ * entry: when it must give up, its attempts, how each ended. */
+struct op_state {
+  uint64_t deadline_us;
+  uint32_t attempts;
+  uint32_t refused;   /* attempts answered "not carried out" */
+  bool maybe;         /* an attempt whose outcome is unknown */
+  uint32_t ttl_ms;    /* put: PX; 0 none */
+  uint32_t pad_bytes; /* put: bytes of padding after the value id */
 };
 
 /* ---- the nemesis --------------------------------------------------------- */
@@ -242,6 +321,7 @@ enum nem_kind {
   NEM_REORDER,
   NEM_SLOW,
   NEM_CLOCK,
+  NEM_DISK,
   NEM_KINDS,
 };
 
@@ -259,11 +339,25 @@ struct nem_figure8 {
   uint32_t partner; /* isolated with L3: the other of L1 and F1 */
 };
 
+enum nem_comeback_stage {
+  CB_IDLE = 0,
+  CB_DEAF,     /* the leader hears nobody; its appends still leave */
+  CB_CATCHUP,  /* it hears again; waiting for it to install a snapshot */
+  CB_COMEBACK, /* every other new leader is struck until it wins again */
+};
+
+struct nem_comeback {
+  uint32_t stage; /* enum nem_comeback_stage */
+  uint32_t node;
+  uint32_t token; /* which episode a pending EV_HEAR belongs to */
+};
+
 struct nemesis {
   bool stopped;
   bool active[NEM_KINDS];
-  uint32_t slow_node;  /* index, while NEM_SLOW is active */
-  uint32_t clock_node; /* index, while NEM_CLOCK is active */
+  uint32_t slow_node;    /* index, while NEM_SLOW is active */
+  uint32_t clock_node;   /* index, while NEM_CLOCK is active */
+  int64_t clock_step_ms; /* its wall clock's step, undone at the heal */
   uint32_t concurrent_max;
   uint64_t strikes;
   bool churn; /* a leader-churn episode: strike most new leaders */
@@ -275,6 +369,7 @@ struct nemesis {
   uint32_t follow_fsync_factor;
   bool follow_late_timers;
   struct nem_figure8 f8;
+  struct nem_comeback cb;
 };
 
 /* ---- checkers ------------------------------------------------------------ */
@@ -343,6 +438,8 @@ struct sim {
   struct prng prng_disk;
   struct prng prng_node;
   struct prng prng_config;
+  struct prng prng_quiet; /* the kv workload's quiet spells (client.c) */
+  uint64_t quiet_start_us, quiet_end_us;
 
   uint32_t n_nodes;
   uint32_t n_clients;
@@ -350,23 +447,43 @@ struct sim {
   struct node nodes[SABHA_NODES_MAX];
   struct link links[SABHA_NODES_MAX][SABHA_NODES_MAX]; /* [from][to] */
   struct link client_link; /* every client <-> node link, both ways */
+  struct rt_config rt_cfg; /* what every node's runtime starts with */
+  int active_node;         /* index of the node inside a runtime call, -1 */
 
-  struct client *clients;
-  struct hist_op *hist; /* [n_ops], indexed by op id */
+  struct conn *conns; /* by id; gen 0: a free slot */
+  uint32_t n_conns, cap_conns;
+  uint32_t *free_conns;
+  uint32_t n_free_conns;
+  uint32_t next_conn_gen;
+
+  struct client *clients; /* n_clients, then the barrier's client */
+  struct hist_op *hist;   /* [n_ops], indexed by op id */
+  struct op_state *ops;   /* [n_ops] */
   uint64_t ops_issued;
   uint64_t ops_done;
   int64_t value_next; /* unique value ids for put and cas */
   size_t cap_latencies;
+  /* The key-value workload's keys: registers (put, get, cas) and counters
+   * (incr, get); the history names both by one number, registers first. */
+  uint32_t n_registers;
+  uint32_t n_counters;
+  uint32_t n_expiring;
+  uint64_t *incr_acked;  /* [n_counters]: incrs a client saw succeed */
+  uint64_t *incr_maybe;  /* [n_counters]: incrs of unknown outcome */
+  uint8_t *op_committed; /* [n_ops]: a put or cas of it is in the log */
 
   struct nemesis nem;
   struct checks ck;
   uint64_t quiesce_deadline_us;
   uint64_t barrier_index;   /* where the first barrier command applied */
   uint64_t barrier_next_us; /* when to send the barrier (again) */
-  uint32_t barrier_node;    /* round robin when no leader is known */
+  uint32_t barrier_sent;    /* barrier writes sent, for their values */
+  uint64_t seen_index;      /* the committed stream, seen once per position */
+  uint32_t seen_pos;
 
-  uint8_t *snap_buf; /* scratch for KV snapshots */
-  size_t snap_buf_size;
+  FILE *trace;             /* --trace: one line per event, or NULL */
+  uint8_t *scratch;        /* SIM_SCRATCH_BYTES, for building requests */
+  struct resp_buf request; /* a request being built */
 
   struct workload *wl; /* application workloads (workload.h), else NULL */
 };
@@ -402,29 +519,81 @@ struct sim_event *evq_pop(struct evq *q, uint64_t *time_us);
 /* net.c */
 void net_init(struct sim *s);
 void net_send_peer(struct sim *s, const struct sabha_msg *m);
-void net_send_client(struct sim *s, bool to_node, uint32_t node,
-                     uint32_t client, const struct client_msg *cm);
 void packet_free(struct packet *p);
 void net_heal(struct sim *s);
 bool net_reachable(const struct sim *s, uint32_t from, uint32_t to);
+/* When something sent now over `l` arrives: never before what was sent
+ * earlier through *fifo_us (updated), except a message the reorder fault
+ * picks when it is not a connection's bytes (`stream`). */
+uint64_t net_arrival_us(struct sim *s, struct link *l, uint64_t *fifo_us,
+                        bool stream);
 
-/* node.c */
+/* conn.c */
+void conns_init(struct sim *s);
+void conns_free(struct sim *s);
+struct conn *conn_get(struct sim *s, uint32_t id, uint32_t gen);
+/* A client opens a connection to node `node`: the id, or UINT32_MAX when
+ * the node is down (connection refused at once). */
+uint32_t conn_open_client(struct sim *s, uint32_t client, uint32_t node);
+/* A node opens its forwarding link to `node`. */
+void conn_open_forward(struct sim *s, uint32_t from, struct rt_stream *st,
+                       uint32_t node);
+/* Sends bytes from one end: to the server end (to_server) or back. */
+void conn_send(struct sim *s, uint32_t id, bool to_server, const void *data,
+               size_t len);
+/* One end closes: the other learns it after the bytes already sent. */
+void conn_close_end(struct sim *s, uint32_t id, bool server_end);
+/* A node went down: every connection with an end there breaks. Its
+ * streams are forgotten (a crash: rt_close_crash frees them) or freed
+ * (free_streams: a clean stop handed them over). */
+void conns_node_down(struct sim *s, uint32_t node, bool free_streams);
+/* Delivers a connection event at a node (from its inbox). */
+void conn_node_event(struct sim *s, struct node *n, struct sim_event *ev);
+/* Frees the slot once both ends are closed and nothing is left to move. */
+void conn_maybe_free(struct sim *s, uint32_t id);
+void chunk_free(struct chunk *c);
+
+/* host.c */
 void node_init(struct sim *s, uint32_t i);
 void node_free(struct sim *s, uint32_t i);
 void node_start(struct sim *s, uint32_t i);
 void node_crash(struct sim *s, uint32_t i);
+/* A crash after a clean shutdown (the WAL closed cleanly). */
+void node_stop_clean(struct sim *s, uint32_t i);
 void node_on_event(struct sim *s, struct sim_event *ev);
 void node_set_clock(struct sim *s, uint32_t i, uint64_t rate_ppm,
                     uint64_t jump_ms);
+/* Steps node i's wall clock by delta_ms (back when negative). */
+void node_step_wall(struct sim *s, uint32_t i, int64_t delta_ms);
 /* The up node that is leader in the highest term, or -1. */
 int node_leader(struct sim *s);
 uint32_t nodes_down(const struct sim *s);
+/* Runs what a runtime call left to do: output to move, streams to close,
+ * a crash asked for meanwhile. Hosts call it after every runtime call. */
+void node_after_runtime(struct sim *s, struct node *n);
+/* The node's status, or a follower's with term 0 when it is down. */
+void node_status(const struct node *n, struct sabha_status *st);
+/* Disk faults (nemesis.c): the next write or sync of node i fails with
+ * err; a bit of synced data is flipped on a node that is down. Return
+ * false when the fault cannot be applied now. */
+bool node_disk_fail(struct sim *s, uint32_t i, int err);
+bool node_disk_flip(struct sim *s, uint32_t i);
+
+/* The kv workload's keys, registers first, then counters, then expiring
+ * keys, and a key's name in the store ("r0", "c0", "e0"). */
+uint32_t sim_keys(const struct sim *s);
+int sim_key_name(const struct sim *s, uint32_t key, char *buf, size_t size);
 
 /* client.c */
 void clients_init(struct sim *s);
 void clients_free(struct sim *s);
 void clients_start(struct sim *s);
 void client_on_event(struct sim *s, struct sim_event *ev);
+/* Sends the quiesce barrier (a write) through client `n_clients`. */
+void client_send_barrier(struct sim *s, uint32_t node);
+/* The operator asks node `node` to hand leadership to node index `to`
+ * (SABHA.LEADER). */
+void client_send_leader(struct sim *s, uint32_t node, uint32_t to);
 
 /* nemesis.c */
 void nemesis_init(struct sim *s);
@@ -435,6 +604,10 @@ void nemesis_stop_and_heal(struct sim *s);
 void nemesis_on_new_leader(struct sim *s, uint32_t i);
 /* A leader's commit index just moved (called from check_status). */
 void nemesis_on_leader_commit(struct sim *s, uint32_t i);
+/* Node i just installed a snapshot a peer sent. */
+void nemesis_on_snapshot_installed(struct sim *s, uint32_t i);
+/* Restarts node i, now down, after down_us (if the nemesis still runs). */
+void nemesis_arm_restart(struct sim *s, uint32_t i, uint64_t down_us);
 
 /* checks.c */
 void checks_init(struct sim *s);
@@ -447,10 +620,23 @@ void checks_final(struct sim *s);
 
 /* sim.c */
 void sim_clients_done(struct sim *s);
-/* A barrier command (client request with seq 0) applied at `index`. */
+/* A barrier command applied at `index`. */
 void sim_note_barrier(struct sim *s, uint64_t index);
 /* Node i was just seen leading a new term: appends to the result's
  * leader_changes (for the lab's timelines). */
 void sim_note_leader(struct sim *s, uint32_t i);
+/* The committed stream, once per log position (the first node to apply
+ * it): the workloads' checkers and the acknowledged-write records. */
+void sim_observe_command(struct sim *s, struct node *n, uint64_t index,
+                         uint32_t pos, const uint8_t *cmd, size_t len,
+                         const struct rt_applied *res);
+
+/* The hash of a node's keys and applications' state (sim.c). */
+uint64_t sim_node_state_hash(const struct sim *s, const struct node *n);
+
+/* trace.c */
+void trace_event(struct sim *s, const struct sim_event *ev);
+void trace_line(struct sim *s, uint32_t node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -24,21 +24,21 @@
  *           state, now and then a skipping (invalid) ADVANCE, CANCEL;
  *   mixed   40% kv operations, 15% each application.
  *
- * Nodes. A node stamps the command with its own local clock (which the
- * clock fault skews) and the op id as tag, proposes it, and applies
- * committed app commands with app_apply(); the reply goes back to the
- * waiting client as a summary (kind, code, integer, duplicate). The app
- * machine travels in the node's snapshots after the KV machine's bytes.
- * Its dedup tables remember more ids than the run has operations, so the
- * end checks may rely on them.
+ * Nodes. The clients send each command as RESP (client.c); the node's
+ * runtime stamps it with the node's wall clock (which the clock fault
+ * skews) and a tag, proposes it and applies it, as sabhad does; the client
+ * reads the reply back into a summary (kind, code, integer). The machine's
+ * dedup tables remember more ids than the run has operations (sim.c sets
+ * the runtime's dedup_max so), so the end checks may rely on them.
  *
  * Checkers. The first time any node applies a log position, the command
  * and that node's reply go to the model (state machine safety makes it the
  * stream of every node); every node's ledger is audited after each ledger
- * command it applies; at the end every node's state and every client's
- * view are compared with the model, and the nodes' whole machines (dedup
- * tables, leases and clock too) with each other. A broken invariant fails
- * the run (FAIL_INVARIANT) with the checker's sentence. */
+ * command it applies (the runtime's observer, workload_observe); at the end
+ * every node's state and every client's view are compared with the model, and
+ * the nodes' whole machines (dedup tables, leases and clock too) with each
+ * other. A broken invariant fails the run (FAIL_INVARIANT) with the checker's
+ * sentence. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +59,8 @@
 #define WL_TTL_MS_MAX 300u
 #define WL_ORDERS_OPEN_MAX 4u
 #define WL_SNAPSHOT_CHUNK_BYTES 8192u
-#define WL_DRAWS 4u /* prng draws per operation, whatever it turns out to be */
+#define WL_DRAWS 4u /* prng draws per operation, whatever it turns out to be   \
+                     */
 
 struct wl_order {
   uint32_t number;
@@ -162,8 +163,9 @@ struct sim_app_op *workload_take_history(struct sim *s) {
 
 uint64_t workload_state_hash(const struct sim *s, const struct node *n,
                              uint64_t h) {
-  return s->wl != NULL && n->app != NULL ? sim_mix(h, app_state_hash(n->app))
-                                         : h;
+  return s->wl != NULL && n->rt != NULL
+             ? sim_mix(h, app_state_hash(rt_app(n->rt)))
+             : h;
 }
 
 /* ---- building commands --------------------------------------------------- */
@@ -232,8 +234,7 @@ static void wl_ledger(struct client *c, const uint64_t *r,
   uint32_t b = (a + 1 + (uint32_t)(r[2] % (WL_ACCOUNTS - 1))) % WL_ACCOUNTS;
   if (r[0] % 100 >= 97)
     b = a; /* refused: a transfer to itself */
-  snprintf(txid, sizeof txid, "t%u.%llu", c->index,
-           (unsigned long long)c->seq);
+  snprintf(txid, sizeof txid, "t%u.%llu", c->index, (unsigned long long)c->seq);
   snprintf(from, sizeof from, "a%u", a);
   snprintf(to, sizeof to, "a%u", b);
   snprintf(amount, sizeof amount, "%llu",
@@ -303,14 +304,15 @@ static void wl_order_create(struct client *c, struct wl_client *wc,
   char id[32], customer[16], amount[24];
   snprintf(id, sizeof id, "o%u.%u", c->index, wc->orders_next++);
   snprintf(customer, sizeof customer, "cu%u", c->index);
-  snprintf(amount, sizeof amount, "%llu", (unsigned long long)(100 + r[2] % 900));
+  snprintf(amount, sizeof amount, "%llu",
+           (unsigned long long)(100 + r[2] % 900));
   wc->slot = UINT32_MAX;
   const char *args[] = {id, customer, amount};
   wl_encode(op, APP_ORDER_CREATE, args, 3);
 }
 
-static void wl_orders(struct client *c, struct wl_client *wc,
-                      const uint64_t *r, struct sim_app_op *op) {
+static void wl_orders(struct client *c, struct wl_client *wc, const uint64_t *r,
+                      struct sim_app_op *op) {
   uint64_t roll = r[0] % 100;
   if (wc->n_orders == 0 || (roll < 20 && wc->n_orders < WL_ORDERS_OPEN_MAX)) {
     wl_order_create(c, wc, r, op);
@@ -390,162 +392,65 @@ static void wl_order_reply(struct wl_client *wc, enum app_op code,
   struct wl_order *o = &wc->orders[wc->slot];
   if (ok && code == APP_ORDER_ADVANCE && wc->target_state > o->state)
     o->state = wc->target_state;
-  bool done = ok && (code == APP_ORDER_CANCEL ||
-                     o->state == APP_ORDER_DELIVERED);
+  bool done =
+      ok && (code == APP_ORDER_CANCEL || o->state == APP_ORDER_DELIVERED);
   if (done)
     *o = wc->orders[--wc->n_orders];
 }
 
-void workload_on_reply(struct sim *s, struct client *c,
-                       const struct client_msg *cm) {
+void workload_on_reply(struct sim *s, struct client *c, uint64_t op_id,
+                       uint8_t kind, uint16_t code, int64_t integer) {
   struct workload *wl = s->wl;
   struct wl_client *wc = &wl->clients[c->index];
-  struct sim_app_op *op = &wl->ops[c->op_id];
+  struct sim_app_op *op = &wl->ops[op_id];
   op->replied = true;
-  op->duplicate = cm->app_duplicate;
-  op->reply_kind = cm->app_kind;
-  op->code = cm->app_code;
-  op->integer = cm->app_integer;
-  bool ok = cm->app_code == APP_DONE && cm->app_kind != APP_REPLY_ERROR;
-  enum app_op code = op->cmd[2];
-  if (ok && (code == APP_SEATS_BOOK || code == APP_SEATS_ANY)) {
+  op->reply_kind = kind;
+  op->code = code;
+  op->integer = integer;
+  bool ok = code == APP_DONE && kind != APP_REPLY_ERROR;
+  enum app_op cmd = op->cmd[2];
+  if (ok && (cmd == APP_SEATS_BOOK || cmd == APP_SEATS_ANY)) {
     if (wc->n_pnrs == WL_PNRS_MAX)
       wc->pnrs[0] = wc->pnrs[--wc->n_pnrs]; /* forget one */
-    wc->pnrs[wc->n_pnrs++] = (uint64_t)cm->app_integer;
-  } else if (ok && code == APP_LOCK_ACQUIRE && wc->slot < WL_LOCKS &&
-             (uint64_t)cm->app_integer != wc->token[wc->slot]) {
+    wc->pnrs[wc->n_pnrs++] = (uint64_t)integer;
+  } else if (ok && cmd == APP_LOCK_ACQUIRE && wc->slot < WL_LOCKS &&
+             (uint64_t)integer != wc->token[wc->slot]) {
     wc->token_before[wc->slot] = wc->token[wc->slot];
-    wc->token[wc->slot] = (uint64_t)cm->app_integer;
-  } else if (code == APP_ORDER_CREATE || code == APP_ORDER_ADVANCE ||
-             code == APP_ORDER_CANCEL) {
-    wl_order_reply(wc, code, wc->orders_next - 1, ok);
+    wc->token[wc->slot] = (uint64_t)integer;
+  } else if (cmd == APP_ORDER_CREATE || cmd == APP_ORDER_ADVANCE ||
+             cmd == APP_ORDER_CANCEL) {
+    wl_order_reply(wc, cmd, wc->orders_next - 1, ok);
   }
 }
 
-/* ---- the node ------------------------------------------------------------ */
-
-static void wl_app_new(struct sim *s, struct node *n) {
-  struct app_config cfg = app_config_default;
-  /* More ids than the run has operations: no id is ever forgotten, so the
-   * end checks can count on every retry being recognized. */
-  cfg.dedup_max = (uint32_t)(s->o.n_ops + 64);
-  if (s->o.host_bugs & SIM_HOST_BUG_NO_DEDUP)
-    cfg.bugs |= APP_BUG_NO_DEDUP;
-  if (app_new(&n->app, &cfg) != 0) {
-    fprintf(stderr, "sabha sim: cannot create the app state machine\n");
-    abort();
-  }
+void workload_observe_clock(struct sim *s, uint64_t now_ms) {
+  appck_observe_clock(s->wl->ck, now_ms);
 }
 
-void workload_node_init(struct sim *s, struct node *n) {
-  if (s->wl != NULL)
-    wl_app_new(s, n);
+const struct sim_app_op *workload_op(const struct sim *s, uint64_t op_id) {
+  return &s->wl->ops[op_id];
 }
 
-void workload_node_reset(struct sim *s, struct node *n) {
-  if (s->wl == NULL)
-    return;
-  app_free(n->app);
-  wl_app_new(s, n);
-}
+/* ---- the committed stream ------------------------------------------------ */
 
-void workload_node_free(struct node *n) {
-  app_free(n->app);
-  n->app = NULL;
-}
-
-size_t workload_command(const struct sim *s, uint64_t op_id, uint64_t now_ms,
-                        uint8_t *buf, size_t cap) {
-  if (s->wl == NULL || op_id >= s->ops_issued)
-    return 0;
-  const struct sim_app_op *op = &s->wl->ops[op_id];
-  if (op->cmd_len == 0 || op->cmd_len > cap)
-    return 0;
-  memcpy(buf, op->cmd, op->cmd_len);
-  struct app_hdr hdr = {.now_ms = now_ms, .tag = op_id + 1};
-  app_stamp(buf, op->cmd_len, &hdr);
-  return op->cmd_len;
-}
-
-/* The checkers see each log position once: the first apply anywhere. */
-static void wl_observe(struct sim *s, struct node *n, uint64_t index,
-                       uint32_t pos, const uint8_t *data, size_t size,
-                       const struct app_reply *r) {
+void workload_observe(struct sim *s, struct node *n, uint64_t index,
+                      uint32_t pos, const uint8_t *data, size_t size,
+                      const struct app_reply *r, bool first) {
   struct workload *wl = s->wl;
   char why[400];
-  if (index < wl->seen_index || (index == wl->seen_index && pos < wl->seen_pos))
-    return;
-  wl->seen_index = index;
-  wl->seen_pos = pos + 1;
-  if (appck_observe(wl->ck, index, pos, data, size, r, n->app, why,
-                    sizeof why))
+  const struct app *app = rt_app(n->rt);
+  if (first &&
+      appck_observe(wl->ck, index, pos, data, size, r, app, why, sizeof why)) {
     invariant_fail(s, why);
-}
-
-static void wl_answer(struct sim *s, struct node *n, uint64_t tag,
-                      const struct app_reply *r) {
-  if (tag == 0 || tag > s->ops_issued)
-    return;
-  uint64_t op_id = tag - 1;
-  uint32_t client = s->hist[op_id].client;
-  struct wait_write *w = &n->writes[client];
-  if (!w->active || w->seq != s->wl->op_seq[op_id])
-    return;
-  w->active = false;
-  struct client_msg cm = {.client = client,
-                          .attempt = w->attempt,
-                          .seq = w->seq,
-                          .status = CM_OK,
-                          .app_duplicate = r->duplicate,
-                          .app_kind = r->kind,
-                          .app_code = r->code,
-                          .app_integer = r->integer};
-  net_send_client(s, false, n->id - 1, client, &cm);
-}
-
-void workload_apply(struct sim *s, struct node *n, uint64_t index,
-                    uint32_t pos, const uint8_t *data, size_t size) {
-  struct app_reply r;
-  struct app_decoded d;
-  int rv = app_apply(n->app, data, size, &r);
-  if (rv != 0 || app_decode(data, size, &d) != 0) {
-    sim_fail(s, FAIL_SAFETY, "node %u: app command at index %llu: %s", n->id,
-             (unsigned long long)index, sabha_strerror(rv));
     return;
   }
-  wl_observe(s, n, index, pos, data, size, &r);
-  char why[400];
+  struct app_decoded d;
+  if (app_decode(data, size, &d) != 0)
+    return;
   bool ledger = d.op == APP_LEDGER_OPEN || d.op == APP_LEDGER_TRANSFER;
   if (!s->stop && ledger &&
-      appck_ledger_audit(s->wl->ck, n->app, n->id, index, pos, why,
-                         sizeof why))
+      appck_ledger_audit(wl->ck, app, n->id, index, pos, why, sizeof why))
     invariant_fail(s, why);
-  wl_answer(s, n, d.hdr.tag, &r);
-}
-
-size_t workload_snapshot(struct sim *s, struct node *n) {
-  size_t kv_bytes = kv_snapshot_size(n->kv);
-  size_t app_bytes = app_snapshot_size(n->app);
-  if (s->snap_buf_size < kv_bytes + app_bytes) {
-    s->snap_buf_size = (kv_bytes + app_bytes) * 2;
-    s->snap_buf = sim_xrealloc(s->snap_buf, s->snap_buf_size);
-  }
-  size_t kv_written = kv_snapshot(n->kv, s->snap_buf, kv_bytes);
-  size_t app_written = app_snapshot(n->app, s->snap_buf + kv_bytes, app_bytes);
-  assert(kv_written == kv_bytes && app_written == app_bytes);
-  return kv_bytes + app_bytes;
-}
-
-int workload_restore(struct sim *s, struct node *n, const uint8_t *data,
-                     size_t size) {
-  size_t kv_bytes = kv_snapshot_size(n->kv);
-  if (size < kv_bytes)
-    return SABHA_ECORRUPT;
-  int rv = kv_restore(n->kv, data, kv_bytes);
-  if (rv == 0)
-    rv = app_restore(n->app, data + kv_bytes, size - kv_bytes);
-  (void)s;
-  return rv;
 }
 
 /* ---- the end ------------------------------------------------------------- */
@@ -561,18 +466,18 @@ static enum appck_outcome wl_outcome(const struct hist_op *h) {
  * snapshot restored differently from a replay would break) shows here. */
 static void wl_same_state(struct sim *s) {
   const struct node *first = &s->nodes[0];
-  uint64_t h = app_state_hash(first->app);
+  uint64_t h = app_state_hash(rt_app(first->rt));
   for (uint32_t i = 1; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
-    if (n->applied != first->applied)
+    if (rt_applied_index(n->rt) != rt_applied_index(first->rt))
       return; /* not comparable (the convergence wait makes this rare) */
-    if (app_state_hash(n->app) == h)
+    if (app_state_hash(rt_app(n->rt)) == h)
       continue;
     char why[200];
     snprintf(why, sizeof why,
              "replicas.same_state: nodes 1 and %u applied up to index %llu "
              "but hold different application states",
-             i + 1, (unsigned long long)n->applied);
+             i + 1, (unsigned long long)rt_applied_index(n->rt));
     invariant_fail(s, why);
     return;
   }
@@ -583,7 +488,7 @@ void workload_final(struct sim *s) {
   const struct app *nodes[SABHA_NODES_MAX];
   char why[400];
   for (uint32_t i = 0; i < s->n_nodes; i++) {
-    nodes[i] = s->nodes[i].app;
+    nodes[i] = rt_app(s->nodes[i].rt);
     if (appck_final_node(wl->ck, nodes[i], i + 1, why, sizeof why))
       invariant_fail(s, why);
   }

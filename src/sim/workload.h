@@ -23,28 +23,23 @@ uint64_t workload_state_hash(const struct sim *s, const struct node *n,
  * usual; true for an application op (h->kind SIM_HIST_APP). */
 bool workload_begin(struct sim *s, struct client *c, uint64_t op_id,
                     struct hist_op *h);
-/* The client's application op succeeded with this reply. */
-void workload_on_reply(struct sim *s, struct client *c,
-                       const struct client_msg *cm);
+/* The client's application op op_id was answered: the reply's kind, the
+ * application's code (APP_DONE unless an error) and its integer (a token,
+ * a PNR's number). */
+void workload_on_reply(struct sim *s, struct client *c, uint64_t op_id,
+                       uint8_t kind, uint16_t code, int64_t integer);
+/* The op's command, as the workload built it. */
+const struct sim_app_op *workload_op(const struct sim *s, uint64_t op_id);
 
-/* node.c */
-void workload_node_init(struct sim *s, struct node *n);
-void workload_node_reset(struct sim *s, struct node *n); /* empty machine */
-void workload_node_free(struct node *n);
-/* The command of op_id stamped with the proposer's clock now_ms and the op
- * as its tag, into buf; returns its size (0: no such op). */
-size_t workload_command(const struct sim *s, uint64_t op_id, uint64_t now_ms,
-                        uint8_t *buf, size_t cap);
-/* Applies the committed app command at (index, pos) on node n, lets the
- * checkers see it and answers the client waiting on n. */
-void workload_apply(struct sim *s, struct node *n, uint64_t index,
-                    uint32_t pos, const uint8_t *data, size_t size);
-/* A snapshot of node n's KV then app machine into s->snap_buf (grown as
- * needed); returns its size. */
-size_t workload_snapshot(struct sim *s, struct node *n);
-/* Restores what workload_snapshot() wrote. 0 or a SABHA_E* code. */
-int workload_restore(struct sim *s, struct node *n, const uint8_t *data,
-                     size_t size);
+/* sim.c: node n applied an application command at (index, pos), with this
+ * reply; `first` when no node applied that position before (the checkers'
+ * model sees each position once). */
+void workload_observe(struct sim *s, struct node *n, uint64_t index,
+                      uint32_t pos, const uint8_t *data, size_t size,
+                      const struct app_reply *r, bool first);
+
+/* sim.c: a clock entry at a log position no node applied before. */
+void workload_observe_clock(struct sim *s, uint64_t now_ms);
 
 /* checks.c: the end checks, once every node applied everything. */
 void workload_final(struct sim *s);

@@ -742,7 +742,8 @@ void app_w_bytes(struct app_w *w, const void *p, size_t len) {
     return;
   if (w->buf != NULL && w->n <= w->cap && len <= w->cap - w->n)
     memcpy(w->buf + w->n, p, len);
-  w->hash = app_hash64(w->hash, p, len);
+  if (w->hashing)
+    w->hash = app_hash64(w->hash, p, len);
   w->n += len;
 }
 
@@ -984,14 +985,14 @@ static void write_state(struct app_w *w, const struct app *a) {
 }
 
 size_t app_snapshot_size(const struct app *a) {
-  struct app_w w = {NULL, 0, 0, 0};
+  struct app_w w = {NULL, 0, 0, 0, false};
   write_state(&w, a);
   return w.n + SNAPSHOT_TRAILER_BYTES;
 }
 
 size_t app_snapshot(const struct app *a, uint8_t *buf, size_t cap) {
   assert(a != NULL && buf != NULL);
-  struct app_w w = {buf, cap, 0, 0};
+  struct app_w w = {buf, cap, 0, 0, false};
   write_state(&w, a);
   assert(w.n + SNAPSHOT_TRAILER_BYTES <= cap);
   uint32_t crc = wal_crc32c(0, buf, w.n);
@@ -1003,7 +1004,7 @@ size_t app_snapshot(const struct app *a, uint8_t *buf, size_t cap) {
 
 uint64_t app_state_hash(const struct app *a) {
   assert(a != NULL);
-  struct app_w w = {NULL, 0, 0, 0xcbf29ce484222325ull};
+  struct app_w w = {NULL, 0, 0, 0xcbf29ce484222325ull, true};
   write_state(&w, a);
   return mix64(w.hash ^ w.n);
 }

@@ -249,6 +249,7 @@ struct app_w {
   size_t cap;
   size_t n;
   uint64_t hash;
+  bool hashing; /* fold what is written into `hash` (app_state_hash) */
 };
 void app_w_bytes(struct app_w *w, const void *p, size_t len);
 void app_w_u8(struct app_w *w, uint8_t v);

@@ -726,9 +726,12 @@ static bool decode_command(const uint8_t *bytes, size_t len,
   struct reader r = {bytes, len, 0, bytes != NULL};
   if (!decode_hdr(&r, &c->hdr, &c->op))
     return false;
-  /* REGISTER and CLOCK belong to no session; every other command to one. */
+  /* REGISTER and CLOCK belong to no session; every other command to one. A
+   * REGISTER's seq is its proposer's nonce, any number. */
   bool sessionless = c->op == KVSTORE_OP_REGISTER || c->op == KVSTORE_OP_CLOCK;
-  if (sessionless != (c->hdr.session == 0) || sessionless != (c->hdr.seq == 0))
+  if (sessionless != (c->hdr.session == 0))
+    return false;
+  if (c->op != KVSTORE_OP_REGISTER && sessionless != (c->hdr.seq == 0))
     return false;
   switch (c->op) {
   case KVSTORE_OP_REGISTER:
@@ -778,6 +781,21 @@ static bool decode_command(const uint8_t *bytes, size_t len,
     return false;
   }
   return r.ok && r.off == len;
+}
+
+int kvstore_decode(const uint8_t *cmd, size_t len,
+                   struct kvstore_cmd_view *out) {
+  assert(out != NULL);
+  struct command c;
+  if (!decode_command(cmd, len, &c))
+    return SABHA_ECORRUPT;
+  memset(out, 0, sizeof *out);
+  out->hdr = c.hdr;
+  out->op = (enum kvstore_op)c.op;
+  out->flags = c.flags;
+  out->key = c.key;
+  out->value = c.value;
+  return 0;
 }
 
 int kvstore_decode_hdr(const uint8_t *cmd, size_t len,
@@ -830,8 +848,9 @@ static void wr_hdr(struct writer *w, const struct kvstore_hdr *hdr,
                    enum kvstore_op op) {
   assert(hdr != NULL);
   bool sessionless = op == KVSTORE_OP_REGISTER || op == KVSTORE_OP_CLOCK;
-  assert(sessionless ? hdr->session == 0 && hdr->seq == 0
-                     : hdr->session >= 1 && hdr->seq >= 1);
+  assert(sessionless
+             ? hdr->session == 0 && (hdr->seq == 0 || op == KVSTORE_OP_REGISTER)
+             : hdr->session >= 1 && hdr->seq >= 1);
   (void)sessionless;
   wr_u8(w, KVSTORE_FORMAT_VERSION);
   wr_u8(w, (uint8_t)op);
@@ -923,8 +942,9 @@ size_t kvstore_encode_clock(uint8_t *buf, size_t cap, uint64_t now_ms) {
   return encode_into(buf, cap, &a);
 }
 
-size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms) {
-  struct kvstore_hdr hdr = {0, 0, now_ms};
+size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms,
+                               uint64_t nonce) {
+  struct kvstore_hdr hdr = {0, nonce, now_ms};
   struct encode_args a = {.op = KVSTORE_OP_REGISTER, .hdr = &hdr};
   return encode_into(buf, cap, &a);
 }

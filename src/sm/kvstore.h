@@ -152,7 +152,8 @@ extern const struct kvstore_config kvstore_config_default;
 /* What every command carries besides its operation. */
 struct kvstore_hdr {
   uint64_t session; /* the id REGISTER gave the client's session */
-  uint64_t seq;     /* 1, 2, 3, ... within the session */
+  uint64_t seq;     /* 1, 2, 3, ... within the session (REGISTER: its
+                       nonce; CLOCK: 0) */
   uint64_t now_ms;  /* the leader's wall clock when it proposed */
 };
 
@@ -191,8 +192,13 @@ size_t kvstore_encode_cas(uint8_t *buf, size_t cap,
                           const struct kvstore_slice *expected,
                           struct kvstore_slice new_value);
 
-/* REGISTER: opens a session; the reply is its id. now_ms as in a header. */
-size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms);
+/* REGISTER: opens a session; the reply is its id. now_ms as in a header.
+ * The store ignores the nonce: it is how the node that proposed the
+ * REGISTER knows its own when it applies, since two nodes' wall clocks can
+ * stamp two REGISTERs with the same millisecond (the runtime puts its node
+ * id in the nonce's top byte). */
+size_t kvstore_encode_register(uint8_t *buf, size_t cap, uint64_t now_ms,
+                               uint64_t nonce);
 /* CLOCK: moves the store's clock to now_ms (never back) and nothing else;
  * +OK. A leader proposes one when stored keys may have expired and no write
  * has moved the log's clock, so that reads, which judge expiry by the log's
@@ -203,6 +209,21 @@ size_t kvstore_encode_clock(uint8_t *buf, size_t cap, uint64_t now_ms);
  * entry with the client waiting for it. Returns 0, or SABHA_ECORRUPT when the
  * bytes are too short or of another version. */
 int kvstore_decode_hdr(const uint8_t *cmd, size_t len, struct kvstore_hdr *hdr);
+
+/* A command's parts, for observers (the simulator's checkers): the op, its
+ * SET or CAS flags, and for SET, INCRBY, DECRBY and CAS the key and (SET,
+ * CAS) the new value, pointing into the bytes. */
+struct kvstore_cmd_view {
+  struct kvstore_hdr hdr;
+  enum kvstore_op op;
+  uint32_t flags;
+  struct kvstore_slice key;
+  struct kvstore_slice value;
+};
+/* Returns 0, or SABHA_ECORRUPT when the bytes are not one well-formed
+ * command. */
+int kvstore_decode(const uint8_t *cmd, size_t len,
+                   struct kvstore_cmd_view *out);
 
 /* ---- Applying ---------------------------------------------------------- */
 

@@ -5,6 +5,8 @@
 #include "storage/crc32c.h"
 
 #include <assert.h>
+#include <stdbool.h>
+#include <string.h>
 
 static const uint32_t crc32c_table[256] = {
     0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu,
@@ -61,13 +63,59 @@ static const uint32_t crc32c_table[256] = {
     0xad7d5351u,
 };
 
+static uint32_t crc32c_bytes(uint32_t c, const uint8_t *p, size_t size) {
+  for (size_t i = 0; i < size; i++)
+    c = crc32c_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+  return c;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* x86-64 has had a CRC32C instruction since SSE4.2 (2008): eight bytes a
+ * cycle or so, against one byte per table lookup. The same polynomial and
+ * reflection as the table, so both give the same value (test_storage_crc
+ * compares them). */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t c, const uint8_t *p, size_t size) {
+  uint64_t c64 = c;
+  while (size >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    c64 = __builtin_ia32_crc32di(c64, w);
+    p += 8;
+    size -= 8;
+  }
+  c = (uint32_t)c64;
+  while (size > 0) {
+    c = __builtin_ia32_crc32qi(c, *p++);
+    size--;
+  }
+  return c;
+}
+
+static bool crc32c_has_hw(void) {
+  return __builtin_cpu_supports("sse4.2");
+}
+#else
+static uint32_t crc32c_hw(uint32_t c, const uint8_t *p, size_t size) {
+  return crc32c_bytes(c, p, size);
+}
+
+static bool crc32c_has_hw(void) {
+  return false;
+}
+#endif
+
 uint32_t wal_crc32c(uint32_t crc, const void *data, size_t size) {
   assert(data != NULL || size == 0);
   const uint8_t *p = data;
   uint32_t c = ~crc;
-  for (size_t i = 0; i < size; i++)
-    c = crc32c_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+  c = crc32c_has_hw() ? crc32c_hw(c, p, size) : crc32c_bytes(c, p, size);
   return ~c;
+}
+
+uint32_t wal_crc32c_table(uint32_t crc, const void *data, size_t size) {
+  assert(data != NULL || size == 0);
+  return ~crc32c_bytes(~crc, data, size);
 }
 
 uint32_t wal_crc32c_table_entry(unsigned i) {

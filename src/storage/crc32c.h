@@ -20,6 +20,11 @@
  * checksum of a followed by b. `data` may be NULL when size is 0. */
 uint32_t wal_crc32c(uint32_t crc, const void *data, size_t size);
 
+/* The same checksum from the lookup table alone, a byte at a time, for
+ * tests to compare the fast path (the CPU's CRC32C instruction, where there
+ * is one) against. */
+uint32_t wal_crc32c_table(uint32_t crc, const void *data, size_t size);
+
 /* The entry of the lookup table for byte value `i` (0..255): exposed so that a
  * test can check the table against the polynomial. */
 uint32_t wal_crc32c_table_entry(unsigned i);

@@ -603,11 +603,25 @@ static int m_sync_dir(void *ctx, const char *path) {
   for (size_t i = 0; i < fs->n_pending; i++)
     if (nsop_touches(&fs->pending[i], path))
       last = i + 1;
-  for (size_t i = 0; i < last; i++)
-    names_apply(&fs->dur, &fs->pending[i]);
+  /* An unlink or a rename over a file can drop an inode's last durable
+   * name: once the names are applied, such an inode may be free. */
+  uint32_t dropped[MEMFS_PENDING_NAMES_MAX];
+  size_t n_dropped = 0;
+  for (size_t i = 0; i < last; i++) {
+    const struct mem_nsop *op = &fs->pending[i];
+    const char *gone = op->kind == NS_UNLINK   ? op->a
+                       : op->kind == NS_RENAME ? op->b
+                                               : NULL;
+    const struct mem_name *n = gone == NULL ? NULL : names_find(&fs->dur, gone);
+    if (n != NULL)
+      dropped[n_dropped++] = n->ino;
+    names_apply(&fs->dur, op);
+  }
   memmove(fs->pending, fs->pending + last,
           (fs->n_pending - last) * sizeof fs->pending[0]);
   fs->n_pending -= last;
+  for (size_t i = 0; i < n_dropped; i++)
+    inode_maybe_free(fs, dropped[i]);
   fs->now_ns += fs->sync_latency_ns;
   return 0;
 }

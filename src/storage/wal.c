@@ -234,8 +234,10 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
   assert(w->fd < 0 && w->buf_len == 0);
   if (w->failed)
     return w->failed;
-  enum { BIRTH_BYTES_MAX = WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
-                           WAL_HARD_STATE_BYTES };
+  enum {
+    BIRTH_BYTES_MAX =
+        WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES
+  };
   uint8_t birth[BIRTH_BYTES_MAX];
   uint32_t birth_bytes = WAL_SEG_HEADER_BYTES;
   if (w->has_hs)
@@ -474,10 +476,19 @@ int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
 
 /* Refuses a batch that could not be written whole, before writing any of
  * it, by replaying its effect on the log's bounds. */
+/* A batch's snapshot at the index of the one the disk holds (0 with none) is
+ * a state machine going back to that snapshot (the async baseline's
+ * rollback, see engine.h): the disk already has it, and only the batch's
+ * truncation is new. */
+static bool snapshot_is_held(const struct wal *w,
+                             const struct sabha_ready *rd) {
+  return rd->has_snapshot && rd->snapshot.index == snap_index(w);
+}
+
 static int ready_check(struct wal *w, const struct sabha_ready *rd) {
   uint64_t snap = snap_index(w);
   uint64_t last = w->last_index;
-  if (rd->has_snapshot) {
+  if (rd->has_snapshot && !snapshot_is_held(w, rd)) {
     int rv = snapshot_check(w, &rd->snapshot, rd->snapshot_size_bytes);
     if (rv != 0)
       return rv;
@@ -517,7 +528,7 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
   if (rd->has_hard_state)
     rv = wal_append_hard_state(w, &rd->hard_state);
   /* A snapshot carries the batch's truncation: the two are one step. */
-  if (rv == 0 && rd->has_snapshot)
+  if (rv == 0 && rd->has_snapshot && !snapshot_is_held(w, rd))
     rv = snapshot_install(w, &rd->snapshot, rd->snapshot_data,
                           rd->snapshot_size_bytes, rd->truncate_from);
   else if (rv == 0 && rd->truncate_from != 0)

@@ -1,5 +1,6 @@
 #!/bin/bash
-# A peer with the wrong secret, or of another cluster, is refused at the
+# A peer with the wrong secret, of another cluster, or with a setting every
+# member must share (--dedup-max) set otherwise, is refused at the
 # handshake: it never exchanges a consensus message, the refusal is counted
 # by reason, and the right settings let it back in.
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +36,12 @@ log "wrong cluster id"
 cp "$DIR/node3.conf.good" "$CONF"
 sed -i 's/^cluster-id = .*/cluster-id = another-cluster/' "$CONF"
 try_bad cluster
+log "another --dedup-max (it decides replies: members must agree)"
+cp "$DIR/node3.conf.good" "$CONF"
+echo "dedup-max = 5000" >>"$CONF"
+try_bad settings
+grep -q "same --dedup-max" "$DIR/c/node3.log" "$DIR/c/node1.log" || die "no word of --dedup-max"
+expect OK "$(rcli $(client_port 1 "$BASE") SET b 2)"
 log "the right settings: node 3 joins and catches up"
 cp "$DIR/node3.conf.good" "$CONF"
 "$SABHA" cluster restart 3 --dir "$DIR/c" >/dev/null || die "restart"

@@ -1,9 +1,10 @@
 #!/bin/bash
 # A node restarted with a truncated or bit-flipped WAL tail recovers (the
-# torn tail is cut, the node catches up from its peers); one with corruption
-# in the middle of its log refuses to start with a message naming the file
-# and offset, and starts again, rejoining from its peers, once told to
-# discard its log.
+# torn tail is cut, the node catches up from its peers); after a clean stop
+# a flipped bit in its last batch is refused (everything before the clean
+# close was fsynced); one with corruption in the middle of its log refuses
+# to start with a message naming the file and offset, and starts again,
+# rejoining from its peers, once told to discard its log.
 . "$(dirname "$0")/lib.sh"
 start_cluster c 3 raft "$BASE"
 wait_leader c
@@ -47,6 +48,24 @@ wait_leader c
 check_node3 101
 expect one "$(rcli "$P3" GET last)"
 
+log "after a clean stop, a bit flipped in the last batch is damage, not a torn tail"
+# The node closed its log cleanly (a CLOSE record of 24 bytes ends it), so
+# every byte before that record was fsynced: the last data byte flipped
+# must be refused, not cut (it could be an acknowledged write).
+expect OK "$(rcli "$P1" SET later two)"
+sleep 0.3
+"$SABHA" cluster stop --dir "$DIR/c" >/dev/null
+size=$(stat -c %s "$SEG")
+at=$((size - 25))
+byte=$(od -An -tu1 -j $at -N1 "$SEG" | tr -d ' ')
+printf "$(printf '\\%03o' $((byte ^ 2)))" | dd of="$SEG" bs=1 seek=$at conv=notrunc 2>/dev/null
+"$SABHA" cluster start --dir "$DIR/c" >"$DIR/start.out" 2>&1 && die "node 3 started on a damaged last batch"
+grep -q "FATAL.*wal-0000000000000001.log: offset [0-9]*" "$DIR/c/node3.log" || die "the refusal names no file and offset"
+printf "$(printf '\\%03o' $byte)" | dd of="$SEG" bs=1 seek=$at conv=notrunc 2>/dev/null
+restart_node3 || { cat "$DIR/restart.out"; die "no start once the byte was repaired"; }
+check_node3 102
+expect two "$(rcli "$P3" GET later)"
+
 log "corruption in the middle of the log: refused, with file and offset"
 "$SABHA" cluster stop --dir "$DIR/c" >/dev/null
 byte=$(od -An -tu1 -j 200 -N1 "$SEG" | tr -d ' ')
@@ -58,6 +77,6 @@ wait_leader c
 log "... and with discard-corrupt-log it rejoins from its peers"
 echo "discard-corrupt-log = true" >>"$DIR/c/node3.conf"
 restart_node3 || { cat "$DIR/restart.out"; die "no start with discard-corrupt-log"; }
-check_node3 101
+check_node3 102
 ls -d "$DIR"/c/node3/damaged-* >/dev/null || die "the damaged log was not kept"
 log "ok"

@@ -126,18 +126,21 @@ static void describe_multipaxos_messages(void) {
   CHECK(reads("multipaxos", &m, "prepare ballot=2.1 from=5 forced"));
   m = (struct sabha_msg){.type = MP_MSG_PROMISE,
                          .term = B21,
-                         .index = 7,
+                         .index = 5,
+                         .hint_index = 7,
                          .commit = 4,
+                         .context = MP_MORE,
                          .n_entries = 3,
                          .entries = accepted};
   CHECK(reads("multipaxos", &m,
-              "promise ballot=2.1 last=7 accepted=5..6/1.3,7/2.1 commit=4"));
+              "promise ballot=2.1 from=5 to=7 accepted=5..6/1.3,7/2.1 "
+              "commit=4 more"));
   m = (struct sabha_msg){.type = MP_MSG_PROMISE,
                          .term = B21,
                          .commit = 9,
                          .index = 12,
                          .context = MP_BEHIND};
-  CHECK(reads("multipaxos", &m, "promise ballot=2.1 last=12 commit=9 behind"));
+  CHECK(reads("multipaxos", &m, "promise ballot=2.1 from=12 commit=9 behind"));
   m = (struct sabha_msg){.type = MP_MSG_PROMISE, .term = B21, .reject = 1};
   CHECK(reads("multipaxos", &m, "promise ballot=2.1 reject"));
   m = (struct sabha_msg){.type = MP_MSG_ACCEPT,

@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "check/histgen.h"
 #include "check/history.h"
 #include "check/linearize.h"
 #include "core/prng.h"
 #include "sabha/error.h"
-#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -38,11 +38,36 @@ static struct hist_op op_new(uint32_t client, uint32_t kind, uint32_t status,
   return op;
 }
 
+static struct hist_op with_ttl(struct hist_op op) {
+  op.flags = HIST_TTL;
+  return op;
+}
+
 static bool op_equal(const struct hist_op *a, const struct hist_op *b) {
   return a->client == b->client && a->kind == b->kind &&
          a->status == b->status && a->key == b->key && a->value == b->value &&
          a->expected == b->expected && a->output == b->output &&
-         a->call_us == b->call_us && a->return_us == b->return_us;
+         a->flags == b->flags && a->call_us == b->call_us &&
+         a->return_us == b->return_us;
+}
+
+/* Reads `text`; returns the number of ops read, or -1 (with the reason on
+ * stderr). *ops_out is malloc'd. */
+static long read_text(const char *text, struct hist_op **ops_out) {
+  FILE *f = tmpfile();
+  if (f == NULL)
+    return -1;
+  fputs(text, f);
+  rewind(f);
+  size_t n = 0;
+  char err[160];
+  int rc = hist_read_jsonl(f, ops_out, &n, err, sizeof err);
+  fclose(f);
+  if (rc != 0) {
+    fprintf(stderr, "read: %s\n", err);
+    return -1;
+  }
+  return (long)n;
 }
 
 /* Writes `text` to a temporary file and rewinds it. */
@@ -85,6 +110,9 @@ static void writer_matches_the_documented_format(void) {
       op_new(4, HIST_GET, HIST_OK, 0, HIST_NIL, HIST_NIL, 0, 1, 2),
       op_new(5, HIST_CAS, HIST_INFO, 2, HIST_NIL, 4, 0, 90, 0),
       op_new(6, HIST_PUT, HIST_FAIL, 8, HIST_NIL, HIST_NIL, 0, 10, 20),
+      with_ttl(op_new(4, HIST_PUT, HIST_OK, 1, HIST_NIL, 8, 0, 500, 530)),
+      op_new(5, HIST_INCR, HIST_OK, 2, HIST_NIL, 9, 0, 600, 650),
+      op_new(7, HIST_INCR, HIST_INFO, 2, HIST_NIL, HIST_NIL, 0, 700, 0),
   };
   const char *want =
       "{\"client\":3,\"op\":\"put\",\"key\":\"k1\",\"value\":\"v7\","
@@ -99,7 +127,14 @@ static void writer_matches_the_documented_format(void) {
       "{\"client\":5,\"op\":\"cas\",\"key\":\"k2\",\"expected\":null,"
       "\"value\":\"v4\",\"call_us\":90,\"status\":\"info\",\"output\":null}\n"
       "{\"client\":6,\"op\":\"put\",\"key\":\"k8\",\"value\":null,"
-      "\"call_us\":10,\"return_us\":20,\"status\":\"fail\",\"output\":null}\n";
+      "\"call_us\":10,\"return_us\":20,\"status\":\"fail\",\"output\":null}\n"
+      "{\"client\":4,\"op\":\"put\",\"key\":\"k1\",\"value\":\"v8\","
+      "\"ttl\":true,\"call_us\":500,\"return_us\":530,\"status\":\"ok\","
+      "\"output\":null}\n"
+      "{\"client\":5,\"op\":\"incr\",\"key\":\"k2\",\"value\":null,"
+      "\"call_us\":600,\"return_us\":650,\"status\":\"ok\",\"output\":9}\n"
+      "{\"client\":7,\"op\":\"incr\",\"key\":\"k2\",\"value\":null,"
+      "\"call_us\":700,\"status\":\"info\",\"output\":null}\n";
   FILE *f = tmpfile();
   CHECK(f != NULL);
   CHECK(hist_write_jsonl(f, ops, N(ops)) == 0);
@@ -131,6 +166,14 @@ static void round_trip_keeps_every_field(void) {
       op_new(11, HIST_CAS, HIST_FAIL, 5, 2, 3, 0, 16, 17),
       op_new(UINT32_MAX, HIST_CAS, HIST_OK, UINT32_MAX, INT64_MAX, INT64_MAX, 1,
              UINT64_MAX - 1, UINT64_MAX),
+      with_ttl(op_new(12, HIST_PUT, HIST_OK, 6, HIST_NIL, 0, 0, 18, 19)),
+      with_ttl(
+          op_new(13, HIST_PUT, HIST_INFO, 6, HIST_NIL, INT64_MAX, 0, 20, 0)),
+      with_ttl(op_new(14, HIST_PUT, HIST_FAIL, 6, HIST_NIL, 5, 0, 21, 22)),
+      op_new(15, HIST_INCR, HIST_OK, 7, HIST_NIL, 0, 0, 23, 24),
+      op_new(16, HIST_INCR, HIST_OK, 7, HIST_NIL, INT64_MAX, 0, 23, 24),
+      op_new(17, HIST_INCR, HIST_INFO, 7, HIST_NIL, HIST_NIL, 0, 25, 0),
+      op_new(18, HIST_INCR, HIST_FAIL, 7, HIST_NIL, HIST_NIL, 0, 26, 27),
   };
   FILE *f = tmpfile();
   CHECK(f != NULL);
@@ -153,6 +196,25 @@ static void round_trip_keeps_every_field(void) {
     }
   }
   free(back);
+}
+
+static void reader_reads_incr_and_ttl_in_any_key_order(void) {
+  struct hist_op *ops = NULL;
+  long n = read_text(
+      "{\"ttl\": true, \"output\":null,\"status\":\"ok\",\"return_us\":9,"
+      "\"call_us\":1,\"value\":\"v2\",\"key\":\"k3\",\"op\":\"put\","
+      "\"client\":12}\n"
+      "{\"output\" : 41 ,\"op\":\"incr\",\"client\":1,\"key\":\"k3\","
+      "\"status\":\"ok\",\"value\":null,\"return_us\":20,\"call_us\":10}\n",
+      &ops);
+  CHECK(n == 2);
+  struct hist_op want0 =
+      with_ttl(op_new(12, HIST_PUT, HIST_OK, 3, HIST_NIL, 2, 0, 1, 9));
+  struct hist_op want1 =
+      op_new(1, HIST_INCR, HIST_OK, 3, HIST_NIL, 41, 0, 10, 20);
+  bool same = op_equal(&ops[0], &want0) && op_equal(&ops[1], &want1);
+  free(ops);
+  CHECK(same);
 }
 
 static void reader_accepts_any_key_order_and_whitespace(void) {
@@ -192,20 +254,14 @@ static void empty_file_is_an_empty_history(void) {
   CHECK(ops == NULL && n == 0);
 }
 
-static void generated_history_survives_a_round_trip(void) {
-  /* A history the size of a simulator run, with every status, goes out and
-   * comes back equal, and still passes the checker. */
+/* A history the size of a simulator run, with every status, goes out and
+ * comes back equal, and still passes the checker. */
+static void round_trip_generated(const struct hist_gen_config *config) {
   enum { N_OPS = 2000 };
   static struct hist_op ops[N_OPS];
   struct prng prng;
   prng_seed(&prng, 42);
-  struct hist_gen_config config = {.n_clients = 6,
-                                   .n_keys = 4,
-                                   .latency_us_max = 500,
-                                   .think_us_max = 100,
-                                   .chance_info = 0.05,
-                                   .chance_fail = 0.05};
-  hist_gen_linearizable(&prng, &config, ops, N_OPS);
+  hist_gen_linearizable(&prng, config, ops, N_OPS);
   for (size_t i = 0; i < N_OPS; i++) {
     if (ops[i].status == HIST_INFO)
       ops[i].return_us = 0; /* not written, so read back as 0 */
@@ -228,6 +284,56 @@ static void generated_history_survives_a_round_trip(void) {
   free(back);
   CHECK(n_same == N_OPS);
   CHECK(rc == 0 && report.result == LIN_OK);
+}
+
+/* Six clients on four keys, with ops of every status. */
+static const struct hist_gen_config round_trip_config = {.n_clients = 6,
+                                                         .n_keys = 4,
+                                                         .latency_us_max = 500,
+                                                         .think_us_max = 100,
+                                                         .chance_info = 0.05,
+                                                         .chance_fail = 0.05};
+
+static void generated_history_survives_a_round_trip(void) {
+  round_trip_generated(&round_trip_config);
+}
+
+static void generated_history_with_incr_and_ttl_survives_a_round_trip(void) {
+  struct hist_gen_config config = round_trip_config;
+  config.weight_put = 3;
+  config.weight_get = 4;
+  config.weight_cas = 1;
+  config.weight_incr = 3;
+  config.chance_ttl = 0.5;
+  config.ttl_us_max = 1000;
+  round_trip_generated(&config);
+}
+
+static void file_from_before_incr_and_ttl_reads_as_before(void) {
+  /* Lines as the writer wrote them before incr and ttl existed: no line
+   * gets a flag, and writing them back gives the same text. */
+  const char *text =
+      "{\"client\":3,\"op\":\"put\",\"key\":\"k1\",\"value\":\"v7\","
+      "\"call_us\":123,\"return_us\":456,\"status\":\"ok\",\"output\":null}\n"
+      "{\"client\":1,\"op\":\"cas\",\"key\":\"k1\",\"expected\":\"v7\","
+      "\"value\":\"v9\",\"call_us\":5,\"return_us\":80,\"status\":\"ok\","
+      "\"output\":true}\n"
+      "{\"client\":2,\"op\":\"get\",\"key\":\"k1\",\"value\":null,"
+      "\"call_us\":90,\"status\":\"info\",\"output\":null}\n";
+  struct hist_op *ops = NULL;
+  long n = read_text(text, &ops);
+  CHECK(n == 3);
+  bool no_flags = ops[0].flags == 0 && ops[1].flags == 0 && ops[2].flags == 0;
+  FILE *f = tmpfile();
+  bool written = f != NULL && hist_write_jsonl(f, ops, (size_t)n) == 0;
+  free(ops);
+  char *back = written ? slurp(f) : NULL;
+  if (f != NULL)
+    fclose(f);
+  bool same = back != NULL && strcmp(back, text) == 0;
+  free(back);
+  CHECK(no_flags);
+  CHECK(same);
 }
 
 #define GOOD_OBJECT                                                            \
@@ -317,6 +423,56 @@ static const struct bad_line bad_lines[] = {
     {"{\"client\":1,\"op\":\"get\",\"key\":\"k1\",\"value\":null,"
      "\"call_us\":1,\"return_us\":2,\"status\":\"ok\",\"output\":true}",
      "\"output\" must be \"v<N>\" or null"},
+    {"{\"client\":1,\"op\":\"put\",\"key\":\"k1\",\"value\":\"v1\","
+     "\"ttl\":false,\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":null}",
+     "\"ttl\" must be true"},
+    {"{\"client\":1,\"op\":\"put\",\"key\":\"k1\",\"value\":\"v1\","
+     "\"ttl\":1,\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":null}",
+     "\"ttl\" must be true"},
+    {"{\"client\":1,\"op\":\"put\",\"key\":\"k1\",\"value\":null,"
+     "\"ttl\":true,\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":null}",
+     "must write a value"},
+    {"{\"client\":1,\"op\":\"get\",\"key\":\"k1\",\"value\":null,"
+     "\"ttl\":true,\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":null}",
+     "\"ttl\" is only allowed for put"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":null,"
+     "\"ttl\":true,\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":1}",
+     "\"ttl\" is only allowed for put"},
+    {"{\"client\":1,\"op\":\"put\",\"key\":\"k1\",\"value\":\"v1\","
+     "\"ttl\":true,\"ttl\":true,\"call_us\":1,\"return_us\":2,"
+     "\"status\":\"ok\",\"output\":null}",
+     "duplicate key \"ttl\""},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":\"v1\","
+     "\"call_us\":1,\"return_us\":2,\"status\":\"ok\",\"output\":2}",
+     "incr's \"value\" must be null"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":null,"
+     "\"call_us\":1,\"return_us\":2,\"status\":\"ok\",\"output\":\"v2\"}",
+     "\"output\" must be an unsigned integer up to 9223372036854775807"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":null,"
+     "\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":9223372036854775808}",
+     "\"output\" must be an unsigned integer"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":null,"
+     "\"call_us\":1,\"return_us\":2,\"status\":\"ok\",\"output\":-1}",
+     "unsigned"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":null,"
+     "\"call_us\":1,\"return_us\":2,\"status\":\"ok\",\"output\":null}",
+     "\"output\" must be an unsigned integer"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"value\":null,"
+     "\"call_us\":1,\"status\":\"info\",\"output\":3}",
+     "must be null when status is not ok"},
+    {"{\"client\":1,\"op\":\"incr\",\"key\":\"k1\",\"expected\":null,"
+     "\"value\":null,\"call_us\":1,\"return_us\":2,\"status\":\"ok\","
+     "\"output\":1}",
+     "only allowed for cas"},
+    {"{\"client\":1,\"op\":\"decr\",\"key\":\"k1\",\"value\":null,"
+     "\"call_us\":1,\"return_us\":2,\"status\":\"ok\",\"output\":1}",
+     "unknown op \"decr\""},
 };
 
 static void malformed_lines_are_rejected_with_their_number(void) {
@@ -407,6 +563,9 @@ static const struct test tests[] = {
     TEST(round_trip_keeps_every_field),
     TEST(reader_accepts_any_key_order_and_whitespace),
     TEST(generated_history_survives_a_round_trip),
+    TEST(generated_history_with_incr_and_ttl_survives_a_round_trip),
+    TEST(file_from_before_incr_and_ttl_reads_as_before),
+    TEST(reader_reads_incr_and_ttl_in_any_key_order),
     TEST(empty_file_is_an_empty_history),
     TEST(malformed_lines_are_rejected_with_their_number),
     TEST(overlong_line_is_rejected),

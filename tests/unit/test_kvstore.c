@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/prng.h"
 #include "sabha/error.h"
 #include "sm/kvstore.h"
-#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -49,7 +49,7 @@ static struct client client_open(struct kvstore *kv) {
   memset(&c, 0, sizeof c);
   c.kv = kv;
   uint8_t cmd[64];
-  size_t n = kvstore_encode_register(cmd, sizeof cmd, 0);
+  size_t n = kvstore_encode_register(cmd, sizeof cmd, 0, 0);
   struct kvstore_result r;
   if (kvstore_apply(kv, cmd, n, &r) != 0 || r.kind != KVSTORE_REPLY_INT ||
       r.integer < 1) {
@@ -623,7 +623,8 @@ static void malformed_commands_are_refused_and_change_nothing(void) {
   struct kvstore_slice e = S("x");
   lens[4] = kvstore_encode_cas(cmds[4], 128, &h, S("key"), &e, S("y"));
   lens[5] = kvstore_encode_decrby(cmds[5], 128, &h, S("key"), 3);
-  lens[6] = kvstore_encode_register(cmds[6], 128, 50);
+  lens[6] =
+      kvstore_encode_register(cmds[6], 128, 50, UINT64_C(0x0300000000000007));
   for (size_t i = 0; i < N(lens); i++) {
     /* Every truncation, and one extra byte, is malformed. */
     for (size_t len = 0; len <= lens[i]; len++) {
@@ -663,10 +664,10 @@ static void malformed_commands_are_refused_and_change_nothing(void) {
   n = kvstore_encode_set(bad, sizeof bad, &h, S("k"), S("v"), 0, 0);
   memset(bad + 2, 0, 8); /* session 0 */
   CHECK(kvstore_apply(kv, bad, n, &r) == SABHA_ECORRUPT);
-  n = kvstore_encode_register(bad, sizeof bad, 50);
-  bad[10] = 1; /* a REGISTER with a seq */
+  n = kvstore_encode_clock(bad, sizeof bad, 50);
+  bad[10] = 1; /* a CLOCK with a seq */
   CHECK(kvstore_apply(kv, bad, n, &r) == SABHA_ECORRUPT);
-  n = kvstore_encode_register(bad, sizeof bad, 50);
+  n = kvstore_encode_register(bad, sizeof bad, 50, 0);
   bad[2] = 1; /* a REGISTER with a session */
   CHECK(kvstore_apply(kv, bad, n, &r) == SABHA_ECORRUPT);
   n = kvstore_encode_cas(bad, sizeof bad, &h, S("k"), &e, S("y"));
@@ -1024,7 +1025,7 @@ static void oom_at_every_allocation_leaves_the_store_unchanged(void) {
   lens[4] = kvstore_encode_cas(cmds[4], 256, &h1, S("a"), &e, S("3"));
   lens[5] = kvstore_encode_del(cmds[5], 256, &h1, pairs, 1);
   /* A new session, evicting one; and an INCR refused by the value. */
-  lens[6] = kvstore_encode_register(cmds[6], 256, 60);
+  lens[6] = kvstore_encode_register(cmds[6], 256, 60, 0);
   lens[7] = kvstore_encode_incrby(cmds[7], 256, &h2, S("t"), 1);
 
   for (size_t i = 0; i < N(lens); i++) {
@@ -1351,7 +1352,7 @@ static void replicas_agree_with_each_other_and_the_model(void) {
     /* Both replicas apply the same REGISTER and assign the same id. */
     clients[i] = client_open(a);
     uint8_t reg[64];
-    size_t n = kvstore_encode_register(reg, sizeof reg, 0);
+    size_t n = kvstore_encode_register(reg, sizeof reg, 0, 0);
     struct kvstore_result r;
     CHECK(kvstore_apply(b, reg, n, &r) == 0);
     CHECK(is_int(r, (int64_t)clients[i].session));

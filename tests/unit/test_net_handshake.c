@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/prng.h"
 #include "net/codec.h"
 #include "net/handshake.h"
-#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -31,6 +31,7 @@ static struct hs_hello hello(uint32_t id, const char *cluster,
   memset(h.nonce, nonce, sizeof h.nonce);
   snprintf(h.cluster_id, sizeof h.cluster_id, "%s", cluster);
   snprintf(h.engine, sizeof h.engine, "%s", engine);
+  h.settings = 100000u; /* a --dedup-max: round trips must keep it */
   return h;
 }
 
@@ -39,7 +40,7 @@ static bool hello_equal(const struct hs_hello *a, const struct hs_hello *b) {
          a->node_id == b->node_id &&
          memcmp(a->nonce, b->nonce, HS_NONCE_BYTES) == 0 &&
          strcmp(a->cluster_id, b->cluster_id) == 0 &&
-         strcmp(a->engine, b->engine) == 0;
+         strcmp(a->engine, b->engine) == 0 && a->settings == b->settings;
 }
 
 static void handshake_hello_round_trips(void) {
@@ -138,7 +139,7 @@ static void handshake_malformed_hellos_are_refused(void) {
   f[at_cluster] = (uint8_t)(HS_CLUSTER_ID_BYTES_MAX + 1);
   CHECK(hs_hello_decode(f, n, &out) == HS_REFUSED_MALFORMED);
   memcpy(f, good, n);
-  f[n - 5] = 0; /* the engine's length byte ("raft" is the last 4) */
+  f[n - 13] = 0; /* the engine's length byte ("raft", then 8 of settings) */
   CHECK(hs_hello_decode(f, n, &out) == HS_REFUSED_MALFORMED);
   memcpy(f, good, n);
   CHECK(hs_hello_decode(f, n, &out) == HS_ACCEPTED); /* the copy is good */
@@ -154,6 +155,9 @@ static void handshake_checks_name_the_reason(void) {
   x = ok;
   snprintf(x.engine, sizeof x.engine, "multipaxos");
   CHECK(hs_hello_check(&me, &x) == HS_REFUSED_ENGINE);
+  x = ok;
+  x.settings = me.settings + 1; /* another --dedup-max: replies would differ */
+  CHECK(hs_hello_check(&me, &x) == HS_REFUSED_SETTINGS);
   x = ok;
   x.node_id = 1;
   CHECK(hs_hello_check(&me, &x) == HS_REFUSED_NODE);
@@ -208,7 +212,7 @@ static void handshake_mac_matches_hmac_sha256_of_the_transcript(void) {
   struct hs_hello b = hello(7, "c1", "raft", true, 0x22);
   uint8_t t[128];
   size_t n = 0;
-  memcpy(t + n, "sabha-auth-v1", 13);
+  memcpy(t + n, "sabha-auth-v2", 13);
   n += 13;
   codec_put_u32(t + n, a.node_id);
   codec_put_u32(t + n + 4, b.node_id);
@@ -222,6 +226,8 @@ static void handshake_mac_matches_hmac_sha256_of_the_transcript(void) {
   t[n++] = 4;
   memcpy(t + n, "raft", 4);
   n += 4;
+  codec_put_u64(t + n, a.settings);
+  n += 8;
   uint8_t want[HS_MAC_BYTES], got[HS_MAC_BYTES];
   crypto_auth_hmacsha256(want, t, n, key);
   hs_mac(key, sizeof key, &a, &b, got);

@@ -23,9 +23,28 @@ static void engine_new_rejects_bad_config(void) {
                "this node is not the leader") == 0);
 }
 
+/* Every name sabha_protocols() lists (a table fixed at compile time, so
+ * that threads can share it) creates that engine, which reports the name. */
+static void protocol_names_match_the_engines(void) {
+  struct sabha_config cfg;
+  uint32_t voters[3] = {1, 2, 3};
+  sabha_config_init(&cfg, 1, voters, 3);
+  size_t n = 0;
+  for (const char *const *p = sabha_protocols(); *p != NULL; p++, n++) {
+    struct sabha_engine *e = NULL;
+    CHECK(sabha_engine_new(&e, *p, &cfg, NULL) == 0);
+    if (e == NULL)
+      continue;
+    CHECK(strcmp(sabha_engine_protocol(e), *p) == 0);
+    sabha_engine_free(e);
+  }
+  CHECK(n == 4);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(engine_new_rejects_bad_config),
+      TEST(protocol_names_match_the_engines),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

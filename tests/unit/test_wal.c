@@ -399,6 +399,32 @@ static void wal_snapshot_keeps_entries_after_it(void) {
   fx_free(&f);
 }
 
+/* The async baseline rolls its state machine back to the snapshot the node
+ * holds (index 0 and no bytes with none, engine.h): the batch names that
+ * snapshot with a truncation, and only the truncation is written. */
+static void wal_rollback_to_the_held_snapshot_writes_the_truncation(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 6, 1) == 0);
+  struct sabha_ready rd = {.has_snapshot = true,
+                           .snapshot = {.index = 0, .term = 0},
+                           .truncate_from = 4};
+  CHECK(wal_append_ready(f.w, &rd) == 0 && wal_sync(f.w) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(!f.p.has_snapshot && log_is(&f.p, 1, 3, term1));
+  struct sabha_snapshot_meta m = {.index = 2, .term = 1};
+  CHECK(wal_save_snapshot(f.w, &m, "s2", 2) == 0);
+  rd.snapshot = m;
+  rd.snapshot_data = (const uint8_t *)"s2";
+  rd.snapshot_size_bytes = 2;
+  rd.truncate_from = 3;
+  CHECK(wal_append_ready(f.w, &rd) == 0 && wal_sync(f.w) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.snapshot.index == 2 && f.p.n_entries == 0);
+  fx_free(&f);
+}
+
 /* A batch using every part, in the contract's order. */
 static uint64_t term_from_9_is_4(uint64_t i) {
   return i >= 9 ? 4 : 1;
@@ -681,8 +707,8 @@ static void hand_begin(struct hand_seg *s, uint64_t seq, uint32_t version) {
 }
 
 /* Appends a record; all before it was fsynced. */
-static void hand_record(struct hand_seg *s, uint8_t type, const uint8_t *payload,
-                      uint32_t size) {
+static void hand_record(struct hand_seg *s, uint8_t type,
+                        const uint8_t *payload, uint32_t size) {
   uint8_t *h = s->b + s->n;
   put_le(h + 4, size, 4);
   h[8] = type;
@@ -821,8 +847,8 @@ static void only_segment_restating_the_vote(struct fx *f, struct last_seg *l) {
  * segment that holds it down to (or into) its header is damage, not a
  * segment whose creation a crash interrupted: recovery must refuse, naming
  * the file and offset, never come back with term 0 and no vote. */
-static void wal_keeps_term_and_vote_when_last_segment_is_cut_to_its_header(
-    void) {
+static void
+wal_keeps_term_and_vote_when_last_segment_is_cut_to_its_header(void) {
   static const uint64_t cuts[] = {32, 20, 0};
   for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
     struct fx f;
@@ -1199,6 +1225,7 @@ int main(void) {
   RUN(wal_snapshot_beyond_the_log_leaves_it_empty);
   RUN(wal_snapshot_keeps_entries_after_it);
   RUN(wal_ready_parts_apply_in_contract_order);
+  RUN(wal_rollback_to_the_held_snapshot_writes_the_truncation);
   RUN(wal_corruption_in_a_closed_segment_names_file_and_offset);
   RUN(wal_corruption_before_the_tail_of_the_last_segment_is_reported);
   RUN(wal_torn_tail_is_cut_and_the_log_goes_on);
