@@ -1,35 +1,12 @@
-/* The sabhad node runtime: one member of a sabha cluster as a process.
+/* sabhad: one member of a sabha cluster as a process.
  *
- * Everything else in sabha is a piece: a pure engine that decides, a
- * write-ahead log that remembers, a transport that carries messages, a
- * key-value store that applies commands, RESP and HTTP parsers. This module
- * is where they meet. It runs one libuv loop on one thread and drives the
- * engine exactly as the simulator does (src/sim/node.c):
- *
- *   inputs    a timer ticks the engine every tick_ms (uv_now); the transport
- *             hands it peer messages; RESP clients propose writes and ask
- *             for ReadIndex reads;
- *   a batch   once per loop iteration, after the I/O callbacks of that
- *             iteration (a uv_check handle), the node drains the engine's
- *             ready batches in the order of include/sabha/engine.h: send
- *             msgs; wal_append_ready + wal_sync (one fdatasync for
- *             everything that arrived in the iteration: group commit); send
- *             msgs_after_persist; install a snapshot; apply committed
- *             entries to the kvstore or the applications machine (sm/app.h)
- *             and answer the clients that wait for them; serve reads whose
- * index is applied; advance.
- *
- * Nothing a client or a peer is told depends on bytes that are not yet
- * fsynced, so SIGKILL loses nothing acknowledged. The fsync runs on the loop
- * thread: while it runs no other input is taken (acceptable at today's
- * fsync latencies of a fraction of a millisecond to a few milliseconds; a
- * disk thread is future work).
- *
- * Clients speak RESP2 (src/server/node_client.c); a follower forwards what
- * needs the leader over a RESP connection of its own to the leader's client
- * port (node_forward.c) or, with redirect = moved, answers -MOVED. HTTP
- * serves /metrics, /status and /health (node_http.c). docs/operations.md is
- * the operator's guide to every setting below.
+ * What a node decides and answers is the node runtime's (src/node/runtime.h,
+ * docs/runtime.md), the same code the simulator runs under every fault.
+ * sabhad adds only what a process needs around it (node.c): a libuv loop,
+ * the TCP peer transport (src/net), POSIX files under the WAL, the RESP
+ * client listener and the HTTP listener for /metrics, /status and /health
+ * (node_http.c). docs/operations.md is the operator's guide to every
+ * setting below.
  *
  * This header is what sabhad_main.c needs: the settings, their parser, and
  * srv_run(). */
