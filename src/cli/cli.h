@@ -24,6 +24,10 @@ void cli_sim_usage(FILE *f);
 int cli_cluster(int argc, char **argv);
 void cli_cluster_usage(FILE *f);
 
+/* `sabha check ...`: argv[0] is "check". */
+int cli_check(int argc, char **argv);
+void cli_check_usage(FILE *f);
+
 /* `sabha lab ...`: argv[0] is "lab". */
 int cli_lab(int argc, char **argv);
 void cli_lab_usage(FILE *f);

@@ -22,6 +22,8 @@ static void usage(FILE *f) {
              "          (sabha cluster --help)\n"
              "  lab     run the engines through the same scenarios and\n"
              "          report what each did (sabha lab --help)\n"
+             "  check   check that a client history is linearizable\n"
+             "          (sabha check --help)\n"
              "  help    this text; `sabha help sim` for a command's options\n"
              "\n"
              "protocols in this build:");
@@ -43,6 +45,8 @@ int main(int argc, char **argv) {
       cli_sim_usage(stdout);
     else if (argc >= 3 && strcmp(argv[2], "lab") == 0)
       cli_lab_usage(stdout);
+    else if (argc >= 3 && strcmp(argv[2], "check") == 0)
+      cli_check_usage(stdout);
     else
       usage(stdout);
     return CLI_EXIT_OK;
@@ -53,6 +57,8 @@ int main(int argc, char **argv) {
     return cli_cluster(argc - 1, argv + 1);
   if (strcmp(cmd, "lab") == 0) /* src/cli/lab_cmd.c */
     return cli_lab(argc - 1, argv + 1);
+  if (strcmp(cmd, "check") == 0) /* src/cli/check_cmd.c */
+    return cli_check(argc - 1, argv + 1);
   fprintf(stderr, "sabha: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return CLI_EXIT_USAGE;
