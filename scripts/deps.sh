@@ -3,12 +3,13 @@
 # they are all present already. `make demo` and `make test` call it first so
 # that a fresh Debian machine needs no other set-up step. `deps.sh test` adds
 # what only the tests need: a headless browser that renders the lab's report
-# (chromium) and a font for its text.
+# (chromium) and a font for its text, and iproute2, with which the chaos test
+# puts nodes in network namespaces to partition them.
 set -eu
 
 PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
-  PACKAGES="$PACKAGES chromium fonts-dejavu-core"
+  PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2"
 fi
 
 missing=""
