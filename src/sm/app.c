@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
 #include "storage/crc32c.h"
@@ -150,29 +151,6 @@ const char *app_order_state_name(enum app_order_state s) {
   return "UNKNOWN";
 }
 
-/* ---- Little-endian bytes ------------------------------------------------ */
-
-static void put_u16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p) {
-  return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 /* ---- The command codec -------------------------------------------------- */
 
 size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
@@ -193,11 +171,11 @@ size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
   buf[1] = APP_FORMAT_VERSION;
   buf[2] = (uint8_t)op;
   buf[3] = (uint8_t)argc;
-  put_u64(buf + 4, hdr->now_ms);
-  put_u64(buf + 12, hdr->tag);
+  le_put_u64(buf + 4, hdr->now_ms);
+  le_put_u64(buf + 12, hdr->tag);
   uint8_t *p = buf + APP_CMD_HEADER_BYTES;
   for (size_t i = 0; i < argc; i++) {
-    put_u16(p, (uint16_t)argv[i].len);
+    le_put_u16(p, (uint16_t)argv[i].len);
     if (argv[i].len > 0)
       memcpy(p + 2, argv[i].ptr, argv[i].len);
     p += 2 + argv[i].len;
@@ -218,13 +196,13 @@ int app_decode(const uint8_t *cmd, size_t len, struct app_decoded *out) {
     return SABHA_ECORRUPT;
   out->op = (enum app_op)cmd[2];
   out->argc = cmd[3];
-  out->hdr.now_ms = get_u64(cmd + 4);
-  out->hdr.tag = get_u64(cmd + 12);
+  out->hdr.now_ms = le_get_u64(cmd + 4);
+  out->hdr.tag = le_get_u64(cmd + 12);
   size_t off = APP_CMD_HEADER_BYTES;
   for (size_t i = 0; i < out->argc; i++) {
     if (len - off < 2)
       return SABHA_ECORRUPT;
-    size_t n = get_u16(cmd + off);
+    size_t n = le_get_u16(cmd + off);
     off += 2;
     if (n > APP_ARG_BYTES_MAX || len - off < n)
       return SABHA_ECORRUPT;
@@ -238,8 +216,8 @@ int app_decode(const uint8_t *cmd, size_t len, struct app_decoded *out) {
 void app_stamp(uint8_t *cmd, size_t len, const struct app_hdr *hdr) {
   assert(cmd != NULL && hdr != NULL);
   assert(len >= APP_CMD_HEADER_BYTES && cmd[0] == APP_CMD_MAGIC);
-  put_u64(cmd + 4, hdr->now_ms);
-  put_u64(cmd + 12, hdr->tag);
+  le_put_u64(cmd + 4, hdr->now_ms);
+  le_put_u64(cmd + 12, hdr->tag);
 }
 
 /* ---- Memory ------------------------------------------------------------- */
@@ -464,18 +442,18 @@ size_t app_reply_pack(const struct app_reply *r, uint8_t *buf) {
   uint8_t *p = buf;
   *p++ = r->kind;
   *p++ = (uint8_t)r->code;
-  put_u64(p, (uint64_t)r->integer);
+  le_put_u64(p, (uint64_t)r->integer);
   p += 8;
-  put_u16(p, r->text_len);
+  le_put_u16(p, r->text_len);
   p += 2;
   memcpy(p, r->text, r->text_len);
   p += r->text_len;
   *p++ = (uint8_t)r->n_items;
   for (uint32_t i = 0; i < r->n_items; i++) {
     *p++ = r->items[i].kind;
-    put_u64(p, (uint64_t)r->items[i].integer);
-    put_u16(p + 8, r->items[i].off);
-    put_u16(p + 10, r->items[i].len);
+    le_put_u64(p, (uint64_t)r->items[i].integer);
+    le_put_u16(p + 8, r->items[i].off);
+    le_put_u16(p + 10, r->items[i].len);
     p += 12;
   }
   assert((size_t)(p - buf) <= APP_REPLY_PACKED_BYTES_MAX);
@@ -492,8 +470,8 @@ size_t app_reply_unpack(const uint8_t *p, size_t len, struct app_reply *r) {
   reply_reset(r, APP_REPLY_NULL);
   r->kind = p[0];
   r->code = p[1];
-  r->integer = (int64_t)get_u64(p + 2);
-  r->text_len = get_u16(p + 10);
+  r->integer = (int64_t)le_get_u64(p + 2);
+  r->text_len = le_get_u16(p + 10);
   if (r->kind < APP_REPLY_OK || r->kind > APP_REPLY_ARRAY ||
       r->code > APP_E_OVERFLOW || r->text_len >= APP_REPLY_TEXT_MAX ||
       len - 12 < (size_t)r->text_len + 1)
@@ -509,9 +487,9 @@ size_t app_reply_unpack(const uint8_t *p, size_t len, struct app_reply *r) {
   for (uint32_t i = 0; i < r->n_items; i++, off += 13) {
     struct app_reply_item *it = &r->items[i];
     it->kind = p[off];
-    it->integer = (int64_t)get_u64(p + off + 1);
-    it->off = get_u16(p + off + 9);
-    it->len = get_u16(p + off + 11);
+    it->integer = (int64_t)le_get_u64(p + off + 1);
+    it->off = le_get_u16(p + off + 9);
+    it->len = le_get_u16(p + off + 11);
     if (!item_kind_valid(it->kind) || (uint32_t)it->off + it->len > r->text_len)
       return 0;
   }
@@ -535,7 +513,7 @@ uint64_t app_fingerprint(const struct app_decoded *d) {
   uint64_t h = app_hash64(0xcbf29ce484222325ull, &op, 1);
   for (size_t i = 0; i < d->argc; i++) {
     uint8_t len[2];
-    put_u16(len, (uint16_t)d->argv[i].len);
+    le_put_u16(len, (uint16_t)d->argv[i].len);
     h = app_hash64(h, len, 2);
     h = app_hash64(h, d->argv[i].ptr, d->argv[i].len);
   }
@@ -752,14 +730,14 @@ void app_w_u8(struct app_w *w, uint8_t v) {
 }
 
 void app_w_u32(struct app_w *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-                  (uint8_t)(v >> 24)};
+  uint8_t b[4];
+  le_put_u32(b, v);
   app_w_bytes(w, b, 4);
 }
 
 void app_w_u64(struct app_w *w, uint64_t v) {
   uint8_t b[8];
-  put_u64(b, v);
+  le_put_u64(b, v);
   app_w_bytes(w, b, 8);
 }
 
@@ -786,14 +764,12 @@ uint8_t app_r_u8(struct app_r *r) {
 
 uint32_t app_r_u32(struct app_r *r) {
   const uint8_t *p = app_r_bytes(r, 4);
-  return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                 (uint32_t)p[3] << 24
-           : 0;
+  return p ? le_get_u32(p) : 0;
 }
 
 uint64_t app_r_u64(struct app_r *r) {
   const uint8_t *p = app_r_bytes(r, 8);
-  return p ? get_u64(p) : 0;
+  return p ? le_get_u64(p) : 0;
 }
 
 void app_r_str(struct app_r *r, struct app_str *s) {
@@ -1033,9 +1009,7 @@ int app_restore(struct app *a, const uint8_t *data, size_t len) {
   assert(a != NULL);
   if (data == NULL || len < 4 + 1 + 8 + SNAPSHOT_TRAILER_BYTES)
     return SABHA_ECORRUPT;
-  uint32_t crc = 0;
-  for (int i = 3; i >= 0; i--)
-    crc = (crc << 8) | data[len - SNAPSHOT_TRAILER_BYTES + (size_t)i];
+  uint32_t crc = le_get_u32(data + len - SNAPSHOT_TRAILER_BYTES);
   if (wal_crc32c(0, data, len - SNAPSHOT_TRAILER_BYTES) != crc)
     return SABHA_ECORRUPT;
   struct app *fresh;

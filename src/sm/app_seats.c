@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
 
@@ -55,8 +56,7 @@ static struct app_arg group_key(struct app_arg train, struct app_arg date,
 /* u32 group | seat */
 static struct app_arg seat_key(uint32_t group, struct app_arg seat,
                                uint8_t *buf) {
-  for (int i = 0; i < 4; i++)
-    buf[i] = (uint8_t)(group >> (8 * i));
+  le_put_u32(buf, group);
   memcpy(buf + 4, seat.ptr, seat.len);
   struct app_arg k = {buf, 4 + seat.len};
   return k;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 
 const struct kvstore_config kvstore_config_default = {
@@ -50,18 +51,6 @@ static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
 
 static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   return n == 0 || memcmp(a, b, n) == 0;
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
 }
 
 /* ---- Memory ------------------------------------------------------------ */
@@ -136,7 +125,7 @@ static uint64_t siphash24(const uint8_t *p, size_t n, const uint64_t key[2]) {
       0x6c7967656e657261ull ^ key[0], 0x7465646279746573ull ^ key[1]};
   size_t whole = n - n % 8;
   for (size_t i = 0; i < whole; i += 8)
-    sip_absorb(&s, get_u64(p + i));
+    sip_absorb(&s, le_get_u64(p + i));
   uint64_t last = (uint64_t)n << 56;
   for (size_t i = whole; i < n; i++)
     last |= (uint64_t)p[i] << (8 * (i - whole));
@@ -476,8 +465,7 @@ static uint64_t key_hash(const struct kvstore *kv, struct kvstore_slice key) {
 
 static uint64_t session_hash(const struct kvstore *kv, uint64_t id) {
   uint8_t b[8];
-  for (int i = 0; i < 8; i++)
-    b[i] = (uint8_t)(id >> (8 * i));
+  le_put_u64(b, id);
   return siphash24(b, sizeof b, kv->config.hash_key);
 }
 
@@ -669,7 +657,7 @@ static uint8_t rd_u8(struct reader *r) {
 static uint32_t rd_u32(struct reader *r) {
   if (!rd_has(r, 4))
     return 0;
-  uint32_t v = get_u32(r->p + r->off);
+  uint32_t v = le_get_u32(r->p + r->off);
   r->off += 4;
   return v;
 }
@@ -677,7 +665,7 @@ static uint32_t rd_u32(struct reader *r) {
 static uint64_t rd_u64(struct reader *r) {
   if (!rd_has(r, 8))
     return 0;
-  uint64_t v = get_u64(r->p + r->off);
+  uint64_t v = le_get_u64(r->p + r->off);
   r->off += 8;
   return v;
 }
@@ -826,15 +814,14 @@ static void wr_u8(struct writer *w, uint8_t v) {
 }
 
 static void wr_u32(struct writer *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-                  (uint8_t)(v >> 24)};
+  uint8_t b[4];
+  le_put_u32(b, v);
   wr_bytes(w, b, 4);
 }
 
 static void wr_u64(struct writer *w, uint64_t v) {
   uint8_t b[8];
-  for (int i = 0; i < 8; i++)
-    b[i] = (uint8_t)(v >> (8 * i));
+  le_put_u64(b, v);
   wr_bytes(w, b, 8);
 }
 
@@ -1691,7 +1678,7 @@ int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len) {
   if (len < SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES)
     return SABHA_ECORRUPT;
   size_t body = len - SNAPSHOT_TRAILER_BYTES;
-  if (crc32c(data, body) != get_u32(data + body))
+  if (crc32c(data, body) != le_get_u32(data + body))
     return SABHA_ECORRUPT;
   struct reader r = {data, body, 0, true};
   uint32_t magic = rd_u32(&r);

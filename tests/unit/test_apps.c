@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app.h"
 #include "storage/crc32c.h"
@@ -801,9 +802,7 @@ static void corrupt_snapshots_are_refused_with_the_state_unchanged(void) {
 }
 
 static void put_crc(uint8_t *snap, size_t len) {
-  uint32_t crc = wal_crc32c(0, snap, len - 4);
-  for (int i = 0; i < 4; i++)
-    snap[len - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+  le_put_u32(snap + len - 4, wal_crc32c(0, snap, len - 4));
 }
 
 /* Past the checksum, restore must still check every length and every

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/endian.h"
 #include "core/prng.h"
 #include "sabha/error.h"
 #include "sm/kvstore.h"
@@ -718,14 +719,9 @@ static uint32_t crc32c_bitwise(const uint8_t *p, size_t n) {
   return c ^ 0xffffffffu;
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Fixes the trailing checksum after a deliberate edit. */
 static void reseal(uint8_t *snap, size_t len) {
-  put_u32(snap + len - 4, crc32c_bitwise(snap, len - 4));
+  le_put_u32(snap + len - 4, crc32c_bitwise(snap, len - 4));
 }
 
 static uint8_t *snapshot_of(const struct kvstore *kv, size_t *len) {
@@ -877,7 +873,7 @@ static void corrupt_snapshots_are_refused_and_change_nothing(void) {
   reseal(bad, len);
   expect_corrupt(victim, bad, len, reference);
   memcpy(bad, snap, len);
-  put_u32(bad + 29, 0xffffffffu); /* n_sessions */
+  le_put_u32(bad + 29, 0xffffffffu); /* n_sessions */
   reseal(bad, len);
   expect_corrupt(victim, bad, len, reference);
   memcpy(bad, snap, len);
