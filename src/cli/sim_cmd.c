@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check/history.h"
+#include "check/json.h"
 #include "cli/cli.h"
 #include "sim/sim.h"
 
@@ -481,20 +482,6 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   fflush(stdout);
 }
 
-static void json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s != '\0'; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}
-
 static int summary_json(const struct sim_args *a, const struct summary *sum) {
   FILE *f = fopen(a->json_path, "w");
   if (f == NULL) {
@@ -505,17 +492,17 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   char faults[128];
   sim_faults_format(a->o.faults, faults, sizeof faults);
   fprintf(f, "{\"protocol\":");
-  json_string(f, a->o.protocol);
+  json_fput_text(f, a->o.protocol);
   fprintf(f,
           ",\"nodes\":%u,\"clients\":%u,\"ops_per_run\":%" PRIu64
           ",\"seed_first\":%" PRIu64 ",\"seed_last\":%" PRIu64 ",\"faults\":",
           a->o.n_nodes, a->o.n_clients, a->o.n_ops, a->seed_first,
           a->seed_last);
-  json_string(f, faults);
+  json_fput_text(f, faults);
   fprintf(f, ",\"workload\":");
-  json_string(f, sim_workload_name(a->o.workload));
+  json_fput_text(f, sim_workload_name(a->o.workload));
   fprintf(f, ",\"bug\":");
-  json_string(f, a->bug != NULL ? a->bug : "none");
+  json_fput_text(f, a->bug != NULL ? a->bug : "none");
   fprintf(
       f,
       ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64 ",\"ops_ok\":%" PRIu64
@@ -543,7 +530,7 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   if (sum->has_failing_seed) {
     fprintf(f, ",\"first_failing_seed\":%" PRIu64 ",\"first_failure\":",
             sum->first_failing_seed);
-    json_string(f, sum->first_failure);
+    json_fput_text(f, sum->first_failure);
   }
   fprintf(f, "}\n");
   if (fclose(f) != 0) {
