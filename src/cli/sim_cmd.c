@@ -14,6 +14,7 @@
 #include "check/history.h"
 #include "check/json.h"
 #include "cli/cli.h"
+#include "core/stats.h"
 #include "sim/sim.h"
 
 #define SEEDS_MAX 10000000ull
@@ -362,17 +363,6 @@ static int cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static double percentile_ms(const uint32_t *sorted, size_t n, double p) {
-  if (n == 0)
-    return 0;
-  size_t rank = (size_t)(p * (double)n + 0.999999);
-  if (rank < 1)
-    rank = 1;
-  if (rank > n)
-    rank = n;
-  return (double)sorted[rank - 1] / 1000.0;
-}
-
 static bool summary_add(struct summary *sum, const struct sim_result *r,
                         uint64_t seed) {
   sum->runs++;
@@ -428,9 +418,10 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
 static void summary_finish(struct summary *sum) {
   qsort(sum->latencies_us, sum->n_latencies, sizeof *sum->latencies_us,
         cmp_u32);
-  sum->latency_ms_p50 = percentile_ms(sum->latencies_us, sum->n_latencies, 0.5);
+  sum->latency_ms_p50 =
+      stats_quantile_u32(sum->latencies_us, sum->n_latencies, 0.5) / 1000.0;
   sum->latency_ms_p99 =
-      percentile_ms(sum->latencies_us, sum->n_latencies, 0.99);
+      stats_quantile_u32(sum->latencies_us, sum->n_latencies, 0.99) / 1000.0;
 }
 
 static double throughput(const struct summary *sum) {

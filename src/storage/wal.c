@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/stats.h"
 #include "sabha/error.h"
 #include "storage/crc32c.h"
 #include "storage/wal_internal.h"
@@ -629,11 +630,11 @@ uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q) {
     total += st->fsync_us_hist[b];
   if (total == 0)
     return 0;
-  double want = q * (double)total;
+  uint64_t rank = stats_rank(total, q);
   uint64_t seen = 0;
   for (unsigned b = 0; b < WAL_FSYNC_HIST_BUCKETS; b++) {
     seen += st->fsync_us_hist[b];
-    if ((double)seen >= want)
+    if (seen >= rank)
       return (uint64_t)1 << (b + 1);
   }
   return (uint64_t)1 << WAL_FSYNC_HIST_BUCKETS;
