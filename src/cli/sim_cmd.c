@@ -14,6 +14,7 @@
 #include "check/history.h"
 #include "check/json.h"
 #include "cli/cli.h"
+#include "core/decimal.h"
 #include "core/stats.h"
 #include "sim/sim.h"
 
@@ -129,20 +130,6 @@ static int usage_error(const char *fmt, const char *a, const char *b) {
   return CLI_EXIT_USAGE;
 }
 
-/* Parses a decimal u64 in [lo, hi]. */
-static bool parse_u64(const char *text, uint64_t lo, uint64_t hi,
-                      uint64_t *out) {
-  if (text == NULL || text[0] < '0' || text[0] > '9')
-    return false;
-  errno = 0;
-  char *end = NULL;
-  unsigned long long v = strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
-    return false;
-  *out = v;
-  return true;
-}
-
 static bool parse_seed_range(const char *text, uint64_t *first,
                              uint64_t *last) {
   const char *dots = text != NULL ? strstr(text, "..") : NULL;
@@ -154,8 +141,8 @@ static bool parse_seed_range(const char *text, uint64_t *first,
     return false;
   memcpy(left, text, len);
   left[len] = '\0';
-  return parse_u64(left, 0, UINT64_MAX, first) &&
-         parse_u64(dots + 2, 0, UINT64_MAX, last) && *first <= *last &&
+  return dec_parse_flag(left, 0, UINT64_MAX, first) &&
+         dec_parse_flag(dots + 2, 0, UINT64_MAX, last) && *first <= *last &&
          *last - *first < SEEDS_MAX;
 }
 
@@ -181,7 +168,7 @@ static bool flag_is(const char *arg, const char *flag) {
 
 static int parse_number_flag(const char *flag, const char *value, uint64_t lo,
                              uint64_t hi, uint64_t *out) {
-  if (parse_u64(value, lo, hi, out))
+  if (dec_parse_flag(value, lo, hi, out))
     return 0;
   char range[64];
   snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, lo, hi);

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
@@ -313,23 +314,16 @@ const char *app_printable(struct app_arg arg, char *out) {
 }
 
 enum app_code app_parse_i64(struct app_arg arg, int64_t *out) {
-  if (arg.len == 0 || (arg.len > 1 && arg.ptr[0] == '0'))
-    return APP_E_SYNTAX;
-  uint64_t v = 0;
-  bool overflow = false;
-  for (size_t i = 0; i < arg.len; i++) {
-    uint8_t c = arg.ptr[i];
-    if (c < '0' || c > '9')
-      return APP_E_SYNTAX;
-    if (v > ((uint64_t)INT64_MAX - (c - '0')) / 10)
-      overflow = true; /* keep going: a later non-digit is a syntax error */
-    else
-      v = v * 10 + (c - '0');
-  }
-  if (overflow)
+  uint64_t v;
+  switch (dec_parse_u64(arg.ptr, arg.len, DEC_CANONICAL, 0, INT64_MAX, &v)) {
+  case DEC_OK:
+    *out = (int64_t)v;
+    return APP_DONE;
+  case DEC_RANGE:
     return APP_E_OVERFLOW;
-  *out = (int64_t)v;
-  return APP_DONE;
+  default:
+    return APP_E_SYNTAX;
+  }
 }
 
 void app_reply_bad_number(struct app_reply *out, enum app_code code,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
@@ -102,12 +103,10 @@ static uint64_t parse_pnr(struct app_arg arg) {
   if (arg.len < 3 + PNR_DIGITS_MIN || arg.len > 3 + 19 ||
       memcmp(arg.ptr, "PNR", 3) != 0)
     return 0;
-  uint64_t v = 0;
-  for (size_t i = 3; i < arg.len; i++) {
-    if (arg.ptr[i] < '0' || arg.ptr[i] > '9')
-      return 0;
-    v = v * 10 + (arg.ptr[i] - '0'); /* 19 digits cannot overflow */
-  }
+  uint64_t v;
+  if (dec_parse_u64(arg.ptr + 3, arg.len - 3, DEC_LEADING_ZEROS, 0, UINT64_MAX,
+                    &v) != DEC_OK)
+    return 0;
   char text[PNR_TEXT_BYTES_MAX];
   size_t n = app_pnr_format(v, text, sizeof text);
   return n == arg.len && memcmp(text, arg.ptr, n) == 0 ? v : 0;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "core/endian.h"
 #include "sabha/error.h"
 
@@ -1008,30 +1009,6 @@ static void reply_saved_error(struct kvstore_result *out, enum saved_error e) {
   reply_error(out, saved_errors[e]);
 }
 
-/* Redis's rule for integers held as strings: optional '-', 1 to 19 digits,
- * no leading zero, no '+', no spaces, within int64. */
-static bool parse_int64(const uint8_t *p, size_t n, int64_t *out) {
-  if (n == 0 || n > INT64_TEXT_BYTES_MAX)
-    return false;
-  bool negative = p[0] == '-';
-  size_t i = negative ? 1 : 0;
-  if (i == n || (p[i] == '0' && (n - i > 1 || negative)))
-    return false;
-  uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-  uint64_t v = 0;
-  for (; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9')
-      return false;
-    uint64_t d = (uint64_t)(p[i] - '0');
-    if (v > (limit - d) / 10)
-      return false;
-    v = v * 10 + d;
-  }
-  /* -(v - 1) - 1 reaches INT64_MIN without overflowing. */
-  *out = !negative ? (int64_t)v : v == 0 ? 0 : -(int64_t)(v - 1) - 1;
-  return true;
-}
-
 static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
   uint8_t digits[INT64_TEXT_BYTES_MAX];
   uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -1209,8 +1186,9 @@ static void apply_incr(struct kvstore *kv, const struct command *c,
   size_t slot;
   struct entry *old = touch_key(kv, c->key, &hash, &slot);
   int64_t current = 0;
+  /* A value counts as an integer by Redis's rule (core/decimal.h). */
   if (old != NULL &&
-      !parse_int64(entry_value_c(old), old->value_len, &current)) {
+      dec_parse_i64(entry_value_c(old), old->value_len, &current) != DEC_OK) {
     reply_saved_error(out, SAVED_NOT_INTEGER);
     return;
   }
