@@ -47,7 +47,6 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/decimal.h"
@@ -60,8 +59,7 @@ const struct app_config app_config_default = {
     .dedup_max = APP_DEDUP_DEFAULT,
     .objects_max = 4u << 20,
     .bugs = 0,
-    .alloc_fn = NULL,
-    .alloc_ctx = NULL,
+    .alloc = {NULL, NULL},
 };
 
 #define SNAPSHOT_MAGIC "SAP1"
@@ -223,26 +221,6 @@ void app_stamp(uint8_t *cmd, size_t len, const struct app_hdr *hdr) {
 
 /* ---- Memory ------------------------------------------------------------- */
 
-void *app_mem_realloc(const struct app_config *cfg, void *p, size_t size) {
-  assert(size > 0);
-  if (cfg->alloc_fn != NULL)
-    return cfg->alloc_fn(cfg->alloc_ctx, p, size);
-  return realloc(p, size);
-}
-
-void *app_mem_alloc(const struct app_config *cfg, size_t size) {
-  return app_mem_realloc(cfg, NULL, size);
-}
-
-void app_mem_free(const struct app_config *cfg, void *p) {
-  if (p == NULL)
-    return;
-  if (cfg->alloc_fn != NULL)
-    (void)cfg->alloc_fn(cfg->alloc_ctx, p, 0);
-  else
-    free(p);
-}
-
 int app_vec_reserve(const struct app_config *cfg, void **v, uint32_t *cap,
                     uint64_t need, size_t elem_bytes) {
   assert(v != NULL && cap != NULL && elem_bytes > 0);
@@ -253,7 +231,7 @@ int app_vec_reserve(const struct app_config *cfg, void **v, uint32_t *cap,
   uint64_t grown = *cap < 8 ? 8 : (uint64_t)*cap * 2;
   if (grown < need)
     grown = need;
-  void *p = app_mem_realloc(cfg, *v, (size_t)grown * elem_bytes);
+  void *p = allocator_realloc(&cfg->alloc, *v, (size_t)grown * elem_bytes);
   if (p == NULL)
     return SABHA_ENOMEM;
   *v = p;
@@ -576,12 +554,12 @@ static int dedup_grow(const struct app *a, struct app_dedup *t) {
   if (rc != 0)
     return rc;
   struct app_dedup_entry *ring =
-      app_mem_alloc(&a->cfg, (size_t)cap * sizeof *ring);
+      allocator_malloc(&a->cfg.alloc, (size_t)cap * sizeof *ring);
   if (ring == NULL)
     return SABHA_ENOMEM;
   for (uint32_t i = 0; i < t->n; i++)
     ring[i] = t->ring[(t->head + i) % t->cap];
-  app_mem_free(&a->cfg, t->ring);
+  allocator_free(&a->cfg.alloc, t->ring);
   t->ring = ring;
   t->cap = (uint32_t)cap;
   t->head = 0;
@@ -597,12 +575,12 @@ int app_dedup_prepare(const struct app *a, struct app_dedup *t,
   int rc = dedup_grow(a, t);
   if (rc != 0)
     return rc;
-  prep->blob = app_mem_alloc(&a->cfg, DEDUP_BLOB_BYTES_MAX);
+  prep->blob = allocator_malloc(&a->cfg.alloc, DEDUP_BLOB_BYTES_MAX);
   return prep->blob == NULL ? SABHA_ENOMEM : 0;
 }
 
 void app_dedup_unprepare(const struct app *a, struct app_dedup_prep *prep) {
-  app_mem_free(&a->cfg, prep->blob);
+  allocator_free(&a->cfg.alloc, prep->blob);
   prep->blob = NULL;
 }
 
@@ -610,7 +588,7 @@ static void dedup_evict_oldest(const struct app *a, struct app_dedup *t) {
   assert(t->n > 0);
   struct app_dedup_entry *e = &t->ring[t->head];
   app_map_remove(&t->by_id, app_str_arg(&e->id), dedup_key, t);
-  app_mem_free(&a->cfg, e->blob);
+  allocator_free(&a->cfg.alloc, e->blob);
   e->blob = NULL;
   t->head = (t->head + 1) % t->cap;
   t->n--;
@@ -632,14 +610,14 @@ void app_dedup_record(const struct app *a, struct app_dedup *t,
   }
   off += app_reply_pack(reply, p + off);
   /* Give back the room not used; a failed shrink keeps the larger block. */
-  uint8_t *shrunk = app_mem_realloc(&a->cfg, p, off);
+  uint8_t *shrunk = allocator_realloc(&a->cfg.alloc, p, off);
   if (shrunk != NULL)
     p = shrunk;
   prep->blob = NULL;
 
   uint32_t pos = app_map_find(&t->by_id, id, dedup_key, t);
   if (pos != APP_MAP_NONE) { /* only with APP_BUG_NO_DEDUP: overwrite */
-    app_mem_free(&a->cfg, t->ring[pos].blob);
+    allocator_free(&a->cfg.alloc, t->ring[pos].blob);
   } else {
     if (t->n == a->cfg.dedup_max)
       dedup_evict_oldest(a, t);
@@ -656,8 +634,8 @@ void app_dedup_record(const struct app *a, struct app_dedup *t,
 
 void app_dedup_free(const struct app_config *cfg, struct app_dedup *t) {
   for (uint32_t i = 0; i < t->n; i++)
-    app_mem_free(cfg, t->ring[(t->head + i) % t->cap].blob);
-  app_mem_free(cfg, t->ring);
+    allocator_free(&cfg->alloc, t->ring[(t->head + i) % t->cap].blob);
+  allocator_free(&cfg->alloc, t->ring);
   app_map_free(cfg, &t->by_id);
   memset(t, 0, sizeof *t);
 }
@@ -695,7 +673,7 @@ int app_dedup_read(struct app *a, struct app_dedup *t, struct app_r *r) {
     int rc = dedup_grow(a, t);
     if (rc != 0)
       return rc;
-    uint8_t *blob = app_mem_alloc(&a->cfg, e.blob_bytes);
+    uint8_t *blob = allocator_malloc(&a->cfg.alloc, e.blob_bytes);
     if (blob == NULL)
       return SABHA_ENOMEM;
     memcpy(blob, e.blob, e.blob_bytes);
@@ -798,10 +776,9 @@ int app_new(struct app **out, const struct app_config *config) {
     config = &app_config_default;
   if (!config_valid(config))
     return SABHA_EINVAL;
-  struct app *a = app_mem_alloc(config, sizeof *a);
+  struct app *a = allocator_zalloc(&config->alloc, sizeof *a);
   if (a == NULL)
     return SABHA_ENOMEM;
-  memset(a, 0, sizeof *a);
   a->cfg = *config;
   *out = a;
   return 0;
@@ -815,7 +792,7 @@ void app_free(struct app *a) {
   app_seats_free(&cfg, &a->seats);
   app_locks_free(&cfg, &a->locks, &a->fenced);
   app_orders_free(&cfg, &a->orders);
-  app_mem_free(&cfg, a);
+  allocator_free(&cfg.alloc, a);
 }
 
 void app_clock_advance(struct app *a, uint64_t now_ms) {

@@ -601,12 +601,12 @@ int app_seats_restore(struct app *a, struct app_r *r) {
 
 void app_seats_free(const struct app_config *cfg, struct app_seats *s) {
   for (uint32_t g = 0; g < s->n_groups; g++)
-    app_mem_free(cfg, s->groups[g].seats);
-  app_mem_free(cfg, s->groups);
+    allocator_free(&cfg->alloc, s->groups[g].seats);
+  allocator_free(&cfg->alloc, s->groups);
   app_map_free(cfg, &s->group_by_key);
-  app_mem_free(cfg, s->v);
+  allocator_free(&cfg->alloc, s->v);
   app_map_free(cfg, &s->by_key);
-  app_mem_free(cfg, s->pnrs);
+  allocator_free(&cfg->alloc, s->pnrs);
   app_dedup_free(cfg, &s->dedup);
   memset(s, 0, sizeof *s);
 }

@@ -18,7 +18,6 @@
 #include "sm/kvstore.h"
 
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/decimal.h"
@@ -52,38 +51,6 @@ static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
 
 static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   return n == 0 || memcmp(a, b, n) == 0;
-}
-
-/* ---- Memory ------------------------------------------------------------ */
-
-/* Every allocation goes through the config's allocator, so that a test can
- * fail any one of them. */
-static void *mem_realloc(const struct kvstore_config *cfg, void *p,
-                         size_t size) {
-  assert(size > 0);
-  if (cfg->alloc_fn != NULL)
-    return cfg->alloc_fn(cfg->alloc_ctx, p, size);
-  return realloc(p, size);
-}
-
-static void *mem_alloc(const struct kvstore_config *cfg, size_t size) {
-  return mem_realloc(cfg, NULL, size);
-}
-
-static void *mem_zalloc(const struct kvstore_config *cfg, size_t size) {
-  void *p = mem_alloc(cfg, size);
-  if (p != NULL)
-    memset(p, 0, size);
-  return p;
-}
-
-static void mem_free(const struct kvstore_config *cfg, void *p) {
-  if (p == NULL)
-    return;
-  if (cfg->alloc_fn != NULL)
-    (void)cfg->alloc_fn(cfg->alloc_ctx, p, 0);
-  else
-    free(p);
 }
 
 /* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) ------------------------ */
@@ -185,7 +152,8 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
                                struct kvstore_slice key,
                                struct kvstore_slice value, size_t value_cap) {
   assert(value.len <= value_cap && key.len <= UINT32_MAX);
-  struct entry *e = mem_alloc(cfg, sizeof *e + key.len + value_cap);
+  struct entry *e =
+      allocator_malloc(&cfg->alloc, sizeof *e + key.len + value_cap);
   if (e == NULL)
     return NULL;
   e->expire_at_ms = 0;
@@ -234,13 +202,13 @@ static int table_resize(const struct kvstore_config *cfg, struct table *t,
                         size_t cap) {
   assert(cap >= TABLE_CAP_MIN && (cap & (cap - 1)) == 0);
   assert(t->n <= cap / 4 * 3);
-  struct slot *slots = mem_zalloc(cfg, cap * sizeof *slots);
+  struct slot *slots = allocator_zalloc(&cfg->alloc, cap * sizeof *slots);
   if (slots == NULL)
     return SABHA_ENOMEM;
   for (size_t i = 0; i < t->cap; i++)
     if (t->slots[i].item != NULL)
       table_place(slots, cap, t->slots[i].hash, t->slots[i].item);
-  mem_free(cfg, t->slots);
+  allocator_free(&cfg->alloc, t->slots);
   t->slots = slots;
   t->cap = cap;
   return 0;
@@ -373,7 +341,8 @@ static int heap_reserve(const struct kvstore_config *cfg, struct heap *h,
   size_t cap = h->cap < 16 ? 16 : h->cap;
   while (cap - h->n < extra)
     cap *= 2;
-  struct entry **items = mem_realloc(cfg, h->items, cap * sizeof *items);
+  struct entry **items =
+      allocator_realloc(&cfg->alloc, h->items, cap * sizeof *items);
   if (items == NULL)
     return SABHA_ENOMEM;
   h->items = items;
@@ -509,7 +478,7 @@ static void session_add(struct kvstore *kv, struct session *s) {
     assert(i != SIZE_MAX);
     table_remove_at(&kv->sessions, i);
     lru_unlink(kv, victim);
-    mem_free(&kv->config, victim);
+    allocator_free(&kv->config.alloc, victim);
   }
   table_insert(&kv->sessions, session_hash(kv, s->id), s);
   lru_append(kv, s);
@@ -528,7 +497,7 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
       config->value_bytes_max < INT64_TEXT_BYTES_MAX || config->keys_max < 1 ||
       config->data_bytes_max < 1 || config->sessions_max < 1)
     return SABHA_EINVAL;
-  struct kvstore *kv = mem_zalloc(config, sizeof *kv);
+  struct kvstore *kv = allocator_zalloc(&config->alloc, sizeof *kv);
   if (kv == NULL)
     return SABHA_ENOMEM;
   kv->config = *config;
@@ -542,17 +511,17 @@ void kvstore_free(struct kvstore *kv) {
     return;
   const struct kvstore_config cfg = kv->config; /* outlives *kv */
   for (size_t i = 0; i < kv->keys.cap; i++)
-    mem_free(&cfg, kv->keys.slots[i].item);
-  mem_free(&cfg, kv->keys.slots);
-  mem_free(&cfg, kv->expiring.items);
+    allocator_free(&cfg.alloc, kv->keys.slots[i].item);
+  allocator_free(&cfg.alloc, kv->keys.slots);
+  allocator_free(&cfg.alloc, kv->expiring.items);
   struct session *s = kv->oldest;
   while (s != NULL) {
     struct session *next = s->newer;
-    mem_free(&cfg, s);
+    allocator_free(&cfg.alloc, s);
     s = next;
   }
-  mem_free(&cfg, kv->sessions.slots);
-  mem_free(&cfg, kv);
+  allocator_free(&cfg.alloc, kv->sessions.slots);
+  allocator_free(&cfg.alloc, kv);
 }
 
 static bool expired_at(const struct entry *e, uint64_t at_ms) {
@@ -568,7 +537,7 @@ static void entry_delete_at(struct kvstore *kv, size_t slot) {
   assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
   kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
   table_remove_at(&kv->keys, slot);
-  mem_free(&kv->config, e);
+  allocator_free(&kv->config.alloc, e);
 }
 
 /* The live entry for `key`, reclaiming it first if it has expired. Sets
@@ -615,7 +584,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   } else if (e->expire_at_ms != 0) {
     heap_push(&kv->expiring, e);
   }
-  mem_free(&kv->config, old);
+  allocator_free(&kv->config.alloc, old);
 }
 
 /* Reclaims up to `max` expired keys, soonest expiry first. */
@@ -1035,10 +1004,10 @@ struct reservation {
 static void reservation_release(const struct kvstore *kv,
                                 struct reservation *r) {
   const struct kvstore_config *cfg = &kv->config;
-  mem_free(cfg, r->one);
+  allocator_free(&cfg->alloc, r->one);
   for (size_t i = 0; i < r->n_many; i++)
-    mem_free(cfg, r->many[i]);
-  mem_free(cfg, r->many);
+    allocator_free(&cfg->alloc, r->many[i]);
+  allocator_free(&cfg->alloc, r->many);
   memset(r, 0, sizeof *r);
 }
 
@@ -1112,7 +1081,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
     return 0;
   }
   case KVSTORE_OP_MSET: {
-    r->many = mem_zalloc(cfg, c->n * sizeof *r->many);
+    r->many = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->many);
     if (r->many == NULL)
       goto nomem;
     struct reader list = c->list;
@@ -1323,9 +1292,9 @@ static int apply_register(struct kvstore *kv, const struct command *c,
     finish_apply(kv);
     return 0;
   }
-  struct session *s = mem_zalloc(&kv->config, sizeof *s);
+  struct session *s = allocator_zalloc(&kv->config.alloc, sizeof *s);
   if (s == NULL || table_reserve(&kv->config, &kv->sessions, 1) != 0) {
-    mem_free(&kv->config, s);
+    allocator_free(&kv->config.alloc, s);
     out->outcome = KVSTORE_REFUSED;
     reply_error(out, "ERR out of memory");
     return SABHA_ENOMEM;
@@ -1613,7 +1582,7 @@ static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys) {
       return SABHA_ENOMEM;
     e->expire_at_ms = expire_at_ms;
     if (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0) {
-      mem_free(cfg, e);
+      allocator_free(&cfg->alloc, e);
       return SABHA_ENOMEM;
     }
     entry_put(kv, hash, SIZE_MAX, e);
@@ -1638,7 +1607,7 @@ static int restore_sessions(struct kvstore *kv, struct reader *r,
         !saved_reply_valid(last_seq, kind, error, integer) ||
         session_find(kv, id) != NULL)
       return SABHA_ECORRUPT;
-    struct session *s = mem_zalloc(&kv->config, sizeof *s);
+    struct session *s = allocator_zalloc(&kv->config.alloc, sizeof *s);
     if (s == NULL)
       return SABHA_ENOMEM;
     s->id = id;
