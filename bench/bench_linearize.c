@@ -28,6 +28,7 @@
 #include "check/history.h"
 #include "check/linearize.h"
 #include "core/prng.h"
+#include "core/stats.h"
 #include "sabha/error.h"
 
 #ifndef SABHA_COMMIT
@@ -148,7 +149,7 @@ int main(int argc, char **argv) {
   printf("partitions: %zu\n", report.n_partitions);
   printf("steps: %" PRIu64 "\n", report.steps);
   printf("reps: %zu\n", reps);
-  printf("wall_ms: %.3f\n", wall_ms[reps / 2]);
+  printf("wall_ms: %.3f\n", stats_median(wall_ms, reps));
   printf("wall_ms_min: %.3f\n", wall_ms[0]);
   free(ops);
   return report.result == LIN_OK ? 0 : 1;

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "core/prng.h"
+#include "core/stats.h"
 
 #ifndef SABHA_COMMIT
 #define SABHA_COMMIT "unknown"
@@ -195,9 +196,10 @@ int main(int argc, char **argv) {
   }
   qsort(ns, (size_t)o.rounds, sizeof ns[0], cmp_double);
   double n = (double)o.entries;
-  printf("ns_per_entry_median: %.1f\n", ns[o.rounds / 2] / n);
+  double ns_median = stats_median(ns, (size_t)o.rounds);
+  printf("ns_per_entry_median: %.1f\n", ns_median / n);
   printf("ns_per_entry_min: %.1f\n", ns[0] / n);
-  printf("entries_per_s_median: %.0f\n", n / (ns[o.rounds / 2] / 1e9));
+  printf("entries_per_s_median: %.0f\n", n / (ns_median / 1e9));
   printf("mallocs_per_entry: %.5f\n", (double)last.mallocs / n);
   printf("frees_per_entry: %.5f\n", (double)last.frees / n);
   printf("mallocs: %" PRIu64 "\n", last.mallocs);

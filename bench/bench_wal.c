@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/prng.h"
+#include "core/stats.h"
 #include "sabha/error.h"
 #include "storage/wal.h"
 
@@ -131,14 +132,6 @@ static int double_cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* The q-quantile of n sorted samples. */
-static double quantile(const double *v, size_t n, double q) {
-  if (n == 0)
-    return 0;
-  size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-  return v[i < n ? i : n - 1];
-}
-
 static int remove_each(void *arg, const char *name) {
   char path[WAL_IO_PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", (const char *)arg, name);
@@ -225,13 +218,13 @@ static int run(const char *parent, size_t batch, double seconds,
   wal_stats(w, &st);
   res->fsyncs = st.fsyncs - fsyncs_before;
   qsort(g_timed.samples_ms, g_timed.n_samples, sizeof(double), double_cmp);
-  res->fsync_ms_p50 = quantile(g_timed.samples_ms, g_timed.n_samples, 0.5);
-  res->fsync_ms_p99 = quantile(g_timed.samples_ms, g_timed.n_samples, 0.99);
+  res->fsync_ms_p50 = stats_quantile(g_timed.samples_ms, g_timed.n_samples, 0.5);
+  res->fsync_ms_p99 = stats_quantile(g_timed.samples_ms, g_timed.n_samples, 0.99);
   res->fsync_ms_max =
       g_timed.n_samples ? g_timed.samples_ms[g_timed.n_samples - 1] : 0;
   qsort(sync_ms, n_sync, sizeof(double), double_cmp);
-  res->sync_ms_p50 = quantile(sync_ms, n_sync, 0.5);
-  res->sync_ms_p99 = quantile(sync_ms, n_sync, 0.99);
+  res->sync_ms_p50 = stats_quantile(sync_ms, n_sync, 0.5);
+  res->sync_ms_p99 = stats_quantile(sync_ms, n_sync, 0.99);
   wal_close(w);
   free(data);
   if (!keep) {

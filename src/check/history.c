@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "sabha/error.h"
 
 /* The longest line the writer can produce is well under 300 bytes; 4096
@@ -178,19 +179,7 @@ static int parse_string(struct cursor *c, const char **s, size_t *len) {
  * that every number has exactly one spelling. */
 static int parse_digits(const char *s, size_t len, uint64_t max,
                         uint64_t *out) {
-  if (len == 0 || (len > 1 && s[0] == '0'))
-    return -1;
-  uint64_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    uint64_t d = (uint64_t)(s[i] - '0');
-    if (n > (max - d) / 10)
-      return -1;
-    n = n * 10 + d;
-  }
-  *out = n;
-  return 0;
+  return dec_parse_u64(s, len, DEC_CANONICAL, 0, max, out) == DEC_OK ? 0 : -1;
 }
 
 static bool match_word(struct cursor *c, const char *word) {

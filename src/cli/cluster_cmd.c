@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/decimal.h"
 #include "sabha/engine.h"
 
 
@@ -102,12 +103,8 @@ static void sleep_ms(unsigned ms) {
 }
 
 static bool parse_u32(const char *s, uint32_t max, uint32_t *out) {
-  if (s == NULL || *s < '0' || *s > '9')
-    return false;
-  char *end = NULL;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max)
+  uint64_t v;
+  if (!dec_parse_flag(s, 0, max, &v))
     return false;
   *out = (uint32_t)v;
   return true;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/decimal.h"
 #include "lab/lab.h"
 
 #define LAB_SCENARIOS_MAX 64
@@ -90,19 +91,6 @@ static const char *take_value(int argc, char **argv, int *i, const char *flag) {
   return *i + 1 < argc ? argv[++*i] : "";
 }
 
-static bool number_in(const char *s, unsigned long long lo,
-                      unsigned long long hi, unsigned long long *out) {
-  char *end = NULL;
-  errno = 0;
-  if (s == NULL || s[0] < '0' || s[0] > '9')
-    return false;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi)
-    return false;
-  *out = v;
-  return true;
-}
-
 static bool protocol_known(const char *name) {
   for (const char *const *p = sabha_protocols(); *p != NULL; p++)
     if (strcmp(*p, name) == 0)
@@ -129,19 +117,19 @@ static int parse_engines(struct lab_args *a, const char *list) {
 
 static int parse_flag(struct lab_args *a, int argc, char **argv, int *i) {
   const char *v;
-  unsigned long long n;
+  uint64_t n;
   if ((v = take_value(argc, argv, i, "--engines")) != NULL)
     return parse_engines(a, v);
   if ((v = take_value(argc, argv, i, "--seeds")) != NULL) {
-    if (!number_in(v, 1, LAB_SEEDS_MAX, &n))
+    if (!dec_parse_flag(v, 1, LAB_SEEDS_MAX, &n))
       return lab_usage_error("--seeds needs a number in 1..100", v);
     a->opt.n_seeds = (uint32_t)n;
   } else if ((v = take_value(argc, argv, i, "--seed-first")) != NULL) {
-    if (!number_in(v, 0, UINT64_MAX - LAB_SEEDS_MAX, &n))
+    if (!dec_parse_flag(v, 0, UINT64_MAX - LAB_SEEDS_MAX, &n))
       return lab_usage_error("--seed-first needs a number", v);
     a->opt.seed_first = n;
   } else if ((v = take_value(argc, argv, i, "--jobs")) != NULL) {
-    if (!number_in(v, 1, LAB_JOBS_MAX, &n))
+    if (!dec_parse_flag(v, 1, LAB_JOBS_MAX, &n))
       return lab_usage_error("--jobs needs a number in 1..64", v);
     a->opt.jobs = (uint32_t)n;
   } else if ((v = take_value(argc, argv, i, "--out")) != NULL) {

@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include "check/history.h"
+#include "check/json.h"
 #include "cli/cli.h"
+#include "core/decimal.h"
+#include "core/stats.h"
 #include "sim/sim.h"
 
 #define SEEDS_MAX 10000000ull
@@ -127,20 +130,6 @@ static int usage_error(const char *fmt, const char *a, const char *b) {
   return CLI_EXIT_USAGE;
 }
 
-/* Parses a decimal u64 in [lo, hi]. */
-static bool parse_u64(const char *text, uint64_t lo, uint64_t hi,
-                      uint64_t *out) {
-  if (text == NULL || text[0] < '0' || text[0] > '9')
-    return false;
-  errno = 0;
-  char *end = NULL;
-  unsigned long long v = strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
-    return false;
-  *out = v;
-  return true;
-}
-
 static bool parse_seed_range(const char *text, uint64_t *first,
                              uint64_t *last) {
   const char *dots = text != NULL ? strstr(text, "..") : NULL;
@@ -152,8 +141,8 @@ static bool parse_seed_range(const char *text, uint64_t *first,
     return false;
   memcpy(left, text, len);
   left[len] = '\0';
-  return parse_u64(left, 0, UINT64_MAX, first) &&
-         parse_u64(dots + 2, 0, UINT64_MAX, last) && *first <= *last &&
+  return dec_parse_flag(left, 0, UINT64_MAX, first) &&
+         dec_parse_flag(dots + 2, 0, UINT64_MAX, last) && *first <= *last &&
          *last - *first < SEEDS_MAX;
 }
 
@@ -179,7 +168,7 @@ static bool flag_is(const char *arg, const char *flag) {
 
 static int parse_number_flag(const char *flag, const char *value, uint64_t lo,
                              uint64_t hi, uint64_t *out) {
-  if (parse_u64(value, lo, hi, out))
+  if (dec_parse_flag(value, lo, hi, out))
     return 0;
   char range[64];
   snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, lo, hi);
@@ -361,17 +350,6 @@ static int cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static double percentile_ms(const uint32_t *sorted, size_t n, double p) {
-  if (n == 0)
-    return 0;
-  size_t rank = (size_t)(p * (double)n + 0.999999);
-  if (rank < 1)
-    rank = 1;
-  if (rank > n)
-    rank = n;
-  return (double)sorted[rank - 1] / 1000.0;
-}
-
 static bool summary_add(struct summary *sum, const struct sim_result *r,
                         uint64_t seed) {
   sum->runs++;
@@ -427,9 +405,10 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
 static void summary_finish(struct summary *sum) {
   qsort(sum->latencies_us, sum->n_latencies, sizeof *sum->latencies_us,
         cmp_u32);
-  sum->latency_ms_p50 = percentile_ms(sum->latencies_us, sum->n_latencies, 0.5);
+  sum->latency_ms_p50 =
+      stats_quantile_u32(sum->latencies_us, sum->n_latencies, 0.5) / 1000.0;
   sum->latency_ms_p99 =
-      percentile_ms(sum->latencies_us, sum->n_latencies, 0.99);
+      stats_quantile_u32(sum->latencies_us, sum->n_latencies, 0.99) / 1000.0;
 }
 
 static double throughput(const struct summary *sum) {
@@ -481,20 +460,6 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   fflush(stdout);
 }
 
-static void json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s != '\0'; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}
-
 static int summary_json(const struct sim_args *a, const struct summary *sum) {
   FILE *f = fopen(a->json_path, "w");
   if (f == NULL) {
@@ -505,17 +470,17 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   char faults[128];
   sim_faults_format(a->o.faults, faults, sizeof faults);
   fprintf(f, "{\"protocol\":");
-  json_string(f, a->o.protocol);
+  json_fput_text(f, a->o.protocol);
   fprintf(f,
           ",\"nodes\":%u,\"clients\":%u,\"ops_per_run\":%" PRIu64
           ",\"seed_first\":%" PRIu64 ",\"seed_last\":%" PRIu64 ",\"faults\":",
           a->o.n_nodes, a->o.n_clients, a->o.n_ops, a->seed_first,
           a->seed_last);
-  json_string(f, faults);
+  json_fput_text(f, faults);
   fprintf(f, ",\"workload\":");
-  json_string(f, sim_workload_name(a->o.workload));
+  json_fput_text(f, sim_workload_name(a->o.workload));
   fprintf(f, ",\"bug\":");
-  json_string(f, a->bug != NULL ? a->bug : "none");
+  json_fput_text(f, a->bug != NULL ? a->bug : "none");
   fprintf(
       f,
       ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64 ",\"ops_ok\":%" PRIu64
@@ -543,7 +508,7 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   if (sum->has_failing_seed) {
     fprintf(f, ",\"first_failing_seed\":%" PRIu64 ",\"first_failure\":",
             sum->first_failing_seed);
-    json_string(f, sum->first_failure);
+    json_fput_text(f, sum->first_failure);
   }
   fprintf(f, "}\n");
   if (fclose(f) != 0) {

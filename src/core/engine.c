@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
+
 struct sabha_engine {
   const struct engine_ops *ops;
   void *state;
@@ -218,8 +220,7 @@ int sabha_batch_next(const struct sabha_entry *e, size_t *offset,
   if (e->size_bytes - *offset < 4)
     return SABHA_ECORRUPT;
   const uint8_t *p = e->data + *offset;
-  size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
-               (size_t)p[3] << 24;
+  size_t len = le_get_u32(p);
   if (len > e->size_bytes - *offset - 4)
     return SABHA_ECORRUPT;
   *cmd = p + 4;

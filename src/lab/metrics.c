@@ -7,10 +7,10 @@
  * which no write could commit. Time series are cut into 100 ms buckets of
  * answer time. */
 #include <assert.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/stats.h"
 #include "lab/metrics.h"
 
 bool lab_engine_is_consensus(const char *engine) {
@@ -27,19 +27,6 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-double lab_quantile_us(const uint32_t *sorted, size_t n, double q) {
-  if (n == 0)
-    return 0;
-  /* ceil(q n), with a little slack so that 0.99 * 100 is rank 99, not 100
-   * when the product rounds up in binary. */
-  size_t rank = (size_t)ceil(q * (double)n - 1e-9);
-  if (rank < 1)
-    rank = 1;
-  if (rank > n)
-    rank = n;
-  return sorted[rank - 1];
-}
-
 struct lab_stat lab_stat_of(const double *values, size_t n) {
   struct lab_stat st = {.median = -1, .min = -1, .max = -1, .n = 0};
   double *v = malloc((n > 0 ? n : 1) * sizeof *v);
@@ -52,7 +39,7 @@ struct lab_stat lab_stat_of(const double *values, size_t n) {
     qsort(v, st.n, sizeof v[0], cmp_double);
     st.min = v[0];
     st.max = v[st.n - 1];
-    st.median = st.n % 2 ? v[st.n / 2] : (v[st.n / 2 - 1] + v[st.n / 2]) / 2;
+    st.median = stats_median(v, st.n);
   }
   free(v);
   return st;
@@ -82,16 +69,16 @@ static int latency_figures(const struct sim_result *r, struct lab_metrics *m) {
   qsort(m->latencies_us, n, sizeof *m->latencies_us, cmp_u32);
   m->n_latencies = n;
   m->latency_ms_mean = n > 0 ? sum_us / (double)n / 1000.0 : 0;
-  m->latency_ms_p50 = lab_quantile_us(m->latencies_us, n, 0.50) / 1000.0;
+  m->latency_ms_p50 = stats_quantile_u32(m->latencies_us, n, 0.50) / 1000.0;
   /* A tail quantile from fewer samples than it needs is only the maximum
    * (or close to it) under another name: report it as not measured. */
   m->latency_ms_p99 =
       n >= LAB_P99_SAMPLES_MIN
-          ? lab_quantile_us(m->latencies_us, n, 0.99) / 1000.0
+          ? stats_quantile_u32(m->latencies_us, n, 0.99) / 1000.0
           : -1;
   m->latency_ms_p999 =
       n >= LAB_P999_SAMPLES_MIN
-          ? lab_quantile_us(m->latencies_us, n, 0.999) / 1000.0
+          ? stats_quantile_u32(m->latencies_us, n, 0.999) / 1000.0
           : -1;
   m->latency_ms_max = n > 0 ? m->latencies_us[n - 1] / 1000.0 : 0;
   return 0;
@@ -141,10 +128,10 @@ static int series_latency(const struct sim_result *r, struct lab_series *s,
     uint32_t *g = lat + start[b];
     qsort(g, s->ops[b], sizeof *g, cmp_u32);
     s->p50_ms[b] = s->ops[b]
-                       ? (float)(lab_quantile_us(g, s->ops[b], 0.5) / 1000.0)
+                       ? (float)(stats_quantile_u32(g, s->ops[b], 0.5) / 1000.0)
                        : -1.0f;
     s->p99_ms[b] = s->ops[b]
-                       ? (float)(lab_quantile_us(g, s->ops[b], 0.99) / 1000.0)
+                       ? (float)(stats_quantile_u32(g, s->ops[b], 0.99) / 1000.0)
                        : -1.0f;
   }
   free(fill);

@@ -125,16 +125,13 @@ int lab_metrics_compute(const char *engine, const struct sim_result *r,
                         struct lab_metrics *m);
 void lab_metrics_free(struct lab_metrics *m);
 
-/* A figure over seeds: median, least and greatest. Values < 0 (not
- * measured) are left out; n says how many counted. */
+/* A figure over seeds: median (core/stats.h), least and greatest. Values
+ * < 0 (not measured) are left out; n says how many counted. */
 struct lab_stat {
   double median, min, max;
   uint32_t n;
 };
 
 struct lab_stat lab_stat_of(const double *values, size_t n);
-
-/* The q-quantile (0..1) of sorted values by nearest rank. */
-double lab_quantile_us(const uint32_t *sorted, size_t n, double q);
 
 #endif

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "check/json.h"
 #include "lab/lab.h"
 #include "lab/report.h"
 
@@ -50,21 +51,6 @@ static void stat_figures(const struct lab_stat *st, double out[3]) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\')
-      fprintf(f, "\\%c", *p);
-    else if (*p == '\n')
-      fputs("\\n", f);
-    else if (*p < 0x20)
-      fprintf(f, "\\u%04x", *p);
-    else
-      fputc(*p, f);
-  }
-  fputc('"', f);
-}
-
 static void json_num(FILE *f, double v) {
   if (!isfinite(v) || v < 0)
     fputs("null", f);
@@ -91,7 +77,7 @@ static void json_run(FILE *f, const struct lab_run *run,
           run->rv == 0 ? "true" : "false");
   if (run->rv != 0) {
     fputs(",\"error\":", f);
-    json_str(f, run->err);
+    json_fput_text(f, run->err);
     fputc('}', f);
     return;
   }
@@ -141,7 +127,7 @@ static void json_run(FILE *f, const struct lab_run *run,
       m->fatal ? "true" : "false", m->op_cap_hit ? "true" : "false",
       (unsigned long long)m->events, (unsigned long long)m->trace_hash);
   fputs(",\"failure\":", f);
-  json_str(f, m->failure);
+  json_fput_text(f, m->failure);
   fputs(",\"recovery_s\":[", f);
   for (uint32_t k = 0; k < mk->n; k++) {
     fputs(k ? "," : "", f);
@@ -164,9 +150,9 @@ static void json_cell(FILE *f, const struct lab_cell *cell,
                       const struct lab_case *c, uint32_t n_seeds) {
   char verdict[80];
   fputs("{\"engine\":", f);
-  json_str(f, cell->engine);
+  json_fput_text(f, cell->engine);
   fputs(",\"verdict\":", f);
-  json_str(f, lab_cell_verdict(cell, verdict, sizeof verdict));
+  json_fput_text(f, lab_cell_verdict(cell, verdict, sizeof verdict));
   fprintf(f,
           ",\"runs_fatal\":%u,\"runs_failed\":%u,\"acked_writes_lost\":%llu,"
           "\"safety_violations\":%llu,\"linearizability_failures\":%llu,"
@@ -188,7 +174,7 @@ static void json_cell(FILE *f, const struct lab_cell *cell,
   for (uint32_t k = 0; k < c->marks.n; k++) {
     fprintf(f, "%s{\"at_ms\":%.0f,\"event\":", k ? "," : "",
             c->marks.at_us[k] / 1e3);
-    json_str(f, c->marks.label[k]);
+    json_fput_text(f, c->marks.label[k]);
     fputc(',', f);
     json_stat(f, "recovery_s", &cell->recovery[k]);
     fputc(',', f);
@@ -213,39 +199,39 @@ static void json_case(FILE *f, const struct lab_case *c, uint32_t n_seeds) {
   char setup[512];
   lab_case_setup_text(c, setup, sizeof setup);
   fputs("{\"name\":", f);
-  json_str(f, sc->name);
+  json_fput_text(f, sc->name);
   fputs(",\"case\":", f);
-  json_str(f, c->id);
+  json_fput_text(f, c->id);
   fputs(",\"variant\":", f);
   if (c->variant >= 0)
-    json_str(f, sc->variants[c->variant].name);
+    json_fput_text(f, sc->variants[c->variant].name);
   else
     fputs("null", f);
   fputs(",\"title\":", f);
-  json_str(f, sc->title);
+  json_fput_text(f, sc->title);
   fputs(",\"story\":", f);
-  json_str(f, sc->story);
+  json_fput_text(f, sc->story);
   fputs(",\"source\":", f);
-  json_str(f, sc->source);
+  json_fput_text(f, sc->source);
   fputs(",\"setup\":", f);
-  json_str(f, setup);
+  json_fput_text(f, setup);
   fputs(",\"nodes\":[", f);
   for (uint32_t i = 0; i < sc->n_nodes; i++) {
     fputs(i ? ",{\"name\":" : "{\"name\":", f);
-    json_str(f, sc->node_name[i]);
+    json_fput_text(f, sc->node_name[i]);
     fputs(",\"region\":", f);
-    json_str(f, sc->region_name[sc->node_region[i]]);
+    json_fput_text(f, sc->region_name[sc->node_region[i]]);
     fputc('}', f);
   }
   fputs("],\"events\":[", f);
   for (uint32_t k = 0; k < sc->n_events; k++) {
     fprintf(f, "%s{\"at_ms\":%llu,\"event\":", k ? "," : "",
             (unsigned long long)sc->events[k].at_ms);
-    json_str(f, sc->events[k].label);
+    json_fput_text(f, sc->events[k].label);
     fputc('}', f);
   }
   fputs("],\"narrative\":", f);
-  json_str(f, c->narrative);
+  json_fput_text(f, c->narrative);
   fputs(",\"engines\":[", f);
   for (uint32_t e = 0; e < c->n_cells; e++) {
     fputs(e ? ",\n" : "\n", f);
@@ -272,7 +258,7 @@ int lab_write_json(const struct lab *lab, const char *path, char *err,
   fputs("],\"engines\":[", f);
   for (uint32_t e = 0; e < lab->opt.n_engines; e++) {
     fputs(e ? "," : "", f);
-    json_str(f, lab->opt.engines[e]);
+    json_fput_text(f, lab->opt.engines[e]);
   }
   fprintf(f,
           "],\"runs\":%u,\"runs_fatal\":%u,\"runs_liveness\":%u,"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "lab/scenario.h"
 #include "sim/sim.h"
 
@@ -103,18 +104,6 @@ static bool parse_fraction(const char *s, double *out) {
   else if (*end != '\0')
     return false;
   if (v > 1.0)
-    return false;
-  *out = v;
-  return true;
-}
-
-static bool parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
-  if (!isdigit((unsigned char)s[0]))
-    return false;
-  errno = 0;
-  char *end = NULL;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi)
     return false;
   *out = v;
   return true;
@@ -263,7 +252,7 @@ static int setting_apply(struct parser *p, struct lab_settings *st,
       return perr(p, "heartbeat needs a time like 50ms, got '%s'", value);
     st->heartbeat_ms = (uint32_t)v;
   } else if (strcmp(key, "batch") == 0 || strcmp(key, "inflight") == 0) {
-    if (!parse_uint(value, 1, 4096, &v))
+    if (!dec_parse_flag(value, 1, 4096, &v))
       return perr(p, "%s needs a number in 1..4096, got '%s'", key, value);
     *(key[0] == 'b' ? &st->batch : &st->inflight) = (uint32_t)v;
   } else if (strcmp(key, "prevote") == 0 || strcmp(key, "pre-vote") == 0 ||
@@ -360,11 +349,11 @@ static int workload_key(struct parser *p, struct lab_workload *wl,
                         const char *key, const char *value) {
   uint64_t v;
   if (strcmp(key, "clients") == 0) {
-    if (!parse_uint(value, 1, SIM_CLIENTS_MAX, &v))
+    if (!dec_parse_flag(value, 1, SIM_CLIENTS_MAX, &v))
       return perr(p, "clients needs 1..%u, got '%s'", SIM_CLIENTS_MAX, value);
     wl->clients = (uint32_t)v;
   } else if (strcmp(key, "ops") == 0) {
-    if (!parse_uint(value, 1, 200000, &v))
+    if (!dec_parse_flag(value, 1, 200000, &v))
       return perr(p, "ops needs 1..200000, got '%s'", value);
     wl->ops = v;
     wl->duration_ms = 0;
@@ -375,7 +364,7 @@ static int workload_key(struct parser *p, struct lab_workload *wl,
     wl->duration_ms = v;
     wl->ops = 0;
   } else if (strcmp(key, "keys") == 0) {
-    if (!parse_uint(value, 1, SIM_KEYS_MAX, &v))
+    if (!dec_parse_flag(value, 1, SIM_KEYS_MAX, &v))
       return perr(p, "keys needs 1..%u, got '%s'", SIM_KEYS_MAX, value);
     wl->keys = (uint32_t)v;
   } else if (strcmp(key, "timeout") == 0) {
@@ -683,7 +672,7 @@ static int ev_slow_or_clock(struct parser *p, struct words *ws, uint32_t k,
       ev->entry_us = (uint32_t)v;
       have = true;
     } else if (slow && strcmp(key, "fsync") == 0 &&
-               parse_uint(value, 1, 1000, &v)) {
+               dec_parse_flag(value, 1, 1000, &v)) {
       ev->fsync_factor = (uint32_t)v;
       have = true;
     } else if (!slow && strcmp(key, "rate") == 0 &&
@@ -816,7 +805,7 @@ static int dir_variant(struct parser *p, struct words *ws) {
     if (!key_value(ws->w[i], &key, &value))
       return perr(p, "expected key=value, got '%s'", ws->w[i]);
     if (strcmp(key, "clients") == 0) {
-      if (!parse_uint(value, 1, SIM_CLIENTS_MAX, &n))
+      if (!dec_parse_flag(value, 1, SIM_CLIENTS_MAX, &n))
         return perr(p, "clients needs 1..%u, got '%s'", SIM_CLIENTS_MAX, value);
       v->clients = (uint32_t)n;
       continue;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
+
 /* Offsets inside a message body (after the version and kind bytes). */
 enum {
   OFF_TYPE = 0,
@@ -41,39 +43,6 @@ _Static_assert((uint64_t)CODEC_ENTRIES_MAX *(CODEC_ENTRY_HEADER_BYTES +
                    UINT64_MAX / 2,
                "frame sizes are summed in uint64_t without overflow");
 
-void codec_put_u16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-
-void codec_put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void codec_put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint16_t codec_get_u16(const uint8_t *p) {
-  return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
-}
-
-uint32_t codec_get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
-uint64_t codec_get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
 int codec_kind_of_engine(const char *engine_name) {
   assert(engine_name != NULL);
   if (strcmp(engine_name, "raft") == 0)
@@ -95,7 +64,7 @@ int codec_kind_is_msg(uint32_t kind) {
 int codec_peek(const uint8_t *buf, size_t len, struct codec_header *h) {
   assert(buf != NULL && h != NULL);
   assert(len >= CODEC_HEADER_BYTES);
-  h->payload_bytes = codec_get_u32(buf);
+  h->payload_bytes = le_get_u32(buf);
   h->version = buf[4];
   h->kind = buf[5];
   if (h->payload_bytes < 2 || h->payload_bytes > CODEC_PAYLOAD_BYTES_MAX)
@@ -188,34 +157,34 @@ void codec_write(const struct sabha_msg *m, uint8_t kind, uint8_t *out,
                  size_t frame_bytes) {
   assert(codec_kind_is_msg(kind));
   assert(frame_bytes >= CODEC_MSG_FRAME_BYTES_MIN);
-  codec_put_u32(out, (uint32_t)(frame_bytes - CODEC_LENGTH_BYTES));
+  le_put_u32(out, (uint32_t)(frame_bytes - CODEC_LENGTH_BYTES));
   out[4] = CODEC_VERSION;
   out[5] = kind;
   uint8_t *f = out + CODEC_HEADER_BYTES;
-  codec_put_u32(f + OFF_TYPE, m->type);
-  codec_put_u32(f + OFF_FROM, m->from);
-  codec_put_u32(f + OFF_TO, m->to);
-  codec_put_u32(f + OFF_REJECT, m->reject);
-  codec_put_u64(f + OFF_TERM, m->term);
-  codec_put_u64(f + OFF_INDEX, m->index);
-  codec_put_u64(f + OFF_LOG_TERM, m->log_term);
-  codec_put_u64(f + OFF_COMMIT, m->commit);
-  codec_put_u64(f + OFF_HINT_INDEX, m->hint_index);
-  codec_put_u64(f + OFF_HINT_TERM, m->hint_term);
-  codec_put_u64(f + OFF_CONTEXT, m->context);
-  codec_put_u64(f + OFF_SNAP_INDEX, m->snap.index);
-  codec_put_u64(f + OFF_SNAP_TERM, m->snap.term);
-  codec_put_u64(f + OFF_SNAP_OFFSET, m->snap_offset);
-  codec_put_u64(f + OFF_SNAP_TOTAL, m->snap_total_bytes);
-  codec_put_u32(f + OFF_N_ENTRIES, m->n_entries);
-  codec_put_u32(f + OFF_SNAP_SIZE, m->snap_size_bytes);
+  le_put_u32(f + OFF_TYPE, m->type);
+  le_put_u32(f + OFF_FROM, m->from);
+  le_put_u32(f + OFF_TO, m->to);
+  le_put_u32(f + OFF_REJECT, m->reject);
+  le_put_u64(f + OFF_TERM, m->term);
+  le_put_u64(f + OFF_INDEX, m->index);
+  le_put_u64(f + OFF_LOG_TERM, m->log_term);
+  le_put_u64(f + OFF_COMMIT, m->commit);
+  le_put_u64(f + OFF_HINT_INDEX, m->hint_index);
+  le_put_u64(f + OFF_HINT_TERM, m->hint_term);
+  le_put_u64(f + OFF_CONTEXT, m->context);
+  le_put_u64(f + OFF_SNAP_INDEX, m->snap.index);
+  le_put_u64(f + OFF_SNAP_TERM, m->snap.term);
+  le_put_u64(f + OFF_SNAP_OFFSET, m->snap_offset);
+  le_put_u64(f + OFF_SNAP_TOTAL, m->snap_total_bytes);
+  le_put_u32(f + OFF_N_ENTRIES, m->n_entries);
+  le_put_u32(f + OFF_SNAP_SIZE, m->snap_size_bytes);
   uint8_t *p = f + OFF_END;
   for (uint32_t i = 0; i < m->n_entries; i++) {
     const struct sabha_entry *e = &m->entries[i];
-    codec_put_u64(p, e->index);
-    codec_put_u64(p + 8, e->term);
-    codec_put_u32(p + 16, e->type);
-    codec_put_u32(p + 20, e->size_bytes);
+    le_put_u64(p, e->index);
+    le_put_u64(p + 8, e->term);
+    le_put_u32(p + 16, e->type);
+    le_put_u32(p + 20, e->size_bytes);
     p += CODEC_ENTRY_HEADER_BYTES;
     if (e->size_bytes > 0)
       memcpy(p, e->data, e->size_bytes);
@@ -265,12 +234,12 @@ static const uint8_t *cursor_take(struct cursor *c, size_t n) {
 
 static uint32_t cursor_u32(struct cursor *c) {
   const uint8_t *at = cursor_take(c, 4);
-  return at != NULL ? codec_get_u32(at) : 0;
+  return at != NULL ? le_get_u32(at) : 0;
 }
 
 static uint64_t cursor_u64(struct cursor *c) {
   const uint8_t *at = cursor_take(c, 8);
-  return at != NULL ? codec_get_u64(at) : 0;
+  return at != NULL ? le_get_u64(at) : 0;
 }
 
 static void decode_fixed(struct cursor *c, struct sabha_msg *out) {

@@ -156,12 +156,4 @@ int codec_decode(const uint8_t *buf, size_t len, struct sabha_msg *out,
  * dropping messages forever. Returns 0 or SABHA_ETOOBIG. */
 int codec_check_config(const struct sabha_config *cfg);
 
-/* Little-endian helpers, shared with the handshake. */
-void codec_put_u16(uint8_t *p, uint16_t v);
-void codec_put_u32(uint8_t *p, uint32_t v);
-void codec_put_u64(uint8_t *p, uint64_t v);
-uint16_t codec_get_u16(const uint8_t *p);
-uint32_t codec_get_u32(const uint8_t *p);
-uint64_t codec_get_u64(const uint8_t *p);
-
 #endif

@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "net/codec.h"
 
 /* Offsets inside a HELLO frame, length field included. */
@@ -61,17 +62,17 @@ size_t hs_hello_encode(const struct hs_hello *h, uint8_t *out) {
   out[4] = CODEC_VERSION;
   out[5] = CODEC_KIND_HELLO;
   memcpy(out + HELLO_OFF_MAGIC, HS_MAGIC, HS_MAGIC_BYTES);
-  codec_put_u16(out + HELLO_OFF_PROTOCOL, h->protocol_version);
-  codec_put_u16(out + HELLO_OFF_FLAGS, h->flags);
-  codec_put_u32(out + HELLO_OFF_NODE, h->node_id);
+  le_put_u16(out + HELLO_OFF_PROTOCOL, h->protocol_version);
+  le_put_u16(out + HELLO_OFF_FLAGS, h->flags);
+  le_put_u32(out + HELLO_OFF_NODE, h->node_id);
   memcpy(out + HELLO_OFF_NONCE, h->nonce, HS_NONCE_BYTES);
   size_t n = HELLO_OFF_STRINGS;
   n += put_string(out + n, h->cluster_id, HS_CLUSTER_ID_BYTES_MAX);
   n += put_string(out + n, h->engine, HS_ENGINE_BYTES_MAX);
-  codec_put_u64(out + n, h->settings);
+  le_put_u64(out + n, h->settings);
   n += 8;
   assert(n <= HS_HELLO_FRAME_BYTES_MAX);
-  codec_put_u32(out, (uint32_t)(n - CODEC_LENGTH_BYTES));
+  le_put_u32(out, (uint32_t)(n - CODEC_LENGTH_BYTES));
   return n;
 }
 
@@ -99,17 +100,17 @@ int hs_hello_decode(const uint8_t *buf, size_t len, struct hs_hello *out) {
   memset(out, 0, sizeof *out);
   if (len < HELLO_OFF_FLAGS)
     return HS_REFUSED_MALFORMED;
-  if (codec_get_u32(buf) != len - CODEC_LENGTH_BYTES ||
+  if (le_get_u32(buf) != len - CODEC_LENGTH_BYTES ||
       buf[5] != CODEC_KIND_HELLO ||
       memcmp(buf + HELLO_OFF_MAGIC, HS_MAGIC, HS_MAGIC_BYTES) != 0)
     return HS_REFUSED_MALFORMED;
-  out->protocol_version = codec_get_u16(buf + HELLO_OFF_PROTOCOL);
+  out->protocol_version = le_get_u16(buf + HELLO_OFF_PROTOCOL);
   if (buf[4] != CODEC_VERSION || out->protocol_version != HS_PROTOCOL_VERSION)
     return HS_REFUSED_VERSION;
   if (len < HELLO_OFF_STRINGS || len > HS_HELLO_FRAME_BYTES_MAX)
     return HS_REFUSED_MALFORMED;
-  out->flags = codec_get_u16(buf + HELLO_OFF_FLAGS);
-  out->node_id = codec_get_u32(buf + HELLO_OFF_NODE);
+  out->flags = le_get_u16(buf + HELLO_OFF_FLAGS);
+  out->node_id = le_get_u32(buf + HELLO_OFF_NODE);
   memcpy(out->nonce, buf + HELLO_OFF_NONCE, HS_NONCE_BYTES);
   size_t at = HELLO_OFF_STRINGS;
   if (get_string(buf, len, &at, out->cluster_id, HS_CLUSTER_ID_BYTES_MAX) !=
@@ -117,7 +118,7 @@ int hs_hello_decode(const uint8_t *buf, size_t len, struct hs_hello *out) {
       get_string(buf, len, &at, out->engine, HS_ENGINE_BYTES_MAX) != 0 ||
       len - at < 8)
     return HS_REFUSED_MALFORMED;
-  out->settings = codec_get_u64(buf + at);
+  out->settings = le_get_u64(buf + at);
   at += 8;
   /* Unknown flags are a malformed frame in this version, not something to
    * ignore: a later version that needs one must bump the protocol. */
@@ -144,7 +145,7 @@ int hs_hello_check(const struct hs_hello *mine, const struct hs_hello *theirs) {
 }
 
 void hs_auth_encode(const uint8_t mac[HS_MAC_BYTES], uint8_t *out) {
-  codec_put_u32(out, HS_AUTH_FRAME_BYTES - CODEC_LENGTH_BYTES);
+  le_put_u32(out, HS_AUTH_FRAME_BYTES - CODEC_LENGTH_BYTES);
   out[4] = CODEC_VERSION;
   out[5] = CODEC_KIND_AUTH;
   memcpy(out + 6, mac, HS_MAC_BYTES);
@@ -153,7 +154,7 @@ void hs_auth_encode(const uint8_t mac[HS_MAC_BYTES], uint8_t *out) {
 int hs_auth_decode(const uint8_t *buf, size_t len, uint8_t mac[HS_MAC_BYTES]) {
   assert(buf != NULL || len == 0);
   if (len != HS_AUTH_FRAME_BYTES ||
-      codec_get_u32(buf) != HS_AUTH_FRAME_BYTES - CODEC_LENGTH_BYTES ||
+      le_get_u32(buf) != HS_AUTH_FRAME_BYTES - CODEC_LENGTH_BYTES ||
       buf[4] != CODEC_VERSION || buf[5] != CODEC_KIND_AUTH)
     return HS_REFUSED_MALFORMED;
   memcpy(mac, buf + 6, HS_MAC_BYTES);
@@ -162,7 +163,7 @@ int hs_auth_decode(const uint8_t *buf, size_t len, uint8_t mac[HS_MAC_BYTES]) {
 
 void hs_refuse_encode(enum hs_refusal reason, uint8_t *out) {
   assert(reason > HS_ACCEPTED && reason < HS_REFUSAL_COUNT);
-  codec_put_u32(out, HS_REFUSE_FRAME_BYTES - CODEC_LENGTH_BYTES);
+  le_put_u32(out, HS_REFUSE_FRAME_BYTES - CODEC_LENGTH_BYTES);
   out[4] = CODEC_VERSION;
   out[5] = CODEC_KIND_REFUSE;
   out[6] = (uint8_t)reason;
@@ -171,7 +172,7 @@ void hs_refuse_encode(enum hs_refusal reason, uint8_t *out) {
 int hs_refuse_decode(const uint8_t *buf, size_t len, enum hs_refusal *reason) {
   assert(buf != NULL || len == 0);
   if (len != HS_REFUSE_FRAME_BYTES ||
-      codec_get_u32(buf) != HS_REFUSE_FRAME_BYTES - CODEC_LENGTH_BYTES ||
+      le_get_u32(buf) != HS_REFUSE_FRAME_BYTES - CODEC_LENGTH_BYTES ||
       buf[5] != CODEC_KIND_REFUSE)
     return HS_REFUSED_MALFORMED;
   *reason = buf[6] > HS_ACCEPTED && buf[6] < HS_REFUSAL_COUNT
@@ -200,15 +201,15 @@ void hs_mac(const uint8_t *secret, size_t secret_bytes,
   crypto_auth_hmacsha256_update(&st, (const uint8_t *)MAC_LABEL,
                                 sizeof MAC_LABEL - 1);
   uint8_t ids[8];
-  codec_put_u32(ids, sender->node_id);
-  codec_put_u32(ids + 4, receiver->node_id);
+  le_put_u32(ids, sender->node_id);
+  le_put_u32(ids + 4, receiver->node_id);
   crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
   crypto_auth_hmacsha256_update(&st, sender->nonce, HS_NONCE_BYTES);
   crypto_auth_hmacsha256_update(&st, receiver->nonce, HS_NONCE_BYTES);
   mac_string(&st, sender->cluster_id);
   mac_string(&st, sender->engine);
   uint8_t settings[8];
-  codec_put_u64(settings, sender->settings);
+  le_put_u64(settings, sender->settings);
   crypto_auth_hmacsha256_update(&st, settings, sizeof settings);
   crypto_auth_hmacsha256_final(&st, mac);
   sodium_memzero(&st, sizeof st);

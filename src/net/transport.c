@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
+
 /* Room made for each read when no large frame is being assembled. */
 #define RBUF_CHUNK_BYTES (64u << 10)
 /* Buffers that grew beyond this for a burst or a large frame are freed
@@ -800,7 +802,7 @@ static void conn_process(struct transport_conn *c) {
     if (avail < CODEC_HEADER_BYTES)
       break;
     const uint8_t *frame = rb->data + off;
-    uint32_t payload_bytes = codec_get_u32(frame);
+    uint32_t payload_bytes = le_get_u32(frame);
     /* A stranger gets a few hundred bytes, a peer the codec's maximum. */
     uint32_t limit = c->state == CONN_ESTABLISHED
                          ? CODEC_PAYLOAD_BYTES_MAX
@@ -856,7 +858,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
    * the rest of it when it is large, so that the buffer never holds more
    * than the largest frame allowed. */
   if (rb->size_bytes >= CODEC_HEADER_BYTES) {
-    size_t frame_bytes = CODEC_LENGTH_BYTES + (size_t)codec_get_u32(rb->data);
+    size_t frame_bytes = CODEC_LENGTH_BYTES + (size_t)le_get_u32(rb->data);
     assert(frame_bytes <= CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX);
     if (frame_bytes > rb->size_bytes && frame_bytes - rb->size_bytes > room)
       room = frame_bytes - rb->size_bytes;

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/decimal.h"
 #include "node/runtime_internal.h"
 
 #define SABHA_SERVER_VERSION "0.1.0"
@@ -231,42 +232,10 @@ static bool arity_ok(const struct rt_command *cmd, uint32_t argc) {
                          : argc >= (uint32_t)-cmd->arity;
 }
 
-/* Redis's integer rule: optional '-', digits, no leading zeros or spaces,
- * within int64. */
+/* Redis's integer rule (core/decimal.h): optional '-', digits, no leading
+ * zeros or spaces, within int64. */
 static bool parse_i64(const struct resp_arg *a, int64_t *out) {
-  const char *p = (const char *)a->ptr;
-  size_t n = a->len;
-  if (n == 0 || n > 20)
-    return false;
-  bool neg = false;
-  size_t i = 0;
-  if (p[0] == '-') {
-    neg = true;
-    i = 1;
-    if (n == 1)
-      return false;
-  }
-  if (p[i] == '0' && n - i > 1)
-    return false;
-  uint64_t v = 0;
-  for (; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9')
-      return false;
-    uint64_t d = (uint64_t)(p[i] - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return false;
-    v = v * 10 + d;
-  }
-  if (neg) {
-    if (v > (uint64_t)INT64_MAX + 1)
-      return false;
-    *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-  } else {
-    if (v > (uint64_t)INT64_MAX)
-      return false;
-    *out = (int64_t)v;
-  }
-  return true;
+  return dec_parse_i64(a->ptr, a->len, out) == DEC_OK;
 }
 
 static struct kvstore_slice slice(const struct resp_arg *a) {

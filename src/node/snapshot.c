@@ -4,36 +4,13 @@
 #include <assert.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "storage/crc32c.h"
 
 #define MAGIC_BYTES 4u
 #define LEN_BYTES 8u
 #define CRC_BYTES 4u
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (unsigned i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (unsigned i = 0; i < 8; i++)
-    v |= (uint64_t)p[i] << (8 * i);
-  return v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (unsigned i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < 4; i++)
-    v |= (uint32_t)p[i] << (8 * i);
-  return v;
-}
 
 size_t rt_snap_size(size_t kv_len, size_t app_len) {
   return RT_SNAP_OVERHEAD_BYTES + kv_len + app_len;
@@ -50,10 +27,10 @@ uint8_t *rt_snap_app_at(uint8_t *buf, size_t kv_len) {
 size_t rt_snap_seal(uint8_t *buf, size_t kv_len, size_t app_len) {
   assert(buf != NULL);
   memcpy(buf, RT_SNAP_MAGIC, MAGIC_BYTES);
-  put_u64(buf + MAGIC_BYTES, kv_len);
-  put_u64(rt_snap_app_at(buf, kv_len) - LEN_BYTES, app_len);
+  le_put_u64(buf + MAGIC_BYTES, kv_len);
+  le_put_u64(rt_snap_app_at(buf, kv_len) - LEN_BYTES, app_len);
   size_t body = rt_snap_size(kv_len, app_len) - CRC_BYTES;
-  put_u32(buf + body, wal_crc32c(0, buf, body));
+  le_put_u32(buf + body, wal_crc32c(0, buf, body));
   assert(rt_snap_app_at(buf, kv_len) + app_len == buf + body);
   return body + CRC_BYTES;
 }
@@ -70,15 +47,15 @@ int rt_snap_open(const uint8_t *data, size_t len, struct rt_snap_parts *out) {
     return SABHA_ECORRUPT;
   /* Each length is checked against what is left before it is used, so no
    * sum can wrap. */
-  uint64_t kv_len = get_u64(data + MAGIC_BYTES);
+  uint64_t kv_len = le_get_u64(data + MAGIC_BYTES);
   if (kv_len > len - RT_SNAP_OVERHEAD_BYTES)
     return SABHA_ECORRUPT;
   const uint8_t *kv = data + MAGIC_BYTES + LEN_BYTES;
-  uint64_t app_len = get_u64(kv + kv_len);
+  uint64_t app_len = le_get_u64(kv + kv_len);
   if (app_len != len - RT_SNAP_OVERHEAD_BYTES - kv_len)
     return SABHA_ECORRUPT;
   size_t body = len - CRC_BYTES;
-  if (wal_crc32c(0, data, body) != get_u32(data + body))
+  if (wal_crc32c(0, data, body) != le_get_u32(data + body))
     return SABHA_ECORRUPT;
   out->kv = kv;
   out->kv_len = (size_t)kv_len;

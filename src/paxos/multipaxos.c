@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "core/engine_impl.h"
 #include "paxos/mp.h"
 
@@ -360,10 +361,7 @@ static int mp_propose(void *state, const void *data, size_t size_bytes) {
     p->batch_cap = cap;
   }
   uint8_t *out = p->batch + p->batch_bytes;
-  out[0] = (uint8_t)size_bytes;
-  out[1] = (uint8_t)(size_bytes >> 8);
-  out[2] = (uint8_t)(size_bytes >> 16);
-  out[3] = (uint8_t)(size_bytes >> 24);
+  le_put_u32(out, (uint32_t)size_bytes);
   if (size_bytes > 0)
     memcpy(out + 4, data, size_bytes);
   p->batch_bytes += framed;

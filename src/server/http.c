@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check/json.h"
 #include "sabha/error.h"
 
 const struct http_limits http_limits_default = {
@@ -500,39 +501,12 @@ int http_prom_histogram(struct resp_buf *b, const char *name,
 
 /* ---- JSON -------------------------------------------------------------- */
 
+static void put_resp_buf(void *ctx, const char *p, size_t n) {
+  resp_buf_append(ctx, p, n);
+}
+
 int http_json_string(struct resp_buf *b, const char *s, size_t n) {
   assert(b != NULL && (s != NULL || n == 0));
-  resp_buf_append(b, "\"", 1);
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    resp_buf_append(b, s + run, i - run);
-    run = i + 1;
-    switch (c) {
-    case '"':
-      resp_buf_append(b, "\\\"", 2);
-      break;
-    case '\\':
-      resp_buf_append(b, "\\\\", 2);
-      break;
-    case '\n':
-      resp_buf_append(b, "\\n", 2);
-      break;
-    case '\r':
-      resp_buf_append(b, "\\r", 2);
-      break;
-    case '\t':
-      resp_buf_append(b, "\\t", 2);
-      break;
-    default:
-      resp_buf_printf(b, "\\u%04x", (unsigned)c);
-      break;
-    }
-  }
-  if (n > run)
-    resp_buf_append(b, s + run, n - run);
-  resp_buf_append(b, "\"", 1);
+  json_string(put_resp_buf, b, s, n, JSON_TEXT);
   return b->err;
 }

@@ -171,9 +171,9 @@ int http_prom_histogram(struct resp_buf *b, const char *name,
 
 /* ---- JSON -------------------------------------------------------------- */
 
-/* Appends `s` (n bytes) as a JSON string literal with its quotes, escaping
- * '"', '\\' and control characters; other bytes pass through, so the caller
- * hands UTF-8. For /status. */
+/* Appends `s` (n bytes) as a JSON string literal with its quotes, escaped
+ * as check/json.h says for UTF-8 text (JSON_TEXT). For /status. Returns 0
+ * or the buffer's sticky error. */
 int http_json_string(struct resp_buf *b, const char *s, size_t n);
 
 #endif

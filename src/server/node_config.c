@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "server/node.h"
 #include "sm/app.h"
 
@@ -100,18 +101,6 @@ static int errf(char *err, size_t err_size, const char *fmt, ...) {
   return 2;
 }
 
-static bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
-  if (s == NULL || *s == '\0' || !isdigit((unsigned char)*s))
-    return false;
-  errno = 0;
-  char *end = NULL;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max)
-    return false;
-  *out = v;
-  return true;
-}
-
 /* "host:port", "[v6]:port". */
 static bool parse_hostport(const char *s, char *host, size_t host_size,
                            uint16_t *port) {
@@ -127,7 +116,7 @@ static bool parse_hostport(const char *s, char *host, size_t host_size,
   if (hlen == 0 || hlen >= host_size)
     return false;
   uint64_t p;
-  if (!parse_u64(colon + 1, 65535, &p) || p == 0)
+  if (!dec_parse_flag(colon + 1, 0, 65535, &p) || p == 0)
     return false;
   memcpy(host, h, hlen);
   host[hlen] = '\0';
@@ -150,7 +139,7 @@ static bool parse_addr_list(const char *s, struct srv_addr *out, uint32_t *n) {
       return false;
     *eq = '\0';
     uint64_t id;
-    if (!parse_u64(tok, SABHA_NODES_MAX, &id) || id == 0)
+    if (!dec_parse_flag(tok, 0, SABHA_NODES_MAX, &id) || id == 0)
       return false;
     for (uint32_t k = 0; k < count; k++)
       if (out[k].id == id)
@@ -281,7 +270,7 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
   case K_U32:
   case K_U16:
   case K_U64:
-    if (!parse_u64(value, s->max, &v))
+    if (!dec_parse_flag(value, 0, s->max, &v))
       return errf(err, err_size, "%s: '%s' is not a number in 0..%" PRIu64,
                   s->name, value, s->max);
     if (s->kind == K_U32)

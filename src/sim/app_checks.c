@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/decimal.h"
 #include "sabha/engine.h"
 #include "sim/app_checks.h"
 
@@ -289,15 +290,9 @@ static struct ptext ptarg(struct app_arg a) {
 
 /* A decimal in 0..INT64_MAX, digits only. */
 static bool parse_i64(struct app_arg a, int64_t *out) {
-  if (a.len == 0 || a.len > 19)
-    return false;
-  uint64_t v = 0;
-  for (size_t i = 0; i < a.len; i++) {
-    if (a.ptr[i] < '0' || a.ptr[i] > '9')
-      return false;
-    v = v * 10 + (uint64_t)(a.ptr[i] - '0');
-  }
-  if (v > (uint64_t)INT64_MAX)
+  uint64_t v;
+  if (dec_parse_u64(a.ptr, a.len, DEC_LEADING_ZEROS, 0, INT64_MAX, &v) !=
+      DEC_OK)
     return false;
   *out = (int64_t)v;
   return true;

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdio.h>
 
+#include "check/json.h"
 #include "sabha/engine.h"
 #include "sim/sim.h"
 #include "sm/app.h"
@@ -19,19 +20,6 @@ static const char *const code_names[] = {
     "funds",      "same_account",   "not_available", "held",
     "not_holder", "stale_token",    "transition",  "id_reused",
     "full",       "overflow"};
-
-static void json_bytes(FILE *f, const uint8_t *p, size_t len) {
-  fputc('"', f);
-  for (size_t i = 0; i < len; i++) {
-    if (p[i] == '"' || p[i] == '\\')
-      fprintf(f, "\\%c", p[i]);
-    else if (p[i] < 0x20 || p[i] > 0x7e)
-      fprintf(f, "\\u%04x", p[i]);
-    else
-      fputc(p[i], f);
-  }
-  fputc('"', f);
-}
 
 static void write_op_name(FILE *f, enum app_op op) {
   const struct app_command *row = app_command_of(op);
@@ -63,7 +51,7 @@ static void write_app_line(FILE *f, const struct hist_op *h,
   for (size_t i = 0; decoded && i < d.argc; i++) {
     if (i > 0)
       fputc(',', f);
-    json_bytes(f, d.argv[i].ptr, d.argv[i].len);
+    json_fput_bytes(f, d.argv[i].ptr, d.argv[i].len);
   }
   fprintf(f, "],\"call_us\":%llu", (unsigned long long)h->call_us);
   if (h->status != HIST_INFO)

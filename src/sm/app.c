@@ -47,9 +47,10 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
 #include "storage/crc32c.h"
@@ -58,8 +59,7 @@ const struct app_config app_config_default = {
     .dedup_max = APP_DEDUP_DEFAULT,
     .objects_max = 4u << 20,
     .bugs = 0,
-    .alloc_fn = NULL,
-    .alloc_ctx = NULL,
+    .alloc = {NULL, NULL},
 };
 
 #define SNAPSHOT_MAGIC "SAP1"
@@ -150,29 +150,6 @@ const char *app_order_state_name(enum app_order_state s) {
   return "UNKNOWN";
 }
 
-/* ---- Little-endian bytes ------------------------------------------------ */
-
-static void put_u16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p) {
-  return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 /* ---- The command codec -------------------------------------------------- */
 
 size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
@@ -193,11 +170,11 @@ size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
   buf[1] = APP_FORMAT_VERSION;
   buf[2] = (uint8_t)op;
   buf[3] = (uint8_t)argc;
-  put_u64(buf + 4, hdr->now_ms);
-  put_u64(buf + 12, hdr->tag);
+  le_put_u64(buf + 4, hdr->now_ms);
+  le_put_u64(buf + 12, hdr->tag);
   uint8_t *p = buf + APP_CMD_HEADER_BYTES;
   for (size_t i = 0; i < argc; i++) {
-    put_u16(p, (uint16_t)argv[i].len);
+    le_put_u16(p, (uint16_t)argv[i].len);
     if (argv[i].len > 0)
       memcpy(p + 2, argv[i].ptr, argv[i].len);
     p += 2 + argv[i].len;
@@ -218,13 +195,13 @@ int app_decode(const uint8_t *cmd, size_t len, struct app_decoded *out) {
     return SABHA_ECORRUPT;
   out->op = (enum app_op)cmd[2];
   out->argc = cmd[3];
-  out->hdr.now_ms = get_u64(cmd + 4);
-  out->hdr.tag = get_u64(cmd + 12);
+  out->hdr.now_ms = le_get_u64(cmd + 4);
+  out->hdr.tag = le_get_u64(cmd + 12);
   size_t off = APP_CMD_HEADER_BYTES;
   for (size_t i = 0; i < out->argc; i++) {
     if (len - off < 2)
       return SABHA_ECORRUPT;
-    size_t n = get_u16(cmd + off);
+    size_t n = le_get_u16(cmd + off);
     off += 2;
     if (n > APP_ARG_BYTES_MAX || len - off < n)
       return SABHA_ECORRUPT;
@@ -238,31 +215,11 @@ int app_decode(const uint8_t *cmd, size_t len, struct app_decoded *out) {
 void app_stamp(uint8_t *cmd, size_t len, const struct app_hdr *hdr) {
   assert(cmd != NULL && hdr != NULL);
   assert(len >= APP_CMD_HEADER_BYTES && cmd[0] == APP_CMD_MAGIC);
-  put_u64(cmd + 4, hdr->now_ms);
-  put_u64(cmd + 12, hdr->tag);
+  le_put_u64(cmd + 4, hdr->now_ms);
+  le_put_u64(cmd + 12, hdr->tag);
 }
 
 /* ---- Memory ------------------------------------------------------------- */
-
-void *app_mem_realloc(const struct app_config *cfg, void *p, size_t size) {
-  assert(size > 0);
-  if (cfg->alloc_fn != NULL)
-    return cfg->alloc_fn(cfg->alloc_ctx, p, size);
-  return realloc(p, size);
-}
-
-void *app_mem_alloc(const struct app_config *cfg, size_t size) {
-  return app_mem_realloc(cfg, NULL, size);
-}
-
-void app_mem_free(const struct app_config *cfg, void *p) {
-  if (p == NULL)
-    return;
-  if (cfg->alloc_fn != NULL)
-    (void)cfg->alloc_fn(cfg->alloc_ctx, p, 0);
-  else
-    free(p);
-}
 
 int app_vec_reserve(const struct app_config *cfg, void **v, uint32_t *cap,
                     uint64_t need, size_t elem_bytes) {
@@ -274,7 +231,7 @@ int app_vec_reserve(const struct app_config *cfg, void **v, uint32_t *cap,
   uint64_t grown = *cap < 8 ? 8 : (uint64_t)*cap * 2;
   if (grown < need)
     grown = need;
-  void *p = app_mem_realloc(cfg, *v, (size_t)grown * elem_bytes);
+  void *p = allocator_realloc(&cfg->alloc, *v, (size_t)grown * elem_bytes);
   if (p == NULL)
     return SABHA_ENOMEM;
   *v = p;
@@ -335,23 +292,16 @@ const char *app_printable(struct app_arg arg, char *out) {
 }
 
 enum app_code app_parse_i64(struct app_arg arg, int64_t *out) {
-  if (arg.len == 0 || (arg.len > 1 && arg.ptr[0] == '0'))
-    return APP_E_SYNTAX;
-  uint64_t v = 0;
-  bool overflow = false;
-  for (size_t i = 0; i < arg.len; i++) {
-    uint8_t c = arg.ptr[i];
-    if (c < '0' || c > '9')
-      return APP_E_SYNTAX;
-    if (v > ((uint64_t)INT64_MAX - (c - '0')) / 10)
-      overflow = true; /* keep going: a later non-digit is a syntax error */
-    else
-      v = v * 10 + (c - '0');
-  }
-  if (overflow)
+  uint64_t v;
+  switch (dec_parse_u64(arg.ptr, arg.len, DEC_CANONICAL, 0, INT64_MAX, &v)) {
+  case DEC_OK:
+    *out = (int64_t)v;
+    return APP_DONE;
+  case DEC_RANGE:
     return APP_E_OVERFLOW;
-  *out = (int64_t)v;
-  return APP_DONE;
+  default:
+    return APP_E_SYNTAX;
+  }
 }
 
 void app_reply_bad_number(struct app_reply *out, enum app_code code,
@@ -464,18 +414,18 @@ size_t app_reply_pack(const struct app_reply *r, uint8_t *buf) {
   uint8_t *p = buf;
   *p++ = r->kind;
   *p++ = (uint8_t)r->code;
-  put_u64(p, (uint64_t)r->integer);
+  le_put_u64(p, (uint64_t)r->integer);
   p += 8;
-  put_u16(p, r->text_len);
+  le_put_u16(p, r->text_len);
   p += 2;
   memcpy(p, r->text, r->text_len);
   p += r->text_len;
   *p++ = (uint8_t)r->n_items;
   for (uint32_t i = 0; i < r->n_items; i++) {
     *p++ = r->items[i].kind;
-    put_u64(p, (uint64_t)r->items[i].integer);
-    put_u16(p + 8, r->items[i].off);
-    put_u16(p + 10, r->items[i].len);
+    le_put_u64(p, (uint64_t)r->items[i].integer);
+    le_put_u16(p + 8, r->items[i].off);
+    le_put_u16(p + 10, r->items[i].len);
     p += 12;
   }
   assert((size_t)(p - buf) <= APP_REPLY_PACKED_BYTES_MAX);
@@ -492,8 +442,8 @@ size_t app_reply_unpack(const uint8_t *p, size_t len, struct app_reply *r) {
   reply_reset(r, APP_REPLY_NULL);
   r->kind = p[0];
   r->code = p[1];
-  r->integer = (int64_t)get_u64(p + 2);
-  r->text_len = get_u16(p + 10);
+  r->integer = (int64_t)le_get_u64(p + 2);
+  r->text_len = le_get_u16(p + 10);
   if (r->kind < APP_REPLY_OK || r->kind > APP_REPLY_ARRAY ||
       r->code > APP_E_OVERFLOW || r->text_len >= APP_REPLY_TEXT_MAX ||
       len - 12 < (size_t)r->text_len + 1)
@@ -509,9 +459,9 @@ size_t app_reply_unpack(const uint8_t *p, size_t len, struct app_reply *r) {
   for (uint32_t i = 0; i < r->n_items; i++, off += 13) {
     struct app_reply_item *it = &r->items[i];
     it->kind = p[off];
-    it->integer = (int64_t)get_u64(p + off + 1);
-    it->off = get_u16(p + off + 9);
-    it->len = get_u16(p + off + 11);
+    it->integer = (int64_t)le_get_u64(p + off + 1);
+    it->off = le_get_u16(p + off + 9);
+    it->len = le_get_u16(p + off + 11);
     if (!item_kind_valid(it->kind) || (uint32_t)it->off + it->len > r->text_len)
       return 0;
   }
@@ -535,7 +485,7 @@ uint64_t app_fingerprint(const struct app_decoded *d) {
   uint64_t h = app_hash64(0xcbf29ce484222325ull, &op, 1);
   for (size_t i = 0; i < d->argc; i++) {
     uint8_t len[2];
-    put_u16(len, (uint16_t)d->argv[i].len);
+    le_put_u16(len, (uint16_t)d->argv[i].len);
     h = app_hash64(h, len, 2);
     h = app_hash64(h, d->argv[i].ptr, d->argv[i].len);
   }
@@ -604,12 +554,12 @@ static int dedup_grow(const struct app *a, struct app_dedup *t) {
   if (rc != 0)
     return rc;
   struct app_dedup_entry *ring =
-      app_mem_alloc(&a->cfg, (size_t)cap * sizeof *ring);
+      allocator_malloc(&a->cfg.alloc, (size_t)cap * sizeof *ring);
   if (ring == NULL)
     return SABHA_ENOMEM;
   for (uint32_t i = 0; i < t->n; i++)
     ring[i] = t->ring[(t->head + i) % t->cap];
-  app_mem_free(&a->cfg, t->ring);
+  allocator_free(&a->cfg.alloc, t->ring);
   t->ring = ring;
   t->cap = (uint32_t)cap;
   t->head = 0;
@@ -625,12 +575,12 @@ int app_dedup_prepare(const struct app *a, struct app_dedup *t,
   int rc = dedup_grow(a, t);
   if (rc != 0)
     return rc;
-  prep->blob = app_mem_alloc(&a->cfg, DEDUP_BLOB_BYTES_MAX);
+  prep->blob = allocator_malloc(&a->cfg.alloc, DEDUP_BLOB_BYTES_MAX);
   return prep->blob == NULL ? SABHA_ENOMEM : 0;
 }
 
 void app_dedup_unprepare(const struct app *a, struct app_dedup_prep *prep) {
-  app_mem_free(&a->cfg, prep->blob);
+  allocator_free(&a->cfg.alloc, prep->blob);
   prep->blob = NULL;
 }
 
@@ -638,7 +588,7 @@ static void dedup_evict_oldest(const struct app *a, struct app_dedup *t) {
   assert(t->n > 0);
   struct app_dedup_entry *e = &t->ring[t->head];
   app_map_remove(&t->by_id, app_str_arg(&e->id), dedup_key, t);
-  app_mem_free(&a->cfg, e->blob);
+  allocator_free(&a->cfg.alloc, e->blob);
   e->blob = NULL;
   t->head = (t->head + 1) % t->cap;
   t->n--;
@@ -660,14 +610,14 @@ void app_dedup_record(const struct app *a, struct app_dedup *t,
   }
   off += app_reply_pack(reply, p + off);
   /* Give back the room not used; a failed shrink keeps the larger block. */
-  uint8_t *shrunk = app_mem_realloc(&a->cfg, p, off);
+  uint8_t *shrunk = allocator_realloc(&a->cfg.alloc, p, off);
   if (shrunk != NULL)
     p = shrunk;
   prep->blob = NULL;
 
   uint32_t pos = app_map_find(&t->by_id, id, dedup_key, t);
   if (pos != APP_MAP_NONE) { /* only with APP_BUG_NO_DEDUP: overwrite */
-    app_mem_free(&a->cfg, t->ring[pos].blob);
+    allocator_free(&a->cfg.alloc, t->ring[pos].blob);
   } else {
     if (t->n == a->cfg.dedup_max)
       dedup_evict_oldest(a, t);
@@ -684,8 +634,8 @@ void app_dedup_record(const struct app *a, struct app_dedup *t,
 
 void app_dedup_free(const struct app_config *cfg, struct app_dedup *t) {
   for (uint32_t i = 0; i < t->n; i++)
-    app_mem_free(cfg, t->ring[(t->head + i) % t->cap].blob);
-  app_mem_free(cfg, t->ring);
+    allocator_free(&cfg->alloc, t->ring[(t->head + i) % t->cap].blob);
+  allocator_free(&cfg->alloc, t->ring);
   app_map_free(cfg, &t->by_id);
   memset(t, 0, sizeof *t);
 }
@@ -723,7 +673,7 @@ int app_dedup_read(struct app *a, struct app_dedup *t, struct app_r *r) {
     int rc = dedup_grow(a, t);
     if (rc != 0)
       return rc;
-    uint8_t *blob = app_mem_alloc(&a->cfg, e.blob_bytes);
+    uint8_t *blob = allocator_malloc(&a->cfg.alloc, e.blob_bytes);
     if (blob == NULL)
       return SABHA_ENOMEM;
     memcpy(blob, e.blob, e.blob_bytes);
@@ -752,14 +702,14 @@ void app_w_u8(struct app_w *w, uint8_t v) {
 }
 
 void app_w_u32(struct app_w *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-                  (uint8_t)(v >> 24)};
+  uint8_t b[4];
+  le_put_u32(b, v);
   app_w_bytes(w, b, 4);
 }
 
 void app_w_u64(struct app_w *w, uint64_t v) {
   uint8_t b[8];
-  put_u64(b, v);
+  le_put_u64(b, v);
   app_w_bytes(w, b, 8);
 }
 
@@ -786,14 +736,12 @@ uint8_t app_r_u8(struct app_r *r) {
 
 uint32_t app_r_u32(struct app_r *r) {
   const uint8_t *p = app_r_bytes(r, 4);
-  return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                 (uint32_t)p[3] << 24
-           : 0;
+  return p ? le_get_u32(p) : 0;
 }
 
 uint64_t app_r_u64(struct app_r *r) {
   const uint8_t *p = app_r_bytes(r, 8);
-  return p ? get_u64(p) : 0;
+  return p ? le_get_u64(p) : 0;
 }
 
 void app_r_str(struct app_r *r, struct app_str *s) {
@@ -828,10 +776,9 @@ int app_new(struct app **out, const struct app_config *config) {
     config = &app_config_default;
   if (!config_valid(config))
     return SABHA_EINVAL;
-  struct app *a = app_mem_alloc(config, sizeof *a);
+  struct app *a = allocator_zalloc(&config->alloc, sizeof *a);
   if (a == NULL)
     return SABHA_ENOMEM;
-  memset(a, 0, sizeof *a);
   a->cfg = *config;
   *out = a;
   return 0;
@@ -845,7 +792,7 @@ void app_free(struct app *a) {
   app_seats_free(&cfg, &a->seats);
   app_locks_free(&cfg, &a->locks, &a->fenced);
   app_orders_free(&cfg, &a->orders);
-  app_mem_free(&cfg, a);
+  allocator_free(&cfg.alloc, a);
 }
 
 void app_clock_advance(struct app *a, uint64_t now_ms) {
@@ -1033,9 +980,7 @@ int app_restore(struct app *a, const uint8_t *data, size_t len) {
   assert(a != NULL);
   if (data == NULL || len < 4 + 1 + 8 + SNAPSHOT_TRAILER_BYTES)
     return SABHA_ECORRUPT;
-  uint32_t crc = 0;
-  for (int i = 3; i >= 0; i--)
-    crc = (crc << 8) | data[len - SNAPSHOT_TRAILER_BYTES + (size_t)i];
+  uint32_t crc = le_get_u32(data + len - SNAPSHOT_TRAILER_BYTES);
   if (wal_crc32c(0, data, len - SNAPSHOT_TRAILER_BYTES) != crc)
     return SABHA_ECORRUPT;
   struct app *fresh;

@@ -93,6 +93,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/allocator.h"
+
 #define APP_CMD_MAGIC 0xA5u
 #define APP_FORMAT_VERSION 1u
 #define APP_CMD_HEADER_BYTES 20u
@@ -255,12 +257,9 @@ struct app_config {
                            keys; >= 1, < 2^31 (a PNR is kept after its
                            cancellation, so it counts as one) */
   uint32_t bugs;        /* enum app_bug */
-  /* Optional allocator, as kvstore's: alloc_fn(ctx, NULL, n) allocates,
-   * alloc_fn(ctx, p, n) resizes, alloc_fn(ctx, p, 0) frees and returns NULL;
-   * a NULL result for n > 0 is a failure. NULL: malloc. Lets a test fail any
-   * one allocation. */
-  void *(*alloc_fn)(void *ctx, void *ptr, size_t size);
-  void *alloc_ctx;
+  /* Where the machine gets memory (core/allocator.h; zero: the C
+   * library). Lets a test fail any one allocation. */
+  struct allocator alloc;
 };
 /* dedup_max APP_DEDUP_DEFAULT, 4 Mi objects, no bugs. */
 extern const struct app_config app_config_default;

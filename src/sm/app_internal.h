@@ -163,9 +163,6 @@ struct app {
 
 /* ---- Memory -------------------------------------------------------------- */
 
-void *app_mem_alloc(const struct app_config *cfg, size_t size);
-void *app_mem_realloc(const struct app_config *cfg, void *p, size_t size);
-void app_mem_free(const struct app_config *cfg, void *p);
 /* Grows *v (elements of elem_bytes, *cap of them) to hold need. */
 int app_vec_reserve(const struct app_config *cfg, void **v, uint32_t *cap,
                     uint64_t need, size_t elem_bytes);

@@ -271,7 +271,7 @@ int app_ledger_restore(struct app *a, struct app_r *r) {
 }
 
 void app_ledger_free(const struct app_config *cfg, struct app_ledger *l) {
-  app_mem_free(cfg, l->v);
+  allocator_free(&cfg->alloc, l->v);
   app_map_free(cfg, &l->by_name);
   app_dedup_free(cfg, &l->dedup);
   memset(l, 0, sizeof *l);

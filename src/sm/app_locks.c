@@ -447,10 +447,10 @@ int app_locks_restore(struct app *a, struct app_r *r) {
 
 void app_locks_free(const struct app_config *cfg, struct app_locks *l,
                     struct app_fenced *f) {
-  app_mem_free(cfg, l->v);
+  allocator_free(&cfg->alloc, l->v);
   app_map_free(cfg, &l->by_name);
   memset(l, 0, sizeof *l);
-  app_mem_free(cfg, f->v);
+  allocator_free(&cfg->alloc, f->v);
   app_map_free(cfg, &f->by_key);
   memset(f, 0, sizeof *f);
 }

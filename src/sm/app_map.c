@@ -39,14 +39,14 @@ int app_map_reserve(const struct app_config *cfg, struct app_map *m,
   uint32_t cap = m->cap ? m->cap : 8;
   while (cap / 2 < n_total)
     cap *= 2;
-  struct app_map_slot *slots = app_mem_alloc(cfg, (size_t)cap * sizeof *slots);
+  struct app_map_slot *slots =
+      allocator_zalloc(&cfg->alloc, (size_t)cap * sizeof *slots);
   if (slots == NULL)
     return SABHA_ENOMEM;
-  memset(slots, 0, (size_t)cap * sizeof *slots);
   for (uint32_t i = 0; i < m->cap; i++)
     if (m->slots[i].pos1 != 0)
       place(slots, cap, m->slots[i]);
-  app_mem_free(cfg, m->slots);
+  allocator_free(&cfg->alloc, m->slots);
   m->slots = slots;
   m->cap = cap;
   return 0;
@@ -110,6 +110,6 @@ void app_map_clear(struct app_map *m) {
 }
 
 void app_map_free(const struct app_config *cfg, struct app_map *m) {
-  app_mem_free(cfg, m->slots);
+  allocator_free(&cfg->alloc, m->slots);
   memset(m, 0, sizeof *m);
 }

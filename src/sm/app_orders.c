@@ -268,7 +268,7 @@ int app_orders_restore(struct app *a, struct app_r *r) {
 }
 
 void app_orders_free(const struct app_config *cfg, struct app_orders *o) {
-  app_mem_free(cfg, o->v);
+  allocator_free(&cfg->alloc, o->v);
   app_map_free(cfg, &o->by_id);
   memset(o, 0, sizeof *o);
 }

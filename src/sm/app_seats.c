@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/decimal.h"
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
 
@@ -55,8 +57,7 @@ static struct app_arg group_key(struct app_arg train, struct app_arg date,
 /* u32 group | seat */
 static struct app_arg seat_key(uint32_t group, struct app_arg seat,
                                uint8_t *buf) {
-  for (int i = 0; i < 4; i++)
-    buf[i] = (uint8_t)(group >> (8 * i));
+  le_put_u32(buf, group);
   memcpy(buf + 4, seat.ptr, seat.len);
   struct app_arg k = {buf, 4 + seat.len};
   return k;
@@ -102,12 +103,10 @@ static uint64_t parse_pnr(struct app_arg arg) {
   if (arg.len < 3 + PNR_DIGITS_MIN || arg.len > 3 + 19 ||
       memcmp(arg.ptr, "PNR", 3) != 0)
     return 0;
-  uint64_t v = 0;
-  for (size_t i = 3; i < arg.len; i++) {
-    if (arg.ptr[i] < '0' || arg.ptr[i] > '9')
-      return 0;
-    v = v * 10 + (arg.ptr[i] - '0'); /* 19 digits cannot overflow */
-  }
+  uint64_t v;
+  if (dec_parse_u64(arg.ptr + 3, arg.len - 3, DEC_LEADING_ZEROS, 0, UINT64_MAX,
+                    &v) != DEC_OK)
+    return 0;
   char text[PNR_TEXT_BYTES_MAX];
   size_t n = app_pnr_format(v, text, sizeof text);
   return n == arg.len && memcmp(text, arg.ptr, n) == 0 ? v : 0;
@@ -602,12 +601,12 @@ int app_seats_restore(struct app *a, struct app_r *r) {
 
 void app_seats_free(const struct app_config *cfg, struct app_seats *s) {
   for (uint32_t g = 0; g < s->n_groups; g++)
-    app_mem_free(cfg, s->groups[g].seats);
-  app_mem_free(cfg, s->groups);
+    allocator_free(&cfg->alloc, s->groups[g].seats);
+  allocator_free(&cfg->alloc, s->groups);
   app_map_free(cfg, &s->group_by_key);
-  app_mem_free(cfg, s->v);
+  allocator_free(&cfg->alloc, s->v);
   app_map_free(cfg, &s->by_key);
-  app_mem_free(cfg, s->pnrs);
+  allocator_free(&cfg->alloc, s->pnrs);
   app_dedup_free(cfg, &s->dedup);
   memset(s, 0, sizeof *s);
 }

@@ -18,9 +18,10 @@
 #include "sm/kvstore.h"
 
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
+#include "core/endian.h"
 #include "sabha/error.h"
 
 const struct kvstore_config kvstore_config_default = {
@@ -50,50 +51,6 @@ static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
 
 static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   return n == 0 || memcmp(a, b, n) == 0;
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-
-/* ---- Memory ------------------------------------------------------------ */
-
-/* Every allocation goes through the config's allocator, so that a test can
- * fail any one of them. */
-static void *mem_realloc(const struct kvstore_config *cfg, void *p,
-                         size_t size) {
-  assert(size > 0);
-  if (cfg->alloc_fn != NULL)
-    return cfg->alloc_fn(cfg->alloc_ctx, p, size);
-  return realloc(p, size);
-}
-
-static void *mem_alloc(const struct kvstore_config *cfg, size_t size) {
-  return mem_realloc(cfg, NULL, size);
-}
-
-static void *mem_zalloc(const struct kvstore_config *cfg, size_t size) {
-  void *p = mem_alloc(cfg, size);
-  if (p != NULL)
-    memset(p, 0, size);
-  return p;
-}
-
-static void mem_free(const struct kvstore_config *cfg, void *p) {
-  if (p == NULL)
-    return;
-  if (cfg->alloc_fn != NULL)
-    (void)cfg->alloc_fn(cfg->alloc_ctx, p, 0);
-  else
-    free(p);
 }
 
 /* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) ------------------------ */
@@ -136,7 +93,7 @@ static uint64_t siphash24(const uint8_t *p, size_t n, const uint64_t key[2]) {
       0x6c7967656e657261ull ^ key[0], 0x7465646279746573ull ^ key[1]};
   size_t whole = n - n % 8;
   for (size_t i = 0; i < whole; i += 8)
-    sip_absorb(&s, get_u64(p + i));
+    sip_absorb(&s, le_get_u64(p + i));
   uint64_t last = (uint64_t)n << 56;
   for (size_t i = whole; i < n; i++)
     last |= (uint64_t)p[i] << (8 * (i - whole));
@@ -195,7 +152,8 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
                                struct kvstore_slice key,
                                struct kvstore_slice value, size_t value_cap) {
   assert(value.len <= value_cap && key.len <= UINT32_MAX);
-  struct entry *e = mem_alloc(cfg, sizeof *e + key.len + value_cap);
+  struct entry *e =
+      allocator_malloc(&cfg->alloc, sizeof *e + key.len + value_cap);
   if (e == NULL)
     return NULL;
   e->expire_at_ms = 0;
@@ -244,13 +202,13 @@ static int table_resize(const struct kvstore_config *cfg, struct table *t,
                         size_t cap) {
   assert(cap >= TABLE_CAP_MIN && (cap & (cap - 1)) == 0);
   assert(t->n <= cap / 4 * 3);
-  struct slot *slots = mem_zalloc(cfg, cap * sizeof *slots);
+  struct slot *slots = allocator_zalloc(&cfg->alloc, cap * sizeof *slots);
   if (slots == NULL)
     return SABHA_ENOMEM;
   for (size_t i = 0; i < t->cap; i++)
     if (t->slots[i].item != NULL)
       table_place(slots, cap, t->slots[i].hash, t->slots[i].item);
-  mem_free(cfg, t->slots);
+  allocator_free(&cfg->alloc, t->slots);
   t->slots = slots;
   t->cap = cap;
   return 0;
@@ -383,7 +341,8 @@ static int heap_reserve(const struct kvstore_config *cfg, struct heap *h,
   size_t cap = h->cap < 16 ? 16 : h->cap;
   while (cap - h->n < extra)
     cap *= 2;
-  struct entry **items = mem_realloc(cfg, h->items, cap * sizeof *items);
+  struct entry **items =
+      allocator_realloc(&cfg->alloc, h->items, cap * sizeof *items);
   if (items == NULL)
     return SABHA_ENOMEM;
   h->items = items;
@@ -476,8 +435,7 @@ static uint64_t key_hash(const struct kvstore *kv, struct kvstore_slice key) {
 
 static uint64_t session_hash(const struct kvstore *kv, uint64_t id) {
   uint8_t b[8];
-  for (int i = 0; i < 8; i++)
-    b[i] = (uint8_t)(id >> (8 * i));
+  le_put_u64(b, id);
   return siphash24(b, sizeof b, kv->config.hash_key);
 }
 
@@ -520,7 +478,7 @@ static void session_add(struct kvstore *kv, struct session *s) {
     assert(i != SIZE_MAX);
     table_remove_at(&kv->sessions, i);
     lru_unlink(kv, victim);
-    mem_free(&kv->config, victim);
+    allocator_free(&kv->config.alloc, victim);
   }
   table_insert(&kv->sessions, session_hash(kv, s->id), s);
   lru_append(kv, s);
@@ -539,7 +497,7 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
       config->value_bytes_max < INT64_TEXT_BYTES_MAX || config->keys_max < 1 ||
       config->data_bytes_max < 1 || config->sessions_max < 1)
     return SABHA_EINVAL;
-  struct kvstore *kv = mem_zalloc(config, sizeof *kv);
+  struct kvstore *kv = allocator_zalloc(&config->alloc, sizeof *kv);
   if (kv == NULL)
     return SABHA_ENOMEM;
   kv->config = *config;
@@ -553,17 +511,17 @@ void kvstore_free(struct kvstore *kv) {
     return;
   const struct kvstore_config cfg = kv->config; /* outlives *kv */
   for (size_t i = 0; i < kv->keys.cap; i++)
-    mem_free(&cfg, kv->keys.slots[i].item);
-  mem_free(&cfg, kv->keys.slots);
-  mem_free(&cfg, kv->expiring.items);
+    allocator_free(&cfg.alloc, kv->keys.slots[i].item);
+  allocator_free(&cfg.alloc, kv->keys.slots);
+  allocator_free(&cfg.alloc, kv->expiring.items);
   struct session *s = kv->oldest;
   while (s != NULL) {
     struct session *next = s->newer;
-    mem_free(&cfg, s);
+    allocator_free(&cfg.alloc, s);
     s = next;
   }
-  mem_free(&cfg, kv->sessions.slots);
-  mem_free(&cfg, kv);
+  allocator_free(&cfg.alloc, kv->sessions.slots);
+  allocator_free(&cfg.alloc, kv);
 }
 
 static bool expired_at(const struct entry *e, uint64_t at_ms) {
@@ -579,7 +537,7 @@ static void entry_delete_at(struct kvstore *kv, size_t slot) {
   assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
   kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
   table_remove_at(&kv->keys, slot);
-  mem_free(&kv->config, e);
+  allocator_free(&kv->config.alloc, e);
 }
 
 /* The live entry for `key`, reclaiming it first if it has expired. Sets
@@ -626,7 +584,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   } else if (e->expire_at_ms != 0) {
     heap_push(&kv->expiring, e);
   }
-  mem_free(&kv->config, old);
+  allocator_free(&kv->config.alloc, old);
 }
 
 /* Reclaims up to `max` expired keys, soonest expiry first. */
@@ -669,7 +627,7 @@ static uint8_t rd_u8(struct reader *r) {
 static uint32_t rd_u32(struct reader *r) {
   if (!rd_has(r, 4))
     return 0;
-  uint32_t v = get_u32(r->p + r->off);
+  uint32_t v = le_get_u32(r->p + r->off);
   r->off += 4;
   return v;
 }
@@ -677,7 +635,7 @@ static uint32_t rd_u32(struct reader *r) {
 static uint64_t rd_u64(struct reader *r) {
   if (!rd_has(r, 8))
     return 0;
-  uint64_t v = get_u64(r->p + r->off);
+  uint64_t v = le_get_u64(r->p + r->off);
   r->off += 8;
   return v;
 }
@@ -826,15 +784,14 @@ static void wr_u8(struct writer *w, uint8_t v) {
 }
 
 static void wr_u32(struct writer *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-                  (uint8_t)(v >> 24)};
+  uint8_t b[4];
+  le_put_u32(b, v);
   wr_bytes(w, b, 4);
 }
 
 static void wr_u64(struct writer *w, uint64_t v) {
   uint8_t b[8];
-  for (int i = 0; i < 8; i++)
-    b[i] = (uint8_t)(v >> (8 * i));
+  le_put_u64(b, v);
   wr_bytes(w, b, 8);
 }
 
@@ -1021,30 +978,6 @@ static void reply_saved_error(struct kvstore_result *out, enum saved_error e) {
   reply_error(out, saved_errors[e]);
 }
 
-/* Redis's rule for integers held as strings: optional '-', 1 to 19 digits,
- * no leading zero, no '+', no spaces, within int64. */
-static bool parse_int64(const uint8_t *p, size_t n, int64_t *out) {
-  if (n == 0 || n > INT64_TEXT_BYTES_MAX)
-    return false;
-  bool negative = p[0] == '-';
-  size_t i = negative ? 1 : 0;
-  if (i == n || (p[i] == '0' && (n - i > 1 || negative)))
-    return false;
-  uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-  uint64_t v = 0;
-  for (; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9')
-      return false;
-    uint64_t d = (uint64_t)(p[i] - '0');
-    if (v > (limit - d) / 10)
-      return false;
-    v = v * 10 + d;
-  }
-  /* -(v - 1) - 1 reaches INT64_MIN without overflowing. */
-  *out = !negative ? (int64_t)v : v == 0 ? 0 : -(int64_t)(v - 1) - 1;
-  return true;
-}
-
 static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
   uint8_t digits[INT64_TEXT_BYTES_MAX];
   uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -1071,10 +1004,10 @@ struct reservation {
 static void reservation_release(const struct kvstore *kv,
                                 struct reservation *r) {
   const struct kvstore_config *cfg = &kv->config;
-  mem_free(cfg, r->one);
+  allocator_free(&cfg->alloc, r->one);
   for (size_t i = 0; i < r->n_many; i++)
-    mem_free(cfg, r->many[i]);
-  mem_free(cfg, r->many);
+    allocator_free(&cfg->alloc, r->many[i]);
+  allocator_free(&cfg->alloc, r->many);
   memset(r, 0, sizeof *r);
 }
 
@@ -1148,7 +1081,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
     return 0;
   }
   case KVSTORE_OP_MSET: {
-    r->many = mem_zalloc(cfg, c->n * sizeof *r->many);
+    r->many = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->many);
     if (r->many == NULL)
       goto nomem;
     struct reader list = c->list;
@@ -1222,8 +1155,9 @@ static void apply_incr(struct kvstore *kv, const struct command *c,
   size_t slot;
   struct entry *old = touch_key(kv, c->key, &hash, &slot);
   int64_t current = 0;
+  /* A value counts as an integer by Redis's rule (core/decimal.h). */
   if (old != NULL &&
-      !parse_int64(entry_value_c(old), old->value_len, &current)) {
+      dec_parse_i64(entry_value_c(old), old->value_len, &current) != DEC_OK) {
     reply_saved_error(out, SAVED_NOT_INTEGER);
     return;
   }
@@ -1358,9 +1292,9 @@ static int apply_register(struct kvstore *kv, const struct command *c,
     finish_apply(kv);
     return 0;
   }
-  struct session *s = mem_zalloc(&kv->config, sizeof *s);
+  struct session *s = allocator_zalloc(&kv->config.alloc, sizeof *s);
   if (s == NULL || table_reserve(&kv->config, &kv->sessions, 1) != 0) {
-    mem_free(&kv->config, s);
+    allocator_free(&kv->config.alloc, s);
     out->outcome = KVSTORE_REFUSED;
     reply_error(out, "ERR out of memory");
     return SABHA_ENOMEM;
@@ -1648,7 +1582,7 @@ static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys) {
       return SABHA_ENOMEM;
     e->expire_at_ms = expire_at_ms;
     if (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0) {
-      mem_free(cfg, e);
+      allocator_free(&cfg->alloc, e);
       return SABHA_ENOMEM;
     }
     entry_put(kv, hash, SIZE_MAX, e);
@@ -1673,7 +1607,7 @@ static int restore_sessions(struct kvstore *kv, struct reader *r,
         !saved_reply_valid(last_seq, kind, error, integer) ||
         session_find(kv, id) != NULL)
       return SABHA_ECORRUPT;
-    struct session *s = mem_zalloc(&kv->config, sizeof *s);
+    struct session *s = allocator_zalloc(&kv->config.alloc, sizeof *s);
     if (s == NULL)
       return SABHA_ENOMEM;
     s->id = id;
@@ -1691,7 +1625,7 @@ int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len) {
   if (len < SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES)
     return SABHA_ECORRUPT;
   size_t body = len - SNAPSHOT_TRAILER_BYTES;
-  if (crc32c(data, body) != get_u32(data + body))
+  if (crc32c(data, body) != le_get_u32(data + body))
     return SABHA_ECORRUPT;
   struct reader r = {data, body, 0, true};
   uint32_t magic = rd_u32(&r);

@@ -100,6 +100,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/allocator.h"
+
 #define KVSTORE_FORMAT_VERSION 1u
 #define KVSTORE_CMD_HEADER_BYTES 26u
 /* Expired keys reclaimed at most per applied command, beyond those it
@@ -134,12 +136,9 @@ struct kvstore_config {
    * only where keys sit in memory, never a reply, so replicas may differ;
    * a secret random one keeps clients from forcing collisions. */
   uint64_t hash_key[2];
-  /* Optional: where the store gets memory (NULL: the C library). As Lua's
-   * allocator: alloc_fn(ctx, NULL, n) allocates, alloc_fn(ctx, p, n)
-   * resizes, alloc_fn(ctx, p, 0) frees and returns NULL; n > 0 fails by
-   * returning NULL. Tests use it to fail the Nth allocation. */
-  void *(*alloc_fn)(void *ctx, void *ptr, size_t size);
-  void *alloc_ctx;
+  /* Where the store gets memory (core/allocator.h; zero: the C library).
+   * Tests use it to fail the Nth allocation. */
+  struct allocator alloc;
 };
 
 /* 64 KiB keys, 8 MiB values (resp_limits_default's argument bound), 16 Mi

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/stats.h"
 #include "sabha/error.h"
 #include "storage/crc32c.h"
 #include "storage/wal_internal.h"
@@ -164,16 +165,16 @@ static void record_encode(uint8_t *h, uint64_t seq, uint64_t durable,
                           uint32_t head_bytes, const uint8_t *body,
                           uint32_t body_bytes) {
   uint32_t payload = head_bytes + body_bytes;
-  wal_put_u32(h + 4, payload);
+  le_put_u32(h + 4, payload);
   h[8] = type;
   h[9] = 0;
-  wal_put_u16(h + 10, 0);
-  wal_put_u32(h + 12, (uint32_t)durable);
+  le_put_u16(h + 10, 0);
+  le_put_u32(h + 12, (uint32_t)durable);
   memcpy(h + WAL_REC_HEADER_BYTES, head, head_bytes);
   if (body_bytes > 0)
     memcpy(h + WAL_REC_HEADER_BYTES + head_bytes, body, body_bytes);
-  wal_put_u32(h, wal_rec_crc(seq, h, payload));
-  assert(wal_get_u32(h + 4) == payload && h[8] == type);
+  le_put_u32(h, wal_rec_crc(seq, h, payload));
+  assert(le_get_u32(h + 4) == payload && h[8] == type);
 }
 
 /* Encodes one record into the buffer. The caller made sure it fits in the
@@ -203,10 +204,10 @@ static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
 }
 
 static void hard_state_encode(uint8_t *p, const struct sabha_hard_state *hs) {
-  wal_put_u64(p, hs->term);
-  wal_put_u32(p + 8, hs->vote);
-  wal_put_u32(p + 12, 0);
-  wal_put_u64(p + 16, hs->commit);
+  le_put_u64(p, hs->term);
+  le_put_u32(p + 8, hs->vote);
+  le_put_u32(p + 12, 0);
+  le_put_u64(p + 16, hs->commit);
 }
 
 int wal_segs_push(struct wal *w, struct wal_seg seg) {
@@ -346,7 +347,7 @@ static void truncate_last_index(struct wal *w, uint64_t from) {
 
 static int append_truncate(struct wal *w, uint64_t from) {
   uint8_t p[WAL_TRUNCATE_BYTES];
-  wal_put_u64(p, from);
+  le_put_u64(p, from);
   int rv = wal_append_record(w, WAL_REC_TRUNCATE, p, sizeof p, NULL, 0);
   if (rv == 0)
     truncate_last_index(w, from);
@@ -357,10 +358,10 @@ static int append_entry(struct wal *w, const struct sabha_entry *e) {
   assert(e->index > snap_index(w) && e->index <= w->last_index + 1);
   assert(e->data != NULL || e->size_bytes == 0);
   uint8_t p[WAL_ENTRY_HEADER_BYTES];
-  wal_put_u64(p, e->index);
-  wal_put_u64(p + 8, e->term);
-  wal_put_u32(p + 16, e->type);
-  wal_put_u32(p + 20, e->size_bytes);
+  le_put_u64(p, e->index);
+  le_put_u64(p + 8, e->term);
+  le_put_u32(p + 16, e->type);
+  le_put_u32(p + 20, e->size_bytes);
   int rv =
       wal_append_record(w, WAL_REC_ENTRY, p, sizeof p, e->data, e->size_bytes);
   if (rv != 0)
@@ -429,9 +430,9 @@ static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
    * the truncation the record carries (the new snapshot, the truncated
    * log). Nothing in between exists on the disk. */
   uint8_t p[WAL_INSTALL_BYTES];
-  wal_put_u64(p, m->index);
-  wal_put_u64(p + 8, m->term);
-  wal_put_u64(p + 16, truncate_from);
+  le_put_u64(p, m->index);
+  le_put_u64(p + 8, m->term);
+  le_put_u64(p + 16, truncate_from);
   int rv = wal_append_record(w, WAL_REC_INSTALL, p, sizeof p, NULL, 0);
   if (rv == 0)
     rv = wal_sync_active(w);
@@ -629,11 +630,11 @@ uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q) {
     total += st->fsync_us_hist[b];
   if (total == 0)
     return 0;
-  double want = q * (double)total;
+  uint64_t rank = stats_rank(total, q);
   uint64_t seen = 0;
   for (unsigned b = 0; b < WAL_FSYNC_HIST_BUCKETS; b++) {
     seen += st->fsync_us_hist[b];
-    if ((double)seen >= want)
+    if (seen >= rank)
       return (uint64_t)1 << (b + 1);
   }
   return (uint64_t)1 << WAL_FSYNC_HIST_BUCKETS;
@@ -658,7 +659,7 @@ int wal_close_clean(struct wal *w) {
   int rv = wal_sync(w);
   if (rv == 0) {
     uint8_t p[WAL_CLOSE_BYTES];
-    wal_put_u64(p, w->last_index);
+    le_put_u64(p, w->last_index);
     rv = wal_append_record(w, WAL_REC_CLOSE, p, sizeof p, NULL, 0);
   }
   if (rv == 0)

@@ -305,7 +305,8 @@ void wal_release_recovered(struct wal *w);
 void wal_stats(const struct wal *w, struct wal_stats *st);
 
 /* The upper bound in microseconds of the histogram bucket holding the q-th
- * quantile (0 < q <= 1) of fsync latency, or 0 when there were none. */
+ * quantile (0 < q <= 1, nearest rank as core/stats.h defines it) of fsync
+ * latency, or 0 when there were none. */
 uint64_t wal_fsync_us_quantile(const struct wal_stats *st, double q);
 
 /* The message of the last error on this handle ("" if none). */

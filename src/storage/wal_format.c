@@ -21,7 +21,7 @@ static uint64_t payload_bytes_expected(uint8_t type, const uint8_t *payload,
   case WAL_REC_ENTRY:
     if (payload_bytes < WAL_ENTRY_HEADER_BYTES)
       return WAL_ENTRY_HEADER_BYTES;
-    return WAL_ENTRY_HEADER_BYTES + (uint64_t)wal_get_u32(payload + 20);
+    return WAL_ENTRY_HEADER_BYTES + (uint64_t)le_get_u32(payload + 20);
   case WAL_REC_TRUNCATE:
     return WAL_TRUNCATE_BYTES;
   case WAL_REC_SNAPSHOT:
@@ -39,7 +39,7 @@ static uint64_t payload_bytes_expected(uint8_t type, const uint8_t *payload,
 
 uint32_t wal_rec_crc(uint64_t seq, const uint8_t *h, uint32_t payload_bytes) {
   uint8_t salt[8];
-  wal_put_u64(salt, seq);
+  le_put_u64(salt, seq);
   uint32_t crc = wal_crc32c(0, salt, sizeof salt);
   crc = wal_crc32c(crc, h + 4, WAL_REC_HEADER_BYTES - 4);
   return wal_crc32c(crc, h + WAL_REC_HEADER_BYTES, payload_bytes);
@@ -53,11 +53,11 @@ bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
     return false;
   }
   const uint8_t *h = seg + offset;
-  uint32_t payload_bytes = wal_get_u32(h + 4);
+  uint32_t payload_bytes = le_get_u32(h + 4);
   uint8_t type = h[8];
-  uint32_t durable = wal_get_u32(h + 12);
+  uint32_t durable = le_get_u32(h + 12);
   if (type < WAL_REC_HARD_STATE || type > WAL_REC_TYPE_MAX || h[9] != 0 ||
-      wal_get_u16(h + 10) != 0) {
+      le_get_u16(h + 10) != 0) {
     *why = "bad record header";
     return false;
   }
@@ -70,7 +70,7 @@ bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
     *why = "incomplete record";
     return false;
   }
-  if (wal_rec_crc(seq, h, payload_bytes) != wal_get_u32(h)) {
+  if (wal_rec_crc(seq, h, payload_bytes) != le_get_u32(h)) {
     *why = "checksum mismatch";
     return false;
   }
@@ -90,12 +90,12 @@ bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
 void wal_seg_header_encode(uint8_t *p, uint64_t seq, uint32_t flags) {
   assert(seq >= 1);
   memcpy(p, WAL_SEG_MAGIC, 8);
-  wal_put_u32(p + 8, WAL_FORMAT_VERSION);
-  wal_put_u32(p + 12, WAL_SEG_HEADER_BYTES);
-  wal_put_u64(p + 16, seq);
-  wal_put_u32(p + 24, flags);
-  wal_put_u32(p + 28, wal_crc32c(0, p, 28));
-  assert(wal_get_u64(p + 16) == seq);
+  le_put_u32(p + 8, WAL_FORMAT_VERSION);
+  le_put_u32(p + 12, WAL_SEG_HEADER_BYTES);
+  le_put_u64(p + 16, seq);
+  le_put_u32(p + 24, flags);
+  le_put_u32(p + 28, wal_crc32c(0, p, 28));
+  assert(le_get_u64(p + 16) == seq);
 }
 
 int wal_seg_header_check(const uint8_t *p, uint64_t size,
@@ -105,19 +105,19 @@ int wal_seg_header_check(const uint8_t *p, uint64_t size,
     return SABHA_ECORRUPT;
   }
   if (memcmp(p, WAL_SEG_MAGIC, 8) != 0 ||
-      wal_crc32c(0, p, 28) != wal_get_u32(p + 28)) {
+      wal_crc32c(0, p, 28) != le_get_u32(p + 28)) {
     *why = "bad segment header";
     return SABHA_ECORRUPT;
   }
-  uint32_t version = wal_get_u32(p + 8);
+  uint32_t version = le_get_u32(p + 8);
   if (version < WAL_SEG_VERSION_OLDEST || version > WAL_FORMAT_VERSION ||
-      wal_get_u32(p + 12) != WAL_SEG_HEADER_BYTES) {
+      le_get_u32(p + 12) != WAL_SEG_HEADER_BYTES) {
     *why = "segment written in a format version this build does not read";
     return SABHA_EINVAL;
   }
-  h->seq = wal_get_u64(p + 16);
+  h->seq = le_get_u64(p + 16);
   h->version = version;
-  h->flags = wal_get_u32(p + 24);
+  h->flags = le_get_u32(p + 24);
   return 0;
 }
 

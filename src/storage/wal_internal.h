@@ -1,8 +1,9 @@
 /* The write-ahead log's insides, shared by wal.c (writing), wal_snapshot.c
  * (the snapshot file) and wal_recover.c (reading back). The format itself is
- * specified in wal.h; this header holds its constants, the little-endian
- * codec and the checks one record must pass, so that the writer and the
- * reader cannot disagree. Not for use outside src/storage. */
+ * specified in wal.h; this header holds its constants and the checks one
+ * record must pass, so that the writer and the reader cannot disagree. Its
+ * integers are little-endian through core/endian.h, as on the wire. Not for
+ * use outside src/storage. */
 #ifndef SABHA_STORAGE_WAL_INTERNAL_H
 #define SABHA_STORAGE_WAL_INTERNAL_H
 
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/endian.h"
 #include "storage/wal.h"
 
 #define WAL_SEG_MAGIC "SABHAWAL"
@@ -58,36 +60,6 @@ enum wal_rec_type {
 
 /* Segment file names: "wal-" + 16 hex digits + ".log". */
 #define WAL_SEG_NAME_BYTES 24u
-
-/* ---- little-endian codec ---- */
-
-static inline void wal_put_u16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-static inline void wal_put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void wal_put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t wal_get_u16(const uint8_t *p) {
-  return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t wal_get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
-static inline uint64_t wal_get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
 
 /* ---- one record ---- */
 

@@ -251,24 +251,24 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
   switch (rec->type) {
   case WAL_REC_HARD_STATE:
     r->has_hs = true;
-    r->hs.term = wal_get_u64(p);
-    r->hs.vote = wal_get_u32(p + 8);
-    r->hs.commit = wal_get_u64(p + 16);
+    r->hs.term = le_get_u64(p);
+    r->hs.vote = le_get_u32(p + 8);
+    r->hs.commit = le_get_u64(p + 16);
     return 0;
   case WAL_REC_ENTRY: {
-    uint64_t index = wal_get_u64(p);
-    uint32_t size = wal_get_u32(p + 20);
+    uint64_t index = le_get_u64(p);
+    uint32_t size = le_get_u32(p + 20);
     assert(WAL_ENTRY_HEADER_BYTES + size == rec->payload_bytes);
     if (index > seg->index_max)
       seg->index_max = index;
-    return put_entry(w, r, index, wal_get_u64(p + 8), wal_get_u32(p + 16),
+    return put_entry(w, r, index, le_get_u64(p + 8), le_get_u32(p + 16),
                      p + WAL_ENTRY_HEADER_BYTES, size, path, off);
   }
   case WAL_REC_TRUNCATE:
-    replay_truncate(r, wal_get_u64(p));
+    replay_truncate(r, le_get_u64(p));
     return 0;
   case WAL_REC_SNAPSHOT: {
-    uint64_t index = wal_get_u64(p), term = wal_get_u64(p + 8);
+    uint64_t index = le_get_u64(p), term = le_get_u64(p + 8);
     char why[160];
     if (!r->has_snap || index > r->snap.index) {
       snprintf(why, sizeof why,
@@ -287,19 +287,19 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
   }
   case WAL_REC_INSTALL:
     r->installing = true;
-    r->inst_index = wal_get_u64(p);
-    r->inst_term = wal_get_u64(p + 8);
-    r->inst_from = wal_get_u64(p + 16);
+    r->inst_index = le_get_u64(p);
+    r->inst_term = le_get_u64(p + 8);
+    r->inst_from = le_get_u64(p + 16);
     r->inst_seq = seg->seq;
     r->inst_off = off;
     return 0;
   case WAL_REC_ABORT:
-    return install_end(w, r, rec->type, wal_get_u64(p), wal_get_u64(p + 8),
-                       path, off);
+    return install_end(w, r, rec->type, le_get_u64(p), le_get_u64(p + 8), path,
+                       off);
   case WAL_REC_CLOSE: {
     /* The log as replayed so far is the log as it was closed. (When a
      * later snapshot covers its end, the entries are gone: no check.) */
-    uint64_t last = wal_get_u64(p), base = replay_base(r);
+    uint64_t last = le_get_u64(p), base = replay_base(r);
     if (last < base || base + r->n == last)
       return 0;
     char why[160];
@@ -361,7 +361,7 @@ static bool record_at(const uint8_t *img, uint64_t size, uint64_t seq,
 static uint64_t find_witness(const uint8_t *img, uint64_t size, uint64_t seq,
                              uint64_t x) {
   for (uint64_t y = x + 1; y + WAL_REC_HEADER_BYTES <= size; y++) {
-    uint32_t durable = wal_get_u32(img + y + 12);
+    uint32_t durable = le_get_u32(img + y + 12);
     if (durable > x && durable <= y && record_at(img, size, seq, y))
       return y;
   }
@@ -653,9 +653,9 @@ static int salvage_scan(struct wal *w, struct replay *r,
       if (wal_rec_check(r->img, size, off, l->seqs[i], &rec, &why)) {
         if (rec.type == WAL_REC_HARD_STATE) {
           s->has_hs = true;
-          s->hs.term = wal_get_u64(rec.payload);
-          s->hs.vote = wal_get_u32(rec.payload + 8);
-          s->hs.commit = wal_get_u64(rec.payload + 16);
+          s->hs.term = le_get_u64(rec.payload);
+          s->hs.vote = le_get_u32(rec.payload + 8);
+          s->hs.commit = le_get_u64(rec.payload + 16);
           s->hs_key = pos_key(i, off);
         }
         off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
@@ -678,16 +678,16 @@ static void intent_encode(uint8_t *p, bool has_hs,
                           uint64_t new_seq) {
   memset(p, 0, WAL_INTENT_BYTES);
   memcpy(p, WAL_INTENT_MAGIC, 8);
-  wal_put_u32(p + 8, WAL_INTENT_VERSION);
-  wal_put_u32(p + 12, WAL_INTENT_BYTES);
-  wal_put_u64(p + 16, hs->term);
-  wal_put_u32(p + 24, hs->vote);
-  wal_put_u32(p + 28, has_hs ? 1 : 0);
-  wal_put_u64(p + 32, hs->commit);
-  wal_put_u64(p + 40, new_seq);
+  le_put_u32(p + 8, WAL_INTENT_VERSION);
+  le_put_u32(p + 12, WAL_INTENT_BYTES);
+  le_put_u64(p + 16, hs->term);
+  le_put_u32(p + 24, hs->vote);
+  le_put_u32(p + 28, has_hs ? 1 : 0);
+  le_put_u64(p + 32, hs->commit);
+  le_put_u64(p + 40, new_seq);
   assert(strlen(folder) < WAL_INTENT_FOLDER_MAX);
   memcpy(p + 48, folder, strlen(folder));
-  wal_put_u32(p + 92, wal_crc32c(0, p, 92));
+  le_put_u32(p + 92, wal_crc32c(0, p, 92));
 }
 
 struct intent {
@@ -711,16 +711,16 @@ static int intent_read(struct wal *w, struct intent *in) {
     return wal_io_error(w, rv, "read", path);
   /* It was fsynced before it got its name: damage here is real. */
   if (n != WAL_INTENT_BYTES || memcmp(p, WAL_INTENT_MAGIC, 8) != 0 ||
-      wal_get_u32(p + 8) != WAL_INTENT_VERSION ||
-      wal_crc32c(0, p, 92) != wal_get_u32(p + 92) ||
+      le_get_u32(p + 8) != WAL_INTENT_VERSION ||
+      wal_crc32c(0, p, 92) != le_get_u32(p + 92) ||
       p[48 + WAL_INTENT_FOLDER_MAX - 1] != 0 || p[48] == 0 ||
-      wal_get_u64(p + 40) == 0)
+      le_get_u64(p + 40) == 0)
     return corrupt_at(w, path, 0, "damaged discard intent");
-  in->hs.term = wal_get_u64(p + 16);
-  in->hs.vote = wal_get_u32(p + 24);
-  in->has_hs = wal_get_u32(p + 28) != 0;
-  in->hs.commit = wal_get_u64(p + 32);
-  in->new_seq = wal_get_u64(p + 40);
+  in->hs.term = le_get_u64(p + 16);
+  in->hs.vote = le_get_u32(p + 24);
+  in->has_hs = le_get_u32(p + 28) != 0;
+  in->hs.commit = le_get_u64(p + 32);
+  in->new_seq = le_get_u64(p + 40);
   memcpy(in->folder, p + 48, WAL_INTENT_FOLDER_MAX);
   if (strchr(in->folder, '/') != NULL || strcmp(in->folder, "..") == 0 ||
       strcmp(in->folder, ".") == 0)
@@ -1017,8 +1017,8 @@ static int install_close(struct wal *w, const struct replay *r, char *note,
                          size_t note_size) {
   uint8_t p[WAL_SNAPSHOT_REC_BYTES];
   static_assert(WAL_SNAPSHOT_REC_BYTES == WAL_ABORT_BYTES, "one layout");
-  wal_put_u64(p, r->inst_index);
-  wal_put_u64(p + 8, r->inst_term);
+  le_put_u64(p, r->inst_index);
+  le_put_u64(p + 8, r->inst_term);
   int rv = wal_append_record(w, r->inst_end, p, sizeof p, NULL, 0);
   if (rv == 0)
     rv = wal_sync_active(w);

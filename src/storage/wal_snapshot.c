@@ -21,13 +21,13 @@
 static void header_encode(uint8_t *h, const struct sabha_snapshot_meta *m,
                           const void *data, size_t size_bytes) {
   memcpy(h, WAL_SNAP_MAGIC, 8);
-  wal_put_u32(h + 8, WAL_SNAP_VERSION);
-  wal_put_u32(h + 12, WAL_SNAP_HEADER_BYTES);
-  wal_put_u64(h + 16, m->index);
-  wal_put_u64(h + 24, m->term);
-  wal_put_u64(h + 32, size_bytes);
-  wal_put_u32(h + 40, wal_crc32c(0, data, size_bytes));
-  wal_put_u32(h + 44, wal_crc32c(0, h, 44));
+  le_put_u32(h + 8, WAL_SNAP_VERSION);
+  le_put_u32(h + 12, WAL_SNAP_HEADER_BYTES);
+  le_put_u64(h + 16, m->index);
+  le_put_u64(h + 24, m->term);
+  le_put_u64(h + 32, size_bytes);
+  le_put_u32(h + 40, wal_crc32c(0, data, size_bytes));
+  le_put_u32(h + 44, wal_crc32c(0, h, 44));
 }
 
 int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
@@ -43,8 +43,7 @@ int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
     return wal_io_error(w, rv, "create", tmp);
   uint8_t h[WAL_SNAP_HEADER_BYTES];
   header_encode(h, meta, data, size_bytes);
-  assert(wal_get_u64(h + 16) == meta->index &&
-         wal_get_u64(h + 32) == size_bytes);
+  assert(le_get_u64(h + 16) == meta->index && le_get_u64(h + 32) == size_bytes);
   const char *what = "write";
   rv = w->io.write(w->io.ctx, fd, 0, h, sizeof h);
   if (rv == 0 && size_bytes > 0)
@@ -90,18 +89,18 @@ static int read_header(struct wal *w, int fd, const char *path,
   if (n < sizeof h)
     return corrupt(w, path, 0, "incomplete snapshot header");
   if (memcmp(h, WAL_SNAP_MAGIC, 8) != 0 ||
-      wal_crc32c(0, h, 44) != wal_get_u32(h + 44))
+      wal_crc32c(0, h, 44) != le_get_u32(h + 44))
     return corrupt(w, path, 0, "bad snapshot header");
-  if (wal_get_u32(h + 8) != WAL_SNAP_VERSION ||
-      wal_get_u32(h + 12) != WAL_SNAP_HEADER_BYTES)
+  if (le_get_u32(h + 8) != WAL_SNAP_VERSION ||
+      le_get_u32(h + 12) != WAL_SNAP_HEADER_BYTES)
     return wal_error(w, SABHA_EINVAL,
                      "%s: written in a format version this build does not "
                      "read (%u)",
-                     path, wal_get_u32(h + 8));
-  meta->index = wal_get_u64(h + 16);
-  meta->term = wal_get_u64(h + 24);
-  *size = wal_get_u64(h + 32);
-  *crc = wal_get_u32(h + 40);
+                     path, le_get_u32(h + 8));
+  meta->index = le_get_u64(h + 16);
+  meta->term = le_get_u64(h + 24);
+  *size = le_get_u64(h + 32);
+  *crc = le_get_u32(h + 40);
   if (meta->index == 0)
     return corrupt(w, path, 16, "snapshot at index 0");
   if (*size != file_size - sizeof h)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "net/codec.h"
 #include "net/handshake.h"
 
@@ -146,7 +147,7 @@ static int handshake_corpus(const char *dir) {
   h = hello(16, longest, "multipaxos", HS_FLAG_AUTH);
   size_t n = hs_hello_encode(&h, f);
   rc |= write_file(dir, "hello-auth-long.bin", f, n);
-  codec_put_u16(f + 14, HS_PROTOCOL_VERSION + 1);
+  le_put_u16(f + 14, HS_PROTOCOL_VERSION + 1);
   rc |= write_file(dir, "hello-future-version.bin", f, n);
   uint8_t mac[HS_MAC_BYTES];
   for (size_t i = 0; i < sizeof mac; i++)

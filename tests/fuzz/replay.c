@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/endian.h"
 #include "core/prng.h"
 #include "fuzz.h"
 
@@ -45,11 +46,6 @@ static void execute(struct run *r, const uint8_t *bytes, size_t n) {
   LLVMFuzzerTestOneInput(copy, n);
   free(copy);
   r->executions++;
-}
-
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* One seeded variation of `in` into `out` (room for n + 16 bytes); returns
@@ -82,7 +78,7 @@ static size_t mutate(struct prng *p, const uint8_t *in, size_t n,
     if (prng_chance(p, 0.5) && len > 0)
       len = prng_below(p, len + 1);
     if (len >= 4)
-      put_u32le(out, (uint32_t)(len - 4));
+      le_put_u32(out, (uint32_t)(len - 4));
     break;
   }
   return len;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "trace_host.h"
 
 /* ---- commands: parsing --------------------------------------------------- */
@@ -70,12 +71,8 @@ static int unused(struct args *a) {
 }
 
 static int parse_u64(struct args *a, const char *s, uint64_t *out) {
-  char *end = NULL;
-  if (s == NULL || *s == '\0' || *s == '-')
+  if (!dec_parse_flag(s, 0, UINT64_MAX, out))
     return fail(a, "expected a number, got '%s'", s ? s : "");
-  *out = strtoull(s, &end, 10);
-  if (*end != '\0')
-    return fail(a, "expected a number, got '%s'", s);
   return 0;
 }
 

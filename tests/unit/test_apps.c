@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app.h"
 #include "storage/crc32c.h"
 #include "check.h"
+#include "failing_alloc.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define CMD_BYTES_MAX 4096
@@ -801,9 +803,7 @@ static void corrupt_snapshots_are_refused_with_the_state_unchanged(void) {
 }
 
 static void put_crc(uint8_t *snap, size_t len) {
-  uint32_t crc = wal_crc32c(0, snap, len - 4);
-  for (int i = 0; i < 4; i++)
-    snap[len - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+  le_put_u32(snap + len - 4, wal_crc32c(0, snap, len - 4));
 }
 
 /* Past the checksum, restore must still check every length and every
@@ -892,22 +892,6 @@ static void snapshots_with_a_good_checksum_and_bad_content_are_refused(void) {
 
 /* ---- Out of memory ------------------------------------------------------ */
 
-struct failing {
-  long calls;
-  long fail_at; /* the call that fails; 0: none */
-};
-
-static void *failing_alloc(void *ctx, void *p, size_t size) {
-  struct failing *f = ctx;
-  if (size == 0) {
-    free(p);
-    return NULL;
-  }
-  if (++f->calls == f->fail_at)
-    return NULL;
-  return realloc(p, size);
-}
-
 /* Each command of the populated scenario, failed at its Nth allocation for
  * every N, changes nothing; then it succeeds as without the failure. */
 static void oom_at_every_allocation_leaves_the_state_unchanged(void) {
@@ -920,12 +904,11 @@ static void oom_at_every_allocation_leaves_the_state_unchanged(void) {
       "ORDER.CREATE o1 c 500",      "LEDGER.TRANSFER t3 a b 1",
       "LEDGER.TRANSFER t4 a b 1",   "SEATS.ANY r3 T D p3",
   };
-  struct failing f = {0, 0};
+  struct failing_alloc f = {0, 0};
   struct app_config cfg = app_config_default;
   cfg.dedup_max = 2;
   cfg.objects_max = 100;
-  cfg.alloc_fn = failing_alloc;
-  cfg.alloc_ctx = &f;
+  cfg.alloc = failing_allocator(&f);
   struct app *a = NULL;
   CHECK(app_new(&a, &cfg) == 0);
   struct app *ref = new_app(2, 100, 0);

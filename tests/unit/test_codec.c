@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "core/prng.h"
 #include "net/codec.h"
 #include "sabha/error.h"
@@ -256,7 +257,7 @@ static void codec_every_truncation_of_a_valid_frame_is_refused(void) {
       /* Also with a length field that agrees with the cut, so that the
        * refusal comes from the fields, not only the length check. */
       if (len >= CODEC_LENGTH_BYTES) {
-        codec_put_u32(cut, (uint32_t)(len - CODEC_LENGTH_BYTES));
+        le_put_u32(cut, (uint32_t)(len - CODEC_LENGTH_BYTES));
         CHECK(codec_decode(cut, len, &out, decoded_entries,
                            CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
       }
@@ -280,11 +281,11 @@ static void codec_trailing_bytes_are_refused(void) {
       CHECK(codec_buf_reserve(&b, extra) == 0);
       memset(b.data + n, 0, extra);
       /* The length field covers the extra bytes: the body is too long. */
-      codec_put_u32(b.data, (uint32_t)(n + extra - CODEC_LENGTH_BYTES));
+      le_put_u32(b.data, (uint32_t)(n + extra - CODEC_LENGTH_BYTES));
       CHECK(codec_decode(b.data, n + extra, &out, decoded_entries,
                          CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
       /* The length field is right, but the buffer is longer. */
-      codec_put_u32(b.data, (uint32_t)(n - CODEC_LENGTH_BYTES));
+      le_put_u32(b.data, (uint32_t)(n - CODEC_LENGTH_BYTES));
       CHECK(codec_decode(b.data, n + extra, &out, decoded_entries,
                          CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
     }
@@ -348,13 +349,13 @@ static void codec_entry_counts_are_bounded_by_limit_and_caller(void) {
   CHECK(codec_decode(b.data, b.size_bytes, &out, small, 4) == 0);
   CHECK(codec_decode(b.data, b.size_bytes, &out, small, 3) == SABHA_ECORRUPT);
   /* A count far beyond what the bytes hold, and one beyond the limit. */
-  codec_put_u32(b.data + AT_N_ENTRIES, 5);
+  le_put_u32(b.data + AT_N_ENTRIES, 5);
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
-  codec_put_u32(b.data + AT_N_ENTRIES, CODEC_ENTRIES_MAX + 1);
+  le_put_u32(b.data + AT_N_ENTRIES, CODEC_ENTRIES_MAX + 1);
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
-  codec_put_u32(b.data + AT_N_ENTRIES, UINT32_MAX);
+  le_put_u32(b.data + AT_N_ENTRIES, UINT32_MAX);
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   codec_buf_free(&b);
@@ -389,11 +390,11 @@ static void codec_sizes_beyond_the_bytes_left_are_refused(void) {
   uint32_t sizes[] = {9, 100, CODEC_ENTRY_BYTES_MAX, CODEC_ENTRY_BYTES_MAX + 1,
                       UINT32_MAX};
   for (size_t i = 0; i < N(sizes); i++) {
-    codec_put_u32(b.data + at_size, sizes[i]);
+    le_put_u32(b.data + at_size, sizes[i]);
     CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                        CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   }
-  codec_put_u32(b.data + at_size, 7); /* shorter: one byte left over */
+  le_put_u32(b.data + at_size, 7); /* shorter: one byte left over */
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   codec_buf_free(&b);
@@ -401,8 +402,8 @@ static void codec_sizes_beyond_the_bytes_left_are_refused(void) {
   b = plain_frame();
   uint32_t snap_sizes[] = {1, CODEC_SNAP_CHUNK_BYTES_MAX + 1, UINT32_MAX};
   for (size_t i = 0; i < N(snap_sizes); i++) {
-    codec_put_u32(b.data + AT_SNAP_SIZE, snap_sizes[i]);
-    codec_put_u64(b.data + AT_SNAP_TOTAL, UINT64_MAX);
+    le_put_u32(b.data + AT_SNAP_SIZE, snap_sizes[i]);
+    le_put_u64(b.data + AT_SNAP_TOTAL, UINT64_MAX);
     CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                        CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   }
@@ -422,16 +423,16 @@ static void codec_snapshot_chunk_beyond_its_total_is_refused(void) {
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == 0);
   CHECK(out.snap_data == b.data + b.size_bytes - 16);
-  codec_put_u64(b.data + AT_SNAP_TOTAL, 115);
+  le_put_u64(b.data + AT_SNAP_TOTAL, 115);
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   /* offset + size overflows 64 bits: must not wrap into "fits". */
-  codec_put_u64(b.data + AT_SNAP_TOTAL, UINT64_MAX);
-  codec_put_u64(b.data + AT_SNAP_OFFSET, UINT64_MAX - 8);
+  le_put_u64(b.data + AT_SNAP_TOTAL, UINT64_MAX);
+  le_put_u64(b.data + AT_SNAP_OFFSET, UINT64_MAX - 8);
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
-  codec_put_u64(b.data + AT_SNAP_TOTAL, 10);
-  codec_put_u64(b.data + AT_SNAP_OFFSET, 11);
+  le_put_u64(b.data + AT_SNAP_TOTAL, 10);
+  le_put_u64(b.data + AT_SNAP_OFFSET, 11);
   CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                      CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   codec_buf_free(&b);
@@ -454,7 +455,7 @@ static void codec_unknown_entry_type_is_refused(void) {
   size_t at_type = CODEC_MSG_FRAME_BYTES_MIN + 16;
   uint32_t types[] = {0, 4, 0x100, UINT32_MAX};
   for (size_t i = 0; i < N(types); i++) {
-    codec_put_u32(b.data + at_type, types[i]);
+    le_put_u32(b.data + at_type, types[i]);
     CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                        CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   }
@@ -470,17 +471,17 @@ static void codec_frame_length_beyond_the_limit_is_refused(void) {
   uint8_t hdr[CODEC_HEADER_BYTES] = {
       0, 0, 0, 0, CODEC_VERSION, CODEC_KIND_RAFT};
   struct codec_header h;
-  codec_put_u32(hdr, CODEC_PAYLOAD_BYTES_MAX);
+  le_put_u32(hdr, CODEC_PAYLOAD_BYTES_MAX);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == 0);
-  codec_put_u32(hdr, CODEC_PAYLOAD_BYTES_MAX + 1);
+  le_put_u32(hdr, CODEC_PAYLOAD_BYTES_MAX + 1);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
   CHECK(h.payload_bytes == CODEC_PAYLOAD_BYTES_MAX + 1);
-  codec_put_u32(hdr, UINT32_MAX);
+  le_put_u32(hdr, UINT32_MAX);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
-  codec_put_u32(hdr, 1);
+  le_put_u32(hdr, 1);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
   hdr[4] = CODEC_VERSION + 1;
-  codec_put_u32(hdr, 100);
+  le_put_u32(hdr, 100);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
   CHECK(h.version == CODEC_VERSION + 1);
 }
@@ -583,7 +584,7 @@ static void codec_random_damage_never_crashes_and_stays_canonical(void) {
     if (prng_chance(&p, 0.2))
       len = prng_below(&p, len + 1);
     if (prng_chance(&p, 0.2) && len >= CODEC_LENGTH_BYTES)
-      codec_put_u32(b.data, (uint32_t)(len - CODEC_LENGTH_BYTES));
+      le_put_u32(b.data, (uint32_t)(len - CODEC_LENGTH_BYTES));
     uint8_t *copy = malloc(len > 0 ? len : 1); /* exact size for ASan */
     CHECK(copy != NULL);
     memcpy(copy, b.data, len);
@@ -621,7 +622,7 @@ static void codec_random_garbage_is_refused_without_crashing(void) {
     /* Make some of them look like frames, so the decoder gets past the
      * header. */
     if (len >= CODEC_HEADER_BYTES && prng_chance(&p, 0.5)) {
-      codec_put_u32(buf, (uint32_t)(len - CODEC_LENGTH_BYTES));
+      le_put_u32(buf, (uint32_t)(len - CODEC_LENGTH_BYTES));
       buf[4] = CODEC_VERSION;
       buf[5] = CODEC_KIND_RAFT;
     }

@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/endian.h"
 #include "core/prng.h"
+#include "failing_alloc.h"
 #include "sabha/error.h"
 #include "sm/kvstore.h"
 
@@ -718,14 +720,9 @@ static uint32_t crc32c_bitwise(const uint8_t *p, size_t n) {
   return c ^ 0xffffffffu;
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Fixes the trailing checksum after a deliberate edit. */
 static void reseal(uint8_t *snap, size_t len) {
-  put_u32(snap + len - 4, crc32c_bitwise(snap, len - 4));
+  le_put_u32(snap + len - 4, crc32c_bitwise(snap, len - 4));
 }
 
 static uint8_t *snapshot_of(const struct kvstore *kv, size_t *len) {
@@ -877,7 +874,7 @@ static void corrupt_snapshots_are_refused_and_change_nothing(void) {
   reseal(bad, len);
   expect_corrupt(victim, bad, len, reference);
   memcpy(bad, snap, len);
-  put_u32(bad + 29, 0xffffffffu); /* n_sessions */
+  le_put_u32(bad + 29, 0xffffffffu); /* n_sessions */
   reseal(bad, len);
   expect_corrupt(victim, bad, len, reference);
   memcpy(bad, snap, len);
@@ -960,33 +957,16 @@ static void duplicate_keys_in_a_snapshot_are_refused(void) {
 
 /* ---- Out of memory ----------------------------------------------------- */
 
-struct failing {
-  long calls;   /* allocations (not frees) so far */
-  long fail_at; /* the call that fails; 0: none */
-};
-
-static void *failing_alloc(void *ctx, void *ptr, size_t size) {
-  struct failing *f = ctx;
-  if (size == 0) {
-    free(ptr);
-    return NULL;
-  }
-  if (++f->calls == f->fail_at)
-    return NULL;
-  return realloc(ptr, size);
-}
-
 /* Applies `cmd` to copies of one state, failing the 1st, 2nd, ...
  * allocation until an apply gets through: each failed apply must leave the
  * state as it was and the store usable, and the one that succeeds must give
  * the reply a store without failures gives. */
 static void oom_at_every_allocation_leaves_the_store_unchanged(void) {
-  struct failing f = {0, 0};
+  struct failing_alloc f = {0, 0};
   struct kvstore_config plain_cfg = kvstore_config_default;
   plain_cfg.sessions_max = 2;
   struct kvstore_config cfg = plain_cfg;
-  cfg.alloc_fn = failing_alloc;
-  cfg.alloc_ctx = &f;
+  cfg.alloc = failing_allocator(&f);
 
   /* The commands, built once against a plain store. */
   struct kvstore *plain = store_new();

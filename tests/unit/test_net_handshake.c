@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/endian.h"
 #include "core/prng.h"
 #include "net/codec.h"
 #include "net/handshake.h"
@@ -56,7 +57,7 @@ static void handshake_hello_round_trips(void) {
       uint8_t frame[HS_HELLO_FRAME_BYTES_MAX];
       size_t n = hs_hello_encode(&h, frame);
       CHECK(n <= HS_HELLO_FRAME_BYTES_MAX);
-      CHECK(codec_get_u32(frame) == n - CODEC_LENGTH_BYTES);
+      CHECK(le_get_u32(frame) == n - CODEC_LENGTH_BYTES);
       struct hs_hello out;
       CHECK(hs_hello_decode(frame, n, &out) == HS_ACCEPTED);
       CHECK(hello_equal(&h, &out));
@@ -75,7 +76,7 @@ static void handshake_every_truncation_of_a_hello_is_refused(void) {
     memcpy(cut, frame, len);
     int r1 = hs_hello_decode(cut, len, &out);
     if (len >= CODEC_LENGTH_BYTES)
-      codec_put_u32(cut, (uint32_t)(len - CODEC_LENGTH_BYTES));
+      le_put_u32(cut, (uint32_t)(len - CODEC_LENGTH_BYTES));
     int r2 = hs_hello_decode(cut, len, &out);
     free(cut);
     CHECK(r1 == HS_REFUSED_MALFORMED);
@@ -85,7 +86,7 @@ static void handshake_every_truncation_of_a_hello_is_refused(void) {
   uint8_t longer[HS_HELLO_FRAME_BYTES_MAX + 1];
   memcpy(longer, frame, n);
   longer[n] = 0;
-  codec_put_u32(longer, (uint32_t)(n + 1 - CODEC_LENGTH_BYTES));
+  le_put_u32(longer, (uint32_t)(n + 1 - CODEC_LENGTH_BYTES));
   CHECK(hs_hello_decode(longer, n + 1, &out) == HS_REFUSED_MALFORMED);
 }
 
@@ -97,7 +98,7 @@ static void handshake_other_versions_are_a_version_mismatch(void) {
   frame[4] = CODEC_VERSION + 1; /* the frame format */
   CHECK(hs_hello_decode(frame, n, &out) == HS_REFUSED_VERSION);
   frame[4] = CODEC_VERSION;
-  codec_put_u16(frame + 14, HS_PROTOCOL_VERSION + 1); /* the protocol */
+  le_put_u16(frame + 14, HS_PROTOCOL_VERSION + 1); /* the protocol */
   CHECK(hs_hello_decode(frame, n, &out) == HS_REFUSED_VERSION);
   CHECK(out.protocol_version == HS_PROTOCOL_VERSION + 1);
   /* A later version may have a different layout after the frozen prefix:
@@ -105,7 +106,7 @@ static void handshake_other_versions_are_a_version_mismatch(void) {
   uint8_t future[24];
   memcpy(future, frame, 16);
   memset(future + 16, 0xee, sizeof future - 16);
-  codec_put_u32(future, sizeof future - CODEC_LENGTH_BYTES);
+  le_put_u32(future, sizeof future - CODEC_LENGTH_BYTES);
   CHECK(hs_hello_decode(future, sizeof future, &out) == HS_REFUSED_VERSION);
 }
 
@@ -124,7 +125,7 @@ static void handshake_malformed_hellos_are_refused(void) {
   f[5] = CODEC_KIND_AUTH;
   CHECK(hs_hello_decode(f, n, &out) == HS_REFUSED_MALFORMED);
   memcpy(f, good, n);
-  codec_put_u16(f + 16, 0x8000); /* an unknown flag */
+  le_put_u16(f + 16, 0x8000); /* an unknown flag */
   CHECK(hs_hello_decode(f, n, &out) == HS_REFUSED_MALFORMED);
   memcpy(f, good, n);
   f[at_cluster + 3] = '\0'; /* a NUL inside the cluster id */
@@ -214,8 +215,8 @@ static void handshake_mac_matches_hmac_sha256_of_the_transcript(void) {
   size_t n = 0;
   memcpy(t + n, "sabha-auth-v2", 13);
   n += 13;
-  codec_put_u32(t + n, a.node_id);
-  codec_put_u32(t + n + 4, b.node_id);
+  le_put_u32(t + n, a.node_id);
+  le_put_u32(t + n + 4, b.node_id);
   n += 8;
   memcpy(t + n, a.nonce, 32);
   memcpy(t + n + 32, b.nonce, 32);
@@ -226,7 +227,7 @@ static void handshake_mac_matches_hmac_sha256_of_the_transcript(void) {
   t[n++] = 4;
   memcpy(t + n, "raft", 4);
   n += 4;
-  codec_put_u64(t + n, a.settings);
+  le_put_u64(t + n, a.settings);
   n += 8;
   uint8_t want[HS_MAC_BYTES], got[HS_MAC_BYTES];
   crypto_auth_hmacsha256(want, t, n, key);
@@ -265,7 +266,7 @@ static void handshake_random_damage_never_crashes(void) {
     if (prng_chance(&p, 0.3)) {
       len = prng_below(&p, len + 1);
       if (len >= CODEC_LENGTH_BYTES)
-        codec_put_u32(f, (uint32_t)(len - CODEC_LENGTH_BYTES));
+        le_put_u32(f, (uint32_t)(len - CODEC_LENGTH_BYTES));
     }
     uint8_t *copy = malloc(len > 0 ? len : 1);
     CHECK(copy != NULL);

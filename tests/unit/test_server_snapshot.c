@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sabha/error.h"
 #include "node/snapshot.h"
 #include "sm/kvstore.h"
@@ -124,11 +125,8 @@ static void snapshot_container_refuses_lengths_that_do_not_add_up(void) {
     if (copy == NULL)
       break;
     memcpy(copy, buf, size);
-    for (unsigned i = 0; i < 8; i++)
-      copy[4 + i] = (uint8_t)(bad[k] >> (8 * i));
-    uint32_t crc = wal_crc32c(0, copy, size - 4);
-    for (unsigned i = 0; i < 4; i++)
-      copy[size - 4 + i] = (uint8_t)(crc >> (8 * i));
+    le_put_u64(copy + 4, bad[k]);
+    le_put_u32(copy + size - 4, wal_crc32c(0, copy, size - 4));
     struct rt_snap_parts p;
     accepted += rt_snap_open(copy, size, &p) == 0;
     free(copy);

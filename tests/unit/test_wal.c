@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/endian.h"
 #include "storage/crc32c.h"
 #include "storage/memfs.h"
 #include "storage/wal.h"
@@ -690,19 +691,14 @@ struct hand_seg {
   size_t n;
 };
 
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void hand_begin(struct hand_seg *s, uint64_t seq, uint32_t version) {
   memset(s, 0, sizeof *s);
   s->seq = seq;
   memcpy(s->b, "SABHAWAL", 8);
-  put_le(s->b + 8, version, 4);
-  put_le(s->b + 12, 32, 4);
-  put_le(s->b + 16, seq, 8);
-  put_le(s->b + 28, wal_crc32c(0, s->b, 28), 4);
+  le_put_u32(s->b + 8, version);
+  le_put_u32(s->b + 12, 32);
+  le_put_u64(s->b + 16, seq);
+  le_put_u32(s->b + 28, wal_crc32c(0, s->b, 28));
   s->n = 32;
 }
 
@@ -710,15 +706,15 @@ static void hand_begin(struct hand_seg *s, uint64_t seq, uint32_t version) {
 static void hand_record(struct hand_seg *s, uint8_t type,
                         const uint8_t *payload, uint32_t size) {
   uint8_t *h = s->b + s->n;
-  put_le(h + 4, size, 4);
+  le_put_u32(h + 4, size);
   h[8] = type;
-  put_le(h + 12, s->n, 4);
+  le_put_u32(h + 12, s->n);
   memcpy(h + 16, payload, size);
   uint8_t salt[8];
-  put_le(salt, s->seq, 8);
+  le_put_u64(salt, s->seq);
   uint32_t crc = wal_crc32c(0, salt, 8);
   crc = wal_crc32c(crc, h + 4, 12);
-  put_le(h, wal_crc32c(crc, h + 16, size), 4);
+  le_put_u32(h, wal_crc32c(crc, h + 16, size));
   s->n += 16 + size;
 }
 
@@ -726,10 +722,10 @@ static void hand_entry(struct hand_seg *s, uint64_t index, uint64_t term) {
   uint8_t p[64] = {0};
   int n = snprintf((char *)p + 24, 40, "e%llut%llu", (unsigned long long)index,
                    (unsigned long long)term);
-  put_le(p, index, 8);
-  put_le(p + 8, term, 8);
-  put_le(p + 16, SABHA_ENTRY_COMMAND, 4);
-  put_le(p + 20, (uint64_t)n, 4);
+  le_put_u64(p, index);
+  le_put_u64(p + 8, term);
+  le_put_u32(p + 16, SABHA_ENTRY_COMMAND);
+  le_put_u32(p + 20, (uint32_t)n);
   hand_record(s, 2, p, 24 + (uint32_t)n);
 }
 
@@ -743,8 +739,8 @@ static void wal_reads_a_version_1_log_and_appends_in_version_2(void) {
   struct hand_seg s;
   hand_begin(&s, 1, 1);
   uint8_t hs[24] = {0};
-  put_le(hs, 5, 8);
-  put_le(hs + 8, 2, 4);
+  le_put_u64(hs, 5);
+  le_put_u32(hs + 8, 2);
   hand_record(&s, 1, hs, sizeof hs);
   for (uint64_t i = 1; i <= 3; i++)
     hand_entry(&s, i, 1);
@@ -784,11 +780,11 @@ static void wal_reports_a_log_that_contradicts_its_own_records(void) {
       hand_entry(&s, i, 1);
     uint8_t p[24] = {0};
     if (variant == 0) {
-      put_le(p, 5, 8); /* "the log ended at 5" */
+      le_put_u64(p, 5); /* "the log ended at 5" */
       hand_record(&s, 7, p, 8);
     } else {
-      put_le(p, 10, 8);
-      put_le(p + 8, 1, 8);
+      le_put_u64(p, 10);
+      le_put_u64(p + 8, 1);
       hand_record(&s, 5, p, 24); /* INSTALL of a snapshot at 10 */
       hand_entry(&s, 4, 1);
     }
@@ -947,9 +943,7 @@ static void wal_newer_format_is_refused_not_called_corrupt(void) {
   memcpy(h, "SABHAWAL", 8);
   const uint8_t rest[20] = {WAL_FORMAT_VERSION + 1, 0, 0, 0, 32, 0, 0, 0, 1};
   memcpy(h + 8, rest, sizeof rest);
-  uint32_t crc = wal_crc32c(0, h, 28);
-  for (int i = 0; i < 4; i++)
-    h[28 + i] = (uint8_t)(crc >> (8 * i));
+  le_put_u32(h + 28, wal_crc32c(0, h, 28));
   CHECK(memfs_put(f.fs, SEG1, h, sizeof h) == 0);
   f.opt.discard_corrupt = true; /* must not count as damage */
   CHECK(fx_open(&f) == SABHA_EINVAL);
