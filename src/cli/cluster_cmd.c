@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,7 +44,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -230,8 +230,8 @@ static int load_cluster(struct cluster *c, const char *dir) {
 
 /* Writes DIR/secret (mode 0600): `secret`, or 32 random bytes as hex. The
  * nodes read it with secret-file, so it never appears on a command line. */
-static int write_secret(const struct cluster *c, const char *secret,
-                        char *path, size_t path_size) {
+static int write_secret(const struct cluster *c, const char *secret, char *path,
+                        size_t path_size) {
   char text[SECRET_BYTES_MAX + 2];
   if (secret != NULL) {
     snprintf(text, sizeof text, "%s\n", secret);
@@ -823,9 +823,9 @@ static int cmd_start(const struct opts *o) {
       fprintf(stderr, "sabha cluster: unknown protocol '%s'\n", o->protocol);
       return CLI_EXIT_USAGE;
     }
+    size_t secret_bytes = o->secret != NULL ? strlen(o->secret) : 0;
     if (o->secret != NULL &&
-        (strlen(o->secret) < SECRET_BYTES_MIN ||
-         strlen(o->secret) > SECRET_BYTES_MAX ||
+        (secret_bytes < SECRET_BYTES_MIN || secret_bytes > SECRET_BYTES_MAX ||
          strpbrk(o->secret, "\r\n") != NULL)) {
       fprintf(stderr,
               "sabha cluster: --secret takes %u..%u bytes on one line (leave "

@@ -57,8 +57,9 @@
 #define HS_CLUSTER_ID_BYTES_MAX 64u
 #define HS_ENGINE_BYTES_MAX 16u
 /* HELLO flags. */
-#define HS_FLAG_AUTH 1u /* the sender has a secret, will send AUTH, and
-                           tags every frame after the handshake */
+/* The sender has a secret, will send AUTH, and tags every frame after the
+ * handshake. */
+#define HS_FLAG_AUTH 1u
 /* The largest frame a peer may send before the handshake completes. A
  * HELLO of any version keeps under it, so an unauthenticated peer can make
  * us buffer no more than this. */

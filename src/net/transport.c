@@ -638,8 +638,8 @@ static void conn_established(struct transport_conn *c) {
      * this direction and its place in the stream. */
     session_key_init(&c->send_key, t->secret, t->cfg.secret_bytes, &c->mine,
                      &c->theirs);
-    session_key_init(&c->recv_key, t->secret, t->cfg.secret_bytes,
-                     &c->theirs, &c->mine);
+    session_key_init(&c->recv_key, t->secret, t->cfg.secret_bytes, &c->theirs,
+                     &c->mine);
     c->sealed = true;
   }
   c->state = CONN_ESTABLISHED;
@@ -848,10 +848,10 @@ static void conn_process(struct transport_conn *c) {
     uint32_t payload_bytes = codec_get_u32(frame);
     /* A stranger gets a few hundred bytes, a peer the codec's maximum (and
      * the tag). */
-    uint32_t limit = c->state == CONN_ESTABLISHED
-                         ? CODEC_PAYLOAD_BYTES_MAX +
-                               (c->sealed ? SESSION_TAG_BYTES : 0)
-                         : HS_FRAME_BYTES_MAX - CODEC_LENGTH_BYTES;
+    uint32_t limit =
+        c->state == CONN_ESTABLISHED
+            ? CODEC_PAYLOAD_BYTES_MAX + (c->sealed ? SESSION_TAG_BYTES : 0)
+            : HS_FRAME_BYTES_MAX - CODEC_LENGTH_BYTES;
     if (payload_bytes < 2 || payload_bytes > limit) {
       char detail[64];
       snprintf(detail, sizeof detail, "frame length %u", payload_bytes);

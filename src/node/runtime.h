@@ -342,7 +342,7 @@ struct rt_metrics {
   uint64_t output_paused; /* times a client's unsent replies stopped its
                              reading */
   uint64_t leader_changes;
-  uint64_t peer_msgs_refused_term; /* a term beyond the bounds of rt_step */
+  uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };

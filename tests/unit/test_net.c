@@ -974,8 +974,8 @@ static void net_frame_with_a_wrong_mac_closes_the_connection(void) {
     CHECK(hello_bytes > 0);
     CHECK(hs_hello_decode(f.rbuf, hello_bytes, &theirs) == HS_ACCEPTED);
     uint8_t mac[HS_MAC_BYTES];
-    CHECK(hs_auth_decode(f.rbuf + hello_bytes,
-                         fake_frame_at(&f, hello_bytes), mac) == HS_ACCEPTED);
+    CHECK(hs_auth_decode(f.rbuf + hello_bytes, fake_frame_at(&f, hello_bytes),
+                         mac) == HS_ACCEPTED);
     CHECK(hs_mac_verify(secret, sizeof secret - 1, &theirs, &mine, mac) ==
           HS_ACCEPTED);
     uint8_t auth[HS_AUTH_FRAME_BYTES];
@@ -988,7 +988,10 @@ static void net_frame_with_a_wrong_mac_closes_the_connection(void) {
     struct session_key key;
     session_key_init(&key, secret, sizeof secret - 1, &mine, &theirs);
     uint8_t good[CODEC_MSG_FRAME_BYTES_MIN + SESSION_TAG_BYTES];
-    struct sabha_msg m = {.type = 3, .from = 2, .to = 1, .term = 7,
+    struct sabha_msg m = {.type = 3,
+                          .from = 2,
+                          .to = 1,
+                          .term = 7,
                           .context = 100 + (uint64_t)variant};
     codec_write(&m, CODEC_KIND_RAFT, good, CODEC_MSG_FRAME_BYTES_MIN);
     codec_put_u32(good, (uint32_t)(sizeof good - CODEC_LENGTH_BYTES));
