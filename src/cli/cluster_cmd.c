@@ -4,8 +4,10 @@
  *   sabha cluster status|stop --dir DIR
  *   sabha cluster kill|restart NODE --dir DIR      NODE: an id or `leader`
  *
- * `start` writes DIR/cluster.conf (what the cluster is) and one sabhad config
- * per node (DIR/nodeN.conf, mode 0600 since it may hold the secret), then
+ * `start` writes DIR/cluster.conf (what the cluster is), the cluster secret
+ * (DIR/secret, mode 0600: 32 random bytes as hex, or the --secret given)
+ * and one sabhad config per node (DIR/nodeN.conf, which names the secret
+ * file: a secret on a command line would be visible in ps), then
  * starts one sabhad per node in the background, in a session of its own,
  * with its log in DIR/nodeN.log, its data in DIR/nodeN/ and its pid in
  * DIR/nodeN.pid. Every port is at P or above:
@@ -31,6 +33,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,6 +58,11 @@
 #define NODES_MAX 16u
 #define WAIT_START_MS 15000u
 #define WAIT_STOP_MS 15000u
+/* sabhad's bounds on a secret (server/node.h): checked here too, so that a
+ * bad --secret is refused before anything is written or started. */
+#define SECRET_BYTES_MIN 16u
+#define SECRET_BYTES_MAX 256u
+#define SECRET_RANDOM_BYTES 32u
 
 struct cluster {
   char dir[PATH_MAX]; /* absolute */
@@ -76,6 +84,8 @@ void cli_cluster_usage(FILE *f) {
           "      starts the nodes in the background: logs, pid files, data\n"
           "      and configs in DIR; client ports P.., http P+100..,\n"
           "      peers P+200..; --set adds a sabhad setting for every node;\n"
+          "      peers authenticate with DIR/secret (mode 0600): --secret S\n"
+          "      (16..256 bytes), or 32 random bytes by default;\n"
           "      on an existing DIR, starts the nodes that are down\n"
           "  sabha cluster status --dir DIR\n"
           "      one line per node: node= role= term= client= http= pid=\n"
@@ -160,8 +170,11 @@ static int write_file(const char *path, const char *text, mode_t mode) {
   if (fd < 0)
     return -1;
   size_t len = strlen(text);
-  ssize_t w = write(fd, text, len);
-  int rc = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : -1;
+  /* An old temporary file keeps its mode through O_CREAT: set it, before a
+   * byte of a secret goes in. */
+  int rc = fchmod(fd, mode);
+  ssize_t w = rc == 0 ? write(fd, text, len) : -1;
+  rc = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : -1;
   close(fd);
   if (rc == 0)
     rc = rename(tmp, path);
@@ -212,8 +225,31 @@ static int load_cluster(struct cluster *c, const char *dir) {
   return 0;
 }
 
+/* Writes DIR/secret (mode 0600): `secret`, or 32 random bytes as hex. The
+ * nodes read it with secret-file, so it never appears on a command line. */
+static int write_secret(const struct cluster *c, const char *secret, char *path,
+                        size_t path_size) {
+  char text[SECRET_BYTES_MAX + 2];
+  if (secret != NULL) {
+    snprintf(text, sizeof text, "%s\n", secret);
+  } else {
+    uint8_t bytes[SECRET_RANDOM_BYTES];
+    randombytes_buf(bytes, sizeof bytes);
+    sodium_bin2hex(text, sizeof text, bytes, sizeof bytes);
+    sodium_memzero(bytes, sizeof bytes);
+    strcat(text, "\n");
+  }
+  snprintf(path, path_size, "%s/secret", c->dir);
+  int rc = write_file(path, text, 0600);
+  sodium_memzero(text, sizeof text);
+  return rc;
+}
+
 static int write_configs(const struct cluster *c, const char *secret,
                          char **sets, int n_sets) {
+  char secret_path[PATH_MAX + 16];
+  if (write_secret(c, secret, secret_path, sizeof secret_path) != 0)
+    return -1;
   char text[16384];
   size_t len = 0;
   len += (size_t)snprintf(text + len, sizeof text - len,
@@ -251,12 +287,10 @@ static int write_configs(const struct cluster *c, const char *secret,
         "# sabhad settings of node %u (sabhad --help, docs/operations.md)\n"
         "id = %u\npeers = %s\npeer-clients = %s\nbind = %s\n"
         "client-port = %u\nhttp-port = %u\ndata = %s\nprotocol = %s\n"
-        "cluster-id = %s\n",
+        "cluster-id = %s\nsecret-file = %s\n",
         i, i, peers, clients, HOST, port_of(c, i, PORT_CLIENT_OFFSET),
-        port_of(c, i, PORT_HTTP_OFFSET), data, c->protocol, c->cluster_id);
-    if (secret != NULL)
-      len += (size_t)snprintf(text + len, sizeof text - len, "secret = %s\n",
-                              secret);
+        port_of(c, i, PORT_HTTP_OFFSET), data, c->protocol, c->cluster_id,
+        secret_path);
     for (int k = 0; k < n_sets; k++) {
       const char *eq = strchr(sets[k], '=');
       len += (size_t)snprintf(text + len, sizeof text - len, "%.*s = %s\n",
@@ -786,6 +820,16 @@ static int cmd_start(const struct opts *o) {
       fprintf(stderr, "sabha cluster: unknown protocol '%s'\n", o->protocol);
       return CLI_EXIT_USAGE;
     }
+    size_t secret_bytes = o->secret != NULL ? strlen(o->secret) : 0;
+    if (o->secret != NULL &&
+        (secret_bytes < SECRET_BYTES_MIN || secret_bytes > SECRET_BYTES_MAX ||
+         strpbrk(o->secret, "\r\n") != NULL)) {
+      fprintf(stderr,
+              "sabha cluster: --secret takes %u..%u bytes on one line (leave "
+              "it out for 32 random bytes)\n",
+              SECRET_BYTES_MIN, SECRET_BYTES_MAX);
+      return CLI_EXIT_USAGE;
+    }
     if (mkdir(o->dir, 0755) != 0 && errno != EEXIST) {
       fprintf(stderr, "sabha cluster: cannot create %s: %s\n", o->dir,
               strerror(errno));
@@ -803,6 +847,10 @@ static int cmd_start(const struct opts *o) {
       snprintf(c.cluster_id, sizeof c.cluster_id, "%s", o->cluster_id);
     else
       snprintf(c.cluster_id, sizeof c.cluster_id, "local-%u", c.base_port);
+    if (sodium_init() < 0) {
+      fprintf(stderr, "sabha cluster: libsodium failed to initialize\n");
+      return CLI_EXIT_ERROR;
+    }
     if (write_configs(&c, o->secret, (char **)o->sets, o->n_sets) != 0) {
       fprintf(stderr, "sabha cluster: cannot write the configs in %s: %s\n",
               c.dir, strerror(errno));

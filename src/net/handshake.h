@@ -36,18 +36,20 @@
  *
  * The MAC names its sender first, so a MAC cannot be reflected back to the
  * node that made it; each side's fresh nonce makes a recorded MAC useless on a
- * later connection. What it does not do: frames after the handshake carry no
- * MAC and nothing is encrypted, so an attacker who can rewrite TCP traffic
- * between two nodes can still inject messages. The secret keeps out
- * misconfigured and casual peers; a hostile network needs a tunnel
- * (WireGuard, TLS) under sabha. docs/wire.md has the byte layout. */
+ * later connection. With a secret, the handshake also seeds the session
+ * (session.h): from the secret and both nonces each direction gets a key,
+ * and every later frame carries a tag under it, so that nobody who lacks the
+ * secret can inject, alter, replay or reorder a frame on the connection.
+ * Nothing is encrypted: an eavesdropper reads the messages (docs/security.md).
+ * Protocol version 3 introduced the session tags; nodes of version 2 are
+ * refused (VERSION). docs/wire.md has the byte layout. */
 #ifndef SABHA_NET_HANDSHAKE_H
 #define SABHA_NET_HANDSHAKE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PROTOCOL_VERSION 2u
+#define HS_PROTOCOL_VERSION 3u
 #define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
 #define HS_MAGIC_BYTES 8u
 #define HS_NONCE_BYTES 32u
@@ -55,7 +57,9 @@
 #define HS_CLUSTER_ID_BYTES_MAX 64u
 #define HS_ENGINE_BYTES_MAX 16u
 /* HELLO flags. */
-#define HS_FLAG_AUTH 1u /* the sender has a secret and will send AUTH */
+/* The sender has a secret, will send AUTH, and tags every frame after the
+ * handshake. */
+#define HS_FLAG_AUTH 1u
 /* The largest frame a peer may send before the handshake completes. A
  * HELLO of any version keeps under it, so an unauthenticated peer can make
  * us buffer no more than this. */

@@ -8,7 +8,9 @@
  *   AUTH        (with a secret) the peer's AUTH awaited (a listener has sent
  *               its own; a dialer sends its own once the listener's checks
  *               out);
- *   ESTABLISHED message frames both ways; the peer's `conn`;
+ *   ESTABLISHED message frames both ways; the peer's `conn`; with a
+ *               secret, every frame sealed and opened with the session
+ *               keys the handshake seeded (session.h);
  *   CLOSING     uv_close() called; freed when its handles are closed.
  *
  * A refusal (handshake.h lists the reasons) is counted, logged, told to the
@@ -36,6 +38,7 @@
 #include <string.h>
 
 #include "core/endian.h"
+#include "net/session.h"
 
 /* Room made for each read when no large frame is being assembled. */
 #define RBUF_CHUNK_BYTES (64u << 10)
@@ -74,6 +77,10 @@ struct transport_conn {
    * named, once checked. */
   struct transport_peer *peer;
   struct hs_hello mine, theirs;
+  /* With a secret, from ESTABLISHED on: every frame we queue is sealed with
+   * send_key, every frame we read must open with recv_key. */
+  bool sealed;
+  struct session_key send_key, recv_key;
   struct codec_buf rbuf; /* bytes read, not yet handled */
   struct codec_buf pending, inflight;
   uint32_t pending_msgs, inflight_msgs;
@@ -172,6 +179,8 @@ static void on_conn_handle_closed(uv_handle_t *h) {
     codec_buf_free(&c->rbuf);
     codec_buf_free(&c->pending);
     codec_buf_free(&c->inflight);
+    session_key_wipe(&c->send_key);
+    session_key_wipe(&c->recv_key);
     free(c);
   }
   transport_maybe_closed(t);
@@ -624,6 +633,16 @@ static void conn_established(struct transport_conn *c) {
   }
   if (p->dialing == c)
     p->dialing = NULL;
+  if (t->cfg.secret_bytes > 0) {
+    /* Both HELLOs are checked and both AUTHs proved the secret: from here
+     * on a frame counts only if it carries the tag of this connection,
+     * this direction and its place in the stream. */
+    session_key_init(&c->send_key, t->secret, t->cfg.secret_bytes, &c->mine,
+                     &c->theirs);
+    session_key_init(&c->recv_key, t->secret, t->cfg.secret_bytes, &c->theirs,
+                     &c->mine);
+    c->sealed = true;
+  }
   c->state = CONN_ESTABLISHED;
   p->conn = c;
   p->attempts = 0;
@@ -766,10 +785,35 @@ static void on_handshake_timeout(uv_timer_t *timer) {
 
 /* ---- reading ----------------------------------------------------------- */
 
-static void on_msg_frame(struct transport_conn *c, const uint8_t *frame,
-                         size_t n) {
+/* A frame whose session tag is wrong: forged, altered, replayed or out of
+ * order. Nothing of it is used, and the stream after it cannot be trusted
+ * to be in step: the connection closes (the dialer dials again, and a new
+ * handshake starts a new session). */
+static void conn_refuse_frame(struct transport_conn *c, size_t n) {
+  struct transport *t = c->t;
+  t->stats.frames_refused_mac++;
+  tlog(t, TRANSPORT_LOG_WARN,
+       "refused a frame of %zu bytes from node %u: its MAC is wrong (forged, "
+       "altered, replayed or reordered on the way; frame %llu of the "
+       "connection)",
+       n, c->peer->id, (unsigned long long)c->recv_key.seq);
+  conn_close(c, "a frame failed its MAC");
+}
+
+static void on_msg_frame(struct transport_conn *c, uint8_t *frame, size_t n) {
   struct transport *t = c->t;
   char detail[128];
+  if (c->sealed) {
+    if (session_open(&c->recv_key, frame, n) != 0) {
+      conn_refuse_frame(c, n);
+      return;
+    }
+    /* What is left without the tag is a codec frame once its length stops
+     * counting the tag. The bytes are ours (the receive buffer) and are
+     * not read again. */
+    n -= SESSION_TAG_BYTES;
+    le_put_u32(frame, (uint32_t)(n - CODEC_LENGTH_BYTES));
+  }
   if (frame[5] != t->kind) {
     snprintf(detail, sizeof detail, "kind %u where %u was expected", frame[5],
              t->kind);
@@ -801,12 +845,14 @@ static void conn_process(struct transport_conn *c) {
     size_t avail = rb->size_bytes - off;
     if (avail < CODEC_HEADER_BYTES)
       break;
-    const uint8_t *frame = rb->data + off;
+    uint8_t *frame = rb->data + off;
     uint32_t payload_bytes = le_get_u32(frame);
-    /* A stranger gets a few hundred bytes, a peer the codec's maximum. */
-    uint32_t limit = c->state == CONN_ESTABLISHED
-                         ? CODEC_PAYLOAD_BYTES_MAX
-                         : HS_FRAME_BYTES_MAX - CODEC_LENGTH_BYTES;
+    /* A stranger gets a few hundred bytes, a peer the codec's maximum (and
+     * the tag). */
+    uint32_t limit =
+        c->state == CONN_ESTABLISHED
+            ? CODEC_PAYLOAD_BYTES_MAX + (c->sealed ? SESSION_TAG_BYTES : 0)
+            : HS_FRAME_BYTES_MAX - CODEC_LENGTH_BYTES;
     if (payload_bytes < 2 || payload_bytes > limit) {
       char detail[64];
       snprintf(detail, sizeof detail, "frame length %u", payload_bytes);
@@ -820,7 +866,11 @@ static void conn_process(struct transport_conn *c) {
     if (avail < frame_bytes)
       break;
     off += frame_bytes;
-    if (frame[5] == CODEC_KIND_REFUSE) {
+    /* A REFUSE ends a handshake. Without a secret a listener counts as
+     * established before the dialer has checked its HELLO, so it may still
+     * hear one; with a secret nobody is established before both sides
+     * accepted, and a frame without its tag is no word of the peer's. */
+    if (frame[5] == CODEC_KIND_REFUSE && !c->sealed) {
       on_refuse(c, frame, frame_bytes);
       continue;
     }
@@ -859,7 +909,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
    * than the largest frame allowed. */
   if (rb->size_bytes >= CODEC_HEADER_BYTES) {
     size_t frame_bytes = CODEC_LENGTH_BYTES + (size_t)le_get_u32(rb->data);
-    assert(frame_bytes <= CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX);
+    assert(frame_bytes <=
+           CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX + SESSION_TAG_BYTES);
     if (frame_bytes > rb->size_bytes && frame_bytes - rb->size_bytes > room)
       room = frame_bytes - rb->size_bytes;
   }
@@ -1060,6 +1111,9 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
   int rc = codec_frame_size(m, &frame_bytes);
   if (rc != 0)
     return drop_refused(t, m, rc);
+  size_t msg_bytes = frame_bytes;
+  if (c->sealed)
+    frame_bytes += SESSION_TAG_BYTES;
   uint64_t queued_bytes = c->pending.size_bytes + c->inflight.size_bytes;
   uint32_t queued_msgs = c->pending_msgs + c->inflight_msgs;
   if (queued_msgs >= t->cfg.queue_msgs_max ||
@@ -1067,7 +1121,14 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
     return count_drop(t, &t->stats.msgs_dropped_queue_full, SABHA_EBUSY);
   if (codec_buf_reserve(&c->pending, frame_bytes) != 0)
     return count_drop(t, &t->stats.msgs_dropped_queue_full, SABHA_ENOMEM);
-  codec_write(m, t->kind, c->pending.data + c->pending.size_bytes, frame_bytes);
+  uint8_t *frame = c->pending.data + c->pending.size_bytes;
+  codec_write(m, t->kind, frame, msg_bytes);
+  if (c->sealed) {
+    /* Sealed in queue order, which is the order on the wire: the peer
+     * counts frames as it reads them. */
+    le_put_u32(frame, (uint32_t)(frame_bytes - CODEC_LENGTH_BYTES));
+    session_seal(&c->send_key, frame, frame_bytes);
+  }
   c->pending.size_bytes += frame_bytes;
   c->pending_msgs++;
   conn_flush(c);

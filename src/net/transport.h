@@ -5,10 +5,12 @@
  * host's wire. It keeps exactly one TCP connection to every peer, opens each
  * one with a handshake (handshake.h) that refuses peers of another cluster,
  * engine, version or secret, carries messages as codec frames (codec.h) in
- * both directions, and reconnects lost connections with capped, jittered
- * exponential backoff. It never blocks and never grows without bound:
- * consensus tolerates lost messages, so when a peer's send queue is full, or
- * the peer is not connected, a message is dropped and counted, never held.
+ * both directions (with a secret, each sealed with a session tag that the
+ * receiver checks before reading it: session.h), and reconnects lost
+ * connections with capped, jittered exponential backoff. It never blocks and
+ * never grows without bound: consensus tolerates lost messages, so when a
+ * peer's send queue is full, or the peer is not connected, a message is dropped
+ * and counted, never held.
  *
  * Connections. For each pair of nodes the one with the higher id dials the
  * one with the lower id, which only listens; so each pair has exactly one
@@ -125,7 +127,10 @@ struct transport_stats {
   uint64_t msgs_dropped_queue_full;  /* or no memory to queue it */
   uint64_t msgs_dropped_too_big;     /* beyond the codec's limits or invalid */
   uint64_t msgs_dropped_conn_lost;   /* queued, then the connection closed */
-  uint64_t frames_corrupt;  /* after a handshake; each closes the connection */
+  uint64_t frames_corrupt; /* after a handshake; each closes the connection */
+  /* With a secret: frames whose session MAC was wrong (session.h); each
+   * closes the connection. */
+  uint64_t frames_refused_mac;
   uint64_t peers_connected; /* now: connections past the handshake */
   uint64_t handshakes_completed;
   uint64_t handshakes_refused;        /* by this node, all reasons */

@@ -575,9 +575,72 @@ void rt_tick(struct rt *rt) {
   }
 }
 
+/* A term-like field of a message from a peer is within the bounds of
+ * runtime.h when it is below the ceiling and not too far above `own`. */
+static bool peer_term_ok(uint64_t term, uint64_t own) {
+  if (term >= RT_PEER_TERM_MAX)
+    return false;
+  return term <= own || term - own <= RT_PEER_TERM_JUMP_MAX;
+}
+
+/* The first term-like field of m that breaks the bounds, by name, or NULL.
+ * Entry terms are checked too: an honest sender never holds an entry of a
+ * term above its own, and a forged one would end up in our log and in our
+ * hard state's comparisons. */
+static const char *peer_term_refused(const struct sabha_msg *m, uint64_t own,
+                                     uint64_t *bad) {
+  const struct {
+    const char *name;
+    uint64_t term;
+  } fields[] = {{"term", m->term},
+                {"log_term", m->log_term},
+                {"hint_term", m->hint_term},
+                {"snap.term", m->snap.term}};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    if (!peer_term_ok(fields[i].term, own)) {
+      *bad = fields[i].term;
+      return fields[i].name;
+    }
+  }
+  for (uint32_t i = 0; i < m->n_entries && m->entries != NULL; i++) {
+    if (!peer_term_ok(m->entries[i].term, own)) {
+      *bad = m->entries[i].term;
+      return "an entry's term";
+    }
+  }
+  return NULL;
+}
+
+static void refuse_peer_term(struct rt *rt, const struct sabha_msg *m,
+                             const char *field, uint64_t bad, uint64_t own) {
+  rt->m.peer_msgs_refused_term++;
+  rt->term_refused_unlogged++;
+  uint64_t now = rt_now_ms(rt);
+  if (now < rt->term_refused_log_due_ms)
+    return;
+  rt_log(rt, RT_LOG_WARN,
+         "refused a message (type %u) from node %u: its %s %" PRIu64
+         " is beyond the bound (below %" PRIu64 " and at most %" PRIu64
+         " above our term %" PRIu64
+         "): a peer that sends it is broken or hostile (%" PRIu64
+         " such messages since the last report)",
+         m->type, m->from, field, bad, (uint64_t)RT_PEER_TERM_MAX,
+         (uint64_t)RT_PEER_TERM_JUMP_MAX, own, rt->term_refused_unlogged);
+  rt->term_refused_unlogged = 0;
+  rt->term_refused_log_due_ms = now + RT_PEER_REFUSED_LOG_MS;
+}
+
 void rt_step(struct rt *rt, const struct sabha_msg *m) {
   if (rt->dead || rt->blocked)
     return;
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  uint64_t bad = 0;
+  const char *field = peer_term_refused(m, st.term, &bad);
+  if (field != NULL) {
+    refuse_peer_term(rt, m, field, bad, st.term);
+    return;
+  }
   sabha_engine_step(rt->engine, m);
   rt_kick(rt);
 }

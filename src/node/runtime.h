@@ -249,7 +249,22 @@ void rt_close_crash(struct rt *rt);
 /* Time passes: ticks the engine, scans deadlines, proposes a clock entry
  * when due. */
 void rt_tick(struct rt *rt);
-/* A peer's message. */
+/* Terms and ballots a peer's message may carry. A term only grows, and a
+ * node that adopts a term near 2^64 can never hold an election again: one
+ * message from a buggy or hostile peer would stop the cluster for ever. So
+ * any term-like field (term or ballot, log_term, hint_term, snap.term, an
+ * entry's term) at or above RT_PEER_TERM_MAX, or more than
+ * RT_PEER_TERM_JUMP_MAX above this node's own term, is refused before the
+ * engine sees it. Honest peers stay far inside both: 2^32 is more elections
+ * than a cluster holds in its life (2^24 rounds of Paxos ballots, which
+ * are round << 8 | node), and the jump bound means even a peer that passes
+ * the handshake needs 2^30 messages to climb to the ceiling. */
+#define RT_PEER_TERM_MAX (1ull << 62)
+#define RT_PEER_TERM_JUMP_MAX (1ull << 32)
+
+/* A peer's message. One whose terms break the bounds above is dropped,
+ * counted (rt_metrics.peer_msgs_refused_term) and logged (a warning at
+ * most once per RT_PEER_REFUSED_LOG_MS, with the count since). */
 void rt_step(struct rt *rt, const struct sabha_msg *m);
 /* Carries out what is due. Call after inputs (and after ports.kick).
  * Returns true when more is due at once (call again soon without waiting
@@ -327,6 +342,7 @@ struct rt_metrics {
   uint64_t output_paused; /* times a client's unsent replies stopped its
                              reading */
   uint64_t leader_changes;
+  uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };

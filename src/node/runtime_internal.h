@@ -73,9 +73,10 @@
 /* Connections let in past clients_max, for other nodes' forwarding links
  * (clients.c). */
 #define RT_FORWARD_SLOTS SABHA_NODES_MAX
-#define RT_PROBATION_MS 1000u  /* to say SABHA.FORWARDED, on probation */
-#define RT_FWD_BACKOFF_MS 100u /* after a failed connect to the leader */
-#define RT_TIMEOUT_SCAN_MS 50u /* how often deadlines are checked */
+#define RT_PROBATION_MS 1000u         /* to say SABHA.FORWARDED, on probation */
+#define RT_FWD_BACKOFF_MS 100u        /* after a failed connect to the leader */
+#define RT_TIMEOUT_SCAN_MS 50u        /* how often deadlines are checked */
+#define RT_PEER_REFUSED_LOG_MS 10000u /* rt_step's term refusals, logged */
 #define RT_READIES_PER_RUN 64u
 #define RT_INPUT_CHUNK_BYTES (64u * 1024u)
 
@@ -245,6 +246,10 @@ struct rt {
   struct app *pending_app;
 
   struct rt_metrics m;
+  /* Messages refused by rt_step's term bounds are logged at most once per
+   * RT_PEER_REFUSED_LOG_MS, with how many since. */
+  uint64_t term_refused_log_due_ms;
+  uint64_t term_refused_unlogged;
 };
 
 /* ---- runtime.c ------------------------------------------------------------

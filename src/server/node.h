@@ -23,6 +23,10 @@
 #define SRV_HOST_BYTES_MAX 64u
 #define SRV_PATH_BYTES_MAX 1024u
 #define SRV_SECRET_BYTES_MAX 256u
+/* A shorter secret is refused at start: a guessable one would let a
+ * stranger who can reach a peer port pass the handshake (and then send any
+ * message). `sabha cluster start` makes 32 random bytes, hex. */
+#define SRV_SECRET_BYTES_MIN 16u
 #define SRV_CLUSTER_ID_BYTES_MAX 64u
 
 /* A node's address: numeric IPv4 or IPv6 and a port. */
@@ -98,6 +102,12 @@ int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv,
  * or 2 with a message in err. */
 int srv_config_load_file(struct srv_config *cfg, const char *path, char *err,
                          size_t err_size);
+
+/* True when `host` is a numeric loopback address (127.0.0.0/8, ::1, or
+ * ::ffff:127.x.y.z); false for any other address and for names. A node
+ * bound elsewhere must have a secret (srv_config_parse_args refuses it
+ * otherwise). */
+bool srv_addr_is_loopback(const char *host);
 
 /* The usage text of sabhad. */
 void srv_usage(FILE *f);

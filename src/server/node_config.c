@@ -5,6 +5,7 @@
  * `name = value`, so the two can never drift apart. A --config FILE is read
  * first wherever it stands, then the flags override what it says.
  * docs/operations.md lists the same settings for operators. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/decimal.h"
 #include "server/node.h"
@@ -61,8 +63,13 @@ void srv_usage(FILE *f) {
       "  --protocol NAME        raft or multipaxos (default raft)\n"
       "  --cluster-id NAME      peers of another cluster are refused\n"
       "                         (default sabha)\n"
-      "  --secret S             shared secret: peers must prove they know it\n"
-      "  --secret-file FILE     the secret, read from a file\n"
+      "  --secret-file FILE     the cluster secret (16..256 bytes; the file\n"
+      "                         must not be readable by group or others):\n"
+      "                         peers prove they know it and tag every\n"
+      "                         frame with it. Required unless --bind is a\n"
+      "                         loopback address. (`secret = S` in a\n"
+      "                         --config file works too; never on the\n"
+      "                         command line, where ps shows it)\n"
       "  --redirect forward|moved  a follower relays commands to the leader\n"
       "                         (forward, default) or answers -MOVED\n"
       "  --compact-entries N    snapshot every N applied entries (20000;\n"
@@ -170,12 +177,38 @@ static bool parse_bool(const char *s, bool *out) {
   return false;
 }
 
+/* An empty secret used to mean "none" without a word; a short one is
+ * guessable. Both are refused, so that a cluster is either openly without
+ * a secret (loopback only, check_complete) or has a real one. */
+static int check_secret_length(const char *what, size_t n, char *err,
+                               size_t err_size) {
+  if (n < SRV_SECRET_BYTES_MIN)
+    return errf(err, err_size,
+                "%s: %zu bytes; a secret needs at least %u (sabha cluster "
+                "start writes 32 random bytes, hex: e.g. `openssl rand -hex "
+                "32`)",
+                what, n, SRV_SECRET_BYTES_MIN);
+  return 0;
+}
+
 static int read_secret_file(struct srv_config *cfg, const char *path, char *err,
                             size_t err_size) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return errf(err, err_size, "cannot read secret file %s: %s", path,
                 strerror(errno));
+  /* As ssh does with a private key: a secret others can read is no longer
+   * a secret, and it is better to stop now than to run on it. fstat of the
+   * open file, so the mode checked is that of the bytes read. */
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+      (st.st_mode & 077) != 0) {
+    fclose(f);
+    return errf(err, err_size,
+                "secret file %s: must be a regular file that only its "
+                "owner can access (mode %04o; chmod 600 it)",
+                path, (unsigned)(st.st_mode & 07777));
+  }
   size_t n = fread(cfg->secret, 1, sizeof cfg->secret, f);
   int extra = fgetc(f);
   fclose(f);
@@ -184,6 +217,11 @@ static int read_secret_file(struct srv_config *cfg, const char *path, char *err,
                 SRV_SECRET_BYTES_MAX);
   while (n > 0 && (cfg->secret[n - 1] == '\n' || cfg->secret[n - 1] == '\r'))
     n--;
+  char what[SRV_PATH_BYTES_MAX + 16];
+  snprintf(what, sizeof what, "secret file %s", path);
+  int rc = check_secret_length(what, n, err, err_size);
+  if (rc != 0)
+    return rc;
   cfg->secret_bytes = n;
   return 0;
 }
@@ -307,6 +345,9 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
     if (n > SRV_SECRET_BYTES_MAX)
       return errf(err, err_size, "secret: longer than %u bytes",
                   SRV_SECRET_BYTES_MAX);
+    int rc = check_secret_length("secret", n, err, err_size);
+    if (rc != 0)
+      return rc;
     memcpy(cfg->secret, value, n);
     cfg->secret_bytes = n;
     return 0;
@@ -416,9 +457,30 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
     return errf(err, err_size, "--clients-max must be at least 1");
   if (cfg->dedup_max == 0)
     return errf(err, err_size, "--dedup-max must be at least 1");
+  /* Without a secret, anyone who reaches the peer port is a member: one
+   * forged HELLO and heartbeat can take the cluster's term for ever. That
+   * is tolerable only where nobody else can reach it. */
+  if (cfg->secret_bytes == 0 && !srv_addr_is_loopback(cfg->bind))
+    return errf(err, err_size,
+                "--bind %s is not a loopback address, and no cluster secret "
+                "is set: peers off this machine must authenticate. Set "
+                "secret-file (16 bytes or more, mode 0600; the same on "
+                "every member). TLS is not supported yet",
+                cfg->bind);
   if (cfg->data_dir[0] == '\0')
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "sabha-data-%u", cfg->id);
   return 0;
+}
+
+bool srv_addr_is_loopback(const char *host) {
+  struct in_addr v4;
+  struct in6_addr v6;
+  if (inet_pton(AF_INET, host, &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127; /* 127.0.0.0/8 */
+  if (inet_pton(AF_INET6, host, &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6) ||
+           (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  return false; /* a name, or not an address: not known to be loopback */
 }
 
 int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv,
@@ -460,6 +522,12 @@ int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv,
     const struct setting *s = find_setting(name, name_len);
     if (s == NULL)
       return errf(err, err_size, "unknown option '%s' (sabhad --help)", arg);
+    /* Every user of the machine can read a command line (ps, /proc). */
+    if (s->kind == K_SECRET)
+      return errf(err, err_size,
+                  "--secret on the command line is visible to every user "
+                  "of this machine (ps); put the secret in a file only you "
+                  "can read (chmod 600) and pass --secret-file FILE");
     const char *value;
     if (eq != NULL) {
       value = eq + 1;

@@ -212,6 +212,22 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
     http_prom_sample_u64(b, "sabha_handshakes_refused_by_peer_total", &l, 1,
                          ts->refused_by_peer[i]);
   }
+  http_prom_header(b, "sabha_peer_frames_refused_total", "counter",
+                   "Frames from connected peers refused, by reason: mac (a "
+                   "wrong session MAC: forged, altered, replayed or "
+                   "reordered), corrupt (does not decode), term (a term or "
+                   "ballot beyond the bounds: a broken or hostile peer)");
+  const struct {
+    const char *reason;
+    uint64_t count;
+  } refused[] = {{"mac", ts->frames_refused_mac},
+                 {"corrupt", ts->frames_corrupt},
+                 {"term", m->peer_msgs_refused_term}};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    struct http_prom_label l = {"reason", refused[i].reason};
+    http_prom_sample_u64(b, "sabha_peer_frames_refused_total", &l, 1,
+                         refused[i].count);
+  }
   gauge(b, "sabha_clients", "Client connections", rt_n_clients(n->rt));
   counter(b, "sabha_client_commands_total", "Client commands received",
           m->commands);

@@ -4,7 +4,8 @@
 # handshake: it never exchanges a consensus message, the refusal is counted
 # by reason, and the right settings let it back in.
 . "$(dirname "$0")/lib.sh"
-start_cluster c 3 raft "$BASE" --secret s3cret-one
+start_cluster c 3 raft "$BASE" --secret s3cret-one-of-the-test
+grep -qx "s3cret-one-of-the-test" "$DIR/c/secret" || die "the --secret is not in DIR/secret"
 wait_leader c
 H1=$(http_port 1 "$BASE"); H3=$(http_port 3 "$BASE")
 expect OK "$(rcli $(client_port 1 "$BASE") SET a 1)"
@@ -30,7 +31,8 @@ try_bad() { # REASON: node 3 restarted with a bad setting stays outside
 }
 
 log "wrong secret"
-sed -i 's/^secret = .*/secret = wrong/' "$CONF"
+(umask 077 && echo "a wrong secret, long enough" >"$DIR/wrong-secret")
+sed -i "s|^secret-file = .*|secret-file = $DIR/wrong-secret|" "$CONF"
 try_bad auth
 log "wrong cluster id"
 cp "$DIR/node3.conf.good" "$CONF"

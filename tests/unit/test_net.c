@@ -7,7 +7,8 @@
  * nobody configured, are refused with the reason counted on both sides; a
  * node that goes away and comes back is reconnected; a full send queue drops
  * messages instead of blocking or growing, even against a peer that stops
- * reading; a corrupt frame or a silent stranger is disconnected. Every
+ * reading; a corrupt frame or a silent stranger is disconnected, and with a
+ * secret so is a frame whose session MAC is wrong. Every
  * listener binds port 0 and the test reads the port back, so runs in
  * parallel do not collide. Every wait is bounded (WAIT_MS), and every test
  * ends by closing every handle and checking that uv_loop_close() succeeds,
@@ -21,8 +22,10 @@
 #include <uv.h>
 
 #include "core/prng.h"
+#include "core/endian.h"
 #include "net/codec.h"
 #include "net/handshake.h"
+#include "net/session.h"
 #include "net/transport.h"
 #include "sabha/error.h"
 
@@ -401,14 +404,17 @@ static bool teardown(struct env *e, struct node **nodes, uint32_t count) {
 
 /* ---- a peer written by hand --------------------------------------------- */
 
-/* A raw TCP client that says what the test wants, byte by byte, and never
- * reads (so that it can also play a peer that stopped reading). */
+/* A raw TCP client that says what the test wants, byte by byte, and reads
+ * only when asked to (fake_read_start), so that it can also play a peer
+ * that stopped reading. */
 struct fake {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
   bool connected;
   bool failed;
   bool open;
+  uint8_t rbuf[1024]; /* what it read, from the start */
+  size_t rlen;
 };
 
 struct fake_write {
@@ -470,6 +476,35 @@ static void fake_hello(struct fake *f, uint32_t id) {
   snprintf(h.engine, sizeof h.engine, "raft");
   uint8_t frame[HS_HELLO_FRAME_BYTES_MAX];
   fake_write(f, frame, hs_hello_encode(&h, frame));
+}
+
+static void fake_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct fake *f = h->data;
+  (void)suggested;
+  *buf = uv_buf_init((char *)f->rbuf + f->rlen,
+                     (unsigned)(sizeof f->rbuf - f->rlen));
+}
+
+static void fake_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  struct fake *f = st->data;
+  (void)buf;
+  if (nread > 0)
+    f->rlen += (size_t)nread;
+  else if (nread < 0)
+    uv_read_stop(st);
+}
+
+static void fake_read_start(struct fake *f) {
+  uv_read_start((uv_stream_t *)&f->tcp, fake_on_alloc, fake_on_read);
+}
+
+/* The size of the complete frame at f->rbuf[at], or 0 while it is not all
+ * read. */
+static size_t fake_frame_at(const struct fake *f, size_t at) {
+  if (f->rlen < at + CODEC_LENGTH_BYTES)
+    return 0;
+  size_t n = CODEC_LENGTH_BYTES + le_get_u32(f->rbuf + at);
+  return f->rlen >= at + n ? n : 0;
 }
 
 static void fake_close(struct fake *f) {
@@ -898,6 +933,108 @@ out:
     failures++;
 }
 
+/* A peer that knows the secret, written by hand from docs/wire.md: it
+ * completes the handshake, then sends one frame sealed right, which is
+ * delivered, and then frames that are wrong in one way each. */
+static void net_frame_with_a_wrong_mac_closes_the_connection(void) {
+  static const uint8_t secret[] = "a secret of the test cluster";
+  struct env e;
+  env_init(&e);
+  struct node *nodes[1] = {node_new()};
+  struct fake f;
+  memset(&f, 0, sizeof f);
+  uint32_t ids[2] = {1, 2};
+  uint16_t ports[2] = {0};
+  node_config(nodes[0], 1, ids, 2, ports);
+  nodes[0]->cfg.secret = secret;
+  nodes[0]->cfg.secret_bytes = sizeof secret - 1;
+  CHECK(node_start(nodes[0], &e) == 0);
+  const struct transport_stats *s = &nodes[0]->t.stats;
+  /* 0: a flipped bit; 1: the good frame replayed; 2: a frame without a
+   * tag (as a node without the secret would send it). */
+  for (int variant = 0; variant < 3; variant++) {
+    fake_connect(&f, &e, transport_port(&nodes[0]->t));
+    WAIT_UNTIL(&e, WAIT_MS, f.connected || f.failed);
+    CHECK(f.connected);
+    fake_read_start(&f);
+    struct hs_hello mine, theirs;
+    memset(&mine, 0, sizeof mine);
+    mine.protocol_version = HS_PROTOCOL_VERSION;
+    mine.flags = HS_FLAG_AUTH;
+    mine.node_id = 2;
+    memset(mine.nonce, 0x40 + variant, sizeof mine.nonce);
+    snprintf(mine.cluster_id, sizeof mine.cluster_id, "test-cluster");
+    snprintf(mine.engine, sizeof mine.engine, "raft");
+    uint8_t hello[HS_HELLO_FRAME_BYTES_MAX];
+    fake_write(&f, hello, hs_hello_encode(&mine, hello));
+    /* The listener's HELLO, then its AUTH. */
+    WAIT_UNTIL(&e, WAIT_MS,
+               fake_frame_at(&f, 0) > 0 &&
+                   fake_frame_at(&f, fake_frame_at(&f, 0)) > 0);
+    size_t hello_bytes = fake_frame_at(&f, 0);
+    CHECK(hello_bytes > 0);
+    CHECK(hs_hello_decode(f.rbuf, hello_bytes, &theirs) == HS_ACCEPTED);
+    uint8_t mac[HS_MAC_BYTES];
+    CHECK(hs_auth_decode(f.rbuf + hello_bytes, fake_frame_at(&f, hello_bytes),
+                         mac) == HS_ACCEPTED);
+    CHECK(hs_mac_verify(secret, sizeof secret - 1, &theirs, &mine, mac) ==
+          HS_ACCEPTED);
+    uint8_t auth[HS_AUTH_FRAME_BYTES];
+    hs_mac(secret, sizeof secret - 1, &mine, &theirs, mac);
+    hs_auth_encode(mac, auth);
+    fake_write(&f, auth, sizeof auth);
+    WAIT_UNTIL(&e, WAIT_MS, s->peers_connected == 1);
+    CHECK(s->peers_connected == 1);
+
+    struct session_key key;
+    session_key_init(&key, secret, sizeof secret - 1, &mine, &theirs);
+    uint8_t good[CODEC_MSG_FRAME_BYTES_MIN + SESSION_TAG_BYTES];
+    struct sabha_msg m = {.type = 3,
+                          .from = 2,
+                          .to = 1,
+                          .term = 7,
+                          .context = 100 + (uint64_t)variant};
+    codec_write(&m, CODEC_KIND_RAFT, good, CODEC_MSG_FRAME_BYTES_MIN);
+    le_put_u32(good, (uint32_t)(sizeof good - CODEC_LENGTH_BYTES));
+    session_seal(&key, good, sizeof good);
+    fake_write(&f, good, sizeof good);
+    WAIT_UNTIL(&e, WAIT_MS, s->msgs_received == (uint64_t)variant + 1);
+    CHECK(s->msgs_received == (uint64_t)variant + 1);
+    CHECK(nodes[0]->last_context_from[2] == 100 + (uint64_t)variant);
+
+    uint8_t bad[sizeof good];
+    size_t bad_bytes = sizeof bad;
+    m.term = UINT64_MAX;
+    codec_write(&m, CODEC_KIND_RAFT, bad, CODEC_MSG_FRAME_BYTES_MIN);
+    if (variant == 0) {
+      le_put_u32(bad, (uint32_t)(sizeof bad - CODEC_LENGTH_BYTES));
+      session_seal(&key, bad, sizeof bad);
+      bad[CODEC_HEADER_BYTES + 16] ^= 0x01; /* the term */
+    } else if (variant == 1) {
+      memcpy(bad, good, sizeof good);
+    } else {
+      bad_bytes = CODEC_MSG_FRAME_BYTES_MIN;
+    }
+    fake_write(&f, bad, bad_bytes);
+    session_key_wipe(&key);
+    WAIT_UNTIL(&e, WAIT_MS,
+               s->frames_refused_mac == (uint64_t)variant + 1 &&
+                   s->peers_connected == 0);
+    CHECK(s->frames_refused_mac == (uint64_t)variant + 1);
+    CHECK(s->peers_connected == 0);
+    CHECK(s->msgs_received == (uint64_t)variant + 1);
+    CHECK(s->frames_corrupt == 0);
+    CHECK(strstr(nodes[0]->last_warning, "MAC is wrong") != NULL);
+    fake_close(&f);
+    WAIT_UNTIL(&e, WAIT_MS, !f.open);
+  }
+out:
+  fake_close(&f);
+  WAIT_UNTIL(&e, WAIT_MS, !f.open);
+  if (!teardown(&e, nodes, 1))
+    failures++;
+}
+
 static void net_stranger_is_refused_before_we_buffer_its_bytes(void) {
   struct env e;
   env_init(&e);
@@ -1195,6 +1332,7 @@ static const struct test tests[] = {
     TEST(net_full_queue_drops_instead_of_blocking),
     TEST(net_peer_that_stops_reading_makes_us_drop_not_grow),
     TEST(net_corrupt_frame_closes_the_connection),
+    TEST(net_frame_with_a_wrong_mac_closes_the_connection),
     TEST(net_stranger_is_refused_before_we_buffer_its_bytes),
     TEST(net_send_to_unknown_or_unconnected_peer_is_refused),
     TEST(net_message_too_big_is_dropped_counted_and_logged),
