@@ -488,6 +488,9 @@ static void fit_descriptors(struct srv_node *n) {
   n->cfg.clients_max = fit;
 }
 
+_Static_assert(SRV_PASSWORD_BYTES_MAX <= RT_PASSWORD_BYTES_MAX,
+               "a password sabhad accepts must fit the runtime's");
+
 static int open_runtime(struct srv_node *n) {
   uint32_t voters[SABHA_NODES_MAX];
   for (uint32_t i = 0; i < n->cfg.n_peers; i++)
@@ -525,6 +528,11 @@ static int open_runtime(struct srv_node *n) {
   randombytes_buf(rc.kv_hash_key, sizeof rc.kv_hash_key);
   randombytes_buf(&rc.tag_seed, sizeof rc.tag_seed);
   rc.verbose = n->cfg.verbose;
+  memcpy(rc.requirepass, n->cfg.requirepass.bytes, n->cfg.requirepass.n);
+  rc.requirepass_bytes = (uint32_t)n->cfg.requirepass.n;
+  memcpy(rc.admin_pass, n->cfg.admin_pass.bytes, n->cfg.admin_pass.n);
+  rc.admin_pass_bytes = (uint32_t)n->cfg.admin_pass.n;
+  rc.protected_mode = n->cfg.protected_mode;
   struct rt_ports ports = {
       .ctx = n,
       .now_ms = port_now_ms,
