@@ -80,12 +80,15 @@ void cli_cluster_usage(FILE *f) {
           "\n"
           "  sabha cluster start --dir DIR [--nodes 3] [--protocol raft]\n"
           "                      [--base-port 17000] [--secret S]\n"
-          "                      [--cluster-id ID] [--set key=value]...\n"
+          "                      [--cluster-id ID] [--requirepass P]\n"
+          "                      [--set key=value]...\n"
           "      starts the nodes in the background: logs, pid files, data\n"
           "      and configs in DIR; client ports P.., http P+100..,\n"
           "      peers P+200..; --set adds a sabhad setting for every node;\n"
           "      peers authenticate with DIR/secret (mode 0600): --secret S\n"
           "      (16..256 bytes), or 32 random bytes by default;\n"
+          "      --requirepass: clients must AUTH (kept in DIR/requirepass,\n"
+          "      mode 0600);\n"
           "      on an existing DIR, starts the nodes that are down\n"
           "  sabha cluster status --dir DIR\n"
           "      one line per node: node= role= term= client= http= pid=\n"
@@ -304,6 +307,19 @@ static int write_configs(const struct cluster *c, const char *secret,
       return -1;
   }
   return 0;
+}
+
+/* DIR/requirepass: the clients' password, readable by this user only,
+ * named by every node's requirepass-file. */
+static int write_requirepass(const struct cluster *c, const char *password) {
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/requirepass", c->dir);
+  char text[1024];
+  if ((size_t)snprintf(text, sizeof text, "%s\n", password) >= sizeof text) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return write_file(path, text, 0600);
 }
 
 /* ---- processes -------------------------------------------------------------
@@ -651,6 +667,7 @@ struct opts {
   const char *protocol;
   uint32_t base_port;
   const char *secret;
+  const char *requirepass;
   const char *cluster_id;
   const char *node; /* kill/restart */
   char *sets[32];
@@ -687,6 +704,12 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->base_port_set = true;
     } else if (strcmp(a, "--secret") == 0 && v != NULL) {
       o->secret = v;
+    } else if (strcmp(a, "--requirepass") == 0 && v != NULL) {
+      if (v[0] == '\0') {
+        fprintf(stderr, "sabha cluster: --requirepass takes a password\n");
+        return CLI_EXIT_USAGE;
+      }
+      o->requirepass = v;
     } else if (strcmp(a, "--cluster-id") == 0 && v != NULL) {
       o->cluster_id = v;
     } else if (strcmp(a, "--set") == 0 && v != NULL) {
@@ -851,7 +874,23 @@ static int cmd_start(const struct opts *o) {
       fprintf(stderr, "sabha cluster: libsodium failed to initialize\n");
       return CLI_EXIT_ERROR;
     }
-    if (write_configs(&c, o->secret, (char **)o->sets, o->n_sets) != 0) {
+    /* The client password goes to the nodes in a file of its own, never
+     * on a command line (which ps shows to every user). */
+    char *sets[34];
+    int n_sets = o->n_sets;
+    memcpy(sets, o->sets, sizeof o->sets);
+    char pass_set[PATH_MAX + 32];
+    if (o->requirepass != NULL) {
+      snprintf(pass_set, sizeof pass_set, "requirepass-file=%s/requirepass",
+               c.dir);
+      if (write_requirepass(&c, o->requirepass) != 0) {
+        fprintf(stderr, "sabha cluster: cannot write %s/requirepass: %s\n",
+                c.dir, strerror(errno));
+        return CLI_EXIT_ERROR;
+      }
+      sets[n_sets++] = pass_set;
+    }
+    if (write_configs(&c, o->secret, sets, n_sets) != 0) {
       fprintf(stderr, "sabha cluster: cannot write the configs in %s: %s\n",
               c.dir, strerror(errno));
       return CLI_EXIT_ERROR;
@@ -867,11 +906,12 @@ static int cmd_start(const struct opts *o) {
   printf("sabha cluster: %u %s nodes in %s%s\n", c.nodes, c.protocol, c.dir,
          leader ? "" : " (no leader elected yet)");
   cmd_status(&c);
-  printf("\nconnect:  redis-cli -p %u   (any node's client port)\n"
+  printf("\nconnect:  redis-cli -p %u%s   (any node's client port)\n"
          "status:   sabha cluster status --dir %s\n"
          "stop:     sabha cluster stop --dir %s\n"
          "logs:     %s/node<N>.log\n",
-         port_of(&c, 1, PORT_CLIENT_OFFSET), o->dir, o->dir, c.dir);
+         port_of(&c, 1, PORT_CLIENT_OFFSET),
+         o->requirepass != NULL ? " -a <password>" : "", o->dir, o->dir, c.dir);
   return CLI_EXIT_OK;
 }
 

@@ -6,6 +6,9 @@
  *
  *   parsing    resp_parse() over the stream's input buffer; a protocol error
  *              is answered and the stream closed once the answer is out;
+ *   access     each command is checked against the connection's user
+ *              (auth.c) before it goes anywhere, so a command refused here
+ *              is never forwarded, proposed or read;
  *   order      a command that can be answered at once is, unless something
  *              earlier of the same stream still waits; then it queues. A
  *              read's value is taken when it reaches the head of its queue,
@@ -66,10 +69,16 @@ static struct rt_stream *stream_new(struct rt *rt, enum rt_stream_kind kind) {
   return s;
 }
 
-const char *rt_stream_accept(struct rt *rt, struct rt_stream **out) {
+const char *rt_stream_accept(struct rt *rt, bool loopback,
+                             struct rt_stream **out) {
   *out = NULL;
   if (rt->dead)
     return "-ERR the node is stopping\r\n";
+  const char *denied = rt_auth_accept_refusal(rt, loopback);
+  if (denied != NULL) {
+    rt->m.clients_refused++;
+    return denied;
+  }
   /* Past clients_max a few more are let in on probation: other nodes'
    * forwarding links, which must not be locked out by clients (every write
    * through a follower would fail). A connection on probation that does
@@ -84,6 +93,7 @@ const char *rt_stream_accept(struct rt *rt, struct rt_stream **out) {
     return "-ERR out of memory\r\n";
   }
   s->probation = rt->n_clients >= rt->cfg.clients_max;
+  s->user = (uint8_t)rt_auth_initial_user(rt);
   s->accepted_ms = rt_now_ms(rt);
   rt->m.clients_accepted++;
   list_push(&rt->clients, &s->link);
@@ -290,21 +300,42 @@ static void error_now(struct rt_stream *c, const char *msg) {
   reply_now(c);
 }
 
-static void handle_command(struct rt_stream *c, uint32_t argc,
-                           const struct resp_arg *argv) {
+static bool arg_is(const struct resp_arg *a, const char *word) {
+  size_t n = strlen(word);
+  return a->len == n && strncasecmp((const char *)a->ptr, word, n) == 0;
+}
+
+/* What a connection on probation (let in past clients_max) may send: a
+ * forwarding link logs in first when the node has a password, then says
+ * SABHA.FORWARDED. */
+static bool probation_allows(uint32_t argc, const struct resp_arg *argv) {
+  return arg_is(&argv[0], "AUTH") ||
+         (argc == 1 && arg_is(&argv[0], "SABHA.FORWARDED"));
+}
+
+/* After a command of a connection on probation: it stays while it may yet
+ * say SABHA.FORWARDED (a login that succeeded), leaves probation once it
+ * has, and is refused otherwise (a login or a SABHA.FORWARDED that
+ * failed): an outsider may not sit in a node's slot guessing passwords. */
+static void probation_after(struct rt_stream *c) {
   struct rt *rt = c->rt;
-  rt->m.commands++;
-  if (c->probation) {
-    static const char hello[] = "SABHA.FORWARDED";
-    if (argc != 1 || argv[0].len != sizeof hello - 1 ||
-        strncasecmp((const char *)argv[0].ptr, hello, sizeof hello - 1) != 0) {
-      rt->m.clients_refused++;
-      error_now(c, "ERR max number of clients reached");
-      c->quit_after = true;
-      return;
-    }
+  if (c->forwarded_link) {
     c->probation = false;
+    return;
   }
+  static const struct resp_arg fwd = {(const uint8_t *)"SABHA.FORWARDED", 15};
+  const struct rt_command *cmd = rt_command_find(rt, &fwd);
+  char msg[160];
+  assert(cmd != NULL);
+  if (rt_auth_refusal(c, cmd, msg, sizeof msg) == NULL)
+    return;
+  rt->m.clients_refused++;
+  c->quit_after = true;
+}
+
+static void run_command(struct rt_stream *c, uint32_t argc,
+                        const struct resp_arg *argv) {
+  struct rt *rt = c->rt;
   const struct rt_command *cmd = rt_command_find(rt, &argv[0]);
   char msg[400];
   if (cmd == NULL) {
@@ -320,7 +351,7 @@ static void handle_command(struct rt_stream *c, uint32_t argc,
     error_now(c, msg);
     return;
   }
-  const char *bad = rt_command_check(rt, cmd, argc, argv, msg, sizeof msg);
+  const char *bad = rt_command_check(c, cmd, argc, argv, msg, sizeof msg);
   if (bad != NULL) {
     error_now(c, bad);
     return;
@@ -349,6 +380,24 @@ static void handle_command(struct rt_stream *c, uint32_t argc,
     return;
   }
   rt_dispatch(rt, r);
+}
+
+static void handle_command(struct rt_stream *c, uint32_t argc,
+                           const struct resp_arg *argv) {
+  struct rt *rt = c->rt;
+  rt->m.commands++;
+  if (!c->probation) {
+    run_command(c, argc, argv);
+    return;
+  }
+  if (!probation_allows(argc, argv)) {
+    rt->m.clients_refused++;
+    error_now(c, "ERR max number of clients reached");
+    c->quit_after = true;
+    return;
+  }
+  run_command(c, argc, argv);
+  probation_after(c);
 }
 
 /* ---- the queue --------------------------------------------------------------

@@ -105,10 +105,10 @@ static const struct rt_command COMMANDS[] = {
      "Server, replication, sabha, stats and keyspace information"},
     {"COMMAND", -1, CK_LOCAL, C_COMMAND, "stale", 0, 0, 0,
      "Describes the commands (COMMAND, COUNT, INFO, DOCS, LIST)"},
-    {"HELLO", -1, CK_LOCAL, C_HELLO, "fast stale", 0, 0, 0,
-     "Handshake; only RESP2 is spoken"},
-    {"AUTH", -2, CK_LOCAL, C_AUTH, "fast stale", 0, 0, 0,
-     "No passwords are configured"},
+    {"HELLO", -1, CK_LOCAL, C_HELLO, "fast stale no_auth", 0, 0, 0,
+     "Handshake, with AUTH user password and SETNAME; only RESP2 is spoken"},
+    {"AUTH", -2, CK_LOCAL, C_AUTH, "fast stale no_auth", 0, 0, 0,
+     "AUTH password, or AUTH default|admin password"},
     {"TIME", 1, CK_LOCAL, C_TIME, "fast stale", 0, 0, 0,
      "This node's wall clock"},
     {"READONLY", 1, CK_LOCAL, C_READONLY, "fast stale", 0, 0, 0,
@@ -513,10 +513,26 @@ bool rt_command_is_app(const struct rt_command *cmd) {
   return cmd != NULL && app_of(cmd) != NULL;
 }
 
-const char *rt_command_check(const struct rt *rt, const struct rt_command *cmd,
-                             uint32_t argc, const struct resp_arg *argv,
-                             char *msg, size_t msg_size) {
-  (void)rt;
+bool rt_command_is_admin(const struct rt_command *cmd) {
+  /* What moves the cluster, not the data: a leadership transfer, and the
+   * claim to be another node's forwarding link (which takes a connection
+   * slot kept for nodes, and carries their clients' admin commands). */
+  return cmd->id == C_SABHA_LEADER || cmd->id == C_SABHA_FORWARDED;
+}
+
+bool rt_command_is_no_auth(const struct rt_command *cmd) {
+  return cmd->id == C_AUTH || cmd->id == C_HELLO || cmd->id == C_QUIT;
+}
+
+size_t rt_command_lower_name(const struct rt_command *cmd, char *out,
+                             size_t size) {
+  return lower_name(cmd->name, out, size);
+}
+
+const char *rt_command_check(const struct rt_stream *c,
+                             const struct rt_command *cmd, uint32_t argc,
+                             const struct resp_arg *argv, char *msg,
+                             size_t msg_size) {
   if (!arity_ok(cmd, argc)) {
     char lower[32];
     lower_name(cmd->name, lower, sizeof lower);
@@ -524,6 +540,11 @@ const char *rt_command_check(const struct rt *rt, const struct rt_command *cmd,
              lower);
     return msg;
   }
+  /* Redis checks the name and the arity first, then the user, and the
+   * arguments only inside the command: so does this. */
+  const char *refused = rt_auth_refusal(c, cmd, msg, msg_size);
+  if (refused != NULL)
+    return refused;
   if (cmd->kind == CK_LOCAL)
     return NULL;
   const char *bad = validate(cmd, argc, argv);
@@ -778,6 +799,10 @@ static void cmd_config(struct rt *rt, uint32_t argc,
       {"bind", hi.bind != NULL ? hi.bind : ""},
       {"maxclients", maxclients},
       {"cluster-enabled", "no"},
+      /* Redis answers with the password itself; a node never shows it,
+       * only whether there is one (docs/operations.md). */
+      {"requirepass", rt->cfg.requirepass_bytes > 0 ? "(set)" : ""},
+      {"protected-mode", rt->cfg.protected_mode ? "yes" : "no"},
   };
   size_t np = sizeof params / sizeof params[0];
   bool match[sizeof params / sizeof params[0]] = {false};
@@ -833,6 +858,76 @@ static void cmd_client(struct rt_stream *c, uint32_t argc,
   }
 }
 
+/* HELLO [protover [AUTH user password] [SETNAME name]], as Redis 7
+ * answers it: the version first, then the options, then the login, and
+ * only an authenticated connection gets the handshake (or a new name). */
+static void cmd_hello(struct rt_stream *c, uint32_t argc,
+                      const struct resp_arg *argv, struct resp_buf *b) {
+  struct rt *rt = c->rt;
+  int64_t proto = 2;
+  if (argc >= 2 && (!parse_i64(&argv[1], &proto) || proto != 2)) {
+    resp_write_error(b, "NOPROTO sorry, this protocol version is not "
+                        "supported");
+    return;
+  }
+  const struct resp_arg *user = NULL, *password = NULL, *name = NULL;
+  for (uint32_t i = 2; i < argc; i++) {
+    uint32_t more = argc - 1 - i;
+    if (arg_is(&argv[i], "AUTH") && more >= 2) {
+      user = &argv[i + 1];
+      password = &argv[i + 2];
+      i += 2;
+    } else if (arg_is(&argv[i], "SETNAME") && more >= 1) {
+      name = &argv[i + 1];
+      i++;
+    } else {
+      resp_buf_printf(b, "-ERR Syntax error in HELLO option '%.*s'\r\n",
+                      (int)(argv[i].len > 64 ? 64 : argv[i].len),
+                      (const char *)argv[i].ptr);
+      return;
+    }
+  }
+  if (user != NULL) {
+    const char *err = rt_auth_login(c, user, password);
+    if (err != NULL) {
+      resp_write_error(b, err);
+      return;
+    }
+  }
+  if (c->user == RT_USER_NONE) {
+    resp_write_error(b, "NOAUTH HELLO must be called with the client already "
+                        "authenticated, otherwise the HELLO <proto> AUTH "
+                        "<user> <pass> option can be used to authenticate "
+                        "the client and select the RESP protocol version at "
+                        "the same time");
+    return;
+  }
+  if (name != NULL) {
+    size_t len =
+        name->len < sizeof c->name - 1 ? name->len : sizeof c->name - 1;
+    memcpy(c->name, name->ptr, len);
+    c->name[len] = '\0';
+  }
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  const char *role = st.role == SABHA_ROLE_LEADER ? "master" : "replica";
+  resp_write_array(b, 14);
+  resp_write_bulk(b, "server", 6);
+  resp_write_bulk(b, "redis", 5);
+  resp_write_bulk(b, "version", 7);
+  resp_write_bulk(b, REDIS_COMPAT_VERSION, strlen(REDIS_COMPAT_VERSION));
+  resp_write_bulk(b, "proto", 5);
+  resp_write_int(b, 2);
+  resp_write_bulk(b, "id", 2);
+  resp_write_int(b, (int64_t)c->id);
+  resp_write_bulk(b, "mode", 4);
+  resp_write_bulk(b, "standalone", 10);
+  resp_write_bulk(b, "role", 4);
+  resp_write_bulk(b, role, strlen(role));
+  resp_write_bulk(b, "modules", 7);
+  resp_write_array(b, 0);
+}
+
 void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
                    uint32_t argc, const struct resp_arg *argv,
                    struct resp_buf *b) {
@@ -886,37 +981,11 @@ void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
   case C_COMMAND:
     cmd_command(rt, argc, argv, b);
     return;
-  case C_HELLO: {
-    int64_t proto = 2;
-    if (argc >= 2 && (!parse_i64(&argv[1], &proto) || proto != 2)) {
-      resp_write_error(b, "NOPROTO sorry, this protocol version is not "
-                          "supported");
-      return;
-    }
-    struct sabha_status st;
-    sabha_engine_status(rt->engine, &st);
-    const char *role = st.role == SABHA_ROLE_LEADER ? "master" : "replica";
-    resp_write_array(b, 14);
-    resp_write_bulk(b, "server", 6);
-    resp_write_bulk(b, "redis", 5);
-    resp_write_bulk(b, "version", 7);
-    resp_write_bulk(b, REDIS_COMPAT_VERSION, strlen(REDIS_COMPAT_VERSION));
-    resp_write_bulk(b, "proto", 5);
-    resp_write_int(b, 2);
-    resp_write_bulk(b, "id", 2);
-    resp_write_int(b, (int64_t)c->id);
-    resp_write_bulk(b, "mode", 4);
-    resp_write_bulk(b, "standalone", 10);
-    resp_write_bulk(b, "role", 4);
-    resp_write_bulk(b, role, strlen(role));
-    resp_write_bulk(b, "modules", 7);
-    resp_write_array(b, 0);
+  case C_HELLO:
+    cmd_hello(c, argc, argv, b);
     return;
-  }
   case C_AUTH:
-    resp_write_error(b, "ERR AUTH <password> called without any password "
-                        "configured for the default user. Are you sure "
-                        "your configuration is correct?");
+    rt_exec_auth(c, argc, argv, b);
     return;
   case C_TIME: {
     uint64_t us = rt_wall_ms(rt) * 1000u;

@@ -2,13 +2,15 @@
  *
  * A follower keeps one RESP stream of its own (kind FORWARD) to the current
  * leader's client port, announced as a forwarding link with SABHA.FORWARDED
- * as its first command. Commands from all of the follower's clients are
- * pipelined over it in arrival order; the leader answers a stream's
- * commands in order, so each reply is matched with the oldest request still
- * waiting on the link (resp_reply_scan finds where one reply ends, arrays
- * included, without recursion) and relayed byte for byte. At the leader the
- * link is an ordinary client with its own kvstore session, so forwarded
- * writes are exactly-once like any other.
+ * as its first command (after an AUTH with this node's password when it
+ * has one: auth.c). Only commands a client was allowed to run here are
+ * forwarded: they are checked before they become requests. Commands from
+ * all of the follower's clients are pipelined over it in arrival order; the
+ * leader answers a stream's commands in order, so each reply is matched
+ * with the oldest request still waiting on the link (resp_reply_scan finds
+ * where one reply ends, arrays included, without recursion) and relayed
+ * byte for byte. At the leader the link is an ordinary client with its own
+ * kvstore session, so forwarded writes are exactly-once like any other.
  *
  * A node that receives a forwarded command but is not the leader does not
  * forward it again (no loops, no chains): it answers -NOTLEADER, and the
@@ -92,7 +94,9 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
   if (f->skip_replies > 0) {
     f->skip_replies--;
     if (p[0] == '-')
-      rt_log(rt, RT_LOG_WARN, "node %u refused SABHA.FORWARDED: %.*s",
+      rt_log(rt, RT_LOG_WARN,
+             "node %u refused this node's forwarding link (do the nodes "
+             "share requirepass and admin-pass?): %.*s",
              f->leader, (int)(len > 120 ? 120 : len - 2), (const char *)p + 1);
     return;
   }
@@ -148,9 +152,12 @@ static struct rt_stream *fwd_open(struct rt *rt, uint32_t leader) {
   if (f == NULL)
     return NULL;
   f->leader = leader;
+  /* The leader holds the link to the same rules as any client: it logs in
+   * first when this node has a password (auth.c), then says what it is. */
+  uint32_t login = rt_auth_write_link_login(rt, &f->out);
   static const struct resp_arg hello = {(const uint8_t *)"SABHA.FORWARDED", 15};
   rt_write_command(&f->out, 1, &hello);
-  f->skip_replies = 1;
+  f->skip_replies = login + 1;
   list_push(&rt->fwds, &f->link);
   if (rt->ports.stream_connect(rt->ports.ctx, f, leader) != 0) {
     rt->fwd_failed_leader = leader;

@@ -38,6 +38,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->clock_ms = 10;
   cfg->redirect = RT_REDIRECT_FORWARD;
+  cfg->protected_mode = true;
   snprintf(cfg->cluster_id, sizeof cfg->cluster_id, "sabha");
 }
 

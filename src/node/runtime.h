@@ -62,6 +62,7 @@
 #define RT_HOST_BYTES_MAX 64u
 #define RT_PATH_BYTES_MAX 1024u
 #define RT_CLUSTER_ID_BYTES_MAX 64u
+#define RT_PASSWORD_BYTES_MAX 256u
 
 /* A member's client (RESP) address, for -MOVED and INFO. */
 struct rt_addr {
@@ -122,6 +123,18 @@ struct rt_config {
   struct rt_addr peer_clients[SABHA_NODES_MAX]; /* may be empty */
   uint32_t n_peer_clients;
   char cluster_id[RT_CLUSTER_ID_BYTES_MAX + 1];
+  /* Client authentication (auth.c). requirepass: the default user's
+   * password; none (0 bytes): every connection is the default user at
+   * once, as in Redis. admin_pass: the admin user's, which alone may run
+   * the commands that change the cluster; none: they follow requirepass.
+   * protected_mode: with no requirepass, clients from other hosts are
+   * refused at rt_stream_accept. Every member should agree on all three:
+   * a follower's forwarding link logs in to the leader with its own. */
+  uint8_t requirepass[RT_PASSWORD_BYTES_MAX];
+  uint32_t requirepass_bytes;
+  uint8_t admin_pass[RT_PASSWORD_BYTES_MAX];
+  uint32_t admin_pass_bytes;
+  bool protected_mode;     /* default true */
   uint64_t kv_hash_key[2]; /* kvstore_config.hash_key: random in sabhad */
   uint64_t tag_seed;       /* the first app tag's low bits: random */
   uint32_t bugs;           /* enum rt_bug */
@@ -279,9 +292,12 @@ void rt_sync_done(struct rt *rt);
 /* ---- streams --------------------------------------------------------------
  */
 
-/* A client connected. Returns NULL and sets *out, or the error line to
- * write before closing it (the node is full). */
-const char *rt_stream_accept(struct rt *rt, struct rt_stream **out);
+/* A client connected; `loopback` says it came from this host (127.0.0.0/8,
+ * ::1), which is all protected mode needs to know of its address. Returns
+ * NULL and sets *out, or the error line to write before closing it (the
+ * node is full, or protected mode refuses a client from elsewhere). */
+const char *rt_stream_accept(struct rt *rt, bool loopback,
+                             struct rt_stream **out);
 /* Bytes arrived on `s` (copied). */
 void rt_stream_input(struct rt_stream *s, const void *data, size_t n);
 /* Where the host may read up to *cap bytes into, without a copy; then

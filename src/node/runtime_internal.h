@@ -138,6 +138,15 @@ enum rt_session_state {
   RT_SESSION_READY,
 };
 
+/* Who a client stream is (auth.c). Ordered: each may run what the ones
+ * before it may. */
+enum rt_user {
+  RT_USER_NONE = 0, /* requirepass is set and not yet given */
+  RT_USER_DEFAULT,  /* the default user: every command but the admin ones
+                       when admin-pass is set */
+  RT_USER_ADMIN,    /* AUTH admin <admin-pass>: every command */
+};
+
 struct rt_stream {
   struct rt *rt;
   void *host;
@@ -173,6 +182,7 @@ struct rt_stream {
   bool quit_after;        /* QUIT or a protocol error: close once answered */
   bool probation;         /* let in past clients_max: must be a forwarding
                             link (clients.c) */
+  uint8_t user;           /* enum rt_user */
   uint64_t accepted_ms;
   char name[64];
 
@@ -319,11 +329,23 @@ const struct rt_command *rt_command_find(const struct rt *rt,
 bool rt_command_is_read(const struct rt_command *cmd);
 bool rt_command_is_local(const struct rt_command *cmd);
 bool rt_command_is_app(const struct rt_command *cmd);
-/* Checks the name's arity and arguments; NULL when fine, else the error
- * written into msg. */
-const char *rt_command_check(const struct rt *rt, const struct rt_command *cmd,
-                             uint32_t argc, const struct resp_arg *argv,
-                             char *msg, size_t msg_size);
+/* Checks, in Redis's order, the arity, that stream `c` may run the
+ * command (auth.c), and the arguments; NULL when fine, else the error
+ * (possibly written into msg). */
+const char *rt_command_check(const struct rt_stream *c,
+                             const struct rt_command *cmd, uint32_t argc,
+                             const struct resp_arg *argv, char *msg,
+                             size_t msg_size);
+/* True for the commands that change the cluster rather than the data
+ * (SABHA.LEADER, SABHA.FORWARDED): with admin-pass set, only the admin
+ * user runs them. */
+bool rt_command_is_admin(const struct rt_command *cmd);
+/* True for the commands a connection may send before it authenticates:
+ * AUTH, HELLO (which may carry AUTH) and QUIT. */
+bool rt_command_is_no_auth(const struct rt_command *cmd);
+/* Writes a command's name in lower case, as Redis quotes it in errors. */
+size_t rt_command_lower_name(const struct rt_command *cmd, char *out,
+                             size_t size);
 /* Answers a LOCAL command into b. */
 void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
                    uint32_t argc, const struct resp_arg *argv,
@@ -376,6 +398,35 @@ void rt_fwd_lost(struct rt_stream *f, const char *why);
 /* Appends argv as a multibulk command. */
 void rt_write_command(struct resp_buf *b, uint32_t argc,
                       const struct resp_arg *argv);
+
+/* ---- auth.c ---------------------------------------------------------------
+ */
+/* True when `attempt` equals `secret`, in a time that depends on the
+ * attempt's length only, never on where the two first differ. */
+bool rt_password_equal(const uint8_t *secret, size_t secret_bytes,
+                       const uint8_t *attempt, size_t attempt_bytes);
+/* The user a new client stream is before any AUTH. */
+enum rt_user rt_auth_initial_user(const struct rt *rt);
+/* The refusal a client from another host gets in protected mode, or NULL
+ * when this one may connect. */
+const char *rt_auth_accept_refusal(const struct rt *rt, bool loopback);
+/* NULL when stream `c` may run `cmd`, else the error (-NOAUTH, or -NOPERM
+ * written into msg). */
+const char *rt_auth_refusal(const struct rt_stream *c,
+                            const struct rt_command *cmd, char *msg,
+                            size_t msg_size);
+/* Logs stream `c` in as `user` (NULL: AUTH's one-argument form) with
+ * `password`; on success c->user is set. Returns NULL or the error to
+ * answer (c->user is then unchanged, as in Redis). */
+const char *rt_auth_login(struct rt_stream *c, const struct resp_arg *user,
+                          const struct resp_arg *password);
+/* AUTH [user] password. */
+void rt_exec_auth(struct rt_stream *c, uint32_t argc,
+                  const struct resp_arg *argv, struct resp_buf *b);
+/* Appends the AUTH a forwarding link sends first, with this node's
+ * strongest credentials; returns the number of commands written (0 when
+ * no password is configured). */
+uint32_t rt_auth_write_link_login(const struct rt *rt, struct resp_buf *b);
 
 /* ---- apps.c ---------------------------------------------------------------
  */

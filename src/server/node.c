@@ -21,9 +21,11 @@
  * fsynced, so SIGKILL loses nothing acknowledged. Limits (file descriptors
  * among them) are checked at start-up; docs/operations.md is the operator's
  * guide to every setting. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -315,6 +317,26 @@ static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
   return 0;
 }
 
+/* True when the connection comes from this host's loopback interface
+ * (127.0.0.0/8, ::1, or 127.x mapped into IPv6): what protected mode asks. */
+static bool peer_is_loopback(const uv_tcp_t *tcp) {
+  struct sockaddr_storage sa;
+  int len = (int)sizeof sa;
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0)
+    return false;
+  if (sa.ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127u;
+  }
+  if (sa.ss_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)&sa)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+      return true;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127u;
+  }
+  return false;
+}
+
 static void on_refused_closed(uv_handle_t *h) {
   free(h->data);
 }
@@ -334,7 +356,8 @@ static void on_client_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
   }
-  const char *refusal = rt_stream_accept(n->rt, &c->s);
+  const char *refusal =
+      rt_stream_accept(n->rt, peer_is_loopback(&c->tcp), &c->s);
   if (refusal != NULL) {
     uv_buf_t b = uv_buf_init((char *)refusal, (unsigned)strlen(refusal));
     uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -465,6 +488,9 @@ static void fit_descriptors(struct srv_node *n) {
   n->cfg.clients_max = fit;
 }
 
+_Static_assert(SRV_PASSWORD_BYTES_MAX <= RT_PASSWORD_BYTES_MAX,
+               "a password sabhad accepts must fit the runtime's");
+
 static int open_runtime(struct srv_node *n) {
   uint32_t voters[SABHA_NODES_MAX];
   for (uint32_t i = 0; i < n->cfg.n_peers; i++)
@@ -502,6 +528,11 @@ static int open_runtime(struct srv_node *n) {
   randombytes_buf(rc.kv_hash_key, sizeof rc.kv_hash_key);
   randombytes_buf(&rc.tag_seed, sizeof rc.tag_seed);
   rc.verbose = n->cfg.verbose;
+  memcpy(rc.requirepass, n->cfg.requirepass.bytes, n->cfg.requirepass.n);
+  rc.requirepass_bytes = (uint32_t)n->cfg.requirepass.n;
+  memcpy(rc.admin_pass, n->cfg.admin_pass.bytes, n->cfg.admin_pass.n);
+  rc.admin_pass_bytes = (uint32_t)n->cfg.admin_pass.n;
+  rc.protected_mode = n->cfg.protected_mode;
   struct rt_ports ports = {
       .ctx = n,
       .now_ms = port_now_ms,

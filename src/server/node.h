@@ -28,6 +28,14 @@
  * message). `sabha cluster start` makes 32 random bytes, hex. */
 #define SRV_SECRET_BYTES_MIN 16u
 #define SRV_CLUSTER_ID_BYTES_MAX 64u
+#define SRV_PASSWORD_BYTES_MAX 256u /* RT_PASSWORD_BYTES_MAX */
+
+/* A client password (requirepass, admin-pass): bytes, as a file holds
+ * them (its trailing newline dropped). n == 0: none. */
+struct srv_password {
+  uint8_t bytes[SRV_PASSWORD_BYTES_MAX];
+  size_t n;
+};
 
 /* A node's address: numeric IPv4 or IPv6 and a port. */
 struct srv_addr {
@@ -82,8 +90,15 @@ struct srv_config {
                                    this many newer ids applies as new.
                                    Every node must use the same value:
                                    it decides replies. Default 100000 */
-  bool discard_corrupt_log;     /* see wal.h DISCARDING; default off */
-  bool verbose;                 /* debug logging */
+  /* Clients (docs/operations.md, "Client authentication"). */
+  struct srv_password requirepass; /* the default user's; none: no AUTH */
+  struct srv_password admin_pass;  /* the admin user's, for commands that
+                                      change the cluster; none: they
+                                      follow requirepass */
+  bool protected_mode;             /* no requirepass: loopback clients
+                                      only; default on */
+  bool discard_corrupt_log;        /* see wal.h DISCARDING; default off */
+  bool verbose;                    /* debug logging */
 };
 
 /* Fills `cfg` with the defaults (id 0 and no peers: not yet usable). */

@@ -39,6 +39,7 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->wal_segment_bytes = 64u << 20;
   cfg->slot_commands_max = 64;
   cfg->dedup_max = APP_DEDUP_DEFAULT;
+  cfg->protected_mode = true;
 }
 
 void srv_usage(FILE *f) {
@@ -70,6 +71,14 @@ void srv_usage(FILE *f) {
       "                         loopback address. (`secret = S` in a\n"
       "                         --config file works too; never on the\n"
       "                         command line, where ps shows it)\n"
+      "  --requirepass-file FILE  clients must AUTH with the password in\n"
+      "                         FILE (--requirepass P: the same, but P shows\n"
+      "                         in ps)\n"
+      "  --admin-pass-file FILE   SABHA.LEADER and SABHA.FORWARDED need\n"
+      "                         AUTH admin <password in FILE> (or\n"
+      "                         --admin-pass P)\n"
+      "  --protected-mode yes|no  without requirepass, accept clients only\n"
+      "                         from loopback (yes, default)\n"
       "  --redirect forward|moved  a follower relays commands to the leader\n"
       "                         (forward, default) or answers -MOVED\n"
       "  --compact-entries N    snapshot every N applied entries (20000;\n"
@@ -226,6 +235,29 @@ static int read_secret_file(struct srv_config *cfg, const char *path, char *err,
   return 0;
 }
 
+/* A password from a file: its bytes, the trailing newline dropped. An
+ * empty file is refused: it is far likelier a mistake than a wish for no
+ * password, which is what leaving the setting out says. */
+static int read_password_file(struct srv_password *pw, const char *name,
+                              const char *path, char *err, size_t err_size) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return errf(err, err_size, "%s: cannot read %s: %s", name, path,
+                strerror(errno));
+  size_t n = fread(pw->bytes, 1, sizeof pw->bytes, f);
+  int extra = fgetc(f);
+  fclose(f);
+  if (extra != EOF)
+    return errf(err, err_size, "%s: %s is longer than %u bytes", name, path,
+                SRV_PASSWORD_BYTES_MAX);
+  while (n > 0 && (pw->bytes[n - 1] == '\n' || pw->bytes[n - 1] == '\r'))
+    n--;
+  if (n == 0)
+    return errf(err, err_size, "%s: %s is empty", name, path);
+  pw->n = n;
+  return 0;
+}
+
 /* ---- the settings table ------------------------------------------------- */
 
 enum kind {
@@ -239,6 +271,8 @@ enum kind {
   K_SECRET,
   K_SECRET_FILE,
   K_REDIRECT,
+  K_PASSWORD,      /* struct srv_password at offset; "" is none */
+  K_PASSWORD_FILE, /* the same, read from a file */
 };
 
 struct setting {
@@ -266,6 +300,11 @@ static const struct setting SETTINGS[] = {
     {"secret", K_SECRET, 0, 0, 0, false},
     {"secret-file", K_SECRET_FILE, 0, 0, 0, false},
     {"redirect", K_REDIRECT, 0, 0, 0, false},
+    {"requirepass", K_PASSWORD, OFF(requirepass), 0, 0, false},
+    {"requirepass-file", K_PASSWORD_FILE, OFF(requirepass), 0, 0, false},
+    {"admin-pass", K_PASSWORD, OFF(admin_pass), 0, 0, false},
+    {"admin-pass-file", K_PASSWORD_FILE, OFF(admin_pass), 0, 0, false},
+    {"protected-mode", K_BOOL, OFF(protected_mode), 0, 0, false},
     {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
     {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000, false},
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
@@ -354,6 +393,19 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
   }
   case K_SECRET_FILE:
     return read_secret_file(cfg, value, err, err_size);
+  case K_PASSWORD: {
+    struct srv_password *pw = (struct srv_password *)(base + s->offset);
+    size_t n = strlen(value);
+    if (n > SRV_PASSWORD_BYTES_MAX)
+      return errf(err, err_size, "%s: longer than %u bytes", s->name,
+                  SRV_PASSWORD_BYTES_MAX);
+    memcpy(pw->bytes, value, n);
+    pw->n = n;
+    return 0;
+  }
+  case K_PASSWORD_FILE:
+    return read_password_file((struct srv_password *)(base + s->offset),
+                              s->name, value, err, err_size);
   case K_REDIRECT:
     if (strcmp(value, "forward") == 0)
       cfg->redirect = SRV_REDIRECT_FORWARD;

@@ -236,7 +236,9 @@ static void conn_break(struct sim *s, uint32_t id) {
 static void node_accept(struct sim *s, struct node *n, uint32_t id) {
   struct conn *cn = &s->conns[id];
   struct rt_stream *st = NULL;
-  const char *refusal = rt_stream_accept(n->rt, &st);
+  /* Simulated clients and links stand for processes on the nodes' own
+   * hosts: loopback, so protected mode lets them in. */
+  const char *refusal = rt_stream_accept(n->rt, true, &st);
   if (refusal != NULL) {
     conn_post(s, id, EV_CONN_UP, false, NULL);
     conn_send(s, id, false, refusal, strlen(refusal));
