@@ -50,8 +50,7 @@ static void replica_free(struct replica *r) {
   app_free(r->app);
 }
 
-static struct outcome apply(struct replica *r, const uint8_t *cmd,
-                            size_t len) {
+static struct outcome apply(struct replica *r, const uint8_t *cmd, size_t len) {
   struct outcome o;
   memset(&o, 0, sizeof o);
   if (app_is_command(cmd, len)) {
@@ -145,8 +144,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct replica c;
   replica_new(&c);
   restore_copy(&a, &c);
-  unsigned first = n_recent > COMMANDS_REPLAYED ? n_recent - COMMANDS_REPLAYED
-                                                : 0;
+  unsigned first =
+      n_recent > COMMANDS_REPLAYED ? n_recent - COMMANDS_REPLAYED : 0;
   for (unsigned i = first; i < n_recent; i++) {
     const uint8_t *cmd = recent[i % COMMANDS_REPLAYED];
     size_t len = recent_len[i % COMMANDS_REPLAYED];

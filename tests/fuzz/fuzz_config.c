@@ -27,7 +27,9 @@
 static char scratch_path[64];
 static FILE *devnull;
 
-static void remove_scratch(void) { unlink(scratch_path); }
+static void remove_scratch(void) {
+  unlink(scratch_path);
+}
 
 /* A file of our own, removed at exit, for the config-file form. */
 static void setup(void) {
@@ -62,8 +64,8 @@ static void check_strings(const struct srv_config *c) {
   for (uint32_t i = 0; i < c->n_peers; i++)
     REQUIRE(terminated(c->peers[i].host, sizeof c->peers[i].host));
   for (uint32_t i = 0; i < c->n_peer_clients; i++)
-    REQUIRE(terminated(c->peer_clients[i].host,
-                       sizeof c->peer_clients[i].host));
+    REQUIRE(
+        terminated(c->peer_clients[i].host, sizeof c->peer_clients[i].host));
 }
 
 static void check_complete(const struct srv_config *c) {
@@ -178,8 +180,7 @@ static void check_round_trip(const struct srv_config *c) {
   REQUIRE(r.secret_bytes == c->secret_bytes &&
           memcmp(r.secret, c->secret, c->secret_bytes) == 0);
   REQUIRE(r.client_port == c->client_port && r.http_port == c->http_port);
-  REQUIRE(r.redirect == c->redirect &&
-          r.compact_entries == c->compact_entries);
+  REQUIRE(r.redirect == c->redirect && r.compact_entries == c->compact_entries);
   REQUIRE(r.election_timeout_ms == c->election_timeout_ms &&
           r.heartbeat_ms == c->heartbeat_ms && r.tick_ms == c->tick_ms);
   REQUIRE(r.leader_wait_ms == c->leader_wait_ms &&

@@ -30,7 +30,9 @@ static bool inside(const char *p, size_t n, const uint8_t *buf, size_t len) {
   return u >= buf && u <= buf + len && n <= (size_t)(buf + len - u);
 }
 
-static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
 
 static void check_request(const struct http_request *req, const uint8_t *buf,
                           size_t consumed, const struct http_limits *lim) {
@@ -38,7 +40,8 @@ static void check_request(const struct http_request *req, const uint8_t *buf,
   REQUIRE(req->version_minor == 0 || req->version_minor == 1);
   REQUIRE(consumed >= 4 && consumed <= lim->head_bytes_max);
   REQUIRE(memcmp(buf + consumed - 4, "\r\n\r\n", 4) == 0);
-  REQUIRE(req->path_len >= 1 && inside(req->path, req->path_len, buf, consumed));
+  REQUIRE(req->path_len >= 1 &&
+          inside(req->path, req->path_len, buf, consumed));
   REQUIRE(req->path[0] == '/');
   REQUIRE(memchr(req->path, '?', req->path_len) == NULL);
   if (req->query != NULL)
@@ -101,8 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st == HTTP_PARSE_COMPLETE)
       REQUIRE(sp == HTTP_PARSE_INCOMPLETE);
     else if (sp == HTTP_PARSE_ERROR)
-      REQUIRE(st == HTTP_PARSE_ERROR &&
-              part.status_error == req.status_error);
+      REQUIRE(st == HTTP_PARSE_ERROR && part.status_error == req.status_error);
     else
       REQUIRE(sp == HTTP_PARSE_INCOMPLETE);
   }

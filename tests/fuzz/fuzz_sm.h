@@ -69,8 +69,8 @@ static inline void sm_kv_populate(struct kvstore *kv) {
   size_t n = kvstore_encode_register(cmd, sizeof cmd, 1000, 7);
   uint64_t session = (uint64_t)sm_kv_apply(kv, cmd, n);
   struct kvstore_hdr h = {.session = session, .seq = 1, .now_ms = 1001};
-  n = kvstore_encode_set(cmd, sizeof cmd, &h, sm_str("city"),
-                         sm_str("mumbai"), 0, 0);
+  n = kvstore_encode_set(cmd, sizeof cmd, &h, sm_str("city"), sm_str("mumbai"),
+                         0, 0);
   sm_kv_apply(kv, cmd, n);
   h.seq++;
   n = kvstore_encode_set(cmd, sizeof cmd, &h, sm_str("ttl"), sm_str("soon"),

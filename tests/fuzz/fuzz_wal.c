@@ -78,8 +78,7 @@ struct fs {
   struct wal_options opt;
 };
 
-static struct wal *open_log(struct fs *fs, struct sabha_persisted *p,
-                            int *rc) {
+static struct wal *open_log(struct fs *fs, struct sabha_persisted *p, int *rc) {
   struct wal *w = NULL;
   char err[WAL_ERRMSG_MAX];
   *rc = wal_open(&w, &fs->opt, p, err, sizeof err);
@@ -201,8 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_shape(&p);
     /* Keep a copy: the handle owns `p`, and closing it frees it. */
     struct sabha_persisted copy = p;
-    struct sabha_entry *entries =
-        malloc((p.n_entries + 1) * sizeof *entries);
+    struct sabha_entry *entries = malloc((p.n_entries + 1) * sizeof *entries);
     uint8_t *snap = malloc(p.snapshot_size_bytes + 1);
     REQUIRE(entries != NULL && snap != NULL);
     size_t bytes = 0;

@@ -187,7 +187,9 @@ static void seed_add(struct seed *s, const void *p, size_t n) {
   s->n += n;
 }
 
-static void seed_add_u8(struct seed *s, uint8_t v) { seed_add(s, &v, 1); }
+static void seed_add_u8(struct seed *s, uint8_t v) {
+  seed_add(s, &v, 1);
+}
 
 static void seed_add_u16(struct seed *s, uint16_t v) {
   uint8_t b[2];
@@ -264,8 +266,8 @@ static int frames_corpus(const char *dir) {
   s.n = 0;
   seed_add_u8(&s, 0);
   seed_add_u8(&s, 3);
-  uint8_t big[CODEC_HEADER_BYTES] = {0, 0, 1, 0, CODEC_VERSION,
-                                     CODEC_KIND_HELLO};
+  uint8_t big[CODEC_HEADER_BYTES] = {
+      0, 0, 1, 0, CODEC_VERSION, CODEC_KIND_HELLO};
   seed_add(&s, big, sizeof big);
   rc |= write_file(dir, "miss-oversized-hello.bin", s.bytes, s.n);
 
@@ -380,8 +382,8 @@ static void seed_add_entry(struct seed *s, uint8_t type, const uint8_t *p,
   seed_add(s, p, n);
 }
 
-static size_t app_cmd(uint8_t *buf, size_t cap, uint64_t now_ms,
-                      enum app_op op, const char *const *words, size_t argc) {
+static size_t app_cmd(uint8_t *buf, size_t cap, uint64_t now_ms, enum app_op op,
+                      const char *const *words, size_t argc) {
   struct app_arg argv[APP_ARGS_MAX];
   for (size_t i = 0; i < argc; i++) {
     argv[i].ptr = (const uint8_t *)words[i];
@@ -433,11 +435,11 @@ static int commands_corpus(const char *dir) {
     const char *const *w;
     size_t n;
   } script[] = {
-      {APP_LEDGER_OPEN, open_a, 2},   {APP_LEDGER_OPEN, open_r, 2},
-      {APP_LEDGER_TRANSFER, tx, 4},   {APP_LEDGER_TRANSFER, tx, 4},
-      {APP_SEATS_ADD, seats, 4},      {APP_SEATS_ANY, any, 4},
-      {APP_LOCK_ACQUIRE, lock, 3},    {APP_FENCED_SET, fenced, 4},
-      {APP_ORDER_CREATE, order, 3},   {APP_ORDER_ADVANCE, advance, 2},
+      {APP_LEDGER_OPEN, open_a, 2}, {APP_LEDGER_OPEN, open_r, 2},
+      {APP_LEDGER_TRANSFER, tx, 4}, {APP_LEDGER_TRANSFER, tx, 4},
+      {APP_SEATS_ADD, seats, 4},    {APP_SEATS_ANY, any, 4},
+      {APP_LOCK_ACQUIRE, lock, 3},  {APP_FENCED_SET, fenced, 4},
+      {APP_ORDER_CREATE, order, 3}, {APP_ORDER_ADVANCE, advance, 2},
   };
   for (size_t i = 0; i < sizeof script / sizeof script[0]; i++) {
     n = app_cmd(cmd, sizeof cmd, 100 + i, script[i].op, script[i].w,
