@@ -3,8 +3,10 @@
 JOBS ?= 2
 BUILD := build
 BUILD_ASAN := build-asan
+BUILD_FUZZ := build-fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: all build asan test demo bench deps deps-test clean format
+.PHONY: all build asan test fuzz demo bench deps deps-test deps-fuzz clean format
 
 all: build
 
@@ -13,6 +15,9 @@ deps:
 
 deps-test:
 	@./scripts/deps.sh test
+
+deps-fuzz:
+	@./scripts/deps.sh fuzz
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -28,6 +33,15 @@ test: deps-test build asan
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j$(JOBS) -LE slow
+
+# Every libFuzzer target (tests/fuzz) for FUZZ_SECONDS seconds each, built
+# with clang, ASan and UBSan into build-fuzz/; one line per target, and a
+# non-zero exit with the input's path on a finding (scripts/fuzz.sh). The
+# corpora are copied, never changed: docs/fuzzing.md says how to keep finds.
+fuzz: deps-fuzz
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSABHA_FUZZ=ON >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j$(JOBS) --target fuzz_all >/dev/null
+	@./scripts/fuzz.sh $(FUZZ_SECONDS) $(BUILD_FUZZ)
 
 # A short simulated 5-node Raft cluster under every kind of fault, the three
 # engines side by side on the same seeds and faults, then a real 3-node
@@ -62,4 +76,4 @@ format:
 	@clang-format -i $$(find include src tests bench -name '*.[ch]')
 
 clean:
-	@rm -rf $(BUILD) $(BUILD_ASAN)
+	@rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

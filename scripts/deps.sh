@@ -4,12 +4,17 @@
 # that a fresh Debian machine needs no other set-up step. `deps.sh test` adds
 # what only the tests need: a headless browser that renders the lab's report
 # (chromium) and a font for its text, and iproute2, with which the chaos test
-# puts nodes in network namespaces to partition them.
+# puts nodes in network namespaces to partition them. `deps.sh fuzz` adds
+# what `make fuzz` needs: clang, and its runtime libraries, where libFuzzer
+# and the sanitizers' runtimes live (clang alone does not pull them in).
 set -eu
 
 PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
   PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2"
+fi
+if [ "${1:-}" = fuzz ]; then
+  PACKAGES="$PACKAGES clang libclang-rt-dev"
 fi
 
 missing=""

@@ -8,7 +8,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* An oracle. A failed one aborts, which both libFuzzer and replay.c report
+ * with the input that did it; unlike assert() it stays on in every build. */
+#define REQUIRE(cond)                                                          \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      abort();                                                                 \
+  } while (0)
 
 #endif

@@ -1,15 +1,12 @@
-/* Fuzz target for the RESP2 request parser (src/server/resp.c), in this
+/* Fuzz target for the RESP2 request parser (src/node/resp.c), in this
  * directory's convention (fuzz.h): it links with libFuzzer under clang, or
- * with replay.c under any compiler. By hand:
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *     tests/fuzz/fuzz_resp.c src/server/resp.c src/core/error.c -o fuzz_resp
+ * with replay.c under any compiler.
  *
  * Input layout: 6 bytes of settings, then the stream. Byte 0 sets args_max
  * (1 + b % 64), byte 1 arg_bytes_max (4b), byte 2 inline_bytes_max (2b),
  * byte 3 command_bytes_max (16b), byte 4 bit 0 "unauthenticated" and the
  * scratch size, byte 5 where the stream is split into two reads. So the
  * fuzzer explores the limit checks as well as the grammar; the rest is
- * the fuzzer explores the limit checks as well as the grammar; the rest is
  * the byte stream a client sent. The target parses it as a server would, one
  * pipelined command after another, and asserts the parser's contract (see
  * resp.h): a complete command lies inside the consumed bytes or the scratch,
@@ -24,14 +21,6 @@
 
 #include "fuzz.h"
 #include "node/resp.h"
-
-/* An oracle: a failed one aborts, which both libFuzzer and replay.c report
- * with the input that did it. */
-#define REQUIRE(cond)                                                          \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      abort();                                                                 \
-  } while (0)
 
 #define ARGS_MAX 64u
 #define SCRATCH_BYTES 256u
