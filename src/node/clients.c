@@ -22,7 +22,11 @@
  *              stream stops reading (ports.stream_pause). A client that
  *              pipelines reads of a large value and never reads the replies
  *              holds a few megabytes and no more, and everyone else is
- *              served;
+ *              served. What back-pressure cannot bound (one huge reply,
+ *              replies relayed from the leader, a client that never reads
+ *              again) the settings of runtime.h do, as Redis's do: output
+ *              and query buffer limits, an idle timeout, and a budget for
+ *              all clients' buffers together (rt_clients_scan);
  *   closing    marked where decided, released from rt_reap() only
  *              (runtime_internal.h, "Freeing"). */
 #include <assert.h>
@@ -45,6 +49,74 @@ static bool out_full(const struct rt_stream *c) {
   return c->out.len + c->wbuf.len >= RT_OUT_SOFT_BYTES;
 }
 
+/* Replies of `c` not yet written: what client-output-buffer-limit judges. */
+static uint64_t output_bytes(const struct rt_stream *c) {
+  return (uint64_t)c->out.len + c->wbuf.len + c->held_bytes;
+}
+
+/* What `c` holds in buffers: what the clients' memory budget counts. */
+static uint64_t usage_bytes(const struct rt_stream *c) {
+  return c->in_len + output_bytes(c);
+}
+
+/* Reading stops while parsing more would only add to what waits: requests
+ * in flight, replies unsent, or replies relayed from the leader and held
+ * behind an earlier one, are at their bound, or the memory budget said
+ * so. */
+static bool input_blocked(const struct rt_stream *c) {
+  return c->queue_n >= RT_QUEUE_MAX || out_full(c) ||
+         c->held_bytes >= RT_OUT_SOFT_BYTES || c->memory_paused;
+}
+
+/* Reading may go on once nothing holds it back: parse what waits from
+ * rt_run (rt_clients_resume), not here, where the caller may be in the
+ * middle of something. */
+static void resume_if_free(struct rt_stream *c) {
+  struct rt *rt = c->rt;
+  if (c->paused && !c->closing && !c->read_barrier && !c->out_backlog &&
+      !c->memory_paused && c->held_bytes < RT_OUT_SOFT_BYTES &&
+      c->queue_n < RT_QUEUE_MAX / 2 && !c->resume_due) {
+    c->resume_due = true;
+    rt->n_resume_due++;
+    rt_kick(rt);
+  }
+}
+
+/* client-output-buffer-limit, as Redis's `normal` class: a client whose
+ * unsent replies pass the hard limit, or stay past the soft one for
+ * out_soft_s seconds, is closed at once, without a word (it reads nothing
+ * anyway). Back-pressure keeps a client that pipelines within
+ * RT_OUT_SOFT_BYTES plus one reply, so only a huge reply or one that never
+ * reads again gets here. Other nodes' forwarding links are exempt: they
+ * carry many clients' replies, and their node reads them at once. Returns
+ * true when `c` was closed. */
+static bool output_limits(struct rt_stream *c, uint64_t now_ms) {
+  struct rt *rt = c->rt;
+  const struct rt_config *cfg = &rt->cfg;
+  if (c->forwarded_link || c->closing || c->kind != RT_STREAM_CLIENT)
+    return false;
+  uint64_t used = output_bytes(c);
+  bool over_soft = cfg->out_soft_bytes > 0 && used > cfg->out_soft_bytes;
+  if (!over_soft)
+    c->out_soft_ms = 0;
+  else if (c->out_soft_ms == 0)
+    c->out_soft_ms = now_ms + 1; /* 0 means "not over"; +1 keeps it so */
+  bool hard = cfg->out_hard_bytes > 0 && used > cfg->out_hard_bytes;
+  bool soft = over_soft &&
+              now_ms + 1 - c->out_soft_ms >= (uint64_t)cfg->out_soft_s * 1000u;
+  if (!hard && !soft)
+    return false;
+  rt->m.out_limit_closed++;
+  rt_log(rt, RT_LOG_WARN,
+         "client %" PRIu64 ": %" PRIu64 " bytes of replies unsent, past "
+         "client-output-buffer-limit (%s %" PRIu64 " bytes%s); closing",
+         c->id, used, hard ? "hard" : "soft",
+         hard ? cfg->out_hard_bytes : cfg->out_soft_bytes,
+         hard ? "" : " for too long");
+  rt_stream_close(c, false);
+  return true;
+}
+
 void rt_stream_kick_output(struct rt_stream *s) {
   if (s->out.len > 0 && !s->taking && !s->closing)
     s->rt->ports.stream_output(s->rt->ports.ctx, s);
@@ -59,8 +131,15 @@ static struct rt_stream *stream_new(struct rt *rt, enum rt_stream_kind kind) {
   s->rt = rt;
   s->kind = (uint8_t)kind;
   s->id = rt->next_stream_id++;
-  resp_buf_init(&s->out, RT_OUT_BYTES_MAX);
-  resp_buf_init(&s->wbuf, RT_OUT_BYTES_MAX);
+  /* A client's buffers never grow past its hard output limit: one reply
+   * that would (an MGET of hundreds of large values) fails there and the
+   * client is closed, instead of the node first building all of it. */
+  size_t out_max = RT_OUT_BYTES_MAX;
+  if (kind == RT_STREAM_CLIENT && rt->cfg.out_hard_bytes > 0 &&
+      rt->cfg.out_hard_bytes < out_max)
+    out_max = (size_t)rt->cfg.out_hard_bytes;
+  resp_buf_init(&s->out, out_max);
+  resp_buf_init(&s->wbuf, out_max);
   list_init(&s->link);
   list_init(&s->reap);
   list_init(&s->queue);
@@ -68,6 +147,8 @@ static struct rt_stream *stream_new(struct rt *rt, enum rt_stream_kind kind) {
   list_init(&s->pending);
   return s;
 }
+
+static bool probation_evict(struct rt *rt);
 
 const char *rt_stream_accept(struct rt *rt, bool loopback,
                              struct rt_stream **out) {
@@ -82,8 +163,10 @@ const char *rt_stream_accept(struct rt *rt, bool loopback,
   /* Past clients_max a few more are let in on probation: other nodes'
    * forwarding links, which must not be locked out by clients (every write
    * through a follower would fail). A connection on probation that does
-   * not announce itself as one with its first command is refused then. */
-  if (rt->n_clients >= rt->cfg.clients_max + RT_FORWARD_SLOTS) {
+   * not announce itself as one with its first command is refused then;
+   * with every such slot taken, the oldest one past its grace makes room. */
+  if (rt->n_clients >= rt->cfg.clients_max + RT_FORWARD_SLOTS &&
+      !probation_evict(rt)) {
     rt->m.clients_refused++;
     return "-ERR max number of clients reached\r\n";
   }
@@ -95,6 +178,7 @@ const char *rt_stream_accept(struct rt *rt, bool loopback,
   s->probation = rt->n_clients >= rt->cfg.clients_max;
   s->user = (uint8_t)rt_auth_initial_user(rt);
   s->accepted_ms = rt_now_ms(rt);
+  s->active_ms = s->accepted_ms;
   rt->m.clients_accepted++;
   list_push(&rt->clients, &s->link);
   rt->n_clients++;
@@ -120,6 +204,7 @@ static void release_requests(struct rt_stream *c) {
     rt_req_free(r);
   }
   c->queue_n = 0;
+  c->held_bytes = 0;
   if (c->reg != NULL) {
     rt_req_unlist(c->reg);
     rt_req_free(c->reg);
@@ -253,12 +338,11 @@ bool rt_stream_out_take(struct rt_stream *s, const uint8_t **data, size_t *n) {
 void rt_stream_out_done(struct rt_stream *s) {
   s->taking = false;
   resp_buf_reset(&s->wbuf);
-  if (s->wbuf.cap > RT_IDLE_BUFFER_BYTES_MAX) {
-    resp_buf_free(&s->wbuf);
-    resp_buf_init(&s->wbuf, RT_OUT_BYTES_MAX);
-  }
+  if (s->wbuf.cap > RT_IDLE_BUFFER_BYTES_MAX)
+    resp_buf_free(&s->wbuf); /* keeps its len_max: a client's hard limit */
   if (s->closing)
     return;
+  s->active_ms = rt_now_ms(s->rt);
   if (s->kind == RT_STREAM_CLIENT)
     rt_client_flush(s); /* replies held back by the soft limit may go */
   else
@@ -290,6 +374,7 @@ static void reply_now(struct rt_stream *c) {
     resp_buf_append(&r->reply, rt->scratch.data, rt->scratch.len);
     r->state = RT_REQ_DONE;
     req_enqueue(c, r);
+    rt_client_hold(c, r);
   }
   resp_buf_reset(&rt->scratch);
 }
@@ -331,6 +416,37 @@ static void probation_after(struct rt_stream *c) {
     return;
   rt->m.clients_refused++;
   c->quit_after = true;
+}
+
+/* A connection on probation that is not a forwarding link: refused with
+ * Redis's words, once it has been answered. */
+static void probation_refuse(struct rt_stream *c) {
+  c->probation = false;
+  c->rt->m.clients_refused++;
+  error_now(c, "ERR max number of clients reached");
+  c->quit_after = true;
+  rt_client_flush(c);
+}
+
+/* Makes room past clients_max by refusing the oldest connection on
+ * probation that had RT_PROBATION_GRACE_MS to say SABHA.FORWARDED and did
+ * not. Returns true when one went (reaped: the count is down already). */
+static bool probation_evict(struct rt *rt) {
+  uint64_t now = rt_now_ms(rt);
+  for (struct list_link *l = rt->clients.next; l != &rt->clients; l = l->next) {
+    struct rt_stream *c = LIST_OF(l, struct rt_stream, link);
+    if (!c->probation || c->closing)
+      continue;
+    if (now < c->accepted_ms + RT_PROBATION_GRACE_MS)
+      return false; /* the oldest is still in its grace: so are the rest */
+    rt->m.probation_evicted++;
+    probation_refuse(c);
+    if (!c->closing)
+      rt_stream_close(c, false); /* something of it still waits */
+    rt_reap(rt);
+    return true;
+  }
+  return false;
 }
 
 static void run_command(struct rt_stream *c, uint32_t argc,
@@ -444,16 +560,23 @@ void rt_client_flush(struct rt_stream *c) {
       resp_buf_append(&c->out, r->reply.data, r->reply.len);
     list_remove(&r->qlink);
     c->queue_n--;
+    assert(c->held_bytes >= r->held_bytes);
+    c->held_bytes -= r->held_bytes;
     assert(r->where == RT_IN_NONE);
     rt_req_free(r);
   }
   if (c->out.err != 0) {
+    if (c->out.err == SABHA_ETOOBIG && !c->forwarded_link)
+      rt->m.out_limit_closed++;
     rt_log(rt, RT_LOG_WARN,
-           "client %" PRIu64 ": a reply passed %u bytes; closing", c->id,
-           RT_OUT_BYTES_MAX);
+           "client %" PRIu64 ": a reply passed %zu bytes, the most its "
+           "output may hold (client-output-buffer-limit); closing",
+           c->id, c->out.len_max);
     rt_stream_close(c, false);
     return;
   }
+  if (output_limits(c, rt_now_ms(rt)))
+    return;
   if (backlog && !c->out_backlog) {
     rt->m.output_paused++;
     set_paused(c, true);
@@ -469,12 +592,7 @@ void rt_client_flush(struct rt_stream *c) {
    * stream's queued writes in order) is done. */
   if (c->read_barrier && !queue_has_read(c))
     c->read_barrier = false;
-  if (c->paused && !c->read_barrier && !c->out_backlog &&
-      c->queue_n < RT_QUEUE_MAX / 2 && !c->resume_due) {
-    c->resume_due = true;
-    rt->n_resume_due++;
-    rt_kick(rt);
-  }
+  resume_if_free(c);
 }
 
 /* ---- input
@@ -485,7 +603,7 @@ static void process_input(struct rt_stream *c) {
   const struct resp_limits *lim = &resp_limits_default;
   size_t off = 0;
   while (!c->closing && !c->quit_after && !rt->dead) {
-    if (c->queue_n >= RT_QUEUE_MAX || out_full(c)) {
+    if (input_blocked(c)) {
       set_paused(c, true);
       break;
     }
@@ -530,19 +648,158 @@ static void process_input(struct rt_stream *c) {
   rt_client_flush(c);
 }
 
-void rt_clients_scan(struct rt *rt, uint64_t now_ms) {
+void rt_client_hold(struct rt_stream *c, struct rt_req *r) {
+  assert(c->held_bytes >= r->held_bytes);
+  c->held_bytes -= r->held_bytes;
+  r->held_bytes = r->reply.len;
+  c->held_bytes += r->held_bytes;
+}
+
+/* The idle timeout (Redis's `timeout`): a client that sent nothing and was
+ * sent nothing for idle_timeout_s, and waits for nothing the node is
+ * doing, is closed without a word, as Redis does. Forwarding links stay
+ * (they idle whenever the follower's clients do), and so does a client
+ * whose command is still being carried out, however long that takes. */
+static bool idle_expired(const struct rt_stream *c, uint64_t now_ms) {
+  const struct rt *rt = c->rt;
+  if (rt->cfg.idle_timeout_s == 0 || c->forwarded_link)
+    return false;
+  if (now_ms < c->active_ms + (uint64_t)rt->cfg.idle_timeout_s * 1000u)
+    return false;
+  if (list_empty(&c->queue))
+    return true;
+  const struct rt_req *head = LIST_OF(c->queue.next, struct rt_req, qlink);
+  return head->state != RT_REQ_WAITING; /* only unread replies wait */
+}
+
+/* Budget buckets: a client's usage by its power of two (0 for none). */
+#define BUDGET_BUCKETS 65u
+
+static uint32_t budget_bucket(uint64_t bytes) {
+  return bytes == 0 ? 0u : 64u - (uint32_t)__builtin_clzll(bytes);
+}
+
+/* The clients' memory budget (maxmemory-clients, M). Past M/2, the
+ * clients that hold the most stop being read, until those still read hold
+ * M/2 at most: they add no commands, and so no input and no replies, while
+ * the others are served. Past M, the largest are closed until the rest fit
+ * (with a WARN line each). "The most" is judged by powers of two, so that
+ * one pass over the clients decides. Forwarding links are neither counted
+ * nor touched: a node's link carries its clients, whom the budget of that
+ * node judges. */
+static void clients_budget(struct rt *rt, const uint64_t *sums,
+                           uint64_t total) {
+  uint64_t max = rt->cfg.clients_memory_max;
+  uint32_t pause_from = BUDGET_BUCKETS; /* buckets at or above: not read */
+  uint64_t below = 0;
+  for (uint32_t b = 0; b < BUDGET_BUCKETS; b++) {
+    if (below + sums[b] > max / 2) {
+      pause_from = b;
+      break;
+    }
+    below += sums[b];
+  }
+  uint32_t close_from = BUDGET_BUCKETS; /* above: closed; at: some */
+  uint64_t excess = total > max ? total - max : 0, above = 0;
+  for (uint32_t b = BUDGET_BUCKETS; excess > 0 && b-- > 0;) {
+    if (above + sums[b] >= excess) {
+      close_from = b;
+      break;
+    }
+    above += sums[b];
+  }
+  uint64_t closed = 0;
   for (struct list_link *l = rt->clients.next; l != &rt->clients; l = l->next) {
     struct rt_stream *c = LIST_OF(l, struct rt_stream, link);
-    if (!c->probation || c->closing ||
-        now_ms < c->accepted_ms + RT_PROBATION_MS)
+    if (c->closing || c->forwarded_link || c->probation)
       continue;
-    /* A slot kept for forwarding links, held by something else. */
-    c->probation = false;
-    rt->m.clients_refused++;
-    error_now(c, "ERR max number of clients reached");
-    c->quit_after = true;
-    rt_client_flush(c);
+    uint64_t used = usage_bytes(c);
+    uint32_t b = budget_bucket(used);
+    if (b > close_from || (b == close_from && closed < excess)) {
+      closed += used;
+      rt->m.memory_closed++;
+      rt_log(rt, RT_LOG_WARN,
+             "client %" PRIu64 ": closed, holding %" PRIu64 " bytes while "
+             "all clients hold %" PRIu64 ", past maxmemory-clients (%" PRIu64
+             ")",
+             c->id, used, total, max);
+      rt_stream_close(c, false);
+      continue;
+    }
+    bool pause = b >= pause_from && used > 0;
+    if (pause == c->memory_paused)
+      continue;
+    c->memory_paused = pause;
+    if (pause) {
+      rt->m.memory_paused++;
+      set_paused(c, true);
+    } else {
+      resume_if_free(c);
+    }
   }
+}
+
+void rt_clients_scan(struct rt *rt, uint64_t now_ms) {
+  uint64_t sums[BUDGET_BUCKETS] = {0};
+  uint64_t total = 0, in_max = 0, out_max = 0;
+  uint32_t paused = 0, links = 0;
+  for (struct list_link *l = rt->clients.next; l != &rt->clients; l = l->next) {
+    struct rt_stream *c = LIST_OF(l, struct rt_stream, link);
+    if (c->closing)
+      continue;
+    if (c->probation) {
+      /* A slot kept for forwarding links, held by something else. */
+      if (now_ms >= c->accepted_ms + RT_PROBATION_MS)
+        probation_refuse(c);
+      continue;
+    }
+    if (idle_expired(c, now_ms)) {
+      rt->m.clients_timed_out++;
+      rt_log(rt, RT_LOG_DEBUG, "client %" PRIu64 ": idle for %us; closing",
+             c->id, rt->cfg.idle_timeout_s);
+      rt_stream_close(c, false);
+      continue;
+    }
+    if (output_limits(c, now_ms))
+      continue;
+    uint64_t out = output_bytes(c);
+    in_max = c->in_len > in_max ? c->in_len : in_max;
+    out_max = out > out_max ? out : out_max;
+    if (c->forwarded_link) {
+      links++;
+      continue;
+    }
+    uint64_t used = c->in_len + out;
+    sums[budget_bucket(used)] += used;
+    total += used;
+    paused += c->memory_paused;
+  }
+  if (now_ms >= rt->mem_window_ms + RT_RECENT_MAX_WINDOW_MS) {
+    rt->mem_window_ms = now_ms;
+    rt->mem_in_max[1] = rt->mem_in_max[0];
+    rt->mem_out_max[1] = rt->mem_out_max[0];
+    rt->mem_in_max[0] = rt->mem_out_max[0] = 0;
+  }
+  if (in_max > rt->mem_in_max[0])
+    rt->mem_in_max[0] = in_max;
+  if (out_max > rt->mem_out_max[0])
+    rt->mem_out_max[0] = out_max;
+  rt->mem.total_bytes = total;
+  rt->mem.paused = paused;
+  rt->mem.links = links;
+  rt->mem.recent_max_input_bytes = rt->mem_in_max[0] > rt->mem_in_max[1]
+                                       ? rt->mem_in_max[0]
+                                       : rt->mem_in_max[1];
+  rt->mem.recent_max_output_bytes = rt->mem_out_max[0] > rt->mem_out_max[1]
+                                        ? rt->mem_out_max[0]
+                                        : rt->mem_out_max[1];
+  if (rt->cfg.clients_memory_max > 0 &&
+      (total > rt->cfg.clients_memory_max / 2 || paused > 0))
+    clients_budget(rt, sums, total);
+}
+
+void rt_clients_memory(const struct rt *rt, struct rt_clients_memory *out) {
+  *out = rt->mem;
 }
 
 void rt_clients_resume(struct rt *rt) {
@@ -577,6 +834,27 @@ uint8_t *rt_stream_input_space(struct rt_stream *s, size_t want, size_t *cap) {
   return s->in + s->in_len;
 }
 
+/* client-query-buffer-limit: more input waits unparsed than any client
+ * that reads its replies ever has (one command is at most
+ * resp_limits_default.command_bytes_max): bytes that keep coming while
+ * reading is stopped (a host that cannot stop at once, or a flood). The
+ * client is told why, behind the replies already on their way, and
+ * closed; what else it waits for is dropped. */
+static void query_limit_close(struct rt_stream *c) {
+  struct rt *rt = c->rt;
+  rt->m.query_limit_closed++;
+  rt_log(rt, RT_LOG_WARN,
+         "client %" PRIu64 ": %zu bytes of input not yet parsed, past "
+         "client-query-buffer-limit (%" PRIu64 "); closing",
+         c->id, c->in_len, rt->cfg.query_bytes_max);
+  resp_write_error(&c->out, "ERR client-query-buffer-limit reached: the "
+                            "connection sent more than the node holds "
+                            "unparsed; closing it");
+  /* A client with a write outstanding may not be reading at all: then it
+   * is not kept waiting for one that never completes. */
+  rt_stream_close(c, !c->taking && c->out.err == 0);
+}
+
 void rt_stream_received(struct rt_stream *s, size_t n) {
   struct rt *rt = s->rt;
   assert(n <= s->in_cap - s->in_len);
@@ -585,16 +863,13 @@ void rt_stream_received(struct rt_stream *s, size_t n) {
   s->in_len += n;
   if (s->kind == RT_STREAM_FORWARD) {
     rt_fwd_input(s);
-  } else if (s->in_len > resp_limits_default.command_bytes_max + 65536u &&
-             s->paused) {
-    /* Bytes keep coming while reading is stopped (a host that cannot stop
-     * at once, or a flood): bounded, then the stream goes. */
-    rt_log(rt, RT_LOG_WARN,
-           "client %" PRIu64 ": input past its bound while paused; closing",
-           s->id);
-    rt_stream_close(s, false);
-  } else if (!s->paused) {
-    process_input(s);
+  } else if (rt->cfg.query_bytes_max > 0 &&
+             s->in_len > rt->cfg.query_bytes_max) {
+    query_limit_close(s);
+  } else {
+    s->active_ms = rt_now_ms(rt);
+    if (!s->paused)
+      process_input(s);
   }
   rt_reap(rt);
 }

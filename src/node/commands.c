@@ -572,6 +572,42 @@ static void host_info(const struct rt *rt, struct rt_host_info *hi) {
     rt->ports.host_info(rt->ports.ctx, hi);
 }
 
+/* Every client limit, with what it did (docs/operations.md, "Limits"). */
+static void write_info_clients(const struct rt *rt, struct resp_buf *b) {
+  const struct rt_config *cfg = &rt->cfg;
+  const struct rt_metrics *m = &rt->m;
+  struct rt_clients_memory mem;
+  rt_clients_memory(rt, &mem);
+  resp_buf_printf(b,
+                  "# Clients\r\nconnected_clients:%u\r\n"
+                  "forwarding_links:%u\r\nmaxclients:%u\r\n"
+                  "client_recent_max_input_buffer:%" PRIu64 "\r\n"
+                  "client_recent_max_output_buffer:%" PRIu64 "\r\n"
+                  "clients_memory:%" PRIu64 "\r\n"
+                  "maxmemory_clients:%" PRIu64 "\r\n"
+                  "clients_paused_for_memory:%u\r\n"
+                  "client_output_paused:%" PRIu64 "\r\n",
+                  rt->n_clients, mem.links, cfg->clients_max,
+                  mem.recent_max_input_bytes, mem.recent_max_output_bytes,
+                  mem.total_bytes, cfg->clients_memory_max, mem.paused,
+                  m->output_paused);
+  resp_buf_printf(b,
+                  "clients_refused:%" PRIu64 "\r\n"
+                  "clients_evicted_from_probation:%" PRIu64 "\r\n"
+                  "timeout:%u\r\nclients_timed_out:%" PRIu64 "\r\n"
+                  "client_output_buffer_limit:normal %" PRIu64 " %" PRIu64
+                  " %u\r\noutput_buffer_disconnects:%" PRIu64 "\r\n"
+                  "client_query_buffer_limit:%" PRIu64 "\r\n"
+                  "query_buffer_disconnects:%" PRIu64 "\r\n"
+                  "memory_disconnects:%" PRIu64 "\r\n"
+                  "memory_pauses:%" PRIu64 "\r\n\r\n",
+                  m->clients_refused, m->probation_evicted, cfg->idle_timeout_s,
+                  m->clients_timed_out, cfg->out_hard_bytes,
+                  cfg->out_soft_bytes, cfg->out_soft_s, m->out_limit_closed,
+                  cfg->query_bytes_max, m->query_limit_closed, m->memory_closed,
+                  m->memory_paused);
+}
+
 void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
@@ -592,10 +628,7 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
                     hi.client_port, up_s);
   }
   if (want_section(section, "clients"))
-    resp_buf_printf(b,
-                    "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
-                    "client_output_paused:%" PRIu64 "\r\n\r\n",
-                    rt->n_clients, rt->cfg.clients_max, rt->m.output_paused);
+    write_info_clients(rt, b);
   if (want_section(section, "replication"))
     resp_buf_printf(b, "# Replication\r\nrole:%s\r\n\r\n",
                     st.role == SABHA_ROLE_LEADER ? "master" : "slave");
@@ -782,9 +815,15 @@ static void cmd_config(struct rt *rt, uint32_t argc,
   }
   struct rt_host_info hi;
   host_info(rt, &hi);
-  char port[16], maxclients[16];
+  char port[16], maxclients[16], timeout[16], obl[80], qbl[24], mmc[24];
   snprintf(port, sizeof port, "%u", hi.client_port);
   snprintf(maxclients, sizeof maxclients, "%u", rt->cfg.clients_max);
+  snprintf(timeout, sizeof timeout, "%u", rt->cfg.idle_timeout_s);
+  /* As Redis spells it: the class, hard, soft, soft seconds. */
+  snprintf(obl, sizeof obl, "normal %" PRIu64 " %" PRIu64 " %u",
+           rt->cfg.out_hard_bytes, rt->cfg.out_soft_bytes, rt->cfg.out_soft_s);
+  snprintf(qbl, sizeof qbl, "%" PRIu64, rt->cfg.query_bytes_max);
+  snprintf(mmc, sizeof mmc, "%" PRIu64, rt->cfg.clients_memory_max);
   /* What Redis tools ask about, answered truthfully: every write is
    * fsynced before it is acknowledged. */
   const char *params[][2] = {
@@ -794,7 +833,10 @@ static void cmd_config(struct rt *rt, uint32_t argc,
       {"databases", "1"},
       {"maxmemory", "0"},
       {"maxmemory-policy", "noeviction"},
-      {"timeout", "0"},
+      {"timeout", timeout},
+      {"client-output-buffer-limit", obl},
+      {"client-query-buffer-limit", qbl},
+      {"maxmemory-clients", mmc},
       {"port", port},
       {"bind", hi.bind != NULL ? hi.bind : ""},
       {"maxclients", maxclients},
@@ -1012,6 +1054,9 @@ void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
     return;
   case C_SABHA_FORWARDED:
     c->forwarded_link = true;
+    /* A link relays replies to many clients, each within its own limits
+     * on the follower: only the bound on one reply applies here. */
+    c->out.len_max = c->wbuf.len_max = RT_OUT_BYTES_MAX;
     resp_write_simple(b, "OK");
     return;
   default:

@@ -99,6 +99,7 @@ void rt_req_done(struct rt *rt, struct rt_req *r) {
     rt_req_free(r);
     return;
   }
+  rt_client_hold(r->c, r);
   rt_client_flush(r->c);
 }
 

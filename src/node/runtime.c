@@ -34,7 +34,13 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->compact_entries = 20000;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
-  cfg->clients_max = 1024;
+  cfg->clients_max = 10000;
+  cfg->idle_timeout_s = 300;
+  cfg->out_hard_bytes = 64u << 20;
+  cfg->out_soft_bytes = 16u << 20;
+  cfg->out_soft_s = 60;
+  cfg->query_bytes_max = 32u << 20;
+  cfg->clients_memory_max = 256u << 20;
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->clock_ms = 10;
   cfg->redirect = RT_REDIRECT_FORWARD;

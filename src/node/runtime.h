@@ -112,13 +112,31 @@ struct rt_config {
   uint32_t request_timeout_ms; /* a write or read waits this long for its
                                   commit or ReadIndex */
   uint32_t clients_max;        /* client streams (forwarding links of other
-                                  nodes included) */
-  uint32_t dedup_max;          /* app ids remembered (sm/app.h); every
-                                  member must agree */
-  uint32_t clock_ms;           /* the leader proposes a clock entry when
-                                  something stored may have expired and the
-                                  log's clock lags its own by this much; 0:
-                                  never (expiry then waits for writes) */
+                                  nodes included; RT_FORWARD_SLOTS more are
+                                  kept for them) */
+  /* Limits on one client (clients.c, docs/operations.md "Limits"). Other
+   * nodes' forwarding links are exempt from all but the query buffer: they
+   * carry many clients, and their node reads them at once. */
+  uint32_t idle_timeout_s; /* close a client that sent and received
+                              nothing this long and waits for nothing
+                              (Redis's `timeout`); 0: never */
+  uint64_t out_hard_bytes; /* unsent replies past this: closed at once
+                              (client-output-buffer-limit); 0: none */
+  uint64_t out_soft_bytes; /* ... past this for out_soft_s seconds in a
+                              row: closed; 0: none */
+  uint32_t out_soft_s;
+  uint64_t query_bytes_max; /* input not yet parsed past this: an error,
+                               then closed (client-query-buffer-limit) */
+  /* All clients' buffers together (maxmemory-clients); 0: no budget. Past
+   * half of it the clients holding the most stop being read; past all of
+   * it the largest are closed until the rest fit. */
+  uint64_t clients_memory_max;
+  uint32_t dedup_max; /* app ids remembered (sm/app.h); every
+                         member must agree */
+  uint32_t clock_ms;  /* the leader proposes a clock entry when
+                         something stored may have expired and the
+                         log's clock lags its own by this much; 0:
+                         never (expiry then waits for writes) */
   enum rt_redirect redirect;
   struct rt_addr peer_clients[SABHA_NODES_MAX]; /* may be empty */
   uint32_t n_peer_clients;
@@ -355,8 +373,15 @@ struct rt_metrics {
   uint64_t clock_entries;     /* clock entries this node proposed */
   uint64_t clients_accepted;
   uint64_t clients_refused;
-  uint64_t output_paused; /* times a client's unsent replies stopped its
-                             reading */
+  uint64_t output_paused;      /* times a client's unsent replies stopped its
+                                  reading */
+  uint64_t clients_timed_out;  /* closed by idle_timeout_s */
+  uint64_t out_limit_closed;   /* closed by client-output-buffer-limit */
+  uint64_t query_limit_closed; /* closed by client-query-buffer-limit */
+  uint64_t memory_closed;      /* closed by the clients' memory budget */
+  uint64_t memory_paused;      /* times the budget stopped reading one */
+  uint64_t probation_evicted;  /* connections on probation pushed out by a
+                                  newer one (clients.c) */
   uint64_t leader_changes;
   uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
@@ -367,6 +392,18 @@ void rt_status(const struct rt *rt, struct sabha_status *st);
 uint64_t rt_applied_index(const struct rt *rt);
 const struct rt_metrics *rt_metrics(const struct rt *rt);
 uint32_t rt_n_clients(const struct rt *rt);
+/* What the clients' buffers hold now (input not yet parsed, replies not yet
+ * written), as of the last scan (every RT_TIMEOUT_SCAN_MS): the sum, the
+ * largest of the last few seconds, and how many clients the budget keeps
+ * from reading. */
+struct rt_clients_memory {
+  uint64_t total_bytes;
+  uint64_t recent_max_input_bytes;
+  uint64_t recent_max_output_bytes;
+  uint32_t paused; /* by the budget */
+  uint32_t links;  /* other nodes' forwarding links among the clients */
+};
+void rt_clients_memory(const struct rt *rt, struct rt_clients_memory *out);
 const struct rt_config *rt_config(const struct rt *rt);
 /* For checkers and tools: the engine, the store, the applications machine
  * and the log (read only). */

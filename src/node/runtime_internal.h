@@ -68,12 +68,24 @@
  * pipelines reads of a large value and never reads the answers costs at
  * most this much plus one reply, and the node goes on serving others. */
 #define RT_OUT_SOFT_BYTES (4u << 20)
-#define RT_OUT_BYTES_MAX (256u << 20)       /* one reply's worst case */
-#define RT_IDLE_BUFFER_BYTES_MAX (1u << 20) /* kept by an idle stream */
+#define RT_OUT_BYTES_MAX (256u << 20) /* one reply's worst case */
+/* A buffer an idle stream keeps: larger ones are freed once empty, so that
+ * one big command or reply does not pin its memory for the connection's
+ * life (10,000 connections that each once read a megabyte would hold
+ * 10 GB). */
+#define RT_IDLE_BUFFER_BYTES_MAX (64u * 1024u)
 /* Connections let in past clients_max, for other nodes' forwarding links
  * (clients.c). */
 #define RT_FORWARD_SLOTS SABHA_NODES_MAX
-#define RT_PROBATION_MS 1000u         /* to say SABHA.FORWARDED, on probation */
+#define RT_PROBATION_MS 1000u /* to say SABHA.FORWARDED, on probation */
+/* With every slot kept for forwarding links taken, a new connection pushes
+ * out the oldest one on probation that has had this long to say
+ * SABHA.FORWARDED (a link says it in its first packet): connections opened
+ * in a stream cannot hold the slots for a whole RT_PROBATION_MS each. */
+#define RT_PROBATION_GRACE_MS 100u
+/* client_recent_max_*: the largest buffers seen in this window and the one
+ * before it, as Redis's INFO reports them. */
+#define RT_RECENT_MAX_WINDOW_MS 5000u
 #define RT_FWD_BACKOFF_MS 100u        /* after a failed connect to the leader */
 #define RT_TIMEOUT_SCAN_MS 50u        /* how often deadlines are checked */
 #define RT_PEER_REFUSED_LOG_MS 10000u /* rt_step's term refusals, logged */
@@ -124,6 +136,7 @@ struct rt_req {
   uint64_t tag;        /* app commands: rt->next_tag when proposed */
   bool before_install; /* made before a snapshot was installed: it may have
                           applied inside it (requests.c, settling) */
+  size_t held_bytes;   /* reply bytes counted in c->held_bytes (DONE) */
   /* READS */
   uint64_t read_id;
   uint64_t read_index;
@@ -182,8 +195,14 @@ struct rt_stream {
   bool quit_after;        /* QUIT or a protocol error: close once answered */
   bool probation;         /* let in past clients_max: must be a forwarding
                             link (clients.c) */
+  bool memory_paused;     /* the clients' memory budget stopped reading */
   uint8_t user;           /* enum rt_user */
   uint64_t accepted_ms;
+  uint64_t active_ms;   /* last bytes read or written (idle timeout) */
+  uint64_t out_soft_ms; /* since when output passed the soft limit; 0:
+                           it does not */
+  size_t held_bytes;    /* finished replies in the queue, not yet moved
+                           to the output */
   char name[64];
 
   /* FORWARD */
@@ -218,6 +237,11 @@ struct rt {
 
   struct list_link clients;
   uint32_t n_clients;
+  /* The clients' buffers as the last scan found them (rt_clients_memory),
+   * and the largest of the current and previous RT_RECENT_MAX_WINDOW_MS. */
+  struct rt_clients_memory mem;
+  uint64_t mem_window_ms;
+  uint64_t mem_in_max[2], mem_out_max[2]; /* [0] this window, [1] last */
   uint64_t next_stream_id;
   struct list_link reaping; /* streams marked for closing */
 
@@ -368,9 +392,13 @@ void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res);
  */
 /* Moves finished replies from the queue to the output. */
 void rt_client_flush(struct rt_stream *c);
-/* Closes connections on probation that did not say they are forwarding
- * links in time. */
+/* Every RT_TIMEOUT_SCAN_MS: closes connections on probation that did not
+ * say they are forwarding links in time, idle clients, clients over the
+ * soft output limit for too long; sums the clients' buffers and applies
+ * the memory budget. */
 void rt_clients_scan(struct rt *rt, uint64_t now_ms);
+/* A request's reply is final: counts it against its stream's output. */
+void rt_client_hold(struct rt_stream *c, struct rt_req *r);
 /* Parses the input of streams that were paused and may go on. */
 void rt_clients_resume(struct rt *rt);
 /* The runtime is done with a stream: requests unlinked now, handed to the

@@ -298,6 +298,8 @@ const char *http_reason_phrase(int status) {
     return "Not Found";
   case 405:
     return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
   case 414:
     return "URI Too Long";
   case 431:

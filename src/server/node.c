@@ -35,6 +35,9 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "net/codec.h"
 #include "server/node_internal.h"
@@ -428,8 +431,10 @@ static int srv_stop(struct srv_node *n) {
   uv_close((uv_handle_t *)&n->sig_int, on_closed_noop);
   if (n->client_listening)
     uv_close((uv_handle_t *)&n->client_listener, on_closed_noop);
-  if (n->http_listening)
+  if (n->http_listening) {
     uv_close((uv_handle_t *)&n->http_listener, on_closed_noop);
+    uv_close((uv_handle_t *)&n->http_timer, on_closed_noop);
+  }
   int rc = 0;
   if (n->rt != NULL) {
     /* Closes every stream (port_stream_close) and syncs the log. */
@@ -488,6 +493,19 @@ static void fit_descriptors(struct srv_node *n) {
   n->cfg.clients_max = fit;
 }
 
+/* Memory a client's large buffers took goes back to the system when they
+ * are freed. glibc serves an allocation from its heap unless it is larger
+ * than the mmap threshold, and raises that threshold (up to 32 MiB) each
+ * time such a block is freed: after one client's 20 MiB of replies, the
+ * next ones lived in the heap, and a leader stayed at hundreds of MB long
+ * after its clients had gone. A fixed threshold stops the raising: a
+ * buffer of 256 KiB or more is its own mapping, unmapped by free(). */
+static void return_freed_memory(void) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
+}
+
 _Static_assert(SRV_PASSWORD_BYTES_MAX <= RT_PASSWORD_BYTES_MAX,
                "a password sabhad accepts must fit the runtime's");
 
@@ -514,6 +532,12 @@ static int open_runtime(struct srv_node *n) {
   rc.leader_wait_ms = n->cfg.leader_wait_ms;
   rc.request_timeout_ms = n->cfg.request_timeout_ms;
   rc.clients_max = n->cfg.clients_max;
+  rc.idle_timeout_s = n->cfg.timeout_s;
+  rc.out_hard_bytes = n->cfg.out_hard_bytes;
+  rc.out_soft_bytes = n->cfg.out_soft_bytes;
+  rc.out_soft_s = n->cfg.out_soft_s;
+  rc.query_bytes_max = n->cfg.query_bytes_max;
+  rc.clients_memory_max = n->cfg.clients_memory_max;
   rc.dedup_max = n->cfg.dedup_max;
   rc.redirect = n->cfg.redirect == SRV_REDIRECT_MOVED ? RT_REDIRECT_MOVED
                                                       : RT_REDIRECT_FORWARD;
@@ -655,6 +679,7 @@ int srv_run(const struct srv_config *cfg) {
   list_init(&n->conns);
   list_init(&n->https);
   n->started_ms = srv_wall_ms();
+  return_freed_memory();
   fit_descriptors(n);
 
   uv_loop_init(&n->loop);

@@ -29,6 +29,10 @@
 #define SRV_SECRET_BYTES_MIN 16u
 #define SRV_CLUSTER_ID_BYTES_MAX 64u
 #define SRV_PASSWORD_BYTES_MAX 256u /* RT_PASSWORD_BYTES_MAX */
+/* client-query-buffer-limit may not be set below one command at its
+ * largest (resp_limits_default, 16 MiB) plus a read's worth: a client that
+ * sends the largest command a node takes must never be cut for it. */
+#define SRV_QUERY_BYTES_MIN ((16u << 20) + (1u << 20))
 
 /* A client password (requirepass, admin-pass): bytes, as a file holds
  * them (its trailing newline dropped). n == 0: none. */
@@ -79,7 +83,8 @@ struct srv_config {
                                    leader, then -TRYAGAIN; default 2000 */
   uint32_t request_timeout_ms;  /* a write or read waits this long for
                                    its commit or ReadIndex; 5000 */
-  uint32_t clients_max;         /* default 1024 */
+  uint32_t clients_max;         /* default 10000 (lowered at start to
+                                   fit the descriptor limit) */
   uint32_t wal_segment_bytes;   /* default 64 MiB */
   uint32_t slot_commands_max;   /* Multi-Paxos: commands batched into
                                    one slot; default 1 until the wire
@@ -90,6 +95,14 @@ struct srv_config {
                                    this many newer ids applies as new.
                                    Every node must use the same value:
                                    it decides replies. Default 100000 */
+  /* Limits on clients (docs/operations.md, "Limits"); rt_config in
+   * src/node/runtime.h says what each does. */
+  uint32_t timeout_s;          /* idle clients; 0: never; default 300 */
+  uint64_t out_hard_bytes;     /* client-output-buffer-limit normal */
+  uint64_t out_soft_bytes;     /*   64mb 16mb 60 by default */
+  uint32_t out_soft_s;         /*   (0 bytes: that limit is off) */
+  uint64_t query_bytes_max;    /* client-query-buffer-limit, 32mb */
+  uint64_t clients_memory_max; /* maxmemory-clients, 256mb; 0: none */
   /* Clients (docs/operations.md, "Client authentication"). */
   struct srv_password requirepass; /* the default user's; none: no AUTH */
   struct srv_password admin_pass;  /* the admin user's, for commands that

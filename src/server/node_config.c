@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "core/decimal.h"
@@ -35,7 +36,13 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->tick_ms = 5;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
-  cfg->clients_max = 1024;
+  cfg->clients_max = 10000;
+  cfg->timeout_s = 300;
+  cfg->out_hard_bytes = 64u << 20;
+  cfg->out_soft_bytes = 16u << 20;
+  cfg->out_soft_s = 60;
+  cfg->query_bytes_max = 32u << 20;
+  cfg->clients_memory_max = 256u << 20;
   cfg->wal_segment_bytes = 64u << 20;
   cfg->slot_commands_max = 64;
   cfg->dedup_max = APP_DEDUP_DEFAULT;
@@ -89,7 +96,19 @@ void srv_usage(FILE *f) {
       "  --leader-wait-ms N     how long a command waits for a leader\n"
       "                         before -TRYAGAIN (2000)\n"
       "  --request-timeout-ms N how long a write waits for its commit (5000)\n"
-      "  --clients-max N        client connections (1024)\n"
+      "  --clients-max N        client connections (10000; lowered to fit\n"
+      "                         the descriptor limit, with a warning)\n"
+      "  --timeout S            close a client idle for S seconds (300;\n"
+      "                         0 never)\n"
+      "  --client-output-buffer-limit 'HARD SOFT SECONDS'\n"
+      "                         close a client whose unsent replies pass\n"
+      "                         HARD, or SOFT for SECONDS (64mb 16mb 60;\n"
+      "                         0 turns one off; `normal` may lead)\n"
+      "  --client-query-buffer-limit BYTES  close a client that sent more\n"
+      "                         than this unparsed (32mb; at least 17mb)\n"
+      "  --maxmemory-clients BYTES  budget for all clients' buffers: past\n"
+      "                         half the largest stop being read, past it\n"
+      "                         they are closed (256mb; 0 none)\n"
       "  --wal-segment-bytes N  WAL segment size (64 MiB)\n"
       "  --slot-commands-max N  Multi-Paxos: commands batched per slot (64)\n"
       "  --dedup-max N          ids (txid, request_id) each application\n"
@@ -186,6 +205,62 @@ static bool parse_bool(const char *s, bool *out) {
   return false;
 }
 
+/* A size as Redis writes one: digits and an optional unit, k (1000), kb
+ * (1024), m, mb, g, gb, any case. */
+static bool parse_bytes(const char *s, uint64_t *out) {
+  static const struct {
+    const char *unit;
+    uint64_t scale;
+  } units[] = {{"", 1},           {"b", 1},
+               {"k", 1000},       {"kb", 1024},
+               {"m", 1000000},    {"mb", 1024 * 1024},
+               {"g", 1000000000}, {"gb", 1024ull * 1024 * 1024}};
+  size_t digits = 0;
+  while (isdigit((unsigned char)s[digits]))
+    digits++;
+  uint64_t v;
+  if (dec_parse_u64(s, digits, DEC_LEADING_ZEROS, 0, UINT64_MAX, &v) != DEC_OK)
+    return false;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcasecmp(s + digits, units[i].unit) != 0)
+      continue;
+    if (v > UINT64_MAX / units[i].scale)
+      return false;
+    *out = v * units[i].scale;
+    return true;
+  }
+  return false;
+}
+
+/* client-output-buffer-limit: [normal] HARD SOFT SECONDS, as in Redis's
+ * config (only the normal class exists here: no replicas, no pub/sub). */
+static bool parse_output_limit(struct srv_config *cfg, const char *value) {
+  char buf[128];
+  if (strlen(value) >= sizeof buf)
+    return false;
+  snprintf(buf, sizeof buf, "%s", value);
+  char *words[4];
+  size_t n = 0;
+  char *save = NULL;
+  for (char *w = strtok_r(buf, " \t", &save); w != NULL;
+       w = strtok_r(NULL, " \t", &save)) {
+    if (n == 4)
+      return false;
+    words[n++] = w;
+  }
+  size_t at = n == 4 ? 1 : 0;
+  if (n - at != 3 || (at == 1 && strcasecmp(words[0], "normal") != 0))
+    return false;
+  uint64_t hard, soft, secs;
+  if (!parse_bytes(words[at], &hard) || !parse_bytes(words[at + 1], &soft) ||
+      !dec_parse_flag(words[at + 2], 0, 86400u * 365u, &secs))
+    return false;
+  cfg->out_hard_bytes = hard;
+  cfg->out_soft_bytes = soft;
+  cfg->out_soft_s = (uint32_t)secs;
+  return true;
+}
+
 /* An empty secret used to mean "none" without a word; a short one is
  * guessable. Both are refused, so that a cluster is either openly without
  * a secret (loopback only, check_complete) or has a real one. */
@@ -273,6 +348,8 @@ enum kind {
   K_REDIRECT,
   K_PASSWORD,      /* struct srv_password at offset; "" is none */
   K_PASSWORD_FILE, /* the same, read from a file */
+  K_BYTES,         /* uint64_t: a size, 64mb and the like */
+  K_OUTPUT_LIMIT,  /* client-output-buffer-limit's three values */
 };
 
 struct setting {
@@ -312,6 +389,12 @@ static const struct setting SETTINGS[] = {
     {"leader-wait-ms", K_U32, OFF(leader_wait_ms), 0, 3600000, false},
     {"request-timeout-ms", K_U32, OFF(request_timeout_ms), 0, 3600000, false},
     {"clients-max", K_U32, OFF(clients_max), 0, 100000, false},
+    {"timeout", K_U32, OFF(timeout_s), 0, 86400u * 365u, false},
+    {"client-output-buffer-limit", K_OUTPUT_LIMIT, 0, 0, 0, false},
+    {"client-query-buffer-limit", K_BYTES, OFF(query_bytes_max), 0, 1ull << 40,
+     false},
+    {"maxmemory-clients", K_BYTES, OFF(clients_memory_max), 0, 1ull << 50,
+     false},
     {"wal-segment-bytes", K_U32, OFF(wal_segment_bytes), 0, 1u << 30, false},
     {"slot-commands-max", K_U32, OFF(slot_commands_max), 0, 4096, false},
     {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
@@ -406,6 +489,21 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
   case K_PASSWORD_FILE:
     return read_password_file((struct srv_password *)(base + s->offset),
                               s->name, value, err, err_size);
+  case K_BYTES:
+    if (!parse_bytes(value, &v) || v > s->max)
+      return errf(err, err_size,
+                  "%s: '%s' is not a size up to %" PRIu64
+                  " bytes (digits, then b, k, kb, m, mb, g or gb)",
+                  s->name, value, s->max);
+    *(uint64_t *)(base + s->offset) = v;
+    return 0;
+  case K_OUTPUT_LIMIT:
+    if (!parse_output_limit(cfg, value))
+      return errf(err, err_size,
+                  "client-output-buffer-limit: '%s' is not [normal] HARD "
+                  "SOFT SECONDS (sizes like 64mb; 0 turns one off)",
+                  value);
+    return 0;
   case K_REDIRECT:
     if (strcmp(value, "forward") == 0)
       cfg->redirect = SRV_REDIRECT_FORWARD;
@@ -507,6 +605,11 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
     return errf(err, err_size, "--slot-commands-max must be at least 1");
   if (cfg->clients_max == 0)
     return errf(err, err_size, "--clients-max must be at least 1");
+  if (cfg->query_bytes_max < SRV_QUERY_BYTES_MIN)
+    return errf(err, err_size,
+                "--client-query-buffer-limit must be at least %u bytes "
+                "(17mb): one command may be 16 MiB",
+                SRV_QUERY_BYTES_MIN);
   if (cfg->dedup_max == 0)
     return errf(err, err_size, "--dedup-max must be at least 1");
   /* Without a secret, anyone who reaches the peer port is a member: one

@@ -2,8 +2,12 @@
  * /health, for operators, Prometheus and `sabha cluster status`.
  *
  * One request per connection (http.h: Connection: close), answered from the
- * node's live state on the loop thread; at most SRV_HTTP_CONNS_MAX
- * connections at once. docs/operations.md lists every metric. */
+ * node's live state on the loop thread. Bounded so that these endpoints
+ * keep answering whoever else connects: at most SRV_HTTP_CONNS_MAX
+ * connections at once, the oldest half-sent one making room for a new one;
+ * a request head of 8 KiB at most (http.h) that must be complete within
+ * SRV_HTTP_HEAD_TIMEOUT_MS (else 408). docs/operations.md lists every
+ * metric. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,6 +95,84 @@ static void fsync_histogram(struct resp_buf *b, const struct wal_stats *ws) {
                    "Latency of the WAL's fsyncs (one per ready batch: group "
                    "commit)");
   http_prom_histogram(b, "sabha_wal_fsync_seconds", NULL, 0, &h);
+}
+
+/* Every client and HTTP limit, and what each did (docs/operations.md,
+ * "Limits"). */
+static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
+  const struct rt_metrics *m = rt_metrics(n->rt);
+  const struct rt_config *cfg = rt_config(n->rt);
+  struct rt_clients_memory mem;
+  rt_clients_memory(n->rt, &mem);
+  gauge(b, "sabha_clients_max", "clients-max: client connections allowed",
+        cfg->clients_max);
+  gauge(b, "sabha_forwarding_links",
+        "Other nodes' forwarding links among the clients", mem.links);
+  counter(b, "sabha_clients_refused_total",
+          "Connections refused: clients-max reached (-ERR max number of "
+          "clients reached), or protected mode",
+          m->clients_refused);
+  counter(b, "sabha_clients_probation_evicted_total",
+          "Connections past clients-max that did not say SABHA.FORWARDED, "
+          "pushed out by a newer one",
+          m->probation_evicted);
+  gauge(b, "sabha_client_timeout_seconds",
+        "timeout: idle clients closed "
+        "after this (0: never)",
+        cfg->idle_timeout_s);
+  counter(b, "sabha_clients_timed_out_total", "Idle clients closed",
+          m->clients_timed_out);
+  http_prom_header(b, "sabha_client_output_buffer_limit_bytes", "gauge",
+                   "client-output-buffer-limit: hard, and soft for "
+                   "sabha_client_output_buffer_soft_seconds (0: none)");
+  struct http_prom_label lim = {"limit", "hard"};
+  http_prom_sample_u64(b, "sabha_client_output_buffer_limit_bytes", &lim, 1,
+                       cfg->out_hard_bytes);
+  lim.value = "soft";
+  http_prom_sample_u64(b, "sabha_client_output_buffer_limit_bytes", &lim, 1,
+                       cfg->out_soft_bytes);
+  gauge(b, "sabha_client_output_buffer_soft_seconds",
+        "How long a client may stay past the soft output limit",
+        cfg->out_soft_s);
+  counter(b, "sabha_client_output_buffer_disconnects_total",
+          "Clients closed by client-output-buffer-limit", m->out_limit_closed);
+  gauge(b, "sabha_client_query_buffer_limit_bytes", "client-query-buffer-limit",
+        (double)cfg->query_bytes_max);
+  counter(b, "sabha_client_query_buffer_disconnects_total",
+          "Clients closed by client-query-buffer-limit", m->query_limit_closed);
+  gauge(b, "sabha_client_recent_max_input_buffer_bytes",
+        "Largest unparsed input of a client in the last 5-10 s",
+        (double)mem.recent_max_input_bytes);
+  gauge(b, "sabha_client_recent_max_output_buffer_bytes",
+        "Largest unsent replies of a client in the last 5-10 s",
+        (double)mem.recent_max_output_bytes);
+  gauge(b, "sabha_clients_memory_bytes",
+        "Bytes all clients' buffers hold (forwarding links aside)",
+        (double)mem.total_bytes);
+  gauge(b, "sabha_clients_memory_max_bytes",
+        "maxmemory-clients: the budget for them (0: none)",
+        (double)cfg->clients_memory_max);
+  gauge(b, "sabha_clients_memory_paused",
+        "Clients the budget keeps from being read", mem.paused);
+  counter(b, "sabha_clients_memory_pauses_total",
+          "Times the budget stopped reading a client", m->memory_paused);
+  counter(b, "sabha_clients_memory_disconnects_total",
+          "Clients closed by the budget (maxmemory-clients)", m->memory_closed);
+  gauge(b, "sabha_http_connections", "HTTP connections open", n->n_http);
+  gauge(b, "sabha_http_connections_max", "HTTP connections allowed",
+        SRV_HTTP_CONNS_MAX);
+  counter(b, "sabha_http_head_timeouts_total",
+          "HTTP requests answered 408: the head took too long",
+          n->http_head_timeouts);
+  http_prom_header(b, "sabha_http_connections_dropped_total", "counter",
+                   "HTTP connections dropped with every slot taken: evicted "
+                   "(a half-sent request, answered 408), full (the new one)");
+  struct http_prom_label l = {"reason", "evicted"};
+  http_prom_sample_u64(b, "sabha_http_connections_dropped_total", &l, 1,
+                       n->http_evicted);
+  l.value = "full";
+  http_prom_sample_u64(b, "sabha_http_connections_dropped_total", &l, 1,
+                       n->http_refused);
 }
 
 static void write_metrics(struct srv_node *n, struct resp_buf *b) {
@@ -229,6 +311,7 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
                          refused[i].count);
   }
   gauge(b, "sabha_clients", "Client connections", rt_n_clients(n->rt));
+  write_client_limits(n, b);
   counter(b, "sabha_client_commands_total", "Client commands received",
           m->commands);
   counter(b, "sabha_client_errors_total",
@@ -323,6 +406,52 @@ static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
       uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
 }
 
+/* Answers 408 to a connection whose request head is not complete, as far
+ * as the socket takes it at once, and closes it now: its slot is free at
+ * once, whatever its reader does. */
+static void http_timed_out(struct srv_http_conn *c) {
+  c->responded = true;
+  http_write_error(&c->out, 408, false);
+  if (c->out.err == 0) {
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  }
+  srv_http_close(c);
+}
+
+/* Every SRV_HTTP_SCAN_MS: heads that are too slow get 408, responses that
+ * nobody reads are dropped. */
+static void on_http_timer(uv_timer_t *t) {
+  struct srv_node *n = t->data;
+  uint64_t now = uv_now(&n->loop);
+  struct list_link *l = n->https.next;
+  while (l != &n->https) {
+    struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
+    l = l->next; /* closing unlinks c */
+    if (!c->responded && now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
+      n->http_head_timeouts++;
+      http_timed_out(c);
+    } else if (c->responded &&
+               now >= c->accepted_ms + SRV_HTTP_WRITE_TIMEOUT_MS) {
+      srv_http_close(c);
+    }
+  }
+}
+
+/* Every slot is taken: the oldest connection still sending its head makes
+ * room (408). False when every one has its request and is being answered. */
+static bool http_make_room(struct srv_node *n) {
+  for (struct list_link *l = n->https.next; l != &n->https; l = l->next) {
+    struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
+    if (c->responded)
+      continue;
+    n->http_evicted++;
+    http_timed_out(c);
+    return true;
+  }
+  return false;
+}
+
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct srv_http_conn *c = s->data;
   (void)buf;
@@ -365,11 +494,16 @@ static void on_http_connection(uv_stream_t *server, int status) {
   uv_tcp_init(&n->loop, &c->tcp);
   c->tcp.data = c;
   c->n = n;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-      n->n_http >= SRV_HTTP_CONNS_MAX) {
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
+  if (n->n_http >= SRV_HTTP_CONNS_MAX && !http_make_room(n)) {
+    n->http_refused++;
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
+    return;
+  }
+  c->accepted_ms = uv_now(&n->loop);
   resp_buf_init(&c->out, 32u << 20);
   list_push(&n->https, &c->link);
   n->n_http++;
@@ -389,6 +523,10 @@ int srv_http_listen(struct srv_node *n, char *err, size_t err_size) {
   }
   uv_tcp_init(&n->loop, &n->http_listener);
   n->http_listener.data = n;
+  uv_timer_init(&n->loop, &n->http_timer);
+  n->http_timer.data = n;
+  uv_timer_start(&n->http_timer, on_http_timer, SRV_HTTP_SCAN_MS,
+                 SRV_HTTP_SCAN_MS);
   n->http_listening = true;
   rc = uv_tcp_bind(&n->http_listener, (const struct sockaddr *)&addr, 0);
   if (rc == 0)

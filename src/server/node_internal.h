@@ -21,7 +21,17 @@
 #include "sabha/engine.h"
 #include "server/node.h"
 
+/* HTTP connections at once. With all taken, a new one pushes out the
+ * oldest whose request head is still incomplete (answered 408), so that
+ * slow or half-sent requests cannot keep /health and /metrics from
+ * answering; with none such, the new one is closed. */
 #define SRV_HTTP_CONNS_MAX 64u
+/* A request head not complete this long after the connection was accepted
+ * is answered 408 and closed; a response not written this long after is
+ * dropped (its reader does not read). */
+#define SRV_HTTP_HEAD_TIMEOUT_MS 5000u
+#define SRV_HTTP_WRITE_TIMEOUT_MS 10000u
+#define SRV_HTTP_SCAN_MS 250u
 
 struct srv_node;
 
@@ -48,6 +58,7 @@ struct srv_http_conn {
   struct resp_buf out;
   uv_write_t wreq;
   bool responded;
+  uint64_t accepted_ms; /* uv_now */
 };
 
 struct srv_node {
@@ -67,8 +78,12 @@ struct srv_node {
   uint64_t started_ms; /* wall clock */
 
   struct list_link conns; /* struct srv_conn */
-  struct list_link https;
+  struct list_link https; /* oldest first */
   uint32_t n_http;
+  uv_timer_t http_timer;       /* SRV_HTTP_HEAD_TIMEOUT_MS and the like */
+  uint64_t http_head_timeouts; /* answered 408: the head came too slowly */
+  uint64_t http_evicted;       /* answered 408 to make room for a new one */
+  uint64_t http_refused;       /* closed at once: every slot was busy */
 };
 
 /* node.c */

@@ -26,14 +26,18 @@ import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 socks, refused = [], 0
 for k in range(n):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(0.05)
+    socks.append(socket.create_connection(("127.0.0.1", port)))
+# Past clients-max a connection is refused at once, or let in on probation
+# (a slot kept for forwarding links) and refused within a second, or
+# pushed out by a newer one: each way it is told why.
+time.sleep(1.5)
+for s in socks:
+    s.settimeout(0.01)
     try:
         if b"max number of clients" in s.recv(200):
             refused += 1
-    except socket.timeout:
+    except (socket.timeout, ConnectionError):
         pass
-    socks.append(s)
 print("held", n, "refused", refused, flush=True)
 time.sleep(30)
 PY

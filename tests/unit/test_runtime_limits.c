@@ -1,0 +1,459 @@
+/* The limits on clients in the node runtime (src/node/clients.c), through
+ * the runtime's own API, as a host sees them: the output buffer limits
+ * (hard, and soft for so long), the query buffer limit, the idle timeout,
+ * the budget for all clients' buffers, and the slots kept for forwarding
+ * links. The node is node 2 of three over memfs and knows no leader; the
+ * test is its host, and its clock, which it moves to cross each limit.
+ *
+ * A client that does not read is a stream whose output the test never
+ * takes; ECHO of a large argument fills it at once, with no leader
+ * needed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "node/runtime.h"
+#include "node/runtime_internal.h"
+#include "storage/memfs.h"
+
+#define STREAMS_MAX 32
+
+/* The host: a clock the test moves, the streams the node closed, and
+ * whether it asked to stop reading each stream. */
+struct host {
+  uint64_t now_ms;
+  struct rt_stream *closed[STREAMS_MAX];
+  int n_closed;
+  struct rt_stream *paused[STREAMS_MAX];
+  int n_paused;
+};
+
+static uint64_t h_now_ms(void *ctx) {
+  return ((struct host *)ctx)->now_ms;
+}
+static uint64_t h_wall_ms(void *ctx) {
+  return 1700000000000ull + ((struct host *)ctx)->now_ms;
+}
+static uint64_t h_mono_us(void *ctx) {
+  return ((struct host *)ctx)->now_ms * 1000u;
+}
+static void h_send(void *ctx, const struct sabha_msg *m) {
+  (void)ctx;
+  (void)m;
+}
+static void h_stream(void *ctx, struct rt_stream *s) {
+  (void)ctx;
+  (void)s;
+}
+static void h_pause(void *ctx, struct rt_stream *s, bool paused) {
+  struct host *h = ctx;
+  for (int i = 0; i < h->n_paused; i++)
+    if (h->paused[i] == s) {
+      if (!paused)
+        h->paused[i] = h->paused[--h->n_paused];
+      return;
+    }
+  if (paused && h->n_paused < STREAMS_MAX)
+    h->paused[h->n_paused++] = s;
+}
+static void h_close(void *ctx, struct rt_stream *s, bool flush) {
+  struct host *h = ctx;
+  (void)flush;
+  if (h->n_closed < STREAMS_MAX)
+    h->closed[h->n_closed++] = s;
+}
+static int h_connect(void *ctx, struct rt_stream *s, uint32_t node) {
+  (void)ctx;
+  (void)s;
+  (void)node;
+  return -1;
+}
+static void h_kick(void *ctx) {
+  (void)ctx;
+}
+static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
+  (void)ctx;
+  fprintf(stderr, "fatal %d: %s\n", (int)kind, why);
+  abort();
+}
+static void h_log(void *ctx, enum rt_log_level level, const char *text) {
+  (void)ctx;
+  (void)level;
+  (void)text;
+}
+
+struct node {
+  struct memfs *fs;
+  struct wal_io io;
+  struct host h;
+  struct rt *rt;
+};
+
+/* Opens node 2 with `cfg` changed by the caller first (see limits()). */
+static void node_open(struct node *n, const struct rt_config *limits) {
+  memset(n, 0, sizeof *n);
+  CHECK(memfs_new(&n->fs, 1) == 0);
+  memfs_io(n->fs, &n->io);
+  n->h.now_ms = 1000;
+  static const uint32_t voters[] = {1, 2, 3};
+  struct rt_config cfg;
+  rt_config_init(&cfg, 2, voters, 3);
+  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
+  cfg.io = &n->io;
+  cfg.engine.seed = 7;
+  cfg.tag_seed = 11;
+  /* No elections while the clock runs for minutes. */
+  cfg.engine.election_timeout_ms_min = 3600000;
+  cfg.engine.election_timeout_ms_max = 7200000;
+  cfg.leader_wait_ms = 3600000;
+  cfg.clients_max = limits->clients_max;
+  cfg.idle_timeout_s = limits->idle_timeout_s;
+  cfg.out_hard_bytes = limits->out_hard_bytes;
+  cfg.out_soft_bytes = limits->out_soft_bytes;
+  cfg.out_soft_s = limits->out_soft_s;
+  cfg.query_bytes_max = limits->query_bytes_max;
+  cfg.clients_memory_max = limits->clients_memory_max;
+  struct rt_ports ports = {.ctx = &n->h,
+                           .now_ms = h_now_ms,
+                           .wall_ms = h_wall_ms,
+                           .mono_us = h_mono_us,
+                           .send = h_send,
+                           .stream_output = h_stream,
+                           .stream_pause = h_pause,
+                           .stream_close = h_close,
+                           .stream_connect = h_connect,
+                           .kick = h_kick,
+                           .fatal = h_fatal,
+                           .log = h_log};
+  char err[512];
+  int rc = rt_open(&n->rt, &cfg, &ports, err, sizeof err);
+  if (rc != 0)
+    fprintf(stderr, "rt_open: %s\n", err);
+  CHECK(rc == 0);
+  rt_run(n->rt);
+}
+
+/* Every limit off, 100 clients: each test turns on what it tries. */
+static struct rt_config limits(void) {
+  struct rt_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.clients_max = 100;
+  return cfg;
+}
+
+static void node_close(struct node *n) {
+  for (int i = 0; i < n->h.n_closed; i++)
+    rt_stream_free(n->h.closed[i]);
+  rt_close_crash(n->rt);
+  memfs_free(n->fs);
+}
+
+static bool was_closed(const struct node *n, const struct rt_stream *s) {
+  for (int i = 0; i < n->h.n_closed; i++)
+    if (n->h.closed[i] == s)
+      return true;
+  return false;
+}
+
+static bool is_paused(const struct node *n, const struct rt_stream *s) {
+  for (int i = 0; i < n->h.n_paused; i++)
+    if (n->h.paused[i] == s)
+      return true;
+  return false;
+}
+
+/* Time passes: every scan in between runs. */
+static void advance(struct node *n, uint64_t ms) {
+  uint64_t end = n->h.now_ms + ms;
+  while (n->h.now_ms < end) {
+    uint64_t step = end - n->h.now_ms < 10 ? end - n->h.now_ms : 10;
+    n->h.now_ms += step;
+    rt_tick(n->rt);
+    rt_run(n->rt);
+  }
+}
+
+static struct rt_stream *client(struct node *n) {
+  struct rt_stream *s = NULL;
+  const char *refusal = rt_stream_accept(n->rt, true, &s);
+  return refusal == NULL ? s : NULL;
+}
+
+static void send_line(struct node *n, struct rt_stream *s, const char *line) {
+  rt_stream_input(s, line, strlen(line));
+  rt_run(n->rt);
+}
+
+/* ECHO of `bytes` bytes: a reply of that size, at once. */
+static void echo(struct node *n, struct rt_stream *s, size_t bytes) {
+  char head[64];
+  int k = snprintf(head, sizeof head, "*2\r\n$4\r\nECHO\r\n$%zu\r\n", bytes);
+  uint8_t *cmd = malloc((size_t)k + bytes + 2);
+  CHECK(cmd != NULL);
+  memcpy(cmd, head, (size_t)k);
+  memset(cmd + k, 'x', bytes);
+  memcpy(cmd + k + bytes, "\r\n", 2);
+  rt_stream_input(s, cmd, (size_t)k + bytes + 2);
+  free(cmd);
+  rt_run(n->rt);
+}
+
+/* The client reads everything it was sent; returns how many bytes. */
+static size_t drain(struct rt_stream *s) {
+  const uint8_t *data;
+  size_t len, total = 0;
+  while (rt_stream_out_take(s, &data, &len)) {
+    total += len;
+    rt_stream_out_done(s);
+  }
+  return total;
+}
+
+/* Everything the stream has to say, as a string (its head only). */
+static const char *said(struct rt_stream *s) {
+  static char out[512];
+  const uint8_t *data;
+  size_t len, used = 0;
+  out[0] = '\0';
+  while (rt_stream_out_take(s, &data, &len)) {
+    size_t k = len < sizeof out - 1 - used ? len : sizeof out - 1 - used;
+    memcpy(out + used, data, k);
+    used += k;
+    out[used] = '\0';
+    rt_stream_out_done(s);
+  }
+  return out;
+}
+
+#define MIB (1u << 20)
+
+static void output_past_the_hard_limit_closes_the_client(void) {
+  struct rt_config lim = limits();
+  lim.out_hard_bytes = 1 * MIB;
+  struct node n;
+  node_open(&n, &lim);
+  struct rt_stream *reader = client(&n);
+  struct rt_stream *deaf = client(&n);
+  struct rt_stream *huge = client(&n);
+  /* A client that reads its replies is never cut, however much it asks. */
+  for (int i = 0; i < 8; i++) {
+    echo(&n, reader, 600 * 1024);
+    CHECK(drain(reader) > 600 * 1024);
+  }
+  CHECK(!was_closed(&n, reader));
+  /* One that does not read: fine below the limit, closed past it. */
+  echo(&n, deaf, 600 * 1024);
+  CHECK(!was_closed(&n, deaf));
+  echo(&n, deaf, 600 * 1024);
+  CHECK(was_closed(&n, deaf));
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 1);
+  /* Counted with what is being written: a slow reader whose write has
+   * not completed holds both. */
+  struct rt_stream *slow = client(&n);
+  const uint8_t *data;
+  size_t len;
+  echo(&n, slow, 600 * 1024);
+  CHECK(rt_stream_out_take(slow, &data, &len));
+  echo(&n, slow, 600 * 1024);
+  CHECK(was_closed(&n, slow));
+  rt_stream_out_done(slow);
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 2);
+  /* One reply larger than the limit is not built past it. */
+  echo(&n, huge, 2 * MIB);
+  CHECK(was_closed(&n, huge));
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 3);
+  CHECK(!was_closed(&n, reader));
+  node_close(&n);
+
+  /* With no hard limit the same client stays (back-pressure holds it). */
+  lim.out_hard_bytes = 0;
+  node_open(&n, &lim);
+  deaf = client(&n);
+  echo(&n, deaf, 600 * 1024);
+  echo(&n, deaf, 600 * 1024);
+  echo(&n, deaf, 2 * MIB);
+  CHECK(!was_closed(&n, deaf));
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 0);
+  node_close(&n);
+}
+
+static void output_past_the_soft_limit_for_its_seconds_closes_the_client(void) {
+  struct rt_config lim = limits();
+  lim.out_soft_bytes = 1 * MIB;
+  lim.out_soft_s = 2;
+  struct node n;
+  node_open(&n, &lim);
+  struct rt_stream *slow = client(&n);
+  struct rt_stream *deaf = client(&n);
+  echo(&n, deaf, 600 * 1024);
+  echo(&n, deaf, 600 * 1024); /* past the soft limit, from now on */
+  echo(&n, slow, 1200 * 1024);
+  CHECK(!was_closed(&n, deaf) && !was_closed(&n, slow));
+  advance(&n, 1500);
+  CHECK(!was_closed(&n, deaf) && !was_closed(&n, slow));
+  /* `slow` reads in time: below the limit again, its clock starts over. */
+  CHECK(drain(slow) > MIB);
+  echo(&n, slow, 1200 * 1024);
+  advance(&n, 600);
+  CHECK(was_closed(&n, deaf));
+  CHECK(!was_closed(&n, slow));
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 1);
+  advance(&n, 1500);
+  CHECK(was_closed(&n, slow));
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 2);
+  node_close(&n);
+}
+
+static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
+  struct rt_config lim = limits();
+  lim.query_bytes_max = 64 * 1024;
+  struct node n;
+  node_open(&n, &lim);
+  struct rt_stream *c = client(&n);
+  /* A read waits for a leader, so the write behind it waits unparsed in
+   * the input, and reading stops; a client that sends on regardless
+   * fills the input. */
+  send_line(&n, c, "GET a\r\nSET a 1\r\n");
+  CHECK(is_paused(&n, c));
+  static char junk[48 * 1024];
+  memset(junk, 'x', sizeof junk);
+  rt_stream_input(c, junk, sizeof junk);
+  CHECK(!was_closed(&n, c));
+  rt_stream_input(c, junk, sizeof junk);
+  CHECK(was_closed(&n, c));
+  CHECK(strcmp(said(c), "-ERR client-query-buffer-limit reached: the "
+                        "connection sent more than the node holds "
+                        "unparsed; closing it\r\n") == 0);
+  CHECK(rt_metrics(n.rt)->query_limit_closed == 1);
+
+  /* More than the limit in all is no flood: commands are parsed as they
+   * come, and the limit is on what waits unparsed. */
+  struct rt_stream *d = client(&n);
+  for (int i = 0; i < 4; i++)
+    echo(&n, d, 40 * 1024);
+  CHECK(!was_closed(&n, d));
+  CHECK(drain(d) > 160 * 1024);
+  node_close(&n);
+}
+
+static void idle_clients_are_closed_after_the_timeout(void) {
+  struct rt_config lim = limits();
+  lim.idle_timeout_s = 10;
+  struct node n;
+  node_open(&n, &lim);
+  struct rt_stream *idle = client(&n);
+  struct rt_stream *busy = client(&n);
+  struct rt_stream *link = client(&n);
+  struct rt_stream *chatty = client(&n);
+  send_line(&n, idle, "PING\r\n");
+  CHECK(strcmp(said(idle), "+PONG\r\n") == 0);
+  /* Waits for a leader for as long as it takes: blocked, not idle. */
+  send_line(&n, busy, "GET a\r\n");
+  send_line(&n, link, "SABHA.FORWARDED\r\n");
+  CHECK(strcmp(said(link), "+OK\r\n") == 0);
+  for (int i = 0; i < 4; i++) {
+    advance(&n, 3000);
+    send_line(&n, chatty, "PING\r\n");
+    CHECK(strcmp(said(chatty), "+PONG\r\n") == 0);
+  }
+  /* 12 s on: the idle one went at 10 s; the others stay. */
+  CHECK(was_closed(&n, idle));
+  CHECK(rt_metrics(n.rt)->clients_timed_out == 1);
+  CHECK(!was_closed(&n, busy) && !was_closed(&n, link) &&
+        !was_closed(&n, chatty));
+  advance(&n, 20000);
+  CHECK(was_closed(&n, chatty));
+  CHECK(!was_closed(&n, busy) && !was_closed(&n, link));
+  CHECK(rt_metrics(n.rt)->clients_timed_out == 2);
+  node_close(&n);
+
+  /* Timeout 0: never. */
+  lim.idle_timeout_s = 0;
+  node_open(&n, &lim);
+  idle = client(&n);
+  advance(&n, 600000);
+  CHECK(!was_closed(&n, idle));
+  node_close(&n);
+}
+
+static void the_memory_budget_stops_reading_then_closes_the_largest(void) {
+  struct rt_config lim = limits();
+  lim.clients_memory_max = 4 * MIB; /* reading stops past 2 MiB */
+  struct node n;
+  node_open(&n, &lim);
+  struct rt_stream *a = client(&n);
+  struct rt_stream *b = client(&n);
+  struct rt_stream *small = client(&n);
+  echo(&n, a, 1 * MIB);
+  echo(&n, b, 1 * MIB + MIB / 2);
+  send_line(&n, small, "PING\r\n");
+  advance(&n, 100);
+  CHECK(is_paused(&n, a) && is_paused(&n, b));
+  CHECK(!is_paused(&n, small));
+  CHECK(rt_metrics(n.rt)->memory_paused == 2);
+  struct rt_clients_memory mem;
+  rt_clients_memory(n.rt, &mem);
+  CHECK(mem.paused == 2);
+  CHECK(mem.total_bytes > 2 * MIB + MIB / 2);
+  /* `a` reads: the rest fit below half, and everyone is read again. */
+  CHECK(drain(a) > MIB);
+  advance(&n, 100);
+  CHECK(!is_paused(&n, a) && !is_paused(&n, b));
+  CHECK(rt_metrics(n.rt)->memory_closed == 0);
+  /* Past the whole budget the largest goes, and only it. */
+  echo(&n, a, 3 * MIB);
+  advance(&n, 100);
+  CHECK(was_closed(&n, a));
+  CHECK(!was_closed(&n, b) && !was_closed(&n, small));
+  CHECK(rt_metrics(n.rt)->memory_closed == 1);
+  node_close(&n);
+
+  /* Without a budget nothing of it happens. */
+  lim.clients_memory_max = 0;
+  node_open(&n, &lim);
+  a = client(&n);
+  echo(&n, a, 5 * MIB);
+  advance(&n, 100);
+  CHECK(!was_closed(&n, a) && rt_metrics(n.rt)->memory_paused == 0);
+  node_close(&n);
+}
+
+static void a_new_connection_pushes_out_the_oldest_on_probation(void) {
+  struct rt_config lim = limits();
+  lim.clients_max = 1;
+  struct node n;
+  node_open(&n, &lim);
+  CHECK(client(&n) != NULL);
+  struct rt_stream *first = client(&n); /* on probation */
+  CHECK(first != NULL);
+  for (uint32_t i = 1; i < RT_FORWARD_SLOTS; i++)
+    CHECK(client(&n) != NULL);
+  /* Every kept slot is taken, each still in its grace: refused. */
+  struct rt_stream *s = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &s) != NULL && s == NULL);
+  n.h.now_ms += RT_PROBATION_GRACE_MS;
+  /* Past it, the oldest that did not say SABHA.FORWARDED makes room. */
+  struct rt_stream *link = client(&n);
+  CHECK(link != NULL);
+  CHECK(was_closed(&n, first));
+  CHECK(strcmp(said(first), "-ERR max number of clients reached\r\n") == 0);
+  CHECK(rt_metrics(n.rt)->probation_evicted == 1);
+  send_line(&n, link, "SABHA.FORWARDED\r\n");
+  CHECK(strcmp(said(link), "+OK\r\n") == 0);
+  advance(&n, RT_PROBATION_MS + 100);
+  CHECK(!was_closed(&n, link));
+  node_close(&n);
+}
+
+int main(int argc, char **argv) {
+  static const struct test tests[] = {
+      TEST(output_past_the_hard_limit_closes_the_client),
+      TEST(output_past_the_soft_limit_for_its_seconds_closes_the_client),
+      TEST(input_past_the_query_buffer_limit_is_refused_and_closed),
+      TEST(idle_clients_are_closed_after_the_timeout),
+      TEST(the_memory_budget_stops_reading_then_closes_the_largest),
+      TEST(a_new_connection_pushes_out_the_oldest_on_probation),
+  };
+  return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}

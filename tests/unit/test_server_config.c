@@ -1,0 +1,74 @@
+/* sabhad's client limits as settings (src/server/node_config.c): sizes as
+ * Redis writes them, client-output-buffer-limit's three values with or
+ * without its class, and the floor under client-query-buffer-limit. */
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "server/node.h"
+
+/* Parses `--id 1 --peers 1=127.0.0.1:7000` and then `flag value`. */
+static int parse(struct srv_config *cfg, const char *flag, const char *value) {
+  char *argv[] = {"sabhad",           "--id",       "1",          "--peers",
+                  "1=127.0.0.1:7000", (char *)flag, (char *)value};
+  char err[512];
+  srv_config_init(cfg);
+  int argc = flag == NULL ? 5 : 7;
+  return srv_config_parse_args(cfg, argc, argv, stdout, err, sizeof err);
+}
+
+static void client_limits_have_their_defaults(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, NULL, NULL) == 0);
+  CHECK(cfg.clients_max == 10000);
+  CHECK(cfg.timeout_s == 300);
+  CHECK(cfg.out_hard_bytes == 64u << 20 && cfg.out_soft_bytes == 16u << 20);
+  CHECK(cfg.out_soft_s == 60);
+  CHECK(cfg.query_bytes_max == 32u << 20);
+  CHECK(cfg.clients_memory_max == 256u << 20);
+}
+
+static void sizes_take_redis_units(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, "--maxmemory-clients", "1gb") == 0);
+  CHECK(cfg.clients_memory_max == 1ull << 30);
+  CHECK(parse(&cfg, "--maxmemory-clients", "3K") == 0);
+  CHECK(cfg.clients_memory_max == 3000);
+  CHECK(parse(&cfg, "--maxmemory-clients", "0") == 0);
+  CHECK(cfg.clients_memory_max == 0);
+  CHECK(parse(&cfg, "--client-query-buffer-limit", "20mb") == 0);
+  CHECK(cfg.query_bytes_max == 20u << 20);
+  CHECK(parse(&cfg, "--maxmemory-clients", "12xb") == 2);
+  CHECK(parse(&cfg, "--maxmemory-clients", "mb") == 2);
+  CHECK(parse(&cfg, "--maxmemory-clients", "99999999999gb") == 2);
+}
+
+static void the_query_buffer_limit_fits_the_largest_command(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, "--client-query-buffer-limit", "16mb") == 2);
+  CHECK(parse(&cfg, "--client-query-buffer-limit", "17mb") == 0);
+}
+
+static void output_limit_takes_three_values_and_an_optional_class(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, "--client-output-buffer-limit", "normal 1mb 512kb 5") == 0);
+  CHECK(cfg.out_hard_bytes == 1u << 20 && cfg.out_soft_bytes == 512u << 10);
+  CHECK(cfg.out_soft_s == 5);
+  CHECK(parse(&cfg, "--client-output-buffer-limit", "0 0 0") == 0);
+  CHECK(cfg.out_hard_bytes == 0 && cfg.out_soft_bytes == 0);
+  CHECK(parse(&cfg, "--client-output-buffer-limit", "replica 1mb 1mb 1") == 2);
+  CHECK(parse(&cfg, "--client-output-buffer-limit", "1mb 1mb") == 2);
+  CHECK(parse(&cfg, "--client-output-buffer-limit", "1mb 1mb 1 1") == 2);
+  CHECK(parse(&cfg, "--timeout", "0") == 0);
+  CHECK(cfg.timeout_s == 0);
+}
+
+int main(int argc, char **argv) {
+  static const struct test tests[] = {
+      TEST(client_limits_have_their_defaults),
+      TEST(sizes_take_redis_units),
+      TEST(the_query_buffer_limit_fits_the_largest_command),
+      TEST(output_limit_takes_three_values_and_an_optional_class),
+  };
+  return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
