@@ -597,7 +597,7 @@ static int open_transport(struct srv_node *n) {
   }
   tc.peers = peers;
   tc.n_peers = np;
-  tc.listen_host = n->cfg.bind;
+  tc.listen_host = n->cfg.peer_bind;
   tc.listen_port = my_port;
   if (n->cfg.secret_bytes > 0) {
     tc.secret = n->cfg.secret;
@@ -614,21 +614,21 @@ static int open_transport(struct srv_node *n) {
   n->transport.data = n;
   if (rc != 0) {
     srv_log(n, "FATAL", "cannot start the peer transport on %s:%u: %s",
-            n->cfg.bind, my_port, transport_errmsg(&n->transport));
+            n->cfg.peer_bind, my_port, transport_errmsg(&n->transport));
     return 1;
   }
   return 0;
 }
 
-static int listen_tcp(struct srv_node *n, uv_tcp_t *h, uint16_t port,
-                      uv_connection_cb cb, const char *what, char *err,
-                      size_t err_size) {
+static int listen_tcp(struct srv_node *n, uv_tcp_t *h, const char *host,
+                      uint16_t port, uv_connection_cb cb, const char *what,
+                      char *err, size_t err_size) {
   struct sockaddr_storage addr;
-  int rc = uv_ip4_addr(n->cfg.bind, port, (struct sockaddr_in *)&addr);
+  int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
   if (rc != 0)
-    rc = uv_ip6_addr(n->cfg.bind, port, (struct sockaddr_in6 *)&addr);
+    rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
   if (rc != 0) {
-    snprintf(err, err_size, "bind address %s is not numeric", n->cfg.bind);
+    snprintf(err, err_size, "bind address %s is not numeric", host);
     return 1;
   }
   uv_tcp_init(&n->loop, h);
@@ -637,8 +637,8 @@ static int listen_tcp(struct srv_node *n, uv_tcp_t *h, uint16_t port,
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)h, 511, cb);
   if (rc != 0) {
-    snprintf(err, err_size, "cannot listen for %s on %s:%u: %s", what,
-             n->cfg.bind, port, uv_strerror(rc));
+    snprintf(err, err_size, "cannot listen for %s on %s:%u: %s", what, host,
+             port, uv_strerror(rc));
     return 1;
   }
   return 0;
@@ -646,8 +646,9 @@ static int listen_tcp(struct srv_node *n, uv_tcp_t *h, uint16_t port,
 
 static int clients_listen(struct srv_node *n, char *err, size_t err_size) {
   n->client_listening = true;
-  return listen_tcp(n, &n->client_listener, n->cfg.client_port,
-                    on_client_connection, "clients", err, err_size);
+  return listen_tcp(n, &n->client_listener, n->cfg.client_bind,
+                    n->cfg.client_port, on_client_connection, "clients", err,
+                    err_size);
 }
 
 static void start_loop(struct srv_node *n) {
@@ -704,8 +705,9 @@ int srv_run(const struct srv_config *cfg) {
     srv_log(n, "INFO",
             "serving: peers on %s:%u, clients on %s:%u, http on %s:%u, "
             "data in %s",
-            n->cfg.bind, transport_port(&n->transport), n->cfg.bind,
-            n->cfg.client_port, n->cfg.bind, n->cfg.http_port, n->cfg.data_dir);
+            n->cfg.peer_bind, transport_port(&n->transport), n->cfg.client_bind,
+            n->cfg.client_port, n->cfg.http_bind, n->cfg.http_port,
+            n->cfg.data_dir);
     uv_run(&n->loop, UV_RUN_DEFAULT);
   }
   int stop_rc = srv_stop(n);

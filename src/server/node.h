@@ -64,8 +64,13 @@ struct srv_config {
   struct srv_addr peer_clients[SABHA_NODES_MAX];
   uint32_t n_peer_clients;
   char bind[SRV_HOST_BYTES_MAX]; /* default 127.0.0.1 */
-  uint16_t client_port;          /* default 6379 */
-  uint16_t http_port;            /* default 8379 */
+  /* Each listener's own address; empty: `bind`. Peers may face a private
+   * network while clients face another, and /metrics only localhost. */
+  char peer_bind[SRV_HOST_BYTES_MAX];
+  char client_bind[SRV_HOST_BYTES_MAX];
+  char http_bind[SRV_HOST_BYTES_MAX];
+  uint16_t client_port; /* default 6379 */
+  uint16_t http_port;   /* default 8379 */
   char data_dir[SRV_PATH_BYTES_MAX];
   char protocol[16];                             /* default raft */
   char cluster_id[SRV_CLUSTER_ID_BYTES_MAX + 1]; /* default "sabha" */

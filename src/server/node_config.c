@@ -67,6 +67,9 @@ void srv_usage(FILE *f) {
       "  --client-port P        RESP port (default 6379)\n"
       "  --http-port P          /metrics, /status, /health (default 8379)\n"
       "  --bind HOST            address of all listeners (127.0.0.1)\n"
+      "  --peer-bind HOST, --client-bind HOST, --http-bind HOST\n"
+      "                         one listener's own address (default:\n"
+      "                         --bind)\n"
       "  --data DIR             data directory (default sabha-data-<id>)\n"
       "  --protocol NAME        raft or multipaxos (default raft)\n"
       "  --cluster-id NAME      peers of another cluster are refused\n"
@@ -369,6 +372,9 @@ static const struct setting SETTINGS[] = {
     {"peers", K_PEERS, 0, 0, 0, false},
     {"peer-clients", K_PEER_CLIENTS, 0, 0, 0, false},
     {"bind", K_STR, OFF(bind), SZ(bind), 0, false},
+    {"peer-bind", K_STR, OFF(peer_bind), SZ(peer_bind), 0, false},
+    {"client-bind", K_STR, OFF(client_bind), SZ(client_bind), 0, false},
+    {"http-bind", K_STR, OFF(http_bind), SZ(http_bind), 0, false},
     {"client-port", K_U16, OFF(client_port), 0, 65535, false},
     {"http-port", K_U16, OFF(http_port), 0, 65535, false},
     {"data", K_STR, OFF(data_dir), SZ(data_dir), 0, false},
@@ -615,13 +621,17 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
   /* Without a secret, anyone who reaches the peer port is a member: one
    * forged HELLO and heartbeat can take the cluster's term for ever. That
    * is tolerable only where nobody else can reach it. */
-  if (cfg->secret_bytes == 0 && !srv_addr_is_loopback(cfg->bind))
+  char *const binds[] = {cfg->peer_bind, cfg->client_bind, cfg->http_bind};
+  for (size_t i = 0; i < sizeof binds / sizeof binds[0]; i++)
+    if (binds[i][0] == '\0')
+      snprintf(binds[i], SRV_HOST_BYTES_MAX, "%s", cfg->bind);
+  if (cfg->secret_bytes == 0 && !srv_addr_is_loopback(cfg->peer_bind))
     return errf(err, err_size,
-                "--bind %s is not a loopback address, and no cluster secret "
+                "the peer address %s is not loopback, and no cluster secret "
                 "is set: peers off this machine must authenticate. Set "
                 "secret-file (16 bytes or more, mode 0600; the same on "
                 "every member). TLS is not supported yet",
-                cfg->bind);
+                cfg->peer_bind);
   if (cfg->data_dir[0] == '\0')
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "sabha-data-%u", cfg->id);
   return 0;

@@ -512,13 +512,13 @@ static void on_http_connection(uv_stream_t *server, int status) {
 
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size) {
   struct sockaddr_storage addr;
-  int rc =
-      uv_ip4_addr(n->cfg.bind, n->cfg.http_port, (struct sockaddr_in *)&addr);
+  int rc = uv_ip4_addr(n->cfg.http_bind, n->cfg.http_port,
+                       (struct sockaddr_in *)&addr);
   if (rc != 0)
-    rc = uv_ip6_addr(n->cfg.bind, n->cfg.http_port,
+    rc = uv_ip6_addr(n->cfg.http_bind, n->cfg.http_port,
                      (struct sockaddr_in6 *)&addr);
   if (rc != 0) {
-    snprintf(err, err_size, "bind address %s is not numeric", n->cfg.bind);
+    snprintf(err, err_size, "bind address %s is not numeric", n->cfg.http_bind);
     return 1;
   }
   uv_tcp_init(&n->loop, &n->http_listener);
@@ -532,8 +532,8 @@ int srv_http_listen(struct srv_node *n, char *err, size_t err_size) {
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&n->http_listener, 128, on_http_connection);
   if (rc != 0) {
-    snprintf(err, err_size, "cannot listen for HTTP on %s:%u: %s", n->cfg.bind,
-             n->cfg.http_port, uv_strerror(rc));
+    snprintf(err, err_size, "cannot listen for HTTP on %s:%u: %s",
+             n->cfg.http_bind, n->cfg.http_port, uv_strerror(rc));
     return 1;
   }
   return 0;

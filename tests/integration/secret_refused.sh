@@ -40,9 +40,28 @@ refused "a secret file the group can read" "chmod 600" \
 refused "a non-loopback bind without a secret" "secret-file" \
   --id 1 --peers "1=0.0.0.0:$P" --bind 0.0.0.0 --client-port "$BASE" \
   --http-port $((BASE + 100)) --data "$DIR/data"
-refused "an IPv6 non-loopback bind without a secret" "is not a loopback address" \
+refused "an IPv6 non-loopback bind without a secret" "is not loopback" \
   --id 1 --peers "1=[::]:$P" --bind :: --client-port "$BASE" \
   --http-port $((BASE + 100)) --data "$DIR/data"
+
+refused "a non-loopback peer-bind without a secret" "peer address 0.0.0.0" \
+  --id 1 --peers "1=0.0.0.0:$P" --bind 127.0.0.1 --peer-bind 0.0.0.0 \
+  --client-port "$BASE" --http-port $((BASE + 100)) --data "$DIR/data"
+
+log "clients on every address, peers on loopback: no secret needed"
+"$SABHAD" --id 1 --peers "1=127.0.0.1:$P" --bind 0.0.0.0 --peer-bind 127.0.0.1 \
+  --http-bind 127.0.0.1 --client-port "$BASE" --http-port $((BASE + 100)) \
+  --data "$DIR/data-split" >"$DIR/split.log" 2>&1 &
+PID=$!
+for i in $(seq 1 50); do
+  http_get $((BASE + 100)) /status | grep -q '"role"' && break
+  sleep 0.1
+done
+http_get $((BASE + 100)) /status | grep -q '"role"' ||
+  { kill $PID; cat "$DIR/split.log"; die "split binds did not start"; }
+grep -q "peers on 127.0.0.1:$P, clients on 0.0.0.0:$BASE, http on 127.0.0.1:" \
+  "$DIR/split.log" || { cat "$DIR/split.log"; die "the listeners are not where they were told"; }
+kill -TERM $PID; wait $PID || die "sabhad exited $? after SIGTERM"
 
 log "the same node with a good secret file, off loopback, starts"
 chmod 600 "$DIR/open"
