@@ -198,8 +198,8 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   http_prom_header(b, "sabha_handshakes_refused_total", "counter",
                    "Peer handshakes this node refused, by reason");
   static const char *const reasons[HS_REFUSAL_COUNT] = {
-      "",     "malformed", "version", "cluster", "engine",
-      "node", "auth",      "timeout", "limit",   "settings"};
+      "",     "malformed", "version", "cluster",  "engine", "node",
+      "auth", "timeout",   "limit",   "settings", "tls"};
   for (size_t i = 1; i < HS_REFUSAL_COUNT; i++) {
     struct http_prom_label l = {"reason", reasons[i]};
     http_prom_sample_u64(b, "sabha_handshakes_refused_total", &l, 1,
