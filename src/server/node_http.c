@@ -3,7 +3,10 @@
  *
  * One request per connection (http.h: Connection: close), answered from the
  * node's live state on the loop thread; at most SRV_HTTP_CONNS_MAX
- * connections at once. docs/operations.md lists every metric. */
+ * connections at once. docs/operations.md lists every metric. With tls on,
+ * the port speaks only HTTPS: each connection's session (src/net/tls.h)
+ * decrypts into the request buffer, and its handshake flights and then the
+ * response go out one write at a time. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -255,6 +258,8 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
 static void on_http_closed(uv_handle_t *h) {
   struct srv_http_conn *c = h->data;
   resp_buf_free(&c->out);
+  tls_conn_free(c->tls);
+  codec_buf_free(&c->tls_out);
   free(c);
 }
 
@@ -269,6 +274,45 @@ void srv_http_close(struct srv_http_conn *c) {
 static void on_http_written(uv_write_t *w, int status) {
   (void)status;
   srv_http_close(w->data);
+}
+
+static void http_tls_flush(struct srv_http_conn *c);
+
+static void on_http_tls_written(uv_write_t *w, int status) {
+  struct srv_http_conn *c = w->data;
+  c->writing = false;
+  if (status < 0) {
+    srv_http_close(c);
+    return;
+  }
+  http_tls_flush(c);
+}
+
+/* With TLS: writes what the session has to send, when no write is in
+ * flight; once the response is sealed and all of it written, closes. */
+static void http_tls_flush(struct srv_http_conn *c) {
+  if (c->writing || uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  c->tls_out.size_bytes = 0;
+  if (tls_conn_out_drain(c->tls, &c->tls_out) != 0 ||
+      c->tls_out.size_bytes > UINT32_MAX) {
+    srv_http_close(c);
+    return;
+  }
+  if (c->tls_out.size_bytes == 0) {
+    if (c->responded)
+      srv_http_close(c);
+    return;
+  }
+  uv_buf_t b =
+      uv_buf_init((char *)c->tls_out.data, (unsigned)c->tls_out.size_bytes);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_tls_written) !=
+      0) {
+    srv_http_close(c);
+    return;
+  }
+  c->writing = true;
 }
 
 static bool path_is(const struct http_request *req, const char *p) {
@@ -310,6 +354,13 @@ static void http_send(struct srv_http_conn *c) {
     srv_http_close(c);
     return;
   }
+  if (c->tls != NULL) {
+    if (tls_conn_write(c->tls, c->out.data, c->out.len) != TLS_OK)
+      srv_http_close(c);
+    else
+      http_tls_flush(c);
+    return;
+  }
   uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
@@ -319,8 +370,31 @@ static void http_send(struct srv_http_conn *c) {
 static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct srv_http_conn *c = h->data;
   (void)suggested;
+  if (c->tls != NULL) {
+    *buf = uv_buf_init((char *)c->n->tls_rbuf, SRV_TLS_RBUF_BYTES);
+    return;
+  }
   *buf =
       uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
+}
+
+/* With TLS: feeds `n` bytes of ciphertext to the session and decrypts what
+ * they complete into the request buffer (as far as it has room: a request
+ * that fills it is refused anyway). Returns false when the session failed
+ * (a client without TLS, or a refused certificate) and the connection is
+ * closing. */
+static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
+  int st = tls_conn_feed(c->tls, c->n->tls_rbuf, n);
+  while (st == TLS_OK) {
+    size_t got = 0;
+    st = tls_conn_read(c->tls, c->buf + c->len, sizeof c->buf - c->len, &got);
+    c->len += got;
+  }
+  if (st == TLS_AGAIN)
+    return true;
+  srv_log(c->n, "DEBUG", "https: %s", tls_conn_errmsg(c->tls));
+  srv_http_close(c);
+  return false;
 }
 
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -332,7 +406,10 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     srv_http_close(c);
     return;
   }
-  c->len += (size_t)nread;
+  if (c->tls == NULL)
+    c->len += (size_t)nread;
+  else if (!http_tls_decrypt(c, (size_t)nread))
+    return;
   struct http_request req;
   size_t consumed = 0;
   enum http_parse_status st =
@@ -341,6 +418,8 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (c->len == sizeof c->buf) {
       http_write_error(&c->out, 431, false);
       http_send(c);
+    } else if (c->tls != NULL) {
+      http_tls_flush(c); /* the handshake's next flight, if any */
     }
     return;
   }
@@ -367,6 +446,10 @@ static void on_http_connection(uv_stream_t *server, int status) {
   c->n = n;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
       n->n_http >= SRV_HTTP_CONNS_MAX) {
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
+    return;
+  }
+  if (n->tls != NULL && (c->tls = srv_tls_accept(n)) == NULL) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
