@@ -9,7 +9,7 @@
 # and the sanitizers' runtimes live (clang alone does not pull them in).
 set -eu
 
-PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev redis-tools python3"
+PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev libssl-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
   PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2"
 fi

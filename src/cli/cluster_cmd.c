@@ -7,7 +7,8 @@
  * `start` writes DIR/cluster.conf (what the cluster is), the cluster secret
  * (DIR/secret, mode 0600: 32 random bytes as hex, or the --secret given)
  * and one sabhad config per node (DIR/nodeN.conf, which names the secret
- * file: a secret on a command line would be visible in ps), then
+ * file: a secret on a command line would be visible in ps); with --tls also
+ * a CA and certificates for every node and for clients (below), then
  * starts one sabhad per node in the background, in a session of its own,
  * with its log in DIR/nodeN.log, its data in DIR/nodeN/ and its pid in
  * DIR/nodeN.pid. Every port is at P or above:
@@ -24,7 +25,14 @@
  * pid=1234
  *
  * with role=down (term=0 pid=0) for a node that is not running; role and
- * term come from the node's /status. */
+ * term come from the node's /status.
+ *
+ * --tls: every port of every node speaks only TLS. `start` makes a CA
+ * (DIR/ca.crt, its key DIR/ca.key), a certificate per node (DIR/nodeN.crt,
+ * common name sabha-node-N, with subjectAltName IP:127.0.0.1 and
+ * DNS:localhost) and one for clients (DIR/client.crt, for tls-auth-clients
+ * yes), keys mode 0600, all with src/net/tls.c; this tool then reads the
+ * nodes' /status over TLS too. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,8 +56,9 @@
 
 #include "cli/cli.h"
 #include "core/decimal.h"
+#include "net/codec.h"
+#include "net/tls.h"
 #include "sabha/engine.h"
-
 
 #define HOST "127.0.0.1"
 #define PORT_CLIENT_OFFSET 0u
@@ -70,36 +79,40 @@ struct cluster {
   char protocol[32];
   uint32_t base_port;
   char cluster_id[65];
+  bool tls; /* every port speaks only TLS; the certificates are in dir */
 };
 
 void cli_cluster_usage(FILE *f) {
-  fprintf(f,
-          "usage: sabha cluster <start|status|stop|kill|restart> [options]\n"
-          "\n"
-          "Runs a cluster of sabhad nodes on this machine (127.0.0.1).\n"
-          "\n"
-          "  sabha cluster start --dir DIR [--nodes 3] [--protocol raft]\n"
-          "                      [--base-port 17000] [--secret S]\n"
-          "                      [--cluster-id ID] [--requirepass P]\n"
-          "                      [--set key=value]...\n"
-          "      starts the nodes in the background: logs, pid files, data\n"
-          "      and configs in DIR; client ports P.., http P+100..,\n"
-          "      peers P+200..; --set adds a sabhad setting for every node;\n"
-          "      peers authenticate with DIR/secret (mode 0600): --secret S\n"
-          "      (16..256 bytes), or 32 random bytes by default;\n"
-          "      --requirepass: clients must AUTH (kept in DIR/requirepass,\n"
-          "      mode 0600);\n"
-          "      on an existing DIR, starts the nodes that are down\n"
-          "  sabha cluster status --dir DIR\n"
-          "      one line per node: node= role= term= client= http= pid=\n"
-          "  sabha cluster stop --dir DIR       SIGTERM, then SIGKILL after "
-          "%u s\n"
-          "  sabha cluster kill NODE --dir DIR  SIGKILL one node\n"
-          "  sabha cluster restart NODE --dir DIR\n"
-          "      NODE is a node id or the word `leader`\n"
-          "\n"
-          "The sabhad next to this sabha binary is used (or $SABHAD).\n",
-          WAIT_STOP_MS / 1000u);
+  fprintf(
+      f,
+      "usage: sabha cluster <start|status|stop|kill|restart> [options]\n"
+      "\n"
+      "Runs a cluster of sabhad nodes on this machine (127.0.0.1).\n"
+      "\n"
+      "  sabha cluster start --dir DIR [--nodes 3] [--protocol raft]\n"
+      "                      [--base-port 17000] [--secret S]\n"
+      "                      [--cluster-id ID] [--requirepass P] [--tls]\n"
+      "                      [--set key=value]...\n"
+      "      starts the nodes in the background: logs, pid files, data\n"
+      "      and configs in DIR; client ports P.., http P+100..,\n"
+      "      peers P+200..; --set adds a sabhad setting for every node;\n"
+      "      peers authenticate with DIR/secret (mode 0600): --secret S\n"
+      "      (16..256 bytes), or 32 random bytes by default;\n"
+      "      --requirepass: clients must AUTH (kept in DIR/requirepass,\n"
+      "      mode 0600);\n"
+      "      --tls: every port speaks only TLS, with a CA and certificates\n"
+      "      made in DIR (ca.crt; redis-cli --tls --cacert DIR/ca.crt);\n"
+      "      on an existing DIR, starts the nodes that are down\n"
+      "  sabha cluster status --dir DIR\n"
+      "      one line per node: node= role= term= client= http= pid=\n"
+      "  sabha cluster stop --dir DIR       SIGTERM, then SIGKILL after "
+      "%u s\n"
+      "  sabha cluster kill NODE --dir DIR  SIGKILL one node\n"
+      "  sabha cluster restart NODE --dir DIR\n"
+      "      NODE is a node id or the word `leader`\n"
+      "\n"
+      "The sabhad next to this sabha binary is used (or $SABHAD).\n",
+      WAIT_STOP_MS / 1000u);
 }
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -219,6 +232,8 @@ static int load_cluster(struct cluster *c, const char *dir) {
       parse_u32(value, 65535, &c->base_port);
     else if (strcmp(key, "cluster_id") == 0)
       copy_str(c->cluster_id, sizeof c->cluster_id, value);
+    else if (strcmp(key, "tls") == 0)
+      c->tls = strcmp(value, "yes") == 0;
     else if (strcmp(key, "dir") == 0 && value[0] == '/')
       copy_str(c->dir, sizeof c->dir, value); /* as the nodes know it */
   }
@@ -258,9 +273,9 @@ static int write_configs(const struct cluster *c, const char *secret,
   len += (size_t)snprintf(text + len, sizeof text - len,
                           "# A local sabha cluster, written by `sabha cluster "
                           "start`.\nnodes = %u\nprotocol = %s\nbase_port = "
-                          "%u\ncluster_id = %s\ndir = %s\n",
+                          "%u\ncluster_id = %s\ndir = %s\ntls = %s\n",
                           c->nodes, c->protocol, c->base_port, c->cluster_id,
-                          c->dir);
+                          c->dir, c->tls ? "yes" : "no");
   for (uint32_t i = 1; i <= c->nodes; i++)
     len += (size_t)snprintf(text + len, sizeof text - len,
                             "# node %u: client %s:%u http %s:%u peer %s:%u\n",
@@ -294,6 +309,12 @@ static int write_configs(const struct cluster *c, const char *secret,
         i, i, peers, clients, HOST, port_of(c, i, PORT_CLIENT_OFFSET),
         port_of(c, i, PORT_HTTP_OFFSET), data, c->protocol, c->cluster_id,
         secret_path);
+    if (c->tls)
+      len += (size_t)snprintf(text + len, sizeof text - len,
+                              "tls = yes\ntls-cert-file = %s/node%u.crt\n"
+                              "tls-key-file = %s/node%u.key\n"
+                              "tls-ca-cert-file = %s/ca.crt\n",
+                              c->dir, i, c->dir, i, c->dir);
     for (int k = 0; k < n_sets; k++) {
       const char *eq = strchr(sets[k], '=');
       len += (size_t)snprintf(text + len, sizeof text - len, "%.*s = %s\n",
@@ -307,6 +328,37 @@ static int write_configs(const struct cluster *c, const char *secret,
       return -1;
   }
   return 0;
+}
+
+/* DIR/ca.crt and DIR/ca.key, then a certificate and key per node
+ * (DIR/nodeN.crt, named as sabhad's peers expect: tls_node_cn) and one for
+ * clients (DIR/client.crt). Returns 0, or -1 with a message on stderr. */
+static int write_certificates(const struct cluster *c) {
+  char ca_crt[PATH_MAX + 16], ca_key[PATH_MAX + 16], crt[PATH_MAX + 32],
+      key[PATH_MAX + 32], cn[96], err[1400];
+  snprintf(ca_crt, sizeof ca_crt, "%s/ca.crt", c->dir);
+  snprintf(ca_key, sizeof ca_key, "%s/ca.key", c->dir);
+  snprintf(cn, sizeof cn, "sabha CA of %s", c->cluster_id);
+  if (tls_make_ca(ca_crt, ca_key, cn, err, sizeof err) != 0)
+    goto fail;
+  for (uint32_t i = 0; i <= c->nodes; i++) {
+    /* 0 stands for the clients' certificate. */
+    if (i == 0) {
+      snprintf(cn, sizeof cn, "sabha-client");
+      snprintf(crt, sizeof crt, "%s/client.crt", c->dir);
+      snprintf(key, sizeof key, "%s/client.key", c->dir);
+    } else {
+      tls_node_cn(i, cn);
+      node_path(c, i, ".crt", crt, sizeof crt);
+      node_path(c, i, ".key", key, sizeof key);
+    }
+    if (tls_make_cert(ca_crt, ca_key, cn, crt, key, err, sizeof err) != 0)
+      goto fail;
+  }
+  return 0;
+fail:
+  fprintf(stderr, "sabha cluster: %s\n", err);
+  return -1;
 }
 
 /* DIR/requirepass: the clients' password, readable by this user only,
@@ -463,10 +515,116 @@ static pid_t spawn_node(const struct cluster *c, uint32_t id,
 /* ---- asking a node ---------------------------------------------------------
  */
 
-/* GET path from 127.0.0.1:port into body (NUL-terminated); false on any
- * failure within timeout_ms. */
-static bool http_get(uint32_t port, const char *path, char *body, size_t size,
-                     unsigned timeout_ms) {
+/* Writes all `n` bytes to the non-blocking socket `fd` by the deadline. */
+static bool write_all(int fd, const uint8_t *data, size_t n,
+                      uint64_t deadline) {
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w > 0) {
+      data += w;
+      n -= (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno != EAGAIN && errno != EINTR)
+      return false;
+    uint64_t now = now_ms();
+    if (now >= deadline)
+      return false;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+      return false;
+  }
+  return true;
+}
+
+/* Reads what arrives on `fd` before the deadline: > 0 bytes, 0 at end of
+ * stream, -1 on an error or at the deadline. */
+static ssize_t read_some(int fd, void *buf, size_t cap, uint64_t deadline) {
+  for (;;) {
+    uint64_t now = now_ms();
+    if (now >= deadline)
+      return -1;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, (int)(deadline - now));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r != 1)
+      return -1;
+    ssize_t n = read(fd, buf, cap);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      continue;
+    return n;
+  }
+}
+
+/* Sends `req` and reads the response until the node closes, into buf
+ * (at most cap bytes). */
+static bool exchange_plain(int fd, const char *req, char *buf, size_t cap,
+                           size_t *len, uint64_t deadline) {
+  if (!write_all(fd, (const uint8_t *)req, strlen(req), deadline))
+    return false;
+  while (*len < cap) {
+    ssize_t n = read_some(fd, buf + *len, cap - *len, deadline);
+    if (n < 0)
+      return false;
+    if (n == 0)
+      break;
+    *len += (size_t)n;
+  }
+  return true;
+}
+
+/* The same over TLS (the HTTP ports of a cluster started with --tls speak
+ * only TLS): the session checks the node's certificate against DIR/ca.crt
+ * and shows DIR/client.crt, in case tls-auth-clients asks for one. */
+static bool exchange_tls(const struct cluster *c, int fd, const char *req,
+                         char *buf, size_t cap, size_t *len,
+                         uint64_t deadline) {
+  char ca[PATH_MAX + 16], crt[PATH_MAX + 16], key[PATH_MAX + 16], err[1400];
+  snprintf(ca, sizeof ca, "%s/ca.crt", c->dir);
+  snprintf(crt, sizeof crt, "%s/client.crt", c->dir);
+  snprintf(key, sizeof key, "%s/client.key", c->dir);
+  struct tls_ctx_config cfg = {
+      .ca_file = ca, .cert_file = crt, .key_file = key};
+  struct tls_ctx *ctx = NULL;
+  if (tls_ctx_new(&ctx, &cfg, err, sizeof err) != 0)
+    return false;
+  struct tls_conn *s = tls_conn_new(ctx, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
+  tls_ctx_free(ctx); /* the session keeps what it needs */
+  struct codec_buf out;
+  codec_buf_init(&out);
+  bool ok = s != NULL, sent = false;
+  while (ok) {
+    int st = tls_conn_handshake(s);
+    if (st == TLS_OK && !sent) {
+      ok = tls_conn_write(s, req, strlen(req)) == TLS_OK;
+      sent = true;
+    }
+    size_t got;
+    while (st == TLS_OK && *len < cap &&
+           (st = tls_conn_read(s, buf + *len, cap - *len, &got)) == TLS_OK)
+      *len += got;
+    if (st == TLS_CLOSED || *len == cap)
+      break;
+    out.size_bytes = 0;
+    ok = ok && st != TLS_FAILED && tls_conn_out_drain(s, &out) == 0 &&
+         write_all(fd, out.data, out.size_bytes, deadline);
+    uint8_t cipher[16384];
+    ssize_t n = ok ? read_some(fd, cipher, sizeof cipher, deadline) : -1;
+    if (n == 0)
+      break; /* the node closes after its response */
+    ok = n > 0 && tls_conn_feed(s, cipher, (size_t)n) == TLS_OK;
+  }
+  codec_buf_free(&out);
+  tls_conn_free(s);
+  return ok;
+}
+
+/* GET path from the node's HTTP port `port` (over TLS when the cluster
+ * runs it) into body (NUL-terminated); false on any failure within
+ * timeout_ms. */
+static bool http_get(const struct cluster *c, uint32_t port, const char *path,
+                     char *body, size_t size, unsigned timeout_ms) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return false;
@@ -488,27 +646,12 @@ static bool http_get(uint32_t port, const char *path, char *body, size_t size,
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
     goto out;
   char req[256];
-  int rl = snprintf(req, sizeof req,
-                    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                    path, HOST);
-  if (write(fd, req, (size_t)rl) != rl)
+  snprintf(req, sizeof req,
+           "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+           HOST);
+  if (!(c->tls ? exchange_tls(c, fd, req, buf, sizeof buf - 1, &len, deadline)
+               : exchange_plain(fd, req, buf, sizeof buf - 1, &len, deadline)))
     goto out;
-  for (;;) {
-    uint64_t now = now_ms();
-    if (now >= deadline)
-      goto out;
-    p = (struct pollfd){.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, (int)(deadline - now)) != 1)
-      goto out;
-    ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      continue;
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-    if (len == sizeof buf - 1)
-      break;
-  }
   buf[len] = '\0';
   char *start = strstr(buf, "\r\n\r\n");
   if (strncmp(buf, "HTTP/1.1 200", 12) != 0 || start == NULL)
@@ -560,8 +703,8 @@ static void view_node(const struct cluster *c, uint32_t id,
     return;
   }
   char body[4096];
-  if (http_get(port_of(c, id, PORT_HTTP_OFFSET), "/status", body, sizeof body,
-               1000)) {
+  if (http_get(c, port_of(c, id, PORT_HTTP_OFFSET), "/status", body,
+               sizeof body, 1000)) {
     v->answered = true;
     json_str(body, "role", v->role, sizeof v->role);
     v->term = json_u64(body, "term");
@@ -602,8 +745,8 @@ static bool wait_answering(const struct cluster *c, uint32_t id, pid_t pid,
     if (waitpid(pid, &status, WNOHANG) == pid)
       return false;
     char body[4096];
-    if (http_get(port_of(c, id, PORT_HTTP_OFFSET), "/status", body, sizeof body,
-                 500) &&
+    if (http_get(c, port_of(c, id, PORT_HTTP_OFFSET), "/status", body,
+                 sizeof body, 500) &&
         node_process(c, id, pid))
       return true;
     sleep_ms(50);
@@ -672,6 +815,7 @@ struct opts {
   const char *node; /* kill/restart */
   char *sets[32];
   int n_sets;
+  bool tls;
   bool nodes_set, protocol_set, base_port_set;
 };
 
@@ -710,6 +854,9 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
         return CLI_EXIT_USAGE;
       }
       o->requirepass = v;
+    } else if (strcmp(a, "--tls") == 0) {
+      o->tls = true;
+      takes = false;
     } else if (strcmp(a, "--cluster-id") == 0 && v != NULL) {
       o->cluster_id = v;
     } else if (strcmp(a, "--set") == 0 && v != NULL) {
@@ -866,6 +1013,7 @@ static int cmd_start(const struct opts *o) {
     c.nodes = o->nodes;
     snprintf(c.protocol, sizeof c.protocol, "%s", o->protocol);
     c.base_port = o->base_port;
+    c.tls = o->tls;
     if (o->cluster_id != NULL)
       snprintf(c.cluster_id, sizeof c.cluster_id, "%s", o->cluster_id);
     else
@@ -890,6 +1038,8 @@ static int cmd_start(const struct opts *o) {
       }
       sets[n_sets++] = pass_set;
     }
+    if (c.tls && write_certificates(&c) != 0)
+      return CLI_EXIT_ERROR;
     if (write_configs(&c, o->secret, sets, n_sets) != 0) {
       fprintf(stderr, "sabha cluster: cannot write the configs in %s: %s\n",
               c.dir, strerror(errno));
@@ -906,11 +1056,14 @@ static int cmd_start(const struct opts *o) {
   printf("sabha cluster: %u %s nodes in %s%s\n", c.nodes, c.protocol, c.dir,
          leader ? "" : " (no leader elected yet)");
   cmd_status(&c);
-  printf("\nconnect:  redis-cli -p %u%s   (any node's client port)\n"
+  char tls_args[PATH_MAX + 32] = "";
+  if (c.tls)
+    snprintf(tls_args, sizeof tls_args, " --tls --cacert %s/ca.crt", c.dir);
+  printf("\nconnect:  redis-cli%s -p %u%s   (any node's client port)\n"
          "status:   sabha cluster status --dir %s\n"
          "stop:     sabha cluster stop --dir %s\n"
          "logs:     %s/node<N>.log\n",
-         port_of(&c, 1, PORT_CLIENT_OFFSET),
+         tls_args, port_of(&c, 1, PORT_CLIENT_OFFSET),
          o->requirepass != NULL ? " -a <password>" : "", o->dir, o->dir, c.dir);
   return CLI_EXIT_OK;
 }

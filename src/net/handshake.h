@@ -80,7 +80,8 @@
   X(AUTH, "authentication failed")                                             \
   X(TIMEOUT, "handshake timed out")                                            \
   X(LIMIT, "too many connections")                                             \
-  X(SETTINGS, "settings every member must share differ")
+  X(SETTINGS, "settings every member must share differ")                       \
+  X(TLS, "TLS handshake or certificate refused")
 
 enum hs_refusal {
   HS_ACCEPTED = 0, /* not a refusal: functions below return it for "ok" */

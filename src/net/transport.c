@@ -25,6 +25,14 @@
  * while a write is in flight leave together in the next one. The two buffers
  * together are the send queue the bounds apply to.
  *
+ * With TLS, each connection also has a session (tls.h) between the socket
+ * and those buffers: bytes read are fed to it and what it decrypts lands in
+ * the receive buffer, sized as above; `pending` holds plaintext until the
+ * session is ready, and then each flush seals it into `inflight`, which
+ * holds ciphertext (with whatever else the session has to send: its
+ * handshake flights and alerts). The TLS handshake runs in state HELLO,
+ * under the same deadline as the rest.
+ *
  * Every handle's close is counted in handles_open so that transport_close()
  * can call its callback only when nothing of the transport is in use. */
 #include "net/transport.h"
@@ -81,7 +89,8 @@ struct transport_conn {
    * send_key, every frame we read must open with recv_key. */
   bool sealed;
   struct session_key send_key, recv_key;
-  struct codec_buf rbuf; /* bytes read, not yet handled */
+  struct tls_conn *tls;  /* with TLS, from conn_start() on */
+  struct codec_buf rbuf; /* bytes read (decrypted), not yet handled */
   struct codec_buf pending, inflight;
   uint32_t pending_msgs, inflight_msgs;
   char name[96]; /* for logs */
@@ -137,6 +146,8 @@ static void transport_maybe_closed(struct transport *t) {
     return;
   free(t->scratch);
   t->scratch = NULL;
+  free(t->tls_rbuf);
+  t->tls_rbuf = NULL;
   sodium_memzero(t->secret, sizeof t->secret);
   /* Last: the callback may free t. */
   if (t->close_cb != NULL)
@@ -181,6 +192,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
     codec_buf_free(&c->inflight);
     session_key_wipe(&c->send_key);
     session_key_wipe(&c->recv_key);
+    tls_conn_free(c->tls);
     free(c);
   }
   transport_maybe_closed(t);
@@ -334,7 +346,9 @@ int transport_init(uv_loop_t *loop, struct transport *t,
     return rc;
   prng_seed(&t->prng, t->cfg.seed);
   t->scratch = malloc(CODEC_ENTRIES_MAX * sizeof *t->scratch);
-  if (t->scratch == NULL) {
+  if (cfg->tls != NULL)
+    t->tls_rbuf = malloc(RBUF_CHUNK_BYTES);
+  if (t->scratch == NULL || (cfg->tls != NULL && t->tls_rbuf == NULL)) {
     snprintf(t->errmsg, sizeof t->errmsg, "out of memory");
     return SABHA_ENOMEM;
   }
@@ -477,6 +491,36 @@ static void conn_close(struct transport_conn *c, const char *why) {
     peer_schedule_dial(p);
 }
 
+/* Writes what the socket takes of `n` bytes now, without queueing. */
+static void conn_try_write(struct transport_conn *c, const uint8_t *bytes,
+                           size_t n) {
+  if (n == 0 || n > UINT32_MAX)
+    return;
+  uv_buf_t b = uv_buf_init((char *)bytes, (unsigned int)n);
+  int sent = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (sent > 0)
+    c->t->stats.bytes_sent += (uint64_t)sent;
+}
+
+/* With TLS: seals `frame` when the session is ready (NULL: nothing to
+ * seal), then tries to write whatever the session has to send, an alert
+ * that says why its handshake failed included. Only when nothing else is
+ * being written: libuv refuses a try-write behind a queued write, and
+ * bytes of a session out of order would be garbage anyway. */
+static void conn_try_write_tls(struct transport_conn *c, const uint8_t *frame,
+                               size_t n) {
+  if (c->writing)
+    return;
+  if (frame != NULL && tls_conn_ready(c->tls) &&
+      tls_conn_write(c->tls, frame, n) != TLS_OK)
+    return;
+  struct codec_buf out;
+  codec_buf_init(&out);
+  if (tls_conn_out_drain(c->tls, &out) == 0)
+    conn_try_write(c, out.data, out.size_bytes);
+  codec_buf_free(&out);
+}
+
 static void conn_refuse(struct transport_conn *c, enum hs_refusal reason,
                         const char *detail) {
   struct transport *t = c->t;
@@ -492,10 +536,12 @@ static void conn_refuse(struct transport_conn *c, enum hs_refusal reason,
   if (c->state != CONN_CONNECTING) {
     uint8_t frame[HS_REFUSE_FRAME_BYTES];
     hs_refuse_encode(reason, frame);
-    uv_buf_t b = uv_buf_init((char *)frame, sizeof frame);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n > 0)
-      t->stats.bytes_sent += (uint64_t)n;
+    /* With TLS configured, a connection refused before its session
+     * started (LIMIT) gets nothing: plaintext would be garbage to it. */
+    if (c->tls != NULL)
+      conn_try_write_tls(c, frame, sizeof frame);
+    else if (t->cfg.tls == NULL)
+      conn_try_write(c, frame, sizeof frame);
   }
   conn_close(c, hs_refusal_text(reason));
 }
@@ -510,17 +556,47 @@ static void conn_corrupt(struct transport_conn *c, const char *detail) {
 
 static void on_write(uv_write_t *req, int status);
 
-/* Starts writing `pending` if nothing is in flight. */
+/* With TLS: seals `pending` into the session once it is ready, and moves
+ * everything the session has to send to `inflight`. Returns false when
+ * the connection closed. */
+static bool conn_seal_pending(struct transport_conn *c) {
+  if (tls_conn_ready(c->tls) && c->pending.size_bytes > 0) {
+    if (tls_conn_write(c->tls, c->pending.data, c->pending.size_bytes) !=
+        TLS_OK) {
+      conn_close(c, tls_conn_errmsg(c->tls)); /* counts pending as lost */
+      return false;
+    }
+    c->inflight_msgs = c->pending_msgs;
+    c->pending_msgs = 0;
+    c->pending.size_bytes = 0;
+  }
+  if (tls_conn_out_drain(c->tls, &c->inflight) != 0) {
+    count_dropped_conn_lost(c->t, c->inflight_msgs);
+    c->inflight_msgs = 0;
+    conn_close(c, "out of memory");
+    return false;
+  }
+  return true;
+}
+
+/* Starts writing `pending` (with TLS: sealed, and the session's own bytes)
+ * if nothing is in flight. */
 static void conn_flush(struct transport_conn *c) {
-  if (c->writing || c->pending.size_bytes == 0 || c->state == CONN_CLOSING ||
-      c->state == CONN_CONNECTING)
+  if (c->writing || c->state == CONN_CLOSING || c->state == CONN_CONNECTING)
     return;
   assert(c->inflight.size_bytes == 0 && c->inflight_msgs == 0);
-  struct codec_buf swap = c->inflight;
-  c->inflight = c->pending;
-  c->pending = swap;
-  c->inflight_msgs = c->pending_msgs;
-  c->pending_msgs = 0;
+  if (c->tls != NULL) {
+    if (!conn_seal_pending(c) || c->inflight.size_bytes == 0)
+      return;
+  } else {
+    if (c->pending.size_bytes == 0)
+      return;
+    struct codec_buf swap = c->inflight;
+    c->inflight = c->pending;
+    c->pending = swap;
+    c->inflight_msgs = c->pending_msgs;
+    c->pending_msgs = 0;
+  }
   assert(c->inflight.size_bytes <= UINT32_MAX);
   uv_buf_t b = uv_buf_init((char *)c->inflight.data,
                            (unsigned int)c->inflight.size_bytes);
@@ -610,13 +686,31 @@ static void conn_start(struct transport_conn *c) {
   memcpy(h->cluster_id, t->cluster_id, sizeof h->cluster_id);
   memcpy(h->engine, t->engine, sizeof h->engine);
   h->settings = t->cfg.settings;
+  if (t->cfg.tls != NULL) {
+    /* Peers always show each other a certificate: a stranger gets no
+     * session, so not one byte of the handshake. */
+    c->tls = tls_conn_new(t->cfg.tls,
+                          c->outbound ? TLS_ROLE_CLIENT : TLS_ROLE_SERVER,
+                          TLS_VERIFY_REQUIRED);
+    if (c->tls == NULL) {
+      conn_close(c, "out of memory");
+      return;
+    }
+  }
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc != 0) {
     conn_close(c, uv_strerror(rc));
     return;
   }
-  if (c->outbound)
-    conn_send_hello(c);
+  if (!c->outbound)
+    return;
+  /* The dialer speaks first: with TLS its ClientHello, while its HELLO
+   * waits in `pending` for the session. */
+  if (c->tls != NULL && tls_conn_handshake(c->tls) == TLS_FAILED) {
+    conn_refuse(c, HS_REFUSED_TLS, tls_conn_errmsg(c->tls));
+    return;
+  }
+  conn_send_hello(c);
 }
 
 static void conn_established(struct transport_conn *c) {
@@ -650,6 +744,21 @@ static void conn_established(struct transport_conn *c) {
   t->stats.handshakes_completed++;
   tlog(t, TRANSPORT_LOG_INFO, "connected to node %u (%s)", p->id,
        c->outbound ? "dialed" : "accepted");
+}
+
+/* With TLS: the session proved that the peer holds a certificate of the
+ * CA; a member's place takes the one that names the node the HELLO claims.
+ * Refuses and returns false otherwise. */
+static bool conn_certificate_names(struct transport_conn *c, uint32_t id) {
+  char want[TLS_NODE_CN_BYTES_MAX], got[64], detail[160];
+  tls_node_cn(id, want);
+  if (tls_conn_peer_cn(c->tls, got, sizeof got) && strcmp(got, want) == 0)
+    return true;
+  snprintf(detail, sizeof detail,
+           "node %u showed a certificate of the CA for \"%s\", not \"%s\"", id,
+           got, want);
+  conn_refuse(c, HS_REFUSED_TLS, detail);
+  return false;
 }
 
 static void on_hello(struct transport_conn *c, const uint8_t *frame, size_t n) {
@@ -722,6 +831,8 @@ static void on_hello(struct transport_conn *c, const uint8_t *frame, size_t n) {
     c->peer = p;
     snprintf(c->name, sizeof c->name, "node %u", p->id);
   }
+  if (c->tls != NULL && !conn_certificate_names(c, th->node_id))
+    return;
   /* Accepted. A listener answers now; with a secret, the listener also
    * proves it at once, the dialer only after checking the listener's
    * proof (so that it never hands a MAC to a node that has not shown it
@@ -899,8 +1010,10 @@ static void conn_process(struct transport_conn *c) {
     codec_buf_free(rb);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct transport_conn *c = h->data;
+/* Makes room in the receive buffer for the next read (of the socket, or of
+ * the TLS session) and sets *buf to it; a zero-length buffer when memory is
+ * short. */
+static void rbuf_room(struct transport_conn *c, uv_buf_t *buf) {
   struct codec_buf *rb = &c->rbuf;
   size_t room = RBUF_CHUNK_BYTES;
   /* conn_process() leaves at most one partial frame, whose length it has
@@ -926,6 +1039,67 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
       uv_buf_init((char *)rb->data + rb->size_bytes, (unsigned int)free_bytes);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct transport_conn *c = h->data;
+  if (c->tls != NULL)
+    *buf = uv_buf_init((char *)c->t->tls_rbuf, RBUF_CHUNK_BYTES);
+  else
+    rbuf_room(c, buf);
+}
+
+/* With TLS: the session failed or ended. Before the handshake completes
+ * that is a refusal (a stranger, a certificate of another CA, a peer
+ * without TLS); the alert that says why goes out if the socket takes it. */
+static void conn_tls_failed(struct transport_conn *c, int st) {
+  const char *why = tls_conn_errmsg(c->tls);
+  if (!tls_conn_ready(c->tls)) {
+    conn_refuse(c, HS_REFUSED_TLS, why);
+    return;
+  }
+  if (st == TLS_CLOSED) {
+    conn_close(c, "closed by the peer (TLS close_notify)");
+    return;
+  }
+  c->t->stats.frames_corrupt++;
+  tlog(c->t, TRANSPORT_LOG_WARN, "%s: %s", c->name, why);
+  conn_close(c, why);
+}
+
+/* With TLS: `n` bytes of ciphertext arrived in t->tls_rbuf. Decrypts all
+ * the records they complete, handling frames as each read lands in the
+ * receive buffer, then sends what the session has to say. */
+static void conn_read_tls(struct transport_conn *c, size_t n) {
+  if (tls_conn_feed(c->tls, c->t->tls_rbuf, n) != TLS_OK) {
+    conn_close(c, "out of memory");
+    return;
+  }
+  bool was_ready = tls_conn_ready(c->tls);
+  while (c->state != CONN_CLOSING) {
+    uv_buf_t room;
+    rbuf_room(c, &room);
+    if (room.len == 0) {
+      conn_close(c, "out of memory");
+      return;
+    }
+    size_t got;
+    int st = tls_conn_read(c->tls, room.base, room.len, &got);
+    if (!was_ready && tls_conn_ready(c->tls)) {
+      /* The session is up: the HELLO waiting in `pending` can go. */
+      was_ready = true;
+      conn_flush(c);
+    }
+    if (st == TLS_AGAIN)
+      break;
+    if (st != TLS_OK) {
+      conn_tls_failed(c, st);
+      return;
+    }
+    c->rbuf.size_bytes += got;
+    conn_process(c);
+  }
+  conn_flush(c);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct transport_conn *c = stream->data;
   struct transport *t = c->t;
@@ -942,6 +1116,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0)
     return;
+  if (c->tls != NULL) {
+    assert(buf->base == (char *)t->tls_rbuf);
+    t->stats.bytes_received += (uint64_t)nread;
+    conn_read_tls(c, (size_t)nread);
+    return;
+  }
   assert(buf->base == (char *)c->rbuf.data + c->rbuf.size_bytes);
   assert((size_t)nread <= c->rbuf.cap_bytes - c->rbuf.size_bytes);
   t->stats.bytes_received += (uint64_t)nread;

@@ -12,6 +12,13 @@
  * peer's send queue is full, or the peer is not connected, a message is dropped
  * and counted, never held.
  *
+ * With a TLS context (tls.h), every connection is a TLS session from its
+ * first byte, mutual: the dialer is the TLS client, the listener the server,
+ * each must show a certificate of the context's CA, and once a HELLO names
+ * the peer, its certificate must name the same node (tls_node_cn): a
+ * certificate of the CA that names another node or none (a client's) is
+ * refused (reason TLS). Everything above then travels inside the session.
+ *
  * Connections. For each pair of nodes the one with the higher id dials the
  * one with the lower id, which only listens; so each pair has exactly one
  * connection, used in both directions, and only dialers need their peers'
@@ -41,6 +48,7 @@
 #include "core/prng.h"
 #include "net/codec.h"
 #include "net/handshake.h"
+#include "net/tls.h"
 #include "sabha/engine.h"
 
 #define TRANSPORT_SECRET_BYTES_MAX 256u
@@ -89,7 +97,11 @@ struct transport_config {
   /* The cluster secret, or NULL (secret_bytes 0) for no authentication.
    * Copied. Every node of a cluster must have the same one, or none. */
   const uint8_t *secret;
-  size_t secret_bytes;     /* 0..TRANSPORT_SECRET_BYTES_MAX */
+  size_t secret_bytes; /* 0..TRANSPORT_SECRET_BYTES_MAX */
+  /* TLS for every connection (see above), or NULL for plain TCP. Not
+   * copied: it must outlive the transport. Every node of a cluster must
+   * use TLS, or none. */
+  struct tls_ctx *tls;
   const char *listen_host; /* numeric; default "127.0.0.1" */
   uint16_t listen_port;    /* 0: any free port (see transport_port()) */
   /* Every other member; copied. At most SABHA_NODES_MAX - 1. */
@@ -183,6 +195,10 @@ struct transport {
   struct transport_conn *conns; /* every open connection, a list */
   uint32_t n_conns;
   struct sabha_entry *scratch; /* CODEC_ENTRIES_MAX, for decoding */
+  /* With TLS: where every connection's ciphertext is read to, to be fed to
+   * its session at once (libuv reads into it and hands it back within one
+   * callback, so one buffer serves them all). */
+  uint8_t *tls_rbuf;
   struct prng prng;
   /* Messages the codec refused are logged at most once per
    * TRANSPORT_TOO_BIG_LOG_MS (transport.c), with how many since. */

@@ -15,7 +15,14 @@
  *   the loop  once per iteration, after that iteration's I/O callbacks (a
  *             uv_check handle), rt_run() carries out what they caused, so
  *             that everything that arrived in one iteration shares one
- *             fsync (group commit).
+ *             fsync (group commit);
+ *   TLS       with tls on, every client, HTTP and peer connection and every
+ *             forwarding link carries a TLS session (src/net/tls.h)
+ *             between the socket and the runtime: reads are fed to it and
+ *             what it decrypts goes to the stream; a take of the stream's
+ *             output is sealed and its ciphertext written, and the take
+ *             counts as written when that write completes, so the
+ *             runtime's bounds on unsent replies hold as without TLS.
  *
  * Nothing a client or a peer is told depends on bytes that are not yet
  * fsynced, so SIGKILL loses nothing acknowledged. Limits (file descriptors
@@ -144,6 +151,8 @@ static void port_host_info(void *ctx, struct rt_host_info *hi) {
 static void on_conn_closed(uv_handle_t *h) {
   struct srv_conn *c = h->data;
   rt_stream_free(c->s);
+  tls_conn_free(c->tls);
+  codec_buf_free(&c->tls_out);
   free(c);
 }
 
@@ -168,23 +177,75 @@ static void conn_write(struct srv_conn *c);
 static void on_conn_write(uv_write_t *w, int status) {
   struct srv_conn *c = w->data;
   c->writing = false;
+  /* Without TLS every write is a take; with it, only one that says so. */
+  bool taken = c->tls == NULL || c->taken;
+  c->taken = false;
   if (c->closing) {
-    rt_stream_out_done(c->s);
+    if (taken)
+      rt_stream_out_done(c->s);
     return;
   }
   if (status < 0) {
-    rt_stream_out_done(c->s);
+    if (taken)
+      rt_stream_out_done(c->s);
     conn_lost(c);
     return;
   }
-  rt_stream_out_done(c->s); /* may call port_stream_output again */
+  if (taken)
+    rt_stream_out_done(c->s); /* may call port_stream_output again */
   if (!c->writing)
     conn_write(c);
+}
+
+/* With TLS: seals the stream's next take once the session is ready, and
+ * writes it together with whatever the session has to send. */
+static void conn_write_tls(struct srv_conn *c) {
+  const uint8_t *data;
+  size_t len;
+  bool ready = tls_conn_ready(c->tls);
+  if (ready && rt_stream_out_take(c->s, &data, &len)) {
+    c->taken = true;
+    if (tls_conn_write(c->tls, data, len) != TLS_OK) {
+      c->taken = false;
+      rt_stream_out_done(c->s);
+      conn_lost(c);
+      return;
+    }
+  }
+  c->tls_out.size_bytes = 0;
+  if (tls_conn_out_drain(c->tls, &c->tls_out) != 0 ||
+      c->tls_out.size_bytes > UINT32_MAX) {
+    if (c->taken)
+      rt_stream_out_done(c->s);
+    c->taken = false;
+    conn_lost(c);
+    return;
+  }
+  if (c->tls_out.size_bytes == 0) {
+    if (c->close_after_write)
+      conn_close(c);
+    return;
+  }
+  uv_buf_t b =
+      uv_buf_init((char *)c->tls_out.data, (unsigned)c->tls_out.size_bytes);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_conn_write) != 0) {
+    if (c->taken)
+      rt_stream_out_done(c->s);
+    c->taken = false;
+    conn_lost(c);
+    return;
+  }
+  c->writing = true;
 }
 
 static void conn_write(struct srv_conn *c) {
   if (c->writing || c->closing)
     return;
+  if (c->tls != NULL) {
+    conn_write_tls(c);
+    return;
+  }
   const uint8_t *data;
   size_t len;
   if (!rt_stream_out_take(c->s, &data, &len)) {
@@ -208,10 +269,71 @@ static void conn_write(struct srv_conn *c) {
 static void on_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct srv_conn *c = h->data;
   (void)suggested;
+  if (c->tls != NULL) {
+    *buf = uv_buf_init((char *)c->n->tls_rbuf, SRV_TLS_RBUF_BYTES);
+    return;
+  }
   size_t cap = 0;
   uint8_t *p = rt_stream_input_space(c->s, 64 * 1024, &cap);
   *buf =
       p == NULL ? uv_buf_init(NULL, 0) : uv_buf_init((char *)p, (unsigned)cap);
+}
+
+/* With TLS: the session failed (a client without TLS, a certificate
+ * refused) or ended. The alert that says why goes out if the socket takes
+ * it now; nothing waits for it. */
+static void conn_tls_failed(struct srv_conn *c) {
+  srv_log(c->n, "DEBUG", "%s: %s",
+          rt_stream_kind(c->s) == RT_STREAM_FORWARD ? "forwarding link"
+                                                    : "client",
+          tls_conn_errmsg(c->tls));
+  struct codec_buf alert;
+  codec_buf_init(&alert);
+  if (!c->writing && tls_conn_out_drain(c->tls, &alert) == 0 &&
+      alert.size_bytes > 0 && alert.size_bytes <= UINT32_MAX) {
+    uv_buf_t b = uv_buf_init((char *)alert.data, (unsigned)alert.size_bytes);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  }
+  codec_buf_free(&alert);
+  conn_lost(c);
+}
+
+/* With TLS: `n` bytes of ciphertext are in n->tls_rbuf. Everything they
+ * complete is decrypted into the stream, even past a pause: the bytes were
+ * read already, and a record left inside the session would wait for more
+ * input that a client waiting for its replies never sends (the runtime
+ * bounds input that arrives while paused). */
+static void conn_read_tls(struct srv_conn *c, size_t n) {
+  if (tls_conn_feed(c->tls, c->n->tls_rbuf, n) != TLS_OK) {
+    conn_lost(c);
+    return;
+  }
+  if (!tls_conn_ready(c->tls)) {
+    int st = tls_conn_handshake(c->tls);
+    if (st == TLS_FAILED) {
+      conn_tls_failed(c);
+      return;
+    }
+    if (st == TLS_OK && rt_stream_kind(c->s) == RT_STREAM_FORWARD)
+      rt_stream_connected(c->s); /* only now may it carry commands */
+  }
+  while (tls_conn_ready(c->tls) && !c->closing && !c->close_after_write) {
+    size_t cap = 0, got = 0;
+    uint8_t *p = rt_stream_input_space(c->s, 64 * 1024, &cap);
+    if (p == NULL) {
+      conn_lost(c);
+      return;
+    }
+    int st = tls_conn_read(c->tls, p, cap, &got);
+    if (st == TLS_AGAIN)
+      break;
+    if (st != TLS_OK) {
+      conn_tls_failed(c);
+      return;
+    }
+    rt_stream_received(c->s, got);
+  }
+  conn_write(c); /* handshake flights, or nothing */
 }
 
 static void on_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
@@ -223,7 +345,9 @@ static void on_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     conn_lost(c);
     return;
   }
-  if (nread > 0)
+  if (nread > 0 && c->tls != NULL)
+    conn_read_tls(c, (size_t)nread);
+  else if (nread > 0)
     rt_stream_received(c->s, (size_t)nread);
 }
 
@@ -290,7 +414,17 @@ static void on_fwd_connect(uv_connect_t *req, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   conn_read(c, true);
-  rt_stream_connected(c->s);
+  if (c->tls == NULL) {
+    rt_stream_connected(c->s);
+    return;
+  }
+  /* The ClientHello; the link counts as connected once the leader's
+   * certificate checked out (conn_read_tls). */
+  if (tls_conn_handshake(c->tls) == TLS_FAILED) {
+    conn_tls_failed(c);
+    return;
+  }
+  conn_write(c);
 }
 
 static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
@@ -307,7 +441,18 @@ static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
   struct srv_conn *c = conn_new(n, s);
   if (c == NULL)
     return -1;
+  /* The leader's client port speaks TLS too: the link is a TLS client
+   * that checks the leader's certificate against the CA and shows this
+   * node's (which tls-auth-clients yes asks for). */
+  if (n->tls != NULL)
+    c->tls = tls_conn_new(n->tls, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
   c->connect_req.data = c;
+  if (n->tls != NULL && c->tls == NULL) {
+    rt_stream_set_host(s, NULL);
+    c->s = NULL;
+    conn_close(c);
+    return -1;
+  }
   int rc = uv_tcp_connect(&c->connect_req, &c->tcp,
                           (const struct sockaddr *)&addr, on_fwd_connect);
   if (rc != 0) {
@@ -341,7 +486,19 @@ static bool peer_is_loopback(const uv_tcp_t *tcp) {
 }
 
 static void on_refused_closed(uv_handle_t *h) {
-  free(h->data);
+  struct srv_conn *c = h->data;
+  tls_conn_free(c->tls);
+  free(c);
+}
+
+struct tls_conn *srv_tls_accept(struct srv_node *n) {
+  static const enum tls_verify verify[] = {
+      [SRV_TLS_AUTH_NO] = TLS_VERIFY_NONE,
+      [SRV_TLS_AUTH_YES] = TLS_VERIFY_REQUIRED,
+      [SRV_TLS_AUTH_OPTIONAL] = TLS_VERIFY_OPTIONAL,
+  };
+  assert(n->tls != NULL && n->cfg.tls_auth_clients <= SRV_TLS_AUTH_OPTIONAL);
+  return tls_conn_new(n->tls, TLS_ROLE_SERVER, verify[n->cfg.tls_auth_clients]);
 }
 
 static void on_client_connection(uv_stream_t *server, int status) {
@@ -359,11 +516,19 @@ static void on_client_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
   }
+  if (n->tls != NULL && (c->tls = srv_tls_accept(n)) == NULL) {
+    uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+    return;
+  }
   const char *refusal =
       rt_stream_accept(n->rt, peer_is_loopback(&c->tcp), &c->s);
   if (refusal != NULL) {
-    uv_buf_t b = uv_buf_init((char *)refusal, (unsigned)strlen(refusal));
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    /* In plain text a refusal would be garbage to a TLS client, which
+     * sees only the connection close. */
+    if (c->tls == NULL) {
+      uv_buf_t b = uv_buf_init((char *)refusal, (unsigned)strlen(refusal));
+      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
   }
@@ -604,6 +769,7 @@ static int open_transport(struct srv_node *n) {
     tc.secret_bytes = n->cfg.secret_bytes;
   }
   tc.settings = n->cfg.dedup_max; /* decides replies: members must agree */
+  tc.tls = n->tls;
   tc.on_message = on_peer_message;
   tc.on_log = on_transport_log;
   tc.arg = n;
@@ -618,6 +784,36 @@ static int open_transport(struct srv_node *n) {
     return 1;
   }
   return 0;
+}
+
+/* With tls on: the context every port and link uses. Files that cannot be
+ * used stop the node before it listens, saying which and why. */
+static int open_tls(struct srv_node *n) {
+  if (!n->cfg.tls)
+    return 0;
+  struct tls_ctx_config tc = {.cert_file = n->cfg.tls_cert_file,
+                              .key_file = n->cfg.tls_key_file,
+                              .ca_file = n->cfg.tls_ca_cert_file};
+  char err[1400];
+  if (tls_ctx_new(&n->tls, &tc, err, sizeof err) != 0) {
+    srv_log(n, "FATAL", "%s", err);
+    return 1;
+  }
+  n->tls_rbuf = malloc(SRV_TLS_RBUF_BYTES);
+  if (n->tls_rbuf == NULL) {
+    srv_log(n, "FATAL", "out of memory");
+    tls_ctx_free(n->tls);
+    n->tls = NULL;
+    return 1;
+  }
+  return 0;
+}
+
+static void srv_tls_free(struct srv_node *n) {
+  tls_ctx_free(n->tls);
+  n->tls = NULL;
+  free(n->tls_rbuf);
+  n->tls_rbuf = NULL;
 }
 
 static int listen_tcp(struct srv_node *n, uv_tcp_t *h, const char *host,
@@ -683,10 +879,16 @@ int srv_run(const struct srv_config *cfg) {
   return_freed_memory();
   fit_descriptors(n);
 
+  int rc = open_tls(n);
+  if (rc != 0) {
+    free(n);
+    return rc;
+  }
   uv_loop_init(&n->loop);
-  int rc = open_runtime(n);
+  rc = open_runtime(n);
   if (rc != 0) {
     uv_loop_close(&n->loop);
+    srv_tls_free(n);
     free(n);
     return rc;
   }
@@ -703,11 +905,11 @@ int srv_run(const struct srv_config *cfg) {
   start_loop(n);
   if (rc == 0) {
     srv_log(n, "INFO",
-            "serving: peers on %s:%u, clients on %s:%u, http on %s:%u, "
+            "serving: peers on %s:%u, clients on %s:%u, http on %s:%u%s, "
             "data in %s",
             n->cfg.peer_bind, transport_port(&n->transport), n->cfg.client_bind,
             n->cfg.client_port, n->cfg.http_bind, n->cfg.http_port,
-            n->cfg.data_dir);
+            n->tls != NULL ? " (TLS only)" : "", n->cfg.data_dir);
     uv_run(&n->loop, UV_RUN_DEFAULT);
   }
   int stop_rc = srv_stop(n);
@@ -717,6 +919,7 @@ int srv_run(const struct srv_config *cfg) {
     srv_log(n, "WARN", "event loop closed with handles open: %s",
             uv_strerror(close_rc));
   srv_log(n, "INFO", "stopped");
+  srv_tls_free(n);
   free(n);
   if (rc == 0 && stop_rc != 0)
     rc = 1;

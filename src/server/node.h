@@ -48,6 +48,14 @@ struct srv_addr {
   uint16_t port;
 };
 
+/* tls-auth-clients: what a client (RESP or HTTP) must show, as in Redis.
+ * Peers always show a certificate, whatever this says. */
+enum srv_tls_auth {
+  SRV_TLS_AUTH_NO = 0,   /* none is asked for (default) */
+  SRV_TLS_AUTH_YES,      /* a certificate of the CA, or no session */
+  SRV_TLS_AUTH_OPTIONAL, /* asked for; one that is shown must check out */
+};
+
 enum srv_redirect {
   SRV_REDIRECT_FORWARD = 0, /* relay commands to the leader */
   SRV_REDIRECT_MOVED = 1,   /* answer -MOVED 0 host:port */
@@ -115,8 +123,16 @@ struct srv_config {
                                       follow requirepass */
   bool protected_mode;             /* no requirepass: loopback clients
                                       only; default on */
-  bool discard_corrupt_log;        /* see wal.h DISCARDING; default off */
-  bool verbose;                    /* debug logging */
+  /* TLS (docs/operations.md, "TLS"): when on, the client, HTTP and peer
+   * ports speak only TLS, peers authenticate each other with
+   * certificates of the CA, and forwarding links are TLS clients. */
+  bool tls;
+  char tls_cert_file[SRV_PATH_BYTES_MAX];    /* this node's, PEM */
+  char tls_key_file[SRV_PATH_BYTES_MAX];     /* its key, PEM */
+  char tls_ca_cert_file[SRV_PATH_BYTES_MAX]; /* the cluster's CA, PEM */
+  enum srv_tls_auth tls_auth_clients;
+  bool discard_corrupt_log; /* see wal.h DISCARDING; default off */
+  bool verbose;             /* debug logging */
 };
 
 /* Fills `cfg` with the defaults (id 0 and no peers: not yet usable). */
@@ -138,8 +154,8 @@ int srv_config_load_file(struct srv_config *cfg, const char *path, char *err,
 
 /* True when `host` is a numeric loopback address (127.0.0.0/8, ::1, or
  * ::ffff:127.x.y.z); false for any other address and for names. A node
- * bound elsewhere must have a secret (srv_config_parse_args refuses it
- * otherwise). */
+ * bound elsewhere must have a secret or TLS (srv_config_parse_args refuses
+ * it otherwise). */
 bool srv_addr_is_loopback(const char *host);
 
 /* The usage text of sabhad. */

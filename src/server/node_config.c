@@ -78,9 +78,10 @@ void srv_usage(FILE *f) {
       "                         must not be readable by group or others):\n"
       "                         peers prove they know it and tag every\n"
       "                         frame with it. Required unless --bind is a\n"
-      "                         loopback address. (`secret = S` in a\n"
-      "                         --config file works too; never on the\n"
-      "                         command line, where ps shows it)\n"
+      "                         loopback address or --tls is on.\n"
+      "                         (`secret = S` in a --config file works\n"
+      "                         too; never on the command line, where ps\n"
+      "                         shows it)\n"
       "  --requirepass-file FILE  clients must AUTH with the password in\n"
       "                         FILE (--requirepass P: the same, but P shows\n"
       "                         in ps)\n"
@@ -89,6 +90,16 @@ void srv_usage(FILE *f) {
       "                         --admin-pass P)\n"
       "  --protected-mode yes|no  without requirepass, accept clients only\n"
       "                         from loopback (yes, default)\n"
+      "  --tls                  every port speaks only TLS (tls = yes in a\n"
+      "                         --config file); peers authenticate each\n"
+      "                         other with certificates of the CA\n"
+      "  --tls-cert-file FILE   this node's certificate (PEM; its common\n"
+      "                         name sabha-node-<id>)\n"
+      "  --tls-key-file FILE    its private key (PEM)\n"
+      "  --tls-ca-cert-file FILE  the CA that signs every member's\n"
+      "                         certificate (and clients', if they show one)\n"
+      "  --tls-auth-clients no|yes|optional  must clients (RESP and HTTP)\n"
+      "                         show a certificate of the CA? (no)\n"
       "  --redirect forward|moved  a follower relays commands to the leader\n"
       "                         (forward, default) or answers -MOVED\n"
       "  --compact-entries N    snapshot every N applied entries (20000;\n"
@@ -353,6 +364,7 @@ enum kind {
   K_PASSWORD_FILE, /* the same, read from a file */
   K_BYTES,         /* uint64_t: a size, 64mb and the like */
   K_OUTPUT_LIMIT,  /* client-output-buffer-limit's three values */
+  K_TLS_AUTH,      /* tls-auth-clients: no, yes or optional */
 };
 
 struct setting {
@@ -388,6 +400,12 @@ static const struct setting SETTINGS[] = {
     {"admin-pass", K_PASSWORD, OFF(admin_pass), 0, 0, false},
     {"admin-pass-file", K_PASSWORD_FILE, OFF(admin_pass), 0, 0, false},
     {"protected-mode", K_BOOL, OFF(protected_mode), 0, 0, false},
+    {"tls", K_BOOL, OFF(tls), 0, 0, true},
+    {"tls-cert-file", K_STR, OFF(tls_cert_file), SZ(tls_cert_file), 0, false},
+    {"tls-key-file", K_STR, OFF(tls_key_file), SZ(tls_key_file), 0, false},
+    {"tls-ca-cert-file", K_STR, OFF(tls_ca_cert_file), SZ(tls_ca_cert_file), 0,
+     false},
+    {"tls-auth-clients", K_TLS_AUTH, 0, 0, 0, false},
     {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
     {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000, false},
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
@@ -510,6 +528,17 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
                   "SOFT SECONDS (sizes like 64mb; 0 turns one off)",
                   value);
     return 0;
+  case K_TLS_AUTH:
+    if (strcmp(value, "no") == 0)
+      cfg->tls_auth_clients = SRV_TLS_AUTH_NO;
+    else if (strcmp(value, "yes") == 0)
+      cfg->tls_auth_clients = SRV_TLS_AUTH_YES;
+    else if (strcmp(value, "optional") == 0)
+      cfg->tls_auth_clients = SRV_TLS_AUTH_OPTIONAL;
+    else
+      return errf(err, err_size,
+                  "tls-auth-clients: '%s' is not no, yes or optional", value);
+    return 0;
   case K_REDIRECT:
     if (strcmp(value, "forward") == 0)
       cfg->redirect = SRV_REDIRECT_FORWARD;
@@ -618,19 +647,27 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
                 SRV_QUERY_BYTES_MIN);
   if (cfg->dedup_max == 0)
     return errf(err, err_size, "--dedup-max must be at least 1");
-  /* Without a secret, anyone who reaches the peer port is a member: one
-   * forged HELLO and heartbeat can take the cluster's term for ever. That
-   * is tolerable only where nobody else can reach it. */
+  if (cfg->tls &&
+      (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0' ||
+       cfg->tls_ca_cert_file[0] == '\0'))
+    return errf(err, err_size,
+                "--tls needs tls-cert-file, tls-key-file and "
+                "tls-ca-cert-file");
   char *const binds[] = {cfg->peer_bind, cfg->client_bind, cfg->http_bind};
   for (size_t i = 0; i < sizeof binds / sizeof binds[0]; i++)
     if (binds[i][0] == '\0')
       snprintf(binds[i], SRV_HOST_BYTES_MAX, "%s", cfg->bind);
-  if (cfg->secret_bytes == 0 && !srv_addr_is_loopback(cfg->peer_bind))
+  /* Without a secret or mutual TLS, anyone who reaches the peer port is a
+   * member: one forged HELLO and heartbeat can take the cluster's term for
+   * ever. That is tolerable only where nobody else can reach it. */
+  if (cfg->secret_bytes == 0 && !cfg->tls &&
+      !srv_addr_is_loopback(cfg->peer_bind))
     return errf(err, err_size,
-                "the peer address %s is not loopback, and no cluster secret "
-                "is set: peers off this machine must authenticate. Set "
-                "secret-file (16 bytes or more, mode 0600; the same on "
-                "every member). TLS is not supported yet",
+                "the peer address %s is not loopback, and neither a cluster "
+                "secret nor TLS is set: peers off this machine must "
+                "authenticate. Set secret-file (16 bytes or more, mode 0600; "
+                "the same on every member), or tls = yes with certificates "
+                "of one CA (mutual TLS), or both",
                 cfg->peer_bind);
   if (cfg->data_dir[0] == '\0')
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "sabha-data-%u", cfg->id);

@@ -7,7 +7,9 @@
  * connections at once, the oldest half-sent one making room for a new one;
  * a request head of 8 KiB at most (http.h) that must be complete within
  * SRV_HTTP_HEAD_TIMEOUT_MS (else 408). docs/operations.md lists every
- * metric. */
+ * metric. With tls on, the port speaks only HTTPS: each connection's session
+ * (src/net/tls.h) decrypts into the request buffer, and its handshake
+ * flights and then the response go out one write at a time. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -280,8 +282,8 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   http_prom_header(b, "sabha_handshakes_refused_total", "counter",
                    "Peer handshakes this node refused, by reason");
   static const char *const reasons[HS_REFUSAL_COUNT] = {
-      "",     "malformed", "version", "cluster", "engine",
-      "node", "auth",      "timeout", "limit",   "settings"};
+      "",     "malformed", "version", "cluster",  "engine", "node",
+      "auth", "timeout",   "limit",   "settings", "tls"};
   for (size_t i = 1; i < HS_REFUSAL_COUNT; i++) {
     struct http_prom_label l = {"reason", reasons[i]};
     http_prom_sample_u64(b, "sabha_handshakes_refused_total", &l, 1,
@@ -338,6 +340,8 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
 static void on_http_closed(uv_handle_t *h) {
   struct srv_http_conn *c = h->data;
   resp_buf_free(&c->out);
+  tls_conn_free(c->tls);
+  codec_buf_free(&c->tls_out);
   free(c);
 }
 
@@ -352,6 +356,45 @@ void srv_http_close(struct srv_http_conn *c) {
 static void on_http_written(uv_write_t *w, int status) {
   (void)status;
   srv_http_close(w->data);
+}
+
+static void http_tls_flush(struct srv_http_conn *c);
+
+static void on_http_tls_written(uv_write_t *w, int status) {
+  struct srv_http_conn *c = w->data;
+  c->writing = false;
+  if (status < 0) {
+    srv_http_close(c);
+    return;
+  }
+  http_tls_flush(c);
+}
+
+/* With TLS: writes what the session has to send, when no write is in
+ * flight; once the response is sealed and all of it written, closes. */
+static void http_tls_flush(struct srv_http_conn *c) {
+  if (c->writing || uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  c->tls_out.size_bytes = 0;
+  if (tls_conn_out_drain(c->tls, &c->tls_out) != 0 ||
+      c->tls_out.size_bytes > UINT32_MAX) {
+    srv_http_close(c);
+    return;
+  }
+  if (c->tls_out.size_bytes == 0) {
+    if (c->responded)
+      srv_http_close(c);
+    return;
+  }
+  uv_buf_t b =
+      uv_buf_init((char *)c->tls_out.data, (unsigned)c->tls_out.size_bytes);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_tls_written) !=
+      0) {
+    srv_http_close(c);
+    return;
+  }
+  c->writing = true;
 }
 
 static bool path_is(const struct http_request *req, const char *p) {
@@ -393,6 +436,13 @@ static void http_send(struct srv_http_conn *c) {
     srv_http_close(c);
     return;
   }
+  if (c->tls != NULL) {
+    if (tls_conn_write(c->tls, c->out.data, c->out.len) != TLS_OK)
+      srv_http_close(c);
+    else
+      http_tls_flush(c);
+    return;
+  }
   uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
@@ -402,6 +452,10 @@ static void http_send(struct srv_http_conn *c) {
 static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct srv_http_conn *c = h->data;
   (void)suggested;
+  if (c->tls != NULL) {
+    *buf = uv_buf_init((char *)c->n->tls_rbuf, SRV_TLS_RBUF_BYTES);
+    return;
+  }
   *buf =
       uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
 }
@@ -412,7 +466,9 @@ static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void http_timed_out(struct srv_http_conn *c) {
   c->responded = true;
   http_write_error(&c->out, 408, false);
-  if (c->out.err == 0) {
+  /* Over TLS the answer would need the session's write path; the client
+   * learns as much from the close. */
+  if (c->out.err == 0 && c->tls == NULL) {
     uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
     uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   }
@@ -452,6 +508,25 @@ static bool http_make_room(struct srv_node *n) {
   return false;
 }
 
+/* With TLS: feeds `n` bytes of ciphertext to the session and decrypts what
+ * they complete into the request buffer (as far as it has room: a request
+ * that fills it is refused anyway). Returns false when the session failed
+ * (a client without TLS, or a refused certificate) and the connection is
+ * closing. */
+static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
+  int st = tls_conn_feed(c->tls, c->n->tls_rbuf, n);
+  while (st == TLS_OK) {
+    size_t got = 0;
+    st = tls_conn_read(c->tls, c->buf + c->len, sizeof c->buf - c->len, &got);
+    c->len += got;
+  }
+  if (st == TLS_AGAIN)
+    return true;
+  srv_log(c->n, "DEBUG", "https: %s", tls_conn_errmsg(c->tls));
+  srv_http_close(c);
+  return false;
+}
+
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct srv_http_conn *c = s->data;
   (void)buf;
@@ -461,7 +536,10 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     srv_http_close(c);
     return;
   }
-  c->len += (size_t)nread;
+  if (c->tls == NULL)
+    c->len += (size_t)nread;
+  else if (!http_tls_decrypt(c, (size_t)nread))
+    return;
   struct http_request req;
   size_t consumed = 0;
   enum http_parse_status st =
@@ -470,6 +548,8 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (c->len == sizeof c->buf) {
       http_write_error(&c->out, 431, false);
       http_send(c);
+    } else if (c->tls != NULL) {
+      http_tls_flush(c); /* the handshake's next flight, if any */
     }
     return;
   }
@@ -504,6 +584,10 @@ static void on_http_connection(uv_stream_t *server, int status) {
     return;
   }
   c->accepted_ms = uv_now(&n->loop);
+  if (n->tls != NULL && (c->tls = srv_tls_accept(n)) == NULL) {
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
+    return;
+  }
   resp_buf_init(&c->out, 32u << 20);
   list_push(&n->https, &c->link);
   n->n_http++;

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "core/list.h"
+#include "net/tls.h"
 #include "net/transport.h"
 #include "node/resp.h"
 #include "node/runtime.h"
@@ -32,6 +33,9 @@
 #define SRV_HTTP_HEAD_TIMEOUT_MS 5000u
 #define SRV_HTTP_WRITE_TIMEOUT_MS 10000u
 #define SRV_HTTP_SCAN_MS 250u
+/* With TLS, each read of a client, forwarding or HTTP socket lands here, to
+ * be fed to its session at once (srv_node.tls_rbuf). */
+#define SRV_TLS_RBUF_BYTES (64u * 1024u)
 
 struct srv_node;
 
@@ -47,6 +51,12 @@ struct srv_conn {
   bool closing;           /* uv_close called or due */
   bool close_after_write; /* the runtime closed it with flush */
   bool reading;
+  /* With TLS (node.c, "TLS"): the session; the ciphertext being written,
+   * which may carry a take of the stream's output (`taken`) or only the
+   * session's own bytes (handshake flights). */
+  struct tls_conn *tls;
+  struct codec_buf tls_out;
+  bool taken;
 };
 
 struct srv_http_conn {
@@ -59,6 +69,11 @@ struct srv_http_conn {
   uv_write_t wreq;
   bool responded;
   uint64_t accepted_ms; /* uv_now */
+  /* With TLS: the session, and the ciphertext being written (one write at
+   * a time: handshake flights, then the response). */
+  struct tls_conn *tls;
+  struct codec_buf tls_out;
+  bool writing;
 };
 
 struct srv_node {
@@ -72,6 +87,11 @@ struct srv_node {
   bool client_listening, http_listening;
   struct transport transport;
   bool transport_open;
+  /* cfg.tls: this node's certificate, key and CA, for every port and the
+   * forwarding links; and where TLS connections' reads land (libuv hands
+   * each read back at once, so one buffer serves them all). */
+  struct tls_ctx *tls;
+  uint8_t *tls_rbuf;
   struct rt *rt;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
@@ -90,6 +110,11 @@ struct srv_node {
 uint64_t srv_wall_ms(void);
 void srv_log(struct srv_node *n, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* node.c: the session a connection accepted on a client or HTTP port gets
+ * (tls-auth-clients says what it asks of the client), or NULL when memory is
+ * short. */
+struct tls_conn *srv_tls_accept(struct srv_node *n);
 
 /* node_http.c */
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size);

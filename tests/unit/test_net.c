@@ -8,24 +8,31 @@
  * node that goes away and comes back is reconnected; a full send queue drops
  * messages instead of blocking or growing, even against a peer that stops
  * reading; a corrupt frame or a silent stranger is disconnected, and with a
- * secret so is a frame whose session MAC is wrong. Every
+ * secret so is a frame whose session MAC is wrong. With TLS, three nodes
+ * exchange the same messages inside mutual TLS sessions (with and without a
+ * secret as well), and a peer with a certificate of another CA, one whose
+ * certificate names another node, or one that speaks no TLS is refused
+ * (reason TLS). Every
  * listener binds port 0 and the test reads the port back, so runs in
  * parallel do not collide. Every wait is bounded (WAIT_MS), and every test
  * ends by closing every handle and checking that uv_loop_close() succeeds,
  * which proves nothing leaked. Set SABHA_TEST_VERBOSE=1 to see the
  * transports' logs. Run with a test name as the argument to run only that
  * test. */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
-#include "core/prng.h"
 #include "core/endian.h"
+#include "core/prng.h"
 #include "net/codec.h"
 #include "net/handshake.h"
 #include "net/session.h"
+#include "net/tls.h"
 #include "net/transport.h"
 #include "sabha/error.h"
 
@@ -519,12 +526,85 @@ static bool fakes_closed(const struct fake *fakes, int n) {
   return true;
 }
 
+/* ---- certificates ------------------------------------------------------- */
+
+/* A CA "ca" with certificates for nodes 1..3 named as tls_node_cn() names
+ * them, and a CA "other" with a certificate that claims node 2, made once
+ * per run in a temporary directory (removed at exit). */
+static char pki_dir[64];
+
+static void pki_remove(void) {
+  static const char *const names[] = {"ca.crt",    "ca.key",    "other.crt",
+                                      "other.key", "node1.crt", "node1.key",
+                                      "node2.crt", "node2.key", "node3.crt",
+                                      "node3.key", "fake2.crt", "fake2.key"};
+  char p[PATH_MAX];
+  for (size_t i = 0; i < N(names); i++) {
+    snprintf(p, sizeof p, "%s/%s", pki_dir, names[i]);
+    unlink(p);
+  }
+  rmdir(pki_dir);
+}
+
+static bool pki_make(void) {
+  if (pki_dir[0] != '\0')
+    return true;
+  snprintf(pki_dir, sizeof pki_dir, "/tmp/sabha-test-net-XXXXXX");
+  if (mkdtemp(pki_dir) == NULL)
+    return false;
+  atexit(pki_remove);
+  char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX], d[PATH_MAX], err[512];
+  const char *cas[] = {"ca", "other"};
+  for (size_t i = 0; i < N(cas); i++) {
+    snprintf(a, sizeof a, "%s/%s.crt", pki_dir, cas[i]);
+    snprintf(b, sizeof b, "%s/%s.key", pki_dir, cas[i]);
+    if (tls_make_ca(a, b, cas[i], err, sizeof err) != 0)
+      goto fail;
+  }
+  /* nodeN by "ca"; fake2 by "other", claiming node 2. */
+  for (uint32_t id = 1; id <= 4; id++) {
+    const char *ca = id <= 3 ? "ca" : "other";
+    char cn[TLS_NODE_CN_BYTES_MAX], leaf[16];
+    tls_node_cn(id <= 3 ? id : 2, cn);
+    snprintf(leaf, sizeof leaf, id <= 3 ? "node%u" : "fake2", id);
+    snprintf(a, sizeof a, "%s/%s.crt", pki_dir, ca);
+    snprintf(b, sizeof b, "%s/%s.key", pki_dir, ca);
+    snprintf(c, sizeof c, "%s/%s.crt", pki_dir, leaf);
+    snprintf(d, sizeof d, "%s/%s.key", pki_dir, leaf);
+    if (tls_make_cert(a, b, cn, c, d, err, sizeof err) != 0)
+      goto fail;
+  }
+  return true;
+fail:
+  fprintf(stderr, "making test certificates: %s\n", err);
+  return false;
+}
+
+/* A context that trusts "ca" and shows `leaf`'s certificate; NULL on
+ * failure (said on stderr). */
+static struct tls_ctx *pki_ctx(const char *leaf) {
+  if (!pki_make())
+    return NULL;
+  char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], err[512];
+  snprintf(ca, sizeof ca, "%s/ca.crt", pki_dir);
+  snprintf(crt, sizeof crt, "%s/%s.crt", pki_dir, leaf);
+  snprintf(key, sizeof key, "%s/%s.key", pki_dir, leaf);
+  struct tls_ctx_config cfg = {
+      .ca_file = ca, .cert_file = crt, .key_file = key};
+  struct tls_ctx *ctx = NULL;
+  if (tls_ctx_new(&ctx, &cfg, err, sizeof err) != 0)
+    fprintf(stderr, "tls_ctx_new: %s\n", err);
+  return ctx;
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
-static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes) {
+static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes,
+                                 bool tls) {
   struct env e;
   env_init(&e);
   struct node *nodes[3] = {node_new(), node_new(), node_new()};
+  struct tls_ctx *ctxs[3] = {NULL, NULL, NULL};
   uint16_t ports[3] = {0};
   uint32_t ids[3] = {1, 2, 3};
   const uint64_t per_link = 120;
@@ -533,6 +613,13 @@ static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes) {
     nodes[i]->cfg.secret = secret;
     nodes[i]->cfg.secret_bytes = secret_bytes;
     nodes[i]->verify = true;
+    if (tls) {
+      char leaf[16];
+      snprintf(leaf, sizeof leaf, "node%u", i + 1);
+      ctxs[i] = pki_ctx(leaf);
+      CHECK(ctxs[i] != NULL);
+      nodes[i]->cfg.tls = ctxs[i];
+    }
     CHECK(node_start(nodes[i], &e) == 0);
     ports[i] = transport_port(&nodes[i]->t);
     CHECK(ports[i] != 0);
@@ -578,17 +665,88 @@ static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes) {
 out:
   if (!teardown(&e, nodes, 3))
     failures++;
+  for (uint32_t i = 0; i < 3; i++)
+    tls_ctx_free(ctxs[i]);
 }
 
 static void net_three_nodes_exchange_messages_of_every_shape(void) {
   pool_fill();
-  exchange_every_shape(NULL, 0);
+  exchange_every_shape(NULL, 0, false);
 }
 
 static void net_three_nodes_with_a_secret_exchange_messages(void) {
   pool_fill();
   const uint8_t secret[] = "s3cret shared by the cluster";
-  exchange_every_shape(secret, sizeof secret - 1);
+  exchange_every_shape(secret, sizeof secret - 1, false);
+}
+
+static void net_three_nodes_with_tls_exchange_messages(void) {
+  pool_fill();
+  exchange_every_shape(NULL, 0, true);
+}
+
+static void net_three_nodes_with_tls_and_a_secret_exchange_messages(void) {
+  pool_fill();
+  const uint8_t secret[] = "s3cret shared by the cluster";
+  exchange_every_shape(secret, sizeof secret - 1, true);
+}
+
+/* Node 1 listens with TLS (its own certificate, of "ca"); node 2 dials it
+ * showing certificate `leaf` ("" for no TLS at all). Node 1 refuses for
+ * reason TLS, again and again, and neither ever counts a handshake
+ * completed. `by_peer`: node 2 is told (a REFUSE inside the session, which
+ * exists only when the TLS handshake itself succeeded). */
+static void tls_refused_case(const char *leaf, bool by_peer,
+                             const char *log_words) {
+  struct env e;
+  env_init(&e);
+  struct node *nodes[2] = {node_new(), node_new()};
+  struct tls_ctx *good_ctx = pki_ctx("node1");
+  struct tls_ctx *bad_ctx = leaf[0] != '\0' ? pki_ctx(leaf) : NULL;
+  uint32_t ids[2] = {1, 2};
+  uint16_t ports[2] = {0};
+  CHECK(good_ctx != NULL && (leaf[0] == '\0' || bad_ctx != NULL));
+  node_config(nodes[0], 1, ids, 2, ports);
+  nodes[0]->cfg.tls = good_ctx;
+  CHECK(node_start(nodes[0], &e) == 0);
+  ports[0] = transport_port(&nodes[0]->t);
+  node_config(nodes[1], 2, ids, 2, ports);
+  nodes[1]->cfg.tls = bad_ctx;
+  CHECK(node_start(nodes[1], &e) == 0);
+  const struct transport_stats *good = &nodes[0]->t.stats;
+  const struct transport_stats *bad = &nodes[1]->t.stats;
+  uint64_t deadline = env_deadline(&e, WAIT_MS);
+  while ((good->refused[HS_REFUSED_TLS] < 3 ||
+          (by_peer && bad->refused_by_peer[HS_REFUSED_TLS] < 3)) &&
+         uv_now(&e.loop) < deadline) {
+    uv_run(&e.loop, UV_RUN_ONCE);
+    CHECK(bad->peers_connected == 0 && bad->handshakes_completed == 0);
+  }
+  CHECK(good->refused[HS_REFUSED_TLS] >= 3);
+  CHECK(!by_peer || bad->refused_by_peer[HS_REFUSED_TLS] >= 3);
+  CHECK(good->handshakes_refused == good->refused[HS_REFUSED_TLS]);
+  CHECK(good->peers_connected == 0 && good->handshakes_completed == 0);
+  CHECK(strstr(nodes[0]->last_warning, log_words) != NULL);
+  CHECK(send_simple(nodes[1], 1, 1, 0) == SABHA_EUNAVAILABLE);
+  CHECK(nodes[0]->t.stats.msgs_received == 0);
+out:
+  if (!teardown(&e, nodes, 2))
+    failures++;
+  tls_ctx_free(good_ctx);
+  tls_ctx_free(bad_ctx);
+}
+
+static void net_tls_peer_with_a_certificate_of_another_ca_is_refused(void) {
+  tls_refused_case("fake2", false, "certificate");
+}
+
+static void net_tls_peer_whose_certificate_names_another_node_is_refused(void) {
+  /* A certificate of the right CA, node 3's: node 2 cannot use it. */
+  tls_refused_case("node3", true, "sabha-node-3");
+}
+
+static void net_tls_peer_without_tls_is_refused(void) {
+  tls_refused_case("", false, hs_refusal_text(HS_REFUSED_TLS));
 }
 
 /* Node 1 (good) listens; node `bad_id`, configured by `spoil`, dials it.
@@ -1104,10 +1262,10 @@ static void net_message_too_big_is_dropped_counted_and_logged(void) {
   struct node *nodes[2] = {node_new(), node_new()};
   CHECK(pair_connected(&e, nodes));
   for (uint32_t i = 0; i < N(many); i++)
-    many[i] = (struct sabha_entry){.index = i + 1, .term = 1,
-                                   .type = SABHA_ENTRY_NOOP};
-  struct sabha_msg m = {.type = 4, .from = 2, .to = 1,
-                        .n_entries = N(many), .entries = many};
+    many[i] = (struct sabha_entry){
+        .index = i + 1, .term = 1, .type = SABHA_ENTRY_NOOP};
+  struct sabha_msg m = {
+      .type = 4, .from = 2, .to = 1, .n_entries = N(many), .entries = many};
   const struct transport_stats *s = &nodes[1]->t.stats;
   uint64_t warnings = nodes[1]->warnings;
   CHECK(transport_send(&nodes[1]->t, &m) == SABHA_ETOOBIG);
@@ -1322,6 +1480,11 @@ struct test {
 static const struct test tests[] = {
     TEST(net_three_nodes_exchange_messages_of_every_shape),
     TEST(net_three_nodes_with_a_secret_exchange_messages),
+    TEST(net_three_nodes_with_tls_exchange_messages),
+    TEST(net_three_nodes_with_tls_and_a_secret_exchange_messages),
+    TEST(net_tls_peer_with_a_certificate_of_another_ca_is_refused),
+    TEST(net_tls_peer_whose_certificate_names_another_node_is_refused),
+    TEST(net_tls_peer_without_tls_is_refused),
     TEST(net_peer_with_wrong_cluster_id_is_refused),
     TEST(net_peer_with_wrong_engine_is_refused),
     TEST(net_peer_with_a_secret_where_none_is_set_is_refused),
