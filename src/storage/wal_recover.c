@@ -852,6 +852,11 @@ static int discard(struct wal *w, struct replay *r, const struct listing *l,
                      "hide a newer hard state than the last intact one",
                      reason, s.damage_at);
   struct intent in = {.has_hs = s.has_hs, .hs = s.hs, .new_seq = 1};
+  if (l->n > 0 && l->seqs[l->n - 1] == UINT64_MAX)
+    return wal_error(w, SABHA_ECORRUPT,
+                     "%s; not discarding the log: its last segment's number "
+                     "leaves none to start a new log at",
+                     reason);
   if (l->n > 0)
     in.new_seq = l->seqs[l->n - 1] + 1;
   rv = make_folder(w, in.folder);
