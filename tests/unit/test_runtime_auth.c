@@ -19,72 +19,13 @@
 #include "node/runtime.h"
 #include "node/runtime_internal.h"
 #include "raft/raft.h"
+#include "rt_host.h"
 #include "storage/memfs.h"
-
-#define CLOSED_MAX 8
-
-/* The host: a clock that stands still, the forwarding link the node asked
- * for, and the streams it closed. */
-struct host {
-  uint64_t now_ms;
-  struct rt_stream *link; /* from stream_connect */
-  uint32_t link_node;
-  struct rt_stream *closed[CLOSED_MAX];
-  int n_closed;
-};
-
-static uint64_t h_now_ms(void *ctx) {
-  return ((struct host *)ctx)->now_ms;
-}
-static uint64_t h_wall_ms(void *ctx) {
-  return 1700000000000ull + ((struct host *)ctx)->now_ms;
-}
-static uint64_t h_mono_us(void *ctx) {
-  return ((struct host *)ctx)->now_ms * 1000u;
-}
-static void h_send(void *ctx, const struct sabha_msg *m) {
-  (void)ctx;
-  (void)m;
-}
-static void h_stream(void *ctx, struct rt_stream *s) {
-  (void)ctx;
-  (void)s;
-}
-static void h_pause(void *ctx, struct rt_stream *s, bool paused) {
-  (void)ctx;
-  (void)s;
-  (void)paused;
-}
-static void h_close(void *ctx, struct rt_stream *s, bool flush) {
-  struct host *h = ctx;
-  (void)flush;
-  if (h->n_closed < CLOSED_MAX)
-    h->closed[h->n_closed++] = s;
-}
-static int h_connect(void *ctx, struct rt_stream *s, uint32_t node) {
-  struct host *h = ctx;
-  h->link = s;
-  h->link_node = node;
-  return 0;
-}
-static void h_kick(void *ctx) {
-  (void)ctx;
-}
-static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
-  (void)ctx;
-  fprintf(stderr, "fatal %d: %s\n", (int)kind, why);
-  abort();
-}
-static void h_log(void *ctx, enum rt_log_level level, const char *text) {
-  (void)ctx;
-  (void)level;
-  (void)text;
-}
 
 struct node {
   struct memfs *fs;
   struct wal_io io;
-  struct host h;
+  struct rt_host h;
   struct rt *rt;
 };
 
@@ -97,13 +38,10 @@ static int node_open(struct node *n, const char *requirepass,
     return -1;
   memfs_io(n->fs, &n->io);
   n->h.now_ms = 1000;
-  static const uint32_t voters[] = {1, 2, 3};
+  n->h.abort_on_fatal = true;
+  n->h.accept_links = true;
   struct rt_config cfg;
-  rt_config_init(&cfg, 2, voters, 3);
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n->io;
-  cfg.engine.seed = 7;
-  cfg.tag_seed = 11;
+  rt_host_config(&cfg, &n->io);
   cfg.clients_max = clients_max;
   cfg.protected_mode = protected_mode;
   if (requirepass != NULL) {
@@ -121,18 +59,7 @@ static int node_open(struct node *n, const char *requirepass,
              "127.0.0.1");
   }
   cfg.n_peer_clients = 3;
-  struct rt_ports ports = {.ctx = &n->h,
-                           .now_ms = h_now_ms,
-                           .wall_ms = h_wall_ms,
-                           .mono_us = h_mono_us,
-                           .send = h_send,
-                           .stream_output = h_stream,
-                           .stream_pause = h_pause,
-                           .stream_close = h_close,
-                           .stream_connect = h_connect,
-                           .kick = h_kick,
-                           .fatal = h_fatal,
-                           .log = h_log};
+  struct rt_ports ports = rt_host_ports(&n->h);
   char err[512];
   int rc = rt_open(&n->rt, &cfg, &ports, err, sizeof err);
   if (rc != 0) {

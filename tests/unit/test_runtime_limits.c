@@ -15,78 +15,13 @@
 #include "check.h"
 #include "node/runtime.h"
 #include "node/runtime_internal.h"
+#include "rt_host.h"
 #include "storage/memfs.h"
-
-#define STREAMS_MAX 32
-
-/* The host: a clock the test moves, the streams the node closed, and
- * whether it asked to stop reading each stream. */
-struct host {
-  uint64_t now_ms;
-  struct rt_stream *closed[STREAMS_MAX];
-  int n_closed;
-  struct rt_stream *paused[STREAMS_MAX];
-  int n_paused;
-};
-
-static uint64_t h_now_ms(void *ctx) {
-  return ((struct host *)ctx)->now_ms;
-}
-static uint64_t h_wall_ms(void *ctx) {
-  return 1700000000000ull + ((struct host *)ctx)->now_ms;
-}
-static uint64_t h_mono_us(void *ctx) {
-  return ((struct host *)ctx)->now_ms * 1000u;
-}
-static void h_send(void *ctx, const struct sabha_msg *m) {
-  (void)ctx;
-  (void)m;
-}
-static void h_stream(void *ctx, struct rt_stream *s) {
-  (void)ctx;
-  (void)s;
-}
-static void h_pause(void *ctx, struct rt_stream *s, bool paused) {
-  struct host *h = ctx;
-  for (int i = 0; i < h->n_paused; i++)
-    if (h->paused[i] == s) {
-      if (!paused)
-        h->paused[i] = h->paused[--h->n_paused];
-      return;
-    }
-  if (paused && h->n_paused < STREAMS_MAX)
-    h->paused[h->n_paused++] = s;
-}
-static void h_close(void *ctx, struct rt_stream *s, bool flush) {
-  struct host *h = ctx;
-  (void)flush;
-  if (h->n_closed < STREAMS_MAX)
-    h->closed[h->n_closed++] = s;
-}
-static int h_connect(void *ctx, struct rt_stream *s, uint32_t node) {
-  (void)ctx;
-  (void)s;
-  (void)node;
-  return -1;
-}
-static void h_kick(void *ctx) {
-  (void)ctx;
-}
-static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
-  (void)ctx;
-  fprintf(stderr, "fatal %d: %s\n", (int)kind, why);
-  abort();
-}
-static void h_log(void *ctx, enum rt_log_level level, const char *text) {
-  (void)ctx;
-  (void)level;
-  (void)text;
-}
 
 struct node {
   struct memfs *fs;
   struct wal_io io;
-  struct host h;
+  struct rt_host h;
   struct rt *rt;
 };
 
@@ -96,13 +31,9 @@ static void node_open(struct node *n, const struct rt_config *limits) {
   CHECK(memfs_new(&n->fs, 1) == 0);
   memfs_io(n->fs, &n->io);
   n->h.now_ms = 1000;
-  static const uint32_t voters[] = {1, 2, 3};
+  n->h.abort_on_fatal = true;
   struct rt_config cfg;
-  rt_config_init(&cfg, 2, voters, 3);
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n->io;
-  cfg.engine.seed = 7;
-  cfg.tag_seed = 11;
+  rt_host_config(&cfg, &n->io);
   /* No elections while the clock runs for minutes. */
   cfg.engine.election_timeout_ms_min = 3600000;
   cfg.engine.election_timeout_ms_max = 7200000;
@@ -114,18 +45,7 @@ static void node_open(struct node *n, const struct rt_config *limits) {
   cfg.out_soft_s = limits->out_soft_s;
   cfg.query_bytes_max = limits->query_bytes_max;
   cfg.clients_memory_max = limits->clients_memory_max;
-  struct rt_ports ports = {.ctx = &n->h,
-                           .now_ms = h_now_ms,
-                           .wall_ms = h_wall_ms,
-                           .mono_us = h_mono_us,
-                           .send = h_send,
-                           .stream_output = h_stream,
-                           .stream_pause = h_pause,
-                           .stream_close = h_close,
-                           .stream_connect = h_connect,
-                           .kick = h_kick,
-                           .fatal = h_fatal,
-                           .log = h_log};
+  struct rt_ports ports = rt_host_ports(&n->h);
   char err[512];
   int rc = rt_open(&n->rt, &cfg, &ports, err, sizeof err);
   if (rc != 0)

@@ -1,0 +1,102 @@
+/* See rt_host.h. */
+#include "rt_host.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static uint64_t h_now_ms(void *ctx) {
+  return ((struct rt_host *)ctx)->now_ms;
+}
+
+static uint64_t h_wall_ms(void *ctx) {
+  return 1700000000000ull + ((struct rt_host *)ctx)->now_ms;
+}
+
+static uint64_t h_mono_us(void *ctx) {
+  return ((struct rt_host *)ctx)->now_ms * 1000u;
+}
+
+static void h_send(void *ctx, const struct sabha_msg *m) {
+  (void)ctx;
+  (void)m;
+}
+
+static void h_stream(void *ctx, struct rt_stream *s) {
+  (void)ctx;
+  (void)s;
+}
+
+static void h_pause(void *ctx, struct rt_stream *s, bool paused) {
+  struct rt_host *h = ctx;
+  for (int i = 0; i < h->n_paused; i++)
+    if (h->paused[i] == s) {
+      if (!paused)
+        h->paused[i] = h->paused[--h->n_paused];
+      return;
+    }
+  if (paused && h->n_paused < RT_HOST_STREAMS_MAX)
+    h->paused[h->n_paused++] = s;
+}
+
+static void h_close(void *ctx, struct rt_stream *s, bool flush) {
+  struct rt_host *h = ctx;
+  (void)flush;
+  if (h->n_closed < RT_HOST_STREAMS_MAX)
+    h->closed[h->n_closed++] = s;
+}
+
+static int h_connect(void *ctx, struct rt_stream *s, uint32_t node) {
+  struct rt_host *h = ctx;
+  if (!h->accept_links)
+    return -1;
+  h->link = s;
+  h->link_node = node;
+  return 0;
+}
+
+static void h_kick(void *ctx) {
+  (void)ctx;
+}
+
+static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
+  struct rt_host *h = ctx;
+  if (h->abort_on_fatal) {
+    fprintf(stderr, "fatal %d: %s\n", (int)kind, why);
+    abort();
+  }
+  h->fatal_kind = (int)kind;
+  snprintf(h->fatal_why, sizeof h->fatal_why, "%s", why);
+}
+
+static void h_log(void *ctx, enum rt_log_level level, const char *text) {
+  struct rt_host *h = ctx;
+  if (level == RT_LOG_WARN) {
+    h->warnings++;
+    snprintf(h->last_warning, sizeof h->last_warning, "%s", text);
+  }
+}
+
+struct rt_ports rt_host_ports(struct rt_host *h) {
+  return (struct rt_ports){.ctx = h,
+                           .now_ms = h_now_ms,
+                           .wall_ms = h_wall_ms,
+                           .mono_us = h_mono_us,
+                           .send = h_send,
+                           .stream_output = h_stream,
+                           .stream_pause = h_pause,
+                           .stream_close = h_close,
+                           .stream_connect = h_connect,
+                           .kick = h_kick,
+                           .fatal = h_fatal,
+                           .log = h_log};
+}
+
+void rt_host_config(struct rt_config *cfg, const struct wal_io *io) {
+  static const uint32_t voters[] = {1, 2, 3};
+  rt_config_init(cfg, 2, voters, 3);
+  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+  cfg->io = io;
+  cfg->engine.seed = 7;
+  cfg->tag_seed = 11;
+}
