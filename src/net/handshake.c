@@ -189,6 +189,20 @@ static void mac_string(crypto_auth_hmacsha256_state *st, const char *s) {
   crypto_auth_hmacsha256_update(st, (const uint8_t *)s, n);
 }
 
+void hs_hmac_begin(void *state, const uint8_t *secret, size_t secret_bytes,
+                   const char *label, const struct hs_hello *sender,
+                   const struct hs_hello *receiver) {
+  crypto_auth_hmacsha256_state *st = state;
+  crypto_auth_hmacsha256_init(st, secret, secret_bytes);
+  crypto_auth_hmacsha256_update(st, (const uint8_t *)label, strlen(label));
+  uint8_t ids[8];
+  le_put_u32(ids, sender->node_id);
+  le_put_u32(ids + 4, receiver->node_id);
+  crypto_auth_hmacsha256_update(st, ids, sizeof ids);
+  crypto_auth_hmacsha256_update(st, sender->nonce, HS_NONCE_BYTES);
+  crypto_auth_hmacsha256_update(st, receiver->nonce, HS_NONCE_BYTES);
+}
+
 void hs_mac(const uint8_t *secret, size_t secret_bytes,
             const struct hs_hello *sender, const struct hs_hello *receiver,
             uint8_t mac[HS_MAC_BYTES]) {
@@ -197,15 +211,7 @@ void hs_mac(const uint8_t *secret, size_t secret_bytes,
   /* The streaming interface takes a key of any length (HMAC hashes a long
    * one down itself), so the configured secret is the key as it stands. */
   crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, secret, secret_bytes);
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)MAC_LABEL,
-                                sizeof MAC_LABEL - 1);
-  uint8_t ids[8];
-  le_put_u32(ids, sender->node_id);
-  le_put_u32(ids + 4, receiver->node_id);
-  crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
-  crypto_auth_hmacsha256_update(&st, sender->nonce, HS_NONCE_BYTES);
-  crypto_auth_hmacsha256_update(&st, receiver->nonce, HS_NONCE_BYTES);
+  hs_hmac_begin(&st, secret, secret_bytes, MAC_LABEL, sender, receiver);
   mac_string(&st, sender->cluster_id);
   mac_string(&st, sender->engine);
   uint8_t settings[8];

@@ -141,6 +141,14 @@ int hs_refuse_decode(const uint8_t *buf, size_t len, enum hs_refusal *reason);
  * secret over the transcript above. Both HELLOs carry the same cluster and
  * engine by the time a MAC is made (hs_hello_check passed), so the sender's
  * are used. */
+/* An HMAC-SHA256 under the secret started over `label`, both node ids and
+ * both nonces (sender's first): what the handshake's MAC and the session
+ * keys (net/session.h) both begin with. `state` is a
+ * crypto_auth_hmacsha256_state (libsodium), passed as void * so that this
+ * header needs no libsodium. */
+void hs_hmac_begin(void *state, const uint8_t *secret, size_t secret_bytes,
+                   const char *label, const struct hs_hello *sender,
+                   const struct hs_hello *receiver);
 void hs_mac(const uint8_t *secret, size_t secret_bytes,
             const struct hs_hello *sender, const struct hs_hello *receiver,
             uint8_t mac[HS_MAC_BYTES]);

@@ -17,15 +17,7 @@ void session_key_init(struct session_key *k, const uint8_t *secret,
   assert(k != NULL && secret != NULL && secret_bytes > 0);
   assert(sender != NULL && receiver != NULL);
   crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, secret, secret_bytes);
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)SESSION_LABEL,
-                                sizeof SESSION_LABEL - 1);
-  uint8_t ids[8];
-  le_put_u32(ids, sender->node_id);
-  le_put_u32(ids + 4, receiver->node_id);
-  crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
-  crypto_auth_hmacsha256_update(&st, sender->nonce, HS_NONCE_BYTES);
-  crypto_auth_hmacsha256_update(&st, receiver->nonce, HS_NONCE_BYTES);
+  hs_hmac_begin(&st, secret, secret_bytes, SESSION_LABEL, sender, receiver);
   uint8_t key[crypto_auth_hmacsha256_BYTES];
   crypto_auth_hmacsha256_final(&st, key);
   crypto_auth_hmacsha256_init(&k->base, key, sizeof key);

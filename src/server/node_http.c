@@ -70,6 +70,22 @@ static void counter(struct resp_buf *b, const char *name, const char *help,
   http_prom_counter(b, name, help, v);
 }
 
+/* One counter family labelled by reason. */
+struct by_reason {
+  const char *reason;
+  uint64_t count;
+};
+
+static void counters_by_reason(struct resp_buf *b, const char *name,
+                               const char *help, const struct by_reason *v,
+                               size_t n) {
+  http_prom_header(b, name, "counter", help);
+  for (size_t i = 0; i < n; i++) {
+    struct http_prom_label l = {"reason", v[i].reason};
+    http_prom_sample_u64(b, name, &l, 1, v[i].count);
+  }
+}
+
 static void gauge(struct resp_buf *b, const char *name, const char *help,
                   double v) {
   http_prom_gauge(b, name, help, v);
@@ -260,22 +276,16 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           ts->msgs_sent);
   counter(b, "sabha_peer_msgs_received_total", "Messages received",
           ts->msgs_received);
-  http_prom_header(b, "sabha_peer_msgs_dropped_total", "counter",
-                   "Messages to peers dropped, by why: normal while a peer is "
-                   "down (the engines resend); too_big means a message the "
-                   "wire codec refuses");
-  const struct {
-    const char *reason;
-    uint64_t count;
-  } drops[] = {{"unconnected", ts->msgs_dropped_unconnected},
-               {"queue_full", ts->msgs_dropped_queue_full},
-               {"too_big", ts->msgs_dropped_too_big},
-               {"conn_lost", ts->msgs_dropped_conn_lost}};
-  for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
-    struct http_prom_label l = {"reason", drops[i].reason};
-    http_prom_sample_u64(b, "sabha_peer_msgs_dropped_total", &l, 1,
-                         drops[i].count);
-  }
+  const struct by_reason drops[] = {
+      {"unconnected", ts->msgs_dropped_unconnected},
+      {"queue_full", ts->msgs_dropped_queue_full},
+      {"too_big", ts->msgs_dropped_too_big},
+      {"conn_lost", ts->msgs_dropped_conn_lost}};
+  counters_by_reason(b, "sabha_peer_msgs_dropped_total",
+                     "Messages to peers dropped, by why: normal while a peer "
+                     "is down (the engines resend); too_big means a message "
+                     "the wire codec refuses",
+                     drops, sizeof drops / sizeof drops[0]);
   gauge(b, "sabha_peers_connected", "Peers connected past the handshake",
         (double)ts->peers_connected);
   gauge(b, "sabha_peers", "Other members of the cluster", n->cfg.n_peers - 1.0);
@@ -296,22 +306,15 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
     http_prom_sample_u64(b, "sabha_handshakes_refused_by_peer_total", &l, 1,
                          ts->refused_by_peer[i]);
   }
-  http_prom_header(b, "sabha_peer_frames_refused_total", "counter",
-                   "Frames from connected peers refused, by reason: mac (a "
-                   "wrong session MAC: forged, altered, replayed or "
-                   "reordered), corrupt (does not decode), term (a term or "
-                   "ballot beyond the bounds: a broken or hostile peer)");
-  const struct {
-    const char *reason;
-    uint64_t count;
-  } refused[] = {{"mac", ts->frames_refused_mac},
-                 {"corrupt", ts->frames_corrupt},
-                 {"term", m->peer_msgs_refused_term}};
-  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-    struct http_prom_label l = {"reason", refused[i].reason};
-    http_prom_sample_u64(b, "sabha_peer_frames_refused_total", &l, 1,
-                         refused[i].count);
-  }
+  const struct by_reason refused[] = {{"mac", ts->frames_refused_mac},
+                                      {"corrupt", ts->frames_corrupt},
+                                      {"term", m->peer_msgs_refused_term}};
+  counters_by_reason(b, "sabha_peer_frames_refused_total",
+                     "Frames from connected peers refused, by reason: mac (a "
+                     "wrong session MAC: forged, altered, replayed or "
+                     "reordered), corrupt (does not decode), term (a term or "
+                     "ballot beyond the bounds: a broken or hostile peer)",
+                     refused, sizeof refused / sizeof refused[0]);
   gauge(b, "sabha_clients", "Client connections", rt_n_clients(n->rt));
   write_client_limits(n, b);
   counter(b, "sabha_client_commands_total", "Client commands received",

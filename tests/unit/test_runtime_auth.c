@@ -22,26 +22,14 @@
 #include "rt_host.h"
 #include "storage/memfs.h"
 
-struct node {
-  struct memfs *fs;
-  struct wal_io io;
-  struct rt_host h;
-  struct rt *rt;
-};
-
 /* Opens node 2 with the given passwords (NULL: none). */
-static int node_open(struct node *n, const char *requirepass,
+static int node_open(struct rt_node *n, const char *requirepass,
                      const char *admin_pass, bool protected_mode,
                      uint32_t clients_max) {
-  memset(n, 0, sizeof *n);
-  if (memfs_new(&n->fs, 1) != 0)
-    return -1;
-  memfs_io(n->fs, &n->io);
-  n->h.now_ms = 1000;
-  n->h.abort_on_fatal = true;
-  n->h.accept_links = true;
   struct rt_config cfg;
-  rt_host_config(&cfg, &n->io);
+  if (rt_node_init(n, &cfg) != 0)
+    return -1;
+  n->h.accept_links = true;
   cfg.clients_max = clients_max;
   cfg.protected_mode = protected_mode;
   if (requirepass != NULL) {
@@ -59,29 +47,7 @@ static int node_open(struct node *n, const char *requirepass,
              "127.0.0.1");
   }
   cfg.n_peer_clients = 3;
-  struct rt_ports ports = rt_host_ports(&n->h);
-  char err[512];
-  int rc = rt_open(&n->rt, &cfg, &ports, err, sizeof err);
-  if (rc != 0) {
-    fprintf(stderr, "rt_open: %s\n", err);
-    return rc;
-  }
-  rt_run(n->rt);
-  return 0;
-}
-
-static void node_close(struct node *n) {
-  for (int i = 0; i < n->h.n_closed; i++)
-    rt_stream_free(n->h.closed[i]);
-  rt_close_crash(n->rt);
-  memfs_free(n->fs);
-}
-
-static bool was_closed(const struct node *n, const struct rt_stream *s) {
-  for (int i = 0; i < n->h.n_closed; i++)
-    if (n->h.closed[i] == s)
-      return true;
-  return false;
+  return rt_node_start(n, &cfg);
 }
 
 /* Everything the stream has to say, as one string. */
@@ -99,7 +65,8 @@ static void output(struct rt_stream *s, char *out, size_t size) {
 }
 
 /* Sends one inline command and returns what came back. */
-static const char *say(struct node *n, struct rt_stream *s, const char *line) {
+static const char *say(struct rt_node *n, struct rt_stream *s,
+                       const char *line) {
   static char reply[4096];
   char buf[512];
   int len = snprintf(buf, sizeof buf, "%s\r\n", line);
@@ -109,7 +76,7 @@ static const char *say(struct node *n, struct rt_stream *s, const char *line) {
   return reply;
 }
 
-static struct rt_stream *client(struct node *n) {
+static struct rt_stream *client(struct rt_node *n) {
   struct rt_stream *s = NULL;
   const char *refusal = rt_stream_accept(n->rt, true, &s);
   return refusal == NULL ? s : NULL;
@@ -130,7 +97,7 @@ static void password_compare_needs_every_byte_and_the_length(void) {
 }
 
 static void requirepass_refuses_commands_until_auth(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, "pw", NULL, true, 100) == 0);
   struct rt_stream *c = client(&n);
   CHECK(c != NULL);
@@ -160,12 +127,12 @@ static void requirepass_refuses_commands_until_auth(void) {
   CHECK(strcmp(say(&n, d, "ECHO hi"), "$2\r\nhi\r\n") == 0);
   struct rt_stream *q = client(&n);
   CHECK(strcmp(say(&n, q, "QUIT"), "+OK\r\n") == 0);
-  CHECK(was_closed(&n, q));
-  node_close(&n);
+  CHECK(rt_host_closed(&n.h, q));
+  rt_node_close(&n);
 }
 
 static void auth_without_requirepass_answers_as_redis(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, NULL, NULL, true, 100) == 0);
   struct rt_stream *c = client(&n);
   CHECK(strcmp(say(&n, c, "PING"), "+PONG\r\n") == 0);
@@ -177,11 +144,11 @@ static void auth_without_requirepass_answers_as_redis(void) {
   CHECK(strcmp(say(&n, c, "AUTH admin x"), WRONGPASS) == 0);
   CHECK(strcmp(say(&n, c, "CONFIG GET requirepass"),
                "*2\r\n$11\r\nrequirepass\r\n$0\r\n\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void hello_authenticates_with_its_auth_option(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, "pw", NULL, true, 100) == 0);
   struct rt_stream *c = client(&n);
   CHECK(strncmp(say(&n, c, "HELLO 2"),
@@ -199,11 +166,11 @@ static void hello_authenticates_with_its_auth_option(void) {
                 5) == 0);
   CHECK(strcmp(say(&n, c, "CLIENT GETNAME"), "$2\r\nme\r\n") == 0);
   CHECK(strcmp(say(&n, c, "PING"), "+PONG\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void admin_pass_guards_the_commands_that_change_the_cluster(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, "pw", "ad", true, 100) == 0);
   struct rt_stream *c = client(&n);
   CHECK(strcmp(say(&n, c, "SABHA.LEADER 1"), NOAUTH) == 0);
@@ -221,7 +188,7 @@ static void admin_pass_guards_the_commands_that_change_the_cluster(void) {
   struct rt_stream *d = client(&n);
   CHECK(strcmp(say(&n, d, "AUTH admin ad"), "+OK\r\n") == 0);
   CHECK(strcmp(say(&n, d, "SABHA.FORWARDED"), "+OK\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* Without admin-pass they follow requirepass. */
   CHECK(node_open(&n, "pw", NULL, true, 100) == 0);
@@ -229,7 +196,7 @@ static void admin_pass_guards_the_commands_that_change_the_cluster(void) {
   CHECK(strcmp(say(&n, c, "SABHA.FORWARDED"), NOAUTH) == 0);
   CHECK(strcmp(say(&n, c, "AUTH pw"), "+OK\r\n") == 0);
   CHECK(strcmp(say(&n, c, "SABHA.FORWARDED"), "+OK\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* admin-pass alone: the default user needs nothing, admin commands do. */
   CHECK(node_open(&n, NULL, "ad", true, 100) == 0);
@@ -238,11 +205,11 @@ static void admin_pass_guards_the_commands_that_change_the_cluster(void) {
   CHECK(strncmp(say(&n, c, "SABHA.LEADER 1"), "-NOPERM", 7) == 0);
   CHECK(strcmp(say(&n, c, "AUTH admin ad"), "+OK\r\n") == 0);
   CHECK(strcmp(say(&n, c, "SABHA.FORWARDED"), "+OK\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void protected_mode_refuses_other_hosts_without_a_password(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, NULL, NULL, true, 100) == 0);
   struct rt_stream *s = NULL;
   const char *refusal = rt_stream_accept(n.rt, false, &s);
@@ -252,25 +219,25 @@ static void protected_mode_refuses_other_hosts_without_a_password(void) {
   CHECK(strcmp(refusal + strlen(refusal) - 2, "\r\n") == 0);
   CHECK(rt_metrics(n.rt)->clients_refused == 1);
   CHECK(rt_stream_accept(n.rt, true, &s) == NULL && s != NULL);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* protected-mode no: anyone may connect. */
   CHECK(node_open(&n, NULL, NULL, false, 100) == 0);
   s = NULL;
   CHECK(rt_stream_accept(n.rt, false, &s) == NULL && s != NULL);
   CHECK(strcmp(say(&n, s, "PING"), "+PONG\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* With a password, a client from anywhere connects and must log in. */
   CHECK(node_open(&n, "pw", NULL, true, 100) == 0);
   s = NULL;
   CHECK(rt_stream_accept(n.rt, false, &s) == NULL && s != NULL);
   CHECK(strcmp(say(&n, s, "PING"), NOAUTH) == 0);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 /* Node 1 leads term 1, as its heartbeat tells node 2. */
-static void leader_is_node_1(struct node *n) {
+static void leader_is_node_1(struct rt_node *n) {
   struct sabha_msg m = {
       .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
   rt_step(n->rt, &m);
@@ -278,7 +245,7 @@ static void leader_is_node_1(struct node *n) {
 }
 
 static void forwarding_link_logs_in_and_carries_only_logged_in_clients(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, "pw", NULL, true, 100) == 0);
   leader_is_node_1(&n);
   struct rt_stream *c = client(&n);
@@ -304,7 +271,7 @@ static void forwarding_link_logs_in_and_carries_only_logged_in_clients(void) {
   rt_run(n.rt);
   output(c, out, sizeof out);
   CHECK(strcmp(out, "+OK\r\n") == 0);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* With admin-pass the link logs in as admin: it carries admin commands
    * this node let through. */
@@ -319,11 +286,11 @@ static void forwarding_link_logs_in_and_carries_only_logged_in_clients(void) {
   output(n.h.link, out, sizeof out);
   CHECK(strncmp(out, "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2\r\nad\r\n", 33) ==
         0);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void a_slot_kept_for_nodes_needs_a_login_that_works(void) {
-  struct node n;
+  struct rt_node n;
   CHECK(node_open(&n, "pw", NULL, true, 1) == 0);
   struct rt_stream *first = client(&n);
   CHECK(first != NULL);
@@ -331,22 +298,22 @@ static void a_slot_kept_for_nodes_needs_a_login_that_works(void) {
   struct rt_stream *link = client(&n);
   CHECK(link != NULL);
   CHECK(strcmp(say(&n, link, "AUTH default pw"), "+OK\r\n") == 0);
-  CHECK(!was_closed(&n, link));
+  CHECK(!rt_host_closed(&n.h, link));
   CHECK(strcmp(say(&n, link, "SABHA.FORWARDED"), "+OK\r\n") == 0);
   CHECK(strcmp(say(&n, link, "PING"), "+PONG\r\n") == 0);
-  CHECK(!was_closed(&n, link));
+  CHECK(!rt_host_closed(&n.h, link));
 
   struct rt_stream *guess = client(&n);
   CHECK(strcmp(say(&n, guess, "AUTH default guess"), WRONGPASS) == 0);
-  CHECK(was_closed(&n, guess));
+  CHECK(rt_host_closed(&n.h, guess));
   struct rt_stream *pretend = client(&n);
   CHECK(strcmp(say(&n, pretend, "SABHA.FORWARDED"), NOAUTH) == 0);
-  CHECK(was_closed(&n, pretend));
+  CHECK(rt_host_closed(&n.h, pretend));
   struct rt_stream *other = client(&n);
   CHECK(strcmp(say(&n, other, "PING"),
                "-ERR max number of clients reached\r\n") == 0);
-  CHECK(was_closed(&n, other));
-  node_close(&n);
+  CHECK(rt_host_closed(&n.h, other));
+  rt_node_close(&n);
 }
 
 int main(int argc, char **argv) {

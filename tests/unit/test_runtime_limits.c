@@ -18,22 +18,10 @@
 #include "rt_host.h"
 #include "storage/memfs.h"
 
-struct node {
-  struct memfs *fs;
-  struct wal_io io;
-  struct rt_host h;
-  struct rt *rt;
-};
-
 /* Opens node 2 with `cfg` changed by the caller first (see limits()). */
-static void node_open(struct node *n, const struct rt_config *limits) {
-  memset(n, 0, sizeof *n);
-  CHECK(memfs_new(&n->fs, 1) == 0);
-  memfs_io(n->fs, &n->io);
-  n->h.now_ms = 1000;
-  n->h.abort_on_fatal = true;
+static void node_open(struct rt_node *n, const struct rt_config *limits) {
   struct rt_config cfg;
-  rt_host_config(&cfg, &n->io);
+  CHECK(rt_node_init(n, &cfg) == 0);
   /* No elections while the clock runs for minutes. */
   cfg.engine.election_timeout_ms_min = 3600000;
   cfg.engine.election_timeout_ms_max = 7200000;
@@ -45,13 +33,7 @@ static void node_open(struct node *n, const struct rt_config *limits) {
   cfg.out_soft_s = limits->out_soft_s;
   cfg.query_bytes_max = limits->query_bytes_max;
   cfg.clients_memory_max = limits->clients_memory_max;
-  struct rt_ports ports = rt_host_ports(&n->h);
-  char err[512];
-  int rc = rt_open(&n->rt, &cfg, &ports, err, sizeof err);
-  if (rc != 0)
-    fprintf(stderr, "rt_open: %s\n", err);
-  CHECK(rc == 0);
-  rt_run(n->rt);
+  CHECK(rt_node_start(n, &cfg) == 0);
 }
 
 /* Every limit off, 100 clients: each test turns on what it tries. */
@@ -62,29 +44,8 @@ static struct rt_config limits(void) {
   return cfg;
 }
 
-static void node_close(struct node *n) {
-  for (int i = 0; i < n->h.n_closed; i++)
-    rt_stream_free(n->h.closed[i]);
-  rt_close_crash(n->rt);
-  memfs_free(n->fs);
-}
-
-static bool was_closed(const struct node *n, const struct rt_stream *s) {
-  for (int i = 0; i < n->h.n_closed; i++)
-    if (n->h.closed[i] == s)
-      return true;
-  return false;
-}
-
-static bool is_paused(const struct node *n, const struct rt_stream *s) {
-  for (int i = 0; i < n->h.n_paused; i++)
-    if (n->h.paused[i] == s)
-      return true;
-  return false;
-}
-
 /* Time passes: every scan in between runs. */
-static void advance(struct node *n, uint64_t ms) {
+static void advance(struct rt_node *n, uint64_t ms) {
   uint64_t end = n->h.now_ms + ms;
   while (n->h.now_ms < end) {
     uint64_t step = end - n->h.now_ms < 10 ? end - n->h.now_ms : 10;
@@ -94,19 +55,20 @@ static void advance(struct node *n, uint64_t ms) {
   }
 }
 
-static struct rt_stream *client(struct node *n) {
+static struct rt_stream *client(struct rt_node *n) {
   struct rt_stream *s = NULL;
   const char *refusal = rt_stream_accept(n->rt, true, &s);
   return refusal == NULL ? s : NULL;
 }
 
-static void send_line(struct node *n, struct rt_stream *s, const char *line) {
+static void send_line(struct rt_node *n, struct rt_stream *s,
+                      const char *line) {
   rt_stream_input(s, line, strlen(line));
   rt_run(n->rt);
 }
 
 /* ECHO of `bytes` bytes: a reply of that size, at once. */
-static void echo(struct node *n, struct rt_stream *s, size_t bytes) {
+static void echo(struct rt_node *n, struct rt_stream *s, size_t bytes) {
   char head[64];
   int k = snprintf(head, sizeof head, "*2\r\n$4\r\nECHO\r\n$%zu\r\n", bytes);
   uint8_t *cmd = malloc((size_t)k + bytes + 2);
@@ -151,7 +113,7 @@ static const char *said(struct rt_stream *s) {
 static void output_past_the_hard_limit_closes_the_client(void) {
   struct rt_config lim = limits();
   lim.out_hard_bytes = 1 * MIB;
-  struct node n;
+  struct rt_node n;
   node_open(&n, &lim);
   struct rt_stream *reader = client(&n);
   struct rt_stream *deaf = client(&n);
@@ -161,12 +123,12 @@ static void output_past_the_hard_limit_closes_the_client(void) {
     echo(&n, reader, 600 * 1024);
     CHECK(drain(reader) > 600 * 1024);
   }
-  CHECK(!was_closed(&n, reader));
+  CHECK(!rt_host_closed(&n.h, reader));
   /* One that does not read: fine below the limit, closed past it. */
   echo(&n, deaf, 600 * 1024);
-  CHECK(!was_closed(&n, deaf));
+  CHECK(!rt_host_closed(&n.h, deaf));
   echo(&n, deaf, 600 * 1024);
-  CHECK(was_closed(&n, deaf));
+  CHECK(rt_host_closed(&n.h, deaf));
   CHECK(rt_metrics(n.rt)->out_limit_closed == 1);
   /* Counted with what is being written: a slow reader whose write has
    * not completed holds both. */
@@ -176,15 +138,15 @@ static void output_past_the_hard_limit_closes_the_client(void) {
   echo(&n, slow, 600 * 1024);
   CHECK(rt_stream_out_take(slow, &data, &len));
   echo(&n, slow, 600 * 1024);
-  CHECK(was_closed(&n, slow));
+  CHECK(rt_host_closed(&n.h, slow));
   rt_stream_out_done(slow);
   CHECK(rt_metrics(n.rt)->out_limit_closed == 2);
   /* One reply larger than the limit is not built past it. */
   echo(&n, huge, 2 * MIB);
-  CHECK(was_closed(&n, huge));
+  CHECK(rt_host_closed(&n.h, huge));
   CHECK(rt_metrics(n.rt)->out_limit_closed == 3);
-  CHECK(!was_closed(&n, reader));
-  node_close(&n);
+  CHECK(!rt_host_closed(&n.h, reader));
+  rt_node_close(&n);
 
   /* With no hard limit the same client stays (back-pressure holds it). */
   lim.out_hard_bytes = 0;
@@ -193,55 +155,55 @@ static void output_past_the_hard_limit_closes_the_client(void) {
   echo(&n, deaf, 600 * 1024);
   echo(&n, deaf, 600 * 1024);
   echo(&n, deaf, 2 * MIB);
-  CHECK(!was_closed(&n, deaf));
+  CHECK(!rt_host_closed(&n.h, deaf));
   CHECK(rt_metrics(n.rt)->out_limit_closed == 0);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void output_past_the_soft_limit_for_its_seconds_closes_the_client(void) {
   struct rt_config lim = limits();
   lim.out_soft_bytes = 1 * MIB;
   lim.out_soft_s = 2;
-  struct node n;
+  struct rt_node n;
   node_open(&n, &lim);
   struct rt_stream *slow = client(&n);
   struct rt_stream *deaf = client(&n);
   echo(&n, deaf, 600 * 1024);
   echo(&n, deaf, 600 * 1024); /* past the soft limit, from now on */
   echo(&n, slow, 1200 * 1024);
-  CHECK(!was_closed(&n, deaf) && !was_closed(&n, slow));
+  CHECK(!rt_host_closed(&n.h, deaf) && !rt_host_closed(&n.h, slow));
   advance(&n, 1500);
-  CHECK(!was_closed(&n, deaf) && !was_closed(&n, slow));
+  CHECK(!rt_host_closed(&n.h, deaf) && !rt_host_closed(&n.h, slow));
   /* `slow` reads in time: below the limit again, its clock starts over. */
   CHECK(drain(slow) > MIB);
   echo(&n, slow, 1200 * 1024);
   advance(&n, 600);
-  CHECK(was_closed(&n, deaf));
-  CHECK(!was_closed(&n, slow));
+  CHECK(rt_host_closed(&n.h, deaf));
+  CHECK(!rt_host_closed(&n.h, slow));
   CHECK(rt_metrics(n.rt)->out_limit_closed == 1);
   advance(&n, 1500);
-  CHECK(was_closed(&n, slow));
+  CHECK(rt_host_closed(&n.h, slow));
   CHECK(rt_metrics(n.rt)->out_limit_closed == 2);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
   struct rt_config lim = limits();
   lim.query_bytes_max = 64 * 1024;
-  struct node n;
+  struct rt_node n;
   node_open(&n, &lim);
   struct rt_stream *c = client(&n);
   /* A read waits for a leader, so the write behind it waits unparsed in
    * the input, and reading stops; a client that sends on regardless
    * fills the input. */
   send_line(&n, c, "GET a\r\nSET a 1\r\n");
-  CHECK(is_paused(&n, c));
+  CHECK(rt_host_paused(&n.h, c));
   static char junk[48 * 1024];
   memset(junk, 'x', sizeof junk);
   rt_stream_input(c, junk, sizeof junk);
-  CHECK(!was_closed(&n, c));
+  CHECK(!rt_host_closed(&n.h, c));
   rt_stream_input(c, junk, sizeof junk);
-  CHECK(was_closed(&n, c));
+  CHECK(rt_host_closed(&n.h, c));
   CHECK(strcmp(said(c), "-ERR client-query-buffer-limit reached: the "
                         "connection sent more than the node holds "
                         "unparsed; closing it\r\n") == 0);
@@ -252,15 +214,15 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
   struct rt_stream *d = client(&n);
   for (int i = 0; i < 4; i++)
     echo(&n, d, 40 * 1024);
-  CHECK(!was_closed(&n, d));
+  CHECK(!rt_host_closed(&n.h, d));
   CHECK(drain(d) > 160 * 1024);
-  node_close(&n);
+  rt_node_close(&n);
 }
 
 static void idle_clients_are_closed_after_the_timeout(void) {
   struct rt_config lim = limits();
   lim.idle_timeout_s = 10;
-  struct node n;
+  struct rt_node n;
   node_open(&n, &lim);
   struct rt_stream *idle = client(&n);
   struct rt_stream *busy = client(&n);
@@ -278,29 +240,29 @@ static void idle_clients_are_closed_after_the_timeout(void) {
     CHECK(strcmp(said(chatty), "+PONG\r\n") == 0);
   }
   /* 12 s on: the idle one went at 10 s; the others stay. */
-  CHECK(was_closed(&n, idle));
+  CHECK(rt_host_closed(&n.h, idle));
   CHECK(rt_metrics(n.rt)->clients_timed_out == 1);
-  CHECK(!was_closed(&n, busy) && !was_closed(&n, link) &&
-        !was_closed(&n, chatty));
+  CHECK(!rt_host_closed(&n.h, busy) && !rt_host_closed(&n.h, link) &&
+        !rt_host_closed(&n.h, chatty));
   advance(&n, 20000);
-  CHECK(was_closed(&n, chatty));
-  CHECK(!was_closed(&n, busy) && !was_closed(&n, link));
+  CHECK(rt_host_closed(&n.h, chatty));
+  CHECK(!rt_host_closed(&n.h, busy) && !rt_host_closed(&n.h, link));
   CHECK(rt_metrics(n.rt)->clients_timed_out == 2);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* Timeout 0: never. */
   lim.idle_timeout_s = 0;
   node_open(&n, &lim);
   idle = client(&n);
   advance(&n, 600000);
-  CHECK(!was_closed(&n, idle));
-  node_close(&n);
+  CHECK(!rt_host_closed(&n.h, idle));
+  rt_node_close(&n);
 }
 
 static void the_memory_budget_stops_reading_then_closes_the_largest(void) {
   struct rt_config lim = limits();
   lim.clients_memory_max = 4 * MIB; /* reading stops past 2 MiB */
-  struct node n;
+  struct rt_node n;
   node_open(&n, &lim);
   struct rt_stream *a = client(&n);
   struct rt_stream *b = client(&n);
@@ -309,8 +271,8 @@ static void the_memory_budget_stops_reading_then_closes_the_largest(void) {
   echo(&n, b, 1 * MIB + MIB / 2);
   send_line(&n, small, "PING\r\n");
   advance(&n, 100);
-  CHECK(is_paused(&n, a) && is_paused(&n, b));
-  CHECK(!is_paused(&n, small));
+  CHECK(rt_host_paused(&n.h, a) && rt_host_paused(&n.h, b));
+  CHECK(!rt_host_paused(&n.h, small));
   CHECK(rt_metrics(n.rt)->memory_paused == 2);
   struct rt_clients_memory mem;
   rt_clients_memory(n.rt, &mem);
@@ -319,15 +281,15 @@ static void the_memory_budget_stops_reading_then_closes_the_largest(void) {
   /* `a` reads: the rest fit below half, and everyone is read again. */
   CHECK(drain(a) > MIB);
   advance(&n, 100);
-  CHECK(!is_paused(&n, a) && !is_paused(&n, b));
+  CHECK(!rt_host_paused(&n.h, a) && !rt_host_paused(&n.h, b));
   CHECK(rt_metrics(n.rt)->memory_closed == 0);
   /* Past the whole budget the largest goes, and only it. */
   echo(&n, a, 3 * MIB);
   advance(&n, 100);
-  CHECK(was_closed(&n, a));
-  CHECK(!was_closed(&n, b) && !was_closed(&n, small));
+  CHECK(rt_host_closed(&n.h, a));
+  CHECK(!rt_host_closed(&n.h, b) && !rt_host_closed(&n.h, small));
   CHECK(rt_metrics(n.rt)->memory_closed == 1);
-  node_close(&n);
+  rt_node_close(&n);
 
   /* Without a budget nothing of it happens. */
   lim.clients_memory_max = 0;
@@ -335,14 +297,14 @@ static void the_memory_budget_stops_reading_then_closes_the_largest(void) {
   a = client(&n);
   echo(&n, a, 5 * MIB);
   advance(&n, 100);
-  CHECK(!was_closed(&n, a) && rt_metrics(n.rt)->memory_paused == 0);
-  node_close(&n);
+  CHECK(!rt_host_closed(&n.h, a) && rt_metrics(n.rt)->memory_paused == 0);
+  rt_node_close(&n);
 }
 
 static void a_new_connection_pushes_out_the_oldest_on_probation(void) {
   struct rt_config lim = limits();
   lim.clients_max = 1;
-  struct node n;
+  struct rt_node n;
   node_open(&n, &lim);
   CHECK(client(&n) != NULL);
   struct rt_stream *first = client(&n); /* on probation */
@@ -356,14 +318,14 @@ static void a_new_connection_pushes_out_the_oldest_on_probation(void) {
   /* Past it, the oldest that did not say SABHA.FORWARDED makes room. */
   struct rt_stream *link = client(&n);
   CHECK(link != NULL);
-  CHECK(was_closed(&n, first));
+  CHECK(rt_host_closed(&n.h, first));
   CHECK(strcmp(said(first), "-ERR max number of clients reached\r\n") == 0);
   CHECK(rt_metrics(n.rt)->probation_evicted == 1);
   send_line(&n, link, "SABHA.FORWARDED\r\n");
   CHECK(strcmp(said(link), "+OK\r\n") == 0);
   advance(&n, RT_PROBATION_MS + 100);
-  CHECK(!was_closed(&n, link));
-  node_close(&n);
+  CHECK(!rt_host_closed(&n.h, link));
+  rt_node_close(&n);
 }
 
 int main(int argc, char **argv) {

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t h_now_ms(void *ctx) {
   return ((struct rt_host *)ctx)->now_ms;
@@ -99,4 +100,48 @@ void rt_host_config(struct rt_config *cfg, const struct wal_io *io) {
   cfg->io = io;
   cfg->engine.seed = 7;
   cfg->tag_seed = 11;
+}
+
+bool rt_host_closed(const struct rt_host *h, const struct rt_stream *s) {
+  for (int i = 0; i < h->n_closed; i++)
+    if (h->closed[i] == s)
+      return true;
+  return false;
+}
+
+bool rt_host_paused(const struct rt_host *h, const struct rt_stream *s) {
+  for (int i = 0; i < h->n_paused; i++)
+    if (h->paused[i] == s)
+      return true;
+  return false;
+}
+
+int rt_node_init(struct rt_node *n, struct rt_config *cfg) {
+  memset(n, 0, sizeof *n);
+  if (memfs_new(&n->fs, 1) != 0)
+    return -1;
+  memfs_io(n->fs, &n->io);
+  n->h.now_ms = 1000;
+  n->h.abort_on_fatal = true;
+  rt_host_config(cfg, &n->io);
+  return 0;
+}
+
+int rt_node_start(struct rt_node *n, const struct rt_config *cfg) {
+  struct rt_ports ports = rt_host_ports(&n->h);
+  char err[512];
+  int rc = rt_open(&n->rt, cfg, &ports, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "rt_open: %s\n", err);
+    return rc;
+  }
+  rt_run(n->rt);
+  return 0;
+}
+
+void rt_node_close(struct rt_node *n) {
+  for (int i = 0; i < n->h.n_closed; i++)
+    rt_stream_free(n->h.closed[i]);
+  rt_close_crash(n->rt);
+  memfs_free(n->fs);
 }

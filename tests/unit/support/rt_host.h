@@ -40,4 +40,24 @@ struct rt_ports rt_host_ports(struct rt_host *h);
  * what every runtime test starts from before changing its own settings. */
 void rt_host_config(struct rt_config *cfg, const struct wal_io *io);
 
+/* Whether the node closed, or has paused, stream `s`. */
+bool rt_host_closed(const struct rt_host *h, const struct rt_stream *s);
+bool rt_host_paused(const struct rt_host *h, const struct rt_stream *s);
+
+/* One node on a file system of its own, fatal stops aborting the test:
+ * rt_node_init makes the disk and the host (the clock at 1000 ms) and
+ * fills *cfg with rt_host_config on that disk; the test changes cfg, then
+ * rt_node_start opens the runtime and runs it once (0, or rt_open's code,
+ * said on stderr). rt_node_close frees the streams the node closed, the
+ * runtime and the disk. */
+struct rt_node {
+  struct memfs *fs;
+  struct wal_io io;
+  struct rt_host h;
+  struct rt *rt;
+};
+int rt_node_init(struct rt_node *n, struct rt_config *cfg);
+int rt_node_start(struct rt_node *n, const struct rt_config *cfg);
+void rt_node_close(struct rt_node *n);
+
 #endif
