@@ -28,7 +28,18 @@
  *              and query buffer limits, an idle timeout, and a budget for
  *              all clients' buffers together (rt_clients_scan);
  *   closing    marked where decided, released from rt_reap() only
- *              (runtime_internal.h, "Freeing"). */
+ *              (runtime_internal.h, "Freeing");
+ *   MULTI      as Redis: commands after MULTI are checked and answered
+ *              +QUEUED here; EXEC sends them all as one SABHA.TXN command
+ *              (one log entry, applied whole by every replica), with the
+ *              keys WATCHed and the lowest index a WATCH was answered at.
+ *              WATCH is a linearizable read whose value is the index the
+ *              serving node had applied (the leader's, for a follower):
+ *              every change after it has a later index, so the store's
+ *              check inside the entry (a watched key's revision past that
+ *              index) sees exactly the changes made after WATCH, through
+ *              any node. A command refused while queuing makes EXEC answer
+ *              -EXECABORT, as Redis does. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,6 +47,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/decimal.h"
 #include "node/runtime_internal.h"
 
 static void set_paused(struct rt_stream *c, bool paused) {
@@ -140,6 +152,8 @@ static struct rt_stream *stream_new(struct rt *rt, enum rt_stream_kind kind) {
     out_max = (size_t)rt->cfg.out_hard_bytes;
   resp_buf_init(&s->out, out_max);
   resp_buf_init(&s->wbuf, out_max);
+  resp_buf_init(&s->multi, RT_MULTI_BYTES_MAX + 4u * RT_MULTI_ARGS_MAX);
+  resp_buf_init(&s->watch_keys, RT_WATCH_KEYS_MAX * (4u + (64u << 10)));
   list_init(&s->link);
   list_init(&s->reap);
   list_init(&s->queue);
@@ -193,6 +207,7 @@ struct rt_stream *rt_stream_new_forward(struct rt *rt) {
 /* Unlinks and frees a client stream's requests. Placeholders stay in
  * forwarding links (their replies are matched by position). */
 static void release_requests(struct rt_stream *c) {
+  rt_watch_stop(c);
   while (!list_empty(&c->queue)) {
     struct rt_req *r = LIST_OF(c->queue.next, struct rt_req, qlink);
     list_remove(&r->qlink);
@@ -304,6 +319,8 @@ void rt_stream_free(struct rt_stream *s) {
   free(s->in);
   resp_buf_free(&s->out);
   resp_buf_free(&s->wbuf);
+  resp_buf_free(&s->multi);
+  resp_buf_free(&s->watch_keys);
   free(s);
 }
 
@@ -449,6 +466,247 @@ static bool probation_evict(struct rt *rt) {
   return false;
 }
 
+/* ---- MULTI, EXEC, WATCH ----------------------------------------------------
+ */
+
+static void put_item(struct resp_buf *b, const void *p, size_t n) {
+  uint8_t len[4];
+  len[0] = (uint8_t)n;
+  len[1] = (uint8_t)(n >> 8);
+  len[2] = (uint8_t)(n >> 16);
+  len[3] = (uint8_t)(n >> 24);
+  resp_buf_append(b, len, 4);
+  resp_buf_append(b, p, n);
+}
+
+/* Walks the items put_item wrote: the next one from *off, or false. */
+static bool next_item(const struct resp_buf *b, size_t *off,
+                      struct resp_arg *out) {
+  if (*off + 4 > b->len)
+    return false;
+  const uint8_t *p = b->data + *off;
+  size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+             (size_t)p[3] << 24;
+  assert(*off + 4 + n <= b->len);
+  out->ptr = p + 4;
+  out->len = n;
+  *off += 4 + n;
+  return true;
+}
+
+static void multi_reset(struct rt_stream *c) {
+  c->in_multi = c->multi_dirty = false;
+  c->multi_n = c->multi_args = 0;
+  resp_buf_reset(&c->multi);
+  if (c->multi.cap > RT_IDLE_BUFFER_BYTES_MAX)
+    resp_buf_free(&c->multi);
+}
+
+static void unwatch(struct rt_stream *c) {
+  c->n_watch = 0;
+  c->watch_rev = 0;
+  resp_buf_reset(&c->watch_keys);
+  if (c->watch_keys.cap > RT_IDLE_BUFFER_BYTES_MAX)
+    resp_buf_free(&c->watch_keys);
+}
+
+/* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC. */
+static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
+                        uint32_t argc, const struct resp_arg *argv) {
+  char msg[160];
+  size_t bytes = 16;
+  for (uint32_t i = 0; i < argc; i++)
+    bytes += 4 + argv[i].len;
+  if (!rt_command_txn_ok(cmd, argc)) {
+    char lower[32];
+    rt_command_lower_name(cmd, lower, sizeof lower);
+    snprintf(msg, sizeof msg,
+             "ERR '%s' cannot be part of a transaction in sabha", lower);
+  } else if (c->multi_n >= RT_MULTI_COMMANDS_MAX ||
+             c->multi_args + 1 + argc > RT_MULTI_ARGS_MAX ||
+             c->multi.len + bytes > RT_MULTI_BYTES_MAX) {
+    snprintf(msg, sizeof msg,
+             "ERR a transaction holds at most %u commands, %u arguments "
+             "and %u bytes",
+             RT_MULTI_COMMANDS_MAX, RT_MULTI_ARGS_MAX, RT_MULTI_BYTES_MAX);
+  } else {
+    char n[16];
+    int len = snprintf(n, sizeof n, "%u", argc);
+    put_item(&c->multi, n, (size_t)len);
+    for (uint32_t i = 0; i < argc; i++)
+      put_item(&c->multi, argv[i].ptr, argv[i].len);
+    if (c->multi.err == 0) {
+      c->multi_n++;
+      c->multi_args += 1 + argc;
+      resp_write_simple(&c->rt->scratch, "QUEUED");
+      reply_now(c);
+      return;
+    }
+    snprintf(msg, sizeof msg, "OOM out of memory");
+  }
+  c->multi_dirty = true;
+  error_now(c, msg);
+}
+
+/* EXEC: the queued commands become one SABHA.TXN request, sent like any
+ * write (forwarded by a follower, applied as one entry). */
+static void multi_exec(struct rt_stream *c) {
+  struct rt *rt = c->rt;
+  if (c->multi_dirty) {
+    multi_reset(c);
+    unwatch(c);
+    error_now(c, "EXECABORT Transaction discarded because of previous "
+                 "errors.");
+    return;
+  }
+  if (c->multi_n == 0) {
+    multi_reset(c);
+    unwatch(c);
+    resp_write_array(&rt->scratch, 0);
+    reply_now(c);
+    return;
+  }
+  uint32_t argc = 3 + c->n_watch + c->multi_args;
+  struct resp_arg *argv = malloc(argc * sizeof *argv);
+  char rev[24], nw[16];
+  struct rt_req *r = NULL;
+  if (argv != NULL) {
+    argv[0].ptr = (const uint8_t *)"SABHA.TXN";
+    argv[0].len = 9;
+    argv[1].ptr = (const uint8_t *)rev;
+    argv[1].len = (size_t)snprintf(rev, sizeof rev, "%" PRIu64, c->watch_rev);
+    argv[2].ptr = (const uint8_t *)nw;
+    argv[2].len = (size_t)snprintf(nw, sizeof nw, "%u", c->n_watch);
+    uint32_t i = 3;
+    size_t off = 0;
+    while (next_item(&c->watch_keys, &off, &argv[i]))
+      i++;
+    off = 0;
+    while (next_item(&c->multi, &off, &argv[i]))
+      i++;
+    assert(i == argc);
+    r = rt_req_alloc(rt, c, rt_command_txn(rt), argc, argv);
+    free(argv);
+  }
+  multi_reset(c);
+  unwatch(c);
+  if (r == NULL) {
+    error_now(c, "OOM out of memory");
+    return;
+  }
+  req_enqueue(c, r);
+  rt_dispatch(rt, r);
+}
+
+/* The reply of a WATCH, at the head of its stream's queue: the index it
+ * was answered at is kept with its keys, and the client gets +OK. */
+static void watch_settle(struct rt_stream *c, struct rt_req *r) {
+  struct rt *rt = c->rt;
+  int64_t index = -1;
+  if (r->state == RT_REQ_READABLE) {
+    index = (int64_t)rt->applied;
+  } else if (r->reply.len > 3 && r->reply.data[0] == ':') {
+    const uint8_t *p = r->reply.data + 1;
+    size_t n = r->reply.len - 3; /* without ':' and CRLF */
+    int64_t v;
+    if (dec_parse_i64(p, n, &v) == DEC_OK && v >= 0)
+      index = v;
+  }
+  r->state = RT_REQ_DONE;
+  if (index < 0)
+    return; /* an error: it goes to the client as it is */
+  for (uint32_t i = 1; i < r->argc; i++)
+    put_item(&c->watch_keys, r->argv[i].ptr, r->argv[i].len);
+  if (c->n_watch == 0 || (uint64_t)index < c->watch_rev)
+    c->watch_rev = (uint64_t)index;
+  c->n_watch += r->argc - 1;
+  resp_buf_reset(&r->reply);
+  if (c->watch_keys.err != 0) {
+    unwatch(c);
+    resp_write_error(&r->reply, "OOM out of memory");
+    return;
+  }
+  resp_write_simple(&r->reply, "OK");
+}
+
+/* MULTI, EXEC, DISCARD, UNWATCH, SABHA.WATCH, and any command while a
+ * MULTI is open. Returns true when the command was dealt with here. */
+static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
+                          uint32_t argc, const struct resp_arg *argv) {
+  struct rt *rt = c->rt;
+  switch (rt_command_multi(cmd)) {
+  case RT_MC_MULTI:
+    if (c->in_multi) {
+      error_now(c, "ERR MULTI calls can not be nested");
+      return true;
+    }
+    c->in_multi = true;
+    resp_write_simple(&rt->scratch, "OK");
+    reply_now(c);
+    return true;
+  case RT_MC_DISCARD:
+  case RT_MC_EXEC:
+    if (!c->in_multi) {
+      error_now(c, rt_command_multi(cmd) == RT_MC_EXEC
+                       ? "ERR EXEC without MULTI"
+                       : "ERR DISCARD without MULTI");
+      return true;
+    }
+    if (rt_command_multi(cmd) == RT_MC_EXEC) {
+      multi_exec(c);
+      return true;
+    }
+    multi_reset(c);
+    unwatch(c);
+    resp_write_simple(&rt->scratch, "OK");
+    reply_now(c);
+    return true;
+  case RT_MC_UNWATCH:
+    if (c->in_multi) {
+      error_now(c, "ERR UNWATCH inside MULTI is not allowed in sabha");
+      return true;
+    }
+    unwatch(c);
+    resp_write_simple(&rt->scratch, "OK");
+    reply_now(c);
+    return true;
+  case RT_MC_WATCH:
+    if (c->in_multi) {
+      error_now(c, "ERR WATCH inside MULTI is not allowed");
+      return true;
+    }
+    if (c->n_watch + argc - 1 > RT_WATCH_KEYS_MAX) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "ERR a connection may watch at most %u keys",
+               RT_WATCH_KEYS_MAX);
+      error_now(c, msg);
+      return true;
+    }
+    return false; /* a read, settled by watch_settle */
+  case RT_MC_SABHA_WATCH:
+    if (c->in_multi) {
+      c->multi_dirty = true;
+      error_now(c, "ERR SABHA.WATCH inside MULTI is not allowed");
+      return true;
+    }
+    if (!list_empty(&c->queue) || c->forwarded_link) {
+      error_now(c, "ERR SABHA.WATCH must come after the connection's other "
+                   "commands are answered");
+      return true;
+    }
+    rt_watch_start(c, argc, argv, &rt->scratch);
+    if (rt->scratch.len > 0)
+      reply_now(c);
+    return true;
+  case RT_MC_NONE:
+    break;
+  }
+  if (!c->in_multi || arg_is(&argv[0], "QUIT"))
+    return false;
+  multi_queue(c, cmd, argc, argv);
+  return true;
+}
+
 static void run_command(struct rt_stream *c, uint32_t argc,
                         const struct resp_arg *argv) {
   struct rt *rt = c->rt;
@@ -464,20 +722,33 @@ static void run_command(struct rt_stream *c, uint32_t argc,
       len += snprintf(msg + len, sizeof msg - (size_t)len, "'%.*s' ",
                       (int)(argv[i].len > 32 ? 32 : argv[i].len),
                       (const char *)argv[i].ptr);
+    c->multi_dirty = c->in_multi;
     error_now(c, msg);
+    return;
+  }
+  if (c->watcher != NULL && !arg_is(&argv[0], "QUIT")) {
+    error_now(c, "ERR the connection is a SABHA.WATCH stream; only QUIT is "
+                 "allowed");
     return;
   }
   const char *bad = rt_command_check(c, cmd, argc, argv, msg, sizeof msg);
   if (bad != NULL) {
+    enum rt_multi_cmd m = rt_command_multi(cmd);
+    if (c->in_multi && m != RT_MC_EXEC && m != RT_MC_DISCARD)
+      c->multi_dirty = true;
     error_now(c, bad);
     return;
   }
+  if (multi_command(c, cmd, argc, argv))
+    return;
   if (rt_command_is_local(cmd)) {
     rt_exec_local(c, cmd, argc, argv, &rt->scratch);
     reply_now(c);
     return;
   }
-  bool stale = rt_command_is_read(cmd) && c->stale_reads;
+  /* WATCH always asks the leader: its index must be linearizable. */
+  bool stale = rt_command_is_read(cmd) && c->stale_reads &&
+               rt_command_multi(cmd) != RT_MC_WATCH;
   if (stale) {
     rt->m.stale_reads++;
     if (list_empty(&c->queue)) {
@@ -536,6 +807,9 @@ static bool write_behind_read(const struct rt_stream *c,
   if (cmd->argc == 0)
     return false;
   const struct rt_command *k = rt_command_find(c->rt, &cmd->argv[0]);
+  /* EXEC waits too: the index of an unanswered WATCH is not known yet. */
+  if (k != NULL && rt_command_multi(k) == RT_MC_EXEC)
+    return queue_has_read(c);
   if (k == NULL || rt_command_is_read(k) || rt_command_is_local(k))
     return false;
   return queue_has_read(c);
@@ -554,6 +828,9 @@ void rt_client_flush(struct rt_stream *c) {
       backlog = true;
       break;
     }
+    if (r->cmd != NULL && !c->forwarded_link &&
+        rt_command_multi(r->cmd) == RT_MC_WATCH)
+      watch_settle(c, r);
     if (r->state == RT_REQ_READABLE)
       rt_exec_read(rt, r->cmd, r->argc, r->argv, &c->out);
     else
@@ -662,7 +939,8 @@ void rt_client_hold(struct rt_stream *c, struct rt_req *r) {
  * whose command is still being carried out, however long that takes. */
 static bool idle_expired(const struct rt_stream *c, uint64_t now_ms) {
   const struct rt *rt = c->rt;
-  if (rt->cfg.idle_timeout_s == 0 || c->forwarded_link)
+  /* A watcher waits for the store's changes, however long they take. */
+  if (rt->cfg.idle_timeout_s == 0 || c->forwarded_link || c->watcher != NULL)
     return false;
   if (now_ms < c->active_ms + (uint64_t)rt->cfg.idle_timeout_s * 1000u)
     return false;

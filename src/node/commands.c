@@ -74,6 +74,28 @@ enum cmd_id {
   C_MSET,
   C_CAS,
   C_SABHA_LEADER,
+  C_STRLEN,
+  C_SCAN,
+  C_KEYS,
+  C_WATCH,
+  C_SETNX,
+  C_GETSET,
+  C_GETDEL,
+  C_APPEND,
+  C_EXPIRE,
+  C_PEXPIRE,
+  C_EXPIREAT,
+  C_PEXPIREAT,
+  C_PERSIST,
+  C_LEASE_GRANT,
+  C_LEASE_KEEPALIVE,
+  C_LEASE_REVOKE,
+  C_TXN,
+  C_MULTI,
+  C_EXEC,
+  C_DISCARD,
+  C_UNWATCH,
+  C_SABHA_WATCH,
   C_APP_READ,  /* an app read: app_read() */
   C_APP_WRITE, /* an app write: app_encode(), proposed */
 };
@@ -150,6 +172,49 @@ static const struct rt_command COMMANDS[] = {
      "CAS key expected new: sets key to new if it holds expected; 1 or 0"},
     {"SABHA.LEADER", 2, CK_LEADER, C_SABHA_LEADER, "admin", 0, 0, 0,
      "Hands leadership to the node with the given id"},
+    {"STRLEN", 2, CK_READ, C_STRLEN, "readonly fast", 1, 1, 1,
+     "Length of a key's value"},
+    {"SCAN", -2, CK_READ, C_SCAN, "readonly", 0, 0, 0,
+     "SCAN cursor [MATCH pattern] [COUNT n]: keys in byte order"},
+    {"KEYS", 2, CK_READ, C_KEYS, "readonly", 0, 0, 0,
+     "Keys matching a pattern (bounded: use SCAN for many)"},
+    {"WATCH", -2, CK_READ, C_WATCH, "fast", 1, -1, 1,
+     "Watches keys: EXEC fails if any changes before it"},
+    {"SETNX", 3, CK_WRITE, C_SETNX, "write denyoom fast", 1, 1, 1,
+     "Sets a key if it does not exist; 1 or 0"},
+    {"GETSET", 3, CK_WRITE, C_GETSET, "write denyoom fast", 1, 1, 1,
+     "Sets a key and returns its old value"},
+    {"GETDEL", 2, CK_WRITE, C_GETDEL, "write fast", 1, 1, 1,
+     "Returns a key's value and deletes it"},
+    {"APPEND", 3, CK_WRITE, C_APPEND, "write denyoom fast", 1, 1, 1,
+     "Appends to a value; returns the new length"},
+    {"EXPIRE", 3, CK_WRITE, C_EXPIRE, "write fast", 1, 1, 1,
+     "Expires a key in seconds (by the log's clock)"},
+    {"PEXPIRE", 3, CK_WRITE, C_PEXPIRE, "write fast", 1, 1, 1,
+     "Expires a key in milliseconds"},
+    {"EXPIREAT", 3, CK_WRITE, C_EXPIREAT, "write fast", 1, 1, 1,
+     "Expires a key at a Unix time in seconds"},
+    {"PEXPIREAT", 3, CK_WRITE, C_PEXPIREAT, "write fast", 1, 1, 1,
+     "Expires a key at a Unix time in milliseconds"},
+    {"PERSIST", 2, CK_WRITE, C_PERSIST, "write fast", 1, 1, 1,
+     "Removes a key's expiry"},
+    {"SABHA.LEASE.GRANT", 2, CK_WRITE, C_LEASE_GRANT, "write fast", 0, 0, 0,
+     "SABHA.LEASE.GRANT ttl_ms: a lease id"},
+    {"SABHA.LEASE.KEEPALIVE", 2, CK_WRITE, C_LEASE_KEEPALIVE, "write fast", 0,
+     0, 0, "SABHA.LEASE.KEEPALIVE id: renews a lease; its ttl_ms"},
+    {"SABHA.LEASE.REVOKE", 2, CK_WRITE, C_LEASE_REVOKE, "write", 0, 0, 0,
+     "SABHA.LEASE.REVOKE id: deletes its keys; how many"},
+    {"SABHA.TXN", -5, CK_WRITE, C_TXN, "write denyoom", 0, 0, 0,
+     "A transaction as EXEC sends it (internal)"},
+    {"MULTI", 1, CK_LOCAL, C_MULTI, "fast", 0, 0, 0, "Starts a transaction"},
+    {"EXEC", 1, CK_LOCAL, C_EXEC, "", 0, 0, 0,
+     "Applies the queued commands as one log entry"},
+    {"DISCARD", 1, CK_LOCAL, C_DISCARD, "fast", 0, 0, 0,
+     "Drops the queued commands"},
+    {"UNWATCH", 1, CK_LOCAL, C_UNWATCH, "fast", 0, 0, 0,
+     "Forgets the watched keys"},
+    {"SABHA.WATCH", -2, CK_LOCAL, C_SABHA_WATCH, "", 0, 0, 0,
+     "SABHA.WATCH prefix [FROM revision] [BATCH ms]: a stream of changes"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -244,13 +309,24 @@ static struct kvstore_slice slice(const struct resp_arg *a) {
 
 /* SET's options. Returns NULL or the error to answer. */
 static const char *set_options(uint32_t argc, const struct resp_arg *argv,
-                               uint32_t *flags, int64_t *px_ms) {
+                               uint32_t *flags, int64_t *px_ms,
+                               uint64_t *lease) {
   *flags = 0;
   *px_ms = 0;
+  *lease = 0;
   bool have_expire = false;
   for (uint32_t i = 3; i < argc; i++) {
     const struct resp_arg *a = &argv[i];
-    if (arg_is(a, "NX")) {
+    if (arg_is(a, "LEASE")) {
+      int64_t id;
+      if (*lease != 0 || i + 1 >= argc)
+        return KVSTORE_ERR_SYNTAX;
+      if (!parse_i64(&argv[i + 1], &id) || id <= 0)
+        return "ERR the lease id must be a positive integer";
+      *lease = (uint64_t)id;
+      *flags |= KVSTORE_SET_LEASE;
+      i++;
+    } else if (arg_is(a, "NX")) {
       *flags |= KVSTORE_SET_NX;
     } else if (arg_is(a, "XX")) {
       *flags |= KVSTORE_SET_XX;
@@ -278,6 +354,89 @@ static const char *set_options(uint32_t argc, const struct resp_arg *argv,
     return KVSTORE_ERR_SYNTAX;
   if ((*flags & KVSTORE_SET_PX) && (*flags & KVSTORE_SET_KEEPTTL))
     return KVSTORE_ERR_SYNTAX;
+  if ((*flags & KVSTORE_SET_LEASE) &&
+      (*flags & (KVSTORE_SET_PX | KVSTORE_SET_KEEPTTL)))
+    return KVSTORE_ERR_SYNTAX;
+  return NULL;
+}
+
+/* The commands a transaction may hold: the store's own, which its TXN
+ * command can carry (kvstore.h). */
+static bool txn_allows(const struct rt_command *cmd, uint32_t argc) {
+  switch (cmd->id) {
+  case C_SET:
+  case C_SETNX:
+  case C_GETSET:
+  case C_GETDEL:
+  case C_APPEND:
+  case C_DEL:
+  case C_INCR:
+  case C_DECR:
+  case C_INCRBY:
+  case C_DECRBY:
+  case C_MSET:
+  case C_CAS:
+  case C_EXPIRE:
+  case C_PEXPIRE:
+  case C_EXPIREAT:
+  case C_PEXPIREAT:
+  case C_PERSIST:
+  case C_GET:
+  case C_STRLEN:
+  case C_TTL:
+  case C_PTTL:
+    return true;
+  case C_EXISTS:
+    return argc == 2;
+  default:
+    return false;
+  }
+}
+
+static const char *validate(const struct rt_command *cmd, uint32_t argc,
+                            const struct resp_arg *argv);
+
+/* A TXN's arguments: revision, n_watch, the keys, then each command as
+ * its argc and its arguments. Calls `each` (when not NULL) on every
+ * command. Returns NULL or the error. */
+typedef void (*txn_each_fn)(void *ctx, const struct rt_command *cmd,
+                            uint32_t argc, const struct resp_arg *argv);
+static const struct rt_command *find_command(const struct rt *rt,
+                                             const struct resp_arg *a);
+
+static const char *txn_walk(const struct rt *rt, uint32_t argc,
+                            const struct resp_arg *argv, uint64_t *watch_rev,
+                            uint32_t *n_watch, uint32_t *n_cmds,
+                            txn_each_fn each, void *ctx) {
+  int64_t rev, nw;
+  if (!parse_i64(&argv[1], &rev) || rev < 0 || !parse_i64(&argv[2], &nw) ||
+      nw < 0 || (uint64_t)nw > argc - 3)
+    return "ERR SABHA.TXN: malformed";
+  *watch_rev = (uint64_t)rev;
+  *n_watch = (uint32_t)nw;
+  *n_cmds = 0;
+  uint32_t i = 3 + (uint32_t)nw;
+  while (i < argc) {
+    int64_t n;
+    if (!parse_i64(&argv[i], &n) || n < 1 || (uint64_t)n > argc - i - 1)
+      return "ERR SABHA.TXN: malformed";
+    const struct resp_arg *sub = &argv[i + 1];
+    const struct rt_command *cmd = find_command(rt, sub);
+    if (cmd == NULL || !txn_allows(cmd, (uint32_t)n))
+      return "ERR SABHA.TXN: a command a transaction cannot hold";
+    bool arity = cmd->arity >= 0 ? n == cmd->arity : n >= -cmd->arity;
+    if (!arity)
+      return "ERR SABHA.TXN: wrong number of arguments";
+    const char *bad = validate(cmd, (uint32_t)n, sub);
+    if (bad != NULL)
+      return bad;
+    if (each != NULL)
+      each(ctx, cmd, (uint32_t)n, sub);
+    (*n_cmds)++;
+    i += 1 + (uint32_t)n;
+  }
+  if (*n_cmds == 0)
+    return "ERR SABHA.TXN: no commands";
   return NULL;
 }
 
@@ -289,8 +448,34 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
   case C_SET: {
     uint32_t flags;
     int64_t px;
-    return set_options(argc, argv, &flags, &px);
+    uint64_t lease;
+    return set_options(argc, argv, &flags, &px, &lease);
   }
+  case C_EXPIRE:
+  case C_EXPIREAT:
+    if (!parse_i64(&argv[2], &v))
+      return KVSTORE_ERR_NOT_INTEGER;
+    if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
+      return KVSTORE_ERR_EXPIRE_CMD;
+    return NULL;
+  case C_PEXPIRE:
+  case C_PEXPIREAT:
+    if (!parse_i64(&argv[2], &v))
+      return KVSTORE_ERR_NOT_INTEGER;
+    return NULL;
+  case C_LEASE_GRANT:
+    if (!parse_i64(&argv[1], &v) || v <= 0)
+      return "ERR the ttl must be a positive number of milliseconds";
+    return NULL;
+  case C_LEASE_KEEPALIVE:
+  case C_LEASE_REVOKE:
+    if (!parse_i64(&argv[1], &v) || v <= 0)
+      return "ERR the lease id must be a positive integer";
+    return NULL;
+  case C_SCAN:
+  case C_KEYS:
+  case C_SABHA_WATCH:
+    return NULL; /* their readers check the options */
   case C_INCRBY:
   case C_DECRBY:
     if (!parse_i64(&argv[2], &v))
@@ -330,7 +515,9 @@ static bool app_args_fit(const struct rt_command *cmd, uint32_t argc,
   return true;
 }
 
-void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
+/* One reply that is not an array. */
+static void write_kv_scalar(struct resp_buf *b,
+                            const struct kvstore_result *res) {
   switch (res->kind) {
   case KVSTORE_REPLY_OK:
     resp_write_simple(b, "OK");
@@ -347,12 +534,281 @@ void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
   case KVSTORE_REPLY_ERROR:
     resp_write_error(b, res->error != NULL ? res->error : "ERR failed");
     return;
+  case KVSTORE_REPLY_NULL_ARRAY:
+    resp_write_null_array(b);
+    return;
+  case KVSTORE_REPLY_ARRAY:
+    break;
   }
   resp_write_error(b, "ERR unknown reply");
 }
 
+void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
+  if (res->kind != KVSTORE_REPLY_ARRAY) {
+    write_kv_scalar(b, res);
+    return;
+  }
+  /* A TXN's replies: one level deep, never an array inside. */
+  resp_write_array(b, res->n_items);
+  for (size_t i = 0; i < res->n_items; i++)
+    write_kv_scalar(b, &res->items[i]);
+}
+
 /* ---- reads -----------------------------------------------------------------
  */
+
+/* One element of a glob pattern at p[*i] (not '*') against byte c, as
+ * Redis matches: '?', '[...]' with '^', ranges and '\\' escapes, '\\x',
+ * or a byte itself. Moves *i past the element. */
+static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
+  size_t k = *i;
+  if (p[k] == '?') {
+    *i = k + 1;
+    return true;
+  }
+  if (p[k] == '\\' && k + 1 < n) {
+    *i = k + 2;
+    return p[k + 1] == c;
+  }
+  if (p[k] != '[') {
+    *i = k + 1;
+    return p[k] == c;
+  }
+  k++;
+  bool negate = k < n && p[k] == '^', hit = false;
+  if (negate)
+    k++;
+  while (k < n && p[k] != ']') {
+    if (p[k] == '\\' && k + 1 < n) {
+      hit |= p[k + 1] == c;
+      k += 2;
+    } else if (k + 2 < n && p[k + 1] == '-') {
+      uint8_t lo = p[k], hi = p[k + 2];
+      if (lo > hi) {
+        uint8_t t = lo;
+        lo = hi;
+        hi = t;
+      }
+      hit |= c >= lo && c <= hi;
+      k += 3;
+    } else {
+      hit |= p[k] == c;
+      k++;
+    }
+  }
+  *i = k < n ? k + 1 : k;
+  return negate ? !hit : hit;
+}
+
+/* Redis's glob matching, without recursion: on a mismatch, go back to the
+ * last '*' and let it take one byte more. O(len(s) * len(p)) at worst,
+ * which RT_PATTERN_BYTES_MAX bounds. */
+bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
+  size_t pi = 0, si = 0, star_p = SIZE_MAX, star_s = 0;
+  while (si < sn) {
+    if (pi < pn && p[pi] == '*') {
+      while (pi < pn && p[pi] == '*')
+        pi++;
+      if (pi == pn)
+        return true;
+      star_p = pi;
+      star_s = si;
+      continue;
+    }
+    size_t next = pi;
+    if (pi < pn && glob_one(p, pn, &next, s[si])) {
+      pi = next;
+      si++;
+      continue;
+    }
+    if (star_p == SIZE_MAX)
+      return false;
+    pi = star_p;
+    si = ++star_s;
+  }
+  while (pi < pn && p[pi] == '*')
+    pi++;
+  return pi == pn;
+}
+
+/* The bytes every key a pattern matches starts with. */
+size_t rt_glob_prefix(const uint8_t *p, size_t n) {
+  size_t k = 0;
+  while (k < n && p[k] != '*' && p[k] != '?' && p[k] != '[' && p[k] != '\\')
+    k++;
+  return k;
+}
+
+/* SCAN's cursor: "0" at the start and the end; else "1" and the key where
+ * the next call starts, three decimal digits a byte, so that the cursor
+ * is a number (clients parse it as one) and names a place in the keys'
+ * order, not in memory: it stays valid whatever changes, on any node. */
+static bool cursor_decode(const struct resp_arg *a, uint8_t *key,
+                          size_t *key_len) {
+  if (a->len == 1 && a->ptr[0] == '0') {
+    *key_len = 0;
+    return true;
+  }
+  if (a->len < 1 || a->ptr[0] != '1' || (a->len - 1) % 3 != 0 ||
+      (a->len - 1) / 3 > RT_CURSOR_KEY_BYTES_MAX)
+    return false;
+  size_t n = (a->len - 1) / 3;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v = 0;
+    for (size_t d = 0; d < 3; d++) {
+      uint8_t ch = a->ptr[1 + 3 * i + d];
+      if (ch < '0' || ch > '9')
+        return false;
+      v = v * 10 + (unsigned)(ch - '0');
+    }
+    if (v > 255)
+      return false;
+    key[i] = (uint8_t)v;
+  }
+  *key_len = n;
+  return true;
+}
+
+static void cursor_write(struct resp_buf *b, struct kvstore_slice key) {
+  resp_buf_printf(b, "$%zu\r\n1", 1 + 3 * key.len);
+  for (size_t i = 0; i < key.len; i++)
+    resp_buf_printf(b, "%03u", (unsigned)key.ptr[i]);
+  resp_buf_append(b, "\r\n", 2);
+}
+
+struct scan_ctx {
+  const uint8_t *pattern;
+  size_t pattern_len;
+  size_t prefix_len;
+  struct resp_buf keys; /* the matches, as bulk strings */
+  uint64_t n;
+  bool past_prefix; /* the walk left the keys the prefix covers */
+};
+
+static bool scan_visit(void *ctx, const struct kvstore_item *it) {
+  struct scan_ctx *s = ctx;
+  if (it->key.len < s->prefix_len ||
+      memcmp(it->key.ptr, s->pattern, s->prefix_len) != 0) {
+    s->past_prefix = true;
+    return false;
+  }
+  if (s->pattern == NULL ||
+      rt_glob_match(s->pattern, s->pattern_len, it->key.ptr, it->key.len)) {
+    resp_write_bulk(&s->keys, it->key.ptr, it->key.len);
+    s->n++;
+  }
+  return true;
+}
+
+static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
+                           uint32_t argc, const struct resp_arg *argv,
+                           uint64_t now, struct resp_buf *b, uint8_t *start,
+                           size_t *start_len_out);
+
+/* SCAN cursor [MATCH pattern] [COUNT n] [TYPE string] and KEYS pattern:
+ * a walk of the ordered keys from the cursor (or the pattern's literal
+ * prefix, if later), visiting at most COUNT keys (KEYS: at most
+ * RT_KEYS_VISIT_MAX, else an error) and stopping once past the prefix. */
+static void exec_scan(struct rt *rt, const struct rt_command *cmd,
+                      uint32_t argc, const struct resp_arg *argv, uint64_t now,
+                      struct resp_buf *b) {
+  uint8_t *start = malloc(RT_CURSOR_KEY_BYTES_MAX);
+  size_t start_len = 0;
+  if (start == NULL) {
+    resp_write_error(b, "OOM out of memory");
+    return;
+  }
+  exec_scan_from(rt, cmd, argc, argv, now, b, start, &start_len);
+  free(start);
+}
+
+static int slice_cmp(struct kvstore_slice a, struct kvstore_slice b) {
+  size_t n = a.len < b.len ? a.len : b.len;
+  int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
+  return c != 0 ? c : a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
+}
+
+static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
+                           uint32_t argc, const struct resp_arg *argv,
+                           uint64_t now, struct resp_buf *b, uint8_t *start,
+                           size_t *start_len_out) {
+  size_t start_len = 0;
+  int64_t count = 10;
+  struct scan_ctx s = {0};
+  bool keys_cmd = cmd->id == C_KEYS;
+  if (keys_cmd) {
+    s.pattern = argv[1].ptr;
+    s.pattern_len = argv[1].len;
+    count = RT_KEYS_VISIT_MAX;
+  } else {
+    if (!cursor_decode(&argv[1], start, start_len_out)) {
+      resp_write_error(b, "ERR invalid cursor");
+      return;
+    }
+    for (uint32_t i = 2; i < argc; i++) {
+      if (i + 1 >= argc) {
+        resp_write_error(b, KVSTORE_ERR_SYNTAX);
+        return;
+      }
+      if (arg_is(&argv[i], "MATCH")) {
+        s.pattern = argv[i + 1].ptr;
+        s.pattern_len = argv[i + 1].len;
+      } else if (arg_is(&argv[i], "COUNT")) {
+        if (!parse_i64(&argv[i + 1], &count)) {
+          resp_write_error(b, KVSTORE_ERR_NOT_INTEGER);
+          return;
+        }
+        if (count < 1 || count > RT_SCAN_COUNT_MAX) {
+          resp_write_error(b, "ERR COUNT must be between 1 and 100000");
+          return;
+        }
+      } else if (arg_is(&argv[i], "TYPE")) {
+        if (!arg_is(&argv[i + 1], "string")) {
+          s.pattern = (const uint8_t *)"[]"; /* no key is of another type */
+          s.pattern_len = 2;
+        }
+      } else {
+        resp_write_error(b, KVSTORE_ERR_SYNTAX);
+        return;
+      }
+      i++;
+    }
+  }
+  if (s.pattern_len > RT_PATTERN_BYTES_MAX) {
+    resp_write_error(b, "ERR the pattern is longer than 1024 bytes");
+    return;
+  }
+  if (s.pattern != NULL)
+    s.prefix_len = rt_glob_prefix(s.pattern, s.pattern_len);
+  start_len = *start_len_out;
+  struct kvstore_slice from = {start, start_len};
+  struct kvstore_slice prefix = {s.pattern, s.prefix_len};
+  if (slice_cmp(from, prefix) < 0)
+    from = prefix; /* the cursor is before every key the prefix covers */
+  resp_buf_init(&s.keys, RT_OUT_BYTES_MAX);
+  struct kvstore_slice next = {NULL, 0};
+  bool more =
+      kvstore_range(rt->kv, from, now, (size_t)count, scan_visit, &s, &next) &&
+      !s.past_prefix;
+  if (s.keys.err != 0) {
+    resp_write_error(b, "ERR the reply is too large; use a smaller COUNT");
+  } else if (keys_cmd && more) {
+    resp_buf_printf(b, "-ERR KEYS would visit more than %u keys; use SCAN\r\n",
+                    RT_KEYS_VISIT_MAX);
+  } else if (keys_cmd) {
+    resp_write_array(b, s.n);
+    resp_buf_append(b, s.keys.data, s.keys.len);
+  } else {
+    resp_write_array(b, 2);
+    if (more)
+      cursor_write(b, next);
+    else
+      resp_write_bulk(b, "0", 1);
+    resp_write_array(b, s.n);
+    resp_buf_append(b, s.keys.data, s.keys.len);
+  }
+  resp_buf_free(&s.keys);
+}
 
 void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
                   const struct resp_arg *argv, struct resp_buf *b) {
@@ -393,6 +849,22 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
     resp_write_int(b, ms);
     return;
   }
+  case C_STRLEN:
+    resp_write_int(b,
+                   kvstore_get(rt->kv, argv[1].ptr, argv[1].len, now, &v, &vlen)
+                       ? (int64_t)vlen
+                       : 0);
+    return;
+  case C_SCAN:
+  case C_KEYS:
+    exec_scan(rt, cmd, argc, argv, now, b);
+    return;
+  case C_WATCH:
+    /* The index this node has applied: no change after it is yet seen,
+     * so a watched key whose revision is later changed after the WATCH
+     * (clients.c turns this into +OK and keeps the number). */
+    resp_write_int(b, (int64_t)rt->applied);
+    return;
   case C_APP_READ:
     rt_app_read(rt, app_of(cmd)->op, argc - 1, argv + 1, now, b);
     return;
@@ -418,66 +890,174 @@ uint8_t *rt_enc_reserve(struct rt *rt, size_t size) {
   return rt->enc;
 }
 
-/* Two passes: the size, then the bytes. */
+/* Encodes one store command into buf[0, cap) (NULL, 0: only its size);
+ * returns its size, 0 when memory is short. */
+static size_t encode_one(const struct rt_command *cmd, uint32_t argc,
+                         const struct resp_arg *a,
+                         const struct kvstore_hdr *hdr, uint8_t *buf,
+                         size_t cap) {
+  int64_t n = 0;
+  switch (cmd->id) {
+  case C_SET: {
+    uint32_t flags;
+    int64_t px;
+    uint64_t lease;
+    set_options(argc, a, &flags, &px, &lease);
+    return kvstore_encode_set_ex(buf, cap, hdr, slice(&a[1]), slice(&a[2]),
+                                 flags, px, lease);
+  }
+  case C_SETNX:
+    return kvstore_encode_set(buf, cap, hdr, slice(&a[1]), slice(&a[2]),
+                              KVSTORE_SET_NX | KVSTORE_SET_REPLY_INT, 0);
+  case C_GETSET:
+    return kvstore_encode_set(buf, cap, hdr, slice(&a[1]), slice(&a[2]),
+                              KVSTORE_SET_GET, 0);
+  case C_GETDEL:
+    return kvstore_encode_getdel(buf, cap, hdr, slice(&a[1]));
+  case C_APPEND:
+    return kvstore_encode_append(buf, cap, hdr, slice(&a[1]), slice(&a[2]));
+  case C_EXPIRE:
+  case C_PEXPIRE:
+  case C_EXPIREAT:
+  case C_PEXPIREAT: {
+    parse_i64(&a[2], &n);
+    bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
+    bool at = cmd->id == C_EXPIREAT || cmd->id == C_PEXPIREAT;
+    return kvstore_encode_expire(buf, cap, hdr, slice(&a[1]),
+                                 at ? KVSTORE_EXPIRE_AT : KVSTORE_EXPIRE_IN,
+                                 seconds ? n * 1000 : n);
+  }
+  case C_PERSIST:
+    return kvstore_encode_expire(buf, cap, hdr, slice(&a[1]),
+                                 KVSTORE_EXPIRE_NONE, 0);
+  case C_LEASE_GRANT:
+  case C_LEASE_KEEPALIVE:
+  case C_LEASE_REVOKE:
+    parse_i64(&a[1], &n);
+    return kvstore_encode_lease(
+        buf, cap, hdr,
+        cmd->id == C_LEASE_GRANT       ? KVSTORE_OP_LEASE_GRANT
+        : cmd->id == C_LEASE_KEEPALIVE ? KVSTORE_OP_LEASE_KEEPALIVE
+                                       : KVSTORE_OP_LEASE_REVOKE,
+        n);
+  case C_GET:
+  case C_STRLEN:
+  case C_EXISTS:
+  case C_TTL:
+  case C_PTTL: {
+    enum kvstore_read what = cmd->id == C_GET      ? KVSTORE_READ_GET
+                             : cmd->id == C_STRLEN ? KVSTORE_READ_STRLEN
+                             : cmd->id == C_EXISTS ? KVSTORE_READ_EXISTS
+                             : cmd->id == C_TTL    ? KVSTORE_READ_TTL
+                                                   : KVSTORE_READ_PTTL;
+    return kvstore_encode_read(buf, cap, hdr, what, slice(&a[1]));
+  }
+  case C_DEL:
+  case C_MSET: {
+    size_t nk = argc - 1;
+    struct kvstore_slice *sl = malloc(nk * sizeof *sl);
+    if (sl == NULL)
+      return 0;
+    for (size_t i = 0; i < nk; i++)
+      sl[i] = slice(&a[i + 1]);
+    size_t size = cmd->id == C_DEL
+                      ? kvstore_encode_del(buf, cap, hdr, sl, nk)
+                      : kvstore_encode_mset(buf, cap, hdr, sl, nk / 2);
+    free(sl);
+    return size;
+  }
+  case C_INCR:
+    return kvstore_encode_incrby(buf, cap, hdr, slice(&a[1]), 1);
+  case C_DECR:
+    return kvstore_encode_decrby(buf, cap, hdr, slice(&a[1]), 1);
+  case C_INCRBY:
+  case C_DECRBY:
+    parse_i64(&a[2], &n);
+    return cmd->id == C_INCRBY
+               ? kvstore_encode_incrby(buf, cap, hdr, slice(&a[1]), n)
+               : kvstore_encode_decrby(buf, cap, hdr, slice(&a[1]), n);
+  case C_CAS: {
+    struct kvstore_slice expected = slice(&a[2]);
+    return kvstore_encode_cas(buf, cap, hdr, slice(&a[1]), &expected,
+                              slice(&a[3]));
+  }
+  default:
+    assert(false);
+    return 0;
+  }
+}
+
+/* A TXN's commands, encoded one after another into `bytes`. */
+struct txn_build {
+  const struct kvstore_hdr *hdr;
+  uint8_t *bytes; /* NULL: sizing */
+  size_t used;
+  struct kvstore_slice *cmds;
+  uint32_t n;
+  bool oom;
+};
+
+static void txn_encode_each(void *ctx, const struct rt_command *cmd,
+                            uint32_t argc, const struct resp_arg *argv) {
+  struct txn_build *t = ctx;
+  size_t size = encode_one(cmd, argc, argv, t->hdr, NULL, 0);
+  if (size == 0)
+    t->oom = true;
+  if (t->bytes != NULL && !t->oom) {
+    encode_one(cmd, argc, argv, t->hdr, t->bytes + t->used, size);
+    t->cmds[t->n].ptr = t->bytes + t->used;
+    t->cmds[t->n].len = size;
+  }
+  t->used += size;
+  t->n++;
+}
+
+/* SABHA.TXN: each command encoded with the TXN's header, then the TXN
+ * around them. */
+static size_t encode_txn(struct rt *rt, const struct rt_req *r,
+                         const struct kvstore_hdr *hdr) {
+  uint64_t rev;
+  uint32_t n_watch, n_cmds;
+  struct txn_build t = {.hdr = hdr};
+  if (txn_walk(rt, r->argc, r->argv, &rev, &n_watch, &n_cmds, txn_encode_each,
+               &t) != NULL ||
+      t.oom)
+    return 0; /* checked when it arrived: only memory fails here */
+  size_t total = t.used;
+  t = (struct txn_build){.hdr = hdr};
+  t.bytes = malloc(total > 0 ? total : 1);
+  t.cmds = malloc(n_cmds * sizeof *t.cmds);
+  struct kvstore_slice *keys = malloc((n_watch + 1) * sizeof *keys);
+  size_t size = 0;
+  if (t.bytes != NULL && t.cmds != NULL && keys != NULL) {
+    txn_walk(rt, r->argc, r->argv, &rev, &n_watch, &n_cmds, txn_encode_each,
+             &t);
+    for (uint32_t i = 0; i < n_watch; i++)
+      keys[i] = slice(&r->argv[3 + i]);
+    size = t.oom ? 0
+                 : kvstore_encode_txn(NULL, 0, hdr, keys, n_watch, rev, t.cmds,
+                                      n_cmds);
+    uint8_t *buf = size > 0 ? rt_enc_reserve(rt, size) : NULL;
+    if (buf == NULL)
+      size = 0;
+    else
+      kvstore_encode_txn(buf, size, hdr, keys, n_watch, rev, t.cmds, n_cmds);
+  }
+  free(t.bytes);
+  free(t.cmds);
+  free(keys);
+  return size;
+}
+
 size_t rt_encode_write(struct rt *rt, const struct rt_req *r,
                        const struct kvstore_hdr *hdr) {
-  const struct resp_arg *a = r->argv;
-  size_t size = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    uint8_t *buf = pass == 0 ? NULL : rt_enc_reserve(rt, size);
-    size_t cap = pass == 0 ? 0 : size;
-    if (pass == 1 && buf == NULL)
-      return 0;
-    switch (r->cmd->id) {
-    case C_SET: {
-      uint32_t flags;
-      int64_t px;
-      set_options(r->argc, a, &flags, &px);
-      size = kvstore_encode_set(buf, cap, hdr, slice(&a[1]), slice(&a[2]),
-                                flags, px);
-      break;
-    }
-    case C_DEL:
-    case C_MSET: {
-      size_t nk = r->argc - 1;
-      struct kvstore_slice *sl = malloc(nk * sizeof *sl);
-      if (sl == NULL)
-        return 0;
-      for (size_t i = 0; i < nk; i++)
-        sl[i] = slice(&a[i + 1]);
-      size = r->cmd->id == C_DEL
-                 ? kvstore_encode_del(buf, cap, hdr, sl, nk)
-                 : kvstore_encode_mset(buf, cap, hdr, sl, nk / 2);
-      free(sl);
-      break;
-    }
-    case C_INCR:
-      size = kvstore_encode_incrby(buf, cap, hdr, slice(&a[1]), 1);
-      break;
-    case C_DECR:
-      size = kvstore_encode_decrby(buf, cap, hdr, slice(&a[1]), 1);
-      break;
-    case C_INCRBY:
-    case C_DECRBY: {
-      int64_t d = 0;
-      parse_i64(&a[2], &d);
-      size = r->cmd->id == C_INCRBY
-                 ? kvstore_encode_incrby(buf, cap, hdr, slice(&a[1]), d)
-                 : kvstore_encode_decrby(buf, cap, hdr, slice(&a[1]), d);
-      break;
-    }
-    case C_CAS: {
-      struct kvstore_slice expected = slice(&a[2]);
-      size = kvstore_encode_cas(buf, cap, hdr, slice(&a[1]), &expected,
-                                slice(&a[3]));
-      break;
-    }
-    default:
-      assert(false);
-      return 0;
-    }
-  }
-  return size;
+  if (r->cmd->id == C_TXN)
+    return encode_txn(rt, r, hdr);
+  size_t size = encode_one(r->cmd, r->argc, r->argv, hdr, NULL, 0);
+  uint8_t *buf = size > 0 ? rt_enc_reserve(rt, size) : NULL;
+  if (buf == NULL)
+    return 0;
+  return encode_one(r->cmd, r->argc, r->argv, hdr, buf, size);
 }
 
 size_t rt_encode_app_write(struct rt *rt, const struct rt_req *r,
@@ -499,6 +1079,34 @@ uint32_t rt_command_leader_target(const struct rt_req *r) {
 const struct rt_command *rt_command_find(const struct rt *rt,
                                          const struct resp_arg *name) {
   return find_command(rt, name);
+}
+
+enum rt_multi_cmd rt_command_multi(const struct rt_command *cmd) {
+  switch (cmd->id) {
+  case C_MULTI:
+    return RT_MC_MULTI;
+  case C_EXEC:
+    return RT_MC_EXEC;
+  case C_DISCARD:
+    return RT_MC_DISCARD;
+  case C_UNWATCH:
+    return RT_MC_UNWATCH;
+  case C_WATCH:
+    return RT_MC_WATCH;
+  case C_SABHA_WATCH:
+    return RT_MC_SABHA_WATCH;
+  default:
+    return RT_MC_NONE;
+  }
+}
+
+bool rt_command_txn_ok(const struct rt_command *cmd, uint32_t argc) {
+  return txn_allows(cmd, argc);
+}
+
+const struct rt_command *rt_command_txn(const struct rt *rt) {
+  static const struct resp_arg name = {(const uint8_t *)"SABHA.TXN", 9};
+  return find_command(rt, &name);
 }
 
 bool rt_command_is_read(const struct rt_command *cmd) {
@@ -550,6 +1158,11 @@ const char *rt_command_check(const struct rt_stream *c,
   const char *bad = validate(cmd, argc, argv);
   if (bad != NULL)
     return bad;
+  if (cmd->id == C_TXN) {
+    uint64_t rev;
+    uint32_t n_watch, n_cmds;
+    return txn_walk(c->rt, argc, argv, &rev, &n_watch, &n_cmds, NULL, NULL);
+  }
   if (app_of(cmd) != NULL && !app_args_fit(cmd, argc, argv, msg, msg_size))
     return msg;
   return NULL;

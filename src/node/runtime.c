@@ -139,6 +139,10 @@ static int new_kv(const struct rt *rt, struct kvstore **out) {
   struct kvstore_config kc = kvstore_config_default;
   kc.hash_key[0] = rt->cfg.kv_hash_key[0];
   kc.hash_key[1] = rt->cfg.kv_hash_key[1];
+  /* Changes go to the watch window (watch.c); a store built from a
+   * snapshot reports nothing until it applies. */
+  kc.on_event = rt_watch_event;
+  kc.event_ctx = (void *)rt;
   return kvstore_new(out, &kc);
 }
 
@@ -297,6 +301,8 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
     rt->ports.entry_applied(rt->ports.ctx, e);
   rt->applied = e->index;
   rt->m.commits++;
+  /* Every change this entry makes has its index as its revision. */
+  kvstore_set_revision(rt->kv, e->index);
   size_t off = 0;
   const uint8_t *cmd;
   size_t len;
@@ -324,6 +330,7 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
   rt->m.snapshots_installed++;
   rt_log(rt, RT_LOG_INFO, "installed a snapshot at index %" PRIu64,
          rd->snapshot.index);
+  rt_watch_reset(rt, rd->snapshot.index);
   if (rt->ports.snapshot_installed != NULL)
     rt->ports.snapshot_installed(rt->ports.ctx, rd->snapshot.index);
   rt_proposals_after_snapshot(rt);
@@ -419,6 +426,8 @@ static void ready_finish(struct rt *rt) {
     apply_entry(rt, &rd->committed[i]);
   if (rt->dead)
     return;
+  if (rd->n_committed > 0)
+    rt_watch_deliver(rt);
   for (size_t i = 0; i < rd->n_reads; i++)
     rt_note_read(rt, &rd->reads[i]);
   sabha_engine_advance(rt->engine, rd);
@@ -579,6 +588,7 @@ void rt_tick(struct rt *rt) {
     rt->next_timeout_scan_ms = now + RT_TIMEOUT_SCAN_MS;
     rt_scan_deadlines(rt, now);
     maybe_propose_clock(rt, now);
+    rt_watch_deliver(rt); /* batches whose time has come */
   }
 }
 
@@ -699,6 +709,10 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
     return rc == SABHA_ENOMEM ? 1 : 2;
   }
   rt->applied = p->has_snapshot ? p->snapshot.index : 0;
+  if (rt_watch_init(rt, rt->applied + 1) != 0) {
+    snprintf(err, err_size, "no memory for the watch window");
+    return 1;
+  }
   struct sabha_persisted pp = *p;
   pp.applied = rt->applied;
   rc = sabha_engine_new(&rt->engine, rt->cfg.protocol, &rt->cfg.engine, &pp);
@@ -712,6 +726,7 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
 }
 
 static void free_all(struct rt *rt) {
+  rt_watch_free(rt);
   sabha_engine_free(rt->engine);
   kvstore_free(rt->kv);
   app_free(rt->app);

@@ -91,6 +91,31 @@
 #define RT_PEER_REFUSED_LOG_MS 10000u /* rt_step's term refusals, logged */
 #define RT_READIES_PER_RUN 64u
 #define RT_INPUT_CHUNK_BYTES (64u * 1024u)
+/* SCAN and KEYS (commands.c): a cursor names a key of at most this many
+ * bytes (the store's default key bound); SCAN's COUNT, and the keys KEYS
+ * may visit, are bounded; a pattern is at most this long, since matching
+ * costs its length times the key's. */
+#define RT_CURSOR_KEY_BYTES_MAX (64u << 10)
+#define RT_SCAN_COUNT_MAX 100000u
+#define RT_KEYS_VISIT_MAX 100000u
+#define RT_PATTERN_BYTES_MAX 1024u
+/* MULTI (clients.c): queued commands per transaction and their bytes, so
+ * that EXEC's one command fits what a forwarding link and a log entry
+ * carry; keys one connection may WATCH. */
+#define RT_MULTI_COMMANDS_MAX 1024u
+#define RT_MULTI_BYTES_MAX (8u << 20)
+#define RT_MULTI_ARGS_MAX 60000u
+#define RT_WATCH_KEYS_MAX 1024u
+/* SABHA.WATCH (watch.c): the events a node keeps to serve FROM, by bytes
+ * and by count; a watcher's unsent events (beyond them it waits, and is
+ * dropped if the window moves past it); a prefix's length; how long a
+ * batch gathers events by default (BATCH). */
+#define RT_WATCH_WINDOW_BYTES_MAX (64u << 20)
+#define RT_WATCH_WINDOW_EVENTS_MAX (1u << 20)
+#define RT_WATCHER_OUT_BYTES_MAX (8u << 20)
+#define RT_WATCH_PREFIX_BYTES_MAX 1024u
+#define RT_WATCH_BATCH_MS_DEFAULT 200u
+#define RT_WATCH_BATCH_MS_MAX 10000u
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -205,6 +230,18 @@ struct rt_stream {
                            to the output */
   char name[64];
 
+  /* MULTI/EXEC and WATCH (clients.c). Queued commands are kept as the
+   * arguments of the SABHA.TXN that EXEC sends: for each, its argc then
+   * its arguments, each a u32 length and the bytes. */
+  bool in_multi;
+  bool multi_dirty; /* a command failed to queue: EXEC aborts */
+  uint32_t multi_n, multi_args;
+  struct resp_buf multi;
+  struct resp_buf watch_keys; /* u32 length and bytes, each */
+  uint32_t n_watch;
+  uint64_t watch_rev;         /* the lowest index a WATCH was answered at */
+  struct rt_watcher *watcher; /* SABHA.WATCH: the stream is one */
+
   /* FORWARD */
   uint32_t leader;
   bool connected;
@@ -278,6 +315,8 @@ struct rt {
    * again). They replace the live machines at step 4 of the batch. */
   struct kvstore *pending_kv;
   struct app *pending_app;
+
+  struct rt_watch *watch; /* the event window and the watchers (watch.c) */
 
   struct rt_metrics m;
   /* Messages refused by rt_step's term bounds are logged at most once per
@@ -387,6 +426,51 @@ size_t rt_encode_app_write(struct rt *rt, const struct rt_req *r,
 uint32_t rt_command_leader_target(const struct rt_req *r);
 uint8_t *rt_enc_reserve(struct rt *rt, size_t size);
 void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res);
+/* Redis's glob matching (KEYS, SCAN MATCH), and the literal prefix every
+ * match starts with. */
+bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn);
+size_t rt_glob_prefix(const uint8_t *p, size_t n);
+/* What clients.c does itself with a command: MULTI, EXEC, DISCARD,
+ * UNWATCH, WATCH (whose reply it turns into +OK), SABHA.WATCH; or
+ * RT_MC_NONE. */
+enum rt_multi_cmd {
+  RT_MC_NONE = 0,
+  RT_MC_MULTI,
+  RT_MC_EXEC,
+  RT_MC_DISCARD,
+  RT_MC_UNWATCH,
+  RT_MC_WATCH,
+  RT_MC_SABHA_WATCH,
+};
+enum rt_multi_cmd rt_command_multi(const struct rt_command *cmd);
+/* Whether a transaction may hold the command (with argc arguments). */
+bool rt_command_txn_ok(const struct rt_command *cmd, uint32_t argc);
+const struct rt_command *rt_command_txn(const struct rt *rt);
+
+/* ---- watch.c --------------------------------------------------------------
+ */
+struct rt_watch;
+struct rt_watcher;
+/* The window of recent events (from `first_rev` on, every one) and the
+ * watchers. Returns 0 or SABHA_ENOMEM. */
+int rt_watch_init(struct rt *rt, uint64_t first_rev);
+void rt_watch_free(struct rt *rt);
+/* The store's on_event: keeps the event in the window. */
+void rt_watch_event(void *ctx, const struct kvstore_event *ev);
+/* After each applied entry and on ticks: hands events to the watchers,
+ * sends the batches that are due. */
+void rt_watch_deliver(struct rt *rt);
+/* A snapshot replaced the state at `index`: the window starts again after
+ * it, and watchers that had not reached it are told and closed. */
+void rt_watch_reset(struct rt *rt, uint64_t index);
+/* SABHA.WATCH prefix [FROM rev] [BATCH ms]: makes c a watcher, or writes
+ * the error into b. */
+void rt_watch_start(struct rt_stream *c, uint32_t argc,
+                    const struct resp_arg *argv, struct resp_buf *b);
+/* The stream goes away: forget its watcher. */
+void rt_watch_stop(struct rt_stream *c);
+/* The oldest revision FROM may name here, and the newest event's. */
+uint64_t rt_watch_first_rev(const struct rt *rt);
 
 /* ---- clients.c ------------------------------------------------------------
  */

@@ -7,7 +7,10 @@
  * ordered by (expiry, key bytes), a total order that does not depend on where
  * things sit in memory, so every replica reclaims expired keys in the same
  * order. Sessions live in a second hash table and a doubly linked list from
- * least to most recently used, which decides eviction.
+ * least to most recently used, which decides eviction. Every key also sits
+ * in a skip list in byte order (SCAN, KEYS, ranges); a node's height comes
+ * from the key's hash, so a key rewritten keeps its node. Leases live in a
+ * third table; each holds a doubly linked list of its keys.
  *
  * Applying a command never half-happens. Each apply first decides what it
  * will do from the command alone, then allocates everything the change may
@@ -30,12 +33,17 @@ const struct kvstore_config kvstore_config_default = {
     .keys_max = 1u << 24,
     .data_bytes_max = 1ull << 30,
     .sessions_max = 10000,
+    .leases_max = 10000,
+    .lease_keys_max = 10000,
     .hash_key = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
 };
 
 #define SNAPSHOT_MAGIC 0x31564b53u /* "SKV1" as little-endian bytes */
 #define SNAPSHOT_HEADER_BYTES 33u
-#define SNAPSHOT_KEY_BYTES 16u     /* per key, before its bytes */
+#define SNAPSHOT_V2_HEADER_BYTES 28u /* revision, delete_rev, leases */
+#define SNAPSHOT_KEY_BYTES 16u       /* per key, before its bytes (v1) */
+#define SNAPSHOT_KEY_V2_BYTES 32u
+#define SNAPSHOT_LEASE_BYTES 24u
 #define SNAPSHOT_SESSION_BYTES 26u /* per session */
 #define SNAPSHOT_TRAILER_BYTES 4u
 #define INT64_TEXT_BYTES_MAX 20u /* "-9223372036854775808" */
@@ -128,10 +136,16 @@ static uint32_t crc32c(const uint8_t *p, size_t n) {
 
 #define HEAP_NONE SIZE_MAX
 
+struct snode;
+
 /* One key and its value, in one allocation. */
 struct entry {
-  uint64_t expire_at_ms; /* 0: never */
-  size_t heap_index;     /* in kv->expiring, or HEAP_NONE */
+  uint64_t expire_at_ms;                 /* 0: never */
+  uint64_t revision;                     /* of the key's last change */
+  uint64_t lease;                        /* 0: none */
+  struct entry *lease_prev, *lease_next; /* in the lease's list of keys */
+  struct snode *node;                    /* in kv->order */
+  size_t heap_index;                     /* in kv->expiring, or HEAP_NONE */
   uint32_t key_len;
   uint32_t value_len;
   uint8_t bytes[]; /* key, then value (with room for value_cap bytes) */
@@ -157,6 +171,10 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
   if (e == NULL)
     return NULL;
   e->expire_at_ms = 0;
+  e->revision = 0;
+  e->lease = 0;
+  e->lease_prev = e->lease_next = NULL;
+  e->node = NULL;
   e->heap_index = HEAP_NONE;
   e->key_len = (uint32_t)key.len;
   e->value_len = (uint32_t)value.len;
@@ -370,6 +388,127 @@ static void heap_remove(struct heap *h, struct entry *e) {
   e->heap_index = HEAP_NONE;
 }
 
+/* ---- Ordered index: a skip list (Pugh, 1990) --------------------------- */
+
+/* Height p = 1/4 per level: about 1.33 links per key, 24 levels are ample
+ * for 2^48 keys. */
+#define SKIP_LEVELS_MAX 24u
+
+struct snode {
+  struct entry *e; /* NULL for the head */
+  uint32_t level;
+  struct snode *next[]; /* level links */
+};
+
+/* The byte order of keys: memcmp, then the shorter first. */
+static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
+                   size_t b_len) {
+  size_t n = a_len < b_len ? a_len : b_len;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c != 0)
+    return c;
+  return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
+}
+
+static int node_cmp(const struct snode *x, const uint8_t *key, size_t len) {
+  return key_cmp(x->e->bytes, x->e->key_len, key, len);
+}
+
+/* A node's height from the key's hash: the same key always gets the same
+ * one, whatever memory it lives in. */
+static uint32_t skip_level_of(uint64_t hash) {
+  uint32_t level = 1;
+  while ((hash & 3u) == 0 && level < SKIP_LEVELS_MAX) {
+    level++;
+    hash >>= 2;
+  }
+  return level;
+}
+
+static struct snode *snode_new(const struct kvstore_config *cfg,
+                               uint32_t level) {
+  assert(level >= 1 && level <= SKIP_LEVELS_MAX);
+  struct snode *x =
+      allocator_zalloc(&cfg->alloc, sizeof *x + level * sizeof x->next[0]);
+  if (x != NULL)
+    x->level = level;
+  return x;
+}
+
+/* Fills before[i] with the last node at level i whose key is < key. */
+static void skip_search(struct snode *head, const uint8_t *key, size_t len,
+                        struct snode **before) {
+  struct snode *x = head;
+  for (uint32_t i = SKIP_LEVELS_MAX; i-- > 0;) {
+    while (x->next[i] != NULL && node_cmp(x->next[i], key, len) < 0)
+      x = x->next[i];
+    before[i] = x;
+  }
+}
+
+static void skip_insert(struct snode *head, struct snode *x) {
+  struct snode *before[SKIP_LEVELS_MAX];
+  skip_search(head, x->e->bytes, x->e->key_len, before);
+  for (uint32_t i = 0; i < x->level; i++) {
+    x->next[i] = before[i]->next[i];
+    before[i]->next[i] = x;
+  }
+}
+
+static void skip_remove(struct snode *head, struct snode *x) {
+  struct snode *before[SKIP_LEVELS_MAX];
+  skip_search(head, x->e->bytes, x->e->key_len, before);
+  assert(before[0]->next[0] == x);
+  for (uint32_t i = 0; i < x->level; i++)
+    if (before[i]->next[i] == x)
+      before[i]->next[i] = x->next[i];
+}
+
+/* The first node whose key is >= key, or NULL. */
+static const struct snode *skip_first_ge(const struct snode *head,
+                                         const uint8_t *key, size_t len) {
+  const struct snode *x = head;
+  for (uint32_t i = SKIP_LEVELS_MAX; i-- > 0;)
+    while (x->next[i] != NULL && node_cmp(x->next[i], key, len) < 0)
+      x = x->next[i];
+  return x->next[0];
+}
+
+/* ---- Leases ------------------------------------------------------------ */
+
+struct lease {
+  uint64_t id;
+  int64_t ttl_ms;
+  uint64_t expire_at_ms;
+  struct entry *keys; /* first of its keys, linked by lease_next */
+  uint32_t n_keys;
+};
+
+static bool lease_matches(const void *item, const void *ctx) {
+  return ((const struct lease *)item)->id == *(const uint64_t *)ctx;
+}
+
+static void lease_link(struct lease *l, struct entry *e) {
+  assert(e->lease == l->id && e->lease_prev == NULL && e->lease_next == NULL);
+  e->lease_next = l->keys;
+  if (l->keys != NULL)
+    l->keys->lease_prev = e;
+  l->keys = e;
+  l->n_keys++;
+}
+
+static void lease_unlink(struct lease *l, struct entry *e) {
+  assert(e->lease == l->id && l->n_keys > 0);
+  if (e->lease_prev != NULL)
+    e->lease_prev->lease_next = e->lease_next;
+  else
+    l->keys = e->lease_next;
+  if (e->lease_next != NULL)
+    e->lease_next->lease_prev = e->lease_prev;
+  e->lease_prev = e->lease_next = NULL;
+  l->n_keys--;
+}
+
 /* ---- Sessions ---------------------------------------------------------- */
 
 /* The replies a session may have saved: every reply of an applied command.
@@ -383,7 +522,13 @@ enum saved_error {
   SAVED_EXPIRE = 5,
   SAVED_TOO_BIG = 6,
   SAVED_FULL = 7,
-  SAVED_ERRORS_N = 8,
+  SAVED_GONE = 8, /* a bulk or array reply, which is not kept */
+  SAVED_NO_LEASE = 9,
+  SAVED_LEASES_FULL = 10,
+  SAVED_LEASE_FULL = 11,
+  SAVED_LEASED = 12,
+  SAVED_EXPIRE_CMD = 13,
+  SAVED_ERRORS_N = 14,
 };
 
 static const char *const saved_errors[SAVED_ERRORS_N] = {
@@ -395,6 +540,12 @@ static const char *const saved_errors[SAVED_ERRORS_N] = {
     KVSTORE_ERR_EXPIRE,
     KVSTORE_ERR_TOO_BIG,
     KVSTORE_ERR_FULL,
+    KVSTORE_ERR_STALE,
+    KVSTORE_ERR_NO_LEASE,
+    KVSTORE_ERR_LEASES_FULL,
+    KVSTORE_ERR_LEASE_FULL,
+    KVSTORE_ERR_LEASED,
+    KVSTORE_ERR_EXPIRE_CMD,
 };
 
 struct session {
@@ -416,6 +567,18 @@ struct kvstore {
   uint64_t next_session; /* the id the next REGISTER assigns; from 1 */
   struct table sessions; /* of struct session */
   struct session *oldest, *newest;
+  struct snode *order; /* the skip list's head */
+  struct table leases; /* of struct lease */
+  uint64_t next_lease; /* the id the next LEASE_GRANT assigns; from 1 */
+  uint64_t revision;   /* of the commands being applied */
+  uint64_t delete_rev; /* the last revision that deleted a key */
+  bool applying;       /* events go to config.on_event */
+  /* A TXN's replies and the bytes of bulk replies, kept until the next
+   * apply (kvstore_result.items, .bulk). */
+  struct kvstore_result *items;
+  size_t items_cap;
+  uint8_t *reply_bytes;
+  size_t reply_len, reply_cap;
 };
 
 static bool entry_matches(const void *item, const void *ctx) {
@@ -437,6 +600,15 @@ static uint64_t session_hash(const struct kvstore *kv, uint64_t id) {
   uint8_t b[8];
   le_put_u64(b, id);
   return siphash24(b, sizeof b, kv->config.hash_key);
+}
+
+static uint64_t lease_hash(const struct kvstore *kv, uint64_t id) {
+  return session_hash(kv, id ^ 0x6c65617365ull);
+}
+
+static struct lease *lease_find(const struct kvstore *kv, uint64_t id) {
+  size_t i = table_find(&kv->leases, lease_hash(kv, id), lease_matches, &id);
+  return i == SIZE_MAX ? NULL : kv->leases.slots[i].item;
 }
 
 static struct session *session_find(const struct kvstore *kv, uint64_t id) {
@@ -495,13 +667,20 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
   assert(out != NULL && config != NULL);
   if (config->key_bytes_max < 1 ||
       config->value_bytes_max < INT64_TEXT_BYTES_MAX || config->keys_max < 1 ||
-      config->data_bytes_max < 1 || config->sessions_max < 1)
+      config->data_bytes_max < 1 || config->sessions_max < 1 ||
+      config->leases_max < 1 || config->lease_keys_max < 1)
     return SABHA_EINVAL;
   struct kvstore *kv = allocator_zalloc(&config->alloc, sizeof *kv);
   if (kv == NULL)
     return SABHA_ENOMEM;
+  kv->order = snode_new(config, SKIP_LEVELS_MAX);
+  if (kv->order == NULL) {
+    allocator_free(&config->alloc, kv);
+    return SABHA_ENOMEM;
+  }
   kv->config = *config;
   kv->next_session = 1;
+  kv->next_lease = 1;
   *out = kv;
   return 0;
 }
@@ -510,9 +689,19 @@ void kvstore_free(struct kvstore *kv) {
   if (kv == NULL)
     return;
   const struct kvstore_config cfg = kv->config; /* outlives *kv */
-  for (size_t i = 0; i < kv->keys.cap; i++)
-    allocator_free(&cfg.alloc, kv->keys.slots[i].item);
+  for (size_t i = 0; i < kv->keys.cap; i++) {
+    struct entry *e = kv->keys.slots[i].item;
+    if (e != NULL)
+      allocator_free(&cfg.alloc, e->node);
+    allocator_free(&cfg.alloc, e);
+  }
   allocator_free(&cfg.alloc, kv->keys.slots);
+  allocator_free(&cfg.alloc, kv->order);
+  for (size_t i = 0; i < kv->leases.cap; i++)
+    allocator_free(&cfg.alloc, kv->leases.slots[i].item);
+  allocator_free(&cfg.alloc, kv->leases.slots);
+  allocator_free(&cfg.alloc, kv->items);
+  allocator_free(&cfg.alloc, kv->reply_bytes);
   allocator_free(&cfg.alloc, kv->expiring.items);
   struct session *s = kv->oldest;
   while (s != NULL) {
@@ -528,12 +717,37 @@ static bool expired_at(const struct entry *e, uint64_t at_ms) {
   return e->expire_at_ms != 0 && at_ms > e->expire_at_ms;
 }
 
+static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
+                 const struct entry *e) {
+  if (!kv->applying || kv->config.on_event == NULL)
+    return;
+  struct kvstore_event ev = {.kind = kind,
+                             .revision = kv->revision,
+                             .key = e->bytes,
+                             .key_len = e->key_len};
+  if (kind == KVSTORE_EVENT_PUT) {
+    ev.value = entry_value_c(e);
+    ev.value_len = e->value_len;
+  }
+  kv->config.on_event(kv->config.event_ctx, &ev);
+}
+
 /* Removes and frees the entry in `slot`. */
 static void entry_delete_at(struct kvstore *kv, size_t slot) {
   struct entry *e = kv->keys.slots[slot].item;
-  assert(e != NULL);
+  assert(e != NULL && e->node != NULL);
+  emit(kv, KVSTORE_EVENT_DEL, e);
+  if (kv->applying)
+    kv->delete_rev = kv->revision;
   if (e->heap_index != HEAP_NONE)
     heap_remove(&kv->expiring, e);
+  if (e->lease != 0) {
+    struct lease *l = lease_find(kv, e->lease);
+    assert(l != NULL);
+    lease_unlink(l, e);
+  }
+  skip_remove(kv->order, e->node);
+  allocator_free(&kv->config.alloc, e->node);
   assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
   kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
   table_remove_at(&kv->keys, slot);
@@ -556,23 +770,51 @@ static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
   return NULL;
 }
 
-/* Puts `e` (with its expiry set) in place of the entry in `slot`, or as a
- * new key when slot is SIZE_MAX. Room in the table, and in the heap for a
- * new expiring key, was reserved. */
+/* Attaches e to its lease (e->lease set, the lease live). */
+static void entry_lease_attach(struct kvstore *kv, struct entry *e) {
+  if (e->lease == 0)
+    return;
+  struct lease *l = lease_find(kv, e->lease);
+  assert(l != NULL);
+  lease_link(l, e);
+}
+
+/* Puts `e` (with its expiry and lease set) in place of the entry in
+ * `slot`, or as a new key when slot is SIZE_MAX, taking *node for it then.
+ * Room in the table, and in the heap for a new expiring key, was
+ * reserved. The change gets the current revision. */
 static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
-                      struct entry *e) {
-  assert(e->heap_index == HEAP_NONE);
+                      struct entry *e, struct snode **node) {
+  assert(e->heap_index == HEAP_NONE && e->node == NULL);
   kv->data_bytes += (uint64_t)e->key_len + e->value_len;
+  e->revision = kv->revision;
   if (slot == SIZE_MAX) {
+    assert(node != NULL && *node != NULL);
+    e->node = *node;
+    *node = NULL;
+    e->node->e = e;
+    skip_insert(kv->order, e->node);
     table_insert(&kv->keys, hash, e);
     if (e->expire_at_ms != 0)
       heap_push(&kv->expiring, e);
+    entry_lease_attach(kv, e);
+    emit(kv, KVSTORE_EVENT_PUT, e);
     return;
   }
   struct entry *old = kv->keys.slots[slot].item;
   assert(old != NULL && kv->keys.slots[slot].hash == hash);
   kv->data_bytes -= (uint64_t)old->key_len + old->value_len;
   kv->keys.slots[slot].item = e;
+  e->node = old->node;
+  e->node->e = e;
+  old->node = NULL;
+  if (old->lease != 0) {
+    struct lease *l = lease_find(kv, old->lease);
+    assert(l != NULL);
+    lease_unlink(l, old);
+  }
+  entry_lease_attach(kv, e);
+  emit(kv, KVSTORE_EVENT_PUT, e);
   if (old->heap_index != HEAP_NONE && e->expire_at_ms != 0) {
     /* Take the old entry's place in the heap, then move as the new expiry
      * says. */
@@ -665,8 +907,14 @@ struct command {
   struct kvstore_slice key;      /* SET, INCRBY, DECRBY, CAS */
   struct kvstore_slice value;    /* SET value, CAS new value */
   struct kvstore_slice expected; /* CAS */
-  uint32_t n;                    /* DEL keys, MSET pairs */
-  struct reader list;            /* DEL, MSET: the items, from the first */
+  uint32_t n;                    /* DEL keys, MSET pairs, TXN commands */
+  struct reader list;            /* DEL, MSET, TXN: the items, from the
+                                    first */
+  uint64_t lease;                /* SET LEASE, KEEPALIVE and REVOKE: id */
+  uint8_t mode;                  /* EXPIRE mode, READ what */
+  uint32_t n_watch;              /* TXN */
+  struct reader watch;           /* TXN: the watched keys */
+  uint64_t watch_rev;            /* TXN */
 };
 
 static bool decode_hdr(struct reader *r, struct kvstore_hdr *hdr, uint8_t *op) {
@@ -678,8 +926,55 @@ static bool decode_hdr(struct reader *r, struct kvstore_hdr *hdr, uint8_t *op) {
   return r->ok && version == KVSTORE_FORMAT_VERSION;
 }
 
+/* Walks n strings (pairs: 2n) to prove their shape; each takes at least
+ * four bytes, so a lying count fails within len / 4 turns. */
+static void rd_skip_strings(struct reader *r, uint32_t n, bool pairs) {
+  for (uint32_t i = 0; i < n && r->ok; i++) {
+    rd_string(r);
+    if (pairs)
+      rd_string(r);
+  }
+}
+
+static bool decode_body(const uint8_t *bytes, size_t len, struct command *c);
+
+/* A TXN's commands: each whole, with the TXN's session and seq, none a
+ * TXN, REGISTER or CLOCK (so decoding goes one level deep, no further). */
+static bool decode_txn(struct reader *r, struct command *c) {
+  c->n_watch = rd_u32(r);
+  c->watch = *r;
+  rd_skip_strings(r, c->n_watch, false);
+  c->watch_rev = rd_u64(r);
+  c->n = rd_u32(r);
+  if (c->n == 0)
+    return false;
+  c->list = *r;
+  for (uint32_t i = 0; i < c->n && r->ok; i++) {
+    struct kvstore_slice sub = rd_string(r);
+    struct command sc;
+    if (!r->ok || sub.len < 2 || sub.ptr[1] == KVSTORE_OP_TXN ||
+        !decode_body(sub.ptr, sub.len, &sc) ||
+        sc.hdr.session != c->hdr.session || sc.hdr.seq != c->hdr.seq ||
+        sc.op == KVSTORE_OP_REGISTER || sc.op == KVSTORE_OP_CLOCK)
+      return false;
+  }
+  return r->ok;
+}
+
 static bool decode_command(const uint8_t *bytes, size_t len,
                            struct command *c) {
+  if (len >= 2 && bytes[1] != KVSTORE_OP_TXN)
+    return decode_body(bytes, len, c);
+  memset(c, 0, sizeof *c);
+  struct reader r = {bytes, len, 0, bytes != NULL};
+  if (!decode_hdr(&r, &c->hdr, &c->op) || c->hdr.session == 0 ||
+      c->hdr.seq == 0 || !decode_txn(&r, c))
+    return false;
+  return r.off == len;
+}
+
+/* Every command but a TXN. */
+static bool decode_body(const uint8_t *bytes, size_t len, struct command *c) {
   memset(c, 0, sizeof *c);
   struct reader r = {bytes, len, 0, bytes != NULL};
   if (!decode_hdr(&r, &c->hdr, &c->op))
@@ -700,11 +995,43 @@ static bool decode_command(const uint8_t *bytes, size_t len,
     c->number = (int64_t)rd_u64(&r);
     c->key = rd_string(&r);
     c->value = rd_string(&r);
-    if (c->flags & ~(KVSTORE_SET_NX | KVSTORE_SET_XX | KVSTORE_SET_PX |
-                     KVSTORE_SET_KEEPTTL))
+    if (c->flags & ~KVSTORE_SET_FLAGS)
       return false;
     if (!(c->flags & KVSTORE_SET_PX) && c->number != 0)
       return false;
+    if (c->flags & KVSTORE_SET_LEASE) {
+      c->lease = rd_u64(&r);
+      if (c->lease == 0)
+        return false;
+    }
+    break;
+  case KVSTORE_OP_EXPIRE:
+    c->mode = rd_u8(&r);
+    c->number = (int64_t)rd_u64(&r);
+    c->key = rd_string(&r);
+    if (c->mode > KVSTORE_EXPIRE_NONE ||
+        (c->mode == KVSTORE_EXPIRE_NONE && c->number != 0))
+      return false;
+    break;
+  case KVSTORE_OP_GETDEL:
+    c->key = rd_string(&r);
+    break;
+  case KVSTORE_OP_APPEND:
+    c->key = rd_string(&r);
+    c->value = rd_string(&r);
+    break;
+  case KVSTORE_OP_READ:
+    c->mode = rd_u8(&r);
+    c->key = rd_string(&r);
+    if (c->mode < KVSTORE_READ_GET || c->mode > KVSTORE_READ_TTL)
+      return false;
+    break;
+  case KVSTORE_OP_LEASE_GRANT:
+    c->number = (int64_t)rd_u64(&r);
+    break;
+  case KVSTORE_OP_LEASE_KEEPALIVE:
+  case KVSTORE_OP_LEASE_REVOKE:
+    c->lease = rd_u64(&r);
     break;
   case KVSTORE_OP_INCRBY:
   case KVSTORE_OP_DECRBY:
@@ -717,13 +1044,7 @@ static bool decode_command(const uint8_t *bytes, size_t len,
     if (c->n == 0)
       return false;
     c->list = r;
-    /* Walk the items once to prove their shape; each takes at least four
-     * bytes, so a lying count fails within len / 4 turns. */
-    for (uint32_t i = 0; i < c->n && r.ok; i++) {
-      rd_string(&r);
-      if (c->op == KVSTORE_OP_MSET)
-        rd_string(&r);
-    }
+    rd_skip_strings(&r, c->n, c->op == KVSTORE_OP_MSET);
     break;
   case KVSTORE_OP_CAS:
     c->flags = rd_u8(&r);
@@ -827,6 +1148,11 @@ struct encode_args {
   size_t n;
   uint32_t flags;
   int64_t number;
+  uint64_t lease;
+  uint8_t mode;
+  const struct kvstore_slice *watch; /* TXN */
+  size_t n_watch;
+  uint64_t watch_rev;
 };
 
 static void encode(struct writer *w, const struct encode_args *a) {
@@ -840,6 +1166,38 @@ static void encode(struct writer *w, const struct encode_args *a) {
     wr_u64(w, (uint64_t)a->number);
     wr_string(w, a->key);
     wr_string(w, a->value);
+    if (a->flags & KVSTORE_SET_LEASE)
+      wr_u64(w, a->lease);
+    break;
+  case KVSTORE_OP_EXPIRE:
+    wr_u8(w, a->mode);
+    wr_u64(w, (uint64_t)a->number);
+    wr_string(w, a->key);
+    break;
+  case KVSTORE_OP_GETDEL:
+    wr_string(w, a->key);
+    break;
+  case KVSTORE_OP_APPEND:
+    wr_string(w, a->key);
+    wr_string(w, a->value);
+    break;
+  case KVSTORE_OP_READ:
+    wr_u8(w, a->mode);
+    wr_string(w, a->key);
+    break;
+  case KVSTORE_OP_LEASE_GRANT:
+  case KVSTORE_OP_LEASE_KEEPALIVE:
+  case KVSTORE_OP_LEASE_REVOKE:
+    wr_u64(w, (uint64_t)a->number);
+    break;
+  case KVSTORE_OP_TXN:
+    wr_u32(w, (uint32_t)a->n_watch);
+    for (size_t i = 0; i < a->n_watch; i++)
+      wr_string(w, a->watch[i]);
+    wr_u64(w, a->watch_rev);
+    wr_u32(w, (uint32_t)a->n);
+    for (size_t i = 0; i < a->n; i++)
+      wr_string(w, a->items[i]);
     break;
   case KVSTORE_OP_INCRBY:
   case KVSTORE_OP_DECRBY:
@@ -882,14 +1240,89 @@ size_t kvstore_encode_set(uint8_t *buf, size_t cap,
                           const struct kvstore_hdr *hdr,
                           struct kvstore_slice key, struct kvstore_slice value,
                           uint32_t flags, int64_t px_ms) {
-  assert((flags & ~15u) == 0);
+  assert((flags & KVSTORE_SET_LEASE) == 0);
+  return kvstore_encode_set_ex(buf, cap, hdr, key, value, flags, px_ms, 0);
+}
+
+size_t kvstore_encode_set_ex(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key,
+                             struct kvstore_slice value, uint32_t flags,
+                             int64_t px_ms, uint64_t lease) {
+  assert((flags & ~KVSTORE_SET_FLAGS) == 0);
   assert((flags & KVSTORE_SET_PX) || px_ms == 0);
+  assert(((flags & KVSTORE_SET_LEASE) != 0) == (lease != 0));
   struct encode_args a = {.op = KVSTORE_OP_SET,
                           .hdr = hdr,
                           .key = key,
                           .value = value,
                           .flags = flags,
-                          .number = px_ms};
+                          .number = px_ms,
+                          .lease = lease};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_expire(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key,
+                             enum kvstore_expire_mode mode, int64_t ms) {
+  assert(mode <= KVSTORE_EXPIRE_NONE && (mode != KVSTORE_EXPIRE_NONE || !ms));
+  struct encode_args a = {.op = KVSTORE_OP_EXPIRE,
+                          .hdr = hdr,
+                          .key = key,
+                          .mode = (uint8_t)mode,
+                          .number = ms};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_getdel(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key) {
+  struct encode_args a = {.op = KVSTORE_OP_GETDEL, .hdr = hdr, .key = key};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_append(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key,
+                             struct kvstore_slice value) {
+  struct encode_args a = {
+      .op = KVSTORE_OP_APPEND, .hdr = hdr, .key = key, .value = value};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_read(uint8_t *buf, size_t cap,
+                           const struct kvstore_hdr *hdr,
+                           enum kvstore_read what, struct kvstore_slice key) {
+  assert(what >= KVSTORE_READ_GET && what <= KVSTORE_READ_TTL);
+  struct encode_args a = {
+      .op = KVSTORE_OP_READ, .hdr = hdr, .key = key, .mode = (uint8_t)what};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_lease(uint8_t *buf, size_t cap,
+                            const struct kvstore_hdr *hdr, enum kvstore_op op,
+                            int64_t number) {
+  assert(op == KVSTORE_OP_LEASE_GRANT || op == KVSTORE_OP_LEASE_KEEPALIVE ||
+         op == KVSTORE_OP_LEASE_REVOKE);
+  struct encode_args a = {.op = op, .hdr = hdr, .number = number};
+  return encode_into(buf, cap, &a);
+}
+
+size_t kvstore_encode_txn(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          const struct kvstore_slice *watch, size_t n_watch,
+                          uint64_t watch_rev, const struct kvstore_slice *cmds,
+                          size_t n_cmds) {
+  assert(cmds != NULL && n_cmds >= 1 && n_cmds <= UINT32_MAX);
+  assert(n_watch <= UINT32_MAX && (watch != NULL || n_watch == 0));
+  struct encode_args a = {.op = KVSTORE_OP_TXN,
+                          .hdr = hdr,
+                          .items = cmds,
+                          .n = n_cmds,
+                          .watch = watch,
+                          .n_watch = n_watch,
+                          .watch_rev = watch_rev};
   return encode_into(buf, cap, &a);
 }
 
@@ -996,18 +1429,30 @@ static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
 
 /* Everything an apply may need, allocated before the store is touched. */
 struct reservation {
-  struct entry *one;   /* SET, INCRBY, DECRBY, CAS */
+  struct entry *one;   /* SET, INCRBY, DECRBY, CAS, APPEND */
+  size_t one_cap;      /* its value room */
+  struct snode *node;  /* for `one`, if its key is new */
   struct entry **many; /* MSET: one per pair */
+  struct snode **nodes;
   size_t n_many;
+  struct lease *lease;    /* LEASE_GRANT */
+  struct entry **victims; /* LEASE_REVOKE: the lease's keys */
+  size_t n_victims;
 };
 
 static void reservation_release(const struct kvstore *kv,
                                 struct reservation *r) {
   const struct kvstore_config *cfg = &kv->config;
   allocator_free(&cfg->alloc, r->one);
-  for (size_t i = 0; i < r->n_many; i++)
+  allocator_free(&cfg->alloc, r->node);
+  for (size_t i = 0; i < r->n_many; i++) {
     allocator_free(&cfg->alloc, r->many[i]);
+    allocator_free(&cfg->alloc, r->nodes[i]);
+  }
   allocator_free(&cfg->alloc, r->many);
+  allocator_free(&cfg->alloc, r->nodes);
+  allocator_free(&cfg->alloc, r->lease);
+  allocator_free(&cfg->alloc, r->victims);
   memset(r, 0, sizeof *r);
 }
 
@@ -1023,18 +1468,20 @@ static enum saved_error check_command(const struct kvstore *kv,
       return SAVED_SYNTAX;
     if ((c->flags & KVSTORE_SET_PX) && (c->flags & KVSTORE_SET_KEEPTTL))
       return SAVED_SYNTAX;
+    if ((c->flags & KVSTORE_SET_LEASE) &&
+        (c->flags & (KVSTORE_SET_PX | KVSTORE_SET_KEEPTTL)))
+      return SAVED_SYNTAX;
     if ((c->flags & KVSTORE_SET_PX) && c->number <= 0)
       return SAVED_EXPIRE;
-    if (c->key.len > cfg->key_bytes_max || c->value.len > cfg->value_bytes_max)
-      return SAVED_TOO_BIG;
-    return SAVED_NONE;
-  case KVSTORE_OP_INCRBY:
+    break;
   case KVSTORE_OP_DECRBY:
-    if (c->op == KVSTORE_OP_DECRBY && c->number == INT64_MIN)
+    if (c->number == INT64_MIN)
       return SAVED_DECR_OVERFLOW;
-    if (c->key.len > cfg->key_bytes_max)
-      return SAVED_TOO_BIG;
-    return SAVED_NONE;
+    break;
+  case KVSTORE_OP_LEASE_GRANT:
+    if (c->number <= 0)
+      return SAVED_EXPIRE_CMD;
+    break;
   case KVSTORE_OP_MSET: {
     struct reader r = c->list;
     uint64_t bytes = 0;
@@ -1049,13 +1496,40 @@ static enum saved_error check_command(const struct kvstore *kv,
     *mset_bytes = bytes;
     return SAVED_NONE;
   }
-  case KVSTORE_OP_CAS:
-    if (c->key.len > cfg->key_bytes_max || c->value.len > cfg->value_bytes_max)
-      return SAVED_TOO_BIG;
-    return SAVED_NONE;
   default:
-    return SAVED_NONE; /* DEL cannot fail */
+    break; /* DEL cannot fail */
   }
+  if (c->key.len > cfg->key_bytes_max || c->value.len > cfg->value_bytes_max)
+    return SAVED_TOO_BIG;
+  return SAVED_NONE;
+}
+
+/* The entry for `key`, live or not, without touching anything. */
+static struct entry *peek_key(const struct kvstore *kv,
+                              struct kvstore_slice key) {
+  size_t slot = table_find(&kv->keys, key_hash(kv, key), entry_matches, &key);
+  return slot == SIZE_MAX ? NULL : kv->keys.slots[slot].item;
+}
+
+/* Room for n more bytes of bulk replies in this apply. */
+static int reply_reserve(struct kvstore *kv, size_t n) {
+  if (kv->reply_cap - kv->reply_len >= n)
+    return 0;
+  size_t cap = kv->reply_cap < 256 ? 256 : kv->reply_cap;
+  while (cap - kv->reply_len < n)
+    cap *= 2;
+  uint8_t *p = allocator_realloc(&kv->config.alloc, kv->reply_bytes, cap);
+  if (p == NULL)
+    return SABHA_ENOMEM;
+  kv->reply_bytes = p;
+  kv->reply_cap = cap;
+  return 0;
+}
+
+static int node_for(const struct kvstore *kv, struct kvstore_slice key,
+                    struct snode **out) {
+  *out = snode_new(&kv->config, skip_level_of(key_hash(kv, key)));
+  return *out == NULL ? SABHA_ENOMEM : 0;
 }
 
 /* Allocates what applying `c` may need. Returns 0 or SABHA_ENOMEM (nothing
@@ -1064,41 +1538,81 @@ static int reserve(struct kvstore *kv, const struct command *c,
                    struct reservation *r) {
   const struct kvstore_config *cfg = &kv->config;
   memset(r, 0, sizeof *r);
+  const struct entry *old = NULL;
   switch (c->op) {
   case KVSTORE_OP_SET:
   case KVSTORE_OP_CAS:
+    old = peek_key(kv, c->key);
     r->one = entry_new(cfg, c->key, c->value, c->value.len);
-    if (r->one == NULL || table_reserve(cfg, &kv->keys, 1) != 0 ||
+    if (r->one == NULL || node_for(kv, c->key, &r->node) != 0 ||
+        table_reserve(cfg, &kv->keys, 1) != 0 ||
         heap_reserve(cfg, &kv->expiring, 1) != 0)
+      goto nomem;
+    if ((c->flags & KVSTORE_SET_GET) && c->op == KVSTORE_OP_SET &&
+        old != NULL && reply_reserve(kv, old->value_len) != 0)
       goto nomem;
     return 0;
   case KVSTORE_OP_INCRBY:
-  case KVSTORE_OP_DECRBY: {
+  case KVSTORE_OP_DECRBY:
+  case KVSTORE_OP_APPEND: {
     struct kvstore_slice none = {NULL, 0};
-    r->one = entry_new(cfg, c->key, none, INT64_TEXT_BYTES_MAX);
-    if (r->one == NULL || table_reserve(cfg, &kv->keys, 1) != 0)
+    size_t cap = INT64_TEXT_BYTES_MAX;
+    if (c->op == KVSTORE_OP_APPEND) {
+      old = peek_key(kv, c->key);
+      cap = c->value.len;
+      if (old != NULL &&
+          (uint64_t)old->value_len + c->value.len <= cfg->value_bytes_max)
+        cap += old->value_len;
+    }
+    r->one = entry_new(cfg, c->key, none, cap);
+    r->one_cap = cap;
+    if (r->one == NULL || node_for(kv, c->key, &r->node) != 0 ||
+        table_reserve(cfg, &kv->keys, 1) != 0)
+      goto nomem;
+    return 0;
+  }
+  case KVSTORE_OP_GETDEL:
+  case KVSTORE_OP_READ:
+    old = peek_key(kv, c->key);
+    if (old != NULL && reply_reserve(kv, old->value_len) != 0)
+      goto nomem;
+    return 0;
+  case KVSTORE_OP_EXPIRE:
+    return heap_reserve(cfg, &kv->expiring, 1);
+  case KVSTORE_OP_LEASE_GRANT:
+    r->lease = allocator_zalloc(&cfg->alloc, sizeof *r->lease);
+    if (r->lease == NULL || table_reserve(cfg, &kv->leases, 1) != 0)
+      goto nomem;
+    return 0;
+  case KVSTORE_OP_LEASE_REVOKE: {
+    const struct lease *l = lease_find(kv, c->lease);
+    if (l == NULL || l->n_keys == 0)
+      return 0;
+    r->victims = allocator_malloc(&cfg->alloc, l->n_keys * sizeof *r->victims);
+    if (r->victims == NULL)
       goto nomem;
     return 0;
   }
   case KVSTORE_OP_MSET: {
     r->many = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->many);
-    if (r->many == NULL)
+    r->nodes = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->nodes);
+    if (r->many == NULL || r->nodes == NULL)
       goto nomem;
     struct reader list = c->list;
     for (uint32_t i = 0; i < c->n; i++) {
       struct kvstore_slice key = rd_string(&list);
       struct kvstore_slice value = rd_string(&list);
       r->many[i] = entry_new(cfg, key, value, value.len);
-      if (r->many[i] == NULL)
-        goto nomem;
       r->n_many++;
+      if (r->many[i] == NULL || node_for(kv, key, &r->nodes[i]) != 0)
+        goto nomem;
     }
     if (table_reserve(cfg, &kv->keys, c->n) != 0)
       goto nomem;
     return 0;
   }
   default:
-    return 0; /* DEL frees, never allocates */
+    return 0; /* DEL and KEEPALIVE free or move, never allocate */
   }
 nomem:
   reservation_release(kv, r);
@@ -1116,6 +1630,58 @@ static bool fits(const struct kvstore *kv, const struct entry *old,
          kv->config.data_bytes_max;
 }
 
+/* A bulk reply: the bytes are copied (room was reserved), and the reply
+ * holds their offset until finish_bulk() makes it a pointer, since a TXN's
+ * later commands may move the buffer. */
+static void reply_bulk(struct kvstore *kv, struct kvstore_result *out,
+                       const uint8_t *p, size_t n) {
+  assert(kv->reply_cap - kv->reply_len >= n);
+  copy_bytes(kv->reply_bytes + kv->reply_len, p, n);
+  out->kind = KVSTORE_REPLY_BULK;
+  out->bulk = NULL;
+  out->integer = (int64_t)kv->reply_len;
+  out->bulk_len = n;
+  kv->reply_len += n;
+}
+
+static void finish_bulk(const struct kvstore *kv, struct kvstore_result *out) {
+  if (out->kind != KVSTORE_REPLY_BULK || out->bulk != NULL)
+    return;
+  out->bulk = kv->reply_bytes + (size_t)out->integer;
+  out->integer = 0;
+}
+
+/* Forgets a lease whose time is up. Its keys expired with it (their expiry
+ * is the lease's): they lose the link only, and go as expired keys do, in
+ * expiry order, so nothing here depends on the list's order. */
+static void lease_drop(struct kvstore *kv, struct lease *l) {
+  while (l->keys != NULL) {
+    struct entry *e = l->keys;
+    assert(expired_at(e, kv->clock_ms));
+    lease_unlink(l, e);
+    e->lease = 0;
+  }
+  size_t i =
+      table_find(&kv->leases, lease_hash(kv, l->id), lease_matches, &l->id);
+  assert(i != SIZE_MAX);
+  table_remove_at(&kv->leases, i);
+  allocator_free(&kv->config.alloc, l);
+}
+
+static bool lease_expired(const struct kvstore *kv, const struct lease *l) {
+  return kv->clock_ms > l->expire_at_ms;
+}
+
+/* The live lease `id`, dropping it first if its time is up; or NULL. */
+static struct lease *lease_live(struct kvstore *kv, uint64_t id) {
+  struct lease *l = lease_find(kv, id);
+  if (l != NULL && lease_expired(kv, l)) {
+    lease_drop(kv, l);
+    l = NULL;
+  }
+  return l;
+}
+
 static void apply_set(struct kvstore *kv, const struct command *c,
                       struct reservation *r, struct kvstore_result *out) {
   uint64_t expire_at_ms = 0;
@@ -1128,24 +1694,58 @@ static void apply_set(struct kvstore *kv, const struct command *c,
     }
     expire_at_ms = kv->clock_ms + (uint64_t)c->number;
   }
+  /* The lease first: dropping an expired one touches its keys. */
+  struct lease *l = NULL;
+  if (c->flags & KVSTORE_SET_LEASE) {
+    l = lease_live(kv, c->lease);
+    if (l == NULL) {
+      reply_saved_error(out, SAVED_NO_LEASE);
+      return;
+    }
+  }
   uint64_t hash;
   size_t slot;
   struct entry *old = touch_key(kv, c->key, &hash, &slot);
   if (((c->flags & KVSTORE_SET_NX) && old != NULL) ||
       ((c->flags & KVSTORE_SET_XX) && old == NULL)) {
-    reply_null(out);
+    if ((c->flags & KVSTORE_SET_GET) && old != NULL)
+      reply_bulk(kv, out, entry_value_c(old), old->value_len);
+    else if (c->flags & KVSTORE_SET_REPLY_INT)
+      reply_int(out, 0);
+    else
+      reply_null(out);
+    return;
+  }
+  if (l != NULL && l->n_keys >= kv->config.lease_keys_max &&
+      (old == NULL || old->lease != l->id)) {
+    reply_saved_error(out, SAVED_LEASE_FULL);
     return;
   }
   if (!fits(kv, old, c->key.len, c->value.len)) {
     reply_saved_error(out, SAVED_FULL);
     return;
   }
-  if ((c->flags & KVSTORE_SET_KEEPTTL) && old != NULL)
+  uint64_t lease = 0;
+  if ((c->flags & KVSTORE_SET_KEEPTTL) && old != NULL) {
     expire_at_ms = old->expire_at_ms;
+    lease = old->lease;
+  }
+  if (l != NULL) {
+    expire_at_ms = l->expire_at_ms;
+    lease = l->id;
+  }
+  if ((c->flags & KVSTORE_SET_GET) && old != NULL)
+    reply_bulk(kv, out, entry_value_c(old), old->value_len);
+  else if (c->flags & KVSTORE_SET_GET)
+    reply_null(out);
+  else if (c->flags & KVSTORE_SET_REPLY_INT)
+    reply_int(out, 1);
+  else
+    reply_ok(out);
   r->one->expire_at_ms = expire_at_ms;
-  entry_put(kv, hash, slot, r->one);
+  r->one->lease = lease;
+  entry_put(kv, hash, slot, r->one, &r->node);
   r->one = NULL;
-  reply_ok(out);
 }
 
 static void apply_incr(struct kvstore *kv, const struct command *c,
@@ -1173,10 +1773,40 @@ static void apply_incr(struct kvstore *kv, const struct command *c,
     reply_saved_error(out, SAVED_FULL);
     return;
   }
-  e->expire_at_ms = old != NULL ? old->expire_at_ms : 0; /* INCR keeps TTL */
-  entry_put(kv, hash, slot, e);
+  /* INCR keeps the expiry and the lease */
+  e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
+  e->lease = old != NULL ? old->lease : 0;
+  entry_put(kv, hash, slot, e, &r->node);
   r->one = NULL;
   reply_int(out, result);
+}
+
+static void apply_append(struct kvstore *kv, const struct command *c,
+                         struct reservation *r, struct kvstore_result *out) {
+  uint64_t hash;
+  size_t slot;
+  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  uint64_t old_len = old != NULL ? old->value_len : 0;
+  uint64_t len = old_len + c->value.len;
+  if (len > kv->config.value_bytes_max) {
+    reply_saved_error(out, SAVED_TOO_BIG);
+    return;
+  }
+  if (!fits(kv, old, c->key.len, len)) {
+    reply_saved_error(out, SAVED_FULL);
+    return;
+  }
+  struct entry *e = r->one;
+  assert(len <= r->one_cap);
+  if (old != NULL)
+    copy_bytes(entry_value(e), entry_value_c(old), old->value_len);
+  copy_bytes(entry_value(e) + old_len, c->value.ptr, c->value.len);
+  e->value_len = (uint32_t)len;
+  e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
+  e->lease = old != NULL ? old->lease : 0;
+  entry_put(kv, hash, slot, e, &r->node);
+  r->one = NULL;
+  reply_int(out, (int64_t)len);
 }
 
 static void apply_del(struct kvstore *kv, const struct command *c,
@@ -1196,6 +1826,111 @@ static void apply_del(struct kvstore *kv, const struct command *c,
   reply_int(out, n_deleted);
 }
 
+static void apply_getdel(struct kvstore *kv, const struct command *c,
+                         struct kvstore_result *out) {
+  uint64_t hash;
+  size_t slot;
+  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  if (old == NULL) {
+    reply_null(out);
+    return;
+  }
+  reply_bulk(kv, out, entry_value_c(old), old->value_len);
+  entry_delete_at(kv, slot);
+}
+
+/* Moves e's expiry (0: none) and its place in the heap, where room was
+ * reserved. */
+static void entry_set_expiry(struct kvstore *kv, struct entry *e,
+                             uint64_t expire_at_ms) {
+  e->expire_at_ms = expire_at_ms;
+  if (e->heap_index != HEAP_NONE && expire_at_ms == 0) {
+    heap_remove(&kv->expiring, e);
+  } else if (e->heap_index != HEAP_NONE) {
+    heap_sift_down(&kv->expiring, e->heap_index);
+    heap_sift_up(&kv->expiring, e->heap_index);
+  } else if (expire_at_ms != 0) {
+    heap_push(&kv->expiring, e);
+  }
+}
+
+/* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST. A time already past
+ * deletes the key, as Redis does. A change of expiry is a change of the
+ * key for WATCH (its revision moves) but not an event: watchers see the
+ * deletion when it comes. */
+static void apply_expire(struct kvstore *kv, const struct command *c,
+                         struct kvstore_result *out) {
+  uint64_t hash;
+  size_t slot;
+  struct entry *e = touch_key(kv, c->key, &hash, &slot);
+  if (e == NULL) {
+    reply_int(out, 0);
+    return;
+  }
+  if (e->lease != 0) {
+    reply_saved_error(out, SAVED_LEASED);
+    return;
+  }
+  if (c->mode == KVSTORE_EXPIRE_NONE) {
+    if (e->expire_at_ms == 0) {
+      reply_int(out, 0);
+      return;
+    }
+    entry_set_expiry(kv, e, 0);
+    e->revision = kv->revision;
+    reply_int(out, 1);
+    return;
+  }
+  int64_t at = c->number;
+  if (c->mode == KVSTORE_EXPIRE_IN) {
+    if (kv->clock_ms > (uint64_t)INT64_MAX ||
+        (c->number > 0 &&
+         (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms) ||
+        (c->number < 0 && c->number < INT64_MIN + (int64_t)kv->clock_ms)) {
+      reply_saved_error(out, SAVED_EXPIRE_CMD);
+      return;
+    }
+    at = (int64_t)kv->clock_ms + c->number;
+  }
+  if (at <= 0 || (uint64_t)at <= kv->clock_ms) {
+    entry_delete_at(kv, slot);
+  } else {
+    entry_set_expiry(kv, e, (uint64_t)at);
+    e->revision = kv->revision;
+  }
+  reply_int(out, 1);
+}
+
+static void apply_read(struct kvstore *kv, const struct command *c,
+                       struct kvstore_result *out) {
+  uint64_t hash;
+  size_t slot;
+  struct entry *e = touch_key(kv, c->key, &hash, &slot);
+  switch (c->mode) {
+  case KVSTORE_READ_GET:
+    if (e != NULL)
+      reply_bulk(kv, out, entry_value_c(e), e->value_len);
+    else
+      reply_null(out);
+    return;
+  case KVSTORE_READ_STRLEN:
+    reply_int(out, e != NULL ? e->value_len : 0);
+    return;
+  case KVSTORE_READ_EXISTS:
+    reply_int(out, e != NULL);
+    return;
+  default: {
+    int64_t ms = e == NULL ? -2
+                 : e->expire_at_ms == 0
+                     ? -1
+                     : (int64_t)(e->expire_at_ms - kv->clock_ms);
+    if (c->mode == KVSTORE_READ_TTL && ms > 0)
+      ms = (ms + 500) / 1000;
+    reply_int(out, ms);
+  }
+  }
+}
+
 static void apply_mset(struct kvstore *kv, const struct command *c,
                        uint64_t mset_bytes, struct reservation *r,
                        struct kvstore_result *out) {
@@ -1213,7 +1948,8 @@ static void apply_mset(struct kvstore *kv, const struct command *c,
     uint64_t hash;
     size_t slot;
     touch_key(kv, key, &hash, &slot);
-    entry_put(kv, hash, slot, r->many[i]); /* MSET clears any expiry */
+    /* MSET clears any expiry and lease */
+    entry_put(kv, hash, slot, r->many[i], &r->nodes[i]);
     r->many[i] = NULL;
   }
   assert(list.ok);
@@ -1239,19 +1975,106 @@ static void apply_cas(struct kvstore *kv, const struct command *c,
     reply_saved_error(out, SAVED_FULL);
     return;
   }
-  entry_put(kv, hash, slot, r->one); /* like SET, clears any expiry */
+  entry_put(kv, hash, slot, r->one, &r->node); /* like SET, clears expiry */
   r->one = NULL;
   reply_int(out, 1);
 }
 
+static void apply_grant(struct kvstore *kv, const struct command *c,
+                        struct reservation *r, struct kvstore_result *out) {
+  if (kv->clock_ms > (uint64_t)INT64_MAX ||
+      (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms) {
+    reply_saved_error(out, SAVED_EXPIRE_CMD);
+    return;
+  }
+  if (kv->leases.n >= kv->config.leases_max) {
+    /* Make room from leases whose time is up; dropping one changes no
+     * reply, so the table's order here does not matter. */
+    for (size_t i = 0; i < kv->leases.cap;) {
+      struct lease *l = kv->leases.slots[i].item;
+      if (l != NULL && lease_expired(kv, l))
+        lease_drop(kv, l); /* may shift a later item into slot i */
+      else
+        i++;
+    }
+  }
+  if (kv->leases.n >= kv->config.leases_max ||
+      kv->next_lease > (uint64_t)INT64_MAX) {
+    reply_saved_error(out, SAVED_LEASES_FULL);
+    return;
+  }
+  struct lease *l = r->lease;
+  r->lease = NULL;
+  l->id = kv->next_lease++;
+  l->ttl_ms = c->number;
+  l->expire_at_ms = kv->clock_ms + (uint64_t)c->number;
+  table_insert(&kv->leases, lease_hash(kv, l->id), l);
+  reply_int(out, (int64_t)l->id);
+}
+
+static void apply_keepalive(struct kvstore *kv, const struct command *c,
+                            struct kvstore_result *out) {
+  struct lease *l = lease_live(kv, c->lease);
+  if (l == NULL) {
+    reply_saved_error(out, SAVED_NO_LEASE);
+    return;
+  }
+  if ((uint64_t)l->ttl_ms > (uint64_t)INT64_MAX - kv->clock_ms) {
+    reply_saved_error(out, SAVED_EXPIRE_CMD);
+    return;
+  }
+  l->expire_at_ms = kv->clock_ms + (uint64_t)l->ttl_ms;
+  for (struct entry *e = l->keys; e != NULL; e = e->lease_next)
+    entry_set_expiry(kv, e, l->expire_at_ms);
+  reply_int(out, l->ttl_ms);
+}
+
+static int entry_key_order(const void *a, const void *b) {
+  const struct entry *x = *(const struct entry *const *)a;
+  const struct entry *y = *(const struct entry *const *)b;
+  return key_cmp(x->bytes, x->key_len, y->bytes, y->key_len);
+}
+
+/* REVOKE: the lease's keys go, in key order (the same on every replica),
+ * then the lease. */
+static void apply_revoke(struct kvstore *kv, const struct command *c,
+                         struct reservation *r, struct kvstore_result *out) {
+  struct lease *l = lease_live(kv, c->lease);
+  if (l == NULL) {
+    reply_saved_error(out, SAVED_NO_LEASE);
+    return;
+  }
+  size_t n = 0;
+  for (struct entry *e = l->keys; e != NULL; e = e->lease_next)
+    r->victims[n++] = e;
+  assert(n == l->n_keys);
+  if (n > 1)
+    qsort(r->victims, n, sizeof *r->victims, entry_key_order);
+  for (size_t i = 0; i < n; i++) {
+    struct kvstore_slice key = {r->victims[i]->bytes, r->victims[i]->key_len};
+    size_t slot = table_find(&kv->keys, key_hash(kv, key), entry_matches, &key);
+    assert(slot != SIZE_MAX);
+    entry_delete_at(kv, slot);
+  }
+  assert(l->n_keys == 0);
+  size_t i =
+      table_find(&kv->leases, lease_hash(kv, l->id), lease_matches, &l->id);
+  table_remove_at(&kv->leases, i);
+  allocator_free(&kv->config.alloc, l);
+  reply_int(out, (int64_t)n);
+}
+
 static void save_reply(struct session *s, uint64_t seq,
                        const struct kvstore_result *out) {
-  assert(out->kind != KVSTORE_REPLY_BULK);
   s->last_seq = seq;
   s->kind = (uint8_t)out->kind;
   s->integer = out->kind == KVSTORE_REPLY_INT ? out->integer : 0;
   s->error = SAVED_NONE;
-  if (out->kind == KVSTORE_REPLY_ERROR) {
+  if (out->kind == KVSTORE_REPLY_BULK || out->kind == KVSTORE_REPLY_ARRAY) {
+    /* Too big to keep for every session: a resend learns it applied. */
+    s->kind = KVSTORE_REPLY_ERROR;
+    s->error = SAVED_GONE;
+  } else if (out->kind == KVSTORE_REPLY_ERROR) {
     for (uint8_t e = 1; e < SAVED_ERRORS_N; e++)
       if (out->error == saved_errors[e])
         s->error = e;
@@ -1277,6 +2100,7 @@ static void finish_apply(struct kvstore *kv) {
   purge_expired(kv, KVSTORE_EXPIRE_PER_APPLY);
   table_maybe_shrink(&kv->config, &kv->keys);
   table_maybe_shrink(&kv->config, &kv->sessions);
+  table_maybe_shrink(&kv->config, &kv->leases);
 }
 
 /* REGISTER: a new session with the next id, evicting the least recently
@@ -1308,22 +2132,131 @@ static int apply_register(struct kvstore *kv, const struct command *c,
   return 0;
 }
 
-int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
-                  struct kvstore_result *out) {
-  assert(kv != NULL && out != NULL && (cmd != NULL || len == 0));
-  memset(out, 0, sizeof *out);
-  struct command c;
-  if (!decode_command(cmd, len, &c)) {
-    out->outcome = KVSTORE_REFUSED;
-    reply_error(out, KVSTORE_ERR_MALFORMED);
-    return SABHA_ECORRUPT;
+/* Decides, reserves and applies one command that is not a TXN, once its
+ * session said it is the next. Returns 0, or SABHA_ENOMEM with the store
+ * unchanged (the clock may have moved when `tick` is set). */
+static int apply_op(struct kvstore *kv, const struct command *c,
+                    struct kvstore_result *out, bool tick) {
+  uint64_t mset_bytes = 0;
+  enum saved_error early = check_command(kv, c, &mset_bytes);
+  struct reservation r;
+  memset(&r, 0, sizeof r);
+  if (early == SAVED_NONE && reserve(kv, c, &r) != 0)
+    return SABHA_ENOMEM;
+  /* From here on nothing can fail. */
+  if (tick)
+    advance_clock(kv, c->hdr.now_ms);
+  if (early != SAVED_NONE) {
+    reply_saved_error(out, early);
+    return 0;
   }
-  if (c.op == KVSTORE_OP_REGISTER)
-    return apply_register(kv, &c, out);
-  if (c.op == KVSTORE_OP_CLOCK) {
+  switch (c->op) {
+  case KVSTORE_OP_SET:
+    apply_set(kv, c, &r, out);
+    break;
+  case KVSTORE_OP_INCRBY:
+  case KVSTORE_OP_DECRBY:
+    apply_incr(kv, c, &r, out);
+    break;
+  case KVSTORE_OP_APPEND:
+    apply_append(kv, c, &r, out);
+    break;
+  case KVSTORE_OP_DEL:
+    apply_del(kv, c, out);
+    break;
+  case KVSTORE_OP_GETDEL:
+    apply_getdel(kv, c, out);
+    break;
+  case KVSTORE_OP_EXPIRE:
+    apply_expire(kv, c, out);
+    break;
+  case KVSTORE_OP_READ:
+    apply_read(kv, c, out);
+    break;
+  case KVSTORE_OP_MSET:
+    apply_mset(kv, c, mset_bytes, &r, out);
+    break;
+  case KVSTORE_OP_CAS:
+    apply_cas(kv, c, &r, out);
+    break;
+  case KVSTORE_OP_LEASE_GRANT:
+    apply_grant(kv, c, &r, out);
+    break;
+  case KVSTORE_OP_LEASE_KEEPALIVE:
+    apply_keepalive(kv, c, out);
+    break;
+  case KVSTORE_OP_LEASE_REVOKE:
+    apply_revoke(kv, c, &r, out);
+    break;
+  default:
+    assert(false);
+  }
+  reservation_release(kv, &r); /* what the command did not use */
+  return 0;
+}
+
+/* True when a watched key changed after watch_rev (see kvstore.h). */
+static bool txn_watch_broken(const struct kvstore *kv,
+                             const struct command *c) {
+  struct reader w = c->watch;
+  for (uint32_t i = 0; i < c->n_watch; i++) {
+    struct kvstore_slice key = rd_string(&w);
+    const struct entry *e = peek_key(kv, key);
+    if (e == NULL ? kv->delete_rev > c->watch_rev
+                  : expired_at(e, kv->clock_ms) || e->revision > c->watch_rev)
+      return true;
+  }
+  assert(w.ok);
+  return false;
+}
+
+/* A TXN: its commands in order, their replies an array. Each command is
+ * decided and reserved as it comes, so running out of memory half way
+ * leaves the earlier ones applied: the host must not go on (kvstore_apply). */
+static int apply_txn(struct kvstore *kv, const struct command *c,
+                     struct kvstore_result *out) {
+  if (kv->items_cap < c->n) {
+    struct kvstore_result *items = allocator_realloc(
+        &kv->config.alloc, kv->items, c->n * sizeof *kv->items);
+    if (items == NULL)
+      return SABHA_ENOMEM;
+    kv->items = items;
+    kv->items_cap = c->n;
+  }
+  advance_clock(kv, c->hdr.now_ms);
+  if (txn_watch_broken(kv, c)) {
+    out->kind = KVSTORE_REPLY_NULL_ARRAY;
+    return 0;
+  }
+  struct reader list = c->list;
+  for (uint32_t i = 0; i < c->n; i++) {
+    struct kvstore_slice sub = rd_string(&list);
+    struct command sc;
+    bool ok = decode_body(sub.ptr, sub.len, &sc);
+    assert(ok);
+    (void)ok;
+    memset(&kv->items[i], 0, sizeof kv->items[i]);
+    kv->items[i].outcome = KVSTORE_APPLIED;
+    int rc = apply_op(kv, &sc, &kv->items[i], false);
+    if (rc != 0)
+      return rc;
+  }
+  for (uint32_t i = 0; i < c->n; i++)
+    finish_bulk(kv, &kv->items[i]);
+  out->kind = KVSTORE_REPLY_ARRAY;
+  out->items = kv->items;
+  out->n_items = c->n;
+  return 0;
+}
+
+static int apply_checked(struct kvstore *kv, const struct command *c,
+                         struct kvstore_result *out) {
+  if (c->op == KVSTORE_OP_REGISTER)
+    return apply_register(kv, c, out);
+  if (c->op == KVSTORE_OP_CLOCK) {
     /* Time moves on for every replica at the same place in the log: keys
      * expire for reads without waiting for a write. */
-    advance_clock(kv, c.hdr.now_ms);
+    advance_clock(kv, c->hdr.now_ms);
     out->outcome = KVSTORE_APPLIED;
     out->kind = KVSTORE_REPLY_OK;
     finish_apply(kv);
@@ -1332,17 +2265,17 @@ int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
 
   /* Sessions first (Raft thesis §6.3): only the next number applies. An id
    * below the counter but not in the table was evicted. */
-  struct session *s = session_find(kv, c.hdr.session);
+  struct session *s = session_find(kv, c->hdr.session);
   const char *refusal = NULL;
   if (s == NULL)
-    refusal = c.hdr.session < kv->next_session ? KVSTORE_ERR_SESSION
-                                               : KVSTORE_ERR_NO_SESSION;
-  else if (c.hdr.seq < s->last_seq)
+    refusal = c->hdr.session < kv->next_session ? KVSTORE_ERR_SESSION
+                                                : KVSTORE_ERR_NO_SESSION;
+  else if (c->hdr.seq < s->last_seq)
     refusal = KVSTORE_ERR_STALE;
-  else if (c.hdr.seq > s->last_seq && c.hdr.seq - 1 != s->last_seq)
+  else if (c->hdr.seq > s->last_seq && c->hdr.seq - 1 != s->last_seq)
     refusal = KVSTORE_ERR_ORDER;
-  if (refusal != NULL || c.hdr.seq == s->last_seq) {
-    advance_clock(kv, c.hdr.now_ms);
+  if (refusal != NULL || c->hdr.seq == s->last_seq) {
+    advance_clock(kv, c->hdr.now_ms);
     if (refusal != NULL) {
       out->outcome = KVSTORE_REFUSED;
       reply_error(out, refusal);
@@ -1355,48 +2288,47 @@ int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
     return 0;
   }
 
-  uint64_t mset_bytes = 0;
-  enum saved_error early = check_command(kv, &c, &mset_bytes);
-  struct reservation r;
-  memset(&r, 0, sizeof r);
-  if (early == SAVED_NONE && reserve(kv, &c, &r) != 0) {
+  int rc = c->op == KVSTORE_OP_TXN ? apply_txn(kv, c, out)
+                                   : apply_op(kv, c, out, true);
+  if (rc != 0) {
     out->outcome = KVSTORE_REFUSED;
     reply_error(out, "ERR out of memory");
-    return SABHA_ENOMEM;
+    return rc;
   }
-
-  /* From here on nothing can fail. */
-  advance_clock(kv, c.hdr.now_ms);
+  finish_bulk(kv, out);
   session_touch(kv, s);
   out->outcome = KVSTORE_APPLIED;
-  if (early != SAVED_NONE) {
-    reply_saved_error(out, early);
-  } else {
-    switch (c.op) {
-    case KVSTORE_OP_SET:
-      apply_set(kv, &c, &r, out);
-      break;
-    case KVSTORE_OP_INCRBY:
-    case KVSTORE_OP_DECRBY:
-      apply_incr(kv, &c, &r, out);
-      break;
-    case KVSTORE_OP_DEL:
-      apply_del(kv, &c, out);
-      break;
-    case KVSTORE_OP_MSET:
-      apply_mset(kv, &c, mset_bytes, &r, out);
-      break;
-    case KVSTORE_OP_CAS:
-      apply_cas(kv, &c, &r, out);
-      break;
-    default:
-      assert(false);
-    }
-  }
-  save_reply(s, c.hdr.seq, out);
-  reservation_release(kv, &r); /* what the command did not use */
+  save_reply(s, c->hdr.seq, out);
   finish_apply(kv);
   return 0;
+}
+
+int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
+                  struct kvstore_result *out) {
+  assert(kv != NULL && out != NULL && (cmd != NULL || len == 0));
+  memset(out, 0, sizeof *out);
+  struct command c;
+  if (!decode_command(cmd, len, &c)) {
+    out->outcome = KVSTORE_REFUSED;
+    reply_error(out, KVSTORE_ERR_MALFORMED);
+    return SABHA_ECORRUPT;
+  }
+  kv->reply_len = 0;
+  kv->applying = true;
+  int rc = apply_checked(kv, &c, out);
+  kv->applying = false;
+  return rc;
+}
+
+void kvstore_set_revision(struct kvstore *kv, uint64_t revision) {
+  assert(kv != NULL);
+  if (revision > kv->revision)
+    kv->revision = revision;
+}
+
+uint64_t kvstore_revision(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->revision;
 }
 
 /* ---- Reading ----------------------------------------------------------- */
@@ -1447,6 +2379,56 @@ uint64_t kvstore_dbsize(const struct kvstore *kv) {
   return kv->keys.n;
 }
 
+static uint64_t read_clock(const struct kvstore *kv, uint64_t now_ms) {
+  return now_ms > kv->clock_ms ? now_ms : kv->clock_ms;
+}
+
+bool kvstore_range(const struct kvstore *kv, struct kvstore_slice start,
+                   uint64_t now_ms, size_t visit_max, kvstore_item_fn fn,
+                   void *ctx, struct kvstore_slice *next) {
+  assert(kv != NULL && fn != NULL && next != NULL);
+  uint64_t at_ms = read_clock(kv, now_ms);
+  const struct snode *x = skip_first_ge(kv->order, start.ptr, start.len);
+  for (size_t n = 0; x != NULL && n < visit_max; n++, x = x->next[0]) {
+    const struct entry *e = x->e;
+    if (expired_at(e, at_ms))
+      continue;
+    struct kvstore_item it = {{e->bytes, e->key_len},
+                              {entry_value_c(e), e->value_len},
+                              e->revision,
+                              e->lease};
+    if (!fn(ctx, &it)) {
+      x = x->next[0];
+      break;
+    }
+  }
+  if (x == NULL)
+    return false;
+  next->ptr = x->e->bytes;
+  next->len = x->e->key_len;
+  return true;
+}
+
+uint64_t kvstore_key_revision(const struct kvstore *kv, const uint8_t *key,
+                              size_t key_len, uint64_t now_ms) {
+  const struct entry *e = find_live(kv, key, key_len, now_ms);
+  return e != NULL ? e->revision : 0;
+}
+
+uint64_t kvstore_n_leases(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->leases.n;
+}
+
+int64_t kvstore_lease_pttl(const struct kvstore *kv, uint64_t id,
+                           uint64_t now_ms) {
+  const struct lease *l = lease_find(kv, id);
+  uint64_t at_ms = read_clock(kv, now_ms);
+  if (l == NULL || at_ms > l->expire_at_ms)
+    return -2;
+  return (int64_t)(l->expire_at_ms - at_ms);
+}
+
 uint64_t kvstore_next_expiry_ms(const struct kvstore *kv) {
   assert(kv != NULL);
   return kv->expiring.n > 0 ? kv->expiring.items[0]->expire_at_ms : 0;
@@ -1491,9 +2473,10 @@ bool kvstore_session_reply(const struct kvstore *kv, uint64_t session,
 
 size_t kvstore_snapshot_size(const struct kvstore *kv) {
   assert(kv != NULL);
-  return SNAPSHOT_HEADER_BYTES + SNAPSHOT_KEY_BYTES * kv->keys.n +
-         (size_t)kv->data_bytes + SNAPSHOT_SESSION_BYTES * kv->sessions.n +
-         SNAPSHOT_TRAILER_BYTES;
+  return SNAPSHOT_HEADER_BYTES + SNAPSHOT_V2_HEADER_BYTES +
+         SNAPSHOT_LEASE_BYTES * kv->leases.n +
+         SNAPSHOT_KEY_V2_BYTES * kv->keys.n + (size_t)kv->data_bytes +
+         SNAPSHOT_SESSION_BYTES * kv->sessions.n + SNAPSHOT_TRAILER_BYTES;
 }
 
 size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
@@ -1502,11 +2485,26 @@ size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
   assert(cap >= size);
   struct writer w = {buf, 0};
   wr_u32(&w, SNAPSHOT_MAGIC);
-  wr_u8(&w, KVSTORE_FORMAT_VERSION);
+  wr_u8(&w, KVSTORE_SNAPSHOT_VERSION);
   wr_u64(&w, kv->clock_ms);
   wr_u64(&w, kv->next_session);
   wr_u64(&w, kv->keys.n);
   wr_u32(&w, (uint32_t)kv->sessions.n);
+  wr_u64(&w, kv->revision);
+  wr_u64(&w, kv->delete_rev);
+  wr_u64(&w, kv->next_lease);
+  wr_u32(&w, (uint32_t)kv->leases.n);
+  size_t n_leases = 0;
+  for (size_t i = 0; i < kv->leases.cap; i++) {
+    const struct lease *l = kv->leases.slots[i].item;
+    if (l == NULL)
+      continue;
+    wr_u64(&w, l->id);
+    wr_u64(&w, (uint64_t)l->ttl_ms);
+    wr_u64(&w, l->expire_at_ms);
+    n_leases++;
+  }
+  assert(n_leases == kv->leases.n);
   size_t n_keys = 0;
   for (size_t i = 0; i < kv->keys.cap; i++) {
     const struct entry *e = kv->keys.slots[i].item;
@@ -1515,6 +2513,8 @@ size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
     wr_u32(&w, e->key_len);
     wr_u32(&w, e->value_len);
     wr_u64(&w, e->expire_at_ms);
+    wr_u64(&w, e->revision);
+    wr_u64(&w, e->lease);
     wr_bytes(&w, e->bytes, (size_t)e->key_len + e->value_len);
     n_keys++;
   }
@@ -1543,6 +2543,7 @@ static bool saved_reply_valid(uint64_t last_seq, uint8_t kind, uint8_t error,
   switch (kind) {
   case KVSTORE_REPLY_OK:
   case KVSTORE_REPLY_NULL:
+  case KVSTORE_REPLY_NULL_ARRAY:
     return error == SAVED_NONE && integer == 0;
   case KVSTORE_REPLY_INT:
     return error == SAVED_NONE;
@@ -1555,11 +2556,13 @@ static bool saved_reply_valid(uint64_t last_seq, uint8_t kind, uint8_t error,
 
 /* Reads the keys of a snapshot into the empty store `kv`. Returns 0,
  * SABHA_ECORRUPT or SABHA_ENOMEM. */
-static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys) {
+static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys,
+                        bool v2) {
   const struct kvstore_config *cfg = &kv->config;
-  /* Each key takes SNAPSHOT_KEY_BYTES at least: a count the bytes cannot
-   * hold is corrupt, and must not size an allocation. */
-  if (n_keys > cfg->keys_max || n_keys > (r->len - r->off) / SNAPSHOT_KEY_BYTES)
+  size_t per_key = v2 ? SNAPSHOT_KEY_V2_BYTES : SNAPSHOT_KEY_BYTES;
+  /* Each key takes per_key bytes at least: a count the bytes cannot hold
+   * is corrupt, and must not size an allocation. */
+  if (n_keys > cfg->keys_max || n_keys > (r->len - r->off) / per_key)
     return SABHA_ECORRUPT;
   if (table_reserve(cfg, &kv->keys, (size_t)n_keys) != 0)
     return SABHA_ENOMEM;
@@ -1567,25 +2570,60 @@ static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys) {
     uint32_t key_len = rd_u32(r);
     uint32_t value_len = rd_u32(r);
     uint64_t expire_at_ms = rd_u64(r);
+    uint64_t revision = v2 ? rd_u64(r) : 0;
+    uint64_t lease_id = v2 ? rd_u64(r) : 0;
     struct kvstore_slice key = rd_bytes(r, key_len);
     struct kvstore_slice value = rd_bytes(r, value_len);
     if (!r->ok || key_len > cfg->key_bytes_max ||
         value_len > cfg->value_bytes_max ||
-        expire_at_ms > (uint64_t)INT64_MAX ||
+        expire_at_ms > (uint64_t)INT64_MAX || revision > kv->revision ||
         kv->data_bytes + key_len + value_len > cfg->data_bytes_max)
+      return SABHA_ECORRUPT;
+    /* A leased key lives and dies with its lease. */
+    struct lease *l = lease_id != 0 ? lease_find(kv, lease_id) : NULL;
+    if (lease_id != 0 && (l == NULL || l->expire_at_ms != expire_at_ms ||
+                          l->n_keys >= cfg->lease_keys_max))
       return SABHA_ECORRUPT;
     uint64_t hash = key_hash(kv, key);
     if (table_find(&kv->keys, hash, entry_matches, &key) != SIZE_MAX)
       return SABHA_ECORRUPT; /* a key twice */
     struct entry *e = entry_new(cfg, key, value, value_len);
-    if (e == NULL)
-      return SABHA_ENOMEM;
-    e->expire_at_ms = expire_at_ms;
-    if (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0) {
+    struct snode *node = NULL;
+    if (e == NULL || node_for(kv, key, &node) != 0 ||
+        (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0)) {
       allocator_free(&cfg->alloc, e);
+      allocator_free(&cfg->alloc, node);
       return SABHA_ENOMEM;
     }
-    entry_put(kv, hash, SIZE_MAX, e);
+    e->expire_at_ms = expire_at_ms;
+    e->lease = lease_id;
+    entry_put(kv, hash, SIZE_MAX, e, &node);
+    e->revision = revision;
+  }
+  return 0;
+}
+
+static int restore_leases(struct kvstore *kv, struct reader *r,
+                          uint32_t n_leases) {
+  if (n_leases > kv->config.leases_max ||
+      n_leases > (r->len - r->off) / SNAPSHOT_LEASE_BYTES)
+    return SABHA_ECORRUPT;
+  if (table_reserve(&kv->config, &kv->leases, n_leases) != 0)
+    return SABHA_ENOMEM;
+  for (uint32_t i = 0; i < n_leases; i++) {
+    uint64_t id = rd_u64(r);
+    int64_t ttl_ms = (int64_t)rd_u64(r);
+    uint64_t expire_at_ms = rd_u64(r);
+    if (!r->ok || id == 0 || id >= kv->next_lease || ttl_ms <= 0 ||
+        expire_at_ms > (uint64_t)INT64_MAX || lease_find(kv, id) != NULL)
+      return SABHA_ECORRUPT;
+    struct lease *l = allocator_zalloc(&kv->config.alloc, sizeof *l);
+    if (l == NULL)
+      return SABHA_ENOMEM;
+    l->id = id;
+    l->ttl_ms = ttl_ms;
+    l->expire_at_ms = expire_at_ms;
+    table_insert(&kv->leases, lease_hash(kv, id), l);
   }
   return 0;
 }
@@ -1634,8 +2672,14 @@ int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len) {
   uint64_t next_session = rd_u64(&r);
   uint64_t n_keys = rd_u64(&r);
   uint32_t n_sessions = rd_u32(&r);
-  if (!r.ok || magic != SNAPSHOT_MAGIC || version != KVSTORE_FORMAT_VERSION ||
-      next_session == 0)
+  bool v2 = version == KVSTORE_SNAPSHOT_VERSION;
+  uint64_t revision = v2 ? rd_u64(&r) : 0;
+  uint64_t delete_rev = v2 ? rd_u64(&r) : 0;
+  uint64_t next_lease = v2 ? rd_u64(&r) : 1;
+  uint32_t n_leases = v2 ? rd_u32(&r) : 0;
+  if (!r.ok || magic != SNAPSHOT_MAGIC ||
+      (version != 1 && version != KVSTORE_SNAPSHOT_VERSION) ||
+      next_session == 0 || next_lease == 0 || delete_rev > revision)
     return SABHA_ECORRUPT;
 
   /* Build the new state aside, so that a bad snapshot changes nothing. */
@@ -1645,7 +2689,12 @@ int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len) {
     return rc;
   fresh->clock_ms = clock_ms;
   fresh->next_session = next_session;
-  rc = restore_keys(fresh, &r, n_keys);
+  fresh->revision = revision;
+  fresh->delete_rev = delete_rev;
+  fresh->next_lease = next_lease;
+  rc = restore_leases(fresh, &r, n_leases);
+  if (rc == 0)
+    rc = restore_keys(fresh, &r, n_keys, v2);
   if (rc == 0)
     rc = restore_sessions(fresh, &r, n_sessions);
   if (rc == 0 && r.off != body)

@@ -71,21 +71,63 @@
  *   CAS      u8 flags (1: expect the key absent) | u32 key_len | key
  *            | u32 expected_len | expected (empty when absent)
  *            | u32 new_len | new
+ *   SET with flags REPLY_INT 16 (SETNX), GET 32 (GETSET) and LEASE 64:
+ *            as SET, then u64 lease id when LEASE is set
+ *   EXPIRE   u8 mode (0 in px ms, 1 at unix ms, 2 persist) | i64 ms
+ *            | u32 key_len | key
+ *   GETDEL   u32 key_len | key
+ *   APPEND   u32 key_len | key | u32 value_len | value
+ *   READ     u8 what (enum kvstore_read) | u32 key_len | key; only inside
+ *            a TXN (a read alone is served without the log)
+ *   LEASE_GRANT, LEASE_KEEPALIVE, LEASE_REVOKE   i64 ttl_ms or u64 id
+ *   TXN      u32 n_watch | n_watch x (u32 key_len | key) | u64 watch_rev
+ *            | u32 n (>= 1) | n x (u32 len | a whole command, header
+ *            included, with the TXN's session and seq; not a TXN,
+ *            REGISTER or CLOCK)
+ *
+ * Revisions. The host tells the store the log index of the commands it
+ * applies next (kvstore_set_revision); every key remembers the revision of
+ * its last change, and every change is reported as an event (put or del,
+ * key, value, revision) to the config's on_event, in the order the store
+ * makes them, the same on every replica. A TXN applies its commands in
+ * order, as one command: its watched keys are checked first, and if any
+ * changed after watch_rev (a key present with a later revision; an absent
+ * key when any key was deleted after watch_rev, the store keeping no
+ * tombstones; a key that expired), it applies nothing and replies a null
+ * array. Otherwise each command's reply is an element of the array, an
+ * error included, as Redis's EXEC does.
+ *
+ * Leases. LEASE_GRANT ttl_ms gives a lease an id (1, 2, ...) and an expiry
+ * at clock_ms + ttl_ms; SET ... LEASE id attaches a key, whose expiry is
+ * then the lease's; LEASE_KEEPALIVE moves the lease's and its keys' expiry
+ * to clock_ms + ttl_ms again; LEASE_REVOKE deletes its keys (in key order)
+ * and the lease. A lease past its expiry is gone: its keys expire with it
+ * (the key expiry rules above), and the lease itself is reclaimed when it
+ * is next named or when GRANT needs room. EXPIRE and PERSIST refuse a
+ * leased key; a SET without LEASE (or KEEPTTL) detaches it.
  *
  * The bytes must be exactly one command; anything else is malformed.
  *
- * Snapshot format (version 1, little-endian):
+ * Snapshot format (version 2, little-endian; version 1, which a store
+ * still restores, lacks the fields marked v2 and the leases):
  *
- *   u32 magic "SKV1" | u8 version (1) | u64 clock_ms
+ *   u32 magic "SKV1" | u8 version (2) | u64 clock_ms
  *   | u64 next_session (the id the next REGISTER gets) | u64 n_keys
  *   | u32 n_sessions
+ *   | v2: u64 revision | u64 delete_rev (the last revision that deleted a
+ *     key) | u64 next_lease | u32 n_leases
+ *     | n_leases x (u64 id | i64 ttl_ms | u64 expire_at_ms)
  *   | n_keys x (u32 key_len | u32 value_len | u64 expire_at_ms (0: none)
- *               | key | value)
+ *               | v2: u64 revision | u64 lease (0: none) | key | value);
+ *     a leased key's expiry is its lease's
  *   | n_sessions x (u64 id | u64 last_seq | u8 reply kind | u8 error code
  *                   | i64 integer), least recently used first; the kind is
  *                   an enum kvstore_reply, the error code one of 1 not an
  *                   integer, 2 overflow, 3 decrement overflow, 4 syntax,
- *                   5 expire time, 6 too big, 7 full (0 otherwise); a
+ *                   5 expire time, 6 too big, 7 full, 8 reply not
+ *                   kept (a bulk or array), 9 no lease, 10 too many
+ *                   leases, 11 lease full, 12 leased key, 13 expire
+ *                   time of EXPIRE (0 otherwise); a
  *                   session with no command yet has last_seq 0 and kind 0
  *   | u32 CRC32C (Castagnoli) of every byte before it
  *
@@ -103,6 +145,7 @@
 #include "core/allocator.h"
 
 #define KVSTORE_FORMAT_VERSION 1u
+#define KVSTORE_SNAPSHOT_VERSION 2u
 #define KVSTORE_CMD_HEADER_BYTES 26u
 /* Expired keys reclaimed at most per applied command, beyond those it
  * touches: bounds the work of one apply. */
@@ -117,14 +160,56 @@ enum kvstore_op {
   KVSTORE_OP_CAS = 6,
   KVSTORE_OP_REGISTER = 7,
   KVSTORE_OP_CLOCK = 8,
+  KVSTORE_OP_EXPIRE = 9,
+  KVSTORE_OP_GETDEL = 10,
+  KVSTORE_OP_APPEND = 11,
+  KVSTORE_OP_TXN = 12,
+  KVSTORE_OP_READ = 13,
+  KVSTORE_OP_LEASE_GRANT = 14,
+  KVSTORE_OP_LEASE_KEEPALIVE = 15,
+  KVSTORE_OP_LEASE_REVOKE = 16,
+};
+
+/* EXPIRE's modes. */
+enum kvstore_expire_mode {
+  KVSTORE_EXPIRE_IN = 0,  /* ms after the command's clock (EXPIRE, PEXPIRE) */
+  KVSTORE_EXPIRE_AT = 1,  /* at a Unix time in ms (EXPIREAT, PEXPIREAT) */
+  KVSTORE_EXPIRE_NONE = 2 /* PERSIST */
+};
+
+/* What a READ inside a TXN answers, as the Redis command of that name. */
+enum kvstore_read {
+  KVSTORE_READ_GET = 1,
+  KVSTORE_READ_STRLEN = 2,
+  KVSTORE_READ_EXISTS = 3,
+  KVSTORE_READ_PTTL = 4,
+  KVSTORE_READ_TTL = 5,
 };
 
 /* SET flags, as Redis's SET options. NX with XX, and PX with KEEPTTL, are
  * syntax errors (replies, not malformed commands). */
-#define KVSTORE_SET_NX 1u      /* only if the key is absent */
-#define KVSTORE_SET_XX 2u      /* only if the key is present */
-#define KVSTORE_SET_PX 4u      /* expire px_ms after the command's clock */
-#define KVSTORE_SET_KEEPTTL 8u /* keep the key's expiry; else it is cleared */
+#define KVSTORE_SET_NX 1u         /* only if the key is absent */
+#define KVSTORE_SET_XX 2u         /* only if the key is present */
+#define KVSTORE_SET_PX 4u         /* expire px_ms after the command's clock */
+#define KVSTORE_SET_KEEPTTL 8u    /* keep the key's expiry (and lease) */
+#define KVSTORE_SET_REPLY_INT 16u /* SETNX: :1 when set, :0 when not */
+#define KVSTORE_SET_GET 32u       /* GETSET: the old value, or nil */
+#define KVSTORE_SET_LEASE 64u     /* attach the key to a lease */
+#define KVSTORE_SET_FLAGS 127u
+
+/* One change the store made, reported to kvstore_config.on_event while a
+ * command applies. The slices point into the store or the command: valid
+ * only during the call. */
+enum kvstore_event_kind { KVSTORE_EVENT_PUT = 1, KVSTORE_EVENT_DEL = 2 };
+struct kvstore_event {
+  enum kvstore_event_kind kind;
+  uint64_t revision;
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *value; /* PUT */
+  size_t value_len;
+};
+typedef void (*kvstore_event_fn)(void *ctx, const struct kvstore_event *ev);
 
 struct kvstore_config {
   uint32_t key_bytes_max;   /* >= 1 */
@@ -132,6 +217,8 @@ struct kvstore_config {
   uint64_t keys_max;        /* >= 1 */
   uint64_t data_bytes_max;  /* key and value bytes of all keys */
   uint32_t sessions_max;    /* >= 1 */
+  uint32_t leases_max;      /* >= 1 */
+  uint32_t lease_keys_max;  /* keys attached to one lease, >= 1 */
   /* The key of the SipHash that places keys in the hash table. It decides
    * only where keys sit in memory, never a reply, so replicas may differ;
    * a secret random one keeps clients from forcing collisions. */
@@ -139,6 +226,10 @@ struct kvstore_config {
   /* Where the store gets memory (core/allocator.h; zero: the C library).
    * Tests use it to fail the Nth allocation. */
   struct allocator alloc;
+  /* Told of every change an apply makes (NULL: nobody listens). Never
+   * called by restore. */
+  kvstore_event_fn on_event;
+  void *event_ctx;
 };
 
 /* 64 KiB keys, 8 MiB values (resp_limits_default's argument bound), 16 Mi
@@ -191,6 +282,44 @@ size_t kvstore_encode_cas(uint8_t *buf, size_t cap,
                           const struct kvstore_slice *expected,
                           struct kvstore_slice new_value);
 
+/* SET with every option: flags as above, px_ms with KVSTORE_SET_PX, lease
+ * with KVSTORE_SET_LEASE (else 0). */
+size_t kvstore_encode_set_ex(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key,
+                             struct kvstore_slice value, uint32_t flags,
+                             int64_t px_ms, uint64_t lease);
+/* EXPIRE in a mode (ms is ignored, and must be 0, for KVSTORE_EXPIRE_NONE).
+ * Replies :1 when the key exists (and a time already past deletes it), :0
+ * when it does not (PERSIST: or has no expiry). */
+size_t kvstore_encode_expire(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key,
+                             enum kvstore_expire_mode mode, int64_t ms);
+size_t kvstore_encode_getdel(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key);
+size_t kvstore_encode_append(uint8_t *buf, size_t cap,
+                             const struct kvstore_hdr *hdr,
+                             struct kvstore_slice key,
+                             struct kvstore_slice value);
+/* A read, to be carried inside a TXN. */
+size_t kvstore_encode_read(uint8_t *buf, size_t cap,
+                           const struct kvstore_hdr *hdr,
+                           enum kvstore_read what, struct kvstore_slice key);
+/* LEASE_GRANT (number: ttl_ms), LEASE_KEEPALIVE and LEASE_REVOKE (number:
+ * the id). */
+size_t kvstore_encode_lease(uint8_t *buf, size_t cap,
+                            const struct kvstore_hdr *hdr, enum kvstore_op op,
+                            int64_t number);
+/* TXN: cmds[i] are whole commands (from the encoders above, with the same
+ * header), applied in order; watched keys as the header comment says. */
+size_t kvstore_encode_txn(uint8_t *buf, size_t cap,
+                          const struct kvstore_hdr *hdr,
+                          const struct kvstore_slice *watch, size_t n_watch,
+                          uint64_t watch_rev, const struct kvstore_slice *cmds,
+                          size_t n_cmds);
+
 /* REGISTER: opens a session; the reply is its id. now_ms as in a header.
  * The store ignores the nonce: it is how the node that proposed the
  * REGISTER knows its own when it applies, since two nodes' wall clocks can
@@ -227,11 +356,13 @@ int kvstore_decode(const uint8_t *cmd, size_t len,
 /* ---- Applying ---------------------------------------------------------- */
 
 enum kvstore_reply {
-  KVSTORE_REPLY_OK = 1,    /* +OK */
-  KVSTORE_REPLY_INT = 2,   /* :integer */
-  KVSTORE_REPLY_BULK = 3,  /* $bulk (no command replies so yet) */
-  KVSTORE_REPLY_NULL = 4,  /* $-1: SET NX/XX whose condition failed */
-  KVSTORE_REPLY_ERROR = 5, /* -error */
+  KVSTORE_REPLY_OK = 1,         /* +OK */
+  KVSTORE_REPLY_INT = 2,        /* :integer */
+  KVSTORE_REPLY_BULK = 3,       /* $bulk (no command replies so yet) */
+  KVSTORE_REPLY_NULL = 4,       /* $-1: SET NX/XX whose condition failed */
+  KVSTORE_REPLY_ERROR = 5,      /* -error */
+  KVSTORE_REPLY_ARRAY = 6,      /* *n: a TXN's replies, in items */
+  KVSTORE_REPLY_NULL_ARRAY = 7, /* *-1: a TXN whose watched key changed */
 };
 
 enum kvstore_outcome {
@@ -252,6 +383,9 @@ struct kvstore_result {
   size_t bulk_len;
   const char *error; /* KVSTORE_REPLY_ERROR: static, Redis-style, e.g.
                         "ERR value is not an integer or out of range" */
+  const struct kvstore_result *items; /* KVSTORE_REPLY_ARRAY: valid until
+                                         the next apply; none is an array */
+  size_t n_items;
 };
 
 /* Replies that name what went wrong, as Redis words them where it has the
@@ -271,6 +405,12 @@ struct kvstore_result {
 #define KVSTORE_ERR_STALE                                                      \
   "ERR request already applied; its reply is no longer kept"
 #define KVSTORE_ERR_ORDER "ERR request out of order; an earlier one is missing"
+#define KVSTORE_ERR_NO_LEASE "ERR no such lease (it expired or was revoked)"
+#define KVSTORE_ERR_LEASES_FULL "ERR too many leases"
+#define KVSTORE_ERR_LEASE_FULL "ERR too many keys attached to the lease"
+#define KVSTORE_ERR_LEASED                                                     \
+  "ERR the key is attached to a lease; SET it without LEASE first"
+#define KVSTORE_ERR_EXPIRE_CMD "ERR invalid expire time in 'expire' command"
 
 struct kvstore;
 
@@ -293,6 +433,12 @@ void kvstore_free(struct kvstore *kv);
 int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
                   struct kvstore_result *out);
 
+/* The revision (log index) of the commands applied next; it never goes
+ * down (a smaller one is ignored). */
+void kvstore_set_revision(struct kvstore *kv, uint64_t revision);
+/* The highest revision set so far (restored from a snapshot). */
+uint64_t kvstore_revision(const struct kvstore *kv);
+
 /* ---- Reading ----------------------------------------------------------- */
 
 /* The value of a live key: returns true and points *value and *value_len into
@@ -307,6 +453,29 @@ bool kvstore_exists(const struct kvstore *kv, const uint8_t *key,
  * the milliseconds left at max(now_ms, clock). */
 int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
                      size_t key_len, uint64_t now_ms);
+/* One live key, for kvstore_range(); slices valid until the next apply. */
+struct kvstore_item {
+  struct kvstore_slice key;
+  struct kvstore_slice value;
+  uint64_t revision; /* of its last change */
+  uint64_t lease;    /* 0: none */
+};
+typedef bool (*kvstore_item_fn)(void *ctx, const struct kvstore_item *it);
+/* Visits keys >= start in byte order (memcmp, then length), at most
+ * visit_max of them (live or expired at max(now_ms, clock): both count, so
+ * the work is bounded), calling fn for each live one until it returns
+ * false. Returns true when keys remain, with *next the first key not
+ * visited (valid until the next apply); false at the end of the keys. */
+bool kvstore_range(const struct kvstore *kv, struct kvstore_slice start,
+                   uint64_t now_ms, size_t visit_max, kvstore_item_fn fn,
+                   void *ctx, struct kvstore_slice *next);
+/* The revision of a live key's last change, or 0 when it is missing. */
+uint64_t kvstore_key_revision(const struct kvstore *kv, const uint8_t *key,
+                              size_t key_len, uint64_t now_ms);
+/* Live leases, and the ttl a lease has left (-2: none such). */
+uint64_t kvstore_n_leases(const struct kvstore *kv);
+int64_t kvstore_lease_pttl(const struct kvstore *kv, uint64_t id,
+                           uint64_t now_ms);
 /* Keys held, as Redis's DBSIZE: this may count keys already expired but not
  * yet reclaimed. */
 uint64_t kvstore_dbsize(const struct kvstore *kv);

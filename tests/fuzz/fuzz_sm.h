@@ -31,6 +31,8 @@ static inline struct kvstore_config sm_kv_config(void) {
       .keys_max = 64,
       .data_bytes_max = 4096,
       .sessions_max = 16,
+      .leases_max = 4,
+      .lease_keys_max = 4,
       .hash_key = {0x736162686121ull, 0x66757a7a6564ull},
   };
   return c;
@@ -63,7 +65,8 @@ static inline int64_t sm_kv_apply(struct kvstore *kv, const uint8_t *cmd,
   return r.integer;
 }
 
-/* A session, keys with and without expiry, a counter, a swapped value. */
+/* A session, keys with and without expiry, a counter, a swapped value, a
+ * lease with a key, a transaction. */
 static inline void sm_kv_populate(struct kvstore *kv) {
   uint8_t cmd[512];
   size_t n = kvstore_encode_register(cmd, sizeof cmd, 1000, 7);
@@ -83,6 +86,26 @@ static inline void sm_kv_populate(struct kvstore *kv) {
   struct kvstore_slice expected = sm_str("mumbai");
   n = kvstore_encode_cas(cmd, sizeof cmd, &h, sm_str("city"), &expected,
                          sm_str("delhi"));
+  sm_kv_apply(kv, cmd, n);
+  h.seq++;
+  kvstore_set_revision(kv, 9);
+  n = kvstore_encode_lease(cmd, sizeof cmd, &h, KVSTORE_OP_LEASE_GRANT, 3000);
+  uint64_t lease = (uint64_t)sm_kv_apply(kv, cmd, n);
+  h.seq++;
+  n = kvstore_encode_set_ex(cmd, sizeof cmd, &h, sm_str("svc/a"),
+                            sm_str("10.0.0.1"), KVSTORE_SET_LEASE, 0, lease);
+  sm_kv_apply(kv, cmd, n);
+  h.seq++;
+  kvstore_set_revision(kv, 12);
+  uint8_t sub[2][64];
+  struct kvstore_slice subs[2];
+  subs[0].len = kvstore_encode_append(sub[0], sizeof sub[0], &h, sm_str("n"),
+                                      sm_str("0"));
+  subs[1].len = kvstore_encode_getdel(sub[1], sizeof sub[1], &h, sm_str("ttl"));
+  subs[0].ptr = sub[0];
+  subs[1].ptr = sub[1];
+  struct kvstore_slice watch = sm_str("city");
+  n = kvstore_encode_txn(cmd, sizeof cmd, &h, &watch, 1, 12, subs, 2);
   sm_kv_apply(kv, cmd, n);
 }
 

@@ -328,6 +328,14 @@ static int snapshot_corpora(const char *kv_dir, const char *app_dir,
   uint8_t *app0 = app_snapshot_of(app_empty, &app0_n);
 
   rc |= write_flagged(kv_dir, "populated.bin", 0, kvs, kv_n);
+  /* The lease's record and a leased key's lease id, each made wrong
+   * behind a matching checksum. */
+  kvs[33 + 28] ^= 0x02;
+  rc |= write_flagged(kv_dir, "miss-lease-id.bin", 1, kvs, kv_n);
+  kvs[33 + 28] ^= 0x02;
+  kvs[33 + 28 + 24 + 24] ^= 0x01;
+  rc |= write_flagged(kv_dir, "miss-key-lease.bin", 1, kvs, kv_n);
+  kvs[33 + 28 + 24 + 24] ^= 0x01;
   rc |= write_flagged(kv_dir, "empty.bin", 0, kv0, kv0_n);
   /* A key length past the end, behind a checksum made to match. */
   kvs[kv_n - 30] ^= 0x40;

@@ -654,7 +654,7 @@ static void malformed_commands_are_refused_and_change_nothing(void) {
   memset(bad + 10, 0, 8); /* seq 0 */
   CHECK(kvstore_apply(kv, bad, n, &r) == SABHA_ECORRUPT);
   n = kvstore_encode_set(bad, sizeof bad, &h, S("k"), S("v"), 0, 0);
-  bad[KVSTORE_CMD_HEADER_BYTES] = 16; /* an unknown SET flag */
+  bad[KVSTORE_CMD_HEADER_BYTES] = 128; /* an unknown SET flag */
   CHECK(kvstore_apply(kv, bad, n, &r) == SABHA_ECORRUPT);
   bad[KVSTORE_CMD_HEADER_BYTES] = 0;
   bad[KVSTORE_CMD_HEADER_BYTES + 1] = 1; /* px_ms without PX */
@@ -858,7 +858,7 @@ static void corrupt_snapshots_are_refused_and_change_nothing(void) {
 
   /* Well-sealed but wrong inside: the checks behind the checksum. */
   memcpy(bad, snap, len);
-  bad[4] = 2; /* version */
+  bad[4] = 3; /* version */
   reseal(bad, len);
   expect_corrupt(victim, bad, len, reference);
   memcpy(bad, snap, len);
@@ -932,22 +932,24 @@ static void duplicate_keys_in_a_snapshot_are_refused(void) {
   set(&c, "k", "1");
   size_t len;
   uint8_t *snap = snapshot_of(kv, &len);
-  /* Header 33 bytes, one key record of 16 + 1 + 1 bytes, one session of 26,
-   * the checksum: insert a second copy of the key record. */
-  CHECK(len == 33 + 18 + 26 + 4);
-  uint8_t *twice = malloc(len + 18);
+  /* Header 33 + 28 bytes, no leases, one key record of 32 + 1 + 1 bytes,
+   * one session of 26, the checksum: insert a second copy of the key
+   * record. */
+  enum { H = 33 + 28, K = 34 };
+  CHECK(len == H + K + 26 + 4);
+  uint8_t *twice = malloc(len + K);
   CHECK(twice != NULL);
-  memcpy(twice, snap, 33 + 18);
-  memcpy(twice + 33 + 18, snap + 33, 18);
-  memcpy(twice + 33 + 36, snap + 33 + 18, 26 + 4);
+  memcpy(twice, snap, H + K);
+  memcpy(twice + H + K, snap + H, K);
+  memcpy(twice + H + 2 * K, snap + H + K, 26 + 4);
   twice[21] = 2;
-  reseal(twice, len + 18);
+  reseal(twice, len + K);
   struct kvstore *other = store_new();
-  CHECK(kvstore_restore(other, twice, len + 18) == SABHA_ECORRUPT);
+  CHECK(kvstore_restore(other, twice, len + K) == SABHA_ECORRUPT);
   /* The same bytes with the second key renamed restore fine. */
-  twice[33 + 18 + 16] = 'j';
-  reseal(twice, len + 18);
-  CHECK(kvstore_restore(other, twice, len + 18) == 0);
+  twice[H + K + 32] = 'j';
+  reseal(twice, len + K);
+  CHECK(kvstore_restore(other, twice, len + K) == 0);
   CHECK(get_is(other, "k", "1") && get_is(other, "j", "1"));
   free(snap);
   free(twice);

@@ -1,0 +1,375 @@
+/* SABHA.WATCH: a connection that becomes a stream of the store's changes.
+ *
+ * Every change the store applies is an event (kvstore.h: put or del, key,
+ * value, revision), reported while the entry applies, in the same order on
+ * every replica. The node keeps the recent ones in a window, a ring that
+ * holds at most RT_WATCH_WINDOW_EVENTS_MAX events and
+ * RT_WATCH_WINDOW_BYTES_MAX bytes: every event of revision >= first_rev is
+ * there (or is yet to come). Older ones were dropped to stay in bounds, or
+ * this node never saw them one by one (it started from a snapshot, or
+ * installed one): FROM an older revision is refused with the oldest it
+ * can serve, and the client resumes at another node or reads the current
+ * state and watches from there.
+ *
+ * A watcher is a client stream, a key prefix and a place in the window.
+ * After each applied entry (and each tick) every watcher takes the events
+ * past its place that match its prefix, in order, into a batch, and the
+ * batch goes out as one reply, an array of events, each
+ * [kind, key, value (nil for del), revision]:
+ *   - once no new event joined it for BATCH ms (default
+ *     RT_WATCH_BATCH_MS_DEFAULT), or BATCH ms x 5 after its first event,
+ *     so that a burst of changes comes as one reply (and a client such as
+ *     redis-cli, which prints one reply, sees the burst); BATCH 0 sends
+ *     each entry's events at once;
+ *   - never splitting a revision, so a watcher that reconnects FROM the
+ *     revision after the last one it received gets each event once.
+ * A watcher whose unsent replies pass RT_WATCHER_OUT_BYTES_MAX takes no
+ * more until they drain; if the window drops events it has not taken, it
+ * is told from which revision to resume and closed. So memory is the
+ * window plus a bounded output per watcher, whatever the clients do.
+ *
+ * Every node serves watches, followers included, from what it applied:
+ * a follower's events come when it learns of the commits, a little after
+ * the leader's. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/decimal.h"
+#include "node/runtime_internal.h"
+
+struct rt_event {
+  uint64_t revision;
+  uint8_t kind; /* enum kvstore_event_kind */
+  uint32_t key_len;
+  uint32_t value_len;
+  uint8_t bytes[]; /* key, then value */
+};
+
+struct rt_watch {
+  struct rt_event **ring; /* cap entries, a power of two */
+  size_t cap;
+  uint64_t first_seq; /* sequence number of the oldest event held */
+  uint64_t next_seq;  /* of the next event to come */
+  size_t bytes;
+  uint64_t first_rev;
+  struct list_link watchers;
+};
+
+struct rt_watcher {
+  struct list_link link;
+  struct rt_stream *c;
+  uint8_t *prefix;
+  size_t prefix_len;
+  uint64_t next_seq; /* the next event to look at */
+  uint64_t batch_ms;
+  struct resp_buf batch; /* the events of the reply being gathered */
+  uint32_t batch_n;
+  uint64_t batch_first_ms, batch_last_ms;
+  uint64_t last_rev; /* of the last event gathered */
+};
+
+#define EVENT_OVERHEAD_BYTES (sizeof(struct rt_event) + sizeof(void *))
+
+int rt_watch_init(struct rt *rt, uint64_t first_rev) {
+  struct rt_watch *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return SABHA_ENOMEM;
+  w->first_rev = first_rev > 0 ? first_rev : 1;
+  list_init(&w->watchers);
+  rt->watch = w;
+  return 0;
+}
+
+static void window_clear(struct rt_watch *w) {
+  for (uint64_t s = w->first_seq; s < w->next_seq; s++) {
+    free(w->ring[s & (w->cap - 1)]);
+    w->ring[s & (w->cap - 1)] = NULL;
+  }
+  w->first_seq = w->next_seq;
+  w->bytes = 0;
+}
+
+static void watcher_free(struct rt_watcher *x) {
+  list_remove(&x->link);
+  if (x->c != NULL)
+    x->c->watcher = NULL;
+  resp_buf_free(&x->batch);
+  free(x->prefix);
+  free(x);
+}
+
+void rt_watch_free(struct rt *rt) {
+  struct rt_watch *w = rt->watch;
+  if (w == NULL)
+    return;
+  while (!list_empty(&w->watchers))
+    watcher_free(LIST_OF(w->watchers.next, struct rt_watcher, link));
+  window_clear(w);
+  free(w->ring);
+  free(w);
+  rt->watch = NULL;
+}
+
+uint64_t rt_watch_first_rev(const struct rt *rt) {
+  return rt->watch->first_rev;
+}
+
+static void drop_oldest(struct rt_watch *w) {
+  assert(w->first_seq < w->next_seq);
+  struct rt_event *e = w->ring[w->first_seq & (w->cap - 1)];
+  w->ring[w->first_seq & (w->cap - 1)] = NULL;
+  w->first_seq++;
+  w->bytes -= EVENT_OVERHEAD_BYTES + e->key_len + e->value_len;
+  /* The rest of its revision may still be held, but no longer all of it. */
+  if (e->revision + 1 > w->first_rev)
+    w->first_rev = e->revision + 1;
+  free(e);
+}
+
+/* Room for one more event in the ring. */
+static bool ring_room(struct rt_watch *w) {
+  size_t n = (size_t)(w->next_seq - w->first_seq);
+  if (n < w->cap)
+    return true;
+  if (w->cap >= RT_WATCH_WINDOW_EVENTS_MAX) {
+    drop_oldest(w);
+    return true;
+  }
+  size_t cap = w->cap == 0 ? 1024 : w->cap * 2;
+  struct rt_event **ring = calloc(cap, sizeof *ring);
+  if (ring == NULL)
+    return false;
+  for (uint64_t s = w->first_seq; s < w->next_seq; s++)
+    ring[s & (cap - 1)] = w->ring[s & (w->cap - 1)];
+  free(w->ring);
+  w->ring = ring;
+  w->cap = cap;
+  return true;
+}
+
+void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
+  struct rt *rt = ctx;
+  struct rt_watch *w = rt->watch;
+  size_t size = ev->key_len + ev->value_len;
+  struct rt_event *e = malloc(sizeof *e + size);
+  if (e == NULL || !ring_room(w)) {
+    /* Without memory the window cannot stay whole: it starts again after
+     * this revision, and watchers that needed it are told (deliver). */
+    free(e);
+    rt_log(rt, RT_LOG_WARN,
+           "no memory for watch events: the window restarts after "
+           "revision %" PRIu64,
+           ev->revision);
+    window_clear(w);
+    w->first_rev = ev->revision + 1;
+    return;
+  }
+  e->revision = ev->revision;
+  e->kind = (uint8_t)ev->kind;
+  e->key_len = (uint32_t)ev->key_len;
+  e->value_len = (uint32_t)ev->value_len;
+  if (ev->key_len > 0)
+    memcpy(e->bytes, ev->key, ev->key_len);
+  if (ev->value_len > 0)
+    memcpy(e->bytes + ev->key_len, ev->value, ev->value_len);
+  w->ring[w->next_seq & (w->cap - 1)] = e;
+  w->next_seq++;
+  w->bytes += EVENT_OVERHEAD_BYTES + size;
+  while (w->bytes > RT_WATCH_WINDOW_BYTES_MAX && w->first_seq + 1 < w->next_seq)
+    drop_oldest(w);
+}
+
+/* Ends a watcher with an error its client reads last. */
+static void watcher_flush(struct rt_watcher *x);
+
+static void watcher_fail(struct rt_watcher *x, const char *msg) {
+  struct rt_stream *c = x->c;
+  if (x->batch_n > 0 && x->batch.err == 0)
+    watcher_flush(x); /* whole revisions: the resume point stays right */
+  resp_write_error(&c->out, msg);
+  c->quit_after = true;
+  watcher_free(x);
+  rt_stream_close(c, true);
+  rt_stream_kick_output(c);
+}
+
+static void watcher_flush(struct rt_watcher *x) {
+  struct rt_stream *c = x->c;
+  resp_write_array(&c->out, x->batch_n);
+  resp_buf_append(&c->out, x->batch.data, x->batch.len);
+  resp_buf_reset(&x->batch);
+  x->batch_n = 0;
+  rt_stream_kick_output(c);
+}
+
+static void write_event(struct resp_buf *b, const struct rt_event *e) {
+  resp_write_array(b, 4);
+  if (e->kind == KVSTORE_EVENT_PUT)
+    resp_write_bulk(b, "put", 3);
+  else
+    resp_write_bulk(b, "del", 3);
+  resp_write_bulk(b, e->bytes, e->key_len);
+  if (e->kind == KVSTORE_EVENT_PUT)
+    resp_write_bulk(b, e->bytes + e->key_len, e->value_len);
+  else
+    resp_write_null(b);
+  resp_write_int(b, (int64_t)e->revision);
+}
+
+static void watcher_take(struct rt *rt, struct rt_watcher *x, uint64_t now) {
+  struct rt_watch *w = rt->watch;
+  struct rt_stream *c = x->c;
+  if (x->next_seq < w->first_seq) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "ERR the watch fell behind: events after revision %" PRIu64
+             " are no longer kept here; resume with FROM %" PRIu64,
+             x->last_rev, x->last_rev + 1);
+    watcher_fail(x, msg);
+    return;
+  }
+  while (x->next_seq < w->next_seq) {
+    const struct rt_event *e = w->ring[x->next_seq & (w->cap - 1)];
+    bool full =
+        c->out.len + c->wbuf.len + x->batch.len >= RT_WATCHER_OUT_BYTES_MAX;
+    /* Stop only between revisions, so that no batch splits one. */
+    if (full && e->revision != x->last_rev)
+      break;
+    x->next_seq++;
+    if (e->key_len < x->prefix_len ||
+        (x->prefix_len > 0 && memcmp(e->bytes, x->prefix, x->prefix_len) != 0))
+      continue;
+    if (x->batch_n > 0 && x->batch_ms == 0 && e->revision != x->last_rev)
+      watcher_flush(x); /* BATCH 0: a reply per revision */
+    write_event(&x->batch, e);
+    if (x->batch_n == 0)
+      x->batch_first_ms = now;
+    x->batch_n++;
+    x->batch_last_ms = now;
+    x->last_rev = e->revision;
+  }
+  if (x->batch.err != 0) {
+    watcher_fail(x, "OOM out of memory");
+    return;
+  }
+  if (x->batch_n > 0 && (now >= x->batch_last_ms + x->batch_ms ||
+                         now >= x->batch_first_ms + 5 * x->batch_ms))
+    watcher_flush(x);
+}
+
+void rt_watch_deliver(struct rt *rt) {
+  struct rt_watch *w = rt->watch;
+  if (w == NULL)
+    return;
+  uint64_t now = rt_now_ms(rt);
+  struct list_link *l = w->watchers.next;
+  while (l != &w->watchers) {
+    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, link);
+    l = l->next; /* x may go */
+    watcher_take(rt, x, now);
+  }
+}
+
+void rt_watch_reset(struct rt *rt, uint64_t index) {
+  struct rt_watch *w = rt->watch;
+  window_clear(w);
+  w->first_rev = index + 1;
+  while (!list_empty(&w->watchers)) {
+    struct rt_watcher *x = LIST_OF(w->watchers.next, struct rt_watcher, link);
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "ERR this node installed a snapshot at revision %" PRIu64
+             " and missed events; resume with FROM %" PRIu64
+             " at another node, or read and watch again",
+             index, x->last_rev + 1);
+    watcher_fail(x, msg);
+  }
+}
+
+void rt_watch_stop(struct rt_stream *c) {
+  if (c->watcher != NULL)
+    watcher_free(c->watcher);
+}
+
+/* The first event of revision >= rev (the ring's revisions never go
+ * down): a binary search. */
+static uint64_t seq_of_rev(const struct rt_watch *w, uint64_t rev) {
+  uint64_t lo = w->first_seq, hi = w->next_seq;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (w->ring[mid & (w->cap - 1)]->revision < rev)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+void rt_watch_start(struct rt_stream *c, uint32_t argc,
+                    const struct resp_arg *argv, struct resp_buf *b) {
+  struct rt *rt = c->rt;
+  struct rt_watch *w = rt->watch;
+  int64_t from = -1, batch_ms = RT_WATCH_BATCH_MS_DEFAULT;
+  for (uint32_t i = 2; i < argc; i += 2) {
+    int64_t v;
+    bool is_from = argv[i].len == 4 &&
+                   strncasecmp((const char *)argv[i].ptr, "FROM", 4) == 0;
+    bool is_batch = argv[i].len == 5 &&
+                    strncasecmp((const char *)argv[i].ptr, "BATCH", 5) == 0;
+    if ((!is_from && !is_batch) || i + 1 >= argc) {
+      resp_write_error(b, "ERR syntax error: SABHA.WATCH prefix [FROM "
+                          "revision] [BATCH ms]");
+      return;
+    }
+    if (dec_parse_i64(argv[i + 1].ptr, argv[i + 1].len, &v) != DEC_OK ||
+        v < 0 || (is_batch && v > RT_WATCH_BATCH_MS_MAX)) {
+      resp_write_error(b, "ERR FROM takes a revision >= 0, BATCH 0 to "
+                          "10000 ms");
+      return;
+    }
+    if (is_from)
+      from = v;
+    else
+      batch_ms = v;
+  }
+  if (argv[1].len > RT_WATCH_PREFIX_BYTES_MAX) {
+    resp_write_error(b, "ERR the prefix is longer than 1024 bytes");
+    return;
+  }
+  uint64_t start = w->next_seq;
+  if (from >= 0) {
+    uint64_t rev = from > 0 ? (uint64_t)from : 1;
+    if (rev < w->first_rev) {
+      resp_buf_printf(b,
+                      "-ERR revision %" PRIu64 " is compacted: this node "
+                      "streams from revision %" PRIu64 " on\r\n",
+                      rev, w->first_rev);
+      return;
+    }
+    start = seq_of_rev(w, rev);
+  }
+  struct rt_watcher *x = calloc(1, sizeof *x);
+  uint8_t *prefix = malloc(argv[1].len > 0 ? argv[1].len : 1);
+  if (x == NULL || prefix == NULL) {
+    free(x);
+    free(prefix);
+    resp_write_error(b, "OOM out of memory");
+    return;
+  }
+  if (argv[1].len > 0)
+    memcpy(prefix, argv[1].ptr, argv[1].len);
+  x->c = c;
+  x->prefix = prefix;
+  x->prefix_len = argv[1].len;
+  x->next_seq = start;
+  x->batch_ms = (uint64_t)batch_ms;
+  x->last_rev = from > 0 ? (uint64_t)from - 1 : 0;
+  resp_buf_init(&x->batch, RT_WATCHER_OUT_BYTES_MAX * 2);
+  list_push(&w->watchers, &x->link);
+  c->watcher = x;
+  watcher_take(rt, x, rt_now_ms(rt));
+}
