@@ -96,6 +96,7 @@ enum cmd_id {
   C_DISCARD,
   C_UNWATCH,
   C_SABHA_WATCH,
+  C_SABHA_RANGE,
   C_APP_READ,  /* an app read: app_read() */
   C_APP_WRITE, /* an app write: app_encode(), proposed */
 };
@@ -213,6 +214,8 @@ static const struct rt_command COMMANDS[] = {
      "Drops the queued commands"},
     {"UNWATCH", 1, CK_LOCAL, C_UNWATCH, "fast", 0, 0, 0,
      "Forgets the watched keys"},
+    {"SABHA.RANGE", -2, CK_READ, C_SABHA_RANGE, "readonly", 0, 0, 0,
+     "SABHA.RANGE prefix [limit]: revision, more, then key value revision"},
     {"SABHA.WATCH", -2, CK_LOCAL, C_SABHA_WATCH, "", 0, 0, 0,
      "SABHA.WATCH prefix [FROM revision] [BATCH ms]: a stream of changes"},
 };
@@ -704,6 +707,9 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
                            uint32_t argc, const struct resp_arg *argv,
                            uint64_t now, struct resp_buf *b, uint8_t *start,
                            size_t *start_len_out);
+static void exec_range(struct rt *rt, uint32_t argc,
+                       const struct resp_arg *argv, uint64_t now,
+                       struct resp_buf *b);
 
 /* SCAN cursor [MATCH pattern] [COUNT n] [TYPE string] and KEYS pattern:
  * a walk of the ordered keys from the cursor (or the pattern's literal
@@ -859,6 +865,9 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
   case C_KEYS:
     exec_scan(rt, cmd, argc, argv, now, b);
     return;
+  case C_SABHA_RANGE:
+    exec_range(rt, argc, argv, now, b);
+    return;
   case C_WATCH:
     /* The index this node has applied: no change after it is yet seen,
      * so a watched key whose revision is later changed after the WATCH
@@ -872,6 +881,67 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
     assert(false);
     resp_write_error(b, "ERR not a read");
   }
+}
+
+/* ---- SABHA.RANGE ------------------------------------------------------------
+ */
+
+struct range_ctx {
+  struct kvstore_slice prefix;
+  struct resp_buf items;
+  uint64_t n, limit;
+  bool more;
+};
+
+static bool range_visit(void *ctx, const struct kvstore_item *it) {
+  struct range_ctx *r = ctx;
+  if (it->key.len < r->prefix.len ||
+      (r->prefix.len > 0 &&
+       memcmp(it->key.ptr, r->prefix.ptr, r->prefix.len) != 0))
+    return false; /* past the prefix: keys are in order */
+  if (r->n == r->limit) {
+    r->more = true;
+    return false;
+  }
+  resp_write_bulk(&r->items, it->key.ptr, it->key.len);
+  resp_write_bulk(&r->items, it->value.ptr, it->value.len);
+  resp_write_int(&r->items, (int64_t)it->revision);
+  r->n++;
+  return true;
+}
+
+/* SABHA.RANGE prefix [limit]: the live keys under a prefix, in order, with
+ * their values and revisions (the HTTP range read); at most `limit`
+ * (RT_RANGE_LIMIT_DEFAULT, at most RT_RANGE_LIMIT_MAX), and whether more
+ * remain. The walk visits at most limit + 1 keys besides expired ones it
+ * passes, bounded too. Reply: *(2 + 3n) applied-index, more, then triples. */
+static void exec_range(struct rt *rt, uint32_t argc,
+                       const struct resp_arg *argv, uint64_t now,
+                       struct resp_buf *b) {
+  int64_t limit = RT_RANGE_LIMIT_DEFAULT;
+  if (argc > 3 || (argc == 3 && (!parse_i64(&argv[2], &limit) || limit < 1 ||
+                                 limit > RT_RANGE_LIMIT_MAX))) {
+    resp_write_error(b, "ERR the limit must be between 1 and 10000");
+    return;
+  }
+  struct range_ctx r = {.prefix = slice(&argv[1]), .limit = (uint64_t)limit};
+  resp_buf_init(&r.items, RT_OUT_BYTES_MAX);
+  struct kvstore_slice next;
+  bool unfinished = kvstore_range(
+      rt->kv, r.prefix, now, (size_t)(4 * limit + 1), range_visit, &r, &next);
+  /* Visits ran out among expired keys: say there may be more. */
+  if (unfinished && r.n < r.limit && !r.more && next.len >= r.prefix.len &&
+      (r.prefix.len == 0 || memcmp(next.ptr, r.prefix.ptr, r.prefix.len) == 0))
+    r.more = true;
+  if (r.items.err != 0) {
+    resp_write_error(b, "ERR the range is too large; use a smaller limit");
+  } else {
+    resp_write_array(b, 2 + 3 * r.n);
+    resp_write_int(b, (int64_t)rt->applied);
+    resp_write_int(b, r.more ? 1 : 0);
+    resp_buf_append(b, r.items.data, r.items.len);
+  }
+  resp_buf_free(&r.items);
 }
 
 /* ---- encoding writes ---------------------------------------------------- */

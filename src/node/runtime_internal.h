@@ -99,6 +99,9 @@
 #define RT_SCAN_COUNT_MAX 100000u
 #define RT_KEYS_VISIT_MAX 100000u
 #define RT_PATTERN_BYTES_MAX 1024u
+/* SABHA.RANGE (the HTTP range read): keys per reply. */
+#define RT_RANGE_LIMIT_DEFAULT 1000u
+#define RT_RANGE_LIMIT_MAX 10000u
 /* MULTI (clients.c): queued commands per transaction and their bytes, so
  * that EXEC's one command fits what a forwarding link and a log entry
  * carry; keys one connection may WATCH. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "check/json.h"
 #include "sabha/error.h"
@@ -96,6 +97,10 @@ static enum http_parse_status parse_request_line(const struct scan *s,
     req->method = HTTP_METHOD_GET;
   else if (slice_is(s->buf, i, "HEAD"))
     req->method = HTTP_METHOD_HEAD;
+  else if (slice_is(s->buf, i, "PUT"))
+    req->method = HTTP_METHOD_PUT;
+  else if (slice_is(s->buf, i, "DELETE"))
+    req->method = HTTP_METHOD_DELETE;
   else
     return refuse(req, 405, "method not allowed");
   i++;
@@ -294,20 +299,32 @@ const char *http_reason_phrase(int status) {
     return "No Content";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
     return "Method Not Allowed";
   case 408:
     return "Request Timeout";
+  case 411:
+    return "Length Required";
+  case 413:
+    return "Content Too Large";
   case 414:
     return "URI Too Long";
   case 431:
     return "Request Header Fields Too Large";
   case 500:
     return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
   case 503:
     return "Service Unavailable";
+  case 507:
+    return "Insufficient Storage";
   case 505:
     return "HTTP Version Not Supported";
   default:
@@ -330,7 +347,7 @@ int http_write_response(struct resp_buf *b, int status,
                   "Connection: close\r\n",
                   status, http_reason_phrase(status), content_type, body_len);
   if (status == 405)
-    resp_buf_printf(b, "Allow: GET, HEAD\r\n");
+    resp_buf_printf(b, "Allow: GET, HEAD, PUT, DELETE\r\n");
   resp_buf_append(b, "\r\n", 2);
   if (!head_only)
     resp_buf_append(b, body, body_len);
@@ -511,4 +528,34 @@ int http_json_string(struct resp_buf *b, const char *s, size_t n) {
   assert(b != NULL && (s != NULL || n == 0));
   json_string(put_resp_buf, b, s, n, JSON_TEXT);
   return b->err;
+}
+
+int http_json_bytes(struct resp_buf *b, const void *p, size_t n) {
+  assert(b != NULL && (p != NULL || n == 0));
+  json_string(put_resp_buf, b, p, n, JSON_BINARY);
+  return b->err;
+}
+
+int http_content_length(const struct http_request *req, uint64_t *out) {
+  *out = 0;
+  if (http_header_find(req, "transfer-encoding") != NULL)
+    return -1;
+  const struct http_header *h = http_header_find(req, "content-length");
+  if (h == NULL)
+    return 0;
+  if (h->value_len == 0 || h->value_len > 15)
+    return -1;
+  uint64_t v = 0;
+  for (size_t i = 0; i < h->value_len; i++) {
+    if (h->value[i] < '0' || h->value[i] > '9')
+      return -1;
+    v = v * 10 + (uint64_t)(h->value[i] - '0');
+  }
+  /* Two Content-Length fields could frame the body two ways. */
+  for (uint32_t i = 0; i < req->n_headers; i++)
+    if (&req->headers[i] != h && req->headers[i].name_len == 14 &&
+        strncasecmp(req->headers[i].name, "content-length", 14) == 0)
+      return -1;
+  *out = v;
+  return 1;
 }

@@ -6,16 +6,16 @@
  * module does the little that is needed, in the same way as resp.c: the
  * request parser, http_parse(), is a pure function over the bytes received so
  * far. It reads the request line and the header fields within fixed bounds,
- * accepts GET and HEAD only, and never allocates or recurses. Every response
- * carries "Connection: close": one request per connection, so there is no
- * keep-alive, no pipelining and no request body to frame (a body a client
- * sends anyway is never read; the connection closes after the response).
+ * accepts GET, HEAD, PUT and DELETE, and never allocates or recurses. The
+ * operator endpoints answer one request per connection ("Connection:
+ * close"); the key-value API (node_kv.c) keeps connections alive and reads
+ * bodies framed by Content-Length (http_content_length()).
  *
  * What is refused, and with which status (RFC 9110 and 9112):
  *   400  a malformed request line or header field (bare LF, whitespace
  *        before a colon, obsolete line folding, control characters, a target
  *        not starting with '/', an HTTP/1.1 request without exactly one Host)
- *   405  a well-formed method other than GET or HEAD (send Allow: GET, HEAD)
+ *   405  a well-formed method other than GET, HEAD, PUT or DELETE
  *   414  a request line longer than line_bytes_max
  *   431  a head longer than head_bytes_max, or more than HTTP_HEADERS_MAX
  *        header fields
@@ -49,6 +49,8 @@ extern const struct http_limits http_limits_default;
 enum http_method {
   HTTP_METHOD_GET = 1,
   HTTP_METHOD_HEAD = 2,
+  HTTP_METHOD_PUT = 3,    /* /v1/kv only (node_kv.c) */
+  HTTP_METHOD_DELETE = 4, /* /v1/kv only */
 };
 
 enum http_parse_status {
@@ -175,5 +177,13 @@ int http_prom_histogram(struct resp_buf *b, const char *name,
  * as check/json.h says for UTF-8 text (JSON_TEXT). For /status. Returns 0
  * or the buffer's sticky error. */
 int http_json_string(struct resp_buf *b, const char *s, size_t n);
+/* The same for arbitrary bytes: every byte from 0x7f up is \u00XX, so the
+ * literal is valid JSON whatever they are (keys and values). */
+int http_json_bytes(struct resp_buf *b, const void *p, size_t n);
+
+/* The body's length from Content-Length: 1 with *out set, 0 when there is
+ * none, -1 when it cannot frame a body (not a number, repeated, or a
+ * Transfer-Encoding, which is not supported). */
+int http_content_length(const struct http_request *req, uint64_t *out);
 
 #endif

@@ -375,8 +375,12 @@ static struct srv_conn *conn_new(struct srv_node *n, struct rt_stream *s) {
 }
 
 static void port_stream_output(void *ctx, struct rt_stream *s) {
-  (void)ctx;
   struct srv_conn *c = rt_stream_host(s);
+  if (c != NULL && c->http != NULL) {
+    c->http->kv_due = true; /* served from the check phase */
+    port_kick(ctx);
+    return;
+  }
   if (c != NULL && !c->writing)
     conn_write(c);
 }
@@ -384,13 +388,20 @@ static void port_stream_output(void *ctx, struct rt_stream *s) {
 static void port_stream_pause(void *ctx, struct rt_stream *s, bool paused) {
   (void)ctx;
   struct srv_conn *c = rt_stream_host(s);
-  if (c != NULL)
+  /* An HTTP connection holds one request at a time: nothing to pause. */
+  if (c != NULL && c->http == NULL)
     conn_read(c, !paused);
 }
 
 static void port_stream_close(void *ctx, struct rt_stream *s, bool flush) {
-  (void)ctx;
   struct srv_conn *c = rt_stream_host(s);
+  if (c != NULL && c->http != NULL) {
+    c->rt_closed = true;
+    c->http->kv_due = true;
+    c->http->kv_close = true;
+    port_kick(ctx);
+    return;
+  }
   if (c == NULL || c->closing)
     return;
   conn_read(c, false);
@@ -467,7 +478,7 @@ static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
 
 /* True when the connection comes from this host's loopback interface
  * (127.0.0.0/8, ::1, or 127.x mapped into IPv6): what protected mode asks. */
-static bool peer_is_loopback(const uv_tcp_t *tcp) {
+bool srv_peer_is_loopback(const uv_tcp_t *tcp) {
   struct sockaddr_storage sa;
   int len = (int)sizeof sa;
   if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0)
@@ -521,7 +532,7 @@ static void on_client_connection(uv_stream_t *server, int status) {
     return;
   }
   const char *refusal =
-      rt_stream_accept(n->rt, peer_is_loopback(&c->tcp), &c->s);
+      rt_stream_accept(n->rt, srv_peer_is_loopback(&c->tcp), &c->s);
   if (refusal != NULL) {
     /* In plain text a refusal would be garbage to a TLS client, which
      * sees only the connection close. */
@@ -561,6 +572,7 @@ static void on_check(uv_check_t *h) {
   struct srv_node *n = h->data;
   if (n->stopping || n->rt == NULL)
     return;
+  srv_http_service(n);
   if (!rt_run(n->rt))
     uv_idle_stop(&n->idle);
 }

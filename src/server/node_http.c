@@ -1,9 +1,10 @@
 /* The node's HTTP endpoints: /metrics (Prometheus text), /status (JSON) and
- * /health, for operators, Prometheus and `sabha cluster status`.
+ * /health, for operators, Prometheus and `sabha cluster status`; and the
+ * key-value API under /v1/ (node_kv.c), which keeps connections alive.
  *
- * One request per connection (http.h: Connection: close), answered from the
- * node's live state on the loop thread. Bounded so that these endpoints
- * keep answering whoever else connects: at most SRV_HTTP_CONNS_MAX
+ * One operator request per connection (http.h: Connection: close),
+ * answered from the node's live state on the loop thread. Bounded so that these
+ * endpoints keep answering whoever else connects: at most SRV_HTTP_CONNS_MAX
  * connections at once, the oldest half-sent one making room for a new one;
  * a request head of 8 KiB at most (http.h) that must be complete within
  * SRV_HTTP_HEAD_TIMEOUT_MS (else 408). docs/operations.md lists every
@@ -342,7 +343,11 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
 
 static void on_http_closed(uv_handle_t *h) {
   struct srv_http_conn *c = h->data;
+  srv_kv_free(c);
+  if (c->buf != c->small)
+    free(c->buf);
   resp_buf_free(&c->out);
+  resp_buf_free(&c->wout);
   tls_conn_free(c->tls);
   codec_buf_free(&c->tls_out);
   free(c);
@@ -354,11 +359,6 @@ void srv_http_close(struct srv_http_conn *c) {
   list_remove(&c->link);
   c->n->n_http--;
   uv_close((uv_handle_t *)&c->tcp, on_http_closed);
-}
-
-static void on_http_written(uv_write_t *w, int status) {
-  (void)status;
-  srv_http_close(w->data);
 }
 
 static void http_tls_flush(struct srv_http_conn *c);
@@ -411,6 +411,10 @@ static void respond(struct srv_http_conn *c, const struct http_request *req) {
     return;
   }
   bool head = req->method == HTTP_METHOD_HEAD;
+  if (req->method != HTTP_METHOD_GET && !head) {
+    http_write_error(&c->out, 405, false);
+    return;
+  }
   struct resp_buf body;
   resp_buf_init(&body, 16u << 20);
   if (path_is(req, "/metrics")) {
@@ -432,24 +436,71 @@ static void respond(struct srv_http_conn *c, const struct http_request *req) {
   resp_buf_free(&body);
 }
 
-static void http_send(struct srv_http_conn *c) {
-  c->responded = true;
-  uv_read_stop((uv_stream_t *)&c->tcp);
-  if (c->out.err != 0 || c->out.len == 0) {
+static void http_process(struct srv_http_conn *c);
+
+static void on_kv_written(uv_write_t *w, int status) {
+  struct srv_http_conn *c = w->data;
+  c->writing = false;
+  resp_buf_reset(&c->wout);
+  if (status < 0) {
+    srv_http_close(c);
+    return;
+  }
+  srv_http_pump(c);
+  if (!c->writing && !uv_is_closing((uv_handle_t *)&c->tcp))
+    http_process(c); /* a request that waited for the responses before */
+}
+
+/* Writes what c->out holds, one write at a time; closes once the last
+ * response is out (responded, or the key-value API said close). */
+void srv_http_pump(struct srv_http_conn *c) {
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  bool last = c->responded || (c->kv_close && !c->kv_busy);
+  if (c->out.err != 0) {
     srv_http_close(c);
     return;
   }
   if (c->tls != NULL) {
-    if (tls_conn_write(c->tls, c->out.data, c->out.len) != TLS_OK)
+    if (c->out.len > 0 &&
+        tls_conn_write(c->tls, c->out.data, c->out.len) != TLS_OK) {
       srv_http_close(c);
-    else
-      http_tls_flush(c);
+      return;
+    }
+    resp_buf_reset(&c->out);
+    if (last)
+      c->responded = true; /* http_tls_flush closes once drained */
+    http_tls_flush(c);
     return;
   }
-  uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+  if (c->writing)
+    return;
+  if (c->out.len == 0) {
+    if (last)
+      srv_http_close(c);
+    return;
+  }
+  /* The pending bytes become the ones being written. */
+  struct resp_buf t = c->wout;
+  c->wout = c->out;
+  c->out = t;
+  uv_buf_t b = uv_buf_init((char *)c->wout.data, (unsigned)c->wout.len);
   c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_kv_written) != 0) {
     srv_http_close(c);
+    return;
+  }
+  c->writing = true;
+}
+
+static void http_send(struct srv_http_conn *c) {
+  c->responded = true;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (c->out.err != 0 || (c->out.len == 0 && !c->writing)) {
+    srv_http_close(c);
+    return;
+  }
+  srv_http_pump(c);
 }
 
 static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -459,8 +510,7 @@ static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     *buf = uv_buf_init((char *)c->n->tls_rbuf, SRV_TLS_RBUF_BYTES);
     return;
   }
-  *buf =
-      uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
+  *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
 }
 
 /* Answers 408 to a connection whose request head is not complete, as far
@@ -487,13 +537,16 @@ static void on_http_timer(uv_timer_t *t) {
   while (l != &n->https) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
     l = l->next; /* closing unlinks c */
-    if (!c->responded && now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
+    if (!c->responded && !c->kv_busy &&
+        now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
       n->http_head_timeouts++;
       http_timed_out(c);
     } else if (c->responded &&
                now >= c->accepted_ms + SRV_HTTP_WRITE_TIMEOUT_MS) {
       srv_http_close(c);
     }
+    /* A request with the runtime waits for it (request_timeout_ms bounds
+     * it there); a watch streams for as long as its client reads. */
   }
 }
 
@@ -502,7 +555,7 @@ static void on_http_timer(uv_timer_t *t) {
 static bool http_make_room(struct srv_node *n) {
   for (struct list_link *l = n->https.next; l != &n->https; l = l->next) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
-    if (c->responded)
+    if (c->responded || c->kv_busy)
       continue;
     n->http_evicted++;
     http_timed_out(c);
@@ -520,7 +573,7 @@ static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
   int st = tls_conn_feed(c->tls, c->n->tls_rbuf, n);
   while (st == TLS_OK) {
     size_t got = 0;
-    st = tls_conn_read(c->tls, c->buf + c->len, sizeof c->buf - c->len, &got);
+    st = tls_conn_read(c->tls, c->buf + c->len, c->cap - c->len, &got);
     c->len += got;
   }
   if (st == TLS_AGAIN)
@@ -528,6 +581,107 @@ static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
   srv_log(c->n, "DEBUG", "https: %s", tls_conn_errmsg(c->tls));
   srv_http_close(c);
   return false;
+}
+
+static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Room for a whole request of `need` bytes (head and body). */
+static bool http_room(struct srv_http_conn *c, size_t need) {
+  if (need <= c->cap)
+    return true;
+  uint8_t *p = malloc(need);
+  if (p == NULL)
+    return false;
+  memcpy(p, c->buf, c->len);
+  if (c->buf != c->small)
+    free(c->buf);
+  c->buf = p;
+  c->cap = need;
+  return true;
+}
+
+void srv_http_request_done(struct srv_http_conn *c) {
+  memmove(c->buf, c->buf + c->req_bytes, c->len - c->req_bytes);
+  c->len -= c->req_bytes;
+  c->req_bytes = 0;
+  /* A large body's buffer goes once the requests it held are done. */
+  if (c->buf != c->small && c->len <= sizeof c->small) {
+    memcpy(c->small, c->buf, c->len);
+    free(c->buf);
+    c->buf = c->small;
+    c->cap = sizeof c->small;
+  }
+  c->accepted_ms = uv_now(&c->n->loop); /* the next head's time starts */
+  c->kv_due = true;                     /* the next request, if any */
+  if (c->reading_stopped) {
+    c->reading_stopped = false;
+    uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
+  }
+}
+
+/* Answers the requests in the buffer, one at a time: operator endpoints
+ * with their one response and a close, /v1/ through the runtime. */
+static void http_process(struct srv_http_conn *c) {
+  while (!c->kv_busy && !c->responded && !c->kv_close &&
+         !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    struct http_request req;
+    size_t consumed = 0;
+    enum http_parse_status st =
+        http_parse(c->buf, c->len, &req, &consumed, &http_limits_default);
+    if (st == HTTP_PARSE_INCOMPLETE) {
+      if (c->len >= http_limits_default.head_bytes_max) {
+        http_write_error(&c->out, 431, false);
+        http_send(c);
+      } else if (c->tls != NULL) {
+        http_tls_flush(c); /* the handshake's next flight, if any */
+      }
+      return;
+    }
+    if (st == HTTP_PARSE_ERROR || !srv_kv_wants(&req) || c->n->rt == NULL) {
+      if (c->writing || c->out.len > 0) {
+        c->kv_due = true; /* after the responses before it */
+        return;
+      }
+      if (st == HTTP_PARSE_ERROR)
+        http_write_error(&c->out, req.status_error, false);
+      else
+        respond(c, &req);
+      http_send(c);
+      return;
+    }
+    uint64_t body = 0;
+    int framed = http_content_length(&req, &body);
+    int refuse = framed < 0 || (req.method == HTTP_METHOD_PUT && framed == 0)
+                     ? 411
+                 : body > SRV_HTTP_BODY_BYTES_MAX ? 413
+                                                  : 0;
+    if (refuse == 0 && !http_room(c, consumed + (size_t)body))
+      refuse = 503;
+    if (refuse != 0) {
+      http_write_error(&c->out, refuse, false);
+      http_send(c);
+      return;
+    }
+    if (c->len < consumed + body)
+      return; /* the body is still coming */
+    c->req_bytes = consumed + (size_t)body;
+    srv_kv_request(c, &req, c->buf + consumed, (size_t)body);
+  }
+}
+
+void srv_http_service(struct srv_node *n) {
+  for (struct list_link *l = n->https.next; l != &n->https;) {
+    struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
+    l = l->next; /* c may close */
+    if (!c->kv_due)
+      continue;
+    if (c->bridge != NULL && c->bridge->rt_closed)
+      srv_kv_stream_closed(c);
+    else
+      srv_kv_service(c);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+      http_process(c);
+  }
 }
 
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -543,24 +697,11 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->len += (size_t)nread;
   else if (!http_tls_decrypt(c, (size_t)nread))
     return;
-  struct http_request req;
-  size_t consumed = 0;
-  enum http_parse_status st =
-      http_parse(c->buf, c->len, &req, &consumed, &http_limits_default);
-  if (st == HTTP_PARSE_INCOMPLETE) {
-    if (c->len == sizeof c->buf) {
-      http_write_error(&c->out, 431, false);
-      http_send(c);
-    } else if (c->tls != NULL) {
-      http_tls_flush(c); /* the handshake's next flight, if any */
-    }
-    return;
+  if (c->len == c->cap && c->kv_busy) {
+    uv_read_stop((uv_stream_t *)&c->tcp); /* a pipeline fills the buffer */
+    c->reading_stopped = true;
   }
-  if (st == HTTP_PARSE_ERROR)
-    http_write_error(&c->out, req.status_error, false);
-  else
-    respond(c, &req);
-  http_send(c);
+  http_process(c);
 }
 
 static void on_free_handle(uv_handle_t *h) {
@@ -592,6 +733,14 @@ static void on_http_connection(uv_stream_t *server, int status) {
     return;
   }
   resp_buf_init(&c->out, 32u << 20);
+  resp_buf_init(&c->wout, 32u << 20);
+  resp_buf_init(&c->kv_cmd, 2 * SRV_HTTP_BODY_BYTES_MAX);
+  resp_buf_init(&c->kv_in, 64u << 20);
+  resp_buf_init(&c->kv_json, 32u << 20);
+  c->buf = c->small;
+  c->cap = sizeof c->small;
+  c->loopback = srv_peer_is_loopback(&c->tcp);
+  uv_tcp_nodelay(&c->tcp, 1);
   list_push(&n->https, &c->link);
   n->n_http++;
   uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);

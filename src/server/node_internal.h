@@ -26,7 +26,12 @@
  * oldest whose request head is still incomplete (answered 408), so that
  * slow or half-sent requests cannot keep /health and /metrics from
  * answering; with none such, the new one is closed. */
-#define SRV_HTTP_CONNS_MAX 64u
+#define SRV_HTTP_CONNS_MAX 256u
+/* A request body (PUT /v1/kv/KEY) of at most this many bytes: 413 beyond.
+ * The whole request is held in memory until it is answered. */
+#define SRV_HTTP_BODY_BYTES_MAX (1u << 20)
+/* A key or a query parameter of the request line, percent-decoded. */
+#define HTTP_LINE_DECODE_BYTES 2048u
 /* A request head not complete this long after the connection was accepted
  * is answered 408 and closed; a response not written this long after is
  * dropped (its reader does not read). */
@@ -57,17 +62,36 @@ struct srv_conn {
   struct tls_conn *tls;
   struct codec_buf tls_out;
   bool taken;
+  /* The stream of an HTTP connection's /v1 requests (node_kv.c) has no
+   * socket of its own: its output goes to `http`. */
+  struct srv_http_conn *http;
+  bool rt_closed; /* the runtime let go of it (stream_close) */
 };
 
 struct srv_http_conn {
   uv_tcp_t tcp;
   struct srv_node *n;
   struct list_link link; /* in n->https */
-  uint8_t buf[8192];
-  size_t len;
-  struct resp_buf out;
+  uint8_t *buf; /* `small`, or a heap buffer for a request with a body */
+  size_t cap, len;
+  uint8_t small[8192];
+  struct resp_buf out;  /* response bytes not yet handed to a write */
+  struct resp_buf wout; /* those being written (no TLS) */
   uv_write_t wreq;
-  bool responded;
+  bool responded; /* the last response: close once written */
+  bool loopback;
+  /* The key-value API (node_kv.c): the request being answered and its
+   * bytes in buf, the stream it goes through, the replies read back. */
+  bool kv_busy;         /* a request is with the runtime */
+  bool kv_close;        /* close once this response is written */
+  bool kv_due;          /* the stream has output, or a request may start */
+  bool kv_streaming;    /* a watch: events go out as they come */
+  bool reading_stopped; /* the buffer is full of pipelined requests */
+  uint8_t kv_route;
+  uint32_t kv_skip; /* replies to drop (an AUTH) */
+  size_t req_bytes;
+  struct srv_conn *bridge;
+  struct resp_buf kv_cmd, kv_in, kv_json;
   uint64_t accepted_ms; /* uv_now */
   /* With TLS: the session, and the ciphertext being written (one write at
    * a time: handshake flights, then the response). */
@@ -118,6 +142,23 @@ struct tls_conn *srv_tls_accept(struct srv_node *n);
 
 /* node_http.c */
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size);
+/* Writes what c->out holds (and closes when the response said so). */
+void srv_http_pump(struct srv_http_conn *c);
+/* The request in c->buf is answered: its bytes go, the next may start. */
+void srv_http_request_done(struct srv_http_conn *c);
+/* Called from the check phase: connections whose streams have output or
+ * whose next request may start. */
+void srv_http_service(struct srv_node *n);
+bool srv_peer_is_loopback(const uv_tcp_t *tcp);
+
+/* node_kv.c */
+struct http_request;
+bool srv_kv_wants(const struct http_request *req);
+void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
+                    const uint8_t *body, size_t body_len);
+void srv_kv_service(struct srv_http_conn *c);
+void srv_kv_stream_closed(struct srv_http_conn *c);
+void srv_kv_free(struct srv_http_conn *c);
 void srv_write_status_json(struct srv_node *n, struct resp_buf *b);
 void srv_http_close(struct srv_http_conn *h);
 

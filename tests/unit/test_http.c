@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/prng.h"
 #include "sabha/error.h"
 #include "server/http.h"
-#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -76,7 +76,7 @@ static void head_and_http10_are_accepted(void) {
 }
 
 static void other_methods_get_405_as_soon_as_named(void) {
-  static const char *const methods[] = {"POST",    "PUT",   "DELETE", "get",
+  static const char *const methods[] = {"POST",    "put",   "delete", "get",
                                         "OPTIONS", "PATCH", "GETS"};
   for (size_t i = 0; i < N(methods); i++) {
     char in[64];
@@ -86,6 +86,32 @@ static void other_methods_get_405_as_soon_as_named(void) {
     CHECK(parse(in, &req, &consumed) == HTTP_PARSE_ERROR);
     CHECK(req.status_error == 405 && consumed == 0);
   }
+}
+
+/* The key-value API's methods, and the body framing it reads. */
+static void put_and_delete_parse_with_their_length(void) {
+  struct http_request req;
+  size_t consumed = 0;
+  uint64_t n = 0;
+  CHECK(parse("PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+              &req, &consumed) == HTTP_PARSE_COMPLETE);
+  CHECK(req.method == HTTP_METHOD_PUT);
+  CHECK(http_content_length(&req, &n) == 1 && n == 5);
+  CHECK(parse("DELETE /v1/kv/a HTTP/1.1\r\nHost: x\r\n\r\n", &req, &consumed) ==
+        HTTP_PARSE_COMPLETE);
+  CHECK(req.method == HTTP_METHOD_DELETE);
+  CHECK(http_content_length(&req, &n) == 0 && n == 0);
+  CHECK(parse("PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n", &req,
+              &consumed) == HTTP_PARSE_COMPLETE);
+  CHECK(http_content_length(&req, &n) == -1);
+  CHECK(parse("PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+              "Content-Length: 6\r\n\r\n",
+              &req, &consumed) == HTTP_PARSE_COMPLETE);
+  CHECK(http_content_length(&req, &n) == -1);
+  CHECK(parse("PUT /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              "\r\n",
+              &req, &consumed) == HTTP_PARSE_COMPLETE);
+  CHECK(http_content_length(&req, &n) == -1);
 }
 
 struct bad {
@@ -330,7 +356,7 @@ static void responses_close_and_state_their_length(void) {
                    "Content-Length: 19\r\n"
                    "Cache-Control: no-store\r\n"
                    "Connection: close\r\n"
-                   "Allow: GET, HEAD\r\n"
+                   "Allow: GET, HEAD, PUT, DELETE\r\n"
                    "\r\n"
                    "Method Not Allowed\n"));
   resp_buf_reset(&b);
@@ -423,6 +449,7 @@ static const struct test tests[] = {
     TEST(get_request_is_parsed),
     TEST(head_and_http10_are_accepted),
     TEST(other_methods_get_405_as_soon_as_named),
+    TEST(put_and_delete_parse_with_their_length),
     TEST(malformed_requests_are_refused),
     TEST(every_split_point_is_incomplete_until_the_end),
     TEST(long_lines_get_414_and_big_heads_431),
