@@ -1,0 +1,525 @@
+/* The coordination API of the key-value store (src/sm/kvstore.h):
+ * transactions with watched keys, the expiry commands, GETDEL, APPEND,
+ * SETNX and GETSET, leases, the ordered index, revisions and events, and
+ * snapshots that carry all of it; and Redis's glob matching, which the node
+ * uses for SCAN and KEYS (commands.c). */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "node/runtime_internal.h"
+#include "sabha/error.h"
+#include "sm/kvstore.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define CMD_BYTES_MAX 4096
+
+static struct kvstore_slice S(const char *s) {
+  struct kvstore_slice x = {(const uint8_t *)s, strlen(s)};
+  return x;
+}
+
+/* Every event the store reported, as text: "put k v 7" or "del k 9". */
+struct events {
+  char log[64][64];
+  int n;
+};
+
+static void on_event(void *ctx, const struct kvstore_event *ev) {
+  struct events *e = ctx;
+  if (e->n >= (int)N(e->log))
+    return;
+  if (ev->kind == KVSTORE_EVENT_PUT)
+    snprintf(e->log[e->n++], sizeof e->log[0], "put %.*s %.*s %llu",
+             (int)ev->key_len, (const char *)ev->key, (int)ev->value_len,
+             (const char *)ev->value, (unsigned long long)ev->revision);
+  else
+    snprintf(e->log[e->n++], sizeof e->log[0], "del %.*s %llu",
+             (int)ev->key_len, (const char *)ev->key,
+             (unsigned long long)ev->revision);
+}
+
+struct client {
+  struct kvstore *kv;
+  uint64_t session, seq, now_ms;
+  uint8_t buf[CMD_BYTES_MAX];
+};
+
+static struct kvstore *store_new(struct events *ev) {
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.leases_max = 3;
+  cfg.lease_keys_max = 2;
+  cfg.on_event = ev != NULL ? on_event : NULL;
+  cfg.event_ctx = ev;
+  struct kvstore *kv = NULL;
+  if (kvstore_new(&kv, &cfg) != 0)
+    exit(1);
+  return kv;
+}
+
+static struct client client_open(struct kvstore *kv) {
+  struct client c = {.kv = kv};
+  uint8_t cmd[64];
+  size_t n = kvstore_encode_register(cmd, sizeof cmd, 0, 0);
+  struct kvstore_result r;
+  if (kvstore_apply(kv, cmd, n, &r) != 0 || r.integer < 1)
+    exit(1);
+  c.session = (uint64_t)r.integer;
+  return c;
+}
+
+static struct kvstore_hdr hdr(struct client *c) {
+  struct kvstore_hdr h = {c->session, ++c->seq, c->now_ms};
+  return h;
+}
+
+static struct kvstore_result run(struct client *c, size_t n) {
+  struct kvstore_result r;
+  if (n == 0 || n > sizeof c->buf || kvstore_apply(c->kv, c->buf, n, &r) != 0)
+    exit(1);
+  return r;
+}
+
+static struct kvstore_result set(struct client *c, const char *k, const char *v,
+                                 uint32_t flags, uint64_t lease) {
+  struct kvstore_hdr h = hdr(c);
+  return run(c, kvstore_encode_set_ex(c->buf, sizeof c->buf, &h, S(k), S(v),
+                                      flags, 0, lease));
+}
+
+static struct kvstore_result expire(struct client *c, const char *k,
+                                    enum kvstore_expire_mode mode, int64_t ms) {
+  struct kvstore_hdr h = hdr(c);
+  return run(c,
+             kvstore_encode_expire(c->buf, sizeof c->buf, &h, S(k), mode, ms));
+}
+
+static struct kvstore_result lease_op(struct client *c, enum kvstore_op op,
+                                      int64_t number) {
+  struct kvstore_hdr h = hdr(c);
+  return run(c, kvstore_encode_lease(c->buf, sizeof c->buf, &h, op, number));
+}
+
+static struct kvstore_result del1(struct client *c, const char *k) {
+  struct kvstore_hdr h = hdr(c);
+  struct kvstore_slice key = S(k);
+  return run(c, kvstore_encode_del(c->buf, sizeof c->buf, &h, &key, 1));
+}
+
+static bool is_int(struct kvstore_result r, int64_t v) {
+  return r.kind == KVSTORE_REPLY_INT && r.integer == v;
+}
+
+static bool is_bulk(struct kvstore_result r, const char *v) {
+  return r.kind == KVSTORE_REPLY_BULK && r.bulk_len == strlen(v) &&
+         memcmp(r.bulk, v, r.bulk_len) == 0;
+}
+
+static bool is_error(struct kvstore_result r, const char *msg) {
+  return r.kind == KVSTORE_REPLY_ERROR && strcmp(r.error, msg) == 0;
+}
+
+static bool has(const struct kvstore *kv, const char *k, const char *v) {
+  const uint8_t *p;
+  size_t n;
+  if (!kvstore_get(kv, (const uint8_t *)k, strlen(k), 0, &p, &n))
+    return v == NULL;
+  return v != NULL && n == strlen(v) && memcmp(p, v, n) == 0;
+}
+
+/* A TXN of the commands in subs (each built with the TXN's header). */
+struct txn {
+  uint8_t bytes[8][256];
+  struct kvstore_slice subs[8];
+  size_t n;
+  struct kvstore_hdr h;
+};
+
+static void txn_begin(struct client *c, struct txn *t) {
+  memset(t, 0, sizeof *t);
+  t->h = hdr(c);
+}
+
+static void txn_set(struct txn *t, const char *k, const char *v) {
+  t->subs[t->n].len = kvstore_encode_set(t->bytes[t->n], sizeof t->bytes[0],
+                                         &t->h, S(k), S(v), 0, 0);
+  t->subs[t->n].ptr = t->bytes[t->n];
+  t->n++;
+}
+
+static void txn_incr(struct txn *t, const char *k) {
+  t->subs[t->n].len =
+      kvstore_encode_incrby(t->bytes[t->n], sizeof t->bytes[0], &t->h, S(k), 1);
+  t->subs[t->n].ptr = t->bytes[t->n];
+  t->n++;
+}
+
+static void txn_get(struct txn *t, const char *k) {
+  t->subs[t->n].len = kvstore_encode_read(t->bytes[t->n], sizeof t->bytes[0],
+                                          &t->h, KVSTORE_READ_GET, S(k));
+  t->subs[t->n].ptr = t->bytes[t->n];
+  t->n++;
+}
+
+static struct kvstore_result txn_run(struct client *c, struct txn *t,
+                                     const char *watched, uint64_t rev) {
+  struct kvstore_slice w = S(watched != NULL ? watched : "");
+  return run(c,
+             kvstore_encode_txn(c->buf, sizeof c->buf, &t->h, &w,
+                                watched != NULL ? 1 : 0, rev, t->subs, t->n));
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static void txn_applies_in_order_with_errors_per_command(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  kvstore_set_revision(kv, 5);
+  set(&c, "word", "hello", 0, 0);
+  struct txn t;
+  txn_begin(&c, &t);
+  txn_set(&t, "a", "1");
+  txn_incr(&t, "a");
+  txn_incr(&t, "word"); /* not an integer: an error, the rest applies */
+  txn_get(&t, "a");
+  kvstore_set_revision(kv, 6);
+  struct kvstore_result r = txn_run(&c, &t, NULL, 0);
+  CHECK(r.kind == KVSTORE_REPLY_ARRAY && r.n_items == 4);
+  CHECK(r.items[0].kind == KVSTORE_REPLY_OK);
+  CHECK(is_int(r.items[1], 2));
+  CHECK(is_error(r.items[2], KVSTORE_ERR_NOT_INTEGER));
+  CHECK(is_bulk(r.items[3], "2"));
+  CHECK(has(kv, "a", "2") && has(kv, "word", "hello"));
+  CHECK(kvstore_key_revision(kv, (const uint8_t *)"a", 1, 0) == 6);
+  /* A resend: applied once, its array not kept. */
+  r = run(&c, kvstore_encode_txn(c.buf, sizeof c.buf, &t.h, NULL, 0, 0, t.subs,
+                                 t.n));
+  CHECK(r.outcome == KVSTORE_DUPLICATE && is_error(r, KVSTORE_ERR_STALE));
+  CHECK(has(kv, "a", "2"));
+  kvstore_free(kv);
+}
+
+static void txn_aborts_when_a_watched_key_changed(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  kvstore_set_revision(kv, 10);
+  set(&c, "k", "1", 0, 0);
+  /* Watched at 10 (the key's revision): unchanged, it applies. */
+  struct txn t;
+  txn_begin(&c, &t);
+  txn_set(&t, "k", "2");
+  kvstore_set_revision(kv, 11);
+  CHECK(txn_run(&c, &t, "k", 10).kind == KVSTORE_REPLY_ARRAY);
+  CHECK(has(kv, "k", "2"));
+  /* Watched at 11, then changed at 12: nothing applies. */
+  kvstore_set_revision(kv, 12);
+  set(&c, "k", "3", 0, 0);
+  txn_begin(&c, &t);
+  txn_set(&t, "k", "4");
+  txn_set(&t, "other", "x");
+  kvstore_set_revision(kv, 13);
+  CHECK(txn_run(&c, &t, "k", 11).kind == KVSTORE_REPLY_NULL_ARRAY);
+  CHECK(has(kv, "k", "3") && has(kv, "other", NULL));
+  /* An absent key: a delete after the watch aborts too. */
+  kvstore_set_revision(kv, 14);
+  del1(&c, "k");
+  txn_begin(&c, &t);
+  txn_set(&t, "k", "5");
+  kvstore_set_revision(kv, 15);
+  CHECK(txn_run(&c, &t, "k", 13).kind == KVSTORE_REPLY_NULL_ARRAY);
+  txn_begin(&c, &t);
+  txn_set(&t, "k", "5");
+  CHECK(txn_run(&c, &t, "k", 14).kind == KVSTORE_REPLY_ARRAY);
+  CHECK(has(kv, "k", "5"));
+  kvstore_free(kv);
+}
+
+static void txn_refuses_nested_and_foreign_commands(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  struct txn t;
+  txn_begin(&c, &t);
+  txn_set(&t, "a", "1");
+  uint8_t inner[512];
+  size_t n =
+      kvstore_encode_txn(inner, sizeof inner, &t.h, NULL, 0, 0, t.subs, t.n);
+  struct kvstore_slice nested = {inner, n};
+  n = kvstore_encode_txn(c.buf, sizeof c.buf, &t.h, NULL, 0, 0, &nested, 1);
+  struct kvstore_result r;
+  CHECK(kvstore_apply(kv, c.buf, n, &r) == SABHA_ECORRUPT);
+  /* A command of another session inside. */
+  struct kvstore_hdr other = t.h;
+  other.session++;
+  t.subs[0].len = kvstore_encode_set(t.bytes[0], sizeof t.bytes[0], &other,
+                                     S("a"), S("1"), 0, 0);
+  n = kvstore_encode_txn(c.buf, sizeof c.buf, &t.h, NULL, 0, 0, t.subs, 1);
+  CHECK(kvstore_apply(kv, c.buf, n, &r) == SABHA_ECORRUPT);
+  CHECK(has(kv, "a", NULL));
+  kvstore_free(kv);
+}
+
+/* ---- strings and expiry ----------------------------------------------- */
+
+static void string_commands_follow_redis(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  uint32_t nx = KVSTORE_SET_NX | KVSTORE_SET_REPLY_INT;
+  CHECK(is_int(set(&c, "n", "a", nx, 0), 1));
+  CHECK(is_int(set(&c, "n", "b", nx, 0), 0));
+  CHECK(set(&c, "fresh", "v", KVSTORE_SET_GET, 0).kind == KVSTORE_REPLY_NULL);
+  CHECK(is_bulk(set(&c, "n", "c", KVSTORE_SET_GET, 0), "a"));
+  struct kvstore_hdr h = hdr(&c);
+  CHECK(is_bulk(run(&c, kvstore_encode_getdel(c.buf, sizeof c.buf, &h, S("n"))),
+                "c"));
+  CHECK(has(kv, "n", NULL));
+  h = hdr(&c);
+  CHECK(run(&c, kvstore_encode_getdel(c.buf, sizeof c.buf, &h, S("n"))).kind ==
+        KVSTORE_REPLY_NULL);
+  h = hdr(&c);
+  CHECK(is_int(run(&c, kvstore_encode_append(c.buf, sizeof c.buf, &h, S("ap"),
+                                             S("hello"))),
+               5));
+  h = hdr(&c);
+  CHECK(is_int(run(&c, kvstore_encode_append(c.buf, sizeof c.buf, &h, S("ap"),
+                                             S(" world"))),
+               11));
+  CHECK(has(kv, "ap", "hello world"));
+  kvstore_free(kv);
+}
+
+static void expire_persist_and_past_times_as_redis(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_IN, 500), 1));
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"k", 1, 0) == 500);
+  CHECK(is_int(expire(&c, "nokey", KVSTORE_EXPIRE_IN, 500), 0));
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_NONE, 0), 1));
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"k", 1, 0) == -1);
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_NONE, 0), 0));
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_AT, 1700), 1));
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"k", 1, 0) == 700);
+  c.now_ms = 1700; /* alive at its instant, gone after */
+  set(&c, "tick", "1", 0, 0);
+  CHECK(has(kv, "k", "v"));
+  c.now_ms = 1701;
+  set(&c, "tick", "2", 0, 0);
+  CHECK(has(kv, "k", NULL));
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_IN, -1), 1)); /* deletes */
+  CHECK(has(kv, "k", NULL));
+  CHECK(is_error(expire(&c, "tick", KVSTORE_EXPIRE_IN, INT64_MAX),
+                 KVSTORE_ERR_EXPIRE_CMD));
+  kvstore_free(kv);
+}
+
+/* ---- leases ---------------------------------------------------------------
+ */
+
+static void a_lease_takes_its_keys_when_it_expires(void) {
+  struct events ev = {0};
+  struct kvstore *kv = store_new(&ev);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  struct kvstore_result r = lease_op(&c, KVSTORE_OP_LEASE_GRANT, 300);
+  CHECK(is_int(r, 1));
+  CHECK(set(&c, "svc/a", "1", KVSTORE_SET_LEASE, 1).kind == KVSTORE_REPLY_OK);
+  CHECK(set(&c, "svc/b", "2", KVSTORE_SET_LEASE, 1).kind == KVSTORE_REPLY_OK);
+  CHECK(is_error(set(&c, "svc/c", "3", KVSTORE_SET_LEASE, 1),
+                 KVSTORE_ERR_LEASE_FULL));
+  CHECK(
+      is_error(set(&c, "x", "3", KVSTORE_SET_LEASE, 9), KVSTORE_ERR_NO_LEASE));
+  CHECK(is_error(expire(&c, "svc/a", KVSTORE_EXPIRE_NONE, 0),
+                 KVSTORE_ERR_LEASED));
+  c.now_ms = 1200; /* a keepalive moves the lease and its keys */
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_KEEPALIVE, 1), 300));
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"svc/a", 5, 0) == 300);
+  c.now_ms = 1500; /* alive at its instant */
+  set(&c, "tick", "1", 0, 0);
+  CHECK(has(kv, "svc/a", "1"));
+  c.now_ms = 1501;
+  set(&c, "tick", "2", 0, 0); /* the purge deletes them, in key order */
+  CHECK(has(kv, "svc/a", NULL) && has(kv, "svc/b", NULL));
+  CHECK(strncmp(ev.log[ev.n - 2], "del svc/a", 9) == 0);
+  CHECK(strncmp(ev.log[ev.n - 1], "del svc/b", 9) == 0);
+  CHECK(is_error(lease_op(&c, KVSTORE_OP_LEASE_KEEPALIVE, 1),
+                 KVSTORE_ERR_NO_LEASE));
+  CHECK(kvstore_n_leases(kv) == 0);
+  kvstore_free(kv);
+}
+
+static void revoke_deletes_the_keys_and_a_plain_set_detaches(void) {
+  struct events ev = {0};
+  struct kvstore *kv = store_new(&ev);
+  struct client c = client_open(kv);
+  c.now_ms = 50;
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10000), 1));
+  set(&c, "z", "1", KVSTORE_SET_LEASE, 1);
+  set(&c, "y", "1", KVSTORE_SET_LEASE, 1);
+  set(&c, "y", "2", 0, 0); /* detached, no expiry */
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"y", 1, 0) == -1);
+  set(&c, "w", "1", KVSTORE_SET_LEASE, 1);
+  kvstore_set_revision(kv, 40);
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_REVOKE, 1), 2));
+  CHECK(has(kv, "z", NULL) && has(kv, "w", NULL) && has(kv, "y", "2"));
+  CHECK(strcmp(ev.log[ev.n - 2], "del w 40") == 0);
+  CHECK(strcmp(ev.log[ev.n - 1], "del z 40") == 0);
+  CHECK(
+      is_error(lease_op(&c, KVSTORE_OP_LEASE_REVOKE, 1), KVSTORE_ERR_NO_LEASE));
+  /* The table is bounded: room comes from expired leases only. */
+  for (int i = 0; i < 3; i++)
+    CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10), 2 + i));
+  CHECK(is_error(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10),
+                 KVSTORE_ERR_LEASES_FULL));
+  c.now_ms = 100;
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10), 5));
+  kvstore_free(kv);
+}
+
+/* ---- order, revisions, events -------------------------------------------- */
+
+struct collect {
+  char keys[512];
+};
+
+static bool collect_key(void *ctx, const struct kvstore_item *it) {
+  struct collect *col = ctx;
+  size_t n = strlen(col->keys);
+  snprintf(col->keys + n, sizeof col->keys - n, "%.*s,", (int)it->key.len,
+           (const char *)it->key.ptr);
+  return true;
+}
+
+static void range_walks_keys_in_byte_order_in_bounded_steps(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  const char *keys[] = {"b", "a", "ab", "c", "b\x01", "", "aa"};
+  for (size_t i = 0; i < N(keys); i++)
+    set(&c, keys[i], "v", 0, 0);
+  struct collect col = {{0}};
+  struct kvstore_slice next;
+  CHECK(!kvstore_range(kv, S(""), 0, 100, collect_key, &col, &next));
+  CHECK(strcmp(col.keys, ",a,aa,ab,b,b\x01,c,") == 0);
+  /* Three at a time, resuming where the last call stopped. */
+  char all[512] = "";
+  struct kvstore_slice from = S("");
+  uint8_t held[64];
+  for (int calls = 0; calls < 10; calls++) {
+    memset(&col, 0, sizeof col);
+    bool more = kvstore_range(kv, from, 0, 3, collect_key, &col, &next);
+    strcat(all, col.keys);
+    if (!more)
+      break;
+    memcpy(held, next.ptr, next.len);
+    from.ptr = held;
+    from.len = next.len;
+    del1(&c, "ab"); /* changes between calls do not lose other keys */
+  }
+  CHECK(strcmp(all, ",a,aa,b,b\x01,c,") == 0 ||
+        strcmp(all, ",a,aa,ab,b,b\x01,c,") == 0);
+  kvstore_free(kv);
+}
+
+static void every_change_is_an_event_with_its_revision(void) {
+  struct events ev = {0};
+  struct kvstore *kv = store_new(&ev);
+  struct client c = client_open(kv);
+  kvstore_set_revision(kv, 3);
+  set(&c, "a", "1", 0, 0);
+  kvstore_set_revision(kv, 4);
+  struct kvstore_hdr h = hdr(&c);
+  struct kvstore_slice pairs[] = {S("b"), S("2"), S("c"), S("3")};
+  run(&c, kvstore_encode_mset(c.buf, sizeof c.buf, &h, pairs, 2));
+  kvstore_set_revision(kv, 5);
+  del1(&c, "b");
+  del1(&c, "nothing"); /* no change, no event */
+  CHECK(ev.n == 4);
+  CHECK(strcmp(ev.log[0], "put a 1 3") == 0);
+  CHECK(strcmp(ev.log[1], "put b 2 4") == 0);
+  CHECK(strcmp(ev.log[2], "put c 3 4") == 0);
+  CHECK(strcmp(ev.log[3], "del b 5") == 0);
+  CHECK(kvstore_revision(kv) == 5);
+  kvstore_free(kv);
+}
+
+static void snapshots_carry_revisions_leases_and_restore_checks_them(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 10;
+  kvstore_set_revision(kv, 7);
+  lease_op(&c, KVSTORE_OP_LEASE_GRANT, 5000);
+  set(&c, "leased", "1", KVSTORE_SET_LEASE, 1);
+  set(&c, "leased2", "1", KVSTORE_SET_LEASE, 1);
+  set(&c, "plain", "2", 0, 0);
+  size_t len = kvstore_snapshot_size(kv);
+  uint8_t *snap = malloc(len);
+  CHECK(snap != NULL && kvstore_snapshot(kv, snap, len) == len);
+  struct events ev = {0};
+  struct kvstore *copy = store_new(&ev);
+  CHECK(kvstore_restore(copy, snap, len) == 0);
+  CHECK(ev.n == 0); /* a restore reports nothing */
+  CHECK(kvstore_revision(copy) == 7 && kvstore_n_leases(copy) == 1);
+  CHECK(kvstore_key_revision(copy, (const uint8_t *)"plain", 5, 0) == 7);
+  CHECK(kvstore_lease_pttl(copy, 1, 0) == 5000);
+  CHECK(kvstore_pttl(copy, (const uint8_t *)"leased", 6, 0) == 5000);
+  /* The lease works on after the restore: a revoke takes the key. */
+  struct client c2 = {.kv = copy, .session = c.session, .seq = c.seq};
+  CHECK(is_int(lease_op(&c2, KVSTORE_OP_LEASE_REVOKE, 1), 2));
+  CHECK(has(copy, "leased", NULL) && has(copy, "plain", "2"));
+  /* More keys on a lease than this store allows: refused, unchanged. */
+  struct kvstore *small = NULL;
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.lease_keys_max = 1;
+  CHECK(kvstore_new(&small, &cfg) == 0);
+  CHECK(kvstore_restore(small, snap, len) == SABHA_ECORRUPT);
+  CHECK(kvstore_dbsize(small) == 0);
+  kvstore_free(small);
+  free(snap);
+  kvstore_free(kv);
+  kvstore_free(copy);
+}
+
+/* ---- glob ---------------------------------------------------------------- */
+
+static bool glob(const char *p, const char *s) {
+  return rt_glob_match((const uint8_t *)p, strlen(p), (const uint8_t *)s,
+                       strlen(s));
+}
+
+static void glob_matches_as_redis(void) {
+  CHECK(glob("*", "") && glob("*", "anything"));
+  CHECK(glob("s:*", "s:1") && !glob("s:*", "other") && !glob("s:*", "s"));
+  CHECK(glob("h?llo", "hello") && glob("h?llo", "hallo") &&
+        !glob("h?llo", "hllo"));
+  CHECK(glob("h[ae]llo", "hello") && !glob("h[ae]llo", "hillo"));
+  CHECK(glob("h[^e]llo", "hallo") && !glob("h[^e]llo", "hello"));
+  CHECK(glob("h[a-b]llo", "hbllo") && glob("h[b-a]llo", "hallo") &&
+        !glob("h[a-b]llo", "hcllo"));
+  CHECK(glob("a\\*b", "a*b") && !glob("a\\*b", "axb"));
+  CHECK(glob("*a*b*c*", "xxaxxbxxcxx") && !glob("*a*b*c*", "xxcxxbxxa"));
+  CHECK(glob("a*", "a") && !glob("a*b", "a"));
+  CHECK(rt_glob_prefix((const uint8_t *)"s:*x", 4) == 2);
+  CHECK(rt_glob_prefix((const uint8_t *)"abc", 3) == 3);
+}
+
+static const struct test tests[] = {
+    TEST(txn_applies_in_order_with_errors_per_command),
+    TEST(txn_aborts_when_a_watched_key_changed),
+    TEST(txn_refuses_nested_and_foreign_commands),
+    TEST(string_commands_follow_redis),
+    TEST(expire_persist_and_past_times_as_redis),
+    TEST(a_lease_takes_its_keys_when_it_expires),
+    TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
+    TEST(range_walks_keys_in_byte_order_in_bounded_steps),
+    TEST(every_change_is_an_event_with_its_revision),
+    TEST(snapshots_carry_revisions_leases_and_restore_checks_them),
+    TEST(glob_matches_as_redis),
+};
+
+int main(int argc, char **argv) {
+  return test_main(tests, N(tests), argc, argv);
+}
