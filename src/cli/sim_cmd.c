@@ -100,6 +100,9 @@ void cli_sim_usage(FILE *f) {
       "fsyncs failed, bits flipped), disk_corruptions_detected (bit\n"
       "flips a node refused to start on), node_fatals, connections (client\n"
       "connections opened), clock_entries (log clock entries proposed),\n"
+      "watch_events (changes the watcher received and the watch checker\n"
+      "compared with the log's), txns_checked (transactions whose EXEC\n"
+      "reply was checked whole),\n"
       "first_failing_seed (if a run failed).\n"
       "\n"
       "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
@@ -332,7 +335,8 @@ struct summary {
   uint64_t events;
   uint64_t snapshots_taken, snapshots_installed;
   uint64_t disk_faults, disk_corruptions_detected;
-  uint64_t crashes, node_fatals, conns_opened, clock_entries;
+  uint64_t crashes, node_fatals, conns_opened, clock_entries, watch_events;
+  uint64_t txns_checked;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
@@ -373,6 +377,8 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->node_fatals += r->node_fatals;
   sum->conns_opened += r->conns_opened;
   sum->clock_entries += r->clock_entries;
+  sum->watch_events += r->watch_events;
+  sum->txns_checked += r->txns_checked;
   sum->wall_seconds += r->wall_seconds;
   sum->client_time_us += r->client_time_us;
   sum->trace_hash = r->trace_hash;
@@ -451,6 +457,8 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("node_fatals: %" PRIu64 "\n", sum->node_fatals);
   printf("connections: %" PRIu64 "\n", sum->conns_opened);
   printf("clock_entries: %" PRIu64 "\n", sum->clock_entries);
+  printf("watch_events: %" PRIu64 "\n", sum->watch_events);
+  printf("txns_checked: %" PRIu64 "\n", sum->txns_checked);
   if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
     printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);

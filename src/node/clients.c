@@ -510,6 +510,11 @@ static void unwatch(struct rt_stream *c) {
     resp_buf_free(&c->watch_keys);
 }
 
+static void ok_now(struct rt_stream *c) {
+  resp_write_simple(&c->rt->scratch, "OK");
+  reply_now(c);
+}
+
 /* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC. */
 static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
                         uint32_t argc, const struct resp_arg *argv) {
@@ -641,8 +646,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
       return true;
     }
     c->in_multi = true;
-    resp_write_simple(&rt->scratch, "OK");
-    reply_now(c);
+    ok_now(c);
     return true;
   case RT_MC_DISCARD:
   case RT_MC_EXEC:
@@ -658,8 +662,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
     }
     multi_reset(c);
     unwatch(c);
-    resp_write_simple(&rt->scratch, "OK");
-    reply_now(c);
+    ok_now(c);
     return true;
   case RT_MC_UNWATCH:
     if (c->in_multi) {
@@ -667,8 +670,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
       return true;
     }
     unwatch(c);
-    resp_write_simple(&rt->scratch, "OK");
-    reply_now(c);
+    ok_now(c);
     return true;
   case RT_MC_WATCH:
     if (c->in_multi) {

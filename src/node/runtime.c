@@ -141,6 +141,7 @@ static int new_kv(const struct rt *rt, struct kvstore **out) {
   kc.hash_key[1] = rt->cfg.kv_hash_key[1];
   /* Changes go to the watch window (watch.c); a store built from a
    * snapshot reports nothing until it applies. */
+  kc.bugs = (rt->cfg.bugs & RT_BUG_TXN_PARTIAL) ? KVSTORE_BUG_TXN_PARTIAL : 0;
   kc.on_event = rt_watch_event;
   kc.event_ctx = (void *)rt;
   return kvstore_new(out, &kc);

@@ -91,6 +91,12 @@ enum rt_bug {
   RT_BUG_SNAPSHOT_REPLY = 1u << 2,
   /* Reads of expiring data use this node's wall clock, not the log's. */
   RT_BUG_WALL_CLOCK_READ = 1u << 3,
+  /* SABHA.WATCH ... FROM r starts after revision r instead of at it: a
+   * watcher that resumes loses that revision's events. */
+  RT_BUG_WATCH_RESUME_SKIP = 1u << 4,
+  /* The store applies a transaction's first command only
+   * (KVSTORE_BUG_TXN_PARTIAL). */
+  RT_BUG_TXN_PARTIAL = 1u << 5,
 };
 
 struct rt_config {

@@ -65,6 +65,9 @@ struct rt_watcher {
   uint8_t *prefix;
   size_t prefix_len;
   uint64_t next_seq; /* the next event to look at */
+  /* FROM: events before it are skipped, even those still to come (a node
+   * that restarted applies its log again, from its snapshot on). */
+  uint64_t from_rev;
   uint64_t batch_ms;
   struct resp_buf batch; /* the events of the reply being gathered */
   uint32_t batch_n;
@@ -240,7 +243,7 @@ static void watcher_take(struct rt *rt, struct rt_watcher *x, uint64_t now) {
     if (full && e->revision != x->last_rev)
       break;
     x->next_seq++;
-    if (e->key_len < x->prefix_len ||
+    if (e->revision < x->from_rev || e->key_len < x->prefix_len ||
         (x->prefix_len > 0 && memcmp(e->bytes, x->prefix, x->prefix_len) != 0))
       continue;
     if (x->batch_n > 0 && x->batch_ms == 0 && e->revision != x->last_rev)
@@ -341,8 +344,11 @@ void rt_watch_start(struct rt_stream *c, uint32_t argc,
     return;
   }
   uint64_t start = w->next_seq;
+  uint64_t rev = 0;
   if (from >= 0) {
-    uint64_t rev = from > 0 ? (uint64_t)from : 1;
+    rev = from > 0 ? (uint64_t)from : 1;
+    if ((rt->cfg.bugs & RT_BUG_WATCH_RESUME_SKIP) && rev > 1)
+      rev++; /* the bug: an off-by-one in the resume point */
     if (rev < w->first_rev) {
       resp_buf_printf(b,
                       "-ERR revision %" PRIu64 " is compacted: this node "
@@ -366,6 +372,7 @@ void rt_watch_start(struct rt_stream *c, uint32_t argc,
   x->prefix = prefix;
   x->prefix_len = argv[1].len;
   x->next_seq = start;
+  x->from_rev = from >= 0 ? rev : rt->applied + 1;
   x->batch_ms = (uint64_t)batch_ms;
   x->last_rev = from > 0 ? (uint64_t)from - 1 : 0;
   resp_buf_init(&x->batch, RT_WATCHER_OUT_BYTES_MAX * 2);

@@ -16,10 +16,9 @@ static const char *const reply_kinds[] = {"?",    "ok",    "integer", "bulk",
                                           "null", "error", "array"};
 
 static const char *const code_names[] = {
-    "done",       "syntax",         "exists",      "no_such",
-    "funds",      "same_account",   "not_available", "held",
-    "not_holder", "stale_token",    "transition",  "id_reused",
-    "full",       "overflow"};
+    "done",         "syntax",        "exists", "no_such",    "funds",
+    "same_account", "not_available", "held",   "not_holder", "stale_token",
+    "transition",   "id_reused",     "full",   "overflow"};
 
 static void write_op_name(FILE *f, enum app_op op) {
   const struct app_command *row = app_command_of(op);
@@ -33,8 +32,9 @@ static void write_op_name(FILE *f, enum app_op op) {
 static void write_reply(FILE *f, const struct sim_app_op *op) {
   size_t n_kinds = sizeof reply_kinds / sizeof reply_kinds[0];
   size_t n_codes = sizeof code_names / sizeof code_names[0];
-  fprintf(f, ",\"reply\":{\"kind\":\"%s\",\"code\":\"%s\",\"integer\":%lld,"
-             "\"duplicate\":%s}",
+  fprintf(f,
+          ",\"reply\":{\"kind\":\"%s\",\"code\":\"%s\",\"integer\":%lld,"
+          "\"duplicate\":%s}",
           op->reply_kind < n_kinds ? reply_kinds[op->reply_kind] : "?",
           op->code < n_codes ? code_names[op->code] : "?",
           (long long)op->integer, op->duplicate ? "true" : "false");

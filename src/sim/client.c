@@ -96,7 +96,7 @@ void clients_free(struct sim *s) {
     return;
   for (uint32_t i = 0; i <= s->n_clients; i++) {
     free(s->clients[i].last_seen);
-    free(s->clients[i].in);
+    free(s->clients[i].in.data);
   }
   free(s->clients);
   s->clients = NULL;
@@ -412,7 +412,7 @@ static void client_drop_conn(struct sim *s, struct client *c) {
   }
   c->conn = 0;
   c->conn_up = false;
-  c->in_len = 0;
+  c->in.len = 0;
 }
 
 /* The ops sent on a connection that is gone: reads and application
@@ -695,32 +695,47 @@ static void client_on_reply(struct sim *s, struct client *c, const uint8_t *p,
               TIMER_RETRY);
 }
 
-static void client_on_data(struct sim *s, struct client *c,
-                           const struct chunk *ch) {
-  if (c->in_cap - c->in_len < ch->len) {
-    c->in_cap = (c->in_len + ch->len) * 2;
-    c->in = sim_xrealloc(c->in, c->in_cap);
+bool sim_feed_replies(struct sim_inbuf *b, const struct chunk *ch,
+                      sim_reply_fn fn, struct sim *s, void *ctx) {
+  if (b->cap - b->len < ch->len) {
+    b->cap = (b->len + ch->len) * 2;
+    b->data = sim_xrealloc(b->data, b->cap);
   }
-  memcpy(c->in + c->in_len, ch->data, ch->len);
-  c->in_len += ch->len;
+  memcpy(b->data + b->len, ch->data, ch->len);
+  b->len += ch->len;
   size_t off = 0;
   for (;;) {
     size_t used = 0;
-    int rc = resp_reply_scan(c->in + off, c->in_len - off, &used);
-    if (rc < 0) {
-      sim_fail(s, FAIL_SAFETY,
-               "client %u: a node sent bytes that are not "
-               "RESP",
-               c->index);
-      return;
-    }
+    int rc = resp_reply_scan(b->data + off, b->len - off, &used);
+    if (rc < 0)
+      return false;
     if (rc == 0)
       break;
-    client_on_reply(s, c, c->in + off, used);
+    bool more = fn(s, ctx, b->data + off, used);
     off += used;
+    if (!more) {
+      b->len = 0; /* the connection went with the rest */
+      return true;
+    }
   }
-  memmove(c->in, c->in + off, c->in_len - off);
-  c->in_len -= off;
+  memmove(b->data, b->data + off, b->len - off);
+  b->len -= off;
+  return true;
+}
+
+static bool client_reply_fn(struct sim *s, void *ctx, const uint8_t *p,
+                            size_t n) {
+  client_on_reply(s, ctx, p, n);
+  return true;
+}
+
+static void client_on_data(struct sim *s, struct client *c,
+                           const struct chunk *ch) {
+  if (!sim_feed_replies(&c->in, ch, client_reply_fn, s, c)) {
+    sim_fail(s, FAIL_SAFETY, "client %u: a node sent bytes that are not RESP",
+             c->index);
+    return;
+  }
   if (c->move && c->n_sent == 0) { /* to another node, for what failed */
     c->move = false;
     client_drop_conn(s, c);
@@ -802,6 +817,16 @@ static void client_on_conn(struct sim *s, struct client *c,
 }
 
 void client_on_event(struct sim *s, struct sim_event *ev) {
+  if (ev->target > s->n_clients) { /* the watcher, the coordinator */
+    if (ev->target == s->n_clients + 1)
+      watcher_on_event(s, ev);
+    else
+      coord_on_event(s, ev);
+    if (ev->kind == EV_CONN_DATA)
+      chunk_free(ev->u.c.chunk);
+    ev_free(s, ev);
+    return;
+  }
   assert(ev->target <= s->n_clients);
   struct client *c = &s->clients[ev->target];
   if (ev->kind == EV_CLIENT_TIMER && ev->aux == TIMER_ATTEMPT_TIMEOUT) {

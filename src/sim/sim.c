@@ -195,6 +195,8 @@ static const struct bug_name bug_table[] = {
     {"no-dedup", 0, SIM_HOST_BUG_NO_DEDUP},
     {"snapshot-reply", 0, SIM_HOST_BUG_SNAPSHOT_REPLY},
     {"wall-clock-read", 0, SIM_HOST_BUG_WALL_CLOCK_READ},
+    {"watch-resume-skip", 0, SIM_HOST_BUG_WATCH_RESUME_SKIP},
+    {"txn-partial", 0, SIM_HOST_BUG_TXN_PARTIAL},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -211,6 +213,8 @@ static const char *const bug_names[] = {"none",
                                         "no-dedup",
                                         "snapshot-reply",
                                         "wall-clock-read",
+                                        "watch-resume-skip",
+                                        "txn-partial",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -230,7 +234,9 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
   snprintf(err, err_size,
            "unknown bug '%s' (known: none, vote-twice, "
            "stale-commit, skip-log-check, ack-before-fsync, stale-read, "
-           "snapshot-reply, wall-clock-read; for Paxos: accept-lower-ballot, "
+           "snapshot-reply, wall-clock-read, watch-resume-skip, "
+           "txn-partial; for Paxos: "
+           "accept-lower-ballot, "
            "no-adopt; for the application workloads: no-dedup)",
            name != NULL ? name : "");
   return SABHA_EINVAL;
@@ -312,7 +318,9 @@ static int options_check(const struct sim_options *o, char *err,
   else if (o->host_bugs &
            ~(uint32_t)(SIM_HOST_BUG_ACK_BEFORE_FSYNC | SIM_HOST_BUG_STALE_READ |
                        SIM_HOST_BUG_NO_DEDUP | SIM_HOST_BUG_SNAPSHOT_REPLY |
-                       SIM_HOST_BUG_WALL_CLOCK_READ))
+                       SIM_HOST_BUG_WALL_CLOCK_READ |
+                       SIM_HOST_BUG_WATCH_RESUME_SKIP |
+                       SIM_HOST_BUG_TXN_PARTIAL))
     why = "unknown host bug bits";
   else if ((uint32_t)o->workload >= SIM_WORKLOAD_COUNT)
     why = "unknown workload";
@@ -613,7 +621,11 @@ static void runtime_setup(struct sim *s) {
       ((o->host_bugs & SIM_HOST_BUG_SNAPSHOT_REPLY) ? RT_BUG_SNAPSHOT_REPLY
                                                     : 0) |
       ((o->host_bugs & SIM_HOST_BUG_WALL_CLOCK_READ) ? RT_BUG_WALL_CLOCK_READ
-                                                     : 0);
+                                                     : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_WATCH_RESUME_SKIP)
+           ? RT_BUG_WATCH_RESUME_SKIP
+           : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_TXN_PARTIAL) ? RT_BUG_TXN_PARTIAL : 0);
   cfg->app_bugs = (o->host_bugs & SIM_HOST_BUG_NO_DEDUP) ? APP_BUG_NO_DEDUP : 0;
 }
 
@@ -677,7 +689,11 @@ static void sim_setup(struct sim *s) {
   for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
     node_start(s, i);
   clients_init(s);
+  watcher_init(s);
+  coord_init(s);
   clients_start(s);
+  watcher_start(s);
+  coord_start(s);
   nemesis_init(s);
   sim_at(s, CHECK_PERIOD_US, ev_new(s, EV_CHECK, 0));
   if (o->client_time_ms > 0)
@@ -695,6 +711,8 @@ static void sim_teardown(struct sim *s) {
   for (uint32_t i = 0; i < s->n_nodes; i++)
     node_free(s, i);
   clients_free(s);
+  watcher_free(s);
+  coord_free(s);
   conns_free(s);
   checks_free(s);
   workload_teardown(s);
@@ -743,6 +761,8 @@ void sim_observe_command(struct sim *s, struct node *n, uint64_t index,
       workload_observe(s, n, index, pos, cmd, len, res->app, first);
     return;
   }
+  if (first)
+    watcher_observe(s, index, cmd, len);
   struct kvstore_cmd_view v;
   if (kvstore_decode(cmd, len, &v) != 0)
     return;

@@ -73,6 +73,13 @@ enum sim_host_bug {
    * (RT_BUG_WALL_CLOCK_READ): a key vanishes on one leader and comes back
    * on the next. */
   SIM_HOST_BUG_WALL_CLOCK_READ = 1u << 4,
+  /* SABHA.WATCH FROM r starts after r (RT_BUG_WATCH_RESUME_SKIP): the
+   * simulator's watcher, resuming after a lost connection, misses events,
+   * which the watch checker sees. */
+  SIM_HOST_BUG_WATCH_RESUME_SKIP = 1u << 5,
+  /* Transactions apply in part (RT_BUG_TXN_PARTIAL): the coordination
+   * client's invariants see it. */
+  SIM_HOST_BUG_TXN_PARTIAL = 1u << 6,
 };
 
 /* What the clients do (src/sim/workload.c). kv: put/get/cas on n_keys keys,
@@ -316,6 +323,8 @@ struct sim_result {
   uint64_t client_time_us; /* simulated time the clients ran */
   uint64_t sim_time_us;    /* simulated time of the whole run */
   uint64_t events;         /* events processed */
+  uint64_t watch_events;   /* changes the watcher received (watcher.c) */
+  uint64_t txns_checked;   /* EXEC replies whose sum was checked (coord.c) */
   double wall_seconds;     /* wall time of sim_run(), checks included */
   uint64_t trace_hash;
   uint64_t state_hash; /* the key-value state every node converged to: the

@@ -266,6 +266,21 @@ struct client_op {
   uint32_t attempt;
 };
 
+/* Bytes a client read and has not parsed yet. */
+struct sim_inbuf {
+  uint8_t *data;
+  size_t len, cap;
+};
+
+/* Called with each whole reply; false when the connection was dropped
+ * (the rest of the bytes go with it). */
+typedef bool (*sim_reply_fn)(struct sim *s, void *ctx, const uint8_t *p,
+                             size_t n);
+/* client.c: appends a chunk to b and hands each whole reply to fn.
+ * Returns false when the bytes are not RESP. */
+bool sim_feed_replies(struct sim_inbuf *b, const struct chunk *ch,
+                      sim_reply_fn fn, struct sim *s, void *ctx);
+
 struct client {
   uint32_t index;
   bool finished;     /* no more ops to take */
@@ -282,9 +297,8 @@ struct client {
   /* Ops started and not yet sent (a retry waits for its backoff). */
   uint64_t queued[CLIENT_PIPELINE_MAX];
   uint32_t n_queued;
-  uint32_t n_open; /* ops started and not finished */
-  uint8_t *in;     /* reply bytes not yet parsed */
-  size_t in_len, in_cap;
+  uint32_t n_open;     /* ops started and not finished */
+  struct sim_inbuf in; /* reply bytes not yet parsed */
   /* Two timers. The kick (next operation, retry after a backoff) is short
    * and only its newest event acts. The attempt timeout is lazy: it is
    * re-armed by moving timeout_due_us; its one event, when it fires early,
@@ -456,9 +470,11 @@ struct sim {
   uint32_t n_free_conns;
   uint32_t next_conn_gen;
 
-  struct client *clients; /* n_clients, then the barrier's client */
-  struct hist_op *hist;   /* [n_ops], indexed by op id */
-  struct op_state *ops;   /* [n_ops] */
+  struct client *clients;  /* n_clients, then the barrier's client */
+  struct sim_watch *watch; /* the watcher, client n_clients + 1 */
+  struct sim_coord *coord; /* transactions and leases, n_clients + 2 */
+  struct hist_op *hist;    /* [n_ops], indexed by op id */
+  struct op_state *ops;    /* [n_ops] */
   uint64_t ops_issued;
   uint64_t ops_done;
   int64_t value_next; /* unique value ids for put and cas */
@@ -588,6 +604,25 @@ int sim_key_name(const struct sim *s, uint32_t key, char *buf, size_t size);
 void clients_init(struct sim *s);
 void clients_free(struct sim *s);
 void clients_start(struct sim *s);
+
+/* watcher.c: a SABHA.WATCH client and the watch checker. */
+void watcher_init(struct sim *s);
+void watcher_start(struct sim *s);
+void watcher_free(struct sim *s);
+/* A committed store command, at its first apply anywhere. */
+void watcher_observe(struct sim *s, uint64_t index, const uint8_t *cmd,
+                     size_t len);
+void watcher_on_event(struct sim *s, struct sim_event *ev);
+/* The check, at the end of a run. */
+void watcher_final(struct sim *s);
+
+/* coord.c: transactions and leases, judged by invariants. */
+void coord_init(struct sim *s);
+void coord_start(struct sim *s);
+void coord_free(struct sim *s);
+void coord_on_event(struct sim *s, struct sim_event *ev);
+/* The end checks against the reference store (the log's state). */
+void coord_final(struct sim *s, const struct kvstore *reference);
 void client_on_event(struct sim *s, struct sim_event *ev);
 /* Sends the quiesce barrier (a write) through client `n_clients`. */
 void client_send_barrier(struct sim *s, uint32_t node);

@@ -59,8 +59,9 @@
 #define WL_TTL_MS_MAX 300u
 #define WL_ORDERS_OPEN_MAX 4u
 #define WL_SNAPSHOT_CHUNK_BYTES 8192u
-#define WL_DRAWS 4u /* prng draws per operation, whatever it turns out to be   \
-                     */
+#define WL_DRAWS                                                               \
+  4u /* prng draws per operation, whatever it turns out to be                  \
+      */
 
 struct wl_order {
   uint32_t number;

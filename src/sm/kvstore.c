@@ -2237,6 +2237,10 @@ static int apply_txn(struct kvstore *kv, const struct command *c,
     (void)ok;
     memset(&kv->items[i], 0, sizeof kv->items[i]);
     kv->items[i].outcome = KVSTORE_APPLIED;
+    if (i > 0 && (kv->config.bugs & KVSTORE_BUG_TXN_PARTIAL)) {
+      reply_int(&kv->items[i], 0); /* the bug: the rest is not applied */
+      continue;
+    }
     int rc = apply_op(kv, &sc, &kv->items[i], false);
     if (rc != 0)
       return rc;

@@ -230,7 +230,13 @@ struct kvstore_config {
    * called by restore. */
   kvstore_event_fn on_event;
   void *event_ctx;
+  /* Deliberately broken rules, for proving the simulator's checkers see
+   * them (KVSTORE_BUG_*); 0 everywhere else. */
+  uint32_t bugs;
 };
+
+/* A TXN applies its first command only, and answers 0 for the rest. */
+#define KVSTORE_BUG_TXN_PARTIAL 1u
 
 /* 64 KiB keys, 8 MiB values (resp_limits_default's argument bound), 16 Mi
  * keys, 1 GiB of data, 10000 sessions, and a fixed hash key (replace it with
