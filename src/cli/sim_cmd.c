@@ -409,8 +409,9 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
 }
 
 static void summary_finish(struct summary *sum) {
-  qsort(sum->latencies_us, sum->n_latencies, sizeof *sum->latencies_us,
-        cmp_u32);
+  if (sum->n_latencies > 0) /* none when no operation succeeded */
+    qsort(sum->latencies_us, sum->n_latencies, sizeof *sum->latencies_us,
+          cmp_u32);
   sum->latency_ms_p50 =
       stats_quantile_u32(sum->latencies_us, sum->n_latencies, 0.5) / 1000.0;
   sum->latency_ms_p99 =

@@ -124,7 +124,9 @@ static char rd_line(struct rd *r, const uint8_t **text, size_t *n) {
 static int64_t to_i64(const uint8_t *p, size_t n) {
   int64_t v = 0;
   bool neg = n > 0 && p[0] == '-';
-  for (size_t i = neg ? 1 : 0; i < n; i++)
+  /* The node's own replies: at most 19 digits. */
+  for (size_t i = neg ? 1 : 0; i < n && i < 19 && p[i] >= '0' && p[i] <= '9';
+       i++)
     v = v * 10 + (p[i] - '0');
   return neg ? -v : v;
 }

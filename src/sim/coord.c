@@ -161,8 +161,8 @@ static void coord_act(struct sim *s) {
 static int64_t parse_int(const uint8_t *p, size_t n, bool *ok) {
   int64_t v = 0;
   bool neg = n > 0 && p[0] == '-';
-  *ok = n > (neg ? 1u : 0u);
-  for (size_t i = neg ? 1 : 0; i < n; i++) {
+  *ok = n > (neg ? 1u : 0u) && n <= 19;
+  for (size_t i = neg ? 1 : 0; i < n && i < 19; i++) {
     if (p[i] < '0' || p[i] > '9')
       *ok = false;
     else

@@ -207,11 +207,13 @@ static char line(struct rcur *c, int64_t *num, const uint8_t **text,
   char type = (char)c->p[0];
   *text = c->p + 1;
   *n = (size_t)(cr - c->p - 1);
+  /* A number only on the lines that carry one: an error's text is not. */
   int64_t v = 0;
   bool neg = *n > 0 && (*text)[0] == '-';
-  for (size_t i = neg ? 1 : 0; i < *n; i++)
+  for (size_t i = neg ? 1 : 0;
+       i < *n && i < 19 && (*text)[i] >= '0' && (*text)[i] <= '9'; i++)
     v = v * 10 + ((*text)[i] - '0');
-  *num = neg ? -v : v;
+  *num = type == '-' || type == '+' ? 0 : neg ? -v : v;
   c->p = cr + 2;
   return type;
 }
