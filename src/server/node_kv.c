@@ -212,6 +212,31 @@ static void put_arg(struct resp_buf *b, const void *p, size_t n) {
   resp_write_bulk(b, p, n);
 }
 
+/* NAME prefix [KEYWORD] [value of param]: the command of a range or a
+ * watch, its prefix and the one number it may take from the query; a
+ * watch also asks for a reply per revision (BATCH 0). */
+static void prefix_command(struct resp_buf *cmd, const struct http_request *req,
+                           const char *name, const char *param,
+                           const char *keyword, uint8_t *prefix,
+                           uint8_t *value) {
+  long n = query_param(req, "prefix", prefix);
+  size_t prefix_len = n < 0 ? 0 : (size_t)n;
+  long v = query_param(req, param, value);
+  bool watch = keyword != NULL;
+  size_t argc = 2 + (v > 0 ? 1 + watch : 0) + (watch ? 2 : 0);
+  resp_write_array(cmd, argc);
+  put_arg(cmd, name, strlen(name));
+  put_arg(cmd, prefix, prefix_len);
+  if (v > 0 && watch)
+    put_arg(cmd, keyword, strlen(keyword));
+  if (v > 0)
+    put_arg(cmd, value, (size_t)v);
+  if (watch) {
+    put_arg(cmd, "BATCH", 5);
+    put_arg(cmd, "0", 1);
+  }
+}
+
 /* The connection's runtime stream, made on its first request. */
 static const char *bridge_open(struct srv_http_conn *c) {
   if (c->bridge != NULL)
@@ -298,7 +323,6 @@ void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
     put_arg(cmd, auth->value + 7, auth->value_len - 7);
     c->kv_skip = 1; /* its reply; a refusal shows in the next one's */
   }
-  long n;
   switch (route) {
   case ROUTE_GET:
     resp_write_array(cmd, 2);
@@ -317,28 +341,10 @@ void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
     put_arg(cmd, key, (size_t)key_len);
     break;
   case ROUTE_RANGE:
-    n = query_param(req, "prefix", key);
-    key_len = n < 0 ? 0 : n;
-    n = query_param(req, "limit", arg);
-    resp_write_array(cmd, n > 0 ? 3 : 2);
-    put_arg(cmd, "SABHA.RANGE", 11);
-    put_arg(cmd, key, (size_t)key_len);
-    if (n > 0)
-      put_arg(cmd, arg, (size_t)n);
+    prefix_command(cmd, req, "SABHA.RANGE", "limit", NULL, key, arg);
     break;
   case ROUTE_WATCH:
-    n = query_param(req, "prefix", key);
-    key_len = n < 0 ? 0 : n;
-    n = query_param(req, "from", arg);
-    resp_write_array(cmd, n > 0 ? 6 : 4);
-    put_arg(cmd, "SABHA.WATCH", 11);
-    put_arg(cmd, key, (size_t)key_len);
-    if (n > 0) {
-      put_arg(cmd, "FROM", 4);
-      put_arg(cmd, arg, (size_t)n);
-    }
-    put_arg(cmd, "BATCH", 5);
-    put_arg(cmd, "0", 1);
+    prefix_command(cmd, req, "SABHA.WATCH", "from", "FROM", key, arg);
     c->kv_close = true; /* a stream ends with its connection */
     break;
   default:
