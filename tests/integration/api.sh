@@ -7,7 +7,9 @@
 # Engine: $4.
 . "$(dirname "$0")/lib.sh"
 PROTO=${4:?protocol}
-start_cluster c 3 "$PROTO" "$BASE"
+# Snapshots every 30 entries: a node that restarts keeps no events from
+# before its snapshot, which SABHA.WATCH FROM must say.
+start_cluster c 3 "$PROTO" "$BASE" --set compact-entries=30
 wait_leader c
 F=$(follower_node c)
 PF=$(client_port "$F" "$BASE"); HF=$(http_port "$F" "$BASE")
@@ -109,4 +111,15 @@ grep -q '^event: put' "$DIR/sse.out" && grep -q '^event: del' "$DIR/sse.out" &&
 # Several requests on one kept-alive connection.
 n=$(curl -sv "$U/v1/kv/s:01" "$U/v1/kv/s:02" 2>&1 | grep -c 'Re-using')
 expect 1 "$n"
+
+log "a restarted node refuses FROM a revision its snapshot swallowed"
+"$SABHA" cluster restart "$F" --dir "$DIR/c" >/dev/null 2>&1 || die "restart failed"
+sleep 2
+out=$(timeout 2 redis-cli -p "$PF" SABHA.WATCH "" FROM 1 2>&1)
+echo "$out" | grep -q 'compacted: this node streams from revision' || die "FROM 1 after a restart: $out"
+expect 410 "$(code --max-time 2 "$U/v1/watch?from=1")"
+c SET w:z 3 >/dev/null
+rev=$(curl -sf "$U/v1/kv/?prefix=w:z" | grep -oE '"revision":[0-9]+\}' | grep -oE '[0-9]+')
+out=$(timeout 2 redis-cli -p "$PF" SABHA.WATCH w:z FROM "$rev" | tr '\n' ' ')
+expect "put w:z 3 $rev " "$out"
 log "ok"
