@@ -195,6 +195,7 @@ static const struct bug_name bug_table[] = {
     {"no-dedup", 0, SIM_HOST_BUG_NO_DEDUP},
     {"snapshot-reply", 0, SIM_HOST_BUG_SNAPSHOT_REPLY},
     {"wall-clock-read", 0, SIM_HOST_BUG_WALL_CLOCK_READ},
+    {"no-repair-guard", SABHA_BUG_NO_REPAIR_GUARD, 0},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -211,6 +212,7 @@ static const char *const bug_names[] = {"none",
                                         "no-dedup",
                                         "snapshot-reply",
                                         "wall-clock-read",
+                                        "no-repair-guard",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -230,7 +232,8 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
   snprintf(err, err_size,
            "unknown bug '%s' (known: none, vote-twice, "
            "stale-commit, skip-log-check, ack-before-fsync, stale-read, "
-           "snapshot-reply, wall-clock-read; for Paxos: accept-lower-ballot, "
+           "snapshot-reply, wall-clock-read, no-repair-guard; for Paxos: "
+           "accept-lower-ballot, "
            "no-adopt; for the application workloads: no-dedup)",
            name != NULL ? name : "");
   return SABHA_EINVAL;

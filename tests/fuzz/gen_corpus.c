@@ -588,7 +588,8 @@ static int append(struct wal *w, uint64_t term, uint64_t from, size_t n,
   struct sabha_ready rd;
   memset(&rd, 0, sizeof rd);
   rd.has_hard_state = true;
-  rd.hard_state = (struct sabha_hard_state){term, 2, commit};
+  rd.hard_state =
+      (struct sabha_hard_state){.term = term, .vote = 2, .commit = commit};
   rd.entries = e;
   rd.n_entries = n;
   int rc = wal_append_ready(w, &rd);
