@@ -85,6 +85,8 @@ uint64_t hist_quantile_ns(const struct bench_hist *h, double q) {
   for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
     seen += h->bucket[i];
     if (seen >= rank) {
+      if (i == HIST_BUCKETS - 1u)
+        return h->max_ns; /* the last bucket has no upper bound */
       uint64_t v = hist_upper(i);
       return v < h->max_ns ? v : h->max_ns;
     }
@@ -160,6 +162,9 @@ static int parse_value(const uint8_t *buf, size_t len, size_t *at,
       return -1;
     if (next + (size_t)blen + 2 > len)
       return 0;
+    if (buf[next + (size_t)blen] != '\r' ||
+        buf[next + (size_t)blen + 1] != '\n')
+      return -1;
     e->str.ptr = (const char *)buf + next;
     e->str.len = (size_t)blen;
     next += (size_t)blen + 2;
