@@ -311,6 +311,16 @@ int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
 }
 
 int wal_rollover(struct wal *w) {
+  /* Only a crafted or damaged directory gets here (2^64 segments): the
+   * next number would wrap to 0, which names no segment. */
+  if (active(w)->seq == UINT64_MAX) {
+    char name[WAL_SEG_NAME_BYTES + 1];
+    wal_seg_name(name, active(w)->seq);
+    return wal_error(w, SABHA_ECORRUPT,
+                     "%s: the last segment number there is; no segment can "
+                     "follow it",
+                     wal_path(w, name));
+  }
   int rv = wal_sync_active(w);
   if (rv != 0)
     return rv;
