@@ -7,11 +7,16 @@
 # puts nodes in network namespaces to partition them. `deps.sh fuzz` adds
 # what `make fuzz` needs: clang, and its runtime libraries, where libFuzzer
 # and the sanitizers' runtimes live (clang alone does not pull them in).
+# `deps.sh bench` adds what bench/peers/run compares sabha with: etcd (its
+# server and etcdctl), Redis's server and wrk, the HTTP load generator.
 set -eu
 
 PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev libssl-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
   PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2"
+fi
+if [ "${1:-}" = bench ]; then
+  PACKAGES="$PACKAGES etcd-server etcd-client redis-server wrk"
 fi
 if [ "${1:-}" = fuzz ]; then
   PACKAGES="$PACKAGES clang libclang-rt-dev"

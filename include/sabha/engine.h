@@ -79,6 +79,15 @@ struct sabha_hard_state {
   uint64_t term;   /* current term or highest promised ballot */
   uint32_t vote;   /* node voted for in term, or SABHA_NODE_NONE */
   uint64_t commit; /* a hint: may lag; never needed for safety */
+  /* The repair guard (0: none). A node whose disk lost entries it may have
+   * acknowledged (the WAL cut a damaged log at the damage, docs/storage.md
+   * "Repairing a damaged log") is given the highest index it may have
+   * acknowledged. Until its commit index reaches it (or, in Raft, it holds
+   * an entry of a term above the one it restarted in) it neither votes nor
+   * promises, nor counts itself towards a quorum of its own: its log may
+   * lack an entry a quorum needed it to hold. The engine clears it and says
+   * so in a ready batch; hosts persist it like term and vote. */
+  uint64_t repair_until;
 };
 
 struct sabha_snapshot_meta {
@@ -199,6 +208,7 @@ enum sabha_bug {
   SABHA_BUG_SKIP_LOG_CHECK = 1u << 2, /* vote without the up-to-date check */
   SABHA_BUG_ACCEPT_LOWER_BALLOT = 1u << 3, /* Paxos: ignore a promise */
   SABHA_BUG_NO_ADOPT = 1u << 4, /* Paxos: ignore accepted values in phase 1 */
+  SABHA_BUG_NO_REPAIR_GUARD = 1u << 5, /* vote while the repair guard holds */
 };
 
 /* The fewest entries a Multi-Paxos promise chunk may carry, whatever
@@ -270,6 +280,7 @@ struct sabha_status {
   uint64_t elections_started; /* phase-1 rounds for Paxos */
   uint64_t elections_won;
   uint64_t ballots_burned; /* terms/ballots this node moved past */
+  uint64_t repair_until;   /* the repair guard in force, 0 for none */
 };
 
 struct sabha_engine;

@@ -32,10 +32,9 @@ void async_reset_election_timer(struct async_node *a) {
   uint64_t window_ms = a->cfg.election_timeout_ms_max -
                        a->cfg.election_timeout_ms_min + a->cfg.heartbeat_ms;
   uint64_t offset_ms = (uint64_t)a->rank * window_ms;
-  a->election_deadline_ms =
-      a->now_ms + offset_ms +
-      prng_range(&a->prng, a->cfg.election_timeout_ms_min,
-                 a->cfg.election_timeout_ms_max);
+  a->election_deadline_ms = a->now_ms + offset_ms +
+                            prng_range(&a->prng, a->cfg.election_timeout_ms_min,
+                                       a->cfg.election_timeout_ms_max);
 }
 
 static bool async_in_lease(const struct async_node *a) {
@@ -129,6 +128,7 @@ static int async_create(void **state, const struct sabha_config *cfg,
   if (rv == 0 && persisted != NULL) {
     a->term = persisted->hard_state.term;
     a->vote = persisted->hard_state.vote;
+    a->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
     rv = replog_restore(&a->rl, persisted);
   }
   if (rv != 0) {
@@ -335,6 +335,7 @@ static void async_status(const void *state, struct sabha_status *st) {
   st->elections_started = a->elections_started;
   st->elections_won = a->elections_won;
   st->ballots_burned = a->terms_burned;
+  st->repair_until = replog_guard_until(&a->rl);
 }
 
 /* MongoDB steps a primary down and lets the priorities decide; the

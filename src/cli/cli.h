@@ -9,6 +9,8 @@
 #ifndef SABHA_CLI_H
 #define SABHA_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define CLI_EXIT_OK 0
@@ -23,6 +25,16 @@ void cli_sim_usage(FILE *f);
 /* `sabha cluster ...`: argv[0] is "cluster". */
 int cli_cluster(int argc, char **argv);
 void cli_cluster_usage(FILE *f);
+
+/* The client (RESP) ports of the `sabha cluster` cluster in dir, on
+ * 127.0.0.1: up to cap of them into ports, their number in *n, and whether
+ * they speak TLS. -1 when dir holds no cluster.conf. */
+int cli_cluster_clients(const char *dir, uint32_t *ports, uint32_t cap,
+                        uint32_t *n, bool *tls);
+
+/* `sabha bench ...`: argv[0] is "bench". */
+int cli_bench(int argc, char **argv);
+void cli_bench_usage(FILE *f);
 
 /* `sabha check ...`: argv[0] is "check". */
 int cli_check(int argc, char **argv);

@@ -243,6 +243,18 @@ static int load_cluster(struct cluster *c, const char *dir) {
   return 0;
 }
 
+int cli_cluster_clients(const char *dir, uint32_t *ports, uint32_t cap,
+                        uint32_t *n, bool *tls) {
+  struct cluster c;
+  if (load_cluster(&c, dir) != 0)
+    return -1;
+  *n = c.nodes < cap ? c.nodes : cap;
+  for (uint32_t i = 0; i < *n; i++)
+    ports[i] = port_of(&c, i + 1, PORT_CLIENT_OFFSET);
+  *tls = c.tls;
+  return 0;
+}
+
 /* Writes DIR/secret (mode 0600): `secret`, or 32 random bytes as hex. The
  * nodes read it with secret-file, so it never appears on a command line. */
 static int write_secret(const struct cluster *c, const char *secret, char *path,

@@ -24,6 +24,9 @@ static void usage(FILE *f) {
              "          report what each did (sabha lab --help)\n"
              "  check   check that a client history is linearizable\n"
              "          (sabha check --help)\n"
+             "  bench   load a running cluster with the applications'\n"
+             "          workloads and check their invariants\n"
+             "          (sabha help bench)\n"
              "  help    this text; `sabha help sim` for a command's options\n"
              "\n"
              "protocols in this build:");
@@ -31,7 +34,6 @@ static void usage(FILE *f) {
     fprintf(f, " %s", *p);
   fprintf(f, "\n");
 }
-
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -47,6 +49,8 @@ int main(int argc, char **argv) {
       cli_lab_usage(stdout);
     else if (argc >= 3 && strcmp(argv[2], "check") == 0)
       cli_check_usage(stdout);
+    else if (argc >= 3 && strcmp(argv[2], "bench") == 0)
+      cli_bench_usage(stdout);
     else
       usage(stdout);
     return CLI_EXIT_OK;
@@ -59,6 +63,8 @@ int main(int argc, char **argv) {
     return cli_lab(argc - 1, argv + 1);
   if (strcmp(cmd, "check") == 0) /* src/cli/check_cmd.c */
     return cli_check(argc - 1, argv + 1);
+  if (strcmp(cmd, "bench") == 0) /* src/cli/bench_cmd.c */
+    return cli_bench(argc - 1, argv + 1);
   fprintf(stderr, "sabha: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return CLI_EXIT_USAGE;

@@ -98,7 +98,9 @@ void cli_sim_usage(FILE *f) {
       "state_hash (one seed: the final key-value and application state),\n"
       "crashes, snapshots_taken, snapshots_installed, disk_faults (writes or\n"
       "fsyncs failed, bits flipped), disk_corruptions_detected (bit\n"
-      "flips a node refused to start on), node_fatals, connections (client\n"
+      "flips a node found on start, refused or repaired), disk_repairs\n"
+      "(damaged logs cut at the damage and rejoined under a repair guard),\n"
+      "node_fatals, connections (client\n"
       "connections opened), clock_entries (log clock entries proposed),\n"
       "watch_events (changes the watcher received and the watch checker\n"
       "compared with the log's), txns_checked (transactions whose EXEC\n"
@@ -334,7 +336,7 @@ struct summary {
   uint64_t ballots_burned;
   uint64_t events;
   uint64_t snapshots_taken, snapshots_installed;
-  uint64_t disk_faults, disk_corruptions_detected;
+  uint64_t disk_faults, disk_corruptions_detected, disk_repairs;
   uint64_t crashes, node_fatals, conns_opened, clock_entries, watch_events;
   uint64_t txns_checked;
   double wall_seconds;
@@ -373,6 +375,7 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->snapshots_installed += r->snapshots_installed;
   sum->disk_faults += r->disk_faults;
   sum->disk_corruptions_detected += r->disk_corruptions_detected;
+  sum->disk_repairs += r->disk_repairs;
   sum->crashes += r->crashes;
   sum->node_fatals += r->node_fatals;
   sum->conns_opened += r->conns_opened;
@@ -455,6 +458,7 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("disk_faults: %" PRIu64 "\n", sum->disk_faults);
   printf("disk_corruptions_detected: %" PRIu64 "\n",
          sum->disk_corruptions_detected);
+  printf("disk_repairs: %" PRIu64 "\n", sum->disk_repairs);
   printf("node_fatals: %" PRIu64 "\n", sum->node_fatals);
   printf("connections: %" PRIu64 "\n", sum->conns_opened);
   printf("clock_entries: %" PRIu64 "\n", sum->clock_entries);
@@ -490,28 +494,29 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   json_fput_text(f, sim_workload_name(a->o.workload));
   fprintf(f, ",\"bug\":");
   json_fput_text(f, a->bug != NULL ? a->bug : "none");
-  fprintf(
-      f,
-      ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64 ",\"ops_ok\":%" PRIu64
-      ",\"ops_failed\":%" PRIu64 ",\"ops_indeterminate\":%" PRIu64
-      ",\"safety_violations\":%" PRIu64 ",\"linearizability_failures\":%" PRIu64
-      ",\"acked_writes_lost\":%" PRIu64 ",\"liveness_failures\":%" PRIu64
-      ",\"elections\":%" PRIu64 ",\"phase1_rounds\":%" PRIu64
-      ",\"ballots_burned\":%" PRIu64
-      ",\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f"
-      ",\"throughput_ops_per_s\":%.1f,\"sim_events_per_s\":%.0f"
-      ",\"events\":%" PRIu64 ",\"invariant_violations\":%" PRIu64
-      ",\"snapshots_taken\":%" PRIu64 ",\"snapshots_installed\":%" PRIu64
-      ",\"disk_faults\":%" PRIu64 ",\"disk_corruptions_detected\":%" PRIu64
-      ",\"crashes\":%" PRIu64,
-      sum->runs, sum->runs_failed, sum->ops_ok, sum->ops_failed,
-      sum->ops_indeterminate, sum->safety_violations,
-      sum->linearizability_failures, sum->acked_writes_lost,
-      sum->liveness_failures, sum->elections, sum->phase1_rounds,
-      sum->ballots_burned, sum->latency_ms_p50, sum->latency_ms_p99,
-      throughput(sum), events_per_s(sum), sum->events,
-      sum->invariant_violations, sum->snapshots_taken, sum->snapshots_installed,
-      sum->disk_faults, sum->disk_corruptions_detected, sum->crashes);
+  fprintf(f,
+          ",\"runs\":%" PRIu64 ",\"runs_failed\":%" PRIu64
+          ",\"ops_ok\":%" PRIu64 ",\"ops_failed\":%" PRIu64
+          ",\"ops_indeterminate\":%" PRIu64 ",\"safety_violations\":%" PRIu64
+          ",\"linearizability_failures\":%" PRIu64
+          ",\"acked_writes_lost\":%" PRIu64 ",\"liveness_failures\":%" PRIu64
+          ",\"elections\":%" PRIu64 ",\"phase1_rounds\":%" PRIu64
+          ",\"ballots_burned\":%" PRIu64
+          ",\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f"
+          ",\"throughput_ops_per_s\":%.1f,\"sim_events_per_s\":%.0f"
+          ",\"events\":%" PRIu64 ",\"invariant_violations\":%" PRIu64
+          ",\"snapshots_taken\":%" PRIu64 ",\"snapshots_installed\":%" PRIu64
+          ",\"disk_faults\":%" PRIu64 ",\"disk_corruptions_detected\":%" PRIu64
+          ",\"disk_repairs\":%" PRIu64 ",\"crashes\":%" PRIu64,
+          sum->runs, sum->runs_failed, sum->ops_ok, sum->ops_failed,
+          sum->ops_indeterminate, sum->safety_violations,
+          sum->linearizability_failures, sum->acked_writes_lost,
+          sum->liveness_failures, sum->elections, sum->phase1_rounds,
+          sum->ballots_burned, sum->latency_ms_p50, sum->latency_ms_p99,
+          throughput(sum), events_per_s(sum), sum->events,
+          sum->invariant_violations, sum->snapshots_taken,
+          sum->snapshots_installed, sum->disk_faults,
+          sum->disk_corruptions_detected, sum->disk_repairs, sum->crashes);
   if (sum->runs == 1)
     fprintf(f, ",\"trace_hash\":\"0x%016" PRIx64 "\"", sum->trace_hash);
   if (sum->has_failing_seed) {

@@ -150,6 +150,15 @@ bool progress_on_append_refused(struct progress *pr, const struct log *log,
   return true;
 }
 
+bool progress_on_log_lost(struct progress *pr, uint64_t last) {
+  if (pr->match <= last)
+    return false;
+  pr->match = last;
+  progress_become_probe(pr);
+  pr->next = last + 1;
+  return true;
+}
+
 void progress_unpause(struct progress *pr) {
   if (pr->state == PROGRESS_PROBE)
     pr->probe_sent = false;

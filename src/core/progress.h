@@ -29,6 +29,10 @@ struct progress {
   enum progress_state state;
   bool probe_sent;    /* PROBE: an append is out, wait for its answer */
   bool recent_active; /* heard from within this CheckQuorum period */
+  /* The follower says its repaired disk lost entries (its repair guard
+   * holds): appends to it also carry the leader's last index, so that it
+   * can tell when its log is the leader's whole log again. */
+  bool log_lost;
   /* REPLICATE: the last index of each append in flight, oldest first. */
   uint64_t *inflight;
   uint32_t inflight_max;
@@ -85,6 +89,11 @@ bool progress_on_append_ok(struct progress *pr, uint64_t index);
 bool progress_on_append_refused(struct progress *pr, const struct log *log,
                                 uint64_t rejected, uint64_t hint_index,
                                 uint64_t hint_term);
+
+/* The follower's disk was repaired and its log now ends at `last`, maybe
+ * below what it acknowledged: match goes back to it, PROBE from there.
+ * True when that moved anything (the caller sends an append). */
+bool progress_on_log_lost(struct progress *pr, uint64_t last);
 
 /* The follower answered a heartbeat but is behind, so what was sent to it
  * may be lost: lets one more append go (another probe in PROBE, one slot

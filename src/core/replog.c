@@ -25,6 +25,8 @@ void replog_free(struct replog *rl) {
 
 int replog_restore(struct replog *rl, const struct sabha_persisted *p) {
   rl->hs_durable = p->hard_state;
+  rl->repair_until = p->hard_state.repair_until;
+  rl->repair_term = p->hard_state.term;
   if (p->has_snapshot) {
     log_compact(&rl->log, p->snapshot.index, p->snapshot.term);
     if (p->snapshot_size_bytes > 0) {
@@ -148,7 +150,8 @@ static uint64_t apply_from(const struct replog *rl) {
 static bool hard_state_changed(const struct replog *rl, uint64_t term,
                                uint32_t vote) {
   return term != rl->hs_durable.term || vote != rl->hs_durable.vote ||
-         rl->commit != rl->hs_durable.commit;
+         rl->commit != rl->hs_durable.commit ||
+         replog_guard_until(rl) != rl->hs_durable.repair_until;
 }
 
 bool replog_has_ready(const struct replog *rl, uint64_t term, uint32_t vote) {
@@ -164,6 +167,11 @@ void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
     rd->hard_state.term = term;
     rd->hard_state.vote = vote;
     rd->hard_state.commit = rl->commit;
+    /* Lifting the guard needs no fsync of its own: a guard kept too long
+     * only delays a vote. The WAL writes the lift after this batch's
+     * entries, so a torn batch never keeps the lift without them. */
+    rl->repair_until = replog_guard_until(rl);
+    rd->hard_state.repair_until = rl->repair_until;
   }
   if (rl->snap_to_install) {
     rd->has_snapshot = true;

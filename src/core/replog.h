@@ -39,6 +39,11 @@ struct replog {
   uint64_t truncate_from;  /* pending disk truncation, 0 for none */
   uint64_t persisted_last; /* last index the host holds durably */
   struct sabha_hard_state hs_durable;
+  /* The repair guard (engine.h, sabha_hard_state.repair_until) and the term
+   * or ballot the node restarted in; guard_off is the deliberate bug. */
+  uint64_t repair_until;
+  uint64_t repair_term;
+  bool guard_off;
   uint64_t commit;
   uint64_t applied;
   /* The newest local snapshot (covers log.snap_index). */
@@ -70,6 +75,30 @@ static inline uint64_t replog_self_match(const struct replog *rl) {
   if (rl->n_puts > 0 && rl->puts[0].lo <= stable)
     stable = rl->puts[0].lo - 1;
   return rl->persisted_last < stable ? rl->persisted_last : stable;
+}
+
+/* The guard still in force, 0 for none. While it holds the node must not vote
+ * or promise, nor count itself towards a quorum for votes or promises. It holds
+ * until the commit index reaches the index the node may have acknowledged
+ * before its log was cut: entries up to the commit index are the chosen
+ * ones, learned from the cluster, so whatever it lost is back. */
+static inline uint64_t replog_guard_until(const struct replog *rl) {
+  return rl->repair_until != 0 && rl->commit < rl->repair_until
+             ? rl->repair_until
+             : 0;
+}
+
+/* The guard as the engine obeys it (the deliberate bug ignores it; its
+ * record is kept all the same). */
+static inline bool replog_guarded(const struct replog *rl) {
+  return replog_guard_until(rl) != 0 && !rl->guard_off;
+}
+
+/* Lifts the guard before the commit index reaches it, for an engine that
+ * knows its log is whole again (Raft: an entry from a leader of a later
+ * term, see raft_guard_check). */
+static inline void replog_guard_lift(struct replog *rl) {
+  rl->repair_until = 0;
 }
 
 /* Notes that entries at index >= `index` changed in memory and must be

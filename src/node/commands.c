@@ -1335,7 +1335,8 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         "wal_fsyncs:%" PRIu64 "\r\nwal_fsync_us_p50:%" PRIu64 "\r\n"
         "wal_fsync_us_p99:%" PRIu64 "\r\nproposals:%" PRIu64 "\r\n"
         "commits:%" PRIu64 "\r\nsessions:%" PRIu64 "\r\n"
-        "log_clock_ms:%" PRIu64 "\r\nclock_entries:%" PRIu64 "\r\n\r\n",
+        "log_clock_ms:%" PRIu64 "\r\nclock_entries:%" PRIu64 "\r\n"
+        "repair_guard_index:%" PRIu64 "\r\nlog_repaired:%d\r\n\r\n",
         rt->cfg.engine.id, rt->cfg.protocol, rt->cfg.cluster_id,
         sabha_role_name(st.role), st.term, st.vote, st.leader, leader_client,
         st.commit, rt->applied, st.first_index, st.last_index,
@@ -1346,7 +1347,7 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         ws.segments, ws.bytes, ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
         wal_fsync_us_quantile(&ws, 0.99), rt->m.proposals, rt->m.commits,
         kvstore_n_sessions(rt->kv), kvstore_clock_ms(rt->kv),
-        rt->m.clock_entries);
+        rt->m.clock_entries, st.repair_until, ws.repaired ? 1 : 0);
   }
   if (want_section(section, "stats"))
     resp_buf_printf(

@@ -675,6 +675,7 @@ static int open_storage(struct rt *rt, struct sabha_persisted *p, char *err,
   /* The log takes what the engine may propose, no more. */
   wo.entry_size_bytes_max = rt->cfg.engine.entry_size_bytes_max;
   wo.discard_corrupt = rt->cfg.discard_corrupt_log;
+  wo.refuse_corrupt = rt->cfg.refuse_corrupt_log;
   char werr[WAL_ERRMSG_MAX];
   int rc = wal_open(&rt->wal, &wo, p, werr, sizeof werr);
   if (rc != 0) {
@@ -683,10 +684,15 @@ static int open_storage(struct rt *rt, struct sabha_persisted *p, char *err,
       snprintf(err, err_size,
                "cannot recover the log in %s: %s. The log is damaged before "
                "its tail, so acknowledged data may be at stake; refusing to "
-               "start. To give this node's log up and rejoin from its "
-               "peers, restart it with --discard-corrupt-log (see "
-               "docs/operations.md)",
-               rt->cfg.data_dir, werr);
+               "start. %s (see docs/operations.md, \"Damaged logs\")",
+               rt->cfg.data_dir, werr,
+               rt->cfg.refuse_corrupt_log
+                   ? "To repair it from the peers, restart it without "
+                     "refuse-corrupt-log"
+                   : "It cannot be repaired safely: bring the other nodes "
+                     "up, then give this node's log up with "
+                     "--discard-corrupt-log only if the rest of the cluster "
+                     "holds every acknowledged write");
       return 2;
     }
     snprintf(err, err_size, "cannot recover the log in %s: %s: %s",

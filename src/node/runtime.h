@@ -110,6 +110,7 @@ struct rt_config {
   const struct wal_io *io; /* NULL: POSIX; copied */
   uint32_t wal_segment_bytes;
   bool discard_corrupt_log; /* see wal.h DISCARDING */
+  bool refuse_corrupt_log;  /* refuse to start on damage, see REPAIRING */
 
   uint64_t compact_entries;    /* snapshot when the log has this many
                                   applied entries past the last one; 0:

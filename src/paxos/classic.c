@@ -331,7 +331,9 @@ static void start_instance(struct cp *p) {
   p->active = true;
   p->phase = 1;
   p->slot = p->rl.commit + 1;
-  p->grants = 1u << voter_slot(p, p->cfg.id);
+  /* A guarded acceptor (replog.h) may have lost a value chosen with it:
+   * its own promise does not count; a majority of the others does. */
+  p->grants = replog_guarded(&p->rl) ? 0 : 1u << voter_slot(p, p->cfg.id);
   p->best_ballot = 0;
   p->self_accept_pending = false;
   value_clear(p);
@@ -449,6 +451,8 @@ static void recv_prepare(struct cp *p, const struct sabha_msg *m) {
                            .index = m->index};
   if (answer_decided(p, m, &resp))
     return;
+  if (replog_guarded(&p->rl))
+    return; /* its promise would omit what it lost; see start_instance */
   bool again = m->term == p->promised && p->vote == m->from; /* duplicate */
   if (m->term < p->promised || (m->term == p->promised && !again)) {
     resp.reject = 1;
@@ -643,6 +647,7 @@ static int cp_create(void **state, const struct sabha_config *cfg,
   if (rv == 0 && persisted != NULL) {
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
+    p->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
     rv = replog_restore(&p->rl, persisted);
   }
   if (rv != 0) {
@@ -771,6 +776,7 @@ static void cp_status(const void *state, struct sabha_status *st) {
   st->elections_started = p->elections_started;
   st->elections_won = 0;
   st->ballots_burned = p->ballots_burned;
+  st->repair_until = replog_guard_until(&p->rl);
 }
 
 static int cp_transfer_leadership(void *state, uint32_t to) {

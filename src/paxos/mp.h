@@ -51,7 +51,9 @@
  *                  again from hint_index + 1), 0: that was every one,
  *                  MP_BEHIND: the acceptor compacted past index (the
  *                  candidate lacks chosen slots); commit: the acceptor's.
- *   ACCEPT         phase 2a; index: first slot of entries; commit.
+ *   ACCEPT         phase 2a; index: first slot of entries; commit;
+ *                  hint_index: the leader's last slot, to an acceptor that
+ *                  said MP_LOG_LOST.
  *   ACCEPTED       phase 2b; index: highest slot accepted under this ballot
  *                  with every slot before it; on a refusal hint_index is that
  *                  slot (there is a gap) or term the higher ballot promised.
@@ -74,6 +76,10 @@ enum mp_msg_type {
 
 #define MP_BEHIND 2u
 #define MP_MORE 3u
+/* An ACCEPTED's context: the acceptor's repaired disk lost values it may
+ * have accepted (its repair guard holds); accepts to it then carry the
+ * leader's last slot in hint_index. */
+#define MP_LOG_LOST 4u
 
 static inline uint64_t mp_ballot(uint64_t round, uint32_t id) {
   return round << 8 | id;

@@ -148,6 +148,7 @@ static int mp_create(void **state, const struct sabha_config *cfg,
   if (rv == 0 && persisted != NULL) {
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
+    p->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
     rv = replog_restore(&p->rl, persisted);
   }
   if (rv != 0) {
@@ -417,6 +418,7 @@ static void mp_status(const void *state, struct sabha_status *st) {
   st->elections_started = p->elections_started;
   st->elections_won = p->elections_won;
   st->ballots_burned = p->ballots_burned;
+  st->repair_until = replog_guard_until(&p->rl);
 }
 
 static int mp_transfer_leadership(void *state, uint32_t to) {

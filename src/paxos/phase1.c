@@ -196,7 +196,11 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
         return;
       }
   }
-  tally(p, p->cfg.id, true);
+  /* A guarded acceptor may have lost a value it accepted and that was
+   * chosen with it: it cannot count as one promise, a majority of the
+   * others can (they meet every quorum it was part of). */
+  if (!replog_guarded(&p->rl))
+    tally(p, p->cfg.id, true);
   for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
     uint32_t id = p->cfg.voters[i];
     if (id == p->cfg.id)
@@ -214,7 +218,8 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
 }
 
 void mp_recv_probe(struct mp *p, const struct sabha_msg *m) {
-  bool grant = m->term > p->promised && p->role != SABHA_ROLE_LEADER;
+  bool grant = m->term > p->promised && p->role != SABHA_ROLE_LEADER &&
+               !replog_guarded(&p->rl);
   struct sabha_msg resp = {.type = MP_MSG_PROBE_RESP, .to = m->from};
   if (grant)
     resp.term = m->term;
@@ -272,6 +277,10 @@ void mp_recv_prepare(struct mp *p, const struct sabha_msg *m) {
     return;
   if (p->role == SABHA_ROLE_LEADER || p->role == SABHA_ROLE_CANDIDATE)
     return; /* ballots are disjoint: only a broken peer sends our own */
+  /* A guarded acceptor's promise would omit values it lost (the ballot is
+   * adopted all the same: refusing lower ones is always safe). */
+  if (replog_guarded(&p->rl))
+    return;
   if (m->context == MP_MORE) {
     /* The candidate we promised is still collecting: start no rival
      * phase 1 meanwhile (as a Raft follower restarts its timer when it

@@ -67,6 +67,8 @@ bool mp_send_accept(struct mp *p, struct progress *pr, bool empty_ok) {
       .n_entries = n,
       .entries = n > 0 ? log_get(&p->rl.log, pr->next) : NULL,
   };
+  if (pr->log_lost)
+    m.hint_index = log_last_index(&p->rl.log);
   mp_send(p, &m, false);
   progress_sent(pr, pr->next + n - 1, n);
   return true;
@@ -136,6 +138,8 @@ void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
     resp.reject = 1;
     resp.hint_index = p->accepted_upto;
     resp.index = first;
+    if (replog_guard_until(&p->rl) != 0)
+      resp.context = MP_LOG_LOST;
     mp_send(p, &resp, true);
     return;
   }
@@ -163,6 +167,16 @@ void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
   if (m->n_entries > 0 && last > p->accepted_upto)
     p->accepted_upto = last;
   learn_commit(p, m->commit);
+  /* The repair guard may go once this acceptor holds, under the leader's
+   * ballot, every slot up to the leader's last: a leader past phase 1
+   * proposes the chosen value of every chosen slot (a majority of the
+   * others met every quorum this acceptor was part of), so what its lost
+   * accepts helped choose is here again. */
+  if (m->hint_index != 0 && p->accepted_upto >= m->hint_index &&
+      p->rl.repair_until != 0)
+    replog_guard_lift(&p->rl);
+  if (replog_guard_until(&p->rl) != 0)
+    resp.context = MP_LOG_LOST;
   resp.index = p->accepted_upto;
   mp_send(p, &resp, true); /* accepted only once durable (§2.2) */
 }
@@ -179,12 +193,15 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
     return;
   struct progress *pr = progress_of(p, m->from);
   pr->recent_active = true;
+  bool lost_before = pr->log_lost;
+  pr->log_lost = m->context == MP_LOG_LOST;
   if (m->reject) {
     if (pr->state == PROGRESS_SNAPSHOT)
       return;
     /* The acceptor holds our values only up to hint_index (it restarted,
-     * or accepts were lost): resend from there. What it acknowledged
-     * before is still durable there, so `match` stands. */
+     * or accepts were lost): resend from there. What it acknowledged was
+     * durable when it said so, so `match` stands (a repaired disk that
+     * lost it since is answered by its repair guard). */
     progress_become_probe(pr);
     pr->next = m->hint_index + 1;
     mp_send_accept(p, pr, true);
@@ -195,6 +212,11 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
     broadcast_commit(p);
   else
     send_all(p, pr);
+  /* A guarded acceptor that has it all is told so: one empty accept with
+   * the leader's last slot (once per step forward, no more). */
+  if (pr->log_lost && (updated || !lost_before) &&
+      pr->match >= log_last_index(&p->rl.log))
+    mp_send_accept(p, pr, true);
   mp_transfer_check(p, pr);
 }
 

@@ -70,7 +70,11 @@ void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
   r->votes_granted = 0;
   r->votes_refused = 0;
   raft_reset_election_timer(r);
-  raft_tally(r, r->cfg.id, true);
+  /* A guarded node may lack an entry committed with its acknowledgement:
+   * its own vote cannot stand for that, the voters' up-to-date checks can
+   * (a majority of the others meets every quorum it was counted in). */
+  if (!replog_guarded(&r->rl))
+    raft_tally(r, r->cfg.id, true);
   for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
     uint32_t id = r->cfg.voters[i];
     if (id == r->cfg.id)
@@ -91,9 +95,10 @@ void raft_recv_vote(struct raft *r, const struct sabha_msg *m) {
   bool pre = m->type == RAFT_MSG_PREVOTE;
   /* Figure 2: grant if we have not voted for another in this term. A
    * follower that knows the term's leader has implicitly chosen. */
-  bool can_vote = r->vote == m->from ||
-                  (r->vote == SABHA_NODE_NONE && r->leader == SABHA_NODE_NONE) ||
-                  (pre && m->term > r->term);
+  bool can_vote =
+      r->vote == m->from ||
+      (r->vote == SABHA_NODE_NONE && r->leader == SABHA_NODE_NONE) ||
+      (pre && m->term > r->term);
   if (r->cfg.bugs & SABHA_BUG_VOTE_TWICE)
     can_vote = true;
   bool up_to_date = raft_log_up_to_date(r, m->index, m->log_term);
@@ -101,7 +106,10 @@ void raft_recv_vote(struct raft *r, const struct sabha_msg *m) {
     up_to_date = true;
   struct sabha_msg resp = {
       .type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, .to = m->from};
-  if (can_vote && up_to_date && r->role != SABHA_ROLE_LEADER) {
+  /* A guarded node's log may lack what a quorum needed it to hold: its
+   * up-to-date check would let a candidate without that entry through. */
+  bool guarded = replog_guarded(&r->rl);
+  if (can_vote && up_to_date && !guarded && r->role != SABHA_ROLE_LEADER) {
     /* A granted pre-vote answers in the term asked about, so the
      * pre-candidate can tell it from a stale answer. */
     resp.term = pre ? m->term : r->term;

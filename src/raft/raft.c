@@ -23,7 +23,9 @@ int raft_voter_slot(const struct raft *r, uint32_t id) {
   return -1;
 }
 
-uint32_t raft_quorum(const struct raft *r) { return r->cfg.n_voters / 2 + 1; }
+uint32_t raft_quorum(const struct raft *r) {
+  return r->cfg.n_voters / 2 + 1;
+}
 
 void raft_reset_election_timer(struct raft *r) {
   /* §5.2: randomized timeouts make split votes rare. */
@@ -92,6 +94,7 @@ void raft_become_leader(struct raft *r) {
   assert(rv == 0 || rv == SABHA_ENOMEM);
   (void)rv;
   r->term_start_index = log_last_index(&r->rl.log);
+  raft_guard_check(r); /* elected by a majority of the others: whole */
   raft_broadcast_append(r);
   raft_maybe_commit(r); /* a single-node group may commit at once */
 }
@@ -126,6 +129,7 @@ static int raft_create(void **state, const struct sabha_config *cfg,
   if (rv == 0 && persisted != NULL) {
     r->term = persisted->hard_state.term;
     r->vote = persisted->hard_state.vote;
+    r->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
     rv = replog_restore(&r->rl, persisted);
     /* Raft logs never go back in term (Log Matching keeps them so), and a
      * snapshot's term is that of its last entry: an entry after it with a
@@ -182,8 +186,7 @@ static int raft_tick(void *state, uint64_t now_ms) {
     r->heartbeat_due_ms = r->now_ms + r->cfg.heartbeat_ms;
     raft_broadcast_heartbeat(r, r->reads.round);
   }
-  if (r->transferee != SABHA_NODE_NONE &&
-      r->now_ms >= r->transfer_deadline_ms)
+  if (r->transferee != SABHA_NODE_NONE && r->now_ms >= r->transfer_deadline_ms)
     r->transferee = SABHA_NODE_NONE; /* §3.10: abort, resume service */
   if (r->cfg.check_quorum && r->now_ms >= r->check_quorum_due_ms) {
     r->check_quorum_due_ms = r->now_ms + r->cfg.election_timeout_ms_min;
@@ -229,6 +232,18 @@ static bool raft_step_term(struct raft *r, const struct sabha_msg *m) {
   return true;
 }
 
+void raft_guard_check(struct raft *r) {
+  /* The repair guard (replog.h) may go before the commit index reaches it
+   * once the log holds an entry of a term above the one the node restarted
+   * in. Such an entry came from that term's leader with the log before it
+   * (Log Matching, §5.3), and that leader held every entry committed in an
+   * earlier term (Leader Completeness, §5.4), which is every entry this
+   * node's acknowledgement could have helped commit: it acknowledged
+   * nothing in a later term. */
+  if (r->rl.repair_until != 0 && log_last_term(&r->rl.log) > r->rl.repair_term)
+    replog_guard_lift(&r->rl);
+}
+
 static int raft_step(void *state, const struct sabha_msg *m) {
   struct raft *r = state;
   if (m->to != r->cfg.id || raft_voter_slot(r, m->from) < 0 ||
@@ -252,6 +267,7 @@ static int raft_step(void *state, const struct sabha_msg *m) {
       raft_recv_heartbeat(r, m);
     else
       raft_recv_snapshot(r, m);
+    raft_guard_check(r);
     return 0;
   case RAFT_MSG_APPEND_RESP:
     if (r->role == SABHA_ROLE_LEADER)
@@ -289,7 +305,8 @@ static int raft_propose(void *state, const void *data, size_t size_bytes) {
     return SABHA_ETRANSFER;
   if (size_bytes > r->cfg.entry_size_bytes_max)
     return SABHA_ETOOBIG;
-  if (log_last_index(&r->rl.log) - r->rl.commit >= r->cfg.uncommitted_entries_max)
+  if (log_last_index(&r->rl.log) - r->rl.commit >=
+      r->cfg.uncommitted_entries_max)
     return SABHA_EBUSY;
   int rv = raft_append_local(r, SABHA_ENTRY_COMMAND, data, size_bytes);
   if (rv != 0)
@@ -343,6 +360,7 @@ static void raft_status(const void *state, struct sabha_status *st) {
   st->elections_started = r->elections_started;
   st->elections_won = r->elections_won;
   st->ballots_burned = r->terms_burned;
+  st->repair_until = replog_guard_until(&r->rl);
 }
 
 static int raft_transfer_leadership(void *state, uint32_t to) {

@@ -29,7 +29,11 @@
 /* Message types. Field use, beyond from/to/term:
  *   APPEND        index, log_term: the entry before `entries`; commit.
  *   APPEND_RESP   index: last index known to match (success), or the index
- *                 refused; hint_index/hint_term: where to probe next.
+ *                 refused; hint_index/hint_term: where to probe next;
+ *                 context RAFT_LOG_LOST from a node whose log was cut by a
+ *                 repair (its repair guard holds; its match may have gone
+ *                 back); appends to such a node carry hint_index: the
+ *                 leader's last index.
  *   HEARTBEAT     commit (capped at the follower's match); context: read
  *                 round being confirmed.
  *   HEARTBEAT_RESP context echoed.
@@ -39,6 +43,10 @@
  *   SNAPSHOT      snap, snap_offset, snap_total_bytes, snap_data.
  *   SNAPSHOT_RESP snap.index; context: bytes received so far.
  *   TIMEOUT_NOW   start an election now (leadership transfer). */
+/* An append refusal's context: the follower's repaired disk lost entries
+ * it may have acknowledged (replog.h, the repair guard). */
+#define RAFT_LOG_LOST 1u
+
 enum raft_msg_type {
   RAFT_MSG_APPEND = 1,
   RAFT_MSG_APPEND_RESP,
@@ -81,7 +89,7 @@ struct raft {
 
   /* Leader state. */
   struct progress peers[SABHA_NODES_MAX]; /* indexed like cfg.voters */
-  uint64_t term_start_index; /* index of this term's no-op */
+  uint64_t term_start_index;              /* index of this term's no-op */
   uint32_t transferee;
   uint64_t transfer_deadline_ms;
   struct readq reads;
@@ -134,5 +142,8 @@ void raft_reads_drop(struct raft *r);
 void raft_send_snapshot(struct raft *r, struct progress *pr);
 void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m);
 void raft_recv_snapshot_resp(struct raft *r, const struct sabha_msg *m);
+
+/* Lifts the repair guard once the log shows it is whole again. */
+void raft_guard_check(struct raft *r);
 
 #endif

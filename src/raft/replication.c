@@ -39,6 +39,8 @@ bool raft_send_append(struct raft *r, struct progress *pr, bool empty_ok) {
     return false;
   struct sabha_msg m = {
       .type = RAFT_MSG_APPEND, .to = pr->id, .commit = r->rl.commit};
+  if (pr->log_lost)
+    m.hint_index = log_last_index(&r->rl.log);
   if (progress_fill_append(pr, &r->rl.log, r->cfg.entries_per_msg_max,
                            r->cfg.bytes_per_msg_max, &m) != 0) {
     /* The entries it needs are compacted away: send the snapshot (§5). */
@@ -73,7 +75,8 @@ static void raft_broadcast_commit(struct raft *r) {
     struct progress *pr = &r->peers[i];
     if (pr->id == r->cfg.id)
       continue;
-    if (pr->state == PROGRESS_REPLICATE && pr->next > log_last_index(&r->rl.log))
+    if (pr->state == PROGRESS_REPLICATE &&
+        pr->next > log_last_index(&r->rl.log))
       raft_send_append(r, pr, true);
     else
       raft_send_all(r, pr);
@@ -110,6 +113,11 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   if (m->index < r->rl.commit) {
     /* Everything up to commit matches any leader's log already. */
     resp.index = r->rl.commit;
+    if (m->hint_index != 0 && r->rl.commit >= m->hint_index &&
+        r->rl.repair_until != 0)
+      replog_guard_lift(&r->rl); /* see below */
+    if (replog_guard_until(&r->rl) != 0)
+      resp.context = RAFT_LOG_LOST;
     raft_send(r, &resp, true);
     return;
   }
@@ -120,6 +128,8 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
     resp.index = m->index;
     resp.hint_index = log_find_conflict_by_term(&r->rl.log, m->index,
                                                 m->log_term, &resp.hint_term);
+    if (replog_guard_until(&r->rl) != 0)
+      resp.context = RAFT_LOG_LOST;
     raft_send(r, &resp, true);
     return;
   }
@@ -147,6 +157,15 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   uint64_t commit = m->commit < last_new ? m->commit : last_new;
   if (commit > r->rl.commit)
     r->rl.commit = commit;
+  /* The repair guard may go once this log holds the leader's whole log
+   * (hint_index: its last index when it sent this): a leader holds every
+   * committed entry (§5.4), so every one this node's lost acknowledgements
+   * helped commit is here again. */
+  if (m->hint_index != 0 && last_new >= m->hint_index &&
+      r->rl.repair_until != 0)
+    replog_guard_lift(&r->rl);
+  if (replog_guard_until(&r->rl) != 0)
+    resp.context = RAFT_LOG_LOST;
   resp.index = last_new;
   raft_send(r, &resp, true);
 }
@@ -167,7 +186,17 @@ static struct progress *progress_of(struct raft *r, uint32_t id) {
 void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   struct progress *pr = progress_of(r, m->from);
   pr->recent_active = true;
+  bool lost_before = pr->log_lost;
+  pr->log_lost = m->context == RAFT_LOG_LOST;
   if (m->reject) {
+    /* A follower whose repaired disk lost what it acknowledged: what the
+     * leader knew to match may be gone, so the refusal is not stale. The
+     * commit index never goes back; only where to probe does. */
+    if (m->context == RAFT_LOG_LOST &&
+        progress_on_log_lost(pr, m->hint_index)) {
+      raft_send_append(r, pr, true);
+      return;
+    }
     if (progress_on_append_refused(pr, &r->rl.log, m->index, m->hint_index,
                                    m->hint_term))
       raft_send_append(r, pr, true);
@@ -178,6 +207,11 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
     raft_broadcast_commit(r);
   else
     raft_send_all(r, pr);
+  /* A guarded follower that has it all is told so: one empty append
+   * carrying the leader's last index (once per step forward, no more). */
+  if (pr->log_lost && (updated || !lost_before) &&
+      pr->match >= log_last_index(&r->rl.log))
+    raft_send_append(r, pr, true);
   raft_transfer_check(r, pr);
 }
 

@@ -705,6 +705,7 @@ static int open_runtime(struct srv_node *n) {
   snprintf(rc.data_dir, sizeof rc.data_dir, "%s", n->cfg.data_dir);
   rc.wal_segment_bytes = n->cfg.wal_segment_bytes;
   rc.discard_corrupt_log = n->cfg.discard_corrupt_log;
+  rc.refuse_corrupt_log = n->cfg.refuse_corrupt_log;
   rc.compact_entries = n->cfg.compact_entries;
   rc.leader_wait_ms = n->cfg.leader_wait_ms;
   rc.request_timeout_ms = n->cfg.request_timeout_ms;

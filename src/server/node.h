@@ -132,6 +132,7 @@ struct srv_config {
   char tls_ca_cert_file[SRV_PATH_BYTES_MAX]; /* the cluster's CA, PEM */
   enum srv_tls_auth tls_auth_clients;
   bool discard_corrupt_log; /* see wal.h DISCARDING; default off */
+  bool refuse_corrupt_log;  /* see wal.h REPAIRING; default off */
   bool verbose;             /* debug logging */
 };
 

@@ -130,8 +130,10 @@ void srv_usage(FILE *f) {
       "                         (100000): a retry sent after N newer ids\n"
       "                         is no longer recognised and applies as new;\n"
       "                         the same on every node\n"
-      "  --discard-corrupt-log  move a damaged log aside and rejoin from the\n"
-      "                         peers instead of refusing to start\n"
+      "  --discard-corrupt-log  give a damaged log up whole (not only from\n"
+      "                         the damage on) and rejoin from the peers\n"
+      "  --refuse-corrupt-log   refuse to start on a damaged log instead of\n"
+      "                         repairing it from the peers\n"
       "  --verbose              log debug messages\n"
       "  --config FILE          the same settings as `name = value` lines\n"
       "  --help                 this text\n");
@@ -423,6 +425,7 @@ static const struct setting SETTINGS[] = {
     {"slot-commands-max", K_U32, OFF(slot_commands_max), 0, 4096, false},
     {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
+    {"refuse-corrupt-log", K_BOOL, OFF(refuse_corrupt_log), 0, 0, true},
     {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])

@@ -256,6 +256,13 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           ws.bytes_written);
   gauge(b, "sabha_wal_bytes", "Bytes in the WAL's segments", (double)ws.bytes);
   gauge(b, "sabha_wal_segments", "WAL segment files", (double)ws.segments);
+  gauge(b, "sabha_repair_guard_index",
+        "The repair guard: the node neither votes nor promises until its "
+        "commit index reaches it (0: none)",
+        (double)st.repair_until);
+  gauge(b, "sabha_wal_repaired",
+        "1 when this start repaired a damaged log (cut at the damage)",
+        ws.repaired ? 1.0 : 0.0);
   counter(b, "sabha_snapshots_taken_total", "Snapshots this node took",
           m->snapshots_taken);
   counter(b, "sabha_snapshots_installed_total",

@@ -407,6 +407,7 @@ static void node_count_engine(struct sim *s, struct node *n) {
     return;
   struct sabha_status st;
   rt_status(n->rt, &st);
+  n->guarded = st.repair_until != 0; /* the disk keeps it while down */
   s->res->phase1_rounds += st.elections_started;
   s->res->ballots_burned += st.ballots_burned;
   s->res->snapshots_taken += rt_metrics(n->rt)->snapshots_taken;
@@ -430,6 +431,18 @@ uint32_t nodes_down(const struct sim *s) {
   for (uint32_t i = 0; i < s->n_nodes; i++)
     down += !s->nodes[i].up;
   return down;
+}
+
+uint32_t nodes_out(const struct sim *s) {
+  uint32_t out = 0;
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    const struct node *n = &s->nodes[i];
+    struct sabha_status st = {.repair_until = 0};
+    if (n->up && n->rt != NULL)
+      rt_status(n->rt, &st);
+    out += !n->up || st.repair_until != 0;
+  }
+  return out;
 }
 
 int node_leader(struct sim *s) {
@@ -539,14 +552,35 @@ static bool read_byte(struct node *n, const char *path, uint64_t offset,
   return rc == 0 && got == 1;
 }
 
-/* The flips the WAL started despite: each flipped byte must be gone from
- * the files (a deleted segment, a cut tail), or it was read as good data. */
-static void check_flips_gone(struct sim *s, struct node *n) {
+/* The flips the WAL started despite. A repair (the log cut at the first
+ * damage, or given up) leaves none of them in the live log: each was at or
+ * after the cut, or in the snapshot given up, or in the hard state file,
+ * which a repair writes again. Without one, each flipped byte must be gone
+ * (a cut torn tail) or its block of the hard state file rewritten; else it
+ * was read as good data. */
+static void check_flips(struct sim *s, struct node *n) {
+  struct wal_stats ws;
+  rt_wal_stats(n->rt, &ws);
+  bool cut = ws.repaired || ws.discarded;
+  if (cut || ws.hsf_repaired)
+    s->res->disk_corruptions_detected++;
+  if (cut) {
+    s->res->disk_repairs++;
+    if (s->trace != NULL)
+      trace_line(s, n->id, "repairs its damaged log: guard at %llu",
+                 (unsigned long long)ws.repair_until);
+    return;
+  }
   for (uint32_t k = 0; k < n->n_flips; k++) {
     const struct flip *f = &n->flips[k];
-    uint8_t b;
-    if (!read_byte(n, f->path, f->offset, &b))
-      continue; /* the file or the byte is gone */
+    if (strcmp(f->path, DATA_DIR "/hardstate") == 0) {
+      if (ws.hsf_repaired)
+        continue;
+    } else {
+      uint8_t b;
+      if (!read_byte(n, f->path, f->offset, &b))
+        continue; /* the file or the byte is gone */
+    }
     sim_fail(s, FAIL_SAFETY,
              "storage: node %u started from a disk with a flipped bit in "
              "synced data (%s, byte %llu, mask 0x%02x) and did not notice",
@@ -589,7 +623,8 @@ void node_start(struct sim *s, uint32_t i) {
   char err[1024];
   int rc = open_runtime(s, n, err, sizeof err);
   if (rc == 2 && n->n_flips > 0) {
-    /* What a flip must cause: a refusal naming the damage. */
+    /* A flip the log cannot repair (a snapshot header: nothing says how
+     * far the log reached) must cause a refusal naming the damage. */
     s->res->disk_corruptions_detected++;
     if (s->trace != NULL)
       trace_line(s, n->id, "refuses its damaged disk: %s", err);
@@ -603,8 +638,11 @@ void node_start(struct sim *s, uint32_t i) {
     return;
   }
   if (n->n_flips > 0)
-    check_flips_gone(s, n);
+    check_flips(s, n);
   n->n_flips = 0;
+  struct sabha_status st;
+  rt_status(n->rt, &st);
+  n->guarded = st.repair_until != 0;
   n->restarts++;
   n->up = true;
   n->clean_stop = false;
@@ -645,9 +683,30 @@ static int list_one(void *arg, const char *name) {
   return 0;
 }
 
+/* Nodes whose disk lost data they may have acknowledged: flipped and not
+ * started since, or started under a repair guard still in force. */
+static uint32_t nodes_damaged(struct sim *s) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    struct node *n = &s->nodes[i];
+    if (n->up && n->rt != NULL) { /* a node that is down keeps its guard */
+      struct sabha_status st;
+      rt_status(n->rt, &st);
+      n->guarded = st.repair_until != 0;
+    }
+    k += n->n_flips > 0 || n->guarded;
+  }
+  return k;
+}
+
 bool node_disk_flip(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   if (n->up || n->n_flips >= FLIPS_MAX)
+    return false;
+  /* Data lost on a majority can be data lost for good: no protocol
+   * tolerates it (as none tolerates a majority down for ever). Damage is
+   * kept to a minority of the nodes at a time, as crashes are. */
+  if (n->n_flips == 0 && nodes_damaged(s) + 1 > (s->n_nodes - 1) / 2)
     return false;
   struct file_list fl = {.n = 0};
   if (n->io.list(n->io.ctx, DATA_DIR, list_one, &fl) != 0)
@@ -665,7 +724,8 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
   for (uint32_t k = 0; k < fl.n; k++) {
     bool segment = strncmp(fl.names[k], "wal-", 4) == 0 &&
                    strstr(fl.names[k], ".log") != NULL;
-    bool snapshot = strcmp(fl.names[k], "snapshot") == 0;
+    bool snapshot = strcmp(fl.names[k], "snapshot") == 0 ||
+                    strcmp(fl.names[k], "hardstate") == 0;
     if ((segment && (fl.names[k] != last || n->clean_stop)) || snapshot)
       pick[n_pick++] = fl.names[k];
   }

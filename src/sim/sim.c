@@ -197,6 +197,7 @@ static const struct bug_name bug_table[] = {
     {"wall-clock-read", 0, SIM_HOST_BUG_WALL_CLOCK_READ},
     {"watch-resume-skip", 0, SIM_HOST_BUG_WATCH_RESUME_SKIP},
     {"txn-partial", 0, SIM_HOST_BUG_TXN_PARTIAL},
+    {"no-repair-guard", SABHA_BUG_NO_REPAIR_GUARD, 0},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -215,6 +216,7 @@ static const char *const bug_names[] = {"none",
                                         "wall-clock-read",
                                         "watch-resume-skip",
                                         "txn-partial",
+                                        "no-repair-guard",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -235,7 +237,7 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
            "unknown bug '%s' (known: none, vote-twice, "
            "stale-commit, skip-log-check, ack-before-fsync, stale-read, "
            "snapshot-reply, wall-clock-read, watch-resume-skip, "
-           "txn-partial; for Paxos: "
+           "txn-partial, no-repair-guard; for Paxos: "
            "accept-lower-ballot, "
            "no-adopt; for the application workloads: no-dedup)",
            name != NULL ? name : "");

@@ -210,6 +210,7 @@ struct node {
     uint64_t offset;
     uint8_t mask;
   } flips[8];
+  bool guarded; /* under a repair guard when last seen up */
   uint32_t n_flips;
 
   /* Last status seen, for the checkers. */
@@ -584,6 +585,10 @@ void node_step_wall(struct sim *s, uint32_t i, int64_t delta_ms);
 /* The up node that is leader in the highest term, or -1. */
 int node_leader(struct sim *s);
 uint32_t nodes_down(const struct sim *s);
+/* Nodes that cannot vote: down, or up under a repair guard (a damaged disk
+ * being refilled). The nemesis keeps them to a minority, as it keeps
+ * crashes. */
+uint32_t nodes_out(const struct sim *s);
 /* Runs what a runtime call left to do: output to move, streams to close,
  * a crash asked for meanwhile. Hosts call it after every runtime call. */
 void node_after_runtime(struct sim *s, struct node *n);

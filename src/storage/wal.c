@@ -153,7 +153,12 @@ int wal_sync(struct wal *w) {
   assert(w != NULL);
   if (w->failed)
     return w->failed;
-  return wal_sync_active(w);
+  int rv = wal_sync_active(w);
+  /* A new term, vote or guard goes to the hard state file as well, once
+   * the log holds it durably, before the caller acts on it. */
+  if (rv == 0 && wal_hsf_stale(w))
+    rv = wal_hsf_write(w, w->has_hs, &w->hs);
+  return rv;
 }
 
 /* ---- records ---- */
@@ -203,13 +208,6 @@ static int encode_record(struct wal *w, uint8_t type, const uint8_t *head,
   return 0;
 }
 
-static void hard_state_encode(uint8_t *p, const struct sabha_hard_state *hs) {
-  le_put_u64(p, hs->term);
-  le_put_u32(p + 8, hs->vote);
-  le_put_u32(p + 12, 0);
-  le_put_u64(p + 16, hs->commit);
-}
-
 int wal_segs_push(struct wal *w, struct wal_seg seg) {
   if (w->n_segs == w->cap_segs) {
     size_t cap = w->cap_segs == 0 ? 16 : w->cap_segs * 2;
@@ -237,19 +235,23 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
     return w->failed;
   enum {
     BIRTH_BYTES_MAX =
-        WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES
+        WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_GUARD_BYTES
   };
   uint8_t birth[BIRTH_BYTES_MAX];
   uint32_t birth_bytes = WAL_SEG_HEADER_BYTES;
   if (w->has_hs)
     flags |= WAL_SEG_FLAG_HARD_STATE;
+  /* A guard in force is restated too: it must outlive the segments that
+   * held it as surely as term and vote do. */
+  if (w->has_hs && w->hs.repair_until != 0)
+    flags |= WAL_SEG_FLAG_GUARD;
   wal_seg_header_encode(birth, seq, flags);
   if (w->has_hs) {
-    uint8_t p[WAL_HARD_STATE_BYTES];
-    hard_state_encode(p, &w->hs);
+    uint8_t p[WAL_HARD_STATE_GUARD_BYTES];
+    uint32_t n = wal_hard_state_encode(p, &w->hs);
     record_encode(birth + birth_bytes, seq, WAL_SEG_HEADER_BYTES,
-                  WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
-    birth_bytes = BIRTH_BYTES_MAX;
+                  WAL_REC_HARD_STATE, p, n, NULL, 0);
+    birth_bytes += WAL_REC_HEADER_BYTES + n;
     w->stats.records_written++;
   }
   char name[WAL_SEG_NAME_BYTES + 1];
@@ -289,7 +291,36 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
   return wal_sync_dir(w);
 }
 
+int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
+                    const void *data, size_t size) {
+  const char *tmp = wal_path(w, tmp_name);
+  int fd;
+  int rv = w->io.open(w->io.ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "create", tmp);
+  rv = w->io.write(w->io.ctx, fd, 0, data, size);
+  if (rv == 0)
+    rv = w->io.sync(w->io.ctx, fd, false);
+  w->io.close(w->io.ctx, fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "write", tmp);
+  rv = w->io.rename(w->io.ctx, tmp, wal_path2(w, name));
+  if (rv != 0)
+    return wal_io_error(w, rv, "rename", tmp);
+  return wal_sync_dir(w);
+}
+
 int wal_rollover(struct wal *w) {
+  /* Only a crafted or damaged directory gets here (2^64 segments): the
+   * next number would wrap to 0, which names no segment. */
+  if (active(w)->seq == UINT64_MAX) {
+    char name[WAL_SEG_NAME_BYTES + 1];
+    wal_seg_name(name, active(w)->seq);
+    return wal_error(w, SABHA_ECORRUPT,
+                     "%s: the last segment number there is; no segment can "
+                     "follow it",
+                     wal_path(w, name));
+  }
   int rv = wal_sync_active(w);
   if (rv != 0)
     return rv;
@@ -306,8 +337,8 @@ int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
     return w->failed;
   uint64_t size = WAL_REC_HEADER_BYTES + (uint64_t)head_bytes + body_bytes;
   /* wal_open checked that a fresh segment holds the largest record. */
-  assert(WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES +
-             size <=
+  assert(WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
+             WAL_HARD_STATE_GUARD_BYTES + size <=
          w->opt.segment_size_bytes);
   if (active(w)->size_bytes + w->buf_len + size > w->opt.segment_size_bytes) {
     int rv = wal_rollover(w);
@@ -323,9 +354,9 @@ int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
 int wal_append_hard_state(struct wal *w, const struct sabha_hard_state *hs) {
   /* Terms and ballots never go back; DISCARDING relies on it. */
   assert(!w->has_hs || hs->term >= w->hs.term);
-  uint8_t p[WAL_HARD_STATE_BYTES];
-  hard_state_encode(p, hs);
-  int rv = wal_append_record(w, WAL_REC_HARD_STATE, p, sizeof p, NULL, 0);
+  uint8_t p[WAL_HARD_STATE_GUARD_BYTES];
+  uint32_t n = wal_hard_state_encode(p, hs);
+  int rv = wal_append_record(w, WAL_REC_HARD_STATE, p, n, NULL, 0);
   if (rv == 0) {
     w->has_hs = true;
     w->hs = *hs;
@@ -526,8 +557,16 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
   int rv = ready_check(w, rd);
   if (rv != 0)
     return rv;
+  /* A batch that lifts the repair guard writes the lift last, after its
+   * entries: the entries are what make the lift true, and a torn batch
+   * keeps a prefix of its records, never the lift without them. */
+  struct sabha_hard_state hs = rd->hard_state;
+  bool lift = rd->has_hard_state && hs.repair_until == 0 && w->has_hs &&
+              w->hs.repair_until != 0;
+  if (lift)
+    hs.repair_until = w->hs.repair_until;
   if (rd->has_hard_state)
-    rv = wal_append_hard_state(w, &rd->hard_state);
+    rv = wal_append_hard_state(w, &hs);
   /* A snapshot carries the batch's truncation: the two are one step. */
   if (rv == 0 && rd->has_snapshot && !snapshot_is_held(w, rd))
     rv = snapshot_install(w, &rd->snapshot, rd->snapshot_data,
@@ -537,6 +576,8 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
   for (size_t i = 0; rv == 0 && i < rd->n_entries; i++)
     if (rd->entries[i].index > snap_index(w))
       rv = append_entry(w, &rd->entries[i]);
+  if (rv == 0 && lift)
+    rv = wal_append_hard_state(w, &rd->hard_state);
   return rv;
 }
 
@@ -546,7 +587,7 @@ static int options_check(const struct wal_options *o, char *err,
                          size_t err_size) {
   const char *why = NULL;
   uint64_t fresh_min = (uint64_t)WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
-                       WAL_HARD_STATE_BYTES + WAL_REC_HEADER_BYTES +
+                       WAL_HARD_STATE_GUARD_BYTES + WAL_REC_HEADER_BYTES +
                        WAL_ENTRY_HEADER_BYTES + o->entry_size_bytes_max;
   if (o->dir == NULL || o->dir[0] == '\0')
     why = "no directory given";

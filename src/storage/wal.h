@@ -21,16 +21,19 @@
  *     segment.tmp        only while a segment is being created
  *     snapshot           the latest snapshot (written as snapshot.tmp, then
  *                        renamed)
+ *     hardstate          term, vote and repair guard, twice, in two 4 KiB
+ *                        blocks (wal_hsf.c; HARD STATE FILE below)
  *     discard.intent     only while a damaged log is being moved aside
  *     damaged-<date>/    damaged logs moved aside (discard_corrupt)
  *
  * Every integer is little-endian. A segment starts with a 32-byte header:
  *
  *     0  magic "SABHAWAL"      16 u64 segment sequence (as in the name)
- *     8  u32 format version 2  24 u32 flags: bit 0, the log starts here
+ *     8  u32 format version 3  24 u32 flags: bit 0, the log starts here
  *    12  u32 header bytes, 32          (earlier segments do not belong to
  *                                      it); bit 1, a HARD_STATE record
- *                                      follows the header
+ *                                      follows the header; bit 2, that
+ *                                      record carries a repair guard
  *                              28 u32 CRC32C of bytes 0..27
  *
  * followed by records, each a 16-byte header and a payload:
@@ -46,6 +49,8 @@
  * and the payloads, by type:
  *
  *     1 HARD_STATE  u64 term, u32 vote, u32 0, u64 commit         (24 bytes)
+ *                   and, with a repair guard in force, u64 repair_until
+ *                   (32 bytes; format version 3, see REPAIRING)
  *     2 ENTRY       u64 index, u64 term, u32 entry type, u32 size, then
  *                   `size` bytes                            (24 + size)
  *     3 TRUNCATE    u64 from: drop every entry at index >= from     (8)
@@ -61,7 +66,9 @@
  *                   (wal_close_clean); written after a sync, so its
  *                   durable bytes cover the whole segment before it  (8)
  *
- * Types 5 to 7 are new in version 2. An INSTALL is always followed by its
+ * Types 5 to 7 are new in version 2; the 32-byte HARD_STATE in version 3
+ * (a version 2 reader refuses a version 3 segment as a version it does not
+ * read, never misreads the guard). An INSTALL is always followed by its
  * SNAPSHOT or ABORT, with nothing between them but a restated hard state
  * (see SNAPSHOTS). A CLOSE is the last record until the log is opened and
  * written again; after that it is one record among others.
@@ -104,7 +111,8 @@
  *     unsynced tail of a crash: it was never acknowledged, so the file is cut
  *     there and recovery goes on (stats.recovered_tail_bytes says how much);
  *   - anywhere else, or in a segment's birth bytes, it is corruption of
- *     acknowledged data: wal_open fails with SABHA_ECORRUPT and a message
+ *     acknowledged data: wal_open repairs the log (REPAIRING, below) or,
+ *     with options.refuse_corrupt, fails with SABHA_ECORRUPT and a message
  *     naming the file and byte offset. Nothing is dropped silently. So
  *     does a missing segment, a segment shorter than its birth bytes (its
  *     header, or the hard state it was created with, cut away), a damaged
@@ -133,6 +141,57 @@
  * directory before returning, so a node never acknowledges what a power cut
  * could still take away. It also deletes segments the snapshot covers that
  * a crash left behind.
+ *
+ * HARD STATE FILE. A node that forgets its vote can vote twice in a term,
+ * and the log keeps the latest hard state in one record: one bad block
+ * there, and nothing could prove which term and vote the node had reached.
+ * So wal_sync() also writes term, vote and repair guard, whenever they
+ * change (elections: rare), to `hardstate`: block 0, fsync, then block 1,
+ * fsync; a crash tears at most one. Recovery takes the valid block with
+ * the higher generation, merges it with the log's last hard state (the
+ * later term with its vote; within a term the vote is set once; the larger
+ * guard) and rewrites both blocks when one is bad, so one bad block is
+ * mended before a second can strike. A log from an older build has no file
+ * yet; wal_open creates it.
+ *
+ * REPAIRING A DAMAGED LOG (the default; options.refuse_corrupt turns it
+ * off). Damage to acknowledged data (RECOVERY above) need not stop a node:
+ * the entries it lost are on its peers, which hold every committed entry.
+ * What must not happen is the node voting, or promising, as if it still
+ * held them: a Raft node that lost an entry it acknowledged could vote for
+ * a candidate without it, a Paxos acceptor could promise without reporting
+ * a value it accepted, and a committed entry would be lost. So wal_open:
+ *   1. establishes the hard state: the last intact HARD_STATE record merged
+ *      with the hard state file; when the damage could hide a later record
+ *      and the file has no valid block, it refuses (SABHA_ECORRUPT);
+ *   2. bounds what the node may have acknowledged: the highest index any
+ *      intact record or the snapshot names, plus as many entries as the
+ *      damage and any lost segment could hold (one for a record whose
+ *      header's length ends exactly at the next intact record: one bad
+ *      payload; else one per 40 bytes, the smallest entry record). The log
+ *      has no gaps, so nothing in the damage lies further out. A damaged
+ *      snapshot whose own header is bad leaves no bound: refused;
+ *   3. writes that bound as the repair guard (hard state repair_until) to
+ *      the hard state file, durably, before anything is cut;
+ *   4. cuts the log at the first damage: the damaged segment keeps its
+ *      bytes before the bad record (none when its header or birth bytes are
+ *      bad), every later segment moves into damaged-<date>/. A damaged
+ *      snapshot file (or options.discard_corrupt) gives the whole log up as
+ *      DISCARDING below says. Repeating any of it after a crash ends the
+ *      same way: the damage is still where the cut starts, the guard is
+ *      already in the file;
+ *   5. replays what is left and returns it with the guard in the hard state
+ *      (stats.repaired, stats.repair_until); the log gets a HARD_STATE
+ *      record carrying it.
+ * The engine then refuses votes and promises, and does not count itself in
+ * a quorum of them, until its commit index reaches the guard, or it learns
+ * sooner that its log holds a leader's whole log (include/sabha/engine.h,
+ * repair_until). It says so with a hard state without the guard, which
+ * wal_append_ready() writes after the batch's entries: a torn batch keeps
+ * a prefix of its records, never the lift without what justified it.
+ * A repaired log is the log as it was at the damage: an entry the node
+ * rewrote later (Raft truncated it, Paxos accepted the slot again) comes
+ * back in its older form, as on a node that never heard of the rewrite.
  *
  * DURABILITY. wal_append_ready() only fills a buffer (written to the file
  * when it reaches buffer_size_bytes); nothing is durable until wal_sync()
@@ -168,8 +227,9 @@
  * next fsync). The host closes the handle and opens the directory again;
  * recovery repairs the tail.
  *
- * DISCARDING A DAMAGED LOG (options.discard_corrupt). A node whose log is
- * damaged can be told to give it up and rejoin from its peers. What must not
+ * DISCARDING A DAMAGED LOG (options.discard_corrupt, and a damaged
+ * snapshot file while REPAIRING). A node whose log is damaged can be told
+ * to give it all up and rejoin from its peers. What must not
  * be lost is the hard state: a node that forgets its vote can vote twice in
  * a term. Hard states only move forward and every new segment begins by
  * restating the current one, so the last intact HARD_STATE record that lies
@@ -180,10 +240,10 @@
  * damage could hide a later hard state it refuses: SABHA_ECORRUPT, and
  * the message says why. The move is crash-safe: discard.intent records the
  * hard state and the folder first, and any later wal_open finishes the job.
- * Caveat for operators: the discarded log may have held entries this node
- * acknowledged; until it has caught up from its peers it must not count
- * towards a quorum (a Raft node could otherwise vote for a candidate that
- * lacks a committed entry). This module cannot enforce that.
+ * The discarded log may have held entries this node acknowledged: the
+ * discard sets a repair guard as REPAIRING does, so the node does not count
+ * towards a quorum of votes or promises until it has caught up. The hard
+ * state file stands in for a hard state the damage hides.
  *
  * LIMITS. Entries above entry_size_bytes_max and snapshots above
  * snapshot_size_bytes_max are refused with SABHA_ETOOBIG; segments are at
@@ -202,7 +262,7 @@
 #include "sabha/engine.h"
 #include "storage/wal_io.h"
 
-#define WAL_FORMAT_VERSION 2u /* of the segments this build writes */
+#define WAL_FORMAT_VERSION 3u /* of the segments this build writes */
 #define WAL_SEGMENT_BYTES_DEFAULT (64u << 20)
 #define WAL_SEGMENT_BYTES_LIMIT (1u << 30)
 #define WAL_ENTRY_BYTES_DEFAULT (1u << 20)
@@ -221,6 +281,7 @@ struct wal_options {
   uint64_t snapshot_size_bytes_max; /* default 1 GiB */
   uint32_t buffer_size_bytes;       /* written to the file past this; 1 MiB */
   bool discard_corrupt;             /* see DISCARDING above; default false */
+  bool refuse_corrupt; /* fail on damage instead of REPAIRING; default false */
 };
 
 /* Counters for metrics. Sizes are as written (buffered bytes included);
@@ -247,7 +308,10 @@ struct wal_stats {
   uint64_t segments_deleted;
   uint64_t recovered_tail_bytes; /* cut from a torn tail by wal_open */
   bool discarded;                /* wal_open moved a damaged log aside */
-  bool closed_clean; /* wal_open found the log as wal_close_clean left it */
+  bool repaired;         /* wal_open repaired a damaged log (REPAIRING) */
+  uint64_t repair_until; /* the guard it set, when repaired */
+  bool hsf_repaired;     /* wal_open rewrote a bad block of `hardstate` */
+  bool closed_clean;     /* wal_open found the log as wal_close_clean left it */
 };
 
 struct wal;

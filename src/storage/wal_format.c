@@ -11,13 +11,38 @@
 #include "storage/crc32c.h"
 #include "storage/wal_internal.h"
 
+/* Decodes a HARD_STATE payload of either length (see wal.h). */
+void wal_hard_state_decode(const struct wal_rec *rec,
+                           struct sabha_hard_state *hs) {
+  const uint8_t *p = rec->payload;
+  hs->term = le_get_u64(p);
+  hs->vote = le_get_u32(p + 8);
+  hs->commit = le_get_u64(p + 16);
+  hs->repair_until = rec->payload_bytes == WAL_HARD_STATE_GUARD_BYTES
+                         ? le_get_u64(p + WAL_HARD_STATE_BYTES)
+                         : 0;
+}
+
+uint32_t wal_hard_state_encode(uint8_t *p, const struct sabha_hard_state *hs) {
+  le_put_u64(p, hs->term);
+  le_put_u32(p + 8, hs->vote);
+  le_put_u32(p + 12, 0);
+  le_put_u64(p + 16, hs->commit);
+  if (hs->repair_until == 0)
+    return WAL_HARD_STATE_BYTES;
+  le_put_u64(p + WAL_HARD_STATE_BYTES, hs->repair_until);
+  return WAL_HARD_STATE_GUARD_BYTES;
+}
+
 /* The payload length a record of `type` must have, given its payload (which
  * holds the entry size for ENTRY). 0 for an unknown type. */
 static uint64_t payload_bytes_expected(uint8_t type, const uint8_t *payload,
                                        uint32_t payload_bytes) {
   switch (type) {
   case WAL_REC_HARD_STATE:
-    return WAL_HARD_STATE_BYTES;
+    return payload_bytes == WAL_HARD_STATE_GUARD_BYTES
+               ? WAL_HARD_STATE_GUARD_BYTES
+               : WAL_HARD_STATE_BYTES;
   case WAL_REC_ENTRY:
     if (payload_bytes < WAL_ENTRY_HEADER_BYTES)
       return WAL_ENTRY_HEADER_BYTES;
@@ -125,7 +150,9 @@ uint64_t wal_seg_born_bytes(const struct wal_seg_header *h) {
   if (h->version < 2)
     return 0;
   if (h->flags & WAL_SEG_FLAG_HARD_STATE)
-    return WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES + WAL_HARD_STATE_BYTES;
+    return WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
+           (h->flags & WAL_SEG_FLAG_GUARD ? WAL_HARD_STATE_GUARD_BYTES
+                                          : WAL_HARD_STATE_BYTES);
   return WAL_SEG_HEADER_BYTES;
 }
 

@@ -18,7 +18,9 @@
 #define WAL_SEG_MAGIC "SABHAWAL"
 #define WAL_SEG_HEADER_BYTES 32u
 #define WAL_SEG_FLAG_LOG_START 1u
-#define WAL_SEG_FLAG_HARD_STATE 2u /* a HARD_STATE record follows the header */
+#define WAL_SEG_FLAG_HARD_STATE 2u /* a HARD_STATE record follows the header   \
+                                    */
+#define WAL_SEG_FLAG_GUARD 4u /* ... and carries a repair guard (version 3) */
 /* A segment is created under this name and renamed once whole. */
 #define WAL_SEG_TMP_NAME "segment.tmp"
 /* Segment format versions this build reads: 1 (written by older builds)
@@ -38,6 +40,9 @@ enum wal_rec_type {
   WAL_REC_TYPE_MAX = WAL_REC_CLOSE
 };
 #define WAL_HARD_STATE_BYTES 24u
+/* From format version 3 on, a hard state with a repair guard in force
+ * carries it: u64 repair_until after the 24 bytes. */
+#define WAL_HARD_STATE_GUARD_BYTES 32u
 #define WAL_ENTRY_HEADER_BYTES 24u
 #define WAL_TRUNCATE_BYTES 8u
 #define WAL_SNAPSHOT_REC_BYTES 16u
@@ -50,6 +55,10 @@ enum wal_rec_type {
 #define WAL_SNAP_HEADER_BYTES 48u
 #define WAL_SNAP_NAME "snapshot"
 #define WAL_SNAP_TMP_NAME "snapshot.tmp"
+
+#define WAL_HSF_NAME "hardstate"
+#define WAL_HSF_TMP_NAME "hardstate.tmp"
+#define WAL_HSF_BLOCK_BYTES 4096u
 
 #define WAL_INTENT_MAGIC "SABHADSC"
 #define WAL_INTENT_VERSION 1u
@@ -85,6 +94,12 @@ uint32_t wal_rec_crc(uint64_t seq, const uint8_t *h, uint32_t payload_bytes);
 bool wal_rec_check(const uint8_t *seg, uint64_t size, uint64_t offset,
                    uint64_t seq, struct wal_rec *rec, const char **why);
 
+/* A HARD_STATE record's payload, 24 bytes or, with a repair guard, 32
+ * (returned by the encoder; `p` holds WAL_HARD_STATE_GUARD_BYTES). */
+void wal_hard_state_decode(const struct wal_rec *rec,
+                           struct sabha_hard_state *hs);
+uint32_t wal_hard_state_encode(uint8_t *p, const struct sabha_hard_state *hs);
+
 struct wal_seg_header {
   uint64_t seq;
   uint32_t version;
@@ -119,6 +134,16 @@ struct wal_seg {
   uint32_t version;    /* its format version */
 };
 
+/* The hard state file (wal_hsf.c) as read or last written. */
+struct wal_hsf {
+  bool present;  /* the file exists */
+  uint32_t good; /* valid blocks, 0 to 2 */
+  bool whole;    /* both valid and alike: nothing to repair */
+  uint64_t gen;
+  bool has_hs;
+  struct sabha_hard_state hs;
+};
+
 struct wal {
   struct wal_io io;
   struct wal_options opt; /* opt.dir points at dir below */
@@ -145,6 +170,8 @@ struct wal {
   bool has_snapshot;
   struct sabha_snapshot_meta snap;
   uint64_t last_index; /* >= snap.index */
+
+  struct wal_hsf hsf;
 
   int failed; /* 0, or the code every call now returns */
   char errmsg[WAL_ERRMSG_MAX];
@@ -175,6 +202,10 @@ int wal_sync_dir(struct wal *w);
  * durably and atomically (see wal.c), and makes it active (the previous
  * active one must be closed). */
 int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags);
+/* Writes a small file whole: `data` to `tmp_name`, fsync, rename to
+ * `name`, fsync of the directory. Under its own name it is never torn. */
+int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
+                    const void *data, size_t size);
 /* Closes the active segment, durably, and starts the next one. */
 int wal_rollover(struct wal *w);
 int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,
@@ -188,6 +219,21 @@ int wal_segs_push(struct wal *w, struct wal_seg seg);
 int wal_delete_covered(struct wal *w);
 void wal_fsync_latency(struct wal *w, uint64_t ns);
 
+/* Hard state file, wal_hsf.c. */
+/* Reads `hardstate` into *out (all zero when absent; good == 0 when no
+ * block is valid). 0, or SABHA_EIO. */
+int wal_hsf_read(struct wal *w, struct wal_hsf *out);
+/* Writes both blocks, one after the other, each fsynced; sets w->hsf. */
+int wal_hsf_write(struct wal *w, bool has_hs,
+                  const struct sabha_hard_state *hs);
+/* True when the file does not hold w->hs (term, vote, guard), whole. */
+bool wal_hsf_stale(const struct wal *w);
+/* Merges the file's hard state into *hs (the log's): the later term with
+ * its vote, the vote of a shared term, the larger guard. SABHA_ECORRUPT
+ * when the two name different votes in one term. */
+int wal_hs_merge(struct wal *w, bool *has_hs, struct sabha_hard_state *hs,
+                 const struct wal_hsf *f);
+
 /* Snapshot file, wal_snapshot.c. */
 /* Writes, fsyncs and renames the snapshot file into place, and fsyncs the
  * directory. */
@@ -198,6 +244,9 @@ int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
  * (above snapshot_size_bytes_max), SABHA_EIO, SABHA_ENOMEM. */
 int wal_snapshot_read(struct wal *w, struct sabha_snapshot_meta *meta,
                       uint8_t **data, size_t *size_bytes);
+/* Reads and checks the snapshot file's header alone (its own CRC), for the
+ * index a damaged snapshot covered. 0, SABHA_ECORRUPT or SABHA_EIO. */
+int wal_snapshot_peek(struct wal *w, struct sabha_snapshot_meta *meta);
 
 /* Recovery, wal_recover.c. Fills `recovered`; on error the message is in
  * w->errmsg. */

@@ -48,6 +48,7 @@ struct listing {
   bool segment_tmp;
   bool intent;
   bool intent_tmp;
+  bool hsf_tmp;
 };
 
 static int list_each(void *arg, const char *name) {
@@ -73,6 +74,8 @@ static int list_each(void *arg, const char *name) {
     l->intent = true;
   } else if (strcmp(name, WAL_INTENT_TMP_NAME) == 0) {
     l->intent_tmp = true;
+  } else if (strcmp(name, WAL_HSF_TMP_NAME) == 0) {
+    l->hsf_tmp = true;
   }
   return 0; /* anything else (damaged-* folders, operators' files) stays */
 }
@@ -131,7 +134,22 @@ struct replay {
   /* Set by install_resolve when the log ends inside an install: the record
    * (WAL_REC_SNAPSHOT or WAL_REC_ABORT) recovery appends to close it. */
   uint8_t inst_end;
+  /* Where replay met the damage it failed on: the snapshot file, or the
+   * first bad byte as (segment, offset), offset 0 when the whole segment
+   * is bad (see REPAIRING). */
+  bool bad_known;
+  bool bad_snapshot;
+  uint64_t bad_seq;
+  uint64_t bad_off;
 };
+
+static void note_bad(struct replay *r, uint64_t seq, uint64_t off) {
+  if (r->bad_known)
+    return;
+  r->bad_known = true;
+  r->bad_seq = seq;
+  r->bad_off = off;
+}
 
 static void replay_free(struct replay *r) {
   free(r->snap_data);
@@ -251,9 +269,7 @@ static int apply(struct wal *w, struct replay *r, const struct wal_rec *rec,
   switch (rec->type) {
   case WAL_REC_HARD_STATE:
     r->has_hs = true;
-    r->hs.term = le_get_u64(p);
-    r->hs.vote = le_get_u32(p + 8);
-    r->hs.commit = le_get_u64(p + 16);
+    wal_hard_state_decode(rec, &r->hs);
     return 0;
   case WAL_REC_ENTRY: {
     uint64_t index = le_get_u64(p);
@@ -460,6 +476,9 @@ static int replay_segment(struct wal *w, struct replay *r,
     rv = corrupt_at(w, path, size,
                     "the segment ends before the hard state it was created "
                     "with (fsynced before the segment had its name)");
+  /* Damage before the first record leaves nothing of the segment. */
+  if (rv == SABHA_ECORRUPT)
+    note_bad(r, sc->seq, 0);
   uint64_t off = WAL_SEG_HEADER_BYTES;
   uint8_t last_type = 0; /* of the last intact record */
   bool cut = false;
@@ -470,8 +489,13 @@ static int replay_segment(struct wal *w, struct replay *r,
       ok = false;
       why = "a record of another type";
     }
+    /* Where a repair would cut if this record is bad or contradicts the
+     * log: at its start, or the whole segment in its birth bytes. */
+    uint64_t cut_at = off < born ? 0 : off;
     if (ok) {
       rv = apply(w, r, &rec, &seg, path, off);
+      if (rv == SABHA_ECORRUPT)
+        note_bad(r, sc->seq, cut_at);
       off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
       last_type = rec.type;
       continue;
@@ -483,11 +507,13 @@ static int replay_segment(struct wal *w, struct replay *r,
                "(it was fsynced before the segment had its name)",
                why);
       rv = corrupt_at(w, path, off, msg);
+      note_bad(r, sc->seq, cut_at);
       break;
     }
     if (!sc->last) {
       snprintf(msg, sizeof msg, "%s in a segment before the last", why);
       rv = corrupt_at(w, path, off, msg);
+      note_bad(r, sc->seq, cut_at);
       break;
     }
     uint64_t y = find_witness(r->img, size, sc->seq, off);
@@ -499,6 +525,7 @@ static int replay_segment(struct wal *w, struct replay *r,
                    : "record",
                (unsigned long long)y);
       rv = corrupt_at(w, path, off, msg);
+      note_bad(r, sc->seq, cut_at);
       break;
     }
     rv = cut_tail(w, fd, path, off, size, note, note_size);
@@ -534,15 +561,18 @@ static int install_resolve(struct wal *w, struct replay *r) {
   char path[WAL_IO_PATH_MAX];
   snprintf(path, sizeof path, "%s", wal_path(w, name));
   bool done = r->has_snap && r->snap.index == r->inst_index;
+  const char *broken = NULL;
   if (r->has_snap && r->snap.index > r->inst_index)
-    return install_broken(w, r, path, r->inst_off,
-                          "the snapshot file is newer than");
-  if (done && r->snap.term != r->inst_term)
-    return install_broken(w, r, path, r->inst_off,
-                          "the snapshot file has another term than");
+    broken = "the snapshot file is newer than";
+  else if (done && r->snap.term != r->inst_term)
+    broken = "the snapshot file has another term than";
+  if (broken != NULL) {
+    note_bad(r, r->inst_seq, r->inst_off);
+    return install_broken(w, r, path, r->inst_off, broken);
+  }
   uint8_t end = done ? WAL_REC_SNAPSHOT : WAL_REC_ABORT;
-  int rv = install_end(w, r, end, r->inst_index, r->inst_term, path,
-                       r->inst_off);
+  int rv =
+      install_end(w, r, end, r->inst_index, r->inst_term, path, r->inst_off);
   assert(rv == 0 && !r->installing);
   r->inst_end = end;
   return rv;
@@ -552,12 +582,14 @@ static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
                       char *note, size_t note_size) {
   if (l->snapshot) {
     int rv = wal_snapshot_read(w, &r->snap, &r->snap_data, &r->snap_size);
+    r->bad_snapshot = rv == SABHA_ECORRUPT;
     if (rv != 0)
       return rv;
     r->has_snap = true;
   }
   for (size_t i = 0; i < l->n; i++) {
     if (i > 0 && l->seqs[i] != l->seqs[i - 1] + 1) {
+      note_bad(r, l->seqs[i], 0); /* what comes after a lost segment */
       char name[WAL_SEG_NAME_BYTES + 1];
       wal_seg_name(name, l->seqs[i - 1] + 1);
       return wal_error(w, SABHA_ECORRUPT,
@@ -597,7 +629,42 @@ struct salvage {
   bool damaged;
   uint64_t damage_key;
   char damage_at[WAL_IO_PATH_MAX + 32];
+  /* For the repair guard: the highest index any intact record names, how
+   * many entries the damage could have held, and the segments missing
+   * between others. */
+  uint64_t index_max;
+  uint64_t damaged_entries;
+  uint64_t lost_segments;
 };
+
+/* How many entries the damaged bytes [off, end) of a segment image could
+ * have held. One, when the record header at `off` says the record ends at
+ * `end`, the next intact record (or the end of the file): a record whose
+ * payload went bad; its length agreeing with the boundary after it is no
+ * accident a single fault makes. Otherwise as many as the smallest entry
+ * record fits. */
+static uint64_t damaged_capacity(const uint8_t *img, uint64_t off, uint64_t end,
+                                 bool at_record) {
+  const uint64_t per = WAL_REC_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES;
+  if (at_record && end - off >= WAL_REC_HEADER_BYTES &&
+      WAL_REC_HEADER_BYTES + (uint64_t)le_get_u32(img + off + 4) == end - off)
+    return 1;
+  return (end - off + per - 1) / per;
+}
+
+/* The highest log index an intact record speaks of. */
+static uint64_t rec_index(const struct wal_rec *rec) {
+  switch (rec->type) {
+  case WAL_REC_ENTRY:
+  case WAL_REC_SNAPSHOT:
+  case WAL_REC_INSTALL:
+  case WAL_REC_ABORT:
+  case WAL_REC_CLOSE:
+    return le_get_u64(rec->payload);
+  default:
+    return 0;
+  }
+}
 
 static void note_damage(struct salvage *s, uint64_t key, const char *path,
                         uint64_t off) {
@@ -619,8 +686,10 @@ static int salvage_scan(struct wal *w, struct replay *r,
     char path[WAL_IO_PATH_MAX];
     snprintf(path, sizeof path, "%s", wal_path(w, name));
     bool last = i + 1 == l->n;
-    if (i > 0 && l->seqs[i] != l->seqs[i - 1] + 1)
+    if (i > 0 && l->seqs[i] != l->seqs[i - 1] + 1) {
       note_damage(s, pos_key(i, 0), path, 0); /* a lost segment before */
+      s->lost_segments += l->seqs[i] - l->seqs[i - 1] - 1;
+    }
     int fd;
     int rv = w->io.open(w->io.ctx, path, 0, &fd);
     if (rv != 0)
@@ -645,6 +714,8 @@ static int salvage_scan(struct wal *w, struct replay *r,
     if (!header_ok) {
       note_damage(s, pos_key(i, 0), path, 0);
       off = size > off ? find_next(r->img, size, l->seqs[i], off) : 0;
+      s->damaged_entries +=
+          damaged_capacity(r->img, 0, off == 0 ? size : off, false);
       if (off == 0)
         continue;
     }
@@ -653,11 +724,11 @@ static int salvage_scan(struct wal *w, struct replay *r,
       if (wal_rec_check(r->img, size, off, l->seqs[i], &rec, &why)) {
         if (rec.type == WAL_REC_HARD_STATE) {
           s->has_hs = true;
-          s->hs.term = le_get_u64(rec.payload);
-          s->hs.vote = le_get_u32(rec.payload + 8);
-          s->hs.commit = le_get_u64(rec.payload + 16);
+          wal_hard_state_decode(&rec, &s->hs);
           s->hs_key = pos_key(i, off);
         }
+        if (rec_index(&rec) > s->index_max)
+          s->index_max = rec_index(&rec);
         off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
         continue;
       }
@@ -665,7 +736,10 @@ static int salvage_scan(struct wal *w, struct replay *r,
           find_witness(r->img, size, l->seqs[i], off) == 0)
         break; /* an unsynced tail: never acknowledged, hides nothing */
       note_damage(s, pos_key(i, off), path, off);
-      off = find_next(r->img, size, l->seqs[i], off + 1);
+      uint64_t next = find_next(r->img, size, l->seqs[i], off + 1);
+      s->damaged_entries +=
+          damaged_capacity(r->img, off, next == 0 ? size : next, true);
+      off = next;
       if (off == 0)
         break;
     }
@@ -732,21 +806,7 @@ static int intent_read(struct wal *w, struct intent *in) {
 static int intent_write(struct wal *w, const struct intent *in) {
   uint8_t p[WAL_INTENT_BYTES];
   intent_encode(p, in->has_hs, &in->hs, in->folder, in->new_seq);
-  const char *tmp = wal_path(w, WAL_INTENT_TMP_NAME);
-  int fd;
-  int rv = w->io.open(w->io.ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
-  if (rv != 0)
-    return wal_io_error(w, rv, "create", tmp);
-  rv = w->io.write(w->io.ctx, fd, 0, p, sizeof p);
-  if (rv == 0)
-    rv = w->io.sync(w->io.ctx, fd, false);
-  w->io.close(w->io.ctx, fd);
-  if (rv != 0)
-    return wal_io_error(w, rv, "write", tmp);
-  rv = w->io.rename(w->io.ctx, tmp, wal_path2(w, WAL_INTENT_NAME));
-  if (rv != 0)
-    return wal_io_error(w, rv, "rename", tmp);
-  return wal_sync_dir(w);
+  return wal_write_whole(w, WAL_INTENT_TMP_NAME, WAL_INTENT_NAME, p, sizeof p);
 }
 
 /* Carries out a recorded discard; safe to repeat after a crash. The new
@@ -835,23 +895,12 @@ static int make_folder(struct wal *w, char *folder) {
                    w->dir);
 }
 
-/* The log is corrupt (the reason is in w->errmsg): give it up if the hard
- * state survives intact, else refuse. */
-static int discard(struct wal *w, struct replay *r, const struct listing *l,
-                   char *note, size_t note_size) {
-  char reason[WAL_ERRMSG_MAX];
-  snprintf(reason, sizeof reason, "%s", w->errmsg);
-  unwind(w);
-  struct salvage s;
-  int rv = salvage_scan(w, r, l, &s);
-  if (rv != 0)
-    return rv;
-  if (s.damaged && (!s.has_hs || s.hs_key < s.damage_key))
-    return wal_error(w, SABHA_ECORRUPT,
-                     "%s; not discarding the log: the damage at %s could "
-                     "hide a newer hard state than the last intact one",
-                     reason, s.damage_at);
-  struct intent in = {.has_hs = s.has_hs, .hs = s.hs, .new_seq = 1};
+/* Gives the whole damaged log up: the segments and the snapshot move into
+ * a damaged-* folder and a new log starts with the hard state alone. */
+static int discard_all(struct wal *w, const struct listing *l, bool has_hs,
+                       const struct sabha_hard_state *hs, const char *reason,
+                       char *note, size_t note_size) {
+  struct intent in = {.has_hs = has_hs, .hs = *hs, .new_seq = 1};
   if (l->n > 0 && l->seqs[l->n - 1] == UINT64_MAX)
     return wal_error(w, SABHA_ECORRUPT,
                      "%s; not discarding the log: its last segment's number "
@@ -859,7 +908,7 @@ static int discard(struct wal *w, struct replay *r, const struct listing *l,
                      reason);
   if (l->n > 0)
     in.new_seq = l->seqs[l->n - 1] + 1;
-  rv = make_folder(w, in.folder);
+  int rv = make_folder(w, in.folder);
   if (rv == 0)
     rv = intent_write(w, &in);
   if (rv == 0)
@@ -871,6 +920,149 @@ static int discard(struct wal *w, struct replay *r, const struct listing *l,
              w->dir, in.folder, (unsigned long long)in.hs.term, in.hs.vote,
              reason);
   return rv;
+}
+
+/* Cuts the log at the first damage: segment `seq` keeps its bytes before
+ * `off` (none when off is 0), every later segment moves into a damaged-*
+ * folder. Safe to repeat: a crash part way leaves the same damage at the
+ * same place for the next start, and the guard is already in the hard
+ * state file. The moves are durable before the cut, so the segments after
+ * the damage never come back behind a clean prefix. */
+static int cut_log(struct wal *w, const struct listing *l, uint64_t seq,
+                   uint64_t off, const char *folder, size_t *moved) {
+  *moved = 0;
+  int rv = 0;
+  for (size_t i = l->n; rv == 0 && i-- > 0;) {
+    if (l->seqs[i] < seq || (l->seqs[i] == seq && off > 0))
+      continue;
+    char name[WAL_SEG_NAME_BYTES + 1];
+    wal_seg_name(name, l->seqs[i]);
+    char to[WAL_IO_PATH_MAX];
+    int n = snprintf(to, sizeof to, "%s/%s/%s", w->dir, folder, name);
+    assert(n > 0 && n < (int)sizeof to);
+    (void)n;
+    rv = w->io.rename(w->io.ctx, wal_path(w, name), to);
+    if (rv != 0)
+      return wal_io_error(w, rv, "rename", w->path);
+    (*moved)++;
+  }
+  const char *dir = wal_path(w, folder);
+  rv = w->io.sync_dir(w->io.ctx, dir);
+  if (rv != 0)
+    return wal_io_error(w, rv, "fsync of directory", dir);
+  rv = wal_sync_dir(w);
+  if (rv != 0 || off == 0)
+    return rv;
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, seq);
+  const char *path = wal_path(w, name);
+  int fd;
+  rv = w->io.open(w->io.ctx, path, 0, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "open", path);
+  rv = w->io.truncate(w->io.ctx, fd, off);
+  if (rv == 0)
+    rv = w->io.sync(w->io.ctx, fd, false);
+  w->io.close(w->io.ctx, fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "truncate", path);
+  return 0;
+}
+
+/* The highest index this node may have acknowledged, from what survives
+ * of a damaged log (REPAIRING in wal.h): the highest index an intact
+ * record or the snapshot names, plus as many entries as the damage and the
+ * lost segments could have held (damaged_capacity). The log has no gaps,
+ * so an entry in the damage is at most that many past the highest index
+ * before it. */
+static int guard_bound(struct wal *w, const struct replay *r,
+                       const struct listing *l, const struct salvage *s,
+                       const char *reason, uint64_t *out) {
+  uint64_t base = 0;
+  if (l->snapshot && !r->bad_snapshot) {
+    base = r->snap.index;
+  } else if (l->snapshot) {
+    struct sabha_snapshot_meta m;
+    if (wal_snapshot_peek(w, &m) != 0)
+      return wal_error(w, SABHA_ECORRUPT,
+                       "%s; not repairing the log: the snapshot file's "
+                       "header is damaged too, so nothing says how far the "
+                       "log reached",
+                       reason);
+    base = m.index;
+  }
+  const uint64_t per = WAL_REC_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES;
+  uint64_t top = s->index_max > base ? s->index_max : base;
+  *out = top + s->damaged_entries +
+         s->lost_segments * (w->opt.segment_size_bytes / per);
+  return 0;
+}
+
+/* The log is damaged (the reason is in w->errmsg). Unless told to refuse,
+ * repair it (REPAIRING in wal.h): establish the hard state (the log's last
+ * intact one, merged with the hard state file; refuse if neither can be
+ * trusted), persist a repair guard in the hard state file, then cut the
+ * log at the damage, or give it all up when the snapshot is damaged (or
+ * discard_corrupt asks for that). */
+static int repair(struct wal *w, struct replay *r, const struct listing *l,
+                  char *note, size_t note_size) {
+  char reason[WAL_ERRMSG_MAX];
+  snprintf(reason, sizeof reason, "%s", w->errmsg);
+  unwind(w);
+  struct salvage s;
+  int rv = salvage_scan(w, r, l, &s);
+  if (rv != 0)
+    return rv;
+  bool has_hs = s.has_hs;
+  struct sabha_hard_state hs = s.hs;
+  bool hidden = s.damaged && (!s.has_hs || s.hs_key < s.damage_key);
+  if (w->hsf.good > 0) {
+    rv = wal_hs_merge(w, &has_hs, &hs, &w->hsf);
+    if (rv != 0)
+      return rv;
+    hidden = false; /* the file holds every term and vote acted on */
+  }
+  if (hidden)
+    return wal_error(w, SABHA_ECORRUPT,
+                     "%s; not repairing the log: the damage at %s could hide "
+                     "a newer hard state than the last intact one, and the "
+                     "hard state file is %s",
+                     reason, s.damage_at,
+                     w->hsf.present ? "damaged too" : "missing");
+  uint64_t until = 0;
+  rv = guard_bound(w, r, l, &s, reason, &until);
+  if (rv != 0)
+    return rv;
+  if (until > hs.repair_until)
+    hs.repair_until = until;
+  if (hs.repair_until != 0)
+    has_hs = true;
+  /* The guard is durable before anything is cut or moved. */
+  rv = wal_hsf_write(w, has_hs, &hs);
+  if (rv != 0)
+    return rv;
+  w->stats.repaired = true;
+  w->stats.repair_until = hs.repair_until;
+  if (!r->bad_known || r->bad_snapshot || w->opt.discard_corrupt)
+    return discard_all(w, l, has_hs, &hs, reason, note, note_size);
+  char folder[WAL_INTENT_FOLDER_MAX];
+  rv = make_folder(w, folder);
+  size_t moved = 0;
+  if (rv == 0)
+    rv = cut_log(w, l, r->bad_seq, r->bad_off, folder, &moved);
+  if (rv != 0)
+    return rv;
+  char name[WAL_SEG_NAME_BYTES + 1];
+  wal_seg_name(name, r->bad_seq);
+  snprintf(note, note_size,
+           "repaired a damaged log: %s. Kept the log before %s offset %llu, "
+           "moved %zu segment(s) after it into %s/%s; the node catches up "
+           "from its peers and neither votes nor promises until it holds "
+           "the entries up to index %llu (the most it may have "
+           "acknowledged)",
+           reason, name, (unsigned long long)r->bad_off, moved, w->dir, folder,
+           (unsigned long long)hs.repair_until);
+  return 0;
 }
 
 /* ---- putting it together ---- */
@@ -907,11 +1099,12 @@ static int tidy(struct wal *w, struct listing *l, char *note,
   int rv = list_dir(w, l);
   if (rv != 0)
     return rv;
-  const char *tmps[3] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+  const char *tmps[4] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
                          l->segment_tmp ? WAL_SEG_TMP_NAME : NULL,
-                         l->intent_tmp ? WAL_INTENT_TMP_NAME : NULL};
+                         l->intent_tmp ? WAL_INTENT_TMP_NAME : NULL,
+                         l->hsf_tmp ? WAL_HSF_TMP_NAME : NULL};
   bool removed = false;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (tmps[i] == NULL)
       continue;
     const char *path = wal_path(w, tmps[i]);
@@ -1069,10 +1262,12 @@ int wal_recover(struct wal *w, struct sabha_persisted *recovered, char *note,
   int rv = ensure_dir(w);
   if (rv == 0)
     rv = tidy(w, &l, note, note_size);
+  if (rv == 0)
+    rv = wal_hsf_read(w, &w->hsf);
   if (rv == 0) {
     rv = replay_all(w, &r, &l, note, note_size);
-    if (rv == SABHA_ECORRUPT && w->opt.discard_corrupt) {
-      rv = discard(w, &r, &l, note, note_size);
+    if (rv == SABHA_ECORRUPT && !w->opt.refuse_corrupt) {
+      rv = repair(w, &r, &l, note, note_size);
       if (rv == 0) {
         char kept[WAL_ERRMSG_MAX];
         snprintf(kept, sizeof kept, "%s", note);
@@ -1084,10 +1279,31 @@ int wal_recover(struct wal *w, struct sabha_persisted *recovered, char *note,
       }
     }
   }
+  /* The hard state file may know a later term, vote or guard than the
+   * log (a repair wrote it first; a block of the log's is bad): the log
+   * gets a record of the merged state, and the file both blocks again
+   * when one was bad (or it is new: a log from an older build). */
+  struct sabha_hard_state logged = r.hs;
+  bool had_hs = r.has_hs;
+  if (rv == 0)
+    rv = wal_hs_merge(w, &r.has_hs, &r.hs, &w->hsf);
   if (rv == 0)
     rv = hand_over(w, &r, recovered);
   if (rv == 0)
     rv = make_ready(w, &l, &r, note, note_size);
+  if (rv == 0 && r.has_hs &&
+      (!had_hs || logged.term != r.hs.term || logged.vote != r.hs.vote ||
+       logged.repair_until != r.hs.repair_until)) {
+    rv = wal_append_hard_state(w, &w->hs);
+    if (rv == 0)
+      rv = wal_sync_active(w);
+  }
+  if (rv == 0 && w->hsf.present && !w->hsf.whole) {
+    note_add(note, note_size, "rewrote a damaged block of the hard state file");
+    w->stats.hsf_repaired = true;
+  }
+  if (rv == 0 && wal_hsf_stale(w))
+    rv = wal_hsf_write(w, w->has_hs, &w->hs);
   if (rv != 0)
     unwind(w);
   free(l.seqs);

@@ -108,18 +108,44 @@ static int read_header(struct wal *w, int fd, const char *path,
   return 0;
 }
 
+/* Opens the snapshot file and reads its header; *fd stays open (-1 when
+ * the open failed). */
+static int open_header(struct wal *w, int *fd, const char **path,
+                       struct sabha_snapshot_meta *meta, uint64_t *size,
+                       uint32_t *crc) {
+  *path = wal_path(w, WAL_SNAP_NAME);
+  *size = 0;
+  *crc = 0;
+  int rv = w->io.open(w->io.ctx, *path, 0, fd);
+  if (rv != 0) {
+    *fd = -1;
+    return wal_io_error(w, rv, "open", *path);
+  }
+  return read_header(w, *fd, *path, meta, size, crc);
+}
+
+int wal_snapshot_peek(struct wal *w, struct sabha_snapshot_meta *meta) {
+  int fd;
+  const char *path;
+  uint64_t size;
+  uint32_t crc;
+  int rv = open_header(w, &fd, &path, meta, &size, &crc);
+  if (fd >= 0)
+    w->io.close(w->io.ctx, fd);
+  return rv;
+}
+
 int wal_snapshot_read(struct wal *w, struct sabha_snapshot_meta *meta,
                       uint8_t **data, size_t *size_bytes) {
   *data = NULL;
   *size_bytes = 0;
-  const char *path = wal_path(w, WAL_SNAP_NAME);
   int fd;
-  int rv = w->io.open(w->io.ctx, path, 0, &fd);
-  if (rv != 0)
-    return wal_io_error(w, rv, "open", path);
-  uint64_t size = 0;
-  uint32_t crc = 0;
-  rv = read_header(w, fd, path, meta, &size, &crc);
+  const char *path;
+  uint64_t size;
+  uint32_t crc;
+  int rv = open_header(w, &fd, &path, meta, &size, &crc);
+  if (fd < 0)
+    return rv;
   if (rv == 0 && size > w->opt.snapshot_size_bytes_max)
     rv = wal_error(w, SABHA_ETOOBIG,
                    "%s: %llu bytes, above snapshot_size_bytes_max (%llu)", path,

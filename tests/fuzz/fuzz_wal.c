@@ -6,18 +6,20 @@
  * up to two segment files and a snapshot file, and the log is opened from
  * there. Layout: byte 0 flags (bit 0 discard_corrupt; bit 1 rewrite every
  * checksum to match, so that the fuzzer gets past them to the record
- * parser and the replay rules; bit 2 make the snapshot file's checksums
- * match), then u16 sizes (little-endian) of the first segment, the second
- * and the snapshot file (0: absent), then their bytes in that order (sizes
- * are cut to what the input holds). A segment is named after the sequence
- * number in its header, as the WAL names them, or 1 and 2 when it is too
- * short to hold one.
+ * parser and the replay rules; bit 2 make the third file's checksums
+ * match; bit 3 the third file is the hard state file, not the snapshot;
+ * bit 4 refuse_corrupt, else damage is repaired), then u16 sizes
+ * (little-endian) of the first segment, the second and the snapshot file (0:
+ * absent), then their bytes in that order (sizes are cut to what the input
+ * holds). A segment is named after the sequence number in its header, as the
+ * WAL names them, or 1 and 2 when it is too short to hold one.
  *
  * Oracles, from wal.h: wal_open fails only with SABHA_ECORRUPT or
  * SABHA_EINVAL (the medium never fails here); what it recovers is a log
  * contiguous from the snapshot with commit within it; and it is durable
  * and usable: one more entry appended, synced and closed cleanly, the log
- * reopens with the same hard state, snapshot and entries plus that one. */
+ * reopens with the same hard state (guard included), snapshot and entries
+ * plus that one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,27 @@ static void fix_segment(uint8_t *p, size_t n) {
     put_u32(p + off, wal_rec_crc(seq, p + off, payload));
     off += WAL_REC_HEADER_BYTES + payload;
   }
+}
+
+/* A hard state file is 8 KiB, more than an input holds: the input gives
+ * the 64-byte record of block 0, then block 1's, then bytes that land in
+ * block 0's padding (which must be zero); the rest of the file is zeros.
+ * With `fix`, both records get their CRC. Returns the file's length. */
+static size_t build_hsf(uint8_t *file, const uint8_t *in, size_t n, bool fix) {
+  memset(file, 0, 2 * WAL_HSF_BLOCK_BYTES);
+  size_t a = n < 64 ? n : 64;
+  size_t b = n - a < 64 ? n - a : 64;
+  size_t pad = n - a - b < WAL_HSF_BLOCK_BYTES - 64 ? n - a - b
+                                                    : WAL_HSF_BLOCK_BYTES - 64;
+  memcpy(file, in, a);
+  memcpy(file + WAL_HSF_BLOCK_BYTES, in + a, b);
+  memcpy(file + 64, in + a + b, pad);
+  if (fix)
+    for (size_t at = 0; at < 2 * WAL_HSF_BLOCK_BYTES; at += WAL_HSF_BLOCK_BYTES)
+      put_u32(file + at + 60, wal_crc32c(0, file + at, 60));
+  if (b == 0)
+    return a; /* block 0 cut short, no block 1 */
+  return b < 64 ? WAL_HSF_BLOCK_BYTES + b : 2 * WAL_HSF_BLOCK_BYTES;
 }
 
 static void fix_snapshot(uint8_t *p, size_t n) {
@@ -129,7 +152,8 @@ static void check_durable_and_usable(struct fs *fs, struct wal *w,
   wal_stats(again, &st);
   REQUIRE(st.closed_clean && st.recovered_tail_bytes == 0);
   REQUIRE(q.hard_state.term == p->hard_state.term &&
-          q.hard_state.vote == p->hard_state.vote);
+          q.hard_state.vote == p->hard_state.vote &&
+          q.hard_state.repair_until == p->hard_state.repair_until);
   REQUIRE(q.has_snapshot == p->has_snapshot);
   if (p->has_snapshot)
     REQUIRE(q.snapshot.index == p->snapshot.index &&
@@ -164,16 +188,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fs.opt.snapshot_size_bytes_max = 4096;
   fs.opt.buffer_size_bytes = 512;
   fs.opt.discard_corrupt = flags & 1;
+  fs.opt.refuse_corrupt = (flags & 16) != 0;
 
   for (int i = 0; i < 3; i++) {
-    size_t n = sizes[i] < left ? sizes[i] : left;
+    size_t take = sizes[i] < left ? sizes[i] : left, n = take;
     if (sizes[i] == 0)
       continue;
-    uint8_t *file = malloc(n > 0 ? n : 1);
+    uint8_t *file =
+        malloc(n > 2 * WAL_HSF_BLOCK_BYTES ? n : 2 * WAL_HSF_BLOCK_BYTES);
     REQUIRE(file != NULL);
     memcpy(file, at, n);
-    at += n;
-    left -= n;
     char path[64];
     if (i < 2) {
       if (flags & 2)
@@ -182,11 +206,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       uint64_t seq = n >= 24 ? get_u64(file + 16) : (uint64_t)i + 1;
       wal_seg_name(name, seq);
       snprintf(path, sizeof path, "%s/%s", DIR, name);
+    } else if (flags & 8) {
+      n = build_hsf(file, at, n, flags & 4);
+      snprintf(path, sizeof path, "%s/%s", DIR, WAL_HSF_NAME);
     } else {
       if (flags & 4)
         fix_snapshot(file, n);
       snprintf(path, sizeof path, "%s/%s", DIR, WAL_SNAP_NAME);
     }
+    at += take;
+    left -= take;
     REQUIRE(memfs_put(fs.mem, path, file, n) == 0);
     free(file);
   }

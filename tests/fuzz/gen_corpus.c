@@ -517,16 +517,16 @@ static size_t read_whole(struct disk *d, const char *name, uint8_t *buf,
   return got;
 }
 
-/* Packs the log's files (segments in sequence order, then the snapshot)
- * into one wal seed. `flip` > 0 flips that byte of the first segment and
- * asks the target to rewrite the checksums; `cut` > 0 cuts that many
- * bytes off the last segment. */
+/* Packs the log's files (segments in sequence order, then the snapshot,
+ * or with `hsf` the hard state file) into one wal seed. `flip` > 0 flips
+ * that byte of the first segment and asks the target to rewrite the
+ * checksums; `cut` > 0 cuts that many bytes off the last segment. */
 static int write_wal_seed(struct disk *d, const char *dir, const char *name,
-                          size_t flip, size_t cut) {
+                          size_t flip, size_t cut, bool hsf) {
   d->n_names = 0;
   if (d->io.list(d->io.ctx, "wal", note_name, d) != 0)
     return -1;
-  static uint8_t seg[2][4096], snap[4096];
+  static uint8_t seg[2][4096], snap[2 * WAL_HSF_BLOCK_BYTES];
   size_t seg_n[2] = {0, 0}, snap_n = 0, n_segs = 0;
   /* The two lowest segments; names sort by sequence number (fixed-width
    * hex). */
@@ -546,14 +546,19 @@ static int write_wal_seed(struct disk *d, const char *dir, const char *name,
     seg_n[n_segs++] = read_whole(d, first, seg[0], sizeof seg[0]);
   if (second != NULL)
     seg_n[n_segs++] = read_whole(d, second, seg[1], sizeof seg[1]);
-  snap_n = read_whole(d, WAL_SNAP_NAME, snap, sizeof snap);
+  snap_n = read_whole(d, hsf ? WAL_HSF_NAME : WAL_SNAP_NAME, snap, sizeof snap);
+  if (hsf && snap_n == sizeof snap) {
+    /* The target rebuilds the file from the two 64-byte records. */
+    memmove(snap + 64, snap + WAL_HSF_BLOCK_BYTES, 64);
+    snap_n = 128;
+  }
   if (flip > 0 && flip < seg_n[0])
     seg[0][flip] ^= 0x20;
   if (cut > 0 && n_segs > 0 && cut < seg_n[n_segs - 1])
     seg_n[n_segs - 1] -= cut;
 
   struct seed s = {.n = 0};
-  seed_add_u8(&s, flip > 0 ? 2 : 0);
+  seed_add_u8(&s, (uint8_t)((flip > 0 ? 2 : 0) | (hsf ? 8 : 0)));
   seed_add_u16(&s, (uint16_t)seg_n[0]);
   seed_add_u16(&s, (uint16_t)seg_n[1]);
   seed_add_u16(&s, (uint16_t)snap_n);
@@ -596,7 +601,8 @@ static int append(struct wal *w, uint64_t term, uint64_t from, size_t n,
   struct sabha_ready rd;
   memset(&rd, 0, sizeof rd);
   rd.has_hard_state = true;
-  rd.hard_state = (struct sabha_hard_state){term, 2, commit};
+  rd.hard_state =
+      (struct sabha_hard_state){.term = term, .vote = 2, .commit = commit};
   rd.entries = e;
   rd.n_entries = n;
   int rc = wal_append_ready(w, &rd);
@@ -617,9 +623,11 @@ static int wal_corpus(const char *dir) {
   if (disk_open(&d, 1 << 20, &w) != 0 || append(w, 1, 1, 4, 2) != 0 ||
       append(w, 2, 5, 3, 6) != 0 || wal_close_clean(w) != 0)
     return -1;
-  rc |= write_wal_seed(&d, dir, "clean.bin", 0, 0);
-  rc |= write_wal_seed(&d, dir, "miss-torn.bin", 0, 11);
-  rc |= write_wal_seed(&d, dir, "miss-flipped.bin", 90, 0);
+  rc |= write_wal_seed(&d, dir, "clean.bin", 0, 0, false);
+  rc |= write_wal_seed(&d, dir, "miss-torn.bin", 0, 11, false);
+  rc |= write_wal_seed(&d, dir, "miss-flipped.bin", 90, 0, false);
+  /* Damage repaired with the hard state file beside the log. */
+  rc |= write_wal_seed(&d, dir, "repair-hardstate.bin", 90, 0, true);
   memfs_free(d.fs);
 
   /* A Raft-style truncation, then a crash (no CLOSE). */
@@ -631,7 +639,7 @@ static int wal_corpus(const char *dir) {
   if (wal_append_ready(w, &rd) != 0 || append(w, 3, 4, 2, 3) != 0)
     return -1;
   wal_close(w);
-  rc |= write_wal_seed(&d, dir, "truncated-crash.bin", 0, 0);
+  rc |= write_wal_seed(&d, dir, "truncated-crash.bin", 0, 0, false);
   memfs_free(d.fs);
 
   /* Small segments and a snapshot: two segments and the snapshot file. */
@@ -645,7 +653,7 @@ static int wal_corpus(const char *dir) {
   if (wal_save_snapshot(w, &meta, state, sizeof state) != 0 ||
       append(w, 3, 25, 2, 24) != 0 || wal_close_clean(w) != 0)
     return -1;
-  rc |= write_wal_seed(&d, dir, "segments-snapshot.bin", 0, 0);
+  rc |= write_wal_seed(&d, dir, "segments-snapshot.bin", 0, 0, false);
   memfs_free(d.fs);
   return rc;
 }

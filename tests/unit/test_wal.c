@@ -49,6 +49,8 @@ static void fx_init(struct fx *f, uint32_t segment_size_bytes) {
     abort();
   memfs_io(f->fs, &f->io);
   wal_options_init(&f->opt, "wal");
+  /* Most tests here check that damage is found and named: refuse it. */
+  f->opt.refuse_corrupt = true;
   f->opt.io = &f->io;
   f->opt.segment_size_bytes = segment_size_bytes;
   f->opt.entry_size_bytes_max = 256;
@@ -760,7 +762,7 @@ static void wal_reads_a_version_1_log_and_appends_in_version_2(void) {
   CHECK(f.io.open(f.io.ctx, SEG2, 0, &fd) == 0);
   CHECK(f.io.read(f.io.ctx, fd, 0, h, sizeof h, &n) == 0 && n == sizeof h);
   f.io.close(f.io.ctx, fd);
-  CHECK(h[8] == WAL_FORMAT_VERSION && WAL_FORMAT_VERSION == 2);
+  CHECK(h[8] == WAL_FORMAT_VERSION && WAL_FORMAT_VERSION == 3);
   CHECK(fx_power_cut(&f) == 0);
   CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
   CHECK(log_is(&f.p, 1, 4, term1));
@@ -861,9 +863,19 @@ wal_keeps_term_and_vote_when_last_segment_is_cut_to_its_header(void) {
       CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
     CHECK(rv == SABHA_ECORRUPT);
     CHECK(strstr(f.err, l.path) != NULL && strstr(f.err, "offset") != NULL);
-    f.opt.discard_corrupt = true; /* the damage hides the vote: refused */
+    /* Repairing: the damage hides the vote in the log, but the hard state
+     * file holds it, and one bad block of the file does not change that;
+     * with both of its blocks bad as well, nothing can: refused. */
+    f.opt.refuse_corrupt = false;
+    CHECK(memfs_corrupt(f.fs, "wal/hardstate", 4096 + 24, 0x01) == 0);
+    CHECK(memfs_corrupt(f.fs, "wal/hardstate", 24, 0x01) == 0);
     CHECK(fx_open(&f) == SABHA_ECORRUPT);
-    CHECK(strstr(f.err, "not discarding") != NULL);
+    CHECK(strstr(f.err, "not repairing") != NULL);
+    CHECK(memfs_corrupt(f.fs, "wal/hardstate", 24, 0x01) == 0);
+    CHECK(fx_open(&f) == 0);
+    CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
+    CHECK(fx_restart(&f) == 0); /* the bad block was rewritten */
+    CHECK(f.p.hard_state.term == 3 && f.p.hard_state.vote == 1);
     fx_free(&f);
   }
 }
@@ -946,6 +958,7 @@ static void wal_newer_format_is_refused_not_called_corrupt(void) {
   le_put_u32(h + 28, wal_crc32c(0, h, 28));
   CHECK(memfs_put(f.fs, SEG1, h, sizeof h) == 0);
   f.opt.discard_corrupt = true; /* must not count as damage */
+  f.opt.refuse_corrupt = false;
   CHECK(fx_open(&f) == SABHA_EINVAL);
   CHECK(strstr(f.err, "format version") != NULL);
   CHECK(memfs_exists(f.fs, SEG1));
@@ -985,6 +998,7 @@ static void wal_discard_moves_damaged_log_aside_keeping_hard_state(void) {
   CHECK(memfs_corrupt(f.fs, SEG1, 32 + 16 + 3, 0x40) == 0);
   CHECK(fx_open(&f) == SABHA_ECORRUPT);
   f.opt.discard_corrupt = true;
+  f.opt.refuse_corrupt = false;
   CHECK(fx_open(&f) == 0);
   CHECK(strstr(f.err, "discarded") != NULL);
   CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
@@ -1002,6 +1016,7 @@ static void wal_discard_moves_damaged_log_aside_keeping_hard_state(void) {
   CHECK(!memfs_exists(f.fs, SEG1) && !memfs_exists(f.fs, "wal/discard.intent"));
   /* The new log is an ordinary one: it grows and survives power cuts. */
   f.opt.discard_corrupt = false;
+  f.opt.refuse_corrupt = true;
   CHECK(append_sync(f.w, 1, 3, 6) == 0);
   CHECK(fx_power_cut(&f) == 0);
   CHECK(f.p.hard_state.term == 5 && f.p.n_entries == 3);
@@ -1012,6 +1027,7 @@ static void wal_discard_refused_when_damage_could_hide_the_hard_state(void) {
   struct fx f;
   fx_init(&f, 4096);
   f.opt.discard_corrupt = true;
+  f.opt.refuse_corrupt = false;
   CHECK(fx_open(&f) == 0);
   CHECK(hard_state(f.w, 5, 2, 0) == 0);
   for (uint64_t i = 1; i <= 5; i++)
@@ -1020,9 +1036,18 @@ static void wal_discard_refused_when_damage_could_hide_the_hard_state(void) {
   f.w = NULL;
   uint64_t second = 32 + (16 + 24) + REC1_BYTES; /* hard state, entry 1 */
   CHECK(memfs_corrupt(f.fs, SEG1, second + 20, 0x01) == 0);
+  /* Only the hard state file can say the vote survived: with both of its
+   * blocks bad, refused, and nothing moved. */
+  CHECK(memfs_corrupt(f.fs, "wal/hardstate", 30, 0x10) == 0);
+  CHECK(memfs_corrupt(f.fs, "wal/hardstate", 4096 + 8000 % 4096, 0x10) == 0);
   CHECK(fx_open(&f) == SABHA_ECORRUPT);
-  CHECK(strstr(f.err, "not discarding") != NULL);
+  CHECK(strstr(f.err, "not repairing") != NULL);
   CHECK(memfs_exists(f.fs, SEG1));
+  /* One good block is enough. */
+  CHECK(memfs_corrupt(f.fs, "wal/hardstate", 30, 0x10) == 0);
+  CHECK(fx_open(&f) == 0);
+  CHECK(f.p.hard_state.term == 5 && f.p.hard_state.vote == 2);
+  CHECK(!memfs_exists(f.fs, SEG1) && f.p.n_entries == 0);
   fx_free(&f);
 }
 
@@ -1042,6 +1067,7 @@ static void wal_discard_survives_a_crash_at_every_step(void) {
     f.w = NULL;
     CHECK(memfs_corrupt(f.fs, "wal/snapshot", 48, 0x01) == 0);
     f.opt.discard_corrupt = true;
+    f.opt.refuse_corrupt = false;
     memfs_crash_at(f.fs, memfs_counts(f.fs).calls + point);
     int rv = fx_open(&f);
     bool done = rv == 0;
@@ -1052,6 +1078,7 @@ static void wal_discard_survives_a_crash_at_every_step(void) {
     CHECK(f.p.hard_state.term == 7 && f.p.hard_state.vote == 3);
     CHECK(f.p.n_entries == 0 && !f.p.has_snapshot);
     f.opt.discard_corrupt = false;
+    f.opt.refuse_corrupt = true;
     CHECK(fx_restart(&f) == 0 && f.p.hard_state.term == 7);
     fx_free(&f);
     if (done)
@@ -1093,6 +1120,7 @@ static void wal_recovery_survives_random_damage(void) {
         memfs_corrupt(f.fs, file, at, (uint8_t)(1 + (x >> 40) % 255));
     }
     f.opt.discard_corrupt = round % 2 == 1;
+    f.opt.refuse_corrupt = !f.opt.discard_corrupt;
     int rv = fx_open(&f);
     CHECK(rv == 0 || rv == SABHA_ECORRUPT || rv == SABHA_EINVAL);
     if (rv != 0) {
