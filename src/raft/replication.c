@@ -189,10 +189,12 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   bool lost_before = pr->log_lost;
   pr->log_lost = m->context == RAFT_LOG_LOST;
   if (m->reject) {
-    /* A follower whose repaired disk lost what it acknowledged: what the
-     * leader knew to match may be gone, so the refusal is not stale. The
-     * commit index never goes back; only where to probe does. */
-    if (m->context == RAFT_LOG_LOST &&
+    /* A follower whose disk lost what it acknowledged (a repaired log, or
+     * one cut short behind the WAL's back, which looks like a torn tail):
+     * what the leader knew to match may be gone, so a refusal that points
+     * below the match is not stale. The commit index never goes back; only
+     * where to probe does, and a late refusal costs one probe. */
+    if ((m->context == RAFT_LOG_LOST || m->hint_index < pr->match) &&
         progress_on_log_lost(pr, m->hint_index)) {
       raft_send_append(r, pr, true);
       return;

@@ -6,6 +6,7 @@
  * same with the deliberate bug (SABHA_BUG_NO_REPAIR_GUARD) grants, which
  * is what the simulator's checkers then catch. Then the leader refills the
  * log and the guard goes, in a hard state the host persists. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -181,6 +182,71 @@ static void paxos_guarded_acceptors_do_not_promise(void) {
     }
 }
 
+/* Node 1 as the leader of term 6 over log 1..10 (and its no-op at 11),
+ * with node 2 known to match up to 11. */
+static struct sabha_engine *leader_matched_by_2(void) {
+  static const uint32_t voters[3] = {1, 2, 3};
+  struct sabha_config cfg;
+  sabha_config_init(&cfg, 1, voters, 3);
+  struct sabha_entry e[10];
+  fill(e, 1, 10);
+  struct sabha_persisted p = {
+      .hard_state = {.term = 5}, .entries = e, .n_entries = 10};
+  struct sabha_engine *eng = NULL;
+  if (sabha_engine_new(&eng, "raft", &cfg, &p) != 0)
+    return NULL;
+  int n, rejects;
+  sabha_engine_tick(eng, 1);
+  sabha_engine_tick(eng, 10000); /* election timeout: pre-vote */
+  drain(eng, 0, 0, &n, &rejects);
+  struct sabha_msg grant = {
+      .type = RAFT_MSG_PREVOTE_RESP, .from = 2, .to = 1, .term = 6};
+  sabha_engine_step(eng, &grant);
+  drain(eng, 0, 0, &n, &rejects);
+  grant.type = RAFT_MSG_VOTE_RESP;
+  sabha_engine_step(eng, &grant);
+  drain(eng, 0, 0, &n, &rejects);
+  struct sabha_msg ack = {
+      .type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 6, .index = 11};
+  sabha_engine_step(eng, &ack);
+  drain(eng, 0, 0, &n, &rejects);
+  return eng;
+}
+
+/* A follower whose log went back behind the WAL's back (a segment cut
+ * short looks like a torn tail: no guard) refuses an append pointing below
+ * what it had acknowledged. The refusal is not stale: the leader probes
+ * again from where the follower's log now ends, or it would wait for ever
+ * on a follower that can never match. */
+static void raft_leader_probes_a_follower_whose_log_went_back(void) {
+  struct sabha_engine *eng = leader_matched_by_2();
+  CHECK(eng != NULL);
+  struct sabha_status st;
+  sabha_engine_status(eng, &st);
+  CHECK(st.role == SABHA_ROLE_LEADER && st.term == 6);
+  struct sabha_msg reject = {.type = RAFT_MSG_APPEND_RESP,
+                             .from = 2,
+                             .to = 1,
+                             .term = 6,
+                             .index = 11,
+                             .reject = 1,
+                             .hint_index = 4,
+                             .hint_term = 5};
+  CHECK(sabha_engine_step(eng, &reject) == 0);
+  bool probed = false;
+  while (sabha_engine_has_ready(eng)) {
+    struct sabha_ready rd;
+    sabha_engine_ready(eng, &rd);
+    for (size_t i = 0; i < rd.n_msgs; i++)
+      if (rd.msgs[i].type == RAFT_MSG_APPEND && rd.msgs[i].to == 2 &&
+          rd.msgs[i].index <= 4)
+        probed = true;
+    sabha_engine_advance(eng, &rd);
+  }
+  CHECK(probed);
+  sabha_engine_free(eng);
+}
+
 /* No guard in the persisted state: nothing changes (the same vote is
  * granted), and no batch speaks of a guard. */
 static void no_guard_no_change(void) {
@@ -205,6 +271,7 @@ int main(int argc, char **argv) {
       TEST(raft_guarded_node_refuses_votes),
       TEST(raft_guard_lifts_once_the_log_is_the_leaders),
       TEST(paxos_guarded_acceptors_do_not_promise),
+      TEST(raft_leader_probes_a_follower_whose_log_went_back),
       TEST(no_guard_no_change),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
