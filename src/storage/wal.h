@@ -269,7 +269,7 @@
 #define WAL_SNAPSHOT_BYTES_DEFAULT (1ull << 30)
 #define WAL_BUFFER_BYTES_DEFAULT (1u << 20)
 #define WAL_FSYNC_HIST_BUCKETS 32
-#define WAL_ERRMSG_MAX 320
+#define WAL_ERRMSG_MAX 768
 
 struct wal_options {
   const char *dir;                  /* data directory; created if missing (its
