@@ -251,6 +251,10 @@ struct rt_ports {
                           const uint8_t *cmd, size_t len,
                           const struct rt_applied *res);
   void (*snapshot_installed)(void *ctx, uint64_t index);
+  /* Optional: the membership in force changed (a change appended, one
+   * truncated away, a snapshot installed, or at start): sabhad learns new
+   * members' addresses from it. */
+  void (*membership_changed)(void *ctx, const struct sabha_membership *m);
 };
 
 /* ---- lifecycle ------------------------------------------------------------

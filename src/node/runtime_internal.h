@@ -224,6 +224,9 @@ struct rt {
   uint64_t applied;
   uint32_t last_leader;
   enum sabha_role last_role;
+  bool conf_seen;           /* the membership was reported once */
+  uint64_t last_conf_index; /* ... and last had this index */
+  bool said_removed;        /* this node said it was removed */
   uint64_t next_timeout_scan_ms;
   uint64_t started_wall_ms;
   bool dead; /* ports.fatal was called: unwind, touch nothing */

@@ -284,7 +284,7 @@ int mp_read_index(struct mp *p, uint64_t request_id) {
 
 void mp_reads_on_ack(struct mp *p) {
   readq_release(&p->reads, (uint32_t)mp_voter_slot(p, p->cfg.id),
-                p->cfg.n_voters, mp_quorum(p), &p->out);
+                (1u << p->cfg.n_voters) - 1u, mp_quorum(p), &p->out);
 }
 
 void mp_reads_on_start_commit(struct mp *p) {

@@ -28,8 +28,10 @@ static uint32_t count_bits(uint32_t x) {
 }
 
 static void raft_tally(struct raft *r, uint32_t from, bool granted) {
-  int slot = raft_voter_slot(r, from);
-  assert(slot >= 0);
+  /* Only the voters of the membership in force count (thesis §4.1). */
+  int slot = raft_slot(r, from);
+  if (slot < 0 || !raft_is_voter(r, from))
+    return;
   uint32_t bit = 1u << slot;
   if (granted)
     r->votes_granted |= bit;
@@ -50,7 +52,7 @@ static void raft_check_tally(struct raft *r) {
 }
 
 void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
-  assert(r->role != SABHA_ROLE_LEADER);
+  assert(r->role != SABHA_ROLE_LEADER && raft_is_voter(r, r->cfg.id));
   uint64_t term;
   uint32_t type;
   if (pre_vote) {
@@ -71,9 +73,9 @@ void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
   r->votes_refused = 0;
   raft_reset_election_timer(r);
   raft_tally(r, r->cfg.id, true);
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    uint32_t id = r->cfg.voters[i];
-    if (id == r->cfg.id)
+  for (uint32_t i = 0; i < r->conf.n; i++) {
+    uint32_t id = r->conf.members[i].id;
+    if (id == r->cfg.id || r->conf.members[i].role != SABHA_MEMBER_VOTER)
       continue;
     struct sabha_msg m = {.type = type, .to = id, .term = term};
     m.index = log_last_index(&r->rl.log);
@@ -91,9 +93,10 @@ void raft_recv_vote(struct raft *r, const struct sabha_msg *m) {
   bool pre = m->type == RAFT_MSG_PREVOTE;
   /* Figure 2: grant if we have not voted for another in this term. A
    * follower that knows the term's leader has implicitly chosen. */
-  bool can_vote = r->vote == m->from ||
-                  (r->vote == SABHA_NODE_NONE && r->leader == SABHA_NODE_NONE) ||
-                  (pre && m->term > r->term);
+  bool can_vote =
+      r->vote == m->from ||
+      (r->vote == SABHA_NODE_NONE && r->leader == SABHA_NODE_NONE) ||
+      (pre && m->term > r->term);
   if (r->cfg.bugs & SABHA_BUG_VOTE_TWICE)
     can_vote = true;
   bool up_to_date = raft_log_up_to_date(r, m->index, m->log_term);
@@ -132,7 +135,7 @@ void raft_recv_vote_resp(struct raft *r, const struct sabha_msg *m) {
 
 void raft_recv_timeout_now(struct raft *r, const struct sabha_msg *m) {
   (void)m;
-  if (r->role == SABHA_ROLE_LEADER)
+  if (r->role == SABHA_ROLE_LEADER || !raft_is_voter(r, r->cfg.id))
     return;
   /* The leader asked: skip PreVote, and tell voters to ignore their lease. */
   raft_campaign(r, false, true);
