@@ -280,6 +280,7 @@ enum sabha_bug {
   SABHA_BUG_SKIP_LOG_CHECK = 1u << 2, /* vote without the up-to-date check */
   SABHA_BUG_ACCEPT_LOWER_BALLOT = 1u << 3, /* Paxos: ignore a promise */
   SABHA_BUG_NO_ADOPT = 1u << 4, /* Paxos: ignore accepted values in phase 1 */
+  SABHA_BUG_LEARNER_QUORUM = 1u << 5, /* count learners in commit quorums */
 };
 
 /* The fewest entries a Multi-Paxos promise chunk may carry, whatever

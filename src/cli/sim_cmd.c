@@ -61,10 +61,16 @@ void cli_sim_usage(FILE *f) {
       "                    loss, dup, reorder, slow, clock, disk [all]\n"
       "                    (disk: EIO and ENOSPC on write and fsync, bit\n"
       "                    flips in synced data, torn writes at crashes)\n"
+      "                    membership (not in all; all,membership adds it):\n"
+      "                    nodes added as learners, promoted, removed (the\n"
+      "                    leader too), one change at a time, through\n"
+      "                    SABHA.MEMBER; new nodes take ids above --nodes\n"
       "  --bug NAME        break one safety rule on purpose, to show the\n"
       "                    checkers catch it: vote-twice, stale-commit,\n"
       "                    skip-log-check (Raft engine); accept-lower-ballot,\n"
-      "                    no-adopt (Paxos engines); ack-before-fsync,\n"
+      "                    no-adopt (Paxos engines); learner-quorum\n"
+      "                    (learners counted in commit quorums: with\n"
+      "                    --faults all,membership); ack-before-fsync,\n"
       "                    stale-read, snapshot-reply, wall-clock-read (the\n"
       "                    node runtime); no-dedup (the application\n"
       "                    machine forgets retried ids: application "
@@ -100,6 +106,7 @@ void cli_sim_usage(FILE *f) {
       "fsyncs failed, bits flipped), disk_corruptions_detected (bit\n"
       "flips a node refused to start on), node_fatals, connections (client\n"
       "connections opened), clock_entries (log clock entries proposed),\n"
+      "membership_changes (membership entries committed),\n"
       "first_failing_seed (if a run failed).\n"
       "\n"
       "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
@@ -333,6 +340,7 @@ struct summary {
   uint64_t snapshots_taken, snapshots_installed;
   uint64_t disk_faults, disk_corruptions_detected;
   uint64_t crashes, node_fatals, conns_opened, clock_entries;
+  uint64_t membership_changes;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
@@ -373,6 +381,7 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->node_fatals += r->node_fatals;
   sum->conns_opened += r->conns_opened;
   sum->clock_entries += r->clock_entries;
+  sum->membership_changes += r->membership_changes;
   sum->wall_seconds += r->wall_seconds;
   sum->client_time_us += r->client_time_us;
   sum->trace_hash = r->trace_hash;
@@ -451,6 +460,7 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("node_fatals: %" PRIu64 "\n", sum->node_fatals);
   printf("connections: %" PRIu64 "\n", sum->conns_opened);
   printf("clock_entries: %" PRIu64 "\n", sum->clock_entries);
+  printf("membership_changes: %" PRIu64 "\n", sum->membership_changes);
   if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
     printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);

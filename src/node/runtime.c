@@ -111,6 +111,58 @@ const struct rt_addr *rt_client_addr_of(const struct rt *rt, uint32_t id) {
   return NULL;
 }
 
+/* "HOST:PORT" up to `end`, into *a. */
+static bool parse_host_port(const char *p, const char *end, struct rt_addr *a) {
+  const char *colon = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == ':')
+      colon = q;
+  if (colon == NULL || colon == p || colon + 1 >= end ||
+      (size_t)(colon - p) >= sizeof a->host || end - colon - 1 > 5)
+    return false;
+  unsigned long port = 0;
+  for (const char *q = colon + 1; q < end; q++) {
+    if (*q < '0' || *q > '9')
+      return false;
+    port = port * 10 + (unsigned long)(*q - '0');
+  }
+  if (port == 0 || port > 65535)
+    return false;
+  memcpy(a->host, p, (size_t)(colon - p));
+  a->host[colon - p] = '\0';
+  a->port = (uint16_t)port;
+  return true;
+}
+
+bool rt_member_addr_parse(const char *addr, struct rt_addr *peer,
+                          struct rt_addr *client) {
+  memset(peer, 0, sizeof *peer);
+  memset(client, 0, sizeof *client);
+  const char *comma = strchr(addr, ',');
+  if (strncmp(addr, "peer=", 5) != 0 || comma == NULL ||
+      strncmp(comma + 1, "client=", 7) != 0)
+    return false;
+  return parse_host_port(addr + 5, comma, peer) &&
+         parse_host_port(comma + 8, comma + 1 + strlen(comma + 1), client);
+}
+
+/* Learns the client address of every member that carries one, so that
+ * forwarding and -MOVED reach members added after this node started. */
+static void learn_member_addrs(struct rt *rt,
+                               const struct sabha_membership *m) {
+  for (uint32_t i = 0; i < m->n; i++) {
+    struct rt_addr peer, client;
+    if (!rt_member_addr_parse(m->members[i].addr, &peer, &client))
+      continue;
+    client.id = m->members[i].id;
+    struct rt_addr *known = (struct rt_addr *)rt_client_addr_of(rt, client.id);
+    if (known != NULL)
+      *known = client;
+    else if (rt->cfg.n_peer_clients < SABHA_NODES_MAX)
+      rt->cfg.peer_clients[rt->cfg.n_peer_clients++] = client;
+  }
+}
+
 const double rt_latency_bounds_s[RT_LAT_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
@@ -441,6 +493,7 @@ static void check_membership(struct rt *rt) {
       snprintf(text, sizeof text, "none yet (joining)");
     rt_log(rt, RT_LOG_INFO, "membership as of index %" PRIu64 ": %s",
            st.config_index, text);
+    learn_member_addrs(rt, &m);
     if (rt->ports.membership_changed != NULL)
       rt->ports.membership_changed(rt->ports.ctx, &m);
   }

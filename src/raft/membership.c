@@ -74,7 +74,8 @@ void raft_conf_sync_peers(struct raft *r) {
       continue;
     const struct sabha_member *x = sabha_membership_find(&r->conf, pr->id);
     if (x != NULL) {
-      pr->learner = x->role != SABHA_MEMBER_VOTER;
+      pr->learner = x->role != SABHA_MEMBER_VOTER &&
+                    !(r->cfg.bugs & SABHA_BUG_LEARNER_QUORUM);
       r->leaving[i] = false;
     } else if (leader && !r->leaving[i]) {
       r->leaving[i] = true;
@@ -99,7 +100,8 @@ void raft_conf_sync_peers(struct raft *r) {
     struct progress *pr = &r->peers[free_slot];
     slot_clear(r, (uint32_t)free_slot);
     pr->id = x->id;
-    pr->learner = x->role != SABHA_MEMBER_VOTER;
+    pr->learner = x->role != SABHA_MEMBER_VOTER &&
+                  !(r->cfg.bugs & SABHA_BUG_LEARNER_QUORUM);
     progress_reset(pr, log_last_index(&r->rl.log) + 1);
     if (x->id == r->cfg.id) {
       pr->match = replog_self_match(&r->rl);
