@@ -317,9 +317,12 @@ struct sabha_config {
                                        (default true; false shows the
                                        dueling-proposers livelock) */
   uint32_t bugs;                    /* enum sabha_bug bits; 0 */
-  bool join; /* a node joining a running group: it starts with no
-                membership (voters are ignored, may be empty) and takes no
-                part until a leader's log or snapshot includes it */
+  uint32_t alpha; /* Multi-Paxos: a membership chosen at slot i governs
+                     slots from i + alpha on, and the leader runs at most
+                     alpha slots ahead of the chosen prefix (default 16) */
+  bool join;      /* a node joining a running group: it starts with no
+                     membership (voters are ignored, may be empty) and takes no
+                     part until a leader's log or snapshot includes it */
 };
 
 /* Fills `cfg` with the defaults above for node `id` of `voters`. */

@@ -79,6 +79,7 @@ void sabha_config_init(struct sabha_config *cfg, uint32_t id,
   cfg->bytes_per_slot_max = 64u << 10;
   cfg->seed = id;
   cfg->proposer_backoff = true;
+  cfg->alpha = 16;
   cfg->bugs = 0;
 }
 
@@ -100,7 +101,8 @@ static int config_check(const struct sabha_config *cfg) {
       cfg->election_timeout_ms_max < cfg->election_timeout_ms_min ||
       cfg->inflight_msgs_max == 0 || cfg->entries_per_msg_max == 0 ||
       cfg->bytes_per_msg_max == 0 || cfg->uncommitted_entries_max == 0 ||
-      cfg->snapshot_chunk_bytes == 0 || cfg->commands_per_slot_max == 0)
+      cfg->snapshot_chunk_bytes == 0 || cfg->commands_per_slot_max == 0 ||
+      cfg->alpha == 0)
     return SABHA_EINVAL;
   return 0;
 }

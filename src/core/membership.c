@@ -189,3 +189,66 @@ int membership_apply_change(const struct sabha_membership *cur,
   }
   return SABHA_EINVAL;
 }
+
+int membership_of_entry(const struct sabha_entry *e,
+                        struct sabha_membership *out) {
+  assert(e->type == SABHA_ENTRY_CONFIG);
+  int rv = sabha_membership_decode(e->data, e->size_bytes, out);
+  out->index = e->index;
+  return rv;
+}
+
+bool membership_entries_valid(const struct sabha_entry *entries, uint32_t n) {
+  struct sabha_membership m;
+  for (uint32_t i = 0; i < n; i++)
+    if (entries[i].type == SABHA_ENTRY_CONFIG &&
+        membership_of_entry(&entries[i], &m) != 0)
+      return false;
+  return true;
+}
+
+int membership_of_snapshot_msg(const struct sabha_msg *m,
+                               struct sabha_membership *out) {
+  if (m->n_entries != 1 || m->entries[0].type != SABHA_ENTRY_CONFIG ||
+      m->entries[0].index > m->snap.index)
+    return SABHA_ECORRUPT;
+  return membership_of_entry(&m->entries[0], out);
+}
+
+int membership_snapshot_entry(const struct sabha_membership *m, uint8_t *buf,
+                              size_t *len, struct sabha_entry *entry) {
+  *len = 0;
+  memset(entry, 0, sizeof *entry);
+  if (m->n == 0)
+    return 0; /* a joining node that has none yet */
+  *len = sabha_membership_encode(m, buf, SABHA_MEMBERSHIP_BYTES_MAX);
+  if (*len == 0)
+    return SABHA_EINVAL;
+  *entry = (struct sabha_entry){
+      .index = m->index,
+      .type = SABHA_ENTRY_CONFIG,
+      .size_bytes = (uint32_t)*len,
+      .data = buf,
+  };
+  return 0;
+}
+
+bool membership_caught_up(const struct progress *pr, uint32_t self_id,
+                          uint64_t commit) {
+  return pr->id == self_id ||
+         (pr->state == PROGRESS_REPLICATE && pr->match >= commit);
+}
+
+void membership_fill_progress(struct sabha_membership *m,
+                              const struct progress *peers, uint32_t self_id,
+                              uint64_t self_match, uint64_t commit) {
+  for (uint32_t k = 0; k < m->n; k++) {
+    struct sabha_member *x = &m->members[k];
+    for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
+      if (peers[i].id != x->id)
+        continue;
+      x->match = x->id == self_id ? self_match : peers[i].match;
+      x->caught_up = membership_caught_up(&peers[i], self_id, commit);
+    }
+  }
+}

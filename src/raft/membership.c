@@ -110,23 +110,6 @@ void raft_conf_sync_peers(struct raft *r) {
   }
 }
 
-static int conf_decode(const struct sabha_entry *e,
-                       struct sabha_membership *out) {
-  assert(e->type == SABHA_ENTRY_CONFIG);
-  int rv = sabha_membership_decode(e->data, e->size_bytes, out);
-  out->index = e->index;
-  return rv;
-}
-
-bool raft_entries_valid(const struct sabha_entry *entries, uint32_t n) {
-  struct sabha_membership m;
-  for (uint32_t i = 0; i < n; i++)
-    if (entries[i].type == SABHA_ENTRY_CONFIG &&
-        conf_decode(&entries[i], &m) != 0)
-      return false;
-  return true;
-}
-
 int raft_membership_at(const struct raft *r, uint64_t index,
                        struct sabha_membership *out) {
   const struct log *l = &r->rl.log;
@@ -135,7 +118,7 @@ int raft_membership_at(const struct raft *r, uint64_t index,
   for (uint64_t i = index; i > l->snap_index; i--) {
     const struct sabha_entry *e = log_get(l, i);
     if (e->type == SABHA_ENTRY_CONFIG)
-      return conf_decode(e, out) == 0 ? 0 : SABHA_ECORRUPT;
+      return membership_of_entry(e, out) == 0 ? 0 : SABHA_ECORRUPT;
   }
   *out = r->conf_snap;
   return 0;
@@ -153,22 +136,8 @@ int raft_conf_reload(struct raft *r) {
 
 int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m) {
   r->conf_snap = *m;
-  r->conf_snap_len = 0;
-  memset(&r->conf_snap_entry, 0, sizeof r->conf_snap_entry);
-  if (m->n == 0)
-    return 0; /* a joining node that has none yet */
-  size_t len =
-      sabha_membership_encode(m, r->conf_snap_bytes, sizeof r->conf_snap_bytes);
-  if (len == 0)
-    return SABHA_EINVAL;
-  r->conf_snap_len = len;
-  r->conf_snap_entry = (struct sabha_entry){
-      .index = m->index,
-      .type = SABHA_ENTRY_CONFIG,
-      .size_bytes = (uint32_t)len,
-      .data = r->conf_snap_bytes,
-  };
-  return 0;
+  return membership_snapshot_entry(m, r->conf_snap_bytes, &r->conf_snap_len,
+                                   &r->conf_snap_entry);
 }
 
 bool raft_removed(const struct raft *r) {
@@ -196,12 +165,6 @@ void raft_conf_after_commit(struct raft *r) {
   raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }
 
-static bool caught_up(const struct raft *r, const struct progress *pr) {
-  if (pr->id == r->cfg.id)
-    return true;
-  return pr->state == PROGRESS_REPLICATE && pr->match >= r->rl.commit;
-}
-
 int raft_change(void *state, enum sabha_change_type type, uint32_t id,
                 const char *addr) {
   struct raft *r = state;
@@ -218,7 +181,8 @@ int raft_change(void *state, enum sabha_change_type type, uint32_t id,
     return rv;
   if (type == SABHA_CHANGE_PROMOTE) {
     int slot = raft_slot(r, id);
-    if (slot < 0 || !caught_up(r, &r->peers[slot]))
+    if (slot < 0 ||
+        !membership_caught_up(&r->peers[slot], r->cfg.id, r->rl.commit))
       return SABHA_EBUSY;
   }
   if (log_last_index(&r->rl.log) - r->rl.commit >=
@@ -242,15 +206,8 @@ void raft_members(const void *state, struct sabha_membership *out) {
   *out = r->conf;
   if (r->role != SABHA_ROLE_LEADER)
     return;
-  for (uint32_t k = 0; k < out->n; k++) {
-    struct sabha_member *x = &out->members[k];
-    int slot = raft_slot(r, x->id);
-    if (slot < 0)
-      continue;
-    const struct progress *pr = &r->peers[slot];
-    x->match = x->id == r->cfg.id ? replog_self_match(&r->rl) : pr->match;
-    x->caught_up = caught_up(r, pr);
-  }
+  membership_fill_progress(out, r->peers, r->cfg.id, replog_self_match(&r->rl),
+                           r->rl.commit);
 }
 
 int raft_membership_at_op(const void *state, uint64_t index,

@@ -340,7 +340,8 @@ static void raft_advance(void *state, const struct sabha_ready *rd) {
   replog_advance(&r->rl, rd);
   outbox_reset(&r->out);
   /* The leader counts its own copy only now that it is durable. */
-  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r))
+  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r) &&
+      r->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
     raft_broadcast_append(r);
 }
 

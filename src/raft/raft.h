@@ -155,7 +155,6 @@ int raft_conf_reload(struct raft *r);
 int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m);
 int raft_membership_at(const struct raft *r, uint64_t index,
                        struct sabha_membership *out);
-bool raft_entries_valid(const struct sabha_entry *entries, uint32_t n);
 void raft_conf_after_commit(struct raft *r);
 bool raft_removed(const struct raft *r);
 int raft_change(void *state, enum sabha_change_type type, uint32_t id,

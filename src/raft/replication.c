@@ -111,7 +111,7 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   /* A membership that does not decode would leave this node with a view
    * of the group no other node shares: refuse the whole message (only a
    * broken or hostile peer sends one). */
-  if (!raft_entries_valid(m->entries, m->n_entries))
+  if (!membership_entries_valid(m->entries, m->n_entries))
     return;
   struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
   if (m->index < r->rl.commit) {
@@ -193,8 +193,8 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
     return;
   }
   bool updated = progress_on_append_ok(pr, m->index);
-  if (updated && raft_maybe_commit(r))
-    raft_broadcast_commit(r);
+  if (updated && raft_maybe_commit(r) && r->role == SABHA_ROLE_LEADER)
+    raft_broadcast_commit(r); /* unless the commit made it step down */
   else
     raft_send_all(r, pr);
   raft_transfer_check(r, pr);

@@ -60,22 +60,9 @@ static void snapshot_progress(struct raft *r, const struct sabha_msg *m,
   raft_send(r, &resp, false);
 }
 
-/* The membership a snapshot message carries: its one CONFIG entry, of an
- * index the snapshot covers. Returns 0 or SABHA_ECORRUPT. */
-static int snapshot_membership(const struct sabha_msg *m,
-                               struct sabha_membership *out) {
-  if (m->n_entries != 1 || m->entries[0].type != SABHA_ENTRY_CONFIG ||
-      m->entries[0].index > m->snap.index)
-    return SABHA_ECORRUPT;
-  int rv = sabha_membership_decode(m->entries[0].data, m->entries[0].size_bytes,
-                                   out);
-  out->index = m->entries[0].index;
-  return rv;
-}
-
 void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m) {
   struct sabha_membership conf;
-  if (snapshot_membership(m, &conf) != 0)
+  if (membership_of_snapshot_msg(m, &conf) != 0)
     return; /* without it this node could not know who votes */
   if (m->snap.index <= r->rl.commit) {
     /* Already have everything it covers. */

@@ -276,6 +276,20 @@ static bool protocol_known(const char *name) {
   return false;
 }
 
+/* Whether the engine takes membership changes: asked of a throwaway one,
+ * which answers SABHA_ENOTSUPP when its membership is fixed. */
+static bool protocol_changes_membership(const char *name) {
+  uint32_t voters[1] = {1};
+  struct sabha_config cfg;
+  sabha_config_init(&cfg, 1, voters, 1);
+  struct sabha_engine *e = NULL;
+  if (sabha_engine_new(&e, name, &cfg, NULL) != 0)
+    return false;
+  int rv = sabha_engine_change(e, SABHA_CHANGE_REMOVE, 2, NULL);
+  sabha_engine_free(e);
+  return rv != SABHA_ENOTSUPP;
+}
+
 static int script_check(const struct sim_options *o, char *err,
                         size_t err_size) {
   for (size_t k = 0; k < o->n_script; k++) {
@@ -339,6 +353,14 @@ static int options_check(const struct sim_options *o, char *err,
     why = "pre_vote and check_quorum take enum sim_switch";
   if (why != NULL) {
     snprintf(err, err_size, "%s", why);
+    return SABHA_EINVAL;
+  }
+  if ((o->faults & SIM_FAULT_MEMBERSHIP) && protocol_known(o->protocol) &&
+      !protocol_changes_membership(o->protocol)) {
+    snprintf(err, err_size,
+             "--faults membership: the %s engine's membership is fixed "
+             "(raft and multipaxos change theirs)",
+             o->protocol);
     return SABHA_EINVAL;
   }
   if (!protocol_known(o->protocol)) {
