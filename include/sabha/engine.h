@@ -82,7 +82,9 @@ struct sabha_entry {
 struct sabha_hard_state {
   uint64_t term;   /* current term or highest promised ballot */
   uint32_t vote;   /* node voted for in term, or SABHA_NODE_NONE */
-  uint64_t commit; /* a hint: may lag; never needed for safety */
+  uint64_t commit; /* may lag; never names an entry not yet durable
+                      (written after it), so an engine may trust it
+                      after a restart (Multi-Paxos does) */
 };
 
 struct sabha_snapshot_meta {

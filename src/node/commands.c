@@ -706,6 +706,8 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
     resp_buf_printf(b, "# Replication\r\nrole:%s\r\n\r\n",
                     st.role == SABHA_ROLE_LEADER ? "master" : "slave");
   if (want_section(section, "sabha")) {
+    struct sabha_membership members;
+    sabha_engine_members(rt->engine, &members);
     const struct rt_addr *la = rt_client_addr_of(rt, st.leader);
     char leader_client[96] = "";
     if (la != NULL)
@@ -725,18 +727,27 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         "wal_fsyncs:%" PRIu64 "\r\nwal_fsync_us_p50:%" PRIu64 "\r\n"
         "wal_fsync_us_p99:%" PRIu64 "\r\nproposals:%" PRIu64 "\r\n"
         "commits:%" PRIu64 "\r\nsessions:%" PRIu64 "\r\n"
-        "log_clock_ms:%" PRIu64 "\r\nclock_entries:%" PRIu64 "\r\n\r\n",
+        "log_clock_ms:%" PRIu64 "\r\nclock_entries:%" PRIu64 "\r\n",
         rt->cfg.engine.id, rt->cfg.protocol, rt->cfg.cluster_id,
         sabha_role_name(st.role), st.term, st.vote, st.leader, leader_client,
         st.commit, rt->applied, st.first_index, st.last_index,
         st.last_index >= st.first_index ? st.last_index - st.first_index + 1
                                         : 0,
         st.snapshot_index, st.elections_started, st.elections_won,
-        st.ballots_burned, rt->cfg.engine.n_voters, hi.peers_connected,
-        ws.segments, ws.bytes, ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
+        st.ballots_burned, members.n, hi.peers_connected, ws.segments, ws.bytes,
+        ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
         wal_fsync_us_quantile(&ws, 0.99), rt->m.proposals, rt->m.commits,
         kvstore_n_sessions(rt->kv), kvstore_clock_ms(rt->kv),
         rt->m.clock_entries);
+    /* The membership in force: "members:1=voter,2=voter,4=learner". */
+    resp_buf_printf(b,
+                    "config_index:%" PRIu64 "\r\nvoter:%d\r\nremoved:%d\r\n"
+                    "members:",
+                    members.index, st.voter ? 1 : 0, st.removed ? 1 : 0);
+    for (uint32_t i = 0; i < members.n; i++)
+      resp_buf_printf(b, "%s%u=%s", i > 0 ? "," : "", members.members[i].id,
+                      sabha_member_role_name(members.members[i].role));
+    resp_buf_printf(b, "\r\n\r\n");
   }
   if (want_section(section, "stats"))
     resp_buf_printf(

@@ -139,6 +139,15 @@ static int mp_create(void **state, const struct sabha_config *cfg,
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
     rv = replog_restore(&p->rl, persisted);
+    /* Every slot up to the durable commit holds its chosen value (replog.c
+     * writes no further), so it is known chosen again: above all, the
+     * memberships chosen there, without which a restarted group could be
+     * left asking members that were removed long ago. */
+    uint64_t c = persisted->hard_state.commit;
+    if (c > log_last_index(&p->rl.log))
+      c = log_last_index(&p->rl.log);
+    if (rv == 0 && c > p->rl.commit)
+      p->rl.commit = c;
   }
   /* The membership in force after the snapshot (or the configured one),
    * then every change the chosen log holds. */

@@ -133,6 +133,9 @@ struct srv_config {
   enum srv_tls_auth tls_auth_clients;
   bool discard_corrupt_log; /* see wal.h DISCARDING; default off */
   bool verbose;             /* debug logging */
+  bool join; /* joining a running group (sabha cluster add): no membership
+                until a leader's log or snapshot names this node; --peers
+                names the members to reach (and this node) */
 };
 
 /* Fills `cfg` with the defaults (id 0 and no peers: not yet usable). */

@@ -133,6 +133,10 @@ void srv_usage(FILE *f) {
       "  --discard-corrupt-log  move a damaged log aside and rejoin from the\n"
       "                         peers instead of refusing to start\n"
       "  --verbose              log debug messages\n"
+      "  --join                 join a running group: start with no\n"
+      "                         membership and wait until a member adds\n"
+      "                         this node (SABHA.MEMBER ADD; sabha cluster\n"
+      "                         add does both)\n"
       "  --config FILE          the same settings as `name = value` lines\n"
       "  --help                 this text\n");
 }
@@ -424,6 +428,7 @@ static const struct setting SETTINGS[] = {
     {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
+    {"join", K_BOOL, OFF(join), 0, 0, true},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 
