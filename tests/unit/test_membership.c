@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "node/runtime.h"
 #include "raft/raft.h"
 #include "tcluster.h"
 
@@ -401,8 +402,31 @@ static void membership_decoding_refuses_bad_input(void) {
   CHECK(sabha_membership_encode(&m, buf, sizeof buf) == 0);
 }
 
+/* The addresses sabhad puts in a membership entry parse back; anything
+ * else is refused. */
+static void member_address_parses_or_is_refused(void) {
+  struct rt_addr peer, client;
+  CHECK(rt_member_addr_parse("peer=127.0.0.1:17203,client=10.0.0.4:17003",
+                             &peer, &client));
+  CHECK(strcmp(peer.host, "127.0.0.1") == 0 && peer.port == 17203);
+  CHECK(strcmp(client.host, "10.0.0.4") == 0 && client.port == 17003);
+  static const char *const bad[] = {
+      "",
+      "sim",
+      "peer=127.0.0.1:17203",
+      "peer=127.0.0.1:0,client=127.0.0.1:1",
+      "peer=127.0.0.1:65536,client=127.0.0.1:1",
+      "peer=:1,client=127.0.0.1:1",
+      "peer=h:1,client=h:x",
+      "client=h:1,peer=h:2",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK(!rt_member_addr_parse(bad[i], &peer, &client));
+}
+
 int main(void) {
   RUN(membership_decoding_refuses_bad_input);
+  RUN(member_address_parses_or_is_refused);
   RUN(raft_learner_catches_up_then_is_promoted);
   RUN(raft_learners_count_in_no_quorum_and_never_campaign);
   RUN(raft_change_waits_for_own_term_and_previous_change);
