@@ -60,6 +60,10 @@ enum sabha_entry_type {
   SABHA_ENTRY_BATCH = 3,   /* several commands in one slot (Multi-Paxos):
                               each as a little-endian u32 length and its
                               bytes; walk them with sabha_batch_next() */
+  SABHA_ENTRY_CONFIG = 4,  /* a new membership, written by the engine
+                              (sabha_engine_change); its bytes are a
+                              sabha_membership_encode()d membership and it
+                              applies no command */
 };
 
 /* One log entry. The index and term travel with the entry everywhere (on the
@@ -78,7 +82,9 @@ struct sabha_entry {
 struct sabha_hard_state {
   uint64_t term;   /* current term or highest promised ballot */
   uint32_t vote;   /* node voted for in term, or SABHA_NODE_NONE */
-  uint64_t commit; /* a hint: may lag; never needed for safety */
+  uint64_t commit; /* may lag; never names an entry not yet durable
+                      (written after it), so an engine may trust it
+                      after a restart (Multi-Paxos does) */
   /* The repair guard (0: none). A node whose disk lost entries it may have
    * acknowledged (the WAL cut a damaged log at the damage, docs/storage.md
    * "Repairing a damaged log") is given the highest index it may have
@@ -93,6 +99,80 @@ struct sabha_hard_state {
 struct sabha_snapshot_meta {
   uint64_t index; /* last index the snapshot covers */
   uint64_t term;  /* term of that entry */
+};
+
+/* ---- membership -----------------------------------------------------------
+ *
+ * Who is in the group lives in the log: a SABHA_ENTRY_CONFIG entry holds the
+ * whole membership (every member's id, role and address), and a snapshot
+ * carries the membership as of its index (hosts keep it beside the snapshot
+ * and give it back in struct sabha_persisted). Voters elect and form
+ * quorums; learners receive the log but count in no quorum, so a new node
+ * catches up without making the group slower or less available. How a
+ * protocol makes a change safe is its own (docs/engines.md): Raft changes
+ * one server at a time, each configuration in force from the moment it is
+ * appended (Raft thesis §4.1); Multi-Paxos puts it in force alpha slots
+ * after the slot that chose it (Lamport, "Reconfiguring a state machine").
+ *
+ * Addresses are the host's business: opaque text (printable ASCII, no
+ * spaces) the engine copies into the entry so that every member, and every
+ * node that restarts later, learns where a new member lives. */
+#define SABHA_ADDR_BYTES_MAX 64u
+
+enum sabha_member_role {
+  SABHA_MEMBER_VOTER = 1,
+  SABHA_MEMBER_LEARNER = 2,
+};
+
+const char *sabha_member_role_name(uint32_t role); /* "voter", "learner" */
+
+struct sabha_member {
+  uint32_t id;
+  uint32_t role;                       /* enum sabha_member_role */
+  char addr[SABHA_ADDR_BYTES_MAX + 1]; /* NUL-terminated; "" if not known */
+  /* Filled by sabha_engine_members() only (never encoded): */
+  uint64_t match; /* on a leader, the last index known replicated there
+                     (its own: what it holds durably); 0 elsewhere */
+  bool caught_up; /* on a leader: holds everything committed and is
+                     replicating, the condition to promote a learner */
+};
+
+struct sabha_membership {
+  uint64_t index; /* log index of the CONFIG entry that set it; 0 for the
+                     initial membership (struct sabha_config's voters) */
+  uint32_t n;
+  struct sabha_member members[SABHA_NODES_MAX];
+};
+
+/* Largest encoding: a header and every member with the longest address. */
+#define SABHA_MEMBERSHIP_BYTES_MAX                                             \
+  (8u + SABHA_NODES_MAX * (9u + SABHA_ADDR_BYTES_MAX))
+
+/* The bytes of a CONFIG entry (and of the membership kept with a snapshot):
+ * "SCF1", u32 n, then per member u32 id, u8 role, u32 address length and the
+ * address (integers little-endian). `index` and progress are not encoded.
+ * Writes at most `size` bytes; returns the length, or 0 when `m` is not a
+ * valid membership (see decode) or `size` is too small. */
+size_t sabha_membership_encode(const struct sabha_membership *m, uint8_t *buf,
+                               size_t size);
+/* Reads one, checking everything: 1..SABHA_NODES_MAX members, ids nonzero
+ * and distinct, known roles, at least one voter, addresses of printable
+ * ASCII within SABHA_ADDR_BYTES_MAX, nothing left over. Sets out->index to
+ * 0. Returns 0 or SABHA_ECORRUPT. */
+int sabha_membership_decode(const uint8_t *buf, size_t size,
+                            struct sabha_membership *out);
+/* The member with `id`, or NULL. */
+const struct sabha_member *
+sabha_membership_find(const struct sabha_membership *m, uint32_t id);
+
+/* A change a host asks for (sabha_engine_change). */
+enum sabha_change_type {
+  SABHA_CHANGE_ADD_LEARNER = 1, /* a new member that votes in nothing */
+  SABHA_CHANGE_PROMOTE,         /* a caught-up learner becomes a voter */
+  SABHA_CHANGE_REMOVE,          /* a voter or learner leaves; the leader
+                                   itself may: it steps down and hands
+                                   leadership to the most caught-up voter
+                                   once the change commits */
 };
 
 /* A message between two engines of one group. The hosts treat it as opaque
@@ -183,6 +263,9 @@ struct sabha_ready {
   struct sabha_snapshot_meta snapshot;
   const uint8_t *snapshot_data;
   size_t snapshot_size_bytes;
+  /* The membership as of the snapshot, to keep with it (given back in
+   * struct sabha_persisted after a restart). */
+  const struct sabha_membership *snapshot_membership;
 
   uint64_t truncate_from; /* 0: nothing to truncate */
   const struct sabha_entry *entries;
@@ -209,6 +292,7 @@ enum sabha_bug {
   SABHA_BUG_ACCEPT_LOWER_BALLOT = 1u << 3, /* Paxos: ignore a promise */
   SABHA_BUG_NO_ADOPT = 1u << 4, /* Paxos: ignore accepted values in phase 1 */
   SABHA_BUG_NO_REPAIR_GUARD = 1u << 5, /* vote while the repair guard holds */
+  SABHA_BUG_LEARNER_QUORUM = 1u << 6, /* count learners in commit quorums */
 };
 
 /* The fewest entries a Multi-Paxos promise chunk may carry, whatever
@@ -245,6 +329,12 @@ struct sabha_config {
                                        (default true; false shows the
                                        dueling-proposers livelock) */
   uint32_t bugs;                    /* enum sabha_bug bits; 0 */
+  uint32_t alpha; /* Multi-Paxos: a membership chosen at slot i governs
+                     slots from i + alpha on, and the leader runs at most
+                     alpha slots ahead of the chosen prefix (default 16) */
+  bool join;      /* a node joining a running group: it starts with no
+                     membership (voters are ignored, may be empty) and takes no
+                     part until a leader's log or snapshot includes it */
 };
 
 /* Fills `cfg` with the defaults above for node `id` of `voters`. */
@@ -264,6 +354,10 @@ struct sabha_persisted {
   uint64_t applied; /* index the host's state machine already reflects (the
                        snapshot's, normally); committed entries after it are
                        handed out again */
+  /* The membership as of the snapshot (the host keeps it with the snapshot:
+   * sabha_engine_membership_at). NULL: the configuration's voters, or
+   * no membership at all for a joining node (sabha_config.join). */
+  const struct sabha_membership *membership;
 };
 
 struct sabha_status {
@@ -280,6 +374,10 @@ struct sabha_status {
   uint64_t elections_started; /* phase-1 rounds for Paxos */
   uint64_t elections_won;
   uint64_t ballots_burned; /* terms/ballots this node moved past */
+  bool voter;              /* a voter in the membership in force here */
+  bool removed; /* a committed membership leaves this node out: it takes
+                   no part any more (sabha_engine_members says since when) */
+  uint64_t config_index; /* index of the membership in force (0: initial) */
   uint64_t repair_until;   /* the repair guard in force, 0 for none */
 };
 
@@ -331,6 +429,31 @@ void sabha_engine_status(const struct sabha_engine *e, struct sabha_status *st);
  * until the transfer completes or an election timeout passes. Returns 0,
  * SABHA_ENOTLEADER, SABHA_EINVAL or SABHA_ENOTSUPP (async has no transfer). */
 int sabha_engine_transfer_leadership(struct sabha_engine *e, uint32_t to);
+
+/* Asks for a membership change: appends a CONFIG entry (the leader only).
+ * `addr` names a new member's address (ADD_LEARNER; NULL or "" otherwise).
+ * One change at a time, and only once this leader has committed an entry
+ * of its own term (the fix to single-server changes, Ongaro 2015). Returns
+ * 0 (the entry will commit like any other: watch sabha_engine_members),
+ * SABHA_ENOTLEADER, SABHA_EBUSY (a change is still uncommitted, the leader
+ * has not committed in its term yet, or a learner to promote is not caught
+ * up: try again later), SABHA_EINVAL (no such member, already a member, a
+ * voter to promote, the last voter to remove, a bad address, a full group),
+ * SABHA_ETRANSFER or SABHA_ENOTSUPP (a protocol without membership
+ * changes: classic Paxos, async). */
+int sabha_engine_change(struct sabha_engine *e, enum sabha_change_type type,
+                        uint32_t id, const char *addr);
+
+/* The membership in force at this node, with each member's progress when
+ * this node leads (struct sabha_member). */
+void sabha_engine_members(const struct sabha_engine *e,
+                          struct sabha_membership *out);
+
+/* The membership as of log index `index` (at or after the snapshot and at
+ * most the last index), for a host that is about to compact there and keeps
+ * it with the snapshot. Returns 0 or SABHA_EINVAL. */
+int sabha_engine_membership_at(const struct sabha_engine *e, uint64_t index,
+                               struct sabha_membership *out);
 
 /* Replaces the log up to `index` (<= applied) with a snapshot of the state
  * machine taken at that index. The bytes are copied: the engine sends them to

@@ -3,6 +3,8 @@
  *   sabha cluster start --nodes 3 --protocol raft --dir DIR --base-port P
  *   sabha cluster status|stop --dir DIR
  *   sabha cluster kill|restart NODE --dir DIR      NODE: an id or `leader`
+ *   sabha cluster add [--learner] --dir DIR        a new node joins
+ *   sabha cluster remove NODE --dir DIR            a member leaves
  *
  * `start` writes DIR/cluster.conf (what the cluster is), the cluster secret
  * (DIR/secret, mode 0600: 32 random bytes as hex, or the --secret given)
@@ -32,7 +34,20 @@
  * common name sabha-node-N, with subjectAltName IP:127.0.0.1 and
  * DNS:localhost) and one for clients (DIR/client.crt, for tls-auth-clients
  * yes), keys mode 0600, all with src/net/tls.c; this tool then reads the
- * nodes' /status over TLS too. */
+ * nodes' /status over TLS too.
+ *
+ * `add` starts node N+1 (DIR/nodeN.conf as the others', with `join = yes`:
+ * it knows nobody's membership until a leader's log names it) and asks the
+ * leader, over RESP, to add it as a learner (SABHA.MEMBER ADD id
+ * "peer=HOST:PORT,client=HOST:PORT": the entry carries its addresses, so
+ * every member, and every node that restarts later, can reach it), then,
+ * unless --learner, to promote it once it has caught up. `remove` asks the
+ * leader to remove a member (the leader too: it hands over once the change
+ * commits), waits until the membership without it is committed, lets the
+ * node say it was removed, then stops it; cluster.conf remembers removed
+ * ids (`removed = ...`), which status shows as role=removed and start
+ * leaves down. Both authenticate with DIR/requirepass, or as the admin
+ * user with DIR/adminpass, when the cluster has them. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +95,7 @@ struct cluster {
   uint32_t base_port;
   char cluster_id[65];
   bool tls; /* every port speaks only TLS; the certificates are in dir */
+  uint32_t removed; /* a bit per id removed from the group (cluster remove) */
 };
 
 void cli_cluster_usage(FILE *f) {
@@ -110,6 +126,12 @@ void cli_cluster_usage(FILE *f) {
       "  sabha cluster kill NODE --dir DIR  SIGKILL one node\n"
       "  sabha cluster restart NODE --dir DIR\n"
       "      NODE is a node id or the word `leader`\n"
+      "  sabha cluster add [--learner] --dir DIR\n"
+      "      starts a new node that joins the group: a learner until it\n"
+      "      has caught up, then a voter (unless --learner)\n"
+      "  sabha cluster remove NODE --dir DIR\n"
+      "      removes a member (NODE may be `leader`: it hands over first)\n"
+      "      and stops it once it has left\n"
       "\n"
       "The sabhad next to this sabha binary is used (or $SABHAD).\n",
       WAIT_STOP_MS / 1000u);
@@ -234,6 +256,13 @@ static int load_cluster(struct cluster *c, const char *dir) {
       copy_str(c->cluster_id, sizeof c->cluster_id, value);
     else if (strcmp(key, "tls") == 0)
       c->tls = strcmp(value, "yes") == 0;
+    else if (strcmp(key, "removed") == 0)
+      for (char *tok = strtok(value, ","); tok != NULL;
+           tok = strtok(NULL, ",")) {
+        uint32_t id;
+        if (parse_u32(tok, NODES_MAX, &id) && id > 0)
+          c->removed |= 1u << id;
+      }
     else if (strcmp(key, "dir") == 0 && value[0] == '/')
       copy_str(c->dir, sizeof c->dir, value); /* as the nodes know it */
   }
@@ -275,11 +304,8 @@ static int write_secret(const struct cluster *c, const char *secret, char *path,
   return rc;
 }
 
-static int write_configs(const struct cluster *c, const char *secret,
-                         char **sets, int n_sets) {
-  char secret_path[PATH_MAX + 16];
-  if (write_secret(c, secret, secret_path, sizeof secret_path) != 0)
-    return -1;
+/* DIR/cluster.conf: what the cluster is (load_cluster reads it back). */
+static int save_cluster(const struct cluster *c) {
   char text[16384];
   size_t len = 0;
   len += (size_t)snprintf(text + len, sizeof text - len,
@@ -288,6 +314,14 @@ static int write_configs(const struct cluster *c, const char *secret,
                           "%u\ncluster_id = %s\ndir = %s\ntls = %s\n",
                           c->nodes, c->protocol, c->base_port, c->cluster_id,
                           c->dir, c->tls ? "yes" : "no");
+  if (c->removed != 0) {
+    len += (size_t)snprintf(text + len, sizeof text - len, "removed = ");
+    for (uint32_t i = 1, k = 0; i <= NODES_MAX; i++)
+      if (c->removed & (1u << i))
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%u",
+                                k++ > 0 ? "," : "", i);
+    len += (size_t)snprintf(text + len, sizeof text - len, "\n");
+  }
   for (uint32_t i = 1; i <= c->nodes; i++)
     len += (size_t)snprintf(text + len, sizeof text - len,
                             "# node %u: client %s:%u http %s:%u peer %s:%u\n",
@@ -296,19 +330,40 @@ static int write_configs(const struct cluster *c, const char *secret,
                             port_of(c, i, PORT_PEER_OFFSET));
   char path[PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/cluster.conf", c->dir);
-  if (write_file(path, text, 0644) != 0)
-    return -1;
+  return write_file(path, text, 0644);
+}
 
-  char peers[1024] = "", clients[1024] = "";
+/* The `peers` and `peer-clients` settings: every id up to `upto` that was
+ * not removed, with its peer and client address. */
+static void member_lists(const struct cluster *c, uint32_t upto, char *peers,
+                         size_t peers_size, char *clients,
+                         size_t clients_size) {
   size_t pl = 0, cl = 0;
-  for (uint32_t i = 1; i <= c->nodes; i++) {
-    pl += (size_t)snprintf(peers + pl, sizeof peers - pl, "%s%u=%s:%u",
-                           i > 1 ? "," : "", i, HOST,
+  peers[0] = clients[0] = '\0';
+  for (uint32_t i = 1; i <= upto; i++) {
+    if (c->removed & (1u << i))
+      continue;
+    pl += (size_t)snprintf(peers + pl, peers_size - pl, "%s%u=%s:%u",
+                           pl > 0 ? "," : "", i, HOST,
                            port_of(c, i, PORT_PEER_OFFSET));
-    cl += (size_t)snprintf(clients + cl, sizeof clients - cl, "%s%u=%s:%u",
-                           i > 1 ? "," : "", i, HOST,
+    cl += (size_t)snprintf(clients + cl, clients_size - cl, "%s%u=%s:%u",
+                           cl > 0 ? "," : "", i, HOST,
                            port_of(c, i, PORT_CLIENT_OFFSET));
   }
+}
+
+static int write_configs(const struct cluster *c, const char *secret,
+                         char **sets, int n_sets) {
+  char secret_path[PATH_MAX + 16];
+  if (write_secret(c, secret, secret_path, sizeof secret_path) != 0)
+    return -1;
+  if (save_cluster(c) != 0)
+    return -1;
+  char text[16384];
+  size_t len = 0;
+
+  char peers[1024], clients[1024];
+  member_lists(c, c->nodes, peers, sizeof peers, clients, sizeof clients);
   for (uint32_t i = 1; i <= c->nodes; i++) {
     char data[PATH_MAX + 16];
     node_path(c, i, "", data, sizeof data);
@@ -635,8 +690,12 @@ static bool exchange_tls(const struct cluster *c, int fd, const char *req,
 /* GET path from the node's HTTP port `port` (over TLS when the cluster
  * runs it) into body (NUL-terminated); false on any failure within
  * timeout_ms. */
-static bool http_get(const struct cluster *c, uint32_t port, const char *path,
-                     char *body, size_t size, unsigned timeout_ms) {
+/* Connects to HOST:port and sends `req`, then reads until the node closes
+ * (over TLS when the cluster runs it) into buf (NUL-terminated, at most
+ * cap - 1 bytes); false on any failure within timeout_ms. */
+static bool node_exchange(const struct cluster *c, uint32_t port,
+                          const char *req, char *buf, size_t cap,
+                          unsigned timeout_ms) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return false;
@@ -646,7 +705,6 @@ static bool http_get(const struct cluster *c, uint32_t port, const char *path,
   inet_pton(AF_INET, HOST, &a.sin_addr);
   uint64_t deadline = now_ms() + timeout_ms;
   bool ok = false;
-  char buf[16384];
   size_t len = 0;
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
     goto out;
@@ -657,22 +715,28 @@ static bool http_get(const struct cluster *c, uint32_t port, const char *path,
   socklen_t sl = sizeof soerr;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
     goto out;
+  ok = c->tls ? exchange_tls(c, fd, req, buf, cap - 1, &len, deadline)
+              : exchange_plain(fd, req, buf, cap - 1, &len, deadline);
+  buf[len] = '\0';
+out:
+  close(fd);
+  return ok;
+}
+
+static bool http_get(const struct cluster *c, uint32_t port, const char *path,
+                     char *body, size_t size, unsigned timeout_ms) {
+  char buf[16384];
   char req[256];
   snprintf(req, sizeof req,
            "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
            HOST);
-  if (!(c->tls ? exchange_tls(c, fd, req, buf, sizeof buf - 1, &len, deadline)
-               : exchange_plain(fd, req, buf, sizeof buf - 1, &len, deadline)))
-    goto out;
-  buf[len] = '\0';
+  if (!node_exchange(c, port, req, buf, sizeof buf, timeout_ms))
+    return false;
   char *start = strstr(buf, "\r\n\r\n");
   if (strncmp(buf, "HTTP/1.1 200", 12) != 0 || start == NULL)
-    goto out;
+    return false;
   snprintf(body, size, "%s", start + 4);
-  ok = true;
-out:
-  close(fd);
-  return ok;
+  return true;
 }
 
 struct node_view {
@@ -711,7 +775,8 @@ static void view_node(const struct cluster *c, uint32_t id,
   memset(v, 0, sizeof *v);
   v->pid = running_pid(c, id);
   if (v->pid == 0) {
-    snprintf(v->role, sizeof v->role, "down");
+    snprintf(v->role, sizeof v->role, "%s",
+             (c->removed & (1u << id)) ? "removed" : "down");
     return;
   }
   char body[4096];
@@ -828,6 +893,7 @@ struct opts {
   char *sets[32];
   int n_sets;
   bool tls;
+  bool learner; /* add: stay a learner */
   bool nodes_set, protocol_set, base_port_set;
 };
 
@@ -868,6 +934,9 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->requirepass = v;
     } else if (strcmp(a, "--tls") == 0) {
       o->tls = true;
+      takes = false;
+    } else if (strcmp(a, "--learner") == 0) {
+      o->learner = true;
       takes = false;
     } else if (strcmp(a, "--cluster-id") == 0 && v != NULL) {
       o->cluster_id = v;
@@ -925,6 +994,7 @@ static int start_nodes(const struct cluster *c, uint32_t which) {
     return CLI_EXIT_ERROR;
   }
   pid_t pids[NODES_MAX + 1] = {0};
+  which &= ~c->removed; /* a removed node stays down */
   for (uint32_t i = 1; i <= c->nodes; i++) {
     if (!(which & (1u << i)) || running_pid(c, i) != 0)
       continue;
@@ -1102,6 +1172,274 @@ static int resolve_node(const struct cluster *c, const char *node,
   return CLI_EXIT_OK;
 }
 
+/* ---- membership: add and remove ------------------------------------------
+ */
+
+#define MEMBER_WAIT_MS 60000u
+#define MEMBER_RETRY_MS 200u
+#define REMOVED_SAY_MS 3000u
+
+/* A password file of the cluster's (requirepass, adminpass), or false. */
+static bool read_secret_file(const struct cluster *c, const char *name,
+                             char *out, size_t size) {
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/%s", c->dir, name);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return false;
+  bool ok = fgets(out, (int)size, f) != NULL;
+  fclose(f);
+  out[strcspn(out, "\r\n")] = '\0';
+  return ok && out[0] != '\0';
+}
+
+static size_t resp_append(char *buf, size_t size, size_t len, int argc,
+                          const char *const *argv) {
+  len +=
+      (size_t)snprintf(buf + len, len < size ? size - len : 0, "*%d\r\n", argc);
+  for (int i = 0; i < argc; i++)
+    len += (size_t)snprintf(buf + len, len < size ? size - len : 0,
+                            "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]);
+  return len;
+}
+
+/* Runs one command on node `id`'s client port (after AUTH when the cluster
+ * has a password; as the admin user with DIR/adminpass) and puts the first
+ * line of its reply in `reply` ("" when the node did not answer). */
+static void node_call(const struct cluster *c, uint32_t id, int argc,
+                      const char *const *argv, char *reply, size_t size) {
+  char req[2048], pass[512];
+  size_t len = 0;
+  bool auth = false;
+  if (read_secret_file(c, "adminpass", pass, sizeof pass)) {
+    const char *a[3] = {"AUTH", "admin", pass};
+    len = resp_append(req, sizeof req, len, 3, a);
+    auth = true;
+  } else if (read_secret_file(c, "requirepass", pass, sizeof pass)) {
+    const char *a[2] = {"AUTH", pass};
+    len = resp_append(req, sizeof req, len, 2, a);
+    auth = true;
+  }
+  sodium_memzero(pass, sizeof pass);
+  len = resp_append(req, sizeof req, len, argc, argv);
+  const char *quit[1] = {"QUIT"}; /* the node closes after it */
+  len = resp_append(req, sizeof req, len, 1, quit);
+  reply[0] = '\0';
+  char buf[8192];
+  bool ok =
+      len < sizeof req && node_exchange(c, port_of(c, id, PORT_CLIENT_OFFSET),
+                                        req, buf, sizeof buf, 5000);
+  sodium_memzero(req, sizeof req);
+  if (!ok)
+    return;
+  const char *line = buf;
+  if (auth) {
+    if (buf[0] != '+') { /* the AUTH failed: that is the answer */
+      snprintf(reply, size, "%.*s", (int)strcspn(buf, "\r\n"), buf);
+      return;
+    }
+    line = strstr(buf, "\r\n");
+    line = line != NULL ? line + 2 : "";
+  }
+  snprintf(reply, size, "%.*s", (int)strcspn(line, "\r\n"), line);
+}
+
+/* Sends SABHA.MEMBER verb id [addr] to the leader until it takes it (a
+ * ":index" reply) or refuses it for good (-ERR); -TRYAGAIN, no leader or
+ * no answer are retried until MEMBER_WAIT_MS. Returns true when taken. */
+static bool member_change(const struct cluster *c, const char *verb,
+                          uint32_t id, const char *addr) {
+  char idtext[16], reply[512] = "";
+  snprintf(idtext, sizeof idtext, "%u", id);
+  const char *argv[4] = {"SABHA.MEMBER", verb, idtext, addr};
+  uint64_t deadline = now_ms() + MEMBER_WAIT_MS;
+  while (now_ms() < deadline) {
+    uint32_t leader = find_leader(c);
+    if (leader != 0) {
+      node_call(c, leader, addr != NULL ? 4 : 3, argv, reply, sizeof reply);
+      if (reply[0] == ':')
+        return true;
+      if (strncmp(reply, "-ERR", 4) == 0 || strncmp(reply, "-NOAUTH", 7) == 0 ||
+          strncmp(reply, "-WRONGPASS", 10) == 0 ||
+          strncmp(reply, "-NOPERM", 7) == 0)
+        break;
+    }
+    sleep_ms(MEMBER_RETRY_MS);
+  }
+  fprintf(stderr, "sabha cluster: SABHA.MEMBER %s %u: %s\n", verb, id,
+          reply[0] != '\0' ? reply : "no leader answered");
+  return false;
+}
+
+/* Node `id`'s role in the membership the leader has committed: 0 not a
+ * member, SABHA_MEMBER_VOTER or SABHA_MEMBER_LEARNER; -1 when no leader
+ * answers or its newest membership is not committed yet. The leader must
+ * not be `not_leader` (a leader removing itself hands over). */
+static int committed_role(const struct cluster *c, uint32_t id,
+                          uint32_t not_leader) {
+  uint32_t leader = find_leader(c);
+  char body[16384];
+  if (leader == 0 || leader == not_leader ||
+      !http_get(c, port_of(c, leader, PORT_HTTP_OFFSET), "/status", body,
+                sizeof body, 1000))
+    return -1;
+  if (json_u64(body, "config_index") > json_u64(body, "commit"))
+    return -1;
+  const char *members = strstr(body, "\"members\":[");
+  if (members == NULL)
+    return -1;
+  const char *end = strchr(members, ']');
+  char pat[32];
+  snprintf(pat, sizeof pat, "{\"id\":%u,", id);
+  const char *m = strstr(members, pat);
+  if (m == NULL || (end != NULL && m > end))
+    return 0;
+  const char *close = strchr(m, '}');
+  const char *voter = strstr(m, "\"role\":\"voter\"");
+  return voter != NULL && (close == NULL || voter < close)
+             ? SABHA_MEMBER_VOTER
+             : SABHA_MEMBER_LEARNER;
+}
+
+static bool wait_role(const struct cluster *c, uint32_t id, int role,
+                      uint32_t not_leader) {
+  uint64_t deadline = now_ms() + MEMBER_WAIT_MS;
+  while (now_ms() < deadline) {
+    if (committed_role(c, id, not_leader) == role)
+      return true;
+    sleep_ms(MEMBER_RETRY_MS);
+  }
+  return false;
+}
+
+/* DIR/nodeN.conf for a new node: the settings of `tmpl`'s config with this
+ * node's id, ports, data and peers (every member), and join = yes. */
+static int write_join_config(const struct cluster *c, uint32_t tmpl,
+                             uint32_t id) {
+  char path[PATH_MAX + 16];
+  node_path(c, tmpl, ".conf", path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  static const char *const own[] = {"id",          "peers",     "peer-clients",
+                                    "client-port", "http-port", "data",
+                                    "join"};
+  char text[16384], line[PATH_MAX + 64];
+  size_t len = (size_t)snprintf(
+      text, sizeof text,
+      "# sabhad settings of node %u, added by `sabha cluster add`\n", id);
+  while (fgets(line, sizeof line, f) != NULL && len < sizeof text) {
+    size_t key = strcspn(line, " =");
+    bool skip = line[0] == '#';
+    for (size_t k = 0; k < sizeof own / sizeof own[0] && !skip; k++)
+      skip = strlen(own[k]) == key && strncmp(line, own[k], key) == 0;
+    if (!skip)
+      len += (size_t)snprintf(text + len, sizeof text - len, "%s", line);
+  }
+  fclose(f);
+  char peers[1024], clients[1024];
+  member_lists(c, id, peers, sizeof peers, clients, sizeof clients);
+  char data[PATH_MAX + 16];
+  node_path(c, id, "", data, sizeof data);
+  len +=
+      (size_t)snprintf(text + len, sizeof text - len,
+                       "id = %u\npeers = %s\npeer-clients = %s\n"
+                       "client-port = %u\nhttp-port = %u\ndata = %s\n"
+                       "join = yes\n",
+                       id, peers, clients, port_of(c, id, PORT_CLIENT_OFFSET),
+                       port_of(c, id, PORT_HTTP_OFFSET), data);
+  if (len >= sizeof text)
+    return -1;
+  node_path(c, id, ".conf", path, sizeof path);
+  return write_file(path, text, 0600);
+}
+
+static int cmd_add(struct cluster *c, bool learner) {
+  if (c->tls) {
+    fprintf(stderr, "sabha cluster: add does not make TLS certificates for a "
+                    "new node yet; add to a cluster started without --tls\n");
+    return CLI_EXIT_ERROR;
+  }
+  uint32_t id = c->nodes + 1, tmpl = 0;
+  for (uint32_t i = 1; i <= c->nodes && tmpl == 0; i++)
+    if (!(c->removed & (1u << i)))
+      tmpl = i;
+  if (id > NODES_MAX || tmpl == 0) {
+    fprintf(stderr, "sabha cluster: %s\n",
+            tmpl == 0 ? "no member left to copy settings from"
+                      : "16 node ids are used up");
+    return CLI_EXIT_ERROR;
+  }
+  if (write_join_config(c, tmpl, id) != 0) {
+    fprintf(stderr, "sabha cluster: cannot write node %u's config: %s\n", id,
+            strerror(errno));
+    return CLI_EXIT_ERROR;
+  }
+  c->nodes = id; /* status and stop see it from now on */
+  if (save_cluster(c) != 0) {
+    fprintf(stderr, "sabha cluster: cannot update %s/cluster.conf\n", c->dir);
+    return CLI_EXIT_ERROR;
+  }
+  int rc = start_nodes(c, 1u << id);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  char addr[128];
+  snprintf(addr, sizeof addr, "peer=%s:%u,client=%s:%u", HOST,
+           port_of(c, id, PORT_PEER_OFFSET), HOST,
+           port_of(c, id, PORT_CLIENT_OFFSET));
+  if (!member_change(c, "ADD", id, addr) ||
+      !wait_role(c, id, SABHA_MEMBER_LEARNER, 0)) {
+    fprintf(stderr, "sabha cluster: node %u runs but did not join\n", id);
+    return CLI_EXIT_FAILED;
+  }
+  /* The leader promotes only a learner that holds everything committed:
+   * until then it answers -TRYAGAIN, and this asks again. */
+  if (!learner && (!member_change(c, "PROMOTE", id, NULL) ||
+                   !wait_role(c, id, SABHA_MEMBER_VOTER, 0))) {
+    fprintf(stderr,
+            "sabha cluster: node %u joined as a learner but was not "
+            "promoted\n",
+            id);
+    return CLI_EXIT_FAILED;
+  }
+  printf("sabha cluster: node %u joined as a %s (client %s:%u)\n", id,
+         learner ? "learner" : "voter", HOST,
+         port_of(c, id, PORT_CLIENT_OFFSET));
+  return CLI_EXIT_OK;
+}
+
+static int cmd_remove(struct cluster *c, uint32_t id) {
+  if (c->removed & (1u << id)) {
+    fprintf(stderr, "sabha cluster: node %u was removed already\n", id);
+    return CLI_EXIT_FAILED;
+  }
+  bool was_leader = find_leader(c) == id;
+  if (!member_change(c, "REMOVE", id, NULL))
+    return CLI_EXIT_FAILED;
+  /* Committed without it, by a leader that is not it: a removed leader
+   * leads until then and hands over. */
+  if (!wait_role(c, id, 0, id)) {
+    fprintf(stderr,
+            "sabha cluster: the membership without node %u did not "
+            "commit\n",
+            id);
+    return CLI_EXIT_FAILED;
+  }
+  /* Let it hear of it and say so in its log before it stops. */
+  uint64_t deadline = now_ms() + REMOVED_SAY_MS;
+  char body[16384];
+  while (now_ms() < deadline && !(http_get(c, port_of(c, id, PORT_HTTP_OFFSET),
+                                           "/status", body, sizeof body, 500) &&
+                                  strstr(body, "\"removed\":true") != NULL))
+    sleep_ms(MEMBER_RETRY_MS);
+  c->removed |= 1u << id;
+  if (save_cluster(c) != 0 || !stop_node(c, id, false))
+    return CLI_EXIT_FAILED;
+  printf("sabha cluster: node %u%s left the group and stopped\n", id,
+         was_leader ? " (the leader: it handed over)" : "");
+  return CLI_EXIT_OK;
+}
+
 int cli_cluster(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
       strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -1138,6 +1476,13 @@ int cli_cluster(int argc, char **argv) {
     }
     printf("sabha cluster: stopped %u node(s) in %s\n", stopped, c.dir);
     return failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+  }
+  if (strcmp(sub, "add") == 0)
+    return cmd_add(&c, o.learner);
+  if (strcmp(sub, "remove") == 0) {
+    uint32_t id;
+    rc = resolve_node(&c, o.node, &id);
+    return rc != CLI_EXIT_OK ? rc : cmd_remove(&c, id);
   }
   if (strcmp(sub, "kill") == 0 || strcmp(sub, "restart") == 0) {
     uint32_t id;

@@ -61,10 +61,16 @@ void cli_sim_usage(FILE *f) {
       "                    loss, dup, reorder, slow, clock, disk [all]\n"
       "                    (disk: EIO and ENOSPC on write and fsync, bit\n"
       "                    flips in synced data, torn writes at crashes)\n"
+      "                    membership (not in all; all,membership adds it):\n"
+      "                    nodes added as learners, promoted, removed (the\n"
+      "                    leader too), one change at a time, through\n"
+      "                    SABHA.MEMBER; new nodes take ids above --nodes\n"
       "  --bug NAME        break one safety rule on purpose, to show the\n"
       "                    checkers catch it: vote-twice, stale-commit,\n"
       "                    skip-log-check (Raft engine); accept-lower-ballot,\n"
-      "                    no-adopt (Paxos engines); ack-before-fsync,\n"
+      "                    no-adopt (Paxos engines); learner-quorum\n"
+      "                    (learners counted in commit quorums: with\n"
+      "                    --faults all,membership); ack-before-fsync,\n"
       "                    stale-read, snapshot-reply, wall-clock-read (the\n"
       "                    node runtime); no-dedup (the application\n"
       "                    machine forgets retried ids: application "
@@ -105,6 +111,7 @@ void cli_sim_usage(FILE *f) {
       "watch_events (changes the watcher received and the watch checker\n"
       "compared with the log's), txns_checked (transactions whose EXEC\n"
       "reply was checked whole),\n"
+      "membership_changes (membership entries committed),\n"
       "first_failing_seed (if a run failed).\n"
       "\n"
       "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
@@ -339,6 +346,7 @@ struct summary {
   uint64_t disk_faults, disk_corruptions_detected, disk_repairs;
   uint64_t crashes, node_fatals, conns_opened, clock_entries, watch_events;
   uint64_t txns_checked;
+  uint64_t membership_changes;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
@@ -382,6 +390,7 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->clock_entries += r->clock_entries;
   sum->watch_events += r->watch_events;
   sum->txns_checked += r->txns_checked;
+  sum->membership_changes += r->membership_changes;
   sum->wall_seconds += r->wall_seconds;
   sum->client_time_us += r->client_time_us;
   sum->trace_hash = r->trace_hash;
@@ -464,6 +473,7 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("clock_entries: %" PRIu64 "\n", sum->clock_entries);
   printf("watch_events: %" PRIu64 "\n", sum->watch_events);
   printf("txns_checked: %" PRIu64 "\n", sum->txns_checked);
+  printf("membership_changes: %" PRIu64 "\n", sum->membership_changes);
   if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
     printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);

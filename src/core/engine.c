@@ -12,10 +12,14 @@
 #include <string.h>
 
 #include "core/endian.h"
+#include "core/membership.h"
 
 struct sabha_engine {
   const struct engine_ops *ops;
   void *state;
+  /* For protocols without membership changes, the membership they keep
+   * for ever. */
+  struct sabha_membership fixed;
 };
 
 static const struct engine_ops *const engine_table[] = {
@@ -75,12 +79,13 @@ void sabha_config_init(struct sabha_config *cfg, uint32_t id,
   cfg->bytes_per_slot_max = 64u << 10;
   cfg->seed = id;
   cfg->proposer_backoff = true;
+  cfg->alpha = 16;
   cfg->bugs = 0;
 }
 
 static int config_check(const struct sabha_config *cfg) {
-  if (cfg->id == SABHA_NODE_NONE || cfg->n_voters == 0 ||
-      cfg->n_voters > SABHA_NODES_MAX)
+  if (cfg->id == SABHA_NODE_NONE || cfg->n_voters > SABHA_NODES_MAX ||
+      (cfg->n_voters == 0 && !cfg->join))
     return SABHA_EINVAL;
   bool self = false;
   for (uint32_t i = 0; i < cfg->n_voters; i++) {
@@ -91,12 +96,13 @@ static int config_check(const struct sabha_config *cfg) {
         return SABHA_EINVAL;
     self |= cfg->voters[i] == cfg->id;
   }
-  if (!self || cfg->heartbeat_ms == 0 ||
+  if ((!self && !cfg->join) || cfg->heartbeat_ms == 0 ||
       cfg->election_timeout_ms_min <= cfg->heartbeat_ms ||
       cfg->election_timeout_ms_max < cfg->election_timeout_ms_min ||
       cfg->inflight_msgs_max == 0 || cfg->entries_per_msg_max == 0 ||
       cfg->bytes_per_msg_max == 0 || cfg->uncommitted_entries_max == 0 ||
-      cfg->snapshot_chunk_bytes == 0 || cfg->commands_per_slot_max == 0)
+      cfg->snapshot_chunk_bytes == 0 || cfg->commands_per_slot_max == 0 ||
+      cfg->alpha == 0)
     return SABHA_EINVAL;
   return 0;
 }
@@ -115,10 +121,13 @@ int sabha_engine_new(struct sabha_engine **out, const char *protocol,
   int rv = config_check(cfg);
   if (rv != 0)
     return rv;
+  if (cfg->join && ops->change == NULL)
+    return SABHA_ENOTSUPP; /* it could never be given a membership */
   struct sabha_engine *e = calloc(1, sizeof *e);
   if (e == NULL)
     return SABHA_ENOMEM;
   e->ops = ops;
+  membership_initial(cfg, &e->fixed);
   rv = ops->create(&e->state, cfg, persisted);
   if (rv != 0) {
     free(e);
@@ -182,6 +191,33 @@ void sabha_engine_status(const struct sabha_engine *e,
 
 int sabha_engine_transfer_leadership(struct sabha_engine *e, uint32_t to) {
   return e->ops->transfer_leadership(e->state, to);
+}
+
+int sabha_engine_change(struct sabha_engine *e, enum sabha_change_type type,
+                        uint32_t id, const char *addr) {
+  if (e->ops->change == NULL)
+    return SABHA_ENOTSUPP;
+  if (type != SABHA_CHANGE_ADD_LEARNER && type != SABHA_CHANGE_PROMOTE &&
+      type != SABHA_CHANGE_REMOVE)
+    return SABHA_EINVAL;
+  return e->ops->change(e->state, type, id, addr != NULL ? addr : "");
+}
+
+void sabha_engine_members(const struct sabha_engine *e,
+                          struct sabha_membership *out) {
+  if (e->ops->members == NULL)
+    *out = e->fixed;
+  else
+    e->ops->members(e->state, out);
+}
+
+int sabha_engine_membership_at(const struct sabha_engine *e, uint64_t index,
+                               struct sabha_membership *out) {
+  if (e->ops->membership_at == NULL) {
+    *out = e->fixed;
+    return 0;
+  }
+  return e->ops->membership_at(e->state, index, out);
 }
 
 int sabha_engine_compact(struct sabha_engine *e, uint64_t index,

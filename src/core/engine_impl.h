@@ -1,8 +1,8 @@
 /* The table through which sabha_engine_* calls reach a protocol.
  *
- * Each protocol (src/raft, src/paxos, src/async) fills one `struct engine_ops` and is
- * listed in src/core/engine.c. The public functions check their arguments
- * once here, so the protocols can assert instead of re-checking. */
+ * Each protocol (src/raft, src/paxos, src/async) fills one `struct engine_ops`
+ * and is listed in src/core/engine.c. The public functions check their
+ * arguments once here, so the protocols can assert instead of re-checking. */
 #ifndef SABHA_CORE_ENGINE_IMPL_H
 #define SABHA_CORE_ENGINE_IMPL_H
 
@@ -27,6 +27,13 @@ struct engine_ops {
   int (*compact)(void *state, uint64_t index, const void *data,
                  size_t size_bytes);
   int (*entry)(const void *state, uint64_t index, struct sabha_entry *out);
+  /* Membership (engine.h). NULL for a protocol whose membership is fixed:
+   * change answers SABHA_ENOTSUPP, the others the configuration's voters. */
+  int (*change)(void *state, enum sabha_change_type type, uint32_t id,
+                const char *addr);
+  void (*members)(const void *state, struct sabha_membership *out);
+  int (*membership_at)(const void *state, uint64_t index,
+                       struct sabha_membership *out);
   /* Renders `m` into `t` (see "describing messages" below). Needs no
    * engine: hosts describe messages for nodes that are down. */
   void (*describe)(struct describe *t, const struct sabha_msg *m);

@@ -8,6 +8,7 @@
 
 int progress_init(struct progress *pr, uint32_t id, uint32_t inflight_max) {
   pr->id = id;
+  pr->learner = false;
   pr->inflight_max = inflight_max;
   pr->inflight = calloc(inflight_max, sizeof *pr->inflight);
   return pr->inflight == NULL ? SABHA_ENOMEM : 0;
@@ -169,12 +170,16 @@ void progress_unpause(struct progress *pr) {
 uint64_t progress_quorum_index(const struct progress *peers, uint32_t n,
                                uint32_t self_id, uint64_t self_match,
                                uint32_t quorum) {
-  assert(n >= 1 && quorum >= 1 && quorum <= n && n <= 64);
+  assert(n >= 1 && quorum >= 1 && n <= 64);
   uint64_t matches[64];
+  uint32_t voters = 0;
   for (uint32_t i = 0; i < n; i++)
-    matches[i] = peers[i].id == self_id ? self_match : peers[i].match;
+    if (peers[i].id != SABHA_NODE_NONE && !peers[i].learner)
+      matches[voters++] = peers[i].id == self_id ? self_match : peers[i].match;
+  if (quorum > voters)
+    return 0;
   /* Insertion sort, descending: n is a cluster size. */
-  for (uint32_t i = 1; i < n; i++) {
+  for (uint32_t i = 1; i < voters; i++) {
     uint64_t v = matches[i];
     uint32_t j = i;
     for (; j > 0 && matches[j - 1] < v; j--)
@@ -188,7 +193,9 @@ uint32_t progress_take_active(struct progress *peers, uint32_t n,
                               uint32_t self_id) {
   uint32_t active = 0;
   for (uint32_t i = 0; i < n; i++) {
-    if (peers[i].id == self_id || peers[i].recent_active)
+    if (peers[i].id == SABHA_NODE_NONE)
+      continue;
+    if (!peers[i].learner && (peers[i].id == self_id || peers[i].recent_active))
       active++;
     if (peers[i].id != self_id)
       peers[i].recent_active = false;
@@ -201,7 +208,7 @@ void progress_send_heartbeats(const struct progress *peers, uint32_t n,
                               uint64_t commit, uint64_t read_round,
                               struct outbox *out) {
   for (uint32_t i = 0; i < n; i++) {
-    if (peers[i].id == self_id)
+    if (peers[i].id == self_id || peers[i].id == SABHA_NODE_NONE)
       continue;
     struct sabha_msg m = {
         .type = type,

@@ -23,7 +23,8 @@ enum progress_state {
 };
 
 struct progress {
-  uint32_t id;
+  uint32_t id;    /* SABHA_NODE_NONE: a free slot, skipped by everything */
+  bool learner;   /* receives the log but counts in no quorum */
   uint64_t match; /* highest index known replicated there */
   uint64_t next;  /* next index to send */
   enum progress_state state;
@@ -101,21 +102,24 @@ bool progress_on_log_lost(struct progress *pr, uint64_t last);
  * lost the tail of a pipeline would wait forever. */
 void progress_unpause(struct progress *pr);
 
-/* The highest index that `quorum` of the n voters hold: the self entry's
- * match is `self_match` (what the leader holds durably), the others' their
- * progress. Both leaders commit from it. */
+/* The highest index that `quorum` of the voters among the n slots hold
+ * (learners and free slots do not count): the self entry's match is
+ * `self_match` (what the leader holds durably), the others' their
+ * progress; 0 when fewer than `quorum` voters exist. Both leaders commit
+ * from it. */
 uint64_t progress_quorum_index(const struct progress *peers, uint32_t n,
                                uint32_t self_id, uint64_t self_match,
                                uint32_t quorum);
 
 /* CheckQuorum (Raft thesis §6.2): counts the voters heard from since the
- * last call, the leader included, and starts a new period. */
+ * last call, the leader included when it has a voter's slot, and starts a
+ * new period. */
 uint32_t progress_take_active(struct progress *peers, uint32_t n,
                               uint32_t self_id);
 
-/* Queues a heartbeat of `type` to every other voter: the leader's `term`,
- * the read round it confirms, and the commit index capped at what each
- * follower is known to hold (only that may be committed there). Both
+/* Queues a heartbeat of `type` to every other member, learners included: the
+ * leader's `term`, the read round it confirms, and the commit index capped at
+ * what each follower is known to hold (only that may be committed there). Both
  * leaders heartbeat this way; the type number is the protocol's. */
 void progress_send_heartbeats(const struct progress *peers, uint32_t n,
                               uint32_t self_id, uint32_t type, uint64_t term,

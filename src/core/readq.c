@@ -60,13 +60,13 @@ void readq_ack(struct readq *q, uint32_t slot, uint64_t round) {
     q->acked[slot] = round;
 }
 
-void readq_release(struct readq *q, uint32_t self_slot, uint32_t n_voters,
+void readq_release(struct readq *q, uint32_t self_slot, uint32_t voters,
                    uint32_t quorum, struct outbox *out) {
   while (q->n > 0) {
     struct readq_item *it = &q->items[q->head];
     uint32_t acks = 0;
-    for (uint32_t i = 0; i < n_voters; i++)
-      if (i == self_slot || q->acked[i] >= it->round)
+    for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
+      if ((voters >> i & 1u) && (i == self_slot || q->acked[i] >= it->round))
         acks++;
     if (acks < quorum)
       return; /* later reads have later rounds: none of them is ready */
@@ -75,6 +75,11 @@ void readq_release(struct readq *q, uint32_t self_slot, uint32_t n_voters,
     q->head = (q->head + 1) % READQ_MAX;
     q->n--;
   }
+}
+
+void readq_forget(struct readq *q, uint32_t slot) {
+  if (slot < SABHA_NODES_MAX)
+    q->acked[slot] = 0;
 }
 
 void readq_drop(struct readq *q) {

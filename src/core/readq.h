@@ -29,8 +29,8 @@ struct readq {
   uint32_t n;
   uint64_t *deferred;
   uint32_t n_deferred;
-  uint64_t round;                     /* newest round handed out */
-  uint64_t acked[SABHA_NODES_MAX];    /* per voter slot: newest round acked */
+  uint64_t round;                  /* newest round handed out */
+  uint64_t acked[SABHA_NODES_MAX]; /* per voter slot: newest round acked */
 };
 
 int readq_init(struct readq *q);
@@ -45,10 +45,13 @@ int readq_defer(struct readq *q, uint64_t request_id);
 uint64_t readq_undefer(struct readq *q, uint64_t index);
 /* Records that voter `slot` acknowledged heartbeat round `round`. */
 void readq_ack(struct readq *q, uint32_t slot, uint64_t round);
-/* Hands every read confirmed by `quorum` voters (the leader's own slot
- * counts) to the outbox as a read state. */
-void readq_release(struct readq *q, uint32_t self_slot, uint32_t n_voters,
+/* Hands every read confirmed by `quorum` voters (the slots whose bits are
+ * set in `voters`; the leader's own slot counts when it is one of them) to
+ * the outbox as a read state. */
+void readq_release(struct readq *q, uint32_t self_slot, uint32_t voters,
                    uint32_t quorum, struct outbox *out);
+/* Forgets what `slot` acknowledged: a new member took it. */
+void readq_forget(struct readq *q, uint32_t slot);
 /* Forgets every read: leadership is lost and nothing can be confirmed. */
 void readq_drop(struct readq *q);
 

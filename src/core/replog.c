@@ -147,10 +147,27 @@ static uint64_t apply_from(const struct replog *rl) {
   return from;
 }
 
+/* The commit index a hard state record carries: no further than what the
+ * disk already holds with nothing rewritten since. The record goes to disk
+ * before the batch's entries, so a crash may keep it and lose them; bounded
+ * so, every index it names holds, durably, the entry that was committed
+ * there, and an engine may trust it after a restart (Multi-Paxos does:
+ * without it a restarted acceptor forgets which memberships were chosen). */
+static uint64_t commit_to_persist(const struct replog *rl) {
+  uint64_t durable = replog_self_match(rl);
+  uint64_t c = rl->commit < durable ? rl->commit : durable;
+  /* A snapshot being installed is not on disk yet either, and the log
+   * below it may hold values it replaces (a crash can abandon the
+   * install): the record keeps the last durable commit until it is. */
+  if (rl->snap_to_install && c > rl->hs_durable.commit)
+    c = rl->hs_durable.commit;
+  return c;
+}
+
 static bool hard_state_changed(const struct replog *rl, uint64_t term,
                                uint32_t vote) {
   return term != rl->hs_durable.term || vote != rl->hs_durable.vote ||
-         rl->commit != rl->hs_durable.commit ||
+         commit_to_persist(rl) != rl->hs_durable.commit ||
          replog_guard_until(rl) != rl->hs_durable.repair_until;
 }
 
@@ -166,7 +183,7 @@ void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
     rd->has_hard_state = true;
     rd->hard_state.term = term;
     rd->hard_state.vote = vote;
-    rd->hard_state.commit = rl->commit;
+    rd->hard_state.commit = commit_to_persist(rl);
     /* Lifting the guard needs no fsync of its own: a guard kept too long
      * only delays a vote. The WAL writes the lift after this batch's
      * entries, so a torn batch never keeps the lift without them. */

@@ -64,7 +64,10 @@ struct replog {
 
 void replog_init(struct replog *rl);
 void replog_free(struct replog *rl);
-/* Loads what a restarted node found on disk. Returns 0, SABHA_EINVAL for
+/* Loads what a restarted node found on disk. The commit index starts at what
+ * the state machine holds (persisted->applied); the hard state's commit,
+ * which names only entries durable before it was written (replog.c), is
+ * there for an engine that wants more. Returns 0, SABHA_EINVAL for
  * inconsistent input or SABHA_ENOMEM. */
 int replog_restore(struct replog *rl, const struct sabha_persisted *p);
 

@@ -138,8 +138,7 @@ int codec_frame_size(const struct sabha_msg *m, size_t *frame_bytes) {
     return SABHA_EINVAL;
   for (uint32_t i = 0; i < m->n_entries; i++) {
     const struct sabha_entry *e = &m->entries[i];
-    if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP &&
-        e->type != SABHA_ENTRY_BATCH)
+    if (e->type < SABHA_ENTRY_COMMAND || e->type > SABHA_ENTRY_CONFIG)
       return SABHA_EINVAL;
     if (e->size_bytes > 0 && e->data == NULL)
       return SABHA_EINVAL;
@@ -269,8 +268,7 @@ static int decode_entry(struct cursor *c, struct sabha_entry *e) {
   e->size_bytes = cursor_u32(c);
   if (!c->ok)
     return SABHA_ECORRUPT;
-  if (e->type != SABHA_ENTRY_COMMAND && e->type != SABHA_ENTRY_NOOP &&
-      e->type != SABHA_ENTRY_BATCH)
+  if (e->type < SABHA_ENTRY_COMMAND || e->type > SABHA_ENTRY_CONFIG)
     return SABHA_ECORRUPT;
   if (e->size_bytes > CODEC_ENTRY_BYTES_MAX)
     return SABHA_ECORRUPT;

@@ -292,6 +292,24 @@ static int init_config(struct transport *t,
   return 0;
 }
 
+/* A new peer in the next slot (the caller checked there is one), with its
+ * dial timer. */
+static struct transport_peer *peer_new(struct transport *t, uint32_t id,
+                                       bool dial) {
+  struct transport_peer *p = &t->peers[t->n_peers];
+  memset(p, 0, sizeof *p);
+  p->id = id;
+  p->t = t;
+  p->dial = dial;
+  int rc = uv_timer_init(t->loop, &p->timer);
+  assert(rc == 0); /* a timer cannot fail to initialize */
+  (void)rc;
+  p->timer.data = p;
+  t->handles_open++;
+  t->n_peers++;
+  return p;
+}
+
 static int init_peers(struct transport *t, const struct transport_config *cfg) {
   for (uint32_t i = 0; i < cfg->n_peers; i++) {
     const struct transport_peer_config *pc = &cfg->peers[i];
@@ -301,17 +319,7 @@ static int init_peers(struct transport *t, const struct transport_config *cfg) {
                "peer id %u is 0, this node's own, or listed twice", pc->id);
       return SABHA_EINVAL;
     }
-    struct transport_peer *p = &t->peers[t->n_peers];
-    memset(p, 0, sizeof *p);
-    p->id = pc->id;
-    p->t = t;
-    p->dial = pc->id < cfg->id;
-    int rc = uv_timer_init(t->loop, &p->timer);
-    assert(rc == 0); /* a timer cannot fail to initialize */
-    (void)rc;
-    p->timer.data = p;
-    t->handles_open++;
-    t->n_peers++;
+    struct transport_peer *p = peer_new(t, pc->id, pc->id < cfg->id);
     if (p->dial && parse_addr(pc->host, pc->port, &p->addr) != 0) {
       snprintf(t->errmsg, sizeof t->errmsg,
                "peer %u: \"%s\" is not a numeric IPv4 or IPv6 address", pc->id,
@@ -375,6 +383,30 @@ int transport_init(uv_loop_t *loop, struct transport *t,
     if (t->peers[i].dial)
       uv_timer_start(&t->peers[i].timer, on_dial_timer, 0, 0);
   }
+  return 0;
+}
+
+int transport_add_peer(struct transport *t,
+                       const struct transport_peer_config *pc) {
+  if (t->closing || pc->id == SABHA_NODE_NONE || pc->id == t->cfg.id)
+    return SABHA_EINVAL;
+  bool dial = pc->id < t->cfg.id;
+  struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
+  if (dial && parse_addr(pc->host, pc->port, &addr) != 0)
+    return SABHA_EINVAL;
+  struct transport_peer *p = peer_find(t, pc->id);
+  if (p != NULL) {
+    if (dial)
+      p->addr = addr; /* the next dial goes there */
+    return 0;
+  }
+  if (t->n_peers == SABHA_NODES_MAX - 1)
+    return SABHA_EINVAL;
+  p = peer_new(t, pc->id, dial);
+  p->addr = addr;
+  if (dial)
+    uv_timer_start(&p->timer, on_dial_timer, 0, 0);
   return 0;
 }
 

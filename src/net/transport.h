@@ -240,6 +240,13 @@ void transport_close(struct transport *t, transport_close_cb cb);
  * report). Drops are normal operation: the engines resend. */
 int transport_send(struct transport *t, const struct sabha_msg *m);
 
+/* Adds a peer to a running transport (a member that joined the group), or
+ * gives a known one a new address; a peer with a lower id is dialled at
+ * once. Returns 0, or SABHA_EINVAL (id 0 or this node's, an address that
+ * does not parse, SABHA_NODES_MAX - 1 peers already, or closing). */
+int transport_add_peer(struct transport *t,
+                       const struct transport_peer_config *pc);
+
 /* The port the listener is bound to (useful with listen_port 0), or 0 when
  * it is not bound. */
 uint16_t transport_port(const struct transport *t);

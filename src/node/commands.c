@@ -11,7 +11,7 @@
  *   WRITE   SET, DEL, INCR..., MSET, CAS: encoded as a kvstore command with
  *           the stream's session and next sequence number, proposed on the
  *           leader, answered when applied;
- *   LEADER  SABHA.LEADER: runs on the leader.
+ *   LEADER  SABHA.LEADER and SABHA.MEMBER: run on the leader.
  * The applications' commands (LEDGER.*, SEATS.*, LOCK.*, FENCED.*, ORDER.*,
  * sm/app.h) are READ or WRITE rows built at start-up from app_commands()
  * (struct rt_app_command), so the app's table stays the only list of them.
@@ -97,6 +97,8 @@ enum cmd_id {
   C_UNWATCH,
   C_SABHA_WATCH,
   C_SABHA_RANGE,
+  C_SABHA_MEMBERS,
+  C_SABHA_MEMBER,
   C_APP_READ,  /* an app read: app_read() */
   C_APP_WRITE, /* an app write: app_encode(), proposed */
 };
@@ -218,6 +220,10 @@ static const struct rt_command COMMANDS[] = {
      "SABHA.RANGE prefix [limit]: revision, more, then key value revision"},
     {"SABHA.WATCH", -2, CK_LOCAL, C_SABHA_WATCH, "", 0, 0, 0,
      "SABHA.WATCH prefix [FROM revision] [BATCH ms]: a stream of changes"},
+    {"SABHA.MEMBERS", 1, CK_LOCAL, C_SABHA_MEMBERS, "stale", 0, 0, 0,
+     "Each member: id, address, role (voter or learner) and progress"},
+    {"SABHA.MEMBER", -3, CK_LEADER, C_SABHA_MEMBER, "admin", 0, 0, 0,
+     "ADD id address | PROMOTE id | REMOVE id: changes the membership"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -494,6 +500,18 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
     if (!parse_i64(&argv[1], &v) || v <= 0 || v > SABHA_NODES_MAX)
       return "ERR SABHA.LEADER needs a node id";
     return NULL;
+  case C_SABHA_MEMBER: {
+    bool add = arg_is(&argv[1], "add");
+    if (!add && !arg_is(&argv[1], "promote") && !arg_is(&argv[1], "remove"))
+      return "ERR SABHA.MEMBER takes ADD, PROMOTE or REMOVE";
+    if (argc != (add ? 4u : 3u))
+      return "ERR wrong number of arguments for 'sabha.member' command";
+    if (!parse_i64(&argv[2], &v) || v <= 0 || v > SABHA_NODES_MAX)
+      return "ERR SABHA.MEMBER needs a node id (1..16)";
+    if (add && (argv[3].len == 0 || argv[3].len > SABHA_ADDR_BYTES_MAX))
+      return "ERR the address must be 1..64 bytes";
+    return NULL;
+  }
   default:
     return NULL;
   }
@@ -1143,6 +1161,60 @@ uint32_t rt_command_leader_target(const struct rt_req *r) {
   return (uint32_t)to; /* validate() bounded it to a node id */
 }
 
+bool rt_command_member_change(const struct rt_req *r,
+                              enum sabha_change_type *type, uint32_t *id,
+                              char *addr, size_t addr_size) {
+  int64_t v = 0;
+  if (r->cmd == NULL || r->cmd->id != C_SABHA_MEMBER ||
+      !parse_i64(&r->argv[2], &v))
+    return false;
+  *id = (uint32_t)v; /* validate() bounded it to a node id */
+  addr[0] = '\0';
+  if (arg_is(&r->argv[1], "add")) {
+    *type = SABHA_CHANGE_ADD_LEARNER;
+    size_t len =
+        r->argv[3].len < addr_size - 1 ? r->argv[3].len : addr_size - 1;
+    memcpy(addr, r->argv[3].ptr, len);
+    addr[len] = '\0';
+  } else {
+    *type = arg_is(&r->argv[1], "promote") ? SABHA_CHANGE_PROMOTE
+                                           : SABHA_CHANGE_REMOVE;
+  }
+  return true;
+}
+
+/* SABHA.MEMBERS: one line per member, "id=2 addr=HOST:PORT role=voter
+ * match=120 caught_up=yes" (match and caught_up as this node knows them:
+ * only a leader tracks others' progress), then "config_index=N
+ * committed=yes|no". */
+static void cmd_members(struct rt *rt, struct resp_buf *b) {
+  struct sabha_membership m;
+  sabha_engine_members(rt->engine, &m);
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  resp_write_array(b, (int64_t)m.n + 1);
+  for (uint32_t i = 0; i < m.n; i++) {
+    const struct sabha_member *x = &m.members[i];
+    char addr[RT_HOST_BYTES_MAX + 8] = "";
+    const struct rt_addr *a = rt_client_addr_of(rt, x->id);
+    if (a != NULL)
+      snprintf(addr, sizeof addr, "%s:%u", a->host, a->port);
+    char line[256];
+    int len = snprintf(line, sizeof line,
+                       "id=%u addr=%s role=%s match=%" PRIu64 " caught_up=%s",
+                       x->id, addr[0] != '\0' ? addr : "-",
+                       sabha_member_role_name(x->role), x->match,
+                       st.role != SABHA_ROLE_LEADER ? "unknown"
+                       : x->caught_up               ? "yes"
+                                                    : "no");
+    resp_write_bulk(b, line, (size_t)len);
+  }
+  char line[96];
+  int len = snprintf(line, sizeof line, "config_index=%" PRIu64 " committed=%s",
+                     m.index, m.index <= st.commit ? "yes" : "no");
+  resp_write_bulk(b, line, (size_t)len);
+}
+
 /* ---- what other files ask of the table ------------------------------------
  */
 
@@ -1195,7 +1267,8 @@ bool rt_command_is_admin(const struct rt_command *cmd) {
   /* What moves the cluster, not the data: a leadership transfer, and the
    * claim to be another node's forwarding link (which takes a connection
    * slot kept for nodes, and carries their clients' admin commands). */
-  return cmd->id == C_SABHA_LEADER || cmd->id == C_SABHA_FORWARDED;
+  return cmd->id == C_SABHA_LEADER || cmd->id == C_SABHA_MEMBER ||
+         cmd->id == C_SABHA_FORWARDED;
 }
 
 bool rt_command_is_no_auth(const struct rt_command *cmd) {
@@ -1316,6 +1389,8 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
     resp_buf_printf(b, "# Replication\r\nrole:%s\r\n\r\n",
                     st.role == SABHA_ROLE_LEADER ? "master" : "slave");
   if (want_section(section, "sabha")) {
+    struct sabha_membership members;
+    sabha_engine_members(rt->engine, &members);
     const struct rt_addr *la = rt_client_addr_of(rt, st.leader);
     char leader_client[96] = "";
     if (la != NULL)
@@ -1336,18 +1411,27 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         "wal_fsync_us_p99:%" PRIu64 "\r\nproposals:%" PRIu64 "\r\n"
         "commits:%" PRIu64 "\r\nsessions:%" PRIu64 "\r\n"
         "log_clock_ms:%" PRIu64 "\r\nclock_entries:%" PRIu64 "\r\n"
-        "repair_guard_index:%" PRIu64 "\r\nlog_repaired:%d\r\n\r\n",
+        "repair_guard_index:%" PRIu64 "\r\nlog_repaired:%d\r\n",
         rt->cfg.engine.id, rt->cfg.protocol, rt->cfg.cluster_id,
         sabha_role_name(st.role), st.term, st.vote, st.leader, leader_client,
         st.commit, rt->applied, st.first_index, st.last_index,
         st.last_index >= st.first_index ? st.last_index - st.first_index + 1
                                         : 0,
         st.snapshot_index, st.elections_started, st.elections_won,
-        st.ballots_burned, rt->cfg.engine.n_voters, hi.peers_connected,
-        ws.segments, ws.bytes, ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
+        st.ballots_burned, members.n, hi.peers_connected, ws.segments, ws.bytes,
+        ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
         wal_fsync_us_quantile(&ws, 0.99), rt->m.proposals, rt->m.commits,
         kvstore_n_sessions(rt->kv), kvstore_clock_ms(rt->kv),
         rt->m.clock_entries, st.repair_until, ws.repaired ? 1 : 0);
+    /* The membership in force: "members:1=voter,2=voter,4=learner". */
+    resp_buf_printf(b,
+                    "config_index:%" PRIu64 "\r\nvoter:%d\r\nremoved:%d\r\n"
+                    "members:",
+                    members.index, st.voter ? 1 : 0, st.removed ? 1 : 0);
+    for (uint32_t i = 0; i < members.n; i++)
+      resp_buf_printf(b, "%s%u=%s", i > 0 ? "," : "", members.members[i].id,
+                      sabha_member_role_name(members.members[i].role));
+    resp_buf_printf(b, "\r\n\r\n");
   }
   if (want_section(section, "stats"))
     resp_buf_printf(
@@ -1735,6 +1819,9 @@ void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
     } else {
       resp_write_error(b, "ERR SABHA.STALE takes on or off");
     }
+    return;
+  case C_SABHA_MEMBERS:
+    cmd_members(rt, b);
     return;
   case C_SABHA_FORWARDED:
     c->forwarded_link = true;

@@ -139,6 +139,14 @@ static void route(struct rt *rt, struct rt_req *r) {
     rt_req_fail(rt, r, msg);
     return;
   }
+  if (st.removed && st.leader == SABHA_NODE_NONE) {
+    /* It will hear of no leader again: say so rather than keep the client
+     * waiting. */
+    rt_req_fail(rt, r,
+                "TRYAGAIN this node was removed from the group; ask another "
+                "node");
+    return;
+  }
   if (st.leader == SABHA_NODE_NONE || st.leader == rt->cfg.engine.id) {
     rt_wait_leader(rt, r); /* none known, or a transfer away is running */
     return;
@@ -401,13 +409,65 @@ static void exec_leadership(struct rt *rt, struct rt_req *r) {
   rt_req_done(rt, r);
 }
 
+/* SABHA.MEMBER on the leader: the engine appends the change; the reply
+ * says it was accepted, with the index of its entry (a client that must
+ * know it committed watches SABHA.MEMBERS' config_index and committed). */
+static void exec_member_change(struct rt *rt, struct rt_req *r,
+                               enum sabha_change_type type, uint32_t id,
+                               const char *addr) {
+  int rc = sabha_engine_change(rt->engine, type, id, addr);
+  switch (rc) {
+  case 0: {
+    struct sabha_status st;
+    sabha_engine_status(rt->engine, &st);
+    rt_log(rt, RT_LOG_INFO, "membership change at index %" PRIu64 ": %s %u",
+           st.config_index,
+           type == SABHA_CHANGE_ADD_LEARNER ? "add learner"
+           : type == SABHA_CHANGE_PROMOTE   ? "promote"
+                                            : "remove",
+           id);
+    rt_kick(rt);
+    resp_write_int(&r->reply, (int64_t)st.config_index);
+    rt_req_done(rt, r);
+    return;
+  }
+  case SABHA_ENOTLEADER:
+    route(rt, r);
+    return;
+  case SABHA_EBUSY:
+  case SABHA_ETRANSFER:
+    rt_req_fail(rt, r,
+                "TRYAGAIN a membership change or a leadership transfer is "
+                "under way, the leader has not committed in its term yet, or "
+                "the learner is not caught up");
+    return;
+  case SABHA_ENOTSUPP:
+    rt_req_fail(rt, r, "ERR this protocol's membership is fixed");
+    return;
+  default:
+    rt_req_fail(rt, r,
+                type == SABHA_CHANGE_ADD_LEARNER
+                    ? "ERR the node is a member already, the address is not "
+                      "printable without spaces, or the group is full"
+                : type == SABHA_CHANGE_PROMOTE
+                    ? "ERR no such learner"
+                    : "ERR no such member, or the last voter");
+    return;
+  }
+}
+
 void rt_exec_leader(struct rt *rt, struct rt_req *r) {
   if (defer_if_in_ready(rt, r))
     return;
+  enum sabha_change_type type;
+  uint32_t id;
+  char addr[SABHA_ADDR_BYTES_MAX + 1];
   if (rt_command_is_read(r->cmd))
     exec_read(rt, r);
   else if (rt_command_leader_target(r) != 0)
     exec_leadership(rt, r);
+  else if (rt_command_member_change(r, &type, &id, addr, sizeof addr))
+    exec_member_change(rt, r, type, id, addr);
   else
     exec_write(rt, r);
 }

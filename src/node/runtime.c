@@ -111,6 +111,58 @@ const struct rt_addr *rt_client_addr_of(const struct rt *rt, uint32_t id) {
   return NULL;
 }
 
+/* "HOST:PORT" up to `end`, into *a. */
+static bool parse_host_port(const char *p, const char *end, struct rt_addr *a) {
+  const char *colon = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == ':')
+      colon = q;
+  if (colon == NULL || colon == p || colon + 1 >= end ||
+      (size_t)(colon - p) >= sizeof a->host || end - colon - 1 > 5)
+    return false;
+  unsigned long port = 0;
+  for (const char *q = colon + 1; q < end; q++) {
+    if (*q < '0' || *q > '9')
+      return false;
+    port = port * 10 + (unsigned long)(*q - '0');
+  }
+  if (port == 0 || port > 65535)
+    return false;
+  memcpy(a->host, p, (size_t)(colon - p));
+  a->host[colon - p] = '\0';
+  a->port = (uint16_t)port;
+  return true;
+}
+
+bool rt_member_addr_parse(const char *addr, struct rt_addr *peer,
+                          struct rt_addr *client) {
+  memset(peer, 0, sizeof *peer);
+  memset(client, 0, sizeof *client);
+  const char *comma = strchr(addr, ',');
+  if (strncmp(addr, "peer=", 5) != 0 || comma == NULL ||
+      strncmp(comma + 1, "client=", 7) != 0)
+    return false;
+  return parse_host_port(addr + 5, comma, peer) &&
+         parse_host_port(comma + 8, comma + 1 + strlen(comma + 1), client);
+}
+
+/* Learns the client address of every member that carries one, so that
+ * forwarding and -MOVED reach members added after this node started. */
+static void learn_member_addrs(struct rt *rt,
+                               const struct sabha_membership *m) {
+  for (uint32_t i = 0; i < m->n; i++) {
+    struct rt_addr peer, client;
+    if (!rt_member_addr_parse(m->members[i].addr, &peer, &client))
+      continue;
+    client.id = m->members[i].id;
+    struct rt_addr *known = (struct rt_addr *)rt_client_addr_of(rt, client.id);
+    if (known != NULL)
+      *known = client;
+    else if (rt->cfg.n_peer_clients < SABHA_NODES_MAX)
+      rt->cfg.peer_clients[rt->cfg.n_peer_clients++] = client;
+  }
+}
+
 const double rt_latency_bounds_s[RT_LAT_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
@@ -153,8 +205,10 @@ static int new_kv(const struct rt *rt, struct kvstore **out) {
  * (async's rollback). Returns 0 with *kv and *app set, or an error with
  * nothing allocated and `why` filled. */
 static int build_state(const struct rt *rt, const uint8_t *data, size_t len,
-                       struct kvstore **kv_out, struct app **app_out, char *why,
+                       struct kvstore **kv_out, struct app **app_out,
+                       struct sabha_membership *conf_out, char *why,
                        size_t why_size) {
+  memset(conf_out, 0, sizeof *conf_out);
   struct kvstore *kv = NULL;
   struct app *app = NULL;
   int rc = new_kv(rt, &kv);
@@ -173,6 +227,12 @@ static int build_state(const struct rt *rt, const uint8_t *data, size_t len,
   rc = rt_snap_open(data, len, &parts);
   if (rc != 0) {
     snprintf(why, why_size, "its container is damaged");
+    goto fail;
+  }
+  if (parts.conf != NULL &&
+      sabha_membership_decode(parts.conf, parts.conf_len, conf_out) != 0) {
+    rc = SABHA_ECORRUPT;
+    snprintf(why, why_size, "its membership part is damaged");
     goto fail;
   }
   rc = kvstore_restore(kv, parts.kv, parts.kv_len);
@@ -213,12 +273,18 @@ fail:
   return rc != 0 ? rc : SABHA_ECORRUPT;
 }
 
-/* The state as one snapshot (snapshot.h), in a buffer the caller frees;
- * NULL when memory is short (compaction waits for the next chance). */
+/* The state as one snapshot (snapshot.h), with the membership as of the
+ * applied index, in a buffer the caller frees; NULL when memory is short
+ * (compaction waits for the next chance). */
 static uint8_t *snapshot_state(struct rt *rt, size_t *size) {
   size_t kv_len = kvstore_snapshot_size(rt->kv);
   size_t app_len = app_snapshot_size(rt->app);
-  size_t cap = rt_snap_size(kv_len, app_len);
+  uint8_t conf[SABHA_MEMBERSHIP_BYTES_MAX];
+  struct sabha_membership m;
+  size_t conf_len = 0;
+  if (sabha_engine_membership_at(rt->engine, rt->applied, &m) == 0)
+    conf_len = sabha_membership_encode(&m, conf, sizeof conf);
+  size_t cap = rt_snap_size(kv_len, app_len, conf_len);
   uint8_t *buf = malloc(cap);
   if (buf == NULL) {
     rt_log(rt, RT_LOG_WARN, "no memory for a snapshot of %zu bytes", cap);
@@ -231,7 +297,9 @@ static uint8_t *snapshot_state(struct rt *rt, size_t *size) {
   assert(kv_written == kv_len && app_written == app_len);
   (void)kv_written;
   (void)app_written;
-  *size = rt_snap_seal(buf, kv_len, app_len);
+  if (conf_len > 0)
+    memcpy(rt_snap_conf_at(buf, kv_len, app_len), conf, conf_len);
+  *size = rt_snap_seal(buf, kv_len, app_len, conf_len);
   assert(*size == cap);
   return buf;
 }
@@ -413,6 +481,40 @@ static void check_leader(struct rt *rt) {
   rt_retry_waiting(rt);
 }
 
+/* Reports a new membership (the log, INFO, the host's peer addresses) and
+ * says so once when this node has been removed from the group. */
+static void check_membership(struct rt *rt) {
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  if (!rt->conf_seen || st.config_index != rt->last_conf_index) {
+    rt->conf_seen = true;
+    rt->last_conf_index = st.config_index;
+    struct sabha_membership m;
+    sabha_engine_members(rt->engine, &m);
+    char text[512];
+    size_t len = 0;
+    for (uint32_t i = 0; i < m.n && len < sizeof text; i++)
+      len += (size_t)snprintf(text + len, sizeof text - len, "%s%u %s",
+                              i > 0 ? ", " : "", m.members[i].id,
+                              sabha_member_role_name(m.members[i].role));
+    if (m.n == 0)
+      snprintf(text, sizeof text, "none yet (joining)");
+    rt_log(rt, RT_LOG_INFO, "membership as of index %" PRIu64 ": %s",
+           st.config_index, text);
+    learn_member_addrs(rt, &m);
+    if (rt->ports.membership_changed != NULL)
+      rt->ports.membership_changed(rt->ports.ctx, &m);
+  }
+  if (st.removed != rt->said_removed) {
+    rt->said_removed = st.removed;
+    if (st.removed)
+      rt_log(rt, RT_LOG_WARN,
+             "this node was removed from the group (membership of index "
+             "%" PRIu64 "): it takes no part any more",
+             st.config_index);
+  }
+}
+
 /* Steps 3-6 of the ready contract, once the batch is durable (or at once
  * under RT_BUG_ACK_BEFORE_FSYNC). */
 static void ready_finish(struct rt *rt) {
@@ -455,8 +557,10 @@ static void ready_begin(struct rt *rt) {
   rt->in_ready = true; /* no engine calls until advance: see DEFERRED */
   if (rd->has_snapshot) {
     char why[256];
-    int rc = build_state(rt, rd->snapshot_data, rd->snapshot_size_bytes,
-                         &rt->pending_kv, &rt->pending_app, why, sizeof why);
+    struct sabha_membership conf;
+    int rc =
+        build_state(rt, rd->snapshot_data, rd->snapshot_size_bytes,
+                    &rt->pending_kv, &rt->pending_app, &conf, why, sizeof why);
     if (rc != 0) {
       rt->m.snapshots_refused++;
       rt_fatal(rt, rc == SABHA_ENOMEM ? RT_FATAL_MEMORY : RT_FATAL_CONTRACT,
@@ -532,8 +636,10 @@ bool rt_run(struct rt *rt) {
   if (!rt->blocked) {
     rt_serve_reads(rt);
     maybe_compact(rt);
-    if (!rt->dead)
+    if (!rt->dead) {
       check_leader(rt);
+      check_membership(rt);
+    }
   }
   if (!rt->dead)
     rt_clients_resume(rt);
@@ -709,7 +815,9 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
   char why[256];
   const uint8_t *data = p->has_snapshot ? p->snapshot_data : NULL;
   size_t len = p->has_snapshot ? p->snapshot_size_bytes : 0;
-  int rc = build_state(rt, data, len, &rt->kv, &rt->app, why, sizeof why);
+  struct sabha_membership conf;
+  int rc =
+      build_state(rt, data, len, &rt->kv, &rt->app, &conf, why, sizeof why);
   if (rc != 0) {
     snprintf(err, err_size, "the snapshot in %s does not restore: %s",
              rt->cfg.data_dir, why);
@@ -722,6 +830,13 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
   }
   struct sabha_persisted pp = *p;
   pp.applied = rt->applied;
+  /* The membership kept with the snapshot, as of its index. */
+  if (conf.n > 0) {
+    /* The encoding leaves out where the membership was set; it was at or
+     * before the snapshot, which is all an engine needs to know. */
+    conf.index = p->snapshot.index;
+    pp.membership = &conf;
+  }
   rc = sabha_engine_new(&rt->engine, rt->cfg.protocol, &rt->cfg.engine, &pp);
   if (rc != 0) {
     snprintf(err, err_size, "the %s engine refused to start from %s: %s",

@@ -71,6 +71,16 @@ struct rt_addr {
   uint16_t port;
 };
 
+/* A member's address as sabhad writes it into a membership change
+ * (sabha_member.addr): "peer=HOST:PORT,client=HOST:PORT", the port peers
+ * connect to and the port clients (and forwarding links) connect to. */
+#define RT_MEMBER_ADDR_FMT "peer=%s:%u,client=%s:%u"
+/* Splits one into its two addresses (ids left 0). Returns false for text
+ * that is not in that form (the host is 1..RT_HOST_BYTES_MAX-1 bytes, the
+ * ports 1..65535). */
+bool rt_member_addr_parse(const char *addr, struct rt_addr *peer,
+                          struct rt_addr *client);
+
 enum rt_redirect {
   RT_REDIRECT_FORWARD = 0, /* relay commands to the leader */
   RT_REDIRECT_MOVED = 1,   /* answer -MOVED 0 host:port */
@@ -258,6 +268,10 @@ struct rt_ports {
                           const uint8_t *cmd, size_t len,
                           const struct rt_applied *res);
   void (*snapshot_installed)(void *ctx, uint64_t index);
+  /* Optional: the membership in force changed (a change appended, one
+   * truncated away, a snapshot installed, or at start): sabhad learns new
+   * members' addresses from it. */
+  void (*membership_changed)(void *ctx, const struct sabha_membership *m);
 };
 
 /* ---- lifecycle ------------------------------------------------------------

@@ -264,6 +264,9 @@ struct rt {
   uint64_t applied;
   uint32_t last_leader;
   enum sabha_role last_role;
+  bool conf_seen;           /* the membership was reported once */
+  uint64_t last_conf_index; /* ... and last had this index */
+  bool said_removed;        /* this node said it was removed */
   uint64_t next_timeout_scan_ms;
   uint64_t started_wall_ms;
   bool dead; /* ports.fatal was called: unwind, touch nothing */
@@ -427,6 +430,10 @@ size_t rt_encode_app_write(struct rt *rt, const struct rt_req *r,
                            const struct app_hdr *ahdr);
 /* SABHA.LEADER's target. */
 uint32_t rt_command_leader_target(const struct rt_req *r);
+/* SABHA.MEMBER's change, or false for another command. */
+bool rt_command_member_change(const struct rt_req *r,
+                              enum sabha_change_type *type, uint32_t *id,
+                              char *addr, size_t addr_size);
 uint8_t *rt_enc_reserve(struct rt *rt, size_t size);
 void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res);
 /* Redis's glob matching (KEYS, SCAN MATCH), and the literal prefix every

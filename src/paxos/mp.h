@@ -23,13 +23,15 @@
  *
  * Files: multipaxos.c (creation, time, dispatch, ready/advance), phase1.c
  * (probe, prepare, promise, adoption), phase2.c (accept, accepted, commit,
- * heartbeats, reads, snapshots). */
+ * heartbeats, reads, snapshots), membership.c (configurations in the log,
+ * in force alpha slots after the slot that chose them). */
 #ifndef SABHA_PAXOS_MP_H
 #define SABHA_PAXOS_MP_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/membership.h"
 #include "core/outbox.h"
 #include "core/prng.h"
 #include "core/progress.h"
@@ -59,7 +61,9 @@
  *                  slot (there is a gap) or term the higher ballot promised.
  *   HEARTBEAT      commit (capped at what the acceptor holds); context: read
  *                  round.
- *   SNAPSHOT, SNAPSHOT_RESP, TIMEOUT_NOW as in Raft. */
+ *   SNAPSHOT       as in Raft, with one entry: the CONFIG entry of the
+ *                  membership that governs the slot after the snapshot.
+ *   SNAPSHOT_RESP, TIMEOUT_NOW as in Raft. */
 enum mp_msg_type {
   MP_MSG_PROBE = 1,
   MP_MSG_PROBE_RESP,
@@ -90,6 +94,9 @@ static inline uint32_t mp_ballot_node(uint64_t ballot) {
 static inline uint64_t mp_ballot_round(uint64_t ballot) {
   return ballot >> 8;
 }
+
+/* Memberships a phase 1 may have to satisfy at once (membership.c). */
+#define MP_P1_CONFIGS_MAX 4u
 
 /* The best value seen for one slot during phase 1. */
 struct mp_slot {
@@ -123,8 +130,33 @@ struct mp {
   uint64_t check_quorum_due_ms;
   uint64_t leader_contact_ms;
 
-  uint32_t grants; /* one bit per voter slot */
+  /* Membership (membership.c). The chosen CONFIG entries of the log, as a
+   * history: `conf_base` governs every slot until hist[0] takes over at
+   * hist[0].index + alpha, and so on; only the newest two are kept (a
+   * change is proposed only once the one before is in force). conf_snap
+   * governs the slot after the snapshot (compaction waits while a change
+   * is pending, so no older one is needed), kept encoded for snapshots. */
+  struct sabha_membership conf_base;
+  struct sabha_membership hist[2];
+  uint32_t n_hist;
+  uint64_t conf_scanned; /* chosen slots looked at for CONFIG entries */
+  /* The newest slot known to hold a CONFIG entry naming this node, chosen
+   * or not: a restarted node whose commit index lags is not "removed"
+   * while its log says otherwise. */
+  uint64_t conf_self_seen;
+  struct sabha_membership conf_snap;
+  uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
+  size_t conf_snap_len;
+  struct sabha_entry conf_snap_entry;
+
+  uint32_t grants; /* one bit per peer slot */
   uint32_t refusals;
+  /* The memberships whose voters must each give a majority of the grants:
+   * those that govern the slots a candidate knows of, and any a promise
+   * shows may have been chosen after them. */
+  struct sabha_membership p1_need[MP_P1_CONFIGS_MAX];
+  uint32_t n_p1_need;
+  uint32_t p1_asked; /* peer slots asked in this campaign */
 
   /* Phase 1 in progress: the best value seen for each of the slots
    * [p1_from, p1_from + p1_n). */
@@ -132,14 +164,16 @@ struct mp {
   struct mp_slot *p1;
   uint64_t p1_n;
   uint64_t p1_cap;
-  /* Per voter slot: its promise has covered [p1_from, p1_next) so far; a
+  /* Per peer slot: its promise has covered [p1_from, p1_next) so far; a
    * bit in p1_more while it has more to send (then p1_asked_ms is when the
    * rest was last asked for); a bit in `grants` once it sent everything. */
   uint64_t p1_next[SABHA_NODES_MAX];
   uint64_t p1_asked_ms[SABHA_NODES_MAX];
   uint32_t p1_more;
 
-  /* Leader state. */
+  /* One slot per node this one deals with (any membership that governs a
+   * slot from the commit index on, or is pending in the log); free slots
+   * have id NONE. */
   struct progress peers[SABHA_NODES_MAX];
   uint64_t term_start_index; /* last slot phase 1 re-proposed */
   uint32_t transferee;
@@ -161,8 +195,6 @@ struct mp {
 };
 
 /* multipaxos.c */
-int mp_voter_slot(const struct mp *p, uint32_t id);
-uint32_t mp_quorum(const struct mp *p);
 void mp_reset_election_timer(struct mp *p);
 bool mp_in_lease(const struct mp *p);
 void mp_send(struct mp *p, struct sabha_msg *m, bool after_persist);
@@ -170,6 +202,31 @@ void mp_adopt_ballot(struct mp *p, uint64_t ballot, uint32_t leader);
 void mp_become_follower(struct mp *p, uint32_t leader);
 int mp_flush_batch(struct mp *p);
 uint64_t mp_scan_accepted(const struct mp *p, uint64_t from);
+
+/* membership.c */
+int mp_slot(const struct mp *p, uint32_t id);
+int mp_slot_ensure(struct mp *p, uint32_t id);
+const struct sabha_membership *mp_conf_at(const struct mp *p, uint64_t slot);
+const struct sabha_membership *mp_conf_latest(const struct mp *p);
+bool mp_is_voter(const struct mp *p);
+uint32_t mp_voter_mask(const struct mp *p, const struct sabha_membership *m);
+void mp_conf_scan(struct mp *p);
+void mp_conf_sync_peers(struct mp *p);
+int mp_conf_init(struct mp *p, const struct sabha_membership *snap);
+int mp_conf_set_snap(struct mp *p, const struct sabha_membership *m);
+bool mp_entries_valid(const struct sabha_entry *entries, uint32_t n);
+int mp_snapshot_membership(const struct sabha_msg *m,
+                           struct sabha_membership *out);
+bool mp_removed(const struct mp *p);
+void mp_conf_note(struct mp *p, const struct sabha_entry *entries, uint32_t n);
+void mp_conf_after_commit(struct mp *p);
+int mp_change(void *state, enum sabha_change_type type, uint32_t id,
+              const char *addr);
+void mp_members(const void *state, struct sabha_membership *out);
+int mp_membership_at(const void *state, uint64_t index,
+                     struct sabha_membership *out);
+int mp_compact_check(const struct mp *p, uint64_t index,
+                     struct sabha_membership *out);
 
 /* phase1.c */
 void mp_campaign(struct mp *p, bool probe, bool forced);

@@ -16,17 +16,6 @@
 #include "core/engine_impl.h"
 #include "paxos/mp.h"
 
-int mp_voter_slot(const struct mp *p, uint32_t id) {
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
-    if (p->cfg.voters[i] == id)
-      return (int)i;
-  return -1;
-}
-
-uint32_t mp_quorum(const struct mp *p) {
-  return p->cfg.n_voters / 2 + 1;
-}
-
 void mp_reset_election_timer(struct mp *p) {
   /* Randomized, so that candidates pre-empted in phase 1 back off by
    * different amounts and one of them gets through. */
@@ -143,14 +132,38 @@ static int mp_create(void **state, const struct sabha_config *cfg,
   replog_init(&p->rl);
   outbox_init(&p->out);
   int rv = readq_init(&p->reads);
-  for (uint32_t i = 0; i < cfg->n_voters && rv == 0; i++)
-    rv = progress_init(&p->peers[i], cfg->voters[i], cfg->inflight_msgs_max);
+  /* Every slot's ring now, so that a change needs no allocation. */
+  for (uint32_t i = 0; i < SABHA_NODES_MAX && rv == 0; i++)
+    rv = progress_init(&p->peers[i], SABHA_NODE_NONE, cfg->inflight_msgs_max);
   if (rv == 0 && persisted != NULL) {
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
     p->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
     rv = replog_restore(&p->rl, persisted);
+    /* Every slot up to the durable commit holds its chosen value (replog.c
+     * writes no further), so it is known chosen again: above all, the
+     * memberships chosen there, without which a restarted group could be
+     * left asking members that were removed long ago. */
+    uint64_t c = persisted->hard_state.commit;
+    if (c > log_last_index(&p->rl.log))
+      c = log_last_index(&p->rl.log);
+    if (rv == 0 && c > p->rl.commit)
+      p->rl.commit = c;
   }
+  /* The membership in force after the snapshot (or the configured one),
+   * then every change the chosen log holds. */
+  struct sabha_membership initial;
+  membership_initial(cfg, &initial);
+  const struct sabha_membership *snap =
+      persisted != NULL && persisted->membership != NULL ? persisted->membership
+                                                         : &initial;
+  if (rv == 0 && !membership_entries_valid(p->rl.log.entries + p->rl.log.head,
+                                           (uint32_t)p->rl.log.n))
+    rv = SABHA_EINVAL;
+  if (rv == 0)
+    mp_conf_note(p, p->rl.log.entries + p->rl.log.head, (uint32_t)p->rl.log.n);
+  if (rv == 0)
+    rv = mp_conf_init(p, snap) == 0 ? 0 : SABHA_EINVAL;
   if (rv != 0) {
     mp_destroy(p);
     return rv;
@@ -165,8 +178,8 @@ static int mp_create(void **state, const struct sabha_config *cfg,
 /* ---- inputs ------------------------------------------------------------ */
 
 static void mp_check_quorum(struct mp *p) {
-  uint32_t active = progress_take_active(p->peers, p->cfg.n_voters, p->cfg.id);
-  if (active < mp_quorum(p))
+  uint32_t active = progress_take_active(p->peers, SABHA_NODES_MAX, p->cfg.id);
+  if (active < membership_quorum(mp_conf_at(p, p->rl.commit + 1)))
     mp_become_follower(p, SABHA_NODE_NONE);
 }
 
@@ -180,7 +193,11 @@ static int mp_tick(void *state, uint64_t now_ms) {
   if (now_ms > p->now_ms)
     p->now_ms = now_ms;
   if (p->role != SABHA_ROLE_LEADER) {
-    if (p->now_ms >= p->election_deadline_ms)
+    if (!mp_is_voter(p) && p->role == SABHA_ROLE_FOLLOWER)
+      mp_reset_election_timer(p); /* learners, joining, removed nodes */
+    else if (!mp_is_voter(p))
+      mp_become_follower(p, SABHA_NODE_NONE);
+    else if (p->now_ms >= p->election_deadline_ms)
       mp_campaign(p, p->cfg.pre_vote, false);
     else if (p->role == SABHA_ROLE_CANDIDATE)
       mp_p1_resend(p);
@@ -252,7 +269,10 @@ static bool mp_step_ballot(struct mp *p, const struct sabha_msg *m) {
 
 static int mp_step(void *state, const struct sabha_msg *m) {
   struct mp *p = state;
-  if (m->to != p->cfg.id || mp_voter_slot(p, m->from) < 0 ||
+  /* Any node may be heard (a new member, one not yet known here); what a
+   * leader or candidate hears from a node it keeps no slot for it ignores.
+   * Ids live in the ballot's low byte. */
+  if (m->to != p->cfg.id || m->from == SABHA_NODE_NONE || m->from > 255 ||
       m->from == p->cfg.id)
     return SABHA_EINVAL;
   if (!mp_step_ballot(p, m))
@@ -307,7 +327,7 @@ static int mp_step(void *state, const struct sabha_msg *m) {
     mp_recv_promise(p, m);
     return 0;
   case MP_MSG_TIMEOUT_NOW:
-    if (p->role != SABHA_ROLE_LEADER)
+    if (p->role != SABHA_ROLE_LEADER && mp_is_voter(p))
       mp_campaign(p, false, true);
     return 0;
   default:
@@ -315,9 +335,17 @@ static int mp_step(void *state, const struct sabha_msg *m) {
   }
 }
 
+/* The leader runs at most alpha slots ahead of the chosen prefix, so that
+ * it knows the membership of every slot it proposes (membership.c). */
+static bool window_open(const struct mp *p) {
+  return log_last_index(&p->rl.log) + 1 <= p->rl.commit + p->cfg.alpha;
+}
+
 int mp_flush_batch(struct mp *p) {
   if (p->batch_n == 0)
     return 0;
+  if (!window_open(p))
+    return SABHA_EBUSY; /* the commands wait in the batch */
   struct sabha_entry e = {
       .index = log_last_index(&p->rl.log) + 1,
       .term = p->promised,
@@ -379,19 +407,21 @@ static int mp_read_index_op(void *state, uint64_t request_id) {
 
 static bool mp_has_ready(const void *state) {
   const struct mp *p = state;
-  return !outbox_empty(&p->out) || p->batch_n > 0 ||
+  return !outbox_empty(&p->out) || (p->batch_n > 0 && window_open(p)) ||
          replog_has_ready(&p->rl, p->promised, p->vote);
 }
 
 static void mp_ready(void *state, struct sabha_ready *rd) {
   struct mp *p = state;
-  if (p->role == SABHA_ROLE_LEADER)
+  if (p->role == SABHA_ROLE_LEADER && window_open(p))
     (void)mp_flush_batch(p); /* out of memory: the commands are lost, as
                                  if the leader had crashed; clients retry */
   if (p->role == SABHA_ROLE_LEADER &&
       p->rl.unstable_from <= log_last_index(&p->rl.log))
     mp_broadcast_accept(p);
   replog_fill_ready(&p->rl, p->promised, p->vote, &p->out, rd);
+  if (rd->has_snapshot)
+    rd->snapshot_membership = &p->conf_snap;
 }
 
 static void mp_advance(void *state, const struct sabha_ready *rd) {
@@ -399,7 +429,8 @@ static void mp_advance(void *state, const struct sabha_ready *rd) {
   replog_advance(&p->rl, rd);
   outbox_reset(&p->out);
   /* The leader's own acceptance counts once it is durable. */
-  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p))
+  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p) &&
+      p->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
     mp_broadcast_accept(p);
 }
 
@@ -419,14 +450,18 @@ static void mp_status(const void *state, struct sabha_status *st) {
   st->elections_won = p->elections_won;
   st->ballots_burned = p->ballots_burned;
   st->repair_until = replog_guard_until(&p->rl);
+  st->voter = mp_is_voter(p);
+  st->removed = mp_removed(p);
+  st->config_index = mp_conf_at(p, p->rl.commit + 1)->index;
 }
 
 static int mp_transfer_leadership(void *state, uint32_t to) {
   struct mp *p = state;
   if (p->role != SABHA_ROLE_LEADER)
     return SABHA_ENOTLEADER;
-  int slot = mp_voter_slot(p, to);
-  if (slot < 0 || to == p->cfg.id)
+  int slot = mp_slot(p, to);
+  if (slot < 0 || to == p->cfg.id ||
+      !membership_is_voter(mp_conf_at(p, p->rl.commit + 1), to))
     return SABHA_EINVAL;
   p->transferee = to;
   p->transfer_deadline_ms = p->now_ms + p->cfg.election_timeout_ms_min;
@@ -441,7 +476,18 @@ static int mp_transfer_leadership(void *state, uint32_t to) {
 static int mp_compact_op(void *state, uint64_t index, const void *data,
                          size_t size_bytes) {
   struct mp *p = state;
-  return replog_compact(&p->rl, index, data, size_bytes);
+  /* Not while a change waits to take effect: the snapshot carries one
+   * membership, the one in force after it. */
+  struct sabha_membership m = p->conf_snap;
+  if (index > p->rl.log.snap_index) {
+    int rv = mp_compact_check(p, index, &m);
+    if (rv != 0)
+      return rv;
+  }
+  int rv = replog_compact(&p->rl, index, data, size_bytes);
+  if (rv == 0)
+    rv = mp_conf_set_snap(p, &m);
+  return rv;
 }
 
 static int mp_entry(const void *state, uint64_t index,
@@ -529,6 +575,12 @@ static void mp_describe(struct describe *t, const struct sabha_msg *m) {
     break;
   case MP_MSG_SNAPSHOT:
     describe_snapshot_chunk(t, m);
+    if (m->n_entries == 1 && m->entries[0].type == SABHA_ENTRY_CONFIG) {
+      /* The membership it carries: which entry set it. */
+      describe_text(t, " members=%llu",
+                    (unsigned long long)m->entries[0].index);
+      t->shown |= DESCRIBE_ENTRIES;
+    }
     break;
   case MP_MSG_SNAPSHOT_RESP:
     describe_snapshot_resp(t, m);
@@ -553,5 +605,8 @@ const struct engine_ops multipaxos_engine_ops = {
     .transfer_leadership = mp_transfer_leadership,
     .compact = mp_compact_op,
     .entry = mp_entry,
+    .change = mp_change,
+    .members = mp_members,
+    .membership_at = mp_membership_at,
     .describe = mp_describe,
 };

@@ -135,8 +135,13 @@ static void mp_become_leader(struct mp *p) {
   mp_p1_clear(p);
   p->term_start_index = last >= from ? last : p->rl.commit;
   p->accepted_upto = last;
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
+  /* Everyone a slot from here on may need: the memberships in force and
+   * those the re-proposed slots carry. */
+  mp_conf_sync_peers(p);
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
     struct progress *pr = &p->peers[i];
+    if (pr->id == SABHA_NODE_NONE)
+      continue;
     progress_reset(pr, last + 1);
     if (pr->id == p->cfg.id) {
       pr->match = replog_self_match(&p->rl);
@@ -150,23 +155,107 @@ static void mp_become_leader(struct mp *p) {
 }
 
 static void tally(struct mp *p, uint32_t from, bool granted) {
-  int slot = mp_voter_slot(p, from);
-  assert(slot >= 0);
+  int slot = mp_slot(p, from);
+  if (slot < 0)
+    return; /* not asked: no membership phase 1 needs holds it */
   if (granted)
     p->grants |= 1u << slot;
   else
     p->refusals |= 1u << slot;
 }
 
+static bool same_voters(const struct sabha_membership *a,
+                        const struct sabha_membership *b) {
+  if (membership_voters(a) != membership_voters(b))
+    return false;
+  for (uint32_t k = 0; k < a->n; k++)
+    if (a->members[k].role == SABHA_MEMBER_VOTER &&
+        !membership_is_voter(b, a->members[k].id))
+      return false;
+  return true;
+}
+
+static void ask_prepare(struct mp *p, uint32_t id, bool probe, bool forced);
+
+/* Asks every voter of `m` not asked yet in this campaign (each gets a
+ * slot). Returns false when the slots run out. */
+static bool ask_voters(struct mp *p, const struct sabha_membership *m,
+                       bool probe, bool forced) {
+  for (uint32_t k = 0; k < m->n; k++) {
+    const struct sabha_member *x = &m->members[k];
+    if (x->role != SABHA_MEMBER_VOTER)
+      continue;
+    int slot = mp_slot_ensure(p, x->id);
+    if (slot < 0)
+      return false;
+    if ((p->p1_asked >> slot & 1u) || x->id == p->cfg.id)
+      continue;
+    p->p1_asked |= 1u << slot;
+    ask_prepare(p, x->id, probe, forced);
+  }
+  return true;
+}
+
+/* Adds `m` to the memberships phase 1 must satisfy, asking its voters.
+ * Returns false when there are too many to follow (the candidate gives
+ * up: liveness only). */
+static bool need(struct mp *p, const struct sabha_membership *m, bool probe,
+                 bool forced) {
+  for (uint32_t k = 0; k < p->n_p1_need; k++)
+    if (same_voters(&p->p1_need[k], m))
+      return true;
+  if (p->n_p1_need == MP_P1_CONFIGS_MAX)
+    return false;
+  p->p1_need[p->n_p1_need++] = *m;
+  return ask_voters(p, m, probe, forced);
+}
+
+/* A membership that the values seen in phase 1 may have chosen governs
+ * later slots: its voters must be among the grants too (membership.c). */
+static bool need_seen(struct mp *p) {
+  for (uint64_t i = 0; i < p->p1_n; i++) {
+    const struct mp_slot *s = &p->p1[i];
+    struct sabha_membership m;
+    if (s->ballot == 0 || s->type != SABHA_ENTRY_CONFIG ||
+        sabha_membership_decode(s->data, s->size_bytes, &m) != 0)
+      continue;
+    if (!need(p, &m, false, false))
+      return false;
+  }
+  return true;
+}
+
 static void check_tally(struct mp *p) {
-  if (count_bits(p->grants) >= mp_quorum(p)) {
+  if (p->role == SABHA_ROLE_CANDIDATE && !need_seen(p)) {
+    mp_become_follower(p, SABHA_NODE_NONE);
+    return;
+  }
+  bool won = p->n_p1_need > 0, lost = false;
+  for (uint32_t k = 0; k < p->n_p1_need; k++) {
+    uint32_t mask = mp_voter_mask(p, &p->p1_need[k]);
+    uint32_t q = membership_quorum(&p->p1_need[k]);
+    won &= count_bits(p->grants & mask) >= q;
+    lost |= count_bits(p->refusals & mask) >= q;
+  }
+  if (won) {
     if (p->role == SABHA_ROLE_PRECANDIDATE)
       mp_campaign(p, false, false);
     else
       mp_become_leader(p);
-  } else if (count_bits(p->refusals) >= mp_quorum(p)) {
+  } else if (lost) {
     mp_become_follower(p, SABHA_NODE_NONE);
   }
+}
+
+static void ask_prepare(struct mp *p, uint32_t id, bool probe, bool forced) {
+  struct sabha_msg m = {.type = probe ? MP_MSG_PROBE : MP_MSG_PREPARE,
+                        .to = id,
+                        .term = probe ? next_ballot(p) : p->promised};
+  m.index = p->rl.commit + 1;
+  m.context = forced ? 1 : 0;
+  /* A prepare waits for the self-promise to be durable; a probe changes
+   * nothing and leaves at once. */
+  mp_send(p, &m, !probe);
 }
 
 void mp_campaign(struct mp *p, bool probe, bool forced) {
@@ -175,6 +264,7 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
   p->leader = SABHA_NODE_NONE;
   p->grants = 0;
   p->refusals = 0;
+  p->n_p1_need = 0;
   mp_reset_election_timer(p);
   if (probe) {
     p->role = SABHA_ROLE_PRECANDIDATE;
@@ -187,7 +277,7 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
     p->elections_started++;
     p->accepted_upto = p->rl.commit;
     p->p1_from = p->rl.commit + 1;
-    for (uint32_t i = 0; i < p->cfg.n_voters; i++)
+    for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
       p->p1_next[i] = p->p1_from;
     /* The candidate is an acceptor too: its own accepted values count. */
     for (uint64_t s = p->p1_from; s <= log_last_index(&p->rl.log); s++)
@@ -196,24 +286,25 @@ void mp_campaign(struct mp *p, bool probe, bool forced) {
         return;
       }
   }
+  (void)ballot;
+  /* The memberships of the slots it knows of (membership.c): the one in
+   * force at its first unknown slot, and one chosen but pending. */
+  const struct sabha_membership *now = mp_conf_at(p, p->rl.commit + 1);
+  const struct sabha_membership *latest = mp_conf_latest(p);
+  p->p1_need[p->n_p1_need++] = *now;
+  if (!same_voters(now, latest))
+    p->p1_need[p->n_p1_need++] = *latest;
+  p->p1_asked = 0;
+  for (uint32_t k = 0; k < p->n_p1_need; k++)
+    if (!ask_voters(p, &p->p1_need[k], probe, forced)) {
+      mp_become_follower(p, SABHA_NODE_NONE);
+      return;
+    }
   /* A guarded acceptor may have lost a value it accepted and that was
    * chosen with it: it cannot count as one promise, a majority of the
    * others can (they meet every quorum it was part of). */
   if (!replog_guarded(&p->rl))
     tally(p, p->cfg.id, true);
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
-    uint32_t id = p->cfg.voters[i];
-    if (id == p->cfg.id)
-      continue;
-    struct sabha_msg m = {.type = probe ? MP_MSG_PROBE : MP_MSG_PREPARE,
-                          .to = id,
-                          .term = ballot};
-    m.index = p->rl.commit + 1;
-    m.context = forced ? 1 : 0;
-    /* A prepare waits for the self-promise to be durable; a probe changes
-     * nothing and leaves at once. */
-    mp_send(p, &m, !probe);
-  }
   check_tally(p);
 }
 
@@ -308,7 +399,7 @@ void mp_recv_prepare(struct mp *p, const struct sabha_msg *m) {
  * so this one need not wait. */
 static void ask_more(struct mp *p, uint32_t slot) {
   struct sabha_msg m = {.type = MP_MSG_PREPARE,
-                        .to = p->cfg.voters[slot],
+                        .to = p->peers[slot].id,
                         .index = p->p1_next[slot],
                         .context = MP_MORE};
   p->p1_asked_ms[slot] = p->now_ms;
@@ -317,8 +408,8 @@ static void ask_more(struct mp *p, uint32_t slot) {
 
 void mp_p1_resend(struct mp *p) {
   assert(p->role == SABHA_ROLE_CANDIDATE);
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
-    if ((p->p1_more & 1u << i) &&
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
+    if ((p->p1_more & 1u << i) && p->peers[i].id != SABHA_NODE_NONE &&
         p->now_ms >= p->p1_asked_ms[i] + p->cfg.heartbeat_ms)
       ask_more(p, i); /* the request or its answer was lost */
 }
@@ -349,8 +440,9 @@ void mp_recv_promise(struct mp *p, const struct sabha_msg *m) {
     mp_become_follower(p, SABHA_NODE_NONE);
     return;
   }
-  int voter = mp_voter_slot(p, m->from);
-  assert(voter >= 0); /* mp_step checked the sender */
+  int voter = mp_slot(p, m->from);
+  if (voter < 0 || !membership_entries_valid(m->entries, m->n_entries))
+    return; /* not asked, or a membership no one could act on */
   uint32_t slot = (uint32_t)voter;
   if ((p->grants & 1u << slot) || !chunk_continues(p, slot, m))
     return; /* a repeat of a chunk, or one that leaves a gap: wait */

@@ -21,10 +21,10 @@
 
 #include "paxos/mp.h"
 
+/* The leader's view of `id`, or NULL for a node it keeps no slot for. */
 static struct progress *progress_of(struct mp *p, uint32_t id) {
-  int slot = mp_voter_slot(p, id);
-  assert(slot >= 0);
-  return &p->peers[slot];
+  int slot = mp_slot(p, id);
+  return slot < 0 ? NULL : &p->peers[slot];
 }
 
 static void mp_send_snapshot(struct mp *p, struct progress *pr) {
@@ -43,6 +43,11 @@ static void mp_send_snapshot(struct mp *p, struct progress *pr) {
       .snap_size_bytes = chunk,
       .snap_data = chunk > 0 ? p->rl.snap_data + pr->snap_offset : NULL,
   };
+  /* The membership in force after the snapshot travels with every chunk. */
+  if (p->conf_snap_len > 0) {
+    m.entries = &p->conf_snap_entry;
+    m.n_entries = 1;
+  }
   mp_send(p, &m, false);
 }
 
@@ -81,15 +86,15 @@ static void send_all(struct mp *p, struct progress *pr) {
 }
 
 void mp_broadcast_accept(struct mp *p) {
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++)
-    if (p->peers[i].id != p->cfg.id)
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
+    if (p->peers[i].id != p->cfg.id && p->peers[i].id != SABHA_NODE_NONE)
       send_all(p, &p->peers[i]);
 }
 
 static void broadcast_commit(struct mp *p) {
-  for (uint32_t i = 0; i < p->cfg.n_voters; i++) {
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
     struct progress *pr = &p->peers[i];
-    if (pr->id == p->cfg.id)
+    if (pr->id == p->cfg.id || pr->id == SABHA_NODE_NONE)
       continue;
     if (pr->state == PROGRESS_REPLICATE &&
         pr->next > log_last_index(&p->rl.log))
@@ -100,21 +105,47 @@ static void broadcast_commit(struct mp *p) {
 }
 
 void mp_broadcast_heartbeat(struct mp *p, uint64_t read_round) {
-  progress_send_heartbeats(p->peers, p->cfg.n_voters, p->cfg.id,
+  progress_send_heartbeats(p->peers, SABHA_NODES_MAX, p->cfg.id,
                            MP_MSG_HEARTBEAT, p->promised, p->rl.commit,
                            read_round, &p->out);
 }
 
+/* True when the voters of the membership that governs slot `s` (every
+ * slot before it is chosen: membership.c) accepted it, by a majority. */
+static bool chosen(const struct mp *p, uint64_t s) {
+  const struct sabha_membership *c = mp_conf_at(p, s);
+  uint32_t acks = 0;
+  for (uint32_t k = 0; k < c->n; k++) {
+    const struct sabha_member *x = &c->members[k];
+    if (x->role != SABHA_MEMBER_VOTER &&
+        !(p->cfg.bugs & SABHA_BUG_LEARNER_QUORUM))
+      continue;
+    int slot = mp_slot(p, x->id);
+    if (x->id == p->cfg.id ? replog_self_match(&p->rl) >= s
+                           : slot >= 0 && p->peers[slot].match >= s)
+      acks++;
+  }
+  return acks >= membership_quorum(c);
+}
+
 bool mp_maybe_commit(struct mp *p) {
   assert(p->role == SABHA_ROLE_LEADER);
-  uint64_t q = progress_quorum_index(p->peers, p->cfg.n_voters, p->cfg.id,
-                                     replog_self_match(&p->rl), mp_quorum(p));
-  if (q <= p->rl.commit)
+  uint64_t before = p->rl.commit;
+  /* One slot at a time, each judged by its own membership, learning the
+   * memberships chosen on the way (they govern slots alpha on). */
+  while (p->rl.commit < log_last_index(&p->rl.log) &&
+         chosen(p, p->rl.commit + 1)) {
+    p->rl.commit++;
+    if (log_get(&p->rl.log, p->rl.commit)->type == SABHA_ENTRY_CONFIG)
+      mp_conf_scan(p);
+  }
+  if (p->rl.commit == before)
     return false;
-  bool first = p->rl.commit < p->term_start_index;
-  p->rl.commit = q;
-  if (first && p->rl.commit >= p->term_start_index)
+  mp_conf_scan(p);
+  if (before < p->term_start_index && p->rl.commit >= p->term_start_index)
     mp_reads_on_start_commit(p);
+  mp_conf_after_commit(p); /* fill a change's window; a removed leader
+                              steps down */
   return true;
 }
 
@@ -128,6 +159,11 @@ static void learn_commit(struct mp *p, uint64_t leader_commit) {
 }
 
 void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
+  /* A membership that does not decode could never be acted on alike by
+   * every node: refuse the whole message (a broken or hostile peer). */
+  if (!membership_entries_valid(m->entries, m->n_entries))
+    return;
+  mp_conf_note(p, m->entries, m->n_entries);
   struct sabha_msg resp = {.type = MP_MSG_ACCEPTED, .to = m->from};
   bool lower = m->term < p->promised; /* only with the deliberate bug */
   if (lower)
@@ -167,6 +203,7 @@ void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
   if (m->n_entries > 0 && last > p->accepted_upto)
     p->accepted_upto = last;
   learn_commit(p, m->commit);
+  mp_conf_scan(p);
   /* The repair guard may go once this acceptor holds, under the leader's
    * ballot, every slot up to the leader's last: a leader past phase 1
    * proposes the chosen value of every chosen slot (a majority of the
@@ -192,6 +229,8 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
   if (m->term != p->promised)
     return;
   struct progress *pr = progress_of(p, m->from);
+  if (pr == NULL)
+    return;
   pr->recent_active = true;
   bool lost_before = pr->log_lost;
   pr->log_lost = m->context == MP_LOG_LOST;
@@ -208,15 +247,17 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
     return;
   }
   bool updated = progress_on_append_ok(pr, m->index);
-  if (updated && mp_maybe_commit(p))
-    broadcast_commit(p);
-  else
-    send_all(p, pr);
   /* A guarded acceptor that has it all is told so: one empty accept with
    * the leader's last slot (once per step forward, no more). */
   if (pr->log_lost && (updated || !lost_before) &&
       pr->match >= log_last_index(&p->rl.log))
     mp_send_accept(p, pr, true);
+  if (updated && mp_maybe_commit(p)) {
+    if (p->role == SABHA_ROLE_LEADER) /* unless it stepped down */
+      broadcast_commit(p);
+    return;
+  }
+  send_all(p, pr);
   mp_transfer_check(p, pr);
 }
 
@@ -234,13 +275,16 @@ void mp_recv_heartbeat(struct mp *p, const struct sabha_msg *m) {
     return;
   }
   learn_commit(p, m->commit);
+  mp_conf_scan(p);
   mp_send(p, &resp, true);
 }
 
 void mp_recv_heartbeat_resp(struct mp *p, const struct sabha_msg *m) {
   struct progress *pr = progress_of(p, m->from);
+  if (pr == NULL)
+    return;
   pr->recent_active = true;
-  readq_ack(&p->reads, (uint32_t)mp_voter_slot(p, m->from), m->context);
+  readq_ack(&p->reads, (uint32_t)(pr - p->peers), m->context);
   mp_reads_on_ack(p);
   if (pr->state == PROGRESS_SNAPSHOT) {
     mp_send_snapshot(p, pr);
@@ -254,6 +298,9 @@ void mp_recv_heartbeat_resp(struct mp *p, const struct sabha_msg *m) {
 }
 
 void mp_recv_snapshot(struct mp *p, const struct sabha_msg *m) {
+  struct sabha_membership conf;
+  if (membership_of_snapshot_msg(m, &conf) != 0)
+    return; /* without it this node could not know who chooses */
   struct sabha_msg ack = {.type = MP_MSG_ACCEPTED, .to = m->from};
   if (m->snap.index <= p->rl.commit) {
     ack.index = p->accepted_upto;
@@ -271,6 +318,9 @@ void mp_recv_snapshot(struct mp *p, const struct sabha_msg *m) {
   /* An acceptor never forgets an accepted value: the slots after the
    * snapshot stay, whatever their ballot. */
   replog_install_snapshot(&p->rl, false);
+  int rv = mp_conf_init(p, &conf); /* in force after the snapshot */
+  assert(rv == 0);                 /* decoded above */
+  (void)rv;
   uint64_t from =
       p->rl.commit > p->accepted_upto ? p->rl.commit : p->accepted_upto;
   p->accepted_upto = mp_scan_accepted(p, from);
@@ -280,6 +330,8 @@ void mp_recv_snapshot(struct mp *p, const struct sabha_msg *m) {
 
 void mp_recv_snapshot_resp(struct mp *p, const struct sabha_msg *m) {
   struct progress *pr = progress_of(p, m->from);
+  if (pr == NULL)
+    return;
   pr->recent_active = true;
   if (pr->state != PROGRESS_SNAPSHOT || m->snap.index != pr->snap_index ||
       pr->snap_index != p->rl.log.snap_index)
@@ -305,8 +357,12 @@ int mp_read_index(struct mp *p, uint64_t request_id) {
 }
 
 void mp_reads_on_ack(struct mp *p) {
-  readq_release(&p->reads, (uint32_t)mp_voter_slot(p, p->cfg.id),
-                p->cfg.n_voters, mp_quorum(p), &p->out);
+  /* A majority of the membership in force: any higher ballot's phase 1
+   * needed one of it too (membership.c). */
+  const struct sabha_membership *now = mp_conf_at(p, p->rl.commit + 1);
+  int self = mp_slot(p, p->cfg.id);
+  readq_release(&p->reads, self < 0 ? SABHA_NODES_MAX : (uint32_t)self,
+                mp_voter_mask(p, now), membership_quorum(now), &p->out);
 }
 
 void mp_reads_on_start_commit(struct mp *p) {

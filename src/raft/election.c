@@ -28,8 +28,10 @@ static uint32_t count_bits(uint32_t x) {
 }
 
 static void raft_tally(struct raft *r, uint32_t from, bool granted) {
-  int slot = raft_voter_slot(r, from);
-  assert(slot >= 0);
+  /* Only the voters of the membership in force count (thesis §4.1). */
+  int slot = raft_slot(r, from);
+  if (slot < 0 || !raft_is_voter(r, from))
+    return;
   uint32_t bit = 1u << slot;
   if (granted)
     r->votes_granted |= bit;
@@ -50,7 +52,7 @@ static void raft_check_tally(struct raft *r) {
 }
 
 void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
-  assert(r->role != SABHA_ROLE_LEADER);
+  assert(r->role != SABHA_ROLE_LEADER && raft_is_voter(r, r->cfg.id));
   uint64_t term;
   uint32_t type;
   if (pre_vote) {
@@ -75,9 +77,9 @@ void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
    * (a majority of the others meets every quorum it was counted in). */
   if (!replog_guarded(&r->rl))
     raft_tally(r, r->cfg.id, true);
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-    uint32_t id = r->cfg.voters[i];
-    if (id == r->cfg.id)
+  for (uint32_t i = 0; i < r->conf.n; i++) {
+    uint32_t id = r->conf.members[i].id;
+    if (id == r->cfg.id || r->conf.members[i].role != SABHA_MEMBER_VOTER)
       continue;
     struct sabha_msg m = {.type = type, .to = id, .term = term};
     m.index = log_last_index(&r->rl.log);
@@ -140,7 +142,7 @@ void raft_recv_vote_resp(struct raft *r, const struct sabha_msg *m) {
 
 void raft_recv_timeout_now(struct raft *r, const struct sabha_msg *m) {
   (void)m;
-  if (r->role == SABHA_ROLE_LEADER)
+  if (r->role == SABHA_ROLE_LEADER || !raft_is_voter(r, r->cfg.id))
     return;
   /* The leader asked: skip PreVote, and tell voters to ignore their lease. */
   raft_campaign(r, false, true);

@@ -16,15 +16,8 @@
 
 #include "core/engine_impl.h"
 
-int raft_voter_slot(const struct raft *r, uint32_t id) {
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++)
-    if (r->cfg.voters[i] == id)
-      return (int)i;
-  return -1;
-}
-
 uint32_t raft_quorum(const struct raft *r) {
-  return r->cfg.n_voters / 2 + 1;
+  return membership_quorum(&r->conf);
 }
 
 void raft_reset_election_timer(struct raft *r) {
@@ -78,8 +71,11 @@ void raft_become_leader(struct raft *r) {
   r->leader = r->cfg.id;
   r->elections_won++;
   r->transferee = SABHA_NODE_NONE;
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
     struct progress *pr = &r->peers[i];
+    r->leaving[i] = false;
+    if (pr->id == SABHA_NODE_NONE)
+      continue;
     progress_reset(pr, log_last_index(&r->rl.log) + 1);
     if (pr->id == r->cfg.id) {
       pr->match = replog_self_match(&r->rl);
@@ -123,9 +119,16 @@ static int raft_create(void **state, const struct sabha_config *cfg,
   replog_init(&r->rl);
   outbox_init(&r->out);
   int rv = readq_init(&r->reads);
-  for (uint32_t i = 0; i < cfg->n_voters && rv == 0; i++) {
-    rv = progress_init(&r->peers[i], cfg->voters[i], cfg->inflight_msgs_max);
-  }
+  /* Every slot's ring now, so that a change needs no allocation. */
+  for (uint32_t i = 0; i < SABHA_NODES_MAX && rv == 0; i++)
+    rv = progress_init(&r->peers[i], SABHA_NODE_NONE, cfg->inflight_msgs_max);
+  struct sabha_membership initial;
+  membership_initial(cfg, &initial);
+  if (rv == 0)
+    rv =
+        raft_conf_set_snap(r, persisted != NULL && persisted->membership != NULL
+                                  ? persisted->membership
+                                  : &initial);
   if (rv == 0 && persisted != NULL) {
     r->term = persisted->hard_state.term;
     r->vote = persisted->hard_state.vote;
@@ -145,7 +148,11 @@ static int raft_create(void **state, const struct sabha_config *cfg,
         rv = SABHA_EINVAL;
       term_before = term;
     }
+    if (rv == 0 && r->conf_snap.index > r->rl.log.snap_index)
+      rv = SABHA_EINVAL; /* a membership from after its snapshot */
   }
+  if (rv == 0)
+    rv = raft_conf_reload(r) == 0 ? 0 : SABHA_EINVAL;
   if (rv != 0) {
     raft_destroy(r);
     return rv;
@@ -161,7 +168,7 @@ static int raft_create(void **state, const struct sabha_config *cfg,
 static void raft_check_quorum(struct raft *r) {
   /* §6.2: a leader that has not heard from a majority within an election
    * timeout steps down, so that clients stop waiting on it. */
-  uint32_t active = progress_take_active(r->peers, r->cfg.n_voters, r->cfg.id);
+  uint32_t active = progress_take_active(r->peers, SABHA_NODES_MAX, r->cfg.id);
   if (active < raft_quorum(r))
     raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }
@@ -178,7 +185,10 @@ static int raft_tick(void *state, uint64_t now_ms) {
   if (now_ms > r->now_ms)
     r->now_ms = now_ms;
   if (r->role != SABHA_ROLE_LEADER) {
-    if (r->now_ms >= r->election_deadline_ms)
+    /* Learners, joining and removed nodes never campaign (thesis §4). */
+    if (!raft_is_voter(r, r->cfg.id))
+      raft_reset_election_timer(r);
+    else if (r->now_ms >= r->election_deadline_ms)
       raft_campaign(r, r->cfg.pre_vote, false);
     return 0;
   }
@@ -246,8 +256,10 @@ void raft_guard_check(struct raft *r) {
 
 static int raft_step(void *state, const struct sabha_msg *m) {
   struct raft *r = state;
-  if (m->to != r->cfg.id || raft_voter_slot(r, m->from) < 0 ||
-      m->from == r->cfg.id)
+  /* Senders outside the membership are heard (thesis §4.1: a new voter
+   * may need the vote of a server that has not yet heard of it); what a
+   * leader hears from a node without a slot it ignores. */
+  if (m->to != r->cfg.id || m->from == SABHA_NODE_NONE || m->from == r->cfg.id)
     return SABHA_EINVAL;
   if (!raft_step_term(r, m))
     return 0;
@@ -334,6 +346,8 @@ static void raft_ready(void *state, struct sabha_ready *rd) {
       r->rl.unstable_from <= log_last_index(&r->rl.log))
     raft_broadcast_append(r);
   replog_fill_ready(&r->rl, r->term, r->vote, &r->out, rd);
+  if (rd->has_snapshot)
+    rd->snapshot_membership = &r->conf_snap;
 }
 
 static void raft_advance(void *state, const struct sabha_ready *rd) {
@@ -341,7 +355,8 @@ static void raft_advance(void *state, const struct sabha_ready *rd) {
   replog_advance(&r->rl, rd);
   outbox_reset(&r->out);
   /* The leader counts its own copy only now that it is durable. */
-  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r))
+  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r) &&
+      r->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
     raft_broadcast_append(r);
 }
 
@@ -361,14 +376,17 @@ static void raft_status(const void *state, struct sabha_status *st) {
   st->elections_won = r->elections_won;
   st->ballots_burned = r->terms_burned;
   st->repair_until = replog_guard_until(&r->rl);
+  st->voter = raft_is_voter(r, r->cfg.id);
+  st->removed = raft_removed(r);
+  st->config_index = r->conf.index;
 }
 
 static int raft_transfer_leadership(void *state, uint32_t to) {
   struct raft *r = state;
   if (r->role != SABHA_ROLE_LEADER)
     return SABHA_ENOTLEADER;
-  int slot = raft_voter_slot(r, to);
-  if (slot < 0 || to == r->cfg.id)
+  int slot = raft_slot(r, to);
+  if (slot < 0 || to == r->cfg.id || !raft_is_voter(r, to))
     return SABHA_EINVAL;
   r->transferee = to;
   r->transfer_deadline_ms = r->now_ms + r->cfg.election_timeout_ms_min;
@@ -383,7 +401,15 @@ static int raft_transfer_leadership(void *state, uint32_t to) {
 static int raft_compact_op(void *state, uint64_t index, const void *data,
                            size_t size_bytes) {
   struct raft *r = state;
-  return replog_compact(&r->rl, index, data, size_bytes);
+  /* The membership as of `index` goes with the snapshot. */
+  struct sabha_membership m = r->conf_snap;
+  if (index > r->rl.log.snap_index && index <= log_last_index(&r->rl.log) &&
+      raft_membership_at(r, index, &m) != 0)
+    return SABHA_EINVAL;
+  int rv = replog_compact(&r->rl, index, data, size_bytes);
+  if (rv == 0)
+    rv = raft_conf_set_snap(r, &m);
+  return rv;
 }
 
 static int raft_entry(const void *state, uint64_t index,
@@ -445,6 +471,12 @@ static void raft_describe(struct describe *t, const struct sabha_msg *m) {
     break;
   case RAFT_MSG_SNAPSHOT:
     describe_snapshot_chunk(t, m);
+    if (m->n_entries == 1 && m->entries[0].type == SABHA_ENTRY_CONFIG) {
+      /* The membership it carries: which entry set it. */
+      describe_text(t, " members=%llu",
+                    (unsigned long long)m->entries[0].index);
+      t->shown |= DESCRIBE_ENTRIES;
+    }
     break;
   case RAFT_MSG_SNAPSHOT_RESP:
     describe_snapshot_resp(t, m);
@@ -469,5 +501,8 @@ const struct engine_ops raft_engine_ops = {
     .transfer_leadership = raft_transfer_leadership,
     .compact = raft_compact_op,
     .entry = raft_entry,
+    .change = raft_change,
+    .members = raft_members,
+    .membership_at = raft_membership_at_op,
     .describe = raft_describe,
 };

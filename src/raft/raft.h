@@ -11,6 +11,7 @@
  *   replication.c  AppendEntries, heartbeats, flow control, commit (§3.5, §3.6)
  *   read.c         ReadIndex (§6.4)
  *   snapshot.c     compaction and InstallSnapshot (§5)
+ *   membership.c   learners and single-server membership changes (§4)
  *
  * The core is pure: no clock, no I/O, no rand(); see include/sabha/engine.h. */
 #ifndef SABHA_RAFT_H
@@ -19,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/membership.h"
 #include "core/outbox.h"
 #include "core/prng.h"
 #include "core/progress.h"
@@ -40,7 +42,9 @@
  *   PREVOTE, VOTE index, log_term: the candidate's last entry; context 1 for
  *                 an election forced by TimeoutNow (ignores leases).
  *   *_RESP        reject.
- *   SNAPSHOT      snap, snap_offset, snap_total_bytes, snap_data.
+ *   SNAPSHOT      snap, snap_offset, snap_total_bytes, snap_data; one
+ *                 entry: the CONFIG entry of the membership as of the
+ *                 snapshot (its index, the bytes; term 0).
  *   SNAPSHOT_RESP snap.index; context: bytes received so far.
  *   TIMEOUT_NOW   start an election now (leadership transfer). */
 /* An append refusal's context: the follower's repaired disk lost entries
@@ -83,13 +87,26 @@ struct raft {
   uint64_t check_quorum_due_ms;
   uint64_t leader_contact_ms; /* last time a current leader was heard */
 
-  /* Elections: one bit per voter slot (cfg.voters order). */
+  /* Membership (membership.c). `conf` is in force: the last CONFIG entry
+   * in the log, whether committed or not (thesis §4.1), or else
+   * `conf_snap`, the membership as of the snapshot, kept encoded too for
+   * the snapshots this node sends. */
+  struct sabha_membership conf;
+  struct sabha_membership conf_snap;
+  uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
+  size_t conf_snap_len;
+  struct sabha_entry conf_snap_entry; /* what snapshot messages carry */
+
+  /* Elections: one bit per peer slot. */
   uint32_t votes_granted;
   uint32_t votes_refused;
 
-  /* Leader state. */
-  struct progress peers[SABHA_NODES_MAX]; /* indexed like cfg.voters */
-  uint64_t term_start_index;              /* index of this term's no-op */
+  /* Leader state. One slot per member, and per member the last change
+   * removed (`leaving`: still sent the log, so that it learns it was
+   * removed, until the next change). A free slot has id NONE. */
+  struct progress peers[SABHA_NODES_MAX];
+  bool leaving[SABHA_NODES_MAX];
+  uint64_t term_start_index; /* index of this term's no-op */
   uint32_t transferee;
   uint64_t transfer_deadline_ms;
   struct readq reads;
@@ -103,7 +120,6 @@ struct raft {
 };
 
 /* raft.c */
-int raft_voter_slot(const struct raft *r, uint32_t id);
 uint32_t raft_quorum(const struct raft *r);
 void raft_reset_election_timer(struct raft *r);
 void raft_become_follower(struct raft *r, uint64_t term, uint32_t leader);
@@ -137,6 +153,23 @@ int raft_read_index(struct raft *r, uint64_t request_id);
 void raft_reads_on_ack(struct raft *r);
 void raft_reads_on_term_commit(struct raft *r);
 void raft_reads_drop(struct raft *r);
+
+/* membership.c */
+int raft_slot(const struct raft *r, uint32_t id);
+bool raft_is_voter(const struct raft *r, uint32_t id);
+uint32_t raft_voter_mask(const struct raft *r);
+void raft_conf_sync_peers(struct raft *r);
+int raft_conf_reload(struct raft *r);
+int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m);
+int raft_membership_at(const struct raft *r, uint64_t index,
+                       struct sabha_membership *out);
+void raft_conf_after_commit(struct raft *r);
+bool raft_removed(const struct raft *r);
+int raft_change(void *state, enum sabha_change_type type, uint32_t id,
+                const char *addr);
+void raft_members(const void *state, struct sabha_membership *out);
+int raft_membership_at_op(const void *state, uint64_t index,
+                          struct sabha_membership *out);
 
 /* snapshot.c */
 void raft_send_snapshot(struct raft *r, struct progress *pr);

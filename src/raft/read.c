@@ -24,8 +24,9 @@ int raft_read_index(struct raft *r, uint64_t request_id) {
 }
 
 void raft_reads_on_ack(struct raft *r) {
-  readq_release(&r->reads, (uint32_t)raft_voter_slot(r, r->cfg.id),
-                r->cfg.n_voters, raft_quorum(r), &r->out);
+  int self = raft_slot(r, r->cfg.id);
+  readq_release(&r->reads, self < 0 ? SABHA_NODES_MAX : (uint32_t)self,
+                raft_voter_mask(r), raft_quorum(r), &r->out);
 }
 
 void raft_reads_on_term_commit(struct raft *r) {
@@ -36,4 +37,6 @@ void raft_reads_on_term_commit(struct raft *r) {
   raft_reads_on_ack(r);
 }
 
-void raft_reads_drop(struct raft *r) { readq_drop(&r->reads); }
+void raft_reads_drop(struct raft *r) {
+  readq_drop(&r->reads);
+}

@@ -61,9 +61,9 @@ static void raft_send_all(struct raft *r, struct progress *pr) {
 }
 
 void raft_broadcast_append(struct raft *r) {
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
     struct progress *pr = &r->peers[i];
-    if (pr->id != r->cfg.id)
+    if (pr->id != r->cfg.id && pr->id != SABHA_NODE_NONE)
       raft_send_all(r, pr);
   }
 }
@@ -71,9 +71,9 @@ void raft_broadcast_append(struct raft *r) {
 /* After the commit index moves, followers that are up to date hear of it
  * through an empty append rather than waiting for the next heartbeat. */
 static void raft_broadcast_commit(struct raft *r) {
-  for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
     struct progress *pr = &r->peers[i];
-    if (pr->id == r->cfg.id)
+    if (pr->id == r->cfg.id || pr->id == SABHA_NODE_NONE)
       continue;
     if (pr->state == PROGRESS_REPLICATE &&
         pr->next > log_last_index(&r->rl.log))
@@ -84,14 +84,14 @@ static void raft_broadcast_commit(struct raft *r) {
 }
 
 void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round) {
-  progress_send_heartbeats(r->peers, r->cfg.n_voters, r->cfg.id,
+  progress_send_heartbeats(r->peers, SABHA_NODES_MAX, r->cfg.id,
                            RAFT_MSG_HEARTBEAT, r->term, r->rl.commit,
                            read_round, &r->out);
 }
 
 bool raft_maybe_commit(struct raft *r) {
   assert(r->role == SABHA_ROLE_LEADER);
-  uint64_t q = progress_quorum_index(r->peers, r->cfg.n_voters, r->cfg.id,
+  uint64_t q = progress_quorum_index(r->peers, SABHA_NODES_MAX, r->cfg.id,
                                      replog_self_match(&r->rl), raft_quorum(r));
   if (q <= r->rl.commit)
     return false;
@@ -105,10 +105,16 @@ bool raft_maybe_commit(struct raft *r) {
   r->rl.commit = q;
   if (first_of_term && r->rl.commit >= r->term_start_index)
     raft_reads_on_term_commit(r);
+  raft_conf_after_commit(r);
   return true;
 }
 
 void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
+  /* A membership that does not decode would leave this node with a view
+   * of the group no other node shares: refuse the whole message (only a
+   * broken or hostile peer sends one). */
+  if (!membership_entries_valid(m->entries, m->n_entries))
+    return;
   struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
   if (m->index < r->rl.commit) {
     /* Everything up to commit matches any leader's log already. */
@@ -134,6 +140,7 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
     return;
   }
   uint64_t last_new = m->index;
+  bool conf_touched = false;
   for (uint32_t i = 0; i < m->n_entries; i++) {
     const struct sabha_entry *e = &m->entries[i];
     assert(e->index == m->index + 1 + i);
@@ -148,10 +155,18 @@ void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
       assert(e->index > r->rl.commit);
       log_truncate_from(&r->rl.log, e->index);
       replog_note_truncation(&r->rl, e->index);
+      /* A membership truncated away is no longer in force (§4.1). */
+      conf_touched |= r->conf.index >= e->index;
     }
     if (log_append(&r->rl.log, e) != 0)
       break; /* out of memory: acknowledge what we hold */
+    conf_touched |= e->type == SABHA_ENTRY_CONFIG;
     last_new = e->index;
+  }
+  if (conf_touched) {
+    int rv = raft_conf_reload(r);
+    assert(rv == 0); /* every entry was checked above */
+    (void)rv;
   }
   /* Commit no further than what is known to match the leader's log. */
   uint64_t commit = m->commit < last_new ? m->commit : last_new;
@@ -177,14 +192,17 @@ void raft_transfer_check(struct raft *r, struct progress *pr) {
   raft_send(r, &m, false);
 }
 
+/* The leader's view of `id`, or NULL for a node it keeps no slot for (one
+ * removed, or not yet added as far as this leader knows). */
 static struct progress *progress_of(struct raft *r, uint32_t id) {
-  int slot = raft_voter_slot(r, id);
-  assert(slot >= 0);
-  return &r->peers[slot];
+  int slot = raft_slot(r, id);
+  return slot < 0 ? NULL : &r->peers[slot];
 }
 
 void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   struct progress *pr = progress_of(r, m->from);
+  if (pr == NULL)
+    return;
   pr->recent_active = true;
   bool lost_before = pr->log_lost;
   pr->log_lost = m->context == RAFT_LOG_LOST;
@@ -205,8 +223,8 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
     return;
   }
   bool updated = progress_on_append_ok(pr, m->index);
-  if (updated && raft_maybe_commit(r))
-    raft_broadcast_commit(r);
+  if (updated && raft_maybe_commit(r) && r->role == SABHA_ROLE_LEADER)
+    raft_broadcast_commit(r); /* unless the commit made it step down */
   else
     raft_send_all(r, pr);
   /* A guarded follower that has it all is told so: one empty append
@@ -230,8 +248,10 @@ void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m) {
 
 void raft_recv_heartbeat_resp(struct raft *r, const struct sabha_msg *m) {
   struct progress *pr = progress_of(r, m->from);
+  if (pr == NULL)
+    return;
   pr->recent_active = true;
-  readq_ack(&r->reads, (uint32_t)raft_voter_slot(r, m->from), m->context);
+  readq_ack(&r->reads, (uint32_t)(pr - r->peers), m->context);
   raft_reads_on_ack(r);
   if (pr->state == PROGRESS_SNAPSHOT) {
     raft_send_snapshot(r, pr); /* the last chunk may have been lost */

@@ -28,12 +28,18 @@ void raft_send_snapshot(struct raft *r, struct progress *pr) {
       .snap_size_bytes = chunk,
       .snap_data = chunk > 0 ? r->rl.snap_data + pr->snap_offset : NULL,
   };
+  /* The membership as of the snapshot travels with every chunk. */
+  if (r->conf_snap_len > 0) {
+    m.entries = &r->conf_snap_entry;
+    m.n_entries = 1;
+  }
   raft_send(r, &m, false);
 }
 
 void raft_recv_snapshot_resp(struct raft *r, const struct sabha_msg *m) {
-  int slot = raft_voter_slot(r, m->from);
-  assert(slot >= 0);
+  int slot = raft_slot(r, m->from);
+  if (slot < 0)
+    return;
   struct progress *pr = &r->peers[slot];
   pr->recent_active = true;
   if (pr->state != PROGRESS_SNAPSHOT || m->snap.index != pr->snap_index ||
@@ -55,6 +61,9 @@ static void snapshot_progress(struct raft *r, const struct sabha_msg *m,
 }
 
 void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m) {
+  struct sabha_membership conf;
+  if (membership_of_snapshot_msg(m, &conf) != 0)
+    return; /* without it this node could not know who votes */
   if (m->snap.index <= r->rl.commit) {
     /* Already have everything it covers. */
     struct sabha_msg ack = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
@@ -68,6 +77,11 @@ void raft_recv_snapshot(struct raft *r, const struct sabha_msg *m) {
     return;
   }
   replog_install_snapshot(&r->rl, true);
+  int rv = raft_conf_set_snap(r, &conf);
+  if (rv == 0)
+    rv = raft_conf_reload(r);
+  assert(rv == 0); /* decoded above; the log after it was checked */
+  (void)rv;
   struct sabha_msg ack = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
   ack.index = m->snap.index;
   raft_send(r, &ack, true); /* once the snapshot is durable */

@@ -133,6 +133,36 @@ static void port_log(void *ctx, enum rt_log_level level, const char *text) {
   srv_log(ctx, names[level <= RT_LOG_ERROR ? level : RT_LOG_ERROR], "%s", text);
 }
 
+/* A new membership: its members' peer addresses go to the transport (a
+ * member added after this node started is dialled or let in) and their
+ * client addresses to the forwarding links. */
+static void port_membership_changed(void *ctx,
+                                    const struct sabha_membership *m) {
+  struct srv_node *n = ctx;
+  for (uint32_t i = 0; i < m->n; i++) {
+    struct rt_addr peer, client;
+    uint32_t id = m->members[i].id;
+    if (id == n->cfg.id ||
+        !rt_member_addr_parse(m->members[i].addr, &peer, &client))
+      continue;
+    struct transport_peer_config pc = {id, peer.host, peer.port};
+    if (n->transport_open && transport_add_peer(&n->transport, &pc) != 0)
+      srv_log(n, "WARN", "cannot reach new member %u at %s:%u", id, peer.host,
+              peer.port);
+    struct srv_addr *a = NULL;
+    for (uint32_t k = 0; k < n->cfg.n_peer_clients; k++)
+      if (n->cfg.peer_clients[k].id == id)
+        a = &n->cfg.peer_clients[k];
+    if (a == NULL && n->cfg.n_peer_clients < SABHA_NODES_MAX)
+      a = &n->cfg.peer_clients[n->cfg.n_peer_clients++];
+    if (a != NULL) {
+      a->id = id;
+      snprintf(a->host, sizeof a->host, "%s", client.host);
+      a->port = client.port;
+    }
+  }
+}
+
 static void port_host_info(void *ctx, struct rt_host_info *hi) {
   struct srv_node *n = ctx;
   hi->pid = (long)getpid();
@@ -692,6 +722,7 @@ static int open_runtime(struct srv_node *n) {
     voters[i] = n->cfg.peers[i].id;
   struct rt_config rc;
   rt_config_init(&rc, n->cfg.id, voters, n->cfg.n_peers);
+  rc.engine.join = n->cfg.join;
   rc.engine.election_timeout_ms_min = n->cfg.election_timeout_ms;
   rc.engine.election_timeout_ms_max = 2 * n->cfg.election_timeout_ms;
   rc.engine.heartbeat_ms = n->cfg.heartbeat_ms;
@@ -749,6 +780,7 @@ static int open_runtime(struct srv_node *n) {
       .fatal = port_fatal,
       .log = port_log,
       .host_info = port_host_info,
+      .membership_changed = port_membership_changed,
   };
   char err[1024];
   int rv = rt_open(&n->rt, &rc, &ports, err, sizeof err);

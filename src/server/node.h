@@ -134,6 +134,9 @@ struct srv_config {
   bool discard_corrupt_log; /* see wal.h DISCARDING; default off */
   bool refuse_corrupt_log;  /* see wal.h REPAIRING; default off */
   bool verbose;             /* debug logging */
+  bool join; /* joining a running group (sabha cluster add): no membership
+                until a leader's log or snapshot names this node; --peers
+                names the members to reach (and this node) */
 };
 
 /* Fills `cfg` with the defaults (id 0 and no peers: not yet usable). */

@@ -135,6 +135,10 @@ void srv_usage(FILE *f) {
       "  --refuse-corrupt-log   refuse to start on a damaged log instead of\n"
       "                         repairing it from the peers\n"
       "  --verbose              log debug messages\n"
+      "  --join                 join a running group: start with no\n"
+      "                         membership and wait until a member adds\n"
+      "                         this node (SABHA.MEMBER ADD; sabha cluster\n"
+      "                         add does both)\n"
       "  --config FILE          the same settings as `name = value` lines\n"
       "  --help                 this text\n");
 }
@@ -427,6 +431,7 @@ static const struct setting SETTINGS[] = {
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"refuse-corrupt-log", K_BOOL, OFF(refuse_corrupt_log), 0, 0, true},
     {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
+    {"join", K_BOOL, OFF(join), 0, 0, true},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 

@@ -24,6 +24,43 @@
 
 /* ---- /status ------------------------------------------------------------- */
 
+/* A member's client address as this node knows it, or "". */
+static void member_client_addr(const struct srv_node *n, uint32_t id, char *out,
+                               size_t size) {
+  out[0] = '\0';
+  for (uint32_t i = 0; i < n->cfg.n_peer_clients; i++)
+    if (n->cfg.peer_clients[i].id == id)
+      snprintf(out, size, "%s:%u", n->cfg.peer_clients[i].host,
+               n->cfg.peer_clients[i].port);
+}
+
+/* ,"config_index":N,"removed":false,"members":[{"id":1,"addr":"HOST:PORT",
+ * "role":"voter","match":N,"caught_up":true},...] (match and caught_up
+ * as this node knows them: a leader's view, 0 and false elsewhere). */
+static void write_members_json(struct srv_node *n,
+                               const struct sabha_status *st,
+                               struct resp_buf *b) {
+  struct sabha_membership m;
+  sabha_engine_members(rt_engine(n->rt), &m);
+  resp_buf_printf(b,
+                  ",\"config_index\":%" PRIu64 ",\"removed\":%s,"
+                  "\"members\":[",
+                  m.index, st->removed ? "true" : "false");
+  for (uint32_t i = 0; i < m.n; i++) {
+    const struct sabha_member *x = &m.members[i];
+    char addr[96];
+    member_client_addr(n, x->id, addr, sizeof addr);
+    const char *role = sabha_member_role_name(x->role);
+    resp_buf_printf(b, "%s{\"id\":%u,\"addr\":", i > 0 ? "," : "", x->id);
+    http_json_string(b, addr, strlen(addr));
+    resp_buf_printf(b, ",\"role\":");
+    http_json_string(b, role, strlen(role));
+    resp_buf_printf(b, ",\"match\":%" PRIu64 ",\"caught_up\":%s}", x->match,
+                    x->caught_up ? "true" : "false");
+  }
+  resp_buf_printf(b, "]");
+}
+
 void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
   rt_status(n->rt, &st);
@@ -46,6 +83,7 @@ void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
                   "\"leader_client\":",
                   st.term, st.vote, st.leader);
   http_json_string(b, leader_client, strlen(leader_client));
+  write_members_json(n, &st, b);
   resp_buf_printf(
       b,
       ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64 ",\"first_index\":%" PRIu64
@@ -194,6 +232,43 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
                        n->http_refused);
 }
 
+/* The membership in force: one sample per member of its role and (on a
+ * leader) its progress. */
+static void write_members_metrics(struct srv_node *n,
+                                  const struct sabha_status *st,
+                                  struct resp_buf *b) {
+  struct sabha_membership m;
+  sabha_engine_members(rt_engine(n->rt), &m);
+  gauge(b, "sabha_config_index",
+        "Log index of the membership in force (0: the configured one)",
+        (double)m.index);
+  gauge(b, "sabha_removed", "1 when this node was removed from the group",
+        st->removed);
+  http_prom_header(b, "sabha_member", "gauge",
+                   "1 for each member of the group, by id, address and "
+                   "role (voter or learner)");
+  for (uint32_t i = 0; i < m.n; i++) {
+    char id[16], addr[96];
+    snprintf(id, sizeof id, "%u", m.members[i].id);
+    member_client_addr(n, m.members[i].id, addr, sizeof addr);
+    struct http_prom_label l[3] = {
+        {"id", id},
+        {"addr", addr},
+        {"role", sabha_member_role_name(m.members[i].role)}};
+    http_prom_sample_u64(b, "sabha_member", l, 3, 1);
+  }
+  http_prom_header(b, "sabha_member_match_index", "gauge",
+                   "On the leader: the last index known replicated on each "
+                   "member");
+  for (uint32_t i = 0; i < m.n; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "%u", m.members[i].id);
+    struct http_prom_label l = {"id", id};
+    http_prom_sample_u64(b, "sabha_member_match_index", &l, 1,
+                         m.members[i].match);
+  }
+}
+
 static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
   rt_status(n->rt, &st);
@@ -242,6 +317,7 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           st.elections_won);
   counter(b, "sabha_leader_changes_total",
           "Times this node saw the leader change", m->leader_changes);
+  write_members_metrics(n, &st, b);
   fsync_histogram(b, &ws);
   latency_histogram(b, "sabha_commit_latency_seconds",
                     "From proposing a client's write to applying it, on the "

@@ -130,6 +130,10 @@ static void check_committed(struct sim *s, uint32_t i,
 
 void check_apply(struct sim *s, uint32_t i, const struct sabha_entry *e) {
   check_committed(s, i, e, true);
+  if (e->type == SABHA_ENTRY_CONFIG && e->index > s->config_seen) {
+    s->config_seen = e->index;
+    s->res->membership_changes++;
+  }
 }
 
 /* A leader's commit index moved: what it now covers is committed (Raft
@@ -393,7 +397,7 @@ static void check_acked_writes(struct sim *s) {
                (long long)h->value);
   }
   for (uint32_t k = 0; k < s->n_counters; k++) {
-    const struct node *n = &s->nodes[0];
+    const struct node *n = &s->nodes[s->final_ref];
     char key[16];
     int klen = snprintf(key, sizeof key, "c%u", k);
     const uint8_t *v;
@@ -428,18 +432,20 @@ static void check_acked_writes(struct sim *s) {
  * restored differently from a replay, or a read of the wrong clock, would
  * break. */
 static void check_same_state(struct sim *s) {
-  const struct node *first = &s->nodes[0];
+  const struct node *first = &s->nodes[s->final_ref];
   uint64_t h = sim_node_state_hash(s, first);
-  for (uint32_t i = 1; i < s->n_nodes; i++) {
+  for (uint32_t i = s->final_ref + 1; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
+    if (!s->final_member[i])
+      continue; /* removed: it stopped hearing the log */
     if (rt_applied_index(n->rt) != rt_applied_index(first->rt))
       continue; /* not comparable */
     if (sim_node_state_hash(s, n) == h)
       continue;
     check_breach(s,
-                 "state machine safety: nodes 1 and %u applied up to index "
+                 "state machine safety: nodes %u and %u applied up to index "
                  "%llu but hold different keys",
-                 i + 1, (unsigned long long)rt_applied_index(n->rt));
+                 first->id, i + 1, (unsigned long long)rt_applied_index(n->rt));
     return;
   }
 }

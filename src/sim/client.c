@@ -884,6 +884,19 @@ void client_send_barrier(struct sim *s, uint32_t node) {
   client_send_operator(s, node, 3, argv);
 }
 
+void client_send_member(struct sim *s, uint32_t node, const char *verb,
+                        uint32_t id) {
+  char idtext[16];
+  int len = snprintf(idtext, sizeof idtext, "%u", id);
+  /* Simulated nodes are reached by id: the address is only carried. */
+  static const char addr[] = "sim";
+  struct resp_arg argv[4] = {{(const uint8_t *)"SABHA.MEMBER", 12},
+                             {(const uint8_t *)verb, strlen(verb)},
+                             {(const uint8_t *)idtext, (size_t)len},
+                             {(const uint8_t *)addr, sizeof addr - 1}};
+  client_send_operator(s, node, strcmp(verb, "ADD") == 0 ? 4 : 3, argv);
+}
+
 void client_send_leader(struct sim *s, uint32_t node, uint32_t to) {
   char id[16];
   int len = snprintf(id, sizeof id, "%u", to + 1);

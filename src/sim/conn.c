@@ -81,6 +81,10 @@ static uint32_t conn_alloc(struct sim *s) {
 
 void conn_maybe_free(struct sim *s, uint32_t id) {
   struct conn *cn = &s->conns[id];
+  /* Free already: listing it twice would hand one slot to two
+   * connections (the membership nemesis's churn found it). */
+  if (cn->gen == 0)
+    return;
   if (cn->opener_open || cn->server_open || cn->server != NULL ||
       cn->fwd != NULL || cn->out_due)
     return;

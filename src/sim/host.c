@@ -600,6 +600,12 @@ static int open_runtime(struct sim *s, struct node *n, char *err,
                         size_t err_size) {
   struct rt_config cfg = s->rt_cfg;
   cfg.engine.id = n->id;
+  if (n->joined) {
+    /* A node added to a running group knows nobody until a leader's log
+     * or snapshot tells it (sabhad: sabha cluster add). */
+    cfg.engine.join = true;
+    cfg.engine.n_voters = 0;
+  }
   cfg.engine.seed = sim_mix(sim_mix(s->o.seed, n->id), n->restarts);
   cfg.io = &n->io;
   snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", DATA_DIR);

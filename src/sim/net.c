@@ -29,8 +29,9 @@
 
 void net_init(struct sim *s) {
   memset(s->links, 0, sizeof s->links);
-  for (uint32_t a = 0; a < s->n_nodes; a++)
-    for (uint32_t b = 0; b < s->n_nodes; b++) {
+  /* Every slot: nodes added later find their links ready. */
+  for (uint32_t a = 0; a < SABHA_NODES_MAX; a++)
+    for (uint32_t b = 0; b < SABHA_NODES_MAX; b++) {
       s->links[a][b].latency_us = LINK_LATENCY_US;
       s->links[a][b].jitter_us = LINK_JITTER_US;
     }

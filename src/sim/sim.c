@@ -117,7 +117,8 @@ void sim_fail(struct sim *s, enum fail_kind kind, const char *fmt, ...) {
 /* ---- options ------------------------------------------------------------- */
 
 static const char *const fault_names[] = {
-    "partition", "crash", "loss", "dup", "reorder", "slow", "clock", "disk",
+    "partition", "crash", "loss", "dup",        "reorder",
+    "slow",      "clock", "disk", "membership",
 };
 #define FAULT_NAMES_N (sizeof fault_names / sizeof fault_names[0])
 
@@ -127,7 +128,8 @@ int sim_faults_parse(const char *list, uint32_t *mask, char *err,
   if (list == NULL || list[0] == '\0') {
     snprintf(err, err_size,
              "--faults needs a value: none, all, or a comma "
-             "list of partition,crash,loss,dup,reorder,slow,clock,disk");
+             "list of partition,crash,loss,dup,reorder,slow,clock,disk,"
+             "membership");
     return SABHA_EINVAL;
   }
   if (strcmp(list, "none") == 0)
@@ -139,6 +141,13 @@ int sim_faults_parse(const char *list, uint32_t *mask, char *err,
   const char *p = list;
   for (;;) {
     size_t len = strcspn(p, ",");
+    if (len == 3 && strncmp(p, "all", 3) == 0) {
+      *mask |= SIM_FAULT_ALL;
+      if (p[len] == '\0')
+        return 0;
+      p += len + 1;
+      continue;
+    }
     size_t k = 0;
     while (k < FAULT_NAMES_N && !(strlen(fault_names[k]) == len &&
                                   strncmp(fault_names[k], p, len) == 0))
@@ -147,7 +156,7 @@ int sim_faults_parse(const char *list, uint32_t *mask, char *err,
       snprintf(err, err_size,
                "unknown fault '%.*s' in --faults %s (known: "
                "none, all, partition, crash, loss, dup, reorder, slow, clock, "
-               "disk)",
+               "disk, membership)",
                (int)len, p, list);
       return SABHA_EINVAL;
     }
@@ -163,7 +172,8 @@ void sim_faults_format(uint32_t mask, char *buf, size_t size) {
     return;
   buf[0] = '\0';
   if (mask == 0 || (mask & SIM_FAULT_ALL) == SIM_FAULT_ALL) {
-    snprintf(buf, size, "%s", mask == 0 ? "none" : "all");
+    snprintf(buf, size, "%s%s", mask == 0 ? "none" : "all",
+             (mask & SIM_FAULT_MEMBERSHIP) ? ",membership" : "");
     return;
   }
   size_t used = 0;
@@ -198,6 +208,7 @@ static const struct bug_name bug_table[] = {
     {"watch-resume-skip", 0, SIM_HOST_BUG_WATCH_RESUME_SKIP},
     {"txn-partial", 0, SIM_HOST_BUG_TXN_PARTIAL},
     {"no-repair-guard", SABHA_BUG_NO_REPAIR_GUARD, 0},
+    {"learner-quorum", SABHA_BUG_LEARNER_QUORUM, 0},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -217,6 +228,7 @@ static const char *const bug_names[] = {"none",
                                         "watch-resume-skip",
                                         "txn-partial",
                                         "no-repair-guard",
+                                        "learner-quorum",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -272,6 +284,20 @@ static bool protocol_known(const char *name) {
   return false;
 }
 
+/* Whether the engine takes membership changes: asked of a throwaway one,
+ * which answers SABHA_ENOTSUPP when its membership is fixed. */
+static bool protocol_changes_membership(const char *name) {
+  uint32_t voters[1] = {1};
+  struct sabha_config cfg;
+  sabha_config_init(&cfg, 1, voters, 1);
+  struct sabha_engine *e = NULL;
+  if (sabha_engine_new(&e, name, &cfg, NULL) != 0)
+    return false;
+  int rv = sabha_engine_change(e, SABHA_CHANGE_REMOVE, 2, NULL);
+  sabha_engine_free(e);
+  return rv != SABHA_ENOTSUPP;
+}
+
 static int script_check(const struct sim_options *o, char *err,
                         size_t err_size) {
   for (size_t k = 0; k < o->n_script; k++) {
@@ -315,7 +341,7 @@ static int options_check(const struct sim_options *o, char *err,
     why = "ops must be 1..1000000";
   else if (o->n_keys < 1 || o->n_keys > SIM_KEYS_MAX)
     why = "keys must be 1..1024";
-  else if (o->faults & ~(uint32_t)SIM_FAULT_ALL)
+  else if (o->faults & ~(uint32_t)(SIM_FAULT_ALL | SIM_FAULT_MEMBERSHIP))
     why = "unknown fault bits";
   else if (o->host_bugs &
            ~(uint32_t)(SIM_HOST_BUG_ACK_BEFORE_FSYNC | SIM_HOST_BUG_STALE_READ |
@@ -337,6 +363,14 @@ static int options_check(const struct sim_options *o, char *err,
     why = "pre_vote and check_quorum take enum sim_switch";
   if (why != NULL) {
     snprintf(err, err_size, "%s", why);
+    return SABHA_EINVAL;
+  }
+  if ((o->faults & SIM_FAULT_MEMBERSHIP) && protocol_known(o->protocol) &&
+      !protocol_changes_membership(o->protocol)) {
+    snprintf(err, err_size,
+             "--faults membership: the %s engine's membership is fixed "
+             "(raft and multipaxos change theirs)",
+             o->protocol);
     return SABHA_EINVAL;
   }
   if (!protocol_known(o->protocol)) {
@@ -435,8 +469,12 @@ static bool sim_converged(struct sim *s, char *why, size_t why_size) {
   uint64_t target = s->barrier_index;
   if (s->o.judge_safety && s->ck.applied_max > target)
     target = s->ck.applied_max;
+  /* Only members must converge: a removed node stopped hearing the log. */
+  membership_final(s);
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
+    if (!s->final_member[i])
+      continue;
     uint64_t applied = n->rt != NULL ? rt_applied_index(n->rt) : 0;
     if (!n->up || applied < target) {
       snprintf(why, why_size,
@@ -526,6 +564,9 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev) {
   case EV_CLIENTS_STOP:
     ev_free(s, ev);
     sim_on_clients_stop(s);
+    break;
+  case EV_MEMBERSHIP:
+    membership_nemesis_step(s, ev);
     break;
   default:
     assert(0 && "unknown event kind");
@@ -637,6 +678,9 @@ static void sim_setup(struct sim *s) {
   s->n_clients = o->n_clients;
   s->quorum = o->n_nodes / 2 + 1;
   s->active_node = -1;
+  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
+    s->final_member[i] = true; /* until membership_final says otherwise */
+  s->final_ref = 0;
   prng_seed(&s->prng_net, sim_mix(o->seed, 0x6e6574));
   prng_seed(&s->prng_nemesis, sim_mix(o->seed, 0x6e656d));
   prng_seed(&s->prng_client, sim_mix(o->seed, 0x636c69));
@@ -697,6 +741,7 @@ static void sim_setup(struct sim *s) {
   watcher_start(s);
   coord_start(s);
   nemesis_init(s);
+  membership_nemesis_init(s);
   sim_at(s, CHECK_PERIOD_US, ev_new(s, EV_CHECK, 0));
   if (o->client_time_ms > 0)
     sim_at(s, o->client_time_ms * 1000u, ev_new(s, EV_CLIENTS_STOP, 0));
@@ -821,7 +866,7 @@ static uint64_t node_state_hash(const struct sim *s, const struct node *n) {
  * first live node's. */
 static uint64_t final_state_hash(const struct sim *s) {
   for (uint32_t i = 0; i < s->n_nodes; i++)
-    if (s->nodes[i].up && s->nodes[i].rt != NULL)
+    if (s->final_member[i] && s->nodes[i].up && s->nodes[i].rt != NULL)
       return node_state_hash(s, &s->nodes[i]);
   return 0;
 }

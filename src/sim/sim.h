@@ -41,11 +41,17 @@ enum sim_fault {
   SIM_FAULT_DISK = 1u << 7,      /* a write or fsync fails (EIO, ENOSPC);
                                     a bit flips in synced data */
   SIM_FAULT_ALL = (1u << 8) - 1,
+  /* Not in "all" (runs of "all" stay as they were): membership changes.
+   * Nodes are added (fresh nodes that join as learners, promoted once
+   * caught up) and removed (the leader too), one change at a time, through
+   * the operator's SABHA.MEMBER command; ids above --nodes are used for the
+   * new nodes, up to SABHA_NODES_MAX. */
+  SIM_FAULT_MEMBERSHIP = 1u << 8,
 };
 
 /* Parses "none", "all" or a comma list of partition,crash,loss,dup,reorder,
- * slow,clock,disk into *mask. Returns 0, or SABHA_EINVAL with a sentence in
- * err. */
+ * slow,clock,disk,membership (and "all,membership") into *mask. Returns 0, or
+ * SABHA_EINVAL with a sentence in err. */
 int sim_faults_parse(const char *list, uint32_t *mask, char *err,
                      size_t err_size);
 /* Writes the canonical name list of `mask` ("none", "all" or a comma list). */
@@ -347,10 +353,11 @@ struct sim_result {
   uint64_t msg_bytes_sent; /* sabha_msg_size_bytes() of every msgs_sent */
   uint64_t disk_faults;    /* writes or fsyncs failed, bits flipped */
   uint64_t disk_corruptions_detected; /* flips the log refused or repaired */
-  uint64_t disk_repairs;  /* logs cut at the damage, rejoined under a guard */
-  uint64_t node_fatals;   /* runtimes that gave up (a disk fault, ...) */
-  uint64_t conns_opened;  /* client connections and forwarding links */
-  uint64_t clock_entries; /* clock entries leaders proposed */
+  uint64_t disk_repairs; /* logs cut at the damage, rejoined under a guard */
+  uint64_t node_fatals;        /* runtimes that gave up (a disk fault, ...) */
+  uint64_t conns_opened;       /* client connections and forwarding links */
+  uint64_t clock_entries;      /* clock entries leaders proposed */
+  uint64_t membership_changes; /* membership entries committed */
 
   /* Every new leadership, in time order (malloc'd; for the lab's charts). */
   struct sim_leader_change *leader_changes;

@@ -57,6 +57,7 @@ enum ev_kind {
   EV_UNISOLATE,    /* node: a strike's isolation ends (gen: token) */
   EV_HEAR,         /* node: a comeback episode's deaf leader hears again */
   EV_CLIENTS_STOP, /* client_time_ms reached: no new operations */
+  EV_MEMBERSHIP,   /* the membership nemesis's next step */
 };
 
 #define RESTART_SUPERVISOR 1u
@@ -200,6 +201,9 @@ struct node {
   uint32_t tick_behind;   /* with late_timers: inbox inputs queued before the
                              pending tick, processed first */
   bool crashed_by_nemesis;
+  bool joined;            /* added by the membership nemesis: it started with no
+                             membership (sabha_config.join) and an empty disk */
+  bool was_member;        /* joined: the nemesis saw it in a membership */
   uint64_t restart_in_us; /* the nemesis's restart, for a crash not yet
                              done (crash_due): armed when it happens */
   bool clean_stop;        /* down after a clean shutdown */
@@ -385,6 +389,7 @@ struct nemesis {
   bool follow_late_timers;
   struct nem_figure8 f8;
   struct nem_comeback cb;
+  struct prng prng_member; /* the membership changes' own draws */
 };
 
 /* ---- checkers ------------------------------------------------------------ */
@@ -456,9 +461,14 @@ struct sim {
   struct prng prng_quiet; /* the kv workload's quiet spells (client.c) */
   uint64_t quiet_start_us, quiet_end_us;
 
-  uint32_t n_nodes;
+  uint32_t n_nodes; /* grows when the membership nemesis adds a node */
   uint32_t n_clients;
   uint32_t quorum;
+  /* Who the end checks judge: the members of the group's last membership
+   * (every node, without membership changes), and the first of them. */
+  bool final_member[SABHA_NODES_MAX];
+  uint32_t final_ref;
+  uint64_t config_seen; /* highest membership entry counted */
   struct node nodes[SABHA_NODES_MAX];
   struct link links[SABHA_NODES_MAX][SABHA_NODES_MAX]; /* [from][to] */
   struct link client_link; /* every client <-> node link, both ways */
@@ -634,6 +644,10 @@ void client_send_barrier(struct sim *s, uint32_t node);
 /* The operator asks node `node` to hand leadership to node index `to`
  * (SABHA.LEADER). */
 void client_send_leader(struct sim *s, uint32_t node, uint32_t to);
+/* The operator asks node `node` for a membership change (SABHA.MEMBER
+ * verb id [address]). */
+void client_send_member(struct sim *s, uint32_t node, const char *verb,
+                        uint32_t id);
 
 /* nemesis.c */
 void nemesis_init(struct sim *s);
@@ -648,6 +662,11 @@ void nemesis_on_leader_commit(struct sim *s, uint32_t i);
 void nemesis_on_snapshot_installed(struct sim *s, uint32_t i);
 /* Restarts node i, now down, after down_us (if the nemesis still runs). */
 void nemesis_arm_restart(struct sim *s, uint32_t i, uint64_t down_us);
+/* membership.c */
+void membership_nemesis_init(struct sim *s);
+void membership_nemesis_step(struct sim *s, struct sim_event *ev);
+/* Fills s->final_member from the group's newest membership. */
+void membership_final(struct sim *s);
 
 /* checks.c */
 void checks_init(struct sim *s);

@@ -466,19 +466,21 @@ static enum appck_outcome wl_outcome(const struct hist_op *h) {
  * leases and clock included: what the model does not track (and what a
  * snapshot restored differently from a replay would break) shows here. */
 static void wl_same_state(struct sim *s) {
-  const struct node *first = &s->nodes[0];
+  const struct node *first = &s->nodes[s->final_ref];
   uint64_t h = app_state_hash(rt_app(first->rt));
-  for (uint32_t i = 1; i < s->n_nodes; i++) {
+  for (uint32_t i = s->final_ref + 1; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
+    if (!s->final_member[i])
+      continue; /* removed: it stopped hearing the log */
     if (rt_applied_index(n->rt) != rt_applied_index(first->rt))
       return; /* not comparable (the convergence wait makes this rare) */
     if (app_state_hash(rt_app(n->rt)) == h)
       continue;
     char why[200];
     snprintf(why, sizeof why,
-             "replicas.same_state: nodes 1 and %u applied up to index %llu "
+             "replicas.same_state: nodes %u and %u applied up to index %llu "
              "but hold different application states",
-             i + 1, (unsigned long long)rt_applied_index(n->rt));
+             first->id, i + 1, (unsigned long long)rt_applied_index(n->rt));
     invariant_fail(s, why);
     return;
   }
@@ -487,11 +489,15 @@ static void wl_same_state(struct sim *s) {
 void workload_final(struct sim *s) {
   struct workload *wl = s->wl;
   const struct app *nodes[SABHA_NODES_MAX];
+  uint32_t n_nodes = 0;
   char why[400];
   for (uint32_t i = 0; i < s->n_nodes; i++) {
-    nodes[i] = rt_app(s->nodes[i].rt);
-    if (appck_final_node(wl->ck, nodes[i], i + 1, why, sizeof why))
+    if (!s->final_member[i])
+      continue; /* removed: it holds a prefix of the log */
+    nodes[n_nodes] = rt_app(s->nodes[i].rt);
+    if (appck_final_node(wl->ck, nodes[n_nodes], i + 1, why, sizeof why))
       invariant_fail(s, why);
+    n_nodes++;
   }
   if (s->o.judge_safety)
     wl_same_state(s);
@@ -501,7 +507,7 @@ void workload_final(struct sim *s) {
     if (h->kind != SIM_HIST_APP)
       continue;
     if (appck_client_saw(wl->ck, op->cmd, op->cmd_len, wl_outcome(h), op->code,
-                         op->integer, nodes, s->n_nodes, why, sizeof why))
+                         op->integer, nodes, n_nodes, why, sizeof why))
       invariant_fail(s, why);
   }
 }

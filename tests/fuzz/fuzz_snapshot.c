@@ -64,13 +64,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (parts.app == NULL) {
     REQUIRE(memcmp(input, RT_SNAP_KV_MAGIC, 4) == 0);
     REQUIRE(parts.kv == input && parts.kv_len == n);
-  } else {
-    REQUIRE(rt_snap_size(parts.kv_len, parts.app_len) == n);
+  } else if (memcmp(input, RT_SNAP_MAGIC, 4) == 0) {
+    /* The current version seals back to the same bytes (an older "SND2"
+     * would be sealed as the current one). */
+    REQUIRE(rt_snap_size(parts.kv_len, parts.app_len, parts.conf_len) == n);
     uint8_t *sealed = malloc(n);
     REQUIRE(sealed != NULL);
     memcpy(rt_snap_kv_at(sealed), parts.kv, parts.kv_len);
     memcpy(rt_snap_app_at(sealed, parts.kv_len), parts.app, parts.app_len);
-    REQUIRE(rt_snap_seal(sealed, parts.kv_len, parts.app_len) == n);
+    if (parts.conf_len > 0)
+      memcpy(rt_snap_conf_at(sealed, parts.kv_len, parts.app_len), parts.conf,
+             parts.conf_len);
+    REQUIRE(rt_snap_seal(sealed, parts.kv_len, parts.app_len, parts.conf_len) ==
+            n);
     REQUIRE(memcmp(sealed, input, n) == 0);
     free(sealed);
   }

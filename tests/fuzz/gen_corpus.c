@@ -350,25 +350,25 @@ static int snapshot_corpora(const char *kv_dir, const char *app_dir,
   apps[app_n / 2] ^= 0x01;
   rc |= write_flagged(app_dir, "miss-cut.bin", 0, apps, app_n - 9);
 
-  size_t n = rt_snap_size(kv_n, app_n);
+  size_t n = rt_snap_size(kv_n, app_n, 0);
   uint8_t *c = malloc(n);
   if (c == NULL)
     return -1;
   memcpy(rt_snap_kv_at(c), kvs, kv_n);
   memcpy(rt_snap_app_at(c, kv_n), apps, app_n);
-  rt_snap_seal(c, kv_n, app_n);
+  rt_snap_seal(c, kv_n, app_n, 0);
   rc |= write_flagged(snap_dir, "container.bin", 0, c, n);
   rc |= write_flagged(snap_dir, "bare-kv.bin", 0, kvs, kv_n);
   c[20] ^= 0x10; /* inside the key-value part; all three sums rewritten */
   rc |= write_flagged(snap_dir, "miss-kv-part.bin", 7, c, n);
   free(c);
-  n = rt_snap_size(kv0_n, app0_n);
+  n = rt_snap_size(kv0_n, app0_n, 0);
   c = malloc(n);
   if (c == NULL)
     return -1;
   memcpy(rt_snap_kv_at(c), kv0, kv0_n);
   memcpy(rt_snap_app_at(c, kv0_n), app0, app0_n);
-  rt_snap_seal(c, kv0_n, app0_n);
+  rt_snap_seal(c, kv0_n, app0_n, 0);
   rc |= write_flagged(snap_dir, "container-empty.bin", 0, c, n);
   free(c);
 

@@ -67,7 +67,7 @@ wait_leader() {
 }
 
 # a follower of cluster NAME (any node that is up and not leader).
-follower_node() { status "$1" | grep -v 'role=leader' | grep -v 'role=down' | sed -n 's/^node=\([0-9]*\) .*/\1/p' | head -1; }
+follower_node() { status "$1" | grep -v 'role=leader' | grep -v 'role=down' | grep -v 'role=removed' | sed -n 's/^node=\([0-9]*\) .*/\1/p' | head -1; }
 
 rcli() { timeout 10 redis-cli -p "$@"; }
 

@@ -1,15 +1,15 @@
 #!/bin/sh
 # A deliberately broken safety rule must be caught: `sabha sim --bug NAME`
 # over the standard fault mix exits 1 with runs_failed above 0.
-# Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD [NODES [FAULTS]]]]]
+# Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD [FAULTS [NODES]]]]]
 set -eu
 bin=$1
 bug=$2
 protocol=${3:-raft}
 seeds=${4:-1..300}
 workload=${5:-kv}
-nodes=${6:-5}
-faults=${7:-all}
+faults=${6:-all}
+nodes=${7:-5}
 rc=0
 out=$("$bin" sim --protocol "$protocol" --nodes "$nodes" --seeds "$seeds" \
   --ops 1000 --workload "$workload" --faults "$faults" --bug "$bug" \

@@ -169,6 +169,15 @@ static void sim_options_are_checked(void) {
   sim_faults_format(mask, names, sizeof names);
   CHECK(strcmp(names, "crash,loss") == 0);
   CHECK(sim_faults_parse("crash,lost", &mask, err, sizeof err) == SABHA_EINVAL);
+  /* Membership changes are not in "all"; "all,membership" adds them. */
+  CHECK(sim_faults_parse("all,membership", &mask, err, sizeof err) == 0);
+  CHECK(mask == (SIM_FAULT_ALL | SIM_FAULT_MEMBERSHIP));
+  sim_faults_format(mask, names, sizeof names);
+  CHECK(strcmp(names, "all,membership") == 0);
+  CHECK(sim_faults_parse("all", &mask, err, sizeof err) == 0);
+  CHECK(!(mask & SIM_FAULT_MEMBERSHIP));
+  CHECK(sim_faults_parse("membership", &mask, err, sizeof err) == 0);
+  CHECK(mask == SIM_FAULT_MEMBERSHIP);
   uint32_t engine_bugs, host_bugs;
   CHECK(sim_bug_parse("stale-commit", &engine_bugs, &host_bugs, err,
                       sizeof err) == 0);

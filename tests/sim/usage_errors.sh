@@ -28,6 +28,7 @@ expect_usage_error "$bin" sim --ops -5
 expect_usage_error "$bin" sim --clients 0
 expect_usage_error "$bin" sim --seed x
 expect_usage_error "$bin" sim --seeds 5..1
+expect_usage_error "$bin" sim --protocol paxos --faults all,membership
 expect_usage_error "$bin" sim --seeds 5
 expect_usage_error "$bin" sim --seeds ..5
 expect_usage_error "$bin" sim --seed 1 --seeds 1..2

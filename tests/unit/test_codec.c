@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/endian.h"
 #include "core/prng.h"
 #include "net/codec.h"
 #include "sabha/error.h"
-#include "check.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -453,17 +453,19 @@ static void codec_unknown_entry_type_is_refused(void) {
   struct codec_buf b = encode_one(&m, CODEC_KIND_RAFT);
   struct sabha_msg out;
   size_t at_type = CODEC_MSG_FRAME_BYTES_MIN + 16;
-  uint32_t types[] = {0, 4, 0x100, UINT32_MAX};
+  uint32_t types[] = {0, SABHA_ENTRY_CONFIG + 1, 0x100, UINT32_MAX};
   for (size_t i = 0; i < N(types); i++) {
     le_put_u32(b.data + at_type, types[i]);
     CHECK(codec_decode(b.data, b.size_bytes, &out, decoded_entries,
                        CODEC_ENTRIES_MAX) == SABHA_ECORRUPT);
   }
   codec_buf_free(&b);
-  e.type = 4;
+  e.type = SABHA_ENTRY_CONFIG + 1;
   size_t size;
   CHECK(codec_frame_size(&m, &size) == SABHA_EINVAL);
   e.type = SABHA_ENTRY_BATCH; /* Multi-Paxos slots carry batches */
+  CHECK(codec_frame_size(&m, &size) == 0);
+  e.type = SABHA_ENTRY_CONFIG; /* memberships travel in entries too */
   CHECK(codec_frame_size(&m, &size) == 0);
 }
 

@@ -39,7 +39,21 @@ static void runtime_refuses_a_junk_snapshot_before_persisting_it(void) {
   rt_run(rt);
 
   static const uint8_t junk[] = "not a snapshot of any store at all";
+  /* The membership is sound (nodes 1..3 voting): only the bytes are junk. */
+  uint8_t conf_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
+  struct sabha_membership conf = {.n = 3};
+  for (uint32_t i = 0; i < 3; i++)
+    conf.members[i] =
+        (struct sabha_member){.id = i + 1, .role = SABHA_MEMBER_VOTER};
+  size_t conf_len =
+      sabha_membership_encode(&conf, conf_bytes, sizeof conf_bytes);
+  CHECK(conf_len > 0);
+  struct sabha_entry conf_entry = {.type = SABHA_ENTRY_CONFIG,
+                                   .size_bytes = (uint32_t)conf_len,
+                                   .data = conf_bytes};
   struct sabha_msg m = {.type = RAFT_MSG_SNAPSHOT,
+                        .n_entries = 1,
+                        .entries = &conf_entry,
                         .from = 1,
                         .to = 2,
                         .term = 5,

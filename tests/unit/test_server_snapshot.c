@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "core/endian.h"
-#include "sabha/error.h"
 #include "node/snapshot.h"
+#include "sabha/error.h"
 #include "sm/kvstore.h"
 #include "storage/crc32c.h"
 
@@ -30,16 +30,19 @@ static int failures;
 
 static const char KV[] = "SKV1 pretend store bytes";
 static const char APP[] = "SAP1 pretend app bytes, a little longer";
+static const char CONF[] = "SCF1 pretend membership";
 
-/* A container of KV and APP, built in place as the node builds it. */
+/* A container of KV, APP and CONF, built in place as the node builds it. */
 static uint8_t *build(size_t *size) {
   size_t kv_len = sizeof KV - 1, app_len = sizeof APP - 1;
-  uint8_t *buf = malloc(rt_snap_size(kv_len, app_len));
+  size_t conf_len = sizeof CONF - 1;
+  uint8_t *buf = malloc(rt_snap_size(kv_len, app_len, conf_len));
   if (buf == NULL)
     return NULL;
   memcpy(rt_snap_kv_at(buf), KV, kv_len);
   memcpy(rt_snap_app_at(buf, kv_len), APP, app_len);
-  *size = rt_snap_seal(buf, kv_len, app_len);
+  memcpy(rt_snap_conf_at(buf, kv_len, app_len), CONF, conf_len);
+  *size = rt_snap_seal(buf, kv_len, app_len, conf_len);
   return buf;
 }
 
@@ -47,13 +50,40 @@ static void snapshot_container_round_trips_both_parts(void) {
   size_t size = 0;
   uint8_t *buf = build(&size);
   CHECK(buf != NULL);
-  CHECK(size == RT_SNAP_OVERHEAD_BYTES + sizeof KV - 1 + sizeof APP - 1);
-  CHECK(memcmp(buf, "SND2", 4) == 0);
+  CHECK(size == RT_SNAP_OVERHEAD_BYTES + sizeof KV - 1 + sizeof APP - 1 +
+                    sizeof CONF - 1);
+  CHECK(memcmp(buf, "SND3", 4) == 0);
   struct rt_snap_parts p;
   int rc = rt_snap_open(buf, size, &p);
   int ok = rc == 0 && p.kv_len == sizeof KV - 1 &&
            memcmp(p.kv, KV, p.kv_len) == 0 && p.app != NULL &&
-           p.app_len == sizeof APP - 1 && memcmp(p.app, APP, p.app_len) == 0;
+           p.app_len == sizeof APP - 1 && memcmp(p.app, APP, p.app_len) == 0 &&
+           p.conf != NULL && p.conf_len == sizeof CONF - 1 &&
+           memcmp(p.conf, CONF, p.conf_len) == 0;
+  free(buf);
+  CHECK(ok);
+}
+
+/* A container written before memberships were kept ("SND2": no third
+ * length) still opens, with no membership. */
+static void snapshot_container_opens_a_version_2_container(void) {
+  size_t kv_len = sizeof KV - 1, app_len = sizeof APP - 1;
+  size_t size = 4 + 8 + kv_len + 8 + app_len + 4;
+  uint8_t *buf = malloc(size);
+  CHECK(buf != NULL);
+  memcpy(buf, "SND2", 4);
+  le_put_u64(buf + 4, kv_len);
+  memcpy(buf + 12, KV, kv_len);
+  le_put_u64(buf + 12 + kv_len, app_len);
+  memcpy(buf + 20 + kv_len, APP, app_len);
+  le_put_u32(buf + size - 4, wal_crc32c(0, buf, size - 4));
+  struct rt_snap_parts p;
+  int rc = rt_snap_open(buf, size, &p);
+  int ok = rc == 0 && p.kv_len == kv_len && p.app_len == app_len &&
+           memcmp(p.app, APP, app_len) == 0 && p.conf == NULL;
+  le_put_u64(buf + 12 + kv_len, app_len - 1); /* lengths must add up */
+  le_put_u32(buf + size - 4, wal_crc32c(0, buf, size - 4));
+  ok = ok && rt_snap_open(buf, size, &p) == SABHA_ECORRUPT;
   free(buf);
   CHECK(ok);
 }
@@ -144,6 +174,7 @@ static void snapshot_container_refuses_an_unknown_magic(void) {
 
 int main(void) {
   RUN(snapshot_container_round_trips_both_parts);
+  RUN(snapshot_container_opens_a_version_2_container);
   RUN(snapshot_container_opens_an_older_bare_kvstore_snapshot);
   RUN(snapshot_container_refuses_any_flipped_byte);
   RUN(snapshot_container_refuses_every_truncation);

@@ -12,11 +12,27 @@
 #include "raft/raft.h"
 #include "sabha/engine.h"
 
+/* The membership a snapshot message carries: nodes 1, 2 and 3 voting. */
+static struct sabha_entry conf_entry(void) {
+  static uint8_t buf[SABHA_MEMBERSHIP_BYTES_MAX];
+  struct sabha_membership m = {.n = 3};
+  for (uint32_t i = 0; i < 3; i++)
+    m.members[i] =
+        (struct sabha_member){.id = i + 1, .role = SABHA_MEMBER_VOTER};
+  size_t len = sabha_membership_encode(&m, buf, sizeof buf);
+  return (struct sabha_entry){
+      .type = SABHA_ENTRY_CONFIG, .size_bytes = (uint32_t)len, .data = buf};
+}
+
 /* A chunk of a snapshot at (index 20, term 1) of 8 bytes, from `from` as
  * leader of `term`. */
 static struct sabha_msg chunk(uint32_t from, uint64_t term, uint64_t offset,
                               const char *bytes) {
+  static struct sabha_entry conf;
+  conf = conf_entry();
   return (struct sabha_msg){.type = RAFT_MSG_SNAPSHOT,
+                            .n_entries = 1,
+                            .entries = &conf,
                             .from = from,
                             .to = 1,
                             .term = term,

@@ -79,7 +79,8 @@ static void disk_put(struct tc_disk *d, const struct sabha_entry *e) {
     memcpy(t->data, e->data, e->size_bytes);
 }
 
-static void disk_snapshot(struct tc_disk *d, const struct sabha_snapshot_meta *meta,
+static void disk_snapshot(struct tc_disk *d,
+                          const struct sabha_snapshot_meta *meta,
                           const uint8_t *data, size_t size) {
   size_t drop = 0;
   while (drop < d->n && d->entries[drop].index <= meta->index)
@@ -133,9 +134,13 @@ static bool process_ready(struct tcluster *tc, uint32_t id) {
     enqueue(tc, &rd.msgs[i]);
   if (rd.has_hard_state)
     nd->disk.hs = rd.hard_state;
-  if (rd.has_snapshot)
+  if (rd.has_snapshot) {
     disk_snapshot(&nd->disk, &rd.snapshot, rd.snapshot_data,
                   rd.snapshot_size_bytes);
+    nd->disk.has_membership = rd.snapshot_membership != NULL;
+    if (rd.snapshot_membership != NULL)
+      nd->disk.membership = *rd.snapshot_membership;
+  }
   if (rd.truncate_from != 0)
     disk_truncate(&nd->disk, rd.truncate_from);
   for (size_t i = 0; i < rd.n_entries; i++)
@@ -224,6 +229,8 @@ static void create_engine(struct tcluster *tc, uint32_t id) {
     if (nd->disk.snap_size >= sizeof nd->applied_sum)
       memcpy(&nd->applied_sum, nd->disk.snap_data, sizeof nd->applied_sum);
     nd->applied = nd->disk.snap.index;
+    if (nd->disk.has_membership)
+      p.membership = &nd->disk.membership;
   }
   int rv = sabha_engine_new(&nd->e, tc->protocol, &tc->cfg[id], &p);
   free(es);
@@ -314,7 +321,8 @@ uint32_t tc_leader(struct tcluster *tc) {
   uint64_t best_term = 0;
   for (uint32_t id = 1; id <= tc->n; id++) {
     struct sabha_status st = tc_status(tc, id);
-    if (tc->node[id].up && st.role == SABHA_ROLE_LEADER && st.term >= best_term) {
+    if (tc->node[id].up && st.role == SABHA_ROLE_LEADER &&
+        st.term >= best_term) {
       best = id;
       best_term = st.term;
     }
@@ -336,7 +344,9 @@ void tc_isolate(struct tcluster *tc, uint32_t id) {
       tc_cut(tc, id, j);
 }
 
-void tc_heal(struct tcluster *tc) { memset(tc->cut, 0, sizeof tc->cut); }
+void tc_heal(struct tcluster *tc) {
+  memset(tc->cut, 0, sizeof tc->cut);
+}
 
 void tc_crash(struct tcluster *tc, uint32_t id) {
   struct tc_node *nd = &tc->node[id];
@@ -349,6 +359,47 @@ void tc_crash(struct tcluster *tc, uint32_t id) {
 void tc_restart(struct tcluster *tc, uint32_t id) {
   assert(!tc->node[id].up);
   create_engine(tc, id);
+}
+
+void tc_join(struct tcluster *tc, uint32_t id) {
+  assert(id > tc->n && id <= TC_NODES_MAX);
+  sabha_config_init(&tc->cfg[id], id, NULL, 0);
+  tc->cfg[id].seed = 1000 + id;
+  tc->cfg[id].join = true;
+  for (uint32_t k = tc->n + 1; k < id; k++)
+    tc->node[k].up = false; /* ids skipped stay down */
+  tc->n = id;
+  tc->node[id].now_ms = tc->node[1].now_ms;
+  create_engine(tc, id);
+}
+
+int tc_compact(struct tcluster *tc, uint32_t id) {
+  struct tc_node *nd = &tc->node[id];
+  struct sabha_membership m;
+  int rv = sabha_engine_membership_at(nd->e, nd->applied, &m);
+  if (rv != 0)
+    return rv;
+  rv = sabha_engine_compact(nd->e, nd->applied, &nd->applied_sum,
+                            sizeof nd->applied_sum);
+  if (rv != 0)
+    return rv;
+  struct sabha_snapshot_meta meta = {.index = nd->applied};
+  for (size_t i = 0; i < nd->disk.n; i++)
+    if (nd->disk.entries[i].index == nd->applied)
+      meta.term = nd->disk.entries[i].term;
+  disk_snapshot(&nd->disk, &meta, (const uint8_t *)&nd->applied_sum,
+                sizeof nd->applied_sum);
+  nd->disk.has_membership = true;
+  nd->disk.membership = m;
+  return 0;
+}
+
+struct sabha_membership tc_members(struct tcluster *tc, uint32_t id) {
+  struct sabha_membership m;
+  memset(&m, 0, sizeof m);
+  if (tc->node[id].up)
+    sabha_engine_members(tc->node[id].e, &m);
+  return m;
 }
 
 int tc_propose(struct tcluster *tc, uint32_t id, const char *text) {

@@ -42,6 +42,8 @@ struct tc_disk {
   struct sabha_snapshot_meta snap;
   uint8_t *snap_data;
   size_t snap_size;
+  bool has_membership; /* kept with the snapshot (engine.h) */
+  struct sabha_membership membership;
 };
 
 struct tc_node {
@@ -101,7 +103,7 @@ void tc_tick_all(struct tcluster *tc, uint64_t ms);
 /* Ticks node `id` until it is leader (bounded); returns true on success. */
 bool tc_elect(struct tcluster *tc, uint32_t id);
 
-void tc_cut(struct tcluster *tc, uint32_t a, uint32_t b);      /* both ways */
+void tc_cut(struct tcluster *tc, uint32_t a, uint32_t b); /* both ways */
 void tc_cut_one(struct tcluster *tc, uint32_t from, uint32_t to);
 void tc_isolate(struct tcluster *tc, uint32_t id);
 void tc_heal(struct tcluster *tc);
@@ -110,6 +112,16 @@ void tc_crash(struct tcluster *tc, uint32_t id);
 void tc_restart(struct tcluster *tc, uint32_t id);
 
 int tc_propose(struct tcluster *tc, uint32_t id, const char *text);
+
+/* Starts node `id` (above the others) as a node joining the group: no
+ * membership until a leader gives it one (sabha_config.join). */
+void tc_join(struct tcluster *tc, uint32_t id);
+/* Node `id` snapshots its toy state at its applied index, keeping the
+ * membership as of there with it, as a host does. Returns the engine's
+ * code. */
+int tc_compact(struct tcluster *tc, uint32_t id);
+/* The membership node `id` has in force. */
+struct sabha_membership tc_members(struct tcluster *tc, uint32_t id);
 
 /* A copy of `m` with its entries and snapshot bytes in one allocation (one
  * free() releases it): a message that outlives its ready batch, for tests

@@ -1,0 +1,57 @@
+/* Membership helpers the engines share: the initial membership, voter
+ * counts and quorums, and a CONFIG entry's bytes built from a change.
+ *
+ * The public half (encode, decode, find) is declared in
+ * include/sabha/engine.h; this header adds what only engines need. */
+#ifndef SABHA_CORE_MEMBERSHIP_H
+#define SABHA_CORE_MEMBERSHIP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/progress.h"
+#include "sabha/engine.h"
+
+/* Every voter of `cfg` (none for a joining node), index 0, no addresses. */
+void membership_initial(const struct sabha_config *cfg,
+                        struct sabha_membership *out);
+uint32_t membership_voters(const struct sabha_membership *m);
+/* A majority of the voters (at least 1). */
+uint32_t membership_quorum(const struct sabha_membership *m);
+bool membership_is_voter(const struct sabha_membership *m, uint32_t id);
+
+/* The membership `cur` becomes under a change, checked (engine.h,
+ * sabha_engine_change: SABHA_EINVAL for a change that does not fit).
+ * `out->index` is left 0 for the caller to set. */
+int membership_apply_change(const struct sabha_membership *cur,
+                            enum sabha_change_type type, uint32_t id,
+                            const char *addr, struct sabha_membership *out);
+
+/* The membership a CONFIG entry holds (its index set from the entry).
+ * Returns 0 or SABHA_ECORRUPT. */
+int membership_of_entry(const struct sabha_entry *e,
+                        struct sabha_membership *out);
+/* True when every CONFIG entry among `entries` decodes: a peer's entries
+ * are checked before any is taken. */
+bool membership_entries_valid(const struct sabha_entry *entries, uint32_t n);
+/* The membership a snapshot message carries: its one CONFIG entry, of an
+ * index the snapshot covers. Returns 0 or SABHA_ECORRUPT. */
+int membership_of_snapshot_msg(const struct sabha_msg *m,
+                               struct sabha_membership *out);
+/* The CONFIG entry that carries `m` (encoded into `buf` of
+ * SABHA_MEMBERSHIP_BYTES_MAX bytes) in snapshot messages; an empty entry
+ * (no members: a joining node) gives *len 0. Returns 0 or SABHA_EINVAL. */
+int membership_snapshot_entry(const struct sabha_membership *m, uint8_t *buf,
+                              size_t *len, struct sabha_entry *entry);
+
+/* A member a leader may promote: it holds everything committed and is
+ * being replicated to (the leader itself always is). */
+bool membership_caught_up(const struct progress *pr, uint32_t self_id,
+                          uint64_t commit);
+/* Fills each member's match and caught_up from a leader's `peers` (the
+ * SABHA_NODES_MAX slots; `self_match` for the leader itself). */
+void membership_fill_progress(struct sabha_membership *m,
+                              const struct progress *peers, uint32_t self_id,
+                              uint64_t self_match, uint64_t commit);
+
+#endif

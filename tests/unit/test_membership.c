@@ -1,0 +1,444 @@
+/* Membership changes (engine.h, sabha_engine_change), held to the pitfalls
+ * the literature names, with the synchronous test cluster:
+ *
+ *   - a learner gets the log (from a snapshot when it was compacted), counts
+ *     in no quorum and never campaigns, and is promoted only once caught up;
+ *   - a leader proposes no change before it has committed an entry of its
+ *     own term, and one change at a time (the single-server change bug,
+ *     Ongaro, raft-dev 2015);
+ *   - a membership truncated away is no longer in force (Raft thesis §4.1);
+ *   - a removed node cannot disrupt the group with elections (§4.2.3), and a
+ *     removed leader hands over (§4.2.2, §3.10);
+ *   - the membership survives restarts, in the log and with snapshots.
+ *
+ * The cluster's checkers (two leaders in a term, conflicting applies) run
+ * throughout and must stay at zero. */
+#include <stdint.h>
+#include <string.h>
+
+#include "node/runtime.h"
+#include "raft/raft.h"
+#include "tcluster.h"
+
+static int change(struct tcluster *tc, uint32_t leader,
+                  enum sabha_change_type type, uint32_t id) {
+  int rv =
+      sabha_engine_change(tc->node[leader].e, type, id,
+                          type == SABHA_CHANGE_ADD_LEARNER ? "node-x:1" : NULL);
+  tc_settle(tc);
+  return rv;
+}
+
+static uint32_t role_of(struct tcluster *tc, uint32_t at, uint32_t id) {
+  struct sabha_membership m = tc_members(tc, at);
+  const struct sabha_member *x = sabha_membership_find(&m, id);
+  return x == NULL ? 0 : x->role;
+}
+
+static bool safe(struct tcluster *tc) {
+  return tc->two_leaders == 0 && tc->conflicts == 0 && tc->unsettled == 0;
+}
+
+/* A three-voter group led by node 1 with a few entries committed. */
+static bool three_with_leader(struct tcluster *tc, const char *protocol) {
+  tc_init(tc, protocol, 3, NULL);
+  if (!tc_elect(tc, 1))
+    return false;
+  tc_tick_all(tc, 60);
+  for (int i = 0; i < 5; i++)
+    tc_propose(tc, 1, "w");
+  tc_tick_all(tc, 60);
+  /* Raft's leader adds a no-op of its term; Multi-Paxos's has none. */
+  return tc_status(tc, 1).commit >= 5 &&
+         tc_status(tc, 1).commit == tc_status(tc, 1).last_index;
+}
+
+static void learner_catches_up_then_is_promoted(const char *protocol) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  tc_join(&tc, 4);
+  CHECK(tc_members(&tc, 4).n == 0); /* knows nothing yet */
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  CHECK(role_of(&tc, 1, 4) == SABHA_MEMBER_LEARNER);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, 4).commit == tc_status(&tc, 1).commit);
+  CHECK(role_of(&tc, 4, 4) == SABHA_MEMBER_LEARNER);
+  struct sabha_membership m = tc_members(&tc, 1);
+  CHECK(sabha_membership_find(&m, 4)->caught_up);
+  CHECK(strcmp(sabha_membership_find(&m, 4)->addr, "node-x:1") == 0);
+  CHECK(change(&tc, 1, SABHA_CHANGE_PROMOTE, 4) == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(role_of(&tc, 2, 4) == SABHA_MEMBER_VOTER);
+  CHECK(tc_status(&tc, 4).voter);
+  /* Four voters: a majority is three, so 1 and 4 alone commit nothing. */
+  tc_isolate(&tc, 2);
+  tc_isolate(&tc, 3);
+  uint64_t commit = tc_status(&tc, 1).commit;
+  tc_propose(&tc, 1, "needs three");
+  tc_tick(&tc, 1, 40);
+  CHECK(tc_status(&tc, 1).commit == commit);
+  tc_heal(&tc);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, 4).commit > commit);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_learner_catches_up_then_is_promoted(void) {
+  learner_catches_up_then_is_promoted("raft");
+}
+
+static void learners_count_in_no_quorum_and_never_campaign(const char *p) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, p));
+  tc_join(&tc, 4);
+  tc_join(&tc, 5);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 5) == 0);
+  tc_tick_all(&tc, 100);
+  /* Leader and two learners are three of five nodes but one voter of
+   * three: nothing commits. */
+  tc_isolate(&tc, 2);
+  tc_isolate(&tc, 3);
+  uint64_t commit = tc_status(&tc, 1).commit;
+  tc_propose(&tc, 1, "x");
+  tc_tick(&tc, 1, 40);
+  CHECK(tc_status(&tc, 4).commit == commit);
+  CHECK(tc_status(&tc, 1).commit == commit);
+  /* Cut off from everyone, a learner stays quiet for ever. */
+  tc_heal(&tc);
+  tc_isolate(&tc, 4);
+  uint64_t term = tc_status(&tc, 4).term;
+  tc_tick(&tc, 4, 3000);
+  CHECK(tc_status(&tc, 4).term == term);
+  CHECK(tc_status(&tc, 4).role == SABHA_ROLE_FOLLOWER);
+  CHECK(!tc_status(&tc, 4).voter);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_learners_count_in_no_quorum_and_never_campaign(void) {
+  learners_count_in_no_quorum_and_never_campaign("raft");
+}
+
+static void mp_learner_catches_up_then_is_promoted(void) {
+  learner_catches_up_then_is_promoted("multipaxos");
+}
+
+static void mp_learners_count_in_no_quorum_and_never_campaign(void) {
+  learners_count_in_no_quorum_and_never_campaign("multipaxos");
+}
+
+/* Drops every acknowledgement of entries: a leader elected now can commit
+ * nothing. */
+static bool drop_append_acks(void *arg, struct sabha_msg *m) {
+  (void)arg;
+  return m->type == RAFT_MSG_APPEND_RESP;
+}
+
+/* The fix to single-server changes: no change before the leader's own term
+ * has committed, and one change at a time. */
+static void raft_change_waits_for_own_term_and_previous_change(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "raft"));
+  tc_join(&tc, 4);
+  /* Node 2 takes over, but hears no acknowledgement: its no-op cannot
+   * commit, so neither may a change. */
+  tc.filter = drop_append_acks;
+  CHECK(sabha_engine_transfer_leadership(tc.node[1].e, 2) == 0);
+  tc_settle(&tc);
+  CHECK(tc_status(&tc, 2).role == SABHA_ROLE_LEADER);
+  CHECK(tc_status(&tc, 2).commit < tc_status(&tc, 2).last_index);
+  CHECK(sabha_engine_change(tc.node[2].e, SABHA_CHANGE_ADD_LEARNER, 4, "a:1") ==
+        SABHA_EBUSY);
+  tc.filter = NULL;
+  tc_tick_all(&tc, 60);
+  CHECK(tc_status(&tc, 2).role == SABHA_ROLE_LEADER);
+  CHECK(tc_status(&tc, 2).commit == tc_status(&tc, 2).last_index);
+  /* Now it may; but not a second change before the first commits. */
+  tc.filter = drop_append_acks;
+  CHECK(sabha_engine_change(tc.node[2].e, SABHA_CHANGE_ADD_LEARNER, 4, "a:1") ==
+        0);
+  tc_settle(&tc);
+  CHECK(sabha_engine_change(tc.node[2].e, SABHA_CHANGE_REMOVE, 3, NULL) ==
+        SABHA_EBUSY);
+  /* Bad changes are refused whatever the state. */
+  CHECK(sabha_engine_change(tc.node[3].e, SABHA_CHANGE_REMOVE, 1, NULL) ==
+        SABHA_ENOTLEADER);
+  tc.filter = NULL;
+  tc_tick_all(&tc, 100);
+  CHECK(sabha_engine_change(tc.node[2].e, SABHA_CHANGE_ADD_LEARNER, 4, "a:1") ==
+        SABHA_EINVAL); /* already a member */
+  CHECK(sabha_engine_change(tc.node[2].e, SABHA_CHANGE_PROMOTE, 3, NULL) ==
+        SABHA_EINVAL); /* already a voter */
+  CHECK(sabha_engine_change(tc.node[2].e, SABHA_CHANGE_ADD_LEARNER, 6,
+                            "has space") == SABHA_EINVAL);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* A membership in force on a follower (appended, not committed) is undone
+ * when the entry is truncated away. */
+static void raft_config_truncated_away_reverts(void) {
+  struct tcluster tc;
+  tc_init(&tc, "raft", 5, NULL);
+  CHECK(tc_elect(&tc, 1));
+  tc_tick_all(&tc, 100);
+  CHECK(tc_status(&tc, 1).commit == tc_status(&tc, 1).last_index);
+  /* Only node 2 hears of the change. */
+  for (uint32_t id = 3; id <= 5; id++)
+    tc_cut(&tc, 1, id);
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 5) == 0);
+  CHECK(tc_members(&tc, 2).n == 4); /* in force as soon as appended */
+  CHECK(tc_members(&tc, 3).n == 5);
+  /* Nodes 1 and 2 are gone; 3, 4 and 5 elect one of them, which then
+   * overwrites node 2's log. */
+  tc_isolate(&tc, 1);
+  tc_isolate(&tc, 2);
+  uint32_t leader = 0;
+  for (int i = 0; i < 3000 && (leader = tc_leader(&tc)) < 3; i++)
+    tc_tick_all(&tc, 1);
+  CHECK(leader >= 3);
+  tc_heal(&tc);
+  tc_isolate(&tc, 1);
+  tc_propose(&tc, leader, "new");
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, 2).commit == tc_status(&tc, leader).commit);
+  CHECK(tc_members(&tc, 2).n == 5);
+  CHECK(tc_members(&tc, 2).index == 0); /* back to the initial one */
+  CHECK(role_of(&tc, 2, 5) == SABHA_MEMBER_VOTER);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* A node removed while cut off never hears of it; when it comes back it
+ * campaigns, but with PreVote and leases it cannot move the group's term or
+ * unseat its leader. */
+static void raft_removed_node_cannot_disrupt(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "raft"));
+  tc_isolate(&tc, 3);
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_status(&tc, 1).commit == tc_status(&tc, 1).last_index);
+  CHECK(tc_members(&tc, 1).n == 2);
+  /* The next change frees its slot: nobody sends it anything any more. */
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 100);
+  uint64_t term = tc_status(&tc, 1).term;
+  tc_heal(&tc);
+  tc_tick_all(&tc, 3000);
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(tc_status(&tc, 1).term == term);
+  CHECK(tc_status(&tc, 2).term == term);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* A removed follower that hears of it says so and stops campaigning. */
+static void raft_removed_node_learns_it_and_stays_quiet(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "raft"));
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, 3).removed);
+  CHECK(!tc_status(&tc, 3).voter);
+  tc_isolate(&tc, 3);
+  uint64_t term = tc_status(&tc, 3).term;
+  tc_tick(&tc, 3, 3000);
+  CHECK(tc_status(&tc, 3).term == term);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* Removing the leader: it leads until the change commits, then steps down
+ * and another voter takes over without waiting for a timeout. */
+static void removed_leader_hands_over(const char *protocol) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 1) == 0);
+  tc_tick_all(&tc, 5); /* well below the election timeout */
+  uint32_t leader = tc_leader(&tc);
+  CHECK(leader == 2 || leader == 3);
+  CHECK(tc_status(&tc, 1).removed);
+  CHECK(tc_status(&tc, 1).role == SABHA_ROLE_FOLLOWER);
+  CHECK(tc_propose(&tc, leader, "after") == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_status(&tc, 2).commit == tc_status(&tc, leader).last_index);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* The membership comes back after a restart: from the log, and from a
+ * snapshot's membership once the log is compacted; a learner added after
+ * compaction gets the snapshot and its membership. */
+static void membership_survives_restart_and_snapshot(const char *protocol) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(change(&tc, 1, SABHA_CHANGE_PROMOTE, 4) == 0);
+  tc_tick_all(&tc, 100);
+  uint64_t conf_index = tc_members(&tc, 2).index;
+  CHECK(conf_index > 0);
+  tc_crash(&tc, 2);
+  tc_restart(&tc, 2);
+  /* Raft has it from its log at once; a Multi-Paxos acceptor once it
+   * learns again how far the log is chosen (its commit index is a hint). */
+  tc_tick_all(&tc, 100);
+  CHECK(tc_members(&tc, 2).n == 4 && tc_members(&tc, 2).index == conf_index);
+  for (int i = 0; i < 5; i++)
+    tc_propose(&tc, 1, "more");
+  tc_tick_all(&tc, 100);
+  for (uint32_t id = 1; id <= 4; id++)
+    CHECK(tc_compact(&tc, id) == 0);
+  for (uint32_t id = 1; id <= 4; id++) {
+    tc_crash(&tc, id);
+    tc_restart(&tc, id);
+    CHECK(tc_members(&tc, id).n == 4);
+    CHECK(role_of(&tc, id, 4) == SABHA_MEMBER_VOTER);
+  }
+  tc_tick_all(&tc, 1000);
+  uint32_t leader = tc_leader(&tc);
+  CHECK(leader != 0);
+  tc_join(&tc, 5);
+  CHECK(change(&tc, leader, SABHA_CHANGE_ADD_LEARNER, 5) == 0);
+  tc_tick_all(&tc, 300);
+  CHECK(tc_status(&tc, 5).snapshot_index > 0);
+  CHECK(tc_members(&tc, 5).n == 5);
+  CHECK(role_of(&tc, 5, 5) == SABHA_MEMBER_LEARNER);
+  CHECK(tc_status(&tc, 5).commit == tc_status(&tc, leader).commit);
+  tc_crash(&tc, 5);
+  tc_restart(&tc, 5);
+  CHECK(!tc_status(&tc, 5).removed);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_members(&tc, 5).n == 5);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_removed_leader_hands_over(void) {
+  removed_leader_hands_over("raft");
+}
+
+static void mp_removed_leader_hands_over(void) {
+  removed_leader_hands_over("multipaxos");
+}
+
+static void raft_membership_survives_restart_and_snapshot(void) {
+  membership_survives_restart_and_snapshot("raft");
+}
+
+static void mp_membership_survives_restart_and_snapshot(void) {
+  membership_survives_restart_and_snapshot("multipaxos");
+}
+
+/* Multi-Paxos: a membership chosen at slot i governs slots from i + alpha
+ * on (Lamport's reconfiguration). Until then the old voters choose: with
+ * the new voter promoted but the window not yet passed, two of the three
+ * old voters still make a majority; the leader fills the window with
+ * no-ops so the change takes effect without writes. */
+static void mp_membership_takes_effect_alpha_slots_later(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "multipaxos"));
+  tc_join(&tc, 4);
+  CHECK(sabha_engine_change(tc.node[1].e, SABHA_CHANGE_ADD_LEARNER, 4, "x:1") ==
+        0);
+  uint64_t chosen_at = tc_status(&tc, 1).last_index;
+  /* One change at a time: the next waits until this one is in force. */
+  CHECK(sabha_engine_change(tc.node[1].e, SABHA_CHANGE_ADD_LEARNER, 5, "x:2") ==
+        SABHA_EBUSY);
+  CHECK(role_of(&tc, 1, 4) == 0);
+  tc_settle(&tc);
+  /* Chosen, then the window filled with no-ops so that it takes effect
+   * alpha slots on. */
+  CHECK(tc_status(&tc, 1).last_index >= chosen_at + tc.cfg[1].alpha - 1);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_members(&tc, 1).index == chosen_at);
+  CHECK(role_of(&tc, 2, 4) == SABHA_MEMBER_LEARNER);
+  CHECK(role_of(&tc, 4, 4) == SABHA_MEMBER_LEARNER);
+  /* It is in force now: the next change may go. */
+  CHECK(sabha_engine_change(tc.node[1].e, SABHA_CHANGE_PROMOTE, 4, NULL) == 0);
+  CHECK(sabha_engine_change(tc.node[1].e, SABHA_CHANGE_REMOVE, 2, NULL) ==
+        SABHA_EBUSY);
+  tc_tick_all(&tc, 100);
+  CHECK(role_of(&tc, 3, 4) == SABHA_MEMBER_VOTER);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* The encoding is checked as a peer's input must be. */
+static void membership_decoding_refuses_bad_input(void) {
+  struct sabha_membership m = {.n = 2};
+  m.members[0] = (struct sabha_member){.id = 1, .role = SABHA_MEMBER_VOTER};
+  m.members[1] = (struct sabha_member){.id = 7, .role = SABHA_MEMBER_LEARNER};
+  strcpy(m.members[1].addr, "127.0.0.1:7000");
+  uint8_t buf[SABHA_MEMBERSHIP_BYTES_MAX];
+  size_t len = sabha_membership_encode(&m, buf, sizeof buf);
+  CHECK(len > 0);
+  struct sabha_membership out;
+  CHECK(sabha_membership_decode(buf, len, &out) == 0);
+  CHECK(out.n == 2 && out.members[1].id == 7 &&
+        strcmp(out.members[1].addr, "127.0.0.1:7000") == 0);
+  for (size_t cut = 0; cut < len; cut++)
+    CHECK(sabha_membership_decode(buf, cut, &out) == SABHA_ECORRUPT);
+  uint8_t bad[SABHA_MEMBERSHIP_BYTES_MAX + 1];
+  memcpy(bad, buf, len);
+  bad[len] = 0;
+  CHECK(sabha_membership_decode(bad, len + 1, &out) == SABHA_ECORRUPT);
+  memcpy(bad, buf, len);
+  bad[8 + 4] = 9; /* an unknown role */
+  CHECK(sabha_membership_decode(bad, len, &out) == SABHA_ECORRUPT);
+  m.members[1].id = 1; /* a repeated id */
+  CHECK(sabha_membership_encode(&m, buf, sizeof buf) == 0);
+  m.members[1].id = 7;
+  m.members[0].role = SABHA_MEMBER_LEARNER; /* no voter */
+  CHECK(sabha_membership_encode(&m, buf, sizeof buf) == 0);
+  m.members[0].role = SABHA_MEMBER_VOTER;
+  strcpy(m.members[1].addr, "with space");
+  CHECK(sabha_membership_encode(&m, buf, sizeof buf) == 0);
+}
+
+/* The addresses sabhad puts in a membership entry parse back; anything
+ * else is refused. */
+static void member_address_parses_or_is_refused(void) {
+  struct rt_addr peer, client;
+  CHECK(rt_member_addr_parse("peer=127.0.0.1:17203,client=10.0.0.4:17003",
+                             &peer, &client));
+  CHECK(strcmp(peer.host, "127.0.0.1") == 0 && peer.port == 17203);
+  CHECK(strcmp(client.host, "10.0.0.4") == 0 && client.port == 17003);
+  static const char *const bad[] = {
+      "",
+      "sim",
+      "peer=127.0.0.1:17203",
+      "peer=127.0.0.1:0,client=127.0.0.1:1",
+      "peer=127.0.0.1:65536,client=127.0.0.1:1",
+      "peer=:1,client=127.0.0.1:1",
+      "peer=h:1,client=h:x",
+      "client=h:1,peer=h:2",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK(!rt_member_addr_parse(bad[i], &peer, &client));
+}
+
+int main(void) {
+  RUN(membership_decoding_refuses_bad_input);
+  RUN(member_address_parses_or_is_refused);
+  RUN(raft_learner_catches_up_then_is_promoted);
+  RUN(raft_learners_count_in_no_quorum_and_never_campaign);
+  RUN(raft_change_waits_for_own_term_and_previous_change);
+  RUN(raft_config_truncated_away_reverts);
+  RUN(raft_removed_node_cannot_disrupt);
+  RUN(raft_removed_node_learns_it_and_stays_quiet);
+  RUN(raft_removed_leader_hands_over);
+  RUN(raft_membership_survives_restart_and_snapshot);
+  RUN(mp_learner_catches_up_then_is_promoted);
+  RUN(mp_learners_count_in_no_quorum_and_never_campaign);
+  RUN(mp_removed_leader_hands_over);
+  RUN(mp_membership_survives_restart_and_snapshot);
+  RUN(mp_membership_takes_effect_alpha_slots_later);
+  return tc_failures == 0 ? 0 : 1;
+}
