@@ -433,16 +433,44 @@ uint32_t nodes_down(const struct sim *s) {
   return down;
 }
 
-uint32_t nodes_out(const struct sim *s) {
-  uint32_t out = 0;
+/* The voters of the newest membership an up node knows (every node when
+ * none is up): the nodes whose votes the cluster needs. */
+static uint32_t current_voters(const struct sim *s, bool *voter) {
+  struct sabha_membership best = {0};
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
-    struct sabha_status st = {.repair_until = 0};
-    if (n->up && n->rt != NULL)
-      rt_status(n->rt, &st);
-    out += !n->up || st.repair_until != 0;
+    if (!n->up || n->rt == NULL)
+      continue;
+    struct sabha_membership m;
+    sabha_engine_members(rt_engine(n->rt), &m);
+    if (m.n > 0 && (best.n == 0 || m.index > best.index))
+      best = m;
   }
-  return out;
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    const struct sabha_member *x = sabha_membership_find(&best, i + 1);
+    voter[i] = best.n == 0 ? true : x != NULL && x->role == SABHA_MEMBER_VOTER;
+    k += voter[i];
+  }
+  return k;
+}
+
+uint32_t nodes_out_room(struct sim *s, int32_t i) {
+  bool voter[SABHA_NODES_MAX];
+  uint32_t n_voters = current_voters(s, voter);
+  uint32_t out = 0;
+  for (uint32_t k = 0; k < s->n_nodes; k++) {
+    struct node *n = &s->nodes[k];
+    if (n->up && n->rt != NULL) { /* a node that is down keeps its guard */
+      struct sabha_status st;
+      rt_status(n->rt, &st);
+      n->guarded = st.repair_until != 0;
+    }
+    if ((int32_t)k != i && voter[k])
+      out += !n->up || n->guarded || n->n_flips > 0;
+  }
+  uint32_t budget = n_voters > 0 ? (n_voters - 1) / 2 : 0;
+  return out < budget ? budget - out : 0;
 }
 
 int node_leader(struct sim *s) {
@@ -689,22 +717,6 @@ static int list_one(void *arg, const char *name) {
   return 0;
 }
 
-/* Nodes whose disk lost data they may have acknowledged: flipped and not
- * started since, or started under a repair guard still in force. */
-static uint32_t nodes_damaged(struct sim *s) {
-  uint32_t k = 0;
-  for (uint32_t i = 0; i < s->n_nodes; i++) {
-    struct node *n = &s->nodes[i];
-    if (n->up && n->rt != NULL) { /* a node that is down keeps its guard */
-      struct sabha_status st;
-      rt_status(n->rt, &st);
-      n->guarded = st.repair_until != 0;
-    }
-    k += n->n_flips > 0 || n->guarded;
-  }
-  return k;
-}
-
 bool node_disk_flip(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   if (n->up || n->n_flips >= FLIPS_MAX)
@@ -712,7 +724,7 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
   /* Data lost on a majority can be data lost for good: no protocol
    * tolerates it (as none tolerates a majority down for ever). Damage is
    * kept to a minority of the nodes at a time, as crashes are. */
-  if (n->n_flips == 0 && nodes_damaged(s) + 1 > (s->n_nodes - 1) / 2)
+  if (n->n_flips == 0 && nodes_out_room(s, (int32_t)i) == 0)
     return false;
   struct file_list fl = {.n = 0};
   if (n->io.list(n->io.ctx, DATA_DIR, list_one, &fl) != 0)

@@ -256,7 +256,7 @@ static uint32_t nodes_isolated(const struct sim *s) {
 
 /* Strikes leader i of the comeback stage, if a majority stays together. */
 static void comeback_strike(struct sim *s, uint32_t i) {
-  if (nodes_isolated(s) + nodes_out(s) < (s->n_nodes - 1) / 2)
+  if (nodes_isolated(s) < nodes_out_room(s, -1))
     strike(s, i);
 }
 
@@ -437,18 +437,17 @@ static void crash_some(struct sim *s, uint32_t k, bool leader_first,
 }
 
 static void crash_start(struct sim *s) {
-  uint32_t down = nodes_out(s);
-  uint32_t minority = (s->n_nodes - 1) / 2;
-  if (down == 0 && s->n_nodes > 1 &&
+  uint32_t room = nodes_out_room(s, -1);
+  if (nodes_down(s) == 0 && s->n_nodes > 1 &&
       prng_chance(&s->prng_nemesis, POWER_LOSS_CHANCE)) {
     /* Power loss: a majority, or everyone, at the same instant. */
     uint32_t k = prng_chance(&s->prng_nemesis, 0.5) ? s->n_nodes : s->quorum;
     crash_some(s, k, false, POWER_DOWN_US_MAX);
     return;
   }
-  if (down >= minority)
+  if (room == 0)
     return;
-  uint32_t k = 1 + (uint32_t)prng_below(&s->prng_nemesis, minority - down);
+  uint32_t k = 1 + (uint32_t)prng_below(&s->prng_nemesis, room);
   crash_some(s, k, prng_chance(&s->prng_nemesis, 0.5), CRASH_DOWN_US_MAX);
 }
 
@@ -510,7 +509,7 @@ static void disk_fault(struct sim *s) {
   }
   if (n->up) {
     bool crash_ok = (s->o.faults & SIM_FAULT_CRASH) &&
-                    nodes_out(s) < (s->n_nodes - 1) / 2 && !n->in_call;
+                    nodes_out_room(s, (int32_t)i) > 0 && !n->in_call;
     if (!crash_ok)
       return;
     crash_node(
@@ -631,7 +630,7 @@ static void nemesis_step(struct sim *s) {
 static void strike(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   bool crash_ok =
-      (s->o.faults & SIM_FAULT_CRASH) && nodes_out(s) < (s->n_nodes - 1) / 2;
+      (s->o.faults & SIM_FAULT_CRASH) && nodes_out_room(s, (int32_t)i) > 0;
   bool isolate_ok = (s->o.faults & SIM_FAULT_PARTITION) && !n->isolated;
   if (!n->up || (!crash_ok && !isolate_ok))
     return;
