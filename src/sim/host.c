@@ -407,7 +407,6 @@ static void node_count_engine(struct sim *s, struct node *n) {
     return;
   struct sabha_status st;
   rt_status(n->rt, &st);
-  n->guarded = st.repair_until != 0; /* the disk keeps it while down */
   s->res->phase1_rounds += st.elections_started;
   s->res->ballots_burned += st.ballots_burned;
   s->res->snapshots_taken += rt_metrics(n->rt)->snapshots_taken;
@@ -684,18 +683,19 @@ static int list_one(void *arg, const char *name) {
 }
 
 /* Nodes whose disk lost data they may have acknowledged: flipped and not
- * started since, or started under a repair guard still in force. */
-static uint32_t nodes_damaged(struct sim *s) {
+ * started since, or started under a repair guard. A guard counts until the
+ * node starts again without one: the engine lifts it in memory as soon as
+ * its commit index reaches it, but the lift reaches the disk later (and the
+ * hard state file keeps the guard until it is written again), so a crash
+ * can bring the guard back. Counting only the guards in force in memory let
+ * a second node of three be damaged while the first one's guard was still
+ * on its disk: both restarted guarded, neither could promise, and no
+ * quorum was left (classic Paxos seed 249 of --nodes 3 --faults
+ * partition,crash,disk). */
+static uint32_t nodes_damaged(const struct sim *s) {
   uint32_t k = 0;
-  for (uint32_t i = 0; i < s->n_nodes; i++) {
-    struct node *n = &s->nodes[i];
-    if (n->up && n->rt != NULL) { /* a node that is down keeps its guard */
-      struct sabha_status st;
-      rt_status(n->rt, &st);
-      n->guarded = st.repair_until != 0;
-    }
-    k += n->n_flips > 0 || n->guarded;
-  }
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    k += s->nodes[i].n_flips > 0 || s->nodes[i].guarded;
   return k;
 }
 
