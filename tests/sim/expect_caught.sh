@@ -1,16 +1,21 @@
 #!/bin/sh
 # A deliberately broken safety rule must be caught: `sabha sim --bug NAME`
-# over the standard fault mix exits 1 with runs_failed above 0.
-# Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD]]]
+# over the standard fault mix (or the one given) exits 1 with runs_failed
+# above 0.
+# Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD [NODES
+#        [FAULTS]]]]]
 set -eu
 bin=$1
 bug=$2
 protocol=${3:-raft}
 seeds=${4:-1..300}
 workload=${5:-kv}
+nodes=${6:-5}
+faults=${7:-all}
 rc=0
-out=$("$bin" sim --protocol "$protocol" --nodes 5 --seeds "$seeds" --ops 1000 \
-  --workload "$workload" --faults all --bug "$bug" 2>/dev/null) || rc=$?
+out=$("$bin" sim --protocol "$protocol" --nodes "$nodes" --seeds "$seeds" \
+  --ops 1000 --workload "$workload" --faults "$faults" --bug "$bug" \
+  2>/dev/null) || rc=$?
 echo "$out"
 failed=$(echo "$out" | sed -n 's/^runs_failed: //p')
 if [ "$rc" -ne 1 ]; then
