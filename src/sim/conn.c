@@ -60,6 +60,7 @@ static uint32_t conn_alloc(struct sim *s) {
   uint32_t id;
   if (s->n_free_conns > 0) {
     id = s->free_conns[--s->n_free_conns];
+    assert(s->conns[id].gen == 0 && "a slot listed free twice");
   } else {
     if (s->n_conns == s->cap_conns) {
       s->cap_conns = s->cap_conns == 0 ? 64 : s->cap_conns * 2;
@@ -81,8 +82,9 @@ static uint32_t conn_alloc(struct sim *s) {
 
 void conn_maybe_free(struct sim *s, uint32_t id) {
   struct conn *cn = &s->conns[id];
-  /* Free already: listing it twice would hand one slot to two
-   * connections (the membership nemesis's churn found it). */
+  /* Callers may ask again after a close already freed the slot (a node's
+   * output pass closes an end, then tries to free): listing it twice would
+   * hand one slot to two connections, and bytes to the wrong client. */
   if (cn->gen == 0)
     return;
   if (cn->opener_open || cn->server_open || cn->server != NULL ||

@@ -407,7 +407,6 @@ static void node_count_engine(struct sim *s, struct node *n) {
     return;
   struct sabha_status st;
   rt_status(n->rt, &st);
-  n->guarded = st.repair_until != 0; /* the disk keeps it while down */
   s->res->phase1_rounds += st.elections_started;
   s->res->ballots_burned += st.ballots_burned;
   s->res->snapshots_taken += rt_metrics(n->rt)->snapshots_taken;
@@ -458,14 +457,17 @@ static uint32_t current_voters(const struct sim *s, bool *voter) {
 uint32_t nodes_out_room(struct sim *s, int32_t i) {
   bool voter[SABHA_NODES_MAX];
   uint32_t n_voters = current_voters(s, voter);
+  /* A guard counts until the node starts again without one: the engine
+   * lifts it in memory as soon as its commit index reaches it, but the lift
+   * reaches the disk later (the hard state file keeps the guard until it is
+   * written again), so a crash can bring it back. Counting only guards in
+   * force in memory let a second node of three be damaged while the first
+   * one's guard was still on its disk: both restarted guarded, neither
+   * could promise, no quorum was left (classic Paxos seed 249 of --nodes 3
+   * --faults partition,crash,disk). */
   uint32_t out = 0;
   for (uint32_t k = 0; k < s->n_nodes; k++) {
-    struct node *n = &s->nodes[k];
-    if (n->up && n->rt != NULL) { /* a node that is down keeps its guard */
-      struct sabha_status st;
-      rt_status(n->rt, &st);
-      n->guarded = st.repair_until != 0;
-    }
+    const struct node *n = &s->nodes[k];
     if ((int32_t)k != i && voter[k])
       out += !n->up || n->guarded || n->n_flips > 0;
   }

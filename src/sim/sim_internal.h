@@ -214,7 +214,7 @@ struct node {
     uint64_t offset;
     uint8_t mask;
   } flips[8];
-  bool guarded; /* under a repair guard when last seen up */
+  bool guarded; /* started under a repair guard (see nodes_damaged) */
   uint32_t n_flips;
 
   /* Last status seen, for the checkers. */

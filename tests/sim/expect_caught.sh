@@ -1,7 +1,9 @@
 #!/bin/sh
 # A deliberately broken safety rule must be caught: `sabha sim --bug NAME`
-# over the standard fault mix exits 1 with runs_failed above 0.
-# Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD [FAULTS [NODES]]]]]
+# over the standard fault mix (or the one given) exits 1 with runs_failed
+# above 0.
+# Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD [FAULTS
+#        [NODES]]]]]
 set -eu
 bin=$1
 bug=$2
