@@ -454,24 +454,39 @@ static uint32_t current_voters(const struct sim *s, bool *voter) {
   return k;
 }
 
-uint32_t nodes_out_room(struct sim *s, int32_t i) {
+uint32_t nodes_out(struct sim *s, bool damage, uint32_t *budget) {
   bool voter[SABHA_NODES_MAX];
   uint32_t n_voters = current_voters(s, voter);
-  /* A guard counts until the node starts again without one: the engine
-   * lifts it in memory as soon as its commit index reaches it, but the lift
-   * reaches the disk later (the hard state file keeps the guard until it is
-   * written again), so a crash can bring it back. Counting only guards in
-   * force in memory let a second node of three be damaged while the first
-   * one's guard was still on its disk: both restarted guarded, neither
-   * could promise, no quorum was left (classic Paxos seed 249 of --nodes 3
-   * --faults partition,crash,disk). */
   uint32_t out = 0;
   for (uint32_t k = 0; k < s->n_nodes; k++) {
     const struct node *n = &s->nodes[k];
-    if ((int32_t)k != i && voter[k])
-      out += !n->up || n->guarded || n->n_flips > 0;
+    if (!voter[k])
+      continue;
+    if (damage) {
+      /* A guard counts until the node starts again without one: the
+       * engine lifts it in memory as soon as its commit index reaches
+       * it, but the lift reaches the disk later (the hard state file
+       * keeps the guard until it is written again), so a crash can bring
+       * it back. Counting only guards in force in memory let a second node
+       * of three be damaged while the first one's guard was still on its
+       * disk: both restarted guarded, neither could promise, no quorum was
+       * left (classic Paxos seed 249 of --nodes 3 --faults
+       * partition,crash,disk). */
+      out += n->n_flips > 0 || n->guarded;
+    } else {
+      struct sabha_status st = {.repair_until = 0};
+      if (n->up && n->rt != NULL)
+        rt_status(n->rt, &st);
+      out += !n->up || st.repair_until != 0;
+    }
   }
-  uint32_t budget = n_voters > 0 ? (n_voters - 1) / 2 : 0;
+  *budget = n_voters > 0 ? (n_voters - 1) / 2 : 0;
+  return out;
+}
+
+uint32_t nodes_out_room(struct sim *s, bool damage) {
+  uint32_t budget;
+  uint32_t out = nodes_out(s, damage, &budget);
   return out < budget ? budget - out : 0;
 }
 
@@ -726,7 +741,7 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
   /* Data lost on a majority can be data lost for good: no protocol
    * tolerates it (as none tolerates a majority down for ever). Damage is
    * kept to a minority of the nodes at a time, as crashes are. */
-  if (n->n_flips == 0 && nodes_out_room(s, (int32_t)i) == 0)
+  if (n->n_flips == 0 && nodes_out_room(s, true) == 0)
     return false;
   struct file_list fl = {.n = 0};
   if (n->io.list(n->io.ctx, DATA_DIR, list_one, &fl) != 0)

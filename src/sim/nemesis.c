@@ -256,7 +256,7 @@ static uint32_t nodes_isolated(const struct sim *s) {
 
 /* Strikes leader i of the comeback stage, if a majority stays together. */
 static void comeback_strike(struct sim *s, uint32_t i) {
-  if (nodes_isolated(s) < nodes_out_room(s, -1))
+  if (nodes_isolated(s) < nodes_out_room(s, false))
     strike(s, i);
 }
 
@@ -437,8 +437,10 @@ static void crash_some(struct sim *s, uint32_t k, bool leader_first,
 }
 
 static void crash_start(struct sim *s) {
-  uint32_t room = nodes_out_room(s, -1);
-  if (nodes_down(s) == 0 && s->n_nodes > 1 &&
+  uint32_t budget;
+  uint32_t out = nodes_out(s, false, &budget);
+  uint32_t room = out < budget ? budget - out : 0;
+  if (out == 0 && s->n_nodes > 1 &&
       prng_chance(&s->prng_nemesis, POWER_LOSS_CHANCE)) {
     /* Power loss: a majority, or everyone, at the same instant. */
     uint32_t k = prng_chance(&s->prng_nemesis, 0.5) ? s->n_nodes : s->quorum;
@@ -509,7 +511,7 @@ static void disk_fault(struct sim *s) {
   }
   if (n->up) {
     bool crash_ok = (s->o.faults & SIM_FAULT_CRASH) &&
-                    nodes_out_room(s, (int32_t)i) > 0 && !n->in_call;
+                    nodes_out_room(s, false) > 0 && !n->in_call;
     if (!crash_ok)
       return;
     crash_node(
@@ -630,7 +632,7 @@ static void nemesis_step(struct sim *s) {
 static void strike(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   bool crash_ok =
-      (s->o.faults & SIM_FAULT_CRASH) && nodes_out_room(s, (int32_t)i) > 0;
+      (s->o.faults & SIM_FAULT_CRASH) && nodes_out_room(s, false) > 0;
   bool isolate_ok = (s->o.faults & SIM_FAULT_PARTITION) && !n->isolated;
   if (!n->up || (!crash_ok && !isolate_ok))
     return;

@@ -595,11 +595,14 @@ void node_step_wall(struct sim *s, uint32_t i, int64_t delta_ms);
 /* The up node that is leader in the highest term, or -1. */
 int node_leader(struct sim *s);
 uint32_t nodes_down(const struct sim *s);
-/* How many more of the current voters may be out (down, or under a repair
- * guard: a damaged disk being refilled) with a majority of them still able
- * to elect: the nemesis keeps crashes and damage within it. Node `i` (-1:
- * none) is left out of the count: the one about to be struck. */
-uint32_t nodes_out_room(struct sim *s, int32_t i);
+/* How many more of the current voters may be out with a majority of them
+ * still able to elect: the nemesis keeps faults within it. Out means down,
+ * or up under a repair guard (crashes: `damage` false), or with a damaged
+ * disk, flipped or not yet restarted without its guard (disk damage:
+ * `damage` true). */
+uint32_t nodes_out_room(struct sim *s, bool damage);
+/* How many are out, and in *budget how many may be. */
+uint32_t nodes_out(struct sim *s, bool damage, uint32_t *budget);
 /* Runs what a runtime call left to do: output to move, streams to close,
  * a crash asked for meanwhile. Hosts call it after every runtime call. */
 void node_after_runtime(struct sim *s, struct node *n);
