@@ -108,10 +108,13 @@ void cli_cluster_usage(FILE *f) {
       "  sabha cluster start --dir DIR [--nodes 3] [--protocol raft]\n"
       "                      [--base-port 17000] [--secret S]\n"
       "                      [--cluster-id ID] [--requirepass P] [--tls]\n"
+      "                      [--priorities 1=10,2=5,3=1]\n"
       "                      [--set key=value]...\n"
       "      starts the nodes in the background: logs, pid files, data\n"
       "      and configs in DIR; client ports P.., http P+100..,\n"
       "      peers P+200..; --set adds a sabhad setting for every node;\n"
+      "      --priorities: leader priorities, given to every node (a\n"
+      "      caught-up node of higher priority is handed leadership);\n"
       "      peers authenticate with DIR/secret (mode 0600): --secret S\n"
       "      (16..256 bytes), or 32 random bytes by default;\n"
       "      --requirepass: clients must AUTH (kept in DIR/requirepass,\n"
@@ -889,7 +892,8 @@ struct opts {
   const char *secret;
   const char *requirepass;
   const char *cluster_id;
-  const char *node; /* kill/restart */
+  const char *priorities; /* start: every node's `priorities` setting */
+  const char *node;       /* kill/restart */
   char *sets[32];
   int n_sets;
   bool tls;
@@ -940,6 +944,13 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       takes = false;
     } else if (strcmp(a, "--cluster-id") == 0 && v != NULL) {
       o->cluster_id = v;
+    } else if (strcmp(a, "--priorities") == 0 && v != NULL) {
+      if (v[0] == '\0' || strspn(v, "0123456789=,") != strlen(v)) {
+        fprintf(stderr, "sabha cluster: --priorities takes ID=N,... (for "
+                        "example 1=10,2=5,3=1)\n");
+        return CLI_EXIT_USAGE;
+      }
+      o->priorities = v;
     } else if (strcmp(a, "--set") == 0 && v != NULL) {
       if (strchr(v, '=') == NULL || o->n_sets == 32) {
         fprintf(stderr, "sabha cluster: --set takes key=value\n");
@@ -1106,7 +1117,7 @@ static int cmd_start(const struct opts *o) {
     }
     /* The client password goes to the nodes in a file of its own, never
      * on a command line (which ps shows to every user). */
-    char *sets[34];
+    char *sets[35];
     int n_sets = o->n_sets;
     memcpy(sets, o->sets, sizeof o->sets);
     char pass_set[PATH_MAX + 32];
@@ -1119,6 +1130,13 @@ static int cmd_start(const struct opts *o) {
         return CLI_EXIT_ERROR;
       }
       sets[n_sets++] = pass_set;
+    }
+    /* Every node gets the whole map (sabhad takes its own priority from
+     * it): a leader judges the others by it, so they must all agree. */
+    char prio_set[PATH_MAX];
+    if (o->priorities != NULL) {
+      snprintf(prio_set, sizeof prio_set, "priorities=%s", o->priorities);
+      sets[n_sets++] = prio_set;
     }
     if (c.tls && write_certificates(&c) != 0)
       return CLI_EXIT_ERROR;
@@ -1323,7 +1341,7 @@ static int write_join_config(const struct cluster *c, uint32_t tmpl,
     return -1;
   static const char *const own[] = {"id",          "peers",     "peer-clients",
                                     "client-port", "http-port", "data",
-                                    "join"};
+                                    "join",        "priority"};
   char text[16384], line[PATH_MAX + 64];
   size_t len = (size_t)snprintf(
       text, sizeof text,

@@ -1184,9 +1184,9 @@ bool rt_command_member_change(const struct rt_req *r,
 }
 
 /* SABHA.MEMBERS: one line per member, "id=2 addr=HOST:PORT role=voter
- * match=120 caught_up=yes" (match and caught_up as this node knows them:
- * only a leader tracks others' progress), then "config_index=N
- * committed=yes|no". */
+ * match=120 caught_up=yes priority=1" (priority from this node's settings;
+ * match and caught_up as this node knows them: only a leader tracks others'
+ * progress), then "config_index=N committed=yes|no". */
 static void cmd_members(struct rt *rt, struct resp_buf *b) {
   struct sabha_membership m;
   sabha_engine_members(rt->engine, &m);
@@ -1201,12 +1201,15 @@ static void cmd_members(struct rt *rt, struct resp_buf *b) {
       snprintf(addr, sizeof addr, "%s:%u", a->host, a->port);
     char line[256];
     int len = snprintf(line, sizeof line,
-                       "id=%u addr=%s role=%s match=%" PRIu64 " caught_up=%s",
+                       "id=%u addr=%s role=%s match=%" PRIu64
+                       " caught_up=%s priority=%u",
                        x->id, addr[0] != '\0' ? addr : "-",
                        sabha_member_role_name(x->role), x->match,
                        st.role != SABHA_ROLE_LEADER ? "unknown"
                        : x->caught_up               ? "yes"
-                                                    : "no");
+                                                    : "no",
+                       x->id <= SABHA_NODES_MAX ? rt->cfg.priority[x->id]
+                                                : RT_PRIORITY_DEFAULT);
     resp_write_bulk(b, line, (size_t)len);
   }
   char line[96];
@@ -1423,6 +1426,9 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         wal_fsync_us_quantile(&ws, 0.99), rt->m.proposals, rt->m.commits,
         kvstore_n_sessions(rt->kv), kvstore_clock_ms(rt->kv),
         rt->m.clock_entries, st.repair_until, ws.repaired ? 1 : 0);
+    resp_buf_printf(b, "priority:%u\r\npriority_transfers:%" PRIu64 "\r\n",
+                    rt->cfg.priority[rt->cfg.engine.id],
+                    rt->m.priority_transfers);
     /* The membership in force: "members:1=voter,2=voter,4=learner". */
     resp_buf_printf(b,
                     "config_index:%" PRIu64 "\r\nvoter:%d\r\nremoved:%d\r\n"

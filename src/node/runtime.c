@@ -44,6 +44,8 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->clock_ms = 10;
   cfg->redirect = RT_REDIRECT_FORWARD;
+  for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
+    cfg->priority[i] = RT_PRIORITY_DEFAULT;
   cfg->protected_mode = true;
   snprintf(cfg->cluster_id, sizeof cfg->cluster_id, "sabha");
 }
@@ -472,6 +474,14 @@ static void check_leader(struct rt *rt) {
                st.leader, st.term,
                st.leader == rt->cfg.engine.id ? ": this node" : "");
     }
+    if (st.role == SABHA_ROLE_LEADER && st.leader == rt->cfg.engine.id &&
+        !was_leader) {
+      /* A new leader lets its followers settle (and be heard from) for an
+       * election timeout before it judges whom to prefer. */
+      rt->prefer_next_ms =
+          rt_now_ms(rt) + rt->cfg.engine.election_timeout_ms_min;
+      rt->prefer_failures = 0;
+    }
     rt->last_leader = st.leader;
     rt->last_role = st.role;
     rt_fwd_leader_changed(rt);
@@ -685,6 +695,58 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
   (void)now_ms;
 }
 
+/* Preferred leaders: a leader that knows a voter of strictly higher
+ * priority (rt_config.priority) which is caught up (known to hold every
+ * committed entry: an idle Multi-Paxos group never leaves probing, so the
+ * engine's caught_up, which wants replication flowing, would never hold
+ * there) and was heard from within an election timeout hands leadership to it
+ * by the engine's transfer (Raft's TimeoutNow, its Multi-Paxos analogue): the
+ * target is brought level first and campaigns at once, so the cluster is never
+ * left without a leader, and a target that cannot win leaves this node leader
+ * when the transfer times out. Tries are at least an election timeout apart,
+ * the wait doubling (up to 32 times) after each that left this node leader.
+ * Equal priorities never move leadership, so a cluster without settings never
+ * churns. */
+static void prefer_leader(struct rt *rt, uint64_t now) {
+  uint32_t self = rt->cfg.engine.id;
+  if (rt->last_role != SABHA_ROLE_LEADER || rt->last_leader != self ||
+      rt->in_ready || now < rt->prefer_next_ms || self > SABHA_NODES_MAX)
+    return;
+  uint64_t window = rt->cfg.engine.election_timeout_ms_min;
+  uint32_t best = SABHA_NODE_NONE;
+  uint32_t best_priority = rt->cfg.priority[self];
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  struct sabha_membership m;
+  sabha_engine_members(rt->engine, &m);
+  for (uint32_t i = 0; i < m.n; i++) {
+    const struct sabha_member *x = &m.members[i];
+    if (x->id == self || x->id > SABHA_NODES_MAX ||
+        x->role != SABHA_MEMBER_VOTER || x->match < st.commit ||
+        rt->heard_ms[x->id] == 0 || now - rt->heard_ms[x->id] > window)
+      continue;
+    if (rt->cfg.priority[x->id] > best_priority) {
+      best = x->id;
+      best_priority = rt->cfg.priority[x->id];
+    }
+  }
+  if (best == SABHA_NODE_NONE) {
+    rt->prefer_failures = 0;
+    return;
+  }
+  uint32_t shift = rt->prefer_failures < 5 ? rt->prefer_failures : 5;
+  rt->prefer_next_ms = now + ((uint64_t)window << shift);
+  rt->prefer_failures++;
+  if (sabha_engine_transfer_leadership(rt->engine, best) != 0)
+    return;
+  rt->m.priority_transfers++;
+  rt_log(rt, RT_LOG_INFO,
+         "handing leadership to node %u: its priority %u is above this "
+         "node's %u",
+         best, best_priority, rt->cfg.priority[self]);
+  rt_kick(rt);
+}
+
 void rt_tick(struct rt *rt) {
   if (rt->dead || rt->blocked)
     return;
@@ -695,6 +757,7 @@ void rt_tick(struct rt *rt) {
     rt->next_timeout_scan_ms = now + RT_TIMEOUT_SCAN_MS;
     rt_scan_deadlines(rt, now);
     maybe_propose_clock(rt, now);
+    prefer_leader(rt, now);
     rt_watch_deliver(rt); /* batches whose time has come */
   }
 }
@@ -765,6 +828,8 @@ void rt_step(struct rt *rt, const struct sabha_msg *m) {
     refuse_peer_term(rt, m, field, bad, st.term);
     return;
   }
+  if (m->from >= 1 && m->from <= SABHA_NODES_MAX)
+    rt->heard_ms[m->from] = rt_now_ms(rt);
   sabha_engine_step(rt->engine, m);
   rt_kick(rt);
 }

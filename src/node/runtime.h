@@ -63,6 +63,10 @@
 #define RT_PATH_BYTES_MAX 1024u
 #define RT_CLUSTER_ID_BYTES_MAX 64u
 #define RT_PASSWORD_BYTES_MAX 256u
+/* Preferred leaders: a member's priority is 0..RT_PRIORITY_MAX (0: never
+ * handed leadership by preference), RT_PRIORITY_DEFAULT when not set. */
+#define RT_PRIORITY_MAX 1000u
+#define RT_PRIORITY_DEFAULT 1u
 
 /* A member's client (RESP) address, for -MOVED and INFO. */
 struct rt_addr {
@@ -155,6 +159,11 @@ struct rt_config {
                          log's clock lags its own by this much; 0:
                          never (expiry then waits for writes) */
   enum rt_redirect redirect;
+  /* Every member's priority by id, this node's among them (rt_config_init:
+   * RT_PRIORITY_DEFAULT for all). A leader hands leadership to a caught-up
+   * voter of strictly higher priority (runtime.c, prefer_leader); every
+   * member should hold the same map, or two could hand it back and forth. */
+  uint32_t priority[SABHA_NODES_MAX + 1];
   struct rt_addr peer_clients[SABHA_NODES_MAX]; /* may be empty */
   uint32_t n_peer_clients;
   char cluster_id[RT_CLUSTER_ID_BYTES_MAX + 1];
@@ -404,6 +413,7 @@ struct rt_metrics {
   uint64_t probation_evicted;  /* connections on probation pushed out by a
                                   newer one (clients.c) */
   uint64_t leader_changes;
+  uint64_t priority_transfers;      /* handed to a member of higher priority */
   uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */

@@ -269,6 +269,12 @@ struct rt {
   bool said_removed;        /* this node said it was removed */
   uint64_t next_timeout_scan_ms;
   uint64_t started_wall_ms;
+  /* Preferred leaders (runtime.c, prefer_leader): when each peer was last
+   * heard from (by id), when this leader may next try a transfer, and how
+   * many tries in a row left it leader (each doubles the wait). */
+  uint64_t heard_ms[SABHA_NODES_MAX + 1];
+  uint64_t prefer_next_ms;
+  uint32_t prefer_failures;
   bool dead; /* ports.fatal was called: unwind, touch nothing */
 
   /* The ready batch being carried out. */

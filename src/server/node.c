@@ -713,6 +713,9 @@ static void return_freed_memory(void) {
 #endif
 }
 
+_Static_assert(SRV_PRIORITY_MAX == RT_PRIORITY_MAX &&
+                   SRV_PRIORITY_DEFAULT == RT_PRIORITY_DEFAULT,
+               "sabhad's priorities are the runtime's");
 _Static_assert(SRV_PASSWORD_BYTES_MAX <= RT_PASSWORD_BYTES_MAX,
                "a password sabhad accepts must fit the runtime's");
 
@@ -748,6 +751,10 @@ static int open_runtime(struct srv_node *n) {
   rc.query_bytes_max = n->cfg.query_bytes_max;
   rc.clients_memory_max = n->cfg.clients_memory_max;
   rc.dedup_max = n->cfg.dedup_max;
+  for (uint32_t i = 1; i <= SABHA_NODES_MAX; i++)
+    rc.priority[i] = n->cfg.priorities[i] != SRV_PRIORITY_UNSET
+                         ? n->cfg.priorities[i]
+                         : RT_PRIORITY_DEFAULT;
   rc.redirect = n->cfg.redirect == SRV_REDIRECT_MOVED ? RT_REDIRECT_MOVED
                                                       : RT_REDIRECT_FORWARD;
   for (uint32_t i = 0; i < n->cfg.n_peer_clients; i++) {

@@ -29,6 +29,11 @@
 #define SRV_SECRET_BYTES_MIN 16u
 #define SRV_CLUSTER_ID_BYTES_MAX 64u
 #define SRV_PASSWORD_BYTES_MAX 256u /* RT_PASSWORD_BYTES_MAX */
+/* Leader priorities (RT_PRIORITY_MAX, RT_PRIORITY_DEFAULT); UNSET marks
+ * one the settings did not give. */
+#define SRV_PRIORITY_MAX 1000u
+#define SRV_PRIORITY_DEFAULT 1u
+#define SRV_PRIORITY_UNSET UINT32_MAX
 /* client-query-buffer-limit may not be set below one command at its
  * largest (resp_limits_default, 16 MiB) plus a read's worth: a client that
  * sends the largest command a node takes must never be cut for it. */
@@ -108,6 +113,11 @@ struct srv_config {
                                    this many newer ids applies as new.
                                    Every node must use the same value:
                                    it decides replies. Default 100000 */
+  /* Leader priorities: this node's (--priority; UNSET: its entry in
+   * priorities, else SRV_PRIORITY_DEFAULT), and every member's by id
+   * (--priorities; UNSET for one not named). */
+  uint32_t priority;
+  uint32_t priorities[SABHA_NODES_MAX + 1];
   /* Limits on clients (docs/operations.md, "Limits"); rt_config in
    * src/node/runtime.h says what each does. */
   uint32_t timeout_s;          /* idle clients; 0: never; default 300 */

@@ -47,6 +47,9 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->slot_commands_max = 64;
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->protected_mode = true;
+  cfg->priority = SRV_PRIORITY_UNSET;
+  for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
+    cfg->priorities[i] = SRV_PRIORITY_UNSET;
 }
 
 void srv_usage(FILE *f) {
@@ -125,6 +128,12 @@ void srv_usage(FILE *f) {
       "                         they are closed (256mb; 0 none)\n"
       "  --wal-segment-bytes N  WAL segment size (64 MiB)\n"
       "  --slot-commands-max N  Multi-Paxos: commands batched per slot (64)\n"
+      "  --priority N           this node's leader priority, 0..1000 (1):\n"
+      "                         a leader hands leadership to a caught-up\n"
+      "                         voter of higher priority; 0 never by\n"
+      "                         preference\n"
+      "  --priorities ID=N,...  every member's priority (the same on every\n"
+      "                         node; members not named have 1)\n"
       "  --dedup-max N          ids (txid, request_id) each application\n"
       "                         remembers for exactly-once retries\n"
       "                         (100000): a retry sent after N newer ids\n"
@@ -208,6 +217,38 @@ static bool parse_addr_list(const char *s, struct srv_addr *out, uint32_t *n) {
   if (count == 0)
     return false;
   *n = count;
+  return true;
+}
+
+/* "1=10,2=5,3=1": ids 1..SABHA_NODES_MAX, each once, priorities
+ * 0..SRV_PRIORITY_MAX. Ids not named keep what they had. */
+static bool parse_priorities(const char *s, uint32_t *out) {
+  char buf[LINE_BYTES_MAX];
+  if (strlen(s) >= sizeof buf)
+    return false;
+  snprintf(buf, sizeof buf, "%s", s);
+  uint32_t got[SABHA_NODES_MAX + 1];
+  memcpy(got, out, sizeof got);
+  bool named[SABHA_NODES_MAX + 1] = {false};
+  uint32_t count = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ", ", &save); tok != NULL;
+       tok = strtok_r(NULL, ", ", &save)) {
+    char *eq = strchr(tok, '=');
+    if (eq == NULL)
+      return false;
+    *eq = '\0';
+    uint64_t id, priority;
+    if (!dec_parse_flag(tok, 0, SABHA_NODES_MAX, &id) || id == 0 || named[id] ||
+        !dec_parse_flag(eq + 1, 0, SRV_PRIORITY_MAX, &priority))
+      return false;
+    named[id] = true;
+    got[id] = (uint32_t)priority;
+    count++;
+  }
+  if (count == 0)
+    return false;
+  memcpy(out, got, sizeof got);
   return true;
 }
 
@@ -363,6 +404,7 @@ enum kind {
   K_BOOL,
   K_PEERS,
   K_PEER_CLIENTS,
+  K_PRIORITIES,
   K_SECRET,
   K_SECRET_FILE,
   K_REDIRECT,
@@ -427,6 +469,8 @@ static const struct setting SETTINGS[] = {
      false},
     {"wal-segment-bytes", K_U32, OFF(wal_segment_bytes), 0, 1u << 30, false},
     {"slot-commands-max", K_U32, OFF(slot_commands_max), 0, 4096, false},
+    {"priority", K_U32, OFF(priority), 0, SRV_PRIORITY_MAX, false},
+    {"priorities", K_PRIORITIES, 0, 0, 0, false},
     {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"refuse-corrupt-log", K_BOOL, OFF(refuse_corrupt_log), 0, 0, true},
@@ -493,6 +537,13 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
     if (!parse_addr_list(value, cfg->peer_clients, &cfg->n_peer_clients))
       return errf(err, err_size,
                   "peer-clients: '%s' is not a list of id=host:port", value);
+    return 0;
+  case K_PRIORITIES:
+    if (!parse_priorities(value, cfg->priorities))
+      return errf(err, err_size,
+                  "priorities: '%s' is not a list of id=priority (ids "
+                  "1..%u, each once; priorities 0..%u)",
+                  value, SABHA_NODES_MAX, SRV_PRIORITY_MAX);
     return 0;
   case K_SECRET: {
     size_t n = strlen(value);
@@ -655,6 +706,19 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
                 SRV_QUERY_BYTES_MIN);
   if (cfg->dedup_max == 0)
     return errf(err, err_size, "--dedup-max must be at least 1");
+  /* This node's priority is --priority, or its entry in --priorities; both
+   * given must agree, or the others would judge it by another value. */
+  if (cfg->priority == SRV_PRIORITY_UNSET)
+    cfg->priority = cfg->priorities[cfg->id] != SRV_PRIORITY_UNSET
+                        ? cfg->priorities[cfg->id]
+                        : SRV_PRIORITY_DEFAULT;
+  else if (cfg->priorities[cfg->id] != SRV_PRIORITY_UNSET &&
+           cfg->priorities[cfg->id] != cfg->priority)
+    return errf(err, err_size,
+                "--priority %u disagrees with --priorities, which gives node "
+                "%u priority %u",
+                cfg->priority, cfg->id, cfg->priorities[cfg->id]);
+  cfg->priorities[cfg->id] = cfg->priority;
   if (cfg->tls &&
       (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0' ||
        cfg->tls_ca_cert_file[0] == '\0'))

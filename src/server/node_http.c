@@ -317,6 +317,13 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           st.elections_won);
   counter(b, "sabha_leader_changes_total",
           "Times this node saw the leader change", m->leader_changes);
+  gauge(b, "sabha_priority",
+        "This node's leader priority (a leader hands leadership to a "
+        "caught-up voter of higher priority)",
+        (double)rt_config(n->rt)->priority[rt_config(n->rt)->engine.id]);
+  counter(b, "sabha_priority_transfers_total",
+          "Leadership transfers this node started for a higher priority",
+          m->priority_transfers);
   write_members_metrics(n, &st, b);
   fsync_histogram(b, &ws);
   latency_histogram(b, "sabha_commit_latency_seconds",
