@@ -933,6 +933,12 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
          ports->stream_output && ports->stream_pause && ports->stream_close &&
          ports->stream_connect && ports->fatal);
   err[0] = '\0';
+  for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
+    if (cfg->priority[i] > RT_PRIORITY_MAX) {
+      snprintf(err, err_size, "node %u's priority %u is above %u", i,
+               cfg->priority[i], RT_PRIORITY_MAX);
+      return 1;
+    }
   struct rt *rt = calloc(1, sizeof *rt);
   if (rt == NULL) {
     snprintf(err, err_size, "out of memory");

@@ -411,6 +411,7 @@ static void node_count_engine(struct sim *s, struct node *n) {
   s->res->ballots_burned += st.ballots_burned;
   s->res->snapshots_taken += rt_metrics(n->rt)->snapshots_taken;
   s->res->clock_entries += rt_metrics(n->rt)->clock_entries;
+  s->res->priority_transfers += rt_metrics(n->rt)->priority_transfers;
 }
 
 void node_free(struct sim *s, uint32_t i) {

@@ -650,6 +650,8 @@ static void runtime_setup(struct sim *s) {
   engine_overrides(o, &cfg->engine);
   snprintf(cfg->protocol, sizeof cfg->protocol, "%s", o->protocol);
   cfg->compact_entries = o->compact_entries;
+  if (o->priorities != NULL)
+    memcpy(cfg->priority, o->priorities, sizeof cfg->priority);
   /* Shorter than sabhad's: the clients give up on an attempt after
    * 200-500 ms, and a run's faults last seconds. */
   cfg->leader_wait_ms = 2000;

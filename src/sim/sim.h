@@ -243,6 +243,10 @@ struct sim_options {
   enum sim_workload workload;    /* default SIM_WORKLOAD_KV */
   FILE *trace;                   /* one readable line per event (time,
                                     node, message or step), or NULL */
+  const uint32_t *priorities;    /* leader priority of each node by id
+                                    (SABHA_NODES_MAX + 1 of them, rt_config.
+                                    priority); NULL (default): all equal, so
+                                    leadership never moves for preference */
   const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
   size_t n_script;
 
@@ -358,6 +362,9 @@ struct sim_result {
   uint64_t conns_opened;       /* client connections and forwarding links */
   uint64_t clock_entries;      /* clock entries leaders proposed */
   uint64_t membership_changes; /* membership entries committed */
+
+  /* Transfers leaders started for a node of higher priority. */
+  uint64_t priority_transfers;
 
   /* Every new leadership, in time order (malloc'd; for the lab's charts). */
   struct sim_leader_change *leader_changes;
