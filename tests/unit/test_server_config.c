@@ -1,6 +1,8 @@
 /* sabhad's client limits as settings (src/server/node_config.c): sizes as
  * Redis writes them, client-output-buffer-limit's three values with or
- * without its class, and the floor under client-query-buffer-limit. */
+ * without its class, and the floor under client-query-buffer-limit; and
+ * the leader priorities: this node's from --priority or the map, bounds,
+ * and the two agreeing. */
 #include <stdio.h>
 #include <string.h>
 
@@ -63,12 +65,47 @@ static void output_limit_takes_three_values_and_an_optional_class(void) {
   CHECK(cfg.timeout_s == 0);
 }
 
+static void priorities_default_bound_and_agree(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, NULL, NULL) == 0);
+  CHECK(cfg.priority == 1 && cfg.priorities[1] == 1);
+  CHECK(cfg.priorities[2] == SRV_PRIORITY_UNSET);
+  CHECK(parse(&cfg, "--priority", "0") == 0);
+  CHECK(cfg.priority == 0 && cfg.priorities[1] == 0);
+  CHECK(parse(&cfg, "--priority", "1000") == 0);
+  CHECK(parse(&cfg, "--priority", "1001") == 2);
+  /* The map alone gives this node its entry, and the others theirs. */
+  CHECK(parse(&cfg, "--priorities", "1=10,2=5,3=0") == 0);
+  CHECK(cfg.priority == 10 && cfg.priorities[2] == 5);
+  CHECK(cfg.priorities[3] == 0 && cfg.priorities[4] == SRV_PRIORITY_UNSET);
+  CHECK(parse(&cfg, "--priorities", "2=5") == 0);
+  CHECK(cfg.priority == 1 && cfg.priorities[1] == 1);
+  CHECK(parse(&cfg, "--priorities", "1=1,1=2") == 2);
+  CHECK(parse(&cfg, "--priorities", "17=1") == 2);
+  CHECK(parse(&cfg, "--priorities", "0=1") == 2);
+  CHECK(parse(&cfg, "--priorities", "1=1001") == 2);
+  CHECK(parse(&cfg, "--priorities", "1") == 2);
+  CHECK(parse(&cfg, "--priorities", "") == 2);
+  char *agree[] = {"sabhad",           "--id",       "1", "--peers",
+                   "1=127.0.0.1:7000", "--priority", "7", "--priorities",
+                   "1=7,2=3"};
+  char err[512];
+  srv_config_init(&cfg);
+  CHECK(srv_config_parse_args(&cfg, 9, agree, stdout, err, sizeof err) == 0);
+  CHECK(cfg.priority == 7 && cfg.priorities[2] == 3);
+  agree[6] = "8";
+  srv_config_init(&cfg);
+  CHECK(srv_config_parse_args(&cfg, 9, agree, stdout, err, sizeof err) == 2);
+  CHECK(strstr(err, "disagrees") != NULL);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(client_limits_have_their_defaults),
       TEST(sizes_take_redis_units),
       TEST(the_query_buffer_limit_fits_the_largest_command),
       TEST(output_limit_takes_three_values_and_an_optional_class),
+      TEST(priorities_default_bound_and_agree),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
