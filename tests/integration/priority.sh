@@ -26,8 +26,8 @@ echo "$out" | grep -q "0..1000" || die "no bound named: $out"
 out=$("$SABHAD" --id 1 --peers 1=127.0.0.1:1 --priority 4 --priorities 1=5 2>&1) && die "a disagreeing priority taken"
 echo "$out" | grep -q "disagrees" || die "no disagreement named: $out"
 
-# Ports from 34000 lie in Linux's ephemeral range (32768-60999): another
-# process's outgoing connection may hold one for a moment. Start again then.
+# A port may be held for a moment by someone else's connection (a port
+# in Linux's ephemeral range, 32768-60999, by an outgoing one): start again.
 CLUSTERS="$DIR/p"
 for try in 1 2 3; do
   "$SABHA" cluster start --dir "$DIR/p" --nodes 3 --protocol "$PROTO" \
