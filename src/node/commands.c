@@ -769,7 +769,8 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
       resp_write_error(b, "ERR invalid cursor");
       return;
     }
-    for (uint32_t i = 2; i < argc; i++) {
+    /* Options come in pairs: a name, then its value. */
+    for (uint32_t i = 2; i < argc; i += 2) {
       if (i + 1 >= argc) {
         resp_write_error(b, KVSTORE_ERR_SYNTAX);
         return;
@@ -795,7 +796,6 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
         resp_write_error(b, KVSTORE_ERR_SYNTAX);
         return;
       }
-      i++;
     }
   }
   if (s.pattern_len > RT_PATTERN_BYTES_MAX) {
