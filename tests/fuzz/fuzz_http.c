@@ -5,8 +5,9 @@
  * line_bytes_max (8 + 8b), byte 1 head_bytes_max (16 + 32b), so that the
  * 414 and 431 checks are reached with small inputs too.
  *
- * Oracles, from http.h's contract: a complete request is a GET or HEAD of
- * HTTP/1.0 or 1.1 whose head ends in a blank line within head_bytes_max,
+ * Oracles, from http.h's contract: a complete request is a GET, HEAD, PUT
+ * or DELETE (the last two for /v1/kv) of HTTP/1.0 or 1.1 whose head ends
+ * in a blank line within head_bytes_max,
  * whose slices (path, query, header names and values) lie inside that head,
  * with values trimmed and a Host field in HTTP/1.1; parsing the head alone
  * gives the same request, and every shorter prefix of it is incomplete.
@@ -36,7 +37,13 @@ static bool is_ows(char c) {
 
 static void check_request(const struct http_request *req, const uint8_t *buf,
                           size_t consumed, const struct http_limits *lim) {
-  REQUIRE(req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD);
+  REQUIRE(req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD ||
+          req->method == HTTP_METHOD_PUT || req->method == HTTP_METHOD_DELETE);
+  /* A body's framing is judged whole or refused, never half read. */
+  uint64_t body = 0;
+  int framed = http_content_length(req, &body);
+  REQUIRE(framed >= -1 && framed <= 1);
+  REQUIRE(framed != 0 || body == 0);
   REQUIRE(req->version_minor == 0 || req->version_minor == 1);
   REQUIRE(consumed >= 4 && consumed <= lim->head_bytes_max);
   REQUIRE(memcmp(buf + consumed - 4, "\r\n\r\n", 4) == 0);
