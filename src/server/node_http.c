@@ -221,15 +221,12 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_http_head_timeouts_total",
           "HTTP requests answered 408: the head took too long",
           n->http_head_timeouts);
-  http_prom_header(b, "sabha_http_connections_dropped_total", "counter",
-                   "HTTP connections dropped with every slot taken: evicted "
-                   "(a half-sent request, answered 408), full (the new one)");
-  struct http_prom_label l = {"reason", "evicted"};
-  http_prom_sample_u64(b, "sabha_http_connections_dropped_total", &l, 1,
-                       n->http_evicted);
-  l.value = "full";
-  http_prom_sample_u64(b, "sabha_http_connections_dropped_total", &l, 1,
-                       n->http_refused);
+  const struct by_reason dropped[] = {{"evicted", n->http_evicted},
+                                      {"full", n->http_refused}};
+  counters_by_reason(b, "sabha_http_connections_dropped_total",
+                     "HTTP connections dropped with every slot taken: evicted "
+                     "(a half-sent request, answered 408), full (the new one)",
+                     dropped, 2);
 }
 
 /* The membership in force: one sample per member of its role and (on a
