@@ -37,7 +37,8 @@
  * nodes' /status over TLS too.
  *
  * `add` starts node N+1 (DIR/nodeN.conf as the others', with `join = yes`:
- * it knows nobody's membership until a leader's log names it) and asks the
+ * it knows nobody's membership until a leader's log names it; with --tls a
+ * certificate from the cluster's CA) and asks the
  * leader, over RESP, to add it as a learner (SABHA.MEMBER ADD id
  * "peer=HOST:PORT,client=HOST:PORT": the entry carries its addresses, so
  * every member, and every node that restarts later, can reach it), then,
@@ -403,32 +404,41 @@ static int write_configs(const struct cluster *c, const char *secret,
 /* DIR/ca.crt and DIR/ca.key, then a certificate and key per node
  * (DIR/nodeN.crt, named as sabhad's peers expect: tls_node_cn) and one for
  * clients (DIR/client.crt). Returns 0, or -1 with a message on stderr. */
-static int write_certificates(const struct cluster *c) {
+/* Node i's certificate and key, signed by DIR's CA (i = 0: the clients').
+ * Returns 0, or -1 with a message on stderr. */
+static int write_node_certificate(const struct cluster *c, uint32_t i) {
   char ca_crt[PATH_MAX + 16], ca_key[PATH_MAX + 16], crt[PATH_MAX + 32],
       key[PATH_MAX + 32], cn[96], err[1400];
   snprintf(ca_crt, sizeof ca_crt, "%s/ca.crt", c->dir);
   snprintf(ca_key, sizeof ca_key, "%s/ca.key", c->dir);
-  snprintf(cn, sizeof cn, "sabha CA of %s", c->cluster_id);
-  if (tls_make_ca(ca_crt, ca_key, cn, err, sizeof err) != 0)
-    goto fail;
-  for (uint32_t i = 0; i <= c->nodes; i++) {
-    /* 0 stands for the clients' certificate. */
-    if (i == 0) {
-      snprintf(cn, sizeof cn, "sabha-client");
-      snprintf(crt, sizeof crt, "%s/client.crt", c->dir);
-      snprintf(key, sizeof key, "%s/client.key", c->dir);
-    } else {
-      tls_node_cn(i, cn);
-      node_path(c, i, ".crt", crt, sizeof crt);
-      node_path(c, i, ".key", key, sizeof key);
-    }
-    if (tls_make_cert(ca_crt, ca_key, cn, crt, key, err, sizeof err) != 0)
-      goto fail;
+  if (i == 0) {
+    snprintf(cn, sizeof cn, "sabha-client");
+    snprintf(crt, sizeof crt, "%s/client.crt", c->dir);
+    snprintf(key, sizeof key, "%s/client.key", c->dir);
+  } else {
+    tls_node_cn(i, cn);
+    node_path(c, i, ".crt", crt, sizeof crt);
+    node_path(c, i, ".key", key, sizeof key);
   }
-  return 0;
-fail:
+  if (tls_make_cert(ca_crt, ca_key, cn, crt, key, err, sizeof err) == 0)
+    return 0;
   fprintf(stderr, "sabha cluster: %s\n", err);
   return -1;
+}
+
+static int write_certificates(const struct cluster *c) {
+  char ca_crt[PATH_MAX + 16], ca_key[PATH_MAX + 16], cn[96], err[1400];
+  snprintf(ca_crt, sizeof ca_crt, "%s/ca.crt", c->dir);
+  snprintf(ca_key, sizeof ca_key, "%s/ca.key", c->dir);
+  snprintf(cn, sizeof cn, "sabha CA of %s", c->cluster_id);
+  if (tls_make_ca(ca_crt, ca_key, cn, err, sizeof err) != 0) {
+    fprintf(stderr, "sabha cluster: %s\n", err);
+    return -1;
+  }
+  for (uint32_t i = 0; i <= c->nodes; i++)
+    if (write_node_certificate(c, i) != 0)
+      return -1;
+  return 0;
 }
 
 /* DIR/requirepass: the clients' password, readable by this user only,
@@ -1339,9 +1349,9 @@ static int write_join_config(const struct cluster *c, uint32_t tmpl,
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return -1;
-  static const char *const own[] = {"id",          "peers",     "peer-clients",
-                                    "client-port", "http-port", "data",
-                                    "join",        "priority"};
+  static const char *const own[] = {
+      "id",   "peers", "peer-clients", "client-port",   "http-port",
+      "data", "join",  "priority",     "tls-cert-file", "tls-key-file"};
   char text[16384], line[PATH_MAX + 64];
   size_t len = (size_t)snprintf(
       text, sizeof text,
@@ -1366,6 +1376,11 @@ static int write_join_config(const struct cluster *c, uint32_t tmpl,
                        "join = yes\n",
                        id, peers, clients, port_of(c, id, PORT_CLIENT_OFFSET),
                        port_of(c, id, PORT_HTTP_OFFSET), data);
+  if (c->tls) /* its own certificate; the CA line came with the template */
+    len += (size_t)snprintf(text + len, sizeof text - len,
+                            "tls-cert-file = %s/node%u.crt\n"
+                            "tls-key-file = %s/node%u.key\n",
+                            c->dir, id, c->dir, id);
   if (len >= sizeof text)
     return -1;
   node_path(c, id, ".conf", path, sizeof path);
@@ -1373,11 +1388,6 @@ static int write_join_config(const struct cluster *c, uint32_t tmpl,
 }
 
 static int cmd_add(struct cluster *c, bool learner) {
-  if (c->tls) {
-    fprintf(stderr, "sabha cluster: add does not make TLS certificates for a "
-                    "new node yet; add to a cluster started without --tls\n");
-    return CLI_EXIT_ERROR;
-  }
   uint32_t id = c->nodes + 1, tmpl = 0;
   for (uint32_t i = 1; i <= c->nodes && tmpl == 0; i++)
     if (!(c->removed & (1u << i)))
@@ -1388,6 +1398,9 @@ static int cmd_add(struct cluster *c, bool learner) {
                       : "16 node ids are used up");
     return CLI_EXIT_ERROR;
   }
+  /* Signed by the cluster's CA, with the name peers expect of node id. */
+  if (c->tls && write_node_certificate(c, id) != 0)
+    return CLI_EXIT_ERROR;
   if (write_join_config(c, tmpl, id) != 0) {
     fprintf(stderr, "sabha cluster: cannot write node %u's config: %s\n", id,
             strerror(errno));

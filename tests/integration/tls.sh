@@ -6,7 +6,8 @@
 # PONG; /health answers over HTTPS and plaintext HTTP gets nothing; a
 # plaintext stranger at a peer port is refused (reason tls); after the
 # leader is SIGKILLed the others elect a new one, and the old leader,
-# restarted, re-handshakes with both over TLS. Last, sabhad's rules: --tls
+# restarted, re-handshakes with both over TLS; `cluster add` joins a fourth
+# node with a certificate of the cluster's CA. Last, sabhad's rules: --tls
 # without its files is refused, and TLS stands in for a secret off loopback.
 . "$(dirname "$0")/lib.sh"
 start_cluster c 3 raft "$BASE" --tls
@@ -87,6 +88,18 @@ for i in $(seq 1 50); do
 done
 expect failover "$(tcli "$lp" GET after 2>&1)"
 log "node $L is back, connected to both peers over TLS, and caught up"
+
+# `cluster add` makes node 4 a certificate from the cluster's CA: it joins
+# over TLS, and a TLS client reads through it what was written before.
+"$SABHA" cluster add --dir "$D" >"$DIR/add.out" 2>&1 || die "cluster add on a TLS cluster: $(cat "$DIR/add.out")"
+expect 600 "$(stat -c %a "$D/node4.key")"
+expect 4 "$(tcli "$nlp" SABHA.MEMBERS 2>&1 | grep -c role=voter)"
+for i in $(seq 1 50); do
+  [ "$(tcli $((BASE + 3)) GET greeting 2>&1)" = hello ] && break
+  sleep 0.1
+done
+expect hello "$(tcli $((BASE + 3)) GET greeting 2>&1)"
+log "node 4 joined a TLS cluster as a voter"
 
 # sabhad on its own: --tls without files is refused; with them, off
 # loopback and without a secret, it starts (mutual TLS authenticates peers).
