@@ -371,6 +371,7 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
   if (rt->ports.entry_applied != NULL)
     rt->ports.entry_applied(rt->ports.ctx, e);
   rt->applied = e->index;
+  rt->applied_bytes += e->size_bytes;
   rt->m.commits++;
   /* Every change this entry makes has its index as its revision. */
   kvstore_set_revision(rt->kv, e->index);
@@ -398,6 +399,8 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
   rt->kv = kv;
   rt->app = app;
   rt->applied = rd->snapshot.index;
+  rt->snapshot_bytes = rd->snapshot_size_bytes;
+  rt->applied_bytes = 0;
   rt->m.snapshots_installed++;
   rt_log(rt, RT_LOG_INFO, "installed a snapshot at index %" PRIu64,
          rd->snapshot.index);
@@ -412,7 +415,9 @@ static void maybe_compact(struct rt *rt) {
     return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
-  if (rt->applied < st.snapshot_index + rt->cfg.compact_entries)
+  if (rt->applied < st.snapshot_index + rt->cfg.compact_entries ||
+      rt->applied_bytes * 100u <
+          rt->snapshot_bytes * rt->cfg.compact_growth_pct)
     return;
   struct sabha_entry ent;
   if (sabha_engine_entry(rt->engine, rt->applied, &ent) != 0)
@@ -438,6 +443,8 @@ static void maybe_compact(struct rt *rt) {
   }
   rc = wal_save_snapshot(rt->wal, &meta, buf, size);
   if (rc == 0) {
+    rt->snapshot_bytes = size;
+    rt->applied_bytes = 0;
     rt->m.snapshots_taken++;
     rt_log(rt, RT_LOG_INFO,
            "snapshot at index %" PRIu64 " (%zu bytes) in %" PRIu64 " ms",
@@ -889,6 +896,7 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
     return rc == SABHA_ENOMEM ? 1 : 2;
   }
   rt->applied = p->has_snapshot ? p->snapshot.index : 0;
+  rt->snapshot_bytes = len;
   if (rt_watch_init(rt, rt->applied + 1) != 0) {
     snprintf(err, err_size, "no memory for the watch window");
     return 1;

@@ -126,9 +126,16 @@ struct rt_config {
   bool discard_corrupt_log; /* see wal.h DISCARDING */
   bool refuse_corrupt_log;  /* refuse to start on damage, see REPAIRING */
 
-  uint64_t compact_entries;    /* snapshot when the log has this many
-                                  applied entries past the last one; 0:
-                                  never */
+  uint64_t compact_entries; /* snapshot when the log has this many
+                               applied entries past the last one; 0:
+                               never */
+  /* ... and when the entries applied since the last snapshot add up to
+   * this percentage of its size (0: entries alone). Like an append-only
+   * file rewritten when it has doubled, each snapshot then costs at most
+   * as many bytes as the writes since the one before, however large the
+   * state: snapshotting a big store every compact_entries would spend
+   * more on the snapshots than on the log. */
+  uint32_t compact_growth_pct;
   uint32_t leader_wait_ms;     /* a command waits this long for a leader */
   uint32_t request_timeout_ms; /* a write or read waits this long for its
                                   commit or ReadIndex */

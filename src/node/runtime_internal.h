@@ -262,6 +262,10 @@ struct rt {
   struct kvstore *kv;
   struct app *app; /* the applications machine, beside the store */
   uint64_t applied;
+  /* For compact_growth_pct: the size of the last snapshot taken, restored
+   * or installed, and the bytes of the entries applied since it. */
+  uint64_t snapshot_bytes;
+  uint64_t applied_bytes;
   uint32_t last_leader;
   enum sabha_role last_role;
   bool conf_seen;           /* the membership was reported once */

@@ -93,6 +93,8 @@ struct srv_config {
   uint64_t compact_entries;     /* snapshot when the log has this many
                                    applied entries past the last one;
                                    default 20000; 0: never */
+  uint32_t compact_growth_pct;  /* ... and the entries since the last one
+                                   reach this % of its size; default 100 */
   uint32_t election_timeout_ms; /* minimum; the maximum is twice it;
                                    default 500 */
   uint32_t heartbeat_ms;        /* default 100 */

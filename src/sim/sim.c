@@ -650,6 +650,8 @@ static void runtime_setup(struct sim *s) {
   engine_overrides(o, &cfg->engine);
   snprintf(cfg->protocol, sizeof cfg->protocol, "%s", o->protocol);
   cfg->compact_entries = o->compact_entries;
+  /* sabhad's rule in every third run: snapshots are rarer and larger. */
+  cfg->compact_growth_pct = o->seed % 3 == 0 ? 100u : 0u;
   if (o->priorities != NULL)
     memcpy(cfg->priority, o->priorities, sizeof cfg->priority);
   /* Shorter than sabhad's: the clients give up on an attempt after
