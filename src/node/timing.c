@@ -322,3 +322,21 @@ void rt_timing_info(const struct rt *rt, struct rt_timing_info *out) {
     o->fresh = peer_fresh(p, now_ms);
   }
 }
+
+void rt_timing_write_info(const struct rt *rt, struct resp_buf *b) {
+  struct rt_timing_info ti;
+  rt_timing_info(rt, &ti);
+  resp_buf_printf(
+      b,
+      "timing:%s\r\nelection_timeout_ms_min:%u\r\n"
+      "election_timeout_ms_max:%u\r\nheartbeat_ms:%u\r\n"
+      "timing_rto_us:%" PRIu64 "\r\ntiming_changes:%" PRIu64 "\r\npeer_rtt_us:",
+      ti.mode == RT_TIMING_ADAPTIVE ? "adaptive" : "fixed",
+      ti.timing.election_timeout_ms_min, ti.timing.election_timeout_ms_max,
+      ti.timing.heartbeat_ms, ti.rto_us, ti.changes);
+  /* "2=1500/300,3=...": each peer's SRTT/RTTVAR. */
+  for (uint32_t i = 0; i < ti.n_peers; i++)
+    resp_buf_printf(b, "%s%u=%" PRIu64 "/%" PRIu64, i > 0 ? "," : "",
+                    ti.peers[i].id, ti.peers[i].srtt_us, ti.peers[i].rttvar_us);
+  resp_buf_printf(b, "\r\n");
+}

@@ -50,4 +50,10 @@ void rt_timing_tick(struct rt *rt, uint64_t now_ms);
  * learns from a pong. Malformed ones are counted and dropped. */
 void rt_timing_step(struct rt *rt, const struct sabha_msg *m);
 
+/* INFO's timing lines (in the Sabha section): timing, the election
+ * timeout and heartbeat in force, the round-trip timeout followed, and
+ * each measured peer's smoothed round trip and deviation in us. */
+struct resp_buf;
+void rt_timing_write_info(const struct rt *rt, struct resp_buf *b);
+
 #endif
