@@ -430,6 +430,32 @@ void sabha_engine_status(const struct sabha_engine *e, struct sabha_status *st);
  * SABHA_ENOTLEADER, SABHA_EINVAL or SABHA_ENOTSUPP (async has no transfer). */
 int sabha_engine_transfer_leadership(struct sabha_engine *e, uint32_t to);
 
+/* Timing: how soon an engine suspects a silent leader and how often a
+ * leader speaks. sabha_config sets it at creation; a host that measures its
+ * network (the node runtime's adaptive timing, docs/operations.md) changes
+ * it while the engine runs. Timing never decides safety in any engine, only
+ * how soon a failure is noticed and how much quiet traffic flows. */
+#define SABHA_TIMING_MS_MAX 600000u /* the longest timeout an engine takes */
+
+struct sabha_timing {
+  uint32_t election_timeout_ms_min; /* a follower's timeout is drawn from */
+  uint32_t election_timeout_ms_max; /* [min, max]; CheckQuorum, leases and
+                                       transfers wait min */
+  uint32_t heartbeat_ms;            /* a leader's idle interval */
+};
+
+/* Makes `t` the timing of every timer the engine arms from now on; a timer
+ * already armed runs out as it was (a follower's next election deadline,
+ * the next heartbeat). Valid timing follows sabha_config's rules:
+ * 0 < heartbeat_ms < election_timeout_ms_min <= election_timeout_ms_max <=
+ * SABHA_TIMING_MS_MAX. Returns 0 or SABHA_EINVAL (nothing changed). Raft,
+ * Multi-Paxos, classic Paxos (its status interval and back-off bounds) and
+ * async all honour it. */
+int sabha_engine_set_timing(struct sabha_engine *e,
+                            const struct sabha_timing *t);
+/* The timing in force. */
+void sabha_engine_timing(const struct sabha_engine *e, struct sabha_timing *t);
+
 /* Asks for a membership change: appends a CONFIG entry (the leader only).
  * `addr` names a new member's address (ADD_LEARNER; NULL or "" otherwise).
  * One change at a time, and only once this leader has committed an entry

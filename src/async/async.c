@@ -410,6 +410,12 @@ static void async_describe(struct describe *t, const struct sabha_msg *m) {
   }
 }
 
+/* sabha_engine_set_timing: the timers read cfg when they are armed. */
+static struct sabha_config *async_config(void *state) {
+  struct async_node *x = state;
+  return &x->cfg;
+}
+
 const struct engine_ops async_engine_ops = {
     .name = "async",
     .create = async_create,
@@ -425,5 +431,6 @@ const struct engine_ops async_engine_ops = {
     .transfer_leadership = async_transfer_leadership,
     .compact = async_compact_op,
     .entry = async_entry,
+    .config = async_config,
     .describe = async_describe,
 };

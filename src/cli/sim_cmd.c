@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "core/decimal.h"
 #include "core/stats.h"
+#include "node/runtime.h"
 #include "sim/sim.h"
 
 #define SEEDS_MAX 10000000ull
@@ -74,7 +75,13 @@ void cli_sim_usage(FILE *f) {
       "                    stale-read, snapshot-reply, wall-clock-read (the\n"
       "                    node runtime); no-dedup (the application\n"
       "                    machine forgets retried ids: application "
-      "workloads)\n"
+      "workloads); timing-ratchet (adaptive timing never comes back\n"
+      "                    down: with --timing adaptive)\n"
+      "  --timing MODE     fixed (the engine's timeouts) or adaptive (each\n"
+      "                    node sets its election timeout and heartbeat from\n"
+      "                    the round trips it measures) [fixed]\n"
+      "  --timing-bounds A..B  adaptive timing's floor and ceiling of the\n"
+      "                    election timeout, in ms [150..5000]\n"
       "  --backoff on|off  classic Paxos: back off after a pre-emption [on];\n"
       "                    off shows the dueling-proposers livelock\n"
       "  --expiry on|off   kv workload: keys with a time to live (SET PX,\n"
@@ -112,6 +119,8 @@ void cli_sim_usage(FILE *f) {
       "compared with the log's), txns_checked (transactions whose EXEC\n"
       "reply was checked whole),\n"
       "membership_changes (membership entries committed),\n"
+      "with --timing adaptive: timing_changes (timings the nodes chose),\n"
+      "timing_election_ms_peak (the highest election timeout in force),\n"
       "first_failing_seed (if a run failed).\n"
       "\n"
       "exit status: 0 every run passed; 1 a run failed; 2 usage error;\n"
@@ -259,6 +268,27 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
     a->json_path = flag_value(argc, argv, i, "--json");
     return a->json_path[0] ? 0 : usage_error("%s needs a file%s", "--json", "");
   }
+  if (flag_is(arg, "--timing")) {
+    const char *value = flag_value(argc, argv, i, "--timing");
+    if (strcmp(value, "fixed") != 0 && strcmp(value, "adaptive") != 0)
+      return usage_error("--timing takes fixed or adaptive, got '%s'%s", value,
+                         "");
+    a->o.timing =
+        strcmp(value, "adaptive") == 0 ? RT_TIMING_ADAPTIVE : RT_TIMING_FIXED;
+    return 0;
+  }
+  if (flag_is(arg, "--timing-bounds")) {
+    const char *value = flag_value(argc, argv, i, "--timing-bounds");
+    uint64_t lo, hi;
+    if (!parse_seed_range(value, &lo, &hi) || lo < RT_TIMING_FLOOR_MS_MIN ||
+        hi > RT_TIMING_CEILING_MS_MAX)
+      return usage_error("--timing-bounds needs A..B in ms with 10 <= A <= B "
+                         "<= 300000, got '%s'%s",
+                         value, "");
+    a->o.timing_floor_ms = (uint32_t)lo;
+    a->o.timing_ceiling_ms = (uint32_t)hi;
+    return 0;
+  }
   if (flag_is(arg, "--backoff")) {
     const char *value = flag_value(argc, argv, i, "--backoff");
     if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
@@ -347,6 +377,8 @@ struct summary {
   uint64_t crashes, node_fatals, conns_opened, clock_entries, watch_events;
   uint64_t txns_checked;
   uint64_t membership_changes;
+  uint64_t timing_changes;
+  uint32_t timing_election_ms_peak;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
@@ -391,6 +423,9 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->watch_events += r->watch_events;
   sum->txns_checked += r->txns_checked;
   sum->membership_changes += r->membership_changes;
+  sum->timing_changes += r->timing_changes;
+  if (r->timing_election_ms_peak > sum->timing_election_ms_peak)
+    sum->timing_election_ms_peak = r->timing_election_ms_peak;
   sum->wall_seconds += r->wall_seconds;
   sum->client_time_us += r->client_time_us;
   sum->trace_hash = r->trace_hash;
@@ -474,6 +509,11 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("watch_events: %" PRIu64 "\n", sum->watch_events);
   printf("txns_checked: %" PRIu64 "\n", sum->txns_checked);
   printf("membership_changes: %" PRIu64 "\n", sum->membership_changes);
+  if (a->o.timing == RT_TIMING_ADAPTIVE) {
+    printf("timing: adaptive\n");
+    printf("timing_changes: %" PRIu64 "\n", sum->timing_changes);
+    printf("timing_election_ms_peak: %u\n", sum->timing_election_ms_peak);
+  }
   if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
     printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);
@@ -559,6 +599,18 @@ static int history_write(const char *path, const struct hist_op *ops,
 
 /* ---- running ------------------------------------------------------------- */
 
+/* The replay line's timing options ("" for fixed timing). */
+static const char *timing_flags(const struct sim_args *a) {
+  static _Thread_local char buf[96];
+  if (a->o.timing != RT_TIMING_ADAPTIVE)
+    return "";
+  if (a->o.timing_floor_ms == 0 && a->o.timing_ceiling_ms == 0)
+    return "--timing adaptive ";
+  snprintf(buf, sizeof buf, "--timing adaptive --timing-bounds %u..%u ",
+           a->o.timing_floor_ms, a->o.timing_ceiling_ms);
+  return buf;
+}
+
 static void report_failure(const struct sim_args *a, uint64_t seed,
                            const struct sim_result *r) {
   char faults[128];
@@ -567,12 +619,12 @@ static void report_failure(const struct sim_args *a, uint64_t seed,
   fprintf(stderr,
           "  replay: sabha sim --protocol %s --nodes %u --clients %u "
           "--keys %u --ops %" PRIu64 " --workload %s --faults %s%s%s%s "
-          "%s--seed %" PRIu64 "\n",
+          "%s%s--seed %" PRIu64 "\n",
           a->o.protocol, a->o.n_nodes, a->o.n_clients, a->o.n_keys, a->o.n_ops,
           sim_workload_name(a->o.workload), faults,
           a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
           a->o.proposer_backoff ? "" : " --backoff off",
-          a->o.expiry ? "" : "--expiry off ", seed);
+          a->o.expiry ? "" : "--expiry off ", timing_flags(a), seed);
 }
 
 /* Runs every seed for a.o.protocol into `sum` (zeroed by the caller).

@@ -193,6 +193,29 @@ int sabha_engine_transfer_leadership(struct sabha_engine *e, uint32_t to) {
   return e->ops->transfer_leadership(e->state, to);
 }
 
+int sabha_engine_set_timing(struct sabha_engine *e,
+                            const struct sabha_timing *t) {
+  if (t == NULL || t->heartbeat_ms == 0 ||
+      t->election_timeout_ms_min <= t->heartbeat_ms ||
+      t->election_timeout_ms_max < t->election_timeout_ms_min ||
+      t->election_timeout_ms_max > SABHA_TIMING_MS_MAX)
+    return SABHA_EINVAL;
+  struct sabha_config *cfg = e->ops->config(e->state);
+  cfg->election_timeout_ms_min = t->election_timeout_ms_min;
+  cfg->election_timeout_ms_max = t->election_timeout_ms_max;
+  cfg->heartbeat_ms = t->heartbeat_ms;
+  return 0;
+}
+
+void sabha_engine_timing(const struct sabha_engine *e, struct sabha_timing *t) {
+  /* config() hands out the protocol's copy for writing; reading it here
+   * changes nothing. */
+  const struct sabha_config *cfg = e->ops->config(e->state);
+  t->election_timeout_ms_min = cfg->election_timeout_ms_min;
+  t->election_timeout_ms_max = cfg->election_timeout_ms_max;
+  t->heartbeat_ms = cfg->heartbeat_ms;
+}
+
 int sabha_engine_change(struct sabha_engine *e, enum sabha_change_type type,
                         uint32_t id, const char *addr) {
   if (e->ops->change == NULL)

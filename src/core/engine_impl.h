@@ -34,6 +34,11 @@ struct engine_ops {
   void (*members)(const void *state, struct sabha_membership *out);
   int (*membership_at)(const void *state, uint64_t index,
                        struct sabha_membership *out);
+  /* The protocol's own copy of its configuration, whose timing fields
+   * (election_timeout_ms_min/max, heartbeat_ms) every timer reads when it
+   * is armed: sabha_engine_set_timing changes them there, already
+   * checked. */
+  struct sabha_config *(*config)(void *state);
   /* Renders `m` into `t` (see "describing messages" below). Needs no
    * engine: hosts describe messages for nodes that are down. */
   void (*describe)(struct describe *t, const struct sabha_msg *m);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lab/lab.h"
+#include "node/runtime.h"
 
 /* Current one-way link values while walking the timeline. */
 struct link_state {
@@ -172,6 +173,10 @@ static void engine_settings(const struct lab_case *c, struct sim_options *o) {
   o->pre_vote = st->pre_vote;
   o->check_quorum = st->check_quorum;
   o->proposer_backoff = st->backoff != SIM_SWITCH_OFF;
+  o->timing =
+      st->timing == SIM_SWITCH_ON ? RT_TIMING_ADAPTIVE : RT_TIMING_FIXED;
+  o->timing_floor_ms = st->timing_floor_ms;
+  o->timing_ceiling_ms = st->timing_ceiling_ms;
 }
 
 /* Duration runs need an operation cap (the history is allocated up

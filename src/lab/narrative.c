@@ -9,10 +9,12 @@
  * the difference is within seed-to-seed noise. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lab/lab.h"
 #include "lab/report.h"
+#include "node/runtime.h"
 
 #define MARKS_NARRATED_MAX 4 /* events told one by one; the rest summed up */
 
@@ -73,6 +75,16 @@ void lab_case_setup_text(const struct lab_case *c, char *buf, size_t size) {
            sc->workload.name, c->clients, load, lo, hi, hb,
            c->settings.batch ? c->settings.batch : LAB_DEFAULT_BATCH,
            pv ? "on" : "off", cq ? "on" : "off");
+  if (c->settings.timing == SIM_SWITCH_ON) {
+    /* The timeouts above are where adaptive timing starts. */
+    size_t used = strlen(buf);
+    snprintf(buf + used, size - used,
+             "; adaptive timing from there, election timeout %u..%u ms",
+             c->settings.timing_floor_ms ? c->settings.timing_floor_ms
+                                         : RT_TIMING_FLOOR_MS_DEFAULT,
+             c->settings.timing_ceiling_ms ? c->settings.timing_ceiling_ms
+                                           : RT_TIMING_CEILING_MS_DEFAULT);
+  }
 }
 
 /* ---- helpers ------------------------------------------------------------- */

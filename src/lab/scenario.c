@@ -263,6 +263,18 @@ static int setting_apply(struct parser *p, struct lab_settings *st,
                                    : &st->backoff;
     if (!parse_switch(value, dst))
       return perr(p, "%s takes on or off, got '%s'", key, value);
+  } else if (strcmp(key, "timing") == 0) {
+    if (strcmp(value, "adaptive") != 0 && strcmp(value, "fixed") != 0)
+      return perr(p, "timing takes adaptive or fixed, got '%s'", value);
+    st->timing = value[0] == 'a' ? SIM_SWITCH_ON : SIM_SWITCH_OFF;
+  } else if (strcmp(key, "timing-bounds") == 0) {
+    if (!parse_timeout_range(value, &st->timing_floor_ms,
+                             &st->timing_ceiling_ms) ||
+        st->timing_floor_ms < 10)
+      return perr(p,
+                  "timing-bounds needs a floor and a ceiling like "
+                  "100..5000ms (10ms to 60s), got '%s'",
+                  value);
   } else {
     return 1;
   }
@@ -273,7 +285,7 @@ static int dir_settings(struct parser *p, struct words *ws) {
   if (ws->n < 2)
     return perr(p, "settings needs key=value pairs (election-timeout, "
                    "heartbeat, batch, inflight, prevote, checkquorum, "
-                   "backoff)");
+                   "backoff, timing, timing-bounds)");
   for (uint32_t i = 1; i < ws->n; i++) {
     char *key, *value;
     if (!key_value(ws->w[i], &key, &value))
@@ -282,7 +294,8 @@ static int dir_settings(struct parser *p, struct words *ws) {
     if (rv == 1)
       return perr(p,
                   "unknown setting '%s' (known: election-timeout, heartbeat, "
-                  "batch, inflight, prevote, checkquorum, backoff)",
+                  "batch, inflight, prevote, checkquorum, backoff, timing, "
+                  "timing-bounds)",
                   key);
     if (rv != 0)
       return rv;
@@ -815,6 +828,7 @@ static int dir_variant(struct parser *p, struct words *ws) {
       return perr(p,
                   "unknown variant key '%s' (known: clients and the "
                   "settings: election-timeout, heartbeat, batch, inflight, "
+                  "timing, timing-bounds, "
                   "prevote, checkquorum, backoff)",
                   key);
     if (rv != 0)
@@ -980,6 +994,12 @@ struct lab_settings lab_settings_merged(const struct lab_scenario *sc,
     st.check_quorum = o->check_quorum;
   if (o->backoff != SIM_SWITCH_DEFAULT)
     st.backoff = o->backoff;
+  if (o->timing != SIM_SWITCH_DEFAULT)
+    st.timing = o->timing;
+  if (o->timing_floor_ms > 0) {
+    st.timing_floor_ms = o->timing_floor_ms;
+    st.timing_ceiling_ms = o->timing_ceiling_ms;
+  }
   return st;
 }
 

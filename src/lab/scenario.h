@@ -69,6 +69,13 @@ struct lab_settings {
   uint8_t pre_vote;     /* enum sim_switch */
   uint8_t check_quorum; /* enum sim_switch */
   uint8_t backoff;      /* classic Paxos proposer backoff; enum sim_switch */
+  /* Adaptive timing (node/runtime.h): SIM_SWITCH_ON adaptive, OFF or
+   * DEFAULT fixed; the timeouts above are then where the nodes start, and
+   * the bounds (0: the runtime's) the floor and ceiling of the election
+   * timeout. */
+  uint8_t timing;
+  uint32_t timing_floor_ms;
+  uint32_t timing_ceiling_ms;
 };
 
 enum lab_event_kind {

@@ -1437,7 +1437,9 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
     for (uint32_t i = 0; i < members.n; i++)
       resp_buf_printf(b, "%s%u=%s", i > 0 ? "," : "", members.members[i].id,
                       sabha_member_role_name(members.members[i].role));
-    resp_buf_printf(b, "\r\n\r\n");
+    resp_buf_printf(b, "\r\n");
+    rt_timing_write_info(rt, b);
+    resp_buf_printf(b, "\r\n");
   }
   if (want_section(section, "stats"))
     resp_buf_printf(

@@ -44,6 +44,9 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->clock_ms = 10;
   cfg->redirect = RT_REDIRECT_FORWARD;
+  cfg->timing = RT_TIMING_FIXED;
+  cfg->election_timeout_ms_floor = RT_TIMING_FLOOR_MS_DEFAULT;
+  cfg->election_timeout_ms_ceiling = RT_TIMING_CEILING_MS_DEFAULT;
   for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
     cfg->priority[i] = RT_PRIORITY_DEFAULT;
   cfg->protected_mode = true;
@@ -465,6 +468,13 @@ static void send_all(struct rt *rt, const struct sabha_msg *msgs,
     rt->ports.send(rt->ports.ctx, &msgs[k]);
 }
 
+/* The engine's election timeout in force (adaptive timing changes it). */
+static uint64_t election_timeout_ms(const struct rt *rt) {
+  struct sabha_timing t;
+  sabha_engine_timing(rt->engine, &t);
+  return t.election_timeout_ms_min;
+}
+
 static void check_leader(struct rt *rt) {
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
@@ -485,8 +495,7 @@ static void check_leader(struct rt *rt) {
         !was_leader) {
       /* A new leader lets its followers settle (and be heard from) for an
        * election timeout before it judges whom to prefer. */
-      rt->prefer_next_ms =
-          rt_now_ms(rt) + rt->cfg.engine.election_timeout_ms_min;
+      rt->prefer_next_ms = rt_now_ms(rt) + election_timeout_ms(rt);
       rt->prefer_failures = 0;
     }
     rt->last_leader = st.leader;
@@ -719,7 +728,7 @@ static void prefer_leader(struct rt *rt, uint64_t now) {
   if (rt->last_role != SABHA_ROLE_LEADER || rt->last_leader != self ||
       rt->in_ready || now < rt->prefer_next_ms || self > SABHA_NODES_MAX)
     return;
-  uint64_t window = rt->cfg.engine.election_timeout_ms_min;
+  uint64_t window = election_timeout_ms(rt);
   uint32_t best = SABHA_NODE_NONE;
   uint32_t best_priority = rt->cfg.priority[self];
   struct sabha_status st;
@@ -759,6 +768,7 @@ void rt_tick(struct rt *rt) {
     return;
   uint64_t now = rt_now_ms(rt);
   sabha_engine_tick(rt->engine, now);
+  rt_timing_tick(rt, now);
   rt_kick(rt);
   if (now >= rt->next_timeout_scan_ms) {
     rt->next_timeout_scan_ms = now + RT_TIMEOUT_SCAN_MS;
@@ -827,6 +837,10 @@ static void refuse_peer_term(struct rt *rt, const struct sabha_msg *m,
 void rt_step(struct rt *rt, const struct sabha_msg *m) {
   if (rt->dead || rt->blocked)
     return;
+  if (rt_msg_is_runtime(m)) {
+    rt_timing_step(rt, m); /* the engine never sees these */
+    return;
+  }
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
   uint64_t bad = 0;
@@ -947,6 +961,20 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
                cfg->priority[i], RT_PRIORITY_MAX);
       return 1;
     }
+  if (cfg->timing != RT_TIMING_FIXED && cfg->timing != RT_TIMING_ADAPTIVE) {
+    snprintf(err, err_size, "unknown timing mode %d", (int)cfg->timing);
+    return 1;
+  }
+  if (cfg->election_timeout_ms_floor < RT_TIMING_FLOOR_MS_MIN ||
+      cfg->election_timeout_ms_ceiling < cfg->election_timeout_ms_floor ||
+      cfg->election_timeout_ms_ceiling > RT_TIMING_CEILING_MS_MAX) {
+    snprintf(err, err_size,
+             "adaptive timing's election timeout floor %u ms and ceiling %u "
+             "ms must satisfy %u <= floor <= ceiling <= %u",
+             cfg->election_timeout_ms_floor, cfg->election_timeout_ms_ceiling,
+             RT_TIMING_FLOOR_MS_MIN, RT_TIMING_CEILING_MS_MAX);
+    return 1;
+  }
   struct rt *rt = calloc(1, sizeof *rt);
   if (rt == NULL) {
     snprintf(err, err_size, "out of memory");
@@ -971,6 +999,7 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
   rt->next_tag =
       ((uint64_t)cfg->engine.id << 56) | (cfg->tag_seed & ((1ull << 56) - 1));
   rt->last_role = SABHA_ROLE_FOLLOWER;
+  rt_timing_init(rt);
   if (rt_commands_init(rt) != 0) {
     snprintf(err, err_size, "out of memory");
     free_all(rt);

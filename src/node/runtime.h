@@ -111,7 +111,36 @@ enum rt_bug {
   /* The store applies a transaction's first command only
    * (KVSTORE_BUG_TXN_PARTIAL). */
   RT_BUG_TXN_PARTIAL = 1u << 5,
+  /* Adaptive timing only ever rises: after a latency spike the node keeps
+   * the spike's timeouts for good (the simulator's timing test catches
+   * it). */
+  RT_BUG_TIMING_RATCHET = 1u << 6,
 };
+
+/* Timing (timing.c, docs/operations.md "Adaptive timing"). Fixed: the
+ * engine keeps the timeouts of rt_config.engine. Adaptive: every node
+ * measures its round trips to its peers and sets its election timeout to
+ * RT_TIMING_RTOS times the round-trip timeout (RFC 6298) within which it
+ * hears from a quorum (and from its leader), between the floor and the
+ * ceiling below; the maximum is twice that, the heartbeat a fifth. */
+enum rt_timing_mode {
+  RT_TIMING_FIXED = 0,
+  RT_TIMING_ADAPTIVE = 1,
+};
+#define RT_TIMING_FLOOR_MS_DEFAULT 150u
+#define RT_TIMING_CEILING_MS_DEFAULT 5000u
+#define RT_TIMING_FLOOR_MS_MIN 10u /* heartbeats every 2 ms at least */
+#define RT_TIMING_CEILING_MS_MAX (SABHA_TIMING_MS_MAX / 2)
+
+/* The runtime's own messages, which the engine never sees: message types
+ * from RT_MSG_RUNTIME_BASE on are the runtime's in every protocol (engines
+ * number theirs from 1), and travel in the engine's frames (docs/wire.md,
+ * "Runtime messages"). A ping carries `context` (a sequence number) and
+ * `index` (the sender's heartbeat in ms); a pong echoes the context and
+ * carries its sender's heartbeat. Every other field is zero. */
+#define RT_MSG_RUNTIME_BASE 0x7f000000u
+#define RT_MSG_PING (RT_MSG_RUNTIME_BASE + 1u)
+#define RT_MSG_PONG (RT_MSG_RUNTIME_BASE + 2u)
 
 struct rt_config {
   /* The engine's settings, complete: id, voters, timeouts, seed, bugs. The
@@ -166,6 +195,13 @@ struct rt_config {
                          log's clock lags its own by this much; 0:
                          never (expiry then waits for writes) */
   enum rt_redirect redirect;
+  /* Adaptive timing's bounds on the election timeout (its minimum; the
+   * maximum is twice it): RT_TIMING_FLOOR_MS_MIN <= floor <= ceiling <=
+   * RT_TIMING_CEILING_MS_MAX. The engine's configured timing is the first,
+   * until a quorum's round trips are known. */
+  enum rt_timing_mode timing;
+  uint32_t election_timeout_ms_floor;
+  uint32_t election_timeout_ms_ceiling;
   /* Every member's priority by id, this node's among them (rt_config_init:
    * RT_PRIORITY_DEFAULT for all). A leader hands leadership to a caught-up
    * voter of strictly higher priority (runtime.c, prefer_leader); every
@@ -425,6 +461,30 @@ struct rt_metrics {
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };
+
+/* What adaptive timing measured and chose (INFO, /metrics, the
+ * simulator). */
+struct rt_timing_peer {
+  uint32_t id;
+  uint64_t srtt_us;   /* smoothed round trip */
+  uint64_t rttvar_us; /* its mean deviation */
+  uint64_t rto_us;    /* srtt + 4 rttvar (at least 1 ms more) */
+  uint64_t samples;
+  bool fresh; /* a sample within RT_TIMING_FRESH_MS: it counts */
+};
+
+struct rt_timing_info {
+  enum rt_timing_mode mode;
+  struct sabha_timing timing; /* in force in the engine */
+  uint64_t rto_us;            /* what the timing follows; 0: not yet */
+  uint64_t changes;           /* timings handed to the engine */
+  uint64_t msgs_refused;      /* malformed pings and pongs */
+  uint32_t n_peers;
+  struct rt_timing_peer peers[SABHA_NODES_MAX];
+};
+void rt_timing_info(const struct rt *rt, struct rt_timing_info *out);
+/* True for the runtime's own message types (RT_MSG_PING, ...). */
+bool rt_msg_is_runtime(const struct sabha_msg *m);
 
 void rt_status(const struct rt *rt, struct sabha_status *st);
 uint64_t rt_applied_index(const struct rt *rt);

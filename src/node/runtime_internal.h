@@ -54,6 +54,7 @@
 #include "core/list.h"
 #include "node/resp.h"
 #include "node/runtime.h"
+#include "node/timing.h"
 #include "sabha/engine.h"
 #include "sm/app.h"
 #include "sm/kvstore.h"
@@ -279,6 +280,7 @@ struct rt {
   uint64_t heard_ms[SABHA_NODES_MAX + 1];
   uint64_t prefer_next_ms;
   uint32_t prefer_failures;
+  struct rt_timing timing; /* adaptive timing (timing.c) */
   bool dead; /* ports.fatal was called: unwind, touch nothing */
 
   /* The ready batch being carried out. */

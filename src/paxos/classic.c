@@ -879,6 +879,12 @@ static void cp_describe(struct describe *t, const struct sabha_msg *m) {
   }
 }
 
+/* sabha_engine_set_timing: the timers read cfg when they are armed. */
+static struct sabha_config *cp_config(void *state) {
+  struct cp *x = state;
+  return &x->cfg;
+}
+
 const struct engine_ops paxos_engine_ops = {
     .name = "paxos",
     .create = cp_create,
@@ -894,5 +900,6 @@ const struct engine_ops paxos_engine_ops = {
     .transfer_leadership = cp_transfer_leadership,
     .compact = cp_compact,
     .entry = cp_entry,
+    .config = cp_config,
     .describe = cp_describe,
 };

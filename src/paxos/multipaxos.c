@@ -590,6 +590,12 @@ static void mp_describe(struct describe *t, const struct sabha_msg *m) {
   }
 }
 
+/* sabha_engine_set_timing: the timers read cfg when they are armed. */
+static struct sabha_config *mp_config(void *state) {
+  struct mp *x = state;
+  return &x->cfg;
+}
+
 const struct engine_ops multipaxos_engine_ops = {
     .name = "multipaxos",
     .create = mp_create,
@@ -608,5 +614,6 @@ const struct engine_ops multipaxos_engine_ops = {
     .change = mp_change,
     .members = mp_members,
     .membership_at = mp_membership_at,
+    .config = mp_config,
     .describe = mp_describe,
 };

@@ -486,6 +486,12 @@ static void raft_describe(struct describe *t, const struct sabha_msg *m) {
   }
 }
 
+/* sabha_engine_set_timing: the timers read cfg when they are armed. */
+static struct sabha_config *raft_config(void *state) {
+  struct raft *x = state;
+  return &x->cfg;
+}
+
 const struct engine_ops raft_engine_ops = {
     .name = "raft",
     .create = raft_create,
@@ -504,5 +510,6 @@ const struct engine_ops raft_engine_ops = {
     .change = raft_change,
     .members = raft_members,
     .membership_at = raft_membership_at_op,
+    .config = raft_config,
     .describe = raft_describe,
 };

@@ -716,6 +716,9 @@ static void return_freed_memory(void) {
 _Static_assert(SRV_PRIORITY_MAX == RT_PRIORITY_MAX &&
                    SRV_PRIORITY_DEFAULT == RT_PRIORITY_DEFAULT,
                "sabhad's priorities are the runtime's");
+_Static_assert(RT_TIMING_FLOOR_MS_MIN == 10 &&
+                   RT_TIMING_CEILING_MS_MAX == 300000,
+               "sabhad's bounds on adaptive timing are the runtime's");
 _Static_assert(SRV_PASSWORD_BYTES_MAX <= RT_PASSWORD_BYTES_MAX,
                "a password sabhad accepts must fit the runtime's");
 
@@ -729,6 +732,9 @@ static int open_runtime(struct srv_node *n) {
   rc.engine.election_timeout_ms_min = n->cfg.election_timeout_ms;
   rc.engine.election_timeout_ms_max = 2 * n->cfg.election_timeout_ms;
   rc.engine.heartbeat_ms = n->cfg.heartbeat_ms;
+  rc.timing = n->cfg.adaptive_timing ? RT_TIMING_ADAPTIVE : RT_TIMING_FIXED;
+  rc.election_timeout_ms_floor = n->cfg.election_timeout_floor_ms;
+  rc.election_timeout_ms_ceiling = n->cfg.election_timeout_ceiling_ms;
   rc.engine.commands_per_slot_max = n->cfg.slot_commands_max;
   randombytes_buf(&rc.engine.seed, sizeof rc.engine.seed);
   if (codec_check_config(&rc.engine) != 0) {

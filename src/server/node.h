@@ -98,6 +98,12 @@ struct srv_config {
   uint32_t election_timeout_ms; /* minimum; the maximum is twice it;
                                    default 500 */
   uint32_t heartbeat_ms;        /* default 100 */
+  /* Adaptive timing (docs/operations.md, "Adaptive timing"): the two
+   * above are where the node starts; then the election timeout follows
+   * the measured round trips between the floor and the ceiling. */
+  bool adaptive_timing;                 /* default false: fixed */
+  uint32_t election_timeout_floor_ms;   /* default 150 */
+  uint32_t election_timeout_ceiling_ms; /* default 5000 */
   uint32_t tick_ms;             /* default 5 */
   uint32_t leader_wait_ms;      /* a command waits this long for a
                                    leader, then -TRYAGAIN; default 2000 */

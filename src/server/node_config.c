@@ -34,6 +34,8 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->compact_growth_pct = 100;
   cfg->election_timeout_ms = 500;
   cfg->heartbeat_ms = 100;
+  cfg->election_timeout_floor_ms = 150;
+  cfg->election_timeout_ceiling_ms = 5000;
   cfg->tick_ms = 5;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
@@ -113,6 +115,13 @@ void srv_usage(FILE *f) {
       "                         alone)\n"
       "  --election-timeout-ms N  minimum election timeout (500; max 2N)\n"
       "  --heartbeat-ms N       leader heartbeat (100)\n"
+      "  --adaptive-timing      set the election timeout (and heartbeat, a\n"
+      "                         fifth of it) from the round trips measured\n"
+      "                         to the peers (timing = adaptive|fixed in a\n"
+      "                         --config file; fixed by default)\n"
+      "  --election-timeout-floor-ms N, --election-timeout-ceiling-ms N\n"
+      "                         adaptive timing's bounds on the election\n"
+      "                         timeout (150, 5000; 10 <= N <= 300000)\n"
       "  --tick-ms N            engine clock resolution (5)\n"
       "  --leader-wait-ms N     how long a command waits for a leader\n"
       "                         before -TRYAGAIN (2000)\n"
@@ -417,6 +426,7 @@ enum kind {
   K_BYTES,         /* uint64_t: a size, 64mb and the like */
   K_OUTPUT_LIMIT,  /* client-output-buffer-limit's three values */
   K_TLS_AUTH,      /* tls-auth-clients: no, yes or optional */
+  K_TIMING,        /* timing: fixed or adaptive */
 };
 
 struct setting {
@@ -462,6 +472,12 @@ static const struct setting SETTINGS[] = {
     {"compact-growth", K_U32, OFF(compact_growth_pct), 0, 10000, false},
     {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000, false},
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
+    {"timing", K_TIMING, 0, 0, 0, false},
+    {"adaptive-timing", K_BOOL, OFF(adaptive_timing), 0, 0, true},
+    {"election-timeout-floor-ms", K_U32, OFF(election_timeout_floor_ms), 0,
+     600000, false},
+    {"election-timeout-ceiling-ms", K_U32, OFF(election_timeout_ceiling_ms), 0,
+     600000, false},
     {"tick-ms", K_U32, OFF(tick_ms), 0, 1000, false},
     {"leader-wait-ms", K_U32, OFF(leader_wait_ms), 0, 3600000, false},
     {"request-timeout-ms", K_U32, OFF(request_timeout_ms), 0, 3600000, false},
@@ -603,6 +619,12 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
       return errf(err, err_size,
                   "tls-auth-clients: '%s' is not no, yes or optional", value);
     return 0;
+  case K_TIMING:
+    if (strcmp(value, "fixed") != 0 && strcmp(value, "adaptive") != 0)
+      return errf(err, err_size, "timing: '%s' is not fixed or adaptive",
+                  value);
+    cfg->adaptive_timing = strcmp(value, "adaptive") == 0;
+    return 0;
   case K_REDIRECT:
     if (strcmp(value, "forward") == 0)
       cfg->redirect = SRV_REDIRECT_FORWARD;
@@ -700,6 +722,12 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
     return errf(err, err_size,
                 "timing: need tick-ms > 0 and election-timeout-ms > "
                 "heartbeat-ms > 0");
+  if (cfg->election_timeout_floor_ms < 10 ||
+      cfg->election_timeout_ceiling_ms < cfg->election_timeout_floor_ms ||
+      cfg->election_timeout_ceiling_ms > 300000)
+    return errf(err, err_size,
+                "adaptive timing: need 10 <= election-timeout-floor-ms <= "
+                "election-timeout-ceiling-ms <= 300000");
   if (cfg->slot_commands_max == 0)
     return errf(err, err_size, "--slot-commands-max must be at least 1");
   if (cfg->clients_max == 0)

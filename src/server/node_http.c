@@ -266,6 +266,47 @@ static void write_members_metrics(struct srv_node *n,
   }
 }
 
+/* One gauge family of the round trips measured, by peer: each smoothed
+ * round trip, or (`var`) its deviation, in seconds. */
+static void peer_gauges(struct resp_buf *b, const char *name, const char *help,
+                        const struct rt_timing_info *ti, bool var) {
+  http_prom_header(b, name, "gauge", help);
+  for (uint32_t i = 0; i < ti->n_peers; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "%u", ti->peers[i].id);
+    struct http_prom_label l = {"peer", id};
+    uint64_t us = var ? ti->peers[i].rttvar_us : ti->peers[i].srtt_us;
+    http_prom_sample_double(b, name, &l, 1, (double)us / 1e6);
+  }
+}
+
+/* Timing in force (adaptive timing changes it) and the round trips
+ * measured to each peer. */
+static void write_timing_metrics(struct srv_node *n, struct resp_buf *b) {
+  struct rt_timing_info ti;
+  rt_timing_info(n->rt, &ti);
+  gauge(b, "sabha_timing_adaptive", "1 when adaptive timing is on",
+        ti.mode == RT_TIMING_ADAPTIVE);
+  gauge(b, "sabha_election_timeout_seconds",
+        "Election timeout in force (its minimum; the maximum is twice it "
+        "with adaptive timing)",
+        ti.timing.election_timeout_ms_min / 1e3);
+  gauge(b, "sabha_heartbeat_seconds", "Leader heartbeat interval in force",
+        ti.timing.heartbeat_ms / 1e3);
+  gauge(b, "sabha_timing_rto_seconds",
+        "The round-trip timeout adaptive timing follows (0: none yet)",
+        (double)ti.rto_us / 1e6);
+  counter(b, "sabha_timing_changes_total",
+          "Timings adaptive timing handed to the engine", ti.changes);
+  counter(b, "sabha_timing_msgs_refused_total",
+          "Malformed pings and pongs from peers", ti.msgs_refused);
+  peer_gauges(b, "sabha_peer_rtt_seconds",
+              "Smoothed round trip to each peer (RFC 6298 SRTT)", &ti, false);
+  peer_gauges(b, "sabha_peer_rtt_variance_seconds",
+              "Mean deviation of the round trip to each peer (RTTVAR)", &ti,
+              true);
+}
+
 static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
   rt_status(n->rt, &st);
@@ -322,6 +363,7 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           "Leadership transfers this node started for a higher priority",
           m->priority_transfers);
   write_members_metrics(n, &st, b);
+  write_timing_metrics(n, b);
   fsync_histogram(b, &ws);
   latency_histogram(b, "sabha_commit_latency_seconds",
                     "From proposing a client's write to applying it, on the "

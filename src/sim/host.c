@@ -412,10 +412,32 @@ static void node_count_engine(struct sim *s, struct node *n) {
   s->res->snapshots_taken += rt_metrics(n->rt)->snapshots_taken;
   s->res->clock_entries += rt_metrics(n->rt)->clock_entries;
   s->res->priority_transfers += rt_metrics(n->rt)->priority_transfers;
+  struct rt_timing_info ti;
+  rt_timing_info(n->rt, &ti);
+  s->res->timing_changes += ti.changes;
+}
+
+/* Adaptive timing's figures (sim_result.timing_*): the election timeout
+ * in force, after each tick. */
+static void note_timing(struct sim *s, struct node *n) {
+  if (s->o.timing != RT_TIMING_ADAPTIVE || n->rt == NULL)
+    return;
+  struct sabha_timing t;
+  sabha_engine_timing(rt_engine(n->rt), &t);
+  if (s->res->timing_election_ms_first == 0)
+    s->res->timing_election_ms_first = t.election_timeout_ms_min;
+  if (t.election_timeout_ms_min > s->res->timing_election_ms_peak)
+    s->res->timing_election_ms_peak = t.election_timeout_ms_min;
 }
 
 void node_free(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
+  if (s->o.timing == RT_TIMING_ADAPTIVE && n->rt != NULL && n->up) {
+    struct sabha_timing t;
+    sabha_engine_timing(rt_engine(n->rt), &t);
+    if (t.election_timeout_ms_min > s->res->timing_election_ms_end)
+      s->res->timing_election_ms_end = t.election_timeout_ms_min;
+  }
   node_count_engine(s, n);
   if (n->rt != NULL)
     rt_close_crash(n->rt);
@@ -809,6 +831,7 @@ static void node_tick(struct sim *s, struct node *n) {
   n->last_tick_ms = now_ms;
   call_begin(s, n);
   rt_tick(n->rt);
+  note_timing(s, n);
   node_after_runtime(s, n);
 }
 

@@ -209,6 +209,7 @@ static const struct bug_name bug_table[] = {
     {"txn-partial", 0, SIM_HOST_BUG_TXN_PARTIAL},
     {"no-repair-guard", SABHA_BUG_NO_REPAIR_GUARD, 0},
     {"learner-quorum", SABHA_BUG_LEARNER_QUORUM, 0},
+    {"timing-ratchet", 0, SIM_HOST_BUG_TIMING_RATCHET},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -229,6 +230,7 @@ static const char *const bug_names[] = {"none",
                                         "txn-partial",
                                         "no-repair-guard",
                                         "learner-quorum",
+                                        "timing-ratchet",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -251,7 +253,8 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
            "snapshot-reply, wall-clock-read, watch-resume-skip, "
            "txn-partial, no-repair-guard; for Paxos: "
            "accept-lower-ballot, "
-           "no-adopt; for the application workloads: no-dedup)",
+           "no-adopt; for the application workloads: no-dedup; with "
+           "--timing adaptive: timing-ratchet)",
            name != NULL ? name : "");
   return SABHA_EINVAL;
 }
@@ -348,8 +351,18 @@ static int options_check(const struct sim_options *o, char *err,
                        SIM_HOST_BUG_NO_DEDUP | SIM_HOST_BUG_SNAPSHOT_REPLY |
                        SIM_HOST_BUG_WALL_CLOCK_READ |
                        SIM_HOST_BUG_WATCH_RESUME_SKIP |
-                       SIM_HOST_BUG_TXN_PARTIAL))
+                       SIM_HOST_BUG_TXN_PARTIAL | SIM_HOST_BUG_TIMING_RATCHET))
     why = "unknown host bug bits";
+  else if (o->timing > RT_TIMING_ADAPTIVE)
+    why = "timing takes enum rt_timing_mode";
+  else if ((o->timing_floor_ms > 0 &&
+            o->timing_floor_ms < RT_TIMING_FLOOR_MS_MIN) ||
+           o->timing_ceiling_ms > RT_TIMING_CEILING_MS_MAX ||
+           (o->timing_ceiling_ms > 0 &&
+            o->timing_ceiling_ms < (o->timing_floor_ms > 0
+                                        ? o->timing_floor_ms
+                                        : RT_TIMING_FLOOR_MS_DEFAULT)))
+    why = "timing bounds need 10 <= floor <= ceiling <= 300000 ms";
   else if ((uint32_t)o->workload >= SIM_WORKLOAD_COUNT)
     why = "unknown workload";
   else if (o->op_timeout_ms < 1 || o->quiesce_ms_max < 1)
@@ -672,7 +685,14 @@ static void runtime_setup(struct sim *s) {
       ((o->host_bugs & SIM_HOST_BUG_WATCH_RESUME_SKIP)
            ? RT_BUG_WATCH_RESUME_SKIP
            : 0) |
-      ((o->host_bugs & SIM_HOST_BUG_TXN_PARTIAL) ? RT_BUG_TXN_PARTIAL : 0);
+      ((o->host_bugs & SIM_HOST_BUG_TXN_PARTIAL) ? RT_BUG_TXN_PARTIAL : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_TIMING_RATCHET) ? RT_BUG_TIMING_RATCHET
+                                                    : 0);
+  cfg->timing = (enum rt_timing_mode)o->timing;
+  if (o->timing_floor_ms > 0)
+    cfg->election_timeout_ms_floor = o->timing_floor_ms;
+  if (o->timing_ceiling_ms > 0)
+    cfg->election_timeout_ms_ceiling = o->timing_ceiling_ms;
   cfg->app_bugs = (o->host_bugs & SIM_HOST_BUG_NO_DEDUP) ? APP_BUG_NO_DEDUP : 0;
 }
 

@@ -86,6 +86,10 @@ enum sim_host_bug {
   /* Transactions apply in part (RT_BUG_TXN_PARTIAL): the coordination
    * client's invariants see it. */
   SIM_HOST_BUG_TXN_PARTIAL = 1u << 6,
+  /* Adaptive timing never comes back down (RT_BUG_TIMING_RATCHET): the
+   * timing test (tests/sim/test_timing.c) sees the end of a run still at
+   * its peak. */
+  SIM_HOST_BUG_TIMING_RATCHET = 1u << 7,
 };
 
 /* What the clients do (src/sim/workload.c). kv: put/get/cas on n_keys keys,
@@ -257,6 +261,12 @@ struct sim_options {
   uint32_t election_timeout_ms_max; /* 0: engine default */
   uint32_t heartbeat_ms;            /* 0: engine default */
   uint32_t commands_per_slot_max;   /* Multi-Paxos batching; 0: default */
+  /* Adaptive timing (node/runtime.h, enum rt_timing_mode): 0 fixed (the
+   * default), 1 adaptive, between the floor and the ceiling given (0:
+   * the runtime's defaults, 150 and 5000 ms). */
+  uint8_t timing;
+  uint32_t timing_floor_ms;
+  uint32_t timing_ceiling_ms;
   uint8_t pre_vote;                 /* enum sim_switch */
   uint8_t check_quorum;             /* enum sim_switch */
   uint64_t client_time_ms; /* 0: the clients stop after n_ops operations.
@@ -365,6 +375,15 @@ struct sim_result {
 
   /* Transfers leaders started for a node of higher priority. */
   uint64_t priority_transfers;
+
+  /* Adaptive timing: the highest election timeout (its minimum) any node
+   * had in force, in ms, at the first tick (the configured timing) and
+   * at any time; the highest among the nodes up at the end; how many
+   * timings the runtimes chose. All 0 with fixed timing. */
+  uint32_t timing_election_ms_first;
+  uint32_t timing_election_ms_peak;
+  uint32_t timing_election_ms_end;
+  uint64_t timing_changes;
 
   /* Every new leadership, in time order (malloc'd; for the lab's charts). */
   struct sim_leader_change *leader_changes;

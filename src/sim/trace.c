@@ -115,7 +115,15 @@ void trace_event(struct sim *s, const struct sim_event *ev) {
   switch (ev->kind) {
   case EV_PEER_MSG: {
     char text[256];
-    sabha_msg_describe(s->o.protocol, &ev->u.pkt->msg, text, sizeof text);
+    const struct sabha_msg *m = &ev->u.pkt->msg;
+    if (rt_msg_is_runtime(m) &&
+        (m->type == RT_MSG_PING || m->type == RT_MSG_PONG))
+      /* The runtime's own (adaptive timing), not the engine's. */
+      snprintf(text, sizeof text, "%s seq=%llu hb=%llu",
+               m->type == RT_MSG_PING ? "ping" : "pong",
+               (unsigned long long)m->context, (unsigned long long)m->index);
+    else
+      sabha_msg_describe(s->o.protocol, m, text, sizeof text);
     trace_prefix(s);
     fprintf(f, "n%u -> n%u %s\n", ev->u.pkt->msg.from, ev->u.pkt->msg.to, text);
     return;

@@ -41,6 +41,7 @@ static const char good[] =
     "prevote=off checkquorum=on\n"
     "variant slow election-timeout=1s heartbeat=100ms\n"
     "variant busy clients=20\n"
+    "variant adapt timing=adaptive timing-bounds=100..4000ms\n"
     "at 3s heal\n"
     "at 1s partition mumbai | delhi\n"
     "at 1500ms crash leader\n"
@@ -96,11 +97,17 @@ static void test_good(void) {
             sc->settings.election_timeout_ms_max == 400 &&
             sc->settings.heartbeat_ms == 40 && sc->settings.batch == 32,
         "settings");
-  CHECK(sc->n_variants == 2 &&
+  CHECK(sc->n_variants == 3 &&
             sc->variants[0].settings.election_timeout_ms_min == 1000 &&
             sc->variants[0].settings.election_timeout_ms_max == 2000 &&
             sc->variants[1].clients == 20,
         "variants");
+  /* Adaptive timing: the variant's keys reach the simulator's options. */
+  struct lab_settings adapt = lab_settings_merged(sc, &sc->variants[2]);
+  CHECK(adapt.timing == SIM_SWITCH_ON && adapt.timing_floor_ms == 100 &&
+            adapt.timing_ceiling_ms == 4000 &&
+            adapt.election_timeout_ms_min == 200,
+        "adaptive variant");
   CHECK(sc->n_events == 10, "events %u", sc->n_events);
   /* Sorted by time, file order kept among equal times. */
   CHECK(sc->events[0].kind == LAB_EV_PARTITION && sc->events[0].at_ms == 1000,
@@ -210,6 +217,10 @@ static void test_bad_inline(void) {
        "x.scn:3: expected key=value, got 'follow'"},
       {"node a\n", "x.scn:0: no 'scenario NAME' line"},
       {"scenario x\nnode a\nat 250us heal\n", "x.scn:3: '250us' is not a time"},
+      {"scenario x\nnode a\nsettings timing=sometimes\n",
+       "x.scn:3: timing takes adaptive or fixed"},
+      {"scenario x\nnode a\nvariant v timing-bounds=5..100ms\n",
+       "x.scn:3: timing-bounds needs a floor and a ceiling"},
   };
   struct lab_scenario *sc = calloc(1, sizeof *sc);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

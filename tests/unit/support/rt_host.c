@@ -18,8 +18,11 @@ static uint64_t h_mono_us(void *ctx) {
 }
 
 static void h_send(void *ctx, const struct sabha_msg *m) {
-  (void)ctx;
-  (void)m;
+  struct rt_host *h = ctx;
+  struct sabha_msg *copy = &h->sent[h->n_sent++ % RT_HOST_SENT_MAX];
+  *copy = *m;
+  copy->entries = NULL;
+  copy->snap_data = NULL;
 }
 
 static void h_stream(void *ctx, struct rt_stream *s) {

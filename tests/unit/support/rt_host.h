@@ -3,9 +3,10 @@
  * test can drive one node through its API and look at what it did.
  *
  * The clock stands still until the test moves `now_ms`; messages to peers
- * go nowhere; the streams the node paused and closed are listed; a fatal
- * stop is recorded, or aborts the test with `abort_on_fatal`; warnings are
- * counted; a forwarding link is handed out only with `accept_links`. */
+ * go nowhere but into a short record; the streams the node paused and closed
+ * are listed; a fatal stop is recorded, or aborts the test with
+ * `abort_on_fatal`; warnings are counted; a forwarding link is handed out only
+ * with `accept_links`. */
 #ifndef SABHA_TESTS_RT_HOST_H
 #define SABHA_TESTS_RT_HOST_H
 
@@ -16,6 +17,7 @@
 #include "storage/memfs.h"
 
 #define RT_HOST_STREAMS_MAX 32
+#define RT_HOST_SENT_MAX 64
 
 struct rt_host {
   uint64_t now_ms;
@@ -31,6 +33,10 @@ struct rt_host {
   int n_closed;
   struct rt_stream *paused[RT_HOST_STREAMS_MAX]; /* paused now */
   int n_paused;
+  /* The last RT_HOST_SENT_MAX messages to peers, fixed fields only (the
+   * pointers in them are not valid after the call); n_sent counts all. */
+  struct sabha_msg sent[RT_HOST_SENT_MAX];
+  int n_sent;
 };
 
 /* The ports, every one pointing at `h`. */
