@@ -133,6 +133,7 @@ void transport_config_init(struct transport_config *cfg, uint32_t id,
   cfg->backoff_ms_max = 2000;
   cfg->handshake_timeout_ms = 3000;
   cfg->seed = id;
+  cfg->groups = 1;
 }
 
 const char *transport_errmsg(const struct transport *t) {
@@ -972,6 +973,12 @@ static void on_msg_frame(struct transport_conn *c, uint8_t *frame, size_t n) {
    * another sender, or another addressee, is a bug or a forgery. */
   if (m.from != c->peer->id || m.to != t->cfg.id) {
     snprintf(detail, sizeof detail, "message from %u to %u", m.from, m.to);
+    conn_corrupt(c, detail);
+    return;
+  }
+  if (m.group >= t->cfg.groups) {
+    snprintf(detail, sizeof detail, "group %u, of %u hosted here", m.group,
+             t->cfg.groups);
     conn_corrupt(c, detail);
     return;
   }

@@ -94,6 +94,9 @@ struct transport_config {
   /* The digest of settings every member must share (handshake.h): peers
    * whose digest differs are refused. sabhad gives its --dedup-max. */
   uint64_t settings;
+  /* Consensus groups this node hosts (1..): a message of any other group is
+   * a corrupt frame (docs/wire.md). Default 1. */
+  uint32_t groups;
   /* The cluster secret, or NULL (secret_bytes 0) for no authentication.
    * Copied. Every node of a cluster must have the same one, or none. */
   const uint8_t *secret;
