@@ -627,6 +627,8 @@ static void group_hold(struct srv_node *n, uint32_t g,
 
 static void group_deliver_held(struct srv_node *n, uint32_t g) {
   struct codec_buf *b = &n->held[g];
+  if (b->size_bytes == 0)
+    return;
   size_t off = 0;
   while (off + CODEC_LENGTH_BYTES <= b->size_bytes &&
          !rt_blocked(n->groups[g])) {
