@@ -51,8 +51,13 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
            why);
   if (rt->fwd == f)
     rt->fwd = NULL;
-  if (f->group_link && rt->gnodes[f->leader] == f)
+  if (f->group_link && rt->gnodes[f->leader] == f) {
     rt->gnodes[f->leader] = NULL;
+    /* Its groups' commands go through this node's own runtimes of them
+     * for a moment, rather than straight back to a node just lost. */
+    rt->fwd_failed_leader = f->leader;
+    rt->fwd_failed_ms = rt_now_ms(rt);
+  }
   list_remove(&f->link);
   while (!list_empty(&f->pending)) {
     struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
