@@ -552,13 +552,13 @@ static void ok_now(struct rt_stream *c) {
   reply_now(c);
 }
 
-/* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC. */
 /* Group 0 of several: a transaction's commands and the keys it WATCHes must
  * all be in one group, which applies it as one entry. */
 static bool same_group(uint32_t a, uint32_t b) {
   return a == RT_GROUP_NONE || b == RT_GROUP_NONE || a == b;
 }
 
+/* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC. */
 static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
                         uint32_t argc, const struct resp_arg *argv,
                         uint32_t group) {

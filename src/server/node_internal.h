@@ -147,7 +147,7 @@ struct srv_node {
 };
 
 /* Peer messages held for a group while it waits for its fsync. */
-#define SRV_HELD_BYTES_MAX (64u << 20)
+#define SRV_HELD_BYTES_MAX (16u << 20)
 
 /* node.c */
 uint64_t srv_wall_ms(void);
