@@ -1350,6 +1350,18 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
   }
   c->pending.size_bytes += frame_bytes;
   c->pending_msgs++;
-  conn_flush(c);
+  if (!t->corked)
+    conn_flush(c);
   return 0;
+}
+
+void transport_cork(struct transport *t) {
+  t->corked = true;
+}
+
+void transport_uncork(struct transport *t) {
+  t->corked = false;
+  for (uint32_t i = 0; i < t->n_peers; i++)
+    if (t->peers[i].conn != NULL)
+      conn_flush(t->peers[i].conn);
 }

@@ -196,6 +196,7 @@ struct transport {
   struct transport_peer peers[SABHA_NODES_MAX];
   uint32_t n_peers;
   struct transport_conn *conns; /* every open connection, a list */
+  bool corked;                  /* transport_cork() */
   uint32_t n_conns;
   struct sabha_entry *scratch; /* CODEC_ENTRIES_MAX, for decoding */
   /* With TLS: where every connection's ciphertext is read to, to be fed to
@@ -230,6 +231,13 @@ int transport_init(uv_loop_t *loop, struct transport *t,
  * other than `cb` fires after this call. Calling it twice is a programmer
  * error. */
 void transport_close(struct transport *t, transport_close_cb cb);
+
+/* Corked, transport_send() only queues; uncorking starts the writes of
+ * everything queued. A host that sends many messages at once (a node with
+ * several groups, each with its own batch) corks around them, so that each
+ * peer gets them in one write, not one per message. */
+void transport_cork(struct transport *t);
+void transport_uncork(struct transport *t);
 
 /* Queues `m` for peer m->to (m->from must be this node). The message is
  * encoded at once, so `m` and what it points to may change as soon as this

@@ -711,6 +711,8 @@ static void on_check(uv_check_t *h) {
    * one iteration; what is left keeps the idle handle on. The fsyncs of
    * groups 1.. are made in the background (group_sync.h): a finished one
    * wakes the loop. */
+  if (n->transport_open)
+    transport_cork(&n->transport); /* the groups' messages leave together */
   groups_synced(n);
   bool more = true;
   for (uint32_t round = 0; round < 4 && more; round++) {
@@ -720,6 +722,8 @@ static void on_check(uv_check_t *h) {
     for (uint32_t g = 0; g < n->n_groups; g++)
       more |= rt_groups_pump(n->groups[g]);
   }
+  if (n->transport_open)
+    transport_uncork(&n->transport);
   if (!more)
     uv_idle_stop(&n->idle);
 }
