@@ -44,10 +44,15 @@ http_get "$(http_port 3 "$BASE")" /metrics | grep -q '^sabha_group_is_leader{gro
 http_get "$(http_port 1 "$BASE")" /status | grep -q '"groups":\[{"group":0,"role":"leader"' ||
   die "/status: no groups"
 
-# Writes through every node: most reach a group led by another node.
+# Writes through every node: most reach a group led by another node. A
+# -TRYAGAIN (an election on a loaded machine) is retried, a few times.
 : >"$DIR/acked"
 for i in $(seq 1 240); do
-  r=$(rcli "$(port $(( i % 3 + 1 )))" SET "key$i" "v$i")
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    r=$(rcli "$(port $(( i % 3 + 1 )))" SET "key$i" "v$i")
+    [ "$r" = OK ] && break
+    sleep 0.2
+  done
   [ "$r" = OK ] && echo "key$i" >>"$DIR/acked"
 done
 n=$(wc -l <"$DIR/acked")
