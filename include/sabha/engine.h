@@ -184,6 +184,9 @@ struct sabha_msg {
   uint32_t type; /* protocol-specific message type */
   uint32_t from;
   uint32_t to;
+  /* The consensus group of a process that hosts several (0 in the only
+   * one). Engines ignore it; the host that sends and receives sets it. */
+  uint32_t group;
   uint32_t reject; /* nonzero: the request was refused */
   uint64_t term;
   uint64_t index;

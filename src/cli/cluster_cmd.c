@@ -109,13 +109,16 @@ void cli_cluster_usage(FILE *f) {
       "  sabha cluster start --dir DIR [--nodes 3] [--protocol raft]\n"
       "                      [--base-port 17000] [--secret S]\n"
       "                      [--cluster-id ID] [--requirepass P] [--tls]\n"
-      "                      [--priorities 1=10,2=5,3=1]\n"
+      "                      [--priorities 1=10,2=5,3=1] [--groups N]\n"
       "                      [--set key=value]...\n"
       "      starts the nodes in the background: logs, pid files, data\n"
       "      and configs in DIR; client ports P.., http P+100..,\n"
       "      peers P+200..; --set adds a sabhad setting for every node;\n"
       "      --priorities: leader priorities, given to every node (a\n"
       "      caught-up node of higher priority is handed leadership);\n"
+      "      --groups N: every node hosts N consensus groups (1..64),\n"
+      "      keys spread over them, group g's leader preferably on node\n"
+      "      (g mod nodes)+1 unless --priorities says otherwise;\n"
       "      peers authenticate with DIR/secret (mode 0600): --secret S\n"
       "      (16..256 bytes), or 32 random bytes by default;\n"
       "      --requirepass: clients must AUTH (kept in DIR/requirepass,\n"
@@ -903,6 +906,7 @@ struct opts {
   const char *requirepass;
   const char *cluster_id;
   const char *priorities; /* start: every node's `priorities` setting */
+  uint32_t groups;        /* start: every node's `groups`; 0: not set */
   const char *node;       /* kill/restart */
   char *sets[32];
   int n_sets;
@@ -961,6 +965,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
         return CLI_EXIT_USAGE;
       }
       o->priorities = v;
+    } else if (strcmp(a, "--groups") == 0 && v != NULL) {
+      if (!parse_u32(v, 64, &o->groups) || o->groups == 0) {
+        fprintf(stderr, "sabha cluster: --groups takes 1..64\n");
+        return CLI_EXIT_USAGE;
+      }
     } else if (strcmp(a, "--set") == 0 && v != NULL) {
       if (strchr(v, '=') == NULL || o->n_sets == 32) {
         fprintf(stderr, "sabha cluster: --set takes key=value\n");
@@ -1127,7 +1136,7 @@ static int cmd_start(const struct opts *o) {
     }
     /* The client password goes to the nodes in a file of its own, never
      * on a command line (which ps shows to every user). */
-    char *sets[35];
+    char *sets[36]; /* the user's, and the four below */
     int n_sets = o->n_sets;
     memcpy(sets, o->sets, sizeof o->sets);
     char pass_set[PATH_MAX + 32];
@@ -1147,6 +1156,12 @@ static int cmd_start(const struct opts *o) {
     if (o->priorities != NULL) {
       snprintf(prio_set, sizeof prio_set, "priorities=%s", o->priorities);
       sets[n_sets++] = prio_set;
+    }
+    /* Every member hosts the same groups (their handshake checks it). */
+    char groups_set[32];
+    if (o->groups > 0) {
+      snprintf(groups_set, sizeof groups_set, "groups=%u", o->groups);
+      sets[n_sets++] = groups_set;
     }
     if (c.tls && write_certificates(&c) != 0)
       return CLI_EXIT_ERROR;

@@ -69,7 +69,7 @@ int codec_peek(const uint8_t *buf, size_t len, struct codec_header *h) {
   h->kind = buf[5];
   if (h->payload_bytes < 2 || h->payload_bytes > CODEC_PAYLOAD_BYTES_MAX)
     return SABHA_ECORRUPT;
-  if (h->version != CODEC_VERSION)
+  if (h->version != CODEC_VERSION && h->version != CODEC_VERSION_GROUP)
     return SABHA_ECORRUPT;
   return 0;
 }
@@ -118,7 +118,8 @@ int codec_buf_reserve_exact(struct codec_buf *b, size_t more_bytes) {
 
 uint64_t codec_frame_bytes_wanted(const struct sabha_msg *m) {
   assert(m != NULL);
-  uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES + m->snap_size_bytes;
+  uint64_t payload = 2 + (uint64_t)CODEC_MSG_FIXED_BYTES + m->snap_size_bytes +
+                     (m->group > 0 ? CODEC_GROUP_BYTES : 0);
   for (uint32_t i = 0; i < m->n_entries && m->entries != NULL; i++)
     payload += CODEC_ENTRY_HEADER_BYTES + (uint64_t)m->entries[i].size_bytes;
   return CODEC_LENGTH_BYTES + payload;
@@ -157,9 +158,13 @@ void codec_write(const struct sabha_msg *m, uint8_t kind, uint8_t *out,
   assert(codec_kind_is_msg(kind));
   assert(frame_bytes >= CODEC_MSG_FRAME_BYTES_MIN);
   le_put_u32(out, (uint32_t)(frame_bytes - CODEC_LENGTH_BYTES));
-  out[4] = CODEC_VERSION;
+  out[4] = m->group > 0 ? CODEC_VERSION_GROUP : CODEC_VERSION;
   out[5] = kind;
   uint8_t *f = out + CODEC_HEADER_BYTES;
+  if (m->group > 0) {
+    le_put_u32(f, m->group);
+    f += CODEC_GROUP_BYTES;
+  }
   le_put_u32(f + OFF_TYPE, m->type);
   le_put_u32(f + OFF_FROM, m->from);
   le_put_u32(f + OFF_TO, m->to);
@@ -300,6 +305,12 @@ int codec_decode(const uint8_t *buf, size_t len, struct sabha_msg *out,
     return SABHA_ECORRUPT;
 
   struct cursor c = {buf + CODEC_HEADER_BYTES, len - CODEC_HEADER_BYTES, 1};
+  if (h.version == CODEC_VERSION_GROUP) {
+    /* Group 0 has one encoding only, version 1: canonical. */
+    out->group = cursor_u32(&c);
+    if (!c.ok || out->group == 0)
+      return SABHA_ECORRUPT;
+  }
   decode_fixed(&c, out);
   if (!c.ok)
     return SABHA_ECORRUPT;

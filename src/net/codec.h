@@ -41,6 +41,12 @@
 /* The format version in every frame. Bump it for any change to the layout;
  * peers with different versions refuse each other in the handshake. */
 #define CODEC_VERSION 1u
+/* A message of a group other than 0 (a process that hosts several, see
+ * src/node/groups.c) goes in a frame of this version, whose body starts
+ * with the u32 group (1..): a frame of group 0 is byte for byte what it was
+ * before groups, and a receiver refuses a group it does not host. */
+#define CODEC_VERSION_GROUP 2u
+#define CODEC_GROUP_BYTES 4u
 
 /* Limits. A frame that breaks one is refused by both encoder
  * (SABHA_ETOOBIG) and decoder (SABHA_ECORRUPT). They bound the memory a peer
@@ -91,8 +97,8 @@ struct codec_header {
  * than the whole frame (a reader uses this to learn how much more to wait
  * for). Requires len >= CODEC_HEADER_BYTES. Returns 0, or SABHA_ECORRUPT
  * when payload_bytes is below 2 or above CODEC_PAYLOAD_BYTES_MAX or the
- * version is not CODEC_VERSION (h is filled in every case, so that the caller
- * can say what was wrong). */
+ * version is neither CODEC_VERSION nor CODEC_VERSION_GROUP (h is filled in
+ * every case, so that the caller can say what was wrong). */
 int codec_peek(const uint8_t *buf, size_t len, struct codec_header *h);
 
 /* A growable byte buffer that frames are appended to. size_bytes <=

@@ -133,6 +133,7 @@ void transport_config_init(struct transport_config *cfg, uint32_t id,
   cfg->backoff_ms_max = 2000;
   cfg->handshake_timeout_ms = 3000;
   cfg->seed = id;
+  cfg->groups = 1;
 }
 
 const char *transport_errmsg(const struct transport *t) {
@@ -975,6 +976,12 @@ static void on_msg_frame(struct transport_conn *c, uint8_t *frame, size_t n) {
     conn_corrupt(c, detail);
     return;
   }
+  if (m.group >= t->cfg.groups) {
+    snprintf(detail, sizeof detail, "group %u, of %u hosted here", m.group,
+             t->cfg.groups);
+    conn_corrupt(c, detail);
+    return;
+  }
   t->stats.msgs_received++;
   t->cfg.on_message(t->cfg.arg, &m);
 }
@@ -1343,6 +1350,18 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
   }
   c->pending.size_bytes += frame_bytes;
   c->pending_msgs++;
-  conn_flush(c);
+  if (!t->corked)
+    conn_flush(c);
   return 0;
+}
+
+void transport_cork(struct transport *t) {
+  t->corked = true;
+}
+
+void transport_uncork(struct transport *t) {
+  t->corked = false;
+  for (uint32_t i = 0; i < t->n_peers; i++)
+    if (t->peers[i].conn != NULL)
+      conn_flush(t->peers[i].conn);
 }

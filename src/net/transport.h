@@ -94,6 +94,9 @@ struct transport_config {
   /* The digest of settings every member must share (handshake.h): peers
    * whose digest differs are refused. sabhad gives its --dedup-max. */
   uint64_t settings;
+  /* Consensus groups this node hosts (1..): a message of any other group is
+   * a corrupt frame (docs/wire.md). Default 1. */
+  uint32_t groups;
   /* The cluster secret, or NULL (secret_bytes 0) for no authentication.
    * Copied. Every node of a cluster must have the same one, or none. */
   const uint8_t *secret;
@@ -193,6 +196,7 @@ struct transport {
   struct transport_peer peers[SABHA_NODES_MAX];
   uint32_t n_peers;
   struct transport_conn *conns; /* every open connection, a list */
+  bool corked;                  /* transport_cork() */
   uint32_t n_conns;
   struct sabha_entry *scratch; /* CODEC_ENTRIES_MAX, for decoding */
   /* With TLS: where every connection's ciphertext is read to, to be fed to
@@ -227,6 +231,13 @@ int transport_init(uv_loop_t *loop, struct transport *t,
  * other than `cb` fires after this call. Calling it twice is a programmer
  * error. */
 void transport_close(struct transport *t, transport_close_cb cb);
+
+/* Corked, transport_send() only queues; uncorking starts the writes of
+ * everything queued. A host that sends many messages at once (a node with
+ * several groups, each with its own batch) corks around them, so that each
+ * peer gets them in one write, not one per message. */
+void transport_cork(struct transport *t);
+void transport_uncork(struct transport *t);
 
 /* Queues `m` for peer m->to (m->from must be this node). The message is
  * encoded at once, so `m` and what it points to may change as soon as this

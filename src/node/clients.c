@@ -54,6 +54,11 @@ static void set_paused(struct rt_stream *c, bool paused) {
   if (c->paused == paused || c->closing)
     return;
   c->paused = paused;
+  if (c->in_process) {
+    if (!paused && c->pair != NULL)
+      rt_pair_kick(c->pair); /* what waits for it may come now */
+    return;
+  }
   c->rt->ports.stream_pause(c->rt->ports.ctx, c, paused);
 }
 
@@ -105,7 +110,8 @@ static void resume_if_free(struct rt_stream *c) {
 static bool output_limits(struct rt_stream *c, uint64_t now_ms) {
   struct rt *rt = c->rt;
   const struct rt_config *cfg = &rt->cfg;
-  if (c->forwarded_link || c->closing || c->kind != RT_STREAM_CLIENT)
+  if (c->forwarded_link || c->in_process || c->closing ||
+      c->kind != RT_STREAM_CLIENT)
     return false;
   uint64_t used = output_bytes(c);
   bool over_soft = cfg->out_soft_bytes > 0 && used > cfg->out_soft_bytes;
@@ -130,7 +136,11 @@ static bool output_limits(struct rt_stream *c, uint64_t now_ms) {
 }
 
 void rt_stream_kick_output(struct rt_stream *s) {
-  if (s->out.len > 0 && !s->taking && !s->closing)
+  if (s->out.len == 0 || s->taking || s->closing)
+    return;
+  if (s->in_process)
+    rt_pair_kick(s); /* moved by rt_groups_pump */
+  else
     s->rt->ports.stream_output(s->rt->ports.ctx, s);
 }
 
@@ -159,6 +169,9 @@ static struct rt_stream *stream_new(struct rt *rt, enum rt_stream_kind kind) {
   list_init(&s->queue);
   list_init(&s->await);
   list_init(&s->pending);
+  list_init(&s->due);
+  s->multi_group = RT_GROUP_NONE;
+  s->watch_group = RT_GROUP_NONE;
   return s;
 }
 
@@ -202,6 +215,20 @@ const char *rt_stream_accept(struct rt *rt, bool loopback,
 
 struct rt_stream *rt_stream_new_forward(struct rt *rt) {
   return stream_new(rt, RT_STREAM_FORWARD);
+}
+
+struct rt_stream *rt_stream_new_pair(struct rt *rt) {
+  struct rt_stream *s = stream_new(rt, RT_STREAM_CLIENT);
+  if (s == NULL)
+    return NULL;
+  /* Group 0 checked the user before routing: the group runs what it sends. */
+  s->user = RT_USER_ADMIN;
+  s->accepted_ms = rt_now_ms(rt);
+  s->active_ms = s->accepted_ms;
+  snprintf(s->name, sizeof s->name, "group-link");
+  list_push(&rt->clients, &s->link);
+  rt->n_clients++;
+  return s;
 }
 
 /* Unlinks and frees a client stream's requests. Placeholders stay in
@@ -250,7 +277,11 @@ void rt_reap(struct rt *rt) {
     } else {
       rt_fwd_lost(s, NULL);
     }
-    if (s->handed) { /* the host let go of it already (rt_close_crash) */
+    if (s->handed || s->in_process) { /* the host let go of it already
+                                         (rt_close_crash), or never had it */
+      if (s->in_process)
+        rt_pair_unlink(s);
+      s->handed = true;
       rt_stream_free(s);
       continue;
     }
@@ -267,6 +298,8 @@ void rt_streams_free_all(struct rt *rt) {
     release_requests(s);
     list_remove(&s->link);
     list_remove(&s->reap);
+    if (s->in_process)
+      rt_pair_unlink(s);
     s->handed = true;
     rt_stream_free(s);
   }
@@ -281,6 +314,8 @@ void rt_streams_free_all(struct rt *rt) {
     }
     list_remove(&f->link);
     list_remove(&f->reap);
+    if (f->in_process)
+      rt_pair_unlink(f);
     f->handed = true;
     rt_stream_free(f);
   }
@@ -497,6 +532,7 @@ static bool next_item(const struct resp_buf *b, size_t *off,
 static void multi_reset(struct rt_stream *c) {
   c->in_multi = c->multi_dirty = false;
   c->multi_n = c->multi_args = 0;
+  c->multi_group = RT_GROUP_NONE;
   resp_buf_reset(&c->multi);
   if (c->multi.cap > RT_IDLE_BUFFER_BYTES_MAX)
     resp_buf_free(&c->multi);
@@ -505,6 +541,7 @@ static void multi_reset(struct rt_stream *c) {
 static void unwatch(struct rt_stream *c) {
   c->n_watch = 0;
   c->watch_rev = 0;
+  c->watch_group = RT_GROUP_NONE;
   resp_buf_reset(&c->watch_keys);
   if (c->watch_keys.cap > RT_IDLE_BUFFER_BYTES_MAX)
     resp_buf_free(&c->watch_keys);
@@ -515,9 +552,16 @@ static void ok_now(struct rt_stream *c) {
   reply_now(c);
 }
 
+/* Group 0 of several: a transaction's commands and the keys it WATCHes must
+ * all be in one group, which applies it as one entry. */
+static bool same_group(uint32_t a, uint32_t b) {
+  return a == RT_GROUP_NONE || b == RT_GROUP_NONE || a == b;
+}
+
 /* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC. */
 static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
-                        uint32_t argc, const struct resp_arg *argv) {
+                        uint32_t argc, const struct resp_arg *argv,
+                        uint32_t group) {
   char msg[160];
   size_t bytes = 16;
   for (uint32_t i = 0; i < argc; i++)
@@ -534,6 +578,11 @@ static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
              "ERR a transaction holds at most %u commands, %u arguments "
              "and %u bytes",
              RT_MULTI_COMMANDS_MAX, RT_MULTI_ARGS_MAX, RT_MULTI_BYTES_MAX);
+  } else if (!same_group(c->multi_group, group) ||
+             !same_group(c->watch_group, group)) {
+    snprintf(msg, sizeof msg,
+             "CROSSSLOT a transaction's keys must all be in one group: give "
+             "them one {hash tag} (docs/api.md, \"Groups\")");
   } else {
     char n[16];
     int len = snprintf(n, sizeof n, "%u", argc);
@@ -541,6 +590,8 @@ static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
     for (uint32_t i = 0; i < argc; i++)
       put_item(&c->multi, argv[i].ptr, argv[i].len);
     if (c->multi.err == 0) {
+      if (group != RT_GROUP_NONE)
+        c->multi_group = group;
       c->multi_n++;
       c->multi_args += 1 + argc;
       resp_write_simple(&c->rt->scratch, "QUEUED");
@@ -571,6 +622,9 @@ static void multi_exec(struct rt_stream *c) {
     reply_now(c);
     return;
   }
+  uint32_t group = c->multi_group != RT_GROUP_NONE   ? c->multi_group
+                   : c->watch_group != RT_GROUP_NONE ? c->watch_group
+                                                     : rt->cfg.group;
   uint32_t argc = 3 + c->n_watch + c->multi_args;
   struct resp_arg *argv = malloc(argc * sizeof *argv);
   char rev[24], nw[16];
@@ -599,6 +653,7 @@ static void multi_exec(struct rt_stream *c) {
     error_now(c, "OOM out of memory");
     return;
   }
+  r->group = group;
   req_enqueue(c, r);
   rt_dispatch(rt, r);
 }
@@ -637,7 +692,8 @@ static void watch_settle(struct rt_stream *c, struct rt_req *r) {
 /* MULTI, EXEC, DISCARD, UNWATCH, SABHA.WATCH, and any command while a
  * MULTI is open. Returns true when the command was dealt with here. */
 static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
-                          uint32_t argc, const struct resp_arg *argv) {
+                          uint32_t argc, const struct resp_arg *argv,
+                          uint32_t group) {
   struct rt *rt = c->rt;
   switch (rt_command_multi(cmd)) {
   case RT_MC_MULTI:
@@ -684,6 +740,14 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
       error_now(c, msg);
       return true;
     }
+    if (!same_group(c->watch_group, group)) {
+      error_now(c, "CROSSSLOT a connection's WATCHed keys must all be in one "
+                   "group: give them one {hash tag} (docs/api.md, "
+                   "\"Groups\")");
+      return true;
+    }
+    if (group != RT_GROUP_NONE)
+      c->watch_group = group;
     return false; /* a read, settled by watch_settle */
   case RT_MC_SABHA_WATCH:
     if (c->in_multi) {
@@ -705,7 +769,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
   }
   if (!c->in_multi || arg_is(&argv[0], "QUIT"))
     return false;
-  multi_queue(c, cmd, argc, argv);
+  multi_queue(c, cmd, argc, argv, group);
   return true;
 }
 
@@ -741,7 +805,20 @@ static void run_command(struct rt_stream *c, uint32_t argc,
     error_now(c, bad);
     return;
   }
-  if (multi_command(c, cmd, argc, argv))
+  /* Group 0 of several: the group that serves it (groups.c). */
+  uint32_t group = RT_GROUP_NONE;
+  if (rt_routes(rt) && (!rt_command_is_local(cmd) ||
+                        rt_command_multi(cmd) == RT_MC_SABHA_WATCH)) {
+    group = rt_command_group(rt, cmd, argc, argv, msg, sizeof msg);
+    if (group == RT_GROUP_CROSS) {
+      c->multi_dirty = c->in_multi;
+      error_now(c, msg);
+      return;
+    }
+    if (group == RT_GROUP_ANY)
+      group = RT_GROUP_NONE;
+  }
+  if (multi_command(c, cmd, argc, argv, group))
     return;
   if (rt_command_is_local(cmd)) {
     rt_exec_local(c, cmd, argc, argv, &rt->scratch);
@@ -754,7 +831,8 @@ static void run_command(struct rt_stream *c, uint32_t argc,
   if (stale) {
     rt->m.stale_reads++;
     if (list_empty(&c->queue)) {
-      rt_exec_read(rt, cmd, argc, argv, &c->out);
+      rt_exec_read(group == RT_GROUP_NONE ? rt : rt_group_rt(rt, group), cmd,
+                   argc, argv, &c->out);
       return;
     }
   }
@@ -763,6 +841,8 @@ static void run_command(struct rt_stream *c, uint32_t argc,
     error_now(c, "OOM out of memory");
     return;
   }
+  if (group != RT_GROUP_NONE)
+    r->group = group;
   req_enqueue(c, r);
   if (stale) {
     r->state = RT_REQ_READABLE;
@@ -830,11 +910,12 @@ void rt_client_flush(struct rt_stream *c) {
       backlog = true;
       break;
     }
-    if (r->cmd != NULL && !c->forwarded_link &&
+    if (r->cmd != NULL && !c->forwarded_link && !c->in_process &&
         rt_command_multi(r->cmd) == RT_MC_WATCH)
       watch_settle(c, r);
     if (r->state == RT_REQ_READABLE)
-      rt_exec_read(rt, r->cmd, r->argc, r->argv, &c->out);
+      rt_exec_read(r->group == rt->cfg.group ? rt : rt_group_rt(rt, r->group),
+                   r->cmd, r->argc, r->argv, &c->out);
     else
       resp_buf_append(&c->out, r->reply.data, r->reply.len);
     list_remove(&r->qlink);
@@ -942,7 +1023,8 @@ void rt_client_hold(struct rt_stream *c, struct rt_req *r) {
 static bool idle_expired(const struct rt_stream *c, uint64_t now_ms) {
   const struct rt *rt = c->rt;
   /* A watcher waits for the store's changes, however long they take. */
-  if (rt->cfg.idle_timeout_s == 0 || c->forwarded_link || c->watcher != NULL)
+  if (rt->cfg.idle_timeout_s == 0 || c->forwarded_link || c->in_process ||
+      c->watcher != NULL)
     return false;
   if (now_ms < c->active_ms + (uint64_t)rt->cfg.idle_timeout_s * 1000u)
     return false;
@@ -991,7 +1073,7 @@ static void clients_budget(struct rt *rt, const uint64_t *sums,
   uint64_t closed = 0;
   for (struct list_link *l = rt->clients.next; l != &rt->clients; l = l->next) {
     struct rt_stream *c = LIST_OF(l, struct rt_stream, link);
-    if (c->closing || c->forwarded_link || c->probation)
+    if (c->closing || c->forwarded_link || c->in_process || c->probation)
       continue;
     uint64_t used = usage_bytes(c);
     uint32_t b = budget_bucket(used);

@@ -1441,6 +1441,10 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
     rt_timing_write_info(rt, b);
     resp_buf_printf(b, "\r\n");
   }
+  if (rt->cfg.n_groups > 1
+          ? want_section(section, "groups")
+          : section != NULL && strcasecmp(section, "groups") == 0)
+    rt_groups_info(rt, b);
   if (want_section(section, "stats"))
     resp_buf_printf(
         b,
@@ -1842,4 +1846,121 @@ void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
     assert(false);
     resp_write_error(b, "ERR not a local command");
   }
+}
+
+/* ---- groups -----------------------------------------------------------------
+ *
+ * Which group a command belongs to, for group 0's routing (groups.c): the
+ * group of its keys, which must all be one; a pattern or prefix names a
+ * group only when it starts with a whole hash tag ("{user42}*"). */
+
+struct group_acc {
+  const struct rt *rt;
+  uint32_t group; /* RT_GROUP_NONE before the first key */
+  bool cross;
+};
+
+static void group_add(struct group_acc *a, const struct resp_arg *key) {
+  uint32_t g = rt_key_group(key->ptr, key->len, a->rt->cfg.n_groups);
+  if (a->group == RT_GROUP_NONE)
+    a->group = g;
+  else if (a->group != g)
+    a->cross = true;
+}
+
+static void group_add_keys(struct group_acc *a, const struct rt_command *cmd,
+                           uint32_t argc, const struct resp_arg *argv) {
+  if (cmd->first_key <= 0)
+    return;
+  uint32_t last = cmd->last_key < 0 ? argc - 1 : (uint32_t)cmd->last_key;
+  uint32_t step = cmd->step > 0 ? (uint32_t)cmd->step : 1u;
+  for (uint32_t i = (uint32_t)cmd->first_key; i <= last && i < argc; i += step)
+    group_add(a, &argv[i]);
+}
+
+static void group_each(void *ctx, const struct rt_command *cmd, uint32_t argc,
+                       const struct resp_arg *argv) {
+  group_add_keys(ctx, cmd, argc, argv);
+}
+
+/* The group of a pattern's or prefix's leading hash tag, or
+ * RT_GROUP_NONE when it does not start with one free of glob characters. */
+static uint32_t pattern_group(const struct rt *rt, const struct resp_arg *p,
+                              bool glob) {
+  if (p->len < 3 || p->ptr[0] != '{')
+    return RT_GROUP_NONE;
+  for (size_t i = 1; i < p->len; i++) {
+    uint8_t ch = p->ptr[i];
+    if (glob && (ch == '*' || ch == '?' || ch == '[' || ch == '\\'))
+      return RT_GROUP_NONE;
+    if (ch == '}')
+      return i == 1 ? RT_GROUP_NONE
+                    : rt_key_group(p->ptr, i + 1, rt->cfg.n_groups);
+  }
+  return RT_GROUP_NONE;
+}
+
+static uint32_t group_refuse(const struct rt_command *cmd, const char *why,
+                             char *msg, size_t msg_size) {
+  char lower[32];
+  lower_name(cmd->name, lower, sizeof lower);
+  snprintf(msg, msg_size, "CROSSSLOT '%s' %s (docs/api.md, \"Groups\")", lower,
+           why);
+  return RT_GROUP_CROSS;
+}
+
+uint32_t rt_command_group(const struct rt *rt, const struct rt_command *cmd,
+                          uint32_t argc, const struct resp_arg *argv, char *msg,
+                          size_t msg_size) {
+  struct group_acc a = {rt, RT_GROUP_NONE, false};
+  uint32_t g = RT_GROUP_NONE;
+  switch (cmd->id) {
+  case C_TXN: {
+    uint64_t rev;
+    uint32_t nw, n_cmds;
+    if (txn_walk(rt, argc, argv, &rev, &nw, &n_cmds, group_each, &a) != NULL)
+      return RT_GROUP_ANY; /* refused by group 0 as malformed */
+    for (uint32_t i = 0; i < nw; i++)
+      group_add(&a, &argv[3 + i]);
+    break;
+  }
+  case C_SCAN:
+    for (uint32_t i = 2; i + 1 < argc; i += 2)
+      if (arg_is(&argv[i], "MATCH"))
+        g = pattern_group(rt, &argv[i + 1], true);
+    if (g == RT_GROUP_NONE)
+      return group_refuse(cmd,
+                          "reads every group: give MATCH a pattern that "
+                          "starts with a {hash tag}",
+                          msg, msg_size);
+    return g;
+  case C_KEYS:
+  case C_SABHA_RANGE:
+    g = pattern_group(rt, &argv[1], cmd->id == C_KEYS);
+    if (g == RT_GROUP_NONE)
+      return group_refuse(cmd,
+                          "reads every group: give it a pattern or prefix "
+                          "that starts with a {hash tag}",
+                          msg, msg_size);
+    return g;
+  case C_DBSIZE:
+    return group_refuse(cmd, "counts every group's keys", msg, msg_size);
+  case C_SABHA_WATCH:
+    return group_refuse(cmd, "needs a node of one group (--groups 1)", msg,
+                        msg_size);
+  case C_SABHA_MEMBER:
+    return group_refuse(cmd,
+                        "changes one group's membership: membership changes "
+                        "need --groups 1",
+                        msg, msg_size);
+  default:
+    group_add_keys(&a, cmd, argc, argv);
+    break;
+  }
+  if (a.cross)
+    return group_refuse(cmd,
+                        "names keys of different groups: give them one "
+                        "{hash tag}",
+                        msg, msg_size);
+  return a.group == RT_GROUP_NONE ? RT_GROUP_ANY : a.group;
 }

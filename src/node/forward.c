@@ -39,6 +39,8 @@ static void fwd_close(struct rt_stream *f, const char *why) {
            f->leader, why);
   if (f->rt->fwd == f)
     f->rt->fwd = NULL;
+  if (f->group_link && f->rt->gnodes[f->leader] == f)
+    f->rt->gnodes[f->leader] = NULL;
   rt_stream_close(f, false);
 }
 
@@ -49,6 +51,13 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
            why);
   if (rt->fwd == f)
     rt->fwd = NULL;
+  if (f->group_link && rt->gnodes[f->leader] == f) {
+    rt->gnodes[f->leader] = NULL;
+    /* Its groups' commands go through this node's own runtimes of them
+     * for a moment, rather than straight back to a node just lost. */
+    rt->fwd_failed_leader = f->leader;
+    rt->fwd_failed_ms = rt_now_ms(rt);
+  }
   list_remove(&f->link);
   while (!list_empty(&f->pending)) {
     struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
@@ -58,6 +67,9 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
       rt_req_free(r);
     else if (r->c->closing)
       continue; /* still in its stream's queue, which frees it */
+    else if (r->group != rt->cfg.group &&
+             (!f->connected || !r->sent || rt_command_is_read(r->cmd)))
+      rt_group_route(rt, r); /* another group's: through its own link */
     else if (!f->connected || !r->sent || rt_command_is_read(r->cmd))
       rt_wait_leader(rt, r); /* never executed, or harmless to repeat */
     else
@@ -67,7 +79,7 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
   }
 }
 
-static void fwd_kick(struct rt_stream *f) {
+void rt_fwd_kick(struct rt_stream *f) {
   if (!f->connected || f->closing)
     return;
   /* Everything pending is in the output the host takes next. */
@@ -81,7 +93,7 @@ void rt_fwd_connected(struct rt_stream *f) {
     return;
   f->connected = true;
   rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
-  fwd_kick(f);
+  rt_fwd_kick(f);
 }
 
 void rt_stream_connected(struct rt_stream *s) {
@@ -111,7 +123,16 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
     rt_req_free(r);
     return;
   }
-  if (len >= 10 && memcmp(p, "-NOTLEADER", 10) == 0) {
+  bool refused = len >= 10 && memcmp(p, "-NOTLEADER", 10) == 0;
+  if (refused && f->group_link) {
+    /* That node no longer leads the group: its own link finds the leader
+     * (groups.c). */
+    r->via_pair = true;
+    rt_group_route(rt, r);
+    return;
+  }
+  /* A group's link relays a refusal to the node that asked (groups.c). */
+  if (refused && !f->in_process) {
     /* Not executed there: wait for this node to learn the real leader,
      * and do not ask that node again for a while. */
     rt->fwd_failed_leader = f->leader;
@@ -143,7 +164,8 @@ void rt_fwd_input(struct rt_stream *f) {
   memmove(f->in, f->in + off, f->in_len - off);
   f->in_len -= off;
   /* A link to a former leader closes once it has nothing more to bring. */
-  if (f != f->rt->fwd && list_empty(&f->pending))
+  if (f != f->rt->fwd && list_empty(&f->pending) && !f->in_process &&
+      !f->group_link)
     fwd_close(f, NULL);
 }
 
@@ -168,6 +190,10 @@ static struct rt_stream *fwd_open(struct rt *rt, uint32_t leader) {
     return NULL;
   }
   return f;
+}
+
+struct rt_stream *rt_fwd_open(struct rt *rt, uint32_t node) {
+  return fwd_open(rt, node);
 }
 
 /* The current link stops taking requests: it drains, then closes. */
@@ -208,7 +234,7 @@ void rt_forward(struct rt *rt, struct rt_req *r) {
   r->sent = false;
   list_push(&f->pending, &r->glink);
   rt->m.forwarded++;
-  fwd_kick(f);
+  rt_fwd_kick(f);
 }
 
 void rt_fwd_leader_changed(struct rt *rt) {
@@ -226,7 +252,8 @@ void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
       (uint64_t)rt->cfg.request_timeout_ms + rt->cfg.leader_wait_ms;
   for (struct list_link *l = rt->fwds.next; l != &rt->fwds; l = l->next) {
     struct rt_stream *f = LIST_OF(l, struct rt_stream, link);
-    if (f->closing || list_empty(&f->pending))
+    /* A group's link: the group answers every request in its own time. */
+    if (f->closing || list_empty(&f->pending) || f->in_process)
       continue;
     struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
     if (r->arrival_ms + limit < now_ms)

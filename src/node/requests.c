@@ -68,6 +68,7 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
   r->argc = argc;
   r->c = c;
   r->cmd = cmd;
+  r->group = rt->cfg.group;
   list_init(&r->qlink);
   list_init(&r->glink);
   resp_buf_init(&r->reply, RT_OUT_BYTES_MAX);
@@ -171,6 +172,10 @@ static void route(struct rt *rt, struct rt_req *r) {
 
 void rt_dispatch(struct rt *rt, struct rt_req *r) {
   assert(r->where == RT_IN_NONE && r->c != NULL);
+  if (r->group != rt->cfg.group) {
+    rt_group_route(rt, r); /* another group's: it waits for its own leader */
+    return;
+  }
   if (!list_empty(&rt->wait_leader)) {
     rt_wait_leader(rt, r); /* behind earlier commands, in order */
     return;

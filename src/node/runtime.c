@@ -30,6 +30,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->engine.election_timeout_ms_max = 1000;
   cfg->engine.heartbeat_ms = 100;
   snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  cfg->n_groups = 1;
   cfg->wal_segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
   cfg->compact_entries = 20000;
   cfg->leader_wait_ms = 2000;
@@ -85,9 +86,13 @@ void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...) {
   if (rt->ports.log == NULL || (level == RT_LOG_DEBUG && !rt->cfg.verbose))
     return;
   char text[1024];
+  /* Several groups speak through one log: each says which it is. */
+  int at = rt->cfg.n_groups > 1
+               ? snprintf(text, sizeof text, "group %u: ", rt->cfg.group)
+               : 0;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
+  vsnprintf(text + at, sizeof text - (size_t)at, fmt, ap);
   va_end(ap);
   rt->ports.log(rt->ports.ctx, level, text);
 }
@@ -464,8 +469,12 @@ static void maybe_compact(struct rt *rt) {
 
 static void send_all(struct rt *rt, const struct sabha_msg *msgs,
                      size_t count) {
-  for (size_t k = 0; k < count; k++)
-    rt->ports.send(rt->ports.ctx, &msgs[k]);
+  for (size_t k = 0; k < count; k++) {
+    /* Engines know nothing of groups: the message says its own here. */
+    struct sabha_msg m = msgs[k];
+    m.group = rt->cfg.group;
+    rt->ports.send(rt->ports.ctx, &m);
+  }
 }
 
 /* The engine's election timeout in force (adaptive timing changes it). */
@@ -633,6 +642,11 @@ static void ready_begin(struct rt *rt) {
 
 bool rt_blocked(const struct rt *rt) {
   return rt->blocked;
+}
+
+int rt_sync_prepare(struct rt *rt) {
+  assert(rt->blocked);
+  return wal_sync(rt->wal);
 }
 
 void rt_sync_done(struct rt *rt) {
@@ -837,6 +851,7 @@ static void refuse_peer_term(struct rt *rt, const struct sabha_msg *m,
 void rt_step(struct rt *rt, const struct sabha_msg *m) {
   if (rt->dead || rt->blocked)
     return;
+  assert(m->group == rt->cfg.group); /* the host hands each to its group */
   if (rt_msg_is_runtime(m)) {
     rt_timing_step(rt, m); /* the engine never sees these */
     return;
@@ -955,6 +970,12 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
          ports->stream_output && ports->stream_pause && ports->stream_close &&
          ports->stream_connect && ports->fatal);
   err[0] = '\0';
+  if (cfg->n_groups < 1 || cfg->n_groups > RT_GROUPS_MAX ||
+      cfg->group >= cfg->n_groups) {
+    snprintf(err, err_size, "group %u of %u: groups must be 1..%u", cfg->group,
+             cfg->n_groups, RT_GROUPS_MAX);
+    return 1;
+  }
   for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
     if (cfg->priority[i] > RT_PRIORITY_MAX) {
       snprintf(err, err_size, "node %u's priority %u is above %u", i,
@@ -989,6 +1010,8 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
   list_init(&rt->proposals);
   list_init(&rt->reads);
   list_init(&rt->fwds);
+  list_init(&rt->pairs_due);
+  rt->groups[cfg->group] = rt;
   resp_buf_init(&rt->scratch, RT_OUT_BYTES_MAX);
   rt->started_wall_ms = rt_wall_ms(rt);
   rt->next_stream_id = 1;

@@ -67,6 +67,9 @@
  * handed leadership by preference), RT_PRIORITY_DEFAULT when not set. */
 #define RT_PRIORITY_MAX 1000u
 #define RT_PRIORITY_DEFAULT 1u
+/* Consensus groups one process hosts (sabhad --groups): each its own
+ * engine, log and leader (groups.c). */
+#define RT_GROUPS_MAX 64u
 
 /* A member's client (RESP) address, for -MOVED and INFO. */
 struct rt_addr {
@@ -147,6 +150,12 @@ struct rt_config {
    * host fills them (sabha_config_init and its own choices). */
   struct sabha_config engine;
   char protocol[16];
+  /* The consensus group this runtime is, of the n_groups (1..RT_GROUPS_MAX)
+   * the process hosts (groups.c). Group 0 takes the clients and routes each
+   * command to the group of its key; the others serve only what it routes.
+   * Every member must host the same number of groups. */
+  uint32_t group;
+  uint32_t n_groups;
 
   /* Storage. */
   char data_dir[RT_PATH_BYTES_MAX];
@@ -379,6 +388,13 @@ bool rt_blocked(const struct rt *rt);
 /* The deferred sync may happen now: the runtime fsyncs and finishes the
  * batch. */
 void rt_sync_done(struct rt *rt);
+/* While rt_blocked(rt): the deferred sync's fsync and nothing else, which
+ * touches only this runtime's log; so a host that hosts several groups may
+ * run it for each blocked group on a thread of its own, in parallel, while
+ * its thread waits for them all, and then call rt_sync_done(), which finds
+ * nothing left to sync. Returns 0 or the log's error (which rt_sync_done
+ * then reports). */
+int rt_sync_prepare(struct rt *rt);
 
 /* ---- streams --------------------------------------------------------------
  */
@@ -509,6 +525,30 @@ const struct sabha_engine *rt_engine(const struct rt *rt);
 const struct kvstore *rt_kvstore(const struct rt *rt);
 const struct app *rt_app(const struct rt *rt);
 void rt_wal_stats(const struct rt *rt, struct wal_stats *st);
+
+/* ---- groups (groups.c) -----------------------------------------------------
+ *
+ * A process that hosts several consensus groups opens one runtime per group
+ * (rt_config.group, n_groups; group g > 0 keeps its log in
+ * data_dir/group-g), all on the same host ports and the same thread, and
+ * then introduces them to each other with rt_groups_attach(). Peer messages
+ * carry their group (sabha_msg.group, stamped by the runtime that sends
+ * them); the host hands each to rt_step() of that group, after refusing a
+ * group the process does not host. Clients connect to group 0, which sends
+ * every command to the group of its key over an in-process link; after
+ * rt_run() of every group the host calls rt_groups_pump() of every group,
+ * which moves the bytes of those links, and runs them again while it
+ * returns true. Close or crash them all together. */
+
+/* The group of a key: the CRC-32C of the key, or of its hash tag (the bytes
+ * between the first '{' and the first '}' after it, when there is at least
+ * one), modulo n_groups. docs/api.md states the rule. */
+uint32_t rt_key_group(const uint8_t *key, size_t n, uint32_t n_groups);
+/* rts[g] is group g's runtime, each opened with n_groups == n. */
+void rt_groups_attach(struct rt *const *rts, uint32_t n);
+/* Moves what this group's in-process links have written to their other
+ * ends. Returns true when it moved something (run the groups again). */
+bool rt_groups_pump(struct rt *rt);
 
 /* INFO's text (section NULL: the default sections). */
 void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section);

@@ -153,6 +153,9 @@ struct rt_req {
   uint32_t argc;
   struct resp_arg *argv; /* a copy: one allocation with the bytes */
   struct resp_buf reply;
+  uint32_t group;      /* the group that executes it (groups.c) */
+  bool via_pair;       /* ... through its in-process link, not directly to
+                          its leader's node (which refused it) */
   uint64_t order;      /* arrival order in the node, from 1 */
   uint64_t arrival_ms; /* ports.now_ms */
   uint64_t deadline_ms;
@@ -246,6 +249,22 @@ struct rt_stream {
   uint64_t watch_rev;         /* the lowest index a WATCH was answered at */
   struct rt_watcher *watcher; /* SABHA.WATCH: the stream is one */
 
+  /* Groups (groups.c): the group a MULTI's queued commands and the WATCHed
+   * keys belong to, RT_GROUP_NONE before the first. */
+  uint32_t multi_group;
+  uint32_t watch_group;
+  /* An in-process link between two groups of this process: a FORWARD
+   * stream of group 0 and a CLIENT stream of the group it routes to, each
+   * the other's `pair`, whose bytes rt_groups_pump() moves. The host never
+   * sees them. */
+  bool in_process;
+  bool group_link;        /* group 0's link to a node that leads other
+                             groups (groups.c) */
+  bool pair_due;          /* output or a loss waits for the pump */
+  bool pair_lost;         /* the other end went away */
+  struct rt_stream *pair; /* NULL once either end is gone */
+  struct list_link due;   /* in rt->pairs_due */
+
   /* FORWARD */
   uint32_t leader;
   bool connected;
@@ -335,6 +354,16 @@ struct rt {
   struct app *pending_app;
 
   struct rt_watch *watch; /* the event window and the watchers (watch.c) */
+
+  /* Groups (groups.c): every group's runtime of this process (groups[g],
+   * this one among them; n_groups 1: none but this), group 0's links to the
+   * others, one for its clients and one for other nodes' forwarding links
+   * (whose other end never forwards again), and the in-process streams
+   * with work for the pump. */
+  struct rt *groups[RT_GROUPS_MAX];
+  struct rt_stream *glinks[RT_GROUPS_MAX][2];
+  struct rt_stream *gnodes[SABHA_NODES_MAX + 1]; /* links to nodes, by id */
+  struct list_link pairs_due;
 
   struct rt_metrics m;
   /* Messages refused by rt_step's term bounds are logged at most once per
@@ -514,6 +543,9 @@ void rt_stream_close(struct rt_stream *s, bool flush);
 void rt_reap(struct rt *rt);
 /* A forwarding link's stream, not yet connected. */
 struct rt_stream *rt_stream_new_forward(struct rt *rt);
+/* The group's end of an in-process link from group 0 (groups.c): a client
+ * stream the host never sees. */
+struct rt_stream *rt_stream_new_pair(struct rt *rt);
 /* Frees every stream and request at once: a crash (rt_close_crash). */
 void rt_streams_free_all(struct rt *rt);
 /* The output grew: tell the host. */
@@ -525,6 +557,11 @@ void rt_forward(struct rt *rt, struct rt_req *r);
 void rt_fwd_leader_changed(struct rt *rt);
 void rt_fwd_close_all(struct rt *rt);
 void rt_fwd_scan(struct rt *rt, uint64_t now_ms);
+/* The link's pending requests are in its output: marks them sent (once it
+ * is connected) and tells the host. */
+void rt_fwd_kick(struct rt_stream *f);
+/* Opens a forwarding link to node `node`, or returns NULL. */
+struct rt_stream *rt_fwd_open(struct rt *rt, uint32_t node);
 void rt_fwd_input(struct rt_stream *f);
 void rt_fwd_connected(struct rt_stream *f);
 /* The link is gone: its requests wait again or fail. */
@@ -532,6 +569,31 @@ void rt_fwd_lost(struct rt_stream *f, const char *why);
 /* Appends argv as a multibulk command. */
 void rt_write_command(struct resp_buf *b, uint32_t argc,
                       const struct resp_arg *argv);
+
+/* ---- groups.c -------------------------------------------------------------
+ */
+#define RT_GROUP_NONE UINT32_MAX
+/* What a command's keys say of its group: RT_GROUP_ANY (no key: group 0
+ * serves it, or the node itself for a local command), RT_GROUP_CROSS (its
+ * keys are in different groups, or it reads every group: refused, with
+ * the reason in msg), or the group. */
+#define RT_GROUP_ANY (UINT32_MAX - 1)
+#define RT_GROUP_CROSS (UINT32_MAX - 2)
+uint32_t rt_command_group(const struct rt *rt, const struct rt_command *cmd,
+                          uint32_t argc, const struct resp_arg *argv, char *msg,
+                          size_t msg_size);
+/* True when this runtime routes its clients' commands to other groups. */
+bool rt_routes(const struct rt *rt);
+/* The runtime of group g of this process. */
+struct rt *rt_group_rt(const struct rt *rt, uint32_t g);
+/* Sends request r (r->group another group) over the in-process link. */
+void rt_group_route(struct rt *rt, struct rt_req *r);
+/* An in-process stream's output or loss: queued for the pump. */
+void rt_pair_kick(struct rt_stream *s);
+/* An in-process stream leaves: its other end hears of it at the pump. */
+void rt_pair_unlink(struct rt_stream *s);
+/* INFO's # Groups section, and the fields of one group. */
+void rt_groups_info(struct rt *rt, struct resp_buf *b);
 
 /* ---- auth.c ---------------------------------------------------------------
  */

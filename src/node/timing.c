@@ -127,7 +127,8 @@ static void send_runtime_msg(struct rt *rt, uint32_t type, uint32_t to,
                         .from = rt->cfg.engine.id,
                         .to = to,
                         .context = seq,
-                        .index = now.heartbeat_ms};
+                        .index = now.heartbeat_ms,
+                        .group = rt->cfg.group};
   rt->ports.send(rt->ports.ctx, &m);
 }
 

@@ -46,6 +46,7 @@
 #include <malloc.h>
 #endif
 
+#include "core/endian.h"
 #include "net/codec.h"
 #include "server/node_internal.h"
 
@@ -116,6 +117,14 @@ static void port_kick(void *ctx) {
   struct srv_node *n = ctx;
   if (!n->stopping && !uv_is_active((uv_handle_t *)&n->idle))
     uv_idle_start(&n->idle, on_idle);
+}
+
+/* Groups 1.. have their fsyncs made in the background (group_sync.h);
+ * group 0, which clients feed directly, syncs at once, as a single group
+ * always has. */
+static bool port_sync_later(void *ctx) {
+  struct srv_node *n = ctx;
+  return n->cur_group > 0;
 }
 
 static void port_fatal(void *ctx, enum rt_fatal kind, const char *why) {
@@ -584,11 +593,100 @@ static int clients_listen(struct srv_node *n, char *err, size_t err_size);
 /* ---- the engine's inputs and the loop ---------------------------------------
  */
 
+/* ---- groups (group_sync.h) ---------------------------------------------- */
+
+/* A group's runtime ran: a batch of groups 1.. left waiting for its fsync
+ * gets it made in the background. */
+static void group_after(struct srv_node *n, uint32_t g) {
+  if (g > 0 && rt_blocked(n->groups[g]) && !srv_group_sync_busy(&n->gsync, g))
+    srv_group_sync_post(&n->gsync, g, n->groups[g]);
+}
+
+static bool group_run(struct srv_node *n, uint32_t g) {
+  n->cur_group = g;
+  bool more = rt_run(n->groups[g]);
+  n->cur_group = 0;
+  group_after(n, g);
+  return more;
+}
+
+/* A peer's message for a group that waits for its fsync: kept, as the
+ * bytes it came in, until the group may take it. Beyond the bound it is
+ * dropped (engines resend what matters). */
+static void group_hold(struct srv_node *n, uint32_t g,
+                       const struct sabha_msg *m) {
+  size_t bytes;
+  if (codec_frame_size(m, &bytes) != 0 ||
+      n->held[g].size_bytes + bytes > SRV_HELD_BYTES_MAX ||
+      codec_encode(m, (uint8_t)codec_kind_of_engine(n->cfg.protocol),
+                   &n->held[g]) != 0) {
+    n->held_dropped++;
+    return;
+  }
+}
+
+static void group_deliver_held(struct srv_node *n, uint32_t g) {
+  struct codec_buf *b = &n->held[g];
+  if (b->size_bytes == 0)
+    return;
+  size_t off = 0;
+  while (off + CODEC_LENGTH_BYTES <= b->size_bytes &&
+         !rt_blocked(n->groups[g])) {
+    size_t len = CODEC_LENGTH_BYTES + le_get_u32(b->data + off);
+    struct sabha_msg m;
+    /* Encoded here a moment ago: it decodes, or this is a bug. */
+    int rc = codec_decode(b->data + off, len, &m, n->held_entries,
+                          CODEC_ENTRIES_MAX);
+    assert(rc == 0 && m.group == g);
+    (void)rc;
+    rt_step(n->groups[g], &m);
+    off += len;
+  }
+  memmove(b->data, b->data + off, b->size_bytes - off);
+  b->size_bytes -= off;
+  if (b->size_bytes == 0 && b->cap_bytes > (1u << 20))
+    codec_buf_free(b);
+}
+
+/* Groups whose fsync was made: their batches are finished, and what was
+ * held for them delivered. */
+static void groups_synced(struct srv_node *n) {
+  bool done[RT_GROUPS_MAX];
+  if (srv_group_sync_collect(&n->gsync, done) == 0)
+    return;
+  for (uint32_t g = 1; g < n->n_groups; g++) {
+    if (!done[g])
+      continue;
+    n->cur_group = g;
+    rt_sync_done(n->groups[g]);
+    n->cur_group = 0;
+    group_deliver_held(n, g);
+    group_after(n, g);
+  }
+}
+
+static void on_gsync_async(uv_async_t *h) {
+  struct srv_node *n = h->data;
+  if (!n->stopping && !uv_is_active((uv_handle_t *)&n->idle))
+    uv_idle_start(&n->idle, on_idle);
+}
+
+/* From a sync thread: wakes the loop. */
+static void gsync_notify(void *arg) {
+  struct srv_node *n = arg;
+  uv_async_send(&n->gsync_async);
+}
+
 static void on_peer_message(void *arg, const struct sabha_msg *m) {
   struct srv_node *n = arg;
   if (n->stopping || n->rt == NULL)
     return;
-  rt_step(n->rt, m);
+  /* The transport refused a group this node does not host. */
+  assert(m->group < n->n_groups);
+  if (rt_blocked(n->groups[m->group]))
+    group_hold(n, m->group, m);
+  else
+    rt_step(n->groups[m->group], m);
 }
 
 static void on_transport_log(void *arg, enum transport_log_level level,
@@ -603,7 +701,30 @@ static void on_check(uv_check_t *h) {
   if (n->stopping || n->rt == NULL)
     return;
   srv_http_service(n);
-  if (!rt_run(n->rt))
+  if (n->n_groups == 1) {
+    if (!rt_run(n->rt))
+      uv_idle_stop(&n->idle);
+    return;
+  }
+  /* Groups hand each other commands and replies through in-process links:
+   * a few rounds carry a command to its group and its reply back within
+   * one iteration; what is left keeps the idle handle on. The fsyncs of
+   * groups 1.. are made in the background (group_sync.h): a finished one
+   * wakes the loop. */
+  if (n->transport_open)
+    transport_cork(&n->transport); /* the groups' messages leave together */
+  groups_synced(n);
+  bool more = true;
+  for (uint32_t round = 0; round < 4 && more; round++) {
+    more = false;
+    for (uint32_t g = 0; g < n->n_groups; g++)
+      more |= group_run(n, g);
+    for (uint32_t g = 0; g < n->n_groups; g++)
+      more |= rt_groups_pump(n->groups[g]);
+  }
+  if (n->transport_open)
+    transport_uncork(&n->transport);
+  if (!more)
     uv_idle_stop(&n->idle);
 }
 
@@ -611,7 +732,8 @@ static void on_tick(uv_timer_t *h) {
   struct srv_node *n = h->data;
   if (n->stopping || n->rt == NULL)
     return;
-  rt_tick(n->rt);
+  for (uint32_t g = 0; g < n->n_groups; g++)
+    rt_tick(n->groups[g]);
 }
 
 /* ---- shutdown -------------------------------------------------------------
@@ -638,15 +760,30 @@ static int srv_stop(struct srv_node *n) {
   uv_close((uv_handle_t *)&n->sig_int, on_closed_noop);
   if (n->client_listening)
     uv_close((uv_handle_t *)&n->client_listener, on_closed_noop);
+  if (n->gsync_async_open)
+    uv_close((uv_handle_t *)&n->gsync_async, on_closed_noop);
   if (n->http_listening) {
     uv_close((uv_handle_t *)&n->http_listener, on_closed_noop);
     uv_close((uv_handle_t *)&n->http_timer, on_closed_noop);
   }
   int rc = 0;
   if (n->rt != NULL) {
-    /* Closes every stream (port_stream_close) and syncs the log. */
-    rc = rt_close(n->rt);
+    /* Closes every stream (port_stream_close) and syncs the logs. */
+    /* No sync thread may touch a log that is being closed; a batch left
+     * waiting is finished first (its fsync made here). */
+    if (n->gsync_running)
+      srv_group_sync_stop(&n->gsync);
+    n->gsync_running = false;
+    for (uint32_t g = 1; g < n->n_groups; g++)
+      if (rt_blocked(n->groups[g]))
+        rt_sync_done(n->groups[g]);
+    for (uint32_t g = 0; g < n->n_groups; g++)
+      rc |= rt_close(n->groups[g]);
     n->rt = NULL;
+    for (uint32_t g = 0; g < n->n_groups; g++)
+      codec_buf_free(&n->held[g]);
+    free(n->held_entries);
+    n->held_entries = NULL;
   }
   n->stop_rc = rc;
   while (!list_empty(&n->conns))
@@ -722,6 +859,75 @@ _Static_assert(RT_TIMING_FLOOR_MS_MIN == 10 &&
 _Static_assert(SRV_PASSWORD_BYTES_MAX <= RT_PASSWORD_BYTES_MAX,
                "a password sabhad accepts must fit the runtime's");
 
+/* Group g's settings from group 0's: its own log directory, seed and
+ * preferred leader. Without priorities set by the operator, group g
+ * prefers the (g mod members)-th member, so that the groups' leaders, and
+ * their work, spread over the nodes. */
+static bool group_config(const struct srv_node *n, struct rt_config *rc,
+                         uint32_t g) {
+  rc->group = g;
+  rc->n_groups = n->cfg.groups;
+  if (g > 0) {
+    int len = snprintf(rc->data_dir, sizeof rc->data_dir, "%s/group-%u",
+                       n->cfg.data_dir, g);
+    if (len < 0 || (size_t)len >= sizeof rc->data_dir)
+      return false;
+    rc->engine.seed += g;
+    rc->tag_seed += g;
+  }
+  if (n->cfg.groups == 1 || n->cfg.priorities_given || rc->engine.n_voters == 0)
+    return true;
+  uint32_t preferred = rc->engine.voters[g % rc->engine.n_voters];
+  for (uint32_t i = 1; i <= SABHA_NODES_MAX; i++)
+    rc->priority[i] =
+        i == preferred ? RT_PRIORITY_DEFAULT + 1 : RT_PRIORITY_DEFAULT;
+  return true;
+}
+
+static int open_groups(struct srv_node *n, const struct rt_config *rc0,
+                       const struct rt_ports *ports) {
+  n->n_groups = n->cfg.groups;
+  for (uint32_t g = 0; g < n->n_groups; g++) {
+    struct rt_config rc = *rc0;
+    char err[1024];
+    int rv = 1;
+    if (group_config(n, &rc, g))
+      rv = rt_open(&n->groups[g], &rc, ports, err, sizeof err);
+    else
+      snprintf(err, sizeof err, "the data directory's path is too long");
+    if (rv != 0) {
+      srv_log(n, "FATAL", "group %u: %s", g, err);
+      while (g-- > 0)
+        rt_close(n->groups[g]);
+      n->rt = NULL;
+      return rv;
+    }
+  }
+  rt_groups_attach(n->groups, n->n_groups);
+  n->rt = n->groups[0];
+  if (n->n_groups > 1) {
+    uint32_t threads = n->n_groups - 1 < SRV_SYNC_THREADS_MAX
+                           ? n->n_groups - 1
+                           : SRV_SYNC_THREADS_MAX;
+    n->held_entries = calloc(CODEC_ENTRIES_MAX, sizeof *n->held_entries);
+    if (n->held_entries == NULL ||
+        uv_async_init(&n->loop, &n->gsync_async, on_gsync_async) != 0) {
+      srv_log(n, "FATAL", "cannot set up the groups' syncs");
+      return 1;
+    }
+    n->gsync_async.data = n;
+    n->gsync_async_open = true;
+    int rc = srv_group_sync_start(&n->gsync, threads, gsync_notify, n);
+    if (rc != 0) {
+      srv_log(n, "FATAL", "cannot start the groups' sync threads: %s",
+              strerror(rc));
+      return 1;
+    }
+    n->gsync_running = true;
+  }
+  return 0;
+}
+
 static int open_runtime(struct srv_node *n) {
   uint32_t voters[SABHA_NODES_MAX];
   for (uint32_t i = 0; i < n->cfg.n_peers; i++)
@@ -790,19 +996,14 @@ static int open_runtime(struct srv_node *n) {
       .stream_pause = port_stream_pause,
       .stream_close = port_stream_close,
       .stream_connect = port_stream_connect,
+      .sync_later = port_sync_later,
       .kick = port_kick,
       .fatal = port_fatal,
       .log = port_log,
       .host_info = port_host_info,
       .membership_changed = port_membership_changed,
   };
-  char err[1024];
-  int rv = rt_open(&n->rt, &rc, &ports, err, sizeof err);
-  if (rv != 0) {
-    srv_log(n, "FATAL", "%s", err);
-    n->rt = NULL;
-  }
-  return rv;
+  return open_groups(n, &rc, &ports);
 }
 
 static int open_transport(struct srv_node *n) {
@@ -827,7 +1028,10 @@ static int open_transport(struct srv_node *n) {
     tc.secret = n->cfg.secret;
     tc.secret_bytes = n->cfg.secret_bytes;
   }
-  tc.settings = n->cfg.dedup_max; /* decides replies: members must agree */
+  /* dedup-max decides replies, and the groups where keys live: members
+   * must agree on both (a single group leaves the digest as it was). */
+  tc.settings = n->cfg.dedup_max | (uint64_t)(n->cfg.groups - 1) << 32;
+  tc.groups = n->cfg.groups;
   tc.tls = n->tls;
   tc.on_message = on_peer_message;
   tc.on_log = on_transport_log;

@@ -31,6 +31,7 @@
 #define SRV_PASSWORD_BYTES_MAX 256u /* RT_PASSWORD_BYTES_MAX */
 /* Leader priorities (RT_PRIORITY_MAX, RT_PRIORITY_DEFAULT); UNSET marks
  * one the settings did not give. */
+#define SRV_GROUPS_MAX 64u
 #define SRV_PRIORITY_MAX 1000u
 #define SRV_PRIORITY_DEFAULT 1u
 #define SRV_PRIORITY_UNSET UINT32_MAX
@@ -126,6 +127,11 @@ struct srv_config {
    * (--priorities; UNSET for one not named). */
   uint32_t priority;
   uint32_t priorities[SABHA_NODES_MAX + 1];
+  bool priorities_given; /* either was set (checked: set by validation) */
+  /* Consensus groups this node hosts (--groups, 1..SRV_GROUPS_MAX; every
+   * member the same): group 0's log in data_dir, group g's in
+   * data_dir/group-g. Default 1. */
+  uint32_t groups;
   /* Limits on clients (docs/operations.md, "Limits"); rt_config in
    * src/node/runtime.h says what each does. */
   uint32_t timeout_s;          /* idle clients; 0: never; default 300 */

@@ -51,6 +51,7 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->protected_mode = true;
   cfg->priority = SRV_PRIORITY_UNSET;
+  cfg->groups = 1;
   for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
     cfg->priorities[i] = SRV_PRIORITY_UNSET;
 }
@@ -147,6 +148,10 @@ void srv_usage(FILE *f) {
       "                         preference\n"
       "  --priorities ID=N,...  every member's priority (the same on every\n"
       "                         node; members not named have 1)\n"
+      "  --groups N             consensus groups (shards) this node hosts,\n"
+      "                         1..64, the same on every node (1): keys\n"
+      "                         spread over them, each with its own log\n"
+      "                         and leader\n"
       "  --dedup-max N          ids (txid, request_id) each application\n"
       "                         remembers for exactly-once retries\n"
       "                         (100000): a retry sent after N newer ids\n"
@@ -492,6 +497,7 @@ static const struct setting SETTINGS[] = {
     {"slot-commands-max", K_U32, OFF(slot_commands_max), 0, 4096, false},
     {"priority", K_U32, OFF(priority), 0, SRV_PRIORITY_MAX, false},
     {"priorities", K_PRIORITIES, 0, 0, 0, false},
+    {"groups", K_U32, OFF(groups), 0, SRV_GROUPS_MAX, false},
     {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"refuse-corrupt-log", K_BOOL, OFF(refuse_corrupt_log), 0, 0, true},
@@ -741,6 +747,11 @@ static int check_complete(struct srv_config *cfg, char *err, size_t err_size) {
     return errf(err, err_size, "--dedup-max must be at least 1");
   /* This node's priority is --priority, or its entry in --priorities; both
    * given must agree, or the others would judge it by another value. */
+  cfg->priorities_given = cfg->priority != SRV_PRIORITY_UNSET;
+  for (uint32_t i = 1; i <= SABHA_NODES_MAX; i++)
+    cfg->priorities_given |= cfg->priorities[i] != SRV_PRIORITY_UNSET;
+  if (cfg->groups < 1 || cfg->groups > SRV_GROUPS_MAX)
+    return errf(err, err_size, "--groups must be 1..%u", SRV_GROUPS_MAX);
   if (cfg->priority == SRV_PRIORITY_UNSET)
     cfg->priority = cfg->priorities[cfg->id] != SRV_PRIORITY_UNSET
                         ? cfg->priorities[cfg->id]

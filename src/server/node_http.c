@@ -61,6 +61,29 @@ static void write_members_json(struct srv_node *n,
   resp_buf_printf(b, "]");
 }
 
+/* Several groups: the top-level fields above are group 0's; each group's
+ * role, leader and indexes follow as an object of their own (the document
+ * loses its closing brace and newline to make room). */
+static void write_groups_json(struct srv_node *n, struct resp_buf *b) {
+  assert(b->len >= 2 && b->data[b->len - 2] == '}');
+  b->len -= 2;
+  resp_buf_printf(b, ",\"groups\":[");
+  for (uint32_t g = 0; g < n->n_groups; g++) {
+    struct sabha_status st;
+    rt_status(n->groups[g], &st);
+    const char *role = sabha_role_name(st.role);
+    resp_buf_printf(b, "%s{\"group\":%u,\"role\":", g > 0 ? "," : "", g);
+    http_json_string(b, role, strlen(role));
+    resp_buf_printf(b,
+                    ",\"term\":%" PRIu64 ",\"leader\":%u,\"commit\":%" PRIu64
+                    ",\"applied\":%" PRIu64 ",\"keys\":%" PRIu64 "}",
+                    st.term, st.leader, st.commit,
+                    rt_applied_index(n->groups[g]),
+                    kvstore_dbsize(rt_kvstore(n->groups[g])));
+  }
+  resp_buf_printf(b, "]}\n");
+}
+
 void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
   rt_status(n->rt, &st);
@@ -99,6 +122,8 @@ void srv_write_status_json(struct srv_node *n, struct resp_buf *b) {
       kvstore_dbsize(rt_kvstore(n->rt)), ws.bytes, ws.segments,
       n->cfg.client_port, n->cfg.http_port, (long)getpid(),
       (srv_wall_ms() - n->started_ms) / 1000u);
+  if (n->n_groups > 1)
+    write_groups_json(n, b);
 }
 
 /* ---- /metrics -------------------------------------------------------------
@@ -307,6 +332,34 @@ static void write_timing_metrics(struct srv_node *n, struct resp_buf *b) {
               true);
 }
 
+/* Several groups: the unlabelled gauges are group 0's; these carry every
+ * group's, labelled by group. */
+static void write_groups_metrics(struct srv_node *n, struct resp_buf *b) {
+  gauge(b, "sabha_groups", "Consensus groups this node hosts", n->n_groups);
+  static const struct {
+    const char *name, *help;
+  } fams[] = {
+      {"sabha_group_is_leader", "1 when this node leads the group"},
+      {"sabha_group_leader", "The group's leader as this node knows it"},
+      {"sabha_group_term", "The group's term (Raft) or ballot (Paxos)"},
+      {"sabha_group_commit_index", "The group's highest committed index"},
+      {"sabha_group_applied_index", "The group's highest applied index"},
+  };
+  for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+    http_prom_header(b, fams[f].name, "gauge", fams[f].help);
+    for (uint32_t g = 0; g < n->n_groups; g++) {
+      struct sabha_status st;
+      rt_status(n->groups[g], &st);
+      uint64_t v[] = {st.role == SABHA_ROLE_LEADER, st.leader, st.term,
+                      st.commit, rt_applied_index(n->groups[g])};
+      char id[16];
+      snprintf(id, sizeof id, "%u", g);
+      struct http_prom_label l = {"group", id};
+      http_prom_sample_u64(b, fams[f].name, &l, 1, v[f]);
+    }
+  }
+}
+
 static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   struct sabha_status st;
   rt_status(n->rt, &st);
@@ -364,6 +417,8 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           m->priority_transfers);
   write_members_metrics(n, &st, b);
   write_timing_metrics(n, b);
+  if (n->n_groups > 1)
+    write_groups_metrics(n, b);
   fsync_histogram(b, &ws);
   latency_histogram(b, "sabha_commit_latency_seconds",
                     "From proposing a client's write to applying it, on the "

@@ -15,11 +15,13 @@
 #include <uv.h>
 
 #include "core/list.h"
+#include "net/codec.h"
 #include "net/tls.h"
 #include "net/transport.h"
 #include "node/resp.h"
 #include "node/runtime.h"
 #include "sabha/engine.h"
+#include "server/group_sync.h"
 #include "server/node.h"
 
 /* HTTP connections at once. With all taken, a new one pushes out the
@@ -116,7 +118,21 @@ struct srv_node {
    * each read back at once, so one buffer serves them all). */
   struct tls_ctx *tls;
   uint8_t *tls_rbuf;
-  struct rt *rt;
+  struct rt *rt; /* group 0's runtime: clients, HTTP and INFO start there */
+  struct rt *groups[SRV_GROUPS_MAX]; /* every group's, groups[0] == rt */
+  uint32_t n_groups;
+  /* n_groups > 1 (group_sync.h): the fsyncs of groups 1.. in the
+   * background; the group whose runtime the loop is in (its batch may wait
+   * for its fsync when it is not 0); the peer messages held for a group
+   * while it waits (encoded frames, at most SRV_HELD_BYTES_MAX each). */
+  struct srv_group_sync gsync;
+  bool gsync_running;
+  uv_async_t gsync_async;
+  bool gsync_async_open;
+  uint32_t cur_group;
+  struct codec_buf held[SRV_GROUPS_MAX];
+  struct sabha_entry *held_entries; /* CODEC_ENTRIES_MAX, for decoding */
+  uint64_t held_dropped;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
   uint64_t started_ms; /* wall clock */
@@ -129,6 +145,9 @@ struct srv_node {
   uint64_t http_evicted;       /* answered 408 to make room for a new one */
   uint64_t http_refused;       /* closed at once: every slot was busy */
 };
+
+/* Peer messages held for a group while it waits for its fsync. */
+#define SRV_HELD_BYTES_MAX (16u << 20)
 
 /* node.c */
 uint64_t srv_wall_ms(void);

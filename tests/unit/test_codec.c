@@ -482,10 +482,51 @@ static void codec_frame_length_beyond_the_limit_is_refused(void) {
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
   le_put_u32(hdr, 1);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
-  hdr[4] = CODEC_VERSION + 1;
+  hdr[4] = CODEC_VERSION_GROUP + 1;
   le_put_u32(hdr, 100);
   CHECK(codec_peek(hdr, sizeof hdr, &h) == SABHA_ECORRUPT);
-  CHECK(h.version == CODEC_VERSION + 1);
+  CHECK(h.version == CODEC_VERSION_GROUP + 1);
+}
+
+/* docs/wire.md, "Groups": group 0's frame is the version-1 frame of old,
+ * another group's is version 2 with the group in front of the fixed block;
+ * a version-2 frame that names group 0 is not canonical, and refused. */
+static void codec_group_frames_carry_the_group(void) {
+  uint8_t data[3] = {'a', 'b', 'c'};
+  struct sabha_entry e = {.index = 7,
+                          .term = 2,
+                          .type = SABHA_ENTRY_COMMAND,
+                          .size_bytes = 3,
+                          .data = data};
+  struct sabha_msg m = {
+      .type = 1, .from = 1, .to = 2, .term = 2, .n_entries = 1, .entries = &e};
+  struct codec_buf b0, b5;
+  codec_buf_init(&b0);
+  codec_buf_init(&b5);
+  CHECK(codec_encode(&m, CODEC_KIND_RAFT, &b0) == 0);
+  m.group = 5;
+  CHECK(codec_encode(&m, CODEC_KIND_RAFT, &b5) == 0);
+  CHECK(b0.data[4] == CODEC_VERSION && b5.data[4] == CODEC_VERSION_GROUP);
+  CHECK(b5.size_bytes == b0.size_bytes + CODEC_GROUP_BYTES);
+  CHECK(le_get_u32(b5.data + CODEC_HEADER_BYTES) == 5);
+  /* Apart from the version and the group, the bytes are the same. */
+  CHECK(memcmp(b0.data + CODEC_HEADER_BYTES,
+               b5.data + CODEC_HEADER_BYTES + CODEC_GROUP_BYTES,
+               b0.size_bytes - CODEC_HEADER_BYTES) == 0);
+  struct sabha_msg out;
+  struct sabha_entry ents[4];
+  CHECK(codec_decode(b0.data, b0.size_bytes, &out, ents, 4) == 0);
+  CHECK(out.group == 0);
+  CHECK(codec_decode(b5.data, b5.size_bytes, &out, ents, 4) == 0);
+  CHECK(out.group == 5 && out.n_entries == 1 && out.entries[0].index == 7);
+  le_put_u32(b5.data + CODEC_HEADER_BYTES, 0);
+  CHECK(codec_decode(b5.data, b5.size_bytes, &out, ents, 4) == SABHA_ECORRUPT);
+  /* A version-1 frame relabelled version 2 no longer adds up. */
+  CHECK(codec_decode(b0.data, b0.size_bytes, &out, ents, 4) == 0);
+  b0.data[4] = CODEC_VERSION_GROUP;
+  CHECK(codec_decode(b0.data, b0.size_bytes, &out, ents, 4) == SABHA_ECORRUPT);
+  codec_buf_free(&b0);
+  codec_buf_free(&b5);
 }
 
 static void codec_encoder_refuses_messages_beyond_the_limits(void) {
@@ -699,6 +740,7 @@ static const struct test tests[] = {
     TEST(codec_snapshot_chunk_beyond_its_total_is_refused),
     TEST(codec_unknown_entry_type_is_refused),
     TEST(codec_frame_length_beyond_the_limit_is_refused),
+    TEST(codec_group_frames_carry_the_group),
     TEST(codec_encoder_refuses_messages_beyond_the_limits),
     TEST(codec_largest_entry_and_chunk_round_trip),
     TEST(codec_random_damage_never_crashes_and_stays_canonical),

@@ -1056,17 +1056,21 @@ static void net_corrupt_frame_closes_the_connection(void) {
   node_config(nodes[0], 1, ids, 2, ports);
   CHECK(node_start(nodes[0], &e) == 0);
   const struct transport_stats *s = &nodes[0]->t.stats;
-  /* Three ways to be wrong after a good handshake: bytes that are not a
+  /* Four ways to be wrong after a good handshake: bytes that are not a
    * message, a message that claims another sender, a message of another
-   * engine. Each closes the connection. */
-  for (int variant = 0; variant < 3; variant++) {
+   * engine, a message of a group this node does not host (docs/wire.md,
+   * "Groups"). Each closes the connection. */
+  for (int variant = 0; variant < 4; variant++) {
     fake_connect(&f, &e, transport_port(&nodes[0]->t));
     WAIT_UNTIL(&e, WAIT_MS, f.connected || f.failed);
     CHECK(f.connected);
     fake_hello(&f, 2);
     WAIT_UNTIL(&e, WAIT_MS, s->peers_connected == 1);
     CHECK(s->peers_connected == 1);
-    struct sabha_msg m = {.type = 1, .from = variant == 1 ? 3 : 2, .to = 1};
+    struct sabha_msg m = {.type = 1,
+                          .from = variant == 1 ? 3 : 2,
+                          .to = 1,
+                          .group = variant == 3 ? 5 : 0};
     struct codec_buf b;
     codec_buf_init(&b);
     CHECK(codec_encode(&m, variant == 2 ? CODEC_KIND_PAXOS : CODEC_KIND_RAFT,
