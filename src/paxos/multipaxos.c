@@ -139,6 +139,7 @@ static int mp_create(void **state, const struct sabha_config *cfg,
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
     p->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
+    p->rl.count_self_early = (cfg->bugs & SABHA_BUG_COUNT_SELF_EARLY) != 0;
     rv = replog_restore(&p->rl, persisted);
     /* Every slot up to the durable commit holds its chosen value (replog.c
      * writes no further), so it is known chosen again: above all, the
@@ -424,14 +425,25 @@ static void mp_ready(void *state, struct sabha_ready *rd) {
     rd->snapshot_membership = &p->conf_snap;
 }
 
+/* The leader's own acceptance counts once it is durable. */
+static void mp_count_self(struct mp *p) {
+  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p) &&
+      p->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
+    mp_broadcast_accept(p);
+}
+
 static void mp_advance(void *state, const struct sabha_ready *rd) {
   struct mp *p = state;
   replog_advance(&p->rl, rd);
   outbox_reset(&p->out);
-  /* The leader's own acceptance counts once it is durable. */
-  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p) &&
-      p->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
-    mp_broadcast_accept(p);
+  if (p->rl.count_self_early)
+    mp_count_self(p);
+}
+
+static void mp_persisted(void *state, uint64_t seq) {
+  struct mp *p = state;
+  if (replog_persisted(&p->rl, seq))
+    mp_count_self(p);
 }
 
 static void mp_status(const void *state, struct sabha_status *st) {
@@ -601,6 +613,7 @@ const struct engine_ops multipaxos_engine_ops = {
     .has_ready = mp_has_ready,
     .ready = mp_ready,
     .advance = mp_advance,
+    .persisted = mp_persisted,
     .status = mp_status,
     .transfer_leadership = mp_transfer_leadership,
     .compact = mp_compact_op,

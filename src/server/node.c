@@ -10,12 +10,16 @@
  *   clients   one struct srv_conn per TCP connection carries a runtime
  *             stream's bytes: reads land in the stream's own buffer (no
  *             copy), writes go out of it (rt_stream_out_take);
- *   disk      the WAL over POSIX files, fsynced on the loop thread: while it
- *             syncs no other input is taken (a disk thread is future work);
+ *   disk      the WAL over POSIX files, written on the loop thread and
+ *             fdatasynced on a disk thread (libuv's thread pool, one job
+ *             at a time): the loop goes on reading, replicating and
+ *             applying while the disk syncs, and what waits for the
+ *             fsync (acknowledgements, this node's count towards a
+ *             commit) goes on when it completes;
  *   the loop  once per iteration, after that iteration's I/O callbacks (a
- *             uv_check handle), rt_run() carries out what they caused, so
- *             that everything that arrived in one iteration shares one
- *             fsync (group commit);
+ *             uv_check handle), rt_run() carries out what they caused;
+ *             everything written while one fsync runs shares the next
+ *             (group commit that grows with the load);
  *   TLS       with tls on, every client, HTTP and peer connection and every
  *             forwarding link carries a TLS session (src/net/tls.h)
  *             between the socket and the runtime: reads are fed to it and
@@ -116,6 +120,38 @@ static void port_kick(void *ctx) {
   struct srv_node *n = ctx;
   if (!n->stopping && !uv_is_active((uv_handle_t *)&n->idle))
     uv_idle_start(&n->idle, on_idle);
+}
+
+/* ---- the disk thread -------------------------------------------------------
+ */
+
+static void stop_runtime(struct srv_node *n);
+
+/* On a pool thread: the fsync alone (rt_sync_work touches only its job). */
+static void on_sync_work(uv_work_t *req) {
+  struct srv_node *n = req->data;
+  rt_sync_work(n->rt);
+}
+
+static void on_sync_after(uv_work_t *req, int status) {
+  struct srv_node *n = req->data;
+  (void)status; /* never cancelled */
+  n->sync_busy = false;
+  if (n->stopping) {
+    stop_runtime(n); /* the stop waited for this fsync */
+    return;
+  }
+  rt_sync_done(n->rt);
+}
+
+static bool port_sync_later(void *ctx) {
+  struct srv_node *n = ctx;
+  assert(!n->sync_busy);
+  n->sync_work.data = n;
+  if (uv_queue_work(&n->loop, &n->sync_work, on_sync_work, on_sync_after) != 0)
+    return false; /* the runtime syncs on the loop thread instead */
+  n->sync_busy = true;
+  return true;
 }
 
 static void port_fatal(void *ctx, enum rt_fatal kind, const char *why) {
@@ -626,9 +662,9 @@ static void on_transport_closed(struct transport *t) {
   n->transport_open = false;
 }
 
-static int srv_stop(struct srv_node *n) {
+static void srv_stop(struct srv_node *n) {
   if (n->stopping)
-    return n->stop_rc;
+    return;
   n->stopping = true;
   srv_log(n, "INFO", "shutting down");
   uv_close((uv_handle_t *)&n->tick_timer, on_closed_noop);
@@ -642,6 +678,12 @@ static int srv_stop(struct srv_node *n) {
     uv_close((uv_handle_t *)&n->http_listener, on_closed_noop);
     uv_close((uv_handle_t *)&n->http_timer, on_closed_noop);
   }
+  /* The runtime goes once no fsync of its runs on the disk thread. */
+  if (!n->sync_busy)
+    stop_runtime(n);
+}
+
+static void stop_runtime(struct srv_node *n) {
   int rc = 0;
   if (n->rt != NULL) {
     /* Closes every stream (port_stream_close) and syncs the log. */
@@ -655,7 +697,6 @@ static int srv_stop(struct srv_node *n) {
     srv_http_close(LIST_OF(n->https.next, struct srv_http_conn, link));
   if (n->transport_open)
     transport_close(&n->transport, on_transport_closed);
-  return rc;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -783,6 +824,7 @@ static int open_runtime(struct srv_node *n) {
       .stream_pause = port_stream_pause,
       .stream_close = port_stream_close,
       .stream_connect = port_stream_connect,
+      .sync_later = port_sync_later,
       .kick = port_kick,
       .fatal = port_fatal,
       .log = port_log,
@@ -964,8 +1006,9 @@ int srv_run(const struct srv_config *cfg) {
             n->tls != NULL ? " (TLS only)" : "", n->cfg.data_dir);
     uv_run(&n->loop, UV_RUN_DEFAULT);
   }
-  int stop_rc = srv_stop(n);
-  uv_run(&n->loop, UV_RUN_DEFAULT);
+  srv_stop(n);
+  uv_run(&n->loop, UV_RUN_DEFAULT); /* and the stop a running fsync held */
+  int stop_rc = n->stop_rc;
   int close_rc = uv_loop_close(&n->loop);
   if (close_rc != 0)
     srv_log(n, "WARN", "event loop closed with handles open: %s",

@@ -117,6 +117,10 @@ struct srv_node {
   struct tls_ctx *tls;
   uint8_t *tls_rbuf;
   struct rt *rt;
+  /* The disk thread: the runtime's fsync runs as libuv thread-pool work
+   * (port_sync_later) while the loop goes on; a stop waits for it. */
+  uv_work_t sync_work;
+  bool sync_busy;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
   uint64_t started_ms; /* wall clock */
