@@ -315,12 +315,15 @@ static void async_advance(void *state, const struct sabha_ready *rd) {
   struct async_node *a = state;
   replog_advance(&a->rl, rd);
   outbox_reset(&a->out);
+  if (a->role == SABHA_ROLE_LEADER)
+    async_commit_own(a);
 }
 
 static void async_persisted(void *state, uint64_t seq) {
   struct async_node *a = state;
+  (void)replog_persisted(&a->rl, seq);
   /* The commit point: what the primary itself now holds durably. */
-  if (replog_persisted(&a->rl, seq) && a->role == SABHA_ROLE_LEADER)
+  if (a->role == SABHA_ROLE_LEADER)
     async_commit_own(a);
 }
 

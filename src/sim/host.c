@@ -762,12 +762,20 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
     return false;
   /* Synced data only: older segments and the snapshot always; the last
    * segment only after a clean stop (after a crash, damage to its last
-   * batch cannot be told from a torn write: wal.h's blind spot). */
+   * batch cannot be told from a torn write: wal.h's blind spot), and only
+   * once: there the CLOSE record is the one witness of the batches written
+   * since the last completed fsync, and a second flip may strike it (its
+   * damage is cut like a torn tail, wal.h), which takes the witness of the
+   * first away. */
   const char *last = NULL;
   for (uint32_t k = 0; k < fl.n; k++)
     if (strncmp(fl.names[k], "wal-", 4) == 0 &&
         (last == NULL || strcmp(fl.names[k], last) > 0))
       last = fl.names[k];
+  bool last_ok = n->clean_stop;
+  for (uint32_t k = 0; k < n->n_flips && last != NULL; k++)
+    if (strcmp(n->flips[k].path + sizeof DATA_DIR, last) == 0)
+      last_ok = false;
   const char *pick[64];
   uint32_t n_pick = 0;
   for (uint32_t k = 0; k < fl.n; k++) {
@@ -775,7 +783,7 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
                    strstr(fl.names[k], ".log") != NULL;
     bool snapshot = strcmp(fl.names[k], "snapshot") == 0 ||
                     strcmp(fl.names[k], "hardstate") == 0;
-    if ((segment && (fl.names[k] != last || n->clean_stop)) || snapshot)
+    if ((segment && (fl.names[k] != last || last_ok)) || snapshot)
       pick[n_pick++] = fl.names[k];
   }
   if (n_pick == 0)

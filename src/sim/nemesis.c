@@ -47,13 +47,15 @@
  *   comeback   a leader goes deaf while its appends still leave, falls
  *              behind, is brought back by a snapshot and wins again
  *              (comeback_start() tells it);
- *   stall      now and then a leader's fsync stalls for 5-60 ms while the
- *              leader keeps only a bare quorum of followers, and the leader
- *              crashes inside the stall: every batch it wrote meanwhile is
- *              lost, and the others may elect a node that never had them.
- *              Only a leader that counted its own copy before its fsync
- *              completed can have acknowledged them (what --bug
- *              count-self-before-durable shows).
+ *   stall      now and then (1-4 s apart at most) a leader's fsync stalls
+ *              for 5-60 ms while the leader keeps only a bare quorum of
+ *              followers, and the leader crashes inside the stall: every
+ *              batch it wrote meanwhile is lost. Then the followers it kept
+ *              are cut off and the others, with the leader back, elect one
+ *              of themselves, which never had those batches. Only a leader
+ *              that counted its own copy before its fsync completed can
+ *              have acknowledged them (what --bug count-self-before-durable
+ *              shows).
  *
  * Scripted faults (struct sim_script_event) are applied at their time on top
  * of the random ones. When the clients are done, the nemesis stops and heals
@@ -91,6 +93,8 @@
 #define STALL_CHANCE 0.01
 #define STALL_US_MIN 5000u
 #define STALL_US_MAX 60000u
+#define STALL_GAP_US_MIN 1000000u
+#define STALL_GAP_US_MAX 4000000u
 
 void nemesis_init(struct sim *s) {
   memset(&s->nem, 0, sizeof s->nem);
@@ -698,10 +702,15 @@ uint64_t nemesis_fsync_stall_us(struct sim *s, uint32_t i) {
   uint32_t need = SIM_FAULT_CRASH | SIM_FAULT_PARTITION;
   if ((s->o.faults & need) != need || nem->stopped ||
       s->phase != PHASE_CLIENTS || n->last_role != SABHA_ROLE_LEADER ||
-      nem->active[NEM_PARTITION] || nodes_out_room(s, false) == 0 ||
+      nem->active[NEM_PARTITION] || s->now_us < nem->stall_after_us ||
+      crash_active(s) || nodes_out_room(s, false) == 0 ||
       !prng_chance(&s->prng_nemesis, STALL_CHANCE))
     return 0;
   nem->stalls++;
+  nem->stall_after_us =
+      s->now_us +
+      prng_range(&s->prng_nemesis, STALL_GAP_US_MIN, STALL_GAP_US_MAX);
+  nem->stall_kept = 0;
   uint64_t stall_us = prng_range(&s->prng_nemesis, STALL_US_MIN, STALL_US_MAX);
   /* The leader keeps a bare quorum: itself and quorum - 1 others. */
   uint32_t kept = 1;
@@ -711,6 +720,7 @@ uint64_t nemesis_fsync_stall_us(struct sim *s, uint32_t i) {
       continue;
     if (kept < s->quorum && prng_chance(&s->prng_nemesis, 0.5)) {
       kept++;
+      nem->stall_kept |= 1u << j;
       continue;
     }
     cut(s, i, j);
@@ -899,11 +909,19 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
       strike(s, target);
   } else if (kind == EV_STALL_CRASH) {
     const struct node *n = &s->nodes[target];
-    if (n->up && n->gen == gen && n->fsync_scheduled &&
-        nodes_out_room(s, false) > 0)
-      crash_one(
-          s, target,
-          prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, CRASH_DOWN_US_MAX));
+    if (!n->up || n->gen != gen || !n->fsync_scheduled ||
+        nodes_out_room(s, false) == 0)
+      return;
+    crash_one(
+        s, target,
+        prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, CRASH_DOWN_US_MAX / 4));
+    /* The kept followers hold the stalled batches: they go quiet, the
+     * rest (the crashed leader among them, once back) choose a leader. */
+    partition_heal(s);
+    for (uint32_t a = 0; a < s->n_nodes; a++)
+      for (uint32_t b = 0; b < s->n_nodes; b++)
+        if (((s->nem.stall_kept >> a) & 1u) != ((s->nem.stall_kept >> b) & 1u))
+          cut(s, a, b);
   } else if (kind == EV_HEAR) {
     comeback_hear(s, gen);
   } else if (kind == EV_UNISOLATE) {

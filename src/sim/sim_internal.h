@@ -381,8 +381,10 @@ struct nemesis {
   int64_t clock_step_ms; /* its wall clock's step, undone at the heal */
   uint32_t concurrent_max;
   uint64_t strikes;
-  uint64_t stalls; /* fsync stall episodes (nemesis_fsync_stall_us) */
-  bool churn;      /* a leader-churn episode: strike most new leaders */
+  uint64_t stalls;         /* fsync stall episodes (nemesis_fsync_stall_us) */
+  uint64_t stall_after_us; /* no new one before */
+  uint32_t stall_kept;     /* the stalled leader's followers (bit per index) */
+  bool churn;              /* a leader-churn episode: strike most new leaders */
   /* A scripted SLOW with SIM_SLOW_FOLLOW_LEADER, until the next HEAL. */
   bool follow;
   int follow_node; /* index slowed now; -1: none yet */
