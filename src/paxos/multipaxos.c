@@ -291,6 +291,20 @@ static int mp_step(void *state, const struct sabha_msg *m) {
     }
     if (m->term == p->promised && p->role == SABHA_ROLE_LEADER)
       return 0; /* ballots are disjoint: only a broken peer sends this */
+    if (m->type == MP_MSG_SNAPSHOT && m->term == p->promised &&
+        mp_ballot_node(m->term) == p->cfg.id) {
+      /* Our own ballot, which no leader but us can send: a removed node
+       * hands over the chosen prefix this candidate lacks (phase1.c). It
+       * follows nobody for it. The campaign goes on while chunks arrive;
+       * once the snapshot is whole it ends, and the next starts after it. */
+      bool whole = replog_chunk_fits(&p->rl, m) &&
+                   m->snap_offset + m->snap_size_bytes == m->snap_total_bytes &&
+                   m->snap.index > p->rl.commit;
+      if (whole && p->role != SABHA_ROLE_FOLLOWER)
+        mp_become_follower(p, SABHA_NODE_NONE);
+      mp_recv_snapshot(p, m);
+      return 0;
+    }
     if (m->term == p->promised &&
         (p->role != SABHA_ROLE_FOLLOWER || p->leader != m->from))
       mp_become_follower(p, m->from);
@@ -312,7 +326,8 @@ static int mp_step(void *state, const struct sabha_msg *m) {
       mp_recv_heartbeat_resp(p, m);
     return 0;
   case MP_MSG_SNAPSHOT_RESP:
-    if (p->role == SABHA_ROLE_LEADER)
+    /* A removed node goes on with a snapshot it hands over (phase1.c). */
+    if (p->role == SABHA_ROLE_LEADER || mp_removed(p))
       mp_recv_snapshot_resp(p, m);
     return 0;
   case MP_MSG_PROBE:
