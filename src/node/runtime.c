@@ -407,8 +407,13 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
   rt_proposals_after_snapshot(rt);
 }
 
+/* How long a compaction the engine refused for now waits (a Multi-Paxos
+ * membership change not yet in force, the async baseline's stable point). */
+#define RT_COMPACT_RETRY_MS 100u
+
 static void maybe_compact(struct rt *rt) {
-  if (rt->cfg.compact_entries == 0 || rt->dead)
+  if (rt->cfg.compact_entries == 0 || rt->dead ||
+      rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
@@ -429,6 +434,8 @@ static void maybe_compact(struct rt *rt) {
    * memory only, the engine loses nothing if the save then fails: the node
    * stops, and restarts from the whole log still on disk. */
   int rc = sabha_engine_compact(rt->engine, meta.index, buf, size);
+  if (rc == SABHA_EBUSY)
+    rt->compact_retry_ms = rt_now_ms(rt) + RT_COMPACT_RETRY_MS;
   if (rc != 0) {
     if (rc != SABHA_ECOMPACTED && rc != SABHA_EBUSY)
       rt_log(rt, RT_LOG_WARN, "engine compaction at %" PRIu64 ": %s",

@@ -283,6 +283,9 @@ struct rt {
   struct sabha_ready rd;
   uint64_t hs_term; /* term and vote last written to the WAL */
   uint32_t hs_vote;
+  /* A compaction the engine refused for now (SABHA_EBUSY) is not tried
+   * again before this: each try snapshots the whole state. */
+  uint64_t compact_retry_ms;
 
   /* Asynchronous storage writes (runtime.c, "the disk"). Batches are
    * written at once and fsynced in the background, one fsync at a time,
