@@ -227,36 +227,56 @@ struct sabha_read_state {
  *
  *   1. Send `msgs` at once. They do not depend on anything in this batch
  *      being durable (a leader's appends go here, so that the leader writes
- *      its own log in parallel with its followers; the leader counts itself
- *      towards a quorum only after advance()).
- *   2. Persist, in this order, `hard_state` (if has_hard_state), the
- *      snapshot (if has_snapshot), the truncation of every entry at index >=
- *      `truncate_from` (if nonzero), then `entries`. One fsync may cover all
- *      of it (group commit); it must complete before step 3.
- *   3. Send `msgs_after_persist` (votes, promises, acknowledgements: each
- *      tells a peer that something is durable here).
+ *      its own log in parallel with its followers).
+ *   2. Write, in this order, `hard_state` (if has_hard_state), the snapshot
+ *      (if has_snapshot), the truncation of every entry at index >=
+ *      `truncate_from` (if nonzero), then `entries`, after everything
+ *      earlier batches asked to write. No fsync is needed before step 3.
+ *   3. Keep `msgs_after_persist` (votes, promises, acknowledgements: each
+ *      tells a peer that something is durable here) until an fsync that
+ *      started after step 2 has completed; then send them.
  *   4. Install the snapshot into the state machine (if has_snapshot), then
  *      apply `committed` in index order. Entries of type NOOP change nothing.
  *      The snapshot's index may be below what the host has applied (async
  *      rollback: the state goes back to it), and a snapshot of index 0 with
- *      no bytes means the empty state machine.
+ *      no bytes means the empty state machine. Committed entries are on a
+ *      majority's disks already (a leader counts its own copy only once
+ *      sabha_engine_persisted says so), so they may be applied before this
+ *      node's own copy is durable.
  *   5. Serve `reads` once the state machine has applied each one's index.
- *   6. Call sabha_engine_advance().
+ *   6. Call sabha_engine_advance(). The host need not wait for the disk:
+ *      it may take the next batch, and the next, while an fsync runs.
+ *   7. Whenever an fsync completes, call sabha_engine_persisted() with the
+ *      `seq` of the newest batch whose writes it covers (one fsync of a log
+ *      written in order covers every batch written before it started).
+ *
+ * Asynchronous storage writes. The engine never waits for the disk: it
+ * learns what is durable through sabha_engine_persisted(), its own
+ * acknowledgement, which a Raft leader counts like a follower's match and
+ * a Multi-Paxos leader like an acceptor's accepted. A write handed out
+ * after the acknowledged batch that rewrites an index (a Raft truncation,
+ * a Paxos slot accepted again) keeps that index out of the count until its
+ * own batch is acknowledged. Meanwhile the host goes on reading, proposing,
+ * replicating and applying, and the batches written while one fsync runs
+ * share the next: group commit that grows with the load. A host that syncs
+ * at once simply calls sabha_engine_persisted(rd.seq) right after advance.
  *
  * Every pointer in the batch stays valid until advance(). Between
  * sabha_engine_ready() and sabha_engine_advance() the host makes no other call
- * on the engine.
+ * on the engine; messages it keeps for step 3 it copies.
  *
- * must_sync says whether step 2 needs an fsync before step 3: it is true
- * when the batch holds entries, a truncation, a snapshot, a new term or vote
- * (promise), or messages that may only leave once the batch is durable. A
- * batch that only moves the commit index does not: the commit index is a
- * hint (a restarted node learns it again from the leader), and what a reply
- * depends on, the entry being on a majority's disks, was made durable when
- * the entry was appended. Its hard state record is still written and
- * reaches the disk with the next fsync. The rule lives here, once, so that
- * every host keeps it the same way. */
+ * must_sync says whether the batch needs an fsync before anything depends
+ * on it: it is true when the batch holds entries, a truncation, a snapshot,
+ * a new term or vote (promise), or messages that may only leave once the
+ * batch is durable. A batch that only moves the commit index does not:
+ * the commit index is a hint (a restarted node learns it again from the
+ * leader), and what a reply depends on, the entry being on a majority's
+ * disks, was made durable when the entry was appended. Its hard state
+ * record is still written and reaches the disk with the next fsync. The
+ * rule lives here, once, so that every host keeps it the same way. */
 struct sabha_ready {
+  uint64_t seq; /* this batch's number, from 1, one more each batch: what
+                   sabha_engine_persisted() names */
   bool must_sync;
 
   bool has_hard_state;
@@ -294,8 +314,11 @@ enum sabha_bug {
   SABHA_BUG_SKIP_LOG_CHECK = 1u << 2, /* vote without the up-to-date check */
   SABHA_BUG_ACCEPT_LOWER_BALLOT = 1u << 3, /* Paxos: ignore a promise */
   SABHA_BUG_NO_ADOPT = 1u << 4, /* Paxos: ignore accepted values in phase 1 */
-  SABHA_BUG_NO_REPAIR_GUARD = 1u << 5, /* vote while the repair guard holds */
-  SABHA_BUG_LEARNER_QUORUM = 1u << 6, /* count learners in commit quorums */
+  SABHA_BUG_NO_REPAIR_GUARD = 1u << 5,  /* vote while the repair guard holds */
+  SABHA_BUG_LEARNER_QUORUM = 1u << 6,   /* count learners in commit quorums */
+  SABHA_BUG_COUNT_SELF_EARLY = 1u << 7, /* count this node's own copy when a
+                                           batch is handed out, before the
+                                           host says it is durable */
 };
 
 /* The fewest entries a Multi-Paxos promise chunk may carry, whatever
@@ -381,7 +404,7 @@ struct sabha_status {
   bool removed; /* a committed membership leaves this node out: it takes
                    no part any more (sabha_engine_members says since when) */
   uint64_t config_index; /* index of the membership in force (0: initial) */
-  uint64_t repair_until;   /* the repair guard in force, 0 for none */
+  uint64_t repair_until; /* the repair guard in force, 0 for none */
 };
 
 struct sabha_engine;
@@ -423,8 +446,16 @@ int sabha_engine_read_index(struct sabha_engine *e, uint64_t request_id);
 bool sabha_engine_has_ready(const struct sabha_engine *e);
 /* Fills `rd` (see struct sabha_ready); an empty batch when nothing is due. */
 void sabha_engine_ready(struct sabha_engine *e, struct sabha_ready *rd);
-/* Acknowledges that the host carried out everything in `rd`. */
+/* Acknowledges that the host carried out steps 1-5 of `rd` (see struct
+ * sabha_ready): written, not necessarily durable. */
 void sabha_engine_advance(struct sabha_engine *e, const struct sabha_ready *rd);
+/* Tells the engine that every batch up to and including number `seq`
+ * (sabha_ready.seq, of a batch already advanced) is durable: this node's
+ * own acknowledgement. A leader may commit because of it, so
+ * sabha_engine_has_ready() may turn true. A `seq` at or below one already
+ * given changes nothing (a late report of an fsync overtaken by a later
+ * one). Not between ready() and advance(). */
+void sabha_engine_persisted(struct sabha_engine *e, uint64_t seq);
 
 void sabha_engine_status(const struct sabha_engine *e, struct sabha_status *st);
 

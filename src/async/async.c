@@ -315,6 +315,13 @@ static void async_advance(void *state, const struct sabha_ready *rd) {
   struct async_node *a = state;
   replog_advance(&a->rl, rd);
   outbox_reset(&a->out);
+  if (a->role == SABHA_ROLE_LEADER)
+    async_commit_own(a);
+}
+
+static void async_persisted(void *state, uint64_t seq) {
+  struct async_node *a = state;
+  (void)replog_persisted(&a->rl, seq);
   /* The commit point: what the primary itself now holds durably. */
   if (a->role == SABHA_ROLE_LEADER)
     async_commit_own(a);
@@ -427,6 +434,7 @@ const struct engine_ops async_engine_ops = {
     .has_ready = async_has_ready,
     .ready = async_ready,
     .advance = async_advance,
+    .persisted = async_persisted,
     .status = async_status,
     .transfer_leadership = async_transfer_leadership,
     .compact = async_compact_op,

@@ -183,6 +183,10 @@ void sabha_engine_advance(struct sabha_engine *e,
   e->ops->advance(e->state, rd);
 }
 
+void sabha_engine_persisted(struct sabha_engine *e, uint64_t seq) {
+  e->ops->persisted(e->state, seq);
+}
+
 void sabha_engine_status(const struct sabha_engine *e,
                          struct sabha_status *st) {
   memset(st, 0, sizeof *st);

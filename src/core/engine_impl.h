@@ -22,6 +22,7 @@ struct engine_ops {
   bool (*has_ready)(const void *state);
   void (*ready)(void *state, struct sabha_ready *rd);
   void (*advance)(void *state, const struct sabha_ready *rd);
+  void (*persisted)(void *state, uint64_t seq);
   void (*status)(const void *state, struct sabha_status *st);
   int (*transfer_leadership)(void *state, uint32_t to);
   int (*compact)(void *state, uint64_t index, const void *data,

@@ -24,7 +24,7 @@ void replog_free(struct replog *rl) {
 }
 
 int replog_restore(struct replog *rl, const struct sabha_persisted *p) {
-  rl->hs_durable = p->hard_state;
+  rl->hs_written = p->hard_state;
   rl->repair_until = p->hard_state.repair_until;
   rl->repair_term = p->hard_state.term;
   if (p->has_snapshot) {
@@ -54,6 +54,7 @@ int replog_restore(struct replog *rl, const struct sabha_persisted *p) {
   rl->commit = rl->applied;
   rl->unstable_from = log_last_index(&rl->log) + 1;
   rl->persisted_last = log_last_index(&rl->log);
+  rl->written_last = rl->persisted_last;
   return 0;
 }
 
@@ -159,16 +160,16 @@ static uint64_t commit_to_persist(const struct replog *rl) {
   /* A snapshot being installed is not on disk yet either, and the log
    * below it may hold values it replaces (a crash can abandon the
    * install): the record keeps the last durable commit until it is. */
-  if (rl->snap_to_install && c > rl->hs_durable.commit)
-    c = rl->hs_durable.commit;
+  if (rl->snap_to_install && c > rl->hs_written.commit)
+    c = rl->hs_written.commit;
   return c;
 }
 
 static bool hard_state_changed(const struct replog *rl, uint64_t term,
                                uint32_t vote) {
-  return term != rl->hs_durable.term || vote != rl->hs_durable.vote ||
-         commit_to_persist(rl) != rl->hs_durable.commit ||
-         replog_guard_until(rl) != rl->hs_durable.repair_until;
+  return term != rl->hs_written.term || vote != rl->hs_written.vote ||
+         commit_to_persist(rl) != rl->hs_written.commit ||
+         replog_guard_until(rl) != rl->hs_written.repair_until;
 }
 
 bool replog_has_ready(const struct replog *rl, uint64_t term, uint32_t vote) {
@@ -231,36 +232,92 @@ void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
   /* The fsync rule (engine.h, must_sync): a batch that only moves the
    * commit index, sends what needs nothing durable or applies entries needs
    * no fsync. */
-  rd->must_sync = term != rl->hs_durable.term || vote != rl->hs_durable.vote ||
+  rd->seq = rl->ready_seq + 1;
+  rd->must_sync = term != rl->hs_written.term || vote != rl->hs_written.vote ||
                   rd->has_snapshot || rd->truncate_from != 0 ||
                   rd->n_entries > 0 || rd->n_msgs_after_persist > 0;
 }
 
+/* Notes batch `seq`, handed out, as not yet durable. */
+static void writes_push(struct replog *rl, uint64_t seq, uint64_t low) {
+  if (rl->n_writes == REPLOG_WRITES_MAX) {
+    /* Merged into the newest: acknowledged only with it. */
+    struct replog_write *w = &rl->writes[rl->n_writes - 1];
+    w->seq = seq;
+    w->last = rl->written_last;
+    if (low < w->low)
+      w->low = low;
+    return;
+  }
+  rl->writes[rl->n_writes++] =
+      (struct replog_write){.seq = seq, .last = rl->written_last, .low = low};
+}
+
 void replog_advance(struct replog *rl, const struct sabha_ready *rd) {
+  assert(rd->seq == rl->ready_seq + 1);
+  rl->ready_seq = rd->seq;
+  /* A batch that changes the log must be synced (must_sync), so a later
+   * fsync is sure to cover it; a hard state alone (a commit index) needs
+   * no record: the log's durability does not hang on it. */
+  bool wrote = rd->has_snapshot || rd->truncate_from != 0 || rd->n_entries > 0;
+  uint64_t low = UINT64_MAX; /* the lowest index this batch rewrites */
   if (rd->has_hard_state)
-    rl->hs_durable = rd->hard_state;
+    rl->hs_written = rd->hard_state;
   if (rd->has_snapshot) {
     rl->snap_to_install = false;
-    if (rl->persisted_last < rd->snapshot.index)
-      rl->persisted_last = rd->snapshot.index;
+    if (rl->written_last < rd->snapshot.index)
+      rl->written_last = rd->snapshot.index;
     if (rl->applied < rd->snapshot.index)
       rl->applied = rd->snapshot.index;
   }
   if (rd->truncate_from != 0) {
-    if (rl->persisted_last >= rd->truncate_from)
-      rl->persisted_last = rd->truncate_from - 1;
+    low = rd->truncate_from;
+    if (rl->written_last >= rd->truncate_from)
+      rl->written_last = rd->truncate_from - 1;
     rl->truncate_from = 0;
   }
   if (rd->n_entries > 0) {
+    /* Entries come sorted: put runs, then the tail. */
+    if (rd->entries[0].index < low)
+      low = rd->entries[0].index;
     uint64_t last = rd->entries[rd->n_entries - 1].index;
-    if (last > rl->persisted_last)
-      rl->persisted_last = last;
+    if (last > rl->written_last)
+      rl->written_last = last;
     if (last + 1 > rl->unstable_from)
       rl->unstable_from = last + 1;
   }
   rl->n_puts = 0; /* every put went in this batch */
   if (rd->n_committed > 0)
     rl->applied = rd->committed[rd->n_committed - 1].index;
+  /* What the disk holds from `low` on is the old log until this batch is
+   * durable: it no longer counts as this node's copy. */
+  if (low != UINT64_MAX && rl->persisted_last >= low)
+    rl->persisted_last = low - 1;
+  if (wrote)
+    writes_push(rl, rd->seq, low);
+  if (rl->count_self_early) /* the bug: durable as soon as handed out */
+    (void)replog_persisted(rl, rd->seq);
+}
+
+bool replog_persisted(struct replog *rl, uint64_t seq) {
+  if (seq <= rl->persisted_seq)
+    return false; /* overtaken by a later report */
+  assert(seq <= rl->ready_seq);
+  rl->persisted_seq = seq;
+  uint32_t k = 0;
+  while (k < rl->n_writes && rl->writes[k].seq <= seq)
+    k++;
+  if (k == 0)
+    return false;
+  uint64_t durable = rl->writes[k - 1].last;
+  rl->n_writes -= k;
+  memmove(rl->writes, rl->writes + k, rl->n_writes * sizeof rl->writes[0]);
+  /* Batches still in flight rewrite what the disk holds from their low. */
+  for (uint32_t i = 0; i < rl->n_writes; i++)
+    if (rl->writes[i].low <= durable)
+      durable = rl->writes[i].low - 1;
+  rl->persisted_last = durable;
+  return true;
 }
 
 int replog_compact(struct replog *rl, uint64_t index, const void *data,

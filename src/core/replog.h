@@ -23,6 +23,20 @@
 #include "sabha/engine.h"
 
 #define REPLOG_PUTS_MAX 32u
+/* Batches handed to the host and not yet durable that are told apart;
+ * beyond it the newest are merged (their durability is then learnt when
+ * the last of them is acknowledged, never sooner). */
+#define REPLOG_WRITES_MAX 64u
+
+/* A batch handed to the host that wrote to the log and is not yet known
+ * durable: once it is, the disk holds indexes up to `last` as the batch
+ * left them; indexes from `low` on (UINT64_MAX: none) were rewritten by it,
+ * so the disk holds something else there until it is durable. */
+struct replog_write {
+  uint64_t seq;
+  uint64_t last;
+  uint64_t low;
+};
 
 struct replog {
   struct log log;
@@ -36,9 +50,20 @@ struct replog {
   uint32_t n_puts;
   struct sabha_entry *batch; /* a batch's entries when puts are in it */
   size_t batch_cap;
-  uint64_t truncate_from;  /* pending disk truncation, 0 for none */
-  uint64_t persisted_last; /* last index the host holds durably */
-  struct sabha_hard_state hs_durable;
+  uint64_t truncate_from; /* pending disk truncation, 0 for none */
+  /* Asynchronous storage writes (engine.h): what the host holds durably
+   * lags what it was handed. persisted_last: the last index the host holds
+   * durably as the log holds it now; written_last: the last index its log
+   * will hold once every batch handed out is written; the batches between
+   * the two, oldest first. */
+  uint64_t persisted_last;
+  uint64_t written_last;
+  uint64_t ready_seq;     /* number of the last batch handed out */
+  uint64_t persisted_seq; /* the highest the host said is durable */
+  struct replog_write writes[REPLOG_WRITES_MAX];
+  uint32_t n_writes;
+  bool count_self_early;              /* SABHA_BUG_COUNT_SELF_EARLY */
+  struct sabha_hard_state hs_written; /* the last hard state handed out */
   /* The repair guard (engine.h, sabha_hard_state.repair_until) and the term
    * or ballot the node restarted in; guard_off is the deliberate bug. */
   uint64_t repair_until;
@@ -118,8 +143,12 @@ bool replog_has_ready(const struct replog *rl, uint64_t term, uint32_t vote);
  * truncation, entries, committed) and the messages and reads from `out`. */
 void replog_fill_ready(struct replog *rl, uint64_t term, uint32_t vote,
                        const struct outbox *out, struct sabha_ready *rd);
-/* Records that the host carried out `rd`. */
+/* Records that the host carried out `rd` (written, not yet durable). */
 void replog_advance(struct replog *rl, const struct sabha_ready *rd);
+/* Records that batches up to `seq` are durable (sabha_engine_persisted).
+ * Returns true when what this node holds durably changed: a leader should
+ * count itself again. */
+bool replog_persisted(struct replog *rl, uint64_t seq);
 
 /* Replaces the log up to `index` (<= applied) with a snapshot. */
 int replog_compact(struct replog *rl, uint64_t index, const void *data,

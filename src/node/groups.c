@@ -212,9 +212,9 @@ bool rt_groups_pump(struct rt *rt) {
       moved = true;
       continue;
     }
-    /* The other end takes nothing while its runtime waits for a sync, or
-     * while it stops reading (it asks again when it resumes). */
-    if (p->rt->dead || p->rt->blocked || p->paused || p->closing) {
+    /* The other end takes nothing while it stops reading (it asks again
+     * when it resumes). */
+    if (p->rt->dead || p->paused || p->closing) {
       s->pair_due = true;
       list_push(&held, &s->due);
       continue;

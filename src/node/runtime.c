@@ -5,11 +5,11 @@
  *
  * Durability rule, restated where it is kept: a client's write is answered
  * when its entry is applied, which happens only for entries the engine
- * handed out as committed, and the engine counts this node's copy only after
- * the batch that wrote it was fsynced (ready_finish runs after the sync;
- * advance comes last). Votes and acknowledgements (msgs_after_persist) leave
- * after that same fsync. Whether a batch needs one is the engine's to say
- * (sabha_ready.must_sync). */
+ * handed out as committed, and the engine counts this node's copy only
+ * once the fsync covering the batch that wrote it has completed
+ * (sabha_engine_persisted, from sync_finish). Votes and acknowledgements
+ * (msgs_after_persist) leave after that same fsync. Whether a batch needs
+ * one is the engine's to say (sabha_ready.must_sync). */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -418,8 +418,13 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
   rt_proposals_after_snapshot(rt);
 }
 
+/* How long a compaction the engine refused for now waits (a Multi-Paxos
+ * membership change not yet in force, the async baseline's stable point). */
+#define RT_COMPACT_RETRY_MS 100u
+
 static void maybe_compact(struct rt *rt) {
-  if (rt->cfg.compact_entries == 0 || rt->dead)
+  if (rt->cfg.compact_entries == 0 || rt->dead ||
+      rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
@@ -442,6 +447,8 @@ static void maybe_compact(struct rt *rt) {
    * memory only, the engine loses nothing if the save then fails: the node
    * stops, and restarts from the whole log still on disk. */
   int rc = sabha_engine_compact(rt->engine, meta.index, buf, size);
+  if (rc == SABHA_EBUSY)
+    rt->compact_retry_ms = rt_now_ms(rt) + RT_COMPACT_RETRY_MS;
   if (rc != 0) {
     if (rc != SABHA_ECOMPACTED && rc != SABHA_EBUSY)
       rt_log(rt, RT_LOG_WARN, "engine compaction at %" PRIu64 ": %s",
@@ -550,31 +557,32 @@ static void check_membership(struct rt *rt) {
   }
 }
 
-/* Steps 3-6 of the ready contract, once the batch is durable (or at once
- * under RT_BUG_ACK_BEFORE_FSYNC). */
-static void ready_finish(struct rt *rt) {
-  struct sabha_ready *rd = &rt->rd;
-  send_all(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
-  if (rd->has_snapshot) {
-    install_snapshot(rt, rd, rt->pending_kv, rt->pending_app);
-    rt->pending_kv = NULL;
-    rt->pending_app = NULL;
-  }
-  for (size_t i = 0; i < rd->n_committed && !rt->dead; i++)
-    apply_entry(rt, &rd->committed[i]);
-  if (rt->dead)
-    return;
-  if (rd->n_committed > 0)
-    rt_watch_deliver(rt);
-  for (size_t i = 0; i < rd->n_reads; i++)
-    rt_note_read(rt, &rd->reads[i]);
-  sabha_engine_advance(rt->engine, rd);
-  rt->in_ready = false;
-  rt_run_deferred(rt);
+/* ---- the disk ---------------------------------------------------------------
+ *
+ * Asynchronous storage writes (engine.h, struct sabha_ready). A ready batch
+ * is written at once (write(), no fsync), its messages that promise
+ * durability are copied into held[hold], its committed entries applied and
+ * the engine advanced, all without waiting for the disk. After the batches
+ * of a turn, one fsync starts (sync_start) unless one is running; it covers
+ * every batch written before it began, and the batches written while it
+ * runs wait for the next: the group grows with the load. When it completes
+ * (sync_finish) the messages it covers leave and the engine hears, through
+ * sabha_engine_persisted, up to which batch its log is durable: a leader
+ * counts its own copy towards a commit only then, so every entry applied
+ * on any node is on a majority's disks, fsync included. */
+
+/* Keeps copies of `msgs` until the next fsync completes. Out of memory a
+ * message is dropped, as the network may drop it: the protocols resend. */
+static void hold_msgs(struct rt *rt, const struct sabha_msg *msgs,
+                      size_t count) {
+  for (size_t k = 0; k < count; k++)
+    (void)outbox_send(&rt->held[rt->hold], &msgs[k], false);
 }
 
-static void sync_now(struct rt *rt) {
-  int rc = wal_sync(rt->wal);
+static void sync_finish(struct rt *rt) {
+  assert(rt->sync_running);
+  rt->sync_running = false;
+  int rc = wal_sync_end(rt->wal, &rt->job);
   if (rc != 0) {
     rt_fatal(rt, RT_FATAL_DISK, "cannot sync the log: %s (%s)",
              sabha_strerror(rc), wal_errmsg(rt->wal));
@@ -582,11 +590,52 @@ static void sync_now(struct rt *rt) {
   }
   if (rt->ports.synced != NULL)
     rt->ports.synced(rt->ports.ctx);
+  struct outbox *done = &rt->held[rt->hold ^ 1u];
+  send_all(rt, done->now.items, done->now.n);
+  outbox_reset(done);
+  sabha_engine_persisted(rt->engine, rt->seq_syncing);
+  rt_kick(rt);
 }
 
-/* Takes one ready batch and carries it out, up to the fsync; returns with
- * rt->blocked set when the host defers the fsync. */
-static void ready_begin(struct rt *rt) {
+/* Starts an fsync of everything written, unless one runs or none is due. */
+static void sync_start(struct rt *rt) {
+  if (rt->dead || rt->sync_running || !rt->sync_wanted)
+    return;
+  int rc = wal_sync_begin(rt->wal, &rt->job);
+  if (rc != 0) {
+    rt_fatal(rt, RT_FATAL_DISK, "cannot write the log: %s (%s)",
+             sabha_strerror(rc), wal_errmsg(rt->wal));
+    return;
+  }
+  rt->sync_running = true;
+  rt->sync_wanted = false;
+  rt->seq_syncing = rt->seq_last;
+  rt->hold ^= 1u; /* what was gathered is what this fsync covers */
+  if (rt->ports.sync_later != NULL && rt->ports.sync_later(rt->ports.ctx))
+    return;
+  wal_sync_job_run(&rt->job);
+  sync_finish(rt);
+}
+
+void rt_sync_work(struct rt *rt) {
+  wal_sync_job_run(&rt->job);
+}
+
+void rt_sync_done(struct rt *rt) {
+  if (rt->dead || !rt->sync_running)
+    return;
+  sync_finish(rt);
+  if (!rt->dead)
+    rt_run(rt);
+}
+
+bool rt_sync_running(const struct rt *rt) {
+  return rt->sync_running;
+}
+
+/* Takes one ready batch and carries it out in the order of engine.h,
+ * without waiting for the disk. */
+static void ready_once(struct rt *rt) {
   struct sabha_ready *rd = &rt->rd;
   sabha_engine_ready(rt->engine, rd);
   rt->in_ready = true; /* no engine calls until advance: see DEFERRED */
@@ -607,7 +656,7 @@ static void ready_begin(struct rt *rt) {
   }
   /* 1. Messages that need nothing durable (the leader's appends). */
   send_all(rt, rd->msgs, rd->n_msgs);
-  /* 2. Persist; one fsync for the whole batch when it must be durable. */
+  /* 2. Write; the fsync comes after the turn's batches (sync_start). */
   if (rd->has_hard_state) {
     rt->hs_term = rd->hard_state.term;
     rt->hs_vote = rd->hard_state.vote;
@@ -620,71 +669,71 @@ static void ready_begin(struct rt *rt) {
              wal_errmsg(rt->wal));
     return;
   }
-  if (rd->must_sync && (rt->cfg.bugs & RT_BUG_ACK_BEFORE_FSYNC)) {
-    /* The bug: answer now, sync whenever the host gets to it. */
-    if (rt->ports.sync_later != NULL)
-      rt->ports.sync_later(rt->ports.ctx);
-    ready_finish(rt);
-    return;
-  }
+  if (rt->ports.written != NULL)
+    rt->ports.written(rt->ports.ctx);
+  rt->seq_last = rd->seq;
+  /* The bug: acknowledge now, sync whenever the host gets to it. */
+  bool early = rd->must_sync && (rt->cfg.bugs & RT_BUG_ACK_BEFORE_FSYNC);
+  /* 3. Acknowledgements wait for the fsync that covers this batch. */
   if (rd->must_sync) {
-    if (rt->ports.sync_later != NULL && rt->ports.sync_later(rt->ports.ctx)) {
-      rt->blocked = true;
-      return;
-    }
-    sync_now(rt);
-    if (rt->dead)
-      return;
+    rt->sync_wanted = true;
+    if (early)
+      send_all(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
+    else
+      hold_msgs(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
   }
-  /* 3-6. */
-  ready_finish(rt);
-}
-
-bool rt_blocked(const struct rt *rt) {
-  return rt->blocked;
-}
-
-int rt_sync_prepare(struct rt *rt) {
-  assert(rt->blocked);
-  return wal_sync(rt->wal);
-}
-
-void rt_sync_done(struct rt *rt) {
+  /* 4-5. */
+  if (rd->has_snapshot) {
+    install_snapshot(rt, rd, rt->pending_kv, rt->pending_app);
+    rt->pending_kv = NULL;
+    rt->pending_app = NULL;
+  }
+  for (size_t i = 0; i < rd->n_committed && !rt->dead; i++)
+    apply_entry(rt, &rd->committed[i]);
   if (rt->dead)
     return;
-  sync_now(rt);
-  if (rt->dead || !rt->blocked)
-    return; /* a background sync (RT_BUG_ACK_BEFORE_FSYNC) */
-  rt->blocked = false;
-  ready_finish(rt);
-  rt_run(rt);
+  if (rd->n_committed > 0)
+    rt_watch_deliver(rt);
+  for (size_t i = 0; i < rd->n_reads; i++)
+    rt_note_read(rt, &rd->reads[i]);
+  /* 6. */
+  sabha_engine_advance(rt->engine, rd);
+  rt->in_ready = false;
+  if (early)
+    sabha_engine_persisted(rt->engine, rd->seq);
+  rt_run_deferred(rt);
 }
 
 bool rt_run(struct rt *rt) {
   if (rt->dead)
     return false;
-  for (uint32_t k = 0; k < RT_READIES_PER_RUN && !rt->dead && !rt->blocked &&
-                       sabha_engine_has_ready(rt->engine);
-       k++) {
+  for (uint32_t k = 0; k < RT_READIES_PER_RUN && !rt->dead; k++) {
+    if (!sabha_engine_has_ready(rt->engine)) {
+      /* Every batch of this turn is written: one fsync for all of them.
+       * A host that syncs at once may find more due after it. */
+      if (rt->sync_running || !rt->sync_wanted)
+        break;
+      sync_start(rt);
+      continue;
+    }
     if (rt->ports.before_ready != NULL &&
         !rt->ports.before_ready(rt->ports.ctx))
       return true;
-    ready_begin(rt);
+    ready_once(rt);
   }
+  sync_start(rt); /* batches left for the next turn are written already */
   if (rt->dead)
     return false;
-  if (!rt->blocked) {
-    rt_serve_reads(rt);
-    maybe_compact(rt);
-    if (!rt->dead) {
-      check_leader(rt);
-      check_membership(rt);
-    }
+  rt_serve_reads(rt);
+  maybe_compact(rt);
+  if (!rt->dead) {
+    check_leader(rt);
+    check_membership(rt);
   }
   if (!rt->dead)
     rt_clients_resume(rt);
   rt_reap(rt);
-  return !rt->dead && !rt->blocked &&
+  return !rt->dead &&
          (sabha_engine_has_ready(rt->engine) || rt->n_resume_due > 0);
 }
 
@@ -778,7 +827,7 @@ static void prefer_leader(struct rt *rt, uint64_t now) {
 }
 
 void rt_tick(struct rt *rt) {
-  if (rt->dead || rt->blocked)
+  if (rt->dead)
     return;
   uint64_t now = rt_now_ms(rt);
   sabha_engine_tick(rt->engine, now);
@@ -849,7 +898,7 @@ static void refuse_peer_term(struct rt *rt, const struct sabha_msg *m,
 }
 
 void rt_step(struct rt *rt, const struct sabha_msg *m) {
-  if (rt->dead || rt->blocked)
+  if (rt->dead)
     return;
   assert(m->group == rt->cfg.group); /* the host hands each to its group */
   if (rt_msg_is_runtime(m)) {
@@ -957,6 +1006,8 @@ static void free_all(struct rt *rt) {
   kvstore_free(rt->pending_kv);
   app_free(rt->pending_app);
   resp_buf_free(&rt->scratch);
+  outbox_free(&rt->held[0]);
+  outbox_free(&rt->held[1]);
   free(rt->enc);
   free(rt->app_cmds);
   free(rt->argv);
@@ -1013,6 +1064,8 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
   list_init(&rt->pairs_due);
   rt->groups[cfg->group] = rt;
   resp_buf_init(&rt->scratch, RT_OUT_BYTES_MAX);
+  outbox_init(&rt->held[0]);
+  outbox_init(&rt->held[1]);
   rt->started_wall_ms = rt_wall_ms(rt);
   rt->next_stream_id = 1;
   /* Read ids start at random, like tags: an engine may still carry a read

@@ -28,9 +28,13 @@
  *            client port. The host moves bytes; the runtime parses,
  *            executes and replies;
  *   disk     the WAL, over the struct wal_io the config names (POSIX or
- *            memfs). When a batch must be fsynced the host may let the sync
- *            happen later (ports.sync_later, rt_sync_done): the simulator
- *            gives fsyncs their latency that way.
+ *            memfs). Batches are written at once and fsynced in the
+ *            background: the host may run the fsync elsewhere and later
+ *            (ports.sync_later, rt_sync_work, rt_sync_done), sabhad on a
+ *            disk thread, the simulator after a virtual latency; the node
+ *            goes on meanwhile, and what waits for durability (its own
+ *            count towards a commit, votes, acknowledgements) waits for
+ *            the fsync alone.
  *
  * After any input the host calls rt_run(), which carries out what is due:
  * the engine's ready batches in the order of engine.h, replies, deferred
@@ -38,10 +42,9 @@
  *
  * Rules for hosts. One thread. A host never calls the runtime from inside
  * one of its port callbacks (the runtime may be in the middle of a list);
- * it queues what it learns there and acts after the call returns. While
- * rt_blocked() is true (a batch waits for its deferred fsync) the host gives
- * the runtime no input but rt_sync_done() and rt_tick() is not called
- * either (a real node's loop would be inside fdatasync).
+ * it queues what it learns there and acts after the call returns. The one
+ * exception is rt_sync_work(), which touches nothing but the fsync's job
+ * and may run on another thread, or inside ports.sync_later.
  *
  * Error replies follow one rule that clients (and the simulator's clients,
  * which check it) rely on: a write whose outcome the node cannot know is
@@ -305,8 +308,10 @@ struct rt_ports {
    * nonzero when it cannot even start (the runtime frees `s` itself). */
   int (*stream_connect)(void *ctx, struct rt_stream *s, uint32_t node);
 
-  /* Optional. True: the host will call rt_sync_done() later (the batch
-   * waits; rt_blocked() is true meanwhile); false or NULL: sync now. */
+  /* Optional. An fsync is due. True: the host will call rt_sync_work()
+   * (on any thread, at any time from now) and then, on the runtime's
+   * thread, rt_sync_done(); the node goes on taking input meanwhile.
+   * False or NULL: the runtime syncs at once. */
   bool (*sync_later)(void *ctx);
   /* Work is due: call rt_run() soon (not from inside this call). */
   void (*kick)(void *ctx);
@@ -323,7 +328,8 @@ struct rt_ports {
    * host wants to act first, say crash the node before its first appends
    * leave); the host calls rt_run again later. */
   bool (*before_ready)(void *ctx);
-  void (*synced)(void *ctx); /* a batch's fsync completed */
+  void (*synced)(void *ctx);  /* an fsync of the log completed */
+  void (*written)(void *ctx); /* a ready batch was written, not synced */
   void (*entry_applied)(void *ctx, const struct sabha_entry *e);
   void (*command_applied)(void *ctx, uint64_t index, uint32_t pos,
                           const uint8_t *cmd, size_t len,
@@ -383,18 +389,17 @@ void rt_step(struct rt *rt, const struct sabha_msg *m);
  * Returns true when more is due at once (call again soon without waiting
  * for input). */
 bool rt_run(struct rt *rt);
-/* True while a ready batch waits for a deferred sync. */
-bool rt_blocked(const struct rt *rt);
-/* The deferred sync may happen now: the runtime fsyncs and finishes the
- * batch. */
+/* The fsync that ports.sync_later asked for. Safe on any thread: it touches
+ * only the job (the file stays open until rt_sync_done). */
+void rt_sync_work(struct rt *rt);
+/* rt_sync_work returned: the runtime takes the result (a failure is fatal),
+ * sends what waited for it, tells the engine (sabha_engine_persisted) and
+ * runs what follows. */
 void rt_sync_done(struct rt *rt);
-/* While rt_blocked(rt): the deferred sync's fsync and nothing else, which
- * touches only this runtime's log; so a host that hosts several groups may
- * run it for each blocked group on a thread of its own, in parallel, while
- * its thread waits for them all, and then call rt_sync_done(), which finds
- * nothing left to sync. Returns 0 or the log's error (which rt_sync_done
- * then reports). */
-int rt_sync_prepare(struct rt *rt);
+/* True from ports.sync_later until rt_sync_done: a host must not free the
+ * runtime (rt_close, rt_close_crash) while its rt_sync_work may run on
+ * another thread. */
+bool rt_sync_running(const struct rt *rt);
 
 /* ---- streams --------------------------------------------------------------
  */

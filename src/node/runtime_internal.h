@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "core/outbox.h"
 #include "node/resp.h"
 #include "node/runtime.h"
 #include "node/timing.h"
@@ -304,10 +305,26 @@ struct rt {
 
   /* The ready batch being carried out. */
   bool in_ready; /* between engine ready and advance */
-  bool blocked;  /* waiting for a deferred sync (rt_sync_done) */
   struct sabha_ready rd;
   uint64_t hs_term; /* term and vote last written to the WAL */
   uint32_t hs_vote;
+  /* A compaction the engine refused for now (SABHA_EBUSY) is not tried
+   * again before this: each try snapshots the whole state. */
+  uint64_t compact_retry_ms;
+
+  /* Asynchronous storage writes (runtime.c, "the disk"). Batches are
+   * written at once and fsynced in the background, one fsync at a time,
+   * each covering every batch written before it began. The messages that
+   * promise durability wait in held[]: held[hold] gathers those of batches
+   * written since the running fsync began, held[hold ^ 1] those it
+   * covers. */
+  struct outbox held[2];
+  uint32_t hold;
+  uint64_t seq_last;    /* the newest batch written */
+  uint64_t seq_syncing; /* the newest batch the running fsync covers */
+  bool sync_wanted;     /* a batch written since then needs an fsync */
+  bool sync_running;    /* a job is out: rt_sync_work, rt_sync_done */
+  struct wal_sync_job job;
 
   struct list_link clients;
   uint32_t n_clients;

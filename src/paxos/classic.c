@@ -355,7 +355,7 @@ static void self_accept(struct cp *p) {
   if (p->promised > p->ballot || log_put(&p->rl.log, &e) != 0)
     return; /* we promised a higher ballot: our acceptor refuses */
   replog_note_put(&p->rl, p->slot);
-  p->self_accept_pending = true; /* counted once durable (advance) */
+  p->self_accept_pending = true; /* counted once durable (persisted) */
 }
 
 static void start_phase2(struct cp *p) {
@@ -648,6 +648,7 @@ static int cp_create(void **state, const struct sabha_config *cfg,
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
     p->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
+    p->rl.count_self_early = (cfg->bugs & SABHA_BUG_COUNT_SELF_EARLY) != 0;
     rv = replog_restore(&p->rl, persisted);
   }
   if (rv != 0) {
@@ -744,15 +745,28 @@ static void cp_ready(void *state, struct sabha_ready *rd) {
   replog_fill_ready(&p->rl, p->promised, p->vote, &p->out, rd);
 }
 
-static void cp_advance(void *state, const struct sabha_ready *rd) {
-  struct cp *p = state;
-  replog_advance(&p->rl, rd);
-  outbox_reset(&p->out);
+/* The proposer's own acceptance counts once it is durable. */
+static void cp_count_self(struct cp *p) {
   if (p->active && p->phase == 2 && p->self_accept_pending &&
       replog_self_match(&p->rl) >= p->slot) {
     p->self_accept_pending = false;
     count_accept(p, p->cfg.id);
   }
+}
+
+static void cp_advance(void *state, const struct sabha_ready *rd) {
+  struct cp *p = state;
+  replog_advance(&p->rl, rd);
+  outbox_reset(&p->out);
+  /* Its own copy may count already (nothing needed writing), or at once
+   * under the deliberate bug (replog_advance). */
+  cp_count_self(p);
+}
+
+static void cp_persisted(void *state, uint64_t seq) {
+  struct cp *p = state;
+  (void)replog_persisted(&p->rl, seq);
+  cp_count_self(p);
 }
 
 static void cp_status(const void *state, struct sabha_status *st) {
@@ -896,6 +910,7 @@ const struct engine_ops paxos_engine_ops = {
     .has_ready = cp_has_ready,
     .ready = cp_ready,
     .advance = cp_advance,
+    .persisted = cp_persisted,
     .status = cp_status,
     .transfer_leadership = cp_transfer_leadership,
     .compact = cp_compact,

@@ -218,6 +218,8 @@ bool mp_entries_valid(const struct sabha_entry *entries, uint32_t n);
 int mp_snapshot_membership(const struct sabha_msg *m,
                            struct sabha_membership *out);
 bool mp_removed(const struct mp *p);
+/* Sends the next chunk of the local snapshot to pr's node (phase2.c). */
+void mp_send_snapshot(struct mp *p, struct progress *pr);
 void mp_conf_note(struct mp *p, const struct sabha_entry *entries, uint32_t n);
 void mp_conf_after_commit(struct mp *p);
 int mp_change(void *state, enum sabha_change_type type, uint32_t id,

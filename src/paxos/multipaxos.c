@@ -139,6 +139,7 @@ static int mp_create(void **state, const struct sabha_config *cfg,
     p->promised = persisted->hard_state.term;
     p->vote = persisted->hard_state.vote;
     p->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
+    p->rl.count_self_early = (cfg->bugs & SABHA_BUG_COUNT_SELF_EARLY) != 0;
     rv = replog_restore(&p->rl, persisted);
     /* Every slot up to the durable commit holds its chosen value (replog.c
      * writes no further), so it is known chosen again: above all, the
@@ -290,6 +291,20 @@ static int mp_step(void *state, const struct sabha_msg *m) {
     }
     if (m->term == p->promised && p->role == SABHA_ROLE_LEADER)
       return 0; /* ballots are disjoint: only a broken peer sends this */
+    if (m->type == MP_MSG_SNAPSHOT && m->term == p->promised &&
+        mp_ballot_node(m->term) == p->cfg.id) {
+      /* Our own ballot, which no leader but us can send: a removed node
+       * hands over the chosen prefix this candidate lacks (phase1.c). It
+       * follows nobody for it. The campaign goes on while chunks arrive;
+       * once the snapshot is whole it ends, and the next starts after it. */
+      bool whole = replog_chunk_fits(&p->rl, m) &&
+                   m->snap_offset + m->snap_size_bytes == m->snap_total_bytes &&
+                   m->snap.index > p->rl.commit;
+      if (whole && p->role != SABHA_ROLE_FOLLOWER)
+        mp_become_follower(p, SABHA_NODE_NONE);
+      mp_recv_snapshot(p, m);
+      return 0;
+    }
     if (m->term == p->promised &&
         (p->role != SABHA_ROLE_FOLLOWER || p->leader != m->from))
       mp_become_follower(p, m->from);
@@ -311,7 +326,8 @@ static int mp_step(void *state, const struct sabha_msg *m) {
       mp_recv_heartbeat_resp(p, m);
     return 0;
   case MP_MSG_SNAPSHOT_RESP:
-    if (p->role == SABHA_ROLE_LEADER)
+    /* A removed node goes on with a snapshot it hands over (phase1.c). */
+    if (p->role == SABHA_ROLE_LEADER || mp_removed(p))
       mp_recv_snapshot_resp(p, m);
     return 0;
   case MP_MSG_PROBE:
@@ -424,14 +440,26 @@ static void mp_ready(void *state, struct sabha_ready *rd) {
     rd->snapshot_membership = &p->conf_snap;
 }
 
+/* The leader's own acceptance counts once it is durable. */
+static void mp_count_self(struct mp *p) {
+  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p) &&
+      p->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
+    mp_broadcast_accept(p);
+}
+
 static void mp_advance(void *state, const struct sabha_ready *rd) {
   struct mp *p = state;
   replog_advance(&p->rl, rd);
   outbox_reset(&p->out);
-  /* The leader's own acceptance counts once it is durable. */
-  if (p->role == SABHA_ROLE_LEADER && mp_maybe_commit(p) &&
-      p->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
-    mp_broadcast_accept(p);
+  /* Its own copy may count already (nothing needed writing), or at once
+   * under the deliberate bug (replog_advance). */
+  mp_count_self(p);
+}
+
+static void mp_persisted(void *state, uint64_t seq) {
+  struct mp *p = state;
+  (void)replog_persisted(&p->rl, seq);
+  mp_count_self(p);
 }
 
 static void mp_status(const void *state, struct sabha_status *st) {
@@ -607,6 +635,7 @@ const struct engine_ops multipaxos_engine_ops = {
     .has_ready = mp_has_ready,
     .ready = mp_ready,
     .advance = mp_advance,
+    .persisted = mp_persisted,
     .status = mp_status,
     .transfer_leadership = mp_transfer_leadership,
     .compact = mp_compact_op,

@@ -388,6 +388,19 @@ void mp_recv_prepare(struct mp *p, const struct sabha_msg *m) {
     /* Slots it asks about are compacted here: they are chosen, and the
      * candidate lacks them. It must catch up before it can lead. */
     resp.context = MP_BEHIND;
+    /* A removed node will not lead, so its "catch up first" would stop
+     * every campaign for good: it refuses instead (the candidate may win
+     * without it), and hands its snapshot over, for it may be the only
+     * node that knows those slots are chosen (a leader that committed its
+     * own removal, its last heartbeats lost) and the candidate may need
+     * them to win. The snapshot holds chosen slots only, so any node may
+     * give it. */
+    int slot = mp_slot(p, m->from);
+    if (mp_removed(p) && slot >= 0) {
+      resp.context = 0;
+      resp.reject = 1;
+      mp_send_snapshot(p, &p->peers[slot]);
+    }
   } else {
     promise_chunk(p, m->index, &resp);
   }

@@ -27,7 +27,7 @@ static struct progress *progress_of(struct mp *p, uint32_t id) {
   return slot < 0 ? NULL : &p->peers[slot];
 }
 
-static void mp_send_snapshot(struct mp *p, struct progress *pr) {
+void mp_send_snapshot(struct mp *p, struct progress *pr) {
   if (pr->state != PROGRESS_SNAPSHOT || pr->snap_index != p->rl.log.snap_index)
     progress_become_snapshot(pr, p->rl.log.snap_index);
   uint64_t left = p->rl.snap_size - pr->snap_offset;

@@ -133,6 +133,7 @@ static int raft_create(void **state, const struct sabha_config *cfg,
     r->term = persisted->hard_state.term;
     r->vote = persisted->hard_state.vote;
     r->rl.guard_off = (cfg->bugs & SABHA_BUG_NO_REPAIR_GUARD) != 0;
+    r->rl.count_self_early = (cfg->bugs & SABHA_BUG_COUNT_SELF_EARLY) != 0;
     rv = replog_restore(&r->rl, persisted);
     /* Raft logs never go back in term (Log Matching keeps them so), and a
      * snapshot's term is that of its last entry: an entry after it with a
@@ -350,14 +351,26 @@ static void raft_ready(void *state, struct sabha_ready *rd) {
     rd->snapshot_membership = &r->conf_snap;
 }
 
+/* The leader counts its own copy only once it is durable. */
+static void raft_count_self(struct raft *r) {
+  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r) &&
+      r->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
+    raft_broadcast_append(r);
+}
+
 static void raft_advance(void *state, const struct sabha_ready *rd) {
   struct raft *r = state;
   replog_advance(&r->rl, rd);
   outbox_reset(&r->out);
-  /* The leader counts its own copy only now that it is durable. */
-  if (r->role == SABHA_ROLE_LEADER && raft_maybe_commit(r) &&
-      r->role == SABHA_ROLE_LEADER) /* the commit may make it step down */
-    raft_broadcast_append(r);
+  /* Its own copy may count already (nothing needed writing), or at once
+   * under the deliberate bug (replog_advance). */
+  raft_count_self(r);
+}
+
+static void raft_persisted(void *state, uint64_t seq) {
+  struct raft *r = state;
+  (void)replog_persisted(&r->rl, seq);
+  raft_count_self(r);
 }
 
 static void raft_status(const void *state, struct sabha_status *st) {
@@ -503,6 +516,7 @@ const struct engine_ops raft_engine_ops = {
     .has_ready = raft_has_ready,
     .ready = raft_ready,
     .advance = raft_advance,
+    .persisted = raft_persisted,
     .status = raft_status,
     .transfer_leadership = raft_transfer_leadership,
     .compact = raft_compact_op,

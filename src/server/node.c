@@ -10,12 +10,16 @@
  *   clients   one struct srv_conn per TCP connection carries a runtime
  *             stream's bytes: reads land in the stream's own buffer (no
  *             copy), writes go out of it (rt_stream_out_take);
- *   disk      the WAL over POSIX files, fsynced on the loop thread: while it
- *             syncs no other input is taken (a disk thread is future work);
+ *   disk      the WAL over POSIX files, written on the loop thread and
+ *             fdatasynced on a disk thread (libuv's thread pool, one job
+ *             at a time): the loop goes on reading, replicating and
+ *             applying while the disk syncs, and what waits for the
+ *             fsync (acknowledgements, this node's count towards a
+ *             commit) goes on when it completes;
  *   the loop  once per iteration, after that iteration's I/O callbacks (a
- *             uv_check handle), rt_run() carries out what they caused, so
- *             that everything that arrived in one iteration shares one
- *             fsync (group commit);
+ *             uv_check handle), rt_run() carries out what they caused;
+ *             everything written while one fsync runs shares the next
+ *             (group commit that grows with the load);
  *   TLS       with tls on, every client, HTTP and peer connection and every
  *             forwarding link carries a TLS session (src/net/tls.h)
  *             between the socket and the runtime: reads are fed to it and
@@ -119,12 +123,47 @@ static void port_kick(void *ctx) {
     uv_idle_start(&n->idle, on_idle);
 }
 
-/* Groups 1.. have their fsyncs made in the background (group_sync.h);
- * group 0, which clients feed directly, syncs at once, as a single group
- * always has. */
+/* ---- the disk thread -------------------------------------------------------
+ */
+
+static void stop_runtime(struct srv_node *n);
+
+/* On a pool thread: the fsync alone (rt_sync_work touches only its job). */
+static void on_sync_work(uv_work_t *req) {
+  struct srv_sync *j = req->data;
+  rt_sync_work(j->n->groups[j->group]);
+}
+
+static void on_sync_after(uv_work_t *req, int status) {
+  struct srv_sync *j = req->data;
+  struct srv_node *n = j->n;
+  (void)status; /* never cancelled */
+  j->busy = false;
+  n->syncs_busy--;
+  if (n->stopping) {
+    if (n->syncs_busy == 0)
+      stop_runtime(n); /* the stop waited for the fsyncs */
+    return;
+  }
+  n->cur_group = j->group;
+  rt_sync_done(n->groups[j->group]);
+  n->cur_group = 0;
+}
+
+/* Each group has a log and an fsync of its own on the disk thread; the
+ * loop is in group cur_group's runtime when it asks. */
 static bool port_sync_later(void *ctx) {
   struct srv_node *n = ctx;
-  return n->cur_group > 0;
+  struct srv_sync *j = &n->sync[n->cur_group];
+  assert(!j->busy);
+  j->n = n;
+  j->group = n->cur_group;
+  j->work.data = j;
+  if (uv_queue_work(&n->loop, &j->work, on_sync_work, on_sync_after) != 0)
+    return false; /* the runtime syncs on the loop thread instead */
+  j->busy = true;
+  n->syncs_busy++;
+  return true;
 }
 
 static void port_fatal(void *ctx, enum rt_fatal kind, const char *why) {
@@ -593,88 +632,14 @@ static int clients_listen(struct srv_node *n, char *err, size_t err_size);
 /* ---- the engine's inputs and the loop ---------------------------------------
  */
 
-/* ---- groups (group_sync.h) ---------------------------------------------- */
-
-/* A group's runtime ran: a batch of groups 1.. left waiting for its fsync
- * gets it made in the background. */
-static void group_after(struct srv_node *n, uint32_t g) {
-  if (g > 0 && rt_blocked(n->groups[g]) && !srv_group_sync_busy(&n->gsync, g))
-    srv_group_sync_post(&n->gsync, g, n->groups[g]);
-}
+/* ---- groups ---------------------------------------------------------------
+ */
 
 static bool group_run(struct srv_node *n, uint32_t g) {
   n->cur_group = g;
   bool more = rt_run(n->groups[g]);
   n->cur_group = 0;
-  group_after(n, g);
   return more;
-}
-
-/* A peer's message for a group that waits for its fsync: kept, as the
- * bytes it came in, until the group may take it. Beyond the bound it is
- * dropped (engines resend what matters). */
-static void group_hold(struct srv_node *n, uint32_t g,
-                       const struct sabha_msg *m) {
-  size_t bytes;
-  if (codec_frame_size(m, &bytes) != 0 ||
-      n->held[g].size_bytes + bytes > SRV_HELD_BYTES_MAX ||
-      codec_encode(m, (uint8_t)codec_kind_of_engine(n->cfg.protocol),
-                   &n->held[g]) != 0) {
-    n->held_dropped++;
-    return;
-  }
-}
-
-static void group_deliver_held(struct srv_node *n, uint32_t g) {
-  struct codec_buf *b = &n->held[g];
-  if (b->size_bytes == 0)
-    return;
-  size_t off = 0;
-  while (off + CODEC_LENGTH_BYTES <= b->size_bytes &&
-         !rt_blocked(n->groups[g])) {
-    size_t len = CODEC_LENGTH_BYTES + le_get_u32(b->data + off);
-    struct sabha_msg m;
-    /* Encoded here a moment ago: it decodes, or this is a bug. */
-    int rc = codec_decode(b->data + off, len, &m, n->held_entries,
-                          CODEC_ENTRIES_MAX);
-    assert(rc == 0 && m.group == g);
-    (void)rc;
-    rt_step(n->groups[g], &m);
-    off += len;
-  }
-  memmove(b->data, b->data + off, b->size_bytes - off);
-  b->size_bytes -= off;
-  if (b->size_bytes == 0 && b->cap_bytes > (1u << 20))
-    codec_buf_free(b);
-}
-
-/* Groups whose fsync was made: their batches are finished, and what was
- * held for them delivered. */
-static void groups_synced(struct srv_node *n) {
-  bool done[RT_GROUPS_MAX];
-  if (srv_group_sync_collect(&n->gsync, done) == 0)
-    return;
-  for (uint32_t g = 1; g < n->n_groups; g++) {
-    if (!done[g])
-      continue;
-    n->cur_group = g;
-    rt_sync_done(n->groups[g]);
-    n->cur_group = 0;
-    group_deliver_held(n, g);
-    group_after(n, g);
-  }
-}
-
-static void on_gsync_async(uv_async_t *h) {
-  struct srv_node *n = h->data;
-  if (!n->stopping && !uv_is_active((uv_handle_t *)&n->idle))
-    uv_idle_start(&n->idle, on_idle);
-}
-
-/* From a sync thread: wakes the loop. */
-static void gsync_notify(void *arg) {
-  struct srv_node *n = arg;
-  uv_async_send(&n->gsync_async);
 }
 
 static void on_peer_message(void *arg, const struct sabha_msg *m) {
@@ -683,10 +648,7 @@ static void on_peer_message(void *arg, const struct sabha_msg *m) {
     return;
   /* The transport refused a group this node does not host. */
   assert(m->group < n->n_groups);
-  if (rt_blocked(n->groups[m->group]))
-    group_hold(n, m->group, m);
-  else
-    rt_step(n->groups[m->group], m);
+  rt_step(n->groups[m->group], m);
 }
 
 static void on_transport_log(void *arg, enum transport_log_level level,
@@ -708,12 +670,9 @@ static void on_check(uv_check_t *h) {
   }
   /* Groups hand each other commands and replies through in-process links:
    * a few rounds carry a command to its group and its reply back within
-   * one iteration; what is left keeps the idle handle on. The fsyncs of
-   * groups 1.. are made in the background (group_sync.h): a finished one
-   * wakes the loop. */
+   * one iteration; what is left keeps the idle handle on. */
   if (n->transport_open)
     transport_cork(&n->transport); /* the groups' messages leave together */
-  groups_synced(n);
   bool more = true;
   for (uint32_t round = 0; round < 4 && more; round++) {
     more = false;
@@ -748,9 +707,9 @@ static void on_transport_closed(struct transport *t) {
   n->transport_open = false;
 }
 
-static int srv_stop(struct srv_node *n) {
+static void srv_stop(struct srv_node *n) {
   if (n->stopping)
-    return n->stop_rc;
+    return;
   n->stopping = true;
   srv_log(n, "INFO", "shutting down");
   uv_close((uv_handle_t *)&n->tick_timer, on_closed_noop);
@@ -760,30 +719,22 @@ static int srv_stop(struct srv_node *n) {
   uv_close((uv_handle_t *)&n->sig_int, on_closed_noop);
   if (n->client_listening)
     uv_close((uv_handle_t *)&n->client_listener, on_closed_noop);
-  if (n->gsync_async_open)
-    uv_close((uv_handle_t *)&n->gsync_async, on_closed_noop);
   if (n->http_listening) {
     uv_close((uv_handle_t *)&n->http_listener, on_closed_noop);
     uv_close((uv_handle_t *)&n->http_timer, on_closed_noop);
   }
+  /* The runtimes go once no fsync of theirs runs on the disk thread. */
+  if (n->syncs_busy == 0)
+    stop_runtime(n);
+}
+
+static void stop_runtime(struct srv_node *n) {
   int rc = 0;
   if (n->rt != NULL) {
     /* Closes every stream (port_stream_close) and syncs the logs. */
-    /* No sync thread may touch a log that is being closed; a batch left
-     * waiting is finished first (its fsync made here). */
-    if (n->gsync_running)
-      srv_group_sync_stop(&n->gsync);
-    n->gsync_running = false;
-    for (uint32_t g = 1; g < n->n_groups; g++)
-      if (rt_blocked(n->groups[g]))
-        rt_sync_done(n->groups[g]);
     for (uint32_t g = 0; g < n->n_groups; g++)
       rc |= rt_close(n->groups[g]);
     n->rt = NULL;
-    for (uint32_t g = 0; g < n->n_groups; g++)
-      codec_buf_free(&n->held[g]);
-    free(n->held_entries);
-    n->held_entries = NULL;
   }
   n->stop_rc = rc;
   while (!list_empty(&n->conns))
@@ -792,7 +743,6 @@ static int srv_stop(struct srv_node *n) {
     srv_http_close(LIST_OF(n->https.next, struct srv_http_conn, link));
   if (n->transport_open)
     transport_close(&n->transport, on_transport_closed);
-  return rc;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -905,26 +855,6 @@ static int open_groups(struct srv_node *n, const struct rt_config *rc0,
   }
   rt_groups_attach(n->groups, n->n_groups);
   n->rt = n->groups[0];
-  if (n->n_groups > 1) {
-    uint32_t threads = n->n_groups - 1 < SRV_SYNC_THREADS_MAX
-                           ? n->n_groups - 1
-                           : SRV_SYNC_THREADS_MAX;
-    n->held_entries = calloc(CODEC_ENTRIES_MAX, sizeof *n->held_entries);
-    if (n->held_entries == NULL ||
-        uv_async_init(&n->loop, &n->gsync_async, on_gsync_async) != 0) {
-      srv_log(n, "FATAL", "cannot set up the groups' syncs");
-      return 1;
-    }
-    n->gsync_async.data = n;
-    n->gsync_async_open = true;
-    int rc = srv_group_sync_start(&n->gsync, threads, gsync_notify, n);
-    if (rc != 0) {
-      srv_log(n, "FATAL", "cannot start the groups' sync threads: %s",
-              strerror(rc));
-      return 1;
-    }
-    n->gsync_running = true;
-  }
   return 0;
 }
 
@@ -1175,8 +1105,9 @@ int srv_run(const struct srv_config *cfg) {
             n->tls != NULL ? " (TLS only)" : "", n->cfg.data_dir);
     uv_run(&n->loop, UV_RUN_DEFAULT);
   }
-  int stop_rc = srv_stop(n);
-  uv_run(&n->loop, UV_RUN_DEFAULT);
+  srv_stop(n);
+  uv_run(&n->loop, UV_RUN_DEFAULT); /* and the stop a running fsync held */
+  int stop_rc = n->stop_rc;
   int close_rc = uv_loop_close(&n->loop);
   if (close_rc != 0)
     srv_log(n, "WARN", "event loop closed with handles open: %s",

@@ -21,7 +21,6 @@
 #include "node/resp.h"
 #include "node/runtime.h"
 #include "sabha/engine.h"
-#include "server/group_sync.h"
 #include "server/node.h"
 
 /* HTTP connections at once. With all taken, a new one pushes out the
@@ -121,18 +120,17 @@ struct srv_node {
   struct rt *rt; /* group 0's runtime: clients, HTTP and INFO start there */
   struct rt *groups[SRV_GROUPS_MAX]; /* every group's, groups[0] == rt */
   uint32_t n_groups;
-  /* n_groups > 1 (group_sync.h): the fsyncs of groups 1.. in the
-   * background; the group whose runtime the loop is in (its batch may wait
-   * for its fsync when it is not 0); the peer messages held for a group
-   * while it waits (encoded frames, at most SRV_HELD_BYTES_MAX each). */
-  struct srv_group_sync gsync;
-  bool gsync_running;
-  uv_async_t gsync_async;
-  bool gsync_async_open;
+  /* The group whose runtime the loop is in (port_sync_later's). */
   uint32_t cur_group;
-  struct codec_buf held[SRV_GROUPS_MAX];
-  struct sabha_entry *held_entries; /* CODEC_ENTRIES_MAX, for decoding */
-  uint64_t held_dropped;
+  /* The disk thread: each group's fsync runs as libuv thread-pool work
+   * (port_sync_later) while the loop goes on; a stop waits for them. */
+  struct srv_sync {
+    struct srv_node *n;
+    uint32_t group;
+    uv_work_t work;
+    bool busy;
+  } sync[SRV_GROUPS_MAX];
+  uint32_t syncs_busy;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
   uint64_t started_ms; /* wall clock */
@@ -145,9 +143,6 @@ struct srv_node {
   uint64_t http_evicted;       /* answered 408 to make room for a new one */
   uint64_t http_refused;       /* closed at once: every slot was busy */
 };
-
-/* Peer messages held for a group while it waits for its fsync. */
-#define SRV_HELD_BYTES_MAX (16u << 20)
 
 /* node.c */
 uint64_t srv_wall_ms(void);

@@ -17,8 +17,9 @@
  *   - leader completeness (Raft, Multi-Paxos): a node that becomes leader
  *     holds every entry committed or applied anywhere at an index still in
  *     its log;
- *   - the host/engine contract: what a node's disk holds after an fsync
- *     matches its engine's log (checked with the ack-before-fsync bug off).
+ *   - the host/engine contract: what a node's log holds once a ready batch
+ *     is written matches its engine's log (checked with the
+ *     ack-before-fsync bug off).
  * At the end, once healed and quiet:
  *   - no acknowledged write lost: every write a client was told succeeded is
  *     in every node's applied-operation set;
@@ -366,7 +367,7 @@ void check_persisted(struct sim *s, uint32_t i) {
   rt_wal_stats(n->rt, &ws);
   if (ws.last_index > st.last_index && ws.last_index > st.snapshot_index)
     sim_fail(s, FAIL_SAFETY,
-             "engine contract: after an fsync node %u's log on disk ends at "
+             "engine contract: after a batch node %u's log on disk ends at "
              "index %llu but its engine's log is [%llu, %llu]",
              n->id, (unsigned long long)ws.last_index,
              (unsigned long long)st.first_index,

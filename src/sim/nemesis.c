@@ -46,7 +46,16 @@
  *              whoever holds the roles (figure8_start() tells it);
  *   comeback   a leader goes deaf while its appends still leave, falls
  *              behind, is brought back by a snapshot and wins again
- *              (comeback_start() tells it).
+ *              (comeback_start() tells it);
+ *   stall      now and then (1-4 s apart at most) a leader's fsync stalls
+ *              for 5-60 ms while the leader keeps only a bare quorum of
+ *              followers, and the leader crashes inside the stall: every
+ *              batch it wrote meanwhile is lost. Then the followers it kept
+ *              are cut off and the others, with the leader back, elect one
+ *              of themselves, which never had those batches. Only a leader
+ *              that counted its own copy before its fsync completed can
+ *              have acknowledged them (what --bug count-self-before-durable
+ *              shows).
  *
  * Scripted faults (struct sim_script_event) are applied at their time on top
  * of the random ones. When the clients are done, the nemesis stops and heals
@@ -81,6 +90,11 @@
 #define CB_DEAF_US_MAX 1500000u
 #define CB_DURATION_US_MIN 2500000u
 #define CB_DURATION_US_MAX 4000000u
+#define STALL_CHANCE 0.01
+#define STALL_US_MIN 5000u
+#define STALL_US_MAX 60000u
+#define STALL_GAP_US_MIN 1000000u
+#define STALL_GAP_US_MAX 4000000u
 
 void nemesis_init(struct sim *s) {
   memset(&s->nem, 0, sizeof s->nem);
@@ -680,6 +694,56 @@ void nemesis_on_new_leader(struct sim *s, uint32_t i) {
          ev);
 }
 
+/* ---- fsync stalls -------------------------------------------------------- */
+
+uint64_t nemesis_fsync_stall_us(struct sim *s, uint32_t i) {
+  struct nemesis *nem = &s->nem;
+  struct node *n = &s->nodes[i];
+  uint32_t need = SIM_FAULT_CRASH | SIM_FAULT_PARTITION;
+  if ((s->o.faults & need) != need || nem->stopped ||
+      s->phase != PHASE_CLIENTS || n->last_role != SABHA_ROLE_LEADER ||
+      nem->active[NEM_PARTITION] || s->now_us < nem->stall_after_us ||
+      crash_active(s) || nodes_out_room(s, false) == 0 ||
+      !prng_chance(&s->prng_nemesis, STALL_CHANCE))
+    return 0;
+  nem->stalls++;
+  nem->stall_after_us =
+      s->now_us +
+      prng_range(&s->prng_nemesis, STALL_GAP_US_MIN, STALL_GAP_US_MAX);
+  nem->stall_kept = 0;
+  uint64_t stall_us = prng_range(&s->prng_nemesis, STALL_US_MIN, STALL_US_MAX);
+  /* The leader keeps a bare quorum: itself and quorum - 1 others. */
+  uint32_t kept = 1;
+  for (uint32_t k = 0; k < s->n_nodes; k++) {
+    uint32_t j = (i + 1 + k) % s->n_nodes;
+    if (j == i)
+      continue;
+    if (kept < s->quorum && prng_chance(&s->prng_nemesis, 0.5)) {
+      kept++;
+      nem->stall_kept |= 1u << j;
+      continue;
+    }
+    cut(s, i, j);
+    cut(s, j, i);
+  }
+  nem->active[NEM_PARTITION] = true;
+  struct sim_event *heal = ev_new(s, EV_HEAL, 0);
+  heal->aux = NEM_PARTITION;
+  sim_at(s,
+         s->now_us + stall_us +
+             prng_range(&s->prng_nemesis, NEM_DURATION_US_MIN,
+                        NEM_DURATION_US_MAX),
+         heal);
+  struct sim_event *ev = ev_new(s, EV_STALL_CRASH, i);
+  ev->gen = n->gen;
+  sim_at(s, s->now_us + prng_range(&s->prng_nemesis, stall_us / 2, stall_us),
+         ev);
+  if (s->trace != NULL)
+    trace_line(s, n->id, "disk: an fsync stalls for %llu us",
+               (unsigned long long)stall_us);
+  return stall_us;
+}
+
 /* ---- scripted faults ----------------------------------------------------- */
 
 /* Node index for a scripted node id; 0 means the leader (-1: none). */
@@ -843,6 +907,21 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
     const struct node *n = &s->nodes[target];
     if (n->up && n->gen == gen && n->last_role == SABHA_ROLE_LEADER)
       strike(s, target);
+  } else if (kind == EV_STALL_CRASH) {
+    const struct node *n = &s->nodes[target];
+    if (!n->up || n->gen != gen || !n->fsync_scheduled ||
+        nodes_out_room(s, false) == 0)
+      return;
+    crash_one(
+        s, target,
+        prng_range(&s->prng_nemesis, CRASH_DOWN_US_MIN, CRASH_DOWN_US_MAX / 4));
+    /* The kept followers hold the stalled batches: they go quiet, the
+     * rest (the crashed leader among them, once back) choose a leader. */
+    partition_heal(s);
+    for (uint32_t a = 0; a < s->n_nodes; a++)
+      for (uint32_t b = 0; b < s->n_nodes; b++)
+        if (((s->nem.stall_kept >> a) & 1u) != ((s->nem.stall_kept >> b) & 1u))
+          cut(s, a, b);
   } else if (kind == EV_HEAR) {
     comeback_hear(s, gen);
   } else if (kind == EV_UNISOLATE) {

@@ -210,6 +210,7 @@ static const struct bug_name bug_table[] = {
     {"no-repair-guard", SABHA_BUG_NO_REPAIR_GUARD, 0},
     {"learner-quorum", SABHA_BUG_LEARNER_QUORUM, 0},
     {"timing-ratchet", 0, SIM_HOST_BUG_TIMING_RATCHET},
+    {"count-self-before-durable", SABHA_BUG_COUNT_SELF_EARLY, 0},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -231,6 +232,7 @@ static const char *const bug_names[] = {"none",
                                         "no-repair-guard",
                                         "learner-quorum",
                                         "timing-ratchet",
+                                        "count-self-before-durable",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -251,7 +253,8 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
            "unknown bug '%s' (known: none, vote-twice, "
            "stale-commit, skip-log-check, ack-before-fsync, stale-read, "
            "snapshot-reply, wall-clock-read, watch-resume-skip, "
-           "txn-partial, no-repair-guard; for Paxos: "
+           "txn-partial, no-repair-guard, count-self-before-durable; "
+           "for Paxos: "
            "accept-lower-ballot, "
            "no-adopt; for the application workloads: no-dedup; with "
            "--timing adaptive: timing-ratchet)",
@@ -563,6 +566,7 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev) {
   case EV_RESTART:
   case EV_SCRIPT:
   case EV_STRIKE:
+  case EV_STALL_CRASH:
   case EV_UNISOLATE:
   case EV_HEAR:
     nemesis_on_event(s, ev);

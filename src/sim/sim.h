@@ -367,10 +367,10 @@ struct sim_result {
   uint64_t msg_bytes_sent; /* sabha_msg_size_bytes() of every msgs_sent */
   uint64_t disk_faults;    /* writes or fsyncs failed, bits flipped */
   uint64_t disk_corruptions_detected; /* flips the log refused or repaired */
-  uint64_t disk_repairs; /* logs cut at the damage, rejoined under a guard */
-  uint64_t node_fatals;        /* runtimes that gave up (a disk fault, ...) */
-  uint64_t conns_opened;       /* client connections and forwarding links */
-  uint64_t clock_entries;      /* clock entries leaders proposed */
+  uint64_t disk_repairs;  /* logs cut at the damage, rejoined under a guard */
+  uint64_t node_fatals;   /* runtimes that gave up (a disk fault, ...) */
+  uint64_t conns_opened;  /* client connections and forwarding links */
+  uint64_t clock_entries; /* clock entries leaders proposed */
   uint64_t membership_changes; /* membership entries committed */
 
   /* Transfers leaders started for a node of higher priority. */

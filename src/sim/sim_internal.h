@@ -38,7 +38,7 @@ struct chunk;
 enum ev_kind {
   EV_TICK = 1,     /* node: a local millisecond passed */
   EV_WAKE,         /* node: a slow input's processing time is over */
-  EV_FSYNC_DONE,   /* node: the fsync of the held ready batch completed */
+  EV_FSYNC_DONE,   /* node: the runtime's background fsync completed */
   EV_FLUSH,        /* node: background flush (ack-before-fsync bug) */
   EV_PEER_MSG,     /* node: a packet from a peer arrives */
   EV_CONN_OPEN,    /* node: a connection arrives at its client port */
@@ -58,6 +58,7 @@ enum ev_kind {
   EV_HEAR,         /* node: a comeback episode's deaf leader hears again */
   EV_CLIENTS_STOP, /* client_time_ms reached: no new operations */
   EV_MEMBERSHIP,   /* the membership nemesis's next step */
+  EV_STALL_CRASH,  /* node: crashes inside its stalled fsync (gen) */
 };
 
 #define RESTART_SUPERVISOR 1u
@@ -164,7 +165,8 @@ struct node {
   uint64_t busy_until_us;
   bool wake_scheduled;
   bool tick_pending;
-  bool fsync_scheduled; /* a deferred sync is due (EV_FSYNC_DONE) */
+  bool fsync_scheduled; /* the runtime's fsync completes (EV_FSYNC_DONE) */
+  bool fsync_synced;    /* ... and its data reached the disk at its start */
   bool flush_scheduled; /* ack-before-fsync: a background flush is due */
   bool in_call;         /* inside a runtime call: no crash now */
   bool crash_due;       /* a crash asked for during a runtime call */
@@ -379,7 +381,10 @@ struct nemesis {
   int64_t clock_step_ms; /* its wall clock's step, undone at the heal */
   uint32_t concurrent_max;
   uint64_t strikes;
-  bool churn; /* a leader-churn episode: strike most new leaders */
+  uint64_t stalls;         /* fsync stall episodes (nemesis_fsync_stall_us) */
+  uint64_t stall_after_us; /* no new one before */
+  uint32_t stall_kept;     /* the stalled leader's followers (bit per index) */
+  bool churn;              /* a leader-churn episode: strike most new leaders */
   /* A scripted SLOW with SIM_SLOW_FOLLOW_LEADER, until the next HEAL. */
   bool follow;
   int follow_node; /* index slowed now; -1: none yet */
@@ -664,6 +669,9 @@ void nemesis_on_new_leader(struct sim *s, uint32_t i);
 void nemesis_on_leader_commit(struct sim *s, uint32_t i);
 /* Node i just installed a snapshot a peer sent. */
 void nemesis_on_snapshot_installed(struct sim *s, uint32_t i);
+/* Node i starts an fsync: extra latency for it (0, or a stall episode's;
+ * nemesis.c). */
+uint64_t nemesis_fsync_stall_us(struct sim *s, uint32_t i);
 /* Restarts node i, now down, after down_us (if the nemesis still runs). */
 void nemesis_arm_restart(struct sim *s, uint32_t i, uint64_t down_us);
 /* membership.c */

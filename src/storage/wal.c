@@ -149,6 +149,63 @@ int wal_sync_dir(struct wal *w) {
   return 0;
 }
 
+int wal_sync_begin(struct wal *w, struct wal_sync_job *job) {
+  assert(!w->job_running);
+  memset(job, 0, sizeof *job);
+  job->io = w->io;
+  job->fd = -1;
+  int rv = wal_flush(w);
+  if (rv != 0)
+    return rv;
+  struct wal_seg *s = active(w);
+  if (w->durable_bytes < s->size_bytes) {
+    job->fd = w->fd;
+    job->seg_seq = s->seq;
+    job->size_bytes = s->size_bytes;
+  }
+  w->job_running = true;
+  w->job_fd = job->fd;
+  return 0;
+}
+
+void wal_sync_job_run(struct wal_sync_job *job) {
+  if (job->fd < 0)
+    return;
+  uint64_t t0 = job->io.clock_ns(job->io.ctx);
+  job->rv = job->io.sync(job->io.ctx, job->fd, true);
+  job->ns = job->io.clock_ns(job->io.ctx) - t0;
+}
+
+int wal_sync_end(struct wal *w, const struct wal_sync_job *job) {
+  assert(w->job_running);
+  w->job_running = false;
+  w->job_fd = -1;
+  if (w->fd_to_close >= 0) {
+    w->io.close(w->io.ctx, w->fd_to_close);
+    w->fd_to_close = -1;
+  }
+  if (w->failed)
+    return w->failed;
+  if (job->fd >= 0) {
+    if (job->rv != 0) {
+      char name[WAL_SEG_NAME_BYTES + 1];
+      wal_seg_name(name, job->seg_seq);
+      return wal_io_error(w, job->rv, "fdatasync", wal_path(w, name));
+    }
+    wal_fsync_latency(w, job->ns);
+    /* The segment may have been synced further meanwhile, or left. */
+    if (w->fd >= 0 && active(w)->seq == job->seg_seq &&
+        w->durable_bytes < job->size_bytes)
+      w->durable_bytes = job->size_bytes;
+  }
+  /* As wal_sync: a new term, vote or guard in the hard state file too. A
+   * newer one than the job covered is no harm there (recovery takes the
+   * later term with its vote, and the larger guard). */
+  if (wal_hsf_stale(w))
+    return wal_hsf_write(w, w->has_hs, &w->hs);
+  return 0;
+}
+
 int wal_sync(struct wal *w) {
   assert(w != NULL);
   if (w->failed)
@@ -325,7 +382,12 @@ int wal_rollover(struct wal *w) {
   if (rv != 0)
     return rv;
   uint64_t seq = active(w)->seq + 1;
-  w->io.close(w->io.ctx, w->fd);
+  if (w->job_running && w->job_fd == w->fd) {
+    assert(w->fd_to_close < 0);
+    w->fd_to_close = w->fd; /* the job's fsync may still use it */
+  } else {
+    w->io.close(w->io.ctx, w->fd);
+  }
   w->fd = -1;
   return wal_segment_create(w, seq, 0);
 }
@@ -635,6 +697,8 @@ int wal_open(struct wal **out, const struct wal_options *opt,
   w->opt.dir = w->dir;
   w->opt.io = NULL;
   w->fd = -1;
+  w->job_fd = -1;
+  w->fd_to_close = -1;
   char note[WAL_ERRMSG_MAX] = "";
   rv = wal_recover(w, recovered, note, sizeof note);
   if (rv != 0) {
@@ -715,6 +779,8 @@ void wal_close(struct wal *w) {
     return;
   if (w->fd >= 0)
     w->io.close(w->io.ctx, w->fd);
+  if (w->fd_to_close >= 0)
+    w->io.close(w->io.ctx, w->fd_to_close);
   wal_release_recovered(w);
   free(w->buf);
   free(w->segs);

@@ -352,6 +352,37 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd);
  * assumed durable). Its latency goes into the stats. */
 int wal_sync(struct wal *w);
 
+/* An fsync run off the caller's thread (asynchronous storage writes).
+ *
+ * wal_sync_begin() writes what the buffer holds and fills a job naming the
+ * file and how much of it the fsync covers; wal_sync_job_run() does the
+ * fsync and touches nothing but the job, so a host may run it on a disk
+ * thread while the loop goes on appending (an fsync covers every byte
+ * written before it starts; later writes wait for the next); wal_sync_end()
+ * takes the result back on the WAL's thread, as wal_sync() would (latency
+ * in the stats, a failure leaves the handle failed, a new term or vote
+ * written to the hard state file, synchronously: elections are rare).
+ * One job at a time. While one runs the WAL keeps the file it names open
+ * (a move to a new segment closes it only in wal_sync_end), other calls
+ * work as usual (a sync of their own may run beside the job's), and the
+ * host must not close the handle. */
+struct wal_sync_job {
+  struct wal_io io;
+  int fd;              /* -1: nothing to sync in the log file */
+  uint64_t seg_seq;    /* the segment fd belongs to */
+  uint64_t size_bytes; /* of it, written before the fsync */
+  int rv;              /* of the fsync: 0 or -errno (wal_sync_job_run) */
+  uint64_t ns;         /* how long it took */
+};
+
+/* 0 with `job` filled, or the error of the write (the handle failed). */
+int wal_sync_begin(struct wal *w, struct wal_sync_job *job);
+/* The fsync; safe on any thread. */
+void wal_sync_job_run(struct wal_sync_job *job);
+/* 0 when everything the job covered is durable, or SABHA_EIO with the
+ * handle failed. */
+int wal_sync_end(struct wal *w, const struct wal_sync_job *job);
+
 /* Stores a snapshot of the state machine covering the log up to
  * meta->index, durably, and drops the log prefix it covers (see SNAPSHOTS).
  * Entries after meta->index stay (a Raft engine that wants them gone also

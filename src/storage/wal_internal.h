@@ -18,8 +18,9 @@
 #define WAL_SEG_MAGIC "SABHAWAL"
 #define WAL_SEG_HEADER_BYTES 32u
 #define WAL_SEG_FLAG_LOG_START 1u
-#define WAL_SEG_FLAG_HARD_STATE 2u /* a HARD_STATE record follows the header   \
-                                    */
+#define WAL_SEG_FLAG_HARD_STATE                                                \
+  2u                          /* a HARD_STATE record follows the header        \
+                               */
 #define WAL_SEG_FLAG_GUARD 4u /* ... and carries a repair guard (version 3) */
 /* A segment is created under this name and renamed once whole. */
 #define WAL_SEG_TMP_NAME "segment.tmp"
@@ -154,6 +155,12 @@ struct wal {
   /* The active segment is segs[n_segs - 1]; fd is -1 before it exists. */
   int fd;
   uint64_t durable_bytes; /* of the active segment, as last fsynced */
+  /* wal_sync_begin's job is under way (the host runs its fsync), on
+   * job_fd; a segment it names that is no longer active is closed only
+   * when it ends (fd_to_close). */
+  bool job_running;
+  int job_fd;
+  int fd_to_close;
   struct wal_seg *segs;
   size_t n_segs;
   size_t cap_segs;

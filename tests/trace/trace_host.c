@@ -439,6 +439,7 @@ void host_process_ready(struct trace_world *w, uint32_t id, int indent) {
       enqueue(w, indent, &rd.msgs_after_persist[i]);
     apply(w, id, indent, &rd);
     sabha_engine_advance(nd->e, &rd);
+    sabha_engine_persisted(nd->e, rd.seq); /* a host that syncs at once */
   }
   host_observe(w, id, indent);
 }

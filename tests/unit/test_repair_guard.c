@@ -72,6 +72,7 @@ static uint64_t drain(struct sabha_engine *eng, uint32_t type, uint32_t to,
           *rejects += lists[l][i].reject != 0;
         }
     sabha_engine_advance(eng, &rd);
+    sabha_engine_persisted(eng, rd.seq); /* a host that syncs at once */
   }
   return guard;
 }
@@ -242,6 +243,7 @@ static void raft_leader_probes_a_follower_whose_log_went_back(void) {
           rd.msgs[i].index <= 4)
         probed = true;
     sabha_engine_advance(eng, &rd);
+    sabha_engine_persisted(eng, rd.seq); /* a host that syncs at once */
   }
   CHECK(probed);
   sabha_engine_free(eng);

@@ -55,6 +55,7 @@ static bool installs(struct sabha_engine *e, char *data) {
       memcpy(data, rd.snapshot_data, rd.snapshot_size_bytes);
     }
     sabha_engine_advance(e, &rd);
+    sabha_engine_persisted(e, rd.seq); /* a host that syncs at once */
   }
   return any;
 }

@@ -194,6 +194,50 @@ static void wal_unsynced_appends_are_not_durable(void) {
   fx_free(&f);
 }
 
+/* The background sync (wal_sync_begin, wal_sync_job_run, wal_sync_end):
+ * the fsync covers what was written before it began, not what was
+ * appended while it ran; and a move to a new segment meanwhile keeps the
+ * job's file open until its end. */
+static void wal_background_sync_covers_what_was_written_before_it(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append(f.w, 1, 4, 1) == 0);
+  struct wal_sync_job job;
+  CHECK(wal_sync_begin(f.w, &job) == 0 && job.fd >= 0);
+  CHECK(append(f.w, 5, 4, 1) == 0); /* while the job runs */
+  wal_sync_job_run(&job);
+  CHECK(job.rv == 0);
+  CHECK(wal_sync_end(f.w, &job) == 0);
+  /* What was appended while it ran reaches the file with the next job's
+   * begin, unsynced until that job runs, which a power cut prevents. */
+  CHECK(wal_sync_begin(f.w, &job) == 0 && job.fd >= 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1));
+  fx_free(&f);
+
+  fx_init(&f, 1024); /* small segments: appends move to new ones */
+  CHECK(fx_open(&f) == 0);
+  CHECK(append(f.w, 1, 4, 1) == 0);
+  CHECK(wal_sync_begin(f.w, &job) == 0 && job.fd >= 0);
+  uint64_t next = 5;
+  struct wal_stats st;
+  for (int k = 0; k < 64; k++, next += 4) {
+    CHECK(append(f.w, next, 4, 1) == 0);
+    wal_stats(f.w, &st);
+    if (st.segments >= 3)
+      break;
+  }
+  CHECK(st.segments >= 3);
+  wal_sync_job_run(&job); /* on the first segment's file, still open */
+  CHECK(job.rv == 0);
+  CHECK(wal_sync_end(f.w, &job) == 0);
+  CHECK(wal_sync(f.w) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, next + 3, term1));
+  fx_free(&f);
+}
+
 /* A process crash leaves written-but-unsynced records in the page cache;
  * wal_open returns them, so it must make them durable before it does. */
 static void wal_open_makes_what_it_recovers_durable(void) {
@@ -1237,6 +1281,7 @@ int main(void) {
   RUN(wal_synced_entries_and_hard_state_survive_power_cut);
   RUN(wal_commit_hint_is_clamped_to_the_recovered_log);
   RUN(wal_unsynced_appends_are_not_durable);
+  RUN(wal_background_sync_covers_what_was_written_before_it);
   RUN(wal_open_makes_what_it_recovers_durable);
   RUN(wal_put_at_existing_index_overwrites_and_keeps_later);
   RUN(wal_truncation_drops_the_suffix);

@@ -168,6 +168,7 @@ static bool process_ready(struct tcluster *tc, uint32_t id) {
     nd->n_reads++;
   }
   sabha_engine_advance(nd->e, &rd);
+  sabha_engine_persisted(nd->e, rd.seq); /* a host that syncs at once */
   record_leader(tc, id);
   return true;
 }
