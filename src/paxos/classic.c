@@ -275,12 +275,25 @@ static bool starving(const struct cp *p) {
                                             2u * p->cfg.election_timeout_ms_max;
 }
 
+static bool pulling(const struct cp *p);
+
 static void learn_batch(struct cp *p, const struct sabha_msg *m) {
   bool was_active = p->active;
   uint32_t queued = p->queue_n;
+  uint64_t before = p->rl.commit;
   for (uint32_t i = 0; i < m->n_entries; i++)
     if (m->entries[i].index == p->rl.commit + 1)
       learn(p, &m->entries[i]);
+  /* Still behind a peer that just taught us something: ask it for the next
+   * batch at once, not at the next heartbeat, or a node that missed many
+   * slots catches up a batch per heartbeat (with small batches, slower
+   * than the others choose new ones). Each ask follows progress, so this
+   * stops when the peer has nothing more to give. */
+  if (p->rl.commit > before && m->commit > p->rl.commit && !pulling(p)) {
+    struct sabha_msg st = {
+        .type = CP_MSG_STATUS, .to = m->from, .commit = p->rl.commit};
+    cp_send(p, &st, false);
+  }
   if (was_active && !p->active && p->queue_n == queued && queued > 0 &&
       p->cfg.proposer_backoff && !starving(p))
     defer(p);
@@ -412,6 +425,7 @@ static void send_chosen(struct cp *p, uint32_t to, uint64_t from) {
                       p->cfg.entries_per_msg_max, p->cfg.bytes_per_msg_max);
   struct sabha_msg c = {.type = CP_MSG_CHOSEN,
                         .to = to,
+                        .commit = p->rl.commit, /* how far it may pull */
                         .entries = log_get(&p->rl.log, from),
                         .n_entries = n};
   cp_send(p, &c, false);
