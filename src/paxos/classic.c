@@ -30,8 +30,9 @@
  *
  * Learning: chosen values travel to everyone at once; a node that missed one
  * catches up from peers that know more (each node sends its commit index
- * every heartbeat_ms; a peer ahead answers with chosen entries, or with its
- * snapshot, which the lagging node pulls chunk by chunk). */
+ * every heartbeat_ms; a peer ahead answers with chosen entries, which the
+ * lagging node keeps pulling batch after batch while they teach it
+ * something, or with its snapshot, which it pulls chunk by chunk). */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
