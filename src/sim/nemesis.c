@@ -653,7 +653,8 @@ static void strike(struct sim *s, uint32_t i) {
 }
 
 void nemesis_on_new_leader(struct sim *s, uint32_t i) {
-  sim_note_leader(s, i); /* a record for the lab, whatever the nemesis does */
+  sim_note_leader(s, i,
+                  0); /* a record for the lab, whatever the nemesis does */
   if (s->nem.follow && !s->nem.stopped)
     slow_follow_to(s, i); /* the clients' load moves to the new leader */
   if (s->nem.stopped || s->phase != PHASE_CLIENTS)
@@ -841,7 +842,7 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
     fault_heal(s, (enum nem_kind)aux);
   } else if (kind == EV_STRIKE) {
     const struct node *n = &s->nodes[target];
-    if (n->up && n->gen == gen && n->last_role == SABHA_ROLE_LEADER)
+    if (n->up && n->gen == gen && n->grp[0].last_role == SABHA_ROLE_LEADER)
       strike(s, target);
   } else if (kind == EV_HEAR) {
     comeback_hear(s, gen);
