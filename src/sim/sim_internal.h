@@ -411,6 +411,10 @@ struct term_slot {
 struct applied_slot {
   uint64_t term;
   uint64_t hash;
+  /* A term at or before which it was committed: the lowest term of a node
+   * seen applying it or, as leader, committing it (a node learns of a
+   * commit from a leader of its term or an earlier one). */
+  uint64_t commit_term;
   uint32_t node; /* who recorded it first; 0: nothing known yet */
   bool applied;  /* applied (true) or committed as leader (false) */
 };
