@@ -257,7 +257,7 @@ struct sim_options {
                                     (SABHA_NODES_MAX + 1 of them, rt_config.
                                     priority); NULL (default): all equal, so
                                     leadership never moves for preference */
-  const uint32_t *group_leaders; /* [n_groups]: the node id each group
+  const uint8_t *group_leaders; /* [n_groups]: the node id each group
                                     prefers as leader (0: sabhad's rule,
                                     group g prefers node g mod n + 1);
                                     NULL: that rule for every group, unless
