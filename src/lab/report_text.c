@@ -141,10 +141,43 @@ static void print_recovery_table(FILE *f, const struct lab_case *c,
  * city), the node that led it at the end of each run (how many runs ended
  * with it in its city), its leader changes and median latency (medians
  * over the runs). */
+uint32_t lab_case_groups(const struct lab_case *c) {
+  return c->settings.groups ? c->settings.groups : 1;
+}
+
+void lab_group_row(const struct lab_case *c, const struct lab_cell *cell,
+                   uint32_t g, uint32_t n_seeds, struct lab_group_row *row) {
+  const struct lab_settings *st = &c->settings;
+  uint32_t groups = lab_case_groups(c);
+  memset(row, 0, sizeof *row);
+  row->prefers = st->n_group_leaders == groups ? st->group_leader[g] : 0;
+  uint32_t votes[SABHA_NODES_MAX + 1] = {0};
+  double p50[LAB_SEEDS_MAX], changes[LAB_SEEDS_MAX];
+  uint32_t n_p50 = 0;
+  for (uint32_t s = 0; s < n_seeds; s++) {
+    const struct lab_run *run = &cell->runs[s];
+    if (run->rv != 0 || run->m.n_groups != groups)
+      continue;
+    const struct lab_group_figures *gf = &run->m.groups[g];
+    if (gf->leader <= SABHA_NODES_MAX)
+      votes[gf->leader]++;
+    row->at_home += row->prefers != 0 && gf->leader == row->prefers;
+    row->keys = gf->keys;
+    changes[row->runs++] = gf->leader_changes;
+    if (gf->latency_ms_p50 >= 0)
+      p50[n_p50++] = gf->latency_ms_p50;
+  }
+  for (uint32_t id = 1; id <= SABHA_NODES_MAX; id++)
+    if (votes[id] > votes[row->led_by])
+      row->led_by = id;
+  row->changes = lab_stat_of(changes, row->runs).median;
+  struct lab_stat sp = lab_stat_of(p50, n_p50);
+  row->p50_ms = sp.n > 0 ? sp.median : -1;
+}
+
 static void print_groups_table(FILE *f, const struct lab_case *c,
                                uint32_t n_seeds) {
-  const struct lab_settings *st = &c->settings;
-  uint32_t groups = st->groups ? st->groups : 1;
+  uint32_t groups = lab_case_groups(c);
   if (groups <= 1)
     return;
   const struct lab_scenario *sc = c->sc;
@@ -158,41 +191,19 @@ static void print_groups_table(FILE *f, const struct lab_case *c,
             lab_engine_title(cell->engine), "group", "prefers", "led by",
             "at home", "keys", "changes", "p50 ms");
     for (uint32_t g = 0; g < groups; g++) {
-      uint32_t pref = st->n_group_leaders == groups ? st->group_leader[g] : 0;
-      uint32_t votes[SABHA_NODES_MAX + 1] = {0};
-      uint32_t home = 0, keys = 0, ran = 0;
-      double p50[LAB_SEEDS_MAX], changes[LAB_SEEDS_MAX];
-      uint32_t n_p50 = 0;
-      for (uint32_t s = 0; s < n_seeds; s++) {
-        const struct lab_run *run = &cell->runs[s];
-        if (run->rv != 0 || run->m.n_groups != groups)
-          continue;
-        const struct lab_group_figures *gf = &run->m.groups[g];
-        if (gf->leader <= SABHA_NODES_MAX)
-          votes[gf->leader]++;
-        home += pref != 0 && gf->leader == pref;
-        keys = gf->keys;
-        changes[ran++] = gf->leader_changes;
-        if (gf->latency_ms_p50 >= 0)
-          p50[n_p50++] = gf->latency_ms_p50;
-      }
-      uint32_t most = 0;
-      for (uint32_t id = 1; id <= SABHA_NODES_MAX; id++)
-        if (votes[id] > votes[most])
-          most = id;
-      struct lab_stat sp = lab_stat_of(p50, n_p50);
-      struct lab_stat sch = lab_stat_of(changes, ran);
+      struct lab_group_row row;
+      lab_group_row(c, cell, g, n_seeds, &row);
       char at_home[16] = "-";
-      if (pref != 0)
-        snprintf(at_home, sizeof at_home, "%u/%u", home, ran);
+      if (row.prefers != 0)
+        snprintf(at_home, sizeof at_home, "%u/%u", row.at_home, row.runs);
       fprintf(f, "     %-5u %-12s %-12s %8s %7u %7.0f ", g,
-              pref != 0 ? sc->node_name[pref - 1] : "-",
-              most != 0 ? sc->node_name[most - 1] : "none", at_home, keys,
-              sch.median);
-      if (sp.n == 0)
+              row.prefers != 0 ? sc->node_name[row.prefers - 1] : "-",
+              row.led_by != 0 ? sc->node_name[row.led_by - 1] : "none", at_home,
+              row.keys, row.changes);
+      if (row.p50_ms < 0)
         fprintf(f, "%7s\n", "-");
       else
-        fprintf(f, "%7.1f\n", sp.median);
+        fprintf(f, "%7.1f\n", row.p50_ms);
     }
   }
 }
