@@ -336,13 +336,42 @@ void node_after_runtime(struct sim *s, struct node *n) {
     node_crash_now(s, n);
 }
 
-/* Whether a group's batch waits for its fsync: the node then takes no
- * input (its loop sits in the sync, as sabhad's group 0 does). */
+/* Whether any group's batch waits for its fsync: no clean stop then. */
 static bool node_blocked(const struct sim *s, const struct node *n) {
   for (uint32_t g = 0; g < s->n_groups; g++)
     if (rt_blocked(n->grp[g].rt))
       return true;
   return false;
+}
+
+/* Whether the node takes no input now: while group 0's batch waits for its
+ * fsync, as sabhad's loop sits in group 0's sync. The other groups sync
+ * in the background there: meanwhile their peer messages are held
+ * (node_input) and the node goes on. */
+static bool node_waits(const struct node *n) {
+  return rt_blocked(n->grp[0].rt);
+}
+
+/* Drops what a group held (a crash: the socket buffers go). */
+static void held_clear(struct sim *s, struct node_group *ng) {
+  for (uint32_t k = 0; k < ng->n_held; k++) {
+    packet_free(ng->held[k]->u.pkt);
+    ev_free(s, ng->held[k]);
+  }
+  ng->n_held = 0;
+}
+
+/* Hands group g the messages held for it while it waited for its sync. */
+static void held_deliver(struct sim *s, struct node *n, uint32_t g) {
+  struct node_group *ng = &n->grp[g];
+  uint32_t k = 0;
+  for (; k < ng->n_held && !rt_blocked(ng->rt) && !n->fatal; k++) {
+    rt_step(ng->rt, &ng->held[k]->u.pkt->msg);
+    packet_free(ng->held[k]->u.pkt);
+    ev_free(s, ng->held[k]);
+  }
+  memmove(ng->held, ng->held + k, (ng->n_held - k) * sizeof *ng->held);
+  ng->n_held -= k;
 }
 
 /* Rounds of running the groups and moving their in-process links' bytes
@@ -498,6 +527,10 @@ void node_free(struct sim *s, uint32_t i) {
   node_count_engine(s, n);
   close_crash_all(s, n);
   inbox_clear(s, n);
+  for (uint32_t g = 0; g < s->n_groups; g++) {
+    held_clear(s, &n->grp[g]);
+    free(n->grp[g].held);
+  }
   free(n->inbox);
   free(n->out_due);
   memfs_free(n->fs);
@@ -619,6 +652,7 @@ static void node_down(struct sim *s, struct node *n, bool clean) {
   n->clean_stop = clean;
   for (uint32_t g = 0; g < s->n_groups; g++) {
     struct node_group *ng = &n->grp[g];
+    held_clear(s, ng);
     ng->fsync_scheduled = false;
     ng->last_role = SABHA_ROLE_FOLLOWER;
     ng->last_term = 0;
@@ -923,11 +957,11 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
  * ------------------------------------------------------------------ */
 
 static bool node_can_run(const struct sim *s, const struct node *n) {
-  return n->up && !node_blocked(s, n) && s->now_us >= n->busy_until_us;
+  return n->up && !node_waits(n) && s->now_us >= n->busy_until_us;
 }
 
 static void node_ensure_wake(struct sim *s, struct node *n) {
-  if (!n->up || node_blocked(s, n) || n->wake_scheduled ||
+  if (!n->up || node_waits(n) || n->wake_scheduled ||
       n->busy_until_us <= s->now_us || (n->inbox_n == 0 && !n->tick_pending))
     return;
   struct sim_event *ev = ev_new(s, EV_WAKE, n->id - 1);
@@ -957,9 +991,27 @@ static void node_input(struct sim *s, struct node *n, struct sim_event *ev) {
   if (ev->kind == EV_PEER_MSG) {
     const struct sabha_msg *m = &ev->u.pkt->msg;
     entries = m->n_entries;
+    struct node_group *ng = m->group < s->n_groups ? &n->grp[m->group] : NULL;
+    if (ng != NULL && rt_blocked(ng->rt)) {
+      /* Group g > 0 waits for its background sync (group 0's blocks the
+       * node: it takes no input then). */
+      node_after_runtime(s, n);
+      if (ng->n_held < NODE_INBOX_MAX) {
+        if (ng->n_held == ng->cap_held) {
+          ng->cap_held = ng->cap_held == 0 ? 16 : 2 * ng->cap_held;
+          ng->held = sim_xrealloc(ng->held, ng->cap_held * sizeof *ng->held);
+        }
+        ng->held[ng->n_held++] = ev;
+      } else {
+        s->res->msgs_dropped++;
+        packet_free(ev->u.pkt);
+        ev_free(s, ev);
+      }
+      return;
+    }
     /* Every node hosts the same groups: a message of another is a bug. */
-    if (m->group < s->n_groups)
-      rt_step(n->grp[m->group].rt, m);
+    if (ng != NULL)
+      rt_step(ng->rt, m);
     else
       sim_fail(s, FAIL_SAFETY,
                "engine contract: node %u sent a message of group %u, of %u",
@@ -1068,9 +1120,12 @@ static void node_on_fsync_done(struct sim *s, struct node *n, uint32_t g) {
   n->grp[g].fsync_scheduled = false;
   call_begin(s, n);
   rt_sync_done(n->grp[g].rt); /* finishes the batch, runs what follows */
-  /* What the batch answered may be for another group's link. */
-  if (s->n_groups > 1 && !n->fatal)
+  /* What waited for the sync, then what the batch answered, which may be
+   * for another group's link. */
+  if (s->n_groups > 1 && !n->fatal) {
+    held_deliver(s, n, g);
     run_groups(s, n);
+  }
   node_after_runtime(s, n);
   if (n->up) {
     check_status(s, n->id - 1);

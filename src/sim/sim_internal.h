@@ -154,6 +154,11 @@ struct node_group {
   struct rt *rt; /* NULL while the node is down */
   struct node_port port;
   bool fsync_scheduled; /* its deferred sync is due (EV_FSYNC_DONE, aux g) */
+  /* Group g > 0: peer messages that came while it waited for its fsync,
+   * held (as sabhad holds them) until the sync is done; beyond
+   * NODE_INBOX_MAX they are dropped. */
+  struct sim_event **held;
+  uint32_t n_held, cap_held;
   enum sabha_role last_role;
   uint64_t last_term;
   uint64_t commit_seen; /* as leader: commit index already recorded */
