@@ -312,6 +312,7 @@ static int dir_settings(struct parser *p, struct words *ws) {
     char *key, *value;
     if (!key_value(ws->w[i], &key, &value))
       return perr(p, "expected key=value, got '%s'", ws->w[i]);
+    p->sc->settings_line = p->line;
     int rv = setting_apply(p, &p->sc->settings, key, value);
     if (rv == 1)
       return perr(p,
@@ -929,7 +930,7 @@ static int groups_ok(struct parser *p, const struct lab_settings *st,
 
 static int groups_check(struct parser *p) {
   const struct lab_scenario *sc = p->sc;
-  int rv = groups_ok(p, &sc->settings, 0);
+  int rv = groups_ok(p, &sc->settings, sc->settings_line);
   for (uint32_t k = 0; k < sc->n_variants && rv == 0; k++) {
     struct lab_settings st = lab_settings_merged(sc, &sc->variants[k]);
     rv = groups_ok(p, &st, sc->variants[k].line);

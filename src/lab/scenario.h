@@ -157,7 +157,8 @@ struct lab_scenario {
 
   struct lab_workload workload;
   struct lab_settings settings;
-  uint32_t faults; /* random faults (enum sim_fault), 0 unless asked */
+  uint32_t settings_line; /* the last `settings` line (for errors) */
+  uint32_t faults;        /* random faults (enum sim_fault), 0 unless asked */
 
   struct lab_event events[LAB_EVENTS_MAX]; /* sorted by time, stable */
   uint32_t n_events;
