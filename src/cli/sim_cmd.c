@@ -644,6 +644,17 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
           sum->invariant_violations, sum->snapshots_taken,
           sum->snapshots_installed, sum->disk_faults,
           sum->disk_corruptions_detected, sum->disk_repairs, sum->crashes);
+  for (uint32_t g = 0; a->o.n_groups > 1 && g < a->o.n_groups; g++) {
+    fprintf(f,
+            "%s{\"group\":%u,\"keys\":%u,\"ops_ok\":%" PRIu64
+            ",\"elections\":%" PRIu64 ",\"latency_ms_p50\":%.3f",
+            g == 0 ? ",\"per_group\":[" : ",", g, sum->group_keys[g],
+            sum->group_ops_ok[g], sum->group_elections[g],
+            group_p50_ms(sum, g));
+    if (sum->runs == 1)
+      fprintf(f, ",\"leader\":%u", sum->group_leader[g]);
+    fprintf(f, "}%s", g + 1 == a->o.n_groups ? "]" : "");
+  }
   if (sum->runs == 1)
     fprintf(f, ",\"trace_hash\":\"0x%016" PRIx64 "\"", sum->trace_hash);
   if (sum->has_failing_seed) {
