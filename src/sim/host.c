@@ -923,6 +923,20 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
     if (strncmp(fl.names[k], "wal-", 4) == 0 &&
         (last == NULL || strcmp(fl.names[k], last) > 0))
       last = fl.names[k];
+  /* After a clean stop the CLOSE record is the last segment's witness:
+   * damage to it is cut like a torn tail (storage.md, "Clean shutdown"),
+   * and a second flip in the batch before it would then be in the same
+   * blind spot as after a crash. So one flip in the last segment per
+   * outage (seed 194 of multipaxos --nodes 3 --groups 4 --faults
+   * partition,crash,disk flipped the CLOSE and the record before it of a
+   * group's one-batch log). */
+  bool last_flipped = false;
+  char last_path[64];
+  if (last != NULL) {
+    snprintf(last_path, sizeof last_path, "%s/%s", DATA_DIR, last);
+    for (uint32_t k = 0; k < n->n_flips; k++)
+      last_flipped |= strcmp(n->flips[k].path, last_path) == 0;
+  }
   const char *pick[64];
   uint32_t n_pick = 0;
   for (uint32_t k = 0; k < fl.n; k++) {
@@ -930,7 +944,8 @@ bool node_disk_flip(struct sim *s, uint32_t i) {
                    strstr(fl.names[k], ".log") != NULL;
     bool snapshot = strcmp(fl.names[k], "snapshot") == 0 ||
                     strcmp(fl.names[k], "hardstate") == 0;
-    if ((segment && (fl.names[k] != last || n->clean_stop)) || snapshot)
+    bool is_last = fl.names[k] == last;
+    if ((segment && (!is_last || (n->clean_stop && !last_flipped))) || snapshot)
       pick[n_pick++] = fl.names[k];
   }
   if (n_pick == 0)
