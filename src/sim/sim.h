@@ -1,5 +1,6 @@
-/* The deterministic simulator: one consensus group, its clients, its network
- * and its disks, in virtual time.
+/* The deterministic simulator: a cluster (one consensus group, or several
+ * per node as sabhad --groups hosts them), its clients, its network and its
+ * disks, in virtual time.
  *
  * sim_run() builds a cluster of `n_nodes` engines of one protocol, drives
  * them only through include/sabha/engine.h (exactly as the real node will),
