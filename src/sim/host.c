@@ -364,6 +364,8 @@ static void held_clear(struct sim *s, struct node_group *ng) {
 /* Hands group g the messages held for it while it waited for its sync. */
 static void held_deliver(struct sim *s, struct node *n, uint32_t g) {
   struct node_group *ng = &n->grp[g];
+  if (ng->n_held == 0)
+    return;
   uint32_t k = 0;
   for (; k < ng->n_held && !rt_blocked(ng->rt) && !n->fatal; k++) {
     rt_step(ng->rt, &ng->held[k]->u.pkt->msg);
