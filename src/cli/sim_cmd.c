@@ -47,6 +47,11 @@ void cli_sim_usage(FILE *f) {
       f,
       "\n"
       "  --nodes N         cluster size, 1..16 [5]\n"
+      "  --groups N        consensus groups each node hosts, 1..64 [1], as\n"
+      "                    sabhad --groups: keys spread over them, each\n"
+      "                    checker runs per group; above 1 the kv workload\n"
+      "                    only, without membership faults, the watcher or\n"
+      "                    transactions (they span groups)\n"
       "  --seed S          run one seed [1]\n"
       "  --seeds A..B      run seeds A to B inclusive\n"
       "  --ops N           client operations per run [1000]\n"
@@ -213,11 +218,10 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
   static const struct {
     const char *flag;
     uint64_t lo, hi;
-  } numbers[] = {{"--nodes", 1, SABHA_NODES_MAX},
-                 {"--ops", 1, SIM_OPS_MAX},
-                 {"--clients", 1, SIM_CLIENTS_MAX},
-                 {"--keys", 1, SIM_KEYS_MAX},
-                 {"--seed", 0, UINT64_MAX}};
+  } numbers[] = {
+      {"--nodes", 1, SABHA_NODES_MAX},   {"--ops", 1, SIM_OPS_MAX},
+      {"--clients", 1, SIM_CLIENTS_MAX}, {"--keys", 1, SIM_KEYS_MAX},
+      {"--seed", 0, UINT64_MAX},         {"--groups", 1, SIM_GROUPS_MAX}};
   for (size_t k = 0; k < sizeof numbers / sizeof numbers[0]; k++) {
     if (!flag_is(arg, numbers[k].flag))
       continue;
@@ -234,6 +238,8 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
       a->o.n_clients = (uint32_t)v;
     else if (k == 3)
       a->o.n_keys = (uint32_t)v;
+    else if (k == 5)
+      a->o.n_groups = (uint32_t)v;
     else {
       a->seed_first = a->seed_last = v;
       a->seed_given = true;
@@ -392,7 +398,60 @@ struct summary {
   uint64_t first_failing_seed;
   char first_failure[512];
   double latency_ms_p50, latency_ms_p99;
+  /* Per group, with several: sums, and each ok op's latency packed as
+   * (group << 32 | latency_us), so that one sort orders them by group. */
+  uint64_t group_ops_ok[SIM_GROUPS_MAX];
+  uint64_t group_elections[SIM_GROUPS_MAX];
+  uint32_t group_keys[SIM_GROUPS_MAX];
+  uint32_t group_leader[SIM_GROUPS_MAX]; /* the last run's, at its end */
+  uint64_t *glat;
+  size_t n_glat, cap_glat;
 };
+
+/* Adds a multi-group run's per-group figures. */
+static bool summary_add_groups(struct summary *sum,
+                               const struct sim_result *r) {
+  if (r->n_groups <= 1)
+    return true;
+  for (uint32_t g = 0; g < r->n_groups; g++) {
+    sum->group_ops_ok[g] += r->groups[g].ops_ok;
+    sum->group_elections[g] += r->groups[g].elections;
+    sum->group_keys[g] = r->groups[g].keys;
+    sum->group_leader[g] = r->groups[g].leader;
+  }
+  if (sum->n_glat + r->n_latencies > sum->cap_glat) {
+    size_t cap = sum->cap_glat ? sum->cap_glat : 4096;
+    while (cap < sum->n_glat + r->n_latencies)
+      cap *= 2;
+    uint64_t *v = realloc(sum->glat, cap * sizeof *v);
+    if (v == NULL)
+      return false;
+    sum->glat = v;
+    sum->cap_glat = cap;
+  }
+  for (size_t k = 0; k < r->n_latencies; k++)
+    sum->glat[sum->n_glat++] =
+        (uint64_t)r->latency_groups[k] << 32 | r->latencies_us[k];
+  return true;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Group g's median latency in ms, from the sorted glat. */
+static double group_p50_ms(const struct summary *sum, uint32_t g) {
+  size_t lo = 0;
+  while (lo < sum->n_glat && sum->glat[lo] >> 32 < g)
+    lo++;
+  size_t hi = lo;
+  while (hi < sum->n_glat && sum->glat[hi] >> 32 == g)
+    hi++;
+  if (hi == lo)
+    return 0;
+  return (double)(uint32_t)sum->glat[lo + (hi - lo - 1) / 2] / 1000.0;
+}
 
 static int cmp_u32(const void *a, const void *b) {
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -447,6 +506,8 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
     memcpy(sum->latencies_us + sum->n_latencies, r->latencies_us,
            r->n_latencies * sizeof *r->latencies_us);
   sum->n_latencies += r->n_latencies;
+  if (!summary_add_groups(sum, r))
+    return false;
   if (r->failed) {
     sum->runs_failed++;
     if (!sum->has_failing_seed) {
@@ -462,6 +523,8 @@ static void summary_finish(struct summary *sum) {
   if (sum->n_latencies > 0) /* none when no operation succeeded */
     qsort(sum->latencies_us, sum->n_latencies, sizeof *sum->latencies_us,
           cmp_u32);
+  if (sum->n_glat > 0)
+    qsort(sum->glat, sum->n_glat, sizeof *sum->glat, cmp_u64);
   sum->latency_ms_p50 =
       stats_quantile_u32(sum->latencies_us, sum->n_latencies, 0.5) / 1000.0;
   sum->latency_ms_p99 =
@@ -480,6 +543,9 @@ static double events_per_s(const struct summary *sum) {
 
 static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("protocol: %s\n", a->o.protocol);
+  printf("groups: %u\n", a->o.n_groups);
+  if (a->o.n_groups > 1)
+    printf("groups_left_out: watcher, transactions (they span groups)\n");
   printf("runs: %" PRIu64 "\n", sum->runs);
   printf("runs_failed: %" PRIu64 "\n", sum->runs_failed);
   printf("ops_ok: %" PRIu64 "\n", sum->ops_ok);
@@ -517,6 +583,17 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
     printf("timing_changes: %" PRIu64 "\n", sum->timing_changes);
     printf("timing_election_ms_peak: %u\n", sum->timing_election_ms_peak);
   }
+  /* One line per group: its keys, what succeeded on them, its elections,
+   * its median latency and, for one run, its leader at the end. */
+  for (uint32_t g = 0; a->o.n_groups > 1 && g < a->o.n_groups; g++) {
+    printf("group%u: keys=%u ops_ok=%" PRIu64 " elections=%" PRIu64
+           " latency_ms_p50=%.3f",
+           g, sum->group_keys[g], sum->group_ops_ok[g], sum->group_elections[g],
+           group_p50_ms(sum, g));
+    if (sum->runs == 1)
+      printf(" leader=%u", sum->group_leader[g]);
+    printf("\n");
+  }
   if (sum->runs == 1) {
     printf("trace_hash: 0x%016" PRIx64 "\n", sum->trace_hash);
     printf("state_hash: 0x%016" PRIx64 "\n", sum->state_hash);
@@ -538,10 +615,10 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
   fprintf(f, "{\"protocol\":");
   json_fput_text(f, a->o.protocol);
   fprintf(f,
-          ",\"nodes\":%u,\"clients\":%u,\"ops_per_run\":%" PRIu64
+          ",\"nodes\":%u,\"groups\":%u,\"clients\":%u,\"ops_per_run\":%" PRIu64
           ",\"seed_first\":%" PRIu64 ",\"seed_last\":%" PRIu64 ",\"faults\":",
-          a->o.n_nodes, a->o.n_clients, a->o.n_ops, a->seed_first,
-          a->seed_last);
+          a->o.n_nodes, a->o.n_groups, a->o.n_clients, a->o.n_ops,
+          a->seed_first, a->seed_last);
   json_fput_text(f, faults);
   fprintf(f, ",\"workload\":");
   json_fput_text(f, sim_workload_name(a->o.workload));
@@ -570,6 +647,17 @@ static int summary_json(const struct sim_args *a, const struct summary *sum) {
           sum->invariant_violations, sum->snapshots_taken,
           sum->snapshots_installed, sum->disk_faults,
           sum->disk_corruptions_detected, sum->disk_repairs, sum->crashes);
+  for (uint32_t g = 0; a->o.n_groups > 1 && g < a->o.n_groups; g++) {
+    fprintf(f,
+            "%s{\"group\":%u,\"keys\":%u,\"ops_ok\":%" PRIu64
+            ",\"elections\":%" PRIu64 ",\"latency_ms_p50\":%.3f",
+            g == 0 ? ",\"per_group\":[" : ",", g, sum->group_keys[g],
+            sum->group_ops_ok[g], sum->group_elections[g],
+            group_p50_ms(sum, g));
+    if (sum->runs == 1)
+      fprintf(f, ",\"leader\":%u", sum->group_leader[g]);
+    fprintf(f, "}%s", g + 1 == a->o.n_groups ? "]" : "");
+  }
   if (sum->runs == 1)
     fprintf(f, ",\"trace_hash\":\"0x%016" PRIx64 "\"", sum->trace_hash);
   if (sum->has_failing_seed) {
@@ -620,11 +708,11 @@ static void report_failure(const struct sim_args *a, uint64_t seed,
   sim_faults_format(a->o.faults, faults, sizeof faults);
   fprintf(stderr, "sabha sim: seed %" PRIu64 " FAILED %s\n", seed, r->failure);
   fprintf(stderr,
-          "  replay: sabha sim --protocol %s --nodes %u --clients %u "
-          "--keys %u --ops %" PRIu64 " --workload %s --faults %s%s%s%s "
-          "%s%s--seed %" PRIu64 "\n",
-          a->o.protocol, a->o.n_nodes, a->o.n_clients, a->o.n_keys, a->o.n_ops,
-          sim_workload_name(a->o.workload), faults,
+          "  replay: sabha sim --protocol %s --nodes %u --groups %u "
+          "--clients %u --keys %u --ops %" PRIu64
+          " --workload %s --faults %s%s%s%s %s%s--seed %" PRIu64 "\n",
+          a->o.protocol, a->o.n_nodes, a->o.n_groups, a->o.n_clients,
+          a->o.n_keys, a->o.n_ops, sim_workload_name(a->o.workload), faults,
           a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
           a->o.proposer_backoff ? "" : " --backoff off",
           a->o.expiry ? "" : "--expiry off ", timing_flags(a), seed);
@@ -650,6 +738,7 @@ static int run_seeds(struct sim_args *ap, struct summary *sump) {
       free(keep);
       free(keep_app);
       free(sum.latencies_us);
+      free(sum.glat);
       return rv == SABHA_ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_USAGE;
     }
     if (r.failed)
@@ -762,6 +851,7 @@ static int run_all(struct sim_args *a) {
   for (size_t k = 0; k < n; k++) {
     failed += sums[k].runs_failed;
     free(sums[k].latencies_us);
+    free(sums[k].glat);
   }
   if (rv != 0)
     return rv;
@@ -782,6 +872,7 @@ int cli_sim(int argc, char **argv) {
   memset(&sum, 0, sizeof sum);
   rv = run_seeds(&a, &sum);
   free(sum.latencies_us);
+  free(sum.glat);
   if (rv != 0)
     return rv;
   return sum.runs_failed > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;

@@ -177,6 +177,9 @@ static void engine_settings(const struct lab_case *c, struct sim_options *o) {
       st->timing == SIM_SWITCH_ON ? RT_TIMING_ADAPTIVE : RT_TIMING_FIXED;
   o->timing_floor_ms = st->timing_floor_ms;
   o->timing_ceiling_ms = st->timing_ceiling_ms;
+  o->n_groups = st->groups ? st->groups : 1;
+  if (st->n_group_leaders == o->n_groups && o->n_groups > 1)
+    o->group_leaders = st->group_leader;
 }
 
 /* Duration runs need an operation cap (the history is allocated up

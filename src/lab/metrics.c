@@ -130,9 +130,9 @@ static int series_latency(const struct sim_result *r, struct lab_series *s,
     s->p50_ms[b] = s->ops[b]
                        ? (float)(stats_quantile_u32(g, s->ops[b], 0.5) / 1000.0)
                        : -1.0f;
-    s->p99_ms[b] = s->ops[b]
-                       ? (float)(stats_quantile_u32(g, s->ops[b], 0.99) / 1000.0)
-                       : -1.0f;
+    s->p99_ms[b] =
+        s->ops[b] ? (float)(stats_quantile_u32(g, s->ops[b], 0.99) / 1000.0)
+                  : -1.0f;
   }
   free(fill);
   free(start);
@@ -205,11 +205,12 @@ static double baseline_ops_per_s(const struct lab_series *s,
 
 /* Recovery after an event at `at_us`, looking no further than `until_us`
  * (buckets wholly inside [at, until)): the first dip (the first bucket
- * under half the baseline, or later two in a row under it) is found; the result is the time from the event
- * to the start of the first bucket after it from which two buckets in a row
- * reach half the baseline again. 0 when there is no dip in the window (the
- * engine kept its pace, however late in the window a dip could have come);
- * -1 when it dipped and did not come back within the window. */
+ * under half the baseline, or later two in a row under it) is found; the result
+ * is the time from the event to the start of the first bucket after it from
+ * which two buckets in a row reach half the baseline again. 0 when there is no
+ * dip in the window (the engine kept its pace, however late in the window a dip
+ * could have come); -1 when it dipped and did not come back within the window.
+ */
 static double recovery_after(const struct lab_series *s, double base_per_s,
                              uint64_t at_us, uint64_t until_us) {
   double need = base_per_s * 0.5 * LAB_BUCKET_US / 1e6;
@@ -290,11 +291,47 @@ static int leader_figures(const struct sim_result *r, struct lab_metrics *m) {
                       sizeof *m->leaders);
   if (m->leaders == NULL)
     return SABHA_ENOMEM;
+  uint32_t per_group[LAB_GROUPS_MAX] = {0};
   for (size_t i = 0; i < r->n_leader_changes; i++)
-    if (r->leader_changes[i].time_us <= r->client_time_us)
+    if (r->leader_changes[i].time_us <= r->client_time_us) {
       m->leaders[n++] = r->leader_changes[i];
+      per_group[r->leader_changes[i].group]++;
+    }
   m->n_leaders = n;
-  m->leader_changes = n > 0 ? n - 1 : 0;
+  /* A change is a group's leader after its first. */
+  m->leader_changes = 0;
+  uint32_t groups = r->n_groups > 0 ? r->n_groups : 1;
+  for (uint32_t g = 0; g < groups; g++) {
+    uint32_t changes = per_group[g] > 0 ? per_group[g] - 1 : 0;
+    m->leader_changes += changes;
+    m->groups[g].leader_changes = changes;
+  }
+  return 0;
+}
+
+/* Each group's keys, leader at the end, acknowledged operations and their
+ * median latency. */
+static int group_figures(const struct sim_result *r, struct lab_metrics *m) {
+  m->n_groups = r->n_groups > 0 ? r->n_groups : 1;
+  if (m->n_groups == 1)
+    return 0;
+  uint32_t *lat =
+      malloc((r->n_latencies > 0 ? r->n_latencies : 1) * sizeof *lat);
+  if (lat == NULL)
+    return SABHA_ENOMEM;
+  for (uint32_t g = 0; g < m->n_groups; g++) {
+    struct lab_group_figures *gf = &m->groups[g];
+    gf->leader = r->groups[g].leader;
+    gf->keys = r->groups[g].keys;
+    gf->ops_ok = r->groups[g].ops_ok;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_latencies; i++)
+      if (r->latency_groups[i] == g)
+        lat[n++] = r->latencies_us[i];
+    qsort(lat, n, sizeof *lat, cmp_u32);
+    gf->latency_ms_p50 = n > 0 ? stats_quantile_u32(lat, n, 0.50) / 1000.0 : -1;
+  }
+  free(lat);
   return 0;
 }
 
@@ -343,7 +380,7 @@ int lab_metrics_compute(const char *engine, const struct sim_result *r,
   count_ops(r, m);
   judge(engine, r, m);
   if (latency_figures(r, m) != 0 || series_figures(r, m, marks) != 0 ||
-      leader_figures(r, m) != 0) {
+      leader_figures(r, m) != 0 || group_figures(r, m) != 0) {
     lab_metrics_free(m);
     return SABHA_ENOMEM;
   }

@@ -71,6 +71,15 @@ struct lab_window {
   uint32_t leader_changes;
 };
 
+/* One group of a run with several (sim_options.n_groups). */
+struct lab_group_figures {
+  uint32_t leader; /* node id leading it at the end; 0: none */
+  uint32_t keys;   /* the workload's keys that map to it */
+  uint64_t ops_ok;
+  double latency_ms_p50; /* < 0: no acknowledged operation */
+  uint32_t leader_changes;
+};
+
 struct lab_metrics {
   /* Operations. */
   uint64_t ops_total, ops_ok, ops_failed, ops_info, writes_ok;
@@ -78,8 +87,8 @@ struct lab_metrics {
   double throughput;   /* ops_ok / client_s */
   double success_rate; /* ops_ok / ops_total */
   double latency_ms_mean, latency_ms_p50, latency_ms_p99, latency_ms_p999,
-      latency_ms_max; /* p99 (p99.9) < 0: fewer than LAB_P99_SAMPLES_MIN
-                         (LAB_P999_SAMPLES_MIN) acknowledged operations */
+      latency_ms_max;  /* p99 (p99.9) < 0: fewer than LAB_P99_SAMPLES_MIN
+                          (LAB_P999_SAMPLES_MIN) acknowledged operations */
   double availability; /* 0..1 */
 
   /* After each mark; < 0: not within the window that follows it. */
@@ -108,6 +117,11 @@ struct lab_metrics {
   size_t n_latencies;
   struct sim_leader_change *leaders; /* in the client phase (malloc'd) */
   size_t n_leaders;
+
+  /* Per group, with several groups (else n_groups is 1 and groups[] is
+   * not filled). */
+  uint32_t n_groups;
+  struct lab_group_figures groups[LAB_GROUPS_MAX];
 
   double wall_s;
   uint64_t events;

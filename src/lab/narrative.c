@@ -163,15 +163,16 @@ static void narrate_steady(struct text *t, const struct lab_case *c) {
             cell->latency_p50.median, title(cell));
   }
   tprintf(t, ". ");
-  const struct lab_cell *raft = cell_of(c, "raft"), *mp = cell_of(c, "multipaxos");
-  const struct lab_cell *paxos = cell_of(c, "paxos"), *async = cell_of(c, "async");
+  const struct lab_cell *raft = cell_of(c, "raft"),
+                        *mp = cell_of(c, "multipaxos");
+  const struct lab_cell *paxos = cell_of(c, "paxos"),
+                        *async = cell_of(c, "async");
   if (raft && mp && raft->latency_p50.median > 0) {
     double d = mp->latency_p50.median / raft->latency_p50.median;
     if (fabs(d - 1) < 0.015)
-      tprintf(t,
-              "Raft and Multi-Paxos have the same median latency: with a "
-              "stable leader both need one round trip to a majority per "
-              "command. ");
+      tprintf(t, "Raft and Multi-Paxos have the same median latency: with a "
+                 "stable leader both need one round trip to a majority per "
+                 "command. ");
     else if (d > 0.85 && d < 1.15)
       tprintf(t,
               "Raft's and Multi-Paxos's median latencies are within %.0f%% "
@@ -217,8 +218,7 @@ static bool mark_leaves_no_majority(const struct lab_case *c, uint32_t k) {
   const struct lab_scenario *sc = c->sc;
   for (uint32_t i = 0; i < sc->n_events; i++) {
     const struct lab_event *ev = &sc->events[i];
-    if (ev->at_ms * 1000u != c->marks.at_us[k] ||
-        ev->kind != LAB_EV_PARTITION)
+    if (ev->at_ms * 1000u != c->marks.at_us[k] || ev->kind != LAB_EV_PARTITION)
       continue;
     uint32_t size[SABHA_NODES_MAX + 1] = {0}, largest = 0;
     for (uint32_t n = 0; n < sc->n_nodes && n < SABHA_NODES_MAX; n++)
@@ -254,15 +254,17 @@ static void narrate_recovery_order(struct text *t, const struct lab_case *c,
     if (r->max == 0)
       tprintf(t, "stayed above half its earlier rate");
     else if (r->median == 0)
-      tprintf(t, "mostly stayed above half its earlier rate (below it for "
-                 "up to %.1f s in some seeds)",
+      tprintf(t,
+              "mostly stayed above half its earlier rate (below it for "
+              "up to %.1f s in some seeds)",
               r->max);
     else
       tprintf(t, "was back to half its earlier rate %.1f s after the event",
               r->median);
     if (r->n < n_seeds)
-      tprintf(t, " (in %u of %u runs; in the others it did not come back "
-                 "before the next event)",
+      tprintf(t,
+              " (in %u of %u runs; in the others it did not come back "
+              "before the next event)",
               r->n, n_seeds);
     if (lc->median >= 1 && !is(cell, "paxos"))
       tprintf(t, ", with %.0f new leader%s (%s)", lc->median,
@@ -282,8 +284,9 @@ static void narrate_recovery_order(struct text *t, const struct lab_case *c,
         tprintf(t, "%s%s", said == 1 ? "" : (said == never ? " and " : ", "),
                 title(&c->cells[e]));
       }
-    tprintf(t, " dropped below half %s earlier rate and did not get back "
-               "to it before the %s in any seed",
+    tprintf(t,
+            " dropped below half %s earlier rate and did not get back "
+            "to it before the %s in any seed",
             never == 1 ? "its" : "their",
             k + 1 < c->marks.n ? "next event" : "end of the load");
   }
@@ -298,8 +301,7 @@ static double window_share(const struct lab_cell *cell, uint32_t w,
   size_t n = 0;
   for (uint32_t s = 0; s < n_seeds; s++) {
     const struct lab_run *run = &cell->runs[s];
-    if (run->rv != 0 || run->m.baseline_ops_per_s <= 0 ||
-        w >= run->m.n_windows)
+    if (run->rv != 0 || run->m.baseline_ops_per_s <= 0 || w >= run->m.n_windows)
       continue;
     const struct lab_window *win = &run->m.windows[w];
     double len_s = (double)(win->to_us - win->from_us) / 1e6 -
@@ -313,8 +315,8 @@ static double window_share(const struct lab_cell *cell, uint32_t w,
 }
 
 /* Writes during the window after mark k: who kept committing, who did not. */
-static void narrate_window(struct text *t, const struct lab_case *c,
-                           uint32_t k, uint32_t n_seeds) {
+static void narrate_window(struct text *t, const struct lab_case *c, uint32_t k,
+                           uint32_t n_seeds) {
   double from = c->marks.at_us[k] / 1e6;
   if (k + 1 < c->marks.n)
     tprintf(t, "Between %.1f and %.1f s ", from, c->marks.at_us[k + 1] / 1e6);
@@ -358,7 +360,8 @@ static void narrate_window(struct text *t, const struct lab_case *c,
  * a mechanism is named only when both changed leader in the window. */
 static void narrate_faster(struct text *t, const struct lab_case *c,
                            uint32_t k) {
-  const struct lab_cell *raft = cell_of(c, "raft"), *mp = cell_of(c, "multipaxos");
+  const struct lab_cell *raft = cell_of(c, "raft"),
+                        *mp = cell_of(c, "multipaxos");
   if (raft == NULL || mp == NULL)
     return;
   const struct lab_stat *a = &raft->recovery[k], *b = &mp->recovery[k];
@@ -370,9 +373,10 @@ static void narrate_faster(struct text *t, const struct lab_case *c,
   range_text(ra, sizeof ra, a);
   range_text(rb, sizeof rb, b);
   if (ranges_overlap(a, b) || fabs(a->median - b->median) < 0.1) {
-    tprintf(t, "Raft (%s) and Multi-Paxos (%s) recovered in overlapping "
-               "ranges over the seeds, so the difference is within "
-               "seed-to-seed noise",
+    tprintf(t,
+            "Raft (%s) and Multi-Paxos (%s) recovered in overlapping "
+            "ranges over the seeds, so the difference is within "
+            "seed-to-seed noise",
             ra, rb);
     if (both_changed)
       tprintf(t, "; both changed leader, and the same failure detector "
@@ -381,14 +385,15 @@ static void narrate_faster(struct text *t, const struct lab_case *c,
     return;
   }
   const struct lab_cell *fast = a->median < b->median ? raft : mp;
-  tprintf(t, "%s recovered faster in every seed (%s against %s)",
-          title(fast), fast == raft ? ra : rb, fast == raft ? rb : ra);
+  tprintf(t, "%s recovered faster in every seed (%s against %s)", title(fast),
+          fast == raft ? ra : rb, fast == raft ? rb : ra);
   if (!both_changed) {
     bool raft_changed = raft->window_leader_changes[k + 1].median >= 1;
     bool mp_changed = mp->window_leader_changes[k + 1].median >= 1;
     if (raft_changed || mp_changed)
-      tprintf(t, "; only %s changed leader in this window (median over "
-                 "the seeds). ",
+      tprintf(t,
+              "; only %s changed leader in this window (median over "
+              "the seeds). ",
               raft_changed ? "Raft" : "Multi-Paxos");
     else
       tprintf(t, "; neither changed leader in this window, so the gap is "
@@ -399,8 +404,9 @@ static void narrate_faster(struct text *t, const struct lab_case *c,
   double lc_m = mp->window_leader_changes[k + 1].median;
   if (lc_r != lc_m) {
     double lc_fast = fast == raft ? lc_r : lc_m;
-    tprintf(t, ": %s changed leader %.0f time%s in this window and %s %.0f "
-               "(medians), and each change costs an election timeout. ",
+    tprintf(t,
+            ": %s changed leader %.0f time%s in this window and %s %.0f "
+            "(medians), and each change costs an election timeout. ",
             title(fast), lc_fast, lc_fast == 1 ? "" : "s",
             fast == raft ? "Multi-Paxos" : "Raft", fast == raft ? lc_m : lc_r);
     return;
@@ -478,8 +484,8 @@ static void narrate_availability_caveat(struct text *t,
                                         const struct lab_case *c) {
   uint32_t slow = 0;
   for (uint32_t e = 0; e < c->n_cells; e++)
-    slow += c->cells[e].throughput.median > 0 &&
-            c->cells[e].throughput.median < 20;
+    slow +=
+        c->cells[e].throughput.median > 0 && c->cells[e].throughput.median < 20;
   if (slow == 0)
     return;
   uint32_t said = 0;
@@ -490,9 +496,10 @@ static void narrate_availability_caveat(struct text *t,
     tprintf(t, "%s%s's availability (%.0f%%)", said++ ? " and " : "",
             title(cell), 100 * cell->availability.median);
   }
-  tprintf(t, " %s low partly because at under 2 acknowledged operations "
-             "per 100 ms many slices have no write even when nothing is "
-             "wrong. ",
+  tprintf(t,
+          " %s low partly because at under 2 acknowledged operations "
+          "per 100 ms many slices have no write even when nothing is "
+          "wrong. ",
           slow == 1 ? "is" : "are");
 }
 
@@ -616,8 +623,7 @@ static void narrate_engine_variants(struct text *t, const struct lab_case *cs,
             cell->elections_started.median == 1 ? "" : "s");
     if (cell->availability.median > cs[best].cells[e].availability.median)
       best = i;
-    identical = identical &&
-                cell->runs[0].rv == 0 && first->runs[0].rv == 0 &&
+    identical = identical && cell->runs[0].rv == 0 && first->runs[0].rv == 0 &&
                 cell->runs[0].m.trace_hash == first->runs[0].m.trace_hash;
   }
   double spread = 0;

@@ -23,4 +23,20 @@ void lab_settings_effective(const struct lab_settings *st, uint32_t *et_min_ms,
                             uint32_t *et_max_ms, uint32_t *heartbeat_ms,
                             bool *pre_vote, bool *check_quorum);
 
+/* One group of a case with several, for one engine, over the runs. */
+struct lab_group_row {
+  uint32_t prefers; /* node id it prefers as leader; 0: sabhad's rule */
+  uint32_t led_by;  /* node id that led it at the end of most runs; 0 */
+  uint32_t at_home; /* runs that ended with `prefers` leading it */
+  uint32_t runs;    /* runs counted */
+  uint32_t keys;    /* the workload's keys in it */
+  double changes;   /* leader changes, median */
+  double p50_ms;    /* median latency, median over the runs; < 0: none */
+};
+
+/* The number of groups the case ran (1 for one). */
+uint32_t lab_case_groups(const struct lab_case *c);
+void lab_group_row(const struct lab_case *c, const struct lab_cell *cell,
+                   uint32_t g, uint32_t n_seeds, struct lab_group_row *row);
+
 #endif

@@ -143,7 +143,22 @@ static void json_run(FILE *f, const struct lab_run *run,
     fprintf(f, "%s{\"t_ms\":%.1f,\"node\":%u,\"term\":%llu}", i ? "," : "",
             m->leaders[i].time_us / 1e3, m->leaders[i].node,
             (unsigned long long)m->leaders[i].term);
-  fputs("]}", f);
+  fputs("]", f);
+  if (m->n_groups > 1) {
+    fputs(",\"groups\":[", f);
+    for (uint32_t g = 0; g < m->n_groups; g++) {
+      const struct lab_group_figures *gf = &m->groups[g];
+      fprintf(f,
+              "%s{\"group\":%u,\"leader\":%u,\"keys\":%u,\"ops_ok\":%llu,"
+              "\"leader_changes\":%u,\"latency_ms_p50\":",
+              g ? "," : "", g, gf->leader, gf->keys,
+              (unsigned long long)gf->ops_ok, gf->leader_changes);
+      json_num(f, gf->latency_ms_p50);
+      fputc('}', f);
+    }
+    fputc(']', f);
+  }
+  fputc('}', f);
 }
 
 static void json_cell(FILE *f, const struct lab_cell *cell,

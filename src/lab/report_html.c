@@ -378,6 +378,44 @@ static void recovery_table(FILE *f, const struct lab_case *c) {
   fputs("</table>\n", f);
 }
 
+/* With several groups: per engine and group, where it prefers its leader,
+ * who led it at the end, its leader changes and median latency. */
+static void groups_table(FILE *f, const struct lab_case *c, uint32_t n_seeds) {
+  uint32_t groups = lab_case_groups(c);
+  if (groups <= 1)
+    return;
+  const struct lab_scenario *sc = c->sc;
+  fprintf(f,
+          "<p><b>Groups</b> (%u per node; the leader at the end of most "
+          "runs, and in how many runs it was the preferred node; medians "
+          "over the runs):</p>\n<table>\n<tr><th class=\"l\">engine</th>"
+          "<th>group</th><th class=\"l\">prefers</th>"
+          "<th class=\"l\">led by</th><th>at home</th><th>keys</th>"
+          "<th>leader changes</th><th>p50 ms</th></tr>\n",
+          groups);
+  for (uint32_t e = 0; e < c->n_cells; e++)
+    for (uint32_t g = 0; g < groups; g++) {
+      struct lab_group_row row;
+      lab_group_row(c, &c->cells[e], g, n_seeds, &row);
+      fputs("<tr>", f);
+      td_engine(f, c->cells[e].engine);
+      fprintf(f, "<td>%u</td><td class=\"l\">", g);
+      esc(f, row.prefers != 0 ? sc->node_name[row.prefers - 1] : "-");
+      fputs("</td><td class=\"l\">", f);
+      esc(f, row.led_by != 0 ? sc->node_name[row.led_by - 1] : "none");
+      if (row.prefers != 0)
+        fprintf(f, "</td><td>%u/%u", row.at_home, row.runs);
+      else
+        fputs("</td><td>-", f);
+      fprintf(f, "</td><td>%u</td><td>%.0f</td>", row.keys, row.changes);
+      if (row.p50_ms < 0)
+        fputs("<td>-</td></tr>\n", f);
+      else
+        fprintf(f, "<td>%.1f</td></tr>\n", row.p50_ms);
+    }
+  fputs("</table>\n", f);
+}
+
 static void case_section(FILE *f, const struct lab *lab,
                          const struct lab_case *c) {
   char setup[512];
@@ -399,6 +437,7 @@ static void case_section(FILE *f, const struct lab *lab,
   fputs("</p>\n", f);
   case_table(f, c);
   recovery_table(f, c);
+  groups_table(f, c, lab->opt.n_seeds);
   fprintf(f, "<p><b>Throughput</b> (seed %llu):</p>\n",
           (unsigned long long)lab->opt.seed_first);
   lab_svg_timeline(f, c, LAB_CHART_THROUGHPUT);

@@ -85,8 +85,8 @@ static const char *fmt_stat(char *buf, size_t size, int width,
 
 static void print_main_table(FILE *f, const struct lab_case *c) {
   fprintf(f, "   %-13s %7s %6s %7s %7s %8s %8s %6s %7s %7s %8s %4s  %s\n",
-          "engine", "ops/s", "succ", "mean ms", "p50 ms", "p99 ms",
-          "p99.9 ms", "max s", "avail", "leader", "msgs/op", "lost", "checks");
+          "engine", "ops/s", "succ", "mean ms", "p50 ms", "p99 ms", "p99.9 ms",
+          "max s", "avail", "leader", "msgs/op", "lost", "checks");
   bool short_tail = false;
   for (uint32_t e = 0; e < c->n_cells; e++) {
     const struct lab_cell *cell = &c->cells[e];
@@ -101,15 +101,16 @@ static void print_main_table(FILE *f, const struct lab_case *c) {
             cell->latency_p50.median,
             fmt_stat(p99, sizeof p99, 8, &cell->latency_p99, 1, 1),
             fmt_stat(p999, sizeof p999, 8, &cell->latency_p999, 1, 1),
-            cell->latency_max.median / 1000.0,
-            100 * cell->availability.median, cell->leader_changes.median,
-            cell->msgs_per_op.median, cell->acked_lost.median,
+            cell->latency_max.median / 1000.0, 100 * cell->availability.median,
+            cell->leader_changes.median, cell->msgs_per_op.median,
+            cell->acked_lost.median,
             lab_cell_verdict(cell, verdict, sizeof verdict));
   }
   if (short_tail)
-    fprintf(f, "   (p99 needs %u acknowledged operations in a run, p99.9 "
-               "%u; '-' or a median over fewer seeds where a run had "
-               "fewer)\n",
+    fprintf(f,
+            "   (p99 needs %u acknowledged operations in a run, p99.9 "
+            "%u; '-' or a median over fewer seeds where a run had "
+            "fewer)\n",
             LAB_P99_SAMPLES_MIN, LAB_P999_SAMPLES_MIN);
 }
 
@@ -136,12 +137,84 @@ static void print_recovery_table(FILE *f, const struct lab_case *c,
   }
 }
 
+/* A case with several groups: per engine, each group's preferred node (its
+ * city), the node that led it at the end of each run (how many runs ended
+ * with it in its city), its leader changes and median latency (medians
+ * over the runs). */
+uint32_t lab_case_groups(const struct lab_case *c) {
+  return c->settings.groups ? c->settings.groups : 1;
+}
+
+void lab_group_row(const struct lab_case *c, const struct lab_cell *cell,
+                   uint32_t g, uint32_t n_seeds, struct lab_group_row *row) {
+  const struct lab_settings *st = &c->settings;
+  uint32_t groups = lab_case_groups(c);
+  memset(row, 0, sizeof *row);
+  row->prefers = st->n_group_leaders == groups ? st->group_leader[g] : 0;
+  uint32_t votes[SABHA_NODES_MAX + 1] = {0};
+  double p50[LAB_SEEDS_MAX], changes[LAB_SEEDS_MAX];
+  uint32_t n_p50 = 0;
+  for (uint32_t s = 0; s < n_seeds; s++) {
+    const struct lab_run *run = &cell->runs[s];
+    if (run->rv != 0 || run->m.n_groups != groups)
+      continue;
+    const struct lab_group_figures *gf = &run->m.groups[g];
+    if (gf->leader <= SABHA_NODES_MAX)
+      votes[gf->leader]++;
+    row->at_home += row->prefers != 0 && gf->leader == row->prefers;
+    row->keys = gf->keys;
+    changes[row->runs++] = gf->leader_changes;
+    if (gf->latency_ms_p50 >= 0)
+      p50[n_p50++] = gf->latency_ms_p50;
+  }
+  for (uint32_t id = 1; id <= SABHA_NODES_MAX; id++)
+    if (votes[id] > votes[row->led_by])
+      row->led_by = id;
+  row->changes = lab_stat_of(changes, row->runs).median;
+  struct lab_stat sp = lab_stat_of(p50, n_p50);
+  row->p50_ms = sp.n > 0 ? sp.median : -1;
+}
+
+static void print_groups_table(FILE *f, const struct lab_case *c,
+                               uint32_t n_seeds) {
+  uint32_t groups = lab_case_groups(c);
+  if (groups <= 1)
+    return;
+  const struct lab_scenario *sc = c->sc;
+  fprintf(f,
+          "   groups (%u per node): leader at the end of each run, "
+          "medians over the runs\n",
+          groups);
+  for (uint32_t e = 0; e < c->n_cells; e++) {
+    const struct lab_cell *cell = &c->cells[e];
+    fprintf(f, "   %s\n     %-5s %-12s %-12s %8s %7s %7s %7s\n",
+            lab_engine_title(cell->engine), "group", "prefers", "led by",
+            "at home", "keys", "changes", "p50 ms");
+    for (uint32_t g = 0; g < groups; g++) {
+      struct lab_group_row row;
+      lab_group_row(c, cell, g, n_seeds, &row);
+      char at_home[16] = "-";
+      if (row.prefers != 0)
+        snprintf(at_home, sizeof at_home, "%u/%u", row.at_home, row.runs);
+      fprintf(f, "     %-5u %-12s %-12s %8s %7u %7.0f ", g,
+              row.prefers != 0 ? sc->node_name[row.prefers - 1] : "-",
+              row.led_by != 0 ? sc->node_name[row.led_by - 1] : "none", at_home,
+              row.keys, row.changes);
+      if (row.p50_ms < 0)
+        fprintf(f, "%7s\n", "-");
+      else
+        fprintf(f, "%7.1f\n", row.p50_ms);
+    }
+  }
+}
+
 void lab_print_tables(const struct lab *lab, FILE *f) {
   for (size_t i = 0; i < lab->n_cases; i++) {
     const struct lab_case *c = &lab->cases[i];
     print_case_header(f, lab, c);
     print_main_table(f, c);
     print_recovery_table(f, c, lab->opt.n_seeds);
+    print_groups_table(f, c, lab->opt.n_seeds);
     fputc('\n', f);
     print_wrapped(f, c->narrative, 76, "   ");
     size_t first = i, n = 1;

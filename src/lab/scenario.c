@@ -267,6 +267,27 @@ static int setting_apply(struct parser *p, struct lab_settings *st,
     if (strcmp(value, "adaptive") != 0 && strcmp(value, "fixed") != 0)
       return perr(p, "timing takes adaptive or fixed, got '%s'", value);
     st->timing = value[0] == 'a' ? SIM_SWITCH_ON : SIM_SWITCH_OFF;
+  } else if (strcmp(key, "groups") == 0) {
+    if (!dec_parse_flag(value, 1, LAB_GROUPS_MAX, &v))
+      return perr(p, "groups needs a number in 1..%u, got '%s'", LAB_GROUPS_MAX,
+                  value);
+    st->groups = (uint32_t)v;
+  } else if (strcmp(key, "group-leaders") == 0) {
+    /* node,node,...: group g prefers the g-th (its leader "in its city"). */
+    st->n_group_leaders = 0;
+    char names[LAB_LINE_BYTES_MAX];
+    copy_str(names, sizeof names, value);
+    for (char *save = NULL, *n = strtok_r(names, ",", &save); n != NULL;
+         n = strtok_r(NULL, ",", &save)) {
+      int i = find_node(p->sc, n);
+      if (i < 0)
+        return perr(p, "group-leaders: no node '%s' (nodes come first)", n);
+      if (st->n_group_leaders == LAB_GROUPS_MAX)
+        return perr(p, "group-leaders: more than %u groups", LAB_GROUPS_MAX);
+      st->group_leader[st->n_group_leaders++] = (uint8_t)(i + 1);
+    }
+    if (st->n_group_leaders == 0)
+      return perr(p, "group-leaders needs node names, got '%s'", value);
   } else if (strcmp(key, "timing-bounds") == 0) {
     if (!parse_timeout_range(value, &st->timing_floor_ms,
                              &st->timing_ceiling_ms) ||
@@ -285,17 +306,19 @@ static int dir_settings(struct parser *p, struct words *ws) {
   if (ws->n < 2)
     return perr(p, "settings needs key=value pairs (election-timeout, "
                    "heartbeat, batch, inflight, prevote, checkquorum, "
-                   "backoff, timing, timing-bounds)");
+                   "backoff, timing, timing-bounds, groups, "
+                   "group-leaders)");
   for (uint32_t i = 1; i < ws->n; i++) {
     char *key, *value;
     if (!key_value(ws->w[i], &key, &value))
       return perr(p, "expected key=value, got '%s'", ws->w[i]);
+    p->sc->settings_line = p->line;
     int rv = setting_apply(p, &p->sc->settings, key, value);
     if (rv == 1)
       return perr(p,
                   "unknown setting '%s' (known: election-timeout, heartbeat, "
                   "batch, inflight, prevote, checkquorum, backoff, timing, "
-                  "timing-bounds)",
+                  "timing-bounds, groups, group-leaders)",
                   key);
     if (rv != 0)
       return rv;
@@ -828,7 +851,7 @@ static int dir_variant(struct parser *p, struct words *ws) {
       return perr(p,
                   "unknown variant key '%s' (known: clients and the "
                   "settings: election-timeout, heartbeat, batch, inflight, "
-                  "timing, timing-bounds, "
+                  "timing, timing-bounds, groups, group-leaders, "
                   "prevote, checkquorum, backoff)",
                   key);
     if (rv != 0)
@@ -885,6 +908,36 @@ static void events_sort(struct lab_scenario *sc) {
   }
 }
 
+/* Several groups: the kv workload only (the applications' commands have
+ * no key), and one preferred leader per group when they are named. */
+static int groups_ok(struct parser *p, const struct lab_settings *st,
+                     uint32_t line) {
+  const struct lab_scenario *sc = p->sc;
+  uint32_t groups = st->groups ? st->groups : 1;
+  p->line = line;
+  if (groups > 1 && strcmp(sc->workload.name, "kv") != 0)
+    return perr(p,
+                "groups=%u needs the kv workload (the applications' "
+                "commands have no key: one group serves them all)",
+                groups);
+  if (groups > 1 && (sc->faults & SIM_FAULT_MEMBERSHIP))
+    return perr(p, "groups=%u: membership faults need one group", groups);
+  if (st->n_group_leaders > 0 && st->n_group_leaders != groups)
+    return perr(p, "group-leaders names %u nodes for %u groups",
+                st->n_group_leaders, groups);
+  return 0;
+}
+
+static int groups_check(struct parser *p) {
+  const struct lab_scenario *sc = p->sc;
+  int rv = groups_ok(p, &sc->settings, sc->settings_line);
+  for (uint32_t k = 0; k < sc->n_variants && rv == 0; k++) {
+    struct lab_settings st = lab_settings_merged(sc, &sc->variants[k]);
+    rv = groups_ok(p, &st, sc->variants[k].line);
+  }
+  return rv;
+}
+
 static int scenario_finish(struct parser *p) {
   struct lab_scenario *sc = p->sc;
   p->line = 0;
@@ -905,7 +958,7 @@ static int scenario_finish(struct parser *p) {
   }
   if (sc->title[0] == '\0')
     copy_str(sc->title, sizeof sc->title, sc->name);
-  return 0;
+  return groups_check(p);
 }
 
 static void scenario_defaults(struct lab_scenario *sc, const char *source) {
@@ -999,6 +1052,14 @@ struct lab_settings lab_settings_merged(const struct lab_scenario *sc,
   if (o->timing_floor_ms > 0) {
     st.timing_floor_ms = o->timing_floor_ms;
     st.timing_ceiling_ms = o->timing_ceiling_ms;
+  }
+  if (o->groups > 0) {
+    st.groups = o->groups;
+    st.n_group_leaders = 0; /* the scenario's named another count */
+  }
+  if (o->n_group_leaders > 0) {
+    memcpy(st.group_leader, o->group_leader, sizeof st.group_leader);
+    st.n_group_leaders = o->n_group_leaders;
   }
   return st;
 }

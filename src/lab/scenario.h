@@ -39,6 +39,7 @@
 #define LAB_FILE_BYTES_MAX (256u * 1024u)
 #define LAB_DURATION_MS_MAX 600000u
 #define LAB_LATENCY_US_MAX 10000000u /* 10 s one way */
+#define LAB_GROUPS_MAX 64u           /* SIM_GROUPS_MAX */
 
 /* One end of a link: a node, every node of a region, or every node. */
 enum lab_end_kind { LAB_END_ANY = 0, LAB_END_NODE, LAB_END_REGION };
@@ -76,6 +77,11 @@ struct lab_settings {
   uint8_t timing;
   uint32_t timing_floor_ms;
   uint32_t timing_ceiling_ms;
+  /* Consensus groups each node hosts (sabhad --groups; 0: one), and the
+   * node (index + 1; 0: sabhad's rule) each group prefers as leader. */
+  uint32_t groups;
+  uint8_t group_leader[LAB_GROUPS_MAX];
+  uint32_t n_group_leaders;
 };
 
 enum lab_event_kind {
@@ -151,7 +157,8 @@ struct lab_scenario {
 
   struct lab_workload workload;
   struct lab_settings settings;
-  uint32_t faults; /* random faults (enum sim_fault), 0 unless asked */
+  uint32_t settings_line; /* the last `settings` line (for errors) */
+  uint32_t faults;        /* random faults (enum sim_fault), 0 unless asked */
 
   struct lab_event events[LAB_EVENTS_MAX]; /* sorted by time, stable */
   uint32_t n_events;

@@ -349,11 +349,10 @@ void lab_svg_timeline(FILE *f, const struct lab_case *c,
           "until it heals</text>\n",
           M_LEFT, h - 16);
   /* Say where the window ends and who ran past it. */
-  fprintf(f, "<text class=\"note\" x=\"%.1f\" y=\"%.1f\">time axis: ",
-          M_LEFT, h - 4);
+  fprintf(f, "<text class=\"note\" x=\"%.1f\" y=\"%.1f\">time axis: ", M_LEFT,
+          h - 4);
   if (c->marks.load_end_us > 0)
-    fprintf(f, "0 to %.1f s, when the clients stop starting operations",
-            a.x1);
+    fprintf(f, "0 to %.1f s, when the clients stop starting operations", a.x1);
   else
     fprintf(f, "0 to %.1f s, 1.25x the median engine's client phase", a.x1);
   uint32_t past = 0;

@@ -15,11 +15,13 @@
  *     same term at some index they are identical up to there (§5.3); for
  *     other protocols, entries with the same index and term are identical;
  *   - leader completeness (Raft, Multi-Paxos): a node that becomes leader
- *     holds every entry committed or applied anywhere at an index still in
- *     its log;
+ *     of term T holds every entry committed or applied anywhere, in a term
+ *     before T, at an index still in its log;
  *   - the host/engine contract: what a node's log holds once a ready batch
  *     is written matches its engine's log (checked with the
  *     ack-before-fsync bug off).
+ * With several groups (sim_options.n_groups) each group is checked as a
+ * cluster of its own.
  * At the end, once healed and quiet:
  *   - no acknowledged write lost: every write a client was told succeeded is
  *     in every node's applied-operation set;
@@ -46,8 +48,7 @@
 #define CHECK_TERMS_INITIAL 256u
 #define CHECK_LOG_VIEW_MAX 1000000u /* a log longer than this is not viewed */
 
-void checks_init(struct sim *s) {
-  struct checks *ck = &s->ck;
+static void checks_init_group(struct sim *s, struct checks *ck) {
   memset(ck, 0, sizeof *ck);
   /* Raft keeps a leader's log as it is, so logs that agree at one (index,
    * term) agree on everything before it; Paxos adopts values slot by slot
@@ -63,15 +64,34 @@ void checks_init(struct sim *s) {
   ck->terms = sim_xcalloc(ck->terms_cap, sizeof *ck->terms);
 }
 
+/* Every group is a cluster of its own: each has its own terms, log and
+ * committed stream, and each checker runs on each group. */
+void checks_init(struct sim *s) {
+  for (uint32_t g = 0; g < s->n_groups; g++)
+    checks_init_group(s, &s->ck[g]);
+}
+
 void checks_free(struct sim *s) {
-  struct checks *ck = &s->ck;
-  free(ck->terms);
-  free(ck->applied);
-  for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
-    free(ck->views[i].term);
-    free(ck->views[i].hash);
+  for (uint32_t g = 0; g < s->n_groups; g++) {
+    struct checks *ck = &s->ck[g];
+    free(ck->terms);
+    free(ck->applied);
+    for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
+      free(ck->views[i].term);
+      free(ck->views[i].hash);
+    }
+    memset(ck, 0, sizeof *ck);
   }
-  memset(ck, 0, sizeof *ck);
+}
+
+/* Names the group in a failure, when the run has several ("group 2: "). */
+static const char *gname(const struct sim *s, uint32_t g, char *buf,
+                         size_t size) {
+  if (s->n_groups == 1)
+    buf[0] = '\0';
+  else
+    snprintf(buf, size, "group %u: ", g);
+  return buf;
 }
 
 /* A breach of a property the protocol under test may not promise: fails
@@ -92,9 +112,11 @@ static uint64_t entry_hash(const struct sabha_entry *e) {
 
 /* Records that node i applied (applied) or, as leader, committed the entry
  * `e`; the first record of an index fixes it, later ones must agree. */
-static void check_committed(struct sim *s, uint32_t i,
-                            const struct sabha_entry *e, bool applied) {
-  struct checks *ck = &s->ck;
+static void check_committed(struct sim *s, uint32_t i, uint32_t g,
+                            const struct sabha_entry *e, bool applied,
+                            uint64_t term) {
+  struct checks *ck = &s->ck[g];
+  char gn[24];
   if (e->index >= ck->applied_cap) {
     size_t cap = ck->applied_cap == 0 ? 4096 : ck->applied_cap;
     while (cap <= e->index)
@@ -107,30 +129,47 @@ static void check_committed(struct sim *s, uint32_t i,
   struct applied_slot *a = &ck->applied[e->index];
   uint64_t hash = entry_hash(e);
   if (a->node == 0) {
-    *a = (struct applied_slot){
-        .term = e->term, .hash = hash, .node = i + 1, .applied = applied};
+    *a = (struct applied_slot){.term = e->term,
+                               .hash = hash,
+                               .commit_term = term,
+                               .node = i + 1,
+                               .applied = applied};
     if (e->index > ck->applied_max)
       ck->applied_max = e->index;
     return;
   }
-  if (a->hash == hash)
+  if (a->hash == hash) {
+    if (term < a->commit_term)
+      a->commit_term = term;
     return;
+  }
   check_breach(s,
-               "state machine safety: node %u %s a different entry at index "
-               "%llu (term %llu) than node %u %s (term %llu)",
-               i + 1, applied ? "applied" : "committed as leader",
+               "%sstate machine safety: node %u %s a different entry at "
+               "index %llu (term %llu) than node %u %s (term %llu)",
+               gname(s, g, gn, sizeof gn), i + 1,
+               applied ? "applied" : "committed as leader",
                (unsigned long long)e->index, (unsigned long long)e->term,
                a->node, a->applied ? "applied" : "committed as leader",
                (unsigned long long)a->term);
   /* Unjudged, the run goes on: the newer entry (the one that won a
    * rollback) is what later applies are compared with, so each overwrite
    * counts once rather than once per node that follows it. */
-  *a = (struct applied_slot){
-      .term = e->term, .hash = hash, .node = i + 1, .applied = applied};
+  *a = (struct applied_slot){.term = e->term,
+                             .hash = hash,
+                             .commit_term = term,
+                             .node = i + 1,
+                             .applied = applied};
 }
 
-void check_apply(struct sim *s, uint32_t i, const struct sabha_entry *e) {
-  check_committed(s, i, e, true);
+void check_apply(struct sim *s, uint32_t i, uint32_t g,
+                 const struct sabha_entry *e) {
+  /* Its term bounds the commit's (none known while it opens: a replay of
+   * what it applied before). */
+  struct rt *rt = s->nodes[i].grp[g].rt;
+  struct sabha_status st = {.term = UINT64_MAX};
+  if (rt != NULL)
+    rt_status(rt, &st);
+  check_committed(s, i, g, e, true, st.term);
   if (e->type == SABHA_ENTRY_CONFIG && e->index > s->config_seen) {
     s->config_seen = e->index;
     s->res->membership_changes++;
@@ -141,23 +180,24 @@ void check_apply(struct sim *s, uint32_t i, const struct sabha_entry *e) {
  * §5.3), whether or not anyone applied it yet. Recording it here, not only
  * at apply time, lets leader completeness judge the leaders that follow
  * against every entry a leader ever declared committed. */
-static void check_leader_commit(struct sim *s, uint32_t i,
+static void check_leader_commit(struct sim *s, uint32_t i, uint32_t g,
                                 const struct sabha_status *st) {
-  struct node *n = &s->nodes[i];
-  uint64_t from = n->commit_seen + 1;
+  struct node_group *ng = &s->nodes[i].grp[g];
+  uint64_t from = ng->commit_seen + 1;
   if (from < st->first_index)
     from = st->first_index;
-  n->commit_seen = st->commit;
+  ng->commit_seen = st->commit;
   for (uint64_t idx = from; idx <= st->commit && !s->stop; idx++) {
     struct sabha_entry e;
-    if (sabha_engine_entry(rt_engine(n->rt), idx, &e) != 0) {
+    if (sabha_engine_entry(rt_engine(ng->rt), idx, &e) != 0) {
+      char gn[24];
       sim_fail(s, FAIL_SAFETY,
-               "engine contract: leader node %u committed index %llu that "
+               "%sengine contract: leader node %u committed index %llu that "
                "is not in its log",
-               n->id, (unsigned long long)idx);
+               gname(s, g, gn, sizeof gn), i + 1, (unsigned long long)idx);
       return;
     }
-    check_committed(s, i, &e, false);
+    check_committed(s, i, g, &e, false, st->term);
   }
 }
 
@@ -183,28 +223,33 @@ static void terms_grow(struct checks *ck) {
 }
 
 /* Leader completeness for node i, leader of st->term since just now. */
-static void check_leader_complete(struct sim *s, uint32_t i,
+static void check_leader_complete(struct sim *s, uint32_t i, uint32_t g,
                                   const struct sabha_status *st) {
-  struct checks *ck = &s->ck;
-  struct node *n = &s->nodes[i];
+  struct checks *ck = &s->ck[g];
+  struct node_group *ng = &s->nodes[i].grp[g];
   uint64_t from = st->first_index > 1 ? st->first_index : 1;
   for (uint64_t idx = from; idx <= ck->applied_max; idx++) {
     const struct applied_slot *a = &ck->applied[idx];
-    if (a->node == 0)
+    /* Only what was committed before its term: a leader elected in an
+     * old term and not yet told of newer ones (its vote replies were
+     * late) may lack what later terms committed, as Raft's §5.4 allows.
+     * Seed 109 of raft --nodes 3 --groups 4 --faults all has one. */
+    if (a->node == 0 || a->commit_term >= st->term)
       continue;
     struct sabha_entry e;
     int rv = idx > st->last_index
                  ? SABHA_EUNAVAILABLE
-                 : sabha_engine_entry(rt_engine(n->rt), idx, &e);
+                 : sabha_engine_entry(rt_engine(ng->rt), idx, &e);
     if (rv == SABHA_ECOMPACTED)
       continue;
     if (rv != 0 || entry_hash(&e) != a->hash) {
+      char gn[24];
       sim_fail(s, FAIL_SAFETY,
-               "leader completeness: node %u became leader of term %llu "
+               "%sleader completeness: node %u became leader of term %llu "
                "without the entry at index %llu (term %llu) that node %u "
                "%s; it has %s",
-               n->id, (unsigned long long)st->term, (unsigned long long)idx,
-               (unsigned long long)a->term, a->node,
+               gname(s, g, gn, sizeof gn), i + 1, (unsigned long long)st->term,
+               (unsigned long long)idx, (unsigned long long)a->term, a->node,
                a->applied ? "applied" : "committed as leader",
                rv != 0 ? "no entry there" : "a different entry");
       return;
@@ -212,55 +257,68 @@ static void check_leader_complete(struct sim *s, uint32_t i,
   }
 }
 
-void check_status(struct sim *s, uint32_t i) {
-  struct node *n = &s->nodes[i];
-  if (n->rt == NULL)
+void check_status_group(struct sim *s, uint32_t i, uint32_t g) {
+  struct node_group *ng = &s->nodes[i].grp[g];
+  if (ng->rt == NULL)
     return;
   struct sabha_status st;
-  rt_status(n->rt, &st);
+  rt_status(ng->rt, &st);
   bool new_leadership =
       st.role == SABHA_ROLE_LEADER &&
-      (n->last_role != SABHA_ROLE_LEADER || n->last_term != st.term);
-  n->last_role = st.role;
-  n->last_term = st.term;
+      (ng->last_role != SABHA_ROLE_LEADER || ng->last_term != st.term);
+  ng->last_role = st.role;
+  ng->last_term = st.term;
+  /* The nemesis's leader episodes follow group 0, the front. */
   if (!new_leadership) {
-    if (st.role == SABHA_ROLE_LEADER && st.commit > n->commit_seen) {
-      check_leader_commit(s, i, &st);
-      if (!s->stop)
+    if (st.role == SABHA_ROLE_LEADER && st.commit > ng->commit_seen) {
+      check_leader_commit(s, i, g, &st);
+      if (!s->stop && g == 0)
         nemesis_on_leader_commit(s, i);
     }
     return;
   }
-  struct checks *ck = &s->ck;
+  struct checks *ck = &s->ck[g];
+  char gn[24];
   if (2 * (ck->terms_n + 1) > ck->terms_cap)
     terms_grow(ck);
   struct term_slot *slot = term_slot(ck, st.term);
   if (slot->term == 0) {
     slot->term = st.term;
-    slot->leader = n->id;
+    slot->leader = i + 1;
     ck->terms_n++;
     s->res->elections++;
+    s->res->groups[g].elections++;
     if (ck->leader_completeness)
-      check_leader_complete(s, i, &st);
-    n->commit_seen = st.commit;
-    if (!s->stop)
+      check_leader_complete(s, i, g, &st);
+    ng->commit_seen = st.commit;
+    if (s->stop)
+      return;
+    if (g == 0)
       nemesis_on_new_leader(s, i);
-  } else if (slot->leader != n->id) {
+    else
+      sim_note_leader(s, i, g);
+  } else if (slot->leader != i + 1) {
     sim_fail(s, FAIL_SAFETY,
-             "election safety: term %llu has two leaders, node %u and "
+             "%selection safety: term %llu has two leaders, node %u and "
              "node %u",
-             (unsigned long long)st.term, slot->leader, n->id);
+             gname(s, g, gn, sizeof gn), (unsigned long long)st.term,
+             slot->leader, i + 1);
   }
+}
+
+void check_status(struct sim *s, uint32_t i) {
+  for (uint32_t g = 0; g < s->n_groups && !s->stop; g++)
+    check_status_group(s, i, g);
 }
 
 /* ---- log matching -------------------------------------------------------- */
 
 /* Reads node i's log into its view. Returns false for an empty log. */
-static bool view_load(struct sim *s, uint32_t i) {
-  struct node *n = &s->nodes[i];
-  struct log_view *v = &s->ck.views[i];
+static bool view_load(struct sim *s, uint32_t i, uint32_t g) {
+  struct rt *rt = s->nodes[i].grp[g].rt;
+  struct log_view *v = &s->ck[g].views[i];
   struct sabha_status st;
-  rt_status(n->rt, &st);
+  rt_status(rt, &st);
   if (st.last_index < st.first_index ||
       st.last_index - st.first_index >= CHECK_LOG_VIEW_MAX)
     return false;
@@ -274,12 +332,13 @@ static bool view_load(struct sim *s, uint32_t i) {
   v->last = st.last_index;
   for (size_t k = 0; k < len; k++) {
     struct sabha_entry e;
-    if (sabha_engine_entry(rt_engine(n->rt), v->first + k, &e) != 0) {
+    if (sabha_engine_entry(rt_engine(rt), v->first + k, &e) != 0) {
+      char gn[24];
       sim_fail(s, FAIL_SAFETY,
-               "engine contract: node %u reports log [%llu, %llu] but has "
+               "%sengine contract: node %u reports log [%llu, %llu] but has "
                "no entry at %llu",
-               n->id, (unsigned long long)v->first, (unsigned long long)v->last,
-               (unsigned long long)(v->first + k));
+               gname(s, g, gn, sizeof gn), i + 1, (unsigned long long)v->first,
+               (unsigned long long)v->last, (unsigned long long)(v->first + k));
       return false;
     }
     v->term[k] = e.term;
@@ -290,9 +349,9 @@ static bool view_load(struct sim *s, uint32_t i) {
 
 /* Log Matching proper (Raft §5.3): if the two logs hold the same term at
  * some index, they are identical up to there. */
-static void check_pair_prefix(struct sim *s, uint32_t a, uint32_t b,
+static void check_pair_prefix(struct sim *s, uint32_t g, uint32_t a, uint32_t b,
                               uint64_t lo, uint64_t hi) {
-  const struct log_view *va = &s->ck.views[a], *vb = &s->ck.views[b];
+  const struct log_view *va = &s->ck[g].views[a], *vb = &s->ck[g].views[b];
   uint64_t match = 0;
   for (uint64_t idx = hi; idx >= lo; idx--)
     if (va->term[idx - va->first] == vb->term[idx - vb->first]) {
@@ -302,10 +361,12 @@ static void check_pair_prefix(struct sim *s, uint32_t a, uint32_t b,
   for (uint64_t idx = lo; match != 0 && idx <= match; idx++) {
     size_t ka = (size_t)(idx - va->first), kb = (size_t)(idx - vb->first);
     if (va->term[ka] != vb->term[kb] || va->hash[ka] != vb->hash[kb]) {
+      char gn[24];
       check_breach(s,
-                   "log matching: nodes %u and %u both hold index %llu with "
+                   "%slog matching: nodes %u and %u both hold index %llu with "
                    "term %llu but differ at index %llu",
-                   a + 1, b + 1, (unsigned long long)match,
+                   gname(s, g, gn, sizeof gn), a + 1, b + 1,
+                   (unsigned long long)match,
                    (unsigned long long)va->term[match - va->first],
                    (unsigned long long)idx);
       return;
@@ -314,42 +375,46 @@ static void check_pair_prefix(struct sim *s, uint32_t a, uint32_t b,
 }
 
 /* What every ballot-based log promises: one value per (index, term). */
-static void check_pair_slots(struct sim *s, uint32_t a, uint32_t b, uint64_t lo,
-                             uint64_t hi) {
-  const struct log_view *va = &s->ck.views[a], *vb = &s->ck.views[b];
+static void check_pair_slots(struct sim *s, uint32_t g, uint32_t a, uint32_t b,
+                             uint64_t lo, uint64_t hi) {
+  const struct log_view *va = &s->ck[g].views[a], *vb = &s->ck[g].views[b];
   for (uint64_t idx = lo; idx <= hi; idx++) {
     size_t ka = (size_t)(idx - va->first), kb = (size_t)(idx - vb->first);
     if (va->term[ka] == vb->term[kb] && va->hash[ka] != vb->hash[kb]) {
+      char gn[24];
       check_breach(s,
-                   "log matching: nodes %u and %u hold different entries at "
-                   "index %llu under the same term %llu",
-                   a + 1, b + 1, (unsigned long long)idx,
-                   (unsigned long long)va->term[ka]);
+                   "%slog matching: nodes %u and %u hold different entries "
+                   "at index %llu under the same term %llu",
+                   gname(s, g, gn, sizeof gn), a + 1, b + 1,
+                   (unsigned long long)idx, (unsigned long long)va->term[ka]);
       return;
     }
   }
 }
 
-static void check_pair(struct sim *s, uint32_t a, uint32_t b) {
-  const struct log_view *va = &s->ck.views[a], *vb = &s->ck.views[b];
+static void check_pair(struct sim *s, uint32_t g, uint32_t a, uint32_t b) {
+  const struct log_view *va = &s->ck[g].views[a], *vb = &s->ck[g].views[b];
   uint64_t lo = va->first > vb->first ? va->first : vb->first;
   uint64_t hi = va->last < vb->last ? va->last : vb->last;
   if (lo > hi)
     return;
-  if (s->ck.log_matching)
-    check_pair_prefix(s, a, b, lo, hi);
+  if (s->ck[g].log_matching)
+    check_pair_prefix(s, g, a, b, lo, hi);
   else
-    check_pair_slots(s, a, b, lo, hi);
+    check_pair_slots(s, g, a, b, lo, hi);
 }
 
 void check_log_matching(struct sim *s) {
-  bool loaded[SABHA_NODES_MAX] = {false};
-  for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
-    loaded[i] = s->nodes[i].up && s->nodes[i].rt != NULL && view_load(s, i);
-  for (uint32_t a = 0; a < s->n_nodes && !s->stop; a++)
-    for (uint32_t b = a + 1; b < s->n_nodes && !s->stop; b++)
-      if (loaded[a] && loaded[b])
-        check_pair(s, a, b);
+  for (uint32_t g = 0; g < s->n_groups && !s->stop; g++) {
+    bool loaded[SABHA_NODES_MAX] = {false};
+    for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
+      loaded[i] =
+          s->nodes[i].up && s->nodes[i].grp[g].rt != NULL && view_load(s, i, g);
+    for (uint32_t a = 0; a < s->n_nodes && !s->stop; a++)
+      for (uint32_t b = a + 1; b < s->n_nodes && !s->stop; b++)
+        if (loaded[a] && loaded[b])
+          check_pair(s, g, a, b);
+  }
 }
 
 /* ---- the host/engine contract -------------------------------------------- */
@@ -357,21 +422,22 @@ void check_log_matching(struct sim *s) {
 /* After an fsync, the log on disk (the WAL) ends where the engine's log
  * does or before: the host never persists what the engine did not give it,
  * nor keeps what the engine truncated. */
-void check_persisted(struct sim *s, uint32_t i) {
-  struct node *n = &s->nodes[i];
-  if ((s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) || n->rt == NULL)
+void check_persisted(struct sim *s, uint32_t i, uint32_t g) {
+  struct rt *rt = s->nodes[i].grp[g].rt;
+  if ((s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) || rt == NULL)
     return;
   struct sabha_status st;
-  rt_status(n->rt, &st);
+  rt_status(rt, &st);
   struct wal_stats ws;
-  rt_wal_stats(n->rt, &ws);
+  rt_wal_stats(rt, &ws);
+  char gn[24];
   if (ws.last_index > st.last_index && ws.last_index > st.snapshot_index)
-    sim_fail(s, FAIL_SAFETY,
-             "engine contract: after a batch node %u's log on disk ends at "
-             "index %llu but its engine's log is [%llu, %llu]",
-             n->id, (unsigned long long)ws.last_index,
-             (unsigned long long)st.first_index,
-             (unsigned long long)st.last_index);
+    sim_fail(
+        s, FAIL_SAFETY,
+        "%sengine contract: after a batch node %u's log on disk ends "
+        "at index %llu but its engine's log is [%llu, %llu]",
+        gname(s, g, gn, sizeof gn), i + 1, (unsigned long long)ws.last_index,
+        (unsigned long long)st.first_index, (unsigned long long)st.last_index);
 }
 
 /* ---- the end ------------------------------------------------------------- */
@@ -404,8 +470,11 @@ static void check_acked_writes(struct sim *s) {
     const uint8_t *v;
     size_t vlen;
     int64_t value = 0;
-    if (kvstore_get(rt_kvstore(n->rt), (const uint8_t *)key, (size_t)klen, 0,
-                    &v, &vlen)) {
+    struct rt *rt =
+        n->grp[rt_key_group((const uint8_t *)key, (size_t)klen, s->n_groups)]
+            .rt;
+    if (kvstore_get(rt_kvstore(rt), (const uint8_t *)key, (size_t)klen, 0, &v,
+                    &vlen)) {
       for (size_t b = 0; b < vlen && v[b] >= '0' && v[b] <= '9'; b++)
         value = value * 10 + (v[b] - '0');
     }
@@ -432,6 +501,15 @@ static void check_acked_writes(struct sim *s) {
 /* Nodes that applied the same log hold the same keys: what a snapshot
  * restored differently from a replay, or a read of the wrong clock, would
  * break. */
+/* Whether two nodes applied every group's log to the same index. */
+static bool same_applied(const struct sim *s, const struct node *a,
+                         const struct node *b) {
+  for (uint32_t g = 0; g < s->n_groups; g++)
+    if (rt_applied_index(a->grp[g].rt) != rt_applied_index(b->grp[g].rt))
+      return false;
+  return true;
+}
+
 static void check_same_state(struct sim *s) {
   const struct node *first = &s->nodes[s->final_ref];
   uint64_t h = sim_node_state_hash(s, first);
@@ -439,7 +517,7 @@ static void check_same_state(struct sim *s) {
     const struct node *n = &s->nodes[i];
     if (!s->final_member[i])
       continue; /* removed: it stopped hearing the log */
-    if (rt_applied_index(n->rt) != rt_applied_index(first->rt))
+    if (!same_applied(s, n, first))
       continue; /* not comparable */
     if (sim_node_state_hash(s, n) == h)
       continue;

@@ -273,13 +273,16 @@ static void client_finish_op(struct sim *s, struct client *c) {
               TIMER_NEXT_OP);
 }
 
-static void client_record_latency(struct sim *s, uint64_t latency_us) {
+static void client_record_latency(struct sim *s, uint64_t latency_us,
+                                  uint32_t group) {
   struct sim_result *r = s->res;
   if (r->n_latencies == s->cap_latencies) {
     s->cap_latencies = s->cap_latencies == 0 ? 1024 : s->cap_latencies * 2;
     r->latencies_us =
         sim_xrealloc(r->latencies_us, s->cap_latencies * sizeof(uint32_t));
+    r->latency_groups = sim_xrealloc(r->latency_groups, s->cap_latencies);
   }
+  r->latency_groups[r->n_latencies] = (uint8_t)group;
   r->latencies_us[r->n_latencies++] =
       latency_us > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us;
 }
@@ -645,7 +648,9 @@ static void client_succeed(struct sim *s, struct client *c, uint64_t op_id,
     break;
   }
   s->res->ops_ok++;
-  client_record_latency(s, h->return_us - h->call_us);
+  uint32_t g = h->kind == SIM_HIST_APP ? 0 : s->key_group[h->key];
+  s->res->groups[g].ops_ok++;
+  client_record_latency(s, h->return_us - h->call_us, g);
   client_finish_op(s, c);
 }
 
@@ -874,12 +879,33 @@ static void client_send_operator(struct sim *s, uint32_t node, uint32_t argc,
   conn_send(s, c->conn - 1, true, s->request.data, s->request.len);
 }
 
-void client_send_barrier(struct sim *s, uint32_t node) {
+void sim_barrier_keys(struct sim *s) {
+  /* Group g's barrier key carries a hash tag whose group is g (found by
+   * trying tags in turn): one key of the same name for one group. */
+  snprintf(s->barrier_key[0], sizeof s->barrier_key[0], "%s", BARRIER_KEY);
+  if (s->n_groups == 1)
+    return;
+  bool found[SIM_GROUPS_MAX] = {false};
+  uint32_t left = s->n_groups;
+  for (uint32_t tag = 0; left > 0; tag++) {
+    char t[16];
+    int len = snprintf(t, sizeof t, "%u", tag);
+    uint32_t g = rt_key_group((const uint8_t *)t, (size_t)len, s->n_groups);
+    if (found[g])
+      continue;
+    found[g] = true;
+    left--;
+    snprintf(s->barrier_key[g], sizeof s->barrier_key[g], "%s{%s}", BARRIER_KEY,
+             t);
+  }
+}
+
+void client_send_barrier(struct sim *s, uint32_t node, uint32_t g) {
   char value[32];
   int vlen = snprintf(value, sizeof value, "%u", ++s->barrier_sent);
   struct resp_arg argv[3] = {
       {(const uint8_t *)"SET", 3},
-      {(const uint8_t *)BARRIER_KEY, strlen(BARRIER_KEY)},
+      {(const uint8_t *)s->barrier_key[g], strlen(s->barrier_key[g])},
       {(const uint8_t *)value, (size_t)vlen}};
   client_send_operator(s, node, 3, argv);
 }

@@ -299,7 +299,7 @@ void coord_final(struct sim *s, const struct kvstore *reference) {
     sim_fail(s, FAIL_INVARIANT, "transaction: the log's t:a + t:b is not 0");
   for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++) {
     const struct node *n = &s->nodes[i];
-    if (n->rt == NULL || rt_applied_index(n->rt) < s->ck.applied_max)
+    if (n->rt == NULL || rt_applied_index(n->rt) < s->ck[0].applied_max)
       continue;
     const struct kvstore *kv = rt_kvstore(n->rt);
     const char *keys[] = {"t:a",  "t:b",  "t:l0", "t:l1", "t:l2",

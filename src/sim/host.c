@@ -183,20 +183,23 @@ static bool port_sync_later(void *ctx) {
   struct node_port *p = ctx;
   struct sim *s = p->s;
   struct node *n = port_node(ctx);
-  assert(!n->fsync_scheduled); /* the runtime runs one at a time */
+  struct node_group *ng = &n->grp[p->g];
+  assert(!ng->fsync_scheduled); /* the runtime runs one at a time */
   bool bug = (s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) != 0;
   uint64_t us = bug ? prng_range(&s->prng_disk, FLUSH_US_MIN, FLUSH_US_MAX)
                     : prng_range(&s->prng_disk, FSYNC_US_MIN, FSYNC_US_MAX) *
                           n->fsync_factor;
-  us += nemesis_fsync_stall_us(s, p->i);
+  if (p->g == 0) /* the leader-aimed faults aim at group 0 */
+    us += nemesis_fsync_stall_us(s, p->i);
   struct sim_event *ev = ev_new(s, EV_FSYNC_DONE, p->i);
   ev->gen = n->gen;
+  ev->aux = p->g;
   sim_at(s, s->now_us + us, ev);
-  n->fsync_scheduled = true;
+  ng->fsync_scheduled = true;
   /* rt_sync_work touches only the fsync's job: it may run here. */
-  n->fsync_synced = prng_below(&s->prng_disk, 2) == 0;
-  if (n->fsync_synced)
-    rt_sync_work(n->rt);
+  ng->fsync_synced = prng_below(&s->prng_disk, 2) == 0;
+  if (ng->fsync_synced)
+    rt_sync_work(ng->rt);
   return true;
 }
 
@@ -219,7 +222,7 @@ static void port_log(void *ctx, enum rt_log_level level, const char *text) {
 
 static bool port_before_ready(void *ctx) {
   struct node_port *p = ctx;
-  check_status(p->s, p->i);
+  check_status_group(p->s, p->i, p->g);
   return !port_node(ctx)->crash_due && !p->s->stop;
 }
 
@@ -230,19 +233,19 @@ static void port_synced(void *ctx) {
 
 static void port_written(void *ctx) {
   struct node_port *p = ctx;
-  check_persisted(p->s, p->i);
+  check_persisted(p->s, p->i, p->g);
 }
 
 static void port_entry_applied(void *ctx, const struct sabha_entry *e) {
   struct node_port *p = ctx;
-  check_apply(p->s, p->i, e);
+  check_apply(p->s, p->i, p->g, e);
 }
 
 static void port_command_applied(void *ctx, uint64_t index, uint32_t pos,
                                  const uint8_t *cmd, size_t len,
                                  const struct rt_applied *res) {
   struct node_port *p = ctx;
-  sim_observe_command(p->s, port_node(ctx), index, pos, cmd, len, res);
+  sim_observe_command(p->s, port_node(ctx), p->g, index, pos, cmd, len, res);
 }
 
 static void port_snapshot_installed(void *ctx, uint64_t index) {
@@ -250,7 +253,9 @@ static void port_snapshot_installed(void *ctx, uint64_t index) {
   p->s->res->snapshots_installed++;
   if (p->s->trace != NULL)
     trace_line(p->s, p->i + 1, "installs a snapshot at %" PRIu64, index);
-  nemesis_on_snapshot_installed(p->s, p->i);
+  /* The nemesis's episodes follow group 0, the front. */
+  if (p->g == 0)
+    nemesis_on_snapshot_installed(p->s, p->i);
 }
 
 static const struct rt_ports sim_ports = {
@@ -345,10 +350,36 @@ void node_after_runtime(struct sim *s, struct node *n) {
     node_crash_now(s, n);
 }
 
+/* Rounds of running the groups and moving their in-process links' bytes
+ * per pass, as sabhad's loop does per iteration: enough to carry a command
+ * to its group and its reply back. What is left waits for the next tick. */
+#define GROUP_ROUNDS 4
+
+/* Runs every group, then moves what their in-process links wrote
+ * (groups.c), a few rounds. */
+static void run_groups(struct sim *s, struct node *n) {
+  bool more = true;
+  for (uint32_t round = 0; round < GROUP_ROUNDS && more && !n->fatal; round++) {
+    more = false;
+    for (uint32_t g = 0; g < s->n_groups && !n->fatal; g++)
+      more |= rt_run(n->grp[g].rt);
+    for (uint32_t g = 0; g < s->n_groups && !n->fatal; g++)
+      more |= rt_groups_pump(n->grp[g].rt);
+  }
+}
+
 /* rt_run and what follows it; returns false when the node went down. */
 static bool run(struct sim *s, struct node *n) {
   if (!n->up)
     return false;
+  if (s->n_groups > 1) {
+    call_begin(s, n);
+    run_groups(s, n);
+    node_after_runtime(s, n);
+    if (n->up)
+      check_status(s, n->id - 1);
+    return n->up;
+  }
   call_begin(s, n);
   rt_run(n->rt);
   node_after_runtime(s, n);
@@ -364,7 +395,8 @@ void node_init(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   memset(n, 0, sizeof *n);
   n->id = i + 1;
-  n->port = (struct node_port){.s = s, .i = i};
+  for (uint32_t g = 0; g < RT_GROUPS_MAX; g++)
+    n->grp[g].port = (struct node_port){.s = s, .i = i, .g = g};
   if (memfs_new(&n->fs, sim_mix(s->o.seed, 0xd15c0000u + i)) != 0) {
     fprintf(stderr, "sabha sim: cannot create a node's file system\n");
     abort();
@@ -416,18 +448,32 @@ static void inbox_clear(struct sim *s, struct node *n) {
 /* Adds what an engine incarnation counted to the run's totals, before the
  * engine goes away with its counters. */
 static void node_count_engine(struct sim *s, struct node *n) {
-  if (n->rt == NULL)
-    return;
-  struct sabha_status st;
-  rt_status(n->rt, &st);
-  s->res->phase1_rounds += st.elections_started;
-  s->res->ballots_burned += st.ballots_burned;
-  s->res->snapshots_taken += rt_metrics(n->rt)->snapshots_taken;
-  s->res->clock_entries += rt_metrics(n->rt)->clock_entries;
-  s->res->priority_transfers += rt_metrics(n->rt)->priority_transfers;
-  struct rt_timing_info ti;
-  rt_timing_info(n->rt, &ti);
-  s->res->timing_changes += ti.changes;
+  for (uint32_t g = 0; g < s->n_groups; g++) {
+    struct rt *rt = n->grp[g].rt;
+    if (rt == NULL)
+      continue;
+    struct sabha_status st;
+    rt_status(rt, &st);
+    s->res->phase1_rounds += st.elections_started;
+    s->res->ballots_burned += st.ballots_burned;
+    s->res->snapshots_taken += rt_metrics(rt)->snapshots_taken;
+    s->res->clock_entries += rt_metrics(rt)->clock_entries;
+    s->res->priority_transfers += rt_metrics(rt)->priority_transfers;
+    struct rt_timing_info ti;
+    rt_timing_info(rt, &ti);
+    s->res->timing_changes += ti.changes;
+  }
+}
+
+/* Drops every group's runtime without a sync (a crash), the front last:
+ * the other groups' links to it go first. */
+static void close_crash_all(struct sim *s, struct node *n) {
+  for (uint32_t g = s->n_groups; g-- > 0;) {
+    if (n->grp[g].rt != NULL)
+      rt_close_crash(n->grp[g].rt);
+    n->grp[g].rt = NULL;
+  }
+  n->rt = NULL;
 }
 
 /* Adaptive timing's figures (sim_result.timing_*): the election timeout
@@ -452,8 +498,7 @@ void node_free(struct sim *s, uint32_t i) {
       s->res->timing_election_ms_end = t.election_timeout_ms_min;
   }
   node_count_engine(s, n);
-  if (n->rt != NULL)
-    rt_close_crash(n->rt);
+  close_crash_all(s, n);
   inbox_clear(s, n);
   free(n->inbox);
   free(n->out_due);
@@ -526,15 +571,19 @@ uint32_t nodes_out_room(struct sim *s, bool damage) {
   return out < budget ? budget - out : 0;
 }
 
-int node_leader(struct sim *s) {
+int node_group_leader(struct sim *s, uint32_t g) {
   int best = -1;
   for (uint32_t i = 0; i < s->n_nodes; i++) {
-    const struct node *n = &s->nodes[i];
-    if (n->up && n->last_role == SABHA_ROLE_LEADER &&
-        (best < 0 || n->last_term > s->nodes[best].last_term))
+    const struct node_group *ng = &s->nodes[i].grp[g];
+    if (s->nodes[i].up && ng->last_role == SABHA_ROLE_LEADER &&
+        (best < 0 || ng->last_term > s->nodes[best].grp[g].last_term))
       best = (int)i;
   }
   return best;
+}
+
+int node_leader(struct sim *s) {
+  return node_group_leader(s, 0);
 }
 
 void node_status(const struct node *n, struct sabha_status *st) {
@@ -563,16 +612,20 @@ static void node_down(struct sim *s, struct node *n, bool clean) {
   inbox_clear(s, n);
   n->n_out_due = 0;
   n->tick_pending = n->wake_scheduled = false;
-  n->fsync_scheduled = n->flush_scheduled = false;
+  n->flush_scheduled = false;
   n->tick_behind = 0;
   n->busy_until_us = 0;
   /* The unsynced tail: dropped, torn, garbled or holed, as the seed says. */
   memfs_crash(n->fs, (enum memfs_crash_mode)prng_below(&s->prng_disk,
                                                        MEMFS_CRASH_MODES));
   n->clean_stop = clean;
-  n->last_role = SABHA_ROLE_FOLLOWER;
-  n->last_term = 0;
-  n->commit_seen = 0;
+  for (uint32_t g = 0; g < s->n_groups; g++) {
+    struct node_group *ng = &n->grp[g];
+    ng->fsync_scheduled = false;
+    ng->last_role = SABHA_ROLE_FOLLOWER;
+    ng->last_term = 0;
+    ng->commit_seen = 0;
+  }
   s->res->crashes++;
   if (s->trace != NULL)
     trace_line(s, n->id, clean ? "stops cleanly" : "crashes");
@@ -584,8 +637,7 @@ static void node_crash_now(struct sim *s, struct node *n) {
     return;
   node_count_engine(s, n);
   conns_node_down(s, n->id - 1, false); /* rt_close_crash frees the streams */
-  rt_close_crash(n->rt);
-  n->rt = NULL;
+  close_crash_all(s, n);
   node_down(s, n, false);
 }
 
@@ -609,9 +661,12 @@ void node_stop_clean(struct sim *s, uint32_t i) {
     return;
   }
   node_count_engine(s, n);
-  struct rt *rt = n->rt;
   n->in_call = true;
-  int rc = rt_close(rt); /* syncs; hands every stream over to be closed */
+  int rc = 0;
+  for (uint32_t g = s->n_groups; g-- > 0;) {
+    rc |= rt_close(n->grp[g].rt); /* syncs; hands its streams over */
+    n->grp[g].rt = NULL;
+  }
   n->in_call = false;
   n->rt = NULL;
   conns_node_down(s, i, true); /* frees the streams it handed over */
@@ -677,8 +732,32 @@ static void undo_flips(struct node *n) {
                   n->flips[k].mask);
 }
 
-static int open_runtime(struct sim *s, struct node *n, char *err,
-                        size_t err_size) {
+/* Group g's settings from group 0's, as sabhad's: its own log directory
+ * and seed, and, unless priorities were given, a preferred leader of its
+ * own (group g prefers node g mod n + 1), so that the leaders spread. */
+static void group_config(const struct sim *s, struct rt_config *cfg,
+                         uint32_t g) {
+  cfg->group = g;
+  cfg->n_groups = s->n_groups;
+  if (g > 0) {
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s/group-%u", DATA_DIR, g);
+    cfg->engine.seed += g;
+    cfg->tag_seed += g;
+  }
+  if (s->n_groups == 1 || cfg->engine.n_voters == 0)
+    return;
+  uint32_t preferred = s->o.group_leaders != NULL && s->o.group_leaders[g] != 0
+                           ? s->o.group_leaders[g]
+                           : cfg->engine.voters[g % cfg->engine.n_voters];
+  if (s->o.priorities != NULL && s->o.group_leaders == NULL)
+    return;
+  for (uint32_t k = 1; k <= SABHA_NODES_MAX; k++)
+    cfg->priority[k] =
+        k == preferred ? RT_PRIORITY_DEFAULT + 1 : RT_PRIORITY_DEFAULT;
+}
+
+static int open_group(struct sim *s, struct node *n, uint32_t g, char *err,
+                      size_t err_size) {
   struct rt_config cfg = s->rt_cfg;
   cfg.engine.id = n->id;
   if (n->joined) {
@@ -694,14 +773,36 @@ static int open_runtime(struct sim *s, struct node *n, char *err,
   cfg.tag_seed = sim_mix(cfg.engine.seed, 0x7a6);
   cfg.kv_hash_key[0] = sim_mix(s->o.seed, 0x6b76);
   cfg.kv_hash_key[1] = sim_mix(s->o.seed, 0x6b77);
+  group_config(s, &cfg, g);
   struct rt_ports ports = sim_ports;
-  ports.ctx = &n->port;
+  ports.ctx = &n->grp[g].port;
   n->in_call = true;
-  int rc = rt_open(&n->rt, &cfg, &ports, err, err_size);
+  int rc = rt_open(&n->grp[g].rt, &cfg, &ports, err, err_size);
   n->in_call = false;
   if (rc != 0)
-    n->rt = NULL;
+    n->grp[g].rt = NULL;
   return rc;
+}
+
+/* Opens every group's runtime, group 0 first, and introduces them to each
+ * other (rt_groups_attach), as sabhad does. */
+static int open_runtime(struct sim *s, struct node *n, char *err,
+                        size_t err_size) {
+  for (uint32_t g = 0; g < s->n_groups; g++) {
+    int rc = open_group(s, n, g, err, err_size);
+    if (rc != 0) {
+      close_crash_all(s, n);
+      return rc;
+    }
+  }
+  n->rt = n->grp[0].rt;
+  if (s->n_groups > 1) {
+    struct rt *rts[RT_GROUPS_MAX];
+    for (uint32_t g = 0; g < s->n_groups; g++)
+      rts[g] = n->grp[g].rt;
+    rt_groups_attach(rts, s->n_groups);
+  }
+  return 0;
 }
 
 void node_start(struct sim *s, uint32_t i) {
@@ -851,7 +952,8 @@ static void node_tick(struct sim *s, struct node *n) {
     now_ms = n->last_tick_ms;
   n->last_tick_ms = now_ms;
   call_begin(s, n);
-  rt_tick(n->rt);
+  for (uint32_t g = 0; g < s->n_groups && !n->fatal; g++)
+    rt_tick(n->grp[g].rt);
   note_timing(s, n);
   node_after_runtime(s, n);
 }
@@ -863,8 +965,16 @@ static void node_input(struct sim *s, struct node *n, struct sim_event *ev) {
   uint64_t entries = 1; /* a client's bytes carry about one command */
   call_begin(s, n);
   if (ev->kind == EV_PEER_MSG) {
-    entries = ev->u.pkt->msg.n_entries;
-    rt_step(n->rt, &ev->u.pkt->msg);
+    const struct sabha_msg *m = &ev->u.pkt->msg;
+    entries = m->n_entries;
+    struct node_group *ng = m->group < s->n_groups ? &n->grp[m->group] : NULL;
+    /* Every node hosts the same groups: a message of another is a bug. */
+    if (ng != NULL)
+      rt_step(ng->rt, m);
+    else
+      sim_fail(s, FAIL_SAFETY,
+               "engine contract: node %u sent a message of group %u, of %u",
+               m->from, m->group, s->n_groups);
     packet_free(ev->u.pkt);
   } else {
     conn_node_event(s, n, ev); /* frees the chunk */
@@ -965,12 +1075,16 @@ static void node_on_tick(struct sim *s, struct node *n, struct sim_event *ev) {
     node_pump(s, n);
 }
 
-static void node_on_fsync_done(struct sim *s, struct node *n) {
-  n->fsync_scheduled = false;
+static void node_on_fsync_done(struct sim *s, struct node *n, uint32_t g) {
+  n->grp[g].fsync_scheduled = false;
   call_begin(s, n);
-  if (!n->fsync_synced)
-    rt_sync_work(n->rt); /* the data reaches the disk now */
-  rt_sync_done(n->rt);   /* sends what waited for it, runs what follows */
+  struct node_group *ng = &n->grp[g];
+  if (!ng->fsync_synced)
+    rt_sync_work(ng->rt); /* the data reaches the disk now */
+  rt_sync_done(ng->rt);   /* sends what waited for it, runs what follows */
+  /* What the fsync let go may be for another group's link. */
+  if (s->n_groups > 1 && !n->fatal)
+    run_groups(s, n);
   node_after_runtime(s, n);
   if (n->up) {
     check_status(s, n->id - 1);
@@ -995,7 +1109,7 @@ void node_on_event(struct sim *s, struct sim_event *ev) {
     break;
   }
   bool current = n->up && ev->gen == n->gen;
-  uint32_t kind = ev->kind;
+  uint32_t kind = ev->kind, aux = ev->aux;
   ev_free(s, ev);
   if (!current)
     return;
@@ -1005,7 +1119,7 @@ void node_on_event(struct sim *s, struct sim_event *ev) {
     node_pump(s, n);
     break;
   case EV_FSYNC_DONE:
-    node_on_fsync_done(s, n);
+    node_on_fsync_done(s, n, aux);
     break;
   default:
     assert(0 && "not a node event");

@@ -667,7 +667,8 @@ static void strike(struct sim *s, uint32_t i) {
 }
 
 void nemesis_on_new_leader(struct sim *s, uint32_t i) {
-  sim_note_leader(s, i); /* a record for the lab, whatever the nemesis does */
+  /* A record for the lab, whatever the nemesis does. */
+  sim_note_leader(s, i, 0);
   if (s->nem.follow && !s->nem.stopped)
     slow_follow_to(s, i); /* the clients' load moves to the new leader */
   if (s->nem.stopped || s->phase != PHASE_CLIENTS)
@@ -701,7 +702,7 @@ uint64_t nemesis_fsync_stall_us(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   uint32_t need = SIM_FAULT_CRASH | SIM_FAULT_PARTITION;
   if ((s->o.faults & need) != need || nem->stopped ||
-      s->phase != PHASE_CLIENTS || n->last_role != SABHA_ROLE_LEADER ||
+      s->phase != PHASE_CLIENTS || n->grp[0].last_role != SABHA_ROLE_LEADER ||
       nem->active[NEM_PARTITION] || s->now_us < nem->stall_after_us ||
       crash_active(s) || nodes_out_room(s, false) == 0 ||
       !prng_chance(&s->prng_nemesis, STALL_CHANCE))
@@ -905,11 +906,11 @@ void nemesis_on_event(struct sim *s, struct sim_event *ev) {
     fault_heal(s, (enum nem_kind)aux);
   } else if (kind == EV_STRIKE) {
     const struct node *n = &s->nodes[target];
-    if (n->up && n->gen == gen && n->last_role == SABHA_ROLE_LEADER)
+    if (n->up && n->gen == gen && n->grp[0].last_role == SABHA_ROLE_LEADER)
       strike(s, target);
   } else if (kind == EV_STALL_CRASH) {
     const struct node *n = &s->nodes[target];
-    if (!n->up || n->gen != gen || !n->fsync_scheduled ||
+    if (!n->up || n->gen != gen || !n->grp[0].fsync_scheduled ||
         nodes_out_room(s, false) == 0)
       return;
     crash_one(

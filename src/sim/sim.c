@@ -266,6 +266,7 @@ void sim_options_init(struct sim_options *o) {
   memset(o, 0, sizeof *o);
   o->protocol = "raft";
   o->n_nodes = 5;
+  o->n_groups = 1;
   o->n_clients = 5;
   o->n_ops = 1000;
   o->n_keys = 5;
@@ -341,6 +342,14 @@ static int options_check(const struct sim_options *o, char *err,
     why = "no protocol";
   else if (o->n_nodes < 1 || o->n_nodes > SABHA_NODES_MAX)
     why = "nodes must be 1..16";
+  else if (o->n_groups < 1 || o->n_groups > SIM_GROUPS_MAX)
+    why = "groups must be 1..64";
+  else if (o->n_groups > 1 && o->workload != SIM_WORKLOAD_KV)
+    why = "with several groups the workload must be kv (the applications' "
+          "commands have no key: group 0 serves them all)";
+  else if (o->n_groups > 1 && (o->faults & SIM_FAULT_MEMBERSHIP))
+    why = "membership changes need one group (sabhad refuses them with "
+          "--groups above 1)";
   else if (o->n_clients < 1 || o->n_clients > SIM_CLIENTS_MAX)
     why = "clients must be 1..256";
   else if (o->n_ops < 1 || o->n_ops > SIM_OPS_MAX)
@@ -408,18 +417,21 @@ void sim_clients_done(struct sim *s) {
   sim_at(s, s->now_us + QUIESCE_POLL_US, ev_new(s, EV_QUIESCE, 0));
 }
 
-void sim_note_leader(struct sim *s, uint32_t i) {
+void sim_note_leader(struct sim *s, uint32_t i, uint32_t g) {
   struct sim_result *r = s->res;
   if ((r->n_leader_changes & (r->n_leader_changes - 1)) == 0)
     r->leader_changes =
         sim_xrealloc(r->leader_changes,
                      (r->n_leader_changes == 0 ? 1 : 2 * r->n_leader_changes) *
                          sizeof *r->leader_changes);
+  uint64_t term = s->nodes[i].grp[g].last_term;
   r->leader_changes[r->n_leader_changes++] = (struct sim_leader_change){
-      .time_us = s->now_us, .term = s->nodes[i].last_term, .node = i + 1};
-  if (s->trace != NULL)
-    trace_line(s, i + 1, "leads term %llu",
-               (unsigned long long)s->nodes[i].last_term);
+      .time_us = s->now_us, .term = term, .node = i + 1, .group = g};
+  if (s->trace != NULL && s->n_groups == 1)
+    trace_line(s, i + 1, "leads term %llu", (unsigned long long)term);
+  else if (s->trace != NULL)
+    trace_line(s, i + 1, "leads group %u in term %llu", g,
+               (unsigned long long)term);
 }
 
 /* client_time_ms is up: the op budget shrinks to what was issued, so no
@@ -433,26 +445,27 @@ static void sim_on_clients_stop(struct sim *s) {
     sim_clients_done(s);
 }
 
-void sim_note_barrier(struct sim *s, uint64_t index) {
+void sim_note_barrier(struct sim *s, uint32_t g, uint64_t index) {
   /* Unjudged (async), an applied barrier can be rolled back: the newest
    * apply is the one to wait for (see barrier_lost()). */
+  struct checks *ck = &s->ck[g];
   if (s->phase == PHASE_QUIESCE &&
-      (s->barrier_index == 0 || !s->o.judge_safety))
-    s->barrier_index = index;
+      (ck->barrier_index == 0 || !s->o.judge_safety))
+    ck->barrier_index = index;
 }
 
 /* True when the barrier must be sent (again): never applied yet, or, for the
  * async baseline, applied by a primary whose log lost it (the current
  * leader's log ends before it). Consensus never undoes an applied barrier. */
-static bool barrier_lost(struct sim *s) {
-  if (s->barrier_index == 0)
+static bool barrier_lost(struct sim *s, uint32_t g) {
+  if (s->ck[g].barrier_index == 0)
     return true;
-  int l = node_leader(s);
+  int l = node_group_leader(s, g);
   if (s->o.judge_safety || l < 0)
     return false;
   struct sabha_status st;
   node_status(&s->nodes[l], &st);
-  return st.last_index < s->barrier_index;
+  return st.last_index < s->ck[g].barrier_index;
 }
 
 /* The barrier: a write of a key no client uses (client.c), sent after
@@ -462,19 +475,25 @@ static bool barrier_lost(struct sim *s) {
  * every node has applied it, every node has applied them all; and getting
  * it through needs a working cluster (a leader, for the protocols that have
  * one). A protocol-neutral way to wait for quiet. */
-static void sim_send_barrier(struct sim *s) {
-  int l = node_leader(s);
+static void sim_send_barrier(struct sim *s, uint32_t g) {
+  int l = node_group_leader(s, g);
   uint32_t node = l >= 0 ? (uint32_t)l : s->barrier_sent % s->n_nodes;
-  client_send_barrier(s, node);
+  client_send_barrier(s, node, g);
   s->barrier_next_us = s->now_us + BARRIER_RETRY_US;
 }
 
-/* True when every node is up and has applied the barrier; otherwise writes
- * why not into `why`. */
-static bool sim_converged(struct sim *s, char *why, size_t why_size) {
-  if (s->barrier_index == 0) {
-    snprintf(why, why_size, "the barrier command was never applied (%s)",
-             node_leader(s) < 0 ? "no leader" : "a leader, but no progress");
+/* True when every node is up and has applied group g's barrier; otherwise
+ * writes why not into `why`. */
+static bool group_converged(struct sim *s, uint32_t g, char *why,
+                            size_t why_size) {
+  const struct checks *ck = &s->ck[g];
+  char gn[24] = "";
+  if (s->n_groups > 1)
+    snprintf(gn, sizeof gn, "group %u: ", g);
+  if (ck->barrier_index == 0) {
+    snprintf(why, why_size, "%sthe barrier command was never applied (%s)", gn,
+             node_group_leader(s, g) < 0 ? "no leader"
+                                         : "a leader, but no progress");
     return false;
   }
   /* The application checkers compare every node with the whole committed
@@ -482,32 +501,45 @@ static bool sim_converged(struct sim *s, char *why, size_t why_size) {
    * slots out of order): those workloads wait for every committed index.
    * Not for the async baseline: its "committed" indices may have been
    * rolled back and will never be applied again. */
-  uint64_t target = s->barrier_index;
-  if (s->o.judge_safety && s->ck.applied_max > target)
-    target = s->ck.applied_max;
+  uint64_t target = ck->barrier_index;
+  if (s->o.judge_safety && ck->applied_max > target)
+    target = ck->applied_max;
   /* Only members must converge: a removed node stopped hearing the log. */
   membership_final(s);
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     const struct node *n = &s->nodes[i];
     if (!s->final_member[i])
       continue;
-    uint64_t applied = n->rt != NULL ? rt_applied_index(n->rt) : 0;
+    uint64_t applied =
+        n->grp[g].rt != NULL ? rt_applied_index(n->grp[g].rt) : 0;
     if (!n->up || applied < target) {
-      snprintf(why, why_size,
-               "node %u %s (applied %llu, barrier at %llu, waiting for %llu)",
-               i + 1, n->up ? "lags" : "is down", (unsigned long long)applied,
-               (unsigned long long)s->barrier_index,
-               (unsigned long long)target);
+      snprintf(
+          why, why_size,
+          "%snode %u %s (applied %llu, barrier at %llu, waiting for "
+          "%llu)",
+          gn, i + 1, n->up ? "lags" : "is down", (unsigned long long)applied,
+          (unsigned long long)ck->barrier_index, (unsigned long long)target);
       return false;
     }
   }
   return true;
 }
 
+/* True when every node is up and has applied every group's barrier;
+ * otherwise writes why not into `why`. */
+static bool sim_converged(struct sim *s, char *why, size_t why_size) {
+  for (uint32_t g = 0; g < s->n_groups; g++)
+    if (!group_converged(s, g, why, why_size))
+      return false;
+  return true;
+}
+
 static void sim_on_quiesce(struct sim *s, struct sim_event *ev) {
   char why[200];
-  if (s->now_us >= s->barrier_next_us && barrier_lost(s))
-    sim_send_barrier(s);
+  if (s->now_us >= s->barrier_next_us)
+    for (uint32_t g = 0; g < s->n_groups; g++)
+      if (barrier_lost(s, g))
+        sim_send_barrier(s, g);
   if (sim_converged(s, why, sizeof why)) {
     ev_free(s, ev);
     s->phase = PHASE_DONE;
@@ -703,6 +735,8 @@ static void runtime_setup(struct sim *s) {
 static void sim_setup(struct sim *s) {
   const struct sim_options *o = &s->o;
   s->n_nodes = o->n_nodes;
+  s->n_groups = o->n_groups;
+  s->res->n_groups = o->n_groups;
   s->n_clients = o->n_clients;
   s->quorum = o->n_nodes / 2 + 1;
   s->active_node = -1;
@@ -755,6 +789,15 @@ static void sim_setup(struct sim *s) {
   s->scratch = sim_xmalloc(SIM_SCRATCH_BYTES);
   resp_buf_init(&s->request, 1u << 20);
   s->value_next = 1;
+  s->key_group = sim_xcalloc(sim_keys(s) + 1, sizeof *s->key_group);
+  for (uint32_t k = 0; k < sim_keys(s); k++) {
+    char key[16];
+    int klen = sim_key_name(s, k, key, sizeof key);
+    s->key_group[k] =
+        rt_key_group((const uint8_t *)key, (size_t)klen, s->n_groups);
+    s->res->groups[s->key_group[k]].keys++;
+  }
+  sim_barrier_keys(s);
   workload_setup(s);
   runtime_setup(s);
   s->trace = o->trace;
@@ -763,11 +806,19 @@ static void sim_setup(struct sim *s) {
   for (uint32_t i = 0; i < s->n_nodes && !s->stop; i++)
     node_start(s, i);
   clients_init(s);
-  watcher_init(s);
-  coord_init(s);
+  /* The watcher reads every key's changes and the coordination client's
+   * transactions span keys: what sabhad refuses across groups. With
+   * several groups they are left out (sim.h). */
+  bool one_group = s->n_groups == 1;
+  if (one_group) {
+    watcher_init(s);
+    coord_init(s);
+  }
   clients_start(s);
-  watcher_start(s);
-  coord_start(s);
+  if (one_group) {
+    watcher_start(s);
+    coord_start(s);
+  }
   nemesis_init(s);
   membership_nemesis_init(s);
   sim_at(s, CHECK_PERIOD_US, ev_new(s, EV_CHECK, 0));
@@ -795,6 +846,7 @@ static void sim_teardown(struct sim *s) {
   free(s->hist);
   free(s->ops);
   free(s->op_committed);
+  free(s->key_group);
   free(s->incr_acked);
   free(s->incr_maybe);
   free(s->scratch);
@@ -820,16 +872,17 @@ static int64_t written_id(const struct kvstore_slice *v) {
   return id;
 }
 
-void sim_observe_command(struct sim *s, struct node *n, uint64_t index,
-                         uint32_t pos, const uint8_t *cmd, size_t len,
-                         const struct rt_applied *res) {
-  /* Each log position is seen once, at its first apply anywhere (state
-   * machine safety makes that every node's). */
-  bool first =
-      index > s->seen_index || (index == s->seen_index && pos >= s->seen_pos);
+void sim_observe_command(struct sim *s, struct node *n, uint32_t g,
+                         uint64_t index, uint32_t pos, const uint8_t *cmd,
+                         size_t len, const struct rt_applied *res) {
+  /* Each log position of a group is seen once, at its first apply
+   * anywhere (state machine safety makes that every node's). */
+  struct checks *ck = &s->ck[g];
+  bool first = index > ck->seen_index ||
+               (index == ck->seen_index && pos >= ck->seen_pos);
   if (first) {
-    s->seen_index = index;
-    s->seen_pos = pos + 1;
+    ck->seen_index = index;
+    ck->seen_pos = pos + 1;
   }
   if (res->is_app) {
     if (s->wl != NULL)
@@ -845,8 +898,9 @@ void sim_observe_command(struct sim *s, struct node *n, uint64_t index,
     workload_observe_clock(s, v.hdr.now_ms);
   if (v.op != KVSTORE_OP_SET && v.op != KVSTORE_OP_CAS)
     return;
-  if (v.key.len == 9 && memcmp(v.key.ptr, "__barrier", 9) == 0) {
-    sim_note_barrier(s, index);
+  if (v.key.len == strlen(s->barrier_key[g]) &&
+      memcmp(v.key.ptr, s->barrier_key[g], v.key.len) == 0) {
+    sim_note_barrier(s, g, index);
     return;
   }
   /* A put or cas that took effect: its value is in the committed stream. */
@@ -875,9 +929,9 @@ int sim_key_name(const struct sim *s, uint32_t key, char *buf, size_t size) {
 /* A hash of a node's state: every key the workload uses, as the store
  * holds it, and the applications' state. */
 static uint64_t node_state_hash(const struct sim *s, const struct node *n) {
-  const struct kvstore *kv = rt_kvstore(n->rt);
   uint64_t h = 0x5ab4a;
   for (uint32_t k = 0; k < sim_keys(s); k++) {
+    const struct kvstore *kv = rt_kvstore(n->grp[s->key_group[k]].rt);
     char key[16];
     int klen = sim_key_name(s, k, key, sizeof key);
     const uint8_t *v;
@@ -888,6 +942,15 @@ static uint64_t node_state_hash(const struct sim *s, const struct node *n) {
       h = sim_mix(h, 0x6e696c);
   }
   return workload_state_hash(s, n, h);
+}
+
+/* Each group's leader at the end and how far its log got. */
+static void group_results(struct sim *s) {
+  for (uint32_t g = 0; g < s->n_groups; g++) {
+    int l = node_group_leader(s, g);
+    s->res->groups[g].leader = l >= 0 ? (uint32_t)l + 1 : 0;
+    s->res->groups[g].commit = s->ck[g].applied_max;
+  }
 }
 
 /* The state every node converged to (they are compared in checks.c): the
@@ -927,6 +990,7 @@ int sim_run(const struct sim_options *o, struct sim_result *result, char *err,
   result->sim_time_us = s->now_us;
   result->trace_hash = s->trace_hash;
   result->state_hash = final_state_hash(s);
+  group_results(s);
   result->n_history = (size_t)s->ops_issued;
   result->history = s->hist;
   result->app_history = workload_take_history(s);
@@ -941,6 +1005,8 @@ void sim_result_free(struct sim_result *result) {
   if (result == NULL)
     return;
   free(result->latencies_us);
+  free(result->latency_groups);
+  result->latency_groups = NULL;
   free(result->history);
   free(result->app_history);
   free(result->leader_changes);

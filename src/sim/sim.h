@@ -1,5 +1,6 @@
-/* The deterministic simulator: one consensus group, its clients, its network
- * and its disks, in virtual time.
+/* The deterministic simulator: a cluster (one consensus group, or several
+ * per node as sabhad --groups hosts them), its clients, its network and its
+ * disks, in virtual time.
  *
  * sim_run() builds a cluster of `n_nodes` engines of one protocol, drives
  * them only through include/sabha/engine.h (exactly as the real node will),
@@ -192,10 +193,16 @@ struct sim_script_event {
 #define SIM_CLIENTS_MAX 256u
 #define SIM_OPS_MAX 1000000ull
 #define SIM_KEYS_MAX 1024u
+#define SIM_GROUPS_MAX 64u /* RT_GROUPS_MAX */
 
 struct sim_options {
   const char *protocol; /* a name from sabha_protocols() */
   uint32_t n_nodes;     /* 1..SABHA_NODES_MAX; default 5 */
+  uint32_t n_groups;    /* consensus groups each node hosts, as sabhad
+                           --groups: 1..SIM_GROUPS_MAX; default 1. Above 1
+                           the kv workload only, without membership
+                           changes, transactions or the watcher (what
+                           spans groups, sabhad refuses) */
   uint32_t n_clients;   /* 1..SIM_CLIENTS_MAX; default 5 */
   uint64_t n_ops;       /* client operations in the run; default 1000 */
   uint32_t n_keys;      /* key space; default 5 */
@@ -251,6 +258,11 @@ struct sim_options {
                                     (SABHA_NODES_MAX + 1 of them, rt_config.
                                     priority); NULL (default): all equal, so
                                     leadership never moves for preference */
+  const uint8_t *group_leaders; /* [n_groups]: the node id each group
+                                    prefers as leader (0: sabhad's rule,
+                                    group g prefers node g mod n + 1);
+                                    NULL: that rule for every group, unless
+                                    priorities are given */
   const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
   size_t n_script;
 
@@ -267,8 +279,8 @@ struct sim_options {
   uint8_t timing;
   uint32_t timing_floor_ms;
   uint32_t timing_ceiling_ms;
-  uint8_t pre_vote;                 /* enum sim_switch */
-  uint8_t check_quorum;             /* enum sim_switch */
+  uint8_t pre_vote;        /* enum sim_switch */
+  uint8_t check_quorum;    /* enum sim_switch */
   uint64_t client_time_ms; /* 0: the clients stop after n_ops operations.
                               Else they start operations only before this
                               simulated time (n_ops is then a cap): the
@@ -284,6 +296,16 @@ struct sim_leader_change {
   uint64_t time_us;
   uint64_t term;
   uint32_t node;
+  uint32_t group; /* 0 unless the run has several groups */
+};
+
+/* What one group of a multi-group run did. */
+struct sim_group_result {
+  uint64_t ops_ok;    /* kv operations on its keys that succeeded */
+  uint64_t elections; /* distinct (term, leader) pairs seen */
+  uint64_t commit;    /* highest index applied anywhere */
+  uint32_t leader;    /* the node leading it at the end; 0: none */
+  uint32_t keys;      /* the workload's keys that map to it */
 };
 
 /* hist_op.kind of an application operation: not a kv op, so the
@@ -388,6 +410,11 @@ struct sim_result {
   /* Every new leadership, in time order (malloc'd; for the lab's charts). */
   struct sim_leader_change *leader_changes;
   size_t n_leader_changes;
+
+  /* Per group (n_groups of them; one for a run of one group). */
+  uint32_t n_groups;
+  struct sim_group_result groups[SIM_GROUPS_MAX];
+  uint8_t *latency_groups; /* [n_latencies]: the group of each latency */
 };
 
 /* Runs one simulation. Returns 0 when the run happened (whether or not a

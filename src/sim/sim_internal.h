@@ -146,15 +146,29 @@ struct sim;
 struct node_port {
   struct sim *s;
   uint32_t i;
+  uint32_t g; /* the group whose runtime it is */
+};
+
+/* One consensus group a node hosts (sim_options.n_groups): its runtime, as
+ * sabhad opens one per group, and what the checkers last saw of it. */
+struct node_group {
+  struct rt *rt; /* NULL while the node is down */
+  struct node_port port;
+  bool fsync_scheduled; /* its fsync completes (EV_FSYNC_DONE, aux g) */
+  bool fsync_synced;    /* ... and its data reached the disk at its start */
+  enum sabha_role last_role;
+  uint64_t last_term;
+  uint64_t commit_seen; /* as leader: commit index already recorded */
 };
 
 struct node {
   uint32_t id; /* engine id, index + 1 */
-  struct node_port port;
   bool up;
   uint32_t gen; /* incarnation: bumped at each crash, stale events ignored */
   uint32_t restarts;
-  struct rt *rt; /* the node runtime; NULL while down */
+  struct rt *rt; /* group 0's runtime (the front, which takes the client
+                    connections), as grp[0].rt; NULL while down */
+  struct node_group grp[RT_GROUPS_MAX]; /* [n_groups] */
   /* The disk: an in-memory file system that outlives the node's crashes,
    * under the real WAL (storage/wal.h). */
   struct memfs *fs;
@@ -165,8 +179,6 @@ struct node {
   uint64_t busy_until_us;
   bool wake_scheduled;
   bool tick_pending;
-  bool fsync_scheduled; /* the runtime's fsync completes (EV_FSYNC_DONE) */
-  bool fsync_synced;    /* ... and its data reached the disk at its start */
   bool flush_scheduled; /* ack-before-fsync: a background flush is due */
   bool in_call;         /* inside a runtime call: no crash now */
   bool crash_due;       /* a crash asked for during a runtime call */
@@ -218,11 +230,6 @@ struct node {
   } flips[8];
   bool guarded; /* started under a repair guard (see nodes_damaged) */
   uint32_t n_flips;
-
-  /* Last status seen, for the checkers. */
-  enum sabha_role last_role;
-  uint64_t last_term;
-  uint64_t commit_seen; /* as leader: commit index already recorded */
 };
 
 /* ---- connections ----------------------------------------------------------
@@ -409,6 +416,10 @@ struct term_slot {
 struct applied_slot {
   uint64_t term;
   uint64_t hash;
+  /* A term at or before which it was committed: the lowest term of a node
+   * seen applying it or, as leader, committing it (a node learns of a
+   * commit from a leader of its term or an earlier one). */
+  uint64_t commit_term;
   uint32_t node; /* who recorded it first; 0: nothing known yet */
   bool applied;  /* applied (true) or committed as leader (false) */
 };
@@ -431,6 +442,10 @@ struct checks {
   bool log_matching;        /* the protocol promises Raft's Log Matching */
   bool leader_completeness; /* its leaders hold every committed entry */
   struct log_view views[SABHA_NODES_MAX];
+  /* The committed stream of the group, seen once per position. */
+  uint64_t seen_index;
+  uint32_t seen_pos;
+  uint64_t barrier_index; /* where the group's first barrier applied */
 };
 
 /* ---- the world ----------------------------------------------------------- */
@@ -503,15 +518,15 @@ struct sim {
   uint64_t *incr_acked;  /* [n_counters]: incrs a client saw succeed */
   uint64_t *incr_maybe;  /* [n_counters]: incrs of unknown outcome */
   uint8_t *op_committed; /* [n_ops]: a put or cas of it is in the log */
+  uint32_t *key_group;   /* [sim_keys()]: the group of each workload key */
 
   struct nemesis nem;
-  struct checks ck;
+  uint32_t n_groups;                   /* consensus groups each node hosts */
+  struct checks ck[RT_GROUPS_MAX];     /* the checkers' state, per group */
+  char barrier_key[RT_GROUPS_MAX][32]; /* a key of each group (client.c) */
   uint64_t quiesce_deadline_us;
-  uint64_t barrier_index;   /* where the first barrier command applied */
   uint64_t barrier_next_us; /* when to send the barrier (again) */
   uint32_t barrier_sent;    /* barrier writes sent, for their values */
-  uint64_t seen_index;      /* the committed stream, seen once per position */
-  uint32_t seen_pos;
 
   FILE *trace;             /* --trace: one line per event, or NULL */
   uint8_t *scratch;        /* SIM_SCRATCH_BYTES, for building requests */
@@ -599,6 +614,8 @@ void node_set_clock(struct sim *s, uint32_t i, uint64_t rate_ppm,
 void node_step_wall(struct sim *s, uint32_t i, int64_t delta_ms);
 /* The up node that is leader in the highest term, or -1. */
 int node_leader(struct sim *s);
+/* The same for group g's runtimes (node_leader() is group 0's). */
+int node_group_leader(struct sim *s, uint32_t g);
 uint32_t nodes_down(const struct sim *s);
 /* How many more of the current voters may be out with a majority of them
  * still able to elect: the nemesis keeps faults within it. Out means down,
@@ -649,7 +666,10 @@ void coord_on_event(struct sim *s, struct sim_event *ev);
 void coord_final(struct sim *s, const struct kvstore *reference);
 void client_on_event(struct sim *s, struct sim_event *ev);
 /* Sends the quiesce barrier (a write) through client `n_clients`. */
-void client_send_barrier(struct sim *s, uint32_t node);
+/* Sends group g's quiesce barrier (a write of s->barrier_key[g]). */
+void client_send_barrier(struct sim *s, uint32_t node, uint32_t g);
+/* Fills s->barrier_key: "__barrier", or one key per group. */
+void sim_barrier_keys(struct sim *s);
 /* The operator asks node `node` to hand leadership to node index `to`
  * (SABHA.LEADER). */
 void client_send_leader(struct sim *s, uint32_t node, uint32_t to);
@@ -683,24 +703,27 @@ void membership_final(struct sim *s);
 /* checks.c */
 void checks_init(struct sim *s);
 void checks_free(struct sim *s);
+/* Reads every group's status of node i (check_status_group: group g's). */
 void check_status(struct sim *s, uint32_t i);
-void check_apply(struct sim *s, uint32_t i, const struct sabha_entry *e);
+void check_status_group(struct sim *s, uint32_t i, uint32_t g);
+void check_apply(struct sim *s, uint32_t i, uint32_t g,
+                 const struct sabha_entry *e);
 void check_log_matching(struct sim *s);
-void check_persisted(struct sim *s, uint32_t i);
+void check_persisted(struct sim *s, uint32_t i, uint32_t g);
 void checks_final(struct sim *s);
 
 /* sim.c */
 void sim_clients_done(struct sim *s);
 /* A barrier command applied at `index`. */
-void sim_note_barrier(struct sim *s, uint64_t index);
+void sim_note_barrier(struct sim *s, uint32_t g, uint64_t index);
 /* Node i was just seen leading a new term: appends to the result's
  * leader_changes (for the lab's timelines). */
-void sim_note_leader(struct sim *s, uint32_t i);
+void sim_note_leader(struct sim *s, uint32_t i, uint32_t g);
 /* The committed stream, once per log position (the first node to apply
  * it): the workloads' checkers and the acknowledged-write records. */
-void sim_observe_command(struct sim *s, struct node *n, uint64_t index,
-                         uint32_t pos, const uint8_t *cmd, size_t len,
-                         const struct rt_applied *res);
+void sim_observe_command(struct sim *s, struct node *n, uint32_t g,
+                         uint64_t index, uint32_t pos, const uint8_t *cmd,
+                         size_t len, const struct rt_applied *res);
 
 /* The hash of a node's keys and applications' state (sim.c). */
 uint64_t sim_node_state_hash(const struct sim *s, const struct node *n);

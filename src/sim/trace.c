@@ -125,7 +125,10 @@ void trace_event(struct sim *s, const struct sim_event *ev) {
     else
       sabha_msg_describe(s->o.protocol, m, text, sizeof text);
     trace_prefix(s);
-    fprintf(f, "n%u -> n%u %s\n", ev->u.pkt->msg.from, ev->u.pkt->msg.to, text);
+    if (s->n_groups > 1)
+      fprintf(f, "n%u -> n%u g%u %s\n", m->from, m->to, m->group, text);
+    else
+      fprintf(f, "n%u -> n%u %s\n", m->from, m->to, text);
     return;
   }
   case EV_CONN_OPEN:

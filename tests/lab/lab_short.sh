@@ -1,6 +1,6 @@
 #!/bin/sh
-# A short lab run (benchmark and monsoon, one seed, every engine) and what
-# it must leave behind: a complete HTML5 report with SVG charts, valid
+# A short lab run (benchmark and monsoon, one seed, every engine; then
+# cities, with five groups) and what it must leave behind: a complete HTML5 report with SVG charts, valid
 # JSON naming both scenarios, and the CSV files with their headers. Also
 # the usage errors: an unknown scenario and a bad file exit 2 with the
 # file and line.
@@ -50,6 +50,22 @@ done
 
 # Consensus engines on the majority side of the monsoon cut keep going.
 grep -q 'monsoon,,raft,1,' "$out/lab/runs.csv" || fail "no monsoon raft row"
+
+# Several groups (scenarios/cities.scn: five cities, five groups): a row
+# per group and engine in the text tables, a Groups table in the HTML, a
+# `groups` array per run in results.json, and no check failing.
+"$sabha" lab cities --seeds 1 --scenarios "$src/scenarios" \
+  --out "$out/cities" >"$out/cities.out" 2>"$out/cities.err" ||
+  { cat "$out/cities.err"; fail "sabha lab cities exited $?"; }
+grep -q "groups (5 per node)" "$out/cities.out" || fail "cities: no groups"
+for g in 0 1 2 3 4; do
+  [ "$(grep -c "^     $g  " "$out/cities.out")" -eq 4 ] ||
+    fail "cities: group $g has not one row per engine"
+done
+grep -q "<b>Groups</b>" "$out/cities/report.html" ||
+  fail "cities: no Groups table in the report"
+grep -q '"groups":\[{"group":0,"leader":' "$out/cities/results.json" ||
+  fail "cities: results.json has no groups"
 
 # Usage errors.
 set +e

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Same options, same run: two runs of one seed print the same trace_hash,
 # and another seed prints a different one. Usage: determinism.sh SABHA
+# [GROUPS] (consensus groups per node, sabha sim --groups; 1 by default)
 set -eu
 bin=$1
+groups=${2:-1}
 hash_of() {
-  "$bin" sim --protocol "$1" --nodes 5 --seed "$2" --ops 300 --faults all |
-    sed -n 's/^trace_hash: //p'
+  "$bin" sim --protocol "$1" --nodes 5 --groups "$groups" --seed "$2" \
+    --ops 300 --faults all 2>/dev/null | sed -n 's/^trace_hash: //p'
 }
 for protocol in $("$bin" help | sed -n 's/^protocols in this build://p'); do
   a=$(hash_of "$protocol" 7)

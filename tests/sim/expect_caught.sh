@@ -3,7 +3,7 @@
 # over the standard fault mix (or the one given) exits 1 with runs_failed
 # above 0.
 # Usage: expect_caught.sh SABHA BUG [PROTOCOL [SEEDS [WORKLOAD [FAULTS
-#        [NODES]]]]]
+#        [NODES [GROUPS]]]]]]
 set -eu
 bin=$1
 bug=$2
@@ -12,8 +12,10 @@ seeds=${4:-1..300}
 workload=${5:-kv}
 faults=${6:-all}
 nodes=${7:-5}
+groups=${8:-1}
 rc=0
-out=$("$bin" sim --protocol "$protocol" --nodes "$nodes" --seeds "$seeds" \
+out=$("$bin" sim --protocol "$protocol" --nodes "$nodes" --groups "$groups" \
+  --seeds "$seeds" \
   --ops 1000 --workload "$workload" --faults "$faults" --bug "$bug" \
   2>/dev/null) || rc=$?
 echo "$out"

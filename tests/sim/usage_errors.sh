@@ -22,6 +22,11 @@ expect_usage_error "$bin" sim --bogus
 expect_usage_error "$bin" sim --nodes 0
 expect_usage_error "$bin" sim --nodes 17
 expect_usage_error "$bin" sim --nodes abc
+expect_usage_error "$bin" sim --groups 0
+expect_usage_error "$bin" sim --groups 65
+expect_usage_error "$bin" sim --groups x
+expect_usage_error "$bin" sim --groups 2 --faults all,membership
+expect_usage_error "$bin" sim --groups 2 --workload ledger
 expect_usage_error "$bin" sim --nodes
 expect_usage_error "$bin" sim --ops 0
 expect_usage_error "$bin" sim --ops -5
