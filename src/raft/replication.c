@@ -239,7 +239,12 @@ void raft_recv_heartbeat(struct raft *r, const struct sabha_msg *m) {
   uint64_t commit = m->commit;
   if (commit > log_last_index(&r->rl.log))
     commit = log_last_index(&r->rl.log);
-  if (commit > r->rl.commit)
+  /* The leader bounds this commit by the match it knows, which a guarded
+   * node's repair made stale: the log it kept may hold older entries where
+   * it had acknowledged the leader's (the overwrites were in the part cut
+   * away). Only appends, which check that the logs match, move its commit
+   * index until the guard lifts. */
+  if (commit > r->rl.commit && replog_guard_until(&r->rl) == 0)
     r->rl.commit = commit;
   struct sabha_msg resp = {
       .type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
