@@ -621,6 +621,14 @@ void rt_sync_work(struct rt *rt) {
   wal_sync_job_run(&rt->job);
 }
 
+void rt_sync_work_many(struct rt *const *rts, size_t n) {
+  struct wal_sync_job *jobs[WAL_SYNC_JOBS_MAX];
+  assert(n <= WAL_SYNC_JOBS_MAX);
+  for (size_t i = 0; i < n; i++)
+    jobs[i] = &rts[i]->job;
+  wal_sync_jobs_run(jobs, n);
+}
+
 void rt_sync_done(struct rt *rt) {
   if (rt->dead || !rt->sync_running)
     return;

@@ -274,6 +274,10 @@ struct rt_host_info {
   uint64_t peers_connected;
   uint64_t peer_bytes_sent;
   uint64_t peer_bytes_received;
+  /* The host's fsync jobs, and the logs they synced summed over them: a
+   * process with many groups syncs several logs per job. */
+  uint64_t disk_sync_jobs;
+  uint64_t disk_sync_logs;
 };
 
 /* The result of one applied command, for observers. */
@@ -392,6 +396,10 @@ bool rt_run(struct rt *rt);
 /* The fsync that ports.sync_later asked for. Safe on any thread: it touches
  * only the job (the file stays open until rt_sync_done). */
 void rt_sync_work(struct rt *rt);
+/* rt_sync_work for several runtimes of one process (one per group) whose
+ * fsyncs are due together, on one thread: one fsync for all of their logs
+ * where the file system allows (wal_sync_jobs_run). At most 64. */
+void rt_sync_work_many(struct rt *const *rts, size_t n);
 /* rt_sync_work returned: the runtime takes the result (a failure is fatal),
  * sends what waited for it, tells the engine (sabha_engine_persisted) and
  * runs what follows. */

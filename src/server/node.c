@@ -12,10 +12,11 @@
  *             copy), writes go out of it (rt_stream_out_take);
  *   disk      the WAL over POSIX files, written on the loop thread and
  *             fdatasynced on a disk thread (libuv's thread pool, one job
- *             at a time): the loop goes on reading, replicating and
- *             applying while the disk syncs, and what waits for the
- *             fsync (acknowledgements, this node's count towards a
- *             commit) goes on when it completes;
+ *             at a time for all groups, which syncs every group that
+ *             asked with one syncfs where it can): the loop goes on
+ *             reading, replicating and applying while the disk syncs,
+ *             and what waits for the fsync (acknowledgements, this
+ *             node's count towards a commit) goes on when it completes;
  *   the loop  once per iteration, after that iteration's I/O callbacks (a
  *             uv_check handle), rt_run() carries out what they caused;
  *             everything written while one fsync runs shares the next
@@ -128,41 +129,72 @@ static void port_kick(void *ctx) {
 
 static void stop_runtime(struct srv_node *n);
 
-/* On a pool thread: the fsync alone (rt_sync_work touches only its job). */
-static void on_sync_work(uv_work_t *req) {
-  struct srv_sync *j = req->data;
-  rt_sync_work(j->n->groups[j->group]);
+/* On a pool thread: the fsyncs alone (rt_sync_work_many touches only the
+ * jobs of the groups it covers, which the loop leaves alone meanwhile). */
+static void on_disk_work(uv_work_t *req) {
+  struct srv_node *n = req->data;
+  struct rt *rts[SRV_GROUPS_MAX];
+  size_t k = 0;
+  for (uint32_t g = 0; g < n->n_groups; g++)
+    if (n->disk.syncing & (UINT64_C(1) << g))
+      rts[k++] = n->groups[g];
+  rt_sync_work_many(rts, k);
 }
 
-static void on_sync_after(uv_work_t *req, int status) {
-  struct srv_sync *j = req->data;
-  struct srv_node *n = j->n;
+static void disk_start(struct srv_node *n);
+
+static void on_disk_done(uv_work_t *req, int status) {
+  struct srv_node *n = req->data;
   (void)status; /* never cancelled */
-  j->busy = false;
-  n->syncs_busy--;
+  uint64_t done = n->disk.syncing;
+  n->disk.busy = false;
+  n->disk.syncing = 0;
   if (n->stopping) {
-    if (n->syncs_busy == 0)
-      stop_runtime(n); /* the stop waited for the fsyncs */
+    stop_runtime(n); /* the stop waited for the fsync */
     return;
   }
-  n->cur_group = j->group;
-  rt_sync_done(n->groups[j->group]);
-  n->cur_group = 0;
+  for (uint32_t g = 0; g < n->n_groups && n->rt != NULL; g++) {
+    if (!(done & (UINT64_C(1) << g)))
+      continue;
+    n->cur_group = g;
+    rt_sync_done(n->groups[g]); /* may ask for the next one */
+    n->cur_group = 0;
+  }
+  disk_start(n);
 }
 
-/* Each group has a log and an fsync of its own on the disk thread; the
- * loop is in group cur_group's runtime when it asks. */
+/* Starts a job for every group that asked, unless one runs: what the
+ * groups write meanwhile waits for the next, which grows with the load. */
+static void disk_start(struct srv_node *n) {
+  if (n->disk.busy || n->disk.asked == 0 || n->stopping)
+    return;
+  n->disk.syncing = n->disk.asked;
+  n->disk.asked = 0;
+  n->disk.work.data = n;
+  if (uv_queue_work(&n->loop, &n->disk.work, on_disk_work, on_disk_done) != 0) {
+    /* No thread pool: sync here, as a runtime without sync_later does. */
+    srv_log(n, "WARN",
+            "cannot queue an fsync on the disk thread; syncing "
+            "on the loop");
+    n->disk.busy = true;
+    on_disk_work(&n->disk.work);
+    on_disk_done(&n->disk.work, 0);
+    return;
+  }
+  n->disk.busy = true;
+  n->disk.jobs++;
+  n->disk.groups_synced += (uint64_t)__builtin_popcountll(n->disk.syncing);
+}
+
+/* Group cur_group's fsync is due. It begins with the next job, which starts
+ * at the end of this loop turn's check phase (every group that asks in the
+ * turn shares it) or when the running one completes. */
 static bool port_sync_later(void *ctx) {
   struct srv_node *n = ctx;
-  struct srv_sync *j = &n->sync[n->cur_group];
-  assert(!j->busy);
-  j->n = n;
-  j->group = n->cur_group;
-  j->work.data = j;
-  if (uv_queue_work(&n->loop, &j->work, on_sync_work, on_sync_after) != 0)
-    return false; /* the runtime syncs on the loop thread instead */
-  j->busy = true;
-  n->syncs_busy++;
+  assert(!(n->disk.asked & (UINT64_C(1) << n->cur_group)));
+  n->disk.asked |= UINT64_C(1) << n->cur_group;
+  if (!n->disk.busy)
+    port_kick(n); /* the check phase starts it, at the latest */
   return true;
 }
 
@@ -222,6 +254,8 @@ static void port_host_info(void *ctx, struct rt_host_info *hi) {
     hi->peer_bytes_sent = n->transport.stats.bytes_sent;
     hi->peer_bytes_received = n->transport.stats.bytes_received;
   }
+  hi->disk_sync_jobs = n->disk.jobs;
+  hi->disk_sync_logs = n->disk.groups_synced;
 }
 
 /* ---- connections --------------------------------------------------------- */
@@ -666,6 +700,7 @@ static void on_check(uv_check_t *h) {
   if (n->n_groups == 1) {
     if (!rt_run(n->rt))
       uv_idle_stop(&n->idle);
+    disk_start(n);
     return;
   }
   /* Groups hand each other commands and replies through in-process links:
@@ -685,6 +720,7 @@ static void on_check(uv_check_t *h) {
     transport_uncork(&n->transport);
   if (!more)
     uv_idle_stop(&n->idle);
+  disk_start(n);
 }
 
 static void on_tick(uv_timer_t *h) {
@@ -724,7 +760,7 @@ static void srv_stop(struct srv_node *n) {
     uv_close((uv_handle_t *)&n->http_timer, on_closed_noop);
   }
   /* The runtimes go once no fsync of theirs runs on the disk thread. */
-  if (n->syncs_busy == 0)
+  if (!n->disk.busy)
     stop_runtime(n);
 }
 

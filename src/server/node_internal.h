@@ -122,15 +122,17 @@ struct srv_node {
   uint32_t n_groups;
   /* The group whose runtime the loop is in (port_sync_later's). */
   uint32_t cur_group;
-  /* The disk thread: each group's fsync runs as libuv thread-pool work
-   * (port_sync_later) while the loop goes on; a stop waits for them. */
-  struct srv_sync {
-    struct srv_node *n;
-    uint32_t group;
+  /* The disk thread, shared by the groups: one job at a time on libuv's
+   * thread pool syncs every group that asked since the last one began, with
+   * one fsync for all where the file system allows (rt_sync_work_many), so
+   * N groups cost about what one does. A stop waits for the job. */
+  struct srv_disk {
     uv_work_t work;
+    uint64_t asked;   /* groups whose fsync is due and not yet begun */
+    uint64_t syncing; /* groups the running job covers */
     bool busy;
-  } sync[SRV_GROUPS_MAX];
-  uint32_t syncs_busy;
+    uint64_t jobs, groups_synced; /* for INFO: groups per job */
+  } disk;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
   uint64_t started_ms; /* wall clock */

@@ -176,6 +176,35 @@ void wal_sync_job_run(struct wal_sync_job *job) {
   job->ns = job->io.clock_ns(job->io.ctx) - t0;
 }
 
+void wal_sync_jobs_run(struct wal_sync_job *const *jobs, size_t n) {
+  assert(n <= WAL_SYNC_JOBS_MAX);
+  int fds[WAL_SYNC_JOBS_MAX];
+  struct wal_sync_job *due[WAL_SYNC_JOBS_MAX];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (jobs[i]->fd >= 0) {
+      due[k] = jobs[i];
+      fds[k++] = jobs[i]->fd;
+    }
+  if (k == 0)
+    return;
+  const struct wal_io *io = &due[0]->io;
+  if (k >= 2 && io->sync_many != NULL) {
+    uint64_t t0 = io->clock_ns(io->ctx);
+    int rv = io->sync_many(io->ctx, fds, k);
+    if (rv != -ENOTSUP) {
+      uint64_t ns = io->clock_ns(io->ctx) - t0;
+      for (size_t i = 0; i < k; i++) {
+        due[i]->rv = rv;
+        due[i]->ns = ns;
+      }
+      return;
+    }
+  }
+  for (size_t i = 0; i < k; i++)
+    wal_sync_job_run(due[i]);
+}
+
 int wal_sync_end(struct wal *w, const struct wal_sync_job *job) {
   assert(w->job_running);
   w->job_running = false;

@@ -379,6 +379,13 @@ struct wal_sync_job {
 int wal_sync_begin(struct wal *w, struct wal_sync_job *job);
 /* The fsync; safe on any thread. */
 void wal_sync_job_run(struct wal_sync_job *job);
+/* The fsyncs of several jobs (several WALs of one process, one per group),
+ * on one thread: with the io's sync_many one call makes them all durable,
+ * at the cost of one fsync rather than one each; otherwise, or when it
+ * cannot, each in turn. Touches only the jobs; each takes the result of the
+ * call that covered it. At most WAL_SYNC_JOBS_MAX jobs. */
+#define WAL_SYNC_JOBS_MAX 64u
+void wal_sync_jobs_run(struct wal_sync_job *const *jobs, size_t n);
 /* 0 when everything the job covered is durable, or SABHA_EIO with the
  * handle failed. */
 int wal_sync_end(struct wal *w, const struct wal_sync_job *job);

@@ -66,6 +66,14 @@ struct wal_io {
   /* fsync of the directory `path`: the names created, renamed or unlinked
    * in it become durable. */
   int (*sync_dir)(void *ctx, const char *path);
+  /* Optional (NULL: not offered). One call that makes every byte written to
+   * each of `fds`, and its size, durable, as sync() of each would, when it
+   * can do so more cheaply than one sync() per file (POSIX: one syncfs()
+   * when they share a file system, so one journal commit and one cache
+   * flush serve them all). -ENOTSUP when it cannot here (different file
+   * systems, or a kernel whose syncfs() does not report write-back errors):
+   * the caller then syncs each file. */
+  int (*sync_many)(void *ctx, const int *fds, size_t n);
   /* Calls `each` once per name in directory `path` (not "." or ".."), in no
    * particular order. A nonzero return from `each` stops the listing and is
    * returned. */

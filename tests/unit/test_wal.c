@@ -238,6 +238,95 @@ static void wal_background_sync_covers_what_was_written_before_it(void) {
   fx_free(&f);
 }
 
+/* wal_sync_jobs_run: several logs (a process's groups) synced by one job.
+ * The io's sync_many here syncs each file through memfs, as syncfs()
+ * covers every file; `many_rv` makes it fail, or decline (-ENOTSUP), which
+ * must fall back to a sync per file. */
+static struct wal_io many_base;
+static int many_rv, many_calls, many_fds;
+
+static int many_sync(void *ctx, const int *fds, size_t n) {
+  many_calls++;
+  many_fds = (int)n;
+  if (many_rv != 0)
+    return many_rv;
+  for (size_t i = 0; i < n; i++) {
+    int rv = many_base.sync(ctx, fds[i], true);
+    if (rv != 0)
+      return rv;
+  }
+  return 0;
+}
+
+/* Three logs on one memfs: 0 and 2 have appends, 1 has nothing new. Runs
+ * one job over all three, then cuts the power. */
+static void sync_three_logs(int rv, bool *ok) {
+  struct memfs *fs;
+  *ok = false;
+  if (memfs_new(&fs, 7) != 0)
+    abort();
+  struct wal_io io;
+  memfs_io(fs, &io);
+  many_base = io;
+  io.sync_many = many_sync;
+  many_rv = rv;
+  many_calls = many_fds = 0;
+  static const char *const dirs[] = {"g0", "g1", "g2"};
+  struct wal_options opt[3];
+  struct wal *w[3] = {NULL, NULL, NULL};
+  struct sabha_persisted p;
+  char err[WAL_ERRMSG_MAX];
+  struct wal_sync_job jobs[3];
+  struct wal_sync_job *jp[3] = {&jobs[0], &jobs[1], &jobs[2]};
+  for (int g = 0; g < 3; g++) {
+    wal_options_init(&opt[g], dirs[g]);
+    opt[g].io = &io;
+    opt[g].entry_size_bytes_max = 256;
+    CHECK(wal_open(&w[g], &opt[g], &p, err, sizeof err) == 0);
+  }
+  CHECK(append(w[0], 1, 3, 1) == 0);
+  CHECK(append(w[2], 1, 5, 1) == 0);
+  for (int g = 0; g < 3; g++)
+    CHECK(wal_sync_begin(w[g], &jobs[g]) == 0);
+  CHECK(jobs[0].fd >= 0 && jobs[1].fd < 0 && jobs[2].fd >= 0);
+  wal_sync_jobs_run(jp, 3);
+  int ends[3];
+  for (int g = 0; g < 3; g++)
+    ends[g] = wal_sync_end(w[g], &jobs[g]);
+  for (int g = 0; g < 3; g++)
+    wal_close(w[g]);
+  if (rv == -EIO) {
+    /* One call covered both: both fail, the log with nothing due does not. */
+    CHECK(many_calls == 1 && many_fds == 2);
+    CHECK(jobs[0].rv == -EIO && jobs[2].rv == -EIO);
+    CHECK(ends[0] == SABHA_EIO && ends[1] == 0 && ends[2] == SABHA_EIO);
+    memfs_free(fs);
+    *ok = true;
+    return;
+  }
+  CHECK(ends[0] == 0 && ends[1] == 0 && ends[2] == 0);
+  CHECK(many_calls == 1 && many_fds == 2);
+  memfs_crash(fs, MEMFS_CRASH_DROP);
+  CHECK(wal_open(&w[0], &opt[0], &p, err, sizeof err) == 0);
+  CHECK(log_is(&p, 1, 3, term1));
+  wal_close(w[0]);
+  CHECK(wal_open(&w[2], &opt[2], &p, err, sizeof err) == 0);
+  CHECK(log_is(&p, 1, 5, term1));
+  wal_close(w[2]);
+  memfs_free(fs);
+  *ok = true;
+}
+
+static void wal_one_job_syncs_the_logs_of_several_groups(void) {
+  bool ok;
+  sync_three_logs(0, &ok); /* one call for both */
+  CHECK(ok);
+  sync_three_logs(-ENOTSUP, &ok); /* declined: each synced on its own */
+  CHECK(ok);
+  sync_three_logs(-EIO, &ok);
+  CHECK(ok);
+}
+
 /* A process crash leaves written-but-unsynced records in the page cache;
  * wal_open returns them, so it must make them durable before it does. */
 static void wal_open_makes_what_it_recovers_durable(void) {
@@ -1268,11 +1357,33 @@ static void wal_works_on_a_real_directory(void) {
   struct wal_stats st;
   wal_stats(w, &st);
   CHECK(st.fsyncs >= 1 && st.segments >= 1);
+  /* Two logs of one process synced by one job (syncfs, one file system). */
+  char dir2[64];
+  snprintf(dir2, sizeof dir2, "%s/data2", root);
+  struct wal_options opt2;
+  wal_options_init(&opt2, dir2);
+  opt2.entry_size_bytes_max = 256;
+  struct wal *w2 = NULL;
+  CHECK(wal_open(&w2, &opt2, &p, err, sizeof err) == 0);
+  CHECK(append(w, 201, 4, 1) == 0);
+  CHECK(append(w2, 1, 4, 1) == 0);
+  struct wal_sync_job jobs[2];
+  struct wal_sync_job *jp[2] = {&jobs[0], &jobs[1]};
+  CHECK(wal_sync_begin(w, &jobs[0]) == 0 && wal_sync_begin(w2, &jobs[1]) == 0);
+  wal_sync_jobs_run(jp, 2);
+  CHECK(jobs[0].rv == 0 && jobs[1].rv == 0);
+  CHECK(wal_sync_end(w, &jobs[0]) == 0 && wal_sync_end(w2, &jobs[1]) == 0);
   wal_close(w);
+  wal_close(w2);
+  CHECK(wal_open(&w2, &opt2, &p, err, sizeof err) == 0);
+  CHECK(log_is(&p, 1, 4, term1));
+  wal_close(w2);
   struct wal_io io;
   wal_io_posix(&io);
   io.list(io.ctx, dir, remove_in, dir);
+  io.list(io.ctx, dir2, remove_in, dir2);
   rmdir(dir);
+  rmdir(dir2);
   rmdir(root);
 }
 
@@ -1282,6 +1393,7 @@ int main(void) {
   RUN(wal_commit_hint_is_clamped_to_the_recovered_log);
   RUN(wal_unsynced_appends_are_not_durable);
   RUN(wal_background_sync_covers_what_was_written_before_it);
+  RUN(wal_one_job_syncs_the_logs_of_several_groups);
   RUN(wal_open_makes_what_it_recovers_durable);
   RUN(wal_put_at_existing_index_overwrites_and_keeps_later);
   RUN(wal_truncation_drops_the_suffix);
