@@ -6,10 +6,12 @@
  *   time      a timer calls rt_tick() every tick_ms; the runtime reads
  *             uv_now() (monotonic) and CLOCK_REALTIME (stamps);
  *   peers     the TCP transport (src/net) hands messages to rt_step() and
- *             sends what the runtime asks;
+ *             sends what the runtime asks, corked: a turn's messages
+ *             leave at its end, one write per peer;
  *   clients   one struct srv_conn per TCP connection carries a runtime
  *             stream's bytes: reads land in the stream's own buffer (no
- *             copy), writes go out of it (rt_stream_out_take);
+ *             copy), writes go out of it (rt_stream_out_take), once per
+ *             connection at the end of the turn;
  *   disk      the WAL over POSIX files, written on the loop thread and
  *             fdatasynced on a disk thread (libuv's thread pool, one job
  *             at a time): the loop goes on reading, replicating and
