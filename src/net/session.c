@@ -1,8 +1,11 @@
 /* Session keys and frame tags (see session.h).
  *
- * The HMAC state keyed with a direction's key is computed once at the
- * handshake and copied for each frame, so a frame costs its own bytes to
- * hash and no key schedule. */
+ * A tag is ChaCha20-Poly1305's over the frame as associated data, with no
+ * plaintext: one ChaCha20 block makes the frame's Poly1305 key, and
+ * Poly1305 costs about a cycle per byte, several times less than the
+ * HMAC-SHA256 that tags cost before (with two SHA-256 finalizations per
+ * frame besides). Every replicated entry crosses this code once per
+ * follower on the leader and once on each follower. */
 #include "net/session.h"
 
 #include <assert.h>
@@ -18,11 +21,10 @@ void session_key_init(struct session_key *k, const uint8_t *secret,
   assert(sender != NULL && receiver != NULL);
   crypto_auth_hmacsha256_state st;
   hs_hmac_begin(&st, secret, secret_bytes, SESSION_LABEL, sender, receiver);
-  uint8_t key[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_final(&st, key);
-  crypto_auth_hmacsha256_init(&k->base, key, sizeof key);
+  _Static_assert(crypto_auth_hmacsha256_BYTES == sizeof k->key,
+                 "the derived key is the AEAD's key");
+  crypto_auth_hmacsha256_final(&st, k->key);
   k->seq = 0;
-  sodium_memzero(key, sizeof key);
   sodium_memzero(&st, sizeof st);
 }
 
@@ -34,16 +36,15 @@ void session_key_wipe(struct session_key *k) {
 static void frame_tag(const struct session_key *k, uint64_t seq,
                       const uint8_t *frame, size_t body_bytes,
                       uint8_t tag[SESSION_TAG_BYTES]) {
-  crypto_auth_hmacsha256_state st = k->base;
-  uint8_t seq_bytes[8];
-  le_put_u64(seq_bytes, seq);
-  crypto_auth_hmacsha256_update(&st, seq_bytes, sizeof seq_bytes);
-  crypto_auth_hmacsha256_update(&st, frame, body_bytes);
-  uint8_t full[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_final(&st, full);
-  memcpy(tag, full, SESSION_TAG_BYTES);
-  sodium_memzero(full, sizeof full);
-  sodium_memzero(&st, sizeof st);
+  _Static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == SESSION_TAG_BYTES,
+                 "the tag is the AEAD's");
+  uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {0};
+  le_put_u64(nonce, seq); /* never reused: seq counts up, keys are fresh */
+  uint8_t none[1] = {0};  /* the empty plaintext and ciphertext */
+  unsigned long long tag_bytes = 0;
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      none, tag, &tag_bytes, none, 0, frame, body_bytes, NULL, nonce, k->key);
+  assert(tag_bytes == SESSION_TAG_BYTES);
 }
 
 void session_seal(struct session_key *k, uint8_t *frame, size_t frame_bytes) {

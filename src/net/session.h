@@ -10,13 +10,15 @@
  * own, derived from the secret and both handshake nonces, and every frame
  * carries a tag over its bytes and its position in the stream:
  *
- *   key(S -> R) = HMAC-SHA256(secret, "sabha-session-v1" | id_S | id_R |
+ *   key(S -> R) = HMAC-SHA256(secret, "sabha-session-v2" | id_S | id_R |
  *                             nonce_S | nonce_R)
- *   tag         = HMAC-SHA256(key(S -> R), seq | frame without its tag),
- *                 first SESSION_TAG_BYTES bytes
+ *   tag         = the tag of ChaCha20-Poly1305 (RFC 8439) under
+ *                 key(S -> R), nonce = u64 seq | 4 zero bytes, the frame
+ *                 without its tag as associated data, no plaintext
  *
  * where seq (u64) counts the frames S sent on this connection after the
- * handshake, from 0, and is not sent: the receiver counts too. A flipped
+ * handshake, from 0, and is not sent: the receiver counts too. Each
+ * (key, nonce) pair tags one frame only, as Poly1305 requires. A flipped
  * bit fails the tag; a frame replayed, dropped or moved fails it at the
  * receiver's next count; a frame from another connection or the other
  * direction fails it because the key differs (fresh nonces, sender named
@@ -36,13 +38,13 @@
 #include "net/handshake.h"
 
 #define SESSION_TAG_BYTES 16u /* 128 bits: forging one takes 2^128 tries */
-#define SESSION_LABEL "sabha-session-v1"
+#define SESSION_LABEL "sabha-session-v2"
 
 /* One direction of one connection: its key, ready to use, and the number
  * of the next frame. Holds key material: session_key_wipe() it. */
 struct session_key {
-  crypto_auth_hmacsha256_state base; /* HMAC initialized with the key */
-  uint64_t seq;                      /* of the next frame sealed / opened */
+  uint8_t key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
+  uint64_t seq; /* of the next frame sealed / opened */
 };
 
 /* Derives the key of frames from `sender` to `receiver`, whose HELLOs the

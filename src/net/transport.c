@@ -588,6 +588,7 @@ static void conn_corrupt(struct transport_conn *c, const char *detail) {
 }
 
 static void on_write(uv_write_t *req, int status);
+static void inflight_done(struct transport_conn *c, int status);
 
 /* With TLS: seals `pending` into the session once it is ready, and moves
  * everything the session has to send to `inflight`. Returns false when
@@ -613,8 +614,13 @@ static bool conn_seal_pending(struct transport_conn *c) {
 }
 
 /* Starts writing `pending` (with TLS: sealed, and the session's own bytes)
- * if nothing is in flight. */
-static void conn_flush(struct transport_conn *c) {
+ * if nothing is in flight. With try_first (the flush of a corked turn)
+ * the bytes go straight to the socket when it takes them all: one syscall
+ * and done, where a libuv write request would cost a callback a turn later
+ * and a change to the poll registration when it drains. Without it, the
+ * request stays in flight until that callback, and messages sent meanwhile
+ * queue behind it (bounded by queue_msgs_max) and leave together. */
+static void conn_flush_try(struct transport_conn *c, bool try_first) {
   if (c->writing || c->state == CONN_CLOSING || c->state == CONN_CONNECTING)
     return;
   assert(c->inflight.size_bytes == 0 && c->inflight_msgs == 0);
@@ -633,22 +639,33 @@ static void conn_flush(struct transport_conn *c) {
   assert(c->inflight.size_bytes <= UINT32_MAX);
   uv_buf_t b = uv_buf_init((char *)c->inflight.data,
                            (unsigned int)c->inflight.size_bytes);
-  int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  int sent = try_first ? uv_try_write((uv_stream_t *)&c->tcp, &b, 1) : 0;
+  if (try_first && sent >= 0 && (size_t)sent == c->inflight.size_bytes) {
+    inflight_done(c, 0);
+    return;
+  }
+  size_t off = sent > 0 ? (size_t)sent : 0;
+  b = uv_buf_init((char *)c->inflight.data + off,
+                  (unsigned int)(c->inflight.size_bytes - off));
+  int rc =
+      sent < 0 && sent != UV_EAGAIN
+          ? sent
+          : uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (rc != 0) {
-    count_dropped_conn_lost(c->t, c->inflight_msgs);
-    c->inflight_msgs = 0;
-    c->inflight.size_bytes = 0;
+    inflight_done(c, rc);
     conn_close(c, uv_strerror(rc));
     return;
   }
   c->writing = true;
 }
 
-static void on_write(uv_write_t *req, int status) {
-  struct transport_conn *c = req->data;
+static void conn_flush(struct transport_conn *c) {
+  conn_flush_try(c, false);
+}
+
+/* `inflight` is written (status 0) or lost with the connection. */
+static void inflight_done(struct transport_conn *c, int status) {
   struct transport *t = c->t;
-  assert(c->writing);
-  c->writing = false;
   if (status < 0) {
     count_dropped_conn_lost(t, c->inflight_msgs);
   } else {
@@ -659,6 +676,13 @@ static void on_write(uv_write_t *req, int status) {
   c->inflight.size_bytes = 0;
   if (c->inflight.cap_bytes > BUF_KEEP_BYTES_MAX)
     codec_buf_free(&c->inflight);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  struct transport_conn *c = req->data;
+  assert(c->writing);
+  c->writing = false;
+  inflight_done(c, status);
   if (status < 0) {
     conn_close(c, uv_strerror(status));
     return;
@@ -1363,5 +1387,5 @@ void transport_uncork(struct transport *t) {
   t->corked = false;
   for (uint32_t i = 0; i < t->n_peers; i++)
     if (t->peers[i].conn != NULL)
-      conn_flush(t->peers[i].conn);
+      conn_flush_try(t->peers[i].conn, true);
 }

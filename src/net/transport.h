@@ -232,10 +232,12 @@ int transport_init(uv_loop_t *loop, struct transport *t,
  * error. */
 void transport_close(struct transport *t, transport_close_cb cb);
 
-/* Corked, transport_send() only queues; uncorking starts the writes of
- * everything queued. A host that sends many messages at once (a node with
- * several groups, each with its own batch) corks around them, so that each
- * peer gets them in one write, not one per message. */
+/* Corked, transport_send() only queues; uncorking writes everything
+ * queued, straight to each socket when it takes it all (one syscall, no
+ * write request), else through a write request as uncorked sends go. A
+ * host that sends many messages at once corks around them, so that each
+ * peer gets them in one write, not one per message: sabhad keeps its
+ * transport corked and uncorks at the end of each loop turn. */
 void transport_cork(struct transport *t);
 void transport_uncork(struct transport *t);
 

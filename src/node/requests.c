@@ -44,18 +44,19 @@
 struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
                             const struct rt_command *cmd, uint32_t argc,
                             const struct resp_arg *argv) {
-  struct rt_req *r = calloc(1, sizeof *r);
-  if (r == NULL)
-    return NULL;
+  /* One allocation: the request, then its copy of the arguments (the
+   * array, then their bytes). */
   size_t bytes = 0;
   for (uint32_t i = 0; i < argc; i++)
     bytes += argv[i].len;
+  _Static_assert(sizeof(struct rt_req) % _Alignof(struct resp_arg) == 0,
+                 "the arguments' array follows the request aligned");
+  struct rt_req *r = malloc(sizeof *r + argc * sizeof *r->argv + bytes);
+  if (r == NULL)
+    return NULL;
+  memset(r, 0, sizeof *r);
   if (argc > 0) {
-    r->argv = malloc(argc * sizeof *r->argv + bytes);
-    if (r->argv == NULL) {
-      free(r);
-      return NULL;
-    }
+    r->argv = (struct resp_arg *)(r + 1);
     uint8_t *p = (uint8_t *)(r->argv + argc);
     for (uint32_t i = 0; i < argc; i++) {
       if (argv[i].len > 0)
@@ -81,8 +82,7 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
 void rt_req_free(struct rt_req *r) {
   assert(r->where == RT_IN_NONE);
   resp_buf_free(&r->reply);
-  free(r->argv);
-  free(r);
+  free(r); /* and its arguments */
 }
 
 void rt_req_unlist(struct rt_req *r) {

@@ -6,10 +6,12 @@
  *   time      a timer calls rt_tick() every tick_ms; the runtime reads
  *             uv_now() (monotonic) and CLOCK_REALTIME (stamps);
  *   peers     the TCP transport (src/net) hands messages to rt_step() and
- *             sends what the runtime asks;
+ *             sends what the runtime asks, corked: a turn's messages
+ *             leave at its end, one write per peer;
  *   clients   one struct srv_conn per TCP connection carries a runtime
  *             stream's bytes: reads land in the stream's own buffer (no
- *             copy), writes go out of it (rt_stream_out_take);
+ *             copy), writes go out of it (rt_stream_out_take), once per
+ *             connection at the end of the turn;
  *   disk      the WAL over POSIX files, written on the loop thread and
  *             fdatasynced on a disk thread (libuv's thread pool, one job
  *             at a time for all groups, which syncs every group that
@@ -104,12 +106,20 @@ static uint64_t port_mono_us(void *ctx) {
   return uv_hrtime() / 1000u;
 }
 
+static void port_kick(void *ctx);
+
+/* The transport stays corked: what the runtime sends in a loop turn is
+ * queued and leaves at the end of the turn (on_check), in one write per
+ * peer. The kick keeps the loop from blocking in poll first, should a
+ * send ever come after this turn's check phase. */
 static void port_send(void *ctx, const struct sabha_msg *m) {
   struct srv_node *n = ctx;
   int rc = transport_send(&n->transport, m);
   if (rc == SABHA_EINVAL && m->to != n->cfg.id)
     srv_log(n, "DEBUG", "cannot send to node %u: %s", m->to,
             sabha_strerror(rc));
+  else if (rc == 0)
+    port_kick(n);
 }
 
 /* The idle handle does nothing but keep libuv from blocking in poll while
@@ -273,6 +283,7 @@ static void conn_close(struct srv_conn *c) {
     return;
   c->closing = true;
   list_remove(&c->link);
+  list_remove(&c->due);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -351,6 +362,12 @@ static void conn_write_tls(struct srv_conn *c) {
   c->writing = true;
 }
 
+/* Writes the stream's output. Called only from the host's own callbacks
+ * and the end of the loop turn, never from inside the runtime: a write the
+ * socket takes whole is done at once (rt_stream_out_done), which runs the
+ * runtime. That write is one syscall with no libuv write request, so no
+ * callback a turn later and no change to the poll registration; only what
+ * the socket does not take at once waits for it to drain (uv_write). */
 static void conn_write(struct srv_conn *c) {
   if (c->writing || c->closing)
     return;
@@ -360,22 +377,57 @@ static void conn_write(struct srv_conn *c) {
   }
   const uint8_t *data;
   size_t len;
-  if (!rt_stream_out_take(c->s, &data, &len)) {
-    if (c->close_after_write)
-      conn_close(c);
-    return;
-  }
-  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_conn_write) != 0) {
-    rt_stream_out_done(c->s);
-    if (c->close_after_write)
-      conn_close(c);
-    else
+  while (!c->writing && !c->closing) {
+    if (!rt_stream_out_take(c->s, &data, &len)) {
+      if (c->close_after_write)
+        conn_close(c);
+      return;
+    }
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int sent = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (sent >= 0 && (size_t)sent == len) {
+      rt_stream_out_done(c->s); /* may give it more output: the loop goes on */
+      continue;
+    }
+    if (sent < 0 && sent != UV_EAGAIN) {
+      rt_stream_out_done(c->s);
       conn_lost(c);
-    return;
+      return;
+    }
+    size_t off = sent > 0 ? (size_t)sent : 0;
+    b = uv_buf_init((char *)data + off, (unsigned)(len - off));
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_conn_write) != 0) {
+      rt_stream_out_done(c->s);
+      if (c->close_after_write)
+        conn_close(c);
+      else
+        conn_lost(c);
+      return;
+    }
+    c->writing = true;
   }
-  c->writing = true;
+}
+
+/* Replies gathered per loop turn: the runtime's output of a turn (every
+ * reply an apply, a read or a parse produced) is written once per
+ * connection at the end of the turn, not as each reply appears. Without
+ * TLS only: a TLS session writes as before (conn_write_tls). */
+static void conn_write_later(struct srv_conn *c) {
+  if (c->writing || c->closing || !list_empty(&c->due))
+    return;
+  list_push(&c->n->writes_due, &c->due);
+  port_kick(c->n);
+}
+
+static void conns_write_due(struct srv_node *n) {
+  /* Bounded: a connection comes back only with new output, which only
+   * its finished requests supply. */
+  while (!list_empty(&n->writes_due)) {
+    struct srv_conn *c = LIST_OF(n->writes_due.next, struct srv_conn, due);
+    list_remove(&c->due);
+    conn_write(c);
+  }
 }
 
 static void on_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -481,6 +533,7 @@ static struct srv_conn *conn_new(struct srv_node *n, struct rt_stream *s) {
   c->s = s;
   uv_tcp_init(&n->loop, &c->tcp);
   c->tcp.data = c;
+  list_init(&c->due);
   list_push(&n->conns, &c->link);
   rt_stream_set_host(s, c);
   return c;
@@ -493,8 +546,10 @@ static void port_stream_output(void *ctx, struct rt_stream *s) {
     port_kick(ctx);
     return;
   }
-  if (c != NULL && !c->writing)
+  if (c != NULL && c->tls != NULL && !c->writing)
     conn_write(c);
+  else if (c != NULL)
+    conn_write_later(c);
 }
 
 static void port_stream_pause(void *ctx, struct rt_stream *s, bool paused) {
@@ -522,8 +577,10 @@ static void port_stream_close(void *ctx, struct rt_stream *s, bool flush) {
     return;
   }
   c->close_after_write = true;
-  if (!c->writing)
+  if (c->tls != NULL && !c->writing)
     conn_write(c);
+  else
+    conn_write_later(c);
 }
 
 static void on_fwd_connect(uv_connect_t *req, int status) {
@@ -635,6 +692,7 @@ static void on_client_connection(uv_stream_t *server, int status) {
   uv_tcp_init(&n->loop, &c->tcp);
   c->tcp.data = c;
   list_init(&c->link);
+  list_init(&c->due);
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
@@ -697,30 +755,33 @@ static void on_check(uv_check_t *h) {
   if (n->stopping || n->rt == NULL)
     return;
   srv_http_service(n);
-  if (n->n_groups == 1) {
-    if (!rt_run(n->rt))
-      uv_idle_stop(&n->idle);
-    disk_start(n);
-    return;
-  }
-  /* Groups hand each other commands and replies through in-process links:
-   * a few rounds carry a command to its group and its reply back within
-   * one iteration; what is left keeps the idle handle on. */
-  if (n->transport_open)
-    transport_cork(&n->transport); /* the groups' messages leave together */
   bool more = true;
-  for (uint32_t round = 0; round < 4 && more; round++) {
-    more = false;
-    for (uint32_t g = 0; g < n->n_groups; g++)
-      more |= group_run(n, g);
-    for (uint32_t g = 0; g < n->n_groups; g++)
-      more |= rt_groups_pump(n->groups[g]);
+  if (n->n_groups == 1) {
+    more = rt_run(n->rt);
+  } else {
+    /* Groups hand each other commands and replies through in-process
+     * links: a few rounds carry a command to its group and its reply back
+     * within one iteration; what is left keeps the idle handle on. */
+    for (uint32_t round = 0; round < 4 && more; round++) {
+      more = false;
+      for (uint32_t g = 0; g < n->n_groups; g++)
+        more |= group_run(n, g);
+      for (uint32_t g = 0; g < n->n_groups; g++)
+        more |= rt_groups_pump(n->groups[g]);
+    }
   }
-  if (n->transport_open)
-    transport_uncork(&n->transport);
   if (!more)
     uv_idle_stop(&n->idle);
-  disk_start(n);
+  disk_start(n); /* every group that asked this turn shares the job */
+  /* The turn's output leaves now, gathered: every peer's messages (every
+   * group's) in one write each, every client's replies in one write each.
+   * A write finished here may kick the runtime again (a paused client
+   * resumes), which restarts the idle handle stopped above. */
+  if (n->transport_open) {
+    transport_uncork(&n->transport);
+    transport_cork(&n->transport);
+  }
+  conns_write_due(n);
 }
 
 static void on_tick(uv_timer_t *h) {
@@ -773,6 +834,11 @@ static void stop_runtime(struct srv_node *n) {
     n->rt = NULL;
   }
   n->stop_rc = rc;
+  /* What the last turn and the close queued leaves as it would have
+   * without gathering: whatever the sockets take now. */
+  conns_write_due(n);
+  if (n->transport_open)
+    transport_uncork(&n->transport);
   while (!list_empty(&n->conns))
     conn_close(LIST_OF(n->conns.next, struct srv_conn, link));
   while (!list_empty(&n->https))
@@ -1007,6 +1073,7 @@ static int open_transport(struct srv_node *n) {
   int rc = transport_init(&n->loop, &n->transport, &tc);
   n->transport_open = true;
   n->transport.data = n;
+  transport_cork(&n->transport); /* until the end of each turn (on_check) */
   if (rc != 0) {
     srv_log(n, "FATAL", "cannot start the peer transport on %s:%u: %s",
             n->cfg.peer_bind, my_port, transport_errmsg(&n->transport));
@@ -1103,6 +1170,7 @@ int srv_run(const struct srv_config *cfg) {
     return 1;
   n->cfg = *cfg;
   list_init(&n->conns);
+  list_init(&n->writes_due);
   list_init(&n->https);
   n->started_ms = srv_wall_ms();
   return_freed_memory();

@@ -51,8 +51,11 @@ struct srv_conn {
   uv_write_t wreq;
   uv_connect_t connect_req;
   struct srv_node *n;
-  struct rt_stream *s;    /* NULL once the stream is freed */
-  struct list_link link;  /* in n->conns */
+  struct rt_stream *s;   /* NULL once the stream is freed */
+  struct list_link link; /* in n->conns */
+  /* In n->writes_due: the stream has output, written at the end of the
+   * loop turn (node.c, "replies gathered per loop turn"). */
+  struct list_link due;
   bool writing;           /* a take of the stream's output is being written */
   bool closing;           /* uv_close called or due */
   bool close_after_write; /* the runtime closed it with flush */
@@ -137,8 +140,9 @@ struct srv_node {
   int stop_rc;         /* 1 when the final sync failed */
   uint64_t started_ms; /* wall clock */
 
-  struct list_link conns; /* struct srv_conn */
-  struct list_link https; /* oldest first */
+  struct list_link conns;      /* struct srv_conn */
+  struct list_link writes_due; /* struct srv_conn, by `due` */
+  struct list_link https;      /* oldest first */
   uint32_t n_http;
   uv_timer_t http_timer;       /* SRV_HTTP_HEAD_TIMEOUT_MS and the like */
   uint64_t http_head_timeouts; /* answered 408: the head came too slowly */

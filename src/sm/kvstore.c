@@ -26,6 +26,7 @@
 #include "core/decimal.h"
 #include "core/endian.h"
 #include "sabha/error.h"
+#include "storage/crc32c.h"
 
 const struct kvstore_config kvstore_config_default = {
     .key_bytes_max = 64u << 10,
@@ -110,26 +111,6 @@ static uint64_t siphash24(const uint8_t *p, size_t n, const uint64_t key[2]) {
   for (int i = 0; i < 4; i++)
     sip_round(&s);
   return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-}
-
-/* ---- CRC32C, four bits at a time --------------------------------------- */
-
-/* The reflected Castagnoli polynomial 0x82f63b78 applied to each nibble. */
-static const uint32_t crc32c_nibble[16] = {
-    0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u,
-    0x417b1dbcu, 0x5125dad3u, 0x61c69362u, 0x7198540du,
-    0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u,
-    0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u,
-};
-
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-  uint32_t c = 0xffffffffu;
-  for (size_t i = 0; i < n; i++) {
-    c ^= p[i];
-    c = (c >> 4) ^ crc32c_nibble[c & 15];
-    c = (c >> 4) ^ crc32c_nibble[c & 15];
-  }
-  return c ^ 0xffffffffu;
 }
 
 /* ---- Entries ----------------------------------------------------------- */
@@ -394,10 +375,17 @@ static void heap_remove(struct heap *h, struct entry *e) {
  * for 2^48 keys. */
 #define SKIP_LEVELS_MAX 24u
 
+/* A node keeps its key's length and first bytes next to its links, so a
+ * search decides most comparisons on the node alone instead of loading the
+ * entry (two more cache misses: its header, then its key bytes). */
+#define SKIP_PREFIX_BYTES 16u
+
 struct snode {
   struct entry *e; /* NULL for the head */
   uint32_t level;
-  struct snode *next[]; /* level links */
+  uint32_t key_len;                  /* e's, set with e */
+  uint8_t prefix[SKIP_PREFIX_BYTES]; /* e's key, zero-padded */
+  struct snode *next[];              /* level links */
 };
 
 /* The byte order of keys: memcmp, then the shorter first. */
@@ -411,7 +399,25 @@ static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
 }
 
 static int node_cmp(const struct snode *x, const uint8_t *key, size_t len) {
-  return key_cmp(x->e->bytes, x->e->key_len, key, len);
+  size_t n = x->key_len < len ? x->key_len : len;
+  if (n > SKIP_PREFIX_BYTES)
+    n = SKIP_PREFIX_BYTES;
+  int c = n ? memcmp(x->prefix, key, n) : 0;
+  if (c != 0)
+    return c;
+  if (x->key_len == n || len == n) /* a key ended: the shorter first */
+    return x->key_len < len ? -1 : x->key_len > len ? 1 : 0;
+  assert(x->e != NULL && x->e->key_len == x->key_len);
+  return key_cmp(x->e->bytes + n, x->key_len - n, key + n, len - n);
+}
+
+/* Makes `x` the node of `e`. */
+static void snode_attach(struct snode *x, struct entry *e) {
+  x->e = e;
+  x->key_len = e->key_len;
+  size_t n = e->key_len < SKIP_PREFIX_BYTES ? e->key_len : SKIP_PREFIX_BYTES;
+  memset(x->prefix, 0, sizeof x->prefix);
+  copy_bytes(x->prefix, e->bytes, n);
 }
 
 /* A node's height from the key's hash: the same key always gets the same
@@ -756,10 +762,10 @@ static void entry_delete_at(struct kvstore *kv, size_t slot) {
 
 /* The live entry for `key`, reclaiming it first if it has expired. Sets
  * *hash, and *slot to its slot or SIZE_MAX when absent. */
-static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
-                               uint64_t *hash, size_t *slot) {
-  *hash = key_hash(kv, key);
-  *slot = table_find(&kv->keys, *hash, entry_matches, &key);
+static struct entry *touch_key_hashed(struct kvstore *kv,
+                                      struct kvstore_slice key, uint64_t hash,
+                                      size_t *slot) {
+  *slot = table_find(&kv->keys, hash, entry_matches, &key);
   if (*slot == SIZE_MAX)
     return NULL;
   struct entry *e = kv->keys.slots[*slot].item;
@@ -768,6 +774,12 @@ static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
   entry_delete_at(kv, *slot);
   *slot = SIZE_MAX;
   return NULL;
+}
+
+static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
+                               uint64_t *hash, size_t *slot) {
+  *hash = key_hash(kv, key);
+  return touch_key_hashed(kv, key, *hash, slot);
 }
 
 /* Attaches e to its lease (e->lease set, the lease live). */
@@ -792,7 +804,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
     assert(node != NULL && *node != NULL);
     e->node = *node;
     *node = NULL;
-    e->node->e = e;
+    snode_attach(e->node, e);
     skip_insert(kv->order, e->node);
     table_insert(&kv->keys, hash, e);
     if (e->expire_at_ms != 0)
@@ -1431,7 +1443,8 @@ static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
 struct reservation {
   struct entry *one;   /* SET, INCRBY, DECRBY, CAS, APPEND */
   size_t one_cap;      /* its value room */
-  struct snode *node;  /* for `one`, if its key is new */
+  struct snode *node;  /* for `one`, if its key may be new */
+  uint64_t key_hash;   /* SET, CAS: of c->key, computed once per apply */
   struct entry **many; /* MSET: one per pair */
   struct snode **nodes;
   size_t n_many;
@@ -1504,11 +1517,17 @@ static enum saved_error check_command(const struct kvstore *kv,
   return SAVED_NONE;
 }
 
-/* The entry for `key`, live or not, without touching anything. */
+/* The entry for `key` (whose hash is `hash`), live or not, without
+ * touching anything. */
+static struct entry *peek_key_hashed(const struct kvstore *kv,
+                                     struct kvstore_slice key, uint64_t hash) {
+  size_t slot = table_find(&kv->keys, hash, entry_matches, &key);
+  return slot == SIZE_MAX ? NULL : kv->keys.slots[slot].item;
+}
+
 static struct entry *peek_key(const struct kvstore *kv,
                               struct kvstore_slice key) {
-  size_t slot = table_find(&kv->keys, key_hash(kv, key), entry_matches, &key);
-  return slot == SIZE_MAX ? NULL : kv->keys.slots[slot].item;
+  return peek_key_hashed(kv, key, key_hash(kv, key));
 }
 
 /* Room for n more bytes of bulk replies in this apply. */
@@ -1542,9 +1561,16 @@ static int reserve(struct kvstore *kv, const struct command *c,
   switch (c->op) {
   case KVSTORE_OP_SET:
   case KVSTORE_OP_CAS:
-    old = peek_key(kv, c->key);
+    r->key_hash = key_hash(kv, c->key);
+    old = peek_key_hashed(kv, c->key, r->key_hash);
     r->one = entry_new(cfg, c->key, c->value, c->value.len);
-    if (r->one == NULL || node_for(kv, c->key, &r->node) != 0 ||
+    /* A key that neither expires nor belongs to a lease is still there
+     * when the command applies, and keeps its node: no new one to make
+     * (and free) on every overwrite. */
+    bool stays = old != NULL && old->expire_at_ms == 0 && old->lease == 0;
+    if (r->one == NULL ||
+        (!stays &&
+         (r->node = snode_new(cfg, skip_level_of(r->key_hash))) == NULL) ||
         table_reserve(cfg, &kv->keys, 1) != 0 ||
         heap_reserve(cfg, &kv->expiring, 1) != 0)
       goto nomem;
@@ -1703,9 +1729,9 @@ static void apply_set(struct kvstore *kv, const struct command *c,
       return;
     }
   }
-  uint64_t hash;
+  uint64_t hash = r->key_hash;
   size_t slot;
-  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  struct entry *old = touch_key_hashed(kv, c->key, hash, &slot);
   if (((c->flags & KVSTORE_SET_NX) && old != NULL) ||
       ((c->flags & KVSTORE_SET_XX) && old == NULL)) {
     if ((c->flags & KVSTORE_SET_GET) && old != NULL)
@@ -1958,9 +1984,9 @@ static void apply_mset(struct kvstore *kv, const struct command *c,
 
 static void apply_cas(struct kvstore *kv, const struct command *c,
                       struct reservation *r, struct kvstore_result *out) {
-  uint64_t hash;
+  uint64_t hash = r->key_hash;
   size_t slot;
-  struct entry *old = touch_key(kv, c->key, &hash, &slot);
+  struct entry *old = touch_key_hashed(kv, c->key, hash, &slot);
   bool expect_absent = c->flags & 1u;
   bool match = expect_absent
                    ? old == NULL
@@ -2533,7 +2559,7 @@ size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
     n_sessions++;
   }
   assert(n_sessions == kv->sessions.n);
-  wr_u32(&w, crc32c(buf, w.off));
+  wr_u32(&w, wal_crc32c(0, buf, w.off));
   assert(w.off == size);
   return size;
 }
@@ -2667,7 +2693,7 @@ int kvstore_restore(struct kvstore *kv, const uint8_t *data, size_t len) {
   if (len < SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES)
     return SABHA_ECORRUPT;
   size_t body = len - SNAPSHOT_TRAILER_BYTES;
-  if (crc32c(data, body) != le_get_u32(data + body))
+  if (wal_crc32c(0, data, body) != le_get_u32(data + body))
     return SABHA_ECORRUPT;
   struct reader r = {data, body, 0, true};
   uint32_t magic = rd_u32(&r);

@@ -424,6 +424,36 @@ static void range_walks_keys_in_byte_order_in_bounded_steps(void) {
   kvstore_free(kv);
 }
 
+/* The order's nodes keep a key's first 16 bytes: keys that share them, end
+ * inside them or right after them still come out in byte order, and a
+ * range starts at the right one of them. */
+static void range_orders_keys_that_share_a_long_prefix(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  const char *keys[] = {
+      "0123456789abcdef1",    "0123456789abcdeg",   "0123456789abcdef",
+      "0123456789abcdef0z",   "0123456789abcde",    "0123456789abcdef\x01",
+      "0123456789abcdef0",    "0123456789abcdef0a", "0123456789abcdefff",
+      "0123456789abcdee~~~~",
+  };
+  for (size_t i = 0; i < N(keys); i++)
+    set(&c, keys[i], "v", 0, 0);
+  struct collect col = {{0}};
+  struct kvstore_slice next;
+  CHECK(!kvstore_range(kv, S(""), 0, 100, collect_key, &col, &next));
+  CHECK(strcmp(col.keys, "0123456789abcde,0123456789abcdee~~~~,"
+                         "0123456789abcdef,0123456789abcdef\x01,"
+                         "0123456789abcdef0,0123456789abcdef0a,"
+                         "0123456789abcdef0z,0123456789abcdef1,"
+                         "0123456789abcdefff,0123456789abcdeg,") == 0);
+  memset(&col, 0, sizeof col);
+  CHECK(!kvstore_range(kv, S("0123456789abcdef0b"), 0, 100, collect_key, &col,
+                       &next));
+  CHECK(strcmp(col.keys, "0123456789abcdef0z,0123456789abcdef1,"
+                         "0123456789abcdefff,0123456789abcdeg,") == 0);
+  kvstore_free(kv);
+}
+
 static void every_change_is_an_event_with_its_revision(void) {
   struct events ev = {0};
   struct kvstore *kv = store_new(&ev);
@@ -515,6 +545,7 @@ static const struct test tests[] = {
     TEST(a_lease_takes_its_keys_when_it_expires),
     TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
     TEST(range_walks_keys_in_byte_order_in_bounded_steps),
+    TEST(range_orders_keys_that_share_a_long_prefix),
     TEST(every_change_is_an_event_with_its_revision),
     TEST(snapshots_carry_revisions_leases_and_restore_checks_them),
     TEST(glob_matches_as_redis),
