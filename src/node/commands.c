@@ -1429,6 +1429,9 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
     resp_buf_printf(b, "priority:%u\r\npriority_transfers:%" PRIu64 "\r\n",
                     rt->cfg.priority[rt->cfg.engine.id],
                     rt->m.priority_transfers);
+    resp_buf_printf(
+        b, "wal_fsyncs_loop:%" PRIu64 "\r\nwal_fsyncs_thread:%" PRIu64 "\r\n",
+        rt->m.fsyncs_loop, rt->m.fsyncs_thread);
     /* The membership in force: "members:1=voter,2=voter,4=learner". */
     resp_buf_printf(b,
                     "config_index:%" PRIu64 "\r\nvoter:%d\r\nremoved:%d\r\n"
