@@ -434,7 +434,13 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
 #define RT_COMPACT_RETRY_MS 100u
 
 static void maybe_compact(struct rt *rt) {
-  if (rt->cfg.compact_entries == 0 || rt->dead ||
+  /* Not beside an fsync on the disk thread: saving a snapshot syncs the
+   * log too, and if the job's fsync failed (the kernel then drops the
+   * dirty pages), that later sync would succeed over the lost bytes and
+   * records written after it would vouch for them; a restart then finds
+   * damage where there was only a failed fsync. rt_sync_done compacts
+   * between jobs, so a steady load does not starve it. */
+  if (rt->cfg.compact_entries == 0 || rt->dead || rt->sync_running ||
       rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
@@ -696,6 +702,8 @@ void rt_sync_done(struct rt *rt) {
   if (rt->dead || !rt->sync_running)
     return;
   sync_finish(rt);
+  if (!rt->dead)
+    maybe_compact(rt);
   if (!rt->dead)
     rt_run(rt);
 }
