@@ -90,6 +90,10 @@ void cli_sim_usage(FILE *f) {
       "                    the round trips it measures) [fixed]\n"
       "  --timing-bounds A..B  adaptive timing's floor and ceiling of the\n"
       "                    election timeout, in ms [150..5000]\n"
+      "  --fsync MODE      where fsyncs run: auto (the loop at low load,\n"
+      "                    the disk thread while batches arrive during\n"
+      "                    fsyncs), loop (the node takes no input for the\n"
+      "                    fsync's time) or thread [auto]\n"
       "  --backoff on|off  classic Paxos: back off after a pre-emption [on];\n"
       "                    off shows the dueling-proposers livelock\n"
       "  --expiry on|off   kv workload: keys with a time to live (SET PX,\n"
@@ -127,6 +131,7 @@ void cli_sim_usage(FILE *f) {
       "compared with the log's), txns_checked (transactions whose EXEC\n"
       "reply was checked whole),\n"
       "membership_changes (membership entries committed),\n"
+      "fsyncs (of the logs) and fsyncs_loop (those run on the loop),\n"
       "with --timing adaptive: timing_changes (timings the nodes chose),\n"
       "timing_election_ms_peak (the highest election timeout in force),\n"
       "first_failing_seed (if a run failed).\n"
@@ -286,6 +291,15 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
         strcmp(value, "adaptive") == 0 ? RT_TIMING_ADAPTIVE : RT_TIMING_FIXED;
     return 0;
   }
+  if (flag_is(arg, "--fsync")) {
+    const char *value = flag_value(argc, argv, i, "--fsync");
+    enum rt_fsync_mode mode;
+    if (!rt_fsync_mode_parse(value, &mode))
+      return usage_error("--fsync takes auto, loop or thread, got '%s'%s",
+                         value, "");
+    a->o.fsync = (uint8_t)mode;
+    return 0;
+  }
   if (flag_is(arg, "--timing-bounds")) {
     const char *value = flag_value(argc, argv, i, "--timing-bounds");
     uint64_t lo, hi;
@@ -388,6 +402,7 @@ struct summary {
   uint64_t membership_changes;
   uint64_t timing_changes;
   uint32_t timing_election_ms_peak;
+  uint64_t fsyncs, fsyncs_loop;
   double wall_seconds;
   uint64_t client_time_us;
   uint32_t *latencies_us;
@@ -485,6 +500,8 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->watch_events += r->watch_events;
   sum->txns_checked += r->txns_checked;
   sum->membership_changes += r->membership_changes;
+  sum->fsyncs += r->fsyncs;
+  sum->fsyncs_loop += r->fsyncs_loop;
   sum->timing_changes += r->timing_changes;
   if (r->timing_election_ms_peak > sum->timing_election_ms_peak)
     sum->timing_election_ms_peak = r->timing_election_ms_peak;
@@ -578,6 +595,8 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
   printf("watch_events: %" PRIu64 "\n", sum->watch_events);
   printf("txns_checked: %" PRIu64 "\n", sum->txns_checked);
   printf("membership_changes: %" PRIu64 "\n", sum->membership_changes);
+  printf("fsyncs: %" PRIu64 "\n", sum->fsyncs);
+  printf("fsyncs_loop: %" PRIu64 "\n", sum->fsyncs_loop);
   if (a->o.timing == RT_TIMING_ADAPTIVE) {
     printf("timing: adaptive\n");
     printf("timing_changes: %" PRIu64 "\n", sum->timing_changes);
@@ -702,6 +721,12 @@ static const char *timing_flags(const struct sim_args *a) {
   return buf;
 }
 
+/* The replay line's fsync option ("" for auto). */
+static const char *fsync_flag(const struct sim_args *a) {
+  static const char *const flags[] = {"", "--fsync loop ", "--fsync thread "};
+  return a->o.fsync < 3 ? flags[a->o.fsync] : "";
+}
+
 static void report_failure(const struct sim_args *a, uint64_t seed,
                            const struct sim_result *r) {
   char faults[128];
@@ -710,12 +735,13 @@ static void report_failure(const struct sim_args *a, uint64_t seed,
   fprintf(stderr,
           "  replay: sabha sim --protocol %s --nodes %u --groups %u "
           "--clients %u --keys %u --ops %" PRIu64
-          " --workload %s --faults %s%s%s%s %s%s--seed %" PRIu64 "\n",
+          " --workload %s --faults %s%s%s%s %s%s%s--seed %" PRIu64 "\n",
           a->o.protocol, a->o.n_nodes, a->o.n_groups, a->o.n_clients,
           a->o.n_keys, a->o.n_ops, sim_workload_name(a->o.workload), faults,
           a->bug != NULL ? " --bug " : "", a->bug != NULL ? a->bug : "",
           a->o.proposer_backoff ? "" : " --backoff off",
-          a->o.expiry ? "" : "--expiry off ", timing_flags(a), seed);
+          a->o.expiry ? "" : "--expiry off ", timing_flags(a), fsync_flag(a),
+          seed);
 }
 
 /* Runs every seed for a.o.protocol into `sum` (zeroed by the caller).

@@ -1430,8 +1430,11 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
                     rt->cfg.priority[rt->cfg.engine.id],
                     rt->m.priority_transfers);
     resp_buf_printf(
-        b, "disk_sync_jobs:%" PRIu64 "\r\ndisk_sync_logs:%" PRIu64 "\r\n",
-        hi.disk_sync_jobs, hi.disk_sync_logs);
+        b,
+        "disk_sync_jobs:%" PRIu64 "\r\ndisk_sync_logs:%" PRIu64 "\r\n"
+        "wal_fsyncs_loop:%" PRIu64 "\r\nwal_fsyncs_thread:%" PRIu64 "\r\n",
+        hi.disk_sync_jobs, hi.disk_sync_logs, rt->m.fsyncs_loop,
+        rt->m.fsyncs_thread);
     /* The membership in force: "members:1=voter,2=voter,4=learner". */
     resp_buf_printf(b,
                     "config_index:%" PRIu64 "\r\nvoter:%d\r\nremoved:%d\r\n"

@@ -22,6 +22,16 @@
 
 /* ---- settings ------------------------------------------------------------ */
 
+bool rt_fsync_mode_parse(const char *text, enum rt_fsync_mode *mode) {
+  static const char *const names[] = {"auto", "loop", "thread"};
+  for (uint32_t k = 0; k < sizeof names / sizeof names[0]; k++)
+    if (strcmp(text, names[k]) == 0) {
+      *mode = (enum rt_fsync_mode)k; /* the enum's order */
+      return true;
+    }
+  return false;
+}
+
 void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
                     uint32_t n_voters) {
   memset(cfg, 0, sizeof *cfg);
@@ -46,6 +56,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->clock_ms = 10;
   cfg->redirect = RT_REDIRECT_FORWARD;
   cfg->timing = RT_TIMING_FIXED;
+  cfg->fsync = RT_FSYNC_AUTO;
   cfg->election_timeout_ms_floor = RT_TIMING_FLOOR_MS_DEFAULT;
   cfg->election_timeout_ms_ceiling = RT_TIMING_CEILING_MS_DEFAULT;
   for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
@@ -423,7 +434,13 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
 #define RT_COMPACT_RETRY_MS 100u
 
 static void maybe_compact(struct rt *rt) {
-  if (rt->cfg.compact_entries == 0 || rt->dead ||
+  /* Not beside an fsync on the disk thread: saving a snapshot syncs the
+   * log too, and if the job's fsync failed (the kernel then drops the
+   * dirty pages), that later sync would succeed over the lost bytes and
+   * records written after it would vouch for them; a restart then finds
+   * damage where there was only a failed fsync. rt_sync_done compacts
+   * between jobs, so a steady load does not starve it. */
+  if (rt->cfg.compact_entries == 0 || rt->dead || rt->sync_running ||
       rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
@@ -569,19 +586,69 @@ static void check_membership(struct rt *rt) {
  * (sync_finish) the messages it covers leave and the engine hears, through
  * sabha_engine_persisted, up to which batch its log is durable: a leader
  * counts its own copy towards a commit only then, so every entry applied
- * on any node is on a majority's disks, fsync included. */
+ * on any node is on a majority's disks, fsync included.
+ *
+ * Where the fsync runs is decided per fsync (rt_config.fsync). Off the
+ * loop it costs a hand-off to the host's disk thread and a wake-up back,
+ * on the leader and on every follower, on a commit's critical path; it
+ * pays only when something arrives while the disk syncs. So, in auto, an
+ * fsync runs on the loop unless one on the thread recently saw a batch
+ * that needs an fsync written while it ran: the next batches were already
+ * waiting, and the loop served them meanwhile. On the loop that cannot be
+ * seen (the loop takes no input while it syncs), so after a run of fsyncs
+ * there, one goes to the thread to look. Either way the ordering is the
+ * same: acknowledgements and the engine's persisted wait for sync_finish.
+ */
 
-/* Keeps copies of `msgs` until the next fsync completes. Out of memory a
- * message is dropped, as the network may drop it: the protocols resend. */
-static void hold_msgs(struct rt *rt, const struct sabha_msg *msgs,
+/* Keeps copies of `msgs` in `held` until its fsync completes. Out of
+ * memory a message is dropped, as the network may drop it: the protocols
+ * resend. */
+static void hold_msgs(struct outbox *held, const struct sabha_msg *msgs,
                       size_t count) {
   for (size_t k = 0; k < count; k++)
-    (void)outbox_send(&rt->held[rt->hold], &msgs[k], false);
+    (void)outbox_send(held, &msgs[k], false);
+}
+
+/* Whether batch `rd` itself holds something that must be durable before
+ * its messages leave: entries, a truncation, a snapshot, a new term or
+ * vote. A follower's answer to a bare commit update holds none: it needs
+ * an fsync (must_sync) only for what earlier batches wrote. Call before
+ * the batch's hard state is noted as written. */
+static bool adds_durable(const struct rt *rt, const struct sabha_ready *rd) {
+  return rd->has_snapshot || rd->truncate_from != 0 || rd->n_entries > 0 ||
+         (rd->has_hard_state && (rd->hard_state.term != rt->hs_term ||
+                                 rd->hard_state.vote != rt->hs_vote));
+}
+
+/* Auto: whether the fsync about to start goes to the thread. */
+static bool sync_on_thread(const struct rt *rt) {
+  switch (rt->cfg.fsync) {
+  case RT_FSYNC_LOOP:
+    return false;
+  case RT_FSYNC_THREAD:
+    return true;
+  case RT_FSYNC_AUTO:
+    break;
+  }
+  return rt->fsync_thread_hold > 0 ||
+         rt->fsync_loop_run >= RT_FSYNC_PROBE_EVERY;
+}
+
+/* Auto: an fsync on the thread completed; sync_overlap says whether
+ * entries were written while it ran. */
+static void sync_note_thread(struct rt *rt) {
+  assert(rt->sync_thread);
+  if (rt->sync_overlap)
+    rt->fsync_thread_hold = RT_FSYNC_THREAD_HOLD;
+  else if (rt->fsync_thread_hold > 0)
+    rt->fsync_thread_hold--;
 }
 
 static void sync_finish(struct rt *rt) {
   assert(rt->sync_running);
   rt->sync_running = false;
+  if (rt->sync_thread)
+    sync_note_thread(rt);
   int rc = wal_sync_end(rt->wal, &rt->job);
   if (rc != 0) {
     rt_fatal(rt, RT_FATAL_DISK, "cannot sync the log: %s (%s)",
@@ -611,8 +678,18 @@ static void sync_start(struct rt *rt) {
   rt->sync_wanted = false;
   rt->seq_syncing = rt->seq_last;
   rt->hold ^= 1u; /* what was gathered is what this fsync covers */
-  if (rt->ports.sync_later != NULL && rt->ports.sync_later(rt->ports.ctx))
+  rt->sync_thread = sync_on_thread(rt) && rt->ports.sync_later != NULL &&
+                    rt->ports.sync_later(rt->ports.ctx);
+  if (rt->sync_thread) {
+    rt->m.fsyncs_thread++;
+    rt->fsync_loop_run = 0;
+    rt->sync_overlap = false;
     return;
+  }
+  rt->m.fsyncs_loop++;
+  rt->sync_overlap = false;
+  if (rt->fsync_loop_run < RT_FSYNC_PROBE_EVERY)
+    rt->fsync_loop_run++;
   wal_sync_job_run(&rt->job);
   sync_finish(rt);
 }
@@ -633,6 +710,8 @@ void rt_sync_done(struct rt *rt) {
   if (rt->dead || !rt->sync_running)
     return;
   sync_finish(rt);
+  if (!rt->dead)
+    maybe_compact(rt);
   if (!rt->dead)
     rt_run(rt);
 }
@@ -664,6 +743,12 @@ static void ready_once(struct rt *rt) {
   }
   /* 1. Messages that need nothing durable (the leader's appends). */
   send_all(rt, rd->msgs, rd->n_msgs);
+  /* A batch that needs an fsync only for what earlier ones wrote rides on
+   * theirs: on the running fsync when it covers all of them, or on none
+   * when all are durable. Either way no fsync of its own. */
+  bool rides = rd->must_sync && !adds_durable(rt, rd) && !rt->sync_wanted &&
+               !(rt->cfg.bugs & RT_BUG_ACK_BEFORE_FSYNC);
+  bool durable_now = rides && !rt->sync_running;
   /* 2. Write; the fsync comes after the turn's batches (sync_start). */
   if (rd->has_hard_state) {
     rt->hs_term = rd->hard_state.term;
@@ -683,12 +768,23 @@ static void ready_once(struct rt *rt) {
   /* The bug: acknowledge now, sync whenever the host gets to it. */
   bool early = rd->must_sync && (rt->cfg.bugs & RT_BUG_ACK_BEFORE_FSYNC);
   /* 3. Acknowledgements wait for the fsync that covers this batch. */
-  if (rd->must_sync) {
+  if (durable_now) {
+    send_all(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
+  } else if (rides) {
+    hold_msgs(&rt->held[rt->hold ^ 1u], rd->msgs_after_persist,
+              rd->n_msgs_after_persist);
+    rt->seq_syncing = rd->seq;
+  } else if (rd->must_sync) {
     rt->sync_wanted = true;
+    /* Load, for the choice of where fsyncs run: new entries while one
+     * runs (a follower's answer to a bare commit update is none). */
+    if (rt->sync_running && rd->n_entries > 0)
+      rt->sync_overlap = true;
     if (early)
       send_all(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
     else
-      hold_msgs(rt, rd->msgs_after_persist, rd->n_msgs_after_persist);
+      hold_msgs(&rt->held[rt->hold], rd->msgs_after_persist,
+                rd->n_msgs_after_persist);
   }
   /* 4-5. */
   if (rd->has_snapshot) {
@@ -707,7 +803,7 @@ static void ready_once(struct rt *rt) {
   /* 6. */
   sabha_engine_advance(rt->engine, rd);
   rt->in_ready = false;
-  if (early)
+  if (early || durable_now)
     sabha_engine_persisted(rt->engine, rd->seq);
   rt_run_deferred(rt);
 }
@@ -1041,6 +1137,11 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
                cfg->priority[i], RT_PRIORITY_MAX);
       return 1;
     }
+  if (cfg->fsync != RT_FSYNC_AUTO && cfg->fsync != RT_FSYNC_LOOP &&
+      cfg->fsync != RT_FSYNC_THREAD) {
+    snprintf(err, err_size, "unknown fsync mode %d", (int)cfg->fsync);
+    return 1;
+  }
   if (cfg->timing != RT_TIMING_FIXED && cfg->timing != RT_TIMING_ADAPTIVE) {
     snprintf(err, err_size, "unknown timing mode %d", (int)cfg->timing);
     return 1;

@@ -148,6 +148,30 @@ enum rt_timing_mode {
 #define RT_MSG_PING (RT_MSG_RUNTIME_BASE + 1u)
 #define RT_MSG_PONG (RT_MSG_RUNTIME_BASE + 2u)
 
+/* Where an fsync runs (runtime.c, "the disk"; docs/operations.md "Where
+ * fsyncs run"), for hosts that offer ports.sync_later. Loop: on the
+ * loop's thread at once, as a host without it does; the loop takes no
+ * input meanwhile, and costs no hand-off. Thread: always through
+ * sync_later (sabhad's disk thread); the loop goes on, and each fsync pays
+ * a hand-off and a wake-up. Auto: per fsync, the thread while batches
+ * arrive during fsyncs (load that the loop can serve meanwhile), else the
+ * loop; RT_FSYNC_PROBE_EVERY loop fsyncs in a row are followed by one on
+ * the thread, to see whether load has come. */
+enum rt_fsync_mode {
+  RT_FSYNC_AUTO = 0,
+  RT_FSYNC_LOOP = 1,
+  RT_FSYNC_THREAD = 2,
+};
+/* Auto: after this many fsyncs on the loop in a row, one goes to the
+ * thread: a batch written while it runs shows load. The 1-connection p50
+ * pays the hand-off on one fsync in this many, so not at all. */
+#define RT_FSYNC_PROBE_EVERY 16u
+/* Auto: a batch written during an fsync on the thread keeps the next this
+ * many there; when none of them sees one, fsyncs return to the loop. */
+#define RT_FSYNC_THREAD_HOLD 8u
+/* "auto", "loop", "thread": true with *mode set, or false for other text. */
+bool rt_fsync_mode_parse(const char *text, enum rt_fsync_mode *mode);
+
 struct rt_config {
   /* The engine's settings, complete: id, voters, timeouts, seed, bugs. The
    * host fills them (sabha_config_init and its own choices). */
@@ -166,6 +190,8 @@ struct rt_config {
   uint32_t wal_segment_bytes;
   bool discard_corrupt_log; /* see wal.h DISCARDING */
   bool refuse_corrupt_log;  /* refuse to start on damage, see REPAIRING */
+
+  enum rt_fsync_mode fsync; /* where fsyncs run: RT_FSYNC_AUTO */
 
   uint64_t compact_entries; /* snapshot when the log has this many
                                applied entries past the last one; 0:
@@ -312,10 +338,11 @@ struct rt_ports {
    * nonzero when it cannot even start (the runtime frees `s` itself). */
   int (*stream_connect)(void *ctx, struct rt_stream *s, uint32_t node);
 
-  /* Optional. An fsync is due. True: the host will call rt_sync_work()
-   * (on any thread, at any time from now) and then, on the runtime's
-   * thread, rt_sync_done(); the node goes on taking input meanwhile.
-   * False or NULL: the runtime syncs at once. */
+  /* Optional. An fsync is due that rt_config.fsync sends off the loop.
+   * True: the host will call rt_sync_work() (on any thread, at any time
+   * from now) and then, on the runtime's thread, rt_sync_done(); the node
+   * goes on taking input meanwhile. False or NULL: the runtime syncs at
+   * once. */
   bool (*sync_later)(void *ctx);
   /* Work is due: call rt_run() soon (not from inside this call). */
   void (*kick)(void *ctx);
@@ -487,6 +514,8 @@ struct rt_metrics {
   uint64_t leader_changes;
   uint64_t priority_transfers;      /* handed to a member of higher priority */
   uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */
+  uint64_t fsyncs_loop;             /* fsyncs run on the loop's thread */
+  uint64_t fsyncs_thread;           /* fsyncs handed to ports.sync_later */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };

@@ -301,7 +301,7 @@ struct rt {
   uint64_t prefer_next_ms;
   uint32_t prefer_failures;
   struct rt_timing timing; /* adaptive timing (timing.c) */
-  bool dead; /* ports.fatal was called: unwind, touch nothing */
+  bool dead;               /* ports.fatal was called: unwind, touch nothing */
 
   /* The ready batch being carried out. */
   bool in_ready; /* between engine ready and advance */
@@ -324,7 +324,14 @@ struct rt {
   uint64_t seq_syncing; /* the newest batch the running fsync covers */
   bool sync_wanted;     /* a batch written since then needs an fsync */
   bool sync_running;    /* a job is out: rt_sync_work, rt_sync_done */
+  bool sync_thread;     /* ... and went to ports.sync_later */
+  bool sync_overlap;    /* ... and entries were written since it began */
   struct wal_sync_job job;
+  /* Where the next fsync runs (RT_FSYNC_AUTO): fsyncs on the loop in a row
+   * (to RT_FSYNC_PROBE_EVERY), and how many more go to the thread since
+   * one there last saw a batch written while it ran. */
+  uint32_t fsync_loop_run;
+  uint32_t fsync_thread_hold;
 
   struct list_link clients;
   uint32_t n_clients;

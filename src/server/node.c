@@ -971,6 +971,7 @@ static int open_runtime(struct srv_node *n) {
   rc.engine.election_timeout_ms_max = 2 * n->cfg.election_timeout_ms;
   rc.engine.heartbeat_ms = n->cfg.heartbeat_ms;
   rc.timing = n->cfg.adaptive_timing ? RT_TIMING_ADAPTIVE : RT_TIMING_FIXED;
+  rc.fsync = (enum rt_fsync_mode)n->cfg.fsync;
   rc.election_timeout_ms_floor = n->cfg.election_timeout_floor_ms;
   rc.election_timeout_ms_ceiling = n->cfg.election_timeout_ceiling_ms;
   rc.engine.commands_per_slot_max = n->cfg.slot_commands_max;

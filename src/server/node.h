@@ -122,6 +122,9 @@ struct srv_config {
                                    this many newer ids applies as new.
                                    Every node must use the same value:
                                    it decides replies. Default 100000 */
+  /* Where fsyncs run (docs/operations.md, "Where fsyncs run"): the
+   * runtime's enum rt_fsync_mode, default auto. */
+  uint8_t fsync;
   /* Leader priorities: this node's (--priority; UNSET: its entry in
    * priorities, else SRV_PRIORITY_DEFAULT), and every member's by id
    * (--priorities; UNSET for one not named). */

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "core/decimal.h"
+#include "node/runtime.h"
 #include "server/node.h"
 #include "sm/app.h"
 
@@ -123,6 +124,10 @@ void srv_usage(FILE *f) {
       "  --election-timeout-floor-ms N, --election-timeout-ceiling-ms N\n"
       "                         adaptive timing's bounds on the election\n"
       "                         timeout (150, 5000; 10 <= N <= 300000)\n"
+      "  --fsync auto|loop|thread  where fsyncs run: on the loop at low\n"
+      "                         load, on a disk thread while writes arrive\n"
+      "                         during fsyncs (auto, default), or always\n"
+      "                         one or the other\n"
       "  --tick-ms N            engine clock resolution (5)\n"
       "  --leader-wait-ms N     how long a command waits for a leader\n"
       "                         before -TRYAGAIN (2000)\n"
@@ -432,6 +437,7 @@ enum kind {
   K_OUTPUT_LIMIT,  /* client-output-buffer-limit's three values */
   K_TLS_AUTH,      /* tls-auth-clients: no, yes or optional */
   K_TIMING,        /* timing: fixed or adaptive */
+  K_FSYNC,         /* fsync: auto, loop or thread */
 };
 
 struct setting {
@@ -479,6 +485,7 @@ static const struct setting SETTINGS[] = {
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
     {"timing", K_TIMING, 0, 0, 0, false},
     {"adaptive-timing", K_BOOL, OFF(adaptive_timing), 0, 0, true},
+    {"fsync", K_FSYNC, 0, 0, 0, false},
     {"election-timeout-floor-ms", K_U32, OFF(election_timeout_floor_ms), 0,
      600000, false},
     {"election-timeout-ceiling-ms", K_U32, OFF(election_timeout_ceiling_ms), 0,
@@ -631,6 +638,14 @@ static int apply_setting(struct srv_config *cfg, const struct setting *s,
                   value);
     cfg->adaptive_timing = strcmp(value, "adaptive") == 0;
     return 0;
+  case K_FSYNC: {
+    enum rt_fsync_mode mode;
+    if (!rt_fsync_mode_parse(value, &mode))
+      return errf(err, err_size, "fsync: '%s' is not auto, loop or thread",
+                  value);
+    cfg->fsync = (uint8_t)mode;
+    return 0;
+  }
   case K_REDIRECT:
     if (strcmp(value, "forward") == 0)
       cfg->redirect = SRV_REDIRECT_FORWARD;

@@ -415,6 +415,12 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_priority_transfers_total",
           "Leadership transfers this node started for a higher priority",
           m->priority_transfers);
+  counter(b, "sabha_wal_fsyncs_loop_total",
+          "Log fsyncs run on the loop's thread (fsync = auto or loop)",
+          m->fsyncs_loop);
+  counter(b, "sabha_wal_fsyncs_thread_total",
+          "Log fsyncs run on the disk thread (fsync = auto or thread)",
+          m->fsyncs_thread);
   write_members_metrics(n, &st, b);
   write_timing_metrics(n, b);
   if (n->n_groups > 1)

@@ -13,14 +13,19 @@
  *   inputs   peer messages and connection events wait in an inbox and are
  *            handed to the runtime one at a time; a slow node spends time
  *            on each; after the inputs, rt_run();
- *   fsync    the runtime asks to sync later (ports.sync_later) and goes on,
- *            as sabhad's loop goes on while its disk thread syncs: the
- *            fsync completes 1-3 ms later (longer on a slow disk) while
- *            inputs arrive and new batches are written behind it. Its data
- *            reaches the disk at its start or at its end, as the seed says
- *            (a real fdatasync may or may not take the pages written while
- *            it runs); a crash before the end loses every batch not yet
- *            synced, several of them when the node was busy;
+ *   fsync    takes 1-3 ms (longer on a slow disk). When the runtime asks
+ *            to sync later (ports.sync_later) it goes on, as sabhad's loop
+ *            goes on while its disk thread syncs: inputs arrive and new
+ *            batches are written behind the fsync. Its data reaches the
+ *            disk at its start or at its end, as the seed says (a real
+ *            fdatasync may or may not take the pages written while it
+ *            runs); a crash before the end loses every batch not yet
+ *            synced, several of them when the node was busy. When the
+ *            runtime syncs on the loop instead (rt_config.fsync), the data
+ *            is on the disk at once and the node then takes no input for
+ *            the fsync's time, as sabhad's blocked loop takes none (the
+ *            messages the fsync released have left already: a small
+ *            head start);
  *   disk     memfs under the real WAL: a crash keeps what was synced and
  *            drops, tears, garbles or punches holes in the rest; the disk
  *            fault fails a write or an fsync (the runtime gives up and the
@@ -179,18 +184,26 @@ static int port_stream_connect(void *ctx, struct rt_stream *st, uint32_t node) {
   return 0;
 }
 
-static bool port_sync_later(void *ctx) {
-  struct node_port *p = ctx;
-  struct sim *s = p->s;
-  struct node *n = port_node(ctx);
-  struct node_group *ng = &n->grp[p->g];
-  assert(!ng->fsync_scheduled); /* the runtime runs one at a time */
+/* How long an fsync of group p->g's log takes on this node's disk now. */
+static uint64_t fsync_us(struct sim *s, const struct node_port *p) {
+  struct node *n = &s->nodes[p->i];
   bool bug = (s->o.host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) != 0;
   uint64_t us = bug ? prng_range(&s->prng_disk, FLUSH_US_MIN, FLUSH_US_MAX)
                     : prng_range(&s->prng_disk, FSYNC_US_MIN, FSYNC_US_MAX) *
                           n->fsync_factor;
   if (p->g == 0) /* the leader-aimed faults aim at group 0 */
     us += nemesis_fsync_stall_us(s, p->i);
+  return us;
+}
+
+static bool port_sync_later(void *ctx) {
+  struct node_port *p = ctx;
+  struct sim *s = p->s;
+  struct node *n = port_node(ctx);
+  struct node_group *ng = &n->grp[p->g];
+  assert(!ng->fsync_scheduled); /* the runtime runs one at a time */
+  uint64_t us = fsync_us(s, p);
+  ng->fsync_later = true;
   struct sim_event *ev = ev_new(s, EV_FSYNC_DONE, p->i);
   ev->gen = n->gen;
   ev->aux = p->g;
@@ -228,7 +241,17 @@ static bool port_before_ready(void *ctx) {
 
 static void port_synced(void *ctx) {
   struct node_port *p = ctx;
+  struct node *n = port_node(ctx);
+  struct node_group *ng = &n->grp[p->g];
   p->s->res->fsyncs++;
+  if (ng->fsync_later) {
+    ng->fsync_later = false;
+  } else { /* on the loop: the node waited for it */
+    p->s->res->fsyncs_loop++;
+    uint64_t until = p->s->now_us + fsync_us(p->s, p);
+    if (until > n->busy_until_us)
+      n->busy_until_us = until;
+  }
 }
 
 static void port_written(void *ctx) {
@@ -622,6 +645,7 @@ static void node_down(struct sim *s, struct node *n, bool clean) {
   for (uint32_t g = 0; g < s->n_groups; g++) {
     struct node_group *ng = &n->grp[g];
     ng->fsync_scheduled = false;
+    ng->fsync_later = false;
     ng->last_role = SABHA_ROLE_FOLLOWER;
     ng->last_term = 0;
     ng->commit_seen = 0;
@@ -981,9 +1005,9 @@ static void node_input(struct sim *s, struct node *n, struct sim_event *ev) {
   }
   ev_free(s, ev);
   node_after_runtime(s, n);
-  if (n->up && (n->slow_delay_us > 0 || n->slow_entry_us > 0))
-    n->busy_until_us =
-        s->now_us + n->slow_delay_us + entries * n->slow_entry_us;
+  uint64_t busy_us = n->slow_delay_us + entries * n->slow_entry_us;
+  if (n->up && busy_us > 0 && s->now_us + busy_us > n->busy_until_us)
+    n->busy_until_us = s->now_us + busy_us; /* an fsync may hold it longer */
 }
 
 /* A tick came due while the node could not run (or had a backlog). It

@@ -365,6 +365,8 @@ static int options_check(const struct sim_options *o, char *err,
                        SIM_HOST_BUG_WATCH_RESUME_SKIP |
                        SIM_HOST_BUG_TXN_PARTIAL | SIM_HOST_BUG_TIMING_RATCHET))
     why = "unknown host bug bits";
+  else if (o->fsync > RT_FSYNC_THREAD)
+    why = "fsync takes enum rt_fsync_mode";
   else if (o->timing > RT_TIMING_ADAPTIVE)
     why = "timing takes enum rt_timing_mode";
   else if ((o->timing_floor_ms > 0 &&
@@ -725,6 +727,11 @@ static void runtime_setup(struct sim *s) {
       ((o->host_bugs & SIM_HOST_BUG_TIMING_RATCHET) ? RT_BUG_TIMING_RATCHET
                                                     : 0);
   cfg->timing = (enum rt_timing_mode)o->timing;
+  /* The ack-before-fsync bug's fsync comes whenever the host gets to it:
+   * on the loop there would be no window for a crash to find. */
+  cfg->fsync = (o->host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC)
+                   ? RT_FSYNC_THREAD
+                   : (enum rt_fsync_mode)o->fsync;
   if (o->timing_floor_ms > 0)
     cfg->election_timeout_ms_floor = o->timing_floor_ms;
   if (o->timing_ceiling_ms > 0)

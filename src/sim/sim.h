@@ -279,6 +279,10 @@ struct sim_options {
   uint8_t timing;
   uint32_t timing_floor_ms;
   uint32_t timing_ceiling_ms;
+  /* Where fsyncs run (node/runtime.h, enum rt_fsync_mode): 0 auto (the
+   * default), 1 on the loop (the node takes no input for the fsync's
+   * time), 2 on the disk thread. */
+  uint8_t fsync;
   uint8_t pre_vote;        /* enum sim_switch */
   uint8_t check_quorum;    /* enum sim_switch */
   uint64_t client_time_ms; /* 0: the clients stop after n_ops operations.
@@ -383,6 +387,7 @@ struct sim_result {
   uint64_t msgs_sent;
   uint64_t msgs_dropped;
   uint64_t fsyncs;
+  uint64_t fsyncs_loop; /* ... of them run on the loop (the rest: later) */
   uint64_t crashes;
   uint64_t snapshots_taken;
   uint64_t snapshots_installed;

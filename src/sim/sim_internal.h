@@ -156,6 +156,9 @@ struct node_group {
   struct node_port port;
   bool fsync_scheduled; /* its fsync completes (EV_FSYNC_DONE, aux g) */
   bool fsync_synced;    /* ... and its data reached the disk at its start */
+  bool fsync_later;     /* the runtime's fsync went to sync_later: when
+                           port_synced finds it unset, the fsync ran on the
+                           loop */
   enum sabha_role last_role;
   uint64_t last_term;
   uint64_t commit_seen; /* as leader: commit index already recorded */

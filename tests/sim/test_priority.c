@@ -10,6 +10,7 @@
 #include "../unit/support/check.h"
 #include "node/runtime.h"
 #include "sim/sim.h"
+#include "sim_run_checked.h"
 
 /* Runs one simulation of `protocol`; false (and a line on stderr) if it
  * could not run or a check failed. */
@@ -24,15 +25,7 @@ static bool run(const char *protocol, uint32_t n_nodes, uint64_t seed,
   o.seed = seed;
   o.faults = faults;
   o.priorities = priorities;
-  char err[256];
-  memset(r, 0, sizeof *r);
-  if (sim_run(&o, r, err, sizeof err) != 0) {
-    fprintf(stderr, "%s seed %" PRIu64 ": %s\n", protocol, seed, err);
-    return false;
-  }
-  if (r->failed)
-    fprintf(stderr, "%s seed %" PRIu64 ": %s\n", protocol, seed, r->failure);
-  return !r->failed;
+  return sim_run_checked(&o, r);
 }
 
 static void fill(uint32_t *prio, uint32_t value) {

@@ -12,6 +12,7 @@
 #include "../unit/support/check.h"
 #include "node/runtime.h"
 #include "sim/sim.h"
+#include "sim_run_checked.h"
 
 /* Links of 0.5 ms; from 1 s to 4 s, 100 ms each way with 10 ms of jitter
  * (a round trip of about 200 ms); fast again after. The clients run for
@@ -38,14 +39,7 @@ static bool run(const char *protocol, uint64_t seed, uint32_t host_bugs,
   o.script = spike;
   o.n_script = sizeof spike / sizeof spike[0];
   o.client_time_ms = 10000;
-  char err[256];
-  memset(r, 0, sizeof *r);
-  if (sim_run(&o, r, err, sizeof err) != 0) {
-    fprintf(stderr, "%s seed %" PRIu64 ": %s\n", protocol, seed, err);
-    return false;
-  }
-  if (r->failed)
-    fprintf(stderr, "%s seed %" PRIu64 ": %s\n", protocol, seed, r->failure);
+  bool ok = sim_run_checked(&o, r);
   fprintf(stderr,
           "%s seed %" PRIu64 "%s: election timeout first %u ms, peak %u ms, "
           "end %u ms; %" PRIu64 " timing changes, %" PRIu64
@@ -54,7 +48,7 @@ static bool run(const char *protocol, uint64_t seed, uint32_t host_bugs,
           r->timing_election_ms_first, r->timing_election_ms_peak,
           r->timing_election_ms_end, r->timing_changes, r->elections,
           r->sim_time_us / 1000);
-  return !r->failed;
+  return ok;
 }
 
 /* The figures of an adaptive run: raised by the spike (a 200 ms round trip
