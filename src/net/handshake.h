@@ -41,15 +41,16 @@
  * and every later frame carries a tag under it, so that nobody who lacks the
  * secret can inject, alter, replay or reorder a frame on the connection.
  * Nothing is encrypted: an eavesdropper reads the messages (docs/security.md).
- * Protocol version 3 introduced the session tags; nodes of version 2 are
- * refused (VERSION). docs/wire.md has the byte layout. */
+ * Protocol version 3 introduced the session tags, version 4 the bundles
+ * (codec.h); nodes of another version are refused (VERSION). docs/wire.md has
+ * the byte layout. */
 #ifndef SABHA_NET_HANDSHAKE_H
 #define SABHA_NET_HANDSHAKE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PROTOCOL_VERSION 3u
+#define HS_PROTOCOL_VERSION 4u
 #define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
 #define HS_MAGIC_BYTES 8u
 #define HS_NONCE_BYTES 32u
