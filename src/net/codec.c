@@ -61,6 +61,35 @@ int codec_kind_is_msg(uint32_t kind) {
          kind == CODEC_KIND_PAXOS || kind == CODEC_KIND_ASYNC;
 }
 
+int codec_bundle_next(const uint8_t *buf, size_t len, size_t *at,
+                      const uint8_t **frame, size_t *frame_bytes) {
+  assert(buf != NULL && at != NULL && frame != NULL && frame_bytes != NULL);
+  if (len < CODEC_HEADER_BYTES || buf[5] != CODEC_KIND_BUNDLE ||
+      buf[4] != CODEC_VERSION ||
+      le_get_u32(buf) != (uint64_t)len - CODEC_LENGTH_BYTES)
+    return SABHA_ECORRUPT;
+  if (*at == 0) {
+    if (len == CODEC_HEADER_BYTES)
+      return SABHA_ECORRUPT; /* a bundle of nothing is no sender's */
+    *at = CODEC_HEADER_BYTES;
+  }
+  assert(*at >= CODEC_HEADER_BYTES && *at <= len);
+  size_t rest = len - *at;
+  if (rest == 0)
+    return 0;
+  const uint8_t *p = buf + *at;
+  if (rest < CODEC_HEADER_BYTES)
+    return SABHA_ECORRUPT;
+  uint32_t payload_bytes = le_get_u32(p);
+  if (payload_bytes < 2 || payload_bytes > rest - CODEC_LENGTH_BYTES ||
+      p[5] == CODEC_KIND_BUNDLE)
+    return SABHA_ECORRUPT;
+  *frame = p;
+  *frame_bytes = CODEC_LENGTH_BYTES + (size_t)payload_bytes;
+  *at += *frame_bytes;
+  return 1;
+}
+
 int codec_peek(const uint8_t *buf, size_t len, struct codec_header *h) {
   assert(buf != NULL && h != NULL);
   assert(len >= CODEC_HEADER_BYTES);

@@ -74,7 +74,8 @@ enum codec_kind {
   CODEC_KIND_RAFT = 1,
   CODEC_KIND_MULTIPAXOS = 2,
   CODEC_KIND_PAXOS = 3,
-  CODEC_KIND_ASYNC = 4, /* the primary-backup baseline (src/async) */
+  CODEC_KIND_ASYNC = 4,    /* the primary-backup baseline (src/async) */
+  CODEC_KIND_BUNDLE = 5,   /* message frames under one session tag: below */
   CODEC_KIND_HELLO = 0x80, /* handshake: src/net/handshake.h */
   CODEC_KIND_AUTH = 0x81,
   CODEC_KIND_REFUSE = 0x82,
@@ -85,6 +86,26 @@ enum codec_kind {
 int codec_kind_of_engine(const char *engine_name);
 /* True for the kinds that carry a struct sabha_msg. */
 int codec_kind_is_msg(uint32_t kind);
+
+/* A bundle is a frame of kind CODEC_KIND_BUNDLE and version CODEC_VERSION
+ * whose body is one or more whole message frames back to back. A transport
+ * with a session (net/session.h) tags each frame it sends, and a tag costs
+ * the same whatever the frame's size; a process hosting many groups sends
+ * many small messages per loop turn (an append or an acknowledgement per
+ * group), so it queues those of one turn as one bundle and tags it once.
+ * Bundles do not nest.
+ *
+ * Steps through the bundle buf[0, len) (length field included, no tag):
+ * *at is 0 before the first call; each call sets *frame and *frame_bytes
+ * to the next inner frame (length field included; inside buf) and returns
+ * 1, or returns 0 after the last, or SABHA_ECORRUPT when the bundle is
+ * malformed: not a bundle, a length that disagrees with len, no frame in
+ * it, an inner frame whose header is cut, whose length is below 2 or
+ * reaches past the bundle, or which is a bundle itself. What an inner
+ * frame says is codec_decode()'s to check. Never reads outside buf[0, len).
+ */
+int codec_bundle_next(const uint8_t *buf, size_t len, size_t *at,
+                      const uint8_t **frame, size_t *frame_bytes);
 
 /* A frame header, as codec_peek() reads it. */
 struct codec_header {

@@ -42,8 +42,9 @@
  * secret can inject, alter, replay or reorder a frame on the connection.
  * Nothing is encrypted: an eavesdropper reads the messages (docs/security.md).
  * Protocol version 3 introduced the session tags, version 4 made them
- * Poly1305 tags (HMAC-SHA256 before); nodes of other versions are refused
- * (VERSION). docs/wire.md has the byte layout. */
+ * Poly1305 tags (HMAC-SHA256 before) and added the bundles (codec.h); nodes
+ * of other versions are refused (VERSION). docs/wire.md has the byte
+ * layout. */
 #ifndef SABHA_NET_HANDSHAKE_H
 #define SABHA_NET_HANDSHAKE_H
 

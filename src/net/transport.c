@@ -93,6 +93,11 @@ struct transport_conn {
   struct codec_buf rbuf; /* bytes read (decrypted), not yet handled */
   struct codec_buf pending, inflight;
   uint32_t pending_msgs, inflight_msgs;
+  /* Sealed and corked: the messages queued go into one bundle (codec.h)
+   * that starts at bundle_at in `pending` and holds bundle_msgs of them
+   * (0: none open); it is sealed when the cork comes off. */
+  size_t bundle_at;
+  uint32_t bundle_msgs;
   char name[96]; /* for logs */
 };
 
@@ -517,6 +522,7 @@ static void conn_close(struct transport_conn *c, const char *why) {
   count_dropped_conn_lost(t, c->pending_msgs);
   c->pending_msgs = 0;
   c->pending.size_bytes = 0;
+  c->bundle_msgs = 0;
   uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
   if (c->outbound && p != NULL && !t->closing && p->conn == NULL &&
@@ -613,6 +619,32 @@ static bool conn_seal_pending(struct transport_conn *c) {
   return true;
 }
 
+/* Seals the open bundle. One message alone goes as its own frame, exactly
+ * as without a cork. Its room, tag included, was reserved as it grew. */
+static void bundle_close(struct transport_conn *c) {
+  if (c->bundle_msgs == 0)
+    return;
+  assert(c->sealed && c->bundle_at < c->pending.size_bytes);
+  uint8_t *b = c->pending.data + c->bundle_at;
+  size_t bytes = c->pending.size_bytes - c->bundle_at;
+  if (c->bundle_msgs == 1) {
+    memmove(b, b + CODEC_HEADER_BYTES, bytes - CODEC_HEADER_BYTES);
+    bytes -= CODEC_HEADER_BYTES;
+  } else {
+    b[4] = CODEC_VERSION;
+    b[5] = CODEC_KIND_BUNDLE;
+    c->t->stats.bundles_sent++;
+  }
+  bytes += SESSION_TAG_BYTES;
+  assert(c->bundle_at + bytes <= c->pending.cap_bytes);
+  assert(bytes - CODEC_LENGTH_BYTES <=
+         CODEC_PAYLOAD_BYTES_MAX + SESSION_TAG_BYTES);
+  le_put_u32(b, (uint32_t)(bytes - CODEC_LENGTH_BYTES));
+  session_seal(&c->send_key, b, bytes);
+  c->pending.size_bytes = c->bundle_at + bytes;
+  c->bundle_msgs = 0;
+}
+
 /* Starts writing `pending` (with TLS: sealed, and the session's own bytes)
  * if nothing is in flight. With try_first (the flush of a corked turn)
  * the bytes go straight to the socket when it takes them all: one syscall
@@ -621,6 +653,7 @@ static bool conn_seal_pending(struct transport_conn *c) {
  * request stays in flight until that callback, and messages sent meanwhile
  * queue behind it (bounded by queue_msgs_max) and leave together. */
 static void conn_flush_try(struct transport_conn *c, bool try_first) {
+  bundle_close(c);
   if (c->writing || c->state == CONN_CLOSING || c->state == CONN_CONNECTING)
     return;
   assert(c->inflight.size_bytes == 0 && c->inflight_msgs == 0);
@@ -968,9 +1001,9 @@ static void conn_refuse_frame(struct transport_conn *c, size_t n) {
   conn_close(c, "a frame failed its MAC");
 }
 
+static void on_msg(struct transport_conn *c, const uint8_t *frame, size_t n);
+
 static void on_msg_frame(struct transport_conn *c, uint8_t *frame, size_t n) {
-  struct transport *t = c->t;
-  char detail[128];
   if (c->sealed) {
     if (session_open(&c->recv_key, frame, n) != 0) {
       conn_refuse_frame(c, n);
@@ -982,6 +1015,29 @@ static void on_msg_frame(struct transport_conn *c, uint8_t *frame, size_t n) {
     n -= SESSION_TAG_BYTES;
     le_put_u32(frame, (uint32_t)(n - CODEC_LENGTH_BYTES));
   }
+  if (frame[5] != CODEC_KIND_BUNDLE) {
+    on_msg(c, frame, n);
+    return;
+  }
+  /* Each message of a bundle is held to the rules of a frame of its own;
+   * the first one that breaks them closes the connection. */
+  size_t at = 0;
+  const uint8_t *inner = NULL;
+  size_t inner_bytes = 0;
+  int rc;
+  while ((rc = codec_bundle_next(frame, n, &at, &inner, &inner_bytes)) == 1) {
+    on_msg(c, inner, inner_bytes);
+    if (c->state == CONN_CLOSING)
+      return;
+  }
+  if (rc != 0)
+    conn_corrupt(c, "a malformed bundle");
+}
+
+/* One message frame, frame[0, n), without a tag. */
+static void on_msg(struct transport_conn *c, const uint8_t *frame, size_t n) {
+  struct transport *t = c->t;
+  char detail[128];
   if (frame[5] != t->kind) {
     snprintf(detail, sizeof detail, "kind %u where %u was expected", frame[5],
              t->kind);
@@ -1355,8 +1411,16 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
   if (rc != 0)
     return drop_refused(t, m, rc);
   size_t msg_bytes = frame_bytes;
+  /* Corked, the messages to a peer wait for one write: with a session they
+   * go in one bundle with one tag (codec.h), up to the largest frame. */
+  bool bundled = c->sealed && t->corked;
+  if (bundled && c->bundle_msgs > 0 &&
+      c->pending.size_bytes - c->bundle_at + msg_bytes >
+          CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX)
+    bundle_close(c);
+  size_t opening = bundled && c->bundle_msgs == 0 ? CODEC_HEADER_BYTES : 0;
   if (c->sealed)
-    frame_bytes += SESSION_TAG_BYTES;
+    frame_bytes += SESSION_TAG_BYTES + opening;
   uint64_t queued_bytes = c->pending.size_bytes + c->inflight.size_bytes;
   uint32_t queued_msgs = c->pending_msgs + c->inflight_msgs;
   if (queued_msgs >= t->cfg.queue_msgs_max ||
@@ -1364,6 +1428,18 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
     return count_drop(t, &t->stats.msgs_dropped_queue_full, SABHA_EBUSY);
   if (codec_buf_reserve(&c->pending, frame_bytes) != 0)
     return count_drop(t, &t->stats.msgs_dropped_queue_full, SABHA_ENOMEM);
+  if (bundled) {
+    /* The bundle's tag has room after this message (reserved above), so
+     * sealing it never allocates. */
+    if (opening > 0)
+      c->bundle_at = c->pending.size_bytes;
+    codec_write(m, t->kind, c->pending.data + c->pending.size_bytes + opening,
+                msg_bytes);
+    c->pending.size_bytes += opening + msg_bytes;
+    c->bundle_msgs++;
+    c->pending_msgs++;
+    return 0;
+  }
   uint8_t *frame = c->pending.data + c->pending.size_bytes;
   codec_write(m, t->kind, frame, msg_bytes);
   if (c->sealed) {

@@ -146,6 +146,8 @@ struct transport_stats {
   /* With a secret: frames whose session MAC was wrong (session.h); each
    * closes the connection. */
   uint64_t frames_refused_mac;
+  /* With a secret: frames that carried several messages (codec.h). */
+  uint64_t bundles_sent;
   uint64_t peers_connected; /* now: connections past the handshake */
   uint64_t handshakes_completed;
   uint64_t handshakes_refused;        /* by this node, all reasons */

@@ -467,6 +467,9 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           ts->msgs_sent);
   counter(b, "sabha_peer_msgs_received_total", "Messages received",
           ts->msgs_received);
+  counter(b, "sabha_peer_bundles_sent_total",
+          "Frames that carried several messages to a peer under one tag",
+          ts->bundles_sent);
   const struct by_reason drops[] = {
       {"unconnected", ts->msgs_dropped_unconnected},
       {"queue_full", ts->msgs_dropped_queue_full},

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz.h"
 #include "core/endian.h"
+#include "fuzz.h"
 #include "net/codec.h"
 #include "net/handshake.h"
 #include "sabha/error.h"
@@ -71,6 +71,29 @@ static void on_msg(struct conn *c, const uint8_t *frame, size_t n) {
   note(c, ((uint64_t)m.type << 32) ^ m.term ^ n);
 }
 
+/* A bundle: each frame in it as if alone, until one closes the
+ * connection; a malformed bundle closes it too. Oracle: the frames lie
+ * inside the bundle, back to back. */
+static void on_bundle(struct conn *c, const uint8_t *frame, size_t n) {
+  size_t at = 0, inner_bytes = 0;
+  const uint8_t *inner = NULL;
+  const uint8_t *next = frame + CODEC_HEADER_BYTES;
+  int rc;
+  while ((rc = codec_bundle_next(frame, n, &at, &inner, &inner_bytes)) == 1) {
+    REQUIRE(inner == next && inner + inner_bytes <= frame + n);
+    next = inner + inner_bytes;
+    on_msg(c, inner, inner_bytes);
+    if (c->state == CLOSED)
+      return;
+  }
+  if (rc != 0) {
+    note(c, 0xbad5);
+    c->state = CLOSED;
+    return;
+  }
+  REQUIRE(next == frame + n);
+}
+
 static void on_frame(struct conn *c, const uint8_t *frame, size_t n) {
   if (frame[5] == CODEC_KIND_REFUSE) {
     enum hs_refusal reason;
@@ -107,7 +130,10 @@ static void on_frame(struct conn *c, const uint8_t *frame, size_t n) {
     return;
   }
   case ESTABLISHED:
-    on_msg(c, frame, n);
+    if (frame[5] == CODEC_KIND_BUNDLE)
+      on_bundle(c, frame, n);
+    else
+      on_msg(c, frame, n);
     return;
   case CLOSED:
     break;

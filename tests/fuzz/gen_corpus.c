@@ -240,6 +240,21 @@ static int frames_corpus(const char *dir) {
   seed_add_msg(&s, &append, CODEC_KIND_RAFT);
   rc |= write_file(dir, "hello-msgs.bin", s.bytes, s.n);
 
+  /* No secret, reads of 5 bytes: HELLO, then a bundle of two messages. */
+  s.n = 0;
+  seed_add_u8(&s, 0);
+  seed_add_u8(&s, 4);
+  seed_add(&s, f, hs_hello_encode(&h, f));
+  size_t bundle_at = s.n;
+  uint8_t head[CODEC_HEADER_BYTES] = {
+      0, 0, 0, 0, CODEC_VERSION, CODEC_KIND_BUNDLE};
+  seed_add(&s, head, sizeof head);
+  seed_add_msg(&s, &heartbeat, CODEC_KIND_RAFT);
+  seed_add_msg(&s, &append, CODEC_KIND_RAFT);
+  le_put_u32(s.bytes + bundle_at,
+             (uint32_t)(s.n - bundle_at - CODEC_LENGTH_BYTES));
+  rc |= write_file(dir, "hello-bundle.bin", s.bytes, s.n);
+
   /* A secret: HELLO, AUTH, a message; reads of one byte. */
   s.n = 0;
   seed_add_u8(&s, 1);

@@ -488,16 +488,21 @@ static void codec_frame_length_beyond_the_limit_is_refused(void) {
   CHECK(h.version == CODEC_VERSION_GROUP + 1);
 }
 
+/* One command entry, "abc" at index 7 of term 2. */
+static struct sabha_entry abc_entry(void) {
+  static const uint8_t abc[3] = {'a', 'b', 'c'};
+  return (struct sabha_entry){.index = 7,
+                              .term = 2,
+                              .type = SABHA_ENTRY_COMMAND,
+                              .size_bytes = 3,
+                              .data = abc};
+}
+
 /* docs/wire.md, "Groups": group 0's frame is the version-1 frame of old,
  * another group's is version 2 with the group in front of the fixed block;
  * a version-2 frame that names group 0 is not canonical, and refused. */
 static void codec_group_frames_carry_the_group(void) {
-  uint8_t data[3] = {'a', 'b', 'c'};
-  struct sabha_entry e = {.index = 7,
-                          .term = 2,
-                          .type = SABHA_ENTRY_COMMAND,
-                          .size_bytes = 3,
-                          .data = data};
+  struct sabha_entry e = abc_entry();
   struct sabha_msg m = {
       .type = 1, .from = 1, .to = 2, .term = 2, .n_entries = 1, .entries = &e};
   struct codec_buf b0, b5;
@@ -527,6 +532,92 @@ static void codec_group_frames_carry_the_group(void) {
   CHECK(codec_decode(b0.data, b0.size_bytes, &out, ents, 4) == SABHA_ECORRUPT);
   codec_buf_free(&b0);
   codec_buf_free(&b5);
+}
+
+/* A bundle of frames as a transport builds it: a header, then frames. */
+static void bundle_of(struct codec_buf *b, const struct sabha_msg *msgs,
+                      size_t n) {
+  codec_buf_init(b);
+  CHECK(codec_buf_reserve(b, CODEC_HEADER_BYTES) == 0);
+  b->size_bytes = CODEC_HEADER_BYTES;
+  for (size_t i = 0; i < n; i++)
+    CHECK(codec_encode(&msgs[i], CODEC_KIND_RAFT, b) == 0);
+  le_put_u32(b->data, (uint32_t)(b->size_bytes - CODEC_LENGTH_BYTES));
+  b->data[4] = CODEC_VERSION;
+  b->data[5] = CODEC_KIND_BUNDLE;
+}
+
+/* Counts a bundle's frames that decode: -1 when the bundle is refused. */
+static int bundle_walk(const uint8_t *buf, size_t len) {
+  size_t at = 0;
+  const uint8_t *f = NULL;
+  size_t n = 0;
+  int count = 0, rc;
+  while ((rc = codec_bundle_next(buf, len, &at, &f, &n)) == 1) {
+    if (f < buf || f + n > buf + len)
+      return -2; /* outside the bundle: never */
+    struct sabha_msg out;
+    if (codec_decode(f, n, &out, decoded_entries, CODEC_ENTRIES_MAX) == 0)
+      count++;
+  }
+  return rc == 0 ? count : -1;
+}
+
+static void codec_bundles_carry_whole_frames_and_refuse_the_rest(void) {
+  struct sabha_entry e = abc_entry();
+  struct sabha_msg m[3] = {
+      {.type = 1, .from = 1, .to = 2, .term = 2, .n_entries = 1, .entries = &e},
+      {.type = 2, .from = 1, .to = 2, .term = 2, .group = 3},
+      {.type = 1, .from = 1, .to = 2, .term = 3, .group = 7}};
+  struct codec_buf b;
+  bundle_of(&b, m, 3);
+  CHECK(bundle_walk(b.data, b.size_bytes) == 3);
+  size_t at = 0, n = 0;
+  const uint8_t *f = NULL;
+  CHECK(codec_bundle_next(b.data, b.size_bytes, &at, &f, &n) == 1);
+  struct sabha_msg out;
+  CHECK(codec_decode(f, n, &out, decoded_entries, CODEC_ENTRIES_MAX) == 0);
+  CHECK(out.n_entries == 1 && out.entries[0].index == 7);
+  CHECK(codec_bundle_next(b.data, b.size_bytes, &at, &f, &n) == 1);
+  CHECK(codec_decode(f, n, &out, decoded_entries, CODEC_ENTRIES_MAX) == 0);
+  CHECK(out.group == 3);
+  /* Every cut of the bundle disagrees with its length. */
+  for (size_t cut = 0; cut < b.size_bytes; cut++)
+    CHECK(bundle_walk(b.data, cut) == -1);
+  /* A bundle whose length field is cut with it still ends in a cut
+   * frame. */
+  size_t whole = b.size_bytes;
+  for (size_t cut = CODEC_HEADER_BYTES + 1; cut < whole; cut++) {
+    le_put_u32(b.data, (uint32_t)(cut - CODEC_LENGTH_BYTES));
+    int got = bundle_walk(b.data, cut);
+    CHECK(got == -1 || got >= 1); /* refused, or cut at a frame's end */
+  }
+  le_put_u32(b.data, (uint32_t)(whole - CODEC_LENGTH_BYTES));
+  CHECK(bundle_walk(b.data, whole) == 3);
+  /* An inner length below 2, or reaching past the bundle. */
+  uint32_t first = le_get_u32(b.data + CODEC_HEADER_BYTES);
+  le_put_u32(b.data + CODEC_HEADER_BYTES, 1);
+  CHECK(bundle_walk(b.data, whole) == -1);
+  le_put_u32(b.data + CODEC_HEADER_BYTES, (uint32_t)whole);
+  CHECK(bundle_walk(b.data, whole) == -1);
+  le_put_u32(b.data + CODEC_HEADER_BYTES, first);
+  /* A bundle inside a bundle, and a bundle of another version. */
+  b.data[CODEC_HEADER_BYTES + 5] = CODEC_KIND_BUNDLE;
+  CHECK(bundle_walk(b.data, whole) == -1);
+  b.data[CODEC_HEADER_BYTES + 5] = CODEC_KIND_RAFT;
+  b.data[4] = CODEC_VERSION_GROUP;
+  CHECK(bundle_walk(b.data, whole) == -1);
+  b.data[4] = CODEC_VERSION;
+  CHECK(bundle_walk(b.data, whole) == 3);
+  /* A frame that is not a bundle is not walked. */
+  b.data[5] = CODEC_KIND_RAFT;
+  CHECK(bundle_walk(b.data, whole) == -1);
+  codec_buf_free(&b);
+  /* A bundle of nothing. */
+  bundle_of(&b, m, 0);
+  CHECK(b.size_bytes == CODEC_HEADER_BYTES);
+  CHECK(bundle_walk(b.data, b.size_bytes) == -1);
+  codec_buf_free(&b);
 }
 
 static void codec_encoder_refuses_messages_beyond_the_limits(void) {
@@ -741,6 +832,7 @@ static const struct test tests[] = {
     TEST(codec_unknown_entry_type_is_refused),
     TEST(codec_frame_length_beyond_the_limit_is_refused),
     TEST(codec_group_frames_carry_the_group),
+    TEST(codec_bundles_carry_whole_frames_and_refuse_the_rest),
     TEST(codec_encoder_refuses_messages_beyond_the_limits),
     TEST(codec_largest_entry_and_chunk_round_trip),
     TEST(codec_random_damage_never_crashes_and_stays_canonical),

@@ -599,8 +599,10 @@ static struct tls_ctx *pki_ctx(const char *leaf) {
 
 /* ---- tests -------------------------------------------------------------- */
 
+/* `cork`: each node's messages of a round leave corked, as a node's loop
+ * sends them (with a secret: in bundles, one tag for all, codec.h). */
 static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes,
-                                 bool tls) {
+                                 bool tls, bool cork) {
   struct env e;
   env_init(&e);
   struct node *nodes[3] = {node_new(), node_new(), node_new()};
@@ -634,10 +636,14 @@ static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes,
    * never fill: this test wants every message delivered. */
   for (uint64_t k = 0; k < per_link; k += 6) {
     for (uint32_t i = 0; i < 3; i++) {
+      if (cork)
+        transport_cork(&nodes[i]->t);
       for (uint32_t j = 1; j <= 3; j++) {
         for (uint64_t b = 0; b < 6 && j != i + 1; b++)
           CHECK(node_send_next(nodes[i], j) == 0);
       }
+      if (cork)
+        transport_uncork(&nodes[i]->t);
     }
     uv_run(&e.loop, UV_RUN_NOWAIT);
   }
@@ -655,6 +661,8 @@ static void exchange_every_shape(const uint8_t *secret, size_t secret_bytes,
     CHECK(s->msgs_received == 2 * per_link);
     CHECK(s->msgs_sent == 2 * per_link);
     CHECK(s->msgs_dropped == 0 && s->frames_corrupt == 0);
+    /* Six messages to a peer in a corked round: bundled when sealed. */
+    CHECK((s->bundles_sent > 0) == (cork && secret != NULL));
     for (uint32_t j = 1; j <= 3; j++)
       CHECK(j == i + 1 || nodes[i]->received_from[j] == per_link);
     bytes_sent += s->bytes_sent;
@@ -671,24 +679,32 @@ out:
 
 static void net_three_nodes_exchange_messages_of_every_shape(void) {
   pool_fill();
-  exchange_every_shape(NULL, 0, false);
+  exchange_every_shape(NULL, 0, false, false);
+  exchange_every_shape(NULL, 0, false, true);
 }
 
 static void net_three_nodes_with_a_secret_exchange_messages(void) {
   pool_fill();
   const uint8_t secret[] = "s3cret shared by the cluster";
-  exchange_every_shape(secret, sizeof secret - 1, false);
+  exchange_every_shape(secret, sizeof secret - 1, false, false);
+}
+
+static void net_corked_messages_with_a_secret_go_in_bundles(void) {
+  pool_fill();
+  const uint8_t secret[] = "s3cret shared by the cluster";
+  exchange_every_shape(secret, sizeof secret - 1, false, true);
 }
 
 static void net_three_nodes_with_tls_exchange_messages(void) {
   pool_fill();
-  exchange_every_shape(NULL, 0, true);
+  exchange_every_shape(NULL, 0, true, false);
 }
 
 static void net_three_nodes_with_tls_and_a_secret_exchange_messages(void) {
   pool_fill();
   const uint8_t secret[] = "s3cret shared by the cluster";
-  exchange_every_shape(secret, sizeof secret - 1, true);
+  exchange_every_shape(secret, sizeof secret - 1, true, false);
+  exchange_every_shape(secret, sizeof secret - 1, true, true);
 }
 
 /* Node 1 listens with TLS (its own certificate, of "ca"); node 2 dials it
@@ -1484,6 +1500,7 @@ struct test {
 static const struct test tests[] = {
     TEST(net_three_nodes_exchange_messages_of_every_shape),
     TEST(net_three_nodes_with_a_secret_exchange_messages),
+    TEST(net_corked_messages_with_a_secret_go_in_bundles),
     TEST(net_three_nodes_with_tls_exchange_messages),
     TEST(net_three_nodes_with_tls_and_a_secret_exchange_messages),
     TEST(net_tls_peer_with_a_certificate_of_another_ca_is_refused),
