@@ -2,11 +2,12 @@
  * Redis writes them, client-output-buffer-limit's three values with or
  * without its class, and the floor under client-query-buffer-limit; and
  * the leader priorities: this node's from --priority or the map, bounds,
- * and the two agreeing. */
+ * and the two agreeing; where fsyncs run. */
 #include <stdio.h>
 #include <string.h>
 
 #include "check.h"
+#include "node/runtime.h"
 #include "server/node.h"
 
 /* Parses `--id 1 --peers 1=127.0.0.1:7000` and then `flag value`. */
@@ -99,6 +100,18 @@ static void priorities_default_bound_and_agree(void) {
   CHECK(strstr(err, "disagrees") != NULL);
 }
 
+/* fsync: auto by default, the runtime's three names, nothing else. */
+static void fsync_takes_auto_loop_or_thread(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, NULL, NULL) == 0);
+  CHECK(cfg.fsync == RT_FSYNC_AUTO);
+  CHECK(parse(&cfg, "--fsync", "loop") == 0 && cfg.fsync == RT_FSYNC_LOOP);
+  CHECK(parse(&cfg, "--fsync", "thread") == 0 && cfg.fsync == RT_FSYNC_THREAD);
+  CHECK(parse(&cfg, "--fsync", "auto") == 0 && cfg.fsync == RT_FSYNC_AUTO);
+  CHECK(parse(&cfg, "--fsync", "always") != 0);
+  CHECK(parse(&cfg, "--fsync", "") != 0);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(client_limits_have_their_defaults),
@@ -106,6 +119,7 @@ int main(int argc, char **argv) {
       TEST(the_query_buffer_limit_fits_the_largest_command),
       TEST(output_limit_takes_three_values_and_an_optional_class),
       TEST(priorities_default_bound_and_agree),
+      TEST(fsync_takes_auto_loop_or_thread),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
