@@ -93,9 +93,9 @@ struct transport_conn {
   struct codec_buf rbuf; /* bytes read (decrypted), not yet handled */
   struct codec_buf pending, inflight;
   uint32_t pending_msgs, inflight_msgs;
-  /* Sealed and corked: the messages queued go into one bundle (codec.h)
-   * that starts at bundle_at in `pending` and holds bundle_msgs of them
-   * (0: none open); it is sealed when the cork comes off. */
+  /* Sealed, and corked or writing: the messages queued go into one bundle
+   * (codec.h) that starts at bundle_at in `pending` and holds bundle_msgs
+   * of them (0: none open); conn_flush() seals it. */
   size_t bundle_at;
   uint32_t bundle_msgs;
   char name[96]; /* for logs */
@@ -1411,9 +1411,12 @@ int transport_send(struct transport *t, const struct sabha_msg *m) {
   if (rc != 0)
     return drop_refused(t, m, rc);
   size_t msg_bytes = frame_bytes;
-  /* Corked, the messages to a peer wait for one write: with a session they
-   * go in one bundle with one tag (codec.h), up to the largest frame. */
-  bool bundled = c->sealed && t->corked;
+  /* Corked, or behind a write in flight, the messages to a peer wait for
+   * one write: with a session they go in one bundle with one tag
+   * (codec.h), up to the largest frame. */
+  bool bundled = c->sealed && (t->corked || c->writing);
+  if (!bundled)
+    bundle_close(c); /* never left open: conn_flush() closes it */
   if (bundled && c->bundle_msgs > 0 &&
       c->pending.size_bytes - c->bundle_at + msg_bytes >
           CODEC_LENGTH_BYTES + CODEC_PAYLOAD_BYTES_MAX)
