@@ -79,13 +79,15 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
   }
 }
 
-void rt_fwd_kick(struct rt_stream *f) {
-  if (!f->connected || f->closing)
-    return;
-  /* Everything pending is in the output the host takes next. */
-  for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
-    LIST_OF(l, struct rt_req, glink)->sent = true;
-  rt_stream_kick_output(f);
+void rt_fwd_queued(struct rt_stream *f, struct rt_req *r) {
+  r->where = RT_IN_FORWARD;
+  list_push(&f->pending, &r->glink);
+  /* On a link that is up the command is in the output the host takes
+   * next; queued before it connected, rt_fwd_connected sends it. Marking
+   * only this one keeps a deep pipeline linear. */
+  r->sent = f->connected && !f->closing;
+  if (r->sent)
+    rt_stream_kick_output(f);
 }
 
 void rt_fwd_connected(struct rt_stream *f) {
@@ -93,7 +95,10 @@ void rt_fwd_connected(struct rt_stream *f) {
     return;
   f->connected = true;
   rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
-  rt_fwd_kick(f);
+  /* Everything pending is in the output the host takes next. */
+  for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
+    LIST_OF(l, struct rt_req, glink)->sent = true;
+  rt_stream_kick_output(f);
 }
 
 void rt_stream_connected(struct rt_stream *s) {
@@ -230,11 +235,8 @@ void rt_forward(struct rt *rt, struct rt_req *r) {
     rt_req_fail(rt, r, "TRYAGAIN the forwarding link is overloaded");
     return;
   }
-  r->where = RT_IN_FORWARD;
-  r->sent = false;
-  list_push(&f->pending, &r->glink);
   rt->m.forwarded++;
-  rt_fwd_kick(f);
+  rt_fwd_queued(f, r);
 }
 
 void rt_fwd_leader_changed(struct rt *rt) {

@@ -188,12 +188,9 @@ void rt_group_route(struct rt *rt, struct rt_req *r) {
     rt_req_fail(rt, r, "TRYAGAIN the link to the key's group is overloaded");
     return;
   }
-  r->where = RT_IN_FORWARD;
-  r->sent = false;
-  list_push(&l->pending, &r->glink);
   if (!l->in_process)
     rt->m.forwarded++;
-  rt_fwd_kick(l);
+  rt_fwd_queued(l, r);
 }
 
 bool rt_groups_pump(struct rt *rt) {

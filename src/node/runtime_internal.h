@@ -581,9 +581,10 @@ void rt_forward(struct rt *rt, struct rt_req *r);
 void rt_fwd_leader_changed(struct rt *rt);
 void rt_fwd_close_all(struct rt *rt);
 void rt_fwd_scan(struct rt *rt, uint64_t now_ms);
-/* The link's pending requests are in its output: marks them sent (once it
- * is connected) and tells the host. */
-void rt_fwd_kick(struct rt_stream *f);
+/* Request `r`, just written to link `f`'s output, waits in its pending
+ * list for its reply (RT_IN_FORWARD); sent once the link is connected, and
+ * the host told. */
+void rt_fwd_queued(struct rt_stream *f, struct rt_req *r);
 /* Opens a forwarding link to node `node`, or returns NULL. */
 struct rt_stream *rt_fwd_open(struct rt *rt, uint32_t node);
 void rt_fwd_input(struct rt_stream *f);
