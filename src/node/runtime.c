@@ -630,6 +630,11 @@ static bool sync_on_thread(const struct rt *rt) {
   case RT_FSYNC_AUTO:
     break;
   }
+  /* With several groups in the process, an fsync on the loop would stop
+   * every group for one group's disk, and the load that decides is the
+   * process's, not the group's: the groups share the disk thread's job. */
+  if (rt->cfg.n_groups > 1)
+    return true;
   return rt->fsync_thread_hold > 0 ||
          rt->fsync_loop_run >= RT_FSYNC_PROBE_EVERY;
 }
