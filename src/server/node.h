@@ -105,23 +105,23 @@ struct srv_config {
   bool adaptive_timing;                 /* default false: fixed */
   uint32_t election_timeout_floor_ms;   /* default 150 */
   uint32_t election_timeout_ceiling_ms; /* default 5000 */
-  uint32_t tick_ms;             /* default 5 */
-  uint32_t leader_wait_ms;      /* a command waits this long for a
-                                   leader, then -TRYAGAIN; default 2000 */
-  uint32_t request_timeout_ms;  /* a write or read waits this long for
-                                   its commit or ReadIndex; 5000 */
-  uint32_t clients_max;         /* default 10000 (lowered at start to
-                                   fit the descriptor limit) */
-  uint32_t wal_segment_bytes;   /* default 64 MiB */
-  uint32_t slot_commands_max;   /* Multi-Paxos: commands batched into
-                                   one slot; default 1 until the wire
-                                   codec carries BATCH entries */
-  uint32_t dedup_max;           /* app ids (txid, request_id) remembered
-                                   per application, for exactly-once
-                                   retries (sm/app.h); a retry later than
-                                   this many newer ids applies as new.
-                                   Every node must use the same value:
-                                   it decides replies. Default 100000 */
+  uint32_t tick_ms;                     /* default 5 */
+  uint32_t leader_wait_ms;              /* a command waits this long for a
+                                           leader, then -TRYAGAIN; default 2000 */
+  uint32_t request_timeout_ms;          /* a write or read waits this long for
+                                           its commit or ReadIndex; 5000 */
+  uint32_t clients_max;                 /* default 10000 (lowered at start to
+                                           fit the descriptor limit) */
+  uint32_t wal_segment_bytes;           /* default 64 MiB */
+  uint32_t slot_commands_max;           /* Multi-Paxos: commands batched into
+                                           one slot; default 1 until the wire
+                                           codec carries BATCH entries */
+  uint32_t dedup_max;                   /* app ids (txid, request_id) remembered
+                                           per application, for exactly-once
+                                           retries (sm/app.h); a retry later than
+                                           this many newer ids applies as new.
+                                           Every node must use the same value:
+                                           it decides replies. Default 100000 */
   /* Where fsyncs run (docs/operations.md, "Where fsyncs run"): the
    * runtime's enum rt_fsync_mode, default auto. */
   uint8_t fsync;

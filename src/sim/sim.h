@@ -258,11 +258,11 @@ struct sim_options {
                                     (SABHA_NODES_MAX + 1 of them, rt_config.
                                     priority); NULL (default): all equal, so
                                     leadership never moves for preference */
-  const uint8_t *group_leaders; /* [n_groups]: the node id each group
-                                    prefers as leader (0: sabhad's rule,
-                                    group g prefers node g mod n + 1);
-                                    NULL: that rule for every group, unless
-                                    priorities are given */
+  const uint8_t *group_leaders;  /* [n_groups]: the node id each group
+                                     prefers as leader (0: sabhad's rule,
+                                     group g prefers node g mod n + 1);
+                                     NULL: that rule for every group, unless
+                                     priorities are given */
   const struct sim_script_event *script; /* sorted by at_ms; may be NULL */
   size_t n_script;
 
