@@ -695,6 +695,10 @@ static void sync_start(struct rt *rt) {
   rt->sync_overlap = false;
   if (rt->fsync_loop_run < RT_FSYNC_PROBE_EVERY)
     rt->fsync_loop_run++;
+  /* The appends go out first: the followers' write and fsync run beside
+   * ours, as the commit's cost model has it (docs/performance.md). */
+  if (rt->ports.flush != NULL)
+    rt->ports.flush(rt->ports.ctx);
   wal_sync_job_run(&rt->job);
   sync_finish(rt);
 }

@@ -344,6 +344,11 @@ struct rt_ports {
    * goes on taking input meanwhile. False or NULL: the runtime syncs at
    * once. */
   bool (*sync_later)(void *ctx);
+  /* Optional. The runtime is about to sync on its own thread: a host that
+   * holds peer messages back to send a turn's together sends what it
+   * holds now, so that a leader's appends reach its followers while its
+   * own fsync runs rather than after it. Must not call the runtime. */
+  void (*flush)(void *ctx);
   /* Work is due: call rt_run() soon (not from inside this call). */
   void (*kick)(void *ctx);
   /* The runtime cannot go on; `why` says why. It returns from the call it

@@ -208,6 +208,17 @@ static bool port_sync_later(void *ctx) {
   return true;
 }
 
+/* Before a sync on the loop: the peer messages corked so far leave now
+ * (on_check would send them after the fsync). The transport alone: no
+ * runtime call here. */
+static void port_flush(void *ctx) {
+  struct srv_node *n = ctx;
+  if (n->transport_open) {
+    transport_uncork(&n->transport);
+    transport_cork(&n->transport);
+  }
+}
+
 static void port_fatal(void *ctx, enum rt_fatal kind, const char *why) {
   struct srv_node *n = ctx;
   (void)kind;
@@ -1030,6 +1041,7 @@ static int open_runtime(struct srv_node *n) {
       .stream_close = port_stream_close,
       .stream_connect = port_stream_connect,
       .sync_later = port_sync_later,
+      .flush = port_flush,
       .kick = port_kick,
       .fatal = port_fatal,
       .log = port_log,

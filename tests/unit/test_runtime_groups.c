@@ -212,10 +212,28 @@ static void groups_close_or_crash_in_any_order_with_links_open(void) {
   }
 }
 
+/* An fsync on the loop (here every one: this host has no disk thread)
+ * first lets the host send the peer messages it holds, so that a leader's
+ * appends travel while its own fsync runs: the flush comes before the sync
+ * that makes a write durable. */
+static void runtime_lets_held_messages_go_before_a_sync_on_the_loop(void) {
+  struct node3 n;
+  CHECK(node_open(&n) == 0);
+  n.h.fs = n.fs;
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rts[0], true, &c) == NULL);
+  int flushes = n.h.n_flushes;
+  CHECK(strcmp(say(&n, c, "SET {a}x 1"), "+OK\r\n") == 0);
+  CHECK(n.h.n_flushes > flushes);
+  CHECK(memfs_counts(n.fs).syncs > n.h.syncs_at_flush);
+  node_close(&n, false, false);
+}
+
 static const struct test tests[] = {
     TEST(groups_each_key_lands_in_its_own_group),
     TEST(groups_what_spans_groups_is_refused),
     TEST(groups_close_or_crash_in_any_order_with_links_open),
+    TEST(runtime_lets_held_messages_go_before_a_sync_on_the_loop),
 };
 
 int main(int argc, char **argv) {

@@ -62,6 +62,13 @@ static void h_kick(void *ctx) {
   (void)ctx;
 }
 
+static void h_flush(void *ctx) {
+  struct rt_host *h = ctx;
+  h->n_flushes++;
+  if (h->fs != NULL)
+    h->syncs_at_flush = memfs_counts(h->fs).syncs;
+}
+
 static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
   struct rt_host *h = ctx;
   if (h->abort_on_fatal) {
@@ -91,6 +98,7 @@ struct rt_ports rt_host_ports(struct rt_host *h) {
                            .stream_close = h_close,
                            .stream_connect = h_connect,
                            .kick = h_kick,
+                           .flush = h_flush,
                            .fatal = h_fatal,
                            .log = h_log};
 }

@@ -37,6 +37,11 @@ struct rt_host {
    * pointers in them are not valid after the call); n_sent counts all. */
   struct sabha_msg sent[RT_HOST_SENT_MAX];
   int n_sent;
+  /* ports.flush: how often, and (with `fs` set) the disk's sync count at
+   * the last call. */
+  int n_flushes;
+  const struct memfs *fs;
+  uint64_t syncs_at_flush;
 };
 
 /* The ports, every one pointing at `h`. */
