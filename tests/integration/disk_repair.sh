@@ -49,6 +49,13 @@ restart3() {
 # Node 3 must not lead while it is damaged: keep it a follower.
 [ "$(leader_node c)" = 3 ] && { "$SABHA" cluster kill 3 --dir "$DIR/c" >/dev/null; wait_leader c; restart3 "first restart"; }
 write_keys 120
+# The damage below needs a segment past 12 KiB; how many writes fill one
+# depends on how they were batched (one record per batch), so write on
+# until node 3's is (a bounded number of times).
+for i in $(seq 1 20); do
+  [ "$(stat -c %s "$(ls "$N3"/wal-*.log | tail -1)")" -gt 12288 ] && break
+  write_keys 40
+done
 "$SABHA" cluster kill 3 --dir "$DIR/c" >/dev/null
 SEG=$(ls "$N3"/wal-*.log | tail -1)
 term=$(od -An -tu8 -j 24 -N8 "$N3/hardstate" | tr -d ' ')
