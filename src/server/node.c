@@ -193,7 +193,7 @@ static void disk_start(struct srv_node *n) {
   }
   n->disk.busy = true;
   n->disk.jobs++;
-  n->disk.groups_synced += (uint64_t)__builtin_popcountll(n->disk.syncing);
+  n->disk.logs_synced += (uint64_t)__builtin_popcountll(n->disk.syncing);
 }
 
 /* Group cur_group's fsync is due. It begins with the next job, which starts
@@ -276,7 +276,7 @@ static void port_host_info(void *ctx, struct rt_host_info *hi) {
     hi->peer_bytes_received = n->transport.stats.bytes_received;
   }
   hi->disk_sync_jobs = n->disk.jobs;
-  hi->disk_sync_logs = n->disk.groups_synced;
+  hi->disk_sync_logs = n->disk.logs_synced;
 }
 
 /* ---- connections --------------------------------------------------------- */

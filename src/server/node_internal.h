@@ -134,7 +134,7 @@ struct srv_node {
     uint64_t asked;   /* groups whose fsync is due and not yet begun */
     uint64_t syncing; /* groups the running job covers */
     bool busy;
-    uint64_t jobs, groups_synced; /* for INFO: groups per job */
+    uint64_t jobs, logs_synced; /* for INFO: logs per job */
   } disk;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
