@@ -29,6 +29,7 @@ void wal_options_init(struct wal_options *opt, const char *dir) {
   opt->entry_size_bytes_max = WAL_ENTRY_BYTES_DEFAULT;
   opt->snapshot_size_bytes_max = WAL_SNAPSHOT_BYTES_DEFAULT;
   opt->buffer_size_bytes = WAL_BUFFER_BYTES_DEFAULT;
+  opt->zero_ahead_bytes = WAL_ZERO_AHEAD_BYTES_DEFAULT;
 }
 
 /* ---- errors ---- */
@@ -116,8 +117,69 @@ int wal_flush(struct wal *w) {
   if (rv != 0)
     return wal_io_error(w, rv, "write", active_path(w));
   s->size_bytes += w->buf_len;
+  if (w->file_bytes < s->size_bytes)
+    w->file_bytes = s->size_bytes;
   w->stats.bytes_written += w->buf_len;
   w->buf_len = 0;
+  return 0;
+}
+
+/* ---- zeros ahead of the records (ZEROS AHEAD in wal.h) ---- */
+
+static const uint8_t zeros[64u << 10];
+
+static uint64_t zero_ahead_bytes(const struct wal *w) {
+  uint64_t quarter = w->opt.segment_size_bytes / 4;
+  return w->opt.zero_ahead_bytes < quarter ? w->opt.zero_ahead_bytes : quarter;
+}
+
+static int write_zeros(struct wal *w, int fd, uint64_t from, uint64_t to) {
+  while (from < to) {
+    size_t n = to - from < sizeof zeros ? (size_t)(to - from) : sizeof zeros;
+    int rv = w->io.write(w->io.ctx, fd, from, zeros, n);
+    if (rv != 0)
+      return rv;
+    from += n;
+    w->stats.zero_bytes_written += n;
+  }
+  return 0;
+}
+
+/* Called before the active segment is synced: when fewer than half the
+ * zeros ahead of its records remain, writes more, so that this sync pays
+ * for the file's new size once and the next ones overwrite in place. */
+static int zero_ahead(struct wal *w) {
+  struct wal_seg *s = active(w);
+  uint64_t ahead = zero_ahead_bytes(w);
+  if (w->file_bytes >= s->size_bytes + ahead / 2)
+    return 0;
+  uint64_t to = s->size_bytes + ahead;
+  if (to > w->opt.segment_size_bytes)
+    to = w->opt.segment_size_bytes;
+  if (to <= w->file_bytes)
+    return 0;
+  int rv = write_zeros(w, w->fd, w->file_bytes, to);
+  if (rv != 0)
+    return wal_io_error(w, rv, "write of zeros ahead of the records in",
+                        active_path(w));
+  w->file_bytes = to;
+  return 0;
+}
+
+/* Cuts the zeros after the active segment's records, durably, so that a
+ * segment the log moves past ends at its last record (recovery reads any
+ * other bytes there as damage). */
+static int trim_zeros(struct wal *w) {
+  struct wal_seg *s = active(w);
+  if (w->file_bytes <= s->size_bytes)
+    return 0;
+  int rv = w->io.truncate(w->io.ctx, w->fd, s->size_bytes);
+  if (rv == 0)
+    rv = w->io.sync(w->io.ctx, w->fd, false);
+  if (rv != 0)
+    return wal_io_error(w, rv, "truncate of the zeros after the records in",
+                        active_path(w));
+  w->file_bytes = s->size_bytes;
   return 0;
 }
 
@@ -129,6 +191,9 @@ int wal_sync_active(struct wal *w) {
   assert(w->durable_bytes <= s->size_bytes);
   if (w->durable_bytes == s->size_bytes)
     return 0;
+  rv = zero_ahead(w);
+  if (rv != 0)
+    return rv;
   uint64_t t0 = w->io.clock_ns(w->io.ctx);
   rv = w->io.sync(w->io.ctx, w->fd, true);
   uint64_t t1 = w->io.clock_ns(w->io.ctx);
@@ -159,6 +224,9 @@ int wal_sync_begin(struct wal *w, struct wal_sync_job *job) {
     return rv;
   struct wal_seg *s = active(w);
   if (w->durable_bytes < s->size_bytes) {
+    rv = zero_ahead(w);
+    if (rv != 0)
+      return rv;
     job->fd = w->fd;
     job->seg_seq = s->seq;
     job->size_bytes = s->size_bytes;
@@ -349,6 +417,14 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
     return wal_io_error(w, rv, "create", tmp);
   const char *what = "write";
   rv = w->io.write(w->io.ctx, fd, 0, birth, birth_bytes);
+  /* Born with zeros ahead too: its first records overwrite in place. */
+  uint64_t file_bytes = birth_bytes + zero_ahead_bytes(w);
+  if (file_bytes > w->opt.segment_size_bytes)
+    file_bytes = w->opt.segment_size_bytes;
+  if (rv == 0) {
+    what = "write of zeros";
+    rv = write_zeros(w, fd, birth_bytes, file_bytes);
+  }
   if (rv == 0) {
     what = "fdatasync";
     uint64_t t0 = w->io.clock_ns(w->io.ctx);
@@ -371,6 +447,7 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
   if (rv != 0)
     return rv;
   w->durable_bytes = birth_bytes;
+  w->file_bytes = file_bytes;
   w->stats.bytes_written += birth_bytes;
   /* The name must be durable before anything written into the file is
    * acknowledged: a sync of the file alone does not promise it. */
@@ -408,6 +485,8 @@ int wal_rollover(struct wal *w) {
                      wal_path(w, name));
   }
   int rv = wal_sync_active(w);
+  if (rv == 0)
+    rv = trim_zeros(w);
   if (rv != 0)
     return rv;
   uint64_t seq = active(w)->seq + 1;
@@ -693,6 +772,8 @@ static int options_check(const struct wal_options *o, char *err,
     why = "segment_size_bytes cannot hold an entry of entry_size_bytes_max";
   else if (o->snapshot_size_bytes_max > SIZE_MAX - WAL_SNAP_HEADER_BYTES)
     why = "snapshot_size_bytes_max out of range";
+  else if (o->zero_ahead_bytes > WAL_SEGMENT_BYTES_LIMIT)
+    why = "zero_ahead_bytes above WAL_SEGMENT_BYTES_LIMIT";
   if (why == NULL)
     return 0;
   if (err != NULL && err_size > 0)
@@ -798,6 +879,8 @@ int wal_close_clean(struct wal *w) {
   }
   if (rv == 0)
     rv = wal_sync_active(w);
+  if (rv == 0)
+    rv = trim_zeros(w);
   assert(rv != 0 || w->durable_bytes == active(w)->size_bytes);
   wal_close(w);
   return rv;

@@ -155,6 +155,9 @@ struct wal {
   /* The active segment is segs[n_segs - 1]; fd is -1 before it exists. */
   int fd;
   uint64_t durable_bytes; /* of the active segment, as last fsynced */
+  /* The active segment's file is written up to here: its records, then
+   * zeros written ahead of them (ZEROS AHEAD in wal.h). */
+  uint64_t file_bytes;
   /* wal_sync_begin's job is under way (the host runs its fsync), on
    * job_fd; a segment it names that is no longer active is closed only
    * when it ends (fd_to_close). */

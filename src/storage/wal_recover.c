@@ -358,6 +358,13 @@ static int read_image(struct wal *w, struct replay *r, int fd, const char *path,
   return 0;
 }
 
+static bool all_zero(const uint8_t *p, uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    if (p[i] != 0)
+      return false;
+  return true;
+}
+
 /* Could a record start at `y`? Cheap tests first; the CRC last. */
 static bool record_at(const uint8_t *img, uint64_t size, uint64_t seq,
                       uint64_t y) {
@@ -482,6 +489,7 @@ static int replay_segment(struct wal *w, struct replay *r,
   uint64_t off = WAL_SEG_HEADER_BYTES;
   uint8_t last_type = 0; /* of the last intact record */
   bool cut = false;
+  uint64_t zeros_from = 0; /* where a tail of zeros begins */
   while (rv == 0 && off < size) {
     struct wal_rec rec;
     bool ok = wal_rec_check(r->img, size, off, sc->seq, &rec, &why);
@@ -510,6 +518,13 @@ static int replay_segment(struct wal *w, struct replay *r,
       note_bad(r, sc->seq, cut_at);
       break;
     }
+    /* Zeros to the end: room the log made ready for records (ZEROS
+     * AHEAD in wal.h), kept for the records to come. Nothing can follow
+     * them, so nothing there was ever a record, durable or not. */
+    if (sc->last && all_zero(r->img + off, size - off)) {
+      zeros_from = off;
+      break;
+    }
     if (!sc->last) {
       snprintf(msg, sizeof msg, "%s in a segment before the last", why);
       rv = corrupt_at(w, path, off, msg);
@@ -532,8 +547,12 @@ static int replay_segment(struct wal *w, struct replay *r,
     size = off;
     cut = true;
   }
-  if (sc->last)
+  if (sc->last) {
     w->stats.closed_clean = last_type == WAL_REC_CLOSE && !cut;
+    w->file_bytes = size;
+    if (zeros_from != 0)
+      size = zeros_from;
+  }
   seg.size_bytes = size;
   r->prev_version = hd.version;
   if (rv == 0)
@@ -613,6 +632,7 @@ static void unwind(struct wal *w) {
   w->fd = -1;
   w->n_segs = 0;
   w->buf_len = 0;
+  w->file_bytes = 0;
 }
 
 /* ---- discarding a damaged log ---- */
@@ -1199,6 +1219,7 @@ static int sync_last(struct wal *w) {
     rv = w->io.open(w->io.ctx, wal_path(w, name), 0, &w->fd);
     if (rv != 0)
       return wal_io_error(w, rv, "open", w->path);
+    w->file_bytes = s->size_bytes;
   }
   uint64_t t0 = w->io.clock_ns(w->io.ctx);
   rv = w->io.sync(w->io.ctx, w->fd, false);

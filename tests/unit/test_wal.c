@@ -648,7 +648,8 @@ static void wal_torn_tail_is_cut_and_the_log_goes_on(void) {
   f.w = NULL;
   uint64_t size;
   CHECK(memfs_size(f.fs, SEG1, &size) == 0);
-  CHECK(size == 32 + 5 * REC1_BYTES);
+  CHECK(size > 32 + 5 * REC1_BYTES); /* the records, then zeros ahead */
+  size = 32 + 5 * REC1_BYTES;
   CHECK(memfs_cut(f.fs, SEG1, size - 7) == 0); /* half a record */
   CHECK(fx_open(&f) == 0);
   CHECK(log_is(&f.p, 1, 4, term1));
@@ -719,10 +720,10 @@ static void wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule(void) {
   CHECK(st.closed_clean);
   CHECK(log_is(&f.p, 1, 3, term1) && f.p.hard_state.term == 2);
   CHECK(append_sync(f.w, 4, 1, 1) == 0);
-  wal_close(f.w); /* a crash, as far as the log can tell */
+  wal_stats(f.w, &st);
+  uint64_t size = st.bytes; /* where the records end, zeros after them */
+  wal_close(f.w);           /* a crash, as far as the log can tell */
   f.w = NULL;
-  uint64_t size;
-  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
   CHECK(memfs_cut(f.fs, SEG1, size - 7) == 0); /* entry 4, torn */
   CHECK(fx_open(&f) == 0);
   CHECK(strstr(f.err, "cut") != NULL && log_is(&f.p, 1, 3, term1));
@@ -732,6 +733,123 @@ static void wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule(void) {
   CHECK(wal_close_clean(f.w) == 0);
   f.w = NULL;
   CHECK(fx_open(&f) == 0 && log_is(&f.p, 1, 5, term1));
+  fx_free(&f);
+}
+
+/* Appends and syncs `n` entries one by one: how many of the syncs found
+ * segment 1 longer than the one before (~0u if one failed). */
+static unsigned syncs_that_grew_the_file(struct fx *f, uint64_t from,
+                                         uint64_t n) {
+  unsigned grew = 0;
+  uint64_t before, after;
+  if (memfs_size(f->fs, SEG1, &before) != 0)
+    return ~0u;
+  for (uint64_t i = from; i < from + n; i++) {
+    if (append_sync(f->w, i, 1, 1) != 0 || memfs_size(f->fs, SEG1, &after) != 0)
+      return ~0u;
+    grew += after != before;
+    before = after;
+  }
+  return grew;
+}
+
+static bool zeros_from(struct fx *f, const char *path, uint64_t from) {
+  uint64_t size;
+  uint8_t buf[4096];
+  size_t n = 0;
+  int fd;
+  if (memfs_size(f->fs, path, &size) != 0 || size <= from ||
+      size - from > sizeof buf || f->io.open(f->io.ctx, path, 0, &fd) != 0)
+    return false;
+  int rv = f->io.read(f->io.ctx, fd, from, buf, (size_t)(size - from), &n);
+  f->io.close(f->io.ctx, fd);
+  if (rv != 0 || n != size - from)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (buf[i] != 0)
+      return false;
+  return true;
+}
+
+/* ZEROS AHEAD in wal.h: records land on zeros the file already holds, so
+ * few syncs find it longer; a crash leaves the zeros, which recovery keeps
+ * as room, not as a torn tail; a clean close and a move to the next
+ * segment trim them, so no earlier segment ends in zeros. */
+static void wal_keeps_zeros_ahead_of_its_records(void) {
+  struct fx f;
+  fx_init(&f, 4096); /* zeros ahead: a quarter of it, 1024 bytes */
+  CHECK(fx_open(&f) == 0);
+  uint64_t size;
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
+  CHECK(size == 32 + 1024 && zeros_from(&f, SEG1, 32)); /* born with them */
+  /* 2,691 bytes of records: the file grows once per 512 bytes or so. */
+  unsigned grew = syncs_that_grew_the_file(&f, 1, 60);
+  CHECK(grew >= 3 && grew <= 6);
+  struct wal_stats st;
+  wal_stats(f.w, &st);
+  uint64_t end = st.bytes; /* the records of segment 1 */
+  CHECK(end > 32 + 60 * REC1_BYTES && zeros_from(&f, SEG1, end));
+  CHECK(st.zero_bytes_written > 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.err[0] == '\0' && log_is(&f.p, 1, 60, term1));
+  wal_stats(f.w, &st);
+  CHECK(st.recovered_tail_bytes == 0 && st.bytes == end);
+  CHECK(zeros_from(&f, SEG1, end)); /* kept, and written over next */
+  CHECK(append_sync(f.w, 61, 1, 1) == 0);
+  CHECK(fx_power_cut(&f) == 0 && log_is(&f.p, 1, 61, term1));
+  /* A clean close leaves the records only. */
+  CHECK(wal_close_clean(f.w) == 0);
+  f.w = NULL;
+  CHECK(fx_open(&f) == 0 && f.err[0] == '\0');
+  wal_stats(f.w, &st);
+  CHECK(st.closed_clean);
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0 && size == st.bytes);
+  /* Moving on to segment 2 trims segment 1 to its last record. */
+  uint64_t i = 62;
+  while (!memfs_exists(f.fs, SEG2))
+    CHECK(append_sync(f.w, i++, 1, 1) == 0);
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
+  uint8_t last = 0;
+  size_t n = 0;
+  int fd;
+  CHECK(f.io.open(f.io.ctx, SEG1, 0, &fd) == 0);
+  CHECK(f.io.read(f.io.ctx, fd, size - 1, &last, 1, &n) == 0 && n == 1);
+  f.io.close(f.io.ctx, fd);
+  CHECK(last != 0); /* the last byte of an entry's text */
+  CHECK(fx_power_cut(&f) == 0 && log_is(&f.p, 1, i - 1, term1));
+  fx_free(&f);
+  /* With zero_ahead_bytes 0 the file is its records, as before. */
+  fx_init(&f, 4096);
+  f.opt.zero_ahead_bytes = 0;
+  CHECK(fx_open(&f) == 0);
+  CHECK(syncs_that_grew_the_file(&f, 1, 10) == 10);
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0 && size == 32 + 9 * REC1_BYTES + 45);
+  fx_free(&f);
+}
+
+/* Zeros are room only at the end of the last segment. In a segment the
+ * log has moved past they are bytes that should not be there: damage,
+ * reported (the trim before a new segment is what keeps them out). */
+static void wal_zeros_after_an_earlier_segment_are_damage(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  uint64_t i = 1;
+  while (!memfs_exists(f.fs, SEG2))
+    CHECK(append_sync(f.w, i++, 1, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  uint64_t size;
+  CHECK(memfs_size(f.fs, SEG1, &size) == 0);
+  static const uint8_t z[100];
+  int fd;
+  CHECK(f.io.open(f.io.ctx, SEG1, 0, &fd) == 0);
+  CHECK(f.io.write(f.io.ctx, fd, size, z, sizeof z) == 0);
+  CHECK(f.io.sync(f.io.ctx, fd, false) == 0);
+  f.io.close(f.io.ctx, fd);
+  CHECK(fx_open(&f) == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, SEG1) != NULL &&
+        strstr(f.err, "in a segment before the last") != NULL);
   fx_free(&f);
 }
 
@@ -1411,6 +1529,8 @@ int main(void) {
   RUN(wal_garbage_in_the_last_record_is_cut);
   RUN(wal_reports_a_bit_flip_after_a_clean_shutdown);
   RUN(wal_clean_shutdown_then_crash_keeps_the_torn_tail_rule);
+  RUN(wal_keeps_zeros_ahead_of_its_records);
+  RUN(wal_zeros_after_an_earlier_segment_are_damage);
   RUN(wal_stale_records_of_another_segment_are_not_witnesses);
   RUN(wal_missing_segment_is_reported);
   RUN(wal_damaged_snapshot_is_reported);
