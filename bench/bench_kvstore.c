@@ -12,7 +12,10 @@
  * same commands. Output is `key: value` lines; nothing is asserted.
  *
  *   bench_kvstore [--sets N] [--keys N] [--value-bytes N] [--rounds N]
- *                 [--fill-sets N] [--seed N] */
+ *                 [--fill-sets N] [--seed N] [--ascending 0|1]
+ *
+ * --ascending 1 names the keys in order (0, 1, 2, ... wrapping at --keys),
+ * the worst case for the ordered index's memory. */
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -38,6 +41,7 @@ struct options {
   uint64_t sets, keys, fill_sets, seed;
   uint32_t value_bytes;
   int rounds;
+  bool ascending; /* keys 0, 1, 2, ... instead of random ones */
 };
 
 /* SETs encoded back to back: each is a u32 length, then the command. */
@@ -164,6 +168,8 @@ static int parse(int argc, char **argv, struct options *o) {
       o->value_bytes = (uint32_t)v;
     else if (strcmp(argv[i], "--rounds") == 0 && v >= 1 && v <= ROUNDS_MAX)
       o->rounds = (int)v;
+    else if (strcmp(argv[i], "--ascending") == 0 && v <= 1)
+      o->ascending = v == 1;
     else if (strcmp(argv[i], "--seed") == 0)
       o->seed = v;
     else
@@ -182,7 +188,7 @@ int main(int argc, char **argv) {
   if (parse(argc, argv, &o) != 0) {
     fprintf(stderr, "usage: bench_kvstore [--sets N] [--keys N] "
                     "[--value-bytes N] [--rounds N] [--fill-sets N] "
-                    "[--seed N]\n");
+                    "[--seed N] [--ascending 0|1]\n");
     return 2;
   }
   struct utsname u;
@@ -190,8 +196,8 @@ int main(int argc, char **argv) {
   printf("bench: kvstore\ncommit: %s\nmachine: %s %s\nseed: %" PRIu64 "\n",
          SABHA_COMMIT, u.nodename, u.machine, o.seed);
   printf("sets: %" PRIu64 "\nkeys: %" PRIu64 "\nvalue_bytes: %" PRIu32
-         "\nrounds: %d\n",
-         o.sets, o.keys, o.value_bytes, o.rounds);
+         "\nrounds: %d\nascending: %d\n",
+         o.sets, o.keys, o.value_bytes, o.rounds, (int)o.ascending);
   struct prng p;
   prng_seed(&p, o.seed);
   struct batch b = {0};

@@ -383,6 +383,66 @@ static void inner_put(struct kv_order_node *x, uint32_t pos,
   x->n++;
 }
 
+/* Before splitting the full leaf x (at p's end) to insert k at slot s,
+ * tries to pass keys to a sibling with room: the left one takes all it can
+ * hold, or the right one does. Keys that arrive in order then fill leaves
+ * whole instead of leaving each half empty, and random ones fill them
+ * further too. Returns whether k went in. */
+static bool leaf_spill(struct kv_order *o, struct path *p,
+                       struct kv_order_node *x, uint32_t s,
+                       const struct probe *k, void *item) {
+  if (p->depth == 0)
+    return false;
+  struct kv_order_node *parent = p->node[p->depth - 1];
+  uint32_t c = p->child[p->depth - 1];
+  struct kv_order_node *l = c > 0 ? parent->child[c - 1] : NULL;
+  struct kv_order_node *r = c + 1 < parent->n ? parent->child[c + 1] : NULL;
+  if (l != NULL && l->n < FANOUT) {
+    /* l's keys, x's with k at s, then as many of x's as fit move to l. */
+    uint32_t m = FANOUT - l->n; /* to move, counting k */
+    if (s < m) {
+      slots_move(l, l->n, x, 0, s);
+      slot_set(l, l->n + s, k, item);
+      slots_move(l, l->n + s + 1, x, s, m - s - 1);
+      slots_move(x, 0, x, m - 1, FANOUT - (m - 1));
+      x->n = FANOUT - (m - 1);
+    } else {
+      slots_move(l, l->n, x, 0, m);
+      slots_move(x, 0, x, m, s - m);
+      slot_set(x, s - m, k, item);
+      slots_move(x, s - m + 1, x, s, FANOUT - s);
+      x->n = FANOUT - m + 1;
+    }
+    l->n = FANOUT;
+    slot_copy(parent, c, x, 0);
+    return true;
+  }
+  if (r != NULL && r->n < FANOUT) {
+    /* x's last keys (k among them if it falls there) fill r's front. */
+    uint32_t m = FANOUT - r->n;
+    slots_move(r, m, r, 0, r->n);
+    if (s > FANOUT - m) {
+      uint32_t before = s - (FANOUT - m + 1); /* x's keys in r ahead of k */
+      slots_move(r, 0, x, FANOUT - m + 1, before);
+      slot_set(r, before, k, item);
+      slots_move(r, before + 1, x, s, FANOUT - s);
+      x->n = FANOUT - m + 1;
+    } else {
+      slots_move(r, 0, x, FANOUT - m, m);
+      x->n = FANOUT - m;
+      slots_move(x, s + 1, x, s, x->n - s);
+      slot_set(x, s, k, item);
+      x->n++;
+      if (s == 0)
+        fix_min(p, x);
+    }
+    r->n = FANOUT;
+    slot_copy(parent, c + 1, r, 0);
+    return true;
+  }
+  return false;
+}
+
 /* Splits the full leaf x to insert k at slot s; returns the new right half
  * (its first key is the separator to push up). */
 static struct kv_order_node *leaf_split(struct kv_order *o,
@@ -468,6 +528,8 @@ void kv_order_insert(struct kv_order *o, void *item) {
       fix_min(&p, x); /* only under a broken compare: s == 0 is leftmost */
     return;
   }
+  if (leaf_spill(o, &p, x, s, &k, item))
+    return;
   struct kv_order_node *right = leaf_split(o, x, s, &k, item);
   if (s == 0)
     fix_min(&p, x);

@@ -25,8 +25,8 @@
 
 #include "core/decimal.h"
 #include "core/endian.h"
-#include "sm/kv_order.h"
 #include "sabha/error.h"
+#include "sm/kv_order.h"
 #include "storage/crc32c.h"
 
 const struct kvstore_config kvstore_config_default = {
@@ -478,11 +478,11 @@ struct kvstore {
   struct table sessions; /* of struct session */
   struct session *oldest, *newest;
   struct kv_order order; /* every key, in byte order */
-  struct table leases; /* of struct lease */
-  uint64_t next_lease; /* the id the next LEASE_GRANT assigns; from 1 */
-  uint64_t revision;   /* of the commands being applied */
-  uint64_t delete_rev; /* the last revision that deleted a key */
-  bool applying;       /* events go to config.on_event */
+  struct table leases;   /* of struct lease */
+  uint64_t next_lease;   /* the id the next LEASE_GRANT assigns; from 1 */
+  uint64_t revision;     /* of the commands being applied */
+  uint64_t delete_rev;   /* the last revision that deleted a key */
+  bool applying;         /* events go to config.on_event */
   /* A TXN's replies and the bytes of bulk replies, kept until the next
    * apply (kvstore_result.items, .bulk). */
   struct kvstore_result *items;
