@@ -269,6 +269,25 @@ static uint32_t height_max_for(size_t n) {
   return h;
 }
 
+/* Allocates spare nodes for `level` (leaves, or any inner level) until
+ * there are `want`. */
+static int spares_grow(struct kv_order *o, uint32_t level, size_t want) {
+  struct kv_order_node **spares =
+      level == 0 ? &o->spare_leaves : &o->spare_inners;
+  size_t *n_spares = level == 0 ? &o->n_spare_leaves : &o->n_spare_inners;
+  while (*n_spares < want) {
+    struct kv_order_node *x =
+        allocator_malloc(&o->alloc, level == 0 ? LEAF_BYTES : INNER_BYTES);
+    if (x == NULL)
+      return SABHA_ENOMEM;
+    x->level = level;
+    x->next = *spares;
+    *spares = x;
+    (*n_spares)++;
+  }
+  return 0;
+}
+
 /* Each insert takes at most one leaf (the first, or a split's), and splits
  * at most every inner level plus a new root: height - 1 inner nodes, with
  * the height that of the tree after it. Removes only give nodes back. */
@@ -278,25 +297,8 @@ int kv_order_reserve(struct kv_order *o, size_t n) {
     return 0;
   uint32_t h = height_max_for(o->n + n);
   assert(h <= HEIGHT_MAX);
-  size_t leaves = n, inners = n * (h - 1);
-  while (o->n_spare_leaves < leaves) {
-    struct kv_order_node *x = allocator_malloc(&o->alloc, LEAF_BYTES);
-    if (x == NULL)
-      return SABHA_ENOMEM;
-    x->level = 0;
-    x->next = o->spare_leaves;
-    o->spare_leaves = x;
-    o->n_spare_leaves++;
-  }
-  while (o->n_spare_inners < inners) {
-    struct kv_order_node *x = allocator_malloc(&o->alloc, INNER_BYTES);
-    if (x == NULL)
-      return SABHA_ENOMEM;
-    x->level = 1;
-    x->next = o->spare_inners;
-    o->spare_inners = x;
-    o->n_spare_inners++;
-  }
+  if (spares_grow(o, 0, n) != 0 || spares_grow(o, 1, n * (h - 1)) != 0)
+    return SABHA_ENOMEM;
   return 0;
 }
 

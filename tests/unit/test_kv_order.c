@@ -33,13 +33,13 @@ static const uint8_t *item_key(const void *item, size_t *len) {
   return it->bytes;
 }
 
+/* The model's order, written as plainly as it can be: byte by byte. */
 static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
                    size_t b_len) {
-  size_t n = a_len < b_len ? a_len : b_len;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c != 0)
-    return c;
-  return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
+  for (size_t i = 0; i < a_len && i < b_len; i++)
+    if (a[i] != b[i])
+      return a[i] < b[i] ? -1 : 1;
+  return (a_len > b_len) - (a_len < b_len);
 }
 
 /* The model: items sorted by key. */
