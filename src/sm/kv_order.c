@@ -31,6 +31,9 @@ struct kv_order_node {
   uint64_t hi[FANOUT];
   uint64_t lo[FANOUT];
   uint32_t len[FANOUT];
+  /* Leaf: the items. Inner: for slot i >= 1, the leftmost leaf under
+   * child i, whose first item is the separator; a leaf, not the item, so
+   * that rewriting a key never has to find its separators. */
   void *item[FANOUT];
   struct kv_order_node *child[]; /* inner only: FANOUT of them */
 };
@@ -85,8 +88,11 @@ static int slot_cmp(const struct kv_order *o, uint32_t bugs,
     return x->lo[i] < k->lo ? -1 : 1;
   size_t a = x->len[i], b = k->len;
   if (a > PREFIX && b > PREFIX && !(bugs & KV_ORDER_BUG_PREFIX_ONLY)) {
+    const void *item = x->item[i];
+    if (x->level > 0)
+      item = ((const struct kv_order_node *)item)->item[0];
     size_t a_len = 0;
-    const uint8_t *bytes = o->key_of(x->item[i], &a_len);
+    const uint8_t *bytes = o->key_of(item, &a_len);
     assert(a_len == a);
     int c = memcmp(bytes + PREFIX, k->bytes + PREFIX, (a < b ? a : b) - PREFIX);
     if (c != 0)
@@ -171,6 +177,24 @@ static void slot_set(struct kv_order_node *x, uint32_t i, const struct probe *k,
   x->item[i] = item;
 }
 
+/* Makes inner slot i the separator naming `leaf` (a leftmost leaf). */
+static void sep_set_leaf(struct kv_order_node *x, uint32_t i,
+                         struct kv_order_node *leaf) {
+  assert(x->level > 0 && leaf->level == 0 && leaf->n > 0);
+  x->hi[i] = leaf->hi[0];
+  x->lo[i] = leaf->lo[0];
+  x->len[i] = leaf->len[0];
+  x->item[i] = leaf;
+}
+
+/* Tells items [from, to) of a leaf that they live there. */
+static void leaf_claim(const struct kv_order *o, struct kv_order_node *leaf,
+                       uint32_t from, uint32_t to) {
+  assert(leaf->level == 0 && to <= leaf->n);
+  for (uint32_t i = from; i < to; i++)
+    *o->leaf_of(leaf->item[i]) = leaf;
+}
+
 /* A reserved node for `level`. */
 static struct kv_order_node *node_take(struct kv_order *o, uint32_t level) {
   struct kv_order_node **spares =
@@ -208,11 +232,12 @@ static void node_give(struct kv_order *o, struct kv_order_node *x) {
 /* ---- Set-up ------------------------------------------------------------ */
 
 void kv_order_init(struct kv_order *o, struct allocator alloc,
-                   kv_order_key_fn key_of) {
-  assert(o != NULL && key_of != NULL);
+                   kv_order_key_fn key_of, kv_order_leaf_fn leaf_of) {
+  assert(o != NULL && key_of != NULL && leaf_of != NULL);
   memset(o, 0, sizeof *o);
   o->alloc = alloc;
   o->key_of = key_of;
+  o->leaf_of = leaf_of;
 }
 
 static void spares_free(struct kv_order *o, size_t keep_leaves,
@@ -345,11 +370,12 @@ static struct kv_order_node *descend(const struct kv_order *o,
 
 /* The leaf at the end of p has a new first key: the one separator equal to
  * the old one, if any, is where the path last went right of a first child. */
-static void fix_min(struct path *p, const struct kv_order_node *leaf) {
+static void fix_min(struct path *p, struct kv_order_node *leaf) {
   assert(leaf->level == 0 && leaf->n > 0);
   for (uint32_t d = p->depth; d-- > 0;)
     if (p->child[d] > 0) {
-      slot_copy(p->node[d], p->child[d], leaf, 0);
+      assert(p->node[d]->item[p->child[d]] == leaf);
+      sep_set_leaf(p->node[d], p->child[d], leaf);
       return;
     }
 }
@@ -415,8 +441,11 @@ static bool leaf_spill(struct kv_order *o, struct path *p,
       slots_move(x, s - m + 1, x, s, FANOUT - s);
       x->n = FANOUT - m + 1;
     }
+    uint32_t l_n = l->n;
     l->n = FANOUT;
-    slot_copy(parent, c, x, 0);
+    leaf_claim(o, l, l_n, FANOUT);
+    leaf_claim(o, x, s < m ? 0 : s - m, s < m ? 0 : s - m + 1);
+    sep_set_leaf(parent, c, x);
     return true;
   }
   if (r != NULL && r->n < FANOUT) {
@@ -439,7 +468,10 @@ static bool leaf_spill(struct kv_order *o, struct path *p,
         fix_min(p, x);
     }
     r->n = FANOUT;
-    slot_copy(parent, c + 1, r, 0);
+    leaf_claim(o, r, 0, m);
+    if (s <= FANOUT - m)
+      leaf_claim(o, x, s, s + 1);
+    sep_set_leaf(parent, c + 1, r);
     return true;
   }
   return false;
@@ -469,6 +501,9 @@ static struct kv_order_node *leaf_split(struct kv_order *o,
   into->n++;
   r->next = x->next;
   x->next = r;
+  leaf_claim(o, r, 0, r->n);
+  if (into == x)
+    leaf_claim(o, x, s, s + 1);
   return r;
 }
 
@@ -513,6 +548,7 @@ void kv_order_insert(struct kv_order *o, void *item) {
     struct kv_order_node *leaf = node_take(o, 0);
     slot_set(leaf, 0, &k, item);
     leaf->n = 1;
+    leaf_claim(o, leaf, 0, 1);
     o->root = leaf;
     o->height = 1;
     o->n = 1;
@@ -526,6 +562,7 @@ void kv_order_insert(struct kv_order *o, void *item) {
     slots_move(x, s + 1, x, s, x->n - s);
     slot_set(x, s, &k, item);
     x->n++;
+    leaf_claim(o, x, s, s + 1);
     if (s == 0)
       fix_min(&p, x); /* only under a broken compare: s == 0 is leftmost */
     return;
@@ -535,7 +572,7 @@ void kv_order_insert(struct kv_order *o, void *item) {
   struct kv_order_node *right = leaf_split(o, x, s, &k, item);
   if (s == 0)
     fix_min(&p, x);
-  struct sep up = sep_of(right, 0);
+  struct sep up = {right->hi[0], right->lo[0], right->len[0], right};
   for (uint32_t d = p.depth; d-- > 0;) {
     struct kv_order_node *parent = p.node[d];
     uint32_t pos = p.child[d] + 1;
@@ -557,12 +594,14 @@ void kv_order_insert(struct kv_order *o, void *item) {
 
 /* Moves the last key (or child) of l, left of x under parent slot c, to x's
  * front. */
-static void borrow_left(struct kv_order_node *parent, uint32_t c,
-                        struct kv_order_node *l, struct kv_order_node *x) {
+static void borrow_left(const struct kv_order *o, struct kv_order_node *parent,
+                        uint32_t c, struct kv_order_node *l,
+                        struct kv_order_node *x) {
   if (x->level == 0) {
     slots_move(x, 1, x, 0, x->n);
     slot_copy(x, 0, l, l->n - 1);
-    slot_copy(parent, c, x, 0);
+    *o->leaf_of(x->item[0]) = x;
+    sep_set_leaf(parent, c, x);
   } else {
     slots_move(x, 1, x, 0, x->n);
     children_move(x, 1, x, 0, x->n);
@@ -576,12 +615,14 @@ static void borrow_left(struct kv_order_node *parent, uint32_t c,
 
 /* Moves the first key (or child) of r, right of x (parent slot c + 1), to
  * x's end. */
-static void borrow_right(struct kv_order_node *parent, uint32_t c,
-                         struct kv_order_node *x, struct kv_order_node *r) {
+static void borrow_right(const struct kv_order *o, struct kv_order_node *parent,
+                         uint32_t c, struct kv_order_node *x,
+                         struct kv_order_node *r) {
   if (x->level == 0) {
     slot_copy(x, x->n, r, 0);
+    *o->leaf_of(x->item[x->n]) = x;
     slots_move(r, 0, r, 1, r->n - 1);
-    slot_copy(parent, c + 1, r, 0);
+    sep_set_leaf(parent, c + 1, r);
   } else {
     slot_copy(x, x->n, parent, c + 1);
     x->child[x->n] = r->child[0];
@@ -601,6 +642,8 @@ static void merge(struct kv_order *o, struct kv_order_node *parent, uint32_t li,
   if (l->level == 0) {
     slots_move(l, l->n, r, 0, r->n);
     l->next = r->next;
+    for (uint32_t i = 0; i < r->n; i++)
+      *o->leaf_of(r->item[i]) = l;
   } else {
     slot_copy(l, l->n, parent, li + 1);
     l->child[l->n] = r->child[0];
@@ -624,11 +667,11 @@ static void rebalance(struct kv_order *o, struct path *p,
     struct kv_order_node *l = c > 0 ? parent->child[c - 1] : NULL;
     struct kv_order_node *r = c + 1 < parent->n ? parent->child[c + 1] : NULL;
     if (l != NULL && l->n > FILL_MIN) {
-      borrow_left(parent, c, l, x);
+      borrow_left(o, parent, c, l, x);
       return;
     }
     if (r != NULL && r->n > FILL_MIN) {
-      borrow_right(parent, c, x, r);
+      borrow_right(o, parent, c, x, r);
       return;
     }
     if (l != NULL)
@@ -672,20 +715,14 @@ void *kv_order_remove(struct kv_order *o, const uint8_t *key, size_t len) {
 void kv_order_replace(struct kv_order *o, const void *old_item,
                       void *new_item) {
   assert(o != NULL && o->root != NULL && new_item != NULL);
-  struct probe k = probe_of_item(o, new_item);
-  struct kv_order_node *x = o->root;
-  while (x->level > 0) {
-    bool equal;
-    uint32_t c = inner_child(o, x, &k, &equal);
-    if (equal) {
-      assert(x->item[c] == old_item);
-      x->item[c] = new_item;
-    }
-    x = x->child[c];
-  }
-  uint32_t s = leaf_lower_bound(o, x, &k);
-  assert(s < x->n && x->item[s] == old_item);
-  x->item[s] = new_item;
+  struct kv_order_node *leaf = *o->leaf_of((void *)old_item);
+  assert(leaf != NULL && leaf->level == 0);
+  uint32_t i = 0;
+  while (i < leaf->n && leaf->item[i] != old_item)
+    i++;
+  assert(i < leaf->n);
+  leaf->item[i] = new_item;
+  *o->leaf_of(new_item) = leaf;
 }
 
 /* ---- Reading ----------------------------------------------------------- */
@@ -741,7 +778,7 @@ static bool separator_valid(const struct kv_order *o,
   const struct kv_order_node *m = x->child[i];
   while (m->level > 0)
     m = m->child[0];
-  return m->n > 0 && m->item[0] == x->item[i] && m->hi[0] == x->hi[i] &&
+  return m->n > 0 && x->item[i] == m && m->hi[0] == x->hi[i] &&
          m->lo[0] == x->lo[i] && m->len[0] == x->len[i];
 }
 
@@ -752,7 +789,8 @@ static bool node_valid(const struct kv_order *o, const struct kv_order_node *x,
   if (x == o->root ? x->n < (x->level > 0 ? 2u : 1u) : x->n < FILL_MIN)
     return false;
   for (uint32_t i = 0; i < x->n; i++) {
-    if (x->level == 0 && !slot_matches_item(o, x, i))
+    if (x->level == 0 &&
+        (!slot_matches_item(o, x, i) || *o->leaf_of(x->item[i]) != x))
       return false;
     if (x->level > 0 && i > 0 && !separator_valid(o, x, i))
       return false;

@@ -10,11 +10,14 @@
  * 16 bytes make it read the key itself (through the caller's key_of).
  *
  * The index holds items (the store's entries), never copies of keys. A leaf
- * keeps items in order and links to the next leaf. An inner node keeps its
- * children and, for every child but the first, that child's smallest item:
- * always a live one, so its key can be read, and kept so by remove and
- * replace. Every node but the root is at least half full, which bounds the
- * height (KV_ORDER_HEIGHT_MAX covers more keys than memory can hold).
+ * keeps items in order and links to the next leaf; each item keeps a
+ * pointer to its leaf (kv_order_leaf_fn), so that a rewrite of a key, the
+ * commonest write, swaps one pointer without searching. An inner node
+ * keeps its children and, for every child but the first, that child's
+ * smallest key, as the prefix and the leftmost leaf under the child (whose
+ * first item has the whole key). Every node but the root is at least half
+ * full, which bounds the height (KV_ORDER_HEIGHT_MAX covers more keys than
+ * memory can hold).
  *
  * Nothing here depends on addresses or chance: the same inserts and removes
  * build the same tree on every replica (the order it yields is byte order
@@ -41,6 +44,10 @@
 
 /* An item's key. Must stay the same while the item is in the index. */
 typedef const uint8_t *(*kv_order_key_fn)(const void *item, size_t *len);
+/* Where an item keeps the leaf that holds it: the index writes it whenever
+ * the item lands in a leaf, and reads it to replace the item without a
+ * search. */
+typedef struct kv_order_node **(*kv_order_leaf_fn)(void *item);
 
 /* A deliberately broken comparison, for showing the tests catch it: keys
  * equal in their first 16 bytes are told apart by length alone. */
@@ -59,6 +66,7 @@ struct kv_order {
   size_t n_spare_leaves, n_spare_inners;
   struct allocator alloc;
   kv_order_key_fn key_of;
+  kv_order_leaf_fn leaf_of;
 };
 
 /* A place in the order: an item, or the end. */
@@ -68,7 +76,7 @@ struct kv_order_pos {
 };
 
 void kv_order_init(struct kv_order *o, struct allocator alloc,
-                   kv_order_key_fn key_of);
+                   kv_order_key_fn key_of, kv_order_leaf_fn leaf_of);
 /* Frees every node; the items are the caller's. */
 void kv_order_free(struct kv_order *o);
 
@@ -82,7 +90,8 @@ void kv_order_trim(struct kv_order *o);
 void kv_order_insert(struct kv_order *o, void *item);
 /* Removes the item with this key, which must be there, and returns it. */
 void *kv_order_remove(struct kv_order *o, const uint8_t *key, size_t len);
-/* Puts `new_item` where `old_item` is; both have the same key. */
+/* Puts `new_item` where `old_item` is; both have the same key. No search:
+ * the old item says which leaf holds it, and separators name leaves. */
 void kv_order_replace(struct kv_order *o, const void *old_item, void *new_item);
 
 size_t kv_order_count(const struct kv_order *o);

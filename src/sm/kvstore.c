@@ -124,6 +124,7 @@ struct entry {
   uint64_t revision;                     /* of the key's last change */
   uint64_t lease;                        /* 0: none */
   struct entry *lease_prev, *lease_next; /* in the lease's list of keys */
+  struct kv_order_node *leaf;            /* holding it in kv->order */
   size_t heap_index;                     /* in kv->expiring, or HEAP_NONE */
   uint32_t key_len;
   uint32_t value_len;
@@ -153,6 +154,7 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
   e->revision = 0;
   e->lease = 0;
   e->lease_prev = e->lease_next = NULL;
+  e->leaf = NULL;
   e->heap_index = HEAP_NONE;
   e->key_len = (uint32_t)key.len;
   e->value_len = (uint32_t)value.len;
@@ -384,6 +386,10 @@ static const uint8_t *entry_key(const void *item, size_t *len) {
   return e->bytes;
 }
 
+static struct kv_order_node **entry_leaf(void *item) {
+  return &((struct entry *)item)->leaf;
+}
+
 /* ---- Leases ------------------------------------------------------------ */
 
 struct lease {
@@ -584,7 +590,7 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
   if (kv == NULL)
     return SABHA_ENOMEM;
   kv->config = *config;
-  kv_order_init(&kv->order, config->alloc, entry_key);
+  kv_order_init(&kv->order, config->alloc, entry_key, entry_leaf);
   kv->next_session = 1;
   kv->next_lease = 1;
   *out = kv;

@@ -25,12 +25,17 @@
 struct item {
   size_t len;
   uint8_t bytes[KEY_BYTES_MAX];
+  struct kv_order_node *leaf;
 };
 
 static const uint8_t *item_key(const void *item, size_t *len) {
   const struct item *it = item;
   *len = it->len;
   return it->bytes;
+}
+
+static struct kv_order_node **item_leaf(void *item) {
+  return &((struct item *)item)->leaf;
 }
 
 /* The model's order, written as plainly as it can be: byte by byte. */
@@ -129,7 +134,7 @@ static bool run_seed(uint64_t seed, size_t ops, size_t keys_max, bool drain,
   struct prng p;
   prng_seed(&p, seed);
   struct kv_order o;
-  kv_order_init(&o, (struct allocator){0}, item_key);
+  kv_order_init(&o, (struct allocator){0}, item_key, item_leaf);
   o.bugs = bugs;
   struct model m = {calloc(ITEMS_MAX, sizeof(struct item *)), 0};
   struct item probe;
@@ -223,7 +228,7 @@ static void agrees_on_sequential_keys(void) {
   CHECK(items != NULL);
   for (int dir = 0; dir < 2; dir++) {
     struct kv_order o;
-    kv_order_init(&o, (struct allocator){0}, item_key);
+    kv_order_init(&o, (struct allocator){0}, item_key, item_leaf);
     for (size_t i = 0; i < N_SEQ; i++) {
       size_t k = dir ? N_SEQ - 1 - i : i;
       items[k].len = (size_t)snprintf((char *)items[k].bytes, KEY_BYTES_MAX,
@@ -268,7 +273,7 @@ static void memory_comes_only_from_reserve(void) {
   for (long fail_at = 1; fail_at <= 40; fail_at++) {
     struct failing_alloc f = {0, fail_at};
     struct kv_order o;
-    kv_order_init(&o, failing_allocator(&f), item_key);
+    kv_order_init(&o, failing_allocator(&f), item_key, item_leaf);
     size_t n = 0;
     while (n < 2000) {
       items[n].len = (size_t)snprintf((char *)items[n].bytes, KEY_BYTES_MAX,
