@@ -313,16 +313,42 @@ static int spares_grow(struct kv_order *o, uint32_t level, size_t want) {
   return 0;
 }
 
-/* Each insert takes at most one leaf (the first, or a split's), and splits
- * at most every inner level plus a new root: height - 1 inner nodes, with
- * the height that of the tree after it. Removes only give nodes back. */
+/* How many more nodes the next n inserts may need, by two bounds, each
+ * holding whatever removes come between (they only give nodes back to the
+ * spares, which later splits take again):
+ * - per insert: at most one leaf (the first, or a split's) and, for each
+ *   inner level, a split, or a new root: height - 1 inner nodes, with the
+ *   height that of the tree after it;
+ * - per level: a node is only made by a split or a new root, and right
+ *   after that every node of its level but the root is at least half full,
+ *   so a level of c children never has more than max(1, c / 16) nodes:
+ *   with at most o->n + n items, the tree never holds more nodes than
+ *   that, level by level, whatever the order of the changes. A large MSET
+ *   into a small store needs far fewer than one leaf per key. */
+static void nodes_needed(const struct kv_order *o, size_t n, size_t *leaves,
+                         size_t *inners) {
+  uint32_t h = height_max_for(o->n + n);
+  assert(h <= HEIGHT_MAX);
+  size_t below = (o->n + n) / FILL_MIN; /* nodes of the level below, max */
+  size_t leaves_max = below > 1 ? below : 1, inners_max = 0;
+  for (uint32_t level = 1; level < h; level++) {
+    below = below / FILL_MIN;
+    inners_max += below > 1 ? below : 1;
+  }
+  size_t per_insert_leaves = n, per_insert_inners = n * (h - 1);
+  size_t level_leaves = leaves_max > o->n_leaves ? leaves_max - o->n_leaves : 0;
+  size_t level_inners = inners_max > o->n_inners ? inners_max - o->n_inners : 0;
+  *leaves = per_insert_leaves < level_leaves ? per_insert_leaves : level_leaves;
+  *inners = per_insert_inners < level_inners ? per_insert_inners : level_inners;
+}
+
 int kv_order_reserve(struct kv_order *o, size_t n) {
   assert(o != NULL);
   if (n == 0)
     return 0;
-  uint32_t h = height_max_for(o->n + n);
-  assert(h <= HEIGHT_MAX);
-  if (spares_grow(o, 0, n) != 0 || spares_grow(o, 1, n * (h - 1)) != 0)
+  size_t leaves, inners;
+  nodes_needed(o, n, &leaves, &inners);
+  if (spares_grow(o, 0, leaves) != 0 || spares_grow(o, 1, inners) != 0)
     return SABHA_ENOMEM;
   return 0;
 }

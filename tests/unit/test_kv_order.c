@@ -293,6 +293,34 @@ static void memory_comes_only_from_reserve(void) {
   }
 }
 
+/* A reservation for many inserts is bounded by the half-full rule, not by
+ * one leaf per key: 10,000 inserts into an empty tree reserve 625 leaves
+ * and 42 inner nodes, and those suffice, with removes among the inserts
+ * and keys in an order that splits everywhere. */
+static void a_large_reservation_is_bounded_and_enough(void) {
+  enum { N_KEYS = 10000 };
+  struct item *items = calloc(N_KEYS, sizeof *items);
+  CHECK(items != NULL);
+  struct kv_order o;
+  kv_order_init(&o, (struct allocator){0}, item_key, item_leaf);
+  bool ok = kv_order_reserve(&o, N_KEYS) == 0 && o.n_spare_leaves == 625 &&
+            o.n_spare_inners == 42;
+  for (size_t i = 0; ok && i < N_KEYS; i++) {
+    struct item *it = &items[i * 7919 % N_KEYS];
+    it->len = (size_t)snprintf((char *)it->bytes, KEY_BYTES_MAX, "k%zu",
+                               i * 7919 % N_KEYS);
+    kv_order_insert(&o, it);
+    if (i % 3 == 2) { /* and take one of the earlier ones out again */
+      const struct item *gone = &items[(i / 3) * 7919 % N_KEYS];
+      ok = kv_order_remove(&o, gone->bytes, gone->len) == gone;
+    }
+  }
+  ok = ok && kv_order_valid(&o) && kv_order_count(&o) == N_KEYS - N_KEYS / 3;
+  kv_order_free(&o);
+  free(items);
+  CHECK(ok);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(agrees_with_a_sorted_array_small),
@@ -300,6 +328,7 @@ int main(int argc, char **argv) {
       TEST(agrees_on_sequential_keys),
       TEST(a_compare_stopping_at_the_prefix_is_caught),
       TEST(memory_comes_only_from_reserve),
+      TEST(a_large_reservation_is_bounded_and_enough),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
