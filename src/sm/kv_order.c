@@ -3,12 +3,14 @@
  *
  * Searches descend from the root, binary-searching each node's keys. The
  * paths are kept in fixed arrays (the height is bounded), so nothing here
- * recurses. Inserts split a full node into halves of 16 and 17 and push a
- * separator up; removes that leave a node under half full borrow one key
- * from a sibling that can spare it, or merge with one. Separators are each
- * child's smallest item, so the only separator a change of a leaf's first
- * key can touch is the one where the path from the root last went right of
- * a first child (fix_min). */
+ * recurses. An insert into a full leaf first passes keys to a sibling with
+ * room (leaf_spill); failing that it splits the leaf into halves of 16 and
+ * 17 and pushes a separator up, splitting inner nodes the same way. A
+ * remove that leaves a node under half full borrows one key from a sibling
+ * that can spare it, or merges with one. A separator is the smallest key
+ * under its child and names the leftmost leaf there, so the only separator
+ * a change of a leaf's first key can touch is the one where the path from
+ * the root last went right of a first child (fix_min). */
 #include "sm/kv_order.h"
 
 #include <assert.h>
@@ -406,7 +408,7 @@ static void fix_min(struct path *p, struct kv_order_node *leaf) {
     }
 }
 
-/* A separator on its way up from a split. */
+/* A separator on its way up from a split (item: the leaf it names). */
 struct sep {
   uint64_t hi, lo;
   uint32_t len;
