@@ -71,6 +71,7 @@ bench: build
 	@echo "== linearizability checker"; ./$(BUILD)/bench/bench_linearize
 	@echo "== write-ahead log"; ./$(BUILD)/bench/bench_wal
 	@echo "== in-memory log: heap calls per entry"; ./$(BUILD)/bench/bench_log
+	@echo "== key-value store: CPU per SET, heap per key"; ./$(BUILD)/bench/bench_kvstore
 
 format:
 	@clang-format -i $$(find include src tests bench -name '*.[ch]')

@@ -8,9 +8,9 @@
  * things sit in memory, so every replica reclaims expired keys in the same
  * order. Sessions live in a second hash table and a doubly linked list from
  * least to most recently used, which decides eviction. Every key also sits
- * in a skip list in byte order (SCAN, KEYS, ranges); a node's height comes
- * from the key's hash, so a key rewritten keeps its node. Leases live in a
- * third table; each holds a doubly linked list of its keys.
+ * in a B+ tree in byte order (SCAN, KEYS, ranges; kv_order.c), which a
+ * rewrite of the key only repoints. Leases live in a third table; each
+ * holds a doubly linked list of its keys.
  *
  * Applying a command never half-happens. Each apply first decides what it
  * will do from the command alone, then allocates everything the change may
@@ -26,6 +26,7 @@
 #include "core/decimal.h"
 #include "core/endian.h"
 #include "sabha/error.h"
+#include "sm/kv_order.h"
 #include "storage/crc32c.h"
 
 const struct kvstore_config kvstore_config_default = {
@@ -117,15 +118,13 @@ static uint64_t siphash24(const uint8_t *p, size_t n, const uint64_t key[2]) {
 
 #define HEAP_NONE SIZE_MAX
 
-struct snode;
-
 /* One key and its value, in one allocation. */
 struct entry {
   uint64_t expire_at_ms;                 /* 0: never */
   uint64_t revision;                     /* of the key's last change */
   uint64_t lease;                        /* 0: none */
   struct entry *lease_prev, *lease_next; /* in the lease's list of keys */
-  struct snode *node;                    /* in kv->order */
+  struct kv_order_node *leaf;            /* holding it in kv->order */
   size_t heap_index;                     /* in kv->expiring, or HEAP_NONE */
   uint32_t key_len;
   uint32_t value_len;
@@ -155,7 +154,7 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
   e->revision = 0;
   e->lease = 0;
   e->lease_prev = e->lease_next = NULL;
-  e->node = NULL;
+  e->leaf = NULL;
   e->heap_index = HEAP_NONE;
   e->key_len = (uint32_t)key.len;
   e->value_len = (uint32_t)value.len;
@@ -369,24 +368,7 @@ static void heap_remove(struct heap *h, struct entry *e) {
   e->heap_index = HEAP_NONE;
 }
 
-/* ---- Ordered index: a skip list (Pugh, 1990) --------------------------- */
-
-/* Height p = 1/4 per level: about 1.33 links per key, 24 levels are ample
- * for 2^48 keys. */
-#define SKIP_LEVELS_MAX 24u
-
-/* A node keeps its key's length and first bytes next to its links, so a
- * search decides most comparisons on the node alone instead of loading the
- * entry (two more cache misses: its header, then its key bytes). */
-#define SKIP_PREFIX_BYTES 16u
-
-struct snode {
-  struct entry *e; /* NULL for the head */
-  uint32_t level;
-  uint32_t key_len;                  /* e's, set with e */
-  uint8_t prefix[SKIP_PREFIX_BYTES]; /* e's key, zero-padded */
-  struct snode *next[];              /* level links */
-};
+/* ---- Ordered index (kv_order.c) -------------------------------------- */
 
 /* The byte order of keys: memcmp, then the shorter first. */
 static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
@@ -398,86 +380,14 @@ static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
   return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
 }
 
-static int node_cmp(const struct snode *x, const uint8_t *key, size_t len) {
-  size_t n = x->key_len < len ? x->key_len : len;
-  if (n > SKIP_PREFIX_BYTES)
-    n = SKIP_PREFIX_BYTES;
-  int c = n ? memcmp(x->prefix, key, n) : 0;
-  if (c != 0)
-    return c;
-  if (x->key_len == n || len == n) /* a key ended: the shorter first */
-    return x->key_len < len ? -1 : x->key_len > len ? 1 : 0;
-  assert(x->e != NULL && x->e->key_len == x->key_len);
-  return key_cmp(x->e->bytes + n, x->key_len - n, key + n, len - n);
+static const uint8_t *entry_key(const void *item, size_t *len) {
+  const struct entry *e = item;
+  *len = e->key_len;
+  return e->bytes;
 }
 
-/* Makes `x` the node of `e`. */
-static void snode_attach(struct snode *x, struct entry *e) {
-  x->e = e;
-  x->key_len = e->key_len;
-  size_t n = e->key_len < SKIP_PREFIX_BYTES ? e->key_len : SKIP_PREFIX_BYTES;
-  memset(x->prefix, 0, sizeof x->prefix);
-  copy_bytes(x->prefix, e->bytes, n);
-}
-
-/* A node's height from the key's hash: the same key always gets the same
- * one, whatever memory it lives in. */
-static uint32_t skip_level_of(uint64_t hash) {
-  uint32_t level = 1;
-  while ((hash & 3u) == 0 && level < SKIP_LEVELS_MAX) {
-    level++;
-    hash >>= 2;
-  }
-  return level;
-}
-
-static struct snode *snode_new(const struct kvstore_config *cfg,
-                               uint32_t level) {
-  assert(level >= 1 && level <= SKIP_LEVELS_MAX);
-  struct snode *x =
-      allocator_zalloc(&cfg->alloc, sizeof *x + level * sizeof x->next[0]);
-  if (x != NULL)
-    x->level = level;
-  return x;
-}
-
-/* Fills before[i] with the last node at level i whose key is < key. */
-static void skip_search(struct snode *head, const uint8_t *key, size_t len,
-                        struct snode **before) {
-  struct snode *x = head;
-  for (uint32_t i = SKIP_LEVELS_MAX; i-- > 0;) {
-    while (x->next[i] != NULL && node_cmp(x->next[i], key, len) < 0)
-      x = x->next[i];
-    before[i] = x;
-  }
-}
-
-static void skip_insert(struct snode *head, struct snode *x) {
-  struct snode *before[SKIP_LEVELS_MAX];
-  skip_search(head, x->e->bytes, x->e->key_len, before);
-  for (uint32_t i = 0; i < x->level; i++) {
-    x->next[i] = before[i]->next[i];
-    before[i]->next[i] = x;
-  }
-}
-
-static void skip_remove(struct snode *head, struct snode *x) {
-  struct snode *before[SKIP_LEVELS_MAX];
-  skip_search(head, x->e->bytes, x->e->key_len, before);
-  assert(before[0]->next[0] == x);
-  for (uint32_t i = 0; i < x->level; i++)
-    if (before[i]->next[i] == x)
-      before[i]->next[i] = x->next[i];
-}
-
-/* The first node whose key is >= key, or NULL. */
-static const struct snode *skip_first_ge(const struct snode *head,
-                                         const uint8_t *key, size_t len) {
-  const struct snode *x = head;
-  for (uint32_t i = SKIP_LEVELS_MAX; i-- > 0;)
-    while (x->next[i] != NULL && node_cmp(x->next[i], key, len) < 0)
-      x = x->next[i];
-  return x->next[0];
+static struct kv_order_node **entry_leaf(void *item) {
+  return &((struct entry *)item)->leaf;
 }
 
 /* ---- Leases ------------------------------------------------------------ */
@@ -573,12 +483,12 @@ struct kvstore {
   uint64_t next_session; /* the id the next REGISTER assigns; from 1 */
   struct table sessions; /* of struct session */
   struct session *oldest, *newest;
-  struct snode *order; /* the skip list's head */
-  struct table leases; /* of struct lease */
-  uint64_t next_lease; /* the id the next LEASE_GRANT assigns; from 1 */
-  uint64_t revision;   /* of the commands being applied */
-  uint64_t delete_rev; /* the last revision that deleted a key */
-  bool applying;       /* events go to config.on_event */
+  struct kv_order order; /* every key, in byte order */
+  struct table leases;   /* of struct lease */
+  uint64_t next_lease;   /* the id the next LEASE_GRANT assigns; from 1 */
+  uint64_t revision;     /* of the commands being applied */
+  uint64_t delete_rev;   /* the last revision that deleted a key */
+  bool applying;         /* events go to config.on_event */
   /* A TXN's replies and the bytes of bulk replies, kept until the next
    * apply (kvstore_result.items, .bulk). */
   struct kvstore_result *items;
@@ -679,12 +589,8 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
   struct kvstore *kv = allocator_zalloc(&config->alloc, sizeof *kv);
   if (kv == NULL)
     return SABHA_ENOMEM;
-  kv->order = snode_new(config, SKIP_LEVELS_MAX);
-  if (kv->order == NULL) {
-    allocator_free(&config->alloc, kv);
-    return SABHA_ENOMEM;
-  }
   kv->config = *config;
+  kv_order_init(&kv->order, config->alloc, entry_key, entry_leaf);
   kv->next_session = 1;
   kv->next_lease = 1;
   *out = kv;
@@ -696,13 +602,10 @@ void kvstore_free(struct kvstore *kv) {
     return;
   const struct kvstore_config cfg = kv->config; /* outlives *kv */
   for (size_t i = 0; i < kv->keys.cap; i++) {
-    struct entry *e = kv->keys.slots[i].item;
-    if (e != NULL)
-      allocator_free(&cfg.alloc, e->node);
-    allocator_free(&cfg.alloc, e);
+    allocator_free(&cfg.alloc, kv->keys.slots[i].item);
   }
   allocator_free(&cfg.alloc, kv->keys.slots);
-  allocator_free(&cfg.alloc, kv->order);
+  kv_order_free(&kv->order);
   for (size_t i = 0; i < kv->leases.cap; i++)
     allocator_free(&cfg.alloc, kv->leases.slots[i].item);
   allocator_free(&cfg.alloc, kv->leases.slots);
@@ -741,7 +644,7 @@ static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
 /* Removes and frees the entry in `slot`. */
 static void entry_delete_at(struct kvstore *kv, size_t slot) {
   struct entry *e = kv->keys.slots[slot].item;
-  assert(e != NULL && e->node != NULL);
+  assert(e != NULL);
   emit(kv, KVSTORE_EVENT_DEL, e);
   if (kv->applying)
     kv->delete_rev = kv->revision;
@@ -752,8 +655,9 @@ static void entry_delete_at(struct kvstore *kv, size_t slot) {
     assert(l != NULL);
     lease_unlink(l, e);
   }
-  skip_remove(kv->order, e->node);
-  allocator_free(&kv->config.alloc, e->node);
+  const struct entry *gone = kv_order_remove(&kv->order, e->bytes, e->key_len);
+  assert(gone == e);
+  (void)gone;
   assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
   kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
   table_remove_at(&kv->keys, slot);
@@ -792,20 +696,16 @@ static void entry_lease_attach(struct kvstore *kv, struct entry *e) {
 }
 
 /* Puts `e` (with its expiry and lease set) in place of the entry in
- * `slot`, or as a new key when slot is SIZE_MAX, taking *node for it then.
- * Room in the table, and in the heap for a new expiring key, was
+ * `slot`, or as a new key when slot is SIZE_MAX. Room in the table, in the
+ * order for a new key, and in the heap for a new expiring key, was
  * reserved. The change gets the current revision. */
 static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
-                      struct entry *e, struct snode **node) {
-  assert(e->heap_index == HEAP_NONE && e->node == NULL);
+                      struct entry *e) {
+  assert(e->heap_index == HEAP_NONE);
   kv->data_bytes += (uint64_t)e->key_len + e->value_len;
   e->revision = kv->revision;
   if (slot == SIZE_MAX) {
-    assert(node != NULL && *node != NULL);
-    e->node = *node;
-    *node = NULL;
-    snode_attach(e->node, e);
-    skip_insert(kv->order, e->node);
+    kv_order_insert(&kv->order, e);
     table_insert(&kv->keys, hash, e);
     if (e->expire_at_ms != 0)
       heap_push(&kv->expiring, e);
@@ -817,9 +717,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   assert(old != NULL && kv->keys.slots[slot].hash == hash);
   kv->data_bytes -= (uint64_t)old->key_len + old->value_len;
   kv->keys.slots[slot].item = e;
-  e->node = old->node;
-  e->node->e = e;
-  old->node = NULL;
+  kv_order_replace(&kv->order, old, e);
   if (old->lease != 0) {
     struct lease *l = lease_find(kv, old->lease);
     assert(l != NULL);
@@ -1443,10 +1341,8 @@ static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
 struct reservation {
   struct entry *one;   /* SET, INCRBY, DECRBY, CAS, APPEND */
   size_t one_cap;      /* its value room */
-  struct snode *node;  /* for `one`, if its key may be new */
   uint64_t key_hash;   /* SET, CAS: of c->key, computed once per apply */
   struct entry **many; /* MSET: one per pair */
-  struct snode **nodes;
   size_t n_many;
   struct lease *lease;    /* LEASE_GRANT */
   struct entry **victims; /* LEASE_REVOKE: the lease's keys */
@@ -1457,13 +1353,10 @@ static void reservation_release(const struct kvstore *kv,
                                 struct reservation *r) {
   const struct kvstore_config *cfg = &kv->config;
   allocator_free(&cfg->alloc, r->one);
-  allocator_free(&cfg->alloc, r->node);
   for (size_t i = 0; i < r->n_many; i++) {
     allocator_free(&cfg->alloc, r->many[i]);
-    allocator_free(&cfg->alloc, r->nodes[i]);
   }
   allocator_free(&cfg->alloc, r->many);
-  allocator_free(&cfg->alloc, r->nodes);
   allocator_free(&cfg->alloc, r->lease);
   allocator_free(&cfg->alloc, r->victims);
   memset(r, 0, sizeof *r);
@@ -1545,12 +1438,6 @@ static int reply_reserve(struct kvstore *kv, size_t n) {
   return 0;
 }
 
-static int node_for(const struct kvstore *kv, struct kvstore_slice key,
-                    struct snode **out) {
-  *out = snode_new(&kv->config, skip_level_of(key_hash(kv, key)));
-  return *out == NULL ? SABHA_ENOMEM : 0;
-}
-
 /* Allocates what applying `c` may need. Returns 0 or SABHA_ENOMEM (nothing
  * then stays allocated). The tables grow here, which changes no reply. */
 static int reserve(struct kvstore *kv, const struct command *c,
@@ -1565,12 +1452,10 @@ static int reserve(struct kvstore *kv, const struct command *c,
     old = peek_key_hashed(kv, c->key, r->key_hash);
     r->one = entry_new(cfg, c->key, c->value, c->value.len);
     /* A key that neither expires nor belongs to a lease is still there
-     * when the command applies, and keeps its node: no new one to make
-     * (and free) on every overwrite. */
+     * when the command applies, and keeps its place in the order: nothing
+     * to reserve there on every overwrite. */
     bool stays = old != NULL && old->expire_at_ms == 0 && old->lease == 0;
-    if (r->one == NULL ||
-        (!stays &&
-         (r->node = snode_new(cfg, skip_level_of(r->key_hash))) == NULL) ||
+    if (r->one == NULL || (!stays && kv_order_reserve(&kv->order, 1) != 0) ||
         table_reserve(cfg, &kv->keys, 1) != 0 ||
         heap_reserve(cfg, &kv->expiring, 1) != 0)
       goto nomem;
@@ -1592,7 +1477,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
     }
     r->one = entry_new(cfg, c->key, none, cap);
     r->one_cap = cap;
-    if (r->one == NULL || node_for(kv, c->key, &r->node) != 0 ||
+    if (r->one == NULL || kv_order_reserve(&kv->order, 1) != 0 ||
         table_reserve(cfg, &kv->keys, 1) != 0)
       goto nomem;
     return 0;
@@ -1621,8 +1506,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
   }
   case KVSTORE_OP_MSET: {
     r->many = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->many);
-    r->nodes = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->nodes);
-    if (r->many == NULL || r->nodes == NULL)
+    if (r->many == NULL || kv_order_reserve(&kv->order, c->n) != 0)
       goto nomem;
     struct reader list = c->list;
     for (uint32_t i = 0; i < c->n; i++) {
@@ -1630,7 +1514,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
       struct kvstore_slice value = rd_string(&list);
       r->many[i] = entry_new(cfg, key, value, value.len);
       r->n_many++;
-      if (r->many[i] == NULL || node_for(kv, key, &r->nodes[i]) != 0)
+      if (r->many[i] == NULL)
         goto nomem;
     }
     if (table_reserve(cfg, &kv->keys, c->n) != 0)
@@ -1642,6 +1526,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
   }
 nomem:
   reservation_release(kv, r);
+  kv_order_trim(&kv->order);
   return SABHA_ENOMEM;
 }
 
@@ -1770,7 +1655,7 @@ static void apply_set(struct kvstore *kv, const struct command *c,
     reply_ok(out);
   r->one->expire_at_ms = expire_at_ms;
   r->one->lease = lease;
-  entry_put(kv, hash, slot, r->one, &r->node);
+  entry_put(kv, hash, slot, r->one);
   r->one = NULL;
 }
 
@@ -1802,7 +1687,7 @@ static void apply_incr(struct kvstore *kv, const struct command *c,
   /* INCR keeps the expiry and the lease */
   e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
   e->lease = old != NULL ? old->lease : 0;
-  entry_put(kv, hash, slot, e, &r->node);
+  entry_put(kv, hash, slot, e);
   r->one = NULL;
   reply_int(out, result);
 }
@@ -1830,7 +1715,7 @@ static void apply_append(struct kvstore *kv, const struct command *c,
   e->value_len = (uint32_t)len;
   e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
   e->lease = old != NULL ? old->lease : 0;
-  entry_put(kv, hash, slot, e, &r->node);
+  entry_put(kv, hash, slot, e);
   r->one = NULL;
   reply_int(out, (int64_t)len);
 }
@@ -1975,7 +1860,7 @@ static void apply_mset(struct kvstore *kv, const struct command *c,
     size_t slot;
     touch_key(kv, key, &hash, &slot);
     /* MSET clears any expiry and lease */
-    entry_put(kv, hash, slot, r->many[i], &r->nodes[i]);
+    entry_put(kv, hash, slot, r->many[i]);
     r->many[i] = NULL;
   }
   assert(list.ok);
@@ -2001,7 +1886,7 @@ static void apply_cas(struct kvstore *kv, const struct command *c,
     reply_saved_error(out, SAVED_FULL);
     return;
   }
-  entry_put(kv, hash, slot, r->one, &r->node); /* like SET, clears expiry */
+  entry_put(kv, hash, slot, r->one); /* like SET, clears expiry */
   r->one = NULL;
   reply_int(out, 1);
 }
@@ -2127,6 +2012,7 @@ static void finish_apply(struct kvstore *kv) {
   table_maybe_shrink(&kv->config, &kv->keys);
   table_maybe_shrink(&kv->config, &kv->sessions);
   table_maybe_shrink(&kv->config, &kv->leases);
+  kv_order_trim(&kv->order);
 }
 
 /* REGISTER: a new session with the next id, evicting the least recently
@@ -2418,9 +2304,10 @@ bool kvstore_range(const struct kvstore *kv, struct kvstore_slice start,
                    void *ctx, struct kvstore_slice *next) {
   assert(kv != NULL && fn != NULL && next != NULL);
   uint64_t at_ms = read_clock(kv, now_ms);
-  const struct snode *x = skip_first_ge(kv->order, start.ptr, start.len);
-  for (size_t n = 0; x != NULL && n < visit_max; n++, x = x->next[0]) {
-    const struct entry *e = x->e;
+  struct kv_order_pos x = kv_order_first_ge(&kv->order, start.ptr, start.len);
+  for (size_t n = 0; kv_order_at(x) != NULL && n < visit_max;
+       n++, x = kv_order_next(x)) {
+    const struct entry *e = kv_order_at(x);
     if (expired_at(e, at_ms))
       continue;
     struct kvstore_item it = {{e->bytes, e->key_len},
@@ -2428,14 +2315,15 @@ bool kvstore_range(const struct kvstore *kv, struct kvstore_slice start,
                               e->revision,
                               e->lease};
     if (!fn(ctx, &it)) {
-      x = x->next[0];
+      x = kv_order_next(x);
       break;
     }
   }
-  if (x == NULL)
+  const struct entry *e = kv_order_at(x);
+  if (e == NULL)
     return false;
-  next->ptr = x->e->bytes;
-  next->len = x->e->key_len;
+  next->ptr = e->bytes;
+  next->len = e->key_len;
   return true;
 }
 
@@ -2618,16 +2506,14 @@ static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys,
     if (table_find(&kv->keys, hash, entry_matches, &key) != SIZE_MAX)
       return SABHA_ECORRUPT; /* a key twice */
     struct entry *e = entry_new(cfg, key, value, value_len);
-    struct snode *node = NULL;
-    if (e == NULL || node_for(kv, key, &node) != 0 ||
+    if (e == NULL || kv_order_reserve(&kv->order, 1) != 0 ||
         (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0)) {
       allocator_free(&cfg->alloc, e);
-      allocator_free(&cfg->alloc, node);
       return SABHA_ENOMEM;
     }
     e->expire_at_ms = expire_at_ms;
     e->lease = lease_id;
-    entry_put(kv, hash, SIZE_MAX, e, &node);
+    entry_put(kv, hash, SIZE_MAX, e);
     e->revision = revision;
   }
   return 0;

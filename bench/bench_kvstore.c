@@ -1,0 +1,237 @@
+/* bench_kvstore: what the key-value store costs per SET on its own, without
+ * a node, a log or a socket around it, and how much heap it holds per key.
+ *
+ * Timing: --sets SETs (100,000 by default) of --value-bytes bytes over
+ * --keys random keys (100,000; named like redis-benchmark's
+ * "key:000000012345") are encoded first, then applied to a fresh store;
+ * the CPU time of the applies is measured --rounds times (5) and the median
+ * reported. Memory: --fill-sets SETs (2,000,000) over the same keys go
+ * through an allocator that counts the bytes the C library hands out
+ * (malloc_usable_size), giving the store's heap per key and the process's
+ * peak RSS. The keys come from a seeded generator, so every run applies the
+ * same commands. Output is `key: value` lines; nothing is asserted.
+ *
+ *   bench_kvstore [--sets N] [--keys N] [--value-bytes N] [--rounds N]
+ *                 [--fill-sets N] [--seed N] [--ascending 0|1]
+ *
+ * --ascending 1 names the keys in order (0, 1, 2, ... wrapping at --keys),
+ * the worst case for the ordered index's memory. */
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "core/prng.h"
+#include "sm/kvstore.h"
+
+#ifndef SABHA_COMMIT
+#define SABHA_COMMIT "unknown"
+#endif
+
+#define ROUNDS_MAX 64
+#define CMD_BYTES_MAX 4096
+#define VALUE_BYTES_MAX 1024
+
+struct options {
+  uint64_t sets, keys, fill_sets, seed;
+  uint32_t value_bytes;
+  int rounds;
+  bool ascending; /* keys 0, 1, 2, ... instead of random ones */
+};
+
+/* SETs encoded back to back: each is a u32 length, then the command. */
+struct batch {
+  uint8_t *bytes;
+  size_t len, cap;
+};
+
+/* The heap the store holds, in the C library's own chunk sizes. */
+struct counting {
+  int64_t live_bytes;
+};
+
+static void *counting_fn(void *ctx, void *p, size_t size) {
+  struct counting *c = ctx;
+  if (p != NULL)
+    c->live_bytes -= (int64_t)malloc_usable_size(p);
+  if (size == 0) {
+    free(p);
+    return NULL;
+  }
+  void *q = realloc(p, size);
+  if (q == NULL && p != NULL)
+    c->live_bytes += (int64_t)malloc_usable_size(p); /* p is still live */
+  if (q != NULL)
+    c->live_bytes += (int64_t)malloc_usable_size(q);
+  return q;
+}
+
+static double cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void batch_add(struct batch *b, const uint8_t *cmd, size_t n) {
+  if (b->cap - b->len < n + 4) {
+    size_t cap = b->cap ? b->cap * 2 : 1u << 20;
+    while (cap - b->len < n + 4)
+      cap *= 2;
+    b->bytes = realloc(b->bytes, cap);
+    if (b->bytes == NULL) {
+      fprintf(stderr, "bench_kvstore: out of memory\n");
+      exit(1);
+    }
+    b->cap = cap;
+  }
+  uint32_t len = (uint32_t)n;
+  memcpy(b->bytes + b->len, &len, 4);
+  memcpy(b->bytes + b->len + 4, cmd, n);
+  b->len += n + 4;
+}
+
+/* A REGISTER, then `n` SETs from session 1 numbered from seq0 + 1, keys
+ * drawn from `p`. */
+static void batch_make(struct batch *b, const struct options *o, struct prng *p,
+                       uint64_t n, uint64_t seq0) {
+  uint8_t cmd[CMD_BYTES_MAX];
+  uint8_t value[VALUE_BYTES_MAX];
+  memset(value, 'x', sizeof value);
+  b->len = 0;
+  batch_add(b, cmd, kvstore_encode_register(cmd, sizeof cmd, 0, 0));
+  for (uint64_t i = 0; i < n; i++) {
+    char key[32];
+    int key_len =
+        snprintf(key, sizeof key, "key:%012" PRIu64, prng_below(p, o->keys));
+    struct kvstore_hdr h = {1, seq0 + i + 1, 0};
+    struct kvstore_slice k = {(const uint8_t *)key, (size_t)key_len};
+    struct kvstore_slice v = {value, o->value_bytes};
+    batch_add(b, cmd, kvstore_encode_set(cmd, sizeof cmd, &h, k, v, 0, 0));
+  }
+}
+
+static struct kvstore *store_new(struct counting *c) {
+  struct kvstore_config cfg = kvstore_config_default;
+  if (c != NULL) {
+    cfg.alloc.fn = counting_fn;
+    cfg.alloc.ctx = c;
+  }
+  struct kvstore *kv = NULL;
+  if (kvstore_new(&kv, &cfg) != 0) {
+    fprintf(stderr, "bench_kvstore: kvstore_new failed\n");
+    exit(1);
+  }
+  return kv;
+}
+
+/* skip_register: the session exists already (a batch after the first). */
+static void apply_all(struct kvstore *kv, const struct batch *b,
+                      bool skip_register) {
+  bool skip = skip_register;
+  for (size_t off = 0; off < b->len; skip = false) {
+    uint32_t len;
+    memcpy(&len, b->bytes + off, 4);
+    struct kvstore_result r;
+    if (!skip && kvstore_apply(kv, b->bytes + off + 4, len, &r) != 0) {
+      fprintf(stderr, "bench_kvstore: apply failed\n");
+      exit(1);
+    }
+    off += 4 + (size_t)len;
+  }
+}
+
+static int parse(int argc, char **argv, struct options *o) {
+  for (int i = 1; i < argc; i += 2) {
+    if (i + 1 >= argc)
+      return -1;
+    char *end = NULL;
+    unsigned long long v = strtoull(argv[i + 1], &end, 10);
+    if (end == argv[i + 1] || *end != '\0')
+      return -1;
+    if (strcmp(argv[i], "--sets") == 0 && v >= 1 && v <= 100000000)
+      o->sets = v;
+    else if (strcmp(argv[i], "--keys") == 0 && v >= 1 && v <= 100000000)
+      o->keys = v;
+    else if (strcmp(argv[i], "--fill-sets") == 0 && v <= 100000000)
+      o->fill_sets = v;
+    else if (strcmp(argv[i], "--value-bytes") == 0 && v <= VALUE_BYTES_MAX)
+      o->value_bytes = (uint32_t)v;
+    else if (strcmp(argv[i], "--rounds") == 0 && v >= 1 && v <= ROUNDS_MAX)
+      o->rounds = (int)v;
+    else if (strcmp(argv[i], "--ascending") == 0 && v <= 1)
+      o->ascending = v == 1;
+    else if (strcmp(argv[i], "--seed") == 0)
+      o->seed = v;
+    else
+      return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct options o = {.sets = 100000,
+                      .keys = 100000,
+                      .fill_sets = 2000000,
+                      .seed = 1,
+                      .value_bytes = 100,
+                      .rounds = 5};
+  if (parse(argc, argv, &o) != 0) {
+    fprintf(stderr, "usage: bench_kvstore [--sets N] [--keys N] "
+                    "[--value-bytes N] [--rounds N] [--fill-sets N] "
+                    "[--seed N] [--ascending 0|1]\n");
+    return 2;
+  }
+  struct utsname u;
+  uname(&u);
+  printf("bench: kvstore\ncommit: %s\nmachine: %s %s\nseed: %" PRIu64 "\n",
+         SABHA_COMMIT, u.nodename, u.machine, o.seed);
+  printf("sets: %" PRIu64 "\nkeys: %" PRIu64 "\nvalue_bytes: %" PRIu32
+         "\nrounds: %d\nascending: %d\n",
+         o.sets, o.keys, o.value_bytes, o.rounds, (int)o.ascending);
+  struct prng p;
+  prng_seed(&p, o.seed);
+  struct batch b = {0};
+  batch_make(&b, &o, &p, o.sets, 0);
+  double us[ROUNDS_MAX];
+  for (int r = 0; r < o.rounds; r++) {
+    struct kvstore *kv = store_new(NULL);
+    double t0 = cpu_ns();
+    apply_all(kv, &b, false);
+    us[r] = (cpu_ns() - t0) / 1e3 / (double)o.sets;
+    kvstore_free(kv);
+  }
+  qsort(us, (size_t)o.rounds, sizeof us[0], cmp_double);
+  printf("us_per_set_median: %.3f\nus_per_set_min: %.3f\n", us[o.rounds / 2],
+         us[0]);
+  if (o.fill_sets > 0) {
+    /* Applied in batches of `o.sets`, so that the encoded commands stay a
+     * small part of the peak RSS. */
+    struct counting c = {0};
+    struct kvstore *kv = store_new(&c);
+    for (uint64_t done = 0; done < o.fill_sets; done += o.sets) {
+      uint64_t n = o.fill_sets - done < o.sets ? o.fill_sets - done : o.sets;
+      batch_make(&b, &o, &p, n, done);
+      apply_all(kv, &b, done > 0);
+    }
+    uint64_t n_keys = kvstore_dbsize(kv);
+    printf("fill_sets: %" PRIu64 "\nfill_keys: %" PRIu64 "\n", o.fill_sets,
+           n_keys);
+    printf("heap_bytes_per_key: %.1f\n", (double)c.live_bytes / n_keys);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("rss_peak_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);
+    kvstore_free(kv);
+  }
+  free(b.bytes);
+  return 0;
+}
