@@ -57,11 +57,15 @@
 #include "net/codec.h"
 #include "server/node_internal.h"
 
-/* Descriptors kept for everything but clients: the WAL's segment, snapshot
- * and directory files, the listeners, peers (two per peer while one
- * reconnects), other nodes' forwarding links (let in past clients-max),
- * HTTP connections, the loop's own, and slack. */
-#define SRV_FDS_RESERVED (64u + 3u * SABHA_NODES_MAX + SRV_HTTP_CONNS_MAX)
+/* Descriptors kept for everything but clients: per group's log, three
+ * held (the active segment, opened a second time for the disk job's fsync,
+ * and a segment left while that fsync still runs); the snapshot, hard state
+ * and directory files opened for a moment, the listeners, peers (two per
+ * peer while one reconnects), other nodes' forwarding links (let in past
+ * clients-max), HTTP connections, the loop's own, and slack. */
+#define SRV_FDS_PER_LOG 3u
+#define SRV_FDS_RESERVED(groups)                                               \
+  (64u + SRV_FDS_PER_LOG * (groups) + 3u * SABHA_NODES_MAX + SRV_HTTP_CONNS_MAX)
 
 /* ---- clocks and logging ------------------------------------------------- */
 
@@ -875,7 +879,8 @@ static void fit_descriptors(struct srv_node *n) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return;
-  rlim_t want = (rlim_t)n->cfg.clients_max + SRV_FDS_RESERVED;
+  uint32_t reserved = SRV_FDS_RESERVED(n->cfg.groups);
+  rlim_t want = (rlim_t)n->cfg.clients_max + reserved;
   if (rl.rlim_cur < want) {
     rlim_t before = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
@@ -888,15 +893,13 @@ static void fit_descriptors(struct srv_node *n) {
   }
   if (rl.rlim_cur >= want)
     return;
-  uint32_t fit = rl.rlim_cur > SRV_FDS_RESERVED + 1
-                     ? (uint32_t)(rl.rlim_cur - SRV_FDS_RESERVED)
-                     : 1;
+  uint32_t fit =
+      rl.rlim_cur > reserved + 1 ? (uint32_t)(rl.rlim_cur - reserved) : 1;
   srv_log(n, "WARN",
           "file descriptors: the limit is %llu, so clients-max is lowered "
           "from %u to %u (%u are kept for the log, peers and HTTP); raise "
           "the hard limit (ulimit -Hn) to serve more",
-          (unsigned long long)rl.rlim_cur, n->cfg.clients_max, fit,
-          SRV_FDS_RESERVED);
+          (unsigned long long)rl.rlim_cur, n->cfg.clients_max, fit, reserved);
   n->cfg.clients_max = fit;
 }
 

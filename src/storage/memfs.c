@@ -39,6 +39,11 @@ struct mem_inode {
   size_t n_ops;
   size_t cap_ops;
   bool lost_writes; /* a failed sync dropped some: dur may differ from cur */
+  /* Write-back errors, as Linux's errseq_t keeps them per file (see
+   * memfs.h): err_seq counts the failed syncs, err_code is what a
+   * descriptor behind the count reports. */
+  uint32_t err_seq;
+  int err_code;
 };
 
 struct mem_name {
@@ -68,6 +73,9 @@ struct memfs {
   struct mem_nsop pending[MEMFS_PENDING_NAMES_MAX];
   size_t n_pending;
   int32_t fd_ino[MEMFS_FDS_MAX]; /* -1: free */
+  /* The inode's err_seq this descriptor last reported (or sampled at
+   * open): each open file description reports a write-back error once. */
+  uint32_t fd_err_seq[MEMFS_FDS_MAX];
   struct memfs_counts counts;
   uint64_t crash_at;
   uint64_t fail_at;
@@ -394,6 +402,10 @@ static int m_open(void *ctx, const char *path, unsigned flags, int *fd) {
   if (g == GATE_DIE)
     return -EIO;
   fs->fd_ino[slot] = (int32_t)ino;
+  /* An error from before the open is not this descriptor's news. (Linux
+   * makes an exception for one no sync has reported yet; here a failure
+   * is always reported by the sync that met it.) */
+  fs->fd_err_seq[slot] = fs->ino[ino].err_seq;
   *fd = slot;
   return 0;
 }
@@ -465,9 +477,13 @@ static int m_sync(void *ctx, int fd, bool data_only) {
     return -EIO;
   if (g == GATE_FAIL) {
     /* fsyncgate: the kernel forgets the dirty pages; they are never
-     * written, whatever later syncs say. */
+     * written, whatever later syncs say. The error is recorded on the
+     * file, and this descriptor has now reported it. */
     ops_clear(in);
     in->lost_writes = true;
+    in->err_seq++;
+    in->err_code = fs->fail_err;
+    fs->fd_err_seq[fd] = in->err_seq;
     return -fs->fail_err;
   }
   for (size_t i = 0; i < in->n_ops; i++)
@@ -476,6 +492,12 @@ static int m_sync(void *ctx, int fd, bool data_only) {
   ops_clear(in);
   assert(in->lost_writes || in->dur.size == in->cur.size);
   fs->now_ns += fs->sync_latency_ns;
+  /* What is in the cache now is written; an error recorded since this
+   * descriptor last looked is still reported, once, as fsync does. */
+  if (fs->fd_err_seq[fd] != in->err_seq) {
+    fs->fd_err_seq[fd] = in->err_seq;
+    return -in->err_code;
+  }
   return 0;
 }
 
@@ -745,6 +767,8 @@ static int crash_inode(struct memfs *fs, struct mem_inode *in,
   }
   ops_clear(in);
   in->lost_writes = false;
+  in->err_seq = 0; /* a new boot: the error died with the page cache */
+  in->err_code = 0;
   if (rv == 0)
     rv = buf_copy(&in->cur, &in->dur);
   return rv;

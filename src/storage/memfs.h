@@ -21,6 +21,17 @@
  *   - A failed sync() (memfs_fail_at on a sync) behaves like Linux after
  *     "fsyncgate": the unsynced data stays readable but will never reach the
  *     disk, even when a later sync() succeeds.
+ *   - Which sync() reports that failure follows Linux (4.13 on, "errseq"):
+ *     the file keeps a count of failed write-backs, and each descriptor
+ *     (each open(), as each open file description in the kernel) the count
+ *     it last reported, sampled at open. A sync() on a descriptor whose
+ *     count is behind the file's writes what is cached, then fails with the
+ *     error and catches up: every descriptor open at the time of a failure
+ *     reports it once, the one whose sync failed included, and a later
+ *     sync() through the same descriptor succeeds over the lost bytes. A
+ *     descriptor opened after a failure does not report it (Linux would,
+ *     had no sync() reported it yet; here the failing sync() always has).
+ *     A crash forgets the errors with the page cache.
  *
  * Injection points. Every call that changes something (write, sync,
  * sync_dir, truncate, rename, unlink, mkdir, open that creates or empties a
@@ -45,7 +56,7 @@
 
 #define MEMFS_FILES_MAX 256
 #define MEMFS_PATH_MAX 256
-#define MEMFS_FDS_MAX 64
+#define MEMFS_FDS_MAX 256 /* a node of the simulator: 64 logs of 3 */
 #define MEMFS_PENDING_NAMES_MAX 256
 
 /* What happens at a crash to data written since the last sync of a file. */

@@ -227,7 +227,8 @@ int wal_sync_begin(struct wal *w, struct wal_sync_job *job) {
     rv = zero_ahead(w);
     if (rv != 0)
       return rv;
-    job->fd = w->fd;
+    assert(w->sync_fd >= 0);
+    job->fd = w->sync_fd;
     job->seg_seq = s->seq;
     job->size_bytes = s->size_bytes;
   }
@@ -444,6 +445,8 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags) {
   rv = wal_segs_push(w, (struct wal_seg){.seq = seq,
                                          .size_bytes = birth_bytes,
                                          .version = WAL_FORMAT_VERSION});
+  if (rv == 0)
+    rv = wal_open_sync_fd(w);
   if (rv != 0)
     return rv;
   w->durable_bytes = birth_bytes;
@@ -473,6 +476,30 @@ int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
   return wal_sync_dir(w);
 }
 
+int wal_open_sync_fd(struct wal *w) {
+  assert(w->fd >= 0 && w->sync_fd < 0);
+  const char *path = active_path(w);
+  int fd;
+  int rv = w->io.open(w->io.ctx, path, 0, &fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "open for the disk job", path);
+  w->sync_fd = fd;
+  return 0;
+}
+
+void wal_close_active(struct wal *w) {
+  if (w->fd >= 0)
+    w->io.close(w->io.ctx, w->fd);
+  w->fd = -1;
+  if (w->sync_fd >= 0 && w->job_running && w->job_fd == w->sync_fd) {
+    assert(w->fd_to_close < 0);
+    w->fd_to_close = w->sync_fd; /* the job's fsync may still use it */
+  } else if (w->sync_fd >= 0) {
+    w->io.close(w->io.ctx, w->sync_fd);
+  }
+  w->sync_fd = -1;
+}
+
 int wal_rollover(struct wal *w) {
   /* Only a crafted or damaged directory gets here (2^64 segments): the
    * next number would wrap to 0, which names no segment. */
@@ -490,13 +517,7 @@ int wal_rollover(struct wal *w) {
   if (rv != 0)
     return rv;
   uint64_t seq = active(w)->seq + 1;
-  if (w->job_running && w->job_fd == w->fd) {
-    assert(w->fd_to_close < 0);
-    w->fd_to_close = w->fd; /* the job's fsync may still use it */
-  } else {
-    w->io.close(w->io.ctx, w->fd);
-  }
-  w->fd = -1;
+  wal_close_active(w);
   return wal_segment_create(w, seq, 0);
 }
 
@@ -807,6 +828,7 @@ int wal_open(struct wal **out, const struct wal_options *opt,
   w->opt.dir = w->dir;
   w->opt.io = NULL;
   w->fd = -1;
+  w->sync_fd = -1;
   w->job_fd = -1;
   w->fd_to_close = -1;
   char note[WAL_ERRMSG_MAX] = "";
@@ -818,7 +840,7 @@ int wal_open(struct wal **out, const struct wal_options *opt,
     wal_close(w);
     return rv;
   }
-  assert(w->fd >= 0 && w->n_segs > 0 && !w->failed);
+  assert(w->fd >= 0 && w->sync_fd >= 0 && w->n_segs > 0 && !w->failed);
   if (err != NULL && err_size > 0)
     snprintf(err, err_size, "%s", note);
   *out = w;
@@ -889,10 +911,11 @@ int wal_close_clean(struct wal *w) {
 void wal_close(struct wal *w) {
   if (w == NULL)
     return;
-  if (w->fd >= 0)
-    w->io.close(w->io.ctx, w->fd);
   if (w->fd_to_close >= 0)
     w->io.close(w->io.ctx, w->fd_to_close);
+  w->fd_to_close = -1;
+  w->job_running = false; /* the host waited for its job (wal.h) */
+  wal_close_active(w);
   wal_release_recovered(w);
   free(w->buf);
   free(w->segs);

@@ -384,7 +384,20 @@ int wal_sync(struct wal *w);
  * One job at a time. While one runs the WAL keeps the file it names open
  * (a move to a new segment closes it only in wal_sync_end), other calls
  * work as usual (a sync of their own may run beside the job's), and the
- * host must not close the handle. */
+ * host must not close the handle.
+ *
+ * The job syncs through a descriptor of its own: the WAL opens the active
+ * segment twice, once for its writes and syncs on the caller's thread and
+ * once for the job. Linux (4.13 on) reports a write-back error once per
+ * open file description and then forgets it, while the pages it could not
+ * write are dropped. Were the job's fsync and the WAL's own on one
+ * description, a failed job would leave the next sync on the caller's
+ * thread (a move to a new segment, a snapshot install, a clean close)
+ * free to succeed over the lost bytes, and what it then wrote (records
+ * whose durable mark covers them, a segment left as whole) would vouch for
+ * bytes that are not on the disk: a restart would find damage where there
+ * was a failed fsync. With two descriptions that sync fails too, and the
+ * handle fails before it vouches for anything. */
 struct wal_sync_job {
   struct wal_io io;
   int fd;              /* -1: nothing to sync in the log file */

@@ -154,13 +154,19 @@ struct wal {
 
   /* The active segment is segs[n_segs - 1]; fd is -1 before it exists. */
   int fd;
+  /* A second open() of the active segment, for the disk job's fsync alone
+   * (-1 with fd). Its own open file description, not a dup: Linux reports
+   * a write-back error once per description, so if the job's fsync fails,
+   * the next fsync through fd fails too, instead of succeeding over the
+   * bytes the kernel dropped (see wal_sync_begin in wal.h). */
+  int sync_fd;
   uint64_t durable_bytes; /* of the active segment, as last fsynced */
   /* The active segment's file is written up to here: its records, then
    * zeros written ahead of them (ZEROS AHEAD in wal.h). */
   uint64_t file_bytes;
   /* wal_sync_begin's job is under way (the host runs its fsync), on
-   * job_fd; a segment it names that is no longer active is closed only
-   * when it ends (fd_to_close). */
+   * job_fd (a sync_fd); the sync_fd of a segment left meanwhile is closed
+   * only when the job ends (fd_to_close). */
   bool job_running;
   int job_fd;
   int fd_to_close;
@@ -216,6 +222,11 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags);
  * `name`, fsync of the directory. Under its own name it is never torn. */
 int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
                     const void *data, size_t size);
+/* Opens sync_fd on the active segment (fd open, sync_fd not). */
+int wal_open_sync_fd(struct wal *w);
+/* Closes fd and sync_fd (the latter at the job's end if a job running
+ * uses it). */
+void wal_close_active(struct wal *w);
 /* Closes the active segment, durably, and starts the next one. */
 int wal_rollover(struct wal *w);
 int wal_append_record(struct wal *w, uint8_t type, const uint8_t *head,

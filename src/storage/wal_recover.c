@@ -627,9 +627,7 @@ static int replay_all(struct wal *w, struct replay *r, const struct listing *l,
 
 /* Undoes what a failed replay set up on the handle. */
 static void unwind(struct wal *w) {
-  if (w->fd >= 0)
-    w->io.close(w->io.ctx, w->fd);
-  w->fd = -1;
+  wal_close_active(w);
   w->n_segs = 0;
   w->buf_len = 0;
   w->file_bytes = 0;
@@ -1227,6 +1225,9 @@ static int sync_last(struct wal *w) {
     return wal_io_error(w, rv, "fsync", wal_path(w, name));
   wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
   w->durable_bytes = s->size_bytes;
+  rv = wal_open_sync_fd(w);
+  if (rv != 0)
+    return rv;
   return wal_sync_dir(w);
 }
 

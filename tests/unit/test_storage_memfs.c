@@ -132,6 +132,42 @@ static void memfs_failed_fsync_loses_data_for_good(void) {
   memfs_free(f.fs);
 }
 
+/* errseq: a failed write-back is reported once through every descriptor
+ * that was open when it happened, not once per file. A second description
+ * of the file (a disk thread's, say) that saw the failure does not make the
+ * first one's next sync succeed over the lost bytes. */
+static void memfs_failed_fsync_reported_once_per_descriptor(void) {
+  struct fx f;
+  fx_init(&f, 6);
+  int a = open_file(&f, "a", WAL_IO_CREATE);
+  CHECK(f.io.sync_dir(f.io.ctx, "") == 0);
+  int b = open_file(&f, "a", 0);
+  CHECK(a >= 0 && b >= 0 && a != b);
+  CHECK(put_str(&f, a, 0, "lost") == 0);
+  memfs_fail_at(f.fs, memfs_counts(f.fs).calls + 1, EIO);
+  CHECK(f.io.sync(f.io.ctx, b, true) == -EIO); /* b's sync fails */
+  CHECK(f.io.sync(f.io.ctx, b, true) == 0);    /* b has reported it */
+  int c = open_file(&f, "a", 0);               /* opened after: seen */
+  CHECK(put_str(&f, a, 4, "kept") == 0);
+  /* a was open at the failure: its sync writes "kept" but reports it. */
+  CHECK(f.io.sync(f.io.ctx, a, true) == -EIO);
+  CHECK(f.io.sync(f.io.ctx, a, true) == 0);
+  CHECK(f.io.sync(f.io.ctx, c, true) == 0);
+  memfs_crash(f.fs, MEMFS_CRASH_DROP);
+  char buf[16];
+  CHECK(slurp(&f, "a", buf, sizeof buf) == 8);
+  CHECK(memcmp(buf, "\0\0\0\0kept", 8) == 0);
+
+  /* A descriptor opened after a failure does not report it. */
+  a = open_file(&f, "a", 0);
+  CHECK(put_str(&f, a, 0, "gone") == 0);
+  memfs_fail_at(f.fs, memfs_counts(f.fs).calls + 1, ENOSPC);
+  CHECK(f.io.sync(f.io.ctx, a, true) == -ENOSPC);
+  b = open_file(&f, "a", 0);
+  CHECK(f.io.sync(f.io.ctx, b, true) == 0);
+  memfs_free(f.fs);
+}
+
 static void memfs_failed_write_changes_nothing(void) {
   struct fx f;
   fx_init(&f, 3);
@@ -288,6 +324,7 @@ int main(void) {
   RUN(memfs_names_need_a_directory_fsync);
   RUN(memfs_failed_fsync_loses_data_for_good);
   RUN(memfs_failed_write_changes_nothing);
+  RUN(memfs_failed_fsync_reported_once_per_descriptor);
   RUN(memfs_crash_point_kills_every_later_call);
   RUN(memfs_crash_modes_do_what_they_say);
   RUN(memfs_same_seed_same_crash);

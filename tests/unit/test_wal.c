@@ -238,6 +238,55 @@ static void wal_background_sync_covers_what_was_written_before_it(void) {
   fx_free(&f);
 }
 
+/* A job's fsync fails (the kernel drops the pages it could not write and
+ * reports it once per open file description); before wal_sync_end the
+ * loop syncs the same segment itself, for a move to a new segment or a
+ * snapshot install. That sync must fail too: were it to succeed over the
+ * dropped bytes, the segment left whole or the records written after it
+ * would vouch for them, and a restart would find damage (refused here,
+ * refuse_corrupt) where there was only a failed fsync. */
+static void failed_job_then_loop_sync(bool install) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 4, 1) == 0);
+  CHECK(append(f.w, 5, 4, 1) == 0);
+  struct wal_sync_job job;
+  CHECK(wal_sync_begin(f.w, &job) == 0 && job.fd >= 0);
+  memfs_fail_at(f.fs, memfs_counts(f.fs).calls + 1, EIO);
+  wal_sync_job_run(&job);
+  CHECK(job.rv == -EIO);
+  memfs_fail_at(f.fs, 0, 0);
+  int rv = 0;
+  struct wal_stats st = {0};
+  if (install) {
+    struct sabha_snapshot_meta m = {.index = 8, .term = 1};
+    rv = wal_save_snapshot(f.w, &m, "state@8", 7);
+  } else {
+    for (uint64_t i = 9; rv == 0 && i < 9 + 64; i++) {
+      rv = append(f.w, i, 1, 1);
+      wal_stats(f.w, &st);
+      if (st.segments > 1)
+        break;
+    }
+  }
+  CHECK(rv == SABHA_EIO);
+  wal_stats(f.w, &st);
+  CHECK(st.segments == 1 && st.snapshots_saved == 0);
+  CHECK(wal_sync_end(f.w, &job) == SABHA_EIO);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(log_is(&f.p, 1, 4, term1) && !f.p.has_snapshot);
+  fx_free(&f);
+}
+
+static void wal_rollover_after_a_failed_job_fails(void) {
+  failed_job_then_loop_sync(false);
+}
+
+static void wal_snapshot_install_after_a_failed_job_fails(void) {
+  failed_job_then_loop_sync(true);
+}
+
 /* wal_sync_jobs_run: several logs (a process's groups) synced by one job.
  * The io's sync_many here syncs each file through memfs, as syncfs()
  * covers every file; `many_rv` makes it fail, or decline (-ENOTSUP), which
@@ -1511,6 +1560,8 @@ int main(void) {
   RUN(wal_commit_hint_is_clamped_to_the_recovered_log);
   RUN(wal_unsynced_appends_are_not_durable);
   RUN(wal_background_sync_covers_what_was_written_before_it);
+  RUN(wal_rollover_after_a_failed_job_fails);
+  RUN(wal_snapshot_install_after_a_failed_job_fails);
   RUN(wal_one_job_syncs_the_logs_of_several_groups);
   RUN(wal_open_makes_what_it_recovers_durable);
   RUN(wal_put_at_existing_index_overwrites_and_keeps_later);
