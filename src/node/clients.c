@@ -884,11 +884,11 @@ static bool queue_has_read(const struct rt_stream *c) {
 
 /* A parsed command that changes state while an earlier read of the same
  * stream is still unanswered. */
-static bool write_behind_read(const struct rt_stream *c,
-                              const struct resp_cmd *cmd) {
-  if (cmd->argc == 0)
+static bool write_behind_read(const struct rt_stream *c, uint32_t argc,
+                              const struct resp_arg *argv) {
+  if (argc == 0)
     return false;
-  const struct rt_command *k = rt_command_find(c->rt, &cmd->argv[0]);
+  const struct rt_command *k = rt_command_find(c->rt, &argv[0]);
   /* EXEC waits too: the index of an unanswered WATCH is not known yet. */
   if (k != NULL && rt_command_multi(k) == RT_MC_EXEC)
     return queue_has_read(c);
@@ -983,7 +983,7 @@ static void process_input(struct rt_stream *c) {
       off = c->in_len;
       break;
     }
-    if (st == RESP_COMPLETE && write_behind_read(c, &cmd)) {
+    if (st == RESP_COMPLETE && write_behind_read(c, cmd.argc, cmd.argv)) {
       /* Leave the write in the input until the reads ahead of it are
        * answered: proposed now, it could apply before a read's value is
        * taken, and the read would see a write its client sent after it. */
@@ -1006,6 +1006,34 @@ static void process_input(struct rt_stream *c) {
     c->in_cap = 0;
   }
   rt_client_flush(c);
+}
+
+bool rt_pair_command(struct rt_stream *p, uint32_t argc,
+                     const struct resp_arg *argv) {
+  struct rt *rt = p->rt;
+  assert(p->in_process && p->kind == RT_STREAM_CLIENT && argc > 0);
+  if (p->closing || p->quit_after || rt->dead || p->paused)
+    return false;
+  if (input_blocked(p)) {
+    set_paused(p, true);
+    return false;
+  }
+  /* As process_input: a write waits while an earlier read of the stream is
+   * unanswered. */
+  if (write_behind_read(p, argc, argv)) {
+    p->read_barrier = true;
+    set_paused(p, true);
+    return false;
+  }
+  rt->m.handed++;
+  handle_command(p, argc, argv);
+  return true;
+}
+
+void rt_pair_commands_done(struct rt_stream *p) {
+  p->active_ms = rt_now_ms(p->rt);
+  rt_client_flush(p);
+  rt_reap(p->rt);
 }
 
 void rt_client_hold(struct rt_stream *c, struct rt_req *r) {

@@ -59,6 +59,8 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
     rt->fwd_failed_ms = rt_now_ms(rt);
   }
   list_remove(&f->link);
+  f->unhanded = 0; /* those still in pending go another way below */
+  f->unhanded_bytes = 0;
   while (!list_empty(&f->pending)) {
     struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
     list_remove(&r->glink);

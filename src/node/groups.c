@@ -20,7 +20,12 @@
  * requests pipelined, replies matched in order and relayed byte for byte)
  * and an ordinary client stream on the group's side, with its own session,
  * so writes stay exactly-once; rt_groups_pump(), which the host calls after
- * running the groups, moves the bytes between the two ends in memory. A
+ * running the groups, moves work between the two ends in memory. Commands
+ * go over parsed: the group takes the argument vector group 0 parsed
+ * (rt_pair_command), as if it had parsed it from its input, so that a
+ * command is parsed once on each node it reaches, not encoded and parsed
+ * again for each hop inside a process; replies come back as RESP bytes,
+ * which the link relays. A
  * front keeps two links per group: one for its clients and one for other
  * nodes' forwarding links, whose far end, like any node's forwarding link,
  * never forwards again (it answers -NOTLEADER, which goes back unread to
@@ -175,11 +180,47 @@ static struct rt_stream *route_link(struct rt *rt, struct rt_req *r) {
   return l;
 }
 
+/* What a request not yet handed over holds on its link: its arguments, as
+ * many bytes as the link would have held of its RESP encoding, near
+ * enough. */
+static size_t req_bytes(const struct rt_req *r) {
+  size_t n = 16;
+  for (uint32_t i = 0; i < r->argc; i++)
+    n += r->argv[i].len + 16;
+  return n;
+}
+
+/* Request `r` waits on in-process link `l` to be handed to its group
+ * parsed, at the next pump: its argument vector is the group's command
+ * as it is (rt_pair_command), never encoded into RESP again and parsed
+ * twice. What waits is bounded as the bytes of a link to another node
+ * are. */
+static void hand_queued(struct rt_stream *l, struct rt_req *r) {
+  size_t n = req_bytes(r);
+  if (l->unhanded_bytes + n > RT_OUT_BYTES_MAX) {
+    rt_req_fail(l->rt, r, "TRYAGAIN the link to the key's group is overloaded");
+    return;
+  }
+  r->where = RT_IN_FORWARD;
+  r->sent = false; /* a link that fails before the hand-over routes it
+                      again: the group never saw it */
+  list_push(&l->pending, &r->glink);
+  l->unhanded++;
+  l->unhanded_bytes += n;
+  rt_pair_kick(l);
+}
+
+static void hand_over(struct rt_stream *l, struct rt_stream *p);
+
 void rt_group_route(struct rt *rt, struct rt_req *r) {
   assert(rt_routes(rt) && r->group != 0 && r->group < rt->cfg.n_groups);
   struct rt_stream *l = route_link(rt, r);
   if (l == NULL) {
     rt_req_fail(rt, r, "TRYAGAIN this node cannot reach the key's group now");
+    return;
+  }
+  if (l->in_process) {
+    hand_queued(l, r);
     return;
   }
   rt_write_command(&l->out, r->argc, r->argv);
@@ -188,9 +229,29 @@ void rt_group_route(struct rt *rt, struct rt_req *r) {
     rt_req_fail(rt, r, "TRYAGAIN the link to the key's group is overloaded");
     return;
   }
-  if (!l->in_process)
-    rt->m.forwarded++;
+  rt->m.forwarded++;
   rt_fwd_queued(l, r);
+}
+
+/* Hands link `l`'s requests not yet handed over, oldest first, to its
+ * other end `p`, parsed, until `p` takes no more (it stopped reading: it
+ * asks for the rest when it resumes). */
+static void hand_over(struct rt_stream *l, struct rt_stream *p) {
+  struct list_link *k = l->pending.prev;
+  for (uint32_t i = 1; i < l->unhanded; i++)
+    k = k->prev;
+  while (l->unhanded > 0 && !l->closing && !p->closing && !p->rt->dead) {
+    struct rt_req *r = LIST_OF(k, struct rt_req, glink);
+    assert(!r->sent);
+    if (!rt_pair_command(p, r->argc, r->argv))
+      break;
+    r->sent = true;
+    l->unhanded--;
+    assert(l->unhanded_bytes >= req_bytes(r));
+    l->unhanded_bytes -= req_bytes(r);
+    k = k->next;
+  }
+  rt_pair_commands_done(p);
 }
 
 bool rt_groups_pump(struct rt *rt) {
@@ -214,6 +275,13 @@ bool rt_groups_pump(struct rt *rt) {
     if (p->rt->dead || p->paused || p->closing) {
       s->pair_due = true;
       list_push(&held, &s->due);
+      continue;
+    }
+    if (s->kind == RT_STREAM_FORWARD) {
+      /* Group 0's end: commands go over parsed (hand_over). */
+      uint32_t before = s->unhanded;
+      hand_over(s, p);
+      moved |= s->unhanded != before;
       continue;
     }
     const uint8_t *data;

@@ -505,10 +505,22 @@ int resp_buf_printf(struct resp_buf *b, const char *fmt, ...) {
 /* Appends <type><decimal>\r\n, the header shared by integers, bulk lengths
  * and array counts. */
 static int write_header(struct resp_buf *b, char type, int64_t v) {
+  /* Digits by hand, from the end: every bulk string and array has one of
+   * these, and snprintf cost more than the rest of a short command. */
   char line[32];
-  int n = snprintf(line, sizeof line, "%c%" PRId64 "\r\n", type, v);
-  assert(n > 0 && (size_t)n < sizeof line);
-  return resp_buf_append(b, line, (size_t)n);
+  size_t at = sizeof line;
+  line[--at] = '\n';
+  line[--at] = '\r';
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    line[--at] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0)
+    line[--at] = '-';
+  line[--at] = type;
+  assert(at > 0);
+  return resp_buf_append(b, line + at, sizeof line - at);
 }
 
 int resp_write_simple(struct resp_buf *b, const char *s) {

@@ -498,6 +498,8 @@ struct rt_metrics {
   uint64_t reads;            /* linearizable reads served */
   uint64_t stale_reads;
   uint64_t forwarded;  /* commands relayed to the leader */
+  uint64_t handed;     /* commands another group of this process handed
+                          over parsed (groups.c) */
   uint64_t redirected; /* answered -MOVED */
   uint64_t no_leader;  /* answered -TRYAGAIN for want of a leader */
   uint64_t timeouts;   /* writes and reads that timed out */

@@ -265,6 +265,11 @@ struct rt_stream {
   bool pair_lost;         /* the other end went away */
   struct rt_stream *pair; /* NULL once either end is gone */
   struct list_link due;   /* in rt->pairs_due */
+  /* Group 0's end: the last `unhanded` requests of `pending` wait for the
+   * pump to hand them over parsed (groups.c, hand_over), holding about
+   * `unhanded_bytes`. */
+  uint32_t unhanded;
+  size_t unhanded_bytes;
 
   /* FORWARD */
   uint32_t leader;
@@ -560,6 +565,14 @@ void rt_clients_scan(struct rt *rt, uint64_t now_ms);
 void rt_client_hold(struct rt_stream *c, struct rt_req *r);
 /* Parses the input of streams that were paused and may go on. */
 void rt_clients_resume(struct rt *rt);
+/* The group's end `p` of an in-process link takes one command, already
+ * parsed by group 0, as if it had parsed it from its input (argv is
+ * copied); false when `p` takes nothing now (it stopped reading, and asks
+ * for more when it resumes: rt_pair_kick of its other end). Call
+ * rt_pair_commands_done after a run of them. */
+bool rt_pair_command(struct rt_stream *p, uint32_t argc,
+                     const struct resp_arg *argv);
+void rt_pair_commands_done(struct rt_stream *p);
 /* The runtime is done with a stream: requests unlinked now, handed to the
  * host from rt_reap(). */
 void rt_stream_close(struct rt_stream *s, bool flush);

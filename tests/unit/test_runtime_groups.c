@@ -212,6 +212,61 @@ static void groups_close_or_crash_in_any_order_with_links_open(void) {
   }
 }
 
+/* Commands of another group go over the in-process link already parsed:
+ * the group takes group 0's argument vectors (rt_metrics.handed counts
+ * them) and never parses them again. Three clients pipeline more than a
+ * stream may hold in flight (RT_QUEUE_MAX): writes, reads of them, and a
+ * write behind the reads, so that the group's end stops taking commands
+ * both for its bound and for a read that must be answered before a later
+ * write, and asks for the rest when it resumes; every reply comes back,
+ * in each client's order, each read seeing its client's write. */
+static void groups_commands_cross_in_process_links_parsed_once(void) {
+  enum { CLIENTS = 3, PAIRS = 700 };
+  struct node3 n;
+  CHECK(node_open(&n) == 0);
+  struct rt_stream *c[CLIENTS];
+  static char want[CLIENTS][PAIRS * 32], got[CLIENTS][PAIRS * 32];
+  size_t got_len[CLIENTS] = {0};
+  uint64_t handed = rt_metrics(n.rts[1])->handed;
+  for (int k = 0; k < CLIENTS; k++) {
+    CHECK(rt_stream_accept(n.rts[0], true, &c[k]) == NULL);
+    static char in[PAIRS * 64];
+    size_t in_len = 0, want_len = 0;
+    for (int i = 0; i < 2 * PAIRS + 1; i++) {
+      char v[16];
+      int j = i % PAIRS, vn = snprintf(v, sizeof v, "%d", k * PAIRS + j);
+      bool set = i < PAIRS || i == 2 * PAIRS;
+      in_len += (size_t)snprintf(
+          in + in_len, sizeof in - in_len,
+          set ? "SET {c}%d.%d %s\r\n" : "GET {c}%d.%d\r\n", k, j, v);
+      want_len +=
+          (size_t)snprintf(want[k] + want_len, sizeof want[k] - want_len,
+                           set ? "+OK\r\n" : "$%d\r\n%s\r\n", vn, v);
+    }
+    rt_stream_input(c[k], in, in_len);
+  }
+  for (int round = 0; round < 100; round++) {
+    settle(&n);
+    for (int k = 0; k < CLIENTS; k++) {
+      const uint8_t *data;
+      size_t len;
+      while (rt_stream_out_take(c[k], &data, &len)) {
+        CHECK(got_len[k] + len < sizeof got[k]);
+        memcpy(got[k] + got_len[k], data, len);
+        got_len[k] += len;
+        rt_stream_out_done(c[k]);
+      }
+    }
+  }
+  for (int k = 0; k < CLIENTS; k++) {
+    got[k][got_len[k]] = '\0';
+    CHECK(strcmp(got[k], want[k]) == 0);
+  }
+  CHECK(rt_metrics(n.rts[1])->handed - handed == CLIENTS * (2u * PAIRS + 1));
+  CHECK(rt_metrics(n.rts[0])->handed == 0);
+  node_close(&n, false, false);
+}
+
 /* An fsync on the loop (here every one: this host has no disk thread)
  * first lets the host send the peer messages it holds, so that a leader's
  * appends travel while its own fsync runs: the flush comes before the sync
@@ -233,6 +288,7 @@ static const struct test tests[] = {
     TEST(groups_each_key_lands_in_its_own_group),
     TEST(groups_what_spans_groups_is_refused),
     TEST(groups_close_or_crash_in_any_order_with_links_open),
+    TEST(groups_commands_cross_in_process_links_parsed_once),
     TEST(runtime_lets_held_messages_go_before_a_sync_on_the_loop),
 };
 
