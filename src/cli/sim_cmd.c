@@ -57,6 +57,9 @@ void cli_sim_usage(FILE *f) {
       "  --ops N           client operations per run [1000]\n"
       "  --clients C       closed-loop clients, 1..256 [5]\n"
       "  --keys K          keys the clients use, 1..1024 [5]\n"
+      "  --per-slot N      Multi-Paxos: commands per slot, 1..4096 [64]; "
+      "small\n"
+      "                    slots fill the leader's window with few clients\n"
       "  --workload W      what the clients do [kv]: kv (put/get/cas, judged\n"
       "                    by linearizability); ledger, seats, locks, orders\n"
       "                    (the applications, judged by their invariants:\n"
@@ -223,10 +226,13 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
   static const struct {
     const char *flag;
     uint64_t lo, hi;
-  } numbers[] = {
-      {"--nodes", 1, SABHA_NODES_MAX},   {"--ops", 1, SIM_OPS_MAX},
-      {"--clients", 1, SIM_CLIENTS_MAX}, {"--keys", 1, SIM_KEYS_MAX},
-      {"--seed", 0, UINT64_MAX},         {"--groups", 1, SIM_GROUPS_MAX}};
+  } numbers[] = {{"--nodes", 1, SABHA_NODES_MAX},
+                 {"--ops", 1, SIM_OPS_MAX},
+                 {"--clients", 1, SIM_CLIENTS_MAX},
+                 {"--keys", 1, SIM_KEYS_MAX},
+                 {"--seed", 0, UINT64_MAX},
+                 {"--groups", 1, SIM_GROUPS_MAX},
+                 {"--per-slot", 1, 4096}};
   for (size_t k = 0; k < sizeof numbers / sizeof numbers[0]; k++) {
     if (!flag_is(arg, numbers[k].flag))
       continue;
@@ -245,6 +251,8 @@ static int parse_one(struct sim_args *a, int argc, char **argv, int *i) {
       a->o.n_keys = (uint32_t)v;
     else if (k == 5)
       a->o.n_groups = (uint32_t)v;
+    else if (k == 6)
+      a->o.commands_per_slot_max = (uint32_t)v;
     else {
       a->seed_first = a->seed_last = v;
       a->seed_given = true;

@@ -290,7 +290,7 @@ int mp_change(void *state, enum sabha_change_type type, uint32_t id,
   rv = mp_flush_batch(p); /* commands before it keep their order */
   if (rv != 0 && rv != SABHA_EBUSY)
     return rv;
-  if (p->batch_n > 0 ||
+  if (p->batch_n > 0 || p->sealed_n > 0 ||
       log_last_index(&p->rl.log) + 1 > p->rl.commit + p->cfg.alpha)
     return SABHA_EBUSY;
   uint8_t buf[SABHA_MEMBERSHIP_BYTES_MAX];

@@ -97,6 +97,9 @@ static inline uint64_t mp_ballot_round(uint64_t ballot) {
 
 /* Memberships a phase 1 may have to satisfy at once (membership.c). */
 #define MP_P1_CONFIGS_MAX 4u
+/* Full slots the leader holds beyond the window (struct mp, sealed): the
+ * smaller of this and alpha. */
+#define MP_SEALED_MAX 16u
 
 /* The best value seen for one slot during phase 1. */
 struct mp_slot {
@@ -186,6 +189,18 @@ struct mp {
   size_t batch_bytes;
   size_t batch_cap;
   uint32_t batch_n;
+  /* Full slots sealed while the window was shut, oldest first: they take
+   * the next slots, before the batch, as the window opens. At most alpha
+   * of them, so a pipelining client waits instead of being refused while
+   * that many more slots' worth of commands is in flight. */
+  struct mp_sealed {
+    uint8_t *data;
+    size_t bytes;
+    size_t cap;
+    uint32_t n;
+  } sealed[MP_SEALED_MAX];
+  uint32_t sealed_head;
+  uint32_t sealed_n;
 
   struct outbox out;
 

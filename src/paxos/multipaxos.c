@@ -80,6 +80,7 @@ void mp_become_follower(struct mp *p, uint32_t leader) {
    * retry with the next leader. */
   p->batch_n = 0;
   p->batch_bytes = 0;
+  p->sealed_n = 0;
   if (p->role == SABHA_ROLE_CANDIDATE)
     mp_p1_clear(p);
   p->role = SABHA_ROLE_FOLLOWER;
@@ -109,6 +110,8 @@ static void mp_destroy(void *state) {
   mp_p1_clear(p);
   free(p->p1);
   free(p->batch);
+  for (uint32_t i = 0; i < MP_SEALED_MAX; i++)
+    free(p->sealed[i].data);
   for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
     progress_free(&p->peers[i]);
   readq_free(&p->reads);
@@ -357,24 +360,63 @@ static bool window_open(const struct mp *p) {
   return log_last_index(&p->rl.log) + 1 <= p->rl.commit + p->cfg.alpha;
 }
 
+/* Appends `n` framed commands in `data` as the next slot. */
+static int append_slot(struct mp *p, const uint8_t *data, size_t bytes,
+                       uint32_t n) {
+  struct sabha_entry e = {
+      .index = log_last_index(&p->rl.log) + 1,
+      .term = p->promised,
+      .type = n == 1 ? SABHA_ENTRY_COMMAND : SABHA_ENTRY_BATCH,
+      /* A lone command goes in plain, without its frame. */
+      .size_bytes = (uint32_t)(n == 1 ? bytes - 4 : bytes),
+      .data = n == 1 ? data + 4 : data,
+  };
+  return log_append(&p->rl.log, &e);
+}
+
 int mp_flush_batch(struct mp *p) {
+  while (p->sealed_n > 0) {
+    if (!window_open(p))
+      return SABHA_EBUSY; /* they wait, and the batch behind them */
+    struct mp_sealed *z = &p->sealed[p->sealed_head];
+    int rv = append_slot(p, z->data, z->bytes, z->n);
+    p->sealed_head = (p->sealed_head + 1) % MP_SEALED_MAX;
+    p->sealed_n--;
+    if (rv != 0)
+      return rv;
+  }
   if (p->batch_n == 0)
     return 0;
   if (!window_open(p))
     return SABHA_EBUSY; /* the commands wait in the batch */
-  struct sabha_entry e = {
-      .index = log_last_index(&p->rl.log) + 1,
-      .term = p->promised,
-      .type = p->batch_n == 1 ? SABHA_ENTRY_COMMAND : SABHA_ENTRY_BATCH,
-      /* A lone command goes in plain, without its frame. */
-      .size_bytes =
-          (uint32_t)(p->batch_n == 1 ? p->batch_bytes - 4 : p->batch_bytes),
-      .data = p->batch_n == 1 ? p->batch + 4 : p->batch,
-  };
-  int rv = log_append(&p->rl.log, &e);
+  int rv = append_slot(p, p->batch, p->batch_bytes, p->batch_n);
   p->batch_n = 0;
   p->batch_bytes = 0;
   return rv;
+}
+
+/* The window is shut and the batch is a full slot: seal it, to take a slot
+ * once the window opens, and start an empty batch. The sealed slot and
+ * the batch swap buffers, so that none is allocated in the steady state.
+ * SABHA_EBUSY when alpha slots are sealed already. */
+static int seal_batch(struct mp *p) {
+  uint32_t max = p->cfg.alpha < MP_SEALED_MAX ? p->cfg.alpha : MP_SEALED_MAX;
+  if (p->sealed_n >= max)
+    return SABHA_EBUSY;
+  struct mp_sealed *z =
+      &p->sealed[(p->sealed_head + p->sealed_n) % MP_SEALED_MAX];
+  uint8_t *spare = z->data;
+  size_t spare_cap = z->cap;
+  z->data = p->batch;
+  z->cap = p->batch_cap;
+  z->bytes = p->batch_bytes;
+  z->n = p->batch_n;
+  p->sealed_n++;
+  p->batch = spare;
+  p->batch_cap = spare_cap;
+  p->batch_bytes = 0;
+  p->batch_n = 0;
+  return 0;
 }
 
 static int mp_propose(void *state, const void *data, size_t size_bytes) {
@@ -389,10 +431,12 @@ static int mp_propose(void *state, const void *data, size_t size_bytes) {
   if (p->batch_n > 0 && (p->batch_n >= p->cfg.commands_per_slot_max ||
                          p->batch_bytes + framed > p->cfg.bytes_per_slot_max)) {
     int rv = mp_flush_batch(p); /* this slot is full: start the next */
+    if (rv == SABHA_EBUSY)
+      rv = seal_batch(p);
     if (rv != 0)
       return rv;
   }
-  uint64_t slots = log_last_index(&p->rl.log) - p->rl.commit + 1;
+  uint64_t slots = log_last_index(&p->rl.log) - p->rl.commit + 1 + p->sealed_n;
   if (slots > p->cfg.uncommitted_entries_max)
     return SABHA_EBUSY;
   if (p->batch_bytes + framed > p->batch_cap) {
@@ -423,7 +467,8 @@ static int mp_read_index_op(void *state, uint64_t request_id) {
 
 static bool mp_has_ready(const void *state) {
   const struct mp *p = state;
-  return !outbox_empty(&p->out) || (p->batch_n > 0 && window_open(p)) ||
+  return !outbox_empty(&p->out) ||
+         ((p->batch_n > 0 || p->sealed_n > 0) && window_open(p)) ||
          replog_has_ready(&p->rl, p->promised, p->vote);
 }
 

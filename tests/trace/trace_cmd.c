@@ -282,6 +282,7 @@ static int parse_config(struct args *a, struct sabha_config *cfg) {
       {"chunk", offsetof(struct sabha_config, snapshot_chunk_bytes)},
       {"per-msg", offsetof(struct sabha_config, entries_per_msg_max)},
       {"per-slot", offsetof(struct sabha_config, commands_per_slot_max)},
+      {"alpha", offsetof(struct sabha_config, alpha)},
       {"inflight", offsetof(struct sabha_config, inflight_msgs_max)},
       {"uncommitted", offsetof(struct sabha_config, uncommitted_entries_max)},
   };
