@@ -345,9 +345,11 @@ struct sabha_config {
   uint32_t uncommitted_entries_max; /* propose refuses beyond it; 4096 */
   uint32_t snapshot_chunk_bytes;    /* default 64 KiB */
   uint32_t entry_size_bytes_max;    /* default 1 MiB */
-  uint32_t commands_per_slot_max;   /* Multi-Paxos batching: commands
-                                       proposed together share one slot,
-                                       up to this many (default 64) ... */
+  uint32_t commands_per_slot_max;   /* batching: commands proposed
+                                       together (before the next ready)
+                                       share one Raft entry or Multi-Paxos
+                                       slot, up to this many (default
+                                       64) ... */
   uint32_t bytes_per_slot_max;      /* ... and this many bytes (64 KiB) */
   uint64_t seed;                    /* for randomized timeouts */
   bool proposer_backoff;            /* classic Paxos: wait a random,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "core/engine_impl.h"
 
 uint32_t raft_quorum(const struct raft *r) {
@@ -57,6 +58,10 @@ void raft_become_follower(struct raft *r, uint64_t term, uint32_t leader) {
   }
   if (r->role == SABHA_ROLE_LEADER)
     raft_reads_drop(r);
+  /* Commands not yet in an entry are dropped: their clients time out and
+   * retry with the next leader. */
+  r->batch_n = 0;
+  r->batch_bytes = 0;
   r->role = SABHA_ROLE_FOLLOWER;
   r->leader = leader;
   r->transferee = SABHA_NODE_NONE;
@@ -104,6 +109,7 @@ static void raft_destroy(void *state) {
   for (uint32_t i = 0; i < SABHA_NODES_MAX; i++)
     progress_free(&r->peers[i]);
   readq_free(&r->reads);
+  free(r->batch);
   replog_free(&r->rl);
   outbox_free(&r->out);
   free(r);
@@ -318,14 +324,40 @@ static int raft_propose(void *state, const void *data, size_t size_bytes) {
     return SABHA_ETRANSFER;
   if (size_bytes > r->cfg.entry_size_bytes_max)
     return SABHA_ETOOBIG;
-  if (log_last_index(&r->rl.log) - r->rl.commit >=
-      r->cfg.uncommitted_entries_max)
+  if (size_bytes > UINT32_MAX - 4)
+    return SABHA_ETOOBIG;
+  size_t framed = 4 + size_bytes;
+  if (r->batch_n > 0 &&
+      (r->batch_n >= r->cfg.commands_per_slot_max ||
+       r->batch_bytes + framed > r->cfg.bytes_per_slot_max ||
+       r->batch_bytes + framed > r->cfg.entry_size_bytes_max)) {
+    int rv = raft_flush_batch(r); /* this entry is full: start the next */
+    if (rv != 0)
+      return rv;
+  }
+  /* The batch is one entry: a command that joins it adds none. */
+  if (r->batch_n == 0 && log_last_index(&r->rl.log) - r->rl.commit >=
+                             r->cfg.uncommitted_entries_max)
     return SABHA_EBUSY;
-  int rv = raft_append_local(r, SABHA_ENTRY_COMMAND, data, size_bytes);
-  if (rv != 0)
-    return rv;
+  if (r->batch_bytes + framed > r->batch_cap) {
+    size_t cap = r->batch_cap ? r->batch_cap : 4096;
+    while (cap < r->batch_bytes + framed)
+      cap *= 2;
+    uint8_t *grown = realloc(r->batch, cap);
+    if (grown == NULL)
+      return SABHA_ENOMEM;
+    r->batch = grown;
+    r->batch_cap = cap;
+  }
+  uint8_t *out = r->batch + r->batch_bytes;
+  le_put_u32(out, (uint32_t)size_bytes);
+  if (size_bytes > 0)
+    memcpy(out + 4, data, size_bytes);
+  r->batch_bytes += framed;
+  r->batch_n++;
   /* Sending waits for ready(): every proposal that arrives before the host
-   * collects the batch travels in the same append (§10.2.1 batching). */
+   * collects the batch travels in the same entry and the same append
+   * (§10.2.1 batching). */
   return 0;
 }
 
@@ -337,12 +369,17 @@ static int raft_read_index_op(void *state, uint64_t request_id) {
 
 static bool raft_has_ready(const void *state) {
   const struct raft *r = state;
-  return !outbox_empty(&r->out) || replog_has_ready(&r->rl, r->term, r->vote);
+  return !outbox_empty(&r->out) || r->batch_n > 0 ||
+         replog_has_ready(&r->rl, r->term, r->vote);
 }
 
 static void raft_ready(void *state, struct sabha_ready *rd) {
   struct raft *r = state;
-  /* Flush proposals gathered since the last batch, one append per peer. */
+  /* Proposals gathered since the last batch: one entry, one append per
+   * peer. Out of memory, the commands are lost, as if the leader had
+   * crashed; clients retry. */
+  if (r->role == SABHA_ROLE_LEADER)
+    (void)raft_flush_batch(r);
   if (r->role == SABHA_ROLE_LEADER &&
       r->rl.unstable_from <= log_last_index(&r->rl.log))
     raft_broadcast_append(r);

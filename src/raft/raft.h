@@ -110,6 +110,14 @@ struct raft {
   uint32_t transferee;
   uint64_t transfer_deadline_ms;
   struct readq reads;
+  /* Commands proposed since the last ready, to go into one entry (each
+   * framed as in SABHA_ENTRY_BATCH; a lone one goes in plain), up to
+   * commands_per_slot_max and bytes_per_slot_max: one log entry, one WAL
+   * record and one apply step for all the commands a turn brings. */
+  uint8_t *batch;
+  size_t batch_bytes;
+  size_t batch_cap;
+  uint32_t batch_n;
 
   struct outbox out;
 
@@ -136,6 +144,7 @@ bool raft_log_up_to_date(const struct raft *r, uint64_t last_index,
                          uint64_t last_term);
 
 /* replication.c */
+int raft_flush_batch(struct raft *r);
 bool raft_send_append(struct raft *r, struct progress *pr, bool empty_ok);
 void raft_broadcast_append(struct raft *r);
 void raft_broadcast_heartbeat(struct raft *r, uint64_t read_round);

@@ -21,8 +21,8 @@
 
 #include "raft/raft.h"
 
-int raft_append_local(struct raft *r, uint32_t type, const void *data,
-                      size_t size) {
+static int append_entry(struct raft *r, uint32_t type, const void *data,
+                        size_t size) {
   struct sabha_entry e = {
       .index = log_last_index(&r->rl.log) + 1,
       .term = r->term,
@@ -31,6 +31,25 @@ int raft_append_local(struct raft *r, uint32_t type, const void *data,
       .data = data,
   };
   return log_append(&r->rl.log, &e);
+}
+
+int raft_flush_batch(struct raft *r) {
+  if (r->batch_n == 0)
+    return 0;
+  bool one = r->batch_n == 1; /* a lone command goes in plain */
+  int rv = append_entry(r, one ? SABHA_ENTRY_COMMAND : SABHA_ENTRY_BATCH,
+                        one ? r->batch + 4 : r->batch,
+                        one ? r->batch_bytes - 4 : r->batch_bytes);
+  r->batch_n = 0;
+  r->batch_bytes = 0;
+  return rv;
+}
+
+/* The commands proposed before an entry of another kind come before it. */
+int raft_append_local(struct raft *r, uint32_t type, const void *data,
+                      size_t size) {
+  int rv = raft_flush_batch(r);
+  return rv != 0 ? rv : append_entry(r, type, data, size);
 }
 
 bool raft_send_append(struct raft *r, struct progress *pr, bool empty_ok) {
