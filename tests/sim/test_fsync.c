@@ -23,7 +23,7 @@ static bool run(const char *protocol, uint64_t seed, uint32_t clients,
   o.protocol = protocol;
   o.n_nodes = 3;
   o.n_clients = clients;
-  o.n_ops = 1000;
+  o.n_ops = 3000;
   o.seed = seed;
   o.faults = faults;
   o.fsync = (uint8_t)mode;
