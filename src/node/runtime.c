@@ -43,6 +43,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->n_groups = 1;
   cfg->wal_segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
   cfg->compact_entries = 20000;
+  cfg->compact_bytes = 8u << 20;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
   cfg->clients_max = 10000;
@@ -445,9 +446,12 @@ static void maybe_compact(struct rt *rt) {
     return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
-  if (rt->applied < st.snapshot_index + rt->cfg.compact_entries ||
-      rt->applied_bytes * 100u <
-          rt->snapshot_bytes * rt->cfg.compact_growth_pct)
+  bool enough = rt->applied >= st.snapshot_index + rt->cfg.compact_entries ||
+                (rt->cfg.compact_bytes != 0 &&
+                 rt->applied > st.snapshot_index &&
+                 rt->applied_bytes >= rt->cfg.compact_bytes);
+  if (!enough || rt->applied_bytes * 100u <
+                     rt->snapshot_bytes * rt->cfg.compact_growth_pct)
     return;
   struct sabha_entry ent;
   if (sabha_engine_entry(rt->engine, rt->applied, &ent) != 0)

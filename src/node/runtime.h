@@ -196,6 +196,11 @@ struct rt_config {
   uint64_t compact_entries; /* snapshot when the log has this many
                                applied entries past the last one; 0:
                                never */
+  /* ... or when those entries hold this many bytes (0: entries alone).
+   * An entry may carry one command or a batch of many (Raft and
+   * Multi-Paxos both put the commands proposed together in one entry), so
+   * a count alone would let the log in memory grow with the batch size. */
+  uint64_t compact_bytes;
   /* ... and when the entries applied since the last snapshot add up to
    * this percentage of its size (0: entries alone). Like an append-only
    * file rewritten when it has doubled, each snapshot then costs at most

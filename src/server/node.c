@@ -1000,6 +1000,7 @@ static int open_runtime(struct srv_node *n) {
   rc.discard_corrupt_log = n->cfg.discard_corrupt_log;
   rc.refuse_corrupt_log = n->cfg.refuse_corrupt_log;
   rc.compact_entries = n->cfg.compact_entries;
+  rc.compact_bytes = n->cfg.compact_bytes;
   rc.compact_growth_pct = n->cfg.compact_growth_pct;
   rc.leader_wait_ms = n->cfg.leader_wait_ms;
   rc.request_timeout_ms = n->cfg.request_timeout_ms;

@@ -32,6 +32,7 @@ void srv_config_init(struct srv_config *cfg) {
   snprintf(cfg->cluster_id, sizeof cfg->cluster_id, "sabha");
   cfg->redirect = SRV_REDIRECT_FORWARD;
   cfg->compact_entries = 20000;
+  cfg->compact_bytes = 8u << 20;
   cfg->compact_growth_pct = 100;
   cfg->election_timeout_ms = 500;
   cfg->heartbeat_ms = 100;
@@ -112,6 +113,8 @@ void srv_usage(FILE *f) {
       "                         (forward, default) or answers -MOVED\n"
       "  --compact-entries N    snapshot every N applied entries (20000;\n"
       "                         0 never)\n"
+      "  --compact-bytes N      ... or once they hold N bytes (8388608;\n"
+      "                         0: entries alone)\n"
       "  --compact-growth PCT   ... once the entries since the last snapshot\n"
       "                         reach PCT%% of its size (100; 0: entries\n"
       "                         alone)\n"
@@ -480,6 +483,7 @@ static const struct setting SETTINGS[] = {
      false},
     {"tls-auth-clients", K_TLS_AUTH, 0, 0, 0, false},
     {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
+    {"compact-bytes", K_U64, OFF(compact_bytes), 0, UINT64_MAX / 2, false},
     {"compact-growth", K_U32, OFF(compact_growth_pct), 0, 10000, false},
     {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000, false},
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},

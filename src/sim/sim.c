@@ -703,6 +703,9 @@ static void runtime_setup(struct sim *s) {
   cfg->compact_entries = o->compact_entries;
   /* sabhad's rule in every third run: snapshots are rarer and larger. */
   cfg->compact_growth_pct = o->seed % 3 == 0 ? 100u : 0u;
+  /* In every fourth run the bytes come first: a few batched entries are
+   * enough for a snapshot (sabhad's compact-bytes, made small). */
+  cfg->compact_bytes = o->seed % 4 == 1 ? 2048u : 0u;
   if (o->priorities != NULL)
     memcpy(cfg->priority, o->priorities, sizeof cfg->priority);
   /* Shorter than sabhad's: the clients give up on an attempt after
