@@ -43,7 +43,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->n_groups = 1;
   cfg->wal_segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
   cfg->compact_entries = 20000;
-  cfg->compact_bytes = 8u << 20;
+  cfg->compact_bytes = 32u << 20;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
   cfg->clients_max = 10000;

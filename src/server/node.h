@@ -95,7 +95,7 @@ struct srv_config {
                                    applied entries past the last one;
                                    default 20000; 0: never */
   uint64_t compact_bytes;       /* ... or when they hold this many bytes;
-                                   default 8 MiB; 0: entries alone */
+                                   default 32 MiB; 0: entries alone */
   uint32_t compact_growth_pct;  /* ... and the entries since the last one
                                    reach this % of its size; default 100 */
   uint32_t election_timeout_ms; /* minimum; the maximum is twice it;

@@ -32,7 +32,7 @@ void srv_config_init(struct srv_config *cfg) {
   snprintf(cfg->cluster_id, sizeof cfg->cluster_id, "sabha");
   cfg->redirect = SRV_REDIRECT_FORWARD;
   cfg->compact_entries = 20000;
-  cfg->compact_bytes = 8u << 20;
+  cfg->compact_bytes = 32u << 20;
   cfg->compact_growth_pct = 100;
   cfg->election_timeout_ms = 500;
   cfg->heartbeat_ms = 100;
@@ -113,7 +113,7 @@ void srv_usage(FILE *f) {
       "                         (forward, default) or answers -MOVED\n"
       "  --compact-entries N    snapshot every N applied entries (20000;\n"
       "                         0 never)\n"
-      "  --compact-bytes N      ... or once they hold N bytes (8388608;\n"
+      "  --compact-bytes N      ... or once they hold N bytes (33554432;\n"
       "                         0: entries alone)\n"
       "  --compact-growth PCT   ... once the entries since the last snapshot\n"
       "                         reach PCT%% of its size (100; 0: entries\n"
