@@ -434,6 +434,26 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
  * membership change not yet in force, the async baseline's stable point). */
 #define RT_COMPACT_RETRY_MS 100u
 
+/* The snapshot's file is written (snap_job): it replaces the old one, the
+ * log it covers goes. Not beside an fsync job: this syncs the log. */
+static void snapshot_finish(struct rt *rt) {
+  assert(!rt->sync_running && !rt->snap_running);
+  rt->snap_due = false;
+  int rc = wal_snapshot_end(rt->wal, &rt->snap_job);
+  free(rt->snap_buf);
+  rt->snap_buf = NULL;
+  if (rc == 0) {
+    rt->m.snapshots_taken++;
+    rt_log(rt, RT_LOG_INFO,
+           "snapshot at index %" PRIu64 " (%zu bytes) in %" PRIu64 " ms",
+           rt->snap_job.meta.index, rt->snap_job.size_bytes,
+           (rt_mono_us(rt) - rt->snap_t0_us) / 1000u);
+  } else if (rc != SABHA_ECOMPACTED) {
+    rt_fatal(rt, RT_FATAL_DISK, "cannot save a snapshot: %s",
+             wal_errmsg(rt->wal));
+  }
+}
+
 static void maybe_compact(struct rt *rt) {
   /* Not beside an fsync on the disk thread: saving a snapshot syncs the
    * log too, and if the job's fsync failed (the kernel then drops the
@@ -442,6 +462,7 @@ static void maybe_compact(struct rt *rt) {
    * damage where there was only a failed fsync. rt_sync_done compacts
    * between jobs, so a steady load does not starve it. */
   if (rt->cfg.compact_entries == 0 || rt->dead || rt->sync_running ||
+      rt->snap_running || rt->snap_due ||
       rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
@@ -477,19 +498,48 @@ static void maybe_compact(struct rt *rt) {
     free(buf);
     return;
   }
-  rc = wal_save_snapshot(rt->wal, &meta, buf, size);
-  if (rc == 0) {
-    rt->snapshot_bytes = size;
-    rt->applied_bytes = 0;
-    rt->m.snapshots_taken++;
-    rt_log(rt, RT_LOG_INFO,
-           "snapshot at index %" PRIu64 " (%zu bytes) in %" PRIu64 " ms",
-           meta.index, size, (rt_mono_us(rt) - t0) / 1000u);
-  } else if (rc != SABHA_ECOMPACTED) {
-    rt_fatal(rt, RT_FATAL_DISK, "cannot save a snapshot: %s",
-             wal_errmsg(rt->wal));
+  rt->snapshot_bytes = size;
+  rt->applied_bytes = 0; /* what comes next counts toward the next one */
+  rc = wal_snapshot_begin(rt->wal, &rt->snap_job, &meta, buf, size);
+  if (rc != 0) {
+    if (rc != SABHA_ECOMPACTED)
+      rt_fatal(rt, RT_FATAL_DISK, "cannot save a snapshot: %s",
+               wal_errmsg(rt->wal));
+    free(buf);
+    return;
   }
-  free(buf);
+  rt->snap_buf = buf;
+  rt->snap_t0_us = t0;
+  /* Writing and fsyncing the whole state is the longest part: off the
+   * loop when the host can, so that commits go on meanwhile. */
+  if (rt->ports.snapshot_later != NULL &&
+      rt->ports.snapshot_later(rt->ports.ctx)) {
+    rt->snap_running = true;
+    return;
+  }
+  wal_snapshot_job_run(&rt->snap_job);
+  snapshot_finish(rt);
+}
+
+void rt_snapshot_work(struct rt *rt) {
+  wal_snapshot_job_run(&rt->snap_job);
+}
+
+void rt_snapshot_done(struct rt *rt) {
+  if (!rt->snap_running)
+    return;
+  rt->snap_running = false;
+  if (rt->dead)
+    return; /* the file is left for recovery to delete */
+  rt->snap_due = true;
+  /* Its install syncs the log: after the running fsync job, if one runs
+   * (rt_sync_done). */
+  if (!rt->sync_running)
+    snapshot_finish(rt);
+}
+
+bool rt_snapshot_running(const struct rt *rt) {
+  return rt->snap_running;
 }
 
 /* ---- the ready cycle -------------------------------------------------------
@@ -723,6 +773,8 @@ void rt_sync_done(struct rt *rt) {
   if (rt->dead || !rt->sync_running)
     return;
   sync_finish(rt);
+  if (!rt->dead && rt->snap_due)
+    snapshot_finish(rt);
   if (!rt->dead)
     maybe_compact(rt);
   if (!rt->dead)
@@ -1129,6 +1181,7 @@ static void free_all(struct rt *rt) {
   free(rt->app_cmds);
   free(rt->argv);
   free(rt->inline_scratch);
+  free(rt->snap_buf);
   free(rt);
 }
 
@@ -1244,6 +1297,8 @@ int rt_close(struct rt *rt) {
   int rc = 0;
   if (!rt->dead) {
     close_streams(rt);
+    if (rt->snap_due && !rt->sync_running) /* written: a clean stop keeps it */
+      snapshot_finish(rt);
     /* A clean close: synced, then marked, so that the next start tells any
      * damage, the last batch's included, from a torn write (wal.h). */
     rc = wal_close_clean(rt->wal) == 0 ? 0 : 1;

@@ -349,6 +349,13 @@ struct rt_ports {
    * goes on taking input meanwhile. False or NULL: the runtime syncs at
    * once. */
   bool (*sync_later)(void *ctx);
+  /* Optional. A snapshot of the state is ready to be written: true, the
+   * host will call rt_snapshot_work() (on any thread, beside any fsync
+   * job) and then, on the runtime's thread, rt_snapshot_done(); the node
+   * goes on meanwhile. False or NULL: the runtime writes it at once, on
+   * its own thread (a pause as long as writing and fsyncing the whole
+   * state takes). */
+  bool (*snapshot_later)(void *ctx);
   /* Optional. The runtime is about to sync on its own thread: a host that
    * holds peer messages back to send a turn's together sends what it
    * holds now, so that a leader's appends reach its followers while its
@@ -445,6 +452,16 @@ void rt_sync_done(struct rt *rt);
  * runtime (rt_close, rt_close_crash) while its rt_sync_work may run on
  * another thread. */
 bool rt_sync_running(const struct rt *rt);
+/* The snapshot's write and fsync that ports.snapshot_later asked for. Safe
+ * on any thread, beside rt_sync_work: it touches only its own job and
+ * file. */
+void rt_snapshot_work(struct rt *rt);
+/* rt_snapshot_work returned: the snapshot replaces the old one and the log
+ * it covers is dropped (at once, or when the running fsync job is done). */
+void rt_snapshot_done(struct rt *rt);
+/* True from ports.snapshot_later until rt_snapshot_done: a host must not
+ * free the runtime meanwhile. */
+bool rt_snapshot_running(const struct rt *rt);
 
 /* ---- streams --------------------------------------------------------------
  */

@@ -332,6 +332,15 @@ struct rt {
   bool sync_thread;     /* ... and went to ports.sync_later */
   bool sync_overlap;    /* ... and entries were written since it began */
   struct wal_sync_job job;
+  /* A snapshot written off the loop (maybe_compact, ports.snapshot_later):
+   * its job, the bytes it writes (freed when it is done), whether it is
+   * out, and whether it is back and waits for the fsync job to finish
+   * before it is installed. */
+  struct wal_snap_job snap_job;
+  uint8_t *snap_buf;
+  bool snap_running;
+  bool snap_due;
+  uint64_t snap_t0_us;
   /* Where the next fsync runs (RT_FSYNC_AUTO): fsyncs on the loop in a row
    * (to RT_FSYNC_PROBE_EVERY), and how many more go to the thread since
    * one there last saw a batch written while it ran. */

@@ -157,6 +157,12 @@ static void on_disk_work(uv_work_t *req) {
 
 static void disk_start(struct srv_node *n);
 
+/* A stop frees the runtimes once no job of theirs runs on the pool. */
+static void stop_when_idle(struct srv_node *n) {
+  if (!n->disk.busy && n->snaps_busy == 0)
+    stop_runtime(n);
+}
+
 static void on_disk_done(uv_work_t *req, int status) {
   struct srv_node *n = req->data;
   (void)status; /* never cancelled */
@@ -164,7 +170,7 @@ static void on_disk_done(uv_work_t *req, int status) {
   n->disk.busy = false;
   n->disk.syncing = 0;
   if (n->stopping) {
-    stop_runtime(n); /* the stop waited for the fsync */
+    stop_when_idle(n); /* the stop waited for the fsync */
     return;
   }
   for (uint32_t g = 0; g < n->n_groups && n->rt != NULL; g++) {
@@ -209,6 +215,49 @@ static bool port_sync_later(void *ctx) {
   n->disk.asked |= UINT64_C(1) << n->cur_group;
   if (!n->disk.busy)
     port_kick(n); /* the check phase starts it, at the latest */
+  return true;
+}
+
+/* On a pool thread: one group's snapshot file, written and fsynced. */
+static void on_snap_work(uv_work_t *req) {
+  struct srv_snap *j = req->data;
+  rt_snapshot_work(j->n->groups[j->group]);
+}
+
+static void on_snap_done(uv_work_t *req, int status) {
+  struct srv_snap *j = req->data;
+  struct srv_node *n = j->n;
+  (void)status; /* never cancelled */
+  j->busy = false;
+  n->snaps_busy--;
+  if (n->stopping) {
+    stop_when_idle(n); /* the file is left for recovery to delete */
+    return;
+  }
+  n->cur_group = j->group;
+  rt_snapshot_done(n->groups[j->group]);
+  n->cur_group = 0;
+}
+
+/* Snapshot writes at once on libuv's pool (4 threads unless
+ * UV_THREADPOOL_SIZE says more): the fsync job must always find a thread,
+ * or every group's commits would wait behind the snapshots. */
+#define SRV_SNAP_JOBS_MAX 2u
+
+/* Group cur_group's snapshot is ready to be written: on the pool, so that
+ * the loop goes on committing while the whole state goes to the disk. */
+static bool port_snapshot_later(void *ctx) {
+  struct srv_node *n = ctx;
+  struct srv_snap *j = &n->snap[n->cur_group];
+  assert(!j->busy);
+  j->n = n;
+  j->group = n->cur_group;
+  j->work.data = j;
+  if (n->stopping || n->snaps_busy >= SRV_SNAP_JOBS_MAX ||
+      uv_queue_work(&n->loop, &j->work, on_snap_work, on_snap_done) != 0)
+    return false; /* the runtime writes it itself */
+  j->busy = true;
+  n->snaps_busy++;
   return true;
 }
 
@@ -835,9 +884,8 @@ static void srv_stop(struct srv_node *n) {
     uv_close((uv_handle_t *)&n->http_listener, on_closed_noop);
     uv_close((uv_handle_t *)&n->http_timer, on_closed_noop);
   }
-  /* The runtimes go once no fsync of theirs runs on the disk thread. */
-  if (!n->disk.busy)
-    stop_runtime(n);
+  /* The runtimes go once no job of theirs runs on the disk thread. */
+  stop_when_idle(n);
 }
 
 static void stop_runtime(struct srv_node *n) {
@@ -1045,6 +1093,7 @@ static int open_runtime(struct srv_node *n) {
       .stream_close = port_stream_close,
       .stream_connect = port_stream_connect,
       .sync_later = port_sync_later,
+      .snapshot_later = port_snapshot_later,
       .flush = port_flush,
       .kick = port_kick,
       .fatal = port_fatal,

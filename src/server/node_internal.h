@@ -136,6 +136,15 @@ struct srv_node {
     bool busy;
     uint64_t jobs, logs_synced; /* for INFO: logs per job */
   } disk;
+  /* Snapshot writes (ports.snapshot_later), one per group at most, on the
+   * same pool beside the fsync jobs. A stop waits for them too. */
+  struct srv_snap {
+    uv_work_t work;
+    struct srv_node *n;
+    uint32_t group;
+    bool busy;
+  } snap[SRV_GROUPS_MAX];
+  uint32_t snaps_busy;
   bool stopping;
   int stop_rc;         /* 1 when the final sync failed */
   uint64_t started_ms; /* wall clock */

@@ -216,6 +216,34 @@ static bool port_sync_later(void *ctx) {
   return true;
 }
 
+/* A snapshot's write and fsync, off the loop as in sabhad: it takes 5 to
+ * 50 ms (longer than an fsync of the log, as writing a whole state does),
+ * so appends, fsyncs, a leader's snapshot and crashes fall inside it. */
+#define SNAP_WRITE_US_MIN 5000u
+#define SNAP_WRITE_US_MAX 50000u
+
+static bool port_snapshot_later(void *ctx) {
+  struct node_port *p = ctx;
+  struct sim *s = p->s;
+  struct node *n = port_node(ctx);
+  struct node_group *ng = &n->grp[p->g];
+  assert(!ng->snap_scheduled); /* the runtime writes one at a time */
+  struct sim_event *ev = ev_new(s, EV_SNAP_DONE, p->i);
+  ev->gen = n->gen;
+  ev->aux = p->g;
+  sim_at(s,
+         s->now_us +
+             prng_range(&s->prng_disk, SNAP_WRITE_US_MIN, SNAP_WRITE_US_MAX),
+         ev);
+  ng->snap_scheduled = true;
+  /* rt_snapshot_work touches only its job: the file may be on the disk
+   * from the start, or only at the end. */
+  ng->snap_written = prng_below(&s->prng_disk, 2) == 0;
+  if (ng->snap_written)
+    rt_snapshot_work(ng->rt);
+  return true;
+}
+
 static void port_kick(void *ctx) {
   (void)ctx; /* the host runs rt_run after every input anyway */
 }
@@ -291,6 +319,7 @@ static const struct rt_ports sim_ports = {
     .stream_close = port_stream_close,
     .stream_connect = port_stream_connect,
     .sync_later = port_sync_later,
+    .snapshot_later = port_snapshot_later,
     .kick = port_kick,
     .fatal = port_fatal,
     .log = port_log,
@@ -646,6 +675,7 @@ static void node_down(struct sim *s, struct node *n, bool clean) {
     struct node_group *ng = &n->grp[g];
     ng->fsync_scheduled = false;
     ng->fsync_later = false;
+    ng->snap_scheduled = false;
     ng->last_role = SABHA_ROLE_FOLLOWER;
     ng->last_term = 0;
     ng->commit_seen = 0;
@@ -1116,6 +1146,20 @@ static void node_on_fsync_done(struct sim *s, struct node *n, uint32_t g) {
   }
 }
 
+static void node_on_snap_done(struct sim *s, struct node *n, uint32_t g) {
+  struct node_group *ng = &n->grp[g];
+  ng->snap_scheduled = false;
+  call_begin(s, n);
+  if (!ng->snap_written)
+    rt_snapshot_work(ng->rt);
+  rt_snapshot_done(ng->rt); /* installs it, or after the running fsync */
+  node_after_runtime(s, n);
+  if (n->up) {
+    check_status(s, n->id - 1);
+    node_pump(s, n);
+  }
+}
+
 void node_on_event(struct sim *s, struct sim_event *ev) {
   struct node *n = &s->nodes[ev->target];
   switch (ev->kind) {
@@ -1144,6 +1188,9 @@ void node_on_event(struct sim *s, struct sim_event *ev) {
     break;
   case EV_FSYNC_DONE:
     node_on_fsync_done(s, n, aux);
+    break;
+  case EV_SNAP_DONE:
+    node_on_snap_done(s, n, aux);
     break;
   default:
     assert(0 && "not a node event");

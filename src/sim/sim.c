@@ -579,6 +579,7 @@ static void sim_dispatch(struct sim *s, struct sim_event *ev) {
   case EV_TICK:
   case EV_WAKE:
   case EV_FSYNC_DONE:
+  case EV_SNAP_DONE:
   case EV_FLUSH:
   case EV_PEER_MSG:
   case EV_CONN_OPEN:

@@ -39,6 +39,7 @@ enum ev_kind {
   EV_TICK = 1,     /* node: a local millisecond passed */
   EV_WAKE,         /* node: a slow input's processing time is over */
   EV_FSYNC_DONE,   /* node: the runtime's background fsync completed */
+  EV_SNAP_DONE,    /* node: the runtime's background snapshot write ended */
   EV_FLUSH,        /* node: background flush (ack-before-fsync bug) */
   EV_PEER_MSG,     /* node: a packet from a peer arrives */
   EV_CONN_OPEN,    /* node: a connection arrives at its client port */
@@ -159,6 +160,8 @@ struct node_group {
   bool fsync_later;     /* the runtime's fsync went to sync_later: when
                            port_synced finds it unset, the fsync ran on the
                            loop */
+  bool snap_scheduled;   /* its snapshot write ends (EV_SNAP_DONE, aux g) */
+  bool snap_written;     /* ... and the file was written at its start */
   enum sabha_role last_role;
   uint64_t last_term;
   uint64_t commit_seen; /* as leader: commit index already recorded */

@@ -642,9 +642,11 @@ int wal_delete_covered(struct wal *w) {
 /* Installs a snapshot and, with truncate_from != 0, drops the log from
  * there in the same step (see SNAPSHOTS in wal.h for why the order is what
  * it is). */
+/* `written`: the snapshot's file, written and fsynced already
+ * (wal_snapshot_job_run); NULL: write `data` here. */
 static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
                             const void *data, size_t size_bytes,
-                            uint64_t truncate_from) {
+                            uint64_t truncate_from, const char *written) {
   /* The INSTALL record, and everything appended before it, is durable
    * before the snapshot file is. A crash before the file's rename leaves
    * the record without its snapshot: recovery then abandons it (the old
@@ -659,7 +661,8 @@ static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
   if (rv == 0)
     rv = wal_sync_active(w);
   if (rv == 0)
-    rv = wal_snapshot_write(w, m, data, size_bytes);
+    rv = written != NULL ? wal_snapshot_rename(w, written)
+                         : wal_snapshot_write(w, m, data, size_bytes);
   if (rv != 0)
     return rv;
   w->has_snapshot = true;
@@ -692,7 +695,59 @@ int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
   int rv = snapshot_check(w, meta, size_bytes);
   if (rv != 0)
     return rv;
-  return snapshot_install(w, meta, data, size_bytes, 0);
+  return snapshot_install(w, meta, data, size_bytes, 0, NULL);
+}
+
+int wal_snapshot_begin(struct wal *w, struct wal_snap_job *job,
+                       const struct sabha_snapshot_meta *meta,
+                       const void *data, size_t size_bytes) {
+  assert(w != NULL && job != NULL && meta != NULL);
+  assert(data != NULL || size_bytes == 0);
+  if (w->failed)
+    return w->failed;
+  int rv = snapshot_check(w, meta, size_bytes);
+  if (rv != 0)
+    return rv;
+  memset(job, 0, sizeof *job);
+  job->io = w->io;
+  snprintf(job->tmp, sizeof job->tmp, "%s",
+           wal_path(w, WAL_SNAP_OWN_TMP_NAME));
+  job->meta = *meta;
+  job->data = data;
+  job->size_bytes = size_bytes;
+  job->rv = -EINPROGRESS; /* until it has run */
+  return 0;
+}
+
+void wal_snapshot_job_run(struct wal_snap_job *job) {
+  job->rv = wal_snapshot_file_write(&job->io, job->tmp, &job->meta, job->data,
+                                    job->size_bytes, &job->what, &job->ns);
+}
+
+void wal_snapshot_abandon(const struct wal_snap_job *job) {
+  /* Recovery deletes it anyway: an error here loses nothing. */
+  (void)job->io.unlink(job->io.ctx, job->tmp);
+}
+
+int wal_snapshot_end(struct wal *w, const struct wal_snap_job *job) {
+  assert(w != NULL && job != NULL && job->rv != -EINPROGRESS);
+  if (w->failed) {
+    wal_snapshot_abandon(job);
+    return w->failed;
+  }
+  if (job->rv != 0)
+    return wal_io_error(w, job->rv, job->what, job->tmp);
+  /* A leader's snapshot may have come in while the job ran: it is newer,
+   * and this one is of no use. */
+  if (w->has_snapshot && job->meta.index <= w->snap.index) {
+    wal_snapshot_abandon(job);
+    return wal_error(w, SABHA_ECOMPACTED,
+                     "snapshot at %llu is not newer than the one at %llu",
+                     (unsigned long long)job->meta.index,
+                     (unsigned long long)w->snap.index);
+  }
+  wal_fsync_latency(w, job->ns);
+  return snapshot_install(w, &job->meta, NULL, job->size_bytes, 0, job->tmp);
 }
 
 /* ---- ready batches ---- */
@@ -761,7 +816,7 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
   /* A snapshot carries the batch's truncation: the two are one step. */
   if (rv == 0 && rd->has_snapshot && !snapshot_is_held(w, rd))
     rv = snapshot_install(w, &rd->snapshot, rd->snapshot_data,
-                          rd->snapshot_size_bytes, rd->truncate_from);
+                          rd->snapshot_size_bytes, rd->truncate_from, NULL);
   else if (rv == 0 && rd->truncate_from != 0)
     rv = append_truncate(w, rd->truncate_from);
   for (size_t i = 0; rv == 0 && i < rd->n_entries; i++)

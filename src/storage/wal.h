@@ -432,6 +432,42 @@ int wal_sync_end(struct wal *w, const struct wal_sync_job *job);
 int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
                       const void *data, size_t size_bytes);
 
+/* wal_save_snapshot in two halves, so that the bulk of it (writing a
+ * snapshot of the whole state and fsyncing it) runs off the caller's
+ * thread while the WAL goes on taking appends and syncs.
+ *
+ * wal_snapshot_begin() checks the snapshot as wal_save_snapshot would and
+ * fills `job`; wal_snapshot_job_run() writes `data` to a file of its own
+ * (snapshot.own.tmp) and fsyncs it, touching nothing but the job, so a
+ * host may run it on any thread; `data` must stay until then.
+ * wal_snapshot_end(), back on the WAL's thread and with no wal_sync_job
+ * running (it syncs the log: see wal_sync_begin), does the rest as
+ * wal_save_snapshot does: INSTALL record, sync, the file renamed over the
+ * snapshot, SNAPSHOT record, sync, the covered segments dropped. It
+ * returns what wal_save_snapshot would, SABHA_ECOMPACTED (the file
+ * deleted, the handle fine) if a snapshot at or past the job's index was
+ * installed meanwhile, and fails the handle if the job's write or fsync
+ * failed. A crash at any point leaves the old snapshot and the whole log,
+ * or the new snapshot and its log; recovery deletes a leftover file.
+ * wal_snapshot_abandon() deletes the job's file instead (a host that
+ * stops before wal_snapshot_end). */
+struct wal_snap_job {
+  struct wal_io io;
+  char tmp[WAL_IO_PATH_MAX];
+  struct sabha_snapshot_meta meta;
+  const void *data;
+  size_t size_bytes;
+  int rv;           /* 0 or -errno (wal_snapshot_job_run) */
+  const char *what; /* ... of the step that failed */
+  uint64_t ns;      /* how long its fsync took */
+};
+int wal_snapshot_begin(struct wal *w, struct wal_snap_job *job,
+                       const struct sabha_snapshot_meta *meta,
+                       const void *data, size_t size_bytes);
+void wal_snapshot_job_run(struct wal_snap_job *job);
+int wal_snapshot_end(struct wal *w, const struct wal_snap_job *job);
+void wal_snapshot_abandon(const struct wal_snap_job *job);
+
 /* Frees the memory behind wal_open's `recovered` (optional: wal_close does
  * it). Call once the engine has copied it. */
 void wal_release_recovered(struct wal *w);

@@ -56,6 +56,7 @@ enum wal_rec_type {
 #define WAL_SNAP_HEADER_BYTES 48u
 #define WAL_SNAP_NAME "snapshot"
 #define WAL_SNAP_TMP_NAME "snapshot.tmp"
+#define WAL_SNAP_OWN_TMP_NAME "snapshot.own.tmp" /* wal_snapshot_begin's */
 
 #define WAL_HSF_NAME "hardstate"
 #define WAL_HSF_TMP_NAME "hardstate.tmp"
@@ -260,6 +261,14 @@ int wal_hs_merge(struct wal *w, bool *has_hs, struct sabha_hard_state *hs,
  * directory. */
 int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
                        const void *data, size_t size_bytes);
+/* The snapshot file written to `tmp` and fsynced: 0, or -errno with *what
+ * naming the step. Touches only its arguments (any thread). */
+int wal_snapshot_file_write(const struct wal_io *io, const char *tmp,
+                            const struct sabha_snapshot_meta *meta,
+                            const void *data, size_t size_bytes,
+                            const char **what, uint64_t *fsync_ns);
+/* A written snapshot file renamed over the snapshot, the folder synced. */
+int wal_snapshot_rename(struct wal *w, const char *tmp);
 /* Reads and checks the snapshot file. 0 with *data (malloc'd, owned by the
  * caller; NULL when size is 0) and *meta, SABHA_ECORRUPT, SABHA_ETOOBIG
  * (above snapshot_size_bytes_max), SABHA_EIO, SABHA_ENOMEM. */

@@ -45,6 +45,7 @@ struct listing {
   size_t cap;
   bool snapshot;
   bool snapshot_tmp;
+  bool snapshot_own_tmp;
   bool segment_tmp;
   bool intent;
   bool intent_tmp;
@@ -68,6 +69,8 @@ static int list_each(void *arg, const char *name) {
     l->snapshot = true;
   } else if (strcmp(name, WAL_SNAP_TMP_NAME) == 0) {
     l->snapshot_tmp = true;
+  } else if (strcmp(name, WAL_SNAP_OWN_TMP_NAME) == 0) {
+    l->snapshot_own_tmp = true;
   } else if (strcmp(name, WAL_SEG_TMP_NAME) == 0) {
     l->segment_tmp = true;
   } else if (strcmp(name, WAL_INTENT_NAME) == 0) {
@@ -1117,12 +1120,13 @@ static int tidy(struct wal *w, struct listing *l, char *note,
   int rv = list_dir(w, l);
   if (rv != 0)
     return rv;
-  const char *tmps[4] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+  const char *tmps[5] = {l->snapshot_tmp ? WAL_SNAP_TMP_NAME : NULL,
+                         l->snapshot_own_tmp ? WAL_SNAP_OWN_TMP_NAME : NULL,
                          l->segment_tmp ? WAL_SEG_TMP_NAME : NULL,
                          l->intent_tmp ? WAL_INTENT_TMP_NAME : NULL,
                          l->hsf_tmp ? WAL_HSF_TMP_NAME : NULL};
   bool removed = false;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) {
     if (tmps[i] == NULL)
       continue;
     const char *path = wal_path(w, tmps[i]);

@@ -30,39 +30,55 @@ static void header_encode(uint8_t *h, const struct sabha_snapshot_meta *m,
   le_put_u32(h + 44, wal_crc32c(0, h, 44));
 }
 
-int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
-                       const void *data, size_t size_bytes) {
+int wal_snapshot_file_write(const struct wal_io *io, const char *tmp,
+                            const struct sabha_snapshot_meta *meta,
+                            const void *data, size_t size_bytes,
+                            const char **what, uint64_t *fsync_ns) {
   assert(meta->index >= 1);
   assert(data != NULL || size_bytes == 0);
-  if (w->failed)
-    return w->failed;
-  const char *tmp = wal_path(w, WAL_SNAP_TMP_NAME);
   int fd;
-  int rv = w->io.open(w->io.ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
+  *what = "create";
+  int rv = io->open(io->ctx, tmp, WAL_IO_CREATE | WAL_IO_TRUNC, &fd);
   if (rv != 0)
-    return wal_io_error(w, rv, "create", tmp);
+    return rv;
   uint8_t h[WAL_SNAP_HEADER_BYTES];
   header_encode(h, meta, data, size_bytes);
   assert(le_get_u64(h + 16) == meta->index && le_get_u64(h + 32) == size_bytes);
-  const char *what = "write";
-  rv = w->io.write(w->io.ctx, fd, 0, h, sizeof h);
+  *what = "write";
+  rv = io->write(io->ctx, fd, 0, h, sizeof h);
   if (rv == 0 && size_bytes > 0)
-    rv = w->io.write(w->io.ctx, fd, sizeof h, data, size_bytes);
+    rv = io->write(io->ctx, fd, sizeof h, data, size_bytes);
   if (rv == 0) {
-    what = "fsync";
-    uint64_t t0 = w->io.clock_ns(w->io.ctx);
-    rv = w->io.sync(w->io.ctx, fd, false);
-    if (rv == 0)
-      wal_fsync_latency(w, w->io.clock_ns(w->io.ctx) - t0);
+    *what = "fsync";
+    uint64_t t0 = io->clock_ns(io->ctx);
+    rv = io->sync(io->ctx, fd, false);
+    *fsync_ns = io->clock_ns(io->ctx) - t0;
   }
-  w->io.close(w->io.ctx, fd);
-  if (rv != 0)
-    return wal_io_error(w, rv, what, tmp);
+  io->close(io->ctx, fd);
+  return rv;
+}
+
+int wal_snapshot_rename(struct wal *w, const char *tmp) {
   const char *dst = wal_path2(w, WAL_SNAP_NAME);
-  rv = w->io.rename(w->io.ctx, tmp, dst);
+  int rv = w->io.rename(w->io.ctx, tmp, dst);
   if (rv != 0)
     return wal_io_error(w, rv, "rename to snapshot", tmp);
   return wal_sync_dir(w);
+}
+
+int wal_snapshot_write(struct wal *w, const struct sabha_snapshot_meta *meta,
+                       const void *data, size_t size_bytes) {
+  if (w->failed)
+    return w->failed;
+  const char *tmp = wal_path(w, WAL_SNAP_TMP_NAME);
+  const char *what;
+  uint64_t ns = 0;
+  int rv = wal_snapshot_file_write(&w->io, tmp, meta, data, size_bytes, &what,
+                                   &ns);
+  if (rv != 0)
+    return wal_io_error(w, rv, what, tmp);
+  wal_fsync_latency(w, ns);
+  return wal_snapshot_rename(w, tmp);
 }
 
 static int corrupt(struct wal *w, const char *path, uint64_t offset,

@@ -21,6 +21,7 @@
 #include "node/runtime.h"
 #include "raft/raft.h"
 #include "rt_host.h"
+#include "sm/kvstore.h"
 #include "storage/memfs.h"
 
 static int open_node(struct rt **rt, struct rt_host *h,
@@ -97,47 +98,44 @@ static void settle(struct rt_node *n) {
 }
 
 /* A single-member node (it leads itself) that takes a snapshot after
- * compact_entries entries or compact_bytes bytes, whichever comes first;
- * `pipelined` rounds of 32 SETs of 200-byte values, each round handed to
- * the node at once, as a pipelining client sends them. *taken: the
- * snapshots the node took (UINT64_MAX if a check failed on the way). */
-static void snapshots_after_pipelined_sets(uint64_t compact_bytes, int rounds,
-                                           uint64_t *taken) {
-  *taken = UINT64_MAX;
-  struct rt_node n;
-  struct rt_config cfg;
-  CHECK(rt_node_init(&n, &cfg) == 0);
+ * compact_entries entries or compact_bytes bytes, whichever comes first. */
+static void open_single(struct rt_node *n, struct rt_config *cfg,
+                        uint64_t compact_bytes) {
   static const uint32_t voters[] = {1};
-  rt_config_init(&cfg, 1, voters, 1);
-  snprintf(cfg.protocol, sizeof cfg.protocol, "raft");
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n.io;
-  cfg.engine.seed = 7;
-  cfg.compact_entries = 1000; /* more entries than the test writes */
-  cfg.compact_bytes = compact_bytes;
-  cfg.compact_growth_pct = 0;
-  CHECK(rt_node_start(&n, &cfg) == 0);
-  for (int k = 0; k < 100 && !rt_has_leader(n.rt); k++) {
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    settle(&n);
+  rt_config_init(cfg, 1, voters, 1);
+  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+  cfg->io = &n->io;
+  cfg->engine.seed = 7;
+  cfg->compact_entries = 1000; /* more entries than the tests write */
+  cfg->compact_bytes = compact_bytes;
+  cfg->compact_growth_pct = 0;
+  CHECK(rt_node_start(n, cfg) == 0);
+  for (int k = 0; k < 100 && !rt_has_leader(n->rt); k++) {
+    n->h.now_ms += 50;
+    rt_tick(n->rt);
+    settle(n);
   }
-  CHECK(rt_has_leader(n.rt));
+  CHECK(rt_has_leader(n->rt));
+}
 
-  struct rt_stream *c = NULL;
-  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+/* Rounds r0.. r0+rounds-1 of 32 SETs of 200-byte values, each round handed
+ * to the node at once, as a pipelining client sends them. Returns the +OK
+ * replies. */
+static int pipelined_sets(struct rt_node *n, struct rt_stream *c, int r0,
+                          int rounds) {
   char value[201];
   memset(value, 'v', 200);
   value[200] = '\0';
   static char batch[32 * 256];
   int oks = 0;
-  for (int r = 0; r < rounds; r++) {
+  for (int r = r0; r < r0 + rounds; r++) {
     size_t len = 0;
     for (int i = 0; i < 32; i++)
       len += (size_t)snprintf(batch + len, sizeof batch - len,
                               "SET k%d.%d %s\r\n", r, i, value);
     rt_stream_input(c, batch, len);
-    settle(&n);
+    settle(n);
     const uint8_t *data;
     size_t dn;
     while (rt_stream_out_take(c, &data, &dn)) {
@@ -146,7 +144,22 @@ static void snapshots_after_pipelined_sets(uint64_t compact_bytes, int rounds,
       rt_stream_out_done(c);
     }
   }
-  CHECK(oks == 32 * rounds);
+  return oks;
+}
+
+/* `rounds` rounds of pipelined SETs on a fresh node. *taken: the snapshots
+ * the node took (UINT64_MAX if a check failed on the way). */
+static void snapshots_after_pipelined_sets(uint64_t compact_bytes, int rounds,
+                                           uint64_t *taken) {
+  *taken = UINT64_MAX;
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  open_single(&n, &cfg, compact_bytes);
+  CHECK(rt_has_leader(n.rt));
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  CHECK(pipelined_sets(&n, c, 0, rounds) == 32 * rounds);
   struct sabha_status st;
   rt_status(n.rt, &st);
   /* Far fewer entries than commands: they were batched. */
@@ -168,10 +181,78 @@ static void runtime_snapshots_by_bytes_when_entries_carry_batches(void) {
   CHECK(taken >= 4 && taken != UINT64_MAX);
 }
 
+/* With a host that writes snapshots off the loop (ports.snapshot_later):
+ * writes are committed and answered while the job is out, the snapshot is
+ * in force once it is done, and a crash while it is out (its file written,
+ * not yet the snapshot) loses nothing: the node starts from the whole log
+ * and recovery removes the file. */
+static void runtime_writes_snapshots_off_the_loop(void) {
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  n.h.snapshot_later = true;
+  open_single(&n, &cfg, 16u << 10);
+  CHECK(rt_has_leader(n.rt));
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  int r = 0;
+  while (!rt_snapshot_running(n.rt) && r < 20)
+    CHECK(pipelined_sets(&n, c, r++, 1) == 32);
+  CHECK(rt_snapshot_running(n.rt) && n.h.n_snapshot_later == 1);
+  CHECK(rt_metrics(n.rt)->snapshots_taken == 0);
+  /* The job is out: writes go on, and no second snapshot starts. */
+  CHECK(pipelined_sets(&n, c, r, 10) == 320);
+  r += 10;
+  CHECK(n.h.n_snapshot_later == 1);
+  rt_snapshot_work(n.rt);
+  CHECK(memfs_exists(n.fs, "data/snapshot.own.tmp"));
+  rt_snapshot_done(n.rt);
+  CHECK(!rt_snapshot_running(n.rt));
+  CHECK(rt_metrics(n.rt)->snapshots_taken == 1);
+  CHECK(!memfs_exists(n.fs, "data/snapshot.own.tmp"));
+  struct sabha_status st;
+  rt_status(n.rt, &st);
+  CHECK(st.snapshot_index > 0);
+  uint64_t first = st.snapshot_index;
+
+  /* The next one: its file written, then the process dies before the
+   * host says it is done. */
+  while (!rt_snapshot_running(n.rt) && r < 60)
+    CHECK(pipelined_sets(&n, c, r++, 1) == 32);
+  CHECK(rt_snapshot_running(n.rt));
+  CHECK(pipelined_sets(&n, c, r, 5) == 160);
+  r += 5;
+  rt_snapshot_work(n.rt);
+  CHECK(memfs_exists(n.fs, "data/snapshot.own.tmp"));
+  for (int i = 0; i < n.h.n_closed; i++)
+    rt_stream_free(n.h.closed[i]);
+  n.h.n_closed = 0;
+  rt_close_crash(n.rt);
+  memfs_crash(n.fs, MEMFS_CRASH_DROP);
+  /* By count alone now, so that the replay itself takes no snapshot. */
+  open_single(&n, &cfg, 0);
+  rt_status(n.rt, &st);
+  CHECK(st.snapshot_index == first);
+  CHECK(!memfs_exists(n.fs, "data/snapshot.own.tmp"));
+  /* Every acknowledged key is there. */
+  for (int k = 0; k < r; k++)
+    for (int i = 0; i < 32; i++) {
+      char key[32];
+      snprintf(key, sizeof key, "k%d.%d", k, i);
+      const uint8_t *v;
+      size_t vn;
+      CHECK(kvstore_get(rt_kvstore(n.rt), (const uint8_t *)key, strlen(key), 0,
+                        &v, &vn) &&
+            vn == 200);
+    }
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(runtime_refuses_a_junk_snapshot_before_persisting_it),
       TEST(runtime_snapshots_by_bytes_when_entries_carry_batches),
+      TEST(runtime_writes_snapshots_off_the_loop),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -505,6 +505,74 @@ static void wal_snapshot_deletes_covered_segments_and_keeps_the_boundary(void) {
   fx_free(&f);
 }
 
+/* A snapshot written off the WAL's thread (wal_snapshot_begin, _job_run,
+ * _end): appends and syncs go on while the job is out, a power cut before
+ * its end leaves the old snapshot and the whole log (and recovery deletes
+ * the job's file), after its end the new one. */
+static void wal_snapshot_job_runs_beside_appends(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  for (uint64_t i = 1; i <= 60; i += 10)
+    CHECK(append_sync(f.w, i, 10, 1) == 0);
+  struct sabha_snapshot_meta m = {.index = 50, .term = 1};
+  struct wal_snap_job job;
+  CHECK(wal_snapshot_begin(f.w, &job, &m, "state@50", 8) == 0);
+  wal_snapshot_job_run(&job);
+  CHECK(job.rv == 0 && memfs_exists(f.fs, "wal/snapshot.own.tmp"));
+  CHECK(append_sync(f.w, 61, 10, 1) == 0); /* the log goes on meanwhile */
+  /* Power lost before the end: the file is written, but nothing says it
+   * is the snapshot. */
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(!f.p.has_snapshot && log_is(&f.p, 1, 70, term1));
+  CHECK(!memfs_exists(f.fs, "wal/snapshot.own.tmp"));
+
+  CHECK(wal_snapshot_begin(f.w, &job, &m, "state@50", 8) == 0);
+  CHECK(append_sync(f.w, 71, 5, 1) == 0);
+  wal_snapshot_job_run(&job);
+  CHECK(wal_snapshot_end(f.w, &job) == 0);
+  CHECK(!memfs_exists(f.fs, "wal/snapshot.own.tmp"));
+  CHECK(!memfs_exists(f.fs, SEG1)); /* covered, dropped */
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.has_snapshot && f.p.snapshot.index == 50);
+  CHECK(f.p.snapshot_size_bytes == 8);
+  CHECK(memcmp(f.p.snapshot_data, "state@50", 8) == 0);
+  CHECK(log_is(&f.p, 51, 75, term1));
+  fx_free(&f);
+}
+
+/* A newer snapshot installed while the job was out (a leader's) wins: the
+ * job's end says ECOMPACTED, deletes its file and leaves the handle
+ * working; a job whose write failed fails the handle. */
+static void wal_snapshot_job_yields_to_a_newer_snapshot(void) {
+  struct fx f;
+  fx_init(&f, 1024);
+  CHECK(fx_open(&f) == 0);
+  CHECK(append_sync(f.w, 1, 40, 1) == 0);
+  struct sabha_snapshot_meta m = {.index = 20, .term = 1};
+  struct wal_snap_job job;
+  CHECK(wal_snapshot_begin(f.w, &job, &m, "state@20", 8) == 0);
+  wal_snapshot_job_run(&job);
+  struct sabha_snapshot_meta newer = {.index = 30, .term = 1};
+  CHECK(wal_save_snapshot(f.w, &newer, "state@30", 8) == 0);
+  CHECK(wal_snapshot_end(f.w, &job) == SABHA_ECOMPACTED);
+  CHECK(!memfs_exists(f.fs, "wal/snapshot.own.tmp"));
+  CHECK(append_sync(f.w, 41, 1, 1) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(f.p.has_snapshot && f.p.snapshot.index == 30);
+  CHECK(memcmp(f.p.snapshot_data, "state@30", 8) == 0);
+  CHECK(log_is(&f.p, 31, 41, term1));
+
+  m.index = 35;
+  CHECK(wal_snapshot_begin(f.w, &job, &m, "state@35", 8) == 0);
+  wal_snapshot_job_run(&job);
+  job.rv = -EIO; /* as if its fsync had failed */
+  job.what = "fsync";
+  CHECK(wal_snapshot_end(f.w, &job) == SABHA_EIO);
+  CHECK(append_sync(f.w, 42, 1, 1) == SABHA_EIO);
+  fx_free(&f);
+}
+
 /* Whatever call of a snapshot fails, a restart ends with the snapshot
  * either not taken or taken, and covered segments deleted. */
 static void wal_open_finishes_deletions_a_failure_interrupted(void) {
@@ -1569,6 +1637,8 @@ int main(void) {
   RUN(wal_refuses_gaps_and_oversized_entries_whole);
   RUN(wal_rolls_over_to_new_segments);
   RUN(wal_snapshot_deletes_covered_segments_and_keeps_the_boundary);
+  RUN(wal_snapshot_job_runs_beside_appends);
+  RUN(wal_snapshot_job_yields_to_a_newer_snapshot);
   RUN(wal_open_finishes_deletions_a_failure_interrupted);
   RUN(wal_snapshot_beyond_the_log_leaves_it_empty);
   RUN(wal_snapshot_keeps_entries_after_it);

@@ -69,6 +69,13 @@ static void h_flush(void *ctx) {
     h->syncs_at_flush = memfs_counts(h->fs).syncs;
 }
 
+static bool h_snapshot_later(void *ctx) {
+  struct rt_host *h = ctx;
+  if (h->snapshot_later)
+    h->n_snapshot_later++;
+  return h->snapshot_later;
+}
+
 static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
   struct rt_host *h = ctx;
   if (h->abort_on_fatal) {
@@ -99,6 +106,7 @@ struct rt_ports rt_host_ports(struct rt_host *h) {
                            .stream_connect = h_connect,
                            .kick = h_kick,
                            .flush = h_flush,
+                           .snapshot_later = h_snapshot_later,
                            .fatal = h_fatal,
                            .log = h_log};
 }

@@ -40,6 +40,10 @@ struct rt_host {
   /* ports.flush: how often, and (with `fs` set) the disk's sync count at
    * the last call. */
   int n_flushes;
+  /* ports.snapshot_later: whether the host takes snapshot writes (then
+   * the test calls rt_snapshot_work and rt_snapshot_done), how often. */
+  bool snapshot_later;
+  int n_snapshot_later;
   const struct memfs *fs;
   uint64_t syncs_at_flush;
 };
