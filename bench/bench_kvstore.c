@@ -230,6 +230,25 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("rss_peak_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);
+    /* A snapshot of the filled store, as a node takes one on its loop:
+     * the buffer's allocation and first touch included. */
+    double ms[ROUNDS_MAX];
+    size_t snap_bytes = 0;
+    for (int r = 0; r < o.rounds; r++) {
+      double t0 = cpu_ns();
+      snap_bytes = kvstore_snapshot_size(kv);
+      uint8_t *buf = malloc(snap_bytes);
+      if (buf == NULL)
+        return 1;
+      kvstore_snapshot(kv, buf, snap_bytes);
+      ms[r] = (cpu_ns() - t0) / 1e6;
+      free(buf);
+    }
+    qsort(ms, (size_t)o.rounds, sizeof ms[0], cmp_double);
+    printf("snapshot_bytes: %zu\nsnapshot_ms_median: %.2f\n"
+           "snapshot_ms_per_mb: %.2f\n",
+           snap_bytes, ms[o.rounds / 2],
+           ms[o.rounds / 2] / ((double)snap_bytes / 1e6));
     kvstore_free(kv);
   }
   free(b.bytes);
