@@ -340,7 +340,8 @@ struct rt {
   uint8_t *snap_buf;
   bool snap_running;
   bool snap_due;
-  uint64_t snap_t0_us;
+  uint64_t snap_t0_us;   /* when compaction began */
+  uint64_t snap_loop_us; /* ... and how long its part on the loop took */
   /* Where the next fsync runs (RT_FSYNC_AUTO): fsyncs on the loop in a row
    * (to RT_FSYNC_PROBE_EVERY), and how many more go to the thread since
    * one there last saw a batch written while it ran. */

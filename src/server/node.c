@@ -152,6 +152,11 @@ static void on_disk_work(uv_work_t *req) {
   for (uint32_t g = 0; g < n->n_groups; g++)
     if (n->disk.syncing & (UINT64_C(1) << g))
       rts[k++] = n->groups[g];
+  if (n->disk.each) {
+    for (size_t i = 0; i < k; i++)
+      rt_sync_work(rts[i]);
+    return;
+  }
   rt_sync_work_many(rts, k);
 }
 
@@ -190,6 +195,10 @@ static void disk_start(struct srv_node *n) {
     return;
   n->disk.syncing = n->disk.asked;
   n->disk.asked = 0;
+  /* One syncfs() for all the logs would write back a snapshot being
+   * written beside it too, and the commits would wait for the whole
+   * state: while one is out, each log is fdatasynced alone. */
+  n->disk.each = n->snaps_busy > 0;
   n->disk.work.data = n;
   if (uv_queue_work(&n->loop, &n->disk.work, on_disk_work, on_disk_done) != 0) {
     /* No thread pool: sync here, as a runtime without sync_later does. */
@@ -239,10 +248,17 @@ static void on_snap_done(uv_work_t *req, int status) {
   n->cur_group = 0;
 }
 
-/* Snapshot writes at once on libuv's pool (4 threads unless
- * UV_THREADPOOL_SIZE says more): the fsync job must always find a thread,
- * or every group's commits would wait behind the snapshots. */
-#define SRV_SNAP_JOBS_MAX 2u
+/* Snapshot writes at once on libuv's pool: 2 fewer than its threads (4
+ * unless UV_THREADPOOL_SIZE says otherwise), at most 2, so that the fsync
+ * job always finds a thread (every group's commits would wait behind the
+ * snapshots) with one to spare. */
+static uint32_t snap_jobs_max(void) {
+  const char *env = getenv("UV_THREADPOOL_SIZE");
+  long threads = env != NULL ? strtol(env, NULL, 10) : 4;
+  if (threads < 1)
+    threads = 4; /* what libuv does with a value it cannot use */
+  return threads <= 2 ? 0u : threads - 2 >= 2 ? 2u : (uint32_t)(threads - 2);
+}
 
 /* Group cur_group's snapshot is ready to be written: on the pool, so that
  * the loop goes on committing while the whole state goes to the disk. */
@@ -253,7 +269,7 @@ static bool port_snapshot_later(void *ctx) {
   j->n = n;
   j->group = n->cur_group;
   j->work.data = j;
-  if (n->stopping || n->snaps_busy >= SRV_SNAP_JOBS_MAX ||
+  if (n->stopping || n->snaps_busy >= snap_jobs_max() ||
       uv_queue_work(&n->loop, &j->work, on_snap_work, on_snap_done) != 0)
     return false; /* the runtime writes it itself */
   j->busy = true;

@@ -134,6 +134,7 @@ struct srv_node {
     uint64_t asked;   /* groups whose fsync is due and not yet begun */
     uint64_t syncing; /* groups the running job covers */
     bool busy;
+    bool each; /* ... with one fdatasync per log (a snapshot is out) */
     uint64_t jobs, logs_synced; /* for INFO: logs per job */
   } disk;
   /* Snapshot writes (ports.snapshot_later), one per group at most, on the

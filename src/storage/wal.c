@@ -731,6 +731,7 @@ void wal_snapshot_abandon(const struct wal_snap_job *job) {
 
 int wal_snapshot_end(struct wal *w, const struct wal_snap_job *job) {
   assert(w != NULL && job != NULL && job->rv != -EINPROGRESS);
+  assert(!w->job_running); /* it syncs the log (see wal_sync_begin) */
   if (w->failed) {
     wal_snapshot_abandon(job);
     return w->failed;

@@ -19,7 +19,8 @@
  *                        one active segment is appended to, older ones are
  *                        full (or were the active one before a restart)
  *     segment.tmp        only while a segment is being created
- *     snapshot           the latest snapshot (written as snapshot.tmp, then
+ *     snapshot           the latest snapshot (written as snapshot.tmp, or
+ *                        as snapshot.own.tmp off the caller's thread, then
  *                        renamed)
  *     hardstate          term, vote and repair guard, twice, in two 4 KiB
  *                        blocks (wal_hsf.c; HARD STATE FILE below)

@@ -603,6 +603,41 @@ static void wal_open_finishes_deletions_a_failure_interrupted(void) {
   CHECK(saw_leftover);
 }
 
+/* The same for a snapshot written off the WAL's thread: whichever call of
+ * the job or of its end fails, a restart finds the old snapshot and the
+ * whole log, or the new snapshot and its log, and no leftover file. */
+static void wal_snapshot_job_failures_leave_old_or_new(void) {
+  bool saw_new = false, saw_old = false;
+  for (uint64_t point = 1; point < 40; point++) {
+    struct fx f;
+    fx_init(&f, 1024);
+    CHECK(fx_open(&f) == 0);
+    for (uint64_t i = 1; i <= 100; i += 10)
+      CHECK(append_sync(f.w, i, 10, 1) == 0);
+    struct sabha_snapshot_meta m = {.index = 60, .term = 1};
+    struct wal_snap_job job;
+    CHECK(wal_snapshot_begin(f.w, &job, &m, "s60", 3) == 0);
+    memfs_fail_at(f.fs, memfs_counts(f.fs).calls + point, EIO);
+    wal_snapshot_job_run(&job);
+    int rv = wal_snapshot_end(f.w, &job);
+    memfs_fail_at(f.fs, 0, 0);
+    CHECK(fx_power_cut(&f) == 0);
+    CHECK(!memfs_exists(f.fs, "wal/snapshot.own.tmp"));
+    if (f.p.has_snapshot) {
+      CHECK(f.p.snapshot.index == 60 && log_is(&f.p, 61, 100, term1));
+      CHECK(memcmp(f.p.snapshot_data, "s60", 3) == 0);
+      saw_new = true;
+    } else {
+      CHECK(log_is(&f.p, 1, 100, term1));
+      saw_old = true;
+    }
+    fx_free(&f);
+    if (rv == 0)
+      break;
+  }
+  CHECK(saw_new && saw_old);
+}
+
 static void wal_snapshot_beyond_the_log_leaves_it_empty(void) {
   struct fx f;
   fx_init(&f, 4096);
@@ -1639,6 +1674,7 @@ int main(void) {
   RUN(wal_snapshot_deletes_covered_segments_and_keeps_the_boundary);
   RUN(wal_snapshot_job_runs_beside_appends);
   RUN(wal_snapshot_job_yields_to_a_newer_snapshot);
+  RUN(wal_snapshot_job_failures_leave_old_or_new);
   RUN(wal_open_finishes_deletions_a_failure_interrupted);
   RUN(wal_snapshot_beyond_the_log_leaves_it_empty);
   RUN(wal_snapshot_keeps_entries_after_it);
