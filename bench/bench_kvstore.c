@@ -13,7 +13,11 @@
  *
  *   bench_kvstore [--sets N] [--keys N] [--value-bytes N] [--rounds N]
  *                 [--fill-sets N] [--seed N] [--ascending 0|1]
+ *                 [--prefetch 0|1]
  *
+ * --prefetch 1 applies as a node applies an entry's batch, asking for the
+ * slot and entry of commands a few ahead early (kvstore_prefetch_slot);
+ * us_per_set_filled_median times overwrites of the filled store.
  * --ascending 1 names the keys in order (0, 1, 2, ... wrapping at --keys),
  * the worst case for the ordered index's memory. */
 #include <inttypes.h>
@@ -42,6 +46,7 @@ struct options {
   uint32_t value_bytes;
   int rounds;
   bool ascending; /* keys 0, 1, 2, ... instead of random ones */
+  bool prefetch;  /* apply with kvstore_prefetch_slot/_entry */
 };
 
 /* SETs encoded back to back: each is a u32 length, then the command. */
@@ -135,11 +140,41 @@ static struct kvstore *store_new(struct counting *c) {
 }
 
 /* skip_register: the session exists already (a batch after the first). */
+/* The command at `off` of b, and the offset after it (b->len at the end). */
+static const uint8_t *command_at(const struct batch *b, size_t off,
+                                 uint32_t *len) {
+  if (off >= b->len) {
+    *len = 0;
+    return NULL;
+  }
+  memcpy(len, b->bytes + off, 4);
+  return b->bytes + off + 4;
+}
+
+/* Applies b's commands in order. With `prefetch`, as a node applies an
+ * entry's batch: the slot of the command 4 ahead, the entry of the one 2
+ * ahead and its leaf in the ordered index 1 ahead are asked for early
+ * (kvstore_prefetch_slot, _entry, _order). */
 static void apply_all(struct kvstore *kv, const struct batch *b,
-                      bool skip_register) {
+                      bool skip_register, bool prefetch) {
   bool skip = skip_register;
-  for (size_t off = 0; off < b->len; skip = false) {
-    uint32_t len;
+  uint64_t ahead[4] = {0}; /* hashes of the commands 1..4 ahead */
+  size_t pf_off = 0;       /* the next command to prefetch */
+  uint32_t len;
+  if (prefetch)
+    for (int k = 0; k < 4; k++) {
+      const uint8_t *c = command_at(b, pf_off, &len);
+      ahead[k] = c != NULL ? kvstore_prefetch_slot(kv, c, len) : 0;
+      pf_off += c != NULL ? 4 + (size_t)len : 0;
+    }
+  for (size_t off = 0, i = 0; off < b->len; skip = false, i++) {
+    if (prefetch) {
+      kvstore_prefetch_order(kv, ahead[(i + 1) % 4]);
+      kvstore_prefetch_entry(kv, ahead[(i + 2) % 4]);
+      const uint8_t *c = command_at(b, pf_off, &len);
+      ahead[i % 4] = c != NULL ? kvstore_prefetch_slot(kv, c, len) : 0;
+      pf_off += c != NULL ? 4 + (size_t)len : 0;
+    }
     memcpy(&len, b->bytes + off, 4);
     struct kvstore_result r;
     if (!skip && kvstore_apply(kv, b->bytes + off + 4, len, &r) != 0) {
@@ -170,6 +205,8 @@ static int parse(int argc, char **argv, struct options *o) {
       o->rounds = (int)v;
     else if (strcmp(argv[i], "--ascending") == 0 && v <= 1)
       o->ascending = v == 1;
+    else if (strcmp(argv[i], "--prefetch") == 0 && v <= 1)
+      o->prefetch = v == 1;
     else if (strcmp(argv[i], "--seed") == 0)
       o->seed = v;
     else
@@ -188,7 +225,7 @@ int main(int argc, char **argv) {
   if (parse(argc, argv, &o) != 0) {
     fprintf(stderr, "usage: bench_kvstore [--sets N] [--keys N] "
                     "[--value-bytes N] [--rounds N] [--fill-sets N] "
-                    "[--seed N] [--ascending 0|1]\n");
+                    "[--seed N] [--ascending 0|1] [--prefetch 0|1]\n");
     return 2;
   }
   struct utsname u;
@@ -196,8 +233,9 @@ int main(int argc, char **argv) {
   printf("bench: kvstore\ncommit: %s\nmachine: %s %s\nseed: %" PRIu64 "\n",
          SABHA_COMMIT, u.nodename, u.machine, o.seed);
   printf("sets: %" PRIu64 "\nkeys: %" PRIu64 "\nvalue_bytes: %" PRIu32
-         "\nrounds: %d\nascending: %d\n",
-         o.sets, o.keys, o.value_bytes, o.rounds, (int)o.ascending);
+         "\nrounds: %d\nascending: %d\nprefetch: %d\n",
+         o.sets, o.keys, o.value_bytes, o.rounds, (int)o.ascending,
+         (int)o.prefetch);
   struct prng p;
   prng_seed(&p, o.seed);
   struct batch b = {0};
@@ -206,7 +244,7 @@ int main(int argc, char **argv) {
   for (int r = 0; r < o.rounds; r++) {
     struct kvstore *kv = store_new(NULL);
     double t0 = cpu_ns();
-    apply_all(kv, &b, false);
+    apply_all(kv, &b, false, o.prefetch);
     us[r] = (cpu_ns() - t0) / 1e3 / (double)o.sets;
     kvstore_free(kv);
   }
@@ -221,8 +259,19 @@ int main(int argc, char **argv) {
     for (uint64_t done = 0; done < o.fill_sets; done += o.sets) {
       uint64_t n = o.fill_sets - done < o.sets ? o.fill_sets - done : o.sets;
       batch_make(&b, &o, &p, n, done);
-      apply_all(kv, &b, done > 0);
+      apply_all(kv, &b, done > 0, o.prefetch);
     }
+    /* Overwrites of a full store, as a node under a steady load applies
+     * them: the keys exist, and their entries are anywhere in memory. */
+    double fus[ROUNDS_MAX];
+    for (int r = 0; r < o.rounds; r++) {
+      batch_make(&b, &o, &p, o.sets, o.fill_sets + (uint64_t)r * o.sets);
+      double t0 = cpu_ns();
+      apply_all(kv, &b, true, o.prefetch);
+      fus[r] = (cpu_ns() - t0) / 1e3 / (double)o.sets;
+    }
+    qsort(fus, (size_t)o.rounds, sizeof fus[0], cmp_double);
+    printf("us_per_set_filled_median: %.3f\n", fus[o.rounds / 2]);
     uint64_t n_keys = kvstore_dbsize(kv);
     printf("fill_sets: %" PRIu64 "\nfill_keys: %" PRIu64 "\n", o.fill_sets,
            n_keys);

@@ -93,6 +93,8 @@ void *kv_order_remove(struct kv_order *o, const uint8_t *key, size_t len);
 /* Puts `new_item` where `old_item` is; both have the same key. No search:
  * the old item says which leaf holds it, and separators name leaves. */
 void kv_order_replace(struct kv_order *o, const void *old_item, void *new_item);
+/* A hint: the leaf that holds `item` will be read soon (a replace). */
+void kv_order_prefetch(const struct kv_order *o, const void *item);
 
 size_t kv_order_count(const struct kv_order *o);
 /* Bytes of the nodes, in the tree and spare (as asked of the allocator). */

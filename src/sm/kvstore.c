@@ -2236,6 +2236,52 @@ int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
   return rc;
 }
 
+uint64_t kvstore_prefetch_slot(const struct kvstore *kv, const uint8_t *cmd,
+                               size_t len) {
+  assert(kv != NULL && (cmd != NULL || len == 0));
+  if (len < 2 || kv->keys.cap == 0)
+    return 0;
+  switch (cmd[1]) {
+  case KVSTORE_OP_SET:
+  case KVSTORE_OP_INCRBY:
+  case KVSTORE_OP_DECRBY:
+  case KVSTORE_OP_CAS:
+    break;
+  default:
+    return 0;
+  }
+  struct command c;
+  if (!decode_body(cmd, len, &c))
+    return 0;
+  uint64_t hash = key_hash(kv, c.key);
+  __builtin_prefetch(&kv->keys.slots[(size_t)hash & (kv->keys.cap - 1)]);
+  return hash | 1u; /* never 0: 0 says "nothing" */
+}
+
+/* The entry in the home slot of the hash kvstore_prefetch_slot gave, if
+ * it is likely that key's; a key further down its probe run is missed. */
+static const struct entry *prefetch_home(const struct kvstore *kv,
+                                         uint64_t hash) {
+  if (hash == 0 || kv->keys.cap == 0)
+    return NULL;
+  const struct slot *s = &kv->keys.slots[(size_t)hash & (kv->keys.cap - 1)];
+  return s->item != NULL && (s->hash | 1u) == hash ? s->item : NULL;
+}
+
+void kvstore_prefetch_entry(const struct kvstore *kv, uint64_t hash) {
+  assert(kv != NULL);
+  const struct entry *e = prefetch_home(kv, hash);
+  if (e != NULL)
+    __builtin_prefetch(e);
+}
+
+void kvstore_prefetch_order(const struct kvstore *kv, uint64_t hash) {
+  assert(kv != NULL);
+  const struct entry *e = prefetch_home(kv, hash);
+  if (e != NULL)
+    kv_order_prefetch(&kv->order, e);
+}
+
 void kvstore_set_revision(struct kvstore *kv, uint64_t revision) {
   assert(kv != NULL);
   if (revision > kv->revision)

@@ -436,6 +436,22 @@ void kvstore_free(struct kvstore *kv);
  *                   node) or this replica would diverge from the others.
  * Deterministic: equal stores and equal bytes give equal replies and equal
  * stores. */
+/* Memory hints for a run of commands applied one after another (an entry
+ * that carries a batch): a key's place in the table is a cache miss, and
+ * the entry it leads to another, so a host that knows the commands ahead
+ * asks for them early. kvstore_prefetch_slot() reads a command ahead by
+ * two or more and prefetches its key's slot, returning the key's hash (0
+ * for a command of no single key, or one it cannot read);
+ * kvstore_prefetch_entry() is given that hash a command or so later and
+ * prefetches the entry the slot holds, and kvstore_prefetch_order() a
+ * command later still the leaf of the ordered index that holds the entry
+ * (an overwrite puts the new entry there). None changes the store or
+ * fails: a wrong guess costs a wasted fetch. */
+uint64_t kvstore_prefetch_slot(const struct kvstore *kv, const uint8_t *cmd,
+                               size_t len);
+void kvstore_prefetch_entry(const struct kvstore *kv, uint64_t hash);
+void kvstore_prefetch_order(const struct kvstore *kv, uint64_t hash);
+
 int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
                   struct kvstore_result *out);
 
