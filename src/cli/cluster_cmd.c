@@ -865,14 +865,17 @@ static void show_log_tail(const struct cluster *c, uint32_t id) {
     fprintf(stderr, "  %s", lines[k % 5]);
 }
 
-/* SIGTERM (or SIGKILL) a node and wait for it to go. */
-static bool stop_node(const struct cluster *c, uint32_t id, bool hard) {
+/* SIGTERM (or SIGKILL) a node, unless `signalled` says it had its SIGTERM
+ * already, and wait for it to go. */
+static bool stop_node_signalled(const struct cluster *c, uint32_t id,
+                                bool hard, bool signalled) {
   pid_t pid = running_pid(c, id);
   if (pid == 0) {
     remove_pid_file(c, id);
     return true;
   }
-  kill(pid, hard ? SIGKILL : SIGTERM);
+  if (hard || !signalled)
+    kill(pid, hard ? SIGKILL : SIGTERM);
   uint64_t deadline = now_ms() + (hard ? 5000u : WAIT_STOP_MS);
   while (node_process(c, id, pid) && now_ms() < deadline) {
     waitpid(pid, NULL, WNOHANG);
@@ -892,6 +895,10 @@ static bool stop_node(const struct cluster *c, uint32_t id, bool hard) {
   if (gone)
     remove_pid_file(c, id);
   return gone;
+}
+
+static bool stop_node(const struct cluster *c, uint32_t id, bool hard) {
+  return stop_node_signalled(c, id, hard, false);
 }
 
 /* ---- subcommands ------------------------------------------------------------
@@ -1514,8 +1521,10 @@ int cli_cluster(int argc, char **argv) {
       if (was[i])
         kill(pid, SIGTERM); /* all at once; then wait for each */
     }
+    /* Each had its SIGTERM: a second one would find a node that is
+     * closing its log, and an older sabhad that no longer handles it. */
     for (uint32_t i = 1; i <= c.nodes; i++) {
-      if (stop_node(&c, i, false))
+      if (stop_node_signalled(&c, i, false, was[i]))
         stopped += was[i];
       else
         failed++;

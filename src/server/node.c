@@ -894,6 +894,13 @@ static void srv_stop(struct srv_node *n) {
   uv_close((uv_handle_t *)&n->idle, on_closed_noop);
   uv_close((uv_handle_t *)&n->sig_term, on_closed_noop);
   uv_close((uv_handle_t *)&n->sig_int, on_closed_noop);
+  /* Closing the handles gives the signals back their default action: a
+   * second SIGTERM (a supervisor that sends one per node, an impatient
+   * operator) would then kill the node while it closes its log, and the
+   * next start would find no clean close. The stop is under way; SIGKILL
+   * still ends it at once. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   if (n->client_listening)
     uv_close((uv_handle_t *)&n->client_listener, on_closed_noop);
   if (n->http_listening) {

@@ -29,6 +29,12 @@ check_node3() { # node 3's own store, once it has caught up
 
 log "a truncated tail is cut and the node recovers"
 "$SABHA" cluster stop --dir "$DIR/c" >/dev/null
+# Every node closed its log (a second SIGTERM once killed a node in the
+# middle of that, and its tail was then zeros, not a torn record).
+for i in 1 2 3; do
+  tail -1 "$DIR/c/node$i.log" | grep -q " INFO stopped$" ||
+    die "node $i did not stop cleanly: $(tail -1 "$DIR/c/node$i.log")"
+done
 size=$(stat -c %s "$SEG")
 truncate -s $((size - 7)) "$SEG"
 "$SABHA" cluster start --dir "$DIR/c" >/dev/null || die "start after truncation"
