@@ -2470,7 +2470,17 @@ size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
   }
   assert(n_leases == kv->leases.n);
   size_t n_keys = 0;
+  /* The entries are all over the heap: each is a cache miss unless asked
+   * for a few slots ahead (its header, and the first bytes of its key and
+   * value on the next line). bench_kvstore: a 14.5 MB snapshot of 100k
+   * keys, 13.3-13.9 -> 8.5-10.7 ms of CPU. */
+  enum { AHEAD = 8 };
   for (size_t i = 0; i < kv->keys.cap; i++) {
+    if (i + AHEAD < kv->keys.cap && kv->keys.slots[i + AHEAD].item != NULL) {
+      const char *next = kv->keys.slots[i + AHEAD].item;
+      __builtin_prefetch(next);
+      __builtin_prefetch(next + 64);
+    }
     const struct entry *e = kv->keys.slots[i].item;
     if (e == NULL)
       continue;
