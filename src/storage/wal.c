@@ -686,26 +686,30 @@ static int snapshot_install(struct wal *w, const struct sabha_snapshot_meta *m,
   return rv;
 }
 
-int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
-                      const void *data, size_t size_bytes) {
+/* What a snapshot of this node's own must pass before anything of it is
+ * written: a working handle, and snapshot_check. */
+static int own_snapshot_check(struct wal *w,
+                              const struct sabha_snapshot_meta *meta,
+                              const void *data, size_t size_bytes) {
   assert(w != NULL && meta != NULL);
   assert(data != NULL || size_bytes == 0);
+  (void)data;
   if (w->failed)
     return w->failed;
-  int rv = snapshot_check(w, meta, size_bytes);
-  if (rv != 0)
-    return rv;
-  return snapshot_install(w, meta, data, size_bytes, 0, NULL);
+  return snapshot_check(w, meta, size_bytes);
+}
+
+int wal_save_snapshot(struct wal *w, const struct sabha_snapshot_meta *meta,
+                      const void *data, size_t size_bytes) {
+  int rv = own_snapshot_check(w, meta, data, size_bytes);
+  return rv != 0 ? rv : snapshot_install(w, meta, data, size_bytes, 0, NULL);
 }
 
 int wal_snapshot_begin(struct wal *w, struct wal_snap_job *job,
                        const struct sabha_snapshot_meta *meta,
                        const void *data, size_t size_bytes) {
-  assert(w != NULL && job != NULL && meta != NULL);
-  assert(data != NULL || size_bytes == 0);
-  if (w->failed)
-    return w->failed;
-  int rv = snapshot_check(w, meta, size_bytes);
+  assert(job != NULL);
+  int rv = own_snapshot_check(w, meta, data, size_bytes);
   if (rv != 0)
     return rv;
   memset(job, 0, sizeof *job);
