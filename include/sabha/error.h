@@ -21,7 +21,8 @@
   X(IO, -10, "input/output error")                                             \
   X(TRANSFER, -11, "a leadership transfer is in progress")                     \
   X(BUDGET, -12, "search budget exhausted")                                    \
-  X(NOTSUPP, -13, "not supported by this protocol")
+  X(NOTSUPP, -13, "not supported by this protocol")                          \
+  X(QUORUM, -14, "the change would leave no working majority")
 
 enum sabha_errno {
   SABHA_OK = 0,

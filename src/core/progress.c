@@ -197,8 +197,10 @@ uint32_t progress_take_active(struct progress *peers, uint32_t n,
       continue;
     if (!peers[i].learner && (peers[i].id == self_id || peers[i].recent_active))
       active++;
-    if (peers[i].id != self_id)
+    if (peers[i].id != self_id) {
+      peers[i].active_before = peers[i].recent_active;
       peers[i].recent_active = false;
+    }
   }
   return active;
 }

@@ -30,6 +30,7 @@ struct progress {
   enum progress_state state;
   bool probe_sent;    /* PROBE: an append is out, wait for its answer */
   bool recent_active; /* heard from within this CheckQuorum period */
+  bool active_before; /* ... or within the one before (progress_take_active) */
   /* The follower says its repaired disk lost entries (its repair guard
    * holds): appends to it also carry the leader's last index, so that it
    * can tell when its log is the leader's whole log again. */

@@ -52,7 +52,7 @@ static void raft_check_tally(struct raft *r) {
 }
 
 void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
-  assert(r->role != SABHA_ROLE_LEADER && raft_is_voter(r, r->cfg.id));
+  assert(r->role != SABHA_ROLE_LEADER && raft_may_campaign(r));
   uint64_t term;
   uint32_t type;
   if (pre_vote) {
@@ -93,6 +93,25 @@ void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
   raft_check_tally(r); /* a group of one wins at once */
 }
 
+/* Is a candidate's log up to date with what a guarded node may have lost?
+ * Everything it may have acknowledged lies at or below the guard's index,
+ * in terms no later than the one it restarted in; compare the candidate
+ * with a log that ended there, as §5.4.1 compares two logs. A last entry
+ * of a later term came from a leader that held every entry committed
+ * before its term (raft_guard_check). One of that very term at an index at
+ * or past the guard came from the same term's leader, whose log up to
+ * there the candidate's matches (§5.3): that log holds every entry the
+ * term's leader committed, and every earlier one, up to the guard. So the
+ * vote cannot help elect a leader that lacks an entry this node helped
+ * commit. Without this, voters under guards could wedge the group for
+ * good: after a removal, say, two repaired voters of four wait for a
+ * leader to catch them up, and no candidate gets three votes. */
+static bool past_guard(const struct raft *r, const struct sabha_msg *m) {
+  if (m->log_term != r->rl.repair_term)
+    return m->log_term > r->rl.repair_term;
+  return m->index >= r->rl.repair_until;
+}
+
 void raft_recv_vote(struct raft *r, const struct sabha_msg *m) {
   bool pre = m->type == RAFT_MSG_PREVOTE;
   /* Figure 2: grant if we have not voted for another in this term. A
@@ -110,7 +129,7 @@ void raft_recv_vote(struct raft *r, const struct sabha_msg *m) {
       .type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, .to = m->from};
   /* A guarded node's log may lack what a quorum needed it to hold: its
    * up-to-date check would let a candidate without that entry through. */
-  bool guarded = replog_guarded(&r->rl);
+  bool guarded = replog_guarded(&r->rl) && !past_guard(r, m);
   if (can_vote && up_to_date && !guarded && r->role != SABHA_ROLE_LEADER) {
     /* A granted pre-vote answers in the term asked about, so the
      * pre-candidate can tell it from a stale answer. */
@@ -142,7 +161,7 @@ void raft_recv_vote_resp(struct raft *r, const struct sabha_msg *m) {
 
 void raft_recv_timeout_now(struct raft *r, const struct sabha_msg *m) {
   (void)m;
-  if (r->role == SABHA_ROLE_LEADER || !raft_is_voter(r, r->cfg.id))
+  if (r->role == SABHA_ROLE_LEADER || !raft_may_campaign(r))
     return;
   /* The leader asked: skip PreVote, and tell voters to ignore their lease. */
   raft_campaign(r, false, true);

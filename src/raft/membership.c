@@ -145,6 +145,33 @@ bool raft_removed(const struct raft *r) {
          r->conf.index <= r->rl.commit;
 }
 
+/* A voter of the membership in force campaigns; so does a node that only
+ * an uncommitted change leaves out, if the membership before that change
+ * made it a voter. Without that, a removal could wedge the group: say the
+ * leader appends its own removal, one voter gets the entry and then loses
+ * its log (it rejoins under a repair guard, refusing every vote until it
+ * holds the entry again), and the leader loses touch and steps down. The
+ * old leader is now the only node with the entry, so no voter that lacks
+ * it gets its vote, and it may not campaign itself: nobody can win. Letting
+ * it campaign is safe for the same reason as its leading on until the
+ * change commits (§4.2.2): it counts the votes of the membership in force,
+ * not its own, and any majority of that membership shares a voter with
+ * any majority of the one before (one change at a time). Once elected it
+ * commits an entry of its term, the change with it, and hands over
+ * (raft_conf_after_commit). Learners and nodes being added still never
+ * campaign. */
+bool raft_may_campaign(const struct raft *r) {
+  if (raft_is_voter(r, r->cfg.id))
+    return true;
+  if (r->conf.index <= r->rl.commit ||
+      sabha_membership_find(&r->conf, r->cfg.id) != NULL)
+    return false; /* removed for good, or a learner */
+  struct sabha_membership before;
+  if (raft_membership_at(r, r->conf.index - 1, &before) != 0)
+    return false;
+  return membership_is_voter(&before, r->cfg.id);
+}
+
 /* A leader that the committed membership leaves out steps down and hands
  * over to the voter that holds the most (thesis §4.2.2, §3.10). */
 void raft_conf_after_commit(struct raft *r) {
@@ -165,6 +192,38 @@ void raft_conf_after_commit(struct raft *r) {
   raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }
 
+/* Could the voters of `next` commit and elect without the ones that are
+ * down? A removal is refused when fewer than a majority of the voters it
+ * leaves are working, as etcd's strict reconfiguration check refuses it:
+ * with five voters of which two are down, removing a third working one
+ * leaves two working of four, which can neither commit the change nor
+ * elect a leader, and if the leader removed itself nobody leads until a
+ * node comes back. Repaired nodes make it worse: one under a repair guard
+ * needs a leader to catch up before it may vote again. Working here is:
+ * this leader itself, or a voter heard from within the last two
+ * CheckQuorum periods, that has taken an entry of this leader's term (so
+ * the benefit of the doubt a new leader gives every peer does not count)
+ * and says no repair guard holds it. */
+static bool working_majority(const struct raft *r,
+                             const struct sabha_membership *next) {
+  uint32_t working = 0;
+  for (uint32_t k = 0; k < next->n; k++) {
+    const struct sabha_member *x = &next->members[k];
+    if (x->role != SABHA_MEMBER_VOTER)
+      continue;
+    int slot = raft_slot(r, x->id);
+    if (x->id == r->cfg.id) {
+      working++;
+    } else if (slot >= 0) {
+      const struct progress *pr = &r->peers[slot];
+      if ((pr->recent_active || pr->active_before) &&
+          pr->match >= r->term_start_index && !pr->log_lost)
+        working++;
+    }
+  }
+  return working >= membership_quorum(next);
+}
+
 int raft_change(void *state, enum sabha_change_type type, uint32_t id,
                 const char *addr) {
   struct raft *r = state;
@@ -179,6 +238,8 @@ int raft_change(void *state, enum sabha_change_type type, uint32_t id,
   int rv = membership_apply_change(&r->conf, type, id, addr, &next);
   if (rv != 0)
     return rv;
+  if (type == SABHA_CHANGE_REMOVE && !working_majority(r, &next))
+    return SABHA_EQUORUM;
   if (type == SABHA_CHANGE_PROMOTE) {
     int slot = raft_slot(r, id);
     if (slot < 0 ||

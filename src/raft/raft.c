@@ -192,8 +192,9 @@ static int raft_tick(void *state, uint64_t now_ms) {
   if (now_ms > r->now_ms)
     r->now_ms = now_ms;
   if (r->role != SABHA_ROLE_LEADER) {
-    /* Learners, joining and removed nodes never campaign (thesis §4). */
-    if (!raft_is_voter(r, r->cfg.id))
+    /* Learners, joining and removed nodes never campaign (thesis §4);
+     * one whose removal is not committed may (raft_may_campaign). */
+    if (!raft_may_campaign(r))
       raft_reset_election_timer(r);
     else if (r->now_ms >= r->election_deadline_ms)
       raft_campaign(r, r->cfg.pre_vote, false);

@@ -174,6 +174,7 @@ int raft_membership_at(const struct raft *r, uint64_t index,
                        struct sabha_membership *out);
 void raft_conf_after_commit(struct raft *r);
 bool raft_removed(const struct raft *r);
+bool raft_may_campaign(const struct raft *r);
 int raft_change(void *state, enum sabha_change_type type, uint32_t id,
                 const char *addr);
 void raft_members(const void *state, struct sabha_membership *out);

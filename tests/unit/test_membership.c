@@ -253,6 +253,65 @@ static void raft_removed_node_learns_it_and_stays_quiet(void) {
   tc_free(&tc);
 }
 
+/* A removal that would leave fewer than a majority of the remaining voters
+ * working is refused (etcd's strict reconfiguration check): with two of
+ * five down, removing a third working voter leaves two working of four.
+ * Removing one of the down ones is fine, and so is the same removal once
+ * they are back. */
+static void raft_removal_without_a_working_majority_is_refused(void) {
+  struct tcluster tc;
+  tc_init(&tc, "raft", 5, NULL);
+  CHECK(tc_elect(&tc, 1));
+  tc_tick_all(&tc, 100);
+  tc_crash(&tc, 4);
+  tc_crash(&tc, 5);
+  tc_tick_all(&tc, 400); /* two CheckQuorum periods without a word */
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == SABHA_EQUORUM);
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 1) == SABHA_EQUORUM);
+  CHECK(tc_members(&tc, 1).n == 5); /* nothing was appended */
+  tc_restart(&tc, 4);
+  tc_restart(&tc, 5);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_members(&tc, 1).n == 4);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* A leader whose own removal is appended but not committed, and which then
+ * loses its followers and steps down, may campaign again: it could be the
+ * only node that holds the change (a follower that took it may have lost
+ * its log), and a group whose voters all wait for it would never elect. */
+static void raft_leader_removed_uncommitted_may_campaign(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "raft"));
+  CHECK(sabha_engine_change(tc.node[1].e, SABHA_CHANGE_REMOVE, 1, NULL) == 0);
+  tc_isolate(&tc, 1);
+  tc_settle(&tc);
+  CHECK(!tc_status(&tc, 1).voter);
+  CHECK(!tc_status(&tc, 1).removed); /* not committed */
+  bool campaigned = false;
+  for (int i = 0; i < 3000 && !campaigned; i++) {
+    tc_tick(&tc, 1, 1);
+    campaigned = tc_status(&tc, 1).role == SABHA_ROLE_PRECANDIDATE;
+  }
+  CHECK(campaigned);
+  /* Back together, the group settles one way or the other: the removal
+   * commits, or the others elect without it and it is truncated away. */
+  tc_heal(&tc);
+  tc_tick_all(&tc, 3000);
+  uint32_t leader = tc_leader(&tc);
+  CHECK(leader != 0);
+  CHECK(tc_propose(&tc, leader, "after") == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, leader).commit == tc_status(&tc, leader).last_index);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
 /* Removing the leader: it leads until the change commits, then steps down
  * and another voter takes over without waiting for a timeout. */
 static void removed_leader_hands_over(const char *protocol) {
@@ -434,6 +493,8 @@ int main(void) {
   RUN(raft_removed_node_cannot_disrupt);
   RUN(raft_removed_node_learns_it_and_stays_quiet);
   RUN(raft_removed_leader_hands_over);
+  RUN(raft_removal_without_a_working_majority_is_refused);
+  RUN(raft_leader_removed_uncommitted_may_campaign);
   RUN(raft_membership_survives_restart_and_snapshot);
   RUN(mp_learner_catches_up_then_is_promoted);
   RUN(mp_learners_count_in_no_quorum_and_never_campaign);

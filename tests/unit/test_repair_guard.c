@@ -111,6 +111,45 @@ static void raft_guarded_node_refuses_votes(void) {
   }
 }
 
+/* Raft: a candidate whose log is as up to date as one that ended at the
+ * guard, in the term the node restarted in (20/5), or has a later term's
+ * entry, holds whatever the node may have lost: the node may vote for it.
+ * One short of that is refused. Without this, guarded voters can leave a
+ * group with no candidate that wins (a removal, then two repaired voters
+ * of four). */
+static void raft_guarded_node_votes_for_a_log_past_its_guard(void) {
+  static const struct {
+    uint64_t index, log_term;
+    bool granted;
+  } cases[] = {{GUARD, 5, true},
+               {GUARD + 7, 5, true},
+               {3, 6, true},
+               {GUARD - 1, 5, false},
+               {GUARD + 9, 4, false}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (uint32_t type = RAFT_MSG_PREVOTE; type <= RAFT_MSG_VOTE;
+         type += RAFT_MSG_VOTE - RAFT_MSG_PREVOTE) {
+      struct sabha_engine *eng = start("raft", 0);
+      CHECK(eng != NULL);
+      int n, rejects;
+      drain(eng, 0, 0, &n, &rejects);
+      struct sabha_msg m = {.type = type,
+                            .from = 3,
+                            .to = 1,
+                            .term = 6,
+                            .index = cases[c].index,
+                            .log_term = cases[c].log_term};
+      CHECK(sabha_engine_step(eng, &m) == 0);
+      drain(eng,
+            type == RAFT_MSG_VOTE ? RAFT_MSG_VOTE_RESP : RAFT_MSG_PREVOTE_RESP,
+            3, &n, &rejects);
+      CHECK(n == 1);
+      CHECK(rejects == (cases[c].granted ? 0 : 1));
+      sabha_engine_free(eng);
+    }
+  }
+}
+
 /* Raft: the leader refills the log to its last index, 25: the guard goes
  * (an append that ends at the leader's last index), and the lift is in
  * the hard state of a batch. */
@@ -271,6 +310,7 @@ static void no_guard_no_change(void) {
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(raft_guarded_node_refuses_votes),
+      TEST(raft_guarded_node_votes_for_a_log_past_its_guard),
       TEST(raft_guard_lifts_once_the_log_is_the_leaders),
       TEST(paxos_guarded_acceptors_do_not_promise),
       TEST(raft_leader_probes_a_follower_whose_log_went_back),
