@@ -82,9 +82,15 @@ uint64_t rt_mono_us(const struct rt *rt) {
 }
 
 uint64_t rt_stamp_ms(struct rt *rt) {
+  /* Never back, but never ahead either: the highest stamp applied is the
+   * log's clock, which TTLs and leases run on, so commands stamped in one
+   * millisecond share it (one past the last for each would run the clock
+   * a millisecond ahead per write under load, and expire keys early). A
+   * proposal is told apart by its session and sequence number, or its
+   * tag, which are unique on their own. */
   uint64_t now = rt_wall_ms(rt);
-  if (now <= rt->last_stamp_ms)
-    now = rt->last_stamp_ms + 1;
+  if (now < rt->last_stamp_ms)
+    now = rt->last_stamp_ms;
   rt->last_stamp_ms = now;
   return now;
 }

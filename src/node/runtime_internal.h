@@ -364,7 +364,7 @@ struct rt {
   struct list_link reads;
   uint64_t next_read_id;
   uint64_t next_req_order;
-  uint64_t last_stamp_ms;     /* strictly increasing stamps on commands */
+  uint64_t last_stamp_ms;     /* stamps on commands never go back */
   uint64_t clock_proposed_ms; /* the last clock entry's stamp */
   /* The tag of the next app command proposed here: the node id in the top
    * byte, a counter from a random start below it, so that no other node,
@@ -416,7 +416,7 @@ struct rt {
 uint64_t rt_now_ms(const struct rt *rt);
 uint64_t rt_wall_ms(const struct rt *rt);
 uint64_t rt_mono_us(const struct rt *rt);
-/* A command stamp: the wall clock, made strictly increasing. */
+/* A command stamp: the wall clock, never going back. */
 uint64_t rt_stamp_ms(struct rt *rt);
 void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -136,13 +136,7 @@ static int pipelined_sets(struct rt_node *n, struct rt_stream *c, int r0,
                               "SET k%d.%d %s\r\n", r, i, value);
     rt_stream_input(c, batch, len);
     settle(n);
-    const uint8_t *data;
-    size_t dn;
-    while (rt_stream_out_take(c, &data, &dn)) {
-      for (size_t i = 0; i + 5 <= dn; i++)
-        oks += memcmp(data + i, "+OK\r\n", 5) == 0;
-      rt_stream_out_done(c);
-    }
+    oks += rt_stream_take_oks(c);
   }
   return oks;
 }

@@ -164,3 +164,15 @@ void rt_node_close(struct rt_node *n) {
   rt_close_crash(n->rt);
   memfs_free(n->fs);
 }
+
+int rt_stream_take_oks(struct rt_stream *c) {
+  int oks = 0;
+  const uint8_t *data;
+  size_t n;
+  while (rt_stream_out_take(c, &data, &n)) {
+    for (size_t i = 0; i + 5 <= n; i++)
+      oks += memcmp(data + i, "+OK\r\n", 5) == 0;
+    rt_stream_out_done(c);
+  }
+  return oks;
+}

@@ -75,4 +75,7 @@ int rt_node_init(struct rt_node *n, struct rt_config *cfg);
 int rt_node_start(struct rt_node *n, const struct rt_config *cfg);
 void rt_node_close(struct rt_node *n);
 
+/* Takes everything `c` has to send and counts the +OK replies in it. */
+int rt_stream_take_oks(struct rt_stream *c);
+
 #endif
