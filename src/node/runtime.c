@@ -44,6 +44,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->wal_segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
   cfg->compact_entries = 20000;
   cfg->compact_bytes = 32u << 20;
+  cfg->watch_window_bytes = RT_WATCH_WINDOW_BYTES_MAX;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
   cfg->clients_max = 10000;
@@ -501,15 +502,14 @@ static void maybe_compact(struct rt *rt) {
    * damage where there was only a failed fsync. rt_sync_done compacts
    * between jobs, so a steady load does not starve it. */
   if (rt->cfg.compact_entries == 0 || rt->dead || rt->sync_running ||
-      rt->snap_running || rt->snap_due ||
-      rt_now_ms(rt) < rt->compact_retry_ms)
+      rt->snap_running || rt->snap_due || rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
-  bool enough = rt->applied >= st.snapshot_index + rt->cfg.compact_entries ||
-                (rt->cfg.compact_bytes != 0 &&
-                 rt->applied > st.snapshot_index &&
-                 rt->applied_bytes >= rt->cfg.compact_bytes);
+  bool enough =
+      rt->applied >= st.snapshot_index + rt->cfg.compact_entries ||
+      (rt->cfg.compact_bytes != 0 && rt->applied > st.snapshot_index &&
+       rt->applied_bytes >= rt->cfg.compact_bytes);
   if (!enough || rt->applied_bytes * 100u <
                      rt->snapshot_bytes * rt->cfg.compact_growth_pct)
     return;

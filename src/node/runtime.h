@@ -208,6 +208,11 @@ struct rt_config {
    * state: snapshotting a big store every compact_entries would spend
    * more on the snapshots than on the log. */
   uint32_t compact_growth_pct;
+  /* The watch window: the recent changes kept for SABHA.WATCH ... FROM
+   * (watch.c), in bytes; RT_WATCH_WINDOW_BYTES_MAX, its default, is the
+   * most. The simulator draws small ones, so that the window wraps and
+   * drops events all the time under its watch checker. */
+  uint64_t watch_window_bytes;
   uint32_t leader_wait_ms;     /* a command waits this long for a leader */
   uint32_t request_timeout_ms; /* a write or read waits this long for its
                                   commit or ReadIndex */

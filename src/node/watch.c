@@ -49,12 +49,24 @@ struct rt_event {
   uint8_t bytes[]; /* key, then value */
 };
 
+/* The events themselves live in one circular arena, oldest first, so that
+ * keeping the window costs a copy per change and no allocation: every
+ * write the store applies is an event, watched or not (a watcher may come
+ * later and ask FROM a past revision). An event goes where the last one
+ * ended, or back at the start when the end has no room; the oldest go
+ * first when neither has. The arena doubles, moving what it holds, until
+ * it reaches the window's bound (rt_config.watch_window_bytes, at most
+ * RT_WATCH_WINDOW_BYTES_MAX). */
 struct rt_watch {
-  struct rt_event **ring; /* cap entries, a power of two */
+  struct rt_event **ring; /* cap entries, a power of two; into the arena */
   size_t cap;
   uint64_t first_seq; /* sequence number of the oldest event held */
   uint64_t next_seq;  /* of the next event to come */
-  size_t bytes;
+  uint8_t *arena;
+  size_t arena_cap;
+  size_t arena_max; /* the window's bound */
+  size_t head;      /* where the oldest event begins (the empty arena: 0) */
+  size_t tail;      /* where the next one goes */
   uint64_t first_rev;
   struct list_link watchers;
 };
@@ -75,25 +87,34 @@ struct rt_watcher {
   uint64_t last_rev; /* of the last event gathered */
 };
 
-#define EVENT_OVERHEAD_BYTES (sizeof(struct rt_event) + sizeof(void *))
+#define WATCH_ARENA_BYTES_MIN (256u << 10)
+
+/* An event's place in the arena: its header and bytes, aligned for the
+ * next header. */
+static size_t event_bytes(size_t key_len, size_t value_len) {
+  size_t n = sizeof(struct rt_event) + key_len + value_len;
+  return (n + _Alignof(struct rt_event) - 1) &
+         ~(size_t)(_Alignof(struct rt_event) - 1);
+}
 
 int rt_watch_init(struct rt *rt, uint64_t first_rev) {
   struct rt_watch *w = calloc(1, sizeof *w);
   if (w == NULL)
     return SABHA_ENOMEM;
   w->first_rev = first_rev > 0 ? first_rev : 1;
+  uint64_t max = rt->cfg.watch_window_bytes;
+  w->arena_max = max == 0 || max > RT_WATCH_WINDOW_BYTES_MAX
+                     ? RT_WATCH_WINDOW_BYTES_MAX
+                     : (size_t)max;
   list_init(&w->watchers);
   rt->watch = w;
   return 0;
 }
 
 static void window_clear(struct rt_watch *w) {
-  for (uint64_t s = w->first_seq; s < w->next_seq; s++) {
-    free(w->ring[s & (w->cap - 1)]);
-    w->ring[s & (w->cap - 1)] = NULL;
-  }
   w->first_seq = w->next_seq;
-  w->bytes = 0;
+  w->head = 0;
+  w->tail = 0;
 }
 
 static void watcher_free(struct rt_watcher *x) {
@@ -111,7 +132,7 @@ void rt_watch_free(struct rt *rt) {
     return;
   while (!list_empty(&w->watchers))
     watcher_free(LIST_OF(w->watchers.next, struct rt_watcher, link));
-  window_clear(w);
+  free(w->arena);
   free(w->ring);
   free(w);
   rt->watch = NULL;
@@ -123,14 +144,74 @@ uint64_t rt_watch_first_rev(const struct rt *rt) {
 
 static void drop_oldest(struct rt_watch *w) {
   assert(w->first_seq < w->next_seq);
-  struct rt_event *e = w->ring[w->first_seq & (w->cap - 1)];
-  w->ring[w->first_seq & (w->cap - 1)] = NULL;
-  w->first_seq++;
-  w->bytes -= EVENT_OVERHEAD_BYTES + e->key_len + e->value_len;
+  const struct rt_event *e = w->ring[w->first_seq & (w->cap - 1)];
   /* The rest of its revision may still be held, but no longer all of it. */
   if (e->revision + 1 > w->first_rev)
     w->first_rev = e->revision + 1;
-  free(e);
+  w->first_seq++;
+  if (w->first_seq == w->next_seq)
+    window_clear(w);
+  else
+    w->head = (size_t)((const uint8_t *)w->ring[w->first_seq & (w->cap - 1)] -
+                       w->arena);
+}
+
+/* Moves the events into an arena of `cap` bytes, one after the other from
+ * its start. */
+static bool arena_grow(struct rt_watch *w, size_t cap) {
+  uint8_t *arena = malloc(cap);
+  if (arena == NULL)
+    return false;
+  size_t at = 0;
+  for (uint64_t s = w->first_seq; s < w->next_seq; s++) {
+    struct rt_event **slot = &w->ring[s & (w->cap - 1)];
+    size_t n = event_bytes((*slot)->key_len, (*slot)->value_len);
+    memcpy(arena + at, *slot, n);
+    *slot = (struct rt_event *)(void *)(arena + at);
+    at += n;
+  }
+  free(w->arena);
+  w->arena = arena;
+  w->arena_cap = cap;
+  w->head = 0;
+  w->tail = at;
+  return true;
+}
+
+/* Where `n` bytes fit in the arena now: after the newest event, or at the
+ * start when the arena's end has no room and the oldest begins far enough
+ * in (the gap left at the end goes with the wrap). NULL if nowhere. */
+static uint8_t *arena_fit(struct rt_watch *w, size_t n) {
+  if (w->first_seq == w->next_seq)
+    return n <= w->arena_cap ? w->arena : NULL; /* empty: head = tail = 0 */
+  if (w->tail > w->head) {                      /* one run, head..tail */
+    if (w->arena_cap - w->tail >= n)
+      return w->arena + w->tail;
+    return w->head > n ? w->arena : NULL; /* never tail == head when held */
+  }
+  return w->head - w->tail > n ? w->arena + w->tail : NULL; /* wrapped */
+}
+
+/* Room for an event of `n` bytes: a larger arena while it may grow, else
+ * the oldest events dropped. NULL only without memory. */
+static uint8_t *arena_room(struct rt_watch *w, size_t n) {
+  for (;;) {
+    uint8_t *at = arena_fit(w, n);
+    if (at != NULL)
+      return at;
+    if (w->arena_cap < w->arena_max) {
+      size_t cap = w->arena_cap == 0 ? WATCH_ARENA_BYTES_MIN : w->arena_cap;
+      while (cap < w->arena_max && cap < 2 * (w->tail + n))
+        cap *= 2;
+      if (cap > w->arena_max)
+        cap = w->arena_max;
+      if (!arena_grow(w, cap))
+        return NULL;
+      continue;
+    }
+    assert(w->first_seq < w->next_seq); /* an empty window fits n */
+    drop_oldest(w);
+  }
 }
 
 /* Room for one more event in the ring. */
@@ -157,20 +238,29 @@ static bool ring_room(struct rt_watch *w) {
 void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
   struct rt *rt = ctx;
   struct rt_watch *w = rt->watch;
-  size_t size = ev->key_len + ev->value_len;
-  struct rt_event *e = malloc(sizeof *e + size);
-  if (e == NULL || !ring_room(w)) {
-    /* Without memory the window cannot stay whole: it starts again after
-     * this revision, and watchers that needed it are told (deliver). */
-    free(e);
+  size_t n = event_bytes(ev->key_len, ev->value_len);
+  uint8_t *at = NULL;
+  if (n <= w->arena_max && ring_room(w))
+    at = arena_room(w, n);
+  if (at == NULL) {
+    /* Without memory, or room for this event in the whole window, the
+     * window cannot stay whole: it starts again after this revision, and
+     * watchers that needed it are told (deliver). */
     rt_log(rt, RT_LOG_WARN,
-           "no memory for watch events: the window restarts after "
-           "revision %" PRIu64,
+           "%s: the watch window restarts after revision %" PRIu64,
+           n > w->arena_max ? "a change larger than the watch window"
+                            : "no memory for watch events",
            ev->revision);
     window_clear(w);
+    /* The change lost takes a place of its own, so that every watcher,
+     * even one that had taken all the rest, is behind the window now and
+     * is told where to resume, instead of missing it without a word. */
+    w->next_seq++;
+    w->first_seq = w->next_seq;
     w->first_rev = ev->revision + 1;
     return;
   }
+  struct rt_event *e = (struct rt_event *)(void *)at;
   e->revision = ev->revision;
   e->kind = (uint8_t)ev->kind;
   e->key_len = (uint32_t)ev->key_len;
@@ -181,9 +271,7 @@ void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
     memcpy(e->bytes + ev->key_len, ev->value, ev->value_len);
   w->ring[w->next_seq & (w->cap - 1)] = e;
   w->next_seq++;
-  w->bytes += EVENT_OVERHEAD_BYTES + size;
-  while (w->bytes > RT_WATCH_WINDOW_BYTES_MAX && w->first_seq + 1 < w->next_seq)
-    drop_oldest(w);
+  w->tail = (size_t)(at - w->arena) + event_bytes(ev->key_len, ev->value_len);
 }
 
 /* Ends a watcher with an error its client reads last. */

@@ -707,6 +707,11 @@ static void runtime_setup(struct sim *s) {
   /* In every fourth run the bytes come first: a few batched entries are
    * enough for a snapshot (sabhad's compact-bytes, made small). */
   cfg->compact_bytes = o->seed % 4 == 1 ? 2048u : 0u;
+  /* In every fifth run the watch window holds 4 KiB, a few dozen changes:
+   * it wraps and drops all the time, and the watcher falls behind and
+   * resumes under the watch checker. */
+  if (o->seed % 5 == 3)
+    cfg->watch_window_bytes = 4096u;
   if (o->priorities != NULL)
     memcpy(cfg->priority, o->priorities, sizeof cfg->priority);
   /* Shorter than sabhad's: the clients give up on an attempt after
