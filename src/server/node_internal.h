@@ -110,6 +110,11 @@ struct srv_node {
   uv_timer_t tick_timer;
   uv_check_t check; /* runs the runtime after each iteration's I/O */
   uv_idle_t idle;   /* keeps the loop from blocking while work is due */
+  uv_prepare_t prepare; /* before each poll: the clocks read afresh after */
+  /* The runtime's clocks, read once per stretch of a loop turn (node.c,
+   * port_mono_us): valid while the flags say so. */
+  uint64_t mono_us, wall_ms;
+  bool mono_read, wall_read;
   uv_signal_t sig_term, sig_int;
   uv_tcp_t client_listener, http_listener;
   bool client_listening, http_listening;
