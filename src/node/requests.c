@@ -41,6 +41,28 @@
 /* ---- requests ---------------------------------------------------------------
  */
 
+/* Requests come and go by the hundred thousand a second under load, and
+ * each was a malloc and a free, and another pair for its reply. Those that
+ * fit a block of RT_REQ_BLOCK_BYTES (a SET of a few hundred bytes does)
+ * go back to their runtime's pool instead, keeping a small reply buffer
+ * with them, up to RT_REQ_POOL_MAX blocks; rt_close frees the pool. A
+ * request stays with the runtime that made it (a group's link hands the
+ * group the arguments, not the request), and is freed before it. Under
+ * AddressSanitizer there is no pool, so that a request used after its
+ * free is still caught. */
+#define RT_REQ_BLOCK_BYTES 1024u
+#define RT_REQ_REPLY_KEEP_BYTES 256u
+#if defined(__SANITIZE_ADDRESS__)
+#define RT_REQ_POOL_MAX 0u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RT_REQ_POOL_MAX 0u
+#endif
+#endif
+#ifndef RT_REQ_POOL_MAX
+#define RT_REQ_POOL_MAX 1024u
+#endif
+
 struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
                             const struct rt_command *cmd, uint32_t argc,
                             const struct resp_arg *argv) {
@@ -51,10 +73,23 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
     bytes += argv[i].len;
   _Static_assert(sizeof(struct rt_req) % _Alignof(struct resp_arg) == 0,
                  "the arguments' array follows the request aligned");
-  struct rt_req *r = malloc(sizeof *r + argc * sizeof *r->argv + bytes);
-  if (r == NULL)
-    return NULL;
+  size_t need = sizeof(struct rt_req) + argc * sizeof(struct resp_arg) + bytes;
+  bool block = need <= RT_REQ_BLOCK_BYTES;
+  struct rt_req *r;
+  struct resp_buf kept = {0};
+  if (block && rt->req_pool != NULL) {
+    r = rt->req_pool;
+    rt->req_pool = r->pool_next;
+    rt->req_pool_n--;
+    kept = r->reply;
+  } else {
+    r = malloc(block ? RT_REQ_BLOCK_BYTES : need);
+    if (r == NULL)
+      return NULL;
+  }
   memset(r, 0, sizeof *r);
+  r->block = block;
+  r->owner = rt;
   if (argc > 0) {
     r->argv = (struct resp_arg *)(r + 1);
     uint8_t *p = (uint8_t *)(r->argv + argc);
@@ -73,6 +108,8 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
   list_init(&r->qlink);
   list_init(&r->glink);
   resp_buf_init(&r->reply, RT_OUT_BYTES_MAX);
+  r->reply.data = kept.data; /* empty, with its room */
+  r->reply.cap = kept.cap;
   r->order = ++rt->next_req_order;
   r->arrival_ms = rt_now_ms(rt);
   r->started_us = rt_mono_us(rt);
@@ -81,8 +118,27 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
 
 void rt_req_free(struct rt_req *r) {
   assert(r->where == RT_IN_NONE);
+  struct rt *rt = r->owner;
+  if (r->block && rt->req_pool_n < RT_REQ_POOL_MAX) {
+    if (r->reply.cap > RT_REQ_REPLY_KEEP_BYTES)
+      resp_buf_free(&r->reply);
+    r->pool_next = rt->req_pool;
+    rt->req_pool = r;
+    rt->req_pool_n++;
+    return;
+  }
   resp_buf_free(&r->reply);
   free(r); /* and its arguments */
+}
+
+void rt_req_pool_free(struct rt *rt) {
+  while (rt->req_pool != NULL) {
+    struct rt_req *r = rt->req_pool;
+    rt->req_pool = r->pool_next;
+    resp_buf_free(&r->reply);
+    free(r);
+  }
+  rt->req_pool_n = 0;
 }
 
 void rt_req_unlist(struct rt_req *r) {

@@ -1209,6 +1209,7 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
 
 static void free_all(struct rt *rt) {
   rt_watch_free(rt);
+  rt_req_pool_free(rt);
   sabha_engine_free(rt->engine);
   kvstore_free(rt->kv);
   app_free(rt->app);

@@ -151,6 +151,9 @@ struct rt_req {
   uint8_t where;                /* enum rt_where */
   uint8_t state;                /* enum rt_req_state */
   bool sent;                    /* FORWARD: written to the link */
+  bool block;                   /* one of the pool's blocks (requests.c) */
+  struct rt *owner;             /* whose pool it goes back to */
+  struct rt_req *pool_next;     /* in the pool */
   uint32_t argc;
   struct resp_arg *argv; /* a copy: one allocation with the bytes */
   struct resp_buf reply;
@@ -364,7 +367,9 @@ struct rt {
   struct list_link reads;
   uint64_t next_read_id;
   uint64_t next_req_order;
-  uint64_t last_stamp_ms;     /* stamps on commands never go back */
+  uint64_t last_stamp_ms;  /* stamps on commands never go back */
+  struct rt_req *req_pool; /* requests freed for reuse (requests.c) */
+  uint32_t req_pool_n;
   uint64_t clock_proposed_ms; /* the last clock entry's stamp */
   /* The tag of the next app command proposed here: the node id in the top
    * byte, a counter from a random start below it, so that no other node,
@@ -436,6 +441,8 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
                             const struct rt_command *cmd, uint32_t argc,
                             const struct resp_arg *argv);
 void rt_req_free(struct rt_req *r);
+/* Frees the requests kept for reuse (rt_close). */
+void rt_req_pool_free(struct rt *rt);
 void rt_req_unlist(struct rt_req *r);
 /* The reply is in r->reply: r leaves its list and waits for its turn. */
 void rt_req_done(struct rt *rt, struct rt_req *r);
