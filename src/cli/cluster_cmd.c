@@ -867,8 +867,8 @@ static void show_log_tail(const struct cluster *c, uint32_t id) {
 
 /* SIGTERM (or SIGKILL) a node, unless `signalled` says it had its SIGTERM
  * already, and wait for it to go. */
-static bool stop_node_signalled(const struct cluster *c, uint32_t id,
-                                bool hard, bool signalled) {
+static bool stop_node_signalled(const struct cluster *c, uint32_t id, bool hard,
+                                bool signalled) {
   pid_t pid = running_pid(c, id);
   if (pid == 0) {
     remove_pid_file(c, id);
@@ -1013,12 +1013,30 @@ static int open_cluster(struct cluster *c, const struct opts *o) {
   return CLI_EXIT_OK;
 }
 
+#define STATUS_PASSES 3
+#define STATUS_PASS_GAP_MS 50u
+
+/* Asks the nodes one after the other, so a leadership change in the middle
+ * of a pass can show a cluster with no leader (the old one asked after it
+ * stepped down, the new one before it won) or with two. A script that
+ * looks for the leader's port would then find none. When a pass names no
+ * leader, or more than one, it is made again, up to STATUS_PASSES times;
+ * the last is printed, whatever it shows. */
 static int cmd_status(const struct cluster *c) {
-  for (uint32_t i = 1; i <= c->nodes; i++) {
-    struct node_view v;
-    view_node(c, i, &v);
-    print_node(c, i, &v);
+  struct node_view views[NODES_MAX + 1];
+  for (int pass = 0; pass < STATUS_PASSES; pass++) {
+    if (pass > 0)
+      sleep_ms(STATUS_PASS_GAP_MS);
+    uint32_t leaders = 0;
+    for (uint32_t i = 1; i <= c->nodes; i++) {
+      view_node(c, i, &views[i]);
+      leaders += strcmp(views[i].role, "leader") == 0;
+    }
+    if (leaders == 1)
+      break;
   }
+  for (uint32_t i = 1; i <= c->nodes; i++)
+    print_node(c, i, &views[i]);
   return CLI_EXIT_OK;
 }
 

@@ -52,15 +52,16 @@
  * free is still caught. */
 #define RT_REQ_BLOCK_BYTES 1024u
 #define RT_REQ_REPLY_KEEP_BYTES 256u
+#define RT_REQ_POOL_MAX 1024u
 #if defined(__SANITIZE_ADDRESS__)
-#define RT_REQ_POOL_MAX 0u
+#define RT_REQ_POOLING 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define RT_REQ_POOL_MAX 0u
+#define RT_REQ_POOLING 0
 #endif
 #endif
-#ifndef RT_REQ_POOL_MAX
-#define RT_REQ_POOL_MAX 1024u
+#ifndef RT_REQ_POOLING
+#define RT_REQ_POOLING 1
 #endif
 
 struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
@@ -119,7 +120,7 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
 void rt_req_free(struct rt_req *r) {
   assert(r->where == RT_IN_NONE);
   struct rt *rt = r->owner;
-  if (r->block && rt->req_pool_n < RT_REQ_POOL_MAX) {
+  if (RT_REQ_POOLING && r->block && rt->req_pool_n < RT_REQ_POOL_MAX) {
     if (r->reply.cap > RT_REQ_REPLY_KEEP_BYTES)
       resp_buf_free(&r->reply);
     r->pool_next = rt->req_pool;
