@@ -362,14 +362,14 @@ static void apply_app_command(struct rt *rt, uint64_t index, uint32_t pos,
  * proposals by what identifies them, not by index: Multi-Paxos packs
  * several proposals into one slot. */
 static void apply_command(struct rt *rt, uint64_t index, uint32_t pos,
-                          const uint8_t *cmd, size_t len) {
+                          const uint8_t *cmd, size_t len, uint64_t hash) {
   if (app_is_command(cmd, len)) {
     apply_app_command(rt, index, pos, cmd, len);
     return;
   }
   struct kvstore_result res;
   memset(&res, 0, sizeof res);
-  int rc = kvstore_apply(rt->kv, cmd, len, &res);
+  int rc = kvstore_apply_hinted(rt->kv, cmd, len, hash, &res);
   if (rc == SABHA_ENOMEM) {
     rt_fatal(rt, RT_FATAL_MEMORY, "out of memory applying entry %" PRIu64,
              index);
@@ -432,12 +432,16 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
   for (uint32_t k = 0; batch && k < RT_PREFETCH_AHEAD; k++)
     ahead[k] = prefetch_next(rt, e, &pf_off);
   while (!rt->dead && (rc = sabha_batch_next(e, &off, &cmd, &len)) == 1) {
+    /* This command's hash, read RT_PREFETCH_AHEAD commands ago from these
+     * bytes: the store need not hash its key again. */
+    uint64_t hash = 0;
     if (batch) {
+      hash = ahead[pos % RT_PREFETCH_AHEAD];
       kvstore_prefetch_order(rt->kv, ahead[(pos + 1) % RT_PREFETCH_AHEAD]);
       kvstore_prefetch_entry(rt->kv, ahead[(pos + 2) % RT_PREFETCH_AHEAD]);
       ahead[pos % RT_PREFETCH_AHEAD] = prefetch_next(rt, e, &pf_off);
     }
-    apply_command(rt, e->index, pos++, cmd, len);
+    apply_command(rt, e->index, pos++, cmd, len, hash);
   }
   if (!rt->dead && rc < 0)
     rt_log(rt, RT_LOG_ERROR,

@@ -489,6 +489,9 @@ struct kvstore {
   uint64_t revision;     /* of the commands being applied */
   uint64_t delete_rev;   /* the last revision that deleted a key */
   bool applying;         /* events go to config.on_event */
+  /* The key's hash kvstore_apply_hinted was given for the command it
+   * applies (0: none); the first reservation takes it. */
+  uint64_t hint_hash;
   /* A TXN's replies and the bytes of bulk replies, kept until the next
    * apply (kvstore_result.items, .bulk). */
   struct kvstore_result *items;
@@ -1448,7 +1451,8 @@ static int reserve(struct kvstore *kv, const struct command *c,
   switch (c->op) {
   case KVSTORE_OP_SET:
   case KVSTORE_OP_CAS:
-    r->key_hash = key_hash(kv, c->key);
+    r->key_hash = kv->hint_hash != 0 ? kv->hint_hash : key_hash(kv, c->key);
+    kv->hint_hash = 0; /* a TXN's next operation has a key of its own */
     old = peek_key_hashed(kv, c->key, r->key_hash);
     r->one = entry_new(cfg, c->key, c->value, c->value.len);
     /* A key that neither expires nor belongs to a lease is still there
@@ -2219,8 +2223,8 @@ static int apply_checked(struct kvstore *kv, const struct command *c,
   return 0;
 }
 
-int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
-                  struct kvstore_result *out) {
+int kvstore_apply_hinted(struct kvstore *kv, const uint8_t *cmd, size_t len,
+                         uint64_t hash, struct kvstore_result *out) {
   assert(kv != NULL && out != NULL && (cmd != NULL || len == 0));
   memset(out, 0, sizeof *out);
   struct command c;
@@ -2231,9 +2235,18 @@ int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
   }
   kv->reply_len = 0;
   kv->applying = true;
+  /* Only a SET's or a CAS's reservation hashes its key (the ones
+   * kvstore_prefetch_slot hashes too); any other command ignores it. */
+  kv->hint_hash = c.op == KVSTORE_OP_SET || c.op == KVSTORE_OP_CAS ? hash : 0;
   int rc = apply_checked(kv, &c, out);
+  kv->hint_hash = 0;
   kv->applying = false;
   return rc;
+}
+
+int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
+                  struct kvstore_result *out) {
+  return kvstore_apply_hinted(kv, cmd, len, 0, out);
 }
 
 uint64_t kvstore_prefetch_slot(const struct kvstore *kv, const uint8_t *cmd,
@@ -2255,7 +2268,7 @@ uint64_t kvstore_prefetch_slot(const struct kvstore *kv, const uint8_t *cmd,
     return 0;
   uint64_t hash = key_hash(kv, c.key);
   __builtin_prefetch(&kv->keys.slots[(size_t)hash & (kv->keys.cap - 1)]);
-  return hash | 1u; /* never 0: 0 says "nothing" */
+  return hash; /* 0 in one key of 2^64: then no hint, nothing wrong */
 }
 
 /* The entry in the home slot of the hash kvstore_prefetch_slot gave, if
@@ -2265,7 +2278,7 @@ static const struct entry *prefetch_home(const struct kvstore *kv,
   if (hash == 0 || kv->keys.cap == 0)
     return NULL;
   const struct slot *s = &kv->keys.slots[(size_t)hash & (kv->keys.cap - 1)];
-  return s->item != NULL && (s->hash | 1u) == hash ? s->item : NULL;
+  return s->item != NULL && s->hash == hash ? s->item : NULL;
 }
 
 void kvstore_prefetch_entry(const struct kvstore *kv, uint64_t hash) {

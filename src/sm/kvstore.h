@@ -454,6 +454,12 @@ void kvstore_prefetch_order(const struct kvstore *kv, uint64_t hash);
 
 int kvstore_apply(struct kvstore *kv, const uint8_t *cmd, size_t len,
                   struct kvstore_result *out);
+/* kvstore_apply with the key's hash that kvstore_prefetch_slot returned
+ * for these very bytes on this store (0: none), so that a batch's keys are
+ * hashed once, not twice. The same replies and the same store; a hash of
+ * other bytes, or of another store, breaks the store. */
+int kvstore_apply_hinted(struct kvstore *kv, const uint8_t *cmd, size_t len,
+                         uint64_t hash, struct kvstore_result *out);
 
 /* The revision (log index) of the commands applied next; it never goes
  * down (a smaller one is ignored). */

@@ -28,6 +28,7 @@
 struct replica {
   struct kvstore *kv;
   struct app *app;
+  bool hinted; /* applies with the prefetch's hash, as a node does */
 };
 
 /* What a reply says, reduced to comparable bytes. */
@@ -40,6 +41,7 @@ struct outcome {
 };
 
 static void replica_new(struct replica *r) {
+  r->hinted = false;
   struct kvstore_config kc = sm_kv_config();
   struct app_config ac = sm_app_config();
   REQUIRE(kvstore_new(&r->kv, &kc) == 0 && app_new(&r->app, &ac) == 0);
@@ -68,11 +70,14 @@ static struct outcome apply(struct replica *r, const uint8_t *cmd, size_t len) {
   struct kvstore_result res;
   memset(&res, 0, sizeof res);
   /* The prefetch hints read the same bytes first, as a node applying a
-   * batch does; they must never fault or change what follows. */
+   * batch does, and the hinted replica applies with the hash they gave:
+   * none may fault or change what follows (the other replica, which
+   * applies without, must answer and end the same). */
   uint64_t hint = kvstore_prefetch_slot(r->kv, cmd, len);
   kvstore_prefetch_entry(r->kv, hint);
   kvstore_prefetch_order(r->kv, hint);
-  o.rc = kvstore_apply(r->kv, cmd, len, &res);
+  o.rc = r->hinted ? kvstore_apply_hinted(r->kv, cmd, len, hint, &res)
+                   : kvstore_apply(r->kv, cmd, len, &res);
   REQUIRE(o.rc == 0 || o.rc == SABHA_ECORRUPT);
   struct kvstore_hdr hdr;
   if (o.rc == 0 && len > 1 && cmd[1] == KVSTORE_OP_CLOCK &&
@@ -91,6 +96,21 @@ static struct outcome apply(struct replica *r, const uint8_t *cmd, size_t len) {
 static bool same(const struct outcome *a, const struct outcome *b) {
   return a->rc == b->rc && a->kind == b->kind && a->detail == b->detail &&
          a->integer == b->integer && strcmp(a->text, b->text) == 0;
+}
+
+/* Whether two replicas' stores snapshot to the same bytes. */
+static bool same_store(const struct replica *x, const struct replica *y) {
+  size_t n = kvstore_snapshot_size(x->kv);
+  if (n != kvstore_snapshot_size(y->kv))
+    return false;
+  uint8_t *bx = malloc(n), *by = malloc(n);
+  REQUIRE(bx != NULL && by != NULL);
+  REQUIRE(kvstore_snapshot(x->kv, bx, n) == n);
+  REQUIRE(kvstore_snapshot(y->kv, by, n) == n);
+  bool eq = memcmp(bx, by, n) == 0;
+  free(bx);
+  free(by);
+  return eq;
 }
 
 /* A copy of `from` made through its snapshots. */
@@ -112,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct replica a, b;
   replica_new(&a);
   replica_new(&b);
+  a.hinted = true;
   /* The last few commands applied, to replay on a restored copy. */
   const uint8_t *recent[COMMANDS_REPLAYED];
   size_t recent_len[COMMANDS_REPLAYED];
@@ -145,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   REQUIRE(app_state_hash(a.app) == app_state_hash(b.app));
   REQUIRE(kvstore_dbsize(a.kv) == kvstore_dbsize(b.kv));
+  REQUIRE(same_store(&a, &b));
 
   struct replica c;
   replica_new(&c);
