@@ -1,0 +1,144 @@
+/* What a follower sends its leader over the forwarding link (src/node/
+ * forward.c, clients.c), through the runtime's own API, as a host sees it.
+ * The node is node 2 of three over memfs; node 1 leads, as its heartbeat
+ * tells; the test is the host and plays the leader's side of the link.
+ *
+ * What each test holds the node to: every command a follower forwards is
+ * one the leader's parser takes (resp_limits_default), so that one client's
+ * command can never make the leader close the link that carries every
+ * other client's requests of this node. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "node/resp.h"
+#include "node/runtime.h"
+#include "node/runtime_internal.h"
+#include "raft/raft.h"
+#include "rt_host.h"
+#include "storage/memfs.h"
+
+static void node_open(struct rt_node *n) {
+  struct rt_config cfg;
+  CHECK(rt_node_init(n, &cfg) == 0);
+  n->h.accept_links = true;
+  CHECK(rt_node_start(n, &cfg) == 0);
+  /* Node 1 leads term 1, as its heartbeat tells node 2. */
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+  rt_step(n->rt, &m);
+  rt_run(n->rt);
+}
+
+static struct rt_stream *client(struct rt_node *n) {
+  struct rt_stream *s = NULL;
+  return rt_stream_accept(n->rt, true, &s) == NULL ? s : NULL;
+}
+
+/* Everything the stream has to send, appended to *b. */
+static void take_all(struct rt_stream *s, struct resp_buf *b) {
+  const uint8_t *data;
+  size_t len;
+  while (rt_stream_out_take(s, &data, &len)) {
+    resp_buf_append(b, data, len);
+    rt_stream_out_done(s);
+  }
+}
+
+/* How many whole commands `b` holds, as the leader would parse them; -1
+ * when one breaks the protocol or a limit there. */
+static int parse_all(const struct resp_buf *b) {
+  static struct resp_arg argv[65536];
+  size_t off = 0;
+  int n = 0;
+  while (off < b->len) {
+    struct resp_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.argv = argv;
+    cmd.argv_cap = 65536;
+    size_t used = 0;
+    enum resp_status st = resp_parse(b->data + off, b->len - off, &cmd, &used,
+                                     &resp_limits_default);
+    if (st != RESP_COMPLETE)
+      return -1;
+    off += used;
+    n++;
+  }
+  return n;
+}
+
+/* WATCH of `n` distinct keys of `bytes` bytes each, as one command. */
+static void send_watch(struct rt_node *n, struct rt_stream *c, uint32_t first,
+                       uint32_t keys, size_t bytes) {
+  struct resp_buf b;
+  resp_buf_init(&b, 64u << 20);
+  char *key = malloc(bytes);
+  CHECK(key != NULL);
+  resp_write_array(&b, keys + 1);
+  resp_write_bulk(&b, "WATCH", 5);
+  for (uint32_t i = 0; i < keys; i++) {
+    memset(key, 'k', bytes);
+    snprintf(key, bytes, "%u", first + i);
+    key[strlen(key)] = 'k';
+    resp_write_bulk(&b, key, bytes);
+  }
+  CHECK(b.err == 0);
+  rt_stream_input(c, b.data, b.len);
+  rt_run(n->rt);
+  free(key);
+  resp_buf_free(&b);
+}
+
+static void an_exec_too_big_to_forward_is_refused_here(void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  /* 600 keys of 30000 bytes: 18 MB of WATCHed keys in three commands,
+   * each well within the 16 MiB one command may hold. */
+  for (uint32_t w = 0; w < 3; w++)
+    send_watch(&n, c, w * 200, 200, 30000);
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL && n.h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(n.rt);
+  struct resp_buf sent;
+  resp_buf_init(&sent, 256u << 20);
+  take_all(link, &sent);
+  CHECK(parse_all(&sent) == 4); /* SABHA.FORWARDED and the WATCHes */
+  resp_buf_reset(&sent);
+  /* The leader: the link's own reply, then each WATCH's index. */
+  static const char replies[] = "+OK\r\n:5\r\n:5\r\n:5\r\n";
+  rt_stream_input(link, replies, sizeof replies - 1);
+  rt_run(n.rt);
+  struct resp_buf got;
+  resp_buf_init(&got, 1u << 20);
+  take_all(c, &got);
+  CHECK(got.len == 15 && memcmp(got.data, "+OK\r\n+OK\r\n+OK\r\n", 15) == 0);
+  resp_buf_reset(&got);
+
+  static const char txn[] = "MULTI\r\nSET x 1\r\nEXEC\r\n";
+  rt_stream_input(c, txn, sizeof txn - 1);
+  rt_run(n.rt);
+  /* Whatever goes to the leader, the leader can parse: an EXEC whose
+   * SABHA.TXN would not fit one command is refused here, with a reason,
+   * and the link (every other client's requests) stays up. */
+  take_all(link, &sent);
+  CHECK(parse_all(&sent) >= 0);
+  take_all(c, &got);
+  static const char want[] = "+OK\r\n+QUEUED\r\n-EXECABORT ";
+  CHECK(got.len > sizeof want - 1 &&
+        memcmp(got.data, want, sizeof want - 1) == 0);
+  CHECK(!rt_host_closed(&n.h, link));
+  resp_buf_free(&got);
+  resp_buf_free(&sent);
+  rt_node_close(&n);
+}
+
+int main(int argc, char **argv) {
+  static const struct test tests[] = {
+      TEST(an_exec_too_big_to_forward_is_refused_here),
+  };
+  return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
