@@ -75,7 +75,18 @@ int rt_node_init(struct rt_node *n, struct rt_config *cfg);
 int rt_node_start(struct rt_node *n, const struct rt_config *cfg);
 void rt_node_close(struct rt_node *n);
 
+/* Node 1, the only member of its group, over a disk of its own (as
+ * rt_node_init), run until it leads: 0, or -1 when it does not. */
+int rt_node_start_alone(struct rt_node *n);
+
+/* Runs the node until it has nothing left to do now. */
+void rt_node_settle(struct rt_node *n);
+
 /* Takes everything `c` has to send and counts the +OK replies in it. */
 int rt_stream_take_oks(struct rt_stream *c);
+
+/* Takes everything `c` has to send and returns its first 4095 bytes as a
+ * string (valid until the next call). */
+const char *rt_stream_said(struct rt_stream *c);
 
 #endif
