@@ -34,11 +34,12 @@
  *              (one log entry, applied whole by every replica), with the
  *              keys WATCHed and the lowest index a WATCH was answered at.
  *              WATCH is a linearizable read whose value is the index the
- *              serving node had applied (the leader's, for a follower):
+ *              serving node had applied whole (the leader's, for a
+ *              follower; not the entry being applied, rt_watch_index):
  *              every change after it has a later index, so the store's
  *              check inside the entry (a watched key's revision past that
- *              index) sees exactly the changes made after WATCH, through
- *              any node. A command refused while queuing makes EXEC answer
+ *              index) sees every change made after WATCH, through any
+ *              node. A command refused while queuing makes EXEC answer
  *              -EXECABORT, as Redis does. */
 #include <assert.h>
 #include <inttypes.h>
@@ -690,7 +691,7 @@ static void watch_settle(struct rt_stream *c, struct rt_req *r) {
   struct rt *rt = c->rt;
   int64_t index = -1;
   if (r->state == RT_REQ_READABLE) {
-    index = (int64_t)rt->applied;
+    index = (int64_t)rt_watch_index(rt);
   } else if (r->reply.len > 3 && r->reply.data[0] == ':') {
     const uint8_t *p = r->reply.data + 1;
     size_t n = r->reply.len - 3; /* without ':' and CRLF */

@@ -95,6 +95,17 @@ uint64_t rt_stamp_ms(struct rt *rt) {
   return now;
 }
 
+uint64_t rt_watch_index(const struct rt *rt) {
+  /* A command answered while an entry is applied releases the reads that
+   * waited behind it in its stream (a WATCH among them) before the rest of
+   * the entry applies; those later commands change keys after the WATCH,
+   * with the entry's index as their revision, so the WATCH names the entry
+   * before. (A change earlier in the entry then aborts the transaction
+   * too: a needless abort, which WATCH's clients retry, never a lost
+   * update.) */
+  return rt->applying ? rt->applied - 1 : rt->applied;
+}
+
 uint64_t rt_read_clock_ms(const struct rt *rt) {
   /* 0: the store and the machine judge by their own clock, the log's. */
   return (rt->cfg.bugs & RT_BUG_WALL_CLOCK_READ) ? rt_wall_ms(rt) : 0;
@@ -430,6 +441,7 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
   bool batch = e->type == SABHA_ENTRY_BATCH;
   for (uint32_t k = 0; batch && k < RT_PREFETCH_AHEAD; k++)
     ahead[k] = prefetch_next(rt, e, &pf_off);
+  rt->applying = true;
   while (!rt->dead && (rc = sabha_batch_next(e, &off, &cmd, &len)) == 1) {
     if (batch) {
       kvstore_prefetch_order(rt->kv, ahead[(pos + 1) % RT_PREFETCH_AHEAD]);
@@ -438,6 +450,7 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
     }
     apply_command(rt, e->index, pos++, cmd, len);
   }
+  rt->applying = false;
   if (!rt->dead && rc < 0)
     rt_log(rt, RT_LOG_ERROR,
            "entry %" PRIu64 " holds a malformed batch; its remaining "
@@ -501,15 +514,14 @@ static void maybe_compact(struct rt *rt) {
    * damage where there was only a failed fsync. rt_sync_done compacts
    * between jobs, so a steady load does not starve it. */
   if (rt->cfg.compact_entries == 0 || rt->dead || rt->sync_running ||
-      rt->snap_running || rt->snap_due ||
-      rt_now_ms(rt) < rt->compact_retry_ms)
+      rt->snap_running || rt->snap_due || rt_now_ms(rt) < rt->compact_retry_ms)
     return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
-  bool enough = rt->applied >= st.snapshot_index + rt->cfg.compact_entries ||
-                (rt->cfg.compact_bytes != 0 &&
-                 rt->applied > st.snapshot_index &&
-                 rt->applied_bytes >= rt->cfg.compact_bytes);
+  bool enough =
+      rt->applied >= st.snapshot_index + rt->cfg.compact_entries ||
+      (rt->cfg.compact_bytes != 0 && rt->applied > st.snapshot_index &&
+       rt->applied_bytes >= rt->cfg.compact_bytes);
   if (!enough || rt->applied_bytes * 100u <
                      rt->snapshot_bytes * rt->cfg.compact_growth_pct)
     return;

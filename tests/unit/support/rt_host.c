@@ -76,6 +76,13 @@ static bool h_snapshot_later(void *ctx) {
   return h->snapshot_later;
 }
 
+static bool h_sync_later(void *ctx) {
+  struct rt_host *h = ctx;
+  if (h->sync_later)
+    h->n_sync_later++;
+  return h->sync_later;
+}
+
 static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
   struct rt_host *h = ctx;
   if (h->abort_on_fatal) {
@@ -107,6 +114,7 @@ struct rt_ports rt_host_ports(struct rt_host *h) {
                            .kick = h_kick,
                            .flush = h_flush,
                            .snapshot_later = h_snapshot_later,
+                           .sync_later = h_sync_later,
                            .fatal = h_fatal,
                            .log = h_log};
 }
@@ -161,6 +169,14 @@ int rt_node_start(struct rt_node *n, const struct rt_config *cfg) {
 void rt_node_settle(struct rt_node *n) {
   for (int round = 0; round < 1000 && rt_run(n->rt); round++)
     ;
+}
+
+void rt_node_sync(struct rt_node *n) {
+  for (int k = 0; k < 100 && rt_sync_running(n->rt); k++) {
+    rt_sync_work(n->rt);
+    rt_sync_done(n->rt);
+    rt_node_settle(n);
+  }
 }
 
 int rt_node_start_alone(struct rt_node *n) {

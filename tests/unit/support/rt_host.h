@@ -44,6 +44,10 @@ struct rt_host {
    * the test calls rt_snapshot_work and rt_snapshot_done), how often. */
   bool snapshot_later;
   int n_snapshot_later;
+  /* ports.sync_later: whether the host takes fsyncs (then the test calls
+   * rt_sync_work and rt_sync_done, rt_node_sync), how often. */
+  bool sync_later;
+  int n_sync_later;
   const struct memfs *fs;
   uint64_t syncs_at_flush;
 };
@@ -81,6 +85,10 @@ int rt_node_start_alone(struct rt_node *n);
 
 /* Runs the node until it has nothing left to do now. */
 void rt_node_settle(struct rt_node *n);
+
+/* Completes the fsyncs the host took (sync_later), and those that follow
+ * from them, settling after each. */
+void rt_node_sync(struct rt_node *n);
 
 /* Takes everything `c` has to send and counts the +OK replies in it. */
 int rt_stream_take_oks(struct rt_stream *c);
