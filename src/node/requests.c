@@ -656,7 +656,8 @@ void rt_proposal_applied_kv(struct rt *rt, const struct kvstore_hdr *hdr,
   if (res->outcome == KVSTORE_REFUSED && res->kind == KVSTORE_REPLY_ERROR &&
       (strcmp(res->error, KVSTORE_ERR_SESSION) == 0 ||
        strcmp(res->error, KVSTORE_ERR_NO_SESSION) == 0) &&
-      r->c->session_state == RT_SESSION_READY && r->c->session == r->session) {
+      !r->c->closing && r->c->session_state == RT_SESSION_READY &&
+      r->c->session == r->session) {
     propose_again(rt, r);
     return;
   }
