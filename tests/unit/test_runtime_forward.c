@@ -136,9 +136,73 @@ static void an_exec_too_big_to_forward_is_refused_here(void) {
   rt_node_close(&n);
 }
 
+/* A node answers -NOTLEADER to a forwarded command when it does not lead,
+ * and the follower sends the command again later. But the link may
+ * already carry the same client's next commands, which that node, leader
+ * by the time they arrive, carries out (it does: the first part below):
+ * sent again, the refused command would apply after them, a pipelined
+ * SET k 1, INCR k applied as INCR, then SET. So when a later command of
+ * the same client is already on its way, the refused one is answered
+ * "not applied" instead (the second part); alone, it goes again. */
+static void a_refused_command_never_overtakes_its_clients_next(void) {
+  struct rt_node n;
+  CHECK(rt_node_open_alone(&n) == 0);
+  struct rt_stream *link = client(&n);
+  CHECK(link != NULL);
+  static const char hello[] = "SABHA.FORWARDED\r\nSET k 1\r\n";
+  rt_stream_input(link, hello, sizeof hello - 1);
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(link), "+OK\r\n-NOTLEADER", 15) == 0);
+  CHECK(rt_node_elect(&n) == 0);
+  rt_stream_input(link, "INCR k\r\n", 8);
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(link), ":1\r\n") == 0);
+  rt_node_close(&n);
+
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\nINCR k\r\n", 17);
+  rt_run(n.rt);
+  CHECK(n.h.link != NULL);
+  rt_stream_connected(n.h.link);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link),
+               "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
+               "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n"
+               "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n") == 0);
+  static const char replies[] = "+OK\r\n-NOTLEADER 1\r\n:1\r\n";
+  rt_stream_input(n.h.link, replies, sizeof replies - 1);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  /* Nothing goes again: the SET was answered. */
+  n.h.now_ms += RT_FWD_BACKOFF_MS + RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link), "") == 0);
+
+  /* Alone on the link, a refused command waits and goes again. */
+  rt_stream_input(c, "SET k 2\r\n", 9);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link),
+               "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n2\r\n") == 0);
+  rt_stream_input(n.h.link, "-NOTLEADER 1\r\n", 14);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
+  n.h.now_ms += RT_FWD_BACKOFF_MS + RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link),
+               "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n2\r\n") == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
+      TEST(a_refused_command_never_overtakes_its_clients_next),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

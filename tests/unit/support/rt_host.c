@@ -179,7 +179,7 @@ void rt_node_sync(struct rt_node *n) {
   }
 }
 
-int rt_node_start_alone(struct rt_node *n) {
+int rt_node_open_alone(struct rt_node *n) {
   struct rt_config cfg;
   if (rt_node_init(n, &cfg) != 0)
     return -1;
@@ -189,14 +189,20 @@ int rt_node_start_alone(struct rt_node *n) {
   snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
   cfg.io = &n->io;
   cfg.engine.seed = 7;
-  if (rt_node_start(n, &cfg) != 0)
-    return -1;
+  return rt_node_start(n, &cfg) == 0 ? 0 : -1;
+}
+
+int rt_node_elect(struct rt_node *n) {
   for (int k = 0; k < 100 && !rt_has_leader(n->rt); k++) {
     n->h.now_ms += 50;
     rt_tick(n->rt);
     rt_node_settle(n);
   }
   return rt_has_leader(n->rt) ? 0 : -1;
+}
+
+int rt_node_start_alone(struct rt_node *n) {
+  return rt_node_open_alone(n) == 0 ? rt_node_elect(n) : -1;
 }
 
 void rt_node_close(struct rt_node *n) {

@@ -80,8 +80,11 @@ int rt_node_start(struct rt_node *n, const struct rt_config *cfg);
 void rt_node_close(struct rt_node *n);
 
 /* Node 1, the only member of its group, over a disk of its own (as
- * rt_node_init), run until it leads: 0, or -1 when it does not. */
+ * rt_node_init), started (rt_node_open_alone: it does not lead yet), then
+ * run until it leads (rt_node_elect): 0, or -1 when it does not. */
 int rt_node_start_alone(struct rt_node *n);
+int rt_node_open_alone(struct rt_node *n);
+int rt_node_elect(struct rt_node *n);
 
 /* Runs the node until it has nothing left to do now. */
 void rt_node_settle(struct rt_node *n);
