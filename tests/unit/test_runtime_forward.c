@@ -199,10 +199,50 @@ static void a_refused_command_never_overtakes_its_clients_next(void) {
   rt_node_close(&n);
 }
 
+/* The same when a link fails before it ever connected: its commands were
+ * never sent, but the client's next one may have gone to the new leader
+ * over another link meanwhile. */
+static void an_unsent_command_never_goes_behind_its_clients_next(void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_run(n.rt);
+  struct rt_stream *first = n.h.link;
+  CHECK(first != NULL && n.h.link_node == 1);
+  /* Node 3 leads term 2 before the link to node 1 connects. */
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 2};
+  rt_step(n.rt, &m);
+  rt_run(n.rt);
+  rt_stream_input(c, "INCR k\r\n", 8);
+  rt_run(n.rt);
+  struct rt_stream *second = n.h.link;
+  CHECK(second != first && n.h.link_node == 3);
+  rt_stream_connected(second);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(second), "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
+                                       "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n") == 0);
+  rt_stream_lost(first); /* it never connected */
+  rt_run(n.rt);
+  n.h.now_ms += RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(second), "") == 0);
+  rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
       TEST(a_refused_command_never_overtakes_its_clients_next),
+      TEST(an_unsent_command_never_goes_behind_its_clients_next),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
