@@ -225,6 +225,7 @@ static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   CHECK(strcmp(rt_stream_said(second), "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
                                        "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n") == 0);
   rt_stream_lost(first); /* it never connected */
+  rt_stream_free(first);
   rt_run(n.rt);
   n.h.now_ms += RT_TIMEOUT_SCAN_MS;
   rt_tick(n.rt);
