@@ -34,11 +34,12 @@
  *              (one log entry, applied whole by every replica), with the
  *              keys WATCHed and the lowest index a WATCH was answered at.
  *              WATCH is a linearizable read whose value is the index the
- *              serving node had applied (the leader's, for a follower):
+ *              serving node had applied whole (the leader's, for a
+ *              follower; not the entry being applied, rt_watch_index):
  *              every change after it has a later index, so the store's
  *              check inside the entry (a watched key's revision past that
- *              index) sees exactly the changes made after WATCH, through
- *              any node. A command refused while queuing makes EXEC answer
+ *              index) sees every change made after WATCH, through any
+ *              node. A command refused while queuing makes EXEC answer
  *              -EXECABORT, as Redis does. */
 #include <assert.h>
 #include <inttypes.h>
@@ -604,6 +605,16 @@ static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
   error_now(c, msg);
 }
 
+/* The bytes of argv as one multibulk command on the wire. */
+static uint64_t wire_bytes(uint32_t argc, const struct resp_arg *argv) {
+  char head[32];
+  uint64_t n = (uint64_t)snprintf(head, sizeof head, "*%u\r\n", argc);
+  for (uint32_t i = 0; i < argc; i++)
+    n += (uint64_t)snprintf(head, sizeof head, "$%zu\r\n", argv[i].len) +
+         argv[i].len + 2;
+  return n;
+}
+
 /* EXEC: the queued commands become one SABHA.TXN request, sent like any
  * write (forwarded by a follower, applied as one entry). */
 static void multi_exec(struct rt_stream *c) {
@@ -629,6 +640,7 @@ static void multi_exec(struct rt_stream *c) {
   struct resp_arg *argv = malloc(argc * sizeof *argv);
   char rev[24], nw[16];
   struct rt_req *r = NULL;
+  bool too_big = false;
   if (argv != NULL) {
     argv[0].ptr = (const uint8_t *)"SABHA.TXN";
     argv[0].len = 9;
@@ -644,11 +656,26 @@ static void multi_exec(struct rt_stream *c) {
     while (next_item(&c->multi, &off, &argv[i]))
       i++;
     assert(i == argc);
-    r = rt_req_alloc(rt, c, rt_command_txn(rt), argc, argv);
+    /* The WATCHed keys ride along: together with the queued commands they
+     * may outgrow what one command may hold, and a follower would forward
+     * a command the leader's parser refuses, closing the link of every
+     * other client of this node. Refused here, the same through any node. */
+    too_big = wire_bytes(argc, argv) > resp_limits_default.command_bytes_max;
+    if (!too_big)
+      r = rt_req_alloc(rt, c, rt_command_txn(rt), argc, argv);
     free(argv);
   }
   multi_reset(c);
   unwatch(c);
+  if (too_big) {
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "EXECABORT the transaction with its WATCHed keys is larger "
+             "than one command may be (%zu bytes)",
+             resp_limits_default.command_bytes_max);
+    error_now(c, msg);
+    return;
+  }
   if (r == NULL) {
     error_now(c, "OOM out of memory");
     return;
@@ -664,7 +691,7 @@ static void watch_settle(struct rt_stream *c, struct rt_req *r) {
   struct rt *rt = c->rt;
   int64_t index = -1;
   if (r->state == RT_REQ_READABLE) {
-    index = (int64_t)rt->applied;
+    index = (int64_t)rt_watch_index(rt);
   } else if (r->reply.len > 3 && r->reply.data[0] == ':') {
     const uint8_t *p = r->reply.data + 1;
     size_t n = r->reply.len - 3; /* without ':' and CRLF */

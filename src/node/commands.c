@@ -887,10 +887,11 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
     exec_range(rt, argc, argv, now, b);
     return;
   case C_WATCH:
-    /* The index this node has applied: no change after it is yet seen,
-     * so a watched key whose revision is later changed after the WATCH
-     * (clients.c turns this into +OK and keeps the number). */
-    resp_write_int(b, (int64_t)rt->applied);
+    /* The index this node has applied whole (rt_watch_index): no change
+     * after it is yet seen, so a watched key whose revision is later
+     * changed after the WATCH (clients.c turns this into +OK and keeps
+     * the number). */
+    resp_write_int(b, (int64_t)rt_watch_index(rt));
     return;
   case C_APP_READ:
     rt_app_read(rt, app_of(cmd)->op, argc - 1, argv + 1, now, b);

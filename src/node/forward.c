@@ -15,7 +15,11 @@
  * A node that receives a forwarded command but is not the leader does not
  * forward it again (no loops, no chains): it answers -NOTLEADER, and the
  * follower puts the request back to wait for a leader, within the request's
- * original leader_wait_ms. When the leader changes, the follower opens a
+ * original leader_wait_ms; unless a later command of the same client was
+ * sent already, which that node, leader by the time it arrives, may carry
+ * out first: then the refused one is answered "not applied", never sent
+ * again behind it (so too a command whose link failed before sending it,
+ * when a later one went over a new link). When the leader changes, the follower opens a
  * link to the new one and lets the old one drain. When a link fails:
  * requests not yet sent (the link never connected) and reads (no side
  * effects) are tried again; writes that may have reached the leader are
@@ -27,6 +31,13 @@
 #include <string.h>
 
 #include "node/runtime_internal.h"
+
+/* A command that was not carried out, but sent again would go after the
+ * connection's later commands, which may be (overtaken). */
+#define MSG_OVERTAKEN                                                          \
+  "TRYAGAIN the leader changed while the command was on its way, and the "     \
+  "connection's later commands may be carried out before it could go "         \
+  "again; it was not applied"
 
 /* ---- links ------------------------------------------------------------------
  */
@@ -42,6 +53,18 @@ static void fwd_close(struct rt_stream *f, const char *why) {
   if (f->group_link && f->rt->gnodes[f->leader] == f)
     f->rt->gnodes[f->leader] = NULL;
   rt_stream_close(f, false);
+}
+
+/* True when a command of r's client after r was sent to a leader and is
+ * not answered yet: it may be carried out before r could go again. */
+static bool overtaken(const struct rt_req *r) {
+  const struct rt_stream *c = r->c;
+  for (const struct list_link *l = r->qlink.next; l != &c->queue; l = l->next) {
+    const struct rt_req *o = LIST_OF(l, const struct rt_req, qlink);
+    if (o->where == RT_IN_FORWARD && o->sent)
+      return true;
+  }
+  return false;
 }
 
 void rt_fwd_lost(struct rt_stream *f, const char *why) {
@@ -72,6 +95,8 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
     else if (r->group != rt->cfg.group &&
              (!f->connected || !r->sent || rt_command_is_read(r->cmd)))
       rt_group_route(rt, r); /* another group's: through its own link */
+    else if ((!f->connected || !r->sent) && overtaken(r))
+      rt_req_fail(rt, r, MSG_OVERTAKEN); /* it would go after them */
     else if (!f->connected || !r->sent || rt_command_is_read(r->cmd))
       rt_wait_leader(rt, r); /* never executed, or harmless to repeat */
     else
@@ -144,6 +169,14 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
      * and do not ask that node again for a while. */
     rt->fwd_failed_leader = f->leader;
     rt->fwd_failed_ms = rt_now_ms(rt);
+    /* Unless the client's next commands are on their way already: that
+     * node, leader by the time they arrive, carries them out, and sent
+     * again this one would apply after them (SET k 1; INCR k as INCR,
+     * then SET). It was not carried out: the client is told so. */
+    if (overtaken(r)) {
+      rt_req_fail(rt, r, MSG_OVERTAKEN);
+      return;
+    }
     rt_wait_leader(rt, r);
     return;
   }

@@ -645,6 +645,45 @@ static struct rt_req *match_proposal(struct rt *rt,
   return match;
 }
 
+/* The store refused write `r` because its stream's session is gone from
+ * the table (evicted by newer ones): nothing was applied, and since this
+ * node never sends a command twice, nothing of that session will be. The
+ * stream opens a new session and `r` is proposed again in it, followed by
+ * the stream's other writes of the old session, still in the log and bound
+ * for the same refusal: in the order they were proposed, ahead of anything
+ * the stream sends after. (A session evicted while the state came in a
+ * snapshot is another matter: the write may have applied before the
+ * eviction, rt_proposals_after_snapshot.) */
+static void propose_again(struct rt *rt, struct rt_req *r) {
+  struct rt_stream *c = r->c;
+  uint64_t session = r->session;
+  session_reset(c, session);
+  struct list_link again;
+  list_init(&again);
+  list_push(&again, &r->glink);
+  struct list_link *l = rt->proposals.next;
+  while (l != &rt->proposals) {
+    struct rt_req *o = LIST_OF(l, struct rt_req, glink);
+    l = l->next;
+    if (o->c == c && o->cmd != NULL && !o->is_app && o->session == session) {
+      list_remove(&o->glink);
+      list_push(&again, &o->glink);
+    }
+  }
+  rt_log(rt, RT_LOG_DEBUG,
+         "client %" PRIu64 ": session %" PRIu64 " was evicted; its writes "
+         "go again in a new one",
+         c->id, session);
+  while (!list_empty(&again)) {
+    struct rt_req *o = LIST_OF(again.next, struct rt_req, glink);
+    list_remove(&o->glink);
+    o->where = RT_IN_NONE;
+    o->session = o->seq = o->stamp_ms = 0;
+    o->before_install = false;
+    rt_exec_leader(rt, o); /* deferred: this runs inside a ready batch */
+  }
+}
+
 void rt_proposal_applied_kv(struct rt *rt, const struct kvstore_hdr *hdr,
                             const struct kvstore_result *res) {
   if (list_empty(&rt->proposals))
@@ -669,6 +708,14 @@ void rt_proposal_applied_kv(struct rt *rt, const struct kvstore_hdr *hdr,
                         res->kind == KVSTORE_REPLY_ERROR
                             ? res->error
                             : "ERR could not open a session");
+    return;
+  }
+  if (res->outcome == KVSTORE_REFUSED && res->kind == KVSTORE_REPLY_ERROR &&
+      (strcmp(res->error, KVSTORE_ERR_SESSION) == 0 ||
+       strcmp(res->error, KVSTORE_ERR_NO_SESSION) == 0) &&
+      !r->c->closing && r->c->session_state == RT_SESSION_READY &&
+      r->c->session == r->session) {
+    propose_again(rt, r);
     return;
   }
   if (res->kind == KVSTORE_REPLY_ERROR &&

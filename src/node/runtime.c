@@ -96,6 +96,17 @@ uint64_t rt_stamp_ms(struct rt *rt) {
   return now;
 }
 
+uint64_t rt_watch_index(const struct rt *rt) {
+  /* A command answered while an entry is applied releases the reads that
+   * waited behind it in its stream (a WATCH among them) before the rest of
+   * the entry applies; those later commands change keys after the WATCH,
+   * with the entry's index as their revision, so the WATCH names the entry
+   * before. (A change earlier in the entry then aborts the transaction
+   * too: a needless abort, which WATCH's clients retry, never a lost
+   * update.) */
+  return rt->applying ? rt->applied - 1 : rt->applied;
+}
+
 uint64_t rt_read_clock_ms(const struct rt *rt) {
   /* 0: the store and the machine judge by their own clock, the log's. */
   return (rt->cfg.bugs & RT_BUG_WALL_CLOCK_READ) ? rt_wall_ms(rt) : 0;
@@ -431,6 +442,7 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
   bool batch = e->type == SABHA_ENTRY_BATCH;
   for (uint32_t k = 0; batch && k < RT_PREFETCH_AHEAD; k++)
     ahead[k] = prefetch_next(rt, e, &pf_off);
+  rt->applying = true;
   while (!rt->dead && (rc = sabha_batch_next(e, &off, &cmd, &len)) == 1) {
     /* This command's hash, read RT_PREFETCH_AHEAD commands ago from these
      * bytes: the store need not hash its key again. */
@@ -443,6 +455,7 @@ static void apply_entry(struct rt *rt, const struct sabha_entry *e) {
     }
     apply_command(rt, e->index, pos++, cmd, len, hash);
   }
+  rt->applying = false;
   if (!rt->dead && rc < 0)
     rt_log(rt, RT_LOG_ERROR,
            "entry %" PRIu64 " holds a malformed batch; its remaining "

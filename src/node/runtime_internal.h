@@ -291,6 +291,8 @@ struct rt {
   struct kvstore *kv;
   struct app *app; /* the applications machine, beside the store */
   uint64_t applied;
+  bool applying; /* entry `applied` is being applied, its commands some
+                    applied and some not (apply_entry) */
   /* For compact_growth_pct: the size of the last snapshot taken, restored
    * or installed, and the bytes of the entries applied since it. */
   uint64_t snapshot_bytes;
@@ -431,6 +433,9 @@ void rt_fatal(struct rt *rt, enum rt_fatal kind, const char *fmt, ...)
 void rt_kick(struct rt *rt);
 const struct rt_addr *rt_client_addr_of(const struct rt *rt, uint32_t id);
 void rt_latency_observe(struct rt_latency *l, uint64_t us);
+/* The index a WATCH answered now names: every change with a later
+ * revision came after it (runtime.c). */
+uint64_t rt_watch_index(const struct rt *rt);
 /* The clock reads of expiring data use: the log's (kvstore_clock_ms), or
  * with RT_BUG_WALL_CLOCK_READ this node's wall clock. */
 uint64_t rt_read_clock_ms(const struct rt *rt);

@@ -19,17 +19,12 @@
 #include "node/runtime.h"
 #include "rt_host.h"
 
-static void settle(struct rt_node *n) {
-  for (int round = 0; round < 1000 && rt_run(n->rt); round++)
-    ;
-}
-
 /* Hands `text` to the node as one read and returns the last integer reply
  * (":N") in what comes out, or INT64_MIN if there is none. */
 static int64_t ask_int(struct rt_node *n, struct rt_stream *c,
                        const char *text) {
   rt_stream_input(c, text, strlen(text));
-  settle(n);
+  rt_node_settle(n);
   const uint8_t *data;
   size_t len;
   int64_t v = INT64_MIN;
@@ -44,26 +39,12 @@ static int64_t ask_int(struct rt_node *n, struct rt_stream *c,
 
 static void runtime_log_clock_keeps_the_wall_clocks_pace(void) {
   struct rt_node n;
-  struct rt_config cfg;
-  CHECK(rt_node_init(&n, &cfg) == 0);
-  static const uint32_t voters[] = {1};
-  rt_config_init(&cfg, 1, voters, 1);
-  snprintf(cfg.protocol, sizeof cfg.protocol, "raft");
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n.io;
-  cfg.engine.seed = 7;
-  CHECK(rt_node_start(&n, &cfg) == 0);
-  for (int k = 0; k < 100 && !rt_has_leader(n.rt); k++) {
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    settle(&n);
-  }
-  CHECK(rt_has_leader(n.rt));
+  CHECK(rt_node_start_alone(&n) == 0);
   struct rt_stream *c = NULL;
   CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
 
   rt_stream_input(c, "SET ttl v PX 60000\r\n", 20);
-  settle(&n);
+  rt_node_settle(&n);
   CHECK(ask_int(&n, c, "PTTL ttl\r\n") == 60000);
   /* 2,000 writes, pipelined in batches of 50, in one millisecond. */
   static char batch[50 * 32];
@@ -74,7 +55,7 @@ static void runtime_log_clock_keeps_the_wall_clocks_pace(void) {
       len += (size_t)snprintf(batch + len, sizeof batch - len,
                               "SET k%d.%d x\r\n", r, i);
     rt_stream_input(c, batch, len);
-    settle(&n);
+    rt_node_settle(&n);
     oks += rt_stream_take_oks(c);
   }
   CHECK(oks == 2000);
@@ -82,7 +63,7 @@ static void runtime_log_clock_keeps_the_wall_clocks_pace(void) {
   /* The clock moves on with the wall clock, and the TTL with it. */
   n.h.now_ms += 1500;
   rt_stream_input(c, "SET other y\r\n", 13);
-  settle(&n);
+  rt_node_settle(&n);
   CHECK(ask_int(&n, c, "PTTL ttl\r\n") == 58500);
   rt_node_close(&n);
 }

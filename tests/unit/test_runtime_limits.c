@@ -92,22 +92,6 @@ static size_t drain(struct rt_stream *s) {
   return total;
 }
 
-/* Everything the stream has to say, as a string (its head only). */
-static const char *said(struct rt_stream *s) {
-  static char out[512];
-  const uint8_t *data;
-  size_t len, used = 0;
-  out[0] = '\0';
-  while (rt_stream_out_take(s, &data, &len)) {
-    size_t k = len < sizeof out - 1 - used ? len : sizeof out - 1 - used;
-    memcpy(out + used, data, k);
-    used += k;
-    out[used] = '\0';
-    rt_stream_out_done(s);
-  }
-  return out;
-}
-
 #define MIB (1u << 20)
 
 static void output_past_the_hard_limit_closes_the_client(void) {
@@ -204,9 +188,9 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
   CHECK(!rt_host_closed(&n.h, c));
   rt_stream_input(c, junk, sizeof junk);
   CHECK(rt_host_closed(&n.h, c));
-  CHECK(strcmp(said(c), "-ERR client-query-buffer-limit reached: the "
-                        "connection sent more than the node holds "
-                        "unparsed; closing it\r\n") == 0);
+  CHECK(strcmp(rt_stream_said(c), "-ERR client-query-buffer-limit reached: the "
+                                  "connection sent more than the node holds "
+                                  "unparsed; closing it\r\n") == 0);
   CHECK(rt_metrics(n.rt)->query_limit_closed == 1);
 
   /* More than the limit in all is no flood: commands are parsed as they
@@ -229,15 +213,15 @@ static void idle_clients_are_closed_after_the_timeout(void) {
   struct rt_stream *link = client(&n);
   struct rt_stream *chatty = client(&n);
   send_line(&n, idle, "PING\r\n");
-  CHECK(strcmp(said(idle), "+PONG\r\n") == 0);
+  CHECK(strcmp(rt_stream_said(idle), "+PONG\r\n") == 0);
   /* Waits for a leader for as long as it takes: blocked, not idle. */
   send_line(&n, busy, "GET a\r\n");
   send_line(&n, link, "SABHA.FORWARDED\r\n");
-  CHECK(strcmp(said(link), "+OK\r\n") == 0);
+  CHECK(strcmp(rt_stream_said(link), "+OK\r\n") == 0);
   for (int i = 0; i < 4; i++) {
     advance(&n, 3000);
     send_line(&n, chatty, "PING\r\n");
-    CHECK(strcmp(said(chatty), "+PONG\r\n") == 0);
+    CHECK(strcmp(rt_stream_said(chatty), "+PONG\r\n") == 0);
   }
   /* 12 s on: the idle one went at 10 s; the others stay. */
   CHECK(rt_host_closed(&n.h, idle));
@@ -319,10 +303,11 @@ static void a_new_connection_pushes_out_the_oldest_on_probation(void) {
   struct rt_stream *link = client(&n);
   CHECK(link != NULL);
   CHECK(rt_host_closed(&n.h, first));
-  CHECK(strcmp(said(first), "-ERR max number of clients reached\r\n") == 0);
+  CHECK(strcmp(rt_stream_said(first),
+               "-ERR max number of clients reached\r\n") == 0);
   CHECK(rt_metrics(n.rt)->probation_evicted == 1);
   send_line(&n, link, "SABHA.FORWARDED\r\n");
-  CHECK(strcmp(said(link), "+OK\r\n") == 0);
+  CHECK(strcmp(rt_stream_said(link), "+OK\r\n") == 0);
   advance(&n, RT_PROBATION_MS + 100);
   CHECK(!rt_host_closed(&n.h, link));
   rt_node_close(&n);

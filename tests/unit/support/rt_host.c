@@ -76,6 +76,13 @@ static bool h_snapshot_later(void *ctx) {
   return h->snapshot_later;
 }
 
+static bool h_sync_later(void *ctx) {
+  struct rt_host *h = ctx;
+  if (h->sync_later)
+    h->n_sync_later++;
+  return h->sync_later;
+}
+
 static void h_fatal(void *ctx, enum rt_fatal kind, const char *why) {
   struct rt_host *h = ctx;
   if (h->abort_on_fatal) {
@@ -107,6 +114,7 @@ struct rt_ports rt_host_ports(struct rt_host *h) {
                            .kick = h_kick,
                            .flush = h_flush,
                            .snapshot_later = h_snapshot_later,
+                           .sync_later = h_sync_later,
                            .fatal = h_fatal,
                            .log = h_log};
 }
@@ -158,6 +166,45 @@ int rt_node_start(struct rt_node *n, const struct rt_config *cfg) {
   return 0;
 }
 
+void rt_node_settle(struct rt_node *n) {
+  for (int round = 0; round < 1000 && rt_run(n->rt); round++)
+    ;
+}
+
+void rt_node_sync(struct rt_node *n) {
+  for (int k = 0; k < 100 && rt_sync_running(n->rt); k++) {
+    rt_sync_work(n->rt);
+    rt_sync_done(n->rt);
+    rt_node_settle(n);
+  }
+}
+
+int rt_node_open_alone(struct rt_node *n) {
+  struct rt_config cfg;
+  if (rt_node_init(n, &cfg) != 0)
+    return -1;
+  static const uint32_t voters[] = {1};
+  rt_config_init(&cfg, 1, voters, 1);
+  snprintf(cfg.protocol, sizeof cfg.protocol, "raft");
+  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
+  cfg.io = &n->io;
+  cfg.engine.seed = 7;
+  return rt_node_start(n, &cfg) == 0 ? 0 : -1;
+}
+
+int rt_node_elect(struct rt_node *n) {
+  for (int k = 0; k < 100 && !rt_has_leader(n->rt); k++) {
+    n->h.now_ms += 50;
+    rt_tick(n->rt);
+    rt_node_settle(n);
+  }
+  return rt_has_leader(n->rt) ? 0 : -1;
+}
+
+int rt_node_start_alone(struct rt_node *n) {
+  return rt_node_open_alone(n) == 0 ? rt_node_elect(n) : -1;
+}
+
 void rt_node_close(struct rt_node *n) {
   for (int i = 0; i < n->h.n_closed; i++)
     rt_stream_free(n->h.closed[i]);
@@ -175,4 +222,19 @@ int rt_stream_take_oks(struct rt_stream *c) {
     rt_stream_out_done(c);
   }
   return oks;
+}
+
+const char *rt_stream_said(struct rt_stream *c) {
+  static char out[4096];
+  const uint8_t *data;
+  size_t len, used = 0;
+  out[0] = '\0';
+  while (rt_stream_out_take(c, &data, &len)) {
+    size_t k = len < sizeof out - 1 - used ? len : sizeof out - 1 - used;
+    memcpy(out + used, data, k);
+    used += k;
+    out[used] = '\0';
+    rt_stream_out_done(c);
+  }
+  return out;
 }

@@ -44,6 +44,10 @@ struct rt_host {
    * the test calls rt_snapshot_work and rt_snapshot_done), how often. */
   bool snapshot_later;
   int n_snapshot_later;
+  /* ports.sync_later: whether the host takes fsyncs (then the test calls
+   * rt_sync_work and rt_sync_done, rt_node_sync), how often. */
+  bool sync_later;
+  int n_sync_later;
   const struct memfs *fs;
   uint64_t syncs_at_flush;
 };
@@ -75,7 +79,25 @@ int rt_node_init(struct rt_node *n, struct rt_config *cfg);
 int rt_node_start(struct rt_node *n, const struct rt_config *cfg);
 void rt_node_close(struct rt_node *n);
 
+/* Node 1, the only member of its group, over a disk of its own (as
+ * rt_node_init), started (rt_node_open_alone: it does not lead yet), then
+ * run until it leads (rt_node_elect): 0, or -1 when it does not. */
+int rt_node_start_alone(struct rt_node *n);
+int rt_node_open_alone(struct rt_node *n);
+int rt_node_elect(struct rt_node *n);
+
+/* Runs the node until it has nothing left to do now. */
+void rt_node_settle(struct rt_node *n);
+
+/* Completes the fsyncs the host took (sync_later), and those that follow
+ * from them, settling after each. */
+void rt_node_sync(struct rt_node *n);
+
 /* Takes everything `c` has to send and counts the +OK replies in it. */
 int rt_stream_take_oks(struct rt_stream *c);
+
+/* Takes everything `c` has to send and returns its first 4095 bytes as a
+ * string (valid until the next call). */
+const char *rt_stream_said(struct rt_stream *c);
 
 #endif

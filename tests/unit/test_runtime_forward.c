@@ -1,0 +1,249 @@
+/* What a follower sends its leader over the forwarding link (src/node/
+ * forward.c, clients.c), through the runtime's own API, as a host sees it.
+ * The node is node 2 of three over memfs; node 1 leads, as its heartbeat
+ * tells; the test is the host and plays the leader's side of the link.
+ *
+ * What each test holds the node to: every command a follower forwards is
+ * one the leader's parser takes (resp_limits_default), so that one client's
+ * command can never make the leader close the link that carries every
+ * other client's requests of this node. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "node/resp.h"
+#include "node/runtime.h"
+#include "node/runtime_internal.h"
+#include "raft/raft.h"
+#include "rt_host.h"
+#include "storage/memfs.h"
+
+static void node_open(struct rt_node *n) {
+  struct rt_config cfg;
+  CHECK(rt_node_init(n, &cfg) == 0);
+  n->h.accept_links = true;
+  CHECK(rt_node_start(n, &cfg) == 0);
+  /* Node 1 leads term 1, as its heartbeat tells node 2. */
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+  rt_step(n->rt, &m);
+  rt_run(n->rt);
+}
+
+static struct rt_stream *client(struct rt_node *n) {
+  struct rt_stream *s = NULL;
+  return rt_stream_accept(n->rt, true, &s) == NULL ? s : NULL;
+}
+
+/* Everything the stream has to send, appended to *b. */
+static void take_all(struct rt_stream *s, struct resp_buf *b) {
+  const uint8_t *data;
+  size_t len;
+  while (rt_stream_out_take(s, &data, &len)) {
+    resp_buf_append(b, data, len);
+    rt_stream_out_done(s);
+  }
+}
+
+/* How many whole commands `b` holds, as the leader would parse them; -1
+ * when one breaks the protocol or a limit there. */
+static int parse_all(const struct resp_buf *b) {
+  static struct resp_arg argv[65536];
+  size_t off = 0;
+  int n = 0;
+  while (off < b->len) {
+    struct resp_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.argv = argv;
+    cmd.argv_cap = 65536;
+    size_t used = 0;
+    enum resp_status st = resp_parse(b->data + off, b->len - off, &cmd, &used,
+                                     &resp_limits_default);
+    if (st != RESP_COMPLETE)
+      return -1;
+    off += used;
+    n++;
+  }
+  return n;
+}
+
+/* WATCH of `n` distinct keys of `bytes` bytes each, as one command. */
+static void send_watch(struct rt_node *n, struct rt_stream *c, uint32_t first,
+                       uint32_t keys, size_t bytes) {
+  struct resp_buf b;
+  resp_buf_init(&b, 64u << 20);
+  char *key = malloc(bytes);
+  CHECK(key != NULL);
+  resp_write_array(&b, keys + 1);
+  resp_write_bulk(&b, "WATCH", 5);
+  for (uint32_t i = 0; i < keys; i++) {
+    memset(key, 'k', bytes);
+    snprintf(key, bytes, "%u", first + i);
+    key[strlen(key)] = 'k';
+    resp_write_bulk(&b, key, bytes);
+  }
+  CHECK(b.err == 0);
+  rt_stream_input(c, b.data, b.len);
+  rt_run(n->rt);
+  free(key);
+  resp_buf_free(&b);
+}
+
+static void an_exec_too_big_to_forward_is_refused_here(void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  /* 600 keys of 30000 bytes: 18 MB of WATCHed keys in three commands,
+   * each well within the 16 MiB one command may hold. */
+  for (uint32_t w = 0; w < 3; w++)
+    send_watch(&n, c, w * 200, 200, 30000);
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL && n.h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(n.rt);
+  struct resp_buf sent;
+  resp_buf_init(&sent, 256u << 20);
+  take_all(link, &sent);
+  CHECK(parse_all(&sent) == 4); /* SABHA.FORWARDED and the WATCHes */
+  resp_buf_reset(&sent);
+  /* The leader: the link's own reply, then each WATCH's index. */
+  static const char replies[] = "+OK\r\n:5\r\n:5\r\n:5\r\n";
+  rt_stream_input(link, replies, sizeof replies - 1);
+  rt_run(n.rt);
+  struct resp_buf got;
+  resp_buf_init(&got, 1u << 20);
+  take_all(c, &got);
+  CHECK(got.len == 15 && memcmp(got.data, "+OK\r\n+OK\r\n+OK\r\n", 15) == 0);
+  resp_buf_reset(&got);
+
+  static const char txn[] = "MULTI\r\nSET x 1\r\nEXEC\r\n";
+  rt_stream_input(c, txn, sizeof txn - 1);
+  rt_run(n.rt);
+  /* Whatever goes to the leader, the leader can parse: an EXEC whose
+   * SABHA.TXN would not fit one command is refused here, with a reason,
+   * and the link (every other client's requests) stays up. */
+  take_all(link, &sent);
+  CHECK(parse_all(&sent) >= 0);
+  take_all(c, &got);
+  static const char want[] = "+OK\r\n+QUEUED\r\n-EXECABORT ";
+  CHECK(got.len > sizeof want - 1 &&
+        memcmp(got.data, want, sizeof want - 1) == 0);
+  CHECK(!rt_host_closed(&n.h, link));
+  resp_buf_free(&got);
+  resp_buf_free(&sent);
+  rt_node_close(&n);
+}
+
+/* A node answers -NOTLEADER to a forwarded command when it does not lead,
+ * and the follower sends the command again later. But the link may
+ * already carry the same client's next commands, which that node, leader
+ * by the time they arrive, carries out (it does: the first part below):
+ * sent again, the refused command would apply after them, a pipelined
+ * SET k 1, INCR k applied as INCR, then SET. So when a later command of
+ * the same client is already on its way, the refused one is answered
+ * "not applied" instead (the second part); alone, it goes again. */
+static void a_refused_command_never_overtakes_its_clients_next(void) {
+  struct rt_node n;
+  CHECK(rt_node_open_alone(&n) == 0);
+  struct rt_stream *link = client(&n);
+  CHECK(link != NULL);
+  static const char hello[] = "SABHA.FORWARDED\r\nSET k 1\r\n";
+  rt_stream_input(link, hello, sizeof hello - 1);
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(link), "+OK\r\n-NOTLEADER", 15) == 0);
+  CHECK(rt_node_elect(&n) == 0);
+  rt_stream_input(link, "INCR k\r\n", 8);
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(link), ":1\r\n") == 0);
+  rt_node_close(&n);
+
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\nINCR k\r\n", 17);
+  rt_run(n.rt);
+  CHECK(n.h.link != NULL);
+  rt_stream_connected(n.h.link);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link),
+               "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
+               "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n"
+               "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n") == 0);
+  static const char replies[] = "+OK\r\n-NOTLEADER 1\r\n:1\r\n";
+  rt_stream_input(n.h.link, replies, sizeof replies - 1);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  /* Nothing goes again: the SET was answered. */
+  n.h.now_ms += RT_FWD_BACKOFF_MS + RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link), "") == 0);
+
+  /* Alone on the link, a refused command waits and goes again. */
+  rt_stream_input(c, "SET k 2\r\n", 9);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link),
+               "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n2\r\n") == 0);
+  rt_stream_input(n.h.link, "-NOTLEADER 1\r\n", 14);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
+  n.h.now_ms += RT_FWD_BACKOFF_MS + RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(n.h.link),
+               "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n2\r\n") == 0);
+  rt_node_close(&n);
+}
+
+/* The same when a link fails before it ever connected: its commands were
+ * never sent, but the client's next one may have gone to the new leader
+ * over another link meanwhile. */
+static void an_unsent_command_never_goes_behind_its_clients_next(void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_run(n.rt);
+  struct rt_stream *first = n.h.link;
+  CHECK(first != NULL && n.h.link_node == 1);
+  /* Node 3 leads term 2 before the link to node 1 connects. */
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 2};
+  rt_step(n.rt, &m);
+  rt_run(n.rt);
+  rt_stream_input(c, "INCR k\r\n", 8);
+  rt_run(n.rt);
+  struct rt_stream *second = n.h.link;
+  CHECK(second != first && n.h.link_node == 3);
+  rt_stream_connected(second);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(second), "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
+                                       "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n") == 0);
+  rt_stream_lost(first); /* it never connected */
+  rt_stream_free(first);
+  rt_run(n.rt);
+  n.h.now_ms += RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(second), "") == 0);
+  rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  rt_node_close(&n);
+}
+
+int main(int argc, char **argv) {
+  static const struct test tests[] = {
+      TEST(an_exec_too_big_to_forward_is_refused_here),
+      TEST(a_refused_command_never_overtakes_its_clients_next),
+      TEST(an_unsent_command_never_goes_behind_its_clients_next),
+  };
+  return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
