@@ -971,6 +971,8 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
    * past it never got its clock entry, and reads saw it held until the
    * next application write. */
   uint64_t kv_clock = kvstore_clock_ms(rt->kv);
+  if (wall <= kv_clock && wall <= app_clock_ms(rt->app))
+    return; /* both clocks are current: nothing can be due */
   uint64_t due = kvstore_next_expiry_ms(rt->kv);
   bool kv_due = due != 0 && due >= kv_clock && due < wall;
   /* Held at the machine's clock, so past it: only the wall clock counts. */
