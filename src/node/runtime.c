@@ -979,14 +979,23 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
       rt->last_leader != rt->cfg.engine.id || rt->in_ready)
     return;
   uint64_t wall = rt_wall_ms(rt);
-  uint64_t log_clock = kvstore_clock_ms(rt->kv);
-  if (wall <= log_clock || wall < rt->clock_proposed_ms + rt->cfg.clock_ms)
+  if (wall < rt->clock_proposed_ms + rt->cfg.clock_ms)
     return;
+  /* The store and the applications keep a clock each (key-value commands
+   * move the one, application commands the other, clock entries both), so
+   * each due time is judged by its own machine's clock: judged by the
+   * store's, a lease that ended while key-value writes carried that clock
+   * past it never got its clock entry, and reads saw it held until the
+   * next application write. */
+  uint64_t kv_clock = kvstore_clock_ms(rt->kv);
+  if (wall <= kv_clock && wall <= app_clock_ms(rt->app))
+    return; /* both clocks are current: nothing can be due */
   uint64_t due = kvstore_next_expiry_ms(rt->kv);
+  bool kv_due = due != 0 && due >= kv_clock && due < wall;
+  /* Held at the machine's clock, so past it: only the wall clock counts. */
   uint64_t lease = app_next_expiry_ms(rt->app);
-  if (due == 0 || (lease != 0 && lease < due))
-    due = lease;
-  if (due == 0 || due >= wall || due < log_clock)
+  bool app_due = lease != 0 && lease < wall;
+  if (!kv_due && !app_due)
     return;
   uint64_t stamp = rt_stamp_ms(rt);
   uint8_t buf[KVSTORE_CMD_HEADER_BYTES];

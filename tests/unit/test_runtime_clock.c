@@ -37,11 +37,21 @@ static int64_t ask_int(struct rt_node *n, struct rt_stream *c,
   return v;
 }
 
+/* Starts the single-member node, waits until it leads and sets *out to a
+ * client connection to it (left NULL when that fails). */
+static void start_leader(struct rt_node *n, struct rt_stream **out) {
+  *out = NULL;
+  CHECK(rt_node_start_alone(n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n->rt, true, &c) == NULL && c != NULL);
+  *out = c;
+}
+
 static void runtime_log_clock_keeps_the_wall_clocks_pace(void) {
   struct rt_node n;
-  CHECK(rt_node_start_alone(&n) == 0);
   struct rt_stream *c = NULL;
-  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  start_leader(&n, &c);
+  CHECK(c != NULL);
 
   rt_stream_input(c, "SET ttl v PX 60000\r\n", 20);
   rt_node_settle(&n);
@@ -68,9 +78,60 @@ static void runtime_log_clock_keeps_the_wall_clocks_pace(void) {
   rt_node_close(&n);
 }
 
+/* Everything the node wrote back to `text`, as one string (truncated to
+ * out's size). */
+static void ask_text(struct rt_node *n, struct rt_stream *c, const char *text,
+                     char *out, size_t cap) {
+  rt_stream_input(c, text, strlen(text));
+  rt_node_settle(n);
+  const uint8_t *data;
+  size_t len, at = 0;
+  while (rt_stream_out_take(c, &data, &len)) {
+    for (size_t i = 0; i < len && at + 1 < cap; i++)
+      out[at++] = (char)data[i];
+    rt_stream_out_done(c);
+  }
+  out[at] = '\0';
+}
+
+/* A lock's lease ends for reads without an application write, even when
+ * key-value writes have carried the store's clock past its expiry: the
+ * store and the applications keep a clock each, and a leader that judged
+ * the lease's due time by the store's clock alone never proposed the clock
+ * entry that ends it, so LOCK.GET answered "held" for as long as no
+ * application write came. */
+static void runtime_lock_lease_ends_for_reads_after_kv_writes(void) {
+  struct rt_node n;
+  struct rt_stream *c = NULL;
+  start_leader(&n, &c);
+  CHECK(c != NULL);
+
+  CHECK(ask_int(&n, c, "LOCK.ACQUIRE l alice 1000\r\n") == 1);
+  char text[256];
+  ask_text(&n, c, "LOCK.GET l\r\n", text, sizeof text);
+  CHECK(strstr(text, "alice") != NULL);
+  /* A key-value write stamped past the lease's end, then time passes with
+   * no write of any kind: the leader's clock entries must end the lease. */
+  n.h.now_ms += 1500;
+  rt_stream_input(c, "SET other y\r\n", 13);
+  rt_node_settle(&n);
+  CHECK(rt_stream_take_oks(c) == 1);
+  for (int k = 0; k < 20; k++) {
+    n.h.now_ms += 50;
+    rt_tick(n.rt);
+    rt_node_settle(&n);
+  }
+  ask_text(&n, c, "LOCK.GET l\r\n", text, sizeof text);
+  if (strstr(text, "alice") != NULL)
+    fprintf(stderr, "LOCK.GET after the lease: %s\n", text);
+  CHECK(strstr(text, "alice") == NULL);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(runtime_log_clock_keeps_the_wall_clocks_pace),
+      TEST(runtime_lock_lease_ends_for_reads_after_kv_writes),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
