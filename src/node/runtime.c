@@ -995,7 +995,15 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
   /* Held at the machine's clock, so past it: only the wall clock counts. */
   uint64_t lease = app_next_expiry_ms(rt->app);
   bool app_due = lease != 0 && lease < wall;
-  if (!kv_due && !app_due)
+  /* While something may expire, the time it has left (TTL, PTTL, a lock's
+   * ms left) is read on the log's clock too, which stands still without
+   * writes: on an idle group a TTL would say 100 for as long as nobody
+   * wrote. One clock entry a second keeps it counting down, as a client
+   * of Redis sees it, at one small entry a second while keys expire. */
+  bool ticking =
+      (due != 0 && wall >= kv_clock + RT_CLOCK_TICK_MS) ||
+      (lease != 0 && wall >= app_clock_ms(rt->app) + RT_CLOCK_TICK_MS);
+  if (!kv_due && !app_due && !ticking)
     return;
   uint64_t stamp = rt_stamp_ms(rt);
   uint8_t buf[KVSTORE_CMD_HEADER_BYTES];

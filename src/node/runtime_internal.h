@@ -117,6 +117,9 @@
  * batch gathers events by default (BATCH). */
 #define RT_WATCH_WINDOW_BYTES_MAX (64u << 20)
 #define RT_WATCH_WINDOW_EVENTS_MAX (1u << 20)
+/* While keys or leases may expire, the log's clock is kept within this
+ * much of the leader's (maybe_propose_clock), so TTLs count down. */
+#define RT_CLOCK_TICK_MS 1000u
 #define RT_WATCHER_OUT_BYTES_MAX (8u << 20)
 #define RT_WATCH_PREFIX_BYTES_MAX 1024u
 #define RT_WATCH_BATCH_MS_DEFAULT 200u

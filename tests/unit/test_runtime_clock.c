@@ -128,10 +128,48 @@ static void runtime_lock_lease_ends_for_reads_after_kv_writes(void) {
   rt_node_close(&n);
 }
 
+/* On an idle node the time a key has left counts down: the log's clock
+ * moves only with entries, and without writes the leader used to propose
+ * a clock entry only once something had expired, so PTTL said 100000 for
+ * as long as nobody wrote. Now a clock entry a second keeps the log's
+ * clock within a second of the leader's while something may expire. */
+static void runtime_ttl_counts_down_without_writes(void) {
+  struct rt_node n;
+  struct rt_stream *c = NULL;
+  start_leader(&n, &c);
+  CHECK(c != NULL);
+  const char *set = "SET idle v PX 100000\r\n";
+  rt_stream_input(c, set, strlen(set));
+  rt_node_settle(&n);
+  CHECK(rt_stream_take_oks(c) == 1);
+  for (int k = 0; k < 120; k++) { /* 6 s of ticks, no writes */
+    n.h.now_ms += 50;
+    rt_tick(n.rt);
+    rt_node_settle(&n);
+  }
+  int64_t left = ask_int(&n, c, "PTTL idle\r\n");
+  if (left < 93000 || left > 95000)
+    fprintf(stderr, "PTTL after 6 s idle: %lld\n", (long long)left);
+  CHECK(left >= 93000 && left <= 95000);
+  /* Without anything that may expire, the clock is left alone. */
+  const char *persist = "PERSIST idle\r\n";
+  rt_stream_input(c, persist, strlen(persist));
+  rt_node_settle(&n);
+  uint64_t entries = rt_metrics(n.rt)->clock_entries;
+  for (int k = 0; k < 60; k++) {
+    n.h.now_ms += 50;
+    rt_tick(n.rt);
+    rt_node_settle(&n);
+  }
+  CHECK(rt_metrics(n.rt)->clock_entries == entries);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(runtime_log_clock_keeps_the_wall_clocks_pace),
       TEST(runtime_lock_lease_ends_for_reads_after_kv_writes),
+      TEST(runtime_ttl_counts_down_without_writes),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
