@@ -19,8 +19,8 @@
  * sent already, which that node, leader by the time it arrives, may carry
  * out first: then the refused one is answered "not applied", never sent
  * again behind it (so too a command whose link failed before sending it,
- * when a later one went over a new link). When the leader changes, the follower opens a
- * link to the new one and lets the old one drain. When a link fails:
+ * when a later one went over a new link). When the leader changes, the follower
+ * opens a link to the new one and lets the old one drain. When a link fails:
  * requests not yet sent (the link never connected) and reads (no side
  * effects) are tried again; writes that may have reached the leader are
  * answered with their outcome unknown. */
@@ -158,7 +158,12 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
   bool refused = len >= 10 && memcmp(p, "-NOTLEADER", 10) == 0;
   if (refused && f->group_link) {
     /* That node no longer leads the group: its own link finds the leader
-     * (groups.c). */
+     * (groups.c). Unless the client's next commands went out behind it:
+     * the same as below. */
+    if (overtaken(r)) {
+      rt_req_fail(rt, r, MSG_OVERTAKEN);
+      return;
+    }
     r->via_pair = true;
     rt_group_route(rt, r);
     return;

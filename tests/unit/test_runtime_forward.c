@@ -239,11 +239,90 @@ static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   rt_node_close(&n);
 }
 
+/* The same with groups: group 0 of node 2 sends a key's commands straight
+ * to node 1, which leads the key's group, over one link per node. When
+ * node 1 refuses the first (it no longer leads the group) after the
+ * client's next went out behind it, the refused one must not go again by
+ * another way (this node's runtime of the group, which forwards it to the
+ * leader over a link of its own): node 1, leader again, may already have
+ * carried out the next. */
+static void a_group_command_refused_never_overtakes_its_clients_next(void) {
+  struct memfs *fs;
+  CHECK(memfs_new(&fs, 1) == 0);
+  struct wal_io io;
+  memfs_io(fs, &io);
+  struct rt_host h;
+  memset(&h, 0, sizeof h);
+  h.now_ms = 1000;
+  h.abort_on_fatal = true;
+  h.accept_links = true;
+  struct rt_ports ports = rt_host_ports(&h);
+  struct rt *rts[2] = {NULL, NULL};
+  for (uint32_t g = 0; g < 2; g++) {
+    struct rt_config cfg;
+    rt_host_config(&cfg, &io);
+    cfg.group = g;
+    cfg.n_groups = 2;
+    cfg.tag_seed = 11 + g;
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, g == 0 ? "data" : "data/g1");
+    char err[512];
+    CHECK(rt_open(&rts[g], &cfg, &ports, err, sizeof err) == 0);
+  }
+  rt_groups_attach(rts, 2);
+  /* Node 1 leads group 1 in term 1, as its heartbeat tells. */
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1, .group = 1};
+  rt_step(rts[1], &m);
+  char key[16] = "";
+  for (int i = 0; i < 100 && key[0] == '\0'; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    if (rt_key_group((const uint8_t *)k, strlen(k), 2) == 1)
+      snprintf(key, sizeof key, "%s", k);
+  }
+  CHECK(key[0] != '\0');
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(rts[0], true, &c) == NULL && c != NULL);
+  char in[64];
+  int len = snprintf(in, sizeof in, "SET %s 1\r\nINCR %s\r\n", key, key);
+  rt_stream_input(c, in, (size_t)len);
+  for (int round = 0; round < 4; round++)
+    for (uint32_t g = 0; g < 2; g++) {
+      rt_run(rts[g]);
+      rt_groups_pump(rts[g]);
+    }
+  struct rt_stream *link = h.link;
+  CHECK(link != NULL && h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(rts[0]);
+  const char *sent = rt_stream_said(link);
+  CHECK(strstr(sent, "SABHA.FORWARDED") != NULL && strstr(sent, "SET") &&
+        strstr(sent, "INCR") != NULL);
+  static const char replies[] = "+OK\r\n-NOTLEADER 1\r\n:1\r\n";
+  rt_stream_input(link, replies, sizeof replies - 1);
+  for (int round = 0; round < 4; round++)
+    for (uint32_t g = 0; g < 2; g++) {
+      rt_run(rts[g]);
+      rt_groups_pump(rts[g]);
+    }
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  rt_close_crash(rts[1]);
+  rt_close_crash(rts[0]);
+  for (int i = 0; i < h.n_closed; i++)
+    rt_stream_free(h.closed[i]);
+  memfs_free(fs);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
       TEST(a_refused_command_never_overtakes_its_clients_next),
       TEST(an_unsent_command_never_goes_behind_its_clients_next),
+      TEST(a_group_command_refused_never_overtakes_its_clients_next),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
