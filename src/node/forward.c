@@ -92,11 +92,11 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
       rt_req_free(r);
     else if (r->c->closing)
       continue; /* still in its stream's queue, which frees it */
+    else if ((!f->connected || !r->sent) && overtaken(r))
+      rt_req_fail(rt, r, MSG_OVERTAKEN); /* it would go after them */
     else if (r->group != rt->cfg.group &&
              (!f->connected || !r->sent || rt_command_is_read(r->cmd)))
       rt_group_route(rt, r); /* another group's: through its own link */
-    else if ((!f->connected || !r->sent) && overtaken(r))
-      rt_req_fail(rt, r, MSG_OVERTAKEN); /* it would go after them */
     else if (!f->connected || !r->sent || rt_command_is_read(r->cmd))
       rt_wait_leader(rt, r); /* never executed, or harmless to repeat */
     else

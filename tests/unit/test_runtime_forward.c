@@ -239,6 +239,89 @@ static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   rt_node_close(&n);
 }
 
+/* Node 2 of three hosting two groups over memfs, for the tests of group
+ * 0's links to the nodes that lead other groups; the test plays those. */
+struct gnode {
+  struct memfs *fs;
+  struct wal_io io;
+  struct rt_host h;
+  struct rt *rts[2];
+  char key[16]; /* a key of group 1 */
+};
+
+static void gnode_open(struct gnode *n) {
+  memset(n, 0, sizeof *n);
+  CHECK(memfs_new(&n->fs, 1) == 0);
+  memfs_io(n->fs, &n->io);
+  n->h.now_ms = 1000;
+  n->h.abort_on_fatal = true;
+  n->h.accept_links = true;
+  struct rt_ports ports = rt_host_ports(&n->h);
+  for (uint32_t g = 0; g < 2; g++) {
+    struct rt_config cfg;
+    rt_host_config(&cfg, &n->io);
+    cfg.group = g;
+    cfg.n_groups = 2;
+    cfg.tag_seed = 11 + g;
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, g == 0 ? "data" : "data/g1");
+    char err[512];
+    CHECK(rt_open(&n->rts[g], &cfg, &ports, err, sizeof err) == 0);
+  }
+  rt_groups_attach(n->rts, 2);
+  for (int i = 0; i < 100 && n->key[0] == '\0'; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    if (rt_key_group((const uint8_t *)k, strlen(k), 2) == 1)
+      snprintf(n->key, sizeof n->key, "%s", k);
+  }
+  CHECK(n->key[0] != '\0');
+}
+
+/* Node `from` leads group 1 in `term`, as its heartbeat tells. */
+static void gnode_leader(struct gnode *n, uint32_t from, uint64_t term) {
+  struct sabha_msg m = {.type = RAFT_MSG_HEARTBEAT,
+                        .from = from,
+                        .to = 2,
+                        .term = term,
+                        .group = 1};
+  rt_step(n->rts[1], &m);
+}
+
+static void gnode_run(struct gnode *n) {
+  for (int round = 0; round < 4; round++)
+    for (uint32_t g = 0; g < 2; g++) {
+      rt_run(n->rts[g]);
+      rt_groups_pump(n->rts[g]);
+    }
+}
+
+/* Gives the client `format` with the group-1 key in place of each %s. */
+static void gnode_say(struct gnode *n, struct rt_stream *c,
+                      const char *format) {
+  char in[128];
+  int len = snprintf(in, sizeof in, format, n->key, n->key);
+  rt_stream_input(c, in, (size_t)len);
+  gnode_run(n);
+}
+
+static void gnode_close(struct gnode *n) {
+  rt_close_crash(n->rts[1]);
+  rt_close_crash(n->rts[0]);
+  for (int i = 0; i < n->h.n_closed; i++)
+    rt_stream_free(n->h.closed[i]);
+  memfs_free(n->fs);
+}
+
+/* The client got "not applied" for its first command and :1 for its
+ * second. */
+static bool refused_then_one(struct rt_stream *c) {
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  return strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+         strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0;
+}
+
 /* The same with groups: group 0 of node 2 sends a key's commands straight
  * to node 1, which leads the key's group, over one link per node. When
  * node 1 refuses the first (it no longer leads the group) after the
@@ -247,74 +330,57 @@ static void an_unsent_command_never_goes_behind_its_clients_next(void) {
  * leader over a link of its own): node 1, leader again, may already have
  * carried out the next. */
 static void a_group_command_refused_never_overtakes_its_clients_next(void) {
-  struct memfs *fs;
-  CHECK(memfs_new(&fs, 1) == 0);
-  struct wal_io io;
-  memfs_io(fs, &io);
-  struct rt_host h;
-  memset(&h, 0, sizeof h);
-  h.now_ms = 1000;
-  h.abort_on_fatal = true;
-  h.accept_links = true;
-  struct rt_ports ports = rt_host_ports(&h);
-  struct rt *rts[2] = {NULL, NULL};
-  for (uint32_t g = 0; g < 2; g++) {
-    struct rt_config cfg;
-    rt_host_config(&cfg, &io);
-    cfg.group = g;
-    cfg.n_groups = 2;
-    cfg.tag_seed = 11 + g;
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, g == 0 ? "data" : "data/g1");
-    char err[512];
-    CHECK(rt_open(&rts[g], &cfg, &ports, err, sizeof err) == 0);
-  }
-  rt_groups_attach(rts, 2);
-  /* Node 1 leads group 1 in term 1, as its heartbeat tells. */
-  struct sabha_msg m = {
-      .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1, .group = 1};
-  rt_step(rts[1], &m);
-  char key[16] = "";
-  for (int i = 0; i < 100 && key[0] == '\0'; i++) {
-    char k[16];
-    snprintf(k, sizeof k, "k%d", i);
-    if (rt_key_group((const uint8_t *)k, strlen(k), 2) == 1)
-      snprintf(key, sizeof key, "%s", k);
-  }
-  CHECK(key[0] != '\0');
+  struct gnode n;
+  gnode_open(&n);
+  gnode_leader(&n, 1, 1);
   struct rt_stream *c = NULL;
-  CHECK(rt_stream_accept(rts[0], true, &c) == NULL && c != NULL);
-  char in[64];
-  int len = snprintf(in, sizeof in, "SET %s 1\r\nINCR %s\r\n", key, key);
-  rt_stream_input(c, in, (size_t)len);
-  for (int round = 0; round < 4; round++)
-    for (uint32_t g = 0; g < 2; g++) {
-      rt_run(rts[g]);
-      rt_groups_pump(rts[g]);
-    }
-  struct rt_stream *link = h.link;
-  CHECK(link != NULL && h.link_node == 1);
+  CHECK(rt_stream_accept(n.rts[0], true, &c) == NULL && c != NULL);
+  gnode_say(&n, c, "SET %s 1\r\nINCR %s\r\n");
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL && n.h.link_node == 1);
   rt_stream_connected(link);
-  rt_run(rts[0]);
+  rt_run(n.rts[0]);
   const char *sent = rt_stream_said(link);
   CHECK(strstr(sent, "SABHA.FORWARDED") != NULL && strstr(sent, "SET") &&
         strstr(sent, "INCR") != NULL);
   static const char replies[] = "+OK\r\n-NOTLEADER 1\r\n:1\r\n";
   rt_stream_input(link, replies, sizeof replies - 1);
-  for (int round = 0; round < 4; round++)
-    for (uint32_t g = 0; g < 2; g++) {
-      rt_run(rts[g]);
-      rt_groups_pump(rts[g]);
-    }
-  const char *got = rt_stream_said(c);
-  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
-    fprintf(stderr, "the client got: [%s]\n", got);
-  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
-        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
-  rt_close_crash(rts[1]);
-  rt_close_crash(rts[0]);
-  for (int i = 0; i < h.n_closed; i++)
-    rt_stream_free(h.closed[i]);
-  memfs_free(fs);
+  gnode_run(&n);
+  CHECK(refused_then_one(c));
+  gnode_close(&n);
+}
+
+/* And when group 0's link to the group's leader fails before it ever
+ * connected, after the client's next command went to the group's new
+ * leader over another link. */
+static void a_group_command_unsent_never_goes_behind_its_clients_next(void) {
+  struct gnode n;
+  gnode_open(&n);
+  gnode_leader(&n, 1, 1);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rts[0], true, &c) == NULL && c != NULL);
+  gnode_say(&n, c, "SET %s 1\r\n");
+  struct rt_stream *first = n.h.link;
+  CHECK(first != NULL && n.h.link_node == 1);
+  gnode_leader(&n, 3, 2); /* node 3 leads before the link connects */
+  gnode_say(&n, c, "INCR %s\r\n");
+  struct rt_stream *second = n.h.link;
+  CHECK(second != first && n.h.link_node == 3);
+  rt_stream_connected(second);
+  gnode_run(&n);
+  const char *sent = rt_stream_said(second);
+  CHECK(strstr(sent, "INCR") != NULL && strstr(sent, "SET") == NULL);
+  rt_stream_lost(first); /* it never connected */
+  rt_stream_free(first);
+  gnode_run(&n);
+  sent = rt_stream_said(second);
+  if (sent[0] != '\0')
+    fprintf(stderr, "went again: [%s]\n", sent);
+  CHECK(sent[0] == '\0');
+  rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+  gnode_run(&n);
+  CHECK(refused_then_one(c));
+  gnode_close(&n);
 }
 
 int main(int argc, char **argv) {
@@ -323,6 +389,7 @@ int main(int argc, char **argv) {
       TEST(a_refused_command_never_overtakes_its_clients_next),
       TEST(an_unsent_command_never_goes_behind_its_clients_next),
       TEST(a_group_command_refused_never_overtakes_its_clients_next),
+      TEST(a_group_command_unsent_never_goes_behind_its_clients_next),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
