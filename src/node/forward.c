@@ -19,11 +19,11 @@
  * sent already, which that node, leader by the time it arrives, may carry
  * out first: then the refused one is answered "not applied", never sent
  * again behind it (so too a command whose link failed before sending it,
- * when a later one went over a new link). When the leader changes, the follower
- * opens a link to the new one and lets the old one drain. When a link fails:
- * requests not yet sent (the link never connected) and reads (no side
- * effects) are tried again; writes that may have reached the leader are
- * answered with their outcome unknown. */
+ * when a later one went over a new link). When the leader changes, the
+ * follower opens a link to the new one and lets the old one drain. When a
+ * link fails: requests not yet sent (the link never connected) and reads
+ * (no side effects) are tried again; writes that may have reached the
+ * leader are answered with their outcome unknown. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -156,33 +156,28 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
     return;
   }
   bool refused = len >= 10 && memcmp(p, "-NOTLEADER", 10) == 0;
-  if (refused && f->group_link) {
-    /* That node no longer leads the group: its own link finds the leader
-     * (groups.c). Unless the client's next commands went out behind it:
-     * the same as below. */
+  /* An in-process link relays a refusal to the node that asked
+   * (groups.c). */
+  if (refused && (f->group_link || !f->in_process)) {
+    /* Not executed there. A group's link leaves it to the group's own
+     * link to find the leader (groups.c); otherwise it waits for this node
+     * to learn the real leader, and that node is not asked again for a
+     * while. Unless the client's next commands are on their way already:
+     * that node, leader by the time they arrive, carries them out, and
+     * sent again this one would apply after them (SET k 1; INCR k as
+     * INCR, then SET). It was not carried out: the client is told so. */
+    if (!f->group_link) {
+      rt->fwd_failed_leader = f->leader;
+      rt->fwd_failed_ms = rt_now_ms(rt);
+    }
     if (overtaken(r)) {
       rt_req_fail(rt, r, MSG_OVERTAKEN);
-      return;
+    } else if (f->group_link) {
+      r->via_pair = true;
+      rt_group_route(rt, r);
+    } else {
+      rt_wait_leader(rt, r);
     }
-    r->via_pair = true;
-    rt_group_route(rt, r);
-    return;
-  }
-  /* A group's link relays a refusal to the node that asked (groups.c). */
-  if (refused && !f->in_process) {
-    /* Not executed there: wait for this node to learn the real leader,
-     * and do not ask that node again for a while. */
-    rt->fwd_failed_leader = f->leader;
-    rt->fwd_failed_ms = rt_now_ms(rt);
-    /* Unless the client's next commands are on their way already: that
-     * node, leader by the time they arrive, carries them out, and sent
-     * again this one would apply after them (SET k 1; INCR k as INCR,
-     * then SET). It was not carried out: the client is told so. */
-    if (overtaken(r)) {
-      rt_req_fail(rt, r, MSG_OVERTAKEN);
-      return;
-    }
-    rt_wait_leader(rt, r);
     return;
   }
   resp_buf_reset(&r->reply);

@@ -988,21 +988,21 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
    * past it never got its clock entry, and reads saw it held until the
    * next application write. */
   uint64_t kv_clock = kvstore_clock_ms(rt->kv);
-  if (wall <= kv_clock && wall <= app_clock_ms(rt->app))
+  uint64_t app_clock = app_clock_ms(rt->app);
+  if (wall <= kv_clock && wall <= app_clock)
     return; /* both clocks are current: nothing can be due */
   uint64_t due = kvstore_next_expiry_ms(rt->kv);
   bool kv_due = due != 0 && due >= kv_clock && due < wall;
   /* Held at the machine's clock, so past it: only the wall clock counts. */
   uint64_t lease = app_next_expiry_ms(rt->app);
   bool app_due = lease != 0 && lease < wall;
-  /* While something may expire, the time it has left (TTL, PTTL, a lock's
-   * ms left) is read on the log's clock too, which stands still without
-   * writes: on an idle group a TTL would say 100 for as long as nobody
-   * wrote. One clock entry a second keeps it counting down, as a client
-   * of Redis sees it, at one small entry a second while keys expire. */
-  bool ticking =
-      (due != 0 && wall >= kv_clock + RT_CLOCK_TICK_MS) ||
-      (lease != 0 && wall >= app_clock_ms(rt->app) + RT_CLOCK_TICK_MS);
+  /* The time something still has left (TTL, PTTL, a lock's ms left) is
+   * read on the log's clock too, which stands still without writes: on an
+   * idle group a TTL would say 100 for as long as nobody wrote. A clock
+   * entry a second while something may still expire keeps it counting
+   * down, as a client of Redis sees it. */
+  bool ticking = (due > kv_clock && wall >= kv_clock + RT_CLOCK_TICK_MS) ||
+                 (lease > app_clock && wall >= app_clock + RT_CLOCK_TICK_MS);
   if (!kv_due && !app_due && !ticking)
     return;
   uint64_t stamp = rt_stamp_ms(rt);
