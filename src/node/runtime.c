@@ -82,18 +82,59 @@ uint64_t rt_mono_us(const struct rt *rt) {
   return rt->ports.mono_us(rt->ports.ctx);
 }
 
+/* The stamps' clock: the wall clock while it is at or past every stamp
+ * this node has seen (its own, and the log's clock, which other leaders
+ * moved), and otherwise that point run on at the monotonic clock's pace.
+ * Never back, but never ahead either: the highest stamp applied is the
+ * log's clock, which TTLs and leases run on, so commands stamped in one
+ * millisecond share it (one past the last for each would run the clock a
+ * millisecond ahead per write under load, and expire keys early). And it
+ * never stands still: a wall clock stepped back an hour (or a new leader's
+ * clock behind its predecessor's) used to hold every stamp at the last
+ * one until it caught up, so for that hour no TTL counted down and no
+ * lock's lease ended. The monotonic clock only carries the stamps across
+ * such a gap; while the wall clock leads it is the stamp, so the two
+ * clocks' slightly different rates never add up. A proposal is told apart
+ * by its session and sequence number, or its tag, which are unique on
+ * their own. */
+static uint64_t stamp_floor(const struct rt *rt) {
+  uint64_t floor = rt->last_stamp_ms;
+  uint64_t kv = kvstore_clock_ms(rt->kv), app = app_clock_ms(rt->app);
+  if (kv > floor)
+    floor = kv;
+  return app > floor ? app : floor;
+}
+
+/* The anchor run on to now, or 0 when that is behind floor. */
+static uint64_t stamp_run_on(const struct rt *rt, uint64_t floor,
+                             uint64_t mono_us) {
+  if (rt->stamp_anchor_ms == 0 || mono_us < rt->stamp_anchor_us)
+    return 0;
+  uint64_t ran = rt->stamp_anchor_ms + (mono_us - rt->stamp_anchor_us) / 1000u;
+  return ran >= floor ? ran : 0;
+}
+
+uint64_t rt_stamp_clock_ms(const struct rt *rt) {
+  uint64_t wall = rt_wall_ms(rt), floor = stamp_floor(rt);
+  if (wall >= floor)
+    return wall;
+  uint64_t ran = stamp_run_on(rt, floor, rt_mono_us(rt));
+  return ran != 0 ? ran : floor;
+}
+
 uint64_t rt_stamp_ms(struct rt *rt) {
-  /* Never back, but never ahead either: the highest stamp applied is the
-   * log's clock, which TTLs and leases run on, so commands stamped in one
-   * millisecond share it (one past the last for each would run the clock
-   * a millisecond ahead per write under load, and expire keys early). A
-   * proposal is told apart by its session and sequence number, or its
-   * tag, which are unique on their own. */
-  uint64_t now = rt_wall_ms(rt);
-  if (now < rt->last_stamp_ms)
-    now = rt->last_stamp_ms;
-  rt->last_stamp_ms = now;
-  return now;
+  uint64_t wall = rt_wall_ms(rt), floor = stamp_floor(rt);
+  uint64_t mono = rt_mono_us(rt);
+  uint64_t stamp = wall < floor ? stamp_run_on(rt, floor, mono) : 0;
+  if (stamp == 0) {
+    /* The wall clock leads, or there is nothing to run on from (no anchor
+     * yet, or one the log's clock has passed): the stamps start here. */
+    stamp = wall >= floor ? wall : floor;
+    rt->stamp_anchor_ms = stamp;
+    rt->stamp_anchor_us = mono;
+  }
+  rt->last_stamp_ms = stamp;
+  return stamp;
 }
 
 uint64_t rt_watch_index(const struct rt *rt) {
@@ -978,7 +1019,7 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
       rt->last_role != SABHA_ROLE_LEADER ||
       rt->last_leader != rt->cfg.engine.id || rt->in_ready)
     return;
-  uint64_t wall = rt_wall_ms(rt);
+  uint64_t wall = rt_stamp_clock_ms(rt);
   if (wall < rt->clock_proposed_ms + rt->cfg.clock_ms)
     return;
   /* The store and the applications keep a clock each (key-value commands

@@ -373,6 +373,9 @@ struct rt {
   uint64_t next_read_id;
   uint64_t next_req_order;
   uint64_t last_stamp_ms;  /* stamps on commands never go back */
+  /* Where the stamps' clock was last known right (rt_stamp_ms): a stamp
+   * and the monotonic clock when it was taken. */
+  uint64_t stamp_anchor_ms, stamp_anchor_us;
   struct rt_req *req_pool; /* requests freed for reuse (requests.c) */
   uint32_t req_pool_n;
   uint64_t clock_proposed_ms; /* the last clock entry's stamp */
@@ -426,8 +429,11 @@ struct rt {
 uint64_t rt_now_ms(const struct rt *rt);
 uint64_t rt_wall_ms(const struct rt *rt);
 uint64_t rt_mono_us(const struct rt *rt);
-/* A command stamp: the wall clock, never going back. */
+/* A command stamp: the wall clock, never going back, and running on at
+ * the monotonic clock's pace while the wall clock is behind. */
 uint64_t rt_stamp_ms(struct rt *rt);
+/* What a stamp taken now would be, without taking one. */
+uint64_t rt_stamp_clock_ms(const struct rt *rt);
 void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Gives up: ports.fatal, then rt->dead. */

@@ -10,7 +10,8 @@ static uint64_t h_now_ms(void *ctx) {
 }
 
 static uint64_t h_wall_ms(void *ctx) {
-  return 1700000000000ull + ((struct rt_host *)ctx)->now_ms;
+  const struct rt_host *h = ctx;
+  return (uint64_t)((int64_t)(1700000000000ull + h->now_ms) + h->wall_step_ms);
 }
 
 static uint64_t h_mono_us(void *ctx) {

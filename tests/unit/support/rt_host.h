@@ -21,6 +21,7 @@
 
 struct rt_host {
   uint64_t now_ms;
+  int64_t wall_step_ms; /* the wall clock's offset from now_ms (a step) */
   bool abort_on_fatal;
   bool accept_links;
   int fatal_kind; /* enum rt_fatal, 0 for none */
