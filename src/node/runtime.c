@@ -265,6 +265,8 @@ static int new_app(const struct rt *rt, uint32_t dedup_max, struct app **out) {
   struct app_config ac = app_config_default;
   ac.dedup_max = dedup_max;
   ac.bugs = rt->cfg.app_bugs;
+  ac.hash_key[0] = rt->cfg.app_hash_key[0];
+  ac.hash_key[1] = rt->cfg.app_hash_key[1];
   return app_new(out, &ac);
 }
 

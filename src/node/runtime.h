@@ -270,7 +270,8 @@ struct rt_config {
   uint8_t admin_pass[RT_PASSWORD_BYTES_MAX];
   uint32_t admin_pass_bytes;
   bool protected_mode;     /* default true */
-  uint64_t kv_hash_key[2]; /* kvstore_config.hash_key: random in sabhad */
+  uint64_t kv_hash_key[2];  /* kvstore_config.hash_key: random in sabhad */
+  uint64_t app_hash_key[2]; /* app_config.hash_key: random in sabhad */
   uint64_t tag_seed;       /* the first app tag's low bits: random */
   uint32_t bugs;           /* enum rt_bug */
   uint32_t app_bugs;       /* app_config.bugs */

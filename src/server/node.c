@@ -1128,6 +1128,7 @@ static int open_runtime(struct srv_node *n) {
   rc.n_peer_clients = n->cfg.n_peer_clients;
   snprintf(rc.cluster_id, sizeof rc.cluster_id, "%s", n->cfg.cluster_id);
   randombytes_buf(rc.kv_hash_key, sizeof rc.kv_hash_key);
+  randombytes_buf(rc.app_hash_key, sizeof rc.app_hash_key);
   randombytes_buf(&rc.tag_seed, sizeof rc.tag_seed);
   rc.verbose = n->cfg.verbose;
   memcpy(rc.requirepass, n->cfg.requirepass.bytes, n->cfg.requirepass.n);

@@ -827,6 +827,8 @@ static int open_group(struct sim *s, struct node *n, uint32_t g, char *err,
   cfg.tag_seed = sim_mix(cfg.engine.seed, 0x7a6);
   cfg.kv_hash_key[0] = sim_mix(s->o.seed, 0x6b76);
   cfg.kv_hash_key[1] = sim_mix(s->o.seed, 0x6b77);
+  cfg.app_hash_key[0] = sim_mix(s->o.seed, 0x6170);
+  cfg.app_hash_key[1] = sim_mix(s->o.seed, 0x6171);
   group_config(s, &cfg, g);
   struct rt_ports ports = sim_ports;
   ports.ctx = &n->grp[g].port;

@@ -257,6 +257,11 @@ struct app_config {
                            keys; >= 1, < 2^31 (a PNR is kept after its
                            cancellation, so it counts as one) */
   uint32_t bugs;        /* enum app_bug */
+  /* The key of the SipHash that places names (accounts, locks, ids) in
+   * the indexes (app_map.h). It decides only where they sit in memory,
+   * never an order or a reply, so replicas may differ; a secret random
+   * one keeps clients from choosing names that all collide. */
+  uint64_t hash_key[2];
   /* Where the machine gets memory (core/allocator.h; zero: the C
    * library). Lets a test fail any one allocation. */
   struct allocator alloc;

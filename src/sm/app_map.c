@@ -7,11 +7,15 @@
 #include <assert.h>
 #include <string.h>
 
+#include "core/siphash.h"
 #include "sabha/error.h"
 #include "sm/app_internal.h"
 
-uint32_t app_map_hash(const uint8_t *p, size_t len) {
-  uint64_t h = app_hash64(0x9e3779b97f4a7c15ull, p, len);
+/* Keyed: an unkeyed hash (FNV-1a, before) lets a client open thousands
+ * of accounts or locks whose names share a slot, and then every command on
+ * any of them walks the whole run, on every replica. */
+uint32_t app_map_hash(const struct app_map *m, const uint8_t *p, size_t len) {
+  uint64_t h = siphash24(len > 0 ? p : (const uint8_t *)"", len, m->key);
   return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -34,6 +38,10 @@ int app_map_reserve(const struct app_config *cfg, struct app_map *m,
   assert(m != NULL && m->n <= m->cap / 2);
   if (n_total <= m->cap / 2)
     return 0;
+  if (m->cap == 0) {
+    m->key[0] = cfg->hash_key[0];
+    m->key[1] = cfg->hash_key[1];
+  }
   if (n_total > (uint64_t)1 << 30)
     return SABHA_ENOMEM; /* beyond any config's bound */
   uint32_t cap = m->cap ? m->cap : 8;
@@ -57,7 +65,7 @@ static uint32_t find_slot(const struct app_map *m, struct app_arg key,
   if (m->cap == 0)
     return APP_MAP_NONE;
   uint32_t mask = m->cap - 1;
-  uint32_t h = app_map_hash(key.ptr, key.len);
+  uint32_t h = app_map_hash(m, key.ptr, key.len);
   for (uint32_t i = h & mask;; i = (i + 1) & mask) {
     const struct app_map_slot *s = &m->slots[i];
     if (s->pos1 == 0)
@@ -77,7 +85,7 @@ uint32_t app_map_find(const struct app_map *m, struct app_arg key,
 void app_map_insert(struct app_map *m, struct app_arg key, uint32_t pos) {
   assert(m != NULL && m->n + 1 <= m->cap / 2);
   assert(pos < APP_MAP_NONE - 1);
-  struct app_map_slot s = {pos + 1, app_map_hash(key.ptr, key.len)};
+  struct app_map_slot s = {pos + 1, app_map_hash(m, key.ptr, key.len)};
   place(m->slots, m->cap, s);
   m->n++;
 }

@@ -33,13 +33,14 @@ struct app_map {
   struct app_map_slot *slots;
   uint32_t cap; /* a power of two, or 0 */
   uint32_t n;
+  uint64_t key[2]; /* app_config.hash_key, taken by the first reserve */
 };
 
 /* The key of the record at position pos. */
 typedef struct app_arg (*app_map_key_fn)(const void *ctx, uint32_t pos);
 
-/* The hash of a key, as the index places it. */
-uint32_t app_map_hash(const uint8_t *p, size_t len);
+/* The hash of a key, as the index m places it. */
+uint32_t app_map_hash(const struct app_map *m, const uint8_t *p, size_t len);
 
 /* Makes room for n_total keys without growing again. Returns 0 or
  * SABHA_ENOMEM (the index unchanged). */

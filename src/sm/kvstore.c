@@ -25,6 +25,7 @@
 
 #include "core/decimal.h"
 #include "core/endian.h"
+#include "core/siphash.h"
 #include "sabha/error.h"
 #include "sm/kv_order.h"
 #include "storage/crc32c.h"
@@ -61,57 +62,6 @@ static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
 
 static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   return n == 0 || memcmp(a, b, n) == 0;
-}
-
-/* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) ------------------------ */
-
-static uint64_t rotl(uint64_t x, int b) {
-  return (x << b) | (x >> (64 - b));
-}
-
-struct sip {
-  uint64_t v0, v1, v2, v3;
-};
-
-static void sip_round(struct sip *s) {
-  s->v0 += s->v1;
-  s->v1 = rotl(s->v1, 13);
-  s->v1 ^= s->v0;
-  s->v0 = rotl(s->v0, 32);
-  s->v2 += s->v3;
-  s->v3 = rotl(s->v3, 16);
-  s->v3 ^= s->v2;
-  s->v0 += s->v3;
-  s->v3 = rotl(s->v3, 21);
-  s->v3 ^= s->v0;
-  s->v2 += s->v1;
-  s->v1 = rotl(s->v1, 17);
-  s->v1 ^= s->v2;
-  s->v2 = rotl(s->v2, 32);
-}
-
-static void sip_absorb(struct sip *s, uint64_t m) {
-  s->v3 ^= m;
-  sip_round(s);
-  sip_round(s);
-  s->v0 ^= m;
-}
-
-static uint64_t siphash24(const uint8_t *p, size_t n, const uint64_t key[2]) {
-  struct sip s = {
-      0x736f6d6570736575ull ^ key[0], 0x646f72616e646f6dull ^ key[1],
-      0x6c7967656e657261ull ^ key[0], 0x7465646279746573ull ^ key[1]};
-  size_t whole = n - n % 8;
-  for (size_t i = 0; i < whole; i += 8)
-    sip_absorb(&s, le_get_u64(p + i));
-  uint64_t last = (uint64_t)n << 56;
-  for (size_t i = whole; i < n; i++)
-    last |= (uint64_t)p[i] << (8 * (i - whole));
-  sip_absorb(&s, last);
-  s.v2 ^= 0xff;
-  for (int i = 0; i < 4; i++)
-    sip_round(&s);
-  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
 }
 
 /* ---- Entries ----------------------------------------------------------- */
