@@ -223,18 +223,9 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
  * it would count as failed a write that then applies. */
 static void the_query_limit_refusal_never_answers_an_earlier_command(void) {
   struct rt_node n;
-  struct rt_config cfg;
-  CHECK(rt_node_init(&n, &cfg) == 0);
-  static const uint32_t voters[] = {1};
-  rt_config_init(&cfg, 1, voters, 1);
-  snprintf(cfg.protocol, sizeof cfg.protocol, "raft");
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n.io;
-  cfg.engine.seed = 7;
-  cfg.query_bytes_max = 64 * 1024;
-  cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
-  CHECK(rt_node_start(&n, &cfg) == 0);
-  CHECK(rt_node_elect(&n) == 0);
+  CHECK(rt_node_start_alone(&n) == 0);
+  n.rt->cfg.query_bytes_max = 64 * 1024;
+  n.rt->cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
   n.h.sync_later = true;
   struct rt_stream *c = client(&n);
   send_line(&n, c, "SET k 0\r\n");

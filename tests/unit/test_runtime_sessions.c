@@ -96,6 +96,12 @@ static uint64_t last_index(struct rt_trio *t, uint32_t id) {
   return st.last_index;
 }
 
+/* A client of node `id`, or NULL. */
+static struct rt_stream *trio_client(struct rt_trio *t, uint32_t id) {
+  struct rt_stream *s = NULL;
+  return rt_stream_accept(t->node[id].rt, true, &s) == NULL ? s : NULL;
+}
+
 static void trio_say(struct rt_trio *t, struct rt_stream *c, const char *text) {
   rt_stream_input(c, text, strlen(text));
   rt_trio_settle(t);
@@ -123,8 +129,8 @@ static void lost_write_then_next(const char *protocol, bool another_first) {
   t.drop = lose;
   t.drop_arg = &loss;
   CHECK(rt_trio_elect(&t, 1));
-  struct rt_stream *c = NULL;
-  CHECK(rt_stream_accept(t.node[1].rt, true, &c) == NULL && c != NULL);
+  struct rt_stream *c = trio_client(&t, 1);
+  CHECK(c != NULL);
   trio_say(&t, c, "SET k 0\r\n");
   CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
 
@@ -135,16 +141,16 @@ static void lost_write_then_next(const char *protocol, bool another_first) {
 
   loss.isolated = 1;
   CHECK(rt_trio_elect(&t, 2));
-  struct rt_stream *d = NULL;
-  CHECK(rt_stream_accept(t.node[2].rt, true, &d) == NULL && d != NULL);
+  struct rt_stream *d = trio_client(&t, 2);
+  CHECK(d != NULL);
   trio_say(&t, d, "SET other 1\r\n");
   CHECK(strcmp(rt_stream_said(d), "+OK\r\n") == 0);
   CHECK(rt_applied_index(t.node[3].rt) >= loss.index);
   loss.isolated = 0;
   trio_tick(&t, 2, 100); /* node 1 hears of node 2's term */
   CHECK(rt_trio_elect(&t, 1));
-  struct rt_stream *e = NULL;
-  CHECK(rt_stream_accept(t.node[1].rt, true, &e) == NULL && e != NULL);
+  struct rt_stream *e = trio_client(&t, 1);
+  CHECK(e != NULL);
   if (another_first)
     rt_stream_input(e, "SET e 1\r\n", 9);
   trio_say(&t, c, "INCR k\r\n");

@@ -7,9 +7,8 @@
 
 #include "tcluster.h" /* tc_msg_clone */
 
-static void trio_send(void *ctx, const struct sabha_msg *m) {
-  struct rt_trio_node *n = ctx; /* its host is its first member */
-  struct rt_trio *t = n->t;
+static void relay(void *arg, const struct sabha_msg *m) {
+  struct rt_trio *t = arg;
   if (m->to < 1 || m->to > 3 || (t->drop != NULL && t->drop(t->drop_arg, m))) {
     t->dropped++;
     return;
@@ -23,38 +22,25 @@ static void trio_send(void *ctx, const struct sabha_msg *m) {
 
 int rt_trio_open(struct rt_trio *t, const char *protocol) {
   memset(t, 0, sizeof *t);
-  static const uint32_t voters[] = {1, 2, 3};
   for (uint32_t id = 1; id <= 3; id++) {
-    struct rt_trio_node *n = &t->node[id];
-    n->t = t;
-    n->id = id;
-    if (memfs_new(&n->fs, id) != 0)
-      return -1;
-    memfs_io(n->fs, &n->io);
-    n->h.now_ms = 1000;
-    n->h.abort_on_fatal = true;
+    struct rt_node *n = &t->node[id];
     struct rt_config cfg;
-    rt_config_init(&cfg, id, voters, 3);
+    if (rt_node_init(n, &cfg) != 0)
+      return -1;
+    cfg.engine.id = id;
     snprintf(cfg.protocol, sizeof cfg.protocol, "%s", protocol);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-    cfg.io = &n->io;
     cfg.engine.seed = 7 + id;
     cfg.tag_seed = 11 + id;
-    /* Elections only where the test moves a clock: no timing of the
-     * runtime's, and no lease that would keep a follower whose clock
-     * stands still from voting. */
-    cfg.timing = RT_TIMING_FIXED;
+    /* Elections only where the test moves a clock: no lease that would
+     * keep a follower whose clock stands still from voting. */
     cfg.engine.check_quorum = false;
     cfg.engine.pre_vote = false;
     cfg.leader_wait_ms = 3600000;
     cfg.request_timeout_ms = 3600000;
-    struct rt_ports ports = rt_host_ports(&n->h);
-    ports.send = trio_send;
-    char err[512];
-    if (rt_open(&n->rt, &cfg, &ports, err, sizeof err) != 0) {
-      fprintf(stderr, "rt_open of node %u: %s\n", id, err);
+    n->h.relay = relay;
+    n->h.relay_arg = t;
+    if (rt_node_start(n, &cfg) != 0)
       return -1;
-    }
   }
   rt_trio_settle(t);
   return 0;
@@ -82,7 +68,7 @@ void rt_trio_settle(struct rt_trio *t) {
 }
 
 bool rt_trio_elect(struct rt_trio *t, uint32_t id) {
-  struct rt_trio_node *n = &t->node[id];
+  struct rt_node *n = &t->node[id];
   for (int k = 0; k < 1000; k++) {
     struct sabha_status st;
     rt_status(n->rt, &st);
@@ -100,13 +86,10 @@ void rt_trio_close(struct rt_trio *t) {
     free(t->queue[i]);
   t->queue_n = 0;
   for (uint32_t id = 1; id <= 3; id++) {
-    struct rt_trio_node *n = &t->node[id];
-    if (n->rt != NULL) {
-      for (int i = 0; i < n->h.n_closed; i++)
-        rt_stream_free(n->h.closed[i]);
-      rt_close_crash(n->rt);
-    }
-    if (n->fs != NULL)
+    struct rt_node *n = &t->node[id];
+    if (n->rt != NULL)
+      rt_node_close(n);
+    else if (n->fs != NULL)
       memfs_free(n->fs);
   }
 }

@@ -17,19 +17,8 @@
 
 #define RT_TRIO_QUEUE_MAX 4096
 
-struct rt_trio;
-
-struct rt_trio_node {
-  struct rt_host h; /* first: the ports' context is the node */
-  struct rt_trio *t;
-  uint32_t id;
-  struct memfs *fs;
-  struct wal_io io;
-  struct rt *rt;
-};
-
 struct rt_trio {
-  struct rt_trio_node node[4];                /* by id, 1..3 */
+  struct rt_node node[4];                     /* by id, 1..3 */
   struct sabha_msg *queue[RT_TRIO_QUEUE_MAX]; /* copies, oldest first */
   size_t queue_n;
   /* Sees each message as it is sent; true drops it. */
