@@ -1255,8 +1255,19 @@ uint8_t *rt_stream_input_space(struct rt_stream *s, size_t want, size_t *cap) {
  * that reads its replies ever has (one command is at most
  * resp_limits_default.command_bytes_max): bytes that keep coming while
  * reading is stopped (a host that cannot stop at once, or a flood). The
- * client is told why, behind the replies already on their way, and
- * closed; what else it waits for is dropped. */
+ * client is closed, behind the replies already on their way; what else it
+ * waits for is dropped.
+ *
+ * It is told why only when none of its commands waits for a reply: a
+ * pipelining client takes each reply for the answer to its oldest command
+ * still unanswered, so with a write in flight it would read the error as
+ * that write's failure, and the write may yet commit. Then it is closed
+ * without a word, as Redis closes it: a lost connection leaves those
+ * commands' outcome unknown, which is the truth. (Holding the connection
+ * open until they are answered would keep a client that floods, and most
+ * often reads nothing, for as long as a commit may take.) With nothing
+ * waiting, the error can only be taken for the answer to the first
+ * command of the input, which was never run. */
 static void query_limit_close(struct rt_stream *c) {
   struct rt *rt = c->rt;
   rt->m.query_limit_closed++;
@@ -1264,9 +1275,10 @@ static void query_limit_close(struct rt_stream *c) {
          "client %" PRIu64 ": %zu bytes of input not yet parsed, past "
          "client-query-buffer-limit (%" PRIu64 "); closing",
          c->id, c->in_len, rt->cfg.query_bytes_max);
-  resp_write_error(&c->out, "ERR client-query-buffer-limit reached: the "
-                            "connection sent more than the node holds "
-                            "unparsed; closing it");
+  if (list_empty(&c->queue))
+    resp_write_error(&c->out, "ERR client-query-buffer-limit reached: the "
+                              "connection sent more than the node holds "
+                              "unparsed; closing it");
   /* A client with a write outstanding may not be reading at all: then it
    * is not kept waiting for one that never completes. */
   rt_stream_close(c, !c->taking && c->out.err == 0);

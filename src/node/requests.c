@@ -615,13 +615,49 @@ static bool proposal_is(const struct rt_req *r, const struct applied_id *id) {
                     : r->session == id->session && r->seq == id->seq;
 }
 
+static void propose_again(struct rt *rt, struct rt_req *r);
+
+/* Whether proposals `a` and `b` are kvstore writes of one session. */
+static bool same_session(const struct rt_req *a, const struct rt_req *b) {
+  return a->c == b->c && a->cmd != NULL && b->cmd != NULL && !a->is_app &&
+         !b->is_app && a->session == b->session;
+}
+
+/* Whether a lost kvstore write `r` of a live stream is in its stream's
+ * session still (none of the session's writes was answered as lost), so
+ * that it and the session's later writes may go again in a new one. */
+static bool may_go_again(const struct rt_req *r) {
+  return r->cmd != NULL && !r->is_app && !r->before_install && !r->c->closing &&
+         r->c->session_state == RT_SESSION_READY && r->c->session == r->session;
+}
+
+/* Whether a write of `r`'s session proposed after it still waits. */
+static bool has_later(const struct rt *rt, const struct rt_req *r) {
+  for (const struct list_link *l = r->glink.next; l != &rt->proposals;
+       l = l->next)
+    if (same_session(LIST_OF(l, const struct rt_req, glink), r))
+      return true;
+  return false;
+}
+
 /* Finds the proposal an applied command answers. Both engines keep a
  * leader's proposals in the order it made them, so when one is applied,
  * those this node proposed before it and that are still waiting, of either
  * kind, were lost (cut from the log, or dropped from an unsent batch by a
  * leader change): they will never apply. Unless a snapshot was installed
  * since they were made: then they may have applied inside it, and the
- * truthful answer is that nobody knows. Returns the match or NULL. */
+ * truthful answer is that nobody knows.
+ *
+ * A lost write alone is answered "not applied", and its client decides.
+ * But a write of the same session proposed after it (in a later term of
+ * this node, say, while the lost one still waited) is refused by the store
+ * as out of order, applying nothing: answered so, a client that pipelined
+ * SET k 1, INCR k would be told its SET was not applied and its INCR
+ * failed with an error it cannot act on; and the INCR alone sent again
+ * would apply without the SET before it. So the lost write goes again with
+ * its session's later ones, in a new session, in the order they were
+ * proposed (propose_again), the applied one among them when it is one of
+ * them: then there is no match to answer. Returns the match or NULL. */
 static struct rt_req *match_proposal(struct rt *rt,
                                      const struct applied_id *id) {
   struct rt_req *match = NULL;
@@ -635,29 +671,53 @@ static struct rt_req *match_proposal(struct rt *rt,
   }
   if (match == NULL)
     return NULL; /* another node's command */
-  while (rt->proposals.next != &match->glink && !rt->dead) {
-    struct rt_req *r = LIST_OF(rt->proposals.next, struct rt_req, glink);
-    proposal_lost(rt, r,
-                  r->before_install ? MSG_OVERTAKEN_UNKNOWN : MSG_NOT_APPLIED,
-                  "TRYAGAIN leadership changed before the connection's "
-                  "session was opened; the write was not applied");
+  /* The lost writes of the match's own session stay in the list, at its
+   * head, until the others are settled: then they go again with it. */
+  struct list_link *l = rt->proposals.next;
+  while (l != &match->glink && !rt->dead) {
+    struct rt_req *r = LIST_OF(l, struct rt_req, glink);
+    struct list_link *kept = l->prev; /* the list's head, or a kept write */
+    bool again = may_go_again(r);
+    if (again && same_session(r, match)) {
+      l = l->next;
+      continue;
+    }
+    if (again && has_later(rt, r))
+      propose_again(rt, r); /* r and its session's later writes */
+    else
+      proposal_lost(rt, r,
+                    r->before_install ? MSG_OVERTAKEN_UNKNOWN : MSG_NOT_APPLIED,
+                    "TRYAGAIN leadership changed before the connection's "
+                    "session was opened; the write was not applied");
+    l = kept->next;
+  }
+  if (rt->dead)
+    return NULL;
+  if (rt->proposals.next != &match->glink) {
+    struct rt_req *first = LIST_OF(rt->proposals.next, struct rt_req, glink);
+    assert(same_session(first, match));
+    propose_again(rt, first); /* the match goes again too */
+    return NULL;
   }
   return match;
 }
 
 /* The store refused write `r` because its stream's session is gone from
- * the table (evicted by newer ones): nothing was applied, and since this
- * node never sends a command twice, nothing of that session will be. The
- * stream opens a new session and `r` is proposed again in it, followed by
- * the stream's other writes of the old session, still in the log and bound
- * for the same refusal: in the order they were proposed, ahead of anything
- * the stream sends after. (A session evicted while the state came in a
- * snapshot is another matter: the write may have applied before the
- * eviction, rt_proposals_after_snapshot.) */
+ * the table (evicted by newer ones), or `r` was lost and its session's
+ * later writes are bound for the store's "out of order" (match_proposal):
+ * nothing was applied, and since this node never sends a command twice,
+ * nothing of that session will be. The stream opens a new session and `r`
+ * is proposed again in it, followed by the stream's other writes of the
+ * old session, still in the log and bound for the same refusal: in the
+ * order they were proposed, ahead of anything the stream sends after. (A
+ * session evicted while the state came in a snapshot is another matter:
+ * the write may have applied before the eviction,
+ * rt_proposals_after_snapshot.) */
 static void propose_again(struct rt *rt, struct rt_req *r) {
   struct rt_stream *c = r->c;
   uint64_t session = r->session;
   session_reset(c, session);
+  rt_req_unlist(r);
   struct list_link again;
   list_init(&again);
   list_push(&again, &r->glink);
@@ -671,8 +731,8 @@ static void propose_again(struct rt *rt, struct rt_req *r) {
     }
   }
   rt_log(rt, RT_LOG_DEBUG,
-         "client %" PRIu64 ": session %" PRIu64 " was evicted; its writes "
-         "go again in a new one",
+         "client %" PRIu64 ": the writes of session %" PRIu64 " go again "
+         "in a new one",
          c->id, session);
   while (!list_empty(&again)) {
     struct rt_req *o = LIST_OF(again.next, struct rt_req, glink);

@@ -188,10 +188,23 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
   CHECK(!rt_host_closed(&n.h, c));
   rt_stream_input(c, junk, sizeof junk);
   CHECK(rt_host_closed(&n.h, c));
-  CHECK(strcmp(rt_stream_said(c), "-ERR client-query-buffer-limit reached: the "
+  /* Without a word while the GET waits: the client would take the error
+   * for the GET's reply. */
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
+  CHECK(rt_metrics(n.rt)->query_limit_closed == 1);
+
+  /* With nothing waiting, told why: a command whose argument keeps
+   * coming past the limit. */
+  struct rt_stream *b = client(&n);
+  send_line(&n, b, "*2\r\n$4\r\nECHO\r\n$100000\r\n");
+  rt_stream_input(b, junk, sizeof junk);
+  CHECK(!rt_host_closed(&n.h, b));
+  rt_stream_input(b, junk, sizeof junk);
+  CHECK(rt_host_closed(&n.h, b));
+  CHECK(strcmp(rt_stream_said(b), "-ERR client-query-buffer-limit reached: the "
                                   "connection sent more than the node holds "
                                   "unparsed; closing it\r\n") == 0);
-  CHECK(rt_metrics(n.rt)->query_limit_closed == 1);
+  CHECK(rt_metrics(n.rt)->query_limit_closed == 2);
 
   /* More than the limit in all is no flood: commands are parsed as they
    * come, and the limit is on what waits unparsed. */
@@ -200,6 +213,48 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
     echo(&n, d, 40 * 1024);
   CHECK(!rt_host_closed(&n.h, d));
   CHECK(drain(d) > 160 * 1024);
+  rt_node_close(&n);
+}
+
+/* A pipelining client reads each reply as the answer to its oldest
+ * command still unanswered. One whose write waits for its commit (the
+ * fsync that holds it is the test's to finish), then floods the input past
+ * the limit, must not find the refusal where the write's reply belongs:
+ * it would count as failed a write that then applies. */
+static void the_query_limit_refusal_never_answers_an_earlier_command(void) {
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  n.rt->cfg.query_bytes_max = 64 * 1024;
+  n.rt->cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
+  n.h.sync_later = true;
+  struct rt_stream *c = client(&n);
+  send_line(&n, c, "SET k 0\r\n");
+  rt_node_sync(&n);
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+
+  send_line(&n, c, "SET k 1\r\n"); /* proposed; its fsync is held */
+  CHECK(rt_sync_running(n.rt));
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
+  /* A command whose argument keeps coming, past the limit. */
+  static const char head[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n";
+  rt_stream_input(c, head, sizeof head - 1);
+  static char value[70 * 1024];
+  memset(value, 'x', sizeof value);
+  rt_stream_input(c, value, sizeof value);
+  rt_node_settle(&n);
+  CHECK(rt_metrics(n.rt)->query_limit_closed == 1);
+  CHECK(rt_host_closed(&n.h, c));
+  const char *got = rt_stream_said(c);
+  if (got[0] != '\0')
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strcmp(got, "") == 0);
+
+  /* The write it would have counted as failed applies. */
+  rt_node_sync(&n);
+  struct rt_stream *d = client(&n);
+  send_line(&n, d, "GET k\r\n");
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(d), "$1\r\n1\r\n") == 0);
   rt_node_close(&n);
 }
 
@@ -318,6 +373,7 @@ int main(int argc, char **argv) {
       TEST(output_past_the_hard_limit_closes_the_client),
       TEST(output_past_the_soft_limit_for_its_seconds_closes_the_client),
       TEST(input_past_the_query_buffer_limit_is_refused_and_closed),
+      TEST(the_query_limit_refusal_never_answers_an_earlier_command),
       TEST(idle_clients_are_closed_after_the_timeout),
       TEST(the_memory_budget_stops_reading_then_closes_the_largest),
       TEST(a_new_connection_pushes_out_the_oldest_on_probation),

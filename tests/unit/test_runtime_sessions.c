@@ -8,7 +8,14 @@
  * than answer that its outcome is unknown (which an INCR's client cannot
  * settle by reading back).
  *
- * A single-member node (it leads itself) over memfs. */
+ * A leader change may lose a write of a connection while the connection's
+ * later ones go on: the store refuses those as out of order, applying
+ * nothing. Neither was applied, so both go again, in order, in a new
+ * session, rather than the later one failing with a refusal that tells the
+ * client nothing it can act on.
+ *
+ * A single-member node (it leads itself) over memfs, or three (rt_trio.h)
+ * for a leader change. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +24,7 @@
 #include "check.h"
 #include "node/runtime.h"
 #include "rt_host.h"
+#include "rt_trio.h"
 
 static void say(struct rt_node *n, struct rt_stream *c, const char *text) {
   rt_stream_input(c, text, strlen(text));
@@ -56,9 +64,124 @@ static void an_evicted_session_is_replaced_and_the_write_applied(void) {
   rt_node_close(&n);
 }
 
+/* What the trio's network loses: every message to or from `isolated`, and
+ * node `from`'s messages carrying the entry at `index`. */
+struct loss {
+  uint32_t isolated;
+  uint32_t from;
+  uint64_t index;
+};
+
+static bool lose(void *arg, const struct sabha_msg *m) {
+  const struct loss *l = arg;
+  if (l->isolated != 0 && (m->from == l->isolated || m->to == l->isolated))
+    return true;
+  return l->index != 0 && m->from == l->from && m->n_entries > 0 &&
+         m->entries[0].index <= l->index &&
+         l->index <= m->entries[m->n_entries - 1].index;
+}
+
+/* Moves node `id`'s clock on by `ms`, settling after each step. */
+static void trio_tick(struct rt_trio *t, uint32_t id, uint64_t ms) {
+  for (uint64_t k = 0; k < ms; k += 10) {
+    t->node[id].h.now_ms += 10;
+    rt_tick(t->node[id].rt);
+    rt_trio_settle(t);
+  }
+}
+
+static uint64_t last_index(struct rt_trio *t, uint32_t id) {
+  struct sabha_status st;
+  rt_status(t->node[id].rt, &st);
+  return st.last_index;
+}
+
+/* A client of node `id`, or NULL. */
+static struct rt_stream *trio_client(struct rt_trio *t, uint32_t id) {
+  struct rt_stream *s = NULL;
+  return rt_stream_accept(t->node[id].rt, true, &s) == NULL ? s : NULL;
+}
+
+static void trio_say(struct rt_trio *t, struct rt_stream *c, const char *text) {
+  rt_stream_input(c, text, strlen(text));
+  rt_trio_settle(t);
+}
+
+/* Node 1 leads, and a connection's SET is proposed there, its entry lost
+ * on the way to the others. Node 2 leads without node 1 and commits
+ * another client's write at the SET's index, or after a no-op there (Raft
+ * cuts the SET from node 1's log when node 1 hears of it; Multi-Paxos
+ * chooses the other write for the slot). Node 1
+ * leads again, and the connection's INCR, proposed in the same session
+ * behind the SET that still waits, commits: the store refuses it, out of
+ * order, applying nothing. (Neither engine lets a leader's later entry in
+ * without its earlier one: the write behind a lost one is proposed in a
+ * later term of the same node, or of a link's session on it.) The SET was
+ * never applied and the INCR was refused: both go again, in order, and
+ * the client is answered as if the leader had never changed. With
+ * `another_first`, another client's write is proposed on node 1 just
+ * before the INCR: it commits first, and the SET, found lost then, goes
+ * again with the INCR still on its way to the same refusal. */
+static void lost_write_then_next(const char *protocol, bool another_first) {
+  struct rt_trio t;
+  CHECK(rt_trio_open(&t, protocol) == 0);
+  struct loss loss = {0};
+  t.drop = lose;
+  t.drop_arg = &loss;
+  CHECK(rt_trio_elect(&t, 1));
+  struct rt_stream *c = trio_client(&t, 1);
+  CHECK(c != NULL);
+  trio_say(&t, c, "SET k 0\r\n");
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+
+  loss.from = 1;
+  loss.index = last_index(&t, 1) + 1;
+  trio_say(&t, c, "SET k 1\r\n");
+  CHECK(last_index(&t, 1) == loss.index && last_index(&t, 2) < loss.index);
+
+  loss.isolated = 1;
+  CHECK(rt_trio_elect(&t, 2));
+  struct rt_stream *d = trio_client(&t, 2);
+  CHECK(d != NULL);
+  trio_say(&t, d, "SET other 1\r\n");
+  CHECK(strcmp(rt_stream_said(d), "+OK\r\n") == 0);
+  CHECK(rt_applied_index(t.node[3].rt) >= loss.index);
+  loss.isolated = 0;
+  trio_tick(&t, 2, 100); /* node 1 hears of node 2's term */
+  CHECK(rt_trio_elect(&t, 1));
+  struct rt_stream *e = trio_client(&t, 1);
+  CHECK(e != NULL);
+  if (another_first)
+    rt_stream_input(e, "SET e 1\r\n", 9);
+  trio_say(&t, c, "INCR k\r\n");
+  trio_tick(&t, 1, 100);
+  CHECK(strcmp(rt_stream_said(e), another_first ? "+OK\r\n" : "") == 0);
+  const char *got = rt_stream_said(c);
+  if (strcmp(got, "+OK\r\n:2\r\n") != 0)
+    fprintf(stderr, "%s: the client got [%s]\n", protocol, got);
+  CHECK(strcmp(got, "+OK\r\n:2\r\n") == 0);
+  trio_say(&t, c, "GET k\r\n");
+  CHECK(strcmp(rt_stream_said(c), "$1\r\n2\r\n") == 0);
+  rt_trio_close(&t);
+}
+
+static void
+raft_a_write_lost_to_a_leader_change_goes_again_with_the_next(void) {
+  lost_write_then_next("raft", false);
+  lost_write_then_next("raft", true);
+}
+
+static void
+multipaxos_a_write_lost_to_a_leader_change_goes_again_with_the_next(void) {
+  lost_write_then_next("multipaxos", false);
+  lost_write_then_next("multipaxos", true);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_evicted_session_is_replaced_and_the_write_applied),
+      TEST(raft_a_write_lost_to_a_leader_change_goes_again_with_the_next),
+      TEST(multipaxos_a_write_lost_to_a_leader_change_goes_again_with_the_next),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

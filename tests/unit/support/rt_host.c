@@ -24,6 +24,8 @@ static void h_send(void *ctx, const struct sabha_msg *m) {
   *copy = *m;
   copy->entries = NULL;
   copy->snap_data = NULL;
+  if (h->relay != NULL)
+    h->relay(h->relay_arg, m);
 }
 
 static void h_stream(void *ctx, struct rt_stream *s) {

@@ -3,10 +3,10 @@
  * test can drive one node through its API and look at what it did.
  *
  * The clock stands still until the test moves `now_ms`; messages to peers
- * go nowhere but into a short record; the streams the node paused and closed
- * are listed; a fatal stop is recorded, or aborts the test with
- * `abort_on_fatal`; warnings are counted; a forwarding link is handed out only
- * with `accept_links`. */
+ * go nowhere but into a short record (and to `relay`, if set); the streams the
+ * node paused and closed are listed; a fatal stop is recorded, or aborts the
+ * test with `abort_on_fatal`; warnings are counted; a forwarding link is handed
+ * out only with `accept_links`. */
 #ifndef SABHA_TESTS_RT_HOST_H
 #define SABHA_TESTS_RT_HOST_H
 
@@ -38,6 +38,10 @@ struct rt_host {
    * pointers in them are not valid after the call); n_sent counts all. */
   struct sabha_msg sent[RT_HOST_SENT_MAX];
   int n_sent;
+  /* ports.send also hands each message, whole, to `relay` when it is set:
+   * a test that carries messages between runtimes (rt_trio.h). */
+  void (*relay)(void *arg, const struct sabha_msg *m);
+  void *relay_arg;
   /* ports.flush: how often, and (with `fs` set) the disk's sync count at
    * the last call. */
   int n_flushes;
