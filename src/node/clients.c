@@ -5,7 +5,8 @@
  * does everything else a connection needs:
  *
  *   parsing    resp_parse() over the stream's input buffer; a protocol error
- *              is answered and the stream closed once the answer is out;
+ *              is answered and the stream closed once the answer is out
+ *              (nothing sent after it, or after QUIT, is read);
  *   access     each command is checked against the connection's user
  *              (auth.c) before it goes anywhere, so a command refused here
  *              is never forwarded, proposed or read;
@@ -1288,6 +1289,11 @@ void rt_stream_received(struct rt_stream *s, size_t n) {
   struct rt *rt = s->rt;
   assert(n <= s->in_cap - s->in_len);
   if (s->closing || rt->dead)
+    return;
+  /* After QUIT or a protocol error nothing more is read: what comes is
+   * dropped, rather than left to pile up to the query buffer limit while
+   * the stream's last replies wait, and close it before they go out. */
+  if (s->quit_after && s->kind != RT_STREAM_FORWARD)
     return;
   s->in_len += n;
   if (s->kind == RT_STREAM_FORWARD) {

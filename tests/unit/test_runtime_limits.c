@@ -258,6 +258,39 @@ static void the_query_limit_refusal_never_answers_an_earlier_command(void) {
   rt_node_close(&n);
 }
 
+/* Nothing a client sends after a protocol error (or QUIT) is read: the
+ * stream is answered and closed once its replies are out. Those bytes used
+ * to pile up while a write of it waited for its commit, and past the query
+ * buffer limit they closed the stream silently, dropping the write's reply
+ * and the protocol error's with it. */
+static void input_after_a_protocol_error_is_dropped(void) {
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  n.rt->cfg.query_bytes_max = 64 * 1024;
+  n.rt->cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
+  n.h.sync_later = true;
+  struct rt_stream *c = client(&n);
+  send_line(&n, c, "SET k 0\r\n");
+  rt_node_sync(&n);
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+
+  send_line(&n, c, "SET k 1\r\n"); /* proposed; its fsync is held */
+  CHECK(rt_sync_running(n.rt));
+  send_line(&n, c, "*1\r\n$x\r\n"); /* a protocol error */
+  static char more[70 * 1024];
+  memset(more, 'x', sizeof more);
+  rt_stream_input(c, more, sizeof more);
+  rt_node_settle(&n);
+  CHECK(rt_metrics(n.rt)->query_limit_closed == 0);
+  rt_node_sync(&n);
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "+OK\r\n-ERR Protocol error", 22) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strncmp(got, "+OK\r\n-ERR Protocol error", 22) == 0);
+  CHECK(rt_host_closed(&n.h, c));
+  rt_node_close(&n);
+}
+
 static void idle_clients_are_closed_after_the_timeout(void) {
   struct rt_config lim = limits();
   lim.idle_timeout_s = 10;
@@ -374,6 +407,7 @@ int main(int argc, char **argv) {
       TEST(output_past_the_soft_limit_for_its_seconds_closes_the_client),
       TEST(input_past_the_query_buffer_limit_is_refused_and_closed),
       TEST(the_query_limit_refusal_never_answers_an_earlier_command),
+      TEST(input_after_a_protocol_error_is_dropped),
       TEST(idle_clients_are_closed_after_the_timeout),
       TEST(the_memory_budget_stops_reading_then_closes_the_largest),
       TEST(a_new_connection_pushes_out_the_oldest_on_probation),
