@@ -37,6 +37,9 @@
   "snapshot. Read back"
 #define MSG_TIMEOUT_UNKNOWN                                                    \
   "TRYAGAIN the write was not committed in time; its outcome is unknown"
+#define MSG_ORDER_NOT_APPLIED                                                  \
+  "TRYAGAIN an earlier write of this connection was lost to a leader "        \
+  "change; this one was not applied"
 
 /* ---- requests ---------------------------------------------------------------
  */
@@ -770,21 +773,26 @@ void rt_proposal_applied_kv(struct rt *rt, const struct kvstore_hdr *hdr,
                             : "ERR could not open a session");
     return;
   }
-  if (res->outcome == KVSTORE_REFUSED && res->kind == KVSTORE_REPLY_ERROR &&
-      (strcmp(res->error, KVSTORE_ERR_SESSION) == 0 ||
-       strcmp(res->error, KVSTORE_ERR_NO_SESSION) == 0) &&
-      !r->c->closing && r->c->session_state == RT_SESSION_READY &&
-      r->c->session == r->session) {
+  bool error = res->kind == KVSTORE_REPLY_ERROR;
+  bool evicted = error && (strcmp(res->error, KVSTORE_ERR_SESSION) == 0 ||
+                           strcmp(res->error, KVSTORE_ERR_NO_SESSION) == 0);
+  bool out_of_order = error && strcmp(res->error, KVSTORE_ERR_ORDER) == 0;
+  if (evicted && res->outcome == KVSTORE_REFUSED && !r->c->closing &&
+      r->c->session_state == RT_SESSION_READY && r->c->session == r->session) {
     propose_again(rt, r);
     return;
   }
-  if (res->kind == KVSTORE_REPLY_ERROR &&
-      (strcmp(res->error, KVSTORE_ERR_SESSION) == 0 ||
-       strcmp(res->error, KVSTORE_ERR_NO_SESSION) == 0 ||
-       strcmp(res->error, KVSTORE_ERR_ORDER) == 0))
+  if (evicted || out_of_order)
     session_reset(r->c, r->session);
   resp_buf_reset(&r->reply);
-  rt_write_kv_result(&r->reply, res);
+  /* Out of order: an earlier write of the session was lost after its
+   * client had been told its outcome was unknown (match_proposal sends the
+   * others again with their session's next). This one applied nothing,
+   * which the client is told in words it can act on. */
+  if (out_of_order)
+    resp_write_error(&r->reply, MSG_ORDER_NOT_APPLIED);
+  else
+    rt_write_kv_result(&r->reply, res);
   rt_req_done(rt, r);
 }
 

@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "node/runtime.h"
+#include "node/runtime_internal.h"
 #include "rt_host.h"
 #include "rt_trio.h"
 
@@ -177,11 +178,68 @@ multipaxos_a_write_lost_to_a_leader_change_goes_again_with_the_next(void) {
   lost_write_then_next("multipaxos", true);
 }
 
+/* As lost_write_then_next, but the SET's wait runs out while the INCR
+ * behind it, in the same session, is on its way: the SET is answered
+ * "outcome unknown" and is no longer this node's to send again, and the
+ * store refuses the INCR, out of order, applying nothing. Its client is
+ * told so in words it can act on (TRYAGAIN, not applied), not with the
+ * store's "an earlier one is missing". */
+static void timed_out_write_then_next(const char *protocol) {
+  struct rt_trio t;
+  CHECK(rt_trio_open(&t, protocol) == 0);
+  struct loss loss = {0};
+  t.drop = lose;
+  t.drop_arg = &loss;
+  CHECK(rt_trio_elect(&t, 1));
+  t.node[1].rt->cfg.request_timeout_ms = 60000;
+  struct rt_stream *c = trio_client(&t, 1);
+  CHECK(c != NULL);
+  trio_say(&t, c, "SET k 0\r\n");
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+
+  loss.from = 1;
+  loss.index = last_index(&t, 1) + 1;
+  trio_say(&t, c, "SET k 1\r\n");
+  uint64_t set_at = t.node[1].h.now_ms;
+  loss.isolated = 1;
+  CHECK(rt_trio_elect(&t, 2));
+  struct rt_stream *d = trio_client(&t, 2);
+  CHECK(d != NULL);
+  trio_say(&t, d, "SET other 1\r\n");
+  CHECK(strcmp(rt_stream_said(d), "+OK\r\n") == 0);
+  loss.isolated = 0;
+  trio_tick(&t, 2, 100);
+  CHECK(rt_trio_elect(&t, 1));
+  CHECK(t.node[1].h.now_ms < set_at + 60000);
+  /* The INCR is held on its way while the SET's wait runs out. */
+  loss.index = last_index(&t, 1) + 1;
+  trio_say(&t, c, "INCR k\r\n");
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
+  trio_tick(&t, 1, set_at + 60000 + 100 - t.node[1].h.now_ms);
+  const char *got = rt_stream_said(c);
+  CHECK(strncmp(got, "-TRYAGAIN", 9) == 0 && strstr(got, "unknown") != NULL);
+  loss.index = 0;
+  trio_tick(&t, 1, 200);
+  got = rt_stream_said(c);
+  if (strncmp(got, "-TRYAGAIN", 9) != 0 || strstr(got, "not applied") == NULL)
+    fprintf(stderr, "%s: the client got [%s]\n", protocol, got);
+  CHECK(strncmp(got, "-TRYAGAIN", 9) == 0 && strstr(got, "not applied") != NULL);
+  trio_say(&t, c, "GET k\r\n");
+  CHECK(strcmp(rt_stream_said(c), "$1\r\n0\r\n") == 0);
+  rt_trio_close(&t);
+}
+
+static void a_write_behind_one_that_timed_out_is_told_it_was_not_applied(void) {
+  timed_out_write_then_next("raft");
+  timed_out_write_then_next("multipaxos");
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_evicted_session_is_replaced_and_the_write_applied),
       TEST(raft_a_write_lost_to_a_leader_change_goes_again_with_the_next),
       TEST(multipaxos_a_write_lost_to_a_leader_change_goes_again_with_the_next),
+      TEST(a_write_behind_one_that_timed_out_is_told_it_was_not_applied),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
