@@ -84,7 +84,8 @@ uint64_t rt_mono_us(const struct rt *rt) {
 
 /* The stamps' clock: the wall clock while it is at or past every stamp
  * this node has seen (its own, and the log's clock, which other leaders
- * moved), and otherwise that point run on at the monotonic clock's pace.
+ * moved), and otherwise that point run on at half the monotonic clock's
+ * pace.
  * Never back, but never ahead either: the highest stamp applied is the
  * log's clock, which TTLs and leases run on, so commands stamped in one
  * millisecond share it (one past the last for each would run the clock a
@@ -105,12 +106,17 @@ static uint64_t stamp_floor(const struct rt *rt) {
   return app > floor ? app : floor;
 }
 
-/* The anchor run on to now, or 0 when that is behind floor. */
+/* The anchor run on to now at half the monotonic clock's pace, or 0 when
+ * that is behind floor. Half: never faster than time passes (a lease that
+ * ran out early could have two holders), never standing still, and slow
+ * enough that a wall clock which is right catches up, in twice the time it
+ * was behind, when the log's clock is the one ahead (a leader whose clock
+ * was an hour fast). Meanwhile TTLs and leases last up to twice as long. */
 static uint64_t stamp_run_on(const struct rt *rt, uint64_t floor,
                              uint64_t mono_us) {
   if (rt->stamp_anchor_ms == 0 || mono_us < rt->stamp_anchor_us)
     return 0;
-  uint64_t ran = rt->stamp_anchor_ms + (mono_us - rt->stamp_anchor_us) / 1000u;
+  uint64_t ran = rt->stamp_anchor_ms + (mono_us - rt->stamp_anchor_us) / 2000u;
   return ran >= floor ? ran : 0;
 }
 

@@ -430,7 +430,7 @@ uint64_t rt_now_ms(const struct rt *rt);
 uint64_t rt_wall_ms(const struct rt *rt);
 uint64_t rt_mono_us(const struct rt *rt);
 /* A command stamp: the wall clock, never going back, and running on at
- * the monotonic clock's pace while the wall clock is behind. */
+ * half the monotonic clock's pace while the wall clock is behind. */
 uint64_t rt_stamp_ms(struct rt *rt);
 /* What a stamp taken now would be, without taking one. */
 uint64_t rt_stamp_clock_ms(const struct rt *rt);
