@@ -144,6 +144,12 @@ struct sabha_membership {
   struct sabha_member members[SABHA_NODES_MAX];
 };
 
+/* The largest snapshot an engine takes, from a peer or to compact: a bound
+ * on what a confused or hostile peer can make a node allocate, and the
+ * most a node's log keeps (the runtime opens its log with it, so every
+ * state an engine accepts can be saved). */
+#define SABHA_SNAPSHOT_BYTES_MAX (UINT64_C(1) << 32)
+
 /* Largest encoding: a header and every member with the longest address. */
 #define SABHA_MEMBERSHIP_BYTES_MAX                                             \
   (8u + SABHA_NODES_MAX * (9u + SABHA_ADDR_BYTES_MAX))
@@ -523,8 +529,9 @@ int sabha_engine_membership_at(const struct sabha_engine *e, uint64_t index,
 /* Replaces the log up to `index` (<= applied) with a snapshot of the state
  * machine taken at that index. The bytes are copied: the engine sends them to
  * followers that fall behind the log. Returns 0, SABHA_EINVAL (index beyond
- * applied), SABHA_ECOMPACTED (already covered), SABHA_ENOMEM, or (async)
- * SABHA_EBUSY: not every node holds the log up to `index` yet, retry later. */
+ * applied), SABHA_ECOMPACTED (already covered), SABHA_ETOOBIG (above
+ * SABHA_SNAPSHOT_BYTES_MAX), SABHA_ENOMEM, or (async) SABHA_EBUSY: not
+ * every node holds the log up to `index` yet, retry later. */
 int sabha_engine_compact(struct sabha_engine *e, uint64_t index,
                          const void *data, size_t size_bytes);
 

@@ -5,9 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A snapshot larger than this is refused: a bound on memory that a confused
- * or hostile peer could make us allocate. */
-#define REPLOG_SNAPSHOT_BYTES_MAX (1ull << 32)
 
 void replog_init(struct replog *rl) {
   memset(rl, 0, sizeof *rl);
@@ -326,6 +323,8 @@ int replog_compact(struct replog *rl, uint64_t index, const void *data,
     return SABHA_ECOMPACTED;
   if (index > rl->applied)
     return SABHA_EINVAL;
+  if ((uint64_t)size > SABHA_SNAPSHOT_BYTES_MAX)
+    return SABHA_ETOOBIG; /* no peer would take it */
   uint64_t term = 0;
   int rv = log_term(&rl->log, index, &term);
   assert(rv == 0);
@@ -365,7 +364,7 @@ int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
   bool same = same_transfer(rl, m);
   if (!same) {
     *received = 0;
-    if (m->snap_offset != 0 || m->snap_total_bytes > REPLOG_SNAPSHOT_BYTES_MAX)
+    if (m->snap_offset != 0 || m->snap_total_bytes > SABHA_SNAPSHOT_BYTES_MAX)
       return 0;
     free(rl->incoming.buf);
     rl->incoming.buf = NULL;

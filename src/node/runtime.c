@@ -44,6 +44,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->wal_segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
   cfg->compact_entries = 20000;
   cfg->compact_bytes = 32u << 20;
+  cfg->snapshot_bytes_max = SABHA_SNAPSHOT_BYTES_MAX;
   cfg->watch_window_bytes = RT_WATCH_WINDOW_BYTES_MAX;
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 5000;
@@ -536,6 +537,9 @@ static void install_snapshot(struct rt *rt, const struct sabha_ready *rd,
 /* How long a compaction the engine refused for now waits (a Multi-Paxos
  * membership change not yet in force, the async baseline's stable point). */
 #define RT_COMPACT_RETRY_MS 100u
+/* ... and after a state above the snapshot limit: a minute, so that the
+ * warning does not flood the log. */
+#define RT_COMPACT_TOO_BIG_RETRY_MS 60000u
 
 /* The snapshot's file is written (snap_job): it replaces the old one, the
  * log it covers goes. Not beside an fsync job: this syncs the log. */
@@ -588,6 +592,20 @@ static void maybe_compact(struct rt *rt) {
   uint8_t *buf = snapshot_state(rt, &size);
   if (buf == NULL)
     return;
+  if (size > rt->cfg.snapshot_bytes_max) {
+    /* Not saved (the log would refuse it) and not compacted: the log keeps
+     * the state, and the node goes on. Stopping would stop every replica,
+     * which reach the same state, at every restart. */
+    rt->m.snapshots_too_big++;
+    rt_log(rt, RT_LOG_WARN,
+           "the state at index %" PRIu64 " is %zu bytes, above the "
+           "snapshot limit (%" PRIu64 "): not compacted; the log keeps "
+           "growing until keys are deleted",
+           meta.index, size, rt->cfg.snapshot_bytes_max);
+    rt->compact_retry_ms = rt_now_ms(rt) + RT_COMPACT_TOO_BIG_RETRY_MS;
+    free(buf);
+    return;
+  }
   /* The engine first: it may refuse (the async baseline keeps what a
    * rollback could still undo), and a snapshot it refused must not reach
    * the disk, or a restart would come back with undone state. Compacted in
@@ -1222,6 +1240,11 @@ static int open_storage(struct rt *rt, struct sabha_persisted *p, char *err,
   wo.segment_size_bytes = rt->cfg.wal_segment_bytes;
   /* The log takes what the engine may propose, no more. */
   wo.entry_size_bytes_max = rt->cfg.engine.entry_size_bytes_max;
+  /* Whatever the engine takes (SABHA_SNAPSHOT_BYTES_MAX) the log keeps:
+   * with the log's own default, 1 GiB, a full store's snapshot was refused
+   * at its save, which stopped the node, and every replica, which reach
+   * the same state, at every restart. */
+  wo.snapshot_size_bytes_max = rt->cfg.snapshot_bytes_max;
   wo.discard_corrupt = rt->cfg.discard_corrupt_log;
   wo.refuse_corrupt = rt->cfg.refuse_corrupt_log;
   char werr[WAL_ERRMSG_MAX];

@@ -208,6 +208,12 @@ struct rt_config {
    * state: snapshotting a big store every compact_entries would spend
    * more on the snapshots than on the log. */
   uint32_t compact_growth_pct;
+  /* The largest snapshot the node saves or takes from a peer, in bytes;
+   * SABHA_SNAPSHOT_BYTES_MAX, its default, is the most. The store's and
+   * the applications' bounds keep a full state below the default (a
+   * state above it is not compacted, and the log keeps it; the node
+   * says so). Tests set a small one. */
+  uint64_t snapshot_bytes_max;
   /* The watch window: the recent changes kept for SABHA.WATCH ... FROM
    * (watch.c), in bytes; RT_WATCH_WINDOW_BYTES_MAX, its default, is the
    * most. The simulator draws small ones, so that the window wraps and
@@ -534,6 +540,7 @@ struct rt_metrics {
   uint64_t snapshots_taken;
   uint64_t snapshots_installed;
   uint64_t snapshots_refused; /* from a peer, not restorable: not persisted */
+  uint64_t snapshots_too_big; /* states above snapshot_bytes_max, kept */
   uint64_t clock_entries;     /* clock entries this node proposed */
   uint64_t clients_accepted;
   uint64_t clients_refused;

@@ -454,6 +454,10 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_snapshots_refused_total",
           "Snapshots from a peer that did not restore (nothing persisted)",
           m->snapshots_refused);
+  counter(b, "sabha_snapshots_too_big_total",
+          "States above the snapshot limit, not compacted (the log keeps "
+          "them)",
+          m->snapshots_too_big);
   counter(b, "sabha_clock_entries_total",
           "Log clock entries this node proposed", m->clock_entries);
   counter(b, "sabha_client_output_paused_total",
