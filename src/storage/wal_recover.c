@@ -793,6 +793,11 @@ struct intent {
 };
 
 static int intent_read(struct wal *w, struct intent *in) {
+  /* The intent holds no repair guard (the hard state file got it before
+   * the intent was written, and recovery merges it back): zero, never
+   * whatever the caller's memory held, which the new log's first record
+   * and then the hard state file would keep as a guard for good. */
+  memset(in, 0, sizeof *in);
   const char *path = wal_path(w, WAL_INTENT_NAME);
   int fd;
   int rv = w->io.open(w->io.ctx, path, 0, &fd);
