@@ -111,6 +111,9 @@
  *     bytes") that the damaged bytes had been fsynced, the damage is the
  *     unsynced tail of a crash: it was never acknowledged, so the file is cut
  *     there and recovery goes on (stats.recovered_tail_bytes says how much);
+ *     but a search for such a record that would checksum more than its
+ *     budget (overlapping record headers, see wal_recover.c) takes the
+ *     damage for corruption instead;
  *   - anywhere else, or in a segment's birth bytes, it is corruption of
  *     acknowledged data: wal_open repairs the log (REPAIRING, below) or,
  *     with options.refuse_corrupt, fails with SABHA_ECORRUPT and a message
@@ -263,8 +266,9 @@
  * LIMITS. Entries above entry_size_bytes_max and snapshots above
  * snapshot_size_bytes_max are refused with SABHA_ETOOBIG; segments are at
  * most WAL_SEGMENT_BYTES_LIMIT; recovery reads one segment at a time into
- * one buffer and uses no recursion. Memory for the recovered state is the
- * size of the live log plus the snapshot.
+ * one buffer, uses no recursion, and checksums at most a few times the
+ * bytes it searches for records past damage. Memory for the recovered
+ * state is the size of the live log plus the snapshot.
  *
  * Threading: a handle is used by one thread at a time. */
 #ifndef SABHA_STORAGE_WAL_H

@@ -368,37 +368,83 @@ static bool all_zero(const uint8_t *p, uint64_t n) {
   return true;
 }
 
-/* Could a record start at `y`? Cheap tests first; the CRC last. */
+/* How much checksumming one search for a record (find_witness, find_next)
+ * may do: WAL_SEARCH_CRC_PER_BYTE bytes per byte it searches, and
+ * WAL_SEARCH_CRC_MIN_BYTES at least. Intact records do not overlap, so
+ * checking every one of them costs the bytes they hold, once. Only bytes
+ * made so that record headers overlap, each claiming the rest of the file
+ * as its payload, cost more: the file once per header, hours for a crafted
+ * 64 MiB segment (days for 1 GiB) before wal_open returns. A search that
+ * spends its budget gives up, and its caller takes the worse case: damage,
+ * never a torn tail to cut. */
+#define WAL_SEARCH_CRC_PER_BYTE 4u
+#define WAL_SEARCH_CRC_MIN_BYTES (1u << 20)
+
+struct search {
+  uint64_t crc_bytes_left;
+  bool gave_up; /* the budget ran out: what was not checked is unknown */
+};
+
+static struct search search_start(uint64_t size, uint64_t from) {
+  uint64_t n = size > from ? size - from : 0;
+  return (struct search){.crc_bytes_left = WAL_SEARCH_CRC_PER_BYTE * n +
+                                           WAL_SEARCH_CRC_MIN_BYTES};
+}
+
+/* Could a record start at `y`? Cheap tests first; the CRC last, within the
+ * search's budget. */
 static bool record_at(const uint8_t *img, uint64_t size, uint64_t seq,
-                      uint64_t y) {
+                      uint64_t y, struct search *sr) {
   const uint8_t *h = img + y;
   if (h[8] < WAL_REC_HARD_STATE || h[8] > WAL_REC_TYPE_MAX || h[9] != 0 ||
       h[10] != 0 || h[11] != 0)
     return false;
+  /* As wal_rec_check, which asks for no CRC of these either. */
+  uint32_t durable = le_get_u32(h + 12);
+  if (durable < WAL_SEG_HEADER_BYTES || durable > y)
+    return false;
+  uint64_t payload_bytes = le_get_u32(h + 4);
+  if (payload_bytes > size - y - WAL_REC_HEADER_BYTES)
+    return false; /* incomplete */
+  if (payload_bytes + WAL_REC_HEADER_BYTES > sr->crc_bytes_left) {
+    sr->gave_up = true;
+    return false;
+  }
+  sr->crc_bytes_left -= payload_bytes + WAL_REC_HEADER_BYTES;
   struct wal_rec rec;
   const char *why;
   return wal_rec_check(img, size, y, seq, &rec, &why);
 }
 
 /* The offset of the first intact record after `x` whose durable-bytes field
- * covers x, or 0. Such a record proves that the bytes at x had been fsynced
- * before it was written. Durable-bytes values are record boundaries, so
- * covering x means covering the whole record that starts there. */
+ * covers x, or 0 (with *gave_up set when the search spent its budget first,
+ * see WAL_SEARCH_CRC_PER_BYTE). Such a record proves that the bytes at x
+ * had been fsynced before it was written. Durable-bytes values are record
+ * boundaries, so covering x means covering the whole record that starts
+ * there. */
 static uint64_t find_witness(const uint8_t *img, uint64_t size, uint64_t seq,
-                             uint64_t x) {
-  for (uint64_t y = x + 1; y + WAL_REC_HEADER_BYTES <= size; y++) {
+                             uint64_t x, bool *gave_up) {
+  struct search sr = search_start(size, x);
+  uint64_t found = 0;
+  for (uint64_t y = x + 1; y + WAL_REC_HEADER_BYTES <= size && !sr.gave_up;
+       y++) {
     uint32_t durable = le_get_u32(img + y + 12);
-    if (durable > x && durable <= y && record_at(img, size, seq, y))
-      return y;
+    if (durable > x && durable <= y && record_at(img, size, seq, y, &sr)) {
+      found = y;
+      break;
+    }
   }
-  return 0;
+  *gave_up = sr.gave_up;
+  return found;
 }
 
-/* The offset of the first intact record at or after `from`, or 0. */
+/* The offset of the first intact record at or after `from`, or 0 (also
+ * when the search spent its budget: the damage then runs to the end). */
 static uint64_t find_next(const uint8_t *img, uint64_t size, uint64_t seq,
                           uint64_t from) {
-  for (uint64_t y = from; y + WAL_REC_HEADER_BYTES <= size; y++)
-    if (record_at(img, size, seq, y))
+  struct search sr = search_start(size, from);
+  for (uint64_t y = from; y + WAL_REC_HEADER_BYTES <= size && !sr.gave_up; y++)
+    if (record_at(img, size, seq, y, &sr))
       return y;
   return 0;
 }
@@ -534,14 +580,21 @@ static int replay_segment(struct wal *w, struct replay *r,
       note_bad(r, sc->seq, cut_at);
       break;
     }
-    uint64_t y = find_witness(r->img, size, sc->seq, off);
-    if (y != 0) {
-      snprintf(msg, sizeof msg,
-               "%s, in bytes the %s at offset %llu shows were fsynced", why,
-               r->img[y + 8] == WAL_REC_CLOSE
-                   ? "log was closed by a clean shutdown: its record"
-                   : "record",
-               (unsigned long long)y);
+    bool gave_up = false;
+    uint64_t y = find_witness(r->img, size, sc->seq, off, &gave_up);
+    if (y != 0 || gave_up) {
+      if (gave_up)
+        snprintf(msg, sizeof msg,
+                 "%s, and after it more overlapping record headers than "
+                 "recovery checks for a witness: not cut as a torn write",
+                 why);
+      else
+        snprintf(msg, sizeof msg,
+                 "%s, in bytes the %s at offset %llu shows were fsynced", why,
+                 r->img[y + 8] == WAL_REC_CLOSE
+                     ? "log was closed by a clean shutdown: its record"
+                     : "record",
+                 (unsigned long long)y);
       rv = corrupt_at(w, path, off, msg);
       note_bad(r, sc->seq, cut_at);
       break;
@@ -753,8 +806,10 @@ static int salvage_scan(struct wal *w, struct replay *r,
         off += WAL_REC_HEADER_BYTES + rec.payload_bytes;
         continue;
       }
+      bool gave_up = false;
       if (last && off >= born &&
-          find_witness(r->img, size, l->seqs[i], off) == 0)
+          find_witness(r->img, size, l->seqs[i], off, &gave_up) == 0 &&
+          !gave_up)
         break; /* an unsynced tail: never acknowledged, hides nothing */
       note_damage(s, pos_key(i, off), path, off);
       uint64_t next = find_next(r->img, size, l->seqs[i], off + 1);
@@ -793,6 +848,11 @@ struct intent {
 };
 
 static int intent_read(struct wal *w, struct intent *in) {
+  /* The intent holds no repair guard (the hard state file got it before
+   * the intent was written, and recovery merges it back): zero, never
+   * whatever the caller's memory held, which the new log's first record
+   * and then the hard state file would keep as a guard for good. */
+  memset(in, 0, sizeof *in);
   const char *path = wal_path(w, WAL_INTENT_NAME);
   int fd;
   int rv = w->io.open(w->io.ctx, path, 0, &fd);
