@@ -359,6 +359,28 @@ bool replog_chunk_fits(const struct replog *rl, const struct sabha_msg *m) {
                               : m->snap_offset == 0;
 }
 
+/* Room for `need` bytes of the incoming snapshot. The buffer grows with the
+ * bytes that came, doubling, never past the total: taken whole at the
+ * first chunk, as it was, one message claiming 4 GiB made a node allocate
+ * 4 GiB before any of it arrived. */
+static bool chunk_room(struct replog *rl, uint64_t need) {
+  if (need <= rl->incoming.cap)
+    return true;
+  uint64_t cap = rl->incoming.cap * 2;
+  if (cap < (64u << 10))
+    cap = 64u << 10;
+  if (cap < need)
+    cap = need;
+  if (cap > rl->incoming.total)
+    cap = rl->incoming.total;
+  uint8_t *buf = realloc(rl->incoming.buf, (size_t)cap);
+  if (buf == NULL)
+    return false;
+  rl->incoming.buf = buf;
+  rl->incoming.cap = cap;
+  return true;
+}
+
 int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
                           uint64_t *received) {
   bool same = same_transfer(rl, m);
@@ -368,12 +390,7 @@ int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
       return 0;
     free(rl->incoming.buf);
     rl->incoming.buf = NULL;
-    rl->incoming.active = false;
-    if (m->snap_total_bytes > 0) {
-      rl->incoming.buf = malloc((size_t)m->snap_total_bytes);
-      if (rl->incoming.buf == NULL)
-        return 0; /* the sender will try again */
-    }
+    rl->incoming.cap = 0;
     rl->incoming.active = true;
     rl->incoming.meta = m->snap;
     rl->incoming.from = m->from;
@@ -385,6 +402,8 @@ int replog_snapshot_chunk(struct replog *rl, const struct sabha_msg *m,
   if (m->snap_offset != rl->incoming.received ||
       m->snap_offset + m->snap_size_bytes > rl->incoming.total)
     return 0;
+  if (!chunk_room(rl, m->snap_offset + m->snap_size_bytes))
+    return 0; /* the sender will try again */
   if (m->snap_size_bytes > 0)
     memcpy(rl->incoming.buf + m->snap_offset, m->snap_data, m->snap_size_bytes);
   rl->incoming.received += m->snap_size_bytes;
@@ -413,6 +432,7 @@ void replog_install_snapshot(struct replog *rl, bool keep_matching) {
   rl->snap_data = rl->incoming.buf;
   rl->snap_size = (size_t)rl->incoming.total;
   rl->incoming.buf = NULL;
+  rl->incoming.cap = 0;
   rl->incoming.active = false;
   if (rl->commit < meta.index)
     rl->commit = meta.index;

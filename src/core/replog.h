@@ -82,6 +82,7 @@ struct replog {
     uint32_t from;        /* the sender and its term: chunks of one */
     uint64_t sender_term; /* snapshot come from one node in one term */
     uint8_t *buf;
+    uint64_t cap; /* buf's bytes: grown as chunks come, at most total */
     uint64_t total;
     uint64_t received;
   } incoming;
