@@ -87,6 +87,7 @@ uint64_t rt_mono_us(const struct rt *rt) {
  * this node has seen (its own, and the log's clock, which other leaders
  * moved), and otherwise that point run on at half the monotonic clock's
  * pace.
+ *
  * Never back, but never ahead either: the highest stamp applied is the
  * log's clock, which TTLs and leases run on, so commands stamped in one
  * millisecond share it (one past the last for each would run the clock a
