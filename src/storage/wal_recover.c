@@ -1056,6 +1056,10 @@ static int cut_log(struct wal *w, const struct listing *l, uint64_t seq,
  * lost segments could have held (damaged_capacity). The log has no gaps,
  * so an entry in the damage is at most that many past the highest index
  * before it. */
+/* The largest guard a repair sets: an index no log reaches in practice
+ * (2^48 entries), far below where the arithmetic wraps. */
+#define WAL_GUARD_MAX (UINT64_C(1) << 48)
+
 static int guard_bound(struct wal *w, const struct replay *r,
                        const struct listing *l, const struct salvage *s,
                        const char *reason, uint64_t *out) {
@@ -1074,8 +1078,22 @@ static int guard_bound(struct wal *w, const struct replay *r,
   }
   const uint64_t per = WAL_REC_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES;
   uint64_t top = s->index_max > base ? s->index_max : base;
-  *out = top + s->damaged_entries +
-         s->lost_segments * (w->opt.segment_size_bytes / per);
+  /* A gap in the segments' numbers comes from the directory's names: one
+   * far ahead would make the product wrap, and the guard with it. A guard
+   * past any index a log could reach would also keep the node from ever
+   * voting: either way, not a repair. */
+  uint64_t lost, guard;
+  if (__builtin_mul_overflow(s->lost_segments,
+                             w->opt.segment_size_bytes / per, &lost) ||
+      __builtin_add_overflow(top, s->damaged_entries, &guard) ||
+      __builtin_add_overflow(guard, lost, &guard) ||
+      guard > WAL_GUARD_MAX)
+    return wal_error(w, SABHA_ECORRUPT,
+                     "%s; not repairing the log: its segments' numbers "
+                     "leave a gap of %llu segments, too many to bound what "
+                     "they held",
+                     reason, (unsigned long long)s->lost_segments);
+  *out = guard;
   return 0;
 }
 

@@ -1084,6 +1084,33 @@ static void wal_overlapping_headers_after_damage_are_damage(void) {
   fx_free(&f);
 }
 
+/* A gap in the segments' numbers counts each missing segment as full of
+ * entries the guard must cover. A file named far ahead (written by hand,
+ * or damage to the directory) made that product overflow and wrap to a
+ * small guard, under which the repaired node could vote for a log missing
+ * entries it had acknowledged. The bound is now computed without wrapping,
+ * and a gap too large to bound is refused, not repaired. */
+static void wal_a_gap_too_large_to_bound_is_not_repaired(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  CHECK(hard_state(f.w, 5, 2, 0) == 0);
+  CHECK(append_sync(f.w, 1, 3, 1) == 0);
+  wal_close(f.w);
+  f.w = NULL;
+  static const uint8_t junk[64] = {1, 2, 3};
+  CHECK(memfs_put(f.fs, "wal/wal-0a3d70a3d70a3d71.log", junk, sizeof junk) ==
+        0);
+  f.opt.refuse_corrupt = false;
+  int rc = fx_open(&f);
+  if (rc == 0)
+    fprintf(stderr, "repaired under a guard of %llu\n",
+            (unsigned long long)f.p.hard_state.repair_until);
+  CHECK(rc == SABHA_ECORRUPT);
+  CHECK(strstr(f.err, "too many to bound") != NULL);
+  fx_free(&f);
+}
+
 static void wal_missing_segment_is_reported(void) {
   struct fx f;
   fx_init(&f, 1024);
@@ -1753,6 +1780,7 @@ int main(void) {
   RUN(wal_zeros_after_an_earlier_segment_are_damage);
   RUN(wal_stale_records_of_another_segment_are_not_witnesses);
   RUN(wal_overlapping_headers_after_damage_are_damage);
+  RUN(wal_a_gap_too_large_to_bound_is_not_repaired);
   RUN(wal_missing_segment_is_reported);
   RUN(wal_damaged_snapshot_is_reported);
   RUN(wal_leftovers_of_interrupted_writes_are_removed);
