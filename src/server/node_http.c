@@ -757,13 +757,13 @@ static bool http_make_room(struct srv_node *n) {
   return false;
 }
 
-/* With TLS: feeds `n` bytes of ciphertext to the session and decrypts what
- * they complete into the request buffer (as far as it has room: a request
- * that fills it is refused anyway). Returns false when the session failed
- * (a client without TLS, or a refused certificate) and the connection is
+/* With TLS: decrypts what the session holds into the request buffer, as
+ * far as it has room (a head that fills it is refused anyway; pipelined
+ * requests past it stay in the session until a request leaves the buffer:
+ * srv_http_request_done()). Returns false when the session failed (a
+ * client without TLS, or a refused certificate) and the connection is
  * closing. */
-static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
-  int st = tls_conn_feed(c->tls, c->n->tls_rbuf, n);
+static bool http_tls_drain(struct srv_http_conn *c, int st) {
   while (st == TLS_OK) {
     size_t got = 0;
     st = tls_conn_read(c->tls, c->buf + c->len, c->cap - c->len, &got);
@@ -774,6 +774,12 @@ static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
   srv_log(c->n, "DEBUG", "https: %s", tls_conn_errmsg(c->tls));
   srv_http_close(c);
   return false;
+}
+
+/* With TLS: feeds `n` bytes of ciphertext to the session and decrypts what
+ * they complete, as http_tls_drain() says. */
+static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
+  return http_tls_drain(c, tls_conn_feed(c->tls, c->n->tls_rbuf, n));
 }
 
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -806,7 +812,11 @@ void srv_http_request_done(struct srv_http_conn *c) {
   }
   c->accepted_ms = uv_now(&c->n->loop); /* the next head's time starts */
   c->kv_due = true;                     /* the next request, if any */
-  if (c->reading_stopped) {
+  /* With TLS, requests that did not fit the buffer wait in the session:
+   * the client sent them already, so no read of the socket brings them. */
+  if (c->tls != NULL && !http_tls_drain(c, TLS_OK))
+    return;
+  if (c->reading_stopped && c->len < c->cap) {
     c->reading_stopped = false;
     uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
   }
@@ -890,11 +900,16 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->len += (size_t)nread;
   else if (!http_tls_decrypt(c, (size_t)nread))
     return;
-  if (c->len == c->cap && c->kv_busy) {
-    uv_read_stop((uv_stream_t *)&c->tcp); /* a pipeline fills the buffer */
+  http_process(c);
+  /* A pipeline filled the buffer: the rest waits in the socket until a
+   * request leaves it (srv_http_request_done). Reading on would offer
+   * libuv no room, which it reports as UV_ENOBUFS, and the connection
+   * would close with its requests unanswered. */
+  if (c->len == c->cap && !c->responded &&
+      !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading_stopped = true;
   }
-  http_process(c);
 }
 
 static void on_free_handle(uv_handle_t *h) {
