@@ -563,6 +563,7 @@ static void on_http_tls_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
+  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   http_tls_flush(c);
 }
 
@@ -591,6 +592,7 @@ static void http_tls_flush(struct srv_http_conn *c) {
     return;
   }
   c->writing = true;
+  c->write_ms = uv_now(&c->n->loop);
 }
 
 static bool path_is(const struct http_request *req, const char *p) {
@@ -639,6 +641,7 @@ static void on_kv_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
+  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   srv_http_pump(c);
   if (!c->writing && !uv_is_closing((uv_handle_t *)&c->tcp))
     http_process(c); /* a request that waited for the responses before */
@@ -684,6 +687,7 @@ void srv_http_pump(struct srv_http_conn *c) {
     return;
   }
   c->writing = true;
+  c->write_ms = uv_now(&c->n->loop);
 }
 
 static void http_send(struct srv_http_conn *c) {
@@ -722,7 +726,10 @@ static void http_timed_out(struct srv_http_conn *c) {
 }
 
 /* Every SRV_HTTP_SCAN_MS: heads that are too slow get 408, responses that
- * nobody reads are dropped. */
+ * nobody reads are dropped. A kept-alive connection is idle only once its
+ * responses are out: a slow reader of a large one is not cut off in its
+ * middle by the head's timeout, but has SRV_HTTP_WRITE_TIMEOUT_MS for
+ * each write. */
 static void on_http_timer(uv_timer_t *t) {
   struct srv_node *n = t->data;
   uint64_t now = uv_now(&n->loop);
@@ -730,8 +737,11 @@ static void on_http_timer(uv_timer_t *t) {
   while (l != &n->https) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
     l = l->next; /* closing unlinks c */
-    if (!c->responded && !c->kv_busy &&
-        now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
+    if (c->writing) {
+      if (now >= c->write_ms + SRV_HTTP_WRITE_TIMEOUT_MS)
+        srv_http_close(c);
+    } else if (!c->responded && !c->kv_busy &&
+               now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
       n->http_head_timeouts++;
       http_timed_out(c);
     } else if (c->responded &&

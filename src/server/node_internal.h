@@ -34,7 +34,8 @@
 /* A key or a query parameter of the request line, percent-decoded. */
 #define HTTP_LINE_DECODE_BYTES 2048u
 /* A request head not complete this long after the connection was accepted
- * is answered 408 and closed; a response not written this long after is
+ * (or, kept alive, after its last response was written) is answered 408
+ * and closed; a write of responses not done this long after it began is
  * dropped (its reader does not read). */
 #define SRV_HTTP_HEAD_TIMEOUT_MS 5000u
 #define SRV_HTTP_WRITE_TIMEOUT_MS 10000u
@@ -97,6 +98,7 @@ struct srv_http_conn {
   struct srv_conn *bridge;
   struct resp_buf kv_cmd, kv_in, kv_json;
   uint64_t accepted_ms; /* uv_now */
+  uint64_t write_ms;    /* uv_now when the write in flight began */
   /* With TLS: the session, and the ciphertext being written (one write at
    * a time: handshake flights, then the response). */
   struct tls_conn *tls;

@@ -51,4 +51,44 @@ for n in 100 1000; do
   expect "responses $n codes 200" \
     "$(pipeline "$(http_port 1 $((BASE + 250)))" "$n" "$DIR/t/ca.crt")"
 done
+# late_reader PORT N: PUTs a 512 KiB value, pipelines N GETs of it, reads
+# nothing for 6 s, then reads the responses; prints "responses R bytes B
+# 408 X" (R GETs answered, B bytes of their bodies, X 408 responses).
+late_reader() {
+  timeout 60 python3 - "$@" <<'PY'
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+s.connect(("127.0.0.1", port))
+s.settimeout(15)
+val = b"v" * (512 << 10)
+s.sendall(b"PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+          % len(val) + val)
+assert s.recv(1000).startswith(b"HTTP/1.1 204"), "PUT failed"
+s.sendall(b"GET /v1/kv/big HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+time.sleep(6)
+chunks, body = [], 0
+try:
+    while body < n * len(val):
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        chunks.append(d)
+        body += d.count(b"v")
+except OSError:
+    pass
+data = b"".join(chunks)
+print("responses %d bytes %d 408 %d" % (data.count(b"HTTP/1.1 200 OK\r\n"),
+                                         body, data.count(b"HTTP/1.1 408")))
+PY
+}
+
+# A reader that takes longer than the 5 s idle timeout of a kept-alive
+# connection to start on its responses, more than the sockets' buffers
+# hold, is not cut off in their middle: the idle time starts once the last
+# response is out, and a write has 10 s to be read.
+log "24 GETs of 512 KiB, read after 6 s"
+expect "responses 24 bytes $((24 * 512 * 1024)) 408 0" \
+  "$(late_reader "$(http_port 1 "$BASE")" 24)"
 log "ok"
