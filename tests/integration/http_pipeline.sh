@@ -6,9 +6,11 @@
 # was with the node made libuv read into a buffer of no room, and the
 # connection was reset with nothing answered; over TLS the requests left
 # in the session once the buffer had room again were never read, and the
-# connection waited for its 5 s head timeout.) Uses BASE and BASE + 250.
+# connection waited for its 5 s head timeout.) Then a reader that starts
+# late on large responses, and a request whose reply passes
+# client-output-buffer-limit (1 MiB here), below. Uses BASE and BASE + 250.
 . "$(dirname "$0")/lib.sh"
-start_cluster p 1 raft "$BASE"
+start_cluster p 1 raft "$BASE" --set 'client-output-buffer-limit=normal 1048576 0 0'
 start_cluster t 1 raft $((BASE + 250)) --tls
 wait_leader p
 wait_leader t
@@ -91,4 +93,17 @@ PY
 log "24 GETs of 512 KiB, read after 6 s"
 expect "responses 24 bytes $((24 * 512 * 1024)) 408 0" \
   "$(late_reader "$(http_port 1 "$BASE")" 24)"
+# A request whose reply the node refuses to build (past
+# client-output-buffer-limit: here a range of three 512 KiB values, over
+# 1 MiB) is answered and its connection closed, not left waiting for ever
+# with its HTTP slot taken.
+U="http://127.0.0.1:$(http_port 1 "$BASE")"
+head -c 524288 /dev/zero | tr '\0' v >"$DIR/v512k"
+for k in big2 big3; do
+  curl -sf -X PUT --data-binary @"$DIR/v512k" "$U/v1/kv/$k" || die "PUT $k"
+done
+log "a range past client-output-buffer-limit"
+expect 500 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$U/v1/kv/?prefix=big")"
+# Only the connection asking for /metrics is left.
+expect 1 "$(metric "$(http_port 1 "$BASE")" sabha_http_connections)"
 log "ok"
