@@ -565,6 +565,7 @@ static void on_http_tls_written(uv_write_t *w, int status) {
   }
   c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   http_tls_flush(c);
+  c->kv_due = true; /* what waited for the backlog to go (check phase) */
 }
 
 /* With TLS: writes what the session has to send, when no write is in
@@ -643,8 +644,16 @@ static void on_kv_written(uv_write_t *w, int status) {
   }
   c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   srv_http_pump(c);
+  c->kv_due = true; /* what waited for the backlog to go (check phase) */
   if (!c->writing && !uv_is_closing((uv_handle_t *)&c->tcp))
     http_process(c); /* a request that waited for the responses before */
+}
+
+bool srv_http_backlogged(const struct srv_http_conn *c) {
+  size_t n = c->out.len + c->wout.len;
+  if (c->tls != NULL)
+    n += c->tls_out.size_bytes + tls_conn_out_bytes(c->tls);
+  return n >= SRV_HTTP_OUT_PAUSE_BYTES;
 }
 
 /* Writes what c->out holds, one write at a time; closes once the last
@@ -837,6 +846,11 @@ void srv_http_request_done(struct srv_http_conn *c) {
 static void http_process(struct srv_http_conn *c) {
   while (!c->kv_busy && !c->responded && !c->kv_close &&
          !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    /* Responses the client does not read: the next request waits for
+     * them to go (the write callbacks set kv_due), and once the buffer is
+     * full, so does the socket. */
+    if (srv_http_backlogged(c))
+      return;
     struct http_request req;
     size_t consumed = 0;
     enum http_parse_status st =

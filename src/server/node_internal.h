@@ -31,6 +31,13 @@
 /* A request body (PUT /v1/kv/KEY) of at most this many bytes: 413 beyond.
  * The whole request is held in memory until it is answered. */
 #define SRV_HTTP_BODY_BYTES_MAX (1u << 20)
+/* Responses of a connection not yet taken by its client (held, being
+ * written, sealed in its TLS session): at this many, its next request
+ * waits, and a watch's events stay with the runtime (which bounds them),
+ * until they are written. So a client that pipelines reads of a large
+ * value and reads nothing holds this and one response, as a RESP client
+ * does (RT_OUT_SOFT_BYTES). */
+#define SRV_HTTP_OUT_PAUSE_BYTES (4u << 20)
 /* A key or a query parameter of the request line, percent-decoded. */
 #define HTTP_LINE_DECODE_BYTES 2048u
 /* A request head not complete this long after the connection was accepted
@@ -181,6 +188,8 @@ struct tls_conn *srv_tls_accept(struct srv_node *n);
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size);
 /* Writes what c->out holds (and closes when the response said so). */
 void srv_http_pump(struct srv_http_conn *c);
+/* At SRV_HTTP_OUT_PAUSE_BYTES of responses not yet taken by the client. */
+bool srv_http_backlogged(const struct srv_http_conn *c);
 /* The request in c->buf is answered: its bytes go, the next may start. */
 void srv_http_request_done(struct srv_http_conn *c);
 /* Called from the check phase: connections whose streams have output or

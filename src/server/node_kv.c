@@ -488,7 +488,12 @@ void srv_kv_service(struct srv_http_conn *c) {
     return;
   const uint8_t *data;
   size_t len;
-  while (rt_stream_out_take(b->s, &data, &len)) {
+  /* A watch whose client does not read leaves its events with the
+   * runtime, whose bound on them ends the watch ("fell behind"); what a
+   * closed stream wrote last is taken whatever the backlog. */
+  bool hold = c->kv_route == ROUTE_WATCH && !b->rt_closed;
+  while (!(hold && srv_http_backlogged(c)) &&
+         rt_stream_out_take(b->s, &data, &len)) {
     resp_buf_append(&c->kv_in, data, len);
     rt_stream_out_done(b->s);
   }
