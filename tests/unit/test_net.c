@@ -526,6 +526,17 @@ static bool fakes_closed(const struct fake *fakes, int n) {
   return true;
 }
 
+/* Closes the `n` fakes of a calloc'ed array, waits until they are closed
+ * and frees the array (NULL: nothing to do). */
+static void fakes_free(struct env *e, struct fake *fakes, int n) {
+  if (fakes == NULL)
+    return;
+  for (int i = 0; i < n; i++)
+    fake_close(&fakes[i]);
+  WAIT_UNTIL(e, WAIT_MS, fakes_closed(fakes, n));
+  free(fakes);
+}
+
 /* ---- certificates ------------------------------------------------------- */
 
 /* A CA "ca" with certificates for nodes 1..3 named as tls_node_cn() names
@@ -1419,14 +1430,9 @@ static void net_connections_beyond_the_limit_are_refused(void) {
   CHECK(s->refused[HS_REFUSED_LIMIT] == 6);
   CHECK(nodes[0]->t.n_conns <= TRANSPORT_CONNS_MAX);
 out:
-  if (fakes != NULL) {
-    for (int i = 0; i < FAKES; i++)
-      fake_close(&fakes[i]);
-    WAIT_UNTIL(&e, WAIT_MS, fakes_closed(fakes, FAKES));
-  }
+  fakes_free(&e, fakes, FAKES);
   if (!teardown(&e, nodes, 1))
     failures++;
-  free(fakes);
 }
 
 /* Strangers that connect and say nothing, as many as the limit allows and
@@ -1458,14 +1464,9 @@ static void net_strangers_holding_every_slot_do_not_keep_a_peer_out(void) {
   CHECK(s->refused[HS_REFUSED_LIMIT] >= 1 && s->refused[HS_REFUSED_LIMIT] <= 2);
   CHECK(nodes[0]->t.n_conns <= TRANSPORT_CONNS_MAX);
 out:
-  if (fakes != NULL) {
-    for (int i = 0; i < FAKES; i++)
-      fake_close(&fakes[i]);
-    WAIT_UNTIL(&e, WAIT_MS, fakes_closed(fakes, FAKES));
-  }
+  fakes_free(&e, fakes, FAKES);
   if (!teardown(&e, nodes, 2))
     failures++;
-  free(fakes);
 }
 
 static void net_second_connection_from_a_peer_replaces_the_first(void) {
