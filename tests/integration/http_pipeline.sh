@@ -109,15 +109,20 @@ expect "responses 24 bytes $((24 * 512 * 1024)) 408 0" "$(echo "$out" | head -1)
 # any, or make the node hold them all: its next request waits while 4 MiB
 # of responses are unread (it held up to 32 MiB, then closed the
 # connection; over TLS, whatever the session took, without bound).
+# (Under the sanitizers freed memory waits in ASan's quarantine, so the
+# peak says nothing there.)
+case "$SABHAD" in *-asan) grew_max="" ;; *) grew_max=24576 ;; esac
 log "100 GETs of 512 KiB, read after 6 s, over HTTP and HTTPS"
 out=$(late_reader "$(http_port 1 "$BASE")" 100 "$pid")
 expect "responses 100 bytes $((100 * 512 * 1024)) 408 0" "$(echo "$out" | head -1)"
 grew=$(echo "$out" | sed -n 's/^grew //p')
-[ "$grew" -lt 24576 ] || die "the node grew by $grew KiB for one reader"
+[ -z "$grew_max" ] || [ "$grew" -lt "$grew_max" ] ||
+  die "the node grew by $grew KiB for one reader"
 out=$(late_reader "$(http_port 1 $((BASE + 250)))" 100 "$(cat "$DIR/t/node1.pid")" "$DIR/t/ca.crt")
 expect "responses 100 bytes $((100 * 512 * 1024)) 408 0" "$(echo "$out" | head -1)"
 grew=$(echo "$out" | sed -n 's/^grew //p')
-[ "$grew" -lt 24576 ] || die "the node grew by $grew KiB for one HTTPS reader"
+[ -z "$grew_max" ] || [ "$grew" -lt "$grew_max" ] ||
+  die "the node grew by $grew KiB for one HTTPS reader"
 
 # A request whose reply the node refuses to build (past
 # client-output-buffer-limit: here a range of three 512 KiB values, over
