@@ -246,6 +246,13 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
   struct progress *pr = progress_of(p, m->from);
   if (pr == NULL)
     return;
+  /* No acceptor holds this ballot's values beyond the leader's last slot:
+   * such an answer is a broken or hostile peer's. Taken as its match it
+   * would count towards choosing each later slot before any other node
+   * held it, and its next slot would wrap to 0 (a storm of snapshots). */
+  uint64_t last = log_last_index(&p->rl.log);
+  if (m->reject ? m->hint_index > last : m->index > last)
+    return;
   pr->recent_active = true;
   bool lost_before = pr->log_lost;
   pr->log_lost = m->context == MP_LOG_LOST;

@@ -235,6 +235,12 @@ void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   struct progress *pr = progress_of(r, m->from);
   if (pr == NULL)
     return;
+  /* No follower holds entries beyond the leader's last (§5.3): such an
+   * acknowledgement is a broken or hostile peer's, and taken as its match
+   * it would count towards committing each later entry before any other
+   * node held it. */
+  if (!m->reject && m->index > log_last_index(&r->rl.log))
+    return;
   pr->recent_active = true;
   bool lost_before = pr->log_lost;
   pr->log_lost = m->context == RAFT_LOG_LOST;
