@@ -524,8 +524,9 @@ void srv_kv_stream_closed(struct srv_http_conn *c) {
      * client-output-buffer-limit, or the clients' memory budget closed
      * it): its client is told, rather than left waiting on a connection
      * that no timeout ends while a request is with the node. */
-    respond_text(c, 500, "the node closed the request's stream before it "
-                         "was answered (a limit: see the node's log)");
+    respond_text(c, 500,
+                 "the node closed the request's stream before it "
+                 "was answered (a limit: see the node's log)");
   c->kv_busy = false; /* answered: the pump closes once all of it is out */
   srv_http_pump(c);
 }

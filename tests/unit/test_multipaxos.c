@@ -42,13 +42,22 @@ static void accept_with_entries_out_of_place_is_dropped(void) {
   CHECK(sabha_engine_new(&e, "multipaxos", &cfg, NULL) == 0);
   if (e == NULL)
     return;
-  struct sabha_entry entries[2] = {
-      {.index = 1, .term = 0x101, .type = SABHA_ENTRY_COMMAND,
-       .size_bytes = 1, .data = (const uint8_t *)"a"},
-      {.index = 3, .term = 0x101, .type = SABHA_ENTRY_COMMAND,
-       .size_bytes = 1, .data = (const uint8_t *)"b"}};
-  struct sabha_msg m = {.type = MP_MSG_ACCEPT, .from = 1, .to = 2,
-                        .term = 0x101, .index = 1, .n_entries = 2,
+  struct sabha_entry entries[2] = {{.index = 1,
+                                    .term = 0x101,
+                                    .type = SABHA_ENTRY_COMMAND,
+                                    .size_bytes = 1,
+                                    .data = (const uint8_t *)"a"},
+                                   {.index = 3,
+                                    .term = 0x101,
+                                    .type = SABHA_ENTRY_COMMAND,
+                                    .size_bytes = 1,
+                                    .data = (const uint8_t *)"b"}};
+  struct sabha_msg m = {.type = MP_MSG_ACCEPT,
+                        .from = 1,
+                        .to = 2,
+                        .term = 0x101,
+                        .index = 1,
+                        .n_entries = 2,
                         .entries = entries};
   struct sabha_status st;
   CHECK(sabha_engine_step(e, &m) == 0); /* a gap after the first */
