@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "server/http.h"
@@ -831,6 +832,7 @@ void srv_http_request_done(struct srv_http_conn *c) {
   }
   c->accepted_ms = uv_now(&c->n->loop); /* the next head's time starts */
   c->kv_due = true;                     /* the next request, if any */
+  c->continued = false;
   /* With TLS, requests that did not fit the buffer wait in the session:
    * the client sent them already, so no read of the socket brings them. */
   if (c->tls != NULL && !http_tls_drain(c, TLS_OK))
@@ -889,8 +891,20 @@ static void http_process(struct srv_http_conn *c) {
       http_send(c);
       return;
     }
-    if (c->len < consumed + body)
-      return; /* the body is still coming */
+    if (c->len < consumed + body) {
+      /* The body is still coming. A client that asked (Expect:
+       * 100-continue, as `curl -T` does) waits for this before it sends
+       * it, a second by default (RFC 9110 §10.1.1). */
+      const struct http_header *x = http_header_find(&req, "expect");
+      if (!c->continued && req.version_minor == 1 && x != NULL &&
+          x->value_len == 12 &&
+          strncasecmp(x->value, "100-continue", 12) == 0) {
+        c->continued = true;
+        resp_buf_printf(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        srv_http_pump(c);
+      }
+      return;
+    }
     c->req_bytes = consumed + (size_t)body;
     srv_kv_request(c, &req, c->buf + consumed, (size_t)body);
   }

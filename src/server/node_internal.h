@@ -99,6 +99,7 @@ struct srv_http_conn {
   bool kv_due;          /* the stream has output, or a request may start */
   bool kv_streaming;    /* a watch: events go out as they come */
   bool reading_stopped; /* the buffer is full of pipelined requests */
+  bool continued;       /* "100 Continue" sent for the request's body */
   uint8_t kv_route;
   uint32_t kv_skip; /* replies to drop (an AUTH) */
   size_t req_bytes;

@@ -7,8 +7,9 @@
 # connection was reset with nothing answered; over TLS the requests left
 # in the session once the buffer had room again were never read, and the
 # connection waited for its 5 s head timeout.) Then a reader that starts
-# late on large responses, and a request whose reply passes
-# client-output-buffer-limit (1 MiB here), below. Uses BASE and BASE + 250.
+# late on large responses, a PUT that expects "100 Continue", and a
+# request whose reply passes client-output-buffer-limit (1 MiB here),
+# below. Uses BASE and BASE + 250.
 . "$(dirname "$0")/lib.sh"
 start_cluster p 1 raft "$BASE" --set 'client-output-buffer-limit=normal 1048576 0 0'
 start_cluster t 1 raft $((BASE + 250)) --tls
@@ -123,6 +124,29 @@ expect "responses 100 bytes $((100 * 512 * 1024)) 408 0" "$(echo "$out" | head -
 grew=$(echo "$out" | sed -n 's/^grew //p')
 [ -z "$grew_max" ] || [ "$grew" -lt "$grew_max" ] ||
   die "the node grew by $grew KiB for one HTTPS reader"
+
+# A client that sends "Expect: 100-continue" (as `curl -T` does) waits
+# for "100 Continue" before its body: it gets it, then the PUT's answer.
+# (The node said nothing, and such a client waited a second before each
+# body.)
+log "a PUT with Expect: 100-continue"
+out=$(timeout 20 python3 - "$(http_port 1 "$BASE")" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"PUT /v1/kv/e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+          b"Expect: 100-continue\r\n\r\n")
+s.settimeout(3)
+try:
+    first = s.recv(100)
+except OSError:
+    first = b"nothing"
+s.sendall(b"hello")
+s.settimeout(10)
+print(first.split(b"\r\n")[0].decode(), "/", s.recv(100).split(b"\r\n")[0].decode())
+PY
+)
+expect "HTTP/1.1 100 Continue / HTTP/1.1 204 No Content" "$out"
+expect hello "$(curl -sf "http://127.0.0.1:$(http_port 1 "$BASE")/v1/kv/e")"
 
 # A request whose reply the node refuses to build (past
 # client-output-buffer-limit: here a range of three 512 KiB values, over
