@@ -1267,6 +1267,23 @@ static void conn_name_from_peer(struct transport_conn *c) {
   snprintf(c->name, sizeof c->name, "connection from %s:%d", host, port);
 }
 
+/* Every slot is taken: the oldest connection still in its handshake that a
+ * peer opened makes room for a new one (refused LIMIT), so that strangers
+ * who connect and say nothing, however many and however often, cannot
+ * keep a member out; a member's handshake takes a round trip, theirs the
+ * whole deadline. False when none is handshaking. */
+static bool conn_make_room(struct transport *t) {
+  struct transport_conn *oldest = NULL;
+  for (struct transport_conn *c = t->conns; c != NULL; c = c->next)
+    if (!c->outbound && (c->state == CONN_HELLO || c->state == CONN_AUTH))
+      oldest = c; /* the list is newest first */
+  if (oldest == NULL)
+    return false;
+  conn_refuse(oldest, HS_REFUSED_LIMIT,
+              "pushed out by a newer connection: every slot is taken");
+  return true;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct transport *t = server->data;
   if (t->closing)
@@ -1287,8 +1304,8 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   conn_name_from_peer(c);
-  c->state = CONN_HELLO; /* connected: a REFUSE can be written */
-  if (t->n_conns > TRANSPORT_CONNS_MAX) {
+  if (t->n_conns > TRANSPORT_CONNS_MAX && !conn_make_room(t)) {
+    c->state = CONN_HELLO; /* connected: a REFUSE can be written */
     conn_refuse(c, HS_REFUSED_LIMIT, "too many connections open");
     return;
   }

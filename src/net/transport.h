@@ -52,9 +52,11 @@
 #include "sabha/engine.h"
 
 #define TRANSPORT_SECRET_BYTES_MAX 256u
-/* Connections held at once, handshaking ones included; one more is accepted
- * and closed at once (refused LIMIT), so that strangers cannot exhaust
- * memory or descriptors. */
+/* Connections held at once, handshaking ones included, so that strangers
+ * cannot exhaust memory or descriptors. One more pushes out the oldest
+ * that a peer opened and is still in its handshake (refused LIMIT), so
+ * that strangers cannot keep members out either; with none such, the new
+ * one is accepted and closed at once (refused LIMIT). */
 #define TRANSPORT_CONNS_MAX (4u * SABHA_NODES_MAX)
 
 struct transport;

@@ -158,10 +158,25 @@ static void learn_commit(struct mp *p, uint64_t leader_commit) {
     p->rl.commit = c;
 }
 
+/* The entries of an accept sit at its slot m->index (1 or more) and the
+ * slots after it, one after the other, within the slots there are. */
+static bool accept_entries_in_place(const struct sabha_msg *m) {
+  if (m->n_entries == 0)
+    return true;
+  if (m->index == 0 || m->n_entries - 1 > UINT64_MAX - m->index)
+    return false;
+  for (uint32_t i = 0; i < m->n_entries; i++)
+    if (m->entries[i].index != m->index + i)
+      return false;
+  return true;
+}
+
 void mp_recv_accept(struct mp *p, const struct sabha_msg *m) {
   /* A membership that does not decode could never be acted on alike by
-   * every node: refuse the whole message (a broken or hostile peer). */
-  if (!membership_entries_valid(m->entries, m->n_entries))
+   * every node, and entries out of place would land in slots others hold:
+   * refuse the whole message (a broken or hostile peer). */
+  if (!membership_entries_valid(m->entries, m->n_entries) ||
+      !accept_entries_in_place(m))
     return;
   mp_conf_note(p, m->entries, m->n_entries);
   struct sabha_msg resp = {.type = MP_MSG_ACCEPTED, .to = m->from};
@@ -230,6 +245,13 @@ void mp_recv_accepted(struct mp *p, const struct sabha_msg *m) {
     return;
   struct progress *pr = progress_of(p, m->from);
   if (pr == NULL)
+    return;
+  /* No acceptor holds this ballot's values beyond the leader's last slot:
+   * such an answer is a broken or hostile peer's. Taken as its match it
+   * would count towards choosing each later slot before any other node
+   * held it, and its next slot would wrap to 0 (a storm of snapshots). */
+  uint64_t last = log_last_index(&p->rl.log);
+  if (m->reject ? m->hint_index > last : m->index > last)
     return;
   pr->recent_active = true;
   bool lost_before = pr->log_lost;

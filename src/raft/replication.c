@@ -128,11 +128,24 @@ bool raft_maybe_commit(struct raft *r) {
   return true;
 }
 
+/* The entries of an append sit at m->index + 1 on, one after the other
+ * (§5.3), within the indexes there are. */
+static bool append_entries_in_place(const struct sabha_msg *m) {
+  if (m->n_entries > UINT64_MAX - m->index)
+    return false;
+  for (uint32_t i = 0; i < m->n_entries; i++)
+    if (m->entries[i].index != m->index + 1 + i)
+      return false;
+  return true;
+}
+
 void raft_recv_append(struct raft *r, const struct sabha_msg *m) {
   /* A membership that does not decode would leave this node with a view
-   * of the group no other node shares: refuse the whole message (only a
+   * of the group no other node shares, and entries out of place would
+   * land where the log says others are: refuse the whole message (only a
    * broken or hostile peer sends one). */
-  if (!membership_entries_valid(m->entries, m->n_entries))
+  if (!membership_entries_valid(m->entries, m->n_entries) ||
+      !append_entries_in_place(m))
     return;
   struct sabha_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
   if (m->index < r->rl.commit) {
@@ -221,6 +234,12 @@ static struct progress *progress_of(struct raft *r, uint32_t id) {
 void raft_recv_append_resp(struct raft *r, const struct sabha_msg *m) {
   struct progress *pr = progress_of(r, m->from);
   if (pr == NULL)
+    return;
+  /* No follower holds entries beyond the leader's last (§5.3): such an
+   * acknowledgement is a broken or hostile peer's, and taken as its match
+   * it would count towards committing each later entry before any other
+   * node held it. */
+  if (!m->reject && m->index > log_last_index(&r->rl.log))
     return;
   pr->recent_active = true;
   bool lost_before = pr->log_lost;

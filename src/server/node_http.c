@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "server/http.h"
@@ -567,7 +568,9 @@ static void on_http_tls_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
+  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   http_tls_flush(c);
+  c->kv_due = true; /* what waited for the backlog to go (check phase) */
 }
 
 /* With TLS: writes what the session has to send, when no write is in
@@ -595,6 +598,7 @@ static void http_tls_flush(struct srv_http_conn *c) {
     return;
   }
   c->writing = true;
+  c->write_ms = uv_now(&c->n->loop);
 }
 
 static bool path_is(const struct http_request *req, const char *p) {
@@ -643,9 +647,18 @@ static void on_kv_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
+  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   srv_http_pump(c);
+  c->kv_due = true; /* what waited for the backlog to go (check phase) */
   if (!c->writing && !uv_is_closing((uv_handle_t *)&c->tcp))
     http_process(c); /* a request that waited for the responses before */
+}
+
+bool srv_http_backlogged(const struct srv_http_conn *c) {
+  size_t n = c->out.len + c->wout.len;
+  if (c->tls != NULL)
+    n += c->tls_out.size_bytes + tls_conn_out_bytes(c->tls);
+  return n >= SRV_HTTP_OUT_PAUSE_BYTES;
 }
 
 /* Writes what c->out holds, one write at a time; closes once the last
@@ -688,6 +701,7 @@ void srv_http_pump(struct srv_http_conn *c) {
     return;
   }
   c->writing = true;
+  c->write_ms = uv_now(&c->n->loop);
 }
 
 static void http_send(struct srv_http_conn *c) {
@@ -726,7 +740,10 @@ static void http_timed_out(struct srv_http_conn *c) {
 }
 
 /* Every SRV_HTTP_SCAN_MS: heads that are too slow get 408, responses that
- * nobody reads are dropped. */
+ * nobody reads are dropped. A kept-alive connection is idle only once its
+ * responses are out: a slow reader of a large one is not cut off in its
+ * middle by the head's timeout, but has SRV_HTTP_WRITE_TIMEOUT_MS for
+ * each write. */
 static void on_http_timer(uv_timer_t *t) {
   struct srv_node *n = t->data;
   uint64_t now = uv_now(&n->loop);
@@ -734,8 +751,11 @@ static void on_http_timer(uv_timer_t *t) {
   while (l != &n->https) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
     l = l->next; /* closing unlinks c */
-    if (!c->responded && !c->kv_busy &&
-        now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
+    if (c->writing) {
+      if (now >= c->write_ms + SRV_HTTP_WRITE_TIMEOUT_MS)
+        srv_http_close(c);
+    } else if (!c->responded && !c->kv_busy &&
+               now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
       n->http_head_timeouts++;
       http_timed_out(c);
     } else if (c->responded &&
@@ -761,13 +781,13 @@ static bool http_make_room(struct srv_node *n) {
   return false;
 }
 
-/* With TLS: feeds `n` bytes of ciphertext to the session and decrypts what
- * they complete into the request buffer (as far as it has room: a request
- * that fills it is refused anyway). Returns false when the session failed
- * (a client without TLS, or a refused certificate) and the connection is
+/* With TLS: decrypts what the session holds into the request buffer, as
+ * far as it has room (a head that fills it is refused anyway; pipelined
+ * requests past it stay in the session until a request leaves the buffer:
+ * srv_http_request_done()). Returns false when the session failed (a
+ * client without TLS, or a refused certificate) and the connection is
  * closing. */
-static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
-  int st = tls_conn_feed(c->tls, c->n->tls_rbuf, n);
+static bool http_tls_drain(struct srv_http_conn *c, int st) {
   while (st == TLS_OK) {
     size_t got = 0;
     st = tls_conn_read(c->tls, c->buf + c->len, c->cap - c->len, &got);
@@ -778,6 +798,12 @@ static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
   srv_log(c->n, "DEBUG", "https: %s", tls_conn_errmsg(c->tls));
   srv_http_close(c);
   return false;
+}
+
+/* With TLS: feeds `n` bytes of ciphertext to the session and decrypts what
+ * they complete, as http_tls_drain() says. */
+static bool http_tls_decrypt(struct srv_http_conn *c, size_t n) {
+  return http_tls_drain(c, tls_conn_feed(c->tls, c->n->tls_rbuf, n));
 }
 
 static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -810,7 +836,12 @@ void srv_http_request_done(struct srv_http_conn *c) {
   }
   c->accepted_ms = uv_now(&c->n->loop); /* the next head's time starts */
   c->kv_due = true;                     /* the next request, if any */
-  if (c->reading_stopped) {
+  c->continued = false;
+  /* With TLS, requests that did not fit the buffer wait in the session:
+   * the client sent them already, so no read of the socket brings them. */
+  if (c->tls != NULL && !http_tls_drain(c, TLS_OK))
+    return;
+  if (c->reading_stopped && c->len < c->cap) {
     c->reading_stopped = false;
     uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
   }
@@ -821,6 +852,11 @@ void srv_http_request_done(struct srv_http_conn *c) {
 static void http_process(struct srv_http_conn *c) {
   while (!c->kv_busy && !c->responded && !c->kv_close &&
          !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    /* Responses the client does not read: the next request waits for
+     * them to go (the write callbacks set kv_due), and once the buffer is
+     * full, so does the socket. */
+    if (srv_http_backlogged(c))
+      return;
     struct http_request req;
     size_t consumed = 0;
     enum http_parse_status st =
@@ -859,8 +895,20 @@ static void http_process(struct srv_http_conn *c) {
       http_send(c);
       return;
     }
-    if (c->len < consumed + body)
-      return; /* the body is still coming */
+    if (c->len < consumed + body) {
+      /* The body is still coming. A client that asked (Expect:
+       * 100-continue, as `curl -T` does) waits for this before it sends
+       * it, a second by default (RFC 9110 §10.1.1). */
+      const struct http_header *x = http_header_find(&req, "expect");
+      if (!c->continued && req.version_minor == 1 && x != NULL &&
+          x->value_len == 12 &&
+          strncasecmp(x->value, "100-continue", 12) == 0) {
+        c->continued = true;
+        resp_buf_printf(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        srv_http_pump(c);
+      }
+      return;
+    }
     c->req_bytes = consumed + (size_t)body;
     srv_kv_request(c, &req, c->buf + consumed, (size_t)body);
   }
@@ -894,11 +942,16 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->len += (size_t)nread;
   else if (!http_tls_decrypt(c, (size_t)nread))
     return;
-  if (c->len == c->cap && c->kv_busy) {
-    uv_read_stop((uv_stream_t *)&c->tcp); /* a pipeline fills the buffer */
+  http_process(c);
+  /* A pipeline filled the buffer: the rest waits in the socket until a
+   * request leaves it (srv_http_request_done). Reading on would offer
+   * libuv no room, which it reports as UV_ENOBUFS, and the connection
+   * would close with its requests unanswered. */
+  if (c->len == c->cap && !c->responded &&
+      !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading_stopped = true;
   }
-  http_process(c);
 }
 
 static void on_free_handle(uv_handle_t *h) {

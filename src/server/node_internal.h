@@ -31,10 +31,18 @@
 /* A request body (PUT /v1/kv/KEY) of at most this many bytes: 413 beyond.
  * The whole request is held in memory until it is answered. */
 #define SRV_HTTP_BODY_BYTES_MAX (1u << 20)
+/* Responses of a connection not yet taken by its client (held, being
+ * written, sealed in its TLS session): at this many, its next request
+ * waits, and a watch's events stay with the runtime (which bounds them),
+ * until they are written. So a client that pipelines reads of a large
+ * value and reads nothing holds this and one response, as a RESP client
+ * does (RT_OUT_SOFT_BYTES). */
+#define SRV_HTTP_OUT_PAUSE_BYTES (4u << 20)
 /* A key or a query parameter of the request line, percent-decoded. */
 #define HTTP_LINE_DECODE_BYTES 2048u
 /* A request head not complete this long after the connection was accepted
- * is answered 408 and closed; a response not written this long after is
+ * (or, kept alive, after its last response was written) is answered 408
+ * and closed; a write of responses not done this long after it began is
  * dropped (its reader does not read). */
 #define SRV_HTTP_HEAD_TIMEOUT_MS 5000u
 #define SRV_HTTP_WRITE_TIMEOUT_MS 10000u
@@ -91,12 +99,14 @@ struct srv_http_conn {
   bool kv_due;          /* the stream has output, or a request may start */
   bool kv_streaming;    /* a watch: events go out as they come */
   bool reading_stopped; /* the buffer is full of pipelined requests */
+  bool continued;       /* "100 Continue" sent for the request's body */
   uint8_t kv_route;
   uint32_t kv_skip; /* replies to drop (an AUTH) */
   size_t req_bytes;
   struct srv_conn *bridge;
   struct resp_buf kv_cmd, kv_in, kv_json;
   uint64_t accepted_ms; /* uv_now */
+  uint64_t write_ms;    /* uv_now when the write in flight began */
   /* With TLS: the session, and the ciphertext being written (one write at
    * a time: handshake flights, then the response). */
   struct tls_conn *tls;
@@ -179,6 +189,8 @@ struct tls_conn *srv_tls_accept(struct srv_node *n);
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size);
 /* Writes what c->out holds (and closes when the response said so). */
 void srv_http_pump(struct srv_http_conn *c);
+/* At SRV_HTTP_OUT_PAUSE_BYTES of responses not yet taken by the client. */
+bool srv_http_backlogged(const struct srv_http_conn *c);
 /* The request in c->buf is answered: its bytes go, the next may start. */
 void srv_http_request_done(struct srv_http_conn *c);
 /* Called from the check phase: connections whose streams have output or

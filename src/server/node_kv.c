@@ -26,7 +26,8 @@
  * keeps, 411 no Content-Length on PUT, 413 a body over
  * SRV_HTTP_BODY_BYTES_MAX (or a value over the store's bound), 503 no
  * leader or the outcome is not known yet (retry; the body says which), 507
- * the store is full. docs/api.md has the details.
+ * the store is full, 500 the runtime closed the stream with the request
+ * unanswered (a reply past a limit). docs/api.md has the details.
  *
  * Everything here runs outside the runtime's port callbacks: those only
  * mark the connection (kv_due) and node.c's check phase calls
@@ -487,7 +488,12 @@ void srv_kv_service(struct srv_http_conn *c) {
     return;
   const uint8_t *data;
   size_t len;
-  while (rt_stream_out_take(b->s, &data, &len)) {
+  /* A watch whose client does not read leaves its events with the
+   * runtime, whose bound on them ends the watch ("fell behind"); what a
+   * closed stream wrote last is taken whatever the backlog. */
+  bool hold = c->kv_route == ROUTE_WATCH && !b->rt_closed;
+  while (!(hold && srv_http_backlogged(c)) &&
+         rt_stream_out_take(b->s, &data, &len)) {
     resp_buf_append(&c->kv_in, data, len);
     rt_stream_out_done(b->s);
   }
@@ -509,10 +515,19 @@ void srv_kv_service(struct srv_http_conn *c) {
 
 void srv_kv_stream_closed(struct srv_http_conn *c) {
   /* The runtime let go (a watch that failed, QUIT, a limit): what it
-   * wrote last goes out, then the connection closes. */
+   * wrote last goes out, then the connection closes; kv_close keeps any
+   * further request from starting. */
   srv_kv_service(c);
   c->kv_close = true;
-  c->kv_busy = true; /* no further request */
+  if (c->kv_busy && !c->kv_streaming)
+    /* A request it let go of unanswered (its reply passed
+     * client-output-buffer-limit, or the clients' memory budget closed
+     * it): its client is told, rather than left waiting on a connection
+     * that no timeout ends while a request is with the node. */
+    respond_text(c, 500,
+                 "the node closed the request's stream before it "
+                 "was answered (a limit: see the node's log)");
+  c->kv_busy = false; /* answered: the pump closes once all of it is out */
   srv_http_pump(c);
 }
 

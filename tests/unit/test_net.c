@@ -526,6 +526,17 @@ static bool fakes_closed(const struct fake *fakes, int n) {
   return true;
 }
 
+/* Closes the `n` fakes of a calloc'ed array, waits until they are closed
+ * and frees the array (NULL: nothing to do). */
+static void fakes_free(struct env *e, struct fake *fakes, int n) {
+  if (fakes == NULL)
+    return;
+  for (int i = 0; i < n; i++)
+    fake_close(&fakes[i]);
+  WAIT_UNTIL(e, WAIT_MS, fakes_closed(fakes, n));
+  free(fakes);
+}
+
 /* ---- certificates ------------------------------------------------------- */
 
 /* A CA "ca" with certificates for nodes 1..3 named as tls_node_cn() names
@@ -1412,21 +1423,50 @@ static void net_connections_beyond_the_limit_are_refused(void) {
   CHECK(node_start(nodes[0], &e) == 0);
   const struct transport_stats *s = &nodes[0]->t.stats;
   /* Strangers that connect and say nothing hold a connection each until
-   * the handshake deadline; beyond the limit they are turned away. */
+   * the handshake deadline; beyond the limit the oldest are turned away. */
   for (int i = 0; i < FAKES; i++)
     fake_connect(&fakes[i], &e, transport_port(&nodes[0]->t));
   WAIT_UNTIL(&e, WAIT_MS, s->refused[HS_REFUSED_LIMIT] == 6);
   CHECK(s->refused[HS_REFUSED_LIMIT] == 6);
   CHECK(nodes[0]->t.n_conns <= TRANSPORT_CONNS_MAX);
 out:
-  if (fakes != NULL) {
-    for (int i = 0; i < FAKES; i++)
-      fake_close(&fakes[i]);
-    WAIT_UNTIL(&e, WAIT_MS, fakes_closed(fakes, FAKES));
-  }
+  fakes_free(&e, fakes, FAKES);
   if (!teardown(&e, nodes, 1))
     failures++;
-  free(fakes);
+}
+
+/* Strangers that connect and say nothing, as many as the limit allows and
+ * each reopened as soon as the deadline closes it, once kept every peer
+ * out: the dialer's connection was the one past the limit. A handshaking
+ * stranger now makes room for it. */
+static void net_strangers_holding_every_slot_do_not_keep_a_peer_out(void) {
+  struct env e;
+  env_init(&e);
+  struct node *nodes[2] = {node_new(), node_new()};
+  enum { FAKES = TRANSPORT_CONNS_MAX };
+  struct fake *fakes = calloc(FAKES, sizeof *fakes);
+  uint32_t ids[2] = {1, 2};
+  uint16_t ports[2] = {0};
+  CHECK(fakes != NULL);
+  node_config(nodes[0], 1, ids, 2, ports);
+  nodes[0]->cfg.handshake_timeout_ms = 3 * WAIT_MS; /* outlasts the test */
+  CHECK(node_start(nodes[0], &e) == 0);
+  ports[0] = transport_port(&nodes[0]->t);
+  const struct transport_stats *s = &nodes[0]->t.stats;
+  for (int i = 0; i < FAKES; i++)
+    fake_connect(&fakes[i], &e, ports[0]);
+  WAIT_UNTIL(&e, WAIT_MS, nodes[0]->t.n_conns == TRANSPORT_CONNS_MAX);
+  CHECK(nodes[0]->t.n_conns == TRANSPORT_CONNS_MAX);
+  node_config(nodes[1], 2, ids, 2, ports);
+  CHECK(node_start(nodes[1], &e) == 0);
+  WAIT_UNTIL(&e, WAIT_MS, all_connected(nodes, 2));
+  CHECK(all_connected(nodes, 2));
+  CHECK(s->refused[HS_REFUSED_LIMIT] >= 1 && s->refused[HS_REFUSED_LIMIT] <= 2);
+  CHECK(nodes[0]->t.n_conns <= TRANSPORT_CONNS_MAX);
+out:
+  fakes_free(&e, fakes, FAKES);
+  if (!teardown(&e, nodes, 2))
+    failures++;
 }
 
 static void net_second_connection_from_a_peer_replaces_the_first(void) {
@@ -1526,6 +1566,7 @@ static const struct test tests[] = {
     TEST(net_bad_configs_are_refused_and_still_close),
     TEST(net_close_drops_queued_messages_and_counts_them),
     TEST(net_connections_beyond_the_limit_are_refused),
+    TEST(net_strangers_holding_every_slot_do_not_keep_a_peer_out),
     TEST(net_second_connection_from_a_peer_replaces_the_first),
     TEST(net_close_from_inside_the_message_callback_is_safe),
 };
