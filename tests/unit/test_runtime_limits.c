@@ -216,6 +216,25 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
   rt_node_close(&n);
 }
 
+/* A one-node leader with a 64 KiB query limit whose commits wait for the
+ * test (rt_node_sync), and in *out a client of it that wrote k = 0 and has
+ * SET k 1 proposed, its fsync held (NULL when a check failed). */
+static void client_with_a_write_held(struct rt_node *n,
+                                     struct rt_stream **out) {
+  *out = NULL;
+  CHECK(rt_node_start_alone(n) == 0);
+  n->rt->cfg.query_bytes_max = 64 * 1024;
+  n->rt->cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
+  n->h.sync_later = true;
+  struct rt_stream *c = client(n);
+  send_line(n, c, "SET k 0\r\n");
+  rt_node_sync(n);
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+  send_line(n, c, "SET k 1\r\n");
+  CHECK(rt_sync_running(n->rt));
+  *out = c;
+}
+
 /* A pipelining client reads each reply as the answer to its oldest
  * command still unanswered. One whose write waits for its commit (the
  * fsync that holds it is the test's to finish), then floods the input past
@@ -223,17 +242,9 @@ static void input_past_the_query_buffer_limit_is_refused_and_closed(void) {
  * it would count as failed a write that then applies. */
 static void the_query_limit_refusal_never_answers_an_earlier_command(void) {
   struct rt_node n;
-  CHECK(rt_node_start_alone(&n) == 0);
-  n.rt->cfg.query_bytes_max = 64 * 1024;
-  n.rt->cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
-  n.h.sync_later = true;
-  struct rt_stream *c = client(&n);
-  send_line(&n, c, "SET k 0\r\n");
-  rt_node_sync(&n);
-  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
-
-  send_line(&n, c, "SET k 1\r\n"); /* proposed; its fsync is held */
-  CHECK(rt_sync_running(n.rt));
+  struct rt_stream *c;
+  client_with_a_write_held(&n, &c);
+  CHECK(c != NULL);
   CHECK(strcmp(rt_stream_said(c), "") == 0);
   /* A command whose argument keeps coming, past the limit. */
   static const char head[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n";
@@ -265,17 +276,9 @@ static void the_query_limit_refusal_never_answers_an_earlier_command(void) {
  * and the protocol error's with it. */
 static void input_after_a_protocol_error_is_dropped(void) {
   struct rt_node n;
-  CHECK(rt_node_start_alone(&n) == 0);
-  n.rt->cfg.query_bytes_max = 64 * 1024;
-  n.rt->cfg.fsync = RT_FSYNC_THREAD; /* entries commit when the test says */
-  n.h.sync_later = true;
-  struct rt_stream *c = client(&n);
-  send_line(&n, c, "SET k 0\r\n");
-  rt_node_sync(&n);
-  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
-
-  send_line(&n, c, "SET k 1\r\n"); /* proposed; its fsync is held */
-  CHECK(rt_sync_running(n.rt));
+  struct rt_stream *c;
+  client_with_a_write_held(&n, &c);
+  CHECK(c != NULL);
   send_line(&n, c, "*1\r\n$x\r\n"); /* a protocol error */
   static char more[70 * 1024];
   memset(more, 'x', sizeof more);

@@ -108,6 +108,46 @@ static void trio_say(struct rt_trio *t, struct rt_stream *c, const char *text) {
   rt_trio_settle(t);
 }
 
+/* The start both cases share. Node 1 leads (writes wait up to 60 s), and
+ * a client's SET k 1, after SET k 0, is proposed there, its entry lost on
+ * the way to the others; node 2 leads without node 1 and commits another
+ * client's write at the SET's index (or after a no-op there); node 1 leads
+ * again. *out: the client (NULL when a check failed); *set_at: node 1's
+ * clock when the SET was sent. */
+static void set_lost_then_node_1_again(struct rt_trio *t, struct loss *loss,
+                                       const char *protocol,
+                                       struct rt_stream **out,
+                                       uint64_t *set_at) {
+  *out = NULL;
+  CHECK(rt_trio_open(t, protocol) == 0);
+  t->drop = lose;
+  t->drop_arg = loss;
+  CHECK(rt_trio_elect(t, 1));
+  t->node[1].rt->cfg.request_timeout_ms = 60000;
+  struct rt_stream *c = trio_client(t, 1);
+  CHECK(c != NULL);
+  trio_say(t, c, "SET k 0\r\n");
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+
+  loss->from = 1;
+  loss->index = last_index(t, 1) + 1;
+  trio_say(t, c, "SET k 1\r\n");
+  *set_at = t->node[1].h.now_ms;
+  CHECK(last_index(t, 1) == loss->index && last_index(t, 2) < loss->index);
+
+  loss->isolated = 1;
+  CHECK(rt_trio_elect(t, 2));
+  struct rt_stream *d = trio_client(t, 2);
+  CHECK(d != NULL);
+  trio_say(t, d, "SET other 1\r\n");
+  CHECK(strcmp(rt_stream_said(d), "+OK\r\n") == 0);
+  CHECK(rt_applied_index(t->node[3].rt) >= loss->index);
+  loss->isolated = 0;
+  trio_tick(t, 2, 100); /* node 1 hears of node 2's term */
+  CHECK(rt_trio_elect(t, 1));
+  *out = c;
+}
+
 /* Node 1 leads, and a connection's SET is proposed there, its entry lost
  * on the way to the others. Node 2 leads without node 1 and commits
  * another client's write at the SET's index, or after a no-op there (Raft
@@ -125,31 +165,11 @@ static void trio_say(struct rt_trio *t, struct rt_stream *c, const char *text) {
  * again with the INCR still on its way to the same refusal. */
 static void lost_write_then_next(const char *protocol, bool another_first) {
   struct rt_trio t;
-  CHECK(rt_trio_open(&t, protocol) == 0);
   struct loss loss = {0};
-  t.drop = lose;
-  t.drop_arg = &loss;
-  CHECK(rt_trio_elect(&t, 1));
-  struct rt_stream *c = trio_client(&t, 1);
+  struct rt_stream *c;
+  uint64_t set_at;
+  set_lost_then_node_1_again(&t, &loss, protocol, &c, &set_at);
   CHECK(c != NULL);
-  trio_say(&t, c, "SET k 0\r\n");
-  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
-
-  loss.from = 1;
-  loss.index = last_index(&t, 1) + 1;
-  trio_say(&t, c, "SET k 1\r\n");
-  CHECK(last_index(&t, 1) == loss.index && last_index(&t, 2) < loss.index);
-
-  loss.isolated = 1;
-  CHECK(rt_trio_elect(&t, 2));
-  struct rt_stream *d = trio_client(&t, 2);
-  CHECK(d != NULL);
-  trio_say(&t, d, "SET other 1\r\n");
-  CHECK(strcmp(rt_stream_said(d), "+OK\r\n") == 0);
-  CHECK(rt_applied_index(t.node[3].rt) >= loss.index);
-  loss.isolated = 0;
-  trio_tick(&t, 2, 100); /* node 1 hears of node 2's term */
-  CHECK(rt_trio_elect(&t, 1));
   struct rt_stream *e = trio_client(&t, 1);
   CHECK(e != NULL);
   if (another_first)
@@ -186,30 +206,11 @@ multipaxos_a_write_lost_to_a_leader_change_goes_again_with_the_next(void) {
  * store's "an earlier one is missing". */
 static void timed_out_write_then_next(const char *protocol) {
   struct rt_trio t;
-  CHECK(rt_trio_open(&t, protocol) == 0);
   struct loss loss = {0};
-  t.drop = lose;
-  t.drop_arg = &loss;
-  CHECK(rt_trio_elect(&t, 1));
-  t.node[1].rt->cfg.request_timeout_ms = 60000;
-  struct rt_stream *c = trio_client(&t, 1);
+  struct rt_stream *c;
+  uint64_t set_at;
+  set_lost_then_node_1_again(&t, &loss, protocol, &c, &set_at);
   CHECK(c != NULL);
-  trio_say(&t, c, "SET k 0\r\n");
-  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
-
-  loss.from = 1;
-  loss.index = last_index(&t, 1) + 1;
-  trio_say(&t, c, "SET k 1\r\n");
-  uint64_t set_at = t.node[1].h.now_ms;
-  loss.isolated = 1;
-  CHECK(rt_trio_elect(&t, 2));
-  struct rt_stream *d = trio_client(&t, 2);
-  CHECK(d != NULL);
-  trio_say(&t, d, "SET other 1\r\n");
-  CHECK(strcmp(rt_stream_said(d), "+OK\r\n") == 0);
-  loss.isolated = 0;
-  trio_tick(&t, 2, 100);
-  CHECK(rt_trio_elect(&t, 1));
   CHECK(t.node[1].h.now_ms < set_at + 60000);
   /* The INCR is held on its way while the SET's wait runs out. */
   loss.index = last_index(&t, 1) + 1;
