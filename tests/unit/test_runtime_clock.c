@@ -47,6 +47,15 @@ static void start_leader(struct rt_node *n, struct rt_stream **out) {
   *out = c;
 }
 
+/* `count` ticks of the node's clock, 50 ms apart, with no writes. */
+static void idle_ticks(struct rt_node *n, int count) {
+  for (int k = 0; k < count; k++) {
+    n->h.now_ms += 50;
+    rt_tick(n->rt);
+    rt_node_settle(n);
+  }
+}
+
 static void runtime_log_clock_keeps_the_wall_clocks_pace(void) {
   struct rt_node n;
   struct rt_stream *c = NULL;
@@ -116,11 +125,7 @@ static void runtime_lock_lease_ends_for_reads_after_kv_writes(void) {
   rt_stream_input(c, "SET other y\r\n", 13);
   rt_node_settle(&n);
   CHECK(rt_stream_take_oks(c) == 1);
-  for (int k = 0; k < 20; k++) {
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    rt_node_settle(&n);
-  }
+  idle_ticks(&n, 20);
   ask_text(&n, c, "LOCK.GET l\r\n", text, sizeof text);
   if (strstr(text, "alice") != NULL)
     fprintf(stderr, "LOCK.GET after the lease: %s\n", text);
@@ -142,11 +147,7 @@ static void runtime_ttl_counts_down_without_writes(void) {
   rt_stream_input(c, set, strlen(set));
   rt_node_settle(&n);
   CHECK(rt_stream_take_oks(c) == 1);
-  for (int k = 0; k < 120; k++) { /* 6 s of ticks, no writes */
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    rt_node_settle(&n);
-  }
+  idle_ticks(&n, 120); /* 6 s of ticks, no writes */
   int64_t left = ask_int(&n, c, "PTTL idle\r\n");
   if (left < 93000 || left > 95000)
     fprintf(stderr, "PTTL after 6 s idle: %lld\n", (long long)left);
@@ -156,11 +157,7 @@ static void runtime_ttl_counts_down_without_writes(void) {
   rt_stream_input(c, persist, strlen(persist));
   rt_node_settle(&n);
   uint64_t entries = rt_metrics(n.rt)->clock_entries;
-  for (int k = 0; k < 60; k++) {
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    rt_node_settle(&n);
-  }
+  idle_ticks(&n, 60);
   CHECK(rt_metrics(n.rt)->clock_entries == entries);
   rt_node_close(&n);
 }
@@ -194,17 +191,9 @@ static void runtime_clock_runs_on_after_the_wall_clock_steps_back(void) {
   }
   /* Idle, the clock entries run on the same way, and the key expires:
    * 8 s of the log's clock were left, 16 s of time. */
-  for (int k = 0; k < 300; k++) {
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    rt_node_settle(&n);
-  }
+  idle_ticks(&n, 300);
   CHECK(ask_int(&n, c, "EXISTS k\r\n") == 1);
-  for (int k = 0; k < 40; k++) {
-    n.h.now_ms += 50;
-    rt_tick(n.rt);
-    rt_node_settle(&n);
-  }
+  idle_ticks(&n, 40);
   CHECK(ask_int(&n, c, "EXISTS k\r\n") == 0);
   /* The wall clock past the log's again: stamps follow it. */
   n.h.wall_step_ms = 5000;
