@@ -279,6 +279,14 @@ static int mp_step(void *state, const struct sabha_msg *m) {
   if (m->to != p->cfg.id || m->from == SABHA_NODE_NONE || m->from > 255 ||
       m->from == p->cfg.id)
     return SABHA_EINVAL;
+  /* Only the leader this acceptor follows, in its own ballot, may hand
+   * leadership over: the transferee has accepted in that ballot before it
+   * is asked. Anyone else asking, or for another ballot, would unseat a
+   * healthy leader with a campaign that skips the probe round; a higher
+   * ballot is not even adopted from such a message. */
+  if (m->type == MP_MSG_TIMEOUT_NOW &&
+      (m->term != p->promised || m->from != p->leader))
+    return 0;
   if (!mp_step_ballot(p, m))
     return 0;
   switch (m->type) {

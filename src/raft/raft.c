@@ -269,6 +269,14 @@ static int raft_step(void *state, const struct sabha_msg *m) {
    * leader hears from a node without a slot it ignores. */
   if (m->to != r->cfg.id || m->from == SABHA_NODE_NONE || m->from == r->cfg.id)
     return SABHA_EINVAL;
+  /* Only this node's leader, in its own term, may hand leadership over
+   * (thesis §3.10): the transferee has acknowledged that term before it is
+   * asked. Anyone else asking, or asking in another term, would unseat a
+   * healthy leader with a campaign that sets the voters' leases aside; a
+   * higher term is not even adopted from such a message. */
+  if (m->type == RAFT_MSG_TIMEOUT_NOW &&
+      (m->term != r->term || m->from != r->leader))
+    return 0;
   if (!raft_step_term(r, m))
     return 0;
   switch (m->type) {
