@@ -365,6 +365,10 @@ void rt_stream_set_host(struct rt_stream *s, void *host) {
   s->host = host;
 }
 
+void rt_stream_set_host_bounded(struct rt_stream *s) {
+  s->host_bounded = true;
+}
+
 void *rt_stream_host(const struct rt_stream *s) {
   return s->host;
 }
@@ -988,7 +992,6 @@ void rt_client_flush(struct rt_stream *c) {
 
 static void process_input(struct rt_stream *c) {
   struct rt *rt = c->rt;
-  const struct resp_limits *lim = &resp_limits_default;
   size_t off = 0;
   while (!c->closing && !c->quit_after && !rt->dead) {
     if (input_blocked(c)) {
@@ -996,6 +999,12 @@ static void process_input(struct rt_stream *c) {
       break;
     }
     set_paused(c, false);
+    /* Until it has logged in, a client may send only small commands, so
+     * that nobody without the password makes the node buffer megabytes.
+     * Judged per command: an AUTH earlier in the same input counts. */
+    const struct resp_limits *lim = c->user == RT_USER_NONE && !c->host_bounded
+                                        ? &resp_limits_unauth
+                                        : &resp_limits_default;
     struct resp_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.argv = rt->argv;

@@ -510,6 +510,11 @@ void rt_stream_free(struct rt_stream *s);
 void rt_stream_set_host(struct rt_stream *s, void *host);
 void *rt_stream_host(const struct rt_stream *s);
 enum rt_stream_kind rt_stream_kind(const struct rt_stream *s);
+/* The host bounds every request it feeds to `s` itself (the HTTP API reads
+ * a whole head and a bounded body first): the tighter limits of a client
+ * that has not logged in (resp_limits_unauth) do not apply, so that such a
+ * request is answered NOAUTH rather than refused by the parser. */
+void rt_stream_set_host_bounded(struct rt_stream *s);
 
 /* ---- inspection -----------------------------------------------------------
  */

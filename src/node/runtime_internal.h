@@ -206,12 +206,13 @@ struct rt_stream {
   struct list_link link; /* in rt->clients or rt->fwds */
   struct list_link reap; /* in rt->reaping once marked for closing */
   uint64_t id;
-  bool closing;     /* the runtime is done with it */
-  bool lost;        /* the host said it is gone */
-  bool close_flush; /* close after writing what is taken */
-  bool handed;      /* given to the host to close (or lost) */
-  bool paused;      /* reading stopped (ports.stream_pause) */
-  bool taking;      /* an rt_stream_out_take is outstanding */
+  bool closing;      /* the runtime is done with it */
+  bool lost;         /* the host said it is gone */
+  bool close_flush;  /* close after writing what is taken */
+  bool handed;       /* given to the host to close (or lost) */
+  bool paused;       /* reading stopped (ports.stream_pause) */
+  bool host_bounded; /* rt_stream_set_host_bounded */
+  bool taking;       /* an rt_stream_out_take is outstanding */
   uint8_t *in;
   size_t in_len, in_cap;
   struct resp_buf out;  /* collects replies */
@@ -372,7 +373,7 @@ struct rt {
   struct list_link reads;
   uint64_t next_read_id;
   uint64_t next_req_order;
-  uint64_t last_stamp_ms;  /* stamps on commands never go back */
+  uint64_t last_stamp_ms; /* stamps on commands never go back */
   /* Where the stamps' clock was last known right (rt_stamp_ms): a stamp
    * and the monotonic clock when it was taken. */
   uint64_t stamp_anchor_ms, stamp_anchor_us;

@@ -256,6 +256,7 @@ static const char *bridge_open(struct srv_http_conn *c) {
   b->s = s;
   b->http = c;
   rt_stream_set_host(s, b);
+  rt_stream_set_host_bounded(s); /* by SRV_HTTP_BODY_BYTES_MAX and the head's */
   c->bridge = b;
   return NULL;
 }

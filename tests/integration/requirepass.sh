@@ -35,6 +35,33 @@ expect "NOAUTH Authentication required." "$(rcli $PF SET a 2)"
 expect OK "$(rcli $lp QUIT)"
 rcli $lp HELLO 2 | grep -q "^NOAUTH HELLO must be called with the client already authenticated" || die "HELLO without AUTH"
 
+log "before AUTH only small commands: a 20 KB argument is a protocol error"
+big=$(head -c 20000 /dev/zero | tr '\0' x)
+# raw PORT: stdin to the port as it is, then what comes back until it closes
+# or is quiet for a second.
+raw() { timeout 10 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(sys.stdin.buffer.read())
+d = b""
+try:
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        d += c
+except OSError:
+    pass
+sys.stdout.write(d.decode())' "$1"; }
+set_b="*3\r\n\$3\r\nSET\r\n\$1\r\nb\r\n\$20000\r\n$big\r\n"
+printf "$set_b" | raw $lp | grep -q "unauthenticated bulk length" || die "a 20 KB argument was taken before AUTH"
+expect "+OK +OK" "$(printf "AUTH $PW\r\n$set_b" | raw $lp | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+log "over HTTP: 401 without the password, whatever the body's size"
+hl=$(http_port "$L" "$BASE")
+expect 401 "$(printf '%s' "$big" | curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary @- http://127.0.0.1:$hl/v1/kv/b)"
+expect 204 "$(printf '%s' "$big" | curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PW" -X PUT --data-binary @- http://127.0.0.1:$hl/v1/kv/b)"
+expect 20000 "$(auth $lp STRLEN b)"
+
 log "a follower forwards only what an authenticated client sent"
 fwd() { auth "$PF" INFO stats | tr -d '\r' | sed -n 's/^forwarded_commands://p'; }
 before=$(fwd)

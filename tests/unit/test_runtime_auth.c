@@ -131,6 +131,61 @@ static void requirepass_refuses_commands_until_auth(void) {
   rt_node_close(&n);
 }
 
+/* Sends `len` bytes as they are and returns what came back. */
+static const char *send_raw(struct rt_node *n, struct rt_stream *s,
+                            const char *data, size_t len) {
+  static char reply[4096];
+  rt_stream_input(s, data, len);
+  rt_run(n->rt);
+  output(s, reply, sizeof reply);
+  return reply;
+}
+
+/* "*2 ECHO <len x's>" as multibulk, in `buf` (room for len + 64). */
+static size_t echo_of(char *buf, size_t len) {
+  int head = sprintf(buf, "*2\r\n$4\r\nECHO\r\n$%zu\r\n", len);
+  memset(buf + head, 'x', len);
+  memcpy(buf + head + len, "\r\n", 2);
+  return (size_t)head + len + 2;
+}
+
+/* Before AUTH a client may send only small commands (resp_limits_unauth),
+ * so that nobody without the password can make the node buffer megabytes;
+ * once it has logged in, the same bytes in the same input are taken. */
+static void unauthenticated_clients_get_tighter_limits(void) {
+  struct rt_node n;
+  CHECK(node_open(&n, "pw", NULL, true, 100) == 0);
+  static char big[20000 + 64];
+  size_t big_len = echo_of(big, 20000);
+  struct rt_stream *c = client(&n);
+  CHECK(strcmp(send_raw(&n, c, big, big_len),
+               "-ERR Protocol error: unauthenticated bulk length\r\n") == 0);
+  CHECK(rt_host_closed(&n.h, c));
+  struct rt_stream *d = client(&n);
+  CHECK(strcmp(send_raw(&n, d, "*11\r\n", 5),
+               "-ERR Protocol error: unauthenticated multibulk length\r\n") ==
+        0);
+  CHECK(rt_host_closed(&n.h, d));
+  struct rt_stream *e = client(&n);
+  static char login[sizeof big + 16];
+  memcpy(login, "AUTH pw\r\n", 9);
+  memcpy(login + 9, big, big_len);
+  const char *r = send_raw(&n, e, login, 9 + big_len);
+  CHECK(strncmp(r, "+OK\r\n$20000\r\nxxx", 16) == 0);
+  CHECK(!rt_host_closed(&n.h, e));
+  /* A host that bounds its requests itself (the HTTP API) gets NOAUTH. */
+  struct rt_stream *h = client(&n);
+  rt_stream_set_host_bounded(h);
+  CHECK(strcmp(send_raw(&n, h, big, big_len), NOAUTH) == 0);
+  CHECK(!rt_host_closed(&n.h, h));
+  rt_node_close(&n);
+  /* Without requirepass every client is logged in from the start. */
+  CHECK(node_open(&n, NULL, NULL, true, 100) == 0);
+  struct rt_stream *f = client(&n);
+  CHECK(strncmp(send_raw(&n, f, big, big_len), "$20000\r\nxxx", 11) == 0);
+  rt_node_close(&n);
+}
+
 static void auth_without_requirepass_answers_as_redis(void) {
   struct rt_node n;
   CHECK(node_open(&n, NULL, NULL, true, 100) == 0);
@@ -320,6 +375,7 @@ int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(password_compare_needs_every_byte_and_the_length),
       TEST(requirepass_refuses_commands_until_auth),
+      TEST(unauthenticated_clients_get_tighter_limits),
       TEST(auth_without_requirepass_answers_as_redis),
       TEST(hello_authenticates_with_its_auth_option),
       TEST(admin_pass_guards_the_commands_that_change_the_cluster),
