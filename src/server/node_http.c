@@ -247,6 +247,10 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_http_head_timeouts_total",
           "HTTP requests answered 408: the head took too long",
           n->http_head_timeouts);
+  counter(b, "sabha_http_replies_too_big_total",
+          "HTTP requests answered 500: the reply was larger than the API "
+          "takes in (64 MiB)",
+          n->http_replies_too_big);
   const struct by_reason dropped[] = {{"evicted", n->http_evicted},
                                       {"full", n->http_refused}};
   counters_by_reason(b, "sabha_http_connections_dropped_total",

@@ -96,6 +96,8 @@ struct srv_http_conn {
    * bytes in buf, the stream it goes through, the replies read back. */
   bool kv_busy;         /* a request is with the runtime */
   bool kv_close;        /* close once this response is written */
+  bool kv_dropped;      /* a reply too big was answered 500: the rest of
+                           what the stream writes is dropped */
   bool kv_due;          /* the stream has output, or a request may start */
   bool kv_streaming;    /* a watch: events go out as they come */
   bool reading_stopped; /* the buffer is full of pipelined requests */
@@ -118,8 +120,8 @@ struct srv_node {
   struct srv_config cfg;
   uv_loop_t loop;
   uv_timer_t tick_timer;
-  uv_check_t check; /* runs the runtime after each iteration's I/O */
-  uv_idle_t idle;   /* keeps the loop from blocking while work is due */
+  uv_check_t check;     /* runs the runtime after each iteration's I/O */
+  uv_idle_t idle;       /* keeps the loop from blocking while work is due */
   uv_prepare_t prepare; /* before each poll: the clocks read afresh after */
   /* The runtime's clocks, read once per stretch of a loop turn (node.c,
    * port_mono_us): valid while the flags say so. */
@@ -169,10 +171,11 @@ struct srv_node {
   struct list_link writes_due; /* struct srv_conn, by `due` */
   struct list_link https;      /* oldest first */
   uint32_t n_http;
-  uv_timer_t http_timer;       /* SRV_HTTP_HEAD_TIMEOUT_MS and the like */
-  uint64_t http_head_timeouts; /* answered 408: the head came too slowly */
-  uint64_t http_evicted;       /* answered 408 to make room for a new one */
-  uint64_t http_refused;       /* closed at once: every slot was busy */
+  uv_timer_t http_timer;         /* SRV_HTTP_HEAD_TIMEOUT_MS and the like */
+  uint64_t http_head_timeouts;   /* answered 408: the head came too slowly */
+  uint64_t http_evicted;         /* answered 408 to make room for a new one */
+  uint64_t http_refused;         /* closed at once: every slot was busy */
+  uint64_t http_replies_too_big; /* answered 500: over kv_in's bound */
 };
 
 /* node.c */

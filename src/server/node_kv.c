@@ -480,6 +480,32 @@ static void on_reply(struct srv_http_conn *c, const uint8_t *p, size_t len) {
   request_done(c);
 }
 
+/* The request's reply passed what kv_in holds: answered 500, and the
+ * connection closes once that is out (kv_close keeps any further request
+ * from starting; closing it lets the runtime's stream go). */
+static void reply_too_big(struct srv_http_conn *c) {
+  if (c->kv_in.err == SABHA_ENOMEM)
+    srv_log(c->n, "WARN",
+            "http: out of memory for a reply; the request is answered 500 "
+            "and its connection closed");
+  else
+    srv_log(c->n, "WARN",
+            "http: a reply over %zu bytes, more than the HTTP API takes; "
+            "the request is answered 500 and its connection closed",
+            c->kv_in.len_max);
+  c->n->http_replies_too_big++;
+  c->kv_dropped = true;
+  c->kv_close = true;
+  respond_text(c, 500,
+               c->kv_in.err == SABHA_ENOMEM
+                   ? "OOM out of memory"
+                   : "the reply is larger than the HTTP API takes (64 MiB); "
+                     "use a smaller limit, or RESP");
+  resp_buf_reset(&c->kv_in);
+  c->kv_busy = false;
+  srv_http_pump(c);
+}
+
 /* Takes what the runtime wrote to the stream, turns whole replies into
  * HTTP, and starts the next request when this one is answered. */
 void srv_kv_service(struct srv_http_conn *c) {
@@ -489,14 +515,29 @@ void srv_kv_service(struct srv_http_conn *c) {
     return;
   const uint8_t *data;
   size_t len;
+  if (c->kv_dropped) {
+    /* The rest of a reply that was answered 500 (reply_too_big). */
+    while (rt_stream_out_take(b->s, &data, &len))
+      rt_stream_out_done(b->s);
+    srv_http_pump(c);
+    return;
+  }
   /* A watch whose client does not read leaves its events with the
    * runtime, whose bound on them ends the watch ("fell behind"); what a
    * closed stream wrote last is taken whatever the backlog. */
   bool hold = c->kv_route == ROUTE_WATCH && !b->rt_closed;
-  while (!(hold && srv_http_backlogged(c)) &&
+  while (!(hold && srv_http_backlogged(c)) && c->kv_in.err == 0 &&
          rt_stream_out_take(b->s, &data, &len)) {
     resp_buf_append(&c->kv_in, data, len);
     rt_stream_out_done(b->s);
+  }
+  if (c->kv_in.err != 0) {
+    /* A reply larger than the API takes in (the runtime's bound on it,
+     * client-output-buffer-limit, can be set higher or off): its client
+     * is told and the connection closes, rather than wait on a reply
+     * that can never be whole. */
+    reply_too_big(c);
+    return;
   }
   size_t off = 0;
   while (off < c->kv_in.len) {
