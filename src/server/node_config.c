@@ -485,7 +485,10 @@ static const struct setting SETTINGS[] = {
     {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
     {"compact-bytes", K_U64, OFF(compact_bytes), 0, UINT64_MAX / 2, false},
     {"compact-growth", K_U32, OFF(compact_growth_pct), 0, 10000, false},
-    {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0, 600000, false},
+    /* A node's timeouts are in [N, 2N], and 2N must be one the engines
+     * take (SABHA_TIMING_MS_MAX). */
+    {"election-timeout-ms", K_U32, OFF(election_timeout_ms), 0,
+     SABHA_TIMING_MS_MAX / 2, false},
     {"heartbeat-ms", K_U32, OFF(heartbeat_ms), 0, 60000, false},
     {"timing", K_TIMING, 0, 0, 0, false},
     {"adaptive-timing", K_BOOL, OFF(adaptive_timing), 0, 0, true},

@@ -112,6 +112,17 @@ static void fsync_takes_auto_loop_or_thread(void) {
   CHECK(parse(&cfg, "--fsync", "") != 0);
 }
 
+/* Each node picks its election timeouts in [N, 2N]: 2N must be one the
+ * engines take (SABHA_TIMING_MS_MAX), or the engine would run with timing
+ * that adaptive timing could never set again. */
+static void election_timeout_fits_the_engines(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, "--election-timeout-ms", "300000") == 0);
+  CHECK(2 * cfg.election_timeout_ms <= SABHA_TIMING_MS_MAX);
+  CHECK(parse(&cfg, "--election-timeout-ms", "300001") != 0);
+  CHECK(parse(&cfg, "--election-timeout-ms", "600000") != 0);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(client_limits_have_their_defaults),
@@ -120,6 +131,7 @@ int main(int argc, char **argv) {
       TEST(output_limit_takes_three_values_and_an_optional_class),
       TEST(priorities_default_bound_and_agree),
       TEST(fsync_takes_auto_loop_or_thread),
+      TEST(election_timeout_fits_the_engines),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
