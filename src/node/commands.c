@@ -1657,15 +1657,34 @@ static void cmd_config(struct rt *rt, uint32_t argc,
     }
 }
 
+/* Gives the connection `name` (CLIENT SETNAME, HELLO ... SETNAME), whole,
+ * or writes why not and keeps the old one. As Redis: printable ASCII
+ * without spaces, so that a CLIENT LIST line splits where it should; and
+ * at most the 63 bytes kept, rather than a name cut short. */
+static bool set_client_name(struct rt_stream *c, const struct resp_arg *name,
+                            struct resp_buf *b) {
+  if (name->len > sizeof c->name - 1) {
+    resp_buf_printf(b, "-ERR Client names are limited to %zu bytes\r\n",
+                    sizeof c->name - 1);
+    return false;
+  }
+  for (size_t i = 0; i < name->len; i++)
+    if (name->ptr[i] < '!' || name->ptr[i] > '~') {
+      resp_write_error(b, "ERR Client names cannot contain spaces, newlines "
+                          "or special characters.");
+      return false;
+    }
+  memcpy(c->name, name->ptr, name->len);
+  c->name[name->len] = '\0';
+  return true;
+}
+
 static void cmd_client(struct rt_stream *c, uint32_t argc,
                        const struct resp_arg *argv, struct resp_buf *b) {
   const struct resp_arg *sub = &argv[1];
   if (arg_is(sub, "SETNAME") && argc == 3) {
-    size_t len =
-        argv[2].len < sizeof c->name - 1 ? argv[2].len : sizeof c->name - 1;
-    memcpy(c->name, argv[2].ptr, len);
-    c->name[len] = '\0';
-    resp_write_simple(b, "OK");
+    if (set_client_name(c, &argv[2], b))
+      resp_write_simple(b, "OK");
   } else if (arg_is(sub, "GETNAME")) {
     if (c->name[0] == '\0')
       resp_write_null(b);
@@ -1732,12 +1751,8 @@ static void cmd_hello(struct rt_stream *c, uint32_t argc,
                         "the same time");
     return;
   }
-  if (name != NULL) {
-    size_t len =
-        name->len < sizeof c->name - 1 ? name->len : sizeof c->name - 1;
-    memcpy(c->name, name->ptr, len);
-    c->name[len] = '\0';
-  }
+  if (name != NULL && !set_client_name(c, name, b))
+    return;
   struct sabha_status st;
   sabha_engine_status(rt->engine, &st);
   const char *role = st.role == SABHA_ROLE_LEADER ? "master" : "replica";

@@ -186,6 +186,35 @@ static void unauthenticated_clients_get_tighter_limits(void) {
   rt_node_close(&n);
 }
 
+/* A name is kept whole or refused, never cut: a client that reads back
+ * its name, or finds it in CLIENT LIST, gets what it set. Spaces and
+ * control bytes are refused as Redis refuses them (they would split a
+ * CLIENT LIST line). */
+static void client_names_are_checked_not_cut(void) {
+  struct rt_node n;
+  CHECK(node_open(&n, NULL, NULL, true, 100) == 0);
+  struct rt_stream *c = client(&n);
+  char line[160], name[80];
+  memset(name, 'n', 63);
+  name[63] = '\0';
+  snprintf(line, sizeof line, "CLIENT SETNAME %s", name);
+  CHECK(strcmp(say(&n, c, line), "+OK\r\n") == 0);
+  snprintf(line, sizeof line, "$63\r\n%s\r\n", name);
+  CHECK(strcmp(say(&n, c, "CLIENT GETNAME"), line) == 0);
+  snprintf(line, sizeof line, "CLIENT SETNAME %sx", name);
+  CHECK(strcmp(say(&n, c, line),
+               "-ERR Client names are limited to 63 bytes\r\n") == 0);
+  snprintf(line, sizeof line, "HELLO 2 SETNAME %sx", name);
+  CHECK(strcmp(say(&n, c, line),
+               "-ERR Client names are limited to 63 bytes\r\n") == 0);
+  CHECK(strcmp(say(&n, c, "CLIENT SETNAME \"a b\""),
+               "-ERR Client names cannot contain spaces, newlines or "
+               "special characters.\r\n") == 0);
+  snprintf(line, sizeof line, "$63\r\n%s\r\n", name);
+  CHECK(strcmp(say(&n, c, "CLIENT GETNAME"), line) == 0); /* unchanged */
+  rt_node_close(&n);
+}
+
 static void auth_without_requirepass_answers_as_redis(void) {
   struct rt_node n;
   CHECK(node_open(&n, NULL, NULL, true, 100) == 0);
@@ -376,6 +405,7 @@ int main(int argc, char **argv) {
       TEST(password_compare_needs_every_byte_and_the_length),
       TEST(requirepass_refuses_commands_until_auth),
       TEST(unauthenticated_clients_get_tighter_limits),
+      TEST(client_names_are_checked_not_cut),
       TEST(auth_without_requirepass_answers_as_redis),
       TEST(hello_authenticates_with_its_auth_option),
       TEST(admin_pass_guards_the_commands_that_change_the_cluster),
