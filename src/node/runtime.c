@@ -1370,6 +1370,17 @@ int rt_open(struct rt **out, const struct rt_config *cfg,
              RT_TIMING_FLOOR_MS_MIN, RT_TIMING_CEILING_MS_MAX);
     return 1;
   }
+  uint64_t segment_min =
+      wal_segment_bytes_min(cfg->engine.entry_size_bytes_max);
+  if (cfg->wal_segment_bytes < segment_min) {
+    snprintf(err, err_size,
+             "wal-segment-bytes %u is too small: a segment must hold the "
+             "largest entry (%u bytes) with its headers, %" PRIu64
+             " bytes at least",
+             cfg->wal_segment_bytes, cfg->engine.entry_size_bytes_max,
+             segment_min);
+    return 1;
+  }
   struct rt *rt = calloc(1, sizeof *rt);
   if (rt == NULL) {
     snprintf(err, err_size, "out of memory");

@@ -834,12 +834,18 @@ int wal_append_ready(struct wal *w, const struct sabha_ready *rd) {
 
 /* ---- open, stats, close ---- */
 
+uint64_t wal_segment_bytes_min(uint64_t entry_size_bytes_max) {
+  /* A fresh segment: its header, the hard state with its guard, and one
+   * entry record. */
+  return (uint64_t)WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
+         WAL_HARD_STATE_GUARD_BYTES + WAL_REC_HEADER_BYTES +
+         WAL_ENTRY_HEADER_BYTES + entry_size_bytes_max;
+}
+
 static int options_check(const struct wal_options *o, char *err,
                          size_t err_size) {
   const char *why = NULL;
-  uint64_t fresh_min = (uint64_t)WAL_SEG_HEADER_BYTES + WAL_REC_HEADER_BYTES +
-                       WAL_HARD_STATE_GUARD_BYTES + WAL_REC_HEADER_BYTES +
-                       WAL_ENTRY_HEADER_BYTES + o->entry_size_bytes_max;
+  uint64_t fresh_min = wal_segment_bytes_min(o->entry_size_bytes_max);
   if (o->dir == NULL || o->dir[0] == '\0')
     why = "no directory given";
   else if (strlen(o->dir) + 1 + 64 > WAL_IO_PATH_MAX)

@@ -343,6 +343,10 @@ struct wal;
 /* Fills `opt` with the defaults above for directory `dir`. */
 void wal_options_init(struct wal_options *opt, const char *dir);
 
+/* The least segment_size_bytes that holds an entry of entry_size_bytes_max
+ * with its headers in a fresh segment; wal_open refuses less. */
+uint64_t wal_segment_bytes_min(uint64_t entry_size_bytes_max);
+
 /* Opens (creating if needed) the log in opt->dir and recovers it (see
  * RECOVERY). On success returns 0, sets *out and fills `recovered`: the hard
  * state (commit clamped to the last recovered index), the snapshot if any

@@ -12,11 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+
 #include "check.h"
 #include "node/runtime.h"
 #include "node/runtime_internal.h"
 #include "rt_host.h"
 #include "storage/memfs.h"
+#include "storage/wal.h"
 
 /* Opens node 2 with `cfg` changed by the caller first (see limits()). */
 static void node_open(struct rt_node *n, const struct rt_config *limits) {
@@ -404,6 +407,30 @@ static void a_new_connection_pushes_out_the_oldest_on_probation(void) {
   rt_node_close(&n);
 }
 
+/* A WAL segment too small for the largest entry is refused at start-up,
+ * naming the setting and the least it may be, not as a log that cannot be
+ * recovered (which reads like damage). */
+static void a_segment_too_small_for_an_entry_is_named_as_such(void) {
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  uint64_t least = wal_segment_bytes_min(cfg.engine.entry_size_bytes_max);
+  cfg.wal_segment_bytes = (uint32_t)least - 1;
+  struct rt_ports ports = rt_host_ports(&n.h);
+  char err[512];
+  CHECK(rt_open(&n.rt, &cfg, &ports, err, sizeof err) == 1);
+  char want[160];
+  snprintf(want, sizeof want,
+           "wal-segment-bytes %" PRIu64 " is too small: a segment must hold "
+           "the largest entry (%u bytes) with its headers, %" PRIu64
+           " bytes at least",
+           least - 1, cfg.engine.entry_size_bytes_max, least);
+  CHECK(strcmp(err, want) == 0);
+  cfg.wal_segment_bytes = (uint32_t)least;
+  CHECK(rt_node_start(&n, &cfg) == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(output_past_the_hard_limit_closes_the_client),
@@ -414,6 +441,7 @@ int main(int argc, char **argv) {
       TEST(idle_clients_are_closed_after_the_timeout),
       TEST(the_memory_budget_stops_reading_then_closes_the_largest),
       TEST(a_new_connection_pushes_out_the_oldest_on_probation),
+      TEST(a_segment_too_small_for_an_entry_is_named_as_such),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
