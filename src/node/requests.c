@@ -38,7 +38,7 @@
 #define MSG_TIMEOUT_UNKNOWN                                                    \
   "TRYAGAIN the write was not committed in time; its outcome is unknown"
 #define MSG_ORDER_NOT_APPLIED                                                  \
-  "TRYAGAIN an earlier write of this connection was lost to a leader "        \
+  "TRYAGAIN an earlier write of this connection was lost to a leader "         \
   "change; this one was not applied"
 
 /* ---- requests ---------------------------------------------------------------
@@ -431,6 +431,15 @@ static void exec_read(struct rt *rt, struct rt_req *r) {
   int rc = sabha_engine_read_index(rt->engine, r->read_id);
   if (rc == SABHA_ENOTLEADER || rc == SABHA_ETRANSFER) {
     route(rt, r);
+    return;
+  }
+  if (rc == SABHA_EBUSY) {
+    /* The engine keeps READQ_MAX reads waiting for their quorum; more
+     * would only queue behind them. */
+    rt->m.reads_refused++;
+    rt_req_fail(rt, r,
+                "TRYAGAIN too many linearizable reads wait for a quorum "
+                "here (4096); retry");
     return;
   }
   if (rc != 0) {

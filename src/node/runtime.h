@@ -535,6 +535,7 @@ struct rt_metrics {
   uint64_t commands;         /* client commands parsed */
   uint64_t commands_failed;  /* answered with an error by the node */
   uint64_t reads;            /* linearizable reads served */
+  uint64_t reads_refused;    /* refused: too many waiting (READQ_MAX) */
   uint64_t stale_reads;
   uint64_t forwarded;  /* commands relayed to the leader */
   uint64_t handed;     /* commands another group of this process handed

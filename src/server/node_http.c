@@ -459,6 +459,9 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_snapshots_refused_total",
           "Snapshots from a peer that did not restore (nothing persisted)",
           m->snapshots_refused);
+  counter(b, "sabha_reads_refused_total",
+          "Linearizable reads refused: 4096 already waited for a quorum",
+          m->reads_refused);
   counter(b, "sabha_snapshots_too_big_total",
           "States above the snapshot limit, not compacted (the log keeps "
           "them)",
