@@ -140,9 +140,14 @@ int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m) {
                                    &r->conf_snap_entry);
 }
 
+/* Is the membership in force committed, as far as this node knows? */
+static bool conf_committed(const struct raft *r) {
+  return r->conf.index <= r->rl.commit || r->conf.index <= r->commit_on_disk;
+}
+
 bool raft_removed(const struct raft *r) {
   return r->conf.n > 0 && sabha_membership_find(&r->conf, r->cfg.id) == NULL &&
-         r->conf.index <= r->rl.commit;
+         conf_committed(r);
 }
 
 /* A voter of the membership in force campaigns; so does a node that only
@@ -163,8 +168,7 @@ bool raft_removed(const struct raft *r) {
 bool raft_may_campaign(const struct raft *r) {
   if (raft_is_voter(r, r->cfg.id))
     return true;
-  if (r->conf.index <= r->rl.commit ||
-      sabha_membership_find(&r->conf, r->cfg.id) != NULL)
+  if (conf_committed(r) || sabha_membership_find(&r->conf, r->cfg.id) != NULL)
     return false; /* removed for good, or a learner */
   struct sabha_membership before;
   if (raft_membership_at(r, r->conf.index - 1, &before) != 0)

@@ -253,6 +253,46 @@ static void raft_removed_node_learns_it_and_stays_quiet(void) {
   tc_free(&tc);
 }
 
+/* A removed node that learnt of its removal still knows it after a
+ * restart, though its state machine (and so the commit index it starts
+ * from) is behind the removal: the commit index it made durable says the
+ * removal committed. Otherwise it would take itself for a voter whose
+ * removal is still pending (raft_may_campaign) and ask for votes at every
+ * election timeout for good, since no leader sends it the log any more. */
+static void removed_node_stays_removed_after_restart(const char *protocol) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, 3).removed);
+  /* The next change frees its slot: nobody sends it anything any more. */
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 200);
+  tc_crash(&tc, 3);
+  tc_restart(&tc, 3);
+  CHECK(tc_status(&tc, 3).removed);
+  CHECK(!tc_status(&tc, 3).voter);
+  uint64_t term = tc_status(&tc, 3).term;
+  bool campaigned = false;
+  for (int i = 0; i < 3000 && !campaigned; i++) {
+    tc_tick(&tc, 3, 1);
+    campaigned = tc_status(&tc, 3).role != SABHA_ROLE_FOLLOWER;
+  }
+  CHECK(!campaigned);
+  CHECK(tc_status(&tc, 3).term == term);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_removed_node_stays_removed_after_restart(void) {
+  removed_node_stays_removed_after_restart("raft");
+}
+
+static void mp_removed_node_stays_removed_after_restart(void) {
+  removed_node_stays_removed_after_restart("multipaxos");
+}
+
 /* A removal that would leave fewer than a majority of the remaining voters
  * working is refused (etcd's strict reconfiguration check): with two of
  * five down, removing a third working voter leaves two working of four.
@@ -493,12 +533,14 @@ int main(void) {
   RUN(raft_removed_node_cannot_disrupt);
   RUN(raft_removed_node_learns_it_and_stays_quiet);
   RUN(raft_removed_leader_hands_over);
+  RUN(raft_removed_node_stays_removed_after_restart);
   RUN(raft_removal_without_a_working_majority_is_refused);
   RUN(raft_leader_removed_uncommitted_may_campaign);
   RUN(raft_membership_survives_restart_and_snapshot);
   RUN(mp_learner_catches_up_then_is_promoted);
   RUN(mp_learners_count_in_no_quorum_and_never_campaign);
   RUN(mp_removed_leader_hands_over);
+  RUN(mp_removed_node_stays_removed_after_restart);
   RUN(mp_membership_survives_restart_and_snapshot);
   RUN(mp_membership_takes_effect_alpha_slots_later);
   return tc_failures == 0 ? 0 : 1;
