@@ -197,12 +197,13 @@ void raft_conf_after_commit(struct raft *r) {
 }
 
 /* Could the voters of `next` commit and elect without the ones that are
- * down? A removal is refused when fewer than a majority of the voters it
- * leaves are working, as etcd's strict reconfiguration check refuses it:
- * with five voters of which two are down, removing a third working one
- * leaves two working of four, which can neither commit the change nor
- * elect a leader, and if the leader removed itself nobody leads until a
- * node comes back. Repaired nodes make it worse: one under a repair guard
+ * down? A removal or a promotion is refused when fewer than a majority of
+ * the voters it leaves are working, as etcd's strict reconfiguration check
+ * refuses it: with five voters of which two are down, removing a third
+ * working one leaves two working of four, and promoting a learner that has
+ * gone silent leaves three working of six; either way the group can
+ * neither commit the change (in force once appended) nor elect a leader,
+ * and if the leader removed itself nobody leads until a node comes back. Repaired nodes make it worse: one under a repair guard
  * needs a leader to catch up before it may vote again. Working here is:
  * this leader itself, or a voter heard from within the last two
  * CheckQuorum periods, that has taken an entry of this leader's term (so
@@ -242,7 +243,7 @@ int raft_change(void *state, enum sabha_change_type type, uint32_t id,
   int rv = membership_apply_change(&r->conf, type, id, addr, &next);
   if (rv != 0)
     return rv;
-  if (type == SABHA_CHANGE_REMOVE && !working_majority(r, &next))
+  if (type != SABHA_CHANGE_ADD_LEARNER && !working_majority(r, &next))
     return SABHA_EQUORUM;
   if (type == SABHA_CHANGE_PROMOTE) {
     int slot = raft_slot(r, id);

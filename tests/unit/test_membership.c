@@ -298,15 +298,29 @@ static void mp_removed_node_stays_removed_after_restart(void) {
  * five down, removing a third working voter leaves two working of four.
  * Removing one of the down ones is fine, and so is the same removal once
  * they are back. */
+/* Five Raft voters led by node 1. */
+static bool five_with_leader(struct tcluster *tc) {
+  tc_init(tc, "raft", 5, NULL);
+  if (!tc_elect(tc, 1))
+    return false;
+  tc_tick_all(tc, 100);
+  return true;
+}
+
+/* Crashes the nodes of `down` (a bit per id) and lets two CheckQuorum
+ * periods pass without a word from them; true if node 1 still leads. */
+static bool crash_silent(struct tcluster *tc, uint32_t down) {
+  for (uint32_t id = 1; id <= tc->n; id++)
+    if (down & (1u << id))
+      tc_crash(tc, id);
+  tc_tick_all(tc, 400);
+  return tc_leader(tc) == 1;
+}
+
 static void raft_removal_without_a_working_majority_is_refused(void) {
   struct tcluster tc;
-  tc_init(&tc, "raft", 5, NULL);
-  CHECK(tc_elect(&tc, 1));
-  tc_tick_all(&tc, 100);
-  tc_crash(&tc, 4);
-  tc_crash(&tc, 5);
-  tc_tick_all(&tc, 400); /* two CheckQuorum periods without a word */
-  CHECK(tc_leader(&tc) == 1);
+  CHECK(five_with_leader(&tc));
+  CHECK(crash_silent(&tc, 1u << 4 | 1u << 5));
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == SABHA_EQUORUM);
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 1) == SABHA_EQUORUM);
   CHECK(tc_members(&tc, 1).n == 5); /* nothing was appended */
@@ -317,6 +331,34 @@ static void raft_removal_without_a_working_majority_is_refused(void) {
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
   tc_tick_all(&tc, 100);
   CHECK(tc_members(&tc, 1).n == 4);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* Promoting a learner raises the quorum too: with two of five voters
+ * down, a sixth voter makes it four, and if the learner has gone silent
+ * since it caught up, three working voters can neither commit the change
+ * (in force once appended) nor elect anyone. So a promotion, like a
+ * removal, is refused unless a majority of the voters it leaves would be
+ * working, the learner counted only if it is. */
+static void raft_promotion_without_a_working_majority_is_refused(void) {
+  struct tcluster tc;
+  CHECK(five_with_leader(&tc));
+  tc_join(&tc, 6);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 6) == 0);
+  tc_tick_all(&tc, 200);
+  struct sabha_membership m = tc_members(&tc, 1);
+  CHECK(sabha_membership_find(&m, 6)->caught_up);
+  CHECK(crash_silent(&tc, 1u << 4 | 1u << 5 | 1u << 6));
+  CHECK(change(&tc, 1, SABHA_CHANGE_PROMOTE, 6) == SABHA_EQUORUM);
+  CHECK(role_of(&tc, 1, 6) == SABHA_MEMBER_LEARNER);
+  /* With the learner back, four of six would work: it goes. */
+  tc_restart(&tc, 6);
+  tc_tick_all(&tc, 200);
+  CHECK(change(&tc, 1, SABHA_CHANGE_PROMOTE, 6) == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_status(&tc, 1).commit == tc_status(&tc, 1).last_index);
+  CHECK(role_of(&tc, 1, 6) == SABHA_MEMBER_VOTER);
   CHECK(safe(&tc));
   tc_free(&tc);
 }
@@ -535,6 +577,7 @@ int main(void) {
   RUN(raft_removed_leader_hands_over);
   RUN(raft_removed_node_stays_removed_after_restart);
   RUN(raft_removal_without_a_working_majority_is_refused);
+  RUN(raft_promotion_without_a_working_majority_is_refused);
   RUN(raft_leader_removed_uncommitted_may_campaign);
   RUN(raft_membership_survives_restart_and_snapshot);
   RUN(mp_learner_catches_up_then_is_promoted);
