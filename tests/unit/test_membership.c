@@ -298,9 +298,9 @@ static void mp_removed_node_stays_removed_after_restart(void) {
  * five down, removing a third working voter leaves two working of four.
  * Removing one of the down ones is fine, and so is the same removal once
  * they are back. */
-/* Five Raft voters led by node 1. */
-static bool five_with_leader(struct tcluster *tc) {
-  tc_init(tc, "raft", 5, NULL);
+/* Five voters led by node 1. */
+static bool five_with_leader(struct tcluster *tc, const char *protocol) {
+  tc_init(tc, protocol, 5, NULL);
   if (!tc_elect(tc, 1))
     return false;
   tc_tick_all(tc, 100);
@@ -317,9 +317,9 @@ static bool crash_silent(struct tcluster *tc, uint32_t down) {
   return tc_leader(tc) == 1;
 }
 
-static void raft_removal_without_a_working_majority_is_refused(void) {
+static void removal_without_a_working_majority_is_refused(const char *protocol) {
   struct tcluster tc;
-  CHECK(five_with_leader(&tc));
+  CHECK(five_with_leader(&tc, protocol));
   CHECK(crash_silent(&tc, 1u << 4 | 1u << 5));
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == SABHA_EQUORUM);
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 1) == SABHA_EQUORUM);
@@ -341,9 +341,9 @@ static void raft_removal_without_a_working_majority_is_refused(void) {
  * (in force once appended) nor elect anyone. So a promotion, like a
  * removal, is refused unless a majority of the voters it leaves would be
  * working, the learner counted only if it is. */
-static void raft_promotion_without_a_working_majority_is_refused(void) {
+static void promotion_without_a_working_majority_is_refused(const char *protocol) {
   struct tcluster tc;
-  CHECK(five_with_leader(&tc));
+  CHECK(five_with_leader(&tc, protocol));
   tc_join(&tc, 6);
   CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 6) == 0);
   tc_tick_all(&tc, 200);
@@ -361,6 +361,22 @@ static void raft_promotion_without_a_working_majority_is_refused(void) {
   CHECK(role_of(&tc, 1, 6) == SABHA_MEMBER_VOTER);
   CHECK(safe(&tc));
   tc_free(&tc);
+}
+
+static void raft_removal_without_a_working_majority_is_refused(void) {
+  removal_without_a_working_majority_is_refused("raft");
+}
+
+static void mp_removal_without_a_working_majority_is_refused(void) {
+  removal_without_a_working_majority_is_refused("multipaxos");
+}
+
+static void raft_promotion_without_a_working_majority_is_refused(void) {
+  promotion_without_a_working_majority_is_refused("raft");
+}
+
+static void mp_promotion_without_a_working_majority_is_refused(void) {
+  promotion_without_a_working_majority_is_refused("multipaxos");
 }
 
 /* A leader whose own removal is appended but not committed, and which then
@@ -586,5 +602,7 @@ int main(void) {
   RUN(mp_removed_node_stays_removed_after_restart);
   RUN(mp_membership_survives_restart_and_snapshot);
   RUN(mp_membership_takes_effect_alpha_slots_later);
+  RUN(mp_removal_without_a_working_majority_is_refused);
+  RUN(mp_promotion_without_a_working_majority_is_refused);
   return tc_failures == 0 ? 0 : 1;
 }
