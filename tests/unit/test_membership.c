@@ -18,6 +18,7 @@
 
 #include "node/runtime.h"
 #include "raft/raft.h"
+#include "rt_host.h"
 #include "tcluster.h"
 
 static int change(struct tcluster *tc, uint32_t leader,
@@ -581,9 +582,40 @@ static void member_address_parses_or_is_refused(void) {
     CHECK(!rt_member_addr_parse(bad[i], &peer, &client));
 }
 
+/* The reply of node 1, alone and leading, to one command line. */
+static const char *alone_says(struct rt_node *n, struct rt_stream *c,
+                              const char *line) {
+  rt_stream_input(c, line, strlen(line));
+  rt_node_settle(n);
+  return rt_stream_said(c);
+}
+
+/* SABHA.MEMBER ADD takes only an address sabhad can use: one it cannot
+ * parse would be committed for good while no member dials the new node or
+ * lets it in, so it never catches up and its promotion waits forever. */
+static void member_add_refuses_an_address_no_node_can_use(void) {
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  static const char *const bad[] = {
+      "SABHA.MEMBER ADD 4 node-x:1\r\n",
+      "SABHA.MEMBER ADD 4 peer=127.0.0.1:17204\r\n",
+      "SABHA.MEMBER ADD 4 peer=127.0.0.1:0,client=127.0.0.1:17004\r\n",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK(strncmp(alone_says(&n, c, bad[i]), "-ERR the address", 16) == 0);
+  CHECK(alone_says(&n, c,
+                   "SABHA.MEMBER ADD 4 "
+                   "peer=127.0.0.1:17204,client=127.0.0.1:17004\r\n")[0] ==
+        ':');
+  rt_node_close(&n);
+}
+
 int main(void) {
   RUN(membership_decoding_refuses_bad_input);
   RUN(member_address_parses_or_is_refused);
+  RUN(member_add_refuses_an_address_no_node_can_use);
   RUN(raft_learner_catches_up_then_is_promoted);
   RUN(raft_learners_count_in_no_quorum_and_never_campaign);
   RUN(raft_change_waits_for_own_term_and_previous_change);
