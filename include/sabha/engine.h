@@ -507,8 +507,8 @@ void sabha_engine_timing(const struct sabha_engine *e, struct sabha_timing *t);
  * has not committed in its term yet, or a learner to promote is not caught
  * up: try again later), SABHA_EINVAL (no such member, already a member, a
  * voter to promote, the last voter to remove, a bad address, a full group),
- * SABHA_EQUORUM (Raft: a removal that would leave fewer than a majority
- * of the remaining voters reachable, caught up with this leader's term and
+ * SABHA_EQUORUM (a removal or promotion that would leave fewer than a
+ * majority of the voters reachable, caught up with this leader's term and
  * free of a repair guard: bring a node back first), SABHA_ETRANSFER or
  * SABHA_ENOTSUPP (a protocol without membership changes: classic Paxos,
  * async). */

@@ -239,6 +239,28 @@ bool membership_caught_up(const struct progress *pr, uint32_t self_id,
          (pr->state == PROGRESS_REPLICATE && pr->match >= commit);
 }
 
+bool membership_working_majority(const struct sabha_membership *next,
+                                 const struct progress *peers,
+                                 uint32_t self_id, uint64_t term_start_index) {
+  uint32_t working = 0;
+  for (uint32_t k = 0; k < next->n; k++) {
+    const struct sabha_member *x = &next->members[k];
+    if (x->role != SABHA_MEMBER_VOTER)
+      continue;
+    if (x->id == self_id) {
+      working++;
+      continue;
+    }
+    for (uint32_t i = 0; i < SABHA_NODES_MAX; i++) {
+      const struct progress *pr = &peers[i];
+      if (pr->id == x->id && (pr->recent_active || pr->active_before) &&
+          pr->match >= term_start_index && !pr->log_lost)
+        working++;
+    }
+  }
+  return working >= membership_quorum(next);
+}
+
 void membership_fill_progress(struct sabha_membership *m,
                               const struct progress *peers, uint32_t self_id,
                               uint64_t self_match, uint64_t commit) {

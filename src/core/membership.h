@@ -48,6 +48,23 @@ int membership_snapshot_entry(const struct sabha_membership *m, uint8_t *buf,
  * being replicated to (the leader itself always is). */
 bool membership_caught_up(const struct progress *pr, uint32_t self_id,
                           uint64_t commit);
+/* Could the voters of `next` commit and elect without the ones that are
+ * down? A leader refuses a removal or a promotion otherwise, as etcd's
+ * strict reconfiguration check does: with five voters of which two are
+ * down, removing a third working one leaves two working of four, and
+ * promoting a learner that has gone silent leaves three working of six;
+ * either way the group can neither finish the change nor elect a leader,
+ * and if the leader removed itself nobody leads until a node comes back.
+ * Repaired nodes make it worse: one under a repair guard needs a leader to
+ * catch up before it may vote again. Working here is: the leader itself
+ * (`self_id`), or a voter of `peers` (the SABHA_NODES_MAX slots) heard
+ * from within the last two CheckQuorum periods, that has taken what this
+ * leader wrote from `term_start_index` on (so the benefit of the doubt a
+ * new leader gives every peer does not count) and says no repair guard
+ * holds it. */
+bool membership_working_majority(const struct sabha_membership *next,
+                                 const struct progress *peers,
+                                 uint32_t self_id, uint64_t term_start_index);
 /* Fills each member's match and caught_up from a leader's `peers` (the
  * SABHA_NODES_MAX slots; `self_match` for the leader itself). */
 void membership_fill_progress(struct sabha_membership *m,

@@ -508,8 +508,21 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
       return "ERR wrong number of arguments for 'sabha.member' command";
     if (!parse_i64(&argv[2], &v) || v <= 0 || v > SABHA_NODES_MAX)
       return "ERR SABHA.MEMBER needs a node id (1..16)";
-    if (add && (argv[3].len == 0 || argv[3].len > SABHA_ADDR_BYTES_MAX))
-      return "ERR the address must be 1..64 bytes";
+    if (!add)
+      return NULL;
+    /* An address no member can parse would be committed for good, and
+     * the new node never dialled nor let in (port_membership_changed). */
+    char addr[SABHA_ADDR_BYTES_MAX + 1];
+    struct rt_addr peer, client;
+    bool fits = argv[3].len <= SABHA_ADDR_BYTES_MAX &&
+                memchr(argv[3].ptr, '\0', argv[3].len) == NULL;
+    if (fits) {
+      memcpy(addr, argv[3].ptr, argv[3].len);
+      addr[argv[3].len] = '\0';
+    }
+    if (!fits || !rt_member_addr_parse(addr, &peer, &client))
+      return "ERR the address must be peer=HOST:PORT,client=HOST:PORT, at "
+             "most 64 bytes";
     return NULL;
   }
   default:

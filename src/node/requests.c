@@ -517,9 +517,9 @@ static void exec_member_change(struct rt *rt, struct rt_req *r,
     return;
   case SABHA_EQUORUM:
     rt_req_fail(rt, r,
-                "TRYAGAIN the removal would leave fewer than a majority of "
-                "the remaining voters working (reachable, caught up, not "
-                "repairing their logs); bring a node back first");
+                "TRYAGAIN the change would leave fewer than a majority of "
+                "the voters working (reachable, caught up, not repairing "
+                "their logs); bring a node back first");
     return;
   case SABHA_ENOTSUPP:
     rt_req_fail(rt, r, "ERR this protocol's membership is fixed");

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/membership.h"
 #include "node/runtime_internal.h"
 #include "node/snapshot.h"
 
@@ -910,6 +911,29 @@ bool rt_sync_running(const struct rt *rt) {
   return rt->sync_running;
 }
 
+/* Does the membership a peer's snapshot keeps in its container agree with
+ * the one the engine took from the snapshot's message? The engine goes by
+ * the message now, a restart by the container (open_state): a snapshot
+ * where they differ would hand this node another group after a restart.
+ * A container without one (an older node's "SND2") stands for the
+ * configured voters, as a restart takes it. An engine without memberships
+ * gives none and has nothing to compare. */
+static bool snapshot_conf_agrees(const struct rt *rt,
+                                 const struct sabha_membership *kept,
+                                 const struct sabha_membership *taken) {
+  if (taken == NULL)
+    return true;
+  struct sabha_membership configured;
+  if (kept->n == 0) {
+    membership_initial(&rt->cfg.engine, &configured);
+    kept = &configured;
+  }
+  uint8_t a[SABHA_MEMBERSHIP_BYTES_MAX], b[SABHA_MEMBERSHIP_BYTES_MAX];
+  size_t a_len = sabha_membership_encode(kept, a, sizeof a);
+  size_t b_len = sabha_membership_encode(taken, b, sizeof b);
+  return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
 /* Takes one ready batch and carries it out in the order of engine.h,
  * without waiting for the disk. */
 static void ready_once(struct rt *rt) {
@@ -922,6 +946,17 @@ static void ready_once(struct rt *rt) {
     int rc =
         build_state(rt, rd->snapshot_data, rd->snapshot_size_bytes,
                     &rt->pending_kv, &rt->pending_app, &conf, why, sizeof why);
+    if (rc == 0 && !snapshot_conf_agrees(rt, &conf, rd->snapshot_membership)) {
+      kvstore_free(rt->pending_kv);
+      app_free(rt->pending_app);
+      rt->pending_kv = NULL;
+      rt->pending_app = NULL;
+      rc = SABHA_ECORRUPT;
+      snprintf(why, sizeof why,
+               "its membership part%s disagrees with the membership its "
+               "message carries",
+               conf.n == 0 ? " (none: the configured voters)" : "");
+    }
     if (rc != 0) {
       rt->m.snapshots_refused++;
       rt_fatal(rt, rc == SABHA_ENOMEM ? RT_FATAL_MEMORY : RT_FATAL_CONTRACT,

@@ -281,6 +281,12 @@ int mp_change(void *state, enum sabha_change_type type, uint32_t id,
   int rv = membership_apply_change(mp_conf_latest(p), type, id, addr, &next);
   if (rv != 0)
     return rv;
+  /* The old voters would choose the change and the slots up to where it
+   * takes effect, and then the new ones could choose nothing more. */
+  if (type != SABHA_CHANGE_ADD_LEARNER &&
+      !membership_working_majority(&next, p->peers, p->cfg.id,
+                                   p->term_start_index))
+    return SABHA_EQUORUM;
   if (type == SABHA_CHANGE_PROMOTE) {
     int slot = mp_slot(p, id);
     if (slot < 0 ||

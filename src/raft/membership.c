@@ -140,9 +140,14 @@ int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m) {
                                    &r->conf_snap_entry);
 }
 
+/* Is the membership in force committed, as far as this node knows? */
+static bool conf_committed(const struct raft *r) {
+  return r->conf.index <= r->rl.commit || r->conf.index <= r->commit_on_disk;
+}
+
 bool raft_removed(const struct raft *r) {
   return r->conf.n > 0 && sabha_membership_find(&r->conf, r->cfg.id) == NULL &&
-         r->conf.index <= r->rl.commit;
+         conf_committed(r);
 }
 
 /* A voter of the membership in force campaigns; so does a node that only
@@ -163,8 +168,7 @@ bool raft_removed(const struct raft *r) {
 bool raft_may_campaign(const struct raft *r) {
   if (raft_is_voter(r, r->cfg.id))
     return true;
-  if (r->conf.index <= r->rl.commit ||
-      sabha_membership_find(&r->conf, r->cfg.id) != NULL)
+  if (conf_committed(r) || sabha_membership_find(&r->conf, r->cfg.id) != NULL)
     return false; /* removed for good, or a learner */
   struct sabha_membership before;
   if (raft_membership_at(r, r->conf.index - 1, &before) != 0)
@@ -192,38 +196,6 @@ void raft_conf_after_commit(struct raft *r) {
   raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }
 
-/* Could the voters of `next` commit and elect without the ones that are
- * down? A removal is refused when fewer than a majority of the voters it
- * leaves are working, as etcd's strict reconfiguration check refuses it:
- * with five voters of which two are down, removing a third working one
- * leaves two working of four, which can neither commit the change nor
- * elect a leader, and if the leader removed itself nobody leads until a
- * node comes back. Repaired nodes make it worse: one under a repair guard
- * needs a leader to catch up before it may vote again. Working here is:
- * this leader itself, or a voter heard from within the last two
- * CheckQuorum periods, that has taken an entry of this leader's term (so
- * the benefit of the doubt a new leader gives every peer does not count)
- * and says no repair guard holds it. */
-static bool working_majority(const struct raft *r,
-                             const struct sabha_membership *next) {
-  uint32_t working = 0;
-  for (uint32_t k = 0; k < next->n; k++) {
-    const struct sabha_member *x = &next->members[k];
-    if (x->role != SABHA_MEMBER_VOTER)
-      continue;
-    int slot = raft_slot(r, x->id);
-    if (x->id == r->cfg.id) {
-      working++;
-    } else if (slot >= 0) {
-      const struct progress *pr = &r->peers[slot];
-      if ((pr->recent_active || pr->active_before) &&
-          pr->match >= r->term_start_index && !pr->log_lost)
-        working++;
-    }
-  }
-  return working >= membership_quorum(next);
-}
-
 int raft_change(void *state, enum sabha_change_type type, uint32_t id,
                 const char *addr) {
   struct raft *r = state;
@@ -238,7 +210,9 @@ int raft_change(void *state, enum sabha_change_type type, uint32_t id,
   int rv = membership_apply_change(&r->conf, type, id, addr, &next);
   if (rv != 0)
     return rv;
-  if (type == SABHA_CHANGE_REMOVE && !working_majority(r, &next))
+  if (type != SABHA_CHANGE_ADD_LEARNER &&
+      !membership_working_majority(&next, r->peers, r->cfg.id,
+                                   r->term_start_index))
     return SABHA_EQUORUM;
   if (type == SABHA_CHANGE_PROMOTE) {
     int slot = raft_slot(r, id);

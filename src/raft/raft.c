@@ -157,6 +157,10 @@ static int raft_create(void **state, const struct sabha_config *cfg,
     }
     if (rv == 0 && r->conf_snap.index > r->rl.log.snap_index)
       rv = SABHA_EINVAL; /* a membership from after its snapshot */
+    uint64_t last = log_last_index(&r->rl.log);
+    r->commit_on_disk = persisted->hard_state.commit < last
+                            ? persisted->hard_state.commit
+                            : last;
   }
   if (rv == 0)
     rv = raft_conf_reload(r) == 0 ? 0 : SABHA_EINVAL;

@@ -96,6 +96,11 @@ struct raft {
   uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
   size_t conf_snap_len;
   struct sabha_entry conf_snap_entry; /* what snapshot messages carry */
+  /* The commit index found on disk at start-up, within the log. Only a
+   * hint for `rl.commit` (replog.c starts from what was applied), but
+   * every entry up to it is the committed one: a membership there is
+   * known committed, so a removed node still knows it after a restart. */
+  uint64_t commit_on_disk;
 
   /* Elections: one bit per peer slot. */
   uint32_t votes_granted;

@@ -914,8 +914,9 @@ void client_send_member(struct sim *s, uint32_t node, const char *verb,
                         uint32_t id) {
   char idtext[16];
   int len = snprintf(idtext, sizeof idtext, "%u", id);
-  /* Simulated nodes are reached by id: the address is only carried. */
-  static const char addr[] = "sim";
+  /* Simulated nodes are reached by id: the address is only carried, but
+   * it must be one sabhad could use, as SABHA.MEMBER checks. */
+  static const char addr[] = "peer=sim:1,client=sim:1";
   struct resp_arg argv[4] = {{(const uint8_t *)"SABHA.MEMBER", 12},
                              {(const uint8_t *)verb, strlen(verb)},
                              {(const uint8_t *)idtext, (size_t)len},

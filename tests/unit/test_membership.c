@@ -18,6 +18,7 @@
 
 #include "node/runtime.h"
 #include "raft/raft.h"
+#include "rt_host.h"
 #include "tcluster.h"
 
 static int change(struct tcluster *tc, uint32_t leader,
@@ -253,20 +254,74 @@ static void raft_removed_node_learns_it_and_stays_quiet(void) {
   tc_free(&tc);
 }
 
+/* A removed node that learnt of its removal still knows it after a
+ * restart, though its state machine (and so the commit index it starts
+ * from) is behind the removal: the commit index it made durable says the
+ * removal committed. Otherwise it would take itself for a voter whose
+ * removal is still pending (raft_may_campaign) and ask for votes at every
+ * election timeout for good, since no leader sends it the log any more. */
+static void removed_node_stays_removed_after_restart(const char *protocol) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_status(&tc, 3).removed);
+  /* The next change frees its slot: nobody sends it anything any more. */
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 200);
+  tc_crash(&tc, 3);
+  tc_restart(&tc, 3);
+  CHECK(tc_status(&tc, 3).removed);
+  CHECK(!tc_status(&tc, 3).voter);
+  uint64_t term = tc_status(&tc, 3).term;
+  bool campaigned = false;
+  for (int i = 0; i < 3000 && !campaigned; i++) {
+    tc_tick(&tc, 3, 1);
+    campaigned = tc_status(&tc, 3).role != SABHA_ROLE_FOLLOWER;
+  }
+  CHECK(!campaigned);
+  CHECK(tc_status(&tc, 3).term == term);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_removed_node_stays_removed_after_restart(void) {
+  removed_node_stays_removed_after_restart("raft");
+}
+
+static void mp_removed_node_stays_removed_after_restart(void) {
+  removed_node_stays_removed_after_restart("multipaxos");
+}
+
 /* A removal that would leave fewer than a majority of the remaining voters
  * working is refused (etcd's strict reconfiguration check): with two of
  * five down, removing a third working voter leaves two working of four.
  * Removing one of the down ones is fine, and so is the same removal once
  * they are back. */
-static void raft_removal_without_a_working_majority_is_refused(void) {
+/* Five voters led by node 1. */
+static bool five_with_leader(struct tcluster *tc, const char *protocol) {
+  tc_init(tc, protocol, 5, NULL);
+  if (!tc_elect(tc, 1))
+    return false;
+  tc_tick_all(tc, 100);
+  return true;
+}
+
+/* Crashes the nodes of `down` (a bit per id) and lets two CheckQuorum
+ * periods pass without a word from them; true if node 1 still leads. */
+static bool crash_silent(struct tcluster *tc, uint32_t down) {
+  for (uint32_t id = 1; id <= tc->n; id++)
+    if (down & (1u << id))
+      tc_crash(tc, id);
+  tc_tick_all(tc, 400);
+  return tc_leader(tc) == 1;
+}
+
+static void removal_without_a_working_majority_is_refused(const char *protocol) {
   struct tcluster tc;
-  tc_init(&tc, "raft", 5, NULL);
-  CHECK(tc_elect(&tc, 1));
-  tc_tick_all(&tc, 100);
-  tc_crash(&tc, 4);
-  tc_crash(&tc, 5);
-  tc_tick_all(&tc, 400); /* two CheckQuorum periods without a word */
-  CHECK(tc_leader(&tc) == 1);
+  CHECK(five_with_leader(&tc, protocol));
+  CHECK(crash_silent(&tc, 1u << 4 | 1u << 5));
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == SABHA_EQUORUM);
   CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 1) == SABHA_EQUORUM);
   CHECK(tc_members(&tc, 1).n == 5); /* nothing was appended */
@@ -279,6 +334,50 @@ static void raft_removal_without_a_working_majority_is_refused(void) {
   CHECK(tc_members(&tc, 1).n == 4);
   CHECK(safe(&tc));
   tc_free(&tc);
+}
+
+/* Promoting a learner raises the quorum too: with two of five voters
+ * down, a sixth voter makes it four, and if the learner has gone silent
+ * since it caught up, three working voters can neither commit the change
+ * (in force once appended) nor elect anyone. So a promotion, like a
+ * removal, is refused unless a majority of the voters it leaves would be
+ * working, the learner counted only if it is. */
+static void promotion_without_a_working_majority_is_refused(const char *protocol) {
+  struct tcluster tc;
+  CHECK(five_with_leader(&tc, protocol));
+  tc_join(&tc, 6);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 6) == 0);
+  tc_tick_all(&tc, 200);
+  struct sabha_membership m = tc_members(&tc, 1);
+  CHECK(sabha_membership_find(&m, 6)->caught_up);
+  CHECK(crash_silent(&tc, 1u << 4 | 1u << 5 | 1u << 6));
+  CHECK(change(&tc, 1, SABHA_CHANGE_PROMOTE, 6) == SABHA_EQUORUM);
+  CHECK(role_of(&tc, 1, 6) == SABHA_MEMBER_LEARNER);
+  /* With the learner back, four of six would work: it goes. */
+  tc_restart(&tc, 6);
+  tc_tick_all(&tc, 200);
+  CHECK(change(&tc, 1, SABHA_CHANGE_PROMOTE, 6) == 0);
+  tc_tick_all(&tc, 100);
+  CHECK(tc_status(&tc, 1).commit == tc_status(&tc, 1).last_index);
+  CHECK(role_of(&tc, 1, 6) == SABHA_MEMBER_VOTER);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_removal_without_a_working_majority_is_refused(void) {
+  removal_without_a_working_majority_is_refused("raft");
+}
+
+static void mp_removal_without_a_working_majority_is_refused(void) {
+  removal_without_a_working_majority_is_refused("multipaxos");
+}
+
+static void raft_promotion_without_a_working_majority_is_refused(void) {
+  promotion_without_a_working_majority_is_refused("raft");
+}
+
+static void mp_promotion_without_a_working_majority_is_refused(void) {
+  promotion_without_a_working_majority_is_refused("multipaxos");
 }
 
 /* A leader whose own removal is appended but not committed, and which then
@@ -483,9 +582,40 @@ static void member_address_parses_or_is_refused(void) {
     CHECK(!rt_member_addr_parse(bad[i], &peer, &client));
 }
 
+/* The reply of node 1, alone and leading, to one command line. */
+static const char *alone_says(struct rt_node *n, struct rt_stream *c,
+                              const char *line) {
+  rt_stream_input(c, line, strlen(line));
+  rt_node_settle(n);
+  return rt_stream_said(c);
+}
+
+/* SABHA.MEMBER ADD takes only an address sabhad can use: one it cannot
+ * parse would be committed for good while no member dials the new node or
+ * lets it in, so it never catches up and its promotion waits forever. */
+static void member_add_refuses_an_address_no_node_can_use(void) {
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  static const char *const bad[] = {
+      "SABHA.MEMBER ADD 4 node-x:1\r\n",
+      "SABHA.MEMBER ADD 4 peer=127.0.0.1:17204\r\n",
+      "SABHA.MEMBER ADD 4 peer=127.0.0.1:0,client=127.0.0.1:17004\r\n",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK(strncmp(alone_says(&n, c, bad[i]), "-ERR the address", 16) == 0);
+  CHECK(alone_says(&n, c,
+                   "SABHA.MEMBER ADD 4 "
+                   "peer=127.0.0.1:17204,client=127.0.0.1:17004\r\n")[0] ==
+        ':');
+  rt_node_close(&n);
+}
+
 int main(void) {
   RUN(membership_decoding_refuses_bad_input);
   RUN(member_address_parses_or_is_refused);
+  RUN(member_add_refuses_an_address_no_node_can_use);
   RUN(raft_learner_catches_up_then_is_promoted);
   RUN(raft_learners_count_in_no_quorum_and_never_campaign);
   RUN(raft_change_waits_for_own_term_and_previous_change);
@@ -493,13 +623,18 @@ int main(void) {
   RUN(raft_removed_node_cannot_disrupt);
   RUN(raft_removed_node_learns_it_and_stays_quiet);
   RUN(raft_removed_leader_hands_over);
+  RUN(raft_removed_node_stays_removed_after_restart);
   RUN(raft_removal_without_a_working_majority_is_refused);
+  RUN(raft_promotion_without_a_working_majority_is_refused);
   RUN(raft_leader_removed_uncommitted_may_campaign);
   RUN(raft_membership_survives_restart_and_snapshot);
   RUN(mp_learner_catches_up_then_is_promoted);
   RUN(mp_learners_count_in_no_quorum_and_never_campaign);
   RUN(mp_removed_leader_hands_over);
+  RUN(mp_removed_node_stays_removed_after_restart);
   RUN(mp_membership_survives_restart_and_snapshot);
   RUN(mp_membership_takes_effect_alpha_slots_later);
+  RUN(mp_removal_without_a_working_majority_is_refused);
+  RUN(mp_promotion_without_a_working_majority_is_refused);
   return tc_failures == 0 ? 0 : 1;
 }

@@ -20,7 +20,9 @@
 #include "check.h"
 #include "node/runtime.h"
 #include "raft/raft.h"
+#include "node/snapshot.h"
 #include "rt_host.h"
+#include "sm/app.h"
 #include "sm/kvstore.h"
 #include "storage/memfs.h"
 
@@ -36,7 +38,29 @@ static int open_node(struct rt **rt, struct rt_host *h,
   return rc;
 }
 
-static void runtime_refuses_a_junk_snapshot_before_persisting_it(void) {
+/* Voters 1..n. */
+static struct sabha_membership voters_upto(uint32_t n) {
+  struct sabha_membership m = {.n = n};
+  for (uint32_t i = 0; i < n; i++)
+    m.members[i] = (struct sabha_member){.id = i + 1,
+                                         .role = SABHA_MEMBER_VOTER};
+  return m;
+}
+
+/* What became of a node handed a snapshot (install_then_restart). */
+struct installed {
+  bool fatal;                   /* it stopped */
+  struct sabha_status st;       /* once restarted */
+  struct sabha_membership conf; /* once restarted */
+};
+
+/* Hands node 2 (of voters 1..3), on a fresh disk, one snapshot from node 1
+ * of `len` bytes at `data`, whose message carries the membership `said`;
+ * then restarts it, after a crash that drops whatever was not synced if it
+ * stopped. A stop must say `why` and that nothing was persisted. */
+static void install_then_restart(const struct sabha_membership *said,
+                                 const uint8_t *data, size_t len,
+                                 const char *why, struct installed *out) {
   struct memfs *fs;
   CHECK(memfs_new(&fs, 1) == 0);
   struct wal_io io;
@@ -45,16 +69,9 @@ static void runtime_refuses_a_junk_snapshot_before_persisting_it(void) {
   struct rt *rt = NULL;
   CHECK(open_node(&rt, &h, &io) == 0);
   rt_run(rt);
-
-  static const uint8_t junk[] = "not a snapshot of any store at all";
-  /* The membership is sound (nodes 1..3 voting): only the bytes are junk. */
   uint8_t conf_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
-  struct sabha_membership conf = {.n = 3};
-  for (uint32_t i = 0; i < 3; i++)
-    conf.members[i] =
-        (struct sabha_member){.id = i + 1, .role = SABHA_MEMBER_VOTER};
   size_t conf_len =
-      sabha_membership_encode(&conf, conf_bytes, sizeof conf_bytes);
+      sabha_membership_encode(said, conf_bytes, sizeof conf_bytes);
   CHECK(conf_len > 0);
   struct sabha_entry conf_entry = {.type = SABHA_ENTRY_CONFIG,
                                    .size_bytes = (uint32_t)conf_len,
@@ -67,28 +84,108 @@ static void runtime_refuses_a_junk_snapshot_before_persisting_it(void) {
                         .term = 5,
                         .snap = {.index = 40, .term = 5},
                         .snap_offset = 0,
-                        .snap_total_bytes = sizeof junk,
-                        .snap_size_bytes = sizeof junk,
-                        .snap_data = junk};
+                        .snap_total_bytes = len,
+                        .snap_size_bytes = (uint32_t)len,
+                        .snap_data = data};
   rt_step(rt, &m);
-  rt_run(rt);
-  CHECK(h.fatal_kind != 0);
-  CHECK(strstr(h.fatal_why, "does not restore") != NULL);
-  CHECK(strstr(h.fatal_why, "nothing of it was persisted") != NULL);
-  rt_close_crash(rt);
-  memfs_crash(fs, MEMFS_CRASH_DROP); /* whatever was not synced is gone */
-
-  /* It starts again, from what it had: no snapshot, the term it held. */
+  for (int round = 0; round < 100 && rt_run(rt); round++)
+    ;
+  out->fatal = h.fatal_kind != 0;
+  if (out->fatal) {
+    CHECK(strstr(h.fatal_why, why) != NULL);
+    CHECK(strstr(h.fatal_why, "nothing of it was persisted") != NULL);
+    rt_close_crash(rt);
+    memfs_crash(fs, MEMFS_CRASH_DROP);
+  } else {
+    CHECK(rt_close(rt) == 0);
+  }
   struct rt_host h2 = {.now_ms = 2000};
   rt = NULL;
   CHECK(open_node(&rt, &h2, &io) == 0);
-  struct sabha_status st;
-  rt_status(rt, &st);
-  CHECK(st.snapshot_index == 0);
-  CHECK(st.commit == 0);
+  rt_status(rt, &out->st);
+  sabha_engine_members(rt_engine(rt), &out->conf);
   CHECK(h2.fatal_kind == 0);
   rt_close_crash(rt);
   memfs_free(fs);
+}
+
+static void runtime_refuses_a_junk_snapshot_before_persisting_it(void) {
+  static const uint8_t junk[] = "not a snapshot of any store at all";
+  /* The membership is sound (nodes 1..3 voting): only the bytes are junk. */
+  struct sabha_membership three = voters_upto(3);
+  struct installed got;
+  install_then_restart(&three, junk, sizeof junk, "does not restore", &got);
+  CHECK(got.fatal);
+  /* It starts again, from what it had: no snapshot, the term it held. */
+  CHECK(got.st.snapshot_index == 0);
+  CHECK(got.st.commit == 0);
+}
+
+/* A container that restores (an empty store and applications machine),
+ * its membership part `conf` (none when NULL). Returns its size, 0 if it
+ * does not fit. */
+static size_t empty_state_snapshot(const struct sabha_membership *conf,
+                                   uint8_t *buf, size_t cap) {
+  struct kvstore *kv = NULL;
+  struct app *app = NULL;
+  size_t size = 0;
+  if (kvstore_new(&kv, &kvstore_config_default) == 0 &&
+      app_new(&app, &app_config_default) == 0) {
+    uint8_t conf_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
+    size_t conf_len =
+        conf != NULL
+            ? sabha_membership_encode(conf, conf_bytes, sizeof conf_bytes)
+            : 0;
+    size_t kv_len = kvstore_snapshot_size(kv);
+    size_t app_len = app_snapshot_size(app);
+    if (rt_snap_size(kv_len, app_len, conf_len) <= cap) {
+      kvstore_snapshot(kv, rt_snap_kv_at(buf), kv_len);
+      app_snapshot(app, rt_snap_app_at(buf, kv_len), app_len);
+      memcpy(rt_snap_conf_at(buf, kv_len, app_len), conf_bytes, conf_len);
+      size = rt_snap_seal(buf, kv_len, app_len, conf_len);
+    }
+  }
+  kvstore_free(kv);
+  app_free(app);
+  return size;
+}
+
+/* A snapshot of the empty state keeping `kept` (none when NULL), whose
+ * message carries `said`. */
+static void install_empty_state(const struct sabha_membership *said,
+                                const struct sabha_membership *kept,
+                                struct installed *got) {
+  static uint8_t snap[4096];
+  size_t len = empty_state_snapshot(kept, snap, sizeof snap);
+  CHECK(len > 0);
+  install_then_restart(said, snap, len, "membership", got);
+}
+
+/* The membership a snapshot from a peer carries comes twice: in the
+ * message, which the engine takes, and in the container, which is what a
+ * restart reads back. A container that disagrees (a broken or hostile
+ * peer) would give the node another membership after a restart than
+ * before it, so it is refused before anything of it is persisted; one
+ * without a membership part stands for the configured voters. */
+static void runtime_refuses_a_snapshot_whose_memberships_disagree(void) {
+  struct sabha_membership three = voters_upto(3), four = voters_upto(4);
+  struct installed got = {.fatal = true};
+  /* Agreeing: installed, and the membership survives the restart. */
+  install_empty_state(&four, &four, &got);
+  CHECK(!got.fatal);
+  CHECK(got.st.snapshot_index == 40 && got.conf.n == 4);
+  /* None in the container (an older node's): the configured voters. */
+  install_empty_state(&three, NULL, &got);
+  CHECK(!got.fatal);
+  CHECK(got.st.snapshot_index == 40 && got.conf.n == 3);
+  /* Disagreeing, or left out where the message names others: refused,
+   * nothing kept. */
+  install_empty_state(&three, &four, &got);
+  CHECK(got.fatal);
+  CHECK(got.st.snapshot_index == 0 && got.conf.n == 3);
+  install_empty_state(&four, NULL, &got);
+  CHECK(got.fatal);
+  CHECK(got.st.snapshot_index == 0 && got.conf.n == 3);
 }
 
 /* Runs the node until it has nothing left to do. */
@@ -284,6 +381,7 @@ static void runtime_keeps_a_state_above_the_snapshot_limit_in_its_log(void) {
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(runtime_refuses_a_junk_snapshot_before_persisting_it),
+      TEST(runtime_refuses_a_snapshot_whose_memberships_disagree),
       TEST(runtime_snapshots_by_bytes_when_entries_carry_batches),
       TEST(runtime_writes_snapshots_off_the_loop),
       TEST(runtime_keeps_a_state_above_the_snapshot_limit_in_its_log),
