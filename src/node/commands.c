@@ -23,6 +23,7 @@
  * same index; never by this node's wall clock, which would let a key vanish
  * on one leader and come back on the next (runtime.c proposes clock entries
  * so that the log's clock moves without writes). */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <fnmatch.h>
@@ -402,6 +403,14 @@ static bool txn_allows(const struct rt_command *cmd, uint32_t argc) {
   }
 }
 
+/* The transport dials numeric addresses only, as --peers takes them: a
+ * name in a member's address would be committed, and never dialled. */
+static bool numeric_host(const char *host) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, host, buf) == 1 ||
+         inet_pton(AF_INET6, host, buf) == 1;
+}
+
 static const char *validate(const struct rt_command *cmd, uint32_t argc,
                             const struct resp_arg *argv);
 
@@ -520,9 +529,10 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
       memcpy(addr, argv[3].ptr, argv[3].len);
       addr[argv[3].len] = '\0';
     }
-    if (!fits || !rt_member_addr_parse(addr, &peer, &client))
+    if (!fits || !rt_member_addr_parse(addr, &peer, &client) ||
+        !numeric_host(peer.host) || !numeric_host(client.host))
       return "ERR the address must be peer=HOST:PORT,client=HOST:PORT, at "
-             "most 64 bytes";
+             "most 64 bytes, with numeric IPv4 or IPv6 hosts";
     return NULL;
   }
   default:

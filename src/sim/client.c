@@ -916,7 +916,7 @@ void client_send_member(struct sim *s, uint32_t node, const char *verb,
   int len = snprintf(idtext, sizeof idtext, "%u", id);
   /* Simulated nodes are reached by id: the address is only carried, but
    * it must be one sabhad could use, as SABHA.MEMBER checks. */
-  static const char addr[] = "peer=sim:1,client=sim:1";
+  static const char addr[] = "peer=127.0.0.1:1,client=127.0.0.1:1";
   struct resp_arg argv[4] = {{(const uint8_t *)"SABHA.MEMBER", 12},
                              {(const uint8_t *)verb, strlen(verb)},
                              {(const uint8_t *)idtext, (size_t)len},

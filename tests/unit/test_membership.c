@@ -602,6 +602,9 @@ static void member_add_refuses_an_address_no_node_can_use(void) {
       "SABHA.MEMBER ADD 4 node-x:1\r\n",
       "SABHA.MEMBER ADD 4 peer=127.0.0.1:17204\r\n",
       "SABHA.MEMBER ADD 4 peer=127.0.0.1:0,client=127.0.0.1:17004\r\n",
+      /* Names: the transport dials numeric addresses only (as --peers). */
+      "SABHA.MEMBER ADD 4 peer=node4:17204,client=127.0.0.1:17004\r\n",
+      "SABHA.MEMBER ADD 4 peer=127.0.0.1:17204,client=localhost:17004\r\n",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     CHECK(strncmp(alone_says(&n, c, bad[i]), "-ERR the address", 16) == 0);
