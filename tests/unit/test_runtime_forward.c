@@ -17,6 +17,7 @@
 #include "node/runtime_internal.h"
 #include "raft/raft.h"
 #include "rt_host.h"
+#include "rt_trio.h"
 #include "storage/memfs.h"
 
 static void node_open(struct rt_node *n) {
@@ -199,27 +200,56 @@ static void a_refused_command_never_overtakes_its_clients_next(void) {
   rt_node_close(&n);
 }
 
+/* The client got "not applied" for its first command and :1 for its
+ * second. */
+static bool refused_then_one(struct rt_stream *c) {
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  return strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+         strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0;
+}
+
+/* Node 2 of node_open, and a client (*out; NULL when a check failed)
+ * whose SET k 1 goes to node 1 over a link (`first`, connected when
+ * `connect` says so), then whose INCR k goes to node 3, leader of term 2
+ * by then, over another (`second`, not yet connected). */
+static void set_then_incr(struct rt_node *n, bool connect,
+                          struct rt_stream **out, struct rt_stream **first,
+                          struct rt_stream **second) {
+  *out = NULL;
+  node_open(n);
+  struct rt_stream *c = client(n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_run(n->rt);
+  *first = n->h.link;
+  CHECK(*first != NULL && n->h.link_node == 1);
+  if (connect) {
+    rt_stream_connected(*first);
+    rt_run(n->rt);
+    CHECK(strstr(rt_stream_said(*first), "SET") != NULL);
+  }
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 2};
+  rt_step(n->rt, &m);
+  rt_run(n->rt);
+  rt_stream_input(c, "INCR k\r\n", 8);
+  rt_run(n->rt);
+  *second = n->h.link;
+  CHECK(*second != *first && n->h.link_node == 3);
+  *out = c;
+}
+
 /* The same when a link fails before it ever connected: its commands were
  * never sent, but the client's next one may have gone to the new leader
  * over another link meanwhile. */
 static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   struct rt_node n;
-  node_open(&n);
-  struct rt_stream *c = client(&n);
-  CHECK(c != NULL);
-  rt_stream_input(c, "SET k 1\r\n", 9);
-  rt_run(n.rt);
-  struct rt_stream *first = n.h.link;
-  CHECK(first != NULL && n.h.link_node == 1);
+  struct rt_stream *c, *first, *second;
   /* Node 3 leads term 2 before the link to node 1 connects. */
-  struct sabha_msg m = {
-      .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 2};
-  rt_step(n.rt, &m);
-  rt_run(n.rt);
-  rt_stream_input(c, "INCR k\r\n", 8);
-  rt_run(n.rt);
-  struct rt_stream *second = n.h.link;
-  CHECK(second != first && n.h.link_node == 3);
+  set_then_incr(&n, false, &c, &first, &second);
+  CHECK(c != NULL);
   rt_stream_connected(second);
   rt_run(n.rt);
   CHECK(strcmp(rt_stream_said(second), "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
@@ -233,9 +263,7 @@ static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   CHECK(strcmp(rt_stream_said(second), "") == 0);
   rt_stream_input(second, "+OK\r\n:1\r\n", 9);
   rt_run(n.rt);
-  const char *got = rt_stream_said(c);
-  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
-        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  CHECK(refused_then_one(c));
   rt_node_close(&n);
 }
 
@@ -312,16 +340,6 @@ static void gnode_close(struct gnode *n) {
   memfs_free(n->fs);
 }
 
-/* The client got "not applied" for its first command and :1 for its
- * second. */
-static bool refused_then_one(struct rt_stream *c) {
-  const char *got = rt_stream_said(c);
-  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
-    fprintf(stderr, "the client got: [%s]\n", got);
-  return strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
-         strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0;
-}
-
 /* The same with groups: group 0 of node 2 sends a key's commands straight
  * to node 1, which leads the key's group, over one link per node. When
  * node 1 refuses the first (it no longer leads the group) after the
@@ -383,6 +401,79 @@ static void a_group_command_unsent_never_goes_behind_its_clients_next(void) {
   gnode_close(&n);
 }
 
+/* The client's next command may go to the new leader over a link of its
+ * own and be answered there before the old leader's refusal of the first
+ * comes back (`answered`), or wait on that link, not yet connected: sent
+ * again, the first would apply after the next, or go behind it on the same
+ * link. Either way it is answered "not applied", and never goes again. */
+static void refused_after_the_next_left(bool answered) {
+  static const char incr[] = "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
+                             "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n";
+  struct rt_node n;
+  struct rt_stream *c, *first, *second;
+  set_then_incr(&n, true, &c, &first, &second);
+  CHECK(c != NULL);
+  if (answered) {
+    rt_stream_connected(second);
+    rt_run(n.rt);
+    CHECK(strcmp(rt_stream_said(second), incr) == 0);
+    rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+    rt_run(n.rt);
+  }
+  rt_stream_input(first, "+OK\r\n-NOTLEADER 3\r\n", 19);
+  rt_run(n.rt);
+  n.h.now_ms += RT_FWD_BACKOFF_MS + RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  if (!answered) {
+    rt_stream_connected(second);
+    rt_run(n.rt);
+  }
+  const char *sent = rt_stream_said(second);
+  if (strcmp(sent, answered ? "" : incr) != 0)
+    fprintf(stderr, "the new leader got: [%s]\n", sent);
+  CHECK(strcmp(sent, answered ? "" : incr) == 0);
+  if (!answered) {
+    rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+    rt_run(n.rt);
+  }
+  CHECK(refused_then_one(c));
+  rt_node_close(&n);
+}
+
+static void a_refused_command_never_goes_again_after_its_clients_next(void) {
+  refused_after_the_next_left(true);
+  refused_after_the_next_left(false);
+}
+
+/* And when this node leads by the time the refusal comes back, and has
+ * carried out the client's next command itself. */
+static void a_refused_command_never_goes_behind_its_clients_next_here(void) {
+  struct rt_trio t;
+  CHECK(rt_trio_open(&t, "raft") == 0);
+  CHECK(rt_trio_elect(&t, 1));
+  t.node[2].h.accept_links = true;
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(t.node[2].rt, true, &c) == NULL && c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_trio_settle(&t);
+  struct rt_stream *link = t.node[2].h.link;
+  CHECK(link != NULL && t.node[2].h.link_node == 1);
+  rt_stream_connected(link);
+  rt_trio_settle(&t);
+  CHECK(strstr(rt_stream_said(link), "SET") != NULL);
+  CHECK(rt_trio_elect(&t, 2));
+  rt_stream_input(c, "INCR k\r\n", 8);
+  rt_trio_settle(&t);
+  rt_stream_input(link, "+OK\r\n-NOTLEADER 2\r\n", 19);
+  rt_trio_settle(&t);
+  CHECK(refused_then_one(c));
+  rt_stream_input(c, "GET k\r\n", 7);
+  rt_trio_settle(&t);
+  CHECK(strcmp(rt_stream_said(c), "$1\r\n1\r\n") == 0);
+  rt_trio_close(&t);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -390,6 +481,8 @@ int main(int argc, char **argv) {
       TEST(an_unsent_command_never_goes_behind_its_clients_next),
       TEST(a_group_command_refused_never_overtakes_its_clients_next),
       TEST(a_group_command_unsent_never_goes_behind_its_clients_next),
+      TEST(a_refused_command_never_goes_again_after_its_clients_next),
+      TEST(a_refused_command_never_goes_behind_its_clients_next_here),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
