@@ -225,6 +225,12 @@ struct rt_stream *rt_stream_new_pair(struct rt *rt) {
     return NULL;
   /* Group 0 checked the user before routing: the group runs what it sends. */
   s->user = RT_USER_ADMIN;
+  /* It carries the replies of every client of group 0, as another node's
+   * forwarding link does (SABHA.FORWARDED), each client held to its own
+   * limits there: only the bound on one reply applies here. Held to one
+   * client's, a reply past it would close the link, failing the others'
+   * commands, and the read that made it would go again, and again. */
+  s->out.len_max = s->wbuf.len_max = RT_OUT_BYTES_MAX;
   s->accepted_ms = rt_now_ms(rt);
   s->active_ms = s->accepted_ms;
   snprintf(s->name, sizeof s->name, "group-link");
