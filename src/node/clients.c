@@ -931,6 +931,28 @@ static bool write_behind_read(const struct rt_stream *c, uint32_t argc,
   return queue_has_read(c);
 }
 
+/* Another node's forwarding link, or a group's end of an in-process link:
+ * a stream that carries the replies of many clients. */
+static bool is_link(const struct rt_stream *c) {
+  return c->forwarded_link || c->in_process;
+}
+
+/* A link's reply, appended to its output from `mark` on, passed what the
+ * output may hold (RT_OUT_BYTES_MAX, one reply's worst case): it is
+ * answered with an error in its place. Each client at the other end is
+ * held to its own limits there; closing the link instead would answer the
+ * others' writes "outcome unknown", and the read would be sent again over
+ * a new link, to close it again. */
+static void link_reply_too_big(struct rt_stream *c, size_t mark) {
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "ERR the reply is larger than %zu bytes, the most a forwarding "
+           "link carries",
+           c->out.len_max);
+  resp_buf_truncate(&c->out, mark);
+  resp_write_error(&c->out, msg);
+}
+
 void rt_client_flush(struct rt_stream *c) {
   if (c->closing)
     return;
@@ -947,11 +969,15 @@ void rt_client_flush(struct rt_stream *c) {
     if (r->cmd != NULL && !c->forwarded_link && !c->in_process &&
         rt_command_multi(r->cmd) == RT_MC_WATCH)
       watch_settle(c, r);
+    size_t mark = c->out.len;
+    bool fits = c->out.err == 0;
     if (r->state == RT_REQ_READABLE)
       rt_exec_read(r->group == rt->cfg.group ? rt : rt_group_rt(rt, r->group),
                    r->cmd, r->argc, r->argv, &c->out);
     else
       resp_buf_append(&c->out, r->reply.data, r->reply.len);
+    if (fits && c->out.err == SABHA_ETOOBIG && is_link(c))
+      link_reply_too_big(c, mark);
     list_remove(&r->qlink);
     c->queue_n--;
     assert(c->held_bytes >= r->held_bytes);

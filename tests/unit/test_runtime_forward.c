@@ -474,6 +474,38 @@ static void a_refused_command_never_goes_behind_its_clients_next_here(void) {
   rt_trio_close(&t);
 }
 
+/* A link carries many clients' replies, each held to its own client's
+ * limits at the other end. One reply larger than a link may hold
+ * (RT_OUT_BYTES_MAX; here the link's bound is lowered, to keep the test
+ * small) is answered with an error in its place, and the others go on:
+ * closing the link would answer the other clients' writes "outcome
+ * unknown", and the node at the other end would send the read again, over
+ * a new link, to close it again. */
+static void a_reply_too_large_for_a_link_is_refused_alone(void) {
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *link = client(&n);
+  CHECK(link != NULL);
+  rt_stream_input(link, "SABHA.FORWARDED\r\n", 17);
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(link), "+OK\r\n") == 0);
+  link->out.len_max = link->wbuf.len_max = 1u << 20;
+  CHECK(rt_stream_say_set(link, "b0", 600u << 10));
+  CHECK(rt_stream_say_set(link, "b1", 600u << 10));
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(link), "+OK\r\n+OK\r\n") == 0);
+  static const char in[] = "MGET b0 b1\r\nSET k 1\r\nGET b0\r\n";
+  rt_stream_input(link, in, sizeof in - 1);
+  rt_node_settle(&n);
+  CHECK(!rt_host_closed(&n.h, link));
+  const char *got = rt_stream_said(link);
+  CHECK(strncmp(got, "-ERR ", 5) == 0);
+  got = strchr(got, '\n') + 1;
+  static const char then[] = "+OK\r\n$614400\r\nvvv";
+  CHECK(strncmp(got, then, sizeof then - 1) == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -483,6 +515,7 @@ int main(int argc, char **argv) {
       TEST(a_group_command_unsent_never_goes_behind_its_clients_next),
       TEST(a_refused_command_never_goes_again_after_its_clients_next),
       TEST(a_refused_command_never_goes_behind_its_clients_next_here),
+      TEST(a_reply_too_large_for_a_link_is_refused_alone),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

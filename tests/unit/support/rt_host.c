@@ -241,3 +241,22 @@ const char *rt_stream_said(struct rt_stream *c) {
   }
   return out;
 }
+
+bool rt_stream_say_set(struct rt_stream *c, const char *key,
+                       size_t value_bytes) {
+  size_t key_bytes = strlen(key);
+  char *in = malloc(key_bytes + value_bytes + 64);
+  if (in == NULL)
+    return false;
+  int head = snprintf(in, 64, "*3\r\n$3\r\nSET\r\n$%zu\r\n", key_bytes);
+  size_t at = (size_t)head;
+  memcpy(in + at, key, key_bytes);
+  at += key_bytes;
+  at += (size_t)snprintf(in + at, 32, "\r\n$%zu\r\n", value_bytes);
+  memset(in + at, 'v', value_bytes);
+  at += value_bytes;
+  memcpy(in + at, "\r\n", 2);
+  rt_stream_input(c, in, at + 2);
+  free(in);
+  return true;
+}

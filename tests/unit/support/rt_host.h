@@ -105,4 +105,9 @@ int rt_stream_take_oks(struct rt_stream *c);
  * string (valid until the next call). */
 const char *rt_stream_said(struct rt_stream *c);
 
+/* Gives stream `c` the command SET `key` with a value of `value_bytes`
+ * bytes 'v' (false when memory is short). */
+bool rt_stream_say_set(struct rt_stream *c, const char *key,
+                       size_t value_bytes);
+
 #endif
