@@ -182,16 +182,20 @@ void rt_node_sync(struct rt_node *n) {
   }
 }
 
+void rt_node_config_alone(struct rt_node *n, struct rt_config *cfg) {
+  static const uint32_t voters[] = {1};
+  rt_config_init(cfg, 1, voters, 1);
+  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+  cfg->io = &n->io;
+  cfg->engine.seed = 7;
+}
+
 int rt_node_open_alone(struct rt_node *n) {
   struct rt_config cfg;
   if (rt_node_init(n, &cfg) != 0)
     return -1;
-  static const uint32_t voters[] = {1};
-  rt_config_init(&cfg, 1, voters, 1);
-  snprintf(cfg.protocol, sizeof cfg.protocol, "raft");
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n->io;
-  cfg.engine.seed = 7;
+  rt_node_config_alone(n, &cfg);
   return rt_node_start(n, &cfg) == 0 ? 0 : -1;
 }
 

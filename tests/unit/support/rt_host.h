@@ -89,6 +89,9 @@ void rt_node_close(struct rt_node *n);
  * run until it leads (rt_node_elect): 0, or -1 when it does not. */
 int rt_node_start_alone(struct rt_node *n);
 int rt_node_open_alone(struct rt_node *n);
+/* Fills *cfg as rt_node_open_alone starts node `n` (after rt_node_init),
+ * for a test that changes it before rt_node_start. */
+void rt_node_config_alone(struct rt_node *n, struct rt_config *cfg);
 int rt_node_elect(struct rt_node *n);
 
 /* Runs the node until it has nothing left to do now. */
