@@ -667,7 +667,8 @@ static void multi_exec(struct rt_stream *c) {
      * may outgrow what one command may hold, and a follower would forward
      * a command the leader's parser refuses, closing the link of every
      * other client of this node. Refused here, the same through any node. */
-    too_big = wire_bytes(argc, argv) > resp_limits_default.command_bytes_max;
+    too_big = argc > resp_limits_default.args_max ||
+              wire_bytes(argc, argv) > resp_limits_default.command_bytes_max;
     if (!too_big)
       r = rt_req_alloc(rt, c, rt_command_txn(rt), argc, argv);
     free(argv);
@@ -723,6 +724,19 @@ static void watch_settle(struct rt_stream *c, struct rt_req *r) {
   resp_write_simple(&r->reply, "OK");
 }
 
+/* The keys the connection watches, with those of its WATCHes not yet
+ * answered (watch_settle keeps them as each reaches the head of the
+ * queue): pipelined WATCHes are held to RT_WATCH_KEYS_MAX together. */
+static uint32_t watched_n(const struct rt_stream *c) {
+  uint32_t n = c->n_watch;
+  for (const struct list_link *l = c->queue.next; l != &c->queue; l = l->next) {
+    const struct rt_req *r = LIST_OF(l, const struct rt_req, qlink);
+    if (r->cmd != NULL && rt_command_multi(r->cmd) == RT_MC_WATCH)
+      n += r->argc - 1;
+  }
+  return n;
+}
+
 /* MULTI, EXEC, DISCARD, UNWATCH, SABHA.WATCH, and any command while a
  * MULTI is open. Returns true when the command was dealt with here. */
 static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
@@ -767,7 +781,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
       error_now(c, "ERR WATCH inside MULTI is not allowed");
       return true;
     }
-    if (c->n_watch + argc - 1 > RT_WATCH_KEYS_MAX) {
+    if (watched_n(c) + argc - 1 > RT_WATCH_KEYS_MAX) {
       char msg[96];
       snprintf(msg, sizeof msg, "ERR a connection may watch at most %u keys",
                RT_WATCH_KEYS_MAX);

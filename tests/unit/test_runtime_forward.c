@@ -91,6 +91,34 @@ static void send_watch(struct rt_node *n, struct rt_stream *c, uint32_t first,
   resp_buf_free(&b);
 }
 
+/* Connects the link node 2 opened to node 1 and takes what it sent into
+ * `sent`, which it initializes: *out, or NULL when a check failed. */
+static void link_connect(struct rt_node *n, struct rt_stream **out,
+                         struct resp_buf *sent) {
+  *out = NULL;
+  resp_buf_init(sent, 256u << 20);
+  struct rt_stream *link = n->h.link;
+  CHECK(link != NULL && n->h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(n->rt);
+  take_all(link, sent);
+  *out = link;
+}
+
+/* The leader answers the link's SABHA.FORWARDED, then `watches` WATCHes
+ * with index 5; what client `c` gets is taken into `got`, which this
+ * initializes. */
+static void answer_watches(struct rt_node *n, struct rt_stream *link,
+                           int watches, struct rt_stream *c,
+                           struct resp_buf *got) {
+  rt_stream_input(link, "+OK\r\n", 5);
+  for (int i = 0; i < watches; i++)
+    rt_stream_input(link, ":5\r\n", 4);
+  rt_run(n->rt);
+  resp_buf_init(got, 1u << 20);
+  take_all(c, got);
+}
+
 static void an_exec_too_big_to_forward_is_refused_here(void) {
   struct rt_node n;
   node_open(&n);
@@ -100,22 +128,14 @@ static void an_exec_too_big_to_forward_is_refused_here(void) {
    * each well within the 16 MiB one command may hold. */
   for (uint32_t w = 0; w < 3; w++)
     send_watch(&n, c, w * 200, 200, 30000);
-  struct rt_stream *link = n.h.link;
-  CHECK(link != NULL && n.h.link_node == 1);
-  rt_stream_connected(link);
-  rt_run(n.rt);
-  struct resp_buf sent;
-  resp_buf_init(&sent, 256u << 20);
-  take_all(link, &sent);
+  struct rt_stream *link;
+  struct resp_buf sent, got;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
   CHECK(parse_all(&sent) == 4); /* SABHA.FORWARDED and the WATCHes */
   resp_buf_reset(&sent);
   /* The leader: the link's own reply, then each WATCH's index. */
-  static const char replies[] = "+OK\r\n:5\r\n:5\r\n:5\r\n";
-  rt_stream_input(link, replies, sizeof replies - 1);
-  rt_run(n.rt);
-  struct resp_buf got;
-  resp_buf_init(&got, 1u << 20);
-  take_all(c, &got);
+  answer_watches(&n, link, 3, c, &got);
   CHECK(got.len == 15 && memcmp(got.data, "+OK\r\n+OK\r\n+OK\r\n", 15) == 0);
   resp_buf_reset(&got);
 
@@ -506,6 +526,55 @@ static void a_reply_too_large_for_a_link_is_refused_alone(void) {
   rt_node_close(&n);
 }
 
+/* A connection watches at most RT_WATCH_KEYS_MAX keys, WATCHes not yet
+ * answered counted: pipelined past it, the keys ride along with EXEC's
+ * transaction, whose arguments then pass what one command may have, and
+ * the leader's parser would close the link that carries every other
+ * client's requests of this node. */
+static void watches_in_flight_count_against_the_keys_a_connection_watches(
+    void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  for (uint32_t w = 0; w < 6; w++)
+    send_watch(&n, c, w * RT_WATCH_KEYS_MAX, RT_WATCH_KEYS_MAX, 8);
+  struct rt_stream *link;
+  struct resp_buf sent, got;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
+  int watches = parse_all(&sent) - 1; /* after SABHA.FORWARDED */
+  CHECK(watches >= 1);
+  resp_buf_reset(&sent);
+  answer_watches(&n, link, watches, c, &got);
+  /* The first WATCH is answered +OK; those past the bound are refused. */
+  CHECK(got.len > 5 && memcmp(got.data, "+OK\r\n-ERR ", 10) == 0);
+  resp_buf_reset(&got);
+
+  /* MULTI, then an MSET with as many arguments as a transaction holds. */
+  enum { PAIRS = (RT_MULTI_ARGS_MAX - 2) / 2 };
+  resp_write_array(&got, 1);
+  resp_write_bulk(&got, "MULTI", 5);
+  resp_write_array(&got, 1 + 2 * PAIRS);
+  resp_write_bulk(&got, "MSET", 4);
+  for (int i = 0; i < PAIRS; i++) {
+    char key[16];
+    int len = snprintf(key, sizeof key, "m%d", i);
+    resp_write_bulk(&got, key, (size_t)len);
+    resp_write_bulk(&got, "1", 1);
+  }
+  resp_write_array(&got, 1);
+  resp_write_bulk(&got, "EXEC", 4);
+  CHECK(got.err == 0);
+  rt_stream_input(c, got.data, got.len);
+  rt_run(n.rt);
+  take_all(link, &sent);
+  CHECK(parse_all(&sent) >= 0);
+  resp_buf_free(&got);
+  resp_buf_free(&sent);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -516,6 +585,7 @@ int main(int argc, char **argv) {
       TEST(a_refused_command_never_goes_again_after_its_clients_next),
       TEST(a_refused_command_never_goes_behind_its_clients_next_here),
       TEST(a_reply_too_large_for_a_link_is_refused_alone),
+      TEST(watches_in_flight_count_against_the_keys_a_connection_watches),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
