@@ -937,8 +937,11 @@ static bool write_behind_read(const struct rt_stream *c, uint32_t argc,
   if (argc == 0)
     return false;
   const struct rt_command *k = rt_command_find(c->rt, &argv[0]);
-  /* EXEC waits too: the index of an unanswered WATCH is not known yet. */
-  if (k != NULL && rt_command_multi(k) == RT_MC_EXEC)
+  /* EXEC waits too: the index of an unanswered WATCH is not known yet; and
+   * so do UNWATCH and DISCARD, which forget the keys of every WATCH before
+   * them, kept only when its reply reaches the head of the queue. */
+  enum rt_multi_cmd m = k != NULL ? rt_command_multi(k) : RT_MC_NONE;
+  if (m == RT_MC_EXEC || m == RT_MC_UNWATCH || m == RT_MC_DISCARD)
     return queue_has_read(c);
   if (k == NULL || rt_command_is_read(k) || rt_command_is_local(k))
     return false;
