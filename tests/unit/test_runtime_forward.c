@@ -575,6 +575,41 @@ static void watches_in_flight_count_against_the_keys_a_connection_watches(
   rt_node_close(&n);
 }
 
+/* Commands that a node refused (-NOTLEADER) wait for a leader. While the
+ * one this node knows refused a moment ago, the follower holds them
+ * (RT_FWD_BACKOFF_MS) and tries none again: each try, on every turn of
+ * the node's loop, would only come back to the queue, at a cost that
+ * grows with how many wait, while the node has other clients to serve. */
+static void commands_refused_wait_out_the_backoff_untried(void) {
+  enum { CLIENTS = 50 };
+  struct rt_node n;
+  node_open(&n);
+  for (int i = 0; i < CLIENTS; i++) {
+    struct rt_stream *c = client(&n);
+    CHECK(c != NULL);
+    rt_stream_input(c, "GET k\r\n", 7);
+    rt_run(n.rt);
+  }
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL && n.h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(n.rt);
+  CHECK(strstr(rt_stream_said(link), "GET") != NULL);
+  rt_stream_input(link, "+OK\r\n", 5);
+  for (int i = 0; i < CLIENTS; i++)
+    rt_stream_input(link, "-NOTLEADER 1\r\n", 14);
+  rt_run(n.rt);
+  uint64_t reads = n.rt->next_read_id;
+  for (int k = 0; k < 10; k++)
+    rt_run(n.rt);
+  CHECK(n.rt->next_read_id == reads);
+  /* Past the backoff, they go again, each once. */
+  n.h.now_ms += RT_FWD_BACKOFF_MS;
+  rt_run(n.rt);
+  CHECK(n.rt->next_read_id == reads + CLIENTS);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -586,6 +621,7 @@ int main(int argc, char **argv) {
       TEST(a_refused_command_never_goes_behind_its_clients_next_here),
       TEST(a_reply_too_large_for_a_link_is_refused_alone),
       TEST(watches_in_flight_count_against_the_keys_a_connection_watches),
+      TEST(commands_refused_wait_out_the_backoff_untried),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
