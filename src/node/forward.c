@@ -201,7 +201,14 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
     return;
   }
   resp_buf_reset(&r->reply);
-  resp_buf_append(&r->reply, p, len);
+  if (resp_buf_append(&r->reply, p, len) != 0) {
+    /* Memory ran out: the client is still answered for this command, so
+     * that each of its later replies answers its own. */
+    rt_req_fail(rt, r,
+                "ERR this node could not hold the leader's reply (out of "
+                "memory); the command was carried out there");
+    return;
+  }
   rt_req_done(rt, r);
 }
 

@@ -610,6 +610,38 @@ static void commands_refused_wait_out_the_backoff_untried(void) {
   rt_node_close(&n);
 }
 
+/* A reply from the leader that this node cannot hold (memory ran out;
+ * here the request's bound is lowered, to make it happen) still answers
+ * its own command, with an error, so that each of the client's later
+ * replies answers its own command too, and not the one before it. */
+static void a_reply_not_held_still_answers_its_own_command(void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "GET a\r\nGET b\r\n", 14);
+  rt_run(n.rt);
+  struct rt_stream *link;
+  struct resp_buf sent;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
+  CHECK(parse_all(&sent) == 3);
+  resp_buf_free(&sent);
+  struct rt_req *first = LIST_OF(link->pending.next, struct rt_req, glink);
+  first->reply.len_max = 200;
+  char replies[512];
+  int len = snprintf(replies, sizeof replies, "+OK\r\n$300\r\n%0300d\r\n"
+                                              "$1\r\nb\r\n", 0);
+  rt_stream_input(link, replies, (size_t)len);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-ERR ", 5) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strncmp(got, "-ERR ", 5) == 0);
+  CHECK(strcmp(strchr(got, '\n') + 1, "$1\r\nb\r\n") == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -622,6 +654,7 @@ int main(int argc, char **argv) {
       TEST(a_reply_too_large_for_a_link_is_refused_alone),
       TEST(watches_in_flight_count_against_the_keys_a_connection_watches),
       TEST(commands_refused_wait_out_the_backoff_untried),
+      TEST(a_reply_not_held_still_answers_its_own_command),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
