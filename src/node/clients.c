@@ -225,6 +225,12 @@ struct rt_stream *rt_stream_new_pair(struct rt *rt) {
     return NULL;
   /* Group 0 checked the user before routing: the group runs what it sends. */
   s->user = RT_USER_ADMIN;
+  /* It carries the replies of every client of group 0, as another node's
+   * forwarding link does (SABHA.FORWARDED), each client held to its own
+   * limits there: only the bound on one reply applies here. Held to one
+   * client's, a reply past it would close the link, failing the others'
+   * commands, and the read that made it would go again, and again. */
+  s->out.len_max = s->wbuf.len_max = RT_OUT_BYTES_MAX;
   s->accepted_ms = rt_now_ms(rt);
   s->active_ms = s->accepted_ms;
   snprintf(s->name, sizeof s->name, "group-link");
@@ -665,7 +671,8 @@ static void multi_exec(struct rt_stream *c) {
      * may outgrow what one command may hold, and a follower would forward
      * a command the leader's parser refuses, closing the link of every
      * other client of this node. Refused here, the same through any node. */
-    too_big = wire_bytes(argc, argv) > resp_limits_default.command_bytes_max;
+    too_big = argc > resp_limits_default.args_max ||
+              wire_bytes(argc, argv) > resp_limits_default.command_bytes_max;
     if (!too_big)
       r = rt_req_alloc(rt, c, rt_command_txn(rt), argc, argv);
     free(argv);
@@ -721,6 +728,19 @@ static void watch_settle(struct rt_stream *c, struct rt_req *r) {
   resp_write_simple(&r->reply, "OK");
 }
 
+/* The keys the connection watches, with those of its WATCHes not yet
+ * answered (watch_settle keeps them as each reaches the head of the
+ * queue): pipelined WATCHes are held to RT_WATCH_KEYS_MAX together. */
+static uint32_t watched_n(const struct rt_stream *c) {
+  uint32_t n = c->n_watch;
+  for (const struct list_link *l = c->queue.next; l != &c->queue; l = l->next) {
+    const struct rt_req *r = LIST_OF(l, const struct rt_req, qlink);
+    if (r->cmd != NULL && rt_command_multi(r->cmd) == RT_MC_WATCH)
+      n += r->argc - 1;
+  }
+  return n;
+}
+
 /* MULTI, EXEC, DISCARD, UNWATCH, SABHA.WATCH, and any command while a
  * MULTI is open. Returns true when the command was dealt with here. */
 static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
@@ -765,7 +785,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
       error_now(c, "ERR WATCH inside MULTI is not allowed");
       return true;
     }
-    if (c->n_watch + argc - 1 > RT_WATCH_KEYS_MAX) {
+    if (watched_n(c) + argc - 1 > RT_WATCH_KEYS_MAX) {
       char msg[96];
       snprintf(msg, sizeof msg, "ERR a connection may watch at most %u keys",
                RT_WATCH_KEYS_MAX);
@@ -921,12 +941,37 @@ static bool write_behind_read(const struct rt_stream *c, uint32_t argc,
   if (argc == 0)
     return false;
   const struct rt_command *k = rt_command_find(c->rt, &argv[0]);
-  /* EXEC waits too: the index of an unanswered WATCH is not known yet. */
-  if (k != NULL && rt_command_multi(k) == RT_MC_EXEC)
+  /* EXEC waits too: the index of an unanswered WATCH is not known yet; and
+   * so do UNWATCH and DISCARD, which forget the keys of every WATCH before
+   * them, kept only when its reply reaches the head of the queue. */
+  enum rt_multi_cmd m = k != NULL ? rt_command_multi(k) : RT_MC_NONE;
+  if (m == RT_MC_EXEC || m == RT_MC_UNWATCH || m == RT_MC_DISCARD)
     return queue_has_read(c);
   if (k == NULL || rt_command_is_read(k) || rt_command_is_local(k))
     return false;
   return queue_has_read(c);
+}
+
+/* Another node's forwarding link, or a group's end of an in-process link:
+ * a stream that carries the replies of many clients. */
+static bool is_link(const struct rt_stream *c) {
+  return c->forwarded_link || c->in_process;
+}
+
+/* A link's reply, appended to its output from `mark` on, passed what the
+ * output may hold (RT_OUT_BYTES_MAX, one reply's worst case): it is
+ * answered with an error in its place. Each client at the other end is
+ * held to its own limits there; closing the link instead would answer the
+ * others' writes "outcome unknown", and the read would be sent again over
+ * a new link, to close it again. */
+static void link_reply_too_big(struct rt_stream *c, size_t mark) {
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "ERR the reply is larger than %zu bytes, the most a forwarding "
+           "link carries",
+           c->out.len_max);
+  resp_buf_truncate(&c->out, mark);
+  resp_write_error(&c->out, msg);
 }
 
 void rt_client_flush(struct rt_stream *c) {
@@ -945,11 +990,15 @@ void rt_client_flush(struct rt_stream *c) {
     if (r->cmd != NULL && !c->forwarded_link && !c->in_process &&
         rt_command_multi(r->cmd) == RT_MC_WATCH)
       watch_settle(c, r);
+    size_t mark = c->out.len;
+    bool fits = c->out.err == 0;
     if (r->state == RT_REQ_READABLE)
       rt_exec_read(r->group == rt->cfg.group ? rt : rt_group_rt(rt, r->group),
                    r->cmd, r->argc, r->argv, &c->out);
     else
       resp_buf_append(&c->out, r->reply.data, r->reply.len);
+    if (fits && c->out.err == SABHA_ETOOBIG && is_link(c))
+      link_reply_too_big(c, mark);
     list_remove(&r->qlink);
     c->queue_n--;
     assert(c->held_bytes >= r->held_bytes);

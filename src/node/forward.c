@@ -15,11 +15,13 @@
  * A node that receives a forwarded command but is not the leader does not
  * forward it again (no loops, no chains): it answers -NOTLEADER, and the
  * follower puts the request back to wait for a leader, within the request's
- * original leader_wait_ms; unless a later command of the same client was
- * sent already, which that node, leader by the time it arrives, may carry
- * out first: then the refused one is answered "not applied", never sent
- * again behind it (so too a command whose link failed before sending it,
- * when a later one went over a new link). When the leader changes, the
+ * original leader_wait_ms; unless a later command of the same client has
+ * left already (sent to that node, which, leader by the time it arrives,
+ * may carry it out first; to a new leader, or waiting on the link to one,
+ * where this one would go behind it; carried out here; or answered): then
+ * the refused one is answered "not applied", never sent again behind it
+ * (so too a command whose link failed before sending it, when a later one
+ * went another way). When the leader changes, the
  * follower opens a link to the new one and lets the old one drain. When a
  * link fails: requests not yet sent (the link never connected) and reads
  * (no side effects) are tried again; writes that may have reached the
@@ -55,13 +57,20 @@ static void fwd_close(struct rt_stream *f, const char *why) {
   rt_stream_close(f, false);
 }
 
-/* True when a command of r's client after r was sent to a leader and is
- * not answered yet: it may be carried out before r could go again. */
+/* True when a command of r's client after r may be carried out before r
+ * could go again, or was already: it is on its way to a leader (sent, or
+ * queued on another link, where r would go behind it), being carried out
+ * here (this node leads now), or answered (by a leader that may have been
+ * the new one, before r's refusal came back; or failed, which is not worth
+ * telling apart). Only a command that waits for a leader (or is taken
+ * off a lost link with r, rt_fwd_lost) is not: r takes its place before
+ * it (rt_wait_leader). Answered at once, without a request of its own
+ * (cmd NULL), it changed nothing. */
 static bool overtaken(const struct rt_req *r) {
   const struct rt_stream *c = r->c;
   for (const struct list_link *l = r->qlink.next; l != &c->queue; l = l->next) {
     const struct rt_req *o = LIST_OF(l, const struct rt_req, qlink);
-    if (o->where == RT_IN_FORWARD && o->sent)
+    if (o->cmd != NULL && o->where != RT_IN_WAIT_LEADER)
       return true;
   }
   return false;
@@ -84,8 +93,19 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
   list_remove(&f->link);
   f->unhanded = 0; /* those still in pending go another way below */
   f->unhanded_bytes = 0;
+  /* All off the link first, waiting as for a leader: none overtakes
+   * another of its client's off the link with it (overtaken), which goes
+   * again, or is answered, before it, in the order they were sent. */
+  struct list_link lost;
+  list_init(&lost);
   while (!list_empty(&f->pending)) {
     struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
+    list_remove(&r->glink);
+    r->where = RT_IN_WAIT_LEADER;
+    list_push(&lost, &r->glink);
+  }
+  while (!list_empty(&lost)) {
+    struct rt_req *r = LIST_OF(lost.next, struct rt_req, glink);
     list_remove(&r->glink);
     r->where = RT_IN_NONE;
     if (r->c == NULL)
@@ -181,7 +201,14 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
     return;
   }
   resp_buf_reset(&r->reply);
-  resp_buf_append(&r->reply, p, len);
+  if (resp_buf_append(&r->reply, p, len) != 0) {
+    /* Memory ran out: the client is still answered for this command, so
+     * that each of its later replies answers its own. */
+    rt_req_fail(rt, r,
+                "ERR this node could not hold the leader's reply (out of "
+                "memory); the command was carried out there");
+    return;
+  }
   rt_req_done(rt, r);
 }
 

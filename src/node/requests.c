@@ -253,6 +253,13 @@ void rt_retry_waiting(struct rt *rt) {
   sabha_engine_status(rt->engine, &st);
   if (st.role != SABHA_ROLE_LEADER && st.leader == SABHA_NODE_NONE)
     return;
+  /* The leader this node knows refused its commands, or could not be
+   * reached, a moment ago: until RT_FWD_BACKOFF_MS has passed each would
+   * only come back here (rt_forward), at the cost of a try each on every
+   * turn of the loop. */
+  if (st.role != SABHA_ROLE_LEADER && st.leader == rt->fwd_failed_leader &&
+      rt_now_ms(rt) < rt->fwd_failed_ms + RT_FWD_BACKOFF_MS)
+    return;
   struct list_link batch;
   list_init(&batch);
   /* Move the list aside, so that dispatch sees it empty and anything it

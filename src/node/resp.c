@@ -432,8 +432,12 @@ void resp_buf_consume(struct resp_buf *b, size_t n) {
 }
 
 void resp_buf_reset(struct resp_buf *b) {
-  assert(b != NULL);
-  b->len = 0;
+  resp_buf_truncate(b, 0);
+}
+
+void resp_buf_truncate(struct resp_buf *b, size_t len) {
+  assert(b != NULL && len <= b->len);
+  b->len = len;
   b->err = 0;
 }
 

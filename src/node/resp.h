@@ -152,6 +152,9 @@ void resp_buf_free(struct resp_buf *b);
 void resp_buf_consume(struct resp_buf *b, size_t n);
 /* Forgets every pending byte and the sticky error; keeps the memory. */
 void resp_buf_reset(struct resp_buf *b);
+/* Forgets the pending bytes from `len` (<= b->len) on and the sticky
+ * error: undoes what was appended since b->len was `len`. */
+void resp_buf_truncate(struct resp_buf *b, size_t len);
 /* Appends n raw bytes. Returns 0 or the sticky error. */
 int resp_buf_append(struct resp_buf *b, const void *p, size_t n);
 /* Appends printf-formatted text. Returns 0 or the sticky error. */

@@ -462,7 +462,10 @@ void rt_watch_start(struct rt_stream *c, uint32_t argc,
   x->next_seq = start;
   x->from_rev = from >= 0 ? rev : rt->applied + 1;
   x->batch_ms = (uint64_t)batch_ms;
-  x->last_rev = from > 0 ? (uint64_t)from - 1 : 0;
+  /* Where it resumes if it falls behind before its first event: after the
+   * revision before FROM, or, without FROM, the one it begins after (not
+   * 1, which would bring, wherever still kept, every change before it). */
+  x->last_rev = from > 0 ? (uint64_t)from - 1 : from == 0 ? 0 : rt->applied;
   resp_buf_init(&x->batch, RT_WATCHER_OUT_BYTES_MAX * 2);
   list_push(&w->watchers, &x->link);
   c->watcher = x;

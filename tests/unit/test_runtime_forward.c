@@ -17,6 +17,7 @@
 #include "node/runtime_internal.h"
 #include "raft/raft.h"
 #include "rt_host.h"
+#include "rt_trio.h"
 #include "storage/memfs.h"
 
 static void node_open(struct rt_node *n) {
@@ -90,6 +91,34 @@ static void send_watch(struct rt_node *n, struct rt_stream *c, uint32_t first,
   resp_buf_free(&b);
 }
 
+/* Connects the link node 2 opened to node 1 and takes what it sent into
+ * `sent`, which it initializes: *out, or NULL when a check failed. */
+static void link_connect(struct rt_node *n, struct rt_stream **out,
+                         struct resp_buf *sent) {
+  *out = NULL;
+  resp_buf_init(sent, 256u << 20);
+  struct rt_stream *link = n->h.link;
+  CHECK(link != NULL && n->h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(n->rt);
+  take_all(link, sent);
+  *out = link;
+}
+
+/* The leader answers the link's SABHA.FORWARDED, then `watches` WATCHes
+ * with index 5; what client `c` gets is taken into `got`, which this
+ * initializes. */
+static void answer_watches(struct rt_node *n, struct rt_stream *link,
+                           int watches, struct rt_stream *c,
+                           struct resp_buf *got) {
+  rt_stream_input(link, "+OK\r\n", 5);
+  for (int i = 0; i < watches; i++)
+    rt_stream_input(link, ":5\r\n", 4);
+  rt_run(n->rt);
+  resp_buf_init(got, 1u << 20);
+  take_all(c, got);
+}
+
 static void an_exec_too_big_to_forward_is_refused_here(void) {
   struct rt_node n;
   node_open(&n);
@@ -99,22 +128,14 @@ static void an_exec_too_big_to_forward_is_refused_here(void) {
    * each well within the 16 MiB one command may hold. */
   for (uint32_t w = 0; w < 3; w++)
     send_watch(&n, c, w * 200, 200, 30000);
-  struct rt_stream *link = n.h.link;
-  CHECK(link != NULL && n.h.link_node == 1);
-  rt_stream_connected(link);
-  rt_run(n.rt);
-  struct resp_buf sent;
-  resp_buf_init(&sent, 256u << 20);
-  take_all(link, &sent);
+  struct rt_stream *link;
+  struct resp_buf sent, got;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
   CHECK(parse_all(&sent) == 4); /* SABHA.FORWARDED and the WATCHes */
   resp_buf_reset(&sent);
   /* The leader: the link's own reply, then each WATCH's index. */
-  static const char replies[] = "+OK\r\n:5\r\n:5\r\n:5\r\n";
-  rt_stream_input(link, replies, sizeof replies - 1);
-  rt_run(n.rt);
-  struct resp_buf got;
-  resp_buf_init(&got, 1u << 20);
-  take_all(c, &got);
+  answer_watches(&n, link, 3, c, &got);
   CHECK(got.len == 15 && memcmp(got.data, "+OK\r\n+OK\r\n+OK\r\n", 15) == 0);
   resp_buf_reset(&got);
 
@@ -199,27 +220,56 @@ static void a_refused_command_never_overtakes_its_clients_next(void) {
   rt_node_close(&n);
 }
 
+/* The client got "not applied" for its first command and :1 for its
+ * second. */
+static bool refused_then_one(struct rt_stream *c) {
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  return strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
+         strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0;
+}
+
+/* Node 2 of node_open, and a client (*out; NULL when a check failed)
+ * whose SET k 1 goes to node 1 over a link (`first`, connected when
+ * `connect` says so), then whose INCR k goes to node 3, leader of term 2
+ * by then, over another (`second`, not yet connected). */
+static void set_then_incr(struct rt_node *n, bool connect,
+                          struct rt_stream **out, struct rt_stream **first,
+                          struct rt_stream **second) {
+  *out = NULL;
+  node_open(n);
+  struct rt_stream *c = client(n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_run(n->rt);
+  *first = n->h.link;
+  CHECK(*first != NULL && n->h.link_node == 1);
+  if (connect) {
+    rt_stream_connected(*first);
+    rt_run(n->rt);
+    CHECK(strstr(rt_stream_said(*first), "SET") != NULL);
+  }
+  struct sabha_msg m = {
+      .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 2};
+  rt_step(n->rt, &m);
+  rt_run(n->rt);
+  rt_stream_input(c, "INCR k\r\n", 8);
+  rt_run(n->rt);
+  *second = n->h.link;
+  CHECK(*second != *first && n->h.link_node == 3);
+  *out = c;
+}
+
 /* The same when a link fails before it ever connected: its commands were
  * never sent, but the client's next one may have gone to the new leader
  * over another link meanwhile. */
 static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   struct rt_node n;
-  node_open(&n);
-  struct rt_stream *c = client(&n);
-  CHECK(c != NULL);
-  rt_stream_input(c, "SET k 1\r\n", 9);
-  rt_run(n.rt);
-  struct rt_stream *first = n.h.link;
-  CHECK(first != NULL && n.h.link_node == 1);
+  struct rt_stream *c, *first, *second;
   /* Node 3 leads term 2 before the link to node 1 connects. */
-  struct sabha_msg m = {
-      .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 2};
-  rt_step(n.rt, &m);
-  rt_run(n.rt);
-  rt_stream_input(c, "INCR k\r\n", 8);
-  rt_run(n.rt);
-  struct rt_stream *second = n.h.link;
-  CHECK(second != first && n.h.link_node == 3);
+  set_then_incr(&n, false, &c, &first, &second);
+  CHECK(c != NULL);
   rt_stream_connected(second);
   rt_run(n.rt);
   CHECK(strcmp(rt_stream_said(second), "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
@@ -233,9 +283,7 @@ static void an_unsent_command_never_goes_behind_its_clients_next(void) {
   CHECK(strcmp(rt_stream_said(second), "") == 0);
   rt_stream_input(second, "+OK\r\n:1\r\n", 9);
   rt_run(n.rt);
-  const char *got = rt_stream_said(c);
-  CHECK(strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
-        strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0);
+  CHECK(refused_then_one(c));
   rt_node_close(&n);
 }
 
@@ -312,16 +360,6 @@ static void gnode_close(struct gnode *n) {
   memfs_free(n->fs);
 }
 
-/* The client got "not applied" for its first command and :1 for its
- * second. */
-static bool refused_then_one(struct rt_stream *c) {
-  const char *got = rt_stream_said(c);
-  if (strncmp(got, "-TRYAGAIN ", 10) != 0)
-    fprintf(stderr, "the client got: [%s]\n", got);
-  return strncmp(got, "-TRYAGAIN ", 10) == 0 && strstr(got, "not applied") &&
-         strcmp(got + strlen(got) - 6, "\r\n:1\r\n") == 0;
-}
-
 /* The same with groups: group 0 of node 2 sends a key's commands straight
  * to node 1, which leads the key's group, over one link per node. When
  * node 1 refuses the first (it no longer leads the group) after the
@@ -383,6 +421,227 @@ static void a_group_command_unsent_never_goes_behind_its_clients_next(void) {
   gnode_close(&n);
 }
 
+/* The client's next command may go to the new leader over a link of its
+ * own and be answered there before the old leader's refusal of the first
+ * comes back (`answered`), or wait on that link, not yet connected: sent
+ * again, the first would apply after the next, or go behind it on the same
+ * link. Either way it is answered "not applied", and never goes again. */
+static void refused_after_the_next_left(bool answered) {
+  static const char incr[] = "*1\r\n$15\r\nSABHA.FORWARDED\r\n"
+                             "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n";
+  struct rt_node n;
+  struct rt_stream *c, *first, *second;
+  set_then_incr(&n, true, &c, &first, &second);
+  CHECK(c != NULL);
+  if (answered) {
+    rt_stream_connected(second);
+    rt_run(n.rt);
+    CHECK(strcmp(rt_stream_said(second), incr) == 0);
+    rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+    rt_run(n.rt);
+  }
+  rt_stream_input(first, "+OK\r\n-NOTLEADER 3\r\n", 19);
+  rt_run(n.rt);
+  n.h.now_ms += RT_FWD_BACKOFF_MS + RT_TIMEOUT_SCAN_MS;
+  rt_tick(n.rt);
+  rt_run(n.rt);
+  if (!answered) {
+    rt_stream_connected(second);
+    rt_run(n.rt);
+  }
+  const char *sent = rt_stream_said(second);
+  if (strcmp(sent, answered ? "" : incr) != 0)
+    fprintf(stderr, "the new leader got: [%s]\n", sent);
+  CHECK(strcmp(sent, answered ? "" : incr) == 0);
+  if (!answered) {
+    rt_stream_input(second, "+OK\r\n:1\r\n", 9);
+    rt_run(n.rt);
+  }
+  CHECK(refused_then_one(c));
+  rt_node_close(&n);
+}
+
+static void a_refused_command_never_goes_again_after_its_clients_next(void) {
+  refused_after_the_next_left(true);
+  refused_after_the_next_left(false);
+}
+
+/* And when this node leads by the time the refusal comes back, and has
+ * carried out the client's next command itself. */
+static void a_refused_command_never_goes_behind_its_clients_next_here(void) {
+  struct rt_trio t;
+  CHECK(rt_trio_open(&t, "raft") == 0);
+  CHECK(rt_trio_elect(&t, 1));
+  t.node[2].h.accept_links = true;
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(t.node[2].rt, true, &c) == NULL && c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_trio_settle(&t);
+  struct rt_stream *link = t.node[2].h.link;
+  CHECK(link != NULL && t.node[2].h.link_node == 1);
+  rt_stream_connected(link);
+  rt_trio_settle(&t);
+  CHECK(strstr(rt_stream_said(link), "SET") != NULL);
+  CHECK(rt_trio_elect(&t, 2));
+  rt_stream_input(c, "INCR k\r\n", 8);
+  rt_trio_settle(&t);
+  rt_stream_input(link, "+OK\r\n-NOTLEADER 2\r\n", 19);
+  rt_trio_settle(&t);
+  CHECK(refused_then_one(c));
+  rt_stream_input(c, "GET k\r\n", 7);
+  rt_trio_settle(&t);
+  CHECK(strcmp(rt_stream_said(c), "$1\r\n1\r\n") == 0);
+  rt_trio_close(&t);
+}
+
+/* A link carries many clients' replies, each held to its own client's
+ * limits at the other end. One reply larger than a link may hold
+ * (RT_OUT_BYTES_MAX; here the link's bound is lowered, to keep the test
+ * small) is answered with an error in its place, and the others go on:
+ * closing the link would answer the other clients' writes "outcome
+ * unknown", and the node at the other end would send the read again, over
+ * a new link, to close it again. */
+static void a_reply_too_large_for_a_link_is_refused_alone(void) {
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *link = client(&n);
+  CHECK(link != NULL);
+  rt_stream_input(link, "SABHA.FORWARDED\r\n", 17);
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(link), "+OK\r\n") == 0);
+  link->out.len_max = link->wbuf.len_max = 1u << 20;
+  CHECK(rt_stream_say_set(link, "b0", 600u << 10));
+  CHECK(rt_stream_say_set(link, "b1", 600u << 10));
+  rt_node_settle(&n);
+  CHECK(strcmp(rt_stream_said(link), "+OK\r\n+OK\r\n") == 0);
+  static const char in[] = "MGET b0 b1\r\nSET k 1\r\nGET b0\r\n";
+  rt_stream_input(link, in, sizeof in - 1);
+  rt_node_settle(&n);
+  CHECK(!rt_host_closed(&n.h, link));
+  const char *got = rt_stream_said(link);
+  CHECK(strncmp(got, "-ERR ", 5) == 0);
+  got = strchr(got, '\n') + 1;
+  static const char then[] = "+OK\r\n$614400\r\nvvv";
+  CHECK(strncmp(got, then, sizeof then - 1) == 0);
+  rt_node_close(&n);
+}
+
+/* A connection watches at most RT_WATCH_KEYS_MAX keys, WATCHes not yet
+ * answered counted: pipelined past it, the keys ride along with EXEC's
+ * transaction, whose arguments then pass what one command may have, and
+ * the leader's parser would close the link that carries every other
+ * client's requests of this node. */
+static void watches_in_flight_count_against_the_keys_a_connection_watches(
+    void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  for (uint32_t w = 0; w < 6; w++)
+    send_watch(&n, c, w * RT_WATCH_KEYS_MAX, RT_WATCH_KEYS_MAX, 8);
+  struct rt_stream *link;
+  struct resp_buf sent, got;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
+  int watches = parse_all(&sent) - 1; /* after SABHA.FORWARDED */
+  CHECK(watches >= 1);
+  resp_buf_reset(&sent);
+  answer_watches(&n, link, watches, c, &got);
+  /* The first WATCH is answered +OK; those past the bound are refused. */
+  CHECK(got.len > 5 && memcmp(got.data, "+OK\r\n-ERR ", 10) == 0);
+  resp_buf_reset(&got);
+
+  /* MULTI, then an MSET with as many arguments as a transaction holds. */
+  enum { PAIRS = (RT_MULTI_ARGS_MAX - 2) / 2 };
+  resp_write_array(&got, 1);
+  resp_write_bulk(&got, "MULTI", 5);
+  resp_write_array(&got, 1 + 2 * PAIRS);
+  resp_write_bulk(&got, "MSET", 4);
+  for (int i = 0; i < PAIRS; i++) {
+    char key[16];
+    int len = snprintf(key, sizeof key, "m%d", i);
+    resp_write_bulk(&got, key, (size_t)len);
+    resp_write_bulk(&got, "1", 1);
+  }
+  resp_write_array(&got, 1);
+  resp_write_bulk(&got, "EXEC", 4);
+  CHECK(got.err == 0);
+  rt_stream_input(c, got.data, got.len);
+  rt_run(n.rt);
+  take_all(link, &sent);
+  CHECK(parse_all(&sent) >= 0);
+  resp_buf_free(&got);
+  resp_buf_free(&sent);
+  rt_node_close(&n);
+}
+
+/* Commands that a node refused (-NOTLEADER) wait for a leader. While the
+ * one this node knows refused a moment ago, the follower holds them
+ * (RT_FWD_BACKOFF_MS) and tries none again: each try, on every turn of
+ * the node's loop, would only come back to the queue, at a cost that
+ * grows with how many wait, while the node has other clients to serve. */
+static void commands_refused_wait_out_the_backoff_untried(void) {
+  enum { CLIENTS = 50 };
+  struct rt_node n;
+  node_open(&n);
+  for (int i = 0; i < CLIENTS; i++) {
+    struct rt_stream *c = client(&n);
+    CHECK(c != NULL);
+    rt_stream_input(c, "GET k\r\n", 7);
+    rt_run(n.rt);
+  }
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL && n.h.link_node == 1);
+  rt_stream_connected(link);
+  rt_run(n.rt);
+  CHECK(strstr(rt_stream_said(link), "GET") != NULL);
+  rt_stream_input(link, "+OK\r\n", 5);
+  for (int i = 0; i < CLIENTS; i++)
+    rt_stream_input(link, "-NOTLEADER 1\r\n", 14);
+  rt_run(n.rt);
+  uint64_t reads = n.rt->next_read_id;
+  for (int k = 0; k < 10; k++)
+    rt_run(n.rt);
+  CHECK(n.rt->next_read_id == reads);
+  /* Past the backoff, they go again, each once. */
+  n.h.now_ms += RT_FWD_BACKOFF_MS;
+  rt_run(n.rt);
+  CHECK(n.rt->next_read_id == reads + CLIENTS);
+  rt_node_close(&n);
+}
+
+/* A reply from the leader that this node cannot hold (memory ran out;
+ * here the request's bound is lowered, to make it happen) still answers
+ * its own command, with an error, so that each of the client's later
+ * replies answers its own command too, and not the one before it. */
+static void a_reply_not_held_still_answers_its_own_command(void) {
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "GET a\r\nGET b\r\n", 14);
+  rt_run(n.rt);
+  struct rt_stream *link;
+  struct resp_buf sent;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
+  CHECK(parse_all(&sent) == 3);
+  resp_buf_free(&sent);
+  struct rt_req *first = LIST_OF(link->pending.next, struct rt_req, glink);
+  first->reply.len_max = 200;
+  char replies[512];
+  int len = snprintf(replies, sizeof replies, "+OK\r\n$300\r\n%0300d\r\n"
+                                              "$1\r\nb\r\n", 0);
+  rt_stream_input(link, replies, (size_t)len);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-ERR ", 5) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strncmp(got, "-ERR ", 5) == 0);
+  CHECK(strcmp(strchr(got, '\n') + 1, "$1\r\nb\r\n") == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -390,6 +649,12 @@ int main(int argc, char **argv) {
       TEST(an_unsent_command_never_goes_behind_its_clients_next),
       TEST(a_group_command_refused_never_overtakes_its_clients_next),
       TEST(a_group_command_unsent_never_goes_behind_its_clients_next),
+      TEST(a_refused_command_never_goes_again_after_its_clients_next),
+      TEST(a_refused_command_never_goes_behind_its_clients_next_here),
+      TEST(a_reply_too_large_for_a_link_is_refused_alone),
+      TEST(watches_in_flight_count_against_the_keys_a_connection_watches),
+      TEST(commands_refused_wait_out_the_backoff_untried),
+      TEST(a_reply_not_held_still_answers_its_own_command),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

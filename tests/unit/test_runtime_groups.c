@@ -60,7 +60,9 @@ static bool elect(struct node3 *n) {
   return false;
 }
 
-static int node_open(struct node3 *n) {
+/* With each group's client-output-buffer-limit `out_hard_bytes` (0: the
+ * default). */
+static int node_open_with(struct node3 *n, uint64_t out_hard_bytes) {
   memset(n, 0, sizeof *n);
   if (memfs_new(&n->fs, 1) != 0)
     return -1;
@@ -78,6 +80,8 @@ static int node_open(struct node3 *n) {
     cfg.tag_seed = 11 + g;
     cfg.group = g;
     cfg.n_groups = GROUPS;
+    if (out_hard_bytes > 0)
+      cfg.out_hard_bytes = out_hard_bytes;
     if (g == 0)
       snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
     else
@@ -90,6 +94,10 @@ static int node_open(struct node3 *n) {
   }
   rt_groups_attach(n->rts, GROUPS);
   return elect(n) ? 0 : -1;
+}
+
+static int node_open(struct node3 *n) {
+  return node_open_with(n, 0);
 }
 
 static void node_close(struct node3 *n, bool crash, bool backwards) {
@@ -284,12 +292,40 @@ static void runtime_lets_held_messages_go_before_a_sync_on_the_loop(void) {
   node_close(&n, false, false);
 }
 
+/* A reply larger than its client may be sent (client-output-buffer-limit)
+ * closes that client, and no other: the in-process link that brings it
+ * from the key's group carries the replies of every client of that group,
+ * as another node's forwarding link does, and holds what one reply may be.
+ * Another client's write, over the link at the same time, is answered. */
+static void groups_a_reply_past_a_clients_limit_closes_that_client_only(void) {
+  struct node3 n;
+  CHECK(node_open_with(&n, 1u << 20) == 0);
+  struct rt_stream *c = NULL, *d = NULL;
+  CHECK(rt_stream_accept(n.rts[0], true, &c) == NULL);
+  CHECK(rt_stream_accept(n.rts[0], true, &d) == NULL);
+  for (int i = 0; i < 2; i++) {
+    CHECK(rt_stream_say_set(c, i == 0 ? "{c}b0" : "{c}b1", 600u << 10));
+    settle(&n);
+    CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+  }
+  rt_stream_input(c, "MGET {c}b0 {c}b1\r\n", 18);
+  rt_stream_input(d, "SET {c}d 1\r\n", 12);
+  settle(&n);
+  const char *got = rt_stream_said(d);
+  if (strcmp(got, "+OK\r\n") != 0)
+    fprintf(stderr, "the other client got: [%s]\n", got);
+  CHECK(strcmp(got, "+OK\r\n") == 0);
+  CHECK(rt_host_closed(&n.h, c));
+  node_close(&n, false, false);
+}
+
 static const struct test tests[] = {
     TEST(groups_each_key_lands_in_its_own_group),
     TEST(groups_what_spans_groups_is_refused),
     TEST(groups_close_or_crash_in_any_order_with_links_open),
     TEST(groups_commands_cross_in_process_links_parsed_once),
     TEST(runtime_lets_held_messages_go_before_a_sync_on_the_loop),
+    TEST(groups_a_reply_past_a_clients_limit_closes_that_client_only),
 };
 
 int main(int argc, char **argv) {

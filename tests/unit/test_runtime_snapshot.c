@@ -199,12 +199,7 @@ static void settle(struct rt_node *n) {
 static void open_single_limited(struct rt_node *n, struct rt_config *cfg,
                                 uint64_t compact_bytes,
                                 uint64_t snapshot_max) {
-  static const uint32_t voters[] = {1};
-  rt_config_init(cfg, 1, voters, 1);
-  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
-  snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
-  cfg->io = &n->io;
-  cfg->engine.seed = 7;
+  rt_node_config_alone(n, cfg);
   cfg->compact_entries = 1000; /* more entries than the tests write */
   cfg->compact_bytes = compact_bytes;
   cfg->compact_growth_pct = 0;

@@ -63,9 +63,42 @@ static void a_write_in_the_watch_entry_after_it_aborts_exec(void) {
   rt_node_close(&n);
 }
 
+/* UNWATCH, or DISCARD after MULTI, pipelined behind a WATCH not yet
+ * answered, forgets the keys of that WATCH too, as Redis does: the
+ * transaction after it applies, though the key changed. (The WATCH's keys
+ * are kept when its reply reaches the head of the queue.) */
+static void unwatch_behind_a_watch_in_flight_forgets_its_keys(void) {
+  static const char *const forget[] = {"UNWATCH\r\n",
+                                       "MULTI\r\nDISCARD\r\n"};
+  static const char *const said[] = {"+OK\r\n+OK\r\n",
+                                     "+OK\r\n+OK\r\n+OK\r\n"};
+  for (int i = 0; i < 2; i++) {
+    struct rt_node n;
+    CHECK(rt_node_start_alone(&n) == 0);
+    struct rt_stream *a = NULL, *b = NULL;
+    CHECK(rt_stream_accept(n.rt, true, &a) == NULL && a != NULL);
+    CHECK(rt_stream_accept(n.rt, true, &b) == NULL && b != NULL);
+    say(&n, a, "SET k 0\r\n");
+    CHECK(strcmp(rt_stream_said(a), "+OK\r\n") == 0);
+    char in[64];
+    snprintf(in, sizeof in, "WATCH k\r\n%s", forget[i]);
+    say(&n, a, in);
+    CHECK(strcmp(rt_stream_said(a), said[i]) == 0);
+    say(&n, b, "SET k 1\r\n");
+    CHECK(strcmp(rt_stream_said(b), "+OK\r\n") == 0);
+    say(&n, a, "MULTI\r\nSET j 1\r\nEXEC\r\n");
+    const char *got = rt_stream_said(a);
+    if (strcmp(got, "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n") != 0)
+      fprintf(stderr, "after %s: [%s]\n", forget[i], got);
+    CHECK(strcmp(got, "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n") == 0);
+    rt_node_close(&n);
+  }
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(a_write_in_the_watch_entry_after_it_aborts_exec),
+      TEST(unwatch_behind_a_watch_in_flight_forgets_its_keys),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

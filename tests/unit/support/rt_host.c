@@ -182,16 +182,20 @@ void rt_node_sync(struct rt_node *n) {
   }
 }
 
+void rt_node_config_alone(struct rt_node *n, struct rt_config *cfg) {
+  static const uint32_t voters[] = {1};
+  rt_config_init(cfg, 1, voters, 1);
+  snprintf(cfg->protocol, sizeof cfg->protocol, "raft");
+  snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+  cfg->io = &n->io;
+  cfg->engine.seed = 7;
+}
+
 int rt_node_open_alone(struct rt_node *n) {
   struct rt_config cfg;
   if (rt_node_init(n, &cfg) != 0)
     return -1;
-  static const uint32_t voters[] = {1};
-  rt_config_init(&cfg, 1, voters, 1);
-  snprintf(cfg.protocol, sizeof cfg.protocol, "raft");
-  snprintf(cfg.data_dir, sizeof cfg.data_dir, "data");
-  cfg.io = &n->io;
-  cfg.engine.seed = 7;
+  rt_node_config_alone(n, &cfg);
   return rt_node_start(n, &cfg) == 0 ? 0 : -1;
 }
 
@@ -240,4 +244,23 @@ const char *rt_stream_said(struct rt_stream *c) {
     rt_stream_out_done(c);
   }
   return out;
+}
+
+bool rt_stream_say_set(struct rt_stream *c, const char *key,
+                       size_t value_bytes) {
+  size_t key_bytes = strlen(key);
+  char *in = malloc(key_bytes + value_bytes + 64);
+  if (in == NULL)
+    return false;
+  int head = snprintf(in, 64, "*3\r\n$3\r\nSET\r\n$%zu\r\n", key_bytes);
+  size_t at = (size_t)head;
+  memcpy(in + at, key, key_bytes);
+  at += key_bytes;
+  at += (size_t)snprintf(in + at, 32, "\r\n$%zu\r\n", value_bytes);
+  memset(in + at, 'v', value_bytes);
+  at += value_bytes;
+  memcpy(in + at, "\r\n", 2);
+  rt_stream_input(c, in, at + 2);
+  free(in);
+  return true;
 }

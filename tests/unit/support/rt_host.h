@@ -89,6 +89,9 @@ void rt_node_close(struct rt_node *n);
  * run until it leads (rt_node_elect): 0, or -1 when it does not. */
 int rt_node_start_alone(struct rt_node *n);
 int rt_node_open_alone(struct rt_node *n);
+/* Fills *cfg as rt_node_open_alone starts node `n` (after rt_node_init),
+ * for a test that changes it before rt_node_start. */
+void rt_node_config_alone(struct rt_node *n, struct rt_config *cfg);
 int rt_node_elect(struct rt_node *n);
 
 /* Runs the node until it has nothing left to do now. */
@@ -104,5 +107,10 @@ int rt_stream_take_oks(struct rt_stream *c);
 /* Takes everything `c` has to send and returns its first 4095 bytes as a
  * string (valid until the next call). */
 const char *rt_stream_said(struct rt_stream *c);
+
+/* Gives stream `c` the command SET `key` with a value of `value_bytes`
+ * bytes 'v' (false when memory is short). */
+bool rt_stream_say_set(struct rt_stream *c, const char *key,
+                       size_t value_bytes);
 
 #endif
