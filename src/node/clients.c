@@ -995,6 +995,17 @@ void rt_client_flush(struct rt_stream *c) {
     if (r->state == RT_REQ_READABLE)
       rt_exec_read(r->group == rt->cfg.group ? rt : rt_group_rt(rt, r->group),
                    r->cmd, r->argc, r->argv, &c->out);
+    else if (r->reply.err != 0)
+      /* Its reply could not be built whole: the command is still answered,
+       * so that each later reply answers its own. */
+      resp_write_error(&c->out,
+                       r->reply.err == SABHA_ENOMEM
+                           ? "ERR the node could not hold this command's "
+                             "reply (out of memory); it may have been "
+                             "carried out"
+                           : "ERR this command's reply is larger than one "
+                             "reply may be (256 MiB); it may have been "
+                             "carried out");
     else
       resp_buf_append(&c->out, r->reply.data, r->reply.len);
     if (fits && c->out.err == SABHA_ETOOBIG && is_link(c))

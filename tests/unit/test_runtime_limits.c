@@ -407,6 +407,30 @@ static void a_new_connection_pushes_out_the_oldest_on_probation(void) {
   rt_node_close(&n);
 }
 
+/* A reply its request could not hold (past its bound, here lowered, or
+ * memory ran out building it) still answers its own command, with an error that
+ * says the command may have been carried out; were it answered with
+ * nothing, each later reply of the client would answer the command before
+ * its own. */
+static void a_reply_not_held_still_answers_its_own_command(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  client_with_a_write_held(&n, &c);
+  CHECK(c != NULL);
+  struct rt_req *r = LIST_OF(c->queue.next, struct rt_req, qlink);
+  r->reply.len_max = 2; /* "+OK\r\n" does not fit */
+  send_line(&n, c, "GET k\r\n");
+  rt_node_sync(&n);
+  rt_node_settle(&n);
+  const char *got = rt_stream_said(c);
+  if (strncmp(got, "-ERR ", 5) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strcmp(got,
+               "-ERR this command's reply is larger than one reply may be "
+               "(256 MiB); it may have been carried out\r\n$1\r\n1\r\n") == 0);
+  rt_node_close(&n);
+}
+
 /* A WAL segment too small for the largest entry is refused at start-up,
  * naming the setting and the least it may be, not as a log that cannot be
  * recovered (which reads like damage). */
@@ -442,6 +466,7 @@ int main(int argc, char **argv) {
       TEST(the_memory_budget_stops_reading_then_closes_the_largest),
       TEST(a_new_connection_pushes_out_the_oldest_on_probation),
       TEST(a_segment_too_small_for_an_entry_is_named_as_such),
+      TEST(a_reply_not_held_still_answers_its_own_command),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
