@@ -43,6 +43,14 @@ struct tls_conn {
   SSL *ssl;
   BIO *rbio, *wbio; /* owned by ssl */
   bool ready;       /* the handshake is complete */
+  /* What the session wrote on its own (handshake flights, alerts, answers
+   * to KeyUpdates) since the host last drained: bounded by
+   * TLS_OWN_OUT_BYTES_MAX, for a peer that asks for answers and does not
+   * read them would otherwise grow it without end, a KeyUpdate in, a
+   * KeyUpdate out. What the host seals (tls_conn_write) is its own to
+   * bound and does not count. */
+  size_t own_out_bytes;
+  char expect_cn[TLS_NODE_CN_BYTES_MAX]; /* "": any of the CA's */
   char errmsg[256];
 };
 
@@ -179,6 +187,11 @@ void tls_conn_free(struct tls_conn *c) {
   free(c);
 }
 
+void tls_conn_expect_cn(struct tls_conn *c, const char *cn) {
+  assert(!c->ready && strlen(cn) > 0 && strlen(cn) < sizeof c->expect_cn);
+  snprintf(c->expect_cn, sizeof c->expect_cn, "%s", cn);
+}
+
 int tls_conn_feed(struct tls_conn *c, const void *data, size_t n) {
   const uint8_t *p = data;
   while (n > 0) {
@@ -218,12 +231,44 @@ static int status_of(struct tls_conn *c, int rv, const char *what) {
   return TLS_FAILED;
 }
 
+/* Counts what the call that began with `before` bytes waiting added to
+ * them; false (the session failed) once the bound is passed. */
+static bool own_out_within_bound(struct tls_conn *c, size_t before) {
+  size_t after = BIO_ctrl_pending(c->wbio);
+  assert(after >= before); /* only tls_conn_out_drain() takes bytes */
+  c->own_out_bytes += after - before;
+  if (c->own_out_bytes <= TLS_OWN_OUT_BYTES_MAX)
+    return true;
+  snprintf(c->errmsg, sizeof c->errmsg,
+           "the peer does not read what the session must send (%zu bytes "
+           "waiting, at most %u)",
+           c->own_out_bytes, TLS_OWN_OUT_BYTES_MAX);
+  ERR_clear_error();
+  return false;
+}
+
 int tls_conn_handshake(struct tls_conn *c) {
   if (c->ready)
     return TLS_OK;
   ERR_clear_error();
+  size_t before = BIO_ctrl_pending(c->wbio);
   int rv = SSL_do_handshake(c->ssl);
+  if (!own_out_within_bound(c, before))
+    return TLS_FAILED;
   if (rv == 1) {
+    /* The chain checked out; whose certificate it is, is checked here
+     * and not in a verify callback, so that the message can name it. The
+     * session stays not ready, and every later call fails the same way. */
+    char got[64];
+    if (c->expect_cn[0] != '\0' &&
+        (!tls_conn_peer_cn(c, got, sizeof got) ||
+         strcmp(got, c->expect_cn) != 0)) {
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "TLS handshake: certificate refused: it names \"%s\", not "
+               "\"%s\"",
+               got, c->expect_cn);
+      return TLS_FAILED;
+    }
     c->ready = true;
     return TLS_OK;
   }
@@ -245,7 +290,10 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t cap, size_t *n) {
     return TLS_AGAIN;
   int want = cap > TLS_CALL_BYTES_MAX ? (int)TLS_CALL_BYTES_MAX : (int)cap;
   ERR_clear_error();
+  size_t before = BIO_ctrl_pending(c->wbio);
   int rv = SSL_read(c->ssl, buf, want);
+  if (!own_out_within_bound(c, before))
+    return TLS_FAILED;
   if (rv > 0) {
     *n = (size_t)rv;
     return TLS_OK;
@@ -282,6 +330,7 @@ int tls_conn_out_drain(struct tls_conn *c, struct codec_buf *b) {
     return 0;
   if (codec_buf_reserve(b, n) != 0)
     return SABHA_ENOMEM;
+  c->own_out_bytes = 0;
   while (n > 0) {
     int piece = n > TLS_CALL_BYTES_MAX ? (int)TLS_CALL_BYTES_MAX : (int)n;
     int got = BIO_read(c->wbio, b->data + b->size_bytes, piece);

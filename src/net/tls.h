@@ -37,6 +37,12 @@
 /* "sabha-node-" and a u32, and the NUL. */
 #define TLS_NODE_CN_BYTES_MAX 24u
 
+/* What a session may hold of bytes it wants sent on its own (answers to
+ * the peer's KeyUpdates, alerts, handshake flights) until the host drains
+ * them: more than the largest handshake flight, far less than a peer that
+ * asks for answers and never reads would make it hold. */
+#define TLS_OWN_OUT_BYTES_MAX (64u << 10)
+
 /* What a server asks of the other side's certificate. */
 enum tls_verify {
   TLS_VERIFY_NONE,     /* asks for none (tls-auth-clients no) */
@@ -84,18 +90,30 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role,
                               enum tls_verify verify);
 /* NULL is ignored. */
 void tls_conn_free(struct tls_conn *c);
+/* A client that dialed one node in particular: its handshake completes
+ * only if the server's certificate, besides chaining to the CA, has the
+ * common name `cn` (at most TLS_NODE_CN_BYTES_MAX - 1 bytes); else it fails
+ * (TLS_FAILED, the message names both). The CA signs every member's
+ * certificate and the clients' too: without this, whoever holds any of
+ * them answers for the node the client meant to reach. Call it before the
+ * first tls_conn_handshake(). */
+void tls_conn_expect_cn(struct tls_conn *c, const char *cn);
 
 /* Bytes read from the socket (copied). Returns TLS_OK, or TLS_FAILED when
  * memory is short. */
 int tls_conn_feed(struct tls_conn *c, const void *data, size_t n);
 /* Advances the handshake with what was fed: TLS_OK once it is complete
  * (and on every later call), TLS_AGAIN, or TLS_FAILED (a peer that speaks
- * no TLS, a certificate that does not chain to the CA, ...). A client's
- * first call produces its ClientHello. */
+ * no TLS, a certificate that does not chain to the CA, more than
+ * TLS_OWN_OUT_BYTES_MAX of the session's own bytes left undrained, ...). A
+ * client's first call produces its ClientHello. */
 int tls_conn_handshake(struct tls_conn *c);
 bool tls_conn_ready(const struct tls_conn *c);
 /* Decrypts up to `cap` bytes of plaintext into buf: TLS_OK with *n > 0,
- * TLS_AGAIN (*n = 0: no complete record yet), TLS_CLOSED or TLS_FAILED.
+ * TLS_AGAIN (*n = 0: no complete record yet), TLS_CLOSED or TLS_FAILED
+ * (a bad record, or what the records asked the session to answer, with
+ * what it wrote before, passed TLS_OWN_OUT_BYTES_MAX since the last
+ * tls_conn_out_drain(): a peer that asks and does not read).
  * Finishes the handshake first if it is not yet complete. Call it until it
  * says TLS_AGAIN after each feed: a record left inside unread is not seen
  * again until more bytes arrive. */

@@ -555,10 +555,11 @@ static void on_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
  * refused) or ended. The alert that says why goes out if the socket takes
  * it now; nothing waits for it. */
 static void conn_tls_failed(struct srv_conn *c) {
-  srv_log(c->n, "DEBUG", "%s: %s",
-          rt_stream_kind(c->s) == RT_STREAM_FORWARD ? "forwarding link"
-                                                    : "client",
-          tls_conn_errmsg(c->tls));
+  /* A stranger's failure is noise; a forwarding link's is this node unable
+   * to reach its leader, which the operator must hear of. */
+  bool link = rt_stream_kind(c->s) == RT_STREAM_FORWARD;
+  srv_log(c->n, link ? "WARN" : "DEBUG", "%s: %s",
+          link ? "forwarding link" : "client", tls_conn_errmsg(c->tls));
   struct codec_buf alert;
   codec_buf_init(&alert);
   if (!c->writing && tls_conn_out_drain(c->tls, &alert) == 0 &&
@@ -731,9 +732,18 @@ static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
     return -1;
   /* The leader's client port speaks TLS too: the link is a TLS client
    * that checks the leader's certificate against the CA and shows this
-   * node's (which tls-auth-clients yes asks for). */
-  if (n->tls != NULL)
+   * node's (which tls-auth-clients yes asks for). The certificate must
+   * name the node dialed: the CA signs every member's and the clients'
+   * too, and the link carries clients' commands and brings back the
+   * replies they trust. */
+  if (n->tls != NULL) {
     c->tls = tls_conn_new(n->tls, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
+    if (c->tls != NULL) {
+      char cn[TLS_NODE_CN_BYTES_MAX];
+      tls_node_cn(node, cn);
+      tls_conn_expect_cn(c->tls, cn);
+    }
+  }
   c->connect_req.data = c;
   if (n->tls != NULL && c->tls == NULL) {
     rt_stream_set_host(s, NULL);

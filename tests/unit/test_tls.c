@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "check.h"
 #include "net/codec.h"
 #include "net/tls.h"
@@ -305,6 +307,142 @@ static void tls_plaintext_to_a_server_fails_the_session(void) {
   tls_ctx_free(sc);
 }
 
+/* A client that dialed node 2 takes no other certificate of the CA: node
+ * 1's fails the handshake with both names said, node 2's passes. */
+static void tls_client_that_expects_a_node_refuses_another_nodes_certificate(
+    void) {
+  CHECK(make_pki());
+  struct tls_ctx *cc = ctx_of("ca", NULL);
+  CHECK(cc != NULL);
+  const char *servers[] = {"node1", "client", "node2"};
+  for (size_t i = 0; i < N(servers); i++) {
+    struct tls_ctx *sc = ctx_of("ca", servers[i]);
+    CHECK(sc != NULL);
+    struct tls_conn *client = tls_conn_new(cc, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
+    struct tls_conn *server = tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+    tls_ctx_free(sc);
+    CHECK(client != NULL && server != NULL);
+    char want[TLS_NODE_CN_BYTES_MAX];
+    tls_node_cn(2, want);
+    tls_conn_expect_cn(client, want);
+    struct tls_conn *failed;
+    int rc = pump(client, server, &failed);
+    bool ready = tls_conn_ready(client);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", tls_conn_errmsg(client));
+    /* Nothing can be read or written through a refused session. */
+    uint8_t buf[16];
+    size_t n = 99;
+    int again = tls_conn_read(client, buf, sizeof buf, &n);
+    tls_conn_free(client);
+    tls_conn_free(server);
+    if (i + 1 < N(servers)) {
+      CHECK(rc == TLS_FAILED && failed == client && !ready);
+      CHECK(strstr(msg, "sabha-node-2") != NULL);
+      CHECK(again == TLS_FAILED && n == 0);
+    } else {
+      CHECK(rc == TLS_OK && ready);
+    }
+  }
+  tls_ctx_free(cc);
+}
+
+/* A raw OpenSSL client of CA "ca" on memory BIOs, for what sabha's own
+ * client never does (sending KeyUpdates). */
+static SSL *raw_client_new(SSL_CTX **ctx_out) {
+  char ca[PATH_MAX];
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == NULL ||
+      SSL_CTX_load_verify_locations(ctx, path(ca, "ca.crt"), NULL) != 1) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL *ssl = SSL_new(ctx);
+  if (ssl == NULL) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(rbio, -1);
+  SSL_set_bio(ssl, rbio, wbio);
+  SSL_set_connect_state(ssl);
+  *ctx_out = ctx;
+  return ssl;
+}
+
+/* Carries what the raw client wants sent into `to`. */
+static bool raw_carry(SSL *from, struct tls_conn *to) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(SSL_get_wbio(from), buf, sizeof buf)) > 0)
+    if (tls_conn_feed(to, buf, (size_t)n) != TLS_OK)
+      return false;
+  return true;
+}
+
+/* Carries what `from` wants sent into the raw client. */
+static bool raw_carry_back(struct tls_conn *from, SSL *to) {
+  struct codec_buf b;
+  codec_buf_init(&b);
+  bool ok = tls_conn_out_drain(from, &b) == 0 &&
+            (b.size_bytes == 0 ||
+             BIO_write(SSL_get_rbio(to), b.data, (int)b.size_bytes) ==
+                 (int)b.size_bytes);
+  codec_buf_free(&b);
+  return ok;
+}
+
+/* A client that asks for KeyUpdates and never reads makes the server
+ * answer each with one of its own. Those answers wait for the host to
+ * drain them; a host that does not (its write to the socket is stuck
+ * behind a reader who reads nothing) must not hold them without end:
+ * the session fails before its own unsent bytes pass the bound. */
+static void tls_session_fails_a_peer_that_makes_it_answer_without_reading(
+    void) {
+  CHECK(make_pki());
+  struct tls_ctx *sc = ctx_of("ca", "node1");
+  SSL_CTX *rctx = NULL;
+  SSL *client = raw_client_new(&rctx);
+  CHECK(sc != NULL && client != NULL);
+  struct tls_conn *server = tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+  CHECK(server != NULL);
+  int hs = 0;
+  for (int i = 0; i < PUMP_ROUNDS_MAX && hs != 1; i++) {
+    hs = SSL_do_handshake(client);
+    CHECK(raw_carry(client, server));
+    CHECK(tls_conn_handshake(server) != TLS_FAILED);
+    CHECK(raw_carry_back(server, client));
+  }
+  CHECK(hs == 1 && tls_conn_ready(server));
+  size_t out_max = 0;
+  int st = TLS_OK;
+  /* 4 MiB of answers is far past any bound worth having. */
+  for (int i = 0; i < 400000 && st != TLS_FAILED; i++) {
+    CHECK(SSL_key_update(client, SSL_KEY_UPDATE_REQUESTED) == 1);
+    /* A byte of data after each: a run of KeyUpdates alone might be cut
+     * short by OpenSSL itself. */
+    CHECK(SSL_write(client, "\n", 1) == 1);
+    CHECK(raw_carry(client, server));
+    uint8_t buf[64];
+    size_t n;
+    while ((st = tls_conn_read(server, buf, sizeof buf, &n)) == TLS_OK)
+      ;
+    size_t out = tls_conn_out_bytes(server);
+    out_max = out > out_max ? out : out_max;
+    if (out > (4u << 20))
+      break;
+  }
+  fprintf(stderr, "the server held at most %zu bytes unsent\n", out_max);
+  CHECK(st == TLS_FAILED);
+  CHECK(out_max <= TLS_OWN_OUT_BYTES_MAX + (16u << 10));
+  CHECK(strstr(tls_conn_errmsg(server), "does not read") != NULL);
+  tls_conn_free(server);
+  tls_ctx_free(sc);
+  SSL_free(client);
+  SSL_CTX_free(rctx);
+}
+
 static void tls_keys_are_written_for_their_owner_only(void) {
   CHECK(make_pki());
   char p[PATH_MAX];
@@ -340,6 +478,8 @@ static const struct test tests[] = {
     TEST(tls_client_of_another_ca_is_refused_by_the_server),
     TEST(tls_client_without_a_certificate_is_refused_only_if_required),
     TEST(tls_plaintext_to_a_server_fails_the_session),
+    TEST(tls_client_that_expects_a_node_refuses_another_nodes_certificate),
+    TEST(tls_session_fails_a_peer_that_makes_it_answer_without_reading),
     TEST(tls_keys_are_written_for_their_owner_only),
     TEST(tls_context_refuses_missing_or_mismatched_files),
 };
