@@ -392,6 +392,7 @@ static void conn_close(struct srv_conn *c) {
   c->closing = true;
   list_remove(&c->link);
   list_remove(&c->due);
+  list_remove(&c->handshaking);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -587,6 +588,8 @@ static void conn_read_tls(struct srv_conn *c, size_t n) {
       conn_tls_failed(c);
       return;
     }
+    if (st == TLS_OK)
+      list_remove(&c->handshaking); /* its deadline is met */
     if (st == TLS_OK && rt_stream_kind(c->s) == RT_STREAM_FORWARD)
       rt_stream_connected(c->s); /* only now may it carry commands */
   }
@@ -624,6 +627,30 @@ static void on_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     rt_stream_received(c->s, (size_t)nread);
 }
 
+/* With TLS: the handshake's deadline starts now (the TCP connection is
+ * open). Connections join the list in the order they open, and all have
+ * the same deadline, so the list is in deadline order. */
+static void conn_handshake_deadline(struct srv_conn *c) {
+  c->opened_ms = uv_now(&c->n->loop);
+  list_push(&c->n->tls_handshaking, &c->handshaking);
+}
+
+/* Closes the connections whose handshake missed its deadline. */
+static void conns_handshake_expire(struct srv_node *n) {
+  uint64_t now_ms = uv_now(&n->loop);
+  while (!list_empty(&n->tls_handshaking)) {
+    struct srv_conn *c =
+        LIST_OF(n->tls_handshaking.next, struct srv_conn, handshaking);
+    if (now_ms < c->opened_ms + SRV_TLS_HANDSHAKE_TIMEOUT_MS)
+      return;
+    bool link = c->s != NULL && rt_stream_kind(c->s) == RT_STREAM_FORWARD;
+    srv_log(n, link ? "WARN" : "DEBUG",
+            "%s: TLS handshake not complete after %u ms; closing",
+            link ? "forwarding link" : "client", SRV_TLS_HANDSHAKE_TIMEOUT_MS);
+    conn_lost(c); /* unlinks it */
+  }
+}
+
 static void conn_read(struct srv_conn *c, bool on) {
   if (c->closing || c->reading == on)
     return;
@@ -643,6 +670,7 @@ static struct srv_conn *conn_new(struct srv_node *n, struct rt_stream *s) {
   uv_tcp_init(&n->loop, &c->tcp);
   c->tcp.data = c;
   list_init(&c->due);
+  list_init(&c->handshaking);
   list_push(&n->conns, &c->link);
   rt_stream_set_host(s, c);
   return c;
@@ -709,6 +737,7 @@ static void on_fwd_connect(uv_connect_t *req, int status) {
   }
   /* The ClientHello; the link counts as connected once the leader's
    * certificate checked out (conn_read_tls). */
+  conn_handshake_deadline(c);
   if (tls_conn_handshake(c->tls) == TLS_FAILED) {
     conn_tls_failed(c);
     return;
@@ -811,6 +840,7 @@ static void on_client_connection(uv_stream_t *server, int status) {
   c->tcp.data = c;
   list_init(&c->link);
   list_init(&c->due);
+  list_init(&c->handshaking);
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
@@ -833,6 +863,8 @@ static void on_client_connection(uv_stream_t *server, int status) {
   }
   rt_stream_set_host(c->s, c);
   list_push(&n->conns, &c->link);
+  if (c->tls != NULL)
+    conn_handshake_deadline(c);
   uv_tcp_nodelay(&c->tcp, 1);
   conn_read(c, true);
 }
@@ -914,6 +946,7 @@ static void on_tick(uv_timer_t *h) {
     return;
   for (uint32_t g = 0; g < n->n_groups; g++)
     rt_tick(n->groups[g]);
+  conns_handshake_expire(n);
 }
 
 /* ---- shutdown -------------------------------------------------------------
@@ -1309,6 +1342,7 @@ int srv_run(const struct srv_config *cfg) {
   n->cfg = *cfg;
   list_init(&n->conns);
   list_init(&n->writes_due);
+  list_init(&n->tls_handshaking);
   list_init(&n->https);
   n->started_ms = srv_wall_ms();
   return_freed_memory();
