@@ -382,9 +382,9 @@ static int add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value) {
 }
 
 /* A certificate for `key` named `cn`, signed by issuer_key: a CA when
- * `issuer` is NULL (self-signed), else a leaf for servers and clients. */
+ * `issuer` is NULL (self-signed), else a leaf fit for `use`. */
 static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer,
-                      EVP_PKEY *issuer_key) {
+                      EVP_PKEY *issuer_key, enum tls_cert_use use) {
   X509 *x = X509_new();
   BIGNUM *serial = BN_new();
   bool ok = x != NULL && serial != NULL;
@@ -413,11 +413,13 @@ static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer,
           add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") == 0 &&
           add_ext(x, &v3, NID_subject_key_identifier, "hash") == 0;
     } else {
+      bool node = use == TLS_CERT_NODE;
       ok = add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
            add_ext(x, &v3, NID_key_usage, "critical,digitalSignature") == 0 &&
-           add_ext(x, &v3, NID_ext_key_usage, "serverAuth,clientAuth") == 0 &&
-           add_ext(x, &v3, NID_subject_alt_name,
-                   "IP:127.0.0.1,DNS:localhost") == 0 &&
+           add_ext(x, &v3, NID_ext_key_usage,
+                   node ? "serverAuth,clientAuth" : "clientAuth") == 0 &&
+           (!node || add_ext(x, &v3, NID_subject_alt_name,
+                             "IP:127.0.0.1,DNS:localhost") == 0) &&
            add_ext(x, &v3, NID_subject_key_identifier, "hash") == 0 &&
            add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") == 0;
     }
@@ -479,7 +481,7 @@ int tls_make_ca(const char *cert_path, const char *key_path, const char *cn,
                 char *err, size_t err_size) {
   ERR_clear_error();
   EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-  X509 *cert = key != NULL ? cert_new(key, cn, NULL, key) : NULL;
+  X509 *cert = key != NULL ? cert_new(key, cn, NULL, key, TLS_CERT_NODE) : NULL;
   int rc = SABHA_EIO;
   if (cert == NULL)
     take_ssl_error(err, err_size, "cannot make a CA certificate");
@@ -510,8 +512,8 @@ static void *read_pem(const char *path, bool is_key, char *err,
 }
 
 int tls_make_cert(const char *ca_cert_path, const char *ca_key_path,
-                  const char *cn, const char *cert_path, const char *key_path,
-                  char *err, size_t err_size) {
+                  const char *cn, enum tls_cert_use use, const char *cert_path,
+                  const char *key_path, char *err, size_t err_size) {
   ERR_clear_error();
   X509 *ca = read_pem(ca_cert_path, false, err, err_size);
   EVP_PKEY *ca_key =
@@ -519,7 +521,7 @@ int tls_make_cert(const char *ca_cert_path, const char *ca_key_path,
   int rc = SABHA_EIO;
   if (ca_key != NULL) {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509 *cert = key != NULL ? cert_new(key, cn, ca, ca_key) : NULL;
+    X509 *cert = key != NULL ? cert_new(key, cn, ca, ca_key, use) : NULL;
     if (cert == NULL)
       take_ssl_error(err, err_size, "cannot make a certificate");
     else

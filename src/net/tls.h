@@ -141,13 +141,23 @@ void tls_node_cn(uint32_t id, char out[TLS_NODE_CN_BYTES_MAX]);
  * SABHA_EIO with a message in err. */
 int tls_make_ca(const char *cert_path, const char *key_path, const char *cn,
                 char *err, size_t err_size);
-/* Writes a certificate for `cn` signed by the CA in ca_cert_path and
- * ca_key_path, usable by a server and a client (so a node shows it on
- * every port and on its own dials), with subjectAltName IP:127.0.0.1 and
- * DNS:localhost, valid for ten years, and its new key (mode 0600). Returns
- * 0 or SABHA_EIO with a message in err. */
+/* What a certificate made by tls_make_cert() may be used for. */
+enum tls_cert_use {
+  /* A node's: shown as a server (every port) and as a client (its own
+   * dials), with subjectAltName IP:127.0.0.1 and DNS:localhost. */
+  TLS_CERT_NODE,
+  /* A client's: shown as a client only, and naming no host. Signed by the
+   * same CA as the nodes', so it must not be fit to serve: whoever holds
+   * it could otherwise answer for a node to anyone who checks only the
+   * CA (redis-cli, curl). */
+  TLS_CERT_CLIENT,
+};
+
+/* Writes a certificate for `cn`, fit for `use`, signed by the CA in
+ * ca_cert_path and ca_key_path, valid for ten years, and its new key (mode
+ * 0600). Returns 0 or SABHA_EIO with a message in err. */
 int tls_make_cert(const char *ca_cert_path, const char *ca_key_path,
-                  const char *cn, const char *cert_path, const char *key_path,
-                  char *err, size_t err_size);
+                  const char *cn, enum tls_cert_use use, const char *cert_path,
+                  const char *key_path, char *err, size_t err_size);
 
 #endif

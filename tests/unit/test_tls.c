@@ -65,7 +65,9 @@ static bool make_pki(void) {
     snprintf(ca_key, sizeof ca_key, "%s.key", leaves[i].ca);
     snprintf(crt, sizeof crt, "%s.crt", leaves[i].name);
     snprintf(key, sizeof key, "%s.key", leaves[i].name);
-    if (tls_make_cert(path(a, ca_crt), path(b, ca_key), leaves[i].cn,
+    enum tls_cert_use use =
+        strcmp(leaves[i].name, "client") == 0 ? TLS_CERT_CLIENT : TLS_CERT_NODE;
+    if (tls_make_cert(path(a, ca_crt), path(b, ca_key), leaves[i].cn, use,
                       path(c, crt), path(d, key), err, sizeof err) != 0) {
       fprintf(stderr, "%s\n", err);
       return false;
@@ -314,7 +316,7 @@ static void tls_client_that_expects_a_node_refuses_another_nodes_certificate(
   CHECK(make_pki());
   struct tls_ctx *cc = ctx_of("ca", NULL);
   CHECK(cc != NULL);
-  const char *servers[] = {"node1", "client", "node2"};
+  const char *servers[] = {"node1", "node2"};
   for (size_t i = 0; i < N(servers); i++) {
     struct tls_ctx *sc = ctx_of("ca", servers[i]);
     CHECK(sc != NULL);
@@ -345,6 +347,51 @@ static void tls_client_that_expects_a_node_refuses_another_nodes_certificate(
     }
   }
   tls_ctx_free(cc);
+}
+
+/* A handshake between a client showing certificate `client_name` and a
+ * server showing `server_name` (both of CA "ca"; NULL: none) that asks as
+ * `verify` says. Returns what pump() returns, sets *client_failed, and
+ * copies the client's message and the common name the server saw. */
+static int handshake_of(const char *client_name, const char *server_name,
+                        enum tls_verify verify, bool *client_failed,
+                        char *client_msg, char *server_saw, size_t size) {
+  struct tls_ctx *cc = ctx_of("ca", client_name);
+  struct tls_ctx *sc = ctx_of("ca", server_name);
+  struct tls_conn *client =
+      cc != NULL ? tls_conn_new(cc, TLS_ROLE_CLIENT, TLS_VERIFY_NONE) : NULL;
+  struct tls_conn *server =
+      sc != NULL ? tls_conn_new(sc, TLS_ROLE_SERVER, verify) : NULL;
+  tls_ctx_free(cc);
+  tls_ctx_free(sc);
+  int rc = TLS_FAILED;
+  struct tls_conn *failed = NULL;
+  if (client != NULL && server != NULL)
+    rc = pump(client, server, &failed);
+  *client_failed = client != NULL && failed == client;
+  snprintf(client_msg, size, "%s", client != NULL ? tls_conn_errmsg(client) : "");
+  if (server == NULL || !tls_conn_peer_cn(server, server_saw, size))
+    server_saw[0] = '\0';
+  tls_conn_free(client);
+  tls_conn_free(server);
+  return rc;
+}
+
+/* The clients' certificate is of the CA too, but for clients only: shown
+ * by a server, a client refuses it, so that whoever holds it cannot answer
+ * for a node to redis-cli, curl or a forwarding link; shown by a client,
+ * a server that asks for one takes it. */
+static void tls_client_certificate_cannot_serve(void) {
+  CHECK(make_pki());
+  bool client_failed;
+  char msg[64], saw[64];
+  int rc = handshake_of(NULL, "client", TLS_VERIFY_NONE, &client_failed, msg,
+                        saw, sizeof saw);
+  CHECK(rc == TLS_FAILED && client_failed);
+  CHECK(strstr(msg, "certificate") != NULL);
+  rc = handshake_of("client", "node1", TLS_VERIFY_REQUIRED, &client_failed,
+                    msg, saw, sizeof saw);
+  CHECK(rc == TLS_OK && strcmp(saw, "a client") == 0);
 }
 
 /* A raw OpenSSL client of CA "ca" on memory BIOs, for what sabha's own
@@ -479,6 +526,7 @@ static const struct test tests[] = {
     TEST(tls_client_without_a_certificate_is_refused_only_if_required),
     TEST(tls_plaintext_to_a_server_fails_the_session),
     TEST(tls_client_that_expects_a_node_refuses_another_nodes_certificate),
+    TEST(tls_client_certificate_cannot_serve),
     TEST(tls_session_fails_a_peer_that_makes_it_answer_without_reading),
     TEST(tls_keys_are_written_for_their_owner_only),
     TEST(tls_context_refuses_missing_or_mismatched_files),
