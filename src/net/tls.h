@@ -13,10 +13,11 @@
  * the leader (client side). Because it never does I/O, the unit tests run
  * two endpoints against each other in one process (tests/unit/test_tls.c).
  *
- * Policy, set once per context: TLS 1.2 or later, OpenSSL's default cipher
- * lists, no renegotiation, no session tickets (sabha never resumes a
- * session, so they would only cost bytes), and every certificate the other
- * side shows must chain to the context's CA. A client always checks the
+ * Policy, set once per context: TLS 1.2 or later, TLS 1.2 only with
+ * ECDHE and an AEAD (AES-GCM or ChaCha20-Poly1305), no renegotiation, no
+ * session tickets (sabha never resumes a session, so they would only cost
+ * bytes), and every certificate the other side shows must chain to the
+ * context's CA. A client always checks the
  * server's certificate; a server asks for the client's as `verify` says.
  * Which certificate is whose is the host's business: it reads the common
  * name (tls_conn_peer_cn) and decides. sabha's node certificates name their

@@ -183,7 +183,7 @@ struct srv_node {
   /* struct srv_conn, by `handshaking`, oldest first: TLS handshakes not
    * yet complete (SRV_TLS_HANDSHAKE_TIMEOUT_MS) */
   struct list_link tls_handshaking;
-  struct list_link https;      /* oldest first */
+  struct list_link https; /* oldest first */
   uint32_t n_http;
   uv_timer_t http_timer;         /* SRV_HTTP_HEAD_TIMEOUT_MS and the like */
   uint64_t http_head_timeouts;   /* answered 408: the head came too slowly */

@@ -311,8 +311,8 @@ static void tls_plaintext_to_a_server_fails_the_session(void) {
 
 /* A client that dialed node 2 takes no other certificate of the CA: node
  * 1's fails the handshake with both names said, node 2's passes. */
-static void tls_client_that_expects_a_node_refuses_another_nodes_certificate(
-    void) {
+static void
+tls_client_that_expects_a_node_refuses_another_nodes_certificate(void) {
   CHECK(make_pki());
   struct tls_ctx *cc = ctx_of("ca", NULL);
   CHECK(cc != NULL);
@@ -320,8 +320,10 @@ static void tls_client_that_expects_a_node_refuses_another_nodes_certificate(
   for (size_t i = 0; i < N(servers); i++) {
     struct tls_ctx *sc = ctx_of("ca", servers[i]);
     CHECK(sc != NULL);
-    struct tls_conn *client = tls_conn_new(cc, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
-    struct tls_conn *server = tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+    struct tls_conn *client =
+        tls_conn_new(cc, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
+    struct tls_conn *server =
+        tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
     tls_ctx_free(sc);
     CHECK(client != NULL && server != NULL);
     char want[TLS_NODE_CN_BYTES_MAX];
@@ -369,7 +371,8 @@ static int handshake_of(const char *client_name, const char *server_name,
   if (client != NULL && server != NULL)
     rc = pump(client, server, &failed);
   *client_failed = client != NULL && failed == client;
-  snprintf(client_msg, size, "%s", client != NULL ? tls_conn_errmsg(client) : "");
+  snprintf(client_msg, size, "%s",
+           client != NULL ? tls_conn_errmsg(client) : "");
   if (server == NULL || !tls_conn_peer_cn(server, server_saw, size))
     server_saw[0] = '\0';
   tls_conn_free(client);
@@ -389,8 +392,8 @@ static void tls_client_certificate_cannot_serve(void) {
                         saw, sizeof saw);
   CHECK(rc == TLS_FAILED && client_failed);
   CHECK(strstr(msg, "certificate") != NULL);
-  rc = handshake_of("client", "node1", TLS_VERIFY_REQUIRED, &client_failed,
-                    msg, saw, sizeof saw);
+  rc = handshake_of("client", "node1", TLS_VERIFY_REQUIRED, &client_failed, msg,
+                    saw, sizeof saw);
   CHECK(rc == TLS_OK && strcmp(saw, "a client") == 0);
 }
 
@@ -432,12 +435,58 @@ static bool raw_carry(SSL *from, struct tls_conn *to) {
 static bool raw_carry_back(struct tls_conn *from, SSL *to) {
   struct codec_buf b;
   codec_buf_init(&b);
-  bool ok = tls_conn_out_drain(from, &b) == 0 &&
-            (b.size_bytes == 0 ||
-             BIO_write(SSL_get_rbio(to), b.data, (int)b.size_bytes) ==
-                 (int)b.size_bytes);
+  bool ok =
+      tls_conn_out_drain(from, &b) == 0 &&
+      (b.size_bytes == 0 || BIO_write(SSL_get_rbio(to), b.data,
+                                      (int)b.size_bytes) == (int)b.size_bytes);
   codec_buf_free(&b);
   return ok;
+}
+
+/* TLS 1.2 is let in for older clients, with forward secrecy and an AEAD
+ * only: a client that offers nothing but a CBC suite with SHA-1 (or a
+ * static RSA key exchange, or no encryption at all) gets no session;
+ * one that offers ECDHE with AES-GCM gets one. */
+static void tls_server_refuses_tls12_suites_without_aead(void) {
+  CHECK(make_pki());
+  static const struct {
+    const char *suites;
+    bool taken;
+  } offers[] = {{"ECDHE-ECDSA-AES128-SHA", false},
+                {"ECDHE-ECDSA-AES256-SHA384", false},
+                {"ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0", false},
+                {"ECDHE-ECDSA-AES128-GCM-SHA256", true}};
+  struct tls_ctx *sc = ctx_of("ca", "node1");
+  CHECK(sc != NULL);
+  for (size_t i = 0; i < N(offers); i++) {
+    SSL_CTX *rctx = NULL;
+    SSL *client = raw_client_new(&rctx);
+    CHECK(client != NULL);
+    bool set = SSL_set_max_proto_version(client, TLS1_2_VERSION) == 1 &&
+               SSL_set_cipher_list(client, offers[i].suites) == 1;
+    struct tls_conn *server =
+        tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+    int hs = 0, st = TLS_AGAIN;
+    for (int r = 0; set && server != NULL && r < PUMP_ROUNDS_MAX && hs != 1 &&
+                    st != TLS_FAILED;
+         r++) {
+      hs = SSL_do_handshake(client);
+      if (!raw_carry(client, server))
+        break;
+      st = tls_conn_handshake(server);
+      if (!raw_carry_back(server, client))
+        break;
+    }
+    bool done = hs == 1 && server != NULL && tls_conn_ready(server);
+    tls_conn_free(server);
+    SSL_free(client);
+    SSL_CTX_free(rctx);
+    if (done != offers[i].taken)
+      fprintf(stderr, "offered %s: %s\n", offers[i].suites,
+              done ? "taken" : "refused");
+    CHECK(set && done == offers[i].taken);
+  }
+  tls_ctx_free(sc);
 }
 
 /* A client that asks for KeyUpdates and never reads makes the server
@@ -445,8 +494,8 @@ static bool raw_carry_back(struct tls_conn *from, SSL *to) {
  * drain them; a host that does not (its write to the socket is stuck
  * behind a reader who reads nothing) must not hold them without end:
  * the session fails before its own unsent bytes pass the bound. */
-static void tls_session_fails_a_peer_that_makes_it_answer_without_reading(
-    void) {
+static void
+tls_session_fails_a_peer_that_makes_it_answer_without_reading(void) {
   CHECK(make_pki());
   struct tls_ctx *sc = ctx_of("ca", "node1");
   SSL_CTX *rctx = NULL;
@@ -527,6 +576,7 @@ static const struct test tests[] = {
     TEST(tls_plaintext_to_a_server_fails_the_session),
     TEST(tls_client_that_expects_a_node_refuses_another_nodes_certificate),
     TEST(tls_client_certificate_cannot_serve),
+    TEST(tls_server_refuses_tls12_suites_without_aead),
     TEST(tls_session_fails_a_peer_that_makes_it_answer_without_reading),
     TEST(tls_keys_are_written_for_their_owner_only),
     TEST(tls_context_refuses_missing_or_mismatched_files),
