@@ -340,12 +340,23 @@ int tls_conn_out_drain(struct tls_conn *c, struct codec_buf *b) {
   if (codec_buf_reserve(b, n) != 0)
     return SABHA_ENOMEM;
   c->own_out_bytes = 0;
+  size_t drained = n;
   while (n > 0) {
     int piece = n > TLS_CALL_BYTES_MAX ? (int)TLS_CALL_BYTES_MAX : (int)n;
     int got = BIO_read(c->wbio, b->data + b->size_bytes, piece);
     assert(got == piece); /* a memory BIO gives what it said it has */
     b->size_bytes += (size_t)got;
     n -= (size_t)got;
+  }
+  /* A memory BIO keeps the room its largest burst took, read or not:
+   * past the bound, an empty one takes its place (the SSL frees the
+   * old). Without memory for it, the old one serves on. */
+  if (drained > TLS_OUT_KEEP_BYTES_MAX) {
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (fresh != NULL) {
+      SSL_set0_wbio(c->ssl, fresh);
+      c->wbio = fresh;
+    }
   }
   return 0;
 }

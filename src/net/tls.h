@@ -44,6 +44,12 @@
  * asks for answers and never reads would make it hold. */
 #define TLS_OWN_OUT_BYTES_MAX (64u << 10)
 
+/* A session's buffer of bytes to send that grew past this for a large
+ * write is freed once drained, and so is a host's buffer of ciphertext
+ * once written: an idle connection that once carried a large reply must
+ * not keep two copies of it for the rest of its life. */
+#define TLS_OUT_KEEP_BYTES_MAX (64u << 10)
+
 /* What a server asks of the other side's certificate. */
 enum tls_verify {
   TLS_VERIFY_NONE,     /* asks for none (tls-auth-clients no) */
@@ -123,7 +129,9 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t cap, size_t *n);
  * or TLS_FAILED. */
 int tls_conn_write(struct tls_conn *c, const void *data, size_t n);
 /* Appends every byte waiting to be sent to the peer (handshake flights,
- * records, alerts) to `b`. Returns 0 or SABHA_ENOMEM (nothing taken). */
+ * records, alerts) to `b`. Returns 0 or SABHA_ENOMEM (nothing taken). The
+ * session's own buffer, if it grew past TLS_OUT_KEEP_BYTES_MAX, is freed;
+ * `b` is the host's to shrink (codec_buf_free) once written. */
 int tls_conn_out_drain(struct tls_conn *c, struct codec_buf *b);
 /* Bytes waiting to be sent. */
 size_t tls_conn_out_bytes(const struct tls_conn *c);

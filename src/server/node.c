@@ -409,6 +409,10 @@ static void conn_write(struct srv_conn *c);
 static void on_conn_write(uv_write_t *w, int status) {
   struct srv_conn *c = w->data;
   c->writing = false;
+  /* The ciphertext of a large take is not kept once written: the runtime
+   * frees the take's own buffer the same way. */
+  if (c->tls_out.cap_bytes > TLS_OUT_KEEP_BYTES_MAX)
+    codec_buf_free(&c->tls_out);
   /* Without TLS every write is a take; with it, only one that says so. */
   bool taken = c->tls == NULL || c->taken;
   c->taken = false;
