@@ -33,7 +33,8 @@
  * (DIR/ca.crt, its key DIR/ca.key), a certificate per node (DIR/nodeN.crt,
  * common name sabha-node-N, with subjectAltName IP:127.0.0.1 and
  * DNS:localhost) and one for clients (DIR/client.crt, for tls-auth-clients
- * yes), keys mode 0600, all with src/net/tls.c; this tool then reads the
+ * yes; fit for a client only, so that it cannot answer for a node), keys
+ * mode 0600, all with src/net/tls.c; this tool then reads the
  * nodes' /status over TLS too.
  *
  * `add` starts node N+1 (DIR/nodeN.conf as the others', with `join = yes`:
@@ -423,7 +424,9 @@ static int write_node_certificate(const struct cluster *c, uint32_t i) {
     node_path(c, i, ".crt", crt, sizeof crt);
     node_path(c, i, ".key", key, sizeof key);
   }
-  if (tls_make_cert(ca_crt, ca_key, cn, crt, key, err, sizeof err) == 0)
+  if (tls_make_cert(ca_crt, ca_key, cn,
+                    i == 0 ? TLS_CERT_CLIENT : TLS_CERT_NODE, crt, key, err,
+                    sizeof err) == 0)
     return 0;
   fprintf(stderr, "sabha cluster: %s\n", err);
   return -1;

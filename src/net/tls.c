@@ -34,6 +34,7 @@
 /* OpenSSL's calls take int sizes: larger buffers go in pieces. */
 #define TLS_CALL_BYTES_MAX (1u << 30)
 #define TLS_CERT_DAYS 3650L
+#define TLS_12_SUITES "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 struct tls_ctx {
   SSL_CTX *ssl_ctx;
@@ -43,6 +44,14 @@ struct tls_conn {
   SSL *ssl;
   BIO *rbio, *wbio; /* owned by ssl */
   bool ready;       /* the handshake is complete */
+  /* What the session wrote on its own (handshake flights, alerts, answers
+   * to KeyUpdates) since the host last drained: bounded by
+   * TLS_OWN_OUT_BYTES_MAX, for a peer that asks for answers and does not
+   * read them would otherwise grow it without end, a KeyUpdate in, a
+   * KeyUpdate out. What the host seals (tls_conn_write) is its own to
+   * bound and does not count. */
+  size_t own_out_bytes;
+  char expect_cn[TLS_NODE_CN_BYTES_MAX]; /* "": any of the CA's */
   char errmsg[256];
 };
 
@@ -91,6 +100,15 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_ctx_config *cfg,
    * use. The session id context is what OpenSSL demands of a server that
    * asks for client certificates. */
   SSL_CTX_set_min_proto_version(x, TLS1_2_VERSION);
+  /* TLS 1.2 with forward secrecy and an AEAD only, as TLS 1.3 has by
+   * design: OpenSSL's default list also takes CBC suites with SHA-1 (the
+   * padding oracles' home) and, with an RSA key, static RSA key exchange,
+   * where one stolen key decrypts every recorded session. */
+  if (SSL_CTX_set_cipher_list(x, TLS_12_SUITES) != 1) {
+    take_ssl_error(err, err_size, "cannot set the TLS 1.2 cipher suites");
+    tls_ctx_free(ctx);
+    return SABHA_EINVAL;
+  }
   SSL_CTX_set_options(x, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_num_tickets(x, 0);
   SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
@@ -179,6 +197,11 @@ void tls_conn_free(struct tls_conn *c) {
   free(c);
 }
 
+void tls_conn_expect_cn(struct tls_conn *c, const char *cn) {
+  assert(!c->ready && strlen(cn) > 0 && strlen(cn) < sizeof c->expect_cn);
+  snprintf(c->expect_cn, sizeof c->expect_cn, "%s", cn);
+}
+
 int tls_conn_feed(struct tls_conn *c, const void *data, size_t n) {
   const uint8_t *p = data;
   while (n > 0) {
@@ -218,12 +241,43 @@ static int status_of(struct tls_conn *c, int rv, const char *what) {
   return TLS_FAILED;
 }
 
+/* Counts what the call that began with `before` bytes waiting added to
+ * them; false (the session failed) once the bound is passed. */
+static bool own_out_within_bound(struct tls_conn *c, size_t before) {
+  size_t after = BIO_ctrl_pending(c->wbio);
+  assert(after >= before); /* only tls_conn_out_drain() takes bytes */
+  c->own_out_bytes += after - before;
+  if (c->own_out_bytes <= TLS_OWN_OUT_BYTES_MAX)
+    return true;
+  snprintf(c->errmsg, sizeof c->errmsg,
+           "the peer does not read what the session must send (%zu bytes "
+           "waiting, at most %u)",
+           c->own_out_bytes, TLS_OWN_OUT_BYTES_MAX);
+  ERR_clear_error();
+  return false;
+}
+
 int tls_conn_handshake(struct tls_conn *c) {
   if (c->ready)
     return TLS_OK;
   ERR_clear_error();
+  size_t before = BIO_ctrl_pending(c->wbio);
   int rv = SSL_do_handshake(c->ssl);
+  if (!own_out_within_bound(c, before))
+    return TLS_FAILED;
   if (rv == 1) {
+    /* The chain checked out; whose certificate it is, is checked here
+     * and not in a verify callback, so that the message can name it. The
+     * session stays not ready, and every later call fails the same way. */
+    char got[64];
+    if (c->expect_cn[0] != '\0' && (!tls_conn_peer_cn(c, got, sizeof got) ||
+                                    strcmp(got, c->expect_cn) != 0)) {
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "TLS handshake: certificate refused: it names \"%s\", not "
+               "\"%s\"",
+               got, c->expect_cn);
+      return TLS_FAILED;
+    }
     c->ready = true;
     return TLS_OK;
   }
@@ -245,7 +299,10 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t cap, size_t *n) {
     return TLS_AGAIN;
   int want = cap > TLS_CALL_BYTES_MAX ? (int)TLS_CALL_BYTES_MAX : (int)cap;
   ERR_clear_error();
+  size_t before = BIO_ctrl_pending(c->wbio);
   int rv = SSL_read(c->ssl, buf, want);
+  if (!own_out_within_bound(c, before))
+    return TLS_FAILED;
   if (rv > 0) {
     *n = (size_t)rv;
     return TLS_OK;
@@ -282,12 +339,24 @@ int tls_conn_out_drain(struct tls_conn *c, struct codec_buf *b) {
     return 0;
   if (codec_buf_reserve(b, n) != 0)
     return SABHA_ENOMEM;
+  c->own_out_bytes = 0;
+  size_t drained = n;
   while (n > 0) {
     int piece = n > TLS_CALL_BYTES_MAX ? (int)TLS_CALL_BYTES_MAX : (int)n;
     int got = BIO_read(c->wbio, b->data + b->size_bytes, piece);
     assert(got == piece); /* a memory BIO gives what it said it has */
     b->size_bytes += (size_t)got;
     n -= (size_t)got;
+  }
+  /* A memory BIO keeps the room its largest burst took, read or not:
+   * past the bound, an empty one takes its place (the SSL frees the
+   * old). Without memory for it, the old one serves on. */
+  if (drained > TLS_OUT_KEEP_BYTES_MAX) {
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (fresh != NULL) {
+      SSL_set0_wbio(c->ssl, fresh);
+      c->wbio = fresh;
+    }
   }
   return 0;
 }
@@ -333,9 +402,9 @@ static int add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value) {
 }
 
 /* A certificate for `key` named `cn`, signed by issuer_key: a CA when
- * `issuer` is NULL (self-signed), else a leaf for servers and clients. */
+ * `issuer` is NULL (self-signed), else a leaf fit for `use`. */
 static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer,
-                      EVP_PKEY *issuer_key) {
+                      EVP_PKEY *issuer_key, enum tls_cert_use use) {
   X509 *x = X509_new();
   BIGNUM *serial = BN_new();
   bool ok = x != NULL && serial != NULL;
@@ -364,11 +433,13 @@ static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer,
           add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") == 0 &&
           add_ext(x, &v3, NID_subject_key_identifier, "hash") == 0;
     } else {
+      bool node = use == TLS_CERT_NODE;
       ok = add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
            add_ext(x, &v3, NID_key_usage, "critical,digitalSignature") == 0 &&
-           add_ext(x, &v3, NID_ext_key_usage, "serverAuth,clientAuth") == 0 &&
-           add_ext(x, &v3, NID_subject_alt_name,
-                   "IP:127.0.0.1,DNS:localhost") == 0 &&
+           add_ext(x, &v3, NID_ext_key_usage,
+                   node ? "serverAuth,clientAuth" : "clientAuth") == 0 &&
+           (!node || add_ext(x, &v3, NID_subject_alt_name,
+                             "IP:127.0.0.1,DNS:localhost") == 0) &&
            add_ext(x, &v3, NID_subject_key_identifier, "hash") == 0 &&
            add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") == 0;
     }
@@ -430,7 +501,7 @@ int tls_make_ca(const char *cert_path, const char *key_path, const char *cn,
                 char *err, size_t err_size) {
   ERR_clear_error();
   EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-  X509 *cert = key != NULL ? cert_new(key, cn, NULL, key) : NULL;
+  X509 *cert = key != NULL ? cert_new(key, cn, NULL, key, TLS_CERT_NODE) : NULL;
   int rc = SABHA_EIO;
   if (cert == NULL)
     take_ssl_error(err, err_size, "cannot make a CA certificate");
@@ -461,8 +532,8 @@ static void *read_pem(const char *path, bool is_key, char *err,
 }
 
 int tls_make_cert(const char *ca_cert_path, const char *ca_key_path,
-                  const char *cn, const char *cert_path, const char *key_path,
-                  char *err, size_t err_size) {
+                  const char *cn, enum tls_cert_use use, const char *cert_path,
+                  const char *key_path, char *err, size_t err_size) {
   ERR_clear_error();
   X509 *ca = read_pem(ca_cert_path, false, err, err_size);
   EVP_PKEY *ca_key =
@@ -470,7 +541,7 @@ int tls_make_cert(const char *ca_cert_path, const char *ca_key_path,
   int rc = SABHA_EIO;
   if (ca_key != NULL) {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509 *cert = key != NULL ? cert_new(key, cn, ca, ca_key) : NULL;
+    X509 *cert = key != NULL ? cert_new(key, cn, ca, ca_key, use) : NULL;
     if (cert == NULL)
       take_ssl_error(err, err_size, "cannot make a certificate");
     else

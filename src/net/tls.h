@@ -13,10 +13,11 @@
  * the leader (client side). Because it never does I/O, the unit tests run
  * two endpoints against each other in one process (tests/unit/test_tls.c).
  *
- * Policy, set once per context: TLS 1.2 or later, OpenSSL's default cipher
- * lists, no renegotiation, no session tickets (sabha never resumes a
- * session, so they would only cost bytes), and every certificate the other
- * side shows must chain to the context's CA. A client always checks the
+ * Policy, set once per context: TLS 1.2 or later, TLS 1.2 only with
+ * ECDHE and an AEAD (AES-GCM or ChaCha20-Poly1305), no renegotiation, no
+ * session tickets (sabha never resumes a session, so they would only cost
+ * bytes), and every certificate the other side shows must chain to the
+ * context's CA. A client always checks the
  * server's certificate; a server asks for the client's as `verify` says.
  * Which certificate is whose is the host's business: it reads the common
  * name (tls_conn_peer_cn) and decides. sabha's node certificates name their
@@ -36,6 +37,18 @@
 
 /* "sabha-node-" and a u32, and the NUL. */
 #define TLS_NODE_CN_BYTES_MAX 24u
+
+/* What a session may hold of bytes it wants sent on its own (answers to
+ * the peer's KeyUpdates, alerts, handshake flights) until the host drains
+ * them: more than the largest handshake flight, far less than a peer that
+ * asks for answers and never reads would make it hold. */
+#define TLS_OWN_OUT_BYTES_MAX (64u << 10)
+
+/* A session's buffer of bytes to send that grew past this for a large
+ * write is freed once drained, and so is a host's buffer of ciphertext
+ * once written: an idle connection that once carried a large reply must
+ * not keep two copies of it for the rest of its life. */
+#define TLS_OUT_KEEP_BYTES_MAX (64u << 10)
 
 /* What a server asks of the other side's certificate. */
 enum tls_verify {
@@ -84,18 +97,30 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, enum tls_role role,
                               enum tls_verify verify);
 /* NULL is ignored. */
 void tls_conn_free(struct tls_conn *c);
+/* A client that dialed one node in particular: its handshake completes
+ * only if the server's certificate, besides chaining to the CA, has the
+ * common name `cn` (at most TLS_NODE_CN_BYTES_MAX - 1 bytes); else it fails
+ * (TLS_FAILED, the message names both). The CA signs every member's
+ * certificate and the clients' too: without this, whoever holds any of
+ * them answers for the node the client meant to reach. Call it before the
+ * first tls_conn_handshake(). */
+void tls_conn_expect_cn(struct tls_conn *c, const char *cn);
 
 /* Bytes read from the socket (copied). Returns TLS_OK, or TLS_FAILED when
  * memory is short. */
 int tls_conn_feed(struct tls_conn *c, const void *data, size_t n);
 /* Advances the handshake with what was fed: TLS_OK once it is complete
  * (and on every later call), TLS_AGAIN, or TLS_FAILED (a peer that speaks
- * no TLS, a certificate that does not chain to the CA, ...). A client's
- * first call produces its ClientHello. */
+ * no TLS, a certificate that does not chain to the CA, more than
+ * TLS_OWN_OUT_BYTES_MAX of the session's own bytes left undrained, ...). A
+ * client's first call produces its ClientHello. */
 int tls_conn_handshake(struct tls_conn *c);
 bool tls_conn_ready(const struct tls_conn *c);
 /* Decrypts up to `cap` bytes of plaintext into buf: TLS_OK with *n > 0,
- * TLS_AGAIN (*n = 0: no complete record yet), TLS_CLOSED or TLS_FAILED.
+ * TLS_AGAIN (*n = 0: no complete record yet), TLS_CLOSED or TLS_FAILED
+ * (a bad record, or what the records asked the session to answer, with
+ * what it wrote before, passed TLS_OWN_OUT_BYTES_MAX since the last
+ * tls_conn_out_drain(): a peer that asks and does not read).
  * Finishes the handshake first if it is not yet complete. Call it until it
  * says TLS_AGAIN after each feed: a record left inside unread is not seen
  * again until more bytes arrive. */
@@ -104,7 +129,9 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t cap, size_t *n);
  * or TLS_FAILED. */
 int tls_conn_write(struct tls_conn *c, const void *data, size_t n);
 /* Appends every byte waiting to be sent to the peer (handshake flights,
- * records, alerts) to `b`. Returns 0 or SABHA_ENOMEM (nothing taken). */
+ * records, alerts) to `b`. Returns 0 or SABHA_ENOMEM (nothing taken). The
+ * session's own buffer, if it grew past TLS_OUT_KEEP_BYTES_MAX, is freed;
+ * `b` is the host's to shrink (codec_buf_free) once written. */
 int tls_conn_out_drain(struct tls_conn *c, struct codec_buf *b);
 /* Bytes waiting to be sent. */
 size_t tls_conn_out_bytes(const struct tls_conn *c);
@@ -123,13 +150,23 @@ void tls_node_cn(uint32_t id, char out[TLS_NODE_CN_BYTES_MAX]);
  * SABHA_EIO with a message in err. */
 int tls_make_ca(const char *cert_path, const char *key_path, const char *cn,
                 char *err, size_t err_size);
-/* Writes a certificate for `cn` signed by the CA in ca_cert_path and
- * ca_key_path, usable by a server and a client (so a node shows it on
- * every port and on its own dials), with subjectAltName IP:127.0.0.1 and
- * DNS:localhost, valid for ten years, and its new key (mode 0600). Returns
- * 0 or SABHA_EIO with a message in err. */
+/* What a certificate made by tls_make_cert() may be used for. */
+enum tls_cert_use {
+  /* A node's: shown as a server (every port) and as a client (its own
+   * dials), with subjectAltName IP:127.0.0.1 and DNS:localhost. */
+  TLS_CERT_NODE,
+  /* A client's: shown as a client only, and naming no host. Signed by the
+   * same CA as the nodes', so it must not be fit to serve: whoever holds
+   * it could otherwise answer for a node to anyone who checks only the
+   * CA (redis-cli, curl). */
+  TLS_CERT_CLIENT,
+};
+
+/* Writes a certificate for `cn`, fit for `use`, signed by the CA in
+ * ca_cert_path and ca_key_path, valid for ten years, and its new key (mode
+ * 0600). Returns 0 or SABHA_EIO with a message in err. */
 int tls_make_cert(const char *ca_cert_path, const char *ca_key_path,
-                  const char *cn, const char *cert_path, const char *key_path,
-                  char *err, size_t err_size);
+                  const char *cn, enum tls_cert_use use, const char *cert_path,
+                  const char *key_path, char *err, size_t err_size);
 
 #endif

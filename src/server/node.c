@@ -392,6 +392,7 @@ static void conn_close(struct srv_conn *c) {
   c->closing = true;
   list_remove(&c->link);
   list_remove(&c->due);
+  list_remove(&c->handshaking);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -408,6 +409,10 @@ static void conn_write(struct srv_conn *c);
 static void on_conn_write(uv_write_t *w, int status) {
   struct srv_conn *c = w->data;
   c->writing = false;
+  /* The ciphertext of a large take is not kept once written: the runtime
+   * frees the take's own buffer the same way. */
+  if (c->tls_out.cap_bytes > TLS_OUT_KEEP_BYTES_MAX)
+    codec_buf_free(&c->tls_out);
   /* Without TLS every write is a take; with it, only one that says so. */
   bool taken = c->tls == NULL || c->taken;
   c->taken = false;
@@ -555,10 +560,11 @@ static void on_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
  * refused) or ended. The alert that says why goes out if the socket takes
  * it now; nothing waits for it. */
 static void conn_tls_failed(struct srv_conn *c) {
-  srv_log(c->n, "DEBUG", "%s: %s",
-          rt_stream_kind(c->s) == RT_STREAM_FORWARD ? "forwarding link"
-                                                    : "client",
-          tls_conn_errmsg(c->tls));
+  /* A stranger's failure is noise; a forwarding link's is this node unable
+   * to reach its leader, which the operator must hear of. */
+  bool link = rt_stream_kind(c->s) == RT_STREAM_FORWARD;
+  srv_log(c->n, link ? "WARN" : "DEBUG", "%s: %s",
+          link ? "forwarding link" : "client", tls_conn_errmsg(c->tls));
   struct codec_buf alert;
   codec_buf_init(&alert);
   if (!c->writing && tls_conn_out_drain(c->tls, &alert) == 0 &&
@@ -586,6 +592,8 @@ static void conn_read_tls(struct srv_conn *c, size_t n) {
       conn_tls_failed(c);
       return;
     }
+    if (st == TLS_OK)
+      list_remove(&c->handshaking); /* its deadline is met */
     if (st == TLS_OK && rt_stream_kind(c->s) == RT_STREAM_FORWARD)
       rt_stream_connected(c->s); /* only now may it carry commands */
   }
@@ -623,6 +631,30 @@ static void on_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     rt_stream_received(c->s, (size_t)nread);
 }
 
+/* With TLS: the handshake's deadline starts now (the TCP connection is
+ * open). Connections join the list in the order they open, and all have
+ * the same deadline, so the list is in deadline order. */
+static void conn_handshake_deadline(struct srv_conn *c) {
+  c->opened_ms = uv_now(&c->n->loop);
+  list_push(&c->n->tls_handshaking, &c->handshaking);
+}
+
+/* Closes the connections whose handshake missed its deadline. */
+static void conns_handshake_expire(struct srv_node *n) {
+  uint64_t now_ms = uv_now(&n->loop);
+  while (!list_empty(&n->tls_handshaking)) {
+    struct srv_conn *c =
+        LIST_OF(n->tls_handshaking.next, struct srv_conn, handshaking);
+    if (now_ms < c->opened_ms + SRV_TLS_HANDSHAKE_TIMEOUT_MS)
+      return;
+    bool link = c->s != NULL && rt_stream_kind(c->s) == RT_STREAM_FORWARD;
+    srv_log(n, link ? "WARN" : "DEBUG",
+            "%s: TLS handshake not complete after %u ms; closing",
+            link ? "forwarding link" : "client", SRV_TLS_HANDSHAKE_TIMEOUT_MS);
+    conn_lost(c); /* unlinks it */
+  }
+}
+
 static void conn_read(struct srv_conn *c, bool on) {
   if (c->closing || c->reading == on)
     return;
@@ -642,6 +674,7 @@ static struct srv_conn *conn_new(struct srv_node *n, struct rt_stream *s) {
   uv_tcp_init(&n->loop, &c->tcp);
   c->tcp.data = c;
   list_init(&c->due);
+  list_init(&c->handshaking);
   list_push(&n->conns, &c->link);
   rt_stream_set_host(s, c);
   return c;
@@ -708,6 +741,7 @@ static void on_fwd_connect(uv_connect_t *req, int status) {
   }
   /* The ClientHello; the link counts as connected once the leader's
    * certificate checked out (conn_read_tls). */
+  conn_handshake_deadline(c);
   if (tls_conn_handshake(c->tls) == TLS_FAILED) {
     conn_tls_failed(c);
     return;
@@ -731,9 +765,18 @@ static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
     return -1;
   /* The leader's client port speaks TLS too: the link is a TLS client
    * that checks the leader's certificate against the CA and shows this
-   * node's (which tls-auth-clients yes asks for). */
-  if (n->tls != NULL)
+   * node's (which tls-auth-clients yes asks for). The certificate must
+   * name the node dialed: the CA signs every member's and the clients'
+   * too, and the link carries clients' commands and brings back the
+   * replies they trust. */
+  if (n->tls != NULL) {
     c->tls = tls_conn_new(n->tls, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
+    if (c->tls != NULL) {
+      char cn[TLS_NODE_CN_BYTES_MAX];
+      tls_node_cn(node, cn);
+      tls_conn_expect_cn(c->tls, cn);
+    }
+  }
   c->connect_req.data = c;
   if (n->tls != NULL && c->tls == NULL) {
     rt_stream_set_host(s, NULL);
@@ -801,6 +844,7 @@ static void on_client_connection(uv_stream_t *server, int status) {
   c->tcp.data = c;
   list_init(&c->link);
   list_init(&c->due);
+  list_init(&c->handshaking);
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
@@ -823,6 +867,8 @@ static void on_client_connection(uv_stream_t *server, int status) {
   }
   rt_stream_set_host(c->s, c);
   list_push(&n->conns, &c->link);
+  if (c->tls != NULL)
+    conn_handshake_deadline(c);
   uv_tcp_nodelay(&c->tcp, 1);
   conn_read(c, true);
 }
@@ -904,6 +950,7 @@ static void on_tick(uv_timer_t *h) {
     return;
   for (uint32_t g = 0; g < n->n_groups; g++)
     rt_tick(n->groups[g]);
+  conns_handshake_expire(n);
 }
 
 /* ---- shutdown -------------------------------------------------------------
@@ -1299,6 +1346,7 @@ int srv_run(const struct srv_config *cfg) {
   n->cfg = *cfg;
   list_init(&n->conns);
   list_init(&n->writes_due);
+  list_init(&n->tls_handshaking);
   list_init(&n->https);
   n->started_ms = srv_wall_ms();
   return_freed_memory();

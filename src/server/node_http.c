@@ -571,6 +571,9 @@ static void http_tls_flush(struct srv_http_conn *c);
 static void on_http_tls_written(uv_write_t *w, int status) {
   struct srv_http_conn *c = w->data;
   c->writing = false;
+  /* A kept-alive connection does not keep a large response's ciphertext. */
+  if (c->tls_out.cap_bytes > TLS_OUT_KEEP_BYTES_MAX)
+    codec_buf_free(&c->tls_out);
   if (status < 0) {
     srv_http_close(c);
     return;

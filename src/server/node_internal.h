@@ -50,6 +50,13 @@
 /* With TLS, each read of a client, forwarding or HTTP socket lands here, to
  * be fed to its session at once (srv_node.tls_rbuf). */
 #define SRV_TLS_RBUF_BYTES (64u * 1024u)
+/* With TLS, a client connection or a forwarding link whose handshake is
+ * not complete this long after its TCP connection is closed: a client
+ * anywhere completes one in a few round trips, and until it has, it holds
+ * a slot of clients-max that it cannot use (not even to AUTH). The
+ * deadline is absolute: a peer that trickles a ClientHello a byte at a
+ * time does not extend it. */
+#define SRV_TLS_HANDSHAKE_TIMEOUT_MS 10000u
 
 struct srv_node;
 
@@ -74,6 +81,10 @@ struct srv_conn {
   struct tls_conn *tls;
   struct codec_buf tls_out;
   bool taken;
+  /* With TLS, until the handshake completes: in n->tls_handshaking, by
+   * when the TCP connection opened (uv_now), for the deadline. */
+  struct list_link handshaking;
+  uint64_t opened_ms;
   /* The stream of an HTTP connection's /v1 requests (node_kv.c) has no
    * socket of its own: its output goes to `http`. */
   struct srv_http_conn *http;
@@ -169,7 +180,10 @@ struct srv_node {
 
   struct list_link conns;      /* struct srv_conn */
   struct list_link writes_due; /* struct srv_conn, by `due` */
-  struct list_link https;      /* oldest first */
+  /* struct srv_conn, by `handshaking`, oldest first: TLS handshakes not
+   * yet complete (SRV_TLS_HANDSHAKE_TIMEOUT_MS) */
+  struct list_link tls_handshaking;
+  struct list_link https; /* oldest first */
   uint32_t n_http;
   uv_timer_t http_timer;         /* SRV_HTTP_HEAD_TIMEOUT_MS and the like */
   uint64_t http_head_timeouts;   /* answered 408: the head came too slowly */

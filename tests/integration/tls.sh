@@ -17,6 +17,15 @@ ca=$(ls "$D"/*ca*.crt 2>/dev/null | head -1)
 for k in ca node1 node2 node3 client; do
   expect 600 "$(stat -c %a "$D/$k.key")"
 done
+# The clients' certificate is of the same CA, but fit for a client only:
+# whoever holds it cannot answer for a node to redis-cli or curl.
+openssl verify -CAfile "$ca" -purpose sslclient "$D/client.crt" >/dev/null ||
+  die "client.crt is not a client's certificate"
+if openssl verify -CAfile "$ca" -purpose sslserver "$D/client.crt" >/dev/null 2>&1; then
+  die "client.crt is fit to serve, so its holder can pose as a node"
+fi
+openssl verify -CAfile "$ca" -purpose sslserver "$D/node1.crt" >/dev/null ||
+  die "node1.crt is not fit to serve"
 wait_leader c
 L=$(leader_node c)
 F=$(follower_node c)

@@ -582,7 +582,7 @@ static bool pki_make(void) {
     snprintf(b, sizeof b, "%s/%s.key", pki_dir, ca);
     snprintf(c, sizeof c, "%s/%s.crt", pki_dir, leaf);
     snprintf(d, sizeof d, "%s/%s.key", pki_dir, leaf);
-    if (tls_make_cert(a, b, cn, c, d, err, sizeof err) != 0)
+    if (tls_make_cert(a, b, cn, TLS_CERT_NODE, c, d, err, sizeof err) != 0)
       goto fail;
   }
   return true;

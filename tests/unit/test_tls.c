@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "check.h"
 #include "net/codec.h"
 #include "net/tls.h"
@@ -63,7 +65,9 @@ static bool make_pki(void) {
     snprintf(ca_key, sizeof ca_key, "%s.key", leaves[i].ca);
     snprintf(crt, sizeof crt, "%s.crt", leaves[i].name);
     snprintf(key, sizeof key, "%s.key", leaves[i].name);
-    if (tls_make_cert(path(a, ca_crt), path(b, ca_key), leaves[i].cn,
+    enum tls_cert_use use =
+        strcmp(leaves[i].name, "client") == 0 ? TLS_CERT_CLIENT : TLS_CERT_NODE;
+    if (tls_make_cert(path(a, ca_crt), path(b, ca_key), leaves[i].cn, use,
                       path(c, crt), path(d, key), err, sizeof err) != 0) {
       fprintf(stderr, "%s\n", err);
       return false;
@@ -305,6 +309,236 @@ static void tls_plaintext_to_a_server_fails_the_session(void) {
   tls_ctx_free(sc);
 }
 
+/* A client that dialed node 2 takes no other certificate of the CA: node
+ * 1's fails the handshake with both names said, node 2's passes. */
+static void
+tls_client_that_expects_a_node_refuses_another_nodes_certificate(void) {
+  CHECK(make_pki());
+  struct tls_ctx *cc = ctx_of("ca", NULL);
+  CHECK(cc != NULL);
+  const char *servers[] = {"node1", "node2"};
+  for (size_t i = 0; i < N(servers); i++) {
+    struct tls_ctx *sc = ctx_of("ca", servers[i]);
+    CHECK(sc != NULL);
+    struct tls_conn *client =
+        tls_conn_new(cc, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
+    struct tls_conn *server =
+        tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+    tls_ctx_free(sc);
+    CHECK(client != NULL && server != NULL);
+    char want[TLS_NODE_CN_BYTES_MAX];
+    tls_node_cn(2, want);
+    tls_conn_expect_cn(client, want);
+    struct tls_conn *failed;
+    int rc = pump(client, server, &failed);
+    bool ready = tls_conn_ready(client);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", tls_conn_errmsg(client));
+    /* Nothing can be read or written through a refused session. */
+    uint8_t buf[16];
+    size_t n = 99;
+    int again = tls_conn_read(client, buf, sizeof buf, &n);
+    tls_conn_free(client);
+    tls_conn_free(server);
+    if (i + 1 < N(servers)) {
+      CHECK(rc == TLS_FAILED && failed == client && !ready);
+      CHECK(strstr(msg, "sabha-node-2") != NULL);
+      CHECK(again == TLS_FAILED && n == 0);
+    } else {
+      CHECK(rc == TLS_OK && ready);
+    }
+  }
+  tls_ctx_free(cc);
+}
+
+/* A handshake between a client showing certificate `client_name` and a
+ * server showing `server_name` (both of CA "ca"; NULL: none) that asks as
+ * `verify` says. Returns what pump() returns, sets *client_failed, and
+ * copies the client's message and the common name the server saw. */
+static int handshake_of(const char *client_name, const char *server_name,
+                        enum tls_verify verify, bool *client_failed,
+                        char *client_msg, char *server_saw, size_t size) {
+  struct tls_ctx *cc = ctx_of("ca", client_name);
+  struct tls_ctx *sc = ctx_of("ca", server_name);
+  struct tls_conn *client =
+      cc != NULL ? tls_conn_new(cc, TLS_ROLE_CLIENT, TLS_VERIFY_NONE) : NULL;
+  struct tls_conn *server =
+      sc != NULL ? tls_conn_new(sc, TLS_ROLE_SERVER, verify) : NULL;
+  tls_ctx_free(cc);
+  tls_ctx_free(sc);
+  int rc = TLS_FAILED;
+  struct tls_conn *failed = NULL;
+  if (client != NULL && server != NULL)
+    rc = pump(client, server, &failed);
+  *client_failed = client != NULL && failed == client;
+  snprintf(client_msg, size, "%s",
+           client != NULL ? tls_conn_errmsg(client) : "");
+  if (server == NULL || !tls_conn_peer_cn(server, server_saw, size))
+    server_saw[0] = '\0';
+  tls_conn_free(client);
+  tls_conn_free(server);
+  return rc;
+}
+
+/* The clients' certificate is of the CA too, but for clients only: shown
+ * by a server, a client refuses it, so that whoever holds it cannot answer
+ * for a node to redis-cli, curl or a forwarding link; shown by a client,
+ * a server that asks for one takes it. */
+static void tls_client_certificate_cannot_serve(void) {
+  CHECK(make_pki());
+  bool client_failed;
+  char msg[64], saw[64];
+  int rc = handshake_of(NULL, "client", TLS_VERIFY_NONE, &client_failed, msg,
+                        saw, sizeof saw);
+  CHECK(rc == TLS_FAILED && client_failed);
+  CHECK(strstr(msg, "certificate") != NULL);
+  rc = handshake_of("client", "node1", TLS_VERIFY_REQUIRED, &client_failed, msg,
+                    saw, sizeof saw);
+  CHECK(rc == TLS_OK && strcmp(saw, "a client") == 0);
+}
+
+/* A raw OpenSSL client of CA "ca" on memory BIOs, for what sabha's own
+ * client never does (sending KeyUpdates). */
+static SSL *raw_client_new(SSL_CTX **ctx_out) {
+  char ca[PATH_MAX];
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == NULL ||
+      SSL_CTX_load_verify_locations(ctx, path(ca, "ca.crt"), NULL) != 1) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL *ssl = SSL_new(ctx);
+  if (ssl == NULL) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(rbio, -1);
+  SSL_set_bio(ssl, rbio, wbio);
+  SSL_set_connect_state(ssl);
+  *ctx_out = ctx;
+  return ssl;
+}
+
+/* Carries what the raw client wants sent into `to`. */
+static bool raw_carry(SSL *from, struct tls_conn *to) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(SSL_get_wbio(from), buf, sizeof buf)) > 0)
+    if (tls_conn_feed(to, buf, (size_t)n) != TLS_OK)
+      return false;
+  return true;
+}
+
+/* Carries what `from` wants sent into the raw client. */
+static bool raw_carry_back(struct tls_conn *from, SSL *to) {
+  struct codec_buf b;
+  codec_buf_init(&b);
+  bool ok =
+      tls_conn_out_drain(from, &b) == 0 &&
+      (b.size_bytes == 0 || BIO_write(SSL_get_rbio(to), b.data,
+                                      (int)b.size_bytes) == (int)b.size_bytes);
+  codec_buf_free(&b);
+  return ok;
+}
+
+/* TLS 1.2 is let in for older clients, with forward secrecy and an AEAD
+ * only: a client that offers nothing but a CBC suite with SHA-1 (or a
+ * static RSA key exchange, or no encryption at all) gets no session;
+ * one that offers ECDHE with AES-GCM gets one. */
+static void tls_server_refuses_tls12_suites_without_aead(void) {
+  CHECK(make_pki());
+  static const struct {
+    const char *suites;
+    bool taken;
+  } offers[] = {{"ECDHE-ECDSA-AES128-SHA", false},
+                {"ECDHE-ECDSA-AES256-SHA384", false},
+                {"ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0", false},
+                {"ECDHE-ECDSA-AES128-GCM-SHA256", true}};
+  struct tls_ctx *sc = ctx_of("ca", "node1");
+  CHECK(sc != NULL);
+  for (size_t i = 0; i < N(offers); i++) {
+    SSL_CTX *rctx = NULL;
+    SSL *client = raw_client_new(&rctx);
+    CHECK(client != NULL);
+    bool set = SSL_set_max_proto_version(client, TLS1_2_VERSION) == 1 &&
+               SSL_set_cipher_list(client, offers[i].suites) == 1;
+    struct tls_conn *server =
+        tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+    int hs = 0, st = TLS_AGAIN;
+    for (int r = 0; set && server != NULL && r < PUMP_ROUNDS_MAX && hs != 1 &&
+                    st != TLS_FAILED;
+         r++) {
+      hs = SSL_do_handshake(client);
+      if (!raw_carry(client, server))
+        break;
+      st = tls_conn_handshake(server);
+      if (!raw_carry_back(server, client))
+        break;
+    }
+    bool done = hs == 1 && server != NULL && tls_conn_ready(server);
+    tls_conn_free(server);
+    SSL_free(client);
+    SSL_CTX_free(rctx);
+    if (done != offers[i].taken)
+      fprintf(stderr, "offered %s: %s\n", offers[i].suites,
+              done ? "taken" : "refused");
+    CHECK(set && done == offers[i].taken);
+  }
+  tls_ctx_free(sc);
+}
+
+/* A client that asks for KeyUpdates and never reads makes the server
+ * answer each with one of its own. Those answers wait for the host to
+ * drain them; a host that does not (its write to the socket is stuck
+ * behind a reader who reads nothing) must not hold them without end:
+ * the session fails before its own unsent bytes pass the bound. */
+static void
+tls_session_fails_a_peer_that_makes_it_answer_without_reading(void) {
+  CHECK(make_pki());
+  struct tls_ctx *sc = ctx_of("ca", "node1");
+  SSL_CTX *rctx = NULL;
+  SSL *client = raw_client_new(&rctx);
+  CHECK(sc != NULL && client != NULL);
+  struct tls_conn *server = tls_conn_new(sc, TLS_ROLE_SERVER, TLS_VERIFY_NONE);
+  CHECK(server != NULL);
+  int hs = 0;
+  for (int i = 0; i < PUMP_ROUNDS_MAX && hs != 1; i++) {
+    hs = SSL_do_handshake(client);
+    CHECK(raw_carry(client, server));
+    CHECK(tls_conn_handshake(server) != TLS_FAILED);
+    CHECK(raw_carry_back(server, client));
+  }
+  CHECK(hs == 1 && tls_conn_ready(server));
+  size_t out_max = 0;
+  int st = TLS_OK;
+  /* 4 MiB of answers is far past any bound worth having. */
+  for (int i = 0; i < 400000 && st != TLS_FAILED; i++) {
+    CHECK(SSL_key_update(client, SSL_KEY_UPDATE_REQUESTED) == 1);
+    /* A byte of data after each: a run of KeyUpdates alone might be cut
+     * short by OpenSSL itself. */
+    CHECK(SSL_write(client, "\n", 1) == 1);
+    CHECK(raw_carry(client, server));
+    uint8_t buf[64];
+    size_t n;
+    while ((st = tls_conn_read(server, buf, sizeof buf, &n)) == TLS_OK)
+      ;
+    size_t out = tls_conn_out_bytes(server);
+    out_max = out > out_max ? out : out_max;
+    if (out > (4u << 20))
+      break;
+  }
+  fprintf(stderr, "the server held at most %zu bytes unsent\n", out_max);
+  CHECK(st == TLS_FAILED);
+  CHECK(out_max <= TLS_OWN_OUT_BYTES_MAX + (16u << 10));
+  CHECK(strstr(tls_conn_errmsg(server), "does not read") != NULL);
+  tls_conn_free(server);
+  tls_ctx_free(sc);
+  SSL_free(client);
+  SSL_CTX_free(rctx);
+}
+
 static void tls_keys_are_written_for_their_owner_only(void) {
   CHECK(make_pki());
   char p[PATH_MAX];
@@ -340,6 +574,10 @@ static const struct test tests[] = {
     TEST(tls_client_of_another_ca_is_refused_by_the_server),
     TEST(tls_client_without_a_certificate_is_refused_only_if_required),
     TEST(tls_plaintext_to_a_server_fails_the_session),
+    TEST(tls_client_that_expects_a_node_refuses_another_nodes_certificate),
+    TEST(tls_client_certificate_cannot_serve),
+    TEST(tls_server_refuses_tls12_suites_without_aead),
+    TEST(tls_session_fails_a_peer_that_makes_it_answer_without_reading),
     TEST(tls_keys_are_written_for_their_owner_only),
     TEST(tls_context_refuses_missing_or_mismatched_files),
 };
