@@ -13,7 +13,7 @@ set -eu
 
 PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev libssl-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
-  PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2 curl"
+  PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2 curl openssl"
 fi
 if [ "${1:-}" = bench ]; then
   PACKAGES="$PACKAGES etcd-server etcd-client redis-server wrk"

@@ -2,8 +2,8 @@
 # of real sabhad processes on 127.0.0.1. Sourced by each test script, which
 # is run by CTest as:  <test>.sh SABHA_BINARY SABHAD_BINARY BASE_PORT
 #
-# Every test uses its own port range (BASE_PORT .. BASE_PORT+299, inside
-# 21000-24499) and its own directory, and stops only the processes it
+# Every test uses its own port range (BASE_PORT .. BASE_PORT+249, inside
+# 20000-32549) and its own directory, and stops only the processes it
 # started: `sabha cluster stop` signals the pids in its pid files, which it
 # checks against /proc first.
 set -u
