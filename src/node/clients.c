@@ -274,12 +274,17 @@ void rt_stream_close(struct rt_stream *s, bool flush) {
   list_push(&s->rt->reaping, &s->reap);
 }
 
+static void multi_reset(struct rt_stream *c);
+static void unwatch(struct rt_stream *c);
+
 void rt_reap(struct rt *rt) {
   while (!list_empty(&rt->reaping)) {
     struct rt_stream *s = LIST_OF(rt->reaping.next, struct rt_stream, reap);
     list_remove(&s->reap);
     if (s->kind == RT_STREAM_CLIENT) {
       release_requests(s);
+      multi_reset(s); /* what it held counts no more */
+      unwatch(s);
       list_remove(&s->link);
       rt->n_clients--;
     } else {
@@ -541,20 +546,59 @@ static bool next_item(const struct resp_buf *b, size_t *off,
   return true;
 }
 
+/* A transaction's queued commands and the WATCHed keys wait for EXEC
+ * whatever the memory budget does (were such a client's reading stopped,
+ * its EXEC could never come), so they are held to half the budget of all
+ * clients together instead: rt->txn_bytes, kept as they change. */
+static size_t txn_held(const struct rt_stream *c) {
+  return c->multi.len + c->watch_keys.len + c->watch_pending;
+}
+
+/* What a WATCH's keys take in watch_keys. */
+static size_t watch_bytes(uint32_t argc, const struct resp_arg *argv) {
+  size_t n = 0;
+  for (uint32_t i = 1; i < argc; i++)
+    n += 4 + argv[i].len;
+  return n;
+}
+
+static void txn_account(struct rt_stream *c, size_t before) {
+  struct rt *rt = c->rt;
+  size_t now = txn_held(c);
+  assert(now >= before || rt->txn_bytes >= before - now);
+  rt->txn_bytes = rt->txn_bytes + now - before;
+}
+
+/* True when `bytes` more would pass half of maxmemory-clients. */
+static bool txn_over_budget(const struct rt_stream *c, size_t bytes) {
+  const struct rt *rt = c->rt;
+  return rt->cfg.clients_memory_max > 0 &&
+         rt->txn_bytes + bytes > rt->cfg.clients_memory_max / 2;
+}
+
+#define ERR_TXN_BUDGET                                                         \
+  "OOM the clients' transactions and watched keys would pass half of "         \
+  "maxmemory-clients"
+
 static void multi_reset(struct rt_stream *c) {
+  size_t before = txn_held(c);
   c->in_multi = c->multi_dirty = false;
   c->multi_n = c->multi_args = 0;
   c->multi_group = RT_GROUP_NONE;
   resp_buf_reset(&c->multi);
+  txn_account(c, before);
   if (c->multi.cap > RT_IDLE_BUFFER_BYTES_MAX)
     resp_buf_free(&c->multi);
 }
 
 static void unwatch(struct rt_stream *c) {
+  size_t before = txn_held(c);
   c->n_watch = 0;
   c->watch_rev = 0;
   c->watch_group = RT_GROUP_NONE;
   resp_buf_reset(&c->watch_keys);
+  c->watch_pending = 0; /* none in flight but at a close (UNWATCH waits) */
+  txn_account(c, before);
   if (c->watch_keys.cap > RT_IDLE_BUFFER_BYTES_MAX)
     resp_buf_free(&c->watch_keys);
 }
@@ -595,12 +639,16 @@ static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
     snprintf(msg, sizeof msg,
              "CROSSSLOT a transaction's keys must all be in one group: give "
              "them one {hash tag} (docs/api.md, \"Groups\")");
+  } else if (txn_over_budget(c, bytes)) {
+    snprintf(msg, sizeof msg, "%s", ERR_TXN_BUDGET);
   } else {
     char n[16];
     int len = snprintf(n, sizeof n, "%u", argc);
+    size_t before = txn_held(c);
     put_item(&c->multi, n, (size_t)len);
     for (uint32_t i = 0; i < argc; i++)
       put_item(&c->multi, argv[i].ptr, argv[i].len);
+    txn_account(c, before);
     if (c->multi.err == 0) {
       if (group != RT_GROUP_NONE)
         c->multi_group = group;
@@ -712,10 +760,15 @@ static void watch_settle(struct rt_stream *c, struct rt_req *r) {
       index = v;
   }
   r->state = RT_REQ_DONE;
+  size_t before = txn_held(c);
+  size_t pending = watch_bytes(r->argc, r->argv);
+  c->watch_pending -= pending < c->watch_pending ? pending : c->watch_pending;
+  if (index >= 0)
+    for (uint32_t i = 1; i < r->argc; i++)
+      put_item(&c->watch_keys, r->argv[i].ptr, r->argv[i].len);
+  txn_account(c, before);
   if (index < 0)
     return; /* an error: it goes to the client as it is */
-  for (uint32_t i = 1; i < r->argc; i++)
-    put_item(&c->watch_keys, r->argv[i].ptr, r->argv[i].len);
   if (c->n_watch == 0 || (uint64_t)index < c->watch_rev)
     c->watch_rev = (uint64_t)index;
   c->n_watch += r->argc - 1;
@@ -796,6 +849,10 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
       error_now(c, "CROSSSLOT a connection's WATCHed keys must all be in one "
                    "group: give them one {hash tag} (docs/api.md, "
                    "\"Groups\")");
+      return true;
+    }
+    if (txn_over_budget(c, watch_bytes(argc, argv))) {
+      error_now(c, ERR_TXN_BUDGET);
       return true;
     }
     if (group != RT_GROUP_NONE)
@@ -896,6 +953,14 @@ static void run_command(struct rt_stream *c, uint32_t argc,
   if (group != RT_GROUP_NONE)
     r->group = group;
   req_enqueue(c, r);
+  if (rt_command_multi(cmd) == RT_MC_WATCH && !c->forwarded_link &&
+      !c->in_process) {
+    /* Held from now; the keys join watch_keys when it is answered
+     * (watch_settle, which a link's stream does not run). */
+    size_t before = txn_held(c);
+    c->watch_pending += watch_bytes(argc, argv);
+    txn_account(c, before);
+  }
   if (stale) {
     r->state = RT_REQ_READABLE;
     return;

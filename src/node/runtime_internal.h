@@ -253,6 +253,7 @@ struct rt_stream {
   uint32_t multi_n, multi_args;
   struct resp_buf multi;
   struct resp_buf watch_keys; /* u32 length and bytes, each */
+  size_t watch_pending;       /* ... those of WATCHes not yet answered */
   uint32_t n_watch;
   uint64_t watch_rev;         /* the lowest index a WATCH was answered at */
   struct rt_watcher *watcher; /* SABHA.WATCH: the stream is one */
@@ -362,6 +363,9 @@ struct rt {
   /* The clients' buffers as the last scan found them (rt_clients_memory),
    * and the largest of the current and previous RT_RECENT_MAX_WINDOW_MS. */
   struct rt_clients_memory mem;
+  /* What every client's queued transaction and WATCHed keys hold, kept as
+   * they change: held to half of clients_memory_max (clients.c). */
+  uint64_t txn_bytes;
   uint64_t mem_window_ms;
   uint64_t mem_in_max[2], mem_out_max[2]; /* [0] this window, [1] last */
   uint64_t next_stream_id;

@@ -70,10 +70,12 @@ static void send_line(struct rt_node *n, struct rt_stream *s,
   rt_run(n->rt);
 }
 
-/* ECHO of `bytes` bytes: a reply of that size, at once. */
-static void echo(struct rt_node *n, struct rt_stream *s, size_t bytes) {
-  char head[64];
-  int k = snprintf(head, sizeof head, "*2\r\n$4\r\nECHO\r\n$%zu\r\n", bytes);
+/* Sends the command whose arguments but the last are `first` (multibulk,
+ * with its array header) and whose last is `bytes` x's. */
+static void send_big(struct rt_node *n, struct rt_stream *s, const char *first,
+                     size_t bytes) {
+  char head[128];
+  int k = snprintf(head, sizeof head, "%s$%zu\r\n", first, bytes);
   uint8_t *cmd = malloc((size_t)k + bytes + 2);
   CHECK(cmd != NULL);
   memcpy(cmd, head, (size_t)k);
@@ -82,6 +84,11 @@ static void echo(struct rt_node *n, struct rt_stream *s, size_t bytes) {
   rt_stream_input(s, cmd, (size_t)k + bytes + 2);
   free(cmd);
   rt_run(n->rt);
+}
+
+/* ECHO of `bytes` bytes: a reply of that size, at once. */
+static void echo(struct rt_node *n, struct rt_stream *s, size_t bytes) {
+  send_big(n, s, "*2\r\n$4\r\nECHO\r\n", bytes);
 }
 
 /* The client reads everything it was sent; returns how many bytes. */
@@ -431,6 +438,63 @@ static void a_reply_not_held_still_answers_its_own_command(void) {
   rt_node_close(&n);
 }
 
+/* A transaction's queued commands and a connection's WATCHed keys wait
+ * for EXEC, however the budget judges: stopping such a client's reading
+ * (past half of maxmemory-clients) would keep its EXEC out for good. So
+ * they are held to half the budget together, across clients: past it a
+ * command is refused with -OOM (its transaction fails at EXEC) and so is a
+ * WATCH, and what an EXEC, DISCARD or UNWATCH lets go is free again. */
+static void transactions_are_held_to_half_the_budget(void) {
+  struct rt_config lim = limits();
+  lim.clients_memory_max = 2 * MIB;
+  struct rt_node n;
+  node_open(&n, &lim);
+  struct rt_stream *a = client(&n);
+  send_line(&n, a, "MULTI\r\n");
+  for (int i = 0; i < 3; i++)
+    send_big(&n, a, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n", 400 * 1024);
+  send_line(&n, a, "EXEC\r\n");
+  CHECK(strcmp(rt_stream_said(a),
+               "+OK\r\n+QUEUED\r\n+QUEUED\r\n"
+               "-OOM the clients' transactions and watched keys would pass "
+               "half of maxmemory-clients\r\n"
+               "-EXECABORT Transaction discarded because of previous "
+               "errors.\r\n") == 0);
+  send_line(&n, a, "MULTI\r\n");
+  send_big(&n, a, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n", 400 * 1024);
+  send_line(&n, a, "DISCARD\r\n");
+  CHECK(strcmp(rt_stream_said(a), "+OK\r\n+QUEUED\r\n+OK\r\n") == 0);
+  /* WATCHed keys count too (60 KiB keys: 20 pass 1 MiB). */
+  struct rt_stream *b = client(&n);
+  static char watch[64 + 20 * (60 * 1024 + 16)];
+  size_t len = (size_t)sprintf(watch, "*21\r\n$5\r\nWATCH\r\n");
+  for (int i = 0; i < 20; i++) {
+    len += (size_t)sprintf(watch + len, "$%u\r\n", 60 * 1024);
+    memset(watch + len, 'a' + i, 60 * 1024);
+    len += 60 * 1024;
+    memcpy(watch + len, "\r\n", 2);
+    len += 2;
+  }
+  rt_stream_input(b, watch, len);
+  rt_run(n.rt);
+  CHECK(strcmp(rt_stream_said(b),
+               "-OOM the clients' transactions and watched keys would pass "
+               "half of maxmemory-clients\r\n") == 0);
+  CHECK(n.rt->txn_bytes == 0); /* all let go */
+  rt_node_close(&n);
+  /* Without a budget the same transaction is queued whole. */
+  lim.clients_memory_max = 0;
+  node_open(&n, &lim);
+  a = client(&n);
+  send_line(&n, a, "MULTI\r\n");
+  for (int i = 0; i < 3; i++)
+    send_big(&n, a, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n", 400 * 1024);
+  send_line(&n, a, "DISCARD\r\n");
+  CHECK(strcmp(rt_stream_said(a),
+               "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+OK\r\n") == 0);
+  rt_node_close(&n);
+}
+
 /* A WAL segment too small for the largest entry is refused at start-up,
  * naming the setting and the least it may be, not as a log that cannot be
  * recovered (which reads like damage). */
@@ -466,6 +530,7 @@ int main(int argc, char **argv) {
       TEST(the_memory_budget_stops_reading_then_closes_the_largest),
       TEST(a_new_connection_pushes_out_the_oldest_on_probation),
       TEST(a_segment_too_small_for_an_entry_is_named_as_such),
+      TEST(transactions_are_held_to_half_the_budget),
       TEST(a_reply_not_held_still_answers_its_own_command),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
