@@ -460,7 +460,13 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert) {
   char tmp[PATH_MAX + 8];
   if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
     return -1;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  /* A file of our own making: one placed there first (a symlink to a file
+   * of someone else's, or a file they hold open) would get the key. A
+   * leftover of ours goes first; one placed again meanwhile fails O_EXCL. */
+  if (unlink(tmp) != 0 && errno != ENOENT)
+    return -1;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                mode);
   if (fd < 0)
     return -1;
   if (fchmod(fd, mode) != 0) {

@@ -548,6 +548,38 @@ static void tls_keys_are_written_for_their_owner_only(void) {
   CHECK(stat(path(p, "node1.crt"), &st) == 0 && (st.st_mode & 0777) == 0644);
 }
 
+/* A key is written through a file of its own making: a "<key>.tmp" that
+ * someone else placed first (a symlink to a file of theirs, or a file
+ * they hold open) must not receive the key. */
+static void tls_key_is_not_written_through_a_planted_file(void) {
+  CHECK(make_pki());
+  char crt[PATH_MAX], key[PATH_MAX], tmp[PATH_MAX], bait[PATH_MAX];
+  char ca_crt[PATH_MAX], ca_key[PATH_MAX], err[512];
+  path(bait, "bait");
+  FILE *f = fopen(bait, "w");
+  CHECK(f != NULL);
+  fputs("theirs\n", f);
+  fclose(f);
+  CHECK(symlink(bait, path(tmp, "planted.key.tmp")) == 0);
+  int rc = tls_make_cert(path(ca_crt, "ca.crt"), path(ca_key, "ca.key"),
+                         "sabha-node-7", TLS_CERT_NODE,
+                         path(crt, "planted.crt"), path(key, "planted.key"),
+                         err, sizeof err);
+  char got[64] = {0};
+  f = fopen(bait, "r");
+  CHECK(f != NULL && fgets(got, sizeof got, f) != NULL);
+  fclose(f);
+  CHECK(strcmp(got, "theirs\n") == 0); /* the key went elsewhere, or nowhere */
+  struct stat st;
+  if (rc == 0)
+    CHECK(lstat(key, &st) == 0 && S_ISREG(st.st_mode) &&
+          (st.st_mode & 0777) == 0600);
+  unlink(tmp);
+  unlink(key);
+  unlink(crt);
+  unlink(bait);
+}
+
 static void tls_context_refuses_missing_or_mismatched_files(void) {
   CHECK(make_pki());
   char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], err[512];
@@ -579,6 +611,7 @@ static const struct test tests[] = {
     TEST(tls_server_refuses_tls12_suites_without_aead),
     TEST(tls_session_fails_a_peer_that_makes_it_answer_without_reading),
     TEST(tls_keys_are_written_for_their_owner_only),
+    TEST(tls_key_is_not_written_through_a_planted_file),
     TEST(tls_context_refuses_missing_or_mismatched_files),
 };
 
