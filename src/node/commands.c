@@ -891,9 +891,7 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
   case C_PTTL:
   case C_TTL: {
     int64_t ms = kvstore_pttl(rt->kv, argv[1].ptr, argv[1].len, now);
-    if (cmd->id == C_TTL && ms > 0)
-      ms = (ms + 500) / 1000;
-    resp_write_int(b, ms);
+    resp_write_int(b, cmd->id == C_TTL ? kvstore_ttl_seconds(ms) : ms);
     return;
   }
   case C_STRLEN:
