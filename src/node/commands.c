@@ -731,8 +731,11 @@ struct scan_ctx {
 
 static bool scan_visit(void *ctx, const struct kvstore_item *it) {
   struct scan_ctx *s = ctx;
-  if (it->key.len < s->prefix_len ||
-      memcmp(it->key.ptr, s->pattern, s->prefix_len) != 0) {
+  /* Without MATCH the pattern is NULL: memcmp must not see it, even for
+   * no bytes, or the compiler may drop the test for NULL below. */
+  if (s->prefix_len > 0 &&
+      (it->key.len < s->prefix_len ||
+       memcmp(it->key.ptr, s->pattern, s->prefix_len) != 0)) {
     s->past_prefix = true;
     return false;
   }
@@ -783,6 +786,7 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
   int64_t count = 10;
   struct scan_ctx s = {0};
   bool keys_cmd = cmd->id == C_KEYS;
+  bool other_type = false; /* TYPE of a type no key has */
   if (keys_cmd) {
     s.pattern = argv[1].ptr;
     s.pattern_len = argv[1].len;
@@ -811,10 +815,7 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
           return;
         }
       } else if (arg_is(&argv[i], "TYPE")) {
-        if (!arg_is(&argv[i + 1], "string")) {
-          s.pattern = (const uint8_t *)"[]"; /* no key is of another type */
-          s.pattern_len = 2;
-        }
+        other_type = !arg_is(&argv[i + 1], "string");
       } else {
         resp_write_error(b, KVSTORE_ERR_SYNTAX);
         return;
@@ -824,6 +825,12 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
   if (s.pattern_len > RT_PATTERN_BYTES_MAX) {
     resp_write_error(b, "ERR the pattern is longer than 1024 bytes");
     return;
+  }
+  /* No key is of another type: a pattern that matches none, whatever
+   * MATCH said (in either order), and the walk still moves the cursor. */
+  if (other_type) {
+    s.pattern = (const uint8_t *)"[]";
+    s.pattern_len = 2;
   }
   if (s.pattern != NULL)
     s.prefix_len = rt_glob_prefix(s.pattern, s.pattern_len);
