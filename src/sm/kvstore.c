@@ -1770,10 +1770,12 @@ static void apply_expire(struct kvstore *kv, const struct command *c,
   }
   int64_t at = c->number;
   if (c->mode == KVSTORE_EXPIRE_IN) {
+    /* Only a sum past INT64_MAX is an error, as in Redis: with the clock
+     * within [0, INT64_MAX] a negative time cannot pass INT64_MIN, and
+     * takes the key. */
     if (kv->clock_ms > (uint64_t)INT64_MAX ||
         (c->number > 0 &&
-         (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms) ||
-        (c->number < 0 && c->number < INT64_MIN + (int64_t)kv->clock_ms)) {
+         (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms)) {
       reply_saved_error(out, SAVED_EXPIRE_CMD);
       return;
     }

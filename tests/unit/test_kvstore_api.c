@@ -432,6 +432,24 @@ static void expire_persist_and_past_times_as_redis(void) {
   kvstore_free(kv);
 }
 
+/* Redis takes any negative time for EXPIRE and PEXPIRE (the key goes):
+ * only a sum past INT64_MAX is an error. A time far below zero was refused
+ * as if clock + time could overflow downwards, which it cannot (the clock
+ * is at most INT64_MAX, the time at least INT64_MIN). */
+static void expire_takes_any_negative_time_as_redis(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_IN, INT64_MIN), 1));
+  CHECK(has(kv, "k", NULL));
+  set(&c, "k", "v", 0, 0);
+  /* EXPIRE k -9223372036854775, in ms */
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_IN, -9223372036854775000), 1));
+  CHECK(has(kv, "k", NULL));
+  kvstore_free(kv);
+}
+
 /* ---- leases ---------------------------------------------------------------
  */
 
@@ -726,6 +744,7 @@ static const struct test tests[] = {
     TEST(ttl_rounds_without_overflow_at_the_largest_expiry),
     TEST(string_commands_follow_redis),
     TEST(expire_persist_and_past_times_as_redis),
+    TEST(expire_takes_any_negative_time_as_redis),
     TEST(a_lease_takes_its_keys_when_it_expires),
     TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
     TEST(range_walks_keys_in_byte_order_in_bounded_steps),
