@@ -726,7 +726,9 @@ struct scan_ctx {
   size_t prefix_len;
   struct resp_buf keys; /* the matches, as bulk strings */
   uint64_t n;
-  bool past_prefix; /* the walk left the keys the prefix covers */
+  uint64_t match_work; /* key bytes times pattern bytes, so far */
+  bool past_prefix;    /* the walk left the keys the prefix covers */
+  bool worn_out;       /* stopped at RT_SCAN_MATCH_WORK_MAX */
 };
 
 static bool scan_visit(void *ctx, const struct kvstore_item *it) {
@@ -739,12 +741,18 @@ static bool scan_visit(void *ctx, const struct kvstore_item *it) {
     s->past_prefix = true;
     return false;
   }
-  if (s->pattern == NULL ||
-      rt_glob_match(s->pattern, s->pattern_len, it->key.ptr, it->key.len)) {
+  bool hit = true;
+  if (s->pattern != NULL) {
+    hit = rt_glob_match(s->pattern, s->pattern_len, it->key.ptr, it->key.len);
+    s->match_work += (uint64_t)it->key.len * s->pattern_len;
+  }
+  if (hit) {
     resp_write_bulk(&s->keys, it->key.ptr, it->key.len);
     s->n++;
   }
-  return true;
+  /* Stop after this key: the walk's next key is then the cursor's. */
+  s->worn_out = s->match_work >= RT_SCAN_MATCH_WORK_MAX;
+  return !s->worn_out;
 }
 
 static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
@@ -758,7 +766,8 @@ static void exec_range(struct rt *rt, uint32_t argc,
 /* SCAN cursor [MATCH pattern] [COUNT n] [TYPE string] and KEYS pattern:
  * a walk of the ordered keys from the cursor (or the pattern's literal
  * prefix, if later), visiting at most COUNT keys (KEYS: at most
- * RT_KEYS_VISIT_MAX, else an error) and stopping once past the prefix. */
+ * RT_KEYS_VISIT_MAX, else an error), stopping once past the prefix, and
+ * once matching has cost RT_SCAN_MATCH_WORK_MAX (KEYS: an error). */
 static void exec_scan(struct rt *rt, const struct rt_command *cmd,
                       uint32_t argc, const struct resp_arg *argv, uint64_t now,
                       struct resp_buf *b) {
@@ -846,6 +855,9 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
       !s.past_prefix;
   if (s.keys.err != 0) {
     resp_write_error(b, "ERR the reply is too large; use a smaller COUNT");
+  } else if (keys_cmd && more && s.worn_out) {
+    resp_write_error(b, "ERR KEYS would spend too long matching this pattern "
+                        "against these keys; use SCAN");
   } else if (keys_cmd && more) {
     resp_buf_printf(b, "-ERR KEYS would visit more than %u keys; use SCAN\r\n",
                     RT_KEYS_VISIT_MAX);

@@ -4,6 +4,7 @@
  * misread anything else.
  *
  * A single-member node (it leads itself) over memfs; the test is its host. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,10 +78,69 @@ static void scan_type_filters_whatever_the_order_of_options(void) {
   rt_node_close(&n);
 }
 
+/* A pattern costs up to its length times each key's to match, so one
+ * SCAN's matching is bounded as well as its keys (RT_SCAN_MATCH_WORK_MAX):
+ * two keys of 32 KiB against a 1 KiB pattern whose one star backtracks
+ * over every byte. The first call stops after the first key, with a
+ * cursor at the second; KEYS refuses. (SCAN matched all COUNT keys in one
+ * call: 100000 such keys would hold the node's loop for minutes.) */
+static void scan_bounds_the_work_of_matching_a_pattern(void) {
+  enum { KEY_BYTES = 32 << 10, PATTERN_BYTES = 1024 };
+  static char key1[KEY_BYTES + 1], key2[KEY_BYTES + 1];
+  static char pattern[PATTERN_BYTES + 1];
+  static char in[4 * KEY_BYTES + 4096];
+  static char cursor[1 + 3 * KEY_BYTES + 1];
+  memset(key1, 'a', KEY_BYTES);
+  memset(key2, 'a', KEY_BYTES);
+  key2[KEY_BYTES - 1] = 'b';
+  pattern[0] = '*';
+  memset(pattern + 1, 'a', PATTERN_BYTES - 2);
+  pattern[PATTERN_BYTES - 1] = 'b';
+  CHECK((uint64_t)KEY_BYTES * PATTERN_BYTES >= RT_SCAN_MATCH_WORK_MAX);
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  snprintf(in, sizeof in,
+           "*5\r\n$4\r\nMSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n$%d\r\n%s\r\n"
+           "$1\r\nv\r\n",
+           KEY_BYTES, key1, KEY_BYTES, key2);
+  expect(&n, c, in, "+OK\r\n");
+  /* The first key matched no further: a cursor at the second. */
+  cursor[0] = '1';
+  for (int i = 0; i < KEY_BYTES; i++)
+    snprintf(cursor + 1 + 3 * i, 4, "%03u", (unsigned)(uint8_t)key2[i]);
+  snprintf(in, sizeof in,
+           "*6\r\n$4\r\nSCAN\r\n$1\r\n0\r\n$5\r\nMATCH\r\n$%d\r\n%s\r\n"
+           "$5\r\nCOUNT\r\n$3\r\n100\r\n",
+           PATTERN_BYTES, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  char head[64];
+  snprintf(head, sizeof head, "*2\r\n$%d\r\n1097097", 1 + 3 * KEY_BYTES);
+  CHECK(strncmp(rt_stream_said(c), head, strlen(head)) == 0);
+  /* From there, the second key, which matches, and the end. */
+  snprintf(in, sizeof in,
+           "*6\r\n$4\r\nSCAN\r\n$%d\r\n%s\r\n$5\r\nMATCH\r\n$%d\r\n%s\r\n"
+           "$5\r\nCOUNT\r\n$3\r\n100\r\n",
+           1 + 3 * KEY_BYTES, cursor, PATTERN_BYTES, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  snprintf(head, sizeof head, "*2\r\n$1\r\n0\r\n*1\r\n$%d\r\naaa", KEY_BYTES);
+  CHECK(strncmp(rt_stream_said(c), head, strlen(head)) == 0);
+  snprintf(in, sizeof in, "*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n", PATTERN_BYTES,
+           pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(c), "-ERR KEYS would spend too long", 30) == 0);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(scan_without_match_lists_every_key),
       TEST(scan_type_filters_whatever_the_order_of_options),
+      TEST(scan_bounds_the_work_of_matching_a_pattern),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
