@@ -726,22 +726,33 @@ struct scan_ctx {
   size_t prefix_len;
   struct resp_buf keys; /* the matches, as bulk strings */
   uint64_t n;
-  bool past_prefix; /* the walk left the keys the prefix covers */
+  uint64_t match_work; /* key bytes times pattern bytes, so far */
+  bool past_prefix;    /* the walk left the keys the prefix covers */
+  bool worn_out;       /* stopped at RT_SCAN_MATCH_WORK_MAX */
 };
 
 static bool scan_visit(void *ctx, const struct kvstore_item *it) {
   struct scan_ctx *s = ctx;
-  if (it->key.len < s->prefix_len ||
-      memcmp(it->key.ptr, s->pattern, s->prefix_len) != 0) {
+  /* Without MATCH the pattern is NULL: memcmp must not see it, even for
+   * no bytes, or the compiler may drop the test for NULL below. */
+  if (s->prefix_len > 0 &&
+      (it->key.len < s->prefix_len ||
+       memcmp(it->key.ptr, s->pattern, s->prefix_len) != 0)) {
     s->past_prefix = true;
     return false;
   }
-  if (s->pattern == NULL ||
-      rt_glob_match(s->pattern, s->pattern_len, it->key.ptr, it->key.len)) {
+  bool hit = true;
+  if (s->pattern != NULL) {
+    hit = rt_glob_match(s->pattern, s->pattern_len, it->key.ptr, it->key.len);
+    s->match_work += (uint64_t)it->key.len * s->pattern_len;
+  }
+  if (hit) {
     resp_write_bulk(&s->keys, it->key.ptr, it->key.len);
     s->n++;
   }
-  return true;
+  /* Stop after this key: the walk's next key is then the cursor's. */
+  s->worn_out = s->match_work >= RT_SCAN_MATCH_WORK_MAX;
+  return !s->worn_out;
 }
 
 static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
@@ -755,7 +766,8 @@ static void exec_range(struct rt *rt, uint32_t argc,
 /* SCAN cursor [MATCH pattern] [COUNT n] [TYPE string] and KEYS pattern:
  * a walk of the ordered keys from the cursor (or the pattern's literal
  * prefix, if later), visiting at most COUNT keys (KEYS: at most
- * RT_KEYS_VISIT_MAX, else an error) and stopping once past the prefix. */
+ * RT_KEYS_VISIT_MAX, else an error), stopping once past the prefix, and
+ * once matching has cost RT_SCAN_MATCH_WORK_MAX (KEYS: an error). */
 static void exec_scan(struct rt *rt, const struct rt_command *cmd,
                       uint32_t argc, const struct resp_arg *argv, uint64_t now,
                       struct resp_buf *b) {
@@ -783,6 +795,7 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
   int64_t count = 10;
   struct scan_ctx s = {0};
   bool keys_cmd = cmd->id == C_KEYS;
+  bool other_type = false; /* TYPE of a type no key has */
   if (keys_cmd) {
     s.pattern = argv[1].ptr;
     s.pattern_len = argv[1].len;
@@ -811,10 +824,7 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
           return;
         }
       } else if (arg_is(&argv[i], "TYPE")) {
-        if (!arg_is(&argv[i + 1], "string")) {
-          s.pattern = (const uint8_t *)"[]"; /* no key is of another type */
-          s.pattern_len = 2;
-        }
+        other_type = !arg_is(&argv[i + 1], "string");
       } else {
         resp_write_error(b, KVSTORE_ERR_SYNTAX);
         return;
@@ -824,6 +834,12 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
   if (s.pattern_len > RT_PATTERN_BYTES_MAX) {
     resp_write_error(b, "ERR the pattern is longer than 1024 bytes");
     return;
+  }
+  /* No key is of another type: a pattern that matches none, whatever
+   * MATCH said (in either order), and the walk still moves the cursor. */
+  if (other_type) {
+    s.pattern = (const uint8_t *)"[]";
+    s.pattern_len = 2;
   }
   if (s.pattern != NULL)
     s.prefix_len = rt_glob_prefix(s.pattern, s.pattern_len);
@@ -839,6 +855,9 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
       !s.past_prefix;
   if (s.keys.err != 0) {
     resp_write_error(b, "ERR the reply is too large; use a smaller COUNT");
+  } else if (keys_cmd && more && s.worn_out) {
+    resp_write_error(b, "ERR KEYS would spend too long matching this pattern "
+                        "against these keys; use SCAN");
   } else if (keys_cmd && more) {
     resp_buf_printf(b, "-ERR KEYS would visit more than %u keys; use SCAN\r\n",
                     RT_KEYS_VISIT_MAX);
@@ -891,9 +910,7 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
   case C_PTTL:
   case C_TTL: {
     int64_t ms = kvstore_pttl(rt->kv, argv[1].ptr, argv[1].len, now);
-    if (cmd->id == C_TTL && ms > 0)
-      ms = (ms + 500) / 1000;
-    resp_write_int(b, ms);
+    resp_write_int(b, cmd->id == C_TTL ? kvstore_ttl_seconds(ms) : ms);
     return;
   }
   case C_STRLEN:

@@ -101,6 +101,12 @@
 #define RT_SCAN_COUNT_MAX 100000u
 #define RT_KEYS_VISIT_MAX 100000u
 #define RT_PATTERN_BYTES_MAX 1024u
+/* ... and what one SCAN or KEYS may spend matching, counted as key bytes
+ * times pattern bytes (the worst case of each key): COUNT keys of 64 KiB
+ * against a 1 KiB pattern would hold the loop for minutes. A SCAN that
+ * reaches it answers what it matched and a cursor at the next key; KEYS
+ * answers an error. */
+#define RT_SCAN_MATCH_WORK_MAX (32ull << 20)
 /* SABHA.RANGE (the HTTP range read): keys per reply. */
 #define RT_RANGE_LIMIT_DEFAULT 1000u
 #define RT_RANGE_LIMIT_MAX 10000u

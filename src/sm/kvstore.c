@@ -38,6 +38,7 @@ const struct kvstore_config kvstore_config_default = {
     .sessions_max = 10000,
     .leases_max = 10000,
     .lease_keys_max = 10000,
+    .reply_bytes_max = 64ull << 20,
     .hash_key = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
 };
 
@@ -537,7 +538,8 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
   if (config->key_bytes_max < 1 ||
       config->value_bytes_max < INT64_TEXT_BYTES_MAX || config->keys_max < 1 ||
       config->data_bytes_max < 1 || config->sessions_max < 1 ||
-      config->leases_max < 1 || config->lease_keys_max < 1)
+      config->leases_max < 1 || config->lease_keys_max < 1 ||
+      config->reply_bytes_max < config->value_bytes_max)
     return SABHA_EINVAL;
   struct kvstore *kv = allocator_zalloc(&config->alloc, sizeof *kv);
   if (kv == NULL)
@@ -1376,6 +1378,15 @@ static struct entry *peek_key(const struct kvstore *kv,
   return peek_key_hashed(kv, key, key_hash(kv, key));
 }
 
+/* Whether n more bytes of bulk replies stay within this apply's bound.
+ * Only a TXN's later reads can fail it: one value alone always fits
+ * (kvstore_new), so every refusal is an item of an array, whose errors
+ * need no place among the saved ones. */
+static bool reply_fits(const struct kvstore *kv, size_t n) {
+  assert(kv->reply_len <= kv->config.reply_bytes_max);
+  return n <= kv->config.reply_bytes_max - kv->reply_len;
+}
+
 /* Room for n more bytes of bulk replies in this apply. */
 static int reply_reserve(struct kvstore *kv, size_t n) {
   if (kv->reply_cap - kv->reply_len >= n)
@@ -1414,7 +1425,8 @@ static int reserve(struct kvstore *kv, const struct command *c,
         heap_reserve(cfg, &kv->expiring, 1) != 0)
       goto nomem;
     if ((c->flags & KVSTORE_SET_GET) && c->op == KVSTORE_OP_SET &&
-        old != NULL && reply_reserve(kv, old->value_len) != 0)
+        old != NULL && reply_fits(kv, old->value_len) &&
+        reply_reserve(kv, old->value_len) != 0)
       goto nomem;
     return 0;
   case KVSTORE_OP_INCRBY:
@@ -1439,7 +1451,8 @@ static int reserve(struct kvstore *kv, const struct command *c,
   case KVSTORE_OP_GETDEL:
   case KVSTORE_OP_READ:
     old = peek_key(kv, c->key);
-    if (old != NULL && reply_reserve(kv, old->value_len) != 0)
+    if (old != NULL && reply_fits(kv, old->value_len) &&
+        reply_reserve(kv, old->value_len) != 0)
       goto nomem;
     return 0;
   case KVSTORE_OP_EXPIRE:
@@ -1571,6 +1584,11 @@ static void apply_set(struct kvstore *kv, const struct command *c,
   uint64_t hash = r->key_hash;
   size_t slot;
   struct entry *old = touch_key_hashed(kv, c->key, hash, &slot);
+  if ((c->flags & KVSTORE_SET_GET) && old != NULL &&
+      !reply_fits(kv, old->value_len)) {
+    reply_error(out, KVSTORE_ERR_REPLY_TOO_BIG);
+    return;
+  }
   if (((c->flags & KVSTORE_SET_NX) && old != NULL) ||
       ((c->flags & KVSTORE_SET_XX) && old == NULL)) {
     if ((c->flags & KVSTORE_SET_GET) && old != NULL)
@@ -1700,6 +1718,10 @@ static void apply_getdel(struct kvstore *kv, const struct command *c,
     reply_null(out);
     return;
   }
+  if (!reply_fits(kv, old->value_len)) {
+    reply_error(out, KVSTORE_ERR_REPLY_TOO_BIG);
+    return;
+  }
   reply_bulk(kv, out, entry_value_c(old), old->value_len);
   entry_delete_at(kv, slot);
 }
@@ -1748,10 +1770,12 @@ static void apply_expire(struct kvstore *kv, const struct command *c,
   }
   int64_t at = c->number;
   if (c->mode == KVSTORE_EXPIRE_IN) {
+    /* Only a sum past INT64_MAX is an error, as in Redis: with the clock
+     * within [0, INT64_MAX] a negative time cannot pass INT64_MIN, and
+     * takes the key. */
     if (kv->clock_ms > (uint64_t)INT64_MAX ||
         (c->number > 0 &&
-         (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms) ||
-        (c->number < 0 && c->number < INT64_MIN + (int64_t)kv->clock_ms)) {
+         (uint64_t)c->number > (uint64_t)INT64_MAX - kv->clock_ms)) {
       reply_saved_error(out, SAVED_EXPIRE_CMD);
       return;
     }
@@ -1773,10 +1797,12 @@ static void apply_read(struct kvstore *kv, const struct command *c,
   struct entry *e = touch_key(kv, c->key, &hash, &slot);
   switch (c->mode) {
   case KVSTORE_READ_GET:
-    if (e != NULL)
-      reply_bulk(kv, out, entry_value_c(e), e->value_len);
-    else
+    if (e == NULL)
       reply_null(out);
+    else if (!reply_fits(kv, e->value_len))
+      reply_error(out, KVSTORE_ERR_REPLY_TOO_BIG);
+    else
+      reply_bulk(kv, out, entry_value_c(e), e->value_len);
     return;
   case KVSTORE_READ_STRLEN:
     reply_int(out, e != NULL ? e->value_len : 0);
@@ -1789,9 +1815,7 @@ static void apply_read(struct kvstore *kv, const struct command *c,
                  : e->expire_at_ms == 0
                      ? -1
                      : (int64_t)(e->expire_at_ms - kv->clock_ms);
-    if (c->mode == KVSTORE_READ_TTL && ms > 0)
-      ms = (ms + 500) / 1000;
-    reply_int(out, ms);
+    reply_int(out, c->mode == KVSTORE_READ_TTL ? kvstore_ttl_seconds(ms) : ms);
   }
   }
 }
@@ -2297,6 +2321,12 @@ int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
   uint64_t at_ms = now_ms > kv->clock_ms ? now_ms : kv->clock_ms;
   assert(at_ms <= e->expire_at_ms && e->expire_at_ms <= (uint64_t)INT64_MAX);
   return (int64_t)(e->expire_at_ms - at_ms);
+}
+
+int64_t kvstore_ttl_seconds(int64_t pttl_ms) {
+  if (pttl_ms <= 0)
+    return pttl_ms;
+  return pttl_ms / 1000 + (pttl_ms % 1000 >= 500 ? 1 : 0);
 }
 
 uint64_t kvstore_dbsize(const struct kvstore *kv) {

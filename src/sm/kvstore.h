@@ -219,6 +219,13 @@ struct kvstore_config {
   uint32_t sessions_max;    /* >= 1 */
   uint32_t leases_max;      /* >= 1 */
   uint32_t lease_keys_max;  /* keys attached to one lease, >= 1 */
+  /* Bulk reply bytes one apply may produce, >= value_bytes_max so that
+   * one value always fits: a TXN's reads (GET, GETSET, GETDEL) past it
+   * are answered KVSTORE_ERR_REPLY_TOO_BIG and change nothing. Every
+   * replica builds the replies of every entry, so without a bound a TXN
+   * reading one large value many times would make each of them allocate
+   * the sum, and a replica that could not would stop. */
+  uint64_t reply_bytes_max;
   /* The key of the SipHash that places keys in the hash table. It decides
    * only where keys sit in memory, never a reply, so replicas may differ;
    * a secret random one keeps clients from forcing collisions. */
@@ -239,8 +246,8 @@ struct kvstore_config {
 #define KVSTORE_BUG_TXN_PARTIAL 1u
 
 /* 64 KiB keys, 8 MiB values (resp_limits_default's argument bound), 16 Mi
- * keys, 1 GiB of data, 10000 sessions, and a fixed hash key (replace it with
- * random bytes in a server). */
+ * keys, 1 GiB of data, 10000 sessions, 64 MiB of replies per apply, and a
+ * fixed hash key (replace it with random bytes in a server). */
 extern const struct kvstore_config kvstore_config_default;
 
 /* ---- Commands ---------------------------------------------------------- */
@@ -417,6 +424,9 @@ struct kvstore_result {
 #define KVSTORE_ERR_LEASED                                                     \
   "ERR the key is attached to a lease; SET it without LEASE first"
 #define KVSTORE_ERR_EXPIRE_CMD "ERR invalid expire time in 'expire' command"
+#define KVSTORE_ERR_REPLY_TOO_BIG                                              \
+  "ERR the transaction's replies would pass the store's reply bound; read "   \
+  "fewer or smaller values in one transaction"
 
 struct kvstore;
 
@@ -481,6 +491,10 @@ bool kvstore_exists(const struct kvstore *kv, const uint8_t *key,
  * the milliseconds left at max(now_ms, clock). */
 int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
                      size_t key_len, uint64_t now_ms);
+/* Redis's TTL from a PTTL: the milliseconds rounded to the nearest second
+ * (-1 and -2 as they are). Exact up to INT64_MAX, where adding half a
+ * second first would overflow. */
+int64_t kvstore_ttl_seconds(int64_t pttl_ms);
 /* One live key, for kvstore_range(); slices valid until the next apply. */
 struct kvstore_item {
   struct kvstore_slice key;

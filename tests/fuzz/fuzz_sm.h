@@ -33,6 +33,7 @@ static inline struct kvstore_config sm_kv_config(void) {
       .sessions_max = 16,
       .leases_max = 4,
       .lease_keys_max = 4,
+      .reply_bytes_max = 1024, /* four values: a TXN's reads reach it */
       .hash_key = {0x736162686121ull, 0x66757a7a6564ull},
   };
   return c;

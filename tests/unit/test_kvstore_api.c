@@ -263,6 +263,119 @@ static void txn_refuses_nested_and_foreign_commands(void) {
   kvstore_free(kv);
 }
 
+/* An allocator that refuses any one block larger than `max` bytes and
+ * remembers the largest it gave: how a test sees what an apply allocates. */
+struct capped_alloc {
+  size_t max, largest;
+};
+
+static void *capped_alloc_fn(void *ctx, void *p, size_t size) {
+  struct capped_alloc *a = ctx;
+  if (size == 0) {
+    free(p);
+    return NULL;
+  }
+  if (size > a->max)
+    return NULL;
+  if (size > a->largest)
+    a->largest = size;
+  return realloc(p, size);
+}
+
+/* A transaction of reads of one large value asks each replica for the sum
+ * of their sizes: 12 GETs of an 8 MiB value, 96 MiB, in every replica's
+ * reply buffer (a MULTI may hold 1024 of them, a SABHA.TXN sent by hand
+ * tens of thousands), and a replica that cannot allocate it stops. The
+ * replies of one apply are bounded by reply_bytes_max instead: reads past
+ * it are errors, and a GETSET past it changes nothing. */
+static void txn_replies_are_bounded_whatever_the_values_read(void) {
+  struct capped_alloc cap = {.max = 80u << 20};
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.alloc = (struct allocator){capped_alloc_fn, &cap};
+  struct kvstore *kv = NULL;
+  CHECK(kvstore_new(&kv, &cfg) == 0);
+  struct client c = client_open(kv);
+  size_t big_len = cfg.value_bytes_max;
+  uint8_t *big = malloc(big_len), *cmd = malloc(big_len + 256);
+  CHECK(big != NULL && cmd != NULL);
+  memset(big, 'v', big_len);
+  struct kvstore_hdr h = hdr(&c);
+  struct kvstore_slice value = {big, big_len};
+  size_t n = kvstore_encode_set(cmd, big_len + 256, &h, S("big"), value, 0, 0);
+  struct kvstore_result r;
+  CHECK(kvstore_apply(kv, cmd, n, &r) == 0 && r.kind == KVSTORE_REPLY_OK);
+  enum { GETS = 12 };
+  uint8_t subs_bytes[GETS + 1][64];
+  struct kvstore_slice subs[GETS + 1];
+  h = hdr(&c);
+  for (int i = 0; i < GETS; i++) {
+    subs[i].len = kvstore_encode_read(subs_bytes[i], sizeof subs_bytes[i], &h,
+                                      KVSTORE_READ_GET, S("big"));
+    subs[i].ptr = subs_bytes[i];
+  }
+  subs[GETS].len = kvstore_encode_set(subs_bytes[GETS], sizeof subs_bytes[0],
+                                      &h, S("big"), S("small"),
+                                      KVSTORE_SET_GET, 0);
+  subs[GETS].ptr = subs_bytes[GETS];
+  n = kvstore_encode_txn(c.buf, sizeof c.buf, &h, NULL, 0, 0, subs, GETS + 1);
+  CHECK(kvstore_apply(kv, c.buf, n, &r) == 0);
+  CHECK(r.kind == KVSTORE_REPLY_ARRAY && r.n_items == GETS + 1);
+  size_t fit = cfg.reply_bytes_max / big_len, bulks = 0;
+  for (size_t i = 0; i < r.n_items; i++) {
+    const struct kvstore_result *it = &r.items[i];
+    if (i < fit) {
+      CHECK(it->kind == KVSTORE_REPLY_BULK && it->bulk_len == big_len &&
+            memcmp(it->bulk, big, big_len) == 0);
+      bulks++;
+    } else {
+      CHECK(it->kind == KVSTORE_REPLY_ERROR &&
+            strcmp(it->error, KVSTORE_ERR_REPLY_TOO_BIG) == 0);
+    }
+  }
+  CHECK(bulks == fit && fit >= 1 && fit < GETS);
+  CHECK(cap.largest <= cfg.reply_bytes_max + (1u << 20));
+  /* The GETSET past the bound was refused whole. */
+  const uint8_t *p;
+  size_t len;
+  CHECK(kvstore_get(kv, (const uint8_t *)"big", 3, 0, &p, &len) &&
+        len == big_len);
+  /* One value alone always fits. */
+  h = hdr(&c);
+  n = kvstore_encode_getdel(c.buf, sizeof c.buf, &h, S("big"));
+  CHECK(kvstore_apply(kv, c.buf, n, &r) == 0 &&
+        r.kind == KVSTORE_REPLY_BULK && r.bulk_len == big_len);
+  /* The bound must let any one value through. */
+  struct kvstore *bad = NULL;
+  cfg.reply_bytes_max = cfg.value_bytes_max - 1;
+  CHECK(kvstore_new(&bad, &cfg) == SABHA_EINVAL);
+  free(big);
+  free(cmd);
+  kvstore_free(kv);
+}
+
+/* TTL rounds PTTL's milliseconds to the nearest second, as Redis does,
+ * without overflowing for an expiry at the very end of time. */
+static void ttl_rounds_without_overflow_at_the_largest_expiry(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_AT, INT64_MAX), 1));
+  struct txn t;
+  txn_begin(&c, &t);
+  t.subs[0].len = kvstore_encode_read(t.bytes[0], sizeof t.bytes[0], &t.h,
+                                      KVSTORE_READ_TTL, S("k"));
+  t.subs[0].ptr = t.bytes[0];
+  t.n = 1;
+  struct kvstore_result r = txn_run(&c, &t, NULL, 0);
+  CHECK(r.kind == KVSTORE_REPLY_ARRAY && r.n_items == 1);
+  CHECK(is_int(r.items[0], INT64_MAX / 1000 + 1)); /* ...775807 ms */
+  CHECK(kvstore_ttl_seconds(INT64_MAX) == INT64_MAX / 1000 + 1);
+  CHECK(kvstore_ttl_seconds(1499) == 1 && kvstore_ttl_seconds(1500) == 2);
+  CHECK(kvstore_ttl_seconds(0) == 0 && kvstore_ttl_seconds(-1) == -1 &&
+        kvstore_ttl_seconds(-2) == -2);
+  kvstore_free(kv);
+}
+
 /* ---- strings and expiry ----------------------------------------------- */
 
 static void string_commands_follow_redis(void) {
@@ -316,6 +429,24 @@ static void expire_persist_and_past_times_as_redis(void) {
   CHECK(has(kv, "k", NULL));
   CHECK(is_error(expire(&c, "tick", KVSTORE_EXPIRE_IN, INT64_MAX),
                  KVSTORE_ERR_EXPIRE_CMD));
+  kvstore_free(kv);
+}
+
+/* Redis takes any negative time for EXPIRE and PEXPIRE (the key goes):
+ * only a sum past INT64_MAX is an error. A time far below zero was refused
+ * as if clock + time could overflow downwards, which it cannot (the clock
+ * is at most INT64_MAX, the time at least INT64_MIN). */
+static void expire_takes_any_negative_time_as_redis(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_IN, INT64_MIN), 1));
+  CHECK(has(kv, "k", NULL));
+  set(&c, "k", "v", 0, 0);
+  /* EXPIRE k -9223372036854775, in ms */
+  CHECK(is_int(expire(&c, "k", KVSTORE_EXPIRE_IN, -9223372036854775000), 1));
+  CHECK(has(kv, "k", NULL));
   kvstore_free(kv);
 }
 
@@ -609,8 +740,11 @@ static const struct test tests[] = {
     TEST(txn_applies_in_order_with_errors_per_command),
     TEST(txn_aborts_when_a_watched_key_changed),
     TEST(txn_refuses_nested_and_foreign_commands),
+    TEST(txn_replies_are_bounded_whatever_the_values_read),
+    TEST(ttl_rounds_without_overflow_at_the_largest_expiry),
     TEST(string_commands_follow_redis),
     TEST(expire_persist_and_past_times_as_redis),
+    TEST(expire_takes_any_negative_time_as_redis),
     TEST(a_lease_takes_its_keys_when_it_expires),
     TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
     TEST(range_walks_keys_in_byte_order_in_bounded_steps),

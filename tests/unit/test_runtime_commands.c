@@ -1,0 +1,146 @@
+/* The store's commands as a client sends them (src/node/commands.c): the
+ * options and argument checks a careless or hostile client reaches, held
+ * to the replies Redis gives for the same input where a Redis client would
+ * misread anything else.
+ *
+ * A single-member node (it leads itself) over memfs; the test is its host. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "node/runtime.h"
+#include "node/runtime_internal.h"
+#include "rt_host.h"
+
+/* Sends `text` and checks that the node answered `want` to it, saying
+ * what it answered when not. */
+static void expect(struct rt_node *n, struct rt_stream *c, const char *text,
+                   const char *want) {
+  rt_stream_input(c, text, strlen(text));
+  rt_node_settle(n);
+  const char *got = rt_stream_said(c);
+  if (strcmp(got, want) != 0)
+    fprintf(stderr, "%s-> [%s]\n", text, got);
+  CHECK(strcmp(got, want) == 0);
+}
+
+/* A node that leads alone, a client (*c, NULL on failure), and two keys,
+ * k1 and k2. */
+static void open_with_two_keys(struct rt_node *n, struct rt_stream **c) {
+  *c = NULL;
+  CHECK(rt_node_start_alone(n) == 0);
+  CHECK(rt_stream_accept(n->rt, true, c) == NULL && *c != NULL);
+  expect(n, *c, "MSET k1 a k2 b\r\n", "+OK\r\n");
+}
+
+#define SCAN_NONE "*2\r\n$1\r\n0\r\n*0\r\n"
+#define SCAN_BOTH "*2\r\n$1\r\n0\r\n*2\r\n$2\r\nk1\r\n$2\r\nk2\r\n"
+
+/* SCAN without MATCH lists every key, as `redis-cli --scan` asks. (The
+ * walk compared each key with the pattern's literal prefix by memcmp even
+ * with no pattern, a null pointer for zero bytes: undefined, and the
+ * optimiser took it as proof that a pattern was there and matched every
+ * key against an empty one, so SCAN 0 answered no keys.) */
+static void scan_without_match_lists_every_key(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "SCAN 0\r\n", SCAN_BOTH);
+  expect(&n, c, "SCAN 0 COUNT 5\r\n", SCAN_BOTH);
+  expect(&n, c, "SCAN 0 TYPE string\r\n", SCAN_BOTH);
+  /* One key a call: the cursor names the next ("1", then 3 digits a
+   * byte). */
+  expect(&n, c, "SCAN 0 COUNT 1\r\n",
+         "*2\r\n$7\r\n1107050\r\n*1\r\n$2\r\nk1\r\n");
+  expect(&n, c, "SCAN 1107050 COUNT 1\r\n",
+         "*2\r\n$1\r\n0\r\n*1\r\n$2\r\nk2\r\n");
+  rt_node_close(&n);
+}
+
+/* SCAN's TYPE filters whatever comes with it: every key is a string, so
+ * TYPE of any other type finds none, before or after a MATCH. (TYPE set a
+ * pattern that a later MATCH replaced, so `TYPE hash MATCH *` listed the
+ * string keys as hashes.) */
+static void scan_type_filters_whatever_the_order_of_options(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "SCAN 0 TYPE hash\r\n", SCAN_NONE);
+  expect(&n, c, "SCAN 0 MATCH k* TYPE hash\r\n", SCAN_NONE);
+  expect(&n, c, "SCAN 0 TYPE hash MATCH k*\r\n", SCAN_NONE);
+  expect(&n, c, "SCAN 0 TYPE list MATCH *\r\n", SCAN_NONE);
+  expect(&n, c, "SCAN 0 TYPE string MATCH k*\r\n", SCAN_BOTH);
+  expect(&n, c, "SCAN 0 MATCH k* TYPE string\r\n", SCAN_BOTH);
+  expect(&n, c, "SCAN 0 TYPE STRING MATCH *\r\n", SCAN_BOTH);
+  rt_node_close(&n);
+}
+
+/* A pattern costs up to its length times each key's to match, so one
+ * SCAN's matching is bounded as well as its keys (RT_SCAN_MATCH_WORK_MAX):
+ * two keys of 32 KiB against a 1 KiB pattern whose one star backtracks
+ * over every byte. The first call stops after the first key, with a
+ * cursor at the second; KEYS refuses. (SCAN matched all COUNT keys in one
+ * call: 100000 such keys would hold the node's loop for minutes.) */
+static void scan_bounds_the_work_of_matching_a_pattern(void) {
+  enum { KEY_BYTES = 32 << 10, PATTERN_BYTES = 1024 };
+  static char key1[KEY_BYTES + 1], key2[KEY_BYTES + 1];
+  static char pattern[PATTERN_BYTES + 1];
+  static char in[4 * KEY_BYTES + 4096];
+  static char cursor[1 + 3 * KEY_BYTES + 1];
+  memset(key1, 'a', KEY_BYTES);
+  memset(key2, 'a', KEY_BYTES);
+  key2[KEY_BYTES - 1] = 'b';
+  pattern[0] = '*';
+  memset(pattern + 1, 'a', PATTERN_BYTES - 2);
+  pattern[PATTERN_BYTES - 1] = 'b';
+  CHECK((uint64_t)KEY_BYTES * PATTERN_BYTES >= RT_SCAN_MATCH_WORK_MAX);
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  snprintf(in, sizeof in,
+           "*5\r\n$4\r\nMSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n$%d\r\n%s\r\n"
+           "$1\r\nv\r\n",
+           KEY_BYTES, key1, KEY_BYTES, key2);
+  expect(&n, c, in, "+OK\r\n");
+  /* The first key matched no further: a cursor at the second. */
+  cursor[0] = '1';
+  for (int i = 0; i < KEY_BYTES; i++)
+    snprintf(cursor + 1 + 3 * i, 4, "%03u", (unsigned)(uint8_t)key2[i]);
+  snprintf(in, sizeof in,
+           "*6\r\n$4\r\nSCAN\r\n$1\r\n0\r\n$5\r\nMATCH\r\n$%d\r\n%s\r\n"
+           "$5\r\nCOUNT\r\n$3\r\n100\r\n",
+           PATTERN_BYTES, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  char head[64];
+  snprintf(head, sizeof head, "*2\r\n$%d\r\n1097097", 1 + 3 * KEY_BYTES);
+  CHECK(strncmp(rt_stream_said(c), head, strlen(head)) == 0);
+  /* From there, the second key, which matches, and the end. */
+  snprintf(in, sizeof in,
+           "*6\r\n$4\r\nSCAN\r\n$%d\r\n%s\r\n$5\r\nMATCH\r\n$%d\r\n%s\r\n"
+           "$5\r\nCOUNT\r\n$3\r\n100\r\n",
+           1 + 3 * KEY_BYTES, cursor, PATTERN_BYTES, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  snprintf(head, sizeof head, "*2\r\n$1\r\n0\r\n*1\r\n$%d\r\naaa", KEY_BYTES);
+  CHECK(strncmp(rt_stream_said(c), head, strlen(head)) == 0);
+  snprintf(in, sizeof in, "*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n", PATTERN_BYTES,
+           pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(c), "-ERR KEYS would spend too long", 30) == 0);
+  rt_node_close(&n);
+}
+
+int main(int argc, char **argv) {
+  static const struct test tests[] = {
+      TEST(scan_without_match_lists_every_key),
+      TEST(scan_type_filters_whatever_the_order_of_options),
+      TEST(scan_bounds_the_work_of_matching_a_pattern),
+  };
+  return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
