@@ -355,7 +355,7 @@ static const char *set_options(uint32_t argc, const struct resp_arg *argv,
       have_expire = true;
       i++;
     } else if (arg_is(a, "GET")) {
-      return "ERR SET ... GET is not supported by sabha";
+      *flags |= KVSTORE_SET_GET; /* the old value, as GETSET answers */
     } else {
       return KVSTORE_ERR_SYNTAX;
     }

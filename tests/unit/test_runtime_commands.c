@@ -136,11 +136,34 @@ static void scan_bounds_the_work_of_matching_a_pattern(void) {
   rt_node_close(&n);
 }
 
+/* SET ... GET (Redis 6.2): the old value, or nil, as GETSET; with NX or
+ * XX (Redis 7) the old value whether or not the SET took place. */
+static void set_get_answers_the_old_value(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "SET k1 x GET\r\n", "$1\r\na\r\n");
+  expect(&n, c, "GET k1\r\n", "$1\r\nx\r\n");
+  expect(&n, c, "SET k3 y GET\r\n", "$-1\r\n");
+  expect(&n, c, "GET k3\r\n", "$1\r\ny\r\n");
+  expect(&n, c, "SET k2 z NX GET\r\n", "$1\r\nb\r\n");
+  expect(&n, c, "GET k2\r\n", "$1\r\nb\r\n"); /* NX: not set */
+  expect(&n, c, "SET k4 w XX GET\r\n", "$-1\r\n");
+  expect(&n, c, "EXISTS k4\r\n", ":0\r\n");
+  expect(&n, c, "SET k1 v PX 100000 GET\r\n", "$1\r\nx\r\n");
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "SET k1 u GET\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXEC\r\n", "*1\r\n$1\r\nv\r\n");
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(scan_without_match_lists_every_key),
       TEST(scan_type_filters_whatever_the_order_of_options),
       TEST(scan_bounds_the_work_of_matching_a_pattern),
+      TEST(set_get_answers_the_old_value),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
