@@ -632,9 +632,18 @@ static uint32_t obs_unavailable(struct appck *ck, const struct app_decoded *d,
 static uint32_t obs_book(struct appck *ck, const struct app_decoded *d,
                          const struct app_reply *r, uint64_t index, char *why,
                          size_t ws) {
+  const struct ck_request *rq =
+      dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
+  /* A request that booked is answered with its PNR ever after: a refusal
+   * (other than for an id used for another command) sends its client away
+   * from a seat it holds. */
+  if (!is_ok(r) && r->code != APP_E_ID_REUSED && rq != NULL && rq->pnr != 0)
+    return violation(why, ws,
+                     "seats.request_once: request %s, which booked PNR %llu, "
+                     "answered refused (code %u) at index %llu",
+                     ptarg(d->argv[0]).s, (unsigned long long)rq->pnr,
+                     (unsigned)r->code, (unsigned long long)index);
   if (r->duplicate) {
-    const struct ck_request *rq =
-        dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
     if (is_ok(r) && (rq == NULL || rq->pnr != (uint64_t)r->integer))
       return violation(why, ws,
                        "seats.request_once: request %s answered as a "
@@ -817,15 +826,33 @@ static uint32_t obs_renew(struct appck *ck, const struct app_decoded *d,
   return 0;
 }
 
-static void obs_release(struct appck *ck, const struct app_decoded *d,
-                        const struct app_reply *r) {
+/* A release the machine says it did (not a retry answered as done) is the
+ * holder's, of its current grant, before it expired. */
+static uint32_t obs_release(struct appck *ck, const struct app_decoded *d,
+                            const struct app_reply *r, uint64_t index,
+                            char *why, size_t ws) {
   int64_t token;
   if (!is_ok(r) || !parse_i64(d->argv[2], &token))
-    return;
+    return 0;
   struct ck_lock *l = dom_get(&ck->locks, d->argv[0].ptr, d->argv[0].len);
-  if (l->owner_len > 0 && owner_is(l, d->argv[1]) &&
-      l->token == (uint64_t)token)
+  bool holder = l->owner_len > 0 && owner_is(l, d->argv[1]) &&
+                l->token == (uint64_t)token;
+  bool held = holder && ck->clock_ms < l->expires_ms;
+  struct ptext prev = pt(l->owner, l->owner_len);
+  uint64_t prev_token = l->token;
+  if (holder)
     l->owner_len = 0; /* else the grant was already gone: nothing changes */
+  if (r->duplicate || held)
+    return 0;
+  return violation(why, ws,
+                   "locks.release: lock %s released by %s with token %lld "
+                   "at index %llu, clock %llu ms, but the grant is %s's "
+                   "token %llu%s",
+                   ptarg(d->argv[0]).s, ptarg(d->argv[1]).s, (long long)token,
+                   (unsigned long long)index, (unsigned long long)ck->clock_ms,
+                   prev.s[0] != '\0' ? prev.s : "nobody",
+                   (unsigned long long)prev_token,
+                   holder ? ", expired" : "");
 }
 
 static uint32_t obs_fenced(struct appck *ck, const struct app_decoded *d,
@@ -841,6 +868,13 @@ static uint32_t obs_fenced(struct appck *ck, const struct app_decoded *d,
     return violation(why, ws,
                      "locks.fencing: FENCED.SET %s with lock %s token %lld "
                      "applied at index %llu; token %llu was granted before",
+                     ptarg(d->argv[0]).s, ptarg(d->argv[2]).s, (long long)token,
+                     (unsigned long long)index, (unsigned long long)newest);
+  if ((uint64_t)token > newest) /* no holder was ever given it */
+    return violation(why, ws,
+                     "locks.fencing: FENCED.SET %s with lock %s token %lld "
+                     "applied at index %llu; the newest token granted is "
+                     "%llu",
                      ptarg(d->argv[0]).s, ptarg(d->argv[2]).s, (long long)token,
                      (unsigned long long)index, (unsigned long long)newest);
   return 0;
@@ -1009,8 +1043,7 @@ static uint32_t observe_op(struct appck *ck, const struct app_decoded *d,
   case APP_LOCK_RENEW:
     return obs_renew(ck, d, r, index, why, ws);
   case APP_LOCK_RELEASE:
-    obs_release(ck, d, r);
-    return 0;
+    return obs_release(ck, d, r, index, why, ws);
   case APP_FENCED_SET:
     return obs_fenced(ck, d, r, index, why, ws);
   case APP_ORDER_CREATE:
@@ -1120,6 +1153,25 @@ static uint32_t saw_transfer(const struct appck *ck,
   return 0;
 }
 
+/* A booking the client saw refused or fail took no seat. */
+static uint32_t saw_booking_refused(const struct appck *ck,
+                                    const struct app_decoded *d,
+                                    enum appck_outcome outcome, uint16_t code,
+                                    char *why, size_t ws) {
+  if (outcome == APPCK_REPLIED && code == APP_E_ID_REUSED)
+    return 0; /* the id answered for another command */
+  const struct ck_request *rq =
+      dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
+  if (rq == NULL || rq->pnr == 0)
+    return 0;
+  return violation(why, ws,
+                   "seats.acknowledged: the client saw request %s %s; it "
+                   "booked PNR %llu",
+                   ptarg(d->argv[0]).s,
+                   outcome == APPCK_REPLIED ? "refused" : "fail",
+                   (unsigned long long)rq->pnr);
+}
+
 static uint32_t saw_pnr(const struct appck *ck, uint64_t pnr,
                         const struct app *const *nodes, uint32_t n_nodes,
                         char *why, size_t ws) {
@@ -1183,7 +1235,7 @@ uint32_t appck_client_saw(const struct appck *ck, const uint8_t *cmd,
   case APP_SEATS_BOOK:
   case APP_SEATS_ANY:
     return ok ? saw_pnr(ck, (uint64_t)integer, nodes, n_nodes, why, why_size)
-              : 0;
+              : saw_booking_refused(ck, &d, outcome, code, why, why_size);
   case APP_ORDER_CREATE:
   case APP_ORDER_ADVANCE:
   case APP_ORDER_CANCEL:
