@@ -741,6 +741,12 @@ static uint32_t final_seats(const struct appck *ck, const struct app *a,
 /* ---- locks ----------------------------------------------------------------
  */
 
+/* now + ttl, held at the end of the clock rather than wrapped into the
+ * past, as sm/app.h's expiry is. */
+static uint64_t lease_end(uint64_t now_ms, uint64_t ttl_ms) {
+  return now_ms > UINT64_MAX - ttl_ms ? UINT64_MAX : now_ms + ttl_ms;
+}
+
 static bool owner_is(const struct ck_lock *l, struct app_arg owner) {
   return l->owner_len == owner.len &&
          memcmp(l->owner, owner.ptr, owner.len) == 0;
@@ -765,7 +771,7 @@ static uint32_t obs_acquire(struct appck *ck, const struct app_decoded *d,
   struct app_arg owner = d->argv[1];
   struct ck_lock *l = dom_get(&ck->locks, d->argv[0].ptr, d->argv[0].len);
   uint64_t token = (uint64_t)r->integer;
-  uint64_t expires_ms = ck->clock_ms + (uint64_t)ttl;
+  uint64_t expires_ms = lease_end(ck->clock_ms, (uint64_t)ttl);
   bool held = l->owner_len > 0 && ck->clock_ms < l->expires_ms;
   /* Only a grant still held is extended under its token; once it has
    * expired, even its owner gets a new one (else tokens_increase below). */
@@ -822,7 +828,7 @@ static uint32_t obs_renew(struct appck *ck, const struct app_decoded *d,
                      (unsigned long long)index,
                      (unsigned long long)ck->clock_ms,
                      (unsigned long long)l->expires_ms);
-  l->expires_ms = ck->clock_ms + (uint64_t)ttl;
+  l->expires_ms = lease_end(ck->clock_ms, (uint64_t)ttl);
   return 0;
 }
 

@@ -374,6 +374,23 @@ static void test_locks_release_by_a_non_holder_is_caught(void) {
   rig_free(&r);
 }
 
+/* The machine's expiry saturates (a stamp near the end of the clock must
+ * not wrap into the past); so must the model's, or a lease still held
+ * there looks expired and its owner's extension a repeated token. */
+static void test_locks_leases_at_the_end_of_the_clock_pass(void) {
+  struct rig r;
+  rig_init(&r);
+  uint64_t end = UINT64_MAX - 50;
+  honest(&r, cmd(end, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"));
+  honest(&r, cmd(end + 10, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"));
+  honest(&r, cmd(end + 20, APP_LOCK_RENEW, 4, "L", "o1", "1", "100"));
+  honest(&r, cmd(end + 30, APP_LOCK_ACQUIRE, 3, "L", "o2", "100")); /* held */
+  honest(&r, cmd(end + 40, APP_LOCK_RELEASE, 3, "L", "o1", "1"));
+  CHECK(r.violations == 0);
+  CHECK(appck_final_node(r.ck, r.app, 1, r.why, sizeof r.why) == 0);
+  rig_free(&r);
+}
+
 /* ---- orders --------------------------------------------------------------- */
 
 static void test_orders_correct_stream_passes(void) {
@@ -450,6 +467,7 @@ int main(void) {
   test_locks_stale_fenced_write_is_caught();
   test_locks_fenced_write_with_an_unknown_token_is_caught();
   test_locks_release_by_a_non_holder_is_caught();
+  test_locks_leases_at_the_end_of_the_clock_pass();
   test_orders_correct_stream_passes();
   test_orders_created_twice_is_caught();
   test_orders_invalid_transition_is_caught();
