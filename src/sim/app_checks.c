@@ -629,15 +629,21 @@ static uint32_t obs_unavailable(struct appck *ck, const struct app_decoded *d,
   return 0;
 }
 
+/* Refusals decided before a request id is looked up (the command is
+ * malformed) or because it names another command: no answer to a retry. */
+static bool refused_unread(uint16_t code) {
+  return code == APP_E_SYNTAX || code == APP_E_ID_REUSED;
+}
+
 static uint32_t obs_book(struct appck *ck, const struct app_decoded *d,
                          const struct app_reply *r, uint64_t index, char *why,
                          size_t ws) {
   const struct ck_request *rq =
       dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
   /* A request that booked is answered with its PNR ever after: a refusal
-   * (other than for an id used for another command) sends its client away
-   * from a seat it holds. */
-  if (!is_ok(r) && r->code != APP_E_ID_REUSED && rq != NULL && rq->pnr != 0)
+   * sends its client away from a seat it holds. A malformed command, or
+   * another command under the same id, is no retry of it. */
+  if (!is_ok(r) && !refused_unread(r->code) && rq != NULL && rq->pnr != 0)
     return violation(why, ws,
                      "seats.request_once: request %s, which booked PNR %llu, "
                      "answered refused (code %u) at index %llu",
@@ -1164,8 +1170,8 @@ static uint32_t saw_booking_refused(const struct appck *ck,
                                     const struct app_decoded *d,
                                     enum appck_outcome outcome, uint16_t code,
                                     char *why, size_t ws) {
-  if (outcome == APPCK_REPLIED && code == APP_E_ID_REUSED)
-    return 0; /* the id answered for another command */
+  if (outcome == APPCK_REPLIED && refused_unread(code))
+    return 0; /* malformed, or the id answered for another command */
   const struct ck_request *rq =
       dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
   if (rq == NULL || rq->pnr == 0)

@@ -240,7 +240,13 @@ static void test_seats_booked_request_told_refused_is_caught(void) {
   struct cmdb book = cmd(1, APP_SEATS_BOOK, 5, "r1", "T1", "D1", "s1", "p1");
   honest(&r, book);
   honest(&r, book); /* the true retry: PNR 1 again */
+  /* Not retries: the id with a malformed command or another seat. */
+  honest(&r, cmd(1, APP_SEATS_BOOK, 5, "r1", "T1", "D1", "s1", ""));
+  honest(&r, cmd(1, APP_SEATS_BOOK, 4, "r1", "T1", "D1", "s1"));
+  honest(&r, cmd(1, APP_SEATS_ANY, 4, "r1", "T1", "D1", "p1"));
   CHECK(r.violations == 0);
+  CHECK(saw(&r, cmd(1, APP_SEATS_BOOK, 5, "r1", "T1", "D1", "s1", ""),
+            APPCK_REPLIED, APP_E_SYNTAX, 0) == 0);
   CHECK(saw(&r, book, APPCK_REPLIED, APP_DONE, 1) == 0);
   struct app_reply taken = error(APP_E_NOT_AVAILABLE);
   taken.duplicate = true;
