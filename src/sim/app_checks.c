@@ -629,12 +629,27 @@ static uint32_t obs_unavailable(struct appck *ck, const struct app_decoded *d,
   return 0;
 }
 
+/* Refusals decided before a request id is looked up (the command is
+ * malformed) or because it names another command: no answer to a retry. */
+static bool refused_unread(uint16_t code) {
+  return code == APP_E_SYNTAX || code == APP_E_ID_REUSED;
+}
+
 static uint32_t obs_book(struct appck *ck, const struct app_decoded *d,
                          const struct app_reply *r, uint64_t index, char *why,
                          size_t ws) {
+  const struct ck_request *rq =
+      dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
+  /* A request that booked is answered with its PNR ever after: a refusal
+   * sends its client away from a seat it holds. A malformed command, or
+   * another command under the same id, is no retry of it. */
+  if (!is_ok(r) && !refused_unread(r->code) && rq != NULL && rq->pnr != 0)
+    return violation(why, ws,
+                     "seats.request_once: request %s, which booked PNR %llu, "
+                     "answered refused (code %u) at index %llu",
+                     ptarg(d->argv[0]).s, (unsigned long long)rq->pnr,
+                     (unsigned)r->code, (unsigned long long)index);
   if (r->duplicate) {
-    const struct ck_request *rq =
-        dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
     if (is_ok(r) && (rq == NULL || rq->pnr != (uint64_t)r->integer))
       return violation(why, ws,
                        "seats.request_once: request %s answered as a "
@@ -732,6 +747,12 @@ static uint32_t final_seats(const struct appck *ck, const struct app *a,
 /* ---- locks ----------------------------------------------------------------
  */
 
+/* now + ttl, held at the end of the clock rather than wrapped into the
+ * past, as sm/app.h's expiry is. */
+static uint64_t lease_end(uint64_t now_ms, uint64_t ttl_ms) {
+  return now_ms > UINT64_MAX - ttl_ms ? UINT64_MAX : now_ms + ttl_ms;
+}
+
 static bool owner_is(const struct ck_lock *l, struct app_arg owner) {
   return l->owner_len == owner.len &&
          memcmp(l->owner, owner.ptr, owner.len) == 0;
@@ -756,7 +777,7 @@ static uint32_t obs_acquire(struct appck *ck, const struct app_decoded *d,
   struct app_arg owner = d->argv[1];
   struct ck_lock *l = dom_get(&ck->locks, d->argv[0].ptr, d->argv[0].len);
   uint64_t token = (uint64_t)r->integer;
-  uint64_t expires_ms = ck->clock_ms + (uint64_t)ttl;
+  uint64_t expires_ms = lease_end(ck->clock_ms, (uint64_t)ttl);
   bool held = l->owner_len > 0 && ck->clock_ms < l->expires_ms;
   /* Only a grant still held is extended under its token; once it has
    * expired, even its owner gets a new one (else tokens_increase below). */
@@ -813,19 +834,37 @@ static uint32_t obs_renew(struct appck *ck, const struct app_decoded *d,
                      (unsigned long long)index,
                      (unsigned long long)ck->clock_ms,
                      (unsigned long long)l->expires_ms);
-  l->expires_ms = ck->clock_ms + (uint64_t)ttl;
+  l->expires_ms = lease_end(ck->clock_ms, (uint64_t)ttl);
   return 0;
 }
 
-static void obs_release(struct appck *ck, const struct app_decoded *d,
-                        const struct app_reply *r) {
+/* A release the machine says it did (not a retry answered as done) is the
+ * holder's, of its current grant, before it expired. */
+static uint32_t obs_release(struct appck *ck, const struct app_decoded *d,
+                            const struct app_reply *r, uint64_t index,
+                            char *why, size_t ws) {
   int64_t token;
   if (!is_ok(r) || !parse_i64(d->argv[2], &token))
-    return;
+    return 0;
   struct ck_lock *l = dom_get(&ck->locks, d->argv[0].ptr, d->argv[0].len);
-  if (l->owner_len > 0 && owner_is(l, d->argv[1]) &&
-      l->token == (uint64_t)token)
+  bool holder = l->owner_len > 0 && owner_is(l, d->argv[1]) &&
+                l->token == (uint64_t)token;
+  bool held = holder && ck->clock_ms < l->expires_ms;
+  struct ptext prev = pt(l->owner, l->owner_len);
+  uint64_t prev_token = l->token;
+  if (holder)
     l->owner_len = 0; /* else the grant was already gone: nothing changes */
+  if (r->duplicate || held)
+    return 0;
+  return violation(why, ws,
+                   "locks.release: lock %s released by %s with token %lld "
+                   "at index %llu, clock %llu ms, but the grant is %s's "
+                   "token %llu%s",
+                   ptarg(d->argv[0]).s, ptarg(d->argv[1]).s, (long long)token,
+                   (unsigned long long)index, (unsigned long long)ck->clock_ms,
+                   prev.s[0] != '\0' ? prev.s : "nobody",
+                   (unsigned long long)prev_token,
+                   holder ? ", expired" : "");
 }
 
 static uint32_t obs_fenced(struct appck *ck, const struct app_decoded *d,
@@ -841,6 +880,13 @@ static uint32_t obs_fenced(struct appck *ck, const struct app_decoded *d,
     return violation(why, ws,
                      "locks.fencing: FENCED.SET %s with lock %s token %lld "
                      "applied at index %llu; token %llu was granted before",
+                     ptarg(d->argv[0]).s, ptarg(d->argv[2]).s, (long long)token,
+                     (unsigned long long)index, (unsigned long long)newest);
+  if ((uint64_t)token > newest) /* no holder was ever given it */
+    return violation(why, ws,
+                     "locks.fencing: FENCED.SET %s with lock %s token %lld "
+                     "applied at index %llu; the newest token granted is "
+                     "%llu",
                      ptarg(d->argv[0]).s, ptarg(d->argv[2]).s, (long long)token,
                      (unsigned long long)index, (unsigned long long)newest);
   return 0;
@@ -1009,8 +1055,7 @@ static uint32_t observe_op(struct appck *ck, const struct app_decoded *d,
   case APP_LOCK_RENEW:
     return obs_renew(ck, d, r, index, why, ws);
   case APP_LOCK_RELEASE:
-    obs_release(ck, d, r);
-    return 0;
+    return obs_release(ck, d, r, index, why, ws);
   case APP_FENCED_SET:
     return obs_fenced(ck, d, r, index, why, ws);
   case APP_ORDER_CREATE:
@@ -1120,6 +1165,25 @@ static uint32_t saw_transfer(const struct appck *ck,
   return 0;
 }
 
+/* A booking the client saw refused or fail took no seat. */
+static uint32_t saw_booking_refused(const struct appck *ck,
+                                    const struct app_decoded *d,
+                                    enum appck_outcome outcome, uint16_t code,
+                                    char *why, size_t ws) {
+  if (outcome == APPCK_REPLIED && refused_unread(code))
+    return 0; /* malformed, or the id answered for another command */
+  const struct ck_request *rq =
+      dom_find(&ck->requests, d->argv[0].ptr, d->argv[0].len);
+  if (rq == NULL || rq->pnr == 0)
+    return 0;
+  return violation(why, ws,
+                   "seats.acknowledged: the client saw request %s %s; it "
+                   "booked PNR %llu",
+                   ptarg(d->argv[0]).s,
+                   outcome == APPCK_REPLIED ? "refused" : "fail",
+                   (unsigned long long)rq->pnr);
+}
+
 static uint32_t saw_pnr(const struct appck *ck, uint64_t pnr,
                         const struct app *const *nodes, uint32_t n_nodes,
                         char *why, size_t ws) {
@@ -1183,7 +1247,7 @@ uint32_t appck_client_saw(const struct appck *ck, const uint8_t *cmd,
   case APP_SEATS_BOOK:
   case APP_SEATS_ANY:
     return ok ? saw_pnr(ck, (uint64_t)integer, nodes, n_nodes, why, why_size)
-              : 0;
+              : saw_booking_refused(ck, &d, outcome, code, why, why_size);
   case APP_ORDER_CREATE:
   case APP_ORDER_ADVANCE:
   case APP_ORDER_CANCEL:

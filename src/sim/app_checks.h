@@ -15,13 +15,16 @@
  *           the model's, and every transfer a client saw succeed moved money
  *           exactly once, every one it saw refused or fail not at all;
  *   seats   a seat is never held by two PNRs; a request id books at most
- *           once; at the end every PNR a client received is held on every
- *           node unless a cancel of it was applied, and held + free = seats;
+ *           once, and once it has booked is never answered refused; at the
+ *           end every PNR a client received is held on every node unless a
+ *           cancel of it was applied, no booking a client saw refused or
+ *           fail holds a seat, and held + free = seats;
  *   locks   at most one unexpired holder per lock at any log position (the
  *           command's clock is the highest stamp so far, as the contract in
  *           sm/app.h says), and no expired grant renewed or re-acquired
- *           under its old token; tokens strictly increase per lock; no
- *           fenced write is applied with a token below the newest granted;
+ *           under its old token; only the holder of the current unexpired
+ *           grant releases it; tokens strictly increase per lock; no fenced
+ *           write is applied with a token other than the newest granted;
  *   orders  no order is created twice; every applied state change is a
  *           valid transition; at the end every change a client saw
  *           acknowledged is reflected in the final state.

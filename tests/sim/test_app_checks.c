@@ -231,6 +231,38 @@ static void test_seats_lost_pnr_is_caught(void) {
   rig_free(&r);
 }
 
+/* A retry answered as refused while its request holds a seat: the client
+ * gives up on a seat it was sold, which no one else can book. */
+static void test_seats_booked_request_told_refused_is_caught(void) {
+  struct rig r;
+  rig_init(&r);
+  honest(&r, cmd(1, APP_SEATS_ADD, 3, "T1", "D1", "s1"));
+  struct cmdb book = cmd(1, APP_SEATS_BOOK, 5, "r1", "T1", "D1", "s1", "p1");
+  honest(&r, book);
+  honest(&r, book); /* the true retry: PNR 1 again */
+  /* Not retries: the id with a malformed command or another seat. */
+  honest(&r, cmd(1, APP_SEATS_BOOK, 5, "r1", "T1", "D1", "s1", ""));
+  honest(&r, cmd(1, APP_SEATS_BOOK, 4, "r1", "T1", "D1", "s1"));
+  honest(&r, cmd(1, APP_SEATS_ANY, 4, "r1", "T1", "D1", "p1"));
+  CHECK(r.violations == 0);
+  CHECK(saw(&r, cmd(1, APP_SEATS_BOOK, 5, "r1", "T1", "D1", "s1", ""),
+            APPCK_REPLIED, APP_E_SYNTAX, 0) == 0);
+  CHECK(saw(&r, book, APPCK_REPLIED, APP_DONE, 1) == 0);
+  struct app_reply taken = error(APP_E_NOT_AVAILABLE);
+  taken.duplicate = true;
+  told(&r, book, &taken);
+  CHECK(caught(&r, "seats.request_once"));
+  rig_free(&r);
+
+  rig_init(&r);
+  honest(&r, cmd(1, APP_SEATS_ADD, 3, "T1", "D1", "s1"));
+  honest(&r, book);
+  CHECK(r.violations == 0);
+  r.violations += saw(&r, book, APPCK_REPLIED, APP_E_NOT_AVAILABLE, 0);
+  CHECK(caught(&r, "seats.acknowledged"));
+  rig_free(&r);
+}
+
 /* ---- locks ---------------------------------------------------------------- */
 
 static void test_locks_second_grant_while_held_is_caught(void) {
@@ -304,6 +336,67 @@ static void test_locks_stale_fenced_write_is_caught(void) {
   rig_free(&r);
 }
 
+/* A token no grant gave (above the newest, or of a lock never granted)
+ * must not pass the fence either. */
+static void test_locks_fenced_write_with_an_unknown_token_is_caught(void) {
+  struct rig r;
+  rig_init(&r);
+  struct app_reply t1 = ok_int(1), done = ok_int(0);
+  done.kind = APP_REPLY_OK;
+  told(&r, cmd(1000, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"), &t1);
+  told(&r, cmd(1001, APP_FENCED_SET, 4, "k", "v", "L", "1"), &done);
+  CHECK(r.violations == 0);
+  told(&r, cmd(1002, APP_FENCED_SET, 4, "k", "v", "L", "2"), &done);
+  CHECK(caught(&r, "locks.fencing"));
+  rig_free(&r);
+
+  rig_init(&r);
+  told(&r, cmd(1000, APP_FENCED_SET, 4, "k", "v", "M", "1"), &done);
+  CHECK(caught(&r, "locks.fencing"));
+  rig_free(&r);
+}
+
+/* Only the holder of the current, unexpired grant releases it: a release
+ * by anyone else that the machine says it did frees the lock for a second
+ * holder while the first still works under it. */
+static void test_locks_release_by_a_non_holder_is_caught(void) {
+  struct rig r;
+  rig_init(&r);
+  honest(&r, cmd(1000, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"));
+  honest(&r, cmd(1010, APP_LOCK_RELEASE, 3, "L", "o2", "1")); /* refused */
+  honest(&r, cmd(1020, APP_LOCK_RELEASE, 3, "L", "o1", "1"));
+  honest(&r, cmd(1030, APP_LOCK_RELEASE, 3, "L", "o1", "1")); /* again */
+  honest(&r, cmd(1040, APP_LOCK_ACQUIRE, 3, "L", "o2", "100"));
+  honest(&r, cmd(1200, APP_LOCK_RELEASE, 3, "L", "o2", "2")); /* expired */
+  CHECK(r.violations == 0);
+  rig_free(&r);
+
+  struct app_reply t1 = ok_int(1), done = ok_int(0);
+  done.kind = APP_REPLY_OK;
+  rig_init(&r);
+  told(&r, cmd(1000, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"), &t1);
+  told(&r, cmd(1010, APP_LOCK_RELEASE, 3, "L", "o2", "1"), &done);
+  CHECK(caught(&r, "locks.release"));
+  rig_free(&r);
+}
+
+/* The machine's expiry saturates (a stamp near the end of the clock must
+ * not wrap into the past); so must the model's, or a lease still held
+ * there looks expired and its owner's extension a repeated token. */
+static void test_locks_leases_at_the_end_of_the_clock_pass(void) {
+  struct rig r;
+  rig_init(&r);
+  uint64_t end = UINT64_MAX - 50;
+  honest(&r, cmd(end, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"));
+  honest(&r, cmd(end + 10, APP_LOCK_ACQUIRE, 3, "L", "o1", "100"));
+  honest(&r, cmd(end + 20, APP_LOCK_RENEW, 4, "L", "o1", "1", "100"));
+  honest(&r, cmd(end + 30, APP_LOCK_ACQUIRE, 3, "L", "o2", "100")); /* held */
+  honest(&r, cmd(end + 40, APP_LOCK_RELEASE, 3, "L", "o1", "1"));
+  CHECK(r.violations == 0);
+  CHECK(appck_final_node(r.ck, r.app, 1, r.why, sizeof r.why) == 0);
+  rig_free(&r);
+}
+
 /* ---- orders --------------------------------------------------------------- */
 
 static void test_orders_correct_stream_passes(void) {
@@ -373,10 +466,14 @@ int main(void) {
   test_ledger_refused_transfer_applied_later_is_caught();
   test_seats_double_booking_is_caught();
   test_seats_lost_pnr_is_caught();
+  test_seats_booked_request_told_refused_is_caught();
   test_locks_second_grant_while_held_is_caught();
   test_locks_token_not_increasing_is_caught();
   test_locks_expired_grant_reused_is_caught();
   test_locks_stale_fenced_write_is_caught();
+  test_locks_fenced_write_with_an_unknown_token_is_caught();
+  test_locks_release_by_a_non_holder_is_caught();
+  test_locks_leases_at_the_end_of_the_clock_pass();
   test_orders_correct_stream_passes();
   test_orders_created_twice_is_caught();
   test_orders_invalid_transition_is_caught();
