@@ -274,6 +274,9 @@ void rt_stream_close(struct rt_stream *s, bool flush) {
   list_push(&s->rt->reaping, &s->reap);
 }
 
+_Static_assert(RT_OUT_BYTES_MAX == 256u << 20,
+              "rt_client_flush's answer for a reply not held says 256 MiB");
+
 static void multi_reset(struct rt_stream *c);
 static void unwatch(struct rt_stream *c);
 

@@ -201,14 +201,10 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
     return;
   }
   resp_buf_reset(&r->reply);
-  if (resp_buf_append(&r->reply, p, len) != 0) {
-    /* Memory ran out: the client is still answered for this command, so
-     * that each of its later replies answers its own. */
-    rt_req_fail(rt, r,
-                "ERR this node could not hold the leader's reply (out of "
-                "memory); the command was carried out there");
-    return;
-  }
+  /* A copy that fails leaves the reply's error set: rt_client_flush then
+   * answers the command with an error, so that each of the client's later
+   * replies still answers its own. */
+  resp_buf_append(&r->reply, p, len);
   rt_req_done(rt, r);
 }
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/readq.h"
 #include "node/runtime_internal.h"
 
 #define MSG_NOT_APPLIED                                                        \
@@ -426,6 +427,8 @@ static void exec_write(struct rt *rt, struct rt_req *r) {
   r->started_us = rt_mono_us(rt);
   add_proposal(rt, r);
 }
+
+_Static_assert(READQ_MAX == 4096, "exec_read's refusal says 4096");
 
 static void exec_read(struct rt *rt, struct rt_req *r) {
   if (rt->cfg.bugs & RT_BUG_STALE_READ) {

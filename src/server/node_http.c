@@ -995,7 +995,7 @@ static void on_http_connection(uv_stream_t *server, int status) {
   resp_buf_init(&c->out, 32u << 20);
   resp_buf_init(&c->wout, 32u << 20);
   resp_buf_init(&c->kv_cmd, 2 * SRV_HTTP_BODY_BYTES_MAX);
-  resp_buf_init(&c->kv_in, 64u << 20);
+  resp_buf_init(&c->kv_in, SRV_HTTP_KV_IN_BYTES_MAX);
   resp_buf_init(&c->kv_json, 32u << 20);
   c->buf = c->small;
   c->cap = sizeof c->small;

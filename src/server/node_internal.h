@@ -31,6 +31,9 @@
 /* A request body (PUT /v1/kv/KEY) of at most this many bytes: 413 beyond.
  * The whole request is held in memory until it is answered. */
 #define SRV_HTTP_BODY_BYTES_MAX (1u << 20)
+/* The RESP reply of one HTTP key-value request, gathered before it is
+ * turned into HTTP; past it, 500 (node_kv.c, reply_too_big). */
+#define SRV_HTTP_KV_IN_BYTES_MAX (64u << 20)
 /* Responses of a connection not yet taken by its client (held, being
  * written, sealed in its TLS session): at this many, its next request
  * waits, and a watch's events stay with the runtime (which bounds them),

@@ -483,6 +483,9 @@ static void on_reply(struct srv_http_conn *c, const uint8_t *p, size_t len) {
 /* The request's reply passed what kv_in holds: answered 500, and the
  * connection closes once that is out (kv_close keeps any further request
  * from starting; closing it lets the runtime's stream go). */
+_Static_assert(SRV_HTTP_KV_IN_BYTES_MAX == 64u << 20,
+              "reply_too_big's answer and the metric's help say 64 MiB");
+
 static void reply_too_big(struct srv_http_conn *c) {
   if (c->kv_in.err == SABHA_ENOMEM)
     srv_log(c->n, "WARN",
