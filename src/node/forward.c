@@ -93,6 +93,7 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
   list_remove(&f->link);
   f->unhanded = 0; /* those still in pending go another way below */
   f->unhanded_bytes = 0;
+  f->unhanded_first = NULL;
   /* All off the link first, waiting as for a leader: none overtakes
    * another of its client's off the link with it (overtaken), which goes
    * again, or is answered, before it, in the order they were sent. */

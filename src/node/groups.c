@@ -205,6 +205,8 @@ static void hand_queued(struct rt_stream *l, struct rt_req *r) {
   r->sent = false; /* a link that fails before the hand-over routes it
                       again: the group never saw it */
   list_push(&l->pending, &r->glink);
+  if (l->unhanded == 0)
+    l->unhanded_first = &r->glink;
   l->unhanded++;
   l->unhanded_bytes += n;
   rt_pair_kick(l);
@@ -237,9 +239,7 @@ void rt_group_route(struct rt *rt, struct rt_req *r) {
  * other end `p`, parsed, until `p` takes no more (it stopped reading: it
  * asks for the rest when it resumes). */
 static void hand_over(struct rt_stream *l, struct rt_stream *p) {
-  struct list_link *k = l->pending.prev;
-  for (uint32_t i = 1; i < l->unhanded; i++)
-    k = k->prev;
+  struct list_link *k = l->unhanded_first;
   while (l->unhanded > 0 && !l->closing && !p->closing && !p->rt->dead) {
     struct rt_req *r = LIST_OF(k, struct rt_req, glink);
     assert(!r->sent);
@@ -251,6 +251,7 @@ static void hand_over(struct rt_stream *l, struct rt_stream *p) {
     l->unhanded_bytes -= req_bytes(r);
     k = k->next;
   }
+  l->unhanded_first = l->unhanded > 0 ? k : NULL;
   rt_pair_commands_done(p);
 }
 

@@ -281,9 +281,12 @@ struct rt_stream {
   struct list_link due;   /* in rt->pairs_due */
   /* Group 0's end: the last `unhanded` requests of `pending` wait for the
    * pump to hand them over parsed (groups.c, hand_over), holding about
-   * `unhanded_bytes`. */
+   * `unhanded_bytes`; `unhanded_first` is the oldest of them (NULL when
+   * none), so that a pump starts there instead of walking back through a
+   * queue that may be millions long. */
   uint32_t unhanded;
   size_t unhanded_bytes;
+  struct list_link *unhanded_first;
 
   /* FORWARD */
   uint32_t leader;
