@@ -192,14 +192,14 @@ static const struct rt_command COMMANDS[] = {
      "Returns a key's value and deletes it"},
     {"APPEND", 3, CK_WRITE, C_APPEND, "write denyoom fast", 1, 1, 1,
      "Appends to a value; returns the new length"},
-    {"EXPIRE", 3, CK_WRITE, C_EXPIRE, "write fast", 1, 1, 1,
-     "Expires a key in seconds (by the log's clock)"},
-    {"PEXPIRE", 3, CK_WRITE, C_PEXPIRE, "write fast", 1, 1, 1,
-     "Expires a key in milliseconds"},
-    {"EXPIREAT", 3, CK_WRITE, C_EXPIREAT, "write fast", 1, 1, 1,
-     "Expires a key at a Unix time in seconds"},
-    {"PEXPIREAT", 3, CK_WRITE, C_PEXPIREAT, "write fast", 1, 1, 1,
-     "Expires a key at a Unix time in milliseconds"},
+    {"EXPIRE", -3, CK_WRITE, C_EXPIRE, "write fast", 1, 1, 1,
+     "Expires a key in seconds (by the log's clock): [NX|XX] [GT|LT]"},
+    {"PEXPIRE", -3, CK_WRITE, C_PEXPIRE, "write fast", 1, 1, 1,
+     "Expires a key in milliseconds: [NX|XX] [GT|LT]"},
+    {"EXPIREAT", -3, CK_WRITE, C_EXPIREAT, "write fast", 1, 1, 1,
+     "Expires a key at a Unix time in seconds: [NX|XX] [GT|LT]"},
+    {"PEXPIREAT", -3, CK_WRITE, C_PEXPIREAT, "write fast", 1, 1, 1,
+     "Expires a key at a Unix time in milliseconds: [NX|XX] [GT|LT]"},
     {"PERSIST", 2, CK_WRITE, C_PERSIST, "write fast", 1, 1, 1,
      "Removes a key's expiry"},
     {"SABHA.LEASE.GRANT", 2, CK_WRITE, C_LEASE_GRANT, "write fast", 0, 0, 0,
@@ -370,6 +370,34 @@ static const char *set_options(uint32_t argc, const struct resp_arg *argv,
   return NULL;
 }
 
+/* The EXPIRE family's options, after the key and the time, as
+ * KVSTORE_EXPIRE_* conditions. Repeating one is harmless, as in Redis;
+ * the combinations Redis refuses are refused here with its words, and
+ * the store refuses them again when applying (kvstore.h), so that an
+ * entry from anywhere gets the same answer on every replica. Returns NULL
+ * or the error to answer. */
+static const char *expire_options(uint32_t argc, const struct resp_arg *argv,
+                                  uint32_t *ifs) {
+  *ifs = 0;
+  for (uint32_t i = 3; i < argc; i++) {
+    if (arg_is(&argv[i], "NX"))
+      *ifs |= KVSTORE_EXPIRE_NX;
+    else if (arg_is(&argv[i], "XX"))
+      *ifs |= KVSTORE_EXPIRE_XX;
+    else if (arg_is(&argv[i], "GT"))
+      *ifs |= KVSTORE_EXPIRE_GT;
+    else if (arg_is(&argv[i], "LT"))
+      *ifs |= KVSTORE_EXPIRE_LT;
+    else
+      return KVSTORE_ERR_SYNTAX;
+  }
+  if ((*ifs & KVSTORE_EXPIRE_NX) && (*ifs & ~KVSTORE_EXPIRE_NX))
+    return KVSTORE_ERR_EXPIRE_NX;
+  if ((*ifs & KVSTORE_EXPIRE_GT) && (*ifs & KVSTORE_EXPIRE_LT))
+    return KVSTORE_ERR_EXPIRE_GT_LT;
+  return NULL;
+}
+
 /* The commands a transaction may hold: the store's own, which its TXN
  * command can carry (kvstore.h). */
 static bool txn_allows(const struct rt_command *cmd, uint32_t argc) {
@@ -471,16 +499,20 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
   }
   case C_EXPIRE:
   case C_EXPIREAT:
+  case C_PEXPIRE:
+  case C_PEXPIREAT: {
+    /* Options first, then the time, in Redis's order of complaints. */
+    uint32_t ifs;
+    const char *bad = expire_options(argc, argv, &ifs);
+    if (bad != NULL)
+      return bad;
     if (!parse_i64(&argv[2], &v))
       return KVSTORE_ERR_NOT_INTEGER;
-    if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
+    bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
+    if (seconds && (v > INT64_MAX / 1000 || v < INT64_MIN / 1000))
       return KVSTORE_ERR_EXPIRE_CMD;
     return NULL;
-  case C_PEXPIRE:
-  case C_PEXPIREAT:
-    if (!parse_i64(&argv[2], &v))
-      return KVSTORE_ERR_NOT_INTEGER;
-    return NULL;
+  }
   case C_LEASE_GRANT:
     if (!parse_i64(&argv[1], &v) || v <= 0)
       return "ERR the ttl must be a positive number of milliseconds";
@@ -1049,12 +1081,14 @@ static size_t encode_one(const struct rt_command *cmd, uint32_t argc,
   case C_PEXPIRE:
   case C_EXPIREAT:
   case C_PEXPIREAT: {
+    uint32_t ifs;
     parse_i64(&a[2], &n);
+    expire_options(argc, a, &ifs);
     bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
     bool at = cmd->id == C_EXPIREAT || cmd->id == C_PEXPIREAT;
-    return kvstore_encode_expire(buf, cap, hdr, slice(&a[1]),
-                                 at ? KVSTORE_EXPIRE_AT : KVSTORE_EXPIRE_IN,
-                                 seconds ? n * 1000 : n);
+    return kvstore_encode_expire_ex(buf, cap, hdr, slice(&a[1]),
+                                    at ? KVSTORE_EXPIRE_AT : KVSTORE_EXPIRE_IN,
+                                    seconds ? n * 1000 : n, ifs);
   }
   case C_PERSIST:
     return kvstore_encode_expire(buf, cap, hdr, slice(&a[1]),
