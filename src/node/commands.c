@@ -26,7 +26,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -633,22 +632,30 @@ void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
 /* ---- reads -----------------------------------------------------------------
  */
 
+/* b, lowercased when the match ignores case (only ASCII letters move). */
+static uint8_t glob_fold(uint8_t b, bool nocase) {
+  return nocase && b >= 'A' && b <= 'Z' ? (uint8_t)(b - 'A' + 'a') : b;
+}
+
 /* One element of a glob pattern at p[*i] (not '*') against byte c, as
  * Redis matches: '?', '[...]' with '^', ranges and '\\' escapes, '\\x',
- * or a byte itself. Moves *i past the element. */
-static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
+ * or a byte itself; with nocase, letters of either case are one. Moves *i
+ * past the element. */
+static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c,
+                     bool nocase) {
   size_t k = *i;
+  c = glob_fold(c, nocase);
   if (p[k] == '?') {
     *i = k + 1;
     return true;
   }
   if (p[k] == '\\' && k + 1 < n) {
     *i = k + 2;
-    return p[k + 1] == c;
+    return glob_fold(p[k + 1], nocase) == c;
   }
   if (p[k] != '[') {
     *i = k + 1;
-    return p[k] == c;
+    return glob_fold(p[k], nocase) == c;
   }
   k++;
   bool negate = k < n && p[k] == '^', hit = false;
@@ -656,10 +663,10 @@ static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
     k++;
   while (k < n && p[k] != ']') {
     if (p[k] == '\\' && k + 1 < n) {
-      hit |= p[k + 1] == c;
+      hit |= glob_fold(p[k + 1], nocase) == c;
       k += 2;
     } else if (k + 2 < n && p[k + 1] == '-') {
-      uint8_t lo = p[k], hi = p[k + 2];
+      uint8_t lo = glob_fold(p[k], nocase), hi = glob_fold(p[k + 2], nocase);
       if (lo > hi) {
         uint8_t t = lo;
         lo = hi;
@@ -668,7 +675,7 @@ static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
       hit |= c >= lo && c <= hi;
       k += 3;
     } else {
-      hit |= p[k] == c;
+      hit |= glob_fold(p[k], nocase) == c;
       k++;
     }
   }
@@ -679,7 +686,8 @@ static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
 /* Redis's glob matching, without recursion: on a mismatch, go back to the
  * last '*' and let it take one byte more. O(len(s) * len(p)) at worst,
  * which RT_PATTERN_BYTES_MAX bounds. */
-bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
+static bool glob_match(const uint8_t *p, size_t pn, const uint8_t *s,
+                       size_t sn, bool nocase) {
   size_t pi = 0, si = 0, star_p = SIZE_MAX, star_s = 0;
   while (si < sn) {
     if (pi < pn && p[pi] == '*') {
@@ -692,7 +700,7 @@ bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
       continue;
     }
     size_t next = pi;
-    if (pi < pn && glob_one(p, pn, &next, s[si])) {
+    if (pi < pn && glob_one(p, pn, &next, s[si], nocase)) {
       pi = next;
       si++;
       continue;
@@ -705,6 +713,10 @@ bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
   while (pi < pn && p[pi] == '*')
     pi++;
   return pi == pn;
+}
+
+bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
+  return glob_match(p, pn, s, sn, false);
 }
 
 /* The bytes every key a pattern matches starts with. */
@@ -1712,14 +1724,21 @@ static void cmd_config(struct rt *rt, uint32_t argc,
   size_t np = sizeof params / sizeof params[0];
   bool match[sizeof params / sizeof params[0]] = {false};
   size_t count = 0;
+  /* Each pattern is matched whole, ignoring case, as Redis matches it,
+   * within the bound SCAN and KEYS keep (matching costs the pattern's
+   * length times the name's); a longer one is refused, never cut, since
+   * a cut pattern answers for another. */
+  for (uint32_t i = 2; i < argc; i++)
+    if (argv[i].len > RT_PATTERN_BYTES_MAX) {
+      resp_buf_printf(b, "-ERR the pattern is longer than %u bytes\r\n",
+                      RT_PATTERN_BYTES_MAX);
+      return;
+    }
   for (uint32_t i = 2; i < argc; i++) {
-    char pat[128];
-    size_t len = argv[i].len < sizeof pat - 1 ? argv[i].len : sizeof pat - 1;
-    for (size_t k = 0; k < len; k++)
-      pat[k] = (char)tolower(argv[i].ptr[k]);
-    pat[len] = '\0';
     for (size_t k = 0; k < np; k++)
-      if (!match[k] && fnmatch(pat, params[k][0], 0) == 0) {
+      if (!match[k] && glob_match(argv[i].ptr, argv[i].len,
+                                  (const uint8_t *)params[k][0],
+                                  strlen(params[k][0]), true)) {
         match[k] = true;
         count++;
       }

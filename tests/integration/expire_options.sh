@@ -2,7 +2,8 @@
 # EXPIRE's options (NX, XX, GT, LT; docs/api.md) through a follower of a
 # 3-node cluster, with redis-cli: each condition decided where the entry
 # applies, so every replica, read on its own (READONLY), holds the same
-# outcome. Engine: $4.
+# outcome; and CONFIG GET with a pattern longer than the 127 bytes it was
+# once cut to. Engine: $4.
 . "$(dirname "$0")/lib.sh"
 PROTO=${4:?protocol}
 start_cluster c 3 "$PROTO" "$BASE"
@@ -48,4 +49,10 @@ for n in 1 2 3; do
   echo "$out" | grep -qE '^OK 1 0 0 (199[0-9]|2000) $' || die "node $n: $out"
 done
 
+log "CONFIG GET: a long pattern matched whole, one past the bound refused"
+stars=$(printf '%*s' 127 '' | tr ' ' '*')
+expect "port $PF" "$(c CONFIG GET "${stars}port" | tr '\n' ' ' | sed 's/ $//')"
+expect "" "$(c CONFIG GET "${stars}nothing")"
+long=$(printf '%*s' 1025 '' | tr ' ' '*')
+expect "ERR the pattern is longer than 1024 bytes" "$(c CONFIG GET "$long")"
 log "ok"

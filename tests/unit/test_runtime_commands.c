@@ -199,6 +199,50 @@ static void expire_takes_the_options_of_redis_7(void) {
   rt_node_close(&n);
 }
 
+/* CONFIG GET <pattern> as a RESP command, into in[0, cap). */
+static void config_get(char *in, size_t cap, const char *pattern) {
+  snprintf(in, cap, "*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n",
+           strlen(pattern), pattern);
+}
+
+/* CONFIG GET matches each pattern whole, ignoring case, as Redis does;
+ * one past the pattern bound is refused. (Patterns were cut to 127 bytes,
+ * so 127 stars and "port" answered every parameter.) */
+static void config_get_matches_a_long_pattern_whole(void) {
+  static char pattern[RT_PATTERN_BYTES_MAX + 2];
+  static char in[RT_PATTERN_BYTES_MAX + 64];
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  memset(pattern, '*', 127);
+  strcpy(pattern + 127, "port");
+  config_get(in, sizeof in, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(c), "*2\r\n$4\r\nport\r\n", 14) == 0);
+  strcpy(pattern + 127, "nothing");
+  config_get(in, sizeof in, pattern);
+  expect(&n, c, in, "*0\r\n");
+  /* At the bound, still whole. */
+  memset(pattern, '*', RT_PATTERN_BYTES_MAX - 4);
+  strcpy(pattern + RT_PATTERN_BYTES_MAX - 4, "PORT");
+  config_get(in, sizeof in, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(c), "*2\r\n$4\r\nport\r\n", 14) == 0);
+  memset(pattern, '*', RT_PATTERN_BYTES_MAX + 1);
+  pattern[RT_PATTERN_BYTES_MAX + 1] = '\0';
+  config_get(in, sizeof in, pattern);
+  expect(&n, c, in, "-ERR the pattern is longer than 1024 bytes\r\n");
+  expect(&n, c, "CONFIG GET MAX[A-C]LIENTS\r\n",
+         "*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+  expect(&n, c, "CONFIG GET appendfsync DATABASES\r\n",
+         "*4\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n"
+         "$9\r\ndatabases\r\n$1\r\n1\r\n");
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(scan_without_match_lists_every_key),
@@ -206,6 +250,7 @@ int main(int argc, char **argv) {
       TEST(scan_bounds_the_work_of_matching_a_pattern),
       TEST(set_get_answers_the_old_value),
       TEST(expire_takes_the_options_of_redis_7),
+      TEST(config_get_matches_a_long_pattern_whole),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
