@@ -26,7 +26,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,14 +191,14 @@ static const struct rt_command COMMANDS[] = {
      "Returns a key's value and deletes it"},
     {"APPEND", 3, CK_WRITE, C_APPEND, "write denyoom fast", 1, 1, 1,
      "Appends to a value; returns the new length"},
-    {"EXPIRE", 3, CK_WRITE, C_EXPIRE, "write fast", 1, 1, 1,
-     "Expires a key in seconds (by the log's clock)"},
-    {"PEXPIRE", 3, CK_WRITE, C_PEXPIRE, "write fast", 1, 1, 1,
-     "Expires a key in milliseconds"},
-    {"EXPIREAT", 3, CK_WRITE, C_EXPIREAT, "write fast", 1, 1, 1,
-     "Expires a key at a Unix time in seconds"},
-    {"PEXPIREAT", 3, CK_WRITE, C_PEXPIREAT, "write fast", 1, 1, 1,
-     "Expires a key at a Unix time in milliseconds"},
+    {"EXPIRE", -3, CK_WRITE, C_EXPIRE, "write fast", 1, 1, 1,
+     "Expires a key in seconds (by the log's clock): [NX|XX] [GT|LT]"},
+    {"PEXPIRE", -3, CK_WRITE, C_PEXPIRE, "write fast", 1, 1, 1,
+     "Expires a key in milliseconds: [NX|XX] [GT|LT]"},
+    {"EXPIREAT", -3, CK_WRITE, C_EXPIREAT, "write fast", 1, 1, 1,
+     "Expires a key at a Unix time in seconds: [NX|XX] [GT|LT]"},
+    {"PEXPIREAT", -3, CK_WRITE, C_PEXPIREAT, "write fast", 1, 1, 1,
+     "Expires a key at a Unix time in milliseconds: [NX|XX] [GT|LT]"},
     {"PERSIST", 2, CK_WRITE, C_PERSIST, "write fast", 1, 1, 1,
      "Removes a key's expiry"},
     {"SABHA.LEASE.GRANT", 2, CK_WRITE, C_LEASE_GRANT, "write fast", 0, 0, 0,
@@ -370,6 +369,34 @@ static const char *set_options(uint32_t argc, const struct resp_arg *argv,
   return NULL;
 }
 
+/* The EXPIRE family's options, after the key and the time, as
+ * KVSTORE_EXPIRE_* conditions. Repeating one is harmless, as in Redis;
+ * the combinations Redis refuses are refused here with its words, and
+ * the store refuses them again when applying (kvstore.h), so that an
+ * entry from anywhere gets the same answer on every replica. Returns NULL
+ * or the error to answer. */
+static const char *expire_options(uint32_t argc, const struct resp_arg *argv,
+                                  uint32_t *ifs) {
+  *ifs = 0;
+  for (uint32_t i = 3; i < argc; i++) {
+    if (arg_is(&argv[i], "NX"))
+      *ifs |= KVSTORE_EXPIRE_NX;
+    else if (arg_is(&argv[i], "XX"))
+      *ifs |= KVSTORE_EXPIRE_XX;
+    else if (arg_is(&argv[i], "GT"))
+      *ifs |= KVSTORE_EXPIRE_GT;
+    else if (arg_is(&argv[i], "LT"))
+      *ifs |= KVSTORE_EXPIRE_LT;
+    else
+      return KVSTORE_ERR_SYNTAX;
+  }
+  if ((*ifs & KVSTORE_EXPIRE_NX) && (*ifs & ~KVSTORE_EXPIRE_NX))
+    return KVSTORE_ERR_EXPIRE_NX;
+  if ((*ifs & KVSTORE_EXPIRE_GT) && (*ifs & KVSTORE_EXPIRE_LT))
+    return KVSTORE_ERR_EXPIRE_GT_LT;
+  return NULL;
+}
+
 /* The commands a transaction may hold: the store's own, which its TXN
  * command can carry (kvstore.h). */
 static bool txn_allows(const struct rt_command *cmd, uint32_t argc) {
@@ -471,16 +498,20 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
   }
   case C_EXPIRE:
   case C_EXPIREAT:
+  case C_PEXPIRE:
+  case C_PEXPIREAT: {
+    /* Options first, then the time, in Redis's order of complaints. */
+    uint32_t ifs;
+    const char *bad = expire_options(argc, argv, &ifs);
+    if (bad != NULL)
+      return bad;
     if (!parse_i64(&argv[2], &v))
       return KVSTORE_ERR_NOT_INTEGER;
-    if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
+    bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
+    if (seconds && (v > INT64_MAX / 1000 || v < INT64_MIN / 1000))
       return KVSTORE_ERR_EXPIRE_CMD;
     return NULL;
-  case C_PEXPIRE:
-  case C_PEXPIREAT:
-    if (!parse_i64(&argv[2], &v))
-      return KVSTORE_ERR_NOT_INTEGER;
-    return NULL;
+  }
   case C_LEASE_GRANT:
     if (!parse_i64(&argv[1], &v) || v <= 0)
       return "ERR the ttl must be a positive number of milliseconds";
@@ -601,22 +632,30 @@ void rt_write_kv_result(struct resp_buf *b, const struct kvstore_result *res) {
 /* ---- reads -----------------------------------------------------------------
  */
 
+/* b, lowercased when the match ignores case (only ASCII letters move). */
+static uint8_t glob_fold(uint8_t b, bool nocase) {
+  return nocase && b >= 'A' && b <= 'Z' ? (uint8_t)(b - 'A' + 'a') : b;
+}
+
 /* One element of a glob pattern at p[*i] (not '*') against byte c, as
  * Redis matches: '?', '[...]' with '^', ranges and '\\' escapes, '\\x',
- * or a byte itself. Moves *i past the element. */
-static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
+ * or a byte itself; with nocase, letters of either case are one. Moves *i
+ * past the element. */
+static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c,
+                     bool nocase) {
   size_t k = *i;
+  c = glob_fold(c, nocase);
   if (p[k] == '?') {
     *i = k + 1;
     return true;
   }
   if (p[k] == '\\' && k + 1 < n) {
     *i = k + 2;
-    return p[k + 1] == c;
+    return glob_fold(p[k + 1], nocase) == c;
   }
   if (p[k] != '[') {
     *i = k + 1;
-    return p[k] == c;
+    return glob_fold(p[k], nocase) == c;
   }
   k++;
   bool negate = k < n && p[k] == '^', hit = false;
@@ -624,10 +663,10 @@ static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
     k++;
   while (k < n && p[k] != ']') {
     if (p[k] == '\\' && k + 1 < n) {
-      hit |= p[k + 1] == c;
+      hit |= glob_fold(p[k + 1], nocase) == c;
       k += 2;
     } else if (k + 2 < n && p[k + 1] == '-') {
-      uint8_t lo = p[k], hi = p[k + 2];
+      uint8_t lo = glob_fold(p[k], nocase), hi = glob_fold(p[k + 2], nocase);
       if (lo > hi) {
         uint8_t t = lo;
         lo = hi;
@@ -636,7 +675,7 @@ static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
       hit |= c >= lo && c <= hi;
       k += 3;
     } else {
-      hit |= p[k] == c;
+      hit |= glob_fold(p[k], nocase) == c;
       k++;
     }
   }
@@ -647,7 +686,8 @@ static bool glob_one(const uint8_t *p, size_t n, size_t *i, uint8_t c) {
 /* Redis's glob matching, without recursion: on a mismatch, go back to the
  * last '*' and let it take one byte more. O(len(s) * len(p)) at worst,
  * which RT_PATTERN_BYTES_MAX bounds. */
-bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
+static bool glob_match(const uint8_t *p, size_t pn, const uint8_t *s,
+                       size_t sn, bool nocase) {
   size_t pi = 0, si = 0, star_p = SIZE_MAX, star_s = 0;
   while (si < sn) {
     if (pi < pn && p[pi] == '*') {
@@ -660,7 +700,7 @@ bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
       continue;
     }
     size_t next = pi;
-    if (pi < pn && glob_one(p, pn, &next, s[si])) {
+    if (pi < pn && glob_one(p, pn, &next, s[si], nocase)) {
       pi = next;
       si++;
       continue;
@@ -673,6 +713,10 @@ bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
   while (pi < pn && p[pi] == '*')
     pi++;
   return pi == pn;
+}
+
+bool rt_glob_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn) {
+  return glob_match(p, pn, s, sn, false);
 }
 
 /* The bytes every key a pattern matches starts with. */
@@ -1049,12 +1093,14 @@ static size_t encode_one(const struct rt_command *cmd, uint32_t argc,
   case C_PEXPIRE:
   case C_EXPIREAT:
   case C_PEXPIREAT: {
+    uint32_t ifs;
     parse_i64(&a[2], &n);
+    expire_options(argc, a, &ifs);
     bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
     bool at = cmd->id == C_EXPIREAT || cmd->id == C_PEXPIREAT;
-    return kvstore_encode_expire(buf, cap, hdr, slice(&a[1]),
-                                 at ? KVSTORE_EXPIRE_AT : KVSTORE_EXPIRE_IN,
-                                 seconds ? n * 1000 : n);
+    return kvstore_encode_expire_ex(buf, cap, hdr, slice(&a[1]),
+                                    at ? KVSTORE_EXPIRE_AT : KVSTORE_EXPIRE_IN,
+                                    seconds ? n * 1000 : n, ifs);
   }
   case C_PERSIST:
     return kvstore_encode_expire(buf, cap, hdr, slice(&a[1]),
@@ -1678,14 +1724,21 @@ static void cmd_config(struct rt *rt, uint32_t argc,
   size_t np = sizeof params / sizeof params[0];
   bool match[sizeof params / sizeof params[0]] = {false};
   size_t count = 0;
+  /* Each pattern is matched whole, ignoring case, as Redis matches it,
+   * within the bound SCAN and KEYS keep (matching costs the pattern's
+   * length times the name's); a longer one is refused, never cut, since
+   * a cut pattern answers for another. */
+  for (uint32_t i = 2; i < argc; i++)
+    if (argv[i].len > RT_PATTERN_BYTES_MAX) {
+      resp_buf_printf(b, "-ERR the pattern is longer than %u bytes\r\n",
+                      RT_PATTERN_BYTES_MAX);
+      return;
+    }
   for (uint32_t i = 2; i < argc; i++) {
-    char pat[128];
-    size_t len = argv[i].len < sizeof pat - 1 ? argv[i].len : sizeof pat - 1;
-    for (size_t k = 0; k < len; k++)
-      pat[k] = (char)tolower(argv[i].ptr[k]);
-    pat[len] = '\0';
     for (size_t k = 0; k < np; k++)
-      if (!match[k] && fnmatch(pat, params[k][0], 0) == 0) {
+      if (!match[k] && glob_match(argv[i].ptr, argv[i].len,
+                                  (const uint8_t *)params[k][0],
+                                  strlen(params[k][0]), true)) {
         match[k] = true;
         count++;
       }

@@ -395,7 +395,9 @@ enum saved_error {
   SAVED_LEASE_FULL = 11,
   SAVED_LEASED = 12,
   SAVED_EXPIRE_CMD = 13,
-  SAVED_ERRORS_N = 14,
+  SAVED_EXPIRE_NX = 14,
+  SAVED_EXPIRE_GT_LT = 15,
+  SAVED_ERRORS_N = 16,
 };
 
 static const char *const saved_errors[SAVED_ERRORS_N] = {
@@ -413,6 +415,8 @@ static const char *const saved_errors[SAVED_ERRORS_N] = {
     KVSTORE_ERR_LEASE_FULL,
     KVSTORE_ERR_LEASED,
     KVSTORE_ERR_EXPIRE_CMD,
+    KVSTORE_ERR_EXPIRE_NX,
+    KVSTORE_ERR_EXPIRE_GT_LT,
 };
 
 struct session {
@@ -777,6 +781,7 @@ struct command {
                                     first */
   uint64_t lease;                /* SET LEASE, KEEPALIVE and REVOKE: id */
   uint8_t mode;                  /* EXPIRE mode, READ what */
+  uint8_t ifs;                   /* EXPIRE conditions */
   uint32_t n_watch;              /* TXN */
   struct reader watch;           /* TXN: the watched keys */
   uint64_t watch_rev;            /* TXN */
@@ -872,10 +877,12 @@ static bool decode_body(const uint8_t *bytes, size_t len, struct command *c) {
     break;
   case KVSTORE_OP_EXPIRE:
     c->mode = rd_u8(&r);
+    c->ifs = c->mode & KVSTORE_EXPIRE_IFS;
+    c->mode &= (uint8_t)~KVSTORE_EXPIRE_IFS;
     c->number = (int64_t)rd_u64(&r);
     c->key = rd_string(&r);
     if (c->mode > KVSTORE_EXPIRE_NONE ||
-        (c->mode == KVSTORE_EXPIRE_NONE && c->number != 0))
+        (c->mode == KVSTORE_EXPIRE_NONE && (c->number != 0 || c->ifs != 0)))
       return false;
     break;
   case KVSTORE_OP_GETDEL:
@@ -1035,7 +1042,7 @@ static void encode(struct writer *w, const struct encode_args *a) {
       wr_u64(w, a->lease);
     break;
   case KVSTORE_OP_EXPIRE:
-    wr_u8(w, a->mode);
+    wr_u8(w, (uint8_t)(a->mode | a->flags));
     wr_u64(w, (uint64_t)a->number);
     wr_string(w, a->key);
     break;
@@ -1131,11 +1138,22 @@ size_t kvstore_encode_expire(uint8_t *buf, size_t cap,
                              const struct kvstore_hdr *hdr,
                              struct kvstore_slice key,
                              enum kvstore_expire_mode mode, int64_t ms) {
+  return kvstore_encode_expire_ex(buf, cap, hdr, key, mode, ms, 0);
+}
+
+size_t kvstore_encode_expire_ex(uint8_t *buf, size_t cap,
+                                const struct kvstore_hdr *hdr,
+                                struct kvstore_slice key,
+                                enum kvstore_expire_mode mode, int64_t ms,
+                                uint32_t ifs) {
   assert(mode <= KVSTORE_EXPIRE_NONE && (mode != KVSTORE_EXPIRE_NONE || !ms));
+  assert((ifs & ~KVSTORE_EXPIRE_IFS) == 0 &&
+         (mode != KVSTORE_EXPIRE_NONE || ifs == 0));
   struct encode_args a = {.op = KVSTORE_OP_EXPIRE,
                           .hdr = hdr,
                           .key = key,
                           .mode = (uint8_t)mode,
+                          .flags = ifs,
                           .number = ms};
   return encode_into(buf, cap, &a);
 }
@@ -1342,6 +1360,12 @@ static enum saved_error check_command(const struct kvstore *kv,
   case KVSTORE_OP_LEASE_GRANT:
     if (c->number <= 0)
       return SAVED_EXPIRE_CMD;
+    break;
+  case KVSTORE_OP_EXPIRE:
+    if ((c->ifs & KVSTORE_EXPIRE_NX) && (c->ifs & ~KVSTORE_EXPIRE_NX))
+      return SAVED_EXPIRE_NX;
+    if ((c->ifs & KVSTORE_EXPIRE_GT) && (c->ifs & KVSTORE_EXPIRE_LT))
+      return SAVED_EXPIRE_GT_LT;
     break;
   case KVSTORE_OP_MSET: {
     struct reader r = c->list;
@@ -1741,10 +1765,29 @@ static void entry_set_expiry(struct kvstore *kv, struct entry *e,
   }
 }
 
+/* Whether EXPIRE's conditions let a key whose expiry is cur_ms (0: none)
+ * take the instant at_ms, which may be zero or negative (long past). No
+ * expiry counts as later than any instant. */
+static bool expire_allowed(uint8_t ifs, uint64_t cur_ms, int64_t at_ms) {
+  bool sooner = cur_ms == 0 || at_ms <= 0 || (uint64_t)at_ms < cur_ms;
+  bool later = cur_ms != 0 && at_ms > 0 && (uint64_t)at_ms > cur_ms;
+  if ((ifs & KVSTORE_EXPIRE_NX) && cur_ms != 0)
+    return false;
+  if ((ifs & KVSTORE_EXPIRE_XX) && cur_ms == 0)
+    return false;
+  if ((ifs & KVSTORE_EXPIRE_GT) && !later)
+    return false;
+  if ((ifs & KVSTORE_EXPIRE_LT) && !sooner)
+    return false;
+  return true;
+}
+
 /* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST. A time already past
- * deletes the key, as Redis does. A change of expiry is a change of the
- * key for WATCH (its revision moves) but not an event: watchers see the
- * deletion when it comes. */
+ * deletes the key, as Redis does, once the conditions allow it: their
+ * test comes first, so GT with a past time leaves the key alone and LT
+ * with one takes it. A change of expiry is a change of the key for WATCH
+ * (its revision moves) but not an event: watchers see the deletion when
+ * it comes. */
 static void apply_expire(struct kvstore *kv, const struct command *c,
                          struct kvstore_result *out) {
   uint64_t hash;
@@ -1780,6 +1823,10 @@ static void apply_expire(struct kvstore *kv, const struct command *c,
       return;
     }
     at = (int64_t)kv->clock_ms + c->number;
+  }
+  if (!expire_allowed(c->ifs, e->expire_at_ms, at)) {
+    reply_int(out, 0);
+    return;
   }
   if (at <= 0 || (uint64_t)at <= kv->clock_ms) {
     entry_delete_at(kv, slot);

@@ -74,7 +74,12 @@
  *   SET with flags REPLY_INT 16 (SETNX), GET 32 (GETSET) and LEASE 64:
  *            as SET, then u64 lease id when LEASE is set
  *   EXPIRE   u8 mode (0 in px ms, 1 at unix ms, 2 persist) | i64 ms
- *            | u32 key_len | key
+ *            | u32 key_len | key. The mode byte's high four bits are the
+ *            conditions (KVSTORE_EXPIRE_NX 16, XX 32, GT 64, LT 128),
+ *            never with persist; entries from before the conditions have
+ *            them clear and mean what they always meant, so the format
+ *            keeps its version (a node that predates them refuses an
+ *            entry with one as malformed).
  *   GETDEL   u32 key_len | key
  *   APPEND   u32 key_len | key | u32 value_len | value
  *   READ     u8 what (enum kvstore_read) | u32 key_len | key; only inside
@@ -127,7 +132,8 @@
  *                   5 expire time, 6 too big, 7 full, 8 reply not
  *                   kept (a bulk or array), 9 no lease, 10 too many
  *                   leases, 11 lease full, 12 leased key, 13 expire
- *                   time of EXPIRE (0 otherwise); a
+ *                   time of EXPIRE, 14 EXPIRE's NX with another
+ *                   condition, 15 EXPIRE's GT with LT (0 otherwise); a
  *                   session with no command yet has last_seq 0 and kind 0
  *   | u32 CRC32C (Castagnoli) of every byte before it
  *
@@ -176,6 +182,18 @@ enum kvstore_expire_mode {
   KVSTORE_EXPIRE_AT = 1,  /* at a Unix time in ms (EXPIREAT, PEXPIREAT) */
   KVSTORE_EXPIRE_NONE = 2 /* PERSIST */
 };
+
+/* EXPIRE's conditions, as Redis 7's options: judged against the key's
+ * expiry when the entry is applied, since only then is it known the same
+ * on every replica. A key without an expiry counts as expiring never, so
+ * GT never sets one on it and LT always does. NX with any other, or GT
+ * with LT, is an error reply (not a malformed command), as SET's NX with
+ * XX is. In the command they share the mode's byte, above its values. */
+#define KVSTORE_EXPIRE_NX 16u  /* only if the key has no expiry */
+#define KVSTORE_EXPIRE_XX 32u  /* only if it has one */
+#define KVSTORE_EXPIRE_GT 64u  /* only if the new instant is later */
+#define KVSTORE_EXPIRE_LT 128u /* only if it is sooner */
+#define KVSTORE_EXPIRE_IFS 240u
 
 /* What a READ inside a TXN answers, as the Redis command of that name. */
 enum kvstore_read {
@@ -309,6 +327,14 @@ size_t kvstore_encode_expire(uint8_t *buf, size_t cap,
                              const struct kvstore_hdr *hdr,
                              struct kvstore_slice key,
                              enum kvstore_expire_mode mode, int64_t ms);
+/* The same with conditions (KVSTORE_EXPIRE_NX...LT, any combination; 0:
+ * none, and always 0 with KVSTORE_EXPIRE_NONE). Replies :0 also when the
+ * key exists but a condition does not hold; nothing changes then. */
+size_t kvstore_encode_expire_ex(uint8_t *buf, size_t cap,
+                                const struct kvstore_hdr *hdr,
+                                struct kvstore_slice key,
+                                enum kvstore_expire_mode mode, int64_t ms,
+                                uint32_t ifs);
 size_t kvstore_encode_getdel(uint8_t *buf, size_t cap,
                              const struct kvstore_hdr *hdr,
                              struct kvstore_slice key);
@@ -424,6 +450,10 @@ struct kvstore_result {
 #define KVSTORE_ERR_LEASED                                                     \
   "ERR the key is attached to a lease; SET it without LEASE first"
 #define KVSTORE_ERR_EXPIRE_CMD "ERR invalid expire time in 'expire' command"
+#define KVSTORE_ERR_EXPIRE_NX                                                  \
+  "ERR NX and XX, GT or LT options at the same time are not compatible"
+#define KVSTORE_ERR_EXPIRE_GT_LT                                               \
+  "ERR GT and LT options at the same time are not compatible"
 #define KVSTORE_ERR_REPLY_TOO_BIG                                              \
   "ERR the transaction's replies would pass the store's reply bound; read "   \
   "fewer or smaller values in one transaction"

@@ -450,6 +450,163 @@ static void expire_takes_any_negative_time_as_redis(void) {
   kvstore_free(kv);
 }
 
+/* ---- EXPIRE's conditions (Redis 7's NX, XX, GT, LT) -------------------- */
+
+static struct kvstore_result expire_if(struct client *c, const char *k,
+                                       enum kvstore_expire_mode mode,
+                                       int64_t ms, uint32_t ifs) {
+  struct kvstore_hdr h = hdr(c);
+  return run(c, kvstore_encode_expire_ex(c->buf, sizeof c->buf, &h, S(k), mode,
+                                         ms, ifs));
+}
+
+static int64_t pttl(const struct kvstore *kv, const char *k) {
+  return kvstore_pttl(kv, (const uint8_t *)k, strlen(k), 0);
+}
+
+#define E_NX KVSTORE_EXPIRE_NX
+#define E_XX KVSTORE_EXPIRE_XX
+#define E_GT KVSTORE_EXPIRE_GT
+#define E_LT KVSTORE_EXPIRE_LT
+
+/* NX and XX ask whether the key has an expiry; a key that does not
+ * exist is :0 whatever the condition. */
+static void expire_nx_and_xx_look_at_whether_the_key_expires(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 500, E_XX), 0));
+  CHECK(pttl(kv, "k") == -1);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 500, E_NX), 1));
+  CHECK(pttl(kv, "k") == 500);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 900, E_NX), 0));
+  CHECK(pttl(kv, "k") == 500);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_AT, 1900, E_XX), 1));
+  CHECK(pttl(kv, "k") == 900);
+  for (uint32_t ifs = E_NX; ifs <= E_LT; ifs <<= 1)
+    CHECK(is_int(expire_if(&c, "none", KVSTORE_EXPIRE_IN, 500, ifs), 0));
+  CHECK(has(kv, "none", NULL));
+  kvstore_free(kv);
+}
+
+/* GT and LT compare instants, with no expiry as the latest of all: GT
+ * never gives a key its first expiry, LT always may; an equal instant
+ * satisfies neither. XX with either also needs an expiry there. */
+static void expire_gt_and_lt_compare_with_no_expiry_as_infinite(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "k", "v", 0, 0);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 500, E_GT), 0));
+  CHECK(pttl(kv, "k") == -1);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 500, E_XX | E_LT), 0));
+  CHECK(pttl(kv, "k") == -1);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 500, E_LT), 1));
+  CHECK(pttl(kv, "k") == 500);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_AT, 1500, E_GT), 0));
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_AT, 1500, E_LT), 0));
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_AT, 1499, E_GT), 0));
+  CHECK(pttl(kv, "k") == 500);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_AT, 1501, E_GT), 1));
+  CHECK(pttl(kv, "k") == 501);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_AT, 1600, E_LT), 0));
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 400, E_XX | E_LT), 1));
+  CHECK(pttl(kv, "k") == 400);
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 800, E_XX | E_GT), 1));
+  CHECK(pttl(kv, "k") == 800);
+  /* A repeated option is the option once, as in Redis. */
+  CHECK(is_int(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 900, E_GT | E_GT), 1));
+  CHECK(pttl(kv, "k") == 900);
+  kvstore_free(kv);
+}
+
+/* A time already past deletes the key only when the conditions let it
+ * be set: LT with a past time takes a key (it is sooner than any
+ * expiry), GT with one never does. */
+static void expire_with_a_past_time_deletes_only_when_allowed(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "plain", "v", 0, 0);
+  set(&c, "timed", "v", 0, 0);
+  CHECK(is_int(expire_if(&c, "timed", KVSTORE_EXPIRE_IN, 500, 0), 1));
+  CHECK(is_int(expire_if(&c, "timed", KVSTORE_EXPIRE_IN, -1, E_GT), 0));
+  CHECK(is_int(expire_if(&c, "timed", KVSTORE_EXPIRE_AT, 0, E_NX), 0));
+  CHECK(is_int(expire_if(&c, "plain", KVSTORE_EXPIRE_AT, 900, E_GT), 0));
+  CHECK(is_int(expire_if(&c, "plain", KVSTORE_EXPIRE_IN, -5, E_XX), 0));
+  CHECK(has(kv, "timed", "v") && pttl(kv, "timed") == 500);
+  CHECK(has(kv, "plain", "v") && pttl(kv, "plain") == -1);
+  CHECK(is_int(expire_if(&c, "timed", KVSTORE_EXPIRE_IN, INT64_MIN, E_LT), 1));
+  CHECK(has(kv, "timed", NULL));
+  CHECK(is_int(expire_if(&c, "plain", KVSTORE_EXPIRE_AT, 1000, E_NX), 1));
+  CHECK(has(kv, "plain", NULL));
+  set(&c, "plain", "v", 0, 0);
+  CHECK(is_int(expire_if(&c, "plain", KVSTORE_EXPIRE_AT, -7, E_LT), 1));
+  CHECK(has(kv, "plain", NULL));
+  /* The sum past INT64_MAX is refused before any condition is judged. */
+  set(&c, "timed", "v", 0, 0);
+  CHECK(is_int(expire_if(&c, "timed", KVSTORE_EXPIRE_IN, 500, 0), 1));
+  CHECK(is_error(expire_if(&c, "timed", KVSTORE_EXPIRE_IN, INT64_MAX, E_GT),
+                 KVSTORE_ERR_EXPIRE_CMD));
+  CHECK(pttl(kv, "timed") == 500);
+  kvstore_free(kv);
+}
+
+/* NX with any other condition, and GT with LT, are refused with Redis's
+ * words, whether or not the key is there, and change nothing; a resend
+ * of the same entry is answered the same from the session. */
+static void expire_refuses_conditions_that_cannot_go_together(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  set(&c, "k", "v", 0, 0);
+  const uint32_t nx_with[] = {E_XX, E_GT, E_LT, E_XX | E_GT, E_XX | E_LT};
+  for (size_t i = 0; i < N(nx_with); i++) {
+    CHECK(is_error(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 5, E_NX | nx_with[i]),
+                   KVSTORE_ERR_EXPIRE_NX));
+    CHECK(
+        is_error(expire_if(&c, "none", KVSTORE_EXPIRE_AT, 5, E_NX | nx_with[i]),
+                 KVSTORE_ERR_EXPIRE_NX));
+  }
+  CHECK(is_error(expire_if(&c, "k", KVSTORE_EXPIRE_IN, 5, E_GT | E_LT),
+                 KVSTORE_ERR_EXPIRE_GT_LT));
+  CHECK(is_error(expire_if(&c, "k", KVSTORE_EXPIRE_IN, -5, E_XX | E_GT | E_LT),
+                 KVSTORE_ERR_EXPIRE_GT_LT));
+  CHECK(has(kv, "k", "v") && pttl(kv, "k") == -1);
+  c.seq--; /* the same entry again */
+  CHECK(is_error(expire_if(&c, "k", KVSTORE_EXPIRE_IN, -5, E_XX | E_GT | E_LT),
+                 KVSTORE_ERR_EXPIRE_GT_LT));
+  kvstore_free(kv);
+}
+
+/* The conditions ride in the mode's byte above its values, so an entry
+ * written before them means what it meant; persist with a condition, or
+ * a mode past persist, is malformed. */
+static void expire_conditions_keep_old_entries_and_refuse_nonsense(void) {
+  struct kvstore_hdr h = {1, 1, 1000};
+  uint8_t old[64], buf[64];
+  size_t n = kvstore_encode_expire(old, sizeof old, &h, S("k"),
+                                   KVSTORE_EXPIRE_AT, 2000);
+  CHECK(n > KVSTORE_CMD_HEADER_BYTES &&
+        old[KVSTORE_CMD_HEADER_BYTES] == KVSTORE_EXPIRE_AT);
+  CHECK(kvstore_encode_expire_ex(buf, sizeof buf, &h, S("k"), KVSTORE_EXPIRE_AT,
+                                 2000, 0) == n);
+  CHECK(memcmp(old, buf, n) == 0);
+  CHECK(kvstore_encode_expire_ex(buf, sizeof buf, &h, S("k"), KVSTORE_EXPIRE_AT,
+                                 2000, E_XX | E_LT) == n);
+  CHECK(buf[KVSTORE_CMD_HEADER_BYTES] == (KVSTORE_EXPIRE_AT | E_XX | E_LT));
+  struct kvstore_cmd_view v;
+  CHECK(kvstore_decode(buf, n, &v) == 0 && v.op == KVSTORE_OP_EXPIRE);
+  n = kvstore_encode_expire(buf, sizeof buf, &h, S("k"), KVSTORE_EXPIRE_NONE,
+                            0);
+  CHECK(kvstore_decode(buf, n, &v) == 0);
+  buf[KVSTORE_CMD_HEADER_BYTES] = KVSTORE_EXPIRE_NONE | E_NX;
+  CHECK(kvstore_decode(buf, n, &v) == SABHA_ECORRUPT);
+  buf[KVSTORE_CMD_HEADER_BYTES] = (KVSTORE_EXPIRE_NONE + 1) | E_NX;
+  CHECK(kvstore_decode(buf, n, &v) == SABHA_ECORRUPT);
+}
+
 /* ---- leases ---------------------------------------------------------------
  */
 
@@ -745,6 +902,11 @@ static const struct test tests[] = {
     TEST(string_commands_follow_redis),
     TEST(expire_persist_and_past_times_as_redis),
     TEST(expire_takes_any_negative_time_as_redis),
+    TEST(expire_nx_and_xx_look_at_whether_the_key_expires),
+    TEST(expire_gt_and_lt_compare_with_no_expiry_as_infinite),
+    TEST(expire_with_a_past_time_deletes_only_when_allowed),
+    TEST(expire_refuses_conditions_that_cannot_go_together),
+    TEST(expire_conditions_keep_old_entries_and_refuse_nonsense),
     TEST(a_lease_takes_its_keys_when_it_expires),
     TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
     TEST(range_walks_keys_in_byte_order_in_bounded_steps),

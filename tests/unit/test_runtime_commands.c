@@ -158,12 +158,99 @@ static void set_get_answers_the_old_value(void) {
   rt_node_close(&n);
 }
 
+/* EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT take Redis 7's NX, XX, GT and
+ * LT, judged where the entry applies (kvstore.h); the node refuses what
+ * Redis refuses before it goes to the log, options before the time. The
+ * node's wall clock stands at 1700000001000 ms (rt_host.h). */
+static void expire_takes_the_options_of_redis_7(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "EXPIRE k1 100 NX\r\n", ":1\r\n");
+  expect(&n, c, "EXPIRE k1 200 nx\r\n", ":0\r\n");
+  expect(&n, c, "TTL k1\r\n", ":100\r\n");
+  expect(&n, c, "EXPIRE k1 50 GT\r\n", ":0\r\n");
+  expect(&n, c, "EXPIRE k1 300 GT\r\n", ":1\r\n");
+  expect(&n, c, "PEXPIRE k1 1000 XX LT\r\n", ":1\r\n");
+  expect(&n, c, "PTTL k1\r\n", ":1000\r\n");
+  expect(&n, c, "EXPIRE k2 100 XX\r\n", ":0\r\n");
+  expect(&n, c, "EXPIRE k2 100 GT\r\n", ":0\r\n");
+  expect(&n, c, "TTL k2\r\n", ":-1\r\n");
+  expect(&n, c, "PEXPIREAT k2 0 GT\r\n", ":0\r\n");
+  expect(&n, c, "EXISTS k2\r\n", ":1\r\n");
+  expect(&n, c, "EXPIREAT k2 2000000000 LT\r\n", ":1\r\n");
+  expect(&n, c, "EXPIREAT k2 2000000000 NX\r\n", ":0\r\n");
+  expect(&n, c, "EXPIREAT k2 2000000001 LT\r\n", ":0\r\n");
+  expect(&n, c, "EXPIREAT k2 0 LT\r\n", ":1\r\n");
+  expect(&n, c, "EXISTS k2\r\n", ":0\r\n");
+  expect(&n, c, "EXPIRE k2 10 NX\r\n", ":0\r\n");
+  expect(&n, c, "EXPIRE k1 10 NX XX\r\n", "-" KVSTORE_ERR_EXPIRE_NX "\r\n");
+  expect(&n, c, "PEXPIREAT k1 x LT NX\r\n", "-" KVSTORE_ERR_EXPIRE_NX "\r\n");
+  expect(&n, c, "EXPIRE k1 10 GT LT\r\n", "-" KVSTORE_ERR_EXPIRE_GT_LT "\r\n");
+  expect(&n, c, "EXPIRE k1 10 GT SOON\r\n", "-" KVSTORE_ERR_SYNTAX "\r\n");
+  expect(&n, c, "EXPIRE k1 x GT\r\n", "-" KVSTORE_ERR_NOT_INTEGER "\r\n");
+  expect(&n, c, "PTTL k1\r\n", ":1000\r\n");
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "EXPIRE k1 5000 LT\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXPIRE k1 5000 GT\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXEC\r\n", "*2\r\n:0\r\n:1\r\n");
+  expect(&n, c, "TTL k1\r\n", ":5000\r\n");
+  rt_node_close(&n);
+}
+
+/* CONFIG GET <pattern> as a RESP command, into in[0, cap). */
+static void config_get(char *in, size_t cap, const char *pattern) {
+  snprintf(in, cap, "*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n",
+           strlen(pattern), pattern);
+}
+
+/* CONFIG GET matches each pattern whole, ignoring case, as Redis does;
+ * one past the pattern bound is refused. (Patterns were cut to 127 bytes,
+ * so 127 stars and "port" answered every parameter.) */
+static void config_get_matches_a_long_pattern_whole(void) {
+  static char pattern[RT_PATTERN_BYTES_MAX + 2];
+  static char in[RT_PATTERN_BYTES_MAX + 64];
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  memset(pattern, '*', 127);
+  strcpy(pattern + 127, "port");
+  config_get(in, sizeof in, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(c), "*2\r\n$4\r\nport\r\n", 14) == 0);
+  strcpy(pattern + 127, "nothing");
+  config_get(in, sizeof in, pattern);
+  expect(&n, c, in, "*0\r\n");
+  /* At the bound, still whole. */
+  memset(pattern, '*', RT_PATTERN_BYTES_MAX - 4);
+  strcpy(pattern + RT_PATTERN_BYTES_MAX - 4, "PORT");
+  config_get(in, sizeof in, pattern);
+  rt_stream_input(c, in, strlen(in));
+  rt_node_settle(&n);
+  CHECK(strncmp(rt_stream_said(c), "*2\r\n$4\r\nport\r\n", 14) == 0);
+  memset(pattern, '*', RT_PATTERN_BYTES_MAX + 1);
+  pattern[RT_PATTERN_BYTES_MAX + 1] = '\0';
+  config_get(in, sizeof in, pattern);
+  expect(&n, c, in, "-ERR the pattern is longer than 1024 bytes\r\n");
+  expect(&n, c, "CONFIG GET MAX[A-C]LIENTS\r\n",
+         "*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+  expect(&n, c, "CONFIG GET appendfsync DATABASES\r\n",
+         "*4\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n"
+         "$9\r\ndatabases\r\n$1\r\n1\r\n");
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(scan_without_match_lists_every_key),
       TEST(scan_type_filters_whatever_the_order_of_options),
       TEST(scan_bounds_the_work_of_matching_a_pattern),
       TEST(set_get_answers_the_old_value),
+      TEST(expire_takes_the_options_of_redis_7),
+      TEST(config_get_matches_a_long_pattern_whole),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
