@@ -11,6 +11,7 @@
  * metric. With tls on, the port speaks only HTTPS: each connection's session
  * (src/net/tls.h) decrypts into the request buffer, and its handshake
  * flights and then the response go out one write at a time. */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,9 +20,15 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "sabha/error.h"
 #include "server/http.h"
 #include "server/node_internal.h"
 #include "sm/kvstore.h"
+
+/* SRV_HTTP_OUT_BYTES_MAX as the log line and the metric's help say it. */
+#define HTTP_OUT_BYTES_TEXT "32 MiB"
+_Static_assert(SRV_HTTP_OUT_BYTES_MAX == 32u << 20,
+               "HTTP_OUT_BYTES_TEXT says 32 MiB");
 
 /* ---- /status ------------------------------------------------------------- */
 
@@ -247,6 +254,10 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_http_head_timeouts_total",
           "HTTP requests answered 408: the head took too long",
           n->http_head_timeouts);
+  counter(b, "sabha_http_output_overflows_total",
+          "HTTP connections closed: a response would pass the "
+          HTTP_OUT_BYTES_TEXT " of responses not yet written",
+          n->http_out_overflows);
   counter(b, "sabha_http_replies_too_big_total",
           "HTTP requests answered 500: the reply was larger than the API "
           "takes in (64 MiB)",
@@ -671,6 +682,32 @@ bool srv_http_backlogged(const struct srv_http_conn *c) {
   return n >= SRV_HTTP_OUT_PAUSE_BYTES;
 }
 
+/* c->out refused a response (SRV_HTTP_OUT_BYTES_MAX, or no memory): what
+ * it holds is no longer a sequence of whole responses, so the connection
+ * closes. A client can do this on purpose as often as it likes, so it is
+ * logged at most once per SRV_HTTP_LOG_MS, with the count since. */
+static void http_out_overflowed(struct srv_http_conn *c) {
+  struct srv_node *n = c->n;
+  assert(c->out.err != 0);
+  n->http_out_overflows++;
+  n->http_out_overflows_unlogged++;
+  uint64_t now_ms = uv_now(&n->loop);
+  if (now_ms >= n->http_out_log_due_ms) {
+    srv_log(n, "WARN",
+            "http: %s; the connection is closed (%" PRIu64
+            " such since the last report)",
+            c->out.err == SABHA_ENOMEM
+                ? "out of memory for a response"
+                : "a response would pass the " HTTP_OUT_BYTES_TEXT
+                  " a connection holds of responses not yet written "
+                  "(a large range behind others its client has not read)",
+            n->http_out_overflows_unlogged);
+    n->http_out_overflows_unlogged = 0;
+    n->http_out_log_due_ms = now_ms + SRV_HTTP_LOG_MS;
+  }
+  srv_http_close(c);
+}
+
 /* Writes what c->out holds, one write at a time; closes once the last
  * response is out (responded, or the key-value API said close). */
 void srv_http_pump(struct srv_http_conn *c) {
@@ -678,7 +715,7 @@ void srv_http_pump(struct srv_http_conn *c) {
     return;
   bool last = c->responded || (c->kv_close && !c->kv_busy);
   if (c->out.err != 0) {
-    srv_http_close(c);
+    http_out_overflowed(c);
     return;
   }
   if (c->tls != NULL) {
@@ -717,7 +754,11 @@ void srv_http_pump(struct srv_http_conn *c) {
 static void http_send(struct srv_http_conn *c) {
   c->responded = true;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  if (c->out.err != 0 || (c->out.len == 0 && !c->writing)) {
+  if (c->out.err != 0) {
+    http_out_overflowed(c);
+    return;
+  }
+  if (c->out.len == 0 && !c->writing) {
     srv_http_close(c);
     return;
   }
@@ -992,8 +1033,8 @@ static void on_http_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
-  resp_buf_init(&c->out, 32u << 20);
-  resp_buf_init(&c->wout, 32u << 20);
+  resp_buf_init(&c->out, SRV_HTTP_OUT_BYTES_MAX);
+  resp_buf_init(&c->wout, SRV_HTTP_OUT_BYTES_MAX);
   resp_buf_init(&c->kv_cmd, 2 * SRV_HTTP_BODY_BYTES_MAX);
   resp_buf_init(&c->kv_in, SRV_HTTP_KV_IN_BYTES_MAX);
   resp_buf_init(&c->kv_json, 32u << 20);

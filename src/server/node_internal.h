@@ -41,6 +41,17 @@
  * value and reads nothing holds this and one response, as a RESP client
  * does (RT_OUT_SOFT_BYTES). */
 #define SRV_HTTP_OUT_PAUSE_BYTES (4u << 20)
+/* Responses of a connection built and not yet handed to a write (its
+ * `out`), and those being written (`wout`, without TLS): each at most this
+ * many bytes. The pause above keeps both far below it, except when a large
+ * range's JSON (up to 32 MiB itself) lands behind responses that wait: the
+ * connection is then closed, counted (http_out_overflows) and logged at
+ * most once per SRV_HTTP_LOG_MS, since the response cannot be sent whole
+ * and its client would otherwise see only a reset. */
+#define SRV_HTTP_OUT_BYTES_MAX (32u << 20)
+/* An HTTP event that a client can cause again and again is logged at most
+ * once per this long, with how many there were since. */
+#define SRV_HTTP_LOG_MS 10000u
 /* A key or a query parameter of the request line, percent-decoded. */
 #define HTTP_LINE_DECODE_BYTES 2048u
 /* A request head not complete this long after the connection was accepted
@@ -193,6 +204,11 @@ struct srv_node {
   uint64_t http_evicted;         /* answered 408 to make room for a new one */
   uint64_t http_refused;         /* closed at once: every slot was busy */
   uint64_t http_replies_too_big; /* answered 500: over kv_in's bound */
+  /* Closed: a response would not fit SRV_HTTP_OUT_BYTES_MAX behind those
+   * not yet written; and those not yet logged, and when the next may be. */
+  uint64_t http_out_overflows;
+  uint64_t http_out_overflows_unlogged;
+  uint64_t http_out_log_due_ms; /* uv_now */
 };
 
 /* node.c */
