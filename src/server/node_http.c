@@ -5,7 +5,8 @@
  * One operator request per connection (http.h: Connection: close),
  * answered from the node's live state on the loop thread. Bounded so that these
  * endpoints keep answering whoever else connects: at most SRV_HTTP_CONNS_MAX
- * connections at once, the oldest half-sent one making room for a new one;
+ * connections at once, the oldest idle or half-sent one making room for a
+ * new one (never one being answered);
  * a request head of 8 KiB at most (http.h) that must be complete within
  * SRV_HTTP_HEAD_TIMEOUT_MS (else 408). docs/operations.md lists every
  * metric. With tls on, the port speaks only HTTPS: each connection's session
@@ -266,7 +267,8 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
                                       {"full", n->http_refused}};
   counters_by_reason(b, "sabha_http_connections_dropped_total",
                      "HTTP connections dropped with every slot taken: evicted "
-                     "(a half-sent request, answered 408), full (the new one)",
+                     "(an idle one, else a half-sent head: answered 408), "
+                     "full (the new one: every other was being answered)",
                      dropped, 2);
 }
 
@@ -818,18 +820,46 @@ static void on_http_timer(uv_timer_t *t) {
   }
 }
 
-/* Every slot is taken: the oldest connection still sending its head makes
- * room (408). False when every one has its request and is being answered. */
+/* What a connection would lose if it were pushed out to make room. */
+enum http_holds {
+  HTTP_HOLDS_NOTHING, /* idle: no byte of a request, nothing to write */
+  HTTP_HOLDS_HEAD,    /* part of a request head, nothing to write */
+  HTTP_HOLDS_WORK,    /* a response being written or made, or a body */
+};
+
+static enum http_holds http_holds(const struct srv_http_conn *c) {
+  if (c->responded || c->kv_busy || c->kv_close || c->body_coming ||
+      c->writing || c->out.len > 0)
+    return HTTP_HOLDS_WORK;
+  if (c->tls != NULL &&
+      (c->tls_out.size_bytes > 0 || tls_conn_out_bytes(c->tls) > 0))
+    return HTTP_HOLDS_WORK;
+  return c->len == 0 ? HTTP_HOLDS_NOTHING : HTTP_HOLDS_HEAD;
+}
+
+/* Every slot is taken: the oldest idle connection makes room, else the
+ * oldest still sending its head (408 either way), so that connections
+ * that hold a slot and ask for nothing, or trickle a head, cannot keep
+ * /health and /metrics from answering. A connection whose response is
+ * being written or made, or whose body is coming, is never cut: false
+ * when every one is such. */
 static bool http_make_room(struct srv_node *n) {
+  struct srv_http_conn *head = NULL;
   for (struct list_link *l = n->https.next; l != &n->https; l = l->next) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
-    if (c->responded || c->kv_busy)
-      continue;
-    n->http_evicted++;
-    http_timed_out(c);
-    return true;
+    enum http_holds h = http_holds(c);
+    if (h == HTTP_HOLDS_NOTHING) {
+      head = c;
+      break;
+    }
+    if (h == HTTP_HOLDS_HEAD && head == NULL)
+      head = c;
   }
-  return false;
+  if (head == NULL)
+    return false;
+  n->http_evicted++;
+  http_timed_out(head);
+  return true;
 }
 
 /* With TLS: decrypts what the session holds into the request buffer, as
@@ -947,6 +977,7 @@ static void http_process(struct srv_http_conn *c) {
       return;
     }
     if (c->len < consumed + body) {
+      c->body_coming = true; /* its slot is not taken from it */
       /* The body is still coming. A client that asked (Expect:
        * 100-continue, as `curl -T` does) waits for this before it sends
        * it, a second by default (RFC 9110 §10.1.1). */
@@ -960,6 +991,7 @@ static void http_process(struct srv_http_conn *c) {
       }
       return;
     }
+    c->body_coming = false;
     c->req_bytes = consumed + (size_t)body;
     srv_kv_request(c, &req, c->buf + consumed, (size_t)body);
   }

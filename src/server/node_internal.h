@@ -24,9 +24,11 @@
 #include "server/node.h"
 
 /* HTTP connections at once. With all taken, a new one pushes out the
- * oldest whose request head is still incomplete (answered 408), so that
- * slow or half-sent requests cannot keep /health and /metrics from
- * answering; with none such, the new one is closed. */
+ * oldest idle one, else the oldest whose request head is still incomplete
+ * (answered 408), so that idle, slow or half-sent requests cannot keep
+ * /health and /metrics from answering; a connection whose response is
+ * being written or made, or whose body is coming, is never pushed out:
+ * with only such, the new one is closed. */
 #define SRV_HTTP_CONNS_MAX 256u
 /* A request body (PUT /v1/kv/KEY) of at most this many bytes: 413 beyond.
  * The whole request is held in memory until it is answered. */
@@ -127,6 +129,7 @@ struct srv_http_conn {
   bool kv_streaming;    /* a watch: events go out as they come */
   bool reading_stopped; /* the buffer is full of pipelined requests */
   bool continued;       /* "100 Continue" sent for the request's body */
+  bool body_coming;     /* a whole head is in buf, its body is not yet */
   uint8_t kv_route;
   uint32_t kv_skip; /* replies to drop (an AUTH) */
   size_t req_bytes;
