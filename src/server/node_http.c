@@ -591,7 +591,12 @@ static void on_http_tls_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
-  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
+  /* Idle from the last byte of a response out; a write of the session's
+   * own records (a handshake flight, a KeyUpdate's answer) is no
+   * progress of HTTP's. */
+  if (c->tls_write_response)
+    c->head_start_ms = uv_now(&c->n->loop);
+  c->tls_write_response = false;
   http_tls_flush(c);
   c->kv_due = true; /* what waited for the backlog to go (check phase) */
 }
@@ -607,6 +612,10 @@ static void http_tls_flush(struct srv_http_conn *c) {
     srv_http_close(c);
     return;
   }
+  /* The drain took every byte the session had, so the response sealed
+   * before it is in this write. */
+  c->tls_write_response = c->tls_sealed_response;
+  c->tls_sealed_response = false;
   if (c->tls_out.size_bytes == 0) {
     if (c->responded)
       srv_http_close(c);
@@ -670,7 +679,7 @@ static void on_kv_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
-  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
+  c->head_start_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   srv_http_pump(c);
   c->kv_due = true; /* what waited for the backlog to go (check phase) */
   if (!c->writing && !uv_is_closing((uv_handle_t *)&c->tcp))
@@ -726,6 +735,7 @@ void srv_http_pump(struct srv_http_conn *c) {
       srv_http_close(c);
       return;
     }
+    c->tls_sealed_response |= c->out.len > 0;
     resp_buf_reset(&c->out);
     if (last)
       c->responded = true; /* http_tls_flush closes once drained */
@@ -808,11 +818,11 @@ static void on_http_timer(uv_timer_t *t) {
       if (now >= c->write_ms + SRV_HTTP_WRITE_TIMEOUT_MS)
         srv_http_close(c);
     } else if (!c->responded && !c->kv_busy &&
-               now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
+               now >= c->head_start_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
       n->http_head_timeouts++;
       http_timed_out(c);
     } else if (c->responded &&
-               now >= c->accepted_ms + SRV_HTTP_WRITE_TIMEOUT_MS) {
+               now >= c->head_start_ms + SRV_HTTP_WRITE_TIMEOUT_MS) {
       srv_http_close(c);
     }
     /* A request with the runtime waits for it (request_timeout_ms bounds
@@ -915,7 +925,7 @@ void srv_http_request_done(struct srv_http_conn *c) {
     c->buf = c->small;
     c->cap = sizeof c->small;
   }
-  c->accepted_ms = uv_now(&c->n->loop); /* the next head's time starts */
+  c->head_start_ms = uv_now(&c->n->loop); /* the next head's time starts */
   c->kv_due = true;                     /* the next request, if any */
   c->continued = false;
   /* With TLS, requests that did not fit the buffer wait in the session:
@@ -1060,7 +1070,7 @@ static void on_http_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
-  c->accepted_ms = uv_now(&n->loop);
+  c->head_start_ms = uv_now(&n->loop);
   if (n->tls != NULL && (c->tls = srv_tls_accept(n)) == NULL) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;

@@ -135,13 +135,23 @@ struct srv_http_conn {
   size_t req_bytes;
   struct srv_conn *bridge;
   struct resp_buf kv_cmd, kv_in, kv_json;
-  uint64_t accepted_ms; /* uv_now */
+  /* uv_now when the next request's time began: the connection was
+   * accepted, or the last request left buf, or the write that carried its
+   * response ended. Only HTTP moves it: a TLS record that carries no
+   * response (a handshake flight, the answer to a KeyUpdate) does not, or
+   * a client that asks for key updates would hold its slot for ever
+   * without a request (SRV_HTTP_HEAD_TIMEOUT_MS). */
+  uint64_t head_start_ms;
   uint64_t write_ms;    /* uv_now when the write in flight began */
   /* With TLS: the session, and the ciphertext being written (one write at
    * a time: handshake flights, then the response). */
   struct tls_conn *tls;
   struct codec_buf tls_out;
   bool writing;
+  /* With TLS: response bytes went into the session since its last drain
+   * (sealed), and the write in flight carries some (tls_write_response). */
+  bool tls_sealed_response;
+  bool tls_write_response;
 };
 
 struct srv_node {
