@@ -255,10 +255,11 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_http_head_timeouts_total",
           "HTTP requests answered 408: the head took too long",
           n->http_head_timeouts);
-  counter(b, "sabha_http_output_overflows_total",
-          "HTTP connections closed: a response would pass the "
-          HTTP_OUT_BYTES_TEXT " of responses not yet written",
-          n->http_out_overflows);
+  counter(
+      b, "sabha_http_output_overflows_total",
+      "HTTP connections closed: a response would pass the " HTTP_OUT_BYTES_TEXT
+      " of responses not yet written",
+      n->http_out_overflows);
   counter(b, "sabha_http_replies_too_big_total",
           "HTTP requests answered 500: the reply was larger than the API "
           "takes in (64 MiB)",
@@ -926,7 +927,7 @@ void srv_http_request_done(struct srv_http_conn *c) {
     c->cap = sizeof c->small;
   }
   c->head_start_ms = uv_now(&c->n->loop); /* the next head's time starts */
-  c->kv_due = true;                     /* the next request, if any */
+  c->kv_due = true;                       /* the next request, if any */
   c->continued = false;
   /* With TLS, requests that did not fit the buffer wait in the session:
    * the client sent them already, so no read of the socket brings them. */

@@ -142,7 +142,7 @@ struct srv_http_conn {
    * a client that asks for key updates would hold its slot for ever
    * without a request (SRV_HTTP_HEAD_TIMEOUT_MS). */
   uint64_t head_start_ms;
-  uint64_t write_ms;    /* uv_now when the write in flight began */
+  uint64_t write_ms; /* uv_now when the write in flight began */
   /* With TLS: the session, and the ciphertext being written (one write at
    * a time: handshake flights, then the response). */
   struct tls_conn *tls;
