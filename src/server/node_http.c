@@ -855,21 +855,21 @@ static enum http_holds http_holds(const struct srv_http_conn *c) {
  * being written or made, or whose body is coming, is never cut: false
  * when every one is such. */
 static bool http_make_room(struct srv_node *n) {
-  struct srv_http_conn *head = NULL;
+  struct srv_http_conn *victim = NULL;
   for (struct list_link *l = n->https.next; l != &n->https; l = l->next) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
     enum http_holds h = http_holds(c);
     if (h == HTTP_HOLDS_NOTHING) {
-      head = c;
+      victim = c;
       break;
     }
-    if (h == HTTP_HOLDS_HEAD && head == NULL)
-      head = c;
+    if (h == HTTP_HOLDS_HEAD && victim == NULL)
+      victim = c;
   }
-  if (head == NULL)
+  if (victim == NULL)
     return false;
   n->http_evicted++;
-  http_timed_out(head);
+  http_timed_out(victim);
   return true;
 }
 
