@@ -51,6 +51,7 @@
  * leaves down. Both authenticate with DIR/requirepass, or as the admin
  * user with DIR/adminpass, when the cluster has them. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -661,11 +662,15 @@ static bool exchange_plain(int fd, const char *req, char *buf, size_t cap,
 }
 
 /* The same over TLS (the HTTP ports of a cluster started with --tls speak
- * only TLS): the session checks the node's certificate against DIR/ca.crt
- * and shows DIR/client.crt, in case tls-auth-clients asks for one. */
-static bool exchange_tls(const struct cluster *c, int fd, const char *req,
-                         char *buf, size_t cap, size_t *len,
-                         uint64_t deadline) {
+ * only TLS): the session checks the node's certificate against DIR/ca.crt,
+ * and that it names node `id` (tls_node_cn), and shows DIR/client.crt, in
+ * case tls-auth-clients asks for one. The CA signs every node's
+ * certificate: without the name, whoever holds any of them (another node,
+ * or one that took over the port) would answer for node `id`, and be sent
+ * the admin password. On a failed session, its reason goes in `why`. */
+static bool exchange_tls(const struct cluster *c, uint32_t id, int fd,
+                         const char *req, char *buf, size_t cap, size_t *len,
+                         uint64_t deadline, char *why, size_t why_size) {
   char ca[PATH_MAX + 16], crt[PATH_MAX + 16], key[PATH_MAX + 16], err[1400];
   snprintf(ca, sizeof ca, "%s/ca.crt", c->dir);
   snprintf(crt, sizeof crt, "%s/client.crt", c->dir);
@@ -677,11 +682,18 @@ static bool exchange_tls(const struct cluster *c, int fd, const char *req,
     return false;
   struct tls_conn *s = tls_conn_new(ctx, TLS_ROLE_CLIENT, TLS_VERIFY_NONE);
   tls_ctx_free(ctx); /* the session keeps what it needs */
+  if (s != NULL) {
+    char cn[TLS_NODE_CN_BYTES_MAX];
+    tls_node_cn(id, cn);
+    tls_conn_expect_cn(s, cn);
+  }
   struct codec_buf out;
   codec_buf_init(&out);
   bool ok = s != NULL, sent = false;
   while (ok) {
     int st = tls_conn_handshake(s);
+    if (st == TLS_FAILED)
+      snprintf(why, why_size, "%s", tls_conn_errmsg(s));
     if (st == TLS_OK && !sent) {
       ok = tls_conn_write(s, req, strlen(req)) == TLS_OK;
       sent = true;
@@ -706,15 +718,16 @@ static bool exchange_tls(const struct cluster *c, int fd, const char *req,
   return ok;
 }
 
-/* GET path from the node's HTTP port `port` (over TLS when the cluster
- * runs it) into body (NUL-terminated); false on any failure within
- * timeout_ms. */
-/* Connects to HOST:port and sends `req`, then reads until the node closes
- * (over TLS when the cluster runs it) into buf (NUL-terminated, at most
- * cap - 1 bytes); false on any failure within timeout_ms. */
-static bool node_exchange(const struct cluster *c, uint32_t port,
+/* Connects to node `id` at HOST:port and sends `req`, then reads until
+ * the node closes (over TLS when the cluster runs it, checking that the
+ * certificate is node `id`'s) into buf (NUL-terminated, at most cap - 1
+ * bytes); false on any failure within timeout_ms, with `why` set ("" when
+ * there is nothing more to say than that the node did not answer). */
+static bool node_exchange(const struct cluster *c, uint32_t id, uint32_t port,
                           const char *req, char *buf, size_t cap,
-                          unsigned timeout_ms) {
+                          unsigned timeout_ms, char *why, size_t why_size) {
+  assert(why != NULL && why_size > 0);
+  why[0] = '\0';
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return false;
@@ -734,7 +747,8 @@ static bool node_exchange(const struct cluster *c, uint32_t port,
   socklen_t sl = sizeof soerr;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
     goto out;
-  ok = c->tls ? exchange_tls(c, fd, req, buf, cap - 1, &len, deadline)
+  ok = c->tls ? exchange_tls(c, id, fd, req, buf, cap - 1, &len, deadline, why,
+                             why_size)
               : exchange_plain(fd, req, buf, cap - 1, &len, deadline);
   buf[len] = '\0';
 out:
@@ -742,14 +756,18 @@ out:
   return ok;
 }
 
-static bool http_get(const struct cluster *c, uint32_t port, const char *path,
-                     char *body, size_t size, unsigned timeout_ms) {
+/* GET path from node `id`'s HTTP port into body (NUL-terminated); false on
+ * any failure within timeout_ms, with `why` as node_exchange() says. */
+static bool http_get_why(const struct cluster *c, uint32_t id, const char *path,
+                         char *body, size_t size, unsigned timeout_ms,
+                         char *why, size_t why_size) {
   char buf[16384];
   char req[256];
   snprintf(req, sizeof req,
            "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
            HOST);
-  if (!node_exchange(c, port, req, buf, sizeof buf, timeout_ms))
+  if (!node_exchange(c, id, port_of(c, id, PORT_HTTP_OFFSET), req, buf,
+                     sizeof buf, timeout_ms, why, why_size))
     return false;
   char *start = strstr(buf, "\r\n\r\n");
   if (strncmp(buf, "HTTP/1.1 200", 12) != 0 || start == NULL)
@@ -758,11 +776,18 @@ static bool http_get(const struct cluster *c, uint32_t port, const char *path,
   return true;
 }
 
+static bool http_get(const struct cluster *c, uint32_t id, const char *path,
+                     char *body, size_t size, unsigned timeout_ms) {
+  char why[256];
+  return http_get_why(c, id, path, body, size, timeout_ms, why, sizeof why);
+}
+
 struct node_view {
   pid_t pid; /* 0: down */
   bool answered;
   char role[24];
   uint64_t term;
+  char why[256]; /* role "unverified": the TLS session's reason */
 };
 
 static void json_str(const char *json, const char *key, char *out,
@@ -798,12 +823,17 @@ static void view_node(const struct cluster *c, uint32_t id,
              (c->removed & (1u << id)) ? "removed" : "down");
     return;
   }
-  char body[4096];
-  if (http_get(c, port_of(c, id, PORT_HTTP_OFFSET), "/status", body,
-               sizeof body, 1000)) {
+  char body[4096], why[256];
+  if (http_get_why(c, id, "/status", body, sizeof body, 1000, why,
+                   sizeof why)) {
     v->answered = true;
     json_str(body, "role", v->role, sizeof v->role);
     v->term = json_u64(body, "term");
+  } else if (why[0] != '\0') {
+    /* Whoever answered is not node `id` (or no TLS session came of it):
+     * nothing it says counts as the node's. */
+    snprintf(v->role, sizeof v->role, "unverified");
+    snprintf(v->why, sizeof v->why, "%s", why);
   }
   if (v->role[0] == '\0')
     snprintf(v->role, sizeof v->role, "starting");
@@ -814,6 +844,8 @@ static void print_node(const struct cluster *c, uint32_t id,
   printf("node=%u role=%s term=%" PRIu64 " client=%s:%u http=%s:%u pid=%ld\n",
          id, v->role, v->term, HOST, port_of(c, id, PORT_CLIENT_OFFSET), HOST,
          port_of(c, id, PORT_HTTP_OFFSET), (long)v->pid);
+  if (v->why[0] != '\0')
+    fprintf(stderr, "sabha cluster: node %u: %s\n", id, v->why);
 }
 
 /* The live leader with the highest term, or 0. */
@@ -840,11 +872,15 @@ static bool wait_answering(const struct cluster *c, uint32_t id, pid_t pid,
      * (until it has exec'd, its command line is still ours). */
     if (waitpid(pid, &status, WNOHANG) == pid)
       return false;
-    char body[4096];
-    if (http_get(c, port_of(c, id, PORT_HTTP_OFFSET), "/status", body,
-                 sizeof body, 500) &&
+    char body[4096], why[256];
+    if (http_get_why(c, id, "/status", body, sizeof body, 500, why,
+                     sizeof why) &&
         node_process(c, id, pid))
       return true;
+    if (why[0] != '\0') { /* it answers, but not as node `id` */
+      fprintf(stderr, "sabha cluster: node %u: %s\n", id, why);
+      return false;
+    }
     sleep_ms(50);
   }
   return false;
@@ -1296,13 +1332,16 @@ static void node_call(const struct cluster *c, uint32_t id, int argc,
   const char *quit[1] = {"QUIT"}; /* the node closes after it */
   len = resp_append(req, sizeof req, len, 1, quit);
   reply[0] = '\0';
-  char buf[8192];
-  bool ok =
-      len < sizeof req && node_exchange(c, port_of(c, id, PORT_CLIENT_OFFSET),
-                                        req, buf, sizeof buf, 5000);
+  char buf[8192], why[256];
+  bool ok = len < sizeof req &&
+            node_exchange(c, id, port_of(c, id, PORT_CLIENT_OFFSET), req, buf,
+                          sizeof buf, 5000, why, sizeof why);
   sodium_memzero(req, sizeof req);
-  if (!ok)
+  if (!ok) {
+    if (why[0] != '\0')
+      fprintf(stderr, "sabha cluster: node %u: %s\n", id, why);
     return;
+  }
   const char *line = buf;
   if (auth) {
     if (buf[0] != '+') { /* the AUTH failed: that is the answer */
@@ -1351,8 +1390,7 @@ static int committed_role(const struct cluster *c, uint32_t id,
   uint32_t leader = find_leader(c);
   char body[16384];
   if (leader == 0 || leader == not_leader ||
-      !http_get(c, port_of(c, leader, PORT_HTTP_OFFSET), "/status", body,
-                sizeof body, 1000))
+      !http_get(c, leader, "/status", body, sizeof body, 1000))
     return -1;
   if (json_u64(body, "config_index") > json_u64(body, "commit"))
     return -1;
@@ -1502,9 +1540,9 @@ static int cmd_remove(struct cluster *c, uint32_t id) {
   /* Let it hear of it and say so in its log before it stops. */
   uint64_t deadline = now_ms() + REMOVED_SAY_MS;
   char body[16384];
-  while (now_ms() < deadline && !(http_get(c, port_of(c, id, PORT_HTTP_OFFSET),
-                                           "/status", body, sizeof body, 500) &&
-                                  strstr(body, "\"removed\":true") != NULL))
+  while (now_ms() < deadline &&
+         !(http_get(c, id, "/status", body, sizeof body, 500) &&
+           strstr(body, "\"removed\":true") != NULL))
     sleep_ms(MEMBER_RETRY_MS);
   c->removed |= 1u << id;
   if (save_cluster(c) != 0 || !stop_node(c, id, false))

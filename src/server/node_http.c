@@ -5,12 +5,14 @@
  * One operator request per connection (http.h: Connection: close),
  * answered from the node's live state on the loop thread. Bounded so that these
  * endpoints keep answering whoever else connects: at most SRV_HTTP_CONNS_MAX
- * connections at once, the oldest half-sent one making room for a new one;
+ * connections at once, the oldest idle or half-sent one making room for a
+ * new one (never one being answered);
  * a request head of 8 KiB at most (http.h) that must be complete within
  * SRV_HTTP_HEAD_TIMEOUT_MS (else 408). docs/operations.md lists every
  * metric. With tls on, the port speaks only HTTPS: each connection's session
  * (src/net/tls.h) decrypts into the request buffer, and its handshake
  * flights and then the response go out one write at a time. */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,9 +21,15 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "sabha/error.h"
 #include "server/http.h"
 #include "server/node_internal.h"
 #include "sm/kvstore.h"
+
+/* SRV_HTTP_OUT_BYTES_MAX as the log line and the metric's help say it. */
+#define HTTP_OUT_BYTES_TEXT "32 MiB"
+_Static_assert(SRV_HTTP_OUT_BYTES_MAX == 32u << 20,
+               "HTTP_OUT_BYTES_TEXT says 32 MiB");
 
 /* ---- /status ------------------------------------------------------------- */
 
@@ -247,6 +255,11 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_http_head_timeouts_total",
           "HTTP requests answered 408: the head took too long",
           n->http_head_timeouts);
+  counter(
+      b, "sabha_http_output_overflows_total",
+      "HTTP connections closed: a response would pass the " HTTP_OUT_BYTES_TEXT
+      " of responses not yet written",
+      n->http_out_overflows);
   counter(b, "sabha_http_replies_too_big_total",
           "HTTP requests answered 500: the reply was larger than the API "
           "takes in (64 MiB)",
@@ -255,7 +268,8 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
                                       {"full", n->http_refused}};
   counters_by_reason(b, "sabha_http_connections_dropped_total",
                      "HTTP connections dropped with every slot taken: evicted "
-                     "(a half-sent request, answered 408), full (the new one)",
+                     "(an idle one, else a half-sent head: answered 408), "
+                     "full (the new one: every other was being answered)",
                      dropped, 2);
 }
 
@@ -578,7 +592,12 @@ static void on_http_tls_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
-  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
+  /* Idle from the last byte of a response out; a write of the session's
+   * own records (a handshake flight, a KeyUpdate's answer) is no
+   * progress of HTTP's. */
+  if (c->tls_write_response)
+    c->head_start_ms = uv_now(&c->n->loop);
+  c->tls_write_response = false;
   http_tls_flush(c);
   c->kv_due = true; /* what waited for the backlog to go (check phase) */
 }
@@ -594,6 +613,10 @@ static void http_tls_flush(struct srv_http_conn *c) {
     srv_http_close(c);
     return;
   }
+  /* The drain took every byte the session had, so the response sealed
+   * before it is in this write. */
+  c->tls_write_response = c->tls_sealed_response;
+  c->tls_sealed_response = false;
   if (c->tls_out.size_bytes == 0) {
     if (c->responded)
       srv_http_close(c);
@@ -657,7 +680,7 @@ static void on_kv_written(uv_write_t *w, int status) {
     srv_http_close(c);
     return;
   }
-  c->accepted_ms = uv_now(&c->n->loop); /* idle from the last byte out */
+  c->head_start_ms = uv_now(&c->n->loop); /* idle from the last byte out */
   srv_http_pump(c);
   c->kv_due = true; /* what waited for the backlog to go (check phase) */
   if (!c->writing && !uv_is_closing((uv_handle_t *)&c->tcp))
@@ -671,6 +694,32 @@ bool srv_http_backlogged(const struct srv_http_conn *c) {
   return n >= SRV_HTTP_OUT_PAUSE_BYTES;
 }
 
+/* c->out refused a response (SRV_HTTP_OUT_BYTES_MAX, or no memory): what
+ * it holds is no longer a sequence of whole responses, so the connection
+ * closes. A client can do this on purpose as often as it likes, so it is
+ * logged at most once per SRV_HTTP_LOG_MS, with the count since. */
+static void http_out_overflowed(struct srv_http_conn *c) {
+  struct srv_node *n = c->n;
+  assert(c->out.err != 0);
+  n->http_out_overflows++;
+  n->http_out_overflows_unlogged++;
+  uint64_t now_ms = uv_now(&n->loop);
+  if (now_ms >= n->http_out_log_due_ms) {
+    srv_log(n, "WARN",
+            "http: %s; the connection is closed (%" PRIu64
+            " such since the last report)",
+            c->out.err == SABHA_ENOMEM
+                ? "out of memory for a response"
+                : "a response would pass the " HTTP_OUT_BYTES_TEXT
+                  " a connection holds of responses not yet written "
+                  "(a large range behind others its client has not read)",
+            n->http_out_overflows_unlogged);
+    n->http_out_overflows_unlogged = 0;
+    n->http_out_log_due_ms = now_ms + SRV_HTTP_LOG_MS;
+  }
+  srv_http_close(c);
+}
+
 /* Writes what c->out holds, one write at a time; closes once the last
  * response is out (responded, or the key-value API said close). */
 void srv_http_pump(struct srv_http_conn *c) {
@@ -678,7 +727,7 @@ void srv_http_pump(struct srv_http_conn *c) {
     return;
   bool last = c->responded || (c->kv_close && !c->kv_busy);
   if (c->out.err != 0) {
-    srv_http_close(c);
+    http_out_overflowed(c);
     return;
   }
   if (c->tls != NULL) {
@@ -687,6 +736,7 @@ void srv_http_pump(struct srv_http_conn *c) {
       srv_http_close(c);
       return;
     }
+    c->tls_sealed_response |= c->out.len > 0;
     resp_buf_reset(&c->out);
     if (last)
       c->responded = true; /* http_tls_flush closes once drained */
@@ -717,7 +767,11 @@ void srv_http_pump(struct srv_http_conn *c) {
 static void http_send(struct srv_http_conn *c) {
   c->responded = true;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  if (c->out.err != 0 || (c->out.len == 0 && !c->writing)) {
+  if (c->out.err != 0) {
+    http_out_overflowed(c);
+    return;
+  }
+  if (c->out.len == 0 && !c->writing) {
     srv_http_close(c);
     return;
   }
@@ -765,11 +819,11 @@ static void on_http_timer(uv_timer_t *t) {
       if (now >= c->write_ms + SRV_HTTP_WRITE_TIMEOUT_MS)
         srv_http_close(c);
     } else if (!c->responded && !c->kv_busy &&
-               now >= c->accepted_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
+               now >= c->head_start_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
       n->http_head_timeouts++;
       http_timed_out(c);
     } else if (c->responded &&
-               now >= c->accepted_ms + SRV_HTTP_WRITE_TIMEOUT_MS) {
+               now >= c->head_start_ms + SRV_HTTP_WRITE_TIMEOUT_MS) {
       srv_http_close(c);
     }
     /* A request with the runtime waits for it (request_timeout_ms bounds
@@ -777,18 +831,46 @@ static void on_http_timer(uv_timer_t *t) {
   }
 }
 
-/* Every slot is taken: the oldest connection still sending its head makes
- * room (408). False when every one has its request and is being answered. */
+/* What a connection would lose if it were pushed out to make room. */
+enum http_holds {
+  HTTP_HOLDS_NOTHING, /* idle: no byte of a request, nothing to write */
+  HTTP_HOLDS_HEAD,    /* part of a request head, nothing to write */
+  HTTP_HOLDS_WORK,    /* a response being written or made, or a body */
+};
+
+static enum http_holds http_holds(const struct srv_http_conn *c) {
+  if (c->responded || c->kv_busy || c->kv_close || c->body_coming ||
+      c->writing || c->out.len > 0)
+    return HTTP_HOLDS_WORK;
+  if (c->tls != NULL &&
+      (c->tls_out.size_bytes > 0 || tls_conn_out_bytes(c->tls) > 0))
+    return HTTP_HOLDS_WORK;
+  return c->len == 0 ? HTTP_HOLDS_NOTHING : HTTP_HOLDS_HEAD;
+}
+
+/* Every slot is taken: the oldest idle connection makes room, else the
+ * oldest still sending its head (408 either way), so that connections
+ * that hold a slot and ask for nothing, or trickle a head, cannot keep
+ * /health and /metrics from answering. A connection whose response is
+ * being written or made, or whose body is coming, is never cut: false
+ * when every one is such. */
 static bool http_make_room(struct srv_node *n) {
+  struct srv_http_conn *victim = NULL;
   for (struct list_link *l = n->https.next; l != &n->https; l = l->next) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
-    if (c->responded || c->kv_busy)
-      continue;
-    n->http_evicted++;
-    http_timed_out(c);
-    return true;
+    enum http_holds h = http_holds(c);
+    if (h == HTTP_HOLDS_NOTHING) {
+      victim = c;
+      break;
+    }
+    if (h == HTTP_HOLDS_HEAD && victim == NULL)
+      victim = c;
   }
-  return false;
+  if (victim == NULL)
+    return false;
+  n->http_evicted++;
+  http_timed_out(victim);
+  return true;
 }
 
 /* With TLS: decrypts what the session holds into the request buffer, as
@@ -844,8 +926,8 @@ void srv_http_request_done(struct srv_http_conn *c) {
     c->buf = c->small;
     c->cap = sizeof c->small;
   }
-  c->accepted_ms = uv_now(&c->n->loop); /* the next head's time starts */
-  c->kv_due = true;                     /* the next request, if any */
+  c->head_start_ms = uv_now(&c->n->loop); /* the next head's time starts */
+  c->kv_due = true;                       /* the next request, if any */
   c->continued = false;
   /* With TLS, requests that did not fit the buffer wait in the session:
    * the client sent them already, so no read of the socket brings them. */
@@ -906,6 +988,7 @@ static void http_process(struct srv_http_conn *c) {
       return;
     }
     if (c->len < consumed + body) {
+      c->body_coming = true; /* its slot is not taken from it */
       /* The body is still coming. A client that asked (Expect:
        * 100-continue, as `curl -T` does) waits for this before it sends
        * it, a second by default (RFC 9110 §10.1.1). */
@@ -919,6 +1002,7 @@ static void http_process(struct srv_http_conn *c) {
       }
       return;
     }
+    c->body_coming = false;
     c->req_bytes = consumed + (size_t)body;
     srv_kv_request(c, &req, c->buf + consumed, (size_t)body);
   }
@@ -987,13 +1071,13 @@ static void on_http_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
-  c->accepted_ms = uv_now(&n->loop);
+  c->head_start_ms = uv_now(&n->loop);
   if (n->tls != NULL && (c->tls = srv_tls_accept(n)) == NULL) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
-  resp_buf_init(&c->out, 32u << 20);
-  resp_buf_init(&c->wout, 32u << 20);
+  resp_buf_init(&c->out, SRV_HTTP_OUT_BYTES_MAX);
+  resp_buf_init(&c->wout, SRV_HTTP_OUT_BYTES_MAX);
   resp_buf_init(&c->kv_cmd, 2 * SRV_HTTP_BODY_BYTES_MAX);
   resp_buf_init(&c->kv_in, SRV_HTTP_KV_IN_BYTES_MAX);
   resp_buf_init(&c->kv_json, 32u << 20);

@@ -24,9 +24,11 @@
 #include "server/node.h"
 
 /* HTTP connections at once. With all taken, a new one pushes out the
- * oldest whose request head is still incomplete (answered 408), so that
- * slow or half-sent requests cannot keep /health and /metrics from
- * answering; with none such, the new one is closed. */
+ * oldest idle one, else the oldest whose request head is still incomplete
+ * (answered 408), so that idle, slow or half-sent requests cannot keep
+ * /health and /metrics from answering; a connection whose response is
+ * being written or made, or whose body is coming, is never pushed out:
+ * with only such, the new one is closed. */
 #define SRV_HTTP_CONNS_MAX 256u
 /* A request body (PUT /v1/kv/KEY) of at most this many bytes: 413 beyond.
  * The whole request is held in memory until it is answered. */
@@ -41,6 +43,17 @@
  * value and reads nothing holds this and one response, as a RESP client
  * does (RT_OUT_SOFT_BYTES). */
 #define SRV_HTTP_OUT_PAUSE_BYTES (4u << 20)
+/* Responses of a connection built and not yet handed to a write (its
+ * `out`), and those being written (`wout`, without TLS): each at most this
+ * many bytes. The pause above keeps both far below it, except when a large
+ * range's JSON (up to 32 MiB itself) lands behind responses that wait: the
+ * connection is then closed, counted (http_out_overflows) and logged at
+ * most once per SRV_HTTP_LOG_MS, since the response cannot be sent whole
+ * and its client would otherwise see only a reset. */
+#define SRV_HTTP_OUT_BYTES_MAX (32u << 20)
+/* An HTTP event that a client can cause again and again is logged at most
+ * once per this long, with how many there were since. */
+#define SRV_HTTP_LOG_MS 10000u
 /* A key or a query parameter of the request line, percent-decoded. */
 #define HTTP_LINE_DECODE_BYTES 2048u
 /* A request head not complete this long after the connection was accepted
@@ -116,18 +129,29 @@ struct srv_http_conn {
   bool kv_streaming;    /* a watch: events go out as they come */
   bool reading_stopped; /* the buffer is full of pipelined requests */
   bool continued;       /* "100 Continue" sent for the request's body */
+  bool body_coming;     /* a whole head is in buf, its body is not yet */
   uint8_t kv_route;
   uint32_t kv_skip; /* replies to drop (an AUTH) */
   size_t req_bytes;
   struct srv_conn *bridge;
   struct resp_buf kv_cmd, kv_in, kv_json;
-  uint64_t accepted_ms; /* uv_now */
-  uint64_t write_ms;    /* uv_now when the write in flight began */
+  /* uv_now when the next request's time began: the connection was
+   * accepted, or the last request left buf, or the write that carried its
+   * response ended. Only HTTP moves it: a TLS record that carries no
+   * response (a handshake flight, the answer to a KeyUpdate) does not, or
+   * a client that asks for key updates would hold its slot for ever
+   * without a request (SRV_HTTP_HEAD_TIMEOUT_MS). */
+  uint64_t head_start_ms;
+  uint64_t write_ms; /* uv_now when the write in flight began */
   /* With TLS: the session, and the ciphertext being written (one write at
    * a time: handshake flights, then the response). */
   struct tls_conn *tls;
   struct codec_buf tls_out;
   bool writing;
+  /* With TLS: response bytes went into the session since its last drain
+   * (sealed), and the write in flight carries some (tls_write_response). */
+  bool tls_sealed_response;
+  bool tls_write_response;
 };
 
 struct srv_node {
@@ -193,6 +217,11 @@ struct srv_node {
   uint64_t http_evicted;         /* answered 408 to make room for a new one */
   uint64_t http_refused;         /* closed at once: every slot was busy */
   uint64_t http_replies_too_big; /* answered 500: over kv_in's bound */
+  /* Closed: a response would not fit SRV_HTTP_OUT_BYTES_MAX behind those
+   * not yet written; and those not yet logged, and when the next may be. */
+  uint64_t http_out_overflows;
+  uint64_t http_out_overflows_unlogged;
+  uint64_t http_out_log_due_ms; /* uv_now */
 };
 
 /* node.c */

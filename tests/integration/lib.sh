@@ -3,7 +3,7 @@
 # is run by CTest as:  <test>.sh SABHA_BINARY SABHAD_BINARY BASE_PORT
 #
 # Every test uses its own port range (BASE_PORT .. BASE_PORT+249, inside
-# 16000-16999 or 20000-32549) and its own directory, and stops only the processes it
+# 16000-32549) and its own directory, and stops only the processes it
 # started: `sabha cluster stop` signals the pids in its pid files, which it
 # checks against /proc first.
 set -u
