@@ -104,6 +104,13 @@ static bool str_starts(struct bench_str s, const char *lit) {
   return s.len >= n && memcmp(s.ptr, lit, n) == 0;
 }
 
+/* The refusal of a retry table full of ids younger than dedup-window-ms
+ * (sm/app.h): a load above dedup-max new ids per window meets it, and it
+ * applied nothing, so the workload counts it as refused, not failed. */
+static bool retry_table_full(const struct bench_reply *rep) {
+  return rep->type == '-' && str_starts(rep->str, "ERR retry table full");
+}
+
 static const char *yes_no(bool ok) {
   return ok ? "yes" : "no";
 }
@@ -213,7 +220,8 @@ static enum bench_outcome ledger_reply(struct bench_run *r,
     r->balance[s->u.ledger.to] += (int64_t)s->u.ledger.amount;
     return BENCH_OK;
   }
-  if (rep->type == '-' && str_starts(rep->str, "ERR insufficient funds"))
+  if ((rep->type == '-' && str_starts(rep->str, "ERR insufficient funds")) ||
+      retry_table_full(rep))
     return BENCH_REFUSED;
   return BENCH_FAILED;
 }
@@ -337,7 +345,8 @@ static enum bench_outcome seats_reply(struct bench_run *r,
     p->seat = seat;
     return BENCH_OK;
   }
-  if (rep->type == '-' && str_starts(rep->str, "ERR seat not available"))
+  if ((rep->type == '-' && str_starts(rep->str, "ERR seat not available")) ||
+      retry_table_full(rep))
     return BENCH_REFUSED;
   return BENCH_FAILED;
 }

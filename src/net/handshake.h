@@ -23,11 +23,12 @@
  *                              settings)}
  *
  * `settings` is a digest of the settings that decide replies and so must be
- * the same on every member (today the applications' dedup bound, sabhad's
- * --dedup-max): replicas that disagree would answer the same retried command
- * differently, and one with a smaller bound could not even restore the
- * leader's snapshot. Peers that differ are refused (SETTINGS), both logs say
- * why, and no message passes between them.
+ * the same on every member (today the applications' dedup bound and
+ * retention window and the number of groups, sabhad's --dedup-max,
+ * --dedup-window-ms and --groups): replicas that disagree would answer the
+ * same retried command differently, and one with a smaller bound could not
+ * even restore the leader's snapshot. Peers that differ are refused
+ * (SETTINGS), both logs say why, and no message passes between them.
  *   D -> L  AUTH  {the same with L and D swapped}
  *
  * Either side that refuses the other sends REFUSE {reason} (best effort)

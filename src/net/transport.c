@@ -885,7 +885,8 @@ static void on_hello(struct transport_conn *c, const uint8_t *frame, size_t n) {
   case HS_REFUSED_SETTINGS:
     snprintf(detail, sizeof detail,
              "node %u runs with settings %llu, we with %llu: every member "
-             "must run with the same --dedup-max",
+             "must run with the same --dedup-max, --dedup-window-ms and "
+             "--groups",
              th->node_id, (unsigned long long)th->settings,
              (unsigned long long)c->mine.settings);
     conn_refuse(c, HS_REFUSED_SETTINGS, detail);

@@ -94,7 +94,8 @@ struct transport_config {
   const char *cluster_id; /* 1..HS_CLUSTER_ID_BYTES_MAX bytes */
   const char *engine;     /* "raft", "multipaxos" or "paxos" */
   /* The digest of settings every member must share (handshake.h): peers
-   * whose digest differs are refused. sabhad gives its --dedup-max. */
+   * whose digest differs are refused. sabhad gives its --dedup-max,
+   * --dedup-window-ms and --groups (docs/wire.md). */
   uint64_t settings;
   /* Consensus groups this node hosts (1..): a message of any other group is
    * a corrupt frame (docs/wire.md). Default 1. */

@@ -57,6 +57,7 @@ void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
   cfg->query_bytes_max = 32u << 20;
   cfg->clients_memory_max = 256u << 20;
   cfg->dedup_max = APP_DEDUP_DEFAULT;
+  cfg->dedup_window_ms = APP_DEDUP_WINDOW_MS_DEFAULT;
   cfg->clock_ms = 10;
   cfg->redirect = RT_REDIRECT_FORWARD;
   cfg->timing = RT_TIMING_FIXED;
@@ -273,6 +274,7 @@ void rt_latency_observe(struct rt_latency *l, uint64_t us) {
 static int new_app(const struct rt *rt, uint32_t dedup_max, struct app **out) {
   struct app_config ac = app_config_default;
   ac.dedup_max = dedup_max;
+  ac.dedup_window_ms = rt->cfg.dedup_window_ms;
   ac.bugs = rt->cfg.app_bugs;
   ac.hash_key[0] = rt->cfg.app_hash_key[0];
   ac.hash_key[1] = rt->cfg.app_hash_key[1];

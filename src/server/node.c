@@ -1165,6 +1165,7 @@ static int open_runtime(struct srv_node *n) {
   rc.query_bytes_max = n->cfg.query_bytes_max;
   rc.clients_memory_max = n->cfg.clients_memory_max;
   rc.dedup_max = n->cfg.dedup_max;
+  rc.dedup_window_ms = n->cfg.dedup_window_ms;
   for (uint32_t i = 1; i <= SABHA_NODES_MAX; i++)
     rc.priority[i] = n->cfg.priorities[i] != SRV_PRIORITY_UNSET
                          ? n->cfg.priorities[i]
@@ -1232,9 +1233,7 @@ static int open_transport(struct srv_node *n) {
     tc.secret = n->cfg.secret;
     tc.secret_bytes = n->cfg.secret_bytes;
   }
-  /* dedup-max decides replies, and the groups where keys live: members
-   * must agree on both (a single group leaves the digest as it was). */
-  tc.settings = n->cfg.dedup_max | (uint64_t)(n->cfg.groups - 1) << 32;
+  tc.settings = srv_settings_digest(&n->cfg);
   tc.groups = n->cfg.groups;
   tc.tls = n->tls;
   tc.on_message = on_peer_message;

@@ -124,6 +124,11 @@ struct srv_config {
                                            this many newer ids applies as new.
                                            Every node must use the same value:
                                            it decides replies. Default 100000 */
+  uint32_t dedup_window_ms;             /* an app id is kept at least this long
+                                           (the log's clock): a new id is
+                                           refused while dedup_max younger ones
+                                           are kept. 0: FIFO only. The same on
+                                           every node. Default 60000 */
   /* Where fsyncs run (docs/operations.md, "Where fsyncs run"): the
    * runtime's enum rt_fsync_mode, default auto. */
   uint8_t fsync;
@@ -190,6 +195,10 @@ int srv_config_load_file(struct srv_config *cfg, const char *path, char *err,
  * bound elsewhere must have a secret or TLS (srv_config_parse_args refuses
  * it otherwise). */
 bool srv_addr_is_loopback(const char *host);
+
+/* The digest of the settings every member must share, for the handshake
+ * (net/handshake.h; its layout is in docs/wire.md, "Groups"). */
+uint64_t srv_settings_digest(const struct srv_config *cfg);
 
 /* The usage text of sabhad. */
 void srv_usage(FILE *f);

@@ -6,6 +6,7 @@
  * first wherever it stands, then the flags override what it says.
  * docs/operations.md lists the same settings for operators. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -51,6 +52,7 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->wal_segment_bytes = 64u << 20;
   cfg->slot_commands_max = 64;
   cfg->dedup_max = APP_DEDUP_DEFAULT;
+  cfg->dedup_window_ms = APP_DEDUP_WINDOW_MS_DEFAULT;
   cfg->protected_mode = true;
   cfg->priority = SRV_PRIORITY_UNSET;
   cfg->groups = 1;
@@ -162,9 +164,15 @@ void srv_usage(FILE *f) {
       "                         and leader\n"
       "  --dedup-max N          ids (txid, request_id) each application\n"
       "                         remembers for exactly-once retries\n"
-      "                         (100000): a retry sent after N newer ids\n"
-      "                         is no longer recognised and applies as new;\n"
-      "                         the same on every node\n"
+      "                         (100000); the same on every node\n"
+      "  --dedup-window-ms MS   an id is remembered at least this long\n"
+      "                         (60000; 0..3600000, 0: no such promise):\n"
+      "                         when N ids younger than that are kept, a\n"
+      "                         command with a new id is refused (retry\n"
+      "                         table full) until the oldest is old enough.\n"
+      "                         Clients retry within the window; later, a\n"
+      "                         retry after N newer ids applies as new. The\n"
+      "                         same on every node\n"
       "  --discard-corrupt-log  give a damaged log up whole (not only from\n"
       "                         the damage on) and rejoin from the peers\n"
       "  --refuse-corrupt-log   refuse to start on a damaged log instead of\n"
@@ -513,12 +521,29 @@ static const struct setting SETTINGS[] = {
     {"priorities", K_PRIORITIES, 0, 0, 0, false},
     {"groups", K_U32, OFF(groups), 0, SRV_GROUPS_MAX, false},
     {"dedup-max", K_U32, OFF(dedup_max), 0, APP_DEDUP_LIMIT, false},
+    {"dedup-window-ms", K_U32, OFF(dedup_window_ms), 0,
+     APP_DEDUP_WINDOW_MS_LIMIT, false},
     {"discard-corrupt-log", K_BOOL, OFF(discard_corrupt_log), 0, 0, true},
     {"refuse-corrupt-log", K_BOOL, OFF(refuse_corrupt_log), 0, 0, true},
     {"verbose", K_BOOL, OFF(verbose), 0, 0, true},
     {"join", K_BOOL, OFF(join), 0, 0, true},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
+
+/* dedup-max and dedup-window-ms decide replies, and the groups where keys
+ * live: members must agree on all three. Each has bits of its own, and the
+ * defaults of the two added later (one group, the default window) put
+ * zeros in theirs, so older nodes' digests equal those of newer ones with
+ * the same settings. */
+uint64_t srv_settings_digest(const struct srv_config *cfg) {
+  _Static_assert(APP_DEDUP_LIMIT < 1ull << 32 && SRV_GROUPS_MAX <= 64 &&
+                     APP_DEDUP_WINDOW_MS_LIMIT < 1ull << 26,
+                 "the settings digest's fields overlap");
+  assert(cfg->groups >= 1 && cfg->groups <= SRV_GROUPS_MAX);
+  assert(cfg->dedup_window_ms <= APP_DEDUP_WINDOW_MS_LIMIT);
+  uint64_t window = cfg->dedup_window_ms ^ APP_DEDUP_WINDOW_MS_DEFAULT;
+  return cfg->dedup_max | (uint64_t)(cfg->groups - 1) << 32 | window << 38;
+}
 
 /* Names compare with '-' and '_' alike. */
 static bool name_equal(const char *a, const char *b, size_t b_len) {

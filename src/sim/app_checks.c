@@ -442,6 +442,9 @@ static uint32_t obs_transfer(struct appck *ck, const struct app_decoded *d,
   }
   if (is_ok(r))
     return obs_transfer_done(ck, d, tx, amount, index, why, ws);
+  /* Any other refusal moved nothing: an unknown account, or APP_E_FULL, a
+   * retry table full of ids in their window (not even recorded: the same
+   * txid may come again and apply, and then counts as the first move). */
   if (r->code != APP_E_FUNDS)
     return 0;
   tx->refused++;
@@ -662,7 +665,7 @@ static uint32_t obs_book(struct appck *ck, const struct app_decoded *d,
   if (r->code == APP_E_NOT_AVAILABLE)
     return obs_unavailable(ck, d, index, why, ws);
   if (!is_ok(r))
-    return 0;
+    return 0; /* took no seat: APP_E_FULL (a full retry table) included */
   struct app_arg seat =
       d->op == APP_SEATS_BOOK ? d->argv[3] : (struct app_arg){NULL, 0};
   if (d->op == APP_SEATS_ANY && r->kind == APP_REPLY_ARRAY && r->n_items >= 2 &&

@@ -719,7 +719,9 @@ static void runtime_setup(struct sim *s) {
   cfg->leader_wait_ms = 2000;
   cfg->request_timeout_ms = 4000;
   cfg->clients_max = 4 * SIM_CLIENTS_MAX;
-  /* Every id a run uses stays known, so the end checks may rely on it. */
+  /* Every id a run uses stays known, so the end checks may rely on it; the
+   * table never fills, so the retention window (sabhad's default, from
+   * rt_config_init) never refuses a new id either. */
   cfg->dedup_max = (uint32_t)(o->n_ops + 64);
   cfg->bugs =
       ((o->host_bugs & SIM_HOST_BUG_ACK_BEFORE_FSYNC) ? RT_BUG_ACK_BEFORE_FSYNC

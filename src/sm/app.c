@@ -13,10 +13,10 @@
  * one snapshot, so a host replicates a single thing, and a checker can read
  * every application's state from one place.
  *
- * Snapshot format (version 1, integers little-endian; str = u8 len | bytes,
+ * Snapshot format (version 2, integers little-endian; str = u8 len | bytes,
  * len <= APP_ARG_BYTES_MAX):
  *
- *   u32 magic "SAP1" | u8 version (1) | u64 clock_ms
+ *   u32 magic "SAP1" | u8 version (2) | u64 clock_ms
  *   ledger  u32 n | n x (str account | i64 balance | i64 opened_with)
  *           | dedup
  *   seats   u32 n | n x (str train | str date | str seat | u64 pnr (0 free))
@@ -30,11 +30,22 @@
  *                        | u8 cancelled_from (0 unless CANCELLED))
  *   u32 CRC32C of every byte before it
  *
- *   dedup   u32 n | n x (str id | u64 fingerprint | u32 blob_bytes | blob),
- *           oldest first; blob = u8 n_extras | n_extras x str | reply
+ *   dedup   u32 n | n x (str id | u8 fingerprint_kind | 16 x u8 fingerprint
+ *                        | u64 recorded_ms | u32 blob_bytes | blob),
+ *           oldest first; fingerprint_kind 2: BLAKE2b-128 of the command,
+ *           1: an entry from a version-1 snapshot, the FNV-1a 64 in the
+ *           first 8 bytes (little-endian) and zeros after; recorded_ms never
+ *           decreases and is at most clock_ms;
+ *           blob = u8 n_extras | n_extras x str | reply
  *   reply   u8 kind | u8 code | i64 integer | u16 text_len | text
  *           | u8 n_items | n_items x (u8 kind | i64 integer | u16 off
  *                                     | u16 len)
+ *
+ * Version 1 differs only in the dedup entries: str id | u64 fingerprint
+ * (FNV-1a 64) | u32 blob_bytes | blob. Restore reads it so that nodes keep
+ * the data they had: its entries keep their FNV fingerprints (kind 1) and
+ * are taken as recorded at the snapshot's clock, so they are kept at least
+ * a window from there.
  *
  * Records appear in the order they were made; that order is part of the
  * state (SEATS.ANY takes the first free seat in it), so restore keeps it.
@@ -49,6 +60,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/decimal.h"
 #include "core/endian.h"
 #include "sabha/error.h"
@@ -57,13 +70,15 @@
 
 const struct app_config app_config_default = {
     .dedup_max = APP_DEDUP_DEFAULT,
+    .dedup_window_ms = APP_DEDUP_WINDOW_MS_DEFAULT,
     .objects_max = 4u << 20,
     .bugs = 0,
     .alloc = {NULL, NULL},
 };
 
 #define SNAPSHOT_MAGIC "SAP1"
-#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_VERSION 2u
+#define SNAPSHOT_VERSION_MIN 1u /* still read: nodes upgrade with data */
 #define SNAPSHOT_TRAILER_BYTES 4u
 #define DEDUP_MAX_LIMIT APP_DEDUP_LIMIT
 #define OBJECTS_MAX_LIMIT ((1ull << 31) - 1)
@@ -246,8 +261,9 @@ bool app_objects_room(const struct app *a, uint64_t n) {
 
 /* ---- Bytes, names, numbers ---------------------------------------------- */
 
-/* FNV-1a, 64 bits: enough to place keys and to fingerprint a client's own
- * commands (a collision only lets one client's reused id pass as a retry). */
+/* FNV-1a, 64 bits: for the state hash, which compares replicas, and for the
+ * fingerprints of version-1 snapshots. Never for a new fingerprint: anyone
+ * can find two commands with the same FNV hash. */
 uint64_t app_hash64(uint64_t h, const void *p, size_t len) {
   const uint8_t *b = p;
   for (size_t i = 0; i < len; i++) {
@@ -480,7 +496,29 @@ static struct app_arg dedup_key(const void *ctx, uint32_t pos) {
   return app_str_arg(&t->ring[pos].id);
 }
 
-uint64_t app_fingerprint(const struct app_decoded *d) {
+/* The arguments length-prefixed, so that no two commands give the same
+ * bytes to the hash. BLAKE2b needs no sodium_init(): without it libsodium
+ * runs its portable code, which gives the same digest (sabhad calls it and
+ * gets the fastest code for its CPU). */
+void app_fingerprint(const struct app_decoded *d, struct app_fingerprint *out) {
+  crypto_generichash_state st;
+  int rc = crypto_generichash_init(&st, NULL, 0, APP_FINGERPRINT_BYTES);
+  uint8_t op = (uint8_t)d->op;
+  rc |= crypto_generichash_update(&st, &op, 1);
+  for (size_t i = 0; i < d->argc; i++) {
+    uint8_t len[2];
+    le_put_u16(len, (uint16_t)d->argv[i].len);
+    rc |= crypto_generichash_update(&st, len, 2);
+    rc |= crypto_generichash_update(&st, d->argv[i].ptr, d->argv[i].len);
+  }
+  rc |= crypto_generichash_final(&st, out->b, APP_FINGERPRINT_BYTES);
+  assert(rc == 0); /* fails only for lengths out of BLAKE2b's range */
+  (void)rc;
+}
+
+/* The fingerprint machines wrote into version-1 snapshots; kept only to
+ * recognise the retries of the ids those snapshots hold. */
+static uint64_t fingerprint_fnv64(const struct app_decoded *d) {
   uint8_t op = (uint8_t)d->op;
   uint64_t h = app_hash64(0xcbf29ce484222325ull, &op, 1);
   for (size_t i = 0; i < d->argc; i++) {
@@ -490,6 +528,15 @@ uint64_t app_fingerprint(const struct app_decoded *d) {
     h = app_hash64(h, d->argv[i].ptr, d->argv[i].len);
   }
   return mix64(h);
+}
+
+static bool fingerprint_matches(const struct app_dedup_entry *e,
+                                const struct app_decoded *d,
+                                const struct app_fingerprint *fp) {
+  if (e->fingerprint_kind == APP_FINGERPRINT_BLAKE2B)
+    return memcmp(e->fingerprint.b, fp->b, APP_FINGERPRINT_BYTES) == 0;
+  assert(e->fingerprint_kind == APP_FINGERPRINT_FNV64);
+  return le_get_u64(e->fingerprint.b) == fingerprint_fnv64(d);
 }
 
 const struct app_dedup_entry *app_dedup_find(const struct app_dedup *t,
@@ -517,15 +564,37 @@ bool app_dedup_unpack(const struct app_dedup_entry *e, struct app_arg *extras,
   return used != 0 && off + used == len;
 }
 
+/* Would recording one more id break the window's promise? Only when the
+ * table is full and even its oldest id is younger than the window. */
+static bool dedup_full(const struct app *a, const struct app_dedup *t,
+                       uint64_t now_ms) {
+  assert(t->n <= a->cfg.dedup_max);
+  if (t->n < a->cfg.dedup_max || a->cfg.dedup_window_ms == 0)
+    return false;
+  uint64_t oldest_ms = t->ring[t->head].recorded_ms;
+  assert(oldest_ms <= now_ms); /* recorded on this clock, which only grows */
+  return now_ms - oldest_ms < a->cfg.dedup_window_ms;
+}
+
 bool app_dedup_check(const struct app *a, const struct app_dedup *t,
-                     struct app_arg id, uint64_t fingerprint,
+                     struct app_arg id, const struct app_decoded *d,
+                     const struct app_fingerprint *fp, uint64_t now_ms,
                      struct app_reply *out) {
+  assert(d != NULL && fp != NULL && now_ms >= a->clock_ms);
   if (a->cfg.bugs & APP_BUG_NO_DEDUP)
     return false; /* the bug: every retry applies again */
   const struct app_dedup_entry *e = app_dedup_find(t, id);
-  if (e == NULL)
-    return false;
-  if (e->fingerprint != fingerprint) {
+  if (e == NULL) {
+    if (!dedup_full(a, t, now_ms))
+      return false;
+    /* Refused, not recorded: the same command sent later is new. */
+    app_reply_error(out, APP_E_FULL,
+                    "ERR retry table full: %u ids recorded in the last %u ms "
+                    "(dedup-max, dedup-window-ms); try again later",
+                    a->cfg.dedup_max, a->cfg.dedup_window_ms);
+    return true;
+  }
+  if (!fingerprint_matches(e, d, fp)) {
     char text[APP_PRINTABLE_BYTES];
     app_reply_error(out, APP_E_ID_REUSED,
                     "ERR id %s was used for a different command",
@@ -596,9 +665,12 @@ static void dedup_evict_oldest(const struct app *a, struct app_dedup *t) {
 
 void app_dedup_record(const struct app *a, struct app_dedup *t,
                       struct app_dedup_prep *prep, struct app_arg id,
-                      uint64_t fingerprint, const struct app_arg *extras,
-                      size_t n_extras, const struct app_reply *reply) {
+                      const struct app_fingerprint *fp, uint64_t now_ms,
+                      const struct app_arg *extras, size_t n_extras,
+                      const struct app_reply *reply) {
   assert(prep->blob != NULL && n_extras <= APP_DEDUP_EXTRAS_MAX);
+  assert(t->n == 0 || now_ms >= t->ring[(t->head + t->n - 1) % t->cap]
+                                    .recorded_ms); /* the ring stays sorted */
   assert(id.len > 0 && id.len <= APP_ARG_BYTES_MAX);
   uint8_t *p = prep->blob;
   size_t off = 0;
@@ -616,9 +688,14 @@ void app_dedup_record(const struct app *a, struct app_dedup *t,
   prep->blob = NULL;
 
   uint32_t pos = app_map_find(&t->by_id, id, dedup_key, t);
-  if (pos != APP_MAP_NONE) { /* only with APP_BUG_NO_DEDUP: overwrite */
+  if (pos != APP_MAP_NONE) {
+    /* Only with APP_BUG_NO_DEDUP: overwrite, keeping the entry's place and
+     * time so that the ring stays in order. */
     allocator_free(&a->cfg.alloc, t->ring[pos].blob);
   } else {
+    /* app_dedup_check refused the command if the oldest is in its window
+     * (but for the NO_DEDUP bug, which never looks). */
+    assert(!dedup_full(a, t, now_ms) || (a->cfg.bugs & APP_BUG_NO_DEDUP));
     if (t->n == a->cfg.dedup_max)
       dedup_evict_oldest(a, t);
     assert(t->n < t->cap);
@@ -626,8 +703,10 @@ void app_dedup_record(const struct app *a, struct app_dedup *t,
     t->n++;
     app_str_set(&t->ring[pos].id, id);
     app_map_insert(&t->by_id, id, pos);
+    t->ring[pos].recorded_ms = now_ms;
   }
-  t->ring[pos].fingerprint = fingerprint;
+  t->ring[pos].fingerprint_kind = APP_FINGERPRINT_BLAKE2B;
+  t->ring[pos].fingerprint = *fp;
   t->ring[pos].blob = p;
   t->ring[pos].blob_bytes = (uint32_t)off;
 }
@@ -644,22 +723,59 @@ void app_dedup_write(struct app_w *w, const struct app_dedup *t) {
   app_w_u32(w, t->n);
   for (uint32_t i = 0; i < t->n; i++) {
     const struct app_dedup_entry *e = &t->ring[(t->head + i) % t->cap];
+    assert(e->fingerprint_kind == APP_FINGERPRINT_FNV64 ||
+           e->fingerprint_kind == APP_FINGERPRINT_BLAKE2B);
     app_w_str(w, &e->id);
-    app_w_u64(w, e->fingerprint);
+    app_w_u8(w, e->fingerprint_kind);
+    app_w_bytes(w, e->fingerprint.b, APP_FINGERPRINT_BYTES);
+    app_w_u64(w, e->recorded_ms);
     app_w_u32(w, e->blob_bytes);
     app_w_bytes(w, e->blob, e->blob_bytes);
   }
 }
 
+/* An entry's fingerprint and time, as version 2 writes them or as version
+ * 1 did (its FNV fingerprint, no time: the snapshot's clock). Checks that
+ * the kind is known, that an FNV fingerprint is zero-padded (one encoding
+ * per state) and that times never decrease and never pass the clock. */
+static bool dedup_read_print(const struct app *a, struct app_r *r,
+                             uint64_t prev_ms, struct app_dedup_entry *e) {
+  memset(&e->fingerprint, 0, sizeof e->fingerprint);
+  if (r->version == 1) {
+    e->fingerprint_kind = APP_FINGERPRINT_FNV64;
+    le_put_u64(e->fingerprint.b, app_r_u64(r));
+    e->recorded_ms = a->clock_ms;
+    return !r->bad;
+  }
+  assert(r->version == SNAPSHOT_VERSION);
+  e->fingerprint_kind = app_r_u8(r);
+  const uint8_t *b = app_r_bytes(r, APP_FINGERPRINT_BYTES);
+  e->recorded_ms = app_r_u64(r);
+  if (r->bad)
+    return false;
+  memcpy(e->fingerprint.b, b, APP_FINGERPRINT_BYTES);
+  if (e->recorded_ms < prev_ms || e->recorded_ms > a->clock_ms)
+    return false;
+  if (e->fingerprint_kind == APP_FINGERPRINT_BLAKE2B)
+    return true;
+  static const uint8_t zeros[APP_FINGERPRINT_BYTES - 8];
+  return e->fingerprint_kind == APP_FINGERPRINT_FNV64 &&
+         memcmp(b + 8, zeros, sizeof zeros) == 0;
+}
+
 int app_dedup_read(struct app *a, struct app_dedup *t, struct app_r *r) {
   assert(t->n == 0);
+  assert(r->version >= SNAPSHOT_VERSION_MIN && r->version <= SNAPSHOT_VERSION);
   uint32_t n = app_r_u32(r);
   if (r->bad || n > a->cfg.dedup_max)
     return SABHA_ECORRUPT;
+  uint64_t prev_ms = 0;
   for (uint32_t i = 0; i < n; i++) {
     struct app_dedup_entry e;
     app_r_str(r, &e.id);
-    e.fingerprint = app_r_u64(r);
+    if (!dedup_read_print(a, r, prev_ms, &e))
+      return SABHA_ECORRUPT;
+    prev_ms = e.recorded_ms;
     e.blob_bytes = app_r_u32(r);
     if (r->bad || e.blob_bytes > DEDUP_BLOB_BYTES_MAX || e.id.len == 0)
       return SABHA_ECORRUPT;
@@ -767,6 +883,7 @@ bool app_r_count_fits(const struct app_r *r, uint64_t n, size_t min_bytes) {
 
 static bool config_valid(const struct app_config *c) {
   return c->dedup_max >= 1 && c->dedup_max <= DEDUP_MAX_LIMIT &&
+         c->dedup_window_ms <= APP_DEDUP_WINDOW_MS_LIMIT &&
          c->objects_max >= 1 && c->objects_max <= OBJECTS_MAX_LIMIT;
 }
 
@@ -957,12 +1074,12 @@ uint64_t app_state_hash(const struct app *a) {
 }
 
 static int restore_into(struct app *fresh, const uint8_t *data, size_t len) {
-  struct app_r r = {data, len - SNAPSHOT_TRAILER_BYTES, 0, false};
+  struct app_r r = {data, len - SNAPSHOT_TRAILER_BYTES, 0, false, 0};
   const uint8_t *magic = app_r_bytes(&r, 4);
-  uint8_t version = app_r_u8(&r);
+  r.version = app_r_u8(&r);
   fresh->clock_ms = app_r_u64(&r);
   if (r.bad || memcmp(magic, SNAPSHOT_MAGIC, 4) != 0 ||
-      version != SNAPSHOT_VERSION)
+      r.version < SNAPSHOT_VERSION_MIN || r.version > SNAPSHOT_VERSION)
     return SABHA_ECORRUPT;
   int rc = app_ledger_restore(fresh, &r);
   if (rc == 0)

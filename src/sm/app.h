@@ -38,15 +38,26 @@
  *
  * Exactly once. Every command that changes state is safe to retry:
  *   - LEDGER.TRANSFER, SEATS.BOOK and SEATS.ANY carry an id the client
- *     chooses (txid, request_id). The machine keeps the newest dedup_max ids
- *     with a fingerprint of their command and their reply; a retry gets the
- *     saved reply (`duplicate` set) and changes nothing; the same id with a
- *     different command is refused. Ids older than the newest dedup_max are
- *     forgotten (first in, first out): a retry that late is applied as new,
- *     so clients must give up on a command long before dedup_max others
- *     follow it (sabhad: 100,000 per application by default). The table
- *     travels in snapshots.
- *   - The rest are idempotent by what they name: opening an account that
+ *     chooses (txid, request_id). The machine keeps up to dedup_max ids
+ *     with a fingerprint of their command (BLAKE2b, 128 bits: no one can
+ *     craft another command that passes for a retry of someone else's), the
+ *     clock_ms at which each was recorded, and their reply; a retry gets the
+ *     saved reply (`duplicate` set) and changes nothing, even when the table
+ *     is full; the same id with a different command is refused.
+ *   - An id is kept at least dedup_window_ms after it was recorded. When
+ *     the table is full and its oldest id is younger than that, a command
+ *     with a new id is refused (APP_E_FULL, "retry table full"): neither
+ *     applied nor recorded, so the client may send it again later, as new.
+ *     Otherwise the oldest id is forgotten (first in, first out). A flood
+ *     of new ids can therefore only make new commands wait; it cannot make
+ *     a retry sent within the window apply twice. A retry later than the
+ *     window may be applied as new, but only once dedup_max newer ids have
+ *     come since: clients must retry within the window (sabhad: 60 s and
+ *     100,000 ids per application by default) and, past it, ask what
+ *     happened (LEDGER.TX) before sending again. dedup_window_ms 0 keeps
+ *     the newest dedup_max ids, whatever their age. The table travels in
+ *     snapshots.
+   - The rest are idempotent by what they name: opening an account that
  *     exists with the same initial amount, adding a seat that exists,
  *     cancelling a cancelled PNR or order, acquiring a lock the owner holds
  *     (same token, expiry extended), releasing a grant already gone,
@@ -69,7 +80,8 @@
  * wall clock (hdr.now_ms) and the machine keeps clock_ms, the highest stamp
  * applied (a new leader's clock may lag; the maximum never runs backwards).
  * A grant made at clock t with ttl expires at t + ttl; it is held while
- * clock_ms < expiry.
+ * clock_ms < expiry. The retention window of the dedup tables is measured
+ * on the same clock.
  *
  * Fencing. Tokens come from one counter per lock that grows with every new
  * grant, so a newer holder always has a larger token; FENCED.SET names the
@@ -102,6 +114,11 @@
 #define APP_ARG_BYTES_MAX 64u /* names, ids, numbers */
 #define APP_DEDUP_DEFAULT 100000u
 #define APP_DEDUP_LIMIT (1u << 24) /* the largest dedup_max accepted */
+#define APP_DEDUP_WINDOW_MS_DEFAULT 60000u
+/* The longest window accepted: an hour. Longer would let the default
+ * dedup_max admit under 30 new ids a second, and sabhad's handshake digest
+ * has 26 bits for the window (docs/wire.md). */
+#define APP_DEDUP_WINDOW_MS_LIMIT 3600000u
 
 enum app_op {
   APP_LEDGER_OPEN = 1,
@@ -218,7 +235,8 @@ enum app_code {
   APP_E_STALE_TOKEN,   /* fenced write with a token below the newest */
   APP_E_TRANSITION,    /* order state change not allowed */
   APP_E_ID_REUSED,     /* dedup id seen with a different command */
-  APP_E_FULL,          /* a bound in struct app_config reached */
+  APP_E_FULL,          /* a bound in struct app_config reached (objects,
+                          or a retry table full of ids in their window) */
   APP_E_OVERFLOW,      /* an amount or total beyond int64 */
 };
 
@@ -252,7 +270,12 @@ enum app_bug {
 };
 
 struct app_config {
-  uint32_t dedup_max;   /* ids remembered per application; >= 1, <= 2^24 */
+  uint32_t dedup_max; /* ids remembered per application; >= 1, <= 2^24 */
+  /* The least time, on the machine's clock, an id is remembered after it
+   * was recorded; <= APP_DEDUP_WINDOW_MS_LIMIT; 0: no such guarantee (the
+   * newest dedup_max are kept). Like dedup_max it decides replies, so
+   * every replica must use the same value. */
+  uint32_t dedup_window_ms;
   uint64_t objects_max; /* accounts + seats + PNRs + locks + orders + fenced
                            keys; >= 1, < 2^31 (a PNR is kept after its
                            cancellation, so it counts as one) */
@@ -266,7 +289,8 @@ struct app_config {
    * library). Lets a test fail any one allocation. */
   struct allocator alloc;
 };
-/* dedup_max APP_DEDUP_DEFAULT, 4 Mi objects, no bugs. */
+/* dedup_max APP_DEDUP_DEFAULT, dedup_window_ms APP_DEDUP_WINDOW_MS_DEFAULT,
+ * 4 Mi objects, no bugs. */
 extern const struct app_config app_config_default;
 
 struct app;
@@ -349,8 +373,8 @@ uint64_t app_state_hash(const struct app *a);
 size_t app_snapshot_size(const struct app *a);
 /* Writes the whole state (dedup table and clock included) into buf[0, cap),
  * cap >= app_snapshot_size(). Returns the bytes written. The format (magic
- * "SAP1", version, sections per application, CRC32C trailer) is written
- * out in app.c. */
+ * "SAP1", version 2, sections per application, CRC32C trailer) is written
+ * out in app.c; app_restore reads versions 1 and 2. */
 size_t app_snapshot(const struct app *a, uint8_t *buf, size_t cap);
 /* Replaces the state with a snapshot's. Returns 0, SABHA_ECORRUPT (bad
  * checksum, malformed, beyond this config's bounds) or SABHA_ENOMEM; on

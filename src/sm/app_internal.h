@@ -35,17 +35,35 @@ struct app_str {
 
 /* ---- Dedup tables -------------------------------------------------------- */
 
-/* One remembered id: the fingerprint of its command and a blob holding the
- * extra fields a read may show (LEDGER.TX's from, to, amount) and the reply,
- * packed (app_reply_pack). */
+/* A command's fingerprint: BLAKE2b of its op and arguments, 128 bits
+ * (app_fingerprint). */
+#define APP_FINGERPRINT_BYTES 16u
+struct app_fingerprint {
+  uint8_t b[APP_FINGERPRINT_BYTES];
+};
+
+/* How an entry's fingerprint was made. Entries read from a version-1
+ * snapshot carry the 64-bit FNV-1a of the machines that wrote it, and are
+ * compared with that function until they are forgotten. */
+enum app_fingerprint_kind {
+  APP_FINGERPRINT_FNV64 = 1,   /* first 8 bytes, little-endian; rest zero */
+  APP_FINGERPRINT_BLAKE2B = 2, /* all 16 bytes */
+};
+
+/* One remembered id: the fingerprint of its command, when it was recorded
+ * (the machine's clock) and a blob holding the extra fields a read may show
+ * (LEDGER.TX's from, to, amount) and the reply, packed (app_reply_pack). */
 struct app_dedup_entry {
   struct app_str id;
-  uint64_t fingerprint;
+  uint8_t fingerprint_kind; /* enum app_fingerprint_kind */
+  struct app_fingerprint fingerprint;
+  uint64_t recorded_ms;
   uint8_t *blob;
   uint32_t blob_bytes;
 };
 
-/* A FIFO ring of at most dedup_max entries, oldest at head. */
+/* A FIFO ring of at most dedup_max entries, oldest at head; recorded_ms
+ * never decreases from head to tail (the clock never runs backwards). */
 struct app_dedup {
   struct app_dedup_entry *ring;
   uint32_t head, n, cap;
@@ -211,23 +229,31 @@ size_t app_reply_unpack(const uint8_t *p, size_t len, struct app_reply *r);
 /* ---- Dedup --------------------------------------------------------------- */
 
 /* The fingerprint of a command: its op and every argument. */
-uint64_t app_fingerprint(const struct app_decoded *d);
+void app_fingerprint(const struct app_decoded *d, struct app_fingerprint *out);
 /* Looks up id (unless the NO_DEDUP bug is on). Returns true when *out is the
- * answer: the saved reply with duplicate set, or an id-reused error. */
+ * answer: the saved reply with duplicate set, an id-reused error, or, for an
+ * id not in the table, the refusal of a table full of ids recorded less than
+ * dedup_window_ms before now_ms (APP_E_FULL; nothing recorded). False: the
+ * command is new and app_dedup_record will find room for it. d is the
+ * command whose fingerprint fp is (entries of version-1 snapshots compare
+ * it their own way). */
 bool app_dedup_check(const struct app *a, const struct app_dedup *t,
-                     struct app_arg id, uint64_t fingerprint,
+                     struct app_arg id, const struct app_decoded *d,
+                     const struct app_fingerprint *fp, uint64_t now_ms,
                      struct app_reply *out);
 /* Takes the memory app_dedup_record needs. 0 or SABHA_ENOMEM. */
 int app_dedup_prepare(const struct app *a, struct app_dedup *t,
                       struct app_dedup_prep *prep);
 /* Gives back what a prepare took when the command stops before recording. */
 void app_dedup_unprepare(const struct app *a, struct app_dedup_prep *prep);
-/* Records id's reply with extras (may be NULL when n_extras is 0); cannot
- * fail; evicts the oldest id when dedup_max are kept. */
+/* Records id's reply with extras (may be NULL when n_extras is 0), at
+ * now_ms; cannot fail; evicts the oldest id when dedup_max are kept (which
+ * app_dedup_check allowed). */
 void app_dedup_record(const struct app *a, struct app_dedup *t,
                       struct app_dedup_prep *prep, struct app_arg id,
-                      uint64_t fingerprint, const struct app_arg *extras,
-                      size_t n_extras, const struct app_reply *reply);
+                      const struct app_fingerprint *fp, uint64_t now_ms,
+                      const struct app_arg *extras, size_t n_extras,
+                      const struct app_reply *reply);
 /* The saved entry for id, or NULL; extras and reply unpacked. */
 const struct app_dedup_entry *app_dedup_find(const struct app_dedup *t,
                                              struct app_arg id);
@@ -261,6 +287,7 @@ struct app_r {
   size_t len;
   size_t off;
   bool bad;
+  uint8_t version; /* the snapshot's format version */
 };
 const uint8_t *app_r_bytes(struct app_r *r, size_t len);
 uint8_t app_r_u8(struct app_r *r);
@@ -272,6 +299,9 @@ void app_r_str(struct app_r *r, struct app_str *s);
 bool app_r_count_fits(const struct app_r *r, uint64_t n, size_t min_bytes);
 
 void app_dedup_write(struct app_w *w, const struct app_dedup *t);
+/* Reads a table in the format of r->version (1 or 2); a->clock_ms is the
+ * snapshot's clock, read already: version-1 entries are given it as the
+ * time they were recorded. */
 int app_dedup_read(struct app *a, struct app_dedup *t, struct app_r *r);
 
 /* ---- The applications' entry points ---------------------------------------

@@ -11,7 +11,9 @@
  * txid in the ledger's dedup table: a retry gets the same answer even if the
  * balances have changed since, and LEDGER.TX can tell a client that lost its
  * reply what happened. Errors that depend on the command alone (a bad
- * amount, a transfer to itself) are not recorded: a retry gets them anyway. */
+ * amount, a transfer to itself) are not recorded: a retry gets them anyway;
+ * neither is the refusal of a full retry table, which says "not now": the
+ * same txid sent later is a new transfer. */
 #include <assert.h>
 #include <inttypes.h>
 #include <string.h>
@@ -119,7 +121,7 @@ static void transfer_decide(struct app_ledger *l, const struct app_decoded *d,
 }
 
 static int ledger_transfer(struct app *a, const struct app_decoded *d,
-                           struct app_reply *out) {
+                           uint64_t now_ms, struct app_reply *out) {
   struct app_ledger *l = &a->ledger;
   struct app_arg txid = d->argv[0];
   int64_t amount;
@@ -143,25 +145,25 @@ static int ledger_transfer(struct app *a, const struct app_decoded *d,
                     app_printable(d->argv[1], t));
     return 0;
   }
-  uint64_t fp = app_fingerprint(d);
-  if (app_dedup_check(a, &l->dedup, txid, fp, out))
+  struct app_fingerprint fp;
+  app_fingerprint(d, &fp);
+  if (app_dedup_check(a, &l->dedup, txid, d, &fp, now_ms, out))
     return 0;
   struct app_dedup_prep prep;
   int rc = app_dedup_prepare(a, &l->dedup, &prep);
   if (rc != 0)
     return rc;
   transfer_decide(l, d, amount, out);
-  app_dedup_record(a, &l->dedup, &prep, txid, fp, &d->argv[1], 3, out);
+  app_dedup_record(a, &l->dedup, &prep, txid, &fp, now_ms, &d->argv[1], 3, out);
   return 0;
 }
 
 int app_ledger_apply(struct app *a, const struct app_decoded *d,
                      uint64_t now_ms, struct app_reply *out) {
-  (void)now_ms;
   if (d->op == APP_LEDGER_OPEN)
     return ledger_open(a, d, out);
   assert(d->op == APP_LEDGER_TRANSFER);
-  return ledger_transfer(a, d, out);
+  return ledger_transfer(a, d, now_ms, out);
 }
 
 /* LEDGER.TX: [committed|refused, from, to, amount] from the dedup table. */

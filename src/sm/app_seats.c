@@ -337,7 +337,7 @@ static int any_decide(struct app *a, const struct app_decoded *d,
 
 /* BOOK and ANY: names checked, then exactly once through the dedup table. */
 static int seats_book(struct app *a, const struct app_decoded *d,
-                      struct app_reply *out) {
+                      uint64_t now_ms, struct app_reply *out) {
   static const char *const names[] = {"request_id", "train", "date"};
   for (size_t i = 0; i < 3; i++)
     if (!app_need_name(out, names[i], d->argv[i]))
@@ -347,8 +347,9 @@ static int seats_book(struct app *a, const struct app_decoded *d,
                        d->argv[i]))
       return 0;
   struct app_seats *s = &a->seats;
-  uint64_t fp = app_fingerprint(d);
-  if (app_dedup_check(a, &s->dedup, d->argv[0], fp, out))
+  struct app_fingerprint fp;
+  app_fingerprint(d, &fp);
+  if (app_dedup_check(a, &s->dedup, d->argv[0], d, &fp, now_ms, out))
     return 0;
   struct app_dedup_prep prep;
   int rc = app_dedup_prepare(a, &s->dedup, &prep);
@@ -359,7 +360,7 @@ static int seats_book(struct app *a, const struct app_decoded *d,
     app_dedup_unprepare(a, &prep);
     return rc;
   }
-  app_dedup_record(a, &s->dedup, &prep, d->argv[0], fp, NULL, 0, out);
+  app_dedup_record(a, &s->dedup, &prep, d->argv[0], &fp, now_ms, NULL, 0, out);
   return 0;
 }
 
@@ -398,13 +399,12 @@ static int seats_cancel(struct app *a, const struct app_decoded *d,
 
 int app_seats_apply(struct app *a, const struct app_decoded *d, uint64_t now_ms,
                     struct app_reply *out) {
-  (void)now_ms;
   switch (d->op) {
   case APP_SEATS_ADD:
     return seats_add(a, d, out);
   case APP_SEATS_BOOK:
   case APP_SEATS_ANY:
-    return seats_book(a, d, out);
+    return seats_book(a, d, now_ms, out);
   case APP_SEATS_CANCEL:
     return seats_cancel(a, d, out);
   default:

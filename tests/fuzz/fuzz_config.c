@@ -159,6 +159,7 @@ static void check_round_trip(const struct srv_config *c) {
           c->election_timeout_ms, c->heartbeat_ms, c->tick_ms,
           c->leader_wait_ms, c->request_timeout_ms, c->clients_max,
           c->wal_segment_bytes, c->slot_commands_max, c->dedup_max);
+  fprintf(f, "dedup-window-ms = %u\n", c->dedup_window_ms);
   fprintf(f, "discard-corrupt-log = %s\nverbose = %s\n",
           c->discard_corrupt_log ? "on" : "off", c->verbose ? "yes" : "no");
   REQUIRE(fclose(f) == 0);
@@ -188,7 +189,8 @@ static void check_round_trip(const struct srv_config *c) {
           r.clients_max == c->clients_max);
   REQUIRE(r.wal_segment_bytes == c->wal_segment_bytes &&
           r.slot_commands_max == c->slot_commands_max &&
-          r.dedup_max == c->dedup_max);
+          r.dedup_max == c->dedup_max &&
+          r.dedup_window_ms == c->dedup_window_ms);
   REQUIRE(r.discard_corrupt_log == c->discard_corrupt_log &&
           r.verbose == c->verbose);
 }

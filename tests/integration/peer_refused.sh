@@ -1,8 +1,8 @@
 #!/bin/bash
 # A peer with the wrong secret, of another cluster, or with a setting every
-# member must share (--dedup-max) set otherwise, is refused at the
-# handshake: it never exchanges a consensus message, the refusal is counted
-# by reason, and the right settings let it back in.
+# member must share (--dedup-max, --dedup-window-ms) set otherwise, is
+# refused at the handshake: it never exchanges a consensus message, the
+# refusal is counted by reason, and the right settings let it back in.
 . "$(dirname "$0")/lib.sh"
 start_cluster c 3 raft "$BASE" --secret s3cret-one-of-the-test
 grep -qx "s3cret-one-of-the-test" "$DIR/c/secret" || die "the --secret is not in DIR/secret"
@@ -43,6 +43,14 @@ cp "$DIR/node3.conf.good" "$CONF"
 echo "dedup-max = 5000" >>"$CONF"
 try_bad settings
 grep -q "same --dedup-max" "$DIR/c/node3.log" "$DIR/c/node1.log" || die "no word of --dedup-max"
+log "another --dedup-window-ms (it decides replies too)"
+cp "$DIR/node3.conf.good" "$CONF"
+echo "dedup-window-ms = 1000" >>"$CONF"
+try_bad settings
+# Its digest (docs/wire.md): dedup-max, and the window XOR 60000 from bit 38.
+DIGEST=$(( 100000 | (1000 ^ 60000) << 38 ))
+grep -q "settings $DIGEST\|with $DIGEST" "$DIR/c/node3.log" "$DIR/c/node1.log" ||
+  die "no refusal for the settings digest $DIGEST"
 expect OK "$(rcli $(client_port 1 "$BASE") SET b 2)"
 log "the right settings: node 3 joins and catches up"
 cp "$DIR/node3.conf.good" "$CONF"

@@ -196,6 +196,42 @@ static void test_ledger_refused_transfer_applied_later_is_caught(void) {
   rig_free(&r);
 }
 
+/* A retry table full of ids in their window refuses a new id: the command
+ * is not applied, and the checkers must take it so, in the stream and as
+ * the client's answer. */
+static void test_retry_table_full_is_not_applied(void) {
+  struct rig r;
+  rig_init(&r);
+  app_free(r.app);
+  struct app_config cfg = app_config_default;
+  cfg.dedup_max = 2;
+  cfg.dedup_window_ms = 1000;
+  CHECK(app_new(&r.app, &cfg) == 0);
+  ledger_open_two(&r);
+  honest(&r, cmd(2, APP_LEDGER_TRANSFER, 4, "t1", "a", "b", "10"));
+  honest(&r, cmd(2, APP_LEDGER_TRANSFER, 4, "t2", "a", "b", "10"));
+  struct cmdb t3 = cmd(3, APP_LEDGER_TRANSFER, 4, "t3", "a", "b", "10");
+  struct app_reply rep;
+  CHECK(app_apply(r.app, t3.b, t3.len, &rep) == 0 && rep.code == APP_E_FULL);
+  honest(&r, t3);
+  honest(&r, cmd(3, APP_SEATS_ADD, 3, "T", "D", "s1"));
+  honest(&r, cmd(3, APP_SEATS_BOOK, 5, "r1", "T", "D", "s1", "p"));
+  honest(&r, cmd(3, APP_SEATS_BOOK, 5, "r2", "T", "D", "s1", "q"));
+  struct cmdb r3 = cmd(4, APP_SEATS_ANY, 4, "r3", "T", "D", "x");
+  honest(&r, r3);
+  CHECK(r.violations == 0);
+  CHECK(appck_final_node(r.ck, r.app, 1, r.why, sizeof r.why) == 0);
+  CHECK(saw(&r, t3, APPCK_REPLIED, APP_E_FULL, 0) == 0);
+  CHECK(saw(&r, r3, APPCK_REPLIED, APP_E_FULL, 0) == 0);
+  /* Had the refused transfer moved money after all, the client, told
+   * "refused", would be misled. */
+  struct app_reply done = ok_int(10);
+  told(&r, cmd(5, APP_LEDGER_TRANSFER, 4, "t3", "a", "b", "10"), &done);
+  r.violations += saw(&r, t3, APPCK_REPLIED, APP_E_FULL, 0);
+  CHECK(caught(&r, "ledger.acknowledged"));
+  rig_free(&r);
+}
+
 /* ---- seats ---------------------------------------------------------------- */
 
 static void test_seats_double_booking_is_caught(void) {
@@ -464,6 +500,7 @@ int main(void) {
   test_ledger_money_created_is_caught();
   test_ledger_overdraft_and_false_refusal_are_caught();
   test_ledger_refused_transfer_applied_later_is_caught();
+  test_retry_table_full_is_not_applied();
   test_seats_double_booking_is_caught();
   test_seats_lost_pnr_is_caught();
   test_seats_booked_request_told_refused_is_caught();

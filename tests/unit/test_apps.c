@@ -17,9 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/endian.h"
 #include "sabha/error.h"
 #include "sm/app.h"
+#include "sm/app_internal.h" /* app_fingerprint */
 #include "storage/crc32c.h"
 #include "check.h"
 #include "failing_alloc.h"
@@ -150,10 +153,11 @@ static bool same_reply(const struct app_reply *x, const struct app_reply *y) {
   return true;
 }
 
-static struct app *new_app(uint32_t dedup_max, uint64_t objects_max,
-                           uint32_t bugs) {
+static struct app *new_app_window(uint32_t dedup_max, uint32_t window_ms,
+                                  uint64_t objects_max, uint32_t bugs) {
   struct app_config cfg = app_config_default;
   cfg.dedup_max = dedup_max;
+  cfg.dedup_window_ms = window_ms;
   cfg.objects_max = objects_max;
   cfg.bugs = bugs;
   struct app *a = NULL;
@@ -162,6 +166,13 @@ static struct app *new_app(uint32_t dedup_max, uint64_t objects_max,
     exit(2);
   }
   return a;
+}
+
+/* With the default retention window (60 s on the commands' clock). */
+static struct app *new_app(uint32_t dedup_max, uint64_t objects_max,
+                           uint32_t bugs) {
+  return new_app_window(dedup_max, APP_DEDUP_WINDOW_MS_DEFAULT, objects_max,
+                        bugs);
 }
 
 static int64_t balance(const struct app *a, const char *acct) {
@@ -417,8 +428,10 @@ static void without_dedup_a_retried_transfer_moves_money_twice(void) {
   app_free(a);
 }
 
+/* With no retention window the table keeps the newest ids, whatever their
+ * age (as before windows existed). */
 static void a_dedup_bound_of_two_forgets_the_oldest_id(void) {
-  struct app *a = new_app(2, 100, 0);
+  struct app *a = new_app_window(2, 0, 100, 0);
   W(a, 1, "LEDGER.OPEN a 1000");
   W(a, 1, "LEDGER.OPEN b 0");
   W(a, 1, "LEDGER.TRANSFER t1 a b 1");
@@ -907,11 +920,12 @@ static void oom_at_every_allocation_leaves_the_state_unchanged(void) {
   struct failing_alloc f = {0, 0};
   struct app_config cfg = app_config_default;
   cfg.dedup_max = 2;
+  cfg.dedup_window_ms = 0; /* so that ids are evicted, not refused */
   cfg.objects_max = 100;
   cfg.alloc = failing_allocator(&f);
   struct app *a = NULL;
   CHECK(app_new(&a, &cfg) == 0);
-  struct app *ref = new_app(2, 100, 0);
+  struct app *ref = new_app_window(2, 0, 100, 0);
   for (size_t i = 0; i < N(script); i++) {
     struct app_reply want = W(ref, 10 + i, script[i]);
     bool got_through = false;
@@ -1000,13 +1014,16 @@ static void check_seat(void *ctx, const struct app_arg *train,
     c->bad = true;
 }
 
+/* The retention window is 50 ms here, a few commands' worth of the clock
+ * below: new ids are now refused, now admitted by evicting the oldest. */
 static void replicas_agree_and_money_is_conserved(void) {
-  struct app *a = new_app(8, 500, 0);
-  struct app *b = new_app(8, 500, 0);
+  struct app *a = new_app_window(8, 50, 500, 0);
+  struct app *b = new_app_window(8, 50, 500, 0);
   uint64_t seed = 0x9e3779b97f4a7c15ull;
   W(a, 0, "SEATS.ADD T D s0 s1 s2 s3 s4 s5");
   W(b, 0, "SEATS.ADD T D s0 s1 s2 s3 s4 s5");
   int64_t opened = 0;
+  uint32_t table_full = 0;
   for (int i = 0; i < 4000; i++) {
     char line[128];
     unsigned x = (unsigned)(rng(&seed) % 1000);
@@ -1041,6 +1058,8 @@ static void replicas_agree_and_money_is_conserved(void) {
     struct app_reply ra = W(a, now, line);
     if (strncmp(line, "LEDGER.OPEN", 11) == 0 && is_ok(ra, false))
       opened += x;
+    if (ra.code == APP_E_FULL)
+      table_full++;
     int rc_a = last_rc;
     struct app_reply rb = W(b, now, line);
     CHECK(rc_a == last_rc && same_reply(&ra, &rb));
@@ -1048,12 +1067,13 @@ static void replicas_agree_and_money_is_conserved(void) {
       size_t len;
       uint8_t *snap = snapshot_of(b, &len);
       app_free(b);
-      b = new_app(8, 500, 0);
+      b = new_app_window(8, 50, 500, 0);
       CHECK(app_restore(b, snap, len) == 0);
       free(snap);
     }
   }
   CHECK(app_state_hash(a) == app_state_hash(b));
+  CHECK(table_full > 0); /* the window was reached, and replicas agreed */
   int64_t sums[3] = {0, 0, 0};
   app_ledger_foreach(a, sum_balances, sums);
   CHECK(sums[0] == opened && sums[1] == opened && sums[2] == 0);
@@ -1062,6 +1082,350 @@ static void replicas_agree_and_money_is_conserved(void) {
   CHECK(!c.bad);
   struct app_reply fr = Q(a, 0, "SEATS.FREE T D");
   CHECK(fr.kind == APP_REPLY_INT && (uint64_t)fr.integer + c.booked == 6);
+  app_free(a);
+  app_free(b);
+}
+
+/* ---- The retry table: its window and its fingerprints -------------------- */
+
+/* One client's transfer, then a flood of new ids from another filling the
+ * table: the flood cannot push the transfer out within the window, so its
+ * retry is still answered, not applied again. */
+static void a_flood_of_new_ids_cannot_evict_a_retry_within_the_window(void) {
+  enum { N = 64, WINDOW_MS = 1000 };
+  struct app *a = new_app_window(N, WINDOW_MS, 100, 0);
+  W(a, 100, "LEDGER.OPEN a 1000");
+  W(a, 100, "LEDGER.OPEN b 0");
+  struct app_reply first = W(a, 100, "LEDGER.TRANSFER good a b 100");
+  CHECK(is_ok(first, false));
+  /* N - 1 junk ids, refused for an unknown account and recorded: full. */
+  char line[96];
+  for (int i = 0; i < N - 1; i++) {
+    snprintf(line, sizeof line, "LEDGER.TRANSFER junk%d nobody b 1", i);
+    CHECK(is_err(W(a, 200, line), APP_E_NO_SUCH, "ERR no such account"));
+  }
+  /* The next new id is refused; not recorded, it changes nothing. */
+  uint64_t h = app_state_hash(a);
+  CHECK(is_err(W(a, 200, "LEDGER.TRANSFER junk-more nobody b 1"), APP_E_FULL,
+               "ERR retry table full: 64 ids recorded in the last 1000 ms "
+               "(dedup-max, dedup-window-ms); try again later"));
+  CHECK(app_state_hash(a) == h);
+  CHECK(Q(a, 0, "LEDGER.TX junk-more").kind == APP_REPLY_NULL);
+  /* A new legitimate transfer waits too: refused, nothing moved. */
+  CHECK(is_err(W(a, 300, "LEDGER.TRANSFER next a b 1"), APP_E_FULL,
+               "ERR retry table full"));
+  CHECK(balance(a, "a") == 900 && balance(a, "b") == 100);
+  /* Retries of ids in the table are answered from it, full or not. */
+  build(400, "LEDGER.TRANSFER good a b 100");
+  struct app_reply retry = again(a);
+  CHECK(retry.duplicate && same_reply(&first, &retry));
+  CHECK(balance(a, "a") == 900 && balance(a, "b") == 100);
+  CHECK(W(a, 400, "LEDGER.TRANSFER junk7 nobody b 1").duplicate);
+  /* The window over for the oldest id (recorded at 100): one new id may
+   * take its place, and the next waits for the junk's window (from 200). */
+  CHECK(is_ok(W(a, 100 + WINDOW_MS, "LEDGER.TRANSFER next a b 1"), false));
+  CHECK(Q(a, 0, "LEDGER.TX good").kind == APP_REPLY_NULL); /* forgotten */
+  CHECK(is_err(W(a, 199 + WINDOW_MS, "LEDGER.TRANSFER later a b 1"), APP_E_FULL,
+               "ERR retry table full"));
+  CHECK(is_ok(W(a, 200 + WINDOW_MS, "LEDGER.TRANSFER later a b 1"), false));
+  CHECK(balance(a, "a") == 898 && balance(a, "b") == 102);
+  app_free(a);
+
+  /* Seats keep their own table, under the same rule. */
+  struct app *s = new_app_window(4, WINDOW_MS, 100, 0);
+  W(s, 10, "SEATS.ADD T D s1 s2 s3 s4 s5 s6");
+  struct app_reply pnr = W(s, 10, "SEATS.BOOK mine T D s1 p");
+  CHECK(is_bulk(pnr, "PNR0000000001"));
+  W(s, 10, "SEATS.ANY f1 T D x");
+  W(s, 10, "SEATS.BOOK f2 T D s1 x"); /* refused: taken; recorded */
+  W(s, 10, "SEATS.ANY f3 T D x");
+  CHECK(is_err(W(s, 20, "SEATS.ANY f4 T D x"), APP_E_FULL,
+               "ERR retry table full: 4 ids recorded in the last 1000 ms"));
+  CHECK(is_int(Q(s, 0, "SEATS.FREE T D"), 3));
+  struct app_reply again_pnr = W(s, 30, "SEATS.BOOK mine T D s1 p");
+  CHECK(again_pnr.duplicate && same_reply(&pnr, &again_pnr));
+  CHECK(is_int(Q(s, 0, "SEATS.FREE T D"), 3));
+  app_free(s);
+}
+
+/* The same flood with no window (dedup_window_ms 0): the oldest id is
+ * evicted, and its retry applies a second time. That is the hole the window
+ * closes; with 0 it stays open on purpose. */
+static void with_no_window_a_flood_evicts_the_oldest_id(void) {
+  enum { N = 64 };
+  struct app *a = new_app_window(N, 0, 100, 0);
+  W(a, 100, "LEDGER.OPEN a 1000");
+  W(a, 100, "LEDGER.OPEN b 0");
+  CHECK(is_ok(W(a, 100, "LEDGER.TRANSFER good a b 100"), false));
+  char line[96];
+  for (int i = 0; i < N; i++) {
+    snprintf(line, sizeof line, "LEDGER.TRANSFER junk%d nobody b 1", i);
+    CHECK(is_err(W(a, 200, line), APP_E_NO_SUCH, "ERR no such account"));
+  }
+  CHECK(is_ok(W(a, 300, "LEDGER.TRANSFER good a b 100"), false));
+  CHECK(balance(a, "a") == 800);
+  app_free(a);
+}
+
+/* A fingerprint is BLAKE2b-128 of the op and the length-prefixed arguments:
+ * commands that differ anywhere, argument boundaries included, differ. */
+static void the_fingerprint_is_blake2b_of_the_whole_command(void) {
+  build(1, "LEDGER.TRANSFER tx ab c 5");
+  struct app_decoded d;
+  CHECK(app_decode(last_cmd, last_len, &d) == 0);
+  struct app_fingerprint fp;
+  app_fingerprint(&d, &fp);
+  /* The op, then each argument as u16 length (little-endian) and bytes. */
+  const uint8_t bytes[] = "\x02"
+                          "\x02\x00"
+                          "tx"
+                          "\x02\x00"
+                          "ab"
+                          "\x01\x00"
+                          "c"
+                          "\x01\x00"
+                          "5";
+  CHECK(bytes[0] == APP_LEDGER_TRANSFER);
+  uint8_t want[APP_FINGERPRINT_BYTES];
+  CHECK(crypto_generichash(want, sizeof want, bytes, sizeof bytes - 1, NULL,
+                           0) == 0);
+  CHECK(memcmp(fp.b, want, sizeof want) == 0);
+
+  struct app *a = new_app(16, 100, 0);
+  W(a, 1, "LEDGER.OPEN ab 100");
+  W(a, 1, "LEDGER.OPEN c 0");
+  W(a, 1, "LEDGER.OPEN a 100");
+  W(a, 1, "LEDGER.OPEN bc 0");
+  CHECK(is_ok(W(a, 2, "LEDGER.TRANSFER tx ab c 5"), false));
+  static const char *const others[] = {
+      "LEDGER.TRANSFER tx a bc 5",  "LEDGER.TRANSFER tx ab c 50",
+      "LEDGER.TRANSFER tx c ab 5",  "LEDGER.TRANSFER tx abc '' 5",
+      "LEDGER.TRANSFER tx ab c 05",
+  };
+  for (size_t i = 0; i < N(others); i++) {
+    struct app_reply r = W(a, 3, others[i]);
+    CHECK(r.code == APP_E_ID_REUSED || r.code == APP_E_SYNTAX);
+    CHECK(!r.duplicate);
+  }
+  CHECK(balance(a, "ab") == 95 && balance(a, "c") == 5 &&
+        balance(a, "a") == 100 && balance(a, "bc") == 0);
+  CHECK(W(a, 4, "LEDGER.TRANSFER tx ab c 5").duplicate);
+  /* Seats: the same request id for another seat or passenger. */
+  W(a, 5, "SEATS.ADD T D s1 s2");
+  CHECK(is_bulk(W(a, 5, "SEATS.BOOK r T D s1 p"), "PNR0000000001"));
+  CHECK(is_err(W(a, 5, "SEATS.BOOK r T D s2 p"), APP_E_ID_REUSED, "ERR id r"));
+  CHECK(is_err(W(a, 5, "SEATS.BOOK r T D s1 q"), APP_E_ID_REUSED, "ERR id r"));
+  CHECK(is_err(W(a, 5, "SEATS.ANY r T D p"), APP_E_ID_REUSED, "ERR id r"));
+  CHECK(is_int(Q(a, 0, "SEATS.FREE T D"), 1));
+  app_free(a);
+}
+
+/* ---- Snapshots of the retry table --------------------------------------- */
+
+/* Hand-built snapshots are written with the machine's own little-endian
+ * writer (app_internal.h); the layout is spelled out here. */
+static void put_str(struct app_w *w, const char *text) {
+  struct app_str str;
+  app_str_set(&str, (struct app_arg){(const uint8_t *)text, strlen(text)});
+  app_w_str(w, &str);
+}
+static void put_u16(struct app_w *w, uint16_t v) {
+  uint8_t b[2];
+  le_put_u16(b, v);
+  app_w_bytes(w, b, 2);
+}
+
+/* The fingerprint machines wrote before version 2: FNV-1a 64 of the op and
+ * length-prefixed arguments, then a 64-bit finalizer. Written out here from
+ * that format, to check that restored entries are still recognised. */
+static uint64_t fnv_fingerprint(const char *line) {
+  build(0, line);
+  struct app_decoded d;
+  if (app_decode(last_cmd, last_len, &d) != 0)
+    exit(2);
+  uint64_t h = 0xcbf29ce484222325ull;
+  uint8_t bytes[2 + APP_ARG_BYTES_MAX];
+  for (size_t i = 0; i <= d.argc; i++) {
+    size_t n = 0;
+    if (i == 0) {
+      bytes[n++] = (uint8_t)d.op;
+    } else {
+      le_put_u16(bytes, (uint16_t)d.argv[i - 1].len);
+      memcpy(bytes + 2, d.argv[i - 1].ptr, d.argv[i - 1].len);
+      n = 2 + d.argv[i - 1].len;
+    }
+    for (size_t k = 0; k < n; k++)
+      h = (h ^ bytes[k]) * 0x100000001b3ull;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+/* A version-1 snapshot at clock 5000: accounts a (900) and b (100), the
+ * ledger's table holding `old` (a -> b, 100, +OK) and, when `with_junk`,
+ * junk0..junk(k-1) refused for an unknown account. */
+static size_t v1_snapshot(uint8_t *out, size_t cap, int junk) {
+  struct app_w w = {out, cap, 0, 0, false};
+  app_w_bytes(&w, "SAP1", 4);
+  app_w_u8(&w, 1);
+  app_w_u64(&w, 5000);
+  app_w_u32(&w, 2); /* accounts */
+  put_str(&w, "a");
+  app_w_u64(&w, 900);
+  app_w_u64(&w, 1000);
+  put_str(&w, "b");
+  app_w_u64(&w, 100);
+  app_w_u64(&w, 0);
+  app_w_u32(&w, 1u + (uint32_t)junk); /* the ledger's dedup table */
+  for (int i = -1; i < junk; i++) {
+    char id[16], line[96];
+    if (i < 0)
+      snprintf(id, sizeof id, "old");
+    else
+      snprintf(id, sizeof id, "junk%d", i);
+    snprintf(line, sizeof line, "LEDGER.TRANSFER %s %s b %s", id,
+             i < 0 ? "a" : "nobody", i < 0 ? "100" : "1");
+    put_str(&w, id);
+    app_w_u64(&w, fnv_fingerprint(line));
+    /* blob: 3 extras (from, to, amount) and the packed reply */
+    const char *reply = i < 0 ? "OK" : "ERR no such account: nobody";
+    uint32_t blob = (uint32_t)(1 + (i < 0 ? 2 + 2 + 4 : 7 + 2 + 2) + 12 +
+                               strlen(reply) + 1);
+    app_w_u32(&w, blob);
+    app_w_u8(&w, 3);
+    put_str(&w, i < 0 ? "a" : "nobody");
+    put_str(&w, "b");
+    put_str(&w, i < 0 ? "100" : "1");
+    app_w_u8(&w, i < 0 ? APP_REPLY_OK : APP_REPLY_ERROR);
+    app_w_u8(&w, i < 0 ? APP_DONE : APP_E_NO_SUCH);
+    app_w_u64(&w, i < 0 ? 100 : 0);
+    put_u16(&w, (uint16_t)strlen(reply));
+    app_w_bytes(&w, reply, strlen(reply));
+    app_w_u8(&w, 0); /* items */
+  }
+  app_w_u32(&w, 0); /* seats */
+  app_w_u32(&w, 0); /* PNRs */
+  app_w_u32(&w, 0); /* the seats' dedup table */
+  app_w_u32(&w, 0); /* locks */
+  app_w_u32(&w, 0); /* fenced keys */
+  app_w_u32(&w, 0); /* orders */
+  if (w.n > cap - 4)
+    exit(2);
+  app_w_u32(&w, wal_crc32c(0, out, w.n));
+  return w.n;
+}
+
+/* Nodes upgrade with version-1 snapshots on disk: those restore, their ids
+ * still recognise their retries (by the old fingerprint) and refuse other
+ * commands, and they count as recorded at the snapshot's clock, so a flood
+ * after the upgrade cannot push them out within a window of it. */
+static void a_version_1_snapshot_restores_and_its_ids_still_answer(void) {
+  uint8_t v1[1024];
+  size_t len = v1_snapshot(v1, sizeof v1, 2);
+  struct app *a = new_app_window(4, 1000, 100, 0);
+  CHECK(app_restore(a, v1, len) == 0);
+  CHECK(app_clock_ms(a) == 5000 && balance(a, "a") == 900);
+  struct app_reply r = W(a, 5000, "LEDGER.TRANSFER old a b 100");
+  CHECK(is_ok(r, true) && r.integer == 100);
+  r = W(a, 5000, "LEDGER.TRANSFER junk1 nobody b 1");
+  CHECK(r.duplicate && is_err(r, APP_E_NO_SUCH, "ERR no such account"));
+  CHECK(is_err(W(a, 5000, "LEDGER.TRANSFER old a b 101"), APP_E_ID_REUSED,
+               "ERR id old was used for a different command"));
+  CHECK(balance(a, "a") == 900 && balance(a, "b") == 100);
+  /* One more id fills the table; the next waits out the window. */
+  CHECK(is_ok(W(a, 5001, "LEDGER.TRANSFER new1 a b 1"), false));
+  CHECK(is_err(W(a, 5999, "LEDGER.TRANSFER new2 a b 1"), APP_E_FULL,
+               "ERR retry table full"));
+  CHECK(W(a, 5999, "LEDGER.TRANSFER old a b 100").duplicate);
+  CHECK(is_ok(W(a, 6000, "LEDGER.TRANSFER new2 a b 1"), false));
+  CHECK(balance(a, "a") == 898);
+  /* Written back as version 2, the old entries keep their old fingerprints
+   * (marked so) and their times. */
+  size_t len2;
+  uint8_t *v2 = snapshot_of(a, &len2);
+  CHECK(v2[4] == 2);
+  struct app *b = new_app_window(4, 1000, 100, 0);
+  CHECK(app_restore(b, v2, len2) == 0);
+  CHECK(app_state_hash(a) == app_state_hash(b));
+  CHECK(W(b, 6000, "LEDGER.TRANSFER junk1 nobody b 1").duplicate);
+  CHECK(is_err(W(b, 6000, "LEDGER.TRANSFER junk1 nobody b 2"), APP_E_ID_REUSED,
+               "ERR id junk1"));
+  free(v2);
+  app_free(a);
+  app_free(b);
+}
+
+/* Finds the ledger's first dedup entry of a snapshot whose ledger holds
+ * `accounts` accounts of one-byte names: the offset of its fingerprint
+ * kind. */
+static size_t first_entry_kind_at(const uint8_t *snap, uint32_t accounts) {
+  size_t at = 4 + 1 + 8 + 4 + accounts * (2 + 8 + 8) + 4;
+  return at + 1 + snap[at]; /* past the id */
+}
+
+static void corrupt_retry_table_fields_are_refused(void) {
+  struct app *a = new_app(16, 100, 0);
+  W(a, 10, "LEDGER.OPEN a 1000");
+  W(a, 10, "LEDGER.OPEN b 0");
+  W(a, 20, "LEDGER.TRANSFER t1 a b 1");
+  W(a, 30, "LEDGER.TRANSFER t2 a b 1");
+  W(a, 40, "LEDGER.OPEN c 0"); /* the clock at 40 */
+  size_t len;
+  uint8_t *snap = snapshot_of(a, &len);
+  CHECK(snap[4] == 2);
+  size_t kind_at = first_entry_kind_at(snap, 3);
+  size_t at_ms = kind_at + 1 + APP_FINGERPRINT_BYTES;
+  CHECK(snap[kind_at] == 2 && le_get_u64(snap + at_ms) == 20);
+  size_t blob_bytes = le_get_u32(snap + at_ms + 8);
+  size_t second_at_ms =
+      at_ms + 8 + 4 + blob_bytes + 3 + 1 + APP_FINGERPRINT_BYTES;
+  CHECK(le_get_u64(snap + second_at_ms) == 30);
+  struct app *b = new_app(16, 100, 0);
+  W(b, 5, "ORDER.CREATE keep me 1");
+  uint64_t h = app_state_hash(b);
+  uint8_t *bad = malloc(len);
+  CHECK(bad != NULL);
+  struct {
+    size_t at;
+    uint64_t v;
+    int bytes;
+  } lies[] = {
+      {kind_at, 0, 1},       /* no such kind */
+      {kind_at, 3, 1},       /* nor this */
+      {at_ms, 41, 8},        /* recorded after the snapshot's clock */
+      {at_ms, 31, 8},        /* after the entry that follows it */
+      {second_at_ms, 19, 8}, /* before the entry it follows */
+      {4, 3, 1},             /* a version from the future */
+      {4, 0, 1},             /* and one from before there were versions */
+  };
+  for (size_t i = 0; i < N(lies); i++) {
+    memcpy(bad, snap, len);
+    if (lies[i].bytes == 1)
+      bad[lies[i].at] = (uint8_t)lies[i].v;
+    else
+      le_put_u64(bad + lies[i].at, lies[i].v);
+    put_crc(bad, len);
+    CHECK(app_restore(b, bad, len) == SABHA_ECORRUPT);
+    CHECK(app_state_hash(b) == h);
+  }
+  /* An FNV fingerprint (kind 1) is zero past its 8 bytes. */
+  memcpy(bad, snap, len);
+  bad[kind_at] = 1;
+  put_crc(bad, len);
+  CHECK(app_restore(b, bad, len) == SABHA_ECORRUPT);
+  memset(bad + kind_at + 1 + 8, 0, APP_FINGERPRINT_BYTES - 8);
+  put_crc(bad, len);
+  CHECK(app_restore(b, bad, len) == 0); /* well formed: it restores */
+  /* Equal times are fine: two ids recorded in one millisecond. */
+  memcpy(bad, snap, len);
+  le_put_u64(bad + at_ms, 30);
+  put_crc(bad, len);
+  CHECK(app_restore(b, bad, len) == 0);
+  free(bad);
+  free(snap);
   app_free(a);
   app_free(b);
 }
@@ -1087,6 +1451,11 @@ static const struct test tests[] = {
     TEST(snapshots_with_a_good_checksum_and_bad_content_are_refused),
     TEST(oom_at_every_allocation_leaves_the_state_unchanged),
     TEST(replicas_agree_and_money_is_conserved),
+    TEST(a_flood_of_new_ids_cannot_evict_a_retry_within_the_window),
+    TEST(with_no_window_a_flood_evicts_the_oldest_id),
+    TEST(the_fingerprint_is_blake2b_of_the_whole_command),
+    TEST(a_version_1_snapshot_restores_and_its_ids_still_answer),
+    TEST(corrupt_retry_table_fields_are_refused),
 };
 
 int main(int argc, char **argv) {

@@ -2,7 +2,8 @@
  * Redis writes them, client-output-buffer-limit's three values with or
  * without its class, and the floor under client-query-buffer-limit; and
  * the leader priorities: this node's from --priority or the map, bounds,
- * and the two agreeing; where fsyncs run. */
+ * and the two agreeing; where fsyncs run; the applications' retry table
+ * (dedup-max, dedup-window-ms) and the settings digest members compare. */
 #include <stdio.h>
 #include <string.h>
 
@@ -123,6 +124,52 @@ static void election_timeout_fits_the_engines(void) {
   CHECK(parse(&cfg, "--election-timeout-ms", "600000") != 0);
 }
 
+/* dedup-window-ms: a default, a range, and an error that names both. */
+static void the_dedup_window_has_a_default_and_a_range(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, NULL, NULL) == 0);
+  CHECK(cfg.dedup_window_ms == 60000 && cfg.dedup_max == 100000);
+  CHECK(parse(&cfg, "--dedup-window-ms", "0") == 0 && cfg.dedup_window_ms == 0);
+  CHECK(parse(&cfg, "--dedup-window-ms", "3600000") == 0 &&
+        cfg.dedup_window_ms == 3600000);
+  char *argv[] = {
+      "sabhad", "--id", "1", "--peers", "1=127.0.0.1:7000", "--dedup-window-ms",
+      "3600001"};
+  char err[512] = "";
+  srv_config_init(&cfg);
+  CHECK(srv_config_parse_args(&cfg, 7, argv, stdout, err, sizeof err) == 2);
+  CHECK(strstr(err, "dedup-window-ms") != NULL &&
+        strstr(err, "0..3600000") != NULL);
+  CHECK(parse(&cfg, "--dedup-window-ms", "-1") == 2);
+  CHECK(parse(&cfg, "--dedup-window-ms", "1m") == 2);
+  CHECK(parse(&cfg, "--dedup-window-ms", "") == 2);
+  CHECK(parse(&cfg, "--dedup-max", "0") == 2);
+}
+
+/* The handshake's settings digest: unchanged for the defaults (older nodes
+ * send 100000), and changed by each of the three settings. */
+static void the_settings_digest_tells_every_shared_setting(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, NULL, NULL) == 0);
+  uint64_t d = srv_settings_digest(&cfg);
+  CHECK(d == 100000);
+  CHECK(parse(&cfg, "--groups", "4") == 0);
+  CHECK(srv_settings_digest(&cfg) == (100000 | 3ull << 32));
+  uint64_t seen[8];
+  size_t n = 0;
+  static const char *const windows[] = {"0", "1", "59999", "60001", "3600000"};
+  for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+    CHECK(parse(&cfg, "--dedup-window-ms", windows[i]) == 0);
+    seen[n++] = srv_settings_digest(&cfg);
+  }
+  CHECK(parse(&cfg, "--dedup-max", "100001") == 0);
+  seen[n++] = srv_settings_digest(&cfg);
+  seen[n++] = d;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++)
+      CHECK(seen[i] != seen[j]);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(client_limits_have_their_defaults),
@@ -132,6 +179,8 @@ int main(int argc, char **argv) {
       TEST(priorities_default_bound_and_agree),
       TEST(fsync_takes_auto_loop_or_thread),
       TEST(election_timeout_fits_the_engines),
+      TEST(the_dedup_window_has_a_default_and_a_range),
+      TEST(the_settings_digest_tells_every_shared_setting),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
