@@ -128,7 +128,7 @@ struct srv_config {
                                            (the log's clock): a new id is
                                            refused while dedup_max younger ones
                                            are kept. 0: FIFO only. The same on
-                                           every node. Default 60000 */
+                                           every node. Default 5000 */
   /* Where fsyncs run (docs/operations.md, "Where fsyncs run"): the
    * runtime's enum rt_fsync_mode, default auto. */
   uint8_t fsync;

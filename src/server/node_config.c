@@ -166,7 +166,7 @@ void srv_usage(FILE *f) {
       "                         remembers for exactly-once retries\n"
       "                         (100000); the same on every node\n"
       "  --dedup-window-ms MS   an id is remembered at least this long\n"
-      "                         (60000; 0..3600000, 0: no such promise):\n"
+      "                         (5000; 0..3600000, 0: no such promise):\n"
       "                         when N ids younger than that are kept, a\n"
       "                         command with a new id is refused (retry\n"
       "                         table full) until the oldest is old enough.\n"

@@ -47,8 +47,8 @@ log "another --dedup-window-ms (it decides replies too)"
 cp "$DIR/node3.conf.good" "$CONF"
 echo "dedup-window-ms = 1000" >>"$CONF"
 try_bad settings
-# Its digest (docs/wire.md): dedup-max, and the window XOR 60000 from bit 38.
-DIGEST=$(( 100000 | (1000 ^ 60000) << 38 ))
+# Its digest (docs/wire.md): dedup-max, and the window XOR 5000 from bit 38.
+DIGEST=$(( 100000 | (1000 ^ 5000) << 38 ))
 grep -q "settings $DIGEST\|with $DIGEST" "$DIR/c/node3.log" "$DIR/c/node1.log" ||
   die "no refusal for the settings digest $DIGEST"
 expect OK "$(rcli $(client_port 1 "$BASE") SET b 2)"

@@ -168,7 +168,7 @@ static struct app *new_app_window(uint32_t dedup_max, uint32_t window_ms,
   return a;
 }
 
-/* With the default retention window (60 s on the commands' clock). */
+/* With the default retention window (5 s on the commands' clock). */
 static struct app *new_app(uint32_t dedup_max, uint64_t objects_max,
                            uint32_t bugs) {
   return new_app_window(dedup_max, APP_DEDUP_WINDOW_MS_DEFAULT, objects_max,

@@ -128,7 +128,7 @@ static void election_timeout_fits_the_engines(void) {
 static void the_dedup_window_has_a_default_and_a_range(void) {
   struct srv_config cfg;
   CHECK(parse(&cfg, NULL, NULL) == 0);
-  CHECK(cfg.dedup_window_ms == 60000 && cfg.dedup_max == 100000);
+  CHECK(cfg.dedup_window_ms == 5000 && cfg.dedup_max == 100000);
   CHECK(parse(&cfg, "--dedup-window-ms", "0") == 0 && cfg.dedup_window_ms == 0);
   CHECK(parse(&cfg, "--dedup-window-ms", "3600000") == 0 &&
         cfg.dedup_window_ms == 3600000);
