@@ -13,13 +13,21 @@
  *
  *   bench_kvstore [--sets N] [--keys N] [--value-bytes N] [--rounds N]
  *                 [--fill-sets N] [--seed N] [--ascending 0|1]
- *                 [--prefetch 0|1]
+ *                 [--prefetch 0|1] [--appends N]
  *
  * --prefetch 1 applies as a node applies an entry's batch, asking for the
  * slot and entry of commands a few ahead early (kvstore_prefetch_slot);
  * us_per_set_filled_median times overwrites of the filled store.
  * --ascending 1 names the keys in order (0, 1, 2, ... wrapping at --keys),
- * the worst case for the ordered index's memory. */
+ * the worst case for the ordered index's memory.
+ *
+ * APPEND: for a value of 1 MiB and one of 8 MiB less --appends bytes (so
+ * that the last append reaches the 8 MiB bound), --appends APPENDs of one
+ * byte each (1,000) are applied after one SET, and the CPU time per
+ * APPEND and the bytes the store asked the allocator for per APPEND are
+ * reported (us_per_append_1mib, alloc_bytes_per_append_1mib, and _8mib).
+ * A store that copied the whole value on every APPEND would show the
+ * value's size there; one that grows values geometrically, a few bytes. */
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -42,7 +50,7 @@
 #define VALUE_BYTES_MAX 1024
 
 struct options {
-  uint64_t sets, keys, fill_sets, seed;
+  uint64_t sets, keys, fill_sets, seed, appends;
   uint32_t value_bytes;
   int rounds;
   bool ascending; /* keys 0, 1, 2, ... instead of random ones */
@@ -55,13 +63,16 @@ struct batch {
   size_t len, cap;
 };
 
-/* The heap the store holds, in the C library's own chunk sizes. */
+/* The heap the store holds, in the C library's own chunk sizes, and the
+ * bytes it asked for (allocations and resizes) since asked_bytes was 0. */
 struct counting {
   int64_t live_bytes;
+  uint64_t asked_bytes;
 };
 
 static void *counting_fn(void *ctx, void *p, size_t size) {
   struct counting *c = ctx;
+  c->asked_bytes += size;
   if (p != NULL)
     c->live_bytes -= (int64_t)malloc_usable_size(p);
   if (size == 0) {
@@ -185,6 +196,57 @@ static void apply_all(struct kvstore *kv, const struct batch *b,
   }
 }
 
+/* One SET of `value_bytes` bytes to a key, then `appends` APPENDs of one
+ * byte to it; prints the CPU time and the bytes asked of the allocator per
+ * APPEND under `name`. */
+static void bench_append(const char *name, size_t value_bytes,
+                         uint64_t appends) {
+  size_t cap = KVSTORE_CMD_HEADER_BYTES + 64 + value_bytes;
+  uint8_t *cmd = malloc(cap);
+  uint8_t *value = calloc(1, value_bytes > 0 ? value_bytes : 1);
+  struct batch b = {0};
+  if (cmd == NULL || value == NULL) {
+    fprintf(stderr, "bench_kvstore: out of memory\n");
+    exit(1);
+  }
+  struct kvstore_slice k = {(const uint8_t *)"appended", 8};
+  struct kvstore_slice v = {value, value_bytes};
+  struct kvstore_slice one = {(const uint8_t *)"x", 1};
+  for (uint64_t i = 0; i < appends; i++) {
+    struct kvstore_hdr h = {1, i + 2, 0};
+    batch_add(&b, cmd, kvstore_encode_append(cmd, cap, &h, k, one));
+  }
+  struct counting c = {0};
+  struct kvstore *kv = store_new(&c);
+  struct kvstore_result r;
+  struct kvstore_hdr h = {1, 1, 0};
+  if (kvstore_apply(kv, cmd, kvstore_encode_register(cmd, cap, 0, 0), &r) !=
+          0 ||
+      kvstore_apply(kv, cmd, kvstore_encode_set(cmd, cap, &h, k, v, 0, 0),
+                    &r) != 0 ||
+      r.kind != KVSTORE_REPLY_OK) {
+    fprintf(stderr, "bench_kvstore: the APPEND case's SET failed\n");
+    exit(1);
+  }
+  c.asked_bytes = 0;
+  double t0 = cpu_ns();
+  apply_all(kv, &b, false, false);
+  double us = (cpu_ns() - t0) / 1e3 / (double)appends;
+  const uint8_t *got;
+  size_t got_len = 0;
+  if (!kvstore_get(kv, k.ptr, k.len, 0, &got, &got_len) ||
+      got_len != value_bytes + appends) {
+    fprintf(stderr, "bench_kvstore: the APPEND case's value is wrong\n");
+    exit(1);
+  }
+  printf("us_per_append_%s: %.3f\nalloc_bytes_per_append_%s: %.1f\n", name, us,
+         name, (double)c.asked_bytes / (double)appends);
+  kvstore_free(kv);
+  free(b.bytes);
+  free(value);
+  free(cmd);
+}
+
 static int parse(int argc, char **argv, struct options *o) {
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc)
@@ -207,6 +269,8 @@ static int parse(int argc, char **argv, struct options *o) {
       o->ascending = v == 1;
     else if (strcmp(argv[i], "--prefetch") == 0 && v <= 1)
       o->prefetch = v == 1;
+    else if (strcmp(argv[i], "--appends") == 0 && v >= 1 && v <= 1000000)
+      o->appends = v;
     else if (strcmp(argv[i], "--seed") == 0)
       o->seed = v;
     else
@@ -221,11 +285,13 @@ int main(int argc, char **argv) {
                       .fill_sets = 2000000,
                       .seed = 1,
                       .value_bytes = 100,
-                      .rounds = 5};
+                      .rounds = 5,
+                      .appends = 1000};
   if (parse(argc, argv, &o) != 0) {
     fprintf(stderr, "usage: bench_kvstore [--sets N] [--keys N] "
                     "[--value-bytes N] [--rounds N] [--fill-sets N] "
-                    "[--seed N] [--ascending 0|1] [--prefetch 0|1]\n");
+                    "[--seed N] [--ascending 0|1] [--prefetch 0|1] "
+                    "[--appends N]\n");
     return 2;
   }
   struct utsname u;
@@ -300,6 +366,9 @@ int main(int argc, char **argv) {
            ms[o.rounds / 2] / ((double)snap_bytes / 1e6));
     kvstore_free(kv);
   }
+  printf("appends: %" PRIu64 "\n", o.appends);
+  bench_append("1mib", 1u << 20, o.appends);
+  bench_append("8mib", (8u << 20) - (size_t)o.appends, o.appends);
   free(b.bytes);
   return 0;
 }

@@ -1516,6 +1516,14 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
     resp_buf_printf(b, "priority:%u\r\npriority_transfers:%" PRIu64 "\r\n",
                     rt->cfg.priority[rt->cfg.engine.id],
                     rt->m.priority_transfers);
+    /* The store's bytes: what its data bound counts, and the spare room
+     * APPEND keeps on this node alone (kvstore_memory). */
+    struct kvstore_memory km;
+    kvstore_memory(rt->kv, &km);
+    resp_buf_printf(b,
+                    "kv_data_bytes:%" PRIu64 "\r\n"
+                    "kv_append_slack_bytes:%" PRIu64 "\r\n",
+                    km.data_bytes, km.slack_bytes);
     resp_buf_printf(
         b,
         "disk_sync_jobs:%" PRIu64 "\r\ndisk_sync_logs:%" PRIu64 "\r\n"

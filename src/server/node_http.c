@@ -553,6 +553,14 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_timeouts_total", "Writes and reads that timed out",
           m->timeouts);
   gauge(b, "sabha_keys", "Keys in the store", (double)kvstore_dbsize(kv));
+  struct kvstore_memory km;
+  kvstore_memory(kv, &km);
+  gauge(b, "sabha_kv_data_bytes",
+        "Key and value bytes in the store (what its data bound counts)",
+        (double)km.data_bytes);
+  gauge(b, "sabha_kv_append_slack_bytes",
+        "Spare room of values grown by APPEND, on this node alone",
+        (double)km.slack_bytes);
   gauge(b, "sabha_sessions", "Client sessions in the store",
         (double)kvstore_n_sessions(kv));
 }

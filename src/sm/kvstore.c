@@ -77,10 +77,57 @@ struct entry {
   struct entry *lease_prev, *lease_next; /* in the lease's list of keys */
   struct kv_order_node *leaf;            /* holding it in kv->order */
   size_t heap_index;                     /* in kv->expiring, or HEAP_NONE */
-  uint32_t key_len;
+  uint32_t key_len : 31;                 /* < KEY_BYTES_LIMIT */
+  /* The value has room for value_room(value_len) bytes, not value_len:
+   * an APPEND outgrew it once (see value_room). A bit, not a capacity
+   * field, because a u32 more would cost every key 8 bytes of padding. */
+  uint32_t grown : 1;
   uint32_t value_len;
-  uint8_t bytes[]; /* key, then value (with room for value_cap bytes) */
+  uint8_t bytes[]; /* key, then value */
 };
+
+/* key_len's bound, which kvstore_new asks key_bytes_max to respect. */
+#define KEY_BYTES_LIMIT (1u << 31)
+
+/* The room of a value that APPEND grows. Copying the whole value on every
+ * APPEND would make a client's loop of one-byte APPENDs to an 8 MiB value
+ * cost every replica 8 MiB of memcpy per byte: quadratic work that a
+ * careless or hostile client can wedge a cluster with. So a value that an
+ * APPEND outgrows moves to room rounded up to a step, and the APPENDs that
+ * fit after it are written in place. The step is a quarter of the largest
+ * power of two p <= the length (at least 16 bytes, about what malloc
+ * rounds to anyway; at most 1 MiB): the spare room is then below a
+ * quarter of the value and below 1 MiB (below 16 bytes for values under
+ * 64). A move copies less than 8 steps (the value is below 2p, or below
+ * 8 MiB with 1 MiB steps), and the length crosses a whole step between
+ * two moves but one, so APPEND copies at most about 16 bytes per byte
+ * appended (8 in a loop of one-byte APPENDs), whatever the value's size.
+ *
+ * The room is a function of the length alone, so an entry needs only a
+ * bit to say it has it: a length that grows within its room keeps the
+ * same room (the function is monotone, and value_room(value_room(n)) is
+ * value_room(n)). It never passes value_bytes_max, as no value does.
+ * Replies never depend on it: a replica that restored a snapshot, whose
+ * values have no spare room, answers as one that applied every APPEND. */
+#define VALUE_STEP_BYTES_MIN 16u
+#define VALUE_STEP_BYTES_MAX (1u << 20)
+
+static size_t value_room(const struct kvstore_config *cfg, size_t len) {
+  assert(len <= cfg->value_bytes_max);
+  uint64_t step = VALUE_STEP_BYTES_MIN;
+  if (len >= 4u * VALUE_STEP_BYTES_MIN) {
+    uint64_t p = 1ull << (63 - __builtin_clzll((unsigned long long)len));
+    step = p / 4 < VALUE_STEP_BYTES_MAX ? p / 4 : VALUE_STEP_BYTES_MAX;
+  }
+  uint64_t room = ((uint64_t)len + step - 1) & ~(step - 1);
+  return room < cfg->value_bytes_max ? (size_t)room : cfg->value_bytes_max;
+}
+
+/* The value bytes e's allocation holds. */
+static size_t entry_room(const struct kvstore_config *cfg,
+                         const struct entry *e) {
+  return e->grown ? value_room(cfg, e->value_len) : e->value_len;
+}
 
 static uint8_t *entry_value(struct entry *e) {
   return e->bytes + e->key_len;
@@ -91,12 +138,12 @@ static const uint8_t *entry_value_c(const struct entry *e) {
 }
 
 /* A new entry with a copy of the key and of `value` (NULL: uninitialized),
- * with room for value_cap >= value_len bytes of value. NULL when out of
- * memory. */
+ * with room for value_cap >= value_len bytes of value (grown clear: a
+ * caller that sizes it by value_room sets it). NULL when out of memory. */
 static struct entry *entry_new(const struct kvstore_config *cfg,
                                struct kvstore_slice key,
                                struct kvstore_slice value, size_t value_cap) {
-  assert(value.len <= value_cap && key.len <= UINT32_MAX);
+  assert(value.len <= value_cap && key.len < KEY_BYTES_LIMIT);
   struct entry *e =
       allocator_malloc(&cfg->alloc, sizeof *e + key.len + value_cap);
   if (e == NULL)
@@ -107,7 +154,8 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
   e->lease_prev = e->lease_next = NULL;
   e->leaf = NULL;
   e->heap_index = HEAP_NONE;
-  e->key_len = (uint32_t)key.len;
+  e->key_len = (uint32_t)key.len & (KEY_BYTES_LIMIT - 1);
+  e->grown = 0;
   e->value_len = (uint32_t)value.len;
   copy_bytes(e->bytes, key.ptr, key.len);
   copy_bytes(e->bytes + key.len, value.ptr, value.len);
@@ -431,9 +479,13 @@ struct session {
 
 struct kvstore {
   struct kvstore_config config;
-  struct table keys;     /* of struct entry */
-  struct heap expiring;  /* entries with an expiry */
-  uint64_t data_bytes;   /* sum of key_len + value_len over keys */
+  struct table keys;    /* of struct entry */
+  struct heap expiring; /* entries with an expiry */
+  uint64_t data_bytes;  /* sum of key_len + value_len over keys */
+  /* The spare room of grown values (value_room). Not in data_bytes, which
+   * decides replies and so must be the same on every replica: this is
+   * this replica's own memory, reported by kvstore_memory(). */
+  uint64_t slack_bytes;
   uint64_t clock_ms;     /* the highest now_ms applied */
   uint64_t next_session; /* the id the next REGISTER assigns; from 1 */
   struct table sessions; /* of struct session */
@@ -539,7 +591,7 @@ static void session_touch(struct kvstore *kv, struct session *s) {
 
 int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
   assert(out != NULL && config != NULL);
-  if (config->key_bytes_max < 1 ||
+  if (config->key_bytes_max < 1 || config->key_bytes_max >= KEY_BYTES_LIMIT ||
       config->value_bytes_max < INT64_TEXT_BYTES_MAX || config->keys_max < 1 ||
       config->data_bytes_max < 1 || config->sessions_max < 1 ||
       config->leases_max < 1 || config->lease_keys_max < 1 ||
@@ -560,9 +612,15 @@ void kvstore_free(struct kvstore *kv) {
   if (kv == NULL)
     return;
   const struct kvstore_config cfg = kv->config; /* outlives *kv */
+  uint64_t slack_bytes = 0; /* the count kept as values changed, again */
   for (size_t i = 0; i < kv->keys.cap; i++) {
+    const struct entry *e = kv->keys.slots[i].item;
+    if (e != NULL)
+      slack_bytes += entry_room(&cfg, e) - e->value_len;
     allocator_free(&cfg.alloc, kv->keys.slots[i].item);
   }
+  assert(slack_bytes == kv->slack_bytes);
+  (void)slack_bytes;
   allocator_free(&cfg.alloc, kv->keys.slots);
   kv_order_free(&kv->order);
   for (size_t i = 0; i < kv->leases.cap; i++)
@@ -600,6 +658,15 @@ static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
   kv->config.on_event(kv->config.event_ctx, &ev);
 }
 
+/* Adds (sign 1) or takes away (-1) e's spare room from kv->slack_bytes. */
+static void entry_count_slack(struct kvstore *kv, const struct entry *e,
+                              int sign) {
+  uint64_t slack = entry_room(&kv->config, e) - e->value_len;
+  assert(sign > 0 || kv->slack_bytes >= slack);
+  kv->slack_bytes =
+      sign > 0 ? kv->slack_bytes + slack : kv->slack_bytes - slack;
+}
+
 /* Removes and frees the entry in `slot`. */
 static void entry_delete_at(struct kvstore *kv, size_t slot) {
   struct entry *e = kv->keys.slots[slot].item;
@@ -619,6 +686,7 @@ static void entry_delete_at(struct kvstore *kv, size_t slot) {
   (void)gone;
   assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
   kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
+  entry_count_slack(kv, e, -1);
   table_remove_at(&kv->keys, slot);
   allocator_free(&kv->config.alloc, e);
 }
@@ -662,6 +730,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
                       struct entry *e) {
   assert(e->heap_index == HEAP_NONE);
   kv->data_bytes += (uint64_t)e->key_len + e->value_len;
+  entry_count_slack(kv, e, 1);
   e->revision = kv->revision;
   if (slot == SIZE_MAX) {
     kv_order_insert(&kv->order, e);
@@ -675,6 +744,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   struct entry *old = kv->keys.slots[slot].item;
   assert(old != NULL && kv->keys.slots[slot].hash == hash);
   kv->data_bytes -= (uint64_t)old->key_len + old->value_len;
+  entry_count_slack(kv, old, -1);
   kv->keys.slots[slot].item = e;
   kv_order_replace(&kv->order, old, e);
   if (old->lease != 0) {
@@ -1312,8 +1382,8 @@ static size_t format_int64(uint8_t out[INT64_TEXT_BYTES_MAX], int64_t v) {
 
 /* Everything an apply may need, allocated before the store is touched. */
 struct reservation {
-  struct entry *one;   /* SET, INCRBY, DECRBY, CAS, APPEND */
-  size_t one_cap;      /* its value room */
+  struct entry *one;   /* SET, INCRBY, DECRBY, CAS; APPEND, unless the
+                          value has room for it or grows past its bound */
   uint64_t key_hash;   /* SET, CAS: of c->key, computed once per apply */
   struct entry **many; /* MSET: one per pair */
   size_t n_many;
@@ -1426,10 +1496,42 @@ static int reply_reserve(struct kvstore *kv, size_t n) {
   return 0;
 }
 
-/* Allocates what applying `c` may need. Returns 0 or SABHA_ENOMEM (nothing
- * then stays allocated). The tables grow here, which changes no reply. */
+/* What APPEND needs: nothing when the key's value has room for it (or
+ * would pass its bound: an error reply), else a new entry. A live key's
+ * value outgrown moves to value_room; a new key's is as long as its value,
+ * as SET makes it, since most keys are never appended to again. `clock_ms`
+ * is the clock the command applies at, which decides whether the key is
+ * still there. */
+static int reserve_append(struct kvstore *kv, const struct command *c,
+                          uint64_t clock_ms, struct reservation *r) {
+  const struct kvstore_config *cfg = &kv->config;
+  const struct entry *old = peek_key(kv, c->key);
+  if (old != NULL && expired_at(old, clock_ms))
+    old = NULL;
+  uint64_t len = (old != NULL ? old->value_len : 0) + (uint64_t)c->value.len;
+  if (len > cfg->value_bytes_max ||
+      (old != NULL && len <= entry_room(cfg, old)))
+    return 0;
+  struct kvstore_slice none = {NULL, 0};
+  size_t room = old != NULL ? value_room(cfg, (size_t)len) : (size_t)len;
+  r->one = entry_new(cfg, c->key, none, room);
+  if (r->one == NULL)
+    return SABHA_ENOMEM;
+  r->one->grown = old != NULL;
+  if (kv_order_reserve(&kv->order, 1) != 0 ||
+      table_reserve(cfg, &kv->keys, 1) != 0) {
+    reservation_release(kv, r);
+    kv_order_trim(&kv->order);
+    return SABHA_ENOMEM;
+  }
+  return 0;
+}
+
+/* Allocates what applying `c` at `clock_ms` may need. Returns 0 or
+ * SABHA_ENOMEM (nothing then stays allocated). The tables grow here, which
+ * changes no reply. */
 static int reserve(struct kvstore *kv, const struct command *c,
-                   struct reservation *r) {
+                   uint64_t clock_ms, struct reservation *r) {
   const struct kvstore_config *cfg = &kv->config;
   memset(r, 0, sizeof *r);
   const struct entry *old = NULL;
@@ -1454,24 +1556,16 @@ static int reserve(struct kvstore *kv, const struct command *c,
       goto nomem;
     return 0;
   case KVSTORE_OP_INCRBY:
-  case KVSTORE_OP_DECRBY:
-  case KVSTORE_OP_APPEND: {
+  case KVSTORE_OP_DECRBY: {
     struct kvstore_slice none = {NULL, 0};
-    size_t cap = INT64_TEXT_BYTES_MAX;
-    if (c->op == KVSTORE_OP_APPEND) {
-      old = peek_key(kv, c->key);
-      cap = c->value.len;
-      if (old != NULL &&
-          (uint64_t)old->value_len + c->value.len <= cfg->value_bytes_max)
-        cap += old->value_len;
-    }
-    r->one = entry_new(cfg, c->key, none, cap);
-    r->one_cap = cap;
+    r->one = entry_new(cfg, c->key, none, INT64_TEXT_BYTES_MAX);
     if (r->one == NULL || kv_order_reserve(&kv->order, 1) != 0 ||
         table_reserve(cfg, &kv->keys, 1) != 0)
       goto nomem;
     return 0;
   }
+  case KVSTORE_OP_APPEND:
+    return reserve_append(kv, c, clock_ms, r);
   case KVSTORE_OP_GETDEL:
   case KVSTORE_OP_READ:
     old = peek_key(kv, c->key);
@@ -1704,7 +1798,23 @@ static void apply_append(struct kvstore *kv, const struct command *c,
     return;
   }
   struct entry *e = r->one;
-  assert(len <= r->one_cap);
+  if (e == NULL) {
+    /* The value has room (reserve_append): written in place, the one
+     * change being the bytes, the length and the revision. */
+    assert(old != NULL && len <= entry_room(&kv->config, old));
+    entry_count_slack(kv, old, -1);
+    copy_bytes(entry_value(old) + old_len, c->value.ptr, c->value.len);
+    old->value_len = (uint32_t)len;
+    entry_count_slack(kv, old, 1);
+    kv->data_bytes += c->value.len;
+    old->revision = kv->revision;
+    emit(kv, KVSTORE_EVENT_PUT, old);
+    reply_int(out, (int64_t)len);
+    return;
+  }
+  /* Sized by reserve_append: value_room(len) for a value outgrown, len
+   * for a new key. */
+  assert((old != NULL) == (e->grown != 0));
   if (old != NULL)
     copy_bytes(entry_value(e), entry_value_c(old), old->value_len);
   copy_bytes(entry_value(e) + old_len, c->value.ptr, c->value.len);
@@ -2078,7 +2188,11 @@ static int apply_op(struct kvstore *kv, const struct command *c,
   enum saved_error early = check_command(kv, c, &mset_bytes);
   struct reservation r;
   memset(&r, 0, sizeof r);
-  if (early == SAVED_NONE && reserve(kv, c, &r) != 0)
+  /* The clock the command applies at, for reserve() to see which keys
+   * will have expired by then. */
+  uint64_t clock_ms =
+      tick && c->hdr.now_ms > kv->clock_ms ? c->hdr.now_ms : kv->clock_ms;
+  if (early == SAVED_NONE && reserve(kv, c, clock_ms, &r) != 0)
     return SABHA_ENOMEM;
   /* From here on nothing can fail. */
   if (tick)
@@ -2374,6 +2488,12 @@ int64_t kvstore_ttl_seconds(int64_t pttl_ms) {
   if (pttl_ms <= 0)
     return pttl_ms;
   return pttl_ms / 1000 + (pttl_ms % 1000 >= 500 ? 1 : 0);
+}
+
+void kvstore_memory(const struct kvstore *kv, struct kvstore_memory *out) {
+  assert(kv != NULL && out != NULL);
+  out->data_bytes = kv->data_bytes;
+  out->slack_bytes = kv->slack_bytes;
 }
 
 uint64_t kvstore_dbsize(const struct kvstore *kv) {

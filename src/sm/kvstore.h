@@ -17,6 +17,16 @@
  * all or nothing, is refused unless every pair would fit as a new key.
  * Every replica must use the same bounds, as they decide replies.
  *
+ * APPEND costs the bytes it appends, not the value's size: a value that
+ * APPEND outgrows moves to spare room that grows with it (below a quarter
+ * of the value, or 16 bytes for one under 64, and below 1 MiB), and the
+ * APPENDs that fit are written in place, so a loop of small APPENDs to an
+ * 8 MiB value copies a few bytes per byte appended instead of 8 MiB per
+ * command. That room is this replica's memory alone: it counts in
+ * kvstore_memory()'s slack_bytes, never toward data_bytes_max (which
+ * decides replies, so must not depend on it), never in a reply or a
+ * snapshot (a restored value has none).
+ *
  * Time. Replicas must agree on when a key expires, so nothing here reads a
  * clock. The leader stamps each command with its wall clock, now_ms, when it
  * proposes it, and the store keeps clock_ms, the highest stamp applied so far
@@ -230,7 +240,7 @@ struct kvstore_event {
 typedef void (*kvstore_event_fn)(void *ctx, const struct kvstore_event *ev);
 
 struct kvstore_config {
-  uint32_t key_bytes_max;   /* >= 1 */
+  uint32_t key_bytes_max;   /* >= 1, < 2^31 */
   uint32_t value_bytes_max; /* >= 20, so that any INCR result fits */
   uint64_t keys_max;        /* >= 1 */
   uint64_t data_bytes_max;  /* key and value bytes of all keys */
@@ -551,6 +561,21 @@ int64_t kvstore_lease_pttl(const struct kvstore *kv, uint64_t id,
 /* Keys held, as Redis's DBSIZE: this may count keys already expired but not
  * yet reclaimed. */
 uint64_t kvstore_dbsize(const struct kvstore *kv);
+/* The memory the keys' bytes take, in two parts. Both count keys expired
+ * but not yet reclaimed. O(1). */
+struct kvstore_memory {
+  /* Key and value bytes: what data_bytes_max bounds, and what a snapshot
+   * holds. The same on every replica in the same state. */
+  uint64_t data_bytes;
+  /* Spare room of values grown by APPEND, allocated beyond their length
+   * (below a quarter of each, or 16 bytes for one under 64, and below
+   * 1 MiB). This replica's own: it depends on the APPENDs it applied
+   * itself, not on the state (a replica that restored a snapshot has
+   * none). data_bytes plus this is the heap that keys and values take,
+   * the allocator's and the store's own overheads aside. */
+  uint64_t slack_bytes;
+};
+void kvstore_memory(const struct kvstore *kv, struct kvstore_memory *out);
 /* The highest now_ms applied so far. */
 uint64_t kvstore_clock_ms(const struct kvstore *kv);
 /* The earliest expiry instant among keys that have one (expired keys not

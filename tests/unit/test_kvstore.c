@@ -990,8 +990,8 @@ static void oom_at_every_allocation_leaves_the_store_unchanged(void) {
   size_t base_len;
   uint8_t *base = snapshot_of(plain, &base_len);
 
-  uint8_t cmds[8][256];
-  size_t lens[8];
+  uint8_t cmds[10][256];
+  size_t lens[10];
   struct kvstore_hdr h1 = {p1.session, p1.seq + 1, 50},
                      h2 = {p2.session, p2.seq + 1, 60};
   static const struct kvstore_slice pairs[] = {
@@ -1009,6 +1009,9 @@ static void oom_at_every_allocation_leaves_the_store_unchanged(void) {
   /* A new session, evicting one; and an INCR refused by the value. */
   lens[6] = kvstore_encode_register(cmds[6], 256, 60, 0);
   lens[7] = kvstore_encode_incrby(cmds[7], 256, &h2, S("t"), 1);
+  /* APPEND to a value it outgrows (moved to room), and to a new key. */
+  lens[8] = kvstore_encode_append(cmds[8], 256, &h1, S("a"), S("xyz"));
+  lens[9] = kvstore_encode_append(cmds[9], 256, &h1, S("k"), S("v"));
 
   for (size_t i = 0; i < N(lens); i++) {
     struct kvstore *want_kv;

@@ -870,6 +870,389 @@ static void snapshot_and_order_bytes_do_not_change(void) {
   kvstore_free(kv);
 }
 
+/* ---- APPEND -------------------------------------------------------------- */
+
+/* An allocator that counts what the store asks of it: the work APPEND does
+ * shows in the bytes it allocates (every byte allocated for a value is a
+ * byte copied into it). */
+struct counted {
+  uint64_t calls; /* allocations and resizes; frees are not counted */
+  uint64_t bytes; /* asked for by them */
+};
+
+static void *counted_fn(void *ctx, void *p, size_t size) {
+  struct counted *c = ctx;
+  if (size == 0) {
+    free(p);
+    return NULL;
+  }
+  c->calls++;
+  c->bytes += size;
+  return realloc(p, size);
+}
+
+static struct kvstore *counted_store(struct counted *c,
+                                     const struct kvstore_config *base) {
+  struct kvstore_config cfg = *base;
+  cfg.alloc.fn = counted_fn;
+  cfg.alloc.ctx = c;
+  struct kvstore *kv = NULL;
+  if (kvstore_new(&kv, &cfg) != 0)
+    exit(1);
+  return kv;
+}
+
+static struct kvstore_result append(struct client *c, const char *k,
+                                    struct kvstore_slice v) {
+  struct kvstore_hdr h = hdr(c);
+  return run(c, kvstore_encode_append(c->buf, sizeof c->buf, &h, S(k), v));
+}
+
+/* A SET of n bytes (any n: the command goes through the heap). */
+static struct kvstore_result set_bytes(struct client *c, const char *k,
+                                       const uint8_t *v, size_t n) {
+  struct kvstore_hdr h = hdr(c);
+  struct kvstore_slice value = {v, n};
+  size_t cap = kvstore_encode_set(NULL, 0, &h, S(k), value, 0, 0);
+  uint8_t *cmd = malloc(cap);
+  struct kvstore_result r;
+  if (cmd == NULL ||
+      kvstore_encode_set(cmd, cap, &h, S(k), value, 0, 0) != cap ||
+      kvstore_apply(c->kv, cmd, cap, &r) != 0)
+    exit(1);
+  free(cmd);
+  return r;
+}
+
+static bool has_bytes(const struct kvstore *kv, const char *k, const uint8_t *v,
+                      size_t n) {
+  const uint8_t *p;
+  size_t len;
+  return kvstore_get(kv, (const uint8_t *)k, strlen(k), 0, &p, &len) &&
+         len == n && (n == 0 || memcmp(p, v, n) == 0);
+}
+
+static uint64_t slack_of(const struct kvstore *kv) {
+  struct kvstore_memory m;
+  kvstore_memory(kv, &m);
+  return m.slack_bytes;
+}
+
+static uint64_t data_of(const struct kvstore *kv) {
+  struct kvstore_memory m;
+  kvstore_memory(kv, &m);
+  return m.data_bytes;
+}
+
+/* n one-byte APPENDs to a value of `size` bytes: the store may move the
+ * value a few times, never once per APPEND. Copying it every time, as the
+ * store once did, allocated n x size bytes: 1 GiB for 1 MiB, 8 GiB for
+ * 8 MiB. */
+static bool small_appends_to_a_large_value_move_it_rarely(size_t size,
+                                                          size_t n) {
+  struct counted count = {0, 0};
+  struct kvstore *kv = counted_store(&count, &kvstore_config_default);
+  struct client c = client_open(kv);
+  uint8_t *want = malloc(size + n);
+  if (want == NULL)
+    exit(1);
+  for (size_t i = 0; i < size + n; i++)
+    want[i] = (uint8_t)(i * 131 + 7);
+  bool ok = set_bytes(&c, "big", want, size).kind == KVSTORE_REPLY_OK;
+  count.calls = count.bytes = 0;
+  for (size_t i = 0; ok && i < n; i++) {
+    struct kvstore_slice one = {&want[size + i], 1};
+    ok = is_int(append(&c, "big", one), (int64_t)(size + i + 1));
+  }
+  /* One move to room a quarter larger (or to the 8 MiB bound) pays for
+   * every APPEND here. */
+  ok = ok && count.calls <= 4 && count.bytes <= size + size / 4 + 4096;
+  if (!ok)
+    fprintf(stderr, "size %zu: %llu calls, %llu bytes\n", size,
+            (unsigned long long)count.calls, (unsigned long long)count.bytes);
+  ok = ok && has_bytes(kv, "big", want, size + n) &&
+       data_of(kv) == 3 + size + n && slack_of(kv) <= size / 4;
+  free(want);
+  kvstore_free(kv);
+  return ok;
+}
+
+static void append_to_a_large_value_copies_what_it_appends(void) {
+  CHECK(small_appends_to_a_large_value_move_it_rarely(1u << 20, 1024));
+  CHECK(small_appends_to_a_large_value_move_it_rarely((8u << 20) - 1024,
+                                                      1024));
+}
+
+/* From nothing, one byte at a time: the value moves each time it passes a
+ * step (a quarter of its highest power of two), so the bytes allocated are
+ * a small multiple of the value's, not the square's half (here 2^27). */
+static void append_from_empty_grows_geometrically(void) {
+  enum { N_BYTES = 16384 };
+  struct counted count = {0, 0};
+  struct kvstore *kv = counted_store(&count, &kvstore_config_default);
+  struct client c = client_open(kv);
+  count.calls = count.bytes = 0;
+  for (size_t i = 0; i < N_BYTES; i++)
+    CHECK(is_int(append(&c, "k", S("z")), (int64_t)i + 1));
+  CHECK(count.calls <= 64);
+  CHECK(count.bytes <= 8u * N_BYTES + 256u * count.calls);
+  CHECK(slack_of(kv) < N_BYTES / 4 && data_of(kv) == 1 + N_BYTES);
+  kvstore_free(kv);
+}
+
+/* A value with spare room answers every command as one without: SET over
+ * it, GETSET, GETDEL, DEL, INCR, STRLEN, expiry, a TXN, and the store's
+ * bounds, which count lengths and never the room. */
+static void appended_values_answer_as_plain_ones(void) {
+  struct events ev = {0};
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.value_bytes_max = 100;
+  cfg.reply_bytes_max = 100;
+  cfg.data_bytes_max = 300;
+  cfg.on_event = on_event;
+  cfg.event_ctx = &ev;
+  struct kvstore *kv;
+  CHECK(kvstore_new(&kv, &cfg) == 0);
+  struct client c = client_open(kv);
+  kvstore_set_revision(kv, 2);
+  CHECK(is_int(append(&c, "a", S("1")), 1));
+  CHECK(slack_of(kv) == 0); /* a new key is as long as its value */
+  kvstore_set_revision(kv, 3);
+  CHECK(is_int(append(&c, "a", S("2")), 2));
+  CHECK(slack_of(kv) == 14 && data_of(kv) == 3);
+  kvstore_set_revision(kv, 4);
+  CHECK(is_int(append(&c, "a", S("")), 2)); /* a change all the same */
+  CHECK(kvstore_key_revision(kv, (const uint8_t *)"a", 1, 0) == 4);
+  CHECK(ev.n == 3 && strcmp(ev.log[2], "put a 12 4") == 0);
+  struct kvstore_hdr h = hdr(&c);
+  CHECK(is_int(run(&c, kvstore_encode_incrby(c.buf, sizeof c.buf, &h, S("a"),
+                                             1)),
+               13));
+  CHECK(has(kv, "a", "13") && slack_of(kv) == 0);
+  CHECK(is_int(append(&c, "a", S("45")), 4));
+  CHECK(set(&c, "a", "new", KVSTORE_SET_GET, 0).kind == KVSTORE_REPLY_BULK);
+  CHECK(has(kv, "a", "new") && slack_of(kv) == 0 && data_of(kv) == 4);
+  CHECK(is_int(append(&c, "a", S("er")), 5));
+  CHECK(is_int(append(&c, "a", S("!")), 6));
+  h = hdr(&c);
+  CHECK(is_bulk(run(&c, kvstore_encode_getdel(c.buf, sizeof c.buf, &h,
+                                              S("a"))),
+                "newer!"));
+  CHECK(has(kv, "a", NULL) && slack_of(kv) == 0 && data_of(kv) == 0);
+  CHECK(is_int(append(&c, "b", S("x")), 1));
+  CHECK(is_int(append(&c, "b", S("y")), 2));
+  CHECK(is_int(del1(&c, "b"), 1));
+  CHECK(slack_of(kv) == 0 && data_of(kv) == 0);
+
+  /* The value bound counts the length: the room stops at it. */
+  char fill[101];
+  memset(fill, 'f', 100);
+  fill[99] = '\0';
+  CHECK(is_int(append(&c, "v", S("f")), 1));
+  CHECK(is_int(append(&c, "v", S(fill + 1)), 99));
+  CHECK(slack_of(kv) == 1);
+  CHECK(is_error(append(&c, "v", S("gg")), KVSTORE_ERR_TOO_BIG));
+  CHECK(is_int(append(&c, "v", S("g")), 100));
+  CHECK(slack_of(kv) == 0);
+  CHECK(is_error(append(&c, "v", S("h")), KVSTORE_ERR_TOO_BIG));
+  /* The store's bound counts lengths too: room to spare is no leave to
+   * pass it. 101 bytes of "v" and 1 + 80 of "w" leave 118. */
+  CHECK(is_int(append(&c, "w", S("w")), 1));
+  memset(fill, 'w', 100);
+  fill[80] = '\0';
+  CHECK(is_int(append(&c, "w", S(fill)), 81));
+  CHECK(slack_of(kv) == 15); /* room 96 */
+  fill[14] = '\0';
+  CHECK(is_int(append(&c, "u", S(fill)), 14));
+  CHECK(data_of(kv) == 101 + 82 + 15);
+  memset(fill, 't', 100);
+  fill[100] = '\0';
+  CHECK(is_int(append(&c, "t", S(fill)), 100)); /* data 299 */
+  CHECK(is_error(append(&c, "w", S("ww")), KVSTORE_ERR_FULL));
+  CHECK(is_int(append(&c, "w", S("w")), 82));
+  CHECK(data_of(kv) == cfg.data_bytes_max);
+  CHECK(is_error(append(&c, "w", S("w")), KVSTORE_ERR_FULL));
+
+  /* A TXN: the APPENDs in order, each seeing the one before. */
+  CHECK(is_int(del1(&c, "t"), 1));
+  struct txn t;
+  txn_begin(&c, &t);
+  txn_set(&t, "x", "ab");
+  for (int i = 0; i < 2; i++) {
+    t.subs[t.n].len = kvstore_encode_append(t.bytes[t.n], sizeof t.bytes[0],
+                                            &t.h, S("u"), S(i ? "" : "z"));
+    t.subs[t.n].ptr = t.bytes[t.n];
+    t.n++;
+  }
+  t.subs[t.n].len = kvstore_encode_read(t.bytes[t.n], sizeof t.bytes[0], &t.h,
+                                        KVSTORE_READ_STRLEN, S("u"));
+  t.subs[t.n].ptr = t.bytes[t.n];
+  t.n++;
+  struct kvstore_result r = txn_run(&c, &t, NULL, 0);
+  CHECK(r.kind == KVSTORE_REPLY_ARRAY && r.n_items == 4);
+  CHECK(is_int(r.items[1], 15) && is_int(r.items[2], 15) &&
+        is_int(r.items[3], 15));
+  kvstore_free(kv);
+}
+
+/* APPEND judges a key's expiry at the clock its own command brings: a key
+ * with room that expires by that clock is gone, and APPEND starts a new
+ * value, as it would without the room; a key still live keeps its expiry
+ * through APPEND. */
+static void append_to_a_key_expiring_with_the_command_starts_afresh(void) {
+  struct kvstore *kv = store_new(NULL);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  struct kvstore_hdr h = hdr(&c);
+  CHECK(run(&c, kvstore_encode_set(c.buf, sizeof c.buf, &h, S("k"), S("abc"),
+                                   KVSTORE_SET_PX, 100))
+            .kind == KVSTORE_REPLY_OK);
+  CHECK(is_int(append(&c, "k", S("d")), 4));
+  CHECK(slack_of(kv) == 12 && kvstore_pttl(kv, (const uint8_t *)"k", 1, 0) ==
+                                  100);
+  c.now_ms = 1100; /* alive at exactly its expiry */
+  CHECK(is_int(append(&c, "k", S("e")), 5));
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"k", 1, 0) == 0);
+  c.now_ms = 1101;
+  CHECK(is_int(append(&c, "k", S("f")), 1));
+  CHECK(has(kv, "k", "f") && slack_of(kv) == 0 && data_of(kv) == 2);
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"k", 1, 0) == -1);
+  kvstore_free(kv);
+}
+
+/* The room is this replica's alone: a snapshot holds the values' bytes
+ * only, and a replica restored from it (whose values have no room) agrees
+ * with the one that applied every APPEND, reply for reply and byte for
+ * byte, as random APPENDs, SETs and DELs go on on both. */
+static void appended_values_snapshot_and_restore_as_written(void) {
+  enum { KEYS = 4, VALUE_MAX = 3000, STEPS = 4000 };
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.value_bytes_max = VALUE_MAX;
+  cfg.reply_bytes_max = VALUE_MAX;
+  struct kvstore *a, *b;
+  CHECK(kvstore_new(&a, &cfg) == 0 && kvstore_new(&b, &cfg) == 0);
+  struct client ca = client_open(a), cb = client_open(b);
+  static uint8_t model[KEYS][VALUE_MAX];
+  size_t len[KEYS] = {0};
+  bool present[KEYS] = {false};
+  static const char *const names[KEYS] = {"k0", "k1", "k2", "k3"};
+  uint8_t bytes[VALUE_MAX];
+  struct prng rng;
+  prng_seed(&rng, 77);
+  for (int step = 0; step < STEPS; step++) {
+    int k = (int)prng_below(&rng, KEYS);
+    uint32_t op = (uint32_t)prng_below(&rng, 10);
+    size_t n = prng_below(&rng, 4) == 0 ? prng_below(&rng, 400)
+                                        : prng_below(&rng, 3);
+    for (size_t i = 0; i < n; i++)
+      bytes[i] = (uint8_t)prng_below(&rng, 256);
+    struct kvstore_slice v = {bytes, n};
+    struct kvstore_result ra, rb;
+    if (op < 7) {
+      ra = append(&ca, names[k], v);
+      rb = append(&cb, names[k], v);
+      size_t old = present[k] ? len[k] : 0;
+      if (old + n > VALUE_MAX) {
+        CHECK(is_error(ra, KVSTORE_ERR_TOO_BIG));
+      } else {
+        CHECK(is_int(ra, (int64_t)(old + n)));
+        memcpy(model[k] + old, bytes, n);
+        len[k] = old + n;
+        present[k] = true;
+      }
+    } else if (op < 9) {
+      ra = set_bytes(&ca, names[k], bytes, n);
+      rb = set_bytes(&cb, names[k], bytes, n);
+      CHECK(ra.kind == KVSTORE_REPLY_OK);
+      memcpy(model[k], bytes, n);
+      len[k] = n;
+      present[k] = true;
+    } else {
+      ra = del1(&ca, names[k]);
+      rb = del1(&cb, names[k]);
+      CHECK(is_int(ra, present[k]));
+      present[k] = false;
+    }
+    CHECK(ra.kind == rb.kind && ra.integer == rb.integer);
+    for (int i = 0; i < KEYS; i++) {
+      CHECK(present[i] ? has_bytes(a, names[i], model[i], len[i])
+                       : has(a, names[i], NULL));
+      CHECK(present[i] ? has_bytes(b, names[i], model[i], len[i])
+                       : has(b, names[i], NULL));
+    }
+    CHECK(data_of(a) == data_of(b));
+    CHECK(kvstore_snapshot_size(a) == kvstore_snapshot_size(b));
+    if (step % 97 == 96) {
+      /* b becomes a fresh replica restored from a's snapshot: no room. */
+      size_t snap_len = kvstore_snapshot_size(a);
+      uint8_t *snap = malloc(snap_len);
+      CHECK(snap != NULL && kvstore_snapshot(a, snap, snap_len) == snap_len);
+      kvstore_free(b);
+      CHECK(kvstore_new(&b, &cfg) == 0);
+      CHECK(kvstore_restore(b, snap, snap_len) == 0);
+      CHECK(slack_of(b) == 0 && data_of(b) == data_of(a));
+      free(snap);
+      cb.kv = b;
+    }
+  }
+  CHECK(slack_of(a) > 0); /* the test did exercise the room */
+  kvstore_free(a);
+  kvstore_free(b);
+}
+
+/* A value grown by a hundred APPENDs, and the same bytes APPENDed at once
+ * to a new key (as long as its value, as a SET makes it): with the same
+ * session history, their snapshots are the same bytes, and so is the
+ * snapshot of a store restored from either. */
+static void an_appended_value_snapshots_as_a_fresh_one(void) {
+  enum { SIZE = 100000, PIECE = 1000 };
+  uint8_t *want = malloc(SIZE);
+  CHECK(want != NULL);
+  for (size_t i = 0; i < SIZE; i++)
+    want[i] = (uint8_t)(i % 251);
+  struct kvstore *grown = store_new(NULL), *fresh = store_new(NULL);
+  struct client cg = client_open(grown), cf = client_open(fresh);
+  for (size_t off = 0; off < SIZE; off += PIECE) {
+    struct kvstore_slice piece = {want + off, PIECE};
+    CHECK(is_int(append(&cg, "v", piece), (int64_t)(off + PIECE)));
+  }
+  CHECK(slack_of(grown) > 0);
+  /* The fresh store's client sends as many commands, the last an APPEND
+   * with the same reply; the others change nothing. */
+  for (size_t off = PIECE; off < SIZE; off += PIECE)
+    CHECK(is_int(del1(&cf, "nothing"), 0));
+  struct kvstore_hdr h = hdr(&cf);
+  struct kvstore_slice all = {want, SIZE};
+  size_t cmd_len = kvstore_encode_append(NULL, 0, &h, S("v"), all);
+  uint8_t *cmd = malloc(cmd_len);
+  struct kvstore_result r;
+  CHECK(cmd != NULL &&
+        kvstore_encode_append(cmd, cmd_len, &h, S("v"), all) == cmd_len);
+  CHECK(kvstore_apply(fresh, cmd, cmd_len, &r) == 0 && is_int(r, SIZE));
+  CHECK(slack_of(fresh) == 0);
+  size_t n = kvstore_snapshot_size(grown);
+  CHECK(n == kvstore_snapshot_size(fresh));
+  uint8_t *snap_g = malloc(n), *snap_f = malloc(n), *snap_r = malloc(n);
+  CHECK(snap_g != NULL && snap_f != NULL && snap_r != NULL);
+  CHECK(kvstore_snapshot(grown, snap_g, n) == n);
+  CHECK(kvstore_snapshot(fresh, snap_f, n) == n);
+  CHECK(memcmp(snap_g, snap_f, n) == 0);
+  struct kvstore *restored = store_new(NULL);
+  CHECK(kvstore_restore(restored, snap_g, n) == 0);
+  CHECK(has_bytes(restored, "v", want, SIZE) && slack_of(restored) == 0);
+  CHECK(kvstore_snapshot_size(restored) == n &&
+        kvstore_snapshot(restored, snap_r, n) == n);
+  CHECK(memcmp(snap_r, snap_g, n) == 0);
+  free(snap_g);
+  free(snap_f);
+  free(snap_r);
+  free(cmd);
+  free(want);
+  kvstore_free(restored);
+  kvstore_free(grown);
+  kvstore_free(fresh);
+}
+
 /* ---- glob ---------------------------------------------------------------- */
 
 static bool glob(const char *p, const char *s) {
@@ -914,6 +1297,12 @@ static const struct test tests[] = {
     TEST(snapshot_and_order_bytes_do_not_change),
     TEST(every_change_is_an_event_with_its_revision),
     TEST(snapshots_carry_revisions_leases_and_restore_checks_them),
+    TEST(append_to_a_large_value_copies_what_it_appends),
+    TEST(append_from_empty_grows_geometrically),
+    TEST(appended_values_answer_as_plain_ones),
+    TEST(append_to_a_key_expiring_with_the_command_starts_afresh),
+    TEST(appended_values_snapshot_and_restore_as_written),
+    TEST(an_appended_value_snapshots_as_a_fresh_one),
     TEST(glob_matches_as_redis),
 };
 
