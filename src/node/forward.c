@@ -21,11 +21,14 @@
  * where this one would go behind it; carried out here; or answered): then
  * the refused one is answered "not applied", never sent again behind it
  * (so too a command whose link failed before sending it, when a later one
- * went another way). When the leader changes, the
- * follower opens a link to the new one and lets the old one drain. When a
- * link fails: requests not yet sent (the link never connected) and reads
- * (no side effects) are tried again; writes that may have reached the
- * leader are answered with their outcome unknown. */
+ * went another way). When the leader changes, the follower opens a link
+ * to the new one and lets the old one drain. A link is given up when its
+ * leader answers nothing on it for request_timeout_ms + leader_wait_ms
+ * while commands wait there (rt_fwd_scan), counted from its last reply or
+ * from a command sent with none waiting, never from a command's arrival
+ * here. When a link fails: requests not yet sent (the link never
+ * connected) and reads (no side effects) are tried again; writes that may
+ * have reached the leader are answered with their outcome unknown. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -128,12 +131,19 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
 }
 
 void rt_fwd_queued(struct rt_stream *f, struct rt_req *r) {
+  /* On a link that is up everything pending was sent (rt_fwd_connected):
+   * with nothing pending, nothing is owed, and the leader's clock starts
+   * with this command. Behind others it does not: a stream of new
+   * commands must not keep up a link whose leader answers none. */
+  bool idle = list_empty(&f->pending);
   r->where = RT_IN_FORWARD;
   list_push(&f->pending, &r->glink);
   /* On a link that is up the command is in the output the host takes
    * next; queued before it connected, rt_fwd_connected sends it. Marking
    * only this one keeps a deep pipeline linear. */
   r->sent = f->connected && !f->closing;
+  if (r->sent && idle)
+    f->progress_ms = rt_now_ms(f->rt);
   if (r->sent)
     rt_stream_kick_output(f);
 }
@@ -143,7 +153,9 @@ void rt_fwd_connected(struct rt_stream *f) {
     return;
   f->connected = true;
   rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
-  /* Everything pending is in the output the host takes next. */
+  /* Everything pending is in the output the host takes next: sent now,
+   * however long it waited for the connection. */
+  f->progress_ms = rt_now_ms(f->rt);
   for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
     LIST_OF(l, struct rt_req, glink)->sent = true;
   rt_stream_kick_output(f);
@@ -156,6 +168,9 @@ void rt_stream_connected(struct rt_stream *s) {
 
 static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
   struct rt *rt = f->rt;
+  /* Any reply shows the leader at work for the link: a refusal, one to
+   * the link's own commands, one whose client went away. */
+  f->progress_ms = rt_now_ms(rt);
   if (f->skip_replies > 0) {
     f->skip_replies--;
     if (p[0] == '-')
@@ -238,6 +253,10 @@ static struct rt_stream *fwd_open(struct rt *rt, uint32_t leader) {
   if (f == NULL)
     return NULL;
   f->leader = leader;
+  /* A link that never connects is given up as one whose leader never
+   * answers (rt_fwd_scan): the host may wait far longer on a connection
+   * that nothing answers. */
+  f->progress_ms = rt_now_ms(rt);
   /* The leader holds the link to the same rules as any client: it logs in
    * first when this node has a password (auth.c), then says what it is. */
   uint32_t login = rt_auth_write_link_login(rt, &f->out);
@@ -309,6 +328,9 @@ void rt_fwd_close_all(struct rt *rt) {
 }
 
 void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
+  /* A leader answers a command within request_timeout_ms of taking it,
+   * after waiting up to leader_wait_ms for a leader itself: one that
+   * answers nothing for longer, with commands owed, is gone or cut off. */
   uint64_t limit =
       (uint64_t)rt->cfg.request_timeout_ms + rt->cfg.leader_wait_ms;
   for (struct list_link *l = rt->fwds.next; l != &rt->fwds; l = l->next) {
@@ -316,8 +338,13 @@ void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
     /* A group's link: the group answers every request in its own time. */
     if (f->closing || list_empty(&f->pending) || f->in_process)
       continue;
-    struct rt_req *r = LIST_OF(f->pending.next, struct rt_req, glink);
-    if (r->arrival_ms + limit < now_ms)
+    /* Judged by the leader's progress (progress_ms), not by the age of
+     * the oldest command: one that waited here first (for a leader, for
+     * the link to connect) would close the link to a leader that is
+     * busy but answering, and answer every write on it "outcome unknown"
+     * just when the system is loaded. A reply taken since `now_ms` was
+     * read leaves progress_ms past it: up to date, not closed. */
+    if (f->progress_ms + limit < now_ms)
       fwd_close(f, "the leader stopped answering");
   }
 }

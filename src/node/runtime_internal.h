@@ -293,6 +293,12 @@ struct rt_stream {
   bool connected;
   uint32_t skip_replies;    /* replies to our own SABHA.FORWARDED */
   struct list_link pending; /* struct rt_req.glink, in send order */
+  /* The leader's clock (rt_fwd_scan): when the link last showed that the
+   * other end works for it. The last reply; or, when nothing sent waited
+   * for one, when a command next went; or when the link connected, or
+   * opened. Never a command's arrival: how long it waited here says
+   * nothing of the leader. */
+  uint64_t progress_ms;
 };
 
 /* ---- the node ------------------------------------------------------------ */

@@ -6,7 +6,10 @@
  * What each test holds the node to: every command a follower forwards is
  * one the leader's parser takes (resp_limits_default), so that one client's
  * command can never make the leader close the link that carries every
- * other client's requests of this node. */
+ * other client's requests of this node. The last ones hold it to giving
+ * a link up when the leader stops answering on it, never while it
+ * answers. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,6 +645,251 @@ static void a_reply_not_held_still_answers_its_own_command(void) {
   rt_node_close(&n);
 }
 
+/* ---- when a link is given up ----------------------------------------------
+ *
+ * A follower gives up its link when the leader answers nothing on it for
+ * request-timeout-ms + leader-wait-ms while commands wait there. The clock
+ * is the leader's: it runs from the link's last reply, or from when a
+ * command went over a link that had none waiting. How long a command
+ * waited at the follower before it went (for a leader, for the link to
+ * connect) says nothing of the leader, and a leader that is only busy must
+ * keep its link: closing it answers every write on it "outcome unknown",
+ * just when the system is loaded. */
+
+/* How long the leader may answer nothing before the follower gives up. */
+static uint64_t link_limit_ms(const struct rt_node *n) {
+  return (uint64_t)n->rt->cfg.request_timeout_ms + n->rt->cfg.leader_wait_ms;
+}
+
+/* The clock moves on by `ms`, one deadline scan at a time; node 1, leader
+ * of `term`, is heard at each (0: nobody is), so that the node neither
+ * calls an election nor forgets its leader meanwhile. */
+static void pass_ms(struct rt_node *n, uint64_t ms, uint64_t term) {
+  for (uint64_t t = 0; t < ms; t += RT_TIMEOUT_SCAN_MS) {
+    n->h.now_ms += RT_TIMEOUT_SCAN_MS;
+    if (term > 0) {
+      struct sabha_msg m = {
+          .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = term};
+      rt_step(n->rt, &m);
+    }
+    rt_tick(n->rt);
+    rt_run(n->rt);
+  }
+}
+
+/* Node 2 of node_open and a client (*c), whose SET went to node 1 over
+ * the link (*link), connected and answered SABHA.FORWARDED; both NULL
+ * when a check failed. */
+static void one_write_forwarded(struct rt_node *n, struct rt_stream **c,
+                                struct rt_stream **link) {
+  *c = *link = NULL;
+  node_open(n);
+  struct rt_stream *client_ = client(n);
+  CHECK(client_ != NULL);
+  rt_stream_input(client_, "SET k 0\r\n", 9);
+  rt_run(n->rt);
+  struct resp_buf sent;
+  link_connect(n, link, &sent);
+  resp_buf_free(&sent);
+  CHECK(*link != NULL);
+  rt_stream_input(*link, "+OK\r\n", 5);
+  rt_run(n->rt);
+  *c = client_;
+}
+
+/* Client `c` says SET k `value`: whether it went over `link` at once. */
+static bool write_goes(struct rt_node *n, struct rt_stream *c,
+                       struct rt_stream *link, int value) {
+  char set[32];
+  int len = snprintf(set, sizeof set, "SET k %d\r\n", value);
+  rt_stream_input(c, set, (size_t)len);
+  rt_run(n->rt);
+  return strstr(rt_stream_said(link), "SET") != NULL;
+}
+
+/* Whether `link` holds out `ms` more, its write of client `c` still
+ * unanswered, then is given up at the next deadline scans, the write
+ * answered as a lost link's: "outcome unknown". */
+static bool given_up_after(struct rt_node *n, struct rt_stream *link,
+                           struct rt_stream *c, uint64_t ms) {
+  pass_ms(n, ms, 1);
+  if (rt_host_closed(&n->h, link) || strcmp(rt_stream_said(c), "") != 0) {
+    fprintf(stderr, "given up before %" PRIu64 " ms\n", ms);
+    return false;
+  }
+  pass_ms(n, 2 * RT_TIMEOUT_SCAN_MS, 1);
+  const char *got = rt_stream_said(c);
+  static const char want[] = "-TRYAGAIN lost the connection to the leader";
+  if (strncmp(got, want, sizeof want - 1) != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  return rt_host_closed(&n->h, link) &&
+         strncmp(got, want, sizeof want - 1) == 0;
+}
+
+/* A leader that answers a long pipeline slowly but steadily, one reply
+ * every quarter of the limit, keeps its link however long the last
+ * command waits in all: each reply shows it alive. */
+static void a_leader_that_answers_slowly_keeps_its_link(void) {
+  enum { WRITES = 16 };
+  struct rt_node n;
+  node_open(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  for (int i = 0; i < WRITES; i++) {
+    char set[64];
+    int len = snprintf(set, sizeof set, "SET k%d %d\r\n", i, i);
+    rt_stream_input(c, set, (size_t)len);
+  }
+  rt_run(n.rt);
+  struct rt_stream *link;
+  struct resp_buf sent;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
+  CHECK(parse_all(&sent) == 1 + WRITES);
+  resp_buf_free(&sent);
+  rt_stream_input(link, "+OK\r\n", 5); /* SABHA.FORWARDED */
+  int oks = 0;
+  for (int i = 0; i < WRITES; i++) {
+    pass_ms(&n, link_limit_ms(&n) / 4, 1);
+    rt_stream_input(link, "+OK\r\n", 5);
+    rt_run(n.rt);
+    oks += rt_stream_take_oks(c);
+  }
+  if (oks != WRITES)
+    fprintf(stderr, "%d of %d writes answered +OK\n", oks, WRITES);
+  CHECK(oks == WRITES);
+  CHECK(!rt_host_closed(&n.h, link));
+  rt_node_close(&n);
+}
+
+/* A write that waited longer than the limit before it went to the leader
+ * (for a leader to be elected, then for the link to connect) is waited
+ * for as long as any other once it has gone. */
+static void a_command_that_waited_here_is_timed_from_when_it_went(void) {
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  n.h.accept_links = true;
+  CHECK(rt_node_start(&n, &cfg) == 0);
+  uint64_t limit = link_limit_ms(&n);
+  uint64_t wait_ms = n.rt->cfg.leader_wait_ms;
+  CHECK(wait_ms > 4 * RT_TIMEOUT_SCAN_MS && limit > wait_ms);
+  uint64_t arrival_ms = n.h.now_ms;
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_run(n.rt);
+  /* No leader yet: it waits, until node 1 is heard, leader of a term
+   * higher than any the node may have reached as a candidate. */
+  pass_ms(&n, wait_ms - 2 * RT_TIMEOUT_SCAN_MS, 0);
+  CHECK(n.h.link == NULL);
+  pass_ms(&n, RT_TIMEOUT_SCAN_MS, 50);
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL && n.h.link_node == 1);
+  /* The link connects past the limit since the write arrived. */
+  pass_ms(&n, arrival_ms + limit + 300 - n.h.now_ms, 50);
+  CHECK(!rt_host_closed(&n.h, link));
+  rt_stream_connected(link);
+  rt_run(n.rt);
+  CHECK(strstr(rt_stream_said(link), "SET") != NULL);
+  /* The leader takes nearly the limit to answer. */
+  pass_ms(&n, limit - 500, 50);
+  CHECK(!rt_host_closed(&n.h, link));
+  rt_stream_input(link, "+OK\r\n+OK\r\n", 10);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  if (strcmp(got, "+OK\r\n") != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strcmp(got, "+OK\r\n") == 0);
+  rt_node_close(&n);
+}
+
+/* A reply is the leader's sign of life even when the client that asked
+ * went away; and after its last reply, a leader that answers nothing more
+ * loses the link within the limit, its writes answered "outcome unknown". */
+static void a_link_is_judged_by_the_leaders_last_reply(void) {
+  struct rt_node n;
+  node_open(&n);
+  uint64_t limit = link_limit_ms(&n);
+  struct rt_stream *a = client(&n), *b = client(&n);
+  CHECK(a != NULL && b != NULL);
+  rt_stream_input(a, "SET a 1\r\n", 9);
+  rt_stream_input(b, "SET b 1\r\n", 9);
+  rt_run(n.rt);
+  struct rt_stream *link;
+  struct resp_buf sent;
+  link_connect(&n, &link, &sent);
+  CHECK(link != NULL);
+  CHECK(parse_all(&sent) == 3);
+  resp_buf_free(&sent);
+  rt_stream_input(link, "+OK\r\n", 5); /* SABHA.FORWARDED */
+  rt_stream_lost(a);
+  rt_stream_free(a);
+  pass_ms(&n, limit - 1000, 1);
+  rt_stream_input(link, "+OK\r\n", 5); /* a's, which nobody waits for */
+  rt_run(n.rt);
+  CHECK(given_up_after(&n, link, b, limit));
+  rt_node_close(&n);
+}
+
+/* A link that carried nothing for a while starts the leader's clock anew
+ * with the next command it carries; a leader that then answers nothing
+ * loses the link within the limit of that command going. */
+static void an_idle_link_is_timed_from_its_next_command(void) {
+  struct rt_node n;
+  struct rt_stream *c, *link;
+  one_write_forwarded(&n, &c, &link);
+  CHECK(c != NULL);
+  uint64_t limit = link_limit_ms(&n);
+  rt_stream_input(link, "+OK\r\n", 5);
+  rt_run(n.rt);
+  CHECK(rt_stream_take_oks(c) == 1);
+  pass_ms(&n, 3 * limit, 1);
+  CHECK(!rt_host_closed(&n.h, link));
+  CHECK(write_goes(&n, c, link, 1));
+  CHECK(given_up_after(&n, link, c, limit));
+  rt_node_close(&n);
+}
+
+/* Commands that keep going over a link do not keep it up when the leader
+ * answers none of them: its clock runs from the first. */
+static void new_commands_do_not_keep_up_a_link_that_answers_none(void) {
+  struct rt_node n;
+  struct rt_stream *c, *link;
+  one_write_forwarded(&n, &c, &link);
+  CHECK(c != NULL);
+  uint64_t limit = link_limit_ms(&n);
+  for (int i = 1; i <= 3; i++) {
+    pass_ms(&n, limit / 4, 1);
+    CHECK(!rt_host_closed(&n.h, link));
+    CHECK(write_goes(&n, c, link, i));
+  }
+  CHECK(given_up_after(&n, link, c, limit - 3 * (limit / 4)));
+  rt_node_close(&n);
+}
+
+/* A link that never connects (the leader's port answers nothing) is
+ * given up within the limit of its opening; its commands, never sent,
+ * are not failed but wait for a leader again. */
+static void a_link_that_never_connects_is_given_up(void) {
+  struct rt_node n;
+  node_open(&n);
+  uint64_t limit = link_limit_ms(&n);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_run(n.rt);
+  struct rt_stream *link = n.h.link;
+  CHECK(link != NULL);
+  pass_ms(&n, limit, 1);
+  CHECK(!rt_host_closed(&n.h, link));
+  pass_ms(&n, 2 * RT_TIMEOUT_SCAN_MS, 1);
+  CHECK(rt_host_closed(&n.h, link));
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
+  CHECK(n.h.link != link);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(an_exec_too_big_to_forward_is_refused_here),
@@ -655,6 +903,12 @@ int main(int argc, char **argv) {
       TEST(watches_in_flight_count_against_the_keys_a_connection_watches),
       TEST(commands_refused_wait_out_the_backoff_untried),
       TEST(a_reply_not_held_still_answers_its_own_command),
+      TEST(a_leader_that_answers_slowly_keeps_its_link),
+      TEST(a_command_that_waited_here_is_timed_from_when_it_went),
+      TEST(a_link_is_judged_by_the_leaders_last_reply),
+      TEST(an_idle_link_is_timed_from_its_next_command),
+      TEST(new_commands_do_not_keep_up_a_link_that_answers_none),
+      TEST(a_link_that_never_connects_is_given_up),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
