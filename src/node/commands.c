@@ -1735,13 +1735,29 @@ static void cmd_config(struct rt *rt, uint32_t argc,
   /* Each pattern is matched whole, ignoring case, as Redis matches it,
    * within the bound SCAN and KEYS keep (matching costs the pattern's
    * length times the name's); a longer one is refused, never cut, since
-   * a cut pattern answers for another. */
-  for (uint32_t i = 2; i < argc; i++)
+   * a cut pattern answers for another. The command's patterns together
+   * are held to the work one SCAN may spend, counted before any is
+   * matched: one command of 16 Ki patterns of 1 KiB held the loop for
+   * seconds. */
+  uint64_t name_bytes = 0, pattern_bytes = 0;
+  for (size_t k = 0; k < np; k++)
+    name_bytes += strlen(params[k][0]);
+  for (uint32_t i = 2; i < argc; i++) {
     if (argv[i].len > RT_PATTERN_BYTES_MAX) {
       resp_buf_printf(b, "-ERR the pattern is longer than %u bytes\r\n",
                       RT_PATTERN_BYTES_MAX);
       return;
     }
+    pattern_bytes += argv[i].len;
+  }
+  if (pattern_bytes * name_bytes > RT_SCAN_MATCH_WORK_MAX) {
+    resp_buf_printf(b,
+                    "-ERR CONFIG GET patterns of more than %" PRIu64
+                    " bytes together would take too long to match; ask "
+                    "with fewer\r\n",
+                    (uint64_t)(RT_SCAN_MATCH_WORK_MAX / name_bytes));
+    return;
+  }
   for (uint32_t i = 2; i < argc; i++) {
     for (size_t k = 0; k < np; k++)
       if (!match[k] && glob_match(argv[i].ptr, argv[i].len,

@@ -243,6 +243,45 @@ static void config_get_matches_a_long_pattern_whole(void) {
   rt_node_close(&n);
 }
 
+/* CONFIG GET's patterns together are held to the matching work of one
+ * SCAN (RT_SCAN_MATCH_WORK_MAX), judged from their bytes before any is
+ * matched: 100 patterns of 1 KiB that backtrack over every name are
+ * answered, 200 are refused. (Every pattern was matched against every
+ * name: one command of 16 Ki such patterns held the node for seconds.) */
+static void config_get_bounds_the_work_of_its_patterns(void) {
+  enum { PATTERN_BYTES = RT_PATTERN_BYTES_MAX, ANSWERED = 100, REFUSED = 200 };
+  static char pattern[PATTERN_BYTES + 1];
+  static char in[REFUSED * (PATTERN_BYTES + 16) + 64];
+  pattern[0] = '*';
+  pattern[1] = '[';
+  memset(pattern + 2, 'z', PATTERN_BYTES - 4);
+  pattern[PATTERN_BYTES - 2] = ']';
+  pattern[PATTERN_BYTES - 1] = 'x';
+  struct rt_node n;
+  CHECK(rt_node_start_alone(&n) == 0);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL && c != NULL);
+  const int counts[] = {ANSWERED, REFUSED};
+  for (int k = 0; k < 2; k++) {
+    size_t len = (size_t)snprintf(
+        in, sizeof in, "*%d\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n", counts[k] + 2);
+    for (int i = 0; i < counts[k]; i++)
+      len += (size_t)snprintf(in + len, sizeof in - len, "$%d\r\n%s\r\n",
+                              PATTERN_BYTES, pattern);
+    CHECK(len < sizeof in);
+    rt_stream_input(c, in, len);
+    rt_node_settle(&n);
+    if (counts[k] == ANSWERED)
+      CHECK(strcmp(rt_stream_said(c), "*0\r\n") == 0);
+    else
+      CHECK(strncmp(rt_stream_said(c), "-ERR CONFIG GET patterns of more",
+                    32) == 0);
+  }
+  expect(&n, c, "CONFIG GET databases\r\n",
+         "*2\r\n$9\r\ndatabases\r\n$1\r\n1\r\n");
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(scan_without_match_lists_every_key),
@@ -251,6 +290,7 @@ int main(int argc, char **argv) {
       TEST(set_get_answers_the_old_value),
       TEST(expire_takes_the_options_of_redis_7),
       TEST(config_get_matches_a_long_pattern_whole),
+      TEST(config_get_bounds_the_work_of_its_patterns),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
