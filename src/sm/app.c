@@ -916,6 +916,12 @@ void app_clock_advance(struct app *a, uint64_t now_ms) {
   assert(a != NULL);
   if (now_ms > a->clock_ms)
     a->clock_ms = now_ms;
+  app_locks_clock_moved(a);
+}
+
+uint64_t app_visits(const struct app *a) {
+  assert(a != NULL);
+  return a->visits;
 }
 
 uint64_t app_clock_ms(const struct app *a) {
@@ -989,6 +995,7 @@ int app_apply(struct app *a, const uint8_t *cmd, size_t len,
     return rc;
   }
   a->clock_ms = now_ms; /* the maximum stamp: never runs backwards */
+  app_locks_clock_moved(a);
   return 0;
 }
 

@@ -328,11 +328,16 @@ uint64_t app_clock_ms(const struct app *a);
 void app_clock_advance(struct app *a, uint64_t now_ms);
 /* The earliest expiry among leases still held at the machine's clock, or 0
  * when none is: when a host should move the clock for reads to see a lease
- * end. O(locks): hosts call it when lock commands were applied, not per
- * read. */
+ * end. O(1): the machine keeps the held locks in a heap by expiry, so a
+ * host may ask at every tick. */
 uint64_t app_next_expiry_ms(const struct app *a);
 
 /* ---- Inspection, for checkers and tests --------------------------------- */
+
+/* Records the machine has visited, since app_new, beyond those a command
+ * names: steps of the lock expiry heap, seats passed over looking for a
+ * free one. Tests bound a command's work with it. */
+uint64_t app_visits(const struct app *a);
 
 /* Number of accounts and the sum of their balances. */
 void app_ledger_audit(const struct app *a, uint64_t *accounts, int64_t *total);

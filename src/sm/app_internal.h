@@ -135,12 +135,20 @@ struct app_lock {
   uint64_t token;       /* the current grant's; 0 when released */
   uint64_t token_max;   /* the newest ever granted */
   uint64_t expires_ms;
+  uint32_t heap_at; /* its place in app_locks.heap + 1; 0: not there */
 };
 
+/* The locks, and a min-heap by expiry of those held at the machine's clock
+ * (app_next_expiry_ms): a grant, renewal or release moves one entry, and a
+ * clock that passes an expiry takes it out, so that a host asking every
+ * tick for the next expiry does not walk every lock ever made. The heap
+ * decides no reply and no order, and is built again on restore. */
 struct app_locks {
   struct app_lock *v;
   uint32_t n, cap;
   struct app_map by_name;
+  uint32_t *heap; /* positions in v; room for every lock */
+  uint32_t n_heap, cap_heap;
 };
 
 struct app_fenced_key {
@@ -177,6 +185,7 @@ struct app {
   struct app_locks locks;
   struct app_fenced fenced;
   struct app_orders orders;
+  uint64_t visits; /* records visited beyond those named: app_visits() */
 };
 
 /* ---- Memory -------------------------------------------------------------- */
@@ -335,6 +344,9 @@ size_t app_pnr_format(uint64_t pnr, char *out, size_t cap);
 
 int app_locks_apply(struct app *a, const struct app_decoded *d, uint64_t now_ms,
                     struct app_reply *out);
+/* Takes out of the expiry heap the locks the machine's clock has passed;
+ * after every change of clock_ms. */
+void app_locks_clock_moved(struct app *a);
 void app_locks_read(const struct app *a, enum app_op op,
                     const struct app_arg *argv, size_t argc, uint64_t now_ms,
                     struct app_reply *out);

@@ -90,14 +90,91 @@ static void reply_full(const struct app *a, struct app_reply *out) {
                   a->cfg.objects_max);
 }
 
+/* ---- The expiry heap (app_internal.h) ------------------------------------ */
+
+/* Lock x expires before lock y; positions break ties, so that the heap's
+ * shape depends on nothing but the state. */
+static bool expires_first(const struct app_locks *l, uint32_t x, uint32_t y) {
+  const struct app_lock *p = &l->v[x], *q = &l->v[y];
+  return p->expires_ms < q->expires_ms ||
+         (p->expires_ms == q->expires_ms && x < y);
+}
+
+static void heap_put(struct app_locks *l, uint32_t i, uint32_t pos) {
+  l->heap[i] = pos;
+  l->v[pos].heap_at = i + 1;
+}
+
+static void heap_up(struct app *a, uint32_t i) {
+  struct app_locks *l = &a->locks;
+  uint32_t pos = l->heap[i];
+  while (i > 0 && expires_first(l, pos, l->heap[(i - 1) / 2])) {
+    heap_put(l, i, l->heap[(i - 1) / 2]);
+    i = (i - 1) / 2;
+    a->visits++;
+  }
+  heap_put(l, i, pos);
+}
+
+static void heap_down(struct app *a, uint32_t i) {
+  struct app_locks *l = &a->locks;
+  uint32_t pos = l->heap[i];
+  for (uint32_t child = 2 * i + 1; child < l->n_heap; child = 2 * i + 1) {
+    if (child + 1 < l->n_heap &&
+        expires_first(l, l->heap[child + 1], l->heap[child]))
+      child++;
+    if (!expires_first(l, l->heap[child], pos))
+      break;
+    heap_put(l, i, l->heap[child]);
+    i = child;
+    a->visits++;
+  }
+  heap_put(l, i, pos);
+}
+
+/* Puts lock pos in the heap, or moves it after its expiry changed. Room
+ * was reserved: the heap has room for every lock. */
+static void heap_set(struct app *a, uint32_t pos) {
+  struct app_locks *l = &a->locks;
+  assert(pos < l->n && l->v[pos].owner.len > 0);
+  if (l->v[pos].heap_at == 0) {
+    assert(l->n_heap < l->cap_heap);
+    heap_put(l, l->n_heap++, pos);
+  }
+  heap_up(a, l->v[pos].heap_at - 1);
+  heap_down(a, l->v[pos].heap_at - 1);
+}
+
+static void heap_remove(struct app *a, uint32_t pos) {
+  struct app_locks *l = &a->locks;
+  if (l->v[pos].heap_at == 0)
+    return;
+  uint32_t i = l->v[pos].heap_at - 1;
+  assert(i < l->n_heap && l->heap[i] == pos);
+  l->v[pos].heap_at = 0;
+  uint32_t last = l->heap[--l->n_heap];
+  if (i == l->n_heap)
+    return;
+  heap_put(l, i, last);
+  heap_up(a, i);
+  heap_down(a, l->v[last].heap_at - 1);
+}
+
+void app_locks_clock_moved(struct app *a) {
+  struct app_locks *l = &a->locks;
+  while (l->n_heap > 0 && l->v[l->heap[0]].expires_ms <= a->clock_ms)
+    heap_remove(a, l->heap[0]);
+}
+
 /* ---- LOCK.ACQUIRE -------------------------------------------------------- */
 
-static void grant(struct app_lock *lk, struct app_arg owner, uint64_t now_ms,
-                  uint64_t ttl_ms, struct app_reply *out) {
+static void grant(struct app *a, struct app_lock *lk, struct app_arg owner,
+                  uint64_t now_ms, uint64_t ttl_ms, struct app_reply *out) {
   assert(lk->token_max < (uint64_t)INT64_MAX);
   app_str_set(&lk->owner, owner);
   lk->token = ++lk->token_max;
   lk->expires_ms = expiry(now_ms, ttl_ms);
+  heap_set(a, (uint32_t)(lk - a->locks.v));
   app_reply_int(out, (int64_t)lk->token);
 }
 
@@ -115,6 +192,7 @@ static int lock_acquire(struct app *a, const struct app_decoded *d,
   if (lk != NULL && held_at(lk, now_ms)) {
     if (app_arg_equal(app_str_arg(&lk->owner), owner)) {
       lk->expires_ms = expiry(now_ms, ttl_ms); /* same grant, lease extended */
+      heap_set(a, (uint32_t)(lk - l->v));
       app_reply_int(out, (int64_t)lk->token);
       out->duplicate = true;
     } else {
@@ -132,7 +210,7 @@ static int lock_acquire(struct app *a, const struct app_decoded *d,
                       app_printable(name, t1));
       return 0;
     }
-    grant(lk, owner, now_ms, ttl_ms, out);
+    grant(a, lk, owner, now_ms, ttl_ms, out);
     out->integer = (int64_t)lk->token;
     return 0;
   }
@@ -144,6 +222,9 @@ static int lock_acquire(struct app *a, const struct app_decoded *d,
                            sizeof *l->v);
   if (rc == 0)
     rc = app_map_reserve(&a->cfg, &l->by_name, l->n + 1ull);
+  if (rc == 0)
+    rc = app_vec_reserve(&a->cfg, (void **)&l->heap, &l->cap_heap, l->n + 1ull,
+                         sizeof *l->heap);
   if (rc != 0)
     return rc;
   lk = &l->v[l->n];
@@ -152,7 +233,7 @@ static int lock_acquire(struct app *a, const struct app_decoded *d,
   app_map_insert(&l->by_name, name, l->n);
   l->n++;
   a->objects++;
-  grant(lk, owner, now_ms, ttl_ms, out);
+  grant(a, lk, owner, now_ms, ttl_ms, out);
   out->integer = (int64_t)lk->token;
   return 0;
 }
@@ -197,6 +278,7 @@ static int lock_renew(struct app *a, const struct app_decoded *d,
     return 0;
   }
   lk->expires_ms = expiry(now_ms, ttl_ms);
+  heap_set(a, (uint32_t)(lk - a->locks.v));
   app_reply_int(out, (int64_t)token);
   return 0;
 }
@@ -225,6 +307,7 @@ static int lock_release(struct app *a, const struct app_decoded *d,
     app_reply_ok(out, true); /* released, expired or superseded already */
     return 0;
   }
+  heap_remove(a, (uint32_t)(lk - a->locks.v));
   lk->owner.len = 0;
   lk->token = 0;
   lk->expires_ms = 0;
@@ -353,14 +436,12 @@ bool app_lock_view(const struct app *a, const uint8_t *name, size_t len,
 
 uint64_t app_next_expiry_ms(const struct app *a) {
   assert(a != NULL);
-  uint64_t next = 0;
   const struct app_locks *l = &a->locks;
-  for (uint32_t i = 0; i < l->n; i++) {
-    const struct app_lock *lk = &l->v[i];
-    if (held_at(lk, a->clock_ms) && (next == 0 || lk->expires_ms < next))
-      next = lk->expires_ms;
-  }
-  return next;
+  if (l->n_heap == 0)
+    return 0;
+  const struct app_lock *first = &l->v[l->heap[0]];
+  assert(held_at(first, a->clock_ms) && first->heap_at == 1);
+  return first->expires_ms;
 }
 
 void app_locks_write(struct app_w *w, const struct app *a) {
@@ -396,10 +477,14 @@ static int restore_locks(struct app *a, struct app_r *r) {
   int rc = app_vec_reserve(&a->cfg, (void **)&l->v, &l->cap, n, sizeof *l->v);
   if (rc == 0)
     rc = app_map_reserve(&a->cfg, &l->by_name, n);
+  if (rc == 0)
+    rc = app_vec_reserve(&a->cfg, (void **)&l->heap, &l->cap_heap, n,
+                         sizeof *l->heap);
   if (rc != 0)
     return rc;
   for (uint32_t i = 0; i < n; i++) {
     struct app_lock *lk = &l->v[l->n];
+    lk->heap_at = 0;
     app_r_str(r, &lk->name);
     app_r_str(r, &lk->owner);
     lk->token = app_r_u64(r);
@@ -411,6 +496,8 @@ static int restore_locks(struct app *a, struct app_r *r) {
     app_map_insert(&l->by_name, name, l->n);
     l->n++;
     a->objects++;
+    if (held_at(lk, a->clock_ms))
+      heap_set(a, l->n - 1);
   }
   return 0;
 }
@@ -448,6 +535,7 @@ int app_locks_restore(struct app *a, struct app_r *r) {
 void app_locks_free(const struct app_config *cfg, struct app_locks *l,
                     struct app_fenced *f) {
   allocator_free(&cfg->alloc, l->v);
+  allocator_free(&cfg->alloc, l->heap);
   app_map_free(cfg, &l->by_name);
   memset(l, 0, sizeof *l);
   allocator_free(&cfg->alloc, f->v);

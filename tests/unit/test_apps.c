@@ -1430,6 +1430,83 @@ static void corrupt_retry_table_fields_are_refused(void) {
   app_free(b);
 }
 
+/* The earliest expiry among held locks, found the slow way through
+ * app_lock_view: what app_next_expiry_ms must answer. */
+static uint64_t next_expiry_walked(const struct app *a, int n_locks) {
+  uint64_t next = 0;
+  for (int i = 0; i < n_locks; i++) {
+    char name[16];
+    int len = snprintf(name, sizeof name, "L%d", i);
+    struct app_lock_view v;
+    if (!app_lock_view(a, (const uint8_t *)name, (size_t)len, &v))
+      return UINT64_MAX; /* every lock was made */
+    if (v.owner.len > 0 && app_clock_ms(a) < v.expires_ms &&
+        (next == 0 || v.expires_ms < next))
+      next = v.expires_ms;
+  }
+  return next;
+}
+
+/* A host asks for the next lock expiry at every tick (sabhad: every 50 ms
+ * on the leader), so the answer must not cost a walk of every lock ever
+ * made: asking visits nothing, and grants, renewals, releases and a
+ * passing clock visit a few heap entries each (log2 of the locks). It
+ * stays the earliest expiry among held locks, and a restored machine
+ * answers the same. (The machine walked all its locks for each question:
+ * 1 Mi locks held a node's loop for a third of every second.) */
+static void the_next_lock_expiry_is_found_without_walking_every_lock(void) {
+  enum { LOCKS = 4096, ROUNDS = 64, ASKS = 1000, LOG2_LOCKS = 12 };
+  struct app *a = new_app(16, 1u << 20, 0);
+  char line[96];
+  for (int i = 0; i < LOCKS; i++) {
+    snprintf(line, sizeof line, "LOCK.ACQUIRE L%d o %d", i,
+             1000 + (i * 7919) % 100000);
+    CHECK(is_int(W(a, 1000, line), 1));
+  }
+  uint64_t writes = LOCKS, now = 1000;
+  for (int round = 0; round < ROUNDS; round++) {
+    now += 1500;
+    for (int i = round; i < LOCKS; i += 97, writes++) {
+      struct app_lock_view v;
+      snprintf(line, sizeof line, "L%d", i);
+      CHECK(app_lock_view(a, (const uint8_t *)line, strlen(line), &v));
+      bool held = v.owner.len > 0 && now < v.expires_ms;
+      if (i % 3 == 0 && held)
+        snprintf(line, sizeof line, "LOCK.RELEASE L%d o %" PRIu64, i, v.token);
+      else if (i % 3 == 1 && held)
+        snprintf(line, sizeof line, "LOCK.RENEW L%d o %" PRIu64 " %d", i,
+                 v.token, 10 + (i * 31 + round) % 5000);
+      else
+        snprintf(line, sizeof line, "LOCK.ACQUIRE L%d o %d", i,
+                 10 + (i * 17 + round) % 90000);
+      struct app_reply r = W(a, now, line);
+      CHECK(last_rc == 0 && r.kind != APP_REPLY_ERROR);
+    }
+    app_clock_advance(a, now + 700);
+    writes++;
+    CHECK(app_next_expiry_ms(a) == next_expiry_walked(a, LOCKS));
+    uint64_t before = app_visits(a), next = app_next_expiry_ms(a);
+    for (int k = 0; k < ASKS; k++)
+      CHECK(app_next_expiry_ms(a) == next);
+    CHECK(app_visits(a) == before);
+  }
+  CHECK(app_next_expiry_ms(a) != 0);
+  /* Each change moves one entry up or down: at most 2 log2(n) steps. */
+  CHECK(app_visits(a) <= writes * 2 * (LOG2_LOCKS + 1));
+  size_t size = app_snapshot_size(a);
+  uint8_t *snap = malloc(size);
+  CHECK(snap != NULL && app_snapshot(a, snap, size) == size);
+  struct app *b = new_app(16, 1u << 20, 0);
+  CHECK(app_restore(b, snap, size) == 0);
+  CHECK(app_next_expiry_ms(b) == app_next_expiry_ms(a));
+  app_clock_advance(a, now + 200000);
+  app_clock_advance(b, now + 200000);
+  CHECK(app_next_expiry_ms(a) == 0 && app_next_expiry_ms(b) == 0);
+  free(snap);
+  app_free(b);
+  app_free(a);
+}
+
 static const struct test tests[] = {
     TEST(command_table_follows_the_enum_and_finds_any_case),
     TEST(codec_round_trips_and_stamps_in_place),
@@ -1442,6 +1519,7 @@ static const struct test tests[] = {
     TEST(no_seat_is_sold_twice_and_pnrs_count_up),
     TEST(retried_bookings_are_answered_once),
     TEST(locks_expire_by_the_clock_in_the_log),
+    TEST(the_next_lock_expiry_is_found_without_walking_every_lock),
     TEST(the_clock_never_runs_backwards),
     TEST(fenced_writes_refuse_a_holder_whose_lease_was_regranted),
     TEST(orders_move_one_step_at_a_time),
