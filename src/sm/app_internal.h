@@ -77,6 +77,33 @@ struct app_dedup_prep {
 
 #define APP_DEDUP_EXTRAS_MAX 3u
 
+/* ---- Heaps (app_heap.c) -------------------------------------------------- */
+
+/* A min-heap of record positions; each record keeps its place in it. */
+struct app_heap {
+  uint32_t *v;
+  uint32_t n, cap;
+};
+
+/* How a heap reads its records: whether x goes before y (a total order),
+ * and where record x keeps its place (index + 1; 0: not in the heap). */
+struct app_heap_ops {
+  bool (*before)(const void *ctx, uint32_t x, uint32_t y);
+  uint32_t *(*at)(void *ctx, uint32_t x);
+};
+
+/* Puts record x in the heap, or moves it after its key changed; room was
+ * reserved. Adds the steps taken to *visits. */
+void app_heap_set(struct app_heap *h, const struct app_heap_ops *ops, void *ctx,
+                  uint32_t x, uint64_t *visits);
+/* Takes record x out of the heap, if it is there. */
+void app_heap_remove(struct app_heap *h, const struct app_heap_ops *ops,
+                     void *ctx, uint32_t x, uint64_t *visits);
+/* Room for n_total records without growing. 0 or SABHA_ENOMEM. */
+int app_heap_reserve(const struct app_config *cfg, struct app_heap *h,
+                     uint64_t n_total);
+void app_heap_free(const struct app_config *cfg, struct app_heap *h);
+
 /* ---- The applications ---------------------------------------------------- */
 
 struct app_account {
@@ -93,14 +120,16 @@ struct app_ledger {
   struct app_dedup dedup;
 };
 
-/* The seats of one train on one date, in the order they were added. */
+/* The seats of one train on one date, in the order they were added, and
+ * its free seats in a heap by that order, so that SEATS.ANY takes the
+ * first free one in O(log n) whatever was booked and cancelled before. */
 struct app_group {
   uint8_t key[APP_GROUP_KEY_BYTES_MAX]; /* u8 train_len | train | date */
   uint8_t key_len;
   uint32_t *seats; /* positions in app_seats.v */
   uint32_t n, cap;
   uint32_t n_free;
-  uint32_t first_free; /* no seat before this index is free */
+  struct app_heap free; /* positions in app_seats.v; room for n */
 };
 
 struct app_seat {
@@ -108,6 +137,7 @@ struct app_seat {
   uint8_t key_len;
   uint32_t group;
   uint32_t in_group; /* its index in the group's list */
+  uint32_t free_at;  /* its place in the group's free heap + 1; 0: booked */
   uint64_t pnr;      /* 0: free */
 };
 
@@ -147,8 +177,7 @@ struct app_locks {
   struct app_lock *v;
   uint32_t n, cap;
   struct app_map by_name;
-  uint32_t *heap; /* positions in v; room for every lock */
-  uint32_t n_heap, cap_heap;
+  struct app_heap held; /* positions in v; room for every lock */
 };
 
 struct app_fenced_key {

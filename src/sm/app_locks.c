@@ -94,76 +94,31 @@ static void reply_full(const struct app *a, struct app_reply *out) {
 
 /* Lock x expires before lock y; positions break ties, so that the heap's
  * shape depends on nothing but the state. */
-static bool expires_first(const struct app_locks *l, uint32_t x, uint32_t y) {
+static bool expires_first(const void *ctx, uint32_t x, uint32_t y) {
+  const struct app_locks *l = ctx;
   const struct app_lock *p = &l->v[x], *q = &l->v[y];
   return p->expires_ms < q->expires_ms ||
          (p->expires_ms == q->expires_ms && x < y);
 }
 
-static void heap_put(struct app_locks *l, uint32_t i, uint32_t pos) {
-  l->heap[i] = pos;
-  l->v[pos].heap_at = i + 1;
+static uint32_t *heap_at(void *ctx, uint32_t x) {
+  struct app_locks *l = ctx;
+  return &l->v[x].heap_at;
 }
 
-static void heap_up(struct app *a, uint32_t i) {
-  struct app_locks *l = &a->locks;
-  uint32_t pos = l->heap[i];
-  while (i > 0 && expires_first(l, pos, l->heap[(i - 1) / 2])) {
-    heap_put(l, i, l->heap[(i - 1) / 2]);
-    i = (i - 1) / 2;
-    a->visits++;
-  }
-  heap_put(l, i, pos);
-}
+static const struct app_heap_ops held_ops = {expires_first, heap_at};
 
-static void heap_down(struct app *a, uint32_t i) {
+/* Puts lock lk, just granted or renewed, in the heap or moves it there. */
+static void held_set(struct app *a, const struct app_lock *lk) {
   struct app_locks *l = &a->locks;
-  uint32_t pos = l->heap[i];
-  for (uint32_t child = 2 * i + 1; child < l->n_heap; child = 2 * i + 1) {
-    if (child + 1 < l->n_heap &&
-        expires_first(l, l->heap[child + 1], l->heap[child]))
-      child++;
-    if (!expires_first(l, l->heap[child], pos))
-      break;
-    heap_put(l, i, l->heap[child]);
-    i = child;
-    a->visits++;
-  }
-  heap_put(l, i, pos);
-}
-
-/* Puts lock pos in the heap, or moves it after its expiry changed. Room
- * was reserved: the heap has room for every lock. */
-static void heap_set(struct app *a, uint32_t pos) {
-  struct app_locks *l = &a->locks;
-  assert(pos < l->n && l->v[pos].owner.len > 0);
-  if (l->v[pos].heap_at == 0) {
-    assert(l->n_heap < l->cap_heap);
-    heap_put(l, l->n_heap++, pos);
-  }
-  heap_up(a, l->v[pos].heap_at - 1);
-  heap_down(a, l->v[pos].heap_at - 1);
-}
-
-static void heap_remove(struct app *a, uint32_t pos) {
-  struct app_locks *l = &a->locks;
-  if (l->v[pos].heap_at == 0)
-    return;
-  uint32_t i = l->v[pos].heap_at - 1;
-  assert(i < l->n_heap && l->heap[i] == pos);
-  l->v[pos].heap_at = 0;
-  uint32_t last = l->heap[--l->n_heap];
-  if (i == l->n_heap)
-    return;
-  heap_put(l, i, last);
-  heap_up(a, i);
-  heap_down(a, l->v[last].heap_at - 1);
+  assert(lk->owner.len > 0);
+  app_heap_set(&l->held, &held_ops, l, (uint32_t)(lk - l->v), &a->visits);
 }
 
 void app_locks_clock_moved(struct app *a) {
   struct app_locks *l = &a->locks;
-  while (l->n_heap > 0 && l->v[l->heap[0]].expires_ms <= a->clock_ms)
-    heap_remove(a, l->heap[0]);
+  while (l->held.n > 0 && l->v[l->held.v[0]].expires_ms <= a->clock_ms)
+    app_heap_remove(&l->held, &held_ops, l, l->held.v[0], &a->visits);
 }
 
 /* ---- LOCK.ACQUIRE -------------------------------------------------------- */
@@ -174,7 +129,7 @@ static void grant(struct app *a, struct app_lock *lk, struct app_arg owner,
   app_str_set(&lk->owner, owner);
   lk->token = ++lk->token_max;
   lk->expires_ms = expiry(now_ms, ttl_ms);
-  heap_set(a, (uint32_t)(lk - a->locks.v));
+  held_set(a, lk);
   app_reply_int(out, (int64_t)lk->token);
 }
 
@@ -192,7 +147,7 @@ static int lock_acquire(struct app *a, const struct app_decoded *d,
   if (lk != NULL && held_at(lk, now_ms)) {
     if (app_arg_equal(app_str_arg(&lk->owner), owner)) {
       lk->expires_ms = expiry(now_ms, ttl_ms); /* same grant, lease extended */
-      heap_set(a, (uint32_t)(lk - l->v));
+      held_set(a, lk);
       app_reply_int(out, (int64_t)lk->token);
       out->duplicate = true;
     } else {
@@ -223,8 +178,7 @@ static int lock_acquire(struct app *a, const struct app_decoded *d,
   if (rc == 0)
     rc = app_map_reserve(&a->cfg, &l->by_name, l->n + 1ull);
   if (rc == 0)
-    rc = app_vec_reserve(&a->cfg, (void **)&l->heap, &l->cap_heap, l->n + 1ull,
-                         sizeof *l->heap);
+    rc = app_heap_reserve(&a->cfg, &l->held, l->n + 1ull);
   if (rc != 0)
     return rc;
   lk = &l->v[l->n];
@@ -278,7 +232,7 @@ static int lock_renew(struct app *a, const struct app_decoded *d,
     return 0;
   }
   lk->expires_ms = expiry(now_ms, ttl_ms);
-  heap_set(a, (uint32_t)(lk - a->locks.v));
+  held_set(a, lk);
   app_reply_int(out, (int64_t)token);
   return 0;
 }
@@ -307,7 +261,8 @@ static int lock_release(struct app *a, const struct app_decoded *d,
     app_reply_ok(out, true); /* released, expired or superseded already */
     return 0;
   }
-  heap_remove(a, (uint32_t)(lk - a->locks.v));
+  app_heap_remove(&a->locks.held, &held_ops, &a->locks,
+                  (uint32_t)(lk - a->locks.v), &a->visits);
   lk->owner.len = 0;
   lk->token = 0;
   lk->expires_ms = 0;
@@ -437,9 +392,9 @@ bool app_lock_view(const struct app *a, const uint8_t *name, size_t len,
 uint64_t app_next_expiry_ms(const struct app *a) {
   assert(a != NULL);
   const struct app_locks *l = &a->locks;
-  if (l->n_heap == 0)
+  if (l->held.n == 0)
     return 0;
-  const struct app_lock *first = &l->v[l->heap[0]];
+  const struct app_lock *first = &l->v[l->held.v[0]];
   assert(held_at(first, a->clock_ms) && first->heap_at == 1);
   return first->expires_ms;
 }
@@ -478,8 +433,7 @@ static int restore_locks(struct app *a, struct app_r *r) {
   if (rc == 0)
     rc = app_map_reserve(&a->cfg, &l->by_name, n);
   if (rc == 0)
-    rc = app_vec_reserve(&a->cfg, (void **)&l->heap, &l->cap_heap, n,
-                         sizeof *l->heap);
+    rc = app_heap_reserve(&a->cfg, &l->held, n);
   if (rc != 0)
     return rc;
   for (uint32_t i = 0; i < n; i++) {
@@ -497,7 +451,7 @@ static int restore_locks(struct app *a, struct app_r *r) {
     l->n++;
     a->objects++;
     if (held_at(lk, a->clock_ms))
-      heap_set(a, l->n - 1);
+      held_set(a, lk);
   }
   return 0;
 }
@@ -535,7 +489,7 @@ int app_locks_restore(struct app *a, struct app_r *r) {
 void app_locks_free(const struct app_config *cfg, struct app_locks *l,
                     struct app_fenced *f) {
   allocator_free(&cfg->alloc, l->v);
-  allocator_free(&cfg->alloc, l->heap);
+  app_heap_free(cfg, &l->held);
   app_map_free(cfg, &l->by_name);
   memset(l, 0, sizeof *l);
   allocator_free(&cfg->alloc, f->v);

@@ -6,12 +6,16 @@
  *
  * A seat belongs to a group, its train and date; a group lists its seats in
  * the order they were added, which is the order SEATS.ANY hands them out,
- * and keeps a count of free seats and a hint (no seat before it is free) so
- * that Tatkal's "any seat" does not rescan the booked front of a full
- * train. PNR numbers come from a counter in the state, the number of PNRs
- * made so far, so every replica gives the same booking the same PNR. A
- * PNR is kept after it is cancelled (SEATS.PNR shows it so, and a retried
- * cancel is answered from it) and counts against objects_max.
+ * and keeps a count of free seats and a heap of them by that order, so
+ * that Tatkal's "any seat" costs O(log n) steps, never a walk past the
+ * booked ones. (It kept a hint, no free seat before it, which a
+ * cancellation moved back: a client cancelling an early seat then made
+ * each later ANY walk the train, on every replica.)
+ *
+ * PNR numbers come from a counter in the state, the number of PNRs made so
+ * far, so every replica gives the same booking the same PNR. A PNR is kept
+ * after it is cancelled (SEATS.PNR shows it so, and a retried cancel is
+ * answered from it) and counts against objects_max.
  *
  * SEATS.BOOK and SEATS.ANY are recorded under their request id in the seats'
  * dedup table, refusals included, so a retry gets the same PNR or the same
@@ -112,6 +116,31 @@ static uint64_t parse_pnr(struct app_arg arg) {
   return n == arg.len && memcmp(text, arg.ptr, n) == 0 ? v : 0;
 }
 
+/* ---- Each group's free seats --------------------------------------------- */
+
+/* Seat x was added to its group before seat y. */
+static bool added_first(const void *ctx, uint32_t x, uint32_t y) {
+  const struct app_seats *s = ctx;
+  assert(s->v[x].group == s->v[y].group);
+  return s->v[x].in_group < s->v[y].in_group;
+}
+
+static uint32_t *free_at(void *ctx, uint32_t x) {
+  struct app_seats *s = ctx;
+  return &s->v[x].free_at;
+}
+
+static const struct app_heap_ops free_ops = {added_first, free_at};
+
+/* Seat pos is free now (added free, or its PNR cancelled). */
+static void seat_freed(struct app *a, uint32_t pos) {
+  struct app_seats *s = &a->seats;
+  struct app_group *grp = &s->groups[s->v[pos].group];
+  app_heap_set(&grp->free, &free_ops, s, pos, &a->visits);
+  grp->n_free++;
+  assert(grp->n_free == grp->free.n);
+}
+
 /* ---- SEATS.ADD ----------------------------------------------------------- */
 
 /* Takes the memory for group g (new when g == n_groups) to gain n_new
@@ -140,8 +169,14 @@ static int reserve_seats(struct app *a, uint32_t g, uint32_t n_new,
   struct app_group *grp = &s->groups[g];
   rc = app_vec_reserve(&a->cfg, (void **)&grp->seats, &grp->cap,
                        (uint64_t)grp->n + n_new, sizeof *grp->seats);
-  if (rc != 0 && g == s->n_groups)
-    grp->cap = 0; /* nothing was allocated for the scratch group */
+  if (rc == 0)
+    rc = app_heap_reserve(&a->cfg, &grp->free, (uint64_t)grp->n + n_new);
+  if (rc != 0 && g == s->n_groups) {
+    /* Nothing stays allocated for the scratch group. */
+    allocator_free(&a->cfg.alloc, grp->seats);
+    grp->seats = NULL;
+    grp->cap = 0;
+  }
   return rc;
 }
 
@@ -159,10 +194,10 @@ static void add_seat(struct app *a, uint32_t g, struct app_arg name,
   seat->pnr = pnr;
   app_map_insert(&s->by_key, key, s->n);
   grp->seats[grp->n++] = s->n;
-  if (pnr == 0)
-    grp->n_free++;
   s->n++;
   a->objects++;
+  if (pnr == 0)
+    seat_freed(a, s->n - 1);
 }
 
 static bool named_earlier(const struct app_decoded *d, size_t i) {
@@ -231,7 +266,9 @@ static uint64_t book(struct app *a, uint32_t seat_pos,
   p->cancelled = false;
   app_str_set(&p->passenger, passenger);
   seat->pnr = s->n_pnrs;
+  app_heap_remove(&grp->free, &free_ops, s, seat_pos, &a->visits);
   grp->n_free--;
+  assert(grp->n_free == grp->free.n);
   a->objects++;
   return seat->pnr;
 }
@@ -286,18 +323,13 @@ static int book_decide(struct app *a, const struct app_decoded *d,
   return 0;
 }
 
-/* The first free seat of group g in the order added. */
-static uint32_t first_free(struct app_seats *s, uint32_t g) {
-  struct app_group *grp = &s->groups[g];
-  assert(grp->n_free > 0);
-  for (uint32_t i = grp->first_free; i < grp->n; i++) {
-    if (s->v[grp->seats[i]].pnr == 0) {
-      grp->first_free = i; /* a lower bound still; only caches the scan */
-      return grp->seats[i];
-    }
-  }
-  assert(false && "n_free says a seat is free");
-  return APP_MAP_NONE;
+/* The first free seat of group g in the order added: its heap's top. */
+static uint32_t first_free(const struct app_seats *s, uint32_t g) {
+  const struct app_group *grp = &s->groups[g];
+  assert(grp->n_free > 0 && grp->free.n == grp->n_free);
+  uint32_t pos = grp->free.v[0];
+  assert(s->v[pos].pnr == 0 && s->v[pos].free_at == 1);
+  return pos;
 }
 
 static int any_decide(struct app *a, const struct app_decoded *d,
@@ -386,13 +418,10 @@ static int seats_cancel(struct app *a, const struct app_decoded *d,
     return 0;
   }
   struct app_seat *seat = &s->v[p->seat];
-  struct app_group *grp = &s->groups[seat->group];
-  assert(seat->pnr == pnr);
+  assert(seat->pnr == pnr && seat->free_at == 0);
   p->cancelled = true;
   seat->pnr = 0;
-  grp->n_free++;
-  if (seat->in_group < grp->first_free)
-    grp->first_free = seat->in_group;
+  seat_freed(a, p->seat);
   app_reply_ok(out, false);
   return 0;
 }
@@ -590,18 +619,14 @@ int app_seats_restore(struct app *a, struct app_r *r) {
   a->objects += n_pnrs;
   if (!pnrs_consistent(s))
     return SABHA_ECORRUPT;
-  for (uint32_t g = 0; g < s->n_groups; g++) {
-    struct app_group *grp = &s->groups[g];
-    grp->n_free = 0;
-    for (uint32_t i = 0; i < grp->n; i++)
-      grp->n_free += s->v[grp->seats[i]].pnr == 0;
-  }
   return app_dedup_read(a, &s->dedup, r);
 }
 
 void app_seats_free(const struct app_config *cfg, struct app_seats *s) {
-  for (uint32_t g = 0; g < s->n_groups; g++)
+  for (uint32_t g = 0; g < s->n_groups; g++) {
     allocator_free(&cfg->alloc, s->groups[g].seats);
+    app_heap_free(cfg, &s->groups[g].free);
+  }
   allocator_free(&cfg->alloc, s->groups);
   app_map_free(cfg, &s->group_by_key);
   allocator_free(&cfg->alloc, s->v);
