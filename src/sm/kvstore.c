@@ -1756,9 +1756,12 @@ static void apply_incr(struct kvstore *kv, const struct command *c,
   size_t slot;
   struct entry *old = touch_key(kv, c->key, &hash, &slot);
   int64_t current = 0;
-  /* A value counts as an integer by Redis's rule (core/decimal.h). */
+  /* A value counts as an integer by Redis's rule (core/decimal.h). One
+   * longer than any int64's text is none, and is not read: parsing an
+   * 8 MiB value took 24 ms of every replica's apply for each INCR. */
   if (old != NULL &&
-      dec_parse_i64(entry_value_c(old), old->value_len, &current) != DEC_OK) {
+      (old->value_len > INT64_TEXT_BYTES_MAX ||
+       dec_parse_i64(entry_value_c(old), old->value_len, &current) != DEC_OK)) {
     reply_saved_error(out, SAVED_NOT_INTEGER);
     return;
   }
