@@ -353,6 +353,9 @@ void app_seats_foreach(const struct app *a,
                                   const struct app_arg *date,
                                   const struct app_arg *seat, uint64_t pnr),
                        void *ctx);
+/* The number of seats, and of those booked, kept as they change: O(1),
+ * for INFO. */
+void app_seats_count(const struct app *a, uint64_t *seats, uint64_t *booked);
 /* A PNR's seat and whether it is cancelled: returns false when unknown. */
 bool app_seats_pnr(const struct app *a, uint64_t pnr, struct app_arg *train,
                    struct app_arg *date, struct app_arg *seat, bool *cancelled);

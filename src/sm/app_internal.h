@@ -153,6 +153,7 @@ struct app_seats {
   struct app_map group_by_key;
   struct app_seat *v;
   uint32_t n, cap;
+  uint32_t n_free; /* of all groups: INFO counts without a walk */
   struct app_map by_key;
   struct app_pnr *pnrs; /* PNR number k is pnrs[k - 1] */
   uint32_t n_pnrs, cap_pnrs;

@@ -138,7 +138,8 @@ static void seat_freed(struct app *a, uint32_t pos) {
   struct app_group *grp = &s->groups[s->v[pos].group];
   app_heap_set(&grp->free, &free_ops, s, pos, &a->visits);
   grp->n_free++;
-  assert(grp->n_free == grp->free.n);
+  s->n_free++;
+  assert(grp->n_free == grp->free.n && s->n_free <= s->n);
 }
 
 /* ---- SEATS.ADD ----------------------------------------------------------- */
@@ -268,6 +269,7 @@ static uint64_t book(struct app *a, uint32_t seat_pos,
   seat->pnr = s->n_pnrs;
   app_heap_remove(&grp->free, &free_ops, s, seat_pos, &a->visits);
   grp->n_free--;
+  s->n_free--;
   assert(grp->n_free == grp->free.n);
   a->objects++;
   return seat->pnr;
@@ -497,6 +499,14 @@ void app_seats_foreach(const struct app *a,
                    name = seat_name(&s->v[i]);
     fn(ctx, &train, &date, &name, s->v[i].pnr);
   }
+}
+
+void app_seats_count(const struct app *a, uint64_t *seats, uint64_t *booked) {
+  assert(a != NULL && seats != NULL && booked != NULL);
+  const struct app_seats *s = &a->seats;
+  assert(s->n_free <= s->n);
+  *seats = s->n;
+  *booked = s->n - s->n_free;
 }
 
 bool app_seats_pnr(const struct app *a, uint64_t pnr, struct app_arg *train,

@@ -9,24 +9,21 @@
  * with different hash keys that agree with each other and with a naive model
  * over thousands of random commands. Run with a test name as the argument to
  * run only that test. */
-/* MAP_ANONYMOUS, for the fenced block of incr_does_not_read_a_long_value. */
+/* For fenced_alloc.h: MAP_ANONYMOUS, malloc_usable_size. */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <inttypes.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "check.h"
 #include "core/endian.h"
 #include "core/prng.h"
 #include "failing_alloc.h"
+#include "fenced_alloc.h"
 #include "sabha/error.h"
 #include "sm/kvstore.h"
 
@@ -403,46 +400,16 @@ static void incr_family_follows_redis(void) {
   kvstore_free(kv);
 }
 
-/* An allocator for one large block the test can then fence: while armed,
- * an allocation of at least 1 MiB gets a mapping of its own; every other
- * one is the C library's. */
-struct fenced_block {
-  bool armed;
-  uint8_t *block;
-  size_t map_bytes;
+struct incr_call {
+  struct client *c;
+  int n_answered;
 };
 
-static void *fenced_alloc(void *ctx, void *p, size_t n) {
-  struct fenced_block *f = ctx;
-  if (p != NULL && p == f->block) {
-    if (n != 0)
-      return NULL; /* the block is never resized here */
-    munmap(f->block, f->map_bytes);
-    f->block = NULL;
-    return NULL;
-  }
-  if (p == NULL && n >= (1u << 20) && f->armed && f->block == NULL) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    f->map_bytes = (n + page - 1) / page * page;
-    void *m = mmap(NULL, f->map_bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-      return NULL;
-    f->block = m;
-    return m;
-  }
-  if (n == 0) {
-    free(p);
-    return NULL;
-  }
-  return realloc(p, n);
-}
-
-static sigjmp_buf fenced_read;
-
-static void on_fenced_read(int sig) {
-  (void)sig;
-  siglongjmp(fenced_read, 1);
+/* Three INCRs of "big", each answered that it is no integer. */
+static void incr_big_three_times(void *ctx) {
+  struct incr_call *call = ctx;
+  for (; call->n_answered < 3; call->n_answered++)
+    CHECK(is_error(incrby(call->c, "big", 1), KVSTORE_ERR_NOT_INTEGER));
 }
 
 /* INCR on a value longer than any int64's text answers that it is not an
@@ -452,10 +419,9 @@ static void on_fenced_read(int sig) {
  * a command of 20 bytes.) */
 static void incr_does_not_read_a_long_value(void) {
   enum { VALUE_BYTES = 4 << 20, READABLE_BYTES = 8 << 10 };
-  struct fenced_block f = {false, NULL, 0};
+  struct fenced_alloc f = {NULL, 0};
   struct kvstore_config cfg = kvstore_config_default;
-  cfg.alloc.fn = fenced_alloc;
-  cfg.alloc.ctx = &f;
+  cfg.alloc = fenced_allocator(&f);
   struct kvstore *kv = NULL;
   CHECK(kvstore_new(&kv, &cfg) == 0);
   struct client c = client_open(kv);
@@ -468,27 +434,13 @@ static void incr_does_not_read_a_long_value(void) {
   size_t len =
       kvstore_encode_set(cmd, VALUE_BYTES + 256, &h, S("big"), S(value), 0, 0);
   struct kvstore_result r;
-  f.armed = true;
   CHECK(kvstore_apply(kv, cmd, len, &r) == 0 && is_ok(r));
-  f.armed = false;
-  CHECK(f.block != NULL && f.map_bytes > VALUE_BYTES);
-  uint8_t *fence = f.block + READABLE_BYTES;
-  size_t fenced_bytes = f.map_bytes - READABLE_BYTES;
-  CHECK(mprotect(fence, fenced_bytes, PROT_NONE) == 0);
-  struct sigaction on = {0}, was_segv, was_bus;
-  on.sa_handler = on_fenced_read;
-  sigemptyset(&on.sa_mask);
-  CHECK(sigaction(SIGSEGV, &on, &was_segv) == 0);
-  CHECK(sigaction(SIGBUS, &on, &was_bus) == 0);
-  int n_answered = 0;
-  if (sigsetjmp(fenced_read, 1) == 0) {
-    for (; n_answered < 3; n_answered++)
-      CHECK(is_error(incrby(&c, "big", 1), KVSTORE_ERR_NOT_INTEGER));
-  }
-  sigaction(SIGSEGV, &was_segv, NULL);
-  sigaction(SIGBUS, &was_bus, NULL);
-  CHECK(mprotect(fence, fenced_bytes, PROT_READ | PROT_WRITE) == 0);
-  CHECK(n_answered == 3); /* no INCR read past the fence */
+  CHECK(f.block != NULL && f.map_bytes > VALUE_BYTES); /* the entry */
+  CHECK(fenced_alloc_fence(&f, READABLE_BYTES, true));
+  struct incr_call call = {&c, 0};
+  bool faulted = fenced_alloc_faults(incr_big_three_times, &call);
+  CHECK(fenced_alloc_fence(&f, READABLE_BYTES, false));
+  CHECK(!faulted && call.n_answered == 3); /* no INCR read past the fence */
   const uint8_t *got;
   size_t got_len;
   CHECK(kvstore_get(kv, (const uint8_t *)"big", 3, 0, &got, &got_len) &&
