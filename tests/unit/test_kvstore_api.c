@@ -3,6 +3,8 @@
  * SETNX and GETSET, leases, the ordered index, revisions and events, and
  * snapshots that carry all of it; and Redis's glob matching, which the node
  * uses for SCAN and KEYS (commands.c). */
+/* For fenced_alloc.h: MAP_ANONYMOUS, malloc_usable_size. */
+#define _DEFAULT_SOURCE
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 
 #include "check.h"
 #include "core/prng.h"
+#include "fenced_alloc.h"
 #include "node/runtime_internal.h"
 #include "sabha/error.h"
 #include "sm/kvstore.h"
@@ -670,6 +673,57 @@ static void revoke_deletes_the_keys_and_a_plain_set_detaches(void) {
   kvstore_free(kv);
 }
 
+struct grant_call {
+  struct client *c;
+  int n_refused;
+};
+
+/* Three GRANTs, each refused: the table of leases is full. */
+static void grant_refused_three_times(void *ctx) {
+  struct grant_call *call = ctx;
+  for (; call->n_refused < 3; call->n_refused++)
+    CHECK(is_error(lease_op(call->c, KVSTORE_OP_LEASE_GRANT, 10),
+                   KVSTORE_ERR_LEASES_FULL));
+}
+
+/* A GRANT refused at the bound of leases looks for expired ones only once
+ * one may have expired: after one walk finds none, the table's slots are
+ * fenced off and three more refusals read none of them; once the earliest
+ * lease's time is up, a GRANT takes its place. (Every refused GRANT walked
+ * the whole table: 87 us of every replica's apply at 10000 leases.) */
+static void a_full_lease_table_is_walked_only_when_a_lease_may_expire(void) {
+  enum { LEASES = 30000, TTL_MS = 100000 };
+  struct fenced_alloc f = {NULL, 0};
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.leases_max = LEASES;
+  cfg.alloc = fenced_allocator(&f);
+  struct kvstore *kv = NULL;
+  CHECK(kvstore_new(&kv, &cfg) == 0);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  for (int i = 0; i < LEASES; i++)
+    CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, TTL_MS + i), 1 + i));
+  c.now_ms = 2000;
+  CHECK(is_error(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10),
+                 KVSTORE_ERR_LEASES_FULL));
+  CHECK(f.block != NULL); /* the slots of the table of leases */
+  CHECK(fenced_alloc_fence(&f, 0, true));
+  struct grant_call call = {&c, 0};
+  bool faulted = fenced_alloc_faults(grant_refused_three_times, &call);
+  CHECK(fenced_alloc_fence(&f, 0, false));
+  CHECK(!faulted && call.n_refused == 3);
+  c.now_ms = 1000 + TTL_MS; /* lease 1 is held up to and at its expiry */
+  CHECK(is_error(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10),
+                 KVSTORE_ERR_LEASES_FULL));
+  c.now_ms = 1000 + TTL_MS + 1;
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10), LEASES + 1));
+  CHECK(kvstore_n_leases(kv) == LEASES);
+  CHECK(is_error(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10),
+                 KVSTORE_ERR_LEASES_FULL));
+  kvstore_free(kv);
+  CHECK(f.block == NULL);
+}
+
 /* ---- order, revisions, events -------------------------------------------- */
 
 struct collect {
@@ -1292,6 +1346,7 @@ static const struct test tests[] = {
     TEST(expire_conditions_keep_old_entries_and_refuse_nonsense),
     TEST(a_lease_takes_its_keys_when_it_expires),
     TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
+    TEST(a_full_lease_table_is_walked_only_when_a_lease_may_expire),
     TEST(range_walks_keys_in_byte_order_in_bounded_steps),
     TEST(range_orders_keys_that_share_a_long_prefix),
     TEST(snapshot_and_order_bytes_do_not_change),
