@@ -2766,8 +2766,15 @@ static int restore_leases(struct kvstore *kv, struct reader *r,
     uint64_t id = rd_u64(r);
     int64_t ttl_ms = (int64_t)rd_u64(r);
     uint64_t expire_at_ms = rd_u64(r);
+    /* GRANT and KEEPALIVE set the clock plus ttl_ms, and the clock never
+     * runs back: no lease expires later than the snapshot's clock plus its
+     * ttl_ms. lease_expiry_floor_ms relies on it (a KEEPALIVE only moves
+     * an expiry later), so a state that breaks it is refused: a replica
+     * restored from it would skip a walk that another drops a lease in. */
     if (!r->ok || id == 0 || id >= kv->next_lease || ttl_ms <= 0 ||
-        expire_at_ms > (uint64_t)INT64_MAX || lease_find(kv, id) != NULL)
+        expire_at_ms > (uint64_t)INT64_MAX || lease_find(kv, id) != NULL ||
+        (expire_at_ms > kv->clock_ms &&
+         expire_at_ms - kv->clock_ms > (uint64_t)ttl_ms))
       return SABHA_ECORRUPT;
     struct lease *l = allocator_zalloc(&kv->config.alloc, sizeof *l);
     if (l == NULL)
