@@ -44,8 +44,13 @@
  * Version 1 differs only in the dedup entries: str id | u64 fingerprint
  * (FNV-1a 64) | u32 blob_bytes | blob. Restore reads it so that nodes keep
  * the data they had: its entries keep their FNV fingerprints (kind 1) and
- * are taken as recorded at the snapshot's clock, so they are kept at least
- * a window from there.
+ * are taken as recorded at time 0, older than any window. The machines
+ * that wrote it kept no window: the log after it is applied as they
+ * applied it (first in, first out, until newer ids are the oldest), and
+ * replicas restored from version-1 snapshots of different points agree.
+ * Given the snapshot's clock instead, every new id within a window of it
+ * was refused on a full table: a replayed log then lost transfers its
+ * writers had made, each replica at its own snapshot's point.
  *
  * Records appear in the order they were made; that order is part of the
  * state (SEATS.ANY takes the first free seat in it), so restore keeps it.
@@ -735,7 +740,7 @@ void app_dedup_write(struct app_w *w, const struct app_dedup *t) {
 }
 
 /* An entry's fingerprint and time, as version 2 writes them or as version
- * 1 did (its FNV fingerprint, no time: the snapshot's clock). Checks that
+ * 1 did (its FNV fingerprint, no time: 0, see the format). Checks that
  * the kind is known, that an FNV fingerprint is zero-padded (one encoding
  * per state) and that times never decrease and never pass the clock. */
 static bool dedup_read_print(const struct app *a, struct app_r *r,
@@ -744,7 +749,7 @@ static bool dedup_read_print(const struct app *a, struct app_r *r,
   if (r->version == 1) {
     e->fingerprint_kind = APP_FINGERPRINT_FNV64;
     le_put_u64(e->fingerprint.b, app_r_u64(r));
-    e->recorded_ms = a->clock_ms;
+    e->recorded_ms = 0;
     return !r->bad;
   }
   assert(r->version == SNAPSHOT_VERSION);

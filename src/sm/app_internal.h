@@ -339,8 +339,8 @@ bool app_r_count_fits(const struct app_r *r, uint64_t n, size_t min_bytes);
 
 void app_dedup_write(struct app_w *w, const struct app_dedup *t);
 /* Reads a table in the format of r->version (1 or 2); a->clock_ms is the
- * snapshot's clock, read already: version-1 entries are given it as the
- * time they were recorded. */
+ * snapshot's clock, read already. Version-1 entries are given 0 as the
+ * time they were recorded (app.c, the format). */
 int app_dedup_read(struct app *a, struct app_dedup *t, struct app_r *r);
 
 /* ---- The applications' entry points ---------------------------------------

@@ -1321,10 +1321,11 @@ static size_t v1_snapshot(uint8_t *out, size_t cap, int junk) {
   return w.n;
 }
 
-/* Nodes upgrade with version-1 snapshots on disk: those restore, their ids
- * still recognise their retries (by the old fingerprint) and refuse other
- * commands, and they count as recorded at the snapshot's clock, so a flood
- * after the upgrade cannot push them out within a window of it. */
+/* Nodes upgrade with version-1 snapshots on disk: those restore, and their
+ * ids still recognise their retries (by the old fingerprint) and refuse
+ * other commands. They count as recorded at time 0, before any window: the
+ * machines that wrote them kept none, so the ids go first in, first out,
+ * as they went there, and the window holds from the ids recorded after. */
 static void a_version_1_snapshot_restores_and_its_ids_still_answer(void) {
   uint8_t v1[1024];
   size_t len = v1_snapshot(v1, sizeof v1, 2);
@@ -1338,27 +1339,54 @@ static void a_version_1_snapshot_restores_and_its_ids_still_answer(void) {
   CHECK(is_err(W(a, 5000, "LEDGER.TRANSFER old a b 101"), APP_E_ID_REUSED,
                "ERR id old was used for a different command"));
   CHECK(balance(a, "a") == 900 && balance(a, "b") == 100);
-  /* One more id fills the table; the next waits out the window. */
-  CHECK(is_ok(W(a, 5001, "LEDGER.TRANSFER new1 a b 1"), false));
-  CHECK(is_err(W(a, 5999, "LEDGER.TRANSFER new2 a b 1"), APP_E_FULL,
-               "ERR retry table full"));
-  CHECK(W(a, 5999, "LEDGER.TRANSFER old a b 100").duplicate);
-  CHECK(is_ok(W(a, 6000, "LEDGER.TRANSFER new2 a b 1"), false));
-  CHECK(balance(a, "a") == 898);
+  CHECK(is_ok(W(a, 5001, "LEDGER.TRANSFER new1 a b 1"), false)); /* full */
   /* Written back as version 2, the old entries keep their old fingerprints
-   * (marked so) and their times. */
+   * (marked so) and their time. */
   size_t len2;
   uint8_t *v2 = snapshot_of(a, &len2);
   CHECK(v2[4] == 2);
   struct app *b = new_app_window(4, 1000, 100, 0);
   CHECK(app_restore(b, v2, len2) == 0);
   CHECK(app_state_hash(a) == app_state_hash(b));
-  CHECK(W(b, 6000, "LEDGER.TRANSFER junk1 nobody b 1").duplicate);
-  CHECK(is_err(W(b, 6000, "LEDGER.TRANSFER junk1 nobody b 2"), APP_E_ID_REUSED,
+  CHECK(W(b, 5001, "LEDGER.TRANSFER junk1 nobody b 1").duplicate);
+  CHECK(is_err(W(b, 5001, "LEDGER.TRANSFER junk1 nobody b 2"), APP_E_ID_REUSED,
                "ERR id junk1"));
+  /* The old ids make room first in, first out; then the new ones are
+   * kept for the window. */
+  CHECK(is_ok(W(a, 5001, "LEDGER.TRANSFER new2 a b 1"), false)); /* old */
+  CHECK(is_ok(W(a, 5002, "LEDGER.TRANSFER new3 a b 1"), false)); /* junk0 */
+  CHECK(W(a, 5002, "LEDGER.TRANSFER junk1 nobody b 1").duplicate);
+  CHECK(is_ok(W(a, 5002, "LEDGER.TRANSFER new4 a b 1"), false)); /* junk1 */
+  CHECK(is_err(W(a, 5999, "LEDGER.TRANSFER new5 a b 1"), APP_E_FULL,
+               "ERR retry table full"));
+  CHECK(W(a, 5999, "LEDGER.TRANSFER new1 a b 1").duplicate);
+  CHECK(is_ok(W(a, 6001, "LEDGER.TRANSFER new5 a b 1"), false)); /* new1 */
+  CHECK(balance(a, "a") == 895 && balance(a, "b") == 105);
   free(v2);
   app_free(a);
   app_free(b);
+}
+
+/* The log after a version-1 snapshot was applied by machines that kept no
+ * window: a full table let each new id in, pushing out the oldest. A
+ * replica that restores such a snapshot and applies that log (a node
+ * upgraded with the snapshot on its disk replays the entries after it)
+ * must apply it as they did, since a replica restored from their later
+ * snapshot holds the outcome. (The snapshot's ids were taken as recorded
+ * at its clock: each new id within a window of it was refused on a full
+ * table, and replicas restored at different points parted ways.) */
+static void a_log_after_a_version_1_snapshot_applies_as_its_writers_did(void) {
+  uint8_t v1[1024];
+  size_t len = v1_snapshot(v1, sizeof v1, 2); /* 3 ids: a full table */
+  struct app *a = new_app_window(3, 1000, 100, 0);
+  CHECK(app_restore(a, v1, len) == 0);
+  CHECK(is_ok(W(a, 5500, "LEDGER.TRANSFER t1 a b 1"), false));
+  CHECK(is_ok(W(a, 5600, "LEDGER.TRANSFER t2 a b 1"), false));
+  CHECK(balance(a, "a") == 898 && balance(a, "b") == 102);
+  /* As the writers' machines: "old" and "junk0" went, first in. */
+  struct app_reply r = W(a, 5600, "LEDGER.TRANSFER junk1 nobody b 1");
+  CHECK(r.duplicate);
+  app_free(a);
 }
 
 /* Finds the ledger's first dedup entry of a snapshot whose ledger holds
@@ -1694,6 +1722,7 @@ static const struct test tests[] = {
     TEST(with_no_window_a_flood_evicts_the_oldest_id),
     TEST(the_fingerprint_is_blake2b_of_the_whole_command),
     TEST(a_version_1_snapshot_restores_and_its_ids_still_answer),
+    TEST(a_log_after_a_version_1_snapshot_applies_as_its_writers_did),
     TEST(corrupt_retry_table_fields_are_refused),
 };
 
