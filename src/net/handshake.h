@@ -43,7 +43,11 @@
  * secret can inject, alter, replay or reorder a frame on the connection.
  * Nothing is encrypted: an eavesdropper reads the messages (docs/security.md).
  * Protocol version 3 introduced the session tags, version 4 made them
- * Poly1305 tags (HMAC-SHA256 before) and added the bundles (codec.h); nodes
+ * Poly1305 tags (HMAC-SHA256 before) and added the bundles (codec.h).
+ * Version 5 changes no byte: it marks replicated rules version 4 nodes do
+ * not share (the applications' retry window and snapshot format 2, and
+ * EXPIRE's conditions, whose entries a version 4 node skips as malformed),
+ * which would let members of one cluster reach different states. Nodes
  * of other versions are refused (VERSION). docs/wire.md has the byte
  * layout. */
 #ifndef SABHA_NET_HANDSHAKE_H
@@ -52,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PROTOCOL_VERSION 4u
+#define HS_PROTOCOL_VERSION 5u
 #define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
 #define HS_MAGIC_BYTES 8u
 #define HS_NONCE_BYTES 32u
