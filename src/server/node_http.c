@@ -268,7 +268,7 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
                                       {"full", n->http_refused}};
   counters_by_reason(b, "sabha_http_connections_dropped_total",
                      "HTTP connections dropped with every slot taken: evicted "
-                     "(an idle one, else a half-sent head: answered 408), "
+                     "(an idle one, else a half-sent head or body: 408), "
                      "full (the new one: every other was being answered)",
                      dropped, 2);
 }
@@ -843,36 +843,41 @@ static void on_http_timer(uv_timer_t *t) {
 enum http_holds {
   HTTP_HOLDS_NOTHING, /* idle: no byte of a request, nothing to write */
   HTTP_HOLDS_HEAD,    /* part of a request head, nothing to write */
-  HTTP_HOLDS_WORK,    /* a response being written or made, or a body */
+  HTTP_HOLDS_BODY,    /* a whole head, its body still coming */
+  HTTP_HOLDS_WORK,    /* a response being written or made */
 };
 
 static enum http_holds http_holds(const struct srv_http_conn *c) {
-  if (c->responded || c->kv_busy || c->kv_close || c->body_coming ||
-      c->writing || c->out.len > 0)
+  if (c->responded || c->kv_busy || c->kv_close || c->writing ||
+      c->out.len > 0)
     return HTTP_HOLDS_WORK;
   if (c->tls != NULL &&
       (c->tls_out.size_bytes > 0 || tls_conn_out_bytes(c->tls) > 0))
     return HTTP_HOLDS_WORK;
+  if (c->body_coming)
+    return HTTP_HOLDS_BODY;
   return c->len == 0 ? HTTP_HOLDS_NOTHING : HTTP_HOLDS_HEAD;
 }
 
 /* Every slot is taken: the oldest idle connection makes room, else the
- * oldest still sending its head (408 either way), so that connections
- * that hold a slot and ask for nothing, or trickle a head, cannot keep
- * /health and /metrics from answering. A connection whose response is
- * being written or made, or whose body is coming, is never cut: false
- * when every one is such. */
+ * oldest still sending its head, else the oldest whose body is still
+ * coming (408 each), so that connections that hold a slot and ask for
+ * nothing, or trickle a head or a body, cannot keep /health and /metrics
+ * from answering. (A body has the head's deadline anyway: one that takes
+ * longer is answered 408 in any case.) A connection whose response is
+ * being written or made is never cut: false when every one is such. */
 static bool http_make_room(struct srv_node *n) {
   struct srv_http_conn *victim = NULL;
+  enum http_holds least = HTTP_HOLDS_WORK;
   for (struct list_link *l = n->https.next; l != &n->https; l = l->next) {
     struct srv_http_conn *c = LIST_OF(l, struct srv_http_conn, link);
     enum http_holds h = http_holds(c);
-    if (h == HTTP_HOLDS_NOTHING) {
+    if (h < least) { /* oldest first: the first of each kind stays */
       victim = c;
-      break;
+      least = h;
+      if (h == HTTP_HOLDS_NOTHING)
+        break;
     }
-    if (h == HTTP_HOLDS_HEAD && victim == NULL)
-      victim = c;
   }
   if (victim == NULL)
     return false;
@@ -996,7 +1001,7 @@ static void http_process(struct srv_http_conn *c) {
       return;
     }
     if (c->len < consumed + body) {
-      c->body_coming = true; /* its slot is not taken from it */
+      c->body_coming = true; /* pushed out only after idle and heads */
       /* The body is still coming. A client that asked (Expect:
        * 100-continue, as `curl -T` does) waits for this before it sends
        * it, a second by default (RFC 9110 §10.1.1). */
