@@ -29,6 +29,8 @@
 #include "check.h"
 #include "failing_alloc.h"
 #include "fenced_alloc.h"
+#include "node/runtime.h"
+#include "rt_host.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define CMD_BYTES_MAX 4096
@@ -1714,6 +1716,42 @@ static void seat_counts_are_kept_not_walked(void) {
 
 /* ---- The retry rules in the log ---------------------------------------- */
 
+/* What a node's machine answers about the ledger: balances and each txid's
+ * saved outcome, as text. */
+static void ledger_said(const struct app *a, int n_tx, char *out, size_t cap) {
+  size_t used = (size_t)snprintf(out, cap, "a=%" PRId64 " b=%" PRId64,
+                                 balance(a, "a"), balance(a, "b"));
+  for (int i = 0; i < n_tx && used < cap; i++) {
+    char line[64];
+    snprintf(line, sizeof line, "LEDGER.TX t%d", i);
+    struct app_reply r = Q(a, 0, line);
+    used += (size_t)snprintf(out + used, cap - used, " t%d:%d/%u", i, r.kind,
+                             r.n_items);
+  }
+}
+
+/* The node of `n` restarted on its disk with `cfg` and elected, so that it
+ * replays what it had applied (`applied`): a node learns how far its log
+ * is committed from its term's first entry. */
+static int restart_node(struct rt_node *n, const struct rt_config *cfg,
+                        uint64_t applied) {
+  if (rt_close(n->rt) != 0)
+    return -1;
+  for (int i = 0; i < n->h.n_closed; i++)
+    rt_stream_free(n->h.closed[i]);
+  n->h.n_closed = 0;
+  n->rt = NULL;
+  if (rt_node_start(n, cfg) != 0 || rt_node_elect(n) != 0) {
+    fprintf(stderr, "  %s did not start and lead\n", cfg->protocol);
+    return -1;
+  }
+  rt_node_settle(n);
+  if (rt_applied_index(n->rt) < applied)
+    fprintf(stderr, "  %s replayed to %" PRIu64 " of %" PRIu64 "\n",
+            cfg->protocol, rt_applied_index(n->rt), applied);
+  return rt_applied_index(n->rt) >= applied ? 0 : -1;
+}
+
 /* Applies a rules entry stamped now_ms. */
 static struct app_reply rules(struct app *a, uint64_t now_ms,
                               uint32_t dedup_max, uint32_t window_ms) {
@@ -1915,6 +1953,69 @@ static void snapshots_keep_the_rules_in_force(void) {
   app_free(e);
 }
 
+/* A whole cluster restarted with other retry settings replays its log tail
+ * (the entries after its snapshot) under the rules that were in force when
+ * they first applied: a transfer refused "retry table full" stays refused,
+ * and nothing acknowledged changes. The new settings take effect after,
+ * through the rules entry their leader proposes. */
+static void replay_under_other_settings(const char *protocol) {
+  enum { N_TX = 8 };
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  rt_node_config_alone(&n, &cfg);
+  snprintf(cfg.protocol, sizeof cfg.protocol, "%s", protocol);
+  cfg.dedup_max = 4;
+  cfg.dedup_window_ms = 60000;
+  CHECK(rt_node_start(&n, &cfg) == 0);
+  CHECK(rt_node_elect(&n) == 0);
+  rt_node_settle(&n);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL);
+  char in[2048];
+  size_t used = (size_t)snprintf(in, sizeof in,
+                                 "LEDGER.OPEN a 1000\r\nLEDGER.OPEN b 0\r\n");
+  for (int i = 0; i < N_TX; i++)
+    used += (size_t)snprintf(in + used, sizeof in - used,
+                             "LEDGER.TRANSFER t%d a b 10\r\n", i);
+  rt_stream_input(c, in, used);
+  rt_node_settle(&n);
+  char said[4096];
+  snprintf(said, sizeof said, "%s", rt_stream_said(c));
+  /* Four ids fill the table for a minute: the rest were refused. */
+  CHECK(strstr(said, "retry table full") != NULL);
+  char first[1024];
+  ledger_said(rt_app(n.rt), N_TX, first, sizeof first);
+  CHECK(balance(rt_app(n.rt), "a") == 960);
+  uint64_t applied = rt_applied_index(n.rt);
+
+  /* Every id kept, none for long: under these, all eight would apply. */
+  cfg.dedup_max = 64;
+  cfg.dedup_window_ms = 0;
+  CHECK(restart_node(&n, &cfg, applied) == 0);
+  char replayed[1024];
+  ledger_said(rt_app(n.rt), N_TX, replayed, sizeof replayed);
+  if (strcmp(first, replayed) != 0)
+    fprintf(stderr, "  first:    %s\n  replayed: %s\n", first, replayed);
+  CHECK(strcmp(first, replayed) == 0);
+  /* Leading again, the node put its settings in the log after it. */
+  struct app_rules rules;
+  CHECK(app_rules_in_force(rt_app(n.rt), &rules));
+  CHECK(rules.dedup_max == 64 && rules.dedup_window_ms == 0);
+  /* Restarted with the same settings, it has nothing to propose. */
+  applied = rt_applied_index(n.rt);
+  uint64_t hash = app_state_hash(rt_app(n.rt));
+  CHECK(restart_node(&n, &cfg, applied) == 0);
+  CHECK(app_state_hash(rt_app(n.rt)) == hash);
+  rt_node_close(&n);
+}
+
+/* Both engines go through the same runtime code. */
+static void a_log_replayed_under_other_settings_gives_the_same_replies(void) {
+  replay_under_other_settings("raft");
+  replay_under_other_settings("multipaxos");
+}
+
 static const struct test tests[] = {
     TEST(command_table_follows_the_enum_and_finds_any_case),
     TEST(codec_round_trips_and_stamps_in_place),
@@ -1949,6 +2050,7 @@ static const struct test tests[] = {
     TEST(a_rules_entry_is_no_client_command),
     TEST(a_rules_entry_out_of_bounds_is_refused_alike),
     TEST(snapshots_keep_the_rules_in_force),
+    TEST(a_log_replayed_under_other_settings_gives_the_same_replies),
 };
 
 int main(int argc, char **argv) {
