@@ -1153,8 +1153,8 @@ static void maybe_propose_rules(struct rt *rt) {
       now_in_force.dedup_window_ms == want.dedup_window_ms)
     return;
   uint64_t now = rt_now_ms(rt);
-  if (rt->rules_proposed && now - rt->rules_proposed_ms <
-                                (uint64_t)rt->cfg.request_timeout_ms)
+  if (rt->rules_proposed &&
+      now - rt->rules_proposed_ms < (uint64_t)rt->cfg.request_timeout_ms)
     return;
   uint8_t buf[APP_RULES_CMD_BYTES];
   struct app_hdr hdr = {.now_ms = rt_stamp_ms(rt), .tag = 0};

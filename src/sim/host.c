@@ -820,8 +820,7 @@ static void group_config(const struct sim *s, struct rt_config *cfg,
  * every id of the run staying known. */
 static void restart_settings(const struct sim *s, const struct node *n,
                              struct rt_config *cfg) {
-  static const uint32_t windows_ms[] = {APP_DEDUP_WINDOW_MS_DEFAULT, 0,
-                                        60000};
+  static const uint32_t windows_ms[] = {APP_DEDUP_WINDOW_MS_DEFAULT, 0, 60000};
   if (n->restarts == 0)
     return;
   uint64_t pick = sim_mix(sim_mix(s->o.seed, n->id), 0x72000 + n->restarts);

@@ -1017,8 +1017,7 @@ static int dispatch_write(struct app *a, const struct app_decoded *d,
  * encoding per entry, so that no two byte strings mean the same rules. */
 static bool rules_decode(const uint8_t *cmd, size_t len, uint64_t *now_ms,
                          struct app_rules *out) {
-  if (len != APP_RULES_CMD_BYTES || cmd[1] != APP_FORMAT_VERSION ||
-      cmd[3] != 2)
+  if (len != APP_RULES_CMD_BYTES || cmd[1] != APP_FORMAT_VERSION || cmd[3] != 2)
     return false;
   const uint8_t *p = cmd + APP_CMD_HEADER_BYTES;
   if (le_get_u16(p) != 4 || le_get_u16(p + 6) != 4)

@@ -374,9 +374,9 @@ static int snapshot_corpora(const char *kv_dir, const char *app_dir,
       if (app_apply(ruled, rules_cmd, sizeof rules_cmd, &rr) == 0)
         ruled_snap = app_snapshot_of(ruled, &ruled_n);
     }
-    rc |= ruled_snap == NULL ? 1
-                             : write_flagged(app_dir, "rules.bin", 0,
-                                             ruled_snap, ruled_n);
+    rc |= ruled_snap == NULL
+              ? 1
+              : write_flagged(app_dir, "rules.bin", 0, ruled_snap, ruled_n);
     free(ruled_snap);
     app_free(ruled);
   }

@@ -1846,15 +1846,17 @@ static void a_rules_entry_out_of_bounds_is_refused_alike(void) {
   W(b, 10, "LEDGER.OPEN a 1000");
   uint64_t ha = app_state_hash(a), hb = app_state_hash(b);
   const struct app_rules bad[] = {
-      {0, 0},                                            /* no id kept */
-      {APP_DEDUP_LIMIT + 1, 0},                          /* too many */
-      {8, APP_DEDUP_WINDOW_MS_LIMIT + 1},                /* too long */
+      {0, 0},                             /* no id kept */
+      {APP_DEDUP_LIMIT + 1, 0},           /* too many */
+      {8, APP_DEDUP_WINDOW_MS_LIMIT + 1}, /* too long */
       {UINT32_MAX, UINT32_MAX},
   };
   for (size_t i = 0; i < N(bad); i++) {
-    struct app_reply ra = rules(a, 50, bad[i].dedup_max, bad[i].dedup_window_ms);
+    struct app_reply ra =
+        rules(a, 50, bad[i].dedup_max, bad[i].dedup_window_ms);
     CHECK(last_rc == SABHA_ECORRUPT);
-    struct app_reply rb = rules(b, 50, bad[i].dedup_max, bad[i].dedup_window_ms);
+    struct app_reply rb =
+        rules(b, 50, bad[i].dedup_max, bad[i].dedup_window_ms);
     CHECK(last_rc == SABHA_ECORRUPT);
     CHECK(ra.kind == APP_REPLY_ERROR && ra.code == APP_E_SYNTAX);
     CHECK(same_reply(&ra, &rb));
@@ -1920,9 +1922,9 @@ static void snapshots_keep_the_rules_in_force(void) {
   size_t rules_at = 4 + 1 + 8;
   CHECK(snap[rules_at] == 1 && le_get_u32(snap + rules_at + 1) == 16);
   const struct lie lies[] = {
-      {rules_at, 2, 1},                                   /* no such flag */
-      {rules_at + 1, 0, 4},                               /* dedup_max 0 */
-      {rules_at + 1, 9, 4},                               /* below its ids */
+      {rules_at, 2, 1},     /* no such flag */
+      {rules_at + 1, 0, 4}, /* dedup_max 0 */
+      {rules_at + 1, 9, 4}, /* below its ids */
       {rules_at + 5, APP_DEDUP_WINDOW_MS_LIMIT + 1, 4},
   };
   CHECK(lies_refused(b, snap, len, lies, N(lies)));
