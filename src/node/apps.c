@@ -136,12 +136,21 @@ void rt_app_info(struct rt *rt, struct resp_buf *b) {
    * for each INFO with 2 Mi of them. */
   uint64_t seats = 0, booked = 0;
   app_seats_count(rt->app, &seats, &booked);
+  /* The rules in force come from the log once a rules entry applied;
+   * dedup_max and dedup_window_ms are this node's settings, which its
+   * leader proposes when they differ. */
+  struct app_rules rules;
+  bool recorded = app_rules_in_force(rt->app, &rules);
   resp_buf_printf(b,
                   "# Apps\r\napp_accounts:%" PRIu64 "\r\n"
                   "app_ledger_total_paise:%" PRId64 "\r\n"
                   "app_seats:%" PRIu64 "\r\napp_seats_booked:%" PRIu64 "\r\n"
                   "app_clock_ms:%" PRIu64 "\r\napp_dedup_max:%u\r\n"
-                  "app_dedup_window_ms:%u\r\n\r\n",
+                  "app_dedup_window_ms:%u\r\n"
+                  "app_rules_dedup_max:%u\r\n"
+                  "app_rules_dedup_window_ms:%u\r\n"
+                  "app_rules_from:%s\r\n\r\n",
                   accounts, total, seats, booked, app_clock_ms(rt->app),
-                  rt->cfg.dedup_max, rt->cfg.dedup_window_ms);
+                  rt->cfg.dedup_max, rt->cfg.dedup_window_ms, rules.dedup_max,
+                  rules.dedup_window_ms, recorded ? "log" : "settings");
 }

@@ -339,13 +339,15 @@ static int build_state(const struct rt *rt, const uint8_t *data, size_t len,
     rc = app_restore(app, parts.app, parts.app_len);
     if (rc == SABHA_ECORRUPT) {
       /* Tell a settings mismatch from damage: would it restore under the
-       * largest bound? */
+       * largest bound? Only a snapshot that recorded no retry rules (from
+       * before they were kept in the log) is bound by this node's. */
       struct app *big = NULL;
       if (new_app(rt, APP_DEDUP_LIMIT, &big) == 0 &&
           app_restore(big, parts.app, parts.app_len) == 0)
         snprintf(why, why_size,
-                 "it holds more application ids than --dedup-max %u allows; "
-                 "every member must run with the same --dedup-max",
+                 "it holds more application ids than --dedup-max %u allows, "
+                 "and records no retry rules of its own; start with the "
+                 "--dedup-max it was written with",
                  rt->cfg.dedup_max);
       else
         snprintf(why, why_size, "its applications part is damaged");
@@ -712,6 +714,11 @@ static void check_leader(struct rt *rt) {
        * election timeout before it judges whom to prefer. */
       rt->prefer_next_ms = rt_now_ms(rt) + election_timeout_ms(rt);
       rt->prefer_failures = 0;
+      /* Its log's end now holds an entry of its own term (Raft's no-op,
+       * Multi-Paxos's slots taken over): applied, the rules in force are
+       * every earlier leader's last word. */
+      rt->rules_ready_index = st.last_index;
+      rt->rules_proposed = false;
     }
     rt->last_leader = st.leader;
     rt->last_role = st.role;
@@ -1035,6 +1042,8 @@ static void ready_once(struct rt *rt) {
   rt_run_deferred(rt);
 }
 
+static void maybe_propose_rules(struct rt *rt);
+
 bool rt_run(struct rt *rt) {
   if (rt->dead)
     return false;
@@ -1060,6 +1069,7 @@ bool rt_run(struct rt *rt) {
   if (!rt->dead) {
     check_leader(rt);
     check_membership(rt);
+    maybe_propose_rules(rt);
   }
   if (!rt->dead)
     rt_clients_resume(rt);
@@ -1120,6 +1130,46 @@ static void maybe_propose_clock(struct rt *rt, uint64_t now_ms) {
     rt_kick(rt);
   }
   (void)now_ms;
+}
+
+/* The applications' retry rules decide replies, so they change at one point
+ * of the log for every replica: the leader proposes its settings as a rules
+ * entry (sm/app.h) when the rules in force differ from them, or were never
+ * recorded. Not before it has applied its own term's first entry, so that
+ * it judges by the rules its predecessors left; at most one in flight, sent
+ * again after a request timeout if it has not taken effect by then (lost
+ * with a leader's change of mind, or dropped by a busy engine). Members
+ * with other settings would undo each other's entries, which the peer
+ * handshake's settings digest prevents. */
+static void maybe_propose_rules(struct rt *rt) {
+  if (rt->last_role != SABHA_ROLE_LEADER ||
+      rt->last_leader != rt->cfg.engine.id || rt->in_ready || rt->dead ||
+      rt->applied < rt->rules_ready_index)
+    return;
+  struct app_rules want = {rt->cfg.dedup_max, rt->cfg.dedup_window_ms};
+  struct app_rules now_in_force;
+  if (app_rules_in_force(rt->app, &now_in_force) &&
+      now_in_force.dedup_max == want.dedup_max &&
+      now_in_force.dedup_window_ms == want.dedup_window_ms)
+    return;
+  uint64_t now = rt_now_ms(rt);
+  if (rt->rules_proposed &&
+      now - rt->rules_proposed_ms < (uint64_t)rt->cfg.request_timeout_ms)
+    return;
+  uint8_t buf[APP_RULES_CMD_BYTES];
+  struct app_hdr hdr = {.now_ms = rt_stamp_ms(rt), .tag = 0};
+  size_t size = app_encode_rules(buf, sizeof buf, &hdr, &want);
+  if (sabha_engine_propose(rt->engine, buf, size) != 0)
+    return; /* the next run tries again */
+  rt->rules_proposed = true;
+  rt->rules_proposed_ms = now;
+  rt_log(rt, RT_LOG_INFO,
+         "proposed the applications' retry rules dedup-max %u, "
+         "dedup-window-ms %u (in force: %u, %u%s)",
+         want.dedup_max, want.dedup_window_ms, now_in_force.dedup_max,
+         now_in_force.dedup_window_ms,
+         app_rules_in_force(rt->app, &now_in_force) ? "" : ", from settings");
+  rt_kick(rt);
 }
 
 /* Preferred leaders: a leader that knows a voter of strictly higher

@@ -242,10 +242,12 @@ struct rt_config {
    * half of it the clients holding the most stop being read; past all of
    * it the largest are closed until the rest fit. */
   uint64_t clients_memory_max;
-  uint32_t dedup_max;       /* app ids remembered (sm/app.h); every
-                               member must agree */
-  uint32_t dedup_window_ms; /* ... and the least time each is kept; every
-                               member must agree */
+  /* The applications' retry rules (sm/app.h): app ids remembered, and the
+   * least time each is kept. Every member should agree; they take effect
+   * through the log, where a leader whose settings differ from the rules
+   * in force proposes them (runtime.c, maybe_propose_rules). */
+  uint32_t dedup_max;
+  uint32_t dedup_window_ms;
   uint32_t clock_ms;  /* the leader proposes a clock entry when
                          something stored may have expired and the
                          log's clock lags its own by this much; 0:

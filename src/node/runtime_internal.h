@@ -399,6 +399,13 @@ struct rt {
   struct rt_req *req_pool; /* requests freed for reuse (requests.c) */
   uint32_t req_pool_n;
   uint64_t clock_proposed_ms; /* the last clock entry's stamp */
+  /* The retry rules entry (maybe_propose_rules): proposed once this
+   * leader has applied up to rules_ready_index (its log's end when it took
+   * office), and again when rules_proposed_ms is a request timeout old
+   * with the rules still not in force. */
+  uint64_t rules_ready_index;
+  bool rules_proposed;
+  uint64_t rules_proposed_ms;
   /* The tag of the next app command proposed here: the node id in the top
    * byte, a counter from a random start below it, so that no other node,
    * nor this one before a restart, proposes the same tag (apply would

@@ -810,6 +810,24 @@ static void group_config(const struct sim *s, struct rt_config *cfg,
         k == preferred ? RT_PRIORITY_DEFAULT + 1 : RT_PRIORITY_DEFAULT;
 }
 
+/* A restarted node may come back with other retry settings, as when an
+ * operator changes them: the rules in force change only through the log
+ * (the rules entry of a leader whose settings differ from them), so every
+ * replica still applies one log alike, and the checkers compare their
+ * machines, rules included. Members disagree for a while, which sabhad's
+ * handshake would refuse; here it makes leaders change the rules back and
+ * forth under every fault. dedup_max only grows: the end checks rely on
+ * every id of the run staying known. */
+static void restart_settings(const struct sim *s, const struct node *n,
+                             struct rt_config *cfg) {
+  static const uint32_t windows_ms[] = {APP_DEDUP_WINDOW_MS_DEFAULT, 0, 60000};
+  if (n->restarts == 0)
+    return;
+  uint64_t pick = sim_mix(sim_mix(s->o.seed, n->id), 0x72000 + n->restarts);
+  cfg->dedup_max += (uint32_t)(pick % 3) * 32u;
+  cfg->dedup_window_ms = windows_ms[(pick / 3) % 3];
+}
+
 static int open_group(struct sim *s, struct node *n, uint32_t g, char *err,
                       size_t err_size) {
   struct rt_config cfg = s->rt_cfg;
@@ -829,6 +847,7 @@ static int open_group(struct sim *s, struct node *n, uint32_t g, char *err,
   cfg.kv_hash_key[1] = sim_mix(s->o.seed, 0x6b77);
   cfg.app_hash_key[0] = sim_mix(s->o.seed, 0x6170);
   cfg.app_hash_key[1] = sim_mix(s->o.seed, 0x6171);
+  restart_settings(s, n, &cfg);
   group_config(s, &cfg, g);
   struct rt_ports ports = sim_ports;
   ports.ctx = &n->grp[g].port;

@@ -13,10 +13,12 @@
  * one snapshot, so a host replicates a single thing, and a checker can read
  * every application's state from one place.
  *
- * Snapshot format (version 2, integers little-endian; str = u8 len | bytes,
+ * Snapshot format (version 3, integers little-endian; str = u8 len | bytes,
  * len <= APP_ARG_BYTES_MAX):
  *
- *   u32 magic "SAP1" | u8 version (2) | u64 clock_ms
+ *   u32 magic "SAP1" | u8 version (3) | u64 clock_ms
+ *   rules   u8 recorded (0 or 1) | when 1: u32 dedup_max
+ *           | u32 dedup_window_ms (within the bounds of app_config)
  *   ledger  u32 n | n x (str account | i64 balance | i64 opened_with)
  *           | dedup
  *   seats   u32 n | n x (str train | str date | str seat | u64 pnr (0 free))
@@ -41,7 +43,11 @@
  *           | u8 n_items | n_items x (u8 kind | i64 integer | u16 off
  *                                     | u16 len)
  *
- * Version 1 differs only in the dedup entries: str id | u64 fingerprint
+ * Version 2 has no rules field: its rules count as not recorded, and the
+ * restoring machine's config decides, as it did for the machines that
+ * wrote it.
+ *
+ * Version 1 also differs in the dedup entries: str id | u64 fingerprint
  * (FNV-1a 64) | u32 blob_bytes | blob. Restore reads it so that nodes keep
  * the data they had: its entries keep their FNV fingerprints (kind 1) and
  * are taken as recorded at time 0, older than any window. The machines
@@ -82,7 +88,7 @@ const struct app_config app_config_default = {
 };
 
 #define SNAPSHOT_MAGIC "SAP1"
-#define SNAPSHOT_VERSION 2u
+#define SNAPSHOT_VERSION 3u
 #define SNAPSHOT_VERSION_MIN 1u /* still read: nodes upgrade with data */
 #define SNAPSHOT_TRAILER_BYTES 4u
 #define DEDUP_MAX_LIMIT APP_DEDUP_LIMIT
@@ -201,6 +207,26 @@ size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
   }
   assert((size_t)(p - buf) == size);
   return size;
+}
+
+size_t app_encode_rules(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
+                        const struct app_rules *rules) {
+  assert(buf != NULL && hdr != NULL && rules != NULL);
+  assert(cap >= APP_RULES_CMD_BYTES);
+  (void)cap;
+  buf[0] = APP_CMD_MAGIC;
+  buf[1] = APP_FORMAT_VERSION;
+  buf[2] = APP_OP_RULES;
+  buf[3] = 2;
+  le_put_u64(buf + 4, hdr->now_ms);
+  le_put_u64(buf + 12, hdr->tag);
+  uint8_t *p = buf + APP_CMD_HEADER_BYTES;
+  le_put_u16(p, 4);
+  le_put_u32(p + 2, rules->dedup_max);
+  le_put_u16(p + 6, 4);
+  le_put_u32(p + 8, rules->dedup_window_ms);
+  assert(p + 12 == buf + APP_RULES_CMD_BYTES);
+  return APP_RULES_CMD_BYTES;
 }
 
 bool app_is_command(const uint8_t *cmd, size_t len) {
@@ -752,7 +778,7 @@ static bool dedup_read_print(const struct app *a, struct app_r *r,
     e->recorded_ms = 0;
     return !r->bad;
   }
-  assert(r->version == SNAPSHOT_VERSION);
+  assert(r->version >= 2 && r->version <= SNAPSHOT_VERSION);
   e->fingerprint_kind = app_r_u8(r);
   const uint8_t *b = app_r_bytes(r, APP_FINGERPRINT_BYTES);
   e->recorded_ms = app_r_u64(r);
@@ -886,10 +912,15 @@ bool app_r_count_fits(const struct app_r *r, uint64_t n, size_t min_bytes) {
 
 /* ---- The machine -------------------------------------------------------- */
 
+static bool rules_valid(const struct app_rules *r) {
+  return r->dedup_max >= 1 && r->dedup_max <= DEDUP_MAX_LIMIT &&
+         r->dedup_window_ms <= APP_DEDUP_WINDOW_MS_LIMIT;
+}
+
 static bool config_valid(const struct app_config *c) {
-  return c->dedup_max >= 1 && c->dedup_max <= DEDUP_MAX_LIMIT &&
-         c->dedup_window_ms <= APP_DEDUP_WINDOW_MS_LIMIT &&
-         c->objects_max >= 1 && c->objects_max <= OBJECTS_MAX_LIMIT;
+  struct app_rules r = {c->dedup_max, c->dedup_window_ms};
+  return rules_valid(&r) && c->objects_max >= 1 &&
+         c->objects_max <= OBJECTS_MAX_LIMIT;
 }
 
 int app_new(struct app **out, const struct app_config *config) {
@@ -902,6 +933,8 @@ int app_new(struct app **out, const struct app_config *config) {
   if (a == NULL)
     return SABHA_ENOMEM;
   a->cfg = *config;
+  a->settings.dedup_max = config->dedup_max;
+  a->settings.dedup_window_ms = config->dedup_window_ms;
   *out = a;
   return 0;
 }
@@ -927,6 +960,13 @@ void app_clock_advance(struct app *a, uint64_t now_ms) {
 uint64_t app_visits(const struct app *a) {
   assert(a != NULL);
   return a->visits;
+}
+
+bool app_rules_in_force(const struct app *a, struct app_rules *out) {
+  assert(a != NULL && out != NULL);
+  out->dedup_max = a->cfg.dedup_max;
+  out->dedup_window_ms = a->cfg.dedup_window_ms;
+  return a->rules_recorded;
 }
 
 uint64_t app_clock_ms(const struct app *a) {
@@ -973,9 +1013,64 @@ static int dispatch_write(struct app *a, const struct app_decoded *d,
   }
 }
 
+/* Reads a rules entry of exactly the form app_encode_rules writes: one
+ * encoding per entry, so that no two byte strings mean the same rules. */
+static bool rules_decode(const uint8_t *cmd, size_t len, uint64_t *now_ms,
+                         struct app_rules *out) {
+  if (len != APP_RULES_CMD_BYTES || cmd[1] != APP_FORMAT_VERSION || cmd[3] != 2)
+    return false;
+  const uint8_t *p = cmd + APP_CMD_HEADER_BYTES;
+  if (le_get_u16(p) != 4 || le_get_u16(p + 6) != 4)
+    return false;
+  *now_ms = le_get_u64(cmd + 4);
+  out->dedup_max = le_get_u32(p + 2);
+  out->dedup_window_ms = le_get_u32(p + 8);
+  return true;
+}
+
+/* A smaller dedup_max: the oldest ids go first, as they would have gone one
+ * at a time had the table been full under it. The same on every replica,
+ * since the ring's order is part of the state. */
+static void dedup_fit(const struct app *a, struct app_dedup *t) {
+  while (t->n > a->cfg.dedup_max)
+    dedup_evict_oldest(a, t);
+}
+
+static int apply_rules(struct app *a, const uint8_t *cmd, size_t len,
+                       struct app_reply *out) {
+  assert(cmd[2] == APP_OP_RULES);
+  uint64_t stamp_ms = 0;
+  struct app_rules r;
+  if (!rules_decode(cmd, len, &stamp_ms, &r)) {
+    app_reply_error(out, APP_E_SYNTAX, "ERR malformed retry rules entry");
+    return SABHA_ECORRUPT;
+  }
+  if (!rules_valid(&r)) {
+    app_reply_error(out, APP_E_SYNTAX,
+                    "ERR retry rules out of bounds: dedup-max %u (1 to %u), "
+                    "dedup-window-ms %u (at most %u); not applied",
+                    r.dedup_max, DEDUP_MAX_LIMIT, r.dedup_window_ms,
+                    APP_DEDUP_WINDOW_MS_LIMIT);
+    return SABHA_ECORRUPT;
+  }
+  a->cfg.dedup_max = r.dedup_max;
+  a->cfg.dedup_window_ms = r.dedup_window_ms;
+  a->rules_recorded = true;
+  dedup_fit(a, &a->ledger.dedup);
+  dedup_fit(a, &a->seats.dedup);
+  if (stamp_ms > a->clock_ms)
+    a->clock_ms = stamp_ms;
+  app_locks_clock_moved(a);
+  app_reply_ok(out, false);
+  return 0;
+}
+
 int app_apply(struct app *a, const uint8_t *cmd, size_t len,
               struct app_reply *out) {
   assert(a != NULL && out != NULL);
+  if (len > 2 && cmd != NULL && cmd[0] == APP_CMD_MAGIC &&
+      cmd[2] == APP_OP_RULES)
+    return apply_rules(a, cmd, len, out);
   struct app_decoded d;
   if (app_decode(cmd, len, &d) != 0) {
     app_reply_error(out, APP_E_SYNTAX, "ERR malformed app command");
@@ -1054,6 +1149,11 @@ static void write_state(struct app_w *w, const struct app *a) {
   app_w_bytes(w, SNAPSHOT_MAGIC, 4);
   app_w_u8(w, SNAPSHOT_VERSION);
   app_w_u64(w, a->clock_ms);
+  app_w_u8(w, a->rules_recorded ? 1 : 0);
+  if (a->rules_recorded) {
+    app_w_u32(w, a->cfg.dedup_max);
+    app_w_u32(w, a->cfg.dedup_window_ms);
+  }
   app_ledger_write(w, a);
   app_seats_write(w, a);
   app_locks_write(w, a);
@@ -1085,6 +1185,24 @@ uint64_t app_state_hash(const struct app *a) {
   return mix64(w.hash ^ w.n);
 }
 
+/* The rules a snapshot recorded, before the tables whose bound they are. */
+static bool restore_rules(struct app *fresh, struct app_r *r) {
+  uint8_t recorded = app_r_u8(r);
+  if (r->bad || recorded > 1)
+    return false;
+  if (recorded == 0)
+    return true;
+  struct app_rules rules;
+  rules.dedup_max = app_r_u32(r);
+  rules.dedup_window_ms = app_r_u32(r);
+  if (r->bad || !rules_valid(&rules))
+    return false;
+  fresh->cfg.dedup_max = rules.dedup_max;
+  fresh->cfg.dedup_window_ms = rules.dedup_window_ms;
+  fresh->rules_recorded = true;
+  return true;
+}
+
 static int restore_into(struct app *fresh, const uint8_t *data, size_t len) {
   struct app_r r = {data, len - SNAPSHOT_TRAILER_BYTES, 0, false, 0};
   const uint8_t *magic = app_r_bytes(&r, 4);
@@ -1092,6 +1210,8 @@ static int restore_into(struct app *fresh, const uint8_t *data, size_t len) {
   fresh->clock_ms = app_r_u64(&r);
   if (r.bad || memcmp(magic, SNAPSHOT_MAGIC, 4) != 0 ||
       r.version < SNAPSHOT_VERSION_MIN || r.version > SNAPSHOT_VERSION)
+    return SABHA_ECORRUPT;
+  if (r.version >= 3 && !restore_rules(fresh, &r))
     return SABHA_ECORRUPT;
   int rc = app_ledger_restore(fresh, &r);
   if (rc == 0)
@@ -1112,8 +1232,13 @@ int app_restore(struct app *a, const uint8_t *data, size_t len) {
   uint32_t crc = le_get_u32(data + len - SNAPSHOT_TRAILER_BYTES);
   if (wal_crc32c(0, data, len - SNAPSHOT_TRAILER_BYTES) != crc)
     return SABHA_ECORRUPT;
+  /* From the config's rules: a snapshot that recorded none leaves them in
+   * force, whatever rules entries this machine had applied. */
+  struct app_config cfg = a->cfg;
+  cfg.dedup_max = a->settings.dedup_max;
+  cfg.dedup_window_ms = a->settings.dedup_window_ms;
   struct app *fresh;
-  int rc = app_new(&fresh, &a->cfg);
+  int rc = app_new(&fresh, &cfg);
   if (rc != 0)
     return rc;
   rc = restore_into(fresh, data, len);

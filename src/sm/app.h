@@ -57,6 +57,19 @@
  *     happened (LEDGER.TX) before sending again. dedup_window_ms 0 keeps
  *     the newest dedup_max ids, whatever their age. The table travels in
  *     snapshots.
+ *   - The retry rules (dedup_max, dedup_window_ms) decide replies, so they
+ *     are part of the replicated state: a rules entry in the log
+ *     (app_encode_rules) switches them for every replica at the same point,
+ *     and a snapshot carries the rules in force. Until the first rules
+ *     entry applies, the machine uses the rules of its app_config (the
+ *     host's settings), as machines did before rules entries existed. A
+ *     host proposes a rules entry when the rules in force differ from its
+ *     settings; a log replayed after a restart with other settings then
+ *     still gives every entry the reply it had, and the new settings take
+ *     effect at the new rules entry. A rules entry is not a client command:
+ *     it has no row in app_commands(), so no client can name it, and
+ *     app_decode refuses it; app_apply checks its bounds like a host's
+ *     config and refuses one out of range with the state unchanged.
    - The rest are idempotent by what they name: opening an account that
  *     exists with the same initial amount, adding a seat that exists,
  *     cancelling a cancelled PNR or order, acquiring a lock the owner holds
@@ -146,6 +159,9 @@ enum app_op {
   APP_ORDER_CANCEL,
   APP_ORDER_GET,
   APP_OP_COUNT,
+  /* Internal, proposed by hosts only: switches the retry rules (struct
+   * app_rules). Outside the command table on purpose. */
+  APP_OP_RULES = 0xF0,
 };
 
 /* One row of the command table. */
@@ -195,6 +211,23 @@ struct app_hdr {
 size_t app_encode(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
                   enum app_op op, const struct app_arg *argv, size_t argc);
 
+/* The retry rules: the fields of struct app_config that decide replies. */
+struct app_rules {
+  uint32_t dedup_max;       /* 1 .. APP_DEDUP_LIMIT */
+  uint32_t dedup_window_ms; /* 0 .. APP_DEDUP_WINDOW_MS_LIMIT */
+};
+
+/* A rules entry: the command header with op APP_OP_RULES, argc 2, and two
+ * arguments of 4 bytes each, dedup_max and dedup_window_ms (u32
+ * little-endian). */
+#define APP_RULES_CMD_BYTES (APP_CMD_HEADER_BYTES + 2u * (2u + 4u))
+
+/* Builds a rules entry into buf[0, cap), cap >= APP_RULES_CMD_BYTES, and
+ * returns APP_RULES_CMD_BYTES. The rules are not checked here (app_apply
+ * does, on every replica alike). */
+size_t app_encode_rules(uint8_t *buf, size_t cap, const struct app_hdr *hdr,
+                        const struct app_rules *rules);
+
 /* True when the bytes start like an app command (magic byte). */
 bool app_is_command(const uint8_t *cmd, size_t len);
 
@@ -204,7 +237,8 @@ struct app_decoded {
   size_t argc;
   struct app_arg argv[APP_ARGS_MAX]; /* point into the command bytes */
 };
-/* Decodes a command. Returns 0, or SABHA_ECORRUPT for anything malformed. */
+/* Decodes a client command (an op of the command table). Returns 0, or
+ * SABHA_ECORRUPT for anything malformed, and for a rules entry. */
 int app_decode(const uint8_t *cmd, size_t len, struct app_decoded *out);
 
 /* Rewrites the now_ms and tag of an encoded command in place, so a host can
@@ -303,10 +337,12 @@ struct app;
 int app_new(struct app **out, const struct app_config *config);
 void app_free(struct app *a);
 
-/* Applies one committed command. Returns 0 with *out the reply (which may
- * be an error reply, such as insufficient funds); SABHA_ECORRUPT when the
- * bytes are not a well-formed app command (*out says so, state unchanged,
- * the same on every replica); SABHA_EINVAL for a read op (state unchanged);
+/* Applies one committed command or rules entry. Returns 0 with *out the
+ * reply (which may be an error reply, such as insufficient funds; +OK for
+ * a rules entry); SABHA_ECORRUPT when the bytes are not a well-formed app
+ * command, or are a rules entry malformed or out of bounds (*out says so,
+ * state unchanged, the same on every replica); SABHA_EINVAL for a read op
+ * (state unchanged);
  * SABHA_ENOMEM with the state unchanged (the host must not move past the
  * command, or this replica would diverge). Deterministic. */
 int app_apply(struct app *a, const uint8_t *cmd, size_t len,
@@ -319,6 +355,12 @@ int app_apply(struct app *a, const uint8_t *cmd, size_t len,
  * errors are error replies. Never changes the state. */
 int app_read(const struct app *a, enum app_op op, const struct app_arg *argv,
              size_t argc, uint64_t now_ms, struct app_reply *out);
+
+/* The retry rules in force into *out. Returns true when a rules entry (or
+ * a snapshot that holds one's rules) set them, false when they are the
+ * app_config's. A rules entry that lowers dedup_max forgets each table's
+ * oldest ids down to it, first in, first out, as a full table does. */
+bool app_rules_in_force(const struct app *a, struct app_rules *out);
 
 /* The highest now_ms applied. */
 uint64_t app_clock_ms(const struct app *a);
@@ -382,14 +424,16 @@ uint64_t app_state_hash(const struct app *a);
 
 /* Bytes app_snapshot() writes. */
 size_t app_snapshot_size(const struct app *a);
-/* Writes the whole state (dedup table and clock included) into buf[0, cap),
- * cap >= app_snapshot_size(). Returns the bytes written. The format (magic
- * "SAP1", version 2, sections per application, CRC32C trailer) is written
- * out in app.c; app_restore reads versions 1 and 2. */
+/* Writes the whole state (dedup table, clock and recorded rules included)
+ * into buf[0, cap), cap >= app_snapshot_size(). Returns the bytes written.
+ * The format (magic "SAP1", version 3, sections per application, CRC32C
+ * trailer) is written out in app.c; app_restore reads versions 1 to 3. */
 size_t app_snapshot(const struct app *a, uint8_t *buf, size_t cap);
-/* Replaces the state with a snapshot's. Returns 0, SABHA_ECORRUPT (bad
- * checksum, malformed, beyond this config's bounds) or SABHA_ENOMEM; on
- * error the state is unchanged. */
+/* Replaces the state with a snapshot's, rules included: the snapshot's
+ * recorded rules, or, when it has none (versions 1 and 2, or none recorded
+ * yet), the app_config's, whatever rules were in force before. Returns 0,
+ * SABHA_ECORRUPT (bad checksum, malformed, beyond those rules' or this
+ * config's bounds) or SABHA_ENOMEM; on error the state is unchanged. */
 int app_restore(struct app *a, const uint8_t *data, size_t len);
 
 #endif

@@ -207,7 +207,11 @@ struct app_orders {
 };
 
 struct app {
+  /* cfg.dedup_max and cfg.dedup_window_ms are the rules in force; the
+   * config's own, given to app_new, stay in `settings` for a restore. */
   struct app_config cfg;
+  struct app_rules settings;
+  bool rules_recorded; /* set by a rules entry, not by the config */
   uint64_t clock_ms;
   uint64_t objects; /* accounts, seats, PNRs, locks, fenced keys, orders */
   struct app_ledger ledger;
@@ -338,7 +342,7 @@ void app_r_str(struct app_r *r, struct app_str *s);
 bool app_r_count_fits(const struct app_r *r, uint64_t n, size_t min_bytes);
 
 void app_dedup_write(struct app_w *w, const struct app_dedup *t);
-/* Reads a table in the format of r->version (1 or 2); a->clock_ms is the
+/* Reads a table in the format of r->version (1 to 3); a->clock_ms is the
  * snapshot's clock, read already. Version-1 entries are given 0 as the
  * time they were recorded (app.c, the format). */
 int app_dedup_read(struct app *a, struct app_dedup *t, struct app_r *r);

@@ -359,6 +359,27 @@ static int snapshot_corpora(const char *kv_dir, const char *app_dir,
   rc |= write_flagged(kv_dir, "miss-cut.bin", 0, kvs, kv_n / 2);
 
   rc |= write_flagged(app_dir, "populated.bin", 0, apps, app_n);
+  {
+    /* The same state under rules a rules entry recorded. */
+    struct app *ruled = NULL;
+    uint8_t rules_cmd[APP_RULES_CMD_BYTES];
+    struct app_hdr rh = {.now_ms = 200, .tag = 0};
+    struct app_rules rules = {.dedup_max = 4, .dedup_window_ms = 1000};
+    struct app_reply rr;
+    size_t ruled_n = 0;
+    uint8_t *ruled_snap = NULL;
+    if (app_new(&ruled, &ac) == 0) {
+      sm_app_populate(ruled);
+      app_encode_rules(rules_cmd, sizeof rules_cmd, &rh, &rules);
+      if (app_apply(ruled, rules_cmd, sizeof rules_cmd, &rr) == 0)
+        ruled_snap = app_snapshot_of(ruled, &ruled_n);
+    }
+    rc |= ruled_snap == NULL
+              ? 1
+              : write_flagged(app_dir, "rules.bin", 0, ruled_snap, ruled_n);
+    free(ruled_snap);
+    app_free(ruled);
+  }
   rc |= write_flagged(app_dir, "empty.bin", 0, app0, app0_n);
   apps[app_n / 2] ^= 0x01;
   rc |= write_flagged(app_dir, "miss-flipped.bin", 1, apps, app_n);
@@ -471,6 +492,28 @@ static int commands_corpus(const char *dir) {
     seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
   }
   rc |= write_file(dir, "apps.bin", s.bytes, s.n);
+
+  /* Retry rules entries: one that shrinks the tables, one out of bounds,
+   * between transfers. */
+  s.n = 0;
+  const char *tx2[] = {"tx2", "asha", "ravi", "1"};
+  for (size_t i = 0; i < 3; i++) {
+    n = app_cmd(cmd, sizeof cmd, 100 + i, script[i].op, script[i].w,
+                script[i].n);
+    seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  }
+  struct app_hdr rh = {.now_ms = 110, .tag = 0};
+  struct app_rules shrink = {.dedup_max = 1, .dedup_window_ms = 50};
+  struct app_rules out_of_bounds = {.dedup_max = 0, .dedup_window_ms = 50};
+  n = app_encode_rules(cmd, sizeof cmd, &rh, &shrink);
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  n = app_cmd(cmd, sizeof cmd, 120, APP_LEDGER_TRANSFER, tx2, 4);
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  n = app_encode_rules(cmd, sizeof cmd, &rh, &out_of_bounds);
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  n = app_cmd(cmd, sizeof cmd, 200, APP_LEDGER_TRANSFER, tx, 4);
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  rc |= write_file(dir, "app-rules.bin", s.bytes, s.n);
 
   /* One BATCH entry (Multi-Paxos packs commands into a slot): a
    * REGISTER, a SET and an app command, each behind its u32 length. */

@@ -29,6 +29,8 @@
 #include "check.h"
 #include "failing_alloc.h"
 #include "fenced_alloc.h"
+#include "node/runtime.h"
+#include "rt_host.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define CMD_BYTES_MAX 4096
@@ -871,9 +873,10 @@ static void snapshots_with_a_good_checksum_and_bad_content_are_refused(void) {
   W(s, 1, "SEATS.BOOK r T D s1 p");
   size_t slen;
   uint8_t *ss = snapshot_of(s, &slen);
-  /* seats section: magic 4 + version 1 + clock 8 + ledger n 4 + dedup n 4,
-   * then u32 n_seats; the first seat: 3 strs "T","D","s1" then u64 pnr. */
-  size_t pnr_at = 4 + 1 + 8 + 4 + 4 + 4 + 2 + 2 + 3;
+  /* seats section: magic 4 + version 1 + clock 8 + rules 1 (none
+   * recorded) + ledger n 4 + dedup n 4, then u32 n_seats; the first seat:
+   * 3 strs "T","D","s1" then u64 pnr. */
+  size_t pnr_at = 4 + 1 + 8 + 1 + 4 + 4 + 4 + 2 + 2 + 3;
   CHECK(ss[pnr_at] == 1);
   ss[pnr_at] = 0; /* s1 free, yet PNR 1 live and naming it */
   put_crc(ss, slen);
@@ -887,13 +890,13 @@ static void snapshots_with_a_good_checksum_and_bad_content_are_refused(void) {
   W(l, 1, "LEDGER.OPEN ab 5");
   size_t llen;
   uint8_t *ls = snapshot_of(l, &llen);
-  size_t second_name = 4 + 1 + 8 + 4 + 3 + 16 + 1;
+  size_t second_name = 4 + 1 + 8 + 1 + 4 + 3 + 16 + 1;
   CHECK(ls[second_name + 1] == 'b');
   ls[second_name + 1] = 'a';
   put_crc(ls, llen);
   CHECK(app_restore(b, ls, llen) == SABHA_ECORRUPT);
   ls[second_name + 1] = 'b';
-  ls[4 + 1 + 8 + 4 + 3 + 7] = 0x80; /* aa's balance negative */
+  ls[4 + 1 + 8 + 1 + 4 + 3 + 7] = 0x80; /* aa's balance negative */
   put_crc(ls, llen);
   CHECK(app_restore(b, ls, llen) == SABHA_ECORRUPT);
   free(ls);
@@ -1340,11 +1343,11 @@ static void a_version_1_snapshot_restores_and_its_ids_still_answer(void) {
                "ERR id old was used for a different command"));
   CHECK(balance(a, "a") == 900 && balance(a, "b") == 100);
   CHECK(is_ok(W(a, 5001, "LEDGER.TRANSFER new1 a b 1"), false)); /* full */
-  /* Written back as version 2, the old entries keep their old fingerprints
+  /* Written back as version 3, the old entries keep their old fingerprints
    * (marked so) and their time. */
   size_t len2;
   uint8_t *v2 = snapshot_of(a, &len2);
-  CHECK(v2[4] == 2);
+  CHECK(v2[4] == 3);
   struct app *b = new_app_window(4, 1000, 100, 0);
   CHECK(app_restore(b, v2, len2) == 0);
   CHECK(app_state_hash(a) == app_state_hash(b));
@@ -1389,11 +1392,42 @@ static void a_log_after_a_version_1_snapshot_applies_as_its_writers_did(void) {
   app_free(a);
 }
 
+/* A field of a snapshot rewritten: `bytes` (1, 4 or 8) at `at` set to v. */
+struct lie {
+  size_t at;
+  uint64_t v;
+  int bytes;
+};
+
+/* Whether b refuses each lie told in a copy of snap (checksum fixed), its
+ * state unchanged. */
+static bool lies_refused(struct app *b, const uint8_t *snap, size_t len,
+                         const struct lie *lies, size_t n_lies) {
+  uint64_t h = app_state_hash(b);
+  uint8_t *bad = malloc(len);
+  bool ok = bad != NULL;
+  for (size_t i = 0; ok && i < n_lies; i++) {
+    memcpy(bad, snap, len);
+    if (lies[i].bytes == 1)
+      bad[lies[i].at] = (uint8_t)lies[i].v;
+    else if (lies[i].bytes == 4)
+      le_put_u32(bad + lies[i].at, (uint32_t)lies[i].v);
+    else
+      le_put_u64(bad + lies[i].at, lies[i].v);
+    put_crc(bad, len);
+    ok = app_restore(b, bad, len) == SABHA_ECORRUPT && app_state_hash(b) == h;
+    if (!ok)
+      fprintf(stderr, "  lie %zu was not refused\n", i);
+  }
+  free(bad);
+  return ok;
+}
+
 /* Finds the ledger's first dedup entry of a snapshot whose ledger holds
  * `accounts` accounts of one-byte names: the offset of its fingerprint
  * kind. */
 static size_t first_entry_kind_at(const uint8_t *snap, uint32_t accounts) {
-  size_t at = 4 + 1 + 8 + 4 + accounts * (2 + 8 + 8) + 4;
+  size_t at = 4 + 1 + 8 + 1 + 4 + accounts * (2 + 8 + 8) + 4;
   return at + 1 + snap[at]; /* past the id */
 }
 
@@ -1406,7 +1440,7 @@ static void corrupt_retry_table_fields_are_refused(void) {
   W(a, 40, "LEDGER.OPEN c 0"); /* the clock at 40 */
   size_t len;
   uint8_t *snap = snapshot_of(a, &len);
-  CHECK(snap[4] == 2);
+  CHECK(snap[4] == 3);
   size_t kind_at = first_entry_kind_at(snap, 3);
   size_t at_ms = kind_at + 1 + APP_FINGERPRINT_BYTES;
   CHECK(snap[kind_at] == 2 && le_get_u64(snap + at_ms) == 20);
@@ -1416,32 +1450,18 @@ static void corrupt_retry_table_fields_are_refused(void) {
   CHECK(le_get_u64(snap + second_at_ms) == 30);
   struct app *b = new_app(16, 100, 0);
   W(b, 5, "ORDER.CREATE keep me 1");
-  uint64_t h = app_state_hash(b);
-  uint8_t *bad = malloc(len);
-  CHECK(bad != NULL);
-  struct {
-    size_t at;
-    uint64_t v;
-    int bytes;
-  } lies[] = {
+  const struct lie lies[] = {
       {kind_at, 0, 1},       /* no such kind */
       {kind_at, 3, 1},       /* nor this */
       {at_ms, 41, 8},        /* recorded after the snapshot's clock */
       {at_ms, 31, 8},        /* after the entry that follows it */
       {second_at_ms, 19, 8}, /* before the entry it follows */
-      {4, 3, 1},             /* a version from the future */
+      {4, 4, 1},             /* a version from the future */
       {4, 0, 1},             /* and one from before there were versions */
   };
-  for (size_t i = 0; i < N(lies); i++) {
-    memcpy(bad, snap, len);
-    if (lies[i].bytes == 1)
-      bad[lies[i].at] = (uint8_t)lies[i].v;
-    else
-      le_put_u64(bad + lies[i].at, lies[i].v);
-    put_crc(bad, len);
-    CHECK(app_restore(b, bad, len) == SABHA_ECORRUPT);
-    CHECK(app_state_hash(b) == h);
-  }
+  CHECK(lies_refused(b, snap, len, lies, N(lies)));
+  uint8_t *bad = malloc(len);
+  CHECK(bad != NULL);
   /* An FNV fingerprint (kind 1) is zero past its 8 bytes. */
   memcpy(bad, snap, len);
   bad[kind_at] = 1;
@@ -1694,6 +1714,310 @@ static void seat_counts_are_kept_not_walked(void) {
   CHECK(f.block == NULL);
 }
 
+/* ---- The retry rules in the log ---------------------------------------- */
+
+/* What a node's machine answers about the ledger: balances and each txid's
+ * saved outcome, as text. */
+static void ledger_said(const struct app *a, int n_tx, char *out, size_t cap) {
+  size_t used = (size_t)snprintf(out, cap, "a=%" PRId64 " b=%" PRId64,
+                                 balance(a, "a"), balance(a, "b"));
+  for (int i = 0; i < n_tx && used < cap; i++) {
+    char line[64];
+    snprintf(line, sizeof line, "LEDGER.TX t%d", i);
+    struct app_reply r = Q(a, 0, line);
+    used += (size_t)snprintf(out + used, cap - used, " t%d:%d/%u", i, r.kind,
+                             r.n_items);
+  }
+}
+
+/* The node of `n` restarted on its disk with `cfg` and elected, so that it
+ * replays what it had applied (`applied`): a node learns how far its log
+ * is committed from its term's first entry. */
+static int restart_node(struct rt_node *n, const struct rt_config *cfg,
+                        uint64_t applied) {
+  if (rt_close(n->rt) != 0)
+    return -1;
+  for (int i = 0; i < n->h.n_closed; i++)
+    rt_stream_free(n->h.closed[i]);
+  n->h.n_closed = 0;
+  n->rt = NULL;
+  if (rt_node_start(n, cfg) != 0 || rt_node_elect(n) != 0) {
+    fprintf(stderr, "  %s did not start and lead\n", cfg->protocol);
+    return -1;
+  }
+  rt_node_settle(n);
+  if (rt_applied_index(n->rt) < applied)
+    fprintf(stderr, "  %s replayed to %" PRIu64 " of %" PRIu64 "\n",
+            cfg->protocol, rt_applied_index(n->rt), applied);
+  return rt_applied_index(n->rt) >= applied ? 0 : -1;
+}
+
+/* Applies a rules entry stamped now_ms. */
+static struct app_reply rules(struct app *a, uint64_t now_ms,
+                              uint32_t dedup_max, uint32_t window_ms) {
+  struct app_hdr hdr = {now_ms, 9};
+  struct app_rules r = {dedup_max, window_ms};
+  last_len = app_encode_rules(last_cmd, sizeof last_cmd, &hdr, &r);
+  struct app_reply out;
+  last_rc = app_apply(a, last_cmd, last_len, &out);
+  return out;
+}
+
+/* A rules entry switches the rules at its place in the log: a smaller
+ * dedup_max forgets the oldest ids first, a window counts from then on;
+ * the ids kept still answer their retries. */
+static void a_rules_entry_switches_the_rules_at_its_place_in_the_log(void) {
+  struct app *a = new_app_window(8, 1000, 100, 0);
+  struct app_rules r;
+  CHECK(!app_rules_in_force(a, &r)); /* the config's until an entry */
+  CHECK(r.dedup_max == 8 && r.dedup_window_ms == 1000);
+  W(a, 10, "LEDGER.OPEN a 1000");
+  W(a, 10, "LEDGER.OPEN b 0");
+  char line[96];
+  for (int i = 0; i < 6; i++) {
+    snprintf(line, sizeof line, "LEDGER.TRANSFER t%d a b 1", i);
+    CHECK(is_ok(W(a, 20 + (uint64_t)i, line), false));
+  }
+  CHECK(is_ok(rules(a, 30, 3, 50), false));
+  CHECK(app_rules_in_force(a, &r));
+  CHECK(r.dedup_max == 3 && r.dedup_window_ms == 50);
+  CHECK(app_clock_ms(a) == 30); /* its stamp moves the clock */
+  /* t0..t2 went, first in; t3..t5 stay and answer as before. */
+  CHECK(Q(a, 0, "LEDGER.TX t2").kind == APP_REPLY_NULL);
+  CHECK(W(a, 31, "LEDGER.TRANSFER t3 a b 1").duplicate);
+  /* Full of ids younger than the new window (recorded 23..25, window 50). */
+  CHECK(is_err(W(a, 72, "LEDGER.TRANSFER n1 a b 1"), APP_E_FULL,
+               "ERR retry table full: 3 ids recorded in the last 50 ms"));
+  CHECK(is_ok(W(a, 73, "LEDGER.TRANSFER n1 a b 1"), false));
+  CHECK(balance(a, "a") == 993);
+  /* A larger bound lets more in at once; seats follow the same rules. */
+  CHECK(is_ok(rules(a, 80, 5, 1000), false));
+  CHECK(is_ok(W(a, 80, "LEDGER.TRANSFER n2 a b 1"), false));
+  CHECK(is_ok(W(a, 80, "LEDGER.TRANSFER n3 a b 1"), false));
+  CHECK(is_err(W(a, 80, "LEDGER.TRANSFER n4 a b 1"), APP_E_FULL,
+               "ERR retry table full: 5 ids"));
+  /* The same entries in the same order: the same state anywhere. */
+  struct app *b = new_app_window(100, 0, 100, 0);
+  W(b, 10, "LEDGER.OPEN a 1000");
+  W(b, 10, "LEDGER.OPEN b 0");
+  for (int i = 0; i < 6; i++) {
+    snprintf(line, sizeof line, "LEDGER.TRANSFER t%d a b 1", i);
+    W(b, 20 + (uint64_t)i, line);
+  }
+  rules(b, 30, 3, 50);
+  W(b, 31, "LEDGER.TRANSFER t3 a b 1");
+  W(b, 72, "LEDGER.TRANSFER n1 a b 1");
+  W(b, 73, "LEDGER.TRANSFER n1 a b 1");
+  rules(b, 80, 5, 1000);
+  W(b, 80, "LEDGER.TRANSFER n2 a b 1");
+  W(b, 80, "LEDGER.TRANSFER n3 a b 1");
+  W(b, 80, "LEDGER.TRANSFER n4 a b 1");
+  CHECK(app_state_hash(a) == app_state_hash(b));
+  app_free(a);
+  app_free(b);
+}
+
+/* No client can send a rules entry: it has no row in the command table, so
+ * no RESP name (sabhad's own or a forwarded one) builds it, and app_decode
+ * refuses it, so nothing that reads client commands takes it for one. */
+static void a_rules_entry_is_no_client_command(void) {
+  CHECK(app_command_of(APP_OP_RULES) == NULL);
+  size_t n;
+  const struct app_command *t = app_commands(&n);
+  for (size_t i = 0; i < n; i++)
+    CHECK(t[i].op != APP_OP_RULES);
+  struct app_hdr hdr = {1, 2};
+  struct app_rules r = {10, 10};
+  uint8_t cmd[APP_RULES_CMD_BYTES];
+  CHECK(app_encode_rules(cmd, sizeof cmd, &hdr, &r) == sizeof cmd);
+  CHECK(app_is_command(cmd, sizeof cmd));
+  struct app_decoded d;
+  CHECK(app_decode(cmd, sizeof cmd, &d) == SABHA_ECORRUPT);
+  struct app_arg none[1];
+  CHECK(app_encode(cmd, sizeof cmd, &hdr, APP_OP_RULES, none, 0) == 0);
+}
+
+/* Rules out of bounds, and rules entries in any other shape, are refused
+ * by every replica alike: the same reply, nothing changed, clock included. */
+static void a_rules_entry_out_of_bounds_is_refused_alike(void) {
+  struct app *a = new_app_window(8, 1000, 100, 0);
+  struct app *b = new_app_window(64, 0, 100, 0); /* other settings */
+  W(a, 10, "LEDGER.OPEN a 1000");
+  W(b, 10, "LEDGER.OPEN a 1000");
+  uint64_t ha = app_state_hash(a), hb = app_state_hash(b);
+  const struct app_rules bad[] = {
+      {0, 0},                             /* no id kept */
+      {APP_DEDUP_LIMIT + 1, 0},           /* too many */
+      {8, APP_DEDUP_WINDOW_MS_LIMIT + 1}, /* too long */
+      {UINT32_MAX, UINT32_MAX},
+  };
+  for (size_t i = 0; i < N(bad); i++) {
+    struct app_reply ra =
+        rules(a, 50, bad[i].dedup_max, bad[i].dedup_window_ms);
+    CHECK(last_rc == SABHA_ECORRUPT);
+    struct app_reply rb =
+        rules(b, 50, bad[i].dedup_max, bad[i].dedup_window_ms);
+    CHECK(last_rc == SABHA_ECORRUPT);
+    CHECK(ra.kind == APP_REPLY_ERROR && ra.code == APP_E_SYNTAX);
+    CHECK(same_reply(&ra, &rb));
+    CHECK(strncmp(ra.text, "ERR retry rules out of bounds", 29) == 0);
+    CHECK(app_state_hash(a) == ha && app_state_hash(b) == hb);
+  }
+  /* The bounds themselves are rules. */
+  CHECK(is_ok(rules(a, 50, APP_DEDUP_LIMIT, APP_DEDUP_WINDOW_MS_LIMIT), false));
+  CHECK(is_ok(rules(a, 50, 1, 0), false));
+  ha = app_state_hash(a);
+  /* Malformed: every length, argument count and argument size but the
+   * one the encoder writes. */
+  uint8_t cmd[APP_RULES_CMD_BYTES + 1];
+  struct app_hdr hdr = {60, 1};
+  struct app_rules good = {5, 5};
+  app_encode_rules(cmd, sizeof cmd, &hdr, &good);
+  for (size_t len = 0; len <= sizeof cmd; len++) {
+    if (len == APP_RULES_CMD_BYTES)
+      continue;
+    struct app_reply r;
+    CHECK(app_apply(a, cmd, len, &r) == SABHA_ECORRUPT);
+    CHECK(r.kind == APP_REPLY_ERROR);
+  }
+  const size_t pokes[] = {1, 3, APP_CMD_HEADER_BYTES, APP_CMD_HEADER_BYTES + 6};
+  for (size_t i = 0; i < N(pokes); i++) {
+    uint8_t copy[APP_RULES_CMD_BYTES];
+    memcpy(copy, cmd, sizeof copy);
+    copy[pokes[i]]++;
+    struct app_reply r;
+    CHECK(app_apply(a, copy, sizeof copy, &r) == SABHA_ECORRUPT);
+  }
+  CHECK(app_state_hash(a) == ha);
+  app_free(a);
+  app_free(b);
+}
+
+/* The rules travel in the snapshot: restored under any settings, the
+ * machine keeps the recorded rules, ids and all, even more ids than its own
+ * dedup_max. A snapshot that recorded none (version 2, or none applied
+ * yet) takes the restoring machine's settings, and a table larger than
+ * they allow is refused as before. */
+static void snapshots_keep_the_rules_in_force(void) {
+  struct app *a = new_app_window(4, 1000, 100, 0);
+  CHECK(is_ok(rules(a, 5, 16, 0), false));
+  W(a, 10, "LEDGER.OPEN a 1000");
+  W(a, 10, "LEDGER.OPEN b 0");
+  char line[96];
+  for (int i = 0; i < 10; i++) {
+    snprintf(line, sizeof line, "LEDGER.TRANSFER t%d a b 1", i);
+    W(a, 20, line);
+  }
+  size_t len;
+  uint8_t *snap = snapshot_of(a, &len);
+  CHECK(snap[4] == 3);
+  struct app *b = new_app_window(2, 60000, 100, 0);
+  CHECK(app_restore(b, snap, len) == 0);
+  struct app_rules r;
+  CHECK(app_rules_in_force(b, &r) && r.dedup_max == 16 &&
+        r.dedup_window_ms == 0);
+  CHECK(app_state_hash(a) == app_state_hash(b));
+  CHECK(W(b, 30, "LEDGER.TRANSFER t0 a b 1").duplicate);
+  /* Out-of-bounds rules in a snapshot are damage. */
+  size_t rules_at = 4 + 1 + 8;
+  CHECK(snap[rules_at] == 1 && le_get_u32(snap + rules_at + 1) == 16);
+  const struct lie lies[] = {
+      {rules_at, 2, 1},     /* no such flag */
+      {rules_at + 1, 0, 4}, /* dedup_max 0 */
+      {rules_at + 1, 9, 4}, /* below its ids */
+      {rules_at + 5, APP_DEDUP_WINDOW_MS_LIMIT + 1, 4},
+  };
+  CHECK(lies_refused(b, snap, len, lies, N(lies)));
+  free(snap);
+  /* No rules recorded: the restoring machine's settings, whatever rules
+   * it had in force, and today's bound on the table. */
+  struct app *c = new_app_window(16, 0, 100, 0);
+  W(c, 10, "LEDGER.OPEN a 1000");
+  W(c, 10, "LEDGER.OPEN b 0");
+  for (int i = 0; i < 10; i++) {
+    snprintf(line, sizeof line, "LEDGER.TRANSFER t%d a b 1", i);
+    W(c, 20, line);
+  }
+  snap = snapshot_of(c, &len);
+  CHECK(snap[4 + 1 + 8] == 0);
+  struct app *d = new_app_window(12, 500, 100, 0);
+  CHECK(is_ok(rules(d, 1, 100, 100), false));
+  CHECK(app_restore(d, snap, len) == 0);
+  CHECK(!app_rules_in_force(d, &r) && r.dedup_max == 12 &&
+        r.dedup_window_ms == 500);
+  struct app *e = new_app_window(9, 0, 100, 0);
+  CHECK(app_restore(e, snap, len) == SABHA_ECORRUPT);
+  free(snap);
+  app_free(a);
+  app_free(b);
+  app_free(c);
+  app_free(d);
+  app_free(e);
+}
+
+/* A whole cluster restarted with other retry settings replays its log tail
+ * (the entries after its snapshot) under the rules that were in force when
+ * they first applied: a transfer refused "retry table full" stays refused,
+ * and nothing acknowledged changes. The new settings take effect after,
+ * through the rules entry their leader proposes. */
+static void replay_under_other_settings(const char *protocol) {
+  enum { N_TX = 8 };
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  rt_node_config_alone(&n, &cfg);
+  snprintf(cfg.protocol, sizeof cfg.protocol, "%s", protocol);
+  cfg.dedup_max = 4;
+  cfg.dedup_window_ms = 60000;
+  CHECK(rt_node_start(&n, &cfg) == 0);
+  CHECK(rt_node_elect(&n) == 0);
+  rt_node_settle(&n);
+  struct rt_stream *c = NULL;
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL);
+  char in[2048];
+  size_t used = (size_t)snprintf(in, sizeof in,
+                                 "LEDGER.OPEN a 1000\r\nLEDGER.OPEN b 0\r\n");
+  for (int i = 0; i < N_TX; i++)
+    used += (size_t)snprintf(in + used, sizeof in - used,
+                             "LEDGER.TRANSFER t%d a b 10\r\n", i);
+  rt_stream_input(c, in, used);
+  rt_node_settle(&n);
+  char said[4096];
+  snprintf(said, sizeof said, "%s", rt_stream_said(c));
+  /* Four ids fill the table for a minute: the rest were refused. */
+  CHECK(strstr(said, "retry table full") != NULL);
+  char first[1024];
+  ledger_said(rt_app(n.rt), N_TX, first, sizeof first);
+  CHECK(balance(rt_app(n.rt), "a") == 960);
+  uint64_t applied = rt_applied_index(n.rt);
+
+  /* Every id kept, none for long: under these, all eight would apply. */
+  cfg.dedup_max = 64;
+  cfg.dedup_window_ms = 0;
+  CHECK(restart_node(&n, &cfg, applied) == 0);
+  char replayed[1024];
+  ledger_said(rt_app(n.rt), N_TX, replayed, sizeof replayed);
+  if (strcmp(first, replayed) != 0)
+    fprintf(stderr, "  first:    %s\n  replayed: %s\n", first, replayed);
+  CHECK(strcmp(first, replayed) == 0);
+  /* Leading again, the node put its settings in the log after it. */
+  struct app_rules rules;
+  CHECK(app_rules_in_force(rt_app(n.rt), &rules));
+  CHECK(rules.dedup_max == 64 && rules.dedup_window_ms == 0);
+  /* Restarted with the same settings, it has nothing to propose. */
+  applied = rt_applied_index(n.rt);
+  uint64_t hash = app_state_hash(rt_app(n.rt));
+  CHECK(restart_node(&n, &cfg, applied) == 0);
+  CHECK(app_state_hash(rt_app(n.rt)) == hash);
+  rt_node_close(&n);
+}
+
+/* Both engines go through the same runtime code. */
+static void a_log_replayed_under_other_settings_gives_the_same_replies(void) {
+  replay_under_other_settings("raft");
+  replay_under_other_settings("multipaxos");
+}
+
 static const struct test tests[] = {
     TEST(command_table_follows_the_enum_and_finds_any_case),
     TEST(codec_round_trips_and_stamps_in_place),
@@ -1724,6 +2048,11 @@ static const struct test tests[] = {
     TEST(a_version_1_snapshot_restores_and_its_ids_still_answer),
     TEST(a_log_after_a_version_1_snapshot_applies_as_its_writers_did),
     TEST(corrupt_retry_table_fields_are_refused),
+    TEST(a_rules_entry_switches_the_rules_at_its_place_in_the_log),
+    TEST(a_rules_entry_is_no_client_command),
+    TEST(a_rules_entry_out_of_bounds_is_refused_alike),
+    TEST(snapshots_keep_the_rules_in_force),
+    TEST(a_log_replayed_under_other_settings_gives_the_same_replies),
 };
 
 int main(int argc, char **argv) {
