@@ -26,9 +26,16 @@
  * leader answers nothing on it for request_timeout_ms + leader_wait_ms
  * while commands wait there (rt_fwd_scan), counted from its last reply or
  * from a command sent with none waiting, never from a command's arrival
- * here. When a link fails: requests not yet sent (the link never
- * connected) and reads (no side effects) are tried again; writes that may
- * have reached the leader are answered with their outcome unknown. */
+ * here. Until it connects, though, its commands are still waiting for a
+ * leader, within leader_wait_ms of when they first needed one: a link not
+ * connected by the end of the first one's is given up, so that a leader
+ * whose client port takes no connection while its heartbeats arrive holds
+ * a client no longer than no leader would. When a link fails: requests
+ * not yet sent (the link never connected) and reads (no side effects) are
+ * tried again, within what is left of their leader_wait_ms (past it they
+ * are answered -TRYAGAIN no leader, never sent again to a leader that
+ * stays silent); writes that may have reached the leader are answered
+ * with their outcome unknown. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,12 +91,19 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
   if (why != NULL)
     rt_log(rt, RT_LOG_INFO, "forwarding link to node %u closed: %s", f->leader,
            why);
+  bool current = rt->fwd == f;
   if (rt->fwd == f)
     rt->fwd = NULL;
   if (f->group_link && rt->gnodes[f->leader] == f) {
     rt->gnodes[f->leader] = NULL;
     /* Its groups' commands go through this node's own runtimes of them
      * for a moment, rather than straight back to a node just lost. */
+    rt->fwd_failed_leader = f->leader;
+    rt->fwd_failed_ms = rt_now_ms(rt);
+  } else if (current && !f->connected && !list_empty(&f->pending)) {
+    /* The leader's port took no connection (refused, or nothing answered
+     * within the commands' wait): tried again at once, its commands
+     * would only open link after link to it. */
     rt->fwd_failed_leader = f->leader;
     rt->fwd_failed_ms = rt_now_ms(rt);
   }
@@ -121,6 +135,9 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
     else if (r->group != rt->cfg.group &&
              (!f->connected || !r->sent || rt_command_is_read(r->cmd)))
       rt_group_route(rt, r); /* another group's: through its own link */
+    else if ((!f->connected || !r->sent || rt_command_is_read(r->cmd)) &&
+             r->deadline_ms != 0 && r->deadline_ms <= rt_now_ms(rt))
+      rt_req_fail_no_leader(rt, r); /* its wait is over: never again */
     else if (!f->connected || !r->sent || rt_command_is_read(r->cmd))
       rt_wait_leader(rt, r); /* never executed, or harmless to repeat */
     else
@@ -138,10 +155,16 @@ void rt_fwd_queued(struct rt_stream *f, struct rt_req *r) {
   bool idle = list_empty(&f->pending);
   r->where = RT_IN_FORWARD;
   list_push(&f->pending, &r->glink);
+  /* Going to a leader is the end of its wait for one only once the link
+   * takes it: a port that never does must not hold it for ever. */
+  if (r->deadline_ms == 0)
+    r->deadline_ms = rt_now_ms(f->rt) + f->rt->cfg.leader_wait_ms;
   /* On a link that is up the command is in the output the host takes
    * next; queued before it connected, rt_fwd_connected sends it. Marking
    * only this one keeps a deep pipeline linear. */
   r->sent = f->connected && !f->closing;
+  if (!r->sent && (f->connect_by_ms == 0 || r->deadline_ms < f->connect_by_ms))
+    f->connect_by_ms = r->deadline_ms;
   if (r->sent && idle)
     f->progress_ms = rt_now_ms(f->rt);
   if (r->sent)
@@ -338,6 +361,14 @@ void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
     /* A group's link: the group answers every request in its own time. */
     if (f->closing || list_empty(&f->pending) || f->in_process)
       continue;
+    /* Its commands' wait for a leader runs on while it connects: the
+     * oldest's end gives it up, unsent, and those whose wait is over are
+     * answered (rt_fwd_lost). Nothing was written to the leader, so
+     * nothing may be carried out there. */
+    if (!f->connected && f->connect_by_ms != 0 && f->connect_by_ms <= now_ms) {
+      fwd_close(f, "it did not connect within leader-wait-ms");
+      continue;
+    }
     /* Judged by the leader's progress (progress_ms), not by the age of
      * the oldest command: one that waited here first (for a leader, for
      * the link to connect) would close the link to a leader that is

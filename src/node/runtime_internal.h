@@ -171,6 +171,9 @@ struct rt_req {
                           its leader's node (which refused it) */
   uint64_t order;      /* arrival order in the node, from 1 */
   uint64_t arrival_ms; /* ports.now_ms */
+  /* Until when it may wait here before a leader takes it: for one to be
+   * known, and for the link to it to connect (leader_wait_ms from when it
+   * first needed one; 0 until then). Kept when it comes back to wait. */
   uint64_t deadline_ms;
   uint64_t started_us; /* for latency */
   /* PROPOSALS */
@@ -299,6 +302,11 @@ struct rt_stream {
    * opened. Never a command's arrival: how long it waited here says
    * nothing of the leader. */
   uint64_t progress_ms;
+  /* Not yet connected: the earliest deadline_ms of the commands written
+   * to it meanwhile (0: none). Past it the link is given up (rt_fwd_scan):
+   * a leader whose port takes no connection holds nobody longer than no
+   * leader would. */
+  uint64_t connect_by_ms;
 };
 
 /* ---- the node ------------------------------------------------------------ */
@@ -481,6 +489,9 @@ void rt_req_unlist(struct rt_req *r);
 /* The reply is in r->reply: r leaves its list and waits for its turn. */
 void rt_req_done(struct rt *rt, struct rt_req *r);
 void rt_req_fail(struct rt *rt, struct rt_req *r, const char *msg);
+/* Answers r, whose deadline_ms passed before a leader took it, -TRYAGAIN
+ * no leader: none known, or the one known could not be reached. */
+void rt_req_fail_no_leader(struct rt *rt, struct rt_req *r);
 /* A request that needs the leader: execute here, forward, redirect or
  * wait. */
 void rt_dispatch(struct rt *rt, struct rt_req *r);
@@ -647,7 +658,7 @@ void rt_fwd_close_all(struct rt *rt);
 void rt_fwd_scan(struct rt *rt, uint64_t now_ms);
 /* Request `r`, just written to link `f`'s output, waits in its pending
  * list for its reply (RT_IN_FORWARD); sent once the link is connected, and
- * the host told. */
+ * the host told. Its leader wait starts now if it had not. */
 void rt_fwd_queued(struct rt_stream *f, struct rt_req *r);
 /* Opens a forwarding link to node `node`, or returns NULL. */
 struct rt_stream *rt_fwd_open(struct rt *rt, uint32_t node);

@@ -108,6 +108,20 @@ static void link_connect(struct rt_node *n, struct rt_stream **out,
   *out = link;
 }
 
+/* Connects the link node 2 opened to node 1: the link, when what it sent
+ * was SABHA.FORWARDED and `commands` more commands, else NULL. */
+static struct rt_stream *link_connect_carrying(struct rt_node *n,
+                                               int commands) {
+  struct rt_stream *link;
+  struct resp_buf sent;
+  link_connect(n, &link, &sent);
+  int got = parse_all(&sent);
+  resp_buf_free(&sent);
+  if (link != NULL && got != 1 + commands)
+    fprintf(stderr, "the link carried %d commands\n", got);
+  return got == 1 + commands ? link : NULL;
+}
+
 /* The leader answers the link's SABHA.FORWARDED, then `watches` WATCHes
  * with index 5; what client `c` gets is taken into `got`, which this
  * initializes. */
@@ -624,12 +638,8 @@ static void a_reply_not_held_still_answers_its_own_command(void) {
   CHECK(c != NULL);
   rt_stream_input(c, "GET a\r\nGET b\r\n", 14);
   rt_run(n.rt);
-  struct rt_stream *link;
-  struct resp_buf sent;
-  link_connect(&n, &link, &sent);
+  struct rt_stream *link = link_connect_carrying(&n, 2);
   CHECK(link != NULL);
-  CHECK(parse_all(&sent) == 3);
-  resp_buf_free(&sent);
   struct rt_req *first = LIST_OF(link->pending.next, struct rt_req, glink);
   first->reply.len_max = 200;
   char replies[512];
@@ -741,12 +751,8 @@ static void a_leader_that_answers_slowly_keeps_its_link(void) {
     rt_stream_input(c, set, (size_t)len);
   }
   rt_run(n.rt);
-  struct rt_stream *link;
-  struct resp_buf sent;
-  link_connect(&n, &link, &sent);
+  struct rt_stream *link = link_connect_carrying(&n, WRITES);
   CHECK(link != NULL);
-  CHECK(parse_all(&sent) == 1 + WRITES);
-  resp_buf_free(&sent);
   rt_stream_input(link, "+OK\r\n", 5); /* SABHA.FORWARDED */
   int oks = 0;
   for (int i = 0; i < WRITES; i++) {
@@ -762,9 +768,10 @@ static void a_leader_that_answers_slowly_keeps_its_link(void) {
   rt_node_close(&n);
 }
 
-/* A write that waited longer than the limit before it went to the leader
- * (for a leader to be elected, then for the link to connect) is waited
- * for as long as any other once it has gone. */
+/* A write that waited nearly all its leader-wait-ms before it went to the
+ * leader (for a leader to be elected, then for the link to connect) is
+ * waited for as long as any other once it has gone: in all, longer than
+ * the limit. */
 static void a_command_that_waited_here_is_timed_from_when_it_went(void) {
   struct rt_node n;
   struct rt_config cfg;
@@ -781,13 +788,13 @@ static void a_command_that_waited_here_is_timed_from_when_it_went(void) {
   rt_run(n.rt);
   /* No leader yet: it waits, until node 1 is heard, leader of a term
    * higher than any the node may have reached as a candidate. */
-  pass_ms(&n, wait_ms - 2 * RT_TIMEOUT_SCAN_MS, 0);
+  pass_ms(&n, wait_ms - 4 * RT_TIMEOUT_SCAN_MS, 0);
   CHECK(n.h.link == NULL);
   pass_ms(&n, RT_TIMEOUT_SCAN_MS, 50);
   struct rt_stream *link = n.h.link;
   CHECK(link != NULL && n.h.link_node == 1);
-  /* The link connects past the limit since the write arrived. */
-  pass_ms(&n, arrival_ms + limit + 300 - n.h.now_ms, 50);
+  /* The link connects just before the write's wait is over. */
+  pass_ms(&n, arrival_ms + wait_ms - RT_TIMEOUT_SCAN_MS - n.h.now_ms, 50);
   CHECK(!rt_host_closed(&n.h, link));
   rt_stream_connected(link);
   rt_run(n.rt);
@@ -816,12 +823,8 @@ static void a_link_is_judged_by_the_leaders_last_reply(void) {
   rt_stream_input(a, "SET a 1\r\n", 9);
   rt_stream_input(b, "SET b 1\r\n", 9);
   rt_run(n.rt);
-  struct rt_stream *link;
-  struct resp_buf sent;
-  link_connect(&n, &link, &sent);
+  struct rt_stream *link = link_connect_carrying(&n, 2);
   CHECK(link != NULL);
-  CHECK(parse_all(&sent) == 3);
-  resp_buf_free(&sent);
   rt_stream_input(link, "+OK\r\n", 5); /* SABHA.FORWARDED */
   rt_stream_lost(a);
   rt_stream_free(a);
@@ -868,25 +871,101 @@ static void new_commands_do_not_keep_up_a_link_that_answers_none(void) {
   rt_node_close(&n);
 }
 
-/* A link that never connects (the leader's port answers nothing) is
- * given up within the limit of its opening; its commands, never sent,
- * are not failed but wait for a leader again. */
-static void a_link_that_never_connects_is_given_up(void) {
+/* ---- when the leader cannot be reached ------------------------------------
+ *
+ * leader-wait-ms bounds how long a command waits on this node before it
+ * goes to a leader: for one to be elected, and for the link to it to
+ * connect. A leader whose heartbeats arrive but whose client port takes
+ * no connection (blackholed) must not hold a client longer than no
+ * leader at all would, however many links this node opens to it. */
+
+/* Whether client `c` got `n` errors saying no leader could be reached,
+ * and nothing else. */
+static bool told_unreachable(struct rt_stream *c, int n) {
+  const char *got = rt_stream_said(c);
+  static const char want[] = "-TRYAGAIN no leader: node 1 leads, but ";
+  const char *p = got;
+  for (int i = 0; i < n; i++) {
+    if (strncmp(p, want, sizeof want - 1) != 0 || strchr(p, '\n') == NULL) {
+      fprintf(stderr, "the client got: [%s]\n", got);
+      return false;
+    }
+    p = strchr(p, '\n') + 1;
+  }
+  return *p == '\0';
+}
+
+/* Each of a client's commands, over each new link to a leader whose port
+ * never takes the connection, is answered -TRYAGAIN (not carried out)
+ * within leader-wait-ms of its arrival, and the link is given up then. */
+static void a_leader_that_cannot_be_reached_is_waited_for_leader_wait_ms(void) {
+  struct rt_node n;
+  node_open(&n);
+  uint64_t wait_ms = n.rt->cfg.leader_wait_ms;
+  CHECK(wait_ms > 4 * RT_TIMEOUT_SCAN_MS);
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  struct rt_stream *before = NULL;
+  for (int round = 0; round < 3; round++) {
+    rt_stream_input(c, "SET k 1\r\nGET k\r\n", 16);
+    rt_run(n.rt);
+    pass_ms(&n, wait_ms - RT_TIMEOUT_SCAN_MS, 1);
+    struct rt_stream *link = n.h.link;
+    CHECK(link != NULL && link != before && n.h.link_node == 1);
+    CHECK(!rt_host_closed(&n.h, link));
+    CHECK(strcmp(rt_stream_said(c), "") == 0);
+    pass_ms(&n, 2 * RT_TIMEOUT_SCAN_MS, 1);
+    CHECK(told_unreachable(c, 2));
+    CHECK(rt_host_closed(&n.h, link));
+    before = link;
+    pass_ms(&n, RT_FWD_BACKOFF_MS, 1);
+  }
+  rt_node_close(&n);
+}
+
+/* A read that went to a leader that never answers (its port takes the
+ * link, then nothing) is answered when the link is given up, not sent
+ * again over a new link to the same silent leader, and again, for ever. */
+static void a_read_the_leader_never_answers_is_answered_in_time(void) {
   struct rt_node n;
   node_open(&n);
   uint64_t limit = link_limit_ms(&n);
   struct rt_stream *c = client(&n);
   CHECK(c != NULL);
-  rt_stream_input(c, "SET k 1\r\n", 9);
+  rt_stream_input(c, "GET k\r\n", 7);
   rt_run(n.rt);
-  struct rt_stream *link = n.h.link;
+  struct rt_stream *link = link_connect_carrying(&n, 1);
   CHECK(link != NULL);
   pass_ms(&n, limit, 1);
-  CHECK(!rt_host_closed(&n.h, link));
+  CHECK(strcmp(rt_stream_said(c), "") == 0);
   pass_ms(&n, 2 * RT_TIMEOUT_SCAN_MS, 1);
   CHECK(rt_host_closed(&n.h, link));
-  CHECK(strcmp(rt_stream_said(c), "") == 0);
-  CHECK(n.h.link != link);
+  CHECK(told_unreachable(c, 1));
+  rt_node_close(&n);
+}
+
+/* A link that connects within the commands' leader-wait-ms carries them,
+ * however late in it: the leader answers them as any other. */
+static void a_link_that_connects_late_in_the_wait_carries_its_commands(void) {
+  struct rt_node n;
+  node_open(&n);
+  uint64_t wait_ms = n.rt->cfg.leader_wait_ms;
+  struct rt_stream *c = client(&n);
+  CHECK(c != NULL);
+  rt_stream_input(c, "SET k 1\r\nGET k\r\n", 16);
+  rt_run(n.rt);
+  pass_ms(&n, wait_ms - 2 * RT_TIMEOUT_SCAN_MS, 1);
+  struct rt_stream *link = link_connect_carrying(&n, 2);
+  CHECK(link != NULL);
+  pass_ms(&n, 4 * RT_TIMEOUT_SCAN_MS, 1);
+  CHECK(!rt_host_closed(&n.h, link));
+  static const char replies[] = "+OK\r\n+OK\r\n$1\r\n1\r\n";
+  rt_stream_input(link, replies, sizeof replies - 1);
+  rt_run(n.rt);
+  const char *got = rt_stream_said(c);
+  if (strcmp(got, "+OK\r\n$1\r\n1\r\n") != 0)
+    fprintf(stderr, "the client got: [%s]\n", got);
+  CHECK(strcmp(got, "+OK\r\n$1\r\n1\r\n") == 0);
   rt_node_close(&n);
 }
 
@@ -908,7 +987,9 @@ int main(int argc, char **argv) {
       TEST(a_link_is_judged_by_the_leaders_last_reply),
       TEST(an_idle_link_is_timed_from_its_next_command),
       TEST(new_commands_do_not_keep_up_a_link_that_answers_none),
-      TEST(a_link_that_never_connects_is_given_up),
+      TEST(a_leader_that_cannot_be_reached_is_waited_for_leader_wait_ms),
+      TEST(a_read_the_leader_never_answers_is_answered_in_time),
+      TEST(a_link_that_connects_late_in_the_wait_carries_its_commands),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
