@@ -54,6 +54,16 @@
 /* ---- links ------------------------------------------------------------------
  */
 
+/* A link carries commands once connected and, with a cluster secret, once
+ * the leader took its proof of it (auth.c). Until then they wait unsent. */
+static bool fwd_ready(const struct rt_stream *f) {
+  return f->connected && f->proof_state == RT_PROOF_NONE;
+}
+
+struct resp_buf *rt_fwd_out(struct rt_stream *f) {
+  return f->proof_state == RT_PROOF_NONE ? &f->out : &f->held;
+}
+
 static void fwd_close(struct rt_stream *f, const char *why) {
   if (f->closing)
     return;
@@ -100,7 +110,7 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
      * for a moment, rather than straight back to a node just lost. */
     rt->fwd_failed_leader = f->leader;
     rt->fwd_failed_ms = rt_now_ms(rt);
-  } else if (current && !f->connected && !list_empty(&f->pending)) {
+  } else if (current && !fwd_ready(f) && !list_empty(&f->pending)) {
     /* The leader's port took no connection (refused, or nothing answered
      * within the commands' wait): tried again at once, its commands
      * would only open link after link to it. */
@@ -162,7 +172,7 @@ void rt_fwd_queued(struct rt_stream *f, struct rt_req *r) {
   /* On a link that is up the command is in the output the host takes
    * next; queued before it connected, rt_fwd_connected sends it. Marking
    * only this one keeps a deep pipeline linear. */
-  r->sent = f->connected && !f->closing;
+  r->sent = fwd_ready(f) && !f->closing;
   if (!r->sent && (f->connect_by_ms == 0 || r->deadline_ms < f->connect_by_ms))
     f->connect_by_ms = r->deadline_ms;
   if (r->sent && idle)
@@ -171,22 +181,70 @@ void rt_fwd_queued(struct rt_stream *f, struct rt_req *r) {
     rt_stream_kick_output(f);
 }
 
-void rt_fwd_connected(struct rt_stream *f) {
-  if (f->closing)
-    return;
-  f->connected = true;
-  rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
-  /* Everything pending is in the output the host takes next: sent now,
-   * however long it waited for the connection. */
+/* Everything pending is in the output the host takes next: sent now,
+ * however long it waited for the connection (or the proof). */
+static void fwd_send_pending(struct rt_stream *f) {
   f->progress_ms = rt_now_ms(f->rt);
   for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
     LIST_OF(l, struct rt_req, glink)->sent = true;
   rt_stream_kick_output(f);
 }
 
+void rt_fwd_connected(struct rt_stream *f) {
+  if (f->closing)
+    return;
+  f->connected = true;
+  rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
+  if (f->proof_state == RT_PROOF_NONE) {
+    fwd_send_pending(f);
+    return;
+  }
+  /* Only the login and SABHA.FORWARDED go; the leader's clock starts. */
+  f->progress_ms = rt_now_ms(f->rt);
+  rt_stream_kick_output(f);
+}
+
 void rt_stream_connected(struct rt_stream *s) {
   rt_fwd_connected(s);
   rt_reap(s->rt);
+}
+
+/* The leader's answer to the link's last word about itself: its challenge
+ * (then the link sends its proof), or its verdict on the proof (then the
+ * commands held meanwhile go). Anything else: the link cannot be used,
+ * and is given up with nothing of its clients' sent. */
+static void fwd_proof_step(struct rt_stream *f, const uint8_t *p, size_t len) {
+  struct rt *rt = f->rt;
+  bool ok;
+  if (f->proof_state == RT_PROOF_CHALLENGE) {
+    uint8_t challenge[RT_LINK_KEY_BYTES];
+    ok = rt_auth_parse_challenge(p, len, challenge);
+    if (ok) {
+      rt_auth_write_link_proof(rt, f->leader, challenge, &f->out);
+      f->skip_replies = 1;
+      f->proof_state = RT_PROOF_VERDICT;
+      rt_stream_kick_output(f);
+      return;
+    }
+  } else {
+    ok = len == 5 && memcmp(p, "+OK\r\n", 5) == 0;
+    if (ok) {
+      f->proof_state = RT_PROOF_NONE;
+      resp_buf_append(&f->out, f->held.data, f->held.len);
+      resp_buf_free(&f->held);
+      if (f->out.err != 0) {
+        fwd_close(f, "output buffer overflow");
+        return;
+      }
+      fwd_send_pending(f);
+      return;
+    }
+  }
+  rt_log(rt, RT_LOG_WARN,
+         "node %u did not take this node's forwarding link (do the nodes "
+         "share the cluster secret?): %.*s",
+         f->leader, (int)(len > 120 ? 120 : len - 2), (const char *)p);
+  fwd_close(f, "it could not prove the cluster secret");
 }
 
 static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
@@ -196,6 +254,10 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
   f->progress_ms = rt_now_ms(rt);
   if (f->skip_replies > 0) {
     f->skip_replies--;
+    if (f->skip_replies == 0 && f->proof_state != RT_PROOF_NONE) {
+      fwd_proof_step(f, p, len);
+      return;
+    }
     if (p[0] == '-')
       rt_log(rt, RT_LOG_WARN,
              "node %u refused this node's forwarding link (do the nodes "
@@ -286,6 +348,10 @@ static struct rt_stream *fwd_open(struct rt *rt, uint32_t leader) {
   static const struct resp_arg hello = {(const uint8_t *)"SABHA.FORWARDED", 15};
   rt_write_command(&f->out, 1, &hello);
   f->skip_replies = login + 1;
+  /* With a cluster secret it is answered with a challenge, and the link
+   * proves the secret before any client's command goes (auth.c). */
+  if (f->rt->cfg.link_key_set)
+    f->proof_state = RT_PROOF_CHALLENGE;
   list_push(&rt->fwds, &f->link);
   if (rt->ports.stream_connect(rt->ports.ctx, f, leader) != 0) {
     rt->fwd_failed_leader = leader;
@@ -330,8 +396,9 @@ void rt_forward(struct rt *rt, struct rt_req *r) {
     }
   }
   struct rt_stream *f = rt->fwd;
-  rt_write_command(&f->out, r->argc, r->argv);
-  if (f->out.err != 0) {
+  struct resp_buf *out = rt_fwd_out(f);
+  rt_write_command(out, r->argc, r->argv);
+  if (out->err != 0) {
     fwd_close(f, "output buffer overflow");
     rt_req_fail(rt, r, "TRYAGAIN the forwarding link is overloaded");
     return;
@@ -365,8 +432,10 @@ void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
      * oldest's end gives it up, unsent, and those whose wait is over are
      * answered (rt_fwd_lost). Nothing was written to the leader, so
      * nothing may be carried out there. */
-    if (!f->connected && f->connect_by_ms != 0 && f->connect_by_ms <= now_ms) {
-      fwd_close(f, "it did not connect within leader-wait-ms");
+    if (!fwd_ready(f) && f->connect_by_ms != 0 && f->connect_by_ms <= now_ms) {
+      fwd_close(f, f->connected ? "it did not prove the cluster secret within "
+                                  "leader-wait-ms"
+                                : "it did not connect within leader-wait-ms");
       continue;
     }
     /* Judged by the leader's progress (progress_ms), not by the age of
