@@ -47,7 +47,10 @@
  * Version 5 changes no byte: it marks replicated rules version 4 nodes do
  * not share (the applications' retry window and snapshot format 2, and
  * EXPIRE's conditions, whose entries a version 4 node skips as malformed),
- * which would let members of one cluster reach different states. Nodes
+ * which would let members of one cluster reach different states.
+ * Version 6 changes no byte either: with a secret, its nodes' forwarding
+ * links prove it on the client port (src/node/auth.c), which a version 5
+ * leader would not ask for and a version 5 follower could not give. Nodes
  * of other versions are refused (VERSION). docs/wire.md has the byte
  * layout. */
 #ifndef SABHA_NET_HANDSHAKE_H
@@ -56,7 +59,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PROTOCOL_VERSION 5u
+#define HS_PROTOCOL_VERSION 6u
 #define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
 #define HS_MAGIC_BYTES 8u
 #define HS_NONCE_BYTES 32u

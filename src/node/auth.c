@@ -28,15 +28,43 @@
  * the admin user when there is one, so that a client cannot pass for a
  * node and take the connection slots kept for forwarding links.
  *
- * Passwords are compared in constant time (rt_password_equal): src/node
- * has no libsodium, and a compare that stops at the first wrong byte tells
- * a patient attacker how much of a guess was right. */
+ * With a cluster secret, a link also proves that it knows it, since a
+ * link is let off every client's output limits and takes the slots kept
+ * for nodes: SABHA.FORWARDED alone is answered with a challenge, fresh
+ * and unpredictable (a keyed hash of a counter under a random key), and
+ * only SABHA.FORWARDED <node-id> <proof> marks the link, where
+ *
+ *   proof = BLAKE2b-256(key = link_key, "sabha-forward-proof-v1" |
+ *                       u32le node-id | u32le this node's id | challenge)
+ *   link_key = BLAKE2b-256("sabha-forward-key-v1" | secret)
+ *
+ * in lowercase hex. Each challenge takes one answer: a wrong proof is
+ * refused, counted, and closes the connection. The proof says who may
+ * start a link, not who writes its later bytes: on a network where a
+ * connection can be taken over, TLS protects those.
+ *
+ * Passwords are compared in constant time (rt_password_equal), and so are
+ * proofs (sodium_memcmp): a compare that stops at the first wrong byte
+ * tells a patient attacker how much of a guess was right. */
 #include <assert.h>
+#include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/endian.h"
 #include "node/runtime_internal.h"
+
+#define LINK_KEY_LABEL "sabha-forward-key-v1"
+#define LINK_PROOF_LABEL "sabha-forward-proof-v1"
+#define CHALLENGE_WORD "CHALLENGE "
+#define LINK_HEX_BYTES (2u * RT_LINK_KEY_BYTES)
+#define ERR_LINK_PROOF                                                         \
+  "NOPERM wrong proof of the cluster secret: not taken for a forwarding "      \
+  "link (do the nodes share the secret?)"
+#define ERR_LINK_NO_CHALLENGE                                                  \
+  "NOPERM no challenge to answer: say SABHA.FORWARDED first"
 
 #define ERR_NOAUTH "NOAUTH Authentication required."
 #define ERR_WRONGPASS                                                          \
@@ -164,4 +192,170 @@ uint32_t rt_auth_write_link_login(const struct rt *rt, struct resp_buf *b) {
   }
   rt_write_command(b, 3, argv);
   return 1;
+}
+
+/* ---- forwarding links and the cluster secret ----------------------------- */
+
+_Static_assert(RT_LINK_KEY_BYTES >= crypto_generichash_BYTES_MIN &&
+                   RT_LINK_KEY_BYTES <= crypto_generichash_BYTES_MAX &&
+                   RT_LINK_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
+                   RT_LINK_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
+               "the link keys and proofs are BLAKE2b keys and digests");
+
+void rt_link_key_derive(const uint8_t *secret, size_t secret_bytes,
+                        uint8_t key[RT_LINK_KEY_BYTES]) {
+  assert(secret != NULL && secret_bytes > 0);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, RT_LINK_KEY_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)LINK_KEY_LABEL,
+                            sizeof LINK_KEY_LABEL - 1);
+  crypto_generichash_update(&st, secret, secret_bytes);
+  crypto_generichash_final(&st, key, RT_LINK_KEY_BYTES);
+}
+
+/* The proof node `from` gives node `to` for `challenge`: bound to both,
+ * so that it opens no link but from..to, and to the challenge, so that
+ * it opens no other connection. */
+static void link_proof(const uint8_t *key, uint32_t from, uint32_t to,
+                       const uint8_t *challenge,
+                       uint8_t proof[RT_LINK_KEY_BYTES]) {
+  uint8_t ids[8];
+  le_put_u32(ids, from);
+  le_put_u32(ids + 4, to);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, key, RT_LINK_KEY_BYTES, RT_LINK_KEY_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)LINK_PROOF_LABEL,
+                            sizeof LINK_PROOF_LABEL - 1);
+  crypto_generichash_update(&st, ids, sizeof ids);
+  crypto_generichash_update(&st, challenge, RT_LINK_KEY_BYTES);
+  crypto_generichash_final(&st, proof, RT_LINK_KEY_BYTES);
+}
+
+void rt_auth_write_link_proof(const struct rt *rt, uint32_t to,
+                              const uint8_t *challenge, struct resp_buf *b) {
+  assert(rt->cfg.link_key_set);
+  uint8_t proof[RT_LINK_KEY_BYTES];
+  link_proof(rt->cfg.link_key, rt->cfg.engine.id, to, challenge, proof);
+  char id[16], hex[LINK_HEX_BYTES + 1];
+  int id_len = snprintf(id, sizeof id, "%u", rt->cfg.engine.id);
+  sodium_bin2hex(hex, sizeof hex, proof, sizeof proof);
+  const struct resp_arg argv[3] = {
+      {(const uint8_t *)"SABHA.FORWARDED", 15},
+      {(const uint8_t *)id, (size_t)id_len},
+      {(const uint8_t *)hex, LINK_HEX_BYTES},
+  };
+  rt_write_command(b, 3, argv);
+}
+
+/* `hex`, exactly LINK_HEX_BYTES hex digits, into `bin`. */
+static bool link_hex(const uint8_t *hex, size_t len,
+                     uint8_t bin[RT_LINK_KEY_BYTES]) {
+  size_t n = 0;
+  return len == LINK_HEX_BYTES &&
+         sodium_hex2bin(bin, RT_LINK_KEY_BYTES, (const char *)hex, len, NULL,
+                        &n, NULL) == 0 &&
+         n == RT_LINK_KEY_BYTES;
+}
+
+bool rt_auth_parse_challenge(const uint8_t *reply, size_t len,
+                             uint8_t challenge[RT_LINK_KEY_BYTES]) {
+  size_t word = sizeof CHALLENGE_WORD - 1;
+  return len == 1 + word + LINK_HEX_BYTES + 2 && reply[0] == '+' &&
+         memcmp(reply + 1, CHALLENGE_WORD, word) == 0 &&
+         link_hex(reply + 1 + word, LINK_HEX_BYTES, challenge);
+}
+
+/* A node id as SABHA.FORWARDED names it: 1..SABHA_NODES_MAX, in decimal. */
+static bool link_node_id(const struct resp_arg *a, uint32_t *id) {
+  if (a->len == 0 || a->len > 2)
+    return false;
+  uint32_t v = 0;
+  for (size_t i = 0; i < a->len; i++) {
+    if (a->ptr[i] < '0' || a->ptr[i] > '9')
+      return false;
+    v = v * 10 + (uint32_t)(a->ptr[i] - '0');
+  }
+  *id = v;
+  return v >= 1 && v <= SABHA_NODES_MAX;
+}
+
+static void link_refused(struct rt_stream *c, const char *why) {
+  c->rt->m.link_proofs_refused++;
+  rt_log(c->rt, RT_LOG_WARN,
+         "client %" PRIu64 " (%s) said SABHA.FORWARDED but was not taken for "
+         "a forwarding link: %s",
+         c->id, c->name, why);
+}
+
+void rt_auth_link_unproved(struct rt_stream *c) {
+  assert(c->link_challenged);
+  c->link_challenged = false;
+  link_refused(c, "it sent another command instead of its proof");
+}
+
+static void mark_link(struct rt_stream *c, struct resp_buf *b) {
+  c->forwarded_link = true;
+  /* A link relays replies to many clients, each within its own limits
+   * on the follower: only the bound on one reply applies here. */
+  c->out.len_max = c->wbuf.len_max = RT_OUT_BYTES_MAX;
+  resp_write_simple(b, "OK");
+}
+
+void rt_exec_forwarded(struct rt_stream *c, uint32_t argc,
+                       const struct resp_arg *argv, struct resp_buf *b) {
+  struct rt *rt = c->rt;
+  if (argc != 1 && argc != 3) {
+    resp_write_error(b, "ERR wrong number of arguments for "
+                        "'sabha.forwarded' command");
+    return;
+  }
+  if (!rt->cfg.link_key_set) {
+    if (argc == 3)
+      resp_write_error(b, "ERR this node has no cluster secret: "
+                          "SABHA.FORWARDED takes no proof");
+    else
+      mark_link(c, b);
+    return;
+  }
+  if (argc == 1) {
+    /* A counter under a random key: fresh for every connection and
+     * every try, and nothing an outsider can compute in advance. */
+    uint8_t count[12];
+    le_put_u64(count, ++rt->link_challenges);
+    le_put_u32(count + 8, rt->cfg.group);
+    crypto_generichash(c->link_challenge, RT_LINK_KEY_BYTES, count,
+                       sizeof count, rt->cfg.link_challenge_key,
+                       RT_LINK_KEY_BYTES);
+    c->link_challenged = true;
+    char line[sizeof CHALLENGE_WORD + LINK_HEX_BYTES];
+    memcpy(line, CHALLENGE_WORD, sizeof CHALLENGE_WORD - 1);
+    sodium_bin2hex(line + sizeof CHALLENGE_WORD - 1, LINK_HEX_BYTES + 1,
+                   c->link_challenge, RT_LINK_KEY_BYTES);
+    resp_write_simple(b, line);
+    return;
+  }
+  /* One answer per challenge, right or wrong: a connection gets no
+   * second guess, and leaves (a link that cannot prove itself is
+   * misconfigured; anything else has no business here). */
+  bool challenged = c->link_challenged;
+  c->link_challenged = false;
+  c->quit_after = true;
+  if (!challenged) {
+    link_refused(c, "a proof with no challenge to answer");
+    resp_write_error(b, ERR_LINK_NO_CHALLENGE);
+    return;
+  }
+  uint32_t from = 0;
+  bool id_ok = link_node_id(&argv[1], &from);
+  uint8_t proof[RT_LINK_KEY_BYTES], want[RT_LINK_KEY_BYTES];
+  link_proof(rt->cfg.link_key, id_ok ? from : 0, rt->cfg.engine.id,
+             c->link_challenge, want);
+  if (!id_ok || !link_hex(argv[2].ptr, argv[2].len, proof) ||
+      sodium_memcmp(proof, want, RT_LINK_KEY_BYTES) != 0) {
+    link_refused(c, "a wrong proof of the cluster secret");
+    resp_write_error(b, ERR_LINK_PROOF);
+    return;
+  }
+  c->quit_after = false;
+  mark_link(c, b);
 }

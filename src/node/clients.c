@@ -166,6 +166,7 @@ static struct rt_stream *stream_new(struct rt *rt, enum rt_stream_kind kind) {
   resp_buf_init(&s->wbuf, out_max);
   resp_buf_init(&s->multi, RT_MULTI_BYTES_MAX + 4u * RT_MULTI_ARGS_MAX);
   resp_buf_init(&s->watch_keys, RT_WATCH_KEYS_MAX * (4u + (64u << 10)));
+  resp_buf_init(&s->held, out_max);
   list_init(&s->link);
   list_init(&s->reap);
   list_init(&s->queue);
@@ -372,6 +373,7 @@ void rt_stream_free(struct rt_stream *s) {
   resp_buf_free(&s->wbuf);
   resp_buf_free(&s->multi);
   resp_buf_free(&s->watch_keys);
+  resp_buf_free(&s->held);
   free(s);
 }
 
@@ -464,10 +466,10 @@ static bool arg_is(const struct resp_arg *a, const char *word) {
 
 /* What a connection on probation (let in past clients_max) may send: a
  * forwarding link logs in first when the node has a password, then says
- * SABHA.FORWARDED. */
-static bool probation_allows(uint32_t argc, const struct resp_arg *argv) {
-  return arg_is(&argv[0], "AUTH") ||
-         (argc == 1 && arg_is(&argv[0], "SABHA.FORWARDED"));
+ * SABHA.FORWARDED (and with a cluster secret says it again, with its
+ * proof). */
+static bool probation_allows(const struct resp_arg *argv) {
+  return arg_is(&argv[0], "AUTH") || arg_is(&argv[0], "SABHA.FORWARDED");
 }
 
 /* After a command of a connection on probation: it stays while it may yet
@@ -975,11 +977,13 @@ static void handle_command(struct rt_stream *c, uint32_t argc,
                            const struct resp_arg *argv) {
   struct rt *rt = c->rt;
   rt->m.commands++;
+  if (c->link_challenged && !arg_is(&argv[0], "SABHA.FORWARDED"))
+    rt_auth_link_unproved(c);
   if (!c->probation) {
     run_command(c, argc, argv);
     return;
   }
-  if (!probation_allows(argc, argv)) {
+  if (!probation_allows(argv)) {
     rt->m.clients_refused++;
     error_now(c, "ERR max number of clients reached");
     c->quit_after = true;

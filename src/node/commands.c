@@ -144,7 +144,7 @@ static const struct rt_command COMMANDS[] = {
      "on: reads from this node's store; off: linearizable reads"},
     {"SABHA.STATUS", 1, CK_LOCAL, C_SABHA_STATUS, "stale", 0, 0, 0,
      "This node's role, term, leader, indexes and log"},
-    {"SABHA.FORWARDED", 1, CK_LOCAL, C_SABHA_FORWARDED, "fast stale", 0, 0, 0,
+    {"SABHA.FORWARDED", -1, CK_LOCAL, C_SABHA_FORWARDED, "fast stale", 0, 0, 0,
      "Marks a node's forwarding link (internal)"},
     {"GET", 2, CK_READ, C_GET, "readonly fast", 1, 1, 1,
      "Returns the value of a key"},
@@ -1440,6 +1440,7 @@ static void write_info_clients(const struct rt *rt, struct resp_buf *b) {
   resp_buf_printf(b,
                   "clients_refused:%" PRIu64 "\r\n"
                   "clients_evicted_from_probation:%" PRIu64 "\r\n"
+                  "forwarding_link_proofs_refused:%" PRIu64 "\r\n"
                   "timeout:%u\r\nclients_timed_out:%" PRIu64 "\r\n"
                   "client_output_buffer_limit:normal %" PRIu64 " %" PRIu64
                   " %u\r\noutput_buffer_disconnects:%" PRIu64 "\r\n"
@@ -1447,7 +1448,8 @@ static void write_info_clients(const struct rt *rt, struct resp_buf *b) {
                   "query_buffer_disconnects:%" PRIu64 "\r\n"
                   "memory_disconnects:%" PRIu64 "\r\n"
                   "memory_pauses:%" PRIu64 "\r\n\r\n",
-                  m->clients_refused, m->probation_evicted, cfg->idle_timeout_s,
+                  m->clients_refused, m->probation_evicted,
+                  m->link_proofs_refused, cfg->idle_timeout_s,
                   m->clients_timed_out, cfg->out_hard_bytes,
                   cfg->out_soft_bytes, cfg->out_soft_s, m->out_limit_closed,
                   cfg->query_bytes_max, m->query_limit_closed, m->memory_closed,
@@ -1977,11 +1979,7 @@ void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
     cmd_members(rt, b);
     return;
   case C_SABHA_FORWARDED:
-    c->forwarded_link = true;
-    /* A link relays replies to many clients, each within its own limits
-     * on the follower: only the bound on one reply applies here. */
-    c->out.len_max = c->wbuf.len_max = RT_OUT_BYTES_MAX;
-    resp_write_simple(b, "OK");
+    rt_exec_forwarded(c, argc, argv, b);
     return;
   default:
     assert(false);

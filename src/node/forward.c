@@ -26,9 +26,16 @@
  * leader answers nothing on it for request_timeout_ms + leader_wait_ms
  * while commands wait there (rt_fwd_scan), counted from its last reply or
  * from a command sent with none waiting, never from a command's arrival
- * here. When a link fails: requests not yet sent (the link never
- * connected) and reads (no side effects) are tried again; writes that may
- * have reached the leader are answered with their outcome unknown. */
+ * here. Until it connects, though, its commands are still waiting for a
+ * leader, within leader_wait_ms of when they first needed one: a link not
+ * connected by the end of the first one's is given up, so that a leader
+ * whose client port takes no connection while its heartbeats arrive holds
+ * a client no longer than no leader would. When a link fails: requests
+ * not yet sent (the link never connected) and reads (no side effects) are
+ * tried again, within what is left of their leader_wait_ms (past it they
+ * are answered -TRYAGAIN no leader, never sent again to a leader that
+ * stays silent); writes that may have reached the leader are answered
+ * with their outcome unknown. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,6 +53,16 @@
 
 /* ---- links ------------------------------------------------------------------
  */
+
+/* A link carries commands once connected and, with a cluster secret, once
+ * the leader took its proof of it (auth.c). Until then they wait unsent. */
+static bool fwd_ready(const struct rt_stream *f) {
+  return f->connected && f->proof_state == RT_PROOF_NONE;
+}
+
+struct resp_buf *rt_fwd_out(struct rt_stream *f) {
+  return f->proof_state == RT_PROOF_NONE ? &f->out : &f->held;
+}
 
 static void fwd_close(struct rt_stream *f, const char *why) {
   if (f->closing)
@@ -84,12 +101,19 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
   if (why != NULL)
     rt_log(rt, RT_LOG_INFO, "forwarding link to node %u closed: %s", f->leader,
            why);
+  bool current = rt->fwd == f;
   if (rt->fwd == f)
     rt->fwd = NULL;
   if (f->group_link && rt->gnodes[f->leader] == f) {
     rt->gnodes[f->leader] = NULL;
     /* Its groups' commands go through this node's own runtimes of them
      * for a moment, rather than straight back to a node just lost. */
+    rt->fwd_failed_leader = f->leader;
+    rt->fwd_failed_ms = rt_now_ms(rt);
+  } else if (current && !fwd_ready(f) && !list_empty(&f->pending)) {
+    /* The leader's port took no connection (refused, or nothing answered
+     * within the commands' wait): tried again at once, its commands
+     * would only open link after link to it. */
     rt->fwd_failed_leader = f->leader;
     rt->fwd_failed_ms = rt_now_ms(rt);
   }
@@ -121,6 +145,9 @@ void rt_fwd_lost(struct rt_stream *f, const char *why) {
     else if (r->group != rt->cfg.group &&
              (!f->connected || !r->sent || rt_command_is_read(r->cmd)))
       rt_group_route(rt, r); /* another group's: through its own link */
+    else if ((!f->connected || !r->sent || rt_command_is_read(r->cmd)) &&
+             r->deadline_ms != 0 && r->deadline_ms <= rt_now_ms(rt))
+      rt_req_fail_no_leader(rt, r); /* its wait is over: never again */
     else if (!f->connected || !r->sent || rt_command_is_read(r->cmd))
       rt_wait_leader(rt, r); /* never executed, or harmless to repeat */
     else
@@ -138,14 +165,29 @@ void rt_fwd_queued(struct rt_stream *f, struct rt_req *r) {
   bool idle = list_empty(&f->pending);
   r->where = RT_IN_FORWARD;
   list_push(&f->pending, &r->glink);
+  /* Going to a leader is the end of its wait for one only once the link
+   * takes it: a port that never does must not hold it for ever. */
+  if (r->deadline_ms == 0)
+    r->deadline_ms = rt_now_ms(f->rt) + f->rt->cfg.leader_wait_ms;
   /* On a link that is up the command is in the output the host takes
    * next; queued before it connected, rt_fwd_connected sends it. Marking
    * only this one keeps a deep pipeline linear. */
-  r->sent = f->connected && !f->closing;
+  r->sent = fwd_ready(f) && !f->closing;
+  if (!r->sent && (f->connect_by_ms == 0 || r->deadline_ms < f->connect_by_ms))
+    f->connect_by_ms = r->deadline_ms;
   if (r->sent && idle)
     f->progress_ms = rt_now_ms(f->rt);
   if (r->sent)
     rt_stream_kick_output(f);
+}
+
+/* Everything pending is in the output the host takes next: sent now,
+ * however long it waited for the connection (or the proof). */
+static void fwd_send_pending(struct rt_stream *f) {
+  f->progress_ms = rt_now_ms(f->rt);
+  for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
+    LIST_OF(l, struct rt_req, glink)->sent = true;
+  rt_stream_kick_output(f);
 }
 
 void rt_fwd_connected(struct rt_stream *f) {
@@ -153,17 +195,56 @@ void rt_fwd_connected(struct rt_stream *f) {
     return;
   f->connected = true;
   rt_log(f->rt, RT_LOG_DEBUG, "forwarding link to node %u open", f->leader);
-  /* Everything pending is in the output the host takes next: sent now,
-   * however long it waited for the connection. */
+  if (f->proof_state == RT_PROOF_NONE) {
+    fwd_send_pending(f);
+    return;
+  }
+  /* Only the login and SABHA.FORWARDED go; the leader's clock starts. */
   f->progress_ms = rt_now_ms(f->rt);
-  for (struct list_link *l = f->pending.next; l != &f->pending; l = l->next)
-    LIST_OF(l, struct rt_req, glink)->sent = true;
   rt_stream_kick_output(f);
 }
 
 void rt_stream_connected(struct rt_stream *s) {
   rt_fwd_connected(s);
   rt_reap(s->rt);
+}
+
+/* The leader's answer to the link's last word about itself: its challenge
+ * (then the link sends its proof), or its verdict on the proof (then the
+ * commands held meanwhile go). Anything else: the link cannot be used,
+ * and is given up with nothing of its clients' sent. */
+static void fwd_proof_step(struct rt_stream *f, const uint8_t *p, size_t len) {
+  struct rt *rt = f->rt;
+  bool ok;
+  if (f->proof_state == RT_PROOF_CHALLENGE) {
+    uint8_t challenge[RT_LINK_KEY_BYTES];
+    ok = rt_auth_parse_challenge(p, len, challenge);
+    if (ok) {
+      rt_auth_write_link_proof(rt, f->leader, challenge, &f->out);
+      f->skip_replies = 1;
+      f->proof_state = RT_PROOF_VERDICT;
+      rt_stream_kick_output(f);
+      return;
+    }
+  } else {
+    ok = len == 5 && memcmp(p, "+OK\r\n", 5) == 0;
+    if (ok) {
+      f->proof_state = RT_PROOF_NONE;
+      resp_buf_append(&f->out, f->held.data, f->held.len);
+      resp_buf_free(&f->held);
+      if (f->out.err != 0) {
+        fwd_close(f, "output buffer overflow");
+        return;
+      }
+      fwd_send_pending(f);
+      return;
+    }
+  }
+  rt_log(rt, RT_LOG_WARN,
+         "node %u did not take this node's forwarding link (do the nodes "
+         "share the cluster secret?): %.*s",
+         f->leader, (int)(len > 120 ? 120 : len - 2), (const char *)p);
+  fwd_close(f, "it could not prove the cluster secret");
 }
 
 static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
@@ -173,6 +254,10 @@ static void fwd_on_reply(struct rt_stream *f, const uint8_t *p, size_t len) {
   f->progress_ms = rt_now_ms(rt);
   if (f->skip_replies > 0) {
     f->skip_replies--;
+    if (f->skip_replies == 0 && f->proof_state != RT_PROOF_NONE) {
+      fwd_proof_step(f, p, len);
+      return;
+    }
     if (p[0] == '-')
       rt_log(rt, RT_LOG_WARN,
              "node %u refused this node's forwarding link (do the nodes "
@@ -263,6 +348,10 @@ static struct rt_stream *fwd_open(struct rt *rt, uint32_t leader) {
   static const struct resp_arg hello = {(const uint8_t *)"SABHA.FORWARDED", 15};
   rt_write_command(&f->out, 1, &hello);
   f->skip_replies = login + 1;
+  /* With a cluster secret it is answered with a challenge, and the link
+   * proves the secret before any client's command goes (auth.c). */
+  if (f->rt->cfg.link_key_set)
+    f->proof_state = RT_PROOF_CHALLENGE;
   list_push(&rt->fwds, &f->link);
   if (rt->ports.stream_connect(rt->ports.ctx, f, leader) != 0) {
     rt->fwd_failed_leader = leader;
@@ -307,8 +396,9 @@ void rt_forward(struct rt *rt, struct rt_req *r) {
     }
   }
   struct rt_stream *f = rt->fwd;
-  rt_write_command(&f->out, r->argc, r->argv);
-  if (f->out.err != 0) {
+  struct resp_buf *out = rt_fwd_out(f);
+  rt_write_command(out, r->argc, r->argv);
+  if (out->err != 0) {
     fwd_close(f, "output buffer overflow");
     rt_req_fail(rt, r, "TRYAGAIN the forwarding link is overloaded");
     return;
@@ -338,6 +428,16 @@ void rt_fwd_scan(struct rt *rt, uint64_t now_ms) {
     /* A group's link: the group answers every request in its own time. */
     if (f->closing || list_empty(&f->pending) || f->in_process)
       continue;
+    /* Its commands' wait for a leader runs on while it connects: the
+     * oldest's end gives it up, unsent, and those whose wait is over are
+     * answered (rt_fwd_lost). Nothing was written to the leader, so
+     * nothing may be carried out there. */
+    if (!fwd_ready(f) && f->connect_by_ms != 0 && f->connect_by_ms <= now_ms) {
+      fwd_close(f, f->connected ? "it did not prove the cluster secret within "
+                                  "leader-wait-ms"
+                                : "it did not connect within leader-wait-ms");
+      continue;
+    }
     /* Judged by the leader's progress (progress_ms), not by the age of
      * the oldest command: one that waited here first (for a leader, for
      * the link to connect) would close the link to a leader that is

@@ -225,8 +225,9 @@ void rt_group_route(struct rt *rt, struct rt_req *r) {
     hand_queued(l, r);
     return;
   }
-  rt_write_command(&l->out, r->argc, r->argv);
-  if (l->out.err != 0) {
+  struct resp_buf *out = rt_fwd_out(l);
+  rt_write_command(out, r->argc, r->argv);
+  if (out->err != 0) {
     rt_stream_close(l, false);
     rt_req_fail(rt, r, "TRYAGAIN the link to the key's group is overloaded");
     return;

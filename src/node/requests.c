@@ -925,19 +925,36 @@ void rt_reads_lost_leadership(struct rt *rt) {
  * ----------------------------------------------------------------
  */
 
+void rt_req_fail_no_leader(struct rt *rt, struct rt_req *r) {
+  assert(r->deadline_ms != 0);
+  struct sabha_status st;
+  sabha_engine_status(rt->engine, &st);
+  char msg[192];
+  /* Both begin "no leader": to a client they are the same, nothing was
+   * carried out and no leader was there to take it; the rest tells an
+   * operator whether to look at elections or at the leader's client
+   * port. */
+  if (st.leader != SABHA_NODE_NONE && st.leader != rt->cfg.engine.id)
+    snprintf(msg, sizeof msg,
+             "TRYAGAIN no leader: node %u leads, but this node could not "
+             "reach it within %u ms; retry",
+             st.leader, rt->cfg.leader_wait_ms);
+  else
+    snprintf(msg, sizeof msg,
+             "TRYAGAIN no leader: none was elected within %u ms; retry",
+             rt->cfg.leader_wait_ms);
+  rt->m.no_leader++;
+  rt_req_fail(rt, r, msg);
+}
+
 void rt_scan_deadlines(struct rt *rt, uint64_t now) {
-  char msg[160];
   struct list_link *l = rt->wait_leader.next;
   while (l != &rt->wait_leader) {
     struct rt_req *r = LIST_OF(l, struct rt_req, glink);
     l = l->next;
     if (r->deadline_ms > now)
       continue;
-    rt->m.no_leader++;
-    snprintf(msg, sizeof msg,
-             "TRYAGAIN no leader: none was elected within %u ms; retry",
-             rt->cfg.leader_wait_ms);
-    rt_req_fail(rt, r, msg);
+    rt_req_fail_no_leader(rt, r);
   }
   uint64_t timeout = rt->cfg.request_timeout_ms;
   l = rt->proposals.next;

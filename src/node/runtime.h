@@ -66,6 +66,9 @@
 #define RT_PATH_BYTES_MAX 1024u
 #define RT_CLUSTER_ID_BYTES_MAX 64u
 #define RT_PASSWORD_BYTES_MAX 256u
+/* The key forwarding links prove the cluster secret with, and the key
+ * that makes a node's challenges to them unpredictable (auth.c). */
+#define RT_LINK_KEY_BYTES 32u
 /* Preferred leaders: a member's priority is 0..RT_PRIORITY_MAX (0: never
  * handed leadership by preference), RT_PRIORITY_DEFAULT when not set. */
 #define RT_PRIORITY_MAX 1000u
@@ -280,6 +283,16 @@ struct rt_config {
   uint8_t admin_pass[RT_PASSWORD_BYTES_MAX];
   uint32_t admin_pass_bytes;
   bool protected_mode;     /* default true */
+  /* Forwarding links and the cluster secret (auth.c). With link_key_set,
+   * a connection that says SABHA.FORWARDED is taken for another node's
+   * forwarding link only once it has answered this node's challenge with
+   * a keyed hash under link_key (rt_link_key_derive, from the secret), and
+   * this node's own links answer the same way: every member must hold the
+   * same secret. link_challenge_key makes the challenges unpredictable:
+   * random in sabhad. Without a secret a link is taken on its word. */
+  bool link_key_set;
+  uint8_t link_key[RT_LINK_KEY_BYTES];
+  uint8_t link_challenge_key[RT_LINK_KEY_BYTES];
   uint64_t kv_hash_key[2];  /* kvstore_config.hash_key: random in sabhad */
   uint64_t app_hash_key[2]; /* app_config.hash_key: random in sabhad */
   uint64_t tag_seed;       /* the first app tag's low bits: random */
@@ -287,6 +300,12 @@ struct rt_config {
   uint32_t app_bugs;       /* app_config.bugs */
   bool verbose;            /* DEBUG log lines */
 };
+
+/* The key forwarding links prove the cluster secret with
+ * (rt_config.link_key): a hash of the secret (secret_bytes >= 1) under a
+ * label of its own, so that it is no key the peer transport uses. */
+void rt_link_key_derive(const uint8_t *secret, size_t secret_bytes,
+                        uint8_t key[RT_LINK_KEY_BYTES]);
 
 /* Fills `cfg` with sabhad's defaults for node `id` of `voters`. */
 void rt_config_init(struct rt_config *cfg, uint32_t id, const uint32_t *voters,
@@ -563,6 +582,8 @@ struct rt_metrics {
   uint64_t memory_paused;      /* times the budget stopped reading one */
   uint64_t probation_evicted;  /* connections on probation pushed out by a
                                   newer one (clients.c) */
+  uint64_t link_proofs_refused; /* SABHA.FORWARDED with a wrong or missing
+                                   proof of the cluster secret (auth.c) */
   uint64_t leader_changes;
   uint64_t priority_transfers;      /* handed to a member of higher priority */
   uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */

@@ -171,6 +171,9 @@ struct rt_req {
                           its leader's node (which refused it) */
   uint64_t order;      /* arrival order in the node, from 1 */
   uint64_t arrival_ms; /* ports.now_ms */
+  /* Until when it may wait here before a leader takes it: for one to be
+   * known, and for the link to it to connect (leader_wait_ms from when it
+   * first needed one; 0 until then). Kept when it comes back to wait. */
   uint64_t deadline_ms;
   uint64_t started_us; /* for latency */
   /* PROPOSALS */
@@ -241,8 +244,11 @@ struct rt_stream {
   bool quit_after;        /* QUIT or a protocol error: close once answered */
   bool probation;         /* let in past clients_max: must be a forwarding
                             link (clients.c) */
-  bool memory_paused;     /* the clients' memory budget stopped reading */
-  uint8_t user;           /* enum rt_user */
+  bool link_challenged;   /* it said SABHA.FORWARDED and owes the proof of
+                             link_challenge (auth.c) */
+  uint8_t link_challenge[RT_LINK_KEY_BYTES];
+  bool memory_paused; /* the clients' memory budget stopped reading */
+  uint8_t user;       /* enum rt_user */
   uint64_t accepted_ms;
   uint64_t active_ms;   /* last bytes read or written (idle timeout) */
   uint64_t out_soft_ms; /* since when output passed the soft limit; 0:
@@ -299,6 +305,16 @@ struct rt_stream {
    * opened. Never a command's arrival: how long it waited here says
    * nothing of the leader. */
   uint64_t progress_ms;
+  /* Not yet connected: the earliest deadline_ms of the commands written
+   * to it meanwhile (0: none). Past it the link is given up (rt_fwd_scan):
+   * a leader whose port takes no connection holds nobody longer than no
+   * leader would. */
+  uint64_t connect_by_ms;
+  /* With a cluster secret the link proves it (auth.c) before it carries
+   * anything: meanwhile commands wait in `held`, unsent, as on a link not
+   * yet connected. */
+  uint8_t proof_state; /* enum rt_link_proof */
+  struct resp_buf held;
 };
 
 /* ---- the node ------------------------------------------------------------ */
@@ -384,6 +400,7 @@ struct rt {
   uint64_t mem_window_ms;
   uint64_t mem_in_max[2], mem_out_max[2]; /* [0] this window, [1] last */
   uint64_t next_stream_id;
+  uint64_t link_challenges; /* challenges issued to forwarding links */
   struct list_link reaping; /* streams marked for closing */
 
   struct list_link deferred; /* requests held while in_ready */
@@ -488,6 +505,9 @@ void rt_req_unlist(struct rt_req *r);
 /* The reply is in r->reply: r leaves its list and waits for its turn. */
 void rt_req_done(struct rt *rt, struct rt_req *r);
 void rt_req_fail(struct rt *rt, struct rt_req *r, const char *msg);
+/* Answers r, whose deadline_ms passed before a leader took it, -TRYAGAIN
+ * no leader: none known, or the one known could not be reached. */
+void rt_req_fail_no_leader(struct rt *rt, struct rt_req *r);
 /* A request that needs the leader: execute here, forward, redirect or
  * wait. */
 void rt_dispatch(struct rt *rt, struct rt_req *r);
@@ -654,8 +674,11 @@ void rt_fwd_close_all(struct rt *rt);
 void rt_fwd_scan(struct rt *rt, uint64_t now_ms);
 /* Request `r`, just written to link `f`'s output, waits in its pending
  * list for its reply (RT_IN_FORWARD); sent once the link is connected, and
- * the host told. */
+ * the host told. Its leader wait starts now if it had not. */
 void rt_fwd_queued(struct rt_stream *f, struct rt_req *r);
+/* Where a command for link `f` is written: its output, or while it proves
+ * the cluster secret, the buffer that holds commands until it has. */
+struct resp_buf *rt_fwd_out(struct rt_stream *f);
 /* Opens a forwarding link to node `node`, or returns NULL. */
 struct rt_stream *rt_fwd_open(struct rt *rt, uint32_t node);
 void rt_fwd_input(struct rt_stream *f);
@@ -715,6 +738,28 @@ const char *rt_auth_login(struct rt_stream *c, const struct resp_arg *user,
 /* AUTH [user] password. */
 void rt_exec_auth(struct rt_stream *c, uint32_t argc,
                   const struct resp_arg *argv, struct resp_buf *b);
+/* SABHA.FORWARDED [node-id proof]: marks another node's forwarding link,
+ * at once without a cluster secret; with one, its first form answers a
+ * challenge and only the second, with the proof, marks the link. */
+void rt_exec_forwarded(struct rt_stream *c, uint32_t argc,
+                       const struct resp_arg *argv, struct resp_buf *b);
+/* A stream that was challenged sent something other than its proof: it
+ * is no link (counted, logged), and its command runs as a client's. */
+void rt_auth_link_unproved(struct rt_stream *c);
+/* Where a forwarding link stands with its proof of the cluster secret. */
+enum rt_link_proof {
+  RT_PROOF_NONE = 0,  /* proved, or none needed: it carries commands */
+  RT_PROOF_CHALLENGE, /* waits for the leader's challenge */
+  RT_PROOF_VERDICT,   /* sent its proof, waits for the leader's +OK */
+};
+/* Appends the SABHA.FORWARDED with the proof this node's link to node
+ * `to` answers `challenge` with. */
+void rt_auth_write_link_proof(const struct rt *rt, uint32_t to,
+                              const uint8_t *challenge, struct resp_buf *b);
+/* The challenge in `reply` (one whole RESP reply, "+CHALLENGE <hex>"):
+ * true with it in `challenge`, else false. */
+bool rt_auth_parse_challenge(const uint8_t *reply, size_t len,
+                             uint8_t challenge[RT_LINK_KEY_BYTES]);
 /* Appends the AUTH a forwarding link sends first, with this node's
  * strongest credentials; returns the number of commands written (0 when
  * no password is configured). */

@@ -1189,6 +1189,12 @@ static int open_runtime(struct srv_node *n) {
   memcpy(rc.admin_pass, n->cfg.admin_pass.bytes, n->cfg.admin_pass.n);
   rc.admin_pass_bytes = (uint32_t)n->cfg.admin_pass.n;
   rc.protected_mode = n->cfg.protected_mode;
+  /* Forwarding links prove the same secret the peers do (auth.c). */
+  if (n->cfg.secret_bytes > 0) {
+    rc.link_key_set = true;
+    rt_link_key_derive(n->cfg.secret, n->cfg.secret_bytes, rc.link_key);
+  }
+  randombytes_buf(rc.link_challenge_key, sizeof rc.link_challenge_key);
   struct rt_ports ports = {
       .ctx = n,
       .now_ms = port_now_ms,

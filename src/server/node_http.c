@@ -207,6 +207,10 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
           "Connections past clients-max that did not say SABHA.FORWARDED, "
           "pushed out by a newer one",
           m->probation_evicted);
+  counter(b, "sabha_forwarding_link_proofs_refused_total",
+          "Connections that said SABHA.FORWARDED with a wrong or missing "
+          "proof of the cluster secret, not taken for forwarding links",
+          m->link_proofs_refused);
   gauge(b, "sabha_client_timeout_seconds",
         "timeout: idle clients closed "
         "after this (0: never)",

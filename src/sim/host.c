@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "sim/sim_internal.h"
 #include "sim/workload.h"
 #include "sm/app.h"
@@ -848,6 +849,16 @@ static int open_group(struct sim *s, struct node *n, uint32_t g, char *err,
   cfg.app_hash_key[0] = sim_mix(s->o.seed, 0x6170);
   cfg.app_hash_key[1] = sim_mix(s->o.seed, 0x6171);
   restart_settings(s, n, &cfg);
+  /* The nodes share a secret, as sabha cluster start's always do: their
+   * forwarding links prove it to the leader (auth.c) in every run. */
+  uint8_t secret[16];
+  le_put_u64(secret, sim_mix(s->o.seed, 0x736563));
+  le_put_u64(secret + 8, sim_mix(s->o.seed, 0x736564));
+  cfg.link_key_set = true;
+  rt_link_key_derive(secret, sizeof secret, cfg.link_key);
+  for (uint32_t i = 0; i < RT_LINK_KEY_BYTES / 8; i++)
+    le_put_u64(cfg.link_challenge_key + 8 * i,
+               sim_mix(cfg.engine.seed, 0x636800 + i));
   group_config(s, &cfg, g);
   struct rt_ports ports = sim_ports;
   ports.ctx = &n->grp[g].port;

@@ -71,6 +71,23 @@ follower_node() { status "$1" | grep -v 'role=leader' | grep -v 'role=down' | gr
 
 rcli() { timeout 10 redis-cli -p "$@"; }
 
+# raw PORT: stdin to the port as it is, then what comes back until it closes
+# or is quiet for a second.
+raw() { timeout 10 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(sys.stdin.buffer.read())
+d = b""
+try:
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        d += c
+except OSError:
+    pass
+sys.stdout.write(d.decode())' "$1"; }
+
 # expect WHAT GOT: fails the test unless equal.
 expect() { [ "$1" = "$2" ] || die "expected '$1', got '$2'"; }
 

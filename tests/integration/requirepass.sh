@@ -37,22 +37,6 @@ rcli $lp HELLO 2 | grep -q "^NOAUTH HELLO must be called with the client already
 
 log "before AUTH only small commands: a 20 KB argument is a protocol error"
 big=$(head -c 20000 /dev/zero | tr '\0' x)
-# raw PORT: stdin to the port as it is, then what comes back until it closes
-# or is quiet for a second.
-raw() { timeout 10 python3 -c '
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-s.sendall(sys.stdin.buffer.read())
-d = b""
-try:
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        d += c
-except OSError:
-    pass
-sys.stdout.write(d.decode())' "$1"; }
 set_b="*3\r\n\$3\r\nSET\r\n\$1\r\nb\r\n\$20000\r\n$big\r\n"
 printf "$set_b" | raw $lp | grep -q "unauthenticated bulk length" || die "a 20 KB argument was taken before AUTH"
 expect "+OK +OK" "$(printf "AUTH $PW\r\n$set_b" | raw $lp | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
