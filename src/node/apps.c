@@ -141,7 +141,9 @@ void rt_app_info(struct rt *rt, struct resp_buf *b) {
                   "app_ledger_total_paise:%" PRId64 "\r\n"
                   "app_seats:%" PRIu64 "\r\napp_seats_booked:%" PRIu64 "\r\n"
                   "app_clock_ms:%" PRIu64 "\r\napp_dedup_max:%u\r\n"
-                  "app_dedup_window_ms:%u\r\n\r\n",
+                  "app_dedup_window_ms:%u\r\n"
+                  "app_retry_table_full:%" PRIu64 "\r\n\r\n",
                   accounts, total, seats, booked, app_clock_ms(rt->app),
-                  rt->cfg.dedup_max, rt->cfg.dedup_window_ms);
+                  rt->cfg.dedup_max, rt->cfg.dedup_window_ms,
+                  rt->m.apps_retry_table_full);
 }
