@@ -13,7 +13,8 @@
  *
  *   bench_kvstore [--sets N] [--keys N] [--value-bytes N] [--rounds N]
  *                 [--fill-sets N] [--seed N] [--ascending 0|1]
- *                 [--prefetch 0|1] [--appends N]
+ *                 [--prefetch 0|1] [--appends N] [--lease-keys N]
+ *                 [--keepalives N]
  *
  * --prefetch 1 applies as a node applies an entry's batch, asking for the
  * slot and entry of commands a few ahead early (kvstore_prefetch_slot);
@@ -27,7 +28,15 @@
  * APPEND and the bytes the store asked the allocator for per APPEND are
  * reported (us_per_append_1mib, alloc_bytes_per_append_1mib, and _8mib).
  * A store that copied the whole value on every APPEND would show the
- * value's size there; one that grows values geometrically, a few bytes. */
+ * value's size there; one that grows values geometrically, a few bytes.
+ *
+ * KEEPALIVE: a store holding 100,000 keys that expire by themselves and a
+ * lease with --lease-keys keys (10,000, the default bound) applies
+ * --keepalives KEEPALIVEs (1,000) of that lease, and of a lease with one
+ * key; the CPU time per KEEPALIVE is reported (us_per_keepalive and
+ * us_per_keepalive_1_key). A store that moved each key's expiry would
+ * show the first grow with the lease's keys; one that moves the lease
+ * alone, both the same. */
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -50,7 +59,7 @@
 #define VALUE_BYTES_MAX 1024
 
 struct options {
-  uint64_t sets, keys, fill_sets, seed, appends;
+  uint64_t sets, keys, fill_sets, seed, appends, lease_keys, keepalives;
   uint32_t value_bytes;
   int rounds;
   bool ascending; /* keys 0, 1, 2, ... instead of random ones */
@@ -247,6 +256,61 @@ static void bench_append(const char *name, size_t value_bytes,
   free(cmd);
 }
 
+/* A store with 100,000 keys expiring by themselves and a lease holding
+ * `lease_keys` keys, then `keepalives` KEEPALIVEs of that lease; prints
+ * the CPU time per KEEPALIVE under `name`. */
+static void bench_keepalive(const char *name, uint64_t lease_keys,
+                            uint64_t keepalives) {
+  enum { OWN_KEYS = 100000, TTL_MS = 1000000000 };
+  uint8_t cmd[256];
+  struct batch setup = {0}, b = {0};
+  uint64_t seq = 0;
+  struct kvstore_hdr h = {1, ++seq, 1};
+  batch_add(&setup, cmd, kvstore_encode_register(cmd, sizeof cmd, 1, 0));
+  batch_add(&setup, cmd,
+            kvstore_encode_lease(cmd, sizeof cmd, &h, KVSTORE_OP_LEASE_GRANT,
+                                 TTL_MS));
+  char key[32];
+  struct kvstore_slice v = {(const uint8_t *)"v", 1};
+  for (uint64_t i = 0; i < OWN_KEYS + lease_keys; i++) {
+    bool leased = i >= OWN_KEYS;
+    struct kvstore_slice k = {(const uint8_t *)key,
+                              (size_t)snprintf(key, sizeof key,
+                                               "%s:%012" PRIu64,
+                                               leased ? "leased" : "own", i)};
+    h.seq = ++seq;
+    batch_add(&setup, cmd,
+              kvstore_encode_set_ex(cmd, sizeof cmd, &h, k, v,
+                                    leased ? KVSTORE_SET_LEASE : KVSTORE_SET_PX,
+                                    leased ? 0 : (int64_t)(TTL_MS / 2 + i),
+                                    leased ? 1 : 0));
+  }
+  for (uint64_t i = 0; i < keepalives; i++) {
+    h.seq = ++seq;
+    h.now_ms = 2 + i;
+    batch_add(&b, cmd,
+              kvstore_encode_lease(cmd, sizeof cmd, &h,
+                                   KVSTORE_OP_LEASE_KEEPALIVE, 1));
+  }
+  struct kvstore *kv = store_new(NULL);
+  apply_all(kv, &setup, false, false);
+  if (kvstore_dbsize(kv) != OWN_KEYS + lease_keys) {
+    fprintf(stderr, "bench_kvstore: the KEEPALIVE case's SETs failed\n");
+    exit(1);
+  }
+  double t0 = cpu_ns();
+  apply_all(kv, &b, false, false);
+  double us = (cpu_ns() - t0) / 1e3 / (double)keepalives;
+  if (kvstore_lease_pttl(kv, 1, 0) != TTL_MS) {
+    fprintf(stderr, "bench_kvstore: the KEEPALIVE case's lease is wrong\n");
+    exit(1);
+  }
+  printf("us_per_keepalive%s: %.3f\n", name, us);
+  kvstore_free(kv);
+  free(setup.bytes);
+  free(b.bytes);
+}
+
 static int parse(int argc, char **argv, struct options *o) {
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc)
@@ -271,6 +335,11 @@ static int parse(int argc, char **argv, struct options *o) {
       o->prefetch = v == 1;
     else if (strcmp(argv[i], "--appends") == 0 && v >= 1 && v <= 1000000)
       o->appends = v;
+    else if (strcmp(argv[i], "--lease-keys") == 0 && v >= 1 &&
+             v <= kvstore_config_default.lease_keys_max)
+      o->lease_keys = v;
+    else if (strcmp(argv[i], "--keepalives") == 0 && v >= 1 && v <= 1000000)
+      o->keepalives = v;
     else if (strcmp(argv[i], "--seed") == 0)
       o->seed = v;
     else
@@ -286,12 +355,14 @@ int main(int argc, char **argv) {
                       .seed = 1,
                       .value_bytes = 100,
                       .rounds = 5,
-                      .appends = 1000};
+                      .appends = 1000,
+                      .lease_keys = 10000,
+                      .keepalives = 1000};
   if (parse(argc, argv, &o) != 0) {
     fprintf(stderr, "usage: bench_kvstore [--sets N] [--keys N] "
                     "[--value-bytes N] [--rounds N] [--fill-sets N] "
                     "[--seed N] [--ascending 0|1] [--prefetch 0|1] "
-                    "[--appends N]\n");
+                    "[--appends N] [--lease-keys N] [--keepalives N]\n");
     return 2;
   }
   struct utsname u;
@@ -369,6 +440,10 @@ int main(int argc, char **argv) {
   printf("appends: %" PRIu64 "\n", o.appends);
   bench_append("1mib", 1u << 20, o.appends);
   bench_append("8mib", (8u << 20) - (size_t)o.appends, o.appends);
+  printf("lease_keys: %" PRIu64 "\nkeepalives: %" PRIu64 "\n", o.lease_keys,
+         o.keepalives);
+  bench_keepalive("", o.lease_keys, o.keepalives);
+  bench_keepalive("_1_key", 1, o.keepalives);
   free(b.bytes);
   return 0;
 }

@@ -149,8 +149,10 @@ void rt_app_info(struct rt *rt, struct resp_buf *b) {
                   "app_dedup_window_ms:%u\r\n"
                   "app_rules_dedup_max:%u\r\n"
                   "app_rules_dedup_window_ms:%u\r\n"
-                  "app_rules_from:%s\r\n\r\n",
+                  "app_rules_from:%s\r\n"
+                  "app_retry_table_full:%" PRIu64 "\r\n\r\n",
                   accounts, total, seats, booked, app_clock_ms(rt->app),
                   rt->cfg.dedup_max, rt->cfg.dedup_window_ms, rules.dedup_max,
-                  rules.dedup_window_ms, recorded ? "log" : "settings");
+                  rules.dedup_window_ms, recorded ? "log" : "settings",
+                  rt->m.apps_retry_table_full);
 }

@@ -369,14 +369,35 @@ static const char *set_options(uint32_t argc, const struct resp_arg *argv,
   return NULL;
 }
 
+/* Redis 7's answer to an EXPIRE option it does not know, naming it as
+ * given: its line breaks made spaces, as Redis makes them, so that a
+ * client cannot end the reply early and forge the next, and cut at
+ * RT_OPTION_ECHO_BYTES_MAX bytes (or its first NUL), so that an 8 MiB
+ * argument is not echoed whole. Written into msg. */
+static const char *unsupported_option(const struct resp_arg *a, char *msg,
+                                      size_t msg_size) {
+  static const char prefix[] = "ERR Unsupported option ";
+  assert(msg_size >= sizeof prefix + RT_OPTION_ECHO_BYTES_MAX);
+  size_t n = sizeof prefix - 1;
+  memcpy(msg, prefix, n);
+  for (size_t i = 0; i < a->len && i < RT_OPTION_ECHO_BYTES_MAX; i++) {
+    char ch = (char)a->ptr[i];
+    if (ch == '\0')
+      break;
+    msg[n++] = ch == '\r' || ch == '\n' ? ' ' : ch;
+  }
+  msg[n] = '\0';
+  return msg;
+}
+
 /* The EXPIRE family's options, after the key and the time, as
  * KVSTORE_EXPIRE_* conditions. Repeating one is harmless, as in Redis;
- * the combinations Redis refuses are refused here with its words, and
- * the store refuses them again when applying (kvstore.h), so that an
- * entry from anywhere gets the same answer on every replica. Returns NULL
- * or the error to answer. */
+ * the first one it does not know is named (in msg), and the combinations
+ * Redis refuses are refused here with its words, and by the store again
+ * when applying (kvstore.h), so that an entry from anywhere gets the same
+ * answer on every replica. Returns NULL or the error to answer. */
 static const char *expire_options(uint32_t argc, const struct resp_arg *argv,
-                                  uint32_t *ifs) {
+                                  uint32_t *ifs, char *msg, size_t msg_size) {
   *ifs = 0;
   for (uint32_t i = 3; i < argc; i++) {
     if (arg_is(&argv[i], "NX"))
@@ -388,7 +409,7 @@ static const char *expire_options(uint32_t argc, const struct resp_arg *argv,
     else if (arg_is(&argv[i], "LT"))
       *ifs |= KVSTORE_EXPIRE_LT;
     else
-      return KVSTORE_ERR_SYNTAX;
+      return unsupported_option(&argv[i], msg, msg_size);
   }
   if ((*ifs & KVSTORE_EXPIRE_NX) && (*ifs & ~KVSTORE_EXPIRE_NX))
     return KVSTORE_ERR_EXPIRE_NX;
@@ -439,11 +460,12 @@ static bool numeric_host(const char *host) {
 }
 
 static const char *validate(const struct rt_command *cmd, uint32_t argc,
-                            const struct resp_arg *argv);
+                            const struct resp_arg *argv, char *msg,
+                            size_t msg_size);
 
 /* A TXN's arguments: revision, n_watch, the keys, then each command as
  * its argc and its arguments. Calls `each` (when not NULL) on every
- * command. Returns NULL or the error. */
+ * command. Returns NULL or the error (static, or written into msg). */
 typedef void (*txn_each_fn)(void *ctx, const struct rt_command *cmd,
                             uint32_t argc, const struct resp_arg *argv);
 static const struct rt_command *find_command(const struct rt *rt,
@@ -452,7 +474,8 @@ static const struct rt_command *find_command(const struct rt *rt,
 static const char *txn_walk(const struct rt *rt, uint32_t argc,
                             const struct resp_arg *argv, uint64_t *watch_rev,
                             uint32_t *n_watch, uint32_t *n_cmds,
-                            txn_each_fn each, void *ctx) {
+                            txn_each_fn each, void *ctx, char *msg,
+                            size_t msg_size) {
   int64_t rev, nw;
   if (!parse_i64(&argv[1], &rev) || rev < 0 || !parse_i64(&argv[2], &nw) ||
       nw < 0 || (uint64_t)nw > argc - 3)
@@ -472,7 +495,7 @@ static const char *txn_walk(const struct rt *rt, uint32_t argc,
     bool arity = cmd->arity >= 0 ? n == cmd->arity : n >= -cmd->arity;
     if (!arity)
       return "ERR SABHA.TXN: wrong number of arguments";
-    const char *bad = validate(cmd, (uint32_t)n, sub);
+    const char *bad = validate(cmd, (uint32_t)n, sub, msg, msg_size);
     if (bad != NULL)
       return bad;
     if (each != NULL)
@@ -485,9 +508,11 @@ static const char *txn_walk(const struct rt *rt, uint32_t argc,
   return NULL;
 }
 
-/* Checks a command's arguments before it goes anywhere. NULL: fine. */
+/* Checks a command's arguments before it goes anywhere. NULL: fine; else
+ * the error, static or written into msg. */
 static const char *validate(const struct rt_command *cmd, uint32_t argc,
-                            const struct resp_arg *argv) {
+                            const struct resp_arg *argv, char *msg,
+                            size_t msg_size) {
   int64_t v;
   switch (cmd->id) {
   case C_SET: {
@@ -502,7 +527,7 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
   case C_PEXPIREAT: {
     /* Options first, then the time, in Redis's order of complaints. */
     uint32_t ifs;
-    const char *bad = expire_options(argc, argv, &ifs);
+    const char *bad = expire_options(argc, argv, &ifs, msg, msg_size);
     if (bad != NULL)
       return bad;
     if (!parse_i64(&argv[2], &v))
@@ -1094,8 +1119,9 @@ static size_t encode_one(const struct rt_command *cmd, uint32_t argc,
   case C_EXPIREAT:
   case C_PEXPIREAT: {
     uint32_t ifs;
+    char unused[RT_CHECK_MSG_BYTES_MIN]; /* checked when it arrived */
     parse_i64(&a[2], &n);
-    expire_options(argc, a, &ifs);
+    expire_options(argc, a, &ifs, unused, sizeof unused);
     bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
     bool at = cmd->id == C_EXPIREAT || cmd->id == C_PEXPIREAT;
     return kvstore_encode_expire_ex(buf, cap, hdr, slice(&a[1]),
@@ -1194,8 +1220,9 @@ static size_t encode_txn(struct rt *rt, const struct rt_req *r,
   uint64_t rev;
   uint32_t n_watch, n_cmds;
   struct txn_build t = {.hdr = hdr};
+  char msg[RT_CHECK_MSG_BYTES_MIN];
   if (txn_walk(rt, r->argc, r->argv, &rev, &n_watch, &n_cmds, txn_encode_each,
-               &t) != NULL ||
+               &t, msg, sizeof msg) != NULL ||
       t.oom)
     return 0; /* checked when it arrived: only memory fails here */
   size_t total = t.used;
@@ -1205,8 +1232,8 @@ static size_t encode_txn(struct rt *rt, const struct rt_req *r,
   struct kvstore_slice *keys = malloc((n_watch + 1) * sizeof *keys);
   size_t size = 0;
   if (t.bytes != NULL && t.cmds != NULL && keys != NULL) {
-    txn_walk(rt, r->argc, r->argv, &rev, &n_watch, &n_cmds, txn_encode_each,
-             &t);
+    txn_walk(rt, r->argc, r->argv, &rev, &n_watch, &n_cmds, txn_encode_each, &t,
+             msg, sizeof msg);
     for (uint32_t i = 0; i < n_watch; i++)
       keys[i] = slice(&r->argv[3 + i]);
     size = t.oom ? 0
@@ -1374,6 +1401,7 @@ const char *rt_command_check(const struct rt_stream *c,
                              const struct rt_command *cmd, uint32_t argc,
                              const struct resp_arg *argv, char *msg,
                              size_t msg_size) {
+  assert(msg_size >= RT_CHECK_MSG_BYTES_MIN);
   if (!arity_ok(cmd, argc)) {
     char lower[32];
     lower_name(cmd->name, lower, sizeof lower);
@@ -1388,13 +1416,14 @@ const char *rt_command_check(const struct rt_stream *c,
     return refused;
   if (cmd->kind == CK_LOCAL)
     return NULL;
-  const char *bad = validate(cmd, argc, argv);
+  const char *bad = validate(cmd, argc, argv, msg, msg_size);
   if (bad != NULL)
     return bad;
   if (cmd->id == C_TXN) {
     uint64_t rev;
     uint32_t n_watch, n_cmds;
-    return txn_walk(c->rt, argc, argv, &rev, &n_watch, &n_cmds, NULL, NULL);
+    return txn_walk(c->rt, argc, argv, &rev, &n_watch, &n_cmds, NULL, NULL, msg,
+                    msg_size);
   }
   if (app_of(cmd) != NULL && !app_args_fit(cmd, argc, argv, msg, msg_size))
     return msg;
@@ -2057,7 +2086,9 @@ uint32_t rt_command_group(const struct rt *rt, const struct rt_command *cmd,
   case C_TXN: {
     uint64_t rev;
     uint32_t nw, n_cmds;
-    if (txn_walk(rt, argc, argv, &rev, &nw, &n_cmds, group_each, &a) != NULL)
+    char bad[RT_CHECK_MSG_BYTES_MIN];
+    if (txn_walk(rt, argc, argv, &rev, &nw, &n_cmds, group_each, &a, bad,
+                 sizeof bad) != NULL)
       return RT_GROUP_ANY; /* refused by group 0 as malformed */
     for (uint32_t i = 0; i < nw; i++)
       group_add(&a, &argv[3 + i]);

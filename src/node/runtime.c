@@ -407,7 +407,9 @@ static void apply_app_command(struct rt *rt, uint64_t index, uint32_t pos,
                               const uint8_t *cmd, size_t len) {
   struct app_reply rep;
   memset(&rep, 0, sizeof rep);
+  uint64_t full_before = app_retry_table_full(rt->app);
   int rc = app_apply(rt->app, cmd, len, &rep);
+  rt->m.apps_retry_table_full += app_retry_table_full(rt->app) - full_before;
   if (rc == SABHA_ENOMEM) {
     rt_fatal(rt, RT_FATAL_MEMORY, "out of memory applying entry %" PRIu64,
              index);

@@ -589,6 +589,8 @@ struct rt_metrics {
   uint64_t peer_msgs_refused_term;  /* a term beyond the bounds of rt_step */
   uint64_t fsyncs_loop;             /* fsyncs run on the loop's thread */
   uint64_t fsyncs_thread;           /* fsyncs handed to ports.sync_later */
+  uint64_t apps_retry_table_full;   /* app commands applied here that were
+                                       refused for a full retry table */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };

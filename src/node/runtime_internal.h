@@ -548,7 +548,12 @@ bool rt_command_is_local(const struct rt_command *cmd);
 bool rt_command_is_app(const struct rt_command *cmd);
 /* Checks, in Redis's order, the arity, that stream `c` may run the
  * command (auth.c), and the arguments; NULL when fine, else the error
- * (possibly written into msg). */
+ * (possibly written into msg, which holds RT_CHECK_MSG_BYTES_MIN bytes
+ * or more). */
+#define RT_CHECK_MSG_BYTES_MIN 160u
+/* The bytes of a client's argument an error reply echoes, at most (EXPIRE's
+ * "ERR Unsupported option X"). */
+#define RT_OPTION_ECHO_BYTES_MAX 64u
 const char *rt_command_check(const struct rt_stream *c,
                              const struct rt_command *cmd, uint32_t argc,
                              const struct resp_arg *argv, char *msg,

@@ -484,6 +484,14 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           "States above the snapshot limit, not compacted (the log keeps "
           "them)",
           m->snapshots_too_big);
+  /* Each group's applications refuse on their own: the sum of them. */
+  uint64_t retry_table_full = 0;
+  for (uint32_t g = 0; g < n->n_groups; g++)
+    retry_table_full += rt_metrics(n->groups[g])->apps_retry_table_full;
+  counter(b, "sabha_apps_retry_table_full_total",
+          "Application commands applied here refused for a retry table full "
+          "of ids younger than dedup-window-ms (every group)",
+          retry_table_full);
   counter(b, "sabha_clock_entries_total",
           "Log clock entries this node proposed", m->clock_entries);
   counter(b, "sabha_client_output_paused_total",

@@ -607,7 +607,7 @@ static bool dedup_full(const struct app *a, const struct app_dedup *t,
   return now_ms - oldest_ms < a->cfg.dedup_window_ms;
 }
 
-bool app_dedup_check(const struct app *a, const struct app_dedup *t,
+bool app_dedup_check(struct app *a, const struct app_dedup *t,
                      struct app_arg id, const struct app_decoded *d,
                      const struct app_fingerprint *fp, uint64_t now_ms,
                      struct app_reply *out) {
@@ -619,6 +619,7 @@ bool app_dedup_check(const struct app *a, const struct app_dedup *t,
     if (!dedup_full(a, t, now_ms))
       return false;
     /* Refused, not recorded: the same command sent later is new. */
+    a->retry_table_full++;
     app_reply_error(out, APP_E_FULL,
                     "ERR retry table full: %u ids recorded in the last %u ms "
                     "(dedup-max, dedup-window-ms); try again later",
@@ -969,6 +970,11 @@ bool app_rules_in_force(const struct app *a, struct app_rules *out) {
   return a->rules_recorded;
 }
 
+uint64_t app_retry_table_full(const struct app *a) {
+  assert(a != NULL);
+  return a->retry_table_full;
+}
+
 uint64_t app_clock_ms(const struct app *a) {
   assert(a != NULL);
   return a->clock_ms;
@@ -1246,6 +1252,7 @@ int app_restore(struct app *a, const uint8_t *data, size_t len) {
     app_free(fresh);
     return rc;
   }
+  fresh->retry_table_full = a->retry_table_full; /* history, not state */
   struct app old = *a;
   *a = *fresh;
   *fresh = old;

@@ -380,6 +380,11 @@ uint64_t app_next_expiry_ms(const struct app *a);
  * names: steps of the lock expiry heap, seats passed over looking for a
  * free one. Tests bound a command's work with it. */
 uint64_t app_visits(const struct app *a);
+/* Commands refused, since app_new, for a retry table full of ids younger
+ * than dedup_window_ms ("ERR retry table full"; APP_E_FULL): what a host
+ * shows its operators (INFO apps, /metrics). This machine's history, not
+ * its state: no snapshot holds it, and a restore keeps it. */
+uint64_t app_retry_table_full(const struct app *a);
 
 /* Number of accounts and the sum of their balances. */
 void app_ledger_audit(const struct app *a, uint64_t *accounts, int64_t *total);

@@ -220,6 +220,7 @@ struct app {
   struct app_fenced fenced;
   struct app_orders orders;
   uint64_t visits; /* records visited beyond those named: app_visits() */
+  uint64_t retry_table_full; /* app_retry_table_full() */
 };
 
 /* ---- Memory -------------------------------------------------------------- */
@@ -276,11 +277,12 @@ void app_fingerprint(const struct app_decoded *d, struct app_fingerprint *out);
 /* Looks up id (unless the NO_DEDUP bug is on). Returns true when *out is the
  * answer: the saved reply with duplicate set, an id-reused error, or, for an
  * id not in the table, the refusal of a table full of ids recorded less than
- * dedup_window_ms before now_ms (APP_E_FULL; nothing recorded). False: the
+ * dedup_window_ms before now_ms (APP_E_FULL; nothing recorded but the
+ * count of app_retry_table_full). False: the
  * command is new and app_dedup_record will find room for it. d is the
  * command whose fingerprint fp is (entries of version-1 snapshots compare
  * it their own way). */
-bool app_dedup_check(const struct app *a, const struct app_dedup *t,
+bool app_dedup_check(struct app *a, const struct app_dedup *t,
                      struct app_arg id, const struct app_decoded *d,
                      const struct app_fingerprint *fp, uint64_t now_ms,
                      struct app_reply *out);

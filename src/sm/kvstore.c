@@ -9,8 +9,14 @@
  * order. Sessions live in a second hash table and a doubly linked list from
  * least to most recently used, which decides eviction. Every key also sits
  * in a B+ tree in byte order (SCAN, KEYS, ranges; kv_order.c), which a
- * rewrite of the key only repoints. Leases live in a third table; each
- * holds a doubly linked list of its keys.
+ * rewrite of the key only repoints. Leases live in a third table. A leased
+ * key's expiry is not its own but its lease's, read through the lease, so
+ * that a KEEPALIVE moves one lease, not each of its keys: such keys sit
+ * not in the heap of expiring keys but in a heap of their lease's keys (by
+ * key bytes), and the leases holding keys in a heap of their own, by
+ * (expiry, first key). The two heaps' tops together give the key that
+ * expires first in the same total order, (expiry, key bytes), as if every
+ * key sat in one heap.
  *
  * Applying a command never half-happens. Each apply first decides what it
  * will do from the command alone, then allocates everything the change may
@@ -65,19 +71,33 @@ static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   return n == 0 || memcmp(a, b, n) == 0;
 }
 
+/* The byte order of keys: memcmp, then the shorter first. */
+static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
+                   size_t b_len) {
+  size_t n = a_len < b_len ? a_len : b_len;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c != 0)
+    return c;
+  return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
+}
+
 /* ---- Entries ----------------------------------------------------------- */
 
 #define HEAP_NONE SIZE_MAX
 
+struct lease;
+
 /* One key and its value, in one allocation. */
 struct entry {
-  uint64_t expire_at_ms;                 /* 0: never */
-  uint64_t revision;                     /* of the key's last change */
-  uint64_t lease;                        /* 0: none */
-  struct entry *lease_prev, *lease_next; /* in the lease's list of keys */
-  struct kv_order_node *leaf;            /* holding it in kv->order */
-  size_t heap_index;                     /* in kv->expiring, or HEAP_NONE */
-  uint32_t key_len : 31;                 /* < KEY_BYTES_LIMIT */
+  uint64_t expire_at_ms; /* 0: never; 0 too when leased (entry_expiry) */
+  uint64_t revision;     /* of the key's last change */
+  /* NULL: none. Else its lease, or what is left of one dropped (its time
+   * up, its id 0) until its keys are reclaimed. */
+  struct lease *lease;
+  struct kv_order_node *leaf; /* holding it in kv->order */
+  /* In kv->expiring, or in its lease's keys when leased; or HEAP_NONE. */
+  size_t heap_index;
+  uint32_t key_len : 31; /* < KEY_BYTES_LIMIT */
   /* The value has room for value_room(value_len) bytes, not value_len:
    * an APPEND outgrew it once (see value_room). A bit, not a capacity
    * field, because a u32 more would cost every key 8 bytes of padding. */
@@ -150,8 +170,7 @@ static struct entry *entry_new(const struct kvstore_config *cfg,
     return NULL;
   e->expire_at_ms = 0;
   e->revision = 0;
-  e->lease = 0;
-  e->lease_prev = e->lease_next = NULL;
+  e->lease = NULL;
   e->leaf = NULL;
   e->heap_index = HEAP_NONE;
   e->key_len = (uint32_t)key.len & (KEY_BYTES_LIMIT - 1);
@@ -277,69 +296,106 @@ static void table_remove_at(struct table *t, size_t i) {
   t->n--;
 }
 
-/* ---- Expiry heap ------------------------------------------------------- */
+/* ---- Expiry heaps ------------------------------------------------------ */
+
+/* Binary min-heaps of pointers, each item keeping its own place so that it
+ * can be moved or taken out from anywhere. Three kinds, told apart by
+ * their ops: the keys that expire by themselves, by (expiry, key bytes);
+ * the keys of one lease, by key bytes; and the leases that hold keys, by
+ * (expiry, first key). Every place an item is put in counts in *visits
+ * (kvstore_visits). */
+struct heap_ops {
+  bool (*before)(const void *a, const void *b);
+  size_t *(*place)(void *item);
+};
 
 struct heap {
-  struct entry **items;
+  const struct heap_ops *ops;
+  void **items;
   size_t n;
   size_t cap;
 };
 
+#define HEAP_CAP_MIN 16u
+
 /* A total order: by expiry, then by key bytes. Replicas hold the same keys,
  * so they agree on it whatever their memory looks like. */
-static bool expires_before(const struct entry *a, const struct entry *b) {
-  if (a->expire_at_ms != b->expire_at_ms)
-    return a->expire_at_ms < b->expire_at_ms;
-  size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-  int c = n ? memcmp(a->bytes, b->bytes, n) : 0;
-  if (c != 0)
-    return c < 0;
-  return a->key_len < b->key_len;
+static bool sooner(uint64_t a_ms, const struct entry *a, uint64_t b_ms,
+                   const struct entry *b) {
+  if (a_ms != b_ms)
+    return a_ms < b_ms;
+  return key_cmp(a->bytes, a->key_len, b->bytes, b->key_len) < 0;
 }
 
-static void heap_set(struct heap *h, size_t i, struct entry *e) {
-  h->items[i] = e;
-  e->heap_index = i;
+static bool entry_expires_before(const void *a, const void *b) {
+  const struct entry *x = a, *y = b;
+  return sooner(x->expire_at_ms, x, y->expire_at_ms, y);
 }
 
-static void heap_sift_up(struct heap *h, size_t i) {
-  struct entry *e = h->items[i];
+static bool entry_key_before(const void *a, const void *b) {
+  const struct entry *x = a, *y = b;
+  return key_cmp(x->bytes, x->key_len, y->bytes, y->key_len) < 0;
+}
+
+static size_t *entry_place(void *item) {
+  return &((struct entry *)item)->heap_index;
+}
+
+static const struct heap_ops expiring_ops = {entry_expires_before, entry_place};
+static const struct heap_ops lease_keys_ops = {entry_key_before, entry_place};
+
+static void heap_set(struct heap *h, size_t i, void *item, uint64_t *visits) {
+  h->items[i] = item;
+  *h->ops->place(item) = i;
+  (*visits)++;
+}
+
+static void heap_sift_up(struct heap *h, size_t i, uint64_t *visits) {
+  void *item = h->items[i];
   while (i > 0) {
     size_t parent = (i - 1) / 2;
-    if (!expires_before(e, h->items[parent]))
+    if (!h->ops->before(item, h->items[parent]))
       break;
-    heap_set(h, i, h->items[parent]);
+    heap_set(h, i, h->items[parent], visits);
     i = parent;
   }
-  heap_set(h, i, e);
+  heap_set(h, i, item, visits);
 }
 
-static void heap_sift_down(struct heap *h, size_t i) {
-  struct entry *e = h->items[i];
+static void heap_sift_down(struct heap *h, size_t i, uint64_t *visits) {
+  void *item = h->items[i];
   for (;;) {
     size_t child = 2 * i + 1;
     if (child >= h->n)
       break;
     if (child + 1 < h->n &&
-        expires_before(h->items[child + 1], h->items[child]))
+        h->ops->before(h->items[child + 1], h->items[child]))
       child++;
-    if (!expires_before(h->items[child], e))
+    if (!h->ops->before(h->items[child], item))
       break;
-    heap_set(h, i, h->items[child]);
+    heap_set(h, i, h->items[child], visits);
     i = child;
   }
-  heap_set(h, i, e);
+  heap_set(h, i, item, visits);
+}
+
+/* Moves the item at i where its order, which changed, says. */
+static void heap_fix(struct heap *h, size_t i, uint64_t *visits) {
+  assert(i < h->n);
+  /* Down, or if it moved not at all, up: an item that went down left in
+   * its place one from below, which is not before i's parent. */
+  heap_sift_down(h, i, visits);
+  heap_sift_up(h, i, visits);
 }
 
 static int heap_reserve(const struct kvstore_config *cfg, struct heap *h,
                         size_t extra) {
   if (h->cap - h->n >= extra)
     return 0;
-  size_t cap = h->cap < 16 ? 16 : h->cap;
+  size_t cap = h->cap < HEAP_CAP_MIN ? HEAP_CAP_MIN : h->cap;
   while (cap - h->n < extra)
     cap *= 2;
-  struct entry **items =
-      allocator_realloc(&cfg->alloc, h->items, cap * sizeof *items);
+  void **items = allocator_realloc(&cfg->alloc, h->items, cap * sizeof *items);
   if (items == NULL)
     return SABHA_ENOMEM;
   h->items = items;
@@ -347,37 +403,44 @@ static int heap_reserve(const struct kvstore_config *cfg, struct heap *h,
   return 0;
 }
 
-static void heap_push(struct heap *h, struct entry *e) {
-  assert(h->n < h->cap && e->heap_index == HEAP_NONE && e->expire_at_ms != 0);
-  h->items[h->n] = e;
-  e->heap_index = h->n;
-  h->n++;
-  heap_sift_up(h, h->n - 1);
+/* Gives room back once the heap is mostly empty, all of it when empty; a
+ * failed shrink changes nothing that matters. */
+static void heap_maybe_shrink(const struct kvstore_config *cfg,
+                              struct heap *h) {
+  if (h->n == 0) {
+    allocator_free(&cfg->alloc, h->items);
+    h->items = NULL;
+    h->cap = 0;
+  } else if (h->cap > HEAP_CAP_MIN && h->n < h->cap / 4) {
+    void **items =
+        allocator_realloc(&cfg->alloc, h->items, h->cap / 2 * sizeof *items);
+    if (items != NULL) {
+      h->items = items;
+      h->cap /= 2;
+    }
+  }
 }
 
-static void heap_remove(struct heap *h, struct entry *e) {
-  size_t i = e->heap_index;
-  assert(i < h->n && h->items[i] == e);
+/* Into room reserved. */
+static void heap_push(struct heap *h, void *item, uint64_t *visits) {
+  assert(h->n < h->cap && *h->ops->place(item) == HEAP_NONE);
+  h->items[h->n] = item;
+  h->n++;
+  heap_sift_up(h, h->n - 1, visits);
+}
+
+static void heap_remove(struct heap *h, void *item, uint64_t *visits) {
+  size_t i = *h->ops->place(item);
+  assert(i < h->n && h->items[i] == item);
   h->n--;
   if (i != h->n) {
-    heap_set(h, i, h->items[h->n]);
-    heap_sift_down(h, i);
-    heap_sift_up(h, i);
+    heap_set(h, i, h->items[h->n], visits);
+    heap_fix(h, i, visits);
   }
-  e->heap_index = HEAP_NONE;
+  *h->ops->place(item) = HEAP_NONE;
 }
 
 /* ---- Ordered index (kv_order.c) -------------------------------------- */
-
-/* The byte order of keys: memcmp, then the shorter first. */
-static int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
-                   size_t b_len) {
-  size_t n = a_len < b_len ? a_len : b_len;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c != 0)
-    return c;
-  return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
-}
 
 static const uint8_t *entry_key(const void *item, size_t *len) {
   const struct entry *e = item;
@@ -392,36 +455,56 @@ static struct kv_order_node **entry_leaf(void *item) {
 /* ---- Leases ------------------------------------------------------------ */
 
 struct lease {
-  uint64_t id;
+  uint64_t id; /* 0 once dropped: its keys belong to no lease */
   int64_t ttl_ms;
-  uint64_t expire_at_ms;
-  struct entry *keys; /* first of its keys, linked by lease_next */
-  uint32_t n_keys;
+  uint64_t expire_at_ms; /* its keys' too */
+  struct heap keys;      /* its keys, by key bytes */
+  size_t heap_index;     /* in kv->lease_expiring while it holds keys */
 };
 
 static bool lease_matches(const void *item, const void *ctx) {
   return ((const struct lease *)item)->id == *(const uint64_t *)ctx;
 }
 
-static void lease_link(struct lease *l, struct entry *e) {
-  assert(e->lease == l->id && e->lease_prev == NULL && e->lease_next == NULL);
-  e->lease_next = l->keys;
-  if (l->keys != NULL)
-    l->keys->lease_prev = e;
-  l->keys = e;
-  l->n_keys++;
+/* Leases by the soonest of their keys: by expiry, then by first key. Only
+ * leases that hold keys are in this heap. */
+static bool lease_expires_before(const void *a, const void *b) {
+  const struct lease *x = a, *y = b;
+  assert(x->keys.n > 0 && y->keys.n > 0);
+  return sooner(x->expire_at_ms, x->keys.items[0], y->expire_at_ms,
+                y->keys.items[0]);
 }
 
-static void lease_unlink(struct lease *l, struct entry *e) {
-  assert(e->lease == l->id && l->n_keys > 0);
-  if (e->lease_prev != NULL)
-    e->lease_prev->lease_next = e->lease_next;
-  else
-    l->keys = e->lease_next;
-  if (e->lease_next != NULL)
-    e->lease_next->lease_prev = e->lease_prev;
-  e->lease_prev = e->lease_next = NULL;
-  l->n_keys--;
+static size_t *lease_place(void *item) {
+  return &((struct lease *)item)->heap_index;
+}
+
+static const struct heap_ops lease_expiring_ops = {lease_expires_before,
+                                                   lease_place};
+
+static void lease_init(struct lease *l, uint64_t id, int64_t ttl_ms,
+                       uint64_t expire_at_ms) {
+  memset(l, 0, sizeof *l);
+  l->id = id;
+  l->ttl_ms = ttl_ms;
+  l->expire_at_ms = expire_at_ms;
+  l->keys.ops = &lease_keys_ops;
+  l->heap_index = HEAP_NONE;
+}
+
+static void lease_free(const struct kvstore_config *cfg, struct lease *l) {
+  allocator_free(&cfg->alloc, l->keys.items);
+  allocator_free(&cfg->alloc, l);
+}
+
+/* A leased key's expiry is its lease's; any other key's is its own. */
+static uint64_t entry_expiry(const struct entry *e) {
+  return e->lease != NULL ? e->lease->expire_at_ms : e->expire_at_ms;
+}
+
+/* The id of e's lease; 0 when it has none, or its lease was dropped. */
+static uint64_t entry_lease_id(const struct entry *e) {
+  return e->lease != NULL ? e->lease->id : 0;
 }
 
 /* ---- Sessions ---------------------------------------------------------- */
@@ -480,8 +563,11 @@ struct session {
 struct kvstore {
   struct kvstore_config config;
   struct table keys;    /* of struct entry */
-  struct heap expiring; /* entries with an expiry */
-  uint64_t data_bytes;  /* sum of key_len + value_len over keys */
+  struct heap expiring; /* keys with an expiry of their own */
+  /* Leases holding keys, dropped ones included until their keys are
+   * reclaimed: with `expiring`, every key that expires. */
+  struct heap lease_expiring;
+  uint64_t data_bytes; /* sum of key_len + value_len over keys */
   /* The spare room of grown values (value_room). Not in data_bytes, which
    * decides replies and so must be the same on every replica: this is
    * this replica's own memory, reported by kvstore_memory(). */
@@ -511,6 +597,7 @@ struct kvstore {
    * only walks that would drop nothing, so replicas whose bounds differ
    * (one restored from a snapshot) still agree. */
   uint64_t lease_expiry_floor_ms;
+  uint64_t visits; /* kvstore_visits() */
 };
 
 static bool entry_matches(const void *item, const void *ctx) {
@@ -610,6 +697,8 @@ int kvstore_new(struct kvstore **out, const struct kvstore_config *config) {
   kv_order_init(&kv->order, config->alloc, entry_key, entry_leaf);
   kv->next_session = 1;
   kv->next_lease = 1;
+  kv->expiring.ops = &expiring_ops;
+  kv->lease_expiring.ops = &lease_expiring_ops;
   *out = kv;
   return 0;
 }
@@ -629,8 +718,16 @@ void kvstore_free(struct kvstore *kv) {
   (void)slack_bytes;
   allocator_free(&cfg.alloc, kv->keys.slots);
   kv_order_free(&kv->order);
+  /* Dropped leases first: live ones, which the table frees, are read. */
+  for (size_t i = 0; i < kv->lease_expiring.n; i++) {
+    struct lease *l = kv->lease_expiring.items[i];
+    if (l->id == 0)
+      lease_free(&cfg, l);
+  }
+  allocator_free(&cfg.alloc, kv->lease_expiring.items);
   for (size_t i = 0; i < kv->leases.cap; i++)
-    allocator_free(&cfg.alloc, kv->leases.slots[i].item);
+    if (kv->leases.slots[i].item != NULL)
+      lease_free(&cfg, kv->leases.slots[i].item);
   allocator_free(&cfg.alloc, kv->leases.slots);
   allocator_free(&cfg.alloc, kv->items);
   allocator_free(&cfg.alloc, kv->reply_bytes);
@@ -646,7 +743,62 @@ void kvstore_free(struct kvstore *kv) {
 }
 
 static bool expired_at(const struct entry *e, uint64_t at_ms) {
-  return e->expire_at_ms != 0 && at_ms > e->expire_at_ms;
+  uint64_t expire_at_ms = entry_expiry(e);
+  return expire_at_ms != 0 && at_ms > expire_at_ms;
+}
+
+/* After one of l's keys came or went: its place among the leases holding
+ * keys follows its first key. A lease with none leaves that heap, and
+ * gives its room back; one dropped is then freed. */
+static void lease_keys_changed(struct kvstore *kv, struct lease *l) {
+  if (l->keys.n > 0 && l->heap_index == HEAP_NONE) {
+    heap_push(&kv->lease_expiring, l, &kv->visits);
+  } else if (l->keys.n > 0) {
+    heap_fix(&kv->lease_expiring, l->heap_index, &kv->visits);
+  } else {
+    if (l->heap_index != HEAP_NONE)
+      heap_remove(&kv->lease_expiring, l, &kv->visits);
+    if (l->id == 0)
+      lease_free(&kv->config, l);
+  }
+}
+
+/* Puts e, new to the store, where its expiry is kept: among its lease's
+ * keys, or with the keys that expire by themselves. Room was reserved. */
+static void expiry_attach(struct kvstore *kv, struct entry *e) {
+  assert(e->heap_index == HEAP_NONE);
+  if (e->lease != NULL) {
+    assert(e->expire_at_ms == 0 && e->lease->id != 0);
+    heap_push(&e->lease->keys, e, &kv->visits);
+    lease_keys_changed(kv, e->lease);
+  } else if (e->expire_at_ms != 0) {
+    heap_push(&kv->expiring, e, &kv->visits);
+  }
+}
+
+/* Takes e, leaving the store, out of where its expiry is kept. */
+static void expiry_detach(struct kvstore *kv, struct entry *e) {
+  if (e->lease != NULL) {
+    struct lease *l = e->lease;
+    heap_remove(&l->keys, e, &kv->visits);
+    heap_maybe_shrink(&kv->config, &l->keys);
+    lease_keys_changed(kv, l); /* may free l */
+  } else if (e->heap_index != HEAP_NONE) {
+    heap_remove(&kv->expiring, e, &kv->visits);
+  }
+}
+
+/* The key that expires first, in (expiry, key bytes) order, among all
+ * that expire; NULL when none does. */
+static struct entry *soonest_expiring(const struct kvstore *kv) {
+  struct entry *own = kv->expiring.n > 0 ? kv->expiring.items[0] : NULL;
+  if (kv->lease_expiring.n == 0)
+    return own;
+  const struct lease *l = kv->lease_expiring.items[0];
+  struct entry *leased = l->keys.items[0];
+  if (own == NULL || sooner(l->expire_at_ms, leased, own->expire_at_ms, own))
+    return leased;
+  return own;
 }
 
 static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
@@ -680,13 +832,7 @@ static void entry_delete_at(struct kvstore *kv, size_t slot) {
   emit(kv, KVSTORE_EVENT_DEL, e);
   if (kv->applying)
     kv->delete_rev = kv->revision;
-  if (e->heap_index != HEAP_NONE)
-    heap_remove(&kv->expiring, e);
-  if (e->lease != 0) {
-    struct lease *l = lease_find(kv, e->lease);
-    assert(l != NULL);
-    lease_unlink(l, e);
-  }
+  expiry_detach(kv, e);
   const struct entry *gone = kv_order_remove(&kv->order, e->bytes, e->key_len);
   assert(gone == e);
   (void)gone;
@@ -719,18 +865,9 @@ static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
   return touch_key_hashed(kv, key, *hash, slot);
 }
 
-/* Attaches e to its lease (e->lease set, the lease live). */
-static void entry_lease_attach(struct kvstore *kv, struct entry *e) {
-  if (e->lease == 0)
-    return;
-  struct lease *l = lease_find(kv, e->lease);
-  assert(l != NULL);
-  lease_link(l, e);
-}
-
 /* Puts `e` (with its expiry and lease set) in place of the entry in
  * `slot`, or as a new key when slot is SIZE_MAX. Room in the table, in the
- * order for a new key, and in the heap for a new expiring key, was
+ * order for a new key, and in the heaps for an expiring key, was
  * reserved. The change gets the current revision. */
 static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
                       struct entry *e) {
@@ -741,9 +878,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   if (slot == SIZE_MAX) {
     kv_order_insert(&kv->order, e);
     table_insert(&kv->keys, hash, e);
-    if (e->expire_at_ms != 0)
-      heap_push(&kv->expiring, e);
-    entry_lease_attach(kv, e);
+    expiry_attach(kv, e);
     emit(kv, KVSTORE_EVENT_PUT, e);
     return;
   }
@@ -753,32 +888,28 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   entry_count_slack(kv, old, -1);
   kv->keys.slots[slot].item = e;
   kv_order_replace(&kv->order, old, e);
-  if (old->lease != 0) {
-    struct lease *l = lease_find(kv, old->lease);
-    assert(l != NULL);
-    lease_unlink(l, old);
-  }
-  entry_lease_attach(kv, e);
   emit(kv, KVSTORE_EVENT_PUT, e);
-  if (old->heap_index != HEAP_NONE && e->expire_at_ms != 0) {
+  if (old->lease != NULL && old->lease == e->lease) {
+    /* The same key bytes in the same lease: the same place. */
+    heap_set(&old->lease->keys, old->heap_index, e, &kv->visits);
+  } else if (old->lease == NULL && old->heap_index != HEAP_NONE &&
+             e->lease == NULL && e->expire_at_ms != 0) {
     /* Take the old entry's place in the heap, then move as the new expiry
      * says. */
-    heap_set(&kv->expiring, old->heap_index, e);
-    heap_sift_down(&kv->expiring, e->heap_index);
-    heap_sift_up(&kv->expiring, e->heap_index);
-  } else if (old->heap_index != HEAP_NONE) {
-    heap_remove(&kv->expiring, old);
-  } else if (e->expire_at_ms != 0) {
-    heap_push(&kv->expiring, e);
+    heap_set(&kv->expiring, old->heap_index, e, &kv->visits);
+    heap_fix(&kv->expiring, e->heap_index, &kv->visits);
+  } else {
+    expiry_detach(kv, old);
+    expiry_attach(kv, e);
   }
   allocator_free(&kv->config.alloc, old);
 }
 
 /* Reclaims up to `max` expired keys, soonest expiry first. */
 static void purge_expired(struct kvstore *kv, size_t max) {
-  for (size_t i = 0; i < max && kv->expiring.n > 0; i++) {
-    struct entry *e = kv->expiring.items[0];
-    if (!expired_at(e, kv->clock_ms))
+  for (size_t i = 0; i < max; i++) {
+    struct entry *e = soonest_expiring(kv);
+    if (e == NULL || !expired_at(e, kv->clock_ms))
       return;
     struct kvstore_slice key = {e->bytes, e->key_len};
     size_t slot = table_find(&kv->keys, key_hash(kv, key), entry_matches, &key);
@@ -1393,9 +1524,7 @@ struct reservation {
   uint64_t key_hash;   /* SET, CAS: of c->key, computed once per apply */
   struct entry **many; /* MSET: one per pair */
   size_t n_many;
-  struct lease *lease;    /* LEASE_GRANT */
-  struct entry **victims; /* LEASE_REVOKE: the lease's keys */
-  size_t n_victims;
+  struct lease *lease; /* LEASE_GRANT */
 };
 
 static void reservation_release(const struct kvstore *kv,
@@ -1407,7 +1536,6 @@ static void reservation_release(const struct kvstore *kv,
   }
   allocator_free(&cfg->alloc, r->many);
   allocator_free(&cfg->alloc, r->lease);
-  allocator_free(&cfg->alloc, r->victims);
   memset(r, 0, sizeof *r);
 }
 
@@ -1533,6 +1661,21 @@ static int reserve_append(struct kvstore *kv, const struct command *c,
   return 0;
 }
 
+/* Room for one more key among the keys of the lease a SET ... LEASE names,
+ * and for that lease among those holding keys (none once the lease is
+ * full: the SET is then refused, unless the key is already the lease's). */
+static int reserve_lease_key(struct kvstore *kv, const struct command *c) {
+  if (c->op != KVSTORE_OP_SET || !(c->flags & KVSTORE_SET_LEASE))
+    return 0;
+  struct lease *l = lease_find(kv, c->lease);
+  if (l == NULL || l->keys.n >= kv->config.lease_keys_max)
+    return 0;
+  if (heap_reserve(&kv->config, &l->keys, 1) != 0 ||
+      heap_reserve(&kv->config, &kv->lease_expiring, 1) != 0)
+    return SABHA_ENOMEM;
+  return 0;
+}
+
 /* Allocates what applying `c` at `clock_ms` may need. Returns 0 or
  * SABHA_ENOMEM (nothing then stays allocated). The tables grow here, which
  * changes no reply. */
@@ -1551,10 +1694,11 @@ static int reserve(struct kvstore *kv, const struct command *c,
     /* A key that neither expires nor belongs to a lease is still there
      * when the command applies, and keeps its place in the order: nothing
      * to reserve there on every overwrite. */
-    bool stays = old != NULL && old->expire_at_ms == 0 && old->lease == 0;
+    bool stays = old != NULL && old->expire_at_ms == 0 && old->lease == NULL;
     if (r->one == NULL || (!stays && kv_order_reserve(&kv->order, 1) != 0) ||
         table_reserve(cfg, &kv->keys, 1) != 0 ||
-        heap_reserve(cfg, &kv->expiring, 1) != 0)
+        heap_reserve(cfg, &kv->expiring, 1) != 0 ||
+        reserve_lease_key(kv, c) != 0)
       goto nomem;
     if ((c->flags & KVSTORE_SET_GET) && c->op == KVSTORE_OP_SET &&
         old != NULL && reply_fits(kv, old->value_len) &&
@@ -1586,15 +1730,6 @@ static int reserve(struct kvstore *kv, const struct command *c,
     if (r->lease == NULL || table_reserve(cfg, &kv->leases, 1) != 0)
       goto nomem;
     return 0;
-  case KVSTORE_OP_LEASE_REVOKE: {
-    const struct lease *l = lease_find(kv, c->lease);
-    if (l == NULL || l->n_keys == 0)
-      return 0;
-    r->victims = allocator_malloc(&cfg->alloc, l->n_keys * sizeof *r->victims);
-    if (r->victims == NULL)
-      goto nomem;
-    return 0;
-  }
   case KVSTORE_OP_MSET: {
     r->many = allocator_zalloc(&cfg->alloc, c->n * sizeof *r->many);
     if (r->many == NULL || kv_order_reserve(&kv->order, c->n) != 0)
@@ -1613,7 +1748,7 @@ static int reserve(struct kvstore *kv, const struct command *c,
     return 0;
   }
   default:
-    return 0; /* DEL and KEEPALIVE free or move, never allocate */
+    return 0; /* DEL, KEEPALIVE and REVOKE free or move, never allocate */
   }
 nomem:
   reservation_release(kv, r);
@@ -1654,20 +1789,18 @@ static void finish_bulk(const struct kvstore *kv, struct kvstore_result *out) {
 }
 
 /* Forgets a lease whose time is up. Its keys expired with it (their expiry
- * is the lease's): they lose the link only, and go as expired keys do, in
- * expiry order, so nothing here depends on the list's order. */
+ * is the lease's) and go as expired keys do, in expiry order: they stay
+ * where they are, in its heap of keys among the leases holding keys, and
+ * it is freed with the last of them. Dropping costs nothing per key. */
 static void lease_drop(struct kvstore *kv, struct lease *l) {
-  while (l->keys != NULL) {
-    struct entry *e = l->keys;
-    assert(expired_at(e, kv->clock_ms));
-    lease_unlink(l, e);
-    e->lease = 0;
-  }
+  assert(l->id != 0 && kv->clock_ms > l->expire_at_ms);
   size_t i =
       table_find(&kv->leases, lease_hash(kv, l->id), lease_matches, &l->id);
   assert(i != SIZE_MAX);
   table_remove_at(&kv->leases, i);
-  allocator_free(&kv->config.alloc, l);
+  l->id = 0;
+  if (l->keys.n == 0)
+    lease_free(&kv->config, l);
 }
 
 static bool lease_expired(const struct kvstore *kv, const struct lease *l) {
@@ -1723,8 +1856,8 @@ static void apply_set(struct kvstore *kv, const struct command *c,
       reply_null(out);
     return;
   }
-  if (l != NULL && l->n_keys >= kv->config.lease_keys_max &&
-      (old == NULL || old->lease != l->id)) {
+  if (l != NULL && l->keys.n >= kv->config.lease_keys_max &&
+      (old == NULL || old->lease != l)) {
     reply_saved_error(out, SAVED_LEASE_FULL);
     return;
   }
@@ -1732,14 +1865,14 @@ static void apply_set(struct kvstore *kv, const struct command *c,
     reply_saved_error(out, SAVED_FULL);
     return;
   }
-  uint64_t lease = 0;
+  struct lease *lease = NULL;
   if ((c->flags & KVSTORE_SET_KEEPTTL) && old != NULL) {
     expire_at_ms = old->expire_at_ms;
     lease = old->lease;
   }
   if (l != NULL) {
-    expire_at_ms = l->expire_at_ms;
-    lease = l->id;
+    expire_at_ms = 0; /* the lease's */
+    lease = l;
   }
   if ((c->flags & KVSTORE_SET_GET) && old != NULL)
     reply_bulk(kv, out, entry_value_c(old), old->value_len);
@@ -1785,7 +1918,7 @@ static void apply_incr(struct kvstore *kv, const struct command *c,
   }
   /* INCR keeps the expiry and the lease */
   e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
-  e->lease = old != NULL ? old->lease : 0;
+  e->lease = old != NULL ? old->lease : NULL;
   entry_put(kv, hash, slot, e);
   r->one = NULL;
   reply_int(out, result);
@@ -1829,7 +1962,7 @@ static void apply_append(struct kvstore *kv, const struct command *c,
   copy_bytes(entry_value(e) + old_len, c->value.ptr, c->value.len);
   e->value_len = (uint32_t)len;
   e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
-  e->lease = old != NULL ? old->lease : 0;
+  e->lease = old != NULL ? old->lease : NULL;
   entry_put(kv, hash, slot, e);
   r->one = NULL;
   reply_int(out, (int64_t)len);
@@ -1869,18 +2002,18 @@ static void apply_getdel(struct kvstore *kv, const struct command *c,
   entry_delete_at(kv, slot);
 }
 
-/* Moves e's expiry (0: none) and its place in the heap, where room was
- * reserved. */
+/* Moves the expiry of e, a key without a lease, (0: none) and its place
+ * in the heap, where room was reserved. */
 static void entry_set_expiry(struct kvstore *kv, struct entry *e,
                              uint64_t expire_at_ms) {
+  assert(e->lease == NULL);
   e->expire_at_ms = expire_at_ms;
   if (e->heap_index != HEAP_NONE && expire_at_ms == 0) {
-    heap_remove(&kv->expiring, e);
+    heap_remove(&kv->expiring, e, &kv->visits);
   } else if (e->heap_index != HEAP_NONE) {
-    heap_sift_down(&kv->expiring, e->heap_index);
-    heap_sift_up(&kv->expiring, e->heap_index);
+    heap_fix(&kv->expiring, e->heap_index, &kv->visits);
   } else if (expire_at_ms != 0) {
-    heap_push(&kv->expiring, e);
+    heap_push(&kv->expiring, e, &kv->visits);
   }
 }
 
@@ -1916,7 +2049,7 @@ static void apply_expire(struct kvstore *kv, const struct command *c,
     reply_int(out, 0);
     return;
   }
-  if (e->lease != 0) {
+  if (e->lease != NULL) {
     reply_saved_error(out, SAVED_LEASED);
     return;
   }
@@ -1977,10 +2110,10 @@ static void apply_read(struct kvstore *kv, const struct command *c,
     reply_int(out, e != NULL);
     return;
   default: {
-    int64_t ms = e == NULL ? -2
-                 : e->expire_at_ms == 0
-                     ? -1
-                     : (int64_t)(e->expire_at_ms - kv->clock_ms);
+    uint64_t expire_at_ms = e != NULL ? entry_expiry(e) : 0;
+    int64_t ms = e == NULL           ? -2
+                 : expire_at_ms == 0 ? -1
+                                     : (int64_t)(expire_at_ms - kv->clock_ms);
     reply_int(out, c->mode == KVSTORE_READ_TTL ? kvstore_ttl_seconds(ms) : ms);
   }
   }
@@ -2069,9 +2202,8 @@ static void apply_grant(struct kvstore *kv, const struct command *c,
   }
   struct lease *l = r->lease;
   r->lease = NULL;
-  l->id = kv->next_lease++;
-  l->ttl_ms = c->number;
-  l->expire_at_ms = kv->clock_ms + (uint64_t)c->number;
+  lease_init(l, kv->next_lease++, c->number,
+             kv->clock_ms + (uint64_t)c->number);
   if (l->expire_at_ms < kv->lease_expiry_floor_ms)
     kv->lease_expiry_floor_ms = l->expire_at_ms;
   table_insert(&kv->leases, lease_hash(kv, l->id), l);
@@ -2089,45 +2221,37 @@ static void apply_keepalive(struct kvstore *kv, const struct command *c,
     reply_saved_error(out, SAVED_EXPIRE_CMD);
     return;
   }
+  /* Its keys' expiry is the lease's: one move among the leases holding
+   * keys, whatever their number. */
   l->expire_at_ms = kv->clock_ms + (uint64_t)l->ttl_ms;
-  for (struct entry *e = l->keys; e != NULL; e = e->lease_next)
-    entry_set_expiry(kv, e, l->expire_at_ms);
+  if (l->heap_index != HEAP_NONE)
+    heap_fix(&kv->lease_expiring, l->heap_index, &kv->visits);
   reply_int(out, l->ttl_ms);
 }
 
-static int entry_key_order(const void *a, const void *b) {
-  const struct entry *x = *(const struct entry *const *)a;
-  const struct entry *y = *(const struct entry *const *)b;
-  return key_cmp(x->bytes, x->key_len, y->bytes, y->key_len);
-}
-
-/* REVOKE: the lease's keys go, in key order (the same on every replica),
- * then the lease. */
+/* REVOKE: the lease's keys go, in key order (the same on every replica:
+ * its heap of keys gives them first to last), then the lease. */
 static void apply_revoke(struct kvstore *kv, const struct command *c,
-                         struct reservation *r, struct kvstore_result *out) {
+                         struct kvstore_result *out) {
   struct lease *l = lease_live(kv, c->lease);
   if (l == NULL) {
     reply_saved_error(out, SAVED_NO_LEASE);
     return;
   }
-  size_t n = 0;
-  for (struct entry *e = l->keys; e != NULL; e = e->lease_next)
-    r->victims[n++] = e;
-  assert(n == l->n_keys);
-  if (n > 1)
-    qsort(r->victims, n, sizeof *r->victims, entry_key_order);
-  for (size_t i = 0; i < n; i++) {
-    struct kvstore_slice key = {r->victims[i]->bytes, r->victims[i]->key_len};
+  int64_t n = 0;
+  while (l->keys.n > 0) {
+    const struct entry *e = l->keys.items[0];
+    struct kvstore_slice key = {e->bytes, e->key_len};
     size_t slot = table_find(&kv->keys, key_hash(kv, key), entry_matches, &key);
     assert(slot != SIZE_MAX);
     entry_delete_at(kv, slot);
+    n++;
   }
-  assert(l->n_keys == 0);
   size_t i =
       table_find(&kv->leases, lease_hash(kv, l->id), lease_matches, &l->id);
   table_remove_at(&kv->leases, i);
-  allocator_free(&kv->config.alloc, l);
-  reply_int(out, (int64_t)n);
+  lease_free(&kv->config, l);
+  reply_int(out, n);
 }
 
 static void save_reply(struct session *s, uint64_t seq,
@@ -2257,7 +2381,7 @@ static int apply_op(struct kvstore *kv, const struct command *c,
     apply_keepalive(kv, c, out);
     break;
   case KVSTORE_OP_LEASE_REVOKE:
-    apply_revoke(kv, c, &r, out);
+    apply_revoke(kv, c, out);
     break;
   default:
     assert(false);
@@ -2497,11 +2621,12 @@ int64_t kvstore_pttl(const struct kvstore *kv, const uint8_t *key,
   const struct entry *e = find_live(kv, key, key_len, now_ms);
   if (e == NULL)
     return -2;
-  if (e->expire_at_ms == 0)
+  uint64_t expire_at_ms = entry_expiry(e);
+  if (expire_at_ms == 0)
     return -1;
   uint64_t at_ms = now_ms > kv->clock_ms ? now_ms : kv->clock_ms;
-  assert(at_ms <= e->expire_at_ms && e->expire_at_ms <= (uint64_t)INT64_MAX);
-  return (int64_t)(e->expire_at_ms - at_ms);
+  assert(at_ms <= expire_at_ms && expire_at_ms <= (uint64_t)INT64_MAX);
+  return (int64_t)(expire_at_ms - at_ms);
 }
 
 int64_t kvstore_ttl_seconds(int64_t pttl_ms) {
@@ -2539,7 +2664,7 @@ bool kvstore_range(const struct kvstore *kv, struct kvstore_slice start,
     struct kvstore_item it = {{e->bytes, e->key_len},
                               {entry_value_c(e), e->value_len},
                               e->revision,
-                              e->lease};
+                              entry_lease_id(e)};
     if (!fn(ctx, &it)) {
       x = kv_order_next(x);
       break;
@@ -2559,6 +2684,11 @@ uint64_t kvstore_key_revision(const struct kvstore *kv, const uint8_t *key,
   return e != NULL ? e->revision : 0;
 }
 
+uint64_t kvstore_visits(const struct kvstore *kv) {
+  assert(kv != NULL);
+  return kv->visits;
+}
+
 uint64_t kvstore_n_leases(const struct kvstore *kv) {
   assert(kv != NULL);
   return kv->leases.n;
@@ -2575,7 +2705,8 @@ int64_t kvstore_lease_pttl(const struct kvstore *kv, uint64_t id,
 
 uint64_t kvstore_next_expiry_ms(const struct kvstore *kv) {
   assert(kv != NULL);
-  return kv->expiring.n > 0 ? kv->expiring.items[0]->expire_at_ms : 0;
+  const struct entry *e = soonest_expiring(kv);
+  return e != NULL ? entry_expiry(e) : 0;
 }
 
 uint64_t kvstore_clock_ms(const struct kvstore *kv) {
@@ -2666,9 +2797,9 @@ size_t kvstore_snapshot(const struct kvstore *kv, uint8_t *buf, size_t cap) {
       continue;
     wr_u32(&w, e->key_len);
     wr_u32(&w, e->value_len);
-    wr_u64(&w, e->expire_at_ms);
+    wr_u64(&w, entry_expiry(e));
     wr_u64(&w, e->revision);
-    wr_u64(&w, e->lease);
+    wr_u64(&w, entry_lease_id(e));
     wr_bytes(&w, e->bytes, (size_t)e->key_len + e->value_len);
     n_keys++;
   }
@@ -2736,19 +2867,22 @@ static int restore_keys(struct kvstore *kv, struct reader *r, uint64_t n_keys,
     /* A leased key lives and dies with its lease. */
     struct lease *l = lease_id != 0 ? lease_find(kv, lease_id) : NULL;
     if (lease_id != 0 && (l == NULL || l->expire_at_ms != expire_at_ms ||
-                          l->n_keys >= cfg->lease_keys_max))
+                          l->keys.n >= cfg->lease_keys_max))
       return SABHA_ECORRUPT;
     uint64_t hash = key_hash(kv, key);
     if (table_find(&kv->keys, hash, entry_matches, &key) != SIZE_MAX)
       return SABHA_ECORRUPT; /* a key twice */
     struct entry *e = entry_new(cfg, key, value, value_len);
     if (e == NULL || kv_order_reserve(&kv->order, 1) != 0 ||
-        (expire_at_ms != 0 && heap_reserve(cfg, &kv->expiring, 1) != 0)) {
+        (l == NULL && expire_at_ms != 0 &&
+         heap_reserve(cfg, &kv->expiring, 1) != 0) ||
+        (l != NULL && (heap_reserve(cfg, &l->keys, 1) != 0 ||
+                       heap_reserve(cfg, &kv->lease_expiring, 1) != 0))) {
       allocator_free(&cfg->alloc, e);
       return SABHA_ENOMEM;
     }
-    e->expire_at_ms = expire_at_ms;
-    e->lease = lease_id;
+    e->expire_at_ms = l != NULL ? 0 : expire_at_ms;
+    e->lease = l;
     entry_put(kv, hash, SIZE_MAX, e);
     e->revision = revision;
   }
@@ -2776,12 +2910,10 @@ static int restore_leases(struct kvstore *kv, struct reader *r,
         (expire_at_ms > kv->clock_ms &&
          expire_at_ms - kv->clock_ms > (uint64_t)ttl_ms))
       return SABHA_ECORRUPT;
-    struct lease *l = allocator_zalloc(&kv->config.alloc, sizeof *l);
+    struct lease *l = allocator_malloc(&kv->config.alloc, sizeof *l);
     if (l == NULL)
       return SABHA_ENOMEM;
-    l->id = id;
-    l->ttl_ms = ttl_ms;
-    l->expire_at_ms = expire_at_ms;
+    lease_init(l, id, ttl_ms, expire_at_ms);
     table_insert(&kv->leases, lease_hash(kv, id), l);
   }
   return 0;

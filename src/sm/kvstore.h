@@ -115,7 +115,9 @@
  * Leases. LEASE_GRANT ttl_ms gives a lease an id (1, 2, ...) and an expiry
  * at clock_ms + ttl_ms; SET ... LEASE id attaches a key, whose expiry is
  * then the lease's; LEASE_KEEPALIVE moves the lease's and its keys' expiry
- * to clock_ms + ttl_ms again; LEASE_REVOKE deletes its keys (in key order)
+ * to clock_ms + ttl_ms again, at a cost of O(log leases) however many keys
+ * the lease holds (a key reads its expiry from its lease: nothing is
+ * copied into each); LEASE_REVOKE deletes its keys (in key order)
  * and the lease. A lease past its expiry is gone: its keys expire with it
  * (the key expiry rules above), and the lease itself is reclaimed when it
  * is next named or when GRANT needs room. EXPIRE and PERSIST refuse a
@@ -558,6 +560,10 @@ uint64_t kvstore_key_revision(const struct kvstore *kv, const uint8_t *key,
 uint64_t kvstore_n_leases(const struct kvstore *kv);
 int64_t kvstore_lease_pttl(const struct kvstore *kv, uint64_t id,
                            uint64_t now_ms);
+/* Places the store has visited since it was made or restored, beyond the
+ * keys and leases a command names: steps in its expiry heaps, and keys of
+ * a lease walked. Tests bound a command's work with it. */
+uint64_t kvstore_visits(const struct kvstore *kv);
 /* Keys held, as Redis's DBSIZE: this may count keys already expired but not
  * yet reclaimed. */
 uint64_t kvstore_dbsize(const struct kvstore *kv);

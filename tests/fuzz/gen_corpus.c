@@ -438,6 +438,57 @@ static size_t app_cmd(uint8_t *buf, size_t cap, uint64_t now_ms, enum app_op op,
   return app_encode(buf, cap, &h, op, argv, argc);
 }
 
+/* The entries of kv-expire-conditions.bin into s; returns their bytes. */
+static size_t expire_conditions_seed(struct seed *s, uint8_t *cmd, size_t cap) {
+  enum { NX = KVSTORE_EXPIRE_NX, XX = KVSTORE_EXPIRE_XX };
+  enum { GT = KVSTORE_EXPIRE_GT, LT = KVSTORE_EXPIRE_LT };
+  static const struct {
+    const char *key;
+    enum kvstore_expire_mode mode;
+    int64_t ms;
+    uint32_t ifs;
+  } expires[] = {
+      {"k", KVSTORE_EXPIRE_IN, 5000, NX},      /* :1, no expiry yet */
+      {"k", KVSTORE_EXPIRE_IN, 9000, NX},      /* :0 */
+      {"k", KVSTORE_EXPIRE_IN, 1000, GT},      /* :0, sooner */
+      {"k", KVSTORE_EXPIRE_IN, 8000, XX | GT}, /* :1 */
+      {"k", KVSTORE_EXPIRE_AT, 3000, LT},      /* :1, at 3000 */
+      {"p", KVSTORE_EXPIRE_IN, 100, XX},       /* :0, no expiry */
+      {"p", KVSTORE_EXPIRE_IN, 100, GT},       /* :0, never is later */
+      {"p", KVSTORE_EXPIRE_AT, 1, GT},         /* :0, kept */
+      {"p", KVSTORE_EXPIRE_AT, 1, LT},         /* :1, past: deleted */
+      {"k", KVSTORE_EXPIRE_IN, 10, NX | XX},   /* error: NX and XX */
+      {"k", KVSTORE_EXPIRE_IN, 10, GT | LT},   /* error: GT and LT */
+      {"l", KVSTORE_EXPIRE_IN, 10, LT},        /* error: leased */
+      {"k", KVSTORE_EXPIRE_NONE, 0, 0},        /* PERSIST, :1 */
+  };
+  s->n = 0;
+  size_t n = kvstore_encode_register(cmd, cap, 1000, 1);
+  seed_add_entry(s, SABHA_ENTRY_COMMAND, cmd, n);
+  struct kvstore_hdr h = {.session = 1, .seq = 1, .now_ms = 1001};
+  n = kvstore_encode_set(cmd, cap, &h, sm_str("k"), sm_str("v"), 0, 0);
+  seed_add_entry(s, SABHA_ENTRY_COMMAND, cmd, n);
+  h.seq++;
+  n = kvstore_encode_set(cmd, cap, &h, sm_str("p"), sm_str("v"), 0, 0);
+  seed_add_entry(s, SABHA_ENTRY_COMMAND, cmd, n);
+  h.seq++;
+  n = kvstore_encode_lease(cmd, cap, &h, KVSTORE_OP_LEASE_GRANT, 4000);
+  seed_add_entry(s, SABHA_ENTRY_COMMAND, cmd, n);
+  h.seq++;
+  n = kvstore_encode_set_ex(cmd, cap, &h, sm_str("l"), sm_str("v"),
+                            KVSTORE_SET_LEASE, 0, 1);
+  seed_add_entry(s, SABHA_ENTRY_COMMAND, cmd, n);
+  for (size_t i = 0; i < sizeof expires / sizeof expires[0]; i++) {
+    h.seq++;
+    h.now_ms++;
+    n = kvstore_encode_expire_ex(cmd, cap, &h, sm_str(expires[i].key),
+                                 expires[i].mode, expires[i].ms,
+                                 expires[i].ifs);
+    seed_add_entry(s, SABHA_ENTRY_COMMAND, cmd, n);
+  }
+  return s->n;
+}
+
 static int commands_corpus(const char *dir) {
   uint8_t cmd[512];
   struct seed s = {.n = 0};
@@ -464,6 +515,27 @@ static int commands_corpus(const char *dir) {
   n = kvstore_encode_del(cmd, sizeof cmd, &h, keys, 2);
   seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
   rc |= write_file(dir, "kv-session.bin", s.bytes, s.n);
+
+  /* EXPIRE with Redis 7's conditions, whose bits share the mode's byte:
+   * each condition allowed and refused, a past instant that deletes, the
+   * two refused combinations (error replies the store gives, not
+   * malformed entries), a leased key EXPIRE refuses, then a PERSIST. */
+  rc |= write_file(dir, "kv-expire-conditions.bin", s.bytes,
+                   expire_conditions_seed(&s, cmd, sizeof cmd));
+  /* Near misses: a condition on PERSIST, and one above the four. */
+  h = (struct kvstore_hdr){.session = 1, .seq = 1, .now_ms = 1001};
+  s.n = 0;
+  n = kvstore_encode_register(cmd, sizeof cmd, 1000, 1);
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  n = kvstore_encode_expire(cmd, sizeof cmd, &h, sm_str("k"),
+                            KVSTORE_EXPIRE_NONE, 0);
+  cmd[KVSTORE_CMD_HEADER_BYTES] |= KVSTORE_EXPIRE_NX;
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  n = kvstore_encode_expire(cmd, sizeof cmd, &h, sm_str("k"), KVSTORE_EXPIRE_IN,
+                            10);
+  cmd[KVSTORE_CMD_HEADER_BYTES] |= 8u; /* a mode past PERSIST */
+  seed_add_entry(&s, SABHA_ENTRY_COMMAND, cmd, n);
+  rc |= write_file(dir, "miss-expire-conditions.bin", s.bytes, s.n);
 
   /* Every application, one command each, and a retried transfer. */
   s.n = 0;

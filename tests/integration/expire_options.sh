@@ -39,6 +39,7 @@ expect "ERR NX and XX, GT or LT options at the same time are not compatible" \
   "$(c EXPIRE x:plain 10 NX GT)"
 expect "ERR GT and LT options at the same time are not compatible" \
   "$(c EXPIRE x:plain 10 GT LT)"
+expect "ERR Unsupported option SOON" "$(c EXPIRE x:plain 10 GT SOON)"
 
 log "every replica holds the same outcome"
 sleep 1.6 # x:gone (1 s) has expired by the log's clock on every node

@@ -32,6 +32,17 @@ for p in $P1 $P2 $P3; do
   expect 900 "$(rcli "$p" LEDGER.BALANCE a)"
 done
 rcli "$P1" INFO apps | grep -q '^app_dedup_window_ms:600000' || die "INFO apps has no window"
+log "every node counts the two refusals it applied"
+for n in 1 2 3; do
+  p=$(client_port "$n" "$BASE")
+  for _ in $(seq 1 40); do # a follower applies a heartbeat later
+    got=$(metric "$(http_port "$n" "$BASE")" sabha_apps_retry_table_full_total)
+    [ "$got" = 2 ] && break
+    sleep 0.05
+  done
+  [ "$got" = 2 ] || die "node $n: sabha_apps_retry_table_full_total $got"
+  rcli "$p" INFO apps | grep -q '^app_retry_table_full:2' || die "node $n: INFO apps"
+done
 
 log "every node restarted: the table and its times come back"
 "$SABHA" cluster stop --dir "$DIR/c" >/dev/null

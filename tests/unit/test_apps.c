@@ -1135,6 +1135,9 @@ static void a_flood_of_new_ids_cannot_evict_a_retry_within_the_window(void) {
                "ERR retry table full"));
   CHECK(is_ok(W(a, 200 + WINDOW_MS, "LEDGER.TRANSFER later a b 1"), false));
   CHECK(balance(a, "a") == 898 && balance(a, "b") == 102);
+  /* Three refusals, counted for the host's operators (INFO, /metrics);
+   * retries answered from the table are not refusals. */
+  CHECK(app_retry_table_full(a) == 3);
   app_free(a);
 
   /* Seats keep their own table, under the same rule. */
@@ -1151,6 +1154,13 @@ static void a_flood_of_new_ids_cannot_evict_a_retry_within_the_window(void) {
   struct app_reply again_pnr = W(s, 30, "SEATS.BOOK mine T D s1 p");
   CHECK(again_pnr.duplicate && same_reply(&pnr, &again_pnr));
   CHECK(is_int(Q(s, 0, "SEATS.FREE T D"), 3));
+  CHECK(app_retry_table_full(s) == 1);
+  /* A restore keeps the count: it is this machine's history, not state. */
+  size_t n = app_snapshot_size(s);
+  uint8_t *snap = malloc(n);
+  CHECK(snap != NULL && app_snapshot(s, snap, n) == n);
+  CHECK(app_restore(s, snap, n) == 0 && app_retry_table_full(s) == 1);
+  free(snap);
   app_free(s);
 }
 

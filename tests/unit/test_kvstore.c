@@ -1112,6 +1112,118 @@ static void oom_at_every_allocation_leaves_the_store_unchanged(void) {
   kvstore_free(plain);
 }
 
+/* Applies cmd to a store restored from base, failing its 1st, 2nd, ...
+ * allocation until one goes through: each failure must leave the store as
+ * it was, and the retry, like the run let through, must end in the state
+ * and reply of a store that never failed. States are compared by their
+ * snapshots' bytes. */
+static void oom_anywhere_changes_nothing(const uint8_t *base, size_t base_len,
+                                         const uint8_t *cmd, size_t len) {
+  struct failing_alloc f = {0, 0};
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.alloc = failing_allocator(&f);
+  struct kvstore *want_kv = store_new();
+  CHECK(kvstore_restore(want_kv, base, base_len) == 0);
+  struct kvstore_result want;
+  CHECK(kvstore_apply(want_kv, cmd, len, &want) == 0);
+  size_t want_len;
+  uint8_t *want_snap = snapshot_of(want_kv, &want_len);
+  bool got_through = false;
+  for (long fail_at = 1; !got_through && fail_at < 64; fail_at++) {
+    struct kvstore *kv;
+    CHECK(kvstore_new(&kv, &cfg) == 0);
+    CHECK(kvstore_restore(kv, base, base_len) == 0);
+    f.calls = 0;
+    f.fail_at = fail_at;
+    struct kvstore_result r;
+    int rc = kvstore_apply(kv, cmd, len, &r);
+    f.fail_at = 0;
+    size_t n;
+    uint8_t *snap;
+    if (rc == SABHA_ENOMEM) {
+      snap = snapshot_of(kv, &n);
+      CHECK(n == base_len && memcmp(snap, base, n) == 0);
+      free(snap);
+      rc = kvstore_apply(kv, cmd, len, &r);
+    } else {
+      got_through = true;
+    }
+    CHECK(rc == 0 && r.kind == want.kind && r.integer == want.integer);
+    snap = snapshot_of(kv, &n);
+    CHECK(n == want_len && memcmp(snap, want_snap, n) == 0);
+    CHECK(kvstore_next_expiry_ms(kv) == kvstore_next_expiry_ms(want_kv));
+    free(snap);
+    kvstore_free(kv);
+  }
+  CHECK(got_through);
+  free(want_snap);
+  kvstore_free(want_kv);
+}
+
+/* The lease commands under the same rule, from a store where lease 1's
+ * keys fill their heap (16), so that one more must grow it, and lease 2
+ * holds none yet. */
+static void oom_in_lease_commands_leaves_the_store_unchanged(void) {
+  struct kvstore *kv = store_new();
+  struct client c = client_open(kv);
+  c.now_ms = 100;
+  uint8_t *buf = c.last;
+  struct kvstore_hdr h = next_hdr(&c);
+  c.last_len = kvstore_encode_lease(buf, CMD_BYTES_MAX, &h,
+                                    KVSTORE_OP_LEASE_GRANT, 1000);
+  CHECK(apply_last(&c).integer == 1);
+  h = next_hdr(&c);
+  c.last_len = kvstore_encode_lease(buf, CMD_BYTES_MAX, &h,
+                                    KVSTORE_OP_LEASE_GRANT, 5000);
+  CHECK(apply_last(&c).integer == 2);
+  for (int i = 0; i < 16; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "l%02d", i);
+    h = next_hdr(&c);
+    c.last_len = kvstore_encode_set_ex(buf, CMD_BYTES_MAX, &h, S(key), S("v"),
+                                       KVSTORE_SET_LEASE, 0, 1);
+    CHECK(is_ok(apply_last(&c)));
+  }
+  CHECK(is_ok(set_px(&c, "p", "v", KVSTORE_SET_PX, 700)));
+  size_t base_len;
+  uint8_t *base = snapshot_of(kv, &base_len);
+
+  uint8_t cmd[256];
+  struct kvstore_hdr next = {c.session, c.seq + 1, 200};
+  struct {
+    uint32_t flags;
+    const char *key;
+    uint64_t lease;
+  } sets[] = {
+      {KVSTORE_SET_LEASE, "l99", 1}, /* grows lease 1's keys */
+      {KVSTORE_SET_LEASE, "l03", 2}, /* moves a key to lease 2 */
+      {KVSTORE_SET_LEASE, "p", 2},   /* a key with its own expiry */
+      {KVSTORE_SET_PX, "l05", 0},    /* leaves its lease */
+      {KVSTORE_SET_KEEPTTL, "l07", 0},
+  };
+  for (size_t i = 0; i < N(sets); i++) {
+    size_t n = kvstore_encode_set_ex(
+        cmd, sizeof cmd, &next, S(sets[i].key), S("w"), sets[i].flags,
+        sets[i].flags & KVSTORE_SET_PX ? 50 : 0, sets[i].lease);
+    oom_anywhere_changes_nothing(base, base_len, cmd, n);
+  }
+  static const enum kvstore_op ops[] = {KVSTORE_OP_LEASE_GRANT,
+                                        KVSTORE_OP_LEASE_KEEPALIVE,
+                                        KVSTORE_OP_LEASE_REVOKE};
+  for (size_t i = 0; i < N(ops); i++) {
+    size_t n = kvstore_encode_lease(cmd, sizeof cmd, &next, ops[i],
+                                    ops[i] == KVSTORE_OP_LEASE_GRANT ? 10 : 1);
+    oom_anywhere_changes_nothing(base, base_len, cmd, n);
+  }
+  /* Lease 1's time is up: naming it drops it with its keys still held. */
+  next.now_ms = 1200;
+  size_t n = kvstore_encode_set_ex(cmd, sizeof cmd, &next, S("q"), S("v"),
+                                   KVSTORE_SET_LEASE, 0, 1);
+  oom_anywhere_changes_nothing(base, base_len, cmd, n);
+  free(base);
+  kvstore_free(kv);
+}
+
 /* ---- Scale and the model ----------------------------------------------- */
 
 static void many_keys_survive_growth_and_shrinking(void) {
@@ -1532,6 +1644,7 @@ static const struct test tests[] = {
     TEST(corrupt_snapshots_are_refused_and_change_nothing),
     TEST(duplicate_keys_in_a_snapshot_are_refused),
     TEST(oom_at_every_allocation_leaves_the_store_unchanged),
+    TEST(oom_in_lease_commands_leaves_the_store_unchanged),
     TEST(many_keys_survive_growth_and_shrinking),
     TEST(replicas_agree_with_each_other_and_the_model),
 };

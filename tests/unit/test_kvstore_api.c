@@ -119,6 +119,10 @@ static bool is_int(struct kvstore_result r, int64_t v) {
   return r.kind == KVSTORE_REPLY_INT && r.integer == v;
 }
 
+static bool is_ok_reply(struct kvstore_result r) {
+  return r.kind == KVSTORE_REPLY_OK;
+}
+
 static bool is_bulk(struct kvstore_result r, const char *v) {
   return r.kind == KVSTORE_REPLY_BULK && r.bulk_len == strlen(v) &&
          memcmp(r.bulk, v, r.bulk_len) == 0;
@@ -671,6 +675,138 @@ static void revoke_deletes_the_keys_and_a_plain_set_detaches(void) {
                  KVSTORE_ERR_LEASES_FULL));
   c.now_ms = 100;
   CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 10), 5));
+  kvstore_free(kv);
+}
+
+/* The keys expiring in a_keepalive_moves_the_lease_not_each_key, in the
+ * order they must go: the DEL events of every store it runs are checked
+ * against it as they come. */
+enum { KA_KEYS = 3000, KA_NAMES = KA_KEYS + 4 };
+struct expiry_order {
+  char names[KA_NAMES][8];
+  int next[3]; /* per store: the index of the DEL it expects next */
+  int store;   /* the store applying now */
+  bool wrong;
+};
+
+static void on_expiry_event(void *ctx, const struct kvstore_event *ev) {
+  struct expiry_order *o = ctx;
+  if (ev->kind != KVSTORE_EVENT_DEL)
+    return;
+  int *i = &o->next[o->store];
+  if (*i >= KA_NAMES || ev->key_len != strlen(o->names[*i]) ||
+      memcmp(ev->key, o->names[*i], ev->key_len) != 0)
+    o->wrong = true;
+  (*i)++;
+}
+
+/* CLOCK commands at now_ms, until the store holds `keys_left` keys or
+ * fewer. */
+static void tick_until(struct kvstore *kv, uint64_t now_ms,
+                       uint64_t keys_left) {
+  uint8_t cmd[64];
+  for (int i = 0; i < 1000 && kvstore_dbsize(kv) > keys_left; i++) {
+    struct kvstore_result r;
+    size_t n = kvstore_encode_clock(cmd, sizeof cmd, now_ms);
+    CHECK(kvstore_apply(kv, cmd, n, &r) == 0);
+  }
+  CHECK(kvstore_dbsize(kv) <= keys_left);
+}
+
+/* A KEEPALIVE moves its lease, not each of its keys: its work is a few
+ * steps in a heap of leases whatever the number of keys the lease holds
+ * (each key's expiry was a copy of the lease's, re-placed in the expiry
+ * heap: a KEEPALIVE of a lease of 10000 keys cost every replica 10000 heap
+ * moves). What clients see is the same: the keys' TTLs follow the lease,
+ * and expired keys go in the order of (expiry, key bytes) across leased
+ * and other keys alike, whether the store applied the commands, restored a
+ * snapshot, or dropped the lease when it was named after its time. */
+static void a_keepalive_moves_the_lease_not_each_key(void) {
+  static struct expiry_order o;
+  memset(&o, 0, sizeof o);
+  struct kvstore_config cfg = kvstore_config_default;
+  cfg.lease_keys_max = KA_KEYS;
+  cfg.on_event = on_expiry_event;
+  cfg.event_ctx = &o;
+  struct kvstore *kv = NULL;
+  CHECK(kvstore_new(&kv, &cfg) == 0);
+  struct client c = client_open(kv);
+  c.now_ms = 1000;
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 1000), 1));
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_GRANT, 1000), 2));
+  /* The order they will go in: z first (sooner), then by key at 2200. */
+  snprintf(o.names[0], sizeof o.names[0], "z");
+  snprintf(o.names[1], sizeof o.names[1], "a");
+  for (int i = 0; i < KA_KEYS; i++) {
+    snprintf(o.names[2 + i], sizeof o.names[0], "k%05d", i);
+    CHECK(set(&c, o.names[2 + i], "v", KVSTORE_SET_LEASE, 1).kind ==
+          KVSTORE_REPLY_OK);
+  }
+  snprintf(o.names[KA_KEYS + 2], sizeof o.names[0], "m");
+  snprintf(o.names[KA_KEYS + 3], sizeof o.names[0], "p");
+  CHECK(set(&c, "m", "v", KVSTORE_SET_LEASE, 2).kind == KVSTORE_REPLY_OK);
+  c.now_ms = 1200;
+  static const struct {
+    const char *key;
+    int64_t px_ms;
+  } own[] = {{"a", 1000}, {"p", 1000}, {"z", 999}};
+  for (size_t i = 0; i < N(own); i++) {
+    struct kvstore_hdr h = hdr(&c);
+    CHECK(is_ok_reply(
+        run(&c, kvstore_encode_set(c.buf, sizeof c.buf, &h, S(own[i].key),
+                                   S("v"), KVSTORE_SET_PX, own[i].px_ms))));
+  }
+  uint64_t before = kvstore_visits(kv);
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_KEEPALIVE, 2), 1000));
+  uint64_t one_key = kvstore_visits(kv) - before;
+  before = kvstore_visits(kv);
+  CHECK(is_int(lease_op(&c, KVSTORE_OP_LEASE_KEEPALIVE, 1), 1000));
+  uint64_t many_keys = kvstore_visits(kv) - before;
+  CHECK(one_key <= 8 && many_keys <= 8);
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"k02999", 6, 0) == 1000);
+  CHECK(kvstore_pttl(kv, (const uint8_t *)"m", 1, 0) == 1000);
+  CHECK(kvstore_next_expiry_ms(kv) == 2199);
+
+  /* A second store restored from a snapshot of the first. */
+  size_t size = kvstore_snapshot_size(kv);
+  uint8_t *snap = malloc(size);
+  CHECK(snap != NULL && kvstore_snapshot(kv, snap, size) == size);
+  struct kvstore *copy = NULL;
+  CHECK(kvstore_new(&copy, &cfg) == 0);
+  CHECK(kvstore_restore(copy, snap, size) == 0);
+  CHECK(kvstore_pttl(copy, (const uint8_t *)"k00000", 6, 0) == 1000);
+  uint64_t keys = kvstore_dbsize(kv);
+  CHECK(keys == KA_NAMES);
+
+  /* Past 2200, each store purges some; then the first drops lease 1
+   * (named after its time) with most of its keys still held, and a third
+   * store restores from that state. */
+  o.store = 0;
+  tick_until(kv, 2201, keys - 100);
+  o.store = 1;
+  tick_until(copy, 2201, keys - 100);
+  o.store = 0;
+  CHECK(is_error(lease_op(&c, KVSTORE_OP_LEASE_KEEPALIVE, 1),
+                 KVSTORE_ERR_NO_LEASE));
+  CHECK(kvstore_n_leases(kv) == 1);
+  free(snap);
+  size = kvstore_snapshot_size(kv);
+  snap = malloc(size);
+  CHECK(snap != NULL && kvstore_snapshot(kv, snap, size) == size);
+  struct kvstore *third = NULL;
+  CHECK(kvstore_new(&third, &cfg) == 0);
+  CHECK(kvstore_restore(third, snap, size) == 0);
+  o.next[2] = o.next[0];
+  uint64_t left = kvstore_dbsize(kv);
+  for (int s = 0; s < 3; s++) {
+    o.store = s;
+    tick_until(s == 0 ? kv : s == 1 ? copy : third, 2201, 0);
+    CHECK(o.next[s] == KA_NAMES);
+  }
+  CHECK(left > 0 && !o.wrong);
+  free(snap);
+  kvstore_free(third);
+  kvstore_free(copy);
   kvstore_free(kv);
 }
 
@@ -1393,6 +1529,7 @@ static const struct test tests[] = {
     TEST(a_lease_takes_its_keys_when_it_expires),
     TEST(revoke_deletes_the_keys_and_a_plain_set_detaches),
     TEST(a_full_lease_table_is_walked_only_when_a_lease_may_expire),
+    TEST(a_keepalive_moves_the_lease_not_each_key),
     TEST(range_walks_keys_in_byte_order_in_bounded_steps),
     TEST(range_orders_keys_that_share_a_long_prefix),
     TEST(snapshot_and_order_bytes_do_not_change),
