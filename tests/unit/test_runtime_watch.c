@@ -630,8 +630,10 @@ static long count_events(struct rt_stream *w, bool *error) {
  * revision is refused here (its events are not all kept). Laid out in a
  * window of 256 KiB so that one SET in the same MULTI as the APPEND drops
  * exactly the root: b1 | a1 (the root) | b2 | the delta fill the arena,
- * then b3 fits at its start once b1 and the root go, not before. (A
- * window of whole copies keeps the APPEND: the watcher gets it.) */
+ * then b3 fits at its start once b1 and the root go, not before. The
+ * watcher gets nothing of that revision, not even a2's change before the
+ * APPEND. (A window of whole copies keeps the APPEND: the watcher gets
+ * both.) */
 static void a_watcher_at_a_delta_whose_root_went_resumes_at_its_revision(void) {
   struct rt_node n;
   CHECK(node_alone(&n, 256u << 10));
@@ -646,7 +648,8 @@ static void a_watcher_at_a_delta_whose_root_went_resumes_at_its_revision(void) {
   CHECK(strcmp(rt_stream_said(c), "+OK\r\n+OK\r\n+OK\r\n") == 0);
   say(&n, w, "SABHA.WATCH a BATCH 0\r\n");
   uint64_t began = rt_applied_index(n.rt);
-  say(&n, c, "MULTI\r\nAPPEND a1 x\r\n");
+  /* a2's event comes first in the revision, and goes back out with it. */
+  say(&n, c, "MULTI\r\nSET a2 z\r\nAPPEND a1 x\r\n");
   CHECK(rt_stream_say_set(c, "b3", 238000));
   say(&n, c, "EXEC\r\n");
   CHECK(rt_applied_index(n.rt) == began + 1);
