@@ -572,6 +572,16 @@ int resp_write_bulk(struct resp_buf *b, const void *p, size_t n) {
   return rc;
 }
 
+uint8_t *resp_write_bulk_space(struct resp_buf *b, size_t n) {
+  assert(b != NULL && n <= (uint64_t)INT64_MAX);
+  if (write_header(b, '$', (int64_t)n) != 0 || buf_reserve(b, n + 2) != 0)
+    return NULL;
+  uint8_t *at = b->data + b->len;
+  memcpy(at + n, "\r\n", 2);
+  b->len += n + 2;
+  return at;
+}
+
 int resp_write_null(struct resp_buf *b) {
   assert(b != NULL);
   return resp_buf_append(b, "$-1\r\n", 5);

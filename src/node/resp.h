@@ -174,6 +174,9 @@ int resp_write_error(struct resp_buf *b, const char *msg);
 int resp_write_int(struct resp_buf *b, int64_t v);
 /* $n\r\n<n bytes>\r\n; binary-safe. p may be NULL when n is 0. */
 int resp_write_bulk(struct resp_buf *b, const void *p, size_t n);
+/* A bulk string of n bytes that the caller writes next, in any order, at
+ * the place returned (valid until b changes). NULL on the sticky error. */
+uint8_t *resp_write_bulk_space(struct resp_buf *b, size_t n);
 /* $-1\r\n: the null bulk string (GET of a missing key). */
 int resp_write_null(struct resp_buf *b);
 /* *n\r\n: an array header; the caller writes the n elements after it. */

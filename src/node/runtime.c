@@ -1075,9 +1075,10 @@ bool rt_run(struct rt *rt) {
   }
   if (!rt->dead)
     rt_clients_resume(rt);
+  bool watch_more = !rt->dead && rt_watch_catch_up(rt);
   rt_reap(rt);
-  return !rt->dead &&
-         (sabha_engine_has_ready(rt->engine) || rt->n_resume_due > 0);
+  return !rt->dead && (sabha_engine_has_ready(rt->engine) ||
+                       rt->n_resume_due > 0 || watch_more);
 }
 
 /* ---- time ------------------------------------------------------------------

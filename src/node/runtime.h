@@ -591,6 +591,9 @@ struct rt_metrics {
   uint64_t fsyncs_thread;           /* fsyncs handed to ports.sync_later */
   uint64_t apps_retry_table_full;   /* app commands applied here that were
                                        refused for a full retry table */
+  uint64_t watch_window_bytes_copied; /* written into the watch window:
+                                         events' headers, keys, values or
+                                         APPENDs' added bytes (watch.c) */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };

@@ -623,6 +623,10 @@ void rt_watch_event(void *ctx, const struct kvstore_event *ev);
 /* After each applied entry and on ticks: hands events to the watchers,
  * sends the batches that are due. */
 void rt_watch_deliver(struct rt *rt);
+/* In each turn of the loop (rt_run): watchers that stopped at the bound of
+ * events one looks at per delivery go on. Returns whether some still
+ * have events left to look at (run again soon). */
+bool rt_watch_catch_up(struct rt *rt);
 /* A snapshot replaced the state at `index`: the window starts again after
  * it, and watchers that had not reached it are told and closed. */
 void rt_watch_reset(struct rt *rt, uint64_t index);

@@ -30,7 +30,29 @@
  *
  * Every node serves watches, followers included, from what it applied:
  * a follower's events come when it learns of the commits, a little after
- * the leader's. */
+ * the leader's.
+ *
+ * The window is kept for everyone, watched or not, so what it costs per
+ * change is what every write costs: a one-byte APPEND to an 8 MiB value
+ * copied the 8 MiB into it on every replica. The store says when a PUT is
+ * an APPEND to the value the key's last event carried (kvstore_event.
+ * appended); if the window still holds that event, it keeps the APPEND as
+ * the bytes it added, a delta on that event, and rebuilds the whole value
+ * only when a watcher takes it, so a watcher gets the same bytes a copy
+ * would have given. Deltas chain back to a whole event, their root; the
+ * rules of deltas below keep chains short enough that rebuilding costs
+ * about what writing the value out does. The window's bound is on what
+ * it holds, deltas counted as what they are. Events leave oldest first,
+ * so a root leaves before its deltas: those can no longer be rebuilt, and
+ * are treated as gone, though the events around them stay. A watcher
+ * that comes to one it wants is behind, told to resume at its revision,
+ * and FROM is refused before the revision after the last of them (so a
+ * FROM that is served never meets one). Roots are renewed often enough
+ * that this takes a sliver of the window's oldest end.
+ *
+ * A watcher looks at a bounded number of events per delivery and goes
+ * on at the next turn of the loop, so that FROM far back over a full
+ * window is not one long stall. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,15 +61,48 @@
 #include <strings.h>
 
 #include "core/decimal.h"
+#include "core/siphash.h"
 #include "node/runtime_internal.h"
 
+/* An event in the window. A whole one holds its value; a delta, an
+ * APPEND's event, holds the bytes it added, and its value is the value of
+ * the event it extends (its base: the key's event before it) followed by
+ * them. Bases chain back to a whole event, the chain's root. */
 struct rt_event {
   uint64_t revision;
-  uint8_t kind; /* enum kvstore_event_kind */
+  /* Whole: the last delta of its chain (NO_SEQ: none yet), and
+   * rt_watch.bytes_placed once it was placed. Delta: its base, and its
+   * root. Both by sequence number: the arena moves when it grows. */
+  uint64_t link;
+  uint64_t anchor;
   uint32_t key_len;
-  uint32_t value_len;
-  uint8_t bytes[]; /* key, then value */
+  uint32_t value_len;  /* the whole value's */
+  uint32_t stored_len; /* the value's bytes it holds */
+  uint32_t depth : 24; /* bases up to the root: 0 for a whole event */
+  uint32_t kind : 8;   /* enum kvstore_event_kind */
+  uint8_t bytes[];     /* key, then the stored bytes */
 };
+
+#define NO_SEQ UINT64_MAX
+
+/* The rules of deltas, which keep an APPEND's cost in the window at the
+ * bytes it added, and rebuilding a value (when a watcher takes its event)
+ * at about the cost of writing it out:
+ *   - a chain is at most value_len / WATCH_DELTA_LINK_BYTES deep, so that
+ *     walking it costs no more than copying the value; beyond, the APPEND
+ *     is kept whole (for an 8 MiB value, one copy per 32768 APPENDs);
+ *   - a chain stops growing once arena_max / WATCH_CHAIN_SPAN_DIV bytes
+ *     were placed after its root: when the root is dropped its deltas
+ *     cannot be rebuilt (orphans, in struct rt_watch), and this bounds
+ *     what that takes from FROM to about that many bytes of events. */
+#define WATCH_DELTA_LINK_BYTES 256u
+#define WATCH_CHAIN_SPAN_DIV 8u
+/* Slots of the table that finds a key's last event (a power of two). */
+#define WATCH_LAST_SLOTS 4096u
+/* The events one watcher looks at per delivery; it goes on at the next
+ * turn of the loop (rt_watch_catch_up). Without it, FROM at the start of
+ * a full window scanned 1 Mi events in one turn. */
+#define WATCH_SCAN_EVENTS_PER_TURN 8192u
 
 /* The events themselves live in one circular arena, oldest first, so that
  * keeping the window costs a copy per change and no allocation: every
@@ -68,6 +123,18 @@ struct rt_watch {
   size_t head;      /* where the oldest event begins (the empty arena: 0) */
   size_t tail;      /* where the next one goes */
   uint64_t first_rev;
+  uint64_t bytes_placed; /* ever, in the arena: the chains' span rule */
+  /* A key's last event, by a hash of the key: seq + 1, or 0. A slot that
+   * another key took, or whose event is gone, only costs a whole copy: an
+   * event of the key found there is its last, as each of its events
+   * writes the slot. */
+  uint64_t last[WATCH_LAST_SLOTS];
+  uint64_t hash_key[2];
+  /* Deltas whose root was dropped cannot be rebuilt: a watcher that comes
+   * to one it wants is behind, and FROM is served from the revision after
+   * the last of them on. */
+  uint64_t orphan_rev_next;
+  uint32_t n_more; /* watchers with events left to look at */
   struct list_link watchers;
 };
 
@@ -85,16 +152,28 @@ struct rt_watcher {
   uint32_t batch_n;
   uint64_t batch_first_ms, batch_last_ms;
   uint64_t last_rev; /* of the last event gathered */
+  /* Where the revision being gathered began in the batch, and the last
+   * revision gathered before it: a delta that cannot be rebuilt takes the
+   * revision's part back out, so that the watcher resumes at its start. */
+  size_t rev_batch_len;
+  uint32_t rev_batch_n;
+  uint64_t done_rev;
+  bool more; /* stopped at WATCH_SCAN_EVENTS_PER_TURN */
 };
 
 #define WATCH_ARENA_BYTES_MIN (256u << 10)
 
 /* An event's place in the arena: its header and bytes, aligned for the
  * next header. */
-static size_t event_bytes(size_t key_len, size_t value_len) {
-  size_t n = sizeof(struct rt_event) + key_len + value_len;
+static size_t event_bytes(size_t key_len, size_t stored_len) {
+  size_t n = sizeof(struct rt_event) + key_len + stored_len;
   return (n + _Alignof(struct rt_event) - 1) &
          ~(size_t)(_Alignof(struct rt_event) - 1);
+}
+
+static struct rt_event *event_at(const struct rt_watch *w, uint64_t seq) {
+  assert(seq >= w->first_seq && seq < w->next_seq);
+  return w->ring[seq & (w->cap - 1)];
 }
 
 int rt_watch_init(struct rt *rt, uint64_t first_rev) {
@@ -106,6 +185,9 @@ int rt_watch_init(struct rt *rt, uint64_t first_rev) {
   w->arena_max = max == 0 || max > RT_WATCH_WINDOW_BYTES_MAX
                      ? RT_WATCH_WINDOW_BYTES_MAX
                      : (size_t)max;
+  /* Placing events is all the hash decides: the store's key serves. */
+  w->hash_key[0] = rt->cfg.kv_hash_key[0] ^ 0x7761746368ull;
+  w->hash_key[1] = rt->cfg.kv_hash_key[1];
   list_init(&w->watchers);
   rt->watch = w;
   return 0;
@@ -117,8 +199,12 @@ static void window_clear(struct rt_watch *w) {
   w->tail = 0;
 }
 
-static void watcher_free(struct rt_watcher *x) {
+static void watcher_free(struct rt_watcher *x, struct rt_watch *w) {
   list_remove(&x->link);
+  if (x->more) {
+    assert(w->n_more > 0);
+    w->n_more--;
+  }
   if (x->c != NULL)
     x->c->watcher = NULL;
   resp_buf_free(&x->batch);
@@ -131,29 +217,37 @@ void rt_watch_free(struct rt *rt) {
   if (w == NULL)
     return;
   while (!list_empty(&w->watchers))
-    watcher_free(LIST_OF(w->watchers.next, struct rt_watcher, link));
+    watcher_free(LIST_OF(w->watchers.next, struct rt_watcher, link), w);
   free(w->arena);
   free(w->ring);
   free(w);
   rt->watch = NULL;
 }
 
+/* The oldest revision FROM is served at. */
 uint64_t rt_watch_first_rev(const struct rt *rt) {
-  return rt->watch->first_rev;
+  const struct rt_watch *w = rt->watch;
+  return w->first_rev > w->orphan_rev_next ? w->first_rev : w->orphan_rev_next;
 }
 
 static void drop_oldest(struct rt_watch *w) {
   assert(w->first_seq < w->next_seq);
-  const struct rt_event *e = w->ring[w->first_seq & (w->cap - 1)];
+  const struct rt_event *e = event_at(w, w->first_seq);
   /* The rest of its revision may still be held, but no longer all of it. */
   if (e->revision + 1 > w->first_rev)
     w->first_rev = e->revision + 1;
+  if (e->depth == 0 && e->link != NO_SEQ) {
+    /* A root whose deltas stay: they cannot be rebuilt. */
+    assert(e->link > w->first_seq && e->link < w->next_seq);
+    uint64_t rev = event_at(w, e->link)->revision + 1;
+    if (rev > w->orphan_rev_next)
+      w->orphan_rev_next = rev;
+  }
   w->first_seq++;
   if (w->first_seq == w->next_seq)
     window_clear(w);
   else
-    w->head = (size_t)((const uint8_t *)w->ring[w->first_seq & (w->cap - 1)] -
-                       w->arena);
+    w->head = (size_t)((const uint8_t *)event_at(w, w->first_seq) - w->arena);
 }
 
 /* Moves the events into an arena of `cap` bytes, one after the other from
@@ -165,7 +259,7 @@ static bool arena_grow(struct rt_watch *w, size_t cap) {
   size_t at = 0;
   for (uint64_t s = w->first_seq; s < w->next_seq; s++) {
     struct rt_event **slot = &w->ring[s & (w->cap - 1)];
-    size_t n = event_bytes((*slot)->key_len, (*slot)->value_len);
+    size_t n = event_bytes((*slot)->key_len, (*slot)->stored_len);
     memcpy(arena + at, *slot, n);
     *slot = (struct rt_event *)(void *)(arena + at);
     at += n;
@@ -235,21 +329,83 @@ static bool ring_room(struct rt_watch *w) {
   return true;
 }
 
+static uint64_t *last_slot(struct rt_watch *w, const uint8_t *key,
+                           size_t key_len) {
+  uint64_t h = siphash24(key, key_len, w->hash_key);
+  return &w->last[h & (WATCH_LAST_SLOTS - 1)];
+}
+
+/* The event an APPEND's may extend, by the rules of deltas: the key's last
+ * event, held with its root, the chain short enough. NO_SEQ: the event is
+ * kept whole. */
+static uint64_t delta_base(struct rt_watch *w, const struct kvstore_event *ev) {
+  if (ev->kind != KVSTORE_EVENT_PUT || !ev->appended)
+    return NO_SEQ;
+  uint64_t got = *last_slot(w, ev->key, ev->key_len);
+  if (got == 0 || got - 1 < w->first_seq || got - 1 >= w->next_seq)
+    return NO_SEQ;
+  const struct rt_event *b = event_at(w, got - 1);
+  if (b->key_len != ev->key_len || memcmp(b->bytes, ev->key, ev->key_len) != 0)
+    return NO_SEQ;
+  /* The store's word: the key was there, with the value its last event
+   * carried. */
+  assert(b->kind == KVSTORE_EVENT_PUT);
+  assert((uint64_t)b->value_len + ev->appended_len == ev->value_len);
+  uint64_t root_seq = b->depth == 0 ? got - 1 : b->anchor;
+  if (root_seq < w->first_seq)
+    return NO_SEQ; /* dropped: the chain cannot be rebuilt */
+  const struct rt_event *root = event_at(w, root_seq);
+  if ((uint64_t)b->depth + 1 > ev->value_len / WATCH_DELTA_LINK_BYTES ||
+      w->bytes_placed - root->anchor > w->arena_max / WATCH_CHAIN_SPAN_DIV)
+    return NO_SEQ;
+  return got - 1;
+}
+
+/* Places ev's event: as a delta on `base_seq` when delta_base allowed one
+ * and its chain is still held once room is made (making room may drop
+ * it), else whole; *n its bytes, *delta which. NULL without memory or
+ * room. */
+static struct rt_event *event_place(struct rt_watch *w,
+                                    const struct kvstore_event *ev,
+                                    uint64_t base_seq, size_t *n, bool *delta) {
+  *delta = false;
+  if (!ring_room(w))
+    return NULL;
+  uint8_t *at = NULL;
+  if (base_seq != NO_SEQ) {
+    *n = event_bytes(ev->key_len, ev->appended_len);
+    at = arena_room(w, *n);
+    if (at == NULL)
+      return NULL;
+    const struct rt_event *b =
+        base_seq >= w->first_seq ? event_at(w, base_seq) : NULL;
+    uint64_t root_seq = b == NULL ? 0 : b->depth == 0 ? base_seq : b->anchor;
+    *delta = b != NULL && root_seq >= w->first_seq;
+    if (*delta)
+      return (struct rt_event *)(void *)at;
+  }
+  *n = event_bytes(ev->key_len, ev->value_len);
+  if (*n > w->arena_max)
+    return NULL;
+  return (struct rt_event *)(void *)arena_room(w, *n);
+}
+
 void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
   struct rt *rt = ctx;
   struct rt_watch *w = rt->watch;
-  size_t n = event_bytes(ev->key_len, ev->value_len);
-  uint8_t *at = NULL;
-  if (n <= w->arena_max && ring_room(w))
-    at = arena_room(w, n);
-  if (at == NULL) {
+  uint64_t base_seq = delta_base(w, ev);
+  size_t n = 0;
+  bool delta = false;
+  struct rt_event *e = event_place(w, ev, base_seq, &n, &delta);
+  if (e == NULL) {
     /* Without memory, or room for this event in the whole window, the
      * window cannot stay whole: it starts again after this revision, and
      * watchers that needed it are told (deliver). */
     rt_log(rt, RT_LOG_WARN,
            "%s: the watch window restarts after revision %" PRIu64,
-           n > w->arena_max ? "a change larger than the watch window"
-                            : "no memory for watch events",
+           event_bytes(ev->key_len, ev->value_len) > w->arena_max
+               ? "a change larger than the watch window"
+               : "no memory for watch events",
            ev->revision);
     window_clear(w);
     /* The change lost takes a place of its own, so that every watcher,
@@ -260,18 +416,36 @@ void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
     w->first_rev = ev->revision + 1;
     return;
   }
-  struct rt_event *e = (struct rt_event *)(void *)at;
+  uint64_t seq = w->next_seq;
   e->revision = ev->revision;
   e->kind = (uint8_t)ev->kind;
   e->key_len = (uint32_t)ev->key_len;
   e->value_len = (uint32_t)ev->value_len;
   if (ev->key_len > 0)
     memcpy(e->bytes, ev->key, ev->key_len);
-  if (ev->value_len > 0)
-    memcpy(e->bytes + ev->key_len, ev->value, ev->value_len);
-  w->ring[w->next_seq & (w->cap - 1)] = e;
+  if (delta) {
+    struct rt_event *b = event_at(w, base_seq);
+    uint64_t root_seq = b->depth == 0 ? base_seq : b->anchor;
+    e->depth = b->depth + 1u;
+    e->link = base_seq;
+    e->anchor = root_seq;
+    e->stored_len = (uint32_t)ev->appended_len;
+    event_at(w, root_seq)->link = seq;
+  } else {
+    e->depth = 0;
+    e->link = NO_SEQ;
+    e->anchor = w->bytes_placed + n; /* the span counts what follows */
+    e->stored_len = (uint32_t)ev->value_len;
+  }
+  if (e->stored_len > 0)
+    memcpy(e->bytes + ev->key_len, ev->value + (ev->value_len - e->stored_len),
+           e->stored_len);
+  w->bytes_placed += n;
+  rt->m.watch_window_bytes_copied += n;
+  w->ring[seq & (w->cap - 1)] = e;
   w->next_seq++;
-  w->tail = (size_t)(at - w->arena) + event_bytes(ev->key_len, ev->value_len);
+  w->tail = (size_t)((uint8_t *)e - w->arena) + n;
+  *last_slot(w, ev->key, ev->key_len) = seq + 1;
 }
 
 /* Ends a watcher with an error its client reads last. */
@@ -283,9 +457,18 @@ static void watcher_fail(struct rt_watcher *x, const char *msg) {
     watcher_flush(x); /* whole revisions: the resume point stays right */
   resp_write_error(&c->out, msg);
   c->quit_after = true;
-  watcher_free(x);
+  watcher_free(x, c->rt->watch);
   rt_stream_close(c, true);
   rt_stream_kick_output(c);
+}
+
+static void watcher_behind(struct rt_watcher *x) {
+  char msg[200];
+  snprintf(msg, sizeof msg,
+           "ERR the watch fell behind: events after revision %" PRIu64
+           " are no longer kept here; resume with FROM %" PRIu64,
+           x->last_rev, x->last_rev + 1);
+  watcher_fail(x, msg);
 }
 
 static void watcher_flush(struct rt_watcher *x) {
@@ -297,7 +480,31 @@ static void watcher_flush(struct rt_watcher *x) {
   rt_stream_kick_output(c);
 }
 
-static void write_event(struct resp_buf *b, const struct rt_event *e) {
+/* Writes e's whole value as a bulk string: a delta's bytes go at the end,
+ * its base's before them, and so on back to the root's, which begin it.
+ * The chain is held (its root is). */
+static void write_value(struct resp_buf *b, const struct rt_watch *w,
+                        const struct rt_event *e) {
+  if (e->depth == 0) {
+    resp_write_bulk(b, e->bytes + e->key_len, e->value_len);
+    return;
+  }
+  uint8_t *value = resp_write_bulk_space(b, e->value_len);
+  if (value == NULL)
+    return; /* the sticky error says it */
+  size_t end = e->value_len;
+  for (const struct rt_event *p = e;; p = event_at(w, p->link)) {
+    assert(p->stored_len <= end);
+    end -= p->stored_len;
+    memcpy(value + end, p->bytes + p->key_len, p->stored_len);
+    if (p->depth == 0)
+      break;
+  }
+  assert(end == 0);
+}
+
+static void write_event(struct resp_buf *b, const struct rt_watch *w,
+                        const struct rt_event *e) {
   resp_write_array(b, 4);
   if (e->kind == KVSTORE_EVENT_PUT)
     resp_write_bulk(b, "put", 3);
@@ -305,44 +512,69 @@ static void write_event(struct resp_buf *b, const struct rt_event *e) {
     resp_write_bulk(b, "del", 3);
   resp_write_bulk(b, e->bytes, e->key_len);
   if (e->kind == KVSTORE_EVENT_PUT)
-    resp_write_bulk(b, e->bytes + e->key_len, e->value_len);
+    write_value(b, w, e);
   else
     resp_write_null(b);
   resp_write_int(b, (int64_t)e->revision);
+}
+
+static void watcher_set_more(struct rt_watch *w, struct rt_watcher *x,
+                             bool more) {
+  if (more != x->more)
+    w->n_more = more ? w->n_more + 1 : w->n_more - 1;
+  x->more = more;
 }
 
 static void watcher_take(struct rt *rt, struct rt_watcher *x, uint64_t now) {
   struct rt_watch *w = rt->watch;
   struct rt_stream *c = x->c;
   if (x->next_seq < w->first_seq) {
-    char msg[200];
-    snprintf(msg, sizeof msg,
-             "ERR the watch fell behind: events after revision %" PRIu64
-             " are no longer kept here; resume with FROM %" PRIu64,
-             x->last_rev, x->last_rev + 1);
-    watcher_fail(x, msg);
+    watcher_behind(x);
     return;
   }
+  uint32_t scanned = 0;
+  bool more = false;
   while (x->next_seq < w->next_seq) {
-    const struct rt_event *e = w->ring[x->next_seq & (w->cap - 1)];
+    const struct rt_event *e = event_at(w, x->next_seq);
     bool full =
         c->out.len + c->wbuf.len + x->batch.len >= RT_WATCHER_OUT_BYTES_MAX;
     /* Stop only between revisions, so that no batch splits one. */
-    if (full && e->revision != x->last_rev)
+    if ((full || scanned >= WATCH_SCAN_EVENTS_PER_TURN) &&
+        e->revision != x->last_rev) {
+      more = !full;
       break;
-    x->next_seq++;
+    }
+    scanned++;
     if (e->revision < x->from_rev || e->key_len < x->prefix_len ||
-        (x->prefix_len > 0 && memcmp(e->bytes, x->prefix, x->prefix_len) != 0))
+        (x->prefix_len > 0 &&
+         memcmp(e->bytes, x->prefix, x->prefix_len) != 0)) {
+      x->next_seq++;
       continue;
-    if (x->batch_n > 0 && x->batch_ms == 0 && e->revision != x->last_rev)
-      watcher_flush(x); /* BATCH 0: a reply per revision */
-    write_event(&x->batch, e);
+    }
+    if (e->revision != x->last_rev) {
+      if (x->batch_n > 0 && x->batch_ms == 0)
+        watcher_flush(x); /* BATCH 0: a reply per revision */
+      x->rev_batch_len = x->batch.len;
+      x->rev_batch_n = x->batch_n;
+      x->done_rev = x->last_rev;
+    }
+    if (e->depth > 0 && e->anchor < w->first_seq) {
+      /* Its root was dropped: this revision is not all here any more. */
+      resp_buf_truncate(&x->batch, x->rev_batch_len);
+      x->batch_n = x->rev_batch_n;
+      x->last_rev = x->done_rev;
+      watcher_behind(x);
+      return;
+    }
+    x->next_seq++;
+    write_event(&x->batch, w, e);
     if (x->batch_n == 0)
       x->batch_first_ms = now;
     x->batch_n++;
     x->batch_last_ms = now;
     x->last_rev = e->revision;
   }
+  watcher_set_more(w, x, more);
   if (x->batch.err != 0) {
     watcher_fail(x, "OOM out of memory");
     return;
@@ -365,6 +597,21 @@ void rt_watch_deliver(struct rt *rt) {
   }
 }
 
+bool rt_watch_catch_up(struct rt *rt) {
+  struct rt_watch *w = rt->watch;
+  if (w == NULL || w->n_more == 0)
+    return false;
+  uint64_t now = rt_now_ms(rt);
+  struct list_link *l = w->watchers.next;
+  while (l != &w->watchers) {
+    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, link);
+    l = l->next; /* x may go */
+    if (x->more)
+      watcher_take(rt, x, now);
+  }
+  return w->n_more > 0;
+}
+
 void rt_watch_reset(struct rt *rt, uint64_t index) {
   struct rt_watch *w = rt->watch;
   window_clear(w);
@@ -383,7 +630,7 @@ void rt_watch_reset(struct rt *rt, uint64_t index) {
 
 void rt_watch_stop(struct rt_stream *c) {
   if (c->watcher != NULL)
-    watcher_free(c->watcher);
+    watcher_free(c->watcher, c->rt->watch);
 }
 
 /* The first event of revision >= rev (the ring's revisions never go
@@ -392,7 +639,7 @@ static uint64_t seq_of_rev(const struct rt_watch *w, uint64_t rev) {
   uint64_t lo = w->first_seq, hi = w->next_seq;
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (w->ring[mid & (w->cap - 1)]->revision < rev)
+    if (event_at(w, mid)->revision < rev)
       lo = mid + 1;
     else
       hi = mid;
@@ -437,11 +684,11 @@ void rt_watch_start(struct rt_stream *c, uint32_t argc,
     rev = from > 0 ? (uint64_t)from : 1;
     if ((rt->cfg.bugs & RT_BUG_WATCH_RESUME_SKIP) && rev > 1)
       rev++; /* the bug: an off-by-one in the resume point */
-    if (rev < w->first_rev) {
+    if (rev < rt_watch_first_rev(rt)) {
       resp_buf_printf(b,
                       "-ERR revision %" PRIu64 " is compacted: this node "
                       "streams from revision %" PRIu64 " on\r\n",
-                      rev, w->first_rev);
+                      rev, rt_watch_first_rev(rt));
       return;
     }
     start = seq_of_rev(w, rev);

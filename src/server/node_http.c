@@ -492,6 +492,10 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           "Application commands applied here refused for a retry table full "
           "of ids younger than dedup-window-ms (every group)",
           retry_table_full);
+  counter(b, "sabha_watch_window_bytes_copied_total",
+          "Bytes written into the watch window: events' headers, keys, and "
+          "values or the bytes APPENDs added",
+          m->watch_window_bytes_copied);
   counter(b, "sabha_clock_entries_total",
           "Log clock entries this node proposed", m->clock_entries);
   counter(b, "sabha_client_output_paused_total",

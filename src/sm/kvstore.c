@@ -801,8 +801,10 @@ static struct entry *soonest_expiring(const struct kvstore *kv) {
   return own;
 }
 
-static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
-                 const struct entry *e) {
+/* Reports e's change; `appended` (SIZE_MAX: none) is the count of bytes
+ * an APPEND added to the value the key had. */
+static void emit_change(struct kvstore *kv, enum kvstore_event_kind kind,
+                        const struct entry *e, size_t appended) {
   if (!kv->applying || kv->config.on_event == NULL)
     return;
   struct kvstore_event ev = {.kind = kind,
@@ -812,8 +814,16 @@ static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
   if (kind == KVSTORE_EVENT_PUT) {
     ev.value = entry_value_c(e);
     ev.value_len = e->value_len;
+    ev.appended = appended != SIZE_MAX;
+    ev.appended_len = ev.appended ? appended : 0;
+    assert(ev.appended_len <= ev.value_len);
   }
   kv->config.on_event(kv->config.event_ctx, &ev);
+}
+
+static void emit(struct kvstore *kv, enum kvstore_event_kind kind,
+                 const struct entry *e) {
+  emit_change(kv, kind, e, SIZE_MAX);
 }
 
 /* Adds (sign 1) or takes away (-1) e's spare room from kv->slack_bytes. */
@@ -868,9 +878,10 @@ static struct entry *touch_key(struct kvstore *kv, struct kvstore_slice key,
 /* Puts `e` (with its expiry and lease set) in place of the entry in
  * `slot`, or as a new key when slot is SIZE_MAX. Room in the table, in the
  * order for a new key, and in the heaps for an expiring key, was
- * reserved. The change gets the current revision. */
-static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
-                      struct entry *e) {
+ * reserved. The change gets the current revision; `appended` is for its
+ * event (emit_change). */
+static void entry_put_event(struct kvstore *kv, uint64_t hash, size_t slot,
+                            struct entry *e, size_t appended) {
   assert(e->heap_index == HEAP_NONE);
   kv->data_bytes += (uint64_t)e->key_len + e->value_len;
   entry_count_slack(kv, e, 1);
@@ -879,7 +890,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
     kv_order_insert(&kv->order, e);
     table_insert(&kv->keys, hash, e);
     expiry_attach(kv, e);
-    emit(kv, KVSTORE_EVENT_PUT, e);
+    emit_change(kv, KVSTORE_EVENT_PUT, e, appended);
     return;
   }
   struct entry *old = kv->keys.slots[slot].item;
@@ -888,7 +899,7 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
   entry_count_slack(kv, old, -1);
   kv->keys.slots[slot].item = e;
   kv_order_replace(&kv->order, old, e);
-  emit(kv, KVSTORE_EVENT_PUT, e);
+  emit_change(kv, KVSTORE_EVENT_PUT, e, appended);
   if (old->lease != NULL && old->lease == e->lease) {
     /* The same key bytes in the same lease: the same place. */
     heap_set(&old->lease->keys, old->heap_index, e, &kv->visits);
@@ -903,6 +914,12 @@ static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
     expiry_attach(kv, e);
   }
   allocator_free(&kv->config.alloc, old);
+}
+
+/* entry_put_event of a change that is not an APPEND's. */
+static void entry_put(struct kvstore *kv, uint64_t hash, size_t slot,
+                      struct entry *e) {
+  entry_put_event(kv, hash, slot, e, SIZE_MAX);
 }
 
 /* Reclaims up to `max` expired keys, soonest expiry first. */
@@ -1950,7 +1967,7 @@ static void apply_append(struct kvstore *kv, const struct command *c,
     entry_count_slack(kv, old, 1);
     kv->data_bytes += c->value.len;
     old->revision = kv->revision;
-    emit(kv, KVSTORE_EVENT_PUT, old);
+    emit_change(kv, KVSTORE_EVENT_PUT, old, c->value.len);
     reply_int(out, (int64_t)len);
     return;
   }
@@ -1963,7 +1980,7 @@ static void apply_append(struct kvstore *kv, const struct command *c,
   e->value_len = (uint32_t)len;
   e->expire_at_ms = old != NULL ? old->expire_at_ms : 0;
   e->lease = old != NULL ? old->lease : NULL;
-  entry_put(kv, hash, slot, e);
+  entry_put_event(kv, hash, slot, e, old != NULL ? c->value.len : SIZE_MAX);
   r->one = NULL;
   reply_int(out, (int64_t)len);
 }

@@ -238,6 +238,11 @@ struct kvstore_event {
   size_t key_len;
   const uint8_t *value; /* PUT */
   size_t value_len;
+  /* A PUT made by APPEND to a present key: the value is the key's value
+   * before it (its last event's) followed by the last appended_len bytes,
+   * so a listener may keep just those. */
+  bool appended;
+  size_t appended_len;
 };
 typedef void (*kvstore_event_fn)(void *ctx, const struct kvstore_event *ev);
 

@@ -553,6 +553,20 @@ static void writers_produce_resp2(void) {
   resp_buf_free(&b);
 }
 
+/* A bulk string written in place, back to front, is what resp_write_bulk
+ * writes; past the bound it fails and sticks like any write. */
+static void a_bulk_written_in_place_is_the_same_bulk(void) {
+  struct resp_buf b;
+  resp_buf_init(&b, 18);
+  uint8_t *at = resp_write_bulk_space(&b, 10);
+  CHECK(at != NULL);
+  for (int i = 9; i >= 0; i--)
+    at[i] = (uint8_t)('0' + i);
+  CHECK(BUF_IS(&b, "$10\r\n0123456789\r\n"));
+  CHECK(resp_write_bulk_space(&b, 0) == NULL && b.err == SABHA_ETOOBIG);
+  resp_buf_free(&b);
+}
+
 static void error_replies_cannot_break_the_stream(void) {
   struct resp_buf b;
   resp_buf_init(&b, 1 << 10);
@@ -617,6 +631,7 @@ static const struct test tests[] = {
     TEST(written_requests_parse_back),
     TEST(mutated_inputs_never_break_the_contract),
     TEST(writers_produce_resp2),
+    TEST(a_bulk_written_in_place_is_the_same_bulk),
     TEST(error_replies_cannot_break_the_stream),
     TEST(output_buffer_is_bounded_and_errors_stick),
     TEST(consume_keeps_the_unsent_tail),
