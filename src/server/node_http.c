@@ -526,6 +526,20 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
     http_prom_sample_u64(b, "sabha_handshakes_refused_by_peer_total", &l, 1,
                          ts->refused_by_peer[i]);
   }
+  http_prom_header(b, "sabha_tls_handshakes_limited_total", "counter",
+                   "TLS connections closed unread, over "
+                   "tls-handshakes-per-second, by port");
+  const struct {
+    const char *port;
+    uint64_t count;
+  } limited[] = {{"client", n->tls_limited[SRV_TLS_PORT_CLIENT]},
+                 {"http", n->tls_limited[SRV_TLS_PORT_HTTP]},
+                 {"peer", ts->tls_handshakes_limited}};
+  for (size_t i = 0; i < sizeof limited / sizeof limited[0]; i++) {
+    struct http_prom_label l = {"port", limited[i].port};
+    http_prom_sample_u64(b, "sabha_tls_handshakes_limited_total", &l, 1,
+                         limited[i].count);
+  }
   const struct by_reason refused[] = {{"mac", ts->frames_refused_mac},
                                       {"corrupt", ts->frames_corrupt},
                                       {"term", m->peer_msgs_refused_term}};
@@ -1076,6 +1090,12 @@ static void on_http_connection(uv_stream_t *server, int status) {
   c->tcp.data = c;
   c->n = n;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
+    return;
+  }
+  /* Over the budget, closed before the handshake, and before it may push
+   * out an idle connection to make room. */
+  if (n->tls != NULL && !srv_tls_admit(n, &c->tcp, SRV_TLS_PORT_HTTP)) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }

@@ -73,6 +73,17 @@
  * deadline is absolute: a peer that trickles a ClientHello a byte at a
  * time does not extend it. */
 #define SRV_TLS_HANDSHAKE_TIMEOUT_MS 10000u
+/* Connections closed over tls-handshakes-per-second are logged at most
+ * once per this long, with how many since. */
+#define SRV_TLS_LIMITED_LOG_MS 10000u
+
+/* The ports whose TLS handshakes share cfg.tls_handshakes_per_second
+ * (the peer port has budgets of its own, in the transport). */
+enum srv_tls_port {
+  SRV_TLS_PORT_CLIENT,
+  SRV_TLS_PORT_HTTP,
+  SRV_TLS_PORTS,
+};
 
 struct srv_node;
 
@@ -175,6 +186,14 @@ struct srv_node {
    * each read back at once, so one buffer serves them all). */
   struct tls_ctx *tls;
   uint8_t *tls_rbuf;
+  /* cfg.tls_handshakes_per_second on the client and HTTP ports: one
+   * budget for connections from where a member's peer link comes from
+   * (its forwarding link), one for everyone else (srv_tls_admit); what
+   * went over them, by port, and its log. */
+  struct rate_bucket tls_members, tls_others;
+  uint64_t tls_limited[SRV_TLS_PORTS];
+  uint64_t tls_limited_unlogged;
+  uint64_t tls_limited_log_due_ms; /* uv_now */
   struct rt *rt; /* group 0's runtime: clients, HTTP and INFO start there */
   struct rt *groups[SRV_GROUPS_MAX]; /* every group's, groups[0] == rt */
   uint32_t n_groups;
@@ -233,6 +252,12 @@ void srv_log(struct srv_node *n, const char *level, const char *fmt, ...)
  * (tls-auth-clients says what it asks of the client), or NULL when memory is
  * short. */
 struct tls_conn *srv_tls_accept(struct srv_node *n);
+/* With TLS: whether a connection just accepted on `port` may have its
+ * handshake (tls-handshakes-per-second). If not, it is counted and logged
+ * (at most once per SRV_TLS_LIMITED_LOG_MS), and the caller closes it
+ * before reading a byte. */
+bool srv_tls_admit(struct srv_node *n, const uv_tcp_t *tcp,
+                   enum srv_tls_port port);
 
 /* node_http.c */
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size);
