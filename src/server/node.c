@@ -165,6 +165,10 @@ static void port_kick(void *ctx) {
     uv_idle_start(&n->idle, on_idle);
 }
 
+void srv_kick(struct srv_node *n) {
+  port_kick(n);
+}
+
 /* ---- the disk thread -------------------------------------------------------
  */
 
@@ -696,7 +700,9 @@ static void port_stream_output(void *ctx, struct rt_stream *s) {
 static void port_stream_pause(void *ctx, struct rt_stream *s, bool paused) {
   (void)ctx;
   struct srv_conn *c = rt_stream_host(s);
-  /* An HTTP connection holds one request at a time: nothing to pause. */
+  /* An HTTP connection bounds what it feeds its stream itself
+   * (SRV_HTTP_PIPELINE_MAX, SRV_HTTP_PIPELINE_BYTES_MAX): nothing to pause
+   * but the runtime's parsing of it, which the runtime does. */
   if (c != NULL && c->http == NULL)
     conn_read(c, !paused);
 }
@@ -932,6 +938,7 @@ static void on_check(uv_check_t *h) {
   if (n->stopping || n->rt == NULL)
     return;
   clocks_forget(n);
+  n->http_turn++;
   srv_http_service(n);
   bool more = true;
   if (n->n_groups == 1) {
