@@ -39,6 +39,8 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <inttypes.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -266,6 +268,11 @@ static int init_config(struct transport *t,
   }
   if (cfg->secret_bytes > 0)
     memcpy(t->secret, cfg->secret, cfg->secret_bytes);
+  if (cfg->tls_handshakes_per_second > RATE_PER_SECOND_MAX) {
+    snprintf(t->errmsg, sizeof t->errmsg,
+             "at most %u TLS handshakes per second", RATE_PER_SECOND_MAX);
+    return SABHA_EINVAL;
+  }
   t->cfg.cluster_id = t->cluster_id;
   t->cfg.engine = t->engine;
   t->cfg.listen_host = t->listen_host;
@@ -359,6 +366,10 @@ int transport_init(uv_loop_t *loop, struct transport *t,
   if (rc != 0)
     return rc;
   prng_seed(&t->prng, t->cfg.seed);
+  rate_bucket_init(&t->tls_members, cfg->tls_handshakes_per_second,
+                   uv_now(loop));
+  rate_bucket_init(&t->tls_strangers, cfg->tls_handshakes_per_second,
+                   uv_now(loop));
   t->scratch = malloc(CODEC_ENTRIES_MAX * sizeof *t->scratch);
   if (cfg->tls != NULL)
     t->tls_rbuf = malloc(RBUF_CHUNK_BYTES);
@@ -828,6 +839,9 @@ static void conn_established(struct transport_conn *c) {
     c->sealed = true;
   }
   c->state = CONN_ESTABLISHED;
+  int len = (int)sizeof p->seen;
+  p->seen_valid =
+      uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&p->seen, &len) == 0;
   p->conn = c;
   p->attempts = 0;
   t->stats.peers_connected++;
@@ -1285,6 +1299,72 @@ static bool conn_make_room(struct transport *t) {
   return true;
 }
 
+bool transport_addr_is_loopback(const struct sockaddr *addr) {
+  if (addr->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127u;
+  }
+  if (addr->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+      return true;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127u;
+  }
+  return false;
+}
+
+static bool addr_same_host(const struct sockaddr *a, const struct sockaddr *b) {
+  if (a->sa_family != b->sa_family)
+    return false;
+  if (a->sa_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  if (a->sa_family == AF_INET6)
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
+  return false;
+}
+
+bool transport_addr_is_member(const struct transport *t,
+                              const struct sockaddr *addr) {
+  if (transport_addr_is_loopback(addr))
+    return false;
+  for (uint32_t i = 0; i < t->n_peers; i++)
+    if (t->peers[i].seen_valid &&
+        addr_same_host((const struct sockaddr *)&t->peers[i].seen, addr))
+      return true;
+  return false;
+}
+
+/* With TLS: whether the budget of cfg.tls_handshakes_per_second that the
+ * new connection's address falls in has a handshake left. If not, it is
+ * counted and logged (at most once per TRANSPORT_TLS_LIMITED_LOG_MS). */
+static bool conn_tls_admit(struct transport_conn *c) {
+  struct transport *t = c->t;
+  struct sockaddr_storage addr;
+  int len = (int)sizeof addr;
+  bool member =
+      uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &len) == 0 &&
+      transport_addr_is_member(t, (struct sockaddr *)&addr);
+  uint64_t now_ms = uv_now(t->loop);
+  if (rate_bucket_take(member ? &t->tls_members : &t->tls_strangers, now_ms))
+    return true;
+  t->stats.tls_handshakes_limited++;
+  t->tls_limited_unlogged++;
+  if (now_ms >= t->tls_limited_log_due_ms) {
+    tlog(t, TRANSPORT_LOG_WARN,
+         "peer port: %" PRIu64 " connection(s) closed unread since the "
+         "last such line, over tls-handshakes-per-second (%u%s); the last "
+         "from %s",
+         t->tls_limited_unlogged, t->cfg.tls_handshakes_per_second,
+         member ? ", from a member's address" : "", c->name);
+    t->tls_limited_unlogged = 0;
+    t->tls_limited_log_due_ms = now_ms + TRANSPORT_TLS_LIMITED_LOG_MS;
+  }
+  return false;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct transport *t = server->data;
   if (t->closing)
@@ -1305,6 +1385,12 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   conn_name_from_peer(c);
+  /* Before the connection may push out another (below): one over the
+   * budget must not cost a member its slot either. */
+  if (t->cfg.tls != NULL && !conn_tls_admit(c)) {
+    conn_close(c, "over tls-handshakes-per-second");
+    return;
+  }
   if (t->n_conns > TRANSPORT_CONNS_MAX && !conn_make_room(t)) {
     c->state = CONN_HELLO; /* connected: a REFUSE can be written */
     conn_refuse(c, HS_REFUSED_LIMIT, "too many connections open");

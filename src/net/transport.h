@@ -48,6 +48,7 @@
 #include "core/prng.h"
 #include "net/codec.h"
 #include "net/handshake.h"
+#include "net/rate.h"
 #include "net/tls.h"
 #include "sabha/engine.h"
 
@@ -58,6 +59,9 @@
  * that strangers cannot keep members out either; with none such, the new
  * one is accepted and closed at once (refused LIMIT). */
 #define TRANSPORT_CONNS_MAX (4u * SABHA_NODES_MAX)
+/* Connections closed over tls_handshakes_per_second are logged at most
+ * once per this long, with how many since: a flood must not fill the log. */
+#define TRANSPORT_TLS_LIMITED_LOG_MS 10000u
 
 struct transport;
 
@@ -123,7 +127,18 @@ struct transport_config {
   uint32_t backoff_ms_max;  /* default 2000 */
   /* A connection that has not finished connect and handshake by then is
    * closed (refused TIMEOUT). */
-  uint32_t handshake_timeout_ms;   /* default 3000 */
+  uint32_t handshake_timeout_ms; /* default 3000 */
+  /* With TLS: the TLS handshakes per second this node serves as a
+   * listener (rate.h); default 0, no limit. Each costs it asymmetric
+   * crypto before it knows who is there, so a connection over the budget
+   * is closed before a byte of it is read, counted
+   * (tls_handshakes_limited) and logged at most once per
+   * TRANSPORT_TLS_LIMITED_LOG_MS. There are two budgets of this size: one
+   * for connections from an address a member completed a handshake from
+   * (transport_addr_is_member), one for every other, so that strangers
+   * who reach the peer port cannot keep out members that reconnect from
+   * where they came before. */
+  uint32_t tls_handshakes_per_second;
   uint64_t seed;                   /* for backoff jitter; default the id */
   transport_message_cb on_message; /* required */
   transport_log_cb on_log;         /* may be NULL: nothing is logged */
@@ -159,6 +174,8 @@ struct transport_stats {
   uint64_t handshakes_refused_by_peer;
   uint64_t refused_by_peer[HS_REFUSAL_COUNT];
   uint64_t dials; /* outgoing connection attempts */
+  /* With TLS: connections closed unread, over tls_handshakes_per_second. */
+  uint64_t tls_handshakes_limited;
 };
 
 /* A peer as the transport sees it, for status pages and tests. */
@@ -182,6 +199,11 @@ struct transport_peer {
   uv_timer_t timer;               /* the next dial */
   uint32_t attempts;
   struct transport *t;
+  /* The other end's address (its port aside) on the last connection that
+   * completed a handshake, if any: where the member's connections come
+   * from (transport_addr_is_member). */
+  struct sockaddr_storage seen;
+  bool seen_valid;
 };
 
 struct transport {
@@ -213,6 +235,11 @@ struct transport {
    * TRANSPORT_TOO_BIG_LOG_MS (transport.c), with how many since. */
   uint64_t too_big_log_due_ms;
   uint64_t too_big_unlogged;
+  /* cfg.tls_handshakes_per_second's budgets, and the log of what went
+   * over them (like the one above). */
+  struct rate_bucket tls_members, tls_strangers;
+  uint64_t tls_limited_log_due_ms;
+  uint64_t tls_limited_unlogged;
   uint32_t handles_open; /* uv handles not yet closed */
   bool closing;
   transport_close_cb close_cb;
@@ -272,6 +299,15 @@ uint16_t transport_port(const struct transport *t);
 /* Fills *out for peer `id`. Returns 0 or SABHA_EINVAL (not a peer). */
 int transport_peer_info(const struct transport *t, uint32_t id,
                         struct transport_peer_info *out);
+
+/* True when `addr` is the address (its port aside) a peer's last
+ * handshake with this node came from or went to, and not loopback: on
+ * loopback every process of the host shares the address, so it says
+ * nothing of who is calling. */
+bool transport_addr_is_member(const struct transport *t,
+                              const struct sockaddr *addr);
+/* True for 127.0.0.0/8, ::1 and 127.x mapped into IPv6. */
+bool transport_addr_is_loopback(const struct sockaddr *addr);
 
 /* What went wrong in the last failed transport_init(), for a person. */
 const char *transport_errmsg(const struct transport *t);

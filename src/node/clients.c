@@ -385,6 +385,10 @@ void rt_stream_set_host_bounded(struct rt_stream *s) {
   s->host_bounded = true;
 }
 
+void rt_stream_set_one_reply(struct rt_stream *s) {
+  s->one_reply = true;
+}
+
 void *rt_stream_host(const struct rt_stream *s) {
   return s->host;
 }
@@ -1059,6 +1063,10 @@ void rt_client_flush(struct rt_stream *c) {
       backlog = true;
       break;
     }
+    /* Not a backlog: the host takes what is there within its turn, and
+     * its rt_stream_out_done() brings the next. */
+    if (c->one_reply && (c->out.len > 0 || c->taking))
+      break;
     if (r->cmd != NULL && !c->forwarded_link && !c->in_process &&
         rt_command_multi(r->cmd) == RT_MC_WATCH)
       watch_settle(c, r);

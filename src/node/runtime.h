@@ -538,6 +538,14 @@ enum rt_stream_kind rt_stream_kind(const struct rt_stream *s);
  * that has not logged in (resp_limits_unauth) do not apply, so that such a
  * request is answered NOAUTH rather than refused by the parser. */
 void rt_stream_set_host_bounded(struct rt_stream *s);
+/* The host takes `s`'s replies one at a time (the HTTP API, which makes
+ * each a response of its own, and may have many requests in flight): the
+ * next finished reply joins the output only once the host has taken what
+ * was there (rt_stream_out_done), and stays queued until then. So
+ * client-output-buffer-limit judges each reply, as it did when such a
+ * host sent one request at a time, not the sum of a pipeline's, and the
+ * host bounds what it takes itself. */
+void rt_stream_set_one_reply(struct rt_stream *s);
 
 /* ---- inspection -----------------------------------------------------------
  */

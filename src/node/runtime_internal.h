@@ -221,6 +221,7 @@ struct rt_stream {
   bool handed;       /* given to the host to close (or lost) */
   bool paused;       /* reading stopped (ports.stream_pause) */
   bool host_bounded; /* rt_stream_set_host_bounded */
+  bool one_reply;    /* rt_stream_set_one_reply */
   bool taking;       /* an rt_stream_out_take is outstanding */
   uint8_t *in;
   size_t in_len, in_cap;

@@ -165,6 +165,10 @@ static void port_kick(void *ctx) {
     uv_idle_start(&n->idle, on_idle);
 }
 
+void srv_kick(struct srv_node *n) {
+  port_kick(n);
+}
+
 /* ---- the disk thread -------------------------------------------------------
  */
 
@@ -696,7 +700,9 @@ static void port_stream_output(void *ctx, struct rt_stream *s) {
 static void port_stream_pause(void *ctx, struct rt_stream *s, bool paused) {
   (void)ctx;
   struct srv_conn *c = rt_stream_host(s);
-  /* An HTTP connection holds one request at a time: nothing to pause. */
+  /* An HTTP connection bounds what it feeds its stream itself
+   * (SRV_HTTP_PIPELINE_MAX, SRV_HTTP_PIPELINE_BYTES_MAX): nothing to pause
+   * but the runtime's parsing of it, which the runtime does. */
   if (c != NULL && c->http == NULL)
     conn_read(c, !paused);
 }
@@ -801,19 +807,8 @@ static int port_stream_connect(void *ctx, struct rt_stream *s, uint32_t node) {
 bool srv_peer_is_loopback(const uv_tcp_t *tcp) {
   struct sockaddr_storage sa;
   int len = (int)sizeof sa;
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0)
-    return false;
-  if (sa.ss_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
-    return (ntohl(in->sin_addr.s_addr) >> 24) == 127u;
-  }
-  if (sa.ss_family == AF_INET6) {
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)&sa)->sin6_addr;
-    if (IN6_IS_ADDR_LOOPBACK(a))
-      return true;
-    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127u;
-  }
-  return false;
+  return uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) == 0 &&
+         transport_addr_is_loopback((const struct sockaddr *)&sa);
 }
 
 static void on_refused_closed(uv_handle_t *h) {
@@ -830,6 +825,37 @@ struct tls_conn *srv_tls_accept(struct srv_node *n) {
   };
   assert(n->tls != NULL && n->cfg.tls_auth_clients <= SRV_TLS_AUTH_OPTIONAL);
   return tls_conn_new(n->tls, TLS_ROLE_SERVER, verify[n->cfg.tls_auth_clients]);
+}
+
+bool srv_tls_admit(struct srv_node *n, const uv_tcp_t *tcp,
+                   enum srv_tls_port port) {
+  static const char *const names[SRV_TLS_PORTS] = {
+      [SRV_TLS_PORT_CLIENT] = "client",
+      [SRV_TLS_PORT_HTTP] = "HTTP",
+  };
+  assert(n->tls != NULL && port < SRV_TLS_PORTS);
+  struct sockaddr_storage sa;
+  int len = (int)sizeof sa;
+  bool member =
+      n->transport_open &&
+      uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) == 0 &&
+      transport_addr_is_member(&n->transport, (const struct sockaddr *)&sa);
+  uint64_t now_ms = uv_now(&n->loop);
+  if (rate_bucket_take(member ? &n->tls_members : &n->tls_others, now_ms))
+    return true;
+  n->tls_limited[port]++;
+  n->tls_limited_unlogged++;
+  if (now_ms >= n->tls_limited_log_due_ms) {
+    srv_log(n, "WARN",
+            "%" PRIu64 " connection(s) to the client and HTTP ports closed "
+            "unread since the last such line, over tls-handshakes-per-second "
+            "(%u%s); the last on the %s port",
+            n->tls_limited_unlogged, n->cfg.tls_handshakes_per_second,
+            member ? ", from a member's address" : "", names[port]);
+    n->tls_limited_unlogged = 0;
+    n->tls_limited_log_due_ms = now_ms + SRV_TLS_LIMITED_LOG_MS;
+  }
+  return false;
 }
 
 static void on_client_connection(uv_stream_t *server, int status) {
@@ -849,7 +875,10 @@ static void on_client_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
   }
-  if (n->tls != NULL && (c->tls = srv_tls_accept(n)) == NULL) {
+  /* Over the budget, closed before the handshake and before it takes a
+   * slot of clients-max. */
+  if (n->tls != NULL && (!srv_tls_admit(n, &c->tcp, SRV_TLS_PORT_CLIENT) ||
+                         (c->tls = srv_tls_accept(n)) == NULL)) {
     uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
     return;
   }
@@ -909,6 +938,7 @@ static void on_check(uv_check_t *h) {
   if (n->stopping || n->rt == NULL)
     return;
   clocks_forget(n);
+  n->http_turn++;
   srv_http_service(n);
   bool more = true;
   if (n->n_groups == 1) {
@@ -1242,6 +1272,7 @@ static int open_transport(struct srv_node *n) {
   tc.settings = srv_settings_digest(&n->cfg);
   tc.groups = n->cfg.groups;
   tc.tls = n->tls;
+  tc.tls_handshakes_per_second = n->cfg.tls_handshakes_per_second;
   tc.on_message = on_peer_message;
   tc.on_log = on_transport_log;
   tc.arg = n;
@@ -1363,6 +1394,10 @@ int srv_run(const struct srv_config *cfg) {
     return rc;
   }
   uv_loop_init(&n->loop);
+  rate_bucket_init(&n->tls_members, n->cfg.tls_handshakes_per_second,
+                   uv_now(&n->loop));
+  rate_bucket_init(&n->tls_others, n->cfg.tls_handshakes_per_second,
+                   uv_now(&n->loop));
   rc = open_runtime(n);
   if (rc != 0) {
     uv_loop_close(&n->loop);

@@ -35,6 +35,13 @@
 #define SRV_PRIORITY_MAX 1000u
 #define SRV_PRIORITY_DEFAULT 1u
 #define SRV_PRIORITY_UNSET UINT32_MAX
+/* tls-handshakes-per-second's default. A handshake costs a node about
+ * half a millisecond of CPU (measured: docs/operations.md, "TLS handshakes
+ * per second"), so a flood gets at most about half a core of it from each
+ * budget, while a thousand clients reconnecting at once (a node restarted
+ * under them) all get in at once, and clients-max of them (10000) within
+ * ten seconds as they retry. */
+#define SRV_TLS_HANDSHAKES_PER_SECOND 1000u
 /* client-query-buffer-limit may not be set below one command at its
  * largest (resp_limits_default, 16 MiB) plus a read's worth: a client that
  * sends the largest command a node takes must never be cut for it. */
@@ -165,6 +172,10 @@ struct srv_config {
   char tls_key_file[SRV_PATH_BYTES_MAX];     /* its key, PEM */
   char tls_ca_cert_file[SRV_PATH_BYTES_MAX]; /* the cluster's CA, PEM */
   enum srv_tls_auth tls_auth_clients;
+  /* TLS handshakes served per second on each of: the client and HTTP
+   * ports together, the peer port (docs/operations.md, "TLS handshakes
+   * per second"); 0: no limit. Default SRV_TLS_HANDSHAKES_PER_SECOND. */
+  uint32_t tls_handshakes_per_second;
   bool discard_corrupt_log; /* see wal.h DISCARDING; default off */
   bool refuse_corrupt_log;  /* see wal.h REPAIRING; default off */
   bool verbose;             /* debug logging */

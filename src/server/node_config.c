@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/decimal.h"
+#include "net/rate.h"
 #include "node/runtime.h"
 #include "server/node.h"
 #include "sm/app.h"
@@ -54,6 +55,7 @@ void srv_config_init(struct srv_config *cfg) {
   cfg->dedup_max = APP_DEDUP_DEFAULT;
   cfg->dedup_window_ms = APP_DEDUP_WINDOW_MS_DEFAULT;
   cfg->protected_mode = true;
+  cfg->tls_handshakes_per_second = SRV_TLS_HANDSHAKES_PER_SECOND;
   cfg->priority = SRV_PRIORITY_UNSET;
   cfg->groups = 1;
   for (uint32_t i = 0; i <= SABHA_NODES_MAX; i++)
@@ -111,6 +113,10 @@ void srv_usage(FILE *f) {
       "                         certificate (and clients', if they show one)\n"
       "  --tls-auth-clients no|yes|optional  must clients (RESP and HTTP)\n"
       "                         show a certificate of the CA? (no)\n"
+      "  --tls-handshakes-per-second N  TLS handshakes served per second\n"
+      "                         on the client and HTTP ports, and on the\n"
+      "                         peer port; more are closed at once (1000;\n"
+      "                         0: no limit)\n"
       "  --redirect forward|moved  a follower relays commands to the leader\n"
       "                         (forward, default) or answers -MOVED\n"
       "  --compact-entries N    snapshot every N applied entries (20000;\n"
@@ -490,6 +496,8 @@ static const struct setting SETTINGS[] = {
     {"tls-ca-cert-file", K_STR, OFF(tls_ca_cert_file), SZ(tls_ca_cert_file), 0,
      false},
     {"tls-auth-clients", K_TLS_AUTH, 0, 0, 0, false},
+    {"tls-handshakes-per-second", K_U32, OFF(tls_handshakes_per_second), 0,
+     RATE_PER_SECOND_MAX, false},
     {"compact-entries", K_U64, OFF(compact_entries), 0, UINT64_MAX / 2, false},
     {"compact-bytes", K_U64, OFF(compact_bytes), 0, UINT64_MAX / 2, false},
     {"compact-growth", K_U32, OFF(compact_growth_pct), 0, 10000, false},

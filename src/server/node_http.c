@@ -264,6 +264,12 @@ static void write_client_limits(struct srv_node *n, struct resp_buf *b) {
       "HTTP connections closed: a response would pass the " HTTP_OUT_BYTES_TEXT
       " of responses not yet written",
       n->http_out_overflows);
+  counter(b, "sabha_http_kv_requests_total",
+          "HTTP key-value requests handed to the runtime", n->http_kv_requests);
+  counter(b, "sabha_http_kv_batches_total",
+          "Groups of those one connection started in one loop turn "
+          "(requests / batches: how deep clients pipeline)",
+          n->http_kv_batches);
   counter(b, "sabha_http_replies_too_big_total",
           "HTTP requests answered 500: the reply was larger than the API "
           "takes in (64 MiB)",
@@ -542,6 +548,20 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
     http_prom_sample_u64(b, "sabha_handshakes_refused_by_peer_total", &l, 1,
                          ts->refused_by_peer[i]);
   }
+  http_prom_header(b, "sabha_tls_handshakes_limited_total", "counter",
+                   "TLS connections closed unread, over "
+                   "tls-handshakes-per-second, by port");
+  const struct {
+    const char *port;
+    uint64_t count;
+  } limited[] = {{"client", n->tls_limited[SRV_TLS_PORT_CLIENT]},
+                 {"http", n->tls_limited[SRV_TLS_PORT_HTTP]},
+                 {"peer", ts->tls_handshakes_limited}};
+  for (size_t i = 0; i < sizeof limited / sizeof limited[0]; i++) {
+    struct http_prom_label l = {"port", limited[i].port};
+    http_prom_sample_u64(b, "sabha_tls_handshakes_limited_total", &l, 1,
+                         limited[i].count);
+  }
   const struct by_reason refused[] = {{"mac", ts->frames_refused_mac},
                                       {"corrupt", ts->frames_corrupt},
                                       {"term", m->peer_msgs_refused_term}};
@@ -749,7 +769,7 @@ static void http_out_overflowed(struct srv_http_conn *c) {
 void srv_http_pump(struct srv_http_conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp))
     return;
-  bool last = c->responded || (c->kv_close && !c->kv_busy);
+  bool last = c->responded || (c->kv_close && c->kv_n == 0);
   if (c->out.err != 0) {
     http_out_overflowed(c);
     return;
@@ -842,7 +862,7 @@ static void on_http_timer(uv_timer_t *t) {
     if (c->writing) {
       if (now >= c->write_ms + SRV_HTTP_WRITE_TIMEOUT_MS)
         srv_http_close(c);
-    } else if (!c->responded && !c->kv_busy &&
+    } else if (!c->responded && c->kv_n == 0 &&
                now >= c->head_start_ms + SRV_HTTP_HEAD_TIMEOUT_MS) {
       n->http_head_timeouts++;
       http_timed_out(c);
@@ -864,7 +884,7 @@ enum http_holds {
 };
 
 static enum http_holds http_holds(const struct srv_http_conn *c) {
-  if (c->responded || c->kv_busy || c->kv_close || c->writing ||
+  if (c->responded || c->kv_n > 0 || c->kv_close || c->writing ||
       c->out.len > 0)
     return HTTP_HOLDS_WORK;
   if (c->tls != NULL &&
@@ -945,9 +965,15 @@ static bool http_room(struct srv_http_conn *c, size_t need) {
 }
 
 void srv_http_request_done(struct srv_http_conn *c) {
-  memmove(c->buf, c->buf + c->req_bytes, c->len - c->req_bytes);
-  c->len -= c->req_bytes;
-  c->req_bytes = 0;
+  c->kv_due = true; /* the next request, if any */
+}
+
+/* A request of `bytes` left the buffer (started, or answered at once):
+ * the next head's time starts, and what waited behind it may come in. */
+static void http_consume(struct srv_http_conn *c, size_t bytes) {
+  assert(bytes <= c->len);
+  memmove(c->buf, c->buf + bytes, c->len - bytes);
+  c->len -= bytes;
   /* A large body's buffer goes once the requests it held are done. */
   if (c->buf != c->small && c->len <= sizeof c->small) {
     memcpy(c->small, c->buf, c->len);
@@ -955,8 +981,7 @@ void srv_http_request_done(struct srv_http_conn *c) {
     c->buf = c->small;
     c->cap = sizeof c->small;
   }
-  c->head_start_ms = uv_now(&c->n->loop); /* the next head's time starts */
-  c->kv_due = true;                       /* the next request, if any */
+  c->head_start_ms = uv_now(&c->n->loop);
   c->continued = false;
   /* With TLS, requests that did not fit the buffer wait in the session:
    * the client sent them already, so no read of the socket brings them. */
@@ -968,22 +993,41 @@ void srv_http_request_done(struct srv_http_conn *c) {
   }
 }
 
-/* Answers the requests in the buffer, one at a time: operator endpoints
- * with their one response and a close, /v1/ through the runtime. */
+/* Answers the requests in the buffer: operator endpoints with their one
+ * response and a close; /v1/ through the runtime, every complete one
+ * started at once (pipelined: SRV_HTTP_PIPELINE_MAX of them with the
+ * runtime, SRV_HTTP_REQUESTS_PER_TURN started per loop turn), their
+ * responses in the order they came. A request answered without the
+ * runtime (an error, an endpoint, "100 Continue" for a body) waits for
+ * those before it, so that its response comes in its place. */
 static void http_process(struct srv_http_conn *c) {
-  while (!c->kv_busy && !c->responded && !c->kv_close &&
+  struct srv_node *n = c->n;
+  if (c->turn != n->http_turn) {
+    c->turn = n->http_turn;
+    c->turn_started = 0;
+    c->turn_batched = false;
+  }
+  while (!c->responded && !c->kv_close &&
          !uv_is_closing((uv_handle_t *)&c->tcp)) {
     /* Responses the client does not read: the next request waits for
      * them to go (the write callbacks set kv_due), and once the buffer is
      * full, so does the socket. */
     if (srv_http_backlogged(c))
       return;
+    if (c->turn_started == SRV_HTTP_REQUESTS_PER_TURN) {
+      c->kv_due = true; /* the next turn goes on, without waiting */
+      srv_kick(n);
+      return;
+    }
+    bool busy = c->kv_n > 0; /* answers to come before any made now */
     struct http_request req;
     size_t consumed = 0;
     enum http_parse_status st =
         http_parse(c->buf, c->len, &req, &consumed, &http_limits_default);
     if (st == HTTP_PARSE_INCOMPLETE) {
       if (c->len >= http_limits_default.head_bytes_max) {
+        if (busy)
+          return; /* answered once those before it are */
         http_write_error(&c->out, 431, false);
         http_send(c);
       } else if (c->tls != NULL) {
@@ -991,8 +1035,8 @@ static void http_process(struct srv_http_conn *c) {
       }
       return;
     }
-    if (st == HTTP_PARSE_ERROR || !srv_kv_wants(&req) || c->n->rt == NULL) {
-      if (c->writing || c->out.len > 0) {
+    if (st == HTTP_PARSE_ERROR || !srv_kv_wants(&req) || n->rt == NULL) {
+      if (busy || c->writing || c->out.len > 0) {
         c->kv_due = true; /* after the responses before it */
         return;
       }
@@ -1012,12 +1056,16 @@ static void http_process(struct srv_http_conn *c) {
     if (refuse == 0 && !http_room(c, consumed + (size_t)body))
       refuse = 503;
     if (refuse != 0) {
+      if (busy)
+        return;
       http_write_error(&c->out, refuse, false);
       http_send(c);
       return;
     }
     if (c->len < consumed + body) {
       c->body_coming = true; /* pushed out only after idle and heads */
+      if (busy)
+        return; /* a "100 Continue" must not come before their answers */
       /* The body is still coming. A client that asked (Expect:
        * 100-continue, as `curl -T` does) waits for this before it sends
        * it, a second by default (RFC 9110 §10.1.1). */
@@ -1032,8 +1080,18 @@ static void http_process(struct srv_http_conn *c) {
       return;
     }
     c->body_coming = false;
-    c->req_bytes = consumed + (size_t)body;
-    srv_kv_request(c, &req, c->buf + consumed, (size_t)body);
+    size_t with_runtime = c->kv_n;
+    if (!srv_kv_request(c, &req, c->buf + consumed, (size_t)body))
+      return; /* the answers before it bring it back (kv_due) */
+    if (c->kv_n > with_runtime) {
+      n->http_kv_requests++;
+      n->http_kv_batches += !c->turn_batched;
+      c->turn_batched = true;
+    }
+    c->turn_started++;
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+      return;
+    http_consume(c, consumed + (size_t)body);
   }
 }
 
@@ -1092,6 +1150,12 @@ static void on_http_connection(uv_stream_t *server, int status) {
   c->tcp.data = c;
   c->n = n;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
+    return;
+  }
+  /* Over the budget, closed before the handshake, and before it may push
+   * out an idle connection to make room. */
+  if (n->tls != NULL && !srv_tls_admit(n, &c->tcp, SRV_TLS_PORT_HTTP)) {
     uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }

@@ -51,6 +51,18 @@
  * most once per SRV_HTTP_LOG_MS, since the response cannot be sent whole
  * and its client would otherwise see only a reset. */
 #define SRV_HTTP_OUT_BYTES_MAX (32u << 20)
+/* A connection's key-value requests with the runtime at once: pipelined
+ * requests are fed to its stream together, so that the node serves them
+ * in one turn (reads share a ReadIndex round, writes a batch), their
+ * replies coming back in order, one at a time (rt_stream_set_one_reply).
+ * At most this many, whose commands hold at most
+ * SRV_HTTP_PIPELINE_BYTES_MAX together (a larger one goes alone). */
+#define SRV_HTTP_PIPELINE_MAX 128u
+#define SRV_HTTP_PIPELINE_BYTES_MAX (2u << 20)
+/* Requests one connection may start in one loop turn: the rest wait for
+ * the next, so that a pipeline of thousands does not keep the node from
+ * others' connections. */
+#define SRV_HTTP_REQUESTS_PER_TURN 128u
 /* An HTTP event that a client can cause again and again is logged at most
  * once per this long, with how many there were since. */
 #define SRV_HTTP_LOG_MS 10000u
@@ -73,6 +85,17 @@
  * deadline is absolute: a peer that trickles a ClientHello a byte at a
  * time does not extend it. */
 #define SRV_TLS_HANDSHAKE_TIMEOUT_MS 10000u
+/* Connections closed over tls-handshakes-per-second are logged at most
+ * once per this long, with how many since. */
+#define SRV_TLS_LIMITED_LOG_MS 10000u
+
+/* The ports whose TLS handshakes share cfg.tls_handshakes_per_second
+ * (the peer port has budgets of its own, in the transport). */
+enum srv_tls_port {
+  SRV_TLS_PORT_CLIENT,
+  SRV_TLS_PORT_HTTP,
+  SRV_TLS_PORTS,
+};
 
 struct srv_node;
 
@@ -121,8 +144,8 @@ struct srv_http_conn {
   bool loopback;
   /* The key-value API (node_kv.c): the request being answered and its
    * bytes in buf, the stream it goes through, the replies read back. */
-  bool kv_busy;         /* a request is with the runtime */
-  bool kv_close;        /* close once this response is written */
+  bool kv_close;        /* close once the responses in flight are written;
+                           start no request after them */
   bool kv_dropped;      /* a reply too big was answered 500: the rest of
                            what the stream writes is dropped */
   bool kv_due;          /* the stream has output, or a request may start */
@@ -130,9 +153,22 @@ struct srv_http_conn {
   bool reading_stopped; /* the buffer is full of pipelined requests */
   bool continued;       /* "100 Continue" sent for the request's body */
   bool body_coming;     /* a whole head is in buf, its body is not yet */
-  uint8_t kv_route;
-  uint32_t kv_skip; /* replies to drop (an AUTH) */
-  size_t req_bytes;
+  /* The requests with the runtime, oldest first (a ring of kv_n from
+   * kv_first): what each one's reply means, as the replies come in order;
+   * and the bytes of their commands. kv_n > 0: the connection is busy. */
+  struct srv_http_kv {
+    uint8_t route;
+    uint8_t skip;   /* replies to drop before its own (an AUTH) */
+    bool close;     /* its response is the connection's last */
+    uint32_t bytes; /* of its command */
+  } kv[SRV_HTTP_PIPELINE_MAX];
+  uint32_t kv_first, kv_n;
+  size_t kv_bytes;
+  /* Requests started (or answered at once) in loop turn `turn`
+   * (srv_node.http_turn), and whether one went to the runtime. */
+  uint64_t turn;
+  uint32_t turn_started;
+  bool turn_batched;
   struct srv_conn *bridge;
   struct resp_buf kv_cmd, kv_in, kv_json;
   /* uv_now when the next request's time began: the connection was
@@ -175,6 +211,14 @@ struct srv_node {
    * each read back at once, so one buffer serves them all). */
   struct tls_ctx *tls;
   uint8_t *tls_rbuf;
+  /* cfg.tls_handshakes_per_second on the client and HTTP ports: one
+   * budget for connections from where a member's peer link comes from
+   * (its forwarding link), one for everyone else (srv_tls_admit); what
+   * went over them, by port, and its log. */
+  struct rate_bucket tls_members, tls_others;
+  uint64_t tls_limited[SRV_TLS_PORTS];
+  uint64_t tls_limited_unlogged;
+  uint64_t tls_limited_log_due_ms; /* uv_now */
   struct rt *rt; /* group 0's runtime: clients, HTTP and INFO start there */
   struct rt *groups[SRV_GROUPS_MAX]; /* every group's, groups[0] == rt */
   uint32_t n_groups;
@@ -222,6 +266,11 @@ struct srv_node {
   uint64_t http_out_overflows;
   uint64_t http_out_overflows_unlogged;
   uint64_t http_out_log_due_ms; /* uv_now */
+  /* Loop turns, for SRV_HTTP_REQUESTS_PER_TURN. */
+  uint64_t http_turn;
+  /* Key-value requests handed to the runtime, and the groups of them one
+   * connection started in one turn. */
+  uint64_t http_kv_requests, http_kv_batches;
 };
 
 /* node.c */
@@ -229,10 +278,19 @@ uint64_t srv_wall_ms(void);
 void srv_log(struct srv_node *n, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* node.c: no blocking in the next poll (there is work due at once). */
+void srv_kick(struct srv_node *n);
+
 /* node.c: the session a connection accepted on a client or HTTP port gets
  * (tls-auth-clients says what it asks of the client), or NULL when memory is
  * short. */
 struct tls_conn *srv_tls_accept(struct srv_node *n);
+/* With TLS: whether a connection just accepted on `port` may have its
+ * handshake (tls-handshakes-per-second). If not, it is counted and logged
+ * (at most once per SRV_TLS_LIMITED_LOG_MS), and the caller closes it
+ * before reading a byte. */
+bool srv_tls_admit(struct srv_node *n, const uv_tcp_t *tcp,
+                   enum srv_tls_port port);
 
 /* node_http.c */
 int srv_http_listen(struct srv_node *n, char *err, size_t err_size);
@@ -240,7 +298,7 @@ int srv_http_listen(struct srv_node *n, char *err, size_t err_size);
 void srv_http_pump(struct srv_http_conn *c);
 /* At SRV_HTTP_OUT_PAUSE_BYTES of responses not yet taken by the client. */
 bool srv_http_backlogged(const struct srv_http_conn *c);
-/* The request in c->buf is answered: its bytes go, the next may start. */
+/* A request with the runtime is answered: the next may start. */
 void srv_http_request_done(struct srv_http_conn *c);
 /* Called from the check phase: connections whose streams have output or
  * whose next request may start. */
@@ -250,7 +308,11 @@ bool srv_peer_is_loopback(const uv_tcp_t *tcp);
 /* node_kv.c */
 struct http_request;
 bool srv_kv_wants(const struct http_request *req);
-void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
+/* Starts a key-value request (its bytes may leave c->buf once this
+ * returns true), or answers it at once (an error). Returns false, having
+ * done nothing, when it must wait for the requests before it: it would be
+ * answered at once while they are not yet, or the pipeline is full. */
+bool srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
                     const uint8_t *body, size_t body_len);
 void srv_kv_service(struct srv_http_conn *c);
 void srv_kv_stream_closed(struct srv_http_conn *c);

@@ -16,6 +16,10 @@
  * HTTP response. So the API is linearizable and works through any node
  * (a follower forwards to the leader) with no code of its own for any of
  * that, and a connection's requests apply in the order it sent them.
+ * Pipelined requests are fed to the stream together (node_http.c says how
+ * many), each remembered in order in the connection's ring (c->kv) with
+ * what its reply means; the stream hands the replies back one at a time
+ * (rt_stream_set_one_reply), each turned into its response as it comes.
  * Connections are kept alive (HTTP/1.1), so a load generator reuses them;
  * the command and the replies are built in buffers the connection keeps.
  *
@@ -32,6 +36,7 @@
  * Everything here runs outside the runtime's port callbacks: those only
  * mark the connection (kv_due) and node.c's check phase calls
  * srv_kv_service(). */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +69,7 @@ static void respond(struct srv_http_conn *c, int status, const char *type,
                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                   "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
                   status, http_reason_phrase(status), type, n,
-                  c->kv_close ? "Connection: close\r\n" : "");
+                  c->kv_close && c->kv_n <= 1 ? "Connection: close\r\n" : "");
   resp_buf_append(b, body, n);
 }
 
@@ -257,40 +262,74 @@ static const char *bridge_open(struct srv_http_conn *c) {
   b->http = c;
   rt_stream_set_host(s, b);
   rt_stream_set_host_bounded(s); /* by SRV_HTTP_BODY_BYTES_MAX and the head's */
+  rt_stream_set_one_reply(s);    /* each its own response, in order */
   c->bridge = b;
   return NULL;
 }
 
-/* Ends a request: its bytes leave the input, the next may start. */
+/* The oldest request with the runtime: the one the next reply answers. */
+static struct srv_http_kv *kv_oldest(struct srv_http_conn *c) {
+  return c->kv_n > 0 ? &c->kv[c->kv_first] : NULL;
+}
+
+static enum kv_route oldest_route(struct srv_http_conn *c) {
+  return c->kv_n > 0 ? (enum kv_route)c->kv[c->kv_first].route : ROUTE_NONE;
+}
+
+/* Ends the oldest request: the next may start. */
 static void request_done(struct srv_http_conn *c) {
-  c->kv_busy = false;
-  c->kv_route = ROUTE_NONE;
+  struct srv_http_kv *k = kv_oldest(c);
+  assert(k != NULL && c->kv_bytes >= k->bytes);
+  c->kv_bytes -= k->bytes;
+  c->kv_first = (c->kv_first + 1) % SRV_HTTP_PIPELINE_MAX;
+  c->kv_n--;
   srv_http_request_done(c);
 }
 
-static void fail_now(struct srv_http_conn *c, int status, const char *text) {
-  respond_text(c, status, text);
-  request_done(c);
+/* The requests left with the runtime get no response of their own: the
+ * connection closes after the one just made. */
+static void requests_dropped(struct srv_http_conn *c) {
+  c->kv_n = 0;
+  c->kv_bytes = 0;
 }
 
-void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
+/* Answers a request that never reached the runtime (`close`: its
+ * connection ends with it). Only with none before it there: false, and
+ * nothing done, otherwise (srv_kv_request waits), so that the answer comes
+ * in its place. */
+static bool fail_now(struct srv_http_conn *c, bool close, int status,
+                     const char *text) {
+  if (c->kv_n > 0)
+    return false;
+  c->kv_close = close;
+  respond_text(c, status, text);
+  srv_http_request_done(c);
+  return true;
+}
+
+/* The request asks that the connection end with its response. */
+static bool wants_close(const struct http_request *req) {
+  const struct http_header *conn = http_header_find(req, "connection");
+  return (req->version_minor == 0 &&
+          (conn == NULL || conn->value_len != 10 ||
+           strncasecmp(conn->value, "keep-alive", 10) != 0)) ||
+         (conn != NULL && conn->value_len == 5 &&
+          strncasecmp(conn->value, "close", 5) == 0);
+}
+
+bool srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
                     const uint8_t *body, size_t body_len) {
   uint8_t key[HTTP_LINE_DECODE_BYTES], arg[HTTP_LINE_DECODE_BYTES];
-  const struct http_header *conn = http_header_find(req, "connection");
-  c->kv_close = (req->version_minor == 0 &&
-                 (conn == NULL || conn->value_len != 10 ||
-                  strncasecmp(conn->value, "keep-alive", 10) != 0)) ||
-                (conn != NULL && conn->value_len == 5 &&
-                 strncasecmp(conn->value, "close", 5) == 0);
-  c->kv_busy = true;
+  bool close = wants_close(req);
+  if (c->kv_n == SRV_HTTP_PIPELINE_MAX)
+    return false;
   enum kv_route route = ROUTE_NONE;
   long key_len = -1;
   bool is_kv = req->path_len >= 7 && memcmp(req->path, "/v1/kv/", 7) == 0;
   if (is_kv)
     key_len = pct_decode(req->path + 7, req->path_len - 7, key, false);
   if (is_kv && key_len < 0) {
-    fail_now(c, 400, "malformed percent-encoding in the key");
-    return;
+    return fail_now(c, close, 400, "malformed percent-encoding in the key");
   }
   if (is_kv && key_len == 0 && req->method == HTTP_METHOD_GET)
     route = ROUTE_RANGE;
@@ -306,24 +345,24 @@ void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
   if (route == ROUTE_NONE) {
     bool known =
         is_kv || (req->path_len == 9 && memcmp(req->path, "/v1/watch", 9) == 0);
-    fail_now(c, known ? 405 : 404, known ? "method not allowed" : "not found");
-    return;
+    return fail_now(c, close, known ? 405 : 404,
+                    known ? "method not allowed" : "not found");
   }
+  /* Opened with the first request, so with none in flight. */
   const char *refused = bridge_open(c);
   if (refused != NULL) {
-    fail_now(c, 503, refused);
-    return;
+    return fail_now(c, close, 503, refused);
   }
   struct resp_buf *cmd = &c->kv_cmd;
   resp_buf_reset(cmd);
-  c->kv_skip = 0;
+  uint8_t skip = 0;
   const struct http_header *auth = http_header_find(req, "authorization");
   if (auth != NULL && auth->value_len > 7 &&
       strncasecmp(auth->value, "Bearer ", 7) == 0) {
     resp_write_array(cmd, 2);
     put_arg(cmd, "AUTH", 4);
     put_arg(cmd, auth->value + 7, auth->value_len - 7);
-    c->kv_skip = 1; /* its reply; a refusal shows in the next one's */
+    skip = 1; /* its reply; a refusal shows in the next one's */
   }
   switch (route) {
   case ROUTE_GET:
@@ -347,18 +386,33 @@ void srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
     break;
   case ROUTE_WATCH:
     prefix_command(cmd, req, "SABHA.WATCH", "from", "FROM", key, arg);
-    c->kv_close = true; /* a stream ends with its connection */
+    close = true; /* a stream ends with its connection */
     break;
   default:
     break;
   }
   if (cmd->err != 0) {
-    fail_now(c, 500, "OOM out of memory");
-    return;
+    return fail_now(c, close, 500, "OOM out of memory");
   }
-  c->kv_route = (uint8_t)route;
+  if (c->kv_n > 0 && c->kv_bytes + cmd->len > SRV_HTTP_PIPELINE_BYTES_MAX)
+    return false;
+  assert(cmd->len <= UINT32_MAX); /* a head and SRV_HTTP_BODY_BYTES_MAX */
+  c->kv[(c->kv_first + c->kv_n) % SRV_HTTP_PIPELINE_MAX] =
+      (struct srv_http_kv){.route = (uint8_t)route,
+                           .skip = skip,
+                           .close = close,
+                           .bytes = (uint32_t)cmd->len};
+  c->kv_n++;
+  c->kv_bytes += cmd->len;
+  c->kv_close = close;
+  /* Its reply is taken from the check phase (port_stream_output), with
+   * those of the requests started beside it. */
   rt_stream_input(c->bridge->s, cmd->data, cmd->len);
-  srv_kv_service(c);
+  /* A watch's head goes now (if nothing is before it), not with its first
+   * event, which may be long in coming. */
+  if (route == ROUTE_WATCH)
+    srv_kv_service(c);
+  return true;
 }
 
 /* ---- replies to HTTP ----------------------------------------------------- */
@@ -429,16 +483,20 @@ static void stream_events(struct srv_http_conn *c, struct rd *r, int64_t n) {
 
 /* One whole reply of the stream, as the route says. */
 static void on_reply(struct srv_http_conn *c, const uint8_t *p, size_t len) {
-  if (c->kv_skip > 0) {
-    c->kv_skip--;
+  struct srv_http_kv *k = kv_oldest(c);
+  if (k == NULL)
+    return; /* nothing asked for it: the connection is closing */
+  if (k->skip > 0) {
+    k->skip--;
     return;
   }
+  enum kv_route route = (enum kv_route)k->route;
   struct rd r = {p, p + len};
   const uint8_t *t;
   size_t n;
   char type = rd_line(&r, &t, &n);
   if (type == '-') {
-    if (c->kv_route == ROUTE_WATCH && c->kv_streaming) {
+    if (route == ROUTE_WATCH && c->kv_streaming) {
       resp_buf_printf(&c->out, "event: error\ndata: %.*s\n\n", (int)n,
                       (const char *)t);
       c->kv_close = true;
@@ -451,7 +509,7 @@ static void on_reply(struct srv_http_conn *c, const uint8_t *p, size_t len) {
     request_done(c);
     return;
   }
-  switch (c->kv_route) {
+  switch (route) {
   case ROUTE_GET:
     if (type == '$' && to_i64(t, n) >= 0)
       respond(c, 200, "application/octet-stream", r.p, (size_t)to_i64(t, n));
@@ -499,14 +557,28 @@ static void reply_too_big(struct srv_http_conn *c) {
   c->n->http_replies_too_big++;
   c->kv_dropped = true;
   c->kv_close = true;
+  requests_dropped(c);
   respond_text(c, 500,
                c->kv_in.err == SABHA_ENOMEM
                    ? "OOM out of memory"
                    : "the reply is larger than the HTTP API takes (64 MiB); "
                      "use a smaller limit, or RESP");
   resp_buf_reset(&c->kv_in);
-  c->kv_busy = false;
   srv_http_pump(c);
+}
+
+/* Turns the whole replies in kv_in into responses, in order. */
+static void kv_replies(struct srv_http_conn *c) {
+  size_t off = 0;
+  while (off < c->kv_in.len) {
+    size_t used = 0;
+    int rc = resp_reply_scan(c->kv_in.data + off, c->kv_in.len - off, &used);
+    if (rc <= 0)
+      break;
+    on_reply(c, c->kv_in.data + off, used);
+    off += used;
+  }
+  resp_buf_consume(&c->kv_in, off);
 }
 
 /* Takes what the runtime wrote to the stream, turns whole replies into
@@ -525,14 +597,19 @@ void srv_kv_service(struct srv_http_conn *c) {
     srv_http_pump(c);
     return;
   }
-  /* A watch whose client does not read leaves its events with the
-   * runtime, whose bound on them ends the watch ("fell behind"); what a
-   * closed stream wrote last is taken whatever the backlog. */
-  bool hold = c->kv_route == ROUTE_WATCH && !b->rt_closed;
+  /* A client that does not read leaves its replies with the runtime
+   * (for a watch, its events, whose bound ends the watch: "fell behind"),
+   * which builds the next only once this one is taken
+   * (rt_stream_set_one_reply); what a closed stream wrote last is taken
+   * whatever the backlog. Each take is turned into responses at once, so
+   * kv_in holds at most one reply's worth beyond them. */
+  bool hold = !b->rt_closed;
   while (!(hold && srv_http_backlogged(c)) && c->kv_in.err == 0 &&
          rt_stream_out_take(b->s, &data, &len)) {
     resp_buf_append(&c->kv_in, data, len);
     rt_stream_out_done(b->s);
+    if (c->kv_in.err == 0)
+      kv_replies(c);
   }
   if (c->kv_in.err != 0) {
     /* A reply larger than the API takes in (the runtime's bound on it,
@@ -542,18 +619,8 @@ void srv_kv_service(struct srv_http_conn *c) {
     reply_too_big(c);
     return;
   }
-  size_t off = 0;
-  while (off < c->kv_in.len) {
-    size_t used = 0;
-    int rc = resp_reply_scan(c->kv_in.data + off, c->kv_in.len - off, &used);
-    if (rc <= 0)
-      break;
-    on_reply(c, c->kv_in.data + off, used);
-    off += used;
-  }
-  resp_buf_consume(&c->kv_in, off);
   /* A watch that took: the events follow its head, as they come. */
-  if (c->kv_route == ROUTE_WATCH && c->kv_busy)
+  if (oldest_route(c) == ROUTE_WATCH)
     sse_head(c);
   srv_http_pump(c);
 }
@@ -564,7 +631,11 @@ void srv_kv_stream_closed(struct srv_http_conn *c) {
    * further request from starting. */
   srv_kv_service(c);
   c->kv_close = true;
-  if (c->kv_busy && !c->kv_streaming)
+  bool unanswered = c->kv_n > 0 && !c->kv_streaming;
+  /* The oldest is answered below; the rest never will be: the pump
+   * closes once all of it is out. */
+  requests_dropped(c);
+  if (unanswered)
     /* A request it let go of unanswered (its reply passed
      * client-output-buffer-limit, or the clients' memory budget closed
      * it): its client is told, rather than left waiting on a connection
@@ -572,7 +643,6 @@ void srv_kv_stream_closed(struct srv_http_conn *c) {
     respond_text(c, 500,
                  "the node closed the request's stream before it "
                  "was answered (a limit: see the node's log)");
-  c->kv_busy = false; /* answered: the pump closes once all of it is out */
   srv_http_pump(c);
 }
 

@@ -519,6 +519,52 @@ static void a_segment_too_small_for_an_entry_is_named_as_such(void) {
   rt_node_close(&n);
 }
 
+/* A host that takes a stream's replies one at a time (the HTTP API, with
+ * its requests pipelined) has each judged by the hard output limit on its
+ * own: four pipelined GETs of a 600 KiB value with the limit at 1 MiB come
+ * one per take, and the stream stays; a client that takes them together
+ * is closed, as Redis's would be. */
+static void one_reply_streams_are_judged_reply_by_reply(void) {
+  struct rt_node n;
+  struct rt_config cfg;
+  CHECK(rt_node_init(&n, &cfg) == 0);
+  rt_node_config_alone(&n, &cfg);
+  cfg.out_hard_bytes = 1 * MIB;
+  CHECK(rt_node_start(&n, &cfg) == 0);
+  CHECK(rt_node_elect(&n) == 0);
+  struct rt_stream *w = client(&n);
+  CHECK(w != NULL && rt_stream_say_set(w, "big", 600u << 10));
+  rt_node_settle(&n);
+  rt_node_sync(&n);
+  CHECK(rt_stream_take_oks(w) == 1);
+  static const char gets[] = "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"
+                             "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"
+                             "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"
+                             "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+  struct rt_stream *one = client(&n);
+  struct rt_stream *all = client(&n);
+  CHECK(one != NULL && all != NULL);
+  rt_stream_set_one_reply(one);
+  rt_stream_input(one, gets, sizeof gets - 1);
+  rt_stream_input(all, gets, sizeof gets - 1);
+  rt_node_settle(&n);
+  rt_node_sync(&n);
+  int replies = 0;
+  const uint8_t *data;
+  size_t len;
+  while (rt_stream_out_take(one, &data, &len)) {
+    CHECK(len > 600u << 10 && len < (600u << 10) + 64);
+    replies++;
+    rt_stream_out_done(one);
+    rt_node_settle(&n);
+  }
+  CHECK(replies == 4);
+  CHECK(!rt_host_closed(&n.h, one));
+  CHECK(rt_host_closed(&n.h, all));
+  CHECK(rt_metrics(n.rt)->out_limit_closed == 1);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(output_past_the_hard_limit_closes_the_client),
@@ -532,6 +578,7 @@ int main(int argc, char **argv) {
       TEST(a_segment_too_small_for_an_entry_is_named_as_such),
       TEST(transactions_are_held_to_half_the_budget),
       TEST(a_reply_not_held_still_answers_its_own_command),
+      TEST(one_reply_streams_are_judged_reply_by_reply),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

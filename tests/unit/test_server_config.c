@@ -3,7 +3,8 @@
  * without its class, and the floor under client-query-buffer-limit; and
  * the leader priorities: this node's from --priority or the map, bounds,
  * and the two agreeing; where fsyncs run; the applications' retry table
- * (dedup-max, dedup-window-ms) and the settings digest members compare. */
+ * (dedup-max, dedup-window-ms) and the settings digest members compare;
+ * tls-handshakes-per-second's range. */
 #include <stdio.h>
 #include <string.h>
 
@@ -124,6 +125,19 @@ static void election_timeout_fits_the_engines(void) {
   CHECK(parse(&cfg, "--election-timeout-ms", "600000") != 0);
 }
 
+/* tls-handshakes-per-second: a default, 0 for no limit, a range. */
+static void tls_handshakes_per_second_has_a_default_and_a_range(void) {
+  struct srv_config cfg;
+  CHECK(parse(&cfg, NULL, NULL) == 0);
+  CHECK(cfg.tls_handshakes_per_second == SRV_TLS_HANDSHAKES_PER_SECOND);
+  CHECK(parse(&cfg, "--tls-handshakes-per-second", "0") == 0 &&
+        cfg.tls_handshakes_per_second == 0);
+  CHECK(parse(&cfg, "--tls-handshakes-per-second", "1000000") == 0 &&
+        cfg.tls_handshakes_per_second == 1000000);
+  CHECK(parse(&cfg, "--tls-handshakes-per-second", "1000001") == 2);
+  CHECK(parse(&cfg, "--tls-handshakes-per-second", "-5") == 2);
+}
+
 /* dedup-window-ms: a default, a range, and an error that names both. */
 static void the_dedup_window_has_a_default_and_a_range(void) {
   struct srv_config cfg;
@@ -172,6 +186,7 @@ static void the_settings_digest_tells_every_shared_setting(void) {
 
 int main(int argc, char **argv) {
   static const struct test tests[] = {
+      TEST(tls_handshakes_per_second_has_a_default_and_a_range),
       TEST(client_limits_have_their_defaults),
       TEST(sizes_take_redis_units),
       TEST(the_query_buffer_limit_fits_the_largest_command),
