@@ -33,7 +33,12 @@ static void push(struct readq *q, uint64_t request_id, uint64_t index) {
 int64_t readq_add(struct readq *q, uint64_t request_id, uint64_t index) {
   if (q->n + q->n_deferred >= READQ_MAX)
     return SABHA_EBUSY;
+  if (q->round_unsent) {
+    push(q, request_id, index);
+    return 0;
+  }
   q->round++;
+  q->round_unsent = true;
   push(q, request_id, index);
   return (int64_t)q->round;
 }
@@ -49,10 +54,15 @@ uint64_t readq_undefer(struct readq *q, uint64_t index) {
   if (q->n_deferred == 0)
     return 0;
   q->round++;
+  q->round_unsent = true;
   for (uint32_t i = 0; i < q->n_deferred; i++)
     push(q, q->deferred[i], index);
   q->n_deferred = 0;
   return q->round;
+}
+
+void readq_sent(struct readq *q) {
+  q->round_unsent = false;
 }
 
 void readq_ack(struct readq *q, uint32_t slot, uint64_t round) {
@@ -86,4 +96,5 @@ void readq_drop(struct readq *q) {
   q->head = 0;
   q->n = 0;
   q->n_deferred = 0;
+  q->round_unsent = false;
 }

@@ -489,6 +489,7 @@ static void mp_ready(void *state, struct sabha_ready *rd) {
       p->rl.unstable_from <= log_last_index(&p->rl.log))
     mp_broadcast_accept(p);
   replog_fill_ready(&p->rl, p->promised, p->vote, &p->out, rd);
+  readq_sent(&p->reads);
   if (rd->has_snapshot)
     rd->snapshot_membership = &p->conf_snap;
 }

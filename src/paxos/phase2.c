@@ -373,7 +373,8 @@ int mp_read_index(struct mp *p, uint64_t request_id) {
   int64_t round = readq_add(&p->reads, request_id, p->rl.commit);
   if (round < 0)
     return (int)round;
-  mp_broadcast_heartbeat(p, (uint64_t)round);
+  if (round > 0) /* else it joined a round whose heartbeats wait to leave */
+    mp_broadcast_heartbeat(p, (uint64_t)round);
   mp_reads_on_ack(p);
   return 0;
 }

@@ -397,6 +397,7 @@ static void raft_ready(void *state, struct sabha_ready *rd) {
       r->rl.unstable_from <= log_last_index(&r->rl.log))
     raft_broadcast_append(r);
   replog_fill_ready(&r->rl, r->term, r->vote, &r->out, rd);
+  readq_sent(&r->reads);
   if (rd->has_snapshot)
     rd->snapshot_membership = &r->conf_snap;
 }

@@ -18,7 +18,8 @@ int raft_read_index(struct raft *r, uint64_t request_id) {
   int64_t round = readq_add(&r->reads, request_id, r->rl.commit);
   if (round < 0)
     return (int)round;
-  raft_broadcast_heartbeat(r, (uint64_t)round);
+  if (round > 0) /* else it joined a round whose heartbeats wait to leave */
+    raft_broadcast_heartbeat(r, (uint64_t)round);
   raft_reads_on_ack(r); /* a group of one needs nobody else */
   return 0;
 }

@@ -16,6 +16,8 @@
 #include "core/readq.h"
 #include "node/runtime.h"
 #include "node/runtime_internal.h"
+#include "paxos/mp.h"
+#include "raft/raft.h"
 #include "rt_host.h"
 #include "rt_trio.h"
 
@@ -60,9 +62,66 @@ static void reads_past_the_queue_bound_are_refused_and_counted(void) {
   rt_trio_close(&t);
 }
 
+/* Counts the heartbeats node 1 sends for read rounds (context > 0), losing
+ * none. */
+struct read_rounds {
+  uint32_t type;
+  uint64_t sent;
+};
+
+static bool count_read_heartbeats(void *arg, const struct sabha_msg *m) {
+  struct read_rounds *rr = arg;
+  if (m->from == 1 && m->type == rr->type && m->context > 0)
+    rr->sent++;
+  return false;
+}
+
+/* Reads that reach the leader before its heartbeats leave share their
+ * round: 10 pipelined GETs cost one heartbeat per follower, not ten (each
+ * read still noted the commit index when it came, and is served once a
+ * majority acknowledged a round sent after it). */
+static void pipelined_reads_share_one_round(const char *protocol,
+                                            uint32_t heartbeat_type) {
+  struct rt_trio t;
+  CHECK(rt_trio_open(&t, protocol) == 0);
+  CHECK(rt_trio_elect(&t, 1));
+  struct rt *rt = t.node[1].rt;
+  struct rt_stream *c;
+  CHECK(rt_stream_accept(rt, true, &c) == NULL);
+  rt_stream_input(c, "SET k v\r\n", 9);
+  rt_trio_settle(&t);
+  CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+  struct read_rounds rr = {heartbeat_type, 0};
+  t.drop = count_read_heartbeats;
+  t.drop_arg = &rr;
+  static char gets[10 * 7];
+  for (size_t i = 0; i < 10; i++)
+    memcpy(gets + i * 7, "GET k\r\n", 7);
+  uint64_t reads = rt->m.reads;
+  rt_stream_input(c, gets, sizeof gets);
+  rt_trio_settle(&t);
+  CHECK(rt->m.reads - reads == 10);
+  char want[10 * 7 + 1] = "";
+  for (size_t i = 0; i < 10; i++)
+    strcat(want, "$1\r\nv\r\n");
+  CHECK(strcmp(rt_stream_said(c), want) == 0);
+  CHECK(rr.sent == 2);
+  rt_trio_close(&t);
+}
+
+static void pipelined_reads_share_one_round_raft(void) {
+  pipelined_reads_share_one_round("raft", RAFT_MSG_HEARTBEAT);
+}
+
+static void pipelined_reads_share_one_round_multipaxos(void) {
+  pipelined_reads_share_one_round("multipaxos", MP_MSG_HEARTBEAT);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(reads_past_the_queue_bound_are_refused_and_counted),
+      TEST(pipelined_reads_share_one_round_raft),
+      TEST(pipelined_reads_share_one_round_multipaxos),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
