@@ -390,6 +390,18 @@ static const char *unsupported_option(const struct resp_arg *a, char *msg,
   return msg;
 }
 
+/* An error reply that names an argument as given, between `before` and
+ * `after`: cut at 64 bytes (or its first NUL), and written by
+ * resp_write_error, which makes line breaks spaces, so that a client
+ * cannot end the reply early and have the rest read as a forged one. */
+static void error_naming(struct resp_buf *b, const char *before,
+                         const struct resp_arg *a, const char *after) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s%.*s%s", before,
+           (int)(a->len > 64 ? 64 : a->len), (const char *)a->ptr, after);
+  resp_write_error(b, msg);
+}
+
 /* The EXPIRE family's options, after the key and the time, as
  * KVSTORE_EXPIRE_* conditions. Repeating one is harmless, as in Redis;
  * the first one it does not know is named (in msg), and the combinations
@@ -1707,9 +1719,7 @@ static void cmd_command(const struct rt *rt, uint32_t argc,
         write_command_doc(b, cmd);
     }
   } else {
-    resp_buf_printf(b, "-ERR unknown subcommand '%.*s'. Try COMMAND HELP.\r\n",
-                    (int)(sub->len > 64 ? 64 : sub->len),
-                    (const char *)sub->ptr);
+    error_naming(b, "ERR unknown subcommand '", sub, "'. Try COMMAND HELP.");
   }
 }
 
@@ -1852,9 +1862,7 @@ static void cmd_client(struct rt_stream *c, uint32_t argc,
              arg_is(sub, "NO-TOUCH") || arg_is(sub, "REPLY")) {
     resp_write_simple(b, "OK");
   } else {
-    resp_buf_printf(b, "-ERR unknown subcommand '%.*s'. Try CLIENT HELP.\r\n",
-                    (int)(sub->len > 64 ? 64 : sub->len),
-                    (const char *)sub->ptr);
+    error_naming(b, "ERR unknown subcommand '", sub, "'. Try CLIENT HELP.");
   }
 }
 
@@ -1881,9 +1889,7 @@ static void cmd_hello(struct rt_stream *c, uint32_t argc,
       name = &argv[i + 1];
       i++;
     } else {
-      resp_buf_printf(b, "-ERR Syntax error in HELLO option '%.*s'\r\n",
-                      (int)(argv[i].len > 64 ? 64 : argv[i].len),
-                      (const char *)argv[i].ptr);
+      error_naming(b, "ERR Syntax error in HELLO option '", &argv[i], "'");
       return;
     }
   }

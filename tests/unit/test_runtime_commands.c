@@ -332,6 +332,24 @@ static void config_get_bounds_the_work_of_its_patterns(void) {
   rt_node_close(&n);
 }
 
+/* Replies that name what the client sent (an unknown subcommand, a HELLO
+ * option) cannot be broken by a line break in it: the client would read
+ * the rest as the next reply, a forged one. Redis makes them spaces. */
+static void echoed_arguments_cannot_forge_a_reply(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "*2\r\n$7\r\nCOMMAND\r\n$7\r\nX\r\n+OK\r\r\n",
+         "-ERR unknown subcommand 'X  +OK '. Try COMMAND HELP.\r\n");
+  expect(&n, c, "*2\r\n$6\r\nCLIENT\r\n$5\r\nX\n:1\n\r\n",
+         "-ERR unknown subcommand 'X :1 '. Try CLIENT HELP.\r\n");
+  expect(&n, c, "*3\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$5\r\nA\r\nB!\r\n",
+         "-ERR Syntax error in HELLO option 'A  B!'\r\n");
+  expect(&n, c, "PING\r\n", "+PONG\r\n");
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(scan_without_match_lists_every_key),
@@ -339,6 +357,7 @@ int main(int argc, char **argv) {
       TEST(scan_bounds_the_work_of_matching_a_pattern),
       TEST(set_get_answers_the_old_value),
       TEST(expire_takes_the_options_of_redis_7),
+      TEST(echoed_arguments_cannot_forge_a_reply),
       TEST(retry_table_full_refusals_are_counted),
       TEST(config_get_matches_a_long_pattern_whole),
       TEST(config_get_bounds_the_work_of_its_patterns),
