@@ -62,24 +62,37 @@ bool srv_kv_wants(const struct http_request *req) {
 /* ---- responses ------------------------------------------------------------
  */
 
-static void respond(struct srv_http_conn *c, int status, const char *type,
-                    const void *body, size_t n) {
+/* `head`: the answer to a HEAD, which has the headers of the response it
+ * names and no body (a keep-alive client reads none). */
+static void respond_as(struct srv_http_conn *c, int status, const char *type,
+                       const void *body, size_t n, bool head) {
   struct resp_buf *b = &c->out;
   resp_buf_printf(b,
                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                   "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
                   status, http_reason_phrase(status), type, n,
                   c->kv_close && c->kv_n <= 1 ? "Connection: close\r\n" : "");
-  resp_buf_append(b, body, n);
+  if (!head)
+    resp_buf_append(b, body, n);
 }
 
-static void respond_text(struct srv_http_conn *c, int status,
-                         const char *text) {
+static void respond(struct srv_http_conn *c, int status, const char *type,
+                    const void *body, size_t n) {
+  respond_as(c, status, type, body, n, false);
+}
+
+static void respond_text_as(struct srv_http_conn *c, int status,
+                            const char *text, bool head) {
   char body[320];
   int n = snprintf(body, sizeof body, "%s\n", text);
   if (n < 0 || (size_t)n >= sizeof body)
     n = (int)sizeof body - 1;
-  respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+  respond_as(c, status, "text/plain; charset=utf-8", body, (size_t)n, head);
+}
+
+static void respond_text(struct srv_http_conn *c, int status,
+                         const char *text) {
+  respond_text_as(c, status, text, false);
 }
 
 /* The status a RESP error means (docs/api.md). */
@@ -297,12 +310,12 @@ static void requests_dropped(struct srv_http_conn *c) {
  * connection ends with it). Only with none before it there: false, and
  * nothing done, otherwise (srv_kv_request waits), so that the answer comes
  * in its place. */
-static bool fail_now(struct srv_http_conn *c, bool close, int status,
-                     const char *text) {
+static bool fail_now(struct srv_http_conn *c, const struct http_request *req,
+                     bool close, int status, const char *text) {
   if (c->kv_n > 0)
     return false;
   c->kv_close = close;
-  respond_text(c, status, text);
+  respond_text_as(c, status, text, req->method == HTTP_METHOD_HEAD);
   srv_http_request_done(c);
   return true;
 }
@@ -329,7 +342,8 @@ bool srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
   if (is_kv)
     key_len = pct_decode(req->path + 7, req->path_len - 7, key, false);
   if (is_kv && key_len < 0) {
-    return fail_now(c, close, 400, "malformed percent-encoding in the key");
+    return fail_now(c, req, close, 400,
+                    "malformed percent-encoding in the key");
   }
   if (is_kv && key_len == 0 && req->method == HTTP_METHOD_GET)
     route = ROUTE_RANGE;
@@ -345,13 +359,13 @@ bool srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
   if (route == ROUTE_NONE) {
     bool known =
         is_kv || (req->path_len == 9 && memcmp(req->path, "/v1/watch", 9) == 0);
-    return fail_now(c, close, known ? 405 : 404,
+    return fail_now(c, req, close, known ? 405 : 404,
                     known ? "method not allowed" : "not found");
   }
   /* Opened with the first request, so with none in flight. */
   const char *refused = bridge_open(c);
   if (refused != NULL) {
-    return fail_now(c, close, 503, refused);
+    return fail_now(c, req, close, 503, refused);
   }
   struct resp_buf *cmd = &c->kv_cmd;
   resp_buf_reset(cmd);
@@ -392,7 +406,7 @@ bool srv_kv_request(struct srv_http_conn *c, const struct http_request *req,
     break;
   }
   if (cmd->err != 0) {
-    return fail_now(c, close, 500, "OOM out of memory");
+    return fail_now(c, req, close, 500, "OOM out of memory");
   }
   if (c->kv_n > 0 && c->kv_bytes + cmd->len > SRV_HTTP_PIPELINE_BYTES_MAX)
     return false;
