@@ -281,10 +281,11 @@ static bool link_node_id(const struct resp_arg *a, uint32_t *id) {
 
 static void link_refused(struct rt_stream *c, const char *why) {
   c->rt->m.link_proofs_refused++;
-  rt_log(c->rt, RT_LOG_WARN,
-         "client %" PRIu64 " (%s) said SABHA.FORWARDED but was not taken for "
-         "a forwarding link: %s",
-         c->id, c->name, why);
+  rt_log_client(c->rt,
+                "client %" PRIu64
+                " (%s) said SABHA.FORWARDED but was not taken for "
+                "a forwarding link: %s",
+                c->id, c->name, why);
 }
 
 void rt_auth_link_unproved(struct rt_stream *c) {

@@ -127,12 +127,12 @@ static bool output_limits(struct rt_stream *c, uint64_t now_ms) {
   if (!hard && !soft)
     return false;
   rt->m.out_limit_closed++;
-  rt_log(rt, RT_LOG_WARN,
-         "client %" PRIu64 ": %" PRIu64 " bytes of replies unsent, past "
-         "client-output-buffer-limit (%s %" PRIu64 " bytes%s); closing",
-         c->id, used, hard ? "hard" : "soft",
-         hard ? cfg->out_hard_bytes : cfg->out_soft_bytes,
-         hard ? "" : " for too long");
+  rt_log_client(rt,
+                "client %" PRIu64 ": %" PRIu64 " bytes of replies unsent, past "
+                "client-output-buffer-limit (%s %" PRIu64 " bytes%s); closing",
+                c->id, used, hard ? "hard" : "soft",
+                hard ? cfg->out_hard_bytes : cfg->out_soft_bytes,
+                hard ? "" : " for too long");
   rt_stream_close(c, false);
   return true;
 }
@@ -1100,10 +1100,10 @@ void rt_client_flush(struct rt_stream *c) {
   if (c->out.err != 0) {
     if (c->out.err == SABHA_ETOOBIG && !c->forwarded_link)
       rt->m.out_limit_closed++;
-    rt_log(rt, RT_LOG_WARN,
-           "client %" PRIu64 ": a reply passed %zu bytes, the most its "
-           "output may hold (client-output-buffer-limit); closing",
-           c->id, c->out.len_max);
+    rt_log_client(rt,
+                  "client %" PRIu64 ": a reply passed %zu bytes, the most its "
+                  "output may hold (client-output-buffer-limit); closing",
+                  c->id, c->out.len_max);
     rt_stream_close(c, false);
     return;
   }
@@ -1285,11 +1285,11 @@ static void clients_budget(struct rt *rt, const uint64_t *sums,
     if (b > close_from || (b == close_from && closed < excess)) {
       closed += used;
       rt->m.memory_closed++;
-      rt_log(rt, RT_LOG_WARN,
-             "client %" PRIu64 ": closed, holding %" PRIu64 " bytes while "
-             "all clients hold %" PRIu64 ", past maxmemory-clients (%" PRIu64
-             ")",
-             c->id, used, total, max);
+      rt_log_client(
+          rt,
+          "client %" PRIu64 ": closed, holding %" PRIu64 " bytes while "
+          "all clients hold %" PRIu64 ", past maxmemory-clients (%" PRIu64 ")",
+          c->id, used, total, max);
       rt_stream_close(c, false);
       continue;
     }
@@ -1421,10 +1421,10 @@ uint8_t *rt_stream_input_space(struct rt_stream *s, size_t want, size_t *cap) {
 static void query_limit_close(struct rt_stream *c) {
   struct rt *rt = c->rt;
   rt->m.query_limit_closed++;
-  rt_log(rt, RT_LOG_WARN,
-         "client %" PRIu64 ": %zu bytes of input not yet parsed, past "
-         "client-query-buffer-limit (%" PRIu64 "); closing",
-         c->id, c->in_len, rt->cfg.query_bytes_max);
+  rt_log_client(rt,
+                "client %" PRIu64 ": %zu bytes of input not yet parsed, past "
+                "client-query-buffer-limit (%" PRIu64 "); closing",
+                c->id, c->in_len, rt->cfg.query_bytes_max);
   if (list_empty(&c->queue))
     resp_write_error(&c->out, "ERR client-query-buffer-limit reached: the "
                               "connection sent more than the node holds "

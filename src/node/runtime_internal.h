@@ -91,6 +91,12 @@
 #define RT_FWD_BACKOFF_MS 100u        /* after a failed connect to the leader */
 #define RT_TIMEOUT_SCAN_MS 50u        /* how often deadlines are checked */
 #define RT_PEER_REFUSED_LOG_MS 10000u /* rt_step's term refusals, logged */
+/* Warnings a client's conduct causes (rt_log_client): at most
+ * RT_CLIENT_LOG_LINES in each RT_CLIENT_LOG_MS, so that a client that
+ * opens connection after connection to break a limit cannot fill the
+ * node's log, or its disk, as fast as it connects. */
+#define RT_CLIENT_LOG_MS 10000u
+#define RT_CLIENT_LOG_LINES 100u
 #define RT_READIES_PER_RUN 64u
 #define RT_INPUT_CHUNK_BYTES (64u * 1024u)
 /* SCAN and KEYS (commands.c): a cursor names a key of at most this many
@@ -467,6 +473,11 @@ struct rt {
    * RT_PEER_REFUSED_LOG_MS, with how many since. */
   uint64_t term_refused_log_due_ms;
   uint64_t term_refused_unlogged;
+  /* rt_log_client's window: its start, the lines logged in it and those
+   * left out. */
+  uint64_t client_log_from_ms;
+  uint32_t client_log_lines;
+  uint64_t client_log_skipped;
 };
 
 /* ---- runtime.c ------------------------------------------------------------
@@ -481,6 +492,12 @@ uint64_t rt_stamp_ms(struct rt *rt);
 uint64_t rt_stamp_clock_ms(const struct rt *rt);
 void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A warning about one client's conduct (closed for a limit, a refused
+ * link proof): as rt_log, within RT_CLIENT_LOG_LINES per
+ * RT_CLIENT_LOG_MS; the first line of a later window says how many were
+ * left out. */
+void rt_log_client(struct rt *rt, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Gives up: ports.fatal, then rt->dead. */
 void rt_fatal(struct rt *rt, enum rt_fatal kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -565,8 +565,47 @@ static void one_reply_streams_are_judged_reply_by_reply(void) {
   rt_node_close(&n);
 }
 
+/* Each client closed for a limit is a warning in the log, and a client can
+ * open connection after connection to be closed: within a window the node
+ * logs RT_CLIENT_LOG_LINES of them, then counts the rest, and says how
+ * many it left out with the first of a later window. */
+static void warnings_about_clients_are_bounded(void) {
+  struct rt_config lim = limits();
+  lim.query_bytes_max = 64 * 1024;
+  struct rt_node n;
+  node_open(&n, &lim);
+  static char junk[48 * 1024];
+  memset(junk, 'x', sizeof junk);
+  int before = n.h.warnings;
+  enum { FLOOD = 3 * RT_CLIENT_LOG_LINES };
+  for (int i = 0; i < FLOOD; i++) {
+    struct rt_stream *c = client(&n);
+    send_line(&n, c, "*2\r\n$4\r\nECHO\r\n$100000\r\n");
+    rt_stream_input(c, junk, sizeof junk);
+    rt_stream_input(c, junk, sizeof junk);
+    CHECK(rt_host_closed(&n.h, c));
+    /* The host lists RT_HOST_STREAMS_MAX closed streams: free this one. */
+    CHECK(n.h.closed[n.h.n_closed - 1] == c);
+    n.h.n_closed--;
+    rt_stream_free(c);
+  }
+  CHECK(rt_metrics(n.rt)->query_limit_closed == FLOOD);
+  CHECK(n.h.warnings - before == (int)RT_CLIENT_LOG_LINES);
+  advance(&n, RT_CLIENT_LOG_MS);
+  struct rt_stream *c = client(&n);
+  send_line(&n, c, "*2\r\n$4\r\nECHO\r\n$100000\r\n");
+  rt_stream_input(c, junk, sizeof junk);
+  rt_stream_input(c, junk, sizeof junk);
+  CHECK(rt_host_closed(&n.h, c));
+  /* The count of those left out, then the new one. */
+  CHECK(n.h.warnings - before == (int)RT_CLIENT_LOG_LINES + 2);
+  CHECK(strstr(n.h.last_warning, "past client-query-buffer-limit") != NULL);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
+      TEST(warnings_about_clients_are_bounded),
       TEST(output_past_the_hard_limit_closes_the_client),
       TEST(output_past_the_soft_limit_for_its_seconds_closes_the_client),
       TEST(input_past_the_query_buffer_limit_is_refused_and_closed),
