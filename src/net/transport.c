@@ -1341,17 +1341,27 @@ bool transport_addr_is_loopback(const struct sockaddr *addr) {
   return false;
 }
 
-static bool addr_same_host(const struct sockaddr *a, const struct sockaddr *b) {
-  if (a->sa_family != b->sa_family)
+/* The host part of an address as IPv6 (an IPv4 one mapped, ::ffff:a.b.c.d),
+ * so that a dual-stack listener's view of an IPv4 caller and a dial to it
+ * compare equal. False for any other family. */
+static bool addr_host_v6(const struct sockaddr *a, struct in6_addr *out) {
+  if (a->sa_family == AF_INET6) {
+    *out = ((const struct sockaddr_in6 *)a)->sin6_addr;
+    return true;
+  }
+  if (a->sa_family != AF_INET)
     return false;
-  if (a->sa_family == AF_INET)
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  if (a->sa_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr,
-                  sizeof(struct in6_addr)) == 0;
-  return false;
+  memset(out, 0, sizeof *out);
+  out->s6_addr[10] = 0xff;
+  out->s6_addr[11] = 0xff;
+  memcpy(&out->s6_addr[12], &((const struct sockaddr_in *)a)->sin_addr, 4);
+  return true;
+}
+
+static bool addr_same_host(const struct sockaddr *a, const struct sockaddr *b) {
+  struct in6_addr x, y;
+  return addr_host_v6(a, &x) && addr_host_v6(b, &y) &&
+         memcmp(&x, &y, sizeof x) == 0;
 }
 
 bool transport_addr_is_member(const struct transport *t,

@@ -1301,6 +1301,33 @@ out:
     failures++;
 }
 
+/* A listener bound to "::" sees an IPv4 caller as ::ffff:a.b.c.d, while a
+ * link this node dialed to a.b.c.d saw AF_INET: the same member. Compared
+ * by family, its connections fell in the strangers' TLS budget (its
+ * forwarding link on a dual-stack client port, its peer link on a
+ * dual-stack peer port), where a flood could keep it out. */
+static void net_member_address_matches_in_either_ip_family(void) {
+  static struct transport t; /* only peers and n_peers are read */
+  memset(&t, 0, sizeof t);
+  struct sockaddr_in v4;
+  uv_ip4_addr("10.1.2.3", 7000, &v4);
+  struct sockaddr_in6 mapped, other;
+  uv_ip6_addr("::ffff:10.1.2.3", 9000, &mapped);
+  uv_ip6_addr("::ffff:10.1.2.4", 9000, &other);
+  t.n_peers = 1;
+  memcpy(&t.peers[0].seen, &v4, sizeof v4);
+  t.peers[0].seen_valid = true;
+  CHECK(transport_addr_is_member(&t, (const struct sockaddr *)&mapped));
+  CHECK(!transport_addr_is_member(&t, (const struct sockaddr *)&other));
+  memset(&t.peers[0].seen, 0, sizeof t.peers[0].seen);
+  memcpy(&t.peers[0].seen, &mapped, sizeof mapped);
+  CHECK(transport_addr_is_member(&t, (const struct sockaddr *)&v4));
+  struct sockaddr_in v4b;
+  uv_ip4_addr("10.1.2.4", 7000, &v4b);
+  CHECK(!transport_addr_is_member(&t, (const struct sockaddr *)&v4b));
+out:;
+}
+
 static void net_send_to_unknown_or_unconnected_peer_is_refused(void) {
   pool_fill();
   struct env e;
@@ -1602,6 +1629,7 @@ static const struct test tests[] = {
     TEST(net_frame_with_a_wrong_mac_closes_the_connection),
     TEST(net_stranger_is_refused_before_we_buffer_its_bytes),
     TEST(net_strangers_refused_again_and_again_do_not_fill_the_log),
+    TEST(net_member_address_matches_in_either_ip_family),
     TEST(net_send_to_unknown_or_unconnected_peer_is_refused),
     TEST(net_message_too_big_is_dropped_counted_and_logged),
     TEST(net_bad_configs_are_refused_and_still_close),
