@@ -571,14 +571,42 @@ static void conn_try_write_tls(struct transport_conn *c, const uint8_t *frame,
   codec_buf_free(&out);
 }
 
+static bool conn_from_member(struct transport_conn *c);
+
+/* The WARN line of a refusal. A connection this node dialed, or one from
+ * a member's address, is logged each time: backoff bounds how often they
+ * come, and the operator must hear of a member that cannot join. Anyone
+ * else may connect to be refused as fast as it can: within
+ * TRANSPORT_REFUSED_LOG_LINES per TRANSPORT_REFUSED_LOG_MS, and the first
+ * line of a later window says how many were left out. */
+static void conn_refusal_log(struct transport_conn *c, enum hs_refusal reason,
+                             const char *detail) {
+  struct transport *t = c->t;
+  if (!c->outbound && !conn_from_member(c)) {
+    uint64_t skipped;
+    bool take = log_window_take(&t->refused_log, uv_now(t->loop),
+                                TRANSPORT_REFUSED_LOG_MS,
+                                TRANSPORT_REFUSED_LOG_LINES, &skipped);
+    if (skipped > 0)
+      tlog(t, TRANSPORT_LOG_WARN,
+           "%llu more refusals of connections from non-member addresses "
+           "were not logged (at most %u every %u s)",
+           (unsigned long long)skipped, TRANSPORT_REFUSED_LOG_LINES,
+           TRANSPORT_REFUSED_LOG_MS / 1000u);
+    if (!take)
+      return;
+  }
+  tlog(t, TRANSPORT_LOG_WARN, "refused %s: %s (%s)", c->name,
+       hs_refusal_text(reason), detail);
+}
+
 static void conn_refuse(struct transport_conn *c, enum hs_refusal reason,
                         const char *detail) {
   struct transport *t = c->t;
   assert(reason > HS_ACCEPTED && reason < HS_REFUSAL_COUNT);
   t->stats.handshakes_refused++;
   t->stats.refused[reason]++;
-  tlog(t, TRANSPORT_LOG_WARN, "refused %s: %s (%s)", c->name,
-       hs_refusal_text(reason), detail);
+  conn_refusal_log(c, reason, detail);
   /* Tell the peer why, so that its log names the reason too. Best effort
    * and without waiting: uv_try_write() writes now or not at all, and a
    * refused peer gets no more of our time or memory. The close right after
@@ -1313,17 +1341,27 @@ bool transport_addr_is_loopback(const struct sockaddr *addr) {
   return false;
 }
 
-static bool addr_same_host(const struct sockaddr *a, const struct sockaddr *b) {
-  if (a->sa_family != b->sa_family)
+/* The host part of an address as IPv6 (an IPv4 one mapped, ::ffff:a.b.c.d),
+ * so that a dual-stack listener's view of an IPv4 caller and a dial to it
+ * compare equal. False for any other family. */
+static bool addr_host_v6(const struct sockaddr *a, struct in6_addr *out) {
+  if (a->sa_family == AF_INET6) {
+    *out = ((const struct sockaddr_in6 *)a)->sin6_addr;
+    return true;
+  }
+  if (a->sa_family != AF_INET)
     return false;
-  if (a->sa_family == AF_INET)
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  if (a->sa_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr,
-                  sizeof(struct in6_addr)) == 0;
-  return false;
+  memset(out, 0, sizeof *out);
+  out->s6_addr[10] = 0xff;
+  out->s6_addr[11] = 0xff;
+  memcpy(&out->s6_addr[12], &((const struct sockaddr_in *)a)->sin_addr, 4);
+  return true;
+}
+
+static bool addr_same_host(const struct sockaddr *a, const struct sockaddr *b) {
+  struct in6_addr x, y;
+  return addr_host_v6(a, &x) && addr_host_v6(b, &y) &&
+         memcmp(&x, &y, sizeof x) == 0;
 }
 
 bool transport_addr_is_member(const struct transport *t,
@@ -1337,16 +1375,20 @@ bool transport_addr_is_member(const struct transport *t,
   return false;
 }
 
+/* Whether an accepted connection comes from a member's address. */
+static bool conn_from_member(struct transport_conn *c) {
+  struct sockaddr_storage addr;
+  int len = (int)sizeof addr;
+  return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &len) == 0 &&
+         transport_addr_is_member(c->t, (struct sockaddr *)&addr);
+}
+
 /* With TLS: whether the budget of cfg.tls_handshakes_per_second that the
  * new connection's address falls in has a handshake left. If not, it is
  * counted and logged (at most once per TRANSPORT_TLS_LIMITED_LOG_MS). */
 static bool conn_tls_admit(struct transport_conn *c) {
   struct transport *t = c->t;
-  struct sockaddr_storage addr;
-  int len = (int)sizeof addr;
-  bool member =
-      uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &len) == 0 &&
-      transport_addr_is_member(t, (struct sockaddr *)&addr);
+  bool member = conn_from_member(c);
   uint64_t now_ms = uv_now(t->loop);
   if (rate_bucket_take(member ? &t->tls_members : &t->tls_strangers, now_ms))
     return true;

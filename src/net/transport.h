@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/logwin.h"
 #include "core/prng.h"
 #include "net/codec.h"
 #include "net/handshake.h"
@@ -62,6 +63,12 @@
 /* Connections closed over tls_handshakes_per_second are logged at most
  * once per this long, with how many since: a flood must not fill the log. */
 #define TRANSPORT_TLS_LIMITED_LOG_MS 10000u
+/* Refusals of connections from addresses that are not members' are
+ * logged at most TRANSPORT_REFUSED_LOG_LINES in each
+ * TRANSPORT_REFUSED_LOG_MS, and the rest counted: anyone who reaches the
+ * peer port can be refused as fast as it connects. */
+#define TRANSPORT_REFUSED_LOG_MS 10000u
+#define TRANSPORT_REFUSED_LOG_LINES 100u
 
 struct transport;
 
@@ -240,6 +247,8 @@ struct transport {
   struct rate_bucket tls_members, tls_strangers;
   uint64_t tls_limited_log_due_ms;
   uint64_t tls_limited_unlogged;
+  /* The refusals of strangers' connections logged (conn_refuse). */
+  struct log_window refused_log;
   uint32_t handles_open; /* uv handles not yet closed */
   bool closing;
   transport_close_cb close_cb;

@@ -179,23 +179,16 @@ void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...) {
 }
 
 void rt_log_client(struct rt *rt, const char *fmt, ...) {
-  uint64_t now = rt_now_ms(rt);
-  if (now - rt->client_log_from_ms >= RT_CLIENT_LOG_MS) {
-    if (rt->client_log_skipped > 0)
-      rt_log(rt, RT_LOG_WARN,
-             "%" PRIu64 " more warnings about clients were not logged (at "
-             "most %u every %u s)",
-             rt->client_log_skipped, RT_CLIENT_LOG_LINES,
-             RT_CLIENT_LOG_MS / 1000u);
-    rt->client_log_from_ms = now;
-    rt->client_log_lines = 0;
-    rt->client_log_skipped = 0;
-  }
-  if (rt->client_log_lines >= RT_CLIENT_LOG_LINES) {
-    rt->client_log_skipped++;
+  uint64_t skipped;
+  bool take = log_window_take(&rt->client_log, rt_now_ms(rt), RT_CLIENT_LOG_MS,
+                              RT_CLIENT_LOG_LINES, &skipped);
+  if (skipped > 0)
+    rt_log(rt, RT_LOG_WARN,
+           "%" PRIu64 " more warnings about clients were not logged (at "
+           "most %u every %u s)",
+           skipped, RT_CLIENT_LOG_LINES, RT_CLIENT_LOG_MS / 1000u);
+  if (!take)
     return;
-  }
-  rt->client_log_lines++;
   char text[1024];
   va_list ap;
   va_start(ap, fmt);

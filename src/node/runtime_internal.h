@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "core/logwin.h"
 #include "core/outbox.h"
 #include "node/resp.h"
 #include "node/runtime.h"
@@ -475,9 +476,7 @@ struct rt {
   uint64_t term_refused_unlogged;
   /* rt_log_client's window: its start, the lines logged in it and those
    * left out. */
-  uint64_t client_log_from_ms;
-  uint32_t client_log_lines;
-  uint64_t client_log_skipped;
+  struct log_window client_log;
 };
 
 /* ---- runtime.c ------------------------------------------------------------

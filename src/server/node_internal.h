@@ -261,6 +261,8 @@ struct srv_node {
   uint64_t http_evicted;         /* answered 408 to make room for a new one */
   uint64_t http_refused;         /* closed at once: every slot was busy */
   uint64_t http_replies_too_big; /* answered 500: over kv_in's bound */
+  uint64_t http_replies_too_big_unlogged;
+  uint64_t http_too_big_log_due_ms; /* uv_now */
   /* Closed: a response would not fit SRV_HTTP_OUT_BYTES_MAX behind those
    * not yet written; and those not yet logged, and when the next may be. */
   uint64_t http_out_overflows;

@@ -559,16 +559,28 @@ _Static_assert(SRV_HTTP_KV_IN_BYTES_MAX == 64u << 20,
               "reply_too_big's answer and the metric's help say 64 MiB");
 
 static void reply_too_big(struct srv_http_conn *c) {
-  if (c->kv_in.err == SABHA_ENOMEM)
-    srv_log(c->n, "WARN",
-            "http: out of memory for a reply; the request is answered 500 "
-            "and its connection closed");
-  else
-    srv_log(c->n, "WARN",
-            "http: a reply over %zu bytes, more than the HTTP API takes; "
-            "the request is answered 500 and its connection closed",
-            c->kv_in.len_max);
-  c->n->http_replies_too_big++;
+  struct srv_node *n = c->n;
+  n->http_replies_too_big++;
+  n->http_replies_too_big_unlogged++;
+  /* A client may ask for it again and again (with the output limit off):
+   * the counter takes each, the log one line per SRV_HTTP_LOG_MS. */
+  uint64_t now_ms = uv_now(&n->loop);
+  if (now_ms >= n->http_too_big_log_due_ms) {
+    if (c->kv_in.err == SABHA_ENOMEM)
+      srv_log(n, "WARN",
+              "http: out of memory for a reply; the request is answered 500 "
+              "and its connection closed (%" PRIu64
+              " such since the last report)",
+              n->http_replies_too_big_unlogged);
+    else
+      srv_log(n, "WARN",
+              "http: a reply over %zu bytes, more than the HTTP API takes; "
+              "the request is answered 500 and its connection closed (%" PRIu64
+              " such since the last report)",
+              c->kv_in.len_max, n->http_replies_too_big_unlogged);
+    n->http_replies_too_big_unlogged = 0;
+    n->http_too_big_log_due_ms = now_ms + SRV_HTTP_LOG_MS;
+  }
   c->kv_dropped = true;
   c->kv_close = true;
   requests_dropped(c);

@@ -22,6 +22,13 @@ expect 500 "$(curl -s -o "$DIR/range.out" -w '%{http_code}' --max-time 20 "$U/v1
 expect "the reply is larger than the HTTP API takes (64 MiB); use a smaller limit, or RESP" "$(cat "$DIR/range.out")"
 expect 1 "$(metric "$HP" sabha_http_replies_too_big_total)"
 grep -q "a reply over 67108864 bytes, more than the HTTP API takes" "$DIR/b/node1.log" || die "no WARN line"
+# A client can ask again and again: every time is counted, but the log
+# has one line per 10 s (SRV_HTTP_LOG_MS), not one per request.
+for i in 1 2; do
+  expect 500 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$U/v1/kv/?prefix=r&limit=100")"
+done
+expect 3 "$(metric "$HP" sabha_http_replies_too_big_total)"
+expect 1 "$(grep -c "more than the HTTP API takes" "$DIR/b/node1.log")"
 log "a smaller range and a GET still work"
 expect 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$U/v1/kv/?prefix=r&limit=10")"
 expect 1000000 "$(curl -sf --max-time 5 "$U/v1/kv/r42" | wc -c)"

@@ -1261,6 +1261,73 @@ out:
     failures++;
 }
 
+/* A stranger refused at the handshake again and again (here one that
+ * speaks HTTP to the peer port) once cost a WARN line per connection: as
+ * many lines as it could open connections, a thousand a second under the
+ * default TLS budget and with no bound without TLS. Refusals of
+ * connections from addresses that are not members' are logged within
+ * TRANSPORT_REFUSED_LOG_LINES per TRANSPORT_REFUSED_LOG_MS; loopback is
+ * nobody's address, so the fakes here count as strangers. */
+static void net_strangers_refused_again_and_again_do_not_fill_the_log(void) {
+  struct env e;
+  env_init(&e);
+  struct node *nodes[1] = {node_new()};
+  struct fake f;
+  memset(&f, 0, sizeof f);
+  uint32_t ids[2] = {1, 2};
+  uint16_t ports[2] = {0};
+  node_config(nodes[0], 1, ids, 2, ports);
+  CHECK(node_start(nodes[0], &e) == 0);
+  const struct transport_stats *s = &nodes[0]->t.stats;
+  const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  enum { TRIES = TRANSPORT_REFUSED_LOG_LINES + 20 };
+  for (uint64_t i = 1; i <= TRIES; i++) {
+    fake_connect(&f, &e, transport_port(&nodes[0]->t));
+    WAIT_UNTIL(&e, WAIT_MS, f.connected || f.failed);
+    CHECK(f.connected);
+    fake_write(&f, http, strlen(http));
+    WAIT_UNTIL(&e, WAIT_MS, s->refused[HS_REFUSED_MALFORMED] == i);
+    CHECK(s->refused[HS_REFUSED_MALFORMED] == i);
+    fake_close(&f);
+    WAIT_UNTIL(&e, WAIT_MS, !f.open);
+  }
+  CHECK(nodes[0]->warnings == TRANSPORT_REFUSED_LOG_LINES);
+  CHECK(strstr(nodes[0]->last_warning,
+               hs_refusal_text(HS_REFUSED_MALFORMED)) != NULL);
+out:
+  fake_close(&f);
+  WAIT_UNTIL(&e, WAIT_MS, !f.open);
+  if (!teardown(&e, nodes, 1))
+    failures++;
+}
+
+/* A listener bound to "::" sees an IPv4 caller as ::ffff:a.b.c.d, while a
+ * link this node dialed to a.b.c.d saw AF_INET: the same member. Compared
+ * by family, its connections fell in the strangers' TLS budget (its
+ * forwarding link on a dual-stack client port, its peer link on a
+ * dual-stack peer port), where a flood could keep it out. */
+static void net_member_address_matches_in_either_ip_family(void) {
+  static struct transport t; /* only peers and n_peers are read */
+  memset(&t, 0, sizeof t);
+  struct sockaddr_in v4;
+  uv_ip4_addr("10.1.2.3", 7000, &v4);
+  struct sockaddr_in6 mapped, other;
+  uv_ip6_addr("::ffff:10.1.2.3", 9000, &mapped);
+  uv_ip6_addr("::ffff:10.1.2.4", 9000, &other);
+  t.n_peers = 1;
+  memcpy(&t.peers[0].seen, &v4, sizeof v4);
+  t.peers[0].seen_valid = true;
+  CHECK(transport_addr_is_member(&t, (const struct sockaddr *)&mapped));
+  CHECK(!transport_addr_is_member(&t, (const struct sockaddr *)&other));
+  memset(&t.peers[0].seen, 0, sizeof t.peers[0].seen);
+  memcpy(&t.peers[0].seen, &mapped, sizeof mapped);
+  CHECK(transport_addr_is_member(&t, (const struct sockaddr *)&v4));
+  struct sockaddr_in v4b;
+  uv_ip4_addr("10.1.2.4", 7000, &v4b);
+  CHECK(!transport_addr_is_member(&t, (const struct sockaddr *)&v4b));
+out:;
+}
+
 static void net_send_to_unknown_or_unconnected_peer_is_refused(void) {
   pool_fill();
   struct env e;
@@ -1561,6 +1628,8 @@ static const struct test tests[] = {
     TEST(net_corrupt_frame_closes_the_connection),
     TEST(net_frame_with_a_wrong_mac_closes_the_connection),
     TEST(net_stranger_is_refused_before_we_buffer_its_bytes),
+    TEST(net_strangers_refused_again_and_again_do_not_fill_the_log),
+    TEST(net_member_address_matches_in_either_ip_family),
     TEST(net_send_to_unknown_or_unconnected_peer_is_refused),
     TEST(net_message_too_big_is_dropped_counted_and_logged),
     TEST(net_bad_configs_are_refused_and_still_close),
