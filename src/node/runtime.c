@@ -163,7 +163,8 @@ uint64_t rt_read_clock_ms(const struct rt *rt) {
   return (rt->cfg.bugs & RT_BUG_WALL_CLOCK_READ) ? rt_wall_ms(rt) : 0;
 }
 
-void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...) {
+static void rt_vlog(struct rt *rt, enum rt_log_level level, const char *fmt,
+                    va_list ap) {
   if (rt->ports.log == NULL || (level == RT_LOG_DEBUG && !rt->cfg.verbose))
     return;
   char text[1024];
@@ -171,11 +172,15 @@ void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...) {
   int at = rt->cfg.n_groups > 1
                ? snprintf(text, sizeof text, "group %u: ", rt->cfg.group)
                : 0;
+  vsnprintf(text + at, sizeof text - (size_t)at, fmt, ap);
+  rt->ports.log(rt->ports.ctx, level, text);
+}
+
+void rt_log(struct rt *rt, enum rt_log_level level, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(text + at, sizeof text - (size_t)at, fmt, ap);
+  rt_vlog(rt, level, fmt, ap);
   va_end(ap);
-  rt->ports.log(rt->ports.ctx, level, text);
 }
 
 void rt_log_client(struct rt *rt, const char *fmt, ...) {
@@ -189,12 +194,10 @@ void rt_log_client(struct rt *rt, const char *fmt, ...) {
            skipped, RT_CLIENT_LOG_LINES, RT_CLIENT_LOG_MS / 1000u);
   if (!take)
     return;
-  char text[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
+  rt_vlog(rt, RT_LOG_WARN, fmt, ap);
   va_end(ap);
-  rt_log(rt, RT_LOG_WARN, "%s", text);
 }
 
 void rt_fatal(struct rt *rt, enum rt_fatal kind, const char *fmt, ...) {
