@@ -602,6 +602,9 @@ struct rt_metrics {
   uint64_t watch_window_bytes_copied; /* written into the watch window:
                                          events' headers, keys, values or
                                          APPENDs' added bytes (watch.c) */
+  uint64_t watch_events_examined; /* window events watchers looked at, one
+                                     count per watcher and event (watch.c):
+                                     what watching costs the node's writes */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };
