@@ -124,6 +124,11 @@ enum rt_bug {
    * the spike's timeouts for good (the simulator's timing test catches
    * it). */
   RT_BUG_TIMING_RATCHET = 1u << 6,
+  /* The watch window rebuilds an APPEND's value with the added bytes of
+   * its chain newest first after the whole value they extend: a watcher
+   * gets the right length and the wrong bytes (the simulator's watch
+   * checker sees them). */
+  RT_BUG_WATCH_DELTA_ORDER = 1u << 7,
 };
 
 /* Timing (timing.c, docs/operations.md "Adaptive timing"). Fixed: the

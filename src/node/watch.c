@@ -162,6 +162,7 @@ struct rt_watch {
   /* Times the window started again without a change it could not hold:
    * watchers from before are behind (rt_watch_event). */
   uint64_t epoch;
+  bool bug_delta_order; /* RT_BUG_WATCH_DELTA_ORDER */
 };
 
 /* The watchers of one prefix, and the events they may want, found once
@@ -253,6 +254,7 @@ int rt_watch_init(struct rt *rt, uint64_t first_rev) {
   list_init(&w->more);
   list_init(&w->pending);
   list_init(&w->dirty);
+  w->bug_delta_order = (rt->cfg.bugs & RT_BUG_WATCH_DELTA_ORDER) != 0;
   rt->watch = w;
   return 0;
 }
@@ -786,6 +788,17 @@ static void write_value(struct resp_buf *b, const struct rt_watch *w,
   uint8_t *value = resp_write_bulk_space(b, e->value_len);
   if (value == NULL)
     return; /* the sticky error says it */
+  if (w->bug_delta_order) {
+    /* The bug: the root's bytes, then the deltas' newest first. */
+    const struct rt_event *root = event_at(w, e->anchor);
+    size_t at = root->stored_len;
+    memcpy(value, root->bytes + root->key_len, root->stored_len);
+    for (const struct rt_event *p = e; p->depth > 0; p = event_at(w, p->link)) {
+      memcpy(value + at, p->bytes + p->key_len, p->stored_len);
+      at += p->stored_len;
+    }
+    return;
+  }
   size_t end = e->value_len;
   for (const struct rt_event *p = e;; p = event_at(w, p->link)) {
     assert(p->stored_len <= end);
