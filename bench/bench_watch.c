@@ -21,9 +21,16 @@
  * CPU time of the turn that takes its command (the longest a loop turn
  * waits on it) and the turns until it has looked at everything.
  *
+ * Watchers: 0, 100 and 1000 watchers (or --watchers N) of prefixes no
+ * key has, and one of the prefix every key has, then --writes SETs of
+ * small values; reported are the CPU time per SET and the window events
+ * watchers looked at per SET (rt_metrics.watch_events_examined). With a
+ * cost that does not grow with the watchers, the rows are alike.
+ *
  * Output is `key: value` lines; nothing is asserted.
  *
- *   bench_watch [--appends N] [--value-bytes N] [--catchup-events N] */
+ *   bench_watch [--appends N] [--value-bytes N] [--catchup-events N]
+ *               [--watchers N] [--writes N] */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,8 +168,43 @@ static int bench_catchup(uint64_t events) {
   return 0;
 }
 
+/* `idle` watchers of prefixes no key has and one of every key, then
+ * `writes` SETs. */
+static int bench_watchers(uint64_t idle, uint64_t writes) {
+  struct rt_node n;
+  struct rt_stream *c = NULL, *near = NULL;
+  if (node_open(&n, &c) != 0 || rt_stream_accept(n.rt, true, &near) != NULL)
+    return -1;
+  for (uint64_t i = 0; i < idle; i++) {
+    struct rt_stream *w = NULL;
+    if (rt_stream_accept(n.rt, true, &w) != NULL)
+      return -1;
+    char cmd[64];
+    int len = snprintf(cmd, sizeof cmd,
+                       "SABHA.WATCH idle%" PRIu64 ": BATCH 0\r\n", i);
+    rt_stream_input(w, cmd, (size_t)len);
+  }
+  say(&n, near, "SABHA.WATCH key: BATCH 0\r\n", 26);
+  uint64_t examined = rt_metrics(n.rt)->watch_events_examined;
+  double t0 = cpu_ns();
+  for (uint64_t i = 0; i < writes; i++) {
+    char cmd[64];
+    int len = snprintf(cmd, sizeof cmd, "SET key:%" PRIu64 " x\r\n", i % 100);
+    say(&n, c, cmd, (size_t)len);
+    drain(near);
+  }
+  double us = (cpu_ns() - t0) / 1e3 / (double)writes;
+  examined = rt_metrics(n.rt)->watch_events_examined - examined;
+  printf("us_per_write_idle_watchers_%" PRIu64 ": %.2f\n"
+         "examined_per_write_idle_watchers_%" PRIu64 ": %.2f\n",
+         idle, us, idle, (double)examined / (double)writes);
+  rt_node_close(&n);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   uint64_t appends = 1000, value_bytes = 0, catchup = 1u << 20;
+  uint64_t watchers = 0, writes = 2000;
   for (int i = 1; i + 1 < argc; i += 2) {
     uint64_t v = strtoull(argv[i + 1], NULL, 10);
     if (strcmp(argv[i], "--appends") == 0 && v >= 1 && v <= 100000)
@@ -171,9 +213,13 @@ int main(int argc, char **argv) {
       value_bytes = v;
     else if (strcmp(argv[i], "--catchup-events") == 0 && v <= (4u << 20))
       catchup = v;
+    else if (strcmp(argv[i], "--watchers") == 0 && v >= 1 && v <= 5000)
+      watchers = v;
+    else if (strcmp(argv[i], "--writes") == 0 && v >= 1 && v <= 1000000)
+      writes = v;
     else {
       fprintf(stderr, "usage: bench_watch [--appends N] [--value-bytes N] "
-                      "[--catchup-events N]\n");
+                      "[--catchup-events N] [--watchers N] [--writes N]\n");
       return 2;
     }
   }
@@ -186,7 +232,11 @@ int main(int argc, char **argv) {
          SABHA_COMMIT, u.nodename, u.machine, appends, value_bytes);
   if (bench_append("small", 16, appends) != 0 ||
       bench_append("large", value_bytes, appends) != 0 ||
-      (catchup > 0 && bench_catchup(catchup) != 0)) {
+      (catchup > 0 && bench_catchup(catchup) != 0) ||
+      (watchers == 0 ? bench_watchers(0, writes) != 0 ||
+                           bench_watchers(100, writes) != 0 ||
+                           bench_watchers(1000, writes) != 0
+                     : bench_watchers(watchers, writes) != 0)) {
     fprintf(stderr, "bench_watch: the node did not start\n");
     return 1;
   }

@@ -10,12 +10,12 @@
  * reads one bounded line at a time into a fixed buffer and walks it with a
  * cursor: a flat object of known keys whose values are unsigned integers,
  * short strings without escapes, true, false or null. Kinds and fields added
- * later (incr, ttl) are optional in the sense that old files never carry
- * them, so an old file reads exactly as before. Anything else is
- * rejected with the line number, because a history that does not parse
- * exactly is a history whose verdict we could not trust. The line parser
- * (parse_line) is a pure function over a buffer, with no I/O or state, so a
- * fuzz target reaches all of it through hist_read_jsonl on a memory stream. */
+ * later (incr, ttl, append) are optional in the sense that old files never
+ * carry them, so an old file reads exactly as before. Anything else is rejected
+ * with the line number, because a history that does not parse exactly is a
+ * history whose verdict we could not trust. The line parser (parse_line) is a
+ * pure function over a buffer, with no I/O or state, so a fuzz target reaches
+ * all of it through hist_read_jsonl on a memory stream. */
 #include "check/history.h"
 
 #include <assert.h>
@@ -35,7 +35,7 @@
  * past it the input is more likely garbage than a history. */
 #define HIST_OPS_MAX (1u << 24)
 
-static const char *const kind_names[] = {"put", "get", "cas", "incr"};
+static const char *const kind_names[] = {"put", "get", "cas", "incr", "append"};
 static const char *const status_names[] = {"ok", "fail", "info"};
 
 /* ---- writer ------------------------------------------------------------ */
@@ -54,8 +54,9 @@ int hist_write_jsonl(FILE *f, const struct hist_op *ops, size_t n_ops) {
   assert(ops != NULL || n_ops == 0);
   for (size_t i = 0; i < n_ops; i++) {
     const struct hist_op *op = &ops[i];
-    bool is_get_or_incr = op->kind == HIST_GET || op->kind == HIST_INCR;
-    assert(op->kind <= HIST_INCR);
+    bool no_value = op->kind == HIST_GET || op->kind == HIST_INCR ||
+                    op->kind == HIST_APPEND;
+    assert(op->kind <= HIST_APPEND);
     assert(op->status <= HIST_INFO);
     assert((op->flags & ~HIST_TTL) == 0);
     assert(!(op->flags & HIST_TTL) ||
@@ -66,10 +67,11 @@ int hist_write_jsonl(FILE *f, const struct hist_op *ops, size_t n_ops) {
       fputs(",\"expected\":", f);
       write_value(f, op->expected);
     }
-    /* A get or incr carries its result in "output"; its "value" is always
-     * null so that every line has the same keys. */
+    /* A get or incr carries its result in "output", an append nothing
+     * the model reads; their "value" is always null so that every line
+     * has the same keys. */
     fputs(",\"value\":", f);
-    write_value(f, is_get_or_incr ? HIST_NIL : op->value);
+    write_value(f, no_value ? HIST_NIL : op->value);
     if (op->flags & HIST_TTL)
       fputs(",\"ttl\":true", f);
     fprintf(f, ",\"call_us\":%" PRIu64, op->call_us);
@@ -77,7 +79,8 @@ int hist_write_jsonl(FILE *f, const struct hist_op *ops, size_t n_ops) {
       fprintf(f, ",\"return_us\":%" PRIu64, op->return_us);
     fprintf(f, ",\"status\":\"%s\",\"output\":", status_names[op->status]);
     /* Only an ok operation has an observed output. */
-    if (op->status != HIST_OK || op->kind == HIST_PUT) {
+    if (op->status != HIST_OK || op->kind == HIST_PUT ||
+        op->kind == HIST_APPEND) {
       fputs("null", f);
     } else if (op->kind == HIST_GET) {
       write_value(f, op->value);
@@ -356,7 +359,7 @@ static int build_op(struct cursor *c, const struct jvalue vals[F_COUNT],
   if (rc != 0)
     return rc;
   op->client = (uint32_t)n;
-  rc = parse_name(c, &vals[F_OP], kind_names, 4, &op->kind, "op");
+  rc = parse_name(c, &vals[F_OP], kind_names, 5, &op->kind, "op");
   if (rc != 0)
     return rc;
   rc = parse_name(c, &vals[F_STATUS], status_names, 3, &op->status, "status");
@@ -430,6 +433,11 @@ static int build_op(struct cursor *c, const struct jvalue vals[F_COUNT],
       op->value = (int64_t)n_out;
     return rc;
   }
+  case HIST_APPEND:
+    if (vals[F_VALUE].type != J_NULL || out->type != J_NULL)
+      return reject(c, "append's \"value\" and \"output\" must be null");
+    op->value = HIST_NIL;
+    return 0;
   case HIST_GET:
     if (vals[F_VALUE].type != J_NULL)
       return reject(c, "get's \"value\" must be null (the read is \"output\")");

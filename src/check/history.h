@@ -13,7 +13,7 @@
  *
  * Fields, in the order the writer puts them:
  * - client: the client's number.
- * - op: put, get, cas or incr.
+ * - op: put, get, cas, incr or append.
  * - key: "k<N>". Keys and values are small integers inside sabha ("k1" is
  *   key 1, "v7" is value 7) so the checker compares numbers, not strings.
  * - expected: cas only: the value it compares against, or null for "only if
@@ -31,7 +31,14 @@
  * - output: null unless status is ok; then get: the value read or null; cas:
  *   true (swapped) or false; incr: the number it returned, the key's new
  *   value (a missing key counts as 0), which a later get shows as "v<N>"
- *   (value ids and counters are the same numbers); put: null. */
+ *   (value ids and counters are the same numbers); put: null.
+ * - append: adds bytes to the key's value (a missing key counts as
+ *   empty) and keeps its expiry; "value" and "output" are null. The model
+ *   counts a value one up per append: a history with appends numbers a
+ *   value as its write's id times a stride plus the bytes appended since
+ *   (the simulator's stride is 10^6: "v7000002" is v7 and two appended
+ *   bytes), so an append leads from v<N> to v<N+1>, and from null to
+ *   v1. */
 #ifndef SABHA_CHECK_HISTORY_H
 #define SABHA_CHECK_HISTORY_H
 
@@ -41,7 +48,13 @@
 
 #define HIST_NIL (-1) /* no value: a missing key */
 
-enum hist_kind { HIST_PUT = 0, HIST_GET = 1, HIST_CAS = 2, HIST_INCR = 3 };
+enum hist_kind {
+  HIST_PUT = 0,
+  HIST_GET = 1,
+  HIST_CAS = 2,
+  HIST_INCR = 3,
+  HIST_APPEND = 4
+};
 enum hist_status { HIST_OK = 0, HIST_FAIL = 1, HIST_INFO = 2 };
 
 /* hist_op.flags. */

@@ -132,6 +132,18 @@ static bool kv_apply(uint64_t state, const struct hist_op *op, uint64_t *next) {
     assert(*next != STATE_NIL);
     return !observed || op->value == result;
   }
+  case HIST_APPEND: {
+    /* One more byte on the value (history.h numbers values so): as an
+     * incr whose result nobody saw. The largest value has no next. */
+    if (value == INT64_MAX) {
+      *next = state;
+      return true;
+    }
+    int64_t result = value == HIST_NIL ? 1 : value + 1;
+    *next = (uint64_t)result | (value == HIST_NIL ? 0 : state & STATE_EXPIRING);
+    assert(*next != STATE_NIL);
+    return true;
+  }
   default:
     return false; /* not an operation of this model: nothing explains it */
   }
@@ -209,6 +221,8 @@ static unsigned kv_observes(const struct hist_op *op,
     return op->status == HIST_OK ? kv_both(op->value, states) : 0;
   case HIST_CAS:
     return kv_both(op->expected, states);
+  case HIST_APPEND:
+    return LIN_OBS_SHIFT; /* as an incr of unknown outcome, whatever its own */
   case HIST_INCR:
     if (op->status != HIST_OK)
       return LIN_OBS_SHIFT;
@@ -229,9 +243,12 @@ static unsigned kv_classes(const struct hist_op *op) {
   return op->kind == HIST_PUT && (op->flags & HIST_TTL) ? 1u << 1 : 0;
 }
 
-/* Incrs of unknown outcome all add one, whatever the key holds. */
+/* Incrs of unknown outcome all add one, whatever the key holds; so do
+ * appends of unknown outcome. */
 static unsigned kv_twin(const struct hist_op *op) {
-  return op->kind == HIST_INCR && op->status != HIST_OK ? 1 : 0;
+  if (op->status == HIST_OK)
+    return 0;
+  return op->kind == HIST_INCR ? 1 : op->kind == HIST_APPEND ? 2 : 0;
 }
 
 /* A get, and a cas that reports no swap or swaps a value for itself: where
@@ -1150,6 +1167,10 @@ static void format_op(char *buf, size_t size, const struct hist_op *op) {
       snprintf(buf, size, "c%" PRIu32 " incr k%" PRIu32 "->? [%" PRIu64 ",%s",
                op->client, op->key, op->call_us, end);
     break;
+  case HIST_APPEND:
+    snprintf(buf, size, "c%" PRIu32 " append k%" PRIu32 " [%" PRIu64 ",%s",
+             op->client, op->key, op->call_us, end);
+    break;
   case HIST_GET:
     snprintf(buf, size, "c%" PRIu32 " get k%" PRIu32 "->%s [%" PRIu64 ",%s",
              op->client, op->key, v, op->call_us, end);
@@ -1282,7 +1303,7 @@ int lin_check(const struct hist_op *ops, size_t n_ops,
   /* Reject what cannot be a history, before any verdict. */
   for (size_t i = 0; i < n_ops; i++) {
     const struct hist_op *op = &ops[i];
-    if (op->status > HIST_INFO || op->kind > HIST_INCR ||
+    if (op->status > HIST_INFO || op->kind > HIST_APPEND ||
         (op->flags & ~HIST_TTL) != 0) {
       snprintf(report->message, sizeof report->message,
                "op %zu: unknown status %" PRIu32 ", kind %" PRIu32

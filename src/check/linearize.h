@@ -122,6 +122,8 @@ struct lin_model {
  * - incr: a missing key counts as 0; the key holds the old value plus 1,
  *   which is `value`, and keeps its expiry. An incr on 2^63 - 1 fails and
  *   changes nothing (no ok incr can return past it).
+ * - append: as an incr, but nothing it returns is recorded (history.h
+ *   numbers a value so that an append counts it one up).
  * Expiry: a value written with HIST_TTL may vanish, the key then holding
  * nothing, at any instant after the put takes effect, or never: the
  * checker does not know the cluster's clock, so it sets no lower or upper

@@ -421,6 +421,7 @@ void rt_stream_out_done(struct rt_stream *s) {
   if (s->closing)
     return;
   s->active_ms = rt_now_ms(s->rt);
+  rt_watch_drained(s);
   if (s->kind == RT_STREAM_CLIENT)
     rt_client_flush(s); /* replies held back by the soft limit may go */
   else

@@ -1602,6 +1602,7 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         "snapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
         "\r\nsnapshots_refused:%" PRIu64 "\r\nsnapshots_too_big:%" PRIu64
         "\r\nwatch_window_bytes_copied:%" PRIu64
+        "\r\nwatch_events_examined:%" PRIu64
         "\r\nleader_changes:%" PRIu64 "\r\npeer_bytes_received:%" PRIu64 "\r\n"
         "peer_bytes_sent:%" PRIu64 "\r\n\r\n",
         rt->m.clients_accepted, rt->m.clients_refused, rt->m.commands,
@@ -1609,7 +1610,8 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         rt->m.reads, rt->m.stale_reads, rt->m.reads_refused,
         rt->m.snapshots_taken, rt->m.snapshots_installed,
         rt->m.snapshots_refused, rt->m.snapshots_too_big,
-        rt->m.watch_window_bytes_copied, rt->m.leader_changes,
+        rt->m.watch_window_bytes_copied, rt->m.watch_events_examined,
+        rt->m.leader_changes,
         hi.peer_bytes_received, hi.peer_bytes_sent);
   if (want_section(section, "apps"))
     rt_app_info(rt, b);

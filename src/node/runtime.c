@@ -1261,7 +1261,7 @@ void rt_tick(struct rt *rt) {
     rt_scan_deadlines(rt, now);
     maybe_propose_clock(rt, now);
     prefer_leader(rt, now);
-    rt_watch_deliver(rt); /* batches whose time has come */
+    rt_watch_tick(rt); /* batches whose time has come */
   }
 }
 

@@ -124,6 +124,11 @@ enum rt_bug {
    * the spike's timeouts for good (the simulator's timing test catches
    * it). */
   RT_BUG_TIMING_RATCHET = 1u << 6,
+  /* The watch window rebuilds an APPEND's value with the added bytes of
+   * its chain newest first after the whole value they extend: a watcher
+   * gets the right length and the wrong bytes (the simulator's watch
+   * checker sees them). */
+  RT_BUG_WATCH_DELTA_ORDER = 1u << 7,
 };
 
 /* Timing (timing.c, docs/operations.md "Adaptive timing"). Fixed: the
@@ -602,6 +607,9 @@ struct rt_metrics {
   uint64_t watch_window_bytes_copied; /* written into the watch window:
                                          events' headers, keys, values or
                                          APPENDs' added bytes (watch.c) */
+  uint64_t watch_events_examined; /* window events watchers looked at, one
+                                     count per watcher and event (watch.c):
+                                     what watching costs the node's writes */
   struct rt_latency commit_latency; /* propose to apply, at the leader */
   struct rt_latency read_latency;   /* read_index to served */
 };

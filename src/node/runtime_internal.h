@@ -637,9 +637,13 @@ int rt_watch_init(struct rt *rt, uint64_t first_rev);
 void rt_watch_free(struct rt *rt);
 /* The store's on_event: keeps the event in the window. */
 void rt_watch_event(void *ctx, const struct kvstore_event *ev);
-/* After each applied entry and on ticks: hands events to the watchers,
- * sends the batches that are due. */
+/* After each applied entry: hands the new events to the watchers whose
+ * prefix they match (only those are visited), sends the batches that are
+ * due. */
 void rt_watch_deliver(struct rt *rt);
+/* On ticks: rt_watch_deliver, and the watchers whose batch waits for its
+ * time or whose output was full. */
+void rt_watch_tick(struct rt *rt);
 /* In each turn of the loop (rt_run): watchers that stopped at the bound of
  * events one looks at per delivery go on. Returns whether some still
  * have events left to look at (run again soon). */
@@ -651,6 +655,9 @@ void rt_watch_reset(struct rt *rt, uint64_t index);
  * the error into b. */
 void rt_watch_start(struct rt_stream *c, uint32_t argc,
                     const struct resp_arg *argv, struct resp_buf *b);
+/* The stream's output was written: a watcher it paused goes on at the
+ * loop's next turn (rt_watch_catch_up). */
+void rt_watch_drained(struct rt_stream *c);
 /* The stream goes away: forget its watcher. */
 void rt_watch_stop(struct rt_stream *c);
 /* The oldest revision FROM may name here, and the newest event's. */

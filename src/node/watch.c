@@ -12,9 +12,9 @@
  * state and watches from there.
  *
  * A watcher is a client stream, a key prefix and a place in the window.
- * After each applied entry (and each tick) every watcher takes the events
- * past its place that match its prefix, in order, into a batch, and the
- * batch goes out as one reply, an array of events, each
+ * After each applied entry (and each tick) a watcher takes the events past
+ * its place that match its prefix, in order, into a batch, and the batch
+ * goes out as one reply, an array of events, each
  * [kind, key, value (nil for del), revision]:
  *   - once no new event joined it for BATCH ms (default
  *     RT_WATCH_BATCH_MS_DEFAULT), or BATCH ms x 5 after its first event,
@@ -52,7 +52,20 @@
  *
  * A watcher looks at a bounded number of events per delivery and goes
  * on at the next turn of the loop, so that FROM far back over a full
- * window is not one long stall. */
+ * window is not one long stall.
+ *
+ * Watching must not tax everyone's writes: a watch is a connection, and
+ * thousands of them are allowed. So watchers of one prefix form a group,
+ * and the groups are indexed by their prefix: a new event is looked up
+ * under each prefix of its key that some group has the length of (one
+ * pass of a keyed hash over the key), and joins the list of events of the
+ * groups it matches. Only those groups' watchers are visited after the
+ * entry applies; an event costs the key's length plus the watchers it
+ * matches, whatever the others watch. A watcher follows its group's list
+ * from its place in it, and costs what it takes. One that starts FROM a
+ * revision before its group's list begins looks at the window's events
+ * itself up to there (its catch-up), then follows. Watchers with a batch
+ * waiting for its time, or a full output, are visited at each tick too. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -134,16 +147,62 @@ struct rt_watch {
    * to one it wants is behind, and FROM is served from the revision after
    * the last of them on. */
   uint64_t orphan_rev_next;
-  uint32_t n_more; /* watchers with events left to look at */
+  struct list_link watchers; /* every one */
+  /* Watchers stopped at WATCH_SCAN_EVENTS_PER_TURN (catch_up), and those
+   * with a batch to send or a full output (each tick). */
+  struct list_link more, pending;
+  /* The groups, by a hash of their prefix (n_slots a power of two, or 0),
+   * how many there are of each prefix length, and the longest. */
+  struct rt_watch_group **slots;
+  size_t n_slots, n_groups;
+  uint32_t len_groups[RT_WATCH_PREFIX_BYTES_MAX + 1];
+  size_t len_top;
+  uint64_t group_key[2];
+  struct list_link dirty; /* groups whose lists grew since the delivery */
+  /* Times the window started again without a change it could not hold:
+   * watchers from before are behind (rt_watch_event). */
+  uint64_t epoch;
+  bool bug_delta_order; /* RT_BUG_WATCH_DELTA_ORDER */
+};
+
+/* The watchers of one prefix, and the events they may want, found once
+ * for all of them as each event comes: match holds, in order, the
+ * sequence numbers of every event of seq >= covered_seq that matches the
+ * prefix (some perhaps dropped from the window since: a watcher that comes
+ * to one is behind). Its entries are numbered on from the group's start,
+ * entry i at match[i & (match_cap - 1)]; [match_first, match_next) are
+ * held. Entries no watcher needs any more are let go after each delivery
+ * (group_trim), so it holds what its slowest watcher has still to take, at
+ * most RT_WATCH_WINDOW_EVENTS_MAX. */
+struct rt_watch_group {
+  struct rt_watch_group *next; /* in its slot */
   struct list_link watchers;
+  struct list_link dirty_link;
+  uint32_t n_watchers;
+  uint32_t n_scanning; /* watchers on their own catch-up */
+  bool pinned;         /* being delivered: freed after, if emptied */
+  uint64_t hash;
+  uint64_t *match;
+  size_t match_cap;
+  uint64_t match_first, match_next;
+  uint64_t covered_seq;
+  size_t prefix_len;
+  uint8_t prefix[];
 };
 
 struct rt_watcher {
   struct list_link link;
+  struct list_link group_link, more_link, pending_link;
   struct rt_stream *c;
-  uint8_t *prefix;
-  size_t prefix_len;
-  uint64_t next_seq; /* the next event to look at */
+  struct rt_watch_group *g; /* its prefix's */
+  /* Following its group (the next entry of the group's list to look at,
+   * mpos), or on its own catch-up (next_seq: the next event of the window
+   * to look at, before the group's covered_seq). */
+  bool following;
+  uint64_t mpos;
+  uint64_t next_seq;
+  uint64_t epoch; /* the window's when it began */
+  bool paused;    /* stopped at a full output: goes on once it drains */
   /* FROM: events before it are skipped, even those still to come (a node
    * that restarted applies its log again, from its snapshot on). */
   uint64_t from_rev;
@@ -158,7 +217,6 @@ struct rt_watcher {
   size_t rev_batch_len;
   uint32_t rev_batch_n;
   uint64_t done_rev;
-  bool more; /* stopped at WATCH_SCAN_EVENTS_PER_TURN */
 };
 
 #define WATCH_ARENA_BYTES_MIN (256u << 10)
@@ -188,7 +246,15 @@ int rt_watch_init(struct rt *rt, uint64_t first_rev) {
   /* Placing events is all the hash decides: the store's key serves. */
   w->hash_key[0] = rt->cfg.kv_hash_key[0] ^ 0x7761746368ull;
   w->hash_key[1] = rt->cfg.kv_hash_key[1];
+  /* Clients choose the prefixes, and keys: a secret key keeps them from
+   * piling groups into one slot. */
+  w->group_key[0] = rt->cfg.kv_hash_key[0] ^ 0x67726f7570ull;
+  w->group_key[1] = rt->cfg.kv_hash_key[1] ^ 0x7072656669ull;
   list_init(&w->watchers);
+  list_init(&w->more);
+  list_init(&w->pending);
+  list_init(&w->dirty);
+  w->bug_delta_order = (rt->cfg.bugs & RT_BUG_WATCH_DELTA_ORDER) != 0;
   rt->watch = w;
   return 0;
 }
@@ -199,16 +265,236 @@ static void window_clear(struct rt_watch *w) {
   w->tail = 0;
 }
 
-static void watcher_free(struct rt_watcher *x, struct rt_watch *w) {
-  list_remove(&x->link);
-  if (x->more) {
-    assert(w->n_more > 0);
-    w->n_more--;
+/* ---- groups ---------------------------------------------------------------
+ */
+
+#define GROUP_SLOTS_MIN 64u
+#define GROUP_MATCH_MIN 16u
+
+static bool group_has(const struct rt_watch_group *g, const uint8_t *key,
+                      size_t key_len) {
+  return key_len >= g->prefix_len &&
+         (g->prefix_len == 0 || memcmp(key, g->prefix, g->prefix_len) == 0);
+}
+
+/* The group of the prefix key[0, len) whose hash is h, or NULL. */
+static struct rt_watch_group *group_find(const struct rt_watch *w, uint64_t h,
+                                         const uint8_t *key, size_t len) {
+  if (w->n_slots == 0)
+    return NULL;
+  for (struct rt_watch_group *g = w->slots[h & (w->n_slots - 1)]; g != NULL;
+       g = g->next)
+    if (g->hash == h && g->prefix_len == len && group_has(g, key, len))
+      return g;
+  return NULL;
+}
+
+/* Twice the slots, or the first ones. False without memory (the table
+ * then stays as it is, fuller). */
+static bool group_slots_grow(struct rt_watch *w) {
+  size_t n = w->n_slots == 0 ? GROUP_SLOTS_MIN : 2 * w->n_slots;
+  struct rt_watch_group **slots = calloc(n, sizeof *slots);
+  if (slots == NULL)
+    return false;
+  for (size_t i = 0; i < w->n_slots; i++)
+    for (struct rt_watch_group *g = w->slots[i], *next; g != NULL; g = next) {
+      next = g->next;
+      g->next = slots[g->hash & (n - 1)];
+      slots[g->hash & (n - 1)] = g;
+    }
+  free(w->slots);
+  w->slots = slots;
+  w->n_slots = n;
+  return true;
+}
+
+/* The group of `prefix`, made (covering the events from the next on) if
+ * there is none. NULL without memory. */
+static struct rt_watch_group *group_get(struct rt_watch *w,
+                                        const uint8_t *prefix, size_t len) {
+  assert(len <= RT_WATCH_PREFIX_BYTES_MAX);
+  uint64_t h = siphash24(prefix, len, w->group_key);
+  struct rt_watch_group *g = group_find(w, h, prefix, len);
+  if (g != NULL)
+    return g;
+  if ((w->n_groups >= w->n_slots && !group_slots_grow(w)) && w->n_slots == 0)
+    return NULL;
+  g = calloc(1, sizeof *g + len);
+  if (g == NULL)
+    return NULL;
+  if (len > 0)
+    memcpy(g->prefix, prefix, len);
+  g->prefix_len = len;
+  g->hash = h;
+  g->covered_seq = w->next_seq;
+  list_init(&g->watchers);
+  list_init(&g->dirty_link);
+  g->next = w->slots[h & (w->n_slots - 1)];
+  w->slots[h & (w->n_slots - 1)] = g;
+  w->n_groups++;
+  w->len_groups[len]++;
+  if (len > w->len_top)
+    w->len_top = len;
+  return g;
+}
+
+static void group_free(struct rt_watch *w, struct rt_watch_group *g) {
+  assert(g->n_watchers == 0 && !g->pinned);
+  struct rt_watch_group **at = &w->slots[g->hash & (w->n_slots - 1)];
+  while (*at != g)
+    at = &(*at)->next;
+  *at = g->next;
+  list_remove(&g->dirty_link);
+  w->n_groups--;
+  w->len_groups[g->prefix_len]--;
+  while (w->len_top > 0 && w->len_groups[w->len_top] == 0)
+    w->len_top--;
+  free(g->match);
+  free(g);
+}
+
+/* Moves the held entries into a list of `cap` entries. */
+static bool group_match_resize(struct rt_watch_group *g, size_t cap) {
+  assert(cap >= g->match_next - g->match_first);
+  uint64_t *m = malloc(cap * sizeof *m);
+  if (m == NULL)
+    return false;
+  for (uint64_t i = g->match_first; i < g->match_next; i++)
+    m[i & (cap - 1)] = g->match[i & (g->match_cap - 1)];
+  free(g->match);
+  g->match = m;
+  g->match_cap = cap;
+  return true;
+}
+
+/* The list could not take an event: its watchers go on each on its own,
+ * from where they were, and the list starts again after it. Slower, and
+ * only without memory. */
+static void group_unfollow(struct rt_watch *w, struct rt_watch_group *g,
+                           uint64_t seq) {
+  for (struct list_link *l = g->watchers.next; l != &g->watchers; l = l->next) {
+    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, group_link);
+    if (!x->following)
+      continue;
+    x->following = false;
+    g->n_scanning++;
+    /* Past the list's held entries, it had looked at every event up to
+     * this one; before them, its entry was dropped: behind, as it finds. */
+    x->next_seq = x->mpos >= g->match_next ? seq
+                  : x->mpos >= g->match_first
+                      ? g->match[x->mpos & (g->match_cap - 1)]
+                      : 0;
+    if (list_empty(&x->more_link))
+      list_push(&w->more, &x->more_link);
   }
+  g->match_first = g->match_next;
+  g->covered_seq = seq + 1;
+}
+
+/* Adds event `seq` (which matches g) to g's list. */
+static void group_add(struct rt_watch *w, struct rt_watch_group *g,
+                      uint64_t seq) {
+  if (g->match_next - g->match_first == g->match_cap) {
+    if (g->match_cap >= RT_WATCH_WINDOW_EVENTS_MAX) {
+      /* The window holds fewer events than that: the oldest entry's event
+       * was dropped, and any watcher at it is behind. */
+      uint64_t old = g->match[g->match_first & (g->match_cap - 1)];
+      assert(old < w->first_seq);
+      g->match_first++;
+      g->covered_seq = old + 1;
+    } else if (!group_match_resize(g, g->match_cap == 0 ? GROUP_MATCH_MIN
+                                                        : 2 * g->match_cap)) {
+      group_unfollow(w, g, seq);
+      return;
+    }
+  }
+  g->match[g->match_next++ & (g->match_cap - 1)] = seq;
+  if (list_empty(&g->dirty_link))
+    list_push(&w->dirty, &g->dirty_link);
+}
+
+/* Adds event `seq` to the list of every group whose prefix its key has: a
+ * lookup per prefix length some group has, the key hashed once. */
+static void groups_index(struct rt_watch *w, uint64_t seq, const uint8_t *key,
+                         size_t key_len) {
+  if (w->n_groups == 0)
+    return;
+  struct siphash24_walk hw;
+  siphash24_walk_init(&hw, key, w->group_key);
+  size_t top = key_len < w->len_top ? key_len : w->len_top;
+  for (size_t len = 0; len <= top; len++) {
+    if (w->len_groups[len] == 0)
+      continue;
+    struct rt_watch_group *g =
+        group_find(w, siphash24_walk_at(&hw, len), key, len);
+    if (g != NULL)
+      group_add(w, g, seq);
+  }
+}
+
+/* Lets go of the entries every watcher of g is past (none while one is on
+ * its own catch-up: it may come to any of them), and of room the list no
+ * longer needs. Costs the group's watchers, as delivering to them did. */
+static void group_trim(struct rt_watch_group *g) {
+  if (g->n_scanning > 0)
+    return;
+  uint64_t keep = g->match_next;
+  for (struct list_link *l = g->watchers.next; l != &g->watchers; l = l->next) {
+    const struct rt_watcher *x = LIST_OF(l, struct rt_watcher, group_link);
+    if (x->mpos < keep)
+      keep = x->mpos;
+  }
+  if (keep > g->match_first) {
+    g->covered_seq = g->match[(keep - 1) & (g->match_cap - 1)] + 1;
+    g->match_first = keep;
+  }
+  size_t n = (size_t)(g->match_next - g->match_first);
+  if (g->match_cap > GROUP_MATCH_MIN && n <= g->match_cap / 8) {
+    size_t cap = GROUP_MATCH_MIN;
+    while (cap < 2 * n)
+      cap *= 2;
+    (void)group_match_resize(g, cap); /* without memory: it stays large */
+  }
+}
+
+/* The first entry of g's list whose event is seq or later. */
+static uint64_t group_pos_of(const struct rt_watch_group *g, uint64_t seq) {
+  uint64_t lo = g->match_first, hi = g->match_next;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (g->match[mid & (g->match_cap - 1)] < seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* x, at next_seq in the window, follows its group's list from there: the
+ * list holds every event of its prefix from covered_seq on. */
+static void watcher_follow(struct rt_watcher *x) {
+  struct rt_watch_group *g = x->g;
+  assert(!x->following && x->next_seq >= g->covered_seq);
+  assert(g->n_scanning > 0);
+  g->n_scanning--;
+  x->following = true;
+  x->mpos = group_pos_of(g, x->next_seq);
+}
+
+static void watcher_free(struct rt_watcher *x, struct rt_watch *w) {
+  struct rt_watch_group *g = x->g;
+  list_remove(&x->link);
+  list_remove(&x->group_link);
+  list_remove(&x->more_link);
+  list_remove(&x->pending_link);
+  if (!x->following)
+    g->n_scanning--;
+  g->n_watchers--;
+  if (g->n_watchers == 0 && !g->pinned)
+    group_free(w, g);
   if (x->c != NULL)
     x->c->watcher = NULL;
   resp_buf_free(&x->batch);
-  free(x->prefix);
   free(x);
 }
 
@@ -218,6 +504,8 @@ void rt_watch_free(struct rt *rt) {
     return;
   while (!list_empty(&w->watchers))
     watcher_free(LIST_OF(w->watchers.next, struct rt_watcher, link), w);
+  assert(w->n_groups == 0);
+  free(w->slots);
   free(w->arena);
   free(w->ring);
   free(w);
@@ -414,6 +702,13 @@ void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
     w->next_seq++;
     w->first_seq = w->next_seq;
     w->first_rev = ev->revision + 1;
+    /* The lost change is in no group's list: every watcher is visited and
+     * finds it began in an earlier epoch. */
+    w->epoch++;
+    for (size_t i = 0; i < w->n_slots; i++)
+      for (struct rt_watch_group *g = w->slots[i]; g != NULL; g = g->next)
+        if (list_empty(&g->dirty_link))
+          list_push(&w->dirty, &g->dirty_link);
     return;
   }
   uint64_t seq = w->next_seq;
@@ -446,6 +741,7 @@ void rt_watch_event(void *ctx, const struct kvstore_event *ev) {
   w->next_seq++;
   w->tail = (size_t)((uint8_t *)e - w->arena) + n;
   *last_slot(w, ev->key, ev->key_len) = seq + 1;
+  groups_index(w, seq, ev->key, ev->key_len);
 }
 
 /* Ends a watcher with an error its client reads last. */
@@ -492,6 +788,17 @@ static void write_value(struct resp_buf *b, const struct rt_watch *w,
   uint8_t *value = resp_write_bulk_space(b, e->value_len);
   if (value == NULL)
     return; /* the sticky error says it */
+  if (w->bug_delta_order) {
+    /* The bug: the root's bytes, then the deltas' newest first. */
+    const struct rt_event *root = event_at(w, e->anchor);
+    size_t at = root->stored_len;
+    memcpy(value, root->bytes + root->key_len, root->stored_len);
+    for (const struct rt_event *p = e; p->depth > 0; p = event_at(w, p->link)) {
+      memcpy(value + at, p->bytes + p->key_len, p->stored_len);
+      at += p->stored_len;
+    }
+    return;
+  }
   size_t end = e->value_len;
   for (const struct rt_event *p = e;; p = event_at(w, p->link)) {
     assert(p->stored_len <= end);
@@ -518,63 +825,108 @@ static void write_event(struct resp_buf *b, const struct rt_watch *w,
   resp_write_int(b, (int64_t)e->revision);
 }
 
-static void watcher_set_more(struct rt_watch *w, struct rt_watcher *x,
-                             bool more) {
-  if (more != x->more)
-    w->n_more = more ? w->n_more + 1 : w->n_more - 1;
-  x->more = more;
+/* Sets whether x is on list `head` (by its link `l`). */
+static void watcher_on(struct list_link *head, struct list_link *l, bool on) {
+  if (on && list_empty(l))
+    list_push(head, l);
+  else if (!on)
+    list_remove(l);
+}
+
+/* x has come to event e: takes it into its batch if it wants it
+ * (`check_prefix`: on its own catch-up, it asks whether e matches; its
+ * group's list holds only those that do). False when x is gone. */
+static bool watcher_look(struct rt *rt, struct rt_watcher *x,
+                         const struct rt_event *e, bool check_prefix,
+                         uint64_t now) {
+  struct rt_watch *w = rt->watch;
+  rt->m.watch_events_examined++;
+  if (e->revision < x->from_rev ||
+      (check_prefix && !group_has(x->g, e->bytes, e->key_len)))
+    return true;
+  if (e->revision != x->last_rev) {
+    if (x->batch_n > 0 && x->batch_ms == 0)
+      watcher_flush(x); /* BATCH 0: a reply per revision */
+    x->rev_batch_len = x->batch.len;
+    x->rev_batch_n = x->batch_n;
+    x->done_rev = x->last_rev;
+  }
+  if (e->depth > 0 && e->anchor < w->first_seq) {
+    /* Its root was dropped: this revision is not all here any more. */
+    resp_buf_truncate(&x->batch, x->rev_batch_len);
+    x->batch_n = x->rev_batch_n;
+    x->last_rev = x->done_rev;
+    watcher_behind(x);
+    return false;
+  }
+  write_event(&x->batch, w, e);
+  if (x->batch_n == 0)
+    x->batch_first_ms = now;
+  x->batch_n++;
+  x->batch_last_ms = now;
+  x->last_rev = e->revision;
+  return true;
+}
+
+/* The next event x is to look at (its sequence number in *seq): on its
+ * own catch-up, the window's next (or, once at its group's covered_seq,
+ * it follows the group); following, its group list's next. false at the
+ * end; *behind when the event it needs was dropped. */
+static bool watcher_next(struct rt_watch *w, struct rt_watcher *x,
+                         uint64_t *seq, bool *behind) {
+  struct rt_watch_group *g = x->g;
+  *behind = false;
+  if (!x->following) {
+    if (x->next_seq < g->covered_seq) {
+      *seq = x->next_seq;
+      return true;
+    }
+    watcher_follow(x);
+  }
+  if (x->mpos == g->match_next)
+    return false;
+  *behind = x->mpos < g->match_first ||
+            g->match[x->mpos & (g->match_cap - 1)] < w->first_seq;
+  if (!*behind)
+    *seq = g->match[x->mpos & (g->match_cap - 1)];
+  return !*behind;
 }
 
 static void watcher_take(struct rt *rt, struct rt_watcher *x, uint64_t now) {
   struct rt_watch *w = rt->watch;
   struct rt_stream *c = x->c;
-  if (x->next_seq < w->first_seq) {
+  if (x->epoch != w->epoch || (!x->following && x->next_seq < w->first_seq)) {
     watcher_behind(x);
     return;
   }
   uint32_t scanned = 0;
-  bool more = false;
-  while (x->next_seq < w->next_seq) {
-    const struct rt_event *e = event_at(w, x->next_seq);
-    bool full =
-        c->out.len + c->wbuf.len + x->batch.len >= RT_WATCHER_OUT_BYTES_MAX;
+  bool more = false, full = false, behind = false;
+  uint64_t seq;
+  while (watcher_next(w, x, &seq, &behind)) {
+    const struct rt_event *e = event_at(w, seq);
+    full = c->out.len + c->wbuf.len + x->batch.len >= RT_WATCHER_OUT_BYTES_MAX;
     /* Stop only between revisions, so that no batch splits one. */
     if ((full || scanned >= WATCH_SCAN_EVENTS_PER_TURN) &&
         e->revision != x->last_rev) {
       more = !full;
       break;
     }
+    full = false;
     scanned++;
-    if (e->revision < x->from_rev || e->key_len < x->prefix_len ||
-        (x->prefix_len > 0 &&
-         memcmp(e->bytes, x->prefix, x->prefix_len) != 0)) {
-      x->next_seq++;
-      continue;
-    }
-    if (e->revision != x->last_rev) {
-      if (x->batch_n > 0 && x->batch_ms == 0)
-        watcher_flush(x); /* BATCH 0: a reply per revision */
-      x->rev_batch_len = x->batch.len;
-      x->rev_batch_n = x->batch_n;
-      x->done_rev = x->last_rev;
-    }
-    if (e->depth > 0 && e->anchor < w->first_seq) {
-      /* Its root was dropped: this revision is not all here any more. */
-      resp_buf_truncate(&x->batch, x->rev_batch_len);
-      x->batch_n = x->rev_batch_n;
-      x->last_rev = x->done_rev;
-      watcher_behind(x);
+    if (!watcher_look(rt, x, e, !x->following, now))
       return;
-    }
-    x->next_seq++;
-    write_event(&x->batch, w, e);
-    if (x->batch_n == 0)
-      x->batch_first_ms = now;
-    x->batch_n++;
-    x->batch_last_ms = now;
-    x->last_rev = e->revision;
+    if (x->following)
+      x->mpos++;
+    else
+      x->next_seq++;
   }
-  watcher_set_more(w, x, more);
+  if (behind) {
+    watcher_behind(x);
+    return;
+  }
+  x->paused = full;
+  /* On its own catch-up, it has something to look at still: soon. */
+  watcher_on(&w->more, &x->more_link, more || (!x->following && !full));
   if (x->batch.err != 0) {
     watcher_fail(x, "OOM out of memory");
     return;
@@ -582,16 +934,44 @@ static void watcher_take(struct rt *rt, struct rt_watcher *x, uint64_t now) {
   if (x->batch_n > 0 && (now >= x->batch_last_ms + x->batch_ms ||
                          now >= x->batch_first_ms + 5 * x->batch_ms))
     watcher_flush(x);
+  /* A batch waits for its time, a full output for room: ticks. */
+  watcher_on(&w->pending, &x->pending_link, x->batch_n > 0 || full);
 }
 
+/* Visits the watchers of every group whose list grew. */
 void rt_watch_deliver(struct rt *rt) {
   struct rt_watch *w = rt->watch;
   if (w == NULL)
     return;
   uint64_t now = rt_now_ms(rt);
-  struct list_link *l = w->watchers.next;
-  while (l != &w->watchers) {
-    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, link);
+  while (!list_empty(&w->dirty)) {
+    struct rt_watch_group *g =
+        LIST_OF(w->dirty.next, struct rt_watch_group, dirty_link);
+    list_remove(&g->dirty_link);
+    g->pinned = true; /* its watchers may all go */
+    struct list_link *l = g->watchers.next;
+    while (l != &g->watchers) {
+      struct rt_watcher *x = LIST_OF(l, struct rt_watcher, group_link);
+      l = l->next; /* x may go */
+      watcher_take(rt, x, now);
+    }
+    g->pinned = false;
+    if (g->n_watchers == 0)
+      group_free(w, g);
+    else
+      group_trim(g);
+  }
+}
+
+void rt_watch_tick(struct rt *rt) {
+  struct rt_watch *w = rt->watch;
+  if (w == NULL)
+    return;
+  rt_watch_deliver(rt);
+  uint64_t now = rt_now_ms(rt);
+  struct list_link *l = w->pending.next;
+  while (l != &w->pending) {
+    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, pending_link);
     l = l->next; /* x may go */
     watcher_take(rt, x, now);
   }
@@ -599,17 +979,16 @@ void rt_watch_deliver(struct rt *rt) {
 
 bool rt_watch_catch_up(struct rt *rt) {
   struct rt_watch *w = rt->watch;
-  if (w == NULL || w->n_more == 0)
+  if (w == NULL || list_empty(&w->more))
     return false;
   uint64_t now = rt_now_ms(rt);
-  struct list_link *l = w->watchers.next;
-  while (l != &w->watchers) {
-    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, link);
+  struct list_link *l = w->more.next;
+  while (l != &w->more) {
+    struct rt_watcher *x = LIST_OF(l, struct rt_watcher, more_link);
     l = l->next; /* x may go */
-    if (x->more)
-      watcher_take(rt, x, now);
+    watcher_take(rt, x, now);
   }
-  return w->n_more > 0;
+  return !list_empty(&w->more);
 }
 
 void rt_watch_reset(struct rt *rt, uint64_t index) {
@@ -626,6 +1005,12 @@ void rt_watch_reset(struct rt *rt, uint64_t index) {
              index, x->last_rev + 1);
     watcher_fail(x, msg);
   }
+}
+
+void rt_watch_drained(struct rt_stream *c) {
+  struct rt_watcher *x = c->watcher;
+  if (x != NULL && x->paused)
+    watcher_on(&c->rt->watch->more, &x->more_link, true);
 }
 
 void rt_watch_stop(struct rt_stream *c) {
@@ -694,19 +1079,24 @@ void rt_watch_start(struct rt_stream *c, uint32_t argc,
     start = seq_of_rev(w, rev);
   }
   struct rt_watcher *x = calloc(1, sizeof *x);
-  uint8_t *prefix = malloc(argv[1].len > 0 ? argv[1].len : 1);
-  if (x == NULL || prefix == NULL) {
+  struct rt_watch_group *g =
+      x == NULL ? NULL : group_get(w, argv[1].ptr, argv[1].len);
+  if (g == NULL) {
     free(x);
-    free(prefix);
     resp_write_error(b, "OOM out of memory");
     return;
   }
-  if (argv[1].len > 0)
-    memcpy(prefix, argv[1].ptr, argv[1].len);
   x->c = c;
-  x->prefix = prefix;
-  x->prefix_len = argv[1].len;
+  x->g = g;
+  list_push(&g->watchers, &x->group_link);
+  g->n_watchers++;
+  list_init(&x->more_link);
+  list_init(&x->pending_link);
+  x->epoch = w->epoch;
   x->next_seq = start;
+  g->n_scanning++;
+  if (start >= g->covered_seq)
+    watcher_follow(x);
   x->from_rev = from >= 0 ? rev : rt->applied + 1;
   x->batch_ms = (uint64_t)batch_ms;
   /* Where it resumes if it falls behind before its first event: after the

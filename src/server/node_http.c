@@ -502,6 +502,10 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
           "Bytes written into the watch window: events' headers, keys, and "
           "values or the bytes APPENDs added",
           m->watch_window_bytes_copied);
+  counter(b, "sabha_watch_events_examined_total",
+          "Watch window events that watchers looked at, one per watcher and "
+          "event",
+          m->watch_events_examined);
   counter(b, "sabha_clock_entries_total",
           "Log clock entries this node proposed", m->clock_entries);
   counter(b, "sabha_client_output_paused_total",

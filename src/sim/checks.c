@@ -452,16 +452,16 @@ static void check_acked_writes(struct sim *s) {
   for (uint64_t id = 0; id < s->ops_issued; id++) {
     const struct hist_op *h = &s->hist[id];
     bool write = h->kind == HIST_PUT || (h->kind == HIST_CAS && h->output);
-    if (h->status != HIST_OK || !write || h->value <= 0 ||
-        s->op_committed[h->value - 1])
+    int64_t written = h->value / SIM_VALUE_STRIDE; /* the id on the wire */
+    if (h->status != HIST_OK || !write || written <= 0 ||
+        s->op_committed[written - 1])
       continue;
     if (lost++ == 0 && s->o.judge_safety)
       sim_fail(s, FAIL_ACKED_LOST,
                "acknowledged write lost: op %llu (client %u %s k%u=v%lld) is "
                "not in the committed log",
                (unsigned long long)id, h->client,
-               h->kind == HIST_PUT ? "put" : "cas", h->key,
-               (long long)h->value);
+               h->kind == HIST_PUT ? "put" : "cas", h->key, (long long)written);
   }
   for (uint32_t k = 0; k < s->n_counters; k++) {
     const struct node *n = &s->nodes[s->final_ref];

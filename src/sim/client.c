@@ -11,12 +11,19 @@
  *   put   SET rK v<id> (half with PX 20..600 ms; one in a hundred with a
  *         48 KB tail, so large values cross the log, the WAL's segments and
  *         snapshots), or SET eK v<id> PX 20..600;
+ *   append APPEND rK <a letter, a..u> (a quarter of the register puts
+ *         become appends): the value grows a byte; on a 48 KB value the
+ *         window of SABHA.WATCH keeps it as a delta, rebuilt for watchers;
  *   get   GET rK, GET cK or GET eK;
  *   cas   CAS rK v<expected> v<new> (SET rK v<new> NX when the client saw
- *         the key empty);
+ *         the key empty; a put when the value it saw had appended bytes);
  *   incr  INCR cK: not idempotent, so a retry that applied twice shows.
  * Every put and cas writes a fresh value id, so the checker can tell writes
- * apart; a value's bytes are a function of its id.
+ * apart; a value's bytes are a function of its id, then the letters
+ * appended since. The history numbers a register's value as its id times
+ * SIM_VALUE_STRIDE plus the count of those letters (check/history.h), so
+ * that the linearizability checker models an append as a count up; the
+ * watch checker compares the values' bytes.
  *
  * A client keeps one connection to a node it picked at random (followers
  * forward to the leader), and up to `pipeline` operations in flight on it.
@@ -146,8 +153,11 @@ static size_t value_pad_bytes(int64_t id) {
                                                          : 0;
 }
 
-/* A value's bytes: "v<id>", then its tail of dots. Returns the length. */
-static size_t value_bytes(int64_t id, uint8_t *buf, size_t cap) {
+/* The bytes a SET of history value `value` writes (no appended bytes):
+ * "v<id>", then its tail of dots. Returns the length. */
+static size_t value_bytes(int64_t value, uint8_t *buf, size_t cap) {
+  assert(value > 0 && value % SIM_VALUE_STRIDE == 0);
+  int64_t id = value / SIM_VALUE_STRIDE;
   int n = snprintf((char *)buf, cap, "v%lld", (long long)id);
   size_t pad = value_pad_bytes(id);
   assert(n > 0 && (size_t)n + pad <= cap);
@@ -155,15 +165,30 @@ static size_t value_bytes(int64_t id, uint8_t *buf, size_t cap) {
   return (size_t)n + pad;
 }
 
-/* The value id a register holds, from its bytes; HIST_NIL for garbage. */
+/* The history value of a register's bytes: "v<id>" and its dots (absent
+ * when the first APPEND made the key), then appended letters; HIST_NIL
+ * for garbage. */
 static int64_t value_id(const uint8_t *p, size_t len) {
-  if (len < 2 || p[0] != 'v')
+  if (len == 0)
     return HIST_NIL;
-  int64_t v = 0;
-  size_t i = 1;
-  for (; i < len && p[i] >= '0' && p[i] <= '9' && v < INT64_MAX / 10; i++)
-    v = v * 10 + (p[i] - '0');
-  return i > 1 ? v : HIST_NIL;
+  int64_t id = 0;
+  size_t i = 0;
+  if (p[0] == 'v') {
+    for (i = 1; i < len && p[i] >= '0' && p[i] <= '9' &&
+                id < INT64_MAX / SIM_VALUE_STRIDE / 10;
+         i++)
+      id = id * 10 + (p[i] - '0');
+    if (i == 1)
+      return HIST_NIL;
+    while (i < len && p[i] == '.')
+      i++;
+  }
+  for (size_t k = i; k < len; k++)
+    if (p[k] < 'a' || p[k] > 'u')
+      return HIST_NIL;
+  if (len - i >= SIM_VALUE_STRIDE)
+    return HIST_NIL;
+  return id * SIM_VALUE_STRIDE + (int64_t)(len - i);
 }
 
 static int64_t decimal(const uint8_t *p, size_t len, bool *ok) {
@@ -202,6 +227,12 @@ static void kv_request(struct sim *s, uint64_t op_id, struct resp_buf *b) {
     resp_write_array(b, 2);
     resp_write_bulk(b, "INCR", 4);
     resp_write_bulk(b, key, (size_t)klen);
+    return;
+  case HIST_APPEND:
+    resp_write_array(b, 3);
+    resp_write_bulk(b, "APPEND", 6);
+    resp_write_bulk(b, key, (size_t)klen);
+    resp_write_bulk(b, &os->append_byte, 1);
     return;
   case HIST_PUT: {
     size_t vlen = value_bytes(h->value, val, REQUEST_BYTES_MAX);
@@ -355,7 +386,7 @@ static void client_draw_kv(struct sim *s, struct client *c, struct hist_op *h,
     h->key = s->n_registers + s->n_counters + (uint32_t)(r[1] % s->n_expiring);
     if (h->kind == HIST_GET)
       return;
-    h->value = s->value_next++;
+    h->value = s->value_next++ * SIM_VALUE_STRIDE;
     if (h->kind == HIST_CAS)
       h->expected = c->last_seen[h->key];
     else
@@ -367,9 +398,20 @@ static void client_draw_kv(struct sim *s, struct client *c, struct hist_op *h,
   h->key = (uint32_t)(r[1] % s->n_registers);
   if (h->kind == HIST_GET)
     return;
-  h->value = s->value_next++;
+  if (h->kind == HIST_PUT && r[2] % 4 == 1) {
+    h->kind = HIST_APPEND;
+    /* a..u: never 'v', which begins a SET's value */
+    os->append_byte = (uint8_t)('a' + r[2] / 4 % 21);
+    return;
+  }
+  h->value = s->value_next++ * SIM_VALUE_STRIDE;
+  /* A cas names the whole value it expects, which the client can write
+   * only without appended letters (it does not keep them): else a put. */
+  int64_t seen = c->last_seen[h->key];
+  if (h->kind == HIST_CAS && seen != HIST_NIL && seen % SIM_VALUE_STRIDE != 0)
+    h->kind = HIST_PUT;
   if (h->kind == HIST_CAS) {
-    h->expected = c->last_seen[h->key];
+    h->expected = seen;
     return;
   }
   if (s->o.expiry && r[2] % 2 == 0) /* half the puts expire */

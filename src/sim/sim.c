@@ -211,6 +211,7 @@ static const struct bug_name bug_table[] = {
     {"learner-quorum", SABHA_BUG_LEARNER_QUORUM, 0},
     {"timing-ratchet", 0, SIM_HOST_BUG_TIMING_RATCHET},
     {"count-self-before-durable", SABHA_BUG_COUNT_SELF_EARLY, 0},
+    {"watch-delta-order", 0, SIM_HOST_BUG_WATCH_DELTA_ORDER},
 };
 #define BUG_TABLE_N (sizeof bug_table / sizeof bug_table[0])
 
@@ -233,6 +234,7 @@ static const char *const bug_names[] = {"none",
                                         "learner-quorum",
                                         "timing-ratchet",
                                         "count-self-before-durable",
+                                        "watch-delta-order",
                                         NULL};
 _Static_assert(sizeof bug_names / sizeof bug_names[0] == BUG_TABLE_N + 1,
                "a name per bug");
@@ -253,7 +255,8 @@ int sim_bug_parse(const char *name, uint32_t *engine_bugs, uint32_t *host_bugs,
            "unknown bug '%s' (known: none, vote-twice, "
            "stale-commit, skip-log-check, ack-before-fsync, stale-read, "
            "snapshot-reply, wall-clock-read, watch-resume-skip, "
-           "txn-partial, no-repair-guard, count-self-before-durable; "
+           "watch-delta-order, txn-partial, no-repair-guard, "
+           "count-self-before-durable; "
            "for Paxos: "
            "accept-lower-ballot, "
            "no-adopt; for the application workloads: no-dedup; with "
@@ -363,7 +366,8 @@ static int options_check(const struct sim_options *o, char *err,
                        SIM_HOST_BUG_NO_DEDUP | SIM_HOST_BUG_SNAPSHOT_REPLY |
                        SIM_HOST_BUG_WALL_CLOCK_READ |
                        SIM_HOST_BUG_WATCH_RESUME_SKIP |
-                       SIM_HOST_BUG_TXN_PARTIAL | SIM_HOST_BUG_TIMING_RATCHET))
+                       SIM_HOST_BUG_TXN_PARTIAL | SIM_HOST_BUG_TIMING_RATCHET |
+                       SIM_HOST_BUG_WATCH_DELTA_ORDER))
     why = "unknown host bug bits";
   else if (o->fsync > RT_FSYNC_THREAD)
     why = "fsync takes enum rt_fsync_mode";
@@ -736,7 +740,10 @@ static void runtime_setup(struct sim *s) {
            : 0) |
       ((o->host_bugs & SIM_HOST_BUG_TXN_PARTIAL) ? RT_BUG_TXN_PARTIAL : 0) |
       ((o->host_bugs & SIM_HOST_BUG_TIMING_RATCHET) ? RT_BUG_TIMING_RATCHET
-                                                    : 0);
+                                                    : 0) |
+      ((o->host_bugs & SIM_HOST_BUG_WATCH_DELTA_ORDER)
+           ? RT_BUG_WATCH_DELTA_ORDER
+           : 0);
   cfg->timing = (enum rt_timing_mode)o->timing;
   /* The ack-before-fsync bug's fsync comes whenever the host gets to it:
    * on the loop there would be no window for a crash to find. */

@@ -91,6 +91,9 @@ enum sim_host_bug {
    * timing test (tests/sim/test_timing.c) sees the end of a run still at
    * its peak. */
   SIM_HOST_BUG_TIMING_RATCHET = 1u << 7,
+  /* APPENDs' values rebuilt out of order in the watch window
+   * (RT_BUG_WATCH_DELTA_ORDER): the watch checker compares the bytes. */
+  SIM_HOST_BUG_WATCH_DELTA_ORDER = 1u << 8,
 };
 
 /* What the clients do (src/sim/workload.c). kv: put/get/cas on n_keys keys,

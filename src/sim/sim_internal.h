@@ -339,11 +339,19 @@ struct client {
 struct op_state {
   uint64_t deadline_us;
   uint32_t attempts;
-  uint32_t refused;   /* attempts answered "not carried out" */
-  bool maybe;         /* an attempt whose outcome is unknown */
-  uint32_t ttl_ms;    /* put: PX; 0 none */
-  uint32_t pad_bytes; /* put: bytes of padding after the value id */
+  uint32_t refused;    /* attempts answered "not carried out" */
+  bool maybe;          /* an attempt whose outcome is unknown */
+  uint32_t ttl_ms;     /* put: PX; 0 none */
+  uint32_t pad_bytes;  /* put: bytes of padding after the value id */
+  uint8_t append_byte; /* append: the byte it adds */
 };
+
+/* A register's value in the history (check/history.h): the id its SET or
+ * CAS wrote times SIM_VALUE_STRIDE, plus the bytes APPENDed to it since,
+ * which are fewer than the run's operations, so the two never mix. */
+#define SIM_VALUE_STRIDE 1000000
+_Static_assert(SIM_OPS_MAX <= SIM_VALUE_STRIDE,
+               "a register's appends fit below the stride");
 
 /* ---- the nemesis --------------------------------------------------------- */
 

@@ -404,6 +404,45 @@ static void info_incr_never_counts_twice_nor_before_its_call(void) {
   CHECK(check(early, N(early), 0, &r) == LIN_VIOLATION);
 }
 
+/* An append counts the value one up (history.h numbers values so): from a
+ * put's value, from nothing, on an expiring value; lost, applied twice or
+ * seen before its call, it shows. */
+static struct hist_op append(uint32_t client, uint32_t key, uint64_t call_us,
+                             uint64_t return_us) {
+  return op_new(client, HIST_APPEND, key, NIL, call_us, return_us);
+}
+
+static void append_counts_the_value_up_once(void) {
+  struct hist_op ok[] = {put(1, 1, 7000000, 0, 10), append(2, 1, 20, 30),
+                         append(3, 1, 25, 35),      get(1, 1, 7000002, 40, 50),
+                         append(2, 2, 60, 70),      get(3, 2, 1, 80, 90)};
+  struct lin_report r;
+  CHECK(check(ok, N(ok), 0, &r) == LIN_OK);
+  ok[3].value = 7000001; /* one append lost */
+  CHECK(check(ok, N(ok), 0, &r) == LIN_VIOLATION);
+  ok[3].value = 7000003; /* one applied twice */
+  CHECK(check(ok, N(ok), 0, &r) == LIN_VIOLATION);
+  struct hist_op maybe[] = {
+      put(1, 1, 7000000, 0, 10), info(append(2, 1, 20, 0)),
+      get(3, 1, 7000000, 30, 40), get(3, 1, 7000001, 50, 60)};
+  CHECK(check(maybe, N(maybe), 0, &r) == LIN_OK);
+  maybe[2].value = 7000001;
+  maybe[3].value = 7000000; /* seen, then unseen */
+  CHECK(check(maybe, N(maybe), 0, &r) == LIN_VIOLATION);
+  struct hist_op early[] = {put(1, 1, 7000000, 0, 10),
+                            get(3, 1, 7000001, 20, 30), append(2, 1, 40, 50)};
+  CHECK(check(early, N(early), 0, &r) == LIN_VIOLATION);
+  /* On a value that may expire: still there (one up, still expiring), or
+   * gone first (a fresh value of one byte). */
+  struct hist_op ttl[] = {put_ttl(1, 1, 7000000, 0, 10), append(2, 1, 20, 30),
+                          get(3, 1, 7000001, 40, 50)};
+  CHECK(check(ttl, N(ttl), 0, &r) == LIN_OK);
+  ttl[2].value = 1;
+  CHECK(check(ttl, N(ttl), 0, &r) == LIN_OK);
+  ttl[2].value = 7000000;
+  CHECK(check(ttl, N(ttl), 0, &r) == LIN_VIOLATION);
+}
+
 /* ---- expiry --------------------------------------------------------------
  *
  * A value put with ttl may vanish at any instant after the put, or never,
@@ -953,6 +992,7 @@ static const struct test tests[] = {
     TEST(incr_applied_twice_is_violation),
     TEST(info_incr_may_count_once_or_not_at_all),
     TEST(info_incr_never_counts_twice_nor_before_its_call),
+    TEST(append_counts_the_value_up_once),
     TEST(expiring_value_may_vanish_at_any_moment_or_never),
     TEST(expired_value_that_comes_back_without_a_write_is_violation),
     TEST(expired_key_written_again_reads_the_new_value),

@@ -710,6 +710,59 @@ static void a_watcher_from_far_back_catches_up_over_several_turns(void) {
   rt_node_close(&n);
 }
 
+/* What watching costs everyone's writes: a change is looked at by the
+ * watchers whose prefix it matches, not by every watcher there is. 1000
+ * watchers of prefixes no key has, and 3 of one that every key has (two
+ * of them sharing it, one with BATCH 100): 1000 writes are looked at 3
+ * times each (rt_metrics.watch_events_examined), not 1003; the 3 get
+ * every change, the batched one once its time comes. */
+#define IDLE_WATCHERS 1000
+#define COST_WRITES 1000
+static void a_write_is_looked_at_only_by_the_watchers_it_matches(void) {
+  struct rt_node n;
+  CHECK(node_alone(&n, 0));
+  struct rt_stream *c = NULL, *near[3] = {NULL, NULL, NULL};
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL);
+  for (int i = 0; i < IDLE_WATCHERS; i++) {
+    struct rt_stream *w = NULL;
+    CHECK(rt_stream_accept(n.rt, true, &w) == NULL);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "SABHA.WATCH idle%d: BATCH 0\r\n", i);
+    rt_stream_input(w, cmd, strlen(cmd));
+  }
+  for (int i = 0; i < 3; i++) {
+    CHECK(rt_stream_accept(n.rt, true, &near[i]) == NULL);
+    const char *cmd = i < 2 ? "SABHA.WATCH k BATCH 0\r\n"
+                            : "SABHA.WATCH k BATCH 100\r\n";
+    rt_stream_input(near[i], cmd, strlen(cmd));
+  }
+  rt_node_settle(&n);
+  uint64_t examined = rt_metrics(n.rt)->watch_events_examined;
+  long got[3] = {0, 0, 0};
+  bool error = false;
+  for (int i = 0; i < COST_WRITES; i++) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "SET k%d %d\r\n", i % 50, i);
+    say(&n, c, cmd);
+    (void)rt_stream_said(c);
+    for (int k = 0; k < 3; k++)
+      got[k] += count_events(near[k], &error);
+  }
+  examined = rt_metrics(n.rt)->watch_events_examined - examined;
+  printf("%d writes, %d watchers: %.2f events examined per write\n",
+         COST_WRITES, IDLE_WATCHERS + 3, (double)examined / COST_WRITES);
+  CHECK(examined == 3u * COST_WRITES);
+  CHECK(got[0] == COST_WRITES && got[1] == COST_WRITES);
+  /* The batched one: its batch goes out when BATCH ms x 5 have passed. */
+  n.h.now_ms += 1000;
+  rt_tick(n.rt);
+  rt_node_settle(&n);
+  got[2] += count_events(near[2], &error);
+  CHECK(got[2] == COST_WRITES);
+  CHECK(!error);
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(a_watcher_behind_before_its_first_event_resumes_where_it_began),
@@ -717,6 +770,7 @@ int main(int argc, char **argv) {
       TEST(an_append_puts_its_bytes_in_the_window_not_the_whole_value),
       TEST(a_watcher_at_a_delta_whose_root_went_resumes_at_its_revision),
       TEST(a_watcher_from_far_back_catches_up_over_several_turns),
+      TEST(a_write_is_looked_at_only_by_the_watchers_it_matches),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
