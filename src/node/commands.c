@@ -1775,18 +1775,31 @@ static void cmd_command(const struct rt *rt, uint32_t argc,
 
 static void cmd_config(struct rt *rt, uint32_t argc,
                        const struct resp_arg *argv, struct resp_buf *b) {
-  if (arg_is(&argv[1], "RESETSTAT") && argc == 2) {
+  /* Redis's words for a subcommand it does not know and for a wrong
+   * count (its subcommands' arities: RESETSTAT 2, SET -4, GET -3). */
+  bool resetstat = arg_is(&argv[1], "RESETSTAT");
+  bool set = arg_is(&argv[1], "SET"), get = arg_is(&argv[1], "GET");
+  if (!resetstat && !set && !get) {
+    error_naming(b, "ERR unknown subcommand '", &argv[1],
+                 "'. Try CONFIG HELP.");
+    return;
+  }
+  if ((resetstat && argc != 2) || (set && argc < 4) || (get && argc < 3)) {
+    resp_write_error(b, resetstat ? "ERR wrong number of arguments for "
+                                    "'config|resetstat' command"
+                        : set     ? "ERR wrong number of arguments for "
+                                    "'config|set' command"
+                                  : "ERR wrong number of arguments for "
+                                    "'config|get' command");
+    return;
+  }
+  if (resetstat) {
     resp_write_simple(b, "OK");
     return;
   }
-  if (arg_is(&argv[1], "SET")) {
+  if (set) {
     resp_write_error(b, "ERR CONFIG SET is not supported by sabha; restart "
                         "the node with new settings");
-    return;
-  }
-  if (!arg_is(&argv[1], "GET") || argc < 3) {
-    resp_write_error(b, "ERR unknown CONFIG subcommand or wrong number of "
-                        "arguments");
     return;
   }
   struct rt_host_info hi;

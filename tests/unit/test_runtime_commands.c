@@ -284,7 +284,8 @@ static void multi_answers_argument_errors_inside_exec(void) {
  * past one sets and deletes the key), the same option twice (the last
  * counts), options checked before the number; and Redis's words where
  * they were sabha's: TYPE, SELECT, HELLO, SCAN's COUNT, the EXPIRE family's
- * names. The node's wall clock starts at 1700000001000 ms (rt_host.h). */
+ * names, CONFIG's subcommands. The node's wall clock starts at 1700000001000 ms
+ * (rt_host.h). */
 static void set_and_others_answer_as_redis_7(void) {
   struct rt_node n;
   struct rt_stream *c;
@@ -321,6 +322,12 @@ static void set_and_others_answer_as_redis_7(void) {
   expect(&n, c, "PEXPIRE k2 9223372036854775807\r\n",
          "-ERR invalid expire time in 'pexpire' command\r\n");
   expect(&n, c, "TTL k2\r\n", ":-1\r\n");
+  expect(&n, c, "CONFIG BAD\r\n",
+         "-ERR unknown subcommand 'BAD'. Try CONFIG HELP.\r\n");
+  expect(&n, c, "CONFIG GET\r\n",
+         "-ERR wrong number of arguments for 'config|get' command\r\n");
+  expect(&n, c, "CONFIG RESETSTAT x\r\n",
+         "-ERR wrong number of arguments for 'config|resetstat' command\r\n");
   rt_node_close(&n);
 }
 
