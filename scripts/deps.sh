@@ -3,8 +3,9 @@
 # they are all present already. `make demo` and `make test` call it first so
 # that a fresh Debian machine needs no other set-up step. `deps.sh test` adds
 # what only the tests need: a headless browser that renders the lab's report
-# (chromium) and a font for its text, and iproute2, with which the chaos test
-# puts nodes in network namespaces to partition them. `deps.sh fuzz` adds
+# (chromium) and a font for its text, iproute2, with which the chaos test
+# puts nodes in network namespaces to partition them, and Redis's server, whose
+# replies the compatibility test compares with sabha's. `deps.sh fuzz` adds
 # what `make fuzz` needs: clang, and its runtime libraries, where libFuzzer
 # and the sanitizers' runtimes live (clang alone does not pull them in).
 # `deps.sh bench` adds what bench/peers/run compares sabha with: etcd (its
@@ -13,7 +14,7 @@ set -eu
 
 PACKAGES="gcc make cmake libc6-dev pkg-config libuv1-dev libsodium-dev libssl-dev redis-tools python3"
 if [ "${1:-}" = test ]; then
-  PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2 curl openssl"
+  PACKAGES="$PACKAGES chromium fonts-dejavu-core iproute2 curl openssl redis-server"
 fi
 if [ "${1:-}" = bench ]; then
   PACKAGES="$PACKAGES etcd-server etcd-client redis-server wrk"

@@ -59,7 +59,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_PROTOCOL_VERSION 6u
+#define HS_PROTOCOL_VERSION 7u
 #define HS_MAGIC "sabhanet" /* 8 bytes, no terminator on the wire */
 #define HS_MAGIC_BYTES 8u
 #define HS_NONCE_BYTES 32u

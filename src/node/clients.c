@@ -41,7 +41,9 @@
  *              check inside the entry (a watched key's revision past that
  *              index) sees every change made after WATCH, through any
  *              node. A command refused while queuing makes EXEC answer
- *              -EXECABORT, as Redis does. */
+ *              -EXECABORT, as Redis does; one whose arguments are wrong
+ *              is queued as its error, which EXEC answers in its place
+ *              while the others run, where Redis reports it (exec_fill). */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -593,7 +595,7 @@ static bool txn_over_budget(const struct rt_stream *c, size_t bytes) {
 static void multi_reset(struct rt_stream *c) {
   size_t before = txn_held(c);
   c->in_multi = c->multi_dirty = false;
-  c->multi_n = c->multi_args = 0;
+  c->multi_n = c->multi_args = c->multi_wrong_n = 0;
   c->multi_group = RT_GROUP_NONE;
   resp_buf_reset(&c->multi);
   txn_account(c, before);
@@ -624,15 +626,25 @@ static bool same_group(uint32_t a, uint32_t b) {
   return a == RT_GROUP_NONE || b == RT_GROUP_NONE || a == b;
 }
 
-/* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC. */
+/* Queues a command after MULTI: +QUEUED, or an error that dooms EXEC.
+ * With `wrong` (its arguments' error, rt_command_check), the error is
+ * queued in its place instead, as an item "0" and the message: Redis finds
+ * such errors when the command runs, so EXEC answers it in its place of
+ * the array and runs the others (exec_fill). */
 static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
                         uint32_t argc, const struct resp_arg *argv,
-                        uint32_t group) {
+                        uint32_t group, const char *wrong) {
   char msg[160];
   size_t bytes = 16;
+  bool txn_ok = rt_command_txn_ok(cmd, argc);
+  if (wrong != NULL) {
+    bytes += 8 + strlen(wrong);
+    argc = 0; /* nothing of it goes to the log */
+    group = RT_GROUP_NONE;
+  }
   for (uint32_t i = 0; i < argc; i++)
     bytes += 4 + argv[i].len;
-  if (!rt_command_txn_ok(cmd, argc)) {
+  if (!txn_ok) {
     char lower[32];
     rt_command_lower_name(cmd, lower, sizeof lower);
     snprintf(msg, sizeof msg,
@@ -658,12 +670,17 @@ static void multi_queue(struct rt_stream *c, const struct rt_command *cmd,
     put_item(&c->multi, n, (size_t)len);
     for (uint32_t i = 0; i < argc; i++)
       put_item(&c->multi, argv[i].ptr, argv[i].len);
+    if (wrong != NULL)
+      put_item(&c->multi, wrong, strlen(wrong));
     txn_account(c, before);
     if (c->multi.err == 0) {
       if (group != RT_GROUP_NONE)
         c->multi_group = group;
       c->multi_n++;
-      c->multi_args += 1 + argc;
+      if (wrong != NULL)
+        c->multi_wrong_n++;
+      else
+        c->multi_args += 1 + argc;
       resp_write_simple(&c->rt->scratch, "QUEUED");
       reply_now(c);
       return;
@@ -684,8 +701,129 @@ static uint64_t wire_bytes(uint32_t argc, const struct resp_arg *argv) {
   return n;
 }
 
+/* What EXEC's reply needs besides the store's, when commands were queued
+ * with their arguments' error (multi_queue): which places those hold, and
+ * the errors, as RESP, in order. The store never sees them, so the entry
+ * holds only commands every replica can run; the node that has the client
+ * puts the errors into the array, the same through any node. */
+struct rt_exec_fill {
+  uint32_t n;       /* the commands queued: EXEC's array */
+  uint32_t n_wrong; /* of n, answered from errors[] */
+  bool probe;       /* the store's first reply answers EXISTS of a watched
+                       key, sent only so that the entry checks the WATCH
+                       (every command was wrong): dropped */
+  uint8_t wrong[RT_MULTI_COMMANDS_MAX]; /* 1: errors[] answers place i */
+  size_t errors_len;
+  uint8_t errors[]; /* "-ERR ...\r\n", one after another */
+};
+
+/* The fill of c's queue, or NULL when memory is short. */
+static struct rt_exec_fill *exec_fill_new(const struct rt_stream *c,
+                                          bool probe) {
+  size_t bytes = 0, off = 0;
+  struct resp_arg item;
+  while (next_item(&c->multi, &off, &item))
+    bytes += item.len + 3;
+  struct rt_exec_fill *f = calloc(1, sizeof *f + bytes);
+  if (f == NULL)
+    return NULL;
+  f->probe = probe;
+  off = 0;
+  while (next_item(&c->multi, &off, &item)) {
+    int64_t n = 0;
+    bool ok = dec_parse_i64(item.ptr, item.len, &n) == DEC_OK && n >= 0;
+    assert(ok && f->n < RT_MULTI_COMMANDS_MAX);
+    (void)ok;
+    if (n == 0) {
+      /* Its error: line breaks made spaces, so that no argument it
+       * echoes can end the reply early. */
+      next_item(&c->multi, &off, &item);
+      f->errors[f->errors_len++] = '-';
+      for (size_t i = 0; i < item.len; i++) {
+        uint8_t ch = item.ptr[i];
+        f->errors[f->errors_len++] = ch == '\r' || ch == '\n' ? ' ' : ch;
+      }
+      f->errors[f->errors_len++] = '\r';
+      f->errors[f->errors_len++] = '\n';
+      f->wrong[f->n] = 1;
+      f->n_wrong++;
+    } else {
+      for (int64_t i = 0; i < n; i++)
+        next_item(&c->multi, &off, &item);
+    }
+    f->n++;
+  }
+  assert(f->n == c->multi_n && f->n_wrong == c->multi_wrong_n);
+  assert(f->errors_len <= bytes);
+  return f;
+}
+
+/* The size of the RESP reply that is not an array at p[0, n): one line, or
+ * a bulk string; 0 when there is no whole one. */
+static size_t scalar_size(const uint8_t *p, size_t n) {
+  const uint8_t *nl = n > 0 ? memchr(p, '\n', n) : NULL;
+  if (nl == NULL || nl == p || nl[-1] != '\r')
+    return 0;
+  size_t line = (size_t)(nl - p) + 1;
+  if (p[0] == '+' || p[0] == '-' || p[0] == ':')
+    return line;
+  if (p[0] != '$')
+    return 0;
+  int64_t len;
+  if (dec_parse_i64(p + 1, line - 3, &len) != DEC_OK || len < -1)
+    return 0;
+  if (len == -1)
+    return line;
+  if ((uint64_t)len > n - line || n - line - (size_t)len < 2)
+    return 0;
+  return line + (size_t)len + 2;
+}
+
+/* EXEC's reply into b: the store's replies to the commands it ran, p[0,
+ * n), with each wrong command's error in its place. Any other reply (nil:
+ * a WATCHed key changed; an error: nothing ran) goes as it is. */
+static void exec_fill_write(struct resp_buf *b, const struct rt_exec_fill *f,
+                            const uint8_t *p, size_t n) {
+  uint32_t want = f->n - f->n_wrong + (f->probe ? 1u : 0u);
+  const uint8_t *nl = n > 0 ? memchr(p, '\n', n) : NULL;
+  int64_t m = -1;
+  size_t head = nl != NULL ? (size_t)(nl - p) + 1 : 0;
+  if (head >= 4 && p[0] == '*' && dec_parse_i64(p + 1, head - 3, &m) != DEC_OK)
+    m = -1;
+  /* Every element whole, or the reply goes as it is. */
+  size_t off = head;
+  for (int64_t i = 0; m == (int64_t)want && i < m; i++) {
+    size_t one = scalar_size(p + off, n - off);
+    if (one == 0)
+      m = -1;
+    off += one;
+  }
+  if (m != (int64_t)want || off != n) {
+    resp_buf_append(b, p, n);
+    return;
+  }
+  resp_write_array(b, f->n);
+  off = head;
+  if (f->probe)
+    off += scalar_size(p + off, n - off);
+  size_t e = 0;
+  for (uint32_t i = 0; i < f->n; i++) {
+    const uint8_t *from = f->wrong[i] ? f->errors + e : p + off;
+    size_t one = f->wrong[i] ? scalar_size(from, f->errors_len - e)
+                             : scalar_size(from, n - off);
+    assert(one > 0);
+    resp_buf_append(b, from, one);
+    if (f->wrong[i])
+      e += one;
+    else
+      off += one;
+  }
+  assert(off == n && e == f->errors_len);
+}
+
 /* EXEC: the queued commands become one SABHA.TXN request, sent like any
- * write (forwarded by a follower, applied as one entry). */
+ * write (forwarded by a follower, applied as one entry). Those queued with
+ * their arguments' error stay here (exec_fill_write). */
 static void multi_exec(struct rt_stream *c) {
   struct rt *rt = c->rt;
   if (c->multi_dirty) {
@@ -702,10 +840,31 @@ static void multi_exec(struct rt_stream *c) {
     reply_now(c);
     return;
   }
+  /* Only wrong ones: nothing to run, but a WATCH to check, which only the
+   * log can do at its place; with none, the errors are the reply. */
+  bool probe = c->multi_wrong_n == c->multi_n && c->n_watch > 0;
+  struct rt_exec_fill *fill = NULL;
+  if (c->multi_wrong_n > 0) {
+    fill = exec_fill_new(c, probe);
+    if (fill == NULL) {
+      multi_reset(c);
+      unwatch(c);
+      error_now(c, "OOM out of memory");
+      return;
+    }
+    if (c->multi_wrong_n == c->multi_n && !probe) {
+      exec_fill_write(&rt->scratch, fill, (const uint8_t *)"*0\r\n", 4);
+      free(fill);
+      multi_reset(c);
+      unwatch(c);
+      reply_now(c);
+      return;
+    }
+  }
   uint32_t group = c->multi_group != RT_GROUP_NONE   ? c->multi_group
                    : c->watch_group != RT_GROUP_NONE ? c->watch_group
                                                      : rt->cfg.group;
-  uint32_t argc = 3 + c->n_watch + c->multi_args;
+  uint32_t argc = 3 + c->n_watch + c->multi_args + (probe ? 3u : 0u);
   struct resp_arg *argv = malloc(argc * sizeof *argv);
   char rev[24], nw[16];
   struct rt_req *r = NULL;
@@ -721,9 +880,25 @@ static void multi_exec(struct rt_stream *c) {
     size_t off = 0;
     while (next_item(&c->watch_keys, &off, &argv[i]))
       i++;
-    off = 0;
-    while (next_item(&c->multi, &off, &argv[i]))
+    if (probe) {
+      argv[i++] = (struct resp_arg){(const uint8_t *)"2", 1};
+      argv[i++] = (struct resp_arg){(const uint8_t *)"EXISTS", 6};
+      argv[i] = argv[3];
       i++;
+    }
+    off = 0;
+    struct resp_arg count;
+    while (next_item(&c->multi, &off, &count)) {
+      int64_t n = 0;
+      dec_parse_i64(count.ptr, count.len, &n);
+      if (n == 0) {
+        next_item(&c->multi, &off, &count); /* its error, in fill */
+        continue;
+      }
+      argv[i++] = count;
+      for (int64_t k = 0; k < n; k++)
+        next_item(&c->multi, &off, &argv[i++]);
+    }
     assert(i == argc);
     /* The WATCHed keys ride along: together with the queued commands they
      * may outgrow what one command may hold, and a follower would forward
@@ -738,6 +913,7 @@ static void multi_exec(struct rt_stream *c) {
   multi_reset(c);
   unwatch(c);
   if (too_big) {
+    free(fill);
     char msg[160];
     snprintf(msg, sizeof msg,
              "EXECABORT the transaction with its WATCHed keys is larger "
@@ -747,10 +923,12 @@ static void multi_exec(struct rt_stream *c) {
     return;
   }
   if (r == NULL) {
+    free(fill);
     error_now(c, "OOM out of memory");
     return;
   }
   r->group = group;
+  r->fill = fill;
   req_enqueue(c, r);
   rt_dispatch(rt, r);
 }
@@ -888,7 +1066,7 @@ static bool multi_command(struct rt_stream *c, const struct rt_command *cmd,
   }
   if (!c->in_multi || arg_is(&argv[0], "QUIT"))
     return false;
-  multi_queue(c, cmd, argc, argv, group);
+  multi_queue(c, cmd, argc, argv, group, NULL);
   return true;
 }
 
@@ -916,7 +1094,14 @@ static void run_command(struct rt_stream *c, uint32_t argc,
                  "allowed");
     return;
   }
-  const char *bad = rt_command_check(c, cmd, argc, argv, msg, sizeof msg);
+  bool in_args;
+  const char *bad =
+      rt_command_check(c, cmd, argc, argv, msg, sizeof msg, &in_args);
+  if (bad != NULL && in_args && c->in_multi &&
+      rt_command_multi(cmd) == RT_MC_NONE) {
+    multi_queue(c, cmd, argc, argv, RT_GROUP_NONE, bad);
+    return;
+  }
   if (bad != NULL) {
     enum rt_multi_cmd m = rt_command_multi(cmd);
     if (c->in_multi && m != RT_MC_EXEC && m != RT_MC_DISCARD)
@@ -1087,6 +1272,8 @@ void rt_client_flush(struct rt_stream *c) {
                            : "ERR this command's reply is larger than one "
                              "reply may be (256 MiB); it may have been "
                              "carried out");
+    else if (r->fill != NULL)
+      exec_fill_write(&c->out, r->fill, r->reply.data, r->reply.len);
     else
       resp_buf_append(&c->out, r->reply.data, r->reply.len);
     if (fits && c->out.err == SABHA_ETOOBIG && is_link(c))

@@ -75,6 +75,7 @@ enum cmd_id {
   C_CAS,
   C_SABHA_LEADER,
   C_STRLEN,
+  C_TYPE,
   C_SCAN,
   C_KEYS,
   C_WATCH,
@@ -177,6 +178,8 @@ static const struct rt_command COMMANDS[] = {
      "Hands leadership to the node with the given id"},
     {"STRLEN", 2, CK_READ, C_STRLEN, "readonly fast", 1, 1, 1,
      "Length of a key's value"},
+    {"TYPE", 2, CK_READ, C_TYPE, "readonly fast", 1, 1, 1,
+     "The type of a key's value: string (the store's only type) or none"},
     {"SCAN", -2, CK_READ, C_SCAN, "readonly", 0, 0, 0,
      "SCAN cursor [MATCH pattern] [COUNT n]: keys in byte order"},
     {"KEYS", 2, CK_READ, C_KEYS, "readonly", 0, 0, 0,
@@ -316,16 +319,31 @@ static struct kvstore_slice slice(const struct resp_arg *a) {
   return (struct kvstore_slice){a->ptr, a->len};
 }
 
-/* SET's options. Returns NULL or the error to answer. */
+/* SET's expiry options, as flags while parsing. */
+#define SET_EX 1u
+#define SET_PX 2u
+#define SET_EXAT 4u
+#define SET_PXAT 8u
+
+/* SET's options, in Redis 7's order: every option first (an unknown one,
+ * or one that clashes with another, is a syntax error; EX after EX is
+ * not: the last one counts), then the expiry's number. Returns NULL or the
+ * error to answer. */
 static const char *set_options(uint32_t argc, const struct resp_arg *argv,
                                uint32_t *flags, int64_t *px_ms,
                                uint64_t *lease) {
   *flags = 0;
   *px_ms = 0;
   *lease = 0;
-  bool have_expire = false;
+  static const char *const expiry_words[] = {"EX", "PX", "EXAT", "PXAT"};
+  uint32_t expiry = 0; /* SET_EX ... SET_PXAT */
+  const struct resp_arg *when = NULL;
   for (uint32_t i = 3; i < argc; i++) {
     const struct resp_arg *a = &argv[i];
+    uint32_t kind = 0;
+    for (uint32_t k = 0; k < 4; k++)
+      if (arg_is(a, expiry_words[k]))
+        kind = 1u << k;
     if (arg_is(a, "LEASE")) {
       int64_t id;
       if (*lease != 0 || i + 1 >= argc)
@@ -335,37 +353,36 @@ static const char *set_options(uint32_t argc, const struct resp_arg *argv,
       *lease = (uint64_t)id;
       *flags |= KVSTORE_SET_LEASE;
       i++;
-    } else if (arg_is(a, "NX")) {
+    } else if (arg_is(a, "NX") && !(*flags & KVSTORE_SET_XX)) {
       *flags |= KVSTORE_SET_NX;
-    } else if (arg_is(a, "XX")) {
+    } else if (arg_is(a, "XX") && !(*flags & KVSTORE_SET_NX)) {
       *flags |= KVSTORE_SET_XX;
-    } else if (arg_is(a, "KEEPTTL")) {
+    } else if (arg_is(a, "KEEPTTL") && expiry == 0) {
       *flags |= KVSTORE_SET_KEEPTTL;
-    } else if (arg_is(a, "PX") || arg_is(a, "EX")) {
-      if (have_expire || i + 1 >= argc)
-        return KVSTORE_ERR_SYNTAX;
-      int64_t v;
-      if (!parse_i64(&argv[i + 1], &v))
-        return KVSTORE_ERR_NOT_INTEGER;
-      if (v <= 0 || (arg_is(a, "EX") && v > INT64_MAX / 1000))
-        return KVSTORE_ERR_EXPIRE;
-      *px_ms = arg_is(a, "EX") ? v * 1000 : v;
-      *flags |= KVSTORE_SET_PX;
-      have_expire = true;
-      i++;
+    } else if (kind != 0 && !(*flags & KVSTORE_SET_KEEPTTL) &&
+               (expiry == 0 || expiry == kind) && i + 1 < argc) {
+      expiry = kind;
+      when = &argv[++i];
     } else if (arg_is(a, "GET")) {
       *flags |= KVSTORE_SET_GET; /* the old value, as GETSET answers */
     } else {
       return KVSTORE_ERR_SYNTAX;
     }
   }
-  if ((*flags & KVSTORE_SET_NX) && (*flags & KVSTORE_SET_XX))
-    return KVSTORE_ERR_SYNTAX;
-  if ((*flags & KVSTORE_SET_PX) && (*flags & KVSTORE_SET_KEEPTTL))
-    return KVSTORE_ERR_SYNTAX;
   if ((*flags & KVSTORE_SET_LEASE) &&
-      (*flags & (KVSTORE_SET_PX | KVSTORE_SET_KEEPTTL)))
+      (expiry != 0 || (*flags & KVSTORE_SET_KEEPTTL)))
     return KVSTORE_ERR_SYNTAX;
+  if (expiry == 0)
+    return NULL;
+  int64_t v;
+  if (!parse_i64(when, &v))
+    return KVSTORE_ERR_NOT_INTEGER;
+  bool seconds = expiry == SET_EX || expiry == SET_EXAT;
+  if (v <= 0 || (seconds && v > INT64_MAX / 1000))
+    return KVSTORE_ERR_EXPIRE;
+  *px_ms = seconds ? v * 1000 : v;
+  *flags |=
+      expiry == SET_EX || expiry == SET_PX ? KVSTORE_SET_PX : KVSTORE_SET_PXAT;
   return NULL;
 }
 
@@ -400,6 +417,16 @@ static void error_naming(struct resp_buf *b, const char *before,
   snprintf(msg, sizeof msg, "%s%.*s%s", before,
            (int)(a->len > 64 ? 64 : a->len), (const char *)a->ptr, after);
   resp_write_error(b, msg);
+}
+
+/* Redis's words for a time the EXPIRE family cannot take, naming the
+ * command as given (EXPIREAT's error says 'expireat'). Written into msg. */
+static const char *expire_time_error(const struct rt_command *cmd, char *msg,
+                                     size_t msg_size) {
+  char lower[32];
+  lower_name(cmd->name, lower, sizeof lower);
+  snprintf(msg, msg_size, "ERR invalid expire time in '%s' command", lower);
+  return msg;
 }
 
 /* The EXPIRE family's options, after the key and the time, as
@@ -546,7 +573,7 @@ static const char *validate(const struct rt_command *cmd, uint32_t argc,
       return KVSTORE_ERR_NOT_INTEGER;
     bool seconds = cmd->id == C_EXPIRE || cmd->id == C_EXPIREAT;
     if (seconds && (v > INT64_MAX / 1000 || v < INT64_MIN / 1000))
-      return KVSTORE_ERR_EXPIRE_CMD;
+      return expire_time_error(cmd, msg, msg_size);
     return NULL;
   }
   case C_LEASE_GRANT:
@@ -900,7 +927,11 @@ static void exec_scan_from(struct rt *rt, const struct rt_command *cmd,
           resp_write_error(b, KVSTORE_ERR_NOT_INTEGER);
           return;
         }
-        if (count < 1 || count > RT_SCAN_COUNT_MAX) {
+        if (count < 1) { /* Redis's answer */
+          resp_write_error(b, KVSTORE_ERR_SYNTAX);
+          return;
+        }
+        if (count > RT_SCAN_COUNT_MAX) {
           resp_write_error(b, "ERR COUNT must be between 1 and 100000");
           return;
         }
@@ -999,6 +1030,11 @@ void rt_exec_read(struct rt *rt, const struct rt_command *cmd, uint32_t argc,
                    kvstore_get(rt->kv, argv[1].ptr, argv[1].len, now, &v, &vlen)
                        ? (int64_t)vlen
                        : 0);
+    return;
+  case C_TYPE:
+    resp_write_simple(b, kvstore_exists(rt->kv, argv[1].ptr, argv[1].len, now)
+                             ? "string"
+                             : "none");
     return;
   case C_SCAN:
   case C_KEYS:
@@ -1412,8 +1448,9 @@ size_t rt_command_lower_name(const struct rt_command *cmd, char *out,
 const char *rt_command_check(const struct rt_stream *c,
                              const struct rt_command *cmd, uint32_t argc,
                              const struct resp_arg *argv, char *msg,
-                             size_t msg_size) {
+                             size_t msg_size, bool *in_args) {
   assert(msg_size >= RT_CHECK_MSG_BYTES_MIN);
+  *in_args = false;
   if (!arity_ok(cmd, argc)) {
     char lower[32];
     lower_name(cmd->name, lower, sizeof lower);
@@ -1429,8 +1466,21 @@ const char *rt_command_check(const struct rt_stream *c,
   if (cmd->kind == CK_LOCAL)
     return NULL;
   const char *bad = validate(cmd, argc, argv, msg, msg_size);
-  if (bad != NULL)
+  int64_t ms;
+  /* A time that would pass INT64_MAX from the log's clock: the store says
+   * so when it applies the entry, but cannot tell PEXPIRE from EXPIRE (both
+   * carry ms) and names EXPIRE, so the command is named here, where it is
+   * known, by this node's view of the clock (a behind one leaves the few
+   * ms it is behind to the store's words). */
+  uint64_t clock_ms = kvstore_clock_ms(c->rt->kv);
+  if (bad == NULL && cmd->id == C_PEXPIRE && parse_i64(&argv[2], &ms) &&
+      ms > 0 && clock_ms <= (uint64_t)INT64_MAX &&
+      (uint64_t)ms > (uint64_t)INT64_MAX - clock_ms)
+    bad = expire_time_error(cmd, msg, msg_size);
+  if (bad != NULL) {
+    *in_args = true;
     return bad;
+  }
   if (cmd->id == C_TXN) {
     uint64_t rev;
     uint32_t n_watch, n_cmds;
@@ -1727,18 +1777,31 @@ static void cmd_command(const struct rt *rt, uint32_t argc,
 
 static void cmd_config(struct rt *rt, uint32_t argc,
                        const struct resp_arg *argv, struct resp_buf *b) {
-  if (arg_is(&argv[1], "RESETSTAT") && argc == 2) {
+  /* Redis's words for a subcommand it does not know and for a wrong
+   * count (its subcommands' arities: RESETSTAT 2, SET -4, GET -3). */
+  bool resetstat = arg_is(&argv[1], "RESETSTAT");
+  bool set = arg_is(&argv[1], "SET"), get = arg_is(&argv[1], "GET");
+  if (!resetstat && !set && !get) {
+    error_naming(b, "ERR unknown subcommand '", &argv[1],
+                 "'. Try CONFIG HELP.");
+    return;
+  }
+  if ((resetstat && argc != 2) || (set && argc < 4) || (get && argc < 3)) {
+    resp_write_error(b, resetstat ? "ERR wrong number of arguments for "
+                                    "'config|resetstat' command"
+                        : set     ? "ERR wrong number of arguments for "
+                                    "'config|set' command"
+                                  : "ERR wrong number of arguments for "
+                                    "'config|get' command");
+    return;
+  }
+  if (resetstat) {
     resp_write_simple(b, "OK");
     return;
   }
-  if (arg_is(&argv[1], "SET")) {
+  if (set) {
     resp_write_error(b, "ERR CONFIG SET is not supported by sabha; restart "
                         "the node with new settings");
-    return;
-  }
-  if (!arg_is(&argv[1], "GET") || argc < 3) {
-    resp_write_error(b, "ERR unknown CONFIG subcommand or wrong number of "
-                        "arguments");
     return;
   }
   struct rt_host_info hi;
@@ -1875,9 +1938,17 @@ static void cmd_hello(struct rt_stream *c, uint32_t argc,
                       const struct resp_arg *argv, struct resp_buf *b) {
   struct rt *rt = c->rt;
   int64_t proto = 2;
-  if (argc >= 2 && (!parse_i64(&argv[1], &proto) || proto != 2)) {
-    resp_write_error(b, "NOPROTO sorry, this protocol version is not "
-                        "supported");
+  if (argc >= 2 && !parse_i64(&argv[1], &proto)) {
+    resp_write_error(b, "ERR Protocol version is not an integer or out of "
+                        "range");
+    return;
+  }
+  if (proto != 2) {
+    /* Redis's words for a version it has not; 3 it has, and sabha has not
+     * (docs/api.md): clients then stay on RESP2. */
+    resp_write_error(b, proto == 3 ? "NOPROTO sorry, this protocol version "
+                                     "is not supported"
+                                   : "NOPROTO unsupported protocol version");
     return;
   }
   const struct resp_arg *user = NULL, *password = NULL, *name = NULL;
@@ -1952,12 +2023,18 @@ void rt_exec_local(struct rt_stream *c, const struct rt_command *cmd,
     resp_write_simple(b, "OK");
     c->quit_after = true;
     return;
-  case C_SELECT:
-    if (argv[1].len == 1 && argv[1].ptr[0] == '0')
-      resp_write_simple(b, "OK");
-    else
+  case C_SELECT: {
+    /* One database: 0. Redis's complaint about a number that is none
+     * comes first. */
+    int64_t db;
+    if (!parse_i64(&argv[1], &db))
+      resp_write_error(b, KVSTORE_ERR_NOT_INTEGER);
+    else if (db != 0)
       resp_write_error(b, "ERR DB index is out of range");
+    else
+      resp_write_simple(b, "OK");
     return;
+  }
   case C_CLIENT:
     cmd_client(c, argc, argv, b);
     return;

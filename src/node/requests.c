@@ -124,6 +124,8 @@ struct rt_req *rt_req_alloc(struct rt *rt, struct rt_stream *c,
 void rt_req_free(struct rt_req *r) {
   assert(r->where == RT_IN_NONE);
   struct rt *rt = r->owner;
+  free(r->fill);
+  r->fill = NULL;
   if (RT_REQ_POOLING && r->block && rt->req_pool_n < RT_REQ_POOL_MAX) {
     if (r->reply.cap > RT_REQ_REPLY_KEEP_BYTES)
       resp_buf_free(&r->reply);

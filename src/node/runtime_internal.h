@@ -158,6 +158,7 @@ enum rt_req_state {
 };
 
 struct rt_command;
+struct rt_exec_fill; /* clients.c */
 
 struct rt_req {
   struct list_link qlink;       /* in the stream's queue (not a REGISTER) */
@@ -192,6 +193,10 @@ struct rt_req {
   bool before_install; /* made before a snapshot was installed: it may have
                           applied inside it (requests.c, settling) */
   size_t held_bytes;   /* reply bytes counted in c->held_bytes (DONE) */
+  /* EXEC whose queue held commands with wrong arguments: their errors,
+   * put in their places in the reply (clients.c, exec_fill); else NULL.
+   * Owned; freed with the request. */
+  struct rt_exec_fill *fill;
   /* READS */
   uint64_t read_id;
   uint64_t read_index;
@@ -267,10 +272,12 @@ struct rt_stream {
 
   /* MULTI/EXEC and WATCH (clients.c). Queued commands are kept as the
    * arguments of the SABHA.TXN that EXEC sends: for each, its argc then
-   * its arguments, each a u32 length and the bytes. */
+   * its arguments, each a u32 length and the bytes; or, for a command
+   * whose arguments are wrong, "0" then its error (EXEC answers it). */
   bool in_multi;
   bool multi_dirty; /* a command failed to queue: EXEC aborts */
   uint32_t multi_n, multi_args;
+  uint32_t multi_wrong_n; /* of multi_n: queued as their arguments' error */
   struct resp_buf multi;
   struct resp_buf watch_keys; /* u32 length and bytes, each */
   size_t watch_pending;       /* ... those of WATCHes not yet answered */
@@ -566,7 +573,8 @@ bool rt_command_is_app(const struct rt_command *cmd);
 /* Checks, in Redis's order, the arity, that stream `c` may run the
  * command (auth.c), and the arguments; NULL when fine, else the error
  * (possibly written into msg, which holds RT_CHECK_MSG_BYTES_MIN bytes
- * or more). */
+ * or more), with *in_args true when only the arguments are wrong (Redis
+ * finds those when the command runs: inside MULTI, EXEC reports them). */
 #define RT_CHECK_MSG_BYTES_MIN 160u
 /* The bytes of a client's argument an error reply echoes, at most (EXPIRE's
  * "ERR Unsupported option X"). */
@@ -574,7 +582,7 @@ bool rt_command_is_app(const struct rt_command *cmd);
 const char *rt_command_check(const struct rt_stream *c,
                              const struct rt_command *cmd, uint32_t argc,
                              const struct resp_arg *argv, char *msg,
-                             size_t msg_size);
+                             size_t msg_size, bool *in_args);
 /* True for the commands that change the cluster rather than the data
  * (SABHA.LEADER, SABHA.FORWARDED): with admin-pass set, only the admin
  * user runs them. */

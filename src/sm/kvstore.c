@@ -1091,7 +1091,7 @@ static bool decode_body(const uint8_t *bytes, size_t len, struct command *c) {
     c->value = rd_string(&r);
     if (c->flags & ~KVSTORE_SET_FLAGS)
       return false;
-    if (!(c->flags & KVSTORE_SET_PX) && c->number != 0)
+    if (!(c->flags & (KVSTORE_SET_PX | KVSTORE_SET_PXAT)) && c->number != 0)
       return false;
     if (c->flags & KVSTORE_SET_LEASE) {
       c->lease = rd_u64(&r);
@@ -1346,7 +1346,7 @@ size_t kvstore_encode_set_ex(uint8_t *buf, size_t cap,
                              struct kvstore_slice value, uint32_t flags,
                              int64_t px_ms, uint64_t lease) {
   assert((flags & ~KVSTORE_SET_FLAGS) == 0);
-  assert((flags & KVSTORE_SET_PX) || px_ms == 0);
+  assert((flags & (KVSTORE_SET_PX | KVSTORE_SET_PXAT)) || px_ms == 0);
   assert(((flags & KVSTORE_SET_LEASE) != 0) == (lease != 0));
   struct encode_args a = {.op = KVSTORE_OP_SET,
                           .hdr = hdr,
@@ -1566,12 +1566,15 @@ static enum saved_error check_command(const struct kvstore *kv,
   case KVSTORE_OP_SET:
     if ((c->flags & KVSTORE_SET_NX) && (c->flags & KVSTORE_SET_XX))
       return SAVED_SYNTAX;
-    if ((c->flags & KVSTORE_SET_PX) && (c->flags & KVSTORE_SET_KEEPTTL))
+    if ((c->flags & KVSTORE_SET_PX) && (c->flags & KVSTORE_SET_PXAT))
+      return SAVED_SYNTAX;
+    if ((c->flags & (KVSTORE_SET_PX | KVSTORE_SET_PXAT)) &&
+        (c->flags & KVSTORE_SET_KEEPTTL))
       return SAVED_SYNTAX;
     if ((c->flags & KVSTORE_SET_LEASE) &&
-        (c->flags & (KVSTORE_SET_PX | KVSTORE_SET_KEEPTTL)))
+        (c->flags & (KVSTORE_SET_PX | KVSTORE_SET_PXAT | KVSTORE_SET_KEEPTTL)))
       return SAVED_SYNTAX;
-    if ((c->flags & KVSTORE_SET_PX) && c->number <= 0)
+    if ((c->flags & (KVSTORE_SET_PX | KVSTORE_SET_PXAT)) && c->number <= 0)
       return SAVED_EXPIRE;
     break;
   case KVSTORE_OP_DECRBY:
@@ -1846,6 +1849,8 @@ static void apply_set(struct kvstore *kv, const struct command *c,
     }
     expire_at_ms = kv->clock_ms + (uint64_t)c->number;
   }
+  if (c->flags & KVSTORE_SET_PXAT)
+    expire_at_ms = (uint64_t)c->number; /* check_command: > 0 */
   /* The lease first: dropping an expired one touches its keys. */
   struct lease *l = NULL;
   if (c->flags & KVSTORE_SET_LEASE) {
@@ -1876,6 +1881,19 @@ static void apply_set(struct kvstore *kv, const struct command *c,
   if (l != NULL && l->keys.n >= kv->config.lease_keys_max &&
       (old == NULL || old->lease != l)) {
     reply_saved_error(out, SAVED_LEASE_FULL);
+    return;
+  }
+  if ((c->flags & KVSTORE_SET_PXAT) && expire_at_ms <= kv->clock_ms) {
+    /* Set and expired at once, as Redis has it: the reply as for a set,
+     * and the key gone (a deletion, watchers see it, when it existed). */
+    if ((c->flags & KVSTORE_SET_GET) && old != NULL)
+      reply_bulk(kv, out, entry_value_c(old), old->value_len);
+    else if (c->flags & KVSTORE_SET_GET)
+      reply_null(out);
+    else
+      reply_ok(out);
+    if (old != NULL)
+      entry_delete_at(kv, slot);
     return;
   }
   if (!fits(kv, old, c->key.len, c->value.len)) {

@@ -72,7 +72,8 @@
  *   header   u8 version (1) | u8 op | u64 session | u64 seq | u64 now_ms
  *   REGISTER (nothing more; session and seq are 0)
  *   CLOCK    (nothing more; session and seq are 0)
- *   SET      u8 flags (NX 1, XX 2, PX 4, KEEPTTL 8) | i64 px_ms (0 unless PX)
+ *   SET      u8 flags (NX 1, XX 2, PX 4, KEEPTTL 8, PXAT 128) | i64 px_ms (0
+ *            unless PX or PXAT)
  *            | u32 key_len | key | u32 value_len | value
  *   DEL      u32 n (>= 1) | n x (u32 key_len | key)
  *   INCRBY   u32 key_len | key | i64 delta
@@ -225,7 +226,10 @@ enum kvstore_read {
 #define KVSTORE_SET_REPLY_INT 16u /* SETNX: :1 when set, :0 when not */
 #define KVSTORE_SET_GET 32u       /* GETSET: the old value, or nil */
 #define KVSTORE_SET_LEASE 64u     /* attach the key to a lease */
-#define KVSTORE_SET_FLAGS 127u
+/* EXAT, PXAT: expire at px_ms, a Unix time in ms; at or before the log's
+ * clock the key is set and gone at once, as Redis has it. */
+#define KVSTORE_SET_PXAT 128u
+#define KVSTORE_SET_FLAGS 255u
 
 /* One change the store made, reported to kvstore_config.on_event while a
  * command applies. The slices point into the store or the command: valid
@@ -330,7 +334,8 @@ size_t kvstore_encode_cas(uint8_t *buf, size_t cap,
                           const struct kvstore_slice *expected,
                           struct kvstore_slice new_value);
 
-/* SET with every option: flags as above, px_ms with KVSTORE_SET_PX, lease
+/* SET with every option: flags as above, px_ms with KVSTORE_SET_PX (ms
+ * from the log's clock) or KVSTORE_SET_PXAT (a Unix time in ms), lease
  * with KVSTORE_SET_LEASE (else 0). */
 size_t kvstore_encode_set_ex(uint8_t *buf, size_t cap,
                              const struct kvstore_hdr *hdr,

@@ -25,6 +25,20 @@ static void expect(struct rt_node *n, struct rt_stream *c, const char *text,
   CHECK(strcmp(got, want) == 0);
 }
 
+/* Sends `text` and checks that the node answered an integer in [lo, hi]:
+ * a time left, counted from a clock the test does not set to the ms. */
+static void expect_between(struct rt_node *n, struct rt_stream *c,
+                           const char *text, long long lo, long long hi) {
+  rt_stream_input(c, text, strlen(text));
+  rt_node_settle(n);
+  const char *got = rt_stream_said(c);
+  long long v = 0;
+  bool ok = sscanf(got, ":%lld\r\n", &v) == 1 && v >= lo && v <= hi;
+  if (!ok)
+    fprintf(stderr, "%s-> [%s], not in [%lld, %lld]\n", text, got, lo, hi);
+  CHECK(ok);
+}
+
 /* A node that leads alone, a client (*c, NULL on failure), and two keys,
  * k1 and k2. */
 static void open_with_two_keys(struct rt_node *n, struct rt_stream **c) {
@@ -216,6 +230,105 @@ static void expire_takes_the_options_of_redis_7(void) {
   rt_node_close(&n);
 }
 
+/* Inside MULTI, a command whose arguments are wrong is queued, and its
+ * error is its element of EXEC's array while the others run, which is
+ * where Redis reports it; an unknown command or a wrong arity still dooms
+ * EXEC. A transaction of only such commands is answered by the node, or,
+ * with WATCHed keys, after an entry checks them. (They were refused at
+ * once, and EXEC answered -EXECABORT.) */
+static void multi_answers_argument_errors_inside_exec(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "SET k3 1\r\n", "+QUEUED\r\n");
+  expect(&n, c, "INCRBY k3 x\r\n", "+QUEUED\r\n");
+  expect(&n, c, "SET k4 v NX XX\r\n", "+QUEUED\r\n");
+  expect(&n, c,
+         "*4\r\n$6\r\nEXPIRE\r\n$2\r\nk3\r\n$2\r\n10\r\n$4\r\nA\r\nB\r\n",
+         "+QUEUED\r\n");
+  expect(&n, c, "MSET k4 v k5\r\n", "+QUEUED\r\n");
+  expect(&n, c, "INCR k3\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXEC\r\n",
+         "*6\r\n+OK\r\n-" KVSTORE_ERR_NOT_INTEGER "\r\n-" KVSTORE_ERR_SYNTAX
+         "\r\n-ERR Unsupported option A  B\r\n"
+         "-ERR wrong number of arguments for 'mset' command\r\n:2\r\n");
+  expect(&n, c, "EXISTS k4 k5\r\n", ":0\r\n");
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "SET k3 v EX 0\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXEC\r\n", "*1\r\n-" KVSTORE_ERR_EXPIRE "\r\n");
+  /* Only wrong ones, a WATCHed key changed: nil, as Redis. */
+  expect(&n, c, "WATCH k3\r\n", "+OK\r\n");
+  expect(&n, c, "SET k3 9\r\n", "+OK\r\n");
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "INCRBY k3 x\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXEC\r\n", "*-1\r\n");
+  expect(&n, c, "WATCH k3\r\n", "+OK\r\n");
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "INCRBY k3 x\r\n", "+QUEUED\r\n");
+  expect(&n, c, "EXEC\r\n", "*1\r\n-" KVSTORE_ERR_NOT_INTEGER "\r\n");
+  /* A queuing error still aborts, wrong arguments or not. */
+  expect(&n, c, "MULTI\r\n", "+OK\r\n");
+  expect(&n, c, "INCRBY k3 x\r\n", "+QUEUED\r\n");
+  expect(&n, c, "INCR k3\r\n", "+QUEUED\r\n");
+  expect(&n, c, "GET\r\n",
+         "-ERR wrong number of arguments for 'get' command\r\n");
+  expect(&n, c, "EXEC\r\n",
+         "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  expect(&n, c, "GET k3\r\n", "$1\r\n9\r\n");
+  rt_node_close(&n);
+}
+
+/* SET's expiry options as Redis 7 takes them: EXAT and PXAT (absolute; a
+ * past one sets and deletes the key), the same option twice (the last
+ * counts), options checked before the number; and Redis's words where
+ * they were sabha's: TYPE, SELECT, HELLO, SCAN's COUNT, the EXPIRE family's
+ * names, CONFIG's subcommands. The node's wall clock starts at 1700000001000 ms
+ * (rt_host.h). */
+static void set_and_others_answer_as_redis_7(void) {
+  struct rt_node n;
+  struct rt_stream *c;
+  open_with_two_keys(&n, &c);
+  CHECK(c != NULL);
+  expect(&n, c, "SET k1 v EX 10 EX 20\r\n", "+OK\r\n");
+  expect(&n, c, "TTL k1\r\n", ":20\r\n");
+  expect(&n, c, "SET k1 v PX 10 EX 20\r\n", "-" KVSTORE_ERR_SYNTAX "\r\n");
+  expect(&n, c, "SET k1 v EX x BAD\r\n", "-" KVSTORE_ERR_SYNTAX "\r\n");
+  expect(&n, c, "SET k1 v PXAT 1700000101000\r\n", "+OK\r\n");
+  expect_between(&n, c, "PTTL k1\r\n", 90000, 100000);
+  expect(&n, c, "SET k1 v EXAT 1700000201\r\n", "+OK\r\n");
+  expect_between(&n, c, "TTL k1\r\n", 190, 200);
+  expect(&n, c, "SET k1 w PXAT 1 GET\r\n", "$1\r\nv\r\n");
+  expect(&n, c, "EXISTS k1\r\n", ":0\r\n");
+  expect(&n, c, "SET k5 w EXAT 1700000001\r\n", "+OK\r\n");
+  expect(&n, c, "EXISTS k5\r\n", ":0\r\n");
+  expect(&n, c, "SET k1 v EXAT 0\r\n", "-" KVSTORE_ERR_EXPIRE "\r\n");
+  expect(&n, c, "SET k1 v EXAT 9223372036854776\r\n",
+         "-" KVSTORE_ERR_EXPIRE "\r\n");
+  expect(&n, c, "SET k1 v PXAT 5 KEEPTTL\r\n", "-" KVSTORE_ERR_SYNTAX "\r\n");
+  expect(&n, c, "SET k1 v PXAT 5 LEASE 1\r\n", "-" KVSTORE_ERR_SYNTAX "\r\n");
+  expect(&n, c, "EXISTS k1\r\n", ":0\r\n");
+  expect(&n, c, "TYPE k2\r\n", "+string\r\n");
+  expect(&n, c, "TYPE k1\r\n", "+none\r\n");
+  expect(&n, c, "SELECT x\r\n", "-" KVSTORE_ERR_NOT_INTEGER "\r\n");
+  expect(&n, c, "SELECT 1\r\n", "-ERR DB index is out of range\r\n");
+  expect(&n, c, "HELLO x\r\n",
+         "-ERR Protocol version is not an integer or out of range\r\n");
+  expect(&n, c, "HELLO 4\r\n", "-NOPROTO unsupported protocol version\r\n");
+  expect(&n, c, "SCAN 0 COUNT 0\r\n", "-" KVSTORE_ERR_SYNTAX "\r\n");
+  expect(&n, c, "EXPIREAT k2 9223372036854775807\r\n",
+         "-ERR invalid expire time in 'expireat' command\r\n");
+  expect(&n, c, "PEXPIRE k2 9223372036854775807\r\n",
+         "-ERR invalid expire time in 'pexpire' command\r\n");
+  expect(&n, c, "TTL k2\r\n", ":-1\r\n");
+  expect(&n, c, "CONFIG GET\r\n",
+         "-ERR wrong number of arguments for 'config|get' command\r\n");
+  expect(&n, c, "CONFIG RESETSTAT x\r\n",
+         "-ERR wrong number of arguments for 'config|resetstat' command\r\n");
+  rt_node_close(&n);
+}
+
 /* The applications' refusals for a retry table full of ids in their
  * window are counted, on INFO apps and in the node's metrics
  * (sabha_apps_retry_table_full_total): an operator sees the flood or the
@@ -344,6 +457,8 @@ static void echoed_arguments_cannot_forge_a_reply(void) {
          "-ERR unknown subcommand 'X  +OK '. Try COMMAND HELP.\r\n");
   expect(&n, c, "*2\r\n$6\r\nCLIENT\r\n$5\r\nX\n:1\n\r\n",
          "-ERR unknown subcommand 'X :1 '. Try CLIENT HELP.\r\n");
+  expect(&n, c, "*2\r\n$6\r\nCONFIG\r\n$5\r\nX\r\n:1\r\n",
+         "-ERR unknown subcommand 'X  :1'. Try CONFIG HELP.\r\n");
   expect(&n, c, "*3\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$5\r\nA\r\nB!\r\n",
          "-ERR Syntax error in HELLO option 'A  B!'\r\n");
   expect(&n, c, "PING\r\n", "+PONG\r\n");
@@ -357,6 +472,8 @@ int main(int argc, char **argv) {
       TEST(scan_bounds_the_work_of_matching_a_pattern),
       TEST(set_get_answers_the_old_value),
       TEST(expire_takes_the_options_of_redis_7),
+      TEST(multi_answers_argument_errors_inside_exec),
+      TEST(set_and_others_answer_as_redis_7),
       TEST(echoed_arguments_cannot_forge_a_reply),
       TEST(retry_table_full_refusals_are_counted),
       TEST(config_get_matches_a_long_pattern_whole),
