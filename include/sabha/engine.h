@@ -425,7 +425,8 @@ struct sabha_status {
    * change in its own log: a member it asks for votes (or any member that
    * hears from it) answers with a notice naming the committed membership
    * that removed it. The engine believes one only from a member of its own
-   * membership, naming a membership newer than the one it has; from then
+   * membership, naming a membership newer than the one it has (or that
+   * one, when it leaves this node out already); from then
    * on `removed` holds and this is that membership's index (0: no notice
    * believed). The host keeps it durably and gives it back in struct
    * sabha_persisted, so that a restart does not campaign again. Raft and

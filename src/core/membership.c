@@ -307,9 +307,18 @@ void membership_removals_note(struct membership_removals *t,
 }
 
 bool membership_notice_believed(const struct sabha_membership *own,
-                                uint64_t believed, const struct sabha_msg *m) {
-  return sabha_membership_find(own, m->from) != NULL && m->index > own->index &&
-         m->index > believed;
+                                uint32_t self_id, uint64_t believed,
+                                const struct sabha_msg *m) {
+  return sabha_membership_find(own, m->from) != NULL && m->index > believed &&
+         membership_notice_holds(own, self_id, m->index);
+}
+
+bool membership_notice_holds(const struct sabha_membership *own,
+                             uint32_t self_id, uint64_t index) {
+  if (index == 0 || index < own->index)
+    return false;
+  return index > own->index ||
+         (own->n > 0 && sabha_membership_find(own, self_id) == NULL);
 }
 
 uint64_t membership_removed_at(const struct membership_removals *t,

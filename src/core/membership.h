@@ -96,12 +96,20 @@ void membership_removals_note(struct membership_removals *t,
 /* The index of the committed membership that removed `id`, or 0. */
 uint64_t membership_removed_at(const struct membership_removals *t,
                                uint32_t id);
-/* Is a REMOVED notice `m` to be believed by a node whose own membership is
- * `own` and which believed one naming `believed` already (0: none)? The
- * peer link proves the sender is of the cluster, not that it is still a
- * member or that it speaks of today: a member's word only, and only about
- * a membership newer than both. */
+/* Is a REMOVED notice `m` to be believed by node `self_id`, whose own
+ * membership is `own` and which believed one naming `believed` already
+ * (0: none)? The peer link proves the sender is of the cluster, not that
+ * it is still a member or that it speaks of today: a member's word only,
+ * and only about a membership newer than both; or about `own` itself when
+ * `own` leaves this node out (it is saying that membership committed,
+ * which stays true however old the notice). */
 bool membership_notice_believed(const struct sabha_membership *own,
-                                uint64_t believed, const struct sabha_msg *m);
+                                uint32_t self_id, uint64_t believed,
+                                const struct sabha_msg *m);
+/* Does a notice naming `index` (0: none) still stop node `self_id` whose
+ * membership is `own`: is it newer, or about `own` leaving it out? A newer
+ * membership ends it (one naming the node again, were an id reused). */
+bool membership_notice_holds(const struct sabha_membership *own,
+                             uint32_t self_id, uint64_t index);
 
 #endif

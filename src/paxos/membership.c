@@ -222,7 +222,8 @@ void mp_conf_note(struct mp *p, const struct sabha_entry *entries, uint32_t n) {
 }
 
 bool mp_notice_holds(const struct mp *p) {
-  return p->removed_notice > mp_conf_latest(p)->index;
+  return membership_notice_holds(mp_conf_latest(p), p->cfg.id,
+                                 p->removed_notice);
 }
 
 uint64_t mp_removed_at(const struct mp *p, uint32_t id) {
@@ -235,8 +236,10 @@ uint64_t mp_removed_at(const struct mp *p, uint32_t id) {
 }
 
 void mp_recv_removed(struct mp *p, const struct sabha_msg *m) {
-  if (!membership_notice_believed(mp_conf_latest(p), p->removed_notice, m))
-    return;
+  if (mp_removed(p) || !membership_notice_believed(mp_conf_latest(p),
+                                                   p->cfg.id,
+                                                   p->removed_notice, m))
+    return; /* knows it already, or not a notice to believe */
   p->removed_notice = m->index;
   mp_become_follower(p, SABHA_NODE_NONE);
 }

@@ -152,12 +152,12 @@ static bool conf_committed(const struct raft *r) {
 
 /* A believed notice stands until this node reads a newer membership (one
  * that names it again, were an id ever reused). */
-static bool notice_holds(const struct raft *r) {
-  return r->removed_notice > r->conf.index;
+bool raft_notice_holds(const struct raft *r) {
+  return membership_notice_holds(&r->conf, r->cfg.id, r->removed_notice);
 }
 
 bool raft_removed(const struct raft *r) {
-  if (notice_holds(r))
+  if (raft_notice_holds(r))
     return true;
   return r->conf.n > 0 && sabha_membership_find(&r->conf, r->cfg.id) == NULL &&
          conf_committed(r);
@@ -198,8 +198,9 @@ uint64_t raft_removed_at(struct raft *r, uint32_t id) {
 }
 
 void raft_recv_removed(struct raft *r, const struct sabha_msg *m) {
-  if (!membership_notice_believed(&r->conf, r->removed_notice, m))
-    return;
+  if (raft_removed(r) ||
+      !membership_notice_believed(&r->conf, r->cfg.id, r->removed_notice, m))
+    return; /* knows it already, or not a notice to believe */
   r->removed_notice = m->index;
   raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }
@@ -220,7 +221,7 @@ void raft_recv_removed(struct raft *r, const struct sabha_msg *m) {
  * (raft_conf_after_commit). Learners and nodes being added still never
  * campaign. */
 bool raft_may_campaign(const struct raft *r) {
-  if (notice_holds(r))
+  if (raft_notice_holds(r))
     return false;
   if (raft_is_voter(r, r->cfg.id))
     return true;

@@ -462,9 +462,7 @@ static void raft_status(const void *state, struct sabha_status *st) {
   st->voter = raft_is_voter(r, r->cfg.id) && !raft_removed(r);
   st->removed = raft_removed(r);
   st->config_index = r->conf.index;
-  st->removed_notice_index = r->removed_notice > r->conf.index
-                                 ? r->removed_notice
-                                 : 0;
+  st->removed_notice_index = raft_notice_holds(r) ? r->removed_notice : 0;
 }
 
 static int raft_transfer_leadership(void *state, uint32_t to) {

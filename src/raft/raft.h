@@ -194,6 +194,7 @@ int raft_membership_at(const struct raft *r, uint64_t index,
                        struct sabha_membership *out);
 void raft_conf_after_commit(struct raft *r);
 bool raft_removed(const struct raft *r);
+bool raft_notice_holds(const struct raft *r);
 uint64_t raft_removed_at(struct raft *r, uint32_t id);
 void raft_recv_removed(struct raft *r, const struct sabha_msg *m);
 bool raft_may_campaign(const struct raft *r);

@@ -352,6 +352,38 @@ static void mp_removed_while_down_is_told_and_stops(void) {
   removed_while_down_is_told_and_stops("multipaxos");
 }
 
+/* Node 3 holds its removal but never learns that it committed: every
+ * append or heartbeat to it that says so is lost. */
+static uint64_t removal_index;
+static bool hide_removal_commit(void *arg, struct sabha_msg *m) {
+  (void)arg;
+  return m->to == 3 && m->commit >= removal_index &&
+         (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT);
+}
+
+/* A Raft voter whose own removal it holds uncommitted may campaign
+ * (raft_may_campaign); once the change committed, a member's notice about
+ * that very membership, though not newer than its own, stops it. */
+static void raft_removal_held_uncommitted_is_told_and_stops(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "raft"));
+  removal_index = tc_status(&tc, 1).last_index + 1;
+  tc.filter = hide_removal_commit;
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_members(&tc, 3).index == removal_index);
+  CHECK(tc_status(&tc, 1).commit >= removal_index);
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 1000);
+  CHECK(tc_status(&tc, 3).removed);
+  CHECK(tc_status(&tc, 3).removed_notice_index == removal_index);
+  CHECK(!campaigns_within(&tc, 3, 3000));
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
 /* A notice stops only the node it is for: one from a node outside the
  * receiver's membership, or naming a membership the receiver already has
  * or has passed (stale, or replayed), leaves a live voter voting. */
@@ -770,6 +802,7 @@ int main(void) {
   RUN(removals_are_members_left_out_and_not_named_again);
   RUN(raft_removed_while_down_is_told_and_stops);
   RUN(raft_stale_or_foreign_notice_stops_nobody);
+  RUN(raft_removal_held_uncommitted_is_told_and_stops);
   RUN(raft_removal_without_a_working_majority_is_refused);
   RUN(raft_promotion_without_a_working_majority_is_refused);
   RUN(raft_leader_removed_uncommitted_may_campaign);
