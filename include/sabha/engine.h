@@ -392,6 +392,10 @@ struct sabha_persisted {
    * sabha_engine_membership_at). NULL: the configuration's voters, or
    * no membership at all for a joining node (sabha_config.join). */
   const struct sabha_membership *membership;
+  /* The index of the membership that removed this node, as a member's
+   * notice said (struct sabha_status.removed_notice_index), which the host
+   * kept; 0 for none. */
+  uint64_t removed_notice_index;
 };
 
 struct sabha_status {
@@ -406,6 +410,10 @@ struct sabha_status {
   uint64_t last_index;
   uint64_t snapshot_index;
   uint64_t elections_started; /* phase-1 rounds for Paxos */
+  uint64_t campaigns_started; /* elections_started and the PreVote (Raft)
+                                 or probe (Multi-Paxos) rounds before
+                                 them: how often this node asked the others
+                                 to follow it */
   uint64_t elections_won;
   uint64_t ballots_burned; /* terms/ballots this node moved past */
   bool voter;              /* a voter in the membership in force here */
@@ -413,6 +421,17 @@ struct sabha_status {
                    no part any more (sabha_engine_members says since when) */
   uint64_t config_index; /* index of the membership in force (0: initial) */
   uint64_t repair_until; /* the repair guard in force, 0 for none */
+  /* A node that was away when its removal committed never reads that
+   * change in its own log: a member it asks for votes (or any member that
+   * hears from it) answers with a notice naming the committed membership
+   * that removed it. The engine believes one only from a member of its own
+   * membership, naming a membership newer than the one it has (or that
+   * one, when it leaves this node out already); from then
+   * on `removed` holds and this is that membership's index (0: no notice
+   * believed). The host keeps it durably and gives it back in struct
+   * sabha_persisted, so that a restart does not campaign again. Raft and
+   * Multi-Paxos. */
+  uint64_t removed_notice_index;
 };
 
 struct sabha_engine;
@@ -562,6 +581,7 @@ int sabha_engine_entry(const struct sabha_engine *e, uint64_t index,
  *               snapshot term=3 snap=100/2 bytes=0..4096/9000
  *               snapshot-resp term=3 snap=100/2 received=4096
  *               timeout-now term=3
+ *               removed term=3 config=42       (to a node removed at 42)
  *   multipaxos  prepare ballot=2.1 from=5      (probe: the same, before it)
  *               promise ballot=2.1 last=7 accepted=5..7/1.3 commit=4
  *               accept ballot=2.1 slot=5 entries=5..6/2.1 commit=4

@@ -130,7 +130,8 @@ void cli_sim_usage(FILE *f) {
       "fsyncs failed, bits flipped), disk_corruptions_detected (bit\n"
       "flips a node found on start, refused or repaired), disk_repairs\n"
       "(damaged logs cut at the damage and rejoined under a repair guard),\n"
-      "node_fatals, connections (client\n"
+      "node_fatals, removed_told (nodes removed while away that a member's\n"
+      "notice stopped), connections (client\n"
       "connections opened), clock_entries (log clock entries proposed),\n"
       "watch_events (changes the watcher received and the watch checker\n"
       "compared with the log's), txns_checked (transactions whose EXEC\n"
@@ -407,7 +408,8 @@ struct summary {
   uint64_t events;
   uint64_t snapshots_taken, snapshots_installed;
   uint64_t disk_faults, disk_corruptions_detected, disk_repairs;
-  uint64_t crashes, node_fatals, conns_opened, clock_entries, watch_events;
+  uint64_t crashes, node_fatals, removed_told, conns_opened, clock_entries,
+      watch_events;
   uint64_t txns_checked;
   uint64_t membership_changes;
   uint64_t timing_changes;
@@ -505,6 +507,7 @@ static bool summary_add(struct summary *sum, const struct sim_result *r,
   sum->disk_repairs += r->disk_repairs;
   sum->crashes += r->crashes;
   sum->node_fatals += r->node_fatals;
+  sum->removed_told += r->removed_told;
   sum->conns_opened += r->conns_opened;
   sum->clock_entries += r->clock_entries;
   sum->watch_events += r->watch_events;
@@ -600,6 +603,7 @@ static void summary_print(const struct sim_args *a, const struct summary *sum) {
          sum->disk_corruptions_detected);
   printf("disk_repairs: %" PRIu64 "\n", sum->disk_repairs);
   printf("node_fatals: %" PRIu64 "\n", sum->node_fatals);
+  printf("removed_told: %" PRIu64 "\n", sum->removed_told);
   printf("connections: %" PRIu64 "\n", sum->conns_opened);
   printf("clock_entries: %" PRIu64 "\n", sum->clock_entries);
   printf("watch_events: %" PRIu64 "\n", sum->watch_events);

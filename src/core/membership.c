@@ -274,3 +274,57 @@ void membership_fill_progress(struct sabha_membership *m,
     }
   }
 }
+
+static void removals_drop(struct membership_removals *t, uint32_t k) {
+  assert(k < t->n);
+  memmove(&t->id[k], &t->id[k + 1], (t->n - k - 1) * sizeof t->id[0]);
+  memmove(&t->index[k], &t->index[k + 1], (t->n - k - 1) * sizeof t->index[0]);
+  t->n--;
+}
+
+void membership_removals_note(struct membership_removals *t,
+                              const struct sabha_membership *before,
+                              const struct sabha_membership *after) {
+  assert(t->n <= MEMBERSHIP_REMOVALS_MAX);
+  /* Named again: a member, whatever an older change did. */
+  for (uint32_t k = t->n; k-- > 0;)
+    if (sabha_membership_find(after, t->id[k]) != NULL)
+      removals_drop(t, k);
+  for (uint32_t i = 0; i < before->n; i++) {
+    uint32_t id = before->members[i].id;
+    if (sabha_membership_find(after, id) != NULL)
+      continue;
+    for (uint32_t k = t->n; k-- > 0;)
+      if (t->id[k] == id)
+        removals_drop(t, k); /* a history seen across a snapshot's jump */
+    if (t->n == MEMBERSHIP_REMOVALS_MAX)
+      removals_drop(t, 0); /* the oldest goes */
+    t->id[t->n] = id;
+    t->index[t->n] = after->index;
+    t->n++;
+  }
+  assert(t->n <= MEMBERSHIP_REMOVALS_MAX);
+}
+
+bool membership_notice_believed(const struct sabha_membership *own,
+                                uint32_t self_id, uint64_t believed,
+                                const struct sabha_msg *m) {
+  return sabha_membership_find(own, m->from) != NULL && m->index > believed &&
+         membership_notice_holds(own, self_id, m->index);
+}
+
+bool membership_notice_holds(const struct sabha_membership *own,
+                             uint32_t self_id, uint64_t index) {
+  if (index == 0 || index < own->index)
+    return false;
+  return index > own->index ||
+         (own->n > 0 && sabha_membership_find(own, self_id) == NULL);
+}
+
+uint64_t membership_removed_at(const struct membership_removals *t,
+                               uint32_t id) {
+  for (uint32_t k = 0; k < t->n; k++)
+    if (t->id[k] == id)
+      return t->index[k];
+  return 0;
+}

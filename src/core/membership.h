@@ -71,4 +71,45 @@ void membership_fill_progress(struct sabha_membership *m,
                               const struct progress *peers, uint32_t self_id,
                               uint64_t self_match, uint64_t commit);
 
+/* Who a committed history of memberships removed, for answering a node
+ * that never learnt it was (docs/engines.md, "Removed nodes that were
+ * away"). A removal counts only when one committed membership names an id
+ * and the next committed one does not; an id that a later committed one
+ * names again is forgotten (the engine does not forbid reusing an id, and a
+ * member is never told it was removed). Bounded: the oldest removal makes
+ * room for a new one, and what a snapshot compacted before this node read
+ * it is not known, so a node may go unanswered, never wrongly answered. */
+#define MEMBERSHIP_REMOVALS_MAX 32u
+
+struct membership_removals {
+  uint32_t n;
+  uint32_t id[MEMBERSHIP_REMOVALS_MAX];
+  uint64_t index[MEMBERSHIP_REMOVALS_MAX]; /* the removing membership's */
+};
+
+/* Notes what changed from committed membership `before` to the next
+ * committed one, `after` (whose index is the removal's). A `before` with
+ * no members (a joining node's) removes nobody. */
+void membership_removals_note(struct membership_removals *t,
+                              const struct sabha_membership *before,
+                              const struct sabha_membership *after);
+/* The index of the committed membership that removed `id`, or 0. */
+uint64_t membership_removed_at(const struct membership_removals *t,
+                               uint32_t id);
+/* Is a REMOVED notice `m` to be believed by node `self_id`, whose own
+ * membership is `own` and which believed one naming `believed` already
+ * (0: none)? The peer link proves the sender is of the cluster, not that
+ * it is still a member or that it speaks of today: a member's word only,
+ * and only about a membership newer than both; or about `own` itself when
+ * `own` leaves this node out (it is saying that membership committed,
+ * which stays true however old the notice). */
+bool membership_notice_believed(const struct sabha_membership *own,
+                                uint32_t self_id, uint64_t believed,
+                                const struct sabha_msg *m);
+/* Does a notice naming `index` (0: none) still stop node `self_id` whose
+ * membership is `own`: is it newer, or about `own` leaving it out? A newer
+ * membership ends it (one naming the node again, were an id reused). */
+bool membership_notice_holds(const struct sabha_membership *own,
+                             uint32_t self_id, uint64_t index);
+
 #endif

@@ -1587,6 +1587,7 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         "applied_index:%" PRIu64 "\r\nlog_first_index:%" PRIu64 "\r\n"
         "log_last_index:%" PRIu64 "\r\nlog_entries:%" PRIu64 "\r\n"
         "snapshot_index:%" PRIu64 "\r\nelections_started:%" PRIu64 "\r\n"
+        "campaigns_started:%" PRIu64 "\r\n"
         "elections_won:%" PRIu64 "\r\nballots_burned:%" PRIu64 "\r\n"
         "nodes:%u\r\npeers_connected:%" PRIu64 "\r\n"
         "wal_segments:%" PRIu64 "\r\nwal_bytes:%" PRIu64 "\r\n"
@@ -1600,7 +1601,8 @@ void rt_write_info(struct rt *rt, struct resp_buf *b, const char *section) {
         st.commit, rt->applied, st.first_index, st.last_index,
         st.last_index >= st.first_index ? st.last_index - st.first_index + 1
                                         : 0,
-        st.snapshot_index, st.elections_started, st.elections_won,
+        st.snapshot_index, st.elections_started, st.campaigns_started,
+        st.elections_won,
         st.ballots_burned, members.n, hi.peers_connected, ws.segments, ws.bytes,
         ws.fsyncs, wal_fsync_us_quantile(&ws, 0.5),
         wal_fsync_us_quantile(&ws, 0.99), rt->m.proposals, rt->m.commits,

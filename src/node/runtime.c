@@ -777,9 +777,24 @@ static void check_membership(struct rt *rt) {
     if (rt->ports.membership_changed != NULL)
       rt->ports.membership_changed(rt->ports.ctx, &m);
   }
+  if (st.removed_notice_index > rt->removed_notice_saved) {
+    /* Told by a member, not read in its own log: only this file keeps a
+     * restart from campaigning again. A failed write costs one more round
+     * of asking after a restart, nothing else (wal_removed.c). */
+    rt->removed_notice_saved = st.removed_notice_index;
+    if (wal_removed_save(rt->wal, st.removed_notice_index) != 0)
+      rt_log(rt, RT_LOG_WARN, "cannot keep the removal notice: %s",
+             wal_errmsg(rt->wal));
+  }
   if (st.removed != rt->said_removed) {
     rt->said_removed = st.removed;
-    if (st.removed)
+    if (st.removed && st.removed_notice_index != 0)
+      rt_log(rt, RT_LOG_WARN,
+             "this node was removed from the group (membership of index "
+             "%" PRIu64 ", as a member told it: it was away when the change "
+             "committed): it takes no part any more",
+             st.removed_notice_index);
+    else if (st.removed)
       rt_log(rt, RT_LOG_WARN,
              "this node was removed from the group (membership of index "
              "%" PRIu64 "): it takes no part any more",
@@ -1409,6 +1424,15 @@ static int open_state(struct rt *rt, const struct sabha_persisted *p, char *err,
   }
   struct sabha_persisted pp = *p;
   pp.applied = rt->applied;
+  rc = wal_removed_load(rt->wal, &pp.removed_notice_index);
+  if (rc == SABHA_ECORRUPT) {
+    rt_log(rt, RT_LOG_WARN, "%s; ignored: a member will say so again",
+           wal_errmsg(rt->wal));
+  } else if (rc != 0) {
+    snprintf(err, err_size, "%s", wal_errmsg(rt->wal));
+    return 1;
+  }
+  rt->removed_notice_saved = pp.removed_notice_index;
   /* The membership kept with the snapshot, as of its index. */
   if (conf.n > 0) {
     /* The encoding leaves out where the membership was set; it was at or

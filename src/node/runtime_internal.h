@@ -353,6 +353,7 @@ struct rt {
   bool conf_seen;           /* the membership was reported once */
   uint64_t last_conf_index; /* ... and last had this index */
   bool said_removed;        /* this node said it was removed */
+  uint64_t removed_notice_saved; /* the removal notice kept on disk */
   uint64_t next_timeout_scan_ms;
   uint64_t started_wall_ms;
   /* Preferred leaders (runtime.c, prefer_leader): when each peer was last

@@ -31,7 +31,14 @@
  * until the membership without it is in force, then hands over
  * (TimeoutNow to the voter that holds the most). Compaction waits while a
  * change is chosen but not yet in force, so a snapshot carries one
- * membership: the one in force at the slot after it. */
+ * membership: the one in force at the slot after it.
+ *
+ * A node that was away while its removal was chosen never reads it in its
+ * own log, and would probe for ever: a member that hears from it once the
+ * removal is in force answers with a REMOVED notice naming that
+ * membership, and it stops as if it had read it. Only a member's notice
+ * counts, and only for a membership newer than any this node knows
+ * chosen, so a stale or replayed one never stops a member. */
 #include <assert.h>
 #include <string.h>
 
@@ -83,6 +90,8 @@ const struct sabha_membership *mp_conf_latest(const struct mp *p) {
 }
 
 bool mp_is_voter(const struct mp *p) {
+  if (mp_notice_holds(p))
+    return false;
   return membership_is_voter(mp_conf_at(p, p->rl.commit + 1), p->cfg.id) &&
          membership_is_voter(mp_conf_latest(p), p->cfg.id);
 }
@@ -170,6 +179,7 @@ void mp_conf_scan(struct mp *p) {
     const struct sabha_entry *e = log_get(l, s);
     struct sabha_membership m;
     if (e->type == SABHA_ENTRY_CONFIG && membership_of_entry(e, &m) == 0) {
+      membership_removals_note(&p->removals, mp_conf_latest(p), &m);
       hist_push(p, &m);
       changed = true;
     }
@@ -190,6 +200,8 @@ int mp_conf_init(struct mp *p, const struct sabha_membership *snap) {
   int rv = mp_conf_set_snap(p, snap);
   if (rv != 0)
     return rv;
+  if (snap->index > mp_conf_latest(p)->index) /* a snapshot's jump */
+    membership_removals_note(&p->removals, mp_conf_latest(p), snap);
   p->conf_base = *snap;
   p->n_hist = 0;
   p->conf_scanned = p->rl.log.snap_index;
@@ -209,7 +221,32 @@ void mp_conf_note(struct mp *p, const struct sabha_entry *entries, uint32_t n) {
   }
 }
 
+bool mp_notice_holds(const struct mp *p) {
+  return membership_notice_holds(mp_conf_latest(p), p->cfg.id,
+                                 p->removed_notice);
+}
+
+uint64_t mp_removed_at(const struct mp *p, uint32_t id) {
+  /* Not while it may still accept for slots the removal does not govern
+   * yet, nor once a newer membership names it again. */
+  if (sabha_membership_find(mp_conf_at(p, p->rl.commit + 1), id) != NULL ||
+      sabha_membership_find(mp_conf_latest(p), id) != NULL)
+    return 0;
+  return membership_removed_at(&p->removals, id);
+}
+
+void mp_recv_removed(struct mp *p, const struct sabha_msg *m) {
+  if (mp_removed(p) || !membership_notice_believed(mp_conf_latest(p),
+                                                   p->cfg.id,
+                                                   p->removed_notice, m))
+    return; /* knows it already, or not a notice to believe */
+  p->removed_notice = m->index;
+  mp_become_follower(p, SABHA_NODE_NONE);
+}
+
 bool mp_removed(const struct mp *p) {
+  if (mp_notice_holds(p))
+    return true;
   const struct sabha_membership *now = mp_conf_at(p, p->rl.commit + 1);
   const struct sabha_membership *latest = mp_conf_latest(p);
   return latest->n > 0 && sabha_membership_find(now, p->cfg.id) == NULL &&

@@ -41,7 +41,9 @@
 
 /* Message types. Beyond from/to, `term` is always a ballot.
  *   PROBE          "could you promise this ballot?" (the PreVote of Paxos:
- *                  nothing is promised, nothing durable changes).
+ *                  nothing is promised, nothing durable changes); from a
+ *                  non-voter, at the ballot it has: "I hear no leader"
+ *                  (multipaxos.c, nudge_members).
  *   PREPARE        phase 1a; index: first slot asked about; context 1 for a
  *                  leadership transfer (ignores leases), MP_MORE for a
  *                  follow-up asking the rest of a promise already made.
@@ -63,7 +65,10 @@
  *                  round.
  *   SNAPSHOT       as in Raft, with one entry: the CONFIG entry of the
  *                  membership that governs the slot after the snapshot.
- *   SNAPSHOT_RESP, TIMEOUT_NOW as in Raft. */
+ *   SNAPSHOT_RESP, TIMEOUT_NOW as in Raft.
+ *   REMOVED        index: the chosen membership that removed the receiver,
+ *                  in force already; sent to such a node whenever it is
+ *                  heard from (membership.c). */
 enum mp_msg_type {
   MP_MSG_PROBE = 1,
   MP_MSG_PROBE_RESP,
@@ -76,6 +81,7 @@ enum mp_msg_type {
   MP_MSG_SNAPSHOT,
   MP_MSG_SNAPSHOT_RESP,
   MP_MSG_TIMEOUT_NOW,
+  MP_MSG_REMOVED,
 };
 
 #define MP_BEHIND 2u
@@ -147,6 +153,13 @@ struct mp {
    * or not: a restarted node whose commit index lags is not "removed"
    * while its log says otherwise. */
   uint64_t conf_self_seen;
+  /* The removals the chosen memberships show (core/membership.h), noted
+   * as each is read into the history. */
+  struct membership_removals removals;
+  /* The membership index a member's REMOVED notice named (0: none); it
+   * stops this node as its own removal would while it is newer than the
+   * newest membership this node knows chosen. Kept by the host. */
+  uint64_t removed_notice;
   struct sabha_membership conf_snap;
   uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
   size_t conf_snap_len;
@@ -205,6 +218,7 @@ struct mp {
   struct outbox out;
 
   uint64_t elections_started;
+  uint64_t campaigns_started; /* probes too */
   uint64_t elections_won;
   uint64_t ballots_burned;
 };
@@ -233,6 +247,9 @@ bool mp_entries_valid(const struct sabha_entry *entries, uint32_t n);
 int mp_snapshot_membership(const struct sabha_msg *m,
                            struct sabha_membership *out);
 bool mp_removed(const struct mp *p);
+bool mp_notice_holds(const struct mp *p);
+uint64_t mp_removed_at(const struct mp *p, uint32_t id);
+void mp_recv_removed(struct mp *p, const struct sabha_msg *m);
 /* Sends the next chunk of the local snapshot to pr's node (phase2.c). */
 void mp_send_snapshot(struct mp *p, struct progress *pr);
 void mp_conf_note(struct mp *p, const struct sabha_entry *entries, uint32_t n);

@@ -168,6 +168,8 @@ static int mp_create(void **state, const struct sabha_config *cfg,
     mp_conf_note(p, p->rl.log.entries + p->rl.log.head, (uint32_t)p->rl.log.n);
   if (rv == 0)
     rv = mp_conf_init(p, snap) == 0 ? 0 : SABHA_EINVAL;
+  if (persisted != NULL)
+    p->removed_notice = persisted->removed_notice_index;
   if (rv != 0) {
     mp_destroy(p);
     return rv;
@@ -180,6 +182,27 @@ static int mp_create(void **state, const struct sabha_config *cfg,
 }
 
 /* ---- inputs ------------------------------------------------------------ */
+
+/* A non-voter that has heard no leader for an election timeout says so to
+ * the voters it knows: a PROBE at the ballot it has, which asks for no
+ * promise (none is given for a ballot the acceptor has passed or holds)
+ * and costs each a refusal. It matters to one node: a voter restarted with
+ * a commit index that lags the slot its promotion took effect at takes
+ * itself for a learner and would wait, silent, for a leader that, if the
+ * group removed it meanwhile, never comes; a member that hears the probe
+ * tells it of its removal (membership.c). */
+static void nudge_members(struct mp *p) {
+  if (mp_removed(p))
+    return;
+  const struct sabha_membership *m = mp_conf_latest(p);
+  for (uint32_t i = 0; i < m->n; i++) {
+    if (m->members[i].id == p->cfg.id ||
+        m->members[i].role != SABHA_MEMBER_VOTER)
+      continue;
+    struct sabha_msg probe = {.type = MP_MSG_PROBE, .to = m->members[i].id};
+    mp_send(p, &probe, false);
+  }
+}
 
 static void mp_check_quorum(struct mp *p) {
   uint32_t active = progress_take_active(p->peers, SABHA_NODES_MAX, p->cfg.id);
@@ -197,9 +220,13 @@ static int mp_tick(void *state, uint64_t now_ms) {
   if (now_ms > p->now_ms)
     p->now_ms = now_ms;
   if (p->role != SABHA_ROLE_LEADER) {
-    if (!mp_is_voter(p) && p->role == SABHA_ROLE_FOLLOWER)
-      mp_reset_election_timer(p); /* learners, joining, removed nodes */
-    else if (!mp_is_voter(p))
+    if (!mp_is_voter(p) && p->role == SABHA_ROLE_FOLLOWER) {
+      /* Learners, joining and removed nodes never campaign. */
+      if (p->now_ms >= p->election_deadline_ms) {
+        nudge_members(p);
+        mp_reset_election_timer(p);
+      }
+    } else if (!mp_is_voter(p))
       mp_become_follower(p, SABHA_NODE_NONE);
     else if (p->now_ms >= p->election_deadline_ms)
       mp_campaign(p, p->cfg.pre_vote, false);
@@ -279,6 +306,20 @@ static int mp_step(void *state, const struct sabha_msg *m) {
   if (m->to != p->cfg.id || m->from == SABHA_NODE_NONE || m->from > 255 ||
       m->from == p->cfg.id)
     return SABHA_EINVAL;
+  if (m->type == MP_MSG_REMOVED) {
+    mp_recv_removed(p, m); /* no ballot of its own to adopt */
+    return 0;
+  }
+  /* A node whose removal is in force is told so, whatever it says: it was
+   * away when the change was chosen, and would otherwise probe for ever
+   * (membership.c). */
+  uint64_t removed_at = mp_removed_at(p, m->from);
+  if (removed_at != 0) {
+    struct sabha_msg notice = {
+        .type = MP_MSG_REMOVED, .to = m->from, .index = removed_at};
+    mp_send(p, &notice, false);
+    return 0;
+  }
   /* Only the leader this acceptor follows, in its own ballot, may hand
    * leadership over: the transferee has accepted in that ballot before it
    * is asked. Anyone else asking, or for another ballot, would unseat a
@@ -529,12 +570,14 @@ static void mp_status(const void *state, struct sabha_status *st) {
   st->last_index = log_last_index(&p->rl.log);
   st->snapshot_index = p->rl.log.snap_index;
   st->elections_started = p->elections_started;
+  st->campaigns_started = p->campaigns_started;
   st->elections_won = p->elections_won;
   st->ballots_burned = p->ballots_burned;
   st->repair_until = replog_guard_until(&p->rl);
   st->voter = mp_is_voter(p);
   st->removed = mp_removed(p);
   st->config_index = mp_conf_at(p, p->rl.commit + 1)->index;
+  st->removed_notice_index = mp_notice_holds(p) ? p->removed_notice : 0;
 }
 
 static int mp_transfer_leadership(void *state, uint32_t to) {
@@ -593,6 +636,7 @@ static void mp_describe(struct describe *t, const struct sabha_msg *m) {
       [MP_MSG_SNAPSHOT] = "snapshot",
       [MP_MSG_SNAPSHOT_RESP] = "snapshot-resp",
       [MP_MSG_TIMEOUT_NOW] = "timeout-now",
+      [MP_MSG_REMOVED] = "removed",
   };
   t->ballots = true;
   if (!describe_name(t, names, sizeof names / sizeof names[0], m->type))
@@ -666,6 +710,9 @@ static void mp_describe(struct describe *t, const struct sabha_msg *m) {
     break;
   case MP_MSG_SNAPSHOT_RESP:
     describe_snapshot_resp(t, m);
+    break;
+  case MP_MSG_REMOVED:
+    describe_u64(t, "config", m->index, DESCRIBE_INDEX);
     break;
   default: /* TIMEOUT_NOW */
     break;

@@ -261,6 +261,7 @@ static void ask_prepare(struct mp *p, uint32_t id, bool probe, bool forced) {
 void mp_campaign(struct mp *p, bool probe, bool forced) {
   assert(p->role != SABHA_ROLE_LEADER);
   uint64_t ballot = next_ballot(p);
+  p->campaigns_started++;
   p->leader = SABHA_NODE_NONE;
   p->grants = 0;
   p->refusals = 0;

@@ -53,6 +53,7 @@ static void raft_check_tally(struct raft *r) {
 
 void raft_campaign(struct raft *r, bool pre_vote, bool forced) {
   assert(r->role != SABHA_ROLE_LEADER && raft_may_campaign(r));
+  r->campaigns_started++;
   uint64_t term;
   uint32_t type;
   if (pre_vote) {

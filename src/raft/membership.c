@@ -30,7 +30,12 @@
  * the next change, so that it learns of its removal and says so
  * (sabha_status.removed). One that never hears of it may ask for
  * pre-votes, which a majority that follows a leader refuses (§4.2.3, with
- * the lease rule of raft.c), so it cannot disrupt the group. */
+ * the lease rule of raft.c), so it cannot disrupt the group; and a member
+ * that hears from it answers with a REMOVED notice naming the committed
+ * membership that left it out (as etcd answers a removed member), upon
+ * which it stops as if it had read that membership itself. Only a
+ * member's notice counts, and only for a membership newer than the one the
+ * node has: a notice that is stale or replayed never stops a member. */
 #include <assert.h>
 #include <string.h>
 
@@ -145,9 +150,59 @@ static bool conf_committed(const struct raft *r) {
   return r->conf.index <= r->rl.commit || r->conf.index <= r->commit_on_disk;
 }
 
+/* A believed notice stands until this node reads a newer membership (one
+ * that names it again, were an id ever reused). */
+bool raft_notice_holds(const struct raft *r) {
+  return membership_notice_holds(&r->conf, r->cfg.id, r->removed_notice);
+}
+
 bool raft_removed(const struct raft *r) {
+  if (raft_notice_holds(r))
+    return true;
   return r->conf.n > 0 && sabha_membership_find(&r->conf, r->cfg.id) == NULL &&
          conf_committed(r);
+}
+
+/* Reads the committed memberships not read yet for removals; what a
+ * snapshot covered is known only as the membership it carries. */
+static void removals_scan(struct raft *r) {
+  const struct log *l = &r->rl.log;
+  if (r->removals_scanned < l->snap_index) {
+    if (r->conf_snap.index > r->removals_conf.index) {
+      membership_removals_note(&r->removals, &r->removals_conf, &r->conf_snap);
+      r->removals_conf = r->conf_snap;
+    }
+    r->removals_scanned = l->snap_index;
+  }
+  uint64_t upto = r->rl.commit > r->commit_on_disk ? r->rl.commit
+                                                   : r->commit_on_disk;
+  if (upto > log_last_index(l))
+    upto = log_last_index(l);
+  for (uint64_t i = r->removals_scanned + 1; i <= upto; i++) {
+    const struct sabha_entry *e = log_get(l, i);
+    struct sabha_membership m;
+    if (e->type != SABHA_ENTRY_CONFIG || membership_of_entry(e, &m) != 0)
+      continue;
+    membership_removals_note(&r->removals, &r->removals_conf, &m);
+    r->removals_conf = m;
+  }
+  if (upto > r->removals_scanned)
+    r->removals_scanned = upto;
+}
+
+uint64_t raft_removed_at(struct raft *r, uint32_t id) {
+  if (sabha_membership_find(&r->conf, id) != NULL)
+    return 0; /* a member here, whatever an older membership said */
+  removals_scan(r);
+  return membership_removed_at(&r->removals, id);
+}
+
+void raft_recv_removed(struct raft *r, const struct sabha_msg *m) {
+  if (raft_removed(r) ||
+      !membership_notice_believed(&r->conf, r->cfg.id, r->removed_notice, m))
+    return; /* knows it already, or not a notice to believe */
+  r->removed_notice = m->index;
+  raft_become_follower(r, r->term, SABHA_NODE_NONE);
 }
 
 /* A voter of the membership in force campaigns; so does a node that only
@@ -166,6 +221,8 @@ bool raft_removed(const struct raft *r) {
  * (raft_conf_after_commit). Learners and nodes being added still never
  * campaign. */
 bool raft_may_campaign(const struct raft *r) {
+  if (raft_notice_holds(r))
+    return false;
   if (raft_is_voter(r, r->cfg.id))
     return true;
   if (conf_committed(r) || sabha_membership_find(&r->conf, r->cfg.id) != NULL)

@@ -164,6 +164,10 @@ static int raft_create(void **state, const struct sabha_config *cfg,
   }
   if (rv == 0)
     rv = raft_conf_reload(r) == 0 ? 0 : SABHA_EINVAL;
+  r->removals_conf = r->conf_snap;
+  r->removals_scanned = r->rl.log.snap_index;
+  if (persisted != NULL)
+    r->removed_notice = persisted->removed_notice_index;
   if (rv != 0) {
     raft_destroy(r);
     return rv;
@@ -273,6 +277,20 @@ static int raft_step(void *state, const struct sabha_msg *m) {
    * leader hears from a node without a slot it ignores. */
   if (m->to != r->cfg.id || m->from == SABHA_NODE_NONE || m->from == r->cfg.id)
     return SABHA_EINVAL;
+  if (m->type == RAFT_MSG_REMOVED) {
+    raft_recv_removed(r, m); /* no term of its own to adopt */
+    return 0;
+  }
+  /* A node a committed membership removed is told so, whatever it says:
+   * it was away when the change committed, and would otherwise campaign
+   * for ever (membership.c). */
+  uint64_t removed_at = raft_removed_at(r, m->from);
+  if (removed_at != 0) {
+    struct sabha_msg notice = {
+        .type = RAFT_MSG_REMOVED, .to = m->from, .index = removed_at};
+    raft_send(r, &notice, false);
+    return 0;
+  }
   /* Only this node's leader, in its own term, may hand leadership over
    * (thesis §3.10): the transferee has acknowledged that term before it is
    * asked. Anyone else asking, or asking in another term, would unseat a
@@ -437,12 +455,14 @@ static void raft_status(const void *state, struct sabha_status *st) {
   st->last_index = log_last_index(&r->rl.log);
   st->snapshot_index = r->rl.log.snap_index;
   st->elections_started = r->elections_started;
+  st->campaigns_started = r->campaigns_started;
   st->elections_won = r->elections_won;
   st->ballots_burned = r->terms_burned;
   st->repair_until = replog_guard_until(&r->rl);
-  st->voter = raft_is_voter(r, r->cfg.id);
+  st->voter = raft_is_voter(r, r->cfg.id) && !raft_removed(r);
   st->removed = raft_removed(r);
   st->config_index = r->conf.index;
+  st->removed_notice_index = raft_notice_holds(r) ? r->removed_notice : 0;
 }
 
 static int raft_transfer_leadership(void *state, uint32_t to) {
@@ -497,6 +517,7 @@ static void raft_describe(struct describe *t, const struct sabha_msg *m) {
       [RAFT_MSG_SNAPSHOT] = "snapshot",
       [RAFT_MSG_SNAPSHOT_RESP] = "snapshot-resp",
       [RAFT_MSG_TIMEOUT_NOW] = "timeout-now",
+      [RAFT_MSG_REMOVED] = "removed",
   };
   if (!describe_name(t, names, sizeof names / sizeof names[0], m->type))
     return;
@@ -544,6 +565,9 @@ static void raft_describe(struct describe *t, const struct sabha_msg *m) {
     break;
   case RAFT_MSG_SNAPSHOT_RESP:
     describe_snapshot_resp(t, m);
+    break;
+  case RAFT_MSG_REMOVED:
+    describe_u64(t, "config", m->index, DESCRIBE_INDEX);
     break;
   default: /* TIMEOUT_NOW: the term says it all */
     break;

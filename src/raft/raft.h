@@ -46,7 +46,10 @@
  *                 entry: the CONFIG entry of the membership as of the
  *                 snapshot (its index, the bytes; term 0).
  *   SNAPSHOT_RESP snap.index; context: bytes received so far.
- *   TIMEOUT_NOW   start an election now (leadership transfer). */
+ *   TIMEOUT_NOW   start an election now (leadership transfer).
+ *   REMOVED       index: the committed membership that removed the
+ *                 receiver, sent to a node that membership leaves out
+ *                 whenever it is heard from (membership.c). */
 /* An append refusal's context: the follower's repaired disk lost entries
  * it may have acknowledged (replog.h, the repair guard). */
 #define RAFT_LOG_LOST 1u
@@ -63,6 +66,7 @@ enum raft_msg_type {
   RAFT_MSG_SNAPSHOT,
   RAFT_MSG_SNAPSHOT_RESP,
   RAFT_MSG_TIMEOUT_NOW,
+  RAFT_MSG_REMOVED,
 };
 
 struct raft {
@@ -101,6 +105,16 @@ struct raft {
    * every entry up to it is the committed one: a membership there is
    * known committed, so a removed node still knows it after a restart. */
   uint64_t commit_on_disk;
+  /* The removals the committed memberships show (core/membership.h):
+   * `removals_conf` is the last committed membership read, at or before
+   * `removals_scanned`, the last index read for them. */
+  struct membership_removals removals;
+  struct sabha_membership removals_conf;
+  uint64_t removals_scanned;
+  /* The membership index a member's REMOVED notice named (0: none); it
+   * stops this node as its own removal would while it is newer than
+   * `conf`. Kept by the host (sabha_status.removed_notice_index). */
+  uint64_t removed_notice;
 
   /* Elections: one bit per peer slot. */
   uint32_t votes_granted;
@@ -128,6 +142,7 @@ struct raft {
 
   /* Counters. */
   uint64_t elections_started;
+  uint64_t campaigns_started; /* pre-votes too */
   uint64_t elections_won;
   uint64_t terms_burned;
 };
@@ -179,6 +194,9 @@ int raft_membership_at(const struct raft *r, uint64_t index,
                        struct sabha_membership *out);
 void raft_conf_after_commit(struct raft *r);
 bool raft_removed(const struct raft *r);
+bool raft_notice_holds(const struct raft *r);
+uint64_t raft_removed_at(struct raft *r, uint32_t id);
+void raft_recv_removed(struct raft *r, const struct sabha_msg *m);
 bool raft_may_campaign(const struct raft *r);
 int raft_change(void *state, enum sabha_change_type type, uint32_t id,
                 const char *addr);

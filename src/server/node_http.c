@@ -433,6 +433,10 @@ static void write_metrics(struct srv_node *n, struct resp_buf *b) {
   counter(b, "sabha_elections_total",
           "Elections (Raft) or phase-1 rounds (Paxos) this node started",
           st.elections_started);
+  counter(b, "sabha_campaigns_total",
+          "Elections and the PreVote or probe rounds before them that this "
+          "node started",
+          st.campaigns_started);
   counter(b, "sabha_elections_won_total", "Elections this node won",
           st.elections_won);
   counter(b, "sabha_leader_changes_total",

@@ -563,12 +563,34 @@ static void check_linearizable(struct sim *s) {
            (unsigned long long)rep.partition, rep.message);
 }
 
+/* A removal notice stops only a node the group removed: one believed by a
+ * member of the final membership (a stale or replayed notice taken, or
+ * one sent for the wrong node) would silence a live member. */
+static void check_told_removed(struct sim *s) {
+  for (uint32_t i = 0; i < s->n_nodes; i++) {
+    const struct node *n = &s->nodes[i];
+    if (n->rt == NULL)
+      continue;
+    struct sabha_status st;
+    rt_status(n->rt, &st);
+    if (st.removed_notice_index == 0)
+      continue;
+    s->res->removed_told++;
+    if (s->final_member[i])
+      check_breach(s,
+                   "membership: node %u, a member, was told it was removed "
+                   "(membership of index %llu)",
+                   i + 1, (unsigned long long)st.removed_notice_index);
+  }
+}
+
 void checks_final(struct sim *s) {
   check_log_matching(s);
   if (s->stop)
     return;
   if (s->res->liveness_failures == 0) {
     check_same_state(s);
+    check_told_removed(s);
     check_acked_writes(s);
   }
   if (s->res->liveness_failures == 0 && s->wl != NULL)

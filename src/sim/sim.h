@@ -399,6 +399,8 @@ struct sim_result {
   uint64_t disk_corruptions_detected; /* flips the log refused or repaired */
   uint64_t disk_repairs;  /* logs cut at the damage, rejoined under a guard */
   uint64_t node_fatals;   /* runtimes that gave up (a disk fault, ...) */
+  uint64_t removed_told;  /* nodes stopped by a member's removal notice:
+                             removed while away (engine.h) */
   uint64_t conns_opened;  /* client connections and forwarding links */
   uint64_t clock_entries; /* clock entries leaders proposed */
   uint64_t membership_changes; /* membership entries committed */

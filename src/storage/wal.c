@@ -476,6 +476,26 @@ int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
   return wal_sync_dir(w);
 }
 
+int wal_read_whole(struct wal *w, const char *name, void *buf, size_t size,
+                   size_t *n, bool *absent) {
+  *n = 0;
+  *absent = false;
+  const char *path = wal_path(w, name);
+  int fd;
+  int rv = w->io.open(w->io.ctx, path, 0, &fd);
+  if (rv == -ENOENT) {
+    *absent = true;
+    return 0;
+  }
+  if (rv != 0)
+    return wal_io_error(w, rv, "open", path);
+  rv = w->io.read(w->io.ctx, fd, 0, buf, size, n);
+  w->io.close(w->io.ctx, fd);
+  if (rv != 0)
+    return wal_io_error(w, rv, "read", path);
+  return 0;
+}
+
 int wal_open_sync_fd(struct wal *w) {
   assert(w->fd >= 0 && w->sync_fd < 0);
   const char *path = active_path(w);

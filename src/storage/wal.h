@@ -481,6 +481,19 @@ void wal_snapshot_abandon(const struct wal_snap_job *job);
  * it). Call once the engine has copied it. */
 void wal_release_recovered(struct wal *w);
 
+/* The removal notice a node believed (engine.h,
+ * sabha_status.removed_notice_index), kept beside the log in `removed`
+ * (32 bytes: "SABHARMV", u32 version 1, u32 0, u64 the membership index,
+ * u32 0, u32 CRC32C of bytes 0..27), written under a temporary name,
+ * fsynced and renamed, so that it is whole or absent. A node that has it
+ * does not campaign after a restart. wal_removed_save returns 0 or an I/O
+ * error (the message says which call failed). wal_removed_load sets *index
+ * (0 when there is no such file) and returns 0, SABHA_ECORRUPT for a file
+ * that is not whole (left in place; the node then acts as if it had none),
+ * or an I/O error. */
+int wal_removed_save(struct wal *w, uint64_t index);
+int wal_removed_load(struct wal *w, uint64_t *index);
+
 void wal_stats(const struct wal *w, struct wal_stats *st);
 
 /* The upper bound in microseconds of the histogram bucket holding the q-th

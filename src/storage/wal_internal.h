@@ -223,6 +223,11 @@ int wal_segment_create(struct wal *w, uint64_t seq, uint32_t flags);
  * `name`, fsync of the directory. Under its own name it is never torn. */
 int wal_write_whole(struct wal *w, const char *tmp_name, const char *name,
                     const void *data, size_t size);
+/* Reads up to `size` bytes of the file `name` in the log's folder into
+ * `buf` (*n: how many; a file that is longer fills `buf`). A missing file
+ * is not an error: 0 with *absent set. Returns 0 or an I/O error. */
+int wal_read_whole(struct wal *w, const char *name, void *buf, size_t size,
+                   size_t *n, bool *absent);
 /* Opens sync_fd on the active segment (fd open, sync_fd not). */
 int wal_open_sync_fd(struct wal *w);
 /* Closes fd and sync_fd (the latter at the job's end if a job running

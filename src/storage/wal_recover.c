@@ -853,17 +853,15 @@ static int intent_read(struct wal *w, struct intent *in) {
    * whatever the caller's memory held, which the new log's first record
    * and then the hard state file would keep as a guard for good. */
   memset(in, 0, sizeof *in);
-  const char *path = wal_path(w, WAL_INTENT_NAME);
-  int fd;
-  int rv = w->io.open(w->io.ctx, path, 0, &fd);
-  if (rv != 0)
-    return wal_io_error(w, rv, "open", path);
   uint8_t p[WAL_INTENT_BYTES + 1];
   size_t n = 0;
-  rv = w->io.read(w->io.ctx, fd, 0, p, sizeof p, &n);
-  w->io.close(w->io.ctx, fd);
+  bool absent = false;
+  int rv = wal_read_whole(w, WAL_INTENT_NAME, p, sizeof p, &n, &absent);
   if (rv != 0)
-    return wal_io_error(w, rv, "read", path);
+    return rv;
+  const char *path = wal_path(w, WAL_INTENT_NAME);
+  if (absent) /* listed a moment ago */
+    return wal_io_error(w, -ENOENT, "open", path);
   /* It was fsynced before it got its name: damage here is real. */
   if (n != WAL_INTENT_BYTES || memcmp(p, WAL_INTENT_MAGIC, 8) != 0 ||
       le_get_u32(p + 8) != WAL_INTENT_VERSION ||

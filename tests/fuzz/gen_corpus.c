@@ -18,6 +18,8 @@
 #include "fuzz_sm.h"
 #include "net/codec.h"
 #include "net/handshake.h"
+#include "paxos/mp.h"
+#include "raft/raft.h"
 #include "node/snapshot.h"
 #include "storage/memfs.h"
 #include "storage/wal.h"
@@ -120,6 +122,15 @@ static int codec_corpus(const char *dir) {
   rc |= write_msg(dir, "reject-paxos.bin", &reject, CODEC_KIND_PAXOS);
   rc |= write_msg(dir, "snapshot-chunk.bin", &snapshot, CODEC_KIND_RAFT);
   rc |= write_msg(dir, "extremes.bin", &extremes, CODEC_KIND_RAFT);
+  /* A removal notice: a member tells node 4 the membership of index 42
+   * removed it. */
+  struct sabha_msg removed = {
+      .type = RAFT_MSG_REMOVED, .from = 1, .to = 4, .term = 7, .index = 42};
+  rc |= write_msg(dir, "removed-raft.bin", &removed, CODEC_KIND_RAFT);
+  removed.type = MP_MSG_REMOVED;
+  removed.term = 7u << 8 | 1u;
+  rc |= write_msg(dir, "removed-multipaxos.bin", &removed,
+                  CODEC_KIND_MULTIPAXOS);
   /* Near misses. */
   struct codec_buf b;
   codec_buf_init(&b);

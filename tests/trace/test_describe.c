@@ -114,6 +114,8 @@ static void describe_raft_messages(void) {
   CHECK(reads("raft", &m, "snapshot-resp term=3 snap=100/2 received=4096"));
   m = (struct sabha_msg){.type = RAFT_MSG_TIMEOUT_NOW, .term = 3};
   CHECK(reads("raft", &m, "timeout-now term=3"));
+  m = (struct sabha_msg){.type = RAFT_MSG_REMOVED, .term = 3, .index = 42};
+  CHECK(reads("raft", &m, "removed term=3 config=42"));
 }
 
 static void describe_multipaxos_messages(void) {
@@ -180,6 +182,8 @@ static void describe_multipaxos_messages(void) {
               "snapshot-resp ballot=2.1 snap=30/1.3 received=32"));
   m = (struct sabha_msg){.type = MP_MSG_TIMEOUT_NOW, .term = B21};
   CHECK(reads("multipaxos", &m, "timeout-now ballot=2.1"));
+  m = (struct sabha_msg){.type = MP_MSG_REMOVED, .term = B21, .index = 42};
+  CHECK(reads("multipaxos", &m, "removed ballot=2.1 config=42"));
 }
 
 /* Classic Paxos keeps its types private (src/paxos/classic.c): 1 prepare,

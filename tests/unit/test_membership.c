@@ -9,6 +9,9 @@
  *   - a membership truncated away is no longer in force (Raft thesis §4.1);
  *   - a removed node cannot disrupt the group with elections (§4.2.3), and a
  *     removed leader hands over (§4.2.2, §3.10);
+ *   - a node that was down while it was removed is told so by a member when
+ *     it comes back, stops, and stays stopped after a restart; a notice
+ *     that is stale, or not a member's, stops nobody;
  *   - the membership survives restarts, in the log and with snapshots.
  *
  * The cluster's checkers (two leaders in a term, conflicting applies) run
@@ -16,7 +19,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/membership.h"
 #include "node/runtime.h"
+#include "paxos/mp.h"
 #include "raft/raft.h"
 #include "rt_host.h"
 #include "tcluster.h"
@@ -292,6 +297,173 @@ static void raft_removed_node_stays_removed_after_restart(void) {
 
 static void mp_removed_node_stays_removed_after_restart(void) {
   removed_node_stays_removed_after_restart("multipaxos");
+}
+
+/* Was it ever anything but a follower during `ms` of ticking the group? */
+static bool campaigns_within(struct tcluster *tc, uint32_t id, int ms) {
+  bool campaigned = false;
+  for (int i = 0; i < ms; i++) {
+    tc_tick_all(tc, 1);
+    campaigned |= tc_status(tc, id).role != SABHA_ROLE_FOLLOWER;
+  }
+  return campaigned;
+}
+
+/* Issue 12: a node down while its removal committed never reads that
+ * change. When it comes back, the members it asks for votes (or promises)
+ * answer that it was removed, naming the membership; it stops as if it had
+ * read it, says so, and keeps it across a restart. */
+static void removed_while_down_is_told_and_stops(const char *protocol) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  tc_crash(&tc, 3);
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 200);
+  struct sabha_membership without = tc_members(&tc, 1);
+  CHECK(without.n == 2 && without.index > 0);
+  /* The next change frees its slot: nobody sends it anything any more. */
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 200);
+  tc_restart(&tc, 3);
+  CHECK(!tc_status(&tc, 3).removed); /* its log does not say so */
+  tc_tick_all(&tc, 1000);
+  CHECK(tc_status(&tc, 3).removed);
+  CHECK(!tc_status(&tc, 3).voter);
+  CHECK(tc_status(&tc, 3).removed_notice_index == without.index);
+  CHECK(!campaigns_within(&tc, 3, 3000));
+  /* Kept: after a restart it neither campaigns nor needs telling again. */
+  tc_crash(&tc, 3);
+  tc_restart(&tc, 3);
+  CHECK(tc_status(&tc, 3).removed);
+  tc_isolate(&tc, 3);
+  CHECK(!campaigns_within(&tc, 3, 3000));
+  tc_heal(&tc);
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_removed_while_down_is_told_and_stops(void) {
+  removed_while_down_is_told_and_stops("raft");
+}
+
+static void mp_removed_while_down_is_told_and_stops(void) {
+  removed_while_down_is_told_and_stops("multipaxos");
+}
+
+/* Node 3 holds its removal but never learns that it committed: every
+ * append or heartbeat to it that says so is lost. */
+static uint64_t removal_index;
+static bool hide_removal_commit(void *arg, struct sabha_msg *m) {
+  (void)arg;
+  return m->to == 3 && m->commit >= removal_index &&
+         (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT);
+}
+
+/* A Raft voter whose own removal it holds uncommitted may campaign
+ * (raft_may_campaign); once the change committed, a member's notice about
+ * that very membership, though not newer than its own, stops it. */
+static void raft_removal_held_uncommitted_is_told_and_stops(void) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, "raft"));
+  removal_index = tc_status(&tc, 1).last_index + 1;
+  tc.filter = hide_removal_commit;
+  CHECK(change(&tc, 1, SABHA_CHANGE_REMOVE, 3) == 0);
+  tc_tick_all(&tc, 200);
+  CHECK(tc_members(&tc, 3).index == removal_index);
+  CHECK(tc_status(&tc, 1).commit >= removal_index);
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 1000);
+  CHECK(tc_status(&tc, 3).removed);
+  CHECK(tc_status(&tc, 3).removed_notice_index == removal_index);
+  CHECK(!campaigns_within(&tc, 3, 3000));
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+/* A notice stops only the node it is for: one from a node outside the
+ * receiver's membership, or naming a membership the receiver already has
+ * or has passed (stale, or replayed), leaves a live voter voting. */
+static void stale_or_foreign_notice_stops_nobody(const char *protocol,
+                                                 uint32_t type) {
+  struct tcluster tc;
+  CHECK(three_with_leader(&tc, protocol));
+  tc_join(&tc, 4);
+  CHECK(change(&tc, 1, SABHA_CHANGE_ADD_LEARNER, 4) == 0);
+  tc_tick_all(&tc, 200);
+  uint64_t have = tc_status(&tc, 2).config_index;
+  CHECK(have > 0);
+  struct sabha_msg m = {.type = type, .from = 1, .to = 2, .index = have};
+  m.term = tc_status(&tc, 1).term;
+  sabha_engine_step(tc.node[2].e, &m); /* the membership it has */
+  m.index = have - 1; /* an older one */
+  sabha_engine_step(tc.node[2].e, &m);
+  m.from = 9; /* never a member */
+  m.index = have + 100;
+  sabha_engine_step(tc.node[2].e, &m);
+  CHECK(!tc_status(&tc, 2).removed);
+  CHECK(tc_status(&tc, 2).voter);
+  CHECK(tc_status(&tc, 2).removed_notice_index == 0);
+  tc_tick_all(&tc, 500);
+  CHECK(tc_leader(&tc) == 1);
+  CHECK(safe(&tc));
+  tc_free(&tc);
+}
+
+static void raft_stale_or_foreign_notice_stops_nobody(void) {
+  stale_or_foreign_notice_stops_nobody("raft", RAFT_MSG_REMOVED);
+}
+
+static void mp_stale_or_foreign_notice_stops_nobody(void) {
+  stale_or_foreign_notice_stops_nobody("multipaxos", MP_MSG_REMOVED);
+}
+
+/* The removals a history of committed memberships shows: only a member
+ * that a later committed membership leaves out, and not once one names it
+ * again. */
+static void removals_are_members_left_out_and_not_named_again(void) {
+  struct sabha_membership a = {.index = 0, .n = 3};
+  for (uint32_t i = 0; i < 3; i++)
+    a.members[i] = (struct sabha_member){.id = i + 1,
+                                         .role = SABHA_MEMBER_VOTER};
+  struct sabha_membership b = a; /* 3 leaves at 10 */
+  b.n = 2;
+  b.index = 10;
+  struct sabha_membership c = b; /* 4 joins at 12 */
+  c.members[c.n++] = (struct sabha_member){.id = 4,
+                                           .role = SABHA_MEMBER_LEARNER};
+  c.index = 12;
+  struct sabha_membership empty = {.index = 0, .n = 0};
+  struct membership_removals t = {.n = 0};
+  membership_removals_note(&t, &empty, &a); /* a joining node's first */
+  CHECK(t.n == 0);
+  membership_removals_note(&t, &a, &b);
+  membership_removals_note(&t, &b, &c);
+  CHECK(membership_removed_at(&t, 3) == 10);
+  CHECK(membership_removed_at(&t, 4) == 0); /* being added */
+  CHECK(membership_removed_at(&t, 7) == 0); /* never seen */
+  struct sabha_membership d = a; /* 3 named again at 20 */
+  d.index = 20;
+  membership_removals_note(&t, &c, &d);
+  CHECK(membership_removed_at(&t, 3) == 0);
+  CHECK(membership_removed_at(&t, 4) == 20);
+  /* Bounded: the oldest makes room. */
+  for (uint32_t k = 0; k < 2 * MEMBERSHIP_REMOVALS_MAX; k++) {
+    struct sabha_membership x = {.index = 100 + 2 * k, .n = 2};
+    x.members[0] = (struct sabha_member){.id = 1, .role = SABHA_MEMBER_VOTER};
+    x.members[1] = (struct sabha_member){.id = 200 + k,
+                                         .role = SABHA_MEMBER_LEARNER};
+    struct sabha_membership y = x;
+    y.n = 1;
+    y.index = x.index + 1;
+    membership_removals_note(&t, &x, &y);
+  }
+  CHECK(t.n == MEMBERSHIP_REMOVALS_MAX);
+  CHECK(membership_removed_at(&t, 200) == 0);
+  CHECK(membership_removed_at(&t, 200 + 2 * MEMBERSHIP_REMOVALS_MAX - 1) != 0);
 }
 
 /* A removal that would leave fewer than a majority of the remaining voters
@@ -627,6 +799,10 @@ int main(void) {
   RUN(raft_removed_node_learns_it_and_stays_quiet);
   RUN(raft_removed_leader_hands_over);
   RUN(raft_removed_node_stays_removed_after_restart);
+  RUN(removals_are_members_left_out_and_not_named_again);
+  RUN(raft_removed_while_down_is_told_and_stops);
+  RUN(raft_stale_or_foreign_notice_stops_nobody);
+  RUN(raft_removal_held_uncommitted_is_told_and_stops);
   RUN(raft_removal_without_a_working_majority_is_refused);
   RUN(raft_promotion_without_a_working_majority_is_refused);
   RUN(raft_leader_removed_uncommitted_may_campaign);
@@ -635,6 +811,8 @@ int main(void) {
   RUN(mp_learners_count_in_no_quorum_and_never_campaign);
   RUN(mp_removed_leader_hands_over);
   RUN(mp_removed_node_stays_removed_after_restart);
+  RUN(mp_removed_while_down_is_told_and_stops);
+  RUN(mp_stale_or_foreign_notice_stops_nobody);
   RUN(mp_membership_survives_restart_and_snapshot);
   RUN(mp_membership_takes_effect_alpha_slots_later);
   RUN(mp_removal_without_a_working_majority_is_refused);

@@ -1747,8 +1747,27 @@ static void wal_works_on_a_real_directory(void) {
   rmdir(root);
 }
 
+/* The removal notice a node believed (wal_removed.c) survives a power
+ * cut once saved, is absent on a fresh log, and a damaged one is reported
+ * as such, not taken. */
+static void wal_removed_marker_survives_and_damage_is_refused(void) {
+  struct fx f;
+  fx_init(&f, 4096);
+  CHECK(fx_open(&f) == 0);
+  uint64_t index = 99;
+  CHECK(wal_removed_load(f.w, &index) == 0 && index == 0);
+  CHECK(wal_removed_save(f.w, 42) == 0);
+  CHECK(fx_power_cut(&f) == 0);
+  CHECK(wal_removed_load(f.w, &index) == 0 && index == 42);
+  CHECK(memfs_corrupt(f.fs, "wal/removed", 17, 0x10) == 0);
+  CHECK(wal_removed_load(f.w, &index) == SABHA_ECORRUPT && index == 0);
+  CHECK(strstr(wal_errmsg(f.w), "removed marker") != NULL);
+  fx_free(&f);
+}
+
 int main(void) {
   RUN(wal_fresh_directory_recovers_empty);
+  RUN(wal_removed_marker_survives_and_damage_is_refused);
   RUN(wal_synced_entries_and_hard_state_survive_power_cut);
   RUN(wal_commit_hint_is_clamped_to_the_recovered_log);
   RUN(wal_unsynced_appends_are_not_durable);

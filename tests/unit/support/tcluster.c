@@ -124,6 +124,14 @@ static void record_leader(struct tcluster *tc, uint32_t id) {
     tc->two_leaders++;
 }
 
+/* A removal notice believed is kept, as the node runtime keeps it. */
+static void keep_notice(struct tc_node *nd) {
+  struct sabha_status st;
+  sabha_engine_status(nd->e, &st);
+  if (st.removed_notice_index > nd->disk.removed_notice)
+    nd->disk.removed_notice = st.removed_notice_index;
+}
+
 static bool process_ready(struct tcluster *tc, uint32_t id) {
   struct tc_node *nd = &tc->node[id];
   if (!nd->up || !sabha_engine_has_ready(nd->e))
@@ -169,6 +177,7 @@ static bool process_ready(struct tcluster *tc, uint32_t id) {
   }
   sabha_engine_advance(nd->e, &rd);
   sabha_engine_persisted(nd->e, rd.seq); /* a host that syncs at once */
+  keep_notice(nd);
   record_leader(tc, id);
   return true;
 }
@@ -189,6 +198,7 @@ void tc_settle(struct tcluster *tc) {
         struct sabha_msg *m = batch[i].msg;
         if (tc->node[m->to].up && !tc->cut[m->from][m->to]) {
           sabha_engine_step(tc->node[m->to].e, m);
+          keep_notice(&tc->node[m->to]);
           tc->delivered++;
           record_leader(tc, m->to);
           process_ready(tc, m->to);
@@ -209,6 +219,7 @@ static void create_engine(struct tcluster *tc, uint32_t id) {
   struct tc_node *nd = &tc->node[id];
   struct sabha_persisted p = {0};
   p.hard_state = nd->disk.hs;
+  p.removed_notice_index = nd->disk.removed_notice;
   struct sabha_entry *es = calloc(nd->disk.n + 1, sizeof *es);
   for (size_t i = 0; i < nd->disk.n; i++) {
     es[i].index = nd->disk.entries[i].index;

@@ -44,6 +44,7 @@ struct tc_disk {
   size_t snap_size;
   bool has_membership; /* kept with the snapshot (engine.h) */
   struct sabha_membership membership;
+  uint64_t removed_notice; /* kept as a host keeps it (engine.h) */
 };
 
 struct tc_node {
