@@ -69,7 +69,7 @@ log "a stranger without the secret is refused at the handshake"
 H2=$(http_port 2 "$BASE")
 CID=$(sed -n 's/^cluster-id = //p' "$DIR/c/node2.conf")
 before=$(max_term c)
-forge $((BASE + 201)) "$CID" 6   # node 2's peer port, this version (HS_PROTOCOL_VERSION)
+forge $((BASE + 201)) "$CID" 7   # node 2's peer port, this version (HS_PROTOCOL_VERSION)
 forge $((BASE + 201)) "$CID" 1   # as the acceptance probe speaks
 sleep 1
 [ "$(refused "$H2" sabha_handshakes_refused_total auth)" -gt 0 ] ||
@@ -91,7 +91,7 @@ sed -i '/^secret-file = /d' "$DIR"/open/node*.conf
 wait_leader open
 O2=$(http_port 2 "$B2")
 CID=$(sed -n 's/^cluster-id = //p' "$DIR/open/node2.conf")
-forge $((B2 + 201)) "$CID" 6
+forge $((B2 + 201)) "$CID" 7
 sleep 1
 [ "$(refused "$O2" sabha_peer_frames_refused_total term)" -gt 0 ] ||
   die "node 2 counted no refused term"
