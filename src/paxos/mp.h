@@ -147,6 +147,11 @@ struct mp {
    * or not: a restarted node whose commit index lags is not "removed"
    * while its log says otherwise. */
   uint64_t conf_self_seen;
+  /* Some membership this node has held or seen named it. A joining node
+   * (cfg.join) that none has named yet is behind, not removed: it learns
+   * the chosen slots from the start, and the change that adds it comes
+   * after every membership that was chosen without it. */
+  bool conf_named_self;
   struct sabha_membership conf_snap;
   uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
   size_t conf_snap_len;

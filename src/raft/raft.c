@@ -164,6 +164,8 @@ static int raft_create(void **state, const struct sabha_config *cfg,
   }
   if (rv == 0)
     rv = raft_conf_reload(r) == 0 ? 0 : SABHA_EINVAL;
+  if (rv == 0)
+    raft_conf_scan_self(r);
   if (rv != 0) {
     raft_destroy(r);
     return rv;
