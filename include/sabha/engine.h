@@ -418,7 +418,9 @@ struct sabha_status {
   uint64_t ballots_burned; /* terms/ballots this node moved past */
   bool voter;              /* a voter in the membership in force here */
   bool removed; /* a committed membership leaves this node out: it takes
-                   no part any more (sabha_engine_members says since when) */
+                   no part any more (sabha_engine_members says since when);
+                   never for a joining node (sabha_config.join) that no
+                   membership has named yet: that one is only behind */
   uint64_t config_index; /* index of the membership in force (0: initial) */
   uint64_t repair_until; /* the repair guard in force, 0 for none */
   /* A node that was away when its removal committed never reads that

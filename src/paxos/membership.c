@@ -166,6 +166,7 @@ static void hist_push(struct mp *p, const struct sabha_membership *m) {
     p->n_hist = 1;
   }
   p->hist[p->n_hist++] = *m;
+  p->conf_named_self |= sabha_membership_find(m, p->cfg.id) != NULL;
 }
 
 void mp_conf_scan(struct mp *p) {
@@ -202,6 +203,7 @@ int mp_conf_init(struct mp *p, const struct sabha_membership *snap) {
     return rv;
   if (snap->index > mp_conf_latest(p)->index) /* a snapshot's jump */
     membership_removals_note(&p->removals, mp_conf_latest(p), snap);
+  p->conf_named_self |= sabha_membership_find(snap, p->cfg.id) != NULL;
   p->conf_base = *snap;
   p->n_hist = 0;
   p->conf_scanned = p->rl.log.snap_index;
@@ -216,8 +218,10 @@ void mp_conf_note(struct mp *p, const struct sabha_entry *entries, uint32_t n) {
     if (entries[i].type == SABHA_ENTRY_CONFIG &&
         entries[i].index > p->conf_self_seen &&
         membership_of_entry(&entries[i], &m) == 0 &&
-        sabha_membership_find(&m, p->cfg.id) != NULL)
+        sabha_membership_find(&m, p->cfg.id) != NULL) {
       p->conf_self_seen = entries[i].index;
+      p->conf_named_self = true;
+    }
   }
 }
 
@@ -251,7 +255,8 @@ bool mp_removed(const struct mp *p) {
   const struct sabha_membership *latest = mp_conf_latest(p);
   return latest->n > 0 && sabha_membership_find(now, p->cfg.id) == NULL &&
          sabha_membership_find(latest, p->cfg.id) == NULL &&
-         p->conf_self_seen <= latest->index;
+         p->conf_self_seen <= latest->index &&
+         (p->conf_named_self || !p->cfg.join);
 }
 
 /* The slot a pending change (chosen, not yet in force at the next slot)

@@ -160,6 +160,11 @@ struct mp {
    * stops this node as its own removal would while it is newer than the
    * newest membership this node knows chosen. Kept by the host. */
   uint64_t removed_notice;
+  /* Some membership this node has held or seen named it. A joining node
+   * (cfg.join) that none has named yet is behind, not removed: it learns
+   * the chosen slots from the start, and the change that adds it comes
+   * after every membership that was chosen without it. */
+  bool conf_named_self;
   struct sabha_membership conf_snap;
   uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
   size_t conf_snap_len;

@@ -135,12 +135,25 @@ int raft_conf_reload(struct raft *r) {
   if (rv != 0)
     return rv;
   r->conf = m;
+  r->conf_named_self |= sabha_membership_find(&m, r->cfg.id) != NULL;
   raft_conf_sync_peers(r);
   return 0;
 }
 
+void raft_conf_scan_self(struct raft *r) {
+  const struct log *l = &r->rl.log;
+  for (uint64_t i = log_first_index(l);
+       i <= log_last_index(l) && !r->conf_named_self; i++) {
+    const struct sabha_entry *e = log_get(l, i);
+    struct sabha_membership m;
+    if (e->type == SABHA_ENTRY_CONFIG && membership_of_entry(e, &m) == 0)
+      r->conf_named_self = sabha_membership_find(&m, r->cfg.id) != NULL;
+  }
+}
+
 int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m) {
   r->conf_snap = *m;
+  r->conf_named_self |= sabha_membership_find(m, r->cfg.id) != NULL;
   return membership_snapshot_entry(m, r->conf_snap_bytes, &r->conf_snap_len,
                                    &r->conf_snap_entry);
 }
@@ -160,7 +173,7 @@ bool raft_removed(const struct raft *r) {
   if (raft_notice_holds(r))
     return true;
   return r->conf.n > 0 && sabha_membership_find(&r->conf, r->cfg.id) == NULL &&
-         conf_committed(r);
+         conf_committed(r) && (r->conf_named_self || !r->cfg.join);
 }
 
 /* Reads the committed memberships not read yet for removals; what a

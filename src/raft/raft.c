@@ -168,6 +168,8 @@ static int raft_create(void **state, const struct sabha_config *cfg,
   r->removals_scanned = r->rl.log.snap_index;
   if (persisted != NULL)
     r->removed_notice = persisted->removed_notice_index;
+  if (rv == 0)
+    raft_conf_scan_self(r);
   if (rv != 0) {
     raft_destroy(r);
     return rv;

@@ -100,6 +100,11 @@ struct raft {
   uint8_t conf_snap_bytes[SABHA_MEMBERSHIP_BYTES_MAX];
   size_t conf_snap_len;
   struct sabha_entry conf_snap_entry; /* what snapshot messages carry */
+  /* Some membership this node has held named it. A joining node (cfg.join)
+   * that no membership has named yet is behind, not removed, however many
+   * committed memberships without it it holds: it gets the log from the
+   * start, and the change that adds it comes after them. */
+  bool conf_named_self;
   /* The commit index found on disk at start-up, within the log. Only a
    * hint for `rl.commit` (replog.c starts from what was applied), but
    * every entry up to it is the committed one: a membership there is
@@ -189,6 +194,9 @@ bool raft_is_voter(const struct raft *r, uint32_t id);
 uint32_t raft_voter_mask(const struct raft *r);
 void raft_conf_sync_peers(struct raft *r);
 int raft_conf_reload(struct raft *r);
+/* Notes whether any membership in the log or the snapshot names this node
+ * (conf_named_self): once, at start-up. */
+void raft_conf_scan_self(struct raft *r);
 int raft_conf_set_snap(struct raft *r, const struct sabha_membership *m);
 int raft_membership_at(const struct raft *r, uint64_t index,
                        struct sabha_membership *out);
