@@ -67,8 +67,8 @@
  *                  membership that governs the slot after the snapshot.
  *   SNAPSHOT_RESP, TIMEOUT_NOW as in Raft.
  *   REMOVED        index: the chosen membership that removed the receiver,
- *                  in force already; sent to such a node whenever it is
- *                  heard from (membership.c). */
+ *                  in force already; sent to such a node when it
+ *                  probes or prepares (membership.c). */
 enum mp_msg_type {
   MP_MSG_PROBE = 1,
   MP_MSG_PROBE_RESP,

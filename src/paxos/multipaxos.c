@@ -310,15 +310,20 @@ static int mp_step(void *state, const struct sabha_msg *m) {
     mp_recv_removed(p, m); /* no ballot of its own to adopt */
     return 0;
   }
-  /* A node whose removal is in force is told so, whatever it says: it was
-   * away when the change was chosen, and would otherwise probe for ever
-   * (membership.c). */
-  uint64_t removed_at = mp_removed_at(p, m->from);
-  if (removed_at != 0) {
-    struct sabha_msg notice = {
-        .type = MP_MSG_REMOVED, .to = m->from, .index = removed_at};
-    mp_send(p, &notice, false);
-    return 0;
+  /* A node whose removal is in force is told so when it probes or
+   * prepares: it was away when the change was chosen, and would otherwise
+   * probe for ever (membership.c). The message is still handled as any
+   * other: this node may lag behind a membership that named the id again,
+   * and the sender, a voter then, must keep this acceptor's promise and
+   * its leader's accepts reaching it (the notice is not believed by a
+   * node that knows better). */
+  if (m->type == MP_MSG_PROBE || m->type == MP_MSG_PREPARE) {
+    uint64_t removed_at = mp_removed_at(p, m->from);
+    if (removed_at != 0) {
+      struct sabha_msg notice = {
+          .type = MP_MSG_REMOVED, .to = m->from, .index = removed_at};
+      mp_send(p, &notice, false);
+    }
   }
   /* Only the leader this acceptor follows, in its own ballot, may hand
    * leadership over: the transferee has accepted in that ballot before it

@@ -31,7 +31,7 @@
  * (sabha_status.removed). One that never hears of it may ask for
  * pre-votes, which a majority that follows a leader refuses (§4.2.3, with
  * the lease rule of raft.c), so it cannot disrupt the group; and a member
- * that hears from it answers with a REMOVED notice naming the committed
+ * that hears it campaign answers with a REMOVED notice naming the committed
  * membership that left it out (as etcd answers a removed member), upon
  * which it stops as if it had read that membership itself. Only a
  * member's notice counts, and only for a membership newer than the one the

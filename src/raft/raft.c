@@ -283,15 +283,19 @@ static int raft_step(void *state, const struct sabha_msg *m) {
     raft_recv_removed(r, m); /* no term of its own to adopt */
     return 0;
   }
-  /* A node a committed membership removed is told so, whatever it says:
+  /* A node a committed membership removed is told so when it campaigns:
    * it was away when the change committed, and would otherwise campaign
-   * for ever (membership.c). */
-  uint64_t removed_at = raft_removed_at(r, m->from);
-  if (removed_at != 0) {
-    struct sabha_msg notice = {
-        .type = RAFT_MSG_REMOVED, .to = m->from, .index = removed_at};
-    raft_send(r, &notice, false);
-    return 0;
+   * for ever (membership.c). The message is still handled as any other:
+   * this node may lag behind a membership that named the id again, and
+   * the sender, a voter then, must keep its vote and its leader's log
+   * reaching it (the notice is not believed by a node that knows better). */
+  if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+    uint64_t removed_at = raft_removed_at(r, m->from);
+    if (removed_at != 0) {
+      struct sabha_msg notice = {
+          .type = RAFT_MSG_REMOVED, .to = m->from, .index = removed_at};
+      raft_send(r, &notice, false);
+    }
   }
   /* Only this node's leader, in its own term, may hand leadership over
    * (thesis §3.10): the transferee has acknowledged that term before it is

@@ -49,7 +49,7 @@
  *   TIMEOUT_NOW   start an election now (leadership transfer).
  *   REMOVED       index: the committed membership that removed the
  *                 receiver, sent to a node that membership leaves out
- *                 whenever it is heard from (membership.c). */
+ *                 when it campaigns (membership.c). */
 /* An append refusal's context: the follower's repaired disk lost entries
  * it may have acknowledged (replog.h, the repair guard). */
 #define RAFT_LOG_LOST 1u
