@@ -27,6 +27,12 @@
  * watchers looked at per SET (rt_metrics.watch_events_examined). With a
  * cost that does not grow with the watchers, the rows are alike.
  *
+ * Prefix lengths: a new change is looked up once per prefix length some
+ * group of watchers has, up to its key's length (at most 1025 lengths),
+ * so a client that watches many lengths taxes long keys. 0 and 1024
+ * watchers of prefixes of lengths 1..1024 that no key has, then --writes
+ * SETs with keys of 16 and 1100 bytes; reported is the CPU time per SET.
+ *
  * Output is `key: value` lines; nothing is asserted.
  *
  *   bench_watch [--appends N] [--value-bytes N] [--catchup-events N]
@@ -202,6 +208,42 @@ static int bench_watchers(uint64_t idle, uint64_t writes) {
   return 0;
 }
 
+/* `lengths` watchers of prefixes of lengths 1..lengths that no key has,
+ * then `writes` SETs with keys of `key_bytes`. */
+#define LENGTHS_KEY_BYTES_MAX 1100u
+static int bench_lengths(uint64_t lengths, size_t key_bytes, uint64_t writes) {
+  struct rt_node n;
+  struct rt_stream *c = NULL;
+  if (node_open(&n, &c) != 0)
+    return -1;
+  static char cmd[LENGTHS_KEY_BYTES_MAX + 64];
+  for (uint64_t i = 1; i <= lengths; i++) {
+    struct rt_stream *w = NULL;
+    if (rt_stream_accept(n.rt, true, &w) != NULL)
+      return -1;
+    int head = snprintf(cmd, sizeof cmd,
+                        "*2\r\n$11\r\nSABHA.WATCH\r\n$%" PRIu64 "\r\n", i);
+    memset(cmd + head, 'z', (size_t)i);
+    memcpy(cmd + head + i, "\r\n", 2);
+    rt_stream_input(w, cmd, (size_t)head + (size_t)i + 2);
+  }
+  rt_node_settle(&n);
+  double t0 = cpu_ns();
+  for (uint64_t i = 0; i < writes; i++) {
+    int head =
+        snprintf(cmd, sizeof cmd, "*3\r\n$3\r\nSET\r\n$%zu\r\n", key_bytes);
+    memset(cmd + head, 'k', key_bytes);
+    cmd[head] = (char)('a' + i % 20);
+    int tail = snprintf(cmd + head + key_bytes, 16, "\r\n$1\r\nx\r\n");
+    say(&n, c, cmd, (size_t)head + key_bytes + (size_t)tail);
+  }
+  double us = (cpu_ns() - t0) / 1e3 / (double)writes;
+  printf("us_per_write_key_%zu_prefix_lengths_%" PRIu64 ": %.2f\n", key_bytes,
+         lengths, us);
+  rt_node_close(&n);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   uint64_t appends = 1000, value_bytes = 0, catchup = 1u << 20;
   uint64_t watchers = 0, writes = 2000;
@@ -236,7 +278,11 @@ int main(int argc, char **argv) {
       (watchers == 0 ? bench_watchers(0, writes) != 0 ||
                            bench_watchers(100, writes) != 0 ||
                            bench_watchers(1000, writes) != 0
-                     : bench_watchers(watchers, writes) != 0)) {
+                     : bench_watchers(watchers, writes) != 0) ||
+      bench_lengths(0, 16, writes) != 0 ||
+      bench_lengths(1024, 16, writes) != 0 ||
+      bench_lengths(0, LENGTHS_KEY_BYTES_MAX, writes) != 0 ||
+      bench_lengths(1024, LENGTHS_KEY_BYTES_MAX, writes) != 0) {
     fprintf(stderr, "bench_watch: the node did not start\n");
     return 1;
   }

@@ -808,6 +808,14 @@ static bool oracle_step(struct oracle_state *st, const struct hist_op *op) {
       return !observed || op->output == 1;
     }
     return !observed || op->output == 0;
+  case HIST_APPEND: /* a byte more, as history.h numbers values; no output */
+    if (st->value == NIL) {
+      st->value = 1;
+      st->expiring = false;
+    } else {
+      st->value++;
+    }
+    return true;
   default: /* incr */
     if (st->value == NIL) {
       st->value = 1;
@@ -872,12 +880,17 @@ static int64_t random_value(struct prng *prng) {
   return (int64_t)prng_below(prng, 4) - 1; /* nil, v0, v1, v2 */
 }
 
-/* One random op: put, get or cas, and with `all_kinds` also incr and puts
- * with ttl. */
+/* One random op: put, get or cas; with `kinds` ORACLE_KINDS_ALL also incr
+ * and puts with ttl, and with ORACLE_KINDS_APPEND appends too. */
+enum { ORACLE_KINDS_BASIC, ORACLE_KINDS_ALL, ORACLE_KINDS_APPEND };
 static struct hist_op random_op(struct prng *prng, uint32_t client,
                                 uint32_t key, uint64_t call_us,
-                                uint64_t return_us, bool all_kinds) {
-  uint64_t roll = prng_below(prng, all_kinds ? 5 : 3);
+                                uint64_t return_us, int kinds) {
+  uint64_t roll = prng_below(prng, kinds == ORACLE_KINDS_APPEND ? 7
+                                   : kinds == ORACLE_KINDS_ALL  ? 5
+                                                                : 3);
+  if (roll >= 5)
+    return op_new(client, HIST_APPEND, key, NIL, call_us, return_us);
   if (roll == 0)
     return put(client, key, random_value(prng), call_us, return_us);
   if (roll == 1)
@@ -896,7 +909,7 @@ static struct hist_op random_op(struct prng *prng, uint32_t client,
  * the checker's shortcuts: observes() (state merging, blind writes) and
  * read_only() (reads placed at once). Counts the verdicts. */
 static void agree_with_brute_force(uint64_t seed, int rounds, size_t n_ops_max,
-                                   bool all_kinds, size_t *n_violations,
+                                   int kinds, size_t *n_violations,
                                    size_t *n_with_info) {
   struct prng prng;
   prng_seed(&prng, seed);
@@ -921,7 +934,7 @@ static void agree_with_brute_force(uint64_t seed, int rounds, size_t n_ops_max,
       uint64_t call_us = prng_below(&prng, 12);
       uint64_t return_us = call_us + prng_below(&prng, 8);
       uint32_t key = two_keys ? (uint32_t)prng_below(&prng, 2) : 0;
-      h[i] = random_op(&prng, (uint32_t)i, key, call_us, return_us, all_kinds);
+      h[i] = random_op(&prng, (uint32_t)i, key, call_us, return_us, kinds);
       double status = prng_unit(&prng);
       if (status < 0.2) {
         h[i] = info(h[i]);
@@ -949,8 +962,8 @@ static void agree_with_brute_force(uint64_t seed, int rounds, size_t n_ops_max,
 
 static void random_small_histories_agree_with_brute_force(void) {
   size_t n_violations, n_with_info;
-  agree_with_brute_force(7, 100000, ORACLE_OPS_MAX, false, &n_violations,
-                         &n_with_info);
+  agree_with_brute_force(7, 100000, ORACLE_OPS_MAX, ORACLE_KINDS_BASIC,
+                         &n_violations, &n_with_info);
   /* Both verdicts, and info ops, must have been exercised. */
   CHECK(n_violations > 10000 && n_violations < 90000);
   CHECK(n_with_info > 10000);
@@ -959,8 +972,20 @@ static void random_small_histories_agree_with_brute_force(void) {
 static void
 random_small_histories_with_incr_and_expiry_agree_with_brute_force(void) {
   size_t n_violations, n_with_info;
-  agree_with_brute_force(11, 100000, ORACLE_OPS_MAX, true, &n_violations,
-                         &n_with_info);
+  agree_with_brute_force(11, 100000, ORACLE_OPS_MAX, ORACLE_KINDS_ALL,
+                         &n_violations, &n_with_info);
+  CHECK(n_violations > 10000 && n_violations < 90000);
+  CHECK(n_with_info > 10000);
+}
+
+/* Appends (values counted up, no output: history.h) among all the rest,
+ * incrs and expiring values included: the checker's shortcuts (appends of
+ * unknown outcome taken as interchangeable, an append as a shift of the
+ * values) must give the verdict of trying every order. */
+static void random_small_histories_with_appends_agree_with_brute_force(void) {
+  size_t n_violations, n_with_info;
+  agree_with_brute_force(13, 100000, ORACLE_OPS_MAX, ORACLE_KINDS_APPEND,
+                         &n_violations, &n_with_info);
   CHECK(n_violations > 10000 && n_violations < 90000);
   CHECK(n_with_info > 10000);
 }
@@ -1011,6 +1036,7 @@ static const struct test tests[] = {
     TEST(random_history_with_a_resurrected_value_is_violation),
     TEST(random_small_histories_agree_with_brute_force),
     TEST(random_small_histories_with_incr_and_expiry_agree_with_brute_force),
+    TEST(random_small_histories_with_appends_agree_with_brute_force),
 };
 
 int main(int argc, char **argv) {

@@ -19,8 +19,8 @@
  * watches came (here a change larger than the whole window restarts it)
  * resumes after the revision it started at: told FROM 1, it would get, at
  * a node that still holds them, every change before it began. */
-static void a_watcher_behind_before_its_first_event_resumes_where_it_began(
-    void) {
+static void
+a_watcher_behind_before_its_first_event_resumes_where_it_began(void) {
   struct rt_node n;
   struct rt_config cfg;
   CHECK(rt_node_init(&n, &cfg) == 0);
@@ -732,8 +732,8 @@ static void a_write_is_looked_at_only_by_the_watchers_it_matches(void) {
   }
   for (int i = 0; i < 3; i++) {
     CHECK(rt_stream_accept(n.rt, true, &near[i]) == NULL);
-    const char *cmd = i < 2 ? "SABHA.WATCH k BATCH 0\r\n"
-                            : "SABHA.WATCH k BATCH 100\r\n";
+    const char *cmd =
+        i < 2 ? "SABHA.WATCH k BATCH 0\r\n" : "SABHA.WATCH k BATCH 100\r\n";
     rt_stream_input(near[i], cmd, strlen(cmd));
   }
   rt_node_settle(&n);
@@ -763,6 +763,62 @@ static void a_write_is_looked_at_only_by_the_watchers_it_matches(void) {
   rt_node_close(&n);
 }
 
+/* The prefix index looks a change up under each prefix length some group
+ * has, hashing the key once across its 8-byte blocks: every length must
+ * find its group, whatever the key's length next to it. Two watchers of
+ * each of prefixes of lengths 0 (every key), 1, 7 to 9 and 15 to 17 (about
+ * a block's end), 1023 and 1024 (the longest) of one long string, and keys
+ * of that string of lengths 0 to 1100: each watcher gets exactly the
+ * changes whose key is at least as long as its prefix. */
+#define EDGE_BYTES 1100u
+static void every_prefix_length_finds_its_watchers(void) {
+  static const size_t prefix_lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 1023, 1024};
+  static const size_t key_lens[] = {0,  1,    7,    8,    9,         16,
+                                    17, 1023, 1024, 1025, EDGE_BYTES};
+  enum { N_PREFIXES = sizeof prefix_lens / sizeof prefix_lens[0] };
+  struct rt_node n;
+  CHECK(node_alone(&n, 0));
+  static char text[EDGE_BYTES], cmd[EDGE_BYTES + 128];
+  for (size_t i = 0; i < EDGE_BYTES; i++)
+    text[i] = (char)('a' + i % 26);
+  struct rt_stream *c = NULL, *w[N_PREFIXES][2];
+  CHECK(rt_stream_accept(n.rt, true, &c) == NULL);
+  for (int p = 0; p < N_PREFIXES; p++)
+    for (int j = 0; j < 2; j++) {
+      CHECK(rt_stream_accept(n.rt, true, &w[p][j]) == NULL);
+      int head =
+          sprintf(cmd, "*4\r\n$11\r\nSABHA.WATCH\r\n$%zu\r\n", prefix_lens[p]);
+      memcpy(cmd + head, text, prefix_lens[p]);
+      size_t at = (size_t)head + prefix_lens[p];
+      at += (size_t)sprintf(cmd + at, "\r\n$5\r\nBATCH\r\n$1\r\n0\r\n");
+      rt_stream_input(w[p][j], cmd, at);
+    }
+  rt_node_settle(&n);
+  for (size_t k = 0; k < sizeof key_lens / sizeof key_lens[0]; k++) {
+    int head = sprintf(cmd, "*3\r\n$3\r\nSET\r\n$%zu\r\n", key_lens[k]);
+    memcpy(cmd + head, text, key_lens[k]);
+    size_t at = (size_t)head + key_lens[k];
+    at += (size_t)sprintf(cmd + at, "\r\n$1\r\nx\r\n");
+    rt_stream_input(c, cmd, at);
+    rt_node_settle(&n);
+    CHECK(strcmp(rt_stream_said(c), "+OK\r\n") == 0);
+  }
+  for (int p = 0; p < N_PREFIXES; p++) {
+    long want = 0;
+    for (size_t k = 0; k < sizeof key_lens / sizeof key_lens[0]; k++)
+      want += key_lens[k] >= prefix_lens[p];
+    for (int j = 0; j < 2; j++) {
+      bool error = false;
+      long got = count_events(w[p][j], &error);
+      if (got != want)
+        fprintf(stderr, "prefix of %zu bytes: %ld events, not %ld\n",
+                prefix_lens[p], got, want);
+      CHECK(got == want && !error);
+    }
+  }
+  rt_node_close(&n);
+}
+
 int main(int argc, char **argv) {
   static const struct test tests[] = {
       TEST(a_watcher_behind_before_its_first_event_resumes_where_it_began),
@@ -771,6 +827,7 @@ int main(int argc, char **argv) {
       TEST(a_watcher_at_a_delta_whose_root_went_resumes_at_its_revision),
       TEST(a_watcher_from_far_back_catches_up_over_several_turns),
       TEST(a_write_is_looked_at_only_by_the_watchers_it_matches),
+      TEST(every_prefix_length_finds_its_watchers),
   };
   return test_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
