@@ -385,6 +385,20 @@ void tc_join(struct tcluster *tc, uint32_t id) {
   create_engine(tc, id);
 }
 
+void tc_rejoin(struct tcluster *tc, uint32_t id) {
+  assert(id >= 1 && id <= tc->n && !tc->node[id].up);
+  struct tc_disk *d = &tc->node[id].disk;
+  disk_truncate(d, 0);
+  free(d->entries);
+  free(d->snap_data);
+  memset(d, 0, sizeof *d);
+  sabha_config_init(&tc->cfg[id], id, NULL, 0);
+  tc->cfg[id].seed = 2000 + id; /* not the seed the old node had */
+  tc->cfg[id].join = true;
+  tc->node[id].now_ms = tc->node[1].now_ms;
+  create_engine(tc, id);
+}
+
 int tc_compact(struct tcluster *tc, uint32_t id) {
   struct tc_node *nd = &tc->node[id];
   struct sabha_membership m;

@@ -117,6 +117,10 @@ int tc_propose(struct tcluster *tc, uint32_t id, const char *text);
 /* Starts node `id` (above the others) as a node joining the group: no
  * membership until a leader gives it one (sabha_config.join). */
 void tc_join(struct tcluster *tc, uint32_t id);
+/* Gives the id of node `id`, which is down, to a new node joining the
+ * group with an empty disk: an id a membership removed may be named again
+ * (SABHA.MEMBER REMOVE then ADD, the simulator's membership nemesis). */
+void tc_rejoin(struct tcluster *tc, uint32_t id);
 /* Node `id` snapshots its toy state at its applied index, keeping the
  * membership as of there with it, as a host does. Returns the engine's
  * code. */
